@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Starts and stops convoy's private RabbitMQ node and PostgreSQL cluster on loopback, under
+# $CONVOY_RUN_DIR (git-ignored). Ports come from scripts/lib.sh and can be overridden.
+#   scripts/infra.sh start|stop|status [rabbit|pg]    (default: both)
+#   scripts/infra.sh rabbit-stop-node | rabbit-start-node   (fault tests: stop/start the broker only)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+RABBIT_DIR=$CONVOY_RUN_DIR/rabbitmq
+PG_DIR=$CONVOY_RUN_DIR/postgres
+RABBIT_BIN=/usr/lib/rabbitmq/bin
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+
+rabbit_env() {
+  export HOME=$RABBIT_DIR/home
+  export RABBITMQ_NODENAME=$CONVOY_RABBIT_NODE
+
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT=$CONVOY_AMQP_PORT
+  export RABBITMQ_DIST_PORT=$CONVOY_AMQP_DIST_PORT
+  export RABBITMQ_MNESIA_BASE=$RABBIT_DIR/mnesia
+  export RABBITMQ_LOG_BASE=$RABBIT_DIR/log
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$RABBIT_DIR/enabled_plugins
+  export RABBITMQ_CONFIG_FILE=$RABBIT_DIR/rabbitmq.conf
+  export RABBITMQ_PID_FILE=$RABBIT_DIR/rabbit.pid
+  export ERL_EPMD_ADDRESS=127.0.0.1
+}
+
+rabbitctl() { ( rabbit_env; "$RABBIT_BIN/rabbitmqctl" -n "$CONVOY_RABBIT_NODE" "$@" ); }
+
+rabbit_running() { rabbitctl status >/dev/null 2>&1; }
+
+# Succeeds once the node is up; fails the whole script at once if the server process died.
+rabbit_started() {
+  kill -0 "$(cat "$RABBIT_DIR/server.pid")" 2>/dev/null || {
+    tail -n 20 "$RABBIT_DIR/log/stdout.log" >&2; die "rabbitmq-server exited during startup"; }
+  rabbitctl await_startup --timeout 5
+}
+
+rabbit_start() {
+  [ -x "$RABBIT_BIN/rabbitmq-server" ] || die "rabbitmq-server is not installed: run scripts/setup.sh"
+  if rabbit_running; then log "rabbitmq: already running on :$CONVOY_AMQP_PORT"; return 0; fi
+  mkdir -p "$RABBIT_DIR/home" "$RABBIT_DIR/mnesia" "$RABBIT_DIR/log"
+  echo '[rabbitmq_management,rabbitmq_prometheus].' > "$RABBIT_DIR/enabled_plugins"
+  cat > "$RABBIT_DIR/rabbitmq.conf" <<CONF
+management.tcp.port = $CONVOY_AMQP_MGMT_PORT
+management.tcp.ip = 127.0.0.1
+prometheus.tcp.port = $CONVOY_AMQP_PROM_PORT
+prometheus.tcp.ip = 127.0.0.1
+load_definitions = $CONVOY_ROOT/deploy/rabbitmq/definitions.json
+log.file.level = warning
+CONF
+  log "rabbitmq: starting node $CONVOY_RABBIT_NODE on :$CONVOY_AMQP_PORT (management :$CONVOY_AMQP_MGMT_PORT)"
+  ( rabbit_env; setsid "$RABBIT_BIN/rabbitmq-server" >"$RABBIT_DIR/log/stdout.log" 2>&1 < /dev/null &
+    echo $! > "$RABBIT_DIR/server.pid" )
+  wait_for "rabbitmq startup" 120 rabbit_started || {
+    tail -n 40 "$RABBIT_DIR/log/stdout.log" >&2; die "rabbitmq did not start"; }
+  wait_for "rabbitmq management API" 60 curl -sf -u guest:guest "$CONVOY_RABBIT_MGMT_URL/api/overview"
+  log "rabbitmq: ready"
+}
+
+rabbit_stop() {
+  if rabbit_running; then
+    log "rabbitmq: stopping"
+    rabbitctl stop >/dev/null 2>&1 || true
+  fi
+  # The Erlang VM may linger briefly after stop returns; make sure nothing of ours is left.
+  pkill -f "beam.*-sname $CONVOY_RABBIT_NODE" 2>/dev/null || true
+  pkill -f "beam.*$CONVOY_RABBIT_NODE" 2>/dev/null || true
+}
+
+# As root, initdb and postgres must run as the postgres OS user.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_running() { [ -n "$PG_BIN" ] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; }
+
+pg_start() {
+  [ -n "$PG_BIN" ] || die "postgresql is not installed: run scripts/setup.sh"
+  if pg_running; then log "postgres: already running on :$CONVOY_PG_PORT"; return 0; fi
+  mkdir -p "$PG_DIR"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
+  if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+    log "postgres: initdb in $PG_DIR/data"
+    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \
+      || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+  fi
+  log "postgres: starting on :$CONVOY_PG_PORT"
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -c port=$CONVOY_PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=on -c shared_buffers=256MB" >/dev/null \
+    || { tail -n 40 "$PG_DIR/postgres.log" >&2; die "postgres did not start"; }
+  log "postgres: ready"
+}
+
+pg_stop() {
+  if pg_running; then
+    log "postgres: stopping"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+cmd=${1:-status}; what=${2:-all}
+case "$cmd:$what" in
+  start:all) rabbit_start; pg_start ;;
+  start:rabbit) rabbit_start ;;
+  start:pg) pg_start ;;
+  stop:all) rabbit_stop; pg_stop ;;
+  stop:rabbit) rabbit_stop ;;
+  stop:pg) pg_stop ;;
+  status:*)
+    rabbit_running && echo "rabbitmq: running ($CONVOY_AMQP_URL, management $CONVOY_RABBIT_MGMT_URL)" || echo "rabbitmq: stopped"
+    pg_running && echo "postgres: running ($CONVOY_PG_DSN)" || echo "postgres: stopped" ;;
+  *) die "usage: $0 start|stop|status [all|rabbit|pg]" ;;
+esac

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what convoy needs to build, test and run, from Debian's packages. Idempotent:
+# does nothing when every package is present.
+set -euo pipefail
+packages=(
+  build-essential cmake ccache pkg-config clang
+  libcpprest-dev libboost-dev libssl-dev librabbitmq-dev libpq-dev rapidjson-dev
+  libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
+  rabbitmq-server postgresql curl wrk python3
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -q
+# policy-rc.d keeps the packaged system services from being started: convoy runs its own.
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,922 @@
+// The only file that includes rabbitmq-c. Every rabbitmq-c return value is turned into a
+// Status by CheckReply()/CheckRc() below.
+#include "convoy/amqp.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <glog/logging.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "convoy/log.h"
+#include "convoy/topology.h"
+
+namespace convoy {
+
+const char* PublishOutcomeName(PublishOutcome outcome) {
+  switch (outcome) {
+    case PublishOutcome::kConfirmed: return "confirmed";
+    case PublishOutcome::kNacked: return "nacked";
+    case PublishOutcome::kReturned: return "returned";
+    case PublishOutcome::kUnavailable: return "unavailable";
+    case PublishOutcome::kOverloaded: return "overloaded";
+    case PublishOutcome::kRejected: return "rejected";
+  }
+  return "unknown";
+}
+
+Status PublishOutcomeStatus(PublishOutcome outcome) {
+  switch (outcome) {
+    case PublishOutcome::kConfirmed: return Status::Ok();
+    case PublishOutcome::kUnavailable:
+    case PublishOutcome::kOverloaded:
+    case PublishOutcome::kNacked:
+      return Status(Code::kUnavailable, std::string("publish ") + PublishOutcomeName(outcome));
+    case PublishOutcome::kReturned:
+    case PublishOutcome::kRejected:
+      return Status(Code::kRejected, std::string("publish ") + PublishOutcomeName(outcome));
+  }
+  return Status(Code::kInternal, "unknown publish outcome");
+}
+
+Disposition DispositionFor(const Status& status) {
+  if (status.ok()) return Disposition::Ack();
+  if (IsTransient(status.code())) return Disposition::Retry(status.ToString());
+  return Disposition::DeadLetter(status.ToString());
+}
+
+std::string Delivery::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+namespace {
+
+constexpr amqp_channel_t kChannel = 1;
+constexpr const char* kPublishTagHeader = "x-convoy-publish-tag";
+
+std::string BytesToString(amqp_bytes_t b) {
+  return b.len ? std::string(static_cast<const char*>(b.bytes), b.len) : std::string();
+}
+
+// The one place an amqp_rpc_reply_t becomes a Status.
+Status CheckReply(amqp_rpc_reply_t r, const std::string& what) {
+  switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+      return Status::Ok();
+    case AMQP_RESPONSE_NONE:
+      return Status(Code::kInternal, what + ": missing RPC reply");
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      return Status(r.library_error == AMQP_STATUS_TIMEOUT ? Code::kTimeout : Code::kUnavailable,
+                    what + ": " + amqp_error_string2(r.library_error));
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
+        return Status(Code::kUnavailable, what + ": connection closed by broker: " +
+                                              std::to_string(m->reply_code) + " " +
+                                              BytesToString(m->reply_text));
+      }
+      if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
+        return Status(Code::kRejected, what + ": channel closed by broker: " +
+                                           std::to_string(m->reply_code) + " " +
+                                           BytesToString(m->reply_text));
+      }
+      return Status(Code::kUnavailable, what + ": unexpected server method");
+  }
+  return Status(Code::kInternal, what + ": unknown reply type");
+}
+
+// The one place a rabbitmq-c status code becomes a Status.
+Status CheckRc(int rc, const std::string& what) {
+  if (rc >= 0) return Status::Ok();
+  return Status(rc == AMQP_STATUS_TIMEOUT ? Code::kTimeout : Code::kUnavailable,
+                what + ": " + amqp_error_string2(rc));
+}
+
+// Builds an amqp_table_t whose entries point into strings owned by the caller.
+class Table {
+ public:
+  void Add(const std::string& key, const std::string& value) {
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes(key.c_str());
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = amqp_bytes_t{value.size(), const_cast<char*>(value.data())};
+    entries_.push_back(e);
+  }
+  void Add(const std::string& key, int64_t value) {
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes(key.c_str());
+    e.value.kind = AMQP_FIELD_KIND_I64;
+    e.value.value.i64 = value;
+    entries_.push_back(e);
+  }
+  amqp_table_t table() {
+    return amqp_table_t{static_cast<int>(entries_.size()), entries_.empty() ? nullptr : entries_.data()};
+  }
+
+ private:
+  std::vector<amqp_table_entry_t> entries_;
+};
+
+bool FieldToString(const amqp_field_value_t& v, std::string* out) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: *out = BytesToString(v.value.bytes); return true;
+    case AMQP_FIELD_KIND_I8: *out = std::to_string(v.value.i8); return true;
+    case AMQP_FIELD_KIND_U8: *out = std::to_string(v.value.u8); return true;
+    case AMQP_FIELD_KIND_I16: *out = std::to_string(v.value.i16); return true;
+    case AMQP_FIELD_KIND_U16: *out = std::to_string(v.value.u16); return true;
+    case AMQP_FIELD_KIND_I32: *out = std::to_string(v.value.i32); return true;
+    case AMQP_FIELD_KIND_U32: *out = std::to_string(v.value.u32); return true;
+    case AMQP_FIELD_KIND_I64: *out = std::to_string(v.value.i64); return true;
+    case AMQP_FIELD_KIND_U64: *out = std::to_string(v.value.u64); return true;
+    default: return false;  // arrays (x-death), tables, floats: not ours
+  }
+}
+
+std::map<std::string, std::string> ReadHeaders(const amqp_basic_properties_t& props) {
+  std::map<std::string, std::string> out;
+  if (!(props._flags & AMQP_BASIC_HEADERS_FLAG)) return out;
+  for (int i = 0; i < props.headers.num_entries; ++i) {
+    std::string value;
+    if (FieldToString(props.headers.entries[i].value, &value)) {
+      out[BytesToString(props.headers.entries[i].key)] = value;
+    }
+  }
+  return out;
+}
+
+// One broker connection with channel 1 open.
+class Conn {
+ public:
+  ~Conn() { Close(/*graceful=*/true); }
+
+  Status Open(const AmqpOptions& options) {
+    std::vector<char> url(options.url.begin(), options.url.end());
+    url.push_back('\0');
+    amqp_connection_info info;
+    amqp_default_connection_info(&info);
+    if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
+      return Status(Code::kInvalidArgument, "malformed AMQP URL");
+    }
+    state_ = amqp_new_connection();
+    amqp_socket_t* socket = amqp_tcp_socket_new(state_);
+    if (!socket) return Status(Code::kInternal, "amqp_tcp_socket_new failed");
+    timeval tv{options.connect_timeout.count() / 1000, (options.connect_timeout.count() % 1000) * 1000};
+    amqp_set_handshake_timeout(state_, &tv);
+    amqp_set_rpc_timeout(state_, &tv);
+    Status s = CheckRc(amqp_socket_open_noblock(socket, info.host, info.port, &tv),
+                       "connect " + std::string(info.host) + ":" + std::to_string(info.port));
+    if (!s.ok()) return s;
+    Table props;
+    std::string name_key = "connection_name";
+    props.Add(name_key, options.name);
+    amqp_table_t client_props = props.table();
+    s = CheckReply(amqp_login_with_properties(state_, info.vhost, 0, 131072, options.heartbeat_seconds,
+                                              &client_props, AMQP_SASL_METHOD_PLAIN, info.user,
+                                              info.password),
+                   "login");
+    if (!s.ok()) return s;
+    logged_in_ = true;
+    amqp_channel_open(state_, kChannel);
+    s = CheckReply(amqp_get_rpc_reply(state_), "channel.open");
+    if (!s.ok()) return s;
+    // Declarations are RPCs: generous timeout, then back to the short one.
+    timeval long_tv{30, 0};
+    amqp_set_rpc_timeout(state_, &long_tv);
+    if (options.declare_topology) {
+      s = DeclareTopology(ConvoyTopology());
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  Status DeclareTopology(const Topology& t) {
+    for (const auto& ex : t.exchanges) {
+      amqp_exchange_declare(state_, kChannel, amqp_cstring_bytes(ex.name.c_str()),
+                            amqp_cstring_bytes(ex.type.c_str()), 0, 1, 0, 0, amqp_empty_table);
+      Status s = CheckReply(amqp_get_rpc_reply(state_), "exchange.declare " + ex.name);
+      if (!s.ok()) return s;
+    }
+    for (const auto& q : t.queues) {
+      Table args;
+      for (const auto& [k, v] : q.string_args) args.Add(k, v);
+      for (const auto& [k, v] : q.int_args) args.Add(k, v);
+      amqp_queue_declare(state_, kChannel, amqp_cstring_bytes(q.name.c_str()), 0, 1, 0, 0, args.table());
+      Status s = CheckReply(amqp_get_rpc_reply(state_), "queue.declare " + q.name);
+      if (!s.ok()) return s;
+    }
+    for (const auto& b : t.bindings) {
+      amqp_queue_bind(state_, kChannel, amqp_cstring_bytes(b.queue.c_str()),
+                      amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes(b.routing_key.c_str()),
+                      amqp_empty_table);
+      Status s = CheckReply(amqp_get_rpc_reply(state_), "queue.bind " + b.queue);
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  // graceful: say goodbye to the broker (only on a healthy connection).
+  void Close(bool graceful) {
+    if (!state_) return;
+    if (graceful && logged_in_ && healthy_) {
+      amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(state_);
+    state_ = nullptr;
+  }
+  void MarkBroken() { healthy_ = false; }
+  amqp_connection_state_t state() const { return state_; }
+
+ private:
+  amqp_connection_state_t state_ = nullptr;
+  bool logged_in_ = false;
+  bool healthy_ = true;
+};
+
+// Replies close-ok to a broker-initiated close so the broker can free the channel/connection.
+void AnswerClose(amqp_connection_state_t state, const amqp_frame_t& frame) {
+  if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    amqp_channel_close_ok_t ok{};
+    amqp_send_method(state, frame.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+  } else if (frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    amqp_connection_close_ok_t ok{};
+    amqp_send_method(state, frame.channel, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+  }
+}
+
+std::string CloseReason(const amqp_frame_t& frame) {
+  if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+    return "channel.close " + std::to_string(m->reply_code) + " " + BytesToString(m->reply_text);
+  }
+  auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
+  return "connection.close " + std::to_string(m->reply_code) + " " + BytesToString(m->reply_text);
+}
+
+Delivery ToDelivery(const std::string& queue, const amqp_envelope_t& env) {
+  Delivery d;
+  d.queue = queue;
+  d.exchange = BytesToString(env.exchange);
+  d.routing_key = BytesToString(env.routing_key);
+  d.body = BytesToString(env.message.body);
+  d.redelivered = env.redelivered != 0;
+  if (env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+    d.message_id = BytesToString(env.message.properties.message_id);
+  }
+  d.headers = ReadHeaders(env.message.properties);
+  d.headers.erase(kPublishTagHeader);
+  auto it = d.headers.find(headers::kAttempt);
+  if (it != d.headers.end()) d.attempt = std::atoi(it->second.c_str());
+  return d;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Publisher
+
+struct Publisher::Impl {
+  struct Pending {
+    AmqpMessage message;
+    PublishCallback done;
+  };
+
+  AmqpOptions options;
+  size_t max_pending;
+  int wake_fd = -1;
+  std::thread thread;
+
+  mutable std::mutex mu;
+  mutable std::condition_variable connected_cv;
+  std::deque<Pending> queue;  // guarded by mu
+  bool stopping = false;      // guarded by mu
+  bool started = false;
+  std::atomic<bool> connected{false};
+  std::atomic<size_t> outstanding{0};  // queued + unconfirmed
+
+  // Publisher-thread only.
+  std::unique_ptr<Conn> conn;
+  uint64_t next_tag = 0;
+  std::map<uint64_t, Pending> unconfirmed;
+  std::set<uint64_t> returned;
+
+  std::atomic<uint64_t> published{0}, confirmed{0}, nacked{0}, returned_count{0}, resent{0},
+      reconnects{0}, max_in_flight{0};
+
+  void Wake() {
+    uint64_t one = 1;
+    ssize_t n = ::write(wake_fd, &one, sizeof(one));
+    (void)n;  // a full eventfd counter still wakes the reader
+  }
+
+  void Finish(Pending& p, PublishOutcome outcome) {
+    outstanding.fetch_sub(1);
+    switch (outcome) {
+      case PublishOutcome::kConfirmed: confirmed.fetch_add(1); break;
+      case PublishOutcome::kNacked: nacked.fetch_add(1); break;
+      case PublishOutcome::kReturned: returned_count.fetch_add(1); break;
+      default: break;
+    }
+    if (p.done) p.done(outcome);
+  }
+
+  void Run() {
+    bool first = true;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stopping) break;
+      }
+      if (!conn) {
+        auto c = std::make_unique<Conn>();
+        Status s = c->Open(options);
+        if (!s.ok()) {
+          LOG_EVERY_N(WARNING, 20) << LogCtx{"publisher"} << "event=amqp_connect_failed name="
+                                   << options.name << " error=" << s.ToString();
+          WaitWake(static_cast<int>(options.reconnect_delay.count()));
+          continue;
+        }
+        amqp_confirm_select(c->state(), kChannel);
+        s = CheckReply(amqp_get_rpc_reply(c->state()), "confirm.select");
+        if (!s.ok()) {
+          LOG(WARNING) << LogCtx{"publisher"} << "event=amqp_confirm_select_failed error=" << s.ToString();
+          WaitWake(static_cast<int>(options.reconnect_delay.count()));
+          continue;
+        }
+        conn = std::move(c);
+        next_tag = 0;
+        returned.clear();
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          connected.store(true);
+        }
+        connected_cv.notify_all();
+        if (!first) reconnects.fetch_add(1);
+        first = false;
+        LOG(INFO) << LogCtx{"publisher"} << "event=amqp_connected name=" << options.name;
+      }
+      std::deque<Pending> batch;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        batch.swap(queue);
+      }
+      while (!batch.empty()) {
+        if (!Send(batch.front())) {
+          // Put back what was not sent, ahead of anything queued since, then recover.
+          std::lock_guard<std::mutex> lock(mu);
+          while (!batch.empty()) {
+            queue.push_front(std::move(batch.back()));
+            batch.pop_back();
+          }
+          break;
+        }
+        batch.pop_front();
+      }
+      if (!conn) {
+        Lost("publish failed");
+        continue;
+      }
+      Poll();
+    }
+    // Shutting down: everything not confirmed fails.
+    std::deque<Pending> rest;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      rest.swap(queue);
+    }
+    for (auto& [tag, p] : unconfirmed) Finish(p, PublishOutcome::kUnavailable);
+    unconfirmed.clear();
+    for (auto& p : rest) Finish(p, PublishOutcome::kUnavailable);
+    connected.store(false);
+    conn.reset();
+  }
+
+  // Waits on the wake fd only (not connected).
+  void WaitWake(int timeout_ms) {
+    pollfd pfd{wake_fd, POLLIN, 0};
+    if (::poll(&pfd, 1, timeout_ms) > 0) DrainWake();
+  }
+
+  void DrainWake() {
+    uint64_t v;
+    ssize_t n = ::read(wake_fd, &v, sizeof(v));
+    (void)n;
+  }
+
+  bool Send(Pending& p) {
+    amqp_connection_state_t st = conn->state();
+    uint64_t tag = ++next_tag;
+    Table headers;
+    for (const auto& [k, v] : p.message.headers) headers.Add(k, v);
+    for (const auto& [k, v] : p.message.int_headers) headers.Add(k, v);
+    static const std::string kTagKey = kPublishTagHeader;
+    headers.Add(kTagKey, static_cast<int64_t>(tag));
+    amqp_basic_properties_t props{};
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
+    props.content_type = amqp_cstring_bytes(p.message.content_type.c_str());
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props.headers = headers.table();
+    if (!p.message.message_id.empty()) {
+      props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+      props.message_id = amqp_cstring_bytes(p.message.message_id.c_str());
+    }
+    amqp_bytes_t body{p.message.body.size(), const_cast<char*>(p.message.body.data())};
+    int rc = amqp_basic_publish(st, kChannel, amqp_cstring_bytes(p.message.exchange.c_str()),
+                                amqp_cstring_bytes(p.message.routing_key.c_str()),
+                                /*mandatory=*/1, /*immediate=*/0, &props, body);
+    if (rc != AMQP_STATUS_OK) {
+      LOG(WARNING) << LogCtx{"publisher"} << "event=amqp_publish_failed error=" << amqp_error_string2(rc);
+      conn->MarkBroken();
+      conn.reset();
+      return false;
+    }
+    published.fetch_add(1);
+    unconfirmed.emplace(tag, std::move(p));
+    uint64_t in_flight = unconfirmed.size();
+    uint64_t prev = max_in_flight.load();
+    while (in_flight > prev && !max_in_flight.compare_exchange_weak(prev, in_flight)) {
+    }
+    return true;
+  }
+
+  // Waits for broker frames or new work, whichever comes first, then handles what arrived.
+  void Poll() {
+    amqp_connection_state_t st = conn->state();
+    bool readable = amqp_frames_enqueued(st) || amqp_data_in_buffer(st);
+    if (!readable) {
+      pollfd fds[2] = {{amqp_get_sockfd(st), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+      int timeout_ms = std::max(100, options.heartbeat_seconds * 250);
+      if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
+        Lost("poll failed");
+        return;
+      }
+      if (fds[1].revents & POLLIN) DrainWake();
+    }
+    // Read every complete frame available; a zero timeout also sends a heartbeat when due.
+    while (conn) {
+      amqp_frame_t frame;
+      timeval zero{0, 0};
+      int rc = amqp_simple_wait_frame_noblock(st, &frame, &zero);
+      if (rc == AMQP_STATUS_TIMEOUT) break;
+      if (rc != AMQP_STATUS_OK) {
+        Lost(amqp_error_string2(rc));
+        return;
+      }
+      HandleFrame(frame);
+    }
+  }
+
+  void HandleFrame(const amqp_frame_t& frame) {
+    if (frame.frame_type != AMQP_FRAME_METHOD) return;
+    amqp_connection_state_t st = conn->state();
+    switch (frame.payload.method.id) {
+      case AMQP_BASIC_ACK_METHOD: {
+        auto* m = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+        Settle(m->delivery_tag, m->multiple, PublishOutcome::kConfirmed);
+        break;
+      }
+      case AMQP_BASIC_NACK_METHOD: {
+        auto* m = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
+        Settle(m->delivery_tag, m->multiple, PublishOutcome::kNacked);
+        break;
+      }
+      case AMQP_BASIC_RETURN_METHOD: {
+        // The returned content follows; its publish tag says which publish it was. The
+        // broker's ack for that publish comes after the return.
+        amqp_message_t msg;
+        Status s = CheckReply(amqp_read_message(st, frame.channel, &msg, 0), "read returned message");
+        if (!s.ok()) {
+          Lost(s.ToString());
+          return;
+        }
+        auto headers = ReadHeaders(msg.properties);
+        auto it = headers.find(kPublishTagHeader);
+        if (it != headers.end()) returned.insert(std::stoull(it->second));
+        amqp_destroy_message(&msg);
+        break;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD:
+      case AMQP_CONNECTION_CLOSE_METHOD: {
+        std::string why = CloseReason(frame);
+        AnswerClose(st, frame);
+        if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+          // A channel error (e.g. a missing exchange) is about what was in flight: fail it
+          // rather than resend it forever.
+          for (auto& [tag, p] : unconfirmed) Finish(p, PublishOutcome::kRejected);
+          unconfirmed.clear();
+        }
+        Lost(why);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  void Settle(uint64_t tag, bool multiple, PublishOutcome outcome) {
+    std::vector<std::pair<uint64_t, Pending>> done;
+    if (multiple) {
+      auto end = unconfirmed.upper_bound(tag);
+      for (auto it = unconfirmed.begin(); it != end; ++it) done.emplace_back(it->first, std::move(it->second));
+      unconfirmed.erase(unconfirmed.begin(), end);
+    } else {
+      auto it = unconfirmed.find(tag);
+      if (it == unconfirmed.end()) return;
+      done.emplace_back(it->first, std::move(it->second));
+      unconfirmed.erase(it);
+    }
+    for (auto& [t, p] : done) {
+      PublishOutcome o = outcome;
+      if (returned.erase(t)) o = PublishOutcome::kReturned;
+      Finish(p, o);
+    }
+  }
+
+  // Connection lost: unconfirmed publishes go back to the front of the queue, in order, and
+  // are sent again after reconnecting.
+  void Lost(const std::string& why) {
+    LOG(WARNING) << LogCtx{"publisher"} << "event=amqp_connection_lost name=" << options.name
+                 << " unconfirmed=" << unconfirmed.size() << " why=" << why;
+    connected.store(false);
+    if (conn) {
+      conn->MarkBroken();
+      conn.reset();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = unconfirmed.rbegin(); it != unconfirmed.rend(); ++it) {
+      queue.push_front(std::move(it->second));
+      resent.fetch_add(1);
+    }
+    unconfirmed.clear();
+    returned.clear();
+  }
+};
+
+Publisher::Publisher(AmqpOptions options, size_t max_pending) : impl_(new Impl) {
+  impl_->options = std::move(options);
+  impl_->max_pending = max_pending;
+  impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  PCHECK(impl_->wake_fd >= 0) << "eventfd";
+}
+
+Publisher::~Publisher() {
+  Stop();
+  ::close(impl_->wake_fd);
+}
+
+void Publisher::Start() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->started) return;
+  impl_->started = true;
+  impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+}
+
+void Publisher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->started || impl_->stopping) return;
+    impl_->stopping = true;
+  }
+  impl_->Wake();
+  impl_->thread.join();
+}
+
+void Publisher::Publish(AmqpMessage message, PublishCallback done) {
+  PublishOutcome refuse = PublishOutcome::kConfirmed;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopping || !impl_->connected.load()) {
+      refuse = PublishOutcome::kUnavailable;
+    } else if (impl_->outstanding.load() >= impl_->max_pending) {
+      refuse = PublishOutcome::kOverloaded;
+    } else {
+      impl_->outstanding.fetch_add(1);
+      impl_->queue.push_back({std::move(message), std::move(done)});
+    }
+  }
+  if (refuse != PublishOutcome::kConfirmed) {
+    if (done) done(refuse);
+    return;
+  }
+  impl_->Wake();
+}
+
+Status Publisher::PublishAndWait(AmqpMessage message, std::chrono::milliseconds timeout) {
+  PublishBatch batch;
+  Publish(std::move(message), batch.Add());
+  return batch.Wait(std::chrono::steady_clock::now() + timeout);
+}
+
+bool Publisher::connected() const { return impl_->connected.load(); }
+
+bool Publisher::WaitConnected(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->connected_cv.wait_for(lock, timeout, [&] { return impl_->connected.load(); });
+}
+
+PublisherStats Publisher::stats() const {
+  PublisherStats s;
+  s.published = impl_->published.load();
+  s.confirmed = impl_->confirmed.load();
+  s.nacked = impl_->nacked.load();
+  s.returned = impl_->returned_count.load();
+  s.resent = impl_->resent.load();
+  s.reconnects = impl_->reconnects.load();
+  s.max_in_flight = impl_->max_in_flight.load();
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PublishBatch
+
+struct PublishBatch::State {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t added = 0, confirmed = 0;
+  bool failed = false;
+  PublishOutcome failure = PublishOutcome::kConfirmed;
+};
+
+PublishBatch::PublishBatch() : state_(std::make_shared<State>()) {}
+
+PublishCallback PublishBatch::Add() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    ++state_->added;
+  }
+  return [state = state_](PublishOutcome outcome) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    if (outcome == PublishOutcome::kConfirmed) {
+      ++state->confirmed;
+    } else if (!state->failed) {
+      state->failed = true;
+      state->failure = outcome;
+    }
+    state->cv.notify_all();
+  };
+}
+
+Status PublishBatch::Wait(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  bool settled = state_->cv.wait_until(lock, deadline, [&] {
+    return state_->failed || state_->confirmed == state_->added;
+  });
+  if (state_->failed) return PublishOutcomeStatus(state_->failure);
+  if (!settled) {
+    return Status(Code::kTimeout, std::to_string(state_->confirmed) + " of " +
+                                      std::to_string(state_->added) + " publishes confirmed in time");
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer
+
+struct Consumer::Impl {
+  ConsumerOptions options;
+  DeliveryHandler handler;
+  Publisher* republisher = nullptr;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  bool started = false;
+  std::atomic<bool> connected{false};
+  std::unique_ptr<Conn> conn;
+  std::atomic<uint64_t> delivered{0}, acked{0}, retried{0}, dead_lettered{0}, reconnects{0};
+  std::mutex sleep_mu;
+  std::condition_variable sleep_cv;
+
+  void SleepUnlessStopped(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(sleep_mu);
+    sleep_cv.wait_for(lock, d, [&] { return stop.load(); });
+  }
+
+  Status Connect() {
+    auto c = std::make_unique<Conn>();
+    Status s = c->Open(options.amqp);
+    if (!s.ok()) return s;
+    amqp_basic_qos(c->state(), kChannel, 0, static_cast<uint16_t>(options.prefetch), 0);
+    s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.qos");
+    if (!s.ok()) return s;
+    amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(options.queue.c_str()), amqp_empty_bytes,
+                       0, /*no_ack=*/0, 0, amqp_empty_table);
+    s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + options.queue);
+    if (!s.ok()) return s;
+    conn = std::move(c);
+    return Status::Ok();
+  }
+
+  void Lose(const std::string& why) {
+    LOG(WARNING) << LogCtx{options.queue} << "event=amqp_consumer_lost why=" << why;
+    connected.store(false);
+    if (conn) {
+      conn->MarkBroken();
+      conn.reset();
+    }
+  }
+
+  void Run() {
+    bool first = true;
+    while (!stop.load()) {
+      if (!conn) {
+        Status s = Connect();
+        if (!s.ok()) {
+          conn.reset();
+          LOG_EVERY_N(WARNING, 20) << LogCtx{options.queue} << "event=amqp_consumer_connect_failed error="
+                                   << s.ToString();
+          SleepUnlessStopped(options.amqp.reconnect_delay);
+          continue;
+        }
+        connected.store(true);
+        if (!first) reconnects.fetch_add(1);
+        first = false;
+        LOG(INFO) << LogCtx{options.queue} << "event=amqp_consuming prefetch=" << options.prefetch;
+      }
+      amqp_connection_state_t st = conn->state();
+      amqp_maybe_release_buffers(st);
+      amqp_envelope_t env;
+      timeval tv{0, 200000};
+      amqp_rpc_reply_t r = amqp_consume_message(st, &env, &tv, 0);
+      if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        Delivery d = ToDelivery(options.queue, env);
+        uint64_t tag = env.delivery_tag;
+        amqp_destroy_envelope(&env);
+        delivered.fetch_add(1);
+        Disposition disp;
+        try {
+          disp = handler(d);
+        } catch (const std::exception& e) {
+          disp = Disposition::Retry(std::string("handler threw: ") + e.what());
+        }
+        Settle(tag, d, disp);
+        continue;
+      }
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) continue;
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        amqp_frame_t frame;
+        timeval zero{0, 0};
+        int rc = amqp_simple_wait_frame_noblock(st, &frame, &zero);
+        if (rc == AMQP_STATUS_OK && frame.frame_type == AMQP_FRAME_METHOD &&
+            (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+             frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+          std::string why = CloseReason(frame);
+          AnswerClose(st, frame);
+          Lose(why);
+        } else if (rc != AMQP_STATUS_OK && rc != AMQP_STATUS_TIMEOUT) {
+          Lose(amqp_error_string2(rc));
+        }
+        continue;
+      }
+      Lose(CheckReply(r, "consume").ToString());
+    }
+    connected.store(false);
+    conn.reset();
+  }
+
+  // Publishes a copy of the delivery for a retry tier or the parking queue; acks the original
+  // only once the broker confirmed the copy.
+  void Settle(uint64_t tag, const Delivery& d, const Disposition& disp) {
+    LogCtx ctx{options.queue, d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
+               d.Header(headers::kDedupeKey)};
+    Disposition::Kind kind = disp.kind;
+    std::string reason = disp.reason;
+    int attempt = d.attempt + 1;
+    if (kind == Disposition::Kind::kRetry && attempt >= options.max_attempts) {
+      kind = Disposition::Kind::kDeadLetter;
+      reason = "gave up after " + std::to_string(attempt) + " attempts: " + reason;
+    }
+    if (kind != Disposition::Kind::kAck) {
+      AmqpMessage copy;
+      copy.body = d.body;
+      copy.message_id = d.message_id;
+      copy.headers = d.headers;
+      copy.headers.erase(headers::kAttempt);
+      copy.int_headers[headers::kAttempt] = attempt;
+      copy.headers["x-last-error"] = reason;
+      copy.headers["x-original-routing-key"] = d.routing_key;
+      if (kind == Disposition::Kind::kRetry) {
+        copy.exchange = exchanges::kRetry;
+        copy.routing_key = RetryRoutingKey(options.queue, attempt);
+      } else {
+        copy.exchange = exchanges::kDlx;
+        copy.routing_key = options.queue;
+        copy.headers[headers::kDeathReason] = reason;
+        copy.headers[headers::kOriginalQueue] = options.queue;
+      }
+      Status s = republisher ? republisher->PublishAndWait(std::move(copy), std::chrono::seconds(10))
+                             : Status(Code::kUnavailable, "no republisher");
+      if (!s.ok()) {
+        LOG(WARNING) << ctx << "event=republish_failed error=" << s.ToString() << " requeue=true";
+        amqp_basic_nack(conn->state(), kChannel, tag, 0, /*requeue=*/1);
+        return;
+      }
+      if (kind == Disposition::Kind::kRetry) {
+        retried.fetch_add(1);
+        LOG(INFO) << ctx << "event=retry attempt=" << attempt << " reason=" << reason;
+      } else {
+        dead_lettered.fetch_add(1);
+        LOG(WARNING) << ctx << "event=dead_lettered attempt=" << attempt << " reason=" << reason;
+      }
+    }
+    int rc = amqp_basic_ack(conn->state(), kChannel, tag, 0);
+    if (rc != AMQP_STATUS_OK) {
+      Lose(std::string("basic.ack: ") + amqp_error_string2(rc));
+      return;
+    }
+    acked.fetch_add(1);
+  }
+};
+
+Consumer::Consumer(ConsumerOptions options, DeliveryHandler handler, Publisher* republisher)
+    : impl_(new Impl) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->republisher = republisher;
+}
+
+Consumer::~Consumer() { Stop(); }
+
+void Consumer::Start() {
+  if (impl_->started) return;
+  impl_->started = true;
+  impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+}
+
+void Consumer::Stop() {
+  if (!impl_->started || impl_->stop.exchange(true)) return;
+  impl_->sleep_cv.notify_all();
+  impl_->thread.join();
+}
+
+bool Consumer::connected() const { return impl_->connected.load(); }
+
+ConsumerStats Consumer::stats() const {
+  ConsumerStats s;
+  s.delivered = impl_->delivered.load();
+  s.acked = impl_->acked.load();
+  s.retried = impl_->retried.load();
+  s.dead_lettered = impl_->dead_lettered.load();
+  s.reconnects = impl_->reconnects.load();
+  return s;
+}
+
+
+Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string& queue) {
+  Conn c;
+  AmqpOptions o = options;
+  o.declare_topology = false;
+  Status s = c.Open(o);
+  if (!s.ok()) return s;
+  amqp_queue_declare_ok_t* ok = amqp_queue_declare(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                                                   /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  s = CheckReply(amqp_get_rpc_reply(c.state()), "queue.declare passive " + queue);
+  if (!s.ok()) return s;
+  return ok->message_count;
+}
+
+Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std::string& queue, size_t max) {
+  Conn c;
+  AmqpOptions o = options;
+  o.declare_topology = false;
+  Status s = c.Open(o);
+  if (!s.ok()) return s;
+  std::vector<Delivery> out;
+  while (out.size() < max) {
+    amqp_rpc_reply_t r = amqp_basic_get(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/1);
+    s = CheckReply(r, "basic.get " + queue);
+    if (!s.ok()) return s;
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
+    amqp_envelope_t env{};
+    amqp_message_t msg;
+    s = CheckReply(amqp_read_message(c.state(), kChannel, &msg, 0), "read message " + queue);
+    if (!s.ok()) return s;
+    auto* get_ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
+    env.exchange = get_ok->exchange;
+    env.routing_key = get_ok->routing_key;
+    env.redelivered = get_ok->redelivered;
+    env.message = msg;
+    out.push_back(ToDelivery(queue, env));
+    amqp_destroy_message(&msg);
+  }
+  return out;
+}
+
+Status DeclareConvoyTopology(const AmqpOptions& options) {
+  Conn c;
+  AmqpOptions o = options;
+  o.declare_topology = true;
+  return c.Open(o);
+}
+
+}  // namespace convoy

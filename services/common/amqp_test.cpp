@@ -1,0 +1,153 @@
+// Integration: a real RabbitMQ, one vhost per test.
+#include "convoy/amqp.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "convoy/topology.h"
+#include "testsupport.h"
+
+namespace convoy {
+namespace {
+
+using namespace std::chrono_literals;
+using test::TestVhost;
+using test::WaitUntil;
+
+AmqpMessage InboundMessage(int i) {
+  AmqpMessage m;
+  m.exchange = exchanges::kInbound;
+  m.routing_key = "message";
+  m.body = "{\"n\":" + std::to_string(i) + "}";
+  m.message_id = "wamid." + std::to_string(i);
+  m.headers[headers::kDedupeKey] = m.message_id;
+  return m;
+}
+
+TEST(Publisher, KeepsConfirmsPipelinedAndEveryConfirmedMessageIsQueued) {
+  TestVhost vhost("amqp_pipeline");
+  AmqpOptions o{vhost.url(), "test-publisher"};
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  constexpr int kCount = 5000;
+  PublishBatch batch;
+  for (int i = 0; i < kCount; ++i) pub.Publish(InboundMessage(i), batch.Add());
+  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 60s).ok());
+  auto stats = pub.stats();
+  EXPECT_EQ(stats.confirmed, static_cast<uint64_t>(kCount));
+  // Waiting for each confirm alone would never have more than one in flight.
+  EXPECT_GT(stats.max_in_flight, 50u) << "confirms are not pipelined";
+  auto count = QueueMessageCount(o, queues::kConversationInbound);
+  ASSERT_TRUE(count.ok()) << count.status().ToString();
+  EXPECT_EQ(*count, static_cast<uint32_t>(kCount));
+}
+
+TEST(Publisher, UnroutableMandatoryPublishIsAFailureNotAConfirm) {
+  TestVhost vhost("amqp_return");
+  Publisher pub(AmqpOptions{vhost.url(), "test-return"});
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  AmqpMessage m = InboundMessage(1);
+  m.exchange = exchanges::kCommands;
+  m.routing_key = "no.such.command";
+  Status s = pub.PublishAndWait(m, 10s);
+  EXPECT_EQ(s.code(), Code::kRejected) << s.ToString();
+  EXPECT_EQ(pub.stats().returned, 1u);
+  // The channel stays usable.
+  EXPECT_TRUE(pub.PublishAndWait(InboundMessage(2), 10s).ok());
+}
+
+TEST(Publisher, PublishWhileDisconnectedFailsFastInsteadOfHanging) {
+  Publisher pub(AmqpOptions{"amqp://guest:guest@127.0.0.1:1/%2f", "test-down"});
+  pub.Start();
+  auto start = std::chrono::steady_clock::now();
+  Status s = pub.PublishAndWait(InboundMessage(1), 5s);
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+}
+
+TEST(Consumer, AcksRetriesThroughADelayTierAndDeadLettersWithTheReason) {
+  TestVhost vhost("amqp_consumer");
+  AmqpOptions o{vhost.url(), "test-consumer"};
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  std::atomic<int> seen_ok{0}, seen_retry_attempt1{0};
+  ConsumerOptions co{o, queues::kOutboundSend, 16, 5};
+  Consumer consumer(
+      co,
+      [&](const Delivery& d) {
+        if (d.body == "poison") return Disposition::DeadLetter("schema: poison");
+        if (d.body == "flaky") {
+          if (d.attempt == 0) return Disposition::Retry("unavailable: try later");
+          seen_retry_attempt1 += d.attempt == 1;
+          return Disposition::Ack();
+        }
+        ++seen_ok;
+        return Disposition::Ack();
+      },
+      &pub);
+  consumer.Start();
+  for (const char* body : {"fine", "poison", "flaky"}) {
+    AmqpMessage m;
+    m.exchange = exchanges::kCommands;
+    m.routing_key = queues::kOutboundSend;
+    m.body = body;
+    m.headers[headers::kCorrelationId] = "corr-1";
+    ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return seen_ok == 1 && seen_retry_attempt1 == 1; }, 20s));
+  auto dlq = test::WaitUntil([&] {
+    auto c = QueueMessageCount(o, std::string(queues::kOutboundSend) + ".dlq");
+    return c.ok() && *c == 1;
+  }, 10s);
+  ASSERT_TRUE(dlq);
+  auto parked = TakeMessages(o, std::string(queues::kOutboundSend) + ".dlq", 10);
+  ASSERT_TRUE(parked.ok());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].body, "poison");
+  EXPECT_EQ((*parked)[0].Header(headers::kDeathReason), "schema: poison");
+  EXPECT_EQ((*parked)[0].Header(headers::kCorrelationId), "corr-1");
+  consumer.Stop();
+  auto stats = consumer.stats();
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  EXPECT_EQ(stats.retried, 1u);
+  auto left = QueueMessageCount(o, queues::kOutboundSend);
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 0u);
+}
+
+TEST(Consumer, GivesUpAfterMaxAttempts) {
+  TestVhost vhost("amqp_giveup");
+  AmqpOptions o{vhost.url(), "test-giveup"};
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  std::atomic<int> calls{0};
+  // max_attempts=2: the first failure goes to the 1 s tier, the second is parked.
+  Consumer consumer(ConsumerOptions{o, queues::kMediaFetch, 4, 2},
+                    [&](const Delivery&) {
+                      ++calls;
+                      return Disposition::Retry("unavailable: always");
+                    },
+                    &pub);
+  consumer.Start();
+  AmqpMessage m;
+  m.exchange = exchanges::kCommands;
+  m.routing_key = queues::kMediaFetch;
+  m.body = "x";
+  ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto c = QueueMessageCount(o, std::string(queues::kMediaFetch) + ".dlq");
+    return c.ok() && *c == 1;
+  }, 20s));
+  EXPECT_EQ(calls.load(), 2);
+  auto parked = TakeMessages(o, std::string(queues::kMediaFetch) + ".dlq", 1);
+  ASSERT_TRUE(parked.ok() && parked->size() == 1);
+  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("gave up after 2 attempts"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace convoy

@@ -1,0 +1,100 @@
+#include "convoy/config.h"
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace convoy {
+namespace {
+const char* g_service = "convoy";
+
+bool Fail(const char* flag, const std::string& why) {
+  std::fprintf(stderr, "invalid value for --%s: %s\n", flag, why.c_str());
+  return false;
+}
+
+bool HasPrefix(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+}  // namespace
+
+bool ValidatePort(const char* flag, int32_t value) {
+  if (value < 0 || value > 65535) return Fail(flag, "must be 0..65535, got " + std::to_string(value));
+  return true;
+}
+
+bool ValidatePositive(const char* flag, int32_t value) {
+  if (value <= 0) return Fail(flag, "must be > 0, got " + std::to_string(value));
+  return true;
+}
+
+bool ValidateNonEmpty(const char* flag, const std::string& value) {
+  if (value.empty()) return Fail(flag, "must not be empty");
+  return true;
+}
+
+bool ValidateAmqpUrl(const char* flag, const std::string& value) {
+  if (!HasPrefix(value, "amqp://") && !HasPrefix(value, "amqps://"))
+    return Fail(flag, "must start with amqp:// or amqps://");
+  return true;
+}
+
+bool ValidateHttpUrl(const char* flag, const std::string& value) {
+  if (!HasPrefix(value, "http://") && !HasPrefix(value, "https://"))
+    return Fail(flag, "must start with http:// or https://");
+  if (!value.empty() && value.back() == '/') return Fail(flag, "must not end with '/'");
+  return true;
+}
+
+Result<std::string> LoadSecret(const std::string& env_name, const std::string& file_path) {
+  std::string value;
+  if (!file_path.empty()) {
+    std::ifstream in(file_path, std::ios::binary);
+    if (!in) return Status(Code::kNotFound, "cannot read secret file " + file_path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    value = ss.str();
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  } else if (const char* env = std::getenv(env_name.c_str())) {
+    value = env;
+  }
+  if (value.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "secret missing: set " + env_name + " or its --*_file flag");
+  }
+  return value;
+}
+
+void InitService(const char* service, const char* usage, int* argc, char*** argv) {
+  g_service = service;
+  gflags::SetUsageMessage(usage);
+  gflags::SetVersionString("0.1.0");
+  FLAGS_logtostderr = true;
+  gflags::ParseCommandLineFlags(argc, argv, true);
+  google::InitGoogleLogging(service);
+  // Block the shutdown signals before any thread starts, so every thread inherits the mask and
+  // only WaitForShutdownSignal() receives them. A closed peer must not kill the process.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+const char* ServiceName() { return g_service; }
+
+void WaitForShutdownSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  LOG(INFO) << "service=" << g_service << " event=shutdown signal=" << sig;
+}
+
+}  // namespace convoy

@@ -1,0 +1,215 @@
+// The only translation unit that includes cpprestsdk (about 12 s of compile on 2 cores).
+#include "convoy/http.h"
+
+#include <cpprest/http_client.h>
+#include <cpprest/http_listener.h>
+#include <glog/logging.h>
+#include <netinet/in.h>
+#include <pplx/threadpool.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <mutex>
+
+#include "convoy/metrics.h"
+
+namespace convoy {
+
+namespace http = web::http;
+
+std::string HttpRequest::Header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+void InitHttpThreads(size_t threads) { crossplat::threadpool::initialize_with_threads(threads); }
+
+namespace {
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Binds port 0 to learn a free port; cpprestsdk cannot report the port it bound.
+int PickFreePort(const std::string& host) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(host == "0.0.0.0" ? INADDR_ANY : INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// Reads at most limit+1 bytes of the body, so an oversize chunked body is not read further.
+bool ReadBody(http::http_request& req, size_t limit, std::string* out) {
+  auto stream = req.body();
+  concurrency::streams::container_buffer<std::string> buf;
+  size_t total = 0;
+  while (true) {
+    size_t want = std::min<size_t>(64 * 1024, limit + 1 - total);
+    size_t got = stream.read(buf, want).get();
+    if (got == 0) break;
+    total += got;
+    if (total > limit) return false;
+  }
+  *out = std::move(buf.collection());
+  return true;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  int port = 0;
+  struct RouteEntry {
+    std::string method, prefix;
+    HttpHandler handler;
+  };
+  std::vector<RouteEntry> routes;
+  std::unique_ptr<http::experimental::listener::http_listener> listener;
+
+  HttpResponse Dispatch(const HttpRequest& req) {
+    if (req.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
+    if (req.path == "/readyz") {
+      bool ready = !options.ready || options.ready();
+      return {ready ? 200 : 503, "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n", {}};
+    }
+    if (req.path == "/metrics") {
+      return {200, "text/plain; version=0.0.4", DefaultRegistry().Render(), {}};
+    }
+    const RouteEntry* best = nullptr;
+    bool path_known = false;
+    for (const auto& r : routes) {
+      if (req.path.rfind(r.prefix, 0) != 0) continue;
+      path_known = true;
+      if (r.method != req.method) continue;
+      if (!best || r.prefix.size() > best->prefix.size()) best = &r;
+    }
+    if (!best) {
+      return {path_known ? 405 : 404, "text/plain; charset=utf-8",
+              path_known ? "method not allowed\n" : "not found\n", {}};
+    }
+    return best->handler(req);
+  }
+
+  void Handle(http::http_request raw) {
+    HttpRequest req;
+    req.method = raw.method();
+    auto uri = raw.relative_uri();
+    req.path = web::uri::decode(uri.path());
+    try {
+      for (auto& [k, v] : web::uri::split_query(uri.query())) {
+        req.query[web::uri::decode(k)] = web::uri::decode(v);
+      }
+    } catch (const std::exception&) {
+      raw.reply(400, "malformed query string\n");
+      return;
+    }
+    for (const auto& [k, v] : raw.headers()) req.headers[Lower(k)] = v;
+    auto length = raw.headers().content_length();
+    if (length > options.max_body_bytes) {
+      raw.reply(413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
+      return;
+    }
+    if (!ReadBody(raw, options.max_body_bytes, &req.body)) {
+      raw.reply(413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
+      return;
+    }
+    HttpResponse resp;
+    try {
+      resp = Dispatch(req);
+    } catch (const std::exception& e) {
+      LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=" << e.what();
+      resp = {500, "text/plain; charset=utf-8", "internal error\n", {}};
+    }
+    http::http_response out(static_cast<http::status_code>(resp.status));
+    for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
+    out.set_body(std::move(resp.body), resp.content_type);
+    raw.reply(out);
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options) : impl_(new Impl) {
+  impl_->options = std::move(options);
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::Route(const std::string& method, const std::string& path_prefix,
+                       HttpHandler handler) {
+  impl_->routes.push_back({method, path_prefix, std::move(handler)});
+}
+
+Status HttpServer::Start() {
+  int port = impl_->options.port;
+  if (port == 0) port = PickFreePort(impl_->options.host);
+  if (port <= 0) return Status(Code::kUnavailable, "no free port");
+  std::string url = "http://" + impl_->options.host + ":" + std::to_string(port);
+  try {
+    impl_->listener = std::make_unique<http::experimental::listener::http_listener>(url);
+    impl_->listener->support([impl = impl_.get()](http::http_request req) { impl->Handle(std::move(req)); });
+    impl_->listener->open().wait();
+  } catch (const std::exception& e) {
+    impl_->listener.reset();
+    return Status(Code::kUnavailable, "cannot listen on " + url + ": " + e.what());
+  }
+  impl_->port = port;
+  return Status::Ok();
+}
+
+void HttpServer::Stop() {
+  if (!impl_->listener) return;
+  try {
+    impl_->listener->close().wait();
+  } catch (const std::exception& e) {
+    LOG(WARNING) << "event=http_close_failed what=" << e.what();
+  }
+  impl_->listener.reset();
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+Result<HttpResponse> HttpFetch(const HttpClientRequest& request) {
+  try {
+    web::uri uri(request.url);
+    http::client::http_client_config config;
+    config.set_timeout(request.timeout);
+    http::client::http_client client(uri.authority(), config);
+    http::http_request req(request.method);
+    req.set_request_uri(uri.resource());
+    for (const auto& [k, v] : request.headers) req.headers().add(k, v);
+    if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
+      req.set_body(request.body, request.content_type);
+    }
+    http::http_response resp = client.request(req).get();
+    HttpResponse out;
+    out.status = resp.status_code();
+    out.content_type = resp.headers().content_type();
+    for (const auto& [k, v] : resp.headers()) out.headers[Lower(k)] = v;
+    auto bytes = resp.extract_vector().get();
+    out.body.assign(bytes.begin(), bytes.end());
+    return out;
+  } catch (const http::http_exception& e) {
+    std::string what = e.what();
+    bool timeout = what.find("timed out") != std::string::npos ||
+                   e.error_code() == std::errc::timed_out;
+    return Status(timeout ? Code::kTimeout : Code::kUnavailable,
+                  request.method + " " + request.url + ": " + what);
+  } catch (const std::exception& e) {
+    return Status(Code::kInvalidArgument, request.method + " " + request.url + ": " + e.what());
+  }
+}
+
+}  // namespace convoy

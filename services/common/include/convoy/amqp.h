@@ -1,0 +1,156 @@
+#pragma once
+// RabbitMQ through rabbitmq-c, behind plain types. amqp.cpp is the only file that includes
+// <amqp.h>. A rabbitmq-c connection is not thread-safe, so every Publisher and Consumer owns
+// one connection and one thread; other threads talk to them through queues.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "convoy/status.h"
+
+namespace convoy {
+
+struct AmqpMessage {
+  std::string exchange;
+  std::string routing_key;
+  std::string body;
+  std::string message_id;
+  std::string content_type = "application/json";
+  std::map<std::string, std::string> headers;
+  std::map<std::string, int64_t> int_headers;
+};
+
+enum class PublishOutcome {
+  kConfirmed,    // the broker took responsibility (persisted, routed)
+  kNacked,       // the broker refused it
+  kReturned,     // mandatory and unroutable: no queue is bound for it
+  kUnavailable,  // not connected, or shutting down
+  kOverloaded,   // too many publishes in flight
+  kRejected,     // the channel was closed by the broker while it was in flight
+};
+const char* PublishOutcomeName(PublishOutcome outcome);
+Status PublishOutcomeStatus(PublishOutcome outcome);
+
+using PublishCallback = std::function<void(PublishOutcome)>;
+
+struct AmqpOptions {
+  std::string url;  // amqp://user:pass@host:port/vhost
+  std::string name = "convoy";
+  int heartbeat_seconds = 30;
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds reconnect_delay{500};
+  bool declare_topology = true;
+};
+
+struct PublisherStats {
+  uint64_t published = 0, confirmed = 0, nacked = 0, returned = 0, resent = 0, reconnects = 0;
+  uint64_t max_in_flight = 0;  // the most publishes awaiting a confirm at one time
+};
+
+// Persistent, mandatory publishes with pipelined publisher confirms: Publish() only queues;
+// the publisher thread sends as fast as it can and matches basic.ack/nack (by delivery tag and
+// the `multiple` flag) and basic.return back to each callback. On connection loss it
+// reconnects, redeclares and resends everything unconfirmed. Callbacks run on the publisher
+// thread and must be quick.
+class Publisher {
+ public:
+  explicit Publisher(AmqpOptions options, size_t max_pending = 100000);
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  void Start();
+  void Stop();  // fails what is still queued with kUnavailable
+  void Publish(AmqpMessage message, PublishCallback done);
+  Status PublishAndWait(AmqpMessage message, std::chrono::milliseconds timeout);
+  bool connected() const;
+  // Waits until the first (or next) connection is up; false on timeout.
+  bool WaitConnected(std::chrono::milliseconds timeout) const;
+  PublisherStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Waits for the outcomes of many publishes; safe to abandon after a timeout.
+class PublishBatch {
+ public:
+  PublishBatch();
+  PublishCallback Add();
+  // Ok when every added publish was confirmed before the deadline.
+  Status Wait(std::chrono::steady_clock::time_point deadline);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+struct Delivery {
+  std::string queue, exchange, routing_key, body, message_id;
+  std::map<std::string, std::string> headers;  // string-valued headers
+  int attempt = 0;                             // x-attempt: how many times it failed before
+  bool redelivered = false;
+  std::string Header(const std::string& name) const;
+};
+
+struct Disposition {
+  enum class Kind { kAck, kRetry, kDeadLetter };
+  Kind kind = Kind::kAck;
+  std::string reason;
+  static Disposition Ack() { return {Kind::kAck, ""}; }
+  static Disposition Retry(std::string why) { return {Kind::kRetry, std::move(why)}; }
+  static Disposition DeadLetter(std::string why) { return {Kind::kDeadLetter, std::move(why)}; }
+};
+
+// The ack contract: ok → ack; transient failure (Code::kUnavailable/kTimeout) → retry tier;
+// anything else → dead letter with the reason.
+Disposition DispositionFor(const Status& status);
+
+using DeliveryHandler = std::function<Disposition(const Delivery&)>;
+
+struct ConsumerOptions {
+  AmqpOptions amqp;
+  std::string queue;
+  int prefetch = 32;
+  int max_attempts = 5;  // a message that failed this often is dead-lettered
+};
+
+struct ConsumerStats {
+  uint64_t delivered = 0, acked = 0, retried = 0, dead_lettered = 0, reconnects = 0;
+};
+
+// Manual-ack consumer on its own thread and connection. Retries and dead letters are
+// republished through `republisher` and acked only after the broker confirmed them.
+class Consumer {
+ public:
+  Consumer(ConsumerOptions options, DeliveryHandler handler, Publisher* republisher);
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  void Start();
+  void Stop();  // returns after the thread has finished its current delivery
+  bool connected() const;
+  ConsumerStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Opens a connection, declares the topology and closes; for tools and tests.
+Status DeclareConvoyTopology(const AmqpOptions& options);
+
+// Tools and tests: the number of ready messages in a queue (passive declare: exact, unlike the
+// management API's sampled statistics), and up to `max` messages taken off it with basic.get.
+Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string& queue);
+Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std::string& queue,
+                                           size_t max);
+
+}  // namespace convoy

@@ -1,0 +1,30 @@
+#pragma once
+// Configuration helpers: flag validators that name the flag, and secrets that come from an
+// environment variable or a file, never from the command line and never into a log.
+#include <cstdint>
+#include <string>
+
+#include "convoy/status.h"
+
+namespace convoy {
+
+// gflags validators. Each prints "invalid value for --NAME: why" and returns false.
+bool ValidatePort(const char* flag, int32_t value);          // 0..65535 (0: pick a free port)
+bool ValidatePositive(const char* flag, int32_t value);      // > 0
+bool ValidateNonEmpty(const char* flag, const std::string& value);
+bool ValidateAmqpUrl(const char* flag, const std::string& value);
+bool ValidateHttpUrl(const char* flag, const std::string& value);
+
+// A secret: the file named by file_path if non-empty (trailing newline stripped), else the
+// environment variable env_name. Empty or missing is an error that names both sources.
+Result<std::string> LoadSecret(const std::string& env_name, const std::string& file_path);
+
+// Parses the command line (gflags), sets up glog to stderr, names the service in every log
+// line. Exits non-zero with a message naming the flag on a bad value.
+void InitService(const char* service, const char* usage, int* argc, char*** argv);
+const char* ServiceName();
+
+// Blocks until SIGINT or SIGTERM arrives.
+void WaitForShutdownSignal();
+
+}  // namespace convoy

@@ -1,0 +1,74 @@
+#pragma once
+// HTTP server and client behind plain structs. http.cpp is the only translation unit that
+// includes cpprestsdk. The server always serves /healthz, /readyz and /metrics.
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "convoy/status.h"
+
+namespace convoy {
+
+struct HttpRequest {
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // decoded path, no query
+  std::map<std::string, std::string> query;    // decoded query parameters
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;                            // raw bytes as received
+  std::string Header(const std::string& lower_name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;                            // 0: a free port is chosen; see HttpServer::port()
+  size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413 without being read
+  std::function<bool()> ready;             // /readyz: 200 when true, 503 otherwise
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(HttpServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Routes match by method and path prefix; the longest prefix wins. Add before Start().
+  void Route(const std::string& method, const std::string& path_prefix, HttpHandler handler);
+  Status Start();
+  void Stop();
+  int port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct HttpClientRequest {
+  std::string method = "GET";
+  std::string url;  // absolute
+  std::map<std::string, std::string> headers;
+  std::string body;
+  std::string content_type = "application/json";
+  std::chrono::milliseconds timeout{10000};
+};
+
+// Transport failures (refused, reset, timeout) are kUnavailable/kTimeout; any HTTP status is a
+// successful exchange whose status the caller interprets.
+Result<HttpResponse> HttpFetch(const HttpClientRequest& request);
+
+// Sets the size of the HTTP thread pool; call once before any server or client is created.
+void InitHttpThreads(size_t threads);
+
+}  // namespace convoy

@@ -1,0 +1,34 @@
+#pragma once
+// JSON Schema validation of broker messages (RapidJSON's SchemaValidator, draft-04). Every
+// message body names its schema and version: {"schema": "inbound.message", "version": 1, ...};
+// the schema lives in proto-schemas/<schema>.v<version>.json.
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "convoy/status.h"
+
+namespace convoy {
+
+class SchemaRegistry {
+ public:
+  SchemaRegistry();
+  ~SchemaRegistry();
+  // Loads every *.v<N>.json in dir. A file that is not a valid schema is an error naming it.
+  Status LoadDir(const std::string& dir);
+  // Validates a body against the schema it names. kInvalidArgument says what and where.
+  Status Validate(std::string_view body) const;
+  // Validates against an explicit schema (flows, configuration).
+  Status ValidateAs(const std::string& schema, int version, std::string_view body) const;
+  size_t size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Escapes a string for inclusion in JSON (without the quotes).
+std::string JsonEscape(std::string_view s);
+
+}  // namespace convoy

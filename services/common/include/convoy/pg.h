@@ -1,0 +1,70 @@
+#pragma once
+// PostgreSQL through libpq, behind plain types. pg.cpp is the only file that includes
+// <libpq-fe.h>. A PgConnection is used by one thread at a time.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convoy/status.h"
+
+namespace convoy {
+
+// Rows copied out of a PGresult: text format, NULL as nullopt.
+class PgRows {
+ public:
+  PgRows() = default;
+  PgRows(std::vector<std::string> columns, std::vector<std::vector<std::optional<std::string>>> rows)
+      : columns_(std::move(columns)), rows_(std::move(rows)) {}
+  size_t size() const { return rows_.size(); }
+  bool empty() const { return rows_.empty(); }
+  const std::optional<std::string>& at(size_t row, size_t col) const { return rows_[row][col]; }
+  // The value, or "" for NULL.
+  std::string get(size_t row, size_t col) const { return rows_[row][col].value_or(""); }
+  int64_t get_int(size_t row, size_t col) const;
+  size_t affected = 0;  // rows affected by INSERT/UPDATE/DELETE
+
+ private:
+  std::vector<std::string> columns_;
+  std::vector<std::vector<std::optional<std::string>>> rows_;
+};
+
+using PgParams = std::vector<std::optional<std::string>>;
+
+class PgConnection {
+ public:
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  static Result<std::unique_ptr<PgConnection>> Connect(const std::string& dsn);
+
+  // One parameterized statement (PQexecParams, text params). Errors: kUnavailable when the
+  // connection is gone (after which Reconnect() is tried on the next call), kTimeout for
+  // serialization failures and deadlocks (retry the transaction), kRejected for constraint
+  // violations, kInvalidArgument otherwise.
+  Result<PgRows> Exec(const std::string& sql, const PgParams& params = {});
+  // Several statements without parameters (migrations).
+  Status ExecScript(const std::string& sql);
+
+  Status Begin();
+  Status Commit();
+  void Rollback();  // best effort
+
+  bool healthy() const;
+  Status Reconnect();
+  int socket() const;
+  // Waits up to timeout_ms for a NOTIFY on a channel this connection LISTENs to.
+  Result<bool> WaitNotify(int timeout_ms);
+
+ private:
+  PgConnection() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Applies deploy/postgres/NNNN_*.sql files in order, each once, recorded in
+// schema_migrations, under an advisory lock so replicas starting together don't race.
+Status RunMigrations(PgConnection& conn, const std::string& dir);
+
+}  // namespace convoy

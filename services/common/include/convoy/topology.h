@@ -1,0 +1,76 @@
+#pragma once
+// The broker topology of DESIGN.md, as plain data, in one place. Services declare it
+// idempotently at start (amqp.cpp); `convoy-topology` renders the same data as the RabbitMQ
+// definitions file shipped in deploy/rabbitmq/ (a unit test keeps the two identical).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace convoy {
+
+namespace exchanges {
+constexpr const char* kInbound = "convoy.inbound";
+constexpr const char* kEvents = "convoy.events";
+constexpr const char* kCommands = "convoy.commands";
+constexpr const char* kRetry = "convoy.retry";
+constexpr const char* kDlx = "convoy.dlx";
+}  // namespace exchanges
+
+namespace queues {
+constexpr const char* kConversationInbound = "conversation.inbound";
+constexpr const char* kConversationEvents = "conversation.events";
+constexpr const char* kOutboundStatus = "outbound.status";
+constexpr const char* kOutboundSend = "outbound.send";
+constexpr const char* kMediaFetch = "media.fetch";
+constexpr const char* kMediaUpload = "media.upload";
+}  // namespace queues
+
+// Headers every message carries (DESIGN.md "What crosses the broker").
+namespace headers {
+constexpr const char* kDedupeKey = "x-dedupe-key";
+constexpr const char* kCorrelationId = "x-correlation-id";
+constexpr const char* kConversationKey = "x-conversation-key";
+constexpr const char* kReceivedAt = "x-received-at";
+constexpr const char* kAttempt = "x-attempt";
+constexpr const char* kDeathReason = "x-death-reason";
+constexpr const char* kOriginalQueue = "x-original-queue";
+}  // namespace headers
+
+struct ExchangeSpec {
+  std::string name, type;
+};
+
+struct QueueSpec {
+  std::string name;
+  std::map<std::string, std::string> string_args;
+  std::map<std::string, int64_t> int_args;
+};
+
+struct BindingSpec {
+  std::string exchange, queue, routing_key;
+};
+
+struct RetryTier {
+  std::string name;  // "1s", "5s", ... : the delay queue is "<queue>.<name>"
+  int64_t delay_ms;
+};
+
+struct Topology {
+  std::vector<ExchangeSpec> exchanges;
+  std::vector<QueueSpec> queues;
+  std::vector<BindingSpec> bindings;
+  std::vector<RetryTier> retry_tiers;
+  std::vector<std::string> work_queues;  // queues that have retry tiers and a .dlq
+};
+
+const Topology& ConvoyTopology();
+
+// The retry queue for a work queue after `attempt` failures (attempt >= 1): tiers grow, the
+// last repeats.
+std::string RetryRoutingKey(const std::string& queue, int attempt);
+
+// A RabbitMQ definitions document (vhost "/", user guest) for boot-time import.
+std::string DefinitionsJson(const Topology& topology);
+
+}  // namespace convoy

@@ -1,0 +1,125 @@
+#include "convoy/json.h"
+
+#include <dirent.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/schema.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace convoy {
+
+struct SchemaRegistry::Impl {
+  std::map<std::string, std::unique_ptr<rapidjson::SchemaDocument>> schemas;  // "name@version"
+};
+
+SchemaRegistry::SchemaRegistry() : impl_(new Impl) {}
+SchemaRegistry::~SchemaRegistry() = default;
+
+size_t SchemaRegistry::size() const { return impl_->schemas.size(); }
+
+Status SchemaRegistry::LoadDir(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Status(Code::kNotFound, "schema folder not found: " + dir);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) names.emplace_back(e->d_name);
+  closedir(d);
+  for (const auto& name : names) {
+    // <schema>.v<N>.json
+    if (name.size() < 8 || name.substr(name.size() - 5) != ".json") continue;
+    std::string stem = name.substr(0, name.size() - 5);
+    auto v = stem.rfind(".v");
+    if (v == std::string::npos) continue;
+    std::string schema = stem.substr(0, v);
+    int version = std::atoi(stem.c_str() + v + 2);
+    if (version <= 0) continue;
+    std::ifstream in(dir + "/" + name);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    rapidjson::Document doc;
+    doc.Parse(ss.str().c_str());
+    if (doc.HasParseError()) {
+      return Status(Code::kInvalidArgument, dir + "/" + name + ": offset " + std::to_string(doc.GetErrorOffset()) +
+                                                ": " + rapidjson::GetParseError_En(doc.GetParseError()));
+    }
+    impl_->schemas[schema + "@" + std::to_string(version)] = std::make_unique<rapidjson::SchemaDocument>(doc);
+  }
+  if (impl_->schemas.empty()) return Status(Code::kNotFound, "no schemas in " + dir);
+  return Status::Ok();
+}
+
+namespace {
+Status ValidateDoc(const rapidjson::SchemaDocument& schema, const rapidjson::Document& doc,
+                   const std::string& name) {
+  rapidjson::SchemaValidator validator(schema);
+  if (doc.Accept(validator)) return Status::Ok();
+  rapidjson::StringBuffer where, rule;
+  validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
+  validator.GetInvalidSchemaPointer().StringifyUriFragment(rule);
+  return Status(Code::kInvalidArgument, "does not match schema " + name + ": at '" +
+                                            std::string(where.GetString()) + "' fails '" +
+                                            validator.GetInvalidSchemaKeyword() + "' (" + rule.GetString() + ")");
+}
+}  // namespace
+
+Status SchemaRegistry::Validate(std::string_view body) const {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError()) {
+    return Status(Code::kInvalidArgument, std::string("malformed JSON at offset ") +
+                                              std::to_string(doc.GetErrorOffset()) + ": " +
+                                              rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject() || !doc.HasMember("schema") || !doc["schema"].IsString() ||
+      !doc.HasMember("version") || !doc["version"].IsInt()) {
+    return Status(Code::kInvalidArgument, "body does not name its schema and version");
+  }
+  std::string key = std::string(doc["schema"].GetString()) + "@" + std::to_string(doc["version"].GetInt());
+  auto it = impl_->schemas.find(key);
+  if (it == impl_->schemas.end()) return Status(Code::kInvalidArgument, "unknown schema " + key);
+  return ValidateDoc(*it->second, doc, key);
+}
+
+Status SchemaRegistry::ValidateAs(const std::string& schema, int version, std::string_view body) const {
+  std::string key = schema + "@" + std::to_string(version);
+  auto it = impl_->schemas.find(key);
+  if (it == impl_->schemas.end()) return Status(Code::kNotFound, "unknown schema " + key);
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError()) {
+    return Status(Code::kInvalidArgument, std::string("malformed JSON at offset ") +
+                                              std::to_string(doc.GetErrorOffset()) + ": " +
+                                              rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  return ValidateDoc(*it->second, doc, key);
+}
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+}  // namespace convoy

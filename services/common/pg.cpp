@@ -1,0 +1,211 @@
+// The only file that includes libpq. Every PGresult is checked in CheckResult().
+#include "convoy/pg.h"
+
+#include <dirent.h>
+#include <glog/logging.h>
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "convoy/log.h"
+
+namespace convoy {
+
+int64_t PgRows::get_int(size_t row, size_t col) const {
+  const auto& v = rows_[row][col];
+  return v ? std::stoll(*v) : 0;
+}
+
+struct PgConnection::Impl {
+  std::string dsn;
+  PGconn* conn = nullptr;
+  ~Impl() {
+    if (conn) PQfinish(conn);
+  }
+};
+
+namespace {
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The one place a PGresult becomes a Status (and rows).
+Result<PgRows> CheckResult(PGconn* conn, PGresult* res, const std::string& what) {
+  if (!res) {
+    return Status(Code::kUnavailable, what + ": " + Trim(PQerrorMessage(conn)));
+  }
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    int nrows = PQntuples(res), ncols = PQnfields(res);
+    std::vector<std::string> cols;
+    for (int c = 0; c < ncols; ++c) cols.emplace_back(PQfname(res, c));
+    std::vector<std::vector<std::optional<std::string>>> rows(nrows);
+    for (int r = 0; r < nrows; ++r) {
+      rows[r].reserve(ncols);
+      for (int c = 0; c < ncols; ++c) {
+        if (PQgetisnull(res, r, c)) {
+          rows[r].emplace_back(std::nullopt);
+        } else {
+          rows[r].emplace_back(std::string(PQgetvalue(res, r, c), PQgetlength(res, r, c)));
+        }
+      }
+    }
+    PgRows out(std::move(cols), std::move(rows));
+    const char* affected = PQcmdTuples(res);
+    out.affected = (affected && *affected) ? std::strtoull(affected, nullptr, 10) : 0;
+    PQclear(res);
+    return out;
+  }
+  const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  std::string sqlstate = state ? state : "";
+  std::string msg = what + ": " + (sqlstate.empty() ? "" : sqlstate + " ") + Trim(PQresultErrorMessage(res));
+  PQclear(res);
+  if (PQstatus(conn) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0) {
+    return Status(Code::kUnavailable, msg);
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03") return Status(Code::kTimeout, msg);
+  if (sqlstate.rfind("23", 0) == 0) return Status(Code::kRejected, msg);
+  return Status(Code::kInvalidArgument, msg);
+}
+
+}  // namespace
+
+PgConnection::~PgConnection() = default;
+
+Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn) {
+  std::unique_ptr<PgConnection> c(new PgConnection());
+  c->impl_ = std::make_unique<Impl>();
+  c->impl_->dsn = dsn;
+  Status s = c->Reconnect();
+  if (!s.ok()) return s;
+  return c;
+}
+
+Status PgConnection::Reconnect() {
+  if (impl_->conn) PQfinish(impl_->conn);
+  std::string dsn = impl_->dsn;
+  if (dsn.find("connect_timeout") == std::string::npos) dsn += " connect_timeout=5";
+  impl_->conn = PQconnectdb(dsn.c_str());
+  if (PQstatus(impl_->conn) != CONNECTION_OK) {
+    return Status(Code::kUnavailable, "postgres connect: " + Trim(PQerrorMessage(impl_->conn)));
+  }
+  // Server NOTICEs ("already exists, skipping") are not errors; keep them out of the logs.
+  PQsetNoticeProcessor(impl_->conn, [](void*, const char*) {}, nullptr);
+  return Status::Ok();
+}
+
+bool PgConnection::healthy() const { return impl_->conn && PQstatus(impl_->conn) == CONNECTION_OK; }
+
+int PgConnection::socket() const { return impl_->conn ? PQsocket(impl_->conn) : -1; }
+
+Result<PgRows> PgConnection::Exec(const std::string& sql, const PgParams& params) {
+  if (!healthy()) {
+    Status s = Reconnect();
+    if (!s.ok()) return s;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PGresult* res = PQexecParams(impl_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0);
+  return CheckResult(impl_->conn, res, sql.substr(0, 60));
+}
+
+Status PgConnection::ExecScript(const std::string& sql) {
+  if (!healthy()) {
+    Status s = Reconnect();
+    if (!s.ok()) return s;
+  }
+  return CheckResult(impl_->conn, PQexec(impl_->conn, sql.c_str()), "script").status();
+}
+
+Status PgConnection::Begin() { return Exec("BEGIN").status(); }
+Status PgConnection::Commit() { return Exec("COMMIT").status(); }
+void PgConnection::Rollback() {
+  if (healthy()) {
+    PQclear(PQexec(impl_->conn, "ROLLBACK"));
+  }
+}
+
+Result<bool> PgConnection::WaitNotify(int timeout_ms) {
+  if (!healthy()) return Status(Code::kUnavailable, "postgres connection lost");
+  auto drain = [&]() -> bool {
+    bool got = false;
+    while (PGnotify* n = PQnotifies(impl_->conn)) {
+      got = true;
+      PQfreemem(n);
+    }
+    return got;
+  };
+  if (!PQconsumeInput(impl_->conn)) return Status(Code::kUnavailable, Trim(PQerrorMessage(impl_->conn)));
+  if (drain()) return true;
+  pollfd pfd{PQsocket(impl_->conn), POLLIN, 0};
+  int rc = ::poll(&pfd, 1, timeout_ms);
+  if (rc <= 0) return false;
+  if (!PQconsumeInput(impl_->conn)) return Status(Code::kUnavailable, Trim(PQerrorMessage(impl_->conn)));
+  return drain();
+}
+
+namespace {
+constexpr const char* kMigrationLockKey = "7204116520951";  // any constant shared by replicas
+constexpr const char* kCreateMigrations =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+constexpr const char* kAppliedVersions = "SELECT version FROM schema_migrations";
+constexpr const char* kRecordMigration = "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)";
+}  // namespace
+
+Status RunMigrations(PgConnection& conn, const std::string& dir) {
+  std::vector<std::pair<int, std::string>> files;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Status(Code::kNotFound, "migrations folder not found: " + dir);
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() < 9 || name.substr(name.size() - 4) != ".sql" || !std::isdigit(name[0])) continue;
+    files.emplace_back(std::atoi(name.c_str()), name);
+  }
+  closedir(d);
+  std::sort(files.begin(), files.end());
+  for (size_t i = 1; i < files.size(); ++i) {
+    if (files[i].first == files[i - 1].first) {
+      return Status(Code::kInvalidArgument, "two migrations numbered " + std::to_string(files[i].first));
+    }
+  }
+  auto lock = conn.Exec(std::string("SELECT pg_advisory_lock(") + kMigrationLockKey + ")");
+  if (!lock.ok()) return lock.status();
+  auto unlock = [&] { conn.Exec(std::string("SELECT pg_advisory_unlock(") + kMigrationLockKey + ")"); };
+  Status s = conn.Exec(kCreateMigrations).status();
+  auto applied = s.ok() ? conn.Exec(kAppliedVersions) : Result<PgRows>(s);
+  if (!applied.ok()) {
+    unlock();
+    return applied.status();
+  }
+  std::vector<int> done;
+  for (size_t r = 0; r < applied->size(); ++r) done.push_back(static_cast<int>(applied->get_int(r, 0)));
+  for (const auto& [version, name] : files) {
+    if (std::find(done.begin(), done.end(), version) != done.end()) continue;
+    std::ifstream in(dir + "/" + name);
+    std::stringstream sql;
+    sql << in.rdbuf();
+    s = conn.Begin();
+    if (s.ok()) s = conn.ExecScript(sql.str());
+    if (s.ok()) s = conn.Exec(kRecordMigration, {std::to_string(version), name}).status();
+    if (s.ok()) s = conn.Commit();
+    if (!s.ok()) {
+      conn.Rollback();
+      unlock();
+      return Status(s.code(), "migration " + name + ": " + s.message());
+    }
+    LOG(INFO) << LogCtx{"migrations"} << "event=migration_applied name=" << name;
+  }
+  unlock();
+  return Status::Ok();
+}
+
+}  // namespace convoy

@@ -1,0 +1,66 @@
+// Integration: a real PostgreSQL, one database per test.
+#include "convoy/pg.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "testsupport.h"
+
+namespace convoy {
+namespace {
+
+size_t CountMigrationFiles(const std::string& dir) {
+  size_t n = 0;
+  DIR* d = opendir(dir.c_str());
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() > 4 && name.substr(name.size() - 4) == ".sql") ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+TEST(Migrations, ReplicasStartingTogetherApplyEachFileOnce) {
+  test::TestDatabase db("pg_migrations");
+  std::string dir = test::SourcePath("deploy/postgres");
+  std::vector<std::thread> threads;
+  std::vector<Status> results(4);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = PgConnection::Connect(db.dsn());
+      results[i] = c.ok() ? RunMigrations(**c, dir) : c.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
+  auto c = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(c.ok());
+  auto rows = (*c)->Exec("SELECT count(*) FROM schema_migrations");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(static_cast<size_t>(rows->get_int(0, 0)), CountMigrationFiles(dir));
+  // Running again changes nothing.
+  EXPECT_TRUE(RunMigrations(**c, dir).ok());
+}
+
+TEST(PgConnection, ErrorsAreClassified) {
+  test::TestDatabase db("pg_errors");
+  auto c = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Exec("CREATE TABLE t (k text PRIMARY KEY)").ok());
+  ASSERT_TRUE((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("a")}).ok());
+  EXPECT_EQ((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("a")}).status().code(), Code::kRejected);
+  EXPECT_EQ((*c)->Exec("SELEC 1").status().code(), Code::kInvalidArgument);
+  auto ins = (*c)->Exec("INSERT INTO t VALUES ($1) ON CONFLICT DO NOTHING RETURNING k", {std::string("a")});
+  ASSERT_TRUE(ins.ok());
+  EXPECT_TRUE(ins->empty());
+  auto null = (*c)->Exec("SELECT $1::text", {std::nullopt});
+  ASSERT_TRUE(null.ok());
+  EXPECT_FALSE(null->at(0, 0).has_value());
+  auto down = PgConnection::Connect("host=127.0.0.1 port=1 user=postgres dbname=x");
+  EXPECT_EQ(down.status().code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace convoy

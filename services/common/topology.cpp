@@ -1,0 +1,115 @@
+#include "convoy/topology.h"
+
+#include <sstream>
+
+namespace convoy {
+namespace {
+
+Topology Build() {
+  Topology t;
+  t.exchanges = {{exchanges::kInbound, "direct"}, {exchanges::kEvents, "topic"},
+                 {exchanges::kCommands, "direct"}, {exchanges::kRetry, "direct"},
+                 {exchanges::kDlx, "topic"}};
+  t.retry_tiers = {{"1s", 1000}, {"5s", 5000}, {"30s", 30000}, {"2m", 120000}, {"10m", 600000}};
+  t.work_queues = {queues::kConversationInbound, queues::kConversationEvents,
+                   queues::kOutboundStatus,      queues::kOutboundSend,
+                   queues::kMediaFetch,          queues::kMediaUpload};
+  for (const auto& q : t.work_queues) {
+    // Quorum work queues; a message redelivered past the limit (a consumer crashing on it)
+    // is dead-lettered to the parking queue instead of looping forever.
+    t.queues.push_back({q,
+                        {{"x-queue-type", "quorum"},
+                         {"x-dead-letter-exchange", exchanges::kDlx},
+                         {"x-dead-letter-routing-key", q}},
+                        {{"x-delivery-limit", 10}}});
+    t.queues.push_back({q + ".dlq", {{"x-queue-type", "quorum"}}, {}});
+    t.bindings.push_back({exchanges::kDlx, q + ".dlq", q});
+    for (const auto& tier : t.retry_tiers) {
+      std::string name = q + "." + tier.name;
+      t.queues.push_back({name,
+                          {{"x-dead-letter-exchange", ""}, {"x-dead-letter-routing-key", q}},
+                          {{"x-message-ttl", tier.delay_ms}}});
+      t.bindings.push_back({exchanges::kRetry, name, name});
+    }
+  }
+  t.bindings.push_back({exchanges::kInbound, queues::kConversationInbound, "message"});
+  t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "status"});
+  // Value-level webhook errors (throughput, pair rate, ...) concern sending: outbound keeps them.
+  t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "error"});
+  for (const char* key : {"media.*", "outbound.*", "assignment.*"}) {
+    t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
+  }
+  for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload}) {
+    t.bindings.push_back({exchanges::kCommands, q, q});
+  }
+  return t;
+}
+
+std::string Quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + '"';
+}
+
+}  // namespace
+
+const Topology& ConvoyTopology() {
+  static const Topology* topology = new Topology(Build());
+  return *topology;
+}
+
+std::string RetryRoutingKey(const std::string& queue, int attempt) {
+  const auto& tiers = ConvoyTopology().retry_tiers;
+  size_t i = attempt <= 1 ? 0 : static_cast<size_t>(attempt - 1);
+  if (i >= tiers.size()) i = tiers.size() - 1;
+  return queue + "." + tiers[i].name;
+}
+
+std::string DefinitionsJson(const Topology& t) {
+  std::ostringstream o;
+  // password_hash is rabbit_password_hashing_sha256 of "guest": local development only.
+  o << "{\n  \"rabbit_version\": \"3.10.8\",\n"
+    << "  \"users\": [{\"name\": \"guest\", \"password_hash\": "
+       "\"kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe\", "
+       "\"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": [\"administrator\"]}],\n"
+    << "  \"vhosts\": [{\"name\": \"/\"}],\n"
+    << "  \"permissions\": [{\"user\": \"guest\", \"vhost\": \"/\", \"configure\": \".*\", "
+       "\"write\": \".*\", \"read\": \".*\"}],\n";
+  o << "  \"exchanges\": [\n";
+  for (size_t i = 0; i < t.exchanges.size(); ++i) {
+    o << "    {\"name\": " << Quote(t.exchanges[i].name) << ", \"vhost\": \"/\", \"type\": "
+      << Quote(t.exchanges[i].type)
+      << ", \"durable\": true, \"auto_delete\": false, \"internal\": false, \"arguments\": {}}"
+      << (i + 1 < t.exchanges.size() ? ",\n" : "\n");
+  }
+  o << "  ],\n  \"queues\": [\n";
+  for (size_t i = 0; i < t.queues.size(); ++i) {
+    const auto& q = t.queues[i];
+    o << "    {\"name\": " << Quote(q.name)
+      << ", \"vhost\": \"/\", \"durable\": true, \"auto_delete\": false, \"arguments\": {";
+    bool first = true;
+    for (const auto& [k, v] : q.string_args) {
+      o << (first ? "" : ", ") << Quote(k) << ": " << Quote(v);
+      first = false;
+    }
+    for (const auto& [k, v] : q.int_args) {
+      o << (first ? "" : ", ") << Quote(k) << ": " << v;
+      first = false;
+    }
+    o << "}}" << (i + 1 < t.queues.size() ? ",\n" : "\n");
+  }
+  o << "  ],\n  \"bindings\": [\n";
+  for (size_t i = 0; i < t.bindings.size(); ++i) {
+    const auto& b = t.bindings[i];
+    o << "    {\"source\": " << Quote(b.exchange) << ", \"vhost\": \"/\", \"destination\": "
+      << Quote(b.queue) << ", \"destination_type\": \"queue\", \"routing_key\": "
+      << Quote(b.routing_key) << ", \"arguments\": {}}" << (i + 1 < t.bindings.size() ? ",\n" : "\n");
+  }
+  o << "  ]\n}\n";
+  return o.str();
+}
+
+}  // namespace convoy

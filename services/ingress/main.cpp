@@ -1,0 +1,61 @@
+// convoy-ingress: acknowledges WhatsApp webhooks once the broker has them.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include "convoy/amqp.h"
+#include "convoy/config.h"
+#include "convoy/http.h"
+#include "ingress.h"
+
+DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:45672/%2f", "RabbitMQ URL (amqp://user:pass@host:port/vhost)");
+DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
+DEFINE_string(http_host, "127.0.0.1", "Address to listen on (0.0.0.0 in a container)");
+DEFINE_int32(http_port, 8080, "HTTP port for /webhook, /healthz, /readyz, /metrics (0: any free port)");
+DEFINE_validator(http_port, &convoy::ValidatePort);
+DEFINE_int32(http_threads, 64, "HTTP worker threads");
+DEFINE_validator(http_threads, &convoy::ValidatePositive);
+DEFINE_int32(max_body_bytes, 3 * 1024 * 1024, "Largest webhook body accepted; larger gets 413 (Meta's maximum is 3 MiB)");
+DEFINE_validator(max_body_bytes, &convoy::ValidatePositive);
+DEFINE_int32(publish_deadline_ms, 2000, "How long a POST waits for broker confirms before answering 503");
+DEFINE_validator(publish_deadline_ms, &convoy::ValidatePositive);
+DEFINE_int32(max_in_flight, 100000, "Publishes awaiting confirms before new POSTs get 503");
+DEFINE_validator(max_in_flight, &convoy::ValidatePositive);
+DEFINE_string(app_secret_file, "", "File holding the Meta app secret (else env CONVOY_APP_SECRET)");
+DEFINE_string(verify_token_file, "", "File holding the webhook verify token (else env CONVOY_VERIFY_TOKEN)");
+
+int main(int argc, char** argv) {
+  // 1. load config
+  convoy::InitService("ingress", "convoy-ingress: WhatsApp webhook endpoint", &argc, &argv);
+  auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", FLAGS_app_secret_file);
+  auto token = convoy::LoadSecret("CONVOY_VERIFY_TOKEN", FLAGS_verify_token_file);
+  // 2. validate
+  if (!secret.ok() || !token.ok()) {
+    LOG(ERROR) << "service=ingress event=bad_config error="
+               << (!secret.ok() ? secret.status() : token.status()).ToString();
+    return 2;
+  }
+  // 3. wire up
+  convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
+  convoy::Publisher publisher(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-ingress"},
+                              static_cast<size_t>(FLAGS_max_in_flight));
+  convoy::ingress::WebhookHandler handler(
+      {*secret, *token, std::chrono::milliseconds(FLAGS_publish_deadline_ms)},
+      [&publisher](convoy::AmqpMessage m, convoy::PublishCallback cb) { publisher.Publish(std::move(m), std::move(cb)); });
+  convoy::HttpServerOptions http{FLAGS_http_host, FLAGS_http_port, static_cast<size_t>(FLAGS_max_body_bytes),
+                                 [&publisher] { return publisher.connected(); }};
+  convoy::HttpServer server(http);
+  server.Route("GET", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Verify(r); });
+  server.Route("POST", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Receive(r); });
+  // 4. run
+  publisher.Start();
+  auto s = server.Start();
+  if (!s.ok()) {
+    LOG(ERROR) << "service=ingress event=listen_failed error=" << s.ToString();
+    return 1;
+  }
+  LOG(INFO) << "service=ingress event=started port=" << server.port();
+  convoy::WaitForShutdownSignal();
+  server.Stop();
+  publisher.Stop();
+  return 0;
+}

@@ -1,0 +1,260 @@
+#include "webhook.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdio>
+
+namespace convoy::ingress {
+
+namespace {
+
+std::string Hex(const unsigned char* data, size_t n) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out(n * 2, '0');
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 15];
+  }
+  return out;
+}
+
+bool Hmac(std::string_view body, std::string_view secret, unsigned char out[32]) {
+  unsigned int len = 0;
+  return HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+              reinterpret_cast<const unsigned char*>(body.data()), body.size(), out, &len) && len == 32;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+const char* KindName(Update::Kind kind) {
+  switch (kind) {
+    case Update::Kind::kMessage: return "message";
+    case Update::Kind::kStatus: return "status";
+    case Update::Kind::kError: return "error";
+  }
+  return "unknown";
+}
+
+std::string SignBody(std::string_view raw_body, std::string_view app_secret) {
+  unsigned char mac[32];
+  if (!Hmac(raw_body, app_secret, mac)) return "";
+  return "sha256=" + Hex(mac, 32);
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool VerifySignature(std::string_view raw_body, std::string_view header, std::string_view app_secret) {
+  constexpr std::string_view kPrefix = "sha256=";
+  if (app_secret.empty() || header.size() != kPrefix.size() + 64 || header.substr(0, kPrefix.size()) != kPrefix) {
+    return false;
+  }
+  unsigned char given[32];
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = HexValue(header[kPrefix.size() + 2 * i]), lo = HexValue(header[kPrefix.size() + 2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    given[i] = static_cast<unsigned char>(hi << 4 | lo);
+  }
+  unsigned char expected[32];
+  if (!Hmac(raw_body, app_secret, expected)) return false;
+  return CRYPTO_memcmp(given, expected, 32) == 0;
+}
+
+namespace {
+
+using rapidjson::Value;
+
+std::string Str(const Value& obj, const char* key) {
+  if (!obj.IsObject()) return "";
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd()) return "";
+  if (it->value.IsString()) return std::string(it->value.GetString(), it->value.GetStringLength());
+  if (it->value.IsInt64()) return std::to_string(it->value.GetInt64());
+  return "";
+}
+
+const Value* Member(const Value& obj, const char* key) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(key);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string Serialize(const Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string ShortHash(std::string_view s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
+  return Hex(md, 12);
+}
+
+// Builds one envelope: our fields plus Meta's item under `item_key`.
+std::string Envelope(const char* schema, const std::string& correlation_id, const std::string& received_at,
+                     const std::string& phone_number_id, const std::string& display_phone_number,
+                     const std::string& wa_id, const std::string& profile_name,
+                     const std::string& conversation_key, const char* item_key, const Value& item) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("schema");
+  w.String(schema);
+  w.Key("version");
+  w.Int(1);
+  w.Key("correlation_id");
+  w.String(correlation_id);
+  w.Key("received_at");
+  w.String(received_at);
+  w.Key("phone_number_id");
+  w.String(phone_number_id);
+  if (!display_phone_number.empty()) {
+    w.Key("display_phone_number");
+    w.String(display_phone_number);
+  }
+  if (!wa_id.empty()) {
+    w.Key("wa_id");
+    w.String(wa_id);
+  }
+  if (!profile_name.empty()) {
+    w.Key("profile_name");
+    w.String(profile_name);
+  }
+  if (!conversation_key.empty()) {
+    w.Key("conversation_key");
+    w.String(conversation_key);
+  }
+  w.Key(item_key);
+  item.Accept(w);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string ProfileName(const Value& value, const std::string& wa_id) {
+  const Value* contacts = Member(value, "contacts");
+  if (!contacts || !contacts->IsArray()) return "";
+  for (const auto& c : contacts->GetArray()) {
+    if (Str(c, "wa_id") == wa_id || contacts->Size() == 1) {
+      const Value* profile = Member(c, "profile");
+      if (profile) return Str(*profile, "name");
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& correlation_id,
+                                 const std::string& received_at) {
+  rapidjson::Document doc;
+  doc.Parse(raw_body.data(), raw_body.size());
+  if (doc.HasParseError()) {
+    return Status(Code::kInvalidArgument, std::string("malformed JSON at offset ") +
+                                              std::to_string(doc.GetErrorOffset()) + ": " +
+                                              rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return Status(Code::kInvalidArgument, "body is not a JSON object");
+  SplitResult out;
+  if (Str(doc, "object") != "whatsapp_business_account") {
+    out.ignored_object = true;
+    return out;
+  }
+  const Value* entries = Member(doc, "entry");
+  if (!entries || !entries->IsArray()) {
+    ++out.unknown_shapes;
+    return out;
+  }
+  for (const auto& entry : entries->GetArray()) {
+    const Value* changes = Member(entry, "changes");
+    if (!changes || !changes->IsArray()) {
+      ++out.unknown_shapes;
+      continue;
+    }
+    for (const auto& change : changes->GetArray()) {
+      if (Str(change, "field") != "messages") {
+        ++out.ignored_changes;
+        continue;
+      }
+      const Value* value = Member(change, "value");
+      if (!value || !value->IsObject()) {
+        ++out.unknown_shapes;
+        continue;
+      }
+      const Value* metadata = Member(*value, "metadata");
+      std::string pnid = metadata ? Str(*metadata, "phone_number_id") : "";
+      std::string display = metadata ? Str(*metadata, "display_phone_number") : "";
+      const Value* messages = Member(*value, "messages");
+      const Value* statuses = Member(*value, "statuses");
+      const Value* errors = Member(*value, "errors");
+      bool any = false;
+      if (messages && messages->IsArray()) {
+        any = true;
+        for (const auto& m : messages->GetArray()) {
+          std::string id = Str(m, "id"), from = Str(m, "from");
+          if (id.empty() || pnid.empty() || !m.IsObject() || Str(m, "type").empty() || Str(m, "timestamp").empty()) {
+            ++out.unknown_shapes;
+            continue;
+          }
+          std::string wa_id = from.empty() ? Str(m, "group_id") : from;
+          if (wa_id.empty()) wa_id = "unknown";
+          std::string key = pnid + ":" + wa_id;
+          out.updates.push_back({Update::Kind::kMessage, "message", id, id, key,
+                                 Envelope("inbound.message", correlation_id, received_at, pnid, display, wa_id,
+                                          ProfileName(*value, from), key, "message", m)});
+        }
+      }
+      if (statuses && statuses->IsArray()) {
+        any = true;
+        for (const auto& s : statuses->GetArray()) {
+          std::string id = Str(s, "id"), status = Str(s, "status"), recipient = Str(s, "recipient_id");
+          if (id.empty() || status.empty() || pnid.empty() || Str(s, "timestamp").empty()) {
+            ++out.unknown_shapes;
+            continue;
+          }
+          std::string key = recipient.empty() ? "" : pnid + ":" + recipient;
+          std::string dedupe = id + ":" + status;
+          out.updates.push_back({Update::Kind::kStatus, "status", dedupe, dedupe, key,
+                                 Envelope("inbound.status", correlation_id, received_at, pnid, display, "", "", key,
+                                          "status", s)});
+        }
+      }
+      if (errors && errors->IsArray()) {
+        any = true;
+        for (const auto& e : errors->GetArray()) {
+          const Value* code = Member(e, "code");
+          if (!code || !code->IsInt()) {
+            ++out.unknown_shapes;
+            continue;
+          }
+          // Value-level errors carry no id: the same error redelivered hashes the same.
+          std::string dedupe = "error:" + pnid + ":" + std::to_string(code->GetInt()) + ":" +
+                               ShortHash(Serialize(e) + Str(entry, "id"));
+          out.updates.push_back({Update::Kind::kError, "error", dedupe, dedupe, "",
+                                 Envelope("inbound.error", correlation_id, received_at, pnid, display, "", "", "",
+                                          "error", e)});
+        }
+      }
+      if (!any) ++out.unknown_shapes;
+    }
+  }
+  return out;
+}
+
+}  // namespace convoy::ingress

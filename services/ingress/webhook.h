@@ -1,0 +1,41 @@
+#pragma once
+// The pure part of ingress: signature verification and splitting one webhook POST into one
+// broker message per WhatsApp message, status and value-level error, across every
+// entry[] x changes[]. No I/O; fuzzed and unit-tested on Meta's fixtures.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "convoy/status.h"
+
+namespace convoy::ingress {
+
+// X-Hub-Signature-256: "sha256=" + lowercase hex HMAC-SHA256(app_secret, raw body), compared
+// in constant time. Any malformed header is simply "not verified".
+bool VerifySignature(std::string_view raw_body, std::string_view header, std::string_view app_secret);
+std::string SignBody(std::string_view raw_body, std::string_view app_secret);  // "sha256=..."
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+struct Update {
+  enum class Kind { kMessage, kStatus, kError };
+  Kind kind;
+  std::string routing_key;  // "message", "status", "error" on convoy.inbound
+  std::string message_id;
+  std::string dedupe_key;        // wamid; "wamid:status"; "error:<pnid>:<code>:<hash>"
+  std::string conversation_key;  // "<phone_number_id>:<wa_id>", empty where none applies
+  std::string body;              // JSON, validates against inbound.<kind> v1
+};
+const char* KindName(Update::Kind kind);
+
+struct SplitResult {
+  std::vector<Update> updates;
+  bool ignored_object = false;  // object is not whatsapp_business_account
+  int ignored_changes = 0;      // changes whose field is not "messages"
+  int unknown_shapes = 0;       // items or values we could not interpret
+};
+
+// kInvalidArgument with a one-line reason when the body is not JSON or not an object.
+Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& correlation_id,
+                                 const std::string& received_at);
+
+}  // namespace convoy::ingress

@@ -1,0 +1,160 @@
+#include "webhook.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace convoy::ingress {
+namespace {
+
+const std::string kFixtures = CONVOY_FIXTURES_DIR;
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::map<std::string, std::string> Signatures() {
+  std::map<std::string, std::string> out;
+  std::istringstream in(Read(kFixtures + "/webhooks/SIGNATURES.tsv"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto tab = line.find('\t');
+    out[line.substr(0, tab)] = line.substr(tab + 1);
+  }
+  return out;
+}
+
+TEST(Signature, EveryFixtureVerifiesAgainstItsRawBytes) {
+  auto sigs = Signatures();
+  ASSERT_GE(sigs.size(), 10u);
+  for (const auto& [file, sig] : sigs) {
+    std::string body = Read(kFixtures + "/webhooks/" + file);
+    ASSERT_FALSE(body.empty()) << file;
+    EXPECT_TRUE(VerifySignature(body, sig, "test-app-secret")) << file;
+    EXPECT_EQ(SignBody(body, "test-app-secret"), sig) << file;
+  }
+}
+
+TEST(Signature, TamperedWrongSecretMissingOrMalformedIsRejected) {
+  std::string body = Read(kFixtures + "/webhooks/text.json");
+  std::string sig = Signatures()["text.json"];
+  std::string tampered = body;
+  tampered[tampered.size() / 2] ^= 1;
+  EXPECT_FALSE(VerifySignature(tampered, sig, "test-app-secret"));
+  EXPECT_FALSE(VerifySignature(body, sig, "wrong-secret"));
+  EXPECT_FALSE(VerifySignature(body, "", "test-app-secret"));
+  EXPECT_FALSE(VerifySignature(body, "sha256=", "test-app-secret"));
+  std::string bad_hex = sig;
+  bad_hex[10] = 'z';
+  EXPECT_FALSE(VerifySignature(body, bad_hex, "test-app-secret"));
+  EXPECT_FALSE(VerifySignature(body, "sha1=" + sig.substr(7), "test-app-secret"));
+  EXPECT_FALSE(VerifySignature(body, sig, ""));
+}
+
+TEST(Signature, RawUnicodeEscapesVerifyOnlyAsReceived) {
+  std::string raw = Read(kFixtures + "/webhooks/text_unicode_escaped.raw");
+  std::string sig = Signatures()["text_unicode_escaped.raw"];
+  EXPECT_TRUE(VerifySignature(raw, sig, "test-app-secret"));
+  auto split = SplitWebhook(raw, "c", "t");
+  ASSERT_TRUE(split.ok());
+  ASSERT_EQ(split->updates.size(), 1u);
+  // Our envelope re-serializes Meta's object; the signature holds only for the raw bytes.
+  EXPECT_FALSE(VerifySignature(split->updates[0].body, sig, "test-app-secret"));
+}
+
+TEST(Split, BatchMixedYieldsEveryUpdateOfEveryEntryAndChange) {
+  auto split = SplitWebhook(Read(kFixtures + "/webhooks/batch_mixed.json"), "corr", "now");
+  ASSERT_TRUE(split.ok());
+  std::map<std::string, int> kinds;
+  std::map<std::string, int> numbers;
+  for (const auto& u : split->updates) {
+    kinds[KindName(u.kind)]++;
+    numbers[u.conversation_key.substr(0, u.conversation_key.find(':'))]++;
+  }
+  EXPECT_EQ(kinds["message"], 4);
+  EXPECT_EQ(kinds["status"], 1);
+  EXPECT_EQ(numbers.size(), 2u) << "a second business number";
+  int images = 0;
+  for (const auto& u : split->updates) images += u.body.find("\"type\":\"image\"") != std::string::npos;
+  EXPECT_EQ(images, 3);
+}
+
+TEST(Split, DedupeAndConversationKeys) {
+  auto split = SplitWebhook(Read(kFixtures + "/webhooks/status_delivered.json"), "corr", "now");
+  ASSERT_TRUE(split.ok());
+  ASSERT_EQ(split->updates.size(), 1u);
+  const auto& u = split->updates[0];
+  EXPECT_EQ(u.kind, Update::Kind::kStatus);
+  EXPECT_EQ(u.dedupe_key, u.message_id);
+  EXPECT_NE(u.dedupe_key.find(":delivered"), std::string::npos);
+  auto text = SplitWebhook(Read(kFixtures + "/webhooks/text.json"), "corr", "now");
+  ASSERT_TRUE(text.ok());
+  ASSERT_EQ(text->updates.size(), 1u);
+  EXPECT_EQ(text->updates[0].conversation_key.substr(text->updates[0].conversation_key.find(':') + 1), "16505551234");
+  EXPECT_EQ(text->updates[0].dedupe_key.rfind("wamid.", 0), 0u);
+  EXPECT_NE(text->updates[0].body.find("\"correlation_id\":\"corr\""), std::string::npos);
+}
+
+TEST(Split, ValueLevelErrorsAreUpdatesWithStableDedupeKeys) {
+  std::string body = Read(kFixtures + "/webhooks/value_error_rate_limit.json");
+  auto a = SplitWebhook(body, "c1", "t1");
+  auto b = SplitWebhook(body, "c2", "t2");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->updates.size(), 1u);
+  EXPECT_EQ(a->updates[0].kind, Update::Kind::kError);
+  EXPECT_EQ(a->updates[0].dedupe_key, b->updates[0].dedupe_key) << "a redelivery must dedupe";
+}
+
+TEST(Split, PywaCorpusMatchesItsIndex) {
+  std::istringstream in(Read(kFixtures + "/webhooks/pywa/INDEX.tsv"));
+  std::string line;
+  int files = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream row(line);
+    std::string file, field, types, sig;
+    int messages = 0, statuses = 0, errors = 0;
+    std::getline(row, file, '\t');
+    row >> messages >> statuses >> errors;
+    row.ignore();
+    std::getline(row, field, '\t');
+    std::string body = Read(kFixtures + "/webhooks/pywa/" + file);
+    auto split = SplitWebhook(body, "c", "t");
+    ASSERT_TRUE(split.ok()) << file << ": " << split.status().ToString();
+    int m = 0, s = 0, e = 0;
+    for (const auto& u : split->updates) {
+      m += u.kind == Update::Kind::kMessage;
+      s += u.kind == Update::Kind::kStatus;
+      e += u.kind == Update::Kind::kError;
+    }
+    EXPECT_EQ(m, messages) << file;
+    EXPECT_EQ(s, statuses) << file;
+    EXPECT_EQ(e, errors) << file;
+    if (field != "messages") {
+      EXPECT_GE(split->ignored_changes, 1) << file;
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 60);
+}
+
+TEST(Split, MalformedJsonHasAOneLineReason) {
+  auto r = SplitWebhook("{\"object\":", "c", "t");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.status().message().find('\n'), std::string::npos);
+  EXPECT_FALSE(SplitWebhook("[1,2]", "c", "t").ok());
+  auto other = SplitWebhook(R"({"object":"page","entry":[]})", "c", "t");
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->ignored_object);
+  EXPECT_TRUE(other->updates.empty());
+}
+
+}  // namespace
+}  // namespace convoy::ingress

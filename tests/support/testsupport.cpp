@@ -1,0 +1,172 @@
+#include "testsupport.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "convoy/http.h"
+#include "convoy/pg.h"
+
+namespace convoy::test {
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return (v && *v) ? v : fallback;
+}
+
+std::string AmqpBaseUrl() {
+  std::string url = Env("CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:45672/%2f");
+  // strip the vhost: amqp://user:pass@host:port
+  auto scheme = url.find("://");
+  auto slash = url.find('/', scheme + 3);
+  return slash == std::string::npos ? url : url.substr(0, slash);
+}
+
+std::string RabbitMgmtUrl() { return Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:45673"); }
+
+std::string PgDsn() {
+  return Env("CONVOY_PG_DSN", "host=127.0.0.1 port=45432 user=postgres dbname=postgres");
+}
+
+std::string UniqueName(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  std::random_device rd;
+  std::ostringstream s;
+  s << prefix << "_" << getpid() << "_" << counter++ << "_" << (rd() % 100000);
+  return s.str();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string FixturePath(const std::string& relative) { return std::string(CONVOY_FIXTURES_DIR) + "/" + relative; }
+std::string SourcePath(const std::string& relative) { return std::string(CONVOY_SOURCE_DIR) + "/" + relative; }
+std::string BinaryPath(const std::string& relative) { return std::string(CONVOY_BINARY_DIR) + "/" + relative; }
+
+bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (true) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+namespace {
+HttpResponse Mgmt(const std::string& method, const std::string& path, const std::string& body = "") {
+  HttpClientRequest req;
+  req.method = method;
+  req.url = RabbitMgmtUrl() + path;
+  req.headers["Authorization"] = "Basic Z3Vlc3Q6Z3Vlc3Q=";  // guest:guest
+  req.body = body;
+  auto r = HttpFetch(req);
+  if (!r.ok()) return HttpResponse{599, "", r.status().ToString(), {}};
+  return *r;
+}
+}  // namespace
+
+TestVhost::TestVhost(const std::string& prefix) : name_(UniqueName(prefix)) {
+  auto r = Mgmt("PUT", "/api/vhosts/" + name_, "{}");
+  if (r.status / 100 != 2) throw std::runtime_error("cannot create vhost: " + r.body);
+  r = Mgmt("PUT", "/api/permissions/" + name_ + "/guest", R"({"configure":".*","write":".*","read":".*"})");
+  if (r.status / 100 != 2) throw std::runtime_error("cannot grant vhost: " + r.body);
+}
+
+TestVhost::~TestVhost() { Mgmt("DELETE", "/api/vhosts/" + name_); }
+
+std::string TestVhost::url() const { return AmqpBaseUrl() + "/" + name_; }
+
+TestDatabase::TestDatabase(const std::string& prefix) : name_(UniqueName(prefix)) {
+  auto admin = PgConnection::Connect(PgDsn());
+  if (!admin.ok()) throw std::runtime_error(admin.status().ToString());
+  auto r = (*admin)->Exec("CREATE DATABASE " + name_);  // name_ is ours: letters, digits, _
+  if (!r.ok()) throw std::runtime_error(r.status().ToString());
+}
+
+TestDatabase::~TestDatabase() {
+  auto admin = PgConnection::Connect(PgDsn());
+  if (admin.ok()) (*admin)->Exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+}
+
+std::string TestDatabase::dsn() const {
+  std::string base = PgDsn();
+  auto pos = base.find("dbname=");
+  if (pos != std::string::npos) {
+    auto end = base.find(' ', pos);
+    base.erase(pos, end == std::string::npos ? std::string::npos : end - pos);
+  }
+  return base + " dbname=" + name_;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && running()) {
+    Signal(SIGKILL);
+    Wait();
+  }
+}
+
+bool ChildProcess::Start(const std::vector<std::string>& argv, const std::string& log_path,
+                         const std::map<std::string, std::string>& env) {
+  log_path_ = log_path;
+  pid_ = fork();
+  if (pid_ < 0) return false;
+  if (pid_ == 0) {
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return true;
+}
+
+void ChildProcess::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+int ChildProcess::Wait() {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+bool ChildProcess::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+std::string ChildProcess::Log() const { return ReadFile(log_path_); }
+
+}  // namespace convoy::test

@@ -1,0 +1,71 @@
+#pragma once
+// Hermetic test fixtures: a RabbitMQ vhost and a PostgreSQL database of their own per test,
+// child processes with captured logs, and waiting on conditions with deadlines.
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace convoy::test {
+
+std::string Env(const char* name, const std::string& fallback);
+std::string AmqpBaseUrl();     // CONVOY_AMQP_URL without the vhost
+std::string RabbitMgmtUrl();   // CONVOY_RABBIT_MGMT_URL
+std::string PgDsn();           // CONVOY_PG_DSN (the admin database)
+std::string UniqueName(const std::string& prefix);
+std::string ReadFile(const std::string& path);
+std::string FixturePath(const std::string& relative);  // under ../shared/fixtures
+std::string SourcePath(const std::string& relative);   // under the project root
+std::string BinaryPath(const std::string& relative);   // under the build folder
+
+// Polls cond every few milliseconds until it holds or the deadline passes.
+bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline);
+
+// A vhost created through the management API and deleted at the end of the test.
+class TestVhost {
+ public:
+  explicit TestVhost(const std::string& prefix);
+  ~TestVhost();
+  const std::string& name() const { return name_; }
+  std::string url() const;  // amqp URL for this vhost
+
+ private:
+  std::string name_;
+};
+
+// A database created for the test and dropped at the end.
+class TestDatabase {
+ public:
+  explicit TestDatabase(const std::string& prefix);
+  ~TestDatabase();
+  std::string dsn() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
+// A child process with stdout+stderr in a log file; killed (SIGKILL) if still running at the end.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  bool Start(const std::vector<std::string>& argv, const std::string& log_path,
+             const std::map<std::string, std::string>& env = {});
+  void Signal(int sig);
+  int Wait();  // exit status (or 128+signal)
+  bool running();
+  pid_t pid() const { return pid_; }
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+}  // namespace convoy::test

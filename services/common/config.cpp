@@ -87,6 +87,10 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
 
 const char* ServiceName() { return g_service; }
 
+void SetFlagDefault(const char* flag, const std::string& value) {
+  gflags::SetCommandLineOptionWithMode(flag, value.c_str(), gflags::SET_FLAGS_DEFAULT);
+}
+
 void WaitForShutdownSignal() {
   sigset_t set;
   sigemptyset(&set);

@@ -9,12 +9,16 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <vector>
 
 namespace convoy {
 
 struct SchemaRegistry::Impl {
+  // RapidJSON 1.1.0's schema regex ("pattern") keeps its match state inside the shared
+  // SchemaDocument, so two threads validating at once corrupt it: validation is serialized.
+  std::mutex mu;
   std::map<std::string, std::unique_ptr<rapidjson::SchemaDocument>> schemas;  // "name@version"
 };
 
@@ -82,6 +86,7 @@ Status SchemaRegistry::Validate(std::string_view body) const {
   std::string key = std::string(doc["schema"].GetString()) + "@" + std::to_string(doc["version"].GetInt());
   auto it = impl_->schemas.find(key);
   if (it == impl_->schemas.end()) return Status(Code::kInvalidArgument, "unknown schema " + key);
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return ValidateDoc(*it->second, doc, key);
 }
 
@@ -96,6 +101,7 @@ Status SchemaRegistry::ValidateAs(const std::string& schema, int version, std::s
                                               std::to_string(doc.GetErrorOffset()) + ": " +
                                               rapidjson::GetParseError_En(doc.GetParseError()));
   }
+  std::lock_guard<std::mutex> lock(impl_->mu);
   return ValidateDoc(*it->second, doc, key);
 }
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 namespace convoy {
 namespace {
 
@@ -29,6 +33,27 @@ TEST_F(SchemaTest, ErrorsSayWhatAndWhere) {
 
 TEST(JsonEscape, EscapesControlAndQuotes) {
   EXPECT_EQ(JsonEscape("a\"b\\c\n\x01"), "a\\\"b\\\\c\\n\\u0001");
+}
+
+}  // namespace
+}  // namespace convoy
+
+namespace convoy {
+namespace {
+
+// Consumers validate from several threads at once; schemas with "pattern" must survive that.
+TEST_F(SchemaTest, ConcurrentValidationIsSafe) {
+  const std::string body = R"({"schema":"outbound.send","version":1,"correlation_id":"c1",
+    "dedupe_key":"k","phone_number_id":"123","to":"16505551234","message":{"type":"text","text":{"body":"hi"}}})";
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) failures += !reg_.Validate(body).ok();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 }  // namespace

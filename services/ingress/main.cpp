@@ -4,16 +4,10 @@
 
 #include "convoy/amqp.h"
 #include "convoy/config.h"
+#include "convoy/flags.h"
 #include "convoy/http.h"
 #include "ingress.h"
 
-DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:45672/%2f", "RabbitMQ URL (amqp://user:pass@host:port/vhost)");
-DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
-DEFINE_string(http_host, "127.0.0.1", "Address to listen on (0.0.0.0 in a container)");
-DEFINE_int32(http_port, 8080, "HTTP port for /webhook, /healthz, /readyz, /metrics (0: any free port)");
-DEFINE_validator(http_port, &convoy::ValidatePort);
-DEFINE_int32(http_threads, 64, "HTTP worker threads");
-DEFINE_validator(http_threads, &convoy::ValidatePositive);
 DEFINE_int32(max_body_bytes, 3 * 1024 * 1024, "Largest webhook body accepted; larger gets 413 (Meta's maximum is 3 MiB)");
 DEFINE_validator(max_body_bytes, &convoy::ValidatePositive);
 DEFINE_int32(publish_deadline_ms, 2000, "How long a POST waits for broker confirms before answering 503");
@@ -25,6 +19,7 @@ DEFINE_string(verify_token_file, "", "File holding the webhook verify token (els
 
 int main(int argc, char** argv) {
   // 1. load config
+  convoy::SetFlagDefault("http_threads", "64");
   convoy::InitService("ingress", "convoy-ingress: WhatsApp webhook endpoint", &argc, &argv);
   auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", FLAGS_app_secret_file);
   auto token = convoy::LoadSecret("CONVOY_VERIFY_TOKEN", FLAGS_verify_token_file);

@@ -22,6 +22,8 @@ Result<std::string> LoadSecret(const std::string& env_name, const std::string& f
 // Parses the command line (gflags), sets up glog to stderr, names the service in every log
 // line. Exits non-zero with a message naming the flag on a bad value.
 void InitService(const char* service, const char* usage, int* argc, char*** argv);
+// Changes a flag's default (shown by --help); call before InitService.
+void SetFlagDefault(const char* flag, const std::string& value);
 const char* ServiceName();
 
 // Blocks until SIGINT or SIGTERM arrives.

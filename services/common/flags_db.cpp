@@ -1,0 +1,19 @@
+// Flags of the services that keep state in PostgreSQL and consume from the broker.
+#include <gflags/gflags.h>
+
+#include "convoy/config.h"
+#include "convoy/flags.h"
+
+DEFINE_string(pg_dsn, "host=127.0.0.1 port=45432 user=postgres dbname=postgres",
+              "PostgreSQL connection string (libpq key=value or postgresql:// URI)");
+DEFINE_validator(pg_dsn, &convoy::ValidateNonEmpty);
+DEFINE_string(migrations_dir, "deploy/postgres", "Folder of numbered SQL migrations applied at start");
+DEFINE_validator(migrations_dir, &convoy::ValidateNonEmpty);
+DEFINE_string(schema_dir, "proto-schemas", "Folder of JSON Schemas for broker messages");
+DEFINE_validator(schema_dir, &convoy::ValidateNonEmpty);
+DEFINE_int32(consumer_threads, 4, "Consumers per work queue, each with its own broker and database connection");
+DEFINE_validator(consumer_threads, &convoy::ValidatePositive);
+DEFINE_int32(prefetch, 32, "Unacknowledged deliveries per consumer");
+DEFINE_validator(prefetch, &convoy::ValidatePositive);
+DEFINE_int32(max_attempts, 5, "Failures before a message is dead-lettered to its .dlq");
+DEFINE_validator(max_attempts, &convoy::ValidatePositive);

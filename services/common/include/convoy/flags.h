@@ -1,0 +1,22 @@
+#pragma once
+// Flags shared by several services, declared here and defined once in flags.cpp, so each has
+// one description, one default and one validator. A service's --help lists what it links.
+#include <gflags/gflags_declare.h>
+
+DECLARE_string(amqp_url);
+DECLARE_string(http_host);
+DECLARE_int32(http_port);
+DECLARE_int32(http_threads);
+
+// Services with a database.
+DECLARE_string(pg_dsn);
+DECLARE_string(migrations_dir);
+DECLARE_string(schema_dir);
+DECLARE_int32(consumer_threads);
+DECLARE_int32(prefetch);
+DECLARE_int32(max_attempts);
+
+// Services that call the Graph API.
+DECLARE_string(graph_base_url);
+DECLARE_string(graph_token_file);
+DECLARE_int32(graph_timeout_ms);

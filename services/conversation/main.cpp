@@ -1,0 +1,82 @@
+// convoy-conversation: advances each conversation exactly once per update.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include "convoy/amqp.h"
+#include "convoy/config.h"
+#include "convoy/consumer_group.h"
+#include "convoy/flags.h"
+#include "convoy/http.h"
+#include "convoy/json.h"
+#include "convoy/pg.h"
+#include "convoy/topology.h"
+#include "processor.h"
+#include "relay.h"
+
+DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
+DEFINE_validator(relay_batch, &convoy::ValidatePositive);
+
+namespace {
+
+// A handler that owns its database connection: one per consumer thread.
+convoy::HandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schemas, convoy::conversation::OutboxRelay& relay) {
+  return [&schemas, &relay]() -> convoy::Result<convoy::DeliveryHandler> {
+    auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+    if (!db.ok()) return db.status();
+    std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
+    auto processor = std::make_shared<convoy::conversation::Processor>(*conn, schemas, [&relay] { relay.Notify(); });
+    return convoy::DeliveryHandler([conn, processor](const convoy::Delivery& d) { return processor->Handle(d); });
+  };
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // 1. load config
+  convoy::SetFlagDefault("http_port", "8081");
+  convoy::InitService("conversation", "convoy-conversation: per-conversation state machines", &argc, &argv);
+  // 2. validate: schemas load, database reachable and migrated
+  convoy::SchemaRegistry schemas;
+  convoy::Status s = schemas.LoadDir(FLAGS_schema_dir);
+  auto db = s.ok() ? convoy::PgConnection::Connect(FLAGS_pg_dsn)
+                   : convoy::Result<std::unique_ptr<convoy::PgConnection>>(s);
+  if (db.ok()) s = convoy::RunMigrations(**db, FLAGS_migrations_dir);
+  if (!db.ok() || !s.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed error=" << (db.ok() ? s : db.status()).ToString();
+    return 1;
+  }
+  // 3. wire up
+  convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
+  convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-conversation"};
+  convoy::Publisher publisher(amqp);
+  convoy::conversation::OutboxRelay relay({FLAGS_pg_dsn, FLAGS_relay_batch}, publisher);
+  convoy::ConsumerGroup consumers(publisher);
+  for (const char* queue : {convoy::queues::kConversationInbound, convoy::queues::kConversationEvents}) {
+    s = consumers.Add({amqp, queue, FLAGS_prefetch, FLAGS_max_attempts}, FLAGS_consumer_threads,
+                      ProcessorFactory(schemas, relay));
+    if (!s.ok()) {
+      LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
+      return 1;
+    }
+  }
+  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
+                               return publisher.connected() && consumers.connected() && (*db)->healthy();
+                             }});
+  // 4. run: the publisher first (consumers republish through it), the consumers last.
+  publisher.Start();
+  publisher.WaitConnected(std::chrono::seconds(30));
+  relay.Start();
+  consumers.Start();
+  s = server.Start();
+  if (!s.ok()) {
+    LOG(ERROR) << "service=conversation event=listen_failed error=" << s.ToString();
+    return 1;
+  }
+  LOG(INFO) << "service=conversation event=started port=" << server.port();
+  convoy::WaitForShutdownSignal();
+  server.Stop();
+  consumers.Stop();
+  relay.Stop();
+  publisher.Stop();
+  return 0;
+}

@@ -64,7 +64,9 @@ bool ReadBody(http::http_request& req, size_t limit, std::string* out) {
     total += got;
     if (total > limit) return false;
   }
-  *out = std::move(buf.collection());
+  // The buffer's collection also holds space allocated for reads that came back short: only
+  // the first `total` bytes are the body.
+  out->assign(buf.collection().data(), total);
   return true;
 }
 

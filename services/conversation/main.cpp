@@ -9,6 +9,7 @@
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "convoy/startup.h"
 #include "convoy/topology.h"
 #include "processor.h"
 #include "relay.h"
@@ -35,16 +36,14 @@ int main(int argc, char** argv) {
   // 1. load config
   convoy::SetFlagDefault("http_port", "8081");
   convoy::InitService("conversation", "convoy-conversation: per-conversation state machines", &argc, &argv);
-  // 2. validate: schemas load, database reachable and migrated
-  convoy::SchemaRegistry schemas;
-  convoy::Status s = schemas.LoadDir(FLAGS_schema_dir);
-  auto db = s.ok() ? convoy::PgConnection::Connect(FLAGS_pg_dsn)
-                   : convoy::Result<std::unique_ptr<convoy::PgConnection>>(s);
-  if (db.ok()) s = convoy::RunMigrations(**db, FLAGS_migrations_dir);
-  if (!db.ok() || !s.ok()) {
-    LOG(ERROR) << "service=conversation event=startup_failed error=" << (db.ok() ? s : db.status()).ToString();
+  // 2. validate: schemas, a reachable and migrated database
+  convoy::DatabaseService base;
+  convoy::Status s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, &base);
+  if (!s.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
     return 1;
   }
+  const convoy::SchemaRegistry& schemas = base.schemas;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-conversation"};
@@ -60,7 +59,7 @@ int main(int argc, char** argv) {
     }
   }
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
-                               return publisher.connected() && consumers.connected() && (*db)->healthy();
+                               return publisher.connected() && consumers.connected() && base.db->healthy();
                              }});
   // 4. run: the publisher first (consumers republish through it), the consumers last.
   publisher.Start();

@@ -1,6 +1,9 @@
 #include "testsupport.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,6 +57,39 @@ std::string ReadFile(const std::string& path) {
 std::string FixturePath(const std::string& relative) { return std::string(CONVOY_FIXTURES_DIR) + "/" + relative; }
 std::string SourcePath(const std::string& relative) { return std::string(CONVOY_SOURCE_DIR) + "/" + relative; }
 std::string BinaryPath(const std::string& relative) { return std::string(CONVOY_BINARY_DIR) + "/" + relative; }
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+std::string HttpGet(const std::string& url, int* status) {
+  HttpClientRequest req;
+  req.url = url;
+  req.timeout = std::chrono::milliseconds(5000);
+  auto r = HttpFetch(req);
+  if (status) *status = r.ok() ? r->status : 0;
+  return r.ok() ? r->body : "";
+}
+
+double MetricValue(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::atof(line.c_str() + series.size() + 1);
+  }
+  return -1;
+}
 
 bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline) {
   auto end = std::chrono::steady_clock::now() + deadline;

@@ -21,6 +21,13 @@ std::string FixturePath(const std::string& relative);  // under ../shared/fixtur
 std::string SourcePath(const std::string& relative);   // under the project root
 std::string BinaryPath(const std::string& relative);   // under the build folder
 
+// A TCP port free on loopback right now.
+int FreePort();
+// GET an URL; the body, or "" on any failure. *status gets the HTTP status (0 if none).
+std::string HttpGet(const std::string& url, int* status = nullptr);
+// The value of one Prometheus sample line "name{labels} value" in a /metrics text, or -1.
+double MetricValue(const std::string& metrics_text, const std::string& series);
+
 // Polls cond every few milliseconds until it holds or the deadline passes.
 bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline);
 

@@ -1,0 +1,33 @@
+#pragma once
+// The pure parts of talking to Meta's send endpoint: the request body, the response, and the
+// classification of Graph errors by error.code (not HTTP status: rate limits come back as 400).
+#include <string>
+
+#include "convoy/status.h"
+
+namespace convoy::outbound {
+
+enum class GraphErrorClass {
+  kRateLimited,  // 130429 throughput, 131056 pair rate, 80007, 4: retry after backoff
+  kTransient,    // 1, 2, 131000, 131016, 131057, 133004, HTTP 5xx, no parseable error: retry
+  kPermanent,    // 131047 window closed, 131026 undeliverable, 131051, 131048, 100, auth, ...: no retry
+};
+const char* GraphErrorClassName(GraphErrorClass c);
+
+struct GraphError {
+  int http_status = 0;
+  int code = 0;  // Graph error.code; 0 when the body had none
+  std::string message;
+  GraphErrorClass klass = GraphErrorClass::kTransient;
+};
+
+GraphErrorClass ClassifyGraphError(int http_status, int code);
+GraphError ParseGraphError(int http_status, const std::string& body);
+
+// {"messaging_product":"whatsapp","recipient_type":"individual","to":..., <message fields>}
+// from an outbound.send body. kInvalidArgument if the command is not sendable.
+Result<std::string> BuildSendRequest(const std::string& command_body);
+// The wamid from a successful send response.
+Result<std::string> ParseSendResponse(const std::string& body);
+
+}  // namespace convoy::outbound

@@ -1,0 +1,199 @@
+// End to end: the four services as processes, a real broker and database (a vhost and a
+// database of this test's own), the fake Graph API in-process.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "convoy/http.h"
+#include "fake_graph.h"
+#include "testsupport.h"
+#include "webhook.h"
+
+namespace convoy {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kAppSecret = "test-app-secret";
+constexpr const char* kGraphToken = "test-graph-token";
+
+std::map<std::string, std::string> Signatures() {
+  std::map<std::string, std::string> out;
+  std::istringstream in(test::ReadFile(test::FixturePath("webhooks/SIGNATURES.tsv")));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto tab = line.find('\t');
+    out[line.substr(0, tab)] = line.substr(tab + 1);
+  }
+  return out;
+}
+
+class Pipeline : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { env_ = new Env(); }
+  static void TearDownTestSuite() {
+    delete env_;
+    env_ = nullptr;
+  }
+
+  struct Service {
+    std::string name;
+    int port;
+    test::ChildProcess process;
+    std::string log;
+  };
+
+  struct Env {
+    test::TestVhost vhost{"e2e"};
+    test::TestDatabase db{"e2e"};
+    fake::FakeGraph graph{kGraphToken};
+    std::string dir;
+    std::map<std::string, std::unique_ptr<Service>> services;
+
+    Env() {
+      dir = ::testing::TempDir() + "/" + test::UniqueName("convoy_e2e");
+      ::mkdir(dir.c_str(), 0755);
+      EXPECT_TRUE(graph.Start().ok());
+      graph.RegisterMedia("1003383421387256", test::FixturePath("media/photo1.jpg"), "image/jpeg");
+      for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
+      for (auto& [name, svc] : services) {
+        int port = svc->port;
+        bool ready = test::WaitUntil(
+            [&] {
+              int status = 0;
+              test::HttpGet("http://127.0.0.1:" + std::to_string(port) + "/readyz", &status);
+              return status == 200;
+            },
+            90s);
+        EXPECT_TRUE(ready) << name << " not ready:\n" << svc->process.Log();
+      }
+    }
+
+    void Launch(const std::string& name) {
+      auto svc = std::make_unique<Service>();
+      svc->name = name;
+      svc->port = test::FreePort();
+      svc->log = dir + "/" + name + ".log";
+      std::vector<std::string> argv = {test::BinaryPath("services/" + name + "/convoy-" + name),
+                                       "--amqp_url=" + vhost.url(), "--http_port=" + std::to_string(svc->port)};
+      if (name != "ingress") {
+        argv.push_back("--pg_dsn=" + db.dsn());
+        argv.push_back("--schema_dir=" + test::SourcePath("proto-schemas"));
+        argv.push_back("--migrations_dir=" + test::SourcePath("deploy/postgres"));
+        argv.push_back("--consumer_threads=2");
+      }
+      if (name == "media" || name == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
+      if (name == "media") argv.push_back("--media_dir=" + dir + "/media");
+      EXPECT_TRUE(svc->process.Start(argv, svc->log,
+                                     {{"CONVOY_APP_SECRET", kAppSecret},
+                                      {"CONVOY_VERIFY_TOKEN", "e2e-verify"},
+                                      {"CONVOY_GRAPH_TOKEN", kGraphToken}}));
+      services[name] = std::move(svc);
+    }
+
+    ~Env() {
+      for (auto& [name, svc] : services) svc->process.Signal(SIGTERM);
+      for (auto& [name, svc] : services) {
+        bool stopped = test::WaitUntil([&] { return !svc->process.running(); }, 20s);
+        EXPECT_TRUE(stopped) << name << " did not stop on SIGTERM";
+      }
+    }
+
+    std::string Url(const std::string& service, const std::string& path) {
+      return "http://127.0.0.1:" + std::to_string(services[service]->port) + path;
+    }
+
+    HttpResponse PostWebhook(const std::string& body, const std::string& signature) {
+      HttpClientRequest req;
+      req.method = "POST";
+      req.url = Url("ingress", "/webhook");
+      req.headers["X-Hub-Signature-256"] = signature;
+      req.body = body;
+      auto r = HttpFetch(req);
+      return r.ok() ? *r : HttpResponse{0, "", r.status().ToString(), {}};
+    }
+
+    double Metric(const std::string& service, const std::string& series) {
+      return test::MetricValue(test::HttpGet(Url(service, "/metrics")), series);
+    }
+  };
+
+  static Env* env_;
+};
+
+Pipeline::Env* Pipeline::env_ = nullptr;
+
+TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
+  auto& env = *env_;
+  std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
+  auto resp = env.PostWebhook(body, Signatures()["text.json"]);
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  std::string correlation = resp.headers["x-correlation-id"];
+  ASSERT_EQ(correlation.size(), 32u);
+  ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() >= 1; }, 30s)) << env.graph.RequestsJson();
+  std::string sends = env.graph.RequestsJson();
+  EXPECT_NE(sends.find("\"to\":\"16505551234\""), std::string::npos) << sends;
+  EXPECT_NE(sends.find("\"correlation_id\":\"" + correlation + "\""), std::string::npos) << sends;
+
+  // Meta redelivers the same webhook: accepted again, but no second transition or send.
+  auto again = env.PostWebhook(body, Signatures()["text.json"]);
+  ASSERT_EQ(again.status, 200);
+  const std::string dup = "convoy_conversation_updates_total{result=\"duplicate\"}";
+  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("conversation", dup) >= 1; }, 30s));
+  // The reply was sent and its outbound.sent event came back through conversation.events.
+  const std::string applied = "convoy_conversation_updates_total{result=\"applied\"}";
+  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("conversation", applied) >= 2; }, 30s));
+  EXPECT_EQ(env.graph.SendCount(), 1u) << env.graph.RequestsJson();
+
+  for (const char* service : {"ingress", "conversation", "outbound"}) {
+    EXPECT_NE(env.services[service]->process.Log().find("correlation_id=" + correlation), std::string::npos)
+        << service << " never logged the correlation id";
+  }
+}
+
+TEST_F(Pipeline, PhotoIsFetchedStoredAndAcknowledgedWithOneCorrelationIdInAllFourServices) {
+  auto& env = *env_;
+  size_t sends_before = env.graph.SendCount();
+  auto resp = env.PostWebhook(test::ReadFile(test::FixturePath("webhooks/image_with_caption.json")),
+                              Signatures()["image_with_caption.json"]);
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  std::string correlation = resp.headers["x-correlation-id"];
+  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("media", "convoy_media_fetches_total{outcome=\"stored\"}") >= 1; },
+                              30s))
+      << env.services["media"]->process.Log();
+  struct stat st;
+  std::string sha = "fa8aa1abdbfbb5186a5bf6e2b21a846751414f2f598718e13d40e644b0fec4c3";
+  EXPECT_EQ(::stat((env.dir + "/media/" + sha + ".jpg").c_str(), &st), 0) << "stored under its content hash";
+  ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() == sends_before + 1; }, 30s));
+  EXPECT_NE(env.graph.RequestsJson().find("Got your photo"), std::string::npos);
+  for (const char* service : {"ingress", "conversation", "media", "outbound"}) {
+    EXPECT_NE(env.services[service]->process.Log().find("correlation_id=" + correlation), std::string::npos)
+        << service << " never logged the correlation id";
+  }
+}
+
+TEST_F(Pipeline, BadInputGetsAClearAnswerAndPublishesNothing) {
+  auto& env = *env_;
+  std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
+  double published = env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}");
+  EXPECT_EQ(env.PostWebhook(body, "sha256=" + std::string(64, '0')).status, 401);
+  EXPECT_EQ(env.PostWebhook("{broken", ingress::SignBody("{broken", kAppSecret)).status, 400);
+  std::string big(4 << 20, ' ');
+  EXPECT_EQ(env.PostWebhook(big, ingress::SignBody(big, kAppSecret)).status, 413);
+  int status = 0;
+  std::string challenge = test::HttpGet(
+      env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=42"), &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(challenge, "42");
+  test::HttpGet(env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=42"), &status);
+  EXPECT_EQ(status, 403);
+  EXPECT_EQ(env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}"), published);
+}
+
+}  // namespace
+}  // namespace convoy

@@ -1,0 +1,204 @@
+#include "fake_graph.h"
+
+#include <openssl/evp.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <atomic>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "convoy/json.h"
+
+namespace convoy::fake {
+
+namespace {
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string GraphError(int code, const std::string& message) {
+  return R"({"error":{"message":")" + JsonEscape(message) + R"(","type":"OAuthException","code":)" +
+         std::to_string(code) + R"(,"fbtrace_id":"FAKE"}})";
+}
+
+HttpResponse Json(int status, std::string body) { return {status, "application/json", std::move(body), {}}; }
+
+std::string Sha256Base64(const std::string& bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  unsigned char out[64];
+  int n = EVP_EncodeBlock(out, md, static_cast<int>(len));
+  return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+}
+}  // namespace
+
+struct FakeGraph::Impl {
+  std::string token;
+  HttpServer server;
+  mutable std::mutex mu;
+  std::vector<std::string> sends;  // JSON objects
+  struct Media {
+    std::string path, mime;
+  };
+  std::map<std::string, Media> media;
+  struct Injection {
+    int status, code, count, delay_ms;
+    std::string path;
+  };
+  std::deque<Injection> injections;
+  std::atomic<uint64_t> next_id{1};
+
+  Impl(std::string t, std::string host, int port) : token(std::move(t)), server(HttpServerOptions{host, port, 8 << 20, {}}) {}
+
+  bool Authorized(const HttpRequest& r) const { return r.Header("authorization") == "Bearer " + token; }
+
+  // Applies the first matching injection, if any: sleeps, then returns the error to answer.
+  std::optional<HttpResponse> Injected(const HttpRequest& r) {
+    Injection inj{};
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = injections.begin();
+      for (; it != injections.end(); ++it) {
+        if (it->path.empty() || r.path.find(it->path) != std::string::npos) break;
+      }
+      if (it == injections.end()) return std::nullopt;
+      inj = *it;
+      if (--it->count <= 0) injections.erase(it);
+    }
+    if (inj.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj.delay_ms));
+    if (inj.status == 200) return std::nullopt;  // latency only
+    return Json(inj.status, GraphError(inj.code, "injected error " + std::to_string(inj.code)));
+  }
+
+  HttpResponse Send(const HttpRequest& r) {
+    // /{version}/{phone_number_id}/messages
+    if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
+    if (auto injected = Injected(r)) return *injected;
+    rapidjson::Document body;
+    body.Parse(r.body.c_str(), r.body.size());
+    if (body.HasParseError() || !body.IsObject() || !body.HasMember("to") || !body["to"].IsString() ||
+        !body.HasMember("messaging_product")) {
+      return Json(400, GraphError(100, "Invalid parameter"));
+    }
+    std::string to = body["to"].GetString();
+    auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
+    std::string pnid = r.path.substr(first + 1, second - first - 1);
+    std::string wamid = "wamid.FAKE" + std::to_string(next_id++);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sends.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","to":")" + JsonEscape(to) +
+                      R"(","wamid":")" + wamid + R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
+                      R"(","body":)" + r.body + "}");
+    }
+    return Json(200, R"({"messaging_product":"whatsapp","contacts":[{"input":")" + JsonEscape(to) + R"(","wa_id":")" +
+                         JsonEscape(to) + R"("}],"messages":[{"id":")" + wamid + R"("}]})");
+  }
+
+  HttpResponse Metadata(const HttpRequest& r) {
+    if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
+    if (auto injected = Injected(r)) return *injected;
+    std::string id = r.path.substr(r.path.rfind('/') + 1);
+    Media m;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = media.find(id);
+      if (it == media.end()) return Json(404, GraphError(100, "Unsupported get request: unknown media " + id));
+      m = it->second;
+    }
+    std::string bytes = ReadFile(m.path);
+    std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/_download/" + id;
+    return Json(200, R"({"messaging_product":"whatsapp","url":")" + url + R"(","mime_type":")" + m.mime +
+                         R"(","sha256":")" + Sha256Base64(bytes) + R"(","file_size":")" + std::to_string(bytes.size()) +
+                         R"(","id":")" + JsonEscape(id) + R"("})");
+  }
+
+  HttpResponse Download(const HttpRequest& r) {
+    if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
+    if (auto injected = Injected(r)) return *injected;
+    std::string id = r.path.substr(r.path.rfind('/') + 1);
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = media.find(id);
+    if (it == media.end()) return Json(404, GraphError(100, "unknown media"));
+    return HttpResponse{200, it->second.mime, ReadFile(it->second.path), {}};
+  }
+};
+
+FakeGraph::FakeGraph(std::string token, std::string host, int port)
+    : impl_(new Impl(std::move(token), std::move(host), port)) {
+  Impl* impl = impl_.get();
+  impl->server.Route("GET", "/_fake/requests", [this](const HttpRequest&) { return Json(200, RequestsJson()); });
+  impl->server.Route("POST", "/_fake/reset", [impl](const HttpRequest&) {
+    std::lock_guard<std::mutex> lock(impl->mu);
+    impl->sends.clear();
+    impl->injections.clear();
+    return Json(200, "{}");
+  });
+  impl->server.Route("POST", "/_fake/media", [this](const HttpRequest& r) {
+    rapidjson::Document d;
+    d.Parse(r.body.c_str());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("id") || !d.HasMember("path") || !d.HasMember("mime_type")) {
+      return Json(400, R"({"error":"need id, path, mime_type"})");
+    }
+    RegisterMedia(d["id"].GetString(), d["path"].GetString(), d["mime_type"].GetString());
+    return Json(200, "{}");
+  });
+  impl->server.Route("POST", "/_fake/inject", [this](const HttpRequest& r) {
+    rapidjson::Document d;
+    d.Parse(r.body.c_str());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("status") || !d["status"].IsInt()) {
+      return Json(400, R"({"error":"need status"})");
+    }
+    auto get = [&](const char* k, int def) { return d.HasMember(k) && d[k].IsInt() ? d[k].GetInt() : def; };
+    Inject(d["status"].GetInt(), get("code", 0), get("count", 1), get("delay_ms", 0),
+           d.HasMember("path") && d["path"].IsString() ? d["path"].GetString() : "");
+    return Json(200, "{}");
+  });
+  impl->server.Route("GET", "/_download/", [impl](const HttpRequest& r) { return impl->Download(r); });
+  impl->server.Route("POST", "/", [impl](const HttpRequest& r) {
+    if (r.path.size() > 9 && r.path.substr(r.path.size() - 9) == "/messages") return impl->Send(r);
+    return Json(404, GraphError(100, "Unknown path " + r.path));
+  });
+  impl->server.Route("GET", "/v", [impl](const HttpRequest& r) { return impl->Metadata(r); });
+}
+
+FakeGraph::~FakeGraph() { Stop(); }
+Status FakeGraph::Start() { return impl_->server.Start(); }
+void FakeGraph::Stop() { impl_->server.Stop(); }
+int FakeGraph::port() const { return impl_->server.port(); }
+std::string FakeGraph::base_url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/v21.0"; }
+
+std::string FakeGraph::RequestsJson() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::string out = "[";
+  for (size_t i = 0; i < impl_->sends.size(); ++i) out += (i ? "," : "") + impl_->sends[i];
+  return out + "]";
+}
+
+size_t FakeGraph::SendCount() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->sends.size();
+}
+
+void FakeGraph::RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->media[id] = {path, mime_type};
+}
+
+void FakeGraph::Inject(int http_status, int code, int count, int delay_ms, const std::string& path_contains) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->injections.push_back({http_status, code, count, delay_ms, path_contains});
+}
+
+}  // namespace convoy::fake
+

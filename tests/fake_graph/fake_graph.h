@@ -1,0 +1,37 @@
+#pragma once
+// A fake of Meta's Graph API that tests and the local run own: it answers sends like Meta,
+// records every request, serves media metadata and bytes, and injects errors and latency.
+//   POST /{version}/{phone_number_id}/messages    send (checks the bearer token)
+//   GET  /{version}/{media_id}                    media metadata (url, mime_type, sha256, file_size)
+//   GET  /_download/{media_id}                    media bytes (bearer token)
+//   GET  /_fake/requests                          recorded sends, as a JSON array
+//   POST /_fake/media   {"id","path","mime_type"} register a media object
+//   POST /_fake/inject  {"status","code","count","delay_ms","path"} the next `count` calls fail
+//   POST /_fake/reset                             forget requests and injections
+#include <memory>
+#include <string>
+
+#include "convoy/http.h"
+
+namespace convoy::fake {
+
+class FakeGraph {
+ public:
+  FakeGraph(std::string token, std::string host = "127.0.0.1", int port = 0);
+  ~FakeGraph();
+  Status Start();
+  void Stop();
+  int port() const;
+  std::string base_url() const;  // http://host:port/v21.0
+  // Recorded sends as JSON: [{"to":...,"phone_number_id":...,"body":{...},"correlation_id":...}]
+  std::string RequestsJson() const;
+  size_t SendCount() const;
+  void RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type);
+  void Inject(int http_status, int code, int count, int delay_ms, const std::string& path_contains = "");
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace convoy::fake

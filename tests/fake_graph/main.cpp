@@ -1,0 +1,40 @@
+// convoy-fake-graph: the Graph API fake for tests and the local run.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include <sstream>
+
+#include "convoy/config.h"
+#include "convoy/flags.h"
+#include "fake_graph.h"
+
+DEFINE_string(media, "", "Media objects to serve, comma-separated id=path:mime_type");
+
+int main(int argc, char** argv) {
+  convoy::SetFlagDefault("http_port", "8090");
+  convoy::InitService("fake-graph", "convoy-fake-graph: a fake of Meta's Graph API for tests and local runs", &argc, &argv);
+  auto token = convoy::LoadSecret("CONVOY_GRAPH_TOKEN", "");
+  if (!token.ok()) {
+    LOG(ERROR) << "service=fake-graph event=bad_config error=" << token.status().ToString();
+    return 2;
+  }
+  convoy::fake::FakeGraph graph(*token, FLAGS_http_host, FLAGS_http_port);
+  std::stringstream media(FLAGS_media);
+  for (std::string item; std::getline(media, item, ',');) {
+    auto eq = item.find('='), colon = item.rfind(':');
+    if (eq == std::string::npos || colon == std::string::npos || colon < eq) {
+      LOG(ERROR) << "service=fake-graph event=bad_config error=--media item '" << item << "' is not id=path:mime_type";
+      return 2;
+    }
+    graph.RegisterMedia(item.substr(0, eq), item.substr(eq + 1, colon - eq - 1), item.substr(colon + 1));
+  }
+  auto s = graph.Start();
+  if (!s.ok()) {
+    LOG(ERROR) << "service=fake-graph event=listen_failed error=" << s.ToString();
+    return 1;
+  }
+  LOG(INFO) << "service=fake-graph event=started port=" << graph.port();
+  convoy::WaitForShutdownSignal();
+  graph.Stop();
+  return 0;
+}

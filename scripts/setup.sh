@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ccache pkg-config clang
   libcpprest-dev libboost-dev libssl-dev librabbitmq-dev libpq-dev rapidjson-dev
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
-  rabbitmq-server postgresql curl wrk python3
+  rabbitmq-server postgresql curl wrk python3 python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace convoy {
 namespace {
@@ -74,6 +75,18 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
   gflags::SetVersionString("0.1.0");
   FLAGS_logtostderr = true;
   gflags::ParseCommandLineFlags(argc, argv, true);
+  // Connection strings carry credentials: a deployment passes them in the environment, not on
+  // the command line. An explicit flag still wins.
+  for (const auto& [flag, env] : {std::pair{"amqp_url", "CONVOY_AMQP_URL"}, std::pair{"pg_dsn", "CONVOY_PG_DSN"}}) {
+    gflags::CommandLineFlagInfo info;
+    const char* value = std::getenv(env);
+    if (value && *value && gflags::GetCommandLineFlagInfo(flag, &info) && info.is_default) {
+      if (gflags::SetCommandLineOption(flag, value).empty()) {
+        std::fprintf(stderr, "invalid value in %s for --%s\n", env, flag);
+        std::exit(2);
+      }
+    }
+  }
   google::InitGoogleLogging(service);
   // Block the shutdown signals before any thread starts, so every thread inherits the mask and
   // only WaitForShutdownSignal() receives them. A closed peer must not kill the process.

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
+
+#include "convoy/http.h"
 
 #include "convoy/topology.h"
 #include "testsupport.h"
@@ -14,6 +17,20 @@ namespace {
 using namespace std::chrono_literals;
 using test::TestVhost;
 using test::WaitUntil;
+
+std::string web_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '.' || c == '-' || c == '_') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
 
 AmqpMessage InboundMessage(int i) {
   AmqpMessage m;
@@ -147,6 +164,66 @@ TEST(Consumer, GivesUpAfterMaxAttempts) {
   auto parked = TakeMessages(o, std::string(queues::kMediaFetch) + ".dlq", 1);
   ASSERT_TRUE(parked.ok() && parked->size() == 1);
   EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("gave up after 2 attempts"), std::string::npos);
+}
+
+// With a 1 s heartbeat the broker closes a connection that stays silent for ~2 s; an idle
+// publisher must keep sending heartbeats by itself.
+TEST(Publisher, HeartbeatsAreServicedWhileIdle) {
+  TestVhost vhost("amqp_heartbeat");
+  AmqpOptions o{vhost.url(), "test-heartbeat"};
+  o.heartbeat_seconds = 1;
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  // Idle time is the input of this test, not a stand-in for a condition.
+  std::this_thread::sleep_for(5s);
+  EXPECT_TRUE(pub.PublishAndWait(InboundMessage(1), 5s).ok());
+  EXPECT_EQ(pub.stats().reconnects, 0u) << "the broker dropped an idle connection: heartbeats not sent";
+}
+
+// The broker (or a network fault) kills the connection while publishes are in flight: the
+// publisher reconnects, redeclares, resends what was unconfirmed, and every publish ends
+// confirmed.
+TEST(Publisher, ReconnectsAndResendsEverythingUnconfirmed) {
+  TestVhost vhost("amqp_reconnect");
+  AmqpOptions o{vhost.url(), "test-reconnect-" + vhost.name()};
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  auto close_connections = [&] {
+    HttpClientRequest list;
+    list.url = test::RabbitMgmtUrl() + "/api/vhosts/" + vhost.name() + "/connections";
+    list.headers["Authorization"] = "Basic Z3Vlc3Q6Z3Vlc3Q=";
+    auto r = HttpFetch(list);
+    if (!r.ok() || r->status != 200) return 0;
+    int closed = 0;
+    // "name":"127.0.0.1:PORT -> 127.0.0.1:PORT"
+    for (size_t at = r->body.find("\"name\":\""); at != std::string::npos; at = r->body.find("\"name\":\"", at + 1)) {
+      size_t start = at + 8, end = r->body.find('"', start);
+      std::string name = r->body.substr(start, end - start);
+      if (name.find("->") == std::string::npos) continue;
+      HttpClientRequest del;
+      del.method = "DELETE";
+      del.url = test::RabbitMgmtUrl() + "/api/connections/" + web_escape(name);
+      del.headers["Authorization"] = list.headers["Authorization"];
+      auto d = HttpFetch(del);
+      closed += d.ok() && d->status / 100 == 2;
+    }
+    return closed;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return close_connections() > 0; }, 20s)) << "no connection listed";
+  ASSERT_TRUE(WaitUntil([&] { return pub.stats().reconnects >= 1 && pub.connected(); }, 20s));
+  // Now kill it again with 3000 publishes in flight.
+  constexpr int kCount = 3000;
+  PublishBatch batch;
+  for (int i = 0; i < kCount; ++i) pub.Publish(InboundMessage(i), batch.Add());
+  close_connections();
+  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 60s).ok());
+  EXPECT_EQ(pub.stats().confirmed, static_cast<uint64_t>(kCount));
+  auto count = QueueMessageCount(o, queues::kConversationInbound);
+  ASSERT_TRUE(count.ok());
+  // At least once: a message confirmed late may have been routed before the cut and resent.
+  EXPECT_GE(*count, static_cast<uint32_t>(kCount));
 }
 
 }  // namespace

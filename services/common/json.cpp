@@ -6,6 +6,8 @@
 #include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
 
+#include "convoy/rapidjson_util.h"
+
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -74,11 +76,7 @@ Status ValidateDoc(const rapidjson::SchemaDocument& schema, const rapidjson::Doc
 Status SchemaRegistry::Validate(std::string_view body) const {
   rapidjson::Document doc;
   doc.Parse(body.data(), body.size());
-  if (doc.HasParseError()) {
-    return Status(Code::kInvalidArgument, std::string("malformed JSON at offset ") +
-                                              std::to_string(doc.GetErrorOffset()) + ": " +
-                                              rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
   if (!doc.IsObject() || !doc.HasMember("schema") || !doc["schema"].IsString() ||
       !doc.HasMember("version") || !doc["version"].IsInt()) {
     return Status(Code::kInvalidArgument, "body does not name its schema and version");
@@ -96,11 +94,7 @@ Status SchemaRegistry::ValidateAs(const std::string& schema, int version, std::s
   if (it == impl_->schemas.end()) return Status(Code::kNotFound, "unknown schema " + key);
   rapidjson::Document doc;
   doc.Parse(body.data(), body.size());
-  if (doc.HasParseError()) {
-    return Status(Code::kInvalidArgument, std::string("malformed JSON at offset ") +
-                                              std::to_string(doc.GetErrorOffset()) + ": " +
-                                              rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
   std::lock_guard<std::mutex> lock(impl_->mu);
   return ValidateDoc(*it->second, doc, key);
 }

@@ -62,5 +62,23 @@ TEST(PgConnection, ErrorsAreClassified) {
   EXPECT_EQ(down.status().code(), Code::kUnavailable);
 }
 
+// A database restart or a killed backend: the failing call says kUnavailable, the next one
+// reconnects.
+TEST(PgConnection, ReconnectsAfterTheBackendIsKilled) {
+  test::TestDatabase db("pg_reconnect");
+  auto c = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(c.ok());
+  auto pid = (*c)->Exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid.ok());
+  auto admin = PgConnection::Connect(test::PgDsn());
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE((*admin)->Exec("SELECT pg_terminate_backend($1::int)", {pid->get(0, 0)}).ok());
+  auto broken = (*c)->Exec("SELECT 1");
+  EXPECT_EQ(broken.status().code(), Code::kUnavailable) << broken.status().ToString();
+  auto again = (*c)->Exec("SELECT 1");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->get_int(0, 0), 1);
+}
+
 }  // namespace
 }  // namespace convoy

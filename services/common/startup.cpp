@@ -1,5 +1,12 @@
 #include "convoy/startup.h"
 
+#include <glog/logging.h>
+
+#include "convoy/amqp.h"
+#include "convoy/config.h"
+#include "convoy/consumer_group.h"
+#include "convoy/http.h"
+
 namespace convoy {
 
 Status PrepareDatabaseService(const std::string& schema_dir, const std::string& pg_dsn,
@@ -12,6 +19,32 @@ Status PrepareDatabaseService(const std::string& schema_dir, const std::string& 
   s = RunMigrations(*out->db, migrations_dir);
   if (!s.ok()) return Status(s.code(), "migrating: " + s.message());
   return Status::Ok();
+}
+
+int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher, ConsumerGroup& consumers,
+                     const std::function<void()>& start_more, const std::function<void()>& stop_more) {
+  publisher.Start();
+  if (!publisher.WaitConnected(std::chrono::seconds(30))) {
+    LOG(WARNING) << "service=" << service << " event=broker_not_yet_connected (starting anyway; /readyz says so)";
+  }
+  if (start_more) start_more();
+  consumers.Start();
+  Status s = server.Start();
+  if (!s.ok()) {
+    LOG(ERROR) << "service=" << service << " event=listen_failed error=" << s.ToString();
+    consumers.Stop();
+    if (stop_more) stop_more();
+    publisher.Stop();
+    return 1;
+  }
+  LOG(INFO) << "service=" << service << " event=started port=" << server.port();
+  WaitForShutdownSignal();
+  server.Stop();
+  consumers.Stop();
+  if (stop_more) stop_more();
+  publisher.Stop();
+  LOG(INFO) << "service=" << service << " event=stopped";
+  return 0;
 }
 
 }  // namespace convoy

@@ -61,21 +61,7 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.db->healthy();
                              }});
-  // 4. run: the publisher first (consumers republish through it), the consumers last.
-  publisher.Start();
-  publisher.WaitConnected(std::chrono::seconds(30));
-  relay.Start();
-  consumers.Start();
-  s = server.Start();
-  if (!s.ok()) {
-    LOG(ERROR) << "service=conversation event=listen_failed error=" << s.ToString();
-    return 1;
-  }
-  LOG(INFO) << "service=conversation event=started port=" << server.port();
-  convoy::WaitForShutdownSignal();
-  server.Stop();
-  consumers.Stop();
-  relay.Stop();
-  publisher.Stop();
-  return 0;
+  // 4. run
+  return convoy::ServeUntilSignal("conversation", server, publisher, consumers, [&] { relay.Start(); },
+                                  [&] { relay.Stop(); });
 }

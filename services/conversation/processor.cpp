@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include "convoy/log.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
 #include "engine.h"
@@ -48,22 +49,6 @@ Metrics& M() {
   return *m;
 }
 
-std::string Str(const Value& obj, const char* key) {
-  if (!obj.IsObject()) return "";
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd()) return "";
-  if (it->value.IsString()) return std::string(it->value.GetString(), it->value.GetStringLength());
-  if (it->value.IsInt64()) return std::to_string(it->value.GetInt64());
-  return "";
-}
-
-const Value& Obj(const Value& obj, const char* key) {
-  static const Value kNull;
-  if (!obj.IsObject()) return kNull;
-  auto it = obj.FindMember(key);
-  return it == obj.MemberEnd() ? kNull : it->value;
-}
-
 ConversationState ParseState(const std::string& json) {
   ConversationState s;
   rapidjson::Document d;
@@ -97,9 +82,9 @@ struct Parsed {
 
 Parsed ParseDelivery(const rapidjson::Document& doc, const Delivery& d) {
   Parsed p;
-  p.schema = Str(doc, "schema");
-  p.correlation_id = Str(doc, "correlation_id");
-  p.conversation_key = Str(doc, "conversation_key");
+  p.schema = JsonStr(doc, "schema");
+  p.correlation_id = JsonStr(doc, "correlation_id");
+  p.conversation_key = JsonStr(doc, "conversation_key");
   auto colon = p.conversation_key.find(':');
   if (colon != std::string::npos) {
     p.phone_number_id = p.conversation_key.substr(0, colon);
@@ -107,28 +92,28 @@ Parsed ParseDelivery(const rapidjson::Document& doc, const Delivery& d) {
   }
   p.dedupe_key = d.Header(headers::kDedupeKey);
   if (p.schema == "inbound.message") {
-    const Value& m = Obj(doc, "message");
-    if (p.dedupe_key.empty()) p.dedupe_key = Str(m, "id");
+    const Value& m = JsonMember(doc, "message");
+    if (p.dedupe_key.empty()) p.dedupe_key = JsonStr(m, "id");
     p.kind = "message";
-    p.wa_timestamp = std::atoll(Str(m, "timestamp").c_str());
-    p.event.profile_name = Str(doc, "profile_name");
+    p.wa_timestamp = std::atoll(JsonStr(m, "timestamp").c_str());
+    p.event.profile_name = JsonStr(doc, "profile_name");
     p.event.wa_timestamp = p.wa_timestamp;
-    std::string type = Str(m, "type");
+    std::string type = JsonStr(m, "type");
     if (type == "text") {
       p.event.kind = Event::Kind::kText;
-      p.event.text = Str(Obj(m, "text"), "body");
+      p.event.text = JsonStr(JsonMember(m, "text"), "body");
     } else if (type == "image") {
-      const Value& img = Obj(m, "image");
+      const Value& img = JsonMember(m, "image");
       p.event.kind = Event::Kind::kImage;
-      p.event.media_id = Str(img, "id");
-      p.event.mime_type = Str(img, "mime_type");
-      p.event.sha256 = Str(img, "sha256");
-      p.event.text = Str(img, "caption");
+      p.event.media_id = JsonStr(img, "id");
+      p.event.mime_type = JsonStr(img, "mime_type");
+      p.event.sha256 = JsonStr(img, "sha256");
+      p.event.text = JsonStr(img, "caption");
     }
   } else {
     // Internal events name their own dedupe key: "<schema>:<dedupe key of the command>".
     p.kind = p.schema;
-    if (p.dedupe_key.empty()) p.dedupe_key = p.schema + ":" + Str(doc, "dedupe_key");
+    if (p.dedupe_key.empty()) p.dedupe_key = p.schema + ":" + JsonStr(doc, "dedupe_key");
     if (p.schema == "media.stored") p.event.kind = Event::Kind::kMediaStored;
     if (p.schema == "media.failed") p.event.kind = Event::Kind::kMediaFailed;
     if (p.schema == "outbound.sent") p.event.kind = Event::Kind::kSendSucceeded;

@@ -10,6 +10,8 @@
 
 #include <cstdio>
 
+#include "convoy/rapidjson_util.h"
+
 namespace convoy::ingress {
 
 namespace {
@@ -78,15 +80,6 @@ namespace {
 
 using rapidjson::Value;
 
-std::string Str(const Value& obj, const char* key) {
-  if (!obj.IsObject()) return "";
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd()) return "";
-  if (it->value.IsString()) return std::string(it->value.GetString(), it->value.GetStringLength());
-  if (it->value.IsInt64()) return std::to_string(it->value.GetInt64());
-  return "";
-}
-
 const Value* Member(const Value& obj, const char* key) {
   if (!obj.IsObject()) return nullptr;
   auto it = obj.FindMember(key);
@@ -151,9 +144,9 @@ std::string ProfileName(const Value& value, const std::string& wa_id) {
   const Value* contacts = Member(value, "contacts");
   if (!contacts || !contacts->IsArray()) return "";
   for (const auto& c : contacts->GetArray()) {
-    if (Str(c, "wa_id") == wa_id || contacts->Size() == 1) {
+    if (JsonStr(c, "wa_id") == wa_id || contacts->Size() == 1) {
       const Value* profile = Member(c, "profile");
-      if (profile) return Str(*profile, "name");
+      if (profile) return JsonStr(*profile, "name");
     }
   }
   return "";
@@ -165,14 +158,10 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
                                  const std::string& received_at) {
   rapidjson::Document doc;
   doc.Parse(raw_body.data(), raw_body.size());
-  if (doc.HasParseError()) {
-    return Status(Code::kInvalidArgument, std::string("malformed JSON at offset ") +
-                                              std::to_string(doc.GetErrorOffset()) + ": " +
-                                              rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
   if (!doc.IsObject()) return Status(Code::kInvalidArgument, "body is not a JSON object");
   SplitResult out;
-  if (Str(doc, "object") != "whatsapp_business_account") {
+  if (JsonStr(doc, "object") != "whatsapp_business_account") {
     out.ignored_object = true;
     return out;
   }
@@ -188,7 +177,7 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
       continue;
     }
     for (const auto& change : changes->GetArray()) {
-      if (Str(change, "field") != "messages") {
+      if (JsonStr(change, "field") != "messages") {
         ++out.ignored_changes;
         continue;
       }
@@ -198,8 +187,8 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
         continue;
       }
       const Value* metadata = Member(*value, "metadata");
-      std::string pnid = metadata ? Str(*metadata, "phone_number_id") : "";
-      std::string display = metadata ? Str(*metadata, "display_phone_number") : "";
+      std::string pnid = metadata ? JsonStr(*metadata, "phone_number_id") : "";
+      std::string display = metadata ? JsonStr(*metadata, "display_phone_number") : "";
       const Value* messages = Member(*value, "messages");
       const Value* statuses = Member(*value, "statuses");
       const Value* errors = Member(*value, "errors");
@@ -207,12 +196,12 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
       if (messages && messages->IsArray()) {
         any = true;
         for (const auto& m : messages->GetArray()) {
-          std::string id = Str(m, "id"), from = Str(m, "from");
-          if (id.empty() || pnid.empty() || !m.IsObject() || Str(m, "type").empty() || Str(m, "timestamp").empty()) {
+          std::string id = JsonStr(m, "id"), from = JsonStr(m, "from");
+          if (id.empty() || pnid.empty() || !m.IsObject() || JsonStr(m, "type").empty() || JsonStr(m, "timestamp").empty()) {
             ++out.unknown_shapes;
             continue;
           }
-          std::string wa_id = from.empty() ? Str(m, "group_id") : from;
+          std::string wa_id = from.empty() ? JsonStr(m, "group_id") : from;
           if (wa_id.empty()) wa_id = "unknown";
           std::string key = pnid + ":" + wa_id;
           out.updates.push_back({Update::Kind::kMessage, "message", id, id, key,
@@ -223,8 +212,8 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
       if (statuses && statuses->IsArray()) {
         any = true;
         for (const auto& s : statuses->GetArray()) {
-          std::string id = Str(s, "id"), status = Str(s, "status"), recipient = Str(s, "recipient_id");
-          if (id.empty() || status.empty() || pnid.empty() || Str(s, "timestamp").empty()) {
+          std::string id = JsonStr(s, "id"), status = JsonStr(s, "status"), recipient = JsonStr(s, "recipient_id");
+          if (id.empty() || status.empty() || pnid.empty() || JsonStr(s, "timestamp").empty()) {
             ++out.unknown_shapes;
             continue;
           }
@@ -245,7 +234,7 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
           }
           // Value-level errors carry no id: the same error redelivered hashes the same.
           std::string dedupe = "error:" + pnid + ":" + std::to_string(code->GetInt()) + ":" +
-                               ShortHash(Serialize(e) + Str(entry, "id"));
+                               ShortHash(Serialize(e) + JsonStr(entry, "id"));
           out.updates.push_back({Update::Kind::kError, "error", dedupe, dedupe, "",
                                  Envelope("inbound.error", correlation_id, received_at, pnid, display, "", "", "",
                                           "error", e)});

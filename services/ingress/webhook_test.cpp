@@ -1,3 +1,4 @@
+#include "testsupport.h"
 #include "webhook.h"
 
 #include <gtest/gtest.h>
@@ -18,20 +19,8 @@ std::string Read(const std::string& path) {
   return ss.str();
 }
 
-std::map<std::string, std::string> Signatures() {
-  std::map<std::string, std::string> out;
-  std::istringstream in(Read(kFixtures + "/webhooks/SIGNATURES.tsv"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    auto tab = line.find('\t');
-    out[line.substr(0, tab)] = line.substr(tab + 1);
-  }
-  return out;
-}
-
 TEST(Signature, EveryFixtureVerifiesAgainstItsRawBytes) {
-  auto sigs = Signatures();
+  auto sigs = test::FixtureSignatures();
   ASSERT_GE(sigs.size(), 10u);
   for (const auto& [file, sig] : sigs) {
     std::string body = Read(kFixtures + "/webhooks/" + file);
@@ -43,7 +32,7 @@ TEST(Signature, EveryFixtureVerifiesAgainstItsRawBytes) {
 
 TEST(Signature, TamperedWrongSecretMissingOrMalformedIsRejected) {
   std::string body = Read(kFixtures + "/webhooks/text.json");
-  std::string sig = Signatures()["text.json"];
+  std::string sig = test::FixtureSignatures()["text.json"];
   std::string tampered = body;
   tampered[tampered.size() / 2] ^= 1;
   EXPECT_FALSE(VerifySignature(tampered, sig, "test-app-secret"));
@@ -59,7 +48,7 @@ TEST(Signature, TamperedWrongSecretMissingOrMalformedIsRejected) {
 
 TEST(Signature, RawUnicodeEscapesVerifyOnlyAsReceived) {
   std::string raw = Read(kFixtures + "/webhooks/text_unicode_escaped.raw");
-  std::string sig = Signatures()["text_unicode_escaped.raw"];
+  std::string sig = test::FixtureSignatures()["text_unicode_escaped.raw"];
   EXPECT_TRUE(VerifySignature(raw, sig, "test-app-secret"));
   auto split = SplitWebhook(raw, "c", "t");
   ASSERT_TRUE(split.ok());

@@ -12,6 +12,7 @@
 #include "convoy/http.h"
 #include "convoy/events.h"
 #include "convoy/log.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
 #include "verify.h"
@@ -24,15 +25,6 @@ constexpr const char* kFindStored = "SELECT stored_name, sha256, size, mime_type
 constexpr const char* kRecordStored =
     "INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type) VALUES ($1, $2, $3, $4::bigint, $5) "
     "ON CONFLICT (media_id) DO NOTHING";
-
-std::string Str(const rapidjson::Value& obj, const char* key) {
-  if (!obj.IsObject()) return "";
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd()) return "";
-  if (it->value.IsString()) return it->value.GetString();
-  if (it->value.IsInt64()) return std::to_string(it->value.GetInt64());
-  return "";
-}
 
 Counter& Outcome(const char* what) {
   return DefaultRegistry().GetCounter("convoy_media_fetches_total", "media.fetch commands by outcome.",
@@ -89,7 +81,7 @@ Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::s
     if (m->status / 100 != 2) return Status(Code::kUnavailable, "media metadata: HTTP " + std::to_string(m->status));
     rapidjson::Document doc;
     doc.Parse(m->body.c_str(), m->body.size());
-    std::string url = Str(doc, "url"), mime = Str(doc, "mime_type"), sha = Str(doc, "sha256");
+    std::string url = JsonStr(doc, "url"), mime = JsonStr(doc, "mime_type"), sha = JsonStr(doc, "sha256");
     if (url.empty() || mime.empty() || sha.empty()) return Status(Code::kInvalidArgument, "media metadata incomplete");
     HttpClientRequest get;
     get.url = url;
@@ -120,7 +112,7 @@ Disposition Fetcher::Handle(const Delivery& d) {
   }
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
-  std::string media_id = Str(cmd, "media_id"), pnid = Str(cmd, "phone_number_id");
+  std::string media_id = JsonStr(cmd, "media_id"), pnid = JsonStr(cmd, "phone_number_id");
   auto found = db_.Exec(kFindStored, {media_id});
   if (!found.ok()) return DispositionFor(found.status());
   Stored stored;

@@ -67,18 +67,5 @@ int main(int argc, char** argv) {
                                return publisher.connected() && consumers.connected() && base.db->healthy();
                              }});
   // 4. run
-  publisher.Start();
-  publisher.WaitConnected(std::chrono::seconds(30));
-  consumers.Start();
-  s = server.Start();
-  if (!s.ok()) {
-    LOG(ERROR) << "service=outbound event=listen_failed error=" << s.ToString();
-    return 1;
-  }
-  LOG(INFO) << "service=outbound event=started port=" << server.port();
-  convoy::WaitForShutdownSignal();
-  server.Stop();
-  consumers.Stop();
-  publisher.Stop();
-  return 0;
+  return convoy::ServeUntilSignal("outbound", server, publisher, consumers);
 }

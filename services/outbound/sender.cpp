@@ -5,6 +5,7 @@
 
 #include "convoy/events.h"
 #include "convoy/log.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
 #include "graph.h"
@@ -54,15 +55,6 @@ Metrics& M() {
   return *m;
 }
 
-std::string Str(const rapidjson::Value& obj, const char* key) {
-  if (!obj.IsObject()) return "";
-  auto it = obj.FindMember(key);
-  if (it == obj.MemberEnd()) return "";
-  if (it->value.IsString()) return it->value.GetString();
-  if (it->value.IsInt64()) return std::to_string(it->value.GetInt64());
-  return "";
-}
-
 }  // namespace
 
 Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, GraphSettings graph, EventPublisher events)
@@ -85,8 +77,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
-  std::string dedupe = Str(cmd, "dedupe_key"), pnid = Str(cmd, "phone_number_id"), to = Str(cmd, "to");
-  std::string correlation = Str(cmd, "correlation_id"), conversation = Str(cmd, "conversation_key");
+  std::string dedupe = JsonStr(cmd, "dedupe_key"), pnid = JsonStr(cmd, "phone_number_id"), to = JsonStr(cmd, "to");
+  std::string correlation = JsonStr(cmd, "correlation_id"), conversation = JsonStr(cmd, "conversation_key");
   ctx = LogCtx("outbound.send", correlation, conversation, dedupe);
   auto claim = db_.Exec(kClaim, {dedupe, conversation, pnid, to, correlation});
   if (!claim.ok()) return DispositionFor(claim.status());
@@ -151,17 +143,17 @@ Disposition Sender::HandleStatus(const Delivery& d) {
   }
   rapidjson::Document doc;
   doc.Parse(d.body.c_str(), d.body.size());
-  if (Str(doc, "schema") == "inbound.error") {
+  if (JsonStr(doc, "schema") == "inbound.error") {
     M().errors.Inc();
-    LOG(WARNING) << ctx << "event=value_error code=" << Str(doc["error"], "code") << " title=" << Str(doc["error"], "title");
+    LOG(WARNING) << ctx << "event=value_error code=" << JsonStr(doc["error"], "code") << " title=" << JsonStr(doc["error"], "title");
     return Disposition::Ack();
   }
   const auto& st = doc["status"];
-  std::string wamid = Str(st, "id"), status = Str(st, "status");
+  std::string wamid = JsonStr(st, "id"), status = JsonStr(st, "status");
   std::optional<std::string> code, reason;
   if (st.HasMember("errors") && st["errors"].IsArray() && !st["errors"].Empty()) {
-    code = Str(st["errors"][0], "code");
-    reason = Str(st["errors"][0], "title");
+    code = JsonStr(st["errors"][0], "code");
+    reason = JsonStr(st["errors"][0], "title");
   }
   auto r = db_.Exec(kApplyStatus, {wamid, status, code, reason});
   if (!r.ok()) return DispositionFor(r.status());

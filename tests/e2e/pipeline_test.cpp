@@ -21,18 +21,6 @@ using namespace std::chrono_literals;
 constexpr const char* kAppSecret = "test-app-secret";
 constexpr const char* kGraphToken = "test-graph-token";
 
-std::map<std::string, std::string> Signatures() {
-  std::map<std::string, std::string> out;
-  std::istringstream in(test::ReadFile(test::FixturePath("webhooks/SIGNATURES.tsv")));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    auto tab = line.find('\t');
-    out[line.substr(0, tab)] = line.substr(tab + 1);
-  }
-  return out;
-}
-
 class Pipeline : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { env_ = new Env(); }
@@ -131,7 +119,7 @@ Pipeline::Env* Pipeline::env_ = nullptr;
 TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   auto& env = *env_;
   std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
-  auto resp = env.PostWebhook(body, Signatures()["text.json"]);
+  auto resp = env.PostWebhook(body, test::FixtureSignatures()["text.json"]);
   ASSERT_EQ(resp.status, 200) << resp.body;
   std::string correlation = resp.headers["x-correlation-id"];
   ASSERT_EQ(correlation.size(), 32u);
@@ -141,7 +129,7 @@ TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   EXPECT_NE(sends.find("\"correlation_id\":\"" + correlation + "\""), std::string::npos) << sends;
 
   // Meta redelivers the same webhook: accepted again, but no second transition or send.
-  auto again = env.PostWebhook(body, Signatures()["text.json"]);
+  auto again = env.PostWebhook(body, test::FixtureSignatures()["text.json"]);
   ASSERT_EQ(again.status, 200);
   const std::string dup = "convoy_conversation_updates_total{result=\"duplicate\"}";
   ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("conversation", dup) >= 1; }, 30s));
@@ -160,7 +148,7 @@ TEST_F(Pipeline, PhotoIsFetchedStoredAndAcknowledgedWithOneCorrelationIdInAllFou
   auto& env = *env_;
   size_t sends_before = env.graph.SendCount();
   auto resp = env.PostWebhook(test::ReadFile(test::FixturePath("webhooks/image_with_caption.json")),
-                              Signatures()["image_with_caption.json"]);
+                              test::FixtureSignatures()["image_with_caption.json"]);
   ASSERT_EQ(resp.status, 200) << resp.body;
   std::string correlation = resp.headers["x-correlation-id"];
   ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("media", "convoy_media_fetches_total{outcome=\"stored\"}") >= 1; },
@@ -193,6 +181,30 @@ TEST_F(Pipeline, BadInputGetsAClearAnswerAndPublishesNothing) {
   test::HttpGet(env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=42"), &status);
   EXPECT_EQ(status, 403);
   EXPECT_EQ(env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}"), published);
+}
+
+// Graph answers 503 (error 2) once: outbound parks the command in the 1 s delay queue, gets it
+// back, and sends it exactly once.
+TEST_F(Pipeline, GraphOutageIsRetriedThroughADelayQueueAndSentOnce) {
+  auto& env = *env_;
+  std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
+  auto at = body.find("\"wamid.");
+  ASSERT_NE(at, std::string::npos);
+  body.insert(at + 7, "RETRY");  // a new message id: a new update, not a redelivery
+  size_t before = env.graph.SendCount();
+  const std::string retries = "convoy_outbound_sends_total{result=\"retry\"}";
+  double retried = env.Metric("outbound", retries);
+  const std::string sent = "convoy_outbound_sends_total{result=\"sent\"}";
+  double sent_before = env.Metric("outbound", sent);
+  env.graph.Inject(503, 2, 1, 0, "/messages");
+  auto resp = env.PostWebhook(body, ingress::SignBody(body, kAppSecret));
+  ASSERT_EQ(resp.status, 200);
+  ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() == before + 1; }, 30s))
+      << env.services["outbound"]->process.Log();
+  EXPECT_EQ(env.Metric("outbound", retries), retried + 1);
+  // The retry tier's copy was acked and logged as sent; nothing is left to send a second time.
+  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("outbound", sent) == sent_before + 1; }, 10s));
+  EXPECT_EQ(env.graph.SendCount(), before + 1);
 }
 
 }  // namespace

@@ -55,6 +55,18 @@ std::string ReadFile(const std::string& path) {
 }
 
 std::string FixturePath(const std::string& relative) { return std::string(CONVOY_FIXTURES_DIR) + "/" + relative; }
+std::map<std::string, std::string> FixtureSignatures() {
+  std::map<std::string, std::string> out;
+  std::istringstream in(ReadFile(FixturePath("webhooks/SIGNATURES.tsv")));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto tab = line.find('\t');
+    out[line.substr(0, tab)] = line.substr(tab + 1);
+  }
+  return out;
+}
+
 std::string SourcePath(const std::string& relative) { return std::string(CONVOY_SOURCE_DIR) + "/" + relative; }
 std::string BinaryPath(const std::string& relative) { return std::string(CONVOY_BINARY_DIR) + "/" + relative; }
 

@@ -18,6 +18,8 @@ std::string PgDsn();           // CONVOY_PG_DSN (the admin database)
 std::string UniqueName(const std::string& prefix);
 std::string ReadFile(const std::string& path);
 std::string FixturePath(const std::string& relative);  // under ../shared/fixtures
+// webhooks/SIGNATURES.tsv: file name -> its X-Hub-Signature-256 with secret test-app-secret.
+std::map<std::string, std::string> FixtureSignatures();
 std::string SourcePath(const std::string& relative);   // under the project root
 std::string BinaryPath(const std::string& relative);   // under the build folder
 

@@ -1,6 +1,7 @@
 #pragma once
 // The named start-up steps shared by the services with a database: load the message schemas,
 // connect, migrate. Each failure is a Status that names what failed.
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,5 +17,15 @@ struct DatabaseService {
 
 Status PrepareDatabaseService(const std::string& schema_dir, const std::string& pg_dsn,
                               const std::string& migrations_dir, DatabaseService* out);
+
+class HttpServer;
+class Publisher;
+class ConsumerGroup;
+
+// The run step: starts the publisher (and waits for its first connection, since consumers
+// republish through it), then start_more (e.g. a relay), the consumers and the HTTP server;
+// blocks until SIGTERM or SIGINT; stops in the reverse order. Returns the exit code.
+int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher, ConsumerGroup& consumers,
+                     const std::function<void()>& start_more = {}, const std::function<void()>& stop_more = {});
 
 }  // namespace convoy

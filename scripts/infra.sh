@@ -8,6 +8,13 @@ set -euo pipefail
 
 RABBIT_DIR=$CONVOY_RUN_DIR/rabbitmq
 PG_DIR=$CONVOY_RUN_DIR/postgres
+# As root, the cluster belongs to the postgres user, which must reach the folder. A checkout
+# under a private home is not reachable: then the cluster lives in a folder of its own in /tmp,
+# named after the runtime folder so start and stop agree.
+mkdir -p "$CONVOY_RUN_DIR"
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$CONVOY_RUN_DIR" 2>/dev/null; then
+  PG_DIR=/tmp/convoy-pg-$(printf '%s' "$CONVOY_RUN_DIR" | md5sum | cut -c1-12)
+fi
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
@@ -74,6 +81,8 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+pg_dir_usable() { [ "$(id -u)" -ne 0 ] || runuser -u postgres -- test -w "$PG_DIR"; }
+
 pg_running() { [ -n "$PG_BIN" ] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; }
 
 pg_start() {
@@ -81,6 +90,7 @@ pg_start() {
   if pg_running; then log "postgres: already running on :$CONVOY_PG_PORT"; return 0; fi
   mkdir -p "$PG_DIR"
   [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
+  pg_dir_usable || die "the postgres user cannot use $PG_DIR"
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
     log "postgres: initdb in $PG_DIR/data"
     as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \

@@ -27,5 +27,11 @@ trap cleanup EXIT
 rm -rf "$CONVOY_RUN_DIR"
 "$here/infra.sh" start all
 
+if [ "${BUILD_TYPE:-}" = Sanitize ]; then
+  export LSAN_OPTIONS="suppressions=$CONVOY_ROOT/tests/sanitizer/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+fi
+
 cd "$build_dir"
 ctest --output-on-failure --timeout 600 "$@"

@@ -31,6 +31,7 @@ rabbit_env() {
   export RABBITMQ_CONFIG_FILE=$RABBIT_DIR/rabbitmq.conf
   export RABBITMQ_PID_FILE=$RABBIT_DIR/rabbit.pid
   export ERL_EPMD_ADDRESS=127.0.0.1
+  export ERL_CRASH_DUMP=$RABBIT_DIR/log/erl_crash.dump
 }
 
 rabbitctl() { ( rabbit_env; "$RABBIT_BIN/rabbitmqctl" -n "$CONVOY_RABBIT_NODE" "$@" ); }

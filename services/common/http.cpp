@@ -73,6 +73,7 @@ bool ReadBody(http::http_request& req, size_t limit, std::string* out) {
 }  // namespace
 
 struct HttpServer::Impl {
+  explicit Impl(HttpServerOptions o) : options(std::move(o)) {}
   HttpServerOptions options;
   int port = 0;
   struct RouteEntry {
@@ -121,11 +122,8 @@ struct HttpServer::Impl {
     }
     for (const auto& [k, v] : raw.headers()) req.headers[Lower(k)] = v;
     auto length = raw.headers().content_length();
-    if (length > options.max_body_bytes) {
-      raw.reply(413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
-      return;
-    }
-    if (!ReadBody(raw, options.max_body_bytes, &req.body)) {
+    if (length > options.max_body_bytes || !ReadBody(raw, options.max_body_bytes, &req.body)) {
+      if (options.on_too_large) options.on_too_large();
       raw.reply(413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
       return;
     }
@@ -143,9 +141,7 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpServerOptions options) : impl_(new Impl) {
-  impl_->options = std::move(options);
-}
+HttpServer::HttpServer(HttpServerOptions options) : impl_(new Impl(std::move(options))) {}
 
 HttpServer::~HttpServer() { Stop(); }
 

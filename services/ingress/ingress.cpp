@@ -21,6 +21,7 @@ struct IngressMetrics {
   Counter& unauthorized = Outcome("401");
   Counter& forbidden = Outcome("403");
   Counter& unavailable = Outcome("503");
+  Counter& too_large = Outcome("413");
   Counter& verified = r.GetCounter("convoy_ingress_verifications_total", "GET /webhook verifications that succeeded.");
   Counter& messages = Kind("message");
   Counter& statuses = Kind("status");
@@ -81,6 +82,8 @@ WebhookHandler::WebhookHandler(IngressSettings settings, PublishFn publish)
     : settings_(std::move(settings)), publish_(std::move(publish)) {
   Metrics();  // register every series at start so /metrics shows zeros
 }
+
+void WebhookHandler::CountTooLarge() { Metrics().too_large.Inc(); }
 
 HttpResponse WebhookHandler::Verify(const HttpRequest& req) const {
   auto get = [&](const char* k) {

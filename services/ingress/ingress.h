@@ -24,6 +24,7 @@ class WebhookHandler {
   WebhookHandler(IngressSettings settings, PublishFn publish);
   HttpResponse Verify(const HttpRequest& req) const;  // GET /webhook
   HttpResponse Receive(const HttpRequest& req);       // POST /webhook
+  static void CountTooLarge();                        // the HTTP layer answered 413
 
  private:
   IngressSettings settings_;

@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
       {*secret, *token, std::chrono::milliseconds(FLAGS_publish_deadline_ms)},
       [&publisher](convoy::AmqpMessage m, convoy::PublishCallback cb) { publisher.Publish(std::move(m), std::move(cb)); });
   convoy::HttpServerOptions http{FLAGS_http_host, FLAGS_http_port, static_cast<size_t>(FLAGS_max_body_bytes),
-                                 [&publisher] { return publisher.connected(); }};
+                                 [&publisher] { return publisher.connected(); },
+                                 &convoy::ingress::WebhookHandler::CountTooLarge};
   convoy::HttpServer server(http);
   server.Route("GET", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Verify(r); });
   server.Route("POST", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Receive(r); });

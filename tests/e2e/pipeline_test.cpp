@@ -106,6 +106,13 @@ class Pipeline : public ::testing::Test {
       return r.ok() ? *r : HttpResponse{0, "", r.status().ToString(), {}};
     }
 
+    // A service may write its line a moment after the effect others can see: wait for it.
+    bool Logged(const std::string& service, const std::string& correlation) {
+      return test::WaitUntil(
+          [&] { return services[service]->process.Log().find("correlation_id=" + correlation) != std::string::npos; },
+          10s);
+    }
+
     double Metric(const std::string& service, const std::string& series) {
       return test::MetricValue(test::HttpGet(Url(service, "/metrics")), series);
     }
@@ -139,8 +146,7 @@ TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   EXPECT_EQ(env.graph.SendCount(), 1u) << env.graph.RequestsJson();
 
   for (const char* service : {"ingress", "conversation", "outbound"}) {
-    EXPECT_NE(env.services[service]->process.Log().find("correlation_id=" + correlation), std::string::npos)
-        << service << " never logged the correlation id";
+    EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";
   }
 }
 
@@ -160,8 +166,7 @@ TEST_F(Pipeline, PhotoIsFetchedStoredAndAcknowledgedWithOneCorrelationIdInAllFou
   ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() == sends_before + 1; }, 30s));
   EXPECT_NE(env.graph.RequestsJson().find("Got your photo"), std::string::npos);
   for (const char* service : {"ingress", "conversation", "media", "outbound"}) {
-    EXPECT_NE(env.services[service]->process.Log().find("correlation_id=" + correlation), std::string::npos)
-        << service << " never logged the correlation id";
+    EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";
   }
 }
 
@@ -173,6 +178,9 @@ TEST_F(Pipeline, BadInputGetsAClearAnswerAndPublishesNothing) {
   EXPECT_EQ(env.PostWebhook("{broken", ingress::SignBody("{broken", kAppSecret)).status, 400);
   std::string big(4 << 20, ' ');
   EXPECT_EQ(env.PostWebhook(big, ingress::SignBody(big, kAppSecret)).status, 413);
+  EXPECT_GE(env.Metric("ingress", "convoy_ingress_requests_total{outcome=\"413\"}"), 1);
+  EXPECT_GE(env.Metric("ingress", "convoy_ingress_requests_total{outcome=\"401\"}"), 1);
+  EXPECT_GE(env.Metric("ingress", "convoy_ingress_requests_total{outcome=\"400\"}"), 1);
   int status = 0;
   std::string challenge = test::HttpGet(
       env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=42"), &status);

@@ -59,7 +59,7 @@ struct FakeGraph::Impl {
   std::deque<Injection> injections;
   std::atomic<uint64_t> next_id{1};
 
-  Impl(std::string t, std::string host, int port) : token(std::move(t)), server(HttpServerOptions{host, port, 8 << 20, {}}) {}
+  Impl(std::string t, std::string host, int port) : token(std::move(t)), server(HttpServerOptions{host, port, 8 << 20}) {}
 
   bool Authorized(const HttpRequest& r) const { return r.Header("authorization") == "Bearer " + token; }
 

@@ -31,10 +31,15 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerOptions {
+  HttpServerOptions(std::string h, int p, size_t max_body, std::function<bool()> is_ready = {},
+                    std::function<void()> too_large = {})
+      : host(std::move(h)), port(p), max_body_bytes(max_body), ready(std::move(is_ready)),
+        on_too_large(std::move(too_large)) {}
   std::string host = "127.0.0.1";
   int port = 0;                            // 0: a free port is chosen; see HttpServer::port()
   size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413 without being read
   std::function<bool()> ready;             // /readyz: 200 when true, 503 otherwise
+  std::function<void()> on_too_large;      // called for every 413 (bodies are never read)
 };
 
 class HttpServer {

@@ -1,0 +1,123 @@
+// Integration: the webhook handler publishing to a real RabbitMQ (a vhost of its own). Every
+// fixture yields exactly the broker messages it should, with the headers of the contract.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "convoy/amqp.h"
+#include "convoy/metrics.h"
+#include "convoy/topology.h"
+#include "ingress.h"
+#include "testsupport.h"
+#include "webhook.h"
+
+namespace convoy::ingress {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Counts {
+  int messages = 0, statuses = 0, errors = 0;
+};
+
+class IngressBroker : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pub_.Start();
+    ASSERT_TRUE(pub_.WaitConnected(20s));
+  }
+
+  // Posts a signed body and drains what it produced from the two inbound queues.
+  Counts PostAndDrain(const std::string& body, const std::string& signature, std::string* correlation = nullptr) {
+    HttpRequest req;
+    req.method = "POST";
+    req.body = body;
+    req.headers["x-hub-signature-256"] = signature;
+    HttpResponse resp = handler_.Receive(req);
+    EXPECT_EQ(resp.status, 200) << resp.body;
+    if (correlation) *correlation = resp.headers["X-Correlation-Id"];
+    Counts c;
+    auto messages = TakeMessages(opts_, queues::kConversationInbound, 10000);
+    auto others = TakeMessages(opts_, queues::kOutboundStatus, 10000);
+    EXPECT_TRUE(messages.ok() && others.ok());
+    for (const auto& d : *messages) {
+      ++c.messages;
+      CheckHeaders(d, resp.headers["X-Correlation-Id"]);
+      EXPECT_FALSE(d.Header(headers::kConversationKey).empty());
+    }
+    for (const auto& d : *others) {
+      bool error = d.body.find("\"schema\":\"inbound.error\"") != std::string::npos;
+      (error ? c.errors : c.statuses)++;
+      CheckHeaders(d, resp.headers["X-Correlation-Id"]);
+    }
+    return c;
+  }
+
+  static void CheckHeaders(const Delivery& d, const std::string& correlation) {
+    EXPECT_FALSE(d.message_id.empty());
+    EXPECT_EQ(d.Header(headers::kDedupeKey), d.message_id);
+    EXPECT_EQ(d.Header(headers::kCorrelationId), correlation);
+    EXPECT_FALSE(d.Header(headers::kReceivedAt).empty());
+  }
+
+  test::TestVhost vhost_{"ingress_broker"};
+  AmqpOptions opts_{vhost_.url(), "ingress-broker-test"};
+  Publisher pub_{opts_};
+  WebhookHandler handler_{{"test-app-secret", "t", 5000ms},
+                          [this](AmqpMessage m, PublishCallback cb) { pub_.Publish(std::move(m), std::move(cb)); }};
+};
+
+TEST_F(IngressBroker, EveryFixtureYieldsExactlyItsUpdates) {
+  const std::map<std::string, std::tuple<int, int, int>> expected = {
+      {"text.json", {1, 0, 0}},          {"image_with_caption.json", {1, 0, 0}},
+      {"image_no_caption.json", {1, 0, 0}}, {"button_reply.json", {1, 0, 0}},
+      {"list_reply.json", {1, 0, 0}},    {"unsupported.json", {1, 0, 0}},
+      {"status_sent.json", {0, 1, 0}},   {"status_delivered.json", {0, 1, 0}},
+      {"status_read.json", {0, 1, 0}},   {"status_failed.json", {0, 1, 0}},
+      {"value_error_rate_limit.json", {0, 0, 1}}, {"batch_mixed.json", {4, 1, 0}},
+      {"text_unicode_escaped.raw", {1, 0, 0}},
+  };
+  auto sigs = test::FixtureSignatures();
+  ASSERT_EQ(sigs.size(), expected.size()) << "a fixture without an expectation";
+  for (const auto& [file, want] : expected) {
+    ASSERT_TRUE(sigs.count(file)) << file;
+    Counts got = PostAndDrain(test::ReadFile(test::FixturePath("webhooks/" + file)), sigs[file]);
+    EXPECT_EQ(got.messages, std::get<0>(want)) << file;
+    EXPECT_EQ(got.statuses, std::get<1>(want)) << file;
+    EXPECT_EQ(got.errors, std::get<2>(want)) << file;
+  }
+}
+
+TEST_F(IngressBroker, PywaCorpusYieldsWhatItsIndexLists) {
+  std::istringstream in(test::ReadFile(test::FixturePath("webhooks/pywa/INDEX.tsv")));
+  auto& ignored = DefaultRegistry().GetCounter("convoy_ingress_ignored_total",
+                                               "Webhook objects or changes accepted and ignored.", "what=\"field\"");
+  std::string line;
+  int files = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream row(line);
+    std::string file, field, types, sig;
+    int messages = 0, statuses = 0, errors = 0;
+    std::getline(row, file, '\t');
+    row >> messages >> statuses >> errors;
+    row.ignore();
+    std::getline(row, field, '\t');
+    std::getline(row, types, '\t');
+    std::getline(row, sig, '\t');
+    uint64_t ignored_before = ignored.Value();
+    Counts got = PostAndDrain(test::ReadFile(test::FixturePath("webhooks/pywa/" + file)), sig);
+    EXPECT_EQ(got.messages, messages) << file;
+    EXPECT_EQ(got.statuses, statuses) << file;
+    EXPECT_EQ(got.errors, errors) << file;
+    if (field != "messages") {
+      EXPECT_EQ(ignored.Value(), ignored_before + 1) << file << ": other fields are counted, not published";
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 60);
+}
+
+}  // namespace
+}  // namespace convoy::ingress

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds the webhook fuzz target with clang (libFuzzer + ASan + UBSan) and runs it for a while
+# over a seed corpus of every webhook fixture.
+#   tests/fuzz/run_fuzz.sh OUT_DIR SECONDS      (ctest runs it for 20 s; see README for longer runs)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:?out dir}; seconds=${2:-20}
+fixtures=${CONVOY_FIXTURES_DIR:-$root/../shared/fixtures}
+mkdir -p "$out/corpus" "$out/crashes"
+clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -DRAPIDJSON_HAS_STDSTRING=1 \
+  -I"$root/services/ingress" -I"$root/services/common/include" \
+  "$root/tests/fuzz/webhook_fuzz.cpp" "$root/services/ingress/webhook.cpp" "$root/services/common/status.cpp" \
+  -lcrypto -o "$out/webhook_fuzz"
+cp "$fixtures"/webhooks/*.json "$fixtures"/webhooks/*.raw "$fixtures"/webhooks/pywa/*.json "$out/corpus/" 2>/dev/null || true
+"$out/webhook_fuzz" -max_total_time="$seconds" -max_len=65536 -timeout=10 -artifact_prefix="$out/crashes/" \
+  -print_final_stats=1 "$out/corpus" 2>&1 | tail -n 12

@@ -52,22 +52,50 @@ int PickFreePort(const std::string& host) {
   return port;
 }
 
-// Reads at most limit+1 bytes of the body, so an oversize chunked body is not read further.
-bool ReadBody(http::http_request& req, size_t limit, std::string* out) {
-  auto stream = req.body();
-  concurrency::streams::container_buffer<std::string> buf;
-  size_t total = 0;
-  while (true) {
-    size_t want = std::min<size_t>(64 * 1024, limit + 1 - total);
-    size_t got = stream.read(buf, want).get();
-    if (got == 0) break;
-    total += got;
-    if (total > limit) return false;
-  }
-  // The buffer's collection also holds space allocated for reads that came back short: only
-  // the first `total` bytes are the body.
-  out->assign(buf.collection().data(), total);
-  return true;
+enum class BodyRead { kOk, kTooLarge, kFailed };
+
+// Reads the body without holding a thread while bytes are in flight: each chunk's read
+// continues in a task. (A blocking read on a pool thread waits for I/O that itself needs a pool
+// thread: as many slow uploads as pool threads would freeze the server.) Reads at most limit+1
+// bytes, so an oversize chunked body is not read further.
+void ReadBodyAsync(http::http_request req, size_t limit, std::function<void(BodyRead, std::string)> done) {
+  struct State {
+    concurrency::streams::istream stream;
+    concurrency::streams::container_buffer<std::string> buf;
+    size_t total = 0;
+    size_t limit = 0;
+    std::function<void(BodyRead, std::string)> done;
+  };
+  auto st = std::make_shared<State>();
+  st->stream = req.body();
+  st->limit = limit;
+  st->done = std::move(done);
+  auto next = std::make_shared<std::function<void()>>();
+  *next = [st, next] {
+    size_t want = std::min<size_t>(64 * 1024, st->limit + 1 - st->total);
+    st->stream.read(st->buf, want).then([st, next](pplx::task<size_t> t) {
+      size_t got = 0;
+      BodyRead result = BodyRead::kOk;
+      try {
+        got = t.get();
+      } catch (const std::exception&) {
+        result = BodyRead::kFailed;
+      }
+      if (result == BodyRead::kOk && got > 0) {
+        st->total += got;
+        if (st->total <= st->limit) {
+          (*next)();
+          return;
+        }
+        result = BodyRead::kTooLarge;
+      }
+      *next = nullptr;  // ends the chain (and the reference cycle)
+      // The collection also holds space allocated for reads that came back short: only the
+      // first `total` bytes are the body.
+      st->done(result, result == BodyRead::kOk ? std::string(st->buf.collection().data(), st->total) : std::string());
+    });
+  };
+  (*next)();
 }
 
 }  // namespace
@@ -122,22 +150,37 @@ struct HttpServer::Impl {
     }
     for (const auto& [k, v] : raw.headers()) req.headers[Lower(k)] = v;
     auto length = raw.headers().content_length();
-    if (length > options.max_body_bytes || !ReadBody(raw, options.max_body_bytes, &req.body)) {
-      if (options.on_too_large) options.on_too_large();
-      raw.reply(413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
+    if (length > options.max_body_bytes) {
+      ReplyTooLarge(raw);
       return;
     }
-    HttpResponse resp;
-    try {
-      resp = Dispatch(req);
-    } catch (const std::exception& e) {
-      LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=" << e.what();
-      resp = {500, "text/plain; charset=utf-8", "internal error\n", {}};
-    }
-    http::http_response out(static_cast<http::status_code>(resp.status));
-    for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
-    out.set_body(std::move(resp.body), resp.content_type);
-    raw.reply(out);
+    ReadBodyAsync(raw, options.max_body_bytes, [this, raw, req = std::move(req)](BodyRead result, std::string body) mutable {
+      if (result == BodyRead::kTooLarge) {
+        ReplyTooLarge(raw);
+        return;
+      }
+      if (result == BodyRead::kFailed) {
+        raw.reply(400, "could not read the body\n");
+        return;
+      }
+      req.body = std::move(body);
+      HttpResponse resp;
+      try {
+        resp = Dispatch(req);
+      } catch (const std::exception& e) {
+        LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=" << e.what();
+        resp = {500, "text/plain; charset=utf-8", "internal error\n", {}};
+      }
+      http::http_response out(static_cast<http::status_code>(resp.status));
+      for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
+      out.set_body(std::move(resp.body), resp.content_type);
+      raw.reply(out);
+    });
+  }
+
+  void ReplyTooLarge(http::http_request& raw) {
+    if (options.on_too_large) options.on_too_large();
+    raw.reply(413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
   }
 };
 

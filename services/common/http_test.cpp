@@ -4,7 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <vector>
 
 #include "convoy/metrics.h"
 
@@ -67,6 +73,32 @@ TEST_F(HttpTest, HealthReadinessAndMetrics) {
   DefaultRegistry().GetCounter("convoy_http_test_total", "A test counter.").Inc();
   auto m = get("/metrics");
   EXPECT_NE(m->body.find("convoy_http_test_total 1"), std::string::npos);
+}
+
+// Clients that send headers and then trickle (or stall) their bodies must not take the pool
+// threads hostage: a normal request still gets its answer while 80 of them hang.
+TEST_F(HttpTest, StalledUploadsDoNotStarveOtherRequests) {
+  std::vector<int> stalled;
+  for (int i = 0; i < 80; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(server_->port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    std::string head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-part";
+    ASSERT_EQ(::write(fd, head.data(), head.size()), static_cast<ssize_t>(head.size()));
+    stalled.push_back(fd);
+  }
+  HttpClientRequest req;
+  req.method = "POST";
+  req.url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/echo";
+  req.body = "hello";
+  req.timeout = std::chrono::milliseconds(5000);
+  auto r = HttpFetch(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->body, "hello");
+  for (int fd : stalled) ::close(fd);
 }
 
 TEST(HttpFetch, RefusedConnectionIsUnavailable) {

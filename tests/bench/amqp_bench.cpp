@@ -12,6 +12,7 @@ DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:45672/%2f", "Broker (use a
 DEFINE_int32(messages, 20000, "Messages for the pipelined run");
 DEFINE_int32(serial_messages, 2000, "Messages for the wait-for-each-confirm run");
 DEFINE_int32(body_bytes, 1024, "Body size");
+DEFINE_string(count_queue, "", "Only print the exact number of ready messages in this queue, then exit");
 
 namespace {
 convoy::AmqpMessage Message(int i) {
@@ -30,6 +31,15 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (!FLAGS_count_queue.empty()) {
+    auto n = convoy::QueueMessageCount(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-bench"}, FLAGS_count_queue);
+    if (!n.ok()) {
+      std::fprintf(stderr, "%s\n", n.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("%u\n", *n);
+    return 0;
+  }
   convoy::Publisher pub(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-bench"});
   pub.Start();
   if (!pub.WaitConnected(std::chrono::seconds(30))) {

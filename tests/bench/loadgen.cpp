@@ -1,0 +1,125 @@
+// convoy-loadgen: an open-loop HTTP/1.1 load generator. Request i is due at start + i/rate and
+// its latency is measured from that due time, so a slow server cannot hide queueing by slowing
+// the sender (no coordinated omission). Keep-alive connections, one thread each, requests
+// dealt round-robin. Prints one RESULT line.
+#include <arpa/inet.h>
+#include <gflags/gflags.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+DEFINE_int32(port, 8080, "Server port on 127.0.0.1");
+DEFINE_string(path, "/webhook", "Request path");
+DEFINE_int32(rate, 2000, "Requests per second, total");
+DEFINE_int32(seconds, 10, "Duration");
+DEFINE_int32(connections, 32, "Keep-alive connections");
+DEFINE_string(body_file, "", "POST body (raw bytes)");
+DEFINE_string(signature, "", "X-Hub-Signature-256 header value");
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+int Connect() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(FLAGS_port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads one response; returns its status or -1.
+int ReadResponse(int fd, std::string& buf) {
+  size_t header_end;
+  while ((header_end = buf.find("\r\n\r\n")) == std::string::npos) {
+    char tmp[8192];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+    if (n <= 0) return -1;
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  int status = std::atoi(buf.c_str() + 9);
+  size_t length = 0;
+  std::string lower = buf.substr(0, header_end);
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  auto cl = lower.find("content-length:");
+  if (cl != std::string::npos) length = std::strtoul(lower.c_str() + cl + 15, nullptr, 10);
+  size_t total = header_end + 4 + length;
+  while (buf.size() < total) {
+    char tmp[8192];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+    if (n <= 0) return -1;
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  buf.erase(0, total);
+  return status;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  std::ifstream in(FLAGS_body_file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string body = ss.str();
+  std::string request = "POST " + FLAGS_path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+                        (FLAGS_signature.empty() ? "" : "X-Hub-Signature-256: " + FLAGS_signature + "\r\n") +
+                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  const int64_t total = static_cast<int64_t>(FLAGS_rate) * FLAGS_seconds;
+  const double interval_ns = 1e9 / FLAGS_rate;
+  std::vector<std::vector<double>> latencies(static_cast<size_t>(FLAGS_connections));
+  std::atomic<int64_t> non2xx{0}, errors{0};
+  auto start = Clock::now() + std::chrono::milliseconds(100);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < FLAGS_connections; ++c) {
+    threads.emplace_back([&, c] {
+      int fd = Connect();
+      std::string buf;
+      for (int64_t i = c; i < total; i += FLAGS_connections) {
+        auto due = start + std::chrono::nanoseconds(static_cast<int64_t>(i * interval_ns));
+        std::this_thread::sleep_until(due);  // open loop: the schedule, not the server, sets the pace
+        if (fd < 0) fd = Connect();
+        int status = -1;
+        if (fd >= 0 && write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+          status = ReadResponse(fd, buf);
+        }
+        if (status < 0) {
+          ++errors;
+          if (fd >= 0) close(fd);
+          fd = -1;
+          buf.clear();
+          continue;
+        }
+        if (status / 100 != 2) ++non2xx;
+        latencies[static_cast<size_t>(c)].push_back(std::chrono::duration<double, std::milli>(Clock::now() - due).count());
+      }
+      if (fd >= 0) close(fd);
+    });
+  }
+  for (auto& t : threads) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<double> all;
+  for (auto& v : latencies) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) { return all.empty() ? 0 : all[std::min(all.size() - 1, static_cast<size_t>(p / 100 * all.size()))]; };
+  std::printf("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f requests=%zu non2xx=%lld socket_errors=%lld\n",
+              all.size() / elapsed, pct(50), pct(99), pct(99.9), all.empty() ? 0 : all.back(), all.size(),
+              static_cast<long long>(non2xx.load()), static_cast<long long>(errors.load()));
+  return errors.load() == 0 ? 0 : 1;
+}

@@ -117,7 +117,8 @@ HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
     LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_signature bytes=" << req.body.size();
     return finish(Text(401, "invalid X-Hub-Signature-256"));
   }
-  auto split = SplitWebhook(req.body, correlation_id, NowRfc3339());
+  std::string received_at = NowRfc3339();
+  auto split = SplitWebhook(req.body, correlation_id, received_at);
   if (!split.ok()) {
     m.bad_request.Inc();
     LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_request reason=" << split.status().message();
@@ -127,7 +128,7 @@ HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
   m.ignored_fields.Inc(split->ignored_changes);
   m.unknown.Inc(split->unknown_shapes);
   PublishBatch batch;
-  std::string received_at = NowRfc3339();
+  auto publishing = std::chrono::steady_clock::now();
   for (auto& u : split->updates) {
     AmqpMessage msg;
     msg.exchange = exchanges::kInbound;
@@ -143,7 +144,7 @@ HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
     publish_(std::move(msg), batch.Add());
   }
   Status s = batch.Wait(started + settings_.publish_deadline);
-  m.confirm.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  m.confirm.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - publishing).count());
   if (!s.ok()) {
     m.unavailable.Inc();
     LOG_EVERY_N(WARNING, 10) << ctx << "event=not_confirmed updates=" << split->updates.size()

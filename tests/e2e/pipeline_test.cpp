@@ -10,6 +10,7 @@
 
 #include "convoy/http.h"
 #include "fake_graph.h"
+#include "stack.h"
 #include "testsupport.h"
 #include "webhook.h"
 
@@ -18,110 +19,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kAppSecret = "test-app-secret";
-constexpr const char* kGraphToken = "test-graph-token";
+using test::kAppSecret;
 
 class Pipeline : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { env_ = new Env(); }
+  static void SetUpTestSuite() { env_ = new test::Stack("e2e"); }
   static void TearDownTestSuite() {
     delete env_;
     env_ = nullptr;
   }
-
-  struct Service {
-    std::string name;
-    int port;
-    test::ChildProcess process;
-    std::string log;
-  };
-
-  struct Env {
-    test::TestVhost vhost{"e2e"};
-    test::TestDatabase db{"e2e"};
-    fake::FakeGraph graph{kGraphToken};
-    std::string dir;
-    std::map<std::string, std::unique_ptr<Service>> services;
-
-    Env() {
-      dir = ::testing::TempDir() + "/" + test::UniqueName("convoy_e2e");
-      ::mkdir(dir.c_str(), 0755);
-      EXPECT_TRUE(graph.Start().ok());
-      graph.RegisterMedia("1003383421387256", test::FixturePath("media/photo1.jpg"), "image/jpeg");
-      for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
-      for (auto& [name, svc] : services) {
-        int port = svc->port;
-        bool ready = test::WaitUntil(
-            [&] {
-              int status = 0;
-              test::HttpGet("http://127.0.0.1:" + std::to_string(port) + "/readyz", &status);
-              return status == 200;
-            },
-            90s);
-        EXPECT_TRUE(ready) << name << " not ready:\n" << svc->process.Log();
-      }
-    }
-
-    void Launch(const std::string& name) {
-      auto svc = std::make_unique<Service>();
-      svc->name = name;
-      svc->port = test::FreePort();
-      svc->log = dir + "/" + name + ".log";
-      std::vector<std::string> argv = {test::BinaryPath("services/" + name + "/convoy-" + name),
-                                       "--amqp_url=" + vhost.url(), "--http_port=" + std::to_string(svc->port)};
-      if (name != "ingress") {
-        argv.push_back("--pg_dsn=" + db.dsn());
-        argv.push_back("--schema_dir=" + test::SourcePath("proto-schemas"));
-        argv.push_back("--migrations_dir=" + test::SourcePath("deploy/postgres"));
-        argv.push_back("--consumer_threads=2");
-      }
-      if (name == "media" || name == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
-      if (name == "media") argv.push_back("--media_dir=" + dir + "/media");
-      EXPECT_TRUE(svc->process.Start(argv, svc->log,
-                                     {{"CONVOY_APP_SECRET", kAppSecret},
-                                      {"CONVOY_VERIFY_TOKEN", "e2e-verify"},
-                                      {"CONVOY_GRAPH_TOKEN", kGraphToken}}));
-      services[name] = std::move(svc);
-    }
-
-    ~Env() {
-      for (auto& [name, svc] : services) svc->process.Signal(SIGTERM);
-      for (auto& [name, svc] : services) {
-        bool stopped = test::WaitUntil([&] { return !svc->process.running(); }, 20s);
-        EXPECT_TRUE(stopped) << name << " did not stop on SIGTERM";
-      }
-    }
-
-    std::string Url(const std::string& service, const std::string& path) {
-      return "http://127.0.0.1:" + std::to_string(services[service]->port) + path;
-    }
-
-    HttpResponse PostWebhook(const std::string& body, const std::string& signature) {
-      HttpClientRequest req;
-      req.method = "POST";
-      req.url = Url("ingress", "/webhook");
-      req.headers["X-Hub-Signature-256"] = signature;
-      req.body = body;
-      auto r = HttpFetch(req);
-      return r.ok() ? *r : HttpResponse{0, "", r.status().ToString(), {}};
-    }
-
-    // A service may write its line a moment after the effect others can see: wait for it.
-    bool Logged(const std::string& service, const std::string& correlation) {
-      return test::WaitUntil(
-          [&] { return services[service]->process.Log().find("correlation_id=" + correlation) != std::string::npos; },
-          10s);
-    }
-
-    double Metric(const std::string& service, const std::string& series) {
-      return test::MetricValue(test::HttpGet(Url(service, "/metrics")), series);
-    }
-  };
-
-  static Env* env_;
+  static test::Stack* env_;
 };
 
-Pipeline::Env* Pipeline::env_ = nullptr;
+test::Stack* Pipeline::env_ = nullptr;
 
 TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   auto& env = *env_;

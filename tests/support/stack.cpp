@@ -1,0 +1,91 @@
+#include "stack.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+namespace convoy::test {
+
+using namespace std::chrono_literals;
+
+Stack::Stack(const std::string& prefix) : vhost(prefix), db(prefix) {
+  dir = ::testing::TempDir() + "/" + UniqueName("convoy_" + prefix);
+  ::mkdir(dir.c_str(), 0755);
+  EXPECT_TRUE(graph.Start().ok());
+  graph.RegisterMedia("1003383421387256", FixturePath("media/photo1.jpg"), "image/jpeg");
+  for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
+  for (auto& [name, svc] : services) EXPECT_TRUE(WaitReady(name, 90s)) << name << " not ready:\n" << svc->process.Log();
+}
+
+Stack::~Stack() {
+  for (auto& [name, svc] : services) svc->process.Signal(SIGTERM);
+  for (auto& [name, svc] : services) {
+    bool stopped = WaitUntil([&] { return !svc->process.running(); }, 20s);
+    EXPECT_TRUE(stopped) << name << " did not stop on SIGTERM";
+  }
+}
+
+bool Stack::WaitReady(const std::string& service, std::chrono::seconds deadline) {
+  return WaitUntil(
+      [&] {
+        int status = 0;
+        HttpGet(Url(service, "/readyz"), &status);
+        return status == 200;
+      },
+      deadline);
+}
+
+void Stack::Launch(const std::string& name) {
+  auto& svc = services[name];
+  if (!svc) {
+    svc = std::make_unique<Service>();
+    svc->name = name;
+    svc->port = FreePort();
+    svc->log = dir + "/" + name + ".log";
+  }
+  std::vector<std::string> argv = {BinaryPath("services/" + name + "/convoy-" + name), "--amqp_url=" + vhost.url(),
+                                   "--http_port=" + std::to_string(svc->port)};
+  if (name != "ingress") {
+    argv.push_back("--pg_dsn=" + db.dsn());
+    argv.push_back("--schema_dir=" + SourcePath("proto-schemas"));
+    argv.push_back("--migrations_dir=" + SourcePath("deploy/postgres"));
+    argv.push_back("--consumer_threads=2");
+  }
+  if (name == "media" || name == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
+  if (name == "media") argv.push_back("--media_dir=" + dir + "/media");
+  EXPECT_TRUE(svc->process.Start(argv, svc->log,
+                                 {{"CONVOY_APP_SECRET", kAppSecret},
+                                  {"CONVOY_VERIFY_TOKEN", "e2e-verify"},
+                                  {"CONVOY_GRAPH_TOKEN", kGraphToken}}));
+}
+
+void Stack::Kill(const std::string& name) {
+  services[name]->process.Signal(SIGKILL);
+  services[name]->process.Wait();
+}
+
+std::string Stack::Url(const std::string& service, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(services[service]->port) + path;
+}
+
+HttpResponse Stack::PostWebhook(const std::string& body, const std::string& signature) {
+  HttpClientRequest req;
+  req.method = "POST";
+  req.url = Url("ingress", "/webhook");
+  req.headers["X-Hub-Signature-256"] = signature;
+  req.body = body;
+  auto r = HttpFetch(req);
+  return r.ok() ? *r : HttpResponse{0, "", r.status().ToString(), {}};
+}
+
+double Stack::Metric(const std::string& service, const std::string& series) {
+  return MetricValue(HttpGet(Url(service, "/metrics")), series);
+}
+
+bool Stack::Logged(const std::string& service, const std::string& correlation) {
+  return WaitUntil(
+      [&] { return services[service]->process.Log().find("correlation_id=" + correlation) != std::string::npos; },
+      10s);
+}
+
+}  // namespace convoy::test

@@ -1,0 +1,47 @@
+#pragma once
+// The whole convoy stack for e2e and fault tests: the four services as child processes on free
+// ports, against a vhost and a database of the stack's own, with the fake Graph API in-process.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "convoy/http.h"
+#include "fake_graph.h"
+#include "testsupport.h"
+
+namespace convoy::test {
+
+inline constexpr const char* kAppSecret = "test-app-secret";
+inline constexpr const char* kGraphToken = "test-graph-token";
+
+class Stack {
+ public:
+  struct Service {
+    std::string name;
+    int port = 0;
+    ChildProcess process;
+    std::string log;
+  };
+
+  explicit Stack(const std::string& prefix);
+  ~Stack();  // SIGTERM to every service; each must exit within 20 s
+
+  bool WaitReady(const std::string& service, std::chrono::seconds deadline);
+  void Launch(const std::string& service);  // (re)starts one service on its port
+  void Kill(const std::string& service);    // SIGKILL and reap
+
+  std::string Url(const std::string& service, const std::string& path);
+  HttpResponse PostWebhook(const std::string& body, const std::string& signature);
+  double Metric(const std::string& service, const std::string& series);
+  // Waits up to 10 s for the service to log the correlation id (a line may follow the effect).
+  bool Logged(const std::string& service, const std::string& correlation);
+
+  TestVhost vhost;
+  TestDatabase db;
+  fake::FakeGraph graph{kGraphToken};
+  std::string dir;
+  std::map<std::string, std::unique_ptr<Service>> services;
+};
+
+}  // namespace convoy::test

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "convoy/amqp.h"
+#include "convoy/events.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
 
@@ -19,7 +20,6 @@ struct FetchSettings {
   std::chrono::milliseconds timeout{60000};
 };
 
-using EventPublisher = std::function<Status(AmqpMessage)>;
 
 class Fetcher {
  public:

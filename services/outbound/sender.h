@@ -6,6 +6,7 @@
 #include <string>
 
 #include "convoy/amqp.h"
+#include "convoy/events.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
@@ -18,8 +19,6 @@ struct GraphSettings {
   std::chrono::milliseconds timeout{10000};
 };
 
-// Publishes an event to convoy.events and waits for its confirm.
-using EventPublisher = std::function<Status(AmqpMessage)>;
 
 class Sender {
  public:

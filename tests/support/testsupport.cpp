@@ -67,6 +67,26 @@ std::map<std::string, std::string> FixtureSignatures() {
   return out;
 }
 
+std::vector<PywaRow> PywaIndex() {
+  std::vector<PywaRow> rows;
+  std::istringstream in(ReadFile(FixturePath("webhooks/pywa/INDEX.tsv")));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream row(line);
+    PywaRow r;
+    std::string types;
+    std::getline(row, r.file, '\t');
+    row >> r.messages >> r.statuses >> r.errors;
+    row.ignore();
+    std::getline(row, r.field, '\t');
+    std::getline(row, types, '\t');
+    std::getline(row, r.signature, '\t');
+    rows.push_back(r);
+  }
+  return rows;
+}
+
 std::string SourcePath(const std::string& relative) { return std::string(CONVOY_SOURCE_DIR) + "/" + relative; }
 std::string BinaryPath(const std::string& relative) { return std::string(CONVOY_BINARY_DIR) + "/" + relative; }
 

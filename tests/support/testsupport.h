@@ -20,6 +20,12 @@ std::string ReadFile(const std::string& path);
 std::string FixturePath(const std::string& relative);  // under ../shared/fixtures
 // webhooks/SIGNATURES.tsv: file name -> its X-Hub-Signature-256 with secret test-app-secret.
 std::map<std::string, std::string> FixtureSignatures();
+// webhooks/pywa/INDEX.tsv, one row per file.
+struct PywaRow {
+  std::string file, field, signature;
+  int messages = 0, statuses = 0, errors = 0;
+};
+std::vector<PywaRow> PywaIndex();
 std::string SourcePath(const std::string& relative);   // under the project root
 std::string BinaryPath(const std::string& relative);   // under the build folder
 

@@ -38,10 +38,9 @@ rabbitctl() { ( rabbit_env; "$RABBIT_BIN/rabbitmqctl" -n "$CONVOY_RABBIT_NODE" "
 
 rabbit_running() { rabbitctl status >/dev/null 2>&1; }
 
-# Succeeds once the node is up; fails the whole script at once if the server process died.
+# Succeeds once the node is up; 100 (stop waiting) if the server process died.
 rabbit_started() {
-  kill -0 "$(cat "$RABBIT_DIR/server.pid")" 2>/dev/null || {
-    tail -n 20 "$RABBIT_DIR/log/stdout.log" >&2; die "rabbitmq-server exited during startup"; }
+  kill -0 "$(cat "$RABBIT_DIR/server.pid")" 2>/dev/null || return 100
   rabbitctl await_startup --timeout 5
 }
 
@@ -62,7 +61,9 @@ CONF
   ( rabbit_env; setsid "$RABBIT_BIN/rabbitmq-server" >"$RABBIT_DIR/log/stdout.log" 2>&1 < /dev/null &
     echo $! > "$RABBIT_DIR/server.pid" )
   wait_for "rabbitmq startup" 120 rabbit_started || {
-    tail -n 40 "$RABBIT_DIR/log/stdout.log" >&2; die "rabbitmq did not start"; }
+    grep -E "eaddrinuse|BOOT FAILED|Error during startup|could_not_start" "$RABBIT_DIR/log/stdout.log" | head -n 5 >&2
+    tail -n 15 "$RABBIT_DIR/log/stdout.log" >&2
+    die "rabbitmq did not start (log: $RABBIT_DIR/log/stdout.log)"; }
   wait_for "rabbitmq management API" 60 curl -sf -u guest:guest "$CONVOY_RABBIT_MGMT_URL/api/overview"
   log "rabbitmq: ready"
 }

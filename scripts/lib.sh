@@ -3,11 +3,12 @@
 CONVOY_ROOT=${CONVOY_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CONVOY_RUN_DIR=${CONVOY_RUN_DIR:-$CONVOY_ROOT/.run}
 CONVOY_BUILD_DIR=${CONVOY_BUILD_DIR:-$CONVOY_ROOT/build}
-CONVOY_AMQP_PORT=${CONVOY_AMQP_PORT:-45672}
-CONVOY_AMQP_DIST_PORT=${CONVOY_AMQP_DIST_PORT:-45682}
-CONVOY_AMQP_MGMT_PORT=${CONVOY_AMQP_MGMT_PORT:-45673}
-CONVOY_AMQP_PROM_PORT=${CONVOY_AMQP_PROM_PORT:-45692}
-CONVOY_PG_PORT=${CONVOY_PG_PORT:-45432}
+# Fixed ports stay below the ephemeral range (32768-60999), so a client socket can never hold one.
+CONVOY_AMQP_PORT=${CONVOY_AMQP_PORT:-21672}
+CONVOY_AMQP_DIST_PORT=${CONVOY_AMQP_DIST_PORT:-21682}
+CONVOY_AMQP_MGMT_PORT=${CONVOY_AMQP_MGMT_PORT:-21673}
+CONVOY_AMQP_PROM_PORT=${CONVOY_AMQP_PROM_PORT:-21692}
+CONVOY_PG_PORT=${CONVOY_PG_PORT:-21432}
 CONVOY_RABBIT_NODE=${CONVOY_RABBIT_NODE:-convoy-$CONVOY_AMQP_PORT@localhost}
 CONVOY_AMQP_URL=${CONVOY_AMQP_URL:-amqp://guest:guest@127.0.0.1:$CONVOY_AMQP_PORT/%2f}
 CONVOY_RABBIT_MGMT_URL=${CONVOY_RABBIT_MGMT_URL:-http://127.0.0.1:$CONVOY_AMQP_MGMT_PORT}
@@ -18,10 +19,15 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # wait_for DESCRIPTION SECONDS COMMAND...: run COMMAND until it succeeds or the deadline passes.
+# COMMAND exiting with 100 means "will never succeed": stop waiting at once.
 wait_for() {
   local what=$1 secs=$2; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
+  local deadline=$((SECONDS + secs)) rc
+  while true; do
+    rc=0
+    "$@" >/dev/null 2>&1 || rc=$?
+    [ $rc -eq 0 ] && return 0
+    [ $rc -eq 100 ] && { log "gave up waiting for $what"; return 1; }
     [ $SECONDS -lt $deadline ] || { log "timed out after ${secs}s waiting for $what"; return 1; }
     sleep 0.2
   done

@@ -4,7 +4,7 @@
 #include "convoy/config.h"
 #include "convoy/flags.h"
 
-DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:45672/%2f",
+DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f",
               "RabbitMQ URL, amqp://user:pass@host:port/vhost; env CONVOY_AMQP_URL is used when the flag is not given");
 DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
 DEFINE_string(http_host, "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 in a container)");

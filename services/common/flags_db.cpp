@@ -4,7 +4,7 @@
 #include "convoy/config.h"
 #include "convoy/flags.h"
 
-DEFINE_string(pg_dsn, "host=127.0.0.1 port=45432 user=postgres dbname=postgres",
+DEFINE_string(pg_dsn, "host=127.0.0.1 port=21432 user=postgres dbname=postgres",
               "PostgreSQL connection string (libpq key=value or URI); env CONVOY_PG_DSN is used when the flag is not given");
 DEFINE_validator(pg_dsn, &convoy::ValidateNonEmpty);
 DEFINE_string(migrations_dir, "deploy/postgres", "Folder of numbered SQL migrations applied at start");

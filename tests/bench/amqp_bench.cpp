@@ -8,7 +8,7 @@
 #include "convoy/amqp.h"
 #include "convoy/topology.h"
 
-DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:45672/%2f", "Broker (use a throw-away vhost)");
+DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f", "Broker (use a throw-away vhost)");
 DEFINE_int32(messages, 20000, "Messages for the pipelined run");
 DEFINE_int32(serial_messages, 2000, "Messages for the wait-for-each-confirm run");
 DEFINE_int32(body_bytes, 1024, "Body size");

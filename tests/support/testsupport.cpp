@@ -26,17 +26,17 @@ std::string Env(const char* name, const std::string& fallback) {
 }
 
 std::string AmqpBaseUrl() {
-  std::string url = Env("CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:45672/%2f");
+  std::string url = Env("CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:21672/%2f");
   // strip the vhost: amqp://user:pass@host:port
   auto scheme = url.find("://");
   auto slash = url.find('/', scheme + 3);
   return slash == std::string::npos ? url : url.substr(0, slash);
 }
 
-std::string RabbitMgmtUrl() { return Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:45673"); }
+std::string RabbitMgmtUrl() { return Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:21673"); }
 
 std::string PgDsn() {
-  return Env("CONVOY_PG_DSN", "host=127.0.0.1 port=45432 user=postgres dbname=postgres");
+  return Env("CONVOY_PG_DSN", "host=127.0.0.1 port=21432 user=postgres dbname=postgres");
 }
 
 std::string UniqueName(const std::string& prefix) {

@@ -62,11 +62,13 @@ last_reply() {
 }
 replies_reached() { [ "$(sends)" -ge "$1" ]; }
 
+# A sender of its own per run: the database persists, and each demo starts a new conversation.
+demo_from=1650555$(printf '%04d' $((RANDOM % 10000)))
 say() {  # say DESCRIPTION convoy-webhook-flags...
   local shown=$1; shift
   local before; before=$(sends)
   printf '  Kerry  > %s\n' "$shown"
-  "$bin/tests/convoy-webhook" --url="http://127.0.0.1:$INGRESS_PORT/webhook" --name="Kerry" "$@" >/dev/null ||
+  "$bin/tests/convoy-webhook" --url="http://127.0.0.1:$INGRESS_PORT/webhook" --name="Kerry" --from="$demo_from" "$@" >/dev/null ||
     die "ingress refused the webhook"
   wait_for "a reply" 30 replies_reached $((before + 1)) || die "no reply within 30 s (see $LOG_DIR)"
   printf '  convoy < %s\n' "$(last_reply)"

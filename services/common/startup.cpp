@@ -21,6 +21,15 @@ Status PrepareDatabaseService(const std::string& schema_dir, const std::string& 
   return Status::Ok();
 }
 
+bool DatabaseService::DatabaseReachable() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  if (now - checked_ < std::chrono::seconds(1)) return reachable_;
+  reachable_ = db && db->Exec("SELECT 1").ok();
+  checked_ = now;
+  return reachable_;
+}
+
 int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher, ConsumerGroup& consumers,
                      const std::function<void()>& start_more, const std::function<void()>& stop_more) {
   publisher.Start();

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     }
   }
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
-                               return publisher.connected() && consumers.connected() && base.db->healthy();
+                               return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
   // 4. run
   return convoy::ServeUntilSignal("conversation", server, publisher, consumers, [&] { relay.Start(); },

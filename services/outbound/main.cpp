@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
-                               return publisher.connected() && consumers.connected() && base.db->healthy();
+                               return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
   // 4. run
   return convoy::ServeUntilSignal("outbound", server, publisher, consumers);

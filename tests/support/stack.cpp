@@ -8,7 +8,8 @@ namespace convoy::test {
 
 using namespace std::chrono_literals;
 
-Stack::Stack(const std::string& prefix) : vhost(prefix), db(prefix) {
+Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports)
+    : vhost(prefix), db(prefix), pg_port_override(std::move(pg_ports)) {
   dir = ::testing::TempDir() + "/" + UniqueName("convoy_" + prefix);
   ::mkdir(dir.c_str(), 0755);
   EXPECT_TRUE(graph.Start().ok());
@@ -46,7 +47,13 @@ void Stack::Launch(const std::string& name) {
   std::vector<std::string> argv = {BinaryPath("services/" + name + "/convoy-" + name), "--amqp_url=" + vhost.url(),
                                    "--http_port=" + std::to_string(svc->port)};
   if (name != "ingress") {
-    argv.push_back("--pg_dsn=" + db.dsn());
+    std::string dsn = db.dsn();
+    auto over = pg_port_override.find(name);
+    if (over != pg_port_override.end()) {
+      auto at = dsn.find("port=");
+      dsn.replace(at, dsn.find(' ', at) - at, "port=" + std::to_string(over->second));
+    }
+    argv.push_back("--pg_dsn=" + dsn);
     argv.push_back("--schema_dir=" + SourcePath("proto-schemas"));
     argv.push_back("--migrations_dir=" + SourcePath("deploy/postgres"));
     argv.push_back("--consumer_threads=2");

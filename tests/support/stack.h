@@ -24,7 +24,8 @@ class Stack {
     std::string log;
   };
 
-  explicit Stack(const std::string& prefix);
+  // pg_port_override: service -> port its database connection goes to instead (a TcpProxy).
+  explicit Stack(const std::string& prefix, std::map<std::string, int> pg_port_override = {});
   ~Stack();  // SIGTERM to every service; each must exit within 20 s
 
   bool WaitReady(const std::string& service, std::chrono::seconds deadline);
@@ -42,6 +43,7 @@ class Stack {
   fake::FakeGraph graph{kGraphToken};
   std::string dir;
   std::map<std::string, std::unique_ptr<Service>> services;
+  std::map<std::string, int> pg_port_override;
 };
 
 }  // namespace convoy::test

@@ -1,7 +1,9 @@
 #pragma once
 // The named start-up steps shared by the services with a database: load the message schemas,
 // connect, migrate. Each failure is a Status that names what failed.
+#include <chrono>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -13,6 +15,13 @@ namespace convoy {
 struct DatabaseService {
   SchemaRegistry schemas;
   std::unique_ptr<PgConnection> db;  // for readiness checks; handlers open their own
+  // For /readyz: runs SELECT 1 (reconnecting if needed) at most once a second, from any thread.
+  bool DatabaseReachable();
+
+ private:
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point checked_{};
+  bool reachable_ = false;
 };
 
 Status PrepareDatabaseService(const std::string& schema_dir, const std::string& pg_dsn,

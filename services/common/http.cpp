@@ -103,6 +103,9 @@ void ReadBodyAsync(http::http_request req, size_t limit, std::function<void(Body
 struct HttpServer::Impl {
   explicit Impl(HttpServerOptions o) : options(std::move(o)) {}
   HttpServerOptions options;
+  std::atomic<int64_t> in_flight{0};
+  Gauge& in_flight_gauge = DefaultRegistry().GetGauge("convoy_http_requests_in_flight",
+                                                      "HTTP requests received and not yet answered.");
   int port = 0;
   struct RouteEntry {
     std::string method, prefix;
@@ -135,7 +138,21 @@ struct HttpServer::Impl {
     return best->handler(req);
   }
 
+  // Every request is answered exactly once, through here.
+  void Reply(http::http_request& raw, http::http_response response) {
+    raw.reply(response);
+    in_flight.fetch_sub(1);
+    in_flight_gauge.Add(-1);
+  }
+  void Reply(http::http_request& raw, int status, const std::string& text) {
+    http::http_response r(static_cast<http::status_code>(status));
+    r.set_body(text, "text/plain; charset=utf-8");
+    Reply(raw, std::move(r));
+  }
+
   void Handle(http::http_request raw) {
+    in_flight.fetch_add(1);
+    in_flight_gauge.Add(1);
     HttpRequest req;
     req.method = raw.method();
     auto uri = raw.relative_uri();
@@ -145,7 +162,7 @@ struct HttpServer::Impl {
         req.query[web::uri::decode(k)] = web::uri::decode(v);
       }
     } catch (const std::exception&) {
-      raw.reply(400, "malformed query string\n");
+      Reply(raw, 400, "malformed query string\n");
       return;
     }
     for (const auto& [k, v] : raw.headers()) req.headers[Lower(k)] = v;
@@ -154,13 +171,14 @@ struct HttpServer::Impl {
       ReplyTooLarge(raw);
       return;
     }
+    // A body cut off before its Content-Length fails the read (kFailed): never dispatched.
     ReadBodyAsync(raw, options.max_body_bytes, [this, raw, req = std::move(req)](BodyRead result, std::string body) mutable {
       if (result == BodyRead::kTooLarge) {
         ReplyTooLarge(raw);
         return;
       }
       if (result == BodyRead::kFailed) {
-        raw.reply(400, "could not read the body\n");
+        Reply(raw, 400, "could not read the body\n");
         return;
       }
       req.body = std::move(body);
@@ -174,13 +192,13 @@ struct HttpServer::Impl {
       http::http_response out(static_cast<http::status_code>(resp.status));
       for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
       out.set_body(std::move(resp.body), resp.content_type);
-      raw.reply(out);
+      Reply(raw, std::move(out));
     });
   }
 
   void ReplyTooLarge(http::http_request& raw) {
     if (options.on_too_large) options.on_too_large();
-    raw.reply(413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
+    Reply(raw, 413, "body over the limit of " + std::to_string(options.max_body_bytes) + " bytes\n");
   }
 };
 
@@ -221,6 +239,8 @@ void HttpServer::Stop() {
 }
 
 int HttpServer::port() const { return impl_->port; }
+
+int64_t HttpServer::in_flight() const { return impl_->in_flight.load(); }
 
 Result<HttpResponse> HttpFetch(const HttpClientRequest& request) {
   try {

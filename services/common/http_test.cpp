@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "convoy/metrics.h"
@@ -98,7 +99,41 @@ TEST_F(HttpTest, StalledUploadsDoNotStarveOtherRequests) {
   auto r = HttpFetch(req);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->body, "hello");
+  EXPECT_GE(server_->in_flight(), 80);
+  // Clients that hang up mid-body are finished off (no request, and nothing of it, is left).
   for (int fd : stalled) ::close(fd);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (server_->in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition, with a deadline
+  }
+  EXPECT_EQ(server_->in_flight(), 0) << "abandoned uploads are never finished";
+}
+
+// A body cut off before its Content-Length is never handed to a handler.
+TEST_F(HttpTest, TruncatedBodyIsNotDispatched) {
+  std::atomic<int> handled{0};
+  HttpServer server({"127.0.0.1", 0, 4096});
+  server.Route("POST", "/count", [&](const HttpRequest&) {
+    ++handled;
+    return HttpResponse{200, "text/plain", "ok", {}};
+  });
+  ASSERT_TRUE(server.Start().ok());
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(server.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  std::string head = "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-part";
+  ASSERT_EQ(::write(fd, head.data(), head.size()), static_cast<ssize_t>(head.size()));
+  ::shutdown(fd, SHUT_WR);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (server.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition, with a deadline
+  }
+  ::close(fd);
+  EXPECT_EQ(server.in_flight(), 0);
+  EXPECT_EQ(handled.load(), 0) << "a truncated body reached the handler";
 }
 
 TEST(HttpFetch, RefusedConnectionIsUnavailable) {

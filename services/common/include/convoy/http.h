@@ -2,6 +2,7 @@
 // HTTP server and client behind plain structs. http.cpp is the only translation unit that
 // includes cpprestsdk. The server always serves /healthz, /readyz and /metrics.
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -54,6 +55,7 @@ class HttpServer {
   Status Start();
   void Stop();
   int port() const;
+  int64_t in_flight() const;  // requests received and not yet answered (also a /metrics gauge)
 
  private:
   struct Impl;

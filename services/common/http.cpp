@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cctype>
 #include <mutex>
+#include <thread>
 
 #include "convoy/metrics.h"
 
@@ -100,8 +101,9 @@ void ReadBodyAsync(http::http_request req, size_t limit, std::function<void(Body
 
 }  // namespace
 
-struct HttpServer::Impl {
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   explicit Impl(HttpServerOptions o) : options(std::move(o)) {}
+  std::atomic<bool> stopping{false};
   HttpServerOptions options;
   std::atomic<int64_t> in_flight{0};
   Gauge& in_flight_gauge = DefaultRegistry().GetGauge("convoy_http_requests_in_flight",
@@ -172,7 +174,19 @@ struct HttpServer::Impl {
       return;
     }
     // A body cut off before its Content-Length fails the read (kFailed): never dispatched.
-    ReadBodyAsync(raw, options.max_body_bytes, [this, raw, req = std::move(req)](BodyRead result, std::string body) mutable {
+    ReadBodyAsync(raw, options.max_body_bytes, [self = shared_from_this(), raw, req = std::move(req)](
+                                                   BodyRead result, std::string body) mutable {
+      self->Finish(raw, std::move(req), result, std::move(body));
+    });
+  }
+
+  // Runs when the body has been read (or not): dispatches and answers.
+  void Finish(http::http_request& raw, HttpRequest req, BodyRead result, std::string body) {
+    {
+      if (stopping.load()) {
+        Reply(raw, 503, "shutting down\n");
+        return;
+      }
       if (result == BodyRead::kTooLarge) {
         ReplyTooLarge(raw);
         return;
@@ -193,7 +207,7 @@ struct HttpServer::Impl {
       for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
       out.set_body(std::move(resp.body), resp.content_type);
       Reply(raw, std::move(out));
-    });
+    }
   }
 
   void ReplyTooLarge(http::http_request& raw) {
@@ -202,7 +216,7 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpServerOptions options) : impl_(new Impl(std::move(options))) {}
+HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -230,12 +244,20 @@ Status HttpServer::Start() {
 
 void HttpServer::Stop() {
   if (!impl_->listener) return;
+  impl_->stopping = true;
   try {
     impl_->listener->close().wait();
   } catch (const std::exception& e) {
     LOG(WARNING) << "event=http_close_failed what=" << e.what();
   }
   impl_->listener.reset();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // draining: polled with a deadline
+  }
+  if (impl_->in_flight.load() > 0) {
+    LOG(WARNING) << "event=http_stop_with_requests_in_flight count=" << impl_->in_flight.load();
+  }
 }
 
 int HttpServer::port() const { return impl_->port; }

@@ -53,13 +53,15 @@ class HttpServer {
   // Routes match by method and path prefix; the longest prefix wins. Add before Start().
   void Route(const std::string& method, const std::string& path_prefix, HttpHandler handler);
   Status Start();
+  // Stops accepting, answers 503 to requests not yet dispatched, and waits (up to 10 s) for the
+  // requests in flight to be answered. Handlers never run after Stop() returns.
   void Stop();
   int port() const;
   int64_t in_flight() const;  // requests received and not yet answered (also a /metrics gauge)
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared with pending body reads, which may finish after Stop()
 };
 
 struct HttpClientRequest {

@@ -128,7 +128,7 @@ TEST_F(HttpTest, TruncatedBodyIsNotDispatched) {
   ASSERT_EQ(::write(fd, head.data(), head.size()), static_cast<ssize_t>(head.size()));
   ::shutdown(fd, SHUT_WR);
   // The server answers (or closes): read until it does, then nothing may be left in flight.
-  timeval tv{10, 0};
+  timeval tv{2, 0};  // cpprestsdk ends a cut-off read on full close or Stop(), not on half-close
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   char buf[512];
   while (::read(fd, buf, sizeof(buf)) > 0) {

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -191,6 +192,8 @@ bool ChildProcess::Start(const std::vector<std::string>& argv, const std::string
   pid_ = fork();
   if (pid_ < 0) return false;
   if (pid_ == 0) {
+    // If the test process dies without cleaning up (a crash, a timeout), its services die too.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);

@@ -6,12 +6,17 @@
 #include <cstdio>
 
 #include "convoy/amqp.h"
+#include "convoy/config.h"
 #include "convoy/topology.h"
 
 DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f", "Broker (use a throw-away vhost)");
+DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
 DEFINE_int32(messages, 20000, "Messages for the pipelined run");
+DEFINE_validator(messages, &convoy::ValidatePositive);
 DEFINE_int32(serial_messages, 2000, "Messages for the wait-for-each-confirm run");
+DEFINE_validator(serial_messages, &convoy::ValidatePositive);
 DEFINE_int32(body_bytes, 1024, "Body size");
+DEFINE_validator(body_bytes, &convoy::ValidatePositive);
 DEFINE_string(count_queue, "", "Only print the exact number of ready messages in this queue, then exit");
 
 namespace {

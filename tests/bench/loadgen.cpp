@@ -19,11 +19,17 @@
 #include <thread>
 #include <vector>
 
+#include "convoy/config.h"
+
 DEFINE_int32(port, 8080, "Server port on 127.0.0.1");
+DEFINE_validator(port, &convoy::ValidatePort);
 DEFINE_string(path, "/webhook", "Request path");
 DEFINE_int32(rate, 2000, "Requests per second, total");
+DEFINE_validator(rate, &convoy::ValidatePositive);
 DEFINE_int32(seconds, 10, "Duration");
+DEFINE_validator(seconds, &convoy::ValidatePositive);
 DEFINE_int32(connections, 32, "Keep-alive connections");
+DEFINE_validator(connections, &convoy::ValidatePositive);
 DEFINE_string(body_file, "", "POST body (raw bytes)");
 DEFINE_string(signature, "", "X-Hub-Signature-256 header value");
 

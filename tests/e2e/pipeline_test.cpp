@@ -105,18 +105,14 @@ TEST_F(Pipeline, BadInputGetsAClearAnswerAndPublishesNothing) {
 // back, and sends it exactly once.
 TEST_F(Pipeline, GraphOutageIsRetriedThroughADelayQueueAndSentOnce) {
   auto& env = *env_;
-  std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
-  auto at = body.find("\"wamid.");
-  ASSERT_NE(at, std::string::npos);
-  body.insert(at + 7, "RETRY");  // a new message id: a new update, not a redelivery
+  std::string body = env.TextUpdate("retry", 0);  // a new message id: a new update, not a redelivery
   size_t before = env.graph.SendCount();
   const std::string retries = "convoy_outbound_sends_total{result=\"retry\"}";
   double retried = env.Metric("outbound", retries);
   const std::string sent = "convoy_outbound_sends_total{result=\"sent\"}";
   double sent_before = env.Metric("outbound", sent);
   env.graph.Inject(503, 2, 1, 0, "/messages");
-  auto resp = env.PostWebhook(body, ingress::SignBody(body, kAppSecret));
-  ASSERT_EQ(resp.status, 200);
+  ASSERT_EQ(env.PostUpdate(body), 200);
   ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() == before + 1; }, 30s))
       << env.services["outbound"]->process.Log();
   EXPECT_EQ(env.Metric("outbound", retries), retried + 1);

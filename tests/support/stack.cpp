@@ -1,5 +1,9 @@
 #include "stack.h"
 
+#include "convoy/amqp.h"
+#include "convoy/topology.h"
+#include "webhook.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -93,6 +97,53 @@ bool Stack::Logged(const std::string& service, const std::string& correlation) {
   return WaitUntil(
       [&] { return services[service]->process.Log().find("correlation_id=" + correlation) != std::string::npos; },
       10s);
+}
+
+std::string Stack::TextUpdate(const std::string& tag, int i, int senders) const {
+  static const std::string kBase = ReadFile(FixturePath("webhooks/text.json"));
+  static const std::string kSender = "16505551234", kText = "Does it come in another color?";
+  std::string body = kBase;
+  body.insert(body.find("\"wamid.") + 7, tag + std::to_string(i) + "x");
+  std::string sender = kSender.substr(0, kSender.size() - 1) + std::to_string(i % senders);
+  for (auto at = body.find(kSender); at != std::string::npos; at = body.find(kSender, at + sender.size())) {
+    body.replace(at, kSender.size(), sender);
+  }
+  body.replace(body.find(kText), kText.size(), tag + " message " + std::to_string(i));
+  return body;
+}
+
+int Stack::PostUpdate(const std::string& body) {
+  return PostWebhook(body, ingress::SignBody(body, kAppSecret)).status;
+}
+
+bool Stack::Drained(std::chrono::seconds deadline) {
+  AmqpOptions o{vhost.url(), "stack-drained"};
+  return WaitUntil(
+      [&] {
+        for (const char* q : {queues::kConversationInbound, queues::kConversationEvents, queues::kOutboundSend}) {
+          auto n = QueueMessageCount(o, q);
+          if (!n.ok() || *n != 0) return false;
+        }
+        return true;
+      },
+      deadline);
+}
+
+void Stack::ExpectEachAnsweredOnce(const std::string& tag, int n) {
+  std::string sends = graph.RequestsJson();
+  EXPECT_EQ(graph.SendCount(), static_cast<size_t>(n)) << sends;
+  for (int k = 0; k < n; ++k) {
+    std::string needle = tag + " message " + std::to_string(k) + "\\\"";  // the reply quotes it
+    size_t first = sends.find(needle);
+    EXPECT_NE(first, std::string::npos) << "update " << k << " lost";
+    EXPECT_EQ(sends.find(needle, first + 1), std::string::npos) << "update " << k << " answered twice";
+  }
+  AmqpOptions o{vhost.url(), "stack-parked"};
+  for (const char* q : {"conversation.inbound.dlq", "conversation.events.dlq", "outbound.send.dlq"}) {
+    auto parked = QueueMessageCount(o, q);
+    ASSERT_TRUE(parked.ok()) << parked.status().ToString();
+    EXPECT_EQ(*parked, 0u) << q;
+  }
 }
 
 }  // namespace convoy::test

@@ -38,6 +38,15 @@ class Stack {
   // Waits up to 10 s for the service to log the correlation id (a line may follow the effect).
   bool Logged(const std::string& service, const std::string& correlation);
 
+  // text.json as a new update: its id stamped with "<tag><i>x", its text "<tag> message <i>",
+  // sent by one of `senders` numbers (several conversations at once).
+  std::string TextUpdate(const std::string& tag, int i, int senders = 1) const;
+  int PostUpdate(const std::string& body);  // signed as Meta signs; the HTTP status
+  // Nothing left to deliver: the inbound, event and send queues are empty.
+  bool Drained(std::chrono::seconds deadline);
+  // Every update 0..n-1 of TextUpdate(tag, ...) was answered exactly once, and nothing was parked.
+  void ExpectEachAnsweredOnce(const std::string& tag, int n);
+
   TestVhost vhost;
   TestDatabase db;
   fake::FakeGraph graph{kGraphToken};

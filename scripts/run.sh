@@ -51,14 +51,20 @@ db_flags=(--amqp_url="$CONVOY_AMQP_URL" --pg_dsn="$CONVOY_PG_DSN" --schema_dir="
           --migrations_dir="$CONVOY_ROOT/deploy/postgres")
 start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MEDIA_ID=$CONVOY_ROOT/tests/data/demo-photo.jpg:image/jpeg"
 start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$CONVOY_AMQP_URL"
-start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}"
+start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
 start media 8082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media"
 start outbound 8083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL"
 
 sends() { curl -sf "http://127.0.0.1:$GRAPH_PORT/_fake/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-last_reply() {
-  curl -sf "http://127.0.0.1:$GRAPH_PORT/_fake/requests" |
-    python3 -c 'import json,sys; r=json.load(sys.stdin)[-1]["body"]; print(r.get("text",{}).get("body","["+r.get("type","?")+"]"))'
+last_reply() {  # a text's body, or an interactive message's body and [buttons]
+  curl -sf "http://127.0.0.1:$GRAPH_PORT/_fake/requests" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)[-1]["body"]
+if m.get("type") == "interactive":
+    i = m["interactive"]
+    print(i["body"]["text"] + "  [" + " | ".join(b["reply"]["title"] for b in i["action"]["buttons"]) + "]")
+else:
+    print(m.get("text", {}).get("body", "[" + m.get("type", "?") + "]"))' | sed '2,$s/^/           /'
 }
 replies_reached() { [ "$(sends)" -ge "$1" ]; }
 
@@ -77,8 +83,13 @@ say() {  # say DESCRIPTION convoy-webhook-flags...
 echo
 echo "Demo conversation (WhatsApp webhooks signed like Meta's, through the real pipeline):"
 say "Hi there" --text="Hi there"
+say "SELL" --text="SELL"
+say "kerry@example.com" --text="kerry@example.com"
+say "Nike running shoes, size 42, used, \$35" --text="Nike running shoes, size 42, used, \$35"
 say "[photo]" --image_id="$DEMO_MEDIA_ID"
-say "That's all, thanks" --text="That's all, thanks"
+say "DONE" --text="DONE"
+say "[taps NO, SKIP]" --button_id=flaws_no --text="NO, SKIP"
+say "[taps SUBMIT]" --button_id=submit --text="SUBMIT"
 echo
 echo "RabbitMQ management UI: $CONVOY_RABBIT_MGMT_URL  (user guest, password guest)"
 echo "Metrics:"

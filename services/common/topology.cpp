@@ -13,7 +13,8 @@ Topology Build() {
   t.retry_tiers = {{"1s", 1000}, {"5s", 5000}, {"30s", 30000}, {"2m", 120000}, {"10m", 600000}};
   t.work_queues = {queues::kConversationInbound, queues::kConversationEvents,
                    queues::kOutboundStatus,      queues::kOutboundSend,
-                   queues::kMediaFetch,          queues::kMediaUpload};
+                   queues::kMediaFetch,          queues::kMediaUpload,
+                   queues::kFlowCompleted};
   for (const auto& q : t.work_queues) {
     // Quorum work queues; a message redelivered past the limit (a consumer crashing on it)
     // is dead-lettered to the parking queue instead of looping forever.
@@ -39,6 +40,7 @@ Topology Build() {
   for (const char* key : {"media.*", "outbound.*", "assignment.*"}) {
     t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
   }
+  t.bindings.push_back({exchanges::kEvents, queues::kFlowCompleted, routing::kFlowCompleted});
   for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload}) {
     t.bindings.push_back({exchanges::kCommands, q, q});
   }

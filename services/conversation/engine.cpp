@@ -1,39 +1,404 @@
 #include "engine.h"
 
+#include <algorithm>
+#include <cctype>
+
 namespace convoy::conversation {
 
-Transition Advance(const ConversationState& state, const Event& event) {
-  Transition t{state, {}};
-  auto greeting = [&] {
-    return event.profile_name.empty() ? std::string("Hi!") : "Hi " + event.profile_name + "!";
-  };
-  switch (event.kind) {
-    case Event::Kind::kText:
-      t.state.messages++;
-      t.state.step = "chatting";
-      t.effects.push_back({Effect::Kind::kSendText, "reply",
-                           greeting() + " convoy received your message: \"" + event.text + "\"", "", "", ""});
-      break;
-    case Event::Kind::kImage:
-      t.state.messages++;
-      t.state.photos++;
-      t.state.step = "chatting";
-      t.effects.push_back({Effect::Kind::kFetchMedia, "fetch", "", event.media_id, event.mime_type, event.sha256});
-      t.effects.push_back({Effect::Kind::kSendText, "reply",
-                           greeting() + " Got your photo (" + std::to_string(t.state.photos) + " so far).", "", "",
-                           ""});
-      break;
-    case Event::Kind::kOther:
-      t.state.messages++;
-      t.effects.push_back({Effect::Kind::kSendText, "reply",
-                           "Sorry, convoy can read text and photos only for now.", "", "", ""});
-      break;
-    case Event::Kind::kMediaStored:
-    case Event::Kind::kMediaFailed:
-    case Event::Kind::kSendSucceeded:
-    case Event::Kind::kSendFailed:
-      break;  // recorded in the audit; the placeholder flow does not react
+namespace {
+
+constexpr size_t kQuoteLimit = 100;         // characters of the user's text quoted back
+constexpr size_t kSummaryValueLimit = 200;  // characters of one value in a summary
+constexpr size_t kButtonBodyLimit = 1024;   // Meta's limit for an interactive message body
+constexpr size_t kTextLimit = 4096;         // Meta's limit for a text message body
+
+// At most `limit` bytes, cut at a UTF-8 character boundary, "..." marking a cut.
+std::string Clip(const std::string& s, size_t limit) {
+  if (s.size() <= limit) return s;
+  size_t cut = limit - 3;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut) + "...";
+}
+
+bool IsInbound(Event::Kind k) {
+  return k == Event::Kind::kText || k == Event::Kind::kImage || k == Event::Kind::kButton ||
+         k == Event::Kind::kOther;
+}
+
+// One call of Advance: the flow, the transition being built and the event's time.
+class Run {
+ public:
+  Run(const FlowSet& flows, const EngineSettings& settings, Transition& t, const Event& ev, int64_t at)
+      : flows_(flows), settings_(settings), t_(t), s_(t.state), ev_(ev), at_(at) {}
+
+  void Inbound() {
+    const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
+    const Step* step = flow ? flow->Find(s_.step) : nullptr;
+    if (!s_.flow.empty() && !step) {
+      // The flow (or its step) is no longer configured: the run cannot go on.
+      Reset();
+      t_.note = "flow_unavailable";
+    }
+    if (!step) return Route();
+    flow_ = flow;
+    // A photo sent in the same second as the update that closed its photo step still belongs there.
+    bool same_second_photo = ev_.kind == Event::Kind::kImage && at_ == s_.entered_at;
+    if (at_ < s_.entered_at || same_second_photo) return Late(*step);
+    if (IsText() && !flow->cancel_keyword.empty() && NormalizeKeyword(ev_.text) == flow->cancel_keyword) {
+      Say("reply", flow->cancel_reply);
+      Reset();
+      t_.note = "cancelled";
+      return;
+    }
+    Current(*step);
   }
+
+  void Internal() {
+    const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
+    t_.note = "recorded";
+    if (ev_.media_id.empty()) return;
+    for (auto& [field, list] : s_.photos) {
+      auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
+      if (it == list.end()) continue;
+      if (ev_.kind == Event::Kind::kMediaStored) {
+        it->stored_name = ev_.stored_name;
+        t_.note = "media_stored";
+      } else if (ev_.kind == Event::Kind::kMediaFailed) {
+        // A photo that cannot be stored does not count: the count shown stays exact.
+        list.erase(it);
+        flow_ = flow;
+        Say("reply", "One of your photos could not be saved (" + Clip(ev_.reason, kQuoteLimit) +
+                         "). Please send it again.");
+        t_.note = "media_failed";
+      }
+      return;
+    }
+  }
+
+ private:
+  bool IsText() const { return ev_.kind == Event::Kind::kText || ev_.kind == Event::Kind::kButton; }
+
+  void Say(const std::string& name, const std::string& text) {
+    Effect e;
+    e.kind = Effect::Kind::kSendText;
+    e.step = name;
+    e.text = Clip(text, kTextLimit);
+    t_.effects.push_back(std::move(e));
+  }
+
+  void SayButtons(const std::string& name, const std::string& text, const Step& step) {
+    Effect e;
+    e.kind = Effect::Kind::kSendButtons;
+    e.step = name;
+    e.text = Clip(text, kButtonBodyLimit);
+    for (const auto& b : step.buttons) e.buttons.emplace_back(b.id, b.title);
+    t_.effects.push_back(std::move(e));
+  }
+
+  // {field} -> the field's value or a photo field's count; {field:photo:photos} -> "1 photo",
+  // "3 photos"; {summary} -> the step's summary lines.
+  std::string Render(const std::string& tmpl, const Step* step) const {
+    std::string out;
+    for (size_t i = 0; i < tmpl.size(); ++i) {
+      size_t close = tmpl[i] == '{' ? tmpl.find('}', i) : std::string::npos;
+      std::string name = close == std::string::npos ? "" : tmpl.substr(i + 1, close - i - 1);
+      std::string one, many;
+      auto colon = name.find(':');
+      if (colon != std::string::npos) {
+        auto second = name.find(':', colon + 1);
+        if (second != std::string::npos) {
+          one = name.substr(colon + 1, second - colon - 1);
+          many = name.substr(second + 1);
+        }
+        name = name.substr(0, colon);
+      }
+      bool ident = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_';
+      });
+      if (!ident || (colon != std::string::npos && many.empty())) {
+        out += tmpl[i];
+        continue;
+      }
+      if (!many.empty()) {
+        std::string n = Value(name);
+        out += n + " " + (n == "1" ? one : many);
+      } else if (name == "summary" && step) {
+        for (const auto& field : step->summary) {
+          std::string v = Value(field);
+          if (!v.empty()) out += flow_->Label(field) + ": " + Clip(v, kSummaryValueLimit) + "\n";
+        }
+        if (!out.empty() && out.back() == '\n') out.pop_back();
+      } else {
+        out += Value(name);
+      }
+      i = close;
+    }
+    return out;
+  }
+
+  std::string Value(const std::string& field) const {
+    if (flow_ && flow_->IsPhotoField(field)) {
+      auto it = s_.photos.find(field);
+      return std::to_string(it == s_.photos.end() ? 0 : it->second.size());
+    }
+    auto it = s_.fields.find(field);
+    return it == s_.fields.end() ? "" : it->second;
+  }
+
+  // The step's question, as it is asked on entering it (and again after a wrong answer).
+  void Prompt(const Step& step, const std::string& lead) {
+    std::string text = Render(step.prompt, &step);
+    if (!lead.empty()) text = lead + "\n" + text;
+    if (step.kind == Step::Kind::kButtons || step.kind == Step::Kind::kSummary) {
+      SayButtons("reply", text, step);
+    } else {
+      Say("reply", text);
+    }
+  }
+
+  void Enter(const std::string& id) {
+    const Step* step = flow_->Find(id);
+    s_.step = id;
+    s_.asking.clear();
+    s_.entered_at = at_;
+    s_.history.emplace_back(id, at_);
+    if (step->kind != Step::Kind::kComplete) return Prompt(*step, "");
+    Say("reply", Render(step->prompt, step));
+    if (step->deliver) {
+      Effect e;
+      e.kind = Effect::Kind::kFlowCompleted;
+      e.step = "completed";
+      e.flow = flow_->name;
+      e.outcome = step->id;
+      e.fields = s_.fields;
+      e.photos = s_.photos;
+      t_.effects.push_back(std::move(e));
+    }
+    Reset();
+    t_.note = step->deliver ? "completed" : "ended";
+  }
+
+  void Reset() {
+    int64_t messages = s_.messages, last = s_.last_inbound_at;
+    s_ = ConversationState{};
+    s_.messages = messages;
+    s_.last_inbound_at = last;
+    s_.entered_at = at_;
+  }
+
+  void Route() {
+    if (IsText()) {
+      if (const Flow* flow = flows_.ForTrigger(ev_.text)) {
+        Reset();
+        s_.flow = flow->name;
+        flow_ = flow;
+        t_.note = "started";
+        return Enter(flow->start);
+      }
+    }
+    std::string hi = ev_.profile_name.empty() ? "Hi!" : "Hi " + ev_.profile_name + "!";
+    if (IsText()) {
+      Say("reply", hi + " I can't help with \"" + Clip(ev_.text, kQuoteLimit) + "\" yet. " + flows_.Menu());
+    } else {
+      Say("reply", hi + " " + flows_.Menu());
+    }
+    t_.note = "menu";
+  }
+
+  void Current(const Step& step) {
+    switch (step.kind) {
+      case Step::Kind::kAskText:
+        return AskText(step);
+      case Step::Kind::kCollectPhotos:
+        return CollectPhotos(step);
+      case Step::Kind::kButtons:
+      case Step::Kind::kSummary:
+        return Buttons(step);
+      case Step::Kind::kComplete:
+        return Route();  // not reached: a complete step ends the run on entry
+    }
+  }
+
+  void Retry(const Step& step, const std::string& why) {
+    Prompt(step, why.empty() ? "Sorry, I didn't get that." : why);
+    t_.note = "reprompted";
+  }
+
+  void AskText(const Step& step) {
+    if (!IsText()) return Retry(step, "Please answer with a text message.");
+    std::string value;
+    if (!s_.asking.empty()) {
+      auto rule = std::find_if(step.extract.begin(), step.extract.end(),
+                               [&](const ExtractRule& r) { return r.field == s_.asking; });
+      if (rule != step.extract.end()) {
+        if (!Validate(rule->validate == Validation::kNone ? Validation::kNonEmpty : rule->validate, ev_.text, &value)) {
+          Say("reply", rule->invalid.empty() ? rule->prompt : rule->invalid);
+          t_.note = "reprompted";
+          return;
+        }
+        s_.fields[rule->field] = value;
+        t_.note = "answered";
+        return AskMissing(step);
+      }
+    }
+    if (!Validate(step.validate, ev_.text, &value)) {
+      Say("reply", step.invalid.empty() ? Render(step.prompt, &step) : step.invalid);
+      t_.note = "reprompted";
+      return;
+    }
+    s_.fields[step.field] = value;
+    for (const auto& rule : step.extract) {
+      std::string found = rule.Find(ev_.text);
+      if (!found.empty()) s_.fields[rule.field] = found;
+    }
+    t_.note = "answered";
+    AskMissing(step);
+  }
+
+  // Extracted fields the answer did not give are asked for one at a time, then the step ends.
+  void AskMissing(const Step& step) {
+    for (const auto& rule : step.extract) {
+      if (s_.fields.count(rule.field)) continue;
+      s_.asking = rule.field;
+      Say("reply", rule.prompt);
+      return;
+    }
+    Enter(step.next);
+  }
+
+  // Drops the photos older than the TTL before `ref`; true if any were dropped.
+  bool Expire(std::vector<Photo>& list, int64_t ref) {
+    size_t before = list.size();
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const Photo& p) { return p.at < ref - settings_.photo_ttl_seconds; }),
+               list.end());
+    return list.size() != before;
+  }
+
+  void Acked(const std::string& field, bool value) {
+    auto it = std::find(s_.acked.begin(), s_.acked.end(), field);
+    if (value && it == s_.acked.end()) s_.acked.push_back(field);
+    if (!value && it != s_.acked.end()) s_.acked.erase(it);
+  }
+
+  // Adds the event's photo to a field; false if it was there already (same media id).
+  bool AddPhoto(const std::string& field) {
+    auto& list = s_.photos[field];
+    for (const auto& p : list) {
+      if (p.media_id == ev_.media_id) return false;
+    }
+    list.push_back(Photo{ev_.media_id, at_, ""});
+    Effect e;
+    e.kind = Effect::Kind::kFetchMedia;
+    e.step = "fetch";
+    e.media_id = ev_.media_id;
+    e.mime_type = ev_.mime_type;
+    e.sha256 = ev_.sha256;
+    t_.effects.push_back(std::move(e));
+    return true;
+  }
+
+  void CollectPhotos(const Step& step) {
+    auto& list = s_.photos[step.field];
+    if (ev_.kind == Event::Kind::kImage) {
+      if (std::any_of(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; })) {
+        t_.note = "duplicate_photo";
+        return;
+      }
+      if (Expire(list, at_) && list.empty()) Acked(step.field, false);
+      if (list.size() >= settings_.max_photos) {
+        Say("reply", "That's the most photos one listing can take (" + std::to_string(settings_.max_photos) +
+                         "). Text " + step.done_keyword + " to go on.");
+        t_.note = "photo_limit";
+        return;
+      }
+      AddPhoto(step.field);
+      t_.note = "photo";
+      if (std::find(s_.acked.begin(), s_.acked.end(), step.field) == s_.acked.end()) {
+        Acked(step.field, true);
+        Say("reply", Render(step.first_ack, &step));
+      }
+      return;
+    }
+    if (IsText() && NormalizeKeyword(ev_.text) == step.done_keyword) {
+      bool expired = Expire(list, at_);
+      if (list.empty()) {
+        Acked(step.field, false);
+        Say("reply", expired ? step.expired : step.empty);
+        t_.note = expired ? "photos_expired" : "no_photos";
+        return;
+      }
+      t_.note = "done";
+      return Enter(step.next);
+    }
+    Say("reply", step.invalid.empty() ? Render(step.prompt, &step) : step.invalid);
+    t_.note = "reprompted";
+  }
+
+  void Buttons(const Step& step) {
+    for (const auto& b : step.buttons) {
+      bool picked = ev_.kind == Event::Kind::kButton && ev_.button_id == b.id;
+      if (!picked && IsText()) {
+        std::string typed = NormalizeKeyword(ev_.text);
+        picked = std::find(b.keywords.begin(), b.keywords.end(), typed) != b.keywords.end();
+      }
+      if (picked) {
+        t_.note = "chose_" + b.id;
+        return Enter(b.next);
+      }
+    }
+    SayButtons("reply", step.invalid.empty() ? "Please tap one of the buttons." : step.invalid, step);
+    t_.note = "reprompted";
+  }
+
+  // The event was sent before the current step was entered. A photo goes to the photo step
+  // that was open when it was sent (a photo sent in the same second as DONE counts); any other
+  // late update was settled by a later one and changes nothing.
+  void Late(const Step& current) {
+    if (ev_.kind == Event::Kind::kImage) {
+      const auto& h = s_.history;
+      for (size_t i = h.size(); i-- > 1;) {
+        const Step* step = flow_->Find(h[i - 1].first);
+        if (!step || step->kind != Step::Kind::kCollectPhotos) continue;
+        if (h[i - 1].second <= at_ && at_ <= h[i].second) {
+          if (!AddPhoto(step->field)) {
+            t_.note = "duplicate_photo";
+            return;
+          }
+          if (step->id != current.id) Say("late", Render(step->late, step));
+          t_.note = "late_photo";
+          return;
+        }
+      }
+      // Not sent while a photo step was open: the current step answers it.
+      if (current.kind == Step::Kind::kCollectPhotos || at_ == s_.entered_at) return Current(current);
+    }
+    t_.note = "superseded";
+  }
+
+  const FlowSet& flows_;
+  const EngineSettings& settings_;
+  Transition& t_;
+  ConversationState& s_;
+  const Event& ev_;
+  const int64_t at_;
+  const Flow* flow_ = nullptr;
+};
+
+}  // namespace
+
+Transition Engine::Advance(const ConversationState& state, const Event& event, int64_t now) const {
+  Transition t{state, {}, ""};
+  bool inbound = IsInbound(event.kind);
+  int64_t at = inbound && event.wa_timestamp > 0 ? event.wa_timestamp : now;
+  Run run(flows_, settings_, t, event, at);
+  if (!inbound) {
+    run.Internal();
+    return t;
+  }
+  t.state.messages++;
+  t.state.last_inbound_at = std::max(t.state.last_inbound_at, at);
+  run.Inbound();
   return t;
 }
 

@@ -1,43 +1,88 @@
 #pragma once
-// The flow engine: a pure function (state, event, now) -> (new state, effects). No broker, no
-// database, no clock of its own. This is the walking skeleton's placeholder flow (greet, echo
-// receipt, fetch photos); issue 4 replaces it with flows loaded from data.
+// The flow engine: a pure function (flows, state, event, now) -> (new state, effects). No
+// broker, no database, no clock of its own: the processor loads the state under the
+// conversation's lock, calls Advance, and writes the state and the effects in one transaction.
+//
+// Time: an inbound message carries WhatsApp's `timestamp` (when the user sent it); that is
+// the event's time. Internal events use `now`. Steps remember when they were entered, so an
+// update that was sent before the conversation left a step (and delivered after) is applied
+// to the step it belongs to: a late photo is added to its photo step and the user gets the
+// corrected count; a late answer to a question that a later answer already settled changes
+// nothing.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "flow.h"
+
 namespace convoy::conversation {
 
+struct Photo {
+  std::string media_id;
+  int64_t at = 0;            // WhatsApp timestamp of the message that carried it
+  std::string stored_name;   // set when media.stored comes back
+};
+
 struct ConversationState {
-  std::string step = "new";
-  int64_t messages = 0;  // inbound messages applied
-  int64_t photos = 0;    // photos accepted
+  std::string flow;                    // "" when no flow is running
+  std::string step;                    // the current step of `flow`
+  std::string asking;                  // ask_text with extract: the missing field being asked
+  int64_t entered_at = 0;              // when the current step was entered (event time)
+  std::map<std::string, std::string> fields;
+  std::map<std::string, std::vector<Photo>> photos;  // photo field -> distinct photos
+  std::vector<std::string> acked;      // photo fields whose first photo was acknowledged
+  std::vector<std::pair<std::string, int64_t>> history;  // steps of this run: (step, entered_at)
+  int64_t messages = 0;                // inbound messages applied, over the conversation's life
+  int64_t last_inbound_at = 0;         // newest WhatsApp timestamp seen
 };
 
 struct Event {
-  enum class Kind { kText, kImage, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed };
+  enum class Kind { kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed };
   Kind kind = Kind::kOther;
-  std::string text;         // text body or caption
-  std::string media_id;     // image
-  std::string mime_type;    // image
-  std::string sha256;       // image, as Meta sent it
+  std::string text;          // text body, caption, or button title
+  std::string button_id;     // button / list reply id, template button payload
+  std::string media_id;      // image, media.stored, media.failed
+  std::string mime_type;     // image
+  std::string sha256;        // image, as Meta sent it
+  std::string stored_name;   // media.stored
+  std::string reason;        // media.failed, outbound.failed
   std::string profile_name;
-  int64_t wa_timestamp = 0;
+  int64_t wa_timestamp = 0;  // inbound messages: seconds since the epoch
 };
 
 struct Effect {
-  enum class Kind { kSendText, kFetchMedia };
-  Kind kind;
+  enum class Kind { kSendText, kSendButtons, kFetchMedia, kFlowCompleted };
+  Kind kind = Kind::kSendText;
   std::string step;  // names the effect inside its trigger: part of its dedupe key
   std::string text;
+  std::vector<std::pair<std::string, std::string>> buttons;  // (id, title)
   std::string media_id, mime_type, sha256;
+  // kFlowCompleted: the run's result.
+  std::string flow, outcome;
+  std::map<std::string, std::string> fields;
+  std::map<std::string, std::vector<Photo>> photos;
 };
 
 struct Transition {
   ConversationState state;
   std::vector<Effect> effects;
+  std::string note;  // why, for the audit: "started", "answered", "late_photo", "superseded", ...
 };
 
-Transition Advance(const ConversationState& state, const Event& event);
+struct EngineSettings {
+  int64_t photo_ttl_seconds = 3600;  // photos older than this (to the DONE that closes them) expire
+  size_t max_photos = 100;           // a photo step keeps at most this many
+};
+
+class Engine {
+ public:
+  Engine(const FlowSet& flows, EngineSettings settings) : flows_(flows), settings_(settings) {}
+  Transition Advance(const ConversationState& state, const Event& event, int64_t now) const;
+
+ private:
+  const FlowSet& flows_;
+  EngineSettings settings_;
+};
 
 }  // namespace convoy::conversation

@@ -1,48 +1,488 @@
+// Unit: the flow engine as a pure function over the shipped listing flow, the flow loader's
+// checks, validation and extraction rules, and the state codec. No broker, no database.
 #include "engine.h"
 
 #include <gtest/gtest.h>
 
+#include "state_codec.h"
+#include "testsupport.h"
+
 namespace convoy::conversation {
 namespace {
 
-TEST(Engine, TextRepliesOnceAndCounts) {
+constexpr int64_t kT0 = 1750000000;
+
+const SchemaRegistry& Schemas() {
+  static SchemaRegistry* r = [] {
+    auto* reg = new SchemaRegistry();
+    EXPECT_TRUE(reg->LoadDir(test::SourcePath("proto-schemas")).ok());
+    return reg;
+  }();
+  return *r;
+}
+
+const FlowSet& Shipped() {
+  static FlowSet* f = [] {
+    auto set = FlowSet::LoadDir(test::SourcePath("deploy/flows"), Schemas());
+    EXPECT_TRUE(set.ok()) << set.status().ToString();
+    return new FlowSet(std::move(*set));
+  }();
+  return *f;
+}
+
+Event Text(const std::string& body, int64_t at) {
   Event e;
   e.kind = Event::Kind::kText;
-  e.text = "hello";
-  e.profile_name = "Sheena";
-  auto t = Advance(ConversationState{}, e);
-  EXPECT_EQ(t.state.step, "chatting");
-  EXPECT_EQ(t.state.messages, 1);
-  ASSERT_EQ(t.effects.size(), 1u);
-  EXPECT_EQ(t.effects[0].kind, Effect::Kind::kSendText);
-  EXPECT_NE(t.effects[0].text.find("Sheena"), std::string::npos);
-  EXPECT_NE(t.effects[0].text.find("hello"), std::string::npos);
+  e.text = body;
+  e.wa_timestamp = at;
+  return e;
 }
 
-TEST(Engine, PhotoFetchesAndCounts) {
-  ConversationState s;
-  s.photos = 2;
+Event Image(const std::string& media_id, int64_t at) {
   Event e;
   e.kind = Event::Kind::kImage;
-  e.media_id = "m1";
-  auto t = Advance(s, e);
-  EXPECT_EQ(t.state.photos, 3);
-  ASSERT_EQ(t.effects.size(), 2u);
-  EXPECT_EQ(t.effects[0].kind, Effect::Kind::kFetchMedia);
-  EXPECT_EQ(t.effects[0].media_id, "m1");
-  EXPECT_NE(t.effects[1].text.find("3 so far"), std::string::npos);
-  // Effect steps are distinct within one trigger: they become distinct dedupe keys.
-  EXPECT_NE(t.effects[0].step, t.effects[1].step);
+  e.media_id = media_id;
+  e.mime_type = "image/jpeg";
+  e.wa_timestamp = at;
+  return e;
 }
 
-TEST(Engine, InternalEventsChangeNothingVisible) {
-  ConversationState s;
-  s.step = "chatting";
+Event Tap(const std::string& id, const std::string& title, int64_t at) {
   Event e;
-  e.kind = Event::Kind::kMediaStored;
-  auto t = Advance(s, e);
-  EXPECT_TRUE(t.effects.empty());
-  EXPECT_EQ(t.state.step, "chatting");
+  e.kind = Event::Kind::kButton;
+  e.button_id = id;
+  e.text = title;
+  e.wa_timestamp = at;
+  return e;
+}
+
+// A conversation driven one event at a time; keeps every transition's effects.
+struct Chat {
+  explicit Chat(EngineSettings settings = {}) : engine(Shipped(), settings) {}
+  Transition Send(const Event& e, int64_t now = kT0 + 100000) {
+    Transition t = engine.Advance(state, e, now);
+    state = t.state;
+    return t;
+  }
+  // SELL, email, a description with every field: the conversation waits for photos.
+  void ToPhotos(int64_t at = kT0) {
+    Send(Text("SELL", at));
+    Send(Text("kerry@example.com", at + 1));
+    Send(Text("Nike running shoes, size 42, used, $35", at + 2));
+    ASSERT_EQ(state.step, "photos");
+  }
+  size_t Photos() const {
+    auto it = state.photos.find("photos");
+    return it == state.photos.end() ? 0 : it->second.size();
+  }
+  Engine engine;
+  ConversationState state;
+};
+
+std::vector<std::string> Replies(const Transition& t) {
+  std::vector<std::string> out;
+  for (const auto& e : t.effects) {
+    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons) out.push_back(e.text);
+  }
+  return out;
+}
+
+size_t Count(const Transition& t, Effect::Kind kind) {
+  size_t n = 0;
+  for (const auto& e : t.effects) n += e.kind == kind;
+  return n;
+}
+
+TEST(Engine, UnknownTextGetsTheMenuQuotingIt) {
+  Chat c;
+  Event e = Text("Does it come in another color?", kT0);
+  e.profile_name = "Sheena";
+  auto t = c.Send(e);
+  ASSERT_EQ(Replies(t).size(), 1u);
+  EXPECT_EQ(Replies(t)[0],
+            "Hi Sheena! I can't help with \"Does it come in another color?\" yet. Send SELL to list an item for sale.");
+  EXPECT_TRUE(c.state.flow.empty());
+  EXPECT_EQ(c.state.messages, 1);
+}
+
+TEST(Engine, TriggerIsCaseAndSpaceInsensitiveAndAsksForTheEmail) {
+  Chat c;
+  auto t = c.Send(Text("  sell ", kT0));
+  EXPECT_EQ(c.state.flow, "listing");
+  EXPECT_EQ(c.state.step, "email");
+  EXPECT_EQ(t.note, "started");
+  ASSERT_EQ(Replies(t).size(), 1u);
+  EXPECT_NE(Replies(t)[0].find("email"), std::string::npos);
+}
+
+TEST(Engine, EmailIsValidatedBeforeMovingOn) {
+  Chat c;
+  c.Send(Text("SELL", kT0));
+  auto bad = c.Send(Text("kerry at example", kT0 + 1));
+  EXPECT_EQ(c.state.step, "email");
+  EXPECT_NE(Replies(bad)[0].find("doesn't look like an email"), std::string::npos);
+  c.Send(Text("Kerry@Example.COM", kT0 + 2));
+  EXPECT_EQ(c.state.step, "description");
+  EXPECT_EQ(c.state.fields["email"], "Kerry@example.com");
+}
+
+TEST(Engine, DescriptionFieldsAreExtractedAndMissingOnesAskedOneAtATime) {
+  Chat c;
+  c.Send(Text("SELL", kT0));
+  c.Send(Text("kerry@example.com", kT0 + 1));
+  auto t = c.Send(Text("Blue denim jacket from Levi's, barely worn", kT0 + 2));
+  EXPECT_EQ(c.state.fields["brand"], "Levi's");
+  EXPECT_EQ(c.state.fields["condition"], "used");
+  EXPECT_EQ(c.state.asking, "price");
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"What price are you asking?"});
+  t = c.Send(Text("about twenty", kT0 + 3));
+  EXPECT_EQ(c.state.asking, "price");
+  EXPECT_NE(Replies(t)[0].find("as a number"), std::string::npos);
+  t = c.Send(Text("$25,5", kT0 + 4));
+  EXPECT_EQ(c.state.fields["price"], "25.50");
+  EXPECT_EQ(c.state.asking, "size");
+  t = c.Send(Text("M", kT0 + 5));
+  EXPECT_EQ(c.state.fields["size"], "M");
+  EXPECT_EQ(c.state.step, "photos");
+  EXPECT_NE(Replies(t)[0].find("send photos"), std::string::npos);
+}
+
+TEST(Engine, ADescriptionWithEverythingGoesStraightToPhotos) {
+  Chat c;
+  c.ToPhotos();
+  EXPECT_EQ(c.state.fields["brand"], "Nike");
+  EXPECT_EQ(c.state.fields["size"], "42");
+  EXPECT_EQ(c.state.fields["condition"], "used");
+  EXPECT_EQ(c.state.fields["price"], "35");
+  EXPECT_EQ(c.state.fields["description"], "Nike running shoes, size 42, used, $35");
+}
+
+// The photo-burst checklist, as the engine sees it (the processor tests repeat it over a
+// real database and concurrent consumers).
+TEST(Engine, FirstPhotoIsAcknowledgedOnceAndEveryPhotoIsFetched) {
+  Chat c;
+  c.ToPhotos();
+  auto first = c.Send(Image("m1", kT0 + 10));
+  EXPECT_EQ(Replies(first), std::vector<std::string>{"Got it! Keep sending. Text DONE when finished."});
+  EXPECT_EQ(Count(first, Effect::Kind::kFetchMedia), 1u);
+  for (const char* id : {"m2", "m3"}) {
+    auto t = c.Send(Image(id, kT0 + 11));
+    EXPECT_TRUE(Replies(t).empty());
+    EXPECT_EQ(Count(t, Effect::Kind::kFetchMedia), 1u);
+  }
+  auto done = c.Send(Text("done", kT0 + 12));
+  EXPECT_EQ(c.state.step, "flaws");
+  ASSERT_EQ(done.effects.size(), 1u);
+  EXPECT_EQ(done.effects[0].kind, Effect::Kind::kSendButtons);
+  EXPECT_EQ(done.effects[0].text, "Great! Got 3 photos. Any flaws or notes to add?");
+  ASSERT_EQ(done.effects[0].buttons.size(), 2u);
+  EXPECT_EQ(done.effects[0].buttons[0].second, "NO, SKIP");
+  EXPECT_EQ(done.effects[0].buttons[1].second, "YES, ADD");
+}
+
+TEST(Engine, SamePhotoTwiceCountsOnce) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("same", kT0 + 10));
+  auto again = c.Send(Image("same", kT0 + 11));
+  EXPECT_TRUE(again.effects.empty());
+  EXPECT_EQ(again.note, "duplicate_photo");
+  c.Send(Text("DONE", kT0 + 12));
+  EXPECT_EQ(c.Photos(), 1u);
+}
+
+TEST(Engine, SinglePhotoAndFivePhotos) {
+  for (int n : {1, 5}) {
+    Chat c;
+    c.ToPhotos();
+    for (int i = 0; i < n; ++i) c.Send(Image("p" + std::to_string(i), kT0 + 10 + i));
+    auto done = c.Send(Text("DONE", kT0 + 20));
+    EXPECT_EQ(Replies(done)[0], "Great! Got " + std::to_string(n) + (n == 1 ? " photo" : " photos") + ". Any flaws or notes to add?");
+  }
+}
+
+TEST(Engine, TenMinuteGapKeepsEarlierPhotos) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 11));
+  auto later = c.Send(Image("c", kT0 + 11 + 600));
+  EXPECT_TRUE(Replies(later).empty()) << "the first-photo acknowledgement is not repeated";
+  auto done = c.Send(Text("DONE", kT0 + 11 + 601));
+  EXPECT_EQ(Replies(done)[0], "Great! Got 3 photos. Any flaws or notes to add?");
+}
+
+TEST(Engine, PhotosOlderThanTheTtlExpireAndTheUserIsAskedAgain) {
+  Chat c(EngineSettings{3600, 100});
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 11));
+  auto done = c.Send(Text("DONE", kT0 + 11 + 3601));
+  EXPECT_EQ(c.state.step, "photos");
+  EXPECT_EQ(c.Photos(), 0u);
+  ASSERT_EQ(Replies(done).size(), 1u);
+  EXPECT_EQ(Replies(done)[0].rfind("Got 0 photos", 0), 0u) << Replies(done)[0];
+  // Sending again starts a fresh burst, acknowledged again.
+  auto again = c.Send(Image("c", kT0 + 4000));
+  EXPECT_EQ(Replies(again), std::vector<std::string>{"Got it! Keep sending. Text DONE when finished."});
+  c.Send(Text("DONE", kT0 + 4001));
+  EXPECT_EQ(c.state.step, "flaws");
+  EXPECT_EQ(c.Photos(), 1u);
+}
+
+TEST(Engine, DoneWithoutPhotosAsksForOne) {
+  Chat c;
+  c.ToPhotos();
+  auto t = c.Send(Text("DONE", kT0 + 10));
+  EXPECT_EQ(c.state.step, "photos");
+  EXPECT_NE(Replies(t)[0].find("haven't got any photos"), std::string::npos);
+}
+
+TEST(Engine, LatePhotoSentBeforeDoneIsCountedAndTheUserGetsTheCorrectedCount) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 11));
+  c.Send(Text("DONE", kT0 + 13));
+  // Sent at +12, delivered after DONE (+13) was processed.
+  auto late = c.Send(Image("c", kT0 + 12));
+  EXPECT_EQ(late.note, "late_photo");
+  EXPECT_EQ(c.state.step, "flaws") << "the conversation stays where it is";
+  EXPECT_EQ(c.Photos(), 3u);
+  EXPECT_EQ(Count(late, Effect::Kind::kFetchMedia), 1u);
+  EXPECT_EQ(Replies(late), std::vector<std::string>{"Update: one more photo arrived, got 3 photos in total."});
+  // A photo sent in the same second as DONE counts too.
+  c.Send(Image("d", kT0 + 13));
+  EXPECT_EQ(c.Photos(), 4u);
+  // The same late photo again adds nothing.
+  EXPECT_TRUE(c.Send(Image("c", kT0 + 12)).effects.empty());
+  // A photo sent after DONE is not a late one: the question is asked again.
+  auto after = c.Send(Image("e", kT0 + 20));
+  EXPECT_EQ(c.Photos(), 4u);
+  EXPECT_EQ(after.note, "reprompted");
+  auto tap = c.Send(Tap("flaws_no", "NO, SKIP", kT0 + 21));
+  EXPECT_EQ(c.state.step, "summary");
+  EXPECT_NE(Replies(tap)[0].find("Photos: 4"), std::string::npos) << Replies(tap)[0];
+}
+
+TEST(Engine, LateAnswerToASettledQuestionChangesNothing) {
+  Chat c;
+  c.Send(Text("SELL", kT0));
+  c.Send(Text("second@example.com", kT0 + 5));
+  ASSERT_EQ(c.state.step, "description");
+  auto late = c.Send(Text("first@example.com", kT0 + 4));
+  EXPECT_EQ(late.note, "superseded");
+  EXPECT_TRUE(late.effects.empty());
+  EXPECT_EQ(c.state.fields["email"], "second@example.com");
+  EXPECT_EQ(c.state.step, "description");
+}
+
+TEST(Engine, ButtonsByTapOrTypedKeywordAndAWrongAnswerResendsThem) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Text("DONE", kT0 + 11));
+  auto wrong = c.Send(Text("maybe", kT0 + 12));
+  ASSERT_EQ(wrong.effects.size(), 1u);
+  EXPECT_EQ(wrong.effects[0].kind, Effect::Kind::kSendButtons);
+  EXPECT_EQ(wrong.effects[0].text, "Please tap NO, SKIP or YES, ADD.");
+  c.Send(Text("yes", kT0 + 13));
+  EXPECT_EQ(c.state.step, "details");
+  c.Send(Text("Small scuff on the left toe", kT0 + 14));
+  EXPECT_EQ(c.state.step, "summary");
+  EXPECT_EQ(c.state.fields["notes"], "Small scuff on the left toe");
+}
+
+TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 11));
+  Event stored;
+  stored.kind = Event::Kind::kMediaStored;
+  stored.media_id = "a";
+  stored.stored_name = std::string(64, 'a') + ".jpg";
+  EXPECT_EQ(c.Send(stored).note, "media_stored");
+  c.Send(Text("DONE", kT0 + 12));
+  auto summary = c.Send(Tap("flaws_no", "NO, SKIP", kT0 + 13));
+  ASSERT_EQ(summary.effects.size(), 1u);
+  EXPECT_EQ(summary.effects[0].text,
+            "Here is your listing:\nDescription: Nike running shoes, size 42, used, $35\nBrand: Nike\nSize: 42\n"
+            "Condition: used\nPrice: 35\nPhotos: 2\nEmail: kerry@example.com\nSubmit it?");
+  auto submit = c.Send(Text("submit", kT0 + 14));
+  ASSERT_EQ(Count(submit, Effect::Kind::kFlowCompleted), 1u);
+  const Effect* done = nullptr;
+  for (const auto& e : submit.effects) {
+    if (e.kind == Effect::Kind::kFlowCompleted) done = &e;
+  }
+  EXPECT_EQ(done->flow, "listing");
+  EXPECT_EQ(done->outcome, "submitted");
+  EXPECT_EQ(done->fields.at("price"), "35");
+  ASSERT_EQ(done->photos.at("photos").size(), 2u);
+  EXPECT_EQ(done->photos.at("photos")[0].stored_name, std::string(64, 'a') + ".jpg");
+  EXPECT_NE(Replies(submit)[0].find("Submitted! Your listing with 2 photos"), std::string::npos);
+  EXPECT_TRUE(c.state.flow.empty());
+  EXPECT_TRUE(c.state.fields.empty());
+  // A new run starts clean.
+  c.Send(Text("SELL", kT0 + 20));
+  EXPECT_EQ(c.state.step, "email");
+  EXPECT_EQ(c.Photos(), 0u);
+}
+
+TEST(Engine, CancelEndsTheRunWithoutDelivering) {
+  Chat c;
+  c.ToPhotos();
+  auto t = c.Send(Text("cancel", kT0 + 10));
+  EXPECT_EQ(Count(t, Effect::Kind::kFlowCompleted), 0u);
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"Listing cancelled. Send SELL to start again."});
+  EXPECT_TRUE(c.state.flow.empty());
+}
+
+TEST(Engine, AFailedPhotoNoLongerCountsAndTheUserIsAskedToResendIt) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 11));
+  Event failed;
+  failed.kind = Event::Kind::kMediaFailed;
+  failed.media_id = "b";
+  failed.reason = "sha256 mismatch";
+  auto t = c.Send(failed);
+  EXPECT_EQ(c.Photos(), 1u);
+  EXPECT_NE(Replies(t)[0].find("could not be saved (sha256 mismatch)"), std::string::npos);
+  EXPECT_EQ(c.state.messages, 5) << "internal events are not inbound messages";
+}
+
+TEST(Engine, APhotoOutsideAFlowGetsTheMenuAndIsNotFetched) {
+  Chat c;
+  auto t = c.Send(Image("x", kT0));
+  EXPECT_EQ(Count(t, Effect::Kind::kFetchMedia), 0u);
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"Hi! Send SELL to list an item for sale."});
+}
+
+TEST(Engine, QuotedTextIsClippedAtACharacterBoundary) {
+  Chat c;
+  std::string long_text;
+  for (int i = 0; i < 200; ++i) long_text += "\xc3\xa9";  // é, two bytes each
+  auto t = c.Send(Text(long_text, kT0));
+  const std::string reply = Replies(t)[0];
+  auto open = reply.find('"'), close = reply.find("...\"");
+  ASSERT_NE(close, std::string::npos);
+  EXPECT_EQ((close - open - 1) % 2, 0u) << "cut inside a character";
+}
+
+TEST(Engine, ARunWhoseFlowIsNoLongerConfiguredFallsBackToTheMenu) {
+  Chat c;
+  c.state.flow = "retired";
+  c.state.step = "somewhere";
+  auto t = c.Send(Text("hello", kT0));
+  EXPECT_TRUE(c.state.flow.empty());
+  EXPECT_EQ(Replies(t).size(), 1u);
+}
+
+TEST(Validation, EmailsAndPrices) {
+  std::string v;
+  for (const char* ok : {"a@b.co", "first.last+tag@sub.example.org"}) EXPECT_TRUE(Validate(Validation::kEmail, ok, &v)) << ok;
+  for (const char* bad : {"", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "a@b.c"})
+    EXPECT_FALSE(Validate(Validation::kEmail, bad, &v)) << bad;
+  struct Case {
+    const char* in;
+    const char* out;
+  };
+  for (auto c : {Case{"25", "25"}, Case{"$25.5", "25.50"}, Case{"25,99 EUR", "25.99"}, Case{"007", "7"},
+                 Case{"\xe2\x82\xac" "12", "12"}}) {
+    EXPECT_TRUE(Validate(Validation::kPrice, c.in, &v)) << c.in;
+    EXPECT_EQ(v, c.out);
+  }
+  for (const char* bad : {"", "free", "25.999", "12345678", "about 20", "20 apples"})
+    EXPECT_FALSE(Validate(Validation::kPrice, bad, &v)) << bad;
+}
+
+TEST(Extraction, RulesFindValuesOnWordBoundariesAndSurviveLongInput) {
+  const Flow* f = Shipped().Find("listing");
+  ASSERT_NE(f, nullptr);
+  const Step* d = f->Find("description");
+  auto rule = [&](const std::string& field) {
+    for (const auto& r : d->extract) {
+      if (r.field == field) return r;
+    }
+    return ExtractRule{};
+  };
+  EXPECT_EQ(rule("condition").Find("Goodness, what a bag"), "");
+  EXPECT_EQ(rule("condition").Find("Like new, hardly used"), "like new");
+  EXPECT_EQ(rule("price").Find("asking 40 dollars"), "40");
+  EXPECT_EQ(rule("price").Find("Price: 12.5"), "12.50");
+  EXPECT_EQ(rule("size").Find("women's jacket size: L"), "L");
+  EXPECT_EQ(rule("brand").Find("Brand: Acme Tools, red"), "Acme Tools");
+  std::string huge(20000, 'x');
+  huge += " $5";
+  EXPECT_EQ(rule("price").Find(huge), "") << "only WhatsApp's 4096 characters are read";
+}
+
+TEST(FlowLoader, TheShippedFlowsLoad) {
+  EXPECT_EQ(Shipped().size(), 1u);
+  EXPECT_NE(Shipped().ForTrigger("sell"), nullptr);
+  EXPECT_EQ(Shipped().ForTrigger("sell it"), nullptr);
+}
+
+std::string Minimal(const std::string& steps, const std::string& extra = "") {
+  return R"({"schema":"flow","version":1,"name":"t","description":"test","triggers":["GO"],"start":"a",)" + extra +
+         R"("steps":)" + steps + "}";
+}
+
+TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
+  struct Case {
+    std::string json, expect;
+  };
+  const std::vector<Case> cases = {
+      {"{", "malformed JSON"},
+      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"nowhere"}])"), "/next: no step 'nowhere'"},
+      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f"}])"), "needs `field` and `next`"},
+      {Minimal(R"([{"id":"a","kind":"buttons","prompt":"p","buttons":[{"id":"x","title":"This title is too long","next":"a"}]}])"),
+       "maxLength"},
+      {Minimal(R"([{"id":"a","kind":"buttons","prompt":"p","buttons":[{"id":"w","title":"1","next":"a"},{"id":"x","title":"2","next":"a"},{"id":"y","title":"3","next":"a"},{"id":"z","title":"4","next":"a"}]}])"),
+       "maxItems"},
+      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","extract":[{"field":"g","label":"G","prompt":"?","patterns":["(unclosed"]}]},{"id":"b","kind":"complete","prompt":"bye"}])"),
+       "/steps/0/extract/0/patterns/0: not a valid regular expression"},
+      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"},{"id":"a","kind":"complete","prompt":"q"}])"), "step id used twice"},
+      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])", R"("colour":"red",)"), "additionalProperties"},
+  };
+  for (const auto& c : cases) {
+    FlowSet set;
+    Status s = set.Add(c.json, "flows/t.json", Schemas());
+    EXPECT_FALSE(s.ok()) << c.json;
+    EXPECT_NE(s.message().find("flows/t.json"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(c.expect), std::string::npos) << s.message();
+    EXPECT_EQ(set.size(), 0u);
+  }
+  FlowSet set;
+  ASSERT_TRUE(set.Add(Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])"), "one.json", Schemas()).ok());
+  Status twice = set.Add(R"({"schema":"flow","version":1,"name":"u","description":"d","triggers":["GO"],"start":"a","steps":[{"id":"a","kind":"complete","prompt":"p"}]})",
+                         "two.json", Schemas());
+  EXPECT_NE(twice.message().find("'GO' already starts flow 't'"), std::string::npos) << twice.message();
+  EXPECT_FALSE(FlowSet::LoadDir("/nonexistent-flows", Schemas()).ok());
+}
+
+TEST(StateCodec, RoundTripsEveryMemberAndReadsOldRowsAsIdle) {
+  ConversationState s;
+  s.flow = "listing";
+  s.step = "photos";
+  s.asking = "price";
+  s.entered_at = kT0;
+  s.messages = 7;
+  s.last_inbound_at = kT0 + 5;
+  s.fields["email"] = "a\"b@example.com";
+  s.photos["photos"] = {Photo{"m1", kT0 + 1, ""}, Photo{"m2", kT0 + 2, std::string(64, 'f') + ".png"}};
+  s.acked = {"photos"};
+  s.history = {{"email", kT0 - 2}, {"photos", kT0}};
+  ConversationState back = DecodeState(EncodeState(s));
+  EXPECT_EQ(EncodeState(back), EncodeState(s));
+  EXPECT_EQ(back.photos["photos"][1].stored_name, std::string(64, 'f') + ".png");
+  EXPECT_EQ(back.fields["email"], "a\"b@example.com");
+  ConversationState old = DecodeState(R"({"step":"chatting","messages":3,"photos":2})");
+  EXPECT_TRUE(old.flow.empty());
+  EXPECT_EQ(old.messages, 3);
+  EXPECT_TRUE(DecodeState("not json").flow.empty());
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <cstdio>
+
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
@@ -11,21 +13,41 @@
 #include "convoy/pg.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
+#include "flow.h"
 #include "processor.h"
 #include "relay.h"
 
 DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
 DEFINE_validator(relay_batch, &convoy::ValidatePositive);
+DEFINE_string(flows_dir, "deploy/flows", "Folder of flow definitions (*.json, schema proto-schemas/flow.v1.json)");
+DEFINE_validator(flows_dir, &convoy::ValidateNonEmpty);
+DEFINE_int32(photo_ttl_seconds, 3600,
+             "Pending photos older than this when the user texts DONE expire (60..604800 s; default 1 h)");
+static bool ValidatePhotoTtl(const char* flag, int32_t v) {
+  if (v >= 60 && v <= 604800) return true;
+  std::fprintf(stderr, "invalid value for --%s: %d (must be 60..604800 seconds)\n", flag, v);
+  return false;
+}
+DEFINE_validator(photo_ttl_seconds, &ValidatePhotoTtl);
+DEFINE_int32(max_photos, 100, "Photos one photo step keeps (1..1000)");
+static bool ValidateMaxPhotos(const char* flag, int32_t v) {
+  if (v >= 1 && v <= 1000) return true;
+  std::fprintf(stderr, "invalid value for --%s: %d (must be 1..1000)\n", flag, v);
+  return false;
+}
+DEFINE_validator(max_photos, &ValidateMaxPhotos);
 
 namespace {
 
 // A handler that owns its database connection: one per consumer thread.
-convoy::HandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schemas, convoy::conversation::OutboxRelay& relay) {
-  return [&schemas, &relay]() -> convoy::Result<convoy::DeliveryHandler> {
+convoy::HandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schemas, const convoy::conversation::Engine& engine,
+                                        convoy::conversation::OutboxRelay& relay) {
+  return [&schemas, &engine, &relay]() -> convoy::Result<convoy::DeliveryHandler> {
     auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
     if (!db.ok()) return db.status();
     std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
-    auto processor = std::make_shared<convoy::conversation::Processor>(*conn, schemas, [&relay] { relay.Notify(); });
+    auto processor =
+        std::make_shared<convoy::conversation::Processor>(*conn, schemas, engine, [&relay] { relay.Notify(); });
     return convoy::DeliveryHandler([conn, processor](const convoy::Delivery& d) { return processor->Handle(d); });
   };
 }
@@ -44,6 +66,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   const convoy::SchemaRegistry& schemas = base.schemas;
+  auto flows = convoy::conversation::FlowSet::LoadDir(FLAGS_flows_dir, schemas);
+  if (!flows.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--flows_dir error=" << flows.status().ToString();
+    return 1;
+  }
+  LOG(INFO) << "service=conversation event=flows_loaded count=" << flows->size() << " dir=" << FLAGS_flows_dir;
+  convoy::conversation::Engine engine(*flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos)});
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-conversation"};
@@ -52,7 +81,7 @@ int main(int argc, char** argv) {
   convoy::ConsumerGroup consumers(publisher);
   for (const char* queue : {convoy::queues::kConversationInbound, convoy::queues::kConversationEvents}) {
     s = consumers.Add({amqp, queue, FLAGS_prefetch, FLAGS_max_attempts}, FLAGS_consumer_threads,
-                      ProcessorFactory(schemas, relay));
+                      ProcessorFactory(schemas, engine, relay));
     if (!s.ok()) {
       LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
       return 1;

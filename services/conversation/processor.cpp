@@ -10,6 +10,7 @@
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
 #include "engine.h"
+#include "state_codec.h"
 
 namespace convoy::conversation {
 
@@ -27,11 +28,11 @@ constexpr const char* kEnsureConversation =
 constexpr const char* kLockConversation =
     "SELECT state::text FROM conversations WHERE conversation_key = $1 FOR UPDATE";
 constexpr const char* kSaveConversation =
-    "UPDATE conversations SET state = $2::jsonb, version = version + 1, updated_at = now() "
+    "UPDATE conversations SET state = $2::jsonb, flow = $3, version = version + 1, updated_at = now() "
     "WHERE conversation_key = $1";
 constexpr const char* kInsertTransition =
-    "INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id) "
-    "VALUES ($1, $2, $3, $4, $5)";
+    "INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id, note, "
+    "wa_timestamp) VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, '0')::bigint)";
 constexpr const char* kInsertOutbox =
     "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body) "
     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING";
@@ -49,30 +50,8 @@ Metrics& M() {
   return *m;
 }
 
-ConversationState ParseState(const std::string& json) {
-  ConversationState s;
-  rapidjson::Document d;
-  d.Parse(json.c_str());
-  if (d.HasParseError() || !d.IsObject()) return s;
-  if (d.HasMember("step") && d["step"].IsString()) s.step = d["step"].GetString();
-  if (d.HasMember("messages") && d["messages"].IsInt64()) s.messages = d["messages"].GetInt64();
-  if (d.HasMember("photos") && d["photos"].IsInt64()) s.photos = d["photos"].GetInt64();
-  return s;
-}
-
-std::string StateJson(const ConversationState& s) {
-  rapidjson::StringBuffer b;
-  rapidjson::Writer<rapidjson::StringBuffer> w(b);
-  w.StartObject();
-  w.Key("step");
-  w.String(s.step);
-  w.Key("messages");
-  w.Int64(s.messages);
-  w.Key("photos");
-  w.Int64(s.photos);
-  w.EndObject();
-  return b.GetString();
-}
+// "listing/photos", or "idle" outside a flow: the audit's from/to.
+std::string StepName(const ConversationState& s) { return s.flow.empty() ? "idle" : s.flow + "/" + s.step; }
 
 struct Parsed {
   std::string schema, dedupe_key, conversation_key, phone_number_id, wa_id, correlation_id, kind;
@@ -91,52 +70,101 @@ Parsed ParseDelivery(const rapidjson::Document& doc, const Delivery& d) {
     p.wa_id = p.conversation_key.substr(colon + 1);
   }
   p.dedupe_key = d.Header(headers::kDedupeKey);
+  Event& e = p.event;
   if (p.schema == "inbound.message") {
     const Value& m = JsonMember(doc, "message");
     if (p.dedupe_key.empty()) p.dedupe_key = JsonStr(m, "id");
     p.kind = "message";
     p.wa_timestamp = std::atoll(JsonStr(m, "timestamp").c_str());
-    p.event.profile_name = JsonStr(doc, "profile_name");
-    p.event.wa_timestamp = p.wa_timestamp;
+    e.profile_name = JsonStr(doc, "profile_name");
+    e.wa_timestamp = p.wa_timestamp;
     std::string type = JsonStr(m, "type");
     if (type == "text") {
-      p.event.kind = Event::Kind::kText;
-      p.event.text = JsonStr(JsonMember(m, "text"), "body");
+      e.kind = Event::Kind::kText;
+      e.text = JsonStr(JsonMember(m, "text"), "body");
     } else if (type == "image") {
       const Value& img = JsonMember(m, "image");
-      p.event.kind = Event::Kind::kImage;
-      p.event.media_id = JsonStr(img, "id");
-      p.event.mime_type = JsonStr(img, "mime_type");
-      p.event.sha256 = JsonStr(img, "sha256");
-      p.event.text = JsonStr(img, "caption");
+      e.kind = Event::Kind::kImage;
+      e.media_id = JsonStr(img, "id");
+      e.mime_type = JsonStr(img, "mime_type");
+      e.sha256 = JsonStr(img, "sha256");
+      e.text = JsonStr(img, "caption");
+      if (e.media_id.empty()) e.kind = Event::Kind::kOther;
+    } else if (type == "interactive") {
+      // A tapped reply button or list row: its id picks the choice, its title reads as text.
+      const Value& in = JsonMember(m, "interactive");
+      const Value& reply = JsonMember(in, JsonStr(in, "type") == "list_reply" ? "list_reply" : "button_reply");
+      e.kind = Event::Kind::kButton;
+      e.button_id = JsonStr(reply, "id");
+      e.text = JsonStr(reply, "title");
+    } else if (type == "button") {
+      // A template's quick-reply button.
+      const Value& b = JsonMember(m, "button");
+      e.kind = Event::Kind::kButton;
+      e.button_id = JsonStr(b, "payload");
+      e.text = JsonStr(b, "text");
     }
   } else {
     // Internal events name their own dedupe key: "<schema>:<dedupe key of the command>".
     p.kind = p.schema;
     if (p.dedupe_key.empty()) p.dedupe_key = p.schema + ":" + JsonStr(doc, "dedupe_key");
-    if (p.schema == "media.stored") p.event.kind = Event::Kind::kMediaStored;
-    if (p.schema == "media.failed") p.event.kind = Event::Kind::kMediaFailed;
-    if (p.schema == "outbound.sent") p.event.kind = Event::Kind::kSendSucceeded;
-    if (p.schema == "outbound.failed") p.event.kind = Event::Kind::kSendFailed;
+    e.media_id = JsonStr(doc, "media_id");
+    e.stored_name = JsonStr(doc, "stored_name");
+    e.reason = JsonStr(doc, "reason");
+    if (p.schema == "media.stored") e.kind = Event::Kind::kMediaStored;
+    if (p.schema == "media.failed") e.kind = Event::Kind::kMediaFailed;
+    if (p.schema == "outbound.sent") e.kind = Event::Kind::kSendSucceeded;
+    if (p.schema == "outbound.failed") e.kind = Event::Kind::kSendFailed;
   }
   return p;
 }
 
-std::string SendBody(const Parsed& p, const std::string& dedupe, const std::string& text) {
-  rapidjson::StringBuffer b;
-  rapidjson::Writer<rapidjson::StringBuffer> w(b);
-  w.StartObject();
-  w.Key("schema"); w.String("outbound.send");
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void Key(Writer& w, const std::string& k) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); }
+
+// The members every command and event carries.
+void Envelope(Writer& w, const char* schema, const Parsed& p, const std::string& dedupe) {
+  w.Key("schema"); w.String(schema);
   w.Key("version"); w.Int(1);
   w.Key("correlation_id"); w.String(p.correlation_id);
   w.Key("dedupe_key"); w.String(dedupe);
   w.Key("conversation_key"); w.String(p.conversation_key);
   w.Key("phone_number_id"); w.String(p.phone_number_id);
+}
+
+std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Envelope(w, "outbound.send", p, dedupe);
   w.Key("to"); w.String(p.wa_id);
   w.Key("message");
   w.StartObject();
-  w.Key("type"); w.String("text");
-  w.Key("text"); w.StartObject(); w.Key("body"); w.String(text); w.EndObject();
+  if (e.kind == Effect::Kind::kSendButtons) {
+    // Graph's reply-buttons message: at most 3 buttons, titles of at most 20 characters.
+    w.Key("type"); w.String("interactive");
+    w.Key("interactive");
+    w.StartObject();
+    w.Key("type"); w.String("button");
+    w.Key("body"); w.StartObject(); w.Key("text"); w.String(e.text); w.EndObject();
+    w.Key("action");
+    w.StartObject();
+    w.Key("buttons");
+    w.StartArray();
+    for (const auto& [id, title] : e.buttons) {
+      w.StartObject();
+      w.Key("type"); w.String("reply");
+      w.Key("reply"); w.StartObject(); w.Key("id"); w.String(id); w.Key("title"); w.String(title); w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+  } else {
+    w.Key("type"); w.String("text");
+    w.Key("text"); w.StartObject(); w.Key("body"); w.String(e.text); w.EndObject();
+  }
   w.EndObject();
   w.EndObject();
   return b.GetString();
@@ -144,14 +172,9 @@ std::string SendBody(const Parsed& p, const std::string& dedupe, const std::stri
 
 std::string FetchBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
   rapidjson::StringBuffer b;
-  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  Writer w(b);
   w.StartObject();
-  w.Key("schema"); w.String("media.fetch");
-  w.Key("version"); w.Int(1);
-  w.Key("correlation_id"); w.String(p.correlation_id);
-  w.Key("dedupe_key"); w.String(dedupe);
-  w.Key("conversation_key"); w.String(p.conversation_key);
-  w.Key("phone_number_id"); w.String(p.phone_number_id);
+  Envelope(w, "media.fetch", p, dedupe);
   w.Key("media_id"); w.String(e.media_id);
   if (!e.mime_type.empty()) { w.Key("mime_type"); w.String(e.mime_type); }
   if (!e.sha256.empty()) { w.Key("sha256"); w.String(e.sha256); }
@@ -159,10 +182,66 @@ std::string FetchBody(const Parsed& p, const std::string& dedupe, const Effect& 
   return b.GetString();
 }
 
+std::string CompletedBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Envelope(w, "flow.completed", p, dedupe);
+  w.Key("wa_id"); w.String(p.wa_id);
+  w.Key("flow"); w.String(e.flow);
+  w.Key("outcome"); w.String(e.outcome);
+  w.Key("fields");
+  w.StartObject();
+  for (const auto& [k, v] : e.fields) { Key(w, k); w.String(v); }
+  w.EndObject();
+  w.Key("photos");
+  w.StartObject();
+  for (const auto& [field, list] : e.photos) {
+    Key(w, field);
+    w.StartArray();
+    for (const auto& photo : list) {
+      w.StartObject();
+      w.Key("media_id"); w.String(photo.media_id);
+      w.Key("sent_at"); w.Int64(photo.at);
+      if (!photo.stored_name.empty()) { w.Key("stored_name"); w.String(photo.stored_name); }
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  w.EndObject();
+  return b.GetString();
+}
+
+struct OutboxRow {
+  const char* exchange;
+  const char* routing_key;
+  std::string body;
+};
+
+OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e) {
+  switch (e.kind) {
+    case Effect::Kind::kSendText:
+    case Effect::Kind::kSendButtons:
+      return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e)};
+    case Effect::Kind::kFetchMedia:
+      return {exchanges::kCommands, queues::kMediaFetch, FetchBody(p, key, e)};
+    case Effect::Kind::kFlowCompleted:
+      return {exchanges::kEvents, routing::kFlowCompleted, CompletedBody(p, key, e)};
+  }
+  return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e)};
+}
+
+int64_t SystemNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
-Processor::Processor(PgConnection& db, const SchemaRegistry& schemas, std::function<void()> on_commit)
-    : db_(db), schemas_(schemas), on_commit_(std::move(on_commit)) {
+Processor::Processor(PgConnection& db, const SchemaRegistry& schemas, const Engine& engine,
+                     std::function<void()> on_commit, std::function<int64_t()> clock)
+    : db_(db), schemas_(schemas), engine_(engine), on_commit_(std::move(on_commit)),
+      clock_(clock ? std::move(clock) : SystemNow) {
   M();
 }
 
@@ -215,20 +294,21 @@ Status Processor::Apply(const Delivery& d, bool* wrote_outbox) {
   auto locked = db_.Exec(kLockConversation, {p.conversation_key});
   if (!locked.ok()) return locked.status();
   if (locked->empty()) return Status(Code::kInternal, "conversation row vanished");
-  ConversationState before = ParseState(locked->get(0, 0));
-  Transition t = Advance(before, p.event);
-  s = db_.Exec(kSaveConversation, {p.conversation_key, StateJson(t.state)}).status();
+  ConversationState before = DecodeState(locked->get(0, 0));
+  Transition t = engine_.Advance(before, p.event, clock_());
+  s = db_.Exec(kSaveConversation, {p.conversation_key, EncodeState(t.state),
+                                   t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow)})
+          .status();
   if (!s.ok()) return s;
-  s = db_.Exec(kInsertTransition, {p.conversation_key, before.step, t.state.step, p.dedupe_key, p.correlation_id})
+  s = db_.Exec(kInsertTransition, {p.conversation_key, StepName(before), StepName(t.state), p.dedupe_key,
+                                   p.correlation_id, t.note, std::to_string(p.wa_timestamp)})
           .status();
   if (!s.ok()) return s;
   for (const auto& e : t.effects) {
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
-    bool send = e.kind == Effect::Kind::kSendText;
-    std::string body = send ? SendBody(p, key, e.text) : FetchBody(p, key, e);
-    s = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands),
-                                 std::string(send ? queues::kOutboundSend : queues::kMediaFetch), key,
-                                 p.correlation_id, p.conversation_key, body})
+    OutboxRow row = ForEffect(p, key, e);
+    s = db_.Exec(kInsertOutbox, {std::string(row.exchange), std::string(row.routing_key), key, p.correlation_id,
+                                 p.conversation_key, row.body})
             .status();
     if (!s.ok()) return s;
     *wrote_outbox = true;
@@ -236,8 +316,8 @@ Status Processor::Apply(const Delivery& d, bool* wrote_outbox) {
   s = db_.Commit();
   if (!s.ok()) return s;
   M().applied.Inc();
-  LOG(INFO) << ctx << "event=transition from=" << before.step << " to=" << t.state.step
-            << " effects=" << t.effects.size();
+  LOG(INFO) << ctx << "event=transition from=" << StepName(before) << " to=" << StepName(t.state)
+            << " note=" << t.note << " effects=" << t.effects.size();
   return Status::Ok();
 }
 

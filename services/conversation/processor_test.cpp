@@ -8,23 +8,48 @@
 #include <random>
 #include <thread>
 
+#include "convoy/json.h"
 #include "convoy/topology.h"
+#include "flow.h"
 #include "testsupport.h"
 
 namespace convoy::conversation {
 namespace {
 
-Delivery TextDelivery(const std::string& wamid, const std::string& text, const std::string& wa_id = "16505551234") {
+constexpr const char* kBusiness = "106540352242922";
+constexpr int64_t kT0 = 1750000000;
+
+// An inbound.message delivery as ingress publishes it; `message` is Meta's message object
+// without id, from and timestamp.
+Delivery Inbound(const std::string& wamid, const std::string& wa_id, int64_t at, const std::string& message) {
   Delivery d;
   d.queue = queues::kConversationInbound;
   d.body = R"({"schema":"inbound.message","version":1,"correlation_id":"corr-)" + wamid +
-           R"(","received_at":"2026-01-01T00:00:00.000Z","phone_number_id":"106540352242922","wa_id":")" + wa_id +
-           R"(","conversation_key":"106540352242922:)" + wa_id + R"(","profile_name":"Kerry",)" +
-           R"("message":{"from":")" + wa_id + R"(","id":")" + wamid +
-           R"(","timestamp":"1750000000","type":"text","text":{"body":")" + text + R"("}}})";
+           R"(","received_at":"2026-01-01T00:00:00.000Z","phone_number_id":")" + kBusiness + R"(","wa_id":")" +
+           wa_id + R"(","conversation_key":")" + kBusiness + ":" + wa_id + R"(","profile_name":"Kerry",)" +
+           R"("message":{"from":")" + wa_id + R"(","id":")" + wamid + R"(","timestamp":")" + std::to_string(at) +
+           R"(",)" + message + "}}";
   d.headers[headers::kDedupeKey] = wamid;
   d.headers[headers::kCorrelationId] = "corr-" + wamid;
+  d.headers[headers::kConversationKey] = std::string(kBusiness) + ":" + wa_id;
   return d;
+}
+
+Delivery TextDelivery(const std::string& wamid, const std::string& text, const std::string& wa_id = "16505551234",
+                      int64_t at = kT0) {
+  return Inbound(wamid, wa_id, at, R"("type":"text","text":{"body":")" + JsonEscape(text) + R"("})");
+}
+
+Delivery ImageDelivery(const std::string& wamid, const std::string& media_id, const std::string& wa_id, int64_t at) {
+  return Inbound(wamid, wa_id, at,
+                 R"("type":"image","image":{"id":")" + media_id + R"(","mime_type":"image/jpeg","sha256":"x"})");
+}
+
+Delivery ButtonDelivery(const std::string& wamid, const std::string& id, const std::string& title,
+                        const std::string& wa_id, int64_t at) {
+  return Inbound(wamid, wa_id, at,
+                 R"("type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":")" + id +
+                     R"(","title":")" + title + R"("}})");
 }
 
 class ProcessorTest : public ::testing::Test {
@@ -35,6 +60,61 @@ class ProcessorTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     conn_ = std::move(*c);
     ASSERT_TRUE(RunMigrations(*conn_, test::SourcePath("deploy/postgres")).ok());
+    auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
+    ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+    flows_ = std::make_unique<FlowSet>(std::move(*flows));
+    engine_ = std::make_unique<Engine>(*flows_, EngineSettings{3600, 100});
+  }
+  std::string One(const std::string& sql, const PgParams& params = {}) {
+    auto r = conn_->Exec(sql, params);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && !r->empty() ? r->get(0, 0) : "";
+  }
+  // Sends and buttons written to the outbox for one sender, oldest first.
+  std::vector<std::string> Replies(const std::string& wa_id) {
+    auto r = conn_->Exec(
+        "SELECT coalesce(body::jsonb->'message'->'text'->>'body', body::jsonb->'message'->'interactive'->'body'->>'text') "
+        "FROM outbox WHERE routing_key = 'outbound.send' AND conversation_key = $1 ORDER BY id",
+        {std::string(kBusiness) + ":" + wa_id});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<std::string> out;
+    for (size_t i = 0; r.ok() && i < r->size(); ++i) out.push_back(r->get(i, 0));
+    return out;
+  }
+  int64_t PhotoCount(const std::string& wa_id) {
+    return std::atoll(One("SELECT coalesce(jsonb_array_length(state->'photos'->'photos'), 0) FROM conversations "
+                          "WHERE conversation_key = $1",
+                          {std::string(kBusiness) + ":" + wa_id})
+                          .c_str());
+  }
+  // Deliveries shared out to `threads` consumers, each with its own connection, as a consumer
+  // group does it; how many were not acked.
+  int HandleConcurrently(const std::vector<Delivery>& all, int threads) {
+    std::atomic<size_t> next{0};
+    std::atomic<int> not_acked{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        auto c = PgConnection::Connect(db_.dsn());
+        ASSERT_TRUE(c.ok());
+        Processor p(**c, schemas_, *engine_, nullptr);
+        for (size_t i; (i = next++) < all.size();) {
+          if (p.Handle(all[i]).kind != Disposition::Kind::kAck) ++not_acked;
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+    return not_acked.load();
+  }
+  void Expect(Processor& p, const Delivery& d) { EXPECT_EQ(p.Handle(d).kind, Disposition::Kind::kAck) << d.body; }
+  // SELL, email, a full description: the sender's conversation waits for photos.
+  void ToPhotos(Processor& p, const std::string& wa_id, int64_t at = kT0) {
+    Expect(p, TextDelivery(wa_id + ".sell", "SELL", wa_id, at));
+    Expect(p, TextDelivery(wa_id + ".email", "kerry@example.com", wa_id, at + 1));
+    Expect(p, TextDelivery(wa_id + ".desc", "Nike running shoes, size 42, used, $35", wa_id, at + 2));
+    ASSERT_EQ(One("SELECT state->>'step' FROM conversations WHERE conversation_key = $1",
+                  {std::string(kBusiness) + ":" + wa_id}),
+              "photos");
   }
   int64_t Count(const std::string& sql) {
     auto r = conn_->Exec(sql);
@@ -44,11 +124,13 @@ class ProcessorTest : public ::testing::Test {
   test::TestDatabase db_{"conv_processor"};
   SchemaRegistry schemas_;
   std::unique_ptr<PgConnection> conn_;
+  std::unique_ptr<FlowSet> flows_;
+  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(ProcessorTest, RedeliveriesProduceOneTransitionAndOneSend) {
   int commits = 0;
-  Processor p(*conn_, schemas_, [&] { ++commits; });
+  Processor p(*conn_, schemas_, *engine_, [&] { ++commits; });
   Delivery d = TextDelivery("wamid.A", "hello");
   for (int i = 0; i < 3; ++i) EXPECT_EQ(p.Handle(d).kind, Disposition::Kind::kAck);
   EXPECT_EQ(Count("SELECT count(*) FROM transitions"), 1);
@@ -61,7 +143,7 @@ TEST_F(ProcessorTest, RedeliveriesProduceOneTransitionAndOneSend) {
 }
 
 TEST_F(ProcessorTest, InvalidBodyIsDeadLetteredAndWritesNothing) {
-  Processor p(*conn_, schemas_, nullptr);
+  Processor p(*conn_, schemas_, *engine_, nullptr);
   Delivery d = TextDelivery("wamid.B", "x");
   d.body = R"({"schema":"inbound.message","version":1})";
   auto disp = p.Handle(d);
@@ -83,24 +165,129 @@ TEST_F(ProcessorTest, ConcurrentDuplicatedDeliveriesApplyExactlyOnceEach) {
   }
   std::mt19937 rng(42);
   std::shuffle(all.begin(), all.end(), rng);
-  std::atomic<size_t> next{0};
-  std::atomic<int> not_acked{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      auto c = PgConnection::Connect(db_.dsn());
-      ASSERT_TRUE(c.ok());
-      Processor p(**c, schemas_, nullptr);
-      for (size_t i; (i = next++) < all.size();) {
-        if (p.Handle(all[i]).kind != Disposition::Kind::kAck) ++not_acked;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(not_acked.load(), 0);
+  EXPECT_EQ(HandleConcurrently(all, kThreads), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM transitions"), kMessages);
   EXPECT_EQ(Count("SELECT count(*) FROM outbox"), kMessages);
   EXPECT_EQ(Count("SELECT (state->>'messages')::int FROM conversations"), kMessages);
+}
+
+// The photo-burst plan's checklist over a real database, one conversation per case; WhatsApp
+// timestamps are the clock.
+TEST_F(ProcessorTest, PhotoBurstChecklist) {
+  struct Case {
+    std::string name;
+    std::vector<std::pair<std::string, int64_t>> photos;  // media id, seconds after kT0
+    int64_t done_at;
+    std::string reply;
+  };
+  const std::vector<Case> cases = {
+      {"single", {{"s1", 10}}, 20, "Great! Got 1 photo. Any flaws or notes to add?"},
+      {"burst", {{"b1", 10}, {"b2", 11}, {"b3", 12}}, 12, "Great! Got 3 photos. Any flaws or notes to add?"},
+      {"twice", {{"t1", 10}, {"t1", 11}}, 12, "Great! Got 1 photo. Any flaws or notes to add?"},
+      {"five", {{"f1", 10}, {"f2", 10}, {"f3", 11}, {"f4", 11}, {"f5", 12}}, 13,
+       "Great! Got 5 photos. Any flaws or notes to add?"},
+      {"gap", {{"g1", 10}, {"g2", 11}, {"g3", 611}}, 612, "Great! Got 3 photos. Any flaws or notes to add?"},
+      {"expired", {{"e1", 10}, {"e2", 11}}, 11 + 3601,
+       "Got 0 photos: photos expire after a while. Please send your photos again, then text DONE."},
+  };
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  int sender = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string wa_id = "1650555" + std::to_string(1000 + sender++);
+    ToPhotos(p, wa_id);
+    int i = 0;
+    for (const auto& [media, at] : c.photos) {
+      Expect(p, ImageDelivery(wa_id + ".img" + std::to_string(i++), media, wa_id, kT0 + at));
+    }
+    Expect(p, TextDelivery(wa_id + ".done", "DONE", wa_id, kT0 + c.done_at));
+    auto replies = Replies(wa_id);
+    ASSERT_EQ(replies.size(), 5u) << "3 questions, 1 first-photo acknowledgement, 1 answer to DONE";
+    EXPECT_EQ(replies[3], "Got it! Keep sending. Text DONE when finished.");
+    EXPECT_EQ(replies[4], c.reply);
+  }
+}
+
+// 50 photos, every delivery twice, shuffled, eight consumers with their own connections:
+// exactly 50 photos, one fetch per photo, one acknowledgement, and DONE says 50.
+TEST_F(ProcessorTest, FiftyPhotosFromEightConcurrentConsumersWithDuplicatesAreExactlyFifty) {
+  constexpr int kPhotos = 50, kThreads = 8;
+  const std::string wa_id = "16505559999";
+  {
+    Processor p(*conn_, schemas_, *engine_, nullptr);
+    ToPhotos(p, wa_id);
+  }
+  std::vector<Delivery> all;
+  for (int i = 0; i < kPhotos; ++i) {
+    all.push_back(ImageDelivery("wamid.burst" + std::to_string(i), "media" + std::to_string(i), wa_id, kT0 + 10 + i / 5));
+    all.push_back(all.back());
+  }
+  std::mt19937 rng(7);
+  std::shuffle(all.begin(), all.end(), rng);
+  EXPECT_EQ(HandleConcurrently(all, kThreads), 0);
+  EXPECT_EQ(PhotoCount(wa_id), kPhotos);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'media.fetch'"), kPhotos);
+  EXPECT_EQ(Count("SELECT count(DISTINCT body::jsonb->>'media_id') FROM outbox WHERE routing_key = 'media.fetch'"),
+            kPhotos);
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  Expect(p, TextDelivery("wamid.burst.done", "DONE", wa_id, kT0 + 30));
+  auto replies = Replies(wa_id);
+  ASSERT_EQ(replies.size(), 5u);
+  EXPECT_EQ(replies[3], "Got it! Keep sending. Text DONE when finished.");
+  EXPECT_EQ(replies[4], "Great! Got 50 photos. Any flaws or notes to add?");
+  EXPECT_EQ(Count("SELECT count(*) FROM transitions WHERE note = 'photo'"), kPhotos);
+}
+
+TEST_F(ProcessorTest, APhotoDeliveredAfterDoneButSentBeforeItIsCountedAndTheCountCorrected) {
+  const std::string wa_id = "16505558888";
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  ToPhotos(p, wa_id);
+  Expect(p, ImageDelivery("late.a", "la", wa_id, kT0 + 10));
+  Expect(p, ImageDelivery("late.b", "lb", wa_id, kT0 + 11));
+  Expect(p, TextDelivery("late.done", "DONE", wa_id, kT0 + 13));
+  EXPECT_EQ(Replies(wa_id).back(), "Great! Got 2 photos. Any flaws or notes to add?");
+  Expect(p, ImageDelivery("late.c", "lc", wa_id, kT0 + 12));
+  EXPECT_EQ(PhotoCount(wa_id), 3);
+  EXPECT_EQ(Replies(wa_id).back(), "Update: one more photo arrived, got 3 photos in total.");
+  EXPECT_EQ(One("SELECT note FROM transitions WHERE trigger_dedupe_key = 'late.c'"), "late_photo");
+  EXPECT_EQ(One("SELECT wa_timestamp FROM transitions WHERE trigger_dedupe_key = 'late.c'"), std::to_string(kT0 + 12));
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'media.fetch'"), 3);
+  EXPECT_EQ(One("SELECT state->>'step' FROM conversations WHERE conversation_key = $1",
+                {std::string(kBusiness) + ":" + wa_id}),
+            "flaws");
+}
+
+TEST_F(ProcessorTest, SubmitPublishesAFlowCompletedEventThatMatchesItsSchema) {
+  const std::string wa_id = "16505557777";
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  ToPhotos(p, wa_id);
+  Expect(p, ImageDelivery("sub.a", "sa", wa_id, kT0 + 10));
+  Delivery stored;
+  stored.queue = queues::kConversationEvents;
+  stored.body = R"({"schema":"media.stored","version":1,"correlation_id":"c","dedupe_key":"k1","conversation_key":")" +
+                std::string(kBusiness) + ":" + wa_id + R"(","media_id":"sa","stored_name":")" + std::string(64, 'a') +
+                R"(.jpg","sha256":")" + std::string(64, 'a') + R"(","size":10,"mime_type":"image/jpeg"})";
+  Expect(p, stored);
+  Expect(p, TextDelivery("sub.done", "DONE", wa_id, kT0 + 11));
+  Expect(p, ButtonDelivery("sub.flaws", "flaws_no", "NO, SKIP", wa_id, kT0 + 12));
+  Expect(p, ButtonDelivery("sub.submit", "submit", "SUBMIT", wa_id, kT0 + 13));
+  auto rows = conn_->Exec("SELECT exchange, dedupe_key, body FROM outbox WHERE routing_key = 'flow.completed'");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->get(0, 0), "convoy.events");
+  EXPECT_EQ(rows->get(0, 1), std::string(kBusiness) + ":" + wa_id + ":sub.submit:completed");
+  EXPECT_TRUE(schemas_.Validate(rows->get(0, 2)).ok()) << schemas_.Validate(rows->get(0, 2)).ToString();
+  EXPECT_NE(rows->get(0, 2).find(R"("stored_name":")" + std::string(64, 'a') + ".jpg"), std::string::npos);
+  EXPECT_NE(rows->get(0, 2).find(R"("price":"35")"), std::string::npos);
+  // Every send the flow wrote is a valid outbound.send (buttons included).
+  auto sends = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.send'");
+  ASSERT_TRUE(sends.ok());
+  for (size_t i = 0; i < sends->size(); ++i) {
+    EXPECT_TRUE(schemas_.Validate(sends->get(i, 0)).ok()) << sends->get(i, 0);
+  }
+  EXPECT_EQ(One("SELECT coalesce(flow, 'none') FROM conversations WHERE conversation_key = $1",
+                {std::string(kBusiness) + ":" + wa_id}),
+            "none");
 }
 
 }  // namespace

@@ -4,11 +4,16 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include "convoy/amqp.h"
 #include "convoy/http.h"
+#include "convoy/pg.h"
+#include "convoy/topology.h"
 #include "fake_graph.h"
 #include "stack.h"
 #include "testsupport.h"
@@ -60,21 +65,67 @@ TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   }
 }
 
-TEST_F(Pipeline, PhotoIsFetchedStoredAndAcknowledgedWithOneCorrelationIdInAllFourServices) {
+// The listing flow through all four services: the seller's answers, a burst of photos (each
+// fetched, verified and stored by media), buttons, and the submitted listing on flow.completed.
+TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   auto& env = *env_;
-  size_t sends_before = env.graph.SendCount();
-  auto resp = env.PostWebhook(test::ReadFile(test::FixturePath("webhooks/image_with_caption.json")),
-                              test::FixtureSignatures()["image_with_caption.json"]);
+  const std::string seller = "16505550042";
+  auto photos = env.RegisterPhotos("e2e-photo-", 3);
+  const std::string stored = "convoy_media_fetches_total{outcome=\"stored\"}";
+  double stored_before = std::max(0.0, env.Metric("media", stored));
+  ASSERT_NO_FATAL_FAILURE(env.StartListing(seller));
+
+  // The first photo: its correlation id is in all four services' logs.
+  std::string first = test::MessageWebhook("106540352242922", seller, "Kerry", "wamid.e2e.photo0",
+                                           std::time(nullptr), test::ImageMessage(photos[0]));
+  auto resp = env.PostWebhook(first, ingress::SignBody(first, kAppSecret));
   ASSERT_EQ(resp.status, 200) << resp.body;
   std::string correlation = resp.headers["x-correlation-id"];
-  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("media", "convoy_media_fetches_total{outcome=\"stored\"}") >= 1; },
-                              30s))
+  ASSERT_TRUE(env.WaitSends(seller, 4));
+  // Two more in the same second: no second acknowledgement.
+  ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[1])), 200);
+  ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[2])), 200);
+  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("media", stored) >= stored_before + 3; }, 30s))
       << env.services["media"]->process.Log();
   struct stat st;
   std::string sha = "fa8aa1abdbfbb5186a5bf6e2b21a846751414f2f598718e13d40e644b0fec4c3";
   EXPECT_EQ(::stat((env.dir + "/media/" + sha + ".jpg").c_str(), &st), 0) << "stored under its content hash";
-  ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() == sends_before + 1; }, 30s));
-  EXPECT_NE(env.graph.RequestsJson().find("Got your photo"), std::string::npos);
+
+  // The conversation has heard back from media for every photo before the seller goes on.
+  auto db = PgConnection::Connect(env.db.dsn());
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        auto n = (*db)->Exec(
+            "SELECT count(*) FROM conversations, jsonb_array_elements(state->'photos'->'photos') p "
+            "WHERE conversation_key = $1 AND p ? 'stored'",
+            {"106540352242922:" + seller});
+        return n.ok() && n->get_int(0, 0) == 3;
+      },
+      30s));
+  ASSERT_EQ(env.PostMessage(seller, test::TextMessage("DONE")), 200);
+  ASSERT_TRUE(env.WaitSends(seller, 5));
+  ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("flaws_no", "NO, SKIP")), 200);
+  ASSERT_TRUE(env.WaitSends(seller, 6));
+  ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("submit", "SUBMIT")), 200);
+  ASSERT_TRUE(env.WaitSends(seller, 7));
+  ASSERT_TRUE(env.Drained(30s));
+  std::vector<std::string> expected = test::Stack::ListingOpening();
+  expected.insert(expected.end(), {
+      "Got it! Keep sending. Text DONE when finished.",
+      "Great! Got 3 photos. Any flaws or notes to add? [NO, SKIP|YES, ADD]",
+      "Here is your listing:\nDescription: Nike running shoes, size 42, used, $35\nBrand: Nike\nSize: 42\n"
+      "Condition: used\nPrice: 35\nPhotos: 3\nEmail: kerry@example.com\nSubmit it? [SUBMIT|CANCEL]",
+      "Submitted! Your listing with 3 photos is on its way. Send SELL to list another item.",
+  });
+  EXPECT_EQ(env.graph.SentTexts(seller), expected);
+
+  auto completed = TakeMessages({env.vhost.url(), "e2e-completed"}, queues::kFlowCompleted, 10);
+  ASSERT_TRUE(completed.ok()) << completed.status().ToString();
+  ASSERT_EQ(completed->size(), 1u);
+  const std::string& listing = (*completed)[0].body;
+  for (const auto& id : photos) EXPECT_NE(listing.find("\"media_id\":\"" + id + "\""), std::string::npos) << listing;
+  EXPECT_NE(listing.find("\"stored_name\":\"" + sha + ".jpg\""), std::string::npos) << listing;
   for (const char* service : {"ingress", "conversation", "media", "outbound"}) {
     EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";
   }

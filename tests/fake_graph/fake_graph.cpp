@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "convoy/json.h"
+#include "convoy/rapidjson_util.h"
 
 namespace convoy::fake {
 
@@ -183,6 +184,29 @@ std::string FakeGraph::RequestsJson() const {
   std::string out = "[";
   for (size_t i = 0; i < impl_->sends.size(); ++i) out += (i ? "," : "") + impl_->sends[i];
   return out + "]";
+}
+
+std::vector<std::string> FakeGraph::SentTexts(const std::string& to) const {
+  rapidjson::Document d;
+  std::string all = RequestsJson();
+  d.Parse(all.c_str(), all.size());
+  std::vector<std::string> out;
+  for (const auto& send : d.GetArray()) {
+    if (JsonStr(send, "to") != to) continue;
+    const auto& body = JsonMember(send, "body");
+    if (JsonStr(body, "type") == "interactive") {
+      const auto& in = JsonMember(body, "interactive");
+      std::string text = JsonStr(JsonMember(in, "body"), "text") + " [";
+      const auto& buttons = JsonMember(JsonMember(in, "action"), "buttons");
+      for (rapidjson::SizeType i = 0; buttons.IsArray() && i < buttons.Size(); ++i) {
+        text += (i ? "|" : "") + JsonStr(JsonMember(buttons[i], "reply"), "title");
+      }
+      out.push_back(text + "]");
+    } else {
+      out.push_back(JsonStr(JsonMember(body, "text"), "body"));
+    }
+  }
+  return out;
 }
 
 size_t FakeGraph::SendCount() const {

@@ -10,6 +10,7 @@
 //   POST /_fake/reset                             forget requests and injections
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "convoy/http.h"
 
@@ -26,6 +27,9 @@ class FakeGraph {
   // Recorded sends as JSON: [{"to":...,"phone_number_id":...,"body":{...},"correlation_id":...}]
   std::string RequestsJson() const;
   size_t SendCount() const;
+  // What each send to `to` said, in order: a text's body, or an interactive message's body
+  // followed by " [title|title]" for its buttons.
+  std::vector<std::string> SentTexts(const std::string& to) const;
   void RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type);
   void Inject(int http_status, int code, int count, int delay_ms, const std::string& path_contains = "");
 

@@ -48,9 +48,10 @@ void Stack::Launch(const std::string& name) {
     svc->port = FreePort();
     svc->log = dir + "/" + name + ".log";
   }
-  std::vector<std::string> argv = {BinaryPath("services/" + name + "/convoy-" + name), "--amqp_url=" + vhost.url(),
+  const std::string kind = name.substr(0, name.find('#'));
+  std::vector<std::string> argv = {BinaryPath("services/" + kind + "/convoy-" + kind), "--amqp_url=" + vhost.url(),
                                    "--http_port=" + std::to_string(svc->port)};
-  if (name != "ingress") {
+  if (kind != "ingress") {
     std::string dsn = db.dsn();
     auto over = pg_port_override.find(name);
     if (over != pg_port_override.end()) {
@@ -62,8 +63,9 @@ void Stack::Launch(const std::string& name) {
     argv.push_back("--migrations_dir=" + SourcePath("deploy/postgres"));
     argv.push_back("--consumer_threads=2");
   }
-  if (name == "media" || name == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
-  if (name == "media") argv.push_back("--media_dir=" + dir + "/media");
+  if (kind == "conversation") argv.push_back("--flows_dir=" + SourcePath("deploy/flows"));
+  if (kind == "media" || kind == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
+  if (kind == "media") argv.push_back("--media_dir=" + dir + "/media");
   EXPECT_TRUE(svc->process.Start(argv, svc->log,
                                  {{"CONVOY_APP_SECRET", kAppSecret},
                                   {"CONVOY_VERIFY_TOKEN", "e2e-verify"},
@@ -114,6 +116,46 @@ std::string Stack::TextUpdate(const std::string& tag, int i, int senders) const 
 
 int Stack::PostUpdate(const std::string& body) {
   return PostWebhook(body, ingress::SignBody(body, kAppSecret)).status;
+}
+
+int Stack::PostMessage(const std::string& wa_id, const std::string& message, int64_t timestamp) {
+  if (timestamp == 0) {
+    timestamp = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  }
+  return PostUpdate(MessageWebhook("106540352242922", wa_id, "Kerry", UniqueName("wamid.t"), timestamp, message));
+}
+
+bool Stack::WaitSends(const std::string& to, size_t count, std::chrono::seconds deadline) {
+  return WaitUntil([&] { return graph.SentTexts(to).size() >= count; }, deadline);
+}
+
+std::vector<std::string> Stack::RegisterPhotos(const std::string& prefix, int n) {
+  static const char* kFiles[] = {"media/photo1.jpg", "media/photo2.jpg", "media/photo3.jpg"};
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(prefix + std::to_string(i));
+    graph.RegisterMedia(ids.back(), FixturePath(kFiles[i % 3]), "image/jpeg");
+  }
+  return ids;
+}
+
+const std::vector<std::string>& Stack::ListingOpening() {
+  static const auto* opening = new std::vector<std::string>{
+      "Let's list your item! What's your email address? (Send CANCEL at any time to stop.)",
+      "Describe the item in one message: what it is, brand, size, condition and price.",
+      "Now send photos of the item. Text DONE when finished.",
+  };
+  return *opening;
+}
+
+void Stack::StartListing(const std::string& wa_id) {
+  const std::vector<std::string> answers = {"SELL", "kerry@example.com", "Nike running shoes, size 42, used, $35"};
+  for (size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_EQ(PostMessage(wa_id, TextMessage(answers[i])), 200);
+    ASSERT_TRUE(WaitSends(wa_id, i + 1)) << "no answer to \"" << answers[i] << "\"\n" << graph.RequestsJson();
+  }
+  ASSERT_EQ(graph.SentTexts(wa_id), ListingOpening());
 }
 
 bool Stack::Drained(std::chrono::seconds deadline) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "convoy/http.h"
 #include "fake_graph.h"
@@ -29,7 +30,8 @@ class Stack {
   ~Stack();  // SIGTERM to every service; each must exit within 20 s
 
   bool WaitReady(const std::string& service, std::chrono::seconds deadline);
-  void Launch(const std::string& service);  // (re)starts one service on its port
+  // (re)starts one service on its port; "conversation#2" is a second replica of conversation.
+  void Launch(const std::string& service);
   void Kill(const std::string& service);    // SIGKILL and reap
 
   std::string Url(const std::string& service, const std::string& path);
@@ -42,6 +44,18 @@ class Stack {
   // sent by one of `senders` numbers (several conversations at once).
   std::string TextUpdate(const std::string& tag, int i, int senders = 1) const;
   int PostUpdate(const std::string& body);  // signed as Meta signs; the HTTP status
+  // One message from wa_id (test::TextMessage, ImageMessage, ...) with a new wamid, sent at
+  // `timestamp` (0: now); the HTTP status.
+  int PostMessage(const std::string& wa_id, const std::string& message, int64_t timestamp = 0);
+  // Waits until `to` was sent `count` messages in all; false on timeout.
+  bool WaitSends(const std::string& to, size_t count, std::chrono::seconds deadline = std::chrono::seconds(30));
+  // Media ids "<prefix>0".."<prefix>{n-1}" served by the fake Graph API (the fixture photos in turn).
+  std::vector<std::string> RegisterPhotos(const std::string& prefix, int n);
+  // SELL, an email and a description with every field from wa_id, each answered in turn: the
+  // conversation then waits for photos (3 replies sent).
+  void StartListing(const std::string& wa_id);
+  // What the listing flow says to the SELL, the email and the description of StartListing.
+  static const std::vector<std::string>& ListingOpening();
   // Nothing left to deliver: the inbound, event and send queues are empty.
   bool Drained(std::chrono::seconds deadline);
   // Every update 0..n-1 of TextUpdate(tag, ...) was answered exactly once, and nothing was parked.

@@ -1,5 +1,7 @@
 #include "testsupport.h"
 
+#include "convoy/json.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -90,6 +92,29 @@ std::vector<PywaRow> PywaIndex() {
 
 std::string SourcePath(const std::string& relative) { return std::string(CONVOY_SOURCE_DIR) + "/" + relative; }
 std::string BinaryPath(const std::string& relative) { return std::string(CONVOY_BINARY_DIR) + "/" + relative; }
+
+std::string MessageWebhook(const std::string& phone_number_id, const std::string& wa_id, const std::string& name,
+                           const std::string& wamid, int64_t timestamp, const std::string& message) {
+  return R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":")" +
+         JsonEscape(phone_number_id) + R"("},"contacts":[{"profile":{"name":")" + JsonEscape(name) +
+         R"("},"wa_id":")" + JsonEscape(wa_id) + R"("}],"messages":[{"from":")" + JsonEscape(wa_id) +
+         R"(","id":")" + JsonEscape(wamid) + R"(","timestamp":")" + std::to_string(timestamp) + R"(",)" + message +
+         R"(}]},"field":"messages"}]}]})";
+}
+
+std::string TextMessage(const std::string& body) {
+  return R"("type":"text","text":{"body":")" + JsonEscape(body) + R"("})";
+}
+
+std::string ImageMessage(const std::string& media_id, const std::string& mime_type) {
+  return R"("type":"image","image":{"mime_type":")" + JsonEscape(mime_type) + R"(","id":")" + JsonEscape(media_id) +
+         R"("})";
+}
+
+std::string ButtonReplyMessage(const std::string& id, const std::string& title) {
+  return R"("type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":")" + JsonEscape(id) +
+         R"(","title":")" + JsonEscape(title) + R"("}})";
+}
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -28,6 +29,14 @@ struct PywaRow {
 std::vector<PywaRow> PywaIndex();
 std::string SourcePath(const std::string& relative);   // under the project root
 std::string BinaryPath(const std::string& relative);   // under the build folder
+
+// A webhook POST body as Meta sends it, holding one message from wa_id. `message` is the
+// message object's type-specific members, e.g. "type":"text","text":{"body":"hi"}.
+std::string MessageWebhook(const std::string& phone_number_id, const std::string& wa_id, const std::string& name,
+                           const std::string& wamid, int64_t timestamp, const std::string& message);
+std::string TextMessage(const std::string& body);
+std::string ImageMessage(const std::string& media_id, const std::string& mime_type = "image/jpeg");
+std::string ButtonReplyMessage(const std::string& id, const std::string& title);
 
 // A TCP port free on loopback right now.
 int FreePort();

@@ -11,6 +11,7 @@
 #include "convoy/config.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
+#include "testsupport.h"
 #include "webhook.h"
 
 DEFINE_string(url, "http://127.0.0.1:8080/webhook", "Ingress webhook URL");
@@ -24,25 +25,29 @@ DEFINE_string(caption, "", "Image caption");
 DEFINE_string(id, "", "Message id (wamid); random when empty");
 DEFINE_bool(print_only, false, "Print the signed body and header instead of posting");
 
+DEFINE_string(button_id, "", "Reply-button id (a tapped button instead of text; --text is its title)");
+DEFINE_int64(timestamp, 0, "WhatsApp timestamp, seconds since the epoch (0: now)");
+
 namespace {
 std::string Build() {
   std::random_device rd;
   std::string id = FLAGS_id.empty() ? "wamid.DEMO" + std::to_string(rd()) + std::to_string(rd()) : FLAGS_id;
-  std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count());
+  int64_t ts = FLAGS_timestamp > 0 ? FLAGS_timestamp
+                                   : std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count();
   std::string message;
   if (!FLAGS_image_id.empty()) {
-    message = R"("type":"image","image":{"mime_type":"image/jpeg","id":")" + convoy::JsonEscape(FLAGS_image_id) + "\"" +
-              (FLAGS_caption.empty() ? "" : R"(,"caption":")" + convoy::JsonEscape(FLAGS_caption) + "\"") + "}";
+    message = convoy::test::ImageMessage(FLAGS_image_id);
+    if (!FLAGS_caption.empty()) {
+      message.insert(message.size() - 1, R"(,"caption":")" + convoy::JsonEscape(FLAGS_caption) + "\"");
+    }
+  } else if (!FLAGS_button_id.empty()) {
+    message = convoy::test::ButtonReplyMessage(FLAGS_button_id, FLAGS_text);
   } else {
-    message = R"("type":"text","text":{"body":")" + convoy::JsonEscape(FLAGS_text) + R"("})";
+    message = convoy::test::TextMessage(FLAGS_text);
   }
-  return R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":")" +
-         convoy::JsonEscape(FLAGS_phone_number_id) + R"("},"contacts":[{"profile":{"name":")" +
-         convoy::JsonEscape(FLAGS_name) + R"("},"wa_id":")" + convoy::JsonEscape(FLAGS_from) +
-         R"("}],"messages":[{"from":")" + convoy::JsonEscape(FLAGS_from) + R"(","id":")" + convoy::JsonEscape(id) +
-         R"(","timestamp":")" + ts + R"(",)" + message + R"(}]},"field":"messages"}]}]})";
+  return convoy::test::MessageWebhook(FLAGS_phone_number_id, FLAGS_from, FLAGS_name, id, ts, message);
 }
 }  // namespace
 

@@ -24,7 +24,14 @@ constexpr const char* kOutboundStatus = "outbound.status";
 constexpr const char* kOutboundSend = "outbound.send";
 constexpr const char* kMediaFetch = "media.fetch";
 constexpr const char* kMediaUpload = "media.upload";
+// Finished flow runs (a listing, a checklist) for whatever delivers them to the business.
+constexpr const char* kFlowCompleted = "flow.completed";
 }  // namespace queues
+
+// Routing keys on convoy.events that are not also a queue's name.
+namespace routing {
+constexpr const char* kFlowCompleted = "flow.completed";
+}  // namespace routing
 
 // Headers every message carries (DESIGN.md "What crosses the broker").
 namespace headers {

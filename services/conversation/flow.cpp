@@ -1,0 +1,375 @@
+#include "flow.h"
+
+#include <dirent.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "convoy/rapidjson_util.h"
+
+namespace convoy::conversation {
+
+namespace {
+
+std::string Trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+Validation ParseValidation(const std::string& v) {
+  if (v == "nonempty") return Validation::kNonEmpty;
+  if (v == "email") return Validation::kEmail;
+  if (v == "price") return Validation::kPrice;
+  return Validation::kNone;
+}
+
+std::vector<std::string> Strings(const rapidjson::Value& v, bool upper) {
+  std::vector<std::string> out;
+  if (!v.IsArray()) return out;
+  for (const auto& s : v.GetArray()) {
+    if (s.IsString()) out.push_back(upper ? NormalizeKeyword(s.GetString()) : s.GetString());
+  }
+  return out;
+}
+
+Status ParseExtract(const rapidjson::Value& v, const std::string& where, ExtractRule* rule) {
+  rule->field = JsonStr(v, "field");
+  rule->label = JsonStr(v, "label");
+  rule->prompt = JsonStr(v, "prompt");
+  rule->invalid = JsonStr(v, "invalid");
+  rule->validate = ParseValidation(JsonStr(v, "validate"));
+  const auto& patterns = JsonMember(v, "patterns");
+  if (patterns.IsArray()) {
+    for (rapidjson::SizeType i = 0; i < patterns.Size(); ++i) {
+      try {
+        rule->patterns.push_back(std::make_shared<const std::regex>(
+            patterns[i].GetString(), std::regex::ECMAScript | std::regex::icase | std::regex::optimize));
+      } catch (const std::regex_error& e) {
+        return Status(Code::kInvalidArgument,
+                      where + "/patterns/" + std::to_string(i) + ": not a valid regular expression: " + e.what());
+      }
+    }
+  }
+  const auto& keywords = JsonMember(v, "keywords");
+  if (keywords.IsObject()) {
+    for (const auto& m : keywords.GetObject()) rule->keywords.emplace_back(Lower(m.name.GetString()), m.value.GetString());
+    std::stable_sort(rule->keywords.begin(), rule->keywords.end(),
+                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  }
+  if (rule->patterns.empty() && rule->keywords.empty()) {
+    return Status(Code::kInvalidArgument, where + ": needs patterns or keywords");
+  }
+  return Status::Ok();
+}
+
+// What the schema cannot check: references, per-kind members, duplicates.
+Status CheckFlow(const Flow& f, const std::string& origin) {
+  std::set<std::string> ids, fields;
+  for (size_t i = 0; i < f.steps.size(); ++i) {
+    const Step& s = f.steps[i];
+    std::string where = origin + ": /steps/" + std::to_string(i) + " (" + s.id + ")";
+    if (!ids.insert(s.id).second) return Status(Code::kInvalidArgument, where + ": step id used twice");
+    auto need = [&](bool ok, const char* what) {
+      return ok ? Status::Ok() : Status(Code::kInvalidArgument, where + ": a " + what);
+    };
+    Status st;
+    switch (s.kind) {
+      case Step::Kind::kAskText:
+        st = need(!s.field.empty() && !s.next.empty(), "ask_text step needs `field` and `next`");
+        break;
+      case Step::Kind::kCollectPhotos:
+        st = need(!s.field.empty() && !s.next.empty() && !s.done_keyword.empty() && !s.first_ack.empty() &&
+                      !s.empty.empty() && !s.expired.empty() && !s.late.empty(),
+                  "collect_photos step needs `field`, `next`, `done_keyword`, `first_ack`, `empty`, `expired`, `late`");
+        break;
+      case Step::Kind::kButtons:
+      case Step::Kind::kSummary:
+        st = need(!s.buttons.empty(), "buttons or summary step needs `buttons`");
+        if (st.ok() && s.kind == Step::Kind::kSummary) st = need(!s.summary.empty(), "summary step needs `summary`");
+        break;
+      case Step::Kind::kComplete:
+        st = need(s.next.empty(), "complete step ends the flow: no `next`");
+        break;
+    }
+    if (!st.ok()) return st;
+    for (const auto& field : {s.field}) {
+      if (!field.empty() && !fields.insert(field).second) {
+        return Status(Code::kInvalidArgument, where + ": field '" + field + "' is set by two steps");
+      }
+    }
+    for (const auto& r : s.extract) {
+      if (!fields.insert(r.field).second) {
+        return Status(Code::kInvalidArgument, where + ": field '" + r.field + "' is set by two steps");
+      }
+    }
+    std::set<std::string> button_ids;
+    for (const auto& b : s.buttons) {
+      if (!button_ids.insert(b.id).second) return Status(Code::kInvalidArgument, where + ": button id '" + b.id + "' used twice");
+    }
+  }
+  if (!ids.count(f.start)) return Status(Code::kInvalidArgument, origin + ": /start: no step '" + f.start + "'");
+  for (size_t i = 0; i < f.steps.size(); ++i) {
+    const Step& s = f.steps[i];
+    std::string where = origin + ": /steps/" + std::to_string(i) + " (" + s.id + ")";
+    if (!s.next.empty() && !ids.count(s.next)) return Status(Code::kInvalidArgument, where + "/next: no step '" + s.next + "'");
+    for (size_t b = 0; b < s.buttons.size(); ++b) {
+      if (!ids.count(s.buttons[b].next)) {
+        return Status(Code::kInvalidArgument,
+                      where + "/buttons/" + std::to_string(b) + "/next: no step '" + s.buttons[b].next + "'");
+      }
+    }
+    for (const auto& field : s.summary) {
+      if (!fields.count(field)) return Status(Code::kInvalidArgument, where + "/summary: no step sets field '" + field + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string NormalizeKeyword(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (char c : Trim(text)) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+bool Validate(Validation v, const std::string& text, std::string* normalized) {
+  std::string t = Trim(text);
+  *normalized = t;
+  switch (v) {
+    case Validation::kNone:
+      return true;
+    case Validation::kNonEmpty:
+      return !t.empty();
+    case Validation::kEmail: {
+      // local@domain.tld: one @, no spaces, a dot in the domain with characters around it.
+      auto at = t.find('@');
+      if (t.empty() || t.size() > 254 || at == 0 || at == std::string::npos || t.find('@', at + 1) != std::string::npos)
+        return false;
+      if (std::any_of(t.begin(), t.end(), [](unsigned char c) { return std::isspace(c) || c < 0x21; })) return false;
+      std::string domain = t.substr(at + 1);
+      auto dot = domain.rfind('.');
+      if (dot == std::string::npos || dot == 0 || dot + 3 > domain.size()) return false;  // a TLD of 2+ letters
+      if (domain.find("..") != std::string::npos) return false;
+      *normalized = t.substr(0, at + 1) + Lower(domain);
+      return true;
+    }
+    case Validation::kPrice: {
+      // 25, 25.5, 25,50, $25, 25 USD: digits with an optional 1-2 digit fraction.
+      std::string digits;
+      size_t i = 0;
+      while (i < t.size() && !std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+      if (i == t.size()) return false;
+      std::string prefix = Lower(Trim(t.substr(0, i)));
+      if (!prefix.empty() && prefix != "$" && prefix != "usd" && prefix != "eur" && prefix != "gbp" &&
+          prefix != "\xe2\x82\xac" && prefix != "\xc2\xa3" && prefix != "price" && prefix != "price:")
+        return false;
+      size_t start = i;
+      while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+      std::string whole = t.substr(start, i - start), frac;
+      if (i < t.size() && (t[i] == '.' || t[i] == ',')) {
+        size_t f = ++i;
+        while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+        frac = t.substr(f, i - f);
+        if (frac.empty() || frac.size() > 2) return false;
+      }
+      std::string suffix = Lower(Trim(t.substr(i)));
+      if (!suffix.empty() && suffix != "$" && suffix != "usd" && suffix != "eur" && suffix != "gbp" &&
+          suffix != "\xe2\x82\xac" && suffix != "\xc2\xa3" && suffix != "dollars" && suffix != "euros")
+        return false;
+      if (whole.size() > 7) return false;
+      while (whole.size() > 1 && whole[0] == '0') whole.erase(0, 1);
+      if (frac.size() == 1) frac += '0';
+      *normalized = frac.empty() ? whole : whole + "." + frac;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string ExtractRule::Find(const std::string& text) const {
+  // WhatsApp caps a text at 4096 characters; the cap also bounds the regex engine's recursion.
+  const std::string t = text.size() > 4096 ? text.substr(0, 4096) : text;
+  for (const auto& re : patterns) {
+    std::smatch m;
+    if (std::regex_search(t, m, *re)) {
+      std::string v = Trim(m.size() > 1 && m[1].matched ? m[1].str() : m[0].str());
+      std::string normalized;
+      if (!v.empty() && Validate(validate, v, &normalized)) return normalized;
+    }
+  }
+  const std::string lower = Lower(t);
+  for (const auto& [phrase, value] : keywords) {
+    for (size_t at = lower.find(phrase); at != std::string::npos; at = lower.find(phrase, at + 1)) {
+      bool left = at == 0 || !IsWordChar(lower[at - 1]);
+      size_t end = at + phrase.size();
+      bool right = end >= lower.size() || !IsWordChar(lower[end]);
+      if (left && right) return value;
+    }
+  }
+  return "";
+}
+
+const Step* Flow::Find(const std::string& id) const {
+  for (const auto& s : steps) {
+    if (s.id == id) return &s;
+  }
+  return nullptr;
+}
+
+std::string Flow::Label(const std::string& field) const {
+  for (const auto& s : steps) {
+    if (s.field == field && !s.label.empty()) return s.label;
+    for (const auto& r : s.extract) {
+      if (r.field == field) return r.label;
+    }
+  }
+  return field;
+}
+
+bool Flow::IsPhotoField(const std::string& field) const {
+  for (const auto& s : steps) {
+    if (s.kind == Step::Kind::kCollectPhotos && s.field == field) return true;
+  }
+  return false;
+}
+
+Status FlowSet::Add(const std::string& json, const std::string& origin, const SchemaRegistry& schemas) {
+  Status valid = schemas.ValidateAs("flow", 1, json);
+  if (!valid.ok()) return Status(Code::kInvalidArgument, origin + ": " + valid.message());
+  rapidjson::Document d;
+  d.Parse(json.c_str(), json.size());
+  auto f = std::make_shared<Flow>();
+  f->name = JsonStr(d, "name");
+  f->description = JsonStr(d, "description");
+  f->start = JsonStr(d, "start");
+  f->triggers = Strings(JsonMember(d, "triggers"), true);
+  const auto& cancel = JsonMember(d, "cancel");
+  f->cancel_keyword = NormalizeKeyword(JsonStr(cancel, "keyword"));
+  f->cancel_reply = JsonStr(cancel, "reply");
+  const auto& steps = d["steps"];
+  for (rapidjson::SizeType i = 0; i < steps.Size(); ++i) {
+    const auto& v = steps[i];
+    Step s;
+    s.id = JsonStr(v, "id");
+    std::string kind = JsonStr(v, "kind");
+    s.kind = kind == "collect_photos" ? Step::Kind::kCollectPhotos
+             : kind == "buttons"      ? Step::Kind::kButtons
+             : kind == "summary"      ? Step::Kind::kSummary
+             : kind == "complete"     ? Step::Kind::kComplete
+                                      : Step::Kind::kAskText;
+    s.prompt = JsonStr(v, "prompt");
+    s.invalid = JsonStr(v, "invalid");
+    s.next = JsonStr(v, "next");
+    s.field = JsonStr(v, "field");
+    s.label = JsonStr(v, "label");
+    s.validate = ParseValidation(JsonStr(v, "validate"));
+    s.done_keyword = NormalizeKeyword(JsonStr(v, "done_keyword"));
+    s.first_ack = JsonStr(v, "first_ack");
+    s.empty = JsonStr(v, "empty");
+    s.expired = JsonStr(v, "expired");
+    s.late = JsonStr(v, "late");
+    s.summary = Strings(JsonMember(v, "summary"), false);
+    s.deliver = JsonMember(v, "deliver").IsTrue();
+    const auto& extract = JsonMember(v, "extract");
+    if (extract.IsArray()) {
+      for (rapidjson::SizeType e = 0; e < extract.Size(); ++e) {
+        ExtractRule rule;
+        Status st = ParseExtract(extract[e], origin + ": /steps/" + std::to_string(i) + "/extract/" + std::to_string(e), &rule);
+        if (!st.ok()) return st;
+        s.extract.push_back(std::move(rule));
+      }
+    }
+    const auto& buttons = JsonMember(v, "buttons");
+    if (buttons.IsArray()) {
+      for (const auto& b : buttons.GetArray()) {
+        Button button{JsonStr(b, "id"), JsonStr(b, "title"), JsonStr(b, "next"), Strings(JsonMember(b, "keywords"), true)};
+        button.keywords.push_back(NormalizeKeyword(button.title));
+        s.buttons.push_back(std::move(button));
+      }
+    }
+    f->steps.push_back(std::move(s));
+  }
+  Status st = CheckFlow(*f, origin);
+  if (!st.ok()) return st;
+  for (const auto& other : flows_) {
+    if (other->name == f->name) return Status(Code::kInvalidArgument, origin + ": /name: flow '" + f->name + "' defined twice");
+    for (const auto& t : f->triggers) {
+      if (std::find(other->triggers.begin(), other->triggers.end(), t) != other->triggers.end()) {
+        return Status(Code::kInvalidArgument, origin + ": /triggers: '" + t + "' already starts flow '" + other->name + "'");
+      }
+    }
+  }
+  flows_.push_back(std::move(f));
+  return Status::Ok();
+}
+
+Result<FlowSet> FlowSet::LoadDir(const std::string& dir, const SchemaRegistry& schemas) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Status(Code::kNotFound, "flow folder not found: " + dir);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  FlowSet set;
+  for (const auto& n : names) {
+    std::ifstream in(dir + "/" + n, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    Status st = set.Add(ss.str(), dir + "/" + n, schemas);
+    if (!st.ok()) return st;
+  }
+  if (set.size() == 0) return Status(Code::kNotFound, "no flows (*.json) in " + dir);
+  return set;
+}
+
+const Flow* FlowSet::Find(const std::string& name) const {
+  for (const auto& f : flows_) {
+    if (f->name == name) return f.get();
+  }
+  return nullptr;
+}
+
+const Flow* FlowSet::ForTrigger(const std::string& text) const {
+  std::string key = NormalizeKeyword(text);
+  for (const auto& f : flows_) {
+    if (std::find(f->triggers.begin(), f->triggers.end(), key) != f->triggers.end()) return f.get();
+  }
+  return nullptr;
+}
+
+std::string FlowSet::Menu() const {
+  std::string out;
+  for (size_t i = 0; i < flows_.size(); ++i) {
+    out += (i == 0 ? "Send " : i + 1 == flows_.size() ? ", or " : ", ") + flows_[i]->triggers[0] + " to " +
+           flows_[i]->description;
+  }
+  return out + ".";
+}
+
+}  // namespace convoy::conversation

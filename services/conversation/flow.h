@@ -1,0 +1,78 @@
+#pragma once
+// Flows as data: deploy/flows/*.json, validated against proto-schemas/flow.v1.json and then
+// checked for what a schema cannot say (every `next` names a step, a kind has what it needs,
+// patterns compile, no trigger is claimed twice). Plain structs: the engine never sees JSON.
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "convoy/json.h"
+#include "convoy/status.h"
+
+namespace convoy::conversation {
+
+enum class Validation { kNone, kNonEmpty, kEmail, kPrice };
+// Whether text passes; *normalized gets the value to store (trimmed; a price as digits.cents).
+bool Validate(Validation v, const std::string& text, std::string* normalized);
+
+struct Button {
+  std::string id, title, next;
+  std::vector<std::string> keywords;  // upper case; a typed reply equal to one picks the button
+};
+
+struct ExtractRule {
+  std::string field, label, prompt, invalid;
+  Validation validate = Validation::kNone;
+  std::vector<std::shared_ptr<const std::regex>> patterns;  // group 1 (or the match) is the value
+  std::vector<std::pair<std::string, std::string>> keywords;  // lower-case phrase -> value, longest first
+  // The value found in text, or "".
+  std::string Find(const std::string& text) const;
+};
+
+struct Step {
+  enum class Kind { kAskText, kCollectPhotos, kButtons, kSummary, kComplete };
+  std::string id;
+  Kind kind = Kind::kAskText;
+  std::string prompt, invalid, next, field, label;
+  Validation validate = Validation::kNone;
+  std::vector<ExtractRule> extract;  // ask_text: fields found in the answer, missing ones asked
+  std::string done_keyword, first_ack, empty, expired, late;  // collect_photos
+  std::vector<Button> buttons;                                // buttons, summary
+  std::vector<std::string> summary;                           // summary: fields, in order
+  bool deliver = false;                                       // complete: emit flow.completed
+};
+
+struct Flow {
+  std::string name, description, start, cancel_keyword, cancel_reply;
+  std::vector<std::string> triggers;  // upper case
+  std::vector<Step> steps;
+  const Step* Find(const std::string& id) const;
+  // The label of a field for summaries ("Price"), or the field name.
+  std::string Label(const std::string& field) const;
+  bool IsPhotoField(const std::string& field) const;
+};
+
+class FlowSet {
+ public:
+  // Loads every *.json in dir; the first bad file is an error naming the file and where in it.
+  static Result<FlowSet> LoadDir(const std::string& dir, const SchemaRegistry& schemas);
+  // One flow from its JSON text; `origin` names it in errors.
+  Status Add(const std::string& json, const std::string& origin, const SchemaRegistry& schemas);
+
+  const Flow* Find(const std::string& name) const;
+  // The flow a text starts (trimmed, case-insensitive trigger), or nullptr.
+  const Flow* ForTrigger(const std::string& text) const;
+  // "Send SELL to list an item for sale." for every flow.
+  std::string Menu() const;
+  size_t size() const { return flows_.size(); }
+
+ private:
+  std::vector<std::shared_ptr<const Flow>> flows_;
+};
+
+// Upper-cased, trimmed, inner white space folded: how keywords are compared.
+std::string NormalizeKeyword(const std::string& text);
+
+}  // namespace convoy::conversation

@@ -1,0 +1,110 @@
+#include "state_codec.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "convoy/rapidjson_util.h"
+
+namespace convoy::conversation {
+
+namespace {
+
+int64_t Int(const rapidjson::Value& obj, const char* key) {
+  const auto& v = JsonMember(obj, key);
+  return v.IsInt64() ? v.GetInt64() : 0;
+}
+
+}  // namespace
+
+ConversationState DecodeState(const std::string& json) {
+  ConversationState s;
+  rapidjson::Document d;
+  d.Parse(json.c_str(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return s;
+  s.flow = JsonStr(d, "flow");
+  s.step = JsonStr(d, "step");
+  s.asking = JsonStr(d, "asking");
+  s.entered_at = Int(d, "entered_at");
+  s.messages = Int(d, "messages");
+  s.last_inbound_at = Int(d, "last_inbound_at");
+  const auto& fields = JsonMember(d, "fields");
+  if (fields.IsObject()) {
+    for (const auto& m : fields.GetObject()) {
+      if (m.value.IsString()) s.fields[m.name.GetString()] = m.value.GetString();
+    }
+  }
+  const auto& photos = JsonMember(d, "photos");
+  if (photos.IsObject()) {
+    for (const auto& m : photos.GetObject()) {
+      auto& list = s.photos[m.name.GetString()];
+      if (!m.value.IsArray()) continue;
+      for (const auto& p : m.value.GetArray()) {
+        list.push_back(Photo{JsonStr(p, "id"), Int(p, "at"), JsonStr(p, "stored")});
+      }
+    }
+  }
+  const auto& acked = JsonMember(d, "acked");
+  if (acked.IsArray()) {
+    for (const auto& a : acked.GetArray()) {
+      if (a.IsString()) s.acked.push_back(a.GetString());
+    }
+  }
+  const auto& history = JsonMember(d, "history");
+  if (history.IsArray()) {
+    for (const auto& h : history.GetArray()) {
+      if (h.IsArray() && h.Size() == 2 && h[0].IsString() && h[1].IsInt64()) {
+        s.history.emplace_back(h[0].GetString(), h[1].GetInt64());
+      }
+    }
+  }
+  return s;
+}
+
+std::string EncodeState(const ConversationState& s) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  w.StartObject();
+  w.Key("flow"); w.String(s.flow);
+  w.Key("step"); w.String(s.step);
+  if (!s.asking.empty()) { w.Key("asking"); w.String(s.asking); }
+  w.Key("entered_at"); w.Int64(s.entered_at);
+  w.Key("messages"); w.Int64(s.messages);
+  w.Key("last_inbound_at"); w.Int64(s.last_inbound_at);
+  w.Key("fields");
+  w.StartObject();
+  for (const auto& [k, v] : s.fields) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); w.String(v); }
+  w.EndObject();
+  w.Key("photos");
+  w.StartObject();
+  for (const auto& [field, list] : s.photos) {
+    w.Key(field.c_str(), static_cast<rapidjson::SizeType>(field.size()));
+    w.StartArray();
+    for (const auto& p : list) {
+      w.StartObject();
+      w.Key("id"); w.String(p.media_id);
+      w.Key("at"); w.Int64(p.at);
+      if (!p.stored_name.empty()) { w.Key("stored"); w.String(p.stored_name); }
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  w.Key("acked");
+  w.StartArray();
+  for (const auto& a : s.acked) w.String(a);
+  w.EndArray();
+  w.Key("history");
+  w.StartArray();
+  for (const auto& [step, at] : s.history) {
+    w.StartArray();
+    w.String(step);
+    w.Int64(at);
+    w.EndArray();
+  }
+  w.EndArray();
+  w.EndObject();
+  return b.GetString();
+}
+
+}  // namespace convoy::conversation

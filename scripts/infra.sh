@@ -100,7 +100,7 @@ pg_start() {
   fi
   log "postgres: starting on :$CONVOY_PG_PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -c port=$CONVOY_PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=on -c shared_buffers=256MB" >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -c port=$CONVOY_PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=on -c shared_buffers=256MB -c track_commit_timestamp=on" >/dev/null \
     || { tail -n 40 "$PG_DIR/postgres.log" >&2; die "postgres did not start"; }
   log "postgres: ready"
 }

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -686,7 +687,7 @@ Status PublishBatch::Wait(std::chrono::steady_clock::time_point deadline) {
 
 struct Consumer::Impl {
   ConsumerOptions options;
-  DeliveryHandler handler;
+  BatchHandler handler;
   Publisher* republisher = nullptr;
   std::thread thread;
   std::atomic<bool> stop{false};
@@ -749,17 +750,29 @@ struct Consumer::Impl {
       timeval tv{0, 200000};
       amqp_rpc_reply_t r = amqp_consume_message(st, &env, &tv, 0);
       if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-        Delivery d = ToDelivery(options.queue, env);
-        uint64_t tag = env.delivery_tag;
-        amqp_destroy_envelope(&env);
-        delivered.fetch_add(1);
-        Disposition disp;
-        try {
-          disp = handler(d);
-        } catch (const std::exception& e) {
-          disp = Disposition::Retry(std::string("handler threw: ") + e.what());
+        std::vector<Delivery> batch;
+        std::vector<uint64_t> tags;
+        for (;;) {
+          batch.push_back(ToDelivery(options.queue, env));
+          tags.push_back(env.delivery_tag);
+          amqp_destroy_envelope(&env);
+          if (static_cast<int>(batch.size()) >= options.batch) break;
+          // More only if already received: a batch never waits to fill.
+          timeval zero{0, 0};
+          if (amqp_consume_message(st, &env, &zero, 0).reply_type != AMQP_RESPONSE_NORMAL) break;
         }
-        Settle(tag, d, disp);
+        delivered.fetch_add(batch.size());
+        std::vector<Disposition> disps;
+        try {
+          disps = handler(batch);
+        } catch (const std::exception& e) {
+          disps.assign(batch.size(), Disposition::Retry(std::string("handler threw: ") + e.what()));
+        }
+        if (disps.size() != batch.size()) {
+          disps.assign(batch.size(), Disposition::Retry("handler returned " + std::to_string(disps.size()) +
+                                                        " dispositions for " + std::to_string(batch.size())));
+        }
+        for (size_t i = 0; i < batch.size() && conn; ++i) Settle(tags[i], batch[i], disps[i]);
         continue;
       }
       if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) continue;
@@ -838,12 +851,25 @@ struct Consumer::Impl {
   }
 };
 
-Consumer::Consumer(ConsumerOptions options, DeliveryHandler handler, Publisher* republisher)
-    : impl_(new Impl) {
+Consumer::Consumer(ConsumerOptions options, BatchHandler handler, Publisher* republisher) : impl_(new Impl) {
   impl_->options = std::move(options);
+  impl_->options.batch = std::max(1, impl_->options.batch);
   impl_->handler = std::move(handler);
   impl_->republisher = republisher;
 }
+
+Consumer::Consumer(ConsumerOptions options, DeliveryHandler handler, Publisher* republisher)
+    : Consumer(
+          [&options] {
+            options.batch = 1;
+            return std::move(options);
+          }(),
+          BatchHandler([handler = std::move(handler)](const std::vector<Delivery>& batch) {
+            std::vector<Disposition> out;
+            for (const auto& d : batch) out.push_back(handler(d));
+            return out;
+          }),
+          republisher) {}
 
 Consumer::~Consumer() { Stop(); }
 

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "convoy/http.h"
@@ -164,6 +167,56 @@ TEST(Consumer, GivesUpAfterMaxAttempts) {
   auto parked = TakeMessages(o, std::string(queues::kMediaFetch) + ".dlq", 1);
   ASSERT_TRUE(parked.ok() && parked->size() == 1);
   EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("gave up after 2 attempts"), std::string::npos);
+}
+
+// A batch consumer gets the deliveries already waiting (never more than `batch`, never waiting
+// to fill one), and settles each by its own disposition.
+TEST(Consumer, BatchHandlerGetsWaitingDeliveriesAndSettlesEachOnItsOwn) {
+  TestVhost vhost("amqp_batch");
+  AmqpOptions o{vhost.url(), "test-batch"};
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  constexpr int kMessages = 40;
+  PublishBatch published;
+  for (int i = 0; i < kMessages; ++i) {
+    AmqpMessage m;
+    m.exchange = exchanges::kCommands;
+    m.routing_key = queues::kMediaUpload;
+    m.body = i == 7 ? "poison" : "m" + std::to_string(i);
+    pub.Publish(m, published.Add());
+  }
+  ASSERT_TRUE(published.Wait(std::chrono::steady_clock::now() + 20s).ok());
+  std::mutex mu;
+  std::vector<size_t> sizes;
+  std::set<std::string> seen;
+  Consumer consumer(ConsumerOptions{o, queues::kMediaUpload, 32, 5, 8},
+                    BatchHandler([&](const std::vector<Delivery>& batch) {
+                      std::lock_guard<std::mutex> lock(mu);
+                      sizes.push_back(batch.size());
+                      std::vector<Disposition> out;
+                      for (const auto& d : batch) {
+                        seen.insert(d.body);
+                        out.push_back(d.body == "poison" ? Disposition::DeadLetter("schema: poison")
+                                                         : Disposition::Ack());
+                      }
+                      return out;
+                    }),
+                    &pub);
+  consumer.Start();
+  ASSERT_TRUE(WaitUntil([&] { return consumer.stats().acked == kMessages; }, 20s)) << consumer.stats().acked;
+  consumer.Stop();
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(seen.size(), size_t(kMessages));
+  EXPECT_LE(*std::max_element(sizes.begin(), sizes.end()), 8u);
+  EXPECT_GT(*std::max_element(sizes.begin(), sizes.end()), 1u) << "preloaded deliveries come in batches";
+  EXPECT_EQ(consumer.stats().dead_lettered, 1u);
+  auto parked = QueueMessageCount(o, std::string(queues::kMediaUpload) + ".dlq");
+  ASSERT_TRUE(parked.ok());
+  EXPECT_EQ(*parked, 1u);
+  auto left = QueueMessageCount(o, queues::kMediaUpload);
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 0u);
 }
 
 // With a 1 s heartbeat the broker closes a connection that stays silent for ~2 s; an idle

@@ -2,15 +2,27 @@
 
 namespace convoy {
 
-Status ConsumerGroup::Add(const ConsumerOptions& options, int count, const HandlerFactory& factory) {
+namespace {
+template <typename Factory>
+Status AddConsumers(const ConsumerOptions& options, int count, const Factory& factory, Publisher& republisher,
+                    std::vector<std::unique_ptr<Consumer>>& consumers) {
   for (int i = 0; i < count; ++i) {
     auto handler = factory();
     if (!handler.ok()) return handler.status();
     ConsumerOptions o = options;
     o.amqp.name = options.amqp.name + "/" + options.queue + "#" + std::to_string(i);
-    consumers_.push_back(std::make_unique<Consumer>(o, std::move(*handler), &republisher_));
+    consumers.push_back(std::make_unique<Consumer>(o, std::move(*handler), &republisher));
   }
   return Status::Ok();
+}
+}  // namespace
+
+Status ConsumerGroup::Add(const ConsumerOptions& options, int count, const HandlerFactory& factory) {
+  return AddConsumers(options, count, factory, republisher_, consumers_);
+}
+
+Status ConsumerGroup::AddBatch(const ConsumerOptions& options, int count, const BatchHandlerFactory& factory) {
+  return AddConsumers(options, count, factory, republisher_, consumers_);
 }
 
 void ConsumerGroup::Start() {

@@ -36,19 +36,30 @@ static bool ValidateMaxPhotos(const char* flag, int32_t v) {
   return false;
 }
 DEFINE_validator(max_photos, &ValidateMaxPhotos);
+DEFINE_int32(batch, 16,
+             "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
+             "at most --prefetch; 1: one transaction per delivery)");
+static bool ValidateBatch(const char* flag, int32_t v) {
+  if (v >= 1 && v <= 256) return true;
+  std::fprintf(stderr, "invalid value for --%s: %d (must be 1..256)\n", flag, v);
+  return false;
+}
+DEFINE_validator(batch, &ValidateBatch);
 
 namespace {
 
 // A handler that owns its database connection: one per consumer thread.
-convoy::HandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schemas, const convoy::conversation::Engine& engine,
-                                        convoy::conversation::OutboxRelay& relay) {
-  return [&schemas, &engine, &relay]() -> convoy::Result<convoy::DeliveryHandler> {
+convoy::BatchHandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schemas,
+                                             const convoy::conversation::Engine& engine,
+                                             convoy::conversation::OutboxRelay& relay) {
+  return [&schemas, &engine, &relay]() -> convoy::Result<convoy::BatchHandler> {
     auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
     if (!db.ok()) return db.status();
     std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
     auto processor =
         std::make_shared<convoy::conversation::Processor>(*conn, schemas, engine, [&relay] { relay.Notify(); });
-    return convoy::DeliveryHandler([conn, processor](const convoy::Delivery& d) { return processor->Handle(d); });
+    return convoy::BatchHandler(
+        [conn, processor](const std::vector<convoy::Delivery>& batch) { return processor->HandleBatch(batch); });
   };
 }
 
@@ -63,6 +74,11 @@ int main(int argc, char** argv) {
   convoy::Status s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, &base);
   if (!s.ok()) {
     LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
+    return 1;
+  }
+  if (FLAGS_batch > FLAGS_prefetch) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--batch error=--batch " << FLAGS_batch
+               << " exceeds --prefetch " << FLAGS_prefetch << ": a batch can never be larger than the prefetch";
     return 1;
   }
   const convoy::SchemaRegistry& schemas = base.schemas;
@@ -80,8 +96,8 @@ int main(int argc, char** argv) {
   convoy::conversation::OutboxRelay relay({FLAGS_pg_dsn, FLAGS_relay_batch}, publisher);
   convoy::ConsumerGroup consumers(publisher);
   for (const char* queue : {convoy::queues::kConversationInbound, convoy::queues::kConversationEvents}) {
-    s = consumers.Add({amqp, queue, FLAGS_prefetch, FLAGS_max_attempts}, FLAGS_consumer_threads,
-                      ProcessorFactory(schemas, engine, relay));
+    s = consumers.AddBatch({amqp, queue, FLAGS_prefetch, FLAGS_max_attempts, FLAGS_batch}, FLAGS_consumer_threads,
+                           ProcessorFactory(schemas, engine, relay));
     if (!s.ok()) {
       LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
       return 1;

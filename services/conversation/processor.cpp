@@ -1,6 +1,9 @@
 #include "processor.h"
 
 #include <glog/logging.h>
+
+#include <algorithm>
+#include <tuple>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -53,14 +56,28 @@ Metrics& M() {
 // "listing/photos", or "idle" outside a flow: the audit's from/to.
 std::string StepName(const ConversationState& s) { return s.flow.empty() ? "idle" : s.flow + "/" + s.step; }
 
-struct Parsed {
-  std::string schema, dedupe_key, conversation_key, phone_number_id, wa_id, correlation_id, kind;
+}  // namespace
+
+struct Processor::Parsed {
+  std::string queue, schema, dedupe_key, conversation_key, phone_number_id, wa_id, correlation_id, kind;
   int64_t wa_timestamp = 0;
   Event event;
 };
 
-Parsed ParseDelivery(const rapidjson::Document& doc, const Delivery& d) {
-  Parsed p;
+struct Processor::Applied {
+  LogCtx ctx{""};
+  bool duplicate = false;
+  bool wrote_outbox = false;
+  std::string from, to, note;
+  size_t effects = 0;
+};
+
+namespace {
+
+using Parsed = Processor::Parsed;
+
+void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p) {
+  p.queue = d.queue;
   p.schema = JsonStr(doc, "schema");
   p.correlation_id = JsonStr(doc, "correlation_id");
   p.conversation_key = JsonStr(doc, "conversation_key");
@@ -116,7 +133,6 @@ Parsed ParseDelivery(const rapidjson::Document& doc, const Delivery& d) {
     if (p.schema == "outbound.sent") e.kind = Event::Kind::kSendSucceeded;
     if (p.schema == "outbound.failed") e.kind = Event::Kind::kSendFailed;
   }
-  return p;
 }
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -245,7 +261,7 @@ Processor::Processor(PgConnection& db, const SchemaRegistry& schemas, const Engi
   M();
 }
 
-Disposition Processor::Handle(const Delivery& d) {
+std::optional<Disposition> Processor::Prepare(const Delivery& d, Parsed* p) {
   LogCtx ctx{d.queue, d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
              d.Header(headers::kDedupeKey)};
   Status valid = schemas_.Validate(d.body);
@@ -254,42 +270,99 @@ Disposition Processor::Handle(const Delivery& d) {
     LOG(WARNING) << ctx << "event=invalid_message reason=" << valid.message();
     return Disposition::DeadLetter(valid.ToString());
   }
+  rapidjson::Document doc;
+  doc.Parse(d.body.c_str(), d.body.size());
+  ParseDelivery(doc, d, *p);
+  if (p->conversation_key.empty() || p->phone_number_id.empty()) {
+    M().invalid.Inc();
+    LOG(WARNING) << ctx << "event=invalid_message reason=names_no_conversation";
+    return Disposition::DeadLetter("invalid_argument: message names no conversation");
+  }
+  return std::nullopt;
+}
+
+Disposition Processor::Handle(const Delivery& d) {
+  Parsed p;
+  if (auto dead = Prepare(d, &p)) return *dead;
   auto started = std::chrono::steady_clock::now();
-  bool wrote_outbox = false;
-  Status s = Apply(d, &wrote_outbox);
+  Applied a;
+  Status s = db_.Begin();
+  if (s.ok()) s = ApplyInTransaction(p, &a);
+  if (s.ok()) s = db_.Commit();
   M().tx.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!s.ok()) {
     db_.Rollback();
     if (IsTransient(s.code())) M().failed.Inc();
-    LOG(WARNING) << ctx << "event=apply_failed error=" << s.ToString();
+    LOG(WARNING) << LogCtx{d.queue, p.correlation_id, p.conversation_key, p.dedupe_key}
+                 << "event=apply_failed error=" << s.ToString();
     return DispositionFor(s);
   }
-  if (wrote_outbox && on_commit_) on_commit_();
+  Report(a);
+  if (a.wrote_outbox && on_commit_) on_commit_();
   return Disposition::Ack();
 }
 
-Status Processor::Apply(const Delivery& d, bool* wrote_outbox) {
-  rapidjson::Document doc;
-  doc.Parse(d.body.c_str(), d.body.size());
-  Parsed p = ParseDelivery(doc, d);
-  LogCtx ctx{d.queue, p.correlation_id, p.conversation_key, p.dedupe_key};
-  if (p.conversation_key.empty() || p.phone_number_id.empty()) {
-    return Status(Code::kInvalidArgument, "message names no conversation");
+std::vector<Disposition> Processor::HandleBatch(const std::vector<Delivery>& batch) {
+  if (batch.size() == 1) return {Handle(batch[0])};
+  std::vector<Disposition> out(batch.size(), Disposition::Ack());
+  std::vector<std::pair<Parsed, size_t>> todo;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Parsed p;
+    if (auto dead = Prepare(batch[i], &p)) {
+      out[i] = *dead;
+    } else {
+      todo.emplace_back(std::move(p), i);
+    }
   }
+  // One lock order for every consumer (no deadlocks between batches), and each conversation's
+  // updates in the order the user sent them.
+  std::stable_sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.conversation_key, a.first.wa_timestamp) <
+           std::tie(b.first.conversation_key, b.first.wa_timestamp);
+  });
+  auto started = std::chrono::steady_clock::now();
+  std::vector<Applied> applied(todo.size());
   Status s = db_.Begin();
-  if (!s.ok()) return s;
+  for (size_t k = 0; s.ok() && k < todo.size(); ++k) s = ApplyInTransaction(todo[k].first, &applied[k]);
+  if (s.ok()) s = db_.Commit();
+  M().tx.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (!s.ok()) {
+    db_.Rollback();
+    LOG(WARNING) << LogCtx{batch[0].queue} << "event=batch_failed size=" << todo.size()
+                 << " error=" << s.ToString() << " fallback=one_transaction_each";
+    for (const auto& [p, i] : todo) out[i] = Handle(batch[i]);
+    return out;
+  }
+  bool wrote_outbox = false;
+  for (const auto& a : applied) {
+    Report(a);
+    wrote_outbox = wrote_outbox || a.wrote_outbox;
+  }
+  if (wrote_outbox && on_commit_) on_commit_();
+  return out;
+}
+
+void Processor::Report(const Applied& a) {
+  if (a.duplicate) {
+    M().duplicate.Inc();
+    LOG(INFO) << a.ctx << "event=duplicate_ignored";
+    return;
+  }
+  M().applied.Inc();
+  LOG(INFO) << a.ctx << "event=transition from=" << a.from << " to=" << a.to << " note=" << a.note
+            << " effects=" << a.effects;
+}
+
+Status Processor::ApplyInTransaction(const Parsed& p, Applied* a) {
+  a->ctx = LogCtx{p.queue, p.correlation_id, p.conversation_key, p.dedupe_key};
   auto dedupe = db_.Exec(kInsertDedupe, {p.dedupe_key, p.conversation_key, p.kind,
                                          std::to_string(p.wa_timestamp), p.correlation_id});
   if (!dedupe.ok()) return dedupe.status();
   if (dedupe->empty()) {
-    s = db_.Commit();
-    if (s.ok()) {
-      M().duplicate.Inc();
-      LOG(INFO) << ctx << "event=duplicate_ignored";
-    }
-    return s;
+    a->duplicate = true;
+    return Status::Ok();
   }
-  s = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id}).status();
+  Status s = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id}).status();
   if (!s.ok()) return s;
   auto locked = db_.Exec(kLockConversation, {p.conversation_key});
   if (!locked.ok()) return locked.status();
@@ -300,8 +373,12 @@ Status Processor::Apply(const Delivery& d, bool* wrote_outbox) {
                                    t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow)})
           .status();
   if (!s.ok()) return s;
-  s = db_.Exec(kInsertTransition, {p.conversation_key, StepName(before), StepName(t.state), p.dedupe_key,
-                                   p.correlation_id, t.note, std::to_string(p.wa_timestamp)})
+  a->from = StepName(before);
+  a->to = StepName(t.state);
+  a->note = t.note;
+  a->effects = t.effects.size();
+  s = db_.Exec(kInsertTransition, {p.conversation_key, a->from, a->to, p.dedupe_key, p.correlation_id, t.note,
+                                   std::to_string(p.wa_timestamp)})
           .status();
   if (!s.ok()) return s;
   for (const auto& e : t.effects) {
@@ -311,13 +388,8 @@ Status Processor::Apply(const Delivery& d, bool* wrote_outbox) {
                                  p.conversation_key, row.body})
             .status();
     if (!s.ok()) return s;
-    *wrote_outbox = true;
+    a->wrote_outbox = true;
   }
-  s = db_.Commit();
-  if (!s.ok()) return s;
-  M().applied.Inc();
-  LOG(INFO) << ctx << "event=transition from=" << StepName(before) << " to=" << StepName(t.state)
-            << " note=" << t.note << " effects=" << t.effects.size();
   return Status::Ok();
 }
 

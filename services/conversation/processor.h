@@ -1,8 +1,13 @@
 #pragma once
 // One delivery, one PostgreSQL transaction: dedupe, per-conversation lock, engine, audit,
-// outbox; commit, then ack.
+// outbox; commit, then ack. A batch of deliveries (those the broker already sent) shares one
+// transaction: grouped by conversation, in WhatsApp-timestamp order, each conversation locked
+// once; if anything in it fails, each delivery is retried in a transaction of its own, so one
+// bad delivery never holds back the others and each keeps its own disposition.
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "convoy/amqp.h"
 #include "convoy/json.h"
@@ -18,9 +23,16 @@ class Processor {
   Processor(PgConnection& db, const SchemaRegistry& schemas, const Engine& engine, std::function<void()> on_commit,
             std::function<int64_t()> clock = nullptr);
   Disposition Handle(const Delivery& delivery);
+  std::vector<Disposition> HandleBatch(const std::vector<Delivery>& batch);
+
+  struct Parsed;  // a delivery's members, read once (defined in processor.cpp)
 
  private:
-  Status Apply(const Delivery& d, bool* wrote_outbox);
+  struct Applied;  // what a delivery did inside the transaction, reported after commit
+  // Schema check and parse; a dead letter (with its reason) for a body that cannot be applied.
+  std::optional<Disposition> Prepare(const Delivery& d, Parsed* p);
+  Status ApplyInTransaction(const Parsed& p, Applied* a);
+  void Report(const Applied& a);
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   const Engine& engine_;

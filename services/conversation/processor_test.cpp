@@ -290,5 +290,67 @@ TEST_F(ProcessorTest, SubmitPublishesAFlowCompletedEventThatMatchesItsSchema) {
             "none");
 }
 
+// A batch shares one transaction: each delivery keeps its own disposition, each conversation's
+// updates are applied in the order the user sent them, duplicates inside the batch count once.
+TEST_F(ProcessorTest, ABatchAppliesEachConversationInSendOrderWithOneDispositionPerDelivery) {
+  const std::string a = "16505551111", b = "16505552222";
+  int commits = 0;
+  Processor p(*conn_, schemas_, *engine_, [&] { ++commits; });
+  ToPhotos(p, a);
+  ToPhotos(p, b);
+  commits = 0;
+  Delivery invalid = TextDelivery("batch.bad", "x", a);
+  invalid.body = R"({"schema":"inbound.message","version":1})";
+  std::vector<Delivery> batch = {
+      TextDelivery("batch.a.done", "DONE", a, kT0 + 20),      // sent last, delivered first
+      ImageDelivery("batch.b.1", "mb1", b, kT0 + 11),
+      invalid,
+      ImageDelivery("batch.a.2", "ma2", a, kT0 + 12),
+      ImageDelivery("batch.a.1", "ma1", a, kT0 + 10),
+      ImageDelivery("batch.a.1", "ma1", a, kT0 + 10),         // a duplicate inside the batch
+  };
+  auto out = p.HandleBatch(batch);
+  ASSERT_EQ(out.size(), batch.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].kind, i == 2 ? Disposition::Kind::kDeadLetter : Disposition::Kind::kAck) << i;
+  }
+  EXPECT_EQ(commits, 1) << "one transaction for the batch";
+  EXPECT_EQ(PhotoCount(a), 2);
+  EXPECT_EQ(PhotoCount(b), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM transitions WHERE note = 'late_photo'"), 0) << "applied in send order";
+  EXPECT_EQ(Replies(a).back(), "Great! Got 2 photos. Any flaws or notes to add?");
+  EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE dedupe_key LIKE 'batch.%'"), 4);
+}
+
+// A delivery the database refuses (a NUL character cannot be stored in jsonb) fails the batch's
+// transaction; every delivery is then applied alone: the bad one is dead-lettered with the
+// database's reason, the others are applied once.
+TEST_F(ProcessorTest, ADeliveryTheDatabaseRefusesIsDeadLetteredAloneAndTheRestOfTheBatchApplied) {
+  const std::string a = "16505553333", b = "16505554444", c = "16505555555";
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  ToPhotos(p, a);
+  Expect(p, TextDelivery("refused.b.sell", "SELL", b, kT0));
+  Expect(p, TextDelivery("refused.b.email", "kerry@example.com", b, kT0 + 1));
+  Delivery nul = Inbound("refused.b.desc", b, kT0 + 2, R"("type":"text","text":{"body":"shoes\u0000 $5"})");
+  std::vector<Delivery> batch = {ImageDelivery("refused.a", "ra", a, kT0 + 10), nul,
+                                 TextDelivery("refused.c", "SELL", c, kT0)};
+  auto out = p.HandleBatch(batch);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].kind, Disposition::Kind::kAck);
+  EXPECT_EQ(out[1].kind, Disposition::Kind::kDeadLetter);
+  EXPECT_NE(out[1].reason.find("invalid_argument"), std::string::npos) << out[1].reason;
+  EXPECT_EQ(out[2].kind, Disposition::Kind::kAck);
+  EXPECT_EQ(PhotoCount(a), 1);
+  EXPECT_EQ(One("SELECT state->>'step' FROM conversations WHERE conversation_key = $1",
+                {std::string(kBusiness) + ":" + b}),
+            "description") << "changes nothing";
+  EXPECT_EQ(One("SELECT state->>'step' FROM conversations WHERE conversation_key = $1",
+                {std::string(kBusiness) + ":" + c}),
+            "email");
+  EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE dedupe_key = 'refused.b.desc'"), 0);
+  // Delivered again (say after an operator's replay), it is refused again, still alone.
+  EXPECT_EQ(p.Handle(nul).kind, Disposition::Kind::kDeadLetter);
+}
+
 }  // namespace
 }  // namespace convoy::conversation

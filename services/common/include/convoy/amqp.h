@@ -113,12 +113,16 @@ struct Disposition {
 Disposition DispositionFor(const Status& status);
 
 using DeliveryHandler = std::function<Disposition(const Delivery&)>;
+// Several deliveries at once (those the broker already sent, up to ConsumerOptions::batch); one
+// disposition per delivery, in the same order.
+using BatchHandler = std::function<std::vector<Disposition>(const std::vector<Delivery>&)>;
 
 struct ConsumerOptions {
   AmqpOptions amqp;
   std::string queue;
   int prefetch = 32;
   int max_attempts = 5;  // a message that failed this often is dead-lettered
+  int batch = 1;         // a batch handler gets at most this many deliveries at once (never waits to fill)
 };
 
 struct ConsumerStats {
@@ -130,6 +134,7 @@ struct ConsumerStats {
 class Consumer {
  public:
   Consumer(ConsumerOptions options, DeliveryHandler handler, Publisher* republisher);
+  Consumer(ConsumerOptions options, BatchHandler handler, Publisher* republisher);
   ~Consumer();
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;

@@ -12,22 +12,21 @@ namespace {
 
 constexpr int64_t kT0 = 1750000000;
 
+// Loaded once, destroyed at exit (so the leak checker sees them freed).
 const SchemaRegistry& Schemas() {
-  static SchemaRegistry* r = [] {
-    auto* reg = new SchemaRegistry();
-    EXPECT_TRUE(reg->LoadDir(test::SourcePath("proto-schemas")).ok());
-    return reg;
-  }();
-  return *r;
+  static SchemaRegistry registry;
+  static const bool loaded = registry.LoadDir(test::SourcePath("proto-schemas")).ok();
+  EXPECT_TRUE(loaded);
+  return registry;
 }
 
 const FlowSet& Shipped() {
-  static FlowSet* f = [] {
+  static const FlowSet flows = [] {
     auto set = FlowSet::LoadDir(test::SourcePath("deploy/flows"), Schemas());
     EXPECT_TRUE(set.ok()) << set.status().ToString();
-    return new FlowSet(std::move(*set));
+    return set.ok() ? std::move(*set) : FlowSet();
   }();
-  return *f;
+  return flows;
 }
 
 Event Text(const std::string& body, int64_t at) {

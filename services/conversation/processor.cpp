@@ -362,11 +362,18 @@ Status Processor::ApplyInTransaction(const Parsed& p, Applied* a) {
     a->duplicate = true;
     return Status::Ok();
   }
-  Status s = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id}).status();
-  if (!s.ok()) return s;
+  // The conversation's row lock; a new conversation's row is created first (one round trip
+  // fewer for the common case of a conversation that exists).
   auto locked = db_.Exec(kLockConversation, {p.conversation_key});
   if (!locked.ok()) return locked.status();
-  if (locked->empty()) return Status(Code::kInternal, "conversation row vanished");
+  if (locked->empty()) {
+    Status created = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id}).status();
+    if (!created.ok()) return created;
+    locked = db_.Exec(kLockConversation, {p.conversation_key});
+    if (!locked.ok()) return locked.status();
+    if (locked->empty()) return Status(Code::kInternal, "conversation row vanished");
+  }
+  Status s;
   ConversationState before = DecodeState(locked->get(0, 0));
   Transition t = engine_.Advance(before, p.event, clock_());
   s = db_.Exec(kSaveConversation, {p.conversation_key, EncodeState(t.state),

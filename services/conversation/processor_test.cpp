@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <fstream>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -350,6 +353,29 @@ TEST_F(ProcessorTest, ADeliveryTheDatabaseRefusesIsDeadLetteredAloneAndTheRestOf
   EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE dedupe_key = 'refused.b.desc'"), 0);
   // Delivered again (say after an operator's replay), it is refused again, still alone.
   EXPECT_EQ(p.Handle(nul).kind, Disposition::Kind::kDeadLetter);
+}
+
+// Fail fast: a flow file with a dangling `next` stops the service at start, naming the file and
+// the place; nothing is consumed.
+TEST(ConversationService, ABadFlowFileStopsTheStartNamingTheFileAndThePlace) {
+  test::TestDatabase db("conv_badflow");
+  std::string dir = ::testing::TempDir() + "/" + test::UniqueName("flows");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  {
+    std::ofstream bad(dir + "/broken.json");
+    bad << R"({"schema":"flow","version":1,"name":"broken","description":"d","triggers":["GO"],"start":"a",)"
+        << R"("steps":[{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"nowhere"}]})";
+  }
+  test::ChildProcess service;
+  ASSERT_TRUE(service.Start({test::BinaryPath("services/conversation/convoy-conversation"), "--pg_dsn=" + db.dsn(),
+                             "--amqp_url=amqp://guest:guest@127.0.0.1:1/%2f", "--http_port=0",
+                             "--schema_dir=" + test::SourcePath("proto-schemas"),
+                             "--migrations_dir=" + test::SourcePath("deploy/postgres"), "--flows_dir=" + dir},
+                            dir + "/service.log"));
+  EXPECT_EQ(service.Wait(), 1);
+  std::string log = service.Log();
+  EXPECT_NE(log.find(dir + "/broken.json: /steps/0 (a)/next: no step 'nowhere'"), std::string::npos) << log;
+  EXPECT_NE(log.find("--flows_dir"), std::string::npos) << log;
 }
 
 }  // namespace

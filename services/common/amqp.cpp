@@ -694,7 +694,7 @@ struct Consumer::Impl {
   bool started = false;
   std::atomic<bool> connected{false};
   std::unique_ptr<Conn> conn;
-  std::atomic<uint64_t> delivered{0}, acked{0}, retried{0}, dead_lettered{0}, reconnects{0};
+  std::atomic<uint64_t> delivered{0}, acked{0}, retried{0}, delayed{0}, dead_lettered{0}, reconnects{0};
   std::mutex sleep_mu;
   std::condition_variable sleep_cv;
 
@@ -804,7 +804,8 @@ struct Consumer::Impl {
                d.Header(headers::kDedupeKey)};
     Disposition::Kind kind = disp.kind;
     std::string reason = disp.reason;
-    int attempt = d.attempt + 1;
+    // A delay is not a failure: the attempt count travels unchanged.
+    int attempt = kind == Disposition::Kind::kDelay ? d.attempt : d.attempt + 1;
     if (kind == Disposition::Kind::kRetry && attempt >= options.max_attempts) {
       kind = Disposition::Kind::kDeadLetter;
       reason = "gave up after " + std::to_string(attempt) + " attempts: " + reason;
@@ -816,12 +817,26 @@ struct Consumer::Impl {
       copy.headers = d.headers;
       copy.headers.erase(headers::kAttempt);
       copy.int_headers[headers::kAttempt] = attempt;
-      copy.headers["x-last-error"] = reason;
       copy.headers["x-original-routing-key"] = d.routing_key;
+      for (const auto& [name, value] : disp.headers) {
+        if (value.empty()) {
+          copy.headers.erase(name);
+        } else {
+          copy.headers[name] = value;
+        }
+      }
+      if (kind == Disposition::Kind::kDelay) {
+        copy.headers["x-delay-reason"] = reason;
+        copy.exchange = exchanges::kRetry;
+        copy.routing_key = DelayRoutingKey(options.queue, disp.delay_ms);
+      } else {
+        copy.headers["x-last-error"] = reason;
+        if (disp.code != 0) copy.int_headers["x-last-error-code"] = disp.code;
+      }
       if (kind == Disposition::Kind::kRetry) {
         copy.exchange = exchanges::kRetry;
-        copy.routing_key = RetryRoutingKey(options.queue, attempt);
-      } else {
+        copy.routing_key = RetryRoutingKey(options.queue, attempt, disp.delay_ms);
+      } else if (kind == Disposition::Kind::kDeadLetter) {
         copy.exchange = exchanges::kDlx;
         copy.routing_key = options.queue;
         copy.headers[headers::kDeathReason] = reason;
@@ -837,6 +852,9 @@ struct Consumer::Impl {
       if (kind == Disposition::Kind::kRetry) {
         retried.fetch_add(1);
         LOG(INFO) << ctx << "event=retry attempt=" << attempt << " reason=" << reason;
+      } else if (kind == Disposition::Kind::kDelay) {
+        delayed.fetch_add(1);
+        VLOG(1) << ctx << "event=delayed ms=" << disp.delay_ms << " reason=" << reason;
       } else {
         dead_lettered.fetch_add(1);
         LOG(WARNING) << ctx << "event=dead_lettered attempt=" << attempt << " reason=" << reason;
@@ -892,6 +910,7 @@ ConsumerStats Consumer::stats() const {
   s.delivered = impl_->delivered.load();
   s.acked = impl_->acked.load();
   s.retried = impl_->retried.load();
+  s.delayed = impl_->delayed.load();
   s.dead_lettered = impl_->dead_lettered.load();
   s.reconnects = impl_->reconnects.load();
   return s;

@@ -1,5 +1,6 @@
 #include "convoy/topology.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace convoy {
@@ -15,6 +16,8 @@ Topology Build() {
                    queues::kOutboundStatus,      queues::kOutboundSend,
                    queues::kMediaFetch,          queues::kMediaUpload,
                    queues::kFlowCompleted};
+  t.pace_tiers = {{"250ms", 250}};
+  t.paced_queues = {queues::kOutboundSend};
   for (const auto& q : t.work_queues) {
     // Quorum work queues; a message redelivered past the limit (a consumer crashing on it)
     // is dead-lettered to the parking queue instead of looping forever.
@@ -26,6 +29,14 @@ Topology Build() {
     t.queues.push_back({q + ".dlq", {{"x-queue-type", "quorum"}}, {}});
     t.bindings.push_back({exchanges::kDlx, q + ".dlq", q});
     for (const auto& tier : t.retry_tiers) {
+      std::string name = q + "." + tier.name;
+      t.queues.push_back({name,
+                          {{"x-dead-letter-exchange", ""}, {"x-dead-letter-routing-key", q}},
+                          {{"x-message-ttl", tier.delay_ms}}});
+      t.bindings.push_back({exchanges::kRetry, name, name});
+    }
+    if (std::find(t.paced_queues.begin(), t.paced_queues.end(), q) == t.paced_queues.end()) continue;
+    for (const auto& tier : t.pace_tiers) {
       std::string name = q + "." + tier.name;
       t.queues.push_back({name,
                           {{"x-dead-letter-exchange", ""}, {"x-dead-letter-routing-key", q}},
@@ -63,12 +74,45 @@ const Topology& ConvoyTopology() {
   return *topology;
 }
 
-std::string RetryRoutingKey(const std::string& queue, int attempt) {
+namespace {
+size_t TierFor(int64_t delay_ms) {
+  const auto& tiers = ConvoyTopology().retry_tiers;
+  for (size_t i = 0; i < tiers.size(); ++i) {
+    if (tiers[i].delay_ms >= delay_ms) return i;
+  }
+  return tiers.size() - 1;
+}
+}  // namespace
+
+std::string RetryRoutingKey(const std::string& queue, int attempt, int64_t min_delay_ms) {
   const auto& tiers = ConvoyTopology().retry_tiers;
   size_t i = attempt <= 1 ? 0 : static_cast<size_t>(attempt - 1);
   if (i >= tiers.size()) i = tiers.size() - 1;
-  return queue + "." + tiers[i].name;
+  return queue + "." + tiers[std::max(i, TierFor(min_delay_ms))].name;
 }
+
+namespace {
+std::vector<RetryTier> DelayTiers(const std::string& queue) {
+  const Topology& t = ConvoyTopology();
+  std::vector<RetryTier> tiers = t.retry_tiers;
+  if (std::find(t.paced_queues.begin(), t.paced_queues.end(), queue) != t.paced_queues.end()) {
+    tiers.insert(tiers.begin(), t.pace_tiers.begin(), t.pace_tiers.end());
+  }
+  std::sort(tiers.begin(), tiers.end(), [](const RetryTier& a, const RetryTier& b) { return a.delay_ms < b.delay_ms; });
+  return tiers;
+}
+}  // namespace
+
+std::string DelayRoutingKey(const std::string& queue, int64_t delay_ms) {
+  auto tiers = DelayTiers(queue);
+  const RetryTier* pick = &tiers.front();
+  for (const auto& tier : tiers) {
+    if (tier.delay_ms <= delay_ms) pick = &tier;
+  }
+  return queue + "." + pick->name;
+}
+
+int64_t ShortestDelayMs(const std::string& queue) { return DelayTiers(queue).front().delay_ms; }
 
 std::string DefinitionsJson(const Topology& t) {
   std::ostringstream o;

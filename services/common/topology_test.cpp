@@ -42,5 +42,30 @@ TEST(Topology, RetryTiersGrowThenRepeatTheLast) {
   EXPECT_EQ(RetryRoutingKey("outbound.send", 50), "outbound.send.10m");
 }
 
+TEST(Topology, RetryNeverShorterThanAskedWhileATierIsLongEnough) {
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 4000), "outbound.send.5s");    // pair-rate 4^1 s
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 2, 16000), "outbound.send.30s");  // 4^2 s
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 3, 1000), "outbound.send.30s");   // the attempt's tier is longer
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 3600000), "outbound.send.10m");
+}
+
+TEST(Topology, DelaysComeBackNoLaterThanAsked) {
+  // A paced queue has a short tier; a wait takes the longest tier that fits in it.
+  EXPECT_EQ(ShortestDelayMs("outbound.send"), 250);
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 100), "outbound.send.250ms");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 999), "outbound.send.250ms");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 1000), "outbound.send.1s");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 29999), "outbound.send.5s");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 86400000), "outbound.send.10m");
+  // Other queues have no pace tier: their shortest wait is the first retry tier.
+  EXPECT_EQ(ShortestDelayMs("media.fetch"), 1000);
+  EXPECT_EQ(DelayRoutingKey("media.fetch", 100), "media.fetch.1s");
+  const Topology& t = ConvoyTopology();
+  std::set<std::string> queues;
+  for (const auto& q : t.queues) queues.insert(q.name);
+  EXPECT_TRUE(queues.count("outbound.send.250ms"));
+  EXPECT_FALSE(queues.count("media.fetch.250ms"));
+}
+
 }  // namespace
 }  // namespace convoy

@@ -149,12 +149,13 @@ void Envelope(Writer& w, const char* schema, const Parsed& p, const std::string&
   w.Key("phone_number_id"); w.String(p.phone_number_id);
 }
 
-std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
+std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at) {
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
   Envelope(w, "outbound.send", p, dedupe);
   w.Key("to"); w.String(p.wa_id);
+  if (last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(last_inbound_at); }
   w.Key("message");
   w.StartObject();
   if (e.kind == Effect::Kind::kSendButtons) {
@@ -235,17 +236,17 @@ struct OutboxRow {
   std::string body;
 };
 
-OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e) {
+OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, int64_t last_inbound_at) {
   switch (e.kind) {
     case Effect::Kind::kSendText:
     case Effect::Kind::kSendButtons:
-      return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e)};
+      return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
     case Effect::Kind::kFetchMedia:
       return {exchanges::kCommands, queues::kMediaFetch, FetchBody(p, key, e)};
     case Effect::Kind::kFlowCompleted:
       return {exchanges::kEvents, routing::kFlowCompleted, CompletedBody(p, key, e)};
   }
-  return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e)};
+  return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
 }
 
 int64_t SystemNow() {
@@ -390,7 +391,7 @@ Status Processor::ApplyInTransaction(const Parsed& p, Applied* a) {
   if (!s.ok()) return s;
   for (const auto& e : t.effects) {
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
-    OutboxRow row = ForEffect(p, key, e);
+    OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at);
     s = db_.Exec(kInsertOutbox, {std::string(row.exchange), std::string(row.routing_key), key, p.correlation_id,
                                  p.conversation_key, row.body})
             .status();

@@ -24,9 +24,14 @@ struct GraphError {
 GraphErrorClass ClassifyGraphError(int http_status, int code);
 GraphError ParseGraphError(int http_status, const std::string& body);
 
-// {"messaging_product":"whatsapp","recipient_type":"individual","to":..., <message fields>}
-// from an outbound.send body. kInvalidArgument if the command is not sendable.
-Result<std::string> BuildSendRequest(const std::string& command_body);
+// {"messaging_product":"whatsapp","recipient_type":"individual","to":..., <message fields>,
+// "biz_opaque_callback_data": callback} from an outbound.send body (Meta echoes the callback
+// data in the message's status webhooks). kInvalidArgument, naming the limit, when the command
+// is not sendable: Meta's limits are checked before anything leaves (text ≤ 4096 characters,
+// at most 3 reply buttons with titles ≤ 20, list rows ≤ 10, ...).
+Result<std::string> BuildSendRequest(const std::string& command_body, const std::string& callback = "");
+// Characters (UTF-8 code points), as Meta counts its limits.
+size_t Utf8Length(const std::string& s);
 // The wamid from a successful send response.
 Result<std::string> ParseSendResponse(const std::string& body);
 

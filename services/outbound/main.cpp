@@ -2,6 +2,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <cstdio>
+
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
@@ -13,16 +15,45 @@
 #include "convoy/topology.h"
 #include "sender.h"
 
+DEFINE_bool(pacing, true, "Pace sends with token buckets per business number and per recipient (shared by replicas)");
+DEFINE_double(number_rate, 80, "Sends per second per business phone number (Meta's default throughput: 80)");
+DEFINE_double(number_burst, 20, "Sends a business number's bucket holds (burst above the rate)");
+DEFINE_double(pair_refill_seconds, 6, "Seconds per token of a recipient's bucket (Meta's pair rate: about 1 per 6 s)");
+DEFINE_double(pair_burst, 45, "Sends a recipient's bucket holds (Meta allows bursts to one user)");
+DEFINE_int32(reconcile_seconds, 30,
+             "How long a send that may have reached Meta (no answer, or the process died) waits for its status "
+             "webhook before it is sent again (1..3600)");
+
 namespace {
 
-convoy::HandlerFactory SenderFactory(const convoy::SchemaRegistry& schemas, const convoy::outbound::GraphSettings& graph,
+bool InRange(const char* flag, double v, double lo, double hi) {
+  if (v >= lo && v <= hi) return true;
+  std::fprintf(stderr, "invalid value for --%s: %g (must be %g..%g)\n", flag, v, lo, hi);
+  return false;
+}
+bool ValidateRate(const char* flag, double v) { return InRange(flag, v, 0.001, 10000); }
+bool ValidateBurst(const char* flag, double v) { return InRange(flag, v, 1, 100000); }
+bool ValidateRefill(const char* flag, double v) { return InRange(flag, v, 0.001, 86400); }
+bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
+
+}  // namespace
+
+DEFINE_validator(number_rate, &ValidateRate);
+DEFINE_validator(number_burst, &ValidateBurst);
+DEFINE_validator(pair_refill_seconds, &ValidateRefill);
+DEFINE_validator(pair_burst, &ValidateBurst);
+DEFINE_validator(reconcile_seconds, &ValidateReconcile);
+
+namespace {
+
+convoy::HandlerFactory SenderFactory(const convoy::SchemaRegistry& schemas, const convoy::outbound::SenderSettings& settings,
                                      convoy::Publisher& publisher, bool status) {
-  return [&schemas, graph, &publisher, status]() -> convoy::Result<convoy::DeliveryHandler> {
+  return [&schemas, settings, &publisher, status]() -> convoy::Result<convoy::DeliveryHandler> {
     auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
     if (!db.ok()) return db.status();
     std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
     auto sender = std::make_shared<convoy::outbound::Sender>(
-        *conn, schemas, graph,
+        *conn, schemas, settings,
         [&publisher](convoy::AmqpMessage m) { return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10)); });
     if (status) {
       return convoy::DeliveryHandler([conn, sender](const convoy::Delivery& d) { return sender->HandleStatus(d); });
@@ -51,13 +82,18 @@ int main(int argc, char** argv) {
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-outbound"};
   convoy::Publisher publisher(amqp);
-  convoy::outbound::GraphSettings graph{FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms)};
+  convoy::outbound::SenderSettings settings;
+  settings.graph = {FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms)};
+  settings.pacing = {FLAGS_pacing, FLAGS_number_rate, FLAGS_number_burst, 1.0 / FLAGS_pair_refill_seconds,
+                     FLAGS_pair_burst};
+  settings.max_attempts = FLAGS_max_attempts;
+  settings.reconcile = std::chrono::seconds(FLAGS_reconcile_seconds);
   convoy::ConsumerGroup consumers(publisher);
   s = consumers.Add({amqp, convoy::queues::kOutboundSend, FLAGS_prefetch, FLAGS_max_attempts}, FLAGS_consumer_threads,
-                    SenderFactory(schemas, graph, publisher, false));
+                    SenderFactory(schemas, settings, publisher, false));
   if (s.ok()) {
     s = consumers.Add({amqp, convoy::queues::kOutboundStatus, FLAGS_prefetch, FLAGS_max_attempts}, 1,
-                      SenderFactory(schemas, graph, publisher, true));
+                      SenderFactory(schemas, settings, publisher, true));
   }
   if (!s.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed error=" << s.ToString();

@@ -3,10 +3,15 @@
 #include <glog/logging.h>
 #include <rapidjson/document.h>
 
+#include <cmath>
+#include <map>
+#include <optional>
+#include <thread>
+
 #include "convoy/events.h"
 #include "convoy/log.h"
-#include "convoy/rapidjson_util.h"
 #include "convoy/metrics.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
 #include "graph.h"
 
@@ -14,26 +19,51 @@ namespace convoy::outbound {
 
 namespace {
 
-constexpr const char* kClaim =
+constexpr const char* kCallbackPrefix = "convoy:";
+constexpr int64_t kWindowSeconds = 24 * 3600;  // Meta's customer-service window
+constexpr int kWindowClosedCode = 131047;       // what Meta answers outside it
+constexpr int kInvalidParameterCode = 100;      // what Meta answers for a message over its limits
+
+// Where a dedupe key stands, without taking anything: settled, or claimed by an attempt of
+// `age` seconds.
+constexpr const char* kLookup =
+    "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, 1e9) "
+    "FROM outbound_messages WHERE dedupe_key = $1";
+constexpr const char* kEnsure =
     "INSERT INTO outbound_messages (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "correlation_id) VALUES ($1, $2, $3, $4, 'sending', 1, $5) "
-    "ON CONFLICT (dedupe_key) DO UPDATE SET attempts = outbound_messages.attempts + 1, status = 'sending', "
-    "updated_at = now() WHERE outbound_messages.status IN ('queued', 'retrying', 'sending') RETURNING attempts";
+    "correlation_id) VALUES ($1, $2, $3, $4, 'queued', 0, $5) ON CONFLICT (dedupe_key) DO NOTHING";
+constexpr const char* kLockRow =
+    "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, 1e9) "
+    "FROM outbound_messages WHERE dedupe_key = $1 FOR UPDATE";
+constexpr const char* kClaim =
+    "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, attempt_started_at = clock_timestamp(), "
+    "updated_at = now() WHERE dedupe_key = $1 RETURNING attempts";
+// A status webhook may have settled the row already (wamid set, sent or further): keep that.
 constexpr const char* kMarkSent =
-    "UPDATE outbound_messages SET status = 'sent', wamid = $2, error_code = NULL, error_reason = NULL, "
-    "updated_at = now() WHERE dedupe_key = $1";
+    "UPDATE outbound_messages SET status = 'sent', wamid = coalesce(wamid, $2), error_code = NULL, "
+    "error_reason = NULL, updated_at = now() WHERE dedupe_key = $1 AND status IN ('sending', 'uncertain', 'retrying')";
+constexpr const char* kMarkUncertain =
+    "UPDATE outbound_messages SET status = 'uncertain', error_reason = $2, updated_at = now() "
+    "WHERE dedupe_key = $1 AND status = 'sending'";
 constexpr const char* kMarkRetrying =
     "UPDATE outbound_messages SET status = 'retrying', error_code = $2::int, error_reason = $3, updated_at = now() "
-    "WHERE dedupe_key = $1";
+    "WHERE dedupe_key = $1 AND status = 'sending'";
 constexpr const char* kMarkFailed =
-    "UPDATE outbound_messages SET status = 'failed', error_code = $2::int, error_reason = $3, updated_at = now() "
-    "WHERE dedupe_key = $1";
-// Statuses only move forward: sent < delivered < read; failed ends it. Duplicates are no-ops.
+    "INSERT INTO outbound_messages (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
+    "error_code, error_reason, correlation_id) VALUES ($1, $2, $3, $4, 'failed', 0, $5::int, $6, $7) "
+    "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'failed', error_code = EXCLUDED.error_code, "
+    "error_reason = EXCLUDED.error_reason, updated_at = now() "
+    "WHERE outbound_messages.status NOT IN ('sent', 'delivered', 'read')";
+// Statuses only move forward: (queued, sending, uncertain, retrying) < sent < delivered < read;
+// failed ends it. Duplicates are no-ops. A row whose wamid is not known yet (the process died
+// before recording Meta's answer) is found through the callback data's dedupe key.
 constexpr const char* kApplyStatus =
-    "UPDATE outbound_messages SET status = $2, error_code = coalesce($3::int, error_code), "
-    "error_reason = coalesce($4, error_reason), updated_at = now() WHERE wamid = $1 AND "
+    "UPDATE outbound_messages SET status = $2, wamid = coalesce(wamid, $1), "
+    "error_code = coalesce($3::int, error_code), error_reason = coalesce($4, error_reason), updated_at = now() "
+    "WHERE (wamid = $1 OR (wamid IS NULL AND dedupe_key = $5)) AND "
     "(CASE status WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 1 END) < "
-    "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END)";
+    "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END) "
+    "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id";
 
 struct Metrics {
   Registry& r = DefaultRegistry();
@@ -41,6 +71,9 @@ struct Metrics {
   Counter& duplicate = Result("duplicate");
   Counter& failed = Result("failed");
   Counter& retried = Result("retry");
+  Counter& uncertain = Result("uncertain");
+  Counter& reconciling = Result("awaiting_status");
+  Counter& paced = Result("paced");
   Counter& invalid = Result("invalid");
   Counter& statuses = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"applied\"");
   Counter& stale = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"ignored\"");
@@ -55,15 +88,84 @@ Metrics& M() {
   return *m;
 }
 
+int64_t SystemNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool Settled(const std::string& status) {
+  return status == "sent" || status == "delivered" || status == "read" || status == "failed";
+}
+
+bool MayHaveReachedMeta(const std::string& status) { return status == "sending" || status == "uncertain"; }
+
+int64_t Millis(double seconds) { return static_cast<int64_t>(std::ceil(seconds * 1000)); }
+
+int64_t EpochMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool ParseInt64(const std::string& s, int64_t* out) {
+  if (s.empty() || s.size() > 19) return false;
+  int64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return false;
+    v = v * 10 + (ch - '0');
+  }
+  *out = v;
+  return true;
+}
+
+// The send slots a message has reserved (epoch ms), kept with it while it waits for them.
+constexpr const char* kPairSlotHeader = "x-pace-pair-at";
+constexpr const char* kNumberSlotHeader = "x-pace-number-at";
+
+// A retry is a new attempt: it reserves new slots.
+Disposition Unpaced(Disposition d) {
+  d.headers[kPairSlotHeader] = "";
+  d.headers[kNumberSlotHeader] = "";
+  return d;
+}
+
 }  // namespace
 
-Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, GraphSettings graph, EventPublisher events)
-    : db_(db), schemas_(schemas), graph_(std::move(graph)), events_(std::move(events)) {
+struct Sender::Command {
+  std::string dedupe, pnid, to, correlation, conversation, type;
+  int64_t last_inbound_at = 0;
+};
+
+std::string CallbackFor(const std::string& dedupe_key) {
+  std::string cb = kCallbackPrefix + dedupe_key;
+  return cb.size() <= 512 ? cb : "";  // Meta's limit; such a send cannot be reconciled by callback
+}
+
+std::string DedupeKeyFromCallback(const std::string& callback) {
+  return callback.rfind(kCallbackPrefix, 0) == 0 ? callback.substr(std::string(kCallbackPrefix).size()) : "";
+}
+
+Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events)
+    : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)), pacer_(db) {
+  if (!settings_.now) settings_.now = SystemNow;
   M();
 }
 
 Status Sender::Emit(const std::string& schema, const std::string& fields, const Delivery& d) {
   return events_ ? events_(EventFor(d, schema, fields)) : Status::Ok();
+}
+
+Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const std::string& reason, bool dead_letter) {
+  LogCtx ctx("outbound.send", c.correlation, c.conversation, c.dedupe);
+  Status s = db_.Exec(kMarkFailed, {c.dedupe, c.conversation, c.pnid, c.to, std::to_string(code), reason, c.correlation})
+                 .status();
+  if (!s.ok()) return DispositionFor(s);
+  M().failed.Inc();
+  LOG(WARNING) << ctx << "event=send_failed code=" << code << " reason=" << reason;
+  Status e = Emit("outbound.failed",
+                  R"("code":)" + std::to_string(code) + R"(,"reason":")" + JsonEscape(reason) + R"(","attempts":)" +
+                      std::to_string(d.attempt + 1),
+                  d);
+  if (!e.ok()) return Disposition::Retry("could not emit outbound.failed: " + e.ToString());
+  return dead_letter ? Disposition::DeadLetter(reason, code) : Disposition::Ack();
 }
 
 Disposition Sender::HandleSend(const Delivery& d) {
@@ -77,60 +179,163 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
-  std::string dedupe = JsonStr(cmd, "dedupe_key"), pnid = JsonStr(cmd, "phone_number_id"), to = JsonStr(cmd, "to");
-  std::string correlation = JsonStr(cmd, "correlation_id"), conversation = JsonStr(cmd, "conversation_key");
-  ctx = LogCtx("outbound.send", correlation, conversation, dedupe);
-  auto claim = db_.Exec(kClaim, {dedupe, conversation, pnid, to, correlation});
-  if (!claim.ok()) return DispositionFor(claim.status());
-  if (claim->empty()) {
-    M().duplicate.Inc();
-    LOG(INFO) << ctx << "event=already_sent";
-    return Disposition::Ack();
+  Command c;
+  c.dedupe = JsonStr(cmd, "dedupe_key");
+  c.pnid = JsonStr(cmd, "phone_number_id");
+  c.to = JsonStr(cmd, "to");
+  c.correlation = JsonStr(cmd, "correlation_id");
+  c.conversation = JsonStr(cmd, "conversation_key");
+  c.type = JsonStr(JsonMember(cmd, "message"), "type");
+  const auto& last = JsonMember(cmd, "last_inbound_at");
+  c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
+  ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
+  const bool last_attempt = d.attempt + 1 >= settings_.max_attempts;
+
+  // 1. Settled already, or an earlier attempt's outcome still to be learned?
+  auto row = db_.Exec(kLookup, {c.dedupe});
+  if (!row.ok()) return DispositionFor(row.status());
+  if (!row->empty()) {
+    std::string status = row->get(0, 0);
+    double age = std::stod(row->get(0, 1));
+    if (Settled(status)) {
+      M().duplicate.Inc();
+      LOG(INFO) << ctx << "event=already_settled status=" << status;
+      return Disposition::Ack();
+    }
+    double reconcile = static_cast<double>(settings_.reconcile.count());
+    if (MayHaveReachedMeta(status) && age < reconcile) {
+      M().reconciling.Inc();
+      return Unpaced(
+          Disposition::Delay("awaiting the status of an attempt that may have reached Meta", Millis(reconcile - age)));
+    }
   }
-  auto request = BuildSendRequest(d.body);
-  if (!request.ok()) return DispositionFor(request.status());
+  // 2. Meta's customer-service window and message limits: refused here, without a call.
+  int64_t now = settings_.now();
+  if (c.type != "template" && c.last_inbound_at > 0 && now - c.last_inbound_at > kWindowSeconds) {
+    return Fail(c, d, kWindowClosedCode,
+                "outside the 24-hour customer service window: the recipient last wrote " +
+                    std::to_string((now - c.last_inbound_at) / 3600) + " h ago (a template is needed)",
+                false);
+  }
+  auto request = BuildSendRequest(d.body, CallbackFor(c.dedupe));
+  if (!request.ok()) return Fail(c, d, kInvalidParameterCode, request.status().message(), false);
+  // 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
+  if (settings_.pacing.enabled) {
+    const Bucket number{"number:" + c.pnid, settings_.pacing.number_rate, settings_.pacing.number_burst};
+    const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, settings_.pacing.pair_burst};
+    if (auto wait = Pace(d, pair, number)) return std::move(*wait);
+  }
+  // 4. Claim the attempt (one transaction: another replica may hold the same command).
+  Status s = db_.Begin();
+  if (s.ok()) s = db_.Exec(kEnsure, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation}).status();
+  auto locked = s.ok() ? db_.Exec(kLockRow, {c.dedupe}) : Result<PgRows>(s);
+  if (!locked.ok() || locked->empty()) {
+    db_.Rollback();
+    return DispositionFor(locked.ok() ? Status(Code::kInternal, "message log row vanished") : locked.status());
+  }
+  std::string status = locked->get(0, 0);
+  double age = std::stod(locked->get(0, 1));
+  if (Settled(status) || (MayHaveReachedMeta(status) && age < settings_.reconcile.count())) {
+    db_.Rollback();
+    M().duplicate.Inc();
+    return Settled(status) ? Disposition::Ack()
+                           : Unpaced(Disposition::Delay("another attempt is in flight",
+                                                        Millis(settings_.reconcile.count() - age)));
+  }
+  auto claimed = db_.Exec(kClaim, {c.dedupe});
+  if (!claimed.ok()) {
+    db_.Rollback();
+    return DispositionFor(claimed.status());
+  }
+  s = db_.Commit();
+  if (!s.ok()) return DispositionFor(s);
+  if (MayHaveReachedMeta(status)) {
+    LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << status << " age_s=" << static_cast<int>(age);
+  }
+
+  // 5. The call.
   HttpClientRequest req;
   req.method = "POST";
-  req.url = graph_.base_url + "/" + pnid + "/messages";
-  req.headers["Authorization"] = "Bearer " + graph_.token;
-  req.headers["X-Correlation-Id"] = correlation;
+  req.url = settings_.graph.base_url + "/" + c.pnid + "/messages";
+  req.headers["Authorization"] = "Bearer " + settings_.graph.token;
+  req.headers["X-Correlation-Id"] = c.correlation;
   req.body = *request;
-  req.timeout = graph_.timeout;
+  req.timeout = settings_.graph.timeout;
   auto started = std::chrono::steady_clock::now();
   auto resp = HttpFetch(req);
   M().graph.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!resp.ok()) {
-    db_.Exec(kMarkRetrying, {dedupe, std::nullopt, resp.status().ToString()});
-    M().retried.Inc();
-    LOG(WARNING) << ctx << "event=graph_unreachable error=" << resp.status().ToString();
-    return Disposition::Retry(resp.status().ToString());
+    // No answer: Meta may have taken it. Reconciled before any resend.
+    db_.Exec(kMarkUncertain, {c.dedupe, resp.status().ToString()});
+    M().uncertain.Inc();
+    LOG(WARNING) << ctx << "event=graph_no_answer error=" << resp.status().ToString();
+    if (last_attempt) {
+      return Disposition::DeadLetter("no answer from Meta on the last attempt (outcome unknown, reconciled by status "
+                                     "webhooks): " + resp.status().ToString());
+    }
+    return Unpaced(Disposition::Retry(resp.status().ToString(), settings_.reconcile.count() * 1000));
   }
   if (resp->status / 100 == 2) {
     auto wamid = ParseSendResponse(resp->body);
     std::string id = wamid.ok() ? *wamid : "";
-    Status s = db_.Exec(kMarkSent, {dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
+    s = db_.Exec(kMarkSent, {c.dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
     if (!s.ok()) LOG(ERROR) << ctx << "event=log_update_failed error=" << s.ToString();
     M().sent.Inc();
-    LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << to;
+    LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << c.to << " attempt=" << d.attempt + 1;
     Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(id.empty() ? "unknown" : id) + "\"", d);
     if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();
     return Disposition::Ack();
   }
   GraphError err = ParseGraphError(resp->status, resp->body);
   std::string reason = "graph " + std::to_string(err.code) + ": " + err.message;
-  if (err.klass == GraphErrorClass::kPermanent) {
-    db_.Exec(kMarkFailed, {dedupe, std::to_string(err.code), reason});
-    M().failed.Inc();
-    LOG(WARNING) << ctx << "event=send_failed code=" << err.code << " reason=" << err.message;
-    Status e = Emit("outbound.failed",
-                    R"("code":)" + std::to_string(err.code) + R"(,"reason":")" + JsonEscape(err.message) + "\"", d);
-    if (!e.ok()) return Disposition::Retry("could not emit outbound.failed: " + e.ToString());
-    return Disposition::Ack();
+  if (err.klass == GraphErrorClass::kPermanent) return Fail(c, d, err.code, reason, false);
+  if (last_attempt) return Fail(c, d, err.code, reason + " (after " + std::to_string(d.attempt + 1) + " attempts)", true);
+  int64_t min_delay_ms = 0;
+  if (err.klass == GraphErrorClass::kRateLimited) {
+    // Meta asks for 4^n s between retries on a pair-rate error; a throughput error costs the
+    // number a second of sends. Either way the bucket itself slows down, for every replica.
+    bool pair_rate = err.code == 131056;
+    double backoff = pair_rate ? std::pow(4.0, d.attempt + 1) : 1.0;
+    min_delay_ms = Millis(backoff);
+    if (settings_.pacing.enabled) {
+      Bucket bucket = pair_rate ? Bucket{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, 1}
+                                : Bucket{"number:" + c.pnid, settings_.pacing.number_rate, 1};
+      Status p = pacer_.Penalize(bucket, backoff);
+      if (!p.ok()) LOG(WARNING) << ctx << "event=penalize_failed error=" << p.ToString();
+    }
   }
-  db_.Exec(kMarkRetrying, {dedupe, std::to_string(err.code), reason});
+  db_.Exec(kMarkRetrying, {c.dedupe, std::to_string(err.code), reason});
   M().retried.Inc();
-  LOG(WARNING) << ctx << "event=send_retry class=" << GraphErrorClassName(err.klass) << " code=" << err.code;
-  return Disposition::Retry(reason);
+  LOG(WARNING) << ctx << "event=send_retry class=" << GraphErrorClassName(err.klass) << " code=" << err.code
+               << " attempt=" << d.attempt + 1;
+  return Unpaced(Disposition::Retry(reason, min_delay_ms, err.code));
+}
+
+std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair, const Bucket& number) {
+  const int64_t in_thread_ms = ShortestDelayMs(queues::kOutboundSend);
+  int64_t slot = 0;
+  std::map<std::string, std::string> reserved;
+  for (const auto& [header, bucket] : {std::make_pair(kPairSlotHeader, &pair), std::make_pair(kNumberSlotHeader, &number)}) {
+    int64_t at = 0;
+    if (!ParseInt64(d.Header(header), &at)) {
+      auto wait = pacer_.Reserve(*bucket);
+      if (!wait.ok()) return DispositionFor(wait.status());
+      at = EpochMillis() + Millis(*wait);
+      reserved[header] = std::to_string(at);
+    }
+    slot = std::max(slot, at);
+    int64_t wait_ms = at - EpochMillis();
+    if (wait_ms > in_thread_ms) {
+      M().paced.Inc();
+      Disposition delay = Disposition::Delay("paced by " + bucket->key, wait_ms);
+      delay.headers = std::move(reserved);
+      return delay;
+    }
+  }
+  // Within the shortest delay queue of the slot: wait here (at most that long).
+  int64_t wait_ms = slot - EpochMillis();
+  if (wait_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  return std::nullopt;
 }
 
 Disposition Sender::HandleStatus(const Delivery& d) {
@@ -150,15 +355,29 @@ Disposition Sender::HandleStatus(const Delivery& d) {
   }
   const auto& st = doc["status"];
   std::string wamid = JsonStr(st, "id"), status = JsonStr(st, "status");
+  std::string dedupe = DedupeKeyFromCallback(JsonStr(st, "biz_opaque_callback_data"));
   std::optional<std::string> code, reason;
   if (st.HasMember("errors") && st["errors"].IsArray() && !st["errors"].Empty()) {
     code = JsonStr(st["errors"][0], "code");
     reason = JsonStr(st["errors"][0], "title");
   }
-  auto r = db_.Exec(kApplyStatus, {wamid, status, code, reason});
+  auto r = db_.Exec(kApplyStatus, {wamid, status, code, reason,
+                                   dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe)});
   if (!r.ok()) return DispositionFor(r.status());
   (r->affected ? M().statuses : M().stale).Inc();
   LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid << " applied=" << r->affected;
+  if (r->affected && status == "failed") {
+    // Meta took the message but could not deliver it: the conversation hears of it as of any failure.
+    Delivery send;
+    send.headers = {{headers::kDedupeKey, r->get(0, 0)},
+                    {headers::kConversationKey, r->get(0, 1)},
+                    {headers::kCorrelationId, r->get(0, 2)}};
+    Status e = Emit("outbound.failed",
+                    R"("code":)" + std::to_string(code ? std::atoi(code->c_str()) : 0) + R"(,"reason":")" +
+                        JsonEscape(reason.value_or("failed after delivery to Meta")) + "\"",
+                    send);
+    if (!e.ok()) return Disposition::Retry("could not emit outbound.failed: " + e.ToString());
+  }
   return Disposition::Ack();
 }
 

@@ -1,8 +1,24 @@
 #pragma once
-// The outbound handlers: sends (exactly one row per dedupe key in the message log, one Graph
-// call per attempt) and status webhooks applied to the log.
+// The outbound handlers: sends, exactly once per dedupe key, and status webhooks applied to the
+// message log.
+//
+// Exactly once. Every command's dedupe key has one row in outbound_messages. Before a Graph
+// call the row is claimed ('sending', attempts + 1, attempt_started_at); the call carries
+// biz_opaque_callback_data "convoy:<dedupe key>", which Meta echoes in the message's status
+// webhooks. A row left 'sending' (the process died during the call) or 'uncertain' (no answer:
+// timeout, connection lost) may have reached Meta, so it is not sent again until either a status
+// webhook has settled it (then it is acked without a call) or --reconcile_seconds have passed
+// without one (then Meta did not take it, and it is sent again). A Graph error answer means Meta
+// did not take it ('retrying'), so the next attempt goes at once.
+//
+// Pacing. Each attempt reserves a slot in the recipient's (pair) bucket and then, once that slot
+// is near, in the business number's bucket; the buckets live in PostgreSQL, so every replica
+// spends one budget. The reserved slots travel in the message's headers while it waits in the
+// delay queues (not counted as attempts); only the last 250 ms (the shortest delay queue) are
+// waited in the consumer thread, so a slow recipient or a busy number never holds up another.
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "convoy/amqp.h"
@@ -10,6 +26,7 @@
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "pacer.h"
 
 namespace convoy::outbound {
 
@@ -19,19 +36,44 @@ struct GraphSettings {
   std::chrono::milliseconds timeout{10000};
 };
 
+struct PacingSettings {
+  bool enabled = true;
+  double number_rate = 80, number_burst = 20;   // Meta's default throughput: 80 messages/s per number
+  double pair_rate = 1.0 / 6, pair_burst = 45;  // pair rate: about 1 per 6 s sustained, bursts allowed
+};
+
+struct SenderSettings {
+  GraphSettings graph;
+  PacingSettings pacing;
+  int max_attempts = 5;                     // the consumer's: the last attempt fails the send for good
+  std::chrono::seconds reconcile{30};       // how long an uncertain attempt waits for its status webhook
+  std::function<int64_t()> now;             // seconds since the epoch (24-hour window); system clock if empty
+};
 
 class Sender {
  public:
-  Sender(PgConnection& db, const SchemaRegistry& schemas, GraphSettings graph, EventPublisher events);
+  Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events);
   Disposition HandleSend(const Delivery& d);
   Disposition HandleStatus(const Delivery& d);
 
+  struct Command;  // an outbound.send's members (sender.cpp)
+
  private:
+  // Records the send as failed for good, tells the conversation (outbound.failed), acks.
+  Disposition Fail(const Command& c, const Delivery& d, int code, const std::string& reason, bool dead_letter);
   Status Emit(const std::string& schema, const std::string& body_fields, const Delivery& d);
+  // The recipient's and then the number's send slot: empty when the send may go now (after at
+  // most the shortest delay queue's wait here), else the delay that keeps it until then.
+  std::optional<Disposition> Pace(const Delivery& d, const Bucket& pair, const Bucket& number);
   PgConnection& db_;
   const SchemaRegistry& schemas_;
-  GraphSettings graph_;
+  SenderSettings settings_;
   EventPublisher events_;
+  Pacer pacer_;
 };
+
+// The callback data a send carries, and the dedupe key it names ("" if not convoy's).
+std::string CallbackFor(const std::string& dedupe_key);
+std::string DedupeKeyFromCallback(const std::string& callback);
 
 }  // namespace convoy::outbound

@@ -40,8 +40,9 @@ test::Stack* Pipeline::env_ = nullptr;
 
 TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   auto& env = *env_;
-  std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
-  auto resp = env.PostWebhook(body, test::FixtureSignatures()["text.json"]);
+  // Meta's text fixture, written now (inside the 24-hour window) and signed again.
+  std::string body = env.TextUpdate("", 4, 10);
+  auto resp = env.PostWebhook(body, ingress::SignBody(body, kAppSecret));
   ASSERT_EQ(resp.status, 200) << resp.body;
   std::string correlation = resp.headers["x-correlation-id"];
   ASSERT_EQ(correlation.size(), 32u);
@@ -51,7 +52,7 @@ TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   EXPECT_NE(sends.find("\"correlation_id\":\"" + correlation + "\""), std::string::npos) << sends;
 
   // Meta redelivers the same webhook: accepted again, but no second transition or send.
-  auto again = env.PostWebhook(body, test::FixtureSignatures()["text.json"]);
+  auto again = env.PostWebhook(body, ingress::SignBody(body, kAppSecret));
   ASSERT_EQ(again.status, 200);
   const std::string dup = "convoy_conversation_updates_total{result=\"duplicate\"}";
   ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("conversation", dup) >= 1; }, 30s));
@@ -150,6 +151,38 @@ TEST_F(Pipeline, BadInputGetsAClearAnswerAndPublishesNothing) {
   test::HttpGet(env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=42"), &status);
   EXPECT_EQ(status, 403);
   EXPECT_EQ(env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}"), published);
+}
+
+// Meta's own fixture was written in 2025: the reply falls outside the 24-hour customer-service
+// window, so outbound refuses it without calling Meta (as Meta would with 131047), records the
+// failure, and the conversation hears of it through outbound.failed.
+TEST_F(Pipeline, AReplyOutsideTheCustomerServiceWindowIsNotSentAndTheConversationHears) {
+  auto& env = *env_;
+  size_t calls = env.graph.SendCount();
+  // A sender of its own, who has not written since (the window is per recipient).
+  std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
+  for (auto at = body.find("16505551234"); at != std::string::npos; at = body.find("16505551234", at)) {
+    body.replace(at, 11, "16505559999");
+  }
+  ASSERT_EQ(env.PostUpdate(body), 200);
+  auto db = PgConnection::Connect(env.db.dsn());
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  const std::string key = "106540352242922:16505559999:wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        auto n = (*db)->Exec("SELECT count(*) FROM transitions WHERE trigger_dedupe_key = $1",
+                             {"outbound.failed:" + key + ":reply"});
+        return n.ok() && n->get_int(0, 0) == 1;
+      },
+      30s))
+      << env.services["outbound"]->process.Log();
+  auto row = (*db)->Exec("SELECT status, error_code, attempts FROM outbound_messages WHERE dedupe_key = $1",
+                         {key + ":reply"});
+  ASSERT_TRUE(row.ok() && row->size() == 1) << (row.ok() ? "no row" : row.status().ToString());
+  EXPECT_EQ(row->get(0, 0), "failed");
+  EXPECT_EQ(row->get(0, 1), "131047");
+  EXPECT_EQ(row->get(0, 2), "0") << "no attempt was made";
+  EXPECT_EQ(env.graph.SendCount(), calls) << "Meta was not called";
 }
 
 // Graph answers 503 (error 2) once: outbound parks the command in the 1 s delay queue, gets it

@@ -12,6 +12,12 @@ namespace convoy::test {
 
 using namespace std::chrono_literals;
 
+namespace {
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports)
     : vhost(prefix), db(prefix), pg_port_override(std::move(pg_ports)) {
   dir = ::testing::TempDir() + "/" + UniqueName("convoy_" + prefix);
@@ -111,6 +117,9 @@ std::string Stack::TextUpdate(const std::string& tag, int i, int senders) const 
     body.replace(at, kSender.size(), sender);
   }
   body.replace(body.find(kText), kText.size(), tag + " message " + std::to_string(i));
+  // Written now: the reply is inside the 24-hour customer-service window.
+  const std::string kStamp = "\"timestamp\": \"1749416383\"";
+  body.replace(body.find(kStamp), kStamp.size(), "\"timestamp\": \"" + std::to_string(NowSeconds()) + "\"");
   return body;
 }
 
@@ -119,10 +128,7 @@ int Stack::PostUpdate(const std::string& body) {
 }
 
 int Stack::PostMessage(const std::string& wa_id, const std::string& message, int64_t timestamp) {
-  if (timestamp == 0) {
-    timestamp = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-  }
+  if (timestamp == 0) timestamp = NowSeconds();
   return PostUpdate(MessageWebhook("106540352242922", wa_id, "Kerry", UniqueName("wamid.t"), timestamp, message));
 }
 

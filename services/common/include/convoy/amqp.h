@@ -100,12 +100,31 @@ struct Delivery {
 };
 
 struct Disposition {
-  enum class Kind { kAck, kRetry, kDeadLetter };
+  // kRetry: a failure, counted in x-attempt, back after the attempt's tier (at least delay_ms).
+  // kDelay: not a failure (a rate limit's wait, an outcome still being reconciled): back after
+  // the smallest tier of at least delay_ms, x-attempt unchanged.
+  enum class Kind { kAck, kRetry, kDelay, kDeadLetter };
   Kind kind = Kind::kAck;
   std::string reason;
-  static Disposition Ack() { return {Kind::kAck, ""}; }
-  static Disposition Retry(std::string why) { return {Kind::kRetry, std::move(why)}; }
-  static Disposition DeadLetter(std::string why) { return {Kind::kDeadLetter, std::move(why)}; }
+  int64_t delay_ms = 0;
+  int code = 0;  // the failure's own code (a Graph error.code): header x-last-error-code
+  // Headers to set on the message that goes back (an empty value removes one): state a handler
+  // keeps with the message across delays, such as a reserved send slot.
+  std::map<std::string, std::string> headers;
+  static Disposition Ack() { return {Kind::kAck, "", 0, 0, {}}; }
+  static Disposition Retry(std::string why, int64_t min_delay_ms = 0, int code = 0) {
+    return {Kind::kRetry, std::move(why), min_delay_ms, code, {}};
+  }
+  static Disposition Delay(std::string why, int64_t delay_ms) {
+    return {Kind::kDelay, std::move(why), delay_ms, 0, {}};
+  }
+  static Disposition DeadLetter(std::string why, int code = 0) {
+    return {Kind::kDeadLetter, std::move(why), 0, code, {}};
+  }
+  Disposition&& WithHeader(const std::string& name, std::string value) && {
+    headers[name] = std::move(value);
+    return std::move(*this);
+  }
 };
 
 // The ack contract: ok → ack; transient failure (Code::kUnavailable/kTimeout) → retry tier;
@@ -126,7 +145,7 @@ struct ConsumerOptions {
 };
 
 struct ConsumerStats {
-  uint64_t delivered = 0, acked = 0, retried = 0, dead_lettered = 0, reconnects = 0;
+  uint64_t delivered = 0, acked = 0, retried = 0, delayed = 0, dead_lettered = 0, reconnects = 0;
 };
 
 // Manual-ack consumer on its own thread and connection. Retries and dead letters are

@@ -69,13 +69,23 @@ struct Topology {
   std::vector<BindingSpec> bindings;
   std::vector<RetryTier> retry_tiers;
   std::vector<std::string> work_queues;  // queues that have retry tiers and a .dlq
+  // Short delay queues for waits that are not failures (a rate limit's token), on the queues
+  // whose consumers pace: a wait comes back in steps no longer than itself.
+  std::vector<RetryTier> pace_tiers;
+  std::vector<std::string> paced_queues;
 };
 
 const Topology& ConvoyTopology();
 
 // The retry queue for a work queue after `attempt` failures (attempt >= 1): tiers grow, the
-// last repeats.
-std::string RetryRoutingKey(const std::string& queue, int attempt);
+// last repeats; never a tier shorter than min_delay_ms (while one is long enough).
+std::string RetryRoutingKey(const std::string& queue, int attempt, int64_t min_delay_ms = 0);
+// The delay queue for a wait of delay_ms: the longest of the queue's tiers (pace and retry) not
+// longer than the wait, so the message is back no later than asked and the consumer waits the
+// rest (or delays again); the shortest tier when the wait is shorter than every tier.
+std::string DelayRoutingKey(const std::string& queue, int64_t delay_ms);
+// The shortest delay queue a message of this queue can wait in.
+int64_t ShortestDelayMs(const std::string& queue);
 
 // A RabbitMQ definitions document (vhost "/", user guest) for boot-time import.
 std::string DefinitionsJson(const Topology& topology);

@@ -57,5 +57,81 @@ TEST(SendRequest, MatchesMetasShape) {
   EXPECT_FALSE(ParseSendResponse(R"({"messages":[]})").ok());
 }
 
+
+TEST(GraphErrors, EveryCodeTheIssueNamesIsClassified) {
+  for (int code : {130429, 131056}) EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kRateLimited) << code;
+  for (int code : {2, 131000, 131016, 131057}) EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kTransient) << code;
+  for (int code : {131047, 131026, 131051, 131048, 100, 190}) {
+    EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kPermanent) << code;
+  }
+  EXPECT_EQ(ClassifyGraphError(503, 0), GraphErrorClass::kTransient);
+  EXPECT_EQ(ClassifyGraphError(401, 0), GraphErrorClass::kPermanent);
+  EXPECT_EQ(ClassifyGraphError(403, 0), GraphErrorClass::kPermanent);
+}
+
+std::string Command(const std::string& message) {
+  return R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k","phone_number_id":"1",)"
+         R"("to":"16505551234","message":)" + message + "}";
+}
+
+std::string Text(size_t chars, const std::string& unit = "a") {
+  std::string body;
+  for (size_t i = 0; i < chars; ++i) body += unit;
+  return Command(R"({"type":"text","text":{"body":")" + body + R"("}})");
+}
+
+std::string Buttons(int n, size_t title_chars = 3, bool same_ids = false) {
+  std::string buttons;
+  for (int i = 0; i < n; ++i) {
+    buttons += std::string(i ? "," : "") + R"({"type":"reply","reply":{"id":"b)" + std::to_string(same_ids ? 0 : i) +
+               R"(","title":")" + std::string(title_chars, 't') + R"("}})";
+  }
+  return Command(R"({"type":"interactive","interactive":{"type":"button","body":{"text":"Pick"},"action":{"buttons":[)" +
+                 buttons + "]}}}");
+}
+
+std::string List(int rows) {
+  std::string r;
+  for (int i = 0; i < rows; ++i) r += std::string(i ? "," : "") + R"({"id":"r)" + std::to_string(i) + R"(","title":"Row"})";
+  return Command(R"({"type":"interactive","interactive":{"type":"list","body":{"text":"Pick"},"action":{"button":"Open",)"
+                 R"("sections":[{"title":"S","rows":[)" + r + "]}]}}}");
+}
+
+// Meta's limits are checked before a message leaves; a violation names what is over.
+TEST(SendRequest, MetasLimitsAreCheckedBeforeSending) {
+  EXPECT_TRUE(BuildSendRequest(Text(4096)).ok());
+  auto over = BuildSendRequest(Text(4097));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().message(), "text body has 4097 characters; Meta allows 1 to 4096");
+  EXPECT_TRUE(BuildSendRequest(Text(4096, "\xc3\xa9")).ok()) << "characters, not bytes";
+  EXPECT_FALSE(BuildSendRequest(Text(0)).ok());
+  EXPECT_TRUE(BuildSendRequest(Buttons(3, 20)).ok());
+  auto four = BuildSendRequest(Buttons(4));
+  ASSERT_FALSE(four.ok());
+  EXPECT_EQ(four.status().message(), "reply buttons: Meta allows 1 to 3 buttons, got 4");
+  auto long_title = BuildSendRequest(Buttons(2, 21));
+  ASSERT_FALSE(long_title.ok());
+  EXPECT_EQ(long_title.status().message(), "button 1 title has 21 characters; Meta allows 1 to 20");
+  EXPECT_FALSE(BuildSendRequest(Buttons(0)).ok());
+  EXPECT_FALSE(BuildSendRequest(Buttons(2, 3, true)).ok()) << "button ids must differ";
+  EXPECT_TRUE(BuildSendRequest(List(10)).ok());
+  auto rows = BuildSendRequest(List(11));
+  ASSERT_FALSE(rows.ok());
+  EXPECT_EQ(rows.status().message(), "list: Meta allows at most 10 rows, got 11");
+  EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"image","image":{}})")).ok());
+  EXPECT_TRUE(BuildSendRequest(Command(R"({"type":"image","image":{"id":"123"}})")).ok());
+  EXPECT_TRUE(BuildSendRequest(Command(R"({"type":"image","image":{"link":"https://example.com/a.jpg"}})")).ok());
+  EXPECT_TRUE(BuildSendRequest(Command(R"({"type":"template","template":{"name":"hello","language":{"code":"en"}}})")).ok());
+  EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"template","template":{"name":"hello"}})")).ok());
+  EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"sticker","sticker":{"id":"1"}})")).ok());
+}
+
+TEST(SendRequest, CarriesTheCallbackDataMetaEchoesInStatuses) {
+  auto body = BuildSendRequest(Text(2), "convoy:k");
+  ASSERT_TRUE(body.ok());
+  EXPECT_NE(body->find(R"("biz_opaque_callback_data":"convoy:k")"), std::string::npos) << *body;
+  EXPECT_FALSE(BuildSendRequest(Text(2), std::string(513, 'x')).ok());
+}
+
 }  // namespace
 }  // namespace convoy::outbound

@@ -49,6 +49,9 @@ struct FakeGraph::Impl {
   HttpServer server;
   mutable std::mutex mu;
   std::vector<std::string> sends;  // JSON objects
+  std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
+  std::atomic<uint64_t> calls{0};
+  StatusSink sink;
   struct Media {
     std::string path, mime;
   };
@@ -64,28 +67,37 @@ struct FakeGraph::Impl {
 
   bool Authorized(const HttpRequest& r) const { return r.Header("authorization") == "Bearer " + token; }
 
+  // Takes the first matching injection, if any.
+  std::optional<Injection> Take(const HttpRequest& r) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = injections.begin();
+    for (; it != injections.end(); ++it) {
+      if (it->path.empty() || r.path.find(it->path) != std::string::npos) break;
+    }
+    if (it == injections.end()) return std::nullopt;
+    Injection inj = *it;
+    if (--it->count <= 0) injections.erase(it);
+    return inj;
+  }
+
   // Applies the first matching injection, if any: sleeps, then returns the error to answer.
   std::optional<HttpResponse> Injected(const HttpRequest& r) {
-    Injection inj{};
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = injections.begin();
-      for (; it != injections.end(); ++it) {
-        if (it->path.empty() || r.path.find(it->path) != std::string::npos) break;
-      }
-      if (it == injections.end()) return std::nullopt;
-      inj = *it;
-      if (--it->count <= 0) injections.erase(it);
-    }
-    if (inj.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj.delay_ms));
-    if (inj.status == 200) return std::nullopt;  // latency only
-    return Json(inj.status, GraphError(inj.code, "injected error " + std::to_string(inj.code)));
+    auto inj = Take(r);
+    if (!inj) return std::nullopt;
+    if (inj->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
+    if (inj->status == 200) return std::nullopt;  // latency only
+    return Json(inj->status, GraphError(inj->code, "injected error " + std::to_string(inj->code)));
   }
 
   HttpResponse Send(const HttpRequest& r) {
     // /{version}/{phone_number_id}/messages
     if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
-    if (auto injected = Injected(r)) return *injected;
+    calls.fetch_add(1);
+    auto inj = Take(r);
+    if (inj && inj->status != 200) {
+      if (inj->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
+      return Json(inj->status, GraphError(inj->code, "injected error " + std::to_string(inj->code)));
+    }
     rapidjson::Document body;
     body.Parse(r.body.c_str(), r.body.size());
     if (body.HasParseError() || !body.IsObject() || !body.HasMember("to") || !body["to"].IsString() ||
@@ -96,12 +108,26 @@ struct FakeGraph::Impl {
     auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
     std::string pnid = r.path.substr(first + 1, second - first - 1);
     std::string wamid = "wamid.FAKE" + std::to_string(next_id++);
+    int64_t now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    StatusSink to_sink;
     {
       std::lock_guard<std::mutex> lock(mu);
       sends.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","to":")" + JsonEscape(to) +
                       R"(","wamid":")" + wamid + R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
-                      R"(","body":)" + r.body + "}");
+                      R"(","at_ms":)" + std::to_string(now_ms) + R"(,"body":)" + r.body + "}");
+      send_times.emplace_back(to, now_ms);
+      to_sink = sink;
     }
+    if (to_sink) {
+      std::string callback = JsonStr(body, "biz_opaque_callback_data");
+      to_sink(pnid, R"({"id":")" + wamid + R"(","status":"sent","timestamp":")" + std::to_string(now_ms / 1000) +
+                        R"(","recipient_id":")" + JsonEscape(to) + "\"" +
+                        (callback.empty() ? "" : R"(,"biz_opaque_callback_data":")" + JsonEscape(callback) + "\"") +
+                        "}");
+    }
+    // Accepted, answered late: the caller may give up before it learns the wamid.
+    if (inj && inj->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
     return Json(200, R"({"messaging_product":"whatsapp","contacts":[{"input":")" + JsonEscape(to) + R"(","wa_id":")" +
                          JsonEscape(to) + R"("}],"messages":[{"id":")" + wamid + R"("}]})");
   }
@@ -142,6 +168,7 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
   impl->server.Route("POST", "/_fake/reset", [impl](const HttpRequest&) {
     std::lock_guard<std::mutex> lock(impl->mu);
     impl->sends.clear();
+    impl->send_times.clear();
     impl->injections.clear();
     return Json(200, "{}");
   });
@@ -212,6 +239,22 @@ std::vector<std::string> FakeGraph::SentTexts(const std::string& to) const {
 size_t FakeGraph::SendCount() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->sends.size();
+}
+
+size_t FakeGraph::CallCount() const { return impl_->calls.load(); }
+
+std::vector<int64_t> FakeGraph::SendTimesMs(const std::string& to) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<int64_t> out;
+  for (const auto& [t, at] : impl_->send_times) {
+    if (to.empty() || t == to) out.push_back(at);
+  }
+  return out;
+}
+
+void FakeGraph::SetStatusSink(StatusSink sink) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->sink = std::move(sink);
 }
 
 void FakeGraph::RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type) {

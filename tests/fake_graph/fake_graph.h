@@ -7,7 +7,12 @@
 //   GET  /_fake/requests                          recorded sends, as a JSON array
 //   POST /_fake/media   {"id","path","mime_type"} register a media object
 //   POST /_fake/inject  {"status","code","count","delay_ms","path"} the next `count` calls fail
+//                       (status 200 with a delay: the send is accepted at once, answered late)
+// Every accepted send is followed by a "sent" status (echoing biz_opaque_callback_data) handed
+// to the status sink, as Meta's status webhooks would carry it.
 //   POST /_fake/reset                             forget requests and injections
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,7 +31,13 @@ class FakeGraph {
   std::string base_url() const;  // http://host:port/v21.0
   // Recorded sends as JSON: [{"to":...,"phone_number_id":...,"body":{...},"correlation_id":...}]
   std::string RequestsJson() const;
-  size_t SendCount() const;
+  size_t SendCount() const;    // accepted sends
+  size_t CallCount() const;    // calls to the send endpoint, errors included
+  // When each accepted send to `to` (every send when empty) arrived, in ms since the epoch.
+  std::vector<int64_t> SendTimesMs(const std::string& to = "") const;
+  // Receives (phone_number_id, Meta's status object as JSON) for every accepted send.
+  using StatusSink = std::function<void(const std::string& phone_number_id, const std::string& status)>;
+  void SetStatusSink(StatusSink sink);
   // What each send to `to` said, in order: a text's body, or an interactive message's body
   // followed by " [title|title]" for its buttons.
   std::vector<std::string> SentTexts(const std::string& to) const;

@@ -26,6 +26,20 @@ Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports)
   graph.RegisterMedia("1003383421387256", FixturePath("media/photo1.jpg"), "image/jpeg");
   for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
   for (auto& [name, svc] : services) EXPECT_TRUE(WaitReady(name, 90s)) << name << " not ready:\n" << svc->process.Log();
+  // Meta tells the business about every send it accepted with a signed status webhook.
+  const int ingress_port = services["ingress"]->port;
+  graph.SetStatusSink([ingress_port](const std::string& pnid, const std::string& status) {
+    std::string body = R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":)"
+                       R"({"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
+                       R"("phone_number_id":")" + pnid + R"("},"statuses":[)" + status + R"(]},"field":"messages"}]}]})";
+    HttpClientRequest req;
+    req.method = "POST";
+    req.url = "http://127.0.0.1:" + std::to_string(ingress_port) + "/webhook";
+    req.headers["X-Hub-Signature-256"] = ingress::SignBody(body, kAppSecret);
+    req.body = body;
+    req.timeout = std::chrono::milliseconds(5000);
+    HttpFetch(req);  // like Meta's, a webhook that is not answered is not redelivered here
+  });
 }
 
 Stack::~Stack() {

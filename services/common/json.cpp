@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/pointer.h>
 #include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
 
@@ -22,6 +23,7 @@ struct SchemaRegistry::Impl {
   // SchemaDocument, so two threads validating at once corrupt it: validation is serialized.
   std::mutex mu;
   std::map<std::string, std::unique_ptr<rapidjson::SchemaDocument>> schemas;  // "name@version"
+  std::map<std::string, std::unique_ptr<rapidjson::Document>> sources;         // the same, as JSON
 };
 
 SchemaRegistry::SchemaRegistry() : impl_(new Impl) {}
@@ -54,22 +56,44 @@ Status SchemaRegistry::LoadDir(const std::string& dir) {
                                                 ": " + rapidjson::GetParseError_En(doc.GetParseError()));
     }
     impl_->schemas[schema + "@" + std::to_string(version)] = std::make_unique<rapidjson::SchemaDocument>(doc);
+    auto source = std::make_unique<rapidjson::Document>();
+    source->CopyFrom(doc, source->GetAllocator());
+    impl_->sources[schema + "@" + std::to_string(version)] = std::move(source);
   }
   if (impl_->schemas.empty()) return Status(Code::kNotFound, "no schemas in " + dir);
   return Status::Ok();
 }
 
 namespace {
-Status ValidateDoc(const rapidjson::SchemaDocument& schema, const rapidjson::Document& doc,
-                   const std::string& name) {
+// For a failed "required": the members the rule names that the object lacks.
+std::string MissingMembers(const rapidjson::Document* source, const char* rule, const rapidjson::Document& doc,
+                           const char* where) {
+  if (source == nullptr) return "";
+  const rapidjson::Value* schema = rapidjson::Pointer(rule).Get(*source);
+  const rapidjson::Value* object = rapidjson::Pointer(where).Get(doc);
+  if (schema == nullptr || object == nullptr || !object->IsObject() || !schema->IsObject() ||
+      !schema->HasMember("required") || !(*schema)["required"].IsArray()) {
+    return "";
+  }
+  std::string missing;
+  for (const auto& name : (*schema)["required"].GetArray()) {
+    if (name.IsString() && !object->HasMember(name.GetString())) missing += (missing.empty() ? "" : ", ") + std::string(name.GetString());
+  }
+  return missing.empty() ? "" : ": missing " + missing;
+}
+
+Status ValidateDoc(const rapidjson::SchemaDocument& schema, const rapidjson::Document* source,
+                   const rapidjson::Document& doc, const std::string& name) {
   rapidjson::SchemaValidator validator(schema);
   if (doc.Accept(validator)) return Status::Ok();
   rapidjson::StringBuffer where, rule;
   validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
   validator.GetInvalidSchemaPointer().StringifyUriFragment(rule);
-  return Status(Code::kInvalidArgument, "does not match schema " + name + ": at '" +
-                                            std::string(where.GetString()) + "' fails '" +
-                                            validator.GetInvalidSchemaKeyword() + "' (" + rule.GetString() + ")");
+  std::string keyword = validator.GetInvalidSchemaKeyword();
+  return Status(Code::kInvalidArgument,
+                "does not match schema " + name + ": at '" + std::string(where.GetString()) + "' fails '" + keyword +
+                    "' (" + rule.GetString() + ")" +
+                    (keyword == "required" ? MissingMembers(source, rule.GetString(), doc, where.GetString()) : ""));
 }
 }  // namespace
 
@@ -85,7 +109,7 @@ Status SchemaRegistry::Validate(std::string_view body) const {
   auto it = impl_->schemas.find(key);
   if (it == impl_->schemas.end()) return Status(Code::kInvalidArgument, "unknown schema " + key);
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return ValidateDoc(*it->second, doc, key);
+  return ValidateDoc(*it->second, impl_->sources.at(key).get(), doc, key);
 }
 
 Status SchemaRegistry::ValidateAs(const std::string& schema, int version, std::string_view body) const {
@@ -96,7 +120,7 @@ Status SchemaRegistry::ValidateAs(const std::string& schema, int version, std::s
   doc.Parse(body.data(), body.size());
   if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return ValidateDoc(*it->second, doc, key);
+  return ValidateDoc(*it->second, impl_->sources.at(key).get(), doc, key);
 }
 
 std::string JsonEscape(std::string_view s) {

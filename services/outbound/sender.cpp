@@ -59,7 +59,8 @@ constexpr const char* kMarkFailed =
 // before recording Meta's answer) is found through the callback data's dedupe key.
 constexpr const char* kApplyStatus =
     "UPDATE outbound_messages SET status = $2, wamid = coalesce(wamid, $1), "
-    "error_code = coalesce($3::int, error_code), error_reason = coalesce($4, error_reason), updated_at = now() "
+    "error_code = CASE WHEN $2 = 'failed' THEN coalesce($3::int, error_code) END, "
+    "error_reason = CASE WHEN $2 = 'failed' THEN coalesce($4, error_reason) END, updated_at = now() "
     "WHERE (wamid = $1 OR (wamid IS NULL AND dedupe_key = $5)) AND "
     "(CASE status WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 1 END) < "
     "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END) "

@@ -1,0 +1,469 @@
+// Integration: outbound against a real broker and PostgreSQL, Meta played by the fake Graph API.
+// Each test runs "replicas" of outbound in this process (consumer groups with Sender handlers,
+// as convoy-outbound wires them) on a vhost and database of its own.
+#include "sender.h"
+
+#include <gtest/gtest.h>
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <set>
+
+#include "convoy/consumer_group.h"
+#include "convoy/json.h"
+#include "convoy/metrics.h"
+#include "convoy/rapidjson_util.h"
+#include "convoy/startup.h"
+#include "convoy/topology.h"
+#include "fake_graph.h"
+#include "testsupport.h"
+
+namespace convoy::outbound {
+namespace {
+
+using namespace std::chrono_literals;
+using test::WaitUntil;
+
+constexpr const char* kBusiness = "106540352242922";
+constexpr const char* kToken = "test-token";
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t SendsCounted(const char* result) {
+  return DefaultRegistry()
+      .GetCounter("convoy_outbound_sends_total", "Send commands by result.", std::string("result=\"") + result + "\"")
+      .Value();
+}
+
+std::string TextMessage(const std::string& body) {
+  return R"({"type":"text","text":{"body":")" + JsonEscape(body) + R"("}})";
+}
+
+class OutboundTest : public ::testing::Test {
+ protected:
+  OutboundTest() : vhost_("outbound"), db_("outbound"), amqp_{vhost_.url(), "outbound-test"}, pub_(amqp_), graph_(kToken) {}
+
+  void SetUp() override {
+    ASSERT_TRUE(graph_.Start().ok());
+    Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(), test::SourcePath("deploy/postgres"),
+                                      &base_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto conn = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+    sql_ = std::move(*conn);
+    pub_.Start();
+    ASSERT_TRUE(pub_.WaitConnected(20s));
+    // What ingress does with Meta's status webhooks: one inbound.status per status.
+    graph_.SetStatusSink([this](const std::string& pnid, const std::string& status) { PublishStatus(pnid, status); });
+  }
+
+  void TearDown() override {
+    for (auto& r : replicas_) r->Stop();
+    graph_.SetStatusSink(nullptr);
+  }
+
+  SenderSettings Settings() const {
+    SenderSettings s;
+    s.graph = {graph_.base_url(), kToken, 1000ms};
+    s.pacing.enabled = false;
+    s.max_attempts = 5;
+    s.reconcile = 2s;
+    return s;
+  }
+
+  // One outbound replica: `threads` send consumers and a status consumer.
+  void StartReplica(const SenderSettings& settings, int threads = 4) {
+    auto group = std::make_unique<ConsumerGroup>(pub_);
+    auto factory = [this, settings](bool status) {
+      return [this, settings, status]() -> Result<DeliveryHandler> {
+        auto db = PgConnection::Connect(db_.dsn());
+        if (!db.ok()) return db.status();
+        std::shared_ptr<PgConnection> conn(std::move(*db));
+        auto sender = std::make_shared<Sender>(*conn, base_.schemas, settings,
+                                               [this](AmqpMessage m) { return pub_.PublishAndWait(std::move(m), 10s); });
+        if (status) return DeliveryHandler([conn, sender](const Delivery& d) { return sender->HandleStatus(d); });
+        return DeliveryHandler([conn, sender](const Delivery& d) { return sender->HandleSend(d); });
+      };
+    };
+    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundSend, 32, settings.max_attempts}, threads, factory(false)).ok());
+    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundStatus, 32, settings.max_attempts}, 1, factory(true)).ok());
+    group->Start();
+    ASSERT_TRUE(WaitUntil([&] { return group->connected(); }, 20s));
+    replicas_.push_back(std::move(group));
+  }
+
+  static std::string Command(const std::string& dedupe, const std::string& to, const std::string& message,
+                             int64_t last_inbound_at) {
+    return R"({"schema":"outbound.send","version":1,"correlation_id":"corr-)" + JsonEscape(dedupe) +
+           R"(","dedupe_key":")" + JsonEscape(dedupe) + R"(","conversation_key":")" + kBusiness + ":" + to +
+           R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to +
+           R"(","last_inbound_at":)" + std::to_string(last_inbound_at) + R"(,"message":)" + message + "}";
+  }
+
+  static AmqpMessage SendMessage(const std::string& body, const std::string& dedupe, const std::string& to) {
+    AmqpMessage m;
+    m.exchange = exchanges::kCommands;
+    m.routing_key = queues::kOutboundSend;
+    m.message_id = dedupe;
+    m.body = body;
+    m.headers = {{headers::kDedupeKey, dedupe},
+                 {headers::kCorrelationId, "corr-" + dedupe},
+                 {headers::kConversationKey, std::string(kBusiness) + ":" + to}};
+    return m;
+  }
+
+  void Send(const std::string& dedupe, const std::string& to, const std::string& message = TextMessage("Hello"),
+            int64_t last_inbound_at = 0) {
+    if (last_inbound_at == 0) last_inbound_at = NowSeconds() - 60;
+    Status s = pub_.PublishAndWait(SendMessage(Command(dedupe, to, message, last_inbound_at), dedupe, to), 10s);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  void PublishStatus(const std::string& pnid, const std::string& status) {
+    rapidjson::Document d;
+    d.Parse(status.c_str());
+    std::string key = JsonStr(d, "id") + ":" + JsonStr(d, "status");
+    AmqpMessage m;
+    m.exchange = exchanges::kInbound;
+    m.routing_key = "status";
+    m.message_id = key;
+    m.body = R"({"schema":"inbound.status","version":1,"correlation_id":"corr-status","received_at":"2026-01-01T00:00:00Z",)"
+             R"("phone_number_id":")" + pnid + R"(","dedupe_key":")" + JsonEscape(key) + R"(","status":)" + status + "}";
+    m.headers = {{headers::kDedupeKey, key}, {headers::kCorrelationId, "corr-status"}};
+    pub_.PublishAndWait(std::move(m), 10s);
+  }
+
+  struct Row {
+    std::string status, attempts, error_code, error_reason, wamid;
+  };
+  Row Log(const std::string& dedupe) {
+    auto r = sql_->Exec(
+        "SELECT status, attempts::text, coalesce(error_code::text, ''), coalesce(error_reason, ''), coalesce(wamid, '') "
+        "FROM outbound_messages WHERE dedupe_key = $1",
+        {dedupe});
+    if (!r.ok() || r->empty()) return {};
+    return {r->get(0, 0), r->get(0, 1), r->get(0, 2), r->get(0, 3), r->get(0, 4)};
+  }
+  bool WaitStatus(const std::string& dedupe, const std::string& status, std::chrono::seconds deadline = 30s) {
+    return WaitUntil([&] { return Log(dedupe).status == status; }, deadline);
+  }
+  int64_t Count(const std::string& sql) {
+    auto r = sql_->Exec(sql);
+    return r.ok() && !r->empty() ? r->get_int(0, 0) : -1;
+  }
+  // The events outbound emitted so far (drained from conversation.events, which has no consumer here).
+  std::vector<Delivery> TakeEvents() {
+    auto n = QueueMessageCount(amqp_, queues::kConversationEvents);
+    if (!n.ok() || *n == 0) return {};
+    auto taken = TakeMessages(amqp_, queues::kConversationEvents, *n);
+    return taken.ok() ? *taken : std::vector<Delivery>{};
+  }
+  std::vector<Delivery> FailedEvents() {
+    std::vector<Delivery> out;
+    for (auto& e : TakeEvents()) {
+      if (e.routing_key == "outbound.failed") out.push_back(e);
+    }
+    return out;
+  }
+
+  test::TestVhost vhost_;
+  test::TestDatabase db_;
+  AmqpOptions amqp_;
+  Publisher pub_;
+  fake::FakeGraph graph_;
+  DatabaseService base_;
+  std::unique_ptr<PgConnection> sql_;
+  std::vector<std::unique_ptr<ConsumerGroup>> replicas_;
+};
+
+// 1,000 commands, each published twice, over two replicas: 1,000 Graph calls, one per key.
+TEST_F(OutboundTest, EveryCommandDuplicatedIsSentExactlyOnce) {
+  StartReplica(Settings());
+  StartReplica(Settings());
+  constexpr int kSends = 1000;
+  PublishBatch published;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (int i = 0; i < kSends; ++i) {
+      std::string key = "dup:" + std::to_string(i), to = "1650555" + std::to_string(1000 + i);
+      pub_.Publish(SendMessage(Command(key, to, TextMessage("n" + std::to_string(i)), NowSeconds()), key, to),
+                   published.Add());
+    }
+  }
+  ASSERT_TRUE(published.Wait(std::chrono::steady_clock::now() + 60s).ok());
+  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == kSends; },
+                        120s))
+      << Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto n = QueueMessageCount(amqp_, queues::kOutboundSend);
+        return n.ok() && *n == 0;
+      },
+      30s));
+  EXPECT_EQ(graph_.CallCount(), static_cast<size_t>(kSends));
+  EXPECT_EQ(graph_.SendCount(), static_cast<size_t>(kSends));
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE attempts <> 1"), 0);
+  // The same command once more, long after: acked without a call.
+  uint64_t dups = SendsCounted("duplicate");
+  Send("dup:7", "16505551007");
+  ASSERT_TRUE(WaitUntil([&] { return SendsCounted("duplicate") > dups; }, 20s));
+  EXPECT_EQ(graph_.CallCount(), static_cast<size_t>(kSends));
+}
+
+// Throughput limit, 5xx: Meta did not take the message; it is retried through a delay queue and
+// sent once, the attempts visible in the log.
+TEST_F(OutboundTest, RateLimitAndServerErrorsAreRetriedAndSentOnce) {
+  StartReplica(Settings(), 1);
+  struct Case {
+    int http, code;
+    const char* key;
+  };
+  for (const Case& c : {Case{400, 130429, "throttled"}, Case{503, 2, "unavailable"}, Case{500, 131000, "unknown"}}) {
+    size_t calls = graph_.CallCount();
+    graph_.Inject(c.http, c.code, 1, 0, "/messages");
+    Send(c.key, "16505552001");
+    ASSERT_TRUE(WaitStatus(c.key, "sent")) << c.key << ": " << Log(c.key).status;
+    Row row = Log(c.key);
+    EXPECT_EQ(row.attempts, "2") << c.key;
+    EXPECT_EQ(row.error_code, "") << c.key << ": a sent message carries no error";
+    EXPECT_EQ(graph_.CallCount(), calls + 2) << c.key;
+  }
+  EXPECT_EQ(graph_.SendTimesMs("16505552001").size(), 3u);
+}
+
+// No answer within the timeout, though Meta took the message: the attempt is uncertain, the status
+// webhook (callback data → dedupe key) settles it, and the retry sends nothing.
+TEST_F(OutboundTest, AnAcceptedSendWhoseAnswerIsLostIsReconciledNotResent) {
+  StartReplica(Settings(), 1);
+  graph_.Inject(200, 0, 1, 2500, "/messages");  // accepted at once, answered after the 1 s timeout
+  uint64_t dups = SendsCounted("duplicate");
+  Send("slow-accepted", "16505552002");
+  ASSERT_TRUE(WaitUntil([&] { return SendsCounted("duplicate") > dups; }, 30s)) << Log("slow-accepted").status;
+  Row row = Log("slow-accepted");
+  EXPECT_EQ(row.status, "sent");
+  EXPECT_EQ(row.attempts, "1");
+  EXPECT_EQ(row.wamid.rfind("wamid.FAKE", 0), 0u) << "the wamid came from the status webhook";
+  EXPECT_EQ(graph_.SendTimesMs("16505552002").size(), 1u);
+  EXPECT_EQ(graph_.CallCount(), 1u);
+}
+
+// No answer, and Meta did not take it: no status ever comes, so after the reconcile time the
+// message is sent again, once.
+TEST_F(OutboundTest, AnUnansweredSendMetaNeverTookIsSentAgainAfterTheReconcileTime) {
+  StartReplica(Settings(), 1);
+  graph_.Inject(503, 2, 1, 2500, "/messages");  // slower than the timeout, and an error
+  Send("slow-refused", "16505552003");
+  ASSERT_TRUE(WaitStatus("slow-refused", "sent"));
+  EXPECT_EQ(Log("slow-refused").attempts, "2");
+  EXPECT_EQ(graph_.SendTimesMs("16505552003").size(), 1u);
+  EXPECT_EQ(graph_.CallCount(), 2u);
+}
+
+// 131047 (re-engagement), 131026 (undeliverable): permanent, no retry; the conversation hears.
+TEST_F(OutboundTest, PermanentErrorsFailAtOnceAndEmitOutboundFailed) {
+  StartReplica(Settings(), 1);
+  for (int code : {131047, 131026}) {
+    std::string key = "permanent-" + std::to_string(code);
+    graph_.Inject(400, code, 1, 0, "/messages");
+    Send(key, "16505552004");
+    ASSERT_TRUE(WaitStatus(key, "failed")) << key;
+    Row row = Log(key);
+    EXPECT_EQ(row.error_code, std::to_string(code));
+    EXPECT_EQ(row.attempts, "1");
+  }
+  EXPECT_EQ(graph_.CallCount(), 2u);
+  std::vector<Delivery> failed;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (auto& e : FailedEvents()) failed.push_back(e);
+        return failed.size() >= 2;
+      },
+      10s));
+  ASSERT_EQ(failed.size(), 2u);
+  EXPECT_NE(failed[0].body.find(R"("code":131047)"), std::string::npos) << failed[0].body;
+  EXPECT_EQ(failed[0].Header(headers::kDedupeKey), "outbound.failed:permanent-131047");
+  EXPECT_EQ(failed[0].Header(headers::kConversationKey), std::string(kBusiness) + ":16505552004");
+  auto parked = QueueMessageCount(amqp_, std::string(queues::kOutboundSend) + ".dlq");
+  ASSERT_TRUE(parked.ok());
+  EXPECT_EQ(*parked, 0u) << "a permanent failure is answered, not parked";
+}
+
+// Meta keeps answering 503: after the configured attempts the command is parked, its headers
+// naming the last error code, the reason and the attempts; the conversation hears.
+TEST_F(OutboundTest, AlwaysFailingSendsAreParkedWithTheReasonAfterTheLastAttempt) {
+  SenderSettings s = Settings();
+  s.max_attempts = 3;
+  StartReplica(s, 1);
+  graph_.Inject(503, 2, 100, 0, "/messages");
+  Send("always-503", "16505552005");
+  const std::string dlq = std::string(queues::kOutboundSend) + ".dlq";
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto n = QueueMessageCount(amqp_, dlq);
+        return n.ok() && *n == 1;
+      },
+      30s));
+  auto parked = TakeMessages(amqp_, dlq, 1);
+  ASSERT_TRUE(parked.ok() && parked->size() == 1);
+  const Delivery& p = (*parked)[0];
+  EXPECT_EQ(p.Header("x-last-error-code"), "2");
+  EXPECT_EQ(p.Header(headers::kAttempt), "3");
+  EXPECT_NE(p.Header(headers::kDeathReason).find("graph 2: injected error 2 (after 3 attempts)"), std::string::npos)
+      << p.Header(headers::kDeathReason);
+  EXPECT_EQ(graph_.CallCount(), 3u);
+  Row row = Log("always-503");
+  EXPECT_EQ(row.status, "failed");
+  EXPECT_EQ(row.attempts, "3");
+  EXPECT_EQ(row.error_code, "2");
+  std::vector<Delivery> failed;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (auto& e : FailedEvents()) failed.push_back(e);
+        return !failed.empty();
+      },
+      10s));
+  EXPECT_NE(failed[0].body.find(R"("attempts":3)"), std::string::npos) << failed[0].body;
+}
+
+// Outside the 24-hour window a free-form message is refused here, as Meta would (131047),
+// without a call; a template goes.
+TEST_F(OutboundTest, TheCustomerServiceWindowIsCheckedBeforeCalling) {
+  StartReplica(Settings(), 1);
+  const int64_t yesterday = NowSeconds() - 25 * 3600;
+  Send("late-text", "16505552006", TextMessage("Still there?"), yesterday);
+  Send("late-template", "16505552006", R"({"type":"template","template":{"name":"hello","language":{"code":"en"}}})",
+       yesterday);
+  Send("in-window", "16505552006", TextMessage("Hi"), NowSeconds() - 23 * 3600);
+  ASSERT_TRUE(WaitStatus("late-text", "failed"));
+  ASSERT_TRUE(WaitStatus("late-template", "sent"));
+  ASSERT_TRUE(WaitStatus("in-window", "sent"));
+  Row row = Log("late-text");
+  EXPECT_EQ(row.error_code, "131047");
+  EXPECT_EQ(row.attempts, "0");
+  EXPECT_NE(row.error_reason.find("outside the 24-hour customer service window"), std::string::npos) << row.error_reason;
+  EXPECT_EQ(graph_.CallCount(), 2u);
+}
+
+// Over Meta's limits: a permanent failure with the reason, never sent; a bad command is parked.
+TEST_F(OutboundTest, MessagesOverMetasLimitsFailWithAClearReason) {
+  StartReplica(Settings(), 1);
+  Send("too-long", "16505552007", TextMessage(std::string(4097, 'x')));
+  ASSERT_TRUE(WaitStatus("too-long", "failed"));
+  Row row = Log("too-long");
+  EXPECT_EQ(row.error_code, "100");
+  EXPECT_EQ(row.error_reason, "text body has 4097 characters; Meta allows 1 to 4096");
+  AmqpMessage bad = SendMessage(R"({"schema":"outbound.send","version":1})", "bad", "16505552007");
+  ASSERT_TRUE(pub_.PublishAndWait(bad, 10s).ok());
+  const std::string dlq = std::string(queues::kOutboundSend) + ".dlq";
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto n = QueueMessageCount(amqp_, dlq);
+        return n.ok() && *n == 1;
+      },
+      20s));
+  auto parked = TakeMessages(amqp_, dlq, 1);
+  ASSERT_TRUE(parked.ok() && parked->size() == 1);
+  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("missing correlation_id, dedupe_key"), std::string::npos)
+      << (*parked)[0].Header(headers::kDeathReason);
+  EXPECT_EQ(graph_.CallCount(), 0u);
+}
+
+// Statuses in any order and any number of times: the log only moves forward.
+TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
+  StartReplica(Settings(), 1);
+  Send("tracked", "16505552008");
+  ASSERT_TRUE(WaitStatus("tracked", "sent"));
+  std::string wamid = Log("tracked").wamid;
+  ASSERT_FALSE(wamid.empty());
+  auto status = [&](const std::string& s) {
+    return R"({"id":")" + wamid + R"(","status":")" + s + R"(","timestamp":"1750000000","recipient_id":"16505552008"})";
+  };
+  PublishStatus(kBusiness, status("read"));
+  ASSERT_TRUE(WaitStatus("tracked", "read"));
+  auto ignored = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                              "effect=\"ignored\"").Value();
+  for (const char* late : {"delivered", "delivered", "sent"}) PublishStatus(kBusiness, status(late));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return DefaultRegistry()
+                   .GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"ignored\"")
+                   .Value() >= ignored + 3;
+      },
+      20s));
+  EXPECT_EQ(Log("tracked").status, "read");
+
+  // Meta took a message but could not deliver it: recorded with its code, the conversation hears.
+  Send("undelivered", "16505552009");
+  ASSERT_TRUE(WaitStatus("undelivered", "sent"));
+  TakeEvents();
+  PublishStatus(kBusiness, R"({"id":")" + Log("undelivered").wamid +
+                               R"(","status":"failed","timestamp":"1750000001","recipient_id":"16505552009",)"
+                               R"("errors":[{"code":131049,"title":"This message was not delivered to maintain healthy ecosystem engagement."}]})");
+  ASSERT_TRUE(WaitStatus("undelivered", "failed"));
+  EXPECT_EQ(Log("undelivered").error_code, "131049");
+  std::vector<Delivery> failed;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (auto& e : FailedEvents()) failed.push_back(e);
+        return !failed.empty();
+      },
+      10s));
+  EXPECT_NE(failed[0].body.find(R"("code":131049)"), std::string::npos) << failed[0].body;
+  EXPECT_EQ(failed[0].Header(headers::kConversationKey), std::string(kBusiness) + ":16505552009");
+}
+
+// Meta's throughput limit, held across two replicas: 400 sends to one number at 80/s (burst 20)
+// take at least (400 - 20) / 80 = 4.75 s, and no second holds more than the rate and the burst.
+TEST_F(OutboundTest, PacingHoldsANumberToItsRateAcrossReplicas) {
+  SenderSettings s = Settings();
+  s.pacing = {true, 80, 20, 1000, 1000};  // the pair limit out of the way
+  StartReplica(s, 2);
+  StartReplica(s, 2);
+  constexpr int kSends = 400;
+  PublishBatch published;
+  for (int i = 0; i < kSends; ++i) {
+    std::string key = "paced:" + std::to_string(i), to = "1650556" + std::to_string(1000 + i);
+    pub_.Publish(SendMessage(Command(key, to, TextMessage("p"), NowSeconds()), key, to), published.Add());
+  }
+  ASSERT_TRUE(published.Wait(std::chrono::steady_clock::now() + 30s).ok());
+  ASSERT_TRUE(WaitUntil([&] { return graph_.SendCount() == static_cast<size_t>(kSends); }, 60s)) << graph_.SendCount();
+  std::vector<int64_t> at = graph_.SendTimesMs();
+  std::sort(at.begin(), at.end());
+  EXPECT_GE(at.back() - at.front(), 4500) << "400 sends at 80/s";
+  EXPECT_LE(at.back() - at.front(), 7000) << "the pacing wastes no more than ~2 s of slots";
+  size_t most = 0;
+  for (size_t i = 0, j = 0; i < at.size(); ++i) {
+    while (at[i] - at[j] >= 1000) ++j;
+    most = std::max(most, i - j + 1);
+  }
+  EXPECT_LE(most, 101u) << "sends in the busiest second";
+  EXPECT_EQ(graph_.CallCount(), static_cast<size_t>(kSends));
+}
+
+// The pair limit: 10 messages to one recipient with burst 3 and 1 token/s take at least 7 s,
+// while another recipient's messages, published after them, go at once.
+TEST_F(OutboundTest, PacingARecipientNeverDelaysAnother) {
+  SenderSettings s = Settings();
+  s.pacing = {true, 1000, 1000, 1, 3};
+  StartReplica(s, 2);
+  int64_t start = NowMs();
+  for (int i = 0; i < 10; ++i) Send("busy:" + std::to_string(i), "16505553001");
+  for (int i = 0; i < 3; ++i) Send("other:" + std::to_string(i), "16505553002");
+  ASSERT_TRUE(WaitUntil([&] { return graph_.SendTimesMs("16505553002").size() == 3; }, 10s));
+  ASSERT_TRUE(WaitUntil([&] { return graph_.SendTimesMs("16505553001").size() == 10; }, 30s));
+  std::vector<int64_t> busy = graph_.SendTimesMs("16505553001"), other = graph_.SendTimesMs("16505553002");
+  std::sort(busy.begin(), busy.end());
+  EXPECT_GE(busy.back() - start, 7000);
+  for (size_t i = 3; i < busy.size(); ++i) EXPECT_GE(busy[i] - busy[i - 1], 900) << "send " << i;
+  for (int64_t t : other) EXPECT_LE(t - start, 1500) << "the other recipient waited";
+}
+
+}  // namespace
+}  // namespace convoy::outbound

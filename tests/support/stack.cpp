@@ -18,8 +18,9 @@ int64_t NowSeconds() {
 }
 }  // namespace
 
-Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports)
-    : vhost(prefix), db(prefix), pg_port_override(std::move(pg_ports)) {
+Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
+             std::map<std::string, std::vector<std::string>> extra)
+    : vhost(prefix), db(prefix), pg_port_override(std::move(pg_ports)), extra_args(std::move(extra)) {
   dir = ::testing::TempDir() + "/" + UniqueName("convoy_" + prefix);
   ::mkdir(dir.c_str(), 0755);
   EXPECT_TRUE(graph.Start().ok());
@@ -86,6 +87,8 @@ void Stack::Launch(const std::string& name) {
   if (kind == "conversation") argv.push_back("--flows_dir=" + SourcePath("deploy/flows"));
   if (kind == "media" || kind == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
   if (kind == "media") argv.push_back("--media_dir=" + dir + "/media");
+  auto extra = extra_args.find(kind);
+  if (extra != extra_args.end()) argv.insert(argv.end(), extra->second.begin(), extra->second.end());
   EXPECT_TRUE(svc->process.Start(argv, svc->log,
                                  {{"CONVOY_APP_SECRET", kAppSecret},
                                   {"CONVOY_VERIFY_TOKEN", "e2e-verify"},

@@ -25,8 +25,10 @@ class Stack {
     std::string log;
   };
 
-  // pg_port_override: service -> port its database connection goes to instead (a TcpProxy).
-  explicit Stack(const std::string& prefix, std::map<std::string, int> pg_port_override = {});
+  // pg_port_override: service -> port its database connection goes to instead (a TcpProxy);
+  // extra_args: service kind -> flags added to its command line.
+  explicit Stack(const std::string& prefix, std::map<std::string, int> pg_port_override = {},
+                 std::map<std::string, std::vector<std::string>> extra_args = {});
   ~Stack();  // SIGTERM to every service; each must exit within 20 s
 
   bool WaitReady(const std::string& service, std::chrono::seconds deadline);
@@ -67,6 +69,7 @@ class Stack {
   std::string dir;
   std::map<std::string, std::unique_ptr<Service>> services;
   std::map<std::string, int> pg_port_override;
+  std::map<std::string, std::vector<std::string>> extra_args;
 };
 
 }  // namespace convoy::test

@@ -6,14 +6,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 bin=$("$here/build.sh" | tail -n 1)
-started=false
-if ! "$here/infra.sh" status | grep -q "rabbitmq: running"; then
-  "$here/infra.sh" start rabbit
-  started=true
-fi
+started=()
+start_infra rabbit started
 vhost=bench-$$
 mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
-cleanup() { mgmt DELETE "vhosts/$vhost" || true; $started && "$here/infra.sh" stop rabbit || true; }
+cleanup() { mgmt DELETE "vhosts/$vhost" || true; for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done; }
 trap cleanup EXIT
 mgmt PUT "vhosts/$vhost" '{}'
 mgmt PUT "permissions/$vhost/guest" '{"configure":".*","write":".*","read":".*"}'

@@ -19,8 +19,8 @@ done
 bin=$("$here/build.sh" | tail -n 1)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 started=()
-"$here/infra.sh" status | grep -q "rabbitmq: running" || { "$here/infra.sh" start rabbit; started+=(rabbit); }
-"$here/infra.sh" status | grep -q "postgres: running" || { "$here/infra.sh" start pg; started+=(pg); }
+start_infra rabbit started
+start_infra pg started
 vhost=bench-conversation-$$ db=bench_conversation_$$
 mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
 psql_admin() { psql "$CONVOY_PG_DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }

@@ -11,15 +11,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 seconds=${1:-10}; conns=${2:-32}
 command -v wrk >/dev/null || "$here/setup.sh"
 bin=$("$here/build.sh" | tail -n 1)
-started=false
-if ! "$here/infra.sh" status | grep -q "rabbitmq: running"; then "$here/infra.sh" start rabbit; started=true; fi
+started=()
+start_infra rabbit started
 vhost=bench-ingress-$$
 mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   mgmt DELETE "vhosts/$vhost" || true
-  $started && "$here/infra.sh" stop rabbit || true
+  for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done
 }
 trap cleanup EXIT
 mgmt PUT "vhosts/$vhost" '{}'

@@ -15,6 +15,17 @@ CONVOY_RABBIT_MGMT_URL=${CONVOY_RABBIT_MGMT_URL:-http://127.0.0.1:$CONVOY_AMQP_M
 CONVOY_PG_DSN=${CONVOY_PG_DSN:-host=127.0.0.1 port=$CONVOY_PG_PORT user=postgres dbname=postgres}
 export CONVOY_ROOT CONVOY_RUN_DIR CONVOY_BUILD_DIR CONVOY_AMQP_URL CONVOY_RABBIT_MGMT_URL CONVOY_PG_DSN
 
+# start_infra WHAT ARRAY: starts rabbit or pg (scripts/infra.sh) unless it runs already, and
+# appends WHAT to the array named ARRAY only when this call started it, so that a script stops
+# only what it started (never the broker a developer or another script is using).
+start_infra() {
+  local out rc=0
+  out=$("$CONVOY_ROOT/scripts/infra.sh" start "$1" 2>&1) || rc=$?
+  printf '%s\n' "$out" >&2
+  [ $rc -eq 0 ] || return $rc
+  grep -q "already running" <<<"$out" || eval "$2+=(\"\$1\")"
+}
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 

@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -48,6 +49,7 @@ struct FakeGraph::Impl {
   std::string token;
   HttpServer server;
   mutable std::mutex mu;
+  mutable std::condition_variable sent_cv;  // notified on every accepted send
   std::vector<std::string> sends;  // JSON objects
   std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
   std::atomic<uint64_t> calls{0};
@@ -119,6 +121,7 @@ struct FakeGraph::Impl {
       send_times.emplace_back(to, now_ms);
       to_sink = sink;
     }
+    sent_cv.notify_all();
     if (to_sink) {
       std::string callback = JsonStr(body, "biz_opaque_callback_data");
       to_sink(pnid, R"({"id":")" + wamid + R"(","status":"sent","timestamp":")" + std::to_string(now_ms / 1000) +
@@ -242,6 +245,11 @@ size_t FakeGraph::SendCount() const {
 }
 
 size_t FakeGraph::CallCount() const { return impl_->calls.load(); }
+
+bool FakeGraph::WaitForSends(size_t count, std::chrono::milliseconds deadline) const {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->sent_cv.wait_for(lock, deadline, [&] { return impl_->sends.size() >= count; });
+}
 
 std::vector<int64_t> FakeGraph::SendTimesMs(const std::string& to) const {
   std::lock_guard<std::mutex> lock(impl_->mu);

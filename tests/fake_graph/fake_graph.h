@@ -11,6 +11,7 @@
 // Every accepted send is followed by a "sent" status (echoing biz_opaque_callback_data) handed
 // to the status sink, as Meta's status webhooks would carry it.
 //   POST /_fake/reset                             forget requests and injections
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,6 +34,8 @@ class FakeGraph {
   std::string RequestsJson() const;
   size_t SendCount() const;    // accepted sends
   size_t CallCount() const;    // calls to the send endpoint, errors included
+  // Blocks until `count` sends were accepted or the deadline passed; whether they were.
+  bool WaitForSends(size_t count, std::chrono::milliseconds deadline) const;
   // When each accepted send to `to` (every send when empty) arrived, in ms since the epoch.
   std::vector<int64_t> SendTimesMs(const std::string& to = "") const;
   // Receives (phone_number_id, Meta's status object as JSON) for every accepted send.

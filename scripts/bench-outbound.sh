@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The outbound service against the fake Graph API, from one run on this machine:
+#   1. ceiling: the fake Graph API's own rate, posted to from as many threads as outbound has
+#      send consumers (what one machine's HTTP stack allows; outbound cannot beat it)
+#   2. throughput: SENDS commands preloaded into outbound.send, outbound started with pacing
+#      off: sends/s at the fake, first to last (each one a claim, a call and a log update)
+#   3. pacing: 80/s (burst 20) to one business number, 80 x (WINDOW + 6) commands preloaded, each
+#      to its own recipient: the steady rate over WINDOW seconds after the burst, and the busiest
+#      second. Target: within 2 % of 80/s.
+#   scripts/bench-outbound.sh [SENDS] [WINDOW] [CONSUMERS]   (defaults 10000, 30 s, 4)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+sends=${1:-10000}; window=${2:-30}; consumers=${3:-4}
+for v in "$sends" "$window" "$consumers"; do
+  [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "usage: $0 [SENDS] [WINDOW] [CONSUMERS] (positive integers)"
+done
+"$here/setup.sh" >/dev/null
+bin=$("$here/build.sh" | tail -n 1)
+started=()
+start_infra rabbit started
+start_infra pg started
+vhost=bench-outbound-$$ db=bench_outbound_$$
+mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
+psql_admin() { psql "$CONVOY_PG_DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  mgmt DELETE "vhosts/$vhost" || true
+  psql_admin "DROP DATABASE IF EXISTS $db" || true
+  for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done
+}
+trap cleanup EXIT
+mgmt PUT "vhosts/$vhost" '{}'
+mgmt PUT "permissions/$vhost/guest" '{"configure":".*","write":".*","read":".*"}'
+psql_admin "CREATE DATABASE $db"
+url="${CONVOY_AMQP_URL%/*}/$vhost"
+dsn="${CONVOY_PG_DSN/dbname=postgres/dbname=$db}"
+graph_port=18095 http_port=18083
+export CONVOY_GRAPH_TOKEN=bench-token
+log_dir=$CONVOY_RUN_DIR/bench; mkdir -p "$log_dir"
+: >"$log_dir/outbound.log"; : >"$log_dir/outbound-bench.log"
+tool() { "$bin/tests/convoy-outbound-bench" --amqp_url="$url" --graph_port="$graph_port" "$@" 2>>"$log_dir/outbound-bench.log" | grep '^RESULT'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+outbound() {  # starts convoy-outbound with extra flags; sets $svc
+  "$bin/services/outbound/convoy-outbound" --amqp_url="$url" --pg_dsn="$dsn" --http_port="$http_port" \
+    --schema_dir="$CONVOY_ROOT/proto-schemas" --migrations_dir="$CONVOY_ROOT/deploy/postgres" \
+    --graph_base_url="http://127.0.0.1:$graph_port/v21.0" --consumer_threads="$consumers" "$@" \
+    >>"$log_dir/outbound.log" 2>&1 &
+  svc=$!; pids+=("$svc")
+}
+measure() {  # the fake Graph API up first (outbound's first call must find it), then outbound; sets $svc
+  local n=$1 out=$2; shift 2
+  tool --mode=measure --sends="$n" --window_seconds="$window" >"$out" &
+  local m=$!
+  wait_for "the fake Graph API" 30 curl -sf "http://127.0.0.1:$graph_port/_fake/requests" || die "fake Graph API did not start"
+  outbound "$@"
+  wait_for "convoy-outbound ready" 60 curl -sf "http://127.0.0.1:$http_port/readyz" ||
+    die "convoy-outbound did not get ready; see $log_dir/outbound.log"
+  wait "$m" || die "outbound did not send $n messages; see $log_dir"
+}
+
+log "ceiling: the fake Graph API from $consumers threads"
+ceiling=$(tool --mode=ceiling --connections="$consumers" --seconds=5)
+log "ceiling: $ceiling"
+
+log "throughput: $sends commands preloaded, pacing off"
+tool --mode=preload --tag=t --sends="$sends" >/dev/null
+measure "$sends" "$log_dir/throughput.out" --pacing=false
+throughput=$(cat "$log_dir/throughput.out")
+rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$svc/status")
+kill "$svc"; wait "$svc" 2>/dev/null || true
+log "throughput: $throughput"
+
+paced_n=$((80 * (window + 6)))
+log "pacing: $paced_n commands preloaded, 80/s"
+tool --mode=preload --tag=p --sends="$paced_n" >/dev/null
+measure "$paced_n" "$log_dir/pacing.out" --pacing=true --number_rate=80 --number_burst=20
+pacing=$(cat "$log_dir/pacing.out")
+kill "$svc"; wait "$svc" 2>/dev/null || true
+log "pacing: $pacing"
+
+rate=$(field window_rate "$pacing")
+echo
+echo "outbound benchmark: $consumers send consumers, fake Graph API in-process with the measuring tool ($(nproc) cores, broker and database on this machine)"
+echo
+echo "| run | sends | sends/s | busiest second |"
+echo "|---|---:|---:|---:|"
+echo "| fake Graph API ceiling, $consumers threads posting | $(field posts "$ceiling") | $(field posts_per_s "$ceiling") | - |"
+echo "| outbound, pacing off (preloaded queue) | $(field sends "$throughput") | $(field sends_per_s "$throughput") | $(field busiest_second "$throughput") |"
+echo "| outbound, paced at 80/s: ${window} s steady window | $(field sends "$pacing") | $rate | $(field busiest_second "$pacing") |"
+echo
+echo "outbound/ceiling: $(awk -v a="$(field sends_per_s "$throughput")" -v b="$(field posts_per_s "$ceiling")" 'BEGIN {printf "%.0f%%", 100*a/b}')   pacing error: $(awk -v r="$rate" 'BEGIN {printf "%+.2f%%", 100*(r-80)/80}') (target within 2 %)   Graph calls: $(field calls "$throughput") for $(field sends "$throughput") sends   peak RSS: ${rss} MiB"
+awk -v r="$rate" 'BEGIN {exit !(r >= 78.4 && r <= 81.6)}' || { echo "pacing outside 2 % of 80/s" >&2; exit 1; }

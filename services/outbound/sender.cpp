@@ -29,15 +29,19 @@ constexpr int kInvalidParameterCode = 100;      // what Meta answers for a messa
 constexpr const char* kLookup =
     "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, 1e9) "
     "FROM outbound_messages WHERE dedupe_key = $1";
-constexpr const char* kEnsure =
-    "INSERT INTO outbound_messages (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "correlation_id) VALUES ($1, $2, $3, $4, 'queued', 0, $5) ON CONFLICT (dedupe_key) DO NOTHING";
-constexpr const char* kLockRow =
-    "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, 1e9) "
-    "FROM outbound_messages WHERE dedupe_key = $1 FOR UPDATE";
+// Claims an attempt in one statement (the row lock of ON CONFLICT makes it atomic between
+// replicas): the row is created 'sending', or moved to 'sending' unless it is settled or an
+// attempt that may have reached Meta is younger than the reconcile time ($6 s). No row returned:
+// not claimed. prev: the status before, for the log.
 constexpr const char* kClaim =
-    "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, attempt_started_at = clock_timestamp(), "
-    "updated_at = now() WHERE dedupe_key = $1 RETURNING attempts";
+    "WITH prev AS (SELECT status FROM outbound_messages WHERE dedupe_key = $1) "
+    "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
+    "correlation_id, attempt_started_at) VALUES ($1, $2, $3, $4, 'sending', 1, $5, clock_timestamp()) "
+    "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'sending', attempts = m.attempts + 1, "
+    "attempt_started_at = clock_timestamp(), updated_at = now() "
+    "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN ('sending', 'uncertain') "
+    "AND m.attempt_started_at > clock_timestamp() - make_interval(secs => $6::float8)) "
+    "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new')";
 // A status webhook may have settled the row already (wamid set, sent or further): keep that.
 constexpr const char* kMarkSent =
     "UPDATE outbound_messages SET status = 'sent', wamid = coalesce(wamid, $2), error_code = NULL, "
@@ -226,33 +230,21 @@ Disposition Sender::HandleSend(const Delivery& d) {
     const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, settings_.pacing.pair_burst};
     if (auto wait = Pace(d, pair, number)) return std::move(*wait);
   }
-  // 4. Claim the attempt (one transaction: another replica may hold the same command).
-  Status s = db_.Begin();
-  if (s.ok()) s = db_.Exec(kEnsure, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation}).status();
-  auto locked = s.ok() ? db_.Exec(kLockRow, {c.dedupe}) : Result<PgRows>(s);
-  if (!locked.ok() || locked->empty()) {
-    db_.Rollback();
-    return DispositionFor(locked.ok() ? Status(Code::kInternal, "message log row vanished") : locked.status());
-  }
-  std::string status = locked->get(0, 0);
-  double age = std::stod(locked->get(0, 1));
-  if (Settled(status) || (MayHaveReachedMeta(status) && age < settings_.reconcile.count())) {
-    db_.Rollback();
+  // 4. Claim the attempt (another replica may hold the same command).
+  auto claimed = db_.Exec(kClaim, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation,
+                                   std::to_string(settings_.reconcile.count())});
+  if (!claimed.ok()) return DispositionFor(claimed.status());
+  if (claimed->empty()) {
+    // Settled, or in flight elsewhere, since the lookup.
+    auto now_row = db_.Exec(kLookup, {c.dedupe});
+    if (!now_row.ok()) return DispositionFor(now_row.status());
     M().duplicate.Inc();
-    return Settled(status) ? Disposition::Ack()
-                           : Unpaced(Disposition::Delay("another attempt is in flight",
-                                                        Millis(settings_.reconcile.count() - age)));
+    if (now_row->empty() || Settled(now_row->get(0, 0))) return Disposition::Ack();
+    double age = std::stod(now_row->get(0, 1));
+    return Unpaced(Disposition::Delay("another attempt is in flight", Millis(settings_.reconcile.count() - age)));
   }
-  auto claimed = db_.Exec(kClaim, {c.dedupe});
-  if (!claimed.ok()) {
-    db_.Rollback();
-    return DispositionFor(claimed.status());
-  }
-  s = db_.Commit();
-  if (!s.ok()) return DispositionFor(s);
-  if (MayHaveReachedMeta(status)) {
-    LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << status << " age_s=" << static_cast<int>(age);
-  }
+  const std::string previous = claimed->get(0, 1);
+  if (MayHaveReachedMeta(previous)) LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << previous;
 
   // 5. The call.
   HttpClientRequest req;
@@ -279,7 +271,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   if (resp->status / 100 == 2) {
     auto wamid = ParseSendResponse(resp->body);
     std::string id = wamid.ok() ? *wamid : "";
-    s = db_.Exec(kMarkSent, {c.dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
+    Status s = db_.Exec(kMarkSent, {c.dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
     if (!s.ok()) LOG(ERROR) << ctx << "event=log_update_failed error=" << s.ToString();
     M().sent.Inc();
     LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << c.to << " attempt=" << d.attempt + 1;

@@ -465,5 +465,35 @@ TEST_F(OutboundTest, PacingARecipientNeverDelaysAnother) {
   for (int64_t t : other) EXPECT_LE(t - start, 1500) << "the other recipient waited";
 }
 
+
+// Meta says slow down: a throughput error (130429) pushes the number's bucket back a second and a
+// pair-rate error (131056) the recipient's 4 s (4^1, as Meta advises), for every send after it.
+TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {
+  SenderSettings s = Settings();
+  s.pacing = {true, 1000, 1000, 1000, 1000};  // neither bucket would ever make a send wait
+  StartReplica(s, 2);
+  graph_.Inject(400, 130429, 1, 0, "/messages");
+  Send("throttled", "16505554001");
+  ASSERT_TRUE(WaitUntil([&] { return graph_.CallCount() == 1; }, 10s));
+  int64_t after_throttle = NowMs();
+  Send("next-on-number", "16505554002");
+  ASSERT_TRUE(WaitStatus("next-on-number", "sent"));
+  EXPECT_GE(graph_.SendTimesMs("16505554002").at(0) - after_throttle, 800) << "the number's bucket was pushed back";
+
+  graph_.Inject(400, 131056, 1, 0, "/messages");
+  size_t calls = graph_.CallCount();
+  int64_t before = NowMs();
+  Send("pair-limited", "16505554003");
+  ASSERT_TRUE(WaitUntil([&] { return graph_.CallCount() == calls + 1; }, 10s));
+  Send("next-to-pair", "16505554003");
+  Send("other-recipient", "16505554004");
+  ASSERT_TRUE(WaitStatus("other-recipient", "sent"));
+  ASSERT_TRUE(WaitStatus("pair-limited", "sent", 30s));
+  ASSERT_TRUE(WaitStatus("next-to-pair", "sent", 30s));
+  for (int64_t t : graph_.SendTimesMs("16505554003")) EXPECT_GE(t - before, 4000) << "the recipient's bucket waits 4 s";
+  EXPECT_LT(graph_.SendTimesMs("16505554004").at(0) - before, 2000) << "another recipient is not held up";
+  EXPECT_EQ(Log("pair-limited").attempts, "2");
+}
+
 }  // namespace
 }  // namespace convoy::outbound

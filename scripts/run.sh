@@ -49,7 +49,8 @@ start() {  # start NAME PORT ARGS...
 }
 db_flags=(--amqp_url="$CONVOY_AMQP_URL" --pg_dsn="$CONVOY_PG_DSN" --schema_dir="$CONVOY_ROOT/proto-schemas"
           --migrations_dir="$CONVOY_ROOT/deploy/postgres")
-start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MEDIA_ID=$CONVOY_ROOT/tests/data/demo-photo.jpg:image/jpeg"
+start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MEDIA_ID=$CONVOY_ROOT/tests/data/demo-photo.jpg:image/jpeg" \
+  --status_webhook_url="http://127.0.0.1:$INGRESS_PORT/webhook"
 start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$CONVOY_AMQP_URL"
 start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
 start media 8082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media"

@@ -265,6 +265,12 @@ void FakeGraph::SetStatusSink(StatusSink sink) {
   impl_->sink = std::move(sink);
 }
 
+std::string FakeGraph::StatusWebhook(const std::string& pnid, const std::string& status) {
+  return R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":)"
+         R"({"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
+         R"("phone_number_id":")" + JsonEscape(pnid) + R"("},"statuses":[)" + status + R"(]},"field":"messages"}]}]})";
+}
+
 void FakeGraph::RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->media[id] = {path, mime_type};

@@ -41,6 +41,8 @@ class FakeGraph {
   // Receives (phone_number_id, Meta's status object as JSON) for every accepted send.
   using StatusSink = std::function<void(const std::string& phone_number_id, const std::string& status)>;
   void SetStatusSink(StatusSink sink);
+  // The webhook body Meta posts for one status of a message sent from phone_number_id.
+  static std::string StatusWebhook(const std::string& phone_number_id, const std::string& status);
   // What each send to `to` said, in order: a text's body, or an interactive message's body
   // followed by " [title|title]" for its buttons.
   std::vector<std::string> SentTexts(const std::string& to) const;

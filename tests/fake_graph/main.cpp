@@ -6,9 +6,14 @@
 
 #include "convoy/config.h"
 #include "convoy/flags.h"
+#include "convoy/http.h"
 #include "fake_graph.h"
+#include "webhook.h"
 
 DEFINE_string(media, "", "Media objects to serve, comma-separated id=path:mime_type");
+DEFINE_string(status_webhook_url, "",
+              "Post a signed 'sent' status webhook here for every accepted send, as Meta does (e.g. "
+              "http://127.0.0.1:8080/webhook; the app secret from CONVOY_APP_SECRET); empty: none");
 
 int main(int argc, char** argv) {
   convoy::SetFlagDefault("http_port", "8090");
@@ -27,6 +32,27 @@ int main(int argc, char** argv) {
       return 2;
     }
     graph.RegisterMedia(item.substr(0, eq), item.substr(eq + 1, colon - eq - 1), item.substr(colon + 1));
+  }
+  if (!FLAGS_status_webhook_url.empty()) {
+    auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", "");
+    if (!secret.ok()) {
+      LOG(ERROR) << "service=fake-graph event=bad_config error=--status_webhook_url needs the app secret: "
+                 << secret.status().ToString();
+      return 2;
+    }
+    graph.SetStatusSink([secret = *secret](const std::string& pnid, const std::string& status) {
+      convoy::HttpClientRequest req;
+      req.method = "POST";
+      req.url = FLAGS_status_webhook_url;
+      req.body = convoy::fake::FakeGraph::StatusWebhook(pnid, status);
+      req.headers["X-Hub-Signature-256"] = convoy::ingress::SignBody(req.body, secret);
+      req.timeout = std::chrono::milliseconds(2000);
+      auto r = convoy::HttpFetch(req);
+      if (!r.ok() || r->status != 200) {
+        LOG(WARNING) << "service=fake-graph event=status_webhook_failed error="
+                     << (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().ToString());
+      }
+    });
   }
   auto s = graph.Start();
   if (!s.ok()) {

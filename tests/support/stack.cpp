@@ -30,9 +30,7 @@ Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
   // Meta tells the business about every send it accepted with a signed status webhook.
   const int ingress_port = services["ingress"]->port;
   graph.SetStatusSink([ingress_port](const std::string& pnid, const std::string& status) {
-    std::string body = R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":)"
-                       R"({"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
-                       R"("phone_number_id":")" + pnid + R"("},"statuses":[)" + status + R"(]},"field":"messages"}]}]})";
+    std::string body = fake::FakeGraph::StatusWebhook(pnid, status);
     HttpClientRequest req;
     req.method = "POST";
     req.url = "http://127.0.0.1:" + std::to_string(ingress_port) + "/webhook";

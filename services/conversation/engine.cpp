@@ -173,6 +173,19 @@ class Run {
       e.fields = s_.fields;
       e.photos = s_.photos;
       t_.effects.push_back(std::move(e));
+      // Every stored photo goes to the destination named after the flow (convoy-media's
+      // --upload_destinations); one still being fetched is in flow.completed without a stored name.
+      for (const auto& [field, list] : s_.photos) {
+        for (size_t i = 0; i < list.size(); ++i) {
+          if (list[i].stored_name.empty()) continue;
+          Effect u;
+          u.kind = Effect::Kind::kUploadMedia;
+          u.step = "upload:" + field + ":" + std::to_string(i);
+          u.stored_name = list[i].stored_name;
+          u.destination = flow_->name;
+          t_.effects.push_back(std::move(u));
+        }
+      }
     }
     Reset();
     t_.note = step->deliver ? "completed" : "ended";

@@ -52,12 +52,14 @@ struct Event {
 };
 
 struct Effect {
-  enum class Kind { kSendText, kSendButtons, kFetchMedia, kFlowCompleted };
+  enum class Kind { kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia };
   Kind kind = Kind::kSendText;
   std::string step;  // names the effect inside its trigger: part of its dedupe key
   std::string text;
   std::vector<std::pair<std::string, std::string>> buttons;  // (id, title)
   std::string media_id, mime_type, sha256;
+  // kUploadMedia: a stored photo to the flow's upload destination (named after the flow).
+  std::string stored_name, destination;
   // kFlowCompleted: the run's result.
   std::string flow, outcome;
   std::map<std::string, std::string> fields;

@@ -319,6 +319,14 @@ TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
   EXPECT_EQ(done->fields.at("price"), "35");
   ASSERT_EQ(done->photos.at("photos").size(), 2u);
   EXPECT_EQ(done->photos.at("photos")[0].stored_name, std::string(64, 'a') + ".jpg");
+  // The stored photo is uploaded to the flow's destination; the one still being fetched is not.
+  ASSERT_EQ(Count(submit, Effect::Kind::kUploadMedia), 1u);
+  for (const auto& e : submit.effects) {
+    if (e.kind != Effect::Kind::kUploadMedia) continue;
+    EXPECT_EQ(e.stored_name, std::string(64, 'a') + ".jpg");
+    EXPECT_EQ(e.destination, "listing");
+    EXPECT_EQ(e.step, "upload:photos:0");
+  }
   EXPECT_NE(Replies(submit)[0].find("Submitted! Your listing with 2 photos"), std::string::npos);
   EXPECT_TRUE(c.state.flow.empty());
   EXPECT_TRUE(c.state.fields.empty());

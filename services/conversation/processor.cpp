@@ -230,6 +230,17 @@ std::string CompletedBody(const Parsed& p, const std::string& dedupe, const Effe
   return b.GetString();
 }
 
+std::string UploadBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Envelope(w, "media.upload", p, dedupe);
+  w.Key("stored_name"); w.String(e.stored_name);
+  w.Key("destination"); w.String(e.destination);
+  w.EndObject();
+  return b.GetString();
+}
+
 struct OutboxRow {
   const char* exchange;
   const char* routing_key;
@@ -245,6 +256,8 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
       return {exchanges::kCommands, queues::kMediaFetch, FetchBody(p, key, e)};
     case Effect::Kind::kFlowCompleted:
       return {exchanges::kEvents, routing::kFlowCompleted, CompletedBody(p, key, e)};
+    case Effect::Kind::kUploadMedia:
+      return {exchanges::kCommands, queues::kMediaUpload, UploadBody(p, key, e)};
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
 }

@@ -1,21 +1,25 @@
 #include "fetcher.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <glog/logging.h>
+#include <openssl/evp.h>
 #include <rapidjson/document.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <random>
 
-#include "convoy/http.h"
 #include "convoy/events.h"
+#include "convoy/http.h"
 #include "convoy/log.h"
-#include "convoy/rapidjson_util.h"
 #include "convoy/metrics.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
-#include "verify.h"
 
 namespace convoy::media {
 
@@ -25,13 +29,129 @@ constexpr const char* kFindStored = "SELECT stored_name, sha256, size, mime_type
 constexpr const char* kRecordStored =
     "INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type) VALUES ($1, $2, $3, $4::bigint, $5) "
     "ON CONFLICT (media_id) DO NOTHING";
+// One download per media id at a time, across threads and replicas; a session lock, released by
+// the unlock or by the connection's end (a crash).
+constexpr const char* kTryLock = "SELECT pg_try_advisory_lock(hashtextextended('media:' || $1, 0))";
+constexpr const char* kUnlock = "SELECT pg_advisory_unlock(hashtextextended('media:' || $1, 0))";
+constexpr int64_t kLockedRetryMs = 1000;
 
 Counter& Outcome(const char* what) {
   return DefaultRegistry().GetCounter("convoy_media_fetches_total", "media.fetch commands by outcome.",
                                       std::string("outcome=\"") + what + "\"");
 }
 
+Status Errno(const std::string& what) { return Status(Code::kUnavailable, what + ": " + std::strerror(errno)); }
+
+// Incremental sha256 and the first bytes of a download.
+class Digest {
+ public:
+  Digest() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Digest() { EVP_MD_CTX_free(ctx_); }
+  void Update(const char* data, size_t n) {
+    EVP_DigestUpdate(ctx_, data, n);
+    if (head_.size() < 64) head_.append(data, std::min(n, 64 - head_.size()));
+    size_ += n;
+  }
+  std::string Hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    static const char kDigits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += kDigits[md[i] >> 4];
+      out += kDigits[md[i] & 15];
+    }
+    return out;
+  }
+  const std::string& head() const { return head_; }
+  size_t size() const { return size_; }
+
+ private:
+  EVP_MD_CTX* ctx_;
+  std::string head_;
+  size_t size_ = 0;
+};
+
+bool Transient(const Status& s) { return IsTransient(s.code()); }
+
 }  // namespace
+
+// ---- PendingFile
+
+Result<PendingFile> PendingFile::Create(const std::string& dir) {
+  PendingFile f;
+  f.dir_ = dir;
+  f.fd_ = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
+  if (f.fd_ < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    std::random_device rd;
+    f.temp_path_ = dir + "/.tmp-" + std::to_string(rd()) + std::to_string(rd());
+    f.fd_ = ::open(f.temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  }
+  if (f.fd_ < 0) return Errno("cannot create a file in " + dir);
+  return f;
+}
+
+PendingFile::PendingFile(PendingFile&& o) noexcept
+    : fd_(o.fd_), dir_(std::move(o.dir_)), temp_path_(std::move(o.temp_path_)), committed_(o.committed_) {
+  o.fd_ = -1;
+  o.temp_path_.clear();
+}
+
+PendingFile::~PendingFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!temp_path_.empty() && !committed_) ::unlink(temp_path_.c_str());
+}
+
+Status PendingFile::Write(const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd_, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Errno("write in " + dir_);
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status PendingFile::Commit(const std::string& name) {
+  if (::fsync(fd_) != 0) return Errno("fsync in " + dir_);
+  const std::string final_path = dir_ + "/" + name;
+  if (temp_path_.empty()) {
+    std::string self = "/proc/self/fd/" + std::to_string(fd_);
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST) {
+      return Errno("cannot store " + final_path);
+    }
+  } else if (::rename(temp_path_.c_str(), final_path.c_str()) != 0) {
+    return Errno("cannot store " + final_path);
+  }
+  committed_ = true;
+  int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+  return Status::Ok();
+}
+
+int RemoveStaleTemporaries(const std::string& dir, std::chrono::seconds max_age) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  int removed = 0;
+  const time_t cutoff = ::time(nullptr) - static_cast<time_t>(max_age.count());
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, ".tmp-", 5) != 0) continue;
+    std::string path = dir + "/" + e->d_name;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cutoff && ::unlink(path.c_str()) == 0) {
+      ++removed;
+    }
+  }
+  ::closedir(d);
+  return removed;
+}
+
+// ---- Fetcher
 
 Fetcher::Fetcher(PgConnection& db, const SchemaRegistry& schemas, FetchSettings settings, EventPublisher events)
     : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)) {}
@@ -40,66 +160,77 @@ Status Fetcher::Emit(const std::string& schema, const std::string& fields, const
   return events_ ? events_(EventFor(d, schema, fields)) : Status::Ok();
 }
 
-Result<std::string> Fetcher::StoreFile(const std::string& bytes, const std::string& sha256, const std::string& ext) {
-  std::string name = sha256 + "." + ext;
-  std::string final_path = settings_.media_dir + "/" + name;
-  struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0 && static_cast<size_t>(st.st_size) == bytes.size()) return name;
-  std::random_device rd;
-  std::string tmp = settings_.media_dir + "/.tmp-" + std::to_string(rd()) + "-" + name;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-  if (fd < 0) return Status(Code::kUnavailable, "cannot create " + tmp);
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (n <= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status(Code::kUnavailable, "write failed: " + tmp);
-    }
-    off += static_cast<size_t>(n);
-  }
-  bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  // rename() is atomic: the final name holds the whole file or nothing.
-  if (!synced || ::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Status(Code::kUnavailable, "cannot store " + final_path);
-  }
-  return name;
-}
-
-Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::string& phone_number_id) {
+Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::string& phone_number_id,
+                                       const std::string& expected_mime, const std::string& expected_sha256) {
   for (int round = 0; round < 2; ++round) {
+    // 1. Metadata: where the bytes are, and what Meta says they are.
     HttpClientRequest meta;
     meta.url = settings_.graph_base_url + "/" + media_id + "?phone_number_id=" + phone_number_id;
     meta.headers["Authorization"] = "Bearer " + settings_.graph_token;
     meta.timeout = settings_.timeout;
     auto m = HttpFetch(meta);
     if (!m.ok()) return m.status();
-    if (m->status == 404 || m->status == 400) return Status(Code::kNotFound, "media metadata: HTTP " + std::to_string(m->status));
+    if (m->status == 404 || m->status == 400) {
+      return Status(Code::kNotFound, "media metadata: HTTP " + std::to_string(m->status) + " (unknown or expired media id)");
+    }
     if (m->status / 100 != 2) return Status(Code::kUnavailable, "media metadata: HTTP " + std::to_string(m->status));
     rapidjson::Document doc;
     doc.Parse(m->body.c_str(), m->body.size());
     std::string url = JsonStr(doc, "url"), mime = JsonStr(doc, "mime_type"), sha = JsonStr(doc, "sha256");
     if (url.empty() || mime.empty() || sha.empty()) return Status(Code::kInvalidArgument, "media metadata incomplete");
+    auto type = AllowedType(mime);
+    if (!type) return Status(Code::kInvalidArgument, "type not allowed: " + mime);
+    if (!expected_mime.empty()) {
+      auto said = AllowedType(expected_mime);
+      if (!said || said->mime_type != type->mime_type) {
+        return Status(Code::kInvalidArgument, "the webhook said " + expected_mime + ", the metadata says " + mime);
+      }
+    }
+    const size_t limit = settings_.limits.For(type->kind);
+    const auto& declared = JsonMember(doc, "file_size");
+    int64_t declared_size = declared.IsInt64()    ? declared.GetInt64()
+                            : declared.IsString() ? std::atoll(declared.GetString())
+                                                  : 0;
+    if (declared_size > 0 && static_cast<size_t>(declared_size) > limit) {
+      return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " of " + std::to_string(declared_size) +
+                                         " bytes (declared) is over the limit of " + std::to_string(limit));
+    }
+    // 2. The bytes, into a file with no name yet, hashed as they arrive.
+    auto file = PendingFile::Create(settings_.media_dir);
+    if (!file.ok()) return file.status();
+    Digest digest;
     HttpClientRequest get;
     get.url = url;
     get.headers["Authorization"] = "Bearer " + settings_.graph_token;
     get.timeout = settings_.timeout;
-    auto bytes = HttpFetch(get);
-    if (!bytes.ok()) return bytes.status();
-    int code = bytes->status;
+    auto got = HttpDownload(get, limit, [&](const char* data, size_t n) {
+      digest.Update(data, n);
+      return file->Write(data, n);
+    });
+    if (!got.ok()) {
+      if (got.status().code() == Code::kTooLarge) {
+        return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " over the limit of " +
+                                           std::to_string(limit) + " bytes (download stopped)");
+      }
+      return got.status();
+    }
+    int code = got->status;
     if ((code == 401 || code == 403 || code == 404) && round == 0) continue;  // URL expired: fresh metadata
     if (code / 100 != 2) return Status(Code::kUnavailable, "media download: HTTP " + std::to_string(code));
-    Status v = VerifyMedia(bytes->body, mime, sha, settings_.max_image_bytes);
+    // 3. Checks before the file gets a name.
+    std::string hex = digest.Hex();
+    Status v = VerifyMedia(mime, digest.size(), digest.head(), hex, sha, settings_.limits);
+    if (v.ok() && !expected_sha256.empty()) {
+      auto said = NormalizeSha256(expected_sha256);
+      if (!said || *said != hex) v = Status(Code::kInvalidArgument, "sha256 differs from the webhook's: got " + hex);
+    }
     if (!v.ok()) return v;
-    std::string hex = Sha256Hex(bytes->body);
-    auto name = StoreFile(bytes->body, hex, *ExtensionFor(mime));
-    if (!name.ok()) return name.status();
-    return Stored{*name, hex, mime, static_cast<int64_t>(bytes->body.size())};
+    std::string name = hex + "." + type->extension;
+    Status c = file->Commit(name);
+    if (!c.ok()) return c;
+    return Stored{name, hex, type->mime_type, static_cast<int64_t>(digest.size())};
   }
-  return Status(Code::kUnavailable, "media download: URL expired twice");
+  return Status(Code::kUnavailable, "media download: the URL expired twice");
 }
 
 Disposition Fetcher::Handle(const Delivery& d) {
@@ -113,36 +244,61 @@ Disposition Fetcher::Handle(const Delivery& d) {
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
   std::string media_id = JsonStr(cmd, "media_id"), pnid = JsonStr(cmd, "phone_number_id");
-  auto found = db_.Exec(kFindStored, {media_id});
+  auto stored_event = [&](const Stored& s) {
+    Status e = Emit("media.stored", R"("media_id":")" + JsonEscape(media_id) + R"(","stored_name":")" + s.name +
+                                        R"(","sha256":")" + s.sha256 + R"(","size":)" + std::to_string(s.size) +
+                                        R"(,"mime_type":")" + JsonEscape(s.mime_type) + "\"", d);
+    return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
+  };
+  auto find = [&]() -> Result<std::optional<Stored>> {
+    auto found = db_.Exec(kFindStored, {media_id});
+    if (!found.ok()) return found.status();
+    if (found->empty()) return std::optional<Stored>();
+    return std::optional<Stored>(Stored{found->get(0, 0), found->get(0, 1), found->get(0, 3), found->get_int(0, 2)});
+  };
+  auto found = find();
   if (!found.ok()) return DispositionFor(found.status());
-  Stored stored;
-  if (!found->empty()) {
-    stored = {found->get(0, 0), found->get(0, 1), found->get(0, 3), found->get_int(0, 2)};
+  if (*found) {
     Outcome("already_stored").Inc();
-  } else {
-    auto fetched = Fetch(media_id, pnid);
-    if (!fetched.ok()) {
-      if (IsTransient(fetched.status().code())) {
-        LOG(WARNING) << ctx << "event=fetch_retry media_id=" << media_id << " error=" << fetched.status().ToString();
-        return Disposition::Retry(fetched.status().ToString());
-      }
-      Outcome("failed").Inc();
-      LOG(WARNING) << ctx << "event=fetch_failed media_id=" << media_id << " error=" << fetched.status().ToString();
-      Status e = Emit("media.failed", R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" +
-                                          JsonEscape(fetched.status().ToString()) + "\"", d);
-      return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
-    }
-    stored = *fetched;
-    Status s = db_.Exec(kRecordStored, {media_id, stored.name, stored.sha256, std::to_string(stored.size), stored.mime_type})
-                   .status();
-    if (!s.ok()) return DispositionFor(s);
-    Outcome("stored").Inc();
-    LOG(INFO) << ctx << "event=stored media_id=" << media_id << " name=" << stored.name << " bytes=" << stored.size;
+    return stored_event(**found);
   }
-  Status e = Emit("media.stored", R"("media_id":")" + JsonEscape(media_id) + R"(","stored_name":")" + stored.name +
-                                      R"(","sha256":")" + stored.sha256 + R"(","size":)" + std::to_string(stored.size) +
-                                      R"(,"mime_type":")" + JsonEscape(stored.mime_type) + "\"", d);
-  return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
+  // One download of a media id at a time: another holder → come back after the shortest delay.
+  auto locked = db_.Exec(kTryLock, {media_id});
+  if (!locked.ok()) return DispositionFor(locked.status());
+  if (locked->get(0, 0) != "t") {
+    Outcome("busy").Inc();
+    return Disposition::Delay("another consumer is fetching media " + media_id, kLockedRetryMs);
+  }
+  struct Unlock {
+    PgConnection& db;
+    const std::string& id;
+    ~Unlock() { db.Exec(kUnlock, {id}); }
+  } unlock{db_, media_id};
+  found = find();  // stored by the holder before us?
+  if (!found.ok()) return DispositionFor(found.status());
+  if (*found) {
+    Outcome("already_stored").Inc();
+    return stored_event(**found);
+  }
+  auto fetched = Fetch(media_id, pnid, JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"));
+  if (!fetched.ok()) {
+    if (Transient(fetched.status())) {
+      LOG(WARNING) << ctx << "event=fetch_retry media_id=" << media_id << " error=" << fetched.status().ToString();
+      return Disposition::Retry(fetched.status().ToString());
+    }
+    Outcome("failed").Inc();
+    LOG(WARNING) << ctx << "event=fetch_failed media_id=" << media_id << " error=" << fetched.status().ToString();
+    Status e = Emit("media.failed", R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" +
+                                        JsonEscape(fetched.status().ToString()) + "\"", d);
+    return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
+  }
+  Status s = db_.Exec(kRecordStored, {media_id, fetched->name, fetched->sha256, std::to_string(fetched->size),
+                                      fetched->mime_type})
+                 .status();
+  if (!s.ok()) return DispositionFor(s);
+  Outcome("stored").Inc();
+  LOG(INFO) << ctx << "event=stored media_id=" << media_id << " name=" << fetched->name << " bytes=" << fetched->size;
+  return stored_event(*fetched);
 }
 
 }  // namespace convoy::media

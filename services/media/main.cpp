@@ -1,4 +1,5 @@
-// convoy-media: turns WhatsApp media ids into verified, stored files.
+// convoy-media: turns WhatsApp media ids into verified, stored files; serves them to holders of
+// the media token; uploads them where a flow's results go.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <sys/stat.h>
@@ -11,22 +12,48 @@
 #include "convoy/startup.h"
 #include "convoy/topology.h"
 #include "fetcher.h"
+#include "server.h"
+#include "uploader.h"
 
 DEFINE_string(media_dir, ".run/media", "Folder where verified media files are stored (created if missing)");
 DEFINE_validator(media_dir, &convoy::ValidateNonEmpty);
 DEFINE_int32(max_image_bytes, 5 * 1024 * 1024, "Largest image accepted (Meta's limit: 5 MB)");
 DEFINE_validator(max_image_bytes, &convoy::ValidatePositive);
-DEFINE_int32(download_timeout_ms, 60000, "Timeout of one media download");
+DEFINE_int32(max_video_bytes, 16 * 1024 * 1024, "Largest video accepted (Meta's limit: 16 MB)");
+DEFINE_validator(max_video_bytes, &convoy::ValidatePositive);
+DEFINE_int32(max_audio_bytes, 16 * 1024 * 1024, "Largest audio file accepted (Meta's limit: 16 MB)");
+DEFINE_validator(max_audio_bytes, &convoy::ValidatePositive);
+DEFINE_int32(max_document_bytes, 100 * 1024 * 1024, "Largest document accepted (Meta's limit: 100 MB)");
+DEFINE_validator(max_document_bytes, &convoy::ValidatePositive);
+DEFINE_int32(download_timeout_ms, 60000, "Timeout of one media download (and of one upload)");
 DEFINE_validator(download_timeout_ms, &convoy::ValidatePositive);
+DEFINE_string(media_token_file, "", "File holding the token GET /media/ requires (else CONVOY_MEDIA_TOKEN)");
+DEFINE_bool(media_public, false,
+            "Serve GET /media/ without a token: for a local run only (without a token and without this flag, "
+            "media serving answers 403)");
+DEFINE_string(upload_destinations, "",
+              "Where media.upload may send files: name=url pairs, comma-separated (e.g. "
+              "listing=https://shop.example/api/product-images); commands name a destination, never a URL");
+DEFINE_string(upload_token_file, "", "File holding the bearer token for upload destinations (else CONVOY_UPLOAD_TOKEN)");
+DEFINE_string(upload_field, "file", "The multipart form field that carries the file");
+DEFINE_validator(upload_field, &convoy::ValidateNonEmpty);
 
 int main(int argc, char** argv) {
   // 1. load config
   convoy::SetFlagDefault("http_port", "8082");
-  convoy::InitService("media", "convoy-media: fetches, verifies and stores WhatsApp media", &argc, &argv);
+  convoy::InitService("media", "convoy-media: fetches, verifies, stores, serves and uploads WhatsApp media", &argc,
+                      &argv);
   auto token = convoy::LoadSecret("CONVOY_GRAPH_TOKEN", FLAGS_graph_token_file);
-  // 2. validate: a token, a media folder, schemas, a reachable and migrated database
+  auto media_token = convoy::LoadSecret("CONVOY_MEDIA_TOKEN", FLAGS_media_token_file);
+  auto upload_token = convoy::LoadSecret("CONVOY_UPLOAD_TOKEN", FLAGS_upload_token_file);
+  auto destinations = convoy::media::ParseDestinations(FLAGS_upload_destinations);
+  // 2. validate: a token, a media folder, destinations, schemas, a reachable and migrated database
   convoy::DatabaseService base;
   convoy::Status s = token.ok() ? convoy::Status::Ok() : token.status();
+  if (s.ok() && !destinations.ok()) s = destinations.status();
+  // Optional secrets, but a file that was named must be readable.
+  if (s.ok() && !FLAGS_media_token_file.empty() && !media_token.ok()) s = media_token.status();
+  if (s.ok() && !FLAGS_upload_token_file.empty() && !upload_token.ok()) s = upload_token.status();
   if (s.ok() && ::mkdir(FLAGS_media_dir.c_str(), 0750) != 0 && errno != EEXIST) {
     s = convoy::Status(convoy::Code::kInvalidArgument, "--media_dir cannot be created: " + FLAGS_media_dir);
   }
@@ -35,26 +62,52 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=media event=startup_failed error=" << s.ToString();
     return 1;
   }
+  int swept = convoy::media::RemoveStaleTemporaries(
+      FLAGS_media_dir, std::chrono::seconds(3600) + std::chrono::duration_cast<std::chrono::seconds>(
+                                                        std::chrono::milliseconds(FLAGS_download_timeout_ms)));
+  if (swept > 0) LOG(WARNING) << "service=media event=stale_temporaries_removed count=" << swept;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-media"};
   convoy::Publisher publisher(amqp);
-  convoy::media::FetchSettings settings{FLAGS_graph_base_url, *token, FLAGS_media_dir,
-                                        static_cast<size_t>(FLAGS_max_image_bytes),
-                                        std::chrono::milliseconds(FLAGS_download_timeout_ms)};
+  auto emit = [&publisher](convoy::AmqpMessage m) {
+    return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
+  };
+  convoy::media::FetchSettings fetch;
+  fetch.graph_base_url = FLAGS_graph_base_url;
+  fetch.graph_token = *token;
+  fetch.media_dir = FLAGS_media_dir;
+  fetch.limits = {static_cast<size_t>(FLAGS_max_image_bytes), static_cast<size_t>(FLAGS_max_video_bytes),
+                  static_cast<size_t>(FLAGS_max_audio_bytes), static_cast<size_t>(FLAGS_max_document_bytes)};
+  fetch.timeout = std::chrono::milliseconds(FLAGS_download_timeout_ms);
+  convoy::media::UploadSettings upload;
+  upload.media_dir = FLAGS_media_dir;
+  upload.destinations = *destinations;
+  upload.token = upload_token.ok() ? *upload_token : "";
+  upload.field = FLAGS_upload_field;
+  upload.timeout = fetch.timeout;
+  upload.max_attempts = FLAGS_max_attempts;
   convoy::ConsumerGroup consumers(publisher);
   s = consumers.Add({amqp, convoy::queues::kMediaFetch, FLAGS_prefetch, FLAGS_max_attempts}, FLAGS_consumer_threads,
                     [&]() -> convoy::Result<convoy::DeliveryHandler> {
                       auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
                       if (!db.ok()) return db.status();
                       std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
-                      auto fetcher = std::make_shared<convoy::media::Fetcher>(
-                          *conn, base.schemas, settings, [&publisher](convoy::AmqpMessage m) {
-                            return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
-                          });
+                      auto fetcher = std::make_shared<convoy::media::Fetcher>(*conn, base.schemas, fetch, emit);
                       return convoy::DeliveryHandler(
                           [conn, fetcher](const convoy::Delivery& d) { return fetcher->Handle(d); });
                     });
+  if (s.ok()) {
+    s = consumers.Add({amqp, convoy::queues::kMediaUpload, FLAGS_prefetch, FLAGS_max_attempts}, 1,
+                      [&]() -> convoy::Result<convoy::DeliveryHandler> {
+                        auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+                        if (!db.ok()) return db.status();
+                        std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
+                        auto uploader = std::make_shared<convoy::media::Uploader>(*conn, base.schemas, upload, emit);
+                        return convoy::DeliveryHandler(
+                            [conn, uploader](const convoy::Delivery& d) { return uploader->Handle(d); });
+                      });
+  }
   if (!s.ok()) {
     LOG(ERROR) << "service=media event=startup_failed error=" << s.ToString();
     return 1;
@@ -62,6 +115,11 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
+  convoy::media::ServeSettings serve{FLAGS_media_dir, media_token.ok() ? *media_token : "", FLAGS_media_public};
+  if (serve.token.empty() && !serve.open_for_local) {
+    LOG(WARNING) << "service=media event=media_serving_closed reason=no CONVOY_MEDIA_TOKEN and no --media_public";
+  }
+  server.Route("GET", "/media/", [serve](const convoy::HttpRequest& r) { return convoy::media::ServeMedia(r, serve); });
   // 4. run
   return convoy::ServeUntilSignal("media", server, publisher, consumers);
 }

@@ -3,8 +3,93 @@
 #include <openssl/evp.h>
 
 #include <cctype>
+#include <vector>
 
 namespace convoy::media {
+
+namespace {
+
+const std::vector<MediaType>& Types() {
+  static const auto* types = new std::vector<MediaType>{
+      {"image/jpeg", "jpg", Kind::kImage},
+      {"image/png", "png", Kind::kImage},
+      {"image/webp", "webp", Kind::kImage},
+      {"video/mp4", "mp4", Kind::kVideo},
+      {"video/3gpp", "3gp", Kind::kVideo},
+      {"audio/ogg", "ogg", Kind::kAudio},
+      {"audio/mpeg", "mp3", Kind::kAudio},
+      {"audio/mp4", "m4a", Kind::kAudio},
+      {"audio/aac", "aac", Kind::kAudio},
+      {"audio/amr", "amr", Kind::kAudio},
+      {"application/pdf", "pdf", Kind::kDocument},
+  };
+  return *types;
+}
+
+bool StartsWith(std::string_view bytes, std::string_view magic) { return bytes.substr(0, magic.size()) == magic; }
+
+// ISO base media (mp4, 3gp, m4a): a box size, then "ftyp".
+bool IsoMedia(std::string_view head) { return head.size() >= 8 && head.substr(4, 4) == "ftyp"; }
+
+}  // namespace
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kImage: return "image";
+    case Kind::kVideo: return "video";
+    case Kind::kAudio: return "audio";
+    case Kind::kDocument: return "document";
+  }
+  return "unknown";
+}
+
+size_t SizeLimits::For(Kind k) const {
+  switch (k) {
+    case Kind::kImage: return image;
+    case Kind::kVideo: return video;
+    case Kind::kAudio: return audio;
+    case Kind::kDocument: return document;
+  }
+  return 0;
+}
+
+std::optional<MediaType> AllowedType(std::string_view mime_type) {
+  std::string_view base = mime_type.substr(0, mime_type.find(';'));
+  while (!base.empty() && base.back() == ' ') base.remove_suffix(1);
+  std::string lower;
+  for (char c : base) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const auto& t : Types()) {
+    if (t.mime_type == lower) return t;
+  }
+  return std::nullopt;
+}
+
+std::optional<MediaType> TypeForExtension(std::string_view extension) {
+  for (const auto& t : Types()) {
+    if (t.extension == extension) return t;
+  }
+  return std::nullopt;
+}
+
+bool MagicMatches(const MediaType& type, std::string_view head) {
+  const std::string& m = type.mime_type;
+  if (m == "image/jpeg") return StartsWith(head, "\xFF\xD8\xFF");
+  if (m == "image/png") return StartsWith(head, "\x89PNG\r\n\x1A\n");
+  if (m == "image/webp") return StartsWith(head, "RIFF") && head.size() >= 12 && head.substr(8, 4) == "WEBP";
+  if (m == "video/mp4" || m == "video/3gpp" || m == "audio/mp4") return IsoMedia(head);
+  if (m == "audio/ogg") return StartsWith(head, "OggS");
+  if (m == "audio/mpeg") {
+    return StartsWith(head, "ID3") || (head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0xFF &&
+                                       (static_cast<unsigned char>(head[1]) & 0xE0) == 0xE0);
+  }
+  if (m == "audio/aac") {
+    return head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0xFF &&
+           (static_cast<unsigned char>(head[1]) & 0xF6) == 0xF0;  // ADTS sync word, layer 0
+  }
+  if (m == "audio/amr") return StartsWith(head, "#!AMR");
+  if (m == "application/pdf") return StartsWith(head, "%PDF-");
+  return false;
+}
 
 std::string Sha256Hex(std::string_view bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -43,32 +128,33 @@ std::optional<std::string> NormalizeSha256(std::string_view given) {
   return std::nullopt;
 }
 
-std::optional<std::string> ExtensionFor(std::string_view mime_type) {
-  if (mime_type == "image/jpeg") return "jpg";
-  if (mime_type == "image/png") return "png";
-  if (mime_type == "image/webp") return "webp";
-  return std::nullopt;
-}
-
-namespace {
-bool StartsWith(std::string_view bytes, std::string_view magic) { return bytes.substr(0, magic.size()) == magic; }
-}  // namespace
-
-Status VerifyMedia(std::string_view bytes, std::string_view mime_type, std::string_view expected_sha256,
-                   size_t max_bytes) {
-  if (bytes.size() > max_bytes) {
-    return Status(Code::kTooLarge, std::to_string(bytes.size()) + " bytes over the limit of " + std::to_string(max_bytes));
+Status VerifyMedia(std::string_view mime_type, size_t size, std::string_view head, std::string_view actual_sha256_hex,
+                   std::string_view expected_sha256, const SizeLimits& limits) {
+  auto type = AllowedType(mime_type);
+  if (!type) return Status(Code::kInvalidArgument, "type not allowed: " + std::string(mime_type));
+  size_t limit = limits.For(type->kind);
+  if (size > limit) {
+    return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " of " + std::to_string(size) +
+                                       " bytes is over the limit of " + std::to_string(limit));
   }
-  if (!ExtensionFor(mime_type)) return Status(Code::kInvalidArgument, "type not allowed: " + std::string(mime_type));
-  bool magic_ok = (mime_type == "image/jpeg" && StartsWith(bytes, "\xFF\xD8\xFF")) ||
-                  (mime_type == "image/png" && StartsWith(bytes, "\x89PNG\r\n\x1A\n")) ||
-                  (mime_type == "image/webp" && StartsWith(bytes, "RIFF") && bytes.substr(8, 4) == "WEBP");
-  if (!magic_ok) return Status(Code::kInvalidArgument, "content does not look like " + std::string(mime_type));
+  if (!MagicMatches(*type, head)) return Status(Code::kInvalidArgument, "content does not look like " + type->mime_type);
   auto expected = NormalizeSha256(expected_sha256);
   if (!expected) return Status(Code::kInvalidArgument, "malformed sha256: " + std::string(expected_sha256));
-  std::string actual = Sha256Hex(bytes);
-  if (actual != *expected) return Status(Code::kInvalidArgument, "sha256 mismatch: got " + actual + ", expected " + *expected);
+  if (actual_sha256_hex != *expected) {
+    return Status(Code::kInvalidArgument,
+                  "sha256 mismatch: got " + std::string(actual_sha256_hex) + ", expected " + *expected);
+  }
   return Status::Ok();
+}
+
+bool IsStoredName(std::string_view name) {
+  auto dot = name.find('.');
+  if (dot != 64 || name.size() > 64 + 1 + 8) return false;
+  for (size_t i = 0; i < 64; ++i) {
+    char c = name[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return TypeForExtension(name.substr(65)).has_value();
 }
 
 }  // namespace convoy::media

@@ -15,6 +15,11 @@ std::string Photo(const std::string& name) {
   return ss.str();
 }
 
+Status Verify(const std::string& bytes, const std::string& mime, const std::string& expected,
+              const SizeLimits& limits = {}) {
+  return VerifyMedia(mime, bytes.size(), std::string_view(bytes).substr(0, 64), Sha256Hex(bytes), expected, limits);
+}
+
 TEST(Sha256, Base64AndHexNormalizeToTheSameHex) {
   auto hex = NormalizeSha256("fa8aa1abdbfbb5186a5bf6e2b21a846751414f2f598718e13d40e644b0fec4c3");
   auto b64 = NormalizeSha256("+oqhq9v7tRhqW/bishqEZ1FBTy9ZhxjhPUDmRLD+xMM=");
@@ -26,18 +31,54 @@ TEST(Sha256, Base64AndHexNormalizeToTheSameHex) {
 }
 
 TEST(VerifyMedia, AcceptsTheFixturePhotos) {
-  for (auto [name, mime] : {std::pair{"photo1.jpg", "image/jpeg"}, {"photo4.png", "image/png"}}) {
+  for (auto [name, mime] : {std::pair{"photo1.jpg", "image/jpeg"}, {"photo2.jpg", "image/jpeg"},
+                            {"photo3.jpg", "image/jpeg"}, {"photo4.png", "image/png"}}) {
     std::string bytes = Photo(name);
-    EXPECT_TRUE(VerifyMedia(bytes, mime, Sha256Hex(bytes), 5 << 20).ok()) << name;
+    EXPECT_TRUE(Verify(bytes, mime, Sha256Hex(bytes)).ok()) << name;
   }
 }
 
 TEST(VerifyMedia, RejectsWithAReason) {
   std::string jpg = Photo("photo1.jpg");
-  EXPECT_EQ(VerifyMedia(jpg, "image/jpeg", Sha256Hex(jpg), 100).code(), Code::kTooLarge);
-  EXPECT_NE(VerifyMedia(jpg, "image/png", Sha256Hex(jpg), 5 << 20).message().find("does not look like"), std::string::npos);
-  EXPECT_NE(VerifyMedia(jpg, "application/x-sh", Sha256Hex(jpg), 5 << 20).message().find("not allowed"), std::string::npos);
-  EXPECT_NE(VerifyMedia(jpg, "image/jpeg", Sha256Hex("other"), 5 << 20).message().find("mismatch"), std::string::npos);
+  SizeLimits tiny;
+  tiny.image = 100;
+  Status big = Verify(jpg, "image/jpeg", Sha256Hex(jpg), tiny);
+  EXPECT_EQ(big.code(), Code::kTooLarge);
+  EXPECT_EQ(big.message(), "image of 2709 bytes is over the limit of 100");
+  EXPECT_EQ(Verify(jpg, "image/png", Sha256Hex(jpg)).message(), "content does not look like image/png");
+  EXPECT_EQ(Verify(jpg, "application/x-sh", Sha256Hex(jpg)).message(), "type not allowed: application/x-sh");
+  EXPECT_NE(Verify(jpg, "image/jpeg", Sha256Hex("other")).message().find("sha256 mismatch"), std::string::npos);
+  EXPECT_NE(Verify(jpg, "image/jpeg", "not-a-hash").message().find("malformed sha256"), std::string::npos);
+}
+
+TEST(MediaTypes, EachKindHasItsLimitAndMagic) {
+  SizeLimits limits;
+  EXPECT_EQ(limits.For(AllowedType("image/jpeg")->kind), 5u << 20);
+  EXPECT_EQ(limits.For(AllowedType("video/mp4")->kind), 16u << 20);
+  EXPECT_EQ(limits.For(AllowedType("audio/ogg; codecs=opus")->kind), 16u << 20) << "parameters are ignored";
+  EXPECT_EQ(limits.For(AllowedType("application/pdf")->kind), 100u << 20);
+  EXPECT_FALSE(AllowedType("text/html"));
+  EXPECT_FALSE(AllowedType("image/svg+xml")) << "svg can carry scripts";
+  EXPECT_TRUE(MagicMatches(*AllowedType("video/mp4"), std::string("\0\0\0\x18" "ftypmp42", 12)));
+  EXPECT_TRUE(MagicMatches(*AllowedType("audio/ogg"), "OggS\0"));
+  EXPECT_TRUE(MagicMatches(*AllowedType("application/pdf"), "%PDF-1.7"));
+  EXPECT_FALSE(MagicMatches(*AllowedType("application/pdf"), "<html>"));
+  EXPECT_FALSE(MagicMatches(*AllowedType("image/webp"), "RIFF"));
+}
+
+TEST(StoredNames, OnlyTheGeneratorsOwnPattern) {
+  const std::string hash = Sha256Hex("x");
+  EXPECT_TRUE(IsStoredName(hash + ".jpg"));
+  EXPECT_TRUE(IsStoredName(hash + ".pdf"));
+  for (const std::string& bad :
+       {std::string("../etc/passwd"), hash + ".exe", hash + ".jpg/", hash.substr(1) + ".jpg", hash + "0.jpg",
+        "/" + hash + ".jpg", std::string(".."), std::string(""), hash + ".JPG",
+        hash.substr(0, 63) + "G.jpg", hash + "..jpg", hash + ".jpg.png"}) {
+    EXPECT_FALSE(IsStoredName(bad)) << bad;
+  }
+  std::string with_nul = hash + ".jpg";
+  with_nul.insert(10, 1, '\0');
+  EXPECT_FALSE(IsStoredName(with_nul));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // End to end: the four services as processes, a real broker and database (a vhost and a
 // database of this test's own), the fake Graph API in-process.
 #include <gtest/gtest.h>
+
+#include <set>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -91,6 +93,19 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   struct stat st;
   std::string sha = "fa8aa1abdbfbb5186a5bf6e2b21a846751414f2f598718e13d40e644b0fec4c3";
   EXPECT_EQ(::stat((env.dir + "/media/" + sha + ".jpg").c_str(), &st), 0) << "stored under its content hash";
+  // Served to a holder of the media token, and to nobody else.
+  HttpClientRequest get;
+  get.url = env.Url("media", "/media/" + sha + ".jpg");
+  get.headers["Authorization"] = std::string("Bearer ") + test::kMediaToken;
+  auto served = HttpFetch(get);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  EXPECT_EQ(served->status, 200);
+  EXPECT_EQ(served->content_type, "image/jpeg");
+  EXPECT_EQ(served->body, test::ReadFile(test::FixturePath("media/photo1.jpg")));
+  get.headers.clear();
+  auto anonymous = HttpFetch(get);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_EQ(anonymous->status, 401);
 
   // The conversation has heard back from media for every photo before the seller goes on.
   auto db = PgConnection::Connect(env.db.dsn());
@@ -127,6 +142,16 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   const std::string& listing = (*completed)[0].body;
   for (const auto& id : photos) EXPECT_NE(listing.find("\"media_id\":\"" + id + "\""), std::string::npos) << listing;
   EXPECT_NE(listing.find("\"stored_name\":\"" + sha + ".jpg\""), std::string::npos) << listing;
+  // SUBMIT uploaded the three stored photos to the listing's destination, once each.
+  ASSERT_TRUE(test::WaitUntil([&] { return env.graph.Uploaded().size() >= 3; }, 30s))
+      << env.services["media"]->process.Log();
+  std::set<std::string> uploaded, fixtures;
+  for (const auto& bytes : env.graph.Uploaded()) uploaded.insert(bytes);
+  for (const char* f : {"photo1.jpg", "photo2.jpg", "photo3.jpg"}) {
+    fixtures.insert(test::ReadFile(test::FixturePath(std::string("media/") + f)));
+  }
+  EXPECT_EQ(uploaded, fixtures);
+  EXPECT_EQ(env.graph.Uploaded().size(), 3u);
   for (const char* service : {"ingress", "conversation", "media", "outbound"}) {
     EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";
   }

@@ -52,7 +52,9 @@ struct FakeGraph::Impl {
   mutable std::condition_variable sent_cv;  // notified on every accepted send
   std::vector<std::string> sends;  // JSON objects
   std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
-  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> calls{0}, downloads{0}, upload_calls{0};
+  std::vector<std::string> uploaded;                    // bytes of each distinct upload
+  std::map<std::string, std::string> uploads_by_key;    // Idempotency-Key → answer
   StatusSink sink;
   struct Media {
     std::string path, mime;
@@ -160,7 +162,44 @@ struct FakeGraph::Impl {
     std::lock_guard<std::mutex> lock(mu);
     auto it = media.find(id);
     if (it == media.end()) return Json(404, GraphError(100, "unknown media"));
+    downloads.fetch_add(1);
     return HttpResponse{200, it->second.mime, ReadFile(it->second.path), {}};
+  }
+
+  // A commerce platform's image upload: multipart/form-data with a "file" part; an
+  // Idempotency-Key seen before gets the first answer again without a second upload.
+  HttpResponse Upload(const HttpRequest& r) {
+    if (auto injected = Injected(r)) return *injected;
+    upload_calls.fetch_add(1);
+    std::string type = r.Header("content-type");
+    auto b = type.find("boundary=");
+    if (type.rfind("multipart/form-data", 0) != 0 || b == std::string::npos) {
+      return Json(415, R"({"error":"multipart/form-data expected"})");
+    }
+    std::string boundary = "--" + type.substr(b + 9);
+    auto part = r.body.find(boundary);
+    auto header_end = part == std::string::npos ? part : r.body.find("\r\n\r\n", part);
+    auto next = header_end == std::string::npos ? header_end : r.body.find("\r\n" + boundary, header_end);
+    if (next == std::string::npos) return Json(400, R"({"error":"no file part"})");
+    std::string headers = r.body.substr(part, header_end - part);
+    if (headers.find("name=\"file\"") == std::string::npos) return Json(400, R"({"error":"no field named file"})");
+    std::string bytes = r.body.substr(header_end + 4, next - header_end - 4);
+    std::string key = r.Header("idempotency-key");
+    std::lock_guard<std::mutex> lock(mu);
+    if (!key.empty()) {
+      auto seen = uploads_by_key.find(key);
+      if (seen != uploads_by_key.end()) return Json(200, seen->second);
+    }
+    std::string sha = Sha256Base64(bytes);
+    for (auto& c : sha) {
+      if (c == '/') c = '_';
+      if (c == '+') c = '-';
+    }
+    uploaded.push_back(bytes);
+    std::string answer = R"({"id":"img_)" + std::to_string(uploaded.size()) + R"(","url":"https://cdn.fake.example/)" +
+                         sha.substr(0, 43) + R"("})";
+    if (!key.empty()) uploads_by_key[key] = answer;
+    return Json(200, answer);
   }
 };
 
@@ -196,6 +235,7 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     return Json(200, "{}");
   });
   impl->server.Route("GET", "/_download/", [impl](const HttpRequest& r) { return impl->Download(r); });
+  impl->server.Route("POST", "/_fake/upload", [impl](const HttpRequest& r) { return impl->Upload(r); });
   impl->server.Route("POST", "/", [impl](const HttpRequest& r) {
     if (r.path.size() > 9 && r.path.substr(r.path.size() - 9) == "/messages") return impl->Send(r);
     return Json(404, GraphError(100, "Unknown path " + r.path));
@@ -245,6 +285,15 @@ size_t FakeGraph::SendCount() const {
 }
 
 size_t FakeGraph::CallCount() const { return impl_->calls.load(); }
+size_t FakeGraph::DownloadCount() const { return impl_->downloads.load(); }
+size_t FakeGraph::UploadCalls() const { return impl_->upload_calls.load(); }
+
+std::vector<std::string> FakeGraph::Uploaded() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->uploaded;
+}
+
+std::string FakeGraph::upload_url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/_fake/upload"; }
 
 bool FakeGraph::WaitForSends(size_t count, std::chrono::milliseconds deadline) const {
   std::unique_lock<std::mutex> lock(impl_->mu);

@@ -11,6 +11,8 @@
 // Every accepted send is followed by a "sent" status (echoing biz_opaque_callback_data) handed
 // to the status sink, as Meta's status webhooks would carry it.
 //   POST /_fake/reset                             forget requests and injections
+//   POST /_fake/upload  multipart/form-data "file"  a commerce platform's image upload: {"id","url"};
+//                       a repeated Idempotency-Key gets the first answer, nothing uploaded twice
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -34,6 +36,10 @@ class FakeGraph {
   std::string RequestsJson() const;
   size_t SendCount() const;    // accepted sends
   size_t CallCount() const;    // calls to the send endpoint, errors included
+  size_t DownloadCount() const;  // media bytes served
+  size_t UploadCalls() const;    // calls to the upload endpoint (injected errors not counted)
+  std::vector<std::string> Uploaded() const;  // bytes of each distinct upload
+  std::string upload_url() const;
   // Blocks until `count` sends were accepted or the deadline passed; whether they were.
   bool WaitForSends(size_t count, std::chrono::milliseconds deadline) const;
   // When each accepted send to `to` (every send when empty) arrived, in ms since the epoch.

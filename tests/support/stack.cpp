@@ -84,13 +84,17 @@ void Stack::Launch(const std::string& name) {
   }
   if (kind == "conversation") argv.push_back("--flows_dir=" + SourcePath("deploy/flows"));
   if (kind == "media" || kind == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
-  if (kind == "media") argv.push_back("--media_dir=" + dir + "/media");
+  if (kind == "media") {
+    argv.push_back("--media_dir=" + dir + "/media");
+    argv.push_back("--upload_destinations=listing=" + graph.upload_url());
+  }
   auto extra = extra_args.find(kind);
   if (extra != extra_args.end()) argv.insert(argv.end(), extra->second.begin(), extra->second.end());
   EXPECT_TRUE(svc->process.Start(argv, svc->log,
                                  {{"CONVOY_APP_SECRET", kAppSecret},
                                   {"CONVOY_VERIFY_TOKEN", "e2e-verify"},
-                                  {"CONVOY_GRAPH_TOKEN", kGraphToken}}));
+                                  {"CONVOY_GRAPH_TOKEN", kGraphToken},
+                                  {"CONVOY_MEDIA_TOKEN", kMediaToken}}));
 }
 
 void Stack::Kill(const std::string& name) {

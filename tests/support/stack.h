@@ -15,6 +15,7 @@ namespace convoy::test {
 
 inline constexpr const char* kAppSecret = "test-app-secret";
 inline constexpr const char* kGraphToken = "test-graph-token";
+inline constexpr const char* kMediaToken = "test-media-token";
 
 class Stack {
  public:

@@ -27,6 +27,8 @@ struct HttpResponse {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
   std::map<std::string, std::string> headers;
+  // Server side: when set, the answer's body is this file, streamed from disk (body is ignored).
+  std::string file_path = "";
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -76,6 +78,13 @@ struct HttpClientRequest {
 // Transport failures (refused, reset, timeout) are kUnavailable/kTimeout; any HTTP status is a
 // successful exchange whose status the caller interprets.
 Result<HttpResponse> HttpFetch(const HttpClientRequest& request);
+
+// Like HttpFetch, but a 2xx answer's body is handed to `sink` in chunks as it arrives (never held
+// whole in memory) and is not in the returned response. A body over max_bytes (declared in
+// Content-Length or counted while reading) stops the read: Code::kTooLarge. A sink error stops it
+// too and is returned. Other answers are read into the response's body as HttpFetch does.
+using HttpBodySink = std::function<Status(const char* data, size_t size)>;
+Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes, const HttpBodySink& sink);
 
 // Sets the size of the HTTP thread pool; call once before any server or client is created.
 void InitHttpThreads(size_t threads);

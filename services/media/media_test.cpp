@@ -1,0 +1,412 @@
+// Integration: media against a real broker and PostgreSQL, Meta (and an upload destination)
+// played by the fake Graph API; GET /media/ through a real HTTP server, requests written byte for
+// byte on a socket (no client normalises the paths).
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include "convoy/consumer_group.h"
+#include "convoy/http.h"
+#include "convoy/json.h"
+#include "convoy/startup.h"
+#include "convoy/topology.h"
+#include "fake_graph.h"
+#include "fetcher.h"
+#include "server.h"
+#include "testsupport.h"
+#include "uploader.h"
+#include "verify.h"
+
+namespace convoy::media {
+namespace {
+
+using namespace std::chrono_literals;
+using test::WaitUntil;
+
+constexpr const char* kBusiness = "106540352242922";
+constexpr const char* kToken = "test-token";
+constexpr const char* kMediaToken = "media-token";
+
+std::string Fixture(const std::string& name) { return test::ReadFile(test::FixturePath("media/" + name)); }
+
+// Files in a folder (names), hidden ones included.
+std::set<std::string> Files(const std::string& dir) {
+  std::set<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") out.insert(n);
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
+// One raw HTTP/1.1 GET with the path exactly as given; status and body.
+std::pair<int, std::string> RawGet(int port, const std::string& path, const std::string& token) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return {0, "connect failed"};
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                    (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") + "\r\n";
+  ::send(fd, req.data(), req.size(), 0);
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  int status = resp.size() > 12 ? std::atoi(resp.c_str() + 9) : 0;
+  auto body = resp.find("\r\n\r\n");
+  return {status, body == std::string::npos ? "" : resp.substr(body + 4)};
+}
+
+class MediaTest : public ::testing::Test {
+ protected:
+  MediaTest() : vhost_("media"), db_("media"), amqp_{vhost_.url(), "media-test"}, pub_(amqp_), graph_(kToken) {}
+
+  void SetUp() override {
+    ASSERT_TRUE(graph_.Start().ok());
+    dir_ = ::testing::TempDir() + "/" + test::UniqueName("media");
+    ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);
+    media_dir_ = dir_ + "/media";
+    ASSERT_EQ(::mkdir(media_dir_.c_str(), 0755), 0);
+    Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(), test::SourcePath("deploy/postgres"),
+                                      &base_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto conn = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(conn.ok());
+    sql_ = std::move(*conn);
+    pub_.Start();
+    ASSERT_TRUE(pub_.WaitConnected(20s));
+  }
+
+  void TearDown() override {
+    if (group_) group_->Stop();
+  }
+
+  FetchSettings Fetch() const {
+    FetchSettings f;
+    f.graph_base_url = graph_.base_url();
+    f.graph_token = kToken;
+    f.media_dir = media_dir_;
+    f.timeout = 5000ms;
+    return f;
+  }
+
+  void Start(const FetchSettings& fetch, int threads = 4, int max_attempts = 5) {
+    UploadSettings up;
+    up.media_dir = media_dir_;
+    up.destinations = {{"listing", graph_.upload_url()}, {"broken", "http://127.0.0.1:1/upload"}};
+    up.timeout = 5000ms;
+    up.max_attempts = max_attempts;
+    group_ = std::make_unique<ConsumerGroup>(pub_);
+    auto emit = [this](AmqpMessage m) { return pub_.PublishAndWait(std::move(m), 10s); };
+    ASSERT_TRUE(group_
+                    ->Add({amqp_, queues::kMediaFetch, 32, max_attempts}, threads,
+                          [this, fetch, emit]() -> Result<DeliveryHandler> {
+                            auto db = PgConnection::Connect(db_.dsn());
+                            if (!db.ok()) return db.status();
+                            std::shared_ptr<PgConnection> conn(std::move(*db));
+                            auto f = std::make_shared<Fetcher>(*conn, base_.schemas, fetch, emit);
+                            return DeliveryHandler([conn, f](const Delivery& d) { return f->Handle(d); });
+                          })
+                    .ok());
+    ASSERT_TRUE(group_
+                    ->Add({amqp_, queues::kMediaUpload, 32, max_attempts}, 1,
+                          [this, up, emit]() -> Result<DeliveryHandler> {
+                            auto db = PgConnection::Connect(db_.dsn());
+                            if (!db.ok()) return db.status();
+                            std::shared_ptr<PgConnection> conn(std::move(*db));
+                            auto u = std::make_shared<Uploader>(*conn, base_.schemas, up, emit);
+                            return DeliveryHandler([conn, u](const Delivery& d) { return u->Handle(d); });
+                          })
+                    .ok());
+    group_->Start();
+    ASSERT_TRUE(WaitUntil([&] { return group_->connected(); }, 20s));
+  }
+
+  void Publish(const std::string& queue, const std::string& dedupe, const std::string& body) {
+    AmqpMessage m;
+    m.exchange = exchanges::kCommands;
+    m.routing_key = queue;
+    m.message_id = dedupe;
+    m.body = body;
+    m.headers = {{headers::kDedupeKey, dedupe},
+                 {headers::kCorrelationId, "corr-" + dedupe},
+                 {headers::kConversationKey, std::string(kBusiness) + ":16505551234"}};
+    ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
+  }
+
+  void FetchMedia(const std::string& dedupe, const std::string& media_id, const std::string& mime = "",
+                  const std::string& sha256 = "") {
+    Publish(queues::kMediaFetch, dedupe,
+            R"({"schema":"media.fetch","version":1,"correlation_id":"corr-)" + dedupe + R"(","dedupe_key":")" + dedupe +
+                R"(","conversation_key":")" + kBusiness + R"(:16505551234","phone_number_id":")" + kBusiness +
+                R"(","media_id":")" + media_id + "\"" + (mime.empty() ? "" : R"(,"mime_type":")" + mime + "\"") +
+                (sha256.empty() ? "" : R"(,"sha256":")" + sha256 + "\"") + "}");
+  }
+
+  void Upload(const std::string& dedupe, const std::string& stored, const std::string& destination) {
+    Publish(queues::kMediaUpload, dedupe,
+            R"({"schema":"media.upload","version":1,"correlation_id":"corr-)" + dedupe + R"(","dedupe_key":")" + dedupe +
+                R"(","stored_name":")" + stored + R"(","destination":")" + destination + R"("})");
+  }
+
+  int64_t Count(const std::string& sql, const std::vector<std::optional<std::string>>& params = {}) {
+    auto r = sql_->Exec(sql, params);
+    return r.ok() && !r->empty() ? r->get_int(0, 0) : -1;
+  }
+
+  // Events emitted so far with this routing key (drained from conversation.events).
+  std::vector<Delivery>& Events() {
+    auto n = QueueMessageCount(amqp_, queues::kConversationEvents);
+    if (n.ok() && *n > 0) {
+      auto taken = TakeMessages(amqp_, queues::kConversationEvents, *n);
+      if (taken.ok()) events_.insert(events_.end(), taken->begin(), taken->end());
+    }
+    return events_;
+  }
+  size_t EventCount(const std::string& key) {
+    size_t n = 0;
+    for (const auto& e : Events()) n += e.routing_key == key;
+    return n;
+  }
+  std::string EventBody(const std::string& key) {
+    for (const auto& e : Events()) {
+      if (e.routing_key == key) return e.body;
+    }
+    return "";
+  }
+
+  test::TestVhost vhost_;
+  test::TestDatabase db_;
+  AmqpOptions amqp_;
+  Publisher pub_;
+  fake::FakeGraph graph_;
+  DatabaseService base_;
+  std::unique_ptr<PgConnection> sql_;
+  std::unique_ptr<ConsumerGroup> group_;
+  std::string dir_, media_dir_;
+  std::vector<Delivery> events_;
+};
+
+TEST_F(MediaTest, JpegAndPngAreFetchedVerifiedAndStoredUnderTheirHash) {
+  Start(Fetch());
+  graph_.RegisterMedia("m-jpg", test::FixturePath("media/photo1.jpg"), "image/jpeg");
+  graph_.RegisterMedia("m-png", test::FixturePath("media/photo4.png"), "image/png");
+  FetchMedia("f1", "m-jpg", "image/jpeg", "+oqhq9v7tRhqW/bishqEZ1FBTy9ZhxjhPUDmRLD+xMM=");  // the webhook's base64
+  FetchMedia("f2", "m-png", "image/png");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s)) << EventBody("media.failed");
+  const std::string jpg = Sha256Hex(Fixture("photo1.jpg")) + ".jpg", png = Sha256Hex(Fixture("photo4.png")) + ".png";
+  EXPECT_EQ(Files(media_dir_), (std::set<std::string>{jpg, png}));
+  EXPECT_EQ(test::ReadFile(media_dir_ + "/" + jpg), Fixture("photo1.jpg"));
+  EXPECT_EQ(test::ReadFile(media_dir_ + "/" + png), Fixture("photo4.png"));
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name IN ($1, $2)", {jpg, png}), 2);
+  std::string stored;
+  for (const auto& e : Events()) stored += e.routing_key == "media.stored" ? e.body + "\n" : "";
+  EXPECT_NE(stored.find(R"("stored_name":")" + jpg), std::string::npos) << stored;
+  EXPECT_NE(stored.find(R"("stored_name":")" + png), std::string::npos) << stored;
+  // Fetched again: no second download.
+  FetchMedia("f3", "m-jpg");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 3; }, 20s));
+  EXPECT_EQ(graph_.DownloadCount(), 2u);
+}
+
+TEST_F(MediaTest, AnExpiredUrlIsRefreshedOnceAndTheFileStored) {
+  Start(Fetch());
+  graph_.RegisterMedia("m-exp", test::FixturePath("media/photo2.jpg"), "image/jpeg");
+  graph_.Inject(404, 0, 1, 0, "/_download/");  // the URL from the first metadata has expired
+  FetchMedia("e1", "m-exp");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  EXPECT_EQ(graph_.DownloadCount(), 1u);
+  EXPECT_EQ(Files(media_dir_).size(), 1u);
+}
+
+TEST_F(MediaTest, ServerErrorsAreRetriedAndTheFileStoredOnce) {
+  Start(Fetch());
+  graph_.RegisterMedia("m-503", test::FixturePath("media/photo3.jpg"), "image/jpeg");
+  graph_.Inject(503, 0, 1, 0, "/_download/");
+  FetchMedia("r1", "m-503");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  EXPECT_EQ(graph_.DownloadCount(), 1u);
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 1);
+  EXPECT_EQ(Files(media_dir_).size(), 1u);
+  EXPECT_EQ(EventCount("media.failed"), 0u);
+}
+
+// Permanent failures: media.failed with the reason, no retry, nothing stored (no file, no row).
+TEST_F(MediaTest, BadMediaFailsWithAReasonAndNothingIsStored) {
+  FetchSettings f = Fetch();
+  f.limits.image = 2000;  // the fixture photos are 2.6-2.7 KB
+  Start(f);
+  graph_.RegisterMedia("m-big", test::FixturePath("media/photo1.jpg"), "image/jpeg");
+  graph_.RegisterMedia("m-magic", test::FixturePath("media/photo4.png"), "image/jpeg");  // a PNG said to be a JPEG
+  graph_.RegisterMedia("m-type", test::FixturePath("media/photo1.jpg"), "text/html");
+  graph_.RegisterMedia("m-small", test::FixturePath("media/photo4.png"), "image/png");
+  FetchMedia("b1", "m-big");
+  FetchMedia("b2", "m-magic");
+  FetchMedia("b3", "m-type");
+  FetchMedia("b4", "m-small", "image/png", std::string(64, 'a'));  // the webhook's sha256 disagrees
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.failed") == 4; }, 20s));
+  std::string reasons;
+  for (const auto& e : Events()) {
+    if (e.routing_key == "media.failed") reasons += e.body + "\n";
+  }
+  EXPECT_NE(reasons.find("image of 2709 bytes (declared) is over the limit of 2000"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("content does not look like image/jpeg"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("type not allowed: text/html"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("sha256 differs from the webhook's"), std::string::npos) << reasons;
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 0);
+  EXPECT_TRUE(Files(media_dir_).empty()) << *Files(media_dir_).begin();
+  EXPECT_EQ(EventCount("media.stored"), 0u);
+}
+
+// 20 commands for one media id at once, over 4 consumers, the first download slow: one download,
+// one file, one row, and every command answered with media.stored.
+TEST_F(MediaTest, TheSameMediaFetchedTwentyTimesAtOnceIsDownloadedOnce) {
+  Start(Fetch(), 4);
+  graph_.RegisterMedia("m-many", test::FixturePath("media/photo1.jpg"), "image/jpeg");
+  graph_.Inject(200, 0, 1, 500, "/_download/");
+  for (int i = 0; i < 20; ++i) FetchMedia("many" + std::to_string(i), "m-many");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 20; }, 40s)) << EventCount("media.stored");
+  EXPECT_EQ(graph_.DownloadCount(), 1u);
+  EXPECT_EQ(Files(media_dir_).size(), 1u);
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 1);
+}
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/" + test::UniqueName("serve");
+    media_ = dir_ + "/media";
+    ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(media_.c_str(), 0755), 0);
+    photo_ = Fixture("photo1.jpg");
+    name_ = Sha256Hex(photo_) + ".jpg";
+    std::ofstream(media_ + "/" + name_, std::ios::binary) << photo_;
+    std::ofstream(dir_ + "/secret.txt") << kSecret;
+    // A name of the generator's own pattern, planted as a symlink to a file outside the folder.
+    link_ = Sha256Hex("planted") + ".jpg";
+    ASSERT_EQ(::symlink((dir_ + "/secret.txt").c_str(), (media_ + "/" + link_).c_str()), 0);
+  }
+  void Serve(ServeSettings s) {
+    server_ = std::make_unique<HttpServer>(HttpServerOptions{"127.0.0.1", 0, 1 << 20});
+    server_->Route("GET", "/media/", [s](const HttpRequest& r) { return ServeMedia(r, s); });
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  std::pair<int, std::string> Get(const std::string& path, const std::string& token = kMediaToken) {
+    return RawGet(server_->port(), path, token);
+  }
+
+  static constexpr const char* kSecret = "THE-SECRET-OUTSIDE-THE-MEDIA-FOLDER";
+  std::string dir_, media_, photo_, name_, link_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(ServeTest, AStoredFileIsStreamedWithItsTypeToATokenHolder) {
+  Serve({media_, kMediaToken, false});
+  auto [status, body] = Get("/media/" + name_);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(body, photo_);
+  HttpClientRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/media/" + name_;
+  req.headers["Authorization"] = std::string("Bearer ") + kMediaToken;
+  auto r = HttpFetch(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->content_type, "image/jpeg");
+  EXPECT_EQ(r->headers["x-content-type-options"], "nosniff");
+  EXPECT_EQ(Get("/media/" + name_, "").first, 401) << "no token";
+  EXPECT_EQ(Get("/media/" + name_, "wrong").first, 401) << "wrong token";
+  EXPECT_EQ(Get("/media/" + Sha256Hex("absent") + ".jpg").first, 404) << "a valid name that is not stored";
+}
+
+// Each way out of the folder, on its own: 404 or 403, and never the secret's bytes.
+TEST_F(ServeTest, NoRequestReadsAnythingOutsideTheMediaFolder) {
+  Serve({media_, kMediaToken, false});
+  const std::string secret = dir_ + "/secret.txt";
+  auto refused = [&](const std::string& path, std::set<int> statuses) {
+    auto [status, body] = Get(path);
+    EXPECT_TRUE(statuses.count(status)) << path << " → " << status;
+    EXPECT_EQ(body.find(kSecret), std::string::npos) << path << " leaked the secret";
+  };
+  refused("/media/../secret.txt", {403, 404});
+  refused("/media/..%2fsecret.txt", {404});
+  refused("/media/%2e%2e%2fsecret.txt", {404});
+  refused("/media/%2e%2e/secret.txt", {403, 404});
+  refused("/media/..%5csecret.txt", {404});
+  // A backslash is not allowed in a request line: the HTTP layer answers 400 before any handler.
+  refused("/media/..\\secret.txt", {400, 404});
+  refused("/media/" + name_ + "%00.txt", {404});
+  refused("/media/%00" + name_, {404});
+  refused("/media/" + secret, {404});
+  refused("/media/%2f" + secret.substr(1), {404});
+  refused("/media//etc/passwd", {404});
+  refused("/media/" + Sha256Hex("x") + ".exe", {404});
+  refused("/media/" + Sha256Hex("x") + ".JPG", {404});
+  refused("/media/" + name_ + "/", {404});
+  refused("/media/", {404});
+  refused("/media/" + link_, {403});
+  refused("/media/.%2e/secret.txt", {403, 404});
+}
+
+TEST_F(ServeTest, WithoutATokenServingIsClosedUnlessOpenedForLocalUse) {
+  Serve({media_, "", false});
+  EXPECT_EQ(Get("/media/" + name_, "").first, 403);
+  EXPECT_EQ(Get("/media/" + name_, "anything").first, 403);
+  server_->Stop();
+  Serve({media_, "", true});
+  EXPECT_EQ(Get("/media/" + name_, "").first, 200);
+  EXPECT_EQ(Get("/media/" + link_, "").first, 403) << "opened, still only the folder";
+}
+
+// Uploads: once per dedupe key (a duplicate command, a retried 503), the URL recorded and
+// emitted; a refusal or an unknown destination fails with the reason.
+TEST_F(MediaTest, AStoredFileIsUploadedOncePerDedupeKey) {
+  Start(Fetch());
+  graph_.RegisterMedia("m-up", test::FixturePath("media/photo2.jpg"), "image/jpeg");
+  FetchMedia("u0", "m-up");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s));
+  const std::string stored = Sha256Hex(Fixture("photo2.jpg")) + ".jpg";
+  graph_.Inject(503, 0, 1, 0, "/_fake/upload");
+  Upload("up1", stored, "listing");
+  Upload("up1", stored, "listing");  // the same command twice
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.uploaded") == 2; }, 30s)) << EventBody("media.upload_failed");
+  EXPECT_EQ(graph_.UploadCalls(), 1u);
+  ASSERT_EQ(graph_.Uploaded().size(), 1u);
+  EXPECT_EQ(graph_.Uploaded()[0], Fixture("photo2.jpg"));
+  auto row = sql_->Exec("SELECT status, attempts, url FROM media_uploads WHERE dedupe_key = 'up1'");
+  ASSERT_TRUE(row.ok() && row->size() == 1);
+  EXPECT_EQ(row->get(0, 0), "uploaded");
+  EXPECT_EQ(row->get(0, 1), "2") << "the 503, then the upload";
+  EXPECT_EQ(row->get(0, 2).rfind("https://cdn.fake.example/", 0), 0u);
+  EXPECT_NE(EventBody("media.uploaded").find(row->get(0, 2)), std::string::npos);
+
+  Upload("up2", stored, "nowhere");
+  graph_.Inject(400, 0, 1, 0, "/_fake/upload");
+  Upload("up3", stored, "listing");
+  Upload("up4", Sha256Hex("missing") + ".jpg", "listing");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.upload_failed") == 3; }, 20s));
+  std::string reasons;
+  for (const auto& e : Events()) {
+    if (e.routing_key == "media.upload_failed") reasons += e.body + "\n";
+  }
+  EXPECT_NE(reasons.find("no upload destination named 'nowhere' is configured"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("the destination refused the upload: HTTP 400"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("no stored file named"), std::string::npos) << reasons;
+  EXPECT_EQ(graph_.UploadCalls(), 1u);
+}
+
+}  // namespace
+}  // namespace convoy::media

@@ -1,0 +1,79 @@
+#include "server.h"
+
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "convoy/metrics.h"
+#include "verify.h"
+
+namespace convoy::media {
+
+namespace {
+
+HttpResponse Text(int status, const std::string& text) { return {status, "text/plain; charset=utf-8", text + "\n", {}, ""}; }
+
+Counter& Served(const char* outcome) {
+  return DefaultRegistry().GetCounter("convoy_media_served_total", "GET /media/ requests by outcome.",
+                                      std::string("outcome=\"") + outcome + "\"");
+}
+
+bool TokenMatches(const std::string& header, const std::string& token) {
+  const std::string want = "Bearer " + token;
+  return header.size() == want.size() && CRYPTO_memcmp(header.data(), want.data(), want.size()) == 0;
+}
+
+std::string RealPath(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) ? std::string(buf) : "";
+}
+
+}  // namespace
+
+HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
+  if (!s.open_for_local) {
+    if (s.token.empty()) {
+      Served("closed").Inc();
+      return Text(403, "media serving is closed: set CONVOY_MEDIA_TOKEN (or --media_public for a local run)");
+    }
+    if (!TokenMatches(r.Header("authorization"), s.token)) {
+      Served("unauthorized").Inc();
+      HttpResponse resp = Text(401, "a media token is needed (Authorization: Bearer ...)");
+      resp.headers["WWW-Authenticate"] = "Bearer";
+      return resp;
+    }
+  }
+  const std::string prefix = "/media/";
+  std::string name = r.path.size() > prefix.size() ? r.path.substr(prefix.size()) : "";
+  if (r.path.compare(0, prefix.size(), prefix) != 0 || !IsStoredName(name)) {
+    Served("bad_name").Inc();
+    return Text(404, "not found");
+  }
+  const std::string base = RealPath(s.media_dir);
+  const std::string path = s.media_dir + "/" + name;
+  struct stat st;
+  if (base.empty() || ::lstat(path.c_str(), &st) != 0) {
+    Served("missing").Inc();
+    return Text(404, "not found");
+  }
+  const std::string real = RealPath(path);
+  if (S_ISLNK(st.st_mode) || real.empty() || real.compare(0, base.size() + 1, base + "/") != 0 ||
+      real.find('/', base.size() + 1) != std::string::npos) {
+    Served("outside").Inc();
+    return Text(403, "forbidden");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    Served("missing").Inc();
+    return Text(404, "not found");
+  }
+  Served("ok").Inc();
+  HttpResponse resp;
+  resp.content_type = TypeForExtension(name.substr(65))->mime_type;
+  resp.file_path = real;
+  resp.headers["X-Content-Type-Options"] = "nosniff";
+  resp.headers["Cache-Control"] = "private, max-age=86400, immutable";
+  return resp;
+}
+
+}  // namespace convoy::media

@@ -1,0 +1,20 @@
+#pragma once
+// GET /media/{name}: a stored file, streamed with its Content-Type, to a caller with the media
+// token. The name must be the generator's own ("<sha256 hex>.<allowed extension>"); anything
+// else is 404, and a name that resolves (symlinks followed) outside the media folder, or is a
+// symlink at all, is 403: never bytes from outside the folder.
+#include <string>
+
+#include "convoy/http.h"
+
+namespace convoy::media {
+
+struct ServeSettings {
+  std::string media_dir;
+  std::string token;        // Authorization: Bearer <token>
+  bool open_for_local = false;  // no token needed (--media_public, for a local run only)
+};
+
+HttpResponse ServeMedia(const HttpRequest& request, const ServeSettings& settings);
+
+}  // namespace convoy::media

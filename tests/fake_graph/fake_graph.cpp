@@ -52,7 +52,7 @@ struct FakeGraph::Impl {
   mutable std::condition_variable sent_cv;  // notified on every accepted send
   std::vector<std::string> sends;  // JSON objects
   std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
-  std::atomic<uint64_t> calls{0}, downloads{0}, upload_calls{0};
+  std::atomic<uint64_t> calls{0}, downloads{0}, download_requests{0}, upload_calls{0};
   std::vector<std::string> uploaded;                    // bytes of each distinct upload
   std::map<std::string, std::string> uploads_by_key;    // Idempotency-Key → answer
   StatusSink sink;
@@ -157,6 +157,7 @@ struct FakeGraph::Impl {
 
   HttpResponse Download(const HttpRequest& r) {
     if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
+    download_requests.fetch_add(1);
     if (auto injected = Injected(r)) return *injected;
     std::string id = r.path.substr(r.path.rfind('/') + 1);
     std::lock_guard<std::mutex> lock(mu);
@@ -286,6 +287,7 @@ size_t FakeGraph::SendCount() const {
 
 size_t FakeGraph::CallCount() const { return impl_->calls.load(); }
 size_t FakeGraph::DownloadCount() const { return impl_->downloads.load(); }
+size_t FakeGraph::DownloadRequests() const { return impl_->download_requests.load(); }
 size_t FakeGraph::UploadCalls() const { return impl_->upload_calls.load(); }
 
 std::vector<std::string> FakeGraph::Uploaded() const {

@@ -36,7 +36,8 @@ class FakeGraph {
   std::string RequestsJson() const;
   size_t SendCount() const;    // accepted sends
   size_t CallCount() const;    // calls to the send endpoint, errors included
-  size_t DownloadCount() const;  // media bytes served
+  size_t DownloadCount() const;     // media bytes served
+  size_t DownloadRequests() const;  // media downloads asked for (counted on arrival)
   size_t UploadCalls() const;    // calls to the upload endpoint (injected errors not counted)
   std::vector<std::string> Uploaded() const;  // bytes of each distinct upload
   std::string upload_url() const;

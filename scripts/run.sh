@@ -53,7 +53,8 @@ start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MED
   --status_webhook_url="http://127.0.0.1:$INGRESS_PORT/webhook"
 start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$CONVOY_AMQP_URL"
 start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
-start media 8082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media"
+start media 8082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
+  --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload"
 start outbound 8083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL"
 
 sends() { curl -sf "http://127.0.0.1:$GRAPH_PORT/_fake/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
@@ -98,7 +99,7 @@ for svc in ingress:$INGRESS_PORT conversation:8081 media:8082 outbound:8083; do
   echo "  ${svc%%:*}: http://127.0.0.1:${svc##*:}/metrics"
 done
 echo "Webhook endpoint: http://127.0.0.1:$INGRESS_PORT/webhook   Logs: $LOG_DIR"
-echo "Stored media: $CONVOY_RUN_DIR/media"
+echo "Stored media: $CONVOY_RUN_DIR/media, served at http://127.0.0.1:8082/media/<name> (open: --media_public, local only)"
 $demo_only && exit 0
 echo "Running. Ctrl-C stops everything."
 wait -n "${pids[@]}" || true

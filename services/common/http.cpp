@@ -114,6 +114,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   struct RouteEntry {
     std::string method, prefix;
     HttpHandler handler;
+    AsyncHttpHandler async;
   };
   std::vector<RouteEntry> routes;
   std::unique_ptr<http::experimental::listener::http_listener> listener;
@@ -127,19 +128,45 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (req.path == "/metrics") {
       return {200, "text/plain; version=0.0.4", DefaultRegistry().Render(), {}};
     }
-    const RouteEntry* best = nullptr;
     bool path_known = false;
-    for (const auto& r : routes) {
-      if (req.path.rfind(r.prefix, 0) != 0) continue;
-      path_known = true;
-      if (r.method != req.method) continue;
-      if (!best || r.prefix.size() > best->prefix.size()) best = &r;
-    }
+    const RouteEntry* best = Find(req, &path_known);
     if (!best) {
       return {path_known ? 405 : 404, "text/plain; charset=utf-8",
               path_known ? "method not allowed\n" : "not found\n", {}};
     }
     return best->handler(req);
+  }
+
+  // The route with the longest matching prefix for the method; null if none.
+  const RouteEntry* Find(const HttpRequest& req, bool* path_known) const {
+    const RouteEntry* best = nullptr;
+    for (const auto& r : routes) {
+      if (req.path.rfind(r.prefix, 0) != 0) continue;
+      *path_known = true;
+      if (r.method != req.method) continue;
+      if (!best || r.prefix.size() > best->prefix.size()) best = &r;
+    }
+    return best;
+  }
+
+  http::http_response ToRaw(HttpResponse resp, const std::string& path) {
+    http::http_response out(static_cast<http::status_code>(resp.status));
+    for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
+    if (!resp.file_path.empty()) {
+      try {
+        auto file = concurrency::streams::file_stream<uint8_t>::open_istream(resp.file_path).get();
+        auto size = file.seek(0, std::ios_base::end);
+        file.seek(0, std::ios_base::beg);
+        out.set_body(file, static_cast<utility::size64_t>(size), resp.content_type);
+      } catch (const std::exception& e) {
+        LOG(WARNING) << "event=http_file_unreadable path=" << path << " what=" << e.what();
+        out = http::http_response(http::status_codes::NotFound);
+        out.set_body("not found\n", "text/plain; charset=utf-8");
+      }
+    } else {
+      out.set_body(std::move(resp.body), resp.content_type);
+    }
+    return out;
   }
 
   // Every request is answered exactly once, through here.
@@ -198,6 +225,23 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         return;
       }
       req.body = std::move(body);
+      bool path_known = false;
+      const RouteEntry* route = Find(req, &path_known);
+      bool builtin = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics";
+      if (route && route->async && !builtin) {
+        auto once = std::make_shared<std::atomic<bool>>(false);
+        HttpResponder respond = [self = shared_from_this(), raw, once, path = req.path](HttpResponse resp) mutable {
+          if (once->exchange(true)) return;
+          self->Reply(raw, self->ToRaw(std::move(resp), path));
+        };
+        try {
+          route->async(req, respond);
+        } catch (const std::exception& e) {
+          LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=" << e.what();
+          respond({500, "text/plain; charset=utf-8", "internal error\n", {}});
+        }
+        return;
+      }
       HttpResponse resp;
       try {
         resp = Dispatch(req);
@@ -205,23 +249,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=" << e.what();
         resp = {500, "text/plain; charset=utf-8", "internal error\n", {}};
       }
-      http::http_response out(static_cast<http::status_code>(resp.status));
-      for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
-      if (!resp.file_path.empty()) {
-        try {
-          auto file = concurrency::streams::file_stream<uint8_t>::open_istream(resp.file_path).get();
-          auto size = file.seek(0, std::ios_base::end);
-          file.seek(0, std::ios_base::beg);
-          out.set_body(file, static_cast<utility::size64_t>(size), resp.content_type);
-        } catch (const std::exception& e) {
-          LOG(WARNING) << "event=http_file_unreadable path=" << req.path << " what=" << e.what();
-          out = http::http_response(http::status_codes::NotFound);
-          out.set_body("not found\n", "text/plain; charset=utf-8");
-        }
-      } else {
-        out.set_body(std::move(resp.body), resp.content_type);
-      }
-      Reply(raw, std::move(out));
+      Reply(raw, ToRaw(std::move(resp), req.path));
     }
   }
 
@@ -235,9 +263,13 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_shared<Impl>
 
 HttpServer::~HttpServer() { Stop(); }
 
+void HttpServer::RouteAsync(const std::string& method, const std::string& path_prefix, AsyncHttpHandler handler) {
+  impl_->routes.push_back({method, path_prefix, nullptr, std::move(handler)});
+}
+
 void HttpServer::Route(const std::string& method, const std::string& path_prefix,
                        HttpHandler handler) {
-  impl_->routes.push_back({method, path_prefix, std::move(handler)});
+  impl_->routes.push_back({method, path_prefix, std::move(handler), nullptr});
 }
 
 Status HttpServer::Start() {

@@ -2,8 +2,15 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <ctime>
+#include <future>
+#include <mutex>
+#include <queue>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include "convoy/log.h"
 #include "convoy/metrics.h"
@@ -102,7 +109,125 @@ HttpResponse WebhookHandler::Verify(const HttpRequest& req) const {
   return HttpResponse{200, "text/plain; charset=utf-8", get("hub.challenge"), {}};
 }
 
-HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
+struct DeadlineTimer::Impl {
+  using Entry = std::pair<std::chrono::steady_clock::time_point, std::function<void()>>;
+  struct Later {
+    bool operator()(const Entry& a, const Entry& b) const { return a.first > b.first; }
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::priority_queue<Entry, std::vector<Entry>, Later> due;
+  bool stopping = false;
+  bool earlier = false;  // an entry due before the one waited for was added
+  std::thread thread;
+
+  // Deadlines are met to within kTick: at thousands of requests a second the thread wakes about
+  // every kTick, not once per request.
+  static constexpr std::chrono::milliseconds kTick{20};
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      if (due.empty()) {
+        cv.wait(lock);
+        continue;
+      }
+      auto next = std::max(due.top().first, std::chrono::steady_clock::now() + kTick);
+      earlier = false;
+      cv.wait_until(lock, next, [&] { return stopping || earlier || std::chrono::steady_clock::now() >= next; });
+      while (!stopping && !due.empty() && due.top().first <= std::chrono::steady_clock::now()) {
+        auto run = std::move(const_cast<Entry&>(due.top()).second);
+        due.pop();
+        lock.unlock();
+        run();
+        lock.lock();
+      }
+    }
+  }
+};
+
+DeadlineTimer::DeadlineTimer() : impl_(new Impl()) { impl_->thread = std::thread([this] { impl_->Run(); }); }
+
+DeadlineTimer::~DeadlineTimer() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  impl_->thread.join();
+}
+
+void DeadlineTimer::At(std::chrono::steady_clock::time_point when, std::function<void()> run) {
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    // Wake the thread only if it waits for nothing or for something due later than this.
+    idle = impl_->due.empty() || when < impl_->due.top().first;
+    if (idle) impl_->earlier = true;
+    impl_->due.emplace(when, std::move(run));
+  }
+  if (idle) impl_->cv.notify_one();
+}
+
+namespace {
+
+// One POST whose updates await their confirms; answered exactly once.
+struct Pending {
+  HttpResponder respond;
+  std::string correlation_id;
+  std::chrono::steady_clock::time_point started, publishing;
+  std::vector<Update::Kind> kinds;
+  size_t ignored = 0, unknown = 0;
+  std::atomic<size_t> remaining{0};
+  std::atomic<bool> answered{false};
+
+  // Every POST is answered: if nothing holds an outcome callback any more (a publisher that
+  // dropped them), the last reference answers 503 here.
+  ~Pending() {
+    if (!answered.load()) Answer(Status(Code::kUnavailable, "the publishes were dropped without an outcome"));
+  }
+
+  void Confirmed(PublishOutcome outcome) {
+    if (outcome != PublishOutcome::kConfirmed) return Answer(PublishOutcomeStatus(outcome));
+    if (remaining.fetch_sub(1) == 1) Answer(Status::Ok());
+  }
+  void Expired() {
+    Answer(Status(Code::kTimeout, std::to_string(kinds.size() - remaining.load()) + " of " +
+                                      std::to_string(kinds.size()) + " publishes confirmed in time"));
+  }
+  void Answer(const Status& s) {
+    if (answered.exchange(true)) return;
+    auto& m = Metrics();
+    auto now = std::chrono::steady_clock::now();
+    m.confirm.Observe(std::chrono::duration<double>(now - publishing).count());
+    LogCtx ctx{"webhook", correlation_id};
+    HttpResponse r;
+    if (!s.ok()) {
+      m.unavailable.Inc();
+      LOG_EVERY_N(WARNING, 10) << ctx << "event=not_confirmed updates=" << kinds.size() << " error=" << s.ToString();
+      r = Text(503, "not stored, retry later");
+    } else {
+      for (auto k : kinds) {
+        switch (k) {
+          case Update::Kind::kMessage: m.messages.Inc(); break;
+          case Update::Kind::kStatus: m.statuses.Inc(); break;
+          case Update::Kind::kError: m.errors.Inc(); break;
+        }
+      }
+      m.ok.Inc();
+      LOG(INFO) << ctx << "event=webhook_accepted updates=" << kinds.size() << " ignored=" << ignored
+                << " unknown=" << unknown;
+      r = Text(200, "ok");
+    }
+    m.request.Observe(std::chrono::duration<double>(now - started).count());
+    r.headers["X-Correlation-Id"] = correlation_id;
+    respond(std::move(r));
+  }
+};
+
+}  // namespace
+
+void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond) {
   auto started = std::chrono::steady_clock::now();
   auto& m = Metrics();
   std::string correlation_id = NewCorrelationId();
@@ -110,7 +235,7 @@ HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
   auto finish = [&](HttpResponse r) {
     m.request.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     r.headers["X-Correlation-Id"] = correlation_id;
-    return r;
+    respond(std::move(r));
   };
   if (!VerifySignature(req.body, req.Header("x-hub-signature-256"), settings_.app_secret)) {
     m.unauthorized.Inc();
@@ -127,8 +252,15 @@ HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
   if (split->ignored_object) m.ignored_objects.Inc();
   m.ignored_fields.Inc(split->ignored_changes);
   m.unknown.Inc(split->unknown_shapes);
-  PublishBatch batch;
-  auto publishing = std::chrono::steady_clock::now();
+  auto pending = std::make_shared<Pending>();
+  pending->respond = std::move(respond);
+  pending->correlation_id = correlation_id;
+  pending->started = started;
+  pending->publishing = std::chrono::steady_clock::now();
+  pending->ignored = split->ignored_changes + (split->ignored_object ? 1 : 0);
+  pending->unknown = split->unknown_shapes;
+  for (const auto& u : split->updates) pending->kinds.push_back(u.kind);
+  pending->remaining = split->updates.size() + 1;  // +1: released after every publish was handed over
   for (auto& u : split->updates) {
     AmqpMessage msg;
     msg.exchange = exchanges::kInbound;
@@ -141,28 +273,22 @@ HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
     if (!u.conversation_key.empty()) msg.headers[headers::kConversationKey] = u.conversation_key;
     LOG(INFO) << LogCtx{"webhook", correlation_id, u.conversation_key, u.dedupe_key}
               << "event=update_received kind=" << KindName(u.kind);
-    publish_(std::move(msg), batch.Add());
+    publish_(std::move(msg), [pending](PublishOutcome outcome) { pending->Confirmed(outcome); });
   }
-  Status s = batch.Wait(started + settings_.publish_deadline);
-  m.confirm.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - publishing).count());
-  if (!s.ok()) {
-    m.unavailable.Inc();
-    LOG_EVERY_N(WARNING, 10) << ctx << "event=not_confirmed updates=" << split->updates.size()
-                             << " error=" << s.ToString();
-    return finish(Text(503, "not stored, retry later"));
+  if (!pending->answered.load()) {
+    std::weak_ptr<Pending> weak = pending;
+    deadlines_.At(started + settings_.publish_deadline, [weak] {
+      if (auto p = weak.lock()) p->Expired();
+    });
   }
-  for (const auto& u : split->updates) {
-    switch (u.kind) {
-      case Update::Kind::kMessage: m.messages.Inc(); break;
-      case Update::Kind::kStatus: m.statuses.Inc(); break;
-      case Update::Kind::kError: m.errors.Inc(); break;
-    }
-  }
-  m.ok.Inc();
-  LOG(INFO) << ctx << "event=webhook_accepted updates=" << split->updates.size()
-            << " ignored=" << split->ignored_changes + (split->ignored_object ? 1 : 0)
-            << " unknown=" << split->unknown_shapes;
-  return finish(Text(200, "ok"));
+  pending->Confirmed(PublishOutcome::kConfirmed);  // the +1: every publish is handed over
+}
+
+HttpResponse WebhookHandler::Receive(const HttpRequest& req) {
+  auto answer = std::make_shared<std::promise<HttpResponse>>();
+  auto future = answer->get_future();
+  ReceiveAsync(req, [answer](HttpResponse r) { answer->set_value(std::move(r)); });
+  return future.get();
 }
 
 }  // namespace convoy::ingress

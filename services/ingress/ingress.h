@@ -3,6 +3,7 @@
 // answered only once the broker confirmed every update of the POST.
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "convoy/amqp.h"
@@ -19,16 +20,32 @@ struct IngressSettings {
 // How ingress hands a message to the broker: Publisher::Publish in production, a fake in tests.
 using PublishFn = std::function<void(AmqpMessage, PublishCallback)>;
 
+// Runs callbacks at their deadline on a thread of its own (a callback may find its work done).
+class DeadlineTimer {
+ public:
+  DeadlineTimer();
+  ~DeadlineTimer();
+  void At(std::chrono::steady_clock::time_point when, std::function<void()> run);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class WebhookHandler {
  public:
   WebhookHandler(IngressSettings settings, PublishFn publish);
   HttpResponse Verify(const HttpRequest& req) const;  // GET /webhook
-  HttpResponse Receive(const HttpRequest& req);       // POST /webhook
-  static void CountTooLarge();                        // the HTTP layer answered 413
+  // POST /webhook: answers through `respond` when the broker confirmed every update (200), one
+  // failed or the deadline passed (503), or at once for a bad request. No thread waits meanwhile.
+  void ReceiveAsync(const HttpRequest& req, HttpResponder respond);
+  HttpResponse Receive(const HttpRequest& req);  // the same, waiting for the answer
+  static void CountTooLarge();                   // the HTTP layer answered 413
 
  private:
   IngressSettings settings_;
   PublishFn publish_;
+  DeadlineTimer deadlines_;
 };
 
 std::string NewCorrelationId();

@@ -20,12 +20,17 @@ std::string Read(const std::string& path) {
 // A fake broker: records publishes and answers with a chosen outcome (or never).
 struct FakeBroker {
   std::vector<AmqpMessage> published;
+  std::vector<PublishCallback> held;  // outcomes never given (answer == false)
   bool answer = true;
   PublishOutcome outcome = PublishOutcome::kConfirmed;
   PublishFn fn() {
     return [this](AmqpMessage m, PublishCallback cb) {
       published.push_back(std::move(m));
-      if (answer) cb(outcome);
+      if (answer) {
+        cb(outcome);
+      } else {
+        held.push_back(std::move(cb));
+      }
     };
   }
 };
@@ -92,9 +97,18 @@ TEST(WebhookHandler, ErrorMappingIsExhaustive) {
     EXPECT_EQ(h.Receive(Post(text)).status, 503) << PublishOutcomeName(outcome);
   }
   FakeBroker silent;
-  silent.answer = false;  // the broker never confirms: the deadline answers 503
-  WebhookHandler h(Settings(), silent.fn());
+  silent.answer = false;  // the broker holds the publish and never confirms: the deadline answers 503
+  IngressSettings s = Settings();
+  s.publish_deadline = std::chrono::milliseconds(300);
+  WebhookHandler h(s, silent.fn());
+  auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(h.Receive(Post(text)).status, 503);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300)) << "answered at the deadline";
+  ASSERT_EQ(silent.held.size(), 1u);
+  silent.held[0](PublishOutcome::kConfirmed);  // a confirm after the answer changes nothing
+  // A publisher that drops the callback without an outcome: answered 503 at once, never left hanging.
+  WebhookHandler dropping(Settings(), [](AmqpMessage, PublishCallback) {});
+  EXPECT_EQ(dropping.Receive(Post(text)).status, 503);
 }
 
 }  // namespace

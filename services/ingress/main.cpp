@@ -19,7 +19,8 @@ DEFINE_string(verify_token_file, "", "File holding the webhook verify token (els
 
 int main(int argc, char** argv) {
   // 1. load config
-  convoy::SetFlagDefault("http_threads", "64");
+  // Requests wait for confirms without holding a thread: a few threads serve thousands a second.
+  convoy::SetFlagDefault("http_threads", "8");
   convoy::InitService("ingress", "convoy-ingress: WhatsApp webhook endpoint", &argc, &argv);
   auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", FLAGS_app_secret_file);
   auto token = convoy::LoadSecret("CONVOY_VERIFY_TOKEN", FLAGS_verify_token_file);
@@ -41,7 +42,9 @@ int main(int argc, char** argv) {
                                  &convoy::ingress::WebhookHandler::CountTooLarge};
   convoy::HttpServer server(http);
   server.Route("GET", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Verify(r); });
-  server.Route("POST", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Receive(r); });
+  server.RouteAsync("POST", "/webhook", [&](const convoy::HttpRequest& r, convoy::HttpResponder respond) {
+    handler.ReceiveAsync(r, std::move(respond));
+  });
   // 4. run
   publisher.Start();
   auto s = server.Start();

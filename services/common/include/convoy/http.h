@@ -32,6 +32,10 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// An asynchronous handler answers through `respond`, from any thread, once (later calls are
+// ignored); it holds no thread while it waits (for a broker confirm, say).
+using HttpResponder = std::function<void(HttpResponse)>;
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
 
 struct HttpServerOptions {
   HttpServerOptions(std::string h, int p, size_t max_body, std::function<bool()> is_ready = {},
@@ -54,6 +58,7 @@ class HttpServer {
 
   // Routes match by method and path prefix; the longest prefix wins. Add before Start().
   void Route(const std::string& method, const std::string& path_prefix, HttpHandler handler);
+  void RouteAsync(const std::string& method, const std::string& path_prefix, AsyncHttpHandler handler);
   Status Start();
   // Stops accepting, answers 503 to requests not yet dispatched, and waits (up to 10 s) for the
   // requests in flight to be answered. Handlers never run after Stop() returns.

@@ -39,18 +39,26 @@ run_wrk() {  # run_wrk PORT -> "RESULT ..." line
   wrk -t2 -c"$conns" -d"${seconds}s" --timeout 5s -s "$CONVOY_ROOT/tests/bench/post.lua" \
     "http://127.0.0.1:$1/webhook" | grep '^RESULT'
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, in 1/100 s
+port=${CONVOY_AMQP_URL##*:}; port=${port%%/*}
+broker_pid=$(ss -ltnpH "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true)
 peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
 "$bin/tests/convoy-bare-listener" --http_port=18091 >"$log_dir/bare.log" 2>&1 & pids+=($!); bare_pid=$!
 wait_for "bare listener" 20 curl -sf http://127.0.0.1:18091/healthz
+t0=$(cpu_ticks "$bare_pid")
 bare=$(run_wrk 18091)
+bare_cpu=$(( $(cpu_ticks "$bare_pid") - t0 ))
 bare_fixed=$(run_rate 18091)
 bare_rss=$(peak_rss_mb "$bare_pid")
 
 "$bin/services/ingress/convoy-ingress" --amqp_url="$url" --http_port=18090 ${INGRESS_FLAGS:-} >"$log_dir/ingress.log" 2>&1 & pids+=($!); ing_pid=$!
 wait_for "ingress ready" 30 curl -sf http://127.0.0.1:18090/readyz
+t0=$(cpu_ticks "$ing_pid"); b0=$([ -n "$broker_pid" ] && cpu_ticks "$broker_pid" || echo 0)
 ingress=$(run_wrk 18090)
+ingress_cpu=$(( $(cpu_ticks "$ing_pid") - t0 ))
+broker_cpu=$(( $([ -n "$broker_pid" ] && cpu_ticks "$broker_pid" || echo 0) - b0 ))
 ingress_fixed=$(run_rate 18090)
 ingress_rss=$(peak_rss_mb "$ing_pid")
 metrics=$(curl -sf http://127.0.0.1:18090/metrics)
@@ -71,5 +79,7 @@ for row in "bare listener, wrk max:$bare:$bare_rss" "convoy-ingress, wrk max:$in
   echo "| $name | $(field rps "$res") | $(field p50_ms "$res") | $(field p99_ms "$res") | $(field p999_ms "$res") | $(field non2xx "$res") | $rss |"
 done
 echo
+per_post() { awk -v t="$1" -v r="$2" -v s="$seconds" 'BEGIN {if (r > 0) printf "%.0f", t * 10000 / (r * s); else print "-"}'; }
+echo "CPU per POST at wrk max: bare listener $(per_post "$bare_cpu" "$(field rps "$bare")") us, ingress $(per_post "$ingress_cpu" "$(field rps "$ingress")") us + broker $(per_post "$broker_cpu" "$(field rps "$ingress")") us ($(nproc) cores shared with wrk)"
 echo "ingress/bare throughput: ${ratio}%   broker ceiling (pipelined confirmed publishes/s): $broker"
 echo "answered 200: $ok   messages in conversation.inbound: $queued   $([ "$ok" = "$queued" ] && echo "(equal)" || echo "(MISMATCH)")"

@@ -38,7 +38,8 @@ struct ConversationState {
 };
 
 struct Event {
-  enum class Kind { kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed };
+  // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
+  enum class Kind { kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded };
   Kind kind = Kind::kOther;
   std::string text;          // text body, caption, or button title
   std::string button_id;     // button / list reply id, template button payload

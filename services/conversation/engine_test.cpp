@@ -336,6 +336,25 @@ TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
   EXPECT_EQ(c.Photos(), 0u);
 }
 
+// Internal events (an upload done, a send accepted) are audited, never answered as if the user
+// had written: after SUBMIT the uploads' events must not draw a menu reply.
+TEST(Engine, InternalEventsAreRecordedWithoutAReply) {
+  Chat c;
+  for (auto kind : {Event::Kind::kRecorded, Event::Kind::kSendSucceeded, Event::Kind::kSendFailed}) {
+    Event e;
+    e.kind = kind;
+    auto t = c.Send(e);
+    EXPECT_TRUE(t.effects.empty()) << static_cast<int>(kind);
+    EXPECT_EQ(t.note, "recorded");
+  }
+  c.ToPhotos();
+  Event uploaded;
+  uploaded.kind = Event::Kind::kRecorded;
+  auto t = c.Send(uploaded);
+  EXPECT_TRUE(t.effects.empty());
+  EXPECT_EQ(c.state.step, "photos");
+}
+
 TEST(Engine, CancelEndsTheRunWithoutDelivering) {
   Chat c;
   c.ToPhotos();

@@ -125,6 +125,7 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     // Internal events name their own dedupe key: "<schema>:<dedupe key of the command>".
     p.kind = p.schema;
     if (p.dedupe_key.empty()) p.dedupe_key = p.schema + ":" + JsonStr(doc, "dedupe_key");
+    e.kind = Event::Kind::kRecorded;  // never mistaken for something the user said
     e.media_id = JsonStr(doc, "media_id");
     e.stored_name = JsonStr(doc, "stored_name");
     e.reason = JsonStr(doc, "reason");

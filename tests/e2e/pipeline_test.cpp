@@ -152,6 +152,17 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   }
   EXPECT_EQ(uploaded, fixtures);
   EXPECT_EQ(env.graph.Uploaded().size(), 3u);
+  // The uploads' media.uploaded events reach the conversation and draw no reply.
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        auto n = (*db)->Exec("SELECT count(*) FROM transitions WHERE conversation_key = $1 AND "
+                             "trigger_dedupe_key LIKE 'media.uploaded:%'",
+                             {"106540352242922:" + seller});
+        return n.ok() && n->get_int(0, 0) == 3;
+      },
+      30s));
+  ASSERT_TRUE(env.Drained(30s));
+  EXPECT_EQ(env.graph.SentTexts(seller), expected) << "nothing said after SUBMIT's answer";
   for (const char* service : {"ingress", "conversation", "media", "outbound"}) {
     EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";
   }

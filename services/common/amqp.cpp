@@ -6,7 +6,10 @@
 #include <amqp_tcp_socket.h>
 #include <glog/logging.h>
 #include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -373,6 +376,9 @@ struct Publisher::Impl {
         std::lock_guard<std::mutex> lock(mu);
         batch.swap(queue);
       }
+      // Several publishes at once leave in as few TCP segments as the kernel can make of them.
+      const bool cork = batch.size() > 1;
+      if (cork) SetCork(true);
       while (!batch.empty()) {
         if (!Send(batch.front())) {
           // Put back what was not sent, ahead of anything queued since, then recover.
@@ -385,6 +391,7 @@ struct Publisher::Impl {
         }
         batch.pop_front();
       }
+      if (cork && conn) SetCork(false);
       if (!conn) {
         Lost("publish failed");
         continue;
@@ -408,6 +415,11 @@ struct Publisher::Impl {
   void WaitWake(int timeout_ms) {
     pollfd pfd{wake_fd, POLLIN, 0};
     if (::poll(&pfd, 1, timeout_ms) > 0) DrainWake();
+  }
+
+  void SetCork(bool on) {
+    int v = on ? 1 : 0;
+    ::setsockopt(amqp_get_sockfd(conn->state()), IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
   }
 
   void DrainWake() {

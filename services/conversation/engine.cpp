@@ -57,6 +57,22 @@ class Run {
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     t_.note = "recorded";
     if (ev_.media_id.empty()) return;
+    auto pending = s_.pending_uploads.find(ev_.media_id);
+    if (pending != s_.pending_uploads.end() &&
+        (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed)) {
+      // A photo of an already delivered run: stored now, so it goes where the run's others went.
+      if (ev_.kind == Event::Kind::kMediaStored) {
+        Effect u;
+        u.kind = Effect::Kind::kUploadMedia;
+        u.step = "upload:late:" + ev_.media_id;
+        u.stored_name = ev_.stored_name;
+        u.destination = pending->second;
+        t_.effects.push_back(std::move(u));
+      }
+      t_.note = ev_.kind == Event::Kind::kMediaStored ? "late_upload" : "late_media_failed";
+      s_.pending_uploads.erase(pending);
+      return;
+    }
     for (auto& [field, list] : s_.photos) {
       auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
       if (it == list.end()) continue;
@@ -177,7 +193,10 @@ class Run {
       // --upload_destinations); one still being fetched is in flow.completed without a stored name.
       for (const auto& [field, list] : s_.photos) {
         for (size_t i = 0; i < list.size(); ++i) {
-          if (list[i].stored_name.empty()) continue;
+          if (list[i].stored_name.empty()) {
+            s_.pending_uploads[list[i].media_id] = flow_->name;  // uploaded when it is stored
+            continue;
+          }
           Effect u;
           u.kind = Effect::Kind::kUploadMedia;
           u.step = "upload:" + field + ":" + std::to_string(i);
@@ -193,9 +212,11 @@ class Run {
 
   void Reset() {
     int64_t messages = s_.messages, last = s_.last_inbound_at;
+    auto pending = std::move(s_.pending_uploads);
     s_ = ConversationState{};
     s_.messages = messages;
     s_.last_inbound_at = last;
+    s_.pending_uploads = std::move(pending);
     s_.entered_at = at_;
   }
 

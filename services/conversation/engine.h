@@ -35,6 +35,9 @@ struct ConversationState {
   std::vector<std::pair<std::string, int64_t>> history;  // steps of this run: (step, entered_at)
   int64_t messages = 0;                // inbound messages applied, over the conversation's life
   int64_t last_inbound_at = 0;         // newest WhatsApp timestamp seen
+  // Photos of a delivered run that were still being fetched at SUBMIT: media id → the upload
+  // destination; uploaded when their media.stored comes back. Kept across runs.
+  std::map<std::string, std::string> pending_uploads;
 };
 
 struct Event {

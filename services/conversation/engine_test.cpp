@@ -327,6 +327,20 @@ TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
     EXPECT_EQ(e.destination, "listing");
     EXPECT_EQ(e.step, "upload:photos:0");
   }
+  // Photo "b" was still being fetched: it is uploaded when it is stored, after the run ended.
+  EXPECT_EQ(c.state.pending_uploads, (std::map<std::string, std::string>{{"b", "listing"}}));
+  Event late;
+  late.kind = Event::Kind::kMediaStored;
+  late.media_id = "b";
+  late.stored_name = std::string(64, 'b') + ".jpg";
+  auto after = c.Send(late);
+  EXPECT_EQ(after.note, "late_upload");
+  ASSERT_EQ(after.effects.size(), 1u);
+  EXPECT_EQ(after.effects[0].kind, Effect::Kind::kUploadMedia);
+  EXPECT_EQ(after.effects[0].stored_name, std::string(64, 'b') + ".jpg");
+  EXPECT_EQ(after.effects[0].destination, "listing");
+  EXPECT_TRUE(c.state.pending_uploads.empty());
+  EXPECT_TRUE(c.Send(late).effects.empty()) << "a duplicate media.stored uploads nothing more";
   EXPECT_NE(Replies(submit)[0].find("Submitted! Your listing with 2 photos"), std::string::npos);
   EXPECT_TRUE(c.state.flow.empty());
   EXPECT_TRUE(c.state.fields.empty());
@@ -501,8 +515,10 @@ TEST(StateCodec, RoundTripsEveryMemberAndReadsOldRowsAsIdle) {
   s.photos["photos"] = {Photo{"m1", kT0 + 1, ""}, Photo{"m2", kT0 + 2, std::string(64, 'f') + ".png"}};
   s.acked = {"photos"};
   s.history = {{"email", kT0 - 2}, {"photos", kT0}};
+  s.pending_uploads = {{"m9", "listing"}};
   ConversationState back = DecodeState(EncodeState(s));
   EXPECT_EQ(EncodeState(back), EncodeState(s));
+  EXPECT_EQ(back.pending_uploads, s.pending_uploads);
   EXPECT_EQ(back.photos["photos"][1].stored_name, std::string(64, 'f') + ".png");
   EXPECT_EQ(back.fields["email"], "a\"b@example.com");
   ConversationState old = DecodeState(R"({"step":"chatting","messages":3,"photos":2})");

@@ -34,6 +34,12 @@ ConversationState DecodeState(const std::string& json) {
       if (m.value.IsString()) s.fields[m.name.GetString()] = m.value.GetString();
     }
   }
+  const auto& pending = JsonMember(d, "pending_uploads");
+  if (pending.IsObject()) {
+    for (const auto& m : pending.GetObject()) {
+      if (m.value.IsString()) s.pending_uploads[m.name.GetString()] = m.value.GetString();
+    }
+  }
   const auto& photos = JsonMember(d, "photos");
   if (photos.IsObject()) {
     for (const auto& m : photos.GetObject()) {
@@ -75,6 +81,15 @@ std::string EncodeState(const ConversationState& s) {
   w.StartObject();
   for (const auto& [k, v] : s.fields) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); w.String(v); }
   w.EndObject();
+  if (!s.pending_uploads.empty()) {
+    w.Key("pending_uploads");
+    w.StartObject();
+    for (const auto& [k, v] : s.pending_uploads) {
+      w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()));
+      w.String(v);
+    }
+    w.EndObject();
+  }
   w.Key("photos");
   w.StartObject();
   for (const auto& [field, list] : s.photos) {

@@ -9,10 +9,7 @@ bin=$("$here/build.sh" | tail -n 1)
 started=()
 start_infra rabbit started
 vhost=bench-$$
-mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
-cleanup() { mgmt DELETE "vhosts/$vhost" || true; for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done; }
+cleanup() { drop_vhost "$vhost"; for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done; }
 trap cleanup EXIT
-mgmt PUT "vhosts/$vhost" '{}'
-mgmt PUT "permissions/$vhost/guest" '{"configure":".*","write":".*","read":".*"}'
-base=${CONVOY_AMQP_URL%/*}
-"$bin/tests/convoy-amqp-bench" --amqp_url="$base/$vhost" "$@"
+url=$(scratch_vhost "$vhost")
+"$bin/tests/convoy-amqp-bench" --amqp_url="$url" "$@"

@@ -14,17 +14,14 @@ bin=$("$here/build.sh" | tail -n 1)
 started=()
 start_infra rabbit started
 vhost=bench-ingress-$$
-mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  mgmt DELETE "vhosts/$vhost" || true
+  drop_vhost "$vhost"
   for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done
 }
 trap cleanup EXIT
-mgmt PUT "vhosts/$vhost" '{}'
-mgmt PUT "permissions/$vhost/guest" '{"configure":".*","write":".*","read":".*"}'
-url="${CONVOY_AMQP_URL%/*}/$vhost"
+url=$(scratch_vhost "$vhost")
 export CONVOY_APP_SECRET=bench-secret CONVOY_VERIFY_TOKEN=bench
 export BODY_FILE=$CONVOY_ROOT/tests/data/bench-webhook.json
 export SIGNATURE=$("$bin/tests/convoy-webhook" --file="$BODY_FILE" --print_only | head -n 1 | cut -d' ' -f2)

@@ -21,22 +21,17 @@ started=()
 start_infra rabbit started
 start_infra pg started
 vhost=bench-outbound-$$ db=bench_outbound_$$
-mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
-psql_admin() { psql "$CONVOY_PG_DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  mgmt DELETE "vhosts/$vhost" || true
-  psql_admin "DROP DATABASE IF EXISTS $db" || true
+  drop_vhost "$vhost"
+  drop_db "$db"
   for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done
 }
 trap cleanup EXIT
-mgmt PUT "vhosts/$vhost" '{}'
-mgmt PUT "permissions/$vhost/guest" '{"configure":".*","write":".*","read":".*"}'
-psql_admin "CREATE DATABASE $db"
-url="${CONVOY_AMQP_URL%/*}/$vhost"
-dsn="${CONVOY_PG_DSN/dbname=postgres/dbname=$db}"
+url=$(scratch_vhost "$vhost")
+dsn=$(scratch_db "$db")
 graph_port=18095 http_port=18083
 export CONVOY_GRAPH_TOKEN=bench-token
 log_dir=$CONVOY_RUN_DIR/bench; mkdir -p "$log_dir"

@@ -26,6 +26,19 @@ start_infra() {
   grep -q "already running" <<<"$out" || eval "$2+=(\"\$1\")"
 }
 
+# Throw-away vhosts and databases for one script run (benchmarks), on the running broker and
+# PostgreSQL. scratch_vhost/scratch_db print the URL/DSN of what they created.
+rabbit_mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
+psql_admin() { psql "$CONVOY_PG_DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+scratch_vhost() {
+  rabbit_mgmt PUT "vhosts/$1" '{}' >/dev/null &&
+    rabbit_mgmt PUT "permissions/$1/guest" '{"configure":".*","write":".*","read":".*"}' >/dev/null &&
+    echo "${CONVOY_AMQP_URL%/*}/$1"
+}
+drop_vhost() { rabbit_mgmt DELETE "vhosts/$1" >/dev/null || true; }
+scratch_db() { psql_admin "CREATE DATABASE $1" && echo "${CONVOY_PG_DSN/dbname=postgres/dbname=$1}"; }
+drop_db() { psql_admin "DROP DATABASE IF EXISTS $1" >/dev/null || true; }
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 

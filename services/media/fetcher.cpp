@@ -56,13 +56,7 @@ class Digest {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx_, md, &len);
-    static const char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += kDigits[md[i] >> 4];
-      out += kDigits[md[i] & 15];
-    }
-    return out;
+    return LowerHex(md, len);
   }
   const std::string& head() const { return head_; }
   size_t size() const { return size_; }
@@ -72,8 +66,6 @@ class Digest {
   std::string head_;
   size_t size_ = 0;
 };
-
-bool Transient(const Status& s) { return IsTransient(s.code()); }
 
 }  // namespace
 
@@ -282,7 +274,7 @@ Disposition Fetcher::Handle(const Delivery& d) {
   }
   auto fetched = Fetch(media_id, pnid, JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"));
   if (!fetched.ok()) {
-    if (Transient(fetched.status())) {
+    if (IsTransient(fetched.status().code())) {
       LOG(WARNING) << ctx << "event=fetch_retry media_id=" << media_id << " error=" << fetched.status().ToString();
       return Disposition::Retry(fetched.status().ToString());
     }

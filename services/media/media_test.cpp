@@ -2,7 +2,6 @@
 // played by the fake Graph API; GET /media/ through a real HTTP server, requests written byte for
 // byte on a socket (no client normalises the paths).
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -35,19 +34,6 @@ constexpr const char* kToken = "test-token";
 constexpr const char* kMediaToken = "media-token";
 
 std::string Fixture(const std::string& name) { return test::ReadFile(test::FixturePath("media/" + name)); }
-
-// Files in a folder (names), hidden ones included.
-std::set<std::string> Files(const std::string& dir) {
-  std::set<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.insert(n);
-    }
-    ::closedir(d);
-  }
-  return out;
-}
 
 // One raw HTTP/1.1 GET with the path exactly as given; status and body.
 std::pair<int, std::string> RawGet(int port, const std::string& path, const std::string& token) {
@@ -210,7 +196,7 @@ TEST_F(MediaTest, JpegAndPngAreFetchedVerifiedAndStoredUnderTheirHash) {
   FetchMedia("f2", "m-png", "image/png");
   ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s)) << EventBody("media.failed");
   const std::string jpg = Sha256Hex(Fixture("photo1.jpg")) + ".jpg", png = Sha256Hex(Fixture("photo4.png")) + ".png";
-  EXPECT_EQ(Files(media_dir_), (std::set<std::string>{jpg, png}));
+  EXPECT_EQ(test::ListDir(media_dir_), (std::set<std::string>{jpg, png}));
   EXPECT_EQ(test::ReadFile(media_dir_ + "/" + jpg), Fixture("photo1.jpg"));
   EXPECT_EQ(test::ReadFile(media_dir_ + "/" + png), Fixture("photo4.png"));
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name IN ($1, $2)", {jpg, png}), 2);
@@ -231,7 +217,7 @@ TEST_F(MediaTest, AnExpiredUrlIsRefreshedOnceAndTheFileStored) {
   FetchMedia("e1", "m-exp");
   ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
   EXPECT_EQ(graph_.DownloadCount(), 1u);
-  EXPECT_EQ(Files(media_dir_).size(), 1u);
+  EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
 }
 
 TEST_F(MediaTest, ServerErrorsAreRetriedAndTheFileStoredOnce) {
@@ -242,7 +228,7 @@ TEST_F(MediaTest, ServerErrorsAreRetriedAndTheFileStoredOnce) {
   ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
   EXPECT_EQ(graph_.DownloadCount(), 1u);
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 1);
-  EXPECT_EQ(Files(media_dir_).size(), 1u);
+  EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
   EXPECT_EQ(EventCount("media.failed"), 0u);
 }
 
@@ -269,7 +255,7 @@ TEST_F(MediaTest, BadMediaFailsWithAReasonAndNothingIsStored) {
   EXPECT_NE(reasons.find("type not allowed: text/html"), std::string::npos) << reasons;
   EXPECT_NE(reasons.find("sha256 differs from the webhook's"), std::string::npos) << reasons;
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 0);
-  EXPECT_TRUE(Files(media_dir_).empty()) << *Files(media_dir_).begin();
+  EXPECT_TRUE(test::ListDir(media_dir_).empty()) << *test::ListDir(media_dir_).begin();
   EXPECT_EQ(EventCount("media.stored"), 0u);
 }
 
@@ -282,7 +268,7 @@ TEST_F(MediaTest, TheSameMediaFetchedTwentyTimesAtOnceIsDownloadedOnce) {
   for (int i = 0; i < 20; ++i) FetchMedia("many" + std::to_string(i), "m-many");
   ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 20; }, 40s)) << EventCount("media.stored");
   EXPECT_EQ(graph_.DownloadCount(), 1u);
-  EXPECT_EQ(Files(media_dir_).size(), 1u);
+  EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 1);
 }
 

@@ -91,17 +91,22 @@ bool MagicMatches(const MediaType& type, std::string_view head) {
   return false;
 }
 
+std::string LowerHex(const unsigned char* bytes, size_t n) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out += kDigits[bytes[i] >> 4];
+    out += kDigits[bytes[i] & 15];
+  }
+  return out;
+}
+
 std::string Sha256Hex(std::string_view bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kDigits[md[i] >> 4];
-    out += kDigits[md[i] & 15];
-  }
-  return out;
+  return LowerHex(md, len);
 }
 
 std::optional<std::string> NormalizeSha256(std::string_view given) {
@@ -117,13 +122,7 @@ std::optional<std::string> NormalizeSha256(std::string_view given) {
     unsigned char raw[48];
     int n = EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(given.data()), 44);
     if (n != 33 || given[43] != '=') return std::nullopt;  // 32 bytes + 1 byte of padding
-    static const char kDigits[] = "0123456789abcdef";
-    std::string hex;
-    for (int i = 0; i < 32; ++i) {
-      hex += kDigits[raw[i] >> 4];
-      hex += kDigits[raw[i] & 15];
-    }
-    return hex;
+    return LowerHex(raw, 32);
   }
   return std::nullopt;
 }

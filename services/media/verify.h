@@ -32,6 +32,7 @@ struct SizeLimits {
 };
 
 std::string Sha256Hex(std::string_view bytes);
+std::string LowerHex(const unsigned char* bytes, size_t n);
 // The lowercase hex form of a sha256 given as 64 hex digits or 44-character base64.
 std::optional<std::string> NormalizeSha256(std::string_view given);
 

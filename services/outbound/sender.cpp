@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 #include <rapidjson/document.h>
 
+#include <charconv>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -111,14 +112,8 @@ int64_t EpochMillis() {
 }
 
 bool ParseInt64(const std::string& s, int64_t* out) {
-  if (s.empty() || s.size() > 19) return false;
-  int64_t v = 0;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9') return false;
-    v = v * 10 + (ch - '0');
-  }
-  *out = v;
-  return true;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
 }
 
 // The send slots a message has reserved (epoch ms), kept with it while it waits for them.

@@ -23,19 +23,11 @@ namespace convoy::outbound {
 namespace {
 
 using namespace std::chrono_literals;
+using test::NowSeconds;
 using test::WaitUntil;
 
 constexpr const char* kBusiness = "106540352242922";
 constexpr const char* kToken = "test-token";
-
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 uint64_t SendsCounted(const char* result) {
   return DefaultRegistry()
@@ -166,12 +158,18 @@ class OutboundTest : public ::testing::Test {
     auto taken = TakeMessages(amqp_, queues::kConversationEvents, *n);
     return taken.ok() ? *taken : std::vector<Delivery>{};
   }
-  std::vector<Delivery> FailedEvents() {
-    std::vector<Delivery> out;
-    for (auto& e : TakeEvents()) {
-      if (e.routing_key == "outbound.failed") out.push_back(e);
-    }
-    return out;
+  // Waits (up to 10 s) until `count` outbound.failed events were emitted; those taken so far.
+  std::vector<Delivery> WaitFailedEvents(size_t count) {
+    std::vector<Delivery> failed;
+    WaitUntil(
+        [&] {
+          for (auto& e : TakeEvents()) {
+            if (e.routing_key == "outbound.failed") failed.push_back(e);
+          }
+          return failed.size() >= count;
+        },
+        10s);
+    return failed;
   }
 
   test::TestVhost vhost_;
@@ -279,13 +277,8 @@ TEST_F(OutboundTest, PermanentErrorsFailAtOnceAndEmitOutboundFailed) {
     EXPECT_EQ(row.attempts, "1");
   }
   EXPECT_EQ(graph_.CallCount(), 2u);
-  std::vector<Delivery> failed;
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        for (auto& e : FailedEvents()) failed.push_back(e);
-        return failed.size() >= 2;
-      },
-      10s));
+  std::vector<Delivery> failed = WaitFailedEvents(2);
+  ASSERT_GE(failed.size(), 2u);
   ASSERT_EQ(failed.size(), 2u);
   EXPECT_NE(failed[0].body.find(R"("code":131047)"), std::string::npos) << failed[0].body;
   EXPECT_EQ(failed[0].Header(headers::kDedupeKey), "outbound.failed:permanent-131047");
@@ -322,13 +315,8 @@ TEST_F(OutboundTest, AlwaysFailingSendsAreParkedWithTheReasonAfterTheLastAttempt
   EXPECT_EQ(row.status, "failed");
   EXPECT_EQ(row.attempts, "3");
   EXPECT_EQ(row.error_code, "2");
-  std::vector<Delivery> failed;
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        for (auto& e : FailedEvents()) failed.push_back(e);
-        return !failed.empty();
-      },
-      10s));
+  std::vector<Delivery> failed = WaitFailedEvents(1);
+  ASSERT_GE(failed.size(), 1u);
   EXPECT_NE(failed[0].body.find(R"("attempts":3)"), std::string::npos) << failed[0].body;
 }
 
@@ -408,13 +396,8 @@ TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
                                R"("errors":[{"code":131049,"title":"This message was not delivered to maintain healthy ecosystem engagement."}]})");
   ASSERT_TRUE(WaitStatus("undelivered", "failed"));
   EXPECT_EQ(Log("undelivered").error_code, "131049");
-  std::vector<Delivery> failed;
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        for (auto& e : FailedEvents()) failed.push_back(e);
-        return !failed.empty();
-      },
-      10s));
+  std::vector<Delivery> failed = WaitFailedEvents(1);
+  ASSERT_GE(failed.size(), 1u);
   EXPECT_NE(failed[0].body.find(R"("code":131049)"), std::string::npos) << failed[0].body;
   EXPECT_EQ(failed[0].Header(headers::kConversationKey), std::string(kBusiness) + ":16505552009");
 }
@@ -453,7 +436,7 @@ TEST_F(OutboundTest, PacingARecipientNeverDelaysAnother) {
   SenderSettings s = Settings();
   s.pacing = {true, 1000, 1000, 1, 3};
   StartReplica(s, 2);
-  int64_t start = NowMs();
+  int64_t start = test::NowMillis();
   for (int i = 0; i < 10; ++i) Send("busy:" + std::to_string(i), "16505553001");
   for (int i = 0; i < 3; ++i) Send("other:" + std::to_string(i), "16505553002");
   ASSERT_TRUE(WaitUntil([&] { return graph_.SendTimesMs("16505553002").size() == 3; }, 10s));
@@ -475,14 +458,14 @@ TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {
   graph_.Inject(400, 130429, 1, 0, "/messages");
   Send("throttled", "16505554001");
   ASSERT_TRUE(WaitUntil([&] { return graph_.CallCount() == 1; }, 10s));
-  int64_t after_throttle = NowMs();
+  int64_t after_throttle = test::NowMillis();
   Send("next-on-number", "16505554002");
   ASSERT_TRUE(WaitStatus("next-on-number", "sent"));
   EXPECT_GE(graph_.SendTimesMs("16505554002").at(0) - after_throttle, 800) << "the number's bucket was pushed back";
 
   graph_.Inject(400, 131056, 1, 0, "/messages");
   size_t calls = graph_.CallCount();
-  int64_t before = NowMs();
+  int64_t before = test::NowMillis();
   Send("pair-limited", "16505554003");
   ASSERT_TRUE(WaitUntil([&] { return graph_.CallCount() == calls + 1; }, 10s));
   Send("next-to-pair", "16505554003");

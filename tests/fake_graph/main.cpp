@@ -2,6 +2,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <cstdio>
 #include <sstream>
 
 #include "convoy/config.h"
@@ -14,6 +15,12 @@ DEFINE_string(media, "", "Media objects to serve, comma-separated id=path:mime_t
 DEFINE_string(status_webhook_url, "",
               "Post a signed 'sent' status webhook here for every accepted send, as Meta does (e.g. "
               "http://127.0.0.1:8080/webhook; the app secret from CONVOY_APP_SECRET); empty: none");
+static bool ValidateWebhookUrl(const char* flag, const std::string& v) {
+  if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return true;
+  std::fprintf(stderr, "invalid value for --%s: %s (an http:// or https:// URL, or empty)\n", flag, v.c_str());
+  return false;
+}
+DEFINE_validator(status_webhook_url, &ValidateWebhookUrl);
 
 int main(int argc, char** argv) {
   convoy::SetFlagDefault("http_port", "8090");

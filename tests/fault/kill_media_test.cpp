@@ -1,7 +1,6 @@
 // Fault: kill -9 the media service while it downloads a photo (the fake Graph API holds the
 // download for 3 s), restart it, and check: the photo is stored once (one file, one row, the
 // right bytes) and nothing partial or temporary was ever left in the media folder.
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -16,18 +15,6 @@ namespace convoy {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::set<std::string> Files(const std::string& dir) {
-  std::set<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.insert(n);
-    }
-    ::closedir(d);
-  }
-  return out;
-}
 
 TEST(KillMedia, ADownloadCutByKillNineIsStoredOnceAndLeavesNothingPartial) {
   test::Stack stack("kill_media");
@@ -48,7 +35,7 @@ TEST(KillMedia, ADownloadCutByKillNineIsStoredOnceAndLeavesNothingPartial) {
   const std::string media_dir = stack.dir + "/media";
   ASSERT_TRUE(test::WaitUntil([&] { return stack.graph.DownloadRequests() >= 1; }, 30s));
   stack.Kill("media");  // mid-download: the file it was writing has no name
-  EXPECT_TRUE(Files(media_dir).empty()) << "left behind: " << *Files(media_dir).begin();
+  EXPECT_TRUE(test::ListDir(media_dir).empty()) << "left behind: " << *test::ListDir(media_dir).begin();
   stack.Launch("media");
   ASSERT_TRUE(stack.WaitReady("media", 60s)) << stack.services["media"]->process.Log();
   auto db = PgConnection::Connect(stack.db.dsn());
@@ -61,7 +48,7 @@ TEST(KillMedia, ADownloadCutByKillNineIsStoredOnceAndLeavesNothingPartial) {
       60s))
       << stack.services["media"]->process.Log();
   const std::string bytes = test::ReadFile(test::FixturePath("media/photo2.jpg"));
-  auto files = Files(media_dir);
+  auto files = test::ListDir(media_dir);
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(test::ReadFile(media_dir + "/" + *files.begin()), bytes);
   EXPECT_EQ(files.begin()->substr(64), ".jpg");

@@ -12,12 +12,6 @@ namespace convoy::test {
 
 using namespace std::chrono_literals;
 
-namespace {
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-}  // namespace
-
 Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
              std::map<std::string, std::vector<std::string>> extra)
     : vhost(prefix), db(prefix), pg_port_override(std::move(pg_ports)), extra_args(std::move(extra)) {

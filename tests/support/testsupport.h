@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,12 @@ int FreePort();
 std::string HttpGet(const std::string& url, int* status = nullptr);
 // The value of one Prometheus sample line "name{labels} value" in a /metrics text, or -1.
 double MetricValue(const std::string& metrics_text, const std::string& series);
+
+// The wall clock, as WhatsApp timestamps (seconds) and as send times (milliseconds) count it.
+int64_t NowSeconds();
+int64_t NowMillis();
+// The names in a folder (hidden ones included, without . and ..); empty if it cannot be read.
+std::set<std::string> ListDir(const std::string& dir);
 
 // Polls cond every few milliseconds until it holds or the deadline passes.
 bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline);

@@ -121,10 +121,6 @@ struct Disposition {
   static Disposition DeadLetter(std::string why, int code = 0) {
     return {Kind::kDeadLetter, std::move(why), 0, code, {}};
   }
-  Disposition&& WithHeader(const std::string& name, std::string value) && {
-    headers[name] = std::move(value);
-    return std::move(*this);
-  }
 };
 
 // The ack contract: ok → ack; transient failure (Code::kUnavailable/kTimeout) → retry tier;

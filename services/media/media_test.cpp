@@ -48,7 +48,7 @@ std::pair<int, std::string> RawGet(int port, const std::string& path, const std:
   }
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
                     (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") + "\r\n";
-  ::send(fd, req.data(), req.size(), 0);
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[4096];
   for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<size_t>(n));

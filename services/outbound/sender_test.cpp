@@ -462,6 +462,7 @@ TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {
   Send("next-on-number", "16505554002");
   ASSERT_TRUE(WaitStatus("next-on-number", "sent"));
   EXPECT_GE(graph_.SendTimesMs("16505554002").at(0) - after_throttle, 800) << "the number's bucket was pushed back";
+  ASSERT_TRUE(WaitStatus("throttled", "sent")) << "its retry must not take the next injection";
 
   graph_.Inject(400, 131056, 1, 0, "/messages");
   size_t calls = graph_.CallCount();

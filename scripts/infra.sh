@@ -2,7 +2,8 @@
 # Starts and stops convoy's private RabbitMQ node and PostgreSQL cluster on loopback, under
 # $CONVOY_RUN_DIR (git-ignored). Ports come from scripts/lib.sh and can be overridden.
 #   scripts/infra.sh start|stop|status [rabbit|pg]    (default: both)
-#   scripts/infra.sh rabbit-stop-node | rabbit-start-node   (fault tests: stop/start the broker only)
+#   scripts/infra.sh kill rabbit|pg     (fault tests: kill -9 the broker; crash PostgreSQL with an
+#                                        immediate shutdown, which recovers from its WAL on start)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -29,6 +30,7 @@ rabbit_env() {
   export RABBITMQ_LOG_BASE=$RABBIT_DIR/log
   export RABBITMQ_ENABLED_PLUGINS_FILE=$RABBIT_DIR/enabled_plugins
   export RABBITMQ_CONFIG_FILE=$RABBIT_DIR/rabbitmq.conf
+  export RABBITMQ_ADVANCED_CONFIG_FILE=$RABBIT_DIR/advanced.config
   export RABBITMQ_PID_FILE=$RABBIT_DIR/rabbit.pid
   export ERL_EPMD_ADDRESS=127.0.0.1
   export ERL_CRASH_DUMP=$RABBIT_DIR/log/erl_crash.dump
@@ -57,6 +59,11 @@ prometheus.tcp.ip = 127.0.0.1
 load_definitions = $CONVOY_ROOT/deploy/rabbitmq/definitions.json
 log.file.level = warning
 CONF
+  # A quorum queue's at-least-once dead-lettering retries a message whose target did not confirm
+  # it (a target still starting after a restart) after this long; RabbitMQ's default is 3 min.
+  cat > "$RABBIT_DIR/advanced.config" <<CONF
+[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].
+CONF
   log "rabbitmq: starting node $CONVOY_RABBIT_NODE on :$CONVOY_AMQP_PORT (management :$CONVOY_AMQP_MGMT_PORT)"
   ( rabbit_env; setsid "$RABBIT_BIN/rabbitmq-server" >"$RABBIT_DIR/log/stdout.log" 2>&1 < /dev/null &
     echo $! > "$RABBIT_DIR/server.pid" )
@@ -76,6 +83,17 @@ rabbit_stop() {
   # The Erlang VM may linger briefly after stop returns; make sure nothing of ours is left.
   pkill -f "beam.*-sname $CONVOY_RABBIT_NODE" 2>/dev/null || true
   pkill -f "beam.*$CONVOY_RABBIT_NODE" 2>/dev/null || true
+}
+
+# kill -9 of the broker's VM (the server script's child) and the script itself.
+rabbit_kill() {
+  local pid
+  pid=$(cat "$RABBIT_DIR/server.pid" 2>/dev/null) || { log "rabbitmq: no pid file"; return 0; }
+  log "rabbitmq: kill -9"
+  pkill -9 -P "$pid" 2>/dev/null || true
+  kill -9 "$pid" 2>/dev/null || true
+  wait_for "rabbitmq to die" 30 bash -c "! kill -0 $pid 2>/dev/null && ! pgrep -P $pid >/dev/null"
+  pkill -9 -f "beam.*$RABBIT_DIR" 2>/dev/null || true
 }
 
 # As root, initdb and postgres must run as the postgres OS user.
@@ -105,6 +123,15 @@ pg_start() {
   log "postgres: ready"
 }
 
+# A crash as the server sees one: every backend stops at once, no checkpoint; the next start
+# replays the WAL.
+pg_kill() {
+  if pg_running; then
+    log "postgres: immediate shutdown (crash)"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+}
+
 pg_stop() {
   if pg_running; then
     log "postgres: stopping"
@@ -120,8 +147,10 @@ case "$cmd:$what" in
   stop:all) rabbit_stop; pg_stop ;;
   stop:rabbit) rabbit_stop ;;
   stop:pg) pg_stop ;;
+  kill:rabbit) rabbit_kill ;;
+  kill:pg) pg_kill ;;
   status:*)
     rabbit_running && echo "rabbitmq: running ($CONVOY_AMQP_URL, management $CONVOY_RABBIT_MGMT_URL)" || echo "rabbitmq: stopped"
     pg_running && echo "postgres: running ($CONVOY_PG_DSN)" || echo "postgres: stopped" ;;
-  *) die "usage: $0 start|stop|status [all|rabbit|pg]" ;;
+  *) die "usage: $0 start|stop|status [all|rabbit|pg] | kill rabbit|pg" ;;
 esac

@@ -1,6 +1,7 @@
 // The only file that includes rabbitmq-c. Every rabbitmq-c return value is turned into a
 // Status by CheckReply()/CheckRc() below.
 #include "convoy/amqp.h"
+#include "convoy/amqp_admin.h"
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
@@ -219,6 +220,10 @@ class Conn {
       for (const auto& [k, v] : q.int_args) args.Add(k, v);
       amqp_queue_declare(state_, kChannel, amqp_cstring_bytes(q.name.c_str()), 0, 1, 0, 0, args.table());
       Status s = CheckReply(amqp_get_rpc_reply(state_), "queue.declare " + q.name);
+      if (IsInequivalentArgs(s)) {
+        return Status(s.code(), s.message() + " -- declared by an older convoy: run `convoy-topology --upgrade` "
+                                              "with conversation, media and outbound stopped (README: Upgrading)");
+      }
       if (!s.ok()) return s;
     }
     for (const auto& b : t.bindings) {
@@ -978,6 +983,182 @@ Status DeclareConvoyTopology(const AmqpOptions& options) {
   AmqpOptions o = options;
   o.declare_topology = true;
   return c.Open(o);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AmqpAdmin
+
+bool IsInequivalentArgs(const Status& status) {
+  return status.code() == Code::kRejected && status.message().find("406") != std::string::npos;
+}
+
+struct AmqpAdmin::Impl {
+  AmqpOptions options;
+  std::unique_ptr<Conn> conn;
+  std::unique_ptr<Publisher> publisher;
+  bool channel_closed = false;
+
+  // After the broker closed the channel (a refused call): close-ok, then a new channel 1.
+  Status EnsureChannel() {
+    if (!conn) return Status(Code::kUnavailable, "not open");
+    if (!channel_closed) return Status::Ok();
+    amqp_channel_close_ok_t ok{};
+    amqp_send_method(conn->state(), kChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    amqp_channel_open(conn->state(), kChannel);
+    Status s = CheckReply(amqp_get_rpc_reply(conn->state()), "channel.open");
+    if (s.ok()) channel_closed = false;
+    return s;
+  }
+  Status Check(const std::string& what) {
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn->state());
+    Status s = CheckReply(r, what);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+      channel_closed = true;
+    }
+    VLOG(1) << LogCtx{"amqp-admin"} << "event=rpc what=\"" << what << "\" status=" << s.ToString();
+    return s;
+  }
+};
+
+AmqpAdmin::AmqpAdmin() : impl_(new Impl) {}
+AmqpAdmin::~AmqpAdmin() {
+  if (impl_->publisher) impl_->publisher->Stop();
+}
+
+Status AmqpAdmin::Open(const AmqpOptions& options) {
+  impl_->options = options;
+  impl_->options.declare_topology = false;
+  impl_->conn = std::make_unique<Conn>();
+  return impl_->conn->Open(impl_->options);
+}
+
+Result<QueueState> AmqpAdmin::Inspect(const std::string& queue) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_queue_declare_ok_t* ok = amqp_queue_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                                                   /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  s = impl_->Check("queue.declare passive " + queue);
+  QueueState state;
+  if (!s.ok()) {
+    if (impl_->channel_closed && s.message().find("404") != std::string::npos) return state;
+    return s;
+  }
+  state.exists = true;
+  state.messages = ok->message_count;
+  state.consumers = ok->consumer_count;
+  return state;
+}
+
+Status AmqpAdmin::DeclareExchange(const ExchangeSpec& ex) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_exchange_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(ex.name.c_str()),
+                        amqp_cstring_bytes(ex.type.c_str()), 0, 1, 0, 0, amqp_empty_table);
+  return impl_->Check("exchange.declare " + ex.name);
+}
+
+Status AmqpAdmin::DeclareQueue(const QueueSpec& q) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  Table args;
+  for (const auto& [k, v] : q.string_args) args.Add(k, v);
+  for (const auto& [k, v] : q.int_args) args.Add(k, v);
+  amqp_queue_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(q.name.c_str()), 0, 1, 0, 0, args.table());
+  return impl_->Check("queue.declare " + q.name);
+}
+
+Status AmqpAdmin::Bind(const BindingSpec& b) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_queue_bind(impl_->conn->state(), kChannel, amqp_cstring_bytes(b.queue.c_str()),
+                  amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes(b.routing_key.c_str()), amqp_empty_table);
+  return impl_->Check("queue.bind " + b.queue);
+}
+
+Status AmqpAdmin::Unbind(const BindingSpec& b) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_queue_unbind(impl_->conn->state(), kChannel, amqp_cstring_bytes(b.queue.c_str()),
+                    amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes(b.routing_key.c_str()),
+                    amqp_empty_table);
+  return impl_->Check("queue.unbind " + b.queue);
+}
+
+Status AmqpAdmin::DeleteQueue(const std::string& queue, bool if_empty, bool if_unused) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_queue_delete(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()), if_unused ? 1 : 0,
+                    if_empty ? 1 : 0);
+  return impl_->Check("queue.delete " + queue);
+}
+
+Result<uint32_t> AmqpAdmin::Purge(const std::string& queue) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_queue_purge_ok_t* ok = amqp_queue_purge(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()));
+  s = impl_->Check("queue.purge " + queue);
+  if (!s.ok()) return s;
+  return ok->message_count;
+}
+
+Result<uint64_t> AmqpAdmin::MoveAll(const std::string& from, const std::string& to) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  if (!impl_->publisher) {
+    impl_->publisher = std::make_unique<Publisher>(impl_->options);
+    impl_->publisher->Start();
+    if (!impl_->publisher->WaitConnected(std::chrono::seconds(10))) {
+      return Status(Code::kUnavailable, "move " + from + ": publisher could not connect");
+    }
+  }
+  amqp_connection_state_t st = impl_->conn->state();
+  constexpr size_t kBatch = 256;
+  uint64_t moved = 0;
+  while (true) {
+    // Take up to a batch unacked, copy them, and ack them (multiple) once every copy is confirmed.
+    PublishBatch batch;
+    uint64_t last_tag = 0;
+    size_t taken = 0;
+    for (; taken < kBatch; ++taken) {
+      amqp_rpc_reply_t r = amqp_basic_get(st, kChannel, amqp_cstring_bytes(from.c_str()), /*no_ack=*/0);
+      s = impl_->Check("basic.get " + from);
+      if (!s.ok()) return s;
+      if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
+      auto* get_ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
+      amqp_envelope_t env{};
+      env.exchange = get_ok->exchange;
+      env.routing_key = get_ok->routing_key;
+      env.redelivered = get_ok->redelivered;
+      last_tag = get_ok->delivery_tag;
+      amqp_message_t msg;
+      s = CheckReply(amqp_read_message(st, kChannel, &msg, 0), "read message " + from);
+      if (!s.ok()) return s;
+      env.message = msg;
+      Delivery d = ToDelivery(from, env);
+      amqp_destroy_message(&msg);
+      AmqpMessage copy;
+      copy.exchange = "";
+      copy.routing_key = to;
+      copy.body = std::move(d.body);
+      copy.message_id = d.message_id;
+      copy.headers = std::move(d.headers);
+      auto attempt = copy.headers.find(headers::kAttempt);
+      if (attempt != copy.headers.end()) {
+        copy.int_headers[headers::kAttempt] = std::atoll(attempt->second.c_str());
+        copy.headers.erase(attempt);
+      }
+      impl_->publisher->Publish(std::move(copy), batch.Add());
+    }
+    if (taken == 0) return moved;
+    s = batch.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    if (!s.ok()) {
+      // Unacked originals go back to `from` when this connection closes: nothing is lost.
+      return Status(s.code(), "move " + from + " -> " + to + ": " + s.ToString());
+    }
+    s = CheckRc(amqp_basic_ack(st, kChannel, last_tag, /*multiple=*/1), "basic.ack " + from);
+    if (!s.ok()) return s;
+    moved += taken;
+  }
 }
 
 }  // namespace convoy

@@ -27,6 +27,12 @@ bool ValidatePort(const char* flag, int32_t value) {
   return true;
 }
 
+bool InRange(const char* flag, double value, double lo, double hi) {
+  if (value >= lo && value <= hi) return true;
+  std::fprintf(stderr, "invalid value for --%s: %g (must be %g..%g)\n", flag, value, lo, hi);
+  return false;
+}
+
 bool ValidatePositive(const char* flag, int32_t value) {
   if (value <= 0) return Fail(flag, "must be > 0, got " + std::to_string(value));
   return true;

@@ -18,29 +18,33 @@ Topology Build() {
                    queues::kFlowCompleted};
   t.pace_tiers = {{"250ms", 250}};
   t.paced_queues = {queues::kOutboundSend};
+  // Every move the broker makes on its own (a TTL expiring in a delay queue, a delivery limit
+  // reached) is at-least-once: quorum queues keep a dead-lettered message until its target
+  // confirmed it, which needs reject-publish overflow (with drop-head they fall back to
+  // at-most-once). A classic queue's dead-lettering is at-most-once: a message that expires while
+  // its target is unavailable (at boot, after a restart longer than its TTL) is dropped.
+  const std::map<std::string, std::string> at_least_once = {
+      {"x-queue-type", "quorum"}, {"x-dead-letter-strategy", "at-least-once"}, {"x-overflow", "reject-publish"}};
   for (const auto& q : t.work_queues) {
-    // Quorum work queues; a message redelivered past the limit (a consumer crashing on it)
-    // is dead-lettered to the parking queue instead of looping forever.
-    t.queues.push_back({q,
-                        {{"x-queue-type", "quorum"},
-                         {"x-dead-letter-exchange", exchanges::kDlx},
-                         {"x-dead-letter-routing-key", q}},
-                        {{"x-delivery-limit", 10}}});
+    // A message redelivered past the limit (a consumer crashing on it) is dead-lettered to the
+    // parking queue instead of looping forever.
+    auto work_args = at_least_once;
+    work_args["x-dead-letter-exchange"] = exchanges::kDlx;
+    work_args["x-dead-letter-routing-key"] = q;
+    t.queues.push_back({q, work_args, {{"x-delivery-limit", 10}}});
     t.queues.push_back({q + ".dlq", {{"x-queue-type", "quorum"}}, {}});
     t.bindings.push_back({exchanges::kDlx, q + ".dlq", q});
-    for (const auto& tier : t.retry_tiers) {
-      std::string name = q + "." + tier.name;
-      t.queues.push_back({name,
-                          {{"x-dead-letter-exchange", ""}, {"x-dead-letter-routing-key", q}},
-                          {{"x-message-ttl", tier.delay_ms}}});
-      t.bindings.push_back({exchanges::kRetry, name, name});
+    std::vector<RetryTier> tiers = t.retry_tiers;
+    if (std::find(t.paced_queues.begin(), t.paced_queues.end(), q) != t.paced_queues.end()) {
+      tiers.insert(tiers.end(), t.pace_tiers.begin(), t.pace_tiers.end());
     }
-    if (std::find(t.paced_queues.begin(), t.paced_queues.end(), q) == t.paced_queues.end()) continue;
-    for (const auto& tier : t.pace_tiers) {
-      std::string name = q + "." + tier.name;
-      t.queues.push_back({name,
-                          {{"x-dead-letter-exchange", ""}, {"x-dead-letter-routing-key", q}},
-                          {{"x-message-ttl", tier.delay_ms}}});
+    for (const auto& tier : tiers) {
+      // Back to the work queue by name (the default exchange) when the delay is over.
+      std::string name = DelayQueueName(q, tier.name);
+      auto delay_args = at_least_once;
+      delay_args["x-dead-letter-exchange"] = "";
+      delay_args["x-dead-letter-routing-key"] = q;
+      t.queues.push_back({name, delay_args, {{"x-message-ttl", tier.delay_ms}}});
       t.bindings.push_back({exchanges::kRetry, name, name});
     }
   }
@@ -69,6 +73,10 @@ std::string Quote(const std::string& s) {
 
 }  // namespace
 
+std::string DelayQueueName(const std::string& queue, const std::string& tier) {
+  return queue + ".delay." + tier;
+}
+
 const Topology& ConvoyTopology() {
   static const Topology* topology = new Topology(Build());
   return *topology;
@@ -82,14 +90,20 @@ size_t TierFor(int64_t delay_ms) {
   }
   return tiers.size() - 1;
 }
-}  // namespace
 
-std::string RetryRoutingKey(const std::string& queue, int attempt, int64_t min_delay_ms) {
+const RetryTier& RetryTierFor(int attempt, int64_t min_delay_ms) {
   const auto& tiers = ConvoyTopology().retry_tiers;
   size_t i = attempt <= 1 ? 0 : static_cast<size_t>(attempt - 1);
   if (i >= tiers.size()) i = tiers.size() - 1;
-  return queue + "." + tiers[std::max(i, TierFor(min_delay_ms))].name;
+  return tiers[std::max(i, TierFor(min_delay_ms))];
 }
+}  // namespace
+
+std::string RetryRoutingKey(const std::string& queue, int attempt, int64_t min_delay_ms) {
+  return DelayQueueName(queue, RetryTierFor(attempt, min_delay_ms).name);
+}
+
+int64_t RetryDelayMs(int attempt, int64_t min_delay_ms) { return RetryTierFor(attempt, min_delay_ms).delay_ms; }
 
 namespace {
 std::vector<RetryTier> DelayTiers(const std::string& queue) {
@@ -109,10 +123,28 @@ std::string DelayRoutingKey(const std::string& queue, int64_t delay_ms) {
   for (const auto& tier : tiers) {
     if (tier.delay_ms <= delay_ms) pick = &tier;
   }
-  return queue + "." + pick->name;
+  return DelayQueueName(queue, pick->name);
 }
 
 int64_t ShortestDelayMs(const std::string& queue) { return DelayTiers(queue).front().delay_ms; }
+
+std::vector<LegacyDelayQueue> LegacyDelayQueues() {
+  // Topology 1 named its classic delay queues "<queue>.<tier>", with the same tiers.
+  const Topology& t = ConvoyTopology();
+  std::vector<LegacyDelayQueue> out;
+  for (const auto& q : t.work_queues) {
+    for (const auto& tier : DelayTiers(q)) out.push_back({q + "." + tier.name, DelayQueueName(q, tier.name)});
+  }
+  return out;
+}
+
+std::vector<BindingSpec> BindingsOf(const std::string& queue) {
+  std::vector<BindingSpec> out;
+  for (const auto& b : ConvoyTopology().bindings) {
+    if (b.queue == queue) out.push_back(b);
+  }
+  return out;
+}
 
 std::string DefinitionsJson(const Topology& t) {
   std::ostringstream o;

@@ -1,10 +1,41 @@
 // convoy-topology: prints the RabbitMQ definitions for convoy's topology (boot-time import and
-// the management UI's "Import definitions").
+// the management UI's "Import definitions"), or with --upgrade brings a running broker declared
+// by an older convoy to the current topology without losing a message.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
 #include <iostream>
 
+#include "convoy/amqp_admin.h"
+#include "convoy/config.h"
+#include "convoy/flags.h"
 #include "convoy/topology.h"
 
-int main() {
-  std::cout << convoy::DefinitionsJson(convoy::ConvoyTopology());
+DEFINE_bool(upgrade, false,
+            "Upgrade the broker at --amqp_url (env CONVOY_AMQP_URL) to the current topology, moving what "
+            "waits in old queues; conversation, media and outbound must be stopped. Without it: print the "
+            "definitions file");
+
+int main(int argc, char** argv) {
+  convoy::InitService("topology",
+                      "convoy-topology: prints convoy's RabbitMQ definitions (deploy/rabbitmq/definitions.json);\n"
+                      "  convoy-topology --upgrade [--amqp_url=...]: upgrades a running broker in place (README)",
+                      &argc, &argv);
+  if (!FLAGS_upgrade) {
+    std::cout << convoy::DefinitionsJson(convoy::ConvoyTopology());
+    return 0;
+  }
+  auto steps = convoy::UpgradeTopology(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-topology"});
+  if (!steps.ok()) {
+    std::cerr << "upgrade failed (nothing was lost; fix the cause and run it again): " << steps.status().ToString()
+              << "\n";
+    return 1;
+  }
+  uint64_t moved = 0;
+  for (const auto& step : *steps) {
+    std::cout << step.queue << ": " << step.action << " (" << step.moved << " messages moved)\n";
+    moved += step.moved;
+  }
+  std::cout << "topology is current: " << steps->size() << " queue(s) upgraded, " << moved << " messages moved\n";
   return 0;
 }

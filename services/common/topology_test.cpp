@@ -31,40 +31,74 @@ TEST(Topology, EveryBindingTargetsADeclaredQueueAndExchange) {
   }
   for (const auto& w : t.work_queues) {
     EXPECT_TRUE(queues.count(w + ".dlq")) << w;
-    for (const auto& tier : t.retry_tiers) EXPECT_TRUE(queues.count(w + "." + tier.name));
+    for (const auto& tier : t.retry_tiers) EXPECT_TRUE(queues.count(DelayQueueName(w, tier.name)));
   }
 }
 
 TEST(Topology, RetryTiersGrowThenRepeatTheLast) {
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 1), "outbound.send.1s");
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 2), "outbound.send.5s");
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 5), "outbound.send.10m");
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 50), "outbound.send.10m");
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 1), "outbound.send.delay.1s");
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 2), "outbound.send.delay.5s");
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 5), "outbound.send.delay.10m");
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 50), "outbound.send.delay.10m");
 }
 
 TEST(Topology, RetryNeverShorterThanAskedWhileATierIsLongEnough) {
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 4000), "outbound.send.5s");    // pair-rate 4^1 s
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 2, 16000), "outbound.send.30s");  // 4^2 s
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 3, 1000), "outbound.send.30s");   // the attempt's tier is longer
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 3600000), "outbound.send.10m");
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 4000), "outbound.send.delay.5s");    // pair-rate 4^1 s
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 2, 16000), "outbound.send.delay.30s");  // 4^2 s
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 3, 1000), "outbound.send.delay.30s");   // the attempt's tier is longer
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 3600000), "outbound.send.delay.10m");
 }
 
 TEST(Topology, DelaysComeBackNoLaterThanAsked) {
   // A paced queue has a short tier; a wait takes the longest tier that fits in it.
   EXPECT_EQ(ShortestDelayMs("outbound.send"), 250);
-  EXPECT_EQ(DelayRoutingKey("outbound.send", 100), "outbound.send.250ms");
-  EXPECT_EQ(DelayRoutingKey("outbound.send", 999), "outbound.send.250ms");
-  EXPECT_EQ(DelayRoutingKey("outbound.send", 1000), "outbound.send.1s");
-  EXPECT_EQ(DelayRoutingKey("outbound.send", 29999), "outbound.send.5s");
-  EXPECT_EQ(DelayRoutingKey("outbound.send", 86400000), "outbound.send.10m");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 100), "outbound.send.delay.250ms");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 999), "outbound.send.delay.250ms");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 1000), "outbound.send.delay.1s");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 29999), "outbound.send.delay.5s");
+  EXPECT_EQ(DelayRoutingKey("outbound.send", 86400000), "outbound.send.delay.10m");
   // Other queues have no pace tier: their shortest wait is the first retry tier.
   EXPECT_EQ(ShortestDelayMs("media.fetch"), 1000);
-  EXPECT_EQ(DelayRoutingKey("media.fetch", 100), "media.fetch.1s");
+  EXPECT_EQ(DelayRoutingKey("media.fetch", 100), "media.fetch.delay.1s");
   const Topology& t = ConvoyTopology();
   std::set<std::string> queues;
   for (const auto& q : t.queues) queues.insert(q.name);
-  EXPECT_TRUE(queues.count("outbound.send.250ms"));
-  EXPECT_FALSE(queues.count("media.fetch.250ms"));
+  EXPECT_TRUE(queues.count("outbound.send.delay.250ms"));
+  EXPECT_FALSE(queues.count("media.fetch.delay.250ms"));
+}
+
+// Every move the broker makes by itself must be at-least-once (the reliability guide): a TTL
+// expiring in a delay queue and a delivery limit reached in a work queue. That takes a quorum
+// queue with dead-letter-strategy at-least-once and reject-publish overflow; a classic queue drops
+// what expires while its target is unavailable (a broker restart longer than the delay).
+TEST(Topology, EveryQueueThatDeadLettersDoesSoAtLeastOnce) {
+  int dead_lettering = 0;
+  for (const auto& q : ConvoyTopology().queues) {
+    auto arg = [&](const char* k) {
+      auto it = q.string_args.find(k);
+      return it == q.string_args.end() ? std::string("(none)") : it->second;
+    };
+    EXPECT_EQ(arg("x-queue-type"), "quorum") << q.name;
+    if (!q.string_args.count("x-dead-letter-exchange")) continue;
+    ++dead_lettering;
+    EXPECT_EQ(arg("x-dead-letter-strategy"), "at-least-once") << q.name;
+    EXPECT_EQ(arg("x-overflow"), "reject-publish") << q.name;
+  }
+  // 7 work queues, each with 5 retry tiers, and outbound.send's pace tier.
+  EXPECT_EQ(dead_lettering, 7 + 7 * 5 + 1);
+}
+
+TEST(Topology, EveryLegacyDelayQueueHasADeclaredSuccessor) {
+  std::set<std::string> queues;
+  for (const auto& q : ConvoyTopology().queues) queues.insert(q.name);
+  auto legacy = LegacyDelayQueues();
+  EXPECT_EQ(legacy.size(), 7u * 5 + 1);
+  for (const auto& l : legacy) {
+    EXPECT_TRUE(queues.count(l.successor)) << l.successor;
+    EXPECT_FALSE(queues.count(l.name)) << l.name << " must not be declared any more";
+  }
+  EXPECT_EQ(legacy.front().name, "conversation.inbound.1s");
+  EXPECT_EQ(legacy.front().successor, "conversation.inbound.delay.1s");
 }
 
 }  // namespace

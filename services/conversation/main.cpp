@@ -19,6 +19,17 @@
 
 DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
 DEFINE_validator(relay_batch, &convoy::ValidatePositive);
+DEFINE_int32(sweep_interval_seconds, 30, "How often the relay looks for lost commands in the ledger (1..3600 s)");
+DEFINE_int32(sweep_after_seconds, 900,
+             "A command neither settled nor pushed back by its consumer this long after it was due is taken as lost "
+             "and published again (1..86400 s)");
+DEFINE_int32(sweep_max, 3, "Times a lost command is published again before it is abandoned for an operator (1..100)");
+static bool ValidateSweepInterval(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 3600); }
+static bool ValidateSweepAfter(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 86400); }
+static bool ValidateSweepMax(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 100); }
+DEFINE_validator(sweep_interval_seconds, &ValidateSweepInterval);
+DEFINE_validator(sweep_after_seconds, &ValidateSweepAfter);
+DEFINE_validator(sweep_max, &ValidateSweepMax);
 DEFINE_string(flows_dir, "deploy/flows", "Folder of flow definitions (*.json, schema proto-schemas/flow.v1.json)");
 DEFINE_validator(flows_dir, &convoy::ValidateNonEmpty);
 DEFINE_int32(photo_ttl_seconds, 3600,
@@ -93,7 +104,13 @@ int main(int argc, char** argv) {
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-conversation"};
   convoy::Publisher publisher(amqp);
-  convoy::conversation::OutboxRelay relay({FLAGS_pg_dsn, FLAGS_relay_batch}, publisher);
+  convoy::conversation::RelaySettings relay_settings;
+  relay_settings.pg_dsn = FLAGS_pg_dsn;
+  relay_settings.batch_size = FLAGS_relay_batch;
+  relay_settings.sweep.interval = std::chrono::seconds(FLAGS_sweep_interval_seconds);
+  relay_settings.sweep.margin = std::chrono::seconds(FLAGS_sweep_after_seconds);
+  relay_settings.sweep.max_sweeps = FLAGS_sweep_max;
+  convoy::conversation::OutboxRelay relay(relay_settings, publisher);
   convoy::ConsumerGroup consumers(publisher);
   for (const char* queue : {convoy::queues::kConversationInbound, convoy::queues::kConversationEvents}) {
     s = consumers.AddBatch({amqp, queue, FLAGS_prefetch, FLAGS_max_attempts, FLAGS_batch}, FLAGS_consumer_threads,

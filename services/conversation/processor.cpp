@@ -37,8 +37,9 @@ constexpr const char* kInsertTransition =
     "INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id, note, "
     "wa_timestamp) VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, '0')::bigint)";
 constexpr const char* kInsertOutbox =
-    "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body) "
-    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING";
+    "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $1 = 'convoy.commands' THEN now() END) "
+    "ON CONFLICT (dedupe_key) DO NOTHING";
 
 struct Metrics {
   Registry& r = DefaultRegistry();

@@ -91,6 +91,7 @@ Result<size_t> OutboxRelay::RelayBatch(PgConnection& db) {
 
 void OutboxRelay::Run() {
   std::unique_ptr<PgConnection> db;
+  auto next_sweep = std::chrono::steady_clock::now() + settings_.sweep.interval;
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -100,6 +101,13 @@ void OutboxRelay::Run() {
     if (!db) {
       auto c = PgConnection::Connect(settings_.pg_dsn);
       if (c.ok()) db = std::move(*c);
+    }
+    if (db && std::chrono::steady_clock::now() >= next_sweep) {
+      next_sweep = std::chrono::steady_clock::now() + settings_.sweep.interval;
+      auto swept = SweepOnce(*db, settings_.sweep);
+      if (!swept.ok()) {
+        LOG_EVERY_N(WARNING, 10) << LogCtx("sweeper") << "event=sweep_failed error=" << swept.status().ToString();
+      }
     }
     Result<size_t> n = db ? RelayBatch(*db) : Result<size_t>(Status(Code::kUnavailable, "no database"));
     if (!n.ok()) {

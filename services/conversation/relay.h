@@ -12,6 +12,7 @@
 
 #include "convoy/amqp.h"
 #include "convoy/pg.h"
+#include "sweeper.h"
 
 namespace convoy::conversation {
 
@@ -20,6 +21,7 @@ struct RelaySettings {
   int batch_size = 500;
   std::chrono::milliseconds idle_poll{1000};  // also picks up rows another replica left behind
   std::chrono::milliseconds confirm_timeout{10000};
+  SweepSettings sweep;  // the relay's thread also sweeps the command ledger
 };
 
 class OutboxRelay {

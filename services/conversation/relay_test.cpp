@@ -30,7 +30,9 @@ TEST(OutboxRelay, TwoReplicasPublishEveryRowOnce) {
   pub_a.Start();
   pub_b.Start();
   ASSERT_TRUE(pub_a.WaitConnected(20s) && pub_b.WaitConnected(20s));
-  RelaySettings settings{db.dsn(), 50};  // small batches: the two relays interleave
+  RelaySettings settings;
+  settings.pg_dsn = db.dsn();
+  settings.batch_size = 50;  // small batches: the two relays interleave
   OutboxRelay a(settings, pub_a), b(settings, pub_b);
   a.Start();
   b.Start();

@@ -7,6 +7,7 @@
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
+#include "convoy/ledger.h"
 #include "convoy/flags.h"
 #include "convoy/http.h"
 #include "convoy/startup.h"
@@ -94,8 +95,8 @@ int main(int argc, char** argv) {
                       if (!db.ok()) return db.status();
                       std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
                       auto fetcher = std::make_shared<convoy::media::Fetcher>(*conn, base.schemas, fetch, emit);
-                      return convoy::DeliveryHandler(
-                          [conn, fetcher](const convoy::Delivery& d) { return fetcher->Handle(d); });
+                      return convoy::Ledgered([conn, fetcher](const convoy::Delivery& d) { return fetcher->Handle(d); },
+                                              *conn, FLAGS_max_attempts);
                     });
   if (s.ok()) {
     s = consumers.Add({amqp, convoy::queues::kMediaUpload, FLAGS_prefetch, FLAGS_max_attempts}, 1,
@@ -104,8 +105,9 @@ int main(int argc, char** argv) {
                         if (!db.ok()) return db.status();
                         std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
                         auto uploader = std::make_shared<convoy::media::Uploader>(*conn, base.schemas, upload, emit);
-                        return convoy::DeliveryHandler(
-                            [conn, uploader](const convoy::Delivery& d) { return uploader->Handle(d); });
+                        return convoy::Ledgered(
+                            [conn, uploader](const convoy::Delivery& d) { return uploader->Handle(d); }, *conn,
+                            FLAGS_max_attempts);
                       });
   }
   if (!s.ok()) {

@@ -5,6 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "convoy/topology.h"
+#include "sender.h"
+
 namespace convoy::outbound {
 namespace {
 
@@ -131,6 +134,33 @@ TEST(SendRequest, CarriesTheCallbackDataMetaEchoesInStatuses) {
   ASSERT_TRUE(body.ok());
   EXPECT_NE(body->find(R"("biz_opaque_callback_data":"convoy:k")"), std::string::npos) << *body;
   EXPECT_FALSE(BuildSendRequest(Text(2), std::string(513, 'x')).ok());
+}
+
+// The retry budget is time: a transient failure is retried until the window closes or the send
+// deadline passes, whichever comes first, never "after 5 attempts in 13 minutes".
+TEST(RetryBudget, EndsAtTheWindowOrTheDeadlineWhicheverIsSooner) {
+  std::string why;
+  const int64_t t0 = 1'790'000'000;
+  // Written to 1 h ago, first attempt now, 24 h deadline: the window (23 h left) ends it.
+  EXPECT_EQ(GiveUpAt(false, t0 - 3600, t0, std::chrono::hours(24), &why), t0 - 3600 + 24 * 3600);
+  EXPECT_EQ(why, "the customer service window closes");
+  // A 2 h deadline comes first.
+  EXPECT_EQ(GiveUpAt(false, t0 - 3600, t0, std::chrono::hours(2), &why), t0 + 2 * 3600);
+  EXPECT_NE(why.find("send deadline"), std::string::npos);
+  // A template has no window.
+  EXPECT_EQ(GiveUpAt(true, t0 - 23 * 3600, t0, std::chrono::hours(24), &why), t0 + 24 * 3600);
+  // Unknown last inbound time: the deadline alone.
+  EXPECT_EQ(GiveUpAt(false, 0, t0, std::chrono::hours(24), &why), t0 + 24 * 3600);
+}
+
+TEST(RetryBudget, BacksOffUpToTheLongestTierAndKeepsItThere) {
+  // Attempt n waits the n-th tier; past the last tier, the last one again: an hour of Meta being
+  // down costs ~6 attempts and then one every 10 minutes, not a parked reply.
+  EXPECT_EQ(RetryDelayMs(1), 1000);
+  EXPECT_EQ(RetryDelayMs(2), 5000);
+  EXPECT_EQ(RetryDelayMs(5), 600000);
+  EXPECT_EQ(RetryDelayMs(40), 600000);
+  EXPECT_EQ(RetryDelayMs(1, 30000), 30000);  // a reconcile wait is never cut short
 }
 
 }  // namespace

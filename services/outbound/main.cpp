@@ -10,6 +10,7 @@
 #include "convoy/flags.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
+#include "convoy/ledger.h"
 #include "convoy/pg.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
@@ -20,21 +21,22 @@ DEFINE_double(number_rate, 80, "Sends per second per business phone number (Meta
 DEFINE_double(number_burst, 20, "Sends a business number's bucket holds (burst above the rate)");
 DEFINE_double(pair_refill_seconds, 6, "Seconds per token of a recipient's bucket (Meta's pair rate: about 1 per 6 s)");
 DEFINE_double(pair_burst, 45, "Sends a recipient's bucket holds (Meta allows bursts to one user)");
+DEFINE_int32(send_deadline_seconds, 24 * 3600,
+             "A send failing transiently (Meta down, rate limits) is retried, backing off up to the longest delay "
+             "tier, until this long after its first attempt or until its customer-service window closes, whichever "
+             "is sooner; then it is failed and parked with the last error (60..604800)");
 DEFINE_int32(reconcile_seconds, 30,
              "How long a send that may have reached Meta (no answer, or the process died) waits for its status "
              "webhook before it is sent again (1..3600)");
 
 namespace {
 
-bool InRange(const char* flag, double v, double lo, double hi) {
-  if (v >= lo && v <= hi) return true;
-  std::fprintf(stderr, "invalid value for --%s: %g (must be %g..%g)\n", flag, v, lo, hi);
-  return false;
-}
+using convoy::InRange;
 bool ValidateRate(const char* flag, double v) { return InRange(flag, v, 0.001, 10000); }
 bool ValidateBurst(const char* flag, double v) { return InRange(flag, v, 1, 100000); }
 bool ValidateRefill(const char* flag, double v) { return InRange(flag, v, 0.001, 86400); }
 bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
+bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
 
 }  // namespace
 
@@ -43,6 +45,7 @@ DEFINE_validator(number_burst, &ValidateBurst);
 DEFINE_validator(pair_refill_seconds, &ValidateRefill);
 DEFINE_validator(pair_burst, &ValidateBurst);
 DEFINE_validator(reconcile_seconds, &ValidateReconcile);
+DEFINE_validator(send_deadline_seconds, &ValidateSendDeadline);
 
 namespace {
 
@@ -58,7 +61,8 @@ convoy::HandlerFactory SenderFactory(const convoy::SchemaRegistry& schemas, cons
     if (status) {
       return convoy::DeliveryHandler([conn, sender](const convoy::Delivery& d) { return sender->HandleStatus(d); });
     }
-    return convoy::DeliveryHandler([conn, sender](const convoy::Delivery& d) { return sender->HandleSend(d); });
+    return convoy::Ledgered([conn, sender](const convoy::Delivery& d) { return sender->HandleSend(d); }, *conn,
+                            convoy::kUnlimitedAttempts);
   };
 }
 
@@ -86,10 +90,11 @@ int main(int argc, char** argv) {
   settings.graph = {FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms)};
   settings.pacing = {FLAGS_pacing, FLAGS_number_rate, FLAGS_number_burst, 1.0 / FLAGS_pair_refill_seconds,
                      FLAGS_pair_burst};
-  settings.max_attempts = FLAGS_max_attempts;
+  settings.send_deadline = std::chrono::seconds(FLAGS_send_deadline_seconds);
   settings.reconcile = std::chrono::seconds(FLAGS_reconcile_seconds);
   convoy::ConsumerGroup consumers(publisher);
-  s = consumers.Add({amqp, convoy::queues::kOutboundSend, FLAGS_prefetch, FLAGS_max_attempts}, FLAGS_consumer_threads,
+  // Sends have a retry budget in time (--send_deadline_seconds), not a count: the sender parks them.
+  s = consumers.Add({amqp, convoy::queues::kOutboundSend, FLAGS_prefetch, convoy::kUnlimitedAttempts}, FLAGS_consumer_threads,
                     SenderFactory(schemas, settings, publisher, false));
   if (s.ok()) {
     s = consumers.Add({amqp, convoy::queues::kOutboundStatus, FLAGS_prefetch, FLAGS_max_attempts}, 1,

@@ -42,7 +42,7 @@ constexpr const char* kClaim =
     "attempt_started_at = clock_timestamp(), updated_at = now() "
     "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN ('sending', 'uncertain') "
     "AND m.attempt_started_at > clock_timestamp() - make_interval(secs => $6::float8)) "
-    "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new')";
+    "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new'), extract(epoch FROM m.created_at)::bigint";
 // A status webhook may have settled the row already (wamid set, sent or further): keep that.
 constexpr const char* kMarkSent =
     "UPDATE outbound_messages SET status = 'sent', wamid = coalesce(wamid, $2), error_code = NULL, "
@@ -134,6 +134,17 @@ struct Sender::Command {
   int64_t last_inbound_at = 0;
 };
 
+int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at, std::chrono::seconds deadline,
+                 std::string* why) {
+  int64_t at = first_attempt_at + deadline.count();
+  *why = "the send deadline (" + std::to_string(deadline.count()) + " s after the first attempt)";
+  if (!is_template && last_inbound_at > 0 && last_inbound_at + kWindowSeconds < at) {
+    at = last_inbound_at + kWindowSeconds;
+    *why = "the customer service window closes";
+  }
+  return at;
+}
+
 std::string CallbackFor(const std::string& dedupe_key) {
   std::string cb = kCallbackPrefix + dedupe_key;
   return cb.size() <= 512 ? cb : "";  // Meta's limit; such a send cannot be reconciled by callback
@@ -189,7 +200,6 @@ Disposition Sender::HandleSend(const Delivery& d) {
   const auto& last = JsonMember(cmd, "last_inbound_at");
   c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
   ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
-  const bool last_attempt = d.attempt + 1 >= settings_.max_attempts;
 
   // 1. Settled already, or an earlier attempt's outcome still to be learned?
   auto row = db_.Exec(kLookup, {c.dedupe});
@@ -240,6 +250,17 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   const std::string previous = claimed->get(0, 1);
   if (MayHaveReachedMeta(previous)) LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << previous;
+  // The retry budget is time: a next attempt that would come after this is not made.
+  std::string give_up_why;
+  const int64_t first_attempt_at = claimed->get_int(0, 2);
+  const int64_t give_up_at =
+      GiveUpAt(c.type == "template", c.last_inbound_at, first_attempt_at, settings_.send_deadline, &give_up_why);
+  const int attempts = d.attempt + 1;
+  auto out_of_time = [&](int64_t next_delay_ms) { return now + (next_delay_ms + 999) / 1000 > give_up_at; };
+  auto budget_spent = [&] {
+    return " (after " + std::to_string(attempts) + " attempts over " + std::to_string(now - first_attempt_at) +
+           " s; the next would come after " + give_up_why + ")";
+  };
 
   // 5. The call.
   HttpClientRequest req;
@@ -257,11 +278,12 @@ Disposition Sender::HandleSend(const Delivery& d) {
     db_.Exec(kMarkUncertain, {c.dedupe, resp.status().ToString()});
     M().uncertain.Inc();
     LOG(WARNING) << ctx << "event=graph_no_answer error=" << resp.status().ToString();
-    if (last_attempt) {
+    const int64_t reconcile_ms = settings_.reconcile.count() * 1000;
+    if (out_of_time(RetryDelayMs(attempts, reconcile_ms))) {
       return Disposition::DeadLetter("no answer from Meta on the last attempt (outcome unknown, reconciled by status "
-                                     "webhooks): " + resp.status().ToString());
+                                     "webhooks): " + resp.status().ToString() + budget_spent());
     }
-    return Unpaced(Disposition::Retry(resp.status().ToString(), settings_.reconcile.count() * 1000));
+    return Unpaced(Disposition::Retry(resp.status().ToString(), reconcile_ms));
   }
   if (resp->status / 100 == 2) {
     auto wamid = ParseSendResponse(resp->body);
@@ -277,7 +299,6 @@ Disposition Sender::HandleSend(const Delivery& d) {
   GraphError err = ParseGraphError(resp->status, resp->body);
   std::string reason = "graph " + std::to_string(err.code) + ": " + err.message;
   if (err.klass == GraphErrorClass::kPermanent) return Fail(c, d, err.code, reason, false);
-  if (last_attempt) return Fail(c, d, err.code, reason + " (after " + std::to_string(d.attempt + 1) + " attempts)", true);
   int64_t min_delay_ms = 0;
   if (err.klass == GraphErrorClass::kRateLimited) {
     // Meta asks for 4^n s between retries on a pair-rate error; a throughput error costs the
@@ -292,6 +313,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
       if (!p.ok()) LOG(WARNING) << ctx << "event=penalize_failed error=" << p.ToString();
     }
   }
+  if (out_of_time(RetryDelayMs(attempts, min_delay_ms))) return Fail(c, d, err.code, reason + budget_spent(), true);
   db_.Exec(kMarkRetrying, {c.dedupe, std::to_string(err.code), reason});
   M().retried.Inc();
   LOG(WARNING) << ctx << "event=send_retry class=" << GraphErrorClassName(err.klass) << " code=" << err.code

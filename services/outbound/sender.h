@@ -45,7 +45,9 @@ struct PacingSettings {
 struct SenderSettings {
   GraphSettings graph;
   PacingSettings pacing;
-  int max_attempts = 5;                     // the consumer's: the last attempt fails the send for good
+  // A transient failure is retried (backing off up to the longest delay tier) until the message's
+  // customer-service window closes or this long after its first attempt, whichever is sooner.
+  std::chrono::seconds send_deadline{24 * 3600};
   std::chrono::seconds reconcile{30};       // how long an uncertain attempt waits for its status webhook
   std::function<int64_t()> now;             // seconds since the epoch (24-hour window); system clock if empty
 };
@@ -71,6 +73,12 @@ class Sender {
   EventPublisher events_;
   Pacer pacer_;
 };
+
+// When retrying a send ends (seconds since the epoch): its customer-service window closes (a
+// free-form message, 24 h after the recipient last wrote; a template has no window) or
+// `deadline` after its first attempt, whichever is sooner. *why says which.
+int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at, std::chrono::seconds deadline,
+                 std::string* why);
 
 // The callback data a send carries, and the dedupe key it names ("" if not convoy's).
 std::string CallbackFor(const std::string& dedupe_key);

@@ -66,7 +66,6 @@ class OutboundTest : public ::testing::Test {
     SenderSettings s;
     s.graph = {graph_.base_url(), kToken, 1000ms};
     s.pacing.enabled = false;
-    s.max_attempts = 5;
     s.reconcile = 2s;
     return s;
   }
@@ -85,8 +84,8 @@ class OutboundTest : public ::testing::Test {
         return DeliveryHandler([conn, sender](const Delivery& d) { return sender->HandleSend(d); });
       };
     };
-    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundSend, 32, settings.max_attempts}, threads, factory(false)).ok());
-    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundStatus, 32, settings.max_attempts}, 1, factory(true)).ok());
+    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundSend, 32, kUnlimitedAttempts}, threads, factory(false)).ok());
+    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundStatus, 32, 5}, 1, factory(true)).ok());
     group->Start();
     ASSERT_TRUE(WaitUntil([&] { return group->connected(); }, 20s));
     replicas_.push_back(std::move(group));
@@ -288,11 +287,12 @@ TEST_F(OutboundTest, PermanentErrorsFailAtOnceAndEmitOutboundFailed) {
   EXPECT_EQ(*parked, 0u) << "a permanent failure is answered, not parked";
 }
 
-// Meta keeps answering 503: after the configured attempts the command is parked, its headers
-// naming the last error code, the reason and the attempts; the conversation hears.
-TEST_F(OutboundTest, AlwaysFailingSendsAreParkedWithTheReasonAfterTheLastAttempt) {
+// Meta keeps answering 503: the send is retried while its retry budget (time) lasts, then it is
+// parked, its headers naming the last error code, the reason and the attempts; the conversation
+// hears. With a 4 s budget: the first retry (1 s tier) fits, the second (5 s tier) would not.
+TEST_F(OutboundTest, AlwaysFailingSendsAreParkedWithTheReasonWhenTheirRetryBudgetIsSpent) {
   SenderSettings s = Settings();
-  s.max_attempts = 3;
+  s.send_deadline = 4s;
   StartReplica(s, 1);
   graph_.Inject(503, 2, 100, 0, "/messages");
   Send("always-503", "16505552005");
@@ -307,17 +307,19 @@ TEST_F(OutboundTest, AlwaysFailingSendsAreParkedWithTheReasonAfterTheLastAttempt
   ASSERT_TRUE(parked.ok() && parked->size() == 1);
   const Delivery& p = (*parked)[0];
   EXPECT_EQ(p.Header("x-last-error-code"), "2");
-  EXPECT_EQ(p.Header(headers::kAttempt), "3");
-  EXPECT_NE(p.Header(headers::kDeathReason).find("graph 2: injected error 2 (after 3 attempts)"), std::string::npos)
+  EXPECT_EQ(p.Header(headers::kAttempt), "2");
+  EXPECT_NE(p.Header(headers::kDeathReason).find("graph 2: injected error 2 (after 2 attempts over"), std::string::npos)
       << p.Header(headers::kDeathReason);
-  EXPECT_EQ(graph_.CallCount(), 3u);
+  EXPECT_NE(p.Header(headers::kDeathReason).find("the send deadline"), std::string::npos)
+      << p.Header(headers::kDeathReason);
+  EXPECT_EQ(graph_.CallCount(), 2u);
   Row row = Log("always-503");
   EXPECT_EQ(row.status, "failed");
-  EXPECT_EQ(row.attempts, "3");
+  EXPECT_EQ(row.attempts, "2");
   EXPECT_EQ(row.error_code, "2");
   std::vector<Delivery> failed = WaitFailedEvents(1);
   ASSERT_GE(failed.size(), 1u);
-  EXPECT_NE(failed[0].body.find(R"("attempts":3)"), std::string::npos) << failed[0].body;
+  EXPECT_NE(failed[0].body.find(R"("attempts":2)"), std::string::npos) << failed[0].body;
 }
 
 // Outside the 24-hour window a free-form message is refused here, as Meta would (131047),

@@ -132,6 +132,9 @@ using DeliveryHandler = std::function<Disposition(const Delivery&)>;
 // disposition per delivery, in the same order.
 using BatchHandler = std::function<std::vector<Disposition>(const std::vector<Delivery>&)>;
 
+// A consumer whose handler decides when to give up (a retry budget in time) counts no attempts.
+constexpr int kUnlimitedAttempts = 1 << 30;
+
 struct ConsumerOptions {
   AmqpOptions amqp;
   std::string queue;

@@ -77,9 +77,25 @@ struct Topology {
 
 const Topology& ConvoyTopology();
 
+// The delay queue of a work queue's tier: "<queue>.delay.<tier>" (quorum, at-least-once
+// dead-lettering back to the work queue). Also its routing key on convoy.retry.
+std::string DelayQueueName(const std::string& queue, const std::string& tier);
+
+// Topology 1 (convoy before at-least-once delay queues) had classic delay queues named
+// "<queue>.<tier>"; `convoy-topology --upgrade` moves what waits in them to their successors
+// and deletes them.
+struct LegacyDelayQueue {
+  std::string name, successor;
+};
+std::vector<LegacyDelayQueue> LegacyDelayQueues();
+// The bindings that deliver to a queue.
+std::vector<BindingSpec> BindingsOf(const std::string& queue);
+
 // The retry queue for a work queue after `attempt` failures (attempt >= 1): tiers grow, the
 // last repeats; never a tier shorter than min_delay_ms (while one is long enough).
 std::string RetryRoutingKey(const std::string& queue, int attempt, int64_t min_delay_ms = 0);
+// How long that retry waits (the delay of the tier RetryRoutingKey picks).
+int64_t RetryDelayMs(int attempt, int64_t min_delay_ms = 0);
 // The delay queue for a wait of delay_ms: the longest of the queue's tiers (pace and retry) not
 // longer than the wait, so the message is back no later than asked and the consumer waits the
 // rest (or delays again); the shortest tier when the wait is shorter than every tier.

@@ -1,0 +1,72 @@
+#pragma once
+// Broker administration over AMQP, for tools (`convoy-topology --upgrade`) and tests: one
+// connection, one channel, every call synchronous. Implemented in amqp.cpp (the only rabbitmq-c
+// translation unit). A call the broker refuses closes the channel; the next call reopens it.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "convoy/amqp.h"
+#include "convoy/status.h"
+#include "convoy/topology.h"
+
+namespace convoy {
+
+struct QueueState {
+  bool exists = false;
+  uint32_t messages = 0;   // ready messages
+  uint32_t consumers = 0;
+};
+
+class AmqpAdmin {
+ public:
+  AmqpAdmin();
+  ~AmqpAdmin();
+  AmqpAdmin(const AmqpAdmin&) = delete;
+  AmqpAdmin& operator=(const AmqpAdmin&) = delete;
+
+  // Connects without declaring anything.
+  Status Open(const AmqpOptions& options);
+  Result<QueueState> Inspect(const std::string& queue);
+  Status DeclareExchange(const ExchangeSpec& exchange);
+  // kRejected with "406 PRECONDITION_FAILED" when the queue exists with other arguments.
+  Status DeclareQueue(const QueueSpec& queue);
+  Status Bind(const BindingSpec& binding);
+  Status Unbind(const BindingSpec& binding);
+  // kRejected when if_empty/if_unused do not hold.
+  Status DeleteQueue(const std::string& queue, bool if_empty, bool if_unused);
+  // Drops every ready message of a queue (tests: "an operator purged it"); how many.
+  Result<uint32_t> Purge(const std::string& queue);
+  // Moves every ready message of `from` into queue `to` (through the default exchange), in
+  // order, with its body and headers: copies are published persistent with confirms, and each
+  // original is acked only once its copy was confirmed, so a crash at any point duplicates at
+  // most, never loses. The number moved.
+  Result<uint64_t> MoveAll(const std::string& from, const std::string& to);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Brings a broker declared by an older convoy to the current topology without losing a message
+// (README, "Upgrading the broker topology"). Run with the consumers stopped (conversation, media
+// and outbound scaled to 0; ingress may keep publishing). Idempotent, and safe to run again after
+// it was interrupted at any step:
+//  1. declares every exchange and every queue whose arguments are current;
+//  2. each work queue declared with other arguments (topology 1's): a holding queue
+//     "<queue>.upgrade" takes its bindings, its messages and those of its legacy delay queues
+//     move there (a waiting retry comes back early), the queue is deleted and declared anew with
+//     its delay queues, takes its bindings back, and the messages move back;
+//  3. each remaining legacy classic delay queue "<queue>.<tier>": its messages move to the
+//     successor delay queue of the same tier, then it is deleted;
+//  4. every binding of the topology.
+struct UpgradeStep {
+  std::string queue, action;
+  uint64_t moved = 0;
+};
+Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options);
+
+// True when a Status is the broker refusing a declaration with other arguments.
+bool IsInequivalentArgs(const Status& status);
+
+}  // namespace convoy

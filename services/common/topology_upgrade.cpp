@@ -1,0 +1,196 @@
+// convoy-topology --upgrade: see UpgradeTopology() in convoy/amqp_admin.h.
+//
+// Quorum queues can be deleted only unconditionally (not "if empty"), so a queue is deleted only
+// once nothing can deliver to it any more: its bindings moved to a holding queue, and no delay
+// queue left that dead-letters into it by name.
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <set>
+
+#include "convoy/amqp_admin.h"
+#include "convoy/topology.h"
+
+namespace convoy {
+namespace {
+
+constexpr const char* kHoldingSuffix = ".upgrade";
+
+Status Busy(const std::string& queue, uint32_t consumers) {
+  return Status(Code::kRejected, queue + " has " + std::to_string(consumers) +
+                                     " consumer(s): stop conversation, media and outbound before upgrading");
+}
+
+// Moves `from` into `to` until `from` is empty, then deletes it: a classic queue only if empty
+// (moving again when a message slipped in), a quorum queue unconditionally (the caller made sure
+// nothing delivers to it any more).
+Status Drain(AmqpAdmin& admin, const std::string& from, const std::string& to, bool classic, uint64_t* moved) {
+  for (int round = 0; round < 20; ++round) {
+    auto state = admin.Inspect(from);
+    if (!state.ok()) return state.status();
+    if (!state->exists) return Status::Ok();
+    if (state->consumers > 0) return Busy(from, state->consumers);
+    auto n = admin.MoveAll(from, to);
+    if (!n.ok()) return n.status();
+    *moved += *n;
+    if (!classic) {
+      state = admin.Inspect(from);
+      if (!state.ok()) return state.status();
+      if (state->messages > 0) continue;
+    }
+    Status s = admin.DeleteQueue(from, /*if_empty=*/classic, /*if_unused=*/false);
+    if (s.ok() || s.code() != Code::kRejected) return s;
+  }
+  return Status(Code::kUnavailable, from + " keeps receiving messages: stop what publishes to it");
+}
+
+std::vector<const QueueSpec*> DelayQueuesOf(const Topology& t, const std::string& work_queue) {
+  std::vector<const QueueSpec*> out;
+  for (const auto& q : t.queues) {
+    auto it = q.string_args.find("x-dead-letter-routing-key");
+    if (q.name != work_queue && it != q.string_args.end() && it->second == work_queue &&
+        q.string_args.count("x-message-ttl") + q.int_args.count("x-message-ttl") > 0) {
+      out.push_back(&q);
+    }
+  }
+  return out;
+}
+
+// The second half of rebuilding a work queue: it exists with the current arguments; its delay
+// queues are declared, it takes its bindings back from the holding queue, and the holding queue's
+// messages move into it.
+Status Restore(AmqpAdmin& admin, const Topology& t, const std::string& queue, uint64_t* moved) {
+  for (const auto* d : DelayQueuesOf(t, queue)) {
+    Status s = admin.DeclareQueue(*d);
+    if (!s.ok()) return s;
+    for (const auto& b : BindingsOf(d->name)) {
+      s = admin.Bind(b);
+      if (!s.ok()) return s;
+    }
+  }
+  const std::string holding = queue + kHoldingSuffix;
+  for (auto b : BindingsOf(queue)) {
+    Status s = admin.Bind(b);
+    if (!s.ok()) return s;
+    b.queue = holding;
+    s = admin.Unbind(b);
+    if (!s.ok()) return s;
+  }
+  return Drain(admin, holding, queue, /*classic=*/false, moved);
+}
+
+// Rebuilds a work queue declared with other arguments. Its legacy delay queues are emptied into
+// the holding queue (what waited there comes back early: a retry sooner, a paced send waits for
+// its slot again), so that nothing delivers to the queue by name when it is deleted.
+Status Rebuild(AmqpAdmin& admin, const Topology& t, const QueueSpec& q, uint64_t* moved) {
+  auto state = admin.Inspect(q.name);
+  if (!state.ok()) return state.status();
+  if (state->consumers > 0) return Busy(q.name, state->consumers);
+  const std::string holding = q.name + kHoldingSuffix;
+  Status s = admin.DeclareQueue({holding, {{"x-queue-type", "quorum"}}, {}});
+  if (!s.ok()) return s;
+  // Publishes through the exchanges go to the holding queue from now on (to both for a moment:
+  // a duplicate, never a loss).
+  for (auto b : BindingsOf(q.name)) {
+    b.queue = holding;
+    s = admin.Bind(b);
+    if (!s.ok()) return s;
+  }
+  for (const auto& b : BindingsOf(q.name)) {
+    s = admin.Unbind(b);
+    if (!s.ok()) return s;
+  }
+  for (const auto& legacy : LegacyDelayQueues()) {
+    if (legacy.name.compare(0, q.name.size() + 1, q.name + ".") != 0) continue;
+    bool of_this_queue = false;
+    for (const auto* d : DelayQueuesOf(t, q.name)) of_this_queue |= d->name == legacy.successor;
+    if (!of_this_queue) continue;
+    s = Drain(admin, legacy.name, holding, /*classic=*/true, moved);
+    if (!s.ok()) return s;
+  }
+  s = Drain(admin, q.name, holding, /*classic=*/false, moved);
+  if (!s.ok()) return s;
+  s = admin.DeclareQueue(q);
+  if (!s.ok()) return s;
+  uint64_t back = 0;
+  return Restore(admin, t, q.name, &back);
+}
+
+}  // namespace
+
+Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options) {
+  AmqpAdmin admin;
+  Status s = admin.Open(options);
+  if (!s.ok()) return s;
+  const Topology& t = ConvoyTopology();
+  std::vector<UpgradeStep> steps;
+  for (const auto& ex : t.exchanges) {
+    s = admin.DeclareExchange(ex);
+    if (!s.ok()) return s;
+  }
+  // 1. Work queues first: those declared with other arguments are rebuilt below, and their
+  // delay queues declared only then.
+  std::vector<const QueueSpec*> differing, interrupted;
+  std::set<std::string> later;
+  for (const auto& q : t.queues) {
+    if (std::find(t.work_queues.begin(), t.work_queues.end(), q.name) == t.work_queues.end()) continue;
+    s = admin.DeclareQueue(q);
+    if (IsInequivalentArgs(s)) {
+      differing.push_back(&q);
+    } else if (!s.ok()) {
+      return s;
+    } else {
+      // Deleted and declared anew by an upgrade that stopped before moving its messages back.
+      auto holding = admin.Inspect(q.name + kHoldingSuffix);
+      if (!holding.ok()) return holding.status();
+      if (holding->exists) interrupted.push_back(&q);
+    }
+  }
+  for (const auto* q : differing) {
+    for (const auto* d : DelayQueuesOf(t, q->name)) later.insert(d->name);
+  }
+  for (const auto& q : t.queues) {
+    if (later.count(q.name) ||
+        std::find(t.work_queues.begin(), t.work_queues.end(), q.name) != t.work_queues.end()) {
+      continue;
+    }
+    s = admin.DeclareQueue(q);
+    if (!s.ok()) return s;
+  }
+  for (const auto* q : interrupted) {
+    UpgradeStep step{q->name, "restored from " + q->name + kHoldingSuffix, 0};
+    s = Restore(admin, t, q->name, &step.moved);
+    if (!s.ok()) return s;
+    steps.push_back(step);
+  }
+  // 2. Work queues declared with other arguments: through a holding queue and back.
+  for (const auto* q : differing) {
+    UpgradeStep step{q->name, "declared anew with the current arguments", 0};
+    s = Rebuild(admin, t, *q, &step.moved);
+    if (!s.ok()) return s;
+    steps.push_back(step);
+  }
+  // 3. Legacy delay queues of current work queues: what waits there goes on waiting in the
+  // successor of the same tier.
+  for (const auto& legacy : LegacyDelayQueues()) {
+    auto state = admin.Inspect(legacy.name);
+    if (!state.ok()) return state.status();
+    if (!state->exists) continue;
+    UpgradeStep step{legacy.name, "moved to " + legacy.successor + " and deleted", 0};
+    s = Drain(admin, legacy.name, legacy.successor, /*classic=*/true, &step.moved);
+    if (!s.ok()) return s;
+    steps.push_back(step);
+  }
+  // 4. Every binding (anything an interrupted run left unbound).
+  for (const auto& b : t.bindings) {
+    s = admin.Bind(b);
+    if (!s.ok()) return s;
+  }
+  for (const auto& step : steps) {
+    LOG(INFO) << "event=topology_upgrade queue=" << step.queue << " action=\"" << step.action
+              << "\" moved=" << step.moved;
+  }
+  return steps;
+}
+
+}  // namespace convoy

@@ -35,7 +35,7 @@ TEST(Validators, RejectOutOfRangeValues) {
   EXPECT_FALSE(ValidatePositive("n", 0));
   EXPECT_TRUE(ValidateAmqpUrl("u", "amqp://guest:guest@localhost:5672/%2f"));
   EXPECT_FALSE(ValidateAmqpUrl("u", "http://x"));
-  EXPECT_TRUE(ValidateHttpUrl("g", "https://graph.facebook.com/v21.0"));
+  EXPECT_TRUE(ValidateHttpUrl("g", "https://graph.facebook.com/v24.0"));
   EXPECT_FALSE(ValidateHttpUrl("g", "https://graph.facebook.com/"));
   EXPECT_FALSE(ValidateHttpUrl("g", "ftp://x"));
 }

@@ -7,6 +7,8 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -161,6 +163,10 @@ constexpr const char* kAppliedVersions = "SELECT version FROM schema_migrations"
 constexpr const char* kRecordMigration = "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)";
 }  // namespace
 
+namespace {
+constexpr const char* kMigrationLockTimeout = "SET LOCAL lock_timeout = '5s'";
+}  // namespace
+
 Status RunMigrations(PgConnection& conn, const std::string& dir) {
   std::vector<std::pair<int, std::string>> files;
   DIR* d = opendir(dir.c_str());
@@ -193,14 +199,24 @@ Status RunMigrations(PgConnection& conn, const std::string& dir) {
     std::ifstream in(dir + "/" + name);
     std::stringstream sql;
     sql << in.rdbuf();
-    s = conn.Begin();
-    if (s.ok()) s = conn.ExecScript(sql.str());
-    if (s.ok()) s = conn.Exec(kRecordMigration, {std::to_string(version), name}).status();
-    if (s.ok()) s = conn.Commit();
-    if (!s.ok()) {
+    // Other replicas keep serving while a new version migrates: a DDL statement waits at most
+    // lock_timeout for their locks, and a lock timeout or a deadlock with their traffic is tried
+    // again (with backoff) instead of failing the start.
+    for (int attempt = 1;; ++attempt) {
+      s = conn.Begin();
+      if (s.ok()) s = conn.Exec(kMigrationLockTimeout).status();
+      if (s.ok()) s = conn.ExecScript(sql.str());
+      if (s.ok()) s = conn.Exec(kRecordMigration, {std::to_string(version), name}).status();
+      if (s.ok()) s = conn.Commit();
+      if (s.ok()) break;
       conn.Rollback();
-      unlock();
-      return Status(s.code(), "migration " + name + ": " + s.message());
+      if (s.code() != Code::kTimeout || attempt >= 20) {
+        unlock();
+        return Status(s.code(), "migration " + name + ": " + s.message());
+      }
+      LOG(WARNING) << LogCtx{"migrations"} << "event=migration_retry name=" << name << " attempt=" << attempt
+                   << " error=" << s.ToString();
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 << std::min(attempt, 5), 3000)));
     }
     LOG(INFO) << LogCtx{"migrations"} << "event=migration_applied name=" << name;
   }

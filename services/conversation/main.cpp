@@ -19,6 +19,9 @@
 
 DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
 DEFINE_validator(relay_batch, &convoy::ValidatePositive);
+DEFINE_bool(typing_indicator, true,
+            "When a user's message is answered, first mark it read and show the typing indicator (one Graph call "
+            "per inbound message; Meta clears it at the reply or after 25 s)");
 DEFINE_int32(sweep_interval_seconds, 30, "How often the relay looks for lost commands in the ledger (1..3600 s)");
 DEFINE_int32(sweep_after_seconds, 900,
              "A command neither settled nor pushed back by its consumer this long after it was due is taken as lost "
@@ -69,6 +72,7 @@ convoy::BatchHandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schem
     std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
     auto processor =
         std::make_shared<convoy::conversation::Processor>(*conn, schemas, engine, [&relay] { relay.Notify(); });
+    processor->set_typing_indicator(FLAGS_typing_indicator);
     return convoy::BatchHandler(
         [conn, processor](const std::vector<convoy::Delivery>& batch) { return processor->HandleBatch(batch); });
   };

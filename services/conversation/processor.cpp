@@ -1,5 +1,7 @@
 #include "processor.h"
 
+#include <map>
+
 #include <glog/logging.h>
 
 #include <algorithm>
@@ -26,10 +28,29 @@ constexpr const char* kInsertDedupe =
     "INSERT INTO inbound_messages (dedupe_key, conversation_key, kind, wa_timestamp, correlation_id) "
     "VALUES ($1, $2, $3, $4::bigint, $5) ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key";
 constexpr const char* kEnsureConversation =
-    "INSERT INTO conversations (conversation_key, phone_number_id, wa_id) VALUES ($1, $2, $3) "
-    "ON CONFLICT (conversation_key) DO NOTHING";
+    "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, user_id) VALUES ($1, $2, NULLIF($3, ''), "
+    "NULLIF($4, '')) ON CONFLICT (conversation_key) DO NOTHING";
 constexpr const char* kLockConversation =
-    "SELECT state::text FROM conversations WHERE conversation_key = $1 FOR UPDATE";
+    "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, '') FROM conversations WHERE conversation_key = $1 "
+    "FOR UPDATE";
+// Where replies go, as the latest message says: its phone, its BSUID.
+constexpr const char* kUpdateAddress =
+    "UPDATE conversations SET wa_id = coalesce(NULLIF($2, ''), wa_id), user_id = coalesce(NULLIF($3, ''), user_id), "
+    "parent_user_id = coalesce(NULLIF($4, ''), parent_user_id) WHERE conversation_key = $1";
+// Identities: serialised per identity (a transaction-level advisory lock), then looked up.
+constexpr const char* kLockIdentity = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+constexpr const char* kFindIdentities =
+    "SELECT identity, conversation_key FROM identities WHERE phone_number_id = $1 AND identity = ANY($2::text[])";
+constexpr const char* kLinkIdentity =
+    "INSERT INTO identities (phone_number_id, identity, conversation_key) VALUES ($1, $2, $3) "
+    "ON CONFLICT (phone_number_id, identity) DO UPDATE SET conversation_key = EXCLUDED.conversation_key, "
+    "linked_at = now() WHERE identities.conversation_key <> EXCLUDED.conversation_key";
+constexpr const char* kConversationExists = "SELECT 1 FROM conversations WHERE conversation_key = $1";
+constexpr const char* kUnlinkIdentity =
+    "DELETE FROM identities WHERE phone_number_id = $1 AND identity = $2 AND conversation_key = $3";
+constexpr const char* kAuditIdentity =
+    "INSERT INTO identity_changes (conversation_key, change, identity, previous, trigger_dedupe_key, correlation_id) "
+    "VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6)";
 constexpr const char* kSaveConversation =
     "UPDATE conversations SET state = $2::jsonb, flow = $3, version = version + 1, updated_at = now() "
     "WHERE conversation_key = $1";
@@ -61,6 +82,10 @@ std::string StepName(const ConversationState& s) { return s.flow.empty() ? "idle
 
 struct Processor::Parsed {
   std::string queue, schema, dedupe_key, conversation_key, phone_number_id, wa_id, correlation_id, kind;
+  // inbound.message: who sent it (a phone, a BSUID, or both) and an identity change it announces.
+  std::string user_id, parent_user_id, system_type, new_wa_id, new_user_id, previous_user_id;
+  // Where replies go (from the conversation, once locked): the phone, else the BSUID.
+  std::string reply_phone, reply_user_id;
   int64_t wa_timestamp = 0;
   Event event;
 };
@@ -82,15 +107,26 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
   p.schema = JsonStr(doc, "schema");
   p.correlation_id = JsonStr(doc, "correlation_id");
   p.conversation_key = JsonStr(doc, "conversation_key");
-  auto colon = p.conversation_key.find(':');
-  if (colon != std::string::npos) {
-    p.phone_number_id = p.conversation_key.substr(0, colon);
-    p.wa_id = p.conversation_key.substr(colon + 1);
+  p.phone_number_id = JsonStr(doc, "phone_number_id");
+  if (p.phone_number_id.empty()) {  // internal events name the conversation, "<phone_number_id>:<identity>"
+    p.phone_number_id = p.conversation_key.substr(0, p.conversation_key.find(':'));
   }
   p.dedupe_key = d.Header(headers::kDedupeKey);
   Event& e = p.event;
   if (p.schema == "inbound.message") {
     const Value& m = JsonMember(doc, "message");
+    p.wa_id = JsonStr(doc, "wa_id");
+    p.user_id = JsonStr(doc, "user_id");
+    p.parent_user_id = JsonStr(doc, "parent_user_id");
+    if (JsonStr(m, "type") == "system") {
+      const Value& sys = JsonMember(m, "system");
+      p.system_type = JsonStr(sys, "type");
+      if (p.system_type == "user_changed_number") p.new_wa_id = JsonStr(sys, "wa_id");
+      if (p.system_type == "user_changed_user_id") {
+        p.new_user_id = JsonStr(sys, "user_id");
+        p.previous_user_id = JsonStr(sys, "previous_user_id");
+      }
+    }
     if (p.dedupe_key.empty()) p.dedupe_key = JsonStr(m, "id");
     p.kind = "message";
     p.wa_timestamp = std::atoll(JsonStr(m, "timestamp").c_str());
@@ -121,6 +157,11 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
       e.kind = Event::Kind::kButton;
       e.button_id = JsonStr(b, "payload");
       e.text = JsonStr(b, "text");
+    } else if (type == "system" || type == "reaction" || type == "edit" || type == "revoke") {
+      // WhatsApp's notice (a number or ID change), an emoji on a message (or its removal), an
+      // edit or a deletion of an earlier message: recorded in the transcript, never answered as
+      // if the user had written something new.
+      e.kind = Event::Kind::kRecorded;
     }
   } else {
     // Internal events name their own dedupe key: "<schema>:<dedupe key of the command>".
@@ -156,7 +197,12 @@ std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e
   Writer w(b);
   w.StartObject();
   Envelope(w, "outbound.send", p, dedupe);
-  w.Key("to"); w.String(p.wa_id);
+  // The phone when the person shared one (Meta's `to`), else their BSUID (`recipient`).
+  if (!p.reply_phone.empty()) {
+    w.Key("to"); w.String(p.reply_phone);
+  } else {
+    w.Key("recipient"); w.String(p.reply_user_id);
+  }
   if (last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(last_inbound_at); }
   w.Key("message");
   w.StartObject();
@@ -189,6 +235,27 @@ std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e
   return b.GetString();
 }
 
+// Marks the user's message read with the typing indicator, to the same address as the reply.
+std::string TypingBody(const Parsed& p, const std::string& dedupe, int64_t last_inbound_at) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Envelope(w, "outbound.send", p, dedupe);
+  if (!p.reply_phone.empty()) {
+    w.Key("to"); w.String(p.reply_phone);
+  } else {
+    w.Key("recipient"); w.String(p.reply_user_id);
+  }
+  if (last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(last_inbound_at); }
+  w.Key("message");
+  w.StartObject();
+  w.Key("type"); w.String("typing_indicator");
+  w.Key("message_id"); w.String(p.dedupe_key);
+  w.EndObject();
+  w.EndObject();
+  return b.GetString();
+}
+
 std::string FetchBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
   rapidjson::StringBuffer b;
   Writer w(b);
@@ -206,7 +273,8 @@ std::string CompletedBody(const Parsed& p, const std::string& dedupe, const Effe
   Writer w(b);
   w.StartObject();
   Envelope(w, "flow.completed", p, dedupe);
-  w.Key("wa_id"); w.String(p.wa_id);
+  if (!p.reply_phone.empty()) { w.Key("wa_id"); w.String(p.reply_phone); }
+  if (!p.reply_user_id.empty()) { w.Key("user_id"); w.String(p.reply_user_id); }
   w.Key("flow"); w.String(e.flow);
   w.Key("outcome"); w.String(e.outcome);
   w.Key("fields");
@@ -289,6 +357,12 @@ std::optional<Disposition> Processor::Prepare(const Delivery& d, Parsed* p) {
   rapidjson::Document doc;
   doc.Parse(d.body.c_str(), d.body.size());
   ParseDelivery(doc, d, *p);
+  if (p->schema == "inbound.message" && p->wa_id.empty() && p->user_id.empty()) {
+    // Never a shared "unknown" conversation: two strangers would answer each other's questions.
+    M().invalid.Inc();
+    LOG(WARNING) << ctx << "event=invalid_message reason=no_identity";
+    return Disposition::DeadLetter("invalid_argument: no usable identity (no from, no from_user_id, no wa_id, no user_id)");
+  }
   if (p->conversation_key.empty() || p->phone_number_id.empty()) {
     M().invalid.Inc();
     LOG(WARNING) << ctx << "event=invalid_message reason=names_no_conversation";
@@ -369,7 +443,102 @@ void Processor::Report(const Applied& a) {
             << " effects=" << a.effects;
 }
 
-Status Processor::ApplyInTransaction(const Parsed& p, Applied* a) {
+namespace {
+bool Contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+}  // namespace
+
+Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
+  // What this message knows: its phone (or, after a number change, the old one), its BSUID
+  // (after an ID change, the previous one); and what it announces.
+  std::vector<std::string> ids;
+  for (const std::string* id : {&p->wa_id, &p->user_id, &p->previous_user_id, &p->new_wa_id, &p->new_user_id}) {
+    if (!id->empty() && !Contains(ids, *id)) ids.push_back(*id);
+  }
+  std::vector<std::string> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());  // one lock order everywhere
+  for (const auto& id : sorted) {
+    Status s = db_.Exec(kLockIdentity, {p->phone_number_id + ":" + id}).status();
+    if (!s.ok()) return s;
+  }
+  std::string array = "{";
+  for (size_t i = 0; i < ids.size(); ++i) array += (i ? ",\"" : "\"") + ids[i] + "\"";
+  array += "}";
+  auto found = db_.Exec(kFindIdentities, {p->phone_number_id, array});
+  if (!found.ok()) return found.status();
+  std::map<std::string, std::string> owner;
+  for (size_t i = 0; i < found->size(); ++i) owner[found->get(i, 0)] = found->get(i, 1);
+  auto conv = [&](const std::string& id) -> std::string {
+    auto it = id.empty() ? owner.end() : owner.find(id);
+    return it == owner.end() ? "" : it->second;
+  };
+  // The person's conversation: the phone's, else the BSUID's (or the previous BSUID's), else a
+  // new one under ingress's key.
+  std::string key = conv(p->wa_id);
+  if (key.empty()) key = conv(p->user_id);
+  if (key.empty()) key = conv(p->previous_user_id);
+  if (key.empty()) key = conv(p->new_wa_id);
+  if (key.empty()) key = conv(p->new_user_id);
+  if (key.empty()) {
+    // A new person. Ingress's key names their identity, but a conversation may hold that key
+    // already: one whose identity moved (a number given up, a BSUID replaced or merged). Never
+    // share it: the new person gets a key of their own.
+    key = p->conversation_key;
+    auto taken = db_.Exec(kConversationExists, {key});
+    if (!taken.ok()) return taken.status();
+    if (!taken->empty()) key += "#" + p->dedupe_key;
+  }
+  p->conversation_key = key;
+  a->ctx = LogCtx{p->queue, p->correlation_id, key, p->dedupe_key};
+  Status s;
+  bool ensured = false;
+  auto audit = [&](const char* change, const std::string& id, const std::string& previous) {
+    LOG(INFO) << a->ctx << "event=identity_" << change << " identity=" << id << " previous=" << previous;
+    return db_.Exec(kAuditIdentity, {key, change, id, previous, p->dedupe_key, p->correlation_id}).status();
+  };
+  // Current identities point here. One the message links that belonged to another conversation
+  // (the person wrote by phone and by BSUID alone before a message carried both) joins this one.
+  const bool number_changed = p->system_type == "user_changed_number" && !p->new_wa_id.empty();
+  const bool id_changed = p->system_type == "user_changed_user_id" && !p->new_user_id.empty();
+  std::vector<std::string> current;
+  for (const std::string* id : {&p->wa_id, &p->user_id, &p->new_wa_id, &p->new_user_id}) {
+    if (id->empty() || Contains(current, *id)) continue;
+    if (number_changed && *id == p->wa_id) continue;   // the old number: released below
+    if (id_changed && *id == p->user_id && p->user_id != p->new_user_id) continue;
+    current.push_back(*id);
+  }
+  for (const auto& id : current) {
+    std::string before = conv(id);
+    if (before == key) continue;
+    if (!ensured) {  // the row must exist before an identity points at it
+      s = db_.Exec(kEnsureConversation, {key, p->phone_number_id, p->wa_id, p->user_id}).status();
+      if (!s.ok()) return s;
+      ensured = true;
+    }
+    s = db_.Exec(kLinkIdentity, {p->phone_number_id, id, key}).status();
+    if (!s.ok()) return s;
+    s = audit(before.empty() ? "linked" : "merged", id, before);
+    if (!s.ok()) return s;
+  }
+  // Identity changes move the identity, never the conversation: the old number may be given to
+  // someone else, and must not reach this person's conversation.
+  if (number_changed && !p->wa_id.empty() && p->wa_id != p->new_wa_id) {
+    s = db_.Exec(kUnlinkIdentity, {p->phone_number_id, p->wa_id, key}).status();
+    if (s.ok()) s = audit("number_changed", p->new_wa_id, p->wa_id);
+    if (!s.ok()) return s;
+    p->wa_id = p->new_wa_id;
+  }
+  if (id_changed && !p->previous_user_id.empty() && p->previous_user_id != p->new_user_id) {
+    s = db_.Exec(kUnlinkIdentity, {p->phone_number_id, p->previous_user_id, key}).status();
+    if (s.ok()) s = audit("user_id_changed", p->new_user_id, p->previous_user_id);
+    if (!s.ok()) return s;
+    p->user_id = p->new_user_id;
+  }
+  return Status::Ok();
+}
+
+Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   a->ctx = LogCtx{p.queue, p.correlation_id, p.conversation_key, p.dedupe_key};
   auto dedupe = db_.Exec(kInsertDedupe, {p.dedupe_key, p.conversation_key, p.kind,
                                          std::to_string(p.wa_timestamp), p.correlation_id});
@@ -378,16 +547,30 @@ Status Processor::ApplyInTransaction(const Parsed& p, Applied* a) {
     a->duplicate = true;
     return Status::Ok();
   }
+  const bool from_user = p.schema == "inbound.message";
+  if (from_user) {
+    Status s = ResolveIdentity(&p, a);
+    if (!s.ok()) return s;
+  }
   // The conversation's row lock; a new conversation's row is created first (one round trip
   // fewer for the common case of a conversation that exists).
   auto locked = db_.Exec(kLockConversation, {p.conversation_key});
   if (!locked.ok()) return locked.status();
   if (locked->empty()) {
-    Status created = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id}).status();
+    Status created = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id, p.user_id}).status();
     if (!created.ok()) return created;
     locked = db_.Exec(kLockConversation, {p.conversation_key});
     if (!locked.ok()) return locked.status();
     if (locked->empty()) return Status(Code::kInternal, "conversation row vanished");
+  }
+  p.reply_phone = locked->get(0, 1);
+  p.reply_user_id = locked->get(0, 2);
+  if (from_user && ((!p.wa_id.empty() && p.wa_id != p.reply_phone) ||
+                    (!p.user_id.empty() && p.user_id != p.reply_user_id))) {
+    Status u = db_.Exec(kUpdateAddress, {p.conversation_key, p.wa_id, p.user_id, p.parent_user_id}).status();
+    if (!u.ok()) return u;
+    if (!p.wa_id.empty()) p.reply_phone = p.wa_id;
+    if (!p.user_id.empty()) p.reply_user_id = p.user_id;
   }
   Status s;
   ConversationState before = DecodeState(locked->get(0, 0));
@@ -404,6 +587,18 @@ Status Processor::ApplyInTransaction(const Parsed& p, Applied* a) {
                                    std::to_string(p.wa_timestamp)})
           .status();
   if (!s.ok()) return s;
+  const bool answered = std::any_of(t.effects.begin(), t.effects.end(), [](const Effect& e) {
+    return e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons;
+  });
+  if (typing_indicator_ && from_user && answered && p.event.kind != Event::Kind::kRecorded) {
+    // Written before the reply: the relay publishes in id order, and the indicator is not paced.
+    std::string key = p.conversation_key + ":" + p.dedupe_key + ":typing";
+    s = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundSend), key,
+                                 p.correlation_id, p.conversation_key, TypingBody(p, key, t.state.last_inbound_at)})
+            .status();
+    if (!s.ok()) return s;
+    a->wrote_outbox = true;
+  }
   for (const auto& e : t.effects) {
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
     OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at);

@@ -24,6 +24,9 @@ class Processor {
             std::function<int64_t()> clock = nullptr);
   Disposition Handle(const Delivery& delivery);
   std::vector<Disposition> HandleBatch(const std::vector<Delivery>& batch);
+  // When a user's message is answered, first mark it read and show "typing…" (one Graph call per
+  // inbound message, through outbound like any send). Off unless set.
+  void set_typing_indicator(bool on) { typing_indicator_ = on; }
 
   struct Parsed;  // a delivery's members, read once (defined in processor.cpp)
 
@@ -31,8 +34,13 @@ class Processor {
   struct Applied;  // what a delivery did inside the transaction, reported after commit
   // Schema check and parse; a dead letter (with its reason) for a body that cannot be applied.
   std::optional<Disposition> Prepare(const Delivery& d, Parsed* p);
-  Status ApplyInTransaction(const Parsed& p, Applied* a);
+  Status ApplyInTransaction(Parsed p, Applied* a);
+  // One person, one conversation: the conversation a message's identities (phone, BSUID) belong
+  // to, linking new identities and applying identity changes (system messages), under advisory
+  // locks on the identities. Sets p->conversation_key.
+  Status ResolveIdentity(Parsed* p, Applied* a);
   void Report(const Applied& a);
+  bool typing_indicator_ = false;
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   const Engine& engine_;

@@ -145,6 +145,36 @@ TEST_F(ProcessorTest, RedeliveriesProduceOneTransitionAndOneSend) {
   EXPECT_EQ(key->get(0, 0), "106540352242922:16505551234:wamid.A:reply");
 }
 
+// With the typing indicator on, a message that is answered is first marked read with the
+// indicator (written before the reply, so the relay publishes it first); a duplicate adds nothing;
+// a message that gets no answer (a photo after the first of a burst) shows no indicator.
+TEST_F(ProcessorTest, AnAnsweredMessageIsMarkedReadWithTheTypingIndicatorOnce) {
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  p.set_typing_indicator(true);
+  const std::string seller = "16505550077";
+  for (const auto& d : {TextDelivery("ty1", "SELL", seller, kT0), TextDelivery("ty1", "SELL", seller, kT0),
+                        TextDelivery("ty2", "me@example.com", seller, kT0 + 1),
+                        TextDelivery("ty3", "Nike running shoes, size 42, used, $35", seller, kT0 + 2), ImageDelivery("ty4", "m1", seller, kT0 + 3),
+                        ImageDelivery("ty5", "m2", seller, kT0 + 4)}) {
+    ASSERT_EQ(p.Handle(d).kind, Disposition::Kind::kAck);
+  }
+  auto rows = conn_->Exec(
+      "SELECT body::jsonb->'message'->>'type', coalesce(body::jsonb->'message'->>'message_id', '') FROM outbox "
+      "WHERE routing_key = 'outbound.send' ORDER BY id");
+  ASSERT_TRUE(rows.ok());
+  std::vector<std::string> got;
+  for (size_t i = 0; i < rows->size(); ++i) got.push_back(rows->get(i, 0) + ":" + rows->get(i, 1));
+  EXPECT_EQ(got, (std::vector<std::string>{"typing_indicator:ty1", "text:", "typing_indicator:ty2", "text:",
+                                           "typing_indicator:ty3", "text:", "typing_indicator:ty4", "text:"}));
+  for (size_t i = 0; i < rows->size(); ++i) {
+    // Each command is one Meta accepts as it is.
+    auto body = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.send' ORDER BY id OFFSET $1::int LIMIT 1",
+                            {std::to_string(i)});
+    ASSERT_TRUE(body.ok());
+    EXPECT_TRUE(schemas_.Validate(body->get(0, 0)).ok()) << body->get(0, 0);
+  }
+}
+
 TEST_F(ProcessorTest, InvalidBodyIsDeadLetteredAndWritesNothing) {
   Processor p(*conn_, schemas_, *engine_, nullptr);
   Delivery d = TextDelivery("wamid.B", "x");

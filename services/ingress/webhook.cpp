@@ -101,10 +101,18 @@ std::string ShortHash(std::string_view s) {
 }
 
 // Builds one envelope: our fields plus Meta's item under `item_key`.
+// Who sent a message: a phone number (wa_id), a business-scoped user ID (BSUID, since 2026), or
+// both; a user with a username who shares no number arrives with the BSUID alone.
+struct Sender {
+  std::string wa_id, user_id, parent_user_id, profile_name;
+};
+
 std::string Envelope(const char* schema, const std::string& correlation_id, const std::string& received_at,
                      const std::string& phone_number_id, const std::string& display_phone_number,
-                     const std::string& wa_id, const std::string& profile_name,
-                     const std::string& conversation_key, const char* item_key, const Value& item) {
+                     const Sender& sender, const std::string& conversation_key, const char* item_key,
+                     const Value& item) {
+  const std::string& wa_id = sender.wa_id;
+  const std::string& profile_name = sender.profile_name;
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
@@ -126,6 +134,14 @@ std::string Envelope(const char* schema, const std::string& correlation_id, cons
     w.Key("wa_id");
     w.String(wa_id);
   }
+  if (!sender.user_id.empty()) {
+    w.Key("user_id");
+    w.String(sender.user_id);
+  }
+  if (!sender.parent_user_id.empty()) {
+    w.Key("parent_user_id");
+    w.String(sender.parent_user_id);
+  }
   if (!profile_name.empty()) {
     w.Key("profile_name");
     w.String(profile_name);
@@ -140,16 +156,28 @@ std::string Envelope(const char* schema, const std::string& correlation_id, cons
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::string ProfileName(const Value& value, const std::string& wa_id) {
+// The message's sender, from the message (from, from_user_id, from_parent_user_id) and its
+// contacts[] entry (the one whose wa_id or user_id matches, or the only one). Group messages
+// have no sender of their own: the group is the identity.
+Sender SenderOf(const Value& value, const Value& m) {
+  Sender s;
+  s.wa_id = JsonStr(m, "from");
+  s.user_id = JsonStr(m, "from_user_id");
+  s.parent_user_id = JsonStr(m, "from_parent_user_id");
   const Value* contacts = Member(value, "contacts");
-  if (!contacts || !contacts->IsArray()) return "";
-  for (const auto& c : contacts->GetArray()) {
-    if (JsonStr(c, "wa_id") == wa_id || contacts->Size() == 1) {
-      const Value* profile = Member(c, "profile");
-      if (profile) return JsonStr(*profile, "name");
+  if (contacts && contacts->IsArray()) {
+    for (const auto& c : contacts->GetArray()) {
+      bool mine = contacts->Size() == 1 || (!s.wa_id.empty() && JsonStr(c, "wa_id") == s.wa_id) ||
+                  (!s.user_id.empty() && JsonStr(c, "user_id") == s.user_id);
+      if (!mine) continue;
+      if (s.user_id.empty()) s.user_id = JsonStr(c, "user_id");
+      if (s.parent_user_id.empty()) s.parent_user_id = JsonStr(c, "parent_user_id");
+      if (const Value* profile = Member(c, "profile")) s.profile_name = JsonStr(*profile, "name");
+      break;
     }
   }
-  return "";
+  if (s.wa_id.empty() && s.user_id.empty()) s.wa_id = JsonStr(m, "group_id");
+  return s;
 }
 
 }  // namespace
@@ -196,23 +224,28 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
       if (messages && messages->IsArray()) {
         any = true;
         for (const auto& m : messages->GetArray()) {
-          std::string id = JsonStr(m, "id"), from = JsonStr(m, "from");
+          std::string id = JsonStr(m, "id");
           if (id.empty() || pnid.empty() || !m.IsObject() || JsonStr(m, "type").empty() || JsonStr(m, "timestamp").empty()) {
             ++out.unknown_shapes;
             continue;
           }
-          std::string wa_id = from.empty() ? JsonStr(m, "group_id") : from;
-          if (wa_id.empty()) wa_id = "unknown";
-          std::string key = pnid + ":" + wa_id;
+          // A first guess at the conversation, from the message alone: the phone when Meta sends
+          // one, else the BSUID. Conversation resolves it under its lock (a person known by both
+          // keeps one conversation). No identity at all: no key, never a shared one; conversation
+          // parks the message with the reason.
+          Sender sender = SenderOf(*value, m);
+          const std::string& identity = sender.wa_id.empty() ? sender.user_id : sender.wa_id;
+          std::string key = identity.empty() ? "" : pnid + ":" + identity;
           out.updates.push_back({Update::Kind::kMessage, "message", id, id, key,
-                                 Envelope("inbound.message", correlation_id, received_at, pnid, display, wa_id,
-                                          ProfileName(*value, from), key, "message", m)});
+                                 Envelope("inbound.message", correlation_id, received_at, pnid, display, sender, key,
+                                          "message", m)});
         }
       }
       if (statuses && statuses->IsArray()) {
         any = true;
         for (const auto& s : statuses->GetArray()) {
           std::string id = JsonStr(s, "id"), status = JsonStr(s, "status"), recipient = JsonStr(s, "recipient_id");
+          if (recipient.empty()) recipient = JsonStr(s, "recipient_user_id");  // a send to a BSUID
           if (id.empty() || status.empty() || pnid.empty() || JsonStr(s, "timestamp").empty()) {
             ++out.unknown_shapes;
             continue;
@@ -220,7 +253,7 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
           std::string key = recipient.empty() ? "" : pnid + ":" + recipient;
           std::string dedupe = id + ":" + status;
           out.updates.push_back({Update::Kind::kStatus, "status", dedupe, dedupe, key,
-                                 Envelope("inbound.status", correlation_id, received_at, pnid, display, "", "", key,
+                                 Envelope("inbound.status", correlation_id, received_at, pnid, display, Sender{}, key,
                                           "status", s)});
         }
       }
@@ -236,7 +269,7 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
           std::string dedupe = "error:" + pnid + ":" + std::to_string(code->GetInt()) + ":" +
                                ShortHash(Serialize(e) + JsonStr(entry, "id"));
           out.updates.push_back({Update::Kind::kError, "error", dedupe, dedupe, "",
-                                 Envelope("inbound.error", correlation_id, received_at, pnid, display, "", "", "",
+                                 Envelope("inbound.error", correlation_id, received_at, pnid, display, Sender{}, "",
                                           "error", e)});
         }
       }

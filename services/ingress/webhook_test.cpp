@@ -90,6 +90,44 @@ TEST(Split, DedupeAndConversationKeys) {
   EXPECT_NE(text->updates[0].body.find("\"correlation_id\":\"corr\""), std::string::npos);
 }
 
+// 2026 identities: a user known by a phone, a BSUID, or both. Ingress's key is a first guess (the
+// phone, else the BSUID) that conversation resolves; the envelope carries both; a message with
+// neither has no key at all (never a shared "unknown").
+TEST(Split, BusinessScopedUserIdsKeyTheirOwnConversations) {
+  auto first = [](const std::string& file) {
+    auto split = SplitWebhook(Read(kFixtures + "/webhooks/bsuid/" + file), "c", "t");
+    EXPECT_TRUE(split.ok() && split->updates.size() == 1) << file;
+    return split.ok() && !split->updates.empty() ? split->updates[0] : Update{};
+  };
+  Update a = first("username_only_a.json"), b = first("username_only_b.json");
+  EXPECT_EQ(a.conversation_key, "106540352242922:US.13491208655302741918");
+  EXPECT_EQ(b.conversation_key, "106540352242922:GB.20771945533210987654");
+  EXPECT_NE(a.body.find(R"("user_id":"US.13491208655302741918")"), std::string::npos) << a.body;
+  EXPECT_NE(a.body.find(R"("parent_user_id":"US.ENT.11815799212886844830")"), std::string::npos) << a.body;
+  EXPECT_EQ(a.body.find(R"("wa_id")"), std::string::npos) << "no phone was shared";
+  Update both = first("with_phone_a.json");
+  EXPECT_EQ(both.conversation_key, "106540352242922:16505550111");
+  EXPECT_NE(both.body.find(R"("wa_id":"16505550111")"), std::string::npos);
+  EXPECT_NE(both.body.find(R"("user_id":"US.13491208655302741918")"), std::string::npos);
+  Update status = first("status_delivered_to_bsuid.json");
+  EXPECT_EQ(status.kind, Update::Kind::kStatus);
+  EXPECT_EQ(status.conversation_key, "106540352242922:US.13491208655302741918");
+  Update changed = first("system_user_changed_user_id.json");
+  EXPECT_EQ(changed.conversation_key, "106540352242922:US.55501234567890123456");
+
+  std::string nobody = Read(kFixtures + "/webhooks/bsuid/username_only_a.json");
+  for (const char* member : {"\"from_user_id\": \"US.13491208655302741918\",", "\"user_id\": \"US.13491208655302741918\","}) {
+    auto at = nobody.find(member);
+    ASSERT_NE(at, std::string::npos) << member;
+    nobody.erase(at, std::string(member).size());
+  }
+  auto split = SplitWebhook(nobody, "c", "t");
+  ASSERT_TRUE(split.ok());
+  ASSERT_EQ(split->updates.size(), 1u) << "accepted and published: conversation parks it with the reason";
+  EXPECT_EQ(split->updates[0].conversation_key, "");
+  EXPECT_EQ(split->updates[0].body.find("unknown"), std::string::npos);
+}
+
 TEST(Split, ValueLevelErrorsAreUpdatesWithStableDedupeKeys) {
   std::string body = Read(kFixtures + "/webhooks/value_error_rate_limit.json");
   auto a = SplitWebhook(body, "c1", "t1");

@@ -18,24 +18,60 @@ const char* GraphErrorClassName(GraphErrorClass c) {
   return "unknown";
 }
 
+// Meta's error codes that convoy knows, with what they mean for a send (Cloud API error codes,
+// 2025-26). Codes not here are classified by HTTP status and counted by code.
+const GraphErrorInfo* KnownGraphError(int code) {
+  using C = GraphErrorClass;
+  static const GraphErrorInfo kKnown[] = {
+      {130429, C::kRateLimited, 0, false, "throughput limit of the business number"},
+      {131056, C::kRateLimited, 0, false, "pair rate limit: too many messages to this user"},
+      {80007, C::kRateLimited, 0, false, "WhatsApp Business Account rate limit"},
+      {4, C::kRateLimited, 0, false, "app-level call limit"},
+      {1, C::kTransient, 0, false, "unknown Graph error"},
+      {2, C::kTransient, 0, false, "Graph service temporarily unavailable"},
+      {131000, C::kTransient, 0, false, "something went wrong at Meta"},
+      {131016, C::kTransient, 0, false, "service overloaded"},
+      {131057, C::kTransient, 0, false, "account in maintenance mode"},
+      {133004, C::kTransient, 0, false, "server temporarily unavailable"},
+      // Paused for low quality: sent once the pause ends (3 or 6 h) or its status update comes,
+      // within the send's retry budget.
+      {132015, C::kTransient, 600000, false, "template paused for low quality"},
+      {131047, C::kPermanent, 0, false, "outside the 24-hour customer service window (a template is needed)"},
+      {131026, C::kPermanent, 0, false, "message undeliverable"},
+      {131051, C::kPermanent, 0, false, "unsupported message type"},
+      {131048, C::kPermanent, 0, false, "spam rate limit"},
+      {131049, C::kPermanent, 0, false, "per-user marketing limit: not retried within 24 h"},
+      {131050, C::kPermanent, 0, false, "the user stopped marketing messages"},
+      {131042, C::kPermanent, 0, true, "business eligibility or payment issue"},
+      {133010, C::kPermanent, 0, true, "phone number not registered on the Cloud API"},
+      {368, C::kPermanent, 0, true, "temporarily blocked for policy violations"},
+      {130497, C::kPermanent, 0, true, "business account restricted from messaging users in this country"},
+      {131052, C::kPermanent, 0, false, "media download error"},
+      {131053, C::kPermanent, 0, false, "media upload error"},
+      {131062, C::kPermanent, 0, false, "this message type cannot be sent to a business-scoped user ID"},
+      {131063, C::kPermanent, 0, false, "business-scoped user ID not valid for this business"},
+      {131064, C::kPermanent, 0, false, "business-scoped user ID recipient not reachable"},
+      {130472, C::kPermanent, 0, false, "the user's number is part of a Meta experiment"},
+      {137000, C::kPermanent, 0, false, "identity key hash mismatch"},
+      {132000, C::kPermanent, 0, false, "template parameter count mismatch"},
+      {132001, C::kPermanent, 0, false, "template does not exist in that language"},
+      {132005, C::kPermanent, 0, false, "template text too long once filled in"},
+      {132007, C::kPermanent, 0, false, "template format character policy violated"},
+      {132012, C::kPermanent, 0, false, "template parameter format mismatch"},
+      {132016, C::kPermanent, 0, true, "template disabled"},
+      {100, C::kPermanent, 0, false, "invalid parameter"},
+      {190, C::kPermanent, 0, true, "access token expired or invalid"},
+  };
+  for (const auto& k : kKnown) {
+    if (k.code == code) return &k;
+  }
+  return nullptr;
+}
+
 GraphErrorClass ClassifyGraphError(int http_status, int code) {
-  switch (code) {
-    case 130429:  // throughput
-    case 131056:  // pair rate
-    case 80007:   // WABA rate limit
-    case 4:       // app-level call limit
-      return GraphErrorClass::kRateLimited;
-    case 1:
-    case 2:
-    case 131000:
-    case 131016:
-    case 131057:
-    case 133004:
-      return GraphErrorClass::kTransient;
-    case 0:
-      break;  // no Graph error: decide by HTTP status
-    default:
-      return GraphErrorClass::kPermanent;  // 131047, 131026, 131051, 131048, 100, 190, ...
+  if (const GraphErrorInfo* known = KnownGraphError(code)) return known->klass;
+  if (code != 0 && http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429) {
+    return GraphErrorClass::kPermanent;  // a Graph error about this request that convoy does not know
   }
   if (http_status == 429 || http_status >= 500 || http_status == 408) return GraphErrorClass::kTransient;
   return GraphErrorClass::kPermanent;
@@ -176,12 +212,40 @@ Status CheckLimits(const Value& message) {
 Result<std::string> BuildSendRequest(const std::string& command_body, const std::string& callback) {
   rapidjson::Document cmd;
   cmd.Parse(command_body.c_str(), command_body.size());
-  if (cmd.HasParseError() || !cmd.IsObject() || !cmd.HasMember("message") || !cmd["message"].IsObject() ||
-      !cmd.HasMember("to") || !cmd["to"].IsString()) {
-    return Status(Code::kInvalidArgument, "outbound.send has no message or recipient");
+  if (cmd.HasParseError() || !cmd.IsObject() || !cmd.HasMember("message") || !cmd["message"].IsObject()) {
+    return Status(Code::kInvalidArgument, "outbound.send has no message");
   }
-  Status limits = CheckLimits(cmd["message"]);
+  const Value& message = cmd["message"];
+  if (Str(message, "type") == "typing_indicator") {
+    // Marks the user's message read and shows "typing…" until the reply (or 25 s): not a message,
+    // so no recipient, no limits and no callback data.
+    const std::string wamid = Str(message, "message_id");
+    if (wamid.empty()) return Status(Code::kInvalidArgument, "typing_indicator needs the message_id it answers");
+    rapidjson::StringBuffer b;
+    rapidjson::Writer<rapidjson::StringBuffer> w(b);
+    w.StartObject();
+    w.Key("messaging_product");
+    w.String("whatsapp");
+    w.Key("status");
+    w.String("read");
+    w.Key("message_id");
+    w.String(wamid.c_str(), static_cast<rapidjson::SizeType>(wamid.size()));
+    w.Key("typing_indicator");
+    w.StartObject();
+    w.Key("type");
+    w.String("text");
+    w.EndObject();
+    w.EndObject();
+    return std::string(b.GetString(), b.GetSize());
+  }
+  Status limits = CheckLimits(message);
   if (!limits.ok()) return limits;
+  // A phone number goes as `to`; a business-scoped user ID (a user who shares no number) as
+  // `recipient`. When both are known `to` wins, as on Meta's side.
+  const bool to_phone = cmd.HasMember("to") && cmd["to"].IsString() && cmd["to"].GetStringLength() > 0;
+  const bool to_bsuid = cmd.HasMember("recipient") && cmd["recipient"].IsString() && cmd["recipient"].GetStringLength() > 0;
+  if (!to_phone && !to_bsuid) return Status(Code::kInvalidArgument, "outbound.send names no recipient (to or recipient)");
+
   if (callback.size() > 512) return Status(Code::kInvalidArgument, "callback data over Meta's 512 characters");
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
@@ -190,11 +254,12 @@ Result<std::string> BuildSendRequest(const std::string& command_body, const std:
   w.String("whatsapp");
   w.Key("recipient_type");
   w.String("individual");
-  w.Key("to");
-  w.String(cmd["to"].GetString());
+  w.Key(to_phone ? "to" : "recipient");
+  w.String(cmd[to_phone ? "to" : "recipient"].GetString());
   for (const auto& m : cmd["message"].GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
-    if (key == "messaging_product" || key == "to" || key == "recipient_type" || key == "biz_opaque_callback_data") {
+    if (key == "messaging_product" || key == "to" || key == "recipient" || key == "recipient_type" ||
+        key == "biz_opaque_callback_data") {
       continue;
     }
     w.Key(key.c_str(), static_cast<rapidjson::SizeType>(key.size()));

@@ -1,6 +1,7 @@
 #pragma once
 // The pure parts of talking to Meta's send endpoint: the request body, the response, and the
 // classification of Graph errors by error.code (not HTTP status: rate limits come back as 400).
+#include <cstdint>
 #include <string>
 
 #include "convoy/status.h"
@@ -21,6 +22,16 @@ struct GraphError {
   GraphErrorClass klass = GraphErrorClass::kTransient;
 };
 
+// A Graph error.code convoy knows: how a send treats it, the least wait before a retry, whether
+// it concerns the business account (logged as an error, counted for alerts), and its meaning.
+struct GraphErrorInfo {
+  int code;
+  GraphErrorClass klass;
+  int64_t min_retry_ms;
+  bool account_problem;
+  const char* meaning;
+};
+const GraphErrorInfo* KnownGraphError(int code);  // nullptr: not one convoy knows
 GraphErrorClass ClassifyGraphError(int http_status, int code);
 GraphError ParseGraphError(int http_status, const std::string& body);
 

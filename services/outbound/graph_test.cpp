@@ -72,6 +72,42 @@ TEST(GraphErrors, EveryCodeTheIssueNamesIsClassified) {
   EXPECT_EQ(ClassifyGraphError(403, 0), GraphErrorClass::kPermanent);
 }
 
+// The codes of 2025-26 (issue 12): each classified with a meaning; the template pause waits for
+// its end; account problems are flagged for alerts; an unknown 4xx code is permanent, an unknown
+// 5xx transient.
+TEST(GraphErrors, TheCodesOf2025And2026AreClassified) {
+  for (int code : {131049, 131050, 131042, 133010, 368, 130497, 131052, 131053, 131062, 131063, 131064, 130472,
+                   137000, 132000, 132001, 132005, 132007, 132012, 132016}) {
+    EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kPermanent) << code;
+    ASSERT_NE(KnownGraphError(code), nullptr) << code;
+    EXPECT_GT(std::string(KnownGraphError(code)->meaning).size(), 5u) << code;
+  }
+  EXPECT_EQ(ClassifyGraphError(400, 132015), GraphErrorClass::kTransient) << "a paused template is sent after the pause";
+  EXPECT_EQ(KnownGraphError(132015)->min_retry_ms, 600000);
+  for (int code : {131042, 368, 130497, 133010, 132016, 190}) EXPECT_TRUE(KnownGraphError(code)->account_problem) << code;
+  EXPECT_FALSE(KnownGraphError(131062)->account_problem);
+  EXPECT_EQ(KnownGraphError(999999), nullptr);
+  EXPECT_EQ(ClassifyGraphError(400, 999999), GraphErrorClass::kPermanent);
+  EXPECT_EQ(ClassifyGraphError(500, 999999), GraphErrorClass::kTransient);
+  auto bsuid = FromFixture("error_131062_bsuid_not_supported.json");
+  EXPECT_EQ(bsuid.code, 131062);
+  EXPECT_EQ(bsuid.klass, GraphErrorClass::kPermanent);
+}
+
+// A user who shares no phone number is sent to by BSUID, as Meta's `recipient`; `to` wins when a
+// command carries both.
+TEST(SendRequest, ABsuidGoesAsRecipient) {
+  auto body = BuildSendRequest(R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k",
+      "phone_number_id":"1","recipient":"US.13491208655302741918","message":{"type":"text","text":{"body":"Hi"}}})");
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_EQ(*body, R"({"messaging_product":"whatsapp","recipient_type":"individual","recipient":"US.13491208655302741918","type":"text","text":{"body":"Hi"}})");
+  auto both = BuildSendRequest(R"({"to":"16505551234","recipient":"US.1","message":{"type":"text","text":{"body":"Hi"}}})");
+  ASSERT_TRUE(both.ok());
+  EXPECT_NE(both->find(R"("to":"16505551234")"), std::string::npos);
+  EXPECT_EQ(both->find("US.1"), std::string::npos);
+  EXPECT_FALSE(BuildSendRequest(R"({"message":{"type":"text","text":{"body":"Hi"}}})").ok()) << "no recipient at all";
+}
+
 std::string Command(const std::string& message) {
   return R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k","phone_number_id":"1",)"
          R"("to":"16505551234","message":)" + message + "}";

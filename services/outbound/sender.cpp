@@ -42,7 +42,7 @@ constexpr const char* kClaim =
     "attempt_started_at = clock_timestamp(), updated_at = now() "
     "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN ('sending', 'uncertain') "
     "AND m.attempt_started_at > clock_timestamp() - make_interval(secs => $6::float8)) "
-    "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new'), extract(epoch FROM m.created_at)::bigint";
+    "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new'), floor(extract(epoch FROM m.created_at))::bigint";
 // A status webhook may have settled the row already (wamid set, sent or further): keep that.
 constexpr const char* kMarkSent =
     "UPDATE outbound_messages SET status = 'sent', wamid = coalesce(wamid, $2), error_code = NULL, "
@@ -74,6 +74,7 @@ constexpr const char* kApplyStatus =
 struct Metrics {
   Registry& r = DefaultRegistry();
   Counter& sent = Result("sent");
+  Counter& read_receipt = Result("read_receipt");
   Counter& duplicate = Result("duplicate");
   Counter& failed = Result("failed");
   Counter& retried = Result("retry");
@@ -92,6 +93,12 @@ struct Metrics {
 Metrics& M() {
   static Metrics* m = new Metrics();
   return *m;
+}
+
+// Graph errors by code; known="false" for a code convoy does not classify by name.
+Counter& GraphErrors(int code, bool known) {
+  return DefaultRegistry().GetCounter("convoy_outbound_graph_errors_total", "Graph API errors answered to sends, by code.",
+                                      "code=\"" + std::to_string(code) + "\",known=\"" + (known ? "true" : "false") + "\"");
 }
 
 int64_t SystemNow() {
@@ -171,6 +178,8 @@ Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const st
   if (!s.ok()) return DispositionFor(s);
   M().failed.Inc();
   LOG(WARNING) << ctx << "event=send_failed code=" << code << " reason=" << reason;
+  // A read receipt that did not go is worth no retry, no parking and no news for the flow.
+  if (c.type == "typing_indicator") return Disposition::Ack();
   Status e = Emit("outbound.failed",
                   R"("code":)" + std::to_string(code) + R"(,"reason":")" + JsonEscape(reason) + R"(","attempts":)" +
                       std::to_string(d.attempt + 1),
@@ -194,6 +203,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   c.dedupe = JsonStr(cmd, "dedupe_key");
   c.pnid = JsonStr(cmd, "phone_number_id");
   c.to = JsonStr(cmd, "to");
+  if (c.to.empty()) c.to = JsonStr(cmd, "recipient");  // a BSUID: the person shares no phone number
   c.correlation = JsonStr(cmd, "correlation_id");
   c.conversation = JsonStr(cmd, "conversation_key");
   c.type = JsonStr(JsonMember(cmd, "message"), "type");
@@ -230,7 +240,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
   auto request = BuildSendRequest(d.body, CallbackFor(c.dedupe));
   if (!request.ok()) return Fail(c, d, kInvalidParameterCode, request.status().message(), false);
   // 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
-  if (settings_.pacing.enabled) {
+  const bool typing = c.type == "typing_indicator";  // a read receipt, not a message: not paced
+  if (settings_.pacing.enabled && !typing) {
     const Bucket number{"number:" + c.pnid, settings_.pacing.number_rate, settings_.pacing.number_burst};
     const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, settings_.pacing.pair_burst};
     if (auto wait = Pace(d, pair, number)) return std::move(*wait);
@@ -278,6 +289,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
     db_.Exec(kMarkUncertain, {c.dedupe, resp.status().ToString()});
     M().uncertain.Inc();
     LOG(WARNING) << ctx << "event=graph_no_answer error=" << resp.status().ToString();
+    if (typing) return Disposition::Ack();  // by the time it could go again, the reply is there
     const int64_t reconcile_ms = settings_.reconcile.count() * 1000;
     if (out_of_time(RetryDelayMs(attempts, reconcile_ms))) {
       return Disposition::DeadLetter("no answer from Meta on the last attempt (outcome unknown, reconciled by status "
@@ -290,16 +302,25 @@ Disposition Sender::HandleSend(const Delivery& d) {
     std::string id = wamid.ok() ? *wamid : "";
     Status s = db_.Exec(kMarkSent, {c.dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
     if (!s.ok()) LOG(ERROR) << ctx << "event=log_update_failed error=" << s.ToString();
-    M().sent.Inc();
+    (typing ? M().read_receipt : M().sent).Inc();
     LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << c.to << " attempt=" << d.attempt + 1;
+    if (typing) return Disposition::Ack();  // nothing for the conversation to learn
     Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(id.empty() ? "unknown" : id) + "\"", d);
     if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();
     return Disposition::Ack();
   }
   GraphError err = ParseGraphError(resp->status, resp->body);
+  const GraphErrorInfo* known = KnownGraphError(err.code);
+  GraphErrors(err.code, known != nullptr).Inc();
   std::string reason = "graph " + std::to_string(err.code) + ": " + err.message;
-  if (err.klass == GraphErrorClass::kPermanent) return Fail(c, d, err.code, reason, false);
-  int64_t min_delay_ms = 0;
+  if (known) reason += " (" + std::string(known->meaning) + ")";
+  if (known && known->account_problem) {
+    // The business account itself (payment, policy, token, registration): every send fails
+    // until a person acts.
+    LOG(ERROR) << ctx << "event=account_problem code=" << err.code << " meaning=\"" << known->meaning << "\"";
+  }
+  if (err.klass == GraphErrorClass::kPermanent || typing) return Fail(c, d, err.code, reason, false);
+  int64_t min_delay_ms = known ? known->min_retry_ms : 0;
   if (err.klass == GraphErrorClass::kRateLimited) {
     // Meta asks for 4^n s between retries on a pair-rate error; a throughput error costs the
     // number a second of sends. Either way the bucket itself slows down, for every replica.

@@ -31,7 +31,7 @@
 namespace convoy::outbound {
 
 struct GraphSettings {
-  std::string base_url;  // e.g. https://graph.facebook.com/v21.0
+  std::string base_url;  // e.g. https://graph.facebook.com/v24.0
   std::string token;
   std::chrono::milliseconds timeout{10000};
 };

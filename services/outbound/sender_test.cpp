@@ -308,7 +308,7 @@ TEST_F(OutboundTest, AlwaysFailingSendsAreParkedWithTheReasonWhenTheirRetryBudge
   const Delivery& p = (*parked)[0];
   EXPECT_EQ(p.Header("x-last-error-code"), "2");
   EXPECT_EQ(p.Header(headers::kAttempt), "2");
-  EXPECT_NE(p.Header(headers::kDeathReason).find("graph 2: injected error 2 (after 2 attempts over"), std::string::npos)
+  EXPECT_NE(p.Header(headers::kDeathReason).find("graph 2: injected error 2 (Graph service temporarily unavailable) (after 2 attempts over "), std::string::npos)
       << p.Header(headers::kDeathReason);
   EXPECT_NE(p.Header(headers::kDeathReason).find("the send deadline"), std::string::npos)
       << p.Header(headers::kDeathReason);

@@ -62,6 +62,13 @@ TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   const std::string applied = "convoy_conversation_updates_total{result=\"applied\"}";
   ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("conversation", applied) >= 2; }, 30s));
   EXPECT_EQ(env.graph.SendCount(), 1u) << env.graph.RequestsJson();
+  // The message was marked read with the typing indicator before the reply: once, whatever was
+  // redelivered.
+  const auto at = body.find("\"wamid.");
+  const std::string wamid = body.substr(at + 1, body.find('"', at + 1) - at - 1);
+  ASSERT_TRUE(test::WaitUntil([&] { return !env.graph.ReadReceipts().empty(); }, 10s));
+  auto receipts = env.graph.ReadReceipts();
+  EXPECT_EQ(std::count(receipts.begin(), receipts.end(), wamid + ":typing"), 1) << wamid;
 
   for (const char* service : {"ingress", "conversation", "outbound"}) {
     EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";

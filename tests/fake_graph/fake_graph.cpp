@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <random>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -52,6 +53,7 @@ struct FakeGraph::Impl {
   mutable std::condition_variable sent_cv;  // notified on every accepted send
   std::vector<std::string> sends;  // JSON objects
   std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
+  std::vector<std::string> read_receipts;                   // "<wamid>" or "<wamid>:typing"
   std::atomic<uint64_t> calls{0}, downloads{0}, download_requests{0}, upload_calls{0};
   std::vector<std::string> uploaded;                    // bytes of each distinct upload
   std::map<std::string, std::string> uploads_by_key;    // Idempotency-Key → answer
@@ -66,6 +68,27 @@ struct FakeGraph::Impl {
   };
   std::deque<Injection> injections;
   std::atomic<uint64_t> next_id{1};
+  struct RandomFaults {
+    double p_unavailable = 0, p_throughput = 0;
+    int max_per_message = 0;
+    std::mt19937 rng;
+    std::map<std::string, int> failed;  // per message
+    size_t total = 0;
+  };
+  std::optional<RandomFaults> random;  // guarded by mu
+
+  // A random failure for this message, if one is due.
+  std::optional<HttpResponse> RandomFailure(const std::string& message_key) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!random) return std::nullopt;
+    double x = std::uniform_real_distribution<double>(0, 1)(random->rng);
+    int& count = random->failed[message_key];
+    if (count >= random->max_per_message || x >= random->p_unavailable + random->p_throughput) return std::nullopt;
+    ++count;
+    ++random->total;
+    if (x < random->p_unavailable) return Json(503, GraphError(2, "Service temporarily unavailable"));
+    return Json(400, GraphError(130429, "Rate limit hit"));
+  }
 
   Impl(std::string t, std::string host, int port) : token(std::move(t)), server(HttpServerOptions{host, port, 8 << 20}) {}
 
@@ -96,19 +119,35 @@ struct FakeGraph::Impl {
   HttpResponse Send(const HttpRequest& r) {
     // /{version}/{phone_number_id}/messages
     if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
+    rapidjson::Document body;
+    body.Parse(r.body.c_str(), r.body.size());
+    if (body.HasParseError() || !body.IsObject() || !body.HasMember("messaging_product")) {
+      calls.fetch_add(1);
+      return Json(400, GraphError(100, "Invalid parameter"));
+    }
+    if (JsonStr(body, "status") == "read") {
+      // Mark as read, with the typing indicator: not a message, not counted as a send.
+      std::string wamid = JsonStr(body, "message_id");
+      if (wamid.empty()) return Json(400, GraphError(100, "Invalid parameter: message_id"));
+      bool typing = body.HasMember("typing_indicator") && body["typing_indicator"].IsObject();
+      std::lock_guard<std::mutex> lock(mu);
+      read_receipts.push_back(wamid + (typing ? ":typing" : ""));
+      return Json(200, R"({"success":true})");
+    }
+    // Sends (read receipts above are neither counted as calls nor given injected errors).
     calls.fetch_add(1);
     auto inj = Take(r);
     if (inj && inj->status != 200) {
       if (inj->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
       return Json(inj->status, GraphError(inj->code, "injected error " + std::to_string(inj->code)));
     }
-    rapidjson::Document body;
-    body.Parse(r.body.c_str(), r.body.size());
-    if (body.HasParseError() || !body.IsObject() || !body.HasMember("to") || !body["to"].IsString() ||
-        !body.HasMember("messaging_product")) {
-      return Json(400, GraphError(100, "Invalid parameter"));
-    }
-    std::string to = body["to"].GetString();
+    // A phone number in `to`, or a business-scoped user ID in `recipient` (`to` wins).
+    std::string to = JsonStr(body, "to");
+    const bool bsuid = to.empty();
+    if (bsuid) to = JsonStr(body, "recipient");
+    if (to.empty()) return Json(400, GraphError(100, "Invalid parameter: no to or recipient"));
+    std::string callback_data = JsonStr(body, "biz_opaque_callback_data");
+    if (auto failure = RandomFailure(callback_data.empty() ? to : callback_data)) return *failure;
     auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
     std::string pnid = r.path.substr(first + 1, second - first - 1);
     std::string wamid = "wamid.FAKE" + std::to_string(next_id++);
@@ -127,14 +166,15 @@ struct FakeGraph::Impl {
     if (to_sink) {
       std::string callback = JsonStr(body, "biz_opaque_callback_data");
       to_sink(pnid, R"({"id":")" + wamid + R"(","status":"sent","timestamp":")" + std::to_string(now_ms / 1000) +
-                        R"(","recipient_id":")" + JsonEscape(to) + "\"" +
+                        (bsuid ? R"(","recipient_user_id":")" : R"(","recipient_id":")") + JsonEscape(to) + "\"" +
                         (callback.empty() ? "" : R"(,"biz_opaque_callback_data":")" + JsonEscape(callback) + "\"") +
                         "}");
     }
     // Accepted, answered late: the caller may give up before it learns the wamid.
     if (inj && inj->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
-    return Json(200, R"({"messaging_product":"whatsapp","contacts":[{"input":")" + JsonEscape(to) + R"(","wa_id":")" +
-                         JsonEscape(to) + R"("}],"messages":[{"id":")" + wamid + R"("}]})");
+    return Json(200, R"({"messaging_product":"whatsapp","contacts":[{"input":")" + JsonEscape(to) +
+                         (bsuid ? R"(","user_id":")" : R"(","wa_id":")") + JsonEscape(to) +
+                         R"("}],"messages":[{"id":")" + wamid + R"("}]})");
   }
 
   HttpResponse Metadata(const HttpRequest& r) {
@@ -213,6 +253,8 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     impl->sends.clear();
     impl->send_times.clear();
     impl->injections.clear();
+    impl->random.reset();
+    impl->read_receipts.clear();
     return Json(200, "{}");
   });
   impl->server.Route("POST", "/_fake/media", [this](const HttpRequest& r) {
@@ -248,7 +290,7 @@ FakeGraph::~FakeGraph() { Stop(); }
 Status FakeGraph::Start() { return impl_->server.Start(); }
 void FakeGraph::Stop() { impl_->server.Stop(); }
 int FakeGraph::port() const { return impl_->server.port(); }
-std::string FakeGraph::base_url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/v21.0"; }
+std::string FakeGraph::base_url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/v24.0"; }
 
 std::string FakeGraph::RequestsJson() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -325,6 +367,26 @@ std::string FakeGraph::StatusWebhook(const std::string& pnid, const std::string&
 void FakeGraph::RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->media[id] = {path, mime_type};
+}
+
+void FakeGraph::InjectRandom(double p_unavailable, double p_throughput, int max_per_message, uint32_t seed) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Impl::RandomFaults r;
+  r.p_unavailable = p_unavailable;
+  r.p_throughput = p_throughput;
+  r.max_per_message = max_per_message;
+  r.rng.seed(seed);
+  impl_->random = std::move(r);
+}
+
+std::vector<std::string> FakeGraph::ReadReceipts() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->read_receipts;
+}
+
+size_t FakeGraph::RandomFailures() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->random ? impl_->random->total : 0;
 }
 
 void FakeGraph::Inject(int http_status, int code, int count, int delay_ms, const std::string& path_contains) {

@@ -31,7 +31,7 @@ class FakeGraph {
   Status Start();
   void Stop();
   int port() const;
-  std::string base_url() const;  // http://host:port/v21.0
+  std::string base_url() const;  // http://host:port/v24.0
   // Recorded sends as JSON: [{"to":...,"phone_number_id":...,"body":{...},"correlation_id":...}]
   std::string RequestsJson() const;
   size_t SendCount() const;    // accepted sends
@@ -55,6 +55,14 @@ class FakeGraph {
   std::vector<std::string> SentTexts(const std::string& to) const;
   void RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type);
   void Inject(int http_status, int code, int count, int delay_ms, const std::string& path_contains = "");
+  // Meta having a bad day: each send fails at random — 503 (code 2) with probability
+  // p_unavailable, 400 (130429, throughput) with probability p_throughput — but one message
+  // (its callback data, else its recipient) at most max_per_message times. Seeded: repeatable.
+  void InjectRandom(double p_unavailable, double p_throughput, int max_per_message, uint32_t seed);
+  size_t RandomFailures() const;  // sends failed by InjectRandom so far
+  // "Mark as read" calls (status: read), in order: "<wamid>", or "<wamid>:typing" with the typing
+  // indicator. Not sends: SendCount() and SentTexts() leave them out.
+  std::vector<std::string> ReadReceipts() const;
 
  private:
   struct Impl;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "convoy/amqp.h"
+#include "convoy/json.h"
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
 #include "ingress.h"
@@ -45,11 +46,15 @@ class IngressBroker : public ::testing::Test {
       ++c.messages;
       CheckHeaders(d, resp.headers["X-Correlation-Id"]);
       EXPECT_FALSE(d.Header(headers::kConversationKey).empty());
+      ExpectAccepted(d.body);
+      keys_.push_back(d.Header(headers::kConversationKey));
     }
     for (const auto& d : *others) {
       bool error = d.body.find("\"schema\":\"inbound.error\"") != std::string::npos;
       (error ? c.errors : c.statuses)++;
       CheckHeaders(d, resp.headers["X-Correlation-Id"]);
+      ExpectAccepted(d.body);
+      keys_.push_back(d.Header(headers::kConversationKey));
     }
     return c;
   }
@@ -61,6 +66,23 @@ class IngressBroker : public ::testing::Test {
     EXPECT_FALSE(d.Header(headers::kReceivedAt).empty());
   }
 
+  // What conversation and outbound will accept: every message and status Meta sends (pywa's files
+  // with "<PLACEHOLDER>" ids are not Meta's and are left out).
+  static void ExpectAccepted(const std::string& body) {
+    if (body.find("\"<") != std::string::npos) return;
+    Status valid = Schemas().Validate(body);
+    EXPECT_TRUE(valid.ok()) << valid.ToString() << "\n" << body;
+  }
+  static const SchemaRegistry& Schemas() {
+    static SchemaRegistry* schemas = [] {
+      auto* r = new SchemaRegistry();
+      EXPECT_TRUE(r->LoadDir(test::SourcePath("proto-schemas")).ok());
+      return r;
+    }();
+    return *schemas;
+  }
+
+  std::vector<std::string> keys_;  // the conversation keys of what PostAndDrain took, in order
   test::TestVhost vhost_{"ingress_broker"};
   AmqpOptions opts_{vhost_.url(), "ingress-broker-test"};
   Publisher pub_{opts_};
@@ -103,6 +125,40 @@ TEST_F(IngressBroker, PywaCorpusYieldsWhatItsIndexLists) {
     if (row.field != "messages") {
       EXPECT_EQ(ignored.Value(), ignored_before + 1) << row.file << ": other fields are counted, not published";
     }
+  }
+}
+
+// The 2026 identity fixtures: each message and status reaches its queue keyed by the sender's
+// phone when Meta names one, else by their BSUID; none by a shared key.
+TEST_F(IngressBroker, BsuidFixturesAreKeyedByTheirSendersIdentity) {
+  std::map<std::string, std::string> sigs;
+  {
+    std::istringstream tsv(test::ReadFile(test::FixturePath("webhooks/bsuid/SIGNATURES.tsv")));
+    for (std::string line; std::getline(tsv, line);) {
+      auto tab = line.find('\t');
+      if (!line.empty() && line[0] != '#' && tab != std::string::npos) sigs[line.substr(0, tab)] = line.substr(tab + 1);
+    }
+  }
+  const std::string b = "106540352242922:";
+  const std::map<std::string, std::tuple<int, int, std::string>> expected = {
+      {"username_only_a.json", {1, 0, b + "US.13491208655302741918"}},
+      {"username_only_b.json", {1, 0, b + "GB.20771945533210987654"}},
+      {"with_phone_a.json", {1, 0, b + "16505550111"}},
+      {"image_username_only_a.json", {1, 0, b + "US.13491208655302741918"}},
+      {"status_delivered_to_bsuid.json", {0, 1, b + "US.13491208655302741918"}},
+      {"status_failed_bsuid_not_supported.json", {0, 1, b + "US.13491208655302741918"}},
+      {"system_user_changed_number.json", {1, 0, b + "16505550111"}},
+      {"system_user_changed_user_id.json", {1, 0, b + "US.55501234567890123456"}},
+  };
+  ASSERT_EQ(sigs.size(), expected.size());
+  for (const auto& [file, want] : expected) {
+    keys_.clear();
+    Counts got = PostAndDrain(test::ReadFile(test::FixturePath("webhooks/bsuid/" + file)), sigs[file]);
+    EXPECT_EQ(got.messages, std::get<0>(want)) << file;
+    EXPECT_EQ(got.statuses, std::get<1>(want)) << file;
+    ASSERT_EQ(keys_.size(), 1u) << file;
+    EXPECT_EQ(keys_[0], std::get<2>(want)) << file;
+    EXPECT_EQ(keys_[0].find("unknown"), std::string::npos) << file;
   }
 }
 

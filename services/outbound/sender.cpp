@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <charconv>
 #include <cmath>
@@ -70,6 +72,9 @@ constexpr const char* kApplyStatus =
     "(CASE status WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 1 END) < "
     "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END) "
     "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id";
+
+constexpr const char* kRecordPricing =
+    "UPDATE outbound_messages SET pricing = $2::jsonb WHERE wamid = $1 OR (wamid IS NULL AND dedupe_key = $3)";
 
 struct Metrics {
   Registry& r = DefaultRegistry();
@@ -395,6 +400,17 @@ Disposition Sender::HandleStatus(const Delivery& d) {
   auto r = db_.Exec(kApplyStatus, {wamid, status, code, reason,
                                    dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe)});
   if (!r.ok()) return DispositionFor(r.status());
+  if (st.HasMember("pricing") && st["pricing"].IsObject()) {
+    // What Meta bills for the message, from whichever status carries it (even one too late to
+    // move the status).
+    rapidjson::StringBuffer b;
+    rapidjson::Writer<rapidjson::StringBuffer> w(b);
+    st["pricing"].Accept(w);
+    Status p = db_.Exec(kRecordPricing, {wamid, std::string(b.GetString(), b.GetSize()),
+                                         dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe)})
+                   .status();
+    if (!p.ok()) return DispositionFor(p);
+  }
   (r->affected ? M().statuses : M().stale).Inc();
   LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid << " applied=" << r->affected;
   if (r->affected && status == "failed") {

@@ -388,6 +388,19 @@ TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
       },
       20s));
   EXPECT_EQ(Log("tracked").status, "read");
+  // v24 statuses: no conversation object, pricing recorded even from a status that is too late to
+  // move the message; a send to a BSUID names its recipient by recipient_user_id.
+  PublishStatus(kBusiness, R"({"id":")" + wamid + R"(","status":"delivered","timestamp":"1750000002",)"
+                               R"("recipient_user_id":"US.13491208655302741918","pricing":{"billable":true,)"
+                               R"("pricing_model":"PMP","category":"utility","type":"regular"}})");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto r = sql_->Exec("SELECT coalesce(pricing->>'category', '') FROM outbound_messages WHERE wamid = $1",
+                                {wamid});
+        return r.ok() && r->size() == 1 && r->get(0, 0) == "utility";
+      },
+      20s));
+  EXPECT_EQ(Log("tracked").status, "read");
 
   // Meta took a message but could not deliver it: recorded with its code, the conversation hears.
   Send("undelivered", "16505552009");

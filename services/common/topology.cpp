@@ -52,6 +52,9 @@ Topology Build() {
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "status"});
   // Value-level webhook errors (throughput, pair rate, ...) concern sending: outbound keeps them.
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "error"});
+  // A user's marketing preference (user_preferences webhooks): outbound refuses marketing
+  // templates to a user who stopped them.
+  t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "preference"});
   for (const char* key : {"media.*", "outbound.*", "assignment.*"}) {
     t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
   }

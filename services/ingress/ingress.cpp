@@ -33,6 +33,7 @@ struct IngressMetrics {
   Counter& messages = Kind("message");
   Counter& statuses = Kind("status");
   Counter& errors = Kind("error");
+  Counter& preferences = Kind("preference");
   Counter& ignored_objects = Ignored("object");
   Counter& ignored_fields = Ignored("field");
   Counter& unknown = r.GetCounter("convoy_ingress_unknown_shapes_total", "Webhook items or values ingress could not interpret.");
@@ -212,6 +213,7 @@ struct Pending {
           case Update::Kind::kMessage: m.messages.Inc(); break;
           case Update::Kind::kStatus: m.statuses.Inc(); break;
           case Update::Kind::kError: m.errors.Inc(); break;
+          case Update::Kind::kPreference: m.preferences.Inc(); break;
         }
       }
       m.ok.Inc();

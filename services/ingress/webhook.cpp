@@ -46,6 +46,7 @@ const char* KindName(Update::Kind kind) {
     case Update::Kind::kMessage: return "message";
     case Update::Kind::kStatus: return "status";
     case Update::Kind::kError: return "error";
+    case Update::Kind::kPreference: return "preference";
   }
   return "unknown";
 }
@@ -205,7 +206,36 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
       continue;
     }
     for (const auto& change : changes->GetArray()) {
-      if (JsonStr(change, "field") != "messages") {
+      const std::string field = JsonStr(change, "field");
+      if (field == "user_preferences") {
+        // A user stopped or resumed marketing messages: outbound keeps it, and refuses marketing
+        // templates to them while they are stopped.
+        const Value* value = Member(change, "value");
+        const Value* metadata = value ? Member(*value, "metadata") : nullptr;
+        const Value* prefs = value ? Member(*value, "user_preferences") : nullptr;
+        std::string pnid = metadata ? JsonStr(*metadata, "phone_number_id") : "";
+        if (!prefs || !prefs->IsArray() || pnid.empty()) {
+          ++out.unknown_shapes;
+          continue;
+        }
+        for (const auto& pref : prefs->GetArray()) {
+          std::string user = JsonStr(pref, "wa_id");
+          if (user.empty()) user = JsonStr(pref, "user_id");
+          std::string choice = JsonStr(pref, "value"), at = JsonStr(pref, "timestamp");
+          if (user.empty() || choice.empty() || JsonStr(pref, "category").empty()) {
+            ++out.unknown_shapes;
+            continue;
+          }
+          std::string dedupe = "preference:" + pnid + ":" + user + ":" + JsonStr(pref, "category") + ":" + choice +
+                               ":" + at;
+          out.updates.push_back({Update::Kind::kPreference, "preference", dedupe, dedupe, pnid + ":" + user,
+                                 Envelope("inbound.preference", correlation_id, received_at, pnid,
+                                          JsonStr(*metadata, "display_phone_number"), Sender{}, pnid + ":" + user,
+                                          "preference", pref)});
+        }
+        continue;
+      }
+      if (field != "messages") {
         ++out.ignored_changes;
         continue;
       }

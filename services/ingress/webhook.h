@@ -17,9 +17,9 @@ std::string SignBody(std::string_view raw_body, std::string_view app_secret);  /
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 struct Update {
-  enum class Kind { kMessage, kStatus, kError };
+  enum class Kind { kMessage, kStatus, kError, kPreference };
   Kind kind;
-  std::string routing_key;  // "message", "status", "error" on convoy.inbound
+  std::string routing_key;  // "message", "status", "error", "preference" on convoy.inbound
   std::string message_id;
   std::string dedupe_key;        // wamid; "wamid:status"; "error:<pnid>:<code>:<hash>"
   std::string conversation_key;  // "<phone_number_id>:<wa_id>", empty where none applies

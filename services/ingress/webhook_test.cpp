@@ -128,6 +128,27 @@ TEST(Split, BusinessScopedUserIdsKeyTheirOwnConversations) {
   EXPECT_EQ(split->updates[0].body.find("unknown"), std::string::npos);
 }
 
+// user_preferences (a user stopped or resumed marketing messages) is routed to outbound, which
+// keeps it; a malformed one is counted as an unknown shape, never published.
+TEST(Split, MarketingPreferencesAreUpdatesForOutbound) {
+  const std::string body = R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"user_preferences",)"
+                           R"("value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
+                           R"("phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Kerry"},"wa_id":"16505551234"}],)"
+                           R"("user_preferences":[{"wa_id":"16505551234","detail":"User requested to stop marketing messages",)"
+                           R"("category":"marketing_messages","value":"stop","timestamp":"1796032800"},{"category":"x"}]}}]}]})";
+  auto split = SplitWebhook(body, "c", "t");
+  ASSERT_TRUE(split.ok());
+  ASSERT_EQ(split->updates.size(), 1u);
+  const Update& u = split->updates[0];
+  EXPECT_EQ(u.kind, Update::Kind::kPreference);
+  EXPECT_EQ(u.routing_key, "preference");
+  EXPECT_EQ(u.conversation_key, "106540352242922:16505551234");
+  EXPECT_EQ(u.dedupe_key, "preference:106540352242922:16505551234:marketing_messages:stop:1796032800");
+  EXPECT_NE(u.body.find(R"("schema":"inbound.preference")"), std::string::npos);
+  EXPECT_EQ(split->unknown_shapes, 1);
+  EXPECT_EQ(split->ignored_changes, 0);
+}
+
 TEST(Split, ValueLevelErrorsAreUpdatesWithStableDedupeKeys) {
   std::string body = Read(kFixtures + "/webhooks/value_error_rate_limit.json");
   auto a = SplitWebhook(body, "c1", "t1");

@@ -71,8 +71,17 @@ constexpr const char* kApplyStatus =
     "WHERE (wamid = $1 OR (wamid IS NULL AND dedupe_key = $5)) AND "
     "(CASE status WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 1 END) < "
     "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END) "
-    "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id";
+    "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id, phone_number_id, recipient";
 
+constexpr int kMarketingStoppedCode = 131050;     // Meta's "user stopped marketing messages"
+constexpr const char* kMarketingStopped =
+    "SELECT source FROM marketing_preferences WHERE phone_number_id = $1 AND recipient = $2 AND stopped";
+// A user's choice as of `changed_at` (seconds): an older one delivered late changes nothing.
+constexpr const char* kSetMarketing =
+    "INSERT INTO marketing_preferences (phone_number_id, recipient, stopped, changed_at, source) "
+    "VALUES ($1, $2, $3::boolean, to_timestamp($4::bigint), $5) ON CONFLICT (phone_number_id, recipient) DO UPDATE "
+    "SET stopped = EXCLUDED.stopped, changed_at = EXCLUDED.changed_at, source = EXCLUDED.source "
+    "WHERE marketing_preferences.changed_at <= EXCLUDED.changed_at";
 constexpr const char* kRecordPricing =
     "UPDATE outbound_messages SET pricing = $2::jsonb WHERE wamid = $1 OR (wamid IS NULL AND dedupe_key = $3)";
 
@@ -90,6 +99,10 @@ struct Metrics {
   Counter& statuses = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"applied\"");
   Counter& stale = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"ignored\"");
   Counter& errors = r.GetCounter("convoy_outbound_value_errors_total", "Value-level webhook errors received.");
+  Counter& preferences = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
+                                      "effect=\"applied\"");
+  Counter& preferences_ignored = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
+                                              "effect=\"ignored\"");
   Histogram& graph = r.GetHistogram("convoy_outbound_graph_seconds", "Graph API send call latency.");
   Counter& Result(const char* what) {
     return r.GetCounter("convoy_outbound_sends_total", "Send commands by result.", std::string("result=\"") + what + "\"");
@@ -139,10 +152,31 @@ Disposition Unpaced(Disposition d) {
   return d;
 }
 
+// A user stopped or resumed marketing messages (a user_preferences webhook).
+Disposition ApplyPreference(PgConnection& db, const rapidjson::Document& doc, int64_t now) {
+  const auto& pref = doc["preference"];
+  std::string user = JsonStr(pref, "wa_id");
+  if (user.empty()) user = JsonStr(pref, "user_id");
+  const std::string category = JsonStr(pref, "category"), value = JsonStr(pref, "value");
+  LogCtx ctx("outbound.status", JsonStr(doc, "correlation_id"), JsonStr(doc, "conversation_key"));
+  if (category != "marketing_messages" || (value != "stop" && value != "resume")) {
+    M().preferences_ignored.Inc();
+    LOG(WARNING) << ctx << "event=preference_ignored category=" << category << " value=" << value;
+    return Disposition::Ack();
+  }
+  int64_t at = std::atoll(JsonStr(pref, "timestamp").c_str());
+  auto r = db.Exec(kSetMarketing, {JsonStr(doc, "phone_number_id"), user, std::string(value == "stop" ? "true" : "false"),
+                                    std::to_string(at > 0 ? at : now), std::string("user_preferences")});
+  if (!r.ok()) return DispositionFor(r.status());
+  M().preferences.Inc();
+  LOG(INFO) << ctx << "event=marketing_preference value=" << value << " applied=" << r->affected;
+  return Disposition::Ack();
+}
+
 }  // namespace
 
 struct Sender::Command {
-  std::string dedupe, pnid, to, correlation, conversation, type;
+  std::string dedupe, pnid, to, correlation, conversation, type, template_category;
   int64_t last_inbound_at = 0;
 };
 
@@ -212,6 +246,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   c.correlation = JsonStr(cmd, "correlation_id");
   c.conversation = JsonStr(cmd, "conversation_key");
   c.type = JsonStr(JsonMember(cmd, "message"), "type");
+  c.template_category = JsonStr(cmd, "template_category");
   const auto& last = JsonMember(cmd, "last_inbound_at");
   c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
   ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
@@ -234,8 +269,19 @@ Disposition Sender::HandleSend(const Delivery& d) {
           Disposition::Delay("awaiting the status of an attempt that may have reached Meta", Millis(reconcile - age)));
     }
   }
-  // 2. Meta's customer-service window and message limits: refused here, without a call.
+  // 2. Meta's customer-service window and message limits, and a user's stop of marketing
+  // messages: refused here, without a call.
   int64_t now = settings_.now();
+  if (c.type == "template" && c.template_category == "marketing") {
+    auto pref = db_.Exec(kMarketingStopped, {c.pnid, c.to});
+    if (!pref.ok()) return DispositionFor(pref.status());
+    if (!pref->empty()) {
+      return Fail(c, d, kMarketingStoppedCode,
+                  "the user stopped marketing messages (" + pref->get(0, 0) +
+                      "): a marketing template is not sent until they resume",
+                  false);
+    }
+  }
   if (c.type != "template" && c.last_inbound_at > 0 && now - c.last_inbound_at > kWindowSeconds) {
     return Fail(c, d, kWindowClosedCode,
                 "outside the 24-hour customer service window: the recipient last wrote " +
@@ -324,6 +370,11 @@ Disposition Sender::HandleSend(const Delivery& d) {
     // until a person acts.
     LOG(ERROR) << ctx << "event=account_problem code=" << err.code << " meaning=\"" << known->meaning << "\"";
   }
+  if (err.code == kMarketingStoppedCode) {
+    Status p = db_.Exec(kSetMarketing, {c.pnid, c.to, std::string("true"), std::to_string(now), std::string("131050")})
+                   .status();
+    if (!p.ok()) return DispositionFor(p);
+  }
   if (err.klass == GraphErrorClass::kPermanent || typing) return Fail(c, d, err.code, reason, false);
   int64_t min_delay_ms = known ? known->min_retry_ms : 0;
   if (err.klass == GraphErrorClass::kRateLimited) {
@@ -384,6 +435,7 @@ Disposition Sender::HandleStatus(const Delivery& d) {
   }
   rapidjson::Document doc;
   doc.Parse(d.body.c_str(), d.body.size());
+  if (JsonStr(doc, "schema") == "inbound.preference") return ApplyPreference(db_, doc, settings_.now());
   if (JsonStr(doc, "schema") == "inbound.error") {
     M().errors.Inc();
     LOG(WARNING) << ctx << "event=value_error code=" << JsonStr(doc["error"], "code") << " title=" << JsonStr(doc["error"], "title");
@@ -413,6 +465,13 @@ Disposition Sender::HandleStatus(const Delivery& d) {
   }
   (r->affected ? M().statuses : M().stale).Inc();
   LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid << " applied=" << r->affected;
+  if (r->affected && status == "failed" && code && *code == std::to_string(kMarketingStoppedCode)) {
+    int64_t at = std::atoll(JsonStr(st, "timestamp").c_str());
+    Status p = db_.Exec(kSetMarketing, {r->get(0, 3), r->get(0, 4), std::string("true"),
+                                        std::to_string(at > 0 ? at : settings_.now()), std::string("131050")})
+                   .status();
+    if (!p.ok()) return DispositionFor(p);
+  }
   if (r->affected && status == "failed") {
     // Meta took the message but could not deliver it: the conversation hears of it as of any failure.
     Delivery send;

@@ -56,6 +56,7 @@ class Sender {
  public:
   Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events);
   Disposition HandleSend(const Delivery& d);
+  // Statuses, value-level errors and marketing preferences (outbound.status).
   Disposition HandleStatus(const Delivery& d);
 
   struct Command;  // an outbound.send's members (sender.cpp)

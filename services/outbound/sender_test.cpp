@@ -341,6 +341,69 @@ TEST_F(OutboundTest, TheCustomerServiceWindowIsCheckedBeforeCalling) {
   EXPECT_EQ(graph_.CallCount(), 2u);
 }
 
+// A user who stopped marketing messages (user_preferences) gets no marketing template — refused
+// here with 131050, without a call — until they resume; utility templates and replies still go.
+// A stop delivered late, older than the resume, changes nothing. Meta's own 131050 answer to a
+// send is remembered the same way.
+TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
+  StartReplica(Settings(), 1);
+  const std::string user = "16505552030";
+  auto preference = [&](const std::string& value, int64_t at) {
+    AmqpMessage m;
+    m.exchange = exchanges::kInbound;
+    m.routing_key = "preference";
+    m.message_id = "pref:" + value + std::to_string(at);
+    m.body = R"({"schema":"inbound.preference","version":1,"correlation_id":"corr-pref","received_at":"2026-01-01T00:00:00Z",)"
+             R"("phone_number_id":")" + std::string(kBusiness) + R"(","preference":{"wa_id":")" + user +
+             R"(","category":"marketing_messages","value":")" + value + R"(","timestamp":")" + std::to_string(at) + R"("}})";
+    m.headers = {{headers::kDedupeKey, m.message_id}, {headers::kCorrelationId, "corr-pref"}};
+    ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
+  };
+  auto marketing = [&](const std::string& dedupe, const std::string& category) {
+    std::string body = Command(dedupe, user, R"({"type":"template","template":{"name":"offer","language":{"code":"en"}}})",
+                               NowSeconds() - 60);
+    body.insert(body.size() - 1, R"(,"template_category":")" + category + "\"");
+    ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, dedupe, user), 10s).ok());
+  };
+  auto applied = [&](double n) {
+    return WaitUntil([&] { return Count("SELECT count(*) FROM marketing_preferences") >= 1 &&
+                                  DefaultRegistry().GetCounter("convoy_outbound_preferences_total",
+                                                               "Marketing preferences by effect.", "effect=\"applied\"")
+                                          .Value() >= n; }, 20s);
+  };
+  const double before = DefaultRegistry()
+                            .GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
+                                        "effect=\"applied\"")
+                            .Value();
+  const int64_t t = NowSeconds();
+  preference("stop", t - 100);
+  ASSERT_TRUE(applied(before + 1));
+  marketing("offer-1", "marketing");
+  marketing("receipt-1", "utility");
+  ASSERT_TRUE(WaitStatus("offer-1", "failed"));
+  ASSERT_TRUE(WaitStatus("receipt-1", "sent"));
+  EXPECT_EQ(Log("offer-1").error_code, "131050");
+  EXPECT_EQ(Log("offer-1").attempts, "0") << "refused without a call";
+  EXPECT_EQ(graph_.CallCount(), 1u);
+
+  preference("resume", t - 50);
+  ASSERT_TRUE(applied(before + 2));
+  preference("stop", t - 80);  // older than the resume, delivered after it
+  ASSERT_TRUE(applied(before + 3));
+  marketing("offer-2", "marketing");
+  ASSERT_TRUE(WaitStatus("offer-2", "sent"));
+
+  // Meta answers 131050 itself: remembered, and the next marketing template is not even tried.
+  graph_.Inject(400, 131050, 1, 0, "/messages");
+  marketing("offer-3", "marketing");
+  ASSERT_TRUE(WaitStatus("offer-3", "failed"));
+  const size_t calls = graph_.CallCount();
+  marketing("offer-4", "marketing");
+  ASSERT_TRUE(WaitStatus("offer-4", "failed"));
+  EXPECT_EQ(graph_.CallCount(), calls);
+  EXPECT_EQ(Count("SELECT count(*) FROM marketing_preferences WHERE stopped AND source = '131050'"), 1);
+}
+
 // Over Meta's limits: a permanent failure with the reason, never sent; a bad command is parked.
 TEST_F(OutboundTest, MessagesOverMetasLimitsFailWithAClearReason) {
   StartReplica(Settings(), 1);

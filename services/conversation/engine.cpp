@@ -20,6 +20,11 @@ std::string Clip(const std::string& s, size_t limit) {
   return s.substr(0, cut) + "...";
 }
 
+// Media that is not a photo: the answer in a photo step is "I need photos".
+bool IsMediaType(const std::string& type) {
+  return type == "video" || type == "document" || type == "sticker" || type == "audio";
+}
+
 bool IsInbound(Event::Kind k) {
   return k == Event::Kind::kText || k == Event::Kind::kImage || k == Event::Kind::kButton ||
          k == Event::Kind::kOther;
@@ -364,6 +369,11 @@ class Run {
       }
       t_.note = "done";
       return Enter(step.next);
+    }
+    if (ev_.kind == Event::Kind::kOther && !step.not_a_photo.empty() && IsMediaType(ev_.message_type)) {
+      Say("reply", step.not_a_photo);
+      t_.note = "not_a_photo";
+      return;
     }
     Say("reply", step.invalid.empty() ? Render(step.prompt, &step) : step.invalid);
     t_.note = "reprompted";

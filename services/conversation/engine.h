@@ -52,6 +52,7 @@ struct Event {
   std::string stored_name;   // media.stored
   std::string reason;        // media.failed, outbound.failed
   std::string profile_name;
+  std::string message_type;  // inbound messages: Meta's type (text, image, video, document, sticker, ...)
   int64_t wa_timestamp = 0;  // inbound messages: seconds since the epoch
 };
 

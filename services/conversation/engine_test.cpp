@@ -179,6 +179,31 @@ TEST(Engine, FirstPhotoIsAcknowledgedOnceAndEveryPhotoIsFetched) {
   EXPECT_EQ(done.effects[0].buttons[1].second, "YES, ADD");
 }
 
+// Media that is not a photo in a photo step gets the flow's "I need photos" answer, counts for
+// nothing, fetches nothing; a location (not media) gets the step's usual prompt.
+TEST(Engine, AVideoOrAFileInAPhotoStepIsAskedToBeAPicture) {
+  Chat c;
+  c.ToPhotos();
+  for (const char* type : {"video", "document", "sticker", "audio"}) {
+    Event e;
+    e.kind = Event::Kind::kOther;
+    e.message_type = type;
+    e.wa_timestamp = kT0 + 10;
+    auto t = c.Send(e);
+    EXPECT_EQ(Replies(t), std::vector<std::string>{"I need photos — please send a picture of the item (not a video or "
+                                                   "a file), or text DONE when finished."})
+        << type;
+    EXPECT_EQ(Count(t, Effect::Kind::kFetchMedia), 0u);
+    EXPECT_EQ(t.note, "not_a_photo");
+  }
+  Event where;
+  where.kind = Event::Kind::kOther;
+  where.message_type = "location";
+  where.wa_timestamp = kT0 + 11;
+  EXPECT_EQ(Replies(c.Send(where)), std::vector<std::string>{"Send photos of the item, or text DONE when finished."});
+  EXPECT_EQ(c.Photos(), 0u);
+}
+
 TEST(Engine, SamePhotoTwiceCountsOnce) {
   Chat c;
   c.ToPhotos();

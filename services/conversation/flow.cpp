@@ -294,6 +294,7 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.validate = ParseValidation(JsonStr(v, "validate"));
     s.done_keyword = NormalizeKeyword(JsonStr(v, "done_keyword"));
     s.first_ack = JsonStr(v, "first_ack");
+    s.not_a_photo = JsonStr(v, "not_a_photo");
     s.empty = JsonStr(v, "empty");
     s.expired = JsonStr(v, "expired");
     s.late = JsonStr(v, "late");

@@ -39,6 +39,7 @@ struct Step {
   Validation validate = Validation::kNone;
   std::vector<ExtractRule> extract;  // ask_text: fields found in the answer, missing ones asked
   std::string done_keyword, first_ack, empty, expired, late;  // collect_photos
+  std::string not_a_photo;  // collect_photos: the answer to a video, a document, a sticker, ...
   std::vector<Button> buttons;                                // buttons, summary
   std::vector<std::string> summary;                           // summary: fields, in order
   bool deliver = false;                                       // complete: emit flow.completed

@@ -133,6 +133,7 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     e.profile_name = JsonStr(doc, "profile_name");
     e.wa_timestamp = p.wa_timestamp;
     std::string type = JsonStr(m, "type");
+    e.message_type = type;
     if (type == "text") {
       e.kind = Event::Kind::kText;
       e.text = JsonStr(JsonMember(m, "text"), "body");

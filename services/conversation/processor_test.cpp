@@ -175,6 +175,28 @@ TEST_F(ProcessorTest, AnAnsweredMessageIsMarkedReadWithTheTypingIndicatorOnce) {
   }
 }
 
+// What the user did not write as a new message — a reaction (or its removal), an edit or a
+// deletion of an earlier message, WhatsApp's own notices — is recorded, never answered.
+TEST_F(ProcessorTest, ReactionsEditsAndDeletionsAreRecordedNotAnswered) {
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const std::string user = "16505550078";
+  ASSERT_EQ(p.Handle(TextDelivery("rx1", "SELL", user, kT0)).kind, Disposition::Kind::kAck);
+  ASSERT_EQ(Replies(user).size(), 1u);
+  for (const auto& d :
+       {Inbound("rx2", user, kT0 + 1, R"("type":"reaction","reaction":{"message_id":"wamid.x","emoji":"+1"})"),
+        Inbound("rx3", user, kT0 + 2, R"("type":"reaction","reaction":{"message_id":"wamid.x"})"),
+        Inbound("rx4", user, kT0 + 3, R"("type":"edit","edit":{"original_message_id":"rx1"})"),
+        Inbound("rx5", user, kT0 + 4, R"("type":"revoke","revoke":{"original_message_id":"rx1"})")}) {
+    ASSERT_EQ(p.Handle(d).kind, Disposition::Kind::kAck);
+  }
+  EXPECT_EQ(Replies(user).size(), 1u) << "nothing more was said";
+  EXPECT_EQ(One("SELECT count(*) FROM transitions WHERE trigger_dedupe_key IN ('rx2', 'rx3', 'rx4', 'rx5')"), "4");
+  EXPECT_EQ(One("SELECT state->>'step' FROM conversations WHERE conversation_key = $1",
+                {std::string(kBusiness) + ":" + user}),
+            "email")
+      << "still waiting for the email";
+}
+
 TEST_F(ProcessorTest, InvalidBodyIsDeadLetteredAndWritesNothing) {
   Processor p(*conn_, schemas_, *engine_, nullptr);
   Delivery d = TextDelivery("wamid.B", "x");

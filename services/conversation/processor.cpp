@@ -148,10 +148,15 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     } else if (type == "interactive") {
       // A tapped reply button or list row: its id picks the choice, its title reads as text.
       const Value& in = JsonMember(m, "interactive");
-      const Value& reply = JsonMember(in, JsonStr(in, "type") == "list_reply" ? "list_reply" : "button_reply");
-      e.kind = Event::Kind::kButton;
-      e.button_id = JsonStr(reply, "id");
-      e.text = JsonStr(reply, "title");
+      const std::string kind = JsonStr(in, "type");
+      if (kind == "button_reply" || kind == "list_reply") {
+        const Value& reply = JsonMember(in, kind.c_str());
+        e.kind = Event::Kind::kButton;
+        e.button_id = JsonStr(reply, "id");
+        e.text = JsonStr(reply, "title");
+      }
+      // Anything else (nfm_reply: a WhatsApp Flows form submitted, with its response_json) is
+      // something the user did that no convoy flow asked for: kOther, answered like any such.
     } else if (type == "button") {
       // A template's quick-reply button.
       const Value& b = JsonMember(m, "button");

@@ -197,6 +197,24 @@ TEST_F(ProcessorTest, ReactionsEditsAndDeletionsAreRecordedNotAnswered) {
       << "still waiting for the email";
 }
 
+// A WhatsApp Flows form submitted (interactive nfm_reply) is not a button: no choice is made
+// from it; the step answers as to anything it did not ask for.
+TEST_F(ProcessorTest, AFlowsFormReplyIsNotTakenForAButton) {
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const std::string user = "16505550079";
+  ASSERT_EQ(p.Handle(TextDelivery("nf1", "SELL", user, kT0)).kind, Disposition::Kind::kAck);
+  ASSERT_EQ(p.Handle(Inbound("nf2", user, kT0 + 1,
+                             R"("type":"interactive","interactive":{"type":"nfm_reply","nfm_reply":{"name":"flow",)"
+                             R"("body":"Sent","response_json":"{\"flow_token\":\"t\"}"}})"))
+                .kind,
+            Disposition::Kind::kAck);
+  auto replies = Replies(user);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[1],
+            "Please answer with a text message.\nLet's list your item! What's your email address? (Send CANCEL at any "
+            "time to stop.)");
+}
+
 TEST_F(ProcessorTest, InvalidBodyIsDeadLetteredAndWritesNothing) {
   Processor p(*conn_, schemas_, *engine_, nullptr);
   Delivery d = TextDelivery("wamid.B", "x");

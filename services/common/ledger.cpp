@@ -10,8 +10,10 @@
 namespace convoy {
 namespace {
 
+// A command the sweeper gave up on that its consumer then finished is settled as it ended.
 constexpr const char* kSettle =
-    "UPDATE outbox SET settled_at = now(), outcome = $2 WHERE dedupe_key = $1 AND settled_at IS NULL";
+    "UPDATE outbox SET settled_at = now(), outcome = $2 WHERE dedupe_key = $1 AND "
+    "(settled_at IS NULL OR outcome = 'abandoned')";
 constexpr const char* kDue =
     "UPDATE outbox SET due_at = now() + make_interval(secs => $2::float8) WHERE dedupe_key = $1 AND settled_at IS NULL";
 

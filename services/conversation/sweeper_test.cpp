@@ -87,6 +87,13 @@ TEST_F(SweeperTest, ACommandLostEveryTimeIsAbandonedAfterTheLastSweep) {
   auto r = SweepOnce(*conn_, s);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->requeued + r->abandoned, 0u) << "an abandoned command is left to an operator";
+  // It was only late: its consumer finishes it after all, and the ledger says so.
+  DeliveryHandler done = Ledgered([](const Delivery&) { return Disposition::Ack(); }, *conn_, 5);
+  Delivery d;
+  d.queue = queues::kOutboundSend;
+  d.headers[headers::kDedupeKey] = "poison";
+  done(d);
+  EXPECT_EQ(Field("poison", "outcome"), "done");
 }
 
 TEST_F(SweeperTest, OneSweeperAtATime) {

@@ -299,6 +299,13 @@ std::string FakeGraph::RequestsJson() const {
   return out + "]";
 }
 
+std::map<std::string, size_t> FakeGraph::SendsPerRecipient() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::map<std::string, size_t> out;
+  for (const auto& [to, at] : impl_->send_times) ++out[to];
+  return out;
+}
+
 std::vector<std::string> FakeGraph::SentTexts(const std::string& to) const {
   rapidjson::Document d;
   std::string all = RequestsJson();

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,8 @@ class FakeGraph {
   bool WaitForSends(size_t count, std::chrono::milliseconds deadline) const;
   // When each accepted send to `to` (every send when empty) arrived, in ms since the epoch.
   std::vector<int64_t> SendTimesMs(const std::string& to = "") const;
+  // Accepted sends per recipient (cheap: for checks over many recipients).
+  std::map<std::string, size_t> SendsPerRecipient() const;
   // Receives (phone_number_id, Meta's status object as JSON) for every accepted send.
   using StatusSink = std::function<void(const std::string& phone_number_id, const std::string& status)>;
   void SetStatusSink(StatusSink sink);

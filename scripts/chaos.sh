@@ -13,16 +13,7 @@ n=${1:-10000}; rate=${2:-400}; seed=${3:-1}
 "$here/setup.sh"
 build_dir=$("$here/build.sh" | tail -n 1)
 
-export CONVOY_RUN_DIR=$CONVOY_ROOT/.run/chaos
-export CONVOY_AMQP_PORT=23672 CONVOY_AMQP_DIST_PORT=23682 CONVOY_AMQP_MGMT_PORT=23673 CONVOY_AMQP_PROM_PORT=23692
-export CONVOY_PG_PORT=23432
-unset CONVOY_AMQP_URL CONVOY_RABBIT_MGMT_URL CONVOY_PG_DSN CONVOY_RABBIT_NODE
-. "$here/lib.sh"
-
-cleanup() { "$here/infra.sh" stop all || true; }
-trap cleanup EXIT
-rm -rf "$CONVOY_RUN_DIR"
-"$here/infra.sh" start all
+start_private_infra "$CONVOY_ROOT/.run/chaos" 23672 23682 23673 23692 23432
 
 export CONVOY_CHAOS_CONVERSATIONS=$n CONVOY_CHAOS_RATE=$rate CONVOY_CHAOS_SEED=$seed
 export CONVOY_CHAOS_DRAIN_SECONDS=${CONVOY_CHAOS_DRAIN_SECONDS:-$((300 + n / 20))}

@@ -26,6 +26,19 @@ start_infra() {
   grep -q "already running" <<<"$out" || eval "$2+=(\"\$1\")"
 }
 
+# start_private_infra RUN_DIR AMQP_PORT DIST_PORT MGMT_PORT PROM_PORT PG_PORT: a throw-away broker
+# and database of the calling script's own, under RUN_DIR (emptied first) on these ports, so a
+# running local stack is untouched; stopped when the script exits (the EXIT trap).
+start_private_infra() {
+  export CONVOY_RUN_DIR=$1 CONVOY_AMQP_PORT=$2 CONVOY_AMQP_DIST_PORT=$3 CONVOY_AMQP_MGMT_PORT=$4
+  export CONVOY_AMQP_PROM_PORT=$5 CONVOY_PG_PORT=$6
+  unset CONVOY_AMQP_URL CONVOY_RABBIT_MGMT_URL CONVOY_PG_DSN CONVOY_RABBIT_NODE
+  . "$CONVOY_ROOT/scripts/lib.sh"
+  trap '"$CONVOY_ROOT/scripts/infra.sh" stop all || true' EXIT
+  rm -rf "$CONVOY_RUN_DIR"
+  "$CONVOY_ROOT/scripts/infra.sh" start all
+}
+
 # Throw-away vhosts and databases for one script run (benchmarks), on the running broker and
 # PostgreSQL. scratch_vhost/scratch_db print the URL/DSN of what they created.
 rabbit_mgmt() { curl -sf -u guest:guest -X "$1" "$CONVOY_RABBIT_MGMT_URL/api/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }

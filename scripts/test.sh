@@ -13,19 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 build_dir=$("$here/build.sh" | tail -n 1)
 
 # A private runtime folder and ports of this run's own, so a running local stack is untouched.
-export CONVOY_RUN_DIR=${CONVOY_TEST_RUN_DIR:-$CONVOY_ROOT/.run/test}
-export CONVOY_AMQP_PORT=${CONVOY_TEST_AMQP_PORT:-22672}
-export CONVOY_AMQP_DIST_PORT=${CONVOY_TEST_AMQP_DIST_PORT:-22682}
-export CONVOY_AMQP_MGMT_PORT=${CONVOY_TEST_AMQP_MGMT_PORT:-22673}
-export CONVOY_AMQP_PROM_PORT=${CONVOY_TEST_AMQP_PROM_PORT:-22692}
-export CONVOY_PG_PORT=${CONVOY_TEST_PG_PORT:-22432}
-unset CONVOY_AMQP_URL CONVOY_RABBIT_MGMT_URL CONVOY_PG_DSN CONVOY_RABBIT_NODE
-. "$here/lib.sh"
-
-cleanup() { "$here/infra.sh" stop all || true; }
-trap cleanup EXIT
-rm -rf "$CONVOY_RUN_DIR"
-"$here/infra.sh" start all
+start_private_infra "${CONVOY_TEST_RUN_DIR:-$CONVOY_ROOT/.run/test}" "${CONVOY_TEST_AMQP_PORT:-22672}" \
+  "${CONVOY_TEST_AMQP_DIST_PORT:-22682}" "${CONVOY_TEST_AMQP_MGMT_PORT:-22673}" \
+  "${CONVOY_TEST_AMQP_PROM_PORT:-22692}" "${CONVOY_TEST_PG_PORT:-22432}"
 
 if [ "${BUILD_TYPE:-}" = Sanitize ]; then
   export LSAN_OPTIONS="suppressions=$CONVOY_ROOT/tests/sanitizer/lsan.supp:print_suppressions=0"

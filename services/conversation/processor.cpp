@@ -198,18 +198,23 @@ void Envelope(Writer& w, const char* schema, const Parsed& p, const std::string&
   w.Key("phone_number_id"); w.String(p.phone_number_id);
 }
 
-std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at) {
-  rapidjson::StringBuffer b;
-  Writer w(b);
-  w.StartObject();
+// An outbound.send's envelope and address, up to its message: to the phone when the person shared
+// one (Meta's `to`), else to their BSUID (`recipient`).
+void SendHead(Writer& w, const Parsed& p, const std::string& dedupe, int64_t last_inbound_at) {
   Envelope(w, "outbound.send", p, dedupe);
-  // The phone when the person shared one (Meta's `to`), else their BSUID (`recipient`).
   if (!p.reply_phone.empty()) {
     w.Key("to"); w.String(p.reply_phone);
   } else {
     w.Key("recipient"); w.String(p.reply_user_id);
   }
   if (last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(last_inbound_at); }
+}
+
+std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  SendHead(w, p, dedupe, last_inbound_at);
   w.Key("message");
   w.StartObject();
   if (e.kind == Effect::Kind::kSendButtons) {
@@ -246,13 +251,7 @@ std::string TypingBody(const Parsed& p, const std::string& dedupe, int64_t last_
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
-  Envelope(w, "outbound.send", p, dedupe);
-  if (!p.reply_phone.empty()) {
-    w.Key("to"); w.String(p.reply_phone);
-  } else {
-    w.Key("recipient"); w.String(p.reply_user_id);
-  }
-  if (last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(last_inbound_at); }
+  SendHead(w, p, dedupe, last_inbound_at);
   w.Key("message");
   w.StartObject();
   w.Key("type"); w.String("typing_indicator");

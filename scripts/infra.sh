@@ -30,7 +30,8 @@ rabbit_env() {
   export RABBITMQ_LOG_BASE=$RABBIT_DIR/log
   export RABBITMQ_ENABLED_PLUGINS_FILE=$RABBIT_DIR/enabled_plugins
   export RABBITMQ_CONFIG_FILE=$RABBIT_DIR/rabbitmq.conf
-  export RABBITMQ_ADVANCED_CONFIG_FILE=$RABBIT_DIR/advanced.config
+  # Settings rabbitmq.conf cannot express (the at-least-once dead-lettering retry), shipped.
+  export RABBITMQ_ADVANCED_CONFIG_FILE=$CONVOY_ROOT/deploy/rabbitmq/advanced.config
   export RABBITMQ_PID_FILE=$RABBIT_DIR/rabbit.pid
   export ERL_EPMD_ADDRESS=127.0.0.1
   export ERL_CRASH_DUMP=$RABBIT_DIR/log/erl_crash.dump
@@ -58,11 +59,6 @@ prometheus.tcp.port = $CONVOY_AMQP_PROM_PORT
 prometheus.tcp.ip = 127.0.0.1
 load_definitions = $CONVOY_ROOT/deploy/rabbitmq/definitions.json
 log.file.level = warning
-CONF
-  # A quorum queue's at-least-once dead-lettering retries a message whose target did not confirm
-  # it (a target still starting after a restart) after this long; RabbitMQ's default is 3 min.
-  cat > "$RABBIT_DIR/advanced.config" <<CONF
-[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].
 CONF
   log "rabbitmq: starting node $CONVOY_RABBIT_NODE on :$CONVOY_AMQP_PORT (management :$CONVOY_AMQP_MGMT_PORT)"
   ( rabbit_env; setsid "$RABBIT_BIN/rabbitmq-server" >"$RABBIT_DIR/log/stdout.log" 2>&1 < /dev/null &

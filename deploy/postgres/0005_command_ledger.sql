@@ -8,8 +8,9 @@ ALTER TABLE outbox ADD COLUMN due_at timestamptz;
 ALTER TABLE outbox ADD COLUMN settled_at timestamptz;
 ALTER TABLE outbox ADD COLUMN outcome text;
 ALTER TABLE outbox ADD COLUMN sweeps integer NOT NULL DEFAULT 0;
--- Commands published before the ledger existed are taken as settled: nothing tracked them.
-UPDATE outbox SET settled_at = coalesce(published_at, now()), outcome = 'before_ledger'
-  WHERE exchange = 'convoy.commands';
+-- Commands published before the ledger existed are taken as settled: no consumer tracked them.
+-- Those not yet published are tracked from now on, like any new one.
+UPDATE outbox SET settled_at = published_at, outcome = 'before_ledger'
+  WHERE exchange = 'convoy.commands' AND published_at IS NOT NULL;
 UPDATE outbox SET due_at = created_at WHERE exchange = 'convoy.commands' AND settled_at IS NULL;
 CREATE INDEX outbox_unsettled ON outbox (due_at) WHERE settled_at IS NULL AND due_at IS NOT NULL;

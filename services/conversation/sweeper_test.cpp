@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "convoy/ledger.h"
 #include "convoy/topology.h"
 #include "testsupport.h"
@@ -94,6 +96,28 @@ TEST_F(SweeperTest, ACommandLostEveryTimeIsAbandonedAfterTheLastSweep) {
   d.headers[headers::kDedupeKey] = "poison";
   done(d);
   EXPECT_EQ(Field("poison", "outcome"), "done");
+}
+
+// Upgrading a database that has commands from before the ledger: the published ones are taken as
+// settled (no consumer tracked them), the ones still waiting for the relay are tracked.
+TEST(CommandLedgerMigration, TracksOnlyCommandsNotYetPublished) {
+  test::TestDatabase db("ledger_migration");
+  auto c = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(c.ok());
+  const std::string before = ::testing::TempDir() + "/" + test::UniqueName("migrations_before_ledger");
+  ASSERT_EQ(std::system(("mkdir -p " + before + " && cp " + test::SourcePath("deploy/postgres") + "/000[1-4]_*.sql " +
+                         before).c_str()),
+            0);
+  ASSERT_TRUE(RunMigrations(**c, before).ok());
+  ASSERT_TRUE((*c)->Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, body, published_at) "
+                         "VALUES ('convoy.commands', 'outbound.send', 'old-published', 'c', '{}', now()), "
+                         "('convoy.commands', 'outbound.send', 'old-waiting', 'c', '{}', NULL)")
+                  .ok());
+  ASSERT_TRUE(RunMigrations(**c, test::SourcePath("deploy/postgres")).ok());
+  auto r = (*c)->Exec("SELECT dedupe_key, coalesce(outcome, ''), (due_at IS NOT NULL)::text FROM outbox ORDER BY dedupe_key");
+  ASSERT_TRUE(r.ok() && r->size() == 2);
+  EXPECT_EQ(r->get(0, 0) + ":" + r->get(0, 1), "old-published:before_ledger");
+  EXPECT_EQ(r->get(1, 0) + ":" + r->get(1, 1) + ":" + r->get(1, 2), "old-waiting::true");
 }
 
 TEST_F(SweeperTest, OneSweeperAtATime) {

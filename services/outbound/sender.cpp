@@ -100,7 +100,7 @@ struct Metrics {
   Counter& stale = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"ignored\"");
   Counter& errors = r.GetCounter("convoy_outbound_value_errors_total", "Value-level webhook errors received.");
   Counter& preferences = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
-                                      "effect=\"applied\"");
+                                      "effect=\"received\"");
   Counter& preferences_ignored = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
                                               "effect=\"ignored\"");
   Histogram& graph = r.GetHistogram("convoy_outbound_graph_seconds", "Graph API send call latency.");

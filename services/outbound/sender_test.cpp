@@ -368,12 +368,12 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
   auto applied = [&](double n) {
     return WaitUntil([&] { return Count("SELECT count(*) FROM marketing_preferences") >= 1 &&
                                   DefaultRegistry().GetCounter("convoy_outbound_preferences_total",
-                                                               "Marketing preferences by effect.", "effect=\"applied\"")
+                                                               "Marketing preferences by effect.", "effect=\"received\"")
                                           .Value() >= n; }, 20s);
   };
   const double before = DefaultRegistry()
                             .GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
-                                        "effect=\"applied\"")
+                                        "effect=\"received\"")
                             .Value();
   const int64_t t = NowSeconds();
   preference("stop", t - 100);

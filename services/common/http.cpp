@@ -318,6 +318,7 @@ http::http_response Send(const HttpClientRequest& request) {
   web::uri uri(request.url);
   http::client::http_client_config config;
   config.set_timeout(request.timeout);
+  if (request.max_redirects >= 0) config.set_max_redirects(static_cast<size_t>(request.max_redirects));
   http::client::http_client client(uri.authority(), config);
   http::http_request req(request.method);
   req.set_request_uri(uri.resource());

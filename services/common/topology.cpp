@@ -15,7 +15,7 @@ Topology Build() {
   t.work_queues = {queues::kConversationInbound, queues::kConversationEvents,
                    queues::kOutboundStatus,      queues::kOutboundSend,
                    queues::kMediaFetch,          queues::kMediaUpload,
-                   queues::kFlowCompleted};
+                   queues::kFlowCompleted,       queues::kOutboundDeliver};
   t.pace_tiers = {{"250ms", 250}};
   t.paced_queues = {queues::kOutboundSend};
   // Every move the broker makes on its own (a TTL expiring in a delay queue, a delivery limit
@@ -59,7 +59,7 @@ Topology Build() {
     t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
   }
   t.bindings.push_back({exchanges::kEvents, queues::kFlowCompleted, routing::kFlowCompleted});
-  for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload}) {
+  for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload, queues::kOutboundDeliver}) {
     t.bindings.push_back({exchanges::kCommands, q, q});
   }
   return t;

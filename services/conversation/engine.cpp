@@ -61,7 +61,9 @@ class Run {
   void Internal() {
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     t_.note = "recorded";
+    if (ev_.kind == Event::Kind::kResultDue) return ResultDue();
     if (ev_.media_id.empty()) return;
+    if (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed) ResultPhoto();
     auto pending = s_.pending_uploads.find(ev_.media_id);
     if (pending != s_.pending_uploads.end() &&
         (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed)) {
@@ -74,7 +76,7 @@ class Run {
         u.destination = pending->second;
         t_.effects.push_back(std::move(u));
       }
-      t_.note = ev_.kind == Event::Kind::kMediaStored ? "late_upload" : "late_media_failed";
+      if (t_.note == "recorded") t_.note = ev_.kind == Event::Kind::kMediaStored ? "late_upload" : "late_media_failed";
       s_.pending_uploads.erase(pending);
       return;
     }
@@ -97,6 +99,82 @@ class Run {
   }
 
  private:
+  // --- results on their way to a sink ---
+
+  static bool Resolved(const Photo& p) { return !p.stored_name.empty() || !p.missing.empty(); }
+
+  static bool Ready(const PendingResult& r) {
+    for (const auto& [field, list] : r.photos) {
+      for (const auto& p : list) {
+        if (!Resolved(p)) return false;
+      }
+    }
+    return true;
+  }
+
+  void Deliver(const PendingResult& r) {
+    Effect e;
+    e.kind = Effect::Kind::kDeliver;
+    e.step = "deliver:" + std::to_string(t_.effects.size());
+    e.result = r;
+    t_.effects.push_back(std::move(e));
+  }
+
+  void RemindAt(const PendingResult& r) {
+    Effect e;
+    e.kind = Effect::Kind::kResultDue;
+    e.step = "due:" + std::to_string(t_.effects.size());
+    e.result.id = r.id;
+    e.delay_ms = std::max<int64_t>(0, r.due_at - at_) * 1000;
+    t_.effects.push_back(std::move(e));
+  }
+
+  // A photo of a waiting result is stored (or failed): the result goes once none is left.
+  void ResultPhoto() {
+    for (auto r = s_.results.begin(); r != s_.results.end();) {
+      bool touched = false;
+      for (auto& [field, list] : r->photos) {
+        for (auto& p : list) {
+          if (p.media_id != ev_.media_id || Resolved(p)) continue;
+          if (ev_.kind == Event::Kind::kMediaStored) {
+            p.stored_name = ev_.stored_name;
+          } else {
+            p.missing = "could not be stored: " + Clip(ev_.reason, kQuoteLimit);
+          }
+          touched = true;
+        }
+      }
+      if (touched && Ready(*r)) {
+        Deliver(*r);
+        t_.note = "result_ready";
+        r = s_.results.erase(r);
+      } else {
+        ++r;
+      }
+    }
+  }
+
+  // The wait for a result's photos is over: it goes now, those not stored named as missing.
+  void ResultDue() {
+    auto r = std::find_if(s_.results.begin(), s_.results.end(), [&](const PendingResult& x) { return x.id == ev_.result_id; });
+    if (r == s_.results.end()) return;  // delivered when its last photo came back
+    if (at_ < r->due_at) {
+      RemindAt(*r);  // the delay queue brought it back early (its tier is shorter than the wait)
+      t_.note = "result_waiting";
+      return;
+    }
+    for (auto& [field, list] : r->photos) {
+      for (auto& p : list) {
+        if (!Resolved(p)) {
+          p.missing = "not stored within " + std::to_string(settings_.result_photo_wait_seconds) + " s of submission";
+        }
+      }
+    }
+    Deliver(*r);
+    t_.note = "result_due";
+    s_.results.erase(r);
+  }
+
   bool IsText() const { return ev_.kind == Event::Kind::kText || ev_.kind == Event::Kind::kButton; }
 
   void Say(const std::string& name, const std::string& text) {
@@ -194,6 +272,24 @@ class Run {
       e.fields = s_.fields;
       e.photos = s_.photos;
       t_.effects.push_back(std::move(e));
+      if (!step->sink.empty()) {
+        PendingResult r;
+        r.id = ev_.id + ":completed";  // the flow.completed event's dedupe key
+        r.sink = step->sink;
+        r.type = step->result_type.empty() ? flow_->name + "." + step->id : step->result_type;
+        r.flow = flow_->name;
+        r.outcome = step->id;
+        r.completed_at = at_;
+        r.due_at = at_ + settings_.result_photo_wait_seconds;
+        r.fields = s_.fields;
+        r.photos = s_.photos;
+        if (Ready(r)) {
+          Deliver(r);
+        } else {
+          RemindAt(r);
+          s_.results.push_back(std::move(r));
+        }
+      }
       // Every stored photo goes to the destination named after the flow (convoy-media's
       // --upload_destinations); one still being fetched is in flow.completed without a stored name.
       for (const auto& [field, list] : s_.photos) {
@@ -218,10 +314,12 @@ class Run {
   void Reset() {
     int64_t messages = s_.messages, last = s_.last_inbound_at;
     auto pending = std::move(s_.pending_uploads);
+    auto results = std::move(s_.results);
     s_ = ConversationState{};
     s_.messages = messages;
     s_.last_inbound_at = last;
     s_.pending_uploads = std::move(pending);
+    s_.results = std::move(results);
     s_.entered_at = at_;
   }
 
@@ -326,7 +424,7 @@ class Run {
     for (const auto& p : list) {
       if (p.media_id == ev_.media_id) return false;
     }
-    list.push_back(Photo{ev_.media_id, at_, ""});
+    list.push_back(Photo{ev_.media_id, at_, "", ""});
     Effect e;
     e.kind = Effect::Kind::kFetchMedia;
     e.step = "fetch";

@@ -22,6 +22,19 @@ struct Photo {
   std::string media_id;
   int64_t at = 0;            // WhatsApp timestamp of the message that carried it
   std::string stored_name;   // set when media.stored comes back
+  std::string missing;       // a delivered result's photo that was not stored: why
+};
+
+// A run's result on its way to a sink (Step::sink). It is delivered (an outbound.deliver command)
+// once every photo it names is stored or known to be missing: at once when they all are, else
+// when the last media.stored/failed comes back or, at the latest, at due_at (the rest named as
+// missing). Until then it waits in the conversation's state, across runs.
+struct PendingResult {
+  std::string id;  // the result's dedupe key: its webhook-id at the sink, stable across retries
+  std::string sink, type, flow, outcome;
+  int64_t completed_at = 0, due_at = 0;
+  std::map<std::string, std::string> fields;
+  std::map<std::string, std::vector<Photo>> photos;
 };
 
 struct ConversationState {
@@ -38,12 +51,18 @@ struct ConversationState {
   // Photos of a delivered run that were still being fetched at SUBMIT: media id → the upload
   // destination; uploaded when their media.stored comes back. Kept across runs.
   std::map<std::string, std::string> pending_uploads;
+  std::vector<PendingResult> results;  // results waiting for their photos. Kept across runs.
 };
 
 struct Event {
   // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
-  enum class Kind { kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded };
+  // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
+  enum class Kind {
+    kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded, kResultDue
+  };
   Kind kind = Kind::kOther;
+  std::string id;            // the trigger, unique in the conversation's life: names a result it completes
+  std::string result_id;     // result.due
   std::string text;          // text body, caption, or button title
   std::string button_id;     // button / list reply id, template button payload
   std::string media_id;      // image, media.stored, media.failed
@@ -57,7 +76,9 @@ struct Event {
 };
 
 struct Effect {
-  enum class Kind { kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia };
+  // kDeliver: a result to its sink (outbound.deliver); kResultDue: a reminder to this conversation
+  // after delay_ms (result.due through a delay queue).
+  enum class Kind { kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia, kDeliver, kResultDue };
   Kind kind = Kind::kSendText;
   std::string step;  // names the effect inside its trigger: part of its dedupe key
   std::string text;
@@ -69,6 +90,8 @@ struct Effect {
   std::string flow, outcome;
   std::map<std::string, std::string> fields;
   std::map<std::string, std::vector<Photo>> photos;
+  PendingResult result;   // kDeliver; kResultDue: its id
+  int64_t delay_ms = 0;   // kResultDue
 };
 
 struct Transition {
@@ -80,6 +103,9 @@ struct Transition {
 struct EngineSettings {
   int64_t photo_ttl_seconds = 3600;  // photos older than this (to the DONE that closes them) expire
   size_t max_photos = 100;           // a photo step keeps at most this many
+  // A result is delivered at the latest this long after completion, photos not yet stored then
+  // named as missing.
+  int64_t result_photo_wait_seconds = 600;
 };
 
 class Engine {

@@ -358,14 +358,26 @@ TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
   late.kind = Event::Kind::kMediaStored;
   late.media_id = "b";
   late.stored_name = std::string(64, 'b') + ".jpg";
+  // The result waits for it too: not delivered yet, a reminder set for when the wait is over.
+  ASSERT_EQ(Count(submit, Effect::Kind::kDeliver), 0u);
+  ASSERT_EQ(Count(submit, Effect::Kind::kResultDue), 1u);
+  ASSERT_EQ(c.state.results.size(), 1u);
+  EXPECT_EQ(c.state.results[0].sink, "listing");
+  EXPECT_EQ(c.state.results[0].type, "listing.submitted");
+  EXPECT_EQ(c.state.results[0].due_at, kT0 + 14 + 600);
   auto after = c.Send(late);
-  EXPECT_EQ(after.note, "late_upload");
-  ASSERT_EQ(after.effects.size(), 1u);
-  EXPECT_EQ(after.effects[0].kind, Effect::Kind::kUploadMedia);
-  EXPECT_EQ(after.effects[0].stored_name, std::string(64, 'b') + ".jpg");
-  EXPECT_EQ(after.effects[0].destination, "listing");
+  EXPECT_EQ(after.note, "result_ready");
+  ASSERT_EQ(after.effects.size(), 2u);
+  ASSERT_EQ(Count(after, Effect::Kind::kDeliver), 1u);
+  const Effect& deliver = after.effects[0];
+  EXPECT_EQ(deliver.result.photos.at("photos")[1].stored_name, std::string(64, 'b') + ".jpg");
+  EXPECT_EQ(deliver.result.fields.at("price"), "35");
+  EXPECT_EQ(after.effects[1].kind, Effect::Kind::kUploadMedia);
+  EXPECT_EQ(after.effects[1].stored_name, std::string(64, 'b') + ".jpg");
+  EXPECT_EQ(after.effects[1].destination, "listing");
   EXPECT_TRUE(c.state.pending_uploads.empty());
-  EXPECT_TRUE(c.Send(late).effects.empty()) << "a duplicate media.stored uploads nothing more";
+  EXPECT_TRUE(c.state.results.empty());
+  EXPECT_TRUE(c.Send(late).effects.empty()) << "a duplicate media.stored uploads and delivers nothing more";
   EXPECT_NE(Replies(submit)[0].find("Submitted! Your listing with 2 photos"), std::string::npos);
   EXPECT_TRUE(c.state.flow.empty());
   EXPECT_TRUE(c.state.fields.empty());
@@ -537,19 +549,97 @@ TEST(StateCodec, RoundTripsEveryMemberAndReadsOldRowsAsIdle) {
   s.messages = 7;
   s.last_inbound_at = kT0 + 5;
   s.fields["email"] = "a\"b@example.com";
-  s.photos["photos"] = {Photo{"m1", kT0 + 1, ""}, Photo{"m2", kT0 + 2, std::string(64, 'f') + ".png"}};
+  s.photos["photos"] = {Photo{"m1", kT0 + 1, "", ""}, Photo{"m2", kT0 + 2, std::string(64, 'f') + ".png", ""}};
   s.acked = {"photos"};
   s.history = {{"email", kT0 - 2}, {"photos", kT0}};
   s.pending_uploads = {{"m9", "listing"}};
+  PendingResult r;
+  r.id = "k:wamid.1:completed";
+  r.sink = "listing";
+  r.type = "listing.submitted";
+  r.flow = "listing";
+  r.outcome = "submitted";
+  r.completed_at = kT0;
+  r.due_at = kT0 + 600;
+  r.fields = {{"price", "35"}};
+  r.photos["photos"] = {Photo{"m3", kT0, "", "not stored within 600 s of submission"}};
+  s.results = {r};
   ConversationState back = DecodeState(EncodeState(s));
   EXPECT_EQ(EncodeState(back), EncodeState(s));
   EXPECT_EQ(back.pending_uploads, s.pending_uploads);
   EXPECT_EQ(back.photos["photos"][1].stored_name, std::string(64, 'f') + ".png");
   EXPECT_EQ(back.fields["email"], "a\"b@example.com");
+  ASSERT_EQ(back.results.size(), 1u);
+  EXPECT_EQ(back.results[0].photos["photos"][0].missing, "not stored within 600 s of submission");
   ConversationState old = DecodeState(R"({"step":"chatting","messages":3,"photos":2})");
   EXPECT_TRUE(old.flow.empty());
   EXPECT_EQ(old.messages, 3);
   EXPECT_TRUE(DecodeState("not json").flow.empty());
+}
+
+
+// A result whose photos are all stored goes to its sink with SUBMIT, named after the trigger.
+TEST(Engine, AResultWithEveryPhotoStoredIsDeliveredAtSubmit) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  Event stored;
+  stored.kind = Event::Kind::kMediaStored;
+  stored.media_id = "a";
+  stored.stored_name = std::string(64, 'a') + ".jpg";
+  c.Send(stored);
+  c.Send(Text("DONE", kT0 + 12));
+  c.Send(Tap("flaws_no", "NO, SKIP", kT0 + 13));
+  Event submit = Text("submit", kT0 + 14);
+  submit.id = "106540352242922:16505550000:wamid.submit";
+  auto t = c.Send(submit);
+  ASSERT_EQ(Count(t, Effect::Kind::kDeliver), 1u);
+  EXPECT_EQ(Count(t, Effect::Kind::kResultDue), 0u);
+  for (const auto& e : t.effects) {
+    if (e.kind != Effect::Kind::kDeliver) continue;
+    EXPECT_EQ(e.result.id, "106540352242922:16505550000:wamid.submit:completed") << "the flow.completed dedupe key";
+    EXPECT_EQ(e.result.sink, "listing");
+    EXPECT_EQ(e.result.completed_at, kT0 + 14);
+  }
+  EXPECT_TRUE(c.state.results.empty());
+}
+
+// Photos that never come back do not hold a result forever: at its due time it goes with them
+// named as missing; a failed one is named with its reason. A reminder that comes back early waits again.
+TEST(Engine, AResultGoesAtItsDueTimeWithThePhotosNotStoredNamedAsMissing) {
+  Chat c(EngineSettings{3600, 100, 300});
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 11));
+  c.Send(Text("DONE", kT0 + 12));
+  c.Send(Tap("flaws_no", "NO, SKIP", kT0 + 13));
+  auto submit = c.Send(Text("submit", kT0 + 14));
+  ASSERT_EQ(Count(submit, Effect::Kind::kResultDue), 1u);
+  for (const auto& e : submit.effects) {
+    if (e.kind != Effect::Kind::kResultDue) continue;
+    EXPECT_EQ(e.delay_ms, 300000);
+  }
+  Event failed;
+  failed.kind = Event::Kind::kMediaFailed;
+  failed.media_id = "a";
+  failed.reason = "sha256 mismatch";
+  EXPECT_EQ(Count(c.Send(failed, kT0 + 20), Effect::Kind::kDeliver), 0u) << "b is still being fetched";
+  Event due;
+  due.kind = Event::Kind::kResultDue;
+  due.result_id = c.state.results.at(0).id;
+  auto early = c.Send(due, kT0 + 200);
+  EXPECT_EQ(early.note, "result_waiting");
+  ASSERT_EQ(Count(early, Effect::Kind::kResultDue), 1u);
+  EXPECT_EQ(early.effects[0].delay_ms, 114000);
+  auto on_time = c.Send(due, kT0 + 314);
+  EXPECT_EQ(on_time.note, "result_due");
+  ASSERT_EQ(Count(on_time, Effect::Kind::kDeliver), 1u);
+  const auto& photos = on_time.effects[0].result.photos.at("photos");
+  ASSERT_EQ(photos.size(), 2u);
+  EXPECT_EQ(photos[0].missing, "could not be stored: sha256 mismatch");
+  EXPECT_EQ(photos[1].missing, "not stored within 300 s of submission");
+  EXPECT_TRUE(c.state.results.empty());
+  EXPECT_TRUE(c.Send(due, kT0 + 400).effects.empty()) << "a second reminder finds nothing to deliver";
 }
 
 }  // namespace

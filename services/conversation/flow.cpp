@@ -108,6 +108,7 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
         break;
       case Step::Kind::kComplete:
         st = need(s.next.empty(), "complete step ends the flow: no `next`");
+        if (st.ok()) st = need(s.sink.empty() || s.deliver, "a complete step with a `sink` delivers: `deliver` must be true");
         break;
     }
     if (!st.ok()) return st;
@@ -300,6 +301,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.late = JsonStr(v, "late");
     s.summary = Strings(JsonMember(v, "summary"), false);
     s.deliver = JsonMember(v, "deliver").IsTrue();
+    s.sink = JsonStr(v, "sink");
+    s.result_type = JsonStr(v, "result");
     const auto& extract = JsonMember(v, "extract");
     if (extract.IsArray()) {
       for (rapidjson::SizeType e = 0; e < extract.Size(); ++e) {

@@ -43,6 +43,9 @@ struct Step {
   std::vector<Button> buttons;                                // buttons, summary
   std::vector<std::string> summary;                           // summary: fields, in order
   bool deliver = false;                                       // complete: emit flow.completed
+  // complete: the sink (convoy-outbound's --sinks_file) the run's result is delivered to, and the
+  // result's type ("listing.submitted"); no sink: flow.completed only.
+  std::string sink, result_type;
 };
 
 struct Flow {

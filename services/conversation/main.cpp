@@ -50,6 +50,11 @@ static bool ValidateMaxPhotos(const char* flag, int32_t v) {
   return false;
 }
 DEFINE_validator(max_photos, &ValidateMaxPhotos);
+DEFINE_int32(result_photo_wait_seconds, 600,
+             "A completed result waits for its photos to be stored at most this long, then goes to its sink with "
+             "the rest named as missing (1..86400 s)");
+static bool ValidateResultWait(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 86400); }
+DEFINE_validator(result_photo_wait_seconds, &ValidateResultWait);
 DEFINE_int32(batch, 16,
              "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
              "at most --prefetch; 1: one transaction per delivery)");
@@ -103,7 +108,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "service=conversation event=flows_loaded count=" << flows->size() << " dir=" << FLAGS_flows_dir;
-  convoy::conversation::Engine engine(*flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos)});
+  convoy::conversation::Engine engine(
+      *flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos), FLAGS_result_photo_wait_seconds});
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-conversation"};

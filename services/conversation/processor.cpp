@@ -181,6 +181,10 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (p.schema == "media.failed") e.kind = Event::Kind::kMediaFailed;
     if (p.schema == "outbound.sent") e.kind = Event::Kind::kSendSucceeded;
     if (p.schema == "outbound.failed") e.kind = Event::Kind::kSendFailed;
+    if (p.schema == "result.due") {
+      e.kind = Event::Kind::kResultDue;
+      e.result_id = JsonStr(doc, "result_id");
+    }
   }
 }
 
@@ -316,9 +320,61 @@ std::string UploadBody(const Parsed& p, const std::string& dedupe, const Effect&
   return b.GetString();
 }
 
+void PhotosMember(Writer& w, const std::map<std::string, std::vector<Photo>>& photos) {
+  w.Key("photos");
+  w.StartArray();
+  for (const auto& [field, list] : photos) {
+    for (const auto& photo : list) {
+      w.StartObject();
+      w.Key("field"); Key(w, field);
+      w.Key("media_id"); w.String(photo.media_id);
+      w.Key("sent_at"); w.Int64(photo.at);
+      if (!photo.stored_name.empty()) { w.Key("stored_name"); w.String(photo.stored_name); }
+      if (!photo.missing.empty()) { w.Key("missing"); w.String(photo.missing); }
+      w.EndObject();
+    }
+  }
+  w.EndArray();
+}
+
+// A result for its sink: everything the business gets, with photos by stored name (outbound
+// turns them into signed links).
+std::string DeliverBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
+  const PendingResult& r = e.result;
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Envelope(w, "outbound.deliver", p, dedupe);
+  w.Key("result_id"); w.String(r.id);
+  w.Key("sink"); w.String(r.sink);
+  w.Key("type"); w.String(r.type);
+  w.Key("flow"); w.String(r.flow);
+  w.Key("outcome"); w.String(r.outcome);
+  w.Key("completed_at"); w.Int64(r.completed_at);
+  if (!p.reply_phone.empty()) { w.Key("wa_id"); w.String(p.reply_phone); }
+  if (!p.reply_user_id.empty()) { w.Key("user_id"); w.String(p.reply_user_id); }
+  w.Key("fields");
+  w.StartObject();
+  for (const auto& [k, v] : r.fields) { Key(w, k); w.String(v); }
+  w.EndObject();
+  PhotosMember(w, r.photos);
+  w.EndObject();
+  return b.GetString();
+}
+
+std::string DueBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Envelope(w, "result.due", p, dedupe);
+  w.Key("result_id"); w.String(e.result.id);
+  w.EndObject();
+  return b.GetString();
+}
+
 struct OutboxRow {
-  const char* exchange;
-  const char* routing_key;
+  std::string exchange;
+  std::string routing_key;
   std::string body;
 };
 
@@ -333,6 +389,11 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
       return {exchanges::kEvents, routing::kFlowCompleted, CompletedBody(p, key, e)};
     case Effect::Kind::kUploadMedia:
       return {exchanges::kCommands, queues::kMediaUpload, UploadBody(p, key, e)};
+    case Effect::Kind::kDeliver:
+      return {exchanges::kCommands, queues::kOutboundDeliver, DeliverBody(p, key, e)};
+    case Effect::Kind::kResultDue:
+      // Back to this service's own event queue through a delay queue: at-least-once, no timer.
+      return {exchanges::kRetry, DelayRoutingKey(queues::kConversationEvents, e.delay_ms), DueBody(p, key, e)};
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
 }
@@ -579,6 +640,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   }
   Status s;
   ConversationState before = DecodeState(locked->get(0, 0));
+  p.event.id = p.conversation_key + ":" + p.dedupe_key;
   Transition t = engine_.Advance(before, p.event, clock_());
   s = db_.Exec(kSaveConversation, {p.conversation_key, EncodeState(t.state),
                                    t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow)})
@@ -607,8 +669,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   for (const auto& e : t.effects) {
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
     OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at);
-    s = db_.Exec(kInsertOutbox, {std::string(row.exchange), std::string(row.routing_key), key, p.correlation_id,
-                                 p.conversation_key, row.body})
+    s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id, p.conversation_key, row.body})
             .status();
     if (!s.ok()) return s;
     a->wrote_outbox = true;

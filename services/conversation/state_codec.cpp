@@ -15,6 +15,43 @@ int64_t Int(const rapidjson::Value& obj, const char* key) {
   return v.IsInt64() ? v.GetInt64() : 0;
 }
 
+std::map<std::string, std::vector<Photo>> DecodePhotos(const rapidjson::Value& photos) {
+  std::map<std::string, std::vector<Photo>> out;
+  if (!photos.IsObject()) return out;
+  for (const auto& m : photos.GetObject()) {
+    auto& list = out[m.name.GetString()];
+    if (!m.value.IsArray()) continue;
+    for (const auto& p : m.value.GetArray()) {
+      list.push_back(Photo{JsonStr(p, "id"), Int(p, "at"), JsonStr(p, "stored"), JsonStr(p, "missing")});
+    }
+  }
+  return out;
+}
+
+void EncodeStrings(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::map<std::string, std::string>& m) {
+  w.StartObject();
+  for (const auto& [k, v] : m) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); w.String(v); }
+  w.EndObject();
+}
+
+void EncodePhotos(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::map<std::string, std::vector<Photo>>& photos) {
+  w.StartObject();
+  for (const auto& [field, list] : photos) {
+    w.Key(field.c_str(), static_cast<rapidjson::SizeType>(field.size()));
+    w.StartArray();
+    for (const auto& p : list) {
+      w.StartObject();
+      w.Key("id"); w.String(p.media_id);
+      w.Key("at"); w.Int64(p.at);
+      if (!p.stored_name.empty()) { w.Key("stored"); w.String(p.stored_name); }
+      if (!p.missing.empty()) { w.Key("missing"); w.String(p.missing); }
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+}
+
 }  // namespace
 
 ConversationState DecodeState(const std::string& json) {
@@ -40,14 +77,26 @@ ConversationState DecodeState(const std::string& json) {
       if (m.value.IsString()) s.pending_uploads[m.name.GetString()] = m.value.GetString();
     }
   }
-  const auto& photos = JsonMember(d, "photos");
-  if (photos.IsObject()) {
-    for (const auto& m : photos.GetObject()) {
-      auto& list = s.photos[m.name.GetString()];
-      if (!m.value.IsArray()) continue;
-      for (const auto& p : m.value.GetArray()) {
-        list.push_back(Photo{JsonStr(p, "id"), Int(p, "at"), JsonStr(p, "stored")});
+  s.photos = DecodePhotos(JsonMember(d, "photos"));
+  const auto& results = JsonMember(d, "results");
+  if (results.IsArray()) {
+    for (const auto& v : results.GetArray()) {
+      PendingResult r;
+      r.id = JsonStr(v, "id");
+      r.sink = JsonStr(v, "sink");
+      r.type = JsonStr(v, "type");
+      r.flow = JsonStr(v, "flow");
+      r.outcome = JsonStr(v, "outcome");
+      r.completed_at = Int(v, "completed_at");
+      r.due_at = Int(v, "due_at");
+      const auto& f = JsonMember(v, "fields");
+      if (f.IsObject()) {
+        for (const auto& m : f.GetObject()) {
+          if (m.value.IsString()) r.fields[m.name.GetString()] = m.value.GetString();
+        }
       }
+      r.photos = DecodePhotos(JsonMember(v, "photos"));
+      s.results.push_back(std::move(r));
     }
   }
   const auto& acked = JsonMember(d, "acked");
@@ -91,20 +140,25 @@ std::string EncodeState(const ConversationState& s) {
     w.EndObject();
   }
   w.Key("photos");
-  w.StartObject();
-  for (const auto& [field, list] : s.photos) {
-    w.Key(field.c_str(), static_cast<rapidjson::SizeType>(field.size()));
+  EncodePhotos(w, s.photos);
+  if (!s.results.empty()) {
+    w.Key("results");
     w.StartArray();
-    for (const auto& p : list) {
+    for (const auto& r : s.results) {
       w.StartObject();
-      w.Key("id"); w.String(p.media_id);
-      w.Key("at"); w.Int64(p.at);
-      if (!p.stored_name.empty()) { w.Key("stored"); w.String(p.stored_name); }
+      w.Key("id"); w.String(r.id);
+      w.Key("sink"); w.String(r.sink);
+      w.Key("type"); w.String(r.type);
+      w.Key("flow"); w.String(r.flow);
+      w.Key("outcome"); w.String(r.outcome);
+      w.Key("completed_at"); w.Int64(r.completed_at);
+      w.Key("due_at"); w.Int64(r.due_at);
+      w.Key("fields"); EncodeStrings(w, r.fields);
+      w.Key("photos"); EncodePhotos(w, r.photos);
       w.EndObject();
     }
     w.EndArray();
   }
-  w.EndObject();
   w.Key("acked");
   w.StartArray();
   for (const auto& a : s.acked) w.String(a);

@@ -32,6 +32,9 @@ DEFINE_string(media_token_file, "", "File holding the token GET /media/ requires
 DEFINE_bool(media_public, false,
             "Serve GET /media/ without a token: for a local run only (without a token and without this flag, "
             "media serving answers 403)");
+DEFINE_string(media_link_secret_file, "",
+              "File holding the secret that signs photo links given to sinks (else CONVOY_MEDIA_LINK_SECRET; the "
+              "same as convoy-outbound's). Without it, signed links are refused");
 DEFINE_string(upload_destinations, "",
               "Where media.upload may send files: name=url pairs, comma-separated (e.g. "
               "listing=https://shop.example/api/product-images); commands name a destination, never a URL");
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
   auto token = convoy::LoadSecret("CONVOY_GRAPH_TOKEN", FLAGS_graph_token_file);
   auto media_token = convoy::LoadSecret("CONVOY_MEDIA_TOKEN", FLAGS_media_token_file);
   auto upload_token = convoy::LoadSecret("CONVOY_UPLOAD_TOKEN", FLAGS_upload_token_file);
+  auto link_secret = convoy::LoadSecret("CONVOY_MEDIA_LINK_SECRET", FLAGS_media_link_secret_file);
   auto destinations = convoy::media::ParseDestinations(FLAGS_upload_destinations);
   // 2. validate: a token, a media folder, destinations, schemas, a reachable and migrated database
   convoy::DatabaseService base;
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
   // Optional secrets, but a file that was named must be readable.
   if (s.ok() && !FLAGS_media_token_file.empty() && !media_token.ok()) s = media_token.status();
   if (s.ok() && !FLAGS_upload_token_file.empty() && !upload_token.ok()) s = upload_token.status();
+  if (s.ok() && !FLAGS_media_link_secret_file.empty() && !link_secret.ok()) s = link_secret.status();
   if (s.ok() && ::mkdir(FLAGS_media_dir.c_str(), 0750) != 0 && errno != EEXIST) {
     s = convoy::Status(convoy::Code::kInvalidArgument, "--media_dir cannot be created: " + FLAGS_media_dir);
   }
@@ -117,7 +122,8 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
-  convoy::media::ServeSettings serve{FLAGS_media_dir, media_token.ok() ? *media_token : "", FLAGS_media_public};
+  convoy::media::ServeSettings serve{FLAGS_media_dir, media_token.ok() ? *media_token : "", FLAGS_media_public,
+                                     link_secret.ok() ? *link_secret : ""};
   if (serve.token.empty() && !serve.open_for_local) {
     LOG(WARNING) << "service=media event=media_serving_closed reason=no CONVOY_MEDIA_TOKEN and no --media_public";
   }

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "convoy/consumer_group.h"
+#include "convoy/crypto.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/startup.h"
@@ -302,7 +303,7 @@ class ServeTest : public ::testing::Test {
 };
 
 TEST_F(ServeTest, AStoredFileIsStreamedWithItsTypeToATokenHolder) {
-  Serve({media_, kMediaToken, false});
+  Serve({media_, kMediaToken, false, ""});
   auto [status, body] = Get("/media/" + name_);
   EXPECT_EQ(status, 200);
   EXPECT_EQ(body, photo_);
@@ -320,7 +321,7 @@ TEST_F(ServeTest, AStoredFileIsStreamedWithItsTypeToATokenHolder) {
 
 // Each way out of the folder, on its own: 404 or 403, and never the secret's bytes.
 TEST_F(ServeTest, NoRequestReadsAnythingOutsideTheMediaFolder) {
-  Serve({media_, kMediaToken, false});
+  Serve({media_, kMediaToken, false, ""});
   const std::string secret = dir_ + "/secret.txt";
   auto refused = [&](const std::string& path, std::set<int> statuses) {
     auto [status, body] = Get(path);
@@ -348,13 +349,48 @@ TEST_F(ServeTest, NoRequestReadsAnythingOutsideTheMediaFolder) {
 }
 
 TEST_F(ServeTest, WithoutATokenServingIsClosedUnlessOpenedForLocalUse) {
-  Serve({media_, "", false});
+  Serve({media_, "", false, ""});
   EXPECT_EQ(Get("/media/" + name_, "").first, 403);
   EXPECT_EQ(Get("/media/" + name_, "anything").first, 403);
   server_->Stop();
-  Serve({media_, "", true});
+  Serve({media_, "", true, ""});
   EXPECT_EQ(Get("/media/" + name_, "").first, 200);
   EXPECT_EQ(Get("/media/" + link_, "").first, 403) << "opened, still only the folder";
+}
+
+// A signed link serves its one file without the token until it expires; a tampered, expired or
+// borrowed link is refused, and a link never reaches outside the folder.
+TEST_F(ServeTest, ASignedLinkServesItsFileWithoutTheTokenAndNothingElse) {
+  const std::string secret = "link-secret";
+  Serve({media_, kMediaToken, false, secret});
+  const int64_t later = static_cast<int64_t>(std::time(nullptr)) + 600;
+  std::string link = MediaLink("http://x", secret, name_, later);
+  std::string path = link.substr(std::string("http://x").size());
+  auto [status, body] = Get(path, "");
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(body, photo_);
+  std::string sig = MediaLinkSignature(secret, name_, later);
+  auto refused = [&](const std::string& p, const char* why) {
+    auto [st, b] = Get(p, "");
+    EXPECT_EQ(st, 403) << why << ": " << p;
+    EXPECT_NE(b, photo_) << why;
+  };
+  refused("/media/" + name_ + "?expires=" + std::to_string(later + 1) + "&sig=" + sig, "expiry moved");
+  std::string flipped = sig;
+  flipped[0] = flipped[0] == 'a' ? 'b' : 'a';
+  refused("/media/" + name_ + "?expires=" + std::to_string(later) + "&sig=" + flipped, "signature changed");
+  refused("/media/" + name_ + "?sig=" + sig, "no expiry");
+  const int64_t past = static_cast<int64_t>(std::time(nullptr)) - 1;
+  refused("/media/" + name_ + "?expires=" + std::to_string(past) + "&sig=" + MediaLinkSignature(secret, name_, past),
+          "expired");
+  refused("/media/" + link_ + "?expires=" + std::to_string(later) + "&sig=" + sig, "another file's signature");
+  refused("/media/" + link_ + "?expires=" + std::to_string(later) + "&sig=" + MediaLinkSignature(secret, link_, later),
+          "a symlink out of the folder, signed");
+  std::string wrong_key = MediaLink("http://x", "another-secret", name_, later).substr(8);
+  refused(wrong_key, "signed with another secret");
+  server_->Stop();
+  Serve({media_, kMediaToken, false, ""});
+  refused(path, "no link secret configured: links are refused");
 }
 
 // Uploads: once per dedupe key (a duplicate command, a retried 503), the URL recorded and

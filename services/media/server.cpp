@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <ctime>
+
+#include "convoy/crypto.h"
 #include "convoy/metrics.h"
 #include "verify.h"
 
@@ -32,7 +35,23 @@ std::string RealPath(const std::string& path) {
 }  // namespace
 
 HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
-  if (!s.open_for_local) {
+  const std::string prefix = "/media/";
+  std::string name = r.path.size() > prefix.size() ? r.path.substr(prefix.size()) : "";
+  auto sig = r.query.find("sig");
+  if (sig != r.query.end()) {
+    // A signed link: good for this one file until it expires, with or without a token.
+    auto expires = r.query.find("expires");
+    LinkCheck check = CheckMediaLink(s.link_secret, name, expires == r.query.end() ? "" : expires->second, sig->second,
+                                     static_cast<int64_t>(std::time(nullptr)));
+    if (check == LinkCheck::kExpired) {
+      Served("link_expired").Inc();
+      return Text(403, "this link has expired");
+    }
+    if (check != LinkCheck::kValid) {
+      Served("link_invalid").Inc();
+      return Text(403, "this link is not valid (its signature does not match)");
+    }
+  } else if (!s.open_for_local) {
     if (s.token.empty()) {
       Served("closed").Inc();
       return Text(403, "media serving is closed: set CONVOY_MEDIA_TOKEN (or --media_public for a local run)");
@@ -44,8 +63,6 @@ HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
       return resp;
     }
   }
-  const std::string prefix = "/media/";
-  std::string name = r.path.size() > prefix.size() ? r.path.substr(prefix.size()) : "";
   if (r.path.compare(0, prefix.size(), prefix) != 0 || !IsStoredName(name)) {
     Served("bad_name").Inc();
     return Text(404, "not found");

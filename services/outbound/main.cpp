@@ -14,6 +14,8 @@
 #include "convoy/pg.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
+#include "admin.h"
+#include "deliverer.h"
 #include "sender.h"
 
 DEFINE_bool(pacing, true, "Pace sends with token buckets per business number and per recipient (shared by replicas)");
@@ -29,6 +31,19 @@ DEFINE_int32(reconcile_seconds, 30,
              "How long a send that may have reached Meta (no answer, or the process died) waits for its status "
              "webhook before it is sent again (1..3600)");
 
+DEFINE_string(sinks_file, "",
+              "Where results go, by name (JSON, proto-schemas/sinks.v1.json); without it results are held until "
+              "their sink is configured");
+DEFINE_string(delivery_schedule, "0,5s,5m,30m,2h,5h,10h,10h",
+              "Delays before each delivery attempt (ms, s, m, h); its length is the number of attempts, then the "
+              "delivery is parked");
+DEFINE_int32(delivery_timeout_seconds, 15, "Timeout of one delivery attempt, for sinks that name none (1..120)");
+DEFINE_string(media_public_url, "http://127.0.0.1:8082",
+              "convoy-media's address as a sink's receiver reaches it: photo links are <url>/media/<name>?expires=&sig=");
+DEFINE_string(media_link_secret_file, "", "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
+DEFINE_int32(media_link_ttl_seconds, 7 * 86400, "How long a delivered photo link works (60..2592000 s)");
+DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
+
 namespace {
 
 using convoy::InRange;
@@ -38,8 +53,20 @@ bool ValidateRefill(const char* flag, double v) { return InRange(flag, v, 0.001,
 bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
 bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
 
+bool ValidateDeliveryTimeout(const char* flag, int32_t v) { return InRange(flag, v, 1, 120); }
+bool ValidateLinkTtl(const char* flag, int32_t v) { return InRange(flag, v, 60, 30 * 86400); }
+bool ValidateSchedule(const char* flag, const std::string& v) {
+  auto s = convoy::outbound::ParseSchedule(v);
+  if (!s.ok()) std::fprintf(stderr, "invalid value for --%s: %s\n", flag, s.status().message().c_str());
+  return s.ok();
+}
+
 }  // namespace
 
+DEFINE_validator(delivery_timeout_seconds, &ValidateDeliveryTimeout);
+DEFINE_validator(media_link_ttl_seconds, &ValidateLinkTtl);
+DEFINE_validator(delivery_schedule, &ValidateSchedule);
+DEFINE_validator(media_public_url, &convoy::ValidateHttpUrl);
 DEFINE_validator(number_rate, &ValidateRate);
 DEFINE_validator(number_burst, &ValidateBurst);
 DEFINE_validator(pair_refill_seconds, &ValidateRefill);
@@ -82,6 +109,42 @@ int main(int argc, char** argv) {
     return 1;
   }
   const convoy::SchemaRegistry& schemas = base.schemas;
+  auto sinks = convoy::outbound::LoadSinks(FLAGS_sinks_file, schemas, std::chrono::seconds(FLAGS_delivery_timeout_seconds));
+  auto link_secret = convoy::LoadSecret("CONVOY_MEDIA_LINK_SECRET", FLAGS_media_link_secret_file);
+  auto admin_token = convoy::LoadSecret("CONVOY_ADMIN_TOKEN", FLAGS_admin_token_file);
+  if (!sinks.ok()) {
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--sinks_file error=" << sinks.status().ToString();
+    return 1;
+  }
+  if (!sinks->sinks.empty() && !link_secret.ok()) {
+    LOG(ERROR) << "service=outbound event=startup_failed error=sinks deliver photos as signed links: "
+               << link_secret.status().ToString();
+    return 1;
+  }
+  if (!FLAGS_admin_token_file.empty() && !admin_token.ok()) {
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
+    return 1;
+  }
+  for (const auto& [name, sink] : sinks->sinks) {
+    LOG(INFO) << "service=outbound event=sink_configured sink=" << name
+              << " kind=" << (sink.kind == convoy::outbound::Sink::Kind::kWebhook ? "webhook" : "shopify")
+              << " url=" << sink.url << (sink.allow_private ? " allow_private=true" : "");
+  }
+  {
+    auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+    auto released = db.ok() ? convoy::outbound::ReleaseHeld(**db, *sinks) : convoy::Result<int64_t>(db.status());
+    if (!released.ok()) {
+      LOG(WARNING) << "service=outbound event=release_held_failed error=" << released.status().ToString();
+    } else if (*released > 0) {
+      LOG(WARNING) << "service=outbound event=held_deliveries_released count=" << *released;
+    }
+  }
+  convoy::outbound::DeliverySettings delivery;
+  delivery.schedule = *convoy::outbound::ParseSchedule(FLAGS_delivery_schedule);
+  delivery.media_base_url = FLAGS_media_public_url;
+  delivery.link_secret = link_secret.ok() ? *link_secret : "";
+  delivery.link_ttl = std::chrono::seconds(FLAGS_media_link_ttl_seconds);
+  convoy::outbound::shopify::Throttle throttle;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-outbound"};
@@ -100,6 +163,20 @@ int main(int argc, char** argv) {
     s = consumers.Add({amqp, convoy::queues::kOutboundStatus, FLAGS_prefetch, FLAGS_max_attempts}, 1,
                       SenderFactory(schemas, settings, publisher, true));
   }
+  if (s.ok()) {
+    // Deliveries count their attempts themselves (the schedule), like sends.
+    s = consumers.Add({amqp, convoy::queues::kOutboundDeliver, FLAGS_prefetch, convoy::kUnlimitedAttempts},
+                      FLAGS_consumer_threads, [&]() -> convoy::Result<convoy::DeliveryHandler> {
+                        auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+                        if (!db.ok()) return db.status();
+                        std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
+                        auto deliverer =
+                            std::make_shared<convoy::outbound::Deliverer>(*conn, schemas, *sinks, delivery, throttle);
+                        return convoy::Ledgered(
+                            [conn, deliverer](const convoy::Delivery& d) { return deliverer->Handle(d); }, *conn,
+                            convoy::kUnlimitedAttempts);
+                      });
+  }
   if (!s.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed error=" << s.ToString();
     return 1;
@@ -107,6 +184,12 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
+  convoy::outbound::AdminSettings admin{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : ""};
+  for (const char* method : {"GET", "POST"}) {
+    server.Route(method, "/v1/", [admin, &sinks](const convoy::HttpRequest& r) {
+      return convoy::outbound::HandleAdmin(r, admin, *sinks);
+    });
+  }
   // 4. run
   return convoy::ServeUntilSignal("outbound", server, publisher, consumers);
 }

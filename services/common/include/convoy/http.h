@@ -78,6 +78,7 @@ struct HttpClientRequest {
   std::string body;
   std::string content_type = "application/json";
   std::chrono::milliseconds timeout{10000};
+  int max_redirects = -1;  // redirects followed automatically: -1 the client's default, 0 none (a 3xx is the answer)
 };
 
 // Transport failures (refused, reset, timeout) are kUnavailable/kTimeout; any HTTP status is a

@@ -24,6 +24,8 @@ constexpr const char* kOutboundStatus = "outbound.status";
 constexpr const char* kOutboundSend = "outbound.send";
 constexpr const char* kMediaFetch = "media.fetch";
 constexpr const char* kMediaUpload = "media.upload";
+// Results for the business's sinks (signed webhooks, Shopify): outbound.
+constexpr const char* kOutboundDeliver = "outbound.deliver";
 // Finished flow runs (a listing, a checklist) for whatever delivers them to the business.
 constexpr const char* kFlowCompleted = "flow.completed";
 }  // namespace queues

@@ -1,0 +1,149 @@
+#include "admin.h"
+
+#include <glog/logging.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+
+#include "convoy/crypto.h"
+#include "convoy/json.h"
+#include "convoy/rapidjson_util.h"
+#include "convoy/topology.h"
+
+namespace convoy::outbound {
+
+namespace {
+
+// Rows set to go again, and their commands written to the outbox (same transaction).
+constexpr const char* kRequeue =
+    "WITH again AS (UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+    "attempt_started_at = NULL, updated_at = now() WHERE id = ANY($1::bigint[]) AND status IN ('parked', 'held') "
+    "RETURNING id, command, correlation_id, conversation_key) "
+    "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
+    "SELECT 'convoy.commands', 'outbound.deliver', 'replay:' || id || ':' || $2, correlation_id, conversation_key, "
+    "command, now() FROM again";
+constexpr const char* kHeldOf =
+    "SELECT id FROM deliveries d WHERE status = 'held' AND sink = ANY($1::text[]) AND "
+    "NOT EXISTS (SELECT 1 FROM sink_states s WHERE s.name = d.sink) ORDER BY id LIMIT 10000";
+
+HttpResponse Json(int status, const std::string& body) { return {status, "application/json", body + "\n", {}, ""}; }
+
+HttpResponse Error(int status, const std::string& code, const std::string& message) {
+  return Json(status, R"({"error":{"code":")" + code + R"(","message":")" + JsonEscape(message) + "\"}}");
+}
+
+std::string Stamp() {
+  return std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::string IdArray(const PgRows& rows) {
+  std::string ids = "{";
+  for (size_t i = 0; i < rows.size(); ++i) ids += (i ? "," : "") + rows.get(i, 0);
+  return ids + "}";
+}
+
+Result<int64_t> Requeue(PgConnection& db, const PgRows& ids) {
+  if (ids.empty()) return int64_t{0};
+  auto r = db.Exec(kRequeue, {IdArray(ids), Stamp()});
+  if (!r.ok()) return r.status();
+  return static_cast<int64_t>(r->affected);
+}
+
+std::string Array(const SinkSet& sinks, const std::string& only) {
+  std::string a = "{";
+  bool first = true;
+  for (const auto& [name, s] : sinks.sinks) {
+    if (!only.empty() && name != only) continue;
+    a += (first ? "\"" : ",\"") + name + "\"";
+    first = false;
+  }
+  return a + "}";
+}
+
+HttpResponse List(PgConnection& db, const HttpRequest& r) {
+  auto q = [&](const char* k) {
+    auto it = r.query.find(k);
+    return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+  };
+  std::string limit = q("limit").value_or("100");
+  if (limit.find_first_not_of("0123456789") != std::string::npos || limit.size() > 5) {
+    return Error(400, "invalid_argument", "limit is a number up to 99999");
+  }
+  auto rows = db.Exec(
+      "SELECT coalesce(json_agg(x), '[]'::json)::text FROM (SELECT d.id, d.result_id, d.sink, d.type, d.status, d.attempts, "
+      "d.last_status_code, d.last_error, d.external_id, d.created_at, d.delivered_at, d.next_attempt_at, "
+      "(SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts_recorded "
+      "FROM deliveries d WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.sink = $2) "
+      "ORDER BY d.id DESC LIMIT $3::int) x",
+      {q("status"), q("sink"), limit});
+  if (!rows.ok()) return Error(503, "unavailable", rows.status().message());
+  return Json(200, R"({"deliveries":)" + rows->get(0, 0) + "}");
+}
+
+HttpResponse Replay(PgConnection& db, const HttpRequest& r) {
+  rapidjson::Document d;
+  d.Parse(r.body.c_str(), r.body.size());
+  if (d.HasParseError() || !d.IsObject()) return Error(400, "invalid_argument", "a JSON object: {\"id\": N} or {\"from\", \"to\"}");
+  std::string status = JsonStr(d, "status").empty() ? "parked" : JsonStr(d, "status");
+  if (status != "parked" && status != "held") return Error(400, "invalid_argument", "status is parked or held");
+  Result<PgRows> ids = Status(Code::kInvalidArgument, "");
+  if (JsonMember(d, "id").IsInt64()) {
+    ids = db.Exec("SELECT id FROM deliveries WHERE id = $1::bigint AND status = $2",
+                  {std::to_string(d["id"].GetInt64()), status});
+  } else if (JsonMember(d, "from").IsInt64() && JsonMember(d, "to").IsInt64()) {
+    ids = db.Exec("SELECT id FROM deliveries WHERE status = $3 AND created_at >= to_timestamp($1::bigint) AND "
+                  "created_at < to_timestamp($2::bigint) ORDER BY id LIMIT 10000",
+                  {std::to_string(d["from"].GetInt64()), std::to_string(d["to"].GetInt64()), status});
+  } else {
+    return Error(400, "invalid_argument", "name a delivery {\"id\": N} or a time range {\"from\": s, \"to\": s}");
+  }
+  if (!ids.ok()) return Error(503, "unavailable", ids.status().message());
+  auto n = Requeue(db, *ids);
+  if (!n.ok()) return Error(503, "unavailable", n.status().message());
+  LOG(WARNING) << "service=outbound event=deliveries_replayed count=" << *n;
+  return Json(200, R"({"replayed":)" + std::to_string(*n) + "}");
+}
+
+HttpResponse Enable(PgConnection& db, const std::string& name, const SinkSet& sinks) {
+  if (!sinks.Find(name)) return Error(404, "not_found", "no sink named '" + name + "' in --sinks_file");
+  Status s = db.Begin();
+  auto gone = s.ok() ? db.Exec("DELETE FROM sink_states WHERE name = $1", {name}) : Result<PgRows>(s);
+  Result<int64_t> n = gone.ok() ? ReleaseHeld(db, sinks, name) : Result<int64_t>(gone.status());
+  if (n.ok()) s = db.Commit();
+  if (!n.ok() || !s.ok()) {
+    db.Rollback();
+    return Error(503, "unavailable", (!n.ok() ? n.status() : s).message());
+  }
+  LOG(WARNING) << "service=outbound event=sink_enabled sink=" << name << " released=" << *n;
+  return Json(200, R"({"sink":")" + JsonEscape(name) + R"(","enabled":true,"released":)" + std::to_string(*n) + "}");
+}
+
+}  // namespace
+
+Result<int64_t> ReleaseHeld(PgConnection& db, const SinkSet& sinks, const std::string& only_sink) {
+  auto ids = db.Exec(kHeldOf, {Array(sinks, only_sink)});
+  if (!ids.ok()) return ids.status();
+  return Requeue(db, *ids);
+}
+
+HttpResponse HandleAdmin(const HttpRequest& r, const AdminSettings& settings, const SinkSet& sinks) {
+  if (settings.token.empty()) return Error(403, "closed", "the admin API is closed: set CONVOY_ADMIN_TOKEN (or --admin_token_file)");
+  if (!ConstantTimeEquals(r.Header("authorization"), "Bearer " + settings.token)) {
+    HttpResponse resp = Error(401, "unauthenticated", "Authorization: Bearer <admin token> is needed");
+    resp.headers["WWW-Authenticate"] = "Bearer";
+    return resp;
+  }
+  auto db = PgConnection::Connect(settings.pg_dsn);
+  if (!db.ok()) return Error(503, "unavailable", db.status().message());
+  const std::string sinks_prefix = "/v1/sinks/", enable = "/enable";
+  if (r.method == "GET" && r.path == "/v1/deliveries") return List(**db, r);
+  if (r.method == "POST" && r.path == "/v1/deliveries/replay") return Replay(**db, r);
+  if (r.method == "POST" && r.path.rfind(sinks_prefix, 0) == 0 && r.path.size() > sinks_prefix.size() + enable.size() &&
+      r.path.compare(r.path.size() - enable.size(), enable.size(), enable) == 0) {
+    return Enable(**db, r.path.substr(sinks_prefix.size(), r.path.size() - sinks_prefix.size() - enable.size()), sinks);
+  }
+  return Error(404, "not_found", "no such endpoint: " + r.method + " " + r.path);
+}
+
+}  // namespace convoy::outbound

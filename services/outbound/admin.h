@@ -1,0 +1,29 @@
+#pragma once
+// convoy-outbound's admin API for deliveries (bearer CONVOY_ADMIN_TOKEN), JSON in and out, errors
+// as {"error": {"code", "message"}}:
+//   GET  /v1/deliveries?status=&sink=&limit=   deliveries, newest first, with their attempts
+//   POST /v1/deliveries/replay                  {"id": N} or {"from": unix s, "to": unix s[, "status"]}:
+//                                               parked (or held) deliveries go again from attempt 1
+//   POST /v1/sinks/{name}/enable                a sink disabled by a 410 takes results again; what
+//                                               it held is released
+// A replay or release resets the row and writes the command to the outbox in one transaction;
+// conversation's relay publishes it. Safe to repeat: a delivered result stays delivered.
+#include <string>
+
+#include "convoy/http.h"
+#include "convoy/pg.h"
+#include "sinks.h"
+
+namespace convoy::outbound {
+
+struct AdminSettings {
+  std::string pg_dsn;
+  std::string token;  // empty: the API answers 403
+};
+
+HttpResponse HandleAdmin(const HttpRequest& request, const AdminSettings& settings, const SinkSet& sinks);
+
+// Held deliveries of configured, enabled sinks go again (at start: a sink configured since).
+Result<int64_t> ReleaseHeld(PgConnection& db, const SinkSet& sinks, const std::string& only_sink = "");
+
+}  // namespace convoy::outbound

@@ -1,0 +1,62 @@
+#pragma once
+// Results to the business's sinks (outbound.deliver): exactly once per (result, sink), retried on
+// a schedule, every attempt recorded, parked with the reason when exhausted, replayable.
+//
+// A delivery's row (deliveries, migration 0009) is claimed before each attempt ('attempting',
+// attempts + 1). The schedule (--delivery_schedule) says when each attempt may go; the command
+// waits for it in the delay queues (not counted by the broker: the row counts). A webhook attempt
+// is a POST signed as Standard Webhooks says, with webhook-id = the result id, the same on every
+// attempt; 2xx delivers, 410 disables the sink (its results are held until it is enabled), 408,
+// 429, 5xx, 3xx (redirects are not followed), timeouts and network errors are retried (honouring
+// Retry-After), other 4xx park. A Shopify attempt creates a DRAFT product tagged with the result;
+// an attempt whose outcome is unknown (no answer, or the process died) looks the tag up first.
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "convoy/amqp.h"
+#include "convoy/json.h"
+#include "convoy/pg.h"
+#include "shopify.h"
+#include "sinks.h"
+
+namespace convoy::outbound {
+
+struct DeliverySettings {
+  std::vector<std::chrono::milliseconds> schedule;  // delay before each attempt; its size: attempts
+  std::string media_base_url;                        // convoy-media's public URL, for photo links
+  std::string link_secret;                           // signs the photo links (CONVOY_MEDIA_LINK_SECRET)
+  std::chrono::seconds link_ttl{7 * 24 * 3600};
+  std::function<int64_t()> now;                      // seconds since the epoch; system clock if empty
+};
+
+class Deliverer {
+ public:
+  Deliverer(PgConnection& db, const SchemaRegistry& schemas, const SinkSet& sinks, DeliverySettings settings,
+            shopify::Throttle& throttle);
+  Disposition Handle(const Delivery& d);
+
+  struct Outcome;  // one attempt's (deliverer.cpp)
+  struct Job;
+
+ private:
+  Outcome Webhook(const Sink& sink, const Job& job, const std::string& body);
+  Outcome Shopify(const Sink& sink, const Job& job, bool reconcile);
+  Result<std::string> WebhookBody(const Job& job);
+  PgConnection& db_;
+  const SchemaRegistry& schemas_;
+  const SinkSet& sinks_;
+  DeliverySettings settings_;
+  shopify::Throttle& throttle_;
+};
+
+// The webhook body of a result: {"type", "timestamp" (RFC 3339, its completion), "data": {...}},
+// photos as signed links. Exposed for tests.
+std::string ResultBody(const std::string& command_json, const std::string& media_base_url, const std::string& link_secret,
+                       int64_t link_expires);
+
+// Seconds from a Retry-After header (delta seconds or an HTTP date), or -1.
+int64_t RetryAfterSeconds(const std::string& value, int64_t now);
+
+}  // namespace convoy::outbound

@@ -1,0 +1,56 @@
+#pragma once
+// Sinks: where results go, by name (--sinks_file, proto-schemas/sinks.v1.json). Loaded and
+// checked at start: secrets resolved (inline, "env:VAR", "file:/path"), webhook secrets decoded,
+// and every destination checked against SSRF (a sink that resolves to loopback, link-local,
+// private or otherwise internal addresses is refused unless it says allow_private).
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "convoy/json.h"
+#include "convoy/status.h"
+
+namespace convoy::outbound {
+
+struct Sink {
+  enum class Kind { kWebhook, kShopify };
+  std::string name;
+  Kind kind = Kind::kWebhook;
+  std::string url;                  // webhook: the receiver; shopify: the Admin GraphQL endpoint
+  std::vector<std::string> keys;    // webhook: decoded secret keys, one signature each
+  std::string token;                // shopify: X-Shopify-Access-Token
+  std::string vendor;               // shopify: the product's vendor when the result names none
+  bool allow_private = false;
+  std::chrono::seconds timeout{15};
+};
+
+struct SinkSet {
+  std::map<std::string, Sink> sinks;
+  const Sink* Find(const std::string& name) const {
+    auto it = sinks.find(name);
+    return it == sinks.end() ? nullptr : &it->second;
+  }
+};
+
+// The file's sinks; any problem is kInvalidArgument naming the sink and what is wrong. An empty
+// path is an empty set (results are held until a sink is configured). default_timeout: the
+// --delivery_timeout_seconds for sinks that name none.
+Result<SinkSet> LoadSinks(const std::string& path, const SchemaRegistry& schemas, std::chrono::seconds default_timeout);
+Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schemas, std::chrono::seconds default_timeout);
+
+// A secret as configured: "env:VAR", "file:/path" or the value itself.
+Result<std::string> ResolveSecret(const std::string& spec);
+
+// SSRF: the URL's host resolves only to public addresses (or allow_private). Resolution failure
+// is kUnavailable (may be transient), a refused address kRejected naming it.
+Status CheckDestination(const std::string& url, bool allow_private);
+// The address is loopback, private (RFC 1918, ULA), link-local, CGNAT, unspecified, multicast or
+// reserved (IPv4 or IPv6 text form).
+bool IsInternalAddress(const std::string& ip);
+
+// The retry schedule: delays before each attempt ("0,5s,5m,30m,2h,5h,10h,10h": attempt 1 at
+// once, attempt 2 after 5 s, ...); its length is the number of attempts.
+Result<std::vector<std::chrono::milliseconds>> ParseSchedule(const std::string& spec);
+
+}  // namespace convoy::outbound

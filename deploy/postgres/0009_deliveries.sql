@@ -20,6 +20,7 @@ CREATE TABLE deliveries (
   last_status_code   integer,
   last_error         text,
   external_id        text,  -- what the sink created (a Shopify product id)
+  external_detail    text,  -- and what else a later attempt needs of it (the product's variant id)
   completed_at       timestamptz,
   created_at         timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now(),

@@ -133,9 +133,11 @@ int64_t ShortestDelayMs(const std::string& queue) { return DelayTiers(queue).fro
 
 std::vector<LegacyDelayQueue> LegacyDelayQueues() {
   // Topology 1 named its classic delay queues "<queue>.<tier>", with the same tiers.
+  // outbound.deliver came after: it never had classic delay queues.
   const Topology& t = ConvoyTopology();
   std::vector<LegacyDelayQueue> out;
   for (const auto& q : t.work_queues) {
+    if (q == queues::kOutboundDeliver) continue;
     for (const auto& tier : DelayTiers(q)) out.push_back({q + "." + tier.name, DelayQueueName(q, tier.name)});
   }
   return out;

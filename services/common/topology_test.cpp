@@ -84,15 +84,15 @@ TEST(Topology, EveryQueueThatDeadLettersDoesSoAtLeastOnce) {
     EXPECT_EQ(arg("x-dead-letter-strategy"), "at-least-once") << q.name;
     EXPECT_EQ(arg("x-overflow"), "reject-publish") << q.name;
   }
-  // 7 work queues, each with 5 retry tiers, and outbound.send's pace tier.
-  EXPECT_EQ(dead_lettering, 7 + 7 * 5 + 1);
+  // 8 work queues, each with 5 retry tiers, and outbound.send's pace tier.
+  EXPECT_EQ(dead_lettering, 8 + 8 * 5 + 1);
 }
 
 TEST(Topology, EveryLegacyDelayQueueHasADeclaredSuccessor) {
   std::set<std::string> queues;
   for (const auto& q : ConvoyTopology().queues) queues.insert(q.name);
   auto legacy = LegacyDelayQueues();
-  EXPECT_EQ(legacy.size(), 7u * 5 + 1);
+  EXPECT_EQ(legacy.size(), 7u * 5 + 1) << "topology 1's seven work queues";
   for (const auto& l : legacy) {
     EXPECT_TRUE(queues.count(l.successor)) << l.successor;
     EXPECT_FALSE(queues.count(l.name)) << l.name << " must not be declared any more";

@@ -26,7 +26,8 @@ constexpr const char* kInsert =
 constexpr const char* kLookup =
     "SELECT id, status, attempts, "
     "coalesce(ceil(extract(epoch FROM next_attempt_at - clock_timestamp()) * 1000), 0)::bigint, "
-    "coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at), 1e9)::float8, coalesce(external_id, '') "
+    "coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at), 1e9)::float8, coalesce(external_id, ''), "
+    "coalesce(external_detail, '') "
     "FROM deliveries WHERE result_id = $1 AND sink = $2";
 constexpr const char* kDisabled = "SELECT reason FROM sink_states WHERE name = $1";
 constexpr const char* kHold =
@@ -52,10 +53,10 @@ constexpr const char* kPark =
     "updated_at = now() WHERE id = $1::bigint";
 constexpr const char* kDisable =
     "INSERT INTO sink_states (name, reason) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
-constexpr const char* kExternalId = "UPDATE deliveries SET external_id = $2 WHERE id = $1::bigint";
+constexpr const char* kExternalId =
+    "UPDATE deliveries SET external_id = $2, external_detail = $3 WHERE id = $1::bigint";
 
-constexpr double kShopifyCreateCost = 20;  // points a productCreate with media asks for (Shopify reports it)
-constexpr int64_t kShopifySearchLagSeconds = 30;  // products(query:) is indexed asynchronously
+constexpr double kShopifyCreateCost = 30;  // points a draft product costs: productCreate with media, then its price
 
 int64_t SystemNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -227,7 +228,8 @@ Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const st
   return o;
 }
 
-Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool reconcile) {
+Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool reconcile, const std::string& known_product,
+                                      const std::string& known_variant) {
   Outcome o;
   Status dest = CheckDestination(sink.url, sink.allow_private);
   if (dest.code() == Code::kRejected || dest.code() == Code::kInvalidArgument) {
@@ -291,13 +293,18 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
   }
   shopify::ProductInput product = shopify::ListingProduct(fields, sink.vendor);
   product.tag = shopify::TagFor(job.result_id);
-  std::string product_id, variant_id;
-  if (reconcile) {
+  // A product an earlier attempt made and recorded is not made again.
+  std::string product_id = known_product, variant_id = known_variant;
+  if (reconcile && product_id.empty()) {
     // The last attempt may have created the product: its tag says.
     shopify::Answer found;
     if (!call(shopify::FindByTagRequest(product.tag), "find", &found)) return o;
     product_id = found.product_id;
     variant_id = found.variant_id;
+    if (!product_id.empty()) {
+      LOG(WARNING) << LogCtx("outbound.deliver", job.correlation, job.conversation, job.result_id)
+                   << "event=shopify_reconciled product=" << product_id << " tag=" << product.tag;
+    }
   }
   if (product_id.empty()) {
     const int64_t expires = settings_.now() + settings_.link_ttl.count();
@@ -318,7 +325,11 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
       o.error = "create: no product in the answer";
       return o;
     }
-    Status s = db_.Exec(kExternalId, {job.id, product_id}).status();
+    LOG(INFO) << LogCtx("outbound.deliver", job.correlation, job.conversation, job.result_id)
+              << "event=shopify_product_created product=" << product_id << " tag=" << product.tag;
+  }
+  if (product_id != known_product) {
+    Status s = db_.Exec(kExternalId, {job.id, product_id, variant_id}).status();
     if (!s.ok()) LOG(WARNING) << LogCtx("outbound.deliver", job.correlation, job.conversation, job.result_id)
                               << "event=external_id_not_recorded product=" << product_id << " error=" << s.ToString();
   }
@@ -364,6 +375,7 @@ Disposition Deliverer::Handle(const Delivery& d) {
   const double attempt_age = std::stod(row->get(0, 4));
   if (status == "delivered" || status == "parked" || status == "held") {
     LOG(INFO) << ctx << "event=delivery_settled status=" << status << " sink=" << job.sink;
+    Delivered(job.sink, status == "delivered" ? "duplicate" : "settled_before").Inc();
     return Disposition::Ack();  // parked and held ones go again by replay or enable, as a new command
   }
   const Sink* sink = sinks_.Find(job.sink);
@@ -405,18 +417,19 @@ Disposition Deliverer::Handle(const Delivery& d) {
   job.attempt = static_cast<int>(claimed->get_int(0, 0));
   const std::string previous = claimed->get(0, 1);
   const bool unknown_before = previous == "attempting" || previous == "uncertain";
-  if (unknown_before && sink->kind == Sink::Kind::kShopify && attempt_age < kShopifySearchLagSeconds &&
+  const double search_lag = static_cast<double>(settings_.shopify_search_lag.count());
+  if (unknown_before && sink->kind == Sink::Kind::kShopify && attempt_age < search_lag &&
       row->get(0, 5).empty()) {
     // The store's search index lags its writes: a product made by the lost attempt would not be
     // found yet. Give it back the attempt and look later.
     db_.Exec(kRetrying, {job.id, previous, std::nullopt, std::string("waiting to reconcile an unknown outcome"),
-                         std::to_string(kShopifySearchLagSeconds - attempt_age), std::string("1")});
-    return Disposition::Delay("reconciling an unknown outcome", static_cast<int64_t>((kShopifySearchLagSeconds - attempt_age) * 1000) + 1);
+                         std::to_string(search_lag - attempt_age), std::string("1")});
+    return Disposition::Delay("reconciling an unknown outcome", static_cast<int64_t>((search_lag - attempt_age) * 1000) + 1);
   }
   const double started = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto t0 = std::chrono::steady_clock::now();
   Outcome o = sink->kind == Sink::Kind::kWebhook ? Webhook(*sink, job, body)
-                                                 : Shopify(*sink, job, unknown_before || !row->get(0, 5).empty());
+                                                 : Shopify(*sink, job, unknown_before, row->get(0, 5), row->get(0, 6));
   const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   static const char* kNames[] = {"delivered", "retry", "uncertain", "permanent", "gone", "throttled"};
   const char* name = kNames[static_cast<int>(o.kind)];
@@ -462,7 +475,7 @@ Disposition Deliverer::Handle(const Delivery& d) {
   }
   int64_t delay = std::max<int64_t>(settings_.schedule[job.attempt].count(), o.retry_after_ms);
   if (o.kind == Outcome::Kind::kUncertain && sink->kind == Sink::Kind::kShopify) {
-    delay = std::max<int64_t>(delay, kShopifySearchLagSeconds * 1000);
+    delay = std::max<int64_t>(delay, settings_.shopify_search_lag.count() * 1000);
   }
   s = db_.Exec(kRetrying, {job.id, std::string(o.kind == Outcome::Kind::kUncertain ? "uncertain" : "retrying"), code, o.error,
                            std::to_string(static_cast<double>(delay) / 1000), std::string("0")})

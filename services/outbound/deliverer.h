@@ -28,6 +28,9 @@ struct DeliverySettings {
   std::string media_base_url;                        // convoy-media's public URL, for photo links
   std::string link_secret;                           // signs the photo links (CONVOY_MEDIA_LINK_SECRET)
   std::chrono::seconds link_ttl{7 * 24 * 3600};
+  // A Shopify store's product search is indexed after its writes: an attempt whose outcome is
+  // unknown is looked up by tag no sooner than this after it started.
+  std::chrono::seconds shopify_search_lag{30};
   std::function<int64_t()> now;                      // seconds since the epoch; system clock if empty
 };
 
@@ -42,7 +45,8 @@ class Deliverer {
 
  private:
   Outcome Webhook(const Sink& sink, const Job& job, const std::string& body);
-  Outcome Shopify(const Sink& sink, const Job& job, bool reconcile);
+  Outcome Shopify(const Sink& sink, const Job& job, bool reconcile, const std::string& known_product,
+                  const std::string& known_variant);
   Result<std::string> WebhookBody(const Job& job);
   PgConnection& db_;
   const SchemaRegistry& schemas_;

@@ -42,6 +42,9 @@ DEFINE_string(media_public_url, "http://127.0.0.1:8082",
               "convoy-media's address as a sink's receiver reaches it: photo links are <url>/media/<name>?expires=&sig=");
 DEFINE_string(media_link_secret_file, "", "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
 DEFINE_int32(media_link_ttl_seconds, 7 * 86400, "How long a delivered photo link works (60..2592000 s)");
+DEFINE_int32(shopify_reconcile_seconds, 30,
+             "A Shopify attempt whose outcome is unknown is looked up by its tag no sooner than this after it "
+             "started (the store's search is indexed after its writes; 1..3600)");
 DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
 
 namespace {
@@ -54,6 +57,7 @@ bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1,
 bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
 
 bool ValidateDeliveryTimeout(const char* flag, int32_t v) { return InRange(flag, v, 1, 120); }
+bool ValidateShopifyReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
 bool ValidateLinkTtl(const char* flag, int32_t v) { return InRange(flag, v, 60, 30 * 86400); }
 bool ValidateSchedule(const char* flag, const std::string& v) {
   auto s = convoy::outbound::ParseSchedule(v);
@@ -65,6 +69,7 @@ bool ValidateSchedule(const char* flag, const std::string& v) {
 
 DEFINE_validator(delivery_timeout_seconds, &ValidateDeliveryTimeout);
 DEFINE_validator(media_link_ttl_seconds, &ValidateLinkTtl);
+DEFINE_validator(shopify_reconcile_seconds, &ValidateShopifyReconcile);
 DEFINE_validator(delivery_schedule, &ValidateSchedule);
 DEFINE_validator(media_public_url, &convoy::ValidateHttpUrl);
 DEFINE_validator(number_rate, &ValidateRate);
@@ -101,6 +106,16 @@ int main(int argc, char** argv) {
   convoy::InitService("outbound", "convoy-outbound: sends WhatsApp messages through the Graph API", &argc, &argv);
   auto token = convoy::LoadSecret("CONVOY_GRAPH_TOKEN", FLAGS_graph_token_file);
   // 2. validate: a token, schemas, a reachable and migrated database
+  // Sinks first: a wrong sink is a configuration error, named before anything connects.
+  convoy::SchemaRegistry config_schemas;
+  convoy::Status loaded = config_schemas.LoadDir(FLAGS_schema_dir);
+  auto sinks = loaded.ok() ? convoy::outbound::LoadSinks(FLAGS_sinks_file, config_schemas,
+                                                          std::chrono::seconds(FLAGS_delivery_timeout_seconds))
+                           : convoy::Result<convoy::outbound::SinkSet>(loaded);
+  if (!sinks.ok()) {
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--sinks_file error=" << sinks.status().ToString();
+    return 1;
+  }
   convoy::DatabaseService base;
   convoy::Status s = token.ok() ? convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, &base)
                                 : token.status();
@@ -109,13 +124,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   const convoy::SchemaRegistry& schemas = base.schemas;
-  auto sinks = convoy::outbound::LoadSinks(FLAGS_sinks_file, schemas, std::chrono::seconds(FLAGS_delivery_timeout_seconds));
   auto link_secret = convoy::LoadSecret("CONVOY_MEDIA_LINK_SECRET", FLAGS_media_link_secret_file);
   auto admin_token = convoy::LoadSecret("CONVOY_ADMIN_TOKEN", FLAGS_admin_token_file);
-  if (!sinks.ok()) {
-    LOG(ERROR) << "service=outbound event=startup_failed flag=--sinks_file error=" << sinks.status().ToString();
-    return 1;
-  }
   if (!sinks->sinks.empty() && !link_secret.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed error=sinks deliver photos as signed links: "
                << link_secret.status().ToString();
@@ -144,6 +154,7 @@ int main(int argc, char** argv) {
   delivery.media_base_url = FLAGS_media_public_url;
   delivery.link_secret = link_secret.ok() ? *link_secret : "";
   delivery.link_ttl = std::chrono::seconds(FLAGS_media_link_ttl_seconds);
+  delivery.shopify_search_lag = std::chrono::seconds(FLAGS_shopify_reconcile_seconds);
   convoy::outbound::shopify::Throttle throttle;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));

@@ -78,6 +78,9 @@ void Stack::Launch(const std::string& name) {
   }
   if (kind == "conversation") argv.push_back("--flows_dir=" + SourcePath("deploy/flows"));
   if (kind == "media" || kind == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
+  if (kind == "outbound" && services.count("media")) {
+    argv.push_back("--media_public_url=http://127.0.0.1:" + std::to_string(services["media"]->port));
+  }
   if (kind == "media") {
     argv.push_back("--media_dir=" + dir + "/media");
     argv.push_back("--upload_destinations=listing=" + graph.upload_url());
@@ -88,7 +91,9 @@ void Stack::Launch(const std::string& name) {
                                  {{"CONVOY_APP_SECRET", kAppSecret},
                                   {"CONVOY_VERIFY_TOKEN", "e2e-verify"},
                                   {"CONVOY_GRAPH_TOKEN", kGraphToken},
-                                  {"CONVOY_MEDIA_TOKEN", kMediaToken}}));
+                                  {"CONVOY_MEDIA_TOKEN", kMediaToken},
+                                  {"CONVOY_MEDIA_LINK_SECRET", kMediaLinkSecret},
+                                  {"CONVOY_ADMIN_TOKEN", kAdminToken}}));
 }
 
 void Stack::Kill(const std::string& name) {
@@ -181,7 +186,8 @@ bool Stack::Drained(std::chrono::seconds deadline) {
   AmqpOptions o{vhost.url(), "stack-drained"};
   return WaitUntil(
       [&] {
-        for (const char* q : {queues::kConversationInbound, queues::kConversationEvents, queues::kOutboundSend}) {
+        for (const char* q : {queues::kConversationInbound, queues::kConversationEvents, queues::kOutboundSend,
+                              queues::kOutboundDeliver}) {
           auto n = QueueMessageCount(o, q);
           if (!n.ok() || *n != 0) return false;
         }

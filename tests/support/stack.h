@@ -16,6 +16,8 @@ namespace convoy::test {
 inline constexpr const char* kAppSecret = "test-app-secret";
 inline constexpr const char* kGraphToken = "test-graph-token";
 inline constexpr const char* kMediaToken = "test-media-token";
+inline constexpr const char* kMediaLinkSecret = "test-media-link-secret";
+inline constexpr const char* kAdminToken = "test-admin-token";
 
 class Stack {
  public:

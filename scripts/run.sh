@@ -21,6 +21,11 @@ mkdir -p "$LOG_DIR" "$CONVOY_RUN_DIR/media"
 export CONVOY_APP_SECRET=${CONVOY_APP_SECRET:-local-app-secret}
 export CONVOY_VERIFY_TOKEN=${CONVOY_VERIFY_TOKEN:-local-verify-token}
 export CONVOY_GRAPH_TOKEN=${CONVOY_GRAPH_TOKEN:-local-graph-token}
+export CONVOY_MEDIA_LINK_SECRET=${CONVOY_MEDIA_LINK_SECRET:-local-media-link-secret}
+export CONVOY_ADMIN_TOKEN=${CONVOY_ADMIN_TOKEN:-local-admin-token}
+# The business's webhook receiver (convoy-fake-receiver) and the secret it verifies with.
+export CONVOY_SINK_SECRET=${CONVOY_SINK_SECRET:-whsec_bG9jYWwtc2luay1zZWNyZXQtb2YtMzItYnl0ZXMh}
+RECEIVER_PORT=${CONVOY_FAKE_RECEIVER_PORT:-8091}
 INGRESS_PORT=${CONVOY_INGRESS_PORT:-8080}
 GRAPH_PORT=${CONVOY_FAKE_GRAPH_PORT:-8090}
 GRAPH_URL=http://127.0.0.1:$GRAPH_PORT/v24.0
@@ -51,11 +56,20 @@ db_flags=(--amqp_url="$CONVOY_AMQP_URL" --pg_dsn="$CONVOY_PG_DSN" --schema_dir="
           --migrations_dir="$CONVOY_ROOT/deploy/postgres")
 start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MEDIA_ID=$CONVOY_ROOT/tests/data/demo-photo.jpg:image/jpeg" \
   --status_webhook_url="http://127.0.0.1:$INGRESS_PORT/webhook"
+start fake-receiver "$RECEIVER_PORT" "$bin/tests/convoy-fake-receiver"
+# Sinks: the listing goes to the local receiver. It is on loopback, which a sink may reach only
+# when it says so ("allow_private": a local run; production sinks are public HTTPS endpoints).
+cat >"$CONVOY_RUN_DIR/sinks.json" <<JSON
+{"schema": "sinks", "version": 1, "sinks": [
+  {"name": "listing", "kind": "webhook", "url": "http://127.0.0.1:$RECEIVER_PORT/hooks",
+   "secrets": ["env:CONVOY_SINK_SECRET"], "allow_private": true}]}
+JSON
 start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$CONVOY_AMQP_URL"
 start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
 start media 8082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
   --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload"
-start outbound 8083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL"
+start outbound 8083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" \
+  --sinks_file="$CONVOY_RUN_DIR/sinks.json" --media_public_url=http://127.0.0.1:8082
 
 sends() { curl -sf "http://127.0.0.1:$GRAPH_PORT/_fake/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 last_reply() {  # a text's body, or an interactive message's body and [buttons]
@@ -92,6 +106,20 @@ say "[photo]" --image_id="$DEMO_MEDIA_ID"
 say "DONE" --text="DONE"
 say "[taps NO, SKIP]" --button_id=flaws_no --text="NO, SKIP"
 say "[taps SUBMIT]" --button_id=submit --text="SUBMIT"
+delivered() {
+  curl -sf "http://127.0.0.1:$RECEIVER_PORT/_fake/requests" | python3 -c '
+import json, sys
+got = [r for r in json.load(sys.stdin) if r["answered"] == 200]
+sys.exit(0 if got else 1)'
+}
+wait_for "the listing at the business's receiver" 30 delivered || die "the listing did not reach the receiver (see $LOG_DIR)"
+curl -sf "http://127.0.0.1:$RECEIVER_PORT/_fake/requests" | python3 -c '
+import json, sys
+r = [r for r in json.load(sys.stdin) if r["answered"] == 200][-1]
+b = r["body"]
+print("  business < %s, webhook-id %s, signature %s" % (b["type"], r["id"], "verified" if r["verified"] else "NOT verified"))
+print("             price %s, %d photo(s): %s" % (b["data"]["fields"].get("price"), len(b["data"]["photos"]),
+      ", ".join(p.get("url", p.get("reason", "")) for p in b["data"]["photos"])))'
 echo
 echo "RabbitMQ management UI: $CONVOY_RABBIT_MGMT_URL  (user guest, password guest)"
 echo "Metrics:"
@@ -99,6 +127,8 @@ for svc in ingress:$INGRESS_PORT conversation:8081 media:8082 outbound:8083; do
   echo "  ${svc%%:*}: http://127.0.0.1:${svc##*:}/metrics"
 done
 echo "Webhook endpoint: http://127.0.0.1:$INGRESS_PORT/webhook   Logs: $LOG_DIR"
+echo "Deliveries: curl -H 'Authorization: Bearer $CONVOY_ADMIN_TOKEN' http://127.0.0.1:8083/v1/deliveries"
+echo "Business receiver: http://127.0.0.1:$RECEIVER_PORT/_fake/requests"
 echo "Stored media: $CONVOY_RUN_DIR/media, served at http://127.0.0.1:8082/media/<name> (open: --media_public, local only)"
 $demo_only && exit 0
 echo "Running. Ctrl-C stops everything."

@@ -25,12 +25,14 @@ using test::kAdminToken;
 class Delivery : public ::testing::Test {
  protected:
   // A stack whose outbound knows the sinks in `sinks_json` ("[...]").
-  void Up(const std::string& prefix, const std::string& sinks_json, const std::string& schedule = "0,1s,1s,1s") {
+  void Up(const std::string& prefix, const std::string& sinks_json, const std::string& schedule = "0,1s,1s,1s",
+          std::vector<std::string> conversation_flags = {}) {
     std::string file = test::WriteSinks(R"({"schema": "sinks", "version": 1, "sinks": )" + sinks_json + "}");
     stack_ = std::make_unique<test::Stack>(
         prefix, std::map<std::string, int>{},
         std::map<std::string, std::vector<std::string>>{
-            {"outbound", {"--sinks_file=" + file, "--delivery_schedule=" + schedule}}});
+            {"outbound", {"--sinks_file=" + file, "--delivery_schedule=" + schedule}},
+            {"conversation", conversation_flags}});
     auto db = PgConnection::Connect(stack_->db.dsn());
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     db_ = std::move(*db);
@@ -127,6 +129,47 @@ TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLi
   EXPECT_EQ(fetched, fixtures);
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts"), 1);
+}
+
+// A photo still being fetched at SUBMIT holds the listing back, but not forever: after
+// --result_photo_wait_seconds the listing goes with that photo named as missing (the reminder
+// travels through a delay queue), and the photo stored later sends nothing more.
+TEST_F(Delivery, AListingWaitsForItsPhotosAtMostTheBoundThenGoesWithTheMissingOneNamed) {
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  Up("e2e_deliver_wait", "[" + test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]",
+     "0,1s,1s,1s", {"--result_photo_wait_seconds=3"});
+  auto& env = *stack_;
+  const std::string seller = "16505550072";
+  auto photos = env.RegisterPhotos("e2e-wait-photo-", 2);
+  env.graph.Inject(200, 0, 1, 12000, "_download/" + photos[1]);  // the second photo's bytes come 12 s late
+  const std::string stored = "convoy_media_fetches_total{outcome=\"stored\"}";
+  ASSERT_NO_FATAL_FAILURE(env.StartListing(seller));
+  ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[0])), 200);
+  ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[1])), 200);
+  ASSERT_TRUE(env.WaitSends(seller, 4));
+  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("media", stored) >= 1; }, 30s));
+  ASSERT_EQ(env.PostMessage(seller, test::TextMessage("DONE")), 200);
+  ASSERT_TRUE(env.WaitSends(seller, 5));
+  ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("flaws_no", "NO, SKIP")), 200);
+  ASSERT_TRUE(env.WaitSends(seller, 6));
+  ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("submit", "SUBMIT")), 200);
+  const int64_t submitted = test::NowSeconds();
+  ASSERT_TRUE(receiver.WaitFor(1, 30s)) << OutboundLog();
+  EXPECT_LT(env.Metric("media", stored), 2) << "it went before the slow photo was stored";
+  EXPECT_GE(receiver.Requests()[0].at_ms / 1000, submitted + 2) << "not before the bound";
+  rapidjson::Document body;
+  body.Parse(receiver.Requests()[0].body.c_str());
+  const auto& sent = body["data"]["photos"];
+  ASSERT_EQ(sent.Size(), 2u);
+  EXPECT_STREQ(sent[0]["status"].GetString(), "stored");
+  EXPECT_STREQ(sent[1]["status"].GetString(), "missing");
+  EXPECT_STREQ(sent[1]["reason"].GetString(), "not stored within 3 s of submission");
+  // The slow photo arrives: uploaded where the listing's photos go, and no second delivery.
+  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("media", stored) >= 2; }, 60s));
+  ASSERT_TRUE(env.Drained(30s));
+  EXPECT_EQ(receiver.Count(), 1u);
+  EXPECT_EQ(Count("SELECT count(*) FROM deliveries"), 1);
 }
 
 // 503, 503, 200: three attempts with one webhook-id, one success row; a redelivered command

@@ -20,7 +20,8 @@ HttpResponse Json(int status, const std::string& body) { return {status, "applic
 
 }  // namespace
 
-FakeReceiver::FakeReceiver(std::vector<std::string> keys) : keys_(std::move(keys)) {}
+FakeReceiver::FakeReceiver(std::vector<std::string> keys, std::string host, int port)
+    : keys_(std::move(keys)), host_(std::move(host)), port_(port) {}
 
 FakeReceiver::~FakeReceiver() {
   ReleaseDelayed();
@@ -28,8 +29,9 @@ FakeReceiver::~FakeReceiver() {
 }
 
 Status FakeReceiver::Start() {
-  server_ = std::make_unique<HttpServer>(HttpServerOptions{"127.0.0.1", 0, 4 << 20});
+  server_ = std::make_unique<HttpServer>(HttpServerOptions{host_, port_, 4 << 20});
   server_->Route("POST", "/hooks", [this](const HttpRequest& r) { return Handle(r); });
+  server_->Route("GET", "/_fake/requests", [this](const HttpRequest&) { return Json(200, RequestsJson()); });
   return server_->Start();
 }
 
@@ -70,6 +72,17 @@ HttpResponse FakeReceiver::Handle(const HttpRequest& r) {
 std::vector<FakeReceiver::Request> FakeReceiver::Requests() const {
   std::lock_guard<std::mutex> lock(mu_);
   return requests_;
+}
+
+std::string FakeReceiver::RequestsJson() const {
+  std::string out = "[";
+  for (const auto& r : Requests()) {
+    if (out.size() > 1) out += ",";
+    out += R"({"id":")" + JsonEscape(r.id) + R"(","timestamp":")" + JsonEscape(r.timestamp) + R"(","verified":)" +
+           (r.verified ? "true" : "false") + R"(,"answered":)" + std::to_string(r.answered) + R"(,"body":)" +
+           (r.body.empty() ? "null" : r.body) + "}";
+  }
+  return out + "]";
 }
 
 size_t FakeReceiver::Count() const {

@@ -34,12 +34,14 @@ class FakeReceiver {
     int answered = 0;
   };
   // keys: decoded secrets (convoy::WebhookSecretKey) the receiver verifies with.
-  explicit FakeReceiver(std::vector<std::string> keys);
+  explicit FakeReceiver(std::vector<std::string> keys, std::string host = "127.0.0.1", int port = 0);
   ~FakeReceiver();
   Status Start();
   std::string url() const;  // http://127.0.0.1:port/hooks
   void Script(std::vector<Answer> answers);  // the next requests' answers, in order; then 200
   std::vector<Request> Requests() const;
+  // As GET /_fake/requests answers: [{"id","timestamp","verified","answered","body":{...}}]
+  std::string RequestsJson() const;
   size_t Count() const;
   bool WaitFor(size_t count, std::chrono::milliseconds deadline) const;
   // Lets a delayed answer go now (a test that killed the caller need not wait it out).
@@ -48,6 +50,8 @@ class FakeReceiver {
  private:
   HttpResponse Handle(const HttpRequest& r);
   std::vector<std::string> keys_;
+  std::string host_;
+  int port_;
   std::unique_ptr<HttpServer> server_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;

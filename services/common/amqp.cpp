@@ -191,8 +191,16 @@ class Conn {
     s = CheckReply(amqp_login_with_properties(state_, info.vhost, 0, 131072, options.heartbeat_seconds,
                                               &client_props, AMQP_SASL_METHOD_PLAIN, info.user,
                                               info.password),
-                   "login");
-    if (!s.ok()) return s;
+                   "login to vhost \"" + std::string(info.vhost) + "\"");
+    if (!s.ok()) {
+      // "amqp://host:5672/" selects the empty vhost (the URI spec), not RabbitMQ's default "/".
+      if (std::string(info.vhost).empty()) {
+        return Status(s.code(), s.message() + " (the URL's path is empty, which names the vhost \"\"; "
+                                              "RabbitMQ's default vhost \"/\" is written %2f: amqp://user:pass@host:5672/%2f)");
+      }
+      return s;
+    }
+    vhost_ = info.vhost;
     logged_in_ = true;
     amqp_channel_open(state_, kChannel);
     s = CheckReply(amqp_get_rpc_reply(state_), "channel.open");
@@ -247,9 +255,11 @@ class Conn {
   }
   void MarkBroken() { healthy_ = false; }
   amqp_connection_state_t state() const { return state_; }
+  const std::string& vhost() const { return vhost_; }
 
  private:
   amqp_connection_state_t state_ = nullptr;
+  std::string vhost_;
   bool logged_in_ = false;
   bool healthy_ = true;
 };
@@ -374,7 +384,7 @@ struct Publisher::Impl {
         connected_cv.notify_all();
         if (!first) reconnects.fetch_add(1);
         first = false;
-        LOG(INFO) << LogCtx{"publisher"} << "event=amqp_connected name=" << options.name;
+        LOG(INFO) << LogCtx{"publisher"} << "event=amqp_connected name=" << options.name << " vhost=" << conn->vhost();
       }
       std::deque<Pending> batch;
       {

@@ -88,6 +88,19 @@ TEST(Publisher, PublishWhileDisconnectedFailsFastInsteadOfHanging) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
 }
 
+// "amqp://host:5672/" names the empty vhost (the URI spec): refused by the broker, and the error
+// says how to write RabbitMQ's default vhost.
+TEST(Publisher, AnEmptyVhostIsRefusedWithAHintForTheDefaultOne) {
+  test::TestVhost vhost("amqp_empty_vhost");
+  std::string url = vhost.url();
+  url = url.substr(0, url.rfind('/') + 1);
+  Status s = DeclareConvoyTopology({url, "test-empty-vhost"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("login to vhost \"\""), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("%2f"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(DeclareConvoyTopology({vhost.url(), "test-vhost"}).ok());
+}
+
 TEST(Consumer, AcksRetriesThroughADelayTierAndDeadLettersWithTheReason) {
   TestVhost vhost("amqp_consumer");
   AmqpOptions o{vhost.url(), "test-consumer"};

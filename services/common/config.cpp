@@ -3,12 +3,17 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 namespace convoy {
 namespace {
@@ -75,6 +80,45 @@ Result<std::string> LoadSecret(const std::string& env_name, const std::string& f
   return value;
 }
 
+namespace {
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+}  // namespace
+
+std::string FindDataDir(const std::string& path, const std::string& installed_name) {
+  if (path.empty() || path[0] == '/' || IsDir(path)) return path;
+  std::vector<std::string> candidates;
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    std::string dir(exe, static_cast<size_t>(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    candidates.push_back(dir + "/../share/convoy/" + installed_name);
+  }
+#ifdef CONVOY_SOURCE_DIR
+  candidates.push_back(std::string(CONVOY_SOURCE_DIR) + "/" + path);
+#endif
+  for (const auto& c : candidates) {
+    if (IsDir(c)) return c;
+  }
+  return path;
+}
+
+Status MakeDirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return Status(Code::kInvalidArgument, "an empty path");
+  for (size_t at = path.find('/', 1);; at = path.find('/', at + 1)) {
+    std::string part = at == std::string::npos ? path : path.substr(0, at);
+    if (!part.empty() && ::mkdir(part.c_str(), mode) != 0 && errno != EEXIST) {
+      return Status(Code::kInvalidArgument, "cannot create " + part + ": " + std::strerror(errno));
+    }
+    if (at == std::string::npos) break;
+  }
+  if (!IsDir(path)) return Status(Code::kInvalidArgument, path + " exists and is not a folder");
+  return Status::Ok();
+}
+
 void InitService(const char* service, const char* usage, int* argc, char*** argv) {
   g_service = service;
   gflags::SetUsageMessage(usage);
@@ -92,6 +136,16 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
         std::exit(2);
       }
     }
+  }
+  // Data folders given as relative defaults are found the way installed software finds them:
+  // from the working directory, else next to the install prefix (<bin>/../share/convoy, as the
+  // images lay them out), else in the source tree the binary was built from.
+  for (const auto& [flag, installed] : {std::pair{"schema_dir", "proto-schemas"}, std::pair{"migrations_dir", "migrations"},
+                                        std::pair{"flows_dir", "flows"}}) {
+    gflags::CommandLineFlagInfo info;
+    if (!gflags::GetCommandLineFlagInfo(flag, &info)) continue;
+    std::string found = FindDataDir(info.current_value, installed);
+    if (found != info.current_value) gflags::SetCommandLineOption(flag, found.c_str());
   }
   google::InitGoogleLogging(service);
   // Block the shutdown signals before any thread starts, so every thread inherits the mask and

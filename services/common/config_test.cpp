@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
+
+#include "testsupport.h"
 
 namespace convoy {
 namespace {
@@ -38,6 +42,38 @@ TEST(Validators, RejectOutOfRangeValues) {
   EXPECT_TRUE(ValidateHttpUrl("g", "https://graph.facebook.com/v24.0"));
   EXPECT_FALSE(ValidateHttpUrl("g", "https://graph.facebook.com/"));
   EXPECT_FALSE(ValidateHttpUrl("g", "ftp://x"));
+}
+
+}  // namespace
+}  // namespace convoy
+
+namespace convoy {
+namespace {
+
+// Started from any folder, a binary finds its data: as given when it exists from there, else in
+// the installed layout, else in the source tree it was built from.
+TEST(FindDataDir, RelativeDefaultsAreFoundFromAnyWorkingDirectory) {
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof(cwd)), nullptr);
+  ASSERT_EQ(::chdir("/"), 0);
+  EXPECT_EQ(FindDataDir("proto-schemas", "proto-schemas"), test::SourcePath("proto-schemas"));
+  EXPECT_EQ(FindDataDir("deploy/postgres", "migrations"), test::SourcePath("deploy/postgres"));
+  EXPECT_EQ(FindDataDir("no/such/dir", "nothing"), "no/such/dir") << "unchanged: the error names what was given";
+  EXPECT_EQ(FindDataDir("/abs/path", "x"), "/abs/path");
+  EXPECT_EQ(FindDataDir("tmp", "x"), "tmp") << "exists from the working directory";
+  ASSERT_EQ(::chdir(cwd), 0);
+}
+
+TEST(MakeDirs, CreatesEveryMissingParentAndRefusesAFile) {
+  std::string base = ::testing::TempDir() + "/" + test::UniqueName("mkdirs");
+  EXPECT_TRUE(MakeDirs(base + "/a/b/c").ok());
+  struct stat st;
+  EXPECT_EQ(::stat((base + "/a/b/c").c_str(), &st), 0);
+  EXPECT_TRUE(MakeDirs(base + "/a/b/c").ok()) << "again: nothing to do";
+  std::ofstream(base + "/file") << "x";
+  Status s = MakeDirs(base + "/file/sub");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("/file"), std::string::npos) << s.ToString();
 }
 
 }  // namespace

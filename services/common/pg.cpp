@@ -91,9 +91,12 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& d
 
 Status PgConnection::Reconnect() {
   if (impl_->conn) PQfinish(impl_->conn);
-  std::string dsn = impl_->dsn;
-  if (dsn.find("connect_timeout") == std::string::npos) dsn += " connect_timeout=5";
-  impl_->conn = PQconnectdb(dsn.c_str());
+  // The DSN may be key=value ("host=... dbname=...") or a URI ("postgresql://user@host:5432/db"):
+  // libpq expands either from dbname. connect_timeout comes first so the DSN's own wins; appended
+  // to a URI it would have become part of the database name.
+  const char* keys[] = {"connect_timeout", "dbname", nullptr};
+  const char* values[] = {"5", impl_->dsn.c_str(), nullptr};
+  impl_->conn = PQconnectdbParams(keys, values, 1);
   if (PQstatus(impl_->conn) != CONNECTION_OK) {
     return Status(Code::kUnavailable, "postgres connect: " + Trim(PQerrorMessage(impl_->conn)));
   }

@@ -62,6 +62,30 @@ TEST(PgConnection, ErrorsAreClassified) {
   EXPECT_EQ(down.status().code(), Code::kUnavailable);
 }
 
+// Both forms people have: key=value and the URI (postgresql://user@host:port/db). The connect
+// timeout convoy adds never changes the database name, and the DSN's own timeout wins.
+TEST(PgConnection, ConnectsWithAUriDsnAsWithKeyValue) {
+  test::TestDatabase db("pg_uri");
+  const std::string kv = db.dsn();
+  auto value = [&](const std::string& key) {
+    auto at = kv.find(key + "=");
+    auto end = kv.find(' ', at);
+    return kv.substr(at + key.size() + 1, end == std::string::npos ? std::string::npos : end - at - key.size() - 1);
+  };
+  for (const std::string& dsn : {"postgresql://" + value("user") + "@" + value("host") + ":" + value("port") + "/" + db.name(),
+                                 "postgres://" + value("user") + "@" + value("host") + ":" + value("port") + "/" + db.name() +
+                                     "?connect_timeout=2&application_name=convoy-test",
+                                 kv + " connect_timeout=3"}) {
+    auto c = PgConnection::Connect(dsn);
+    ASSERT_TRUE(c.ok()) << dsn << ": " << c.status().ToString();
+    auto name = (*c)->Exec("SELECT current_database(), current_setting('application_name')");
+    ASSERT_TRUE(name.ok());
+    EXPECT_EQ(name->get(0, 0), db.name()) << dsn;
+  }
+  auto bad = PgConnection::Connect("postgresql://nobody@127.0.0.1:1/x");
+  EXPECT_EQ(bad.status().code(), Code::kUnavailable);
+}
+
 // A database restart or a killed backend: the failing call says kUnavailable, the next one
 // reconnects.
 TEST(PgConnection, ReconnectsAfterTheBackendIsKilled) {

@@ -60,8 +60,9 @@ int main(int argc, char** argv) {
   if (s.ok() && !FLAGS_media_token_file.empty() && !media_token.ok()) s = media_token.status();
   if (s.ok() && !FLAGS_upload_token_file.empty() && !upload_token.ok()) s = upload_token.status();
   if (s.ok() && !FLAGS_media_link_secret_file.empty() && !link_secret.ok()) s = link_secret.status();
-  if (s.ok() && ::mkdir(FLAGS_media_dir.c_str(), 0750) != 0 && errno != EEXIST) {
-    s = convoy::Status(convoy::Code::kInvalidArgument, "--media_dir cannot be created: " + FLAGS_media_dir);
+  if (s.ok()) {
+    convoy::Status made = convoy::MakeDirs(FLAGS_media_dir);
+    if (!made.ok()) s = convoy::Status(convoy::Code::kInvalidArgument, "--media_dir: " + made.message());
   }
   if (s.ok()) s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, &base);
   if (!s.ok()) {

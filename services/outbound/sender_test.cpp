@@ -547,6 +547,9 @@ TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {
   int64_t before = test::NowMillis();
   Send("pair-limited", "16505554003");
   ASSERT_TRUE(WaitUntil([&] { return graph_.CallCount() == calls + 1; }, 10s));
+  // The bucket is pushed back before the attempt is recorded as retrying: only then is the next
+  // send's slot sure to come after the penalty.
+  ASSERT_TRUE(WaitStatus("pair-limited", "retrying"));
   Send("next-to-pair", "16505554003");
   Send("other-recipient", "16505554004");
   ASSERT_TRUE(WaitStatus("other-recipient", "sent"));

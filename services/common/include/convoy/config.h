@@ -1,6 +1,8 @@
 #pragma once
 // Configuration helpers: flag validators that name the flag, and secrets that come from an
 // environment variable or a file, never from the command line and never into a log.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 
@@ -20,6 +22,14 @@ bool ValidateHttpUrl(const char* flag, const std::string& value);
 // A secret: the file named by file_path if non-empty (trailing newline stripped), else the
 // environment variable env_name. Empty or missing is an error that names both sources.
 Result<std::string> LoadSecret(const std::string& env_name, const std::string& file_path);
+
+// A data folder (schemas, migrations, flows) named by a relative path: as given when it exists
+// from the working directory, else <binary>/../share/convoy/<installed_name> (the installed
+// layout), else the source tree the binary was built from; the path unchanged if none exists.
+// InitService applies it to --schema_dir, --migrations_dir and --flows_dir.
+std::string FindDataDir(const std::string& path, const std::string& installed_name);
+// mkdir -p.
+Status MakeDirs(const std::string& path, mode_t mode = 0750);
 
 // Parses the command line (gflags), sets up glog to stderr, names the service in every log
 // line. Exits non-zero with a message naming the flag on a bad value.

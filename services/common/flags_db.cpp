@@ -17,3 +17,11 @@ DEFINE_int32(prefetch, 32, "Unacknowledged deliveries per consumer");
 DEFINE_validator(prefetch, &convoy::ValidatePositive);
 DEFINE_int32(max_attempts, 5, "Failures before a message is dead-lettered to its .dlq");
 DEFINE_validator(max_attempts, &convoy::ValidatePositive);
+DEFINE_int32(retention_interval_seconds, 600, "How often this service prunes the rows it owns that are past retention (10..86400 s)");
+static bool ValidateRetentionInterval(const char* flag, int32_t v) { return convoy::InRange(flag, v, 10, 86400); }
+DEFINE_validator(retention_interval_seconds, &ValidateRetentionInterval);
+DEFINE_int32(retention_days, 90,
+             "Days the history is kept: transitions, identity changes, send logs, deliveries and their attempts, "
+             "uploads, stored media and their files (1..3650)");
+static bool ValidateRetentionDays(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 3650); }
+DEFINE_validator(retention_days, &ValidateRetentionDays);

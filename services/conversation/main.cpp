@@ -15,7 +15,9 @@
 #include "convoy/topology.h"
 #include "flow.h"
 #include "processor.h"
+#include "convoy/retention.h"
 #include "relay.h"
+#include "retention_rules.h"
 
 DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
 DEFINE_validator(relay_batch, &convoy::ValidatePositive);
@@ -55,6 +57,13 @@ DEFINE_int32(result_photo_wait_seconds, 600,
              "the rest named as missing (1..86400 s)");
 static bool ValidateResultWait(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 86400); }
 DEFINE_validator(result_photo_wait_seconds, &ValidateResultWait);
+DEFINE_int32(dedupe_retention_days, 8,
+             "Days a processed update's dedupe key is kept (8..3650: Meta redelivers for up to 7 days)");
+static bool ValidateDedupeDays(const char* flag, int32_t v) { return convoy::InRange(flag, v, 8, 3650); }
+DEFINE_validator(dedupe_retention_days, &ValidateDedupeDays);
+DEFINE_int32(outbox_retention_hours, 24, "Hours a published (and, for a command, settled) outbox row is kept (1..8760)");
+static bool ValidateOutboxHours(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 8760); }
+DEFINE_validator(outbox_retention_hours, &ValidateOutboxHours);
 DEFINE_int32(batch, 16,
              "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
              "at most --prefetch; 1: one transaction per delivery)");
@@ -134,6 +143,11 @@ int main(int argc, char** argv) {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
   // 4. run
+  convoy::RetentionLoop retention(
+      FLAGS_pg_dsn, "conversation",
+      convoy::conversation::RetentionRules(FLAGS_dedupe_retention_days, FLAGS_outbox_retention_hours, FLAGS_retention_days),
+      std::chrono::seconds(FLAGS_retention_interval_seconds));
+  retention.Start();
   return convoy::ServeUntilSignal("conversation", server, publisher, consumers, [&] { relay.Start(); },
                                   [&] { relay.Stop(); });
 }

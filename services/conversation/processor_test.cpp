@@ -1,5 +1,6 @@
 // Integration: real PostgreSQL. The exactly-once contract of one delivery = one transaction.
 #include "processor.h"
+#include "retention_rules.h"
 
 #include <gtest/gtest.h>
 
@@ -446,6 +447,44 @@ TEST(ConversationService, ABadFlowFileStopsTheStartNamingTheFileAndThePlace) {
   std::string log = service.Log();
   EXPECT_NE(log.find(dir + "/broken.json: /steps/0 (a)/next: no step 'nowhere'"), std::string::npos) << log;
   EXPECT_NE(log.find("--flows_dir"), std::string::npos) << log;
+}
+
+// Retention: the tables shrink in small batches, and an update Meta redelivers inside the 8-day
+// window is still a duplicate. Unsettled commands stay, whatever their age, and a second replica
+// does not prune at the same time.
+TEST_F(ProcessorTest, RetentionShrinksTheTablesAndKeepsTheDedupeWindow) {
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  for (int i = 0; i < 6; ++i) Expect(p, TextDelivery("wamid.ret" + std::to_string(i), "hello", "1650555990" + std::to_string(i)));
+  ASSERT_EQ(Count("SELECT count(*) FROM inbound_messages"), 6);
+  // Three updates processed 9 days ago, three 7 days ago; their transitions 91 days ago for the
+  // first three; every outbox row published 2 days ago and settled, but one command unsettled.
+  ASSERT_TRUE(conn_->Exec("UPDATE inbound_messages SET processed_at = now() - CASE WHEN dedupe_key < 'wamid.ret3' "
+                          "THEN interval '9 days' ELSE interval '7 days' END").ok());
+  ASSERT_TRUE(conn_->Exec("UPDATE transitions SET at = now() - interval '91 days' WHERE trigger_dedupe_key < 'wamid.ret3'").ok());
+  ASSERT_TRUE(conn_->Exec("UPDATE outbox SET published_at = now() - interval '2 days', settled_at = now() - interval '2 days'").ok());
+  ASSERT_TRUE(conn_->Exec("UPDATE outbox SET settled_at = NULL WHERE id = (SELECT max(id) FROM outbox WHERE "
+                          "exchange = 'convoy.commands')").ok());
+  const int64_t outbox = Count("SELECT count(*) FROM outbox");
+  // Another replica holds the lock: this one does nothing.
+  auto other = PgConnection::Connect(db_.dsn());
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Exec("SELECT pg_advisory_lock(hashtextextended('convoy:retention:conversation', 0))").ok());
+  EXPECT_EQ(PruneOnce(*conn_, "conversation", RetentionRules(8, 24, 90), 2).status().code(), Code::kUnavailable);
+  ASSERT_TRUE((*other)->Exec("SELECT pg_advisory_unlock(hashtextextended('convoy:retention:conversation', 0))").ok());
+
+  auto r = PruneOnce(*conn_, "conversation", RetentionRules(8, 24, 90), 2);  // batches of 2
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["inbound_messages"], 3);
+  EXPECT_EQ((*r)["transitions"], 3);
+  EXPECT_EQ((*r)["outbox"], outbox - 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages"), 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM transitions"), 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL"), 1) << "the ledger still needs it";
+  // Meta redelivers an update from 7 days ago: still a duplicate.
+  const int64_t transitions = Count("SELECT count(*) FROM transitions");
+  Expect(p, TextDelivery("wamid.ret4", "hello", "16505559904"));
+  EXPECT_EQ(Count("SELECT count(*) FROM transitions"), transitions);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox"), 1);
 }
 
 }  // namespace

@@ -8,11 +8,13 @@
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
 #include "convoy/ledger.h"
+#include "convoy/retention.h"
 #include "convoy/flags.h"
 #include "convoy/http.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
 #include "fetcher.h"
+#include "retention_rules.h"
 #include "server.h"
 #include "uploader.h"
 
@@ -129,6 +131,9 @@ int main(int argc, char** argv) {
     LOG(WARNING) << "service=media event=media_serving_closed reason=no CONVOY_MEDIA_TOKEN and no --media_public";
   }
   server.Route("GET", "/media/", [serve](const convoy::HttpRequest& r) { return convoy::media::ServeMedia(r, serve); });
+  convoy::RetentionLoop retention(FLAGS_pg_dsn, "media", convoy::media::RetentionRules(FLAGS_media_dir, FLAGS_retention_days),
+                                  std::chrono::seconds(FLAGS_retention_interval_seconds));
+  retention.Start();
   // 4. run
   return convoy::ServeUntilSignal("media", server, publisher, consumers);
 }

@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include "convoy/consumer_group.h"
 #include "convoy/crypto.h"
@@ -19,6 +20,7 @@
 #include "convoy/topology.h"
 #include "fake_graph.h"
 #include "fetcher.h"
+#include "retention_rules.h"
 #include "server.h"
 #include "testsupport.h"
 #include "uploader.h"
@@ -271,6 +273,43 @@ TEST_F(MediaTest, TheSameMediaFetchedTwentyTimesAtOnceIsDownloadedOnce) {
   EXPECT_EQ(graph_.DownloadCount(), 1u);
   EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 1);
+}
+
+// Retention: stored media past --retention_days go with their files; a file that a newer row
+// (the same bytes under another media id) still names stays; settled uploads go, one in flight stays.
+TEST_F(MediaTest, RetentionRemovesOldMediaWithTheirFilesButNotAFileStillNamed) {
+  auto store = [&](const std::string& media_id, const std::string& name, int days_old) {
+    std::ofstream(media_dir_ + "/" + name) << name;
+    ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, stored_at) "
+                           "VALUES ($1, $2, 'x', 1, 'image/jpeg', now() - make_interval(days => $3::int))",
+                           {media_id, name, std::to_string(days_old)})
+                    .ok());
+  };
+  const std::string alone = Sha256Hex("alone") + ".jpg", shared = Sha256Hex("shared") + ".jpg",
+                    fresh = Sha256Hex("fresh") + ".jpg";
+  store("old-alone", alone, 91);
+  store("old-shared", shared, 91);
+  store("new-shared", shared, 1);
+  store("new", fresh, 1);
+  for (const auto& [key, status, days] : {std::tuple{"up-old", "uploaded", 91}, std::tuple{"up-flight", "uploading", 91},
+                                          std::tuple{"up-new", "uploaded", 1}}) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO media_uploads (dedupe_key, stored_name, destination, status, correlation_id, "
+                           "updated_at) VALUES ($1, $2, 'listing', $3, 'c', now() - make_interval(days => $4::int))",
+                           {std::string(key), fresh, std::string(status), std::to_string(days)})
+                    .ok());
+  }
+  auto r = PruneOnce(*sql_, "media", media::RetentionRules(media_dir_, 90), 1);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["media_objects"], 2);
+  EXPECT_EQ((*r)["media_uploads"], 1);
+  struct stat st;
+  EXPECT_NE(::stat((media_dir_ + "/" + alone).c_str(), &st), 0) << "removed with its row";
+  EXPECT_EQ(::stat((media_dir_ + "/" + shared).c_str(), &st), 0) << "still named by new-shared";
+  EXPECT_EQ(::stat((media_dir_ + "/" + fresh).c_str(), &st), 0);
+  auto left = sql_->Exec("SELECT string_agg(media_id, ',' ORDER BY media_id) FROM media_objects");
+  EXPECT_EQ(left->get(0, 0), "new,new-shared");
+  auto uploads = sql_->Exec("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM media_uploads");
+  EXPECT_EQ(uploads->get(0, 0), "up-flight,up-new");
 }
 
 class ServeTest : public ::testing::Test {

@@ -12,10 +12,12 @@
 #include "convoy/json.h"
 #include "convoy/ledger.h"
 #include "convoy/pg.h"
+#include "convoy/retention.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
 #include "admin.h"
 #include "deliverer.h"
+#include "retention_rules.h"
 #include "sender.h"
 
 DEFINE_bool(pacing, true, "Pace sends with token buckets per business number and per recipient (shared by replicas)");
@@ -201,6 +203,9 @@ int main(int argc, char** argv) {
       return convoy::outbound::HandleAdmin(r, admin, *sinks);
     });
   }
+  convoy::RetentionLoop retention(FLAGS_pg_dsn, "outbound", convoy::outbound::RetentionRules(FLAGS_retention_days),
+                                  std::chrono::seconds(FLAGS_retention_interval_seconds));
+  retention.Start();
   // 4. run
   return convoy::ServeUntilSignal("outbound", server, publisher, consumers);
 }

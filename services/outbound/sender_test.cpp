@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "convoy/consumer_group.h"
 #include "convoy/json.h"
@@ -17,6 +18,7 @@
 #include "convoy/startup.h"
 #include "convoy/topology.h"
 #include "fake_graph.h"
+#include "retention_rules.h"
 #include "testsupport.h"
 
 namespace convoy::outbound {
@@ -558,6 +560,37 @@ TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {
   for (int64_t t : graph_.SendTimesMs("16505554003")) EXPECT_GE(t - before, 4000) << "the recipient's bucket waits 4 s";
   EXPECT_LT(graph_.SendTimesMs("16505554004").at(0) - before, 2000) << "another recipient is not held up";
   EXPECT_EQ(Log("pair-limited").attempts, "2");
+}
+
+// Retention: settled sends and deliveries past --retention_days go (attempts first); a send still
+// in flight and a held delivery stay, however old.
+TEST_F(OutboundTest, RetentionPrunesSettledHistoryAndKeepsWhatIsStillGoing) {
+  for (const auto& [key, status, days] : {std::tuple{"old-sent", "sent", 91}, std::tuple{"old-failed", "failed", 91},
+                                          std::tuple{"old-sending", "sending", 91}, std::tuple{"new-sent", "sent", 1}}) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
+                           "updated_at) VALUES ($1, '1', '2', $2, 'c', now() - make_interval(days => $3::int))",
+                           {std::string(key), std::string(status), std::to_string(days)})
+                    .ok());
+  }
+  for (const auto& [result, status] : {std::pair{"r-delivered", "delivered"}, std::pair{"r-held", "held"}}) {
+    auto id = sql_->Exec("INSERT INTO deliveries (result_id, sink, type, correlation_id, command, status, updated_at) "
+                         "VALUES ($1, 'listing', 'listing.submitted', 'c', '{}', $2, now() - interval '91 days') RETURNING id",
+                         {std::string(result), std::string(status)});
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    ASSERT_TRUE(sql_->Exec("INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome) "
+                           "VALUES ($1::bigint, 1, now() - interval '91 days', 5, 'retry')",
+                           {id->get(0, 0)})
+                    .ok());
+  }
+  auto r = PruneOnce(*sql_, "outbound", RetentionRules(90));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["outbound_messages"], 2);
+  EXPECT_EQ((*r)["delivery_attempts"], 2);
+  EXPECT_EQ((*r)["deliveries"], 1);
+  auto sends = sql_->Exec("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM outbound_messages");
+  EXPECT_EQ(sends->get(0, 0), "new-sent,old-sending");
+  auto deliveries = sql_->Exec("SELECT string_agg(result_id, ',') FROM deliveries");
+  EXPECT_EQ(deliveries->get(0, 0), "r-held");
 }
 
 }  // namespace

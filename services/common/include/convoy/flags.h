@@ -15,6 +15,8 @@ DECLARE_string(schema_dir);
 DECLARE_int32(consumer_threads);
 DECLARE_int32(prefetch);
 DECLARE_int32(max_attempts);
+DECLARE_int32(retention_interval_seconds);
+DECLARE_int32(retention_days);
 
 // Services that call the Graph API.
 DECLARE_string(graph_base_url);

@@ -67,4 +67,7 @@ class PgConnection {
 // schema_migrations, under an advisory lock so replicas starting together don't race.
 Status RunMigrations(PgConnection& conn, const std::string& dir);
 
+// A PostgreSQL text[] literal of the values ("{\"a\",\"b\"}"), for one parameter ($1::text[]).
+std::string PgTextArray(const std::vector<std::string>& values);
+
 }  // namespace convoy

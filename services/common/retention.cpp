@@ -1,0 +1,119 @@
+#include "convoy/retention.h"
+
+#include <glog/logging.h>
+
+#include "convoy/log.h"
+#include "convoy/metrics.h"
+
+namespace convoy {
+
+namespace {
+
+Counter& Deleted(const std::string& table) {
+  return DefaultRegistry().GetCounter("convoy_retention_deleted_total", "Rows removed by retention, by table.",
+                                      "table=\"" + table + "\"");
+}
+
+}  // namespace
+
+Result<std::map<std::string, int64_t>> PruneOnce(PgConnection& db, const std::string& lock_name,
+                                                 const std::vector<PruneRule>& rules, int batch, int max_batches) {
+  auto locked = db.Exec("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", {"convoy:retention:" + lock_name});
+  if (!locked.ok()) return locked.status();
+  if (locked->get(0, 0) != "t") return Status(Code::kUnavailable, "another replica is pruning");
+  std::map<std::string, int64_t> deleted;
+  Status failed = Status::Ok();
+  for (const auto& rule : rules) {
+    const std::string& key = rule.key_column;
+    const std::string pick = "SELECT " + key + "::text FROM " + rule.table + " WHERE " + rule.old_rows + " LIMIT " +
+                             std::to_string(batch);
+    // The condition again: a row that changed since it was picked (a command settled late) stays.
+    const std::string remove = "DELETE FROM " + rule.table + " WHERE " + key + "::text = ANY($2::text[]) AND " + rule.old_rows;
+    int64_t total = 0;
+    for (int b = 0; b < max_batches; ++b) {
+      auto rows = db.Exec(pick, {std::to_string(rule.age_seconds) + " seconds"});
+      if (!rows.ok()) {
+        failed = rows.status();
+        break;
+      }
+      if (rows->empty()) break;
+      std::vector<std::string> keys;
+      for (size_t i = 0; i < rows->size(); ++i) keys.push_back(rows->get(i, 0));
+      const std::string array = PgTextArray(keys);
+      if (rule.before_delete) {
+        Status s = rule.before_delete(db, keys);
+        if (!s.ok()) {
+          failed = s;
+          break;
+        }
+      }
+      auto gone = db.Exec(remove, {std::to_string(rule.age_seconds) + " seconds", array});
+      if (!gone.ok()) {
+        failed = gone.status();
+        break;
+      }
+      total += static_cast<int64_t>(gone->affected);
+      if (rows->size() < static_cast<size_t>(batch)) break;
+    }
+    deleted[rule.table] += total;
+    if (total > 0) Deleted(rule.table).Inc(static_cast<uint64_t>(total));
+    if (!failed.ok()) break;
+  }
+  db.Exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", {"convoy:retention:" + lock_name});
+  if (!failed.ok()) return failed;
+  return deleted;
+}
+
+RetentionLoop::RetentionLoop(std::string pg_dsn, std::string lock_name, std::vector<PruneRule> rules,
+                             std::chrono::seconds interval)
+    : dsn_(std::move(pg_dsn)), lock_(std::move(lock_name)), rules_(std::move(rules)), interval_(interval) {}
+
+RetentionLoop::~RetentionLoop() { Stop(); }
+
+void RetentionLoop::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  started_ = true;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void RetentionLoop::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_ || stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void RetentionLoop::Run() {
+  std::unique_ptr<PgConnection> db;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, interval_, [&] { return stop_; })) return;  // the schedule, not a condition
+    }
+    if (!db) {
+      auto c = PgConnection::Connect(dsn_);
+      if (!c.ok()) {
+        LOG(WARNING) << LogCtx("retention") << "event=retention_skipped error=" << c.status().ToString();
+        continue;
+      }
+      db = std::move(*c);
+    }
+    auto r = PruneOnce(*db, lock_, rules_);
+    if (!r.ok()) {
+      if (r.status().code() != Code::kUnavailable || db->healthy()) {
+        LOG(WARNING) << LogCtx("retention") << "event=retention_failed error=" << r.status().ToString();
+      }
+      continue;
+    }
+    std::string summary;
+    for (const auto& [table, n] : *r) {
+      if (n > 0) summary += " " + table + "=" + std::to_string(n);
+    }
+    if (!summary.empty()) LOG(INFO) << LogCtx("retention") << "event=retention_pass deleted" << summary;
+  }
+}
+
+}  // namespace convoy

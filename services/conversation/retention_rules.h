@@ -1,0 +1,24 @@
+#pragma once
+// What conversation prunes (convoy/retention.h): dedupe keys after --dedupe_retention_days (at
+// least 8: Meta redelivers for up to 7), published outbox rows after --outbox_retention_hours
+// (commands only once their consumer settled them: the ledger needs the rest), transitions and
+// identity changes after --retention_days. Conversations themselves are kept.
+#include <vector>
+
+#include "convoy/retention.h"
+
+namespace convoy::conversation {
+
+inline std::vector<PruneRule> RetentionRules(int dedupe_days, int outbox_hours, int history_days) {
+  const int64_t day = 86400;
+  return {
+      {"inbound_messages", "processed_at < now() - $1::interval", dedupe_days * day, "dedupe_key", {}},
+      {"outbox",
+       "published_at < now() - $1::interval AND (exchange <> 'convoy.commands' OR settled_at IS NOT NULL)",
+       outbox_hours * int64_t{3600}, "id", {}},
+      {"transitions", "at < now() - $1::interval", history_days * day, "id", {}},
+      {"identity_changes", "at < now() - $1::interval", history_days * day, "id", {}},
+  };
+}
+
+}  // namespace convoy::conversation

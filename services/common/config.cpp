@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "convoy/log.h"
+
 namespace convoy {
 namespace {
 const char* g_service = "convoy";
@@ -148,6 +150,7 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
     if (found != info.current_value) gflags::SetCommandLineOption(flag, found.c_str());
   }
   google::InitGoogleLogging(service);
+  ApplyLogFormat();
   // Block the shutdown signals before any thread starts, so every thread inherits the mask and
   // only WaitForShutdownSignal() receives them. A closed peer must not kill the process.
   sigset_t set;

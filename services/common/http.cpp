@@ -7,6 +7,7 @@
 #include <cpprest/http_listener.h>
 #include <glog/logging.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <pplx/threadpool.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "convoy/json.h"
 #include "convoy/metrics.h"
 
 namespace convoy {
@@ -390,6 +392,24 @@ Result<HttpResponse> HttpFetch(const HttpClientRequest& request) {
   } catch (const std::exception& e) {
     return Status(Code::kInvalidArgument, request.method + " " + request.url + ": " + e.what());
   }
+}
+
+HttpResponse JsonResponse(int status, const std::string& body) { return {status, "application/json", body + "\n", {}, ""}; }
+
+HttpResponse JsonError(int status, const std::string& code, const std::string& message) {
+  return JsonResponse(status, R"({"error":{"code":")" + JsonEscape(code) + R"(","message":")" + JsonEscape(message) + "\"}}");
+}
+
+std::optional<HttpResponse> RequireBearer(const HttpRequest& request, const std::string& token,
+                                          const std::string& how_to_open) {
+  if (token.empty()) return JsonError(403, "closed", "closed: " + how_to_open);
+  const std::string want = "Bearer " + token, got = request.Header("authorization");
+  if (got.size() != want.size() || CRYPTO_memcmp(got.data(), want.data(), want.size()) != 0) {
+    HttpResponse resp = JsonError(401, "unauthenticated", "Authorization: Bearer <token> is needed");
+    resp.headers["WWW-Authenticate"] = "Bearer";
+    return resp;
+  }
+  return std::nullopt;
 }
 
 }  // namespace convoy

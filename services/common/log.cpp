@@ -1,6 +1,23 @@
 #include "convoy/log.h"
 
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include <cstdio>
+#include <ctime>
+
 #include "convoy/config.h"
+#include "convoy/json.h"
+
+DEFINE_string(log_format, "text",
+              "text: glog's lines on stderr; json: one JSON object per line on stderr (ts, level, file, line, and "
+              "every key=value of the line as a member), for log pipelines");
+static bool ValidateLogFormat(const char* flag, const std::string& v) {
+  if (v == "text" || v == "json") return true;
+  std::fprintf(stderr, "invalid value for --%s: %s (text or json)\n", flag, v.c_str());
+  return false;
+}
+DEFINE_validator(log_format, &ValidateLogFormat);
 
 namespace convoy {
 
@@ -11,6 +28,84 @@ std::ostream& operator<<(std::ostream& os, const LogCtx& ctx) {
   if (!ctx.conversation_key.empty()) os << " conversation=" << ctx.conversation_key;
   if (!ctx.dedupe_key.empty()) os << " dedupe_key=" << ctx.dedupe_key;
   return os << ' ';
+}
+
+namespace {
+
+bool IsKeyChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'; }
+
+}  // namespace
+
+std::string JsonLogLine(const std::string& level, const std::string& ts, const std::string& file, int line,
+                        std::string_view message) {
+  std::string out = R"({"ts":")" + JsonEscape(ts) + R"(","level":")" + JsonEscape(level) + R"(","file":")" +
+                    JsonEscape(file) + R"(","line":)" + std::to_string(line);
+  std::string rest;
+  size_t i = 0;
+  const size_t n = message.size();
+  while (i < n) {
+    while (i < n && message[i] == ' ') ++i;
+    size_t k = i;
+    while (k < n && IsKeyChar(message[k])) ++k;
+    if (k > i && k < n && message[k] == '=' && message.substr(i, k - i) != "msg") {
+      std::string key(message.substr(i, k - i));
+      std::string value;
+      size_t v = k + 1;
+      if (v < n && message[v] == '"') {
+        // A quoted value: up to the closing quote (\" inside it is a quote).
+        for (++v; v < n && message[v] != '"'; ++v) {
+          if (message[v] == '\\' && v + 1 < n && message[v + 1] == '"') ++v;
+          value += message[v];
+        }
+        if (v < n) ++v;
+      } else {
+        size_t end = message.find(' ', v);
+        if (end == std::string_view::npos) end = n;
+        value = std::string(message.substr(v, end - v));
+        v = end;
+      }
+      out += R"(,")" + JsonEscape(key) + R"(":")" + JsonEscape(value) + "\"";
+      i = v;
+      continue;
+    }
+    // Free text: kept, in order, in "msg".
+    size_t end = message.find(' ', i);
+    if (end == std::string_view::npos) end = n;
+    if (end > i) rest += (rest.empty() ? "" : " ") + std::string(message.substr(i, end - i));
+    i = end;
+  }
+  if (!rest.empty()) out += R"(,"msg":")" + JsonEscape(rest) + "\"";
+  return out + "}";
+}
+
+namespace {
+
+class JsonSink : public google::LogSink {
+ public:
+  void send(google::LogSeverity severity, const char*, const char* base_filename, int line,
+            const google::LogMessageTime& t, const char* message, size_t message_len) override {
+    char ts[64];
+    const std::tm& tm = t.tm();
+    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(t.usec()));
+    std::string out = JsonLogLine(google::GetLogSeverityName(severity), ts, base_filename, line,
+                                  std::string_view(message, message_len)) +
+                      "\n";
+    std::fwrite(out.data(), 1, out.size(), stderr);  // one write per line
+  }
+};
+
+}  // namespace
+
+void ApplyLogFormat() {
+  if (FLAGS_log_format != "json") return;
+  FLAGS_logtostderr = false;
+  FLAGS_alsologtostderr = false;
+  FLAGS_stderrthreshold = google::NUM_SEVERITIES;  // nothing in glog's own format
+  FLAGS_timestamp_in_logfile_name = false;
+  for (int s = 0; s < google::NUM_SEVERITIES; ++s) google::SetLogDestination(s, "");  // no files
+  static JsonSink* sink = new JsonSink();
+  google::AddLogSink(sink);
 }
 
 }  // namespace convoy

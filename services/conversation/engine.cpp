@@ -44,6 +44,13 @@ class Run {
       Reset();
       t_.note = "flow_unavailable";
     }
+    if (!step && !s_.closed_note.empty()) {
+      // The first message after the manager cancelled this person's checklist.
+      Say("reply", s_.closed_note);
+      s_.closed_note.clear();
+      t_.note = "assignment_closed";
+      return;
+    }
     if (!step) return Route();
     flow_ = flow;
     // A photo sent in the same second as the update that closed its photo step still belongs there.
@@ -62,6 +69,8 @@ class Run {
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     t_.note = "recorded";
     if (ev_.kind == Event::Kind::kResultDue) return ResultDue();
+    if (ev_.kind == Event::Kind::kAssignmentStarted) return AssignmentStarted();
+    if (ev_.kind == Event::Kind::kAssignmentEnded) return AssignmentEnded(flow);
     if (ev_.media_id.empty()) return;
     if (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed) ResultPhoto();
     auto pending = s_.pending_uploads.find(ev_.media_id);
@@ -175,6 +184,203 @@ class Run {
     s_.results.erase(r);
   }
 
+  // --- checklists (a flow with `assignment`) ---
+
+  static constexpr int64_t kWindow = 24 * 3600;
+
+  // Inside Meta's 24-hour window: a plain message may go (a minute kept in hand).
+  bool InWindow() const { return s_.last_inbound_at > 0 && at_ - s_.last_inbound_at < kWindow - 60; }
+
+  static std::string Fill(const std::string& tmpl, const std::map<std::string, std::string>& vars) {
+    std::string out = tmpl;
+    for (const auto& [k, v] : vars) {
+      const std::string key = "{" + k + "}";
+      for (size_t at = out.find(key); at != std::string::npos; at = out.find(key, at + v.size())) out.replace(at, key.size(), v);
+    }
+    return out;
+  }
+
+  std::map<std::string, std::string> Vars() const {
+    const auto& a = s_.assignment;
+    std::string answers;
+    if (a.index < a.questions.size()) {
+      for (const auto& x : a.questions[a.index].answers) answers += (answers.empty() ? "" : ", ") + x;
+    }
+    return {{"index", std::to_string(a.index + 1)},
+            {"count", std::to_string(a.questions.size())},
+            {"question", a.index < a.questions.size() ? a.questions[a.index].text : ""},
+            {"answers", answers},
+            {"title", a.title},
+            {"operator", a.operator_name.empty() ? "there" : a.operator_name}};
+  }
+
+  // "Question i of N", with the allowed answers as buttons when there are at most three.
+  void Ask(const Step& step) {
+    const auto& a = s_.assignment;
+    const Question& q = a.questions[a.index];
+    std::string text = Fill(step.prompt, Vars());
+    if (!q.answers.empty() && q.answers.size() <= 3) {
+      Effect e;
+      e.kind = Effect::Kind::kSendButtons;
+      e.step = "reply";
+      e.text = Clip(text, kButtonBodyLimit);
+      for (size_t i = 0; i < q.answers.size(); ++i) e.buttons.emplace_back("answer_" + std::to_string(i + 1), Clip(q.answers[i], 20));
+      t_.effects.push_back(std::move(e));
+      return;
+    }
+    if (!q.answers.empty()) text += "\n(" + Vars()["answers"] + ")";
+    Say("reply", text);
+  }
+
+  // Question i, answered: fields "q<i>" (and its photos, "q<i>"), then the next or the summary.
+  void Answer(const Step& step, const std::string& text) {
+    auto& a = s_.assignment;
+    const Question& q = a.questions[a.index];
+    std::string value = text;
+    if (!q.answers.empty()) {
+      const std::string typed = NormalizeKeyword(text);
+      auto it = std::find_if(q.answers.begin(), q.answers.end(), [&](const std::string& x) { return NormalizeKeyword(x) == typed; });
+      if (it == q.answers.end()) {
+        Say("reply", Fill(step.invalid, Vars()));
+        t_.note = "reprompted";
+        return;
+      }
+      value = *it;
+    }
+    s_.fields["q" + std::to_string(a.index + 1)] = Clip(value, kTextLimit);
+    a.pending_photo.clear();
+    a.answered_at = at_;
+    ++a.index;
+    t_.note = "answered";
+    if (a.index < a.questions.size()) return Ask(step);
+    Enter(step.next);
+  }
+
+  void Checklist(const Step& step) {
+    auto& a = s_.assignment;
+    if (!a.asked) {
+      // The operator's reply to the template (a tap or anything): the first question.
+      a.asked = true;
+      t_.note = "checklist_opened";
+      return Ask(step);
+    }
+    if (a.index >= a.questions.size()) return Route();
+    if (a.answered_at > 0 && at_ <= a.answered_at) {
+      // Sent before this question was asked: a second answer to a question already answered.
+      t_.note = "superseded";
+      return;
+    }
+    const Question& q = a.questions[a.index];
+    const std::string field = "q" + std::to_string(a.index + 1);
+    if (ev_.kind == Event::Kind::kImage) {
+      if (!AddPhoto(field)) {
+        t_.note = "duplicate_photo";
+        return;
+      }
+      std::string caption = ev_.text;
+      while (!caption.empty() && std::isspace(static_cast<unsigned char>(caption.back()))) caption.pop_back();
+      if (caption.empty()) {
+        a.pending_photo = ev_.media_id;
+        Say("reply", Fill(step.photo_pending, Vars()));
+        t_.note = "photo_pending";
+        return;
+      }
+      return Answer(step, caption);
+    }
+    if (!IsText()) {
+      Say("reply", Fill(q.photo == "required" ? step.photo_required : step.invalid, Vars()));
+      t_.note = "reprompted";
+      return;
+    }
+    if (a.pending_photo.empty() && q.photo == "required") {
+      Say("reply", Fill(step.photo_required, Vars()));
+      t_.note = "photo_required";
+      return;
+    }
+    Answer(step, ev_.text);
+  }
+
+  std::string ChecklistSummary() const {
+    const auto& a = s_.assignment;
+    std::string out;
+    for (size_t i = 0; i < a.questions.size(); ++i) {
+      const std::string field = "q" + std::to_string(i + 1);
+      auto it = s_.fields.find(field);
+      auto photos = s_.photos.find(field);
+      size_t n = photos == s_.photos.end() ? 0 : photos->second.size();
+      out += std::to_string(i + 1) + ". " + Clip(a.questions[i].text, kQuoteLimit) + ": " +
+             Clip(it == s_.fields.end() ? "" : it->second, kSummaryValueLimit) +
+             (n ? " (" + std::to_string(n) + (n == 1 ? " photo)" : " photos)") : "") + "\n";
+    }
+    if (!out.empty()) out.pop_back();
+    return out;
+  }
+
+  void Confirm(const Step& step) {
+    if (IsText() && NormalizeKeyword(ev_.text) == step.confirm_keyword) {
+      t_.note = "confirmed";
+      return Enter(step.next);
+    }
+    Say("reply", step.invalid);
+    t_.note = "reprompted";
+  }
+
+  void AssignmentStarted() {
+    const Flow* flow = flows_.Find(ev_.assignment.flow);
+    if (!flow || !flow->assigned || ev_.assignment.questions.empty()) {
+      t_.note = "assignment_flow_unavailable";
+      return;
+    }
+    const Step* step = flow->Find(flow->start);
+    if (!step || step->kind != Step::Kind::kChecklist) {
+      t_.note = "assignment_flow_unavailable";
+      return;
+    }
+    Reset();
+    flow_ = flow;
+    s_.flow = flow->name;
+    s_.step = step->id;
+    s_.history.emplace_back(step->id, at_);
+    s_.assignment = ev_.assignment;
+    s_.assignment.index = 0;
+    s_.assignment.asked = false;
+    s_.closed_note.clear();
+    s_.fields["assignment_id"] = s_.assignment.id;
+    s_.fields["reference"] = s_.assignment.reference;
+    s_.fields["checklist"] = s_.assignment.title;
+    t_.note = "assignment_started";
+    const auto vars = Vars();
+    if (InWindow() || flow->assignment.template_name.empty()) {
+      if (!flow->assignment.intro.empty()) Say("intro", Fill(flow->assignment.intro, vars));
+      s_.assignment.asked = true;
+      return Ask(*step);
+    }
+    // Outside the window only an approved template may open the conversation; the operator's
+    // reply brings the first question.
+    Effect e;
+    e.kind = Effect::Kind::kSendTemplate;
+    e.step = "template";
+    e.template_name = flow->assignment.template_name;
+    e.template_language = flow->assignment.template_language;
+    e.template_params = {vars.at("operator"), vars.at("title"), vars.at("count")};
+    t_.effects.push_back(std::move(e));
+  }
+
+  void AssignmentEnded(const Flow* flow) {
+    if (s_.assignment.id.empty() || s_.assignment.id != ev_.assignment.id) return;  // not (or no longer) running
+    const bool cancelled = ev_.reason == "cancelled";
+    std::string say, closed;
+    if (flow) {
+      say = cancelled ? flow->assignment.cancelled : flow->assignment.expired;
+      closed = cancelled ? flow->assignment.closed : "";
+    }
+    flow_ = flow;
+    if (!say.empty() && InWindow()) Say("reply", Fill(say, Vars()));
+    Reset();
+    s_.closed_note = closed;
+    t_.note = cancelled ? "assignment_cancelled" : "assignment_expired";
+  }
+
   bool IsText() const { return ev_.kind == Event::Kind::kText || ev_.kind == Event::Kind::kButton; }
 
   void Say(const std::string& name, const std::string& text) {
@@ -246,7 +452,8 @@ class Run {
 
   // The step's question, as it is asked on entering it (and again after a wrong answer).
   void Prompt(const Step& step, const std::string& lead) {
-    std::string text = Render(step.prompt, &step);
+    std::string text = step.kind == Step::Kind::kConfirm ? Fill(step.prompt, {{"summary", ChecklistSummary()}})
+                                                         : Render(step.prompt, &step);
     if (!lead.empty()) text = lead + "\n" + text;
     if (step.kind == Step::Kind::kButtons || step.kind == Step::Kind::kSummary) {
       SayButtons("reply", text, step);
@@ -307,6 +514,15 @@ class Run {
         }
       }
     }
+    if (flow_->assigned && !s_.assignment.id.empty()) {
+      Effect done;
+      done.kind = Effect::Kind::kAssignmentDone;
+      done.step = "assignment_done";
+      done.assignment_id = s_.assignment.id;
+      done.fields = s_.fields;
+      done.photos = s_.photos;
+      t_.effects.push_back(std::move(done));
+    }
     Reset();
     t_.note = step->deliver ? "completed" : "ended";
   }
@@ -351,6 +567,10 @@ class Run {
       case Step::Kind::kButtons:
       case Step::Kind::kSummary:
         return Buttons(step);
+      case Step::Kind::kChecklist:
+        return Checklist(step);
+      case Step::Kind::kConfirm:
+        return Confirm(step);
       case Step::Kind::kComplete:
         return Route();  // not reached: a complete step ends the run on entry
     }

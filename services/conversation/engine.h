@@ -37,6 +37,23 @@ struct PendingResult {
   std::map<std::string, std::vector<Photo>> photos;
 };
 
+// A checklist assignment's run (the checklist flow): its questions, and where the operator is.
+// Answers are fields "q1".."qN" of the run, their photos photo fields "q1".."qN".
+struct Question {
+  std::string text;
+  std::string photo = "optional";     // required | optional | none
+  std::vector<std::string> answers;   // the allowed answers ("OK", "NOT OK"), or any text
+};
+
+struct AssignmentRun {
+  std::string id, title, reference, operator_name, flow;
+  std::vector<Question> questions;
+  size_t index = 0;            // the question being answered
+  bool asked = false;          // the first question went (after a template, on the operator's reply)
+  int64_t answered_at = 0;     // when the last answer was sent: one sent no later was for an earlier question
+  std::string pending_photo;   // a photo sent first, waiting for its note
+};
+
 struct ConversationState {
   std::string flow;                    // "" when no flow is running
   std::string step;                    // the current step of `flow`
@@ -52,13 +69,17 @@ struct ConversationState {
   // destination; uploaded when their media.stored comes back. Kept across runs.
   std::map<std::string, std::string> pending_uploads;
   std::vector<PendingResult> results;  // results waiting for their photos. Kept across runs.
+  AssignmentRun assignment;            // the checklist flow's run (id empty otherwise)
+  std::string closed_note;             // said once to the next message after an assignment was cancelled
 };
 
 struct Event {
   // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
   // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
   enum class Kind {
-    kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded, kResultDue
+    kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded, kResultDue,
+    kAssignmentStarted,  // a checklist assigned to this person starts (assignment.started)
+    kAssignmentEnded,    // their active one was cancelled or expired (reason), by the manager or the clock
   };
   Kind kind = Kind::kOther;
   std::string id;            // the trigger, unique in the conversation's life: names a result it completes
@@ -73,12 +94,18 @@ struct Event {
   std::string profile_name;
   std::string message_type;  // inbound messages: Meta's type (text, image, video, document, sticker, ...)
   int64_t wa_timestamp = 0;  // inbound messages: seconds since the epoch
+  AssignmentRun assignment;  // kAssignmentStarted: the run to start; kAssignmentEnded: its id
 };
 
 struct Effect {
   // kDeliver: a result to its sink (outbound.deliver); kResultDue: a reminder to this conversation
   // after delay_ms (result.due through a delay queue).
-  enum class Kind { kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia, kDeliver, kResultDue };
+  // kSendTemplate: an approved template (name, language, parameters); kAssignmentDone: the
+  // assignment is completed with these answers (fields, photos).
+  enum class Kind {
+    kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia, kDeliver, kResultDue, kSendTemplate,
+    kAssignmentDone
+  };
   Kind kind = Kind::kSendText;
   std::string step;  // names the effect inside its trigger: part of its dedupe key
   std::string text;
@@ -92,6 +119,9 @@ struct Effect {
   std::map<std::string, std::vector<Photo>> photos;
   PendingResult result;   // kDeliver; kResultDue: its id
   int64_t delay_ms = 0;   // kResultDue
+  std::string template_name, template_language;  // kSendTemplate
+  std::vector<std::string> template_params;
+  std::string assignment_id;  // kAssignmentDone
 };
 
 struct Transition {

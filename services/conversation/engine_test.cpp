@@ -497,9 +497,12 @@ TEST(Extraction, RulesFindValuesOnWordBoundariesAndSurviveLongInput) {
 }
 
 TEST(FlowLoader, TheShippedFlowsLoad) {
-  EXPECT_EQ(Shipped().size(), 1u);
+  EXPECT_EQ(Shipped().size(), 2u);
   EXPECT_NE(Shipped().ForTrigger("sell"), nullptr);
   EXPECT_EQ(Shipped().ForTrigger("sell it"), nullptr);
+  ASSERT_NE(Shipped().Find("checklist"), nullptr);
+  EXPECT_TRUE(Shipped().Find("checklist")->assigned);
+  EXPECT_EQ(Shipped().Menu(), "Send SELL to list an item for sale.") << "an assigned flow is not offered";
 }
 
 std::string Minimal(const std::string& steps, const std::string& extra = "") {
@@ -523,6 +526,13 @@ TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
        "/steps/0/extract/0/patterns/0: not a valid regular expression"},
       {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"},{"id":"a","kind":"complete","prompt":"q"}])"), "step id used twice"},
       {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])", R"("colour":"red",)"), "additionalProperties"},
+      {Minimal(R"([{"id":"a","kind":"checklist","prompt":"p","photo_required":"r","photo_pending":"q","invalid":"i","next":"b"},)"
+               R"({"id":"b","kind":"complete","prompt":"bye"}])"),
+       "checklist step (in a flow with `assignment`)"},
+      {R"({"schema":"flow","version":1,"name":"t","description":"test","triggers":[],"start":"a","steps":[{"id":"a","kind":"complete","prompt":"p"}]})",
+       "a flow needs a trigger, or `assignment`"},
+      {Minimal(R"([{"id":"a","kind":"confirm","prompt":"p","invalid":"i","next":"b"},{"id":"b","kind":"complete","prompt":"bye"}])"),
+       "confirm step needs"},
   };
   for (const auto& c : cases) {
     FlowSet set;
@@ -640,6 +650,163 @@ TEST(Engine, AResultGoesAtItsDueTimeWithThePhotosNotStoredNamedAsMissing) {
   EXPECT_EQ(photos[1].missing, "not stored within 300 s of submission");
   EXPECT_TRUE(c.state.results.empty());
   EXPECT_TRUE(c.Send(due, kT0 + 400).effects.empty()) << "a second reminder finds nothing to deliver";
+}
+
+// --- checklists ---
+
+AssignmentRun LineQa(const std::string& id = "asg_1") {
+  AssignmentRun a;
+  a.id = id;
+  a.title = "Line QA";
+  a.reference = "MGR-7";
+  a.operator_name = "Ana";
+  a.flow = "checklist";
+  a.questions = {Question{"Guard closed?", "required", {"OK", "NOT OK"}}, Question{"Batch label", "required", {}},
+                 Question{"Spills?", "optional", {"NONE", "FOUND"}}, Question{"Notes for the next shift", "none", {}}};
+  return a;
+}
+
+Event Assigned(const AssignmentRun& a) {
+  Event e;
+  e.kind = Event::Kind::kAssignmentStarted;
+  e.assignment = a;
+  return e;
+}
+
+Event Ended(const std::string& id, const std::string& reason) {
+  Event e;
+  e.kind = Event::Kind::kAssignmentEnded;
+  e.assignment.id = id;
+  e.reason = reason;
+  return e;
+}
+
+Event Captioned(const std::string& media_id, const std::string& caption, int64_t at) {
+  Event e = Image(media_id, at);
+  e.text = caption;
+  return e;
+}
+
+// Outside the 24-hour window the checklist opens with the approved template (operator, title,
+// count); the operator's reply, whatever it is, brings question 1.
+TEST(Checklist, OutsideTheWindowATemplateOpensItAndTheReplyBringsTheFirstQuestion) {
+  Chat c;
+  auto start = c.Send(Assigned(LineQa()), kT0);
+  EXPECT_EQ(start.note, "assignment_started");
+  ASSERT_EQ(start.effects.size(), 1u);
+  EXPECT_EQ(start.effects[0].kind, Effect::Kind::kSendTemplate);
+  EXPECT_EQ(start.effects[0].template_name, "checklist_assigned");
+  EXPECT_EQ(start.effects[0].template_params, (std::vector<std::string>{"Ana", "Line QA", "4"}));
+  auto reply = c.Send(Tap("start", "Start", kT0 + 60));
+  EXPECT_EQ(reply.note, "checklist_opened");
+  ASSERT_EQ(reply.effects.size(), 1u);
+  EXPECT_EQ(reply.effects[0].kind, Effect::Kind::kSendButtons);
+  EXPECT_EQ(reply.effects[0].text, "📋 Question 1 of 4: Guard closed?");
+  EXPECT_EQ(reply.effects[0].buttons, (std::vector<std::pair<std::string, std::string>>{{"answer_1", "OK"}, {"answer_2", "NOT OK"}}));
+}
+
+// Seed 001's three ways to answer, a photo-required question refusing text, a list of answers,
+// then the summary; CONFIRM completes the assignment and delivers its result.
+TEST(Checklist, AnswersThreeWaysThenConfirmCompletesAndDelivers) {
+  Chat c;
+  c.Send(Text("hello", kT0));  // inside the window now
+  auto start = c.Send(Assigned(LineQa()), kT0 + 10);
+  ASSERT_EQ(Replies(start).size(), 2u);
+  EXPECT_EQ(Replies(start)[0].substr(0, 8), "Hi Ana! ");
+  EXPECT_EQ(Replies(start)[1], "📋 Question 1 of 4: Guard closed?");
+  // Text only where a photo is required: refused, the question stays.
+  auto refused = c.Send(Text("OK", kT0 + 20));
+  EXPECT_EQ(refused.note, "photo_required");
+  EXPECT_EQ(Replies(refused)[0], "Question 1 needs a photo. Send a photo (with your note as its caption, or the note right after it).");
+  // 1. Photo with its caption: saved, the next question at once.
+  auto q1 = c.Send(Captioned("m1", "ok", kT0 + 30));
+  EXPECT_EQ(q1.note, "answered");
+  EXPECT_EQ(Count(q1, Effect::Kind::kFetchMedia), 1u);
+  EXPECT_EQ(Replies(q1)[0], "📋 Question 2 of 4: Batch label");
+  EXPECT_EQ(c.state.fields.at("q1"), "OK") << "the allowed answer's own spelling";
+  // 2. Photo first: kept as pending; the next text completes the answer.
+  auto photo = c.Send(Image("m2", kT0 + 40));
+  EXPECT_EQ(photo.note, "photo_pending");
+  EXPECT_EQ(Replies(photo)[0], "Got the photo for question 2. Now send your note for it.");
+  auto note = c.Send(Text("Batch 4711", kT0 + 41));
+  EXPECT_EQ(note.note, "answered");
+  EXPECT_EQ(c.state.fields.at("q2"), "Batch 4711");
+  ASSERT_EQ(c.state.photos.at("q2").size(), 1u);
+  // A text that is not one of the answers is asked again.
+  auto wrong = c.Send(Text("maybe", kT0 + 50));
+  EXPECT_EQ(wrong.note, "reprompted");
+  EXPECT_EQ(Replies(wrong)[0], "Please answer question 3 with one of: NONE, FOUND.");
+  // 3. Text only, where a photo is optional.
+  c.Send(Tap("answer_1", "NONE", kT0 + 51));
+  auto last = c.Send(Text("All good", kT0 + 60));
+  ASSERT_EQ(Replies(last).size(), 1u);
+  EXPECT_EQ(Replies(last)[0],
+            "Here are your answers:\n1. Guard closed?: OK (1 photo)\n2. Batch label: Batch 4711 (1 photo)\n"
+            "3. Spills?: NONE\n4. Notes for the next shift: All good\nReply CONFIRM to submit.");
+  EXPECT_EQ(c.Send(Text("yes", kT0 + 61)).note, "reprompted");
+  Event confirm = Text("confirm", kT0 + 62);
+  confirm.id = "106540352242922:16505550000:wamid.confirm";
+  auto done = c.Send(confirm);
+  EXPECT_EQ(Count(done, Effect::Kind::kAssignmentDone), 1u);
+  EXPECT_EQ(Count(done, Effect::Kind::kFlowCompleted), 1u);
+  EXPECT_EQ(Count(done, Effect::Kind::kDeliver) + Count(done, Effect::Kind::kResultDue), 1u);
+  for (const auto& e : done.effects) {
+    if (e.kind == Effect::Kind::kAssignmentDone) {
+      EXPECT_EQ(e.assignment_id, "asg_1");
+      EXPECT_EQ(e.fields.at("q4"), "All good");
+    }
+  }
+  EXPECT_EQ(Replies(done)[0], "✅ Checklist submitted. Thank you!");
+  EXPECT_TRUE(c.state.assignment.id.empty());
+  ASSERT_EQ(c.state.results.size(), 1u) << "waiting for its photos to be stored";
+  EXPECT_EQ(c.state.results[0].type, "checklist.completed");
+  EXPECT_EQ(c.state.results[0].sink, "checklist");
+  EXPECT_EQ(c.state.results[0].fields.at("reference"), "MGR-7");
+}
+
+// Two answers sent at once for the same question: the second was sent before question 2 was
+// asked, so it is not taken as question 2's answer.
+TEST(Checklist, ASecondAnswerSentBeforeTheNextQuestionIsNotTakenForIt) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  AssignmentRun a = LineQa();
+  a.questions[0].photo = "optional";
+  c.Send(Assigned(a), kT0 + 10);
+  EXPECT_EQ(c.Send(Text("OK", kT0 + 20)).note, "answered");
+  auto second = c.Send(Text("NOT OK", kT0 + 20));
+  EXPECT_EQ(second.note, "superseded");
+  EXPECT_TRUE(second.effects.empty());
+  EXPECT_EQ(c.state.fields.at("q1"), "OK");
+  EXPECT_EQ(c.state.assignment.index, 1u);
+  EXPECT_FALSE(c.state.fields.count("q2"));
+}
+
+TEST(Checklist, ACancelTellsTheOperatorAndALaterAnswerHearsItWasCancelled) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  c.Send(Assigned(LineQa()), kT0 + 10);
+  EXPECT_TRUE(c.Send(Ended("asg_other", "cancelled"), kT0 + 15).effects.empty()) << "not this run";
+  auto cancelled = c.Send(Ended("asg_1", "cancelled"), kT0 + 20);
+  EXPECT_EQ(cancelled.note, "assignment_cancelled");
+  EXPECT_EQ(Replies(cancelled)[0], "This checklist (Line QA) was cancelled by your manager. No need to answer further.");
+  EXPECT_TRUE(c.state.flow.empty());
+  auto later = c.Send(Captioned("m9", "OK", kT0 + 30));
+  EXPECT_EQ(Replies(later)[0], "This checklist was cancelled, so that answer was not saved.");
+  EXPECT_EQ(Count(later, Effect::Kind::kFetchMedia), 0u);
+  EXPECT_EQ(c.Send(Text("hi", kT0 + 40)).note, "menu") << "said once";
+}
+
+TEST(Checklist, AnExpiryOutsideTheWindowEndsTheRunSilently) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  c.Send(Assigned(LineQa()), kT0 + 10);
+  auto inside = c.Send(Ended("asg_1", "expired"), kT0 + 3600);
+  EXPECT_EQ(Replies(inside)[0], "This checklist (Line QA) has expired and was not submitted. Ask your manager to assign it again.");
+  c.Send(Assigned(LineQa("asg_2")), kT0 + 3700);
+  auto outside = c.Send(Ended("asg_2", "expired"), kT0 + 2 * 86400);
+  EXPECT_EQ(outside.note, "assignment_expired");
+  EXPECT_TRUE(Replies(outside).empty()) << "outside the window nothing free-form may go";
+  EXPECT_TRUE(c.state.flow.empty());
 }
 
 }  // namespace

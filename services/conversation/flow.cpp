@@ -106,6 +106,16 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
         st = need(!s.buttons.empty(), "buttons or summary step needs `buttons`");
         if (st.ok() && s.kind == Step::Kind::kSummary) st = need(!s.summary.empty(), "summary step needs `summary`");
         break;
+      case Step::Kind::kChecklist:
+        st = need(f.assigned && !s.next.empty() && !s.prompt.empty() && !s.photo_required.empty() &&
+                      !s.photo_pending.empty() && !s.invalid.empty(),
+                  "checklist step (in a flow with `assignment`) needs `prompt`, `photo_required`, `photo_pending`, "
+                  "`invalid` and `next`");
+        break;
+      case Step::Kind::kConfirm:
+        st = need(!s.next.empty() && !s.prompt.empty() && !s.confirm_keyword.empty() && !s.invalid.empty(),
+                  "confirm step needs `prompt`, `confirm_keyword`, `invalid` and `next`");
+        break;
       case Step::Kind::kComplete:
         st = need(s.next.empty(), "complete step ends the flow: no `next`");
         if (st.ok()) st = need(s.sink.empty() || s.deliver, "a complete step with a `sink` delivers: `deliver` must be true");
@@ -273,6 +283,20 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
   f->description = JsonStr(d, "description");
   f->start = JsonStr(d, "start");
   f->triggers = Strings(JsonMember(d, "triggers"), true);
+  const auto& assignment = JsonMember(d, "assignment");
+  if (assignment.IsObject()) {
+    f->assigned = true;
+    const auto& tmpl = JsonMember(assignment, "template");
+    f->assignment.template_name = JsonStr(tmpl, "name");
+    f->assignment.template_language = JsonStr(tmpl, "language");
+    f->assignment.intro = JsonStr(assignment, "intro");
+    f->assignment.cancelled = JsonStr(assignment, "cancelled");
+    f->assignment.closed = JsonStr(assignment, "closed");
+    f->assignment.expired = JsonStr(assignment, "expired");
+  }
+  if (f->triggers.empty() && !f->assigned) {
+    return Status(Code::kInvalidArgument, origin + ": /triggers: a flow needs a trigger, or `assignment` to be started by one");
+  }
   const auto& cancel = JsonMember(d, "cancel");
   f->cancel_keyword = NormalizeKeyword(JsonStr(cancel, "keyword"));
   f->cancel_reply = JsonStr(cancel, "reply");
@@ -286,6 +310,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
              : kind == "buttons"      ? Step::Kind::kButtons
              : kind == "summary"      ? Step::Kind::kSummary
              : kind == "complete"     ? Step::Kind::kComplete
+             : kind == "checklist"    ? Step::Kind::kChecklist
+             : kind == "confirm"      ? Step::Kind::kConfirm
                                       : Step::Kind::kAskText;
     s.prompt = JsonStr(v, "prompt");
     s.invalid = JsonStr(v, "invalid");
@@ -302,6 +328,9 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.summary = Strings(JsonMember(v, "summary"), false);
     s.deliver = JsonMember(v, "deliver").IsTrue();
     s.sink = JsonStr(v, "sink");
+    s.photo_required = JsonStr(v, "photo_required");
+    s.photo_pending = JsonStr(v, "photo_pending");
+    s.confirm_keyword = NormalizeKeyword(JsonStr(v, "confirm_keyword"));
     s.result_type = JsonStr(v, "result");
     const auto& extract = JsonMember(v, "extract");
     if (extract.IsArray()) {
@@ -375,9 +404,13 @@ const Flow* FlowSet::ForTrigger(const std::string& text) const {
 
 std::string FlowSet::Menu() const {
   std::string out;
-  for (size_t i = 0; i < flows_.size(); ++i) {
-    out += (i == 0 ? "Send " : i + 1 == flows_.size() ? ", or " : ", ") + flows_[i]->triggers[0] + " to " +
-           flows_[i]->description;
+  std::vector<const Flow*> offered;  // flows a user can start (assigned ones are started for them)
+  for (const auto& f : flows_) {
+    if (!f->triggers.empty()) offered.push_back(f.get());
+  }
+  for (size_t i = 0; i < offered.size(); ++i) {
+    out += (i == 0 ? "Send " : i + 1 == offered.size() ? ", or " : ", ") + offered[i]->triggers[0] + " to " +
+           offered[i]->description;
   }
   return out + ".";
 }

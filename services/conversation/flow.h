@@ -32,7 +32,9 @@ struct ExtractRule {
 };
 
 struct Step {
-  enum class Kind { kAskText, kCollectPhotos, kButtons, kSummary, kComplete };
+  // kChecklist: the assignment's questions, one at a time ("Question i of N"); kConfirm: a summary
+  // and a keyword that confirms it.
+  enum class Kind { kAskText, kCollectPhotos, kButtons, kSummary, kComplete, kChecklist, kConfirm };
   std::string id;
   Kind kind = Kind::kAskText;
   std::string prompt, invalid, next, field, label;
@@ -46,12 +48,26 @@ struct Step {
   // complete: the sink (convoy-outbound's --sinks_file) the run's result is delivered to, and the
   // result's type ("listing.submitted"); no sink: flow.completed only.
   std::string sink, result_type;
+  // checklist: what a photo-required question says to a text, and to a photo without a caption.
+  std::string photo_required, photo_pending;
+  std::string confirm_keyword;  // confirm: upper case
+};
+
+// A flow started by an assignment (the checklist), not by a trigger: how it opens and closes.
+struct AssignmentTexts {
+  std::string template_name, template_language;  // the first message outside the 24-hour window
+  std::string intro;      // inside the window: {operator}, {title}, {count}
+  std::string cancelled;  // said when the manager cancels it
+  std::string closed;     // said to a later message after a cancel
+  std::string expired;    // said when it expires, if the window allows
 };
 
 struct Flow {
   std::string name, description, start, cancel_keyword, cancel_reply;
   std::vector<std::string> triggers;  // upper case
   std::vector<Step> steps;
+  bool assigned = false;  // started by an assignment (has `assignment`), never by a trigger
+  AssignmentTexts assignment;
   const Step* Find(const std::string& id) const;
   // The label of a field for summaries ("Price"), or the field name.
   std::string Label(const std::string& field) const;

@@ -16,6 +16,8 @@
 #include "flow.h"
 #include "processor.h"
 #include "convoy/retention.h"
+#include "api.h"
+#include "assignments.h"
 #include "relay.h"
 #include "retention_rules.h"
 
@@ -64,6 +66,14 @@ DEFINE_validator(dedupe_retention_days, &ValidateDedupeDays);
 DEFINE_int32(outbox_retention_hours, 24, "Hours a published (and, for a command, settled) outbox row is kept (1..8760)");
 static bool ValidateOutboxHours(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 8760); }
 DEFINE_validator(outbox_retention_hours, &ValidateOutboxHours);
+DEFINE_int32(assignment_ttl_seconds, 24 * 3600,
+             "An active checklist assignment not completed this long after it started expires (5..2592000 s)");
+static bool ValidateAssignmentTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 30 * 86400); }
+DEFINE_validator(assignment_ttl_seconds, &ValidateAssignmentTtl);
+DEFINE_string(checklist_flow, "checklist", "The flow (with `assignment`) that runs checklist assignments");
+DEFINE_string(checklists_dir, "deploy/checklists",
+              "Checklist definitions shipped as files (<id>.json, proto-schemas/checklist.v1.json), loaded at start");
+DEFINE_string(admin_token_file, "", "File holding the assignment API's bearer token (else CONVOY_ADMIN_TOKEN)");
 DEFINE_int32(batch, 16,
              "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
              "at most --prefetch; 1: one transaction per delivery)");
@@ -76,6 +86,13 @@ DEFINE_validator(batch, &ValidateBatch);
 
 namespace {
 
+convoy::conversation::AssignmentSettings Assignments() {
+  convoy::conversation::AssignmentSettings a;
+  a.ttl = std::chrono::seconds(FLAGS_assignment_ttl_seconds);
+  a.flow = FLAGS_checklist_flow;
+  return a;
+}
+
 // A handler that owns its database connection: one per consumer thread.
 convoy::BatchHandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schemas,
                                              const convoy::conversation::Engine& engine,
@@ -87,6 +104,7 @@ convoy::BatchHandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schem
     auto processor =
         std::make_shared<convoy::conversation::Processor>(*conn, schemas, engine, [&relay] { relay.Notify(); });
     processor->set_typing_indicator(FLAGS_typing_indicator);
+    processor->set_assignments(Assignments());
     return convoy::BatchHandler(
         [conn, processor](const std::vector<convoy::Delivery>& batch) { return processor->HandleBatch(batch); });
   };
@@ -117,6 +135,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "service=conversation event=flows_loaded count=" << flows->size() << " dir=" << FLAGS_flows_dir;
+  const convoy::conversation::Flow* checklist_flow = flows->Find(FLAGS_checklist_flow);
+  if (!checklist_flow || !checklist_flow->assigned) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--checklist_flow error=no flow '" << FLAGS_checklist_flow
+               << "' with `assignment` in " << FLAGS_flows_dir;
+    return 1;
+  }
+  s = convoy::conversation::LoadChecklistFiles(*base.db, convoy::FindDataDir(FLAGS_checklists_dir, "checklists"), schemas);
+  if (!s.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--checklists_dir error=" << s.ToString();
+    return 1;
+  }
+  auto admin_token = convoy::LoadSecret("CONVOY_ADMIN_TOKEN", FLAGS_admin_token_file);
+  if (!FLAGS_admin_token_file.empty() && !admin_token.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
+    return 1;
+  }
   convoy::conversation::Engine engine(
       *flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos), FLAGS_result_photo_wait_seconds});
   // 3. wire up
@@ -129,6 +163,14 @@ int main(int argc, char** argv) {
   relay_settings.sweep.interval = std::chrono::seconds(FLAGS_sweep_interval_seconds);
   relay_settings.sweep.margin = std::chrono::seconds(FLAGS_sweep_after_seconds);
   relay_settings.sweep.max_sweeps = FLAGS_sweep_max;
+  relay_settings.periodic = [](convoy::PgConnection& db) {
+    auto expired = convoy::conversation::ExpireDue(db, Assignments());
+    if (!expired.ok()) {
+      LOG(WARNING) << "service=conversation event=assignment_expiry_failed error=" << expired.status().ToString();
+    } else if (*expired > 0) {
+      LOG(INFO) << "service=conversation event=assignments_expired count=" << *expired;
+    }
+  };
   convoy::conversation::OutboxRelay relay(relay_settings, publisher);
   convoy::ConsumerGroup consumers(publisher);
   for (const char* queue : {convoy::queues::kConversationInbound, convoy::queues::kConversationEvents}) {
@@ -142,6 +184,12 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
+  convoy::conversation::ApiSettings api{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : "", Assignments()};
+  for (const char* method : {"GET", "POST", "PUT"}) {
+    server.Route(method, "/v1/", [api, &schemas](const convoy::HttpRequest& r) {
+      return convoy::conversation::HandleApi(r, api, schemas);
+    });
+  }
   // 4. run
   convoy::RetentionLoop retention(
       FLAGS_pg_dsn, "conversation",

@@ -181,6 +181,20 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (p.schema == "media.failed") e.kind = Event::Kind::kMediaFailed;
     if (p.schema == "outbound.sent") e.kind = Event::Kind::kSendSucceeded;
     if (p.schema == "outbound.failed") e.kind = Event::Kind::kSendFailed;
+    if (p.schema == "assignment.started" || p.schema == "assignment.cancelled" || p.schema == "assignment.expired") {
+      // The operator is a person like any sender: their identity finds their conversation.
+      const std::string op = JsonStr(doc, "operator");
+      const bool phone = !op.empty() && op.find_first_not_of("0123456789") == std::string::npos;
+      (phone ? p.wa_id : p.user_id) = op;
+      if (p.schema == "assignment.started") {
+        e.kind = Event::Kind::kAssignmentStarted;
+        e.assignment = DecodeAssignment(JsonMember(doc, "assignment"));
+      } else {
+        e.kind = Event::Kind::kAssignmentEnded;
+        e.assignment.id = JsonStr(doc, "assignment_id");
+        e.reason = p.schema.substr(std::string("assignment.").size());
+      }
+    }
     if (p.schema == "result.due") {
       e.kind = Event::Kind::kResultDue;
       e.result_id = JsonStr(doc, "result_id");
@@ -261,6 +275,70 @@ std::string TypingBody(const Parsed& p, const std::string& dedupe, int64_t last_
   w.Key("type"); w.String("typing_indicator");
   w.Key("message_id"); w.String(p.dedupe_key);
   w.EndObject();
+  w.EndObject();
+  return b.GetString();
+}
+
+// An approved template (the only message allowed outside the 24-hour window), its body's
+// parameters in order.
+std::string TemplateBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  SendHead(w, p, dedupe, last_inbound_at);
+  w.Key("template_category"); w.String("utility");
+  w.Key("message");
+  w.StartObject();
+  w.Key("type"); w.String("template");
+  w.Key("template");
+  w.StartObject();
+  w.Key("name"); w.String(e.template_name);
+  w.Key("language"); w.StartObject(); w.Key("code"); w.String(e.template_language); w.EndObject();
+  w.Key("components");
+  w.StartArray();
+  w.StartObject();
+  w.Key("type"); w.String("body");
+  w.Key("parameters");
+  w.StartArray();
+  for (const auto& param : e.template_params) {
+    w.StartObject();
+    w.Key("type"); w.String("text");
+    w.Key("text"); w.String(param);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+  return b.GetString();
+}
+
+// A checklist's answers as the assignment records them: {"q1": {"answer", "photos": [...]}, ...}.
+std::string AnswersJson(const std::map<std::string, std::string>& fields, const std::map<std::string, std::vector<Photo>>& photos) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  for (const auto& [field, value] : fields) {
+    if (field.size() < 2 || field[0] != 'q' || field.find_first_not_of("0123456789", 1) != std::string::npos) continue;
+    Key(w, field);
+    w.StartObject();
+    w.Key("answer"); w.String(value);
+    w.Key("photos");
+    w.StartArray();
+    auto it = photos.find(field);
+    if (it != photos.end()) {
+      for (const auto& ph : it->second) {
+        w.StartObject();
+        w.Key("media_id"); w.String(ph.media_id);
+        if (!ph.stored_name.empty()) { w.Key("stored_name"); w.String(ph.stored_name); }
+        w.EndObject();
+      }
+    }
+    w.EndArray();
+    w.EndObject();
+  }
   w.EndObject();
   return b.GetString();
 }
@@ -394,6 +472,10 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
     case Effect::Kind::kResultDue:
       // Back to this service's own event queue through a delay queue: at-least-once, no timer.
       return {exchanges::kRetry, DelayRoutingKey(queues::kConversationEvents, e.delay_ms), DueBody(p, key, e)};
+    case Effect::Kind::kSendTemplate:
+      return {exchanges::kCommands, queues::kOutboundSend, TemplateBody(p, key, e, last_inbound_at)};
+    case Effect::Kind::kAssignmentDone:
+      break;  // not a message: written to the assignment (ApplyInTransaction)
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
 }
@@ -614,7 +696,9 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     return Status::Ok();
   }
   const bool from_user = p.schema == "inbound.message";
-  if (from_user) {
+  // A person: a sender, or an operator a checklist is assigned to.
+  const bool identified = from_user || (!p.wa_id.empty() || !p.user_id.empty());
+  if (identified) {
     Status s = ResolveIdentity(&p, a);
     if (!s.ok()) return s;
   }
@@ -631,7 +715,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   }
   p.reply_phone = locked->get(0, 1);
   p.reply_user_id = locked->get(0, 2);
-  if (from_user && ((!p.wa_id.empty() && p.wa_id != p.reply_phone) ||
+  if (identified && ((!p.wa_id.empty() && p.wa_id != p.reply_phone) ||
                     (!p.user_id.empty() && p.user_id != p.reply_user_id))) {
     Status u = db_.Exec(kUpdateAddress, {p.conversation_key, p.wa_id, p.user_id, p.parent_user_id}).status();
     if (!u.ok()) return u;
@@ -666,7 +750,18 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (!s.ok()) return s;
     a->wrote_outbox = true;
   }
+  if (!t.state.assignment.id.empty() && t.note == "answered") {
+    // GET /v1/assignments/{id} shows the answers so far.
+    s = RecordAnswers(db_, t.state.assignment.id, AnswersJson(t.state.fields, t.state.photos));
+    if (!s.ok()) return s;
+  }
   for (const auto& e : t.effects) {
+    if (e.kind == Effect::Kind::kAssignmentDone) {
+      auto done = MoveAssignment(db_, e.assignment_id, "active", "completed", "confirmed by the operator",
+                                 AnswersJson(e.fields, e.photos), assignments_);
+      if (!done.ok()) return done.status();
+      continue;
+    }
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
     OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at);
     s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id, p.conversation_key, row.body})

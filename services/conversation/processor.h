@@ -12,6 +12,7 @@
 #include "convoy/amqp.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "assignments.h"
 #include "engine.h"
 
 namespace convoy::conversation {
@@ -27,6 +28,8 @@ class Processor {
   // When a user's message is answered, first mark it read and show "typing…" (one Graph call per
   // inbound message, through outbound like any send). Off unless set.
   void set_typing_indicator(bool on) { typing_indicator_ = on; }
+  // How checklist assignments end and the next one starts (their TTL, their flow).
+  void set_assignments(AssignmentSettings settings) { assignments_ = std::move(settings); }
 
   struct Parsed;  // a delivery's members, read once (defined in processor.cpp)
 
@@ -41,6 +44,7 @@ class Processor {
   Status ResolveIdentity(Parsed* p, Applied* a);
   void Report(const Applied& a);
   bool typing_indicator_ = false;
+  AssignmentSettings assignments_;
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   const Engine& engine_;

@@ -104,6 +104,7 @@ void OutboxRelay::Run() {
     }
     if (db && std::chrono::steady_clock::now() >= next_sweep) {
       next_sweep = std::chrono::steady_clock::now() + settings_.sweep.interval;
+      if (settings_.periodic) settings_.periodic(*db);
       auto swept = SweepOnce(*db, settings_.sweep);
       if (!swept.ok()) {
         LOG_EVERY_N(WARNING, 10) << LogCtx("sweeper") << "event=sweep_failed error=" << swept.status().ToString();

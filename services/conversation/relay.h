@@ -22,6 +22,8 @@ struct RelaySettings {
   std::chrono::milliseconds idle_poll{1000};  // also picks up rows another replica left behind
   std::chrono::milliseconds confirm_timeout{10000};
   SweepSettings sweep;  // the relay's thread also sweeps the command ledger
+  // ... and, at the same interval, runs this (due times kept in PostgreSQL: assignments expiring).
+  std::function<void(PgConnection&)> periodic;
 };
 
 class OutboxRelay {

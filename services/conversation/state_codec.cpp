@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+
 #include "convoy/rapidjson_util.h"
 
 namespace convoy::conversation {
@@ -54,6 +56,35 @@ void EncodePhotos(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::map<
 
 }  // namespace
 
+AssignmentRun DecodeAssignment(const rapidjson::Value& a) {
+  AssignmentRun r;
+  r.id = JsonStr(a, "id");
+  r.title = JsonStr(a, "title");
+  r.reference = JsonStr(a, "reference");
+  r.operator_name = JsonStr(a, "operator_name");
+  r.flow = JsonStr(a, "flow");
+  r.index = static_cast<size_t>(std::max<int64_t>(0, Int(a, "index")));
+  r.asked = JsonMember(a, "asked").IsTrue();
+  r.answered_at = Int(a, "answered_at");
+  r.pending_photo = JsonStr(a, "pending_photo");
+  const auto& qs = JsonMember(a, "questions");
+  if (qs.IsArray()) {
+    for (const auto& q : qs.GetArray()) {
+      Question question;
+      question.text = JsonStr(q, "text");
+      if (!JsonStr(q, "photo").empty()) question.photo = JsonStr(q, "photo");
+      const auto& answers = JsonMember(q, "answers");
+      if (answers.IsArray()) {
+        for (const auto& x : answers.GetArray()) {
+          if (x.IsString()) question.answers.push_back(x.GetString());
+        }
+      }
+      r.questions.push_back(std::move(question));
+    }
+  }
+  return r;
+}
+
 ConversationState DecodeState(const std::string& json) {
   ConversationState s;
   rapidjson::Document d;
@@ -99,6 +130,9 @@ ConversationState DecodeState(const std::string& json) {
       s.results.push_back(std::move(r));
     }
   }
+  const auto& a = JsonMember(d, "assignment");
+  if (a.IsObject()) s.assignment = DecodeAssignment(a);
+  s.closed_note = JsonStr(d, "closed_note");
   const auto& acked = JsonMember(d, "acked");
   if (acked.IsArray()) {
     for (const auto& a : acked.GetArray()) {
@@ -159,6 +193,37 @@ std::string EncodeState(const ConversationState& s) {
     }
     w.EndArray();
   }
+  if (!s.assignment.id.empty()) {
+    const auto& a = s.assignment;
+    w.Key("assignment");
+    w.StartObject();
+    w.Key("id"); w.String(a.id);
+    w.Key("title"); w.String(a.title);
+    w.Key("reference"); w.String(a.reference);
+    w.Key("operator_name"); w.String(a.operator_name);
+    w.Key("flow"); w.String(a.flow);
+    w.Key("index"); w.Int64(static_cast<int64_t>(a.index));
+    w.Key("asked"); w.Bool(a.asked);
+    w.Key("answered_at"); w.Int64(a.answered_at);
+    if (!a.pending_photo.empty()) { w.Key("pending_photo"); w.String(a.pending_photo); }
+    w.Key("questions");
+    w.StartArray();
+    for (const auto& q : a.questions) {
+      w.StartObject();
+      w.Key("text"); w.String(q.text);
+      w.Key("photo"); w.String(q.photo);
+      if (!q.answers.empty()) {
+        w.Key("answers");
+        w.StartArray();
+        for (const auto& x : q.answers) w.String(x);
+        w.EndArray();
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  if (!s.closed_note.empty()) { w.Key("closed_note"); w.String(s.closed_note); }
   w.Key("acked");
   w.StartArray();
   for (const auto& a : s.acked) w.String(a);

@@ -1,6 +1,8 @@
 #pragma once
 // The conversation state as the JSON stored in conversations.state. Decoding is lenient: a
 // member that is missing or of the wrong type takes its default (older rows decode as idle).
+#include <rapidjson/document.h>
+
 #include <string>
 
 #include "engine.h"
@@ -9,5 +11,7 @@ namespace convoy::conversation {
 
 ConversationState DecodeState(const std::string& json);
 std::string EncodeState(const ConversationState& state);
+// An assignment run as stored in the state, and as assignment.started carries it.
+AssignmentRun DecodeAssignment(const rapidjson::Value& object);
 
 }  // namespace convoy::conversation

@@ -26,10 +26,10 @@ constexpr const char* kHeldOf =
     "SELECT id FROM deliveries d WHERE status = 'held' AND sink = ANY($1::text[]) AND "
     "NOT EXISTS (SELECT 1 FROM sink_states s WHERE s.name = d.sink) ORDER BY id LIMIT 10000";
 
-HttpResponse Json(int status, const std::string& body) { return {status, "application/json", body + "\n", {}, ""}; }
+HttpResponse Json(int status, const std::string& body) { return JsonResponse(status, body); }
 
 HttpResponse Error(int status, const std::string& code, const std::string& message) {
-  return Json(status, R"({"error":{"code":")" + code + R"(","message":")" + JsonEscape(message) + "\"}}");
+  return JsonError(status, code, message);
 }
 
 std::string Stamp() {
@@ -128,12 +128,8 @@ Result<int64_t> ReleaseHeld(PgConnection& db, const SinkSet& sinks, const std::s
 }
 
 HttpResponse HandleAdmin(const HttpRequest& r, const AdminSettings& settings, const SinkSet& sinks) {
-  if (settings.token.empty()) return Error(403, "closed", "the admin API is closed: set CONVOY_ADMIN_TOKEN (or --admin_token_file)");
-  if (!ConstantTimeEquals(r.Header("authorization"), "Bearer " + settings.token)) {
-    HttpResponse resp = Error(401, "unauthenticated", "Authorization: Bearer <admin token> is needed");
-    resp.headers["WWW-Authenticate"] = "Bearer";
-    return resp;
-  }
+  const std::string open = "set CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the admin API";
+  if (auto refused = RequireBearer(r, settings.token, open)) return *refused;
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return Error(503, "unavailable", db.status().message());
   const std::string sinks_prefix = "/v1/sinks/", enable = "/enable";

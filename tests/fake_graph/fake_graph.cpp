@@ -322,6 +322,18 @@ std::vector<std::string> FakeGraph::SentTexts(const std::string& to) const {
         text += (i ? "|" : "") + JsonStr(JsonMember(buttons[i], "reply"), "title");
       }
       out.push_back(text + "]");
+    } else if (JsonStr(body, "type") == "template") {
+      // "[template name: param|param]"
+      const auto& t = JsonMember(body, "template");
+      std::string text = "[template " + JsonStr(t, "name") + ":";
+      const auto& components = JsonMember(t, "components");
+      for (rapidjson::SizeType c = 0; components.IsArray() && c < components.Size(); ++c) {
+        const auto& params = JsonMember(components[c], "parameters");
+        for (rapidjson::SizeType i = 0; params.IsArray() && i < params.Size(); ++i) {
+          text += (i ? "|" : " ") + JsonStr(params[i], "text");
+        }
+      }
+      out.push_back(text + "]");
     } else {
       out.push_back(JsonStr(JsonMember(body, "text"), "body"));
     }

@@ -112,6 +112,11 @@ std::string ImageMessage(const std::string& media_id, const std::string& mime_ty
          R"("})";
 }
 
+std::string CaptionedImageMessage(const std::string& media_id, const std::string& caption) {
+  return R"("type":"image","image":{"mime_type":"image/jpeg","id":")" + JsonEscape(media_id) + R"(","caption":")" +
+         JsonEscape(caption) + R"("})";
+}
+
 std::string ButtonReplyMessage(const std::string& id, const std::string& title) {
   return R"("type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":")" + JsonEscape(id) +
          R"(","title":")" + JsonEscape(title) + R"("}})";

@@ -37,6 +37,7 @@ std::string MessageWebhook(const std::string& phone_number_id, const std::string
                            const std::string& wamid, int64_t timestamp, const std::string& message);
 std::string TextMessage(const std::string& body);
 std::string ImageMessage(const std::string& media_id, const std::string& mime_type = "image/jpeg");
+std::string CaptionedImageMessage(const std::string& media_id, const std::string& caption);
 std::string ButtonReplyMessage(const std::string& id, const std::string& title);
 
 // A TCP port free on loopback right now.

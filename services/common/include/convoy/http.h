@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,14 @@ Result<HttpResponse> HttpFetch(const HttpClientRequest& request);
 // too and is returned. Other answers are read into the response's body as HttpFetch does.
 using HttpBodySink = std::function<Status(const char* data, size_t size)>;
 Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes, const HttpBodySink& sink);
+
+// JSON APIs: a JSON answer, an error as {"error": {"code", "message"}}, and the bearer-token gate
+// (nullopt when the request may go on; 403 when no token is configured, naming how to set one;
+// 401 with WWW-Authenticate otherwise).
+HttpResponse JsonResponse(int status, const std::string& body);
+HttpResponse JsonError(int status, const std::string& code, const std::string& message);
+std::optional<HttpResponse> RequireBearer(const HttpRequest& request, const std::string& token,
+                                          const std::string& how_to_open);
 
 // Sets the size of the HTTP thread pool; call once before any server or client is created.
 void InitHttpThreads(size_t threads);

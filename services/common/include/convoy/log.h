@@ -3,6 +3,7 @@
 // service, correlation id, conversation key and dedupe key where they apply.
 #include <ostream>
 #include <string>
+#include <string_view>
 
 namespace convoy {
 
@@ -17,5 +18,12 @@ struct LogCtx {
 };
 
 std::ostream& operator<<(std::ostream& os, const LogCtx& ctx);
+
+// One log line as JSON (--log_format=json): ts, level, file, line, each key=value of the message
+// as a string member (a "quoted value" may hold spaces), and any other text in "msg".
+std::string JsonLogLine(const std::string& level, const std::string& ts, const std::string& file, int line,
+                        std::string_view message);
+// Installs the JSON sink when --log_format=json (InitService calls it).
+void ApplyLogFormat();
 
 }  // namespace convoy

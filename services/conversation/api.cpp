@@ -1,0 +1,260 @@
+#include "api.h"
+
+#include <dirent.h>
+#include <glog/logging.h>
+#include <rapidjson/document.h>
+
+#include <fstream>
+#include <random>
+#include <regex>
+#include <sstream>
+
+#include "convoy/crypto.h"
+#include "convoy/rapidjson_util.h"
+
+namespace convoy::conversation {
+
+namespace {
+
+HttpResponse Json(int status, const std::string& body) { return JsonResponse(status, body); }
+
+HttpResponse Error(int status, const std::string& code, const std::string& message) {
+  return JsonError(status, code, message);
+}
+
+HttpResponse Unavailable(const Status& s) { return Error(503, "unavailable", s.message()); }
+
+bool ValidId(const std::string& id) {
+  static const std::regex kId("^[a-z0-9][a-z0-9_-]{0,63}$");
+  return std::regex_match(id, kId);
+}
+
+std::string NewAssignmentId() {
+  std::random_device rd;
+  std::string raw;
+  for (int i = 0; i < 12; ++i) raw += static_cast<char>(rd() & 0xFF);
+  return "asg_" + HexEncode(raw);
+}
+
+// The assignment as the API shows it.
+constexpr const char* kShow =
+    "SELECT json_build_object('id', a.id, 'checklist', json_build_object('id', a.checklist_id, 'version', "
+    "a.checklist_version, 'title', c.definition->>'title', 'questions', jsonb_array_length(c.definition->'questions')), "
+    "'operator', a.operator, 'operator_name', a.operator_name, 'phone_number_id', a.phone_number_id, "
+    "'reference', a.reference, 'status', a.status, 'answers', a.answers, 'created_at', a.created_at, "
+    "'started_at', a.started_at, 'ended_at', a.ended_at, 'expires_at', a.expires_at, "
+    "'changes', (SELECT coalesce(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'reason', "
+    "h.reason, 'at', h.at) ORDER BY h.id), '[]'::json) FROM assignment_changes h WHERE h.assignment_id = a.id))::text "
+    "FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version WHERE a.id = $1";
+
+Result<std::string> Show(PgConnection& db, const std::string& id) {
+  auto r = db.Exec(kShow, {id});
+  if (!r.ok()) return r.status();
+  if (r->empty()) return Status(Code::kNotFound, "no assignment " + id);
+  return r->get(0, 0);
+}
+
+HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas) {
+  if (!ValidId(id)) return Error(400, "invalid_argument", "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
+  Status valid = schemas.ValidateAs("checklist", 1, r.body);
+  if (!valid.ok()) return Error(400, "invalid_argument", valid.message());
+  auto v = PutChecklist(db, id, r.body, "api");
+  if (!v.ok()) return Unavailable(v.status());
+  return Json(v->created ? 201 : 200, R"({"id":")" + id + R"(","version":)" + std::to_string(v->version) +
+                                          R"(,"created":)" + (v->created ? "true" : "false") + "}");
+}
+
+HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
+  Status valid = schemas.ValidateAs("assignment.request", 1, r.body);
+  if (!valid.ok()) return Error(400, "invalid_argument", valid.message());
+  rapidjson::Document d;
+  d.Parse(r.body.c_str(), r.body.size());
+  const std::string checklist = JsonStr(d, "checklist"), op = JsonStr(d, "operator"), pnid = JsonStr(d, "phone_number_id"),
+                    reference = JsonStr(d, "reference"), name = JsonStr(d, "operator_name");
+  const std::string key = r.Header("idempotency-key");
+  const std::string hash = Sha256Hex(r.body);
+  if (key.size() > 255) return Error(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
+  Status s = db.Begin();
+  if (!s.ok()) return Unavailable(s);
+  auto done = [&](int status, const std::string& id) {
+    Status c = db.Commit();
+    if (!c.ok()) return Unavailable(c);
+    auto shown = Show(db, id);
+    return shown.ok() ? Json(status, *shown) : Unavailable(shown.status());
+  };
+  auto fail = [&](HttpResponse resp) {
+    db.Rollback();
+    return resp;
+  };
+  // One request at a time per key and per reference: a retry racing the original waits for it.
+  s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"assignment:" + pnid + ":" + reference}).status();
+  if (s.ok() && !key.empty()) s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"idempotency:" + key}).status();
+  if (!s.ok()) return fail(Unavailable(s));
+  if (!key.empty()) {
+    auto seen = db.Exec("SELECT id, request_hash FROM assignments WHERE idempotency_key = $1", {key});
+    if (!seen.ok()) return fail(Unavailable(seen.status()));
+    if (!seen->empty()) {
+      if (seen->get(0, 1) != hash) {
+        return fail(Error(409, "idempotency_conflict", "Idempotency-Key " + key + " was used for a different request"));
+      }
+      return done(201, seen->get(0, 0));  // the first answer again
+    }
+  }
+  auto existing = db.Exec("SELECT id FROM assignments WHERE phone_number_id = $1 AND reference = $2", {pnid, reference});
+  if (!existing.ok()) return fail(Unavailable(existing.status()));
+  if (!existing->empty()) return done(200, existing->get(0, 0));  // never a second conversation
+  auto version = db.Exec("SELECT max(version) FROM checklists WHERE id = $1", {checklist});
+  if (!version.ok()) return fail(Unavailable(version.status()));
+  if (version->get(0, 0).empty()) return fail(Error(404, "not_found", "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));
+  const std::string id = NewAssignmentId();
+  s = db.Exec("INSERT INTO assignments (id, checklist_id, checklist_version, operator, operator_name, phone_number_id, "
+              "reference, conversation_key, status, idempotency_key, request_hash) VALUES ($1, $2, $3::int, $4, NULLIF($5, ''), "
+              "$6, $7, $8, 'pending', $9, $10)",
+              {id, checklist, version->get(0, 0), op, name, pnid, reference, OperatorConversation(pnid, op),
+               key.empty() ? std::nullopt : std::optional<std::string>(key), hash})
+          .status();
+  if (s.ok()) s = AssignmentCreated(db, id, settings.assignments);
+  if (!s.ok()) return fail(Unavailable(s));
+  auto started = ActivateNext(db, pnid, op, settings.assignments);
+  if (!started.ok()) return fail(Unavailable(started.status()));
+  LOG(INFO) << "service=conversation handler=api event=assignment_created assignment=" << id << " checklist=" << checklist
+            << " version=" << version->get(0, 0) << " started=" << (*started ? "true" : "false");
+  return done(201, id);
+}
+
+HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& settings) {
+  Status s = db.Begin();
+  if (!s.ok()) return Unavailable(s);
+  auto moved = MoveAssignment(db, id, "pending,active", "cancelled", "cancelled by the manager", "", settings.assignments);
+  if (!moved.ok()) {
+    db.Rollback();
+    return Unavailable(moved.status());
+  }
+  s = db.Commit();
+  if (!s.ok()) return Unavailable(s);
+  auto shown = Show(db, id);
+  if (!shown.ok()) return shown.status().code() == Code::kNotFound ? Error(404, "not_found", shown.status().message())
+                                                                    : Unavailable(shown.status());
+  if (!*moved) {
+    auto status = db.Exec("SELECT status FROM assignments WHERE id = $1", {id});
+    return Error(409, "conflict", "assignment " + id + " is already " + (status.ok() ? status->get(0, 0) : "ended"));
+  }
+  return Json(200, *shown);
+}
+
+HttpResponse List(PgConnection& db, const HttpRequest& r) {
+  auto q = [&](const char* k) {
+    auto it = r.query.find(k);
+    return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+  };
+  std::string limit = q("limit").value_or("100");
+  if (limit.find_first_not_of("0123456789") != std::string::npos || limit.size() > 4) {
+    return Error(400, "invalid_argument", "limit is a number up to 9999");
+  }
+  auto status = q("status");
+  if (status && *status != "pending" && *status != "active" && *status != "completed" && *status != "cancelled" &&
+      *status != "expired") {
+    return Error(400, "invalid_argument", "status is one of pending, active, completed, cancelled, expired");
+  }
+  auto rows = db.Exec(
+      "SELECT coalesce(json_agg(x ORDER BY x.created_at DESC), '[]'::json)::text FROM (SELECT a.id, a.checklist_id AS "
+      "checklist, a.checklist_version AS version, a.operator, a.phone_number_id, a.reference, a.status, a.created_at, "
+      "a.started_at, a.ended_at, a.expires_at FROM assignments a WHERE ($1::text IS NULL OR a.status = $1) AND "
+      "($2::text IS NULL OR a.operator = $2) ORDER BY a.created_at DESC LIMIT $3::int) x",
+      {status, q("operator"), limit});
+  if (!rows.ok()) return Unavailable(rows.status());
+  return Json(200, R"({"assignments":)" + rows->get(0, 0) + "}");
+}
+
+}  // namespace
+
+Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, const std::string& definition_json,
+                                      const std::string& source) {
+  Status s = db.Begin();
+  if (!s.ok()) return s;
+  auto r = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"checklist:" + id});
+  if (r.ok()) {
+    r = db.Exec("SELECT version, definition = $2::jsonb FROM checklists WHERE id = $1 ORDER BY version DESC LIMIT 1",
+                {id, definition_json});
+  }
+  if (!r.ok()) {
+    db.Rollback();
+    return r.status();
+  }
+  ChecklistVersion v;
+  if (!r->empty() && r->get(0, 1) == "t") {
+    v.version = static_cast<int>(r->get_int(0, 0));
+    db.Rollback();
+    return v;
+  }
+  v.version = r->empty() ? 1 : static_cast<int>(r->get_int(0, 0)) + 1;
+  v.created = true;
+  s = db.Exec("INSERT INTO checklists (id, version, definition, source) VALUES ($1, $2::int, $3::jsonb, $4)",
+              {id, std::to_string(v.version), definition_json, source})
+          .status();
+  if (s.ok()) s = db.Commit();
+  if (!s.ok()) {
+    db.Rollback();
+    return s;
+  }
+  return v;
+}
+
+Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Status::Ok();  // no folder: checklists come through the API only
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
+  }
+  closedir(d);
+  for (const auto& n : names) {
+    std::ifstream in(dir + "/" + n, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string id = n.substr(0, n.size() - 5);
+    if (!ValidId(id)) return Status(Code::kInvalidArgument, dir + "/" + n + ": the file name is the checklist id (a-z, 0-9, _, -)");
+    Status valid = schemas.ValidateAs("checklist", 1, ss.str());
+    if (!valid.ok()) return Status(Code::kInvalidArgument, dir + "/" + n + ": " + valid.message());
+    auto v = PutChecklist(db, id, ss.str(), "file");
+    if (!v.ok()) return v.status();
+    LOG(INFO) << "service=conversation event=checklist_loaded id=" << id << " version=" << v->version
+              << " new=" << (v->created ? "true" : "false");
+  }
+  return Status::Ok();
+}
+
+HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
+  const std::string open = "set CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
+  if (auto refused = RequireBearer(r, settings.token, open)) return *refused;
+  auto db = PgConnection::Connect(settings.pg_dsn);
+  if (!db.ok()) return Unavailable(db.status());
+  const std::string& p = r.path;
+  const std::string checklists = "/v1/checklists/", assignments = "/v1/assignments";
+  if (p.rfind(checklists, 0) == 0) {
+    if (r.method != "PUT") return Error(405, "method_not_allowed", "PUT a checklist definition");
+    return Put(**db, p.substr(checklists.size()), r, schemas);
+  }
+  if (p == assignments) {
+    if (r.method == "POST") return Create(**db, r, settings, schemas);
+    if (r.method == "GET") return List(**db, r);
+    return Error(405, "method_not_allowed", "GET or POST /v1/assignments");
+  }
+  if (p.rfind(assignments + "/", 0) == 0) {
+    std::string rest = p.substr(assignments.size() + 1);
+    const std::string cancel = "/cancel";
+    if (rest.size() > cancel.size() && rest.compare(rest.size() - cancel.size(), cancel.size(), cancel) == 0) {
+      if (r.method != "POST") return Error(405, "method_not_allowed", "POST to cancel");
+      return Cancel(**db, rest.substr(0, rest.size() - cancel.size()), settings);
+    }
+    if (r.method != "GET") return Error(405, "method_not_allowed", "GET an assignment");
+    auto shown = Show(**db, rest);
+    if (!shown.ok()) return shown.status().code() == Code::kNotFound ? Error(404, "not_found", shown.status().message())
+                                                                      : Unavailable(shown.status());
+    return Json(200, *shown);
+  }
+  return Error(404, "not_found", "no such endpoint: " + r.method + " " + p);
+}
+
+}  // namespace convoy::conversation

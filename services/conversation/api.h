@@ -1,0 +1,41 @@
+#pragma once
+// The assignment API on convoy-conversation's HTTP port (bearer CONVOY_ADMIN_TOKEN; JSON in and
+// out; errors as {"error": {"code", "message"}}):
+//   PUT  /v1/checklists/{id}          a checklist definition (proto-schemas/checklist.v1.json); a
+//                                     changed definition is a new version (201), the same one is 200
+//   POST /v1/assignments              {"checklist", "operator", "phone_number_id", "reference"[,
+//                                     "operator_name"]}; Idempotency-Key honoured; 201, or 200 with
+//                                     the existing assignment for a reference assigned before
+//   GET  /v1/assignments/{id}         status, answers so far, timestamps, its changes
+//   GET  /v1/assignments?status=&operator=&limit=
+//   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
+#include <string>
+
+#include "assignments.h"
+#include "convoy/http.h"
+#include "convoy/json.h"
+#include "convoy/pg.h"
+
+namespace convoy::conversation {
+
+struct ApiSettings {
+  std::string pg_dsn;
+  std::string token;  // empty: the API answers 403
+  AssignmentSettings assignments;
+};
+
+HttpResponse HandleApi(const HttpRequest& request, const ApiSettings& settings, const SchemaRegistry& schemas);
+
+// PUT semantics for a checklist definition (the API and deploy/checklists/*.json): the version it
+// is now, and whether it was new.
+struct ChecklistVersion {
+  int version = 0;
+  bool created = false;
+};
+Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, const std::string& definition_json,
+                                      const std::string& source);
+// Every deploy/checklists/*.json (its file name is its id), validated first; a bad file is an
+// error naming it.
+Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas);
+
+}  // namespace convoy::conversation

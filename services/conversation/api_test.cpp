@@ -1,0 +1,161 @@
+// Integration: the assignment API against a real PostgreSQL, called as the HTTP server calls it.
+#include "api.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "assignments.h"
+#include "convoy/json.h"
+#include "testsupport.h"
+
+namespace convoy::conversation {
+namespace {
+
+constexpr const char* kToken = "api-token";
+constexpr const char* kChecklist = R"({"title": "Line QA", "questions": [{"text": "Guard closed?", "photo": "required",
+  "answers": ["OK", "NOT OK"]}, {"text": "Batch label", "photo": "optional"}]})";
+
+class AssignmentApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(schemas_.LoadDir(test::SourcePath("proto-schemas")).ok());
+    auto c = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(c.ok());
+    conn_ = std::move(*c);
+    ASSERT_TRUE(RunMigrations(*conn_, test::SourcePath("deploy/postgres")).ok());
+    settings_ = ApiSettings{db_.dsn(), kToken, AssignmentSettings{}};
+  }
+  HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
+                    std::map<std::string, std::string> headers = {}, const std::string& token = kToken) {
+    HttpRequest r;
+    r.method = method;
+    auto q = path.find('?');
+    r.path = path.substr(0, q);
+    if (q != std::string::npos) {
+      std::string query = path.substr(q + 1);
+      auto eq = query.find('=');
+      r.query[query.substr(0, eq)] = query.substr(eq + 1);
+    }
+    r.body = body;
+    r.headers = std::move(headers);
+    if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+    return HandleApi(r, settings_, schemas_);
+  }
+  static std::string Member(const HttpResponse& r, const char* key) {
+    rapidjson::Document d;
+    d.Parse(r.body.c_str());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember(key)) return "";
+    const auto& v = d[key];
+    return v.IsString() ? v.GetString() : v.IsInt() ? std::to_string(v.GetInt()) : "";
+  }
+  static std::string Assign(const std::string& op, const std::string& reference) {
+    return R"({"checklist": "line-qa", "operator": ")" + op + R"(", "phone_number_id": "106540352242922", "reference": ")" +
+           reference + R"(", "operator_name": "Ana"})";
+  }
+  int64_t Count(const std::string& sql) {
+    auto r = conn_->Exec(sql);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->get_int(0, 0) : -1;
+  }
+  test::TestDatabase db_{"conv_api"};
+  SchemaRegistry schemas_;
+  std::unique_ptr<PgConnection> conn_;
+  ApiSettings settings_;
+};
+
+TEST_F(AssignmentApi, RefusesWithoutTheTokenAndNamesWhatIsWrong) {
+  EXPECT_EQ(Call("GET", "/v1/assignments", "", {}, "").status, 401);
+  EXPECT_EQ(Call("GET", "/v1/assignments", "", {}, "wrong").status, 401);
+  settings_.token.clear();
+  EXPECT_EQ(Call("GET", "/v1/assignments").status, 403) << "closed without a token configured";
+  settings_.token = kToken;
+  auto bad = Call("PUT", "/v1/checklists/line-qa", R"({"title": "x"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("\"code\":\"invalid_argument\""), std::string::npos) << bad.body;
+  EXPECT_EQ(Call("PUT", "/v1/checklists/Bad%20Id", kChecklist).status, 400);
+  EXPECT_EQ(Call("POST", "/v1/assignments", Assign("16505550001", "R-1")).status, 404) << "no such checklist yet";
+  EXPECT_EQ(Call("POST", "/v1/assignments", "{not json").status, 400);
+  EXPECT_EQ(Call("POST", "/v1/assignments", Assign("not-an-operator", "R-1")).status, 400);
+  EXPECT_EQ(Call("GET", "/v1/assignments/asg_nothing").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/assignments?status=sleeping").status, 400);
+  EXPECT_EQ(Call("DELETE", "/v1/assignments").status, 405);
+}
+
+TEST_F(AssignmentApi, ChecklistsAreVersionedAndAnAssignmentKeepsItsVersion) {
+  auto first = Call("PUT", "/v1/checklists/line-qa", kChecklist);
+  EXPECT_EQ(first.status, 201) << first.body;
+  EXPECT_EQ(Member(first, "version"), "1");
+  EXPECT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 200) << "the same definition: no new version";
+  auto a = Call("POST", "/v1/assignments", Assign("16505550001", "R-1"));
+  ASSERT_EQ(a.status, 201) << a.body;
+  std::string changed = kChecklist;
+  changed.replace(changed.find("Line QA"), 7, "Line QA 2");
+  auto second = Call("PUT", "/v1/checklists/line-qa", changed);
+  EXPECT_EQ(second.status, 201);
+  EXPECT_EQ(Member(second, "version"), "2");
+  auto shown = Call("GET", "/v1/assignments/" + Member(a, "id"));
+  EXPECT_NE(shown.body.find(R"("version" : 1)"), std::string::npos) << shown.body;
+  auto later = Call("POST", "/v1/assignments", Assign("16505550002", "R-2"));
+  EXPECT_NE(Call("GET", "/v1/assignments/" + Member(later, "id")).body.find(R"("version" : 2)"), std::string::npos);
+}
+
+// One assignment per reference, one answer per Idempotency-Key, one active per operator.
+TEST_F(AssignmentApi, NeverTwoConversationsForOneReferenceAndOneOperatorAtATime) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  auto a = Call("POST", "/v1/assignments", Assign("16505550001", "R-1"), {{"idempotency-key", "k-1"}});
+  ASSERT_EQ(a.status, 201) << a.body;
+  const std::string id = Member(a, "id");
+  EXPECT_EQ(Member(a, "status"), "active");
+  auto again = Call("POST", "/v1/assignments", Assign("16505550001", "R-1"), {{"idempotency-key", "k-1"}});
+  EXPECT_EQ(again.status, 201) << "the first answer again";
+  EXPECT_EQ(Member(again, "id"), id);
+  EXPECT_EQ(Call("POST", "/v1/assignments", Assign("16505550001", "R-9"), {{"idempotency-key", "k-1"}}).status, 409);
+  auto same_reference = Call("POST", "/v1/assignments", Assign("16505550001", "R-1"));
+  EXPECT_EQ(same_reference.status, 200);
+  EXPECT_EQ(Member(same_reference, "id"), id);
+  EXPECT_EQ(Count("SELECT count(*) FROM assignments"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'assignment.started'"), 1);
+  // A second checklist for the busy operator waits.
+  auto queued = Call("POST", "/v1/assignments", Assign("16505550001", "R-2"));
+  ASSERT_EQ(queued.status, 201);
+  EXPECT_EQ(Member(queued, "status"), "pending");
+  auto pending = Call("GET", "/v1/assignments?status=pending");
+  EXPECT_NE(pending.body.find(Member(queued, "id")), std::string::npos) << pending.body;
+  // The first one cancelled: the operator is free, the second starts.
+  auto cancelled = Call("POST", "/v1/assignments/" + id + "/cancel");
+  EXPECT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(Member(cancelled, "status"), "cancelled");
+  EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + Member(queued, "id")), "status"), "active");
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'assignment.started'"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'assignment.cancelled'"), 1);
+  EXPECT_EQ(Call("POST", "/v1/assignments/" + id + "/cancel").status, 409) << "already cancelled";
+  EXPECT_EQ(Call("POST", "/v1/assignments/asg_none/cancel").status, 404);
+  // Every change audited: created, started, cancelled.
+  EXPECT_EQ(Count("SELECT count(*) FROM assignment_changes WHERE assignment_id = '" + id + "'"), 3);
+  // assignment.started carries the checklist to the operator's conversation.
+  auto started = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'assignment.started' ORDER BY id LIMIT 1");
+  ASSERT_TRUE(started.ok());
+  EXPECT_TRUE(schemas_.Validate(started->get(0, 0)).ok()) << schemas_.Validate(started->get(0, 0)).ToString();
+  EXPECT_NE(started->get(0, 0).find("Guard closed?"), std::string::npos);
+}
+
+// Due times live in PostgreSQL: whichever replica looks next expires what is due, and the
+// operator's next assignment starts.
+TEST_F(AssignmentApi, AnAssignmentPastItsDueTimeExpiresAndTheNextStarts) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  const std::string first = Member(Call("POST", "/v1/assignments", Assign("16505550001", "R-1")), "id");
+  const std::string second = Member(Call("POST", "/v1/assignments", Assign("16505550001", "R-2")), "id");
+  auto none = ExpireDue(*conn_, AssignmentSettings{});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0);
+  ASSERT_TRUE(conn_->Exec("UPDATE assignments SET expires_at = now() - interval '1 second' WHERE id = $1", {first}).ok());
+  auto expired = ExpireDue(*conn_, AssignmentSettings{});
+  ASSERT_TRUE(expired.ok()) << expired.status().ToString();
+  EXPECT_EQ(*expired, 1);
+  EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + first), "status"), "expired");
+  EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + second), "status"), "active");
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'assignment.expired'"), 1);
+}
+
+}  // namespace
+}  // namespace convoy::conversation

@@ -7,6 +7,7 @@ packages=(
   libcpprest-dev libboost-dev libssl-dev librabbitmq-dev libpq-dev rapidjson-dev
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
   rabbitmq-server postgresql curl wrk python3 python3-yaml
+  prometheus  # promtool checks the alert rules (deploy/prometheus); its server is not started
 )
 missing=()
 for p in "${packages[@]}"; do

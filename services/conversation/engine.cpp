@@ -279,8 +279,8 @@ class Run {
       }
       std::string caption = ev_.text;
       while (!caption.empty() && std::isspace(static_cast<unsigned char>(caption.back()))) caption.pop_back();
+      a.pending_photo = ev_.media_id;  // kept if the caption is not an answer: the next text may be
       if (caption.empty()) {
-        a.pending_photo = ev_.media_id;
         Say("reply", Fill(step.photo_pending, Vars()));
         t_.note = "photo_pending";
         return;

@@ -732,6 +732,9 @@ TEST(Checklist, AnswersThreeWaysThenConfirmCompletesAndDelivers) {
   EXPECT_EQ(note.note, "answered");
   EXPECT_EQ(c.state.fields.at("q2"), "Batch 4711");
   ASSERT_EQ(c.state.photos.at("q2").size(), 1u);
+  // A caption that is not one of the allowed answers: asked again, and the photo waits for the
+  // text that is. (Question 3 takes NONE or FOUND.)
+  EXPECT_EQ(c.state.assignment.index, 2u);
   // A text that is not one of the answers is asked again.
   auto wrong = c.Send(Text("maybe", kT0 + 50));
   EXPECT_EQ(wrong.note, "reprompted");
@@ -762,6 +765,21 @@ TEST(Checklist, AnswersThreeWaysThenConfirmCompletesAndDelivers) {
   EXPECT_EQ(c.state.results[0].type, "checklist.completed");
   EXPECT_EQ(c.state.results[0].sink, "checklist");
   EXPECT_EQ(c.state.results[0].fields.at("reference"), "MGR-7");
+}
+
+// A photo whose caption is not one of the allowed answers is asked again; the photo is kept, so
+// the answer that follows as text completes it.
+TEST(Checklist, APhotoWithAWrongCaptionWaitsForTheRightAnswer) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  c.Send(Assigned(LineQa()), kT0 + 10);
+  auto wrong = c.Send(Captioned("m1", "maybe", kT0 + 20));
+  EXPECT_EQ(wrong.note, "reprompted");
+  EXPECT_EQ(Replies(wrong)[0], "Please answer question 1 with one of: OK, NOT OK.");
+  auto right = c.Send(Tap("answer_2", "NOT OK", kT0 + 30));
+  EXPECT_EQ(right.note, "answered");
+  EXPECT_EQ(c.state.fields.at("q1"), "NOT OK");
+  EXPECT_EQ(c.state.photos.at("q1").size(), 1u);
 }
 
 // Two answers sent at once for the same question: the second was sent before question 2 was

@@ -454,6 +454,7 @@ Disposition Deliverer::Handle(const Delivery& d) {
       return s.ok() ? Disposition::Ack() : DispositionFor(s);
     case Outcome::Kind::kPermanent:
       s = db_.Exec(kPark, {job.id, code, o.error}).status();
+      Delivered(job.sink, "parked").Inc();
       LOG(ERROR) << ctx << "event=delivery_parked sink=" << job.sink << " reason=\"" << o.error << "\"";
       return s.ok() ? Disposition::Ack() : DispositionFor(s);
     case Outcome::Kind::kThrottled: {
@@ -470,6 +471,7 @@ Disposition Deliverer::Handle(const Delivery& d) {
   if (static_cast<size_t>(job.attempt) >= settings_.schedule.size()) {
     std::string why = "exhausted after " + std::to_string(job.attempt) + " attempts: " + o.error;
     s = db_.Exec(kPark, {job.id, code, why}).status();
+    Delivered(job.sink, "parked").Inc();
     LOG(ERROR) << ctx << "event=delivery_parked sink=" << job.sink << " reason=\"" << why << "\"";
     return s.ok() ? Disposition::Ack() : DispositionFor(s);
   }

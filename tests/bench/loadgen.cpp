@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "convoy/config.h"
+#include "convoy/crypto.h"
 
 DEFINE_int32(port, 8080, "Server port on 127.0.0.1");
 DEFINE_validator(port, &convoy::ValidatePort);
@@ -32,6 +34,9 @@ DEFINE_int32(connections, 32, "Keep-alive connections");
 DEFINE_validator(connections, &convoy::ValidatePositive);
 DEFINE_string(body_file, "", "POST body (raw bytes)");
 DEFINE_string(signature, "", "X-Hub-Signature-256 header value");
+DEFINE_bool(unique, false,
+            "Each request its own body: {N} in the body file becomes the request's number and {T} the current "
+            "Unix time, and each body is signed as Meta signs (HMAC-SHA256 with CONVOY_APP_SECRET)");
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -84,10 +89,32 @@ int main(int argc, char** argv) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string body = ss.str();
-  std::string request = "POST " + FLAGS_path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
-                        (FLAGS_signature.empty() ? "" : "X-Hub-Signature-256: " + FLAGS_signature + "\r\n") +
-                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  auto build = [](const std::string& b, const std::string& signature) {
+    return "POST " + FLAGS_path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+           (signature.empty() ? "" : "X-Hub-Signature-256: " + signature + "\r\n") +
+           "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b;
+  };
   const int64_t total = static_cast<int64_t>(FLAGS_rate) * FLAGS_seconds;
+  // One request for all, or (--unique) one each, built before the clock starts.
+  std::vector<std::string> requests;
+  if (FLAGS_unique) {
+    const char* secret = std::getenv("CONVOY_APP_SECRET");
+    if (!secret || !*secret) {
+      std::fprintf(stderr, "--unique signs each body: set CONVOY_APP_SECRET\n");
+      return 2;
+    }
+    const std::string now = std::to_string(std::time(nullptr));
+    requests.reserve(static_cast<size_t>(total));
+    for (int64_t i = 0; i < total; ++i) {
+      std::string b = body;
+      for (const auto& [key, value] : {std::pair<std::string, std::string>{"{N}", std::to_string(i)}, {"{T}", now}}) {
+        for (size_t at = b.find(key); at != std::string::npos; at = b.find(key, at + value.size())) b.replace(at, key.size(), value);
+      }
+      requests.push_back(build(b, "sha256=" + convoy::HexEncode(convoy::HmacSha256(secret, b))));
+    }
+  } else {
+    requests.push_back(build(body, FLAGS_signature));
+  }
   const double interval_ns = 1e9 / FLAGS_rate;
   std::vector<std::vector<double>> latencies(static_cast<size_t>(FLAGS_connections));
   std::atomic<int64_t> non2xx{0}, errors{0};
@@ -102,6 +129,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_until(due);  // open loop: the schedule, not the server, sets the pace
         if (fd < 0) fd = Connect();
         int status = -1;
+        const std::string& request = requests[FLAGS_unique ? static_cast<size_t>(i) : 0];
         if (fd >= 0 && write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
           status = ReadResponse(fd, buf);
         }

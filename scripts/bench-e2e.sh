@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# End to end, the whole pipeline under a Meta-like load: N unique conversations posted at RATE/s
+# by an open-loop client (convoy-loadgen --unique: each POST its own message and sender, signed
+# as Meta signs), each answered once; the fake Graph API (convoy-fake-graph) records every reply.
+# Prints the replies per second from the first POST to the last reply, the webhook latency, and
+# the CPU seconds each process spent. Pacing is off (the fake is not Meta).
+#   scripts/bench-e2e.sh [RATE] [SECONDS]      (defaults: 2000/s for 5 s, 10,000 conversations)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+rate=${1:-2000}; seconds=${2:-5}; n=$((rate * seconds))
+bin=$("$here/build.sh" | tail -n 1)
+started=()
+start_infra rabbit started
+start_infra pg started
+name=bench_e2e_$$
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  drop_vhost "$name"
+  drop_db "$name"
+  for s in "${started[@]}"; do "$here/infra.sh" stop "$s" || true; done
+}
+trap cleanup EXIT
+url=$(scratch_vhost "$name")
+dsn=$(scratch_db "$name")
+export CONVOY_APP_SECRET=bench-secret CONVOY_VERIFY_TOKEN=bench CONVOY_GRAPH_TOKEN=bench-graph
+log_dir=$CONVOY_RUN_DIR/bench; mkdir -p "$log_dir" "$log_dir/e2e-media"
+declare -A pid_of
+start() {  # start NAME PORT ARGS...
+  local svc=$1 port=$2; shift 2
+  "$@" --http_port="$port" >"$log_dir/e2e-$svc.log" 2>&1 &
+  pids+=($!); pid_of[$svc]=$!
+  wait_for "$svc on :$port" 90 curl -sf "http://127.0.0.1:$port/readyz" || {
+    tail -n 20 "$log_dir/e2e-$svc.log" >&2; die "$svc did not become ready"; }
+}
+graph=http://127.0.0.1:24090
+db_flags=(--amqp_url="$url" --pg_dsn="$dsn" --schema_dir="$CONVOY_ROOT/proto-schemas"
+          --migrations_dir="$CONVOY_ROOT/deploy/postgres")
+start fake-graph 24090 "$bin/tests/convoy-fake-graph"
+start ingress 24080 "$bin/services/ingress/convoy-ingress" --amqp_url="$url"
+start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
+start media 24082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --media_dir="$log_dir/e2e-media"
+start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing=false
+
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
+broker_sid=$(cat "$CONVOY_RUN_DIR/rabbitmq/server.pid" 2>/dev/null || true)
+broker_cpu() {  # every process of the broker's session (infra.sh starts it with setsid)
+  local t=0
+  [ -n "$broker_sid" ] || { echo 0; return; }
+  for p in $(pgrep -s "$broker_sid"); do [ -r "/proc/$p/stat" ] && t=$((t + $(cpu_of "$p"))); done
+  echo "$t"
+}
+postmaster=$(head -n 1 "$CONVOY_RUN_DIR/postgres/data/postmaster.pid" 2>/dev/null || true)
+pg_cpu() {  # the postmaster and its children (the services' connections live as long as they do)
+  local t=0
+  [ -n "$postmaster" ] || { echo 0; return; }
+  for p in "$postmaster" $(pgrep -P "$postmaster"); do [ -r "/proc/$p/stat" ] && t=$((t + $(cpu_of "$p"))); done
+  echo "$t"
+}
+declare -A before
+for svc in "${!pid_of[@]}"; do before[$svc]=$(cpu_of "${pid_of[$svc]}"); done
+broker_before=$(broker_cpu)
+pg_before=$(pg_cpu)
+replies() { curl -sf "$graph/_fake/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+all_replied() { [ "$(replies)" -ge "$n" ]; }
+
+start_ms=$(date +%s%3N)
+result=$("$bin/tests/convoy-loadgen" --port=24080 --rate="$rate" --seconds="$seconds" --connections=32 --unique \
+  --body_file="$CONVOY_ROOT/tests/data/bench-unique-webhook.json")
+wait_for "$n replies" 600 all_replied || die "only $(replies) of $n replies (see $log_dir/e2e-*.log)"
+tick=$(getconf CLK_TCK)
+curl -sf "$graph/_fake/requests" | python3 -c '
+import json, sys
+start, n = int(sys.argv[1]), int(sys.argv[2])
+sends = json.load(sys.stdin)
+last = max(s["at_ms"] for s in sends)
+per = {}
+for s in sends:
+    per[s["to"]] = per.get(s["to"], 0) + 1
+twice = sum(1 for v in per.values() if v > 1)
+secs = (last - start) / 1000
+print("RESULT conversations=%d replies=%d answered_twice=%d seconds=%.1f replies_per_s=%.0f" % (n, len(sends), twice, secs, len(sends) / secs))
+' "$start_ms" "$n"
+echo "LOADGEN $result"
+line="CPU_SECONDS"
+for svc in ingress conversation media outbound fake-graph; do
+  line+=" $svc=$(awk -v a="$(cpu_of "${pid_of[$svc]}")" -v b="${before[$svc]}" -v t="$tick" 'BEGIN{printf "%.1f", (a-b)/t}')"
+done
+line+=" rabbitmq=$(awk -v a="$(broker_cpu)" -v b="$broker_before" -v t="$tick" 'BEGIN{printf "%.1f", (a-b)/t}')"
+line+=" postgres=$(awk -v a="$(pg_cpu)" -v b="$pg_before" -v t="$tick" 'BEGIN{printf "%.1f", (a-b)/t}')"
+echo "$line"

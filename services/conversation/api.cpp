@@ -16,13 +16,7 @@ namespace convoy::conversation {
 
 namespace {
 
-HttpResponse Json(int status, const std::string& body) { return JsonResponse(status, body); }
-
-HttpResponse Error(int status, const std::string& code, const std::string& message) {
-  return JsonError(status, code, message);
-}
-
-HttpResponse Unavailable(const Status& s) { return Error(503, "unavailable", s.message()); }
+HttpResponse Unavailable(const Status& s) { return JsonError(503, "unavailable", s.message()); }
 
 bool ValidId(const std::string& id) {
   static const std::regex kId("^[a-z0-9][a-z0-9_-]{0,63}$");
@@ -55,32 +49,32 @@ Result<std::string> Show(PgConnection& db, const std::string& id) {
 }
 
 HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas) {
-  if (!ValidId(id)) return Error(400, "invalid_argument", "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
+  if (!ValidId(id)) return JsonError(400, "invalid_argument", "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
   Status valid = schemas.ValidateAs("checklist", 1, r.body);
-  if (!valid.ok()) return Error(400, "invalid_argument", valid.message());
+  if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
   auto v = PutChecklist(db, id, r.body, "api");
   if (!v.ok()) return Unavailable(v.status());
-  return Json(v->created ? 201 : 200, R"({"id":")" + id + R"(","version":)" + std::to_string(v->version) +
+  return JsonResponse(v->created ? 201 : 200, R"({"id":")" + id + R"(","version":)" + std::to_string(v->version) +
                                           R"(,"created":)" + (v->created ? "true" : "false") + "}");
 }
 
 HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
   Status valid = schemas.ValidateAs("assignment.request", 1, r.body);
-  if (!valid.ok()) return Error(400, "invalid_argument", valid.message());
+  if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
   rapidjson::Document d;
   d.Parse(r.body.c_str(), r.body.size());
   const std::string checklist = JsonStr(d, "checklist"), op = JsonStr(d, "operator"), pnid = JsonStr(d, "phone_number_id"),
                     reference = JsonStr(d, "reference"), name = JsonStr(d, "operator_name");
   const std::string key = r.Header("idempotency-key");
   const std::string hash = Sha256Hex(r.body);
-  if (key.size() > 255) return Error(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
+  if (key.size() > 255) return JsonError(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
   auto done = [&](int status, const std::string& id) {
     Status c = db.Commit();
     if (!c.ok()) return Unavailable(c);
     auto shown = Show(db, id);
-    return shown.ok() ? Json(status, *shown) : Unavailable(shown.status());
+    return shown.ok() ? JsonResponse(status, *shown) : Unavailable(shown.status());
   };
   auto fail = [&](HttpResponse resp) {
     db.Rollback();
@@ -95,7 +89,7 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
     if (!seen.ok()) return fail(Unavailable(seen.status()));
     if (!seen->empty()) {
       if (seen->get(0, 1) != hash) {
-        return fail(Error(409, "idempotency_conflict", "Idempotency-Key " + key + " was used for a different request"));
+        return fail(JsonError(409, "idempotency_conflict", "Idempotency-Key " + key + " was used for a different request"));
       }
       return done(201, seen->get(0, 0));  // the first answer again
     }
@@ -105,7 +99,7 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   if (!existing->empty()) return done(200, existing->get(0, 0));  // never a second conversation
   auto version = db.Exec("SELECT max(version) FROM checklists WHERE id = $1", {checklist});
   if (!version.ok()) return fail(Unavailable(version.status()));
-  if (version->get(0, 0).empty()) return fail(Error(404, "not_found", "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));
+  if (version->get(0, 0).empty()) return fail(JsonError(404, "not_found", "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));
   const std::string id = NewAssignmentId();
   s = db.Exec("INSERT INTO assignments (id, checklist_id, checklist_version, operator, operator_name, phone_number_id, "
               "reference, conversation_key, status, idempotency_key, request_hash) VALUES ($1, $2, $3::int, $4, NULLIF($5, ''), "
@@ -133,13 +127,13 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
   s = db.Commit();
   if (!s.ok()) return Unavailable(s);
   auto shown = Show(db, id);
-  if (!shown.ok()) return shown.status().code() == Code::kNotFound ? Error(404, "not_found", shown.status().message())
+  if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
                                                                     : Unavailable(shown.status());
   if (!*moved) {
     auto status = db.Exec("SELECT status FROM assignments WHERE id = $1", {id});
-    return Error(409, "conflict", "assignment " + id + " is already " + (status.ok() ? status->get(0, 0) : "ended"));
+    return JsonError(409, "conflict", "assignment " + id + " is already " + (status.ok() ? status->get(0, 0) : "ended"));
   }
-  return Json(200, *shown);
+  return JsonResponse(200, *shown);
 }
 
 HttpResponse List(PgConnection& db, const HttpRequest& r) {
@@ -149,12 +143,12 @@ HttpResponse List(PgConnection& db, const HttpRequest& r) {
   };
   std::string limit = q("limit").value_or("100");
   if (limit.find_first_not_of("0123456789") != std::string::npos || limit.size() > 4) {
-    return Error(400, "invalid_argument", "limit is a number up to 9999");
+    return JsonError(400, "invalid_argument", "limit is a number up to 9999");
   }
   auto status = q("status");
   if (status && *status != "pending" && *status != "active" && *status != "completed" && *status != "cancelled" &&
       *status != "expired") {
-    return Error(400, "invalid_argument", "status is one of pending, active, completed, cancelled, expired");
+    return JsonError(400, "invalid_argument", "status is one of pending, active, completed, cancelled, expired");
   }
   auto rows = db.Exec(
       "SELECT coalesce(json_agg(x ORDER BY x.created_at DESC), '[]'::json)::text FROM (SELECT a.id, a.checklist_id AS "
@@ -163,7 +157,7 @@ HttpResponse List(PgConnection& db, const HttpRequest& r) {
       "($2::text IS NULL OR a.operator = $2) ORDER BY a.created_at DESC LIMIT $3::int) x",
       {status, q("operator"), limit});
   if (!rows.ok()) return Unavailable(rows.status());
-  return Json(200, R"({"assignments":)" + rows->get(0, 0) + "}");
+  return JsonResponse(200, R"({"assignments":)" + rows->get(0, 0) + "}");
 }
 
 }  // namespace
@@ -233,28 +227,28 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   const std::string& p = r.path;
   const std::string checklists = "/v1/checklists/", assignments = "/v1/assignments";
   if (p.rfind(checklists, 0) == 0) {
-    if (r.method != "PUT") return Error(405, "method_not_allowed", "PUT a checklist definition");
+    if (r.method != "PUT") return JsonError(405, "method_not_allowed", "PUT a checklist definition");
     return Put(**db, p.substr(checklists.size()), r, schemas);
   }
   if (p == assignments) {
     if (r.method == "POST") return Create(**db, r, settings, schemas);
     if (r.method == "GET") return List(**db, r);
-    return Error(405, "method_not_allowed", "GET or POST /v1/assignments");
+    return JsonError(405, "method_not_allowed", "GET or POST /v1/assignments");
   }
   if (p.rfind(assignments + "/", 0) == 0) {
     std::string rest = p.substr(assignments.size() + 1);
     const std::string cancel = "/cancel";
     if (rest.size() > cancel.size() && rest.compare(rest.size() - cancel.size(), cancel.size(), cancel) == 0) {
-      if (r.method != "POST") return Error(405, "method_not_allowed", "POST to cancel");
+      if (r.method != "POST") return JsonError(405, "method_not_allowed", "POST to cancel");
       return Cancel(**db, rest.substr(0, rest.size() - cancel.size()), settings);
     }
-    if (r.method != "GET") return Error(405, "method_not_allowed", "GET an assignment");
+    if (r.method != "GET") return JsonError(405, "method_not_allowed", "GET an assignment");
     auto shown = Show(**db, rest);
-    if (!shown.ok()) return shown.status().code() == Code::kNotFound ? Error(404, "not_found", shown.status().message())
+    if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
                                                                       : Unavailable(shown.status());
-    return Json(200, *shown);
+    return JsonResponse(200, *shown);
   }
-  return Error(404, "not_found", "no such endpoint: " + r.method + " " + p);
+  return JsonError(404, "not_found", "no such endpoint: " + r.method + " " + p);
 }
 
 }  // namespace convoy::conversation

@@ -5,7 +5,11 @@
 #include <rapidjson/document.h>
 
 #include "assignments.h"
+#include "engine.h"
+#include "flow.h"
+#include "processor.h"
 #include "convoy/json.h"
+#include "convoy/topology.h"
 #include "testsupport.h"
 
 namespace convoy::conversation {
@@ -155,6 +159,40 @@ TEST_F(AssignmentApi, AnAssignmentPastItsDueTimeExpiresAndTheNextStarts) {
   EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + first), "status"), "expired");
   EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + second), "status"), "active");
   EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'assignment.expired'"), 1);
+}
+
+// An operator known only by a business-scoped user ID (no phone): the checklist reaches them by
+// `recipient`, in a conversation of their own keyed by the BSUID.
+TEST_F(AssignmentApi, AnOperatorKnownOnlyByABsuidGetsTheTemplateByRecipient) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  const std::string bsuid = "US.13491208655302741918";
+  auto a = Call("POST", "/v1/assignments", Assign(bsuid, "R-B"));
+  ASSERT_EQ(a.status, 201) << a.body;
+  auto started = conn_->Exec("SELECT dedupe_key, body FROM outbox WHERE routing_key = 'assignment.started'");
+  ASSERT_TRUE(started.ok() && started->size() == 1u);
+  auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
+  ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+  Engine engine(*flows, EngineSettings{});
+  Processor processor(*conn_, schemas_, engine, nullptr);
+  Delivery d;
+  d.queue = queues::kConversationEvents;
+  d.body = started->get(0, 1);
+  d.headers[headers::kDedupeKey] = started->get(0, 0);
+  ASSERT_EQ(processor.Handle(d).kind, Disposition::Kind::kAck);
+  const std::string key = "106540352242922:" + bsuid;
+  auto conv = conn_->Exec("SELECT coalesce(wa_id, ''), coalesce(user_id, '') FROM conversations WHERE conversation_key = $1", {key});
+  ASSERT_TRUE(conv.ok() && conv->size() == 1u);
+  EXPECT_EQ(conv->get(0, 0), "") << "no phone";
+  EXPECT_EQ(conv->get(0, 1), bsuid);
+  auto send = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.send' AND conversation_key = $1", {key});
+  ASSERT_TRUE(send.ok() && send->size() == 1u);
+  rapidjson::Document body;
+  body.Parse(send->get(0, 0).c_str());
+  EXPECT_FALSE(body.HasMember("to"));
+  EXPECT_STREQ(body["recipient"].GetString(), bsuid.c_str());
+  EXPECT_STREQ(body["message"]["type"].GetString(), "template");
+  EXPECT_TRUE(schemas_.Validate(send->get(0, 0)).ok()) << schemas_.Validate(send->get(0, 0)).ToString();
+  EXPECT_EQ(Count("SELECT count(*) FROM identities WHERE identity = 'US.13491208655302741918'"), 1);
 }
 
 }  // namespace

@@ -26,12 +26,6 @@ constexpr const char* kHeldOf =
     "SELECT id FROM deliveries d WHERE status = 'held' AND sink = ANY($1::text[]) AND "
     "NOT EXISTS (SELECT 1 FROM sink_states s WHERE s.name = d.sink) ORDER BY id LIMIT 10000";
 
-HttpResponse Json(int status, const std::string& body) { return JsonResponse(status, body); }
-
-HttpResponse Error(int status, const std::string& code, const std::string& message) {
-  return JsonError(status, code, message);
-}
-
 std::string Stamp() {
   return std::to_string(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
@@ -68,7 +62,7 @@ HttpResponse List(PgConnection& db, const HttpRequest& r) {
   };
   std::string limit = q("limit").value_or("100");
   if (limit.find_first_not_of("0123456789") != std::string::npos || limit.size() > 5) {
-    return Error(400, "invalid_argument", "limit is a number up to 99999");
+    return JsonError(400, "invalid_argument", "limit is a number up to 99999");
   }
   auto rows = db.Exec(
       "SELECT coalesce(json_agg(x), '[]'::json)::text FROM (SELECT d.id, d.result_id, d.sink, d.type, d.status, d.attempts, "
@@ -77,16 +71,16 @@ HttpResponse List(PgConnection& db, const HttpRequest& r) {
       "FROM deliveries d WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.sink = $2) "
       "ORDER BY d.id DESC LIMIT $3::int) x",
       {q("status"), q("sink"), limit});
-  if (!rows.ok()) return Error(503, "unavailable", rows.status().message());
-  return Json(200, R"({"deliveries":)" + rows->get(0, 0) + "}");
+  if (!rows.ok()) return JsonError(503, "unavailable", rows.status().message());
+  return JsonResponse(200, R"({"deliveries":)" + rows->get(0, 0) + "}");
 }
 
 HttpResponse Replay(PgConnection& db, const HttpRequest& r) {
   rapidjson::Document d;
   d.Parse(r.body.c_str(), r.body.size());
-  if (d.HasParseError() || !d.IsObject()) return Error(400, "invalid_argument", "a JSON object: {\"id\": N} or {\"from\", \"to\"}");
+  if (d.HasParseError() || !d.IsObject()) return JsonError(400, "invalid_argument", "a JSON object: {\"id\": N} or {\"from\", \"to\"}");
   std::string status = JsonStr(d, "status").empty() ? "parked" : JsonStr(d, "status");
-  if (status != "parked" && status != "held") return Error(400, "invalid_argument", "status is parked or held");
+  if (status != "parked" && status != "held") return JsonError(400, "invalid_argument", "status is parked or held");
   Result<PgRows> ids = Status(Code::kInvalidArgument, "");
   if (JsonMember(d, "id").IsInt64()) {
     ids = db.Exec("SELECT id FROM deliveries WHERE id = $1::bigint AND status = $2",
@@ -96,27 +90,27 @@ HttpResponse Replay(PgConnection& db, const HttpRequest& r) {
                   "created_at < to_timestamp($2::bigint) ORDER BY id LIMIT 10000",
                   {std::to_string(d["from"].GetInt64()), std::to_string(d["to"].GetInt64()), status});
   } else {
-    return Error(400, "invalid_argument", "name a delivery {\"id\": N} or a time range {\"from\": s, \"to\": s}");
+    return JsonError(400, "invalid_argument", "name a delivery {\"id\": N} or a time range {\"from\": s, \"to\": s}");
   }
-  if (!ids.ok()) return Error(503, "unavailable", ids.status().message());
+  if (!ids.ok()) return JsonError(503, "unavailable", ids.status().message());
   auto n = Requeue(db, *ids);
-  if (!n.ok()) return Error(503, "unavailable", n.status().message());
+  if (!n.ok()) return JsonError(503, "unavailable", n.status().message());
   LOG(WARNING) << "service=outbound event=deliveries_replayed count=" << *n;
-  return Json(200, R"({"replayed":)" + std::to_string(*n) + "}");
+  return JsonResponse(200, R"({"replayed":)" + std::to_string(*n) + "}");
 }
 
 HttpResponse Enable(PgConnection& db, const std::string& name, const SinkSet& sinks) {
-  if (!sinks.Find(name)) return Error(404, "not_found", "no sink named '" + name + "' in --sinks_file");
+  if (!sinks.Find(name)) return JsonError(404, "not_found", "no sink named '" + name + "' in --sinks_file");
   Status s = db.Begin();
   auto gone = s.ok() ? db.Exec("DELETE FROM sink_states WHERE name = $1", {name}) : Result<PgRows>(s);
   Result<int64_t> n = gone.ok() ? ReleaseHeld(db, sinks, name) : Result<int64_t>(gone.status());
   if (n.ok()) s = db.Commit();
   if (!n.ok() || !s.ok()) {
     db.Rollback();
-    return Error(503, "unavailable", (!n.ok() ? n.status() : s).message());
+    return JsonError(503, "unavailable", (!n.ok() ? n.status() : s).message());
   }
   LOG(WARNING) << "service=outbound event=sink_enabled sink=" << name << " released=" << *n;
-  return Json(200, R"({"sink":")" + JsonEscape(name) + R"(","enabled":true,"released":)" + std::to_string(*n) + "}");
+  return JsonResponse(200, R"({"sink":")" + JsonEscape(name) + R"(","enabled":true,"released":)" + std::to_string(*n) + "}");
 }
 
 }  // namespace
@@ -131,7 +125,7 @@ HttpResponse HandleAdmin(const HttpRequest& r, const AdminSettings& settings, co
   const std::string open = "set CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the admin API";
   if (auto refused = RequireBearer(r, settings.token, open)) return *refused;
   auto db = PgConnection::Connect(settings.pg_dsn);
-  if (!db.ok()) return Error(503, "unavailable", db.status().message());
+  if (!db.ok()) return JsonError(503, "unavailable", db.status().message());
   const std::string sinks_prefix = "/v1/sinks/", enable = "/enable";
   if (r.method == "GET" && r.path == "/v1/deliveries") return List(**db, r);
   if (r.method == "POST" && r.path == "/v1/deliveries/replay") return Replay(**db, r);
@@ -139,7 +133,7 @@ HttpResponse HandleAdmin(const HttpRequest& r, const AdminSettings& settings, co
       r.path.compare(r.path.size() - enable.size(), enable.size(), enable) == 0) {
     return Enable(**db, r.path.substr(sinks_prefix.size(), r.path.size() - sinks_prefix.size() - enable.size()), sinks);
   }
-  return Error(404, "not_found", "no such endpoint: " + r.method + " " + r.path);
+  return JsonError(404, "not_found", "no such endpoint: " + r.method + " " + r.path);
 }
 
 }  // namespace convoy::outbound

@@ -177,16 +177,6 @@ Result<std::string> Deliverer::WebhookBody(const Job& job) {
 
 Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const std::string& body) {
   Outcome o;
-  Status dest = CheckDestination(sink.url, sink.allow_private);
-  if (dest.code() == Code::kRejected || dest.code() == Code::kInvalidArgument) {
-    o.kind = Outcome::Kind::kPermanent;
-    o.error = dest.message();
-    return o;
-  }
-  if (!dest.ok()) {
-    o.error = dest.message();
-    return o;
-  }
   const int64_t ts = settings_.now();
   HttpClientRequest req;
   req.method = "POST";
@@ -216,8 +206,7 @@ Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const st
     o.kind = Outcome::Kind::kRetry;
     o.error = "HTTP " + std::to_string(s) + (s / 100 == 3 ? " (redirects are not followed: fix the sink's URL)" : "");
     if (s == 429 || s == 503) {
-      auto it = resp->headers.find("retry-after");
-      if (it == resp->headers.end()) it = resp->headers.find("Retry-After");
+      auto it = resp->headers.find("retry-after");  // HttpFetch lower-cases header names
       int64_t after = it == resp->headers.end() ? -1 : RetryAfterSeconds(it->second, ts);
       if (after >= 0) o.retry_after_ms = after * 1000;
     }
@@ -231,12 +220,6 @@ Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const st
 Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool reconcile, const std::string& known_product,
                                       const std::string& known_variant) {
   Outcome o;
-  Status dest = CheckDestination(sink.url, sink.allow_private);
-  if (dest.code() == Code::kRejected || dest.code() == Code::kInvalidArgument) {
-    o.kind = Outcome::Kind::kPermanent;
-    o.error = dest.message();
-    return o;
-  }
   auto call = [&](const std::string& body, const std::string& kind, shopify::Answer* a) -> bool {
     HttpClientRequest req;
     req.method = "POST";
@@ -428,8 +411,18 @@ Disposition Deliverer::Handle(const Delivery& d) {
   }
   const double started = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto t0 = std::chrono::steady_clock::now();
-  Outcome o = sink->kind == Sink::Kind::kWebhook ? Webhook(*sink, job, body)
-                                                 : Shopify(*sink, job, unknown_before, row->get(0, 5), row->get(0, 6));
+  // SSRF, again at each attempt (DNS may have changed since start): refused for good, or retried
+  // when the name does not resolve.
+  Outcome o;
+  Status dest = CheckDestination(sink->url, sink->allow_private);
+  if (!dest.ok()) {
+    o.kind = dest.code() == Code::kRejected || dest.code() == Code::kInvalidArgument ? Outcome::Kind::kPermanent
+                                                                                       : Outcome::Kind::kRetry;
+    o.error = dest.message();
+  } else {
+    o = sink->kind == Sink::Kind::kWebhook ? Webhook(*sink, job, body)
+                                           : Shopify(*sink, job, unknown_before, row->get(0, 5), row->get(0, 6));
+  }
   const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   static const char* kNames[] = {"delivered", "retry", "uncertain", "permanent", "gone", "throttled"};
   const char* name = kNames[static_cast<int>(o.kind)];

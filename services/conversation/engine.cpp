@@ -215,10 +215,13 @@ class Run {
   }
 
   // "Question i of N", with the allowed answers as buttons when there are at most three.
-  void Ask(const Step& step) {
+  // `lead` goes in the same message: two messages of one transition may reach the user in either
+  // order (outbound sends them concurrently).
+  void Ask(const Step& step, const std::string& lead = "") {
     const auto& a = s_.assignment;
     const Question& q = a.questions[a.index];
     std::string text = Fill(step.prompt, Vars());
+    if (!lead.empty()) text = lead + "\n\n" + text;
     if (!q.answers.empty() && q.answers.size() <= 3) {
       Effect e;
       e.kind = Effect::Kind::kSendButtons;
@@ -351,9 +354,8 @@ class Run {
     t_.note = "assignment_started";
     const auto vars = Vars();
     if (InWindow() || flow->assignment.template_name.empty()) {
-      if (!flow->assignment.intro.empty()) Say("intro", Fill(flow->assignment.intro, vars));
       s_.assignment.asked = true;
-      return Ask(*step);
+      return Ask(*step, Fill(flow->assignment.intro, vars));
     }
     // Outside the window only an approved template may open the conversation; the operator's
     // reply brings the first question.

@@ -711,9 +711,9 @@ TEST(Checklist, AnswersThreeWaysThenConfirmCompletesAndDelivers) {
   Chat c;
   c.Send(Text("hello", kT0));  // inside the window now
   auto start = c.Send(Assigned(LineQa()), kT0 + 10);
-  ASSERT_EQ(Replies(start).size(), 2u);
+  ASSERT_EQ(Replies(start).size(), 1u) << "one message: two could arrive in either order";
   EXPECT_EQ(Replies(start)[0].substr(0, 8), "Hi Ana! ");
-  EXPECT_EQ(Replies(start)[1], "📋 Question 1 of 4: Guard closed?");
+  EXPECT_NE(Replies(start)[0].find("\n\n📋 Question 1 of 4: Guard closed?"), std::string::npos) << Replies(start)[0];
   // Text only where a photo is required: refused, the question stays.
   auto refused = c.Send(Text("OK", kT0 + 20));
   EXPECT_EQ(refused.note, "photo_required");

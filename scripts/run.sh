@@ -57,19 +57,23 @@ db_flags=(--amqp_url="$CONVOY_AMQP_URL" --pg_dsn="$CONVOY_PG_DSN" --schema_dir="
 start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MEDIA_ID=$CONVOY_ROOT/tests/data/demo-photo.jpg:image/jpeg" \
   --status_webhook_url="http://127.0.0.1:$INGRESS_PORT/webhook"
 start fake-receiver "$RECEIVER_PORT" "$bin/tests/convoy-fake-receiver"
-# Sinks: the listing goes to the local receiver. It is on loopback, which a sink may reach only
+# Sinks: the listing and the lead go to the local receiver. It is on loopback, which a sink may reach only
 # when it says so ("allow_private": a local run; production sinks are public HTTPS endpoints).
 cat >"$CONVOY_RUN_DIR/sinks.json" <<JSON
 {"schema": "sinks", "version": 1, "sinks": [
   {"name": "listing", "kind": "webhook", "url": "http://127.0.0.1:$RECEIVER_PORT/hooks",
+   "secrets": ["env:CONVOY_SINK_SECRET"], "allow_private": true},
+  {"name": "lead", "kind": "webhook", "url": "http://127.0.0.1:$RECEIVER_PORT/hooks",
    "secrets": ["env:CONVOY_SINK_SECRET"], "allow_private": true}]}
 JSON
 start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$CONVOY_AMQP_URL"
-start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
+start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
+  --default_flow=lead
 start media 8082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
   --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload"
 start outbound 8083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" \
-  --sinks_file="$CONVOY_RUN_DIR/sinks.json" --media_public_url=http://127.0.0.1:8082
+  --sinks_file="$CONVOY_RUN_DIR/sinks.json" --media_public_url=http://127.0.0.1:8082 \
+  --content_guard_file="$CONVOY_ROOT/deploy/guard/content-guard.json"
 
 sends() { curl -sf "http://127.0.0.1:$GRAPH_PORT/_fake/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 last_reply() {  # a text's body, or an interactive message's body and [buttons]
@@ -120,6 +124,24 @@ b = r["body"]
 print("  business < %s, webhook-id %s, signature %s" % (b["type"], r["id"], "verified" if r["verified"] else "NOT verified"))
 print("             price %s, %d photo(s): %s" % (b["data"]["fields"].get("price"), len(b["data"]["photos"]),
       ", ".join(p.get("url", p.get("reason", "")) for p in b["data"]["photos"])))'
+echo
+echo "A second enquiry, by the lead flow (--default_flow=lead; the greeting went with the first reply):"
+say "Hello, I need a golden visa" --text="Hello, I need a golden visa"
+say "Kerry Smith" --text="Kerry Smith"
+say "British" --text="British"
+say "kerry@example.com, weekdays after 5pm" --text="kerry@example.com, weekdays after 5pm"
+lead_delivered() {
+  curl -sf "http://127.0.0.1:$RECEIVER_PORT/_fake/requests" | python3 -c '
+import json, sys
+sys.exit(0 if any(r["answered"] == 200 and r["body"]["type"] == "lead.qualified" for r in json.load(sys.stdin)) else 1)'
+}
+wait_for "the lead at the business's receiver" 30 lead_delivered || die "the lead did not reach the receiver (see $LOG_DIR)"
+curl -sf "http://127.0.0.1:$RECEIVER_PORT/_fake/requests" | python3 -c '
+import json, sys
+r = [r for r in json.load(sys.stdin) if r["answered"] == 200 and r["body"]["type"] == "lead.qualified"][-1]
+f = r["body"]["data"]["fields"]
+print("  business < lead.qualified, signature %s: %s, %s, %s, %s, call %s" % (
+      "verified" if r["verified"] else "NOT verified", f["service"], f["name"], f["nationality"], f["email"], f["best_time"]))'
 echo
 echo "RabbitMQ management UI: $CONVOY_RABBIT_MGMT_URL  (user guest, password guest)"
 echo "Metrics:"

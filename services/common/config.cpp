@@ -157,6 +157,7 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
@@ -167,13 +168,17 @@ void SetFlagDefault(const char* flag, const std::string& value) {
   gflags::SetCommandLineOptionWithMode(flag, value.c_str(), gflags::SET_FLAGS_DEFAULT);
 }
 
-void WaitForShutdownSignal() {
+void WaitForShutdownSignal(const std::function<void()>& on_hangup) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   int sig = 0;
-  sigwait(&set, &sig);
+  while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+    LOG(INFO) << "service=" << g_service << " event=sighup" << (on_hangup ? "" : " action=ignored");
+    if (on_hangup) on_hangup();
+  }
   LOG(INFO) << "service=" << g_service << " event=shutdown signal=" << sig;
 }
 

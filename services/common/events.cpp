@@ -1,5 +1,7 @@
 #include "convoy/events.h"
 
+#include <glog/logging.h>
+
 #include "convoy/json.h"
 #include "convoy/topology.h"
 
@@ -19,6 +21,17 @@ AmqpMessage EventFor(const Delivery& command, const std::string& schema, const s
            R"(","conversation_key":")" + JsonEscape(command.Header(headers::kConversationKey)) + "\"," +
            fields_json + "}";
   return m;
+}
+
+LogCtx CommandContext(const Delivery& d, const char* queue) {
+  return LogCtx(queue, d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey), d.Header(headers::kDedupeKey));
+}
+
+std::optional<Disposition> RefuseInvalid(const Delivery& d, const SchemaRegistry& schemas, const LogCtx& ctx) {
+  Status valid = schemas.Validate(d.body);
+  if (valid.ok()) return std::nullopt;
+  LOG(WARNING) << ctx << "event=invalid_command reason=" << valid.message();
+  return Disposition::DeadLetter(valid.ToString());
 }
 
 }  // namespace convoy

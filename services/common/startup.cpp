@@ -31,7 +31,8 @@ bool DatabaseService::DatabaseReachable() {
 }
 
 int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher, ConsumerGroup& consumers,
-                     const std::function<void()>& start_more, const std::function<void()>& stop_more) {
+                     const std::function<void()>& start_more, const std::function<void()>& stop_more,
+                     const std::function<void()>& on_hangup) {
   publisher.Start();
   if (!publisher.WaitConnected(std::chrono::seconds(30))) {
     LOG(WARNING) << "service=" << service << " event=broker_not_yet_connected (starting anyway; /readyz says so)";
@@ -47,7 +48,7 @@ int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publish
     return 1;
   }
   LOG(INFO) << "service=" << service << " event=started port=" << server.port();
-  WaitForShutdownSignal();
+  WaitForShutdownSignal(on_hangup);
   server.Stop();
   consumers.Stop();
   if (stop_more) stop_more();

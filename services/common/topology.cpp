@@ -15,7 +15,8 @@ Topology Build() {
   t.work_queues = {queues::kConversationInbound, queues::kConversationEvents,
                    queues::kOutboundStatus,      queues::kOutboundSend,
                    queues::kMediaFetch,          queues::kMediaUpload,
-                   queues::kFlowCompleted,       queues::kOutboundDeliver};
+                   queues::kFlowCompleted,       queues::kOutboundDeliver,
+                   queues::kOutboundExtract};
   t.pace_tiers = {{"250ms", 250}};
   t.paced_queues = {queues::kOutboundSend};
   // Every move the broker makes on its own (a TTL expiring in a delay queue, a delivery limit
@@ -59,7 +60,8 @@ Topology Build() {
     t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
   }
   t.bindings.push_back({exchanges::kEvents, queues::kFlowCompleted, routing::kFlowCompleted});
-  for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload, queues::kOutboundDeliver}) {
+  for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload, queues::kOutboundDeliver,
+                        queues::kOutboundExtract}) {
     t.bindings.push_back({exchanges::kCommands, q, q});
   }
   return t;
@@ -133,11 +135,11 @@ int64_t ShortestDelayMs(const std::string& queue) { return DelayTiers(queue).fro
 
 std::vector<LegacyDelayQueue> LegacyDelayQueues() {
   // Topology 1 named its classic delay queues "<queue>.<tier>", with the same tiers.
-  // outbound.deliver came after: it never had classic delay queues.
+  // outbound.deliver and outbound.extract came after: they never had classic delay queues.
   const Topology& t = ConvoyTopology();
   std::vector<LegacyDelayQueue> out;
   for (const auto& q : t.work_queues) {
-    if (q == queues::kOutboundDeliver) continue;
+    if (q == queues::kOutboundDeliver || q == queues::kOutboundExtract) continue;
     for (const auto& tier : DelayTiers(q)) out.push_back({q + "." + tier.name, DelayQueueName(q, tier.name)});
   }
   return out;

@@ -84,8 +84,8 @@ TEST(Topology, EveryQueueThatDeadLettersDoesSoAtLeastOnce) {
     EXPECT_EQ(arg("x-dead-letter-strategy"), "at-least-once") << q.name;
     EXPECT_EQ(arg("x-overflow"), "reject-publish") << q.name;
   }
-  // 8 work queues, each with 5 retry tiers, and outbound.send's pace tier.
-  EXPECT_EQ(dead_lettering, 8 + 8 * 5 + 1);
+  // 9 work queues, each with 5 retry tiers, and outbound.send's pace tier.
+  EXPECT_EQ(dead_lettering, 9 + 9 * 5 + 1);
 }
 
 TEST(Topology, EveryLegacyDelayQueueHasADeclaredSuccessor) {

@@ -25,7 +25,8 @@ void DeclareTopologyOne(AmqpAdmin& admin) {
   std::map<std::string, std::string> successor_of;
   for (const auto& l : LegacyDelayQueues()) successor_of[l.successor] = l.name;
   for (QueueSpec q : t.queues) {
-    if (q.name.rfind(queues::kOutboundDeliver, 0) == 0) continue;  // came with topology 2
+    // Came with topology 2: outbound.deliver, outbound.extract.
+    if (q.name.rfind(queues::kOutboundDeliver, 0) == 0 || q.name.rfind(queues::kOutboundExtract, 0) == 0) continue;
     if (successor_of.count(q.name)) {
       q.name = successor_of[q.name];
       q.string_args = {{"x-dead-letter-exchange", ""},
@@ -115,7 +116,7 @@ TEST(TopologyUpgrade, MovesEveryWaitingMessageAndLeavesTheCurrentTopology) {
   // (early), and the parking queues kept their arguments and their messages.
   EXPECT_EQ(moved["outbound.send"], 320u);
   EXPECT_EQ(moved["conversation.inbound"], 5u);
-  EXPECT_EQ(moved.size(), 7u) << "every work queue of topology 1 (outbound.deliver is simply declared)";
+  EXPECT_EQ(moved.size(), 7u) << "every work queue of topology 1 (outbound.deliver and outbound.extract are simply declared)";
 
   ASSERT_TRUE(DeclareConvoyTopology(o).ok()) << "the services' declaration matches after the upgrade";
   AmqpAdmin admin;

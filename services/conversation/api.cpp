@@ -222,6 +222,17 @@ Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const Schema
 HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
   const std::string open = "set CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
   if (auto refused = RequireBearer(r, settings.token, open)) return *refused;
+  if (r.path == "/v1/flows/reload" || r.path == "/v1/flows") {
+    if (r.path == "/v1/flows" && r.method == "GET" && settings.flows) return JsonResponse(200, settings.flows());
+    if (r.path == "/v1/flows/reload" && r.method == "POST" && settings.reload_flows) {
+      auto loaded = settings.reload_flows();
+      if (!loaded.ok()) {
+        return JsonError(422, "invalid_flows", loaded.status().message() + " (the running flows are unchanged)");
+      }
+      return JsonResponse(200, *loaded);
+    }
+    return JsonError(405, "method_not_allowed", "GET /v1/flows, POST /v1/flows/reload");
+  }
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return Unavailable(db.status());
   const std::string& p = r.path;

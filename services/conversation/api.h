@@ -9,6 +9,10 @@
 //   GET  /v1/assignments/{id}         status, answers so far, timestamps, its changes
 //   GET  /v1/assignments?status=&operator=&limit=
 //   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
+//   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
+//   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
+//                                     SIGHUP); 422 naming the bad file keeps the running set
+#include <functional>
 #include <string>
 
 #include "assignments.h"
@@ -22,6 +26,10 @@ struct ApiSettings {
   std::string pg_dsn;
   std::string token;  // empty: the API answers 403
   AssignmentSettings assignments;
+  // Loads, checks and swaps in the flows: a summary of the new set (JSON), or why not (the
+  // running set stays). And the running set's summary.
+  std::function<Result<std::string>()> reload_flows;
+  std::function<std::string()> flows;
 };
 
 HttpResponse HandleApi(const HttpRequest& request, const ApiSettings& settings, const SchemaRegistry& schemas);

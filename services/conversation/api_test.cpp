@@ -27,7 +27,7 @@ class AssignmentApi : public ::testing::Test {
     ASSERT_TRUE(c.ok());
     conn_ = std::move(*c);
     ASSERT_TRUE(RunMigrations(*conn_, test::SourcePath("deploy/postgres")).ok());
-    settings_ = ApiSettings{db_.dsn(), kToken, AssignmentSettings{}};
+    settings_ = ApiSettings{db_.dsn(), kToken, AssignmentSettings{}, nullptr, nullptr};
   }
   HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
                     std::map<std::string, std::string> headers = {}, const std::string& token = kToken) {

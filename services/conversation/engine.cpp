@@ -37,6 +37,8 @@ class Run {
       : flows_(flows), settings_(settings), t_(t), s_(t.state), ev_(ev), at_(at) {}
 
   void Inbound() {
+    s_.extracting.clear();  // a new message: an extractor's answer to an older one comes too late
+    s_.extracting_at = 0;
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     const Step* step = flow ? flow->Find(s_.step) : nullptr;
     if (!s_.flow.empty() && !step) {
@@ -56,6 +58,11 @@ class Run {
     // A photo sent in the same second as the update that closed its photo step still belongs there.
     bool same_second_photo = ev_.kind == Event::Kind::kImage && at_ == s_.entered_at;
     if (at_ < s_.entered_at || same_second_photo) return Late(*step);
+    if (IsText() && flow->triggers.empty() && !flow->assigned && flows_.ForTrigger(ev_.text)) {
+      // A flow started by default (an enquiry) gives way to one the person asks for by name.
+      t_.note = "switched";
+      return Route();
+    }
     if (IsText() && !flow->cancel_keyword.empty() && NormalizeKeyword(ev_.text) == flow->cancel_keyword) {
       Say("reply", flow->cancel_reply);
       Reset();
@@ -68,7 +75,9 @@ class Run {
   void Internal() {
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     t_.note = "recorded";
+    if (ev_.kind == Event::Kind::kResultDue && ev_.result_id.rfind(kExtractDue, 0) == 0) return ExtractDue(flow);
     if (ev_.kind == Event::Kind::kResultDue) return ResultDue();
+    if (ev_.kind == Event::Kind::kExtracted) return Extracted(flow);
     if (ev_.kind == Event::Kind::kAssignmentStarted) return AssignmentStarted();
     if (ev_.kind == Event::Kind::kAssignmentEnded) return AssignmentEnded(flow);
     if (ev_.media_id.empty()) return;
@@ -182,6 +191,127 @@ class Run {
     Deliver(*r);
     t_.note = "result_due";
     s_.results.erase(r);
+  }
+
+  // --- the flow's extractor (an AI endpoint, through outbound) ---
+
+  static constexpr const char* kExtractDue = "extract:";
+
+  // The rules found nothing in this answer: the flow's extractor is asked for every field still
+  // missing, and the step waits for its answer (an event) — at most extractor_timeout_seconds, by a
+  // reminder through the delay queues, after which the person is asked again.
+  bool AskExtractor() {
+    if (!flow_ || flow_->extractor.empty() || !IsText()) return false;
+    Effect e;
+    e.kind = Effect::Kind::kExtract;
+    e.step = "extract";
+    e.extractor = flow_->extractor;
+    e.text = Clip(ev_.text, kTextLimit);
+    e.result.id = ev_.id;
+    auto want = [&](const std::string& field, const std::string& label, std::vector<std::string> values) {
+      if (field.empty() || s_.fields.count(field)) return;
+      for (const auto& f : e.extract) {
+        if (f.name == field) return;
+      }
+      e.extract.push_back({field, label.empty() ? field : label, std::move(values)});
+    };
+    for (const auto& step : flow_->steps) {
+      if (step.kind == Step::Kind::kDetect) {
+        std::vector<std::string> values;
+        for (const auto& kw : step.own.keywords) {
+          if (std::find(values.begin(), values.end(), kw.second) == values.end()) values.push_back(kw.second);
+        }
+        want(step.field, step.label, values);
+      } else if (step.kind == Step::Kind::kAskText) {
+        want(step.field, step.label, {});
+        for (const auto& r : step.extract) want(r.field, r.label, {});
+      }
+    }
+    if (e.extract.empty()) return false;
+    s_.extracting = ev_.id;
+    s_.extracting_at = at_;
+    t_.effects.push_back(std::move(e));
+    Effect due;
+    due.kind = Effect::Kind::kResultDue;
+    due.step = "extract_due";
+    due.result.id = kExtractDue + ev_.id;
+    due.delay_ms = (settings_.extractor_timeout_seconds + 5) * 1000;  // outbound answers by the deadline; this is the backstop
+    t_.effects.push_back(std::move(due));
+    t_.note = "extracting";
+    return true;
+  }
+
+  // An extracted value as the step (or rule) that owns the field would take it: "" if not.
+  std::string Accept(const std::string& field, const std::string& value) const {
+    std::string v;
+    for (const auto& step : flow_->steps) {
+      if (step.kind == Step::Kind::kDetect && step.field == field) {
+        const std::string lower = Lower(value);
+        for (const auto& [phrase, canonical] : step.own.keywords) {
+          if (Lower(canonical) == lower || phrase == lower) return canonical;
+        }
+        return "";
+      }
+      if (step.kind == Step::Kind::kAskText && step.field == field) {
+        return Validate(step.validate == Validation::kNone ? Validation::kNonEmpty : step.validate, value, &v)
+                   ? Clip(v, kQuoteLimit)
+                   : "";
+      }
+      for (const auto& r : step.extract) {
+        if (r.field == field) {
+          return Validate(r.validate == Validation::kNone ? Validation::kNonEmpty : r.validate, value, &v) ? Clip(v, kQuoteLimit) : "";
+        }
+      }
+    }
+    return "";
+  }
+
+  static std::string Lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+
+  void Extracted(const Flow* flow) {
+    if (s_.extracting.empty() || s_.extracting != ev_.result_id || !flow) {
+      t_.note = "stale_extraction";  // answered after the person wrote again, or after the timeout
+      return;
+    }
+    flow_ = flow;
+    for (const auto& [field, value] : ev_.fields) {
+      if (s_.fields.count(field)) continue;  // rules (or the person) said it: never overwritten
+      std::string v = Accept(field, value);
+      if (!v.empty()) s_.fields[field] = v;
+    }
+    ExtractionOver(ev_.reason);
+  }
+
+  void ExtractDue(const Flow* flow) {
+    if (s_.extracting.empty() || kExtractDue + s_.extracting != ev_.result_id || !flow) return;
+    flow_ = flow;
+    ExtractionOver("no answer within " + std::to_string(settings_.extractor_timeout_seconds) + " s");
+  }
+
+  // The step goes on with what is known now; what is still missing is asked of the person. As of
+  // the message the extraction was about (WhatsApp's clock, not this server's): the person's next
+  // message is never older than the step it answers.
+  void ExtractionOver(const std::string& failure) {
+    if (s_.extracting_at > 0) at_ = s_.extracting_at;
+    s_.extracting.clear();
+    s_.extracting_at = 0;
+    const Step* step = flow_->Find(s_.step);
+    if (!step) return;
+    if (s_.fields.count(step->field)) {
+      t_.note = "extracted";
+      return AskMissing(*step);
+    }
+    const char* why = failure.empty() ? "extractor_found_nothing" : "extractor_failed";
+    if (step->kind == Step::Kind::kDetect) {
+      Missed(*step);
+      if (t_.note == "not_understood") t_.note = why;  // a handoff keeps its own note
+      return;
+    }
+    t_.note = why;
+    Say("reply", step->invalid.empty() ? Render(step->prompt, step) : step->invalid);
   }
 
   // --- checklists (a flow with `assignment`) ---
@@ -470,6 +600,10 @@ class Run {
     s_.asking.clear();
     s_.entered_at = at_;
     s_.history.emplace_back(id, at_);
+    s_.misses = 0;
+    if ((step->kind == Step::Kind::kAskText || step->kind == Step::Kind::kDetect) && s_.fields.count(step->field)) {
+      return AskMissing(*step);  // already said (in the message that started the flow, or earlier)
+    }
     if (step->kind != Step::Kind::kComplete) return Prompt(*step, "");
     Say("reply", Render(step->prompt, step));
     if (step->deliver) {
@@ -531,9 +665,11 @@ class Run {
 
   void Reset() {
     int64_t messages = s_.messages, last = s_.last_inbound_at;
+    const bool greeted = s_.greeted;
     auto pending = std::move(s_.pending_uploads);
     auto results = std::move(s_.results);
     s_ = ConversationState{};
+    s_.greeted = greeted;
     s_.messages = messages;
     s_.last_inbound_at = last;
     s_.pending_uploads = std::move(pending);
@@ -541,14 +677,36 @@ class Run {
     s_.entered_at = at_;
   }
 
+  // The flow a person gets for `flow` while it is rolled out: it, its fallback, or nullptr (the menu).
+  const Flow* ForPerson(const Flow* flow) {
+    if (!flow || flow->RolledOutTo(ev_.person, ev_.ids)) return flow;
+    rolled_back_ = true;
+    return flow->fallback.empty() ? nullptr : flows_.Find(flow->fallback);
+  }
+
+  void Start(const Flow* flow, bool opening) {
+    Reset();
+    s_.flow = flow->name;
+    flow_ = flow;
+    t_.note = rolled_back_ ? "started_fallback" : "started";
+    if (opening && IsText()) {
+      // The message that started the flow may already say what a step asks for.
+      s_.fields["first_message"] = Clip(ev_.text, kTextLimit);
+      Prefill(ev_.text);
+    }
+    Enter(flow->start);
+  }
+
   void Route() {
     if (IsText()) {
-      if (const Flow* flow = flows_.ForTrigger(ev_.text)) {
-        Reset();
-        s_.flow = flow->name;
-        flow_ = flow;
-        t_.note = "started";
-        return Enter(flow->start);
+      if (const Flow* trigger = flows_.ForTrigger(ev_.text)) {
+        if (const Flow* flow = ForPerson(trigger)) return Start(flow, flow != trigger);
+      }
+    }
+    if (!rolled_back_ && !settings_.default_flow.empty()) {
+      const Flow* def = flows_.Find(settings_.default_flow);
+      if (def && !def->assigned) {
+        if (const Flow* flow = ForPerson(def)) return Start(flow, true);
       }
     }
     std::string hi = ev_.profile_name.empty() ? "Hi!" : "Hi " + ev_.profile_name + "!";
@@ -557,8 +715,39 @@ class Run {
     } else {
       Say("reply", hi + " " + flows_.Menu());
     }
-    t_.note = "menu";
+    t_.note = rolled_back_ ? "menu_not_rolled_out" : "menu";
   }
+
+  // Fields of the flow's steps that a text already gives (by their patterns and keywords, never
+  // the whole text): the steps that ask for them are skipped.
+  void Prefill(const std::string& text) {
+    for (const auto& step : flow_->steps) {
+      if (step.kind != Step::Kind::kAskText && step.kind != Step::Kind::kDetect) continue;
+      if (step.own.HasRules() && !s_.fields.count(step.field)) {
+        std::string v = step.own.Find(text);
+        if (!v.empty()) s_.fields[step.field] = v;
+      }
+      for (const auto& rule : step.extract) {
+        if (!rule.HasRules() || s_.fields.count(rule.field)) continue;
+        std::string v = rule.Find(text);
+        if (!v.empty()) s_.fields[rule.field] = v;
+      }
+    }
+  }
+
+ public:
+  // A flow's greeting goes with the first message the business sends in the conversation.
+  void Greet() {
+    if (s_.greeted || !flow_ || flow_->greeting.empty()) return;
+    for (auto& e : t_.effects) {
+      if (e.kind != Effect::Kind::kSendText && e.kind != Effect::Kind::kSendButtons) continue;
+      e.text = Clip(flow_->greeting + "\n\n" + e.text, e.kind == Effect::Kind::kSendText ? kTextLimit : kButtonBodyLimit);
+      s_.greeted = true;
+      return;
+    }
+  }
+
+ private:
 
   void Current(const Step& step) {
     switch (step.kind) {
@@ -573,6 +762,8 @@ class Run {
         return Checklist(step);
       case Step::Kind::kConfirm:
         return Confirm(step);
+      case Step::Kind::kDetect:
+        return Detect(step);
       case Step::Kind::kComplete:
         return Route();  // not reached: a complete step ends the run on entry
     }
@@ -600,18 +791,96 @@ class Run {
         return AskMissing(step);
       }
     }
-    if (!Validate(step.validate, ev_.text, &value)) {
+    // The step's own patterns find the value inside the answer; else the answer is the value.
+    size_t begin = 0, end = 0;
+    value = step.own.HasRules() ? step.own.Find(ev_.text, &begin, &end) : "";
+    std::string rest;
+    if (!value.empty()) {
+      rest = ev_.text.substr(0, begin) + " " + ev_.text.substr(std::min(end, ev_.text.size()));
+    } else if (!Validate(step.validate, StripLeadIn(step, ev_.text), &value)) {
+      if (AskExtractor()) return;
       Say("reply", step.invalid.empty() ? Render(step.prompt, &step) : step.invalid);
       t_.note = "reprompted";
       return;
     }
     s_.fields[step.field] = value;
     for (const auto& rule : step.extract) {
-      std::string found = rule.Find(ev_.text);
+      std::string found;
+      if (rule.rest) {
+        std::string v = rest;
+        for (int i = 0; i < 3; ++i) v = StripLeadIn(step, v);  // "email:", "best time is", ...
+        if (!v.empty() && Validate(rule.validate == Validation::kNone ? Validation::kNonEmpty : rule.validate, v, &found)) {
+          found = Clip(found, kQuoteLimit);
+        } else {
+          found.clear();
+        }
+      } else {
+        found = rule.Find(ev_.text);
+      }
       if (!found.empty()) s_.fields[rule.field] = found;
     }
     t_.note = "answered";
     AskMissing(step);
+  }
+
+  // An answer taken whole, without a lead-in the step names ("my name is", "i'm").
+  static std::string StripLeadIn(const Step& step, const std::string& text) {
+    std::string t = TrimSeparators(text);
+    std::string lower = t;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const auto& lead : step.strip) {
+      if (lower.compare(0, lead.size(), lead) == 0 &&
+          (lower.size() == lead.size() || !std::isalnum(static_cast<unsigned char>(lower[lead.size()])))) {
+        return TrimSeparators(t.substr(lead.size()));
+      }
+    }
+    return t;
+  }
+
+  // Without the white space, punctuation and joining words around a phrase ("- and after 5pm." -> "after 5pm").
+  static std::string TrimSeparators(const std::string& text) {
+    auto sep = [](unsigned char c) { return std::isspace(c) || c == ',' || c == ';' || c == ':' || c == '-' || c == '.' || c == '!'; };
+    size_t b = 0, e = text.size();
+    for (bool changed = true; changed;) {
+      changed = false;
+      while (b < e && sep(static_cast<unsigned char>(text[b]))) ++b, changed = true;
+      while (e > b && sep(static_cast<unsigned char>(text[e - 1]))) --e, changed = true;
+      for (const char* word : {"and ", "or ", "call me ", "call "}) {
+        size_t n = std::char_traits<char>::length(word);
+        if (e - b > n) {
+          std::string head = text.substr(b, n);
+          for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          if (head == word) b += n, changed = true;
+        }
+      }
+    }
+    return text.substr(b, e - b);
+  }
+
+  // A value only rules can recognise (a service): not understood -> asked in other words, and after
+  // `attempts` misses a person takes over (the `handoff` step, which tells them so).
+  void Detect(const Step& step) {
+    if (!IsText()) return Retry(step, "Please answer with a text message.");
+    std::string value = step.own.Find(ev_.text);
+    if (!value.empty()) {
+      s_.fields[step.field] = value;
+      Prefill(ev_.text);  // "a family visa for my wife, my name is Ana" says more than the service
+      t_.note = "detected";
+      return AskMissing(step);
+    }
+    std::string& enquiry = s_.fields["enquiry"];  // what they said, for the person who takes over
+    enquiry = Clip(enquiry.empty() ? ev_.text : enquiry + "\n" + ev_.text, kTextLimit);
+    if (AskExtractor()) return;
+    Missed(step);
+  }
+
+  void Missed(const Step& step) {
+    if (++s_.misses >= step.attempts) {
+      t_.note = "handoff";
+      return Enter(step.handoff);
+    }
+    Say("reply", Render(step.invalid, &step));
+    t_.note = "not_understood";
   }
 
   // Extracted fields the answer did not give are asked for one at a time, then the step ends.
@@ -745,24 +1014,38 @@ class Run {
   Transition& t_;
   ConversationState& s_;
   const Event& ev_;
-  const int64_t at_;
+  int64_t at_;  // the event's time (an extractor's answer: the time of the message it is about)
   const Flow* flow_ = nullptr;
+  bool rolled_back_ = false;  // the flow asked for is not rolled out to this person
 };
 
 }  // namespace
 
+void Engine::Reload(FlowSet flows) {
+  auto next = std::make_shared<const FlowSet>(std::move(flows));
+  std::lock_guard<std::mutex> lock(mu_);
+  flows_ = std::move(next);
+}
+
+std::shared_ptr<const FlowSet> Engine::flows() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return flows_;
+}
+
 Transition Engine::Advance(const ConversationState& state, const Event& event, int64_t now) const {
+  const std::shared_ptr<const FlowSet> flows = this->flows();  // one set for the whole transition
   Transition t{state, {}, ""};
   bool inbound = IsInbound(event.kind);
   int64_t at = inbound && event.wa_timestamp > 0 ? event.wa_timestamp : now;
-  Run run(flows_, settings_, t, event, at);
+  Run run(*flows, settings_, t, event, at);
   if (!inbound) {
     run.Internal();
-    return t;
+  } else {
+    t.state.messages++;
+    t.state.last_inbound_at = std::max(t.state.last_inbound_at, at);
+    run.Inbound();
   }
-  t.state.messages++;
-  t.state.last_inbound_at = std::max(t.state.last_inbound_at, at);
-  run.Inbound();
+  run.Greet();
   return t;
 }
 

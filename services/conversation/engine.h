@@ -11,6 +11,8 @@
 // nothing.
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,10 @@ struct ConversationState {
   std::vector<PendingResult> results;  // results waiting for their photos. Kept across runs.
   AssignmentRun assignment;            // the checklist flow's run (id empty otherwise)
   std::string closed_note;             // said once to the next message after an assignment was cancelled
+  bool greeted = false;                // a flow's greeting went out: never again in this conversation
+  std::string extracting;              // the extractor request the current step waits for ("" -> none)
+  int64_t extracting_at = 0;           // when the message it is about was sent: the step moves on as of then
+  int misses = 0;                      // detect: answers of this step not understood so far
 };
 
 struct Event {
@@ -80,6 +86,7 @@ struct Event {
     kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded, kResultDue,
     kAssignmentStarted,  // a checklist assigned to this person starts (assignment.started)
     kAssignmentEnded,    // their active one was cancelled or expired (reason), by the manager or the clock
+    kExtracted,          // an extractor's answer (outbound.extracted): fields, or reason when it failed
   };
   Kind kind = Kind::kOther;
   std::string id;            // the trigger, unique in the conversation's life: names a result it completes
@@ -95,6 +102,11 @@ struct Event {
   std::string message_type;  // inbound messages: Meta's type (text, image, video, document, sticker, ...)
   int64_t wa_timestamp = 0;  // inbound messages: seconds since the epoch
   AssignmentRun assignment;  // kAssignmentStarted: the run to start; kAssignmentEnded: its id
+  // Who the conversation is with: its stable key (hashed for a rollout) and the person's IDs
+  // (phone, BSUID; matched against a rollout's allow list).
+  std::string person;
+  std::vector<std::string> ids;
+  std::map<std::string, std::string> fields;  // kExtracted: what the extractor found (result_id: the request)
 };
 
 struct Effect {
@@ -104,7 +116,8 @@ struct Effect {
   // assignment is completed with these answers (fields, photos).
   enum class Kind {
     kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia, kDeliver, kResultDue, kSendTemplate,
-    kAssignmentDone
+    kAssignmentDone,
+    kExtract,  // ask the flow's extractor (outbound.extract) for `extract` given `text`; result.id: the request
   };
   Kind kind = Kind::kSendText;
   std::string step;  // names the effect inside its trigger: part of its dedupe key
@@ -122,6 +135,12 @@ struct Effect {
   std::string template_name, template_language;  // kSendTemplate
   std::vector<std::string> template_params;
   std::string assignment_id;  // kAssignmentDone
+  std::string extractor;      // kExtract
+  struct Field {
+    std::string name, description;
+    std::vector<std::string> values;  // the only values allowed ("" -> any)
+  };
+  std::vector<Field> extract;  // kExtract
 };
 
 struct Transition {
@@ -136,15 +155,26 @@ struct EngineSettings {
   // A result is delivered at the latest this long after completion, photos not yet stored then
   // named as missing.
   int64_t result_photo_wait_seconds = 600;
+  // The flow a message that starts no other flow starts ("" -> the menu): --default_flow.
+  std::string default_flow;
+  // How long a step waits for its extractor before the person is asked instead.
+  int64_t extractor_timeout_seconds = 20;
 };
 
 class Engine {
  public:
-  Engine(const FlowSet& flows, EngineSettings settings) : flows_(flows), settings_(settings) {}
+  Engine(const FlowSet& flows, EngineSettings settings)
+      : flows_(std::make_shared<const FlowSet>(flows)), settings_(std::move(settings)) {}
   Transition Advance(const ConversationState& state, const Event& event, int64_t now) const;
+  // Swaps in a new set of flows (validated by the caller): transitions after this see it; a run
+  // whose flow or step is gone ends ("flow_unavailable"), others go on where they are.
+  void Reload(FlowSet flows);
+  std::shared_ptr<const FlowSet> flows() const;
+  const EngineSettings& settings() const { return settings_; }
 
  private:
-  const FlowSet& flows_;
+  mutable std::mutex mu_;  // guards flows_ (the pointer; a FlowSet is immutable)
+  std::shared_ptr<const FlowSet> flows_;
   EngineSettings settings_;
 };
 

@@ -3,6 +3,11 @@
 #include "engine.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include "state_codec.h"
 #include "testsupport.h"
@@ -12,13 +17,7 @@ namespace {
 
 constexpr int64_t kT0 = 1750000000;
 
-// Loaded once, destroyed at exit (so the leak checker sees them freed).
-const SchemaRegistry& Schemas() {
-  static SchemaRegistry registry;
-  static const bool loaded = registry.LoadDir(test::SourcePath("proto-schemas")).ok();
-  EXPECT_TRUE(loaded);
-  return registry;
-}
+const SchemaRegistry& Schemas() { return test::ShippedSchemas(); }
 
 const FlowSet& Shipped() {
   static const FlowSet flows = [] {
@@ -237,7 +236,7 @@ TEST(Engine, TenMinuteGapKeepsEarlierPhotos) {
 }
 
 TEST(Engine, PhotosOlderThanTheTtlExpireAndTheUserIsAskedAgain) {
-  Chat c(EngineSettings{3600, 100});
+  Chat c(EngineSettings{3600, 100, 600, ""});
   c.ToPhotos();
   c.Send(Image("a", kT0 + 10));
   c.Send(Image("b", kT0 + 11));
@@ -497,7 +496,7 @@ TEST(Extraction, RulesFindValuesOnWordBoundariesAndSurviveLongInput) {
 }
 
 TEST(FlowLoader, TheShippedFlowsLoad) {
-  EXPECT_EQ(Shipped().size(), 2u);
+  EXPECT_EQ(Shipped().size(), 3u);
   EXPECT_NE(Shipped().ForTrigger("sell"), nullptr);
   EXPECT_EQ(Shipped().ForTrigger("sell it"), nullptr);
   ASSERT_NE(Shipped().Find("checklist"), nullptr);
@@ -530,7 +529,14 @@ TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
                R"({"id":"b","kind":"complete","prompt":"bye"}])"),
        "checklist step (in a flow with `assignment`)"},
       {R"({"schema":"flow","version":1,"name":"t","description":"test","triggers":[],"start":"a","steps":[{"id":"a","kind":"complete","prompt":"p"}]})",
-       "a flow needs a trigger, or `assignment`"},
+       "a flow needs a trigger, `assignment`"},
+      {Minimal(R"([{"id":"a","kind":"detect","prompt":"p","field":"s","next":"b","invalid":"i"},{"id":"b","kind":"complete","prompt":"bye"}])"),
+       "detect step needs"},
+      {Minimal(R"([{"id":"a","kind":"detect","prompt":"p","field":"s","next":"b","invalid":"i","handoff":"h","keywords":{"x":"y"}},{"id":"b","kind":"complete","prompt":"bye"}])"),
+       "/handoff: no step 'h'"},
+      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","extract":[{"field":"g","label":"G","prompt":"?","rest":true}]},{"id":"b","kind":"complete","prompt":"bye"}])"),
+       "the step needs its own patterns"},
+      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])", R"("fallback":"t",)"), "cannot fall back to itself"},
       {Minimal(R"([{"id":"a","kind":"confirm","prompt":"p","invalid":"i","next":"b"},{"id":"b","kind":"complete","prompt":"bye"}])"),
        "confirm step needs"},
   };
@@ -617,7 +623,7 @@ TEST(Engine, AResultWithEveryPhotoStoredIsDeliveredAtSubmit) {
 // Photos that never come back do not hold a result forever: at its due time it goes with them
 // named as missing; a failed one is named with its reason. A reminder that comes back early waits again.
 TEST(Engine, AResultGoesAtItsDueTimeWithThePhotosNotStoredNamedAsMissing) {
-  Chat c(EngineSettings{3600, 100, 300});
+  Chat c(EngineSettings{3600, 100, 300, ""});
   c.ToPhotos();
   c.Send(Image("a", kT0 + 10));
   c.Send(Image("b", kT0 + 11));
@@ -825,6 +831,359 @@ TEST(Checklist, AnExpiryOutsideTheWindowEndsTheRunSilently) {
   EXPECT_EQ(outside.note, "assignment_expired");
   EXPECT_TRUE(Replies(outside).empty()) << "outside the window nothing free-form may go";
   EXPECT_TRUE(c.state.flow.empty());
+}
+
+// --- the lead flow (deploy/flows/lead.json), started by --default_flow ---
+
+constexpr const char* kGreeting = "Hi \xF0\x9F\x91\x8B I'm ABCai from Al Ain Business Center.";
+
+EngineSettings LeadSettings() {
+  EngineSettings s;
+  s.default_flow = "lead";
+  return s;
+}
+
+struct Lead : Chat {
+  Lead() : Chat(LeadSettings()) {}
+  // Sends a text; returns its one reply (a test fails when there is not exactly one).
+  std::string Say(const std::string& text) {
+    last = Send(Text(text, at += 5));
+    auto r = Replies(last);
+    EXPECT_EQ(r.size(), 1u) << text;
+    return r.empty() ? "" : r[0];
+  }
+  const PendingResult* Delivered() const {
+    for (const auto& e : last.effects) {
+      if (e.kind == Effect::Kind::kDeliver) return &e.result;
+    }
+    return nullptr;
+  }
+  int64_t at = kT0;
+  Transition last;
+};
+
+TEST(LeadFlow, AsksTheServiceThenNameNationalityEmailAndTimeInThatOrderAndHandsOver) {
+  Lead c;
+  EXPECT_EQ(c.Say("Hello"), std::string(kGreeting) + "\n\nHow can I help you today?");
+  EXPECT_EQ(c.state.flow, "lead");
+  EXPECT_EQ(c.Say("I would like to bring my family, a family visa"), "May I have your full name, please?");
+  EXPECT_EQ(c.Say("my name is ana lopez"), "Thank you, Ana Lopez. What is your nationality?");
+  EXPECT_EQ(c.Say("Filipina"), "What is your email address, and when is the best time to call you?");
+  EXPECT_EQ(c.Say("ana@Example.com, weekdays after 5pm"),
+            "Thank you, Ana Lopez. Our team will call you weekdays after 5pm about your family visa.");
+  const PendingResult* r = c.Delivered();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->type, "lead.qualified");
+  EXPECT_EQ(r->sink, "lead");
+  EXPECT_EQ(r->fields.at("service"), "family visa");
+  EXPECT_EQ(r->fields.at("name"), "Ana Lopez");
+  EXPECT_EQ(r->fields.at("nationality"), "Filipina");
+  EXPECT_EQ(r->fields.at("email"), "ana@example.com");
+  EXPECT_EQ(r->fields.at("best_time"), "weekdays after 5pm");
+  EXPECT_EQ(r->fields.at("first_message"), "Hello");
+  EXPECT_TRUE(c.state.flow.empty());
+}
+
+TEST(LeadFlow, AServiceInTheFirstMessageSkipsTheQuestion) {
+  Lead c;
+  EXPECT_EQ(c.Say("Hi, I need a family visa"), std::string(kGreeting) + "\n\nMay I have your full name, please?");
+  EXPECT_EQ(c.state.fields.at("service"), "family visa");
+  // Whatever the first message already says is not asked again.
+  Lead d;
+  EXPECT_EQ(d.Say("Good morning, my name is Omar Khan, I am Pakistani and want to start a business. My email is omar.khan@example.org"),
+            std::string(kGreeting) + "\n\nThanks! And when is the best time to call you?");
+  EXPECT_EQ(d.state.fields.at("name"), "Omar Khan");
+  EXPECT_EQ(d.state.fields.at("nationality"), "Pakistani");
+  EXPECT_EQ(d.state.fields.at("service"), "company setup");
+  EXPECT_EQ(d.Say("tomorrow morning"), "Thank you, Omar Khan. Our team will call you tomorrow morning about your company setup.");
+  ASSERT_NE(d.Delivered(), nullptr);
+  EXPECT_EQ(d.Delivered()->fields.at("best_time"), "tomorrow morning");
+}
+
+TEST(LeadFlow, NotUnderstoodIsAskedInOtherWordsThenAPersonTakesOver) {
+  Lead c;
+  c.Say("Hello");
+  EXPECT_EQ(c.Say("what are your prices?"),
+            "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?");
+  EXPECT_EQ(c.last.note, "not_understood");
+  EXPECT_EQ(c.Say("just call me"), "Thank you for your patience. A member of our team will reply to you here shortly.");
+  EXPECT_EQ(c.last.note, "completed");
+  const PendingResult* r = c.Delivered();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->type, "lead.handoff");
+  EXPECT_EQ(r->fields.at("enquiry"), "what are your prices?\njust call me");
+  // One miss, then understood: the count starts again at the next question.
+  Lead d;
+  d.Say("Hello");
+  d.Say("hmm");
+  EXPECT_EQ(d.Say("golden visa please"), "May I have your full name, please?");
+}
+
+TEST(LeadFlow, InvalidAnswersAreAskedAgainAndTheTimeCanComeSeparately) {
+  Lead c;
+  c.Say("I need a work permit");
+  EXPECT_EQ(c.Say("4455"), "Please send your full name, like Maria Santos.");
+  EXPECT_EQ(c.Say("I'm Li Wei"), "Thank you, Li Wei. What is your nationality?");
+  EXPECT_EQ(c.Say("I am from China"), "What is your email address, and when is the best time to call you?");
+  EXPECT_EQ(c.state.fields.at("nationality"), "China");
+  EXPECT_EQ(c.Say("after lunch"),
+            "That doesn't look like an email address. Please send it again, like name@example.com, with the best time "
+            "to call you.");
+  EXPECT_EQ(c.Say("My email is li.wei@example.cn"), "Thanks! And when is the best time to call you?");
+  EXPECT_EQ(c.Say("any time"), "Thank you, Li Wei. Our team will call you any time about your work permit.");
+  // An email with a lead-in and the time after it.
+  Lead d;
+  d.Say("golden visa");
+  d.Say("Sara Ahmed");
+  d.Say("Emirati");
+  d.Say("email: sara@example.ae - best time is Sunday 10am");
+  EXPECT_EQ(d.state.fields.count("best_time"), 0u) << "the run completed";
+  ASSERT_NE(d.Delivered(), nullptr);
+  EXPECT_EQ(d.Delivered()->fields.at("best_time"), "Sunday 10am");
+  EXPECT_EQ(d.Delivered()->fields.at("email"), "sara@example.ae");
+}
+
+TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
+  Lead c;
+  EXPECT_EQ(c.Say("Hi, I need a family visa").rfind(kGreeting, 0), 0u);
+  c.Say("Ana Lopez");
+  c.Say("Filipina");
+  c.Say("ana@example.com tonight");
+  ASSERT_NE(c.Delivered(), nullptr);
+  EXPECT_TRUE(c.state.greeted);
+  // A second enquiry later: the flow starts again, without the greeting.
+  EXPECT_EQ(c.Say("Hello again, I also need a golden visa"), "May I have your full name, please?");
+  // The state that says so survives a round trip through the database's JSON.
+  EXPECT_TRUE(DecodeState(EncodeState(c.state)).greeted);
+  // SELL still starts the listing, in the middle of an enquiry too, and CANCEL leaves the lead flow.
+  Lead e;
+  e.Say("Hello");
+  EXPECT_EQ(e.Say("sell"), "Let's list your item! What's your email address? (Send CANCEL at any time to stop.)");
+  EXPECT_EQ(e.state.flow, "listing");
+  Lead d;
+  d.Say("hello");
+  EXPECT_EQ(d.Say("CANCEL"), "No problem. Message us any time you need help.");
+  EXPECT_TRUE(d.state.flow.empty());
+  d.Say("SELL");
+  EXPECT_EQ(d.state.flow, "listing");
+}
+
+// The lead flow rolled out as "lead_v2": its variant differs by greeting; the rest fall back to "lead".
+FlowSet RolledOut(int percent, const std::string& allow) {
+  FlowSet set = Shipped();
+  std::string v2 = test::ReadFile(test::SourcePath("deploy/flows/lead.json"));
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto at = v2.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) v2.replace(at, from.size(), to);
+  };
+  replace(R"("name": "lead")", R"("name": "lead_v2", "fallback": "lead", "rollout": {"enabled": true, "percent": )" +
+                                   std::to_string(percent) + R"(, "allow": [)" + allow + "]}");
+  replace("I'm ABCai", "I'm ABCai v2");
+  Status st = set.Add(v2, "lead_v2.json", Schemas());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return set;
+}
+
+std::string Variant(const Engine& engine, const std::string& person, const std::string& phone = "") {
+  Event e = Text("Hello", kT0);
+  e.person = person;
+  e.ids = {phone};
+  Transition t = engine.Advance(ConversationState{}, e, kT0);
+  return t.state.flow;
+}
+
+TEST(Rollout, TheAllowListAndAStableHashPickTheVariantAndAReloadChangesItForNewRunsOnly) {
+  EngineSettings settings = LeadSettings();
+  settings.default_flow = "lead_v2";
+  Engine engine(RolledOut(30, R"("15550001111")"), settings);
+  // The same split every run: the hash is FNV-1a of "lead_v2/<key>", modulo 100.
+  int in = 0;
+  std::vector<std::string> first;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string key = "106540352242922:1555000" + std::to_string(1000 + i);
+    const bool v2 = Variant(engine, key) == "lead_v2";
+    EXPECT_EQ(v2, RolloutBucket("lead_v2", key) < 30) << key;
+    in += v2;
+    if (v2 && first.size() < 3) first.push_back(key);
+  }
+  EXPECT_EQ(in, 283);  // of 1000 at 30 % (checked against a Python implementation)
+  EXPECT_EQ(first, (std::vector<std::string>{"106540352242922:15550001001", "106540352242922:15550001003",
+                                             "106540352242922:15550001004"}));
+  EXPECT_EQ(RolloutBucket("lead_v2", "106540352242922:15550001000"), 62);
+  // The allow list wins over the hash, by phone or by BSUID.
+  EXPECT_EQ(Variant(engine, "106540352242922:15550001000"), "lead");
+  EXPECT_EQ(Variant(engine, "106540352242922:15550001000", "15550001111"), "lead_v2");
+  // A run that started on v2 stays there when the rollout is withdrawn; new runs fall back.
+  Event hello = Text("Hello", kT0);
+  hello.person = "106540352242922:15550001001";
+  ConversationState running = engine.Advance(ConversationState{}, hello, kT0).state;
+  ASSERT_EQ(running.flow, "lead_v2");
+  engine.Reload(RolledOut(0, ""));
+  Transition next = engine.Advance(running, Text("golden visa", kT0 + 5), kT0 + 5);
+  EXPECT_EQ(next.state.flow, "lead_v2");
+  EXPECT_EQ(next.state.step, "name");
+  EXPECT_EQ(Variant(engine, "106540352242922:15550001001"), "lead");
+  EXPECT_EQ(Variant(engine, "106540352242922:15550001000", "15550001111"), "lead");
+  engine.Reload(RolledOut(100, ""));
+  EXPECT_EQ(Variant(engine, "106540352242922:15550001000"), "lead_v2");
+}
+
+TEST(Rollout, WithoutAFallbackThoseOutsideGetTheMenuAndABadFallbackIsRefused) {
+  FlowSet set = Shipped();
+  std::string json = test::ReadFile(test::SourcePath("deploy/flows/listing.json"));
+  json.replace(json.find(R"("name": "listing")"), 17, R"("name": "listing2", "rollout": {"enabled": true, "percent": 0})");
+  json.replace(json.find(R"("SELL")"), 6, R"("SELL2")");
+  ASSERT_TRUE(set.Add(json, "listing2.json", Schemas()).ok());
+  Engine engine(set, EngineSettings{});
+  Transition t = engine.Advance(ConversationState{}, Text("SELL2", kT0), kT0);
+  EXPECT_TRUE(t.state.flow.empty());
+  EXPECT_EQ(t.note, "menu_not_rolled_out");
+  char tmpl[] = "/tmp/convoy-flows-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::ofstream(dir + "/a.json")
+      << R"({"schema":"flow","version":1,"name":"a","description":"d","triggers":["A"],"fallback":"nope","start":"x","steps":[{"id":"x","kind":"complete","prompt":"p"}]})";
+  auto bad = FlowSet::LoadDir(dir, Schemas());
+  std::remove((dir + "/a.json").c_str());
+  rmdir(dir.c_str());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("/fallback: no flow 'nope'"), std::string::npos) << bad.status().ToString();
+}
+
+// --- the lead flow with an extractor (an AI endpoint through outbound) ---
+
+FlowSet WithExtractor() {
+  FlowSet set;
+  for (const char* f : {"listing.json", "checklist.json"}) {
+    EXPECT_TRUE(set.Add(test::ReadFile(test::SourcePath(std::string("deploy/flows/") + f)), f, Schemas()).ok());
+  }
+  std::string lead = test::ReadFile(test::SourcePath("deploy/flows/lead.json"));
+  const std::string marker = R"("default": true)";
+  lead.replace(lead.find(marker), marker.size(), marker + R"(, "extractor": "assistant")");
+  Status st = set.Add(lead, "lead.json", Schemas());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return set;
+}
+
+struct Assisted {
+  Assisted() : engine(WithExtractor(), LeadSettings()) {}
+  Transition Send(const Event& e) {
+    Transition t = engine.Advance(state, e, now += 1);
+    state = t.state;
+    return t;
+  }
+  Transition Say(const std::string& text) {
+    Event e = Text(text, at += 5);
+    e.id = "conv:wamid." + std::to_string(at);
+    return Send(e);
+  }
+  Transition Answer(const std::string& request, std::map<std::string, std::string> fields, const std::string& error = "") {
+    Event e;
+    e.kind = Event::Kind::kExtracted;
+    e.result_id = request;
+    e.fields = std::move(fields);
+    e.reason = error;
+    return Send(e);
+  }
+  Engine engine;
+  ConversationState state;
+  int64_t at = kT0, now = kT0 + 1000;
+};
+
+const Effect* Find(const Transition& t, Effect::Kind kind) {
+  for (const auto& e : t.effects) {
+    if (e.kind == kind) return &e;
+  }
+  return nullptr;
+}
+
+TEST(Extractor, WhatTheRulesMissIsAskedOfTheExtractorAndItsAnswerSkipsWhatItFound) {
+  Assisted c;
+  c.Say("Hello");
+  Transition asked = c.Say("we would like to open a small trading firm, I'm Omar Khan");
+  EXPECT_TRUE(Replies(asked).empty()) << "no reply while the extractor is asked";
+  EXPECT_EQ(asked.note, "extracting");
+  const Effect* e = Find(asked, Effect::Kind::kExtract);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->extractor, "assistant");
+  EXPECT_EQ(e->result.id, c.state.extracting);
+  std::vector<std::string> names;
+  for (const auto& f : e->extract) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"service", "name", "nationality", "email", "best_time"}));
+  EXPECT_NE(std::find(e->extract[0].values.begin(), e->extract[0].values.end(), "company setup"), e->extract[0].values.end())
+      << "the service is one of the keyword table's values";
+  const Effect* due = Find(asked, Effect::Kind::kResultDue);
+  ASSERT_NE(due, nullptr);
+  EXPECT_EQ(due->delay_ms, 25000) << "the backstop: the timeout (20 s) and 5 s";
+  // Its answer: the service (in any case) and the name; a nationality that is not one is dropped.
+  Transition got = c.Answer(c.state.extracting, {{"service", "Company Setup"}, {"name", "omar khan"}, {"nationality", "42"}});
+  EXPECT_EQ(got.note, "extracted");
+  ASSERT_EQ(Replies(got).size(), 1u);
+  EXPECT_EQ(Replies(got)[0], "Thank you, Omar Khan. What is your nationality?");
+  EXPECT_EQ(c.state.fields.at("service"), "company setup");
+  EXPECT_TRUE(c.state.extracting.empty());
+  // The step moved on as of the message (WhatsApp's clock), not this server's: the next answer,
+  // sent seconds later by WhatsApp's clock, is taken (not superseded as older than the step).
+  EXPECT_LT(c.at, c.now) << "the server's clock is ahead here";
+  EXPECT_EQ(Replies(c.Say("Pakistani")), std::vector<std::string>{"What is your email address, and when is the best time to call you?"});
+  // The same answer again (redelivered) changes nothing.
+  Transition again = c.Answer(e->result.id, {{"service", "golden visa"}});
+  EXPECT_EQ(again.note, "stale_extraction");
+  EXPECT_TRUE(again.effects.empty());
+  EXPECT_EQ(c.state.fields.at("service"), "company setup");
+}
+
+TEST(Extractor, NothingFoundAFailureOrTheTimeoutAsksThePersonAndALateAnswerChangesNothing) {
+  const std::string sorry = "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?";
+  Assisted found_nothing;
+  found_nothing.Say("Hello");
+  found_nothing.Say("something vague");
+  Transition t = found_nothing.Answer(found_nothing.state.extracting, {});
+  EXPECT_EQ(t.note, "extractor_found_nothing");
+  ASSERT_EQ(Replies(t).size(), 1u);
+  EXPECT_EQ(Replies(t)[0], sorry);
+  EXPECT_EQ(found_nothing.state.misses, 1);
+
+  Assisted failed;
+  failed.Say("Hello");
+  failed.Say("something vague");
+  t = failed.Answer(failed.state.extracting, {}, "the extractor answered HTTP 401");
+  EXPECT_EQ(t.note, "extractor_failed");
+  EXPECT_EQ(Replies(t), std::vector<std::string>{sorry});
+
+  Assisted slow;
+  slow.Say("Hello");
+  slow.Say("something vague");
+  const std::string request = slow.state.extracting;
+  Event due;
+  due.kind = Event::Kind::kResultDue;
+  due.result_id = "extract:" + request;
+  t = slow.Send(due);
+  EXPECT_EQ(t.note, "extractor_failed");
+  EXPECT_EQ(Replies(t), std::vector<std::string>{sorry});
+  EXPECT_TRUE(slow.Answer(request, {{"service", "golden visa"}}).effects.empty()) << "too late: the person was asked";
+  EXPECT_EQ(slow.state.fields.count("service"), 0u);
+  // A second miss (the extractor finds nothing again): a person takes over, as without one.
+  slow.Say("still vague");
+  t = slow.Answer(slow.state.extracting, {});
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"Thank you for your patience. A member of our team will reply to you here shortly."});
+  ASSERT_NE(Find(t, Effect::Kind::kDeliver), nullptr);
+  EXPECT_EQ(Find(t, Effect::Kind::kDeliver)->result.type, "lead.handoff");
+
+  // The person writes again before the answer: the new message is handled, the old answer is stale.
+  Assisted eager;
+  eager.Say("Hello");
+  eager.Say("something vague");
+  const std::string old = eager.state.extracting;
+  Transition next = eager.Say("golden visa");
+  EXPECT_EQ(Replies(next), std::vector<std::string>{"May I have your full name, please?"});
+  EXPECT_EQ(eager.Answer(old, {{"service", "work permit"}}).note, "stale_extraction");
+  EXPECT_EQ(eager.state.fields.at("service"), "golden visa");
+  // Rules first: what they find never goes to the extractor.
+  Assisted rules;
+  rules.Say("Hello");
+  EXPECT_EQ(Find(rules.Say("a family visa please"), Effect::Kind::kExtract), nullptr);
 }
 
 }  // namespace

@@ -15,6 +15,9 @@
 #include <set>
 #include <sstream>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "convoy/rapidjson_util.h"
 
 namespace convoy::conversation {
@@ -39,6 +42,8 @@ Validation ParseValidation(const std::string& v) {
   if (v == "nonempty") return Validation::kNonEmpty;
   if (v == "email") return Validation::kEmail;
   if (v == "price") return Validation::kPrice;
+  if (v == "name") return Validation::kName;
+  if (v == "words") return Validation::kWords;
   return Validation::kNone;
 }
 
@@ -51,12 +56,20 @@ std::vector<std::string> Strings(const rapidjson::Value& v, bool upper) {
   return out;
 }
 
+Status ParseRules(const rapidjson::Value& v, const std::string& where, ExtractRule* rule);
+
 Status ParseExtract(const rapidjson::Value& v, const std::string& where, ExtractRule* rule) {
   rule->field = JsonStr(v, "field");
   rule->label = JsonStr(v, "label");
   rule->prompt = JsonStr(v, "prompt");
   rule->invalid = JsonStr(v, "invalid");
   rule->validate = ParseValidation(JsonStr(v, "validate"));
+  rule->rest = JsonMember(v, "rest").IsTrue();
+  return ParseRules(v, where, rule);
+}
+
+// A rule's patterns and keywords (an extract rule's, or a step's own).
+Status ParseRules(const rapidjson::Value& v, const std::string& where, ExtractRule* rule) {
   const auto& patterns = JsonMember(v, "patterns");
   if (patterns.IsArray()) {
     for (rapidjson::SizeType i = 0; i < patterns.Size(); ++i) {
@@ -74,9 +87,6 @@ Status ParseExtract(const rapidjson::Value& v, const std::string& where, Extract
     for (const auto& m : keywords.GetObject()) rule->keywords.emplace_back(Lower(m.name.GetString()), m.value.GetString());
     std::stable_sort(rule->keywords.begin(), rule->keywords.end(),
                      [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-  }
-  if (rule->patterns.empty() && rule->keywords.empty()) {
-    return Status(Code::kInvalidArgument, where + ": needs patterns or keywords");
   }
   return Status::Ok();
 }
@@ -116,6 +126,10 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
         st = need(!s.next.empty() && !s.prompt.empty() && !s.confirm_keyword.empty() && !s.invalid.empty(),
                   "confirm step needs `prompt`, `confirm_keyword`, `invalid` and `next`");
         break;
+      case Step::Kind::kDetect:
+        st = need(!s.field.empty() && !s.next.empty() && !s.handoff.empty() && !s.invalid.empty() && s.own.HasRules(),
+                  "detect step needs `field`, `patterns` or `keywords`, `invalid`, `next` and `handoff`");
+        break;
       case Step::Kind::kComplete:
         st = need(s.next.empty(), "complete step ends the flow: no `next`");
         if (st.ok()) st = need(s.sink.empty() || s.deliver, "a complete step with a `sink` delivers: `deliver` must be true");
@@ -128,6 +142,13 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
       }
     }
     for (const auto& r : s.extract) {
+      if (!r.rest && !r.HasRules()) {
+        return Status(Code::kInvalidArgument, where + ": extract '" + r.field + "' needs patterns, keywords or `rest`");
+      }
+      if (r.rest && (s.kind != Step::Kind::kAskText || !s.own.HasRules())) {
+        return Status(Code::kInvalidArgument,
+                      where + ": extract '" + r.field + "' takes the rest of an answer: the step needs its own patterns");
+      }
       if (!fields.insert(r.field).second) {
         return Status(Code::kInvalidArgument, where + ": field '" + r.field + "' is set by two steps");
       }
@@ -142,6 +163,9 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
     const Step& s = f.steps[i];
     std::string where = origin + ": /steps/" + std::to_string(i) + " (" + s.id + ")";
     if (!s.next.empty() && !ids.count(s.next)) return Status(Code::kInvalidArgument, where + "/next: no step '" + s.next + "'");
+    if (!s.handoff.empty() && !ids.count(s.handoff)) {
+      return Status(Code::kInvalidArgument, where + "/handoff: no step '" + s.handoff + "'");
+    }
     for (size_t b = 0; b < s.buttons.size(); ++b) {
       if (!ids.count(s.buttons[b].next)) {
         return Status(Code::kInvalidArgument,
@@ -193,6 +217,39 @@ bool Validate(Validation v, const std::string& text, std::string* normalized) {
       *normalized = t.substr(0, at + 1) + Lower(domain);
       return true;
     }
+    case Validation::kName:
+    case Validation::kWords: {
+      // Letters (any script: bytes of multi-byte UTF-8 characters count), spaces and . ' -.
+      const size_t max = v == Validation::kName ? 80 : 60;
+      if (t.size() < 2 || t.size() > max) return false;
+      size_t letters = 0;
+      for (unsigned char c : t) {
+        if (std::isalpha(c) || c >= 0x80) {
+          ++letters;
+        } else if (!(c == ' ' || c == '.' || c == '\'' || c == '-')) {
+          return false;
+        }
+      }
+      if (letters < 2) return false;
+      // Inner white space folded; a name's words capitalised when typed all in lower case.
+      std::string folded;
+      for (char c : t) {
+        if (std::isspace(static_cast<unsigned char>(c))) {
+          if (!folded.empty() && folded.back() != ' ') folded += ' ';
+        } else {
+          folded += c;
+        }
+      }
+      if (v == Validation::kName && Lower(folded) == folded) {
+        for (size_t i = 0; i < folded.size(); ++i) {
+          if (i == 0 || folded[i - 1] == ' ' || folded[i - 1] == '-') {
+            folded[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(folded[i])));
+          }
+        }
+      }
+      *normalized = folded;
+      return true;
+    }
     case Validation::kPrice: {
       // 25, 25.5, 25,50, $25, 25 USD: digits with an optional 1-2 digit fraction.
       std::string digits;
@@ -227,26 +284,64 @@ bool Validate(Validation v, const std::string& text, std::string* normalized) {
 }
 
 std::string ExtractRule::Find(const std::string& text) const {
+  size_t b = 0, e = 0;
+  return Find(text, &b, &e);
+}
+
+std::string ExtractRule::Find(const std::string& text, size_t* begin, size_t* end) const {
   // WhatsApp caps a text at 4096 characters; the cap also bounds the regex engine's recursion.
   const std::string t = text.size() > 4096 ? text.substr(0, 4096) : text;
   for (const auto& re : patterns) {
     std::smatch m;
     if (std::regex_search(t, m, *re)) {
-      std::string v = Trim(m.size() > 1 && m[1].matched ? m[1].str() : m[0].str());
+      const size_t group = m.size() > 1 && m[1].matched ? 1 : 0;
+      std::string v = Trim(m[group].str());
       std::string normalized;
-      if (!v.empty() && Validate(validate, v, &normalized)) return normalized;
+      if (!v.empty() && Validate(validate, v, &normalized)) {
+        *begin = static_cast<size_t>(m.position(0));
+        *end = *begin + static_cast<size_t>(m.length(0));
+        return normalized;
+      }
     }
   }
   const std::string lower = Lower(t);
   for (const auto& [phrase, value] : keywords) {
     for (size_t at = lower.find(phrase); at != std::string::npos; at = lower.find(phrase, at + 1)) {
       bool left = at == 0 || !IsWordChar(lower[at - 1]);
-      size_t end = at + phrase.size();
-      bool right = end >= lower.size() || !IsWordChar(lower[end]);
-      if (left && right) return value;
+      size_t stop = at + phrase.size();
+      bool right = stop >= lower.size() || !IsWordChar(lower[stop]);
+      if (left && right) {
+        *begin = at;
+        *end = stop;
+        return value;
+      }
     }
   }
   return "";
+}
+
+int RolloutBucket(const std::string& flow, const std::string& id) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a, 64 bits, then a finaliser
+  for (char c : flow + "/" + id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  // FNV alone keeps neighbouring IDs (phone numbers differ in their last digits) in related
+  // buckets; MurmurHash3's finaliser spreads them.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<int>(h % 100);
+}
+
+bool Flow::RolledOutTo(const std::string& key, const std::vector<std::string>& ids) const {
+  if (!rollout.enabled) return true;
+  for (const auto& id : ids) {
+    if (!id.empty() && std::find(rollout.allow.begin(), rollout.allow.end(), id) != rollout.allow.end()) return true;
+  }
+  return RolloutBucket(name, key) < rollout.percent;
 }
 
 const Step* Flow::Find(const std::string& id) const {
@@ -283,6 +378,17 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
   f->description = JsonStr(d, "description");
   f->start = JsonStr(d, "start");
   f->triggers = Strings(JsonMember(d, "triggers"), true);
+  f->greeting = JsonStr(d, "greeting");
+  f->fallback = JsonStr(d, "fallback");
+  f->extractor = JsonStr(d, "extractor");
+  const auto& rollout = JsonMember(d, "rollout");
+  if (rollout.IsObject()) {
+    f->rollout.enabled = JsonMember(rollout, "enabled").IsTrue();
+    f->rollout.allow = Strings(JsonMember(rollout, "allow"), false);
+    const auto& percent = JsonMember(rollout, "percent");
+    f->rollout.percent = percent.IsInt() ? percent.GetInt() : 0;
+  }
+  if (f->fallback == f->name) return Status(Code::kInvalidArgument, origin + ": /fallback: a flow cannot fall back to itself");
   const auto& assignment = JsonMember(d, "assignment");
   if (assignment.IsObject()) {
     f->assigned = true;
@@ -294,8 +400,10 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     f->assignment.closed = JsonStr(assignment, "closed");
     f->assignment.expired = JsonStr(assignment, "expired");
   }
-  if (f->triggers.empty() && !f->assigned) {
-    return Status(Code::kInvalidArgument, origin + ": /triggers: a flow needs a trigger, or `assignment` to be started by one");
+  if (f->triggers.empty() && !f->assigned && !JsonMember(d, "default").IsTrue()) {
+    return Status(Code::kInvalidArgument,
+                  origin + ": /triggers: a flow needs a trigger, `assignment` to be started by one, or `default` "
+                           "(started by --default_flow)");
   }
   const auto& cancel = JsonMember(d, "cancel");
   f->cancel_keyword = NormalizeKeyword(JsonStr(cancel, "keyword"));
@@ -312,6 +420,7 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
              : kind == "complete"     ? Step::Kind::kComplete
              : kind == "checklist"    ? Step::Kind::kChecklist
              : kind == "confirm"      ? Step::Kind::kConfirm
+             : kind == "detect"       ? Step::Kind::kDetect
                                       : Step::Kind::kAskText;
     s.prompt = JsonStr(v, "prompt");
     s.invalid = JsonStr(v, "invalid");
@@ -332,6 +441,14 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.photo_pending = JsonStr(v, "photo_pending");
     s.confirm_keyword = NormalizeKeyword(JsonStr(v, "confirm_keyword"));
     s.result_type = JsonStr(v, "result");
+    s.handoff = JsonStr(v, "handoff");
+    for (const auto& x : Strings(JsonMember(v, "strip"), false)) s.strip.push_back(Lower(x));
+    std::stable_sort(s.strip.begin(), s.strip.end(), [](const auto& x, const auto& y) { return x.size() > y.size(); });
+    if (JsonMember(v, "attempts").IsInt()) s.attempts = JsonMember(v, "attempts").GetInt();
+    s.own.field = s.field;
+    s.own.validate = s.validate;
+    Status rules = ParseRules(v, origin + ": /steps/" + std::to_string(i), &s.own);
+    if (!rules.ok()) return rules;
     const auto& extract = JsonMember(v, "extract");
     if (extract.IsArray()) {
       for (rapidjson::SizeType e = 0; e < extract.Size(); ++e) {
@@ -384,6 +501,17 @@ Result<FlowSet> FlowSet::LoadDir(const std::string& dir, const SchemaRegistry& s
     if (!st.ok()) return st;
   }
   if (set.size() == 0) return Status(Code::kNotFound, "no flows (*.json) in " + dir);
+  for (const auto& f : set.flows_) {
+    const Flow* fallback = f->fallback.empty() ? nullptr : set.Find(f->fallback);
+    if (!f->fallback.empty() && (!fallback || fallback->assigned)) {
+      return Status(Code::kInvalidArgument, dir + ": flow '" + f->name + "': /fallback: no flow '" + f->fallback +
+                                                "' a person can start");
+    }
+    if (fallback && fallback->rollout.enabled) {
+      return Status(Code::kInvalidArgument, dir + ": flow '" + f->name + "': /fallback: flow '" + f->fallback +
+                                                "' is itself rolled out; a fallback goes to everyone");
+    }
+  }
   return set;
 }
 
@@ -402,6 +530,32 @@ const Flow* FlowSet::ForTrigger(const std::string& text) const {
   return nullptr;
 }
 
+std::vector<std::string> FlowSet::Texts() const {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& t) {
+    if (!t.empty()) out.push_back(t);
+  };
+  for (const auto& f : flows_) {
+    add(f->greeting);
+    add(f->cancel_reply);
+    add(f->assignment.intro);
+    add(f->assignment.cancelled);
+    add(f->assignment.closed);
+    add(f->assignment.expired);
+    for (const auto& s : f->steps) {
+      for (const auto* t : {&s.prompt, &s.invalid, &s.first_ack, &s.not_a_photo, &s.empty, &s.expired, &s.late,
+                            &s.photo_required, &s.photo_pending}) {
+        add(*t);
+      }
+      for (const auto& r : s.extract) {
+        add(r.prompt);
+        add(r.invalid);
+      }
+    }
+  }
+  return out;
+}
+
 std::string FlowSet::Menu() const {
   std::string out;
   std::vector<const Flow*> offered;  // flows a user can start (assigned ones are started for them)
@@ -413,6 +567,58 @@ std::string FlowSet::Menu() const {
            offered[i]->description;
   }
   return out + ".";
+}
+
+Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow, const std::string& checklist_flow) {
+  if (!default_flow.empty()) {
+    const Flow* f = flows.Find(default_flow);
+    if (!f || f->assigned) {
+      return Status(Code::kInvalidArgument, "--default_flow: no flow '" + default_flow + "' a person can start");
+    }
+  }
+  if (!checklist_flow.empty()) {
+    const Flow* f = flows.Find(checklist_flow);
+    if (!f || !f->assigned) {
+      return Status(Code::kInvalidArgument, "--checklist_flow: no flow '" + checklist_flow + "' with `assignment`");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string FlowSetSummary(const FlowSet& flows) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  w.StartObject();
+  w.Key("flows");
+  w.StartArray();
+  for (const auto& f : flows.all()) {
+    w.StartObject();
+    w.Key("name");
+    w.String(f->name);
+    w.Key("triggers");
+    w.StartArray();
+    for (const auto& t : f->triggers) w.String(t);
+    w.EndArray();
+    w.Key("assigned");
+    w.Bool(f->assigned);
+    if (f->rollout.enabled) {
+      w.Key("rollout");
+      w.StartObject();
+      w.Key("percent");
+      w.Int(f->rollout.percent);
+      w.Key("allow");
+      w.Uint(static_cast<unsigned>(f->rollout.allow.size()));
+      w.EndObject();
+    }
+    if (!f->fallback.empty()) {
+      w.Key("fallback");
+      w.String(f->fallback);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(b.GetString(), b.GetSize());
 }
 
 }  // namespace convoy::conversation

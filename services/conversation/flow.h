@@ -13,7 +13,9 @@
 
 namespace convoy::conversation {
 
-enum class Validation { kNone, kNonEmpty, kEmail, kPrice };
+// kName: a person's name (letters, spaces, . ' -; 2..80 characters, no digits); kWords: a short
+// phrase of letters (a nationality, a city; at most 60 characters).
+enum class Validation { kNone, kNonEmpty, kEmail, kPrice, kName, kWords };
 // Whether text passes; *normalized gets the value to store (trimmed; a price as digits.cents).
 bool Validate(Validation v, const std::string& text, std::string* normalized);
 
@@ -25,21 +27,36 @@ struct Button {
 struct ExtractRule {
   std::string field, label, prompt, invalid;
   Validation validate = Validation::kNone;
+  // The rest of the answer, once the step's own value is cut out of it ("me@x.com, after 5pm" ->
+  // "after 5pm"): for a free phrase that comes with a value a pattern finds.
+  bool rest = false;
   std::vector<std::shared_ptr<const std::regex>> patterns;  // group 1 (or the match) is the value
   std::vector<std::pair<std::string, std::string>> keywords;  // lower-case phrase -> value, longest first
   // The value found in text, or "".
   std::string Find(const std::string& text) const;
+  // Where the value Find returns was found ([begin, end) in text), for cutting it out.
+  std::string Find(const std::string& text, size_t* begin, size_t* end) const;
+  bool HasRules() const { return !patterns.empty() || !keywords.empty(); }
 };
 
 struct Step {
   // kChecklist: the assignment's questions, one at a time ("Question i of N"); kConfirm: a summary
   // and a keyword that confirms it.
-  enum class Kind { kAskText, kCollectPhotos, kButtons, kSummary, kComplete, kChecklist, kConfirm };
+  // kDetect: a value recognised by rules only (a service from a keyword table): not understood
+  // -> asked again in other words (`invalid`), and after `attempts` misses the run goes to `handoff`.
+  enum class Kind { kAskText, kCollectPhotos, kButtons, kSummary, kComplete, kChecklist, kConfirm, kDetect };
   std::string id;
   Kind kind = Kind::kAskText;
   std::string prompt, invalid, next, field, label;
   Validation validate = Validation::kNone;
   std::vector<ExtractRule> extract;  // ask_text: fields found in the answer, missing ones asked
+  // ask_text, detect: patterns and keywords that find the step's own value inside an answer (and in
+  // the message that started the flow); an ask_text answer they find nothing in is taken whole.
+  ExtractRule own;
+  // ask_text: lead-ins cut from the start of an answer taken whole ("my name is", "i'm"), lower case.
+  std::vector<std::string> strip;
+  int attempts = 2;      // detect: misses before the handoff
+  std::string handoff;   // detect: the step a run goes to when it is not understood
   std::string done_keyword, first_ack, empty, expired, late;  // collect_photos
   std::string not_a_photo;  // collect_photos: the answer to a video, a document, a sticker, ...
   std::vector<Button> buttons;                                // buttons, summary
@@ -62,8 +79,28 @@ struct AssignmentTexts {
   std::string expired;    // said when it expires, if the window allows
 };
 
+// Who gets a flow while it is rolled out: the people on `allow`, and `percent` of everyone else by a
+// stable hash of their ID (RolloutBucket). The rest get the flow's `fallback` (or the menu).
+struct Rollout {
+  bool enabled = false;
+  std::vector<std::string> allow;  // phone numbers (wa_id) or business-scoped user IDs
+  int percent = 100;
+};
+// 0..99, the same for an ID and a flow on every run and every replica (FNV-1a of "flow/id",
+// finalised as MurmurHash3's fmix64, modulo 100).
+int RolloutBucket(const std::string& flow, const std::string& id);
+
 struct Flow {
   std::string name, description, start, cancel_keyword, cancel_reply;
+  // Prepended to the first message the business sends in a conversation, once in its life.
+  std::string greeting;
+  Rollout rollout;
+  std::string fallback;  // the flow people outside the rollout get ("" -> the menu)
+  // The extractor (convoy-outbound --extractors_file) asked for the fields an answer's rules could
+  // not find; "" -> none: the person is asked again.
+  std::string extractor;
+  // Whether a person (their IDs: phone, BSUID; `key`, the stable one, is hashed) gets this flow.
+  bool RolledOutTo(const std::string& key, const std::vector<std::string>& ids) const;
   std::vector<std::string> triggers;  // upper case
   std::vector<Step> steps;
   bool assigned = false;  // started by an assignment (has `assignment`), never by a trigger
@@ -82,15 +119,24 @@ class FlowSet {
   Status Add(const std::string& json, const std::string& origin, const SchemaRegistry& schemas);
 
   const Flow* Find(const std::string& name) const;
+  // Every flow's texts (prompts, replies, greeting), for checks that apply to all of them.
+  std::vector<std::string> Texts() const;
   // The flow a text starts (trimmed, case-insensitive trigger), or nullptr.
   const Flow* ForTrigger(const std::string& text) const;
   // "Send SELL to list an item for sale." for every flow.
   std::string Menu() const;
   size_t size() const { return flows_.size(); }
+  const std::vector<std::shared_ptr<const Flow>>& all() const { return flows_; }
 
  private:
   std::vector<std::shared_ptr<const Flow>> flows_;
 };
+
+// What convoy-conversation needs of a set (at start and at every reload): the --default_flow is a
+// flow a person can start, the --checklist_flow one with `assignment`. Empty names are not checked.
+Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow, const std::string& checklist_flow);
+// {"flows": [{"name", "triggers", "default", "rollout", "fallback"}...]} for the admin API and logs.
+std::string FlowSetSummary(const FlowSet& flows);
 
 // Upper-cased, trimmed, inner white space folded: how keywords are compared.
 std::string NormalizeKeyword(const std::string& text);

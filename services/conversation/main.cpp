@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cstdio>
+#include <mutex>
 
 #include "convoy/amqp.h"
 #include "convoy/config.h"
@@ -39,6 +40,18 @@ DEFINE_validator(sweep_after_seconds, &ValidateSweepAfter);
 DEFINE_validator(sweep_max, &ValidateSweepMax);
 DEFINE_string(flows_dir, "deploy/flows", "Folder of flow definitions (*.json, schema proto-schemas/flow.v1.json)");
 DEFINE_validator(flows_dir, &convoy::ValidateNonEmpty);
+DEFINE_int32(extractor_context_tokens, 2000,
+             "Token budget of the recent messages kept for a flow's extractor, per conversation (oldest dropped "
+             "first; a message counts 4 + characters/4 tokens; 50..100000)");
+static bool ValidateContextTokens(const char* flag, int32_t v) { return convoy::InRange(flag, v, 50, 100000); }
+DEFINE_validator(extractor_context_tokens, &ValidateContextTokens);
+DEFINE_int32(extractor_timeout_seconds, 20,
+             "How long a step waits for its extractor's answer before the person is asked instead (2..300 s)");
+static bool ValidateExtractorTimeout(const char* flag, int32_t v) { return convoy::InRange(flag, v, 2, 300); }
+DEFINE_validator(extractor_timeout_seconds, &ValidateExtractorTimeout);
+DEFINE_string(default_flow, "",
+              "The flow a message that starts no other flow starts (the shipped configuration: lead); empty: the "
+              "menu of triggers");
 DEFINE_int32(photo_ttl_seconds, 3600,
              "Pending photos older than this when the user texts DONE expire (60..604800 s; default 1 h)");
 static bool ValidatePhotoTtl(const char* flag, int32_t v) {
@@ -105,6 +118,7 @@ convoy::BatchHandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schem
         std::make_shared<convoy::conversation::Processor>(*conn, schemas, engine, [&relay] { relay.Notify(); });
     processor->set_typing_indicator(FLAGS_typing_indicator);
     processor->set_assignments(Assignments());
+    processor->set_context_budget(FLAGS_extractor_context_tokens);
     return convoy::BatchHandler(
         [conn, processor](const std::vector<convoy::Delivery>& batch) { return processor->HandleBatch(batch); });
   };
@@ -135,10 +149,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "service=conversation event=flows_loaded count=" << flows->size() << " dir=" << FLAGS_flows_dir;
-  const convoy::conversation::Flow* checklist_flow = flows->Find(FLAGS_checklist_flow);
-  if (!checklist_flow || !checklist_flow->assigned) {
-    LOG(ERROR) << "service=conversation event=startup_failed flag=--checklist_flow error=no flow '" << FLAGS_checklist_flow
-               << "' with `assignment` in " << FLAGS_flows_dir;
+  s = convoy::conversation::CheckFlowSet(*flows, FLAGS_default_flow, FLAGS_checklist_flow);
+  if (!s.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed dir=" << FLAGS_flows_dir << " error=" << s.ToString();
     return 1;
   }
   s = convoy::conversation::LoadChecklistFiles(*base.db, convoy::FindDataDir(FLAGS_checklists_dir, "checklists"), schemas);
@@ -151,8 +164,27 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
     return 1;
   }
-  convoy::conversation::Engine engine(
-      *flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos), FLAGS_result_photo_wait_seconds});
+  convoy::conversation::Engine engine(*flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos),
+                                               FLAGS_result_photo_wait_seconds, FLAGS_default_flow,
+                                               FLAGS_extractor_timeout_seconds});
+  // SIGHUP and POST /v1/flows/reload: the folder is read and checked again; a bad file keeps the
+  // running set. One reload at a time.
+  std::mutex reload_mu;
+  auto reload = [&engine, &schemas, &reload_mu]() -> convoy::Result<std::string> {
+    std::lock_guard<std::mutex> lock(reload_mu);
+    auto next = convoy::conversation::FlowSet::LoadDir(FLAGS_flows_dir, schemas);
+    convoy::Status ok = next.ok() ? convoy::conversation::CheckFlowSet(*next, FLAGS_default_flow, FLAGS_checklist_flow)
+                                  : next.status();
+    if (!ok.ok()) {
+      LOG(ERROR) << "service=conversation event=flows_reload_refused dir=" << FLAGS_flows_dir << " error=" << ok.ToString()
+                 << " (the running flows are unchanged)";
+      return ok;
+    }
+    std::string summary = convoy::conversation::FlowSetSummary(*next);
+    engine.Reload(std::move(*next));
+    LOG(INFO) << "service=conversation event=flows_reloaded dir=" << FLAGS_flows_dir << " flows=" << summary;
+    return summary;
+  };
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-conversation"};
@@ -184,7 +216,8 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }});
-  convoy::conversation::ApiSettings api{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : "", Assignments()};
+  convoy::conversation::ApiSettings api{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : "", Assignments(), reload,
+                                        [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); }};
   for (const char* method : {"GET", "POST", "PUT"}) {
     server.Route(method, "/v1/", [api, &schemas](const convoy::HttpRequest& r) {
       return convoy::conversation::HandleApi(r, api, schemas);
@@ -197,5 +230,5 @@ int main(int argc, char** argv) {
       std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
   return convoy::ServeUntilSignal("conversation", server, publisher, consumers, [&] { relay.Start(); },
-                                  [&] { relay.Stop(); });
+                                  [&] { relay.Stop(); }, [&] { (void)reload(); });
 }

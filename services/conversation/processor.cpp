@@ -195,6 +195,17 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
         e.reason = p.schema.substr(std::string("assignment.").size());
       }
     }
+    if (p.schema == "outbound.extracted") {
+      e.kind = Event::Kind::kExtracted;
+      e.result_id = JsonStr(doc, "request_id");
+      e.reason = JsonStr(doc, "error");
+      const Value& fields = JsonMember(doc, "fields");
+      if (fields.IsObject()) {
+        for (const auto& m : fields.GetObject()) {
+          if (m.value.IsString()) e.fields[m.name.GetString()] = m.value.GetString();
+        }
+      }
+    }
     if (p.schema == "result.due") {
       e.kind = Event::Kind::kResultDue;
       e.result_id = JsonStr(doc, "result_id");
@@ -450,6 +461,46 @@ std::string DueBody(const Parsed& p, const std::string& dedupe, const Effect& e)
   return b.GetString();
 }
 
+// The extractor's request: the fields still missing (with the values allowed), the conversation's
+// recent messages (oldest first, the newest being the answer the rules found nothing in) and when
+// outbound must have answered by.
+std::string ExtractBody(const Parsed& p, const std::string& dedupe, const Effect& e,
+                        const std::vector<std::pair<std::string, std::string>>& messages, int64_t deadline_at) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Envelope(w, "outbound.extract", p, dedupe);
+  w.Key("request_id"); w.String(e.result.id);
+  w.Key("extractor"); w.String(e.extractor);
+  w.Key("deadline_at"); w.Int64(deadline_at);
+  w.Key("fields");
+  w.StartArray();
+  for (const auto& f : e.extract) {
+    w.StartObject();
+    w.Key("name"); w.String(f.name);
+    w.Key("description"); w.String(f.description);
+    if (!f.values.empty()) {
+      w.Key("values");
+      w.StartArray();
+      for (const auto& v : f.values) w.String(v);
+      w.EndArray();
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("messages");
+  w.StartArray();
+  for (const auto& [role, content] : messages) {
+    w.StartObject();
+    w.Key("role"); w.String(role);
+    w.Key("content"); w.String(content);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return b.GetString();
+}
+
 struct OutboxRow {
   std::string exchange;
   std::string routing_key;
@@ -475,16 +526,61 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
     case Effect::Kind::kSendTemplate:
       return {exchanges::kCommands, queues::kOutboundSend, TemplateBody(p, key, e, last_inbound_at)};
     case Effect::Kind::kAssignmentDone:
-      break;  // not a message: written to the assignment (ApplyInTransaction)
+    case Effect::Kind::kExtract:
+      break;  // not a plain message: written by ApplyInTransaction (the assignment; the context)
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
 }
+
+constexpr const char* kInsertContext =
+    "INSERT INTO conversation_context (conversation_key, role, content, tokens) VALUES ($1, $2, $3, $4::int)";
+// Oldest first out: every row older than the newest ones that fit in the budget.
+constexpr const char* kPruneContext =
+    "DELETE FROM conversation_context c USING (SELECT seq FROM (SELECT seq, sum(tokens) OVER (ORDER BY seq DESC) AS "
+    "total FROM conversation_context WHERE conversation_key = $1) w WHERE total > $2::int) old WHERE c.seq = old.seq";
+constexpr const char* kReadContext =
+    "SELECT role, content FROM conversation_context WHERE conversation_key = $1 ORDER BY seq";
 
 int64_t SystemNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
+
+int ApproxTokens(const std::string& text) {
+  size_t chars = 0;
+  for (unsigned char c : text) chars += (c & 0xC0) != 0x80;  // UTF-8 characters, not bytes
+  return 4 + static_cast<int>((chars + 3) / 4);
+}
+
+Status Processor::RecordContext(const Parsed& p, const ConversationState& before, const Transition& t) {
+  auto flows = engine_.flows();
+  auto has_extractor = [&](const std::string& name) {
+    const Flow* f = name.empty() ? nullptr : flows->Find(name);
+    return f && !f->extractor.empty();
+  };
+  const bool asks = std::any_of(t.effects.begin(), t.effects.end(), [](const Effect& e) { return e.kind == Effect::Kind::kExtract; });
+  if (!asks && !has_extractor(before.flow) && !has_extractor(t.state.flow)) return Status::Ok();
+  const bool said = (p.event.kind == Event::Kind::kText || p.event.kind == Event::Kind::kButton) && !p.event.text.empty();
+  std::vector<std::pair<std::string, std::string>> rows;
+  if (said) rows.emplace_back("user", p.event.text);
+  for (const auto& e : t.effects) {
+    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons) rows.emplace_back("assistant", e.text);
+  }
+  for (const auto& [role, content] : rows) {
+    // One message larger than the whole budget is kept as its end (the newest words).
+    std::string kept = content;
+    while (ApproxTokens(kept) > context_budget_ && kept.size() > 4) {
+      size_t cut = kept.size() / 4;
+      while (cut < kept.size() && (static_cast<unsigned char>(kept[cut]) & 0xC0) == 0x80) ++cut;
+      kept = kept.substr(cut);
+    }
+    Status s = db_.Exec(kInsertContext, {p.conversation_key, role, kept, std::to_string(ApproxTokens(kept))}).status();
+    if (!s.ok()) return s;
+  }
+  if (rows.empty()) return Status::Ok();
+  return db_.Exec(kPruneContext, {p.conversation_key, std::to_string(context_budget_)}).status();
+}
 
 Processor::Processor(PgConnection& db, const SchemaRegistry& schemas, const Engine& engine,
                      std::function<void()> on_commit, std::function<int64_t()> clock)
@@ -725,6 +821,8 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   Status s;
   ConversationState before = DecodeState(locked->get(0, 0));
   p.event.id = p.conversation_key + ":" + p.dedupe_key;
+  p.event.person = p.conversation_key;
+  p.event.ids = {p.reply_phone, p.reply_user_id};
   Transition t = engine_.Advance(before, p.event, clock_());
   s = db_.Exec(kSaveConversation, {p.conversation_key, EncodeState(t.state),
                                    t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow)})
@@ -755,7 +853,23 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     s = RecordAnswers(db_, t.state.assignment.id, AnswersJson(t.state.fields, t.state.photos));
     if (!s.ok()) return s;
   }
+  s = RecordContext(p, before, t);
+  if (!s.ok()) return s;
   for (const auto& e : t.effects) {
+    if (e.kind == Effect::Kind::kExtract) {
+      auto rows = db_.Exec(kReadContext, {p.conversation_key});
+      if (!rows.ok()) return rows.status();
+      std::vector<std::pair<std::string, std::string>> messages;
+      for (size_t i = 0; i < rows->size(); ++i) messages.emplace_back(rows->get(i, 0), rows->get(i, 1));
+      std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
+      s = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundExtract), key,
+                                   p.correlation_id, p.conversation_key,
+                                   ExtractBody(p, key, e, messages, clock_() + engine_.settings().extractor_timeout_seconds)})
+              .status();
+      if (!s.ok()) return s;
+      a->wrote_outbox = true;
+      continue;
+    }
     if (e.kind == Effect::Kind::kAssignmentDone) {
       auto done = MoveAssignment(db_, e.assignment_id, "active", "completed", "confirmed by the operator",
                                  AnswersJson(e.fields, e.photos), assignments_);

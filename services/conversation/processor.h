@@ -17,6 +17,10 @@
 
 namespace convoy::conversation {
 
+// The tokens a message is taken to cost an extractor: 4 + ceil(characters / 4) (OpenAI's rule of
+// thumb for English: about 4 characters a token, and a few tokens of framing per message).
+int ApproxTokens(const std::string& text);
+
 class Processor {
  public:
   // on_commit is called after a commit that wrote outbox rows (wakes the relay); clock gives
@@ -30,6 +34,8 @@ class Processor {
   void set_typing_indicator(bool on) { typing_indicator_ = on; }
   // How checklist assignments end and the next one starts (their TTL, their flow).
   void set_assignments(AssignmentSettings settings) { assignments_ = std::move(settings); }
+  // The token budget of the context kept for a flow's extractor (conversation_context).
+  void set_context_budget(int tokens) { context_budget_ = tokens; }
 
   struct Parsed;  // a delivery's members, read once (defined in processor.cpp)
 
@@ -43,7 +49,11 @@ class Processor {
   // locks on the identities. Sets p->conversation_key.
   Status ResolveIdentity(Parsed* p, Applied* a);
   void Report(const Applied& a);
+  // Records a flow-with-extractor conversation's messages (within the budget) and gives an
+  // outbound.extract its context.
+  Status RecordContext(const Parsed& p, const ConversationState& before, const Transition& t);
   bool typing_indicator_ = false;
+  int context_budget_ = 2000;
   AssignmentSettings assignments_;
   PgConnection& db_;
   const SchemaRegistry& schemas_;

@@ -67,7 +67,7 @@ class ProcessorTest : public ::testing::Test {
     auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
     ASSERT_TRUE(flows.ok()) << flows.status().ToString();
     flows_ = std::make_unique<FlowSet>(std::move(*flows));
-    engine_ = std::make_unique<Engine>(*flows_, EngineSettings{3600, 100});
+    engine_ = std::make_unique<Engine>(*flows_, EngineSettings{3600, 100, 600, ""});
   }
   std::string One(const std::string& sql, const PgParams& params = {}) {
     auto r = conn_->Exec(sql, params);

@@ -133,6 +133,10 @@ ConversationState DecodeState(const std::string& json) {
   const auto& a = JsonMember(d, "assignment");
   if (a.IsObject()) s.assignment = DecodeAssignment(a);
   s.closed_note = JsonStr(d, "closed_note");
+  s.greeted = JsonMember(d, "greeted").IsTrue();
+  s.extracting = JsonStr(d, "extracting");
+  s.extracting_at = Int(d, "extracting_at");
+  s.misses = static_cast<int>(Int(d, "misses"));
   const auto& acked = JsonMember(d, "acked");
   if (acked.IsArray()) {
     for (const auto& a : acked.GetArray()) {
@@ -224,6 +228,12 @@ std::string EncodeState(const ConversationState& s) {
     w.EndObject();
   }
   if (!s.closed_note.empty()) { w.Key("closed_note"); w.String(s.closed_note); }
+  if (s.greeted) { w.Key("greeted"); w.Bool(true); }
+  if (!s.extracting.empty()) {
+    w.Key("extracting"); w.String(s.extracting);
+    w.Key("extracting_at"); w.Int64(s.extracting_at);
+  }
+  if (s.misses > 0) { w.Key("misses"); w.Int(s.misses); }
   w.Key("acked");
   w.StartArray();
   for (const auto& a : s.acked) w.String(a);

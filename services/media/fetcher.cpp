@@ -226,13 +226,8 @@ Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::s
 }
 
 Disposition Fetcher::Handle(const Delivery& d) {
-  LogCtx ctx("media.fetch", d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
-             d.Header(headers::kDedupeKey));
-  Status valid = schemas_.Validate(d.body);
-  if (!valid.ok()) {
-    LOG(WARNING) << ctx << "event=invalid_command reason=" << valid.message();
-    return Disposition::DeadLetter(valid.ToString());
-  }
+  LogCtx ctx = CommandContext(d, "media.fetch");
+  if (auto invalid = RefuseInvalid(d, schemas_, ctx)) return *invalid;
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
   std::string media_id = JsonStr(cmd, "media_id"), pnid = JsonStr(cmd, "phone_number_id");

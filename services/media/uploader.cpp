@@ -103,13 +103,8 @@ Disposition Uploader::Fail(const Delivery& d, const std::string& stored, const s
 }
 
 Disposition Uploader::Handle(const Delivery& d) {
-  LogCtx ctx("media.upload", d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
-             d.Header(headers::kDedupeKey));
-  Status valid = schemas_.Validate(d.body);
-  if (!valid.ok()) {
-    LOG(WARNING) << ctx << "event=invalid_command reason=" << valid.message();
-    return Disposition::DeadLetter(valid.ToString());
-  }
+  LogCtx ctx = CommandContext(d, "media.upload");
+  if (auto invalid = RefuseInvalid(d, schemas_, ctx)) return *invalid;
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
   const std::string dedupe = JsonStr(cmd, "dedupe_key"), stored = JsonStr(cmd, "stored_name"),

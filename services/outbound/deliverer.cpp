@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "convoy/crypto.h"
+#include "convoy/events.h"
 #include "convoy/http.h"
 #include "convoy/log.h"
 #include "convoy/metrics.h"
@@ -329,13 +330,8 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
 }
 
 Disposition Deliverer::Handle(const Delivery& d) {
-  LogCtx ctx("outbound.deliver", d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
-             d.Header(headers::kDedupeKey));
-  Status valid = schemas_.Validate(d.body);
-  if (!valid.ok()) {
-    LOG(WARNING) << ctx << "event=invalid_command reason=" << valid.message();
-    return Disposition::DeadLetter(valid.ToString());
-  }
+  LogCtx ctx = CommandContext(d, "outbound.deliver");
+  if (auto invalid = RefuseInvalid(d, schemas_, ctx)) return *invalid;
   Job job;
   job.command = d.body;
   job.doc.Parse(d.body.c_str(), d.body.size());

@@ -17,6 +17,7 @@
 #include "convoy/topology.h"
 #include "admin.h"
 #include "deliverer.h"
+#include "extractor.h"
 #include "retention_rules.h"
 #include "sender.h"
 
@@ -47,6 +48,12 @@ DEFINE_int32(media_link_ttl_seconds, 7 * 86400, "How long a delivered photo link
 DEFINE_int32(shopify_reconcile_seconds, 30,
              "A Shopify attempt whose outcome is unknown is looked up by its tag no sooner than this after it "
              "started (the store's search is indexed after its writes; 1..3600)");
+DEFINE_string(extractors_file, "",
+              "Extractors a flow may name (proto-schemas/extractors.v1.json): OpenAI-compatible chat-completions "
+              "endpoints asked for the fields an answer's rules could not find; empty: none (the person is asked)");
+DEFINE_string(content_guard_file, "deploy/guard/content-guard.json",
+              "Deny rules applied to every text just before the Graph API call (proto-schemas/content_guard.v1.json); "
+              "empty: no guard");
 DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
 
 namespace {
@@ -168,6 +175,28 @@ int main(int argc, char** argv) {
                      FLAGS_pair_burst};
   settings.send_deadline = std::chrono::seconds(FLAGS_send_deadline_seconds);
   settings.reconcile = std::chrono::seconds(FLAGS_reconcile_seconds);
+  auto extractors = convoy::outbound::LoadExtractors(FLAGS_extractors_file, schemas);
+  if (!extractors.ok()) {
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--extractors_file error=" << extractors.status().ToString();
+    return 1;
+  }
+  LOG(INFO) << "service=outbound event=extractors_loaded count=" << extractors->extractors.size();
+  if (!FLAGS_content_guard_file.empty()) {
+    std::string path = FLAGS_content_guard_file;
+    const auto slash = path.rfind('/');
+    if (path[0] != '/' && slash != std::string::npos) {
+      path = convoy::FindDataDir(path.substr(0, slash), "guard") + path.substr(slash);
+    }
+    auto guard = convoy::outbound::ContentGuard::Load(path, schemas);
+    if (!guard.ok()) {
+      LOG(ERROR) << "service=outbound event=startup_failed flag=--content_guard_file error=" << guard.status().ToString();
+      return 1;
+    }
+    settings.guard = *guard;
+    LOG(INFO) << "service=outbound event=content_guard_loaded file=" << path << " rules=" << (*guard)->rules();
+  } else {
+    LOG(WARNING) << "service=outbound event=content_guard_off (--content_guard_file is empty)";
+  }
   convoy::ConsumerGroup consumers(publisher);
   // Sends have a retry budget in time (--send_deadline_seconds), not a count: the sender parks them.
   s = consumers.Add({amqp, convoy::queues::kOutboundSend, FLAGS_prefetch, convoy::kUnlimitedAttempts}, FLAGS_consumer_threads,
@@ -187,6 +216,22 @@ int main(int argc, char** argv) {
                             std::make_shared<convoy::outbound::Deliverer>(*conn, schemas, *sinks, delivery, throttle);
                         return convoy::Ledgered(
                             [conn, deliverer](const convoy::Delivery& d) { return deliverer->Handle(d); }, *conn,
+                            convoy::kUnlimitedAttempts);
+                      });
+  }
+  if (s.ok()) {
+    // Extractor calls: bounded by the deadline each command carries, then always answered.
+    s = consumers.Add({amqp, convoy::queues::kOutboundExtract, FLAGS_prefetch, convoy::kUnlimitedAttempts},
+                      FLAGS_consumer_threads, [&]() -> convoy::Result<convoy::DeliveryHandler> {
+                        auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+                        if (!db.ok()) return db.status();
+                        std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
+                        auto extractor = std::make_shared<convoy::outbound::Extractor>(
+                            schemas, *extractors, [&publisher](convoy::AmqpMessage m) {
+                              return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
+                            });
+                        return convoy::Ledgered(
+                            [conn, extractor](const convoy::Delivery& d) { return extractor->Handle(d); }, *conn,
                             convoy::kUnlimitedAttempts);
                       });
   }

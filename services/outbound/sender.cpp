@@ -103,6 +103,12 @@ struct Metrics {
                                       "effect=\"received\"");
   Counter& preferences_ignored = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
                                               "effect=\"ignored\"");
+  Counter& guard_sanitised = r.GetCounter("convoy_outbound_guard_total",
+                                          "Texts the content guard changed before sending, by action.",
+                                          "action=\"sanitised\"");
+  Counter& guard_replaced = r.GetCounter("convoy_outbound_guard_total",
+                                         "Texts the content guard changed before sending, by action.",
+                                         "action=\"replaced\"");
   Histogram& graph = r.GetHistogram("convoy_outbound_graph_seconds", "Graph API send call latency.");
   Counter& Result(const char* what) {
     return r.GetCounter("convoy_outbound_sends_total", "Send commands by result.", std::string("result=\"") + what + "\"");
@@ -228,13 +234,10 @@ Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const st
 }
 
 Disposition Sender::HandleSend(const Delivery& d) {
-  Status valid = schemas_.Validate(d.body);
-  LogCtx ctx("outbound.send", d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
-             d.Header(headers::kDedupeKey));
-  if (!valid.ok()) {
+  LogCtx ctx = CommandContext(d, "outbound.send");
+  if (auto invalid = RefuseInvalid(d, schemas_, ctx)) {
     M().invalid.Inc();
-    LOG(WARNING) << ctx << "event=invalid_command reason=" << valid.message();
-    return Disposition::DeadLetter(valid.ToString());
+    return *invalid;
   }
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
@@ -288,7 +291,19 @@ Disposition Sender::HandleSend(const Delivery& d) {
                     std::to_string((now - c.last_inbound_at) / 3600) + " h ago (a template is needed)",
                 false);
   }
-  auto request = BuildSendRequest(d.body, CallbackFor(c.dedupe));
+  // The content guard: the last look at the text before it leaves (a list of services never goes).
+  std::string guarded;
+  if (settings_.guard) {
+    GuardOutcome g;
+    guarded = settings_.guard->CheckCommand(d.body, &g);
+    if (g.changed) {
+      std::string rules;
+      for (const auto& r : g.rules) rules += (rules.empty() ? "" : ",") + r;
+      (g.replaced ? M().guard_replaced : M().guard_sanitised).Inc();
+      LOG(WARNING) << ctx << "event=content_guard action=" << (g.replaced ? "replaced" : "sanitised") << " rules=" << rules;
+    }
+  }
+  auto request = BuildSendRequest(guarded.empty() ? d.body : guarded, CallbackFor(c.dedupe));
   if (!request.ok()) return Fail(c, d, kInvalidParameterCode, request.status().message(), false);
   // 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
   const bool typing = c.type == "typing_indicator";  // a read receipt, not a message: not paced
@@ -426,13 +441,8 @@ std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair, c
 }
 
 Disposition Sender::HandleStatus(const Delivery& d) {
-  Status valid = schemas_.Validate(d.body);
-  LogCtx ctx("outbound.status", d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
-             d.Header(headers::kDedupeKey));
-  if (!valid.ok()) {
-    LOG(WARNING) << ctx << "event=invalid_status reason=" << valid.message();
-    return Disposition::DeadLetter(valid.ToString());
-  }
+  LogCtx ctx = CommandContext(d, "outbound.status");
+  if (auto invalid = RefuseInvalid(d, schemas_, ctx)) return *invalid;
   rapidjson::Document doc;
   doc.Parse(d.body.c_str(), d.body.size());
   if (JsonStr(doc, "schema") == "inbound.preference") return ApplyPreference(db_, doc, settings_.now());

@@ -26,6 +26,7 @@
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "guard.h"
 #include "pacer.h"
 
 namespace convoy::outbound {
@@ -50,6 +51,8 @@ struct SenderSettings {
   std::chrono::seconds send_deadline{24 * 3600};
   std::chrono::seconds reconcile{30};       // how long an uncertain attempt waits for its status webhook
   std::function<int64_t()> now;             // seconds since the epoch (24-hour window); system clock if empty
+  // Applied to every text and interactive body just before the call (nullptr: none).
+  std::shared_ptr<const ContentGuard> guard;
 };
 
 class Sender {

@@ -218,6 +218,31 @@ TEST_F(OutboundTest, EveryCommandDuplicatedIsSentExactlyOnce) {
 
 // Throughput limit, 5xx: Meta did not take the message; it is retried through a delay queue and
 // sent once, the attempts visible in the log.
+// The content guard is the last look before Meta: what it cuts never reaches the Graph API.
+TEST_F(OutboundTest, TheContentGuardCutsAServiceListBeforeTheCall) {
+  SenderSettings settings = Settings();
+  auto guard = ContentGuard::Load(test::SourcePath("deploy/guard/content-guard.json"), base_.schemas);
+  ASSERT_TRUE(guard.ok()) << guard.status().ToString();
+  settings.guard = *guard;
+  StartReplica(settings, 1);
+  auto& sanitised = DefaultRegistry().GetCounter("convoy_outbound_guard_total",
+                                                 "Texts the content guard changed before sending, by action.",
+                                                 "action=\"sanitised\"");
+  auto& replaced = DefaultRegistry().GetCounter("convoy_outbound_guard_total",
+                                                "Texts the content guard changed before sending, by action.",
+                                                "action=\"replaced\"");
+  const uint64_t s0 = sanitised.Value(), r0 = replaced.Value();
+  Send("guard:1", "16505550101", TextMessage("How can I help you today? (family visa, golden visa, company setup)"));
+  Send("guard:2", "16505550101", TextMessage("Golden visa / Family visa"));
+  Send("guard:3", "16505550101", TextMessage("Thank you, Ana. Our team will call you tonight about your family visa."));
+  ASSERT_TRUE(graph_.WaitForSends(3, 30s));
+  EXPECT_EQ(graph_.SentTexts("16505550101"),
+            (std::vector<std::string>{"How can I help you today?", "How can I help you today?",
+                                      "Thank you, Ana. Our team will call you tonight about your family visa."}));
+  EXPECT_EQ(sanitised.Value() - s0, 1u);
+  EXPECT_EQ(replaced.Value() - r0, 1u);
+}
+
 TEST_F(OutboundTest, RateLimitAndServerErrorsAreRetriedAndSentOnce) {
   StartReplica(Settings(), 1);
   struct Case {

@@ -16,12 +16,7 @@
 namespace convoy::outbound {
 namespace {
 
-const SchemaRegistry& Schemas() {
-  static SchemaRegistry registry;
-  static const bool loaded = registry.LoadDir(test::SourcePath("proto-schemas")).ok();
-  EXPECT_TRUE(loaded);
-  return registry;
-}
+const SchemaRegistry& Schemas() { return test::ShippedSchemas(); }
 
 constexpr const char* kSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

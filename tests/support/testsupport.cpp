@@ -2,6 +2,8 @@
 
 #include "convoy/json.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -89,6 +91,16 @@ std::vector<PywaRow> PywaIndex() {
     rows.push_back(r);
   }
   return rows;
+}
+
+const SchemaRegistry& ShippedSchemas() {
+  static SchemaRegistry* registry = [] {
+    auto* r = new SchemaRegistry();
+    Status s = r->LoadDir(SourcePath("proto-schemas"));
+    if (!s.ok()) ADD_FAILURE() << "proto-schemas: " << s.ToString();
+    return r;
+  }();
+  return *registry;
 }
 
 std::string SourcePath(const std::string& relative) { return std::string(CONVOY_SOURCE_DIR) + "/" + relative; }

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace convoy {
+class SchemaRegistry;
+}
+
 namespace convoy::test {
 
 std::string Env(const char* name, const std::string& fallback);
@@ -29,6 +33,8 @@ struct PywaRow {
 };
 std::vector<PywaRow> PywaIndex();
 std::string SourcePath(const std::string& relative);   // under the project root
+// proto-schemas/, loaded once (a test fails if they do not load).
+const SchemaRegistry& ShippedSchemas();
 std::string BinaryPath(const std::string& relative);   // under the build folder
 
 // A webhook POST body as Meta sends it, holding one message from wa_id. `message` is the

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "convoy/status.h"
@@ -39,6 +40,8 @@ void SetFlagDefault(const char* flag, const std::string& value);
 const char* ServiceName();
 
 // Blocks until SIGINT or SIGTERM arrives.
-void WaitForShutdownSignal();
+// Waits for SIGINT or SIGTERM. SIGHUP (blocked in every thread too) calls on_hangup, when given,
+// and waits on; without one it is ignored.
+void WaitForShutdownSignal(const std::function<void()>& on_hangup = nullptr);
 
 }  // namespace convoy

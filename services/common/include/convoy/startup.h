@@ -33,8 +33,10 @@ class ConsumerGroup;
 
 // The run step: starts the publisher (and waits for its first connection, since consumers
 // republish through it), then start_more (e.g. a relay), the consumers and the HTTP server;
-// blocks until SIGTERM or SIGINT; stops in the reverse order. Returns the exit code.
+// blocks until SIGTERM or SIGINT (calling on_hangup at each SIGHUP); stops in the reverse order.
+// Returns the exit code.
 int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher, ConsumerGroup& consumers,
-                     const std::function<void()>& start_more = {}, const std::function<void()>& stop_more = {});
+                     const std::function<void()>& start_more = {}, const std::function<void()>& stop_more = {},
+                     const std::function<void()>& on_hangup = {});
 
 }  // namespace convoy

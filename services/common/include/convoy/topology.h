@@ -26,6 +26,8 @@ constexpr const char* kMediaFetch = "media.fetch";
 constexpr const char* kMediaUpload = "media.upload";
 // Results for the business's sinks (signed webhooks, Shopify): outbound.
 constexpr const char* kOutboundDeliver = "outbound.deliver";
+// A flow's extractor (an AI endpoint) asked for the fields an answer's rules could not find: outbound.
+constexpr const char* kOutboundExtract = "outbound.extract";
 // Finished flow runs (a listing, a checklist) for whatever delivers them to the business.
 constexpr const char* kFlowCompleted = "flow.completed";
 }  // namespace queues

@@ -862,6 +862,7 @@ struct Consumer::Impl {
         copy.routing_key = DelayRoutingKey(options.queue, disp.delay_ms);
       } else {
         copy.headers["x-last-error"] = reason;
+        if (!copy.headers.count("x-first-error")) copy.headers["x-first-error"] = reason;
         if (disp.code != 0) copy.int_headers["x-last-error-code"] = disp.code;
       }
       if (kind == Disposition::Kind::kRetry) {
@@ -872,6 +873,8 @@ struct Consumer::Impl {
         copy.routing_key = options.queue;
         copy.headers[headers::kDeathReason] = reason;
         copy.headers[headers::kOriginalQueue] = options.queue;
+        copy.headers["x-parked-at"] = std::to_string(
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
       }
       Status s = republisher ? republisher->PublishAndWait(std::move(copy), std::chrono::seconds(10))
                              : Status(Code::kUnavailable, "no republisher");
@@ -1028,6 +1031,38 @@ struct AmqpAdmin::Impl {
     VLOG(1) << LogCtx{"amqp-admin"} << "event=rpc what=\"" << what << "\" status=" << s.ToString();
     return s;
   }
+  // The channel, and a confirming publisher for the copies a move makes.
+  Status Ready(const std::string& what) {
+    Status s = EnsureChannel();
+    if (!s.ok() || publisher) return s;
+    publisher = std::make_unique<Publisher>(options);
+    publisher->Start();
+    if (!publisher->WaitConnected(std::chrono::seconds(10))) {
+      return Status(Code::kUnavailable, what + ": publisher could not connect");
+    }
+    return Status::Ok();
+  }
+  // One message off `queue` with basic.get, unacked (its delivery tag in *tag); nullopt when empty.
+  Result<std::optional<Delivery>> Get(const std::string& queue, uint64_t* tag) {
+    amqp_connection_state_t st = conn->state();
+    amqp_rpc_reply_t r = amqp_basic_get(st, kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/0);
+    Status s = Check("basic.get " + queue);
+    if (!s.ok()) return s;
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return std::optional<Delivery>();
+    auto* get_ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
+    amqp_envelope_t env{};
+    env.exchange = get_ok->exchange;
+    env.routing_key = get_ok->routing_key;
+    env.redelivered = get_ok->redelivered;
+    *tag = get_ok->delivery_tag;
+    amqp_message_t msg;
+    s = CheckReply(amqp_read_message(st, kChannel, &msg, 0), "read message " + queue);
+    if (!s.ok()) return s;
+    env.message = msg;
+    Delivery d = ToDelivery(queue, env);
+    amqp_destroy_message(&msg);
+    return std::optional<Delivery>(std::move(d));
+  }
 };
 
 AmqpAdmin::AmqpAdmin() : impl_(new Impl) {}
@@ -1112,15 +1147,8 @@ Result<uint32_t> AmqpAdmin::Purge(const std::string& queue) {
 }
 
 Result<uint64_t> AmqpAdmin::MoveAll(const std::string& from, const std::string& to) {
-  Status s = impl_->EnsureChannel();
+  Status s = impl_->Ready("move " + from);
   if (!s.ok()) return s;
-  if (!impl_->publisher) {
-    impl_->publisher = std::make_unique<Publisher>(impl_->options);
-    impl_->publisher->Start();
-    if (!impl_->publisher->WaitConnected(std::chrono::seconds(10))) {
-      return Status(Code::kUnavailable, "move " + from + ": publisher could not connect");
-    }
-  }
   amqp_connection_state_t st = impl_->conn->state();
   constexpr size_t kBatch = 256;
   uint64_t moved = 0;
@@ -1130,22 +1158,10 @@ Result<uint64_t> AmqpAdmin::MoveAll(const std::string& from, const std::string& 
     uint64_t last_tag = 0;
     size_t taken = 0;
     for (; taken < kBatch; ++taken) {
-      amqp_rpc_reply_t r = amqp_basic_get(st, kChannel, amqp_cstring_bytes(from.c_str()), /*no_ack=*/0);
-      s = impl_->Check("basic.get " + from);
-      if (!s.ok()) return s;
-      if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
-      auto* get_ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
-      amqp_envelope_t env{};
-      env.exchange = get_ok->exchange;
-      env.routing_key = get_ok->routing_key;
-      env.redelivered = get_ok->redelivered;
-      last_tag = get_ok->delivery_tag;
-      amqp_message_t msg;
-      s = CheckReply(amqp_read_message(st, kChannel, &msg, 0), "read message " + from);
-      if (!s.ok()) return s;
-      env.message = msg;
-      Delivery d = ToDelivery(from, env);
-      amqp_destroy_message(&msg);
+      auto got = impl_->Get(from, &last_tag);
+      if (!got.ok()) return got.status();
+      if (!*got) break;
+      Delivery& d = **got;
       AmqpMessage copy;
       copy.exchange = "";
       copy.routing_key = to;
@@ -1169,6 +1185,42 @@ Result<uint64_t> AmqpAdmin::MoveAll(const std::string& from, const std::string& 
     if (!s.ok()) return s;
     moved += taken;
   }
+}
+
+Result<size_t> AmqpAdmin::Sweep(const std::string& queue, size_t max, const SweepDecision& decide) {
+  auto state = Inspect(queue);
+  if (!state.ok()) return state.status();
+  if (!state->exists) return Status(Code::kNotFound, "no queue " + queue);
+  Status s = impl_->Ready("sweep " + queue);
+  if (!s.ok()) return s;
+  amqp_connection_state_t st = impl_->conn->state();
+  // Only the messages ready now: one returned to the queue is not seen twice.
+  const size_t n = std::min<size_t>(max, state->messages);
+  std::vector<std::pair<uint64_t, SweepAction>> held;
+  PublishBatch batch;
+  auto give_back = [&](const Status& why) {
+    amqp_basic_nack(st, kChannel, 0, /*multiple=*/1, /*requeue=*/1);
+    return why;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t tag = 0;
+    auto got = impl_->Get(queue, &tag);
+    if (!got.ok()) return give_back(got.status());
+    if (!*got) break;
+    AmqpMessage copy;
+    SweepAction action = decide(**got, &copy);
+    if (action == SweepAction::kMove) impl_->publisher->Publish(std::move(copy), batch.Add());
+    held.emplace_back(tag, action);
+  }
+  s = batch.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  if (!s.ok()) return give_back(Status(s.code(), "sweep " + queue + ": a copy was not confirmed: " + s.ToString()));
+  for (const auto& [tag, action] : held) {
+    int rc = action == SweepAction::kKeep ? amqp_basic_nack(st, kChannel, tag, 0, /*requeue=*/1)
+                                          : amqp_basic_ack(st, kChannel, tag, 0);
+    s = CheckRc(rc, "settle " + queue);
+    if (!s.ok()) return s;
+  }
+  return held.size();
 }
 
 }  // namespace convoy

@@ -86,6 +86,7 @@ struct Processor::Parsed {
   std::string user_id, parent_user_id, system_type, new_wa_id, new_user_id, previous_user_id;
   // Where replies go (from the conversation, once locked): the phone, else the BSUID.
   std::string reply_phone, reply_user_id;
+  std::string received_at;  // inbound.message: when ingress received the webhook (RFC 3339)
   int64_t wa_timestamp = 0;
   Event event;
 };
@@ -130,6 +131,7 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (p.dedupe_key.empty()) p.dedupe_key = JsonStr(m, "id");
     p.kind = "message";
     p.wa_timestamp = std::atoll(JsonStr(m, "timestamp").c_str());
+    p.received_at = JsonStr(doc, "received_at");
     e.profile_name = JsonStr(doc, "profile_name");
     e.wa_timestamp = p.wa_timestamp;
     std::string type = JsonStr(m, "type");
@@ -229,8 +231,9 @@ void Envelope(Writer& w, const char* schema, const Parsed& p, const std::string&
 
 // An outbound.send's envelope and address, up to its message: to the phone when the person shared
 // one (Meta's `to`), else to their BSUID (`recipient`).
-void SendHead(Writer& w, const Parsed& p, const std::string& dedupe, int64_t last_inbound_at) {
+void SendHead(Writer& w, const Parsed& p, const std::string& dedupe, int64_t last_inbound_at, bool reply = true) {
   Envelope(w, "outbound.send", p, dedupe);
+  if (reply && !p.received_at.empty()) { w.Key("received_at"); w.String(p.received_at); }
   if (!p.reply_phone.empty()) {
     w.Key("to"); w.String(p.reply_phone);
   } else {
@@ -280,7 +283,7 @@ std::string TypingBody(const Parsed& p, const std::string& dedupe, int64_t last_
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
-  SendHead(w, p, dedupe, last_inbound_at);
+  SendHead(w, p, dedupe, last_inbound_at, /*reply=*/false);
   w.Key("message");
   w.StartObject();
   w.Key("type"); w.String("typing_indicator");

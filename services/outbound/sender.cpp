@@ -7,6 +7,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <map>
 #include <optional>
 #include <thread>
@@ -39,7 +41,8 @@ constexpr const char* kLookup =
 constexpr const char* kClaim =
     "WITH prev AS (SELECT status FROM outbound_messages WHERE dedupe_key = $1) "
     "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "correlation_id, attempt_started_at) VALUES ($1, $2, $3, $4, 'sending', 1, $5, clock_timestamp()) "
+    "correlation_id, attempt_started_at, received_at) VALUES ($1, $2, $3, $4, 'sending', 1, $5, clock_timestamp(), "
+    "NULLIF($7, '')::timestamptz) "
     "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'sending', attempts = m.attempts + 1, "
     "attempt_started_at = clock_timestamp(), updated_at = now() "
     "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN ('sending', 'uncertain') "
@@ -109,6 +112,8 @@ struct Metrics {
   Counter& guard_replaced = r.GetCounter("convoy_outbound_guard_total",
                                          "Texts the content guard changed before sending, by action.",
                                          "action=\"replaced\"");
+  Histogram& webhook_to_send = r.GetHistogram("convoy_outbound_webhook_to_send_seconds",
+                                               "From ingress receiving a webhook to Meta accepting its reply.");
   Histogram& graph = r.GetHistogram("convoy_outbound_graph_seconds", "Graph API send call latency.");
   Counter& Result(const char* what) {
     return r.GetCounter("convoy_outbound_sends_total", "Send commands by result.", std::string("result=\"") + what + "\"");
@@ -183,8 +188,24 @@ Disposition ApplyPreference(PgConnection& db, const rapidjson::Document& doc, in
 
 struct Sender::Command {
   std::string dedupe, pnid, to, correlation, conversation, type, template_category;
+  std::string received_at;  // when ingress received the webhook this answers ("" when not a reply)
   int64_t last_inbound_at = 0;
 };
+
+namespace {
+// Seconds since the epoch of an RFC 3339 UTC time ("2026-11-30T18:00:00.123Z"); 0 if unreadable.
+double Rfc3339Seconds(const std::string& s) {
+  tm t{};
+  int ms = 0;
+  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour, &t.tm_min,
+                  &t.tm_sec, &ms) < 6) {
+    return 0;
+  }
+  t.tm_year -= 1900;
+  t.tm_mon -= 1;
+  return static_cast<double>(timegm(&t)) + ms / 1000.0;
+}
+}  // namespace
 
 int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at, std::chrono::seconds deadline,
                  std::string* why) {
@@ -250,6 +271,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   c.conversation = JsonStr(cmd, "conversation_key");
   c.type = JsonStr(JsonMember(cmd, "message"), "type");
   c.template_category = JsonStr(cmd, "template_category");
+  c.received_at = JsonStr(cmd, "received_at");
   const auto& last = JsonMember(cmd, "last_inbound_at");
   c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
   ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
@@ -314,7 +336,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   // 4. Claim the attempt (another replica may hold the same command).
   auto claimed = db_.Exec(kClaim, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation,
-                                   std::to_string(settings_.reconcile.count())});
+                                   std::to_string(settings_.reconcile.count()), c.received_at});
   if (!claimed.ok()) return DispositionFor(claimed.status());
   if (claimed->empty()) {
     // Settled, or in flight elsewhere, since the lookup.
@@ -369,6 +391,10 @@ Disposition Sender::HandleSend(const Delivery& d) {
     Status s = db_.Exec(kMarkSent, {c.dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
     if (!s.ok()) LOG(ERROR) << ctx << "event=log_update_failed error=" << s.ToString();
     (typing ? M().read_receipt : M().sent).Inc();
+    if (const double received = c.received_at.empty() ? 0 : Rfc3339Seconds(c.received_at); received > 0) {
+      const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      M().webhook_to_send.Observe(std::max(0.0, now_s - received));
+    }
     LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << c.to << " attempt=" << d.attempt + 1;
     if (typing) return Disposition::Ack();  // nothing for the conversation to learn
     Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(id.empty() ? "unknown" : id) + "\"", d);

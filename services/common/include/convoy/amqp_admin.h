@@ -3,6 +3,7 @@
 // connection, one channel, every call synchronous. Implemented in amqp.cpp (the only rabbitmq-c
 // translation unit). A call the broker refuses closes the channel; the next call reopens it.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,6 +43,14 @@ class AmqpAdmin {
   // original is acked only once its copy was confirmed, so a crash at any point duplicates at
   // most, never loses. The number moved.
   Result<uint64_t> MoveAll(const std::string& from, const std::string& to);
+  // The ready messages of `queue` (at most `max`, in queue order), each shown to `decide` while
+  // held unacked: kKeep leaves it in the queue, kDrop removes it, kMove publishes *copy (which
+  // decide fills: exchange, routing key, body, headers) persistent with confirms and then removes
+  // it. Originals are settled only once every copy was confirmed; a failure returns them all to
+  // the queue (a copy may have gone too: a move duplicates at most, never loses). How many it saw.
+  enum class SweepAction { kKeep, kDrop, kMove };
+  using SweepDecision = std::function<SweepAction(const Delivery&, AmqpMessage* copy)>;
+  Result<size_t> Sweep(const std::string& queue, size_t max, const SweepDecision& decide);
 
  private:
   struct Impl;

@@ -1,0 +1,82 @@
+#pragma once
+// convoyctl: what an operator at 3 a.m. needs without psql or the management UI. Each command is a
+// function over a real broker (AMQP) and database (PostgreSQL) that writes text or JSON and
+// returns the process's exit code; main.cpp only parses the command line.
+//   dlq list|show|replay|purge    parked messages (<queue>.dlq) by queue, reason and age
+//   conversation show <who>       identity, flow and step, fields, transitions, sends, deliveries
+//   deliveries list|replay        results to the business's sinks (outbound's admin API)
+//   health                        thresholds: exit 0 ok, 1 warning, 2 critical
+//   stats                         throughput, latency percentiles and outcomes over a window
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "convoy/amqp.h"
+
+namespace convoy::ctl {
+
+struct Options {
+  std::string amqp_url, pg_dsn, outbound_url, admin_token;
+  bool json = false;
+};
+
+// Exit codes.
+constexpr int kOk = 0;
+constexpr int kWarning = 1;   // health: a threshold passed
+constexpr int kCritical = 2;  // health: far past one, or a check could not run
+constexpr int kUsage = 64;    // bad arguments (EX_USAGE)
+constexpr int kFailed = 69;   // the broker, database or API could not be used (EX_UNAVAILABLE)
+constexpr int kNotFound = 3;  // nothing matched (show)
+
+// Which parked messages: empty members match everything.
+struct DlqFilter {
+  std::string queue;     // a work queue ("outbound.send"); "" -> every one
+  std::string reason;    // a substring of the first or last reason, any case
+  int64_t since = 0;     // parked at or after (seconds since the epoch)
+  std::string id;        // the message id (its dedupe key)
+  size_t limit = 0;      // 0 -> no limit
+};
+
+struct ParkedMessage {
+  std::string id, queue, first_reason, last_reason, correlation_id, conversation_key, body;
+  int attempts = 0, replays = 0;
+  int64_t parked_at = 0;  // 0: parked by the broker (delivery limit), not by a consumer
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Parked messages matching the filter, left where they are.
+Result<std::vector<ParkedMessage>> ListParked(const std::string& amqp_url, const DlqFilter& filter);
+// Each match back to its work queue with a fresh attempt count (the history kept in
+// x-replay-history); dry_run lists them only. How many.
+Result<size_t> ReplayParked(const std::string& amqp_url, const DlqFilter& filter, bool dry_run);
+Result<size_t> PurgeParked(const std::string& amqp_url, const DlqFilter& filter);
+
+int DlqList(const Options& o, const DlqFilter& f, std::ostream& out, std::ostream& err);
+int DlqShow(const Options& o, const DlqFilter& f, std::ostream& out, std::ostream& err);
+int DlqReplay(const Options& o, const DlqFilter& f, bool dry_run, std::ostream& out, std::ostream& err);
+// yes: confirmed (--yes, or the answer to the prompt, which main asks).
+int DlqPurge(const Options& o, const DlqFilter& f, bool yes, std::ostream& out, std::ostream& err);
+
+// who: a phone number, a BSUID, or a conversation key ("<phone_number_id>:<identity>").
+int ConversationShow(const Options& o, const std::string& who, const std::string& phone_number_id, int limit,
+                     std::ostream& out, std::ostream& err);
+
+int DeliveriesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err);
+int DeliveriesReplay(const Options& o, const std::string& body, std::ostream& out, std::ostream& err);
+
+struct HealthThresholds {
+  int64_t stuck = 5;          // conversations waiting on an effect past its due time
+  int64_t stuck_after = 300;  // seconds past due before a command counts as stuck
+  int64_t parked = 10;        // messages in parking queues
+  int64_t errors = 10;        // failed sends and delivery attempts in the last hour
+  double p95_seconds = 2.0;   // webhook-to-send latency, last hour
+};
+int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::ostream& err);
+
+int Stats(const Options& o, int64_t window_seconds, std::ostream& out, std::ostream& err);
+
+// "90s", "15m", "2h", "7d" or plain seconds -> seconds; -1 if unreadable.
+int64_t ParseDuration(const std::string& text);
+
+}  // namespace convoy::ctl

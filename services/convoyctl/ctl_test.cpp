@@ -1,0 +1,236 @@
+// Integration: convoyctl against a real RabbitMQ and PostgreSQL. Parked messages are made by real
+// consumers giving up (the headers they write), then listed, shown, replayed and purged; a real
+// stack gives conversation show, deliveries, health and stats something to read.
+#include "ctl.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <sstream>
+
+#include "convoy/amqp.h"
+#include "convoy/topology.h"
+#include "stack.h"
+#include "testsupport.h"
+
+namespace convoy::ctl {
+namespace {
+
+using namespace std::chrono_literals;
+
+uint32_t Ready(const std::string& url, const std::string& queue) {
+  auto n = QueueMessageCount(AmqpOptions{url, "ctl-test"}, queue);
+  return n.ok() ? *n : 9999;
+}
+
+// Parks three messages the way consumers do: media.fetch gives up on "gone" after one retry, and
+// on "huge" at once; outbound.send on "poison".
+void ParkThree(const std::string& url) {
+  AmqpOptions o{url, "ctl-test"};
+  ASSERT_TRUE(DeclareConvoyTopology(o).ok());
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  Consumer media({o, queues::kMediaFetch, 8, 5}, [](const Delivery& d) {
+    if (d.body == "gone" && d.attempt == 0) return Disposition::Retry("unavailable: Meta timed out");
+    if (d.body == "gone") return Disposition::DeadLetter("not_found: media gone (404)");
+    return Disposition::DeadLetter("invalid_argument: 30 MB is over the limit");
+  }, &pub);
+  Consumer send({o, queues::kOutboundSend, 8, 5}, [](const Delivery&) { return Disposition::DeadLetter("schema: poison"); },
+                &pub);
+  media.Start();
+  send.Start();
+  auto publish = [&](const char* queue, const std::string& body, const std::string& id) {
+    AmqpMessage m;
+    m.exchange = exchanges::kCommands;
+    m.routing_key = queue;
+    m.body = body;
+    m.message_id = id;
+    m.headers = {{headers::kDedupeKey, id}, {headers::kCorrelationId, "corr-" + id}, {headers::kConversationKey, "1:2"}};
+    ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+  };
+  publish(queues::kMediaFetch, "gone", "fetch-gone");
+  publish(queues::kMediaFetch, "huge", "fetch-huge");
+  publish(queues::kOutboundSend, "poison", "send-poison");
+  ASSERT_TRUE(test::WaitUntil([&] { return Ready(url, "media.fetch.dlq") == 2 && Ready(url, "outbound.send.dlq") == 1; }, 30s));
+  media.Stop();
+  send.Stop();
+}
+
+TEST(ConvoyctlDlq, ListsShowsReplaysAndPurgesParkedMessagesByQueueReasonAndAge) {
+  test::TestVhost vhost("ctl_dlq");
+  ASSERT_NO_FATAL_FAILURE(ParkThree(vhost.url()));
+  const std::string url = vhost.url();
+
+  auto all = ListParked(url, {});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  DlqFilter by_reason;
+  by_reason.reason = "404";
+  auto gone = ListParked(url, by_reason);
+  ASSERT_TRUE(gone.ok());
+  ASSERT_EQ(gone->size(), 1u);
+  const ParkedMessage& g = (*gone)[0];
+  EXPECT_EQ(g.id, "fetch-gone");
+  EXPECT_EQ(g.queue, "media.fetch");
+  EXPECT_EQ(g.first_reason, "unavailable: Meta timed out");
+  EXPECT_EQ(g.last_reason, "not_found: media gone (404)");
+  EXPECT_EQ(g.attempts, 2) << "failed twice: once retried, once given up";
+  EXPECT_EQ(g.correlation_id, "corr-fetch-gone");
+  EXPECT_GT(g.parked_at, test::NowSeconds() - 60);
+  DlqFilter by_queue;
+  by_queue.queue = "outbound.send";
+  EXPECT_EQ(ListParked(url, by_queue)->size(), 1u);
+  DlqFilter recent;
+  recent.since = test::NowSeconds() - 3600;
+  EXPECT_EQ(ListParked(url, recent)->size(), 3u);
+  recent.since = test::NowSeconds() + 60;
+  EXPECT_EQ(ListParked(url, recent)->size(), 0u);
+  EXPECT_EQ(Ready(url, "media.fetch.dlq"), 2u) << "listing moves nothing";
+
+  Options o;
+  o.amqp_url = url;
+  std::ostringstream out, err;
+  EXPECT_EQ(DlqList(o, {}, out, err), kOk);
+  EXPECT_NE(out.str().find("fetch-huge  media.fetch  attempts=1"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("3 parked message(s)"), std::string::npos) << out.str();
+  o.json = true;
+  out.str("");
+  EXPECT_EQ(DlqList(o, by_reason, out, err), kOk);
+  rapidjson::Document d;
+  d.Parse(out.str().c_str());
+  ASSERT_TRUE(d.IsArray()) << out.str();
+  ASSERT_EQ(d.Size(), 1u);
+  EXPECT_STREQ(d[0]["first_reason"].GetString(), "unavailable: Meta timed out");
+  DlqFilter one;
+  one.id = "send-poison";
+  out.str("");
+  EXPECT_EQ(DlqShow(o, one, out, err), kOk);
+  d.Parse(out.str().c_str());
+  ASSERT_TRUE(d.IsObject()) << out.str();
+  EXPECT_STREQ(d["body"].GetString(), "poison");
+  EXPECT_STREQ(d["headers"]["x-dedupe-key"].GetString(), "send-poison");
+  one.id = "no-such-id";
+  EXPECT_EQ(DlqShow(o, one, out, err), kNotFound);
+
+  // Replay: a dry run moves nothing; then the parked send goes back with a fresh count and its history.
+  out.str("");
+  o.json = false;
+  EXPECT_EQ(DlqReplay(o, by_queue, true, out, err), kOk);
+  EXPECT_NE(out.str().find("would replay send-poison -> outbound.send"), std::string::npos) << out.str();
+  EXPECT_EQ(Ready(url, "outbound.send.dlq"), 1u);
+  auto replayed = ReplayParked(url, by_queue, false);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  EXPECT_EQ(*replayed, 1u);
+  EXPECT_EQ(Ready(url, "outbound.send.dlq"), 0u);
+  auto back = TakeMessages(AmqpOptions{url, "ctl-test"}, queues::kOutboundSend, 10);
+  ASSERT_TRUE(back.ok());
+  ASSERT_EQ(back->size(), 1u);
+  const Delivery& r = (*back)[0];
+  EXPECT_EQ(r.body, "poison");
+  EXPECT_EQ(r.attempt, 0) << "a fresh attempt count";
+  EXPECT_EQ(r.Header("x-replays"), "1");
+  EXPECT_NE(r.Header("x-replay-history").find("schema: poison"), std::string::npos) << r.Header("x-replay-history");
+  EXPECT_EQ(r.Header(headers::kDeathReason), "");
+  EXPECT_EQ(r.Header(headers::kDedupeKey), "send-poison") << "the dedupe key makes a replay safe to repeat";
+
+  // Purge: refused without confirmation; then only the matching one goes.
+  EXPECT_EQ(DlqPurge(o, by_reason, false, out, err), kUsage);
+  EXPECT_EQ(Ready(url, "media.fetch.dlq"), 2u);
+  out.str("");
+  EXPECT_EQ(DlqPurge(o, by_reason, true, out, err), kOk);
+  EXPECT_EQ(out.str(), "1 parked message(s) deleted\n");
+  EXPECT_EQ(Ready(url, "media.fetch.dlq"), 1u);
+  ASSERT_EQ(ListParked(url, {})->at(0).id, "fetch-huge");
+  EXPECT_EQ(ParseDuration("90s"), 90);
+  EXPECT_EQ(ParseDuration("15m"), 900);
+  EXPECT_EQ(ParseDuration("7d"), 604800);
+  EXPECT_EQ(ParseDuration("2 weeks"), -1);
+}
+
+TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) {
+  test::Stack stack("ctl_stack");
+  const std::string seller = "16505550991";
+  ASSERT_NO_FATAL_FAILURE(stack.StartListing(seller));
+  ASSERT_TRUE(stack.Drained(30s));
+  Options o;
+  o.amqp_url = stack.vhost.url();
+  o.pg_dsn = stack.db.dsn();
+  o.outbound_url = stack.Url("outbound", "");
+  o.admin_token = test::kAdminToken;
+  std::ostringstream out, err;
+
+  EXPECT_EQ(ConversationShow(o, seller, "", 50, out, err), kOk) << err.str();
+  const std::string text = out.str();
+  EXPECT_NE(text.find("flow: listing, step photos"), std::string::npos) << text;
+  EXPECT_NE(text.find("email: kerry@example.com"), std::string::npos) << text;
+  EXPECT_NE(text.find("idle -> listing/email  started"), std::string::npos) << text;
+  EXPECT_NE(text.find("listing/description -> listing/photos  answered"), std::string::npos) << text;
+  EXPECT_NE(text.find("  sent  attempts=1"), std::string::npos) << text;
+  o.json = true;
+  out.str("");
+  EXPECT_EQ(ConversationShow(o, "106540352242922:" + seller, "", 50, out, err), kOk);
+  rapidjson::Document d;
+  d.Parse(out.str().c_str());
+  ASSERT_TRUE(d.IsObject()) << out.str();
+  EXPECT_EQ(d["transitions"].Size(), 6u) << "3 messages and the 3 outbound.sent events they led to";
+  EXPECT_GE(d["sends"].Size(), 3u);
+  EXPECT_STREQ(d["state"]["step"].GetString(), "photos");
+  EXPECT_EQ(ConversationShow(o, "16505550000", "", 50, out, err), kNotFound);
+
+  out.str("");
+  EXPECT_EQ(DeliveriesList(o, "status=parked", out, err), kOk) << err.str();
+  Options no_token = o;
+  no_token.admin_token = "wrong";
+  EXPECT_EQ(DeliveriesList(no_token, "", out, err), kFailed);
+
+  // Health: all within the thresholds; then parked messages past one (a warning) and past twice
+  // it (critical). The exit code says which.
+  HealthThresholds t;
+  out.str("");
+  EXPECT_EQ(Health(o, t, out, err), kOk) << out.str();
+  d.Parse(out.str().c_str());
+  ASSERT_TRUE(d.IsObject()) << out.str();
+  EXPECT_STREQ(d["status"].GetString(), "ok");
+  EXPECT_EQ(d["checks"].Size(), 4u);
+  Publisher pub(AmqpOptions{stack.vhost.url(), "ctl-test"});
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  auto park = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      AmqpMessage m;
+      m.exchange = exchanges::kDlx;
+      m.routing_key = queues::kMediaFetch;
+      m.body = "{}";
+      ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+    }
+  };
+  t.parked = 2;
+  park(3);
+  EXPECT_EQ(Health(o, t, out, err), kWarning);
+  park(2);
+  o.json = false;
+  out.str("");
+  EXPECT_EQ(Health(o, t, out, err), kCritical);
+  EXPECT_NE(out.str().find("parked messages"), std::string::npos);
+  EXPECT_NE(out.str().find("health: critical"), std::string::npos) << out.str();
+  Options no_db = o;
+  no_db.pg_dsn = "host=127.0.0.1 port=1 user=nobody connect_timeout=2";
+  EXPECT_EQ(Health(no_db, HealthThresholds{}, out, err), kCritical) << "a check that cannot run is critical";
+
+  // Stats: the replies' webhook-to-send latency is measured from the webhook's arrival.
+  o.json = true;
+  out.str("");
+  EXPECT_EQ(Stats(o, 3600, out, err), kOk) << err.str();
+  d.Parse(out.str().c_str());
+  ASSERT_TRUE(d.IsObject()) << out.str();
+  EXPECT_EQ(d["messages_in"].GetInt64(), 3);
+  EXPECT_EQ(d["webhook_to_send_seconds"]["count"].GetInt64(), 3) << out.str();
+  EXPECT_GT(d["webhook_to_send_seconds"]["p50"].GetDouble(), 0.0);
+  EXPECT_LT(d["webhook_to_send_seconds"]["p99"].GetDouble(), 30.0);
+  EXPECT_GE(d["sends"]["sent"].GetInt64(), 3);
+}
+
+}  // namespace
+}  // namespace convoy::ctl

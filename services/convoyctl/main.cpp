@@ -1,0 +1,207 @@
+// convoyctl: the operator's tool. `convoyctl help` lists the commands; `convoyctl <command> --help`
+// shows one. Exit codes: 0 ok, 1 warning (health), 2 critical (health), 3 not found, 64 bad usage,
+// 69 broker, database or API unavailable.
+#include <gflags/gflags.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ctl.h"
+
+DEFINE_string(amqp_url, "", "Broker URL (else CONVOY_AMQP_URL, else the local run's amqp://guest:guest@127.0.0.1:21672/%2f)");
+DEFINE_string(pg_dsn, "", "PostgreSQL DSN (else CONVOY_PG_DSN, else the local run's host=127.0.0.1 port=21432 user=postgres)");
+DEFINE_string(outbound_url, "http://127.0.0.1:8083", "convoy-outbound's base URL, for `deliveries`");
+DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
+DEFINE_bool(json, false, "Write JSON instead of text");
+DEFINE_string(queue, "", "dlq: only this work queue's parking queue (e.g. outbound.send)");
+DEFINE_string(reason, "", "dlq: only messages whose first or last reason contains this (any case)");
+DEFINE_string(since, "", "dlq: only messages parked within this long (90s, 15m, 2h, 7d)");
+DEFINE_string(id, "", "dlq: only the message with this id (its dedupe key)");
+DEFINE_int32(limit, 0, "dlq replay/purge: at most this many (0: all); conversation show: rows per section (default 50)");
+DEFINE_bool(dry_run, false, "dlq replay: list what would be replayed, move nothing");
+DEFINE_bool(yes, false, "dlq purge: confirm the deletion");
+DEFINE_string(phone_number_id, "", "conversation show: the business number, when the person writes to several");
+DEFINE_string(status, "", "deliveries list: only this status (parked, held, delivered, ...)");
+DEFINE_string(sink, "", "deliveries list: only this sink");
+DEFINE_string(window, "1h", "stats: the window (90s, 15m, 2h, 7d)");
+DEFINE_int64(stuck, 5, "health: conversations waiting on an effect past its due time before a warning");
+DEFINE_string(stuck_after, "5m", "health: how long past due a command counts as stuck");
+DEFINE_int64(parked, 10, "health: parked messages before a warning");
+DEFINE_int64(errors, 10, "health: failed sends and delivery attempts in the last hour before a warning");
+DEFINE_double(p95_seconds, 2.0, "health: p95 webhook-to-send latency over the last hour before a warning");
+
+namespace {
+
+const std::map<std::string, std::string>& Usage() {
+  static const std::map<std::string, std::string> usage = {
+      {"dlq", "convoyctl dlq list [--queue Q] [--reason TEXT] [--since 2h] [--json]\n"
+              "convoyctl dlq show ID [--queue Q] [--json]\n"
+              "convoyctl dlq replay [--id ID | --queue Q --reason TEXT --since T] [--limit N] [--dry_run]\n"
+              "convoyctl dlq purge [filters] --yes\n"
+              "  Parked messages (<queue>.dlq): id, queue, first and last reason, attempts, age, correlation id.\n"
+              "  replay puts them back on their work queue with a fresh attempt count (history in\n"
+              "  x-replay-history); safe to repeat: every consumer deduplicates. purge deletes them.\n"},
+      {"conversation", "convoyctl conversation show <phone | BSUID | conversation key> [--phone_number_id N] [--limit 50] [--json]\n"
+                       "  Identity, flow and step, fields and photos, transitions with their triggers, every send\n"
+                       "  with its status and error, deliveries.\n"},
+      {"deliveries", "convoyctl deliveries list [--status parked] [--sink NAME] [--limit N]\n"
+                     "convoyctl deliveries replay --id N | --since 2h [--status parked]\n"
+                     "  Results to the business's sinks, through convoy-outbound's admin API (--outbound_url,\n"
+                     "  CONVOY_ADMIN_TOKEN).\n"},
+      {"health", "convoyctl health [--stuck 5] [--stuck_after 5m] [--parked 10] [--errors 10] [--p95_seconds 2] [--json]\n"
+                 "  Each check over its threshold is a warning (exit 1), over twice it or not checkable is\n"
+                 "  critical (exit 2); all within: exit 0. For cron jobs and probes.\n"},
+      {"stats", "convoyctl stats [--window 1h] [--json]\n"
+                "  Messages in, sends by status, webhook-to-send latency percentiles, deliveries by status,\n"
+                "  transitions by note, over the window.\n"},
+  };
+  return usage;
+}
+
+void PrintHelp(std::ostream& out) {
+  out << "convoyctl: operate convoy (parked messages, conversations, deliveries, health, stats)\n\n";
+  for (const auto& [cmd, text] : Usage()) out << text << "\n";
+  out << "Common flags: --amqp_url, --pg_dsn, --outbound_url, --admin_token_file, --json. convoyctl --helpfull lists every flag.\n"
+         "Exit codes: 0 ok, 1 warning, 2 critical, 3 not found, 64 bad usage, 69 unavailable.\n";
+}
+
+std::string EnvOr(const std::string& flag, const char* env, const std::string& fallback) {
+  if (!flag.empty()) return flag;
+  const char* v = std::getenv(env);
+  return v && *v ? v : fallback;
+}
+
+int Bad(const std::string& why, const std::string& command) {
+  std::cerr << "convoyctl: " << why << "\n";
+  auto it = Usage().find(command);
+  if (it != Usage().end()) std::cerr << "usage:\n" << it->second;
+  return convoy::ctl::kUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Per-command help before gflags sees --help.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const bool help = std::find(args.begin(), args.end(), "--help") != args.end() ||
+                    std::find(args.begin(), args.end(), "-h") != args.end();
+  if (args.empty() || args[0] == "help" || (help && (args[0].rfind("-", 0) == 0 || !Usage().count(args[0])))) {
+    PrintHelp(std::cout);
+    return args.empty() ? convoy::ctl::kUsage : convoy::ctl::kOk;
+  }
+  if (help) {
+    std::cout << Usage().at(args[0]);
+    return convoy::ctl::kOk;
+  }
+  gflags::SetUsageMessage("convoyctl <command> ...; convoyctl help");
+  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
+  std::vector<std::string> pos(argv + 1, argv + argc);
+  if (pos.empty()) return Bad("no command", "");
+  const std::string cmd = pos[0];
+  const std::string sub = pos.size() > 1 ? pos[1] : "";
+
+  convoy::ctl::Options o;
+  o.amqp_url = EnvOr(FLAGS_amqp_url, "CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:21672/%2f");
+  o.pg_dsn = EnvOr(FLAGS_pg_dsn, "CONVOY_PG_DSN", "host=127.0.0.1 port=21432 user=postgres dbname=postgres");
+  o.outbound_url = FLAGS_outbound_url;
+  o.json = FLAGS_json;
+  if (!FLAGS_admin_token_file.empty()) {
+    std::ifstream in(FLAGS_admin_token_file);
+    if (!in) return Bad("--admin_token_file: cannot read " + FLAGS_admin_token_file, cmd);
+    std::getline(in, o.admin_token);
+  } else {
+    o.admin_token = EnvOr("", "CONVOY_ADMIN_TOKEN", "");
+  }
+  if (FLAGS_limit < 0) return Bad("--limit must be 0 or more", cmd);
+
+  if (cmd == "dlq") {
+    convoy::ctl::DlqFilter f;
+    f.queue = FLAGS_queue;
+    f.reason = FLAGS_reason;
+    f.id = FLAGS_id;
+    f.limit = static_cast<size_t>(FLAGS_limit);
+    if (!FLAGS_since.empty()) {
+      int64_t s = convoy::ctl::ParseDuration(FLAGS_since);
+      if (s < 0) return Bad("--since: not a duration: " + FLAGS_since + " (90s, 15m, 2h, 7d)", cmd);
+      f.since = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() - s;
+    }
+    if (sub == "list") return convoy::ctl::DlqList(o, f, std::cout, std::cerr);
+    if (sub == "show") {
+      if (pos.size() < 3 && f.id.empty()) return Bad("dlq show needs the message's id", cmd);
+      if (pos.size() >= 3) f.id = pos[2];
+      return convoy::ctl::DlqShow(o, f, std::cout, std::cerr);
+    }
+    if (sub == "replay") return convoy::ctl::DlqReplay(o, f, FLAGS_dry_run, std::cout, std::cerr);
+    if (sub == "purge") {
+      bool yes = FLAGS_yes;
+      if (!yes && isatty(0)) {
+        std::cerr << "Delete the matching parked messages for good? [y/N] ";
+        std::string answer;
+        std::getline(std::cin, answer);
+        yes = answer == "y" || answer == "Y" || answer == "yes";
+      }
+      return convoy::ctl::DlqPurge(o, f, yes, std::cout, std::cerr);
+    }
+    return Bad("dlq: unknown subcommand '" + sub + "'", cmd);
+  }
+  if (cmd == "conversation") {
+    if (sub != "show" || pos.size() < 3) return Bad("conversation show needs a phone number, BSUID or key", cmd);
+    return convoy::ctl::ConversationShow(o, pos[2], FLAGS_phone_number_id, FLAGS_limit > 0 ? FLAGS_limit : 50, std::cout,
+                                         std::cerr);
+  }
+  if (cmd == "deliveries") {
+    if (sub == "list") {
+      std::string q;
+      auto add = [&](const char* k, const std::string& v) {
+        if (!v.empty()) q += (q.empty() ? "" : "&") + std::string(k) + "=" + v;
+      };
+      add("status", FLAGS_status);
+      add("sink", FLAGS_sink);
+      if (FLAGS_limit > 0) add("limit", std::to_string(FLAGS_limit));
+      return convoy::ctl::DeliveriesList(o, q, std::cout, std::cerr);
+    }
+    if (sub == "replay") {
+      std::string body;
+      if (!FLAGS_id.empty()) {
+        if (FLAGS_id.find_first_not_of("0123456789") != std::string::npos) return Bad("--id: a delivery id is a number", cmd);
+        body = R"({"id": )" + FLAGS_id + "}";
+      } else if (!FLAGS_since.empty()) {
+        int64_t s = convoy::ctl::ParseDuration(FLAGS_since);
+        if (s < 0) return Bad("--since: not a duration: " + FLAGS_since, cmd);
+        const int64_t now =
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        body = R"({"from": )" + std::to_string(now - s) + R"(, "to": )" + std::to_string(now) +
+               (FLAGS_status.empty() ? "" : R"(, "status": ")" + FLAGS_status + "\"") + "}";
+      } else {
+        return Bad("deliveries replay needs --id or --since", cmd);
+      }
+      return convoy::ctl::DeliveriesReplay(o, body, std::cout, std::cerr);
+    }
+    return Bad("deliveries: unknown subcommand '" + sub + "'", cmd);
+  }
+  if (cmd == "health") {
+    convoy::ctl::HealthThresholds t;
+    t.stuck = FLAGS_stuck;
+    t.parked = FLAGS_parked;
+    t.errors = FLAGS_errors;
+    t.p95_seconds = FLAGS_p95_seconds;
+    t.stuck_after = convoy::ctl::ParseDuration(FLAGS_stuck_after);
+    if (t.stuck_after < 0) return Bad("--stuck_after: not a duration: " + FLAGS_stuck_after, cmd);
+    if (t.stuck < 0 || t.parked < 0 || t.errors < 0 || t.p95_seconds <= 0) return Bad("thresholds must be positive", cmd);
+    return convoy::ctl::Health(o, t, std::cout, std::cerr);
+  }
+  if (cmd == "stats") {
+    int64_t w = convoy::ctl::ParseDuration(FLAGS_window);
+    if (w <= 0) return Bad("--window: not a duration: " + FLAGS_window, cmd);
+    return convoy::ctl::Stats(o, w, std::cout, std::cerr);
+  }
+  return Bad("unknown command '" + cmd + "' (convoyctl help)", "");
+}

@@ -8,6 +8,7 @@ packages=(
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
   rabbitmq-server postgresql curl wrk python3 python3-yaml
   prometheus  # promtool checks the alert rules (deploy/prometheus); its server is not started
+  docker-compose  # `docker-compose config` checks every compose profile (no Docker engine is used)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -14,12 +14,22 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js and npm run the deploy test's schema validation: Debian's, unless a node is already there.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  # policy-rc.d keeps the packaged system services from being started: convoy runs its own.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "setup: installing ${missing[*]}"
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-$SUDO apt-get update -q
-# policy-rc.d keeps the packaged system services from being started: convoy runs its own.
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The schema validator's packages, pinned by tests/deploy/package-lock.json (kubernetes-models and
+# the KEDA, prometheus-operator and CloudNativePG models), from the npm registry.
+deploy_checks="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
+if [ ! -f "$deploy_checks/node_modules/.package-lock.json" ] ||
+   [ "$deploy_checks/package-lock.json" -nt "$deploy_checks/node_modules/.package-lock.json" ]; then
+  echo "setup: npm ci in tests/deploy"
+  (cd "$deploy_checks" && npm ci --no-audit --no-fund --loglevel=error)
+fi

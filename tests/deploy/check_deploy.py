@@ -6,6 +6,7 @@ object (security context, resources, probes, a PodDisruptionBudget per Deploymen
 NetworkPolicy, generated Secrets' keys, ConfigMap copies equal to deploy/rabbitmq, KEDA queues that
 exist, a PrometheusRule equal to deploy/prometheus/alerts.yml, the prod operators' resources); and
 every flag passed in compose, Dockerfile or k8s is a flag the binary really has."""
+import json
 import re
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def selects(selector, labels):
     return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
 
 
+rendered = {}
 for overlay in overlays:
     where = f"k8s/overlays/{overlay.name}"
     r = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
@@ -110,6 +112,7 @@ for overlay in overlays:
         fail(f"{where}: kubectl kustomize: {r.stderr.strip()}")
         continue
     docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+    rendered[overlay.name] = docs
     by_kind = {}
     for d in docs:
         if not (d.get("apiVersion") and d.get("kind") and d.get("metadata", {}).get("name")):
@@ -178,11 +181,30 @@ for overlay in overlays:
             if kind not in by_kind:
                 fail(f"{where}: no {kind}")
         for rc in by_kind.get("RabbitmqCluster", []):
-            if rc["spec"].get("replicas", 1) < 3:
+            if not isinstance(rc["spec"].get("replicas"), int) or rc["spec"]["replicas"] < 3:
                 fail(f"{where}: RabbitmqCluster: fewer than 3 replicas")
         for pg in by_kind.get("Cluster", []):
-            if pg["spec"].get("instances", 1) < 3:
+            if not isinstance(pg["spec"].get("instances"), int) or pg["spec"]["instances"] < 3:
                 fail(f"{where}: Cluster: fewer than 3 instances")
+
+# Every rendered object against its schema (tests/deploy/validate_k8s.mjs: the kubernetes-models
+# packages from npm, and the RabbitmqCluster CRD pinned in tests/deploy/schemas).
+validator = src / "tests/deploy/validate_k8s.mjs"
+if not (src / "tests/deploy/node_modules/kubernetes-models").exists():
+    fail("tests/deploy/node_modules is missing: scripts/setup.sh installs it (npm ci in tests/deploy)")
+elif rendered:
+    for docs in rendered.values():
+        for d in docs:
+            if d["kind"] == "Secret":  # kustomize wraps base64 lines; the API server's decoder skips the newlines
+                d["data"] = {k: "".join(v.split()) for k, v in (d.get("data") or {}).items()}
+    r = subprocess.run(["node", str(validator)], input=json.dumps(rendered), capture_output=True, text=True, timeout=300)
+    for line in r.stdout.splitlines():
+        if line.startswith("FAIL: "):
+            fail(line[len("FAIL: "):])
+        else:
+            print(line)
+    if r.returncode != 0 and "FAIL: " not in r.stdout:
+        fail(f"schema validation did not run: {r.stderr.strip()[-500:]}")
 
 for f in failures:
     print("FAIL:", f)

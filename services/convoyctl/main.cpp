@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -89,6 +90,7 @@ int Bad(const std::string& why, const std::string& command) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::deque<std::string> normalized;  // stable storage for rewritten arguments
   // Per-command help before gflags sees --help.
   std::vector<std::string> args(argv + 1, argv + argc);
   const bool help = std::find(args.begin(), args.end(), "--help") != args.end() ||
@@ -100,6 +102,15 @@ int main(int argc, char** argv) {
   if (help) {
     std::cout << Usage().at(args[0]);
     return convoy::ctl::kOk;
+  }
+  // --dry-run and --dry_run alike: flag names are written with either.
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) continue;
+    const size_t end = std::min(a.find('='), a.size());
+    std::replace(a.begin() + 2, a.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+    normalized.push_back(a);
+    argv[i] = normalized.back().data();
   }
   gflags::SetUsageMessage("convoyctl <command> ...; convoyctl help");
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);

@@ -822,15 +822,21 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (!p.user_id.empty()) p.reply_user_id = p.user_id;
   }
   Status s;
-  ConversationState before = DecodeState(locked->get(0, 0));
+  const std::string before_json = locked->get(0, 0);
+  ConversationState before = DecodeState(before_json);
   p.event.id = p.conversation_key + ":" + p.dedupe_key;
   p.event.person = p.conversation_key;
   p.event.ids = {p.reply_phone, p.reply_user_id};
   Transition t = engine_.Advance(before, p.event, clock_());
-  s = db_.Exec(kSaveConversation, {p.conversation_key, EncodeState(t.state),
-                                   t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow)})
-          .status();
-  if (!s.ok()) return s;
+  // An event that changed nothing (a send's confirmation, most media events) writes no new row
+  // version: the audit below still records it.
+  const std::string after_json = EncodeState(t.state);
+  if (after_json != EncodeState(before)) {
+    s = db_.Exec(kSaveConversation, {p.conversation_key, after_json,
+                                     t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow)})
+            .status();
+    if (!s.ok()) return s;
+  }
   a->from = StepName(before);
   a->to = StepName(t.state);
   a->note = t.note;

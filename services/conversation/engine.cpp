@@ -243,7 +243,6 @@ class Run {
 
   // An extracted value as the step (or rule) that owns the field would take it: "" if not.
   std::string Accept(const std::string& field, const std::string& value) const {
-    std::string v;
     for (const auto& step : flow_->steps) {
       if (step.kind == Step::Kind::kDetect && step.field == field) {
         const std::string lower = Lower(value);
@@ -252,23 +251,12 @@ class Run {
         }
         return "";
       }
-      if (step.kind == Step::Kind::kAskText && step.field == field) {
-        return Validate(step.validate == Validation::kNone ? Validation::kNonEmpty : step.validate, value, &v)
-                   ? Clip(v, kQuoteLimit)
-                   : "";
-      }
+      if (step.kind == Step::Kind::kAskText && step.field == field) return Taken(step.validate, value);
       for (const auto& r : step.extract) {
-        if (r.field == field) {
-          return Validate(r.validate == Validation::kNone ? Validation::kNonEmpty : r.validate, value, &v) ? Clip(v, kQuoteLimit) : "";
-        }
+        if (r.field == field) return Taken(r.validate, value);
       }
     }
     return "";
-  }
-
-  static std::string Lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
   }
 
   void Extracted(const Flow* flow) {
@@ -809,11 +797,7 @@ class Run {
       if (rule.rest) {
         std::string v = rest;
         for (int i = 0; i < 3; ++i) v = StripLeadIn(step, v);  // "email:", "best time is", ...
-        if (!v.empty() && Validate(rule.validate == Validation::kNone ? Validation::kNonEmpty : rule.validate, v, &found)) {
-          found = Clip(found, kQuoteLimit);
-        } else {
-          found.clear();
-        }
+        found = Taken(rule.validate, v);
       } else {
         found = rule.Find(ev_.text);
       }
@@ -823,11 +807,18 @@ class Run {
     AskMissing(step);
   }
 
+  // A free value (a phrase that came with another, an extractor's answer) as a field takes it:
+  // validated (any text: not empty), clipped; "" when it is not one.
+  static std::string Taken(Validation validation, const std::string& text) {
+    std::string v;
+    if (text.empty() || !Validate(validation == Validation::kNone ? Validation::kNonEmpty : validation, text, &v)) return "";
+    return Clip(v, kQuoteLimit);
+  }
+
   // An answer taken whole, without a lead-in the step names ("my name is", "i'm").
   static std::string StripLeadIn(const Step& step, const std::string& text) {
     std::string t = TrimSeparators(text);
-    std::string lower = t;
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string lower = Lower(t);
     for (const auto& lead : step.strip) {
       if (lower.compare(0, lead.size(), lead) == 0 &&
           (lower.size() == lead.size() || !std::isalnum(static_cast<unsigned char>(lower[lead.size()])))) {
@@ -847,11 +838,7 @@ class Run {
       while (e > b && sep(static_cast<unsigned char>(text[e - 1]))) --e, changed = true;
       for (const char* word : {"and ", "or ", "call me ", "call "}) {
         size_t n = std::char_traits<char>::length(word);
-        if (e - b > n) {
-          std::string head = text.substr(b, n);
-          for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          if (head == word) b += n, changed = true;
-        }
+        if (e - b > n && Lower(text.substr(b, n)) == word) b += n, changed = true;
       }
     }
     return text.substr(b, e - b);

@@ -31,11 +31,6 @@ std::string Trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
 Validation ParseValidation(const std::string& v) {
@@ -180,6 +175,11 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
 }
 
 }  // namespace
+
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
 std::string NormalizeKeyword(const std::string& text) {
   std::string out;

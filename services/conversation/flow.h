@@ -138,6 +138,9 @@ Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow, const
 // {"flows": [{"name", "triggers", "default", "rollout", "fallback"}...]} for the admin API and logs.
 std::string FlowSetSummary(const FlowSet& flows);
 
+// ASCII lower case: how keyword phrases and lead-ins are compared.
+std::string Lower(std::string s);
+
 // Upper-cased, trimmed, inner white space folded: how keywords are compared.
 std::string NormalizeKeyword(const std::string& text);
 

@@ -822,8 +822,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (!p.user_id.empty()) p.reply_user_id = p.user_id;
   }
   Status s;
-  const std::string before_json = locked->get(0, 0);
-  ConversationState before = DecodeState(before_json);
+  ConversationState before = DecodeState(locked->get(0, 0));
   p.event.id = p.conversation_key + ":" + p.dedupe_key;
   p.event.person = p.conversation_key;
   p.event.ids = {p.reply_phone, p.reply_user_id};

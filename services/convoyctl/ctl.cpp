@@ -20,6 +20,7 @@
 #include "convoy/json.h"
 #include "convoy/pg.h"
 #include "convoy/rapidjson_util.h"
+#include "convoy/rfc3339.h"
 #include "convoy/topology.h"
 
 namespace convoy::ctl {
@@ -37,15 +38,7 @@ std::string Lower(std::string s) {
   return s;
 }
 
-std::string Iso(int64_t t) {
-  if (t <= 0) return "";
-  time_t tt = static_cast<time_t>(t);
-  tm utc;
-  gmtime_r(&tt, &utc);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
-}
+std::string Iso(int64_t t) { return t > 0 ? Rfc3339(t) : ""; }
 
 std::string Age(int64_t seconds) {
   if (seconds < 0) return "?";

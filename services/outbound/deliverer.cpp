@@ -9,6 +9,7 @@
 
 #include "convoy/crypto.h"
 #include "convoy/events.h"
+#include "convoy/rfc3339.h"
 #include "convoy/http.h"
 #include "convoy/log.h"
 #include "convoy/metrics.h"
@@ -66,15 +67,6 @@ int64_t SystemNow() {
 Counter& Delivered(const std::string& sink, const char* outcome) {
   return DefaultRegistry().GetCounter("convoy_deliveries_total", "Delivery attempts to sinks by outcome.",
                                       "sink=\"" + sink + "\",outcome=\"" + outcome + "\"");
-}
-
-std::string Rfc3339(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string First1KiB(const std::string& s) {

@@ -35,6 +35,19 @@ std::string Escape(const std::string& s) {
   return out;
 }
 
+// Lower case with every run of white space as one space: how a text is searched for terms.
+std::string Folded(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (out.empty() || out.back() != ' ') out += ' ';
+    } else {
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return out;
+}
+
 bool HasWord(const std::string& s) {
   return std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c >= 0x80; });
 }
@@ -81,6 +94,7 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
   for (const auto& s : services) alternation += (alternation.empty() ? "" : "|") + Escape(s);
   const std::string service = "(?:\\b(?:" + alternation + ")\\b)";
   g->has_services_ = !services.empty();
+  for (const auto& s : services) g->terms_.push_back(Folded(s));
   if (g->has_services_) g->service_ = std::regex(service, kFlags);
   const auto& rules = d["rules"];
   for (rapidjson::SizeType i = 0; i < rules.Size(); ++i) {
@@ -102,6 +116,7 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
       return Status(Code::kInvalidArgument,
                     origin + ": /rules/" + std::to_string(i) + "/pattern: not a valid regular expression: " + e.what());
     }
+    g->fewest_ = g->rules_.empty() ? r.min_services : std::min(g->fewest_, r.min_services);
     g->rules_.push_back(std::move(r));
   }
   return std::shared_ptr<const ContentGuard>(std::move(g));
@@ -119,6 +134,37 @@ GuardOutcome ContentGuard::Check(const std::string& input) const {
   GuardOutcome out;
   // Meta caps a text at 4096 characters; the cap also bounds the regex engine's recursion.
   std::string text = input.size() > 4096 ? input.substr(0, 4096) : input;
+  if (fewest_ > 0) {
+    // No rule can match a text naming fewer service terms than the least any rule needs. They are
+    // counted as the service pattern matches them (whole words, longest first, left to right), in
+    // a few microseconds: the rules' regular expressions cost ~250 us a text.
+    const std::string folded = Folded(text);
+    auto word = [](unsigned char c) { return std::isalnum(c) || c == '_'; };
+    int found = 0;
+    for (size_t i = 0; i < folded.size() && found < fewest_;) {
+      size_t matched = 0;
+      if (i == 0 || !word(static_cast<unsigned char>(folded[i - 1]))) {
+        for (const auto& term : terms_) {
+          const size_t end = i + term.size();
+          if (folded.compare(i, term.size(), term) == 0 &&
+              (end == folded.size() || !word(static_cast<unsigned char>(folded[end])))) {
+            matched = term.size();
+            break;
+          }
+        }
+      }
+      if (matched > 0) {
+        ++found;
+        i += matched;
+      } else {
+        ++i;
+      }
+    }
+    if (found < fewest_) {
+      out.text = input;
+      return out;
+    }
+  }
   for (const auto& rule : rules_) {
     std::string kept;
     size_t from = 0;

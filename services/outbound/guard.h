@@ -43,6 +43,10 @@ class ContentGuard {
   std::vector<Rule> rules_;
   std::regex service_;  // any one service term
   bool has_services_ = false;
+  // The cheap look first: the service terms in lower case with their white space folded, and the
+  // fewest a rule needs to match (0: some rule needs none, so every text goes through the rules).
+  std::vector<std::string> terms_;
+  int fewest_ = 0;
   std::string fallback_;
 };
 

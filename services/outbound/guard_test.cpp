@@ -39,7 +39,9 @@ TEST(ContentGuard, AListOfServicesIsCutOutAndNothingLeftMeansTheFallback) {
       {"family visa, golden visa, trade licence, and emirates id", "How can I help you today?", "comma_separated_services",
        true},
       {"(Golden visa/investor visa)", "How can I help you today?", "parenthesised_service_list",
-       true},
+       true},      // Case and white space do not hide a list (the quick count before the rules folds them too).
+      {"We do COMPANY\n  Setup / work\tPERMIT.", "We do.", "slash_separated_services", false},
+
   };
   for (const auto& c : cases) {
     GuardOutcome g = guard->Check(c.in);

@@ -7,13 +7,12 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <ctime>
 #include <map>
 #include <optional>
 #include <thread>
 
 #include "convoy/events.h"
+#include "convoy/rfc3339.h"
 #include "convoy/log.h"
 #include "convoy/metrics.h"
 #include "convoy/rapidjson_util.h"
@@ -191,21 +190,6 @@ struct Sender::Command {
   std::string received_at;  // when ingress received the webhook this answers ("" when not a reply)
   int64_t last_inbound_at = 0;
 };
-
-namespace {
-// Seconds since the epoch of an RFC 3339 UTC time ("2026-11-30T18:00:00.123Z"); 0 if unreadable.
-double Rfc3339Seconds(const std::string& s) {
-  tm t{};
-  int ms = 0;
-  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour, &t.tm_min,
-                  &t.tm_sec, &ms) < 6) {
-    return 0;
-  }
-  t.tm_year -= 1900;
-  t.tm_mon -= 1;
-  return static_cast<double>(timegm(&t)) + ms / 1000.0;
-}
-}  // namespace
 
 int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at, std::chrono::seconds deadline,
                  std::string* why) {
@@ -391,7 +375,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
     Status s = db_.Exec(kMarkSent, {c.dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
     if (!s.ok()) LOG(ERROR) << ctx << "event=log_update_failed error=" << s.ToString();
     (typing ? M().read_receipt : M().sent).Inc();
-    if (const double received = c.received_at.empty() ? 0 : Rfc3339Seconds(c.received_at); received > 0) {
+    if (const double received = c.received_at.empty() ? 0 : ParseRfc3339(c.received_at); received > 0) {
       const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
       M().webhook_to_send.Observe(std::max(0.0, now_s - received));
     }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "convoy/log.h"
 
@@ -25,6 +26,10 @@ int64_t PgRows::get_int(size_t row, size_t col) const {
 struct PgConnection::Impl {
   std::string dsn;
   PGconn* conn = nullptr;
+  // Parameterized statements prepared on this connection (the SQL text is the key): the server
+  // parses and plans each once per connection instead of once per call. Prepared statements
+  // live as long as the session, so a reconnect empties it.
+  std::unordered_map<std::string, std::string> prepared;
   ~Impl() {
     if (conn) PQfinish(conn);
   }
@@ -91,6 +96,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& d
 
 Status PgConnection::Reconnect() {
   if (impl_->conn) PQfinish(impl_->conn);
+  impl_->prepared.clear();
   // The DSN may be key=value ("host=... dbname=...") or a URI ("postgresql://user@host:5432/db"):
   // libpq expands either from dbname. connect_timeout comes first so the DSN's own wins; appended
   // to a URI it would have become part of the database name.
@@ -117,8 +123,26 @@ Result<PgRows> PgConnection::Exec(const std::string& sql, const PgParams& params
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  PGresult* res = PQexecParams(impl_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                               values.data(), nullptr, nullptr, 0);
+  if (values.empty()) {
+    return CheckResult(impl_->conn, PQexecParams(impl_->conn, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0),
+                       sql.substr(0, 60));
+  }
+  // Statements with parameters are the code's fixed SQL; the bound keeps a caller that builds
+  // its text from values from growing the session without limit (past it: unprepared).
+  constexpr size_t kMaxPrepared = 512;
+  auto it = impl_->prepared.find(sql);
+  if (it == impl_->prepared.end() && impl_->prepared.size() < kMaxPrepared) {
+    std::string name = "convoy_" + std::to_string(impl_->prepared.size());
+    auto prepared = CheckResult(impl_->conn, PQprepare(impl_->conn, name.c_str(), sql.c_str(), 0, nullptr),
+                                sql.substr(0, 60));
+    if (!prepared.ok()) return prepared.status();
+    it = impl_->prepared.emplace(sql, std::move(name)).first;
+  }
+  PGresult* res = it != impl_->prepared.end()
+                      ? PQexecPrepared(impl_->conn, it->second.c_str(), static_cast<int>(values.size()),
+                                       values.data(), nullptr, nullptr, 0)
+                      : PQexecParams(impl_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                     values.data(), nullptr, nullptr, 0);
   return CheckResult(impl_->conn, res, sql.substr(0, 60));
 }
 

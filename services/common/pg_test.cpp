@@ -104,5 +104,31 @@ TEST(PgConnection, ReconnectsAfterTheBackendIsKilled) {
   EXPECT_EQ(again->get_int(0, 0), 1);
 }
 
+// A statement with parameters is prepared once per session and then only executed; a new session
+// (after a reconnect) prepares it again rather than calling one that died with the old session.
+TEST(PgConnection, PreparedStatementsSurviveAReconnect) {
+  test::TestDatabase db("pg_prepared");
+  auto c = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(c.ok());
+  const std::string sql = "SELECT $1::int + 1";
+  for (int i = 0; i < 3; ++i) {
+    auto r = (*c)->Exec(sql, {std::to_string(i)});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->get_int(0, 0), i + 1);
+  }
+  auto prepared = (*c)->Exec("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", {sql});
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  EXPECT_EQ(prepared->get_int(0, 0), 1) << "prepared once, on this session";
+  auto pid = (*c)->Exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid.ok());
+  auto admin = PgConnection::Connect(test::PgDsn());
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE((*admin)->Exec("SELECT pg_terminate_backend($1::int)", {pid->get(0, 0)}).ok());
+  EXPECT_EQ((*c)->Exec(sql, {"5"}).status().code(), Code::kUnavailable);
+  auto again = (*c)->Exec(sql, {"6"});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->get_int(0, 0), 7);
+}
+
 }  // namespace
 }  // namespace convoy

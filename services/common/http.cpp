@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -315,20 +317,57 @@ int64_t HttpServer::in_flight() const { return impl_->in_flight.load(); }
 
 namespace {
 
-// Sends the request; the response's headers are read, its body not yet.
-http::http_response Send(const HttpClientRequest& request) {
-  web::uri uri(request.url);
+// One client per (scheme, host, port, timeout, redirects), kept for the process's life: a
+// client keeps its connections open between requests (HTTP keep-alive, idle ones closed after
+// 30 s), so a send to the Graph API or a sink reuses a connection instead of opening one (and a
+// TLS session) per call. A connection the server closed meanwhile is retried on a new one by the
+// client. Clients are safe to share between threads.
+std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri, const HttpClientRequest& request) {
+  // Never destroyed: a client torn down during static destruction could outlive the threads it needs.
+  static std::mutex& mu = *new std::mutex;
+  static auto& clients = *new std::map<std::string, std::shared_ptr<http::client::http_client>>;
+  constexpr size_t kMaxClients = 256;  // distinct origins; past it the cache starts over
+  std::string key = uri.authority().to_string() + " " + std::to_string(request.timeout.count()) + " " +
+                    std::to_string(request.max_redirects);
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = clients.find(key);
+  if (it != clients.end()) return it->second;
   http::client::http_client_config config;
   config.set_timeout(request.timeout);
   if (request.max_redirects >= 0) config.set_max_redirects(static_cast<size_t>(request.max_redirects));
-  http::client::http_client client(uri.authority(), config);
+  if (clients.size() >= kMaxClients) clients.clear();
+  auto client = std::make_shared<http::client::http_client>(uri.authority(), config);
+  clients.emplace(std::move(key), client);
+  return client;
+}
+
+http::http_request CopyRequest(const HttpClientRequest& request, const web::uri& uri) {
   http::http_request req(request.method);
   req.set_request_uri(uri.resource());
   for (const auto& [k, v] : request.headers) req.headers().add(k, v);
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
     req.set_body(request.body, request.content_type);
   }
-  return client.request(req).get();
+  return req;
+}
+
+// Sends the request; the response's headers are read, its body not yet.
+http::http_response Send(const HttpClientRequest& request) {
+  web::uri uri(request.url);
+  auto client = ClientFor(uri, request);
+  http::http_request req = CopyRequest(request, uri);
+  // A kept-alive connection the server closed while it sat in the pool fails when the request is
+  // written to it. Nothing complete reached the server then, so the request goes again, on another
+  // connection (a few times: the pool may hold several such connections after a quiet spell). A
+  // failure after the request was written is not retried here: the server may have acted on it.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return client->request(attempt == 1 ? req : CopyRequest(request, uri)).get();
+    } catch (const http::http_exception& e) {
+      if (attempt >= 4 || std::string(e.what()).rfind("Failed to write request", 0) != 0) throw;
+      LOG(INFO) << "event=http_stale_connection url=" << request.url << " attempt=" << attempt << " what=" << e.what();
+    }
+  }
 }
 
 Status FetchError(const HttpClientRequest& request, const http::http_exception& e) {

@@ -148,5 +148,94 @@ TEST(HttpFetch, RefusedConnectionIsUnavailable) {
   EXPECT_TRUE(IsTransient(r.status().code()));
 }
 
+// A keep-alive HTTP/1.1 server that counts the connections it accepts; close_after_each closes
+// each connection after answering once, without saying so (as a server whose idle timeout
+// struck between two requests).
+class CountingServer {
+ public:
+  CountingServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(listen(fd_, 16), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Accept(); });
+  }
+  ~CountingServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+    for (auto& t : conns_) t.join();
+  }
+  int port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+  std::atomic<bool> close_after_each{false};
+
+ private:
+  void Accept() {
+    while (true) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      ++accepted_;
+      conns_.emplace_back([this, c] { Serve(c); });
+    }
+  }
+  void Serve(int c) {
+    std::string in;
+    char buf[4096];
+    while (true) {
+      size_t end = in.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t length = 0, at = in.find("Content-Length: ");
+        if (at != std::string::npos && at < end) length = std::stoul(in.substr(at + 16));
+        if (in.size() >= end + 4 + length) {
+          in.erase(0, end + 4 + length);
+          const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+          if (send(c, answer.data(), answer.size(), MSG_NOSIGNAL) < 0 || close_after_each) break;
+          continue;
+        }
+      }
+      ssize_t n = recv(c, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    close(c);
+  }
+  int fd_ = -1, port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+  std::vector<std::thread> conns_;
+};
+
+// Calls to one origin share a kept-alive connection (a TLS session per call to the Graph API is
+// what this saves); one the server closed meanwhile is replaced, and the call still succeeds.
+TEST(HttpFetch, ReusesItsConnectionAndReplacesOneTheServerClosed) {
+  CountingServer server;
+  HttpClientRequest req;
+  req.method = "POST";
+  req.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/x";
+  req.body = "{}";
+  for (int i = 0; i < 10; ++i) {
+    auto r = HttpFetch(req);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body, "ok");
+  }
+  EXPECT_LE(server.accepted(), 2) << "10 calls, each on a connection of its own";
+  const int before = server.accepted();
+  server.close_after_each = true;
+  // The (at most 2) pooled connections answer once more each; from then on every call finds
+  // only connections the server closed, and must open one.
+  for (int i = 0; i < 5; ++i) {
+    auto r = HttpFetch(req);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
+    EXPECT_EQ(r->body, "ok");
+  }
+  EXPECT_GE(server.accepted(), before + 3) << "closed connections were replaced";
+}
+
 }  // namespace
 }  // namespace convoy

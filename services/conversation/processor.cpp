@@ -231,9 +231,9 @@ void Envelope(Writer& w, const char* schema, const Parsed& p, const std::string&
 
 // An outbound.send's envelope and address, up to its message: to the phone when the person shared
 // one (Meta's `to`), else to their BSUID (`recipient`).
-void SendHead(Writer& w, const Parsed& p, const std::string& dedupe, int64_t last_inbound_at, bool reply = true) {
+void SendHead(Writer& w, const Parsed& p, const std::string& dedupe, int64_t last_inbound_at) {
   Envelope(w, "outbound.send", p, dedupe);
-  if (reply && !p.received_at.empty()) { w.Key("received_at"); w.String(p.received_at); }
+  if (!p.received_at.empty()) { w.Key("received_at"); w.String(p.received_at); }
   if (!p.reply_phone.empty()) {
     w.Key("to"); w.String(p.reply_phone);
   } else {
@@ -242,11 +242,15 @@ void SendHead(Writer& w, const Parsed& p, const std::string& dedupe, int64_t las
   if (last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(last_inbound_at); }
 }
 
-std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at) {
+// mark_read: the user's message this send answers first, to be marked read with the typing
+// indicator by outbound before the send (empty: none).
+std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at,
+                     const std::string& mark_read = "") {
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
   SendHead(w, p, dedupe, last_inbound_at);
+  if (!mark_read.empty()) { w.Key("mark_read"); w.String(mark_read); }
   w.Key("message");
   w.StartObject();
   if (e.kind == Effect::Kind::kSendButtons) {
@@ -273,21 +277,6 @@ std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e
     w.Key("type"); w.String("text");
     w.Key("text"); w.StartObject(); w.Key("body"); w.String(e.text); w.EndObject();
   }
-  w.EndObject();
-  w.EndObject();
-  return b.GetString();
-}
-
-// Marks the user's message read with the typing indicator, to the same address as the reply.
-std::string TypingBody(const Parsed& p, const std::string& dedupe, int64_t last_inbound_at) {
-  rapidjson::StringBuffer b;
-  Writer w(b);
-  w.StartObject();
-  SendHead(w, p, dedupe, last_inbound_at, /*reply=*/false);
-  w.Key("message");
-  w.StartObject();
-  w.Key("type"); w.String("typing_indicator");
-  w.Key("message_id"); w.String(p.dedupe_key);
   w.EndObject();
   w.EndObject();
   return b.GetString();
@@ -510,11 +499,12 @@ struct OutboxRow {
   std::string body;
 };
 
-OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, int64_t last_inbound_at) {
+OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, int64_t last_inbound_at,
+                    const std::string& mark_read) {
   switch (e.kind) {
     case Effect::Kind::kSendText:
     case Effect::Kind::kSendButtons:
-      return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
+      return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at, mark_read)};
     case Effect::Kind::kFetchMedia:
       return {exchanges::kCommands, queues::kMediaFetch, FetchBody(p, key, e)};
     case Effect::Kind::kFlowCompleted:
@@ -847,15 +837,11 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   const bool answered = std::any_of(t.effects.begin(), t.effects.end(), [](const Effect& e) {
     return e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons;
   });
-  if (typing_indicator_ && from_user && answered && p.event.kind != Event::Kind::kRecorded) {
-    // Written before the reply: the relay publishes in id order, and the indicator is not paced.
-    std::string key = p.conversation_key + ":" + p.dedupe_key + ":typing";
-    s = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundSend), key,
-                                 p.correlation_id, p.conversation_key, TypingBody(p, key, t.state.last_inbound_at)})
-            .status();
-    if (!s.ok()) return s;
-    a->wrote_outbox = true;
-  }
+  // The first answer carries the user's message to mark read with the typing indicator: outbound
+  // makes that call just before the send, once (the send's claim guards both), so the indicator
+  // never lands after the reply and costs no command of its own.
+  std::string mark_read =
+      typing_indicator_ && from_user && answered && p.event.kind != Event::Kind::kRecorded ? p.dedupe_key : "";
   if (!t.state.assignment.id.empty() && t.note == "answered") {
     // GET /v1/assignments/{id} shows the answers so far.
     s = RecordAnswers(db_, t.state.assignment.id, AnswersJson(t.state.fields, t.state.photos));
@@ -885,7 +871,8 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
       continue;
     }
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
-    OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at);
+    OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at, mark_read);
+    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons) mark_read.clear();
     s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id, p.conversation_key, row.body})
             .status();
     if (!s.ok()) return s;

@@ -29,8 +29,8 @@ class Processor {
             std::function<int64_t()> clock = nullptr);
   Disposition Handle(const Delivery& delivery);
   std::vector<Disposition> HandleBatch(const std::vector<Delivery>& batch);
-  // When a user's message is answered, first mark it read and show "typing…" (one Graph call per
-  // inbound message, through outbound like any send). Off unless set.
+  // When a user's message is answered, first mark it read and show "typing…": the first answer
+  // carries it (outbound.send's mark_read), one Graph call just before that send. Off unless set.
   void set_typing_indicator(bool on) { typing_indicator_ = on; }
   // How checklist assignments end and the next one starts (their TTL, their flow).
   void set_assignments(AssignmentSettings settings) { assignments_ = std::move(settings); }

@@ -209,6 +209,25 @@ Status CheckLimits(const Value& message) {
 
 }  // namespace
 
+std::string ReadReceiptRequest(const std::string& wamid) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  w.StartObject();
+  w.Key("messaging_product");
+  w.String("whatsapp");
+  w.Key("status");
+  w.String("read");
+  w.Key("message_id");
+  w.String(wamid.c_str(), static_cast<rapidjson::SizeType>(wamid.size()));
+  w.Key("typing_indicator");
+  w.StartObject();
+  w.Key("type");
+  w.String("text");
+  w.EndObject();
+  w.EndObject();
+  return std::string(b.GetString(), b.GetSize());
+}
+
 Result<std::string> BuildSendRequest(const std::string& command_body, const std::string& callback) {
   rapidjson::Document cmd;
   cmd.Parse(command_body.c_str(), command_body.size());
@@ -217,26 +236,10 @@ Result<std::string> BuildSendRequest(const std::string& command_body, const std:
   }
   const Value& message = cmd["message"];
   if (Str(message, "type") == "typing_indicator") {
-    // Marks the user's message read and shows "typing…" until the reply (or 25 s): not a message,
-    // so no recipient, no limits and no callback data.
+    // A command written before outbound.send's mark_read: the same call.
     const std::string wamid = Str(message, "message_id");
     if (wamid.empty()) return Status(Code::kInvalidArgument, "typing_indicator needs the message_id it answers");
-    rapidjson::StringBuffer b;
-    rapidjson::Writer<rapidjson::StringBuffer> w(b);
-    w.StartObject();
-    w.Key("messaging_product");
-    w.String("whatsapp");
-    w.Key("status");
-    w.String("read");
-    w.Key("message_id");
-    w.String(wamid.c_str(), static_cast<rapidjson::SizeType>(wamid.size()));
-    w.Key("typing_indicator");
-    w.StartObject();
-    w.Key("type");
-    w.String("text");
-    w.EndObject();
-    w.EndObject();
-    return std::string(b.GetString(), b.GetSize());
+    return ReadReceiptRequest(wamid);
   }
   Status limits = CheckLimits(message);
   if (!limits.ok()) return limits;

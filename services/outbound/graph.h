@@ -35,6 +35,10 @@ const GraphErrorInfo* KnownGraphError(int code);  // nullptr: not one convoy kno
 GraphErrorClass ClassifyGraphError(int http_status, int code);
 GraphError ParseGraphError(int http_status, const std::string& body);
 
+// Marks the user's message read and shows "typing…" until the reply (or 25 s): not a message, so
+// no recipient, no limits and no callback data.
+std::string ReadReceiptRequest(const std::string& wamid);
+
 // {"messaging_product":"whatsapp","recipient_type":"individual","to":..., <message fields>,
 // "biz_opaque_callback_data": callback} from an outbound.send body (Meta echoes the callback
 // data in the message's status webhooks). kInvalidArgument, naming the limit, when the command

@@ -91,6 +91,7 @@ struct Metrics {
   Registry& r = DefaultRegistry();
   Counter& sent = Result("sent");
   Counter& read_receipt = Result("read_receipt");
+  Counter& read_receipt_failed = Result("read_receipt_failed");
   Counter& duplicate = Result("duplicate");
   Counter& failed = Result("failed");
   Counter& retried = Result("retry");
@@ -188,6 +189,7 @@ Disposition ApplyPreference(PgConnection& db, const rapidjson::Document& doc, in
 struct Sender::Command {
   std::string dedupe, pnid, to, correlation, conversation, type, template_category;
   std::string received_at;  // when ingress received the webhook this answers ("" when not a reply)
+  std::string mark_read;    // the user's message to mark read with the typing indicator first ("" none)
   int64_t last_inbound_at = 0;
 };
 
@@ -256,6 +258,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   c.type = JsonStr(JsonMember(cmd, "message"), "type");
   c.template_category = JsonStr(cmd, "template_category");
   c.received_at = JsonStr(cmd, "received_at");
+  c.mark_read = JsonStr(cmd, "mark_read");
   const auto& last = JsonMember(cmd, "last_inbound_at");
   c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
   ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
@@ -351,8 +354,22 @@ Disposition Sender::HandleSend(const Delivery& d) {
   req.url = settings_.graph.base_url + "/" + c.pnid + "/messages";
   req.headers["Authorization"] = "Bearer " + settings_.graph.token;
   req.headers["X-Correlation-Id"] = c.correlation;
-  req.body = *request;
   req.timeout = settings_.graph.timeout;
+  if (!c.mark_read.empty() && previous == "new") {
+    // The user's message marked read with "typing…", just before the answer, on this first claim
+    // only (a retry or a resend after reconcile shows no indicator after the fact). Best effort:
+    // it is not retried and does not hold the send.
+    req.body = ReadReceiptRequest(c.mark_read);
+    auto receipt = HttpFetch(req);
+    if (receipt.ok() && receipt->status / 100 == 2) {
+      M().read_receipt.Inc();
+    } else {
+      M().read_receipt_failed.Inc();
+      LOG(WARNING) << ctx << "event=read_receipt_failed message_id=" << c.mark_read << " error="
+                   << (receipt.ok() ? "HTTP " + std::to_string(receipt->status) : receipt.status().ToString());
+    }
+  }
+  req.body = *request;
   auto started = std::chrono::steady_clock::now();
   auto resp = HttpFetch(req);
   M().graph.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());

@@ -243,6 +243,35 @@ TEST_F(OutboundTest, TheContentGuardCutsAServiceListBeforeTheCall) {
   EXPECT_EQ(replaced.Value() - r0, 1u);
 }
 
+// An answer carrying mark_read: the user's message is marked read with the typing indicator just
+// before the answer, once: not again for a duplicate of the command, nor for a retried attempt
+// (the indicator would show after the fact).
+TEST_F(OutboundTest, TheAnswersMarkReadGoesJustBeforeItOnce) {
+  StartReplica(Settings(), 1);
+  auto with_mark_read = [](std::string command, const std::string& wamid) {
+    return command.replace(command.find(R"("to":")"), 0, R"("mark_read":")" + wamid + R"(",)");
+  };
+  const std::string to = "16505553001", to2 = "16505553002";
+  auto publish = [&](const std::string& key, const std::string& who, const std::string& wamid) {
+    std::string body = with_mark_read(Command(key, who, TextMessage("Hi"), NowSeconds()), wamid);
+    ASSERT_TRUE(base_.schemas.Validate(body).ok()) << body;
+    ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, who), 10s).ok());
+  };
+  publish("mr:1", to, "wamid.U1");
+  ASSERT_TRUE(WaitStatus("mr:1", "sent"));
+  uint64_t dups = SendsCounted("duplicate");
+  publish("mr:1", to, "wamid.U1");  // a duplicate: acked without a call
+  ASSERT_TRUE(WaitUntil([&] { return SendsCounted("duplicate") > dups; }, 20s));
+  // The first attempt fails (503), the retry sends: one receipt, before the first attempt.
+  graph_.Inject(503, 2, 1, 0, "/messages");
+  publish("mr:2", to2, "wamid.U2");
+  ASSERT_TRUE(WaitStatus("mr:2", "sent"));
+  EXPECT_EQ(Log("mr:2").attempts, "2");
+  EXPECT_EQ(graph_.CallOrder(),
+            (std::vector<std::string>{"read:wamid.U1", "send:" + to, "read:wamid.U2", "send:" + to2}));
+  EXPECT_EQ(graph_.ReadReceipts(), (std::vector<std::string>{"wamid.U1:typing", "wamid.U2:typing"}));
+}
+
 TEST_F(OutboundTest, RateLimitAndServerErrorsAreRetriedAndSentOnce) {
   StartReplica(Settings(), 1);
   struct Case {

@@ -54,6 +54,7 @@ struct FakeGraph::Impl {
   std::vector<std::string> sends;  // JSON objects
   std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
   std::vector<std::string> read_receipts;                   // "<wamid>" or "<wamid>:typing"
+  std::vector<std::string> call_order;                      // "read:<wamid>", "send:<to>"
   std::atomic<uint64_t> calls{0}, downloads{0}, download_requests{0}, upload_calls{0};
   std::vector<std::string> uploaded;                    // bytes of each distinct upload
   std::map<std::string, std::string> uploads_by_key;    // Idempotency-Key → answer
@@ -132,6 +133,7 @@ struct FakeGraph::Impl {
       bool typing = body.HasMember("typing_indicator") && body["typing_indicator"].IsObject();
       std::lock_guard<std::mutex> lock(mu);
       read_receipts.push_back(wamid + (typing ? ":typing" : ""));
+      call_order.push_back("read:" + wamid);
       return Json(200, R"({"success":true})");
     }
     // Sends (read receipts above are neither counted as calls nor given injected errors).
@@ -160,6 +162,7 @@ struct FakeGraph::Impl {
                       R"(","wamid":")" + wamid + R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
                       R"(","at_ms":)" + std::to_string(now_ms) + R"(,"body":)" + r.body + "}");
       send_times.emplace_back(to, now_ms);
+      call_order.push_back("send:" + to);
       to_sink = sink;
     }
     sent_cv.notify_all();
@@ -248,6 +251,12 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     : impl_(new Impl(std::move(token), std::move(host), port)) {
   Impl* impl = impl_.get();
   impl->server.Route("GET", "/_fake/requests", [this](const HttpRequest&) { return Json(200, RequestsJson()); });
+  // Counts only, for a poller that waits for a number without pulling every request each time.
+  impl->server.Route("GET", "/_fake/count", [impl](const HttpRequest&) {
+    std::lock_guard<std::mutex> lock(impl->mu);
+    return Json(200, R"({"sends":)" + std::to_string(impl->sends.size()) + R"(,"read_receipts":)" +
+                         std::to_string(impl->read_receipts.size()) + "}");
+  });
   impl->server.Route("POST", "/_fake/reset", [impl](const HttpRequest&) {
     std::lock_guard<std::mutex> lock(impl->mu);
     impl->sends.clear();
@@ -255,6 +264,7 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     impl->injections.clear();
     impl->random.reset();
     impl->read_receipts.clear();
+    impl->call_order.clear();
     return Json(200, "{}");
   });
   impl->server.Route("POST", "/_fake/media", [this](const HttpRequest& r) {
@@ -401,6 +411,11 @@ void FakeGraph::InjectRandom(double p_unavailable, double p_throughput, int max_
 std::vector<std::string> FakeGraph::ReadReceipts() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->read_receipts;
+}
+
+std::vector<std::string> FakeGraph::CallOrder() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->call_order;
 }
 
 size_t FakeGraph::RandomFailures() const {

@@ -66,6 +66,8 @@ class FakeGraph {
   // "Mark as read" calls (status: read), in order: "<wamid>", or "<wamid>:typing" with the typing
   // indicator. Not sends: SendCount() and SentTexts() leave them out.
   std::vector<std::string> ReadReceipts() const;
+  // Read receipts and accepted sends in the order they arrived: "read:<wamid>", "send:<to>".
+  std::vector<std::string> CallOrder() const;
 
  private:
   struct Impl;

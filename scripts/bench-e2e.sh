@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # End to end, the whole pipeline under a Meta-like load: N unique conversations posted at RATE/s
 # by an open-loop client (convoy-loadgen --unique: each POST its own message and sender, signed
-# as Meta signs), each answered once; the fake Graph API (convoy-fake-graph) records every reply.
-# Prints the replies per second from the first POST to the last reply, the webhook latency, and
-# the CPU seconds each process spent. Pacing is off (the fake is not Meta).
-#   scripts/bench-e2e.sh [RATE] [SECONDS]      (defaults: 2000/s for 5 s, 10,000 conversations)
+# as Meta signs, spread over --numbers business numbers), each answered once; the fake Graph API
+# (convoy-fake-graph) records every reply. Prints the replies per second from the first POST to
+# the last reply, the webhook latency, where each reply's time went (webhook received -> the
+# conversation's commit -> the relay's publish -> outbound's claim -> the Graph call, from the
+# database's timestamps and the fake's, joined by wamid), and the CPU seconds each process spent.
+#   scripts/bench-e2e.sh [--pacing] [--numbers=K] [RATE] [SECONDS]
+# Defaults: 2000/s for 5 s (10,000 conversations), 4 numbers, pacing off (the fake is not Meta).
+# The latency run: scripts/bench-e2e.sh --pacing 200 30 (a steady 200/s, Meta's pacing on).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-rate=${1:-2000}; seconds=${2:-5}; n=$((rate * seconds))
+pacing=false; numbers=4; args=()
+for a in "$@"; do
+  case $a in
+    --pacing) pacing=true ;;
+    --numbers=*) numbers=${a#--numbers=} ;;
+    -*) die "unknown option $a (usage: bench-e2e.sh [--pacing] [--numbers=K] [RATE] [SECONDS])" ;;
+    *) args+=("$a") ;;
+  esac
+done
+rate=${args[0]:-2000}; seconds=${args[1]:-5}; n=$((rate * seconds))
 bin=$("$here/build.sh" | tail -n 1)
 started=()
 start_infra rabbit started
@@ -42,7 +55,7 @@ start fake-graph 24090 "$bin/tests/convoy-fake-graph"
 start ingress 24080 "$bin/services/ingress/convoy-ingress" --amqp_url="$url"
 start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
 start media 24082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --media_dir="$log_dir/e2e-media"
-start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing=false
+start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing="$pacing"
 
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
 broker_sid=$(cat "$CONVOY_RUN_DIR/rabbitmq/server.pid" 2>/dev/null || true)
@@ -63,11 +76,11 @@ declare -A before
 for svc in "${!pid_of[@]}"; do before[$svc]=$(cpu_of "${pid_of[$svc]}"); done
 broker_before=$(broker_cpu)
 pg_before=$(pg_cpu)
-replies() { curl -sf "$graph/_fake/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+replies() { curl -sf "$graph/_fake/count" | sed -n 's/.*"sends":\([0-9]*\).*/\1/p'; }
 all_replied() { [ "$(replies)" -ge "$n" ]; }
 
 start_ms=$(date +%s%3N)
-result=$("$bin/tests/convoy-loadgen" --port=24080 --rate="$rate" --seconds="$seconds" --connections=32 --unique \
+result=$("$bin/tests/convoy-loadgen" --port=24080 --rate="$rate" --seconds="$seconds" --connections=32 --unique --numbers="$numbers" \
   --body_file="$CONVOY_ROOT/tests/data/bench-unique-webhook.json")
 wait_for "$n replies" 600 all_replied || die "only $(replies) of $n replies (see $log_dir/e2e-*.log)"
 tick=$(getconf CLK_TCK)
@@ -84,6 +97,35 @@ secs = (last - start) / 1000
 print("RESULT conversations=%d replies=%d answered_twice=%d seconds=%.1f replies_per_s=%.0f" % (n, len(sends), twice, secs, len(sends) / secs))
 ' "$start_ms" "$n"
 echo "LOADGEN $result"
+# Where each reply's time went. inbound_messages' row is written once, by the conversation's
+# transaction: its commit timestamp (track_commit_timestamp) is that commit.
+curl -sf "$graph/_fake/requests" >"$log_dir/e2e-sends.json"
+psql "$dsn" -Atq -F ' ' -c "
+  SELECT o.wamid, extract(epoch FROM o.received_at) * 1000,
+         (SELECT min(extract(epoch FROM pg_xact_commit_timestamp(i.xmin)) * 1000) FROM inbound_messages i
+           WHERE i.correlation_id = o.correlation_id),
+         extract(epoch FROM x.published_at) * 1000, extract(epoch FROM o.attempt_started_at) * 1000
+    FROM outbound_messages o JOIN outbox x ON x.dedupe_key = o.dedupe_key
+   WHERE o.wamid IS NOT NULL AND o.received_at IS NOT NULL" >"$log_dir/e2e-stages.txt"
+python3 - "$log_dir/e2e-sends.json" "$log_dir/e2e-stages.txt" <<'PY'
+import json, sys
+graph_at = {s["wamid"]: s["at_ms"] for s in json.load(open(sys.argv[1]))}
+names = ["webhook->commit", "commit->relay", "relay->claim", "claim->graph", "webhook->graph"]
+stages = {k: [] for k in names}
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) != 5 or f[0] not in graph_at or "" in f:
+        continue
+    received, commit, relay, claim = (float(v) for v in f[1:])
+    at = graph_at[f[0]]
+    for k, v in zip(names, [commit - received, relay - commit, claim - relay, at - claim, at - received]):
+        stages[k].append(v)
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * p))] if v else float("nan")
+print("STAGES_MS replies=%d " % len(stages["webhook->graph"]) +
+      " ".join("%s=p50:%.1f,p99:%.1f" % (k, pct(v, 0.50), pct(v, 0.99)) for k, v in stages.items()))
+PY
 line="CPU_SECONDS"
 for svc in ingress conversation media outbound fake-graph; do
   line+=" $svc=$(awk -v a="$(cpu_of "${pid_of[$svc]}")" -v b="${before[$svc]}" -v t="$tick" 'BEGIN{printf "%.1f", (a-b)/t}')"

@@ -4,6 +4,8 @@
 #   scripts/infra.sh start|stop|status [rabbit|pg]    (default: both)
 #   scripts/infra.sh kill rabbit|pg     (fault tests: kill -9 the broker; crash PostgreSQL with an
 #                                        immediate shutdown, which recovers from its WAL on start)
+# CONVOY_PG_OPTIONS adds server settings at start, e.g. to see where statement time goes:
+#   CONVOY_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements" scripts/infra.sh start pg
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -114,7 +116,7 @@ pg_start() {
   fi
   log "postgres: starting on :$CONVOY_PG_PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -c port=$CONVOY_PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=on -c shared_buffers=256MB -c track_commit_timestamp=on" >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -c port=$CONVOY_PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=on -c shared_buffers=256MB -c track_commit_timestamp=on ${CONVOY_PG_OPTIONS:-}" >/dev/null \
     || { tail -n 40 "$PG_DIR/postgres.log" >&2; die "postgres did not start"; }
   log "postgres: ready"
 }

@@ -35,8 +35,11 @@ DEFINE_validator(connections, &convoy::ValidatePositive);
 DEFINE_string(body_file, "", "POST body (raw bytes)");
 DEFINE_string(signature, "", "X-Hub-Signature-256 header value");
 DEFINE_bool(unique, false,
-            "Each request its own body: {N} in the body file becomes the request's number and {T} the current "
-            "Unix time, and each body is signed as Meta signs (HMAC-SHA256 with CONVOY_APP_SECRET)");
+            "Each request its own body: {N} in the body file becomes the request's number, {P} its business "
+            "number (the request's number modulo --numbers, 4 digits) and {T} the current Unix time, and each "
+            "body is signed as Meta signs (HMAC-SHA256 with CONVOY_APP_SECRET)");
+DEFINE_int32(numbers, 1, "With --unique: business numbers the requests are spread over ({P})");
+DEFINE_validator(numbers, &convoy::ValidatePositive);
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -107,7 +110,10 @@ int main(int argc, char** argv) {
     requests.reserve(static_cast<size_t>(total));
     for (int64_t i = 0; i < total; ++i) {
       std::string b = body;
-      for (const auto& [key, value] : {std::pair<std::string, std::string>{"{N}", std::to_string(i)}, {"{T}", now}}) {
+      char number[16];
+      std::snprintf(number, sizeof number, "%04d", static_cast<int>(i % FLAGS_numbers));
+      for (const auto& [key, value] :
+           {std::pair<std::string, std::string>{"{N}", std::to_string(i)}, {"{T}", now}, {"{P}", number}}) {
         for (size_t at = b.find(key); at != std::string::npos; at = b.find(key, at + value.size())) b.replace(at, key.size(), value);
       }
       requests.push_back(build(b, "sha256=" + convoy::HexEncode(convoy::HmacSha256(secret, b))));

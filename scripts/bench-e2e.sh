@@ -126,10 +126,18 @@ def pct(v, p):
 print("STAGES_MS replies=%d " % len(stages["webhook->graph"]) +
       " ".join("%s=p50:%.1f,p99:%.1f" % (k, pct(v, 0.50), pct(v, 0.99)) for k, v in stages.items()))
 PY
-line="CPU_SECONDS"
+# CPU seconds per process for the run, and the same per reply (ms): the budget a reply costs.
+declare -A used
 for svc in ingress conversation media outbound fake-graph; do
-  line+=" $svc=$(awk -v a="$(cpu_of "${pid_of[$svc]}")" -v b="${before[$svc]}" -v t="$tick" 'BEGIN{printf "%.1f", (a-b)/t}')"
+  used[$svc]=$(awk -v a="$(cpu_of "${pid_of[$svc]}")" -v b="${before[$svc]}" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
 done
-line+=" rabbitmq=$(awk -v a="$(broker_cpu)" -v b="$broker_before" -v t="$tick" 'BEGIN{printf "%.1f", (a-b)/t}')"
-line+=" postgres=$(awk -v a="$(pg_cpu)" -v b="$pg_before" -v t="$tick" 'BEGIN{printf "%.1f", (a-b)/t}')"
+used[rabbitmq]=$(awk -v a="$(broker_cpu)" -v b="$broker_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
+used[postgres]=$(awk -v a="$(pg_cpu)" -v b="$pg_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
+line="CPU_SECONDS" per="CPU_MS_PER_REPLY" total=0
+for k in ingress conversation media outbound fake-graph rabbitmq postgres; do
+  line+=" $k=$(awk -v v="${used[$k]}" 'BEGIN{printf "%.1f", v}')"
+  per+=" $k=$(awk -v v="${used[$k]}" -v n="$n" 'BEGIN{printf "%.2f", v * 1000 / n}')"
+  total=$(awk -v a="$total" -v v="${used[$k]}" 'BEGIN{print a + v}')
+done
 echo "$line"
+echo "$per total=$(awk -v v="$total" -v n="$n" 'BEGIN{printf "%.2f", v * 1000 / n}') (2 cores: at most $(awk -v v="$total" -v n="$n" 'BEGIN{printf "%.0f", 2 * n / v}') replies/s)"

@@ -728,6 +728,13 @@ struct Consumer::Impl {
   std::atomic<uint64_t> delivered{0}, acked{0}, retried{0}, delayed{0}, dead_lettered{0}, reconnects{0};
   std::mutex sleep_mu;
   std::condition_variable sleep_cv;
+  // Acks not yet sent: the highest settled tag and how many it stands for. Settled deliveries are
+  // acked together (one basic.ack, multiple) when no further delivery is already waiting, or
+  // every half prefetch: one quorum-queue settle command for many instead of one each. A
+  // delivery is only ever counted here after its outcome is committed or confirmed, so a crash
+  // before the ack redelivers work already done, which every handler takes as a duplicate.
+  uint64_t pending_ack_tag = 0;
+  int pending_acks = 0;
 
   void SleepUnlessStopped(std::chrono::milliseconds d) {
     std::unique_lock<std::mutex> lock(sleep_mu);
@@ -749,8 +756,24 @@ struct Consumer::Impl {
     return Status::Ok();
   }
 
+  // Sends the pending acks, if any.
+  void FlushAcks() {
+    if (pending_acks == 0 || !conn) return;
+    int rc = amqp_basic_ack(conn->state(), kChannel, pending_ack_tag, /*multiple=*/1);
+    const int n = pending_acks;
+    pending_acks = 0;
+    pending_ack_tag = 0;
+    if (rc != AMQP_STATUS_OK) {
+      Lose(std::string("basic.ack: ") + amqp_error_string2(rc));
+      return;
+    }
+    acked.fetch_add(static_cast<uint64_t>(n));
+  }
+
   void Lose(const std::string& why) {
     LOG(WARNING) << LogCtx{options.queue} << "event=amqp_consumer_lost why=" << why;
+    pending_acks = 0;  // the broker redelivers what the lost channel held unacked
+    pending_ack_tag = 0;
     connected.store(false);
     if (conn) {
       conn->MarkBroken();
@@ -776,10 +799,23 @@ struct Consumer::Impl {
         LOG(INFO) << LogCtx{options.queue} << "event=amqp_consuming prefetch=" << options.prefetch;
       }
       amqp_connection_state_t st = conn->state();
-      amqp_maybe_release_buffers(st);
       amqp_envelope_t env;
-      timeval tv{0, 200000};
-      amqp_rpc_reply_t r = amqp_consume_message(st, &env, &tv, 0);
+      amqp_rpc_reply_t r;
+      if (pending_acks > 0) {
+        // Acks wait only while more deliveries are already here; before blocking they go.
+        timeval zero{0, 0};
+        r = amqp_consume_message(st, &env, &zero, 0);
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+          FlushAcks();
+          if (!conn) continue;
+          timeval tv{0, 200000};
+          r = amqp_consume_message(st, &env, &tv, 0);
+        }
+      } else {
+        amqp_maybe_release_buffers(st);
+        timeval tv{0, 200000};
+        r = amqp_consume_message(st, &env, &tv, 0);
+      }
       if (r.reply_type == AMQP_RESPONSE_NORMAL) {
         std::vector<Delivery> batch;
         std::vector<uint64_t> tags;
@@ -804,6 +840,7 @@ struct Consumer::Impl {
                                                         " dispositions for " + std::to_string(batch.size())));
         }
         for (size_t i = 0; i < batch.size() && conn; ++i) Settle(tags[i], batch[i], disps[i]);
+        if (pending_acks * 2 >= options.prefetch) FlushAcks();
         continue;
       }
       if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) continue;
@@ -824,6 +861,7 @@ struct Consumer::Impl {
       }
       Lose(CheckReply(r, "consume").ToString());
     }
+    FlushAcks();
     connected.store(false);
     conn.reset();
   }
@@ -894,12 +932,8 @@ struct Consumer::Impl {
         LOG(WARNING) << ctx << "event=dead_lettered attempt=" << attempt << " reason=" << reason;
       }
     }
-    int rc = amqp_basic_ack(conn->state(), kChannel, tag, 0);
-    if (rc != AMQP_STATUS_OK) {
-      Lose(std::string("basic.ack: ") + amqp_error_string2(rc));
-      return;
-    }
-    acked.fetch_add(1);
+    pending_ack_tag = std::max(pending_ack_tag, tag);
+    ++pending_acks;
   }
 };
 

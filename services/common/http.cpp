@@ -71,11 +71,13 @@ void ReadBodyAsync(http::http_request req, size_t limit, std::function<void(Body
     concurrency::streams::container_buffer<std::string> buf;
     size_t total = 0;
     size_t limit = 0;
+    size_t declared = 0;  // Content-Length, 0 when absent (chunked) or empty
     std::function<void(BodyRead, std::string)> done;
   };
   auto st = std::make_shared<State>();
   st->stream = req.body();
   st->limit = limit;
+  st->declared = static_cast<size_t>(req.headers().content_length());
   st->done = std::move(done);
   auto next = std::make_shared<std::function<void()>>();
   *next = [st, next] {
@@ -90,11 +92,13 @@ void ReadBodyAsync(http::http_request req, size_t limit, std::function<void(Body
       }
       if (result == BodyRead::kOk && got > 0) {
         st->total += got;
-        if (st->total <= st->limit) {
+        // A body whose declared length has arrived is whole: no further read (and task) to
+        // learn that the stream ended.
+        if (st->total <= st->limit && !(st->declared > 0 && st->total >= st->declared)) {
           (*next)();
           return;
         }
-        result = BodyRead::kTooLarge;
+        if (st->total > st->limit) result = BodyRead::kTooLarge;
       }
       *next = nullptr;  // ends the chain (and the reference cycle)
       // The collection also holds space allocated for reads that came back short: only the

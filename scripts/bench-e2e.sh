@@ -133,6 +133,16 @@ for svc in ingress conversation media outbound fake-graph; do
 done
 used[rabbitmq]=$(awk -v a="$(broker_cpu)" -v b="$broker_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
 used[postgres]=$(awk -v a="$(pg_cpu)" -v b="$pg_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
+# The fake Graph API's own ceiling, measured in the same run once the replies are in (after the
+# CPU figures above were read): sends posted to it directly by the same client, open loop, at
+# more than it can take, so the rate reached is its ceiling on these cores.
+fake_before=$(cpu_of "${pid_of[fake-graph]}")
+ceiling=$("$bin/tests/convoy-loadgen" --port=24090 --path=/v24.0/106540352240000/messages --rate=10000 --seconds=2 \
+  --connections=32 --unique --authorization="Bearer $CONVOY_GRAPH_TOKEN" \
+  --body_file="$CONVOY_ROOT/tests/data/bench-graph-send.json")
+fake_calls=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$ceiling")
+echo "FAKE_GRAPH_CEILING $ceiling cpu_us_per_call=$(awk -v a="$(cpu_of "${pid_of[fake-graph]}")" -v b="$fake_before" \
+  -v t="$tick" -v n="$fake_calls" 'BEGIN{printf "%.0f", (a-b) / t * 1e6 / n}')"
 line="CPU_SECONDS" per="CPU_MS_PER_REPLY" total=0
 for k in ingress conversation media outbound fake-graph rabbitmq postgres; do
   line+=" $k=$(awk -v v="${used[$k]}" 'BEGIN{printf "%.1f", v}')"

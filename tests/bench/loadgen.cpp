@@ -34,6 +34,7 @@ DEFINE_int32(connections, 32, "Keep-alive connections");
 DEFINE_validator(connections, &convoy::ValidatePositive);
 DEFINE_string(body_file, "", "POST body (raw bytes)");
 DEFINE_string(signature, "", "X-Hub-Signature-256 header value");
+DEFINE_string(authorization, "", "Authorization header value (e.g. \"Bearer <token>\" to post to the fake Graph API)");
 DEFINE_bool(unique, false,
             "Each request its own body: {N} in the body file becomes the request's number, {P} its business "
             "number (the request's number modulo --numbers, 4 digits) and {T} the current Unix time, and each "
@@ -95,6 +96,7 @@ int main(int argc, char** argv) {
   auto build = [](const std::string& b, const std::string& signature) {
     return "POST " + FLAGS_path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
            (signature.empty() ? "" : "X-Hub-Signature-256: " + signature + "\r\n") +
+           (FLAGS_authorization.empty() ? "" : "Authorization: " + FLAGS_authorization + "\r\n") +
            "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b;
   };
   const int64_t total = static_cast<int64_t>(FLAGS_rate) * FLAGS_seconds;

@@ -324,8 +324,9 @@ namespace {
 // One client per (scheme, host, port, timeout, redirects), kept for the process's life: a
 // client keeps its connections open between requests (HTTP keep-alive, idle ones closed after
 // 30 s), so a send to the Graph API or a sink reuses a connection instead of opening one (and a
-// TLS session) per call. A connection the server closed meanwhile is retried on a new one by the
-// client. Clients are safe to share between threads.
+// TLS session) per call. A connection the server closed meanwhile is replaced: by the client when
+// reading the answer fails, by Send() below when writing the request does. Clients are safe to
+// share between threads.
 std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri, const HttpClientRequest& request) {
   // Never destroyed: a client torn down during static destruction could outlive the threads it needs.
   static std::mutex& mu = *new std::mutex;
@@ -359,14 +360,13 @@ http::http_request CopyRequest(const HttpClientRequest& request, const web::uri&
 http::http_response Send(const HttpClientRequest& request) {
   web::uri uri(request.url);
   auto client = ClientFor(uri, request);
-  http::http_request req = CopyRequest(request, uri);
   // A kept-alive connection the server closed while it sat in the pool fails when the request is
   // written to it. Nothing complete reached the server then, so the request goes again, on another
   // connection (a few times: the pool may hold several such connections after a quiet spell). A
   // failure after the request was written is not retried here: the server may have acted on it.
   for (int attempt = 1;; ++attempt) {
     try {
-      return client->request(attempt == 1 ? req : CopyRequest(request, uri)).get();
+      return client->request(CopyRequest(request, uri)).get();
     } catch (const http::http_exception& e) {
       if (attempt >= 4 || std::string(e.what()).rfind("Failed to write request", 0) != 0) throw;
       LOG(INFO) << "event=http_stale_connection url=" << request.url << " attempt=" << attempt << " what=" << e.what();

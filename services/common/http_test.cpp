@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -169,6 +171,11 @@ class CountingServer {
     shutdown(fd_, SHUT_RDWR);
     close(fd_);
     thread_.join();
+    {
+      // A connection the client keeps alive would hold its thread in recv() forever.
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int c : fds_) shutdown(c, SHUT_RDWR);
+    }
     for (auto& t : conns_) t.join();
   }
   int port() const { return port_; }
@@ -181,6 +188,10 @@ class CountingServer {
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) return;
       ++accepted_;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        fds_.push_back(c);
+      }
       conns_.emplace_back([this, c] { Serve(c); });
     }
   }
@@ -203,9 +214,13 @@ class CountingServer {
       if (n <= 0) break;
       in.append(buf, static_cast<size_t>(n));
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    fds_.erase(std::find(fds_.begin(), fds_.end(), c));
     close(c);
   }
   int fd_ = -1, port_ = 0;
+  std::mutex mu_;
+  std::vector<int> fds_;  // connections still open (closed under mu_, so never shut down after reuse)
   std::atomic<int> accepted_{0};
   std::thread thread_;
   std::vector<std::thread> conns_;

@@ -112,11 +112,13 @@ Status SchemaRegistry::Validate(std::string_view body) const {
   return ValidateDoc(*it->second, impl_->sources.at(key).get(), doc, key);
 }
 
-Status SchemaRegistry::ValidateAs(const std::string& schema, int version, std::string_view body) const {
+Status SchemaRegistry::ValidateAs(const std::string& schema, int version, std::string_view body,
+                                  rapidjson::Document* parsed) const {
   std::string key = schema + "@" + std::to_string(version);
   auto it = impl_->schemas.find(key);
   if (it == impl_->schemas.end()) return Status(Code::kNotFound, "unknown schema " + key);
-  rapidjson::Document doc;
+  rapidjson::Document local;
+  rapidjson::Document& doc = parsed ? *parsed : local;
   doc.Parse(body.data(), body.size());
   if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -59,10 +59,9 @@ HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, 
 }
 
 HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
-  Status valid = schemas.ValidateAs("assignment.request", 1, r.body);
-  if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
   rapidjson::Document d;
-  d.Parse(r.body.c_str(), r.body.size());
+  Status valid = schemas.ValidateAs("assignment.request", 1, r.body, &d);
+  if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
   const std::string checklist = JsonStr(d, "checklist"), op = JsonStr(d, "operator"), pnid = JsonStr(d, "phone_number_id"),
                     reference = JsonStr(d, "reference"), name = JsonStr(d, "operator_name");
   const std::string key = r.Header("idempotency-key");

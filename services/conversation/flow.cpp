@@ -369,10 +369,9 @@ bool Flow::IsPhotoField(const std::string& field) const {
 }
 
 Status FlowSet::Add(const std::string& json, const std::string& origin, const SchemaRegistry& schemas) {
-  Status valid = schemas.ValidateAs("flow", 1, json);
-  if (!valid.ok()) return Status(Code::kInvalidArgument, origin + ": " + valid.message());
   rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
+  Status valid = schemas.ValidateAs("flow", 1, json, &d);
+  if (!valid.ok()) return Status(Code::kInvalidArgument, origin + ": " + valid.message());
   auto f = std::make_shared<Flow>();
   f->name = JsonStr(d, "name");
   f->description = JsonStr(d, "description");

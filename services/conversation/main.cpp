@@ -2,7 +2,6 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include <cstdio>
 #include <mutex>
 
 #include "convoy/amqp.h"
@@ -54,18 +53,10 @@ DEFINE_string(default_flow, "",
               "menu of triggers");
 DEFINE_int32(photo_ttl_seconds, 3600,
              "Pending photos older than this when the user texts DONE expire (60..604800 s; default 1 h)");
-static bool ValidatePhotoTtl(const char* flag, int32_t v) {
-  if (v >= 60 && v <= 604800) return true;
-  std::fprintf(stderr, "invalid value for --%s: %d (must be 60..604800 seconds)\n", flag, v);
-  return false;
-}
+static bool ValidatePhotoTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 604800); }
 DEFINE_validator(photo_ttl_seconds, &ValidatePhotoTtl);
 DEFINE_int32(max_photos, 100, "Photos one photo step keeps (1..1000)");
-static bool ValidateMaxPhotos(const char* flag, int32_t v) {
-  if (v >= 1 && v <= 1000) return true;
-  std::fprintf(stderr, "invalid value for --%s: %d (must be 1..1000)\n", flag, v);
-  return false;
-}
+static bool ValidateMaxPhotos(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 1000); }
 DEFINE_validator(max_photos, &ValidateMaxPhotos);
 DEFINE_int32(result_photo_wait_seconds, 600,
              "A completed result waits for its photos to be stored at most this long, then goes to its sink with "
@@ -90,11 +81,7 @@ DEFINE_string(admin_token_file, "", "File holding the assignment API's bearer to
 DEFINE_int32(batch, 16,
              "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
              "at most --prefetch; 1: one transaction per delivery)");
-static bool ValidateBatch(const char* flag, int32_t v) {
-  if (v >= 1 && v <= 256) return true;
-  std::fprintf(stderr, "invalid value for --%s: %d (must be 1..256)\n", flag, v);
-  return false;
-}
+static bool ValidateBatch(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 256); }
 DEFINE_validator(batch, &ValidateBatch);
 
 namespace {

@@ -834,9 +834,10 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
                                    std::to_string(p.wa_timestamp)})
           .status();
   if (!s.ok()) return s;
-  const bool answered = std::any_of(t.effects.begin(), t.effects.end(), [](const Effect& e) {
+  auto is_answer = [](const Effect& e) {
     return e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons;
-  });
+  };
+  const bool answered = std::any_of(t.effects.begin(), t.effects.end(), is_answer);
   // The first answer carries the user's message to mark read with the typing indicator: outbound
   // makes that call just before the send, once (the send's claim guards both), so the indicator
   // never lands after the reply and costs no command of its own.
@@ -872,7 +873,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     }
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
     OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at, mark_read);
-    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons) mark_read.clear();
+    if (is_answer(e)) mark_read.clear();
     s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id, p.conversation_key, row.body})
             .status();
     if (!s.ok()) return s;

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -206,7 +207,10 @@ int main(int argc, char** argv) {
     t.p95_seconds = FLAGS_p95_seconds;
     t.stuck_after = convoy::ctl::ParseDuration(FLAGS_stuck_after);
     if (t.stuck_after < 0) return Bad("--stuck_after: not a duration: " + FLAGS_stuck_after, cmd);
-    if (t.stuck < 0 || t.parked < 0 || t.errors < 0 || t.p95_seconds <= 0) return Bad("thresholds must be positive", cmd);
+    // !(x > 0) also refuses nan, which every comparison would let through.
+    if (t.stuck < 0 || t.parked < 0 || t.errors < 0 || !(t.p95_seconds > 0) || std::isinf(t.p95_seconds)) {
+      return Bad("thresholds must be positive", cmd);
+    }
     return convoy::ctl::Health(o, t, std::cout, std::cerr);
   }
   if (cmd == "stats") {

@@ -41,10 +41,9 @@ constexpr const char* kSystemPrompt =
 }  // namespace
 
 Result<ExtractorSet> ParseExtractors(const std::string& json, const SchemaRegistry& schemas) {
-  Status valid = schemas.ValidateAs("extractors", 1, json);
-  if (!valid.ok()) return Status(Code::kInvalidArgument, "extractors: " + valid.message());
   rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
+  Status valid = schemas.ValidateAs("extractors", 1, json, &d);
+  if (!valid.ok()) return Status(Code::kInvalidArgument, "extractors: " + valid.message());
   ExtractorSet set;
   for (const auto& e : d["extractors"].GetArray()) {
     ExtractorConfig c;

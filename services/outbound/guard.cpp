@@ -81,10 +81,9 @@ std::string Tidy(std::string s) {
 
 Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::string& json, const std::string& origin,
                                                                 const SchemaRegistry& schemas) {
-  Status valid = schemas.ValidateAs("content_guard", 1, json);
-  if (!valid.ok()) return Status(Code::kInvalidArgument, origin + ": " + valid.message());
   rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
+  Status valid = schemas.ValidateAs("content_guard", 1, json, &d);
+  if (!valid.ok()) return Status(Code::kInvalidArgument, origin + ": " + valid.message());
   auto g = std::make_shared<ContentGuard>();
   g->fallback_ = JsonStr(d, "fallback");
   std::vector<std::string> services;

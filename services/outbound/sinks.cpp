@@ -105,10 +105,9 @@ Result<std::string> ResolveSecret(const std::string& spec) {
 }
 
 Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schemas, std::chrono::seconds default_timeout) {
-  Status valid = schemas.ValidateAs("sinks", 1, json);
-  if (!valid.ok()) return valid;
   rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
+  Status valid = schemas.ValidateAs("sinks", 1, json, &d);
+  if (!valid.ok()) return valid;
   SinkSet set;
   for (const auto& v : d["sinks"].GetArray()) {
     Sink s;

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include <rapidjson/fwd.h>
+
 #include "convoy/status.h"
 
 namespace convoy {
@@ -19,8 +21,10 @@ class SchemaRegistry {
   Status LoadDir(const std::string& dir);
   // Validates a body against the schema it names. kInvalidArgument says what and where.
   Status Validate(std::string_view body) const;
-  // Validates against an explicit schema (flows, configuration).
-  Status ValidateAs(const std::string& schema, int version, std::string_view body) const;
+  // Validates against an explicit schema (flows, configuration). With `parsed`, the document
+  // that was validated is left there for the caller to read (parsed once).
+  Status ValidateAs(const std::string& schema, int version, std::string_view body,
+                    rapidjson::Document* parsed = nullptr) const;
   size_t size() const;
 
  private:

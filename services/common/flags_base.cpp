@@ -11,5 +11,28 @@ DEFINE_string(http_host, "127.0.0.1", "Address the HTTP server listens on (0.0.0
 DEFINE_validator(http_host, &convoy::ValidateNonEmpty);
 DEFINE_int32(http_port, 8080, "HTTP port for the service's routes and /healthz, /readyz, /metrics (0: a free port)");
 DEFINE_validator(http_port, &convoy::ValidatePort);
-DEFINE_int32(http_threads, 16, "HTTP worker threads");
+DEFINE_int32(http_threads, 16, "HTTP threads: the listener's I/O threads (its handlers run on them) and the HTTP client's pool");
 DEFINE_validator(http_threads, &convoy::ValidatePositive);
+DEFINE_int32(read_timeout_seconds, 10, "A request whose headers and body have not all arrived this long after its first byte is dropped");
+DEFINE_validator(read_timeout_seconds, &convoy::ValidatePositive);
+DEFINE_int32(idle_timeout_seconds, 60, "A keep-alive connection with no request for this long is closed");
+DEFINE_validator(idle_timeout_seconds, &convoy::ValidatePositive);
+DEFINE_int32(max_connections, 1000, "HTTP connections open at once; past it a new one gets 503 and is closed");
+DEFINE_validator(max_connections, &convoy::ValidatePositive);
+DEFINE_int32(max_body_memory_bytes, 64 << 20,
+             "Request bodies the listener holds in memory at once, all connections together; past it 503");
+DEFINE_validator(max_body_memory_bytes, &convoy::ValidatePositive);
+
+namespace convoy {
+
+HttpLimits HttpLimitsFromFlags() {
+  HttpLimits limits;
+  limits.read_timeout = std::chrono::seconds(FLAGS_read_timeout_seconds);
+  limits.idle_timeout = std::chrono::seconds(FLAGS_idle_timeout_seconds);
+  limits.max_connections = static_cast<size_t>(FLAGS_max_connections);
+  limits.max_body_memory_bytes = static_cast<size_t>(FLAGS_max_body_memory_bytes);
+  limits.threads = static_cast<size_t>(FLAGS_http_threads);
+  return limits;
+}
+
+}  // namespace convoy

@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   }
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
-                             }});
+                             }, {}, convoy::HttpLimitsFromFlags()});
   convoy::conversation::ApiSettings api{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : "", Assignments(), reload,
                                         [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); }};
   for (const char* method : {"GET", "POST", "PUT"}) {

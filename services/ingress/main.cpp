@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
       [&publisher](convoy::AmqpMessage m, convoy::PublishCallback cb) { publisher.Publish(std::move(m), std::move(cb)); });
   convoy::HttpServerOptions http{FLAGS_http_host, FLAGS_http_port, static_cast<size_t>(FLAGS_max_body_bytes),
                                  [&publisher] { return publisher.connected(); },
-                                 &convoy::ingress::WebhookHandler::CountTooLarge};
+                                 &convoy::ingress::WebhookHandler::CountTooLarge, convoy::HttpLimitsFromFlags()};
   convoy::HttpServer server(http);
   server.Route("GET", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Verify(r); });
   server.RouteAsync("POST", "/webhook", [&](const convoy::HttpRequest& r, convoy::HttpResponder respond) {

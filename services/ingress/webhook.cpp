@@ -10,6 +10,7 @@
 
 #include <cstdio>
 
+#include "convoy/crypto.h"
 #include "convoy/rapidjson_util.h"
 
 namespace convoy::ingress {
@@ -30,13 +31,6 @@ bool Hmac(std::string_view body, std::string_view secret, unsigned char out[32])
   unsigned int len = 0;
   return HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
               reinterpret_cast<const unsigned char*>(body.data()), body.size(), out, &len) && len == 32;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace
@@ -68,7 +62,7 @@ bool VerifySignature(std::string_view raw_body, std::string_view header, std::st
   }
   unsigned char given[32];
   for (size_t i = 0; i < 32; ++i) {
-    int hi = HexValue(header[kPrefix.size() + 2 * i]), lo = HexValue(header[kPrefix.size() + 2 * i + 1]);
+    int hi = HexDigitValue(header[kPrefix.size() + 2 * i]), lo = HexDigitValue(header[kPrefix.size() + 2 * i + 1]);
     if (hi < 0 || lo < 0) return false;
     given[i] = static_cast<unsigned char>(hi << 4 | lo);
   }

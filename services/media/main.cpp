@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   }
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
-                             }});
+                             }, {}, convoy::HttpLimitsFromFlags()});
   convoy::media::ServeSettings serve{FLAGS_media_dir, media_token.ok() ? *media_token : "", FLAGS_media_public,
                                      link_secret.ok() ? *link_secret : ""};
   if (serve.token.empty() && !serve.open_for_local) {

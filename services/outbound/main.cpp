@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
   }
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
-                             }});
+                             }, {}, convoy::HttpLimitsFromFlags()});
   convoy::outbound::AdminSettings admin{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : ""};
   for (const char* method : {"GET", "POST"}) {
     server.Route(method, "/v1/", [admin, &sinks](const convoy::HttpRequest& r) {

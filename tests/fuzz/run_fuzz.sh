@@ -10,6 +10,7 @@ mkdir -p "$out/corpus" "$out/crashes"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -DRAPIDJSON_HAS_STDSTRING=1 \
   -I"$root/services/ingress" -I"$root/services/common/include" \
   "$root/tests/fuzz/webhook_fuzz.cpp" "$root/services/ingress/webhook.cpp" "$root/services/common/status.cpp" \
+  "$root/services/common/crypto.cpp" \
   -lcrypto -o "$out/webhook_fuzz"
 # Any UB report stops the run (and fails the test), except the suppressed third-party one.
 export UBSAN_OPTIONS="suppressions=$root/tests/sanitizer/ubsan.supp:halt_on_error=1:print_stacktrace=1"

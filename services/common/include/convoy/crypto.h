@@ -16,6 +16,7 @@ std::string Sha256Hex(std::string_view data);                         // 64 lowe
 std::string Base64Encode(std::string_view raw);
 Result<std::string> Base64Decode(std::string_view text);  // standard alphabet, padding required
 std::string HexEncode(std::string_view raw);
+int HexDigitValue(char c);  // 0-15 for [0-9a-fA-F], else -1
 // Compares in time that depends only on the lengths.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

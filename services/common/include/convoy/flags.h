@@ -3,10 +3,22 @@
 // one description, one default and one validator. A service's --help lists what it links.
 #include <gflags/gflags_declare.h>
 
+#include "convoy/http.h"
+
 DECLARE_string(amqp_url);
 DECLARE_string(http_host);
 DECLARE_int32(http_port);
 DECLARE_int32(http_threads);
+DECLARE_int32(read_timeout_seconds);
+DECLARE_int32(idle_timeout_seconds);
+DECLARE_int32(max_connections);
+DECLARE_int32(max_body_memory_bytes);
+
+namespace convoy {
+// The listener's limits from --read_timeout_seconds, --idle_timeout_seconds, --max_connections,
+// --max_body_memory_bytes and --http_threads.
+HttpLimits HttpLimitsFromFlags();
+}  // namespace convoy
 
 // Services with a database.
 DECLARE_string(pg_dsn);

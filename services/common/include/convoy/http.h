@@ -38,17 +38,44 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 using HttpResponder = std::function<void(HttpResponse)>;
 using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
 
+// What one listener lets a client hold. Every limit has a default fit for a public endpoint.
+struct HttpLimits {
+  std::chrono::seconds read_timeout{10};   // a request's headers and body must arrive within this
+  std::chrono::seconds idle_timeout{60};   // a keep-alive connection with no request is closed
+  size_t max_connections = 1000;           // past it a new connection gets 503 and is closed
+  size_t max_body_memory_bytes = 64 << 20;  // request bodies held at once, all connections together
+  size_t threads = 4;                      // I/O threads; handlers run on them
+};
+
+// Request line and headers together, at most (431 past it).
+constexpr size_t kMaxHeaderBytes = 16 * 1024;
+
 struct HttpServerOptions {
   HttpServerOptions(std::string h, int p, size_t max_body, std::function<bool()> is_ready = {},
-                    std::function<void()> too_large = {})
+                    std::function<void()> too_large = {}, HttpLimits l = {})
       : host(std::move(h)), port(p), max_body_bytes(max_body), ready(std::move(is_ready)),
-        on_too_large(std::move(too_large)) {}
+        on_too_large(std::move(too_large)), limits(l) {}
   std::string host = "127.0.0.1";
   int port = 0;                            // 0: a free port is chosen; see HttpServer::port()
-  size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413 without being read
+  size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413 and the connection closed, unread
   std::function<bool()> ready;             // /readyz: 200 when true, 503 otherwise
   std::function<void()> on_too_large;      // called for every 413 (bodies are never read)
+  HttpLimits limits;
 };
+
+// A request's line and headers as the listener parsed them (exposed for its unit tests).
+struct ParsedHead {
+  std::string method, path;
+  std::map<std::string, std::string> query, headers;  // header names lower-cased
+  bool http10 = false, chunked = false, keep_alive = true, expect_continue = false;
+  uint64_t content_length = 0;
+};
+// `head` is the request line and header fields, each ending in CRLF, without the empty line.
+// nullopt with `error` set when the request must be refused ("version" -> 505,
+// "transfer-encoding" -> 501, anything else -> 400).
+std::optional<ParsedHead> ParseHttpHead(const std::string& head, std::string* error);
+// %XX escapes decoded; false on a malformed escape (`%zz`, a lone `%`).
+bool PercentDecode(const std::string& in, std::string* out);
 
 class HttpServer {
  public:
@@ -66,10 +93,11 @@ class HttpServer {
   void Stop();
   int port() const;
   int64_t in_flight() const;  // requests received and not yet answered (also a /metrics gauge)
+  int64_t connections() const;  // connections open (also a /metrics gauge)
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;  // shared with pending body reads, which may finish after Stop()
+  std::shared_ptr<Impl> impl_;  // shared with asynchronous responders, which may answer after Stop()
 };
 
 struct HttpClientRequest {

@@ -54,7 +54,7 @@ std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri, const 
   if (it != clients.end()) return it->second;
   http::client::http_client_config config;
   config.set_timeout(request.timeout);
-  if (request.max_redirects >= 0) config.set_max_redirects(static_cast<size_t>(request.max_redirects));
+  config.set_max_redirects(static_cast<size_t>(std::max(0, request.max_redirects)));
   if (clients.size() >= kMaxClients) clients.clear();
   auto client = std::make_shared<http::client::http_client>(uri.authority(), config);
   clients.emplace(std::move(key), client);
@@ -89,6 +89,36 @@ http::http_response Send(const HttpClientRequest& request) {
   }
 }
 
+// Reads an answer's body, `max_bytes` at the most (declared or counted), chunk by chunk into `sink`.
+Status ReadBody(const HttpClientRequest& request, http::http_response& resp, size_t max_bytes,
+                const std::function<Status(const char*, size_t)>& sink) {
+  utility::size64_t declared = resp.headers().content_length();
+  if (max_bytes > 0 && declared > max_bytes) {
+    return Status(Code::kTooLarge, request.url + ": " + std::to_string(declared) + " bytes declared, over the limit of " +
+                                       std::to_string(max_bytes));
+  }
+  auto body = resp.body();
+  size_t total = 0;
+  while (true) {
+    concurrency::streams::container_buffer<std::vector<uint8_t>> chunk;
+    size_t n = body.read(chunk, 64 * 1024).get();
+    if (n == 0) return Status::Ok();
+    total += n;
+    if (max_bytes > 0 && total > max_bytes) {
+      return Status(Code::kTooLarge, request.url + ": body over the limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    Status s = sink(reinterpret_cast<const char*>(chunk.collection().data()), n);
+    if (!s.ok()) return s;
+  }
+}
+
+Status ReadBodyInto(const HttpClientRequest& request, http::http_response& resp, std::string* out) {
+  return ReadBody(request, resp, request.max_response_bytes, [out](const char* data, size_t n) {
+    out->append(data, n);
+    return Status::Ok();
+  });
+}
+
 Status FetchError(const HttpClientRequest& request, const http::http_exception& e) {
   std::string what = e.what();
   bool timeout = what.find("timed out") != std::string::npos || e.error_code() == std::errc::timed_out;
@@ -105,28 +135,12 @@ Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_b
     out.content_type = resp.headers().content_type();
     for (const auto& [k, v] : resp.headers()) out.headers[Lower(k)] = v;
     if (out.status / 100 != 2) {
-      auto bytes = resp.extract_vector().get();
-      out.body.assign(bytes.begin(), bytes.end());
+      Status read = ReadBodyInto(request, resp, &out.body);
+      if (!read.ok()) return read;
       return out;
     }
-    utility::size64_t declared = resp.headers().content_length();
-    if (max_bytes > 0 && declared > max_bytes) {
-      return Status(Code::kTooLarge, request.url + ": " + std::to_string(declared) + " bytes declared, over the limit of " +
-                                         std::to_string(max_bytes));
-    }
-    auto body = resp.body();
-    size_t total = 0;
-    while (true) {
-      concurrency::streams::container_buffer<std::vector<uint8_t>> chunk;
-      size_t n = body.read(chunk, 64 * 1024).get();
-      if (n == 0) break;
-      total += n;
-      if (max_bytes > 0 && total > max_bytes) {
-        return Status(Code::kTooLarge, request.url + ": body over the limit of " + std::to_string(max_bytes) + " bytes");
-      }
-      Status s = sink(reinterpret_cast<const char*>(chunk.collection().data()), n);
-      if (!s.ok()) return s;
-    }
+    Status read = ReadBody(request, resp, max_bytes, sink);
+    if (!read.ok()) return read;
     return out;
   } catch (const http::http_exception& e) {
     return FetchError(request, e);
@@ -142,8 +156,8 @@ Result<HttpResponse> HttpFetch(const HttpClientRequest& request) {
     out.status = resp.status_code();
     out.content_type = resp.headers().content_type();
     for (const auto& [k, v] : resp.headers()) out.headers[Lower(k)] = v;
-    auto bytes = resp.extract_vector().get();
-    out.body.assign(bytes.begin(), bytes.end());
+    Status read = ReadBodyInto(request, resp, &out.body);
+    if (!read.ok()) return read;
     return out;
   } catch (const http::http_exception& e) {
     return FetchError(request, e);

@@ -258,3 +258,49 @@ TEST(HttpFetch, ReusesItsConnectionAndReplacesOneTheServerClosed) {
 
 }  // namespace
 }  // namespace convoy
+
+namespace convoy {
+namespace {
+
+// What convoy calls answers: at most max_response_bytes of it is read (declared or streamed), and
+// a redirect is never followed (the Location could be another origin, or the metadata address).
+TEST(HttpFetch, AnAnswerOverTheCapIsRefusedAndARedirectIsNotFollowed) {
+  std::atomic<int> followed{0};
+  HttpServer server({"127.0.0.1", 0, 4096});
+  server.Route("GET", "/big", [](const HttpRequest&) { return HttpResponse{200, "application/json", std::string(20 << 20, ' '), {}}; });
+  server.Route("GET", "/small", [](const HttpRequest&) { return HttpResponse{200, "application/json", "{}", {}}; });
+  server.Route("GET", "/moved", [](const HttpRequest&) {
+    return HttpResponse{302, "text/plain", "", {{"Location", "http://169.254.169.254/latest/meta-data/"}}};
+  });
+  server.Route("GET", "/moved-here", [](const HttpRequest& r) {
+    return HttpResponse{302, "text/plain", "", {{"Location", "/target?" + r.Header("authorization")}}};
+  });
+  server.Route("GET", "/target", [&](const HttpRequest&) {
+    ++followed;
+    return HttpResponse{200, "text/plain", "followed", {}};
+  });
+  ASSERT_TRUE(server.Start().ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  HttpClientRequest req;
+  req.url = base + "/big";
+  auto big = HttpFetch(req);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), Code::kTooLarge) << big.status().ToString();
+  EXPECT_NE(big.status().message().find("over the limit of 1048576"), std::string::npos) << big.status().ToString();
+  req.max_response_bytes = 32 << 20;
+  EXPECT_TRUE(HttpFetch(req).ok()) << "a caller may allow more";
+  req.url = base + "/small";
+  req.max_response_bytes = 1 << 20;
+  ASSERT_TRUE(HttpFetch(req).ok());
+  for (const char* path : {"/moved", "/moved-here"}) {
+    req.url = base + path;
+    req.headers["Authorization"] = "Bearer secret";
+    auto moved = HttpFetch(req);
+    ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+    EXPECT_EQ(moved->status, 302) << path << ": the 3xx is the answer";
+  }
+  EXPECT_EQ(followed.load(), 0);
+}
+
+}  // namespace
+}  // namespace convoy

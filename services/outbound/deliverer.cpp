@@ -176,7 +176,6 @@ Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const st
   req.url = sink.url;
   req.body = body;
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(sink.timeout);
-  req.max_redirects = 0;
   req.headers["webhook-id"] = job.result_id;
   req.headers["webhook-timestamp"] = std::to_string(ts);
   req.headers["webhook-signature"] = WebhookSignature(sink.keys, job.result_id, ts, body);
@@ -219,7 +218,6 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
     req.url = sink.url;
     req.body = body;
     req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(sink.timeout);
-    req.max_redirects = 0;
     req.headers["X-Shopify-Access-Token"] = sink.token;
     auto resp = HttpFetch(req);
     if (!resp.ok()) {

@@ -230,7 +230,6 @@ Disposition Extractor::Handle(const Delivery& d) {
   req.method = "POST";
   req.url = config->url;
   req.body = BuildChatRequest(*config, d.body);
-  req.max_redirects = 0;
   if (!config->key.empty()) req.headers["Authorization"] = "Bearer " + config->key;
   req.timeout = std::chrono::milliseconds(std::min<int64_t>(config->timeout.count(), deadline - now) * 1000);
   auto started = std::chrono::steady_clock::now();

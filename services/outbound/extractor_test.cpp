@@ -58,6 +58,19 @@ TEST(Extractor, TheAnswerGivesOnlyTheFieldsAskedWithAValue) {
   EXPECT_NE(refused.status().message().find("refused"), std::string::npos);
 }
 
+// A model's (or a hostile endpoint's) answer nested a million deep: a clear error, no crash (the
+// recursive parser would overflow the stack, here and on every redelivery).
+TEST(Extractor, AnAnswerNestedAMillionDeepIsAClearError) {
+  const size_t depth = 1000000;
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  auto outer = ParseChatResponse(R"({"choices":)" + deep + "}", {"name"});
+  ASSERT_FALSE(outer.ok());
+  EXPECT_NE(outer.status().message().find("the message content is not a JSON object"), std::string::npos) << outer.status().ToString();
+  auto inner = ParseChatResponse(R"({"choices":[{"message":{"content":")" + deep + R"("}}]})", {"name"});
+  ASSERT_FALSE(inner.ok());
+  EXPECT_NE(inner.status().message().find("not a JSON object"), std::string::npos);
+}
+
 TEST(Extractor, ConfigurationResolvesTheKeyAndRefusesInternalAddresses) {
   setenv("CONVOY_TEST_AI_KEY", "sk-test", 1);
   auto set = ParseExtractors(

@@ -190,5 +190,15 @@ TEST(Shopify, AnswersAndTheQueryCostBucketAreRead) {
   EXPECT_EQ(found.product_id, "gid://shopify/Product/9");
 }
 
+// A store (or whatever answers in its place) nesting its answer a million deep: a clear error
+// the delivery is failed with, never a crash of outbound on every redelivery.
+TEST(Shopify, AnAnswerNestedAMillionDeepIsAClearError) {
+  const size_t depth = 1000000;
+  auto deep = shopify::ParseAnswer(R"({"data":)" + std::string(depth, '[') + std::string(depth, ']') + "}", "create");
+  EXPECT_TRUE(deep.product_id.empty());
+  auto top = shopify::ParseAnswer(std::string(depth, '{') , "create");
+  EXPECT_EQ(top.errors, "not a GraphQL answer");
+}
+
 }  // namespace
 }  // namespace convoy::outbound

@@ -8,6 +8,7 @@ out=${1:?out dir}; seconds=${2:-20}
 fixtures=${CONVOY_FIXTURES_DIR:-$root/../shared/fixtures}
 mkdir -p "$out/corpus" "$out/crashes"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -DRAPIDJSON_HAS_STDSTRING=1 \
+  -DRAPIDJSON_PARSE_DEFAULT_FLAGS=kParseIterativeFlag \
   -I"$root/services/ingress" -I"$root/services/common/include" \
   "$root/tests/fuzz/webhook_fuzz.cpp" "$root/services/ingress/webhook.cpp" "$root/services/common/status.cpp" \
   "$root/services/common/crypto.cpp" \

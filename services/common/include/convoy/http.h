@@ -107,7 +107,12 @@ struct HttpClientRequest {
   std::string body;
   std::string content_type = "application/json";
   std::chrono::milliseconds timeout{10000};
-  int max_redirects = -1;  // redirects followed automatically: -1 the client's default, 0 none (a 3xx is the answer)
+  // Redirects followed automatically. None by default: a 3xx is the answer, so a request's
+  // credentials never follow a redirect to another origin, nor a sink to an internal address.
+  int max_redirects = 0;
+  // The most of an answer's body that is read (HttpFetch; HttpDownload's non-2xx answers): an
+  // API's answer is small, and a larger one (declared or counted) is Code::kTooLarge.
+  size_t max_response_bytes = 1 << 20;
 };
 
 // Transport failures (refused, reset, timeout) are kUnavailable/kTimeout; any HTTP status is a

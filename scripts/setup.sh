@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ccache pkg-config clang libclang-rt-dev
   libcpprest-dev libboost-dev libssl-dev librabbitmq-dev libpq-dev rapidjson-dev
-  libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev
+  libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev libre2-dev
   rabbitmq-server postgresql curl wrk python3 python3-yaml
   prometheus  # promtool checks the alert rules (deploy/prometheus); its server is not started
   docker-compose  # `docker-compose config` checks every compose profile (no Docker engine is used)

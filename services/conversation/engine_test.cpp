@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <cstdlib>
 #include <fstream>
 
@@ -493,6 +495,62 @@ TEST(Extraction, RulesFindValuesOnWordBoundariesAndSurviveLongInput) {
   std::string huge(20000, 'x');
   huge += " $5";
   EXPECT_EQ(rule("price").Find(huge), "") << "only WhatsApp's 4096 characters are read";
+}
+
+// The name pattern's stop words end a name where a sentence goes on ("and", "i'm", ...), and a
+// "name" that would begin with one is no name.
+TEST(ExtractRules, AValueEndsBeforeItsFirstStopWord) {
+  const Flow* lead = Shipped().Find("lead");
+  ASSERT_NE(lead, nullptr);
+  const ExtractRule* name = nullptr;
+  for (const auto& step : lead->steps) {
+    if (step.id == "name") name = &step.own;
+  }
+  ASSERT_NE(name, nullptr);
+  EXPECT_EQ(name->Find("my name is John and I need a visa"), "John");
+  EXPECT_EQ(name->Find("Hello, my name is Omar Khan I'm from Pakistan"), "Omar Khan");
+  EXPECT_EQ(name->Find("my name is Ana Maria Lopez Garcia Perez"), "Ana Maria Lopez Garcia");
+  EXPECT_EQ(name->Find("my name is Ian"), "Ian") << "a name that begins like a stop word is a name";
+  EXPECT_EQ(name->Find("my name is i'm not telling"), "");
+  size_t begin = 0, end = 0;
+  const std::string text = "my name is John and I need a visa";
+  EXPECT_EQ(name->Find(text, &begin, &end), "John");
+  EXPECT_EQ(text.substr(begin, end - begin), "my name is John") << "the rest of the answer stays for other fields";
+}
+
+// Every pattern of every shipped flow, over 4,096-character texts made to make a backtracking
+// engine crawl: each search is linear (RE2), within the 5 ms.
+TEST(ExtractRules, EveryShippedPatternIsLinearOnAdversarialTexts) {
+  const std::vector<std::string> texts = {
+      std::string(4096, 'a'),
+      "brand: " + std::string(4089, 'a'),
+      "my name is " + [] { std::string s; while (s.size() < 4080) s += "a "; return s; }(),
+      [] { std::string s; while (s.size() < 4090) s += "1.1 "; return s; }() + "$",
+      std::string(2048, '(') + std::string(2048, ' '),
+  };
+  double worst = 0;
+  size_t searched = 0;
+  for (const std::string name : {"listing", "lead", "checklist"}) {
+    const Flow* flow = Shipped().Find(name);
+    ASSERT_NE(flow, nullptr) << name;
+    for (const auto& step : flow->steps) {
+      std::vector<const ExtractRule*> rules = {&step.own};
+      for (const auto& r : step.extract) rules.push_back(&r);
+      for (const ExtractRule* rule : rules) {
+        if (rule->patterns.empty()) continue;
+        for (const auto& text : texts) {
+          auto started = std::chrono::steady_clock::now();
+          rule->Find(text);
+          double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+          worst = std::max(worst, took);
+          ++searched;
+          EXPECT_LT(took, 5.0) << name << "/" << step.id << "/" << rule->field;
+        }
+      }
+    }
+  }
+  std::cout << searched << " searches of 4,096-character adversarial texts, the slowest " << worst << " ms\n";
+  EXPECT_GT(searched, 20u);
 }
 
 TEST(FlowLoader, TheShippedFlowsLoad) {

@@ -1,9 +1,3 @@
-// GCC 12 reports a false -Wmaybe-uninitialized inside libstdc++'s <regex> when optimizing at -O1
-// (the Sanitize build): the std::function in a regex state it copies is always initialized.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include "flow.h"
 
 #include <dirent.h>
@@ -68,14 +62,16 @@ Status ParseRules(const rapidjson::Value& v, const std::string& where, ExtractRu
   const auto& patterns = JsonMember(v, "patterns");
   if (patterns.IsArray()) {
     for (rapidjson::SizeType i = 0; i < patterns.Size(); ++i) {
-      try {
-        rule->patterns.push_back(std::make_shared<const std::regex>(
-            patterns[i].GetString(), std::regex::ECMAScript | std::regex::icase | std::regex::optimize));
-      } catch (const std::regex_error& e) {
-        return Status(Code::kInvalidArgument,
-                      where + "/patterns/" + std::to_string(i) + ": not a valid regular expression: " + e.what());
+      auto compiled = Regex::Compile(patterns[i].GetString());
+      if (!compiled.ok()) {
+        return Status(Code::kInvalidArgument, where + "/patterns/" + std::to_string(i) + ": " + compiled.status().message());
       }
+      rule->patterns.push_back(std::move(*compiled));
     }
+  }
+  const auto& stop_words = JsonMember(v, "stop_words");
+  if (stop_words.IsArray()) {
+    for (const auto& w : stop_words.GetArray()) rule->stop_words.push_back(Lower(w.GetString()));
   }
   const auto& keywords = JsonMember(v, "keywords");
   if (keywords.IsObject()) {
@@ -283,25 +279,54 @@ bool Validate(Validation v, const std::string& text, std::string* normalized) {
   return false;
 }
 
+namespace {
+
+// Where a value found in text[begin, end) ends: before the first of its words that is a stop word
+// (the word itself, or the word followed by a character that is not a letter, a digit or '_', as a
+// word boundary would have it); `end` when none is.
+size_t CutAtStopWord(const std::string& text, size_t begin, size_t end, const std::vector<std::string>& stop_words) {
+  if (stop_words.empty()) return end;
+  const std::string lower = Lower(text.substr(0, end));
+  for (size_t i = begin; i < end;) {
+    while (i < end && std::isspace(static_cast<unsigned char>(lower[i]))) ++i;
+    size_t word_end = i;
+    while (word_end < end && !std::isspace(static_cast<unsigned char>(lower[word_end]))) ++word_end;
+    if (i == word_end) break;
+    for (const auto& stop : stop_words) {
+      if (lower.compare(i, stop.size(), stop) != 0 || i + stop.size() > word_end) continue;
+      const size_t after = i + stop.size();
+      if (after == word_end || !IsWordChar(lower[after])) {
+        size_t cut = i;
+        while (cut > begin && std::isspace(static_cast<unsigned char>(text[cut - 1]))) --cut;
+        return cut;
+      }
+    }
+    i = word_end;
+  }
+  return end;
+}
+
+}  // namespace
+
 std::string ExtractRule::Find(const std::string& text) const {
   size_t b = 0, e = 0;
   return Find(text, &b, &e);
 }
 
 std::string ExtractRule::Find(const std::string& text, size_t* begin, size_t* end) const {
-  // WhatsApp caps a text at 4096 characters; the cap also bounds the regex engine's recursion.
+  // WhatsApp caps a text at 4096 characters.
   const std::string t = text.size() > 4096 ? text.substr(0, 4096) : text;
   for (const auto& re : patterns) {
-    std::smatch m;
-    if (std::regex_search(t, m, *re)) {
-      const size_t group = m.size() > 1 && m[1].matched ? 1 : 0;
-      std::string v = Trim(m[group].str());
-      std::string normalized;
-      if (!v.empty() && Validate(validate, v, &normalized)) {
-        *begin = static_cast<size_t>(m.position(0));
-        *end = *begin + static_cast<size_t>(m.length(0));
-        return normalized;
-      }
+    Regex::Match m;
+    if (!re.Search(t, &m)) continue;
+    size_t value_end = CutAtStopWord(t, m.group_begin, m.group_end, stop_words);
+    std::string v = Trim(t.substr(m.group_begin, value_end - m.group_begin));
+    std::string normalized;
+    if (!v.empty() && Validate(validate, v, &normalized)) {
+      *begin = m.begin;
+      // A value cut at a stop word ends the match there: the rest of the answer is left as it was.
+      *end = value_end < m.group_end ? value_end : m.end;
+      return normalized;
     }
   }
   const std::string lower = Lower(t);

@@ -4,11 +4,11 @@
 // patterns compile, no trigger is claimed twice). Plain structs: the engine never sees JSON.
 #include <map>
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "convoy/json.h"
+#include "convoy/regex.h"
 #include "convoy/status.h"
 
 namespace convoy::conversation {
@@ -30,7 +30,10 @@ struct ExtractRule {
   // The rest of the answer, once the step's own value is cut out of it ("me@x.com, after 5pm" ->
   // "after 5pm"): for a free phrase that comes with a value a pattern finds.
   bool rest = false;
-  std::vector<std::shared_ptr<const std::regex>> patterns;  // group 1 (or the match) is the value
+  std::vector<Regex> patterns;  // group 1 (or the match) is the value
+  // A value a pattern found ends before its first stop word (a whole word, any case); one that
+  // begins with a stop word is no value ("my name is John and I need..." -> "John").
+  std::vector<std::string> stop_words;
   std::vector<std::pair<std::string, std::string>> keywords;  // lower-case phrase -> value, longest first
   // The value found in text, or "".
   std::string Find(const std::string& text) const;

@@ -1,8 +1,3 @@
-// GCC 12 reports a false -Wmaybe-uninitialized inside libstdc++'s <regex> at -O1 (see flow.cpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include "guard.h"
 
 #include <rapidjson/document.h>
@@ -19,8 +14,6 @@
 namespace convoy::outbound {
 
 namespace {
-
-constexpr auto kFlags = std::regex::ECMAScript | std::regex::icase;
 
 std::string Escape(const std::string& s) {
   std::string out;
@@ -94,7 +87,11 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
   const std::string service = "(?:\\b(?:" + alternation + ")\\b)";
   g->has_services_ = !services.empty();
   for (const auto& s : services) g->terms_.push_back(Folded(s));
-  if (g->has_services_) g->service_ = std::regex(service, kFlags);
+  if (g->has_services_) {
+    auto compiled = Regex::Compile(service);
+    if (!compiled.ok()) return Status(Code::kInvalidArgument, origin + ": /services: " + compiled.status().message());
+    g->service_ = std::move(*compiled);
+  }
   const auto& rules = d["rules"];
   for (rapidjson::SizeType i = 0; i < rules.Size(); ++i) {
     Rule r;
@@ -109,12 +106,11 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
     }
     const auto& min = JsonMember(rules[i], "min_services");
     r.min_services = min.IsInt() ? min.GetInt() : 0;
-    try {
-      r.pattern = std::regex(pattern, kFlags);
-    } catch (const std::regex_error& e) {
-      return Status(Code::kInvalidArgument,
-                    origin + ": /rules/" + std::to_string(i) + "/pattern: not a valid regular expression: " + e.what());
+    auto compiled = Regex::Compile(pattern);
+    if (!compiled.ok()) {
+      return Status(Code::kInvalidArgument, origin + ": /rules/" + std::to_string(i) + "/pattern: " + compiled.status().message());
     }
+    r.pattern = std::move(*compiled);
     g->fewest_ = g->rules_.empty() ? r.min_services : std::min(g->fewest_, r.min_services);
     g->rules_.push_back(std::move(r));
   }
@@ -131,7 +127,7 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Load(const std::string
 
 GuardOutcome ContentGuard::Check(const std::string& input) const {
   GuardOutcome out;
-  // Meta caps a text at 4096 characters; the cap also bounds the regex engine's recursion.
+  // Meta caps a text at 4096 characters.
   std::string text = input.size() > 4096 ? input.substr(0, 4096) : input;
   if (fewest_ > 0) {
     // No rule can match a text naming fewer service terms than the least any rule needs. They are
@@ -145,7 +141,7 @@ GuardOutcome ContentGuard::Check(const std::string& input) const {
       if (i == 0 || !word(static_cast<unsigned char>(folded[i - 1]))) {
         for (const auto& term : terms_) {
           const size_t end = i + term.size();
-          if (folded.compare(i, term.size(), term) == 0 &&
+          if (term[0] == folded[i] && folded.compare(i, term.size(), term) == 0 &&
               (end == folded.size() || !word(static_cast<unsigned char>(folded[end])))) {
             matched = term.size();
             break;
@@ -168,15 +164,12 @@ GuardOutcome ContentGuard::Check(const std::string& input) const {
     std::string kept;
     size_t from = 0;
     bool hit = false;
-    for (std::sregex_iterator it(text.begin(), text.end(), rule.pattern), end; it != end; ++it) {
-      const std::string found = it->str();
-      int services = 0;
-      if (has_services_) {
-        services = static_cast<int>(std::distance(std::sregex_iterator(found.begin(), found.end(), service_), std::sregex_iterator()));
-      }
+    for (const Regex::Match& m : rule.pattern.FindAll(text)) {
+      const std::string_view found(text.data() + m.begin, m.end - m.begin);
+      const int services = has_services_ ? static_cast<int>(service_.Count(found)) : 0;
       if (services < rule.min_services) continue;
-      kept += text.substr(from, static_cast<size_t>(it->position()) - from);
-      from = static_cast<size_t>(it->position() + it->length());
+      kept += text.substr(from, m.begin - from);
+      from = m.end;
       hit = true;
     }
     if (!hit) continue;

@@ -5,11 +5,11 @@
 // proto-schemas/content_guard.v1.json) find such lists; what they find is cut out, and when nothing
 // is left the configured fallback goes instead. Each time is logged and counted by the caller.
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "convoy/json.h"
+#include "convoy/regex.h"
 #include "convoy/status.h"
 
 namespace convoy::outbound {
@@ -37,11 +37,11 @@ class ContentGuard {
  private:
   struct Rule {
     std::string name;
-    std::regex pattern;
+    Regex pattern;
     int min_services = 1;
   };
   std::vector<Rule> rules_;
-  std::regex service_;  // any one service term
+  Regex service_;  // any one service term
   bool has_services_ = false;
   // The cheap look first: the service terms in lower case with their white space folded, and the
   // fewest a rule needs to match (0: some rule needs none, so every text goes through the rules).

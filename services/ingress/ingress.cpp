@@ -29,6 +29,8 @@ struct IngressMetrics {
   Counter& forbidden = Outcome("403");
   Counter& unavailable = Outcome("503");
   Counter& too_large = Outcome("413");
+  Counter& signed_current = Signed("current");
+  Counter& signed_previous = Signed("previous");
   Counter& verified = r.GetCounter("convoy_ingress_verifications_total", "GET /webhook verifications that succeeded.");
   Counter& messages = Kind("message");
   Counter& statuses = Kind("status");
@@ -43,6 +45,11 @@ struct IngressMetrics {
   Counter& Outcome(const char* code) {
     return r.GetCounter("convoy_ingress_requests_total", "Webhook requests by HTTP outcome.",
                         std::string("outcome=\"") + code + "\"");
+  }
+  Counter& Signed(const char* secret) {
+    return r.GetCounter("convoy_ingress_signatures_verified_total",
+                        "Webhook signatures verified, by the app secret that matched (previous: during a rotation).",
+                        std::string("secret=\"") + secret + "\"");
   }
   Counter& Kind(const char* kind) {
     return r.GetCounter("convoy_ingress_updates_published_total", "Updates published, by kind.",
@@ -239,7 +246,13 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
     r.headers["X-Correlation-Id"] = correlation_id;
     respond(std::move(r));
   };
-  if (!VerifySignature(req.body, req.Header("x-hub-signature-256"), settings_.app_secret)) {
+  const std::string signature = req.Header("x-hub-signature-256");
+  if (VerifySignature(req.body, signature, settings_.app_secret)) {
+    m.signed_current.Inc();
+  } else if (!settings_.previous_app_secret.empty() &&
+             VerifySignature(req.body, signature, settings_.previous_app_secret)) {
+    m.signed_previous.Inc();
+  } else {
     m.unauthorized.Inc();
     LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_signature bytes=" << req.body.size();
     return finish(Text(401, "invalid X-Hub-Signature-256"));

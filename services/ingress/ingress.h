@@ -15,6 +15,9 @@ struct IngressSettings {
   std::string app_secret;
   std::string verify_token;
   std::chrono::milliseconds publish_deadline{2000};
+  // During a rotation of the app secret, the one being replaced: webhooks signed with either are
+  // accepted (Meta signs with the new one from the moment it is saved). Empty: none.
+  std::string previous_app_secret = "";
 };
 
 // How ingress hands a message to the broker: Publisher::Publish in production, a fake in tests.

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "convoy/metrics.h"
 #include "webhook.h"
 
 namespace convoy::ingress {
@@ -73,6 +74,27 @@ TEST(WebhookHandler, AcknowledgesOnlyAfterEveryConfirm) {
     EXPECT_FALSE(m.headers.at("x-dedupe-key").empty());
     EXPECT_FALSE(m.message_id.empty());
   }
+}
+
+// During a rotation both secrets verify, each counted by which matched; a third never does, and
+// without a previous secret the old one is refused.
+TEST(WebhookHandler, BothSecretsVerifyDuringARotation) {
+  std::string text = Read(std::string(CONVOY_FIXTURES_DIR) + "/webhooks/text.json");
+  auto& registry = DefaultRegistry();
+  auto& current = registry.GetCounter("convoy_ingress_signatures_verified_total", "", "secret=\"current\"");
+  auto& previous = registry.GetCounter("convoy_ingress_signatures_verified_total", "", "secret=\"previous\"");
+  FakeBroker broker;
+  IngressSettings rotating = Settings();
+  rotating.previous_app_secret = "old-app-secret";
+  WebhookHandler h(rotating, broker.fn());
+  uint64_t current_before = current.Value(), previous_before = previous.Value();
+  EXPECT_EQ(h.Receive(Post(text)).status, 200);
+  EXPECT_EQ(h.Receive(Post(text, "old-app-secret")).status, 200);
+  EXPECT_EQ(h.Receive(Post(text, "older-app-secret")).status, 401);
+  EXPECT_EQ(current.Value() - current_before, 1u);
+  EXPECT_EQ(previous.Value() - previous_before, 1u);
+  WebhookHandler after(Settings(), broker.fn());
+  EXPECT_EQ(after.Receive(Post(text, "old-app-secret")).status, 401) << "the rotation is over: the old secret is refused";
 }
 
 TEST(WebhookHandler, ErrorMappingIsExhaustive) {

@@ -2,6 +2,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <cstdlib>
+
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/flags.h"
@@ -15,6 +17,9 @@ DEFINE_validator(publish_deadline_ms, &convoy::ValidatePositive);
 DEFINE_int32(max_in_flight, 100000, "Publishes awaiting confirms before new POSTs get 503");
 DEFINE_validator(max_in_flight, &convoy::ValidatePositive);
 DEFINE_string(app_secret_file, "", "File holding the Meta app secret (else env CONVOY_APP_SECRET)");
+DEFINE_string(app_secret_previous_file, "",
+              "During a rotation, file holding the app secret being replaced (else env CONVOY_APP_SECRET_PREVIOUS; "
+              "unset: none); webhooks signed with either are accepted");
 DEFINE_string(verify_token_file, "", "File holding the webhook verify token (else env CONVOY_VERIFY_TOKEN)");
 
 int main(int argc, char** argv) {
@@ -24,6 +29,16 @@ int main(int argc, char** argv) {
   convoy::InitService("ingress", "convoy-ingress: WhatsApp webhook endpoint", &argc, &argv);
   auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", FLAGS_app_secret_file);
   auto token = convoy::LoadSecret("CONVOY_VERIFY_TOKEN", FLAGS_verify_token_file);
+  // Optional: only while a rotation is under way.
+  std::string previous;
+  if (!FLAGS_app_secret_previous_file.empty() || std::getenv("CONVOY_APP_SECRET_PREVIOUS")) {
+    auto loaded = convoy::LoadSecret("CONVOY_APP_SECRET_PREVIOUS", FLAGS_app_secret_previous_file);
+    if (!loaded.ok()) {
+      LOG(ERROR) << "service=ingress event=bad_config flag=app_secret_previous_file error=" << loaded.status().ToString();
+      return 2;
+    }
+    previous = *loaded;
+  }
   // 2. validate
   if (!secret.ok() || !token.ok()) {
     LOG(ERROR) << "service=ingress event=bad_config error="
@@ -35,7 +50,7 @@ int main(int argc, char** argv) {
   convoy::Publisher publisher(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-ingress"},
                               static_cast<size_t>(FLAGS_max_in_flight));
   convoy::ingress::WebhookHandler handler(
-      {*secret, *token, std::chrono::milliseconds(FLAGS_publish_deadline_ms)},
+      {*secret, *token, std::chrono::milliseconds(FLAGS_publish_deadline_ms), previous},
       [&publisher](convoy::AmqpMessage m, convoy::PublishCallback cb) { publisher.Publish(std::move(m), std::move(cb)); });
   convoy::HttpServerOptions http{FLAGS_http_host, FLAGS_http_port, static_cast<size_t>(FLAGS_max_body_bytes),
                                  [&publisher] { return publisher.connected(); },

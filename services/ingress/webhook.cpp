@@ -152,8 +152,10 @@ std::string Envelope(const char* schema, const std::string& correlation_id, cons
 }
 
 // The message's sender, from the message (from, from_user_id, from_parent_user_id) and its
-// contacts[] entry (the one whose wa_id or user_id matches, or the only one). Group messages
-// have no sender of their own: the group is the identity.
+// contacts[] entry (the one whose wa_id or user_id matches, or the only one). A contact whose
+// wa_id or user_id contradicts the message's own is never the sender's, even when it is the only
+// one: taking its BSUID would join two people in one conversation. Group messages have no sender
+// of their own: the group is the identity.
 Sender SenderOf(const Value& value, const Value& m) {
   Sender s;
   s.wa_id = JsonStr(m, "from");
@@ -162,8 +164,11 @@ Sender SenderOf(const Value& value, const Value& m) {
   const Value* contacts = Member(value, "contacts");
   if (contacts && contacts->IsArray()) {
     for (const auto& c : contacts->GetArray()) {
-      bool mine = contacts->Size() == 1 || (!s.wa_id.empty() && JsonStr(c, "wa_id") == s.wa_id) ||
-                  (!s.user_id.empty() && JsonStr(c, "user_id") == s.user_id);
+      const std::string contact_wa_id = JsonStr(c, "wa_id"), contact_user_id = JsonStr(c, "user_id");
+      bool contradicts = (!contact_wa_id.empty() && !s.wa_id.empty() && contact_wa_id != s.wa_id) ||
+                         (!contact_user_id.empty() && !s.user_id.empty() && contact_user_id != s.user_id);
+      bool matches = (!s.wa_id.empty() && contact_wa_id == s.wa_id) || (!s.user_id.empty() && contact_user_id == s.user_id);
+      bool mine = !contradicts && (matches || contacts->Size() == 1);
       if (!mine) continue;
       if (s.user_id.empty()) s.user_id = JsonStr(c, "user_id");
       if (s.parent_user_id.empty()) s.parent_user_id = JsonStr(c, "parent_user_id");

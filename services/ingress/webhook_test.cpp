@@ -128,6 +128,35 @@ TEST(Split, BusinessScopedUserIdsKeyTheirOwnConversations) {
   EXPECT_EQ(split->updates[0].body.find("unknown"), std::string::npos);
 }
 
+// A contacts[] entry whose wa_id contradicts the message's `from` is not the sender's, though it
+// is the only one: its BSUID (and name) would join another person to this conversation.
+TEST(Split, AContactThatContradictsTheSenderIsNeverTakenAsTheSender) {
+  std::string body = Read(kFixtures + "/webhooks/bsuid/with_phone_a.json");
+  for (const char* member : {"\"from_user_id\": \"US.13491208655302741918\",\n",
+                             "\"from_parent_user_id\": \"US.ENT.11815799212886844830\",\n"}) {
+    auto at = body.find(member);
+    ASSERT_NE(at, std::string::npos) << member;
+    body.erase(at, std::string(member).size());
+  }
+  auto contact = body.find("\"wa_id\": \"16505550111\"");
+  ASSERT_NE(contact, std::string::npos);
+  body.replace(contact, std::string("\"wa_id\": \"16505550111\"").size(), "\"wa_id\": \"16505550999\"");
+  auto split = SplitWebhook(body, "c", "t");
+  ASSERT_TRUE(split.ok());
+  ASSERT_EQ(split->updates.size(), 1u);
+  const Update& u = split->updates[0];
+  EXPECT_EQ(u.conversation_key, "106540352242922:16505550111");
+  EXPECT_NE(u.body.find(R"("wa_id":"16505550111")"), std::string::npos) << u.body;
+  EXPECT_EQ(u.body.find("US.13491208655302741918"), std::string::npos) << "another person's BSUID: " << u.body;
+  EXPECT_EQ(u.body.find("Alice"), std::string::npos) << "another person's name: " << u.body;
+  EXPECT_EQ(u.body.find("16505550999"), std::string::npos) << u.body;
+
+  // The same contact agreeing with `from` is the sender's, BSUID and name included.
+  auto agreeing = SplitWebhook(Read(kFixtures + "/webhooks/bsuid/with_phone_a.json"), "c", "t");
+  ASSERT_TRUE(agreeing.ok());
+  EXPECT_NE(agreeing->updates[0].body.find("Alice"), std::string::npos);
+}
+
 // user_preferences (a user stopped or resumed marketing messages) is routed to outbound, which
 // keeps it; a malformed one is counted as an unknown shape, never published.
 TEST(Split, MarketingPreferencesAreUpdatesForOutbound) {

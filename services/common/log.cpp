@@ -3,6 +3,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 
@@ -18,14 +19,36 @@ static bool ValidateLogFormat(const char* flag, const std::string& v) {
   return false;
 }
 DEFINE_validator(log_format, &ValidateLogFormat);
+DEFINE_bool(log_personal_data, false,
+            "Show phone numbers and user IDs in logs as they are (by default all but their last 4 characters are masked)");
 
 namespace convoy {
+
+std::string MaskPersonal(std::string_view value, bool show) {
+  std::string out(value);
+  if (show) return out;
+  // Letters and digits become '*' but for the last 4 (none of a value of 6 or fewer); a BSUID's
+  // country prefix and dots stay, so the kind of identity can still be told.
+  const size_t keep = out.size() > 6 ? 4 : 0;
+  for (size_t i = 0; i + keep < out.size(); ++i) {
+    if (std::isalnum(static_cast<unsigned char>(out[i])) && !(i < 2 && out.size() > 3 && out[2] == '.')) out[i] = '*';
+  }
+  return out;
+}
+
+std::string Personal(std::string_view value) { return MaskPersonal(value, FLAGS_log_personal_data); }
+
+std::string PersonalKey(std::string_view conversation_key) {
+  size_t colon = conversation_key.find(':');
+  if (colon == std::string_view::npos) return Personal(conversation_key);
+  return std::string(conversation_key.substr(0, colon + 1)) + Personal(conversation_key.substr(colon + 1));
+}
 
 std::ostream& operator<<(std::ostream& os, const LogCtx& ctx) {
   os << "service=" << ServiceName();
   if (!ctx.handler.empty()) os << " handler=" << ctx.handler;
   if (!ctx.correlation_id.empty()) os << " correlation_id=" << ctx.correlation_id;
-  if (!ctx.conversation_key.empty()) os << " conversation=" << ctx.conversation_key;
+  if (!ctx.conversation_key.empty()) os << " conversation=" << PersonalKey(ctx.conversation_key);
   if (!ctx.dedupe_key.empty()) os << " dedupe_key=" << ctx.dedupe_key;
   return os << ' ';
 }

@@ -1,11 +1,25 @@
 // --log_format=json: every key=value of a line becomes a member; quoted values keep their spaces.
 #include <gtest/gtest.h>
+
+#include <sstream>
 #include <rapidjson/document.h>
 
 #include "convoy/log.h"
 
 namespace convoy {
 namespace {
+
+TEST(PersonalData, MaskedButForTheLastFourUnlessShown) {
+  EXPECT_EQ(MaskPersonal("16505550111", false), "*******0111");
+  EXPECT_EQ(MaskPersonal("US.13491208655302741918", false), "US.****************1918");
+  EXPECT_EQ(MaskPersonal("123456", false), "******");
+  EXPECT_EQ(MaskPersonal("16505550111", true), "16505550111");
+  EXPECT_EQ(PersonalKey("106540352242922:16505550111"), "106540352242922:*******0111");
+  std::ostringstream line;
+  line << LogCtx{"h", "c", "106540352242922:16505550111"};
+  EXPECT_EQ(line.str().find("16505550111"), std::string::npos) << line.str();
+  EXPECT_NE(line.str().find("conversation=106540352242922:*******0111"), std::string::npos) << line.str();
+}
 
 TEST(JsonLog, KeyValuesBecomeMembersAndTheRestIsTheMessage) {
   std::string line = JsonLogLine(

@@ -71,7 +71,13 @@ Result<PgRows> CheckResult(PGconn* conn, PGresult* res, const std::string& what)
   }
   const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   std::string sqlstate = state ? state : "";
-  std::string msg = what + ": " + (sqlstate.empty() ? "" : sqlstate + " ") + Trim(PQresultErrorMessage(res));
+  // The primary message and the constraint, never the DETAIL: it quotes the row's values (a phone
+  // number in a unique key, say), and this message reaches logs and dead-letter headers.
+  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char* constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+  std::string msg = what + ": " + (sqlstate.empty() ? "" : sqlstate + " ") +
+                    (primary ? std::string(primary) : Trim(PQresultErrorMessage(res))) +
+                    (constraint ? std::string(" (constraint ") + constraint + ")" : "");
   PQclear(res);
   if (PQstatus(conn) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0) {
     return Status(Code::kUnavailable, msg);

@@ -51,6 +51,11 @@ TEST(PgConnection, ErrorsAreClassified) {
   ASSERT_TRUE((*c)->Exec("CREATE TABLE t (k text PRIMARY KEY)").ok());
   ASSERT_TRUE((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("a")}).ok());
   EXPECT_EQ((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("a")}).status().code(), Code::kRejected);
+  // The message names the constraint but never quotes the row (PostgreSQL's DETAIL would).
+  ASSERT_TRUE((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("16505550111")}).ok());
+  auto dup = (*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("16505550111")});
+  EXPECT_NE(dup.status().message().find("(constraint t_pkey)"), std::string::npos) << dup.status().message();
+  EXPECT_EQ(dup.status().message().find("16505550111"), std::string::npos) << dup.status().message();
   EXPECT_EQ((*c)->Exec("SELEC 1").status().code(), Code::kInvalidArgument);
   auto ins = (*c)->Exec("INSERT INTO t VALUES ($1) ON CONFLICT DO NOTHING RETURNING k", {std::string("a")});
   ASSERT_TRUE(ins.ok());

@@ -731,7 +731,7 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
   Status s;
   bool ensured = false;
   auto audit = [&](const char* change, const std::string& id, const std::string& previous) {
-    LOG(INFO) << a->ctx << "event=identity_" << change << " identity=" << id << " previous=" << previous;
+    LOG(INFO) << a->ctx << "event=identity_" << change << " identity=" << Personal(id) << " previous=" << Personal(previous);
     return db_.Exec(kAuditIdentity, {key, change, id, previous, p->dedupe_key, p->correlation_id}).status();
   };
   // Current identities point here. One the message links that belonged to another conversation

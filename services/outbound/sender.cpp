@@ -396,7 +396,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
       const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
       M().webhook_to_send.Observe(std::max(0.0, now_s - received));
     }
-    LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << c.to << " attempt=" << d.attempt + 1;
+    LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << Personal(c.to) << " attempt=" << d.attempt + 1;
     if (typing) return Disposition::Ack();  // nothing for the conversation to learn
     Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(id.empty() ? "unknown" : id) + "\"", d);
     if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();

@@ -17,7 +17,16 @@ struct LogCtx {
   std::string dedupe_key;
 };
 
-std::ostream& operator<<(std::ostream& os, const LogCtx& ctx);
+std::ostream& operator<<(std::ostream& os, const LogCtx& ctx);  // the conversation key through PersonalKey
+
+// Personal data in a log line: a phone number or user ID as it is only with --log_personal_data;
+// otherwise masked but for its last 4 characters ("*******0111", "US.****************1918").
+std::string Personal(std::string_view value);
+// A conversation key ("<phone_number_id>:<identity>"): the business's number as it is, the identity
+// through Personal.
+std::string PersonalKey(std::string_view conversation_key);
+// The masking itself, `show` standing for the flag (for tests).
+std::string MaskPersonal(std::string_view value, bool show);
 
 // One log line as JSON (--log_format=json): ts, level, file, line, each key=value of the message
 // as a string member (a "quoted value" may hold spaces), and any other text in "msg".

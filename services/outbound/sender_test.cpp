@@ -173,6 +173,11 @@ class OutboundTest : public ::testing::Test {
     return failed;
   }
 
+  size_t Parked(const char* queue) {
+    auto n = QueueMessageCount(amqp_, std::string(queue) + ".dlq");
+    return n.ok() ? *n : 999;
+  }
+
   test::TestVhost vhost_;
   test::TestDatabase db_;
   AmqpOptions amqp_;
@@ -305,6 +310,34 @@ TEST_F(OutboundTest, AnAcceptedSendWhoseAnswerIsLostIsReconciledNotResent) {
   EXPECT_EQ(row.wamid.rfind("wamid.FAKE", 0), 0u) << "the wamid came from the status webhook";
   EXPECT_EQ(graph_.SendTimesMs("16505552002").size(), 1u);
   EXPECT_EQ(graph_.CallCount(), 1u);
+}
+
+// The fake Graph API behaves like Meta across restarts: a second fake on the same database (the
+// local stack run again on its .run/ data) hands out wamids the first never did, so every send of
+// both runs is recorded with its own.
+TEST_F(OutboundTest, AGraphFakeStartedAgainOnTheSameDataNeverRepeatsAWamid) {
+  StartReplica(Settings(), 1);
+  for (int i = 0; i < 3; ++i) Send("run1:" + std::to_string(i), "16505552030");
+  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == 3; }, 20s));
+  for (auto& r : replicas_) r->Stop();
+  replicas_.clear();
+  graph_.Stop();
+
+  fake::FakeGraph again(kToken);
+  ASSERT_TRUE(again.Start().ok());
+  again.SetStatusSink([this](const std::string& pnid, const std::string& status) { PublishStatus(pnid, status); });
+  SenderSettings settings = Settings();
+  settings.graph.base_url = again.base_url();
+  StartReplica(settings, 1);
+  for (int i = 0; i < 3; ++i) Send("run2:" + std::to_string(i), "16505552030");
+  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == 6; }, 20s))
+      << Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'");
+  EXPECT_EQ(again.SendCount(), 3u);
+  EXPECT_EQ(Count("SELECT count(DISTINCT wamid) FROM outbound_messages"), 6);
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE error_reason IS NOT NULL"), 0);
+  for (auto& r : replicas_) r->Stop();
+  again.SetStatusSink(nullptr);
+  EXPECT_EQ(Parked(queues::kOutboundStatus), 0u);
 }
 
 // No answer, and Meta did not take it: no status ever comes, so after the reconcile time the

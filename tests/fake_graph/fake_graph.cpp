@@ -18,6 +18,7 @@
 
 #include "convoy/json.h"
 #include "convoy/rapidjson_util.h"
+#include "fake_ids.h"
 
 namespace convoy::fake {
 
@@ -69,6 +70,7 @@ struct FakeGraph::Impl {
   };
   std::deque<Injection> injections;
   std::atomic<uint64_t> next_id{1};
+  const std::string start_tag = StartTag();  // wamids and upload ids differ from the last start's
   struct RandomFaults {
     double p_unavailable = 0, p_throughput = 0;
     int max_per_message = 0;
@@ -152,7 +154,7 @@ struct FakeGraph::Impl {
     if (auto failure = RandomFailure(callback_data.empty() ? to : callback_data)) return *failure;
     auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
     std::string pnid = r.path.substr(first + 1, second - first - 1);
-    std::string wamid = "wamid.FAKE" + std::to_string(next_id++);
+    std::string wamid = "wamid.FAKE" + start_tag + "." + std::to_string(next_id++);
     int64_t now_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     StatusSink to_sink;
@@ -240,7 +242,7 @@ struct FakeGraph::Impl {
       if (c == '+') c = '-';
     }
     uploaded.push_back(bytes);
-    std::string answer = R"({"id":"img_)" + std::to_string(uploaded.size()) + R"(","url":"https://cdn.fake.example/)" +
+    std::string answer = R"({"id":"img_)" + start_tag + "_" + std::to_string(uploaded.size()) + R"(","url":"https://cdn.fake.example/)" +
                          sha.substr(0, 43) + R"("})";
     if (!key.empty()) uploads_by_key[key] = answer;
     return Json(200, answer);

@@ -7,6 +7,7 @@
 #include "convoy/crypto.h"
 #include "convoy/json.h"
 #include "convoy/rapidjson_util.h"
+#include "fake_ids.h"
 
 namespace convoy::fake {
 
@@ -103,7 +104,8 @@ void FakeReceiver::ReleaseDelayed() {
 
 FakeShopify::FakeShopify(std::string token, double bucket_max, double restore_rate)
     : token_(std::move(token)), max_(bucket_max), rate_(restore_rate), available_(bucket_max),
-      refilled_(std::chrono::steady_clock::now()) {}
+      refilled_(std::chrono::steady_clock::now()),
+      first_id_(1000000000000 + StartNonce() % 8000000000000) {}
 
 FakeShopify::~FakeShopify() {
   ReleaseDelayed();
@@ -149,8 +151,8 @@ HttpResponse FakeShopify::Handle(const HttpRequest& r) {
   if (query.find("productCreate") != std::string::npos) {
     const auto& p = JsonMember(vars, "product");
     Product product;
-    product.id = "gid://shopify/Product/" + std::to_string(1000 + products_.size());
-    product.variant_id = "gid://shopify/ProductVariant/" + std::to_string(5000 + products_.size());
+    product.id = "gid://shopify/Product/" + std::to_string(first_id_ + 2 * products_.size());
+    product.variant_id = "gid://shopify/ProductVariant/" + std::to_string(first_id_ + 2 * products_.size() + 1);
     product.title = JsonStr(p, "title");
     product.description_html = JsonStr(p, "descriptionHtml");
     product.vendor = JsonStr(p, "vendor");

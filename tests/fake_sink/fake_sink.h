@@ -89,6 +89,8 @@ class FakeShopify {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::vector<Product> products_;
+  // Numeric ids like Shopify's, unique per start (a store never reuses one): from a random base.
+  const uint64_t first_id_;
   size_t calls_ = 0, throttled_ = 0;
   int delay_next_create_ms_ = 0;
   bool release_ = false;

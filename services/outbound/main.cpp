@@ -33,6 +33,10 @@ DEFINE_int32(send_deadline_seconds, 24 * 3600,
 DEFINE_int32(reconcile_seconds, 30,
              "How long a send that may have reached Meta (no answer, or the process died) waits for its status "
              "webhook before it is sent again (1..3600)");
+DEFINE_int32(record_attempts, 8,
+             "After Meta accepted a send, how many times recording it (sent, the wamid) is tried, through the "
+             "delay tiers (1 s, 5 s, 30 s, 2 m, then 10 m), before the command is parked with the wamid for a replay "
+             "that only records it (1..100)");
 
 DEFINE_string(sinks_file, "",
               "Where results go, by name (JSON, proto-schemas/sinks.v1.json); without it results are held until "
@@ -64,6 +68,7 @@ bool ValidateBurst(const char* flag, double v) { return InRange(flag, v, 1, 1000
 bool ValidateRefill(const char* flag, double v) { return InRange(flag, v, 0.001, 86400); }
 bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
 bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
+bool ValidateRecordAttempts(const char* flag, int32_t v) { return InRange(flag, v, 1, 100); }
 
 bool ValidateDeliveryTimeout(const char* flag, int32_t v) { return InRange(flag, v, 1, 120); }
 bool ValidateShopifyReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
@@ -87,6 +92,7 @@ DEFINE_validator(pair_refill_seconds, &ValidateRefill);
 DEFINE_validator(pair_burst, &ValidateBurst);
 DEFINE_validator(reconcile_seconds, &ValidateReconcile);
 DEFINE_validator(send_deadline_seconds, &ValidateSendDeadline);
+DEFINE_validator(record_attempts, &ValidateRecordAttempts);
 
 namespace {
 
@@ -175,6 +181,7 @@ int main(int argc, char** argv) {
                      FLAGS_pair_burst};
   settings.send_deadline = std::chrono::seconds(FLAGS_send_deadline_seconds);
   settings.reconcile = std::chrono::seconds(FLAGS_reconcile_seconds);
+  settings.record_attempts = FLAGS_record_attempts;
   auto extractors = convoy::outbound::LoadExtractors(FLAGS_extractors_file, schemas);
   if (!extractors.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed flag=--extractors_file error=" << extractors.status().ToString();

@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -51,6 +52,17 @@ constexpr const char* kClaim =
 constexpr const char* kMarkSent =
     "UPDATE outbound_messages SET status = 'sent', wamid = coalesce(wamid, $2), error_code = NULL, "
     "error_reason = NULL, updated_at = now() WHERE dedupe_key = $1 AND status IN ('sending', 'uncertain', 'retrying')";
+// Meta's answer named a wamid another row already holds: the send is recorded as sent (Meta took
+// it) without the wamid, and the reason names the row that holds it.
+constexpr const char* kMarkSentConflict =
+    "UPDATE outbound_messages SET status = 'sent', error_code = NULL, error_reason = $2, updated_at = now() "
+    "WHERE dedupe_key = $1 AND status IN ('sending', 'uncertain', 'retrying')";
+// The send that holds a wamid, other than $2 (an integrity error when there is one).
+constexpr const char* kWamidHolder =
+    "SELECT dedupe_key FROM outbound_messages WHERE wamid = $1 AND dedupe_key IS DISTINCT FROM $2";
+// Whether any send is known by this wamid or dedupe key (a status that moved nothing is stale).
+constexpr const char* kKnownSend =
+    "SELECT 1 FROM outbound_messages WHERE wamid = $1 OR dedupe_key = $2 LIMIT 1";
 constexpr const char* kMarkUncertain =
     "UPDATE outbound_messages SET status = 'uncertain', error_reason = $2, updated_at = now() "
     "WHERE dedupe_key = $1 AND status = 'sending'";
@@ -99,8 +111,19 @@ struct Metrics {
   Counter& reconciling = Result("awaiting_status");
   Counter& paced = Result("paced");
   Counter& invalid = Result("invalid");
+  Counter& record_retried = Result("record_retry");
+  Counter& record_parked = Result("record_parked");
   Counter& statuses = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"applied\"");
   Counter& stale = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"ignored\"");
+  Counter& status_waiting = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                         "effect=\"waiting\"");
+  Counter& status_unknown = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                         "effect=\"unknown\"");
+  Counter& status_retried = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                         "effect=\"retry\"");
+  Counter& wamid_conflicts = r.GetCounter("convoy_outbound_wamid_conflicts_total",
+                                          "Graph answers or status webhooks naming a wamid another send already holds "
+                                          "(an integrity error: two dedupe keys, one message id).");
   Counter& errors = r.GetCounter("convoy_outbound_value_errors_total", "Value-level webhook errors received.");
   Counter& preferences = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
                                       "effect=\"received\"");
@@ -151,6 +174,14 @@ bool ParseInt64(const std::string& s, int64_t* out) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && end == s.data() + s.size() && !s.empty();
 }
+
+// Meta accepted the send (2xx): its wamid ("?" when the answer named none), kept with the command
+// while the record of it is retried, so that no redelivery, delay or replay calls Graph again.
+constexpr const char* kAcceptedHeader = "x-graph-accepted";
+constexpr const char* kUnknownWamid = "?";
+constexpr const char* kRecordAttemptsHeader = "x-record-attempts";
+// A status webhook waiting for the record of its send (epoch ms of its first look).
+constexpr const char* kStatusWaitingHeader = "x-status-waiting-since";
 
 // The send slots a message has reserved (epoch ms), kept with it while it waits for them.
 constexpr const char* kPairSlotHeader = "x-pace-pair-at";
@@ -240,6 +271,53 @@ Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const st
   return dead_letter ? Disposition::DeadLetter(reason, code) : Disposition::Ack();
 }
 
+Disposition Sender::Record(const Command& c, const Delivery& d, const std::string& wamid) {
+  LogCtx ctx("outbound.send", c.correlation, c.conversation, c.dedupe);
+  auto marked = db_.Exec(kMarkSent, {c.dedupe, wamid.empty() ? std::nullopt : std::optional<std::string>(wamid)});
+  if (!marked.ok() && marked.status().code() == Code::kRejected && !wamid.empty()) {
+    // Meta's ids are unique: a wamid another send holds is an integrity error, not a retry. The
+    // send is still recorded as sent (Meta took it), naming the holder.
+    auto holder = db_.Exec(kWamidHolder, {wamid, c.dedupe});
+    if (holder.ok() && !holder->empty()) {
+      M().wamid_conflicts.Inc();
+      LOG(ERROR) << ctx << "event=wamid_conflict wamid=" << wamid << " held_by=" << holder->get(0, 0);
+      marked = db_.Exec(kMarkSentConflict, {c.dedupe, "integrity error: Meta answered wamid " + wamid +
+                                                          ", which send " + holder->get(0, 0) + " already holds"});
+    }
+  }
+  if (!marked.ok()) {
+    // Retried on its own, carrying the wamid, through the delay queues (a failed record is no
+    // failed send: the send's attempt count and retry budget stay as they are); after
+    // record_attempts it is parked, and a replay finishes the record.
+    int64_t tries = 0;
+    if (!ParseInt64(d.Header(kRecordAttemptsHeader), &tries)) tries = 0;
+    ++tries;
+    const std::string shown = wamid.empty() ? "not named" : wamid;
+    Disposition next;
+    if (tries >= settings_.record_attempts) {
+      M().record_parked.Inc();
+      LOG(ERROR) << ctx << "event=record_parked wamid=" << shown << " tries=" << tries
+                 << " error=" << marked.status().ToString();
+      next = Disposition::DeadLetter("Meta accepted the send (wamid " + shown + ") but recording it failed " +
+                                     std::to_string(tries) + " times: " + marked.status().ToString() +
+                                     "; a replay records it without sending again");
+    } else {
+      M().record_retried.Inc();
+      LOG(WARNING) << ctx << "event=record_retry wamid=" << shown << " tries=" << tries
+                   << " error=" << marked.status().ToString();
+      next = Disposition::Delay("recording the send Meta accepted (wamid " + shown + "): " + marked.status().ToString(),
+                                RetryDelayMs(static_cast<int>(tries), 0));
+    }
+    next.headers = {{kAcceptedHeader, wamid.empty() ? kUnknownWamid : wamid},
+                    {kRecordAttemptsHeader, std::to_string(tries)}};
+    return next;
+  }
+  if (c.type == "typing_indicator") return Disposition::Ack();  // nothing for the conversation to learn
+  Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(wamid.empty() ? "unknown" : wamid) + "\"", d);
+  if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();
+  return Disposition::Ack();
+}
+
 Disposition Sender::HandleSend(const Delivery& d) {
   LogCtx ctx = CommandContext(d, "outbound.send");
   if (auto invalid = RefuseInvalid(d, schemas_, ctx)) {
@@ -263,6 +341,11 @@ Disposition Sender::HandleSend(const Delivery& d) {
   c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
   ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
 
+  // 0. Meta took this command already (an earlier delivery learned it and could not record it):
+  // only the record is left to write. Graph is not called again.
+  if (const std::string accepted = d.Header(kAcceptedHeader); !accepted.empty()) {
+    return Record(c, d, accepted == kUnknownWamid ? "" : accepted);
+  }
   // 1. Settled already, or an earlier attempt's outcome still to be learned?
   auto row = db_.Exec(kLookup, {c.dedupe});
   if (!row.ok()) return DispositionFor(row.status());
@@ -389,18 +472,13 @@ Disposition Sender::HandleSend(const Delivery& d) {
   if (resp->status / 100 == 2) {
     auto wamid = ParseSendResponse(resp->body);
     std::string id = wamid.ok() ? *wamid : "";
-    Status s = db_.Exec(kMarkSent, {c.dedupe, id.empty() ? std::nullopt : std::optional<std::string>(id)}).status();
-    if (!s.ok()) LOG(ERROR) << ctx << "event=log_update_failed error=" << s.ToString();
     (typing ? M().read_receipt : M().sent).Inc();
     if (const double received = c.received_at.empty() ? 0 : ParseRfc3339(c.received_at); received > 0) {
       const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
       M().webhook_to_send.Observe(std::max(0.0, now_s - received));
     }
     LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << Personal(c.to) << " attempt=" << d.attempt + 1;
-    if (typing) return Disposition::Ack();  // nothing for the conversation to learn
-    Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(id.empty() ? "unknown" : id) + "\"", d);
-    if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();
-    return Disposition::Ack();
+    return Record(c, d, id);
   }
   GraphError err = ParseGraphError(resp->status, resp->body);
   const GraphErrorInfo* known = KnownGraphError(err.code);
@@ -486,19 +564,55 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     code = JsonStr(st["errors"][0], "code");
     reason = JsonStr(st["errors"][0], "title");
   }
-  auto r = db_.Exec(kApplyStatus, {wamid, status, code, reason,
-                                   dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe)});
-  if (!r.ok()) return DispositionFor(r.status());
+  const std::optional<std::string> key = dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe);
+  // A database failure is no fault of the status: it waits in the retry tiers.
+  auto retry = [&](const Status& s) {
+    M().status_retried.Inc();
+    return Disposition::Retry("applying status " + status + " of " + wamid + ": " + s.ToString());
+  };
+  auto r = db_.Exec(kApplyStatus, {wamid, status, code, reason, key});
+  if (!r.ok() && r.status().code() == Code::kRejected) {
+    auto holder = db_.Exec(kWamidHolder, {wamid, key});
+    if (holder.ok() && !holder->empty()) {
+      M().wamid_conflicts.Inc();
+      LOG(ERROR) << ctx << "event=wamid_conflict wamid=" << wamid << " held_by=" << holder->get(0, 0)
+                 << " status_for=" << dedupe;
+      return Disposition::DeadLetter("integrity error: status " + status + " for send " + dedupe + " names wamid " +
+                                     wamid + ", which send " + holder->get(0, 0) + " already holds");
+    }
+  }
+  if (!r.ok()) return retry(r.status());
+  if (!r->affected) {
+    auto known = db_.Exec(kKnownSend, {wamid, key});
+    if (!known.ok()) return retry(known.status());
+    if (known->empty()) {
+      // No send holds this wamid: Meta's status came before convoy wrote down Meta's answer (the
+      // record is in flight, or being retried), or the message is not convoy's. It waits for the
+      // record as long as an uncertain send waits for its status, then is let go.
+      int64_t since = 0;
+      if (!ParseInt64(d.Header(kStatusWaitingHeader), &since)) since = EpochMillis();
+      const int64_t waited = EpochMillis() - since;
+      if (waited < static_cast<int64_t>(settings_.reconcile.count()) * 1000) {
+        M().status_waiting.Inc();
+        Disposition wait = Disposition::Delay("no send holds wamid " + wamid + " yet: waiting for its record",
+                                              std::max<int64_t>(1000, waited));
+        wait.headers[kStatusWaitingHeader] = std::to_string(since);
+        return wait;
+      }
+      M().status_unknown.Inc();
+      LOG(WARNING) << ctx << "event=status_of_unknown_send status=" << status << " wamid=" << wamid
+                   << " waited_ms=" << waited;
+      return Disposition::Ack();
+    }
+  }
   if (st.HasMember("pricing") && st["pricing"].IsObject()) {
     // What Meta bills for the message, from whichever status carries it (even one too late to
     // move the status).
     rapidjson::StringBuffer b;
     rapidjson::Writer<rapidjson::StringBuffer> w(b);
     st["pricing"].Accept(w);
-    Status p = db_.Exec(kRecordPricing, {wamid, std::string(b.GetString(), b.GetSize()),
-                                         dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe)})
-                   .status();
-    if (!p.ok()) return DispositionFor(p);
+    Status p = db_.Exec(kRecordPricing, {wamid, std::string(b.GetString(), b.GetSize()), key}).status();
+    if (!p.ok()) return retry(p);
   }
   (r->affected ? M().statuses : M().stale).Inc();
   LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid << " applied=" << r->affected;
@@ -507,7 +621,7 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     Status p = db_.Exec(kSetMarketing, {r->get(0, 3), r->get(0, 4), std::string("true"),
                                         std::to_string(at > 0 ? at : settings_.now()), std::string("131050")})
                    .status();
-    if (!p.ok()) return DispositionFor(p);
+    if (!p.ok()) return retry(p);
   }
   if (r->affected && status == "failed") {
     // Meta took the message but could not deliver it: the conversation hears of it as of any failure.

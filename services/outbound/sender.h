@@ -9,7 +9,11 @@
 // timeout, connection lost) may have reached Meta, so it is not sent again until either a status
 // webhook has settled it (then it is acked without a call) or --reconcile_seconds have passed
 // without one (then Meta did not take it, and it is sent again). A Graph error answer means Meta
-// did not take it ('retrying'), so the next attempt goes at once.
+// did not take it ('retrying'), so the next attempt goes at once. A 2xx answer is recorded
+// ('sent', the wamid) or the record alone is retried until it is: the command goes back through
+// the delay queues with the wamid in x-graph-accepted, and a delivery carrying it only writes the
+// record; after record_attempts it is parked with the wamid, and a replay finishes the record.
+// Across a crash between Meta's answer and the record, only Meta's status webhook can tell.
 //
 // Pacing. Each attempt reserves a slot in the recipient's (pair) bucket and then, once that slot
 // is near, in the business number's bucket; the buckets live in PostgreSQL, so every replica
@@ -50,6 +54,9 @@ struct SenderSettings {
   // customer-service window closes or this long after its first attempt, whichever is sooner.
   std::chrono::seconds send_deadline{24 * 3600};
   std::chrono::seconds reconcile{30};       // how long an uncertain attempt waits for its status webhook
+  // After Meta accepted a send, how many times writing that down is tried (through the delay
+  // tiers: 1 s, 5 s, 30 s, 2 m, then 10 m each) before the command is parked with the wamid.
+  int record_attempts = 8;
   std::function<int64_t()> now;             // seconds since the epoch (24-hour window); system clock if empty
   // Applied to every text and interactive body just before the call (nullptr: none).
   std::shared_ptr<const ContentGuard> guard;
@@ -65,6 +72,10 @@ class Sender {
   struct Command;  // an outbound.send's members (sender.cpp)
 
  private:
+  // Meta accepted the send (`wamid`, "" if its answer named none): records it as sent and tells
+  // the conversation (outbound.sent); when the record fails, retries only the record (the wamid
+  // travels in a header, Graph is not called again) and parks the command after record_attempts.
+  Disposition Record(const Command& c, const Delivery& d, const std::string& wamid);
   // Records the send as failed for good, tells the conversation (outbound.failed), acks.
   Disposition Fail(const Command& c, const Delivery& d, int code, const std::string& reason, bool dead_letter);
   Status Emit(const std::string& schema, const std::string& body_fields, const Delivery& d);

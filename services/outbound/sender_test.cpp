@@ -8,6 +8,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <mutex>
 #include <set>
 #include <tuple>
 
@@ -17,6 +18,7 @@
 #include "convoy/rapidjson_util.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
+#include "ctl.h"
 #include "fake_graph.h"
 #include "retention_rules.h"
 #include "testsupport.h"
@@ -173,9 +175,52 @@ class OutboundTest : public ::testing::Test {
     return failed;
   }
 
+  // Meta's status webhooks kept here instead of published, for a test to publish when it chooses.
+  std::vector<std::string> HoldStatuses() {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    return held_;
+  }
+  void HoldStatusesBack() {
+    graph_.SetStatusSink([this](const std::string&, const std::string& status) {
+      std::lock_guard<std::mutex> lock(held_mu_);
+      held_.push_back(status);
+    });
+  }
+  // A trigger that refuses to move a send to sent or further while fault_switch says so, counting
+  // every refusal (a sequence: the count survives the rolled-back statement). `times` > 0: only
+  // the first `times` such updates are refused, whatever the switch says.
+  void RefuseRecords(int times = 0) {
+    for (const std::string& sql : {
+             std::string("CREATE SEQUENCE refused_records"),
+             std::string("CREATE TABLE fault_switch (refusing boolean NOT NULL)"),
+             std::string("INSERT INTO fault_switch VALUES (true)"),
+             "CREATE FUNCTION refuse_record() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF " + (times > 0 ? kRefusedSoFar + " < " + std::to_string(times) : "(SELECT refusing FROM fault_switch)") +
+                 " THEN PERFORM nextval('refused_records'); "
+                 "RAISE EXCEPTION 'injected: the send log refuses the update'; END IF; RETURN NEW; END $$",
+             std::string("CREATE TRIGGER refuse_record BEFORE UPDATE ON outbound_messages FOR EACH ROW WHEN "
+                         "(NEW.status IN ('sent', 'delivered', 'read') AND NEW.status IS DISTINCT FROM OLD.status) "
+                         "EXECUTE FUNCTION refuse_record()")}) {
+      auto r = sql_->Exec(sql);
+      ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << sql;
+    }
+  }
+  int64_t Refused() { return Count("SELECT " + kRefusedSoFar); }
+  const std::string kRefusedSoFar = "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refused_records)";
+  void StopRefusing() { ASSERT_TRUE(sql_->Exec("UPDATE fault_switch SET refusing = false").ok()); }
   size_t Parked(const char* queue) {
     auto n = QueueMessageCount(amqp_, std::string(queue) + ".dlq");
     return n.ok() ? *n : 999;
+  }
+  // The wamid Meta (the fake) answered for the only send to `to`.
+  std::string AnsweredWamid(const std::string& to) {
+    rapidjson::Document sends;
+    std::string json = graph_.RequestsJson();
+    sends.Parse(json.c_str());
+    for (const auto& s : sends.GetArray()) {
+      if (JsonStr(s, "to") == to) return JsonStr(s, "wamid");
+    }
+    return "";
   }
 
   test::TestVhost vhost_;
@@ -186,6 +231,8 @@ class OutboundTest : public ::testing::Test {
   DatabaseService base_;
   std::unique_ptr<PgConnection> sql_;
   std::vector<std::unique_ptr<ConsumerGroup>> replicas_;
+  std::mutex held_mu_;
+  std::vector<std::string> held_;
 };
 
 // 1,000 commands, each published twice, over two replicas: 1,000 Graph calls, one per key.
@@ -310,6 +357,142 @@ TEST_F(OutboundTest, AnAcceptedSendWhoseAnswerIsLostIsReconciledNotResent) {
   EXPECT_EQ(row.wamid.rfind("wamid.FAKE", 0), 0u) << "the wamid came from the status webhook";
   EXPECT_EQ(graph_.SendTimesMs("16505552002").size(), 1u);
   EXPECT_EQ(graph_.CallCount(), 1u);
+}
+
+// Once Meta answered 2xx the send is recorded, whatever the database says at that moment: the send
+// log refuses the first two updates to 'sent'; the record alone is retried (the wamid carried in
+// a header) and lands with Meta's wamid, and Graph was called once.
+TEST_F(OutboundTest, ARecordThatFailsAfterMetaAcceptedIsRetriedWithoutASecondCall) {
+  HoldStatusesBack();  // no status webhook may write the record in its place
+  RefuseRecords(2);
+  StartReplica(Settings(), 1);
+  const uint64_t retried = SendsCounted("record_retry");
+  Send("record-refused", "16505552020");
+  ASSERT_TRUE(WaitStatus("record-refused", "sent")) << Log("record-refused").status << ", refused " << Refused();
+  EXPECT_EQ(Refused(), 2);
+  Row row = Log("record-refused");
+  EXPECT_EQ(row.wamid, AnsweredWamid("16505552020"));
+  EXPECT_FALSE(row.wamid.empty());
+  EXPECT_EQ(row.attempts, "1");
+  EXPECT_EQ(SendsCounted("record_retry") - retried, 2u);
+  EXPECT_EQ(graph_.CallCount(), 1u);
+  EXPECT_EQ(Parked(queues::kOutboundSend), 0u);
+}
+
+// The record keeps failing: after record_attempts the command is parked carrying the wamid, and
+// `convoyctl dlq replay` finishes the record without sending again.
+TEST_F(OutboundTest, ARecordThatKeepsFailingIsParkedWithTheWamidAndAReplayFinishesIt) {
+  SenderSettings settings = Settings();
+  settings.record_attempts = 2;
+  HoldStatusesBack();
+  RefuseRecords();
+  StartReplica(settings, 1);
+  Send("record-parked", "16505552021");
+  ASSERT_TRUE(WaitUntil([&] { return Parked(queues::kOutboundSend) == 1; }, 30s)) << Refused();
+  EXPECT_EQ(Log("record-parked").status, "sending");
+  const std::string wamid = AnsweredWamid("16505552021");
+  ASSERT_FALSE(wamid.empty());
+  ctl::DlqFilter sends;
+  sends.queue = queues::kOutboundSend;
+  auto parked = ctl::ListParked(vhost_.url(), sends);
+  ASSERT_TRUE(parked.ok() && parked->size() == 1u) << parked.status().ToString();
+  EXPECT_NE((*parked)[0].last_reason.find("Meta accepted the send (wamid " + wamid + ")"), std::string::npos)
+      << (*parked)[0].last_reason;
+  const auto& h = (*parked)[0].headers;
+  EXPECT_NE(std::find(h.begin(), h.end(), std::make_pair(std::string("x-graph-accepted"), wamid)), h.end())
+      << "the parked command carries the wamid";
+
+  StopRefusing();
+  auto replayed = ctl::ReplayParked(vhost_.url(), sends, false);
+  ASSERT_TRUE(replayed.ok() && *replayed == 1u) << replayed.status().ToString();
+  ASSERT_TRUE(WaitStatus("record-parked", "sent"));
+  EXPECT_EQ(Log("record-parked").wamid, wamid);
+  EXPECT_EQ(graph_.CallCount(), 1u) << "the replay recorded the send, it did not send it again";
+  EXPECT_EQ(Parked(queues::kOutboundSend), 0u);
+}
+
+// The status webhooks that come while the record of their send cannot be written (the database
+// refuses, as it would while stopped) wait in the retry tiers; once it takes writes again the send
+// is recorded and its statuses applied — none parked.
+TEST_F(OutboundTest, StatusesThatComeWhileTheRecordFailsWaitAndAreApplied) {
+  HoldStatusesBack();
+  RefuseRecords();
+  StartReplica(Settings(), 1);
+  const std::string to = "16505552022";
+  Send("record-late", to);
+  ASSERT_TRUE(WaitUntil([&] { return Refused() >= 1 && HoldStatuses().size() == 1; }, 20s));
+  const std::string sent = HoldStatuses()[0];
+  std::string delivered = sent;
+  delivered.replace(delivered.find(R"("status":"sent")"), 15, R"("status":"delivered")");
+  PublishStatus(kBusiness, sent);
+  PublishStatus(kBusiness, delivered);
+  // The record and both statuses met the refusal at least once each.
+  ASSERT_TRUE(WaitUntil([&] { return Refused() >= 3; }, 20s)) << Refused();
+  EXPECT_EQ(Log("record-late").status, "sending");
+  StopRefusing();
+  ASSERT_TRUE(WaitStatus("record-late", "delivered", 60s)) << Log("record-late").status;
+  EXPECT_EQ(Log("record-late").wamid, AnsweredWamid(to));
+  EXPECT_EQ(graph_.CallCount(), 1u);
+  EXPECT_EQ(Parked(queues::kOutboundStatus), 0u);
+  EXPECT_EQ(Parked(queues::kOutboundSend), 0u);
+}
+
+// A status for a wamid no send holds yet (its record is still in flight, and Meta's callback data
+// is missing) waits for the record instead of being dropped or parked.
+TEST_F(OutboundTest, AStatusForAWamidNotRecordedYetWaitsForTheRecord) {
+  StartReplica(Settings(), 1);
+  const std::string status =
+      R"({"id":"wamid.EARLY1","status":"delivered","timestamp":"1750000000","recipient_id":"16505552023"})";
+  PublishStatus(kBusiness, status);
+  auto& waiting = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                               "effect=\"waiting\"");
+  const uint64_t waited = waiting.Value();
+  ASSERT_TRUE(WaitUntil([&] { return waiting.Value() > waited; }, 20s));
+  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
+                         "wamid, attempts) VALUES ('early', $1, '16505552023', 'sent', 'c', 'wamid.EARLY1', 1)",
+                         {std::string(kBusiness)})
+                  .ok());
+  ASSERT_TRUE(WaitStatus("early", "delivered"));
+  EXPECT_EQ(Parked(queues::kOutboundStatus), 0u);
+}
+
+// Meta's ids are unique, so a wamid another send already holds is an integrity error: the send is
+// still recorded as sent (Meta took it) with a reason naming the holder, counted for an alert; a
+// status that would give the wamid to a second send is parked naming both.
+TEST_F(OutboundTest, AWamidAnotherSendHoldsIsReportedAsAnIntegrityError) {
+  StartReplica(Settings(), 1);
+  auto& conflicts = DefaultRegistry().GetCounter(
+      "convoy_outbound_wamid_conflicts_total",
+      "Graph answers or status webhooks naming a wamid another send already holds (an integrity error: two dedupe "
+      "keys, one message id).");
+  const uint64_t before = conflicts.Value();
+  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
+                         "wamid, attempts) VALUES ('holder', $1, '16505552024', 'read', 'c', 'wamid.TWICE', 1), "
+                         "('second', $1, '16505552024', 'sending', 'c', NULL, 1)",
+                         {std::string(kBusiness)})
+                  .ok());
+  // A status for 'second' that names the wamid 'holder' holds.
+  PublishStatus(kBusiness, R"({"id":"wamid.TWICE","status":"sent","timestamp":"1750000000","recipient_id":"16505552024",)"
+                           R"("biz_opaque_callback_data":"convoy:second"})");
+  ASSERT_TRUE(WaitUntil([&] { return Parked(queues::kOutboundStatus) == 1; }, 20s));
+  auto parked = TakeMessages(amqp_, std::string(queues::kOutboundStatus) + ".dlq", 1);
+  ASSERT_TRUE(parked.ok() && parked->size() == 1);
+  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("for send second names wamid wamid.TWICE, which send holder"),
+            std::string::npos)
+      << (*parked)[0].Header(headers::kDeathReason);
+  // Meta's answer to 'second' named it too (its record being retried): recorded, and reported.
+  AmqpMessage redelivered = SendMessage(Command("second", "16505552024", TextMessage("Hi"), NowSeconds()), "second",
+                                        "16505552024");
+  redelivered.headers["x-graph-accepted"] = "wamid.TWICE";
+  ASSERT_TRUE(pub_.PublishAndWait(redelivered, 10s).ok());
+  ASSERT_TRUE(WaitStatus("second", "sent"));
+  Row row = Log("second");
+  EXPECT_EQ(row.wamid, "");
+  EXPECT_NE(row.error_reason.find("wamid wamid.TWICE, which send holder already holds"), std::string::npos)
+      << row.error_reason;
+  EXPECT_EQ(conflicts.Value() - before, 2u);
+  EXPECT_EQ(Log("holder").status, "read");
+  EXPECT_EQ(graph_.CallCount(), 0u) << "a command Meta accepted is only recorded";
 }
 
 // The fake Graph API behaves like Meta across restarts: a second fake on the same database (the

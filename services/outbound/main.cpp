@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "deliverer.h"
 #include "extractor.h"
+#include "in_doubt.h"
 #include "retention_rules.h"
 #include "sender.h"
 
@@ -37,6 +38,9 @@ DEFINE_int32(record_attempts, 8,
              "After Meta accepted a send, how many times recording it (sent, the wamid) is tried, through the "
              "delay tiers (1 s, 5 s, 30 s, 2 m, then 10 m), before the command is parked with the wamid for a replay "
              "that only records it (1..100)");
+DEFINE_int32(in_doubt_interval_seconds, 15,
+             "How often the sends in doubt (Meta may have taken them, no record says so) are counted into "
+             "convoy_outbound_in_doubt_sends and convoy_outbound_in_doubt_oldest_seconds (1..3600)");
 
 DEFINE_string(sinks_file, "",
               "Where results go, by name (JSON, proto-schemas/sinks.v1.json); without it results are held until "
@@ -69,6 +73,7 @@ bool ValidateRefill(const char* flag, double v) { return InRange(flag, v, 0.001,
 bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
 bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
 bool ValidateRecordAttempts(const char* flag, int32_t v) { return InRange(flag, v, 1, 100); }
+bool ValidateInDoubtInterval(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
 
 bool ValidateDeliveryTimeout(const char* flag, int32_t v) { return InRange(flag, v, 1, 120); }
 bool ValidateShopifyReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
@@ -93,6 +98,7 @@ DEFINE_validator(pair_burst, &ValidateBurst);
 DEFINE_validator(reconcile_seconds, &ValidateReconcile);
 DEFINE_validator(send_deadline_seconds, &ValidateSendDeadline);
 DEFINE_validator(record_attempts, &ValidateRecordAttempts);
+DEFINE_validator(in_doubt_interval_seconds, &ValidateInDoubtInterval);
 
 namespace {
 
@@ -258,6 +264,9 @@ int main(int argc, char** argv) {
   convoy::RetentionLoop retention(FLAGS_pg_dsn, "outbound", convoy::outbound::RetentionRules(FLAGS_retention_days),
                                   std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
+  convoy::outbound::InDoubtMonitor in_doubt(FLAGS_pg_dsn, std::chrono::seconds(FLAGS_in_doubt_interval_seconds),
+                                            settings.reconcile);
+  in_doubt.Start();
   // 4. run
   return convoy::ServeUntilSignal("outbound", server, publisher, consumers);
 }

@@ -20,6 +20,7 @@
 #include "convoy/topology.h"
 #include "ctl.h"
 #include "fake_graph.h"
+#include "in_doubt.h"
 #include "retention_rules.h"
 #include "testsupport.h"
 
@@ -521,6 +522,26 @@ TEST_F(OutboundTest, AGraphFakeStartedAgainOnTheSameDataNeverRepeatsAWamid) {
   for (auto& r : replicas_) r->Stop();
   again.SetStatusSink(nullptr);
   EXPECT_EQ(Parked(queues::kOutboundStatus), 0u);
+}
+
+// The sends in doubt (Meta may have taken them, no record says so): counted, with the age of the
+// oldest, for the alert that compares it with the reconcile window.
+TEST_F(OutboundTest, SendsInDoubtAreMeasured) {
+  auto none = MeasureInDoubt(*sql_);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->count, 0);
+  EXPECT_EQ(none->oldest_seconds, 0);
+  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
+                         "attempt_started_at) VALUES ('d1', '1', '2', 'sending', 'c', now() - interval '100 seconds'), "
+                         "('d2', '1', '2', 'uncertain', 'c', now() - interval '5 seconds'), "
+                         "('d3', '1', '2', 'sent', 'c', now() - interval '1 hour'), "
+                         "('d4', '1', '2', 'retrying', 'c', now() - interval '1 hour')")
+                  .ok());
+  auto m = MeasureInDoubt(*sql_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->count, 2);
+  EXPECT_GE(m->oldest_seconds, 100);
+  EXPECT_LT(m->oldest_seconds, 160);
 }
 
 // No answer, and Meta did not take it: no status ever comes, so after the reconcile time the

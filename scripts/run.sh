@@ -5,14 +5,21 @@
 # Ctrl-C and stops everything it started.
 #   scripts/run.sh          run until Ctrl-C
 #   scripts/run.sh --demo   exit after the transcript
+# Run it again any number of times: the data under $CONVOY_RUN_DIR stays, each demo is a new
+# conversation, and the fakes' ids are new each start. Every port can be moved (CONVOY_*_PORT);
+# CONVOY_PREBUILT=1 runs the binaries in $CONVOY_BUILD_DIR as they are (no set-up, no build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 demo_only=false
 [ "${1:-}" = "--demo" ] && demo_only=true
 
-"$here/setup.sh" >&2
-bin=$("$here/build.sh" 2>&1 | tail -n 1)
+if [ "${CONVOY_PREBUILT:-0}" = 1 ]; then
+  bin=$CONVOY_BUILD_DIR
+else
+  "$here/setup.sh" >&2
+  bin=$("$here/build.sh" 2>&1 | tail -n 1)
+fi
 [ -x "$bin/services/ingress/convoy-ingress" ] || die "build failed: run scripts/build.sh to see why"
 
 LOG_DIR=$CONVOY_RUN_DIR/logs
@@ -27,6 +34,9 @@ export CONVOY_ADMIN_TOKEN=${CONVOY_ADMIN_TOKEN:-local-admin-token}
 export CONVOY_SINK_SECRET=${CONVOY_SINK_SECRET:-whsec_bG9jYWwtc2luay1zZWNyZXQtb2YtMzItYnl0ZXMh}
 RECEIVER_PORT=${CONVOY_FAKE_RECEIVER_PORT:-8091}
 INGRESS_PORT=${CONVOY_INGRESS_PORT:-8080}
+CONVERSATION_PORT=${CONVOY_CONVERSATION_PORT:-8081}
+MEDIA_PORT=${CONVOY_MEDIA_PORT:-8082}
+OUTBOUND_PORT=${CONVOY_OUTBOUND_PORT:-8083}
 GRAPH_PORT=${CONVOY_FAKE_GRAPH_PORT:-8090}
 GRAPH_URL=http://127.0.0.1:$GRAPH_PORT/v24.0
 DEMO_MEDIA_ID=900000000000001
@@ -67,12 +77,12 @@ cat >"$CONVOY_RUN_DIR/sinks.json" <<JSON
    "secrets": ["env:CONVOY_SINK_SECRET"], "allow_private": true}]}
 JSON
 start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$CONVOY_AMQP_URL"
-start conversation 8081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
+start conversation "$CONVERSATION_PORT" "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
   --default_flow=lead
-start media 8082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
+start media "$MEDIA_PORT" "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
   --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload"
-start outbound 8083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" \
-  --sinks_file="$CONVOY_RUN_DIR/sinks.json" --media_public_url=http://127.0.0.1:8082 \
+start outbound "$OUTBOUND_PORT" "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" \
+  --sinks_file="$CONVOY_RUN_DIR/sinks.json" --media_public_url="http://127.0.0.1:$MEDIA_PORT" \
   --content_guard_file="$CONVOY_ROOT/deploy/guard/content-guard.json"
 
 sends() { curl -sf "http://127.0.0.1:$GRAPH_PORT/_fake/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
@@ -145,13 +155,13 @@ print("  business < lead.qualified, signature %s: %s, %s, %s, %s, call %s" % (
 echo
 echo "RabbitMQ management UI: $CONVOY_RABBIT_MGMT_URL  (user guest, password guest)"
 echo "Metrics:"
-for svc in ingress:$INGRESS_PORT conversation:8081 media:8082 outbound:8083; do
+for svc in ingress:$INGRESS_PORT conversation:$CONVERSATION_PORT media:$MEDIA_PORT outbound:$OUTBOUND_PORT; do
   echo "  ${svc%%:*}: http://127.0.0.1:${svc##*:}/metrics"
 done
 echo "Webhook endpoint: http://127.0.0.1:$INGRESS_PORT/webhook   Logs: $LOG_DIR"
-echo "Deliveries: curl -H 'Authorization: Bearer $CONVOY_ADMIN_TOKEN' http://127.0.0.1:8083/v1/deliveries"
+echo "Deliveries: curl -H 'Authorization: Bearer $CONVOY_ADMIN_TOKEN' http://127.0.0.1:$OUTBOUND_PORT/v1/deliveries"
 echo "Business receiver: http://127.0.0.1:$RECEIVER_PORT/_fake/requests"
-echo "Stored media: $CONVOY_RUN_DIR/media, served at http://127.0.0.1:8082/media/<name> (open: --media_public, local only)"
+echo "Stored media: $CONVOY_RUN_DIR/media, served at http://127.0.0.1:$MEDIA_PORT/media/<name> (open: --media_public, local only)"
 $demo_only && exit 0
 echo "Running. Ctrl-C stops everything."
 wait -n "${pids[@]}" || true

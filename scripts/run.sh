@@ -80,7 +80,7 @@ start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url=
 start conversation "$CONVERSATION_PORT" "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
   --default_flow=lead
 start media "$MEDIA_PORT" "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
-  --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload"
+  --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload" --upload_allow_private
 start outbound "$OUTBOUND_PORT" "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" \
   --sinks_file="$CONVOY_RUN_DIR/sinks.json" --media_public_url="http://127.0.0.1:$MEDIA_PORT" \
   --content_guard_file="$CONVOY_ROOT/deploy/guard/content-guard.json"

@@ -14,9 +14,11 @@
 #include <memory>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 
 #include "convoy/json.h"
 #include "convoy/metrics.h"
+#include "convoy/ssrf.h"
 
 namespace convoy {
 
@@ -36,52 +38,90 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// One client per (scheme, host, port, timeout, redirects), kept for the process's life: a
+// The request as sent: its URL (pinned to the checked address for public_only) and the Host
+// header that keeps the name for the server, SNI and the certificate check.
+struct Target {
+  web::uri uri;
+  std::string host_header;
+  int max_redirects = 0;
+};
+
+// One client per (scheme, address, port, Host, timeout, redirects), kept for the process's life: a
 // client keeps its connections open between requests (HTTP keep-alive, idle ones closed after
 // 30 s), so a send to the Graph API or a sink reuses a connection instead of opening one (and a
 // TLS session) per call. A connection the server closed meanwhile is replaced: by the client when
 // reading the answer fails, by Send() below when writing the request does. Clients are safe to
 // share between threads.
-std::shared_ptr<http::client::http_client> ClientFor(const web::uri& uri, const HttpClientRequest& request) {
+
+std::shared_ptr<http::client::http_client> ClientFor(const Target& target, const HttpClientRequest& request) {
   // Never destroyed: a client torn down during static destruction could outlive the threads it needs.
   static std::mutex& mu = *new std::mutex;
   static auto& clients = *new std::map<std::string, std::shared_ptr<http::client::http_client>>;
   constexpr size_t kMaxClients = 256;  // distinct origins; past it the cache starts over
-  std::string key = uri.authority().to_string() + " " + std::to_string(request.timeout.count()) + " " +
-                    std::to_string(request.max_redirects);
+  std::string key = target.uri.authority().to_string() + " " + target.host_header + " " +
+                    std::to_string(request.timeout.count()) + " " + std::to_string(target.max_redirects);
   std::lock_guard<std::mutex> lock(mu);
   auto it = clients.find(key);
   if (it != clients.end()) return it->second;
   http::client::http_client_config config;
   config.set_timeout(request.timeout);
-  config.set_max_redirects(static_cast<size_t>(std::max(0, request.max_redirects)));
+  config.set_max_redirects(static_cast<size_t>(target.max_redirects));
   if (clients.size() >= kMaxClients) clients.clear();
-  auto client = std::make_shared<http::client::http_client>(uri.authority(), config);
+  auto client = std::make_shared<http::client::http_client>(target.uri.authority(), config);
   clients.emplace(std::move(key), client);
   return client;
 }
 
-http::http_request CopyRequest(const HttpClientRequest& request, const web::uri& uri) {
+// Thrown by the progress handler when an answer passes its cap: cpprestsdk's client reads a body
+// into memory as fast as it arrives, whatever the caller reads, and this stops it there (the
+// connection is closed, not pooled).
+struct AnswerTooLarge : std::runtime_error {
+  explicit AnswerTooLarge(size_t max) : std::runtime_error("body over the limit of " + std::to_string(max) + " bytes") {}
+};
+
+http::http_request CopyRequest(const HttpClientRequest& request, const Target& target, size_t max_bytes) {
   http::http_request req(request.method);
-  req.set_request_uri(uri.resource());
+  req.set_request_uri(target.uri.resource());
   for (const auto& [k, v] : request.headers) req.headers().add(k, v);
+  if (!target.host_header.empty()) req.headers()[U("Host")] = target.host_header;
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
     req.set_body(request.body, request.content_type);
+  }
+  if (max_bytes > 0) {
+    req.set_progress_handler([max_bytes](http::message_direction::direction direction, utility::size64_t so_far) {
+      if (direction == http::message_direction::download && so_far > max_bytes) throw AnswerTooLarge(max_bytes);
+    });
   }
   return req;
 }
 
-// Sends the request; the response's headers are read, its body not yet.
-http::http_response Send(const HttpClientRequest& request) {
-  web::uri uri(request.url);
-  auto client = ClientFor(uri, request);
+Result<Target> TargetOf(const HttpClientRequest& request) {
+  Target t;
+  t.max_redirects = std::max(0, request.max_redirects);
+  if (!request.public_only) {
+    t.uri = web::uri(request.url);
+    return t;
+  }
+  auto addresses = ResolvePublic(request.url);
+  if (!addresses.ok()) return Status(addresses.status().code(), request.method + " " + request.url + ": " + addresses.status().message());
+  PinnedUrl pinned = PinToAddress(request.url, addresses->front());
+  t.uri = web::uri(pinned.url);
+  t.host_header = pinned.host_header;
+  t.max_redirects = 0;  // a redirect's target was never checked
+  return t;
+}
+
+// Sends the request; the response's headers are read, its body not yet (it arrives in the
+// background, up to max_bytes).
+http::http_response Send(const HttpClientRequest& request, const Target& target, size_t max_bytes) {
+  auto client = ClientFor(target, request);
   // A kept-alive connection the server closed while it sat in the pool fails when the request is
   // written to it. Nothing complete reached the server then, so the request goes again, on another
   // connection (a few times: the pool may hold several such connections after a quiet spell). A
   // failure after the request was written is not retried here: the server may have acted on it.
   for (int attempt = 1;; ++attempt) {
     try {
-      return client->request(CopyRequest(request, uri)).get();
+      return client->request(CopyRequest(request, target, max_bytes)).get();
     } catch (const http::http_exception& e) {
       if (attempt >= 4 || std::string(e.what()).rfind("Failed to write request", 0) != 0) throw;
       LOG(INFO) << "event=http_stale_connection url=" << request.url << " attempt=" << attempt << " what=" << e.what();
@@ -125,23 +165,22 @@ Status FetchError(const HttpClientRequest& request, const http::http_exception& 
   return Status(timeout ? Code::kTimeout : Code::kUnavailable, request.method + " " + request.url + ": " + what);
 }
 
-}  // namespace
-
-Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes, const HttpBodySink& sink) {
+// Runs one exchange: `read` turns the response into the result. Every failure becomes a status.
+Result<HttpResponse> Exchange(const HttpClientRequest& request, size_t max_bytes,
+                              const std::function<Status(http::http_response&, HttpResponse*)>& read) {
+  auto target = TargetOf(request);
+  if (!target.ok()) return target.status();
   try {
-    http::http_response resp = Send(request);
+    http::http_response resp = Send(request, *target, max_bytes);
     HttpResponse out;
     out.status = resp.status_code();
     out.content_type = resp.headers().content_type();
     for (const auto& [k, v] : resp.headers()) out.headers[Lower(k)] = v;
-    if (out.status / 100 != 2) {
-      Status read = ReadBodyInto(request, resp, &out.body);
-      if (!read.ok()) return read;
-      return out;
-    }
-    Status read = ReadBody(request, resp, max_bytes, sink);
-    if (!read.ok()) return read;
+    Status s = read(resp, &out);
+    if (!s.ok()) return s;
     return out;
+  } catch (const AnswerTooLarge& e) {
+    return Status(Code::kTooLarge, request.url + ": " + e.what());
   } catch (const http::http_exception& e) {
     return FetchError(request, e);
   } catch (const std::exception& e) {
@@ -149,21 +188,20 @@ Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_b
   }
 }
 
+}  // namespace
+
+Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes, const HttpBodySink& sink) {
+  // The client stops reading past the larger of the two caps; each answer is then held to its own.
+  const size_t held = max_bytes == 0 ? 0 : std::max(max_bytes, request.max_response_bytes);
+  return Exchange(request, held, [&](http::http_response& resp, HttpResponse* out) {
+    if (out->status / 100 != 2) return ReadBodyInto(request, resp, &out->body);
+    return ReadBody(request, resp, max_bytes, sink);
+  });
+}
+
 Result<HttpResponse> HttpFetch(const HttpClientRequest& request) {
-  try {
-    http::http_response resp = Send(request);
-    HttpResponse out;
-    out.status = resp.status_code();
-    out.content_type = resp.headers().content_type();
-    for (const auto& [k, v] : resp.headers()) out.headers[Lower(k)] = v;
-    Status read = ReadBodyInto(request, resp, &out.body);
-    if (!read.ok()) return read;
-    return out;
-  } catch (const http::http_exception& e) {
-    return FetchError(request, e);
-  } catch (const std::exception& e) {
-    return Status(Code::kInvalidArgument, request.method + " " + request.url + ": " + e.what());
-  }
+  return Exchange(request, request.max_response_bytes,
+                  [&](http::http_response& resp, HttpResponse* out) { return ReadBodyInto(request, resp, &out->body); });
 }
 
 HttpResponse JsonResponse(int status, const std::string& body) { return {status, "application/json", body + "\n", {}, ""}; }

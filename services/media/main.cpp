@@ -11,6 +11,7 @@
 #include "convoy/retention.h"
 #include "convoy/flags.h"
 #include "convoy/http.h"
+#include "convoy/ssrf.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
 #include "fetcher.h"
@@ -41,6 +42,9 @@ DEFINE_string(upload_destinations, "",
               "Where media.upload may send files: name=url pairs, comma-separated (e.g. "
               "listing=https://shop.example/api/product-images); commands name a destination, never a URL");
 DEFINE_string(upload_token_file, "", "File holding the bearer token for upload destinations (else CONVOY_UPLOAD_TOKEN)");
+DEFINE_bool(upload_allow_private, false,
+            "Allow upload destinations on loopback, private or link-local addresses (local runs and tests); "
+            "otherwise each must resolve to public addresses only, checked at start and at every call");
 DEFINE_string(upload_field, "file", "The multipart form field that carries the file");
 DEFINE_validator(upload_field, &convoy::ValidateNonEmpty);
 
@@ -58,6 +62,17 @@ int main(int argc, char** argv) {
   convoy::DatabaseService base;
   convoy::Status s = token.ok() ? convoy::Status::Ok() : token.status();
   if (s.ok() && !destinations.ok()) s = destinations.status();
+  if (s.ok()) {
+    for (const auto& [name, url] : *destinations) {
+      convoy::Status dest = convoy::CheckDestination(url, FLAGS_upload_allow_private);
+      // A name that does not resolve now may later; an internal address never becomes public.
+      if (!dest.ok() && dest.code() != convoy::Code::kUnavailable) {
+        s = convoy::Status(convoy::Code::kInvalidArgument, "--upload_destinations: " + name + ": " + dest.message() +
+                                                               (dest.code() == convoy::Code::kRejected ? "; --upload_allow_private allows it" : ""));
+        break;
+      }
+    }
+  }
   // Optional secrets, but a file that was named must be readable.
   if (s.ok() && !FLAGS_media_token_file.empty() && !media_token.ok()) s = media_token.status();
   if (s.ok() && !FLAGS_upload_token_file.empty() && !upload_token.ok()) s = upload_token.status();
@@ -96,6 +111,7 @@ int main(int argc, char** argv) {
   upload.field = FLAGS_upload_field;
   upload.timeout = fetch.timeout;
   upload.max_attempts = FLAGS_max_attempts;
+  upload.allow_private = FLAGS_upload_allow_private;
   convoy::ConsumerGroup consumers(publisher);
   s = consumers.Add({amqp, convoy::queues::kMediaFetch, FLAGS_prefetch, FLAGS_max_attempts}, FLAGS_consumer_threads,
                     [&]() -> convoy::Result<convoy::DeliveryHandler> {

@@ -94,12 +94,14 @@ class MediaTest : public ::testing::Test {
     return f;
   }
 
+  bool allow_private_ = true;  // the fake's upload endpoint is on loopback
   void Start(const FetchSettings& fetch, int threads = 4, int max_attempts = 5) {
     UploadSettings up;
     up.media_dir = media_dir_;
     up.destinations = {{"listing", graph_.upload_url()}, {"broken", "http://127.0.0.1:1/upload"}};
     up.timeout = 5000ms;
     up.max_attempts = max_attempts;
+    up.allow_private = allow_private_;
     group_ = std::make_unique<ConsumerGroup>(pub_);
     auto emit = [this](AmqpMessage m) { return pub_.PublishAndWait(std::move(m), 10s); };
     ASSERT_TRUE(group_
@@ -467,6 +469,22 @@ TEST_F(MediaTest, AStoredFileIsUploadedOncePerDedupeKey) {
   EXPECT_NE(reasons.find("the destination refused the upload: HTTP 400"), std::string::npos) << reasons;
   EXPECT_NE(reasons.find("no stored file named"), std::string::npos) << reasons;
   EXPECT_EQ(graph_.UploadCalls(), 1u);
+}
+
+// Without --upload_allow_private a destination on loopback is refused at the call, without a
+// request (the name is resolved and the address checked first), failed at once with the reason.
+TEST_F(MediaTest, AnUploadToAnInternalAddressIsRefusedWithoutACall) {
+  allow_private_ = false;
+  Start(Fetch());
+  graph_.RegisterMedia("m-ssrf", test::FixturePath("media/photo3.jpg"), "image/jpeg");
+  FetchMedia("s0", "m-ssrf");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s));
+  Upload("ssrf1", Sha256Hex(Fixture("photo3.jpg")) + ".jpg", "listing");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.upload_failed") == 1; }, 20s));
+  const std::string reason = EventBody("media.upload_failed");
+  EXPECT_NE(reason.find("the destination is not allowed"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("resolves to 127.0.0.1"), std::string::npos) << reason;
+  EXPECT_EQ(graph_.UploadCalls(), 0u);
 }
 
 }  // namespace

@@ -148,6 +148,7 @@ Disposition Uploader::Handle(const Delivery& d) {
   HttpClientRequest req;
   req.method = "POST";
   req.url = url->second;
+  req.public_only = !settings_.allow_private;
   req.body = MultipartBody(settings_.field, filename, type->mime_type, bytes.str(), &req.content_type);
   req.headers["Idempotency-Key"] = dedupe;
   req.headers["X-Correlation-Id"] = d.Header(headers::kCorrelationId);
@@ -159,6 +160,10 @@ Disposition Uploader::Handle(const Delivery& d) {
   bool transient = true;
   if (!resp.ok()) {
     error = resp.status().ToString();
+    // An internal address (SSRF) or a malformed URL is not a passing fault; nothing was sent.
+    if (resp.status().code() == Code::kRejected || resp.status().code() == Code::kInvalidArgument) {
+      return Fail(d, stored, destination, "the destination is not allowed: " + resp.status().message(), false);
+    }
   } else if (resp->status / 100 == 2) {
     rapidjson::Document answer;
     answer.Parse(resp->body.c_str(), resp->body.size());

@@ -27,6 +27,9 @@ struct UploadSettings {
   std::string field = "file";                       // the form field of the file
   std::chrono::milliseconds timeout{60000};
   int max_attempts = 5;
+  // Destinations may be on loopback or private addresses (local runs and tests); else each call
+  // goes only to a public address, the one that was checked (convoy/ssrf.h).
+  bool allow_private = false;
 };
 
 // "name=url,name=url" → map; an error names the bad item.

@@ -174,6 +174,7 @@ Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const st
   HttpClientRequest req;
   req.method = "POST";
   req.url = sink.url;
+  req.public_only = !sink.allow_private;
   req.body = body;
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(sink.timeout);
   req.headers["webhook-id"] = job.result_id;
@@ -216,6 +217,7 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
     HttpClientRequest req;
     req.method = "POST";
     req.url = sink.url;
+    req.public_only = !sink.allow_private;
     req.body = body;
     req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(sink.timeout);
     req.headers["X-Shopify-Access-Token"] = sink.token;

@@ -61,7 +61,10 @@ Result<ExtractorSet> ParseExtractors(const std::string& json, const SchemaRegist
       c.key = *resolved;
     }
     Status dest = CheckDestination(c.url, c.allow_private);
-    if (dest.code() == Code::kRejected) return Status(Code::kInvalidArgument, "extractor '" + c.name + "': " + dest.message());
+    if (dest.code() == Code::kRejected) {
+      return Status(Code::kInvalidArgument,
+                    "extractor '" + c.name + "': " + dest.message() + "; set \"allow_private\": true on it to allow it");
+    }
     if (!set.extractors.emplace(c.name, c).second) {
       return Status(Code::kInvalidArgument, "extractor '" + c.name + "' is defined twice");
     }
@@ -229,6 +232,7 @@ Disposition Extractor::Handle(const Delivery& d) {
   HttpClientRequest req;
   req.method = "POST";
   req.url = config->url;
+  req.public_only = !config->allow_private;
   req.body = BuildChatRequest(*config, d.body);
   if (!config->key.empty()) req.headers["Authorization"] = "Bearer " + config->key;
   req.timeout = std::chrono::milliseconds(std::min<int64_t>(config->timeout.count(), deadline - now) * 1000);

@@ -1,9 +1,6 @@
 #include "sinks.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <rapidjson/document.h>
-#include <sys/socket.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -20,69 +17,7 @@ Status Bad(const std::string& sink, const std::string& what) {
   return Status(Code::kInvalidArgument, "sink '" + sink + "': " + what);
 }
 
-// scheme://host[:port]/...: the host (without brackets for IPv6).
-std::string HostOf(const std::string& url) {
-  size_t start = url.find("://");
-  if (start == std::string::npos) return "";
-  start += 3;
-  size_t end = url.find_first_of("/?#", start);
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  if (authority.find('@') != std::string::npos) return "";  // no credentials in a sink URL
-  if (!authority.empty() && authority[0] == '[') {
-    size_t close = authority.find(']');
-    return close == std::string::npos ? "" : authority.substr(1, close - 1);
-  }
-  return authority.substr(0, authority.find(':'));
-}
-
-bool V4Internal(uint32_t a) {  // host byte order
-  auto in = [a](uint32_t net, int bits) { return (a >> (32 - bits)) == (net >> (32 - bits)); };
-  return in(0x00000000, 8) || in(0x0A000000, 8) || in(0x64400000, 10) || in(0x7F000000, 8) || in(0xA9FE0000, 16) ||
-         in(0xAC100000, 12) || in(0xC0000000, 24) || in(0xC0A80000, 16) || in(0xC6120000, 15) || in(0xE0000000, 3);
-}
-
 }  // namespace
-
-bool IsInternalAddress(const std::string& ip) {
-  in_addr v4;
-  if (inet_pton(AF_INET, ip.c_str(), &v4) == 1) return V4Internal(ntohl(v4.s_addr));
-  in6_addr v6;
-  if (inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return true;  // not an address: never trusted
-  const uint8_t* b = v6.s6_addr;
-  static const uint8_t kZero[16] = {};
-  bool unspecified = std::equal(b, b + 16, kZero);
-  bool loopback = std::equal(b, b + 15, kZero) && b[15] == 1;
-  bool mapped = std::equal(b, b + 10, kZero) && b[10] == 0xFF && b[11] == 0xFF;
-  if (mapped) return V4Internal((uint32_t(b[12]) << 24) | (uint32_t(b[13]) << 16) | (uint32_t(b[14]) << 8) | b[15]);
-  return unspecified || loopback || (b[0] & 0xFE) == 0xFC /* ULA */ || (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) ||
-         b[0] == 0xFF /* multicast */;
-}
-
-Status CheckDestination(const std::string& url, bool allow_private) {
-  std::string host = HostOf(url);
-  if (host.empty()) return Status(Code::kInvalidArgument, "not a sink URL (scheme://host/..., no credentials): " + url);
-  if (allow_private) return Status::Ok();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-  if (rc != 0) return Status(Code::kUnavailable, "cannot resolve " + host + ": " + gai_strerror(rc));
-  Status out = Status::Ok();
-  for (addrinfo* ai = res; ai && out.ok(); ai = ai->ai_next) {
-    char buf[INET6_ADDRSTRLEN] = {};
-    const void* addr = ai->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
-                                                : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
-    inet_ntop(ai->ai_family, addr, buf, sizeof(buf));
-    if (IsInternalAddress(buf)) {
-      out = Status(Code::kRejected, host + " resolves to " + buf +
-                                                " (loopback, private or link-local): refused; set \"allow_private\": true "
-                                                "on the sink to allow it");
-    }
-  }
-  freeaddrinfo(res);
-  return out;
-}
 
 Result<std::string> ResolveSecret(const std::string& spec) {
   std::string value;
@@ -144,9 +79,8 @@ Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schema
       s.token = *token;
     }
     Status dest = CheckDestination(s.url, s.allow_private);
-    if (dest.code() == Code::kRejected || dest.code() == Code::kInvalidArgument) {
-      return Bad(s.name, dest.message());
-    }
+    if (dest.code() == Code::kInvalidArgument) return Bad(s.name, dest.message());
+    if (dest.code() == Code::kRejected) return Bad(s.name, dest.message() + "; set \"allow_private\": true on the sink to allow it");
     set.sinks.emplace(s.name, std::move(s));
   }
   return set;

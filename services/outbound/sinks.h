@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "convoy/json.h"
+#include "convoy/ssrf.h"
 #include "convoy/status.h"
 
 namespace convoy::outbound {
@@ -41,13 +42,6 @@ Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schema
 
 // A secret as configured: "env:VAR", "file:/path" or the value itself.
 Result<std::string> ResolveSecret(const std::string& spec);
-
-// SSRF: the URL's host resolves only to public addresses (or allow_private). Resolution failure
-// is kUnavailable (may be transient), a refused address kRejected naming it.
-Status CheckDestination(const std::string& url, bool allow_private);
-// The address is loopback, private (RFC 1918, ULA), link-local, CGNAT, unspecified, multicast or
-// reserved (IPv4 or IPv6 text form).
-bool IsInternalAddress(const std::string& ip);
 
 // The retry schedule: delays before each attempt ("0,5s,5m,30m,2h,5h,10h,10h": attempt 1 at
 // once, attempt 2 after 5 s, ...); its length is the number of attempts.

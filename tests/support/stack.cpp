@@ -84,6 +84,7 @@ void Stack::Launch(const std::string& name) {
   if (kind == "media") {
     argv.push_back("--media_dir=" + dir + "/media");
     argv.push_back("--upload_destinations=listing=" + graph.upload_url());
+    argv.push_back("--upload_allow_private");
   }
   auto extra = extra_args.find(kind);
   if (extra != extra_args.end()) argv.insert(argv.end(), extra->second.begin(), extra->second.end());

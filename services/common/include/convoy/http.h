@@ -113,10 +113,15 @@ struct HttpClientRequest {
   // The most of an answer's body that is read (HttpFetch; HttpDownload's non-2xx answers): an
   // API's answer is small, and a larger one (declared or counted) is Code::kTooLarge.
   size_t max_response_bytes = 1 << 20;
+  // For URLs someone configured (a sink, an upload destination, an extractor): the host is
+  // resolved, every address must be public (else Code::kRejected, nothing sent), and the request
+  // goes to the very address that was checked (convoy/ssrf.h). No redirect is followed then.
+  bool public_only = false;
 };
 
-// Transport failures (refused, reset, timeout) are kUnavailable/kTimeout; any HTTP status is a
-// successful exchange whose status the caller interprets.
+// Transport failures (refused, reset, timeout) are kUnavailable/kTimeout, an answer over
+// max_response_bytes kTooLarge (the download stops there: what the client holds is bounded too);
+// any HTTP status is a successful exchange whose status the caller interprets.
 Result<HttpResponse> HttpFetch(const HttpClientRequest& request);
 
 // Like HttpFetch, but a 2xx answer's body is handed to `sink` in chunks as it arrives (never held

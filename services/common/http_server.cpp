@@ -272,6 +272,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // Declared last: destroyed first, while everything a connection's destructor touches is alive.
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  // The acceptor and its pause timer live on a strand of their own: Stop() closes the acceptor
+  // from another thread.
+  std::optional<asio::strand<asio::io_context::executor_type>> accept_strand;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<asio::steady_timer> accept_pause;
 
@@ -307,6 +310,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void Release(size_t n) { body_bytes.fetch_sub(static_cast<int64_t>(n)); }
 
   void Accept();
+  bool EvictOne();
 };
 
 class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connection> {
@@ -330,12 +334,18 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       server_->conns.emplace(this, weak_from_this());
     }
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      self->SetPhase(Phase::kIdle);
       self->Arm(self->server_->options.limits.idle_timeout);
       self->Read();
     });
   }
 
-  // From any thread: closes the connection (Stop()).
+  int64_t evictable_since() const { return evictable_since_.load(); }
+  // Takes the connection out of the running for eviction; false when it left it meanwhile (it got
+  // busy, or another eviction chose it).
+  bool ClaimForEviction(int64_t since) { return evictable_since_.compare_exchange_strong(since, 0); }
+
+  // From any thread: closes the connection (Stop(), eviction).
   void CloseSoon() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Close(); });
   }
@@ -348,6 +358,20 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 
  private:
   enum class Phase { kIdle, kHeaders, kBody, kHandling, kWriting, kLingering, kClosed };
+
+  // An idle connection, or one still sending its headers, may be closed to make room for a new
+  // one when the listener is full (the oldest first): one client holding every slot with idle
+  // keep-alives or half-sent heads cannot lock everyone else out.
+  void SetPhase(Phase p) {
+    const bool evictable = p == Phase::kIdle || p == Phase::kHeaders;
+    const bool was = phase_ == Phase::kIdle || phase_ == Phase::kHeaders;
+    phase_ = p;
+    if (!evictable) {
+      evictable_since_.store(0);
+    } else if (!was || evictable_since_.load() == 0) {
+      evictable_since_.store(Clock::now().time_since_epoch().count());
+    }
+  }
 
   void Arm(std::chrono::seconds after) {
     timer_.expires_after(after);
@@ -374,7 +398,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   // Parses what has arrived; reads more, answers, or hands the request to its handler.
   void Process() {
     if (phase_ == Phase::kIdle && !in_.empty()) {
-      phase_ = Phase::kHeaders;
+      SetPhase(Phase::kHeaders);
       Arm(server_->options.limits.read_timeout);
     }
     if (phase_ == Phase::kIdle) return Read();
@@ -400,15 +424,11 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       if (head_.method == "TRACE" || head_.method == "CONNECT") return Refuse(405, "method", "method not allowed\n");
       const size_t max_body = server_->options.max_body_bytes;
       if (!head_.chunked && head_.content_length > max_body) return TooLarge();
-      if (!head_.chunked && head_.content_length > 0) {
-        if (!server_->Reserve(head_.content_length)) return Refuse(503, "body_memory", "busy: too many request bodies in memory\n");
-        reserved_ = head_.content_length;
-      }
       body_.clear();
       chunk_left_ = 0;
       chunk_state_ = ChunkState::kSize;
-      phase_ = Phase::kBody;
-      if (head_.expect_continue && (head_.chunked || head_.content_length > 0) && in_.empty()) {
+      SetPhase(Phase::kBody);
+      if (head_.expect_continue && !head_.http10 && (head_.chunked || head_.content_length > 0) && in_.empty()) {
         return WriteRaw("HTTP/1.1 100 Continue\r\n\r\n", [](Connection* c) { c->Process(); });
       }
     }
@@ -416,6 +436,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       if (!head_.chunked) {
         size_t want = static_cast<size_t>(head_.content_length) - body_.size();
         size_t take = std::min(want, in_.size());
+        if (!Hold(take)) return Refuse(503, "body_memory", "busy: too many request bodies in memory\n");
         body_.append(in_, 0, take);
         in_.erase(0, take);
         if (body_.size() < head_.content_length) return Read();
@@ -467,15 +488,14 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
           TooLarge();
           return false;
         }
-        if (!server_->Reserve(chunk_left_)) {
-          Refuse(503, "body_memory", "busy: too many request bodies in memory\n");
-          return false;
-        }
-        reserved_ += chunk_left_;
         chunk_state_ = ChunkState::kData;
       }
       if (chunk_state_ == ChunkState::kData) {
         size_t take = std::min<size_t>(chunk_left_, in_.size());
+        if (!Hold(take)) {
+          Refuse(503, "body_memory", "busy: too many request bodies in memory\n");
+          return false;
+        }
         body_.append(in_, 0, take);
         in_.erase(0, take);
         chunk_left_ -= take;
@@ -494,6 +514,15 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     }
   }
 
+  // Counts `n` more body bytes against the process's budget as they arrive (a declared length
+  // reserves nothing: 22 clients declaring 3 MiB and sending none would hold 64 MiB for nothing).
+  bool Hold(size_t n) {
+    if (n == 0) return true;
+    if (!server_->Reserve(n)) return false;
+    reserved_ += n;
+    return true;
+  }
+
   void TooLarge() {
     if (server_->options.on_too_large) server_->options.on_too_large();
     Refuse(413, "too_large", "body over the limit of " + std::to_string(server_->options.max_body_bytes) + " bytes\n");
@@ -505,7 +534,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     server_->Refused(reason).Inc();
     close_after_ = true;
     HttpResponse resp{status, "text/plain; charset=utf-8", text, {}};
-    phase_ = Phase::kWriting;
+    SetPhase(Phase::kWriting);
     Arm(server_->options.limits.read_timeout);
     WriteRaw(Serialize(resp, resp.body.size()) + resp.body, [](Connection* c) { c->Linger(); });
   }
@@ -513,10 +542,10 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   // After a refusal: the answer and our FIN are out; what the client still sends (the rest of the
   // body it began) is read and dropped, up to kLingerBytes or kLingerTime, so that closing with
   // unread bytes does not reset the connection before the client has read the answer.
-  static constexpr size_t kLingerBytes = 1 << 20;
+  static constexpr size_t kLingerBytes = 8 << 20;
   static constexpr std::chrono::seconds kLingerTime{1};
   void Linger() {
-    phase_ = Phase::kLingering;
+    SetPhase(Phase::kLingering);
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     Arm(kLingerTime);
@@ -531,12 +560,13 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   }
 
   void Dispatch() {
-    phase_ = Phase::kHandling;
+    SetPhase(Phase::kHandling);
     timer_.cancel();
     server_->in_flight.fetch_add(1);
     server_->in_flight_gauge.Add(1);
     answered_ = false;
     close_after_ = !head_.keep_alive;
+    head_only_ = head_.method == "HEAD";
     HttpRequest req;
     req.method = std::move(head_.method);
     req.path = std::move(head_.path);
@@ -554,12 +584,17 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     if (route && route->async) {
       // The responder keeps the server (its io_context) and the connection alive until it is
       // dropped; the connection goes first (declared last), while the server it points to is alive.
-      struct Hold {
+      struct Pending {
         std::shared_ptr<Impl> server;
         std::shared_ptr<Connection> conn;
         std::atomic<bool> once{false};
+        // A handler that drops its responder unanswered: the client gets a 500, and the request
+        // stops counting as in flight.
+        ~Pending() {
+          if (!once.exchange(true)) conn->Answer({500, "text/plain; charset=utf-8", "internal error: no answer\n", {}});
+        }
       };
-      auto hold = std::make_shared<Hold>();
+      auto hold = std::make_shared<Pending>();
       hold->server = server_->shared_from_this();
       hold->conn = shared_from_this();
       HttpResponder respond = [hold](HttpResponse resp) {
@@ -570,6 +605,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
         route->async(req, respond);
       } catch (const std::exception& e) {
         LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=" << e.what();
+        respond({500, "text/plain; charset=utf-8", "internal error\n", {}});
+      } catch (...) {
+        LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=unknown";
         respond({500, "text/plain; charset=utf-8", "internal error\n", {}});
       }
       return;
@@ -585,6 +623,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       }
     } catch (const std::exception& e) {
       LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=" << e.what();
+      resp = {500, "text/plain; charset=utf-8", "internal error\n", {}};
+    } catch (...) {
+      LOG(ERROR) << "event=http_handler_exception path=" << req.path << " what=unknown";
       resp = {500, "text/plain; charset=utf-8", "internal error\n", {}};
     }
     Write(std::move(resp));
@@ -615,7 +656,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     reserved_ = 0;
     if (phase_ == Phase::kClosed) return;
     if (server_->stopping.load()) close_after_ = true;
-    phase_ = Phase::kWriting;
+    SetPhase(Phase::kWriting);
     Arm(server_->options.limits.read_timeout);
     if (!resp.file_path.empty()) {
       int fd = ::open(resp.file_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -628,11 +669,13 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
         file_ = fd;
         file_left_ = static_cast<uint64_t>(st.st_size);
         file_off_ = 0;
-        return WriteRaw(Serialize(resp, file_left_), [](Connection* c) { c->WriteFile(); });
+        std::string head = Serialize(resp, file_left_);
+        if (head_only_) file_left_ = 0;  // HEAD: the length, not the bytes
+        return WriteRaw(std::move(head), [](Connection* c) { c->WriteFile(); });
       }
     }
     std::string wire = Serialize(resp, resp.body.size());
-    wire += resp.body;
+    if (!head_only_) wire += resp.body;
     WriteRaw(std::move(wire), [](Connection* c) { c->Done(); });
   }
 
@@ -658,7 +701,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   // After a whole answer: the next request, or close.
   void Done() {
     if (close_after_) return Close();
-    phase_ = Phase::kIdle;
+    SetPhase(Phase::kIdle);
     Arm(server_->options.limits.idle_timeout);
     Process();  // a pipelined request may have arrived already
   }
@@ -675,7 +718,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   void Close() {
     if (phase_ == Phase::kClosed) return;
     bool handling = phase_ == Phase::kHandling;
-    phase_ = Phase::kClosed;
+    SetPhase(Phase::kClosed);
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -694,6 +737,7 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   tcp::socket socket_;
   asio::steady_timer timer_;
   Phase phase_ = Phase::kIdle;
+  std::atomic<int64_t> evictable_since_{0};  // steady-clock ticks since it became evictable; 0: not
   std::array<char, kReadChunk> chunk_{};
   std::string in_, body_, out_;
   size_t scanned_ = 0;
@@ -704,9 +748,35 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   size_t lingered_ = 0;
   bool close_after_ = false;
   bool answered_ = false;
+  bool head_only_ = false;  // a HEAD request: its answer has no body
   int file_ = -1;
   uint64_t file_left_ = 0, file_off_ = 0;
 };
+
+// Closes the connection that has been idle (or sending its headers) the longest, to make room;
+// false when every connection is busy with a request.
+bool HttpServer::Impl::EvictOne() {
+  std::shared_ptr<Connection> victim;
+  {
+    // A connection in the map is alive, or blocked in its destructor on this lock with its
+    // members intact; only the one chosen is locked (and released outside the lock).
+    std::lock_guard<std::mutex> lock(conns_mu);
+    Connection* oldest = nullptr;
+    int64_t since = 0;
+    for (const auto& [raw, weak] : conns) {
+      const int64_t t = raw->evictable_since();
+      if (t > 0 && (oldest == nullptr || t < since)) {
+        oldest = raw;
+        since = t;
+      }
+    }
+    if (oldest && oldest->ClaimForEviction(since)) victim = conns[oldest].lock();
+  }
+  if (!victim) return false;
+  Refused("evicted").Inc();
+  victim->CloseSoon();
+  return true;
+}
 
 void HttpServer::Impl::Accept() {
   acceptor->async_accept(asio::make_strand(io), [this](const boost::system::error_code& ec, tcp::socket socket) {
@@ -720,7 +790,7 @@ void HttpServer::Impl::Accept() {
       });
       return;
     }
-    if (connections.load() >= static_cast<int64_t>(options.limits.max_connections)) {
+    if (connections.load() >= static_cast<int64_t>(options.limits.max_connections) && !EvictOne()) {
       Refused("connections").Inc();
       static const char kBusy[] =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n"
@@ -763,7 +833,8 @@ Status HttpServer::Start() {
   auto address = asio::ip::make_address(o.host == "localhost" ? "127.0.0.1" : o.host, ec);
   if (ec) return Status(Code::kInvalidArgument, "cannot listen on " + o.host + ": " + ec.message());
   tcp::endpoint endpoint(address, static_cast<unsigned short>(o.port));
-  auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+  impl_->accept_strand.emplace(asio::make_strand(impl_->io));
+  auto acceptor = std::make_unique<tcp::acceptor>(*impl_->accept_strand);
   acceptor->open(endpoint.protocol(), ec);
   if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor->bind(endpoint, ec);
@@ -773,7 +844,7 @@ Status HttpServer::Start() {
   }
   impl_->port = acceptor->local_endpoint().port();
   impl_->acceptor = std::move(acceptor);
-  impl_->accept_pause = std::make_unique<asio::steady_timer>(impl_->io);
+  impl_->accept_pause = std::make_unique<asio::steady_timer>(*impl_->accept_strand);
   impl_->work.emplace(impl_->io.get_executor());
   impl_->Accept();
   for (size_t i = 0; i < std::max<size_t>(1, o.limits.threads); ++i) {
@@ -785,7 +856,7 @@ Status HttpServer::Start() {
 void HttpServer::Stop() {
   if (!impl_->acceptor) return;
   impl_->stopping = true;
-  asio::post(impl_->io, [impl = impl_.get()] {
+  asio::post(*impl_->accept_strand, [impl = impl_.get()] {
     boost::system::error_code ignored;
     impl->acceptor->close(ignored);
     impl->accept_pause->cancel();

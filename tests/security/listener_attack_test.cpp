@@ -286,23 +286,52 @@ TEST_F(IngressUnderAttack, RequestSmugglingShapesAre400) {
   EXPECT_EQ(StatusOf(c.Read(2s)), 501);
 }
 
-TEST_F(IngressUnderAttack, ConnectionsPastTheCapGet503AndIdleOnesClose) {
-  Launch({"--max_connections=20", "--idle_timeout_seconds=1"});
-  // The readiness probe's kept-alive connection closes at the idle timeout: then only ours is open.
-  ASSERT_TRUE(test::WaitUntil([&] { return OpenConnections() == 1; }, 10s));
-  std::vector<std::unique_ptr<RawClient>> held;
+// At the connection cap the oldest idle connection makes room for a new one (one client holding
+// every slot with idle keep-alives locks nobody out); when every connection is busy with a
+// request, the new one gets 503. Idle connections close at the idle timeout.
+TEST_F(IngressUnderAttack, AtTheCapTheOldestIdleConnectionMakesRoomElse503) {
+  Launch({"--max_connections=20", "--read_timeout_seconds=2", "--idle_timeout_seconds=30"});
+  std::vector<std::unique_ptr<RawClient>> idle;
   for (int i = 0; i < 20; ++i) {
-    held.push_back(std::make_unique<RawClient>(port_));
-    ASSERT_TRUE(held.back()->Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
-    ASSERT_EQ(StatusOf(held.back()->Read(2s)), 200) << i;  // kept alive, now idle
+    idle.push_back(std::make_unique<RawClient>(port_));
+    ASSERT_TRUE(idle.back()->Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    ASSERT_EQ(StatusOf(idle.back()->Read(2s)), 200) << i;  // kept alive, now idle
   }
-  RawClient over(port_);
-  std::string answer = over.Read(2s);
+  RawClient newcomer(port_);
+  ASSERT_TRUE(newcomer.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  EXPECT_EQ(StatusOf(newcomer.Read(2s)), 200) << "the full listener made room";
+  EXPECT_TRUE(idle[0]->WaitClosed(2s)) << "the oldest idle connection was the one closed";
+
+  // Every slot busy with a request (a head sent, its body still coming): no room to make.
+  std::vector<std::unique_ptr<RawClient>> busy;
+  for (int i = 0; i < 20; ++i) {
+    busy.push_back(std::make_unique<RawClient>(port_));
+    ASSERT_TRUE(busy.back()->Send(PostHead("Content-Length: 1000\r\n") + "{"));
+  }
+  for (auto& c : idle) EXPECT_TRUE(c->WaitClosed(5s)) << "idle connections made room for the busy ones";
+  RawClient refused(port_);
+  std::string answer = refused.Read(2s);
   EXPECT_EQ(StatusOf(answer), 503) << answer;
-  // Idle keep-alive connections close after a second: room again.
-  for (auto& c : held) EXPECT_TRUE(c->WaitClosed(5s));
+  // The busy ones are dropped at the read timeout: room again.
+  for (auto& c : busy) EXPECT_TRUE(c->WaitClosed(10s));
   ASSERT_TRUE(test::WaitUntil([&] { return Get("/healthz") == 200; }, 5s));
+  EXPECT_GE(Refused("evicted"), 20);
   EXPECT_GE(Refused("connections"), 1);
+}
+
+// HEAD gets the headers of the answer GET would get, never its body (a load balancer probing with
+// HEAD over keep-alive reads the next answer right after).
+TEST_F(IngressUnderAttack, HeadAnswersCarryNoBody) {
+  Launch();
+  RawClient c(port_);
+  ASSERT_TRUE(c.Send("HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  c.WaitClosed(1500ms);  // both answers (the connection stays open: read what came)
+  const std::string all = c.received();
+  EXPECT_EQ(all.rfind("HTTP/1.1 200", 0), 0u) << all;
+  size_t second = all.find("HTTP/1.1 200", 1);
+  ASSERT_NE(second, std::string::npos) << all;
+  EXPECT_EQ(all.substr(second - 4, 4), "\r\n\r\n") << "the HEAD answer ends at its headers: " << all;
+  EXPECT_NE(all.find("Content-Length: 3"), std::string::npos) << all;
 }
 
 }  // namespace

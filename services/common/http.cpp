@@ -103,7 +103,7 @@ Result<Target> TargetOf(const HttpClientRequest& request) {
     return t;
   }
   auto addresses = ResolvePublic(request.url);
-  if (!addresses.ok()) return Status(addresses.status().code(), request.method + " " + request.url + ": " + addresses.status().message());
+  if (!addresses.ok()) return Status(addresses.status().code(), request.method + " " + RedactUrl(request.url) + ": " + addresses.status().message());
   PinnedUrl pinned = PinToAddress(request.url, addresses->front());
   t.uri = web::uri(pinned.url);
   t.host_header = pinned.host_header;
@@ -124,7 +124,7 @@ http::http_response Send(const HttpClientRequest& request, const Target& target,
       return client->request(CopyRequest(request, target, max_bytes)).get();
     } catch (const http::http_exception& e) {
       if (attempt >= 4 || std::string(e.what()).rfind("Failed to write request", 0) != 0) throw;
-      LOG(INFO) << "event=http_stale_connection url=" << request.url << " attempt=" << attempt << " what=" << e.what();
+      LOG(INFO) << "event=http_stale_connection url=" << RedactUrl(request.url) << " attempt=" << attempt << " what=" << e.what();
     }
   }
 }
@@ -134,7 +134,7 @@ Status ReadBody(const HttpClientRequest& request, http::http_response& resp, siz
                 const std::function<Status(const char*, size_t)>& sink) {
   utility::size64_t declared = resp.headers().content_length();
   if (max_bytes > 0 && declared > max_bytes) {
-    return Status(Code::kTooLarge, request.url + ": " + std::to_string(declared) + " bytes declared, over the limit of " +
+    return Status(Code::kTooLarge, RedactUrl(request.url) + ": " + std::to_string(declared) + " bytes declared, over the limit of " +
                                        std::to_string(max_bytes));
   }
   auto body = resp.body();
@@ -145,7 +145,7 @@ Status ReadBody(const HttpClientRequest& request, http::http_response& resp, siz
     if (n == 0) return Status::Ok();
     total += n;
     if (max_bytes > 0 && total > max_bytes) {
-      return Status(Code::kTooLarge, request.url + ": body over the limit of " + std::to_string(max_bytes) + " bytes");
+      return Status(Code::kTooLarge, RedactUrl(request.url) + ": body over the limit of " + std::to_string(max_bytes) + " bytes");
     }
     Status s = sink(reinterpret_cast<const char*>(chunk.collection().data()), n);
     if (!s.ok()) return s;
@@ -162,7 +162,7 @@ Status ReadBodyInto(const HttpClientRequest& request, http::http_response& resp,
 Status FetchError(const HttpClientRequest& request, const http::http_exception& e) {
   std::string what = e.what();
   bool timeout = what.find("timed out") != std::string::npos || e.error_code() == std::errc::timed_out;
-  return Status(timeout ? Code::kTimeout : Code::kUnavailable, request.method + " " + request.url + ": " + what);
+  return Status(timeout ? Code::kTimeout : Code::kUnavailable, request.method + " " + RedactUrl(request.url) + ": " + what);
 }
 
 // Runs one exchange: `read` turns the response into the result. Every failure becomes a status.
@@ -180,11 +180,11 @@ Result<HttpResponse> Exchange(const HttpClientRequest& request, size_t max_bytes
     if (!s.ok()) return s;
     return out;
   } catch (const AnswerTooLarge& e) {
-    return Status(Code::kTooLarge, request.url + ": " + e.what());
+    return Status(Code::kTooLarge, RedactUrl(request.url) + ": " + e.what());
   } catch (const http::http_exception& e) {
     return FetchError(request, e);
   } catch (const std::exception& e) {
-    return Status(Code::kInvalidArgument, request.method + " " + request.url + ": " + e.what());
+    return Status(Code::kInvalidArgument, request.method + " " + RedactUrl(request.url) + ": " + e.what());
   }
 }
 

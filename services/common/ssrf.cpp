@@ -62,10 +62,11 @@ bool IsInternalAddress(const std::string& ip) {
 
 Result<std::vector<std::string>> ResolvePublic(const std::string& url) {
   const std::string host = UrlHost(url);
-  if (host.empty()) return Status(Code::kInvalidArgument, "not a usable URL (scheme://host/..., no credentials): " + url);
+  if (host.empty()) return Status(Code::kInvalidArgument, "not a usable URL (scheme://host/..., no credentials): " + RedactUrl(url));
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;  // only families this host can reach: the first address is the one used
   addrinfo* res = nullptr;
   int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
   if (rc != 0) return Status(Code::kUnavailable, "cannot resolve " + host + ": " + gai_strerror(rc));
@@ -90,7 +91,7 @@ Result<std::vector<std::string>> ResolvePublic(const std::string& url) {
 
 Status CheckDestination(const std::string& url, bool allow_private) {
   if (allow_private) {
-    return UrlHost(url).empty() ? Status(Code::kInvalidArgument, "not a usable URL (scheme://host/..., no credentials): " + url)
+    return UrlHost(url).empty() ? Status(Code::kInvalidArgument, "not a usable URL (scheme://host/..., no credentials): " + RedactUrl(url))
                                 : Status::Ok();
   }
   auto resolved = ResolvePublic(url);
@@ -98,19 +99,35 @@ Status CheckDestination(const std::string& url, bool allow_private) {
 }
 
 PinnedUrl PinToAddress(const std::string& url, const std::string& ip) {
-  PinnedUrl out;
   size_t start = url.find("://");
   if (start == std::string::npos) return {url, ""};
   start += 3;
   size_t end = url.find_first_of("/?#", start);
   const std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  // The port, if the URL names one, follows the host (after "]" for an IPv6 literal).
-  size_t host_end = authority[0] == '[' ? authority.find(']') + 1 : authority.find(':');
-  const std::string port = host_end == std::string::npos || host_end >= authority.size() ? "" : authority.substr(host_end);
+  const std::string host = UrlHost(url);
+  in6_addr probe;
+  if (host.empty() || inet_pton(AF_INET, host.c_str(), &probe) == 1 || inet_pton(AF_INET6, host.c_str(), &probe) == 1) {
+    return {url, ""};  // already an address: the one that was checked
+  }
+  // The port, if the URL names one, follows the host.
+  const size_t colon = authority.find(':');
+  const std::string port = colon == std::string::npos ? "" : authority.substr(colon);
   const std::string literal = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
+  PinnedUrl out;
   out.url = url.substr(0, start) + literal + port + (end == std::string::npos ? "" : url.substr(end));
-  out.host_header = authority;
+  out.host_header = url.rfind("https://", 0) == 0 ? host : authority;
   return out;
+}
+
+std::string RedactUrl(const std::string& url) {
+  size_t start = url.find("://");
+  if (start == std::string::npos) return "(not a URL)";
+  start += 3;
+  size_t end = url.find_first_of("/?#", start);
+  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  size_t at = authority.rfind('@');
+  if (at != std::string::npos) authority = authority.substr(at + 1);
+  return url.substr(0, start) + authority + (end == std::string::npos ? "" : "/...");
 }
 
 }  // namespace convoy

@@ -40,12 +40,24 @@ TEST(Ssrf, APinnedUrlGoesToTheCheckedAddressAndKeepsTheName) {
   auto p = PinToAddress("https://shop.example.com/admin/api/graphql.json?x=1", "93.184.216.34");
   EXPECT_EQ(p.url, "https://93.184.216.34/admin/api/graphql.json?x=1");
   EXPECT_EQ(p.host_header, "shop.example.com");
-  p = PinToAddress("http://hooks.example.com:8443/in", "2606:2800:220:1::1");
-  EXPECT_EQ(p.url, "http://[2606:2800:220:1::1]:8443/in");
-  EXPECT_EQ(p.host_header, "hooks.example.com:8443");
-  p = PinToAddress("http://[2001:4860::1]:81", "2001:4860::1");
-  EXPECT_EQ(p.url, "http://[2001:4860::1]:81");
-  EXPECT_EQ(p.host_header, "[2001:4860::1]:81");
+  p = PinToAddress("https://shop.example.com:8443/in", "93.184.216.34");
+  EXPECT_EQ(p.url, "https://93.184.216.34:8443/in");
+  EXPECT_EQ(p.host_header, "shop.example.com") << "https: the bare name, which SNI and the certificate check use";
+  p = PinToAddress("http://hooks.example.com:8080/in", "2606:2800:220:1::1");
+  EXPECT_EQ(p.url, "http://[2606:2800:220:1::1]:8080/in");
+  EXPECT_EQ(p.host_header, "hooks.example.com:8080");
+  p = PinToAddress("https://[2001:4860::1]:81/x", "2001:4860::1");
+  EXPECT_EQ(p.url, "https://[2001:4860::1]:81/x") << "already an address";
+  EXPECT_EQ(p.host_header, "");
+  p = PinToAddress("http://8.8.8.8/x", "8.8.8.8");
+  EXPECT_EQ(p.url, "http://8.8.8.8/x");
+  EXPECT_EQ(p.host_header, "");
+}
+
+TEST(Ssrf, ARedactedUrlKeepsNeitherCredentialsNorPathNorQuery) {
+  EXPECT_EQ(RedactUrl("https://user:pw@hooks.example.com:8443/services/T0/B0/secret?token=x"), "https://hooks.example.com:8443/...");
+  EXPECT_EQ(RedactUrl("http://example.com"), "http://example.com");
+  EXPECT_EQ(RedactUrl("garbage"), "(not a URL)");
 }
 
 }  // namespace

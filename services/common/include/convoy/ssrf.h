@@ -29,10 +29,17 @@ Result<std::vector<std::string>> ResolvePublic(const std::string& url);
 Status CheckDestination(const std::string& url, bool allow_private);
 
 // The URL with its host replaced by `ip` (in brackets when IPv6), and the Host header the request
-// must carry so the server, TLS's SNI and the certificate check still see the name.
+// must carry so the server, TLS's SNI and the certificate check still see the name (cpprestsdk
+// takes SNI and the certificate's name from Host as it is, so for https it is the bare name). A
+// URL whose host is already an address is returned as it is, with no Host header.
 struct PinnedUrl {
   std::string url, host_header;
 };
 PinnedUrl PinToAddress(const std::string& url, const std::string& ip);
+
+// What of a URL may be shown in a log line, an error or a dead-letter header: scheme://host[:port],
+// and "/..." when it has a path. Credentials, paths and queries (where webhook URLs keep their
+// tokens, and Meta's media URLs their signatures) are left out.
+std::string RedactUrl(const std::string& url);
 
 }  // namespace convoy

@@ -56,7 +56,12 @@ std::vector<Regex::Match> Regex::FindAll(std::string_view text) const {
   Match m;
   while (from <= text.size() && SearchFrom(impl_->re, text, from, &m)) {
     out.push_back(m);
-    from = m.end > m.begin ? m.end : m.end + 1;
+    if (m.end > m.begin) {
+      from = m.end;
+    } else {  // an empty match: on past it by one whole UTF-8 character
+      from = m.end + 1;
+      while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) ++from;
+    }
   }
   return out;
 }

@@ -225,8 +225,10 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
             ++out.unknown_shapes;
             continue;
           }
-          std::string dedupe = "preference:" + pnid + ":" + user + ":" + JsonStr(pref, "category") + ":" + choice +
-                               ":" + at;
+          // The person appears in the key only as a digest: the key is logged and is the broker's
+          // message id.
+          std::string dedupe = "preference:" + pnid + ":" + Sha256Hex(user).substr(0, 16) + ":" + JsonStr(pref, "category") +
+                               ":" + choice + ":" + at;
           out.updates.push_back({Update::Kind::kPreference, "preference", dedupe, dedupe, pnid + ":" + user,
                                  Envelope("inbound.preference", correlation_id, received_at, pnid,
                                           JsonStr(*metadata, "display_phone_number"), Sender{}, pnid + ":" + user,

@@ -1,5 +1,6 @@
 #include "testsupport.h"
 #include "webhook.h"
+#include "convoy/crypto.h"
 
 #include <gtest/gtest.h>
 
@@ -172,7 +173,9 @@ TEST(Split, MarketingPreferencesAreUpdatesForOutbound) {
   EXPECT_EQ(u.kind, Update::Kind::kPreference);
   EXPECT_EQ(u.routing_key, "preference");
   EXPECT_EQ(u.conversation_key, "106540352242922:16505551234");
-  EXPECT_EQ(u.dedupe_key, "preference:106540352242922:16505551234:marketing_messages:stop:1796032800");
+  EXPECT_EQ(u.dedupe_key, "preference:106540352242922:" + Sha256Hex("16505551234").substr(0, 16) +
+                              ":marketing_messages:stop:1796032800");
+  EXPECT_EQ(u.dedupe_key.find("16505551234"), std::string::npos) << "the key is logged: no phone in it";
   EXPECT_NE(u.body.find(R"("schema":"inbound.preference")"), std::string::npos);
   EXPECT_EQ(split->unknown_shapes, 1);
   EXPECT_EQ(split->ignored_changes, 0);

@@ -184,7 +184,8 @@ Result<size_t> ReplayParked(const std::string& amqp_url, const DlqFilter& filter
     copy->body = d.body;
     copy->message_id = d.message_id;
     copy->headers = d.headers;
-    for (const char* h : {headers::kDeathReason, "x-last-error", "x-parked-at", "x-first-error", headers::kAttempt}) {
+    for (const char* h : {headers::kDeathReason, "x-last-error", "x-parked-at", "x-first-error", headers::kAttempt,
+                          "x-record-attempts"}) {
       copy->headers.erase(h);
     }
     // A fresh attempt count; what happened before stays readable.

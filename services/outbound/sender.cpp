@@ -66,6 +66,11 @@ constexpr const char* kKnownSend =
 constexpr const char* kMarkUncertain =
     "UPDATE outbound_messages SET status = 'uncertain', error_reason = $2, updated_at = now() "
     "WHERE dedupe_key = $1 AND status = 'sending'";
+// No answer and no attempt left (or a typing indicator, never retried): the send is let go, its
+// outcome unknown. A status webhook can still move it forward; it is no longer counted in doubt
+// (nothing more will be done for it, so an alert on it could never clear).
+constexpr const char* kMarkGivenUp =
+    "UPDATE outbound_messages SET status = 'unknown', updated_at = now() WHERE dedupe_key = $1 AND status = 'uncertain'";
 constexpr const char* kMarkRetrying =
     "UPDATE outbound_messages SET status = 'retrying', error_code = $2::int, error_reason = $3, updated_at = now() "
     "WHERE dedupe_key = $1 AND status = 'sending'";
@@ -461,9 +466,13 @@ Disposition Sender::HandleSend(const Delivery& d) {
     db_.Exec(kMarkUncertain, {c.dedupe, resp.status().ToString()});
     M().uncertain.Inc();
     LOG(WARNING) << ctx << "event=graph_no_answer error=" << resp.status().ToString();
-    if (typing) return Disposition::Ack();  // by the time it could go again, the reply is there
+    if (typing) {  // by the time it could go again, the reply is there
+      db_.Exec(kMarkGivenUp, {c.dedupe});
+      return Disposition::Ack();
+    }
     const int64_t reconcile_ms = settings_.reconcile.count() * 1000;
     if (out_of_time(RetryDelayMs(attempts, reconcile_ms))) {
+      db_.Exec(kMarkGivenUp, {c.dedupe});
       return Disposition::DeadLetter("no answer from Meta on the last attempt (outcome unknown, reconciled by status "
                                      "webhooks): " + resp.status().ToString() + budget_spent());
     }

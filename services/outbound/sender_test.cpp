@@ -404,6 +404,9 @@ TEST_F(OutboundTest, ARecordThatKeepsFailingIsParkedWithTheWamidAndAReplayFinish
       << "the parked command carries the wamid";
 
   StopRefusing();
+  // Listing held the parked message unacked; it is back in the queue once the listing's channel
+  // is gone (a moment later under load), and only then can the replay take it.
+  ASSERT_TRUE(WaitUntil([&] { return Parked(queues::kOutboundSend) == 1; }, 30s));
   auto replayed = ctl::ReplayParked(vhost_.url(), sends, false);
   ASSERT_TRUE(replayed.ok() && *replayed == 1u) << replayed.status().ToString();
   ASSERT_TRUE(WaitStatus("record-parked", "sent"));
@@ -542,6 +545,22 @@ TEST_F(OutboundTest, SendsInDoubtAreMeasured) {
   EXPECT_EQ(m->count, 2);
   EXPECT_GE(m->oldest_seconds, 100);
   EXPECT_LT(m->oldest_seconds, 160);
+}
+
+// No answer on the last attempt its budget allows: the send is parked, its outcome unknown. Nothing
+// more will be done for it, so it leaves the in-doubt count (an alert on it could never clear),
+// and a status webhook that comes later still records it.
+TEST_F(OutboundTest, ASendLetGoUnansweredLeavesTheInDoubtCount) {
+  SenderSettings s = Settings();
+  s.send_deadline = 1s;  // no second attempt fits
+  StartReplica(s, 1);
+  graph_.Inject(503, 2, 1, 2500, "/messages");  // answered after the 1 s timeout
+  Send("let-go", "16505552008");
+  ASSERT_TRUE(WaitUntil([&] { return Parked(queues::kOutboundSend) == 1; }, 30s));
+  EXPECT_EQ(Log("let-go").status, "unknown");
+  auto m = MeasureInDoubt(*sql_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->count, 0);
 }
 
 // No answer, and Meta did not take it: no status ever comes, so after the reconcile time the

@@ -574,10 +574,15 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     reason = JsonStr(st["errors"][0], "title");
   }
   const std::optional<std::string> key = dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe);
-  // A database failure is no fault of the status: it waits in the retry tiers.
+  // A database failure is no fault of the status: it waits in the retry tiers. While the database
+  // is away altogether the wait is not counted against the status's attempts: however long the
+  // outage, the status is applied when the database returns (parked, it could no longer settle
+  // a send in doubt, which would then be sent again).
   auto retry = [&](const Status& s) {
     M().status_retried.Inc();
-    return Disposition::Retry("applying status " + status + " of " + wamid + ": " + s.ToString());
+    const std::string why = "applying status " + status + " of " + wamid + ": " + s.ToString();
+    if (s.code() == Code::kUnavailable) return Disposition::Delay(why, 5000);
+    return Disposition::Retry(why);
   };
   auto r = db_.Exec(kApplyStatus, {wamid, status, code, reason, key});
   if (!r.ok() && r.status().code() == Code::kRejected) {

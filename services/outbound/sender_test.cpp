@@ -22,6 +22,7 @@
 #include "fake_graph.h"
 #include "in_doubt.h"
 #include "retention_rules.h"
+#include "tcp_proxy.h"
 #include "testsupport.h"
 
 namespace convoy::outbound {
@@ -76,11 +77,14 @@ class OutboundTest : public ::testing::Test {
   }
 
   // One outbound replica: `threads` send consumers and a status consumer.
-  void StartReplica(const SenderSettings& settings, int threads = 4) {
+  // dsn: the database as this replica reaches it (a TcpProxy's port, for an outage); status_attempts:
+  // the status queue's delivery limit.
+  void StartReplica(const SenderSettings& settings, int threads = 4, std::string dsn = "", int status_attempts = 5) {
+    if (dsn.empty()) dsn = db_.dsn();
     auto group = std::make_unique<ConsumerGroup>(pub_);
-    auto factory = [this, settings](bool status) {
-      return [this, settings, status]() -> Result<DeliveryHandler> {
-        auto db = PgConnection::Connect(db_.dsn());
+    auto factory = [this, settings, dsn](bool status) {
+      return [this, settings, status, dsn]() -> Result<DeliveryHandler> {
+        auto db = PgConnection::Connect(dsn);
         if (!db.ok()) return db.status();
         std::shared_ptr<PgConnection> conn(std::move(*db));
         auto sender = std::make_shared<Sender>(*conn, base_.schemas, settings,
@@ -90,7 +94,7 @@ class OutboundTest : public ::testing::Test {
       };
     };
     ASSERT_TRUE(group->Add({amqp_, queues::kOutboundSend, 32, kUnlimitedAttempts}, threads, factory(false)).ok());
-    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundStatus, 32, 5}, 1, factory(true)).ok());
+    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundStatus, 32, status_attempts}, 1, factory(true)).ok());
     group->Start();
     ASSERT_TRUE(WaitUntil([&] { return group->connected(); }, 20s));
     replicas_.push_back(std::move(group));
@@ -545,6 +549,38 @@ TEST_F(OutboundTest, SendsInDoubtAreMeasured) {
   EXPECT_EQ(m->count, 2);
   EXPECT_GE(m->oldest_seconds, 100);
   EXPECT_LT(m->oldest_seconds, 160);
+}
+
+// The database away for longer than a status's counted retries would last: the status waits,
+// uncounted, and is applied when the database returns (parked, it could no longer settle a send
+// in doubt, which the sweeper would then send again).
+TEST_F(OutboundTest, AStatusWaitsOutADatabaseOutageUncounted) {
+  std::string admin = test::PgDsn();
+  test::TcpProxy proxy(std::atoi(admin.c_str() + admin.find("port=") + 5));
+  ASSERT_TRUE(proxy.Start());
+  std::string dsn = db_.dsn();
+  const size_t at = dsn.find("port=");
+  dsn.replace(at, dsn.find(' ', at) - at, "port=" + std::to_string(proxy.port()));
+  HoldStatusesBack();
+  StartReplica(Settings(), 1, dsn, /*status_attempts=*/2);
+  Send("outage", "16505552009");
+  ASSERT_TRUE(WaitStatus("outage", "sent"));
+  std::vector<std::string> statuses;
+  ASSERT_TRUE(WaitUntil([&] { return !(statuses = HoldStatuses()).empty(); }, 10s));
+  std::string delivered = statuses[0];
+  const auto sent_at = delivered.find(R"("status":"sent")");
+  ASSERT_NE(sent_at, std::string::npos) << delivered;
+  delivered.replace(sent_at, std::string(R"("status":"sent")").size(), R"("status":"delivered")");
+  auto& retried = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"retry\"");
+  const uint64_t before = retried.Value();
+  proxy.SetBlocked(true);
+  PublishStatus(kBusiness, delivered);
+  // Three tries while the database is away: a delivery limit of 2 would have parked it.
+  ASSERT_TRUE(WaitUntil([&] { return retried.Value() >= before + 3; }, 40s));
+  proxy.SetBlocked(false);
+  ASSERT_TRUE(WaitStatus("outage", "delivered"));
+  EXPECT_EQ(Parked(queues::kOutboundStatus), 0u);
+  EXPECT_EQ(graph_.CallCount(), 1u);
 }
 
 // No answer on the last attempt its budget allows: the send is parked, its outcome unknown. Nothing

@@ -302,13 +302,16 @@ TEST_F(IngressUnderAttack, AtTheCapTheOldestIdleConnectionMakesRoomElse503) {
   EXPECT_EQ(StatusOf(newcomer.Read(2s)), 200) << "the full listener made room";
   EXPECT_TRUE(idle[0]->WaitClosed(2s)) << "the oldest idle connection was the one closed";
 
-  // Every slot busy with a request (a head sent, its body still coming): no room to make.
+  // Every slot busy with a request (a head read, its body still coming: the listener says so with
+  // 100 Continue): no room to make.
   std::vector<std::unique_ptr<RawClient>> busy;
   for (int i = 0; i < 20; ++i) {
     busy.push_back(std::make_unique<RawClient>(port_));
-    ASSERT_TRUE(busy.back()->Send(PostHead("Content-Length: 1000\r\n") + "{"));
+    ASSERT_TRUE(busy.back()->Send(PostHead("Content-Length: 1000\r\nExpect: 100-continue\r\n")));
+    ASSERT_EQ(StatusOf(busy.back()->Read(2s)), 100) << i;
   }
-  for (auto& c : idle) EXPECT_TRUE(c->WaitClosed(5s)) << "idle connections made room for the busy ones";
+  for (size_t i = 1; i < idle.size(); ++i) EXPECT_TRUE(idle[i]->WaitClosed(5s)) << "idle connections made room";
+  EXPECT_TRUE(newcomer.WaitClosed(5s)) << "so did the newcomer, idle since its answer";
   RawClient refused(port_);
   std::string answer = refused.Read(2s);
   EXPECT_EQ(StatusOf(answer), 503) << answer;

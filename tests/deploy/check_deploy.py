@@ -158,6 +158,37 @@ for overlay in overlays:
     if not any(p["spec"].get("policyTypes") == ["Ingress", "Egress"] and not p["spec"].get("ingress")
                and not p["spec"].get("egress") for p in policies):
         fail(f"{where}: no default-deny NetworkPolicy for convoy's pods")
+    # Egress to the broker's or the database's port goes to their pods by label, never to an address
+    # (an ipBlock, or no `to` at all: anywhere) nor to whole namespaces; DNS only to kube-dns.
+    service_ports = {5432: "database", 5672: "broker", 5671: "broker"}
+    for p in policies:
+        pname = p["metadata"]["name"]
+        for rule in p["spec"].get("egress") or []:
+            ports = {pt.get("port") for pt in rule.get("ports") or []}
+            peers = rule.get("to") or []
+            for port in sorted(ports & set(service_ports)):
+                if not peers or any("ipBlock" in peer or "podSelector" not in peer for peer in peers):
+                    fail(f"{where}: NetworkPolicy {pname}: egress to the {service_ports[port]}'s port {port} must name its "
+                         f"pods by label, not an address or a namespace")
+            if 53 in ports and (not peers or any(peer.get("podSelector", {}).get("matchLabels", {}).get("k8s-app") != "kube-dns"
+                                                 for peer in peers)):
+                fail(f"{where}: NetworkPolicy {pname}: DNS egress must go to the cluster's DNS (k8s-app: kube-dns) only")
+    for role in ("broker", "database"):
+        if not any(p["spec"].get("podSelector", {}).get("matchLabels", {}).get("convoy.dev/role") == role
+                   and "Ingress" in p["spec"].get("policyTypes", []) for p in policies):
+            fail(f"{where}: no NetworkPolicy guards the {role}'s pods (convoy.dev/role: {role})")
+    role_labels = []
+    for kind in ("StatefulSet", "RabbitmqCluster", "Cluster"):
+        for o in by_kind.get(kind, []):
+            spec = o.get("spec", {})
+            labels = {**((spec.get("template") or {}).get("metadata") or {}).get("labels", {}),
+                      **((((spec.get("override") or {}).get("statefulSet") or {}).get("spec") or {}).get("template") or {})
+                      .get("metadata", {}).get("labels", {}),
+                      **(spec.get("inheritedMetadata") or {}).get("labels", {})}
+            role_labels.append(labels.get("convoy.dev/role"))
+    for role in ("broker", "database"):
+        if role not in role_labels:
+            fail(f"{where}: no broker/database workload carries convoy.dev/role: {role}, so no policy reaches it")
     for cm in by_kind.get("ConfigMap", []):
         for key, value in (cm.get("data") or {}).items():
             original = src / "deploy/rabbitmq" / key

@@ -17,7 +17,9 @@ DEFINE_int32(read_timeout_seconds, 10, "A request whose headers and body have no
 DEFINE_validator(read_timeout_seconds, &convoy::ValidatePositive);
 DEFINE_int32(idle_timeout_seconds, 60, "A keep-alive connection with no request for this long is closed");
 DEFINE_validator(idle_timeout_seconds, &convoy::ValidatePositive);
-DEFINE_int32(max_connections, 1000, "HTTP connections open at once; past it a new one gets 503 and is closed");
+DEFINE_int32(max_connections, 1000,
+             "HTTP connections open at once; past it the one idle the longest is closed to make room, and a new "
+             "one gets 503 when every one is busy with a request");
 DEFINE_validator(max_connections, &convoy::ValidatePositive);
 DEFINE_int32(max_body_memory_bytes, 64 << 20,
              "Request bodies the listener holds in memory at once, all connections together; past it 503");

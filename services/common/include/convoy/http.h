@@ -42,7 +42,7 @@ using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder re
 struct HttpLimits {
   std::chrono::seconds read_timeout{10};   // a request's headers and body must arrive within this
   std::chrono::seconds idle_timeout{60};   // a keep-alive connection with no request is closed
-  size_t max_connections = 1000;           // past it a new connection gets 503 and is closed
+  size_t max_connections = 1000;           // past it the oldest idle one is closed, else the new one gets 503
   size_t max_body_memory_bytes = 64 << 20;  // request bodies held at once, all connections together
   size_t threads = 4;                      // I/O threads; handlers run on them
 };

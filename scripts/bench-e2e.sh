@@ -50,9 +50,9 @@ start() {  # start NAME PORT ARGS...
 }
 graph=http://127.0.0.1:24090
 db_flags=(--amqp_url="$url" --pg_dsn="$dsn" --schema_dir="$CONVOY_ROOT/proto-schemas"
-          --migrations_dir="$CONVOY_ROOT/deploy/postgres")
+          --migrations_dir="$CONVOY_ROOT/deploy/postgres" --declare_topology)
 start fake-graph 24090 "$bin/tests/convoy-fake-graph"
-start ingress 24080 "$bin/services/ingress/convoy-ingress" --amqp_url="$url"
+start ingress 24080 "$bin/services/ingress/convoy-ingress" --amqp_url="$url" --declare_topology
 start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
 start media 24082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --media_dir="$log_dir/e2e-media"
 start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing="$pacing"

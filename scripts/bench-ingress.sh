@@ -50,7 +50,7 @@ bare_cpu=$(( $(cpu_ticks "$bare_pid") - t0 ))
 bare_fixed=$(run_rate 18091)
 bare_rss=$(peak_rss_mb "$bare_pid")
 
-"$bin/services/ingress/convoy-ingress" --amqp_url="$url" --http_port=18090 ${INGRESS_FLAGS:-} >"$log_dir/ingress.log" 2>&1 & pids+=($!); ing_pid=$!
+"$bin/services/ingress/convoy-ingress" --amqp_url="$url" --declare_topology --http_port=18090 ${INGRESS_FLAGS:-} >"$log_dir/ingress.log" 2>&1 & pids+=($!); ing_pid=$!
 wait_for "ingress ready" 30 curl -sf http://127.0.0.1:18090/readyz
 t0=$(cpu_ticks "$ing_pid"); b0=$([ -n "$broker_pid" ] && cpu_ticks "$broker_pid" || echo 0)
 ingress=$(run_wrk 18090)

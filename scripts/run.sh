@@ -62,8 +62,17 @@ start() {  # start NAME PORT ARGS...
     tail -n 20 "$LOG_DIR/$name.log" >&2; die "$name did not become ready"; }
   log "$name ready on :$port"
 }
-db_flags=(--amqp_url="$CONVOY_AMQP_URL" --pg_dsn="$CONVOY_PG_DSN" --schema_dir="$CONVOY_ROOT/proto-schemas"
-          --migrations_dir="$CONVOY_ROOT/deploy/postgres")
+# The broker topology first, as convoy-topology (the one user that may declare); then every
+# service connects as a broker user of its own (README: Broker users); the local broker's users
+# and their local passwords come from deploy/rabbitmq/definitions.json.
+part_url() { sed "s#://[^@]*@#://convoy-$1:convoy-$1-local@#" <<<"$CONVOY_AMQP_URL"; }
+"$bin/services/common/convoy-topology" --upgrade --amqp_url="$(part_url topology)" >"$LOG_DIR/topology.log" 2>&1 ||
+  { cat "$LOG_DIR/topology.log" >&2; die "declaring the broker topology failed"; }
+log "topology declared"
+db_flags() {  # db_flags PART: sets the array db_flags_of to the flags of a service with a database
+  db_flags_of=(--amqp_url="$(part_url "$1")" --pg_dsn="$CONVOY_PG_DSN" --schema_dir="$CONVOY_ROOT/proto-schemas"
+               --migrations_dir="$CONVOY_ROOT/deploy/postgres")
+}
 start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MEDIA_ID=$CONVOY_ROOT/tests/data/demo-photo.jpg:image/jpeg" \
   --status_webhook_url="http://127.0.0.1:$INGRESS_PORT/webhook"
 start fake-receiver "$RECEIVER_PORT" "$bin/tests/convoy-fake-receiver"
@@ -76,12 +85,15 @@ cat >"$CONVOY_RUN_DIR/sinks.json" <<JSON
   {"name": "lead", "kind": "webhook", "url": "http://127.0.0.1:$RECEIVER_PORT/hooks",
    "secrets": ["env:CONVOY_SINK_SECRET"], "allow_private": true}]}
 JSON
-start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$CONVOY_AMQP_URL"
-start conversation "$CONVERSATION_PORT" "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
+start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$(part_url ingress)"
+db_flags conversation
+start conversation "$CONVERSATION_PORT" "$bin/services/conversation/convoy-conversation" "${db_flags_of[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
   --default_flow=lead
-start media "$MEDIA_PORT" "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
+db_flags media
+start media "$MEDIA_PORT" "$bin/services/media/convoy-media" "${db_flags_of[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
   --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload" --upload_allow_private
-start outbound "$OUTBOUND_PORT" "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$GRAPH_URL" \
+db_flags outbound
+start outbound "$OUTBOUND_PORT" "$bin/services/outbound/convoy-outbound" "${db_flags_of[@]}" --graph_base_url="$GRAPH_URL" \
   --sinks_file="$CONVOY_RUN_DIR/sinks.json" --media_public_url="http://127.0.0.1:$MEDIA_PORT" \
   --content_guard_file="$CONVOY_ROOT/deploy/guard/content-guard.json"
 

@@ -74,6 +74,17 @@ std::string BytesToString(amqp_bytes_t b) {
   return b.len ? std::string(static_cast<const char*>(b.bytes), b.len) : std::string();
 }
 
+// What an operator does about a channel the broker closed on a missing object or a permission.
+std::string BrokerRefusalHint(int reply_code) {
+  if (reply_code == AMQP_NOT_FOUND) {
+    return " (convoy's topology is not declared on this vhost: run `convoy-topology --upgrade` first)";
+  }
+  if (reply_code == AMQP_ACCESS_REFUSED) {
+    return " (this part's broker user may not do that: `convoy-topology --grants` lists what each part's user needs)";
+  }
+  return "";
+}
+
 // The one place an amqp_rpc_reply_t becomes a Status.
 Status CheckReply(amqp_rpc_reply_t r, const std::string& what) {
   switch (r.reply_type) {
@@ -95,7 +106,7 @@ Status CheckReply(amqp_rpc_reply_t r, const std::string& what) {
         auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
         return Status(Code::kRejected, what + ": channel closed by broker: " +
                                            std::to_string(m->reply_code) + " " +
-                                           BytesToString(m->reply_text));
+                                           BytesToString(m->reply_text) + BrokerRefusalHint(m->reply_code));
       }
       return Status(Code::kUnavailable, what + ": unexpected server method");
   }
@@ -188,9 +199,10 @@ class Conn {
     std::string name_key = "connection_name";
     props.Add(name_key, options.name);
     amqp_table_t client_props = props.table();
+    const char* user = options.username.empty() ? info.user : options.username.c_str();
+    const char* password = options.password.empty() ? info.password : options.password.c_str();
     s = CheckReply(amqp_login_with_properties(state_, info.vhost, 0, 131072, options.heartbeat_seconds,
-                                              &client_props, AMQP_SASL_METHOD_PLAIN, info.user,
-                                              info.password),
+                                              &client_props, AMQP_SASL_METHOD_PLAIN, user, password),
                    "login to vhost \"" + std::string(info.vhost) + "\"");
     if (!s.ok()) {
       // "amqp://host:5672/" selects the empty vhost (the URI spec), not RabbitMQ's default "/".
@@ -278,7 +290,8 @@ void AnswerClose(amqp_connection_state_t state, const amqp_frame_t& frame) {
 std::string CloseReason(const amqp_frame_t& frame) {
   if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
     auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
-    return "channel.close " + std::to_string(m->reply_code) + " " + BytesToString(m->reply_text);
+    return "channel.close " + std::to_string(m->reply_code) + " " + BytesToString(m->reply_text) +
+           BrokerRefusalHint(m->reply_code);
   }
   auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
   return "connection.close " + std::to_string(m->reply_code) + " " + BytesToString(m->reply_text);
@@ -1178,6 +1191,44 @@ Result<uint32_t> AmqpAdmin::Purge(const std::string& queue) {
   s = impl_->Check("queue.purge " + queue);
   if (!s.ok()) return s;
   return ok->message_count;
+}
+
+Status AmqpAdmin::TryConsume(const std::string& queue) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_basic_consume_ok_t* ok = amqp_basic_consume(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                                                   amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
+  s = impl_->Check("basic.consume " + queue);
+  if (!s.ok()) return s;
+  amqp_basic_cancel(impl_->conn->state(), kChannel, ok->consumer_tag);
+  return impl_->Check("basic.cancel " + queue);
+}
+
+Status AmqpAdmin::TryPublish(const std::string& exchange, const std::string& routing_key) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_connection_state_t st = impl_->conn->state();
+  amqp_confirm_select(st, kChannel);
+  s = impl_->Check("confirm.select");
+  if (!s.ok()) return s;
+  amqp_basic_properties_t props{};
+  const std::string what = "basic.publish " + exchange + " " + routing_key;
+  s = CheckRc(amqp_basic_publish(st, kChannel, amqp_cstring_bytes(exchange.c_str()),
+                                 amqp_cstring_bytes(routing_key.c_str()), 0, 0, &props, amqp_cstring_bytes("probe")),
+              what);
+  if (!s.ok()) return s;
+  // The broker answers a publish it refuses by closing the channel, else with a confirm.
+  timeval tv{10, 0};
+  amqp_frame_t frame;
+  s = CheckRc(amqp_simple_wait_frame_noblock(st, &frame, &tv), what + ": waiting for its confirm");
+  if (!s.ok()) return s;
+  if (frame.frame_type != AMQP_FRAME_METHOD) return Status(Code::kInternal, what + ": unexpected frame");
+  if (frame.payload.method.id == AMQP_BASIC_ACK_METHOD) return Status::Ok();
+  if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    impl_->channel_closed = true;
+    return Status(Code::kRejected, what + ": " + CloseReason(frame));
+  }
+  return Status(Code::kRejected, what + ": not confirmed");
 }
 
 Result<uint64_t> AmqpAdmin::MoveAll(const std::string& from, const std::string& to) {

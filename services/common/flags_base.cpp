@@ -1,12 +1,17 @@
 // Flags every service has.
 #include <gflags/gflags.h>
 
+#include <cstdlib>
+
 #include "convoy/config.h"
 #include "convoy/flags.h"
 
 DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f",
               "RabbitMQ URL, amqp://user:pass@host:port/vhost; env CONVOY_AMQP_URL is used when the flag is not given");
 DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
+DEFINE_bool(declare_topology, false,
+            "Declare convoy's exchanges, queues and bindings on connect. Off by default: `convoy-topology "
+            "--upgrade` declares them, and a service's own broker user may not (README: Broker users)");
 DEFINE_string(http_host, "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 in a container)");
 DEFINE_validator(http_host, &convoy::ValidateNonEmpty);
 DEFINE_int32(http_port, 8080, "HTTP port for the service's routes and /healthz, /readyz, /metrics (0: a free port)");
@@ -26,6 +31,18 @@ DEFINE_int32(max_body_memory_bytes, 64 << 20,
 DEFINE_validator(max_body_memory_bytes, &convoy::ValidatePositive);
 
 namespace convoy {
+
+AmqpOptions AmqpOptionsFromFlags(const std::string& name) {
+  AmqpOptions options;
+  options.url = FLAGS_amqp_url;
+  options.name = name;
+  options.declare_topology = FLAGS_declare_topology;
+  // The part's generated credentials, apart from the broker's address (k8s: the Topology
+  // Operator's Secret); they replace the URL's user and password.
+  if (const char* user = std::getenv("CONVOY_AMQP_USERNAME"); user && *user) options.username = user;
+  if (const char* password = std::getenv("CONVOY_AMQP_PASSWORD"); password && *password) options.password = password;
+  return options;
+}
 
 HttpLimits HttpLimitsFromFlags() {
   HttpLimits limits;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "convoy/crypto.h"
+
 namespace convoy {
 namespace {
 
@@ -153,16 +155,83 @@ std::vector<BindingSpec> BindingsOf(const std::string& queue) {
   return out;
 }
 
-std::string DefinitionsJson(const Topology& t) {
+const std::vector<BrokerGrant>& BrokerGrants() {
+  // Publishing to the default exchange is writing "amq.default". Consumers republish retries,
+  // delays and parked messages to convoy.retry and convoy.dlx themselves (amqp.cpp Settle).
+  static const std::vector<BrokerGrant>* grants = new std::vector<BrokerGrant>{
+      {"ingress", "^$", "^convoy\\.inbound$", "^$"},
+      {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$", "^conversation\\.(inbound|events)$"},
+      {"media", "^$", "^convoy\\.(events|retry|dlx)$", "^media\\.(fetch|upload)$"},
+      {"outbound", "^$", "^convoy\\.(events|retry|dlx)$", "^outbound\\.(send|status|deliver|extract)$"},
+      // convoyctl dlq: reads the parking queues, puts a replayed message back on its work queue.
+      {"ops", "^$", "^amq\\.default$", "\\.dlq$"},
+      // KEDA's RabbitMQ trigger: reads the work queues' depth (a passive declare needs no right).
+      {"scaler", "^$", "^$", "^$"},
+      // convoy-topology --upgrade: declares everything and moves what waits in old queues.
+      {"topology", ".*", ".*", ".*"},
+  };
+  return *grants;
+}
+
+const BrokerGrant* FindBrokerGrant(const std::string& part) {
+  for (const auto& g : BrokerGrants()) {
+    if (g.part == part) return &g;
+  }
+  return nullptr;
+}
+
+std::string BrokerUserName(const std::string& part) { return "convoy-" + part; }
+std::string LocalBrokerPassword(const std::string& part) { return BrokerUserName(part) + "-local"; }
+
+namespace {
+std::string Sha256Raw(const std::string& data) {
+  const std::string hex = Sha256Hex(data);
+  std::string raw;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    raw += static_cast<char>(HexDigitValue(hex[i]) * 16 + HexDigitValue(hex[i + 1]));
+  }
+  return raw;
+}
+
+// rabbit_password_hashing_sha256: base64(salt ++ sha256(salt ++ password)), 4 bytes of salt
+// (derived from the user name here, so the shipped file is reproducible).
+std::string LocalPasswordHash(const std::string& user, const std::string& password) {
+  std::string salt = Sha256Raw(user).substr(0, 4);
+  return Base64Encode(salt + Sha256Raw(salt + password));
+}
+}  // namespace
+
+std::string DefinitionsJson(const Topology& t, bool local_users) {
   std::ostringstream o;
-  // password_hash is rabbit_password_hashing_sha256 of "guest": local development only.
-  o << "{\n  \"rabbit_version\": \"3.10.8\",\n"
-    << "  \"users\": [{\"name\": \"guest\", \"password_hash\": "
-       "\"kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe\", "
-       "\"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": [\"administrator\"]}],\n"
-    << "  \"vhosts\": [{\"name\": \"/\"}],\n"
-    << "  \"permissions\": [{\"user\": \"guest\", \"vhost\": \"/\", \"configure\": \".*\", "
-       "\"write\": \".*\", \"read\": \".*\"}],\n";
+  o << "{\n  \"rabbit_version\": \"3.10.8\",\n";
+  if (local_users) {
+    // Local development only: guest/guest (the management UI) and each part's user with its
+    // local password. Production imports this file without users (--production).
+    o << "  \"users\": [\n    {\"name\": \"guest\", \"password_hash\": "
+         "\"kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe\", "
+         "\"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": [\"administrator\"]}";
+    for (const auto& g : BrokerGrants()) {
+      const std::string user = BrokerUserName(g.part);
+      o << ",\n    {\"name\": " << Quote(user) << ", \"password_hash\": "
+        << Quote(LocalPasswordHash(user, LocalBrokerPassword(g.part)))
+        << ", \"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": []}";
+    }
+    o << "\n  ],\n";
+  } else {
+    o << "  \"users\": [],\n";
+  }
+  o << "  \"vhosts\": [{\"name\": \"/\"}],\n";
+  if (local_users) {
+    o << "  \"permissions\": [\n    {\"user\": \"guest\", \"vhost\": \"/\", \"configure\": \".*\", "
+         "\"write\": \".*\", \"read\": \".*\"}";
+    for (const auto& g : BrokerGrants()) {
+      o << ",\n    {\"user\": " << Quote(BrokerUserName(g.part)) << ", \"vhost\": \"/\", \"configure\": "
+        << Quote(g.configure) << ", \"write\": " << Quote(g.write) << ", \"read\": " << Quote(g.read) << "}";
+    }
+    o << "\n  ],\n";
+  } else {
+    o << "  \"permissions\": [],\n";
+  }
   o << "  \"exchanges\": [\n";
   for (size_t i = 0; i < t.exchanges.size(); ++i) {
     o << "    {\"name\": " << Quote(t.exchanges[i].name) << ", \"vhost\": \"/\", \"type\": "

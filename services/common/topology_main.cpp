@@ -12,20 +12,33 @@
 #include "convoy/topology.h"
 
 DEFINE_bool(upgrade, false,
-            "Upgrade the broker at --amqp_url (env CONVOY_AMQP_URL) to the current topology, moving what "
-            "waits in old queues; conversation, media and outbound must be stopped. Without it: print the "
-            "definitions file");
+            "Declare convoy's topology on the broker at --amqp_url (env CONVOY_AMQP_URL; the user convoy-topology), "
+            "upgrading one declared by an older convoy and moving what waits in old queues (then conversation, "
+            "media and outbound must be stopped). The services' own users may not declare. Without it: print "
+            "the definitions file");
+DEFINE_bool(production, false,
+            "Print the definitions without users (k8s/overlays/prod: users and permissions come from the "
+            "RabbitMQ Messaging Topology Operator with generated secrets)");
+DEFINE_bool(grants, false,
+            "Print each part's broker user and permissions, one per line: user, configure, write, read "
+            "(tab-separated), for provisioning a broker by hand");
 
 int main(int argc, char** argv) {
   convoy::InitService("topology",
                       "convoy-topology: prints convoy's RabbitMQ definitions (deploy/rabbitmq/definitions.json);\n"
                       "  convoy-topology --upgrade [--amqp_url=...]: upgrades a running broker in place (README)",
                       &argc, &argv);
-  if (!FLAGS_upgrade) {
-    std::cout << convoy::DefinitionsJson(convoy::ConvoyTopology());
+  if (FLAGS_grants) {
+    for (const auto& g : convoy::BrokerGrants()) {
+      std::cout << convoy::BrokerUserName(g.part) << '\t' << g.configure << '\t' << g.write << '\t' << g.read << '\n';
+    }
     return 0;
   }
-  auto steps = convoy::UpgradeTopology(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-topology"});
+  if (!FLAGS_upgrade) {
+    std::cout << convoy::DefinitionsJson(convoy::ConvoyTopology(), /*local_users=*/!FLAGS_production);
+    return 0;
+  }
+  auto steps = convoy::UpgradeTopology(convoy::AmqpOptionsFromFlags("convoy-topology"));
   if (!steps.ok()) {
     std::cerr << "upgrade failed (nothing was lost; fix the cause and run it again): " << steps.status().ToString()
               << "\n";

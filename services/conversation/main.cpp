@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
   };
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-conversation"};
+  convoy::AmqpOptions amqp = convoy::AmqpOptionsFromFlags("convoy-conversation");
   convoy::Publisher publisher(amqp);
   convoy::conversation::RelaySettings relay_settings;
   relay_settings.pg_dsn = FLAGS_pg_dsn;

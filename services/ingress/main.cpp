@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   }
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::Publisher publisher(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-ingress"},
+  convoy::Publisher publisher(convoy::AmqpOptionsFromFlags("convoy-ingress"),
                               static_cast<size_t>(FLAGS_max_in_flight));
   convoy::ingress::WebhookHandler handler(
       {*secret, *token, std::chrono::milliseconds(FLAGS_publish_deadline_ms), previous},

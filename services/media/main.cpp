@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   if (swept > 0) LOG(WARNING) << "service=media event=stale_temporaries_removed count=" << swept;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-media"};
+  convoy::AmqpOptions amqp = convoy::AmqpOptionsFromFlags("convoy-media");
   convoy::Publisher publisher(amqp);
   auto emit = [&publisher](convoy::AmqpMessage m) {
     return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));

@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
   convoy::outbound::shopify::Throttle throttle;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::AmqpOptions amqp{FLAGS_amqp_url, "convoy-outbound"};
+  convoy::AmqpOptions amqp = convoy::AmqpOptionsFromFlags("convoy-outbound");
   convoy::Publisher publisher(amqp);
   convoy::outbound::SenderSettings settings;
   settings.graph = {FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms)};

@@ -30,7 +30,7 @@ TEST(IngressOutage, BrokerGoneMeans503AndNotReadyThenRecoversWithoutRestart) {
   ASSERT_TRUE(ingress.Start({test::BinaryPath("services/ingress/convoy-ingress"),
                              "--amqp_url=amqp://guest:guest@127.0.0.1:" + std::to_string(proxy.port()) + "/" +
                                  vhost.name(),
-                             "--http_port=" + std::to_string(port), "--publish_deadline_ms=1000"},
+                             "--http_port=" + std::to_string(port), "--publish_deadline_ms=1000", "--declare_topology"},
                             dir + "/" + test::UniqueName("ingress") + ".log",
                             {{"CONVOY_APP_SECRET", "test-app-secret"}, {"CONVOY_VERIFY_TOKEN", "v"}}));
   std::string base = "http://127.0.0.1:" + std::to_string(port);

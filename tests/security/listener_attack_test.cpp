@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 
+#include "convoy/amqp_admin.h"
 #include "convoy/http.h"
 #include "testsupport.h"
 #include "webhook.h"
@@ -113,7 +114,10 @@ class IngressUnderAttack : public ::testing::Test {
  protected:
   void Launch(const std::vector<std::string>& extra = {}) {
     port_ = test::FreePort();
-    std::vector<std::string> argv = {test::BinaryPath("services/ingress/convoy-ingress"), "--amqp_url=" + vhost_.url(),
+    // As deployed: the topology declared first, then ingress as its own publish-only user.
+    auto topology = UpgradeTopology(AmqpOptions{vhost_.url(), "attack-topology"});
+    ASSERT_TRUE(topology.ok()) << topology.status().ToString();
+    std::vector<std::string> argv = {test::BinaryPath("services/ingress/convoy-ingress"), "--amqp_url=" + vhost_.PartUrl("ingress"),
                                      "--http_port=" + std::to_string(port_)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     ASSERT_TRUE(ingress_.Start(argv, ::testing::TempDir() + "/" + test::UniqueName("ingress") + ".log",

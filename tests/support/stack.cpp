@@ -1,6 +1,7 @@
 #include "stack.h"
 
 #include "convoy/amqp.h"
+#include "convoy/amqp_admin.h"
 #include "convoy/topology.h"
 #include "webhook.h"
 
@@ -19,6 +20,10 @@ Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
   ::mkdir(dir.c_str(), 0755);
   EXPECT_TRUE(graph.Start().ok());
   graph.RegisterMedia("1003383421387256", FixturePath("media/photo1.jpg"), "image/jpeg");
+  // As in production: the topology step runs first, with its own rights; each service then
+  // connects as its own broker user, which may not declare.
+  auto topology = UpgradeTopology(AmqpOptions{vhost.url(), "stack-topology"});
+  EXPECT_TRUE(topology.ok()) << topology.status().ToString();
   for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
   for (auto& [name, svc] : services) EXPECT_TRUE(WaitReady(name, 90s)) << name << " not ready:\n" << svc->process.Log();
   // Meta tells the business about every send it accepted with a signed status webhook.
@@ -62,7 +67,7 @@ void Stack::Launch(const std::string& name) {
     svc->log = dir + "/" + name + ".log";
   }
   const std::string kind = name.substr(0, name.find('#'));
-  std::vector<std::string> argv = {BinaryPath("services/" + kind + "/convoy-" + kind), "--amqp_url=" + vhost.url(),
+  std::vector<std::string> argv = {BinaryPath("services/" + kind + "/convoy-" + kind), "--amqp_url=" + vhost.PartUrl(kind),
                                    "--http_port=" + std::to_string(svc->port)};
   if (kind != "ingress") {
     std::string dsn = db.dsn();

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -21,8 +22,10 @@
 #include <sstream>
 #include <thread>
 
+#include "convoy/crypto.h"
 #include "convoy/http.h"
 #include "convoy/pg.h"
+#include "convoy/topology.h"
 
 namespace convoy::test {
 
@@ -196,9 +199,33 @@ TestVhost::TestVhost(const std::string& prefix) : name_(UniqueName(prefix)) {
   if (r.status / 100 != 2) throw std::runtime_error("cannot grant vhost: " + r.body);
 }
 
-TestVhost::~TestVhost() { Mgmt("DELETE", "/api/vhosts/" + name_); }
+TestVhost::~TestVhost() {
+  Mgmt("DELETE", "/api/vhosts/" + name_);
+  for (const auto& user : users_) Mgmt("DELETE", "/api/users/" + user);
+}
 
 std::string TestVhost::url() const { return AmqpBaseUrl() + "/" + name_; }
+
+std::string TestVhost::PartUrl(const std::string& part) {
+  const BrokerGrant* grant = FindBrokerGrant(part);
+  if (!grant) throw std::runtime_error("no broker grant for part " + part);
+  const std::string user = name_ + "." + part;
+  const std::string password = HexEncode(HmacSha256(user, UniqueName("pw")));
+  if (std::find(users_.begin(), users_.end(), user) == users_.end()) {
+    auto r = Mgmt("PUT", "/api/users/" + user, R"({"password":")" + password + R"(","tags":""})");
+    if (r.status / 100 != 2) throw std::runtime_error("cannot create user " + user + ": " + r.body);
+    users_.push_back(user);
+    r = Mgmt("PUT", "/api/permissions/" + name_ + "/" + user,
+             R"({"configure":")" + JsonEscape(grant->configure) + R"(","write":")" + JsonEscape(grant->write) +
+                 R"(","read":")" + JsonEscape(grant->read) + R"("})");
+    if (r.status / 100 != 2) throw std::runtime_error("cannot grant " + user + ": " + r.body);
+    passwords_[user] = password;
+  }
+  std::string base = AmqpBaseUrl();
+  const auto scheme = base.find("://") + 3;
+  const auto at = base.find('@', scheme);
+  return base.substr(0, scheme) + user + ":" + passwords_[user] + base.substr(at) + "/" + name_;
+}
 
 TestDatabase::TestDatabase(const std::string& prefix) : name_(UniqueName(prefix)) {
   auto admin = PgConnection::Connect(PgDsn());

@@ -68,10 +68,15 @@ class TestVhost {
   explicit TestVhost(const std::string& prefix);
   ~TestVhost();
   const std::string& name() const { return name_; }
-  std::string url() const;  // amqp URL for this vhost
+  std::string url() const;  // amqp URL for this vhost (guest: may do anything)
+  // The URL of a user of this vhost's own for one part of convoy (topology.h BrokerGrants:
+  // "ingress", "conversation", ...), with exactly that part's permissions; removed at the end.
+  std::string PartUrl(const std::string& part);
 
  private:
   std::string name_;
+  std::vector<std::string> users_;
+  std::map<std::string, std::string> passwords_;
 };
 
 // A database created for the test and dropped at the end.

@@ -41,9 +41,14 @@ using PublishCallback = std::function<void(PublishOutcome)>;
 struct AmqpOptions {
   std::string url;  // amqp://user:pass@host:port/vhost
   std::string name = "convoy";
+  // When set, they replace the URL's user and password (a deployment keeps a part's generated
+  // broker credentials in a Secret of their own, apart from the broker's address).
+  std::string username = {}, password = {};
   int heartbeat_seconds = 30;
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds reconnect_delay{500};
+  // Declare convoy's topology on every connect (tests and one-process tools). The services do
+  // only with --declare_topology: their users may not configure (topology.h BrokerGrants).
   bool declare_topology = true;
 };
 

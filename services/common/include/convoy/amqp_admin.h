@@ -48,6 +48,11 @@ class AmqpAdmin {
   // decide fills: exchange, routing key, body, headers) persistent with confirms and then removes
   // it. Originals are settled only once every copy was confirmed; a failure returns them all to
   // the queue (a copy may have gone too: a move duplicates at most, never loses). How many it saw.
+  // What this connection's user may do (tests of the parts' permissions): a consumer on
+  // `queue` started and cancelled; one small message published with a confirm. kRejected
+  // naming the broker's reason (403 ACCESS_REFUSED) when refused.
+  Status TryConsume(const std::string& queue);
+  Status TryPublish(const std::string& exchange, const std::string& routing_key);
   enum class SweepAction { kKeep, kDrop, kMove };
   using SweepDecision = std::function<SweepAction(const Delivery&, AmqpMessage* copy)>;
   Result<size_t> Sweep(const std::string& queue, size_t max, const SweepDecision& decide);

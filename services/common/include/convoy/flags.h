@@ -3,9 +3,11 @@
 // one description, one default and one validator. A service's --help lists what it links.
 #include <gflags/gflags_declare.h>
 
+#include "convoy/amqp.h"
 #include "convoy/http.h"
 
 DECLARE_string(amqp_url);
+DECLARE_bool(declare_topology);
 DECLARE_string(http_host);
 DECLARE_int32(http_port);
 DECLARE_int32(http_threads);
@@ -18,6 +20,9 @@ namespace convoy {
 // The listener's limits from --read_timeout_seconds, --idle_timeout_seconds, --max_connections,
 // --max_body_memory_bytes and --http_threads.
 HttpLimits HttpLimitsFromFlags();
+// The broker connection from --amqp_url, --declare_topology and the environment's
+// CONVOY_AMQP_USERNAME / CONVOY_AMQP_PASSWORD (which replace the URL's credentials).
+AmqpOptions AmqpOptionsFromFlags(const std::string& name);
 }  // namespace convoy
 
 // Services with a database.

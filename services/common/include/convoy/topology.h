@@ -1,7 +1,8 @@
 #pragma once
-// The broker topology of DESIGN.md, as plain data, in one place. Services declare it
-// idempotently at start (amqp.cpp); `convoy-topology` renders the same data as the RabbitMQ
-// definitions file shipped in deploy/rabbitmq/ (a unit test keeps the two identical).
+// The broker topology of DESIGN.md, as plain data, in one place. `convoy-topology --upgrade`
+// declares it (services do only with --declare_topology: their users may not configure);
+// `convoy-topology` renders the same data as the RabbitMQ definitions file shipped in
+// deploy/rabbitmq/ (a unit test keeps the two identical).
 #include <cstdint>
 #include <map>
 #include <string>
@@ -107,7 +108,25 @@ std::string DelayRoutingKey(const std::string& queue, int64_t delay_ms);
 // The shortest delay queue a message of this queue can wait in.
 int64_t ShortestDelayMs(const std::string& queue);
 
-// A RabbitMQ definitions document (vhost "/", user guest) for boot-time import.
-std::string DefinitionsJson(const Topology& topology);
+// What one part of convoy may do on the broker: RabbitMQ's three permission patterns (regular
+// expressions over exchange and queue names). Every part has a user of its own with exactly
+// these; none may configure (declare, bind, delete) except the topology step, and none but the
+// topology step and the operators' tool reads a queue it does not consume.
+struct BrokerGrant {
+  std::string part;  // ingress, conversation, media, outbound, ops (convoyctl dlq), topology
+  std::string configure, write, read;
+};
+const std::vector<BrokerGrant>& BrokerGrants();
+const BrokerGrant* FindBrokerGrant(const std::string& part);
+// The broker user of a part: "convoy-<part>".
+std::string BrokerUserName(const std::string& part);
+// The local development password of a part's user (deploy/rabbitmq/definitions.json, run.sh,
+// compose): "<user>-local". Production users get generated secrets (the Topology Operator).
+std::string LocalBrokerPassword(const std::string& part);
+
+// A RabbitMQ definitions document (vhost "/") for boot-time import. With local_users: the guest
+// administrator and every part's user with its local password (a developer's broker and
+// compose); without (production): no user at all, they come from the Topology Operator.
+std::string DefinitionsJson(const Topology& topology, bool local_users = true);
 
 }  // namespace convoy

@@ -50,7 +50,7 @@ start() {  # start NAME PORT ARGS...
 }
 graph=http://127.0.0.1:24090
 db_flags=(--amqp_url="$url" --pg_dsn="$dsn" --schema_dir="$CONVOY_ROOT/proto-schemas"
-          --migrations_dir="$CONVOY_ROOT/deploy/postgres" --declare_topology)
+          --migrations_dir="$CONVOY_ROOT/deploy/postgres" --migrate --declare_topology)
 start fake-graph 24090 "$bin/tests/convoy-fake-graph"
 start ingress 24080 "$bin/services/ingress/convoy-ingress" --amqp_url="$url" --declare_topology
 start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"

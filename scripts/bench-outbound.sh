@@ -40,7 +40,7 @@ tool() { "$bin/tests/convoy-outbound-bench" --amqp_url="$url" --graph_port="$gra
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 outbound() {  # starts convoy-outbound with extra flags; sets $svc
   "$bin/services/outbound/convoy-outbound" --amqp_url="$url" --pg_dsn="$dsn" --http_port="$http_port" \
-    --schema_dir="$CONVOY_ROOT/proto-schemas" --migrations_dir="$CONVOY_ROOT/deploy/postgres" --declare_topology \
+    --schema_dir="$CONVOY_ROOT/proto-schemas" --migrations_dir="$CONVOY_ROOT/deploy/postgres" --migrate --declare_topology \
     --graph_base_url="http://127.0.0.1:$graph_port/v24.0" --consumer_threads="$consumers" "$@" \
     >>"$log_dir/outbound.log" 2>&1 &
   svc=$!; pids+=("$svc")

@@ -62,15 +62,19 @@ start() {  # start NAME PORT ARGS...
     tail -n 20 "$LOG_DIR/$name.log" >&2; die "$name did not become ready"; }
   log "$name ready on :$port"
 }
-# The broker topology first, as convoy-topology (the one user that may declare); then every
-# service connects as a broker user of its own (README: Broker users); the local broker's users
-# and their local passwords come from deploy/rabbitmq/definitions.json.
+# The set-up steps first, each with its own rights: the broker topology as convoy-topology (the
+# one user that may declare) and the migrations as the database owner. Then every service
+# connects as a broker user and a database role of its own (README: Broker users, Database
+# roles); the local broker's users and their local passwords come from deploy/rabbitmq/definitions.json.
 part_url() { sed "s#://[^@]*@#://convoy-$1:convoy-$1-local@#" <<<"$CONVOY_AMQP_URL"; }
+part_dsn() { sed "s#user=[^ ]*#user=convoy_$1#" <<<"$CONVOY_PG_DSN"; }
 "$bin/services/common/convoy-topology" --upgrade --amqp_url="$(part_url topology)" >"$LOG_DIR/topology.log" 2>&1 ||
   { cat "$LOG_DIR/topology.log" >&2; die "declaring the broker topology failed"; }
-log "topology declared"
+"$bin/services/common/convoy-migrate" --pg_dsn="$CONVOY_PG_DSN" --migrations_dir="$CONVOY_ROOT/deploy/postgres" \
+  >"$LOG_DIR/migrate.log" 2>&1 || { cat "$LOG_DIR/migrate.log" >&2; die "migrating the database failed"; }
+log "topology declared, schema current"
 db_flags() {  # db_flags PART: sets the array db_flags_of to the flags of a service with a database
-  db_flags_of=(--amqp_url="$(part_url "$1")" --pg_dsn="$CONVOY_PG_DSN" --schema_dir="$CONVOY_ROOT/proto-schemas"
+  db_flags_of=(--amqp_url="$(part_url "$1")" --pg_dsn="$(part_dsn "$1")" --schema_dir="$CONVOY_ROOT/proto-schemas"
                --migrations_dir="$CONVOY_ROOT/deploy/postgres")
 }
 start fake-graph "$GRAPH_PORT" "$bin/tests/convoy-fake-graph" --media="$DEMO_MEDIA_ID=$CONVOY_ROOT/tests/data/demo-photo.jpg:image/jpeg" \

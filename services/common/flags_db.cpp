@@ -7,7 +7,11 @@
 DEFINE_string(pg_dsn, "host=127.0.0.1 port=21432 user=postgres dbname=postgres",
               "PostgreSQL connection string (libpq key=value or URI); env CONVOY_PG_DSN is used when the flag is not given");
 DEFINE_validator(pg_dsn, &convoy::ValidateNonEmpty);
-DEFINE_string(migrations_dir, "deploy/postgres", "Folder of numbered SQL migrations applied at start");
+DEFINE_string(migrations_dir, "deploy/postgres",
+              "Folder of numbered SQL migrations: the service refuses to start while one is not applied");
+DEFINE_bool(migrate, false,
+            "Apply pending migrations at start, under an advisory lock (needs the database owner's DSN: local "
+            "benchmarks). Off by default: convoy-migrate applies them as the owner, and a service's role may not");
 DEFINE_validator(migrations_dir, &convoy::ValidateNonEmpty);
 DEFINE_string(schema_dir, "proto-schemas", "Folder of JSON Schemas for broker messages");
 DEFINE_validator(schema_dir, &convoy::ValidateNonEmpty);

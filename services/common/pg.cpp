@@ -200,8 +200,11 @@ namespace {
 constexpr const char* kMigrationLockTimeout = "SET LOCAL lock_timeout = '5s'";
 }  // namespace
 
-Status RunMigrations(PgConnection& conn, const std::string& dir) {
-  std::vector<std::pair<int, std::string>> files;
+namespace {
+using MigrationFiles = std::vector<std::pair<int, std::string>>;
+
+Result<MigrationFiles> ListMigrations(const std::string& dir) {
+  MigrationFiles files;
   DIR* d = opendir(dir.c_str());
   if (!d) return Status(Code::kNotFound, "migrations folder not found: " + dir);
   while (dirent* e = readdir(d)) {
@@ -216,6 +219,36 @@ Status RunMigrations(PgConnection& conn, const std::string& dir) {
       return Status(Code::kInvalidArgument, "two migrations numbered " + std::to_string(files[i].first));
     }
   }
+  return files;
+}
+}  // namespace
+
+Status CheckMigrations(PgConnection& conn, const std::string& dir) {
+  auto files = ListMigrations(dir);
+  if (!files.ok()) return files.status();
+  // A service's role may read schema_migrations but not create it: look before reading.
+  auto exists = conn.Exec("SELECT to_regclass('schema_migrations') IS NOT NULL");
+  if (!exists.ok()) return exists.status();
+  std::vector<int> done;
+  if (exists->get(0, 0) == "t") {
+    auto applied = conn.Exec(kAppliedVersions);
+    if (!applied.ok()) return applied.status();
+    for (size_t r = 0; r < applied->size(); ++r) done.push_back(static_cast<int>(applied->get_int(r, 0)));
+  }
+  std::vector<std::string> pending;
+  for (const auto& [version, name] : *files) {
+    if (std::find(done.begin(), done.end(), version) == done.end()) pending.push_back(name);
+  }
+  if (pending.empty()) return Status::Ok();
+  return Status(Code::kUnavailable, "the database schema is behind this binary: " + std::to_string(pending.size()) +
+                                        " migration(s) not applied, the first " + pending.front() +
+                                        "; apply them with convoy-migrate as the database owner (README: Database roles)");
+}
+
+Status RunMigrations(PgConnection& conn, const std::string& dir) {
+  auto listed = ListMigrations(dir);
+  if (!listed.ok()) return listed.status();
+  const MigrationFiles& files = *listed;
   auto lock = conn.Exec(std::string("SELECT pg_advisory_lock(") + kMigrationLockKey + ")");
   if (!lock.ok()) return lock.status();
   auto unlock = [&] { conn.Exec(std::string("SELECT pg_advisory_unlock(") + kMigrationLockKey + ")"); };

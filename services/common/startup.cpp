@@ -10,14 +10,14 @@
 namespace convoy {
 
 Status PrepareDatabaseService(const std::string& schema_dir, const std::string& pg_dsn,
-                              const std::string& migrations_dir, DatabaseService* out) {
+                              const std::string& migrations_dir, bool migrate, DatabaseService* out) {
   Status s = out->schemas.LoadDir(schema_dir);
   if (!s.ok()) return Status(s.code(), "loading schemas: " + s.message());
   auto db = PgConnection::Connect(pg_dsn);
   if (!db.ok()) return db.status();
   out->db = std::move(*db);
-  s = RunMigrations(*out->db, migrations_dir);
-  if (!s.ok()) return Status(s.code(), "migrating: " + s.message());
+  s = migrate ? RunMigrations(*out->db, migrations_dir) : CheckMigrations(*out->db, migrations_dir);
+  if (!s.ok()) return Status(s.code(), (migrate ? "migrating: " : "checking the schema: ") + s.message());
   return Status::Ok();
 }
 

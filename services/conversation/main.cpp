@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   convoy::InitService("conversation", "convoy-conversation: per-conversation state machines", &argc, &argv);
   // 2. validate: schemas, a reachable and migrated database
   convoy::DatabaseService base;
-  convoy::Status s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, &base);
+  convoy::Status s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, FLAGS_migrate, &base);
   if (!s.ok()) {
     LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
     return 1;

@@ -440,7 +440,7 @@ TEST(ConversationService, ABadFlowFileStopsTheStartNamingTheFileAndThePlace) {
   ASSERT_TRUE(service.Start({test::BinaryPath("services/conversation/convoy-conversation"), "--pg_dsn=" + db.dsn(),
                              "--amqp_url=amqp://guest:guest@127.0.0.1:1/%2f", "--http_port=0",
                              "--schema_dir=" + test::SourcePath("proto-schemas"),
-                             "--migrations_dir=" + test::SourcePath("deploy/postgres"), "--flows_dir=" + dir},
+                             "--migrations_dir=" + test::SourcePath("deploy/postgres"), "--migrate", "--flows_dir=" + dir},
                             dir + "/service.log"));
   EXPECT_EQ(service.Wait(), 1);
   std::string log = service.Log();

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
     convoy::Status made = convoy::MakeDirs(FLAGS_media_dir);
     if (!made.ok()) s = convoy::Status(convoy::Code::kInvalidArgument, "--media_dir: " + made.message());
   }
-  if (s.ok()) s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, &base);
+  if (s.ok()) s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, FLAGS_migrate, &base);
   if (!s.ok()) {
     LOG(ERROR) << "service=media event=startup_failed error=" << s.ToString();
     return 1;

@@ -72,7 +72,7 @@ class MediaTest : public ::testing::Test {
     media_dir_ = dir_ + "/media";
     ASSERT_EQ(::mkdir(media_dir_.c_str(), 0755), 0);
     Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(), test::SourcePath("deploy/postgres"),
-                                      &base_);
+                                      /*migrate=*/true, &base_);
     ASSERT_TRUE(s.ok()) << s.ToString();
     auto conn = PgConnection::Connect(db_.dsn());
     ASSERT_TRUE(conn.ok());

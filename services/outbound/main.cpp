@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   convoy::DatabaseService base;
-  convoy::Status s = token.ok() ? convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, &base)
+  convoy::Status s = token.ok() ? convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, FLAGS_migrate, &base)
                                 : token.status();
   if (!s.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed error=" << s.ToString();

@@ -52,7 +52,7 @@ class OutboundTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(graph_.Start().ok());
     Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(), test::SourcePath("deploy/postgres"),
-                                      &base_);
+                                      /*migrate=*/true, &base_);
     ASSERT_TRUE(s.ok()) << s.ToString();
     auto conn = PgConnection::Connect(db_.dsn());
     ASSERT_TRUE(conn.ok()) << conn.status().ToString();

@@ -1,6 +1,6 @@
 // Each part of convoy holds only the keys it needs: every part's broker user (topology.h
-// BrokerGrants) is tried against a real RabbitMQ, with what it must be able to do and what it
-// must not.
+// BrokerGrants) and database role (deploy/postgres/0014_service_roles.sql) is tried against a
+// real RabbitMQ and PostgreSQL, with what it must be able to do and what it must not.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -8,6 +8,7 @@
 
 #include "convoy/amqp.h"
 #include "convoy/amqp_admin.h"
+#include "convoy/pg.h"
 #include "convoy/topology.h"
 #include "testsupport.h"
 
@@ -122,6 +123,97 @@ TEST_F(BrokerUsers, EveryPartWithAUserHasACase) {
   std::vector<std::string> parts;
   for (const auto& g : BrokerGrants()) parts.push_back(g.part);
   EXPECT_EQ(parts, (std::vector<std::string>{"ingress", "conversation", "media", "outbound", "ops", "scaler", "topology"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct RoleCase {
+  std::string role;
+  std::vector<std::string> may, may_not;
+};
+
+class DatabaseRoles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto owner = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+    Status s = RunMigrations(**owner, test::SourcePath("deploy/postgres"));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  test::TestDatabase db_{"least_privilege"};
+};
+
+TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
+  const std::vector<RoleCase> cases = {
+      {"convoy_conversation",
+       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM outbox", "SELECT count(*) FROM schema_migrations",
+        "DELETE FROM inbound_messages WHERE false", "SELECT nextval('outbox_id_seq')"},
+       {"SELECT count(*) FROM outbound_messages", "SELECT count(*) FROM media_objects", "DELETE FROM deliveries",
+        "CREATE TABLE intruder (x int)", "INSERT INTO schema_migrations VALUES (9999, 'x')"}},
+      {"convoy_media",
+       {"SELECT count(*) FROM media_objects", "DELETE FROM media_uploads WHERE false",
+        "UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'x' AND settled_at IS NULL"},
+       {"SELECT count(*) FROM conversations", "SELECT body FROM outbox", "UPDATE outbox SET body = '{}'",
+        "INSERT INTO outbox (exchange, routing_key, dedupe_key, body) VALUES ('a', 'b', 'c', '{}')",
+        "SELECT count(*) FROM outbound_messages", "CREATE TABLE intruder (x int)"}},
+      {"convoy_outbound",
+       {"SELECT count(*) FROM outbound_messages", "SELECT count(*) FROM deliveries",
+        "DELETE FROM sink_states WHERE false", "SELECT nextval('deliveries_id_seq')"},
+       {"SELECT count(*) FROM identities", "SELECT count(*) FROM conversations", "DELETE FROM outbox",
+        "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
+      {"convoy_readonly",
+       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries"},
+       {"DELETE FROM conversations", "UPDATE deliveries SET status = 'parked'", "CREATE TABLE intruder (x int)"}},
+  };
+  int checked = 0;
+  for (const auto& c : cases) {
+    auto conn = PgConnection::Connect(db_.RoleDsn(c.role));
+    ASSERT_TRUE(conn.ok()) << c.role << ": " << conn.status().ToString();
+    for (const auto& sql : c.may) {
+      auto r = (*conn)->Exec(sql);
+      EXPECT_TRUE(r.ok()) << c.role << " must be able to: " << sql << ": " << r.status().ToString();
+      ++checked;
+    }
+    for (const auto& sql : c.may_not) {
+      auto r = (*conn)->Exec(sql);
+      EXPECT_FALSE(r.ok()) << c.role << " must not be able to: " << sql;
+      if (!r.ok()) {
+        EXPECT_NE(r.status().message().find("permission denied"), std::string::npos)
+            << c.role << ": " << sql << ": " << r.status().ToString();
+      }
+      ++checked;
+    }
+  }
+  std::cout << "[ database ] " << checked << " statements over " << cases.size() << " roles\n";
+}
+
+TEST_F(DatabaseRoles, EveryTableBelongsToAServiceRole) {
+  // A migration that adds a table and forgets its grant would fail its service in production
+  // only: here first.
+  auto owner = PgConnection::Connect(db_.dsn());
+  ASSERT_TRUE(owner.ok());
+  auto orphans = (*owner)->Exec(
+      "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' "
+      "AND c.relname <> 'schema_migrations' AND NOT EXISTS (SELECT 1 FROM unnest(ARRAY['convoy_conversation', "
+      "'convoy_media', 'convoy_outbound']) AS r(role) WHERE has_table_privilege(r.role, c.oid, 'SELECT') "
+      "AND has_table_privilege(r.role, c.oid, 'INSERT')) ORDER BY 1");
+  ASSERT_TRUE(orphans.ok()) << orphans.status().ToString();
+  std::string names;
+  for (size_t i = 0; i < orphans->size(); ++i) names += orphans->get(i, 0) + " ";
+  EXPECT_EQ(names, "") << "tables no service role may write: grant them in their migration";
+}
+
+TEST_F(DatabaseRoles, AServiceRoleCannotMigrateAndSaysWhatWill) {
+  auto role = PgConnection::Connect(db_.RoleDsn("convoy_media"));
+  ASSERT_TRUE(role.ok());
+  EXPECT_TRUE(CheckMigrations(**role, test::SourcePath("deploy/postgres")).ok());
+  test::TestDatabase fresh("least_privilege_fresh");
+  auto fresh_role = PgConnection::Connect(fresh.RoleDsn("convoy_media"));
+  ASSERT_TRUE(fresh_role.ok());
+  Status s = CheckMigrations(**fresh_role, test::SourcePath("deploy/postgres"));
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("convoy-migrate"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("0001_init.sql"), std::string::npos) << s.ToString();
 }
 
 }  // namespace

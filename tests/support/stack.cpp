@@ -2,6 +2,7 @@
 
 #include "convoy/amqp.h"
 #include "convoy/amqp_admin.h"
+#include "convoy/pg.h"
 #include "convoy/topology.h"
 #include "webhook.h"
 
@@ -20,10 +21,13 @@ Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
   ::mkdir(dir.c_str(), 0755);
   EXPECT_TRUE(graph.Start().ok());
   graph.RegisterMedia("1003383421387256", FixturePath("media/photo1.jpg"), "image/jpeg");
-  // As in production: the topology step runs first, with its own rights; each service then
-  // connects as its own broker user, which may not declare.
+  // As in production: the topology and migration steps run first, with their own rights; each
+  // service then connects as its own broker user and database role, which may do neither.
   auto topology = UpgradeTopology(AmqpOptions{vhost.url(), "stack-topology"});
   EXPECT_TRUE(topology.ok()) << topology.status().ToString();
+  auto owner = PgConnection::Connect(db.dsn());
+  Status migrated = owner.ok() ? RunMigrations(**owner, SourcePath("deploy/postgres")) : owner.status();
+  EXPECT_TRUE(migrated.ok()) << migrated.ToString();
   for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
   for (auto& [name, svc] : services) EXPECT_TRUE(WaitReady(name, 90s)) << name << " not ready:\n" << svc->process.Log();
   // Meta tells the business about every send it accepted with a signed status webhook.
@@ -70,7 +74,7 @@ void Stack::Launch(const std::string& name) {
   std::vector<std::string> argv = {BinaryPath("services/" + kind + "/convoy-" + kind), "--amqp_url=" + vhost.PartUrl(kind),
                                    "--http_port=" + std::to_string(svc->port)};
   if (kind != "ingress") {
-    std::string dsn = db.dsn();
+    std::string dsn = db.RoleDsn("convoy_" + kind);
     auto over = pg_port_override.find(name);
     if (over != pg_port_override.end()) {
       auto at = dsn.find("port=");

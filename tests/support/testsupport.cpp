@@ -239,6 +239,16 @@ TestDatabase::~TestDatabase() {
   if (admin.ok()) (*admin)->Exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
 }
 
+std::string TestDatabase::RoleDsn(const std::string& role) const {
+  std::string dsn = this->dsn();
+  const auto pos = dsn.find("user=");
+  if (pos != std::string::npos) {
+    const auto end = dsn.find(' ', pos);
+    dsn.erase(pos, end == std::string::npos ? std::string::npos : end - pos);
+  }
+  return dsn + " user=" + role;
+}
+
 std::string TestDatabase::dsn() const {
   std::string base = PgDsn();
   auto pos = base.find("dbname=");

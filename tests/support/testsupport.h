@@ -84,7 +84,10 @@ class TestDatabase {
  public:
   explicit TestDatabase(const std::string& prefix);
   ~TestDatabase();
-  std::string dsn() const;
+  std::string dsn() const;  // as the owner (postgres)
+  // As one of the services' roles (deploy/postgres/0014_service_roles.sql: convoy_conversation,
+  // ...), which exist once the migrations ran; local PostgreSQL trusts them without a password.
+  std::string RoleDsn(const std::string& role) const;
   const std::string& name() const { return name_; }
 
  private:

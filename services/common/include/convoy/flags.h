@@ -28,6 +28,7 @@ AmqpOptions AmqpOptionsFromFlags(const std::string& name);
 // Services with a database.
 DECLARE_string(pg_dsn);
 DECLARE_string(migrations_dir);
+DECLARE_bool(migrate);
 DECLARE_string(schema_dir);
 DECLARE_int32(consumer_threads);
 DECLARE_int32(prefetch);

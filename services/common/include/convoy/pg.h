@@ -65,7 +65,11 @@ class PgConnection {
 
 // Applies deploy/postgres/NNNN_*.sql files in order, each once, recorded in
 // schema_migrations, under an advisory lock so replicas starting together don't race.
+// Run by convoy-migrate as the database owner (services only with --migrate).
 Status RunMigrations(PgConnection& conn, const std::string& dir);
+// What a service does at start instead: kUnavailable naming the first migration of `dir` that
+// is not applied yet. Needs nothing but SELECT on schema_migrations.
+Status CheckMigrations(PgConnection& conn, const std::string& dir);
 
 // A PostgreSQL text[] literal of the values ("{\"a\",\"b\"}"), for one parameter ($1::text[]).
 std::string PgTextArray(const std::vector<std::string>& values);

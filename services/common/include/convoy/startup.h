@@ -1,6 +1,6 @@
 #pragma once
 // The named start-up steps shared by the services with a database: load the message schemas,
-// connect, migrate. Each failure is a Status that names what failed.
+// connect, check (or apply) the migrations. Each failure is a Status that names what failed.
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -24,8 +24,10 @@ struct DatabaseService {
   bool reachable_ = false;
 };
 
+// migrate: apply pending migrations (the owner's DSN: tests, one-process tools, --migrate);
+// otherwise only check that none is pending (a service's role may not create tables).
 Status PrepareDatabaseService(const std::string& schema_dir, const std::string& pg_dsn,
-                              const std::string& migrations_dir, DatabaseService* out);
+                              const std::string& migrations_dir, bool migrate, DatabaseService* out);
 
 class HttpServer;
 class Publisher;

@@ -6,6 +6,7 @@ object (security context, resources, probes, a PodDisruptionBudget per Deploymen
 NetworkPolicy, generated Secrets' keys, ConfigMap copies equal to deploy/rabbitmq, KEDA queues that
 exist, a PrometheusRule equal to deploy/prometheus/alerts.yml, the prod operators' resources); and
 every flag passed in compose, Dockerfile or k8s is a flag the binary really has."""
+import base64
 import json
 import re
 import subprocess
@@ -34,15 +35,29 @@ def fail(msg):
 
 
 def binary_flags(name):
-    path = build / ("tests" if name.startswith("fake-") else f"services/{name}") / f"convoy-{name}"
+    folder = "tests" if name.startswith("fake-") else "services/common" if name in ("topology", "migrate") else f"services/{name}"
+    path = build / folder / f"convoy-{name}"
     out = subprocess.run([str(path), "--helpfull"], capture_output=True, text=True)
     return set(re.findall(r"^\s+-([a-z0-9_]+) \(", out.stdout + out.stderr, re.M))
 
 
-flags = {n: binary_flags(n) for n in ["ingress", "conversation", "media", "outbound", "fake-graph", "fake-receiver"]}
+flags = {n: binary_flags(n) for n in ["ingress", "conversation", "media", "outbound", "fake-graph", "fake-receiver",
+                                      "topology", "migrate"]}
 for n, f in flags.items():
-    if "http_port" not in f:
-        fail(f"convoy-{n} --helpfull lists no --http_port (binary missing?)")
+    if "amqp_url" not in f and "pg_dsn" not in f:
+        fail(f"convoy-{n} --helpfull lists neither --amqp_url nor --pg_dsn (binary missing?)")
+
+
+def topology_output(*args):
+    out = subprocess.run([str(build / "services/common/convoy-topology"), *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        fail(f"convoy-topology {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+production_definitions = topology_output("--production")
+grants = {line.split("\t")[0]: dict(zip(("configure", "write", "read"), line.split("\t")[1:]))
+          for line in topology_output("--grants").splitlines() if line}
 
 
 def check_args(where, service, args):
@@ -94,7 +109,8 @@ topology = yaml.safe_load((src / "deploy/rabbitmq/definitions.json").read_text()
 work_queues = {q["name"] for q in topology["queues"]} 
 alerts = yaml.safe_load((src / "deploy/prometheus/alerts.yml").read_text())
 container_binary = {"ingress": "ingress", "conversation": "conversation", "media": "media", "outbound": "outbound",
-                    "fake-graph": "fake-graph", "fake-receiver": "fake-receiver"}
+                    "fake-graph": "fake-graph", "fake-receiver": "fake-receiver", "topology": "topology",
+                    "migrate": "migrate"}
 overlays = sorted(p for p in (src / "k8s/overlays").iterdir() if (p / "kustomization.yaml").exists())
 if [o.name for o in overlays] != ["dev", "prod"]:
     fail(f"k8s overlays: expected dev and prod, found {[o.name for o in overlays]}")
@@ -102,6 +118,62 @@ if [o.name for o in overlays] != ["dev", "prod"]:
 
 def selects(selector, labels):
     return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
+
+
+def env_secret(container, name):
+    for e in container.get("env", []):
+        if e.get("name") == name:
+            return (e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name"), e.get("value")
+    return None, None
+
+
+def check_credentials(where, overlay, by_kind, text):
+    """Each part holds only its own keys: a broker user and a database role of its own, never the
+    owner's, never guest; in production the users are the Topology Operator's, equal to the grants."""
+    if overlay == "prod" and re.search(r"\bguest\b", text):
+        fail(f"{where}: the production overlay mentions guest")
+    broker_secrets, owner_secrets = {}, {"convoy-db-owner", "convoy-postgres-app", "convoy-postgres-superuser"}
+    for kind in ("Deployment", "Job"):
+        for w in by_kind.get(kind, []):
+            for c in w["spec"]["template"]["spec"]["containers"]:
+                part = container_binary.get(c["name"])
+                if not part or part.startswith("fake-"):
+                    continue
+                user_secret, _ = env_secret(c, "CONVOY_AMQP_USERNAME")
+                if part != "migrate":
+                    if user_secret != f"convoy-{part}-user-credentials" or env_secret(c, "CONVOY_AMQP_PASSWORD")[0] != user_secret:
+                        fail(f"{where}: {kind} {w['metadata']['name']}: broker credentials must be its own Secret "
+                             f"convoy-{part}-user-credentials")
+                    if user_secret in broker_secrets:
+                        fail(f"{where}: {kind} {w['metadata']['name']}: shares a broker user with {broker_secrets[user_secret]}")
+                    broker_secrets[user_secret] = w["metadata"]["name"]
+                pg_secret, _ = env_secret(c, "PGUSER")
+                if part in ("conversation", "media", "outbound") and pg_secret != f"convoy-db-{part}":
+                    fail(f"{where}: {kind} {w['metadata']['name']}: must log in as its own role (Secret convoy-db-{part}), "
+                         f"not {pg_secret}")
+                if part != "migrate" and pg_secret in owner_secrets:
+                    fail(f"{where}: {kind} {w['metadata']['name']}: a service connects as the database owner")
+    for sec in by_kind.get("Secret", []):
+        data = sec.get("data") or {}
+        if "amqp-url" in data and "@" in base64.b64decode("".join(data["amqp-url"].split())).decode():
+            fail(f"{where}: Secret {sec['metadata']['name']}: amqp-url carries credentials; each part has its own")
+        if "pg-dsn" in data and "user=" in base64.b64decode("".join(data["pg-dsn"].split())).decode():
+            fail(f"{where}: Secret {sec['metadata']['name']}: pg-dsn names a user; each service has its own role")
+    if overlay == "prod":
+        users = {u["metadata"]["name"] for u in by_kind.get("User", [])}
+        perms = {p["spec"]["userReference"]["name"]: p["spec"]["permissions"] for p in by_kind.get("Permission", [])
+                 if p["spec"].get("vhost") == "/"}
+        if users != set(grants) or perms != grants:
+            fail(f"{where}: broker users and permissions differ from `convoy-topology --grants` "
+                 f"(users {sorted(users)}, permissions {perms})")
+        for u in by_kind.get("User", []):
+            if u["spec"].get("tags") or u["spec"].get("importCredentialsSecret"):
+                fail(f"{where}: User {u['metadata']['name']}: no management tags, generated credentials only")
+        roles = {r["name"]: r for c in by_kind.get("Cluster", []) for r in ((c["spec"].get("managed") or {}).get("roles") or [])}
+        for part in ("conversation", "media", "outbound"):
+            role = roles.get(f"convoy_{part}")
+            if not role or (role.get("passwordSecret") or {}).get("name") != f"convoy-db-{part}":
+                fail(f"{where}: Cluster: no managed role convoy_{part} with passwordSecret convoy-db-{part}")
 
 
 rendered = {}
@@ -192,8 +264,14 @@ for overlay in overlays:
     for cm in by_kind.get("ConfigMap", []):
         for key, value in (cm.get("data") or {}).items():
             original = src / "deploy/rabbitmq" / key
-            if key in ("definitions.json", "rabbitmq.conf", "advanced.config") and original.read_text() != value:
+            if overlay.name == "prod" and key == "definitions.json":
+                if value != production_definitions:
+                    fail(f"{where}: ConfigMap {cm['metadata']['name']}: {key} differs from `convoy-topology --production`")
+            elif key in ("definitions.json", "rabbitmq.conf", "advanced.config") and original.read_text() != value:
                 fail(f"{where}: ConfigMap {cm['metadata']['name']}: {key} differs from deploy/rabbitmq/{key}")
+            if key == "roles.sql" and (src / "deploy/compose/postgres-roles.sql").read_text() != value:
+                fail(f"{where}: ConfigMap {cm['metadata']['name']}: roles.sql differs from deploy/compose/postgres-roles.sql")
+    check_credentials(where, overlay.name, by_kind, r.stdout)
     for so in by_kind.get("ScaledObject", []):
         target = so["spec"]["scaleTargetRef"]["name"]
         if target not in deployments:

@@ -1,7 +1,7 @@
 // Validates every object an overlay renders against its schema: core kinds with the
 // kubernetes-models package (Kubernetes' own OpenAPI schemas), KEDA, prometheus-operator and
-// CloudNativePG kinds with their @kubernetes-models packages, and RabbitmqCluster with the
-// operator's CRD schema pinned in schemas/ (no package carries it), strictly: a field the CRD does
+// CloudNativePG kinds with their @kubernetes-models packages, and RabbitmqCluster, User and Permission with
+// the operators' CRD schemas pinned in schemas/ (no package carries it), strictly: a field the CRD does
 // not declare is an error, as the API server would prune it.
 // Input (stdin): {"<overlay>": [objects...], ...}. Output: one "FAIL: ..." line per problem;
 // exit 1 if any, else prints how many objects of which kinds were validated.
@@ -32,9 +32,12 @@ function strict(schema) {
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+const pin = (file) => ajv.compile(strict(JSON.parse(readFileSync(here + "schemas/" + file, "utf8"))));
 const pinned = {
-  "rabbitmq.com/v1beta1/RabbitmqCluster": ajv.compile(
-    strict(JSON.parse(readFileSync(here + "schemas/rabbitmq.com_v1beta1_rabbitmqcluster.json", "utf8")))),
+  "rabbitmq.com/v1beta1/RabbitmqCluster": pin("rabbitmq.com_v1beta1_rabbitmqcluster.json"),
+  // The Messaging Topology Operator's users and their permissions (the production overlay).
+  "rabbitmq.com/v1beta1/User": pin("rabbitmq.com_v1beta1_user.json"),
+  "rabbitmq.com/v1beta1/Permission": pin("rabbitmq.com_v1beta1_permission.json"),
 };
 
 async function validator(apiVersion, kind) {

@@ -105,12 +105,17 @@ class Run {
         it->stored_name = ev_.stored_name;
         t_.note = "media_stored";
       } else if (ev_.kind == Event::Kind::kMediaFailed) {
-        // A photo that cannot be stored does not count: the count shown stays exact.
+        // A photo that cannot be stored does not count: the count shown stays exact. The user
+        // hears it in plain words; the technical reason stays in media's log and the event.
         list.erase(it);
         flow_ = flow;
-        Say("reply", "One of your photos could not be saved (" + Clip(ev_.reason, kQuoteLimit) +
-                         "). Please send it again.");
-        t_.note = "media_failed";
+        if (ev_.code == "over_quota") {
+          Say("reply", "You've sent the most photos we can take today. Please try again tomorrow.");
+          t_.note = "media_over_quota";
+        } else {
+          Say("reply", "One of your photos could not be saved. Please send it again.");
+          t_.note = "media_failed";
+        }
       }
       return;
     }

@@ -97,7 +97,8 @@ struct Event {
   std::string mime_type;     // image
   std::string sha256;        // image, as Meta sent it
   std::string stored_name;   // media.stored
-  std::string reason;        // media.failed, outbound.failed
+  std::string reason;        // media.failed, outbound.failed: for the audit, never shown to the user
+  std::string code;          // media.failed: "over_quota", or "" for any other failure
   std::string profile_name;
   std::string message_type;  // inbound messages: Meta's type (text, image, video, document, sticker, ...)
   int64_t wa_timestamp = 0;  // inbound messages: seconds since the epoch

@@ -427,8 +427,27 @@ TEST(Engine, AFailedPhotoNoLongerCountsAndTheUserIsAskedToResendIt) {
   failed.reason = "sha256 mismatch";
   auto t = c.Send(failed);
   EXPECT_EQ(c.Photos(), 1u);
-  EXPECT_NE(Replies(t)[0].find("could not be saved (sha256 mismatch)"), std::string::npos);
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"One of your photos could not be saved. Please send it again."})
+      << "the technical reason is never shown";
+  EXPECT_EQ(t.note, "media_failed");
   EXPECT_EQ(c.state.messages, 5) << "internal events are not inbound messages";
+}
+
+TEST(Engine, APhotoRefusedOverQuotaIsExplainedInPlainWords) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 11));
+  Event refused;
+  refused.kind = Event::Kind::kMediaFailed;
+  refused.media_id = "b";
+  refused.code = "over_quota";
+  refused.reason = "over quota: user_bytes (today 3 photos, 268000000 bytes; limit 268435456)";
+  auto t = c.Send(refused);
+  EXPECT_EQ(c.Photos(), 1u) << "a refused photo does not count";
+  EXPECT_EQ(Replies(t),
+            std::vector<std::string>{"You've sent the most photos we can take today. Please try again tomorrow."});
+  EXPECT_EQ(t.note, "media_over_quota");
 }
 
 TEST(Engine, APhotoOutsideAFlowGetsTheMenuAndIsNotFetched) {

@@ -179,6 +179,7 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     e.media_id = JsonStr(doc, "media_id");
     e.stored_name = JsonStr(doc, "stored_name");
     e.reason = JsonStr(doc, "reason");
+    e.code = JsonStr(doc, "code");
     if (p.schema == "media.stored") e.kind = Event::Kind::kMediaStored;
     if (p.schema == "media.failed") e.kind = Event::Kind::kMediaFailed;
     if (p.schema == "outbound.sent") e.kind = Event::Kind::kSendSucceeded;

@@ -399,10 +399,9 @@ class Run {
     const Question& q = a.questions[a.index];
     const std::string field = "q" + std::to_string(a.index + 1);
     if (ev_.kind == Event::Kind::kImage) {
-      if (!AddPhoto(field)) {
-        t_.note = "duplicate_photo";
-        return;
-      }
+      Added added = AddPhoto(field);
+      if (added == Added::kDuplicate) t_.note = "duplicate_photo";
+      if (added != Added::kYes) return;
       std::string caption = ev_.text;
       while (!caption.empty() && std::isspace(static_cast<unsigned char>(caption.back()))) caption.pop_back();
       a.pending_photo = ev_.media_id;  // kept if the caption is not an answer: the next text may be
@@ -901,11 +900,21 @@ class Run {
     if (!value && it != s_.acked.end()) s_.acked.erase(it);
   }
 
-  // Adds the event's photo to a field; false if it was there already (same media id).
-  bool AddPhoto(const std::string& field) {
+  enum class Added { kYes, kDuplicate, kRunFull };
+  // Adds the event's photo to a field, unless it is there already (same media id) or the run has
+  // --max_photos_per_run (then the user is told, and nothing is fetched).
+  Added AddPhoto(const std::string& field) {
     auto& list = s_.photos[field];
     for (const auto& p : list) {
-      if (p.media_id == ev_.media_id) return false;
+      if (p.media_id == ev_.media_id) return Added::kDuplicate;
+    }
+    size_t in_run = 0;
+    for (const auto& [f, photos] : s_.photos) in_run += photos.size();
+    if (in_run >= settings_.max_photos_per_run) {
+      Say("reply", "That's the most photos we can take this time (" + std::to_string(settings_.max_photos_per_run) +
+                       "), so this one wasn't saved.");
+      t_.note = "run_photo_limit";
+      return Added::kRunFull;
     }
     list.push_back(Photo{ev_.media_id, at_, "", ""});
     Effect e;
@@ -915,7 +924,7 @@ class Run {
     e.mime_type = ev_.mime_type;
     e.sha256 = ev_.sha256;
     t_.effects.push_back(std::move(e));
-    return true;
+    return Added::kYes;
   }
 
   void CollectPhotos(const Step& step) {
@@ -932,7 +941,7 @@ class Run {
         t_.note = "photo_limit";
         return;
       }
-      AddPhoto(step.field);
+      if (AddPhoto(step.field) != Added::kYes) return;
       t_.note = "photo";
       if (std::find(s_.acked.begin(), s_.acked.end(), step.field) == s_.acked.end()) {
         Acked(step.field, true);
@@ -986,10 +995,9 @@ class Run {
         const Step* step = flow_->Find(h[i - 1].first);
         if (!step || step->kind != Step::Kind::kCollectPhotos) continue;
         if (h[i - 1].second <= at_ && at_ <= h[i].second) {
-          if (!AddPhoto(step->field)) {
-            t_.note = "duplicate_photo";
-            return;
-          }
+          Added added = AddPhoto(step->field);
+          if (added == Added::kDuplicate) t_.note = "duplicate_photo";
+          if (added != Added::kYes) return;
           if (step->id != current.id) Say("late", Render(step->late, step));
           t_.note = "late_photo";
           return;

@@ -160,6 +160,9 @@ struct EngineSettings {
   std::string default_flow;
   // How long a step waits for its extractor before the person is asked instead.
   int64_t extractor_timeout_seconds = 20;
+  // All photo steps (or checklist questions) of one run together keep at most this many:
+  // --max_photos_per_run, against a user who would fill the media store through many steps.
+  size_t max_photos_per_run = 200;
 };
 
 class Engine {

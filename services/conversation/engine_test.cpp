@@ -450,6 +450,26 @@ TEST(Engine, APhotoRefusedOverQuotaIsExplainedInPlainWords) {
   EXPECT_EQ(t.note, "media_over_quota");
 }
 
+// --max_photos_per_run counts the photos of every step of the run: past it a photo is neither
+// kept nor fetched, and the user is told.
+TEST(Engine, APhotoPastTheRunsLimitIsNotFetchedAndTheUserIsTold) {
+  EngineSettings settings;
+  settings.max_photos_per_run = 2;
+  Chat c(settings);
+  c.ToPhotos();
+  EXPECT_EQ(Count(c.Send(Image("a", kT0 + 10)), Effect::Kind::kFetchMedia), 1u);
+  EXPECT_EQ(Count(c.Send(Image("b", kT0 + 11)), Effect::Kind::kFetchMedia), 1u);
+  auto t = c.Send(Image("c", kT0 + 12));
+  EXPECT_EQ(Count(t, Effect::Kind::kFetchMedia), 0u);
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"That's the most photos we can take this time (2), so this one "
+                                                 "wasn't saved."});
+  EXPECT_EQ(t.note, "run_photo_limit");
+  EXPECT_EQ(c.Photos(), 2u);
+  EXPECT_EQ(c.Send(Image("b", kT0 + 13)).note, "duplicate_photo") << "a photo already kept is still a duplicate";
+  c.Send(Text("DONE", kT0 + 14));
+  EXPECT_EQ(c.state.step, "flaws");
+}
+
 TEST(Engine, APhotoOutsideAFlowGetsTheMenuAndIsNotFetched) {
   Chat c;
   auto t = c.Send(Image("x", kT0));

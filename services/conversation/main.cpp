@@ -58,6 +58,11 @@ DEFINE_validator(photo_ttl_seconds, &ValidatePhotoTtl);
 DEFINE_int32(max_photos, 100, "Photos one photo step keeps (1..1000)");
 static bool ValidateMaxPhotos(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 1000); }
 DEFINE_validator(max_photos, &ValidateMaxPhotos);
+DEFINE_int32(max_photos_per_run, 200,
+             "Photos one run keeps over all its photo steps or checklist questions; past it the user is told in "
+             "plain words and the photo is not fetched (1..10000)");
+static bool ValidateMaxPhotosPerRun(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 10000); }
+DEFINE_validator(max_photos_per_run, &ValidateMaxPhotosPerRun);
 DEFINE_int32(result_photo_wait_seconds, 600,
              "A completed result waits for its photos to be stored at most this long, then goes to its sink with "
              "the rest named as missing (1..86400 s)");
@@ -153,7 +158,8 @@ int main(int argc, char** argv) {
   }
   convoy::conversation::Engine engine(*flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos),
                                                FLAGS_result_photo_wait_seconds, FLAGS_default_flow,
-                                               FLAGS_extractor_timeout_seconds});
+                                               FLAGS_extractor_timeout_seconds,
+                                               static_cast<size_t>(FLAGS_max_photos_per_run)});
   // SIGHUP and POST /v1/flows/reload: the folder is read and checked again; a bad file keeps the
   // running set. One reload at a time.
   std::mutex reload_mu;

@@ -35,6 +35,13 @@ constexpr const char* kTryLock = "SELECT pg_try_advisory_lock(hashtextextended('
 constexpr const char* kUnlock = "SELECT pg_advisory_unlock(hashtextextended('media:' || $1, 0))";
 constexpr int64_t kLockedRetryMs = 1000;
 
+Counter& QuotaRefused(QuotaKind kind) {
+  return DefaultRegistry().GetCounter("convoy_media_quota_refused_total",
+                                      "media.fetch commands refused over a quota, by the limit (user_photos, "
+                                      "user_bytes, number_bytes).",
+                                      std::string("kind=\"") + QuotaKindName(kind) + "\"");
+}
+
 Counter& Outcome(const char* what) {
   return DefaultRegistry().GetCounter("convoy_media_fetches_total", "media.fetch commands by outcome.",
                                       std::string("outcome=\"") + what + "\"");
@@ -145,15 +152,22 @@ int RemoveStaleTemporaries(const std::string& dir, std::chrono::seconds max_age)
 
 // ---- Fetcher
 
+struct Fetcher::Downloaded {
+  Stored stored;
+  PendingFile file;
+};
+
 Fetcher::Fetcher(PgConnection& db, const SchemaRegistry& schemas, FetchSettings settings, EventPublisher events)
-    : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)) {}
+    : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)),
+      quota_(db, settings_.quota) {}
 
 Status Fetcher::Emit(const std::string& schema, const std::string& fields, const Delivery& d) {
   return events_ ? events_(EventFor(d, schema, fields)) : Status::Ok();
 }
 
-Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::string& phone_number_id,
-                                       const std::string& expected_mime, const std::string& expected_sha256) {
+Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const std::string& phone_number_id,
+                                           const std::string& expected_mime, const std::string& expected_sha256,
+                                           int64_t room, int64_t* over_room) {
   for (int round = 0; round < 2; ++round) {
     // 1. Metadata: where the bytes are, and what Meta says they are.
     HttpClientRequest meta;
@@ -187,6 +201,13 @@ Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::s
       return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " of " + std::to_string(declared_size) +
                                          " bytes (declared) is over the limit of " + std::to_string(limit));
     }
+    // The quota's room, when smaller than the kind's limit, caps the download.
+    const bool room_caps = room >= 0 && static_cast<uint64_t>(room) < limit;
+    if (room_caps && declared_size > room) {
+      *over_room = declared_size;
+      return Status(Code::kTooLarge, std::to_string(declared_size) + " bytes (declared) over the quota's room of " +
+                                         std::to_string(room));
+    }
     // 2. The bytes, into a file with no name yet, hashed as they arrive.
     auto file = PendingFile::Create(settings_.media_dir);
     if (!file.ok()) return file.status();
@@ -195,11 +216,15 @@ Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::s
     get.url = url;
     get.headers["Authorization"] = "Bearer " + settings_.graph_token;
     get.timeout = settings_.timeout;
-    auto got = HttpDownload(get, limit, [&](const char* data, size_t n) {
+    auto got = HttpDownload(get, room_caps ? static_cast<size_t>(room) : limit, [&](const char* data, size_t n) {
       digest.Update(data, n);
       return file->Write(data, n);
     });
     if (!got.ok()) {
+      if (got.status().code() == Code::kTooLarge && room_caps) {
+        *over_room = room + 1;
+        return Status(Code::kTooLarge, "over the quota's room of " + std::to_string(room) + " bytes (download stopped)");
+      }
       if (got.status().code() == Code::kTooLarge) {
         return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " over the limit of " +
                                            std::to_string(limit) + " bytes (download stopped)");
@@ -217,10 +242,8 @@ Result<Fetcher::Stored> Fetcher::Fetch(const std::string& media_id, const std::s
       if (!said || *said != hex) v = Status(Code::kInvalidArgument, "sha256 differs from the webhook's: got " + hex);
     }
     if (!v.ok()) return v;
-    std::string name = hex + "." + type->extension;
-    Status c = file->Commit(name);
-    if (!c.ok()) return c;
-    return Stored{name, hex, type->mime_type, static_cast<int64_t>(digest.size())};
+    return Downloaded{Stored{hex + "." + type->extension, hex, type->mime_type, static_cast<int64_t>(digest.size())},
+                      std::move(*file)};
   }
   return Status(Code::kUnavailable, "media download: the URL expired twice");
 }
@@ -267,7 +290,25 @@ Disposition Fetcher::Handle(const Delivery& d) {
     Outcome("already_stored").Inc();
     return stored_event(**found);
   }
-  auto fetched = Fetch(media_id, pnid, JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"));
+  // The quota: a day already full is refused before any download; an admitted media id (an
+  // earlier delivery was charged) is neither checked nor charged again.
+  std::string user = JsonStr(cmd, "conversation_key");
+  if (user.empty()) user = d.Header(headers::kConversationKey);
+  const std::string day = UtcDay(settings_.clock());
+  auto admission = quota_.Admit(media_id, user, pnid, day);
+  if (!admission.ok()) return DispositionFor(admission.status());
+  int64_t room = -1;  // no cap
+  if (!admission->charged) {
+    QuotaKind full = OverQuota(admission->user, admission->number, 1, quota_.limits());
+    if (full != QuotaKind::kNone) return Refuse(full, *admission, media_id, ctx, d);
+    room = Room(admission->user, admission->number, quota_.limits());
+  }
+  int64_t over_room = 0;
+  auto fetched = Fetch(media_id, pnid, JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"), room, &over_room);
+  if (!fetched.ok() && over_room > 0) {
+    return Refuse(OverQuota(admission->user, admission->number, over_room, quota_.limits()), *admission, media_id,
+                  ctx, d);
+  }
   if (!fetched.ok()) {
     if (IsTransient(fetched.status().code())) {
       LOG(WARNING) << ctx << "event=fetch_retry media_id=" << media_id << " error=" << fetched.status().ToString();
@@ -279,13 +320,43 @@ Disposition Fetcher::Handle(const Delivery& d) {
                                         JsonEscape(fetched.status().ToString()) + "\"", d);
     return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
   }
-  Status s = db_.Exec(kRecordStored, {media_id, fetched->name, fetched->sha256, std::to_string(fetched->size),
-                                      fetched->mime_type})
-                 .status();
+  const Stored& stored = fetched->stored;
+  // Charged before the file gets its name: over quota (another replica took the room since the
+  // check), the unnamed file goes and nothing is stored.
+  auto charged = quota_.Charge(media_id, user, pnid, day, stored.size);
+  if (!charged.ok()) return DispositionFor(charged.status());
+  if (*charged != QuotaKind::kNone) return Refuse(*charged, *admission, media_id, ctx, d);
+  Status s = fetched->file.Commit(stored.name);
+  if (!s.ok()) {
+    LOG(WARNING) << ctx << "event=fetch_retry media_id=" << media_id << " error=" << s.ToString();
+    return Disposition::Retry(s.ToString());
+  }
+  s = db_.Exec(kRecordStored, {media_id, stored.name, stored.sha256, std::to_string(stored.size), stored.mime_type})
+          .status();
   if (!s.ok()) return DispositionFor(s);
   Outcome("stored").Inc();
-  LOG(INFO) << ctx << "event=stored media_id=" << media_id << " name=" << fetched->name << " bytes=" << fetched->size;
-  return stored_event(*fetched);
+  LOG(INFO) << ctx << "event=stored media_id=" << media_id << " name=" << stored.name << " bytes=" << stored.size;
+  return stored_event(stored);
+}
+
+Disposition Fetcher::Refuse(QuotaKind kind, const Admission& used, const std::string& media_id, const LogCtx& ctx,
+                            const Delivery& d) {
+  QuotaRefused(kind).Inc();
+  Outcome("over_quota").Inc();
+  const QuotaLimits& l = quota_.limits();
+  const bool number = kind == QuotaKind::kNumberBytes;
+  const Usage& u = number ? used.number : used.user;
+  const int64_t limit = kind == QuotaKind::kUserPhotos ? l.photos_per_user_per_day
+                        : number                       ? l.bytes_per_number_per_day
+                                                       : l.bytes_per_user_per_day;
+  const std::string reason = std::string("over quota: ") + QuotaKindName(kind) + " (today " +
+                             std::to_string(u.photos) + " photos, " + std::to_string(u.bytes) + " bytes; limit " +
+                             std::to_string(limit) + ")";
+  LOG(WARNING) << ctx << "event=quota_refused media_id=" << media_id << " kind=" << QuotaKindName(kind)
+               << " used_photos=" << u.photos << " used_bytes=" << u.bytes << " limit=" << limit;
+  Status e = Emit("media.failed", R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" + JsonEscape(reason) +
+                                      R"(","code":"over_quota")", d);
+  return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
 }
 
 }  // namespace convoy::media

@@ -3,6 +3,10 @@
 // under its content hash (never a partial one under that name, even through kill -9), a row in
 // media_objects, and media.stored / media.failed. One download per media id at a time across
 // threads and replicas (a PostgreSQL advisory lock); a stored media id is never downloaded again.
+// Quotas (quota.h) are checked before the download (the day already full: no download; a declared
+// size that does not fit: no download; the download stopped where the room ends) and charged
+// before the file gets its name: over quota, nothing is stored and media.failed carries
+// "code":"over_quota", which the conversation turns into a plain-language message.
 #include <chrono>
 #include <functional>
 #include <string>
@@ -11,6 +15,7 @@
 #include "convoy/events.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "quota.h"
 #include "verify.h"
 
 namespace convoy::media {
@@ -21,7 +26,12 @@ struct FetchSettings {
   std::string media_dir;
   SizeLimits limits;
   std::chrono::milliseconds timeout{60000};
+  QuotaLimits quota;
+  // The quota day is the UTC day of this clock (injectable for tests).
+  std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
 };
+
+class PendingFile;
 
 class Fetcher {
  public:
@@ -34,14 +44,22 @@ class Fetcher {
   };
 
  private:
-  // Transient failures are kUnavailable/kTimeout; the rest are permanent and say why.
-  Result<Stored> Fetch(const std::string& media_id, const std::string& phone_number_id, const std::string& expected_mime,
-                       const std::string& expected_sha256);
+  struct Downloaded;
+  // The verified bytes in a file with no name yet. Transient failures are kUnavailable/kTimeout;
+  // the rest are permanent and say why. A file larger than `room` (the quota's) is not downloaded,
+  // or its download stopped: then *over_room is the size that did not fit.
+  Result<Downloaded> Fetch(const std::string& media_id, const std::string& phone_number_id,
+                           const std::string& expected_mime, const std::string& expected_sha256, int64_t room,
+                           int64_t* over_room);
   Status Emit(const std::string& schema, const std::string& fields, const Delivery& d);
+  // Over quota: counted, logged with the usage, media.failed with code over_quota; acked.
+  Disposition Refuse(QuotaKind kind, const Admission& used, const std::string& media_id, const LogCtx& ctx,
+                     const Delivery& d);
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   FetchSettings settings_;
   EventPublisher events_;
+  QuotaLedger quota_;
 };
 
 // A file being written into `dir` that has no name there until Commit(): an O_TMPFILE inode (a

@@ -4,6 +4,8 @@
 #include <glog/logging.h>
 #include <sys/stat.h>
 
+#include <cstdio>
+
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
@@ -45,6 +47,27 @@ DEFINE_string(upload_token_file, "", "File holding the bearer token for upload d
 DEFINE_bool(upload_allow_private, false,
             "Allow upload destinations on loopback, private or link-local addresses (local runs and tests); "
             "otherwise each must resolve to public addresses only, checked at start and at every call");
+DEFINE_int32(max_photos_per_user_per_day, 300,
+             "Media one user (conversation) may have stored per UTC day; past it they are told in plain words and "
+             "nothing is stored (1..1000000)");
+static bool ValidateUserPhotos(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 1000000); }
+DEFINE_validator(max_photos_per_user_per_day, &ValidateUserPhotos);
+// A byte count within [lo, hi], said in bytes when it is not (InRange would print 1.04858e+06).
+static bool BytesInRange(const char* flag, int64_t v, int64_t lo, int64_t hi) {
+  if (v >= lo && v <= hi) return true;
+  std::fprintf(stderr, "invalid value for --%s: %lld (must be %lld..%lld bytes)\n", flag, static_cast<long long>(v),
+               static_cast<long long>(lo), static_cast<long long>(hi));
+  return false;
+}
+DEFINE_int64(max_media_bytes_per_user_per_day, int64_t{256} << 20,
+             "Bytes of media one user (conversation) may have stored per UTC day (default 256 MiB; 1 MiB..1 TiB)");
+static bool ValidateUserBytes(const char* flag, int64_t v) { return BytesInRange(flag, v, 1 << 20, int64_t{1} << 40); }
+DEFINE_validator(max_media_bytes_per_user_per_day, &ValidateUserBytes);
+DEFINE_int64(max_media_bytes_per_number_per_day, int64_t{20} << 30,
+             "Bytes of media all users of one business number may have stored per UTC day (default 20 GiB; "
+             "1 MiB..1 PiB)");
+static bool ValidateNumberBytes(const char* flag, int64_t v) { return BytesInRange(flag, v, 1 << 20, int64_t{1} << 50); }
+DEFINE_validator(max_media_bytes_per_number_per_day, &ValidateNumberBytes);
 DEFINE_string(upload_field, "file", "The multipart form field that carries the file");
 DEFINE_validator(upload_field, &convoy::ValidateNonEmpty);
 
@@ -104,6 +127,8 @@ int main(int argc, char** argv) {
   fetch.limits = {static_cast<size_t>(FLAGS_max_image_bytes), static_cast<size_t>(FLAGS_max_video_bytes),
                   static_cast<size_t>(FLAGS_max_audio_bytes), static_cast<size_t>(FLAGS_max_document_bytes)};
   fetch.timeout = std::chrono::milliseconds(FLAGS_download_timeout_ms);
+  fetch.quota = {FLAGS_max_photos_per_user_per_day, FLAGS_max_media_bytes_per_user_per_day,
+                 FLAGS_max_media_bytes_per_number_per_day};
   convoy::media::UploadSettings upload;
   upload.media_dir = FLAGS_media_dir;
   upload.destinations = *destinations;

@@ -16,6 +16,7 @@
 #include "convoy/crypto.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
+#include "convoy/metrics.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
 #include "fake_graph.h"
@@ -91,7 +92,29 @@ class MediaTest : public ::testing::Test {
     f.graph_token = kToken;
     f.media_dir = media_dir_;
     f.timeout = 5000ms;
+    f.clock = [] { return std::chrono::system_clock::from_time_t(kNoon); };  // the quota day is kDay
     return f;
+  }
+  static constexpr std::time_t kNoon = 1772366400;  // 2026-03-01T12:00:00Z
+  static constexpr const char* kDay = "2026-03-01";
+  static constexpr const char* kUser = "106540352242922:16505551234";  // FetchMedia's conversation key
+
+  // Today's usage of the user's (or the number's) bucket: "photos/bytes", "" when none.
+  std::string Used(const std::string& scope, const std::string& who) {
+    auto r = sql_->Exec("SELECT photos || '/' || bytes FROM media_quota_usage WHERE bucket = $1",
+                        {std::string(kDay) + "|" + scope + "|" + who});
+    return r.ok() && !r->empty() ? r->get(0, 0) : "";
+  }
+  void SetUsed(const std::string& scope, const std::string& who, int64_t photos, int64_t bytes) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO media_quota_usage (bucket, day, photos, bytes) VALUES ($1, $2::date, "
+                           "$3::int, $4::bigint)",
+                           {std::string(kDay) + "|" + scope + "|" + who, std::string(kDay), std::to_string(photos),
+                            std::to_string(bytes)})
+                    .ok());
+  }
+  static Counter& Refused(const char* kind) {
+    return DefaultRegistry().GetCounter("convoy_media_quota_refused_total", "",
+                                        std::string("kind=\"") + kind + "\"");
   }
 
   bool allow_private_ = true;  // the fake's upload endpoint is on loopback
@@ -485,6 +508,97 @@ TEST_F(MediaTest, AnUploadToAnInternalAddressIsRefusedWithoutACall) {
   EXPECT_NE(reason.find("the destination is not allowed"), std::string::npos) << reason;
   EXPECT_NE(reason.find("resolves to 127.0.0.1"), std::string::npos) << reason;
   EXPECT_EQ(graph_.UploadCalls(), 0u);
+}
+
+// Over the user's bytes for the day: nothing downloaded, nothing stored, the refusal counted and
+// sent back with code over_quota (the conversation's cue for a plain-language message). A photo
+// that still fits is stored and charged.
+TEST_F(MediaTest, APhotoOverTheUsersDailyBytesIsRefusedAndNothingStored) {
+  FetchSettings f = Fetch();
+  f.quota.bytes_per_user_per_day = 10000;
+  Start(f);
+  const int64_t photo1 = static_cast<int64_t>(Fixture("photo1.jpg").size());
+  SetUsed("user", kUser, 7, 10000 - photo1 + 1);  // one byte short of room for photo1
+  const uint64_t refused_before = Refused("user_bytes").Value();
+  graph_.RegisterMedia("m-over", test::FixturePath("media/photo1.jpg"), "image/jpeg");
+  FetchMedia("q1", "m-over");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.failed") == 1; }, 20s)) << EventBody("media.stored");
+  const std::string failed = EventBody("media.failed");
+  EXPECT_NE(failed.find(R"("code":"over_quota")"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("user_bytes"), std::string::npos) << failed;
+  EXPECT_EQ(Refused("user_bytes").Value(), refused_before + 1);
+  EXPECT_EQ(graph_.DownloadCount(), 0u) << "the declared size did not fit: no download";
+  EXPECT_TRUE(test::ListDir(media_dir_).empty());
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM media_quota_charges"), 0);
+  EXPECT_EQ(Used("user", kUser), "7/" + std::to_string(10000 - photo1 + 1)) << "nothing charged";
+
+  // A smaller photo still fits: stored and charged to the user and the number.
+  const int64_t photo4 = static_cast<int64_t>(Fixture("photo4.png").size());
+  ASSERT_LT(photo4, photo1);
+  graph_.RegisterMedia("m-fits", test::FixturePath("media/photo4.png"), "image/png");
+  FetchMedia("q2", "m-fits");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  EXPECT_EQ(Used("user", kUser), "8/" + std::to_string(10000 - photo1 + 1 + photo4));
+  EXPECT_EQ(Used("number", kBusiness), "1/" + std::to_string(photo4));
+  EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
+}
+
+// A photo is charged once: fetched again under another dedupe key (stored: no charge), and
+// redelivered after a charge whose delivery died before the stored row (admitted without a check
+// although the day is now full, and not charged again).
+TEST_F(MediaTest, ARedeliveredPhotoIsNotCountedTwice) {
+  FetchSettings f = Fetch();
+  f.quota.photos_per_user_per_day = 1;
+  Start(f);
+  const int64_t size = static_cast<int64_t>(Fixture("photo2.jpg").size());
+  graph_.RegisterMedia("m-once", test::FixturePath("media/photo2.jpg"), "image/jpeg");
+  FetchMedia("d1", "m-once");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  FetchMedia("d2", "m-once");
+  FetchMedia("d1", "m-once");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 3; }, 20s)) << EventBody("media.failed");
+  EXPECT_EQ(Used("user", kUser), "1/" + std::to_string(size));
+  EXPECT_EQ(Used("number", kBusiness), "1/" + std::to_string(size));
+
+  // An earlier delivery of m-crash was charged (the day is full with it), then died.
+  graph_.RegisterMedia("m-crash", test::FixturePath("media/photo3.jpg"), "image/jpeg");
+  const int64_t crash = static_cast<int64_t>(Fixture("photo3.jpg").size());
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_quota_charges (media_id, day, bytes) VALUES ('m-crash', $1::date, $2)",
+                         {std::string(kDay), std::to_string(crash)})
+                  .ok());
+  ASSERT_TRUE(sql_->Exec("UPDATE media_quota_usage SET photos = photos + 1, bytes = bytes + $1::bigint",
+                         {std::to_string(crash)})
+                  .ok());
+  FetchMedia("c1", "m-crash");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 4; }, 20s)) << EventBody("media.failed");
+  EXPECT_EQ(Used("user", kUser), "2/" + std::to_string(size + crash)) << "charged once, by the first delivery";
+  EXPECT_EQ(EventCount("media.failed"), 0u);
+  EXPECT_EQ(test::ListDir(media_dir_).size(), 2u);
+}
+
+// Five photos of one user at once over four consumers (each with its own connection, as replicas
+// are) against a limit of two: exactly two stored, three refused; the counts never pass the limit.
+TEST_F(MediaTest, ConcurrentFetchesNeverPassTheUsersPhotoLimit) {
+  FetchSettings f = Fetch();
+  f.quota.photos_per_user_per_day = 2;
+  Start(f, 4);
+  const uint64_t refused_before = Refused("user_photos").Value();
+  const char* photos[] = {"photo1.jpg", "photo2.jpg", "photo3.jpg", "photo4.png", "photo1.jpg"};
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = photos[i];
+    graph_.RegisterMedia("m-race" + std::to_string(i), test::FixturePath("media/" + name),
+                         name.substr(name.size() - 3) == "png" ? "image/png" : "image/jpeg");
+  }
+  graph_.Inject(200, 0, 5, 300, "/_download/");  // downloads overlap
+  for (int i = 0; i < 5; ++i) FetchMedia("race" + std::to_string(i), "m-race" + std::to_string(i));
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") + EventCount("media.failed") == 5; }, 30s));
+  EXPECT_EQ(EventCount("media.stored"), 2u);
+  EXPECT_EQ(EventCount("media.failed"), 3u);
+  EXPECT_EQ(Refused("user_photos").Value(), refused_before + 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM media_quota_charges"), 2);
+  EXPECT_EQ(Count("SELECT photos FROM media_quota_usage WHERE bucket = $1", {std::string(kDay) + "|user|" + kUser}), 2);
 }
 
 }  // namespace

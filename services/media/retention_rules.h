@@ -1,9 +1,11 @@
 #pragma once
 // What media prunes (convoy/retention.h) after --retention_days: settled uploads, and stored
 // media with their files. Identical bytes sent under two media ids share one file: it is removed
-// with the last row that names it.
+// with the last row that names it. Quota counts and charges matter for their day (a charge also
+// for a redelivery of its fetch): kept 8 days, or --retention_days if shorter.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -16,6 +18,7 @@ namespace convoy::media {
 
 inline std::vector<PruneRule> RetentionRules(const std::string& media_dir, int history_days) {
   const int64_t age = history_days * int64_t{86400};
+  const int64_t quota_age = std::min(history_days, 8) * int64_t{86400};
   auto remove_files = [media_dir](PgConnection& db, const std::vector<std::string>& media_ids) -> Status {
     const std::string array = PgTextArray(media_ids);
     auto names = db.Exec(
@@ -35,6 +38,8 @@ inline std::vector<PruneRule> RetentionRules(const std::string& media_dir, int h
   return {
       {"media_uploads", "updated_at < now() - $1::interval AND status <> 'uploading'", age, "dedupe_key", {}},
       {"media_objects", "stored_at < now() - $1::interval", age, "media_id", remove_files},
+      {"media_quota_usage", "day < (now() - $1::interval)::date", quota_age, "bucket", {}},
+      {"media_quota_charges", "charged_at < now() - $1::interval", quota_age, "media_id", {}},
   };
 }
 

@@ -16,6 +16,7 @@
 #include "convoy/ssrf.h"
 #include "convoy/startup.h"
 #include "convoy/topology.h"
+#include "disk.h"
 #include "fetcher.h"
 #include "retention_rules.h"
 #include "server.h"
@@ -68,6 +69,11 @@ DEFINE_int64(max_media_bytes_per_number_per_day, int64_t{20} << 30,
              "1 MiB..1 PiB)");
 static bool ValidateNumberBytes(const char* flag, int64_t v) { return BytesInRange(flag, v, 1 << 20, int64_t{1} << 50); }
 DEFINE_validator(max_media_bytes_per_number_per_day, &ValidateNumberBytes);
+DEFINE_int32(disk_measure_seconds, 30,
+             "How often the media folder's file system is measured into convoy_media_disk_used_bytes / "
+             "convoy_media_disk_capacity_bytes (1..3600 s)");
+static bool ValidateDiskMeasure(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 3600); }
+DEFINE_validator(disk_measure_seconds, &ValidateDiskMeasure);
 DEFINE_string(upload_field, "file", "The multipart form field that carries the file");
 DEFINE_validator(upload_field, &convoy::ValidateNonEmpty);
 
@@ -175,6 +181,8 @@ int main(int argc, char** argv) {
   convoy::RetentionLoop retention(FLAGS_pg_dsn, "media", convoy::media::RetentionRules(FLAGS_media_dir, FLAGS_retention_days),
                                   std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
+  convoy::media::DiskMonitor disk(FLAGS_media_dir, std::chrono::seconds(FLAGS_disk_measure_seconds));
+  disk.Start();
   // 4. run
   return convoy::ServeUntilSignal("media", server, publisher, consumers);
 }

@@ -1,11 +1,13 @@
-// Unit: the quota arithmetic (which limit a photo passes, the room left, the UTC day). No broker,
-// no database.
+// Unit: the quota arithmetic (which limit a photo passes, the room left, the UTC day) and the
+// disk measure. No broker, no database.
 #include "quota.h"
 
 #include <gtest/gtest.h>
 
 #include <limits>
 
+#include "convoy/metrics.h"
+#include "disk.h"
 #include "testsupport.h"
 
 namespace convoy::media {
@@ -47,6 +49,28 @@ TEST(Quota, TheDayIsTheUtcDate) {
   EXPECT_EQ(UtcDay(system_clock::from_time_t(1772366400)), "2026-03-01");  // 12:00Z
   EXPECT_EQ(UtcDay(system_clock::from_time_t(1772409599)), "2026-03-01");  // 23:59:59Z
   EXPECT_EQ(UtcDay(system_clock::from_time_t(1772409600)), "2026-03-02");
+}
+
+TEST(Disk, TheMediaFoldersFileSystemIsMeasured) {
+  auto m = MeasureDisk(::testing::TempDir());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_GT(m->capacity_bytes, 0);
+  EXPECT_GT(m->used_bytes, 0);
+  EXPECT_LE(m->used_bytes, m->capacity_bytes);
+  auto missing = MeasureDisk(::testing::TempDir() + "/" + test::UniqueName("absent"));
+  EXPECT_EQ(missing.status().code(), Code::kUnavailable);
+}
+
+// Measured at start, then on the schedule: the gauges the disk alert divides.
+TEST(Disk, TheMonitorExportsUsedBytesAndCapacity) {
+  Gauge& used = DefaultRegistry().GetGauge("convoy_media_disk_used_bytes", "");
+  Gauge& capacity = DefaultRegistry().GetGauge("convoy_media_disk_capacity_bytes", "");
+  DiskMonitor monitor(::testing::TempDir(), std::chrono::hours(1));
+  monitor.Start();
+  ASSERT_TRUE(test::WaitUntil([&] { return capacity.Value() > 0; }, std::chrono::seconds(5)));
+  monitor.Stop();
+  EXPECT_GT(used.Value(), 0);
+  EXPECT_LE(used.Value(), capacity.Value());
 }
 
 }  // namespace

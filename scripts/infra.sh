@@ -6,6 +6,10 @@
 #                                        immediate shutdown, which recovers from its WAL on start)
 # CONVOY_PG_OPTIONS adds server settings at start, e.g. to see where statement time goes:
 #   CONVOY_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements" scripts/infra.sh start pg
+# CONVOY_AMQP_TLS_PORT (opt-in; local runs stay plain) adds an amqps:// listener on that port, with
+# a throw-away CA and a server certificate for localhost/127.0.0.1 made at first start in
+# $CONVOY_RUN_DIR/rabbitmq/tls (clients verify against its ca.pem):
+#   CONVOY_AMQP_TLS_PORT=21671 scripts/infra.sh start rabbit
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -49,6 +53,24 @@ rabbit_started() {
   rabbitctl await_startup --timeout 5
 }
 
+# A throw-away CA and a server certificate signed by it (localhost and 127.0.0.1), valid 7 days.
+rabbit_tls_files() {
+  local dir=$RABBIT_DIR/tls
+  [ -f "$dir/server.pem" ] && openssl x509 -checkend 3600 -noout -in "$dir/server.pem" >/dev/null 2>&1 && return 0
+  command -v openssl >/dev/null || die "openssl is not installed (needed for CONVOY_AMQP_TLS_PORT)"
+  mkdir -p "$dir"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.pem" -days 7 -subj "/CN=convoy throw-away CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req "${ec[@]}" -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=localhost" 2>/dev/null
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" > "$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 7 \
+    -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
+  chmod 600 "$dir/ca.key" "$dir/server.key"
+  log "rabbitmq: TLS certificates made in $dir (clients trust $dir/ca.pem)"
+}
+
 rabbit_start() {
   [ -x "$RABBIT_BIN/rabbitmq-server" ] || die "rabbitmq-server is not installed: run scripts/setup.sh"
   if rabbit_running; then log "rabbitmq: already running on :$CONVOY_AMQP_PORT"; return 0; fi
@@ -62,6 +84,20 @@ prometheus.tcp.ip = 127.0.0.1
 load_definitions = $CONVOY_ROOT/deploy/rabbitmq/definitions.json
 log.file.level = warning
 CONF
+  if [ -n "${CONVOY_AMQP_TLS_PORT:-}" ]; then
+    rabbit_tls_files
+    cat >> "$RABBIT_DIR/rabbitmq.conf" <<CONF
+listeners.ssl.default = 127.0.0.1:$CONVOY_AMQP_TLS_PORT
+ssl_options.cacertfile = $RABBIT_DIR/tls/ca.pem
+ssl_options.certfile = $RABBIT_DIR/tls/server.pem
+ssl_options.keyfile = $RABBIT_DIR/tls/server.key
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
+    log "rabbitmq: amqps:// listener on :$CONVOY_AMQP_TLS_PORT"
+  fi
   log "rabbitmq: starting node $CONVOY_RABBIT_NODE on :$CONVOY_AMQP_PORT (management :$CONVOY_AMQP_MGMT_PORT)"
   ( rabbit_env; setsid "$RABBIT_BIN/rabbitmq-server" >"$RABBIT_DIR/log/stdout.log" 2>&1 < /dev/null &
     echo $! > "$RABBIT_DIR/server.pid" )

@@ -4,8 +4,14 @@
 #include "convoy/amqp_admin.h"
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
 #include <glog/logging.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,8 +20,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -63,6 +72,58 @@ Disposition DispositionFor(const Status& status) {
 std::string Delivery::Header(const std::string& name) const {
   auto it = headers.find(name);
   return it == headers.end() ? std::string() : it->second;
+}
+
+std::string RedactAmqpUrl(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  size_t start = scheme + 3;
+  size_t end = url.find('/', start);
+  if (end == std::string::npos) end = url.size();
+  size_t at = url.rfind('@', end);
+  if (at == std::string::npos || at < start) return url;
+  size_t colon = url.find(':', start);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+namespace {
+
+bool IsTlsUrl(const std::string& url) { return url.rfind("amqps://", 0) == 0; }
+
+Status CheckReadable(const std::string& path, const char* what, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || in.peek() == std::ifstream::traits_type::eof()) {
+    int err = errno;
+    return Status(Code::kInvalidArgument, std::string("cannot read the ") + what + " " + path + " (" + flag +
+                                              "): " + (in ? "the file is empty" : std::strerror(err)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateAmqpOptions(const AmqpOptions& o) {
+  bool any_file = !o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty();
+  if (!IsTlsUrl(o.url) && any_file) {
+    return Status(Code::kInvalidArgument,
+                  "TLS files are set (--amqp_ca_file/--amqp_cert_file/--amqp_key_file) but the broker URL " +
+                      RedactAmqpUrl(o.url) + " is plain: use amqps:// to connect with TLS");
+  }
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    return Status(Code::kInvalidArgument, "a client certificate needs both --amqp_cert_file and --amqp_key_file");
+  }
+  if (!o.ca_file.empty()) {
+    Status s = CheckReadable(o.ca_file, "CA file", "--amqp_ca_file");
+    if (!s.ok()) return s;
+  }
+  if (!o.cert_file.empty()) {
+    Status s = CheckReadable(o.cert_file, "client certificate", "--amqp_cert_file");
+    if (!s.ok()) return s;
+    s = CheckReadable(o.key_file, "client key", "--amqp_key_file");
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 namespace {
@@ -173,27 +234,117 @@ std::map<std::string, std::string> ReadHeaders(const amqp_basic_properties_t& pr
   return out;
 }
 
+// The first reason the broker's certificate failed verification during this thread's handshake
+// (a handshake runs on the connecting thread, inside amqp_socket_open_noblock).
+thread_local char t_verify_error[256];
+
+int RecordVerifyError(int ok, X509_STORE_CTX* store) {
+  if (!ok && t_verify_error[0] == '\0') {
+    char subject[160] = "?";
+    if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+      X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+    }
+    std::snprintf(t_verify_error, sizeof(t_verify_error), "%s (certificate %s, depth %d)",
+                  X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)), subject,
+                  X509_STORE_CTX_get_error_depth(store));
+  }
+  return ok;
+}
+
+// OpenSSL's queued errors as one line (and the queue emptied).
+std::string OpenSslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+bool IsIpAddress(const char* host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+// A TLS socket that verifies the broker: the chain against the CA file (or the system's trust
+// store), the host name against the certificate, TLS 1.2 or later. A certificate that does not
+// verify fails the handshake itself (SSL_VERIFY_PEER), before any credential is sent; rabbitmq-c
+// checks the chain and the name again after the handshake.
+Result<amqp_socket_t*> NewTlsSocket(amqp_connection_state_t state, const AmqpOptions& o, const char* host) {
+  amqp_socket_t* socket = amqp_ssl_socket_new(state);
+  if (!socket) return Status(Code::kInternal, "amqp_ssl_socket_new failed");
+  amqp_ssl_socket_set_verify_peer(socket, 1);
+  amqp_ssl_socket_set_verify_hostname(socket, 1);
+  Status s = CheckRc(amqp_ssl_socket_set_ssl_versions(socket, AMQP_TLSv1_2, AMQP_TLSvLATEST), "TLS versions");
+  if (!s.ok()) return s;
+  auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
+  ERR_clear_error();
+  if (o.ca_file.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return Status(Code::kInvalidArgument, "cannot load the system's trust store: " + OpenSslErrors());
+    }
+  } else if (amqp_ssl_socket_set_cacert(socket, o.ca_file.c_str()) != AMQP_STATUS_OK) {
+    return Status(Code::kInvalidArgument,
+                  "cannot load the CA file " + o.ca_file + " (--amqp_ca_file): " + OpenSslErrors());
+  }
+  if (!o.cert_file.empty() &&
+      amqp_ssl_socket_set_key(socket, o.cert_file.c_str(), o.key_file.c_str()) != AMQP_STATUS_OK) {
+    return Status(Code::kInvalidArgument, "cannot load the client certificate " + o.cert_file + " with key " +
+                                              o.key_file + ": " + OpenSslErrors());
+  }
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  int named = IsIpAddress(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host) : X509_VERIFY_PARAM_set1_host(param, host, 0);
+  if (named != 1) return Status(Code::kInternal, "cannot set the TLS peer name: " + OpenSslErrors());
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, RecordVerifyError);
+  return socket;
+}
+
 // One broker connection with channel 1 open.
 class Conn {
  public:
   ~Conn() { Close(/*graceful=*/true); }
 
   Status Open(const AmqpOptions& options) {
+    Status s = ValidateAmqpOptions(options);
+    if (!s.ok()) return s;
     std::vector<char> url(options.url.begin(), options.url.end());
     url.push_back('\0');
     amqp_connection_info info;
     amqp_default_connection_info(&info);
     if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
-      return Status(Code::kInvalidArgument, "malformed AMQP URL");
+      return Status(Code::kInvalidArgument, "malformed AMQP URL " + RedactAmqpUrl(options.url));
     }
+    // amqp_parse_url sets ssl from the scheme; the scheme decides, never a fallback.
+    const bool tls = info.ssl != 0;
+    if (tls != IsTlsUrl(options.url)) return Status(Code::kInternal, "AMQP URL scheme and TLS disagree");
     state_ = amqp_new_connection();
-    amqp_socket_t* socket = amqp_tcp_socket_new(state_);
-    if (!socket) return Status(Code::kInternal, "amqp_tcp_socket_new failed");
+    amqp_socket_t* socket = nullptr;
+    if (tls) {
+      auto made = NewTlsSocket(state_, options, info.host);
+      if (!made.ok()) return made.status();
+      socket = *made;
+    } else {
+      socket = amqp_tcp_socket_new(state_);
+      if (!socket) return Status(Code::kInternal, "amqp_tcp_socket_new failed");
+    }
     timeval tv{options.connect_timeout.count() / 1000, (options.connect_timeout.count() % 1000) * 1000};
     amqp_set_handshake_timeout(state_, &tv);
     amqp_set_rpc_timeout(state_, &tv);
-    Status s = CheckRc(amqp_socket_open_noblock(socket, info.host, info.port, &tv),
-                       "connect " + std::string(info.host) + ":" + std::to_string(info.port));
+    t_verify_error[0] = '\0';
+    const std::string where = std::string(tls ? "amqps://" : "amqp://") + info.host + ":" + std::to_string(info.port);
+    int rc = amqp_socket_open_noblock(socket, info.host, info.port, &tv);
+    s = CheckRc(rc, "connect " + where);
+    if (!s.ok() && tls) {
+      std::string detail;
+      if (t_verify_error[0] != '\0') detail = ": the broker's certificate did not verify: " + std::string(t_verify_error);
+      if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED && IsIpAddress(info.host)) {
+        detail = ": rabbitmq-c matches the certificate against DNS names only; put the broker's DNS name in the URL";
+      }
+      return Status(s.code(), s.message() + detail);
+    }
     if (!s.ok()) return s;
     Table props;
     std::string name_key = "connection_name";

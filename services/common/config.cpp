@@ -128,8 +128,11 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
   FLAGS_logtostderr = true;
   gflags::ParseCommandLineFlags(argc, argv, true);
   // Connection strings carry credentials: a deployment passes them in the environment, not on
-  // the command line. An explicit flag still wins.
-  for (const auto& [flag, env] : {std::pair{"amqp_url", "CONVOY_AMQP_URL"}, std::pair{"pg_dsn", "CONVOY_PG_DSN"}}) {
+  // the command line, and the broker's TLS files beside them. An explicit flag still wins.
+  for (const auto& [flag, env] : {std::pair{"amqp_url", "CONVOY_AMQP_URL"}, std::pair{"pg_dsn", "CONVOY_PG_DSN"},
+                                  std::pair{"amqp_ca_file", "CONVOY_AMQP_CA_FILE"},
+                                  std::pair{"amqp_cert_file", "CONVOY_AMQP_CERT_FILE"},
+                                  std::pair{"amqp_key_file", "CONVOY_AMQP_KEY_FILE"}}) {
     gflags::CommandLineFlagInfo info;
     const char* value = std::getenv(env);
     if (value && *value && gflags::GetCommandLineFlagInfo(flag, &info) && info.is_default) {

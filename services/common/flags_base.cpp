@@ -12,6 +12,14 @@ DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
 DEFINE_bool(declare_topology, false,
             "Declare convoy's exchanges, queues and bindings on connect. Off by default: `convoy-topology "
             "--upgrade` declares them, and a service's own broker user may not (README: Broker users)");
+DEFINE_string(amqp_ca_file, "",
+              "amqps:// only: PEM file of the CA(s) the broker's certificate must chain to (empty: the system's "
+              "trust store; env CONVOY_AMQP_CA_FILE when the flag is not given). The broker is always verified, chain "
+              "and host name; a plain amqp:// URL with this set is refused");
+DEFINE_string(amqp_cert_file, "", "amqps:// only: client certificate (PEM) for a broker that asks for one, with --amqp_key_file "
+              "(env CONVOY_AMQP_CERT_FILE)");
+DEFINE_string(amqp_key_file, "", "amqps:// only: the client certificate's private key (PEM, unencrypted), with --amqp_cert_file "
+              "(env CONVOY_AMQP_KEY_FILE)");
 DEFINE_string(http_host, "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 in a container)");
 DEFINE_validator(http_host, &convoy::ValidateNonEmpty);
 DEFINE_int32(http_port, 8080, "HTTP port for the service's routes and /healthz, /readyz, /metrics (0: a free port)");
@@ -32,15 +40,20 @@ DEFINE_validator(max_body_memory_bytes, &convoy::ValidatePositive);
 
 namespace convoy {
 
-AmqpOptions AmqpOptionsFromFlags(const std::string& name) {
+Result<AmqpOptions> AmqpOptionsFromFlags(const std::string& name) {
   AmqpOptions options;
   options.url = FLAGS_amqp_url;
   options.name = name;
   options.declare_topology = FLAGS_declare_topology;
+  options.ca_file = FLAGS_amqp_ca_file;
+  options.cert_file = FLAGS_amqp_cert_file;
+  options.key_file = FLAGS_amqp_key_file;
   // The part's generated credentials, apart from the broker's address (k8s: the Topology
   // Operator's Secret); they replace the URL's user and password.
   if (const char* user = std::getenv("CONVOY_AMQP_USERNAME"); user && *user) options.username = user;
   if (const char* password = std::getenv("CONVOY_AMQP_PASSWORD"); password && *password) options.password = password;
+  Status s = ValidateAmqpOptions(options);
+  if (!s.ok()) return s;
   return options;
 }
 

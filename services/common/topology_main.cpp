@@ -38,7 +38,12 @@ int main(int argc, char** argv) {
     std::cout << convoy::DefinitionsJson(convoy::ConvoyTopology(), /*local_users=*/!FLAGS_production);
     return 0;
   }
-  auto steps = convoy::UpgradeTopology(convoy::AmqpOptionsFromFlags("convoy-topology"));
+  auto amqp = convoy::AmqpOptionsFromFlags("convoy-topology");
+  if (!amqp.ok()) {
+    std::cerr << "invalid broker settings: " << amqp.status().ToString() << "\n";
+    return 2;
+  }
+  auto steps = convoy::UpgradeTopology(*amqp);
   if (!steps.ok()) {
     std::cerr << "upgrade failed (nothing was lost; fix the cause and run it again): " << steps.status().ToString()
               << "\n";

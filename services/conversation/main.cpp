@@ -180,7 +180,12 @@ int main(int argc, char** argv) {
   };
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::AmqpOptions amqp = convoy::AmqpOptionsFromFlags("convoy-conversation");
+  auto amqp_options = convoy::AmqpOptionsFromFlags("convoy-conversation");
+  if (!amqp_options.ok()) {
+    LOG(ERROR) << "service=conversation event=bad_config error=" << amqp_options.status().ToString();
+    return 2;
+  }
+  const convoy::AmqpOptions& amqp = *amqp_options;
   convoy::Publisher publisher(amqp);
   convoy::conversation::RelaySettings relay_settings;
   relay_settings.pg_dsn = FLAGS_pg_dsn;

@@ -39,15 +39,20 @@ int main(int argc, char** argv) {
     }
     previous = *loaded;
   }
+  auto amqp = convoy::AmqpOptionsFromFlags("convoy-ingress");
   // 2. validate
   if (!secret.ok() || !token.ok()) {
     LOG(ERROR) << "service=ingress event=bad_config error="
                << (!secret.ok() ? secret.status() : token.status()).ToString();
     return 2;
   }
+  if (!amqp.ok()) {
+    LOG(ERROR) << "service=ingress event=bad_config error=" << amqp.status().ToString();
+    return 2;
+  }
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::Publisher publisher(convoy::AmqpOptionsFromFlags("convoy-ingress"),
+  convoy::Publisher publisher(*amqp,
                               static_cast<size_t>(FLAGS_max_in_flight));
   convoy::ingress::WebhookHandler handler(
       {*secret, *token, std::chrono::milliseconds(FLAGS_publish_deadline_ms), previous},

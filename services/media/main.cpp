@@ -121,7 +121,12 @@ int main(int argc, char** argv) {
   if (swept > 0) LOG(WARNING) << "service=media event=stale_temporaries_removed count=" << swept;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::AmqpOptions amqp = convoy::AmqpOptionsFromFlags("convoy-media");
+  auto amqp_options = convoy::AmqpOptionsFromFlags("convoy-media");
+  if (!amqp_options.ok()) {
+    LOG(ERROR) << "service=media event=bad_config error=" << amqp_options.status().ToString();
+    return 2;
+  }
+  const convoy::AmqpOptions& amqp = *amqp_options;
   convoy::Publisher publisher(amqp);
   auto emit = [&publisher](convoy::AmqpMessage m) {
     return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));

@@ -179,7 +179,12 @@ int main(int argc, char** argv) {
   convoy::outbound::shopify::Throttle throttle;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::AmqpOptions amqp = convoy::AmqpOptionsFromFlags("convoy-outbound");
+  auto amqp_options = convoy::AmqpOptionsFromFlags("convoy-outbound");
+  if (!amqp_options.ok()) {
+    LOG(ERROR) << "service=outbound event=bad_config error=" << amqp_options.status().ToString();
+    return 2;
+  }
+  const convoy::AmqpOptions& amqp = *amqp_options;
   convoy::Publisher publisher(amqp);
   convoy::outbound::SenderSettings settings;
   settings.graph = {FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms)};

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   convoy::Publisher pub(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-bench"});
   pub.Start();
   if (!pub.WaitConnected(std::chrono::seconds(30))) {
-    std::fprintf(stderr, "cannot connect to %s\n", FLAGS_amqp_url.c_str());
+    std::fprintf(stderr, "cannot connect to %s\n", convoy::RedactAmqpUrl(FLAGS_amqp_url).c_str());
     return 1;
   }
   auto t0 = std::chrono::steady_clock::now();

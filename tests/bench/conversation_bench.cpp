@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
     convoy::Publisher pub(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-conversation-bench"});
     pub.Start();
     if (!pub.WaitConnected(std::chrono::seconds(30))) {
-      std::fprintf(stderr, "cannot connect to %s\n", FLAGS_amqp_url.c_str());
+      std::fprintf(stderr, "cannot connect to %s\n", convoy::RedactAmqpUrl(FLAGS_amqp_url).c_str());
       return 1;
     }
     // Conversation-major order within each round: message k of every conversation, then k+1, so

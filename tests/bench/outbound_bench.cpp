@@ -68,7 +68,7 @@ int Preload() {
   convoy::Publisher pub(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-outbound-bench"});
   pub.Start();
   if (!pub.WaitConnected(std::chrono::seconds(30))) {
-    std::fprintf(stderr, "broker not reachable at %s\n", FLAGS_amqp_url.c_str());
+    std::fprintf(stderr, "broker not reachable at %s\n", convoy::RedactAmqpUrl(FLAGS_amqp_url).c_str());
     return 1;
   }
   convoy::PublishBatch batch;

@@ -4,7 +4,8 @@
 the Dockerfile; every k8s overlay builds (kubectl kustomize) and what it renders is checked object by
 object (security context, resources, probes, a PodDisruptionBudget per Deployment, a default-deny
 NetworkPolicy, generated Secrets' keys, ConfigMap copies equal to deploy/rabbitmq, KEDA queues that
-exist, a PrometheusRule equal to deploy/prometheus/alerts.yml, the prod operators' resources); and
+exist, a PrometheusRule equal to deploy/prometheus/alerts.yml, the prod operators' resources, TLS to the
+prod broker and database); and
 every flag passed in compose, Dockerfile or k8s is a flag the binary really has."""
 import base64
 import json
@@ -295,6 +296,48 @@ for overlay in overlays:
         for pg in by_kind.get("Cluster", []):
             if not isinstance(pg["spec"].get("instances"), int) or pg["spec"]["instances"] < 3:
                 fail(f"{where}: Cluster: fewer than 3 instances")
+        # Transport: the broker over amqps:// with its CA (a service given a CA file refuses a plain
+        # amqp:// URL, even one from a Secret the check cannot read), the database with
+        # sslmode=verify-full against a mounted CA. Local runs (compose, the dev overlay) stay plain.
+        for rc in by_kind.get("RabbitmqCluster", []):
+            if not (rc["spec"].get("tls") or {}).get("secretName"):
+                fail(f"{where}: RabbitmqCluster {rc['metadata']['name']}: no TLS (spec.tls.secretName)")
+        for name, d in deployments.items():
+            spec = d["spec"]["template"]["spec"]
+            secret_volumes = {v["name"] for v in spec.get("volumes", []) if "secret" in v}
+            for c in spec["containers"]:
+                env = {e["name"]: e for e in c.get("env", [])}
+                args = c.get("args", [])
+                mounted = [m["mountPath"].rstrip("/") + "/" for m in c.get("volumeMounts", []) if m["name"] in secret_volumes]
+
+                def from_secret_mount(path):
+                    return any(path.startswith(m) for m in mounted)
+
+                if "CONVOY_AMQP_URL" in env or any(a.startswith("--amqp_url=") for a in args):
+                    urls = [env["CONVOY_AMQP_URL"].get("value")] if "CONVOY_AMQP_URL" in env else []
+                    urls += [a.split("=", 1)[1] for a in args if a.startswith("--amqp_url=")]
+                    for url in (u for u in urls if u is not None):
+                        if not url.startswith("amqps://"):
+                            fail(f"{where}: Deployment {name}: the broker URL is not amqps://")
+                    ca = (env.get("CONVOY_AMQP_CA_FILE") or {}).get("value") or next(
+                        (a.split("=", 1)[1] for a in args if a.startswith("--amqp_ca_file=")), None)
+                    if not ca or not from_secret_mount(ca):
+                        fail(f"{where}: Deployment {name}: container {c['name']}: no broker CA (CONVOY_AMQP_CA_FILE or "
+                             f"--amqp_ca_file on a mounted Secret), so amqps:// is not verified and amqp:// not refused")
+                if "CONVOY_PG_DSN" in env or any(a.startswith("--pg_dsn=") for a in args):
+                    dsn = env["CONVOY_PG_DSN"].get("value") if "CONVOY_PG_DSN" in env else None
+                    if dsn is None:
+                        fail(f"{where}: Deployment {name}: container {c['name']}: the DSN comes from a Secret, so "
+                             f"sslmode=verify-full cannot be checked: write it in the overlay, the password apart")
+                        continue
+                    params = dict(p.split("=", 1) for p in dsn.split() if "=" in p)
+                    if params.get("sslmode") != "verify-full":
+                        fail(f"{where}: Deployment {name}: container {c['name']}: the DSN lacks sslmode=verify-full")
+                    if not from_secret_mount(params.get("sslrootcert", "")):
+                        fail(f"{where}: Deployment {name}: container {c['name']}: the DSN's sslrootcert is not a mounted "
+                             f"CA Secret")
+                    if "password" in params:
+                        fail(f"{where}: Deployment {name}: container {c['name']}: a password in the DSN")
 
 # Every rendered object against its schema (tests/deploy/validate_k8s.mjs: the kubernetes-models
 # packages from npm, and the RabbitmqCluster CRD pinned in tests/deploy/schemas).

@@ -12,24 +12,7 @@ rm -rf "$run_dir"
 mkdir -p "$run_dir"
 
 # Eleven free loopback ports in 24000-29999: below the ephemeral range, as scripts/lib.sh's are.
-read -r amqp dist mgmt prom pg ingress conversation media outbound graph receiver < <(python3 - <<'PY'
-import random, socket
-ports = []
-while len(ports) < 11:
-    p = random.randint(24000, 29999)
-    if p in ports:
-        continue
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        ports.append(p)
-    except OSError:
-        pass
-    finally:
-        s.close()
-print(*ports)
-PY
-)
+read -r amqp dist mgmt prom pg ingress conversation media outbound graph receiver < <("$root/scripts/free_ports.py" 11)
 export CONVOY_RUN_DIR=$run_dir CONVOY_BUILD_DIR=$build CONVOY_PREBUILT=1
 export CONVOY_AMQP_PORT=$amqp CONVOY_AMQP_DIST_PORT=$dist CONVOY_AMQP_MGMT_PORT=$mgmt CONVOY_AMQP_PROM_PORT=$prom
 export CONVOY_PG_PORT=$pg CONVOY_INGRESS_PORT=$ingress CONVOY_CONVERSATION_PORT=$conversation CONVOY_MEDIA_PORT=$media

@@ -38,8 +38,12 @@ Status PublishOutcomeStatus(PublishOutcome outcome);
 
 using PublishCallback = std::function<void(PublishOutcome)>;
 
+// amqps:// always opens TLS (1.2 or later) and verifies the broker: its certificate must chain to
+// ca_file (the system's trust store when ca_file is empty) and name the URL's host (a DNS name:
+// rabbitmq-c 0.11 matches DNS names, not IP addresses). Nothing turns verification off, and
+// amqps:// never falls back to plain.
 struct AmqpOptions {
-  std::string url;  // amqp://user:pass@host:port/vhost
+  std::string url;  // amqp://user:pass@host:port/vhost or amqps://...
   std::string name = "convoy";
   // When set, they replace the URL's user and password (a deployment keeps a part's generated
   // broker credentials in a Secret of their own, apart from the broker's address).
@@ -50,7 +54,18 @@ struct AmqpOptions {
   // Declare convoy's topology on every connect (tests and one-process tools). The services do
   // only with --declare_topology: their users may not configure (topology.h BrokerGrants).
   bool declare_topology = true;
+  std::string ca_file = "";    // amqps: PEM bundle of the CAs the broker's certificate may chain to
+  std::string cert_file = "";  // amqps: client certificate (PEM), for a broker that asks for one; with key_file
+  std::string key_file = "";   // amqps: the client certificate's private key (PEM, unencrypted)
 };
+
+// The TLS settings fit the URL: files readable, a client certificate with its key, and no TLS
+// file given for a plain amqp:// URL (a CA for a plain connection means the URL was meant to be
+// amqps://). Conn::Open checks the same before it connects.
+Status ValidateAmqpOptions(const AmqpOptions& options);
+
+// The URL with its password replaced by "***", for logs and messages.
+std::string RedactAmqpUrl(const std::string& url);
 
 struct PublisherStats {
   uint64_t published = 0, confirmed = 0, nacked = 0, returned = 0, resent = 0, reconnects = 0;

@@ -8,6 +8,9 @@
 
 DECLARE_string(amqp_url);
 DECLARE_bool(declare_topology);
+DECLARE_string(amqp_ca_file);
+DECLARE_string(amqp_cert_file);
+DECLARE_string(amqp_key_file);
 DECLARE_string(http_host);
 DECLARE_int32(http_port);
 DECLARE_int32(http_threads);
@@ -17,12 +20,13 @@ DECLARE_int32(max_connections);
 DECLARE_int32(max_body_memory_bytes);
 
 namespace convoy {
+// The broker connection from --amqp_url, --declare_topology, --amqp_ca_file, --amqp_cert_file,
+// --amqp_key_file and the environment's CONVOY_AMQP_USERNAME / CONVOY_AMQP_PASSWORD (which replace
+// the URL's credentials), checked (ValidateAmqpOptions): an error names the flag to fix.
+Result<AmqpOptions> AmqpOptionsFromFlags(const std::string& name);
 // The listener's limits from --read_timeout_seconds, --idle_timeout_seconds, --max_connections,
 // --max_body_memory_bytes and --http_threads.
 HttpLimits HttpLimitsFromFlags();
-// The broker connection from --amqp_url, --declare_topology and the environment's
-// CONVOY_AMQP_USERNAME / CONVOY_AMQP_PASSWORD (which replace the URL's credentials).
-AmqpOptions AmqpOptionsFromFlags(const std::string& name);
 }  // namespace convoy
 
 // Services with a database.

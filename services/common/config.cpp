@@ -34,6 +34,11 @@ bool ValidatePort(const char* flag, int32_t value) {
   return true;
 }
 
+bool ValidateMetricsPort(const char* flag, int32_t value) {
+  if (value == -1) return true;
+  return ValidatePort(flag, value);
+}
+
 bool InRange(const char* flag, double value, double lo, double hi) {
   if (value >= lo && value <= hi) return true;
   std::fprintf(stderr, "invalid value for --%s: %g (must be %g..%g)\n", flag, value, lo, hi);

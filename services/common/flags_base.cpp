@@ -22,8 +22,13 @@ DEFINE_string(amqp_key_file, "", "amqps:// only: the client certificate's privat
               "(env CONVOY_AMQP_KEY_FILE)");
 DEFINE_string(http_host, "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 in a container)");
 DEFINE_validator(http_host, &convoy::ValidateNonEmpty);
-DEFINE_int32(http_port, 8080, "HTTP port for the service's routes and /healthz, /readyz, /metrics (0: a free port)");
+DEFINE_int32(http_port, 8080, "HTTP port for the service's routes and /healthz, /readyz, /metrics (unless --metrics_port; 0: a free port)");
 DEFINE_validator(http_port, &convoy::ValidatePort);
+DEFINE_int32(metrics_port, -1,
+             "-1: /metrics on --http_port (local runs). A port: /metrics only on a listener of its own there (with "
+             "/healthz and /readyz), and --http_port answers 404 for it, so a NetworkPolicy can open it to the "
+             "monitoring namespace alone; the deployments use 9180");
+DEFINE_validator(metrics_port, &convoy::ValidateMetricsPort);
 DEFINE_int32(http_threads, 16, "HTTP threads: the listener's I/O threads (its handlers run on them) and the HTTP client's pool");
 DEFINE_validator(http_threads, &convoy::ValidatePositive);
 DEFINE_int32(read_timeout_seconds, 10, "A request whose headers and body have not all arrived this long after its first byte is dropped");
@@ -64,6 +69,7 @@ HttpLimits HttpLimitsFromFlags() {
   limits.max_connections = static_cast<size_t>(FLAGS_max_connections);
   limits.max_body_memory_bytes = static_cast<size_t>(FLAGS_max_body_memory_bytes);
   limits.threads = static_cast<size_t>(FLAGS_http_threads);
+  limits.metrics_port = FLAGS_metrics_port;
   return limits;
 }
 

@@ -295,6 +295,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       bool ready = !options.ready || options.ready();
       return {ready ? 200 : 503, "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n", {}};
     }
+    if (options.limits.metrics_port >= 0) return {404, "text/plain; charset=utf-8", "not found\n", {}};
     return {200, "text/plain; version=0.0.4", DefaultRegistry().Render(), {}};
   }
 
@@ -808,7 +809,25 @@ void HttpServer::Impl::Accept() {
   });
 }
 
-HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+namespace {
+// The metrics listener: the builtins only, for a scraper or two and the probes. Its own threads and
+// connection budget, so a flood on the public port cannot starve a scrape (nor the reverse).
+HttpServerOptions MetricsListenerOptions(const HttpServerOptions& main) {
+  HttpLimits limits;
+  limits.read_timeout = main.limits.read_timeout;
+  limits.idle_timeout = main.limits.idle_timeout;
+  limits.max_connections = 64;
+  limits.max_body_memory_bytes = 1 << 20;
+  limits.threads = 1;
+  return HttpServerOptions(main.host, main.limits.metrics_port, 4096, main.ready, {}, limits);
+}
+}  // namespace
+
+HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+  if (impl_->options.limits.metrics_port >= 0) {
+    metrics_ = std::make_unique<HttpServer>(MetricsListenerOptions(impl_->options));
+  }
+}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -850,10 +869,18 @@ Status HttpServer::Start() {
   for (size_t i = 0; i < std::max<size_t>(1, o.limits.threads); ++i) {
     impl_->threads.emplace_back([impl = impl_.get()] { impl->io.run(); });
   }
+  if (metrics_) {
+    Status s = metrics_->Start();
+    if (!s.ok()) {
+      Stop();
+      return Status(s.code(), "metrics listener (--metrics_port): " + s.message());
+    }
+  }
   return Status::Ok();
 }
 
 void HttpServer::Stop() {
+  if (metrics_) metrics_->Stop();
   if (!impl_->acceptor) return;
   impl_->stopping = true;
   asio::post(*impl_->accept_strand, [impl = impl_.get()] {
@@ -891,6 +918,8 @@ void HttpServer::Stop() {
 }
 
 int HttpServer::port() const { return impl_->port; }
+
+int HttpServer::metrics_port() const { return metrics_ ? metrics_->port() : -1; }
 
 int64_t HttpServer::in_flight() const { return impl_->in_flight.load(); }
 

@@ -78,6 +78,49 @@ TEST_F(HttpTest, HealthReadinessAndMetrics) {
   EXPECT_NE(m->body.find("convoy_http_test_total 1"), std::string::npos);
 }
 
+// --metrics_port: /metrics only on a listener of its own (which serves nothing else but the
+// probes), so a NetworkPolicy can open that port to the monitoring namespace alone.
+TEST(HttpMetricsListener, MetricsMoveToTheirOwnPortAndLeaveTheMainOne) {
+  HttpLimits limits;
+  limits.metrics_port = 0;  // a free port
+  std::atomic<bool> ready{true};
+  HttpServer server(HttpServerOptions("127.0.0.1", 0, 1024, [&] { return ready.load(); }, {}, limits));
+  server.Route("GET", "/webhook", [](const HttpRequest&) { return HttpResponse{200, "text/plain", "hook\n", {}}; });
+  ASSERT_TRUE(server.Start().ok());
+  ASSERT_GT(server.metrics_port(), 0);
+  ASSERT_NE(server.metrics_port(), server.port());
+  auto get = [](int port, const std::string& path) {
+    HttpClientRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(port) + path;
+    auto r = HttpFetch(req);
+    return r.ok() ? *r : HttpResponse{0, "", r.status().ToString(), {}};
+  };
+  DefaultRegistry().GetCounter("convoy_http_metrics_port_test_total", "A test counter.").Inc();
+  EXPECT_EQ(get(server.port(), "/metrics").status, 404);
+  EXPECT_EQ(get(server.port(), "/webhook").status, 200);
+  EXPECT_EQ(get(server.port(), "/healthz").status, 200);
+  auto m = get(server.metrics_port(), "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("convoy_http_metrics_port_test_total 1"), std::string::npos);
+  EXPECT_EQ(get(server.metrics_port(), "/webhook").status, 404);  // no route of the service there
+  EXPECT_EQ(get(server.metrics_port(), "/readyz").status, 200);
+  ready = false;
+  EXPECT_EQ(get(server.metrics_port(), "/readyz").status, 503);
+  server.Stop();
+  EXPECT_EQ(get(server.metrics_port(), "/metrics").status, 0);  // stopped with the main listener
+}
+
+TEST(HttpMetricsListener, ATakenMetricsPortFailsStartWithTheFlagNamed) {
+  HttpServer first(HttpServerOptions("127.0.0.1", 0, 1024));
+  ASSERT_TRUE(first.Start().ok());
+  HttpLimits limits;
+  limits.metrics_port = first.port();
+  HttpServer server(HttpServerOptions("127.0.0.1", 0, 1024, {}, {}, limits));
+  Status s = server.Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("--metrics_port"), std::string::npos) << s.ToString();
+}
+
 // Clients that send headers and then trickle (or stall) their bodies must not take the pool
 // threads hostage: a normal request still gets its answer while 80 of them hang.
 TEST_F(HttpTest, StalledUploadsDoNotStarveOtherRequests) {

@@ -47,7 +47,7 @@ int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publish
     publisher.Stop();
     return 1;
   }
-  LOG(INFO) << "service=" << service << " event=started port=" << server.port();
+  LOG(INFO) << "service=" << service << " event=started port=" << server.port() << " metrics_port=" << server.metrics_port();
   WaitForShutdownSignal(on_hangup);
   server.Stop();
   consumers.Stop();

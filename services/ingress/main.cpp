@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=ingress event=listen_failed error=" << s.ToString();
     return 1;
   }
-  LOG(INFO) << "service=ingress event=started port=" << server.port();
+  LOG(INFO) << "service=ingress event=started port=" << server.port() << " metrics_port=" << server.metrics_port();
   convoy::WaitForShutdownSignal();
   server.Stop();
   publisher.Stop();

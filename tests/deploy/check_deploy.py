@@ -68,6 +68,15 @@ def check_args(where, service, args):
             fail(f"{where}: --{m.group(1)} is not a flag of convoy-{service}")
 
 
+MONITORING_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def metrics_port(args):
+    """The --metrics_port a container is given (the last one wins, as with gflags), else None."""
+    ports = [a.split("=", 1)[1] for a in args if a.startswith("--metrics_port=")]
+    return int(ports[-1]) if ports else None
+
+
 dockerfile = (src / "deploy/docker/Dockerfile").read_text()
 targets = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M))
 for target, entry in re.findall(r"^FROM runtime AS (\S+)\n(?:.*\n)*?ENTRYPOINT (\[.*\])$", dockerfile, re.M):
@@ -84,6 +93,22 @@ for name, svc in compose["services"].items():
         host = vol.split(":")[0]
         if host.startswith(".") and not (src / "deploy/compose" / host).resolve().exists():
             fail(f"compose service {name}: volume source {host} does not exist")
+
+# Compose: each convoy service serves /metrics on a port of its own, unpublished, which
+# deploy/compose/prometheus.yml scrapes.
+prometheus_targets = {t for job in yaml.safe_load((src / "deploy/compose/prometheus.yml").read_text())["scrape_configs"]
+                      for sc in job.get("static_configs", []) for t in sc.get("targets", [])}
+for name, svc in compose["services"].items():
+    if (svc.get("build") or {}).get("target") not in ("ingress", "conversation", "media", "outbound"):
+        continue
+    port = metrics_port(svc.get("command", []))
+    if port is None or port < 1:
+        fail(f"compose service {name}: no --metrics_port")
+        continue
+    if f"{name}:{port}" not in prometheus_targets:
+        fail(f"compose service {name}: deploy/compose/prometheus.yml does not scrape {name}:{port}")
+    if any(str(p).split(":")[-1] == str(port) for p in svc.get("ports", [])):
+        fail(f"compose service {name}: the metrics port {port} is published")
 
 # --- docker compose: every profile renders (docker-compose config), every convoy service hardened
 compose_file = src / "deploy/compose/docker-compose.yml"
@@ -118,7 +143,16 @@ if [o.name for o in overlays] != ["dev", "prod"]:
 
 
 def selects(selector, labels):
-    return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
+    selector = selector or {}
+    if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        present, value = e["key"] in labels, labels.get(e["key"])
+        if {"In": not (present and value in e.get("values", [])), "NotIn": present and value in e.get("values", []),
+                "Exists": not present, "DoesNotExist": present}[e["operator"]]:
+            return False
+    return True
+
 
 
 def env_secret(container, name):
@@ -228,6 +262,46 @@ for overlay in overlays:
         if convoy and not any(selects(p["spec"].get("selector"), labels) for p in pdbs):
             fail(f"{where}: Deployment {name}: no PodDisruptionBudget")
     policies = by_kind.get("NetworkPolicy", [])
+    # /metrics on a port of its own, reachable from the namespace named monitoring only: every
+    # ingress rule of a policy selecting the pod that admits that port (or every port) must name
+    # that namespace and nothing else; and one must, or nothing scrapes it.
+    for name, d in deployments.items():
+        labels = d["spec"]["template"]["metadata"].get("labels", {})
+        annotations = d["spec"]["template"]["metadata"].get("annotations", {})
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            if container_binary.get(c["name"]) not in ("ingress", "conversation", "media", "outbound"):
+                continue
+            port = metrics_port(c.get("args", []))
+            if port is None or port < 1:
+                fail(f"{where}: Deployment {name}: container {c['name']}: no --metrics_port, so /metrics shares the "
+                     f"service's port and cannot be opened to the monitoring namespace alone")
+                continue
+            named = {cp.get("name"): cp["containerPort"] for cp in c.get("ports", [])}
+            if named.get("metrics") != port:
+                fail(f"{where}: Deployment {name}: container port 'metrics' is not {port}")
+            if annotations.get("prometheus.io/scrape") == "true" and annotations.get("prometheus.io/port") != str(port):
+                fail(f"{where}: Deployment {name}: prometheus.io/port is not the metrics port {port}")
+            admitted = False
+            for pol in policies:
+                if "Ingress" not in pol["spec"].get("policyTypes", []) or not selects(pol["spec"].get("podSelector"), labels):
+                    continue
+                for rule in pol["spec"].get("ingress") or []:
+                    rule_ports = {pt.get("port") for pt in rule.get("ports") or []}
+                    if rule.get("ports") and port not in rule_ports and "metrics" not in rule_ports:
+                        continue
+                    peers = rule.get("from") or []
+                    if not peers or any(peer != MONITORING_PEER for peer in peers):
+                        fail(f"{where}: NetworkPolicy {pol['metadata']['name']}: admits Deployment {name}'s metrics port "
+                             f"{port} from more than the monitoring namespace (kubernetes.io/metadata.name: monitoring)")
+                    else:
+                        admitted = True
+            if not admitted:
+                fail(f"{where}: Deployment {name}: no NetworkPolicy admits the metrics port {port} from the monitoring "
+                     f"namespace")
+    for sm in by_kind.get("ServiceMonitor", []):
+        for ep in sm["spec"].get("endpoints", []):
+            if ep.get("path", "/metrics") == "/metrics" and ep.get("port") != "metrics":
+                fail(f"{where}: ServiceMonitor {sm['metadata']['name']}: scrapes port {ep.get('port')}, not 'metrics'")
     if not any(p["spec"].get("policyTypes") == ["Ingress", "Egress"] and not p["spec"].get("ingress")
                and not p["spec"].get("egress") for p in policies):
         fail(f"{where}: no default-deny NetworkPolicy for convoy's pods")

@@ -13,6 +13,7 @@ DECLARE_string(amqp_cert_file);
 DECLARE_string(amqp_key_file);
 DECLARE_string(http_host);
 DECLARE_int32(http_port);
+DECLARE_int32(metrics_port);
 DECLARE_int32(http_threads);
 DECLARE_int32(read_timeout_seconds);
 DECLARE_int32(idle_timeout_seconds);
@@ -25,7 +26,7 @@ namespace convoy {
 // the URL's credentials), checked (ValidateAmqpOptions): an error names the flag to fix.
 Result<AmqpOptions> AmqpOptionsFromFlags(const std::string& name);
 // The listener's limits from --read_timeout_seconds, --idle_timeout_seconds, --max_connections,
-// --max_body_memory_bytes and --http_threads.
+// --max_body_memory_bytes and --http_threads, and --metrics_port.
 HttpLimits HttpLimitsFromFlags();
 }  // namespace convoy
 

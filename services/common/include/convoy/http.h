@@ -1,6 +1,7 @@
 #pragma once
 // HTTP server and client behind plain structs. http.cpp is the only translation unit that
-// includes cpprestsdk. The server always serves /healthz, /readyz and /metrics.
+// includes cpprestsdk. The server always serves /healthz and /readyz, and /metrics unless
+// limits.metrics_port gives it a listener of its own.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -45,6 +46,11 @@ struct HttpLimits {
   size_t max_connections = 1000;           // past it the oldest idle one is closed, else the new one gets 503
   size_t max_body_memory_bytes = 64 << 20;  // request bodies held at once, all connections together
   size_t threads = 4;                      // I/O threads; handlers run on them
+  // -1: /metrics is served here with the routes. A port (0: a free one): /metrics is served only
+  // by a listener of its own on that port (with /healthz and /readyz; small fixed limits), so a
+  // NetworkPolicy can open it to the monitoring namespace alone, and this listener answers 404.
+  // It sits with the limits because every service builds those from flags (HttpLimitsFromFlags).
+  int metrics_port = -1;
 };
 
 // Request line and headers together, at most (431 past it).
@@ -92,12 +98,14 @@ class HttpServer {
   // requests in flight to be answered. Handlers never run after Stop() returns.
   void Stop();
   int port() const;
+  int metrics_port() const;  // the metrics listener's port; -1 when /metrics is served on port()
   int64_t in_flight() const;  // requests received and not yet answered (also a /metrics gauge)
   int64_t connections() const;  // connections open (also a /metrics gauge)
 
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared with asynchronous responders, which may answer after Stop()
+  std::unique_ptr<HttpServer> metrics_;  // the /metrics listener, when limits.metrics_port >= 0
 };
 
 struct HttpClientRequest {

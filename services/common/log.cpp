@@ -49,7 +49,20 @@ std::ostream& operator<<(std::ostream& os, const LogCtx& ctx) {
   if (!ctx.handler.empty()) os << " handler=" << ctx.handler;
   if (!ctx.correlation_id.empty()) os << " correlation_id=" << ctx.correlation_id;
   if (!ctx.conversation_key.empty()) os << " conversation=" << PersonalKey(ctx.conversation_key);
-  if (!ctx.dedupe_key.empty()) os << " dedupe_key=" << ctx.dedupe_key;
+  if (!ctx.dedupe_key.empty()) {
+    // Dedupe keys embed the conversation's user ("<number>:<user>:<wamid>:reply"): masked as in
+    // conversation= (Personal returns the value itself with --log_personal_data).
+    std::string key = ctx.dedupe_key;
+    const size_t colon = ctx.conversation_key.find(':');
+    const std::string user = colon == std::string::npos ? "" : ctx.conversation_key.substr(colon + 1);
+    const std::string masked = user.empty() ? user : Personal(user);
+    if (!user.empty() && masked != user) {
+      for (size_t at = key.find(user); at != std::string::npos; at = key.find(user, at + masked.size())) {
+        key.replace(at, user.size(), masked);
+      }
+    }
+    os << " dedupe_key=" << key;
+  }
   return os << ' ';
 }
 

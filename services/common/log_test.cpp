@@ -21,6 +21,15 @@ TEST(PersonalData, MaskedButForTheLastFourUnlessShown) {
   EXPECT_NE(line.str().find("conversation=106540352242922:*******0111"), std::string::npos) << line.str();
 }
 
+TEST(PersonalData, TheUserInsideADedupeKeyIsMaskedToo) {
+  std::ostringstream line;
+  line << LogCtx{"h", "c", "106540352242922:16505550111",
+                 "outbound.sent:106540352242922:16505550111:wamid.X:reply"};
+  EXPECT_EQ(line.str().find("16505550111"), std::string::npos) << line.str();
+  EXPECT_NE(line.str().find("dedupe_key=outbound.sent:106540352242922:*******0111:wamid.X:reply"), std::string::npos)
+      << line.str();
+}
+
 TEST(JsonLog, KeyValuesBecomeMembersAndTheRestIsTheMessage) {
   std::string line = JsonLogLine(
       "WARNING", "2026-11-30T15:00:00.000001Z", "deliverer.cpp", 42,

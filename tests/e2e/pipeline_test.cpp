@@ -172,6 +172,12 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   EXPECT_EQ(env.graph.SentTexts(seller), expected) << "nothing said after SUBMIT's answer";
   for (const char* service : {"ingress", "conversation", "media", "outbound"}) {
     EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";
+    // Nothing the seller said or is reachable by reaches a log unmasked (--log_personal_data off).
+    const std::string log = env.services[service]->process.Log();
+    for (const std::string& personal : {seller, std::string("kerry@example.com"), std::string("Nike running shoes"),
+                                        std::string("Kerry")}) {
+      EXPECT_EQ(log.find(personal), std::string::npos) << service << " logged \"" << personal << "\"";
+    }
   }
 }
 

@@ -9,12 +9,16 @@
 #include <pplx/threadpool.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "convoy/json.h"
 #include "convoy/metrics.h"
@@ -79,6 +83,67 @@ struct AnswerTooLarge : std::runtime_error {
   explicit AnswerTooLarge(size_t max) : std::runtime_error("body over the limit of " + std::to_string(max) + " bytes") {}
 };
 
+// cpprestsdk's client timeout is an inactivity timeout: a server that trickles a byte every few
+// seconds holds a thread for ever. Every exchange is also held to an overall deadline: one
+// thread cancels the exchanges whose deadline passed (the connection is closed, a read in
+// progress fails), and the caller gets kTimeout.
+class Deadlines {
+ public:
+  struct Entry {
+    pplx::cancellation_token_source cancel;
+    std::atomic<bool> expired{false};
+  };
+  static Deadlines& Get() {
+    static Deadlines& d = *new Deadlines;  // never destroyed: exchanges may run during exit
+    return d;
+  }
+  std::shared_ptr<Entry> Watch(std::chrono::steady_clock::time_point at) {
+    auto entry = std::make_shared<Entry>();
+    std::lock_guard<std::mutex> lock(mu_);
+    watched_.emplace(at, entry);
+    cv_.notify_one();
+    return entry;
+  }
+  void Forget(const std::shared_ptr<Entry>& entry) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = watched_.begin(); it != watched_.end(); ++it) {
+      if (it->second == entry) {
+        watched_.erase(it);
+        return;
+      }
+    }
+  }
+
+ private:
+  Deadlines() : thread_([this] { Run(); }) { thread_.detach(); }
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      if (watched_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      auto first = watched_.begin();
+      if (std::chrono::steady_clock::now() < first->first) {
+        cv_.wait_until(lock, first->first);
+        continue;
+      }
+      auto entry = first->second;
+      watched_.erase(first);
+      entry->expired = true;
+      entry->cancel.cancel();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<std::chrono::steady_clock::time_point, std::shared_ptr<Entry>> watched_;
+  std::thread thread_;
+};
+
+std::chrono::milliseconds DeadlineOf(const HttpClientRequest& request) {
+  return request.deadline.count() > 0 ? request.deadline : 3 * request.timeout;
+}
+
 http::http_request CopyRequest(const HttpClientRequest& request, const Target& target, size_t max_bytes) {
   http::http_request req(request.method);
   req.set_request_uri(target.uri.resource());
@@ -113,7 +178,8 @@ Result<Target> TargetOf(const HttpClientRequest& request) {
 
 // Sends the request; the response's headers are read, its body not yet (it arrives in the
 // background, up to max_bytes).
-http::http_response Send(const HttpClientRequest& request, const Target& target, size_t max_bytes) {
+http::http_response Send(const HttpClientRequest& request, const Target& target, size_t max_bytes,
+                         const pplx::cancellation_token& token) {
   auto client = ClientFor(target, request);
   // A kept-alive connection the server closed while it sat in the pool fails when the request is
   // written to it. Nothing complete reached the server then, so the request goes again, on another
@@ -121,7 +187,7 @@ http::http_response Send(const HttpClientRequest& request, const Target& target,
   // failure after the request was written is not retried here: the server may have acted on it.
   for (int attempt = 1;; ++attempt) {
     try {
-      return client->request(CopyRequest(request, target, max_bytes)).get();
+      return client->request(CopyRequest(request, target, max_bytes), token).get();
     } catch (const http::http_exception& e) {
       if (attempt >= 4 || std::string(e.what()).rfind("Failed to write request", 0) != 0) throw;
       LOG(INFO) << "event=http_stale_connection url=" << RedactUrl(request.url) << " attempt=" << attempt << " what=" << e.what();
@@ -170,20 +236,32 @@ Result<HttpResponse> Exchange(const HttpClientRequest& request, size_t max_bytes
                               const std::function<Status(http::http_response&, HttpResponse*)>& read) {
   auto target = TargetOf(request);
   if (!target.ok()) return target.status();
+  auto deadline = Deadlines::Get().Watch(std::chrono::steady_clock::now() + DeadlineOf(request));
+  struct Unwatch {
+    std::shared_ptr<Deadlines::Entry> entry;
+    ~Unwatch() { Deadlines::Get().Forget(entry); }
+  } unwatch{deadline};
+  auto expired = [&] {
+    return Status(Code::kTimeout, request.method + " " + RedactUrl(request.url) + ": no complete answer within " +
+                                      std::to_string(DeadlineOf(request).count()) + " ms");
+  };
   try {
-    http::http_response resp = Send(request, *target, max_bytes);
+    http::http_response resp = Send(request, *target, max_bytes, deadline->cancel.get_token());
     HttpResponse out;
     out.status = resp.status_code();
     out.content_type = resp.headers().content_type();
     for (const auto& [k, v] : resp.headers()) out.headers[Lower(k)] = v;
     Status s = read(resp, &out);
-    if (!s.ok()) return s;
+    if (!s.ok()) return deadline->expired ? expired() : s;
     return out;
   } catch (const AnswerTooLarge& e) {
     return Status(Code::kTooLarge, RedactUrl(request.url) + ": " + e.what());
   } catch (const http::http_exception& e) {
-    return FetchError(request, e);
+    return deadline->expired ? expired() : FetchError(request, e);
+  } catch (const pplx::task_canceled&) {
+    return expired();
   } catch (const std::exception& e) {
+    if (deadline->expired) return expired();
     return Status(Code::kInvalidArgument, request.method + " " + RedactUrl(request.url) + ": " + e.what());
   }
 }

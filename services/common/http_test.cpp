@@ -11,7 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <iostream>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -195,21 +198,27 @@ TEST(HttpFetch, RefusedConnectionIsUnavailable) {
   EXPECT_TRUE(IsTransient(r.status().code()));
 }
 
+// A listening socket on 127.0.0.1 and a free port (in *port).
+int ListenOnLoopback(int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
 // A keep-alive HTTP/1.1 server that counts the connections it accepts; close_after_each closes
 // each connection after answering once, without saying so (as a server whose idle timeout
 // struck between two requests).
 class CountingServer {
  public:
   CountingServer() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(listen(fd_, 16), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = ListenOnLoopback(&port_);
     thread_ = std::thread([this] { Accept(); });
   }
   ~CountingServer() {
@@ -270,6 +279,69 @@ class CountingServer {
   std::thread thread_;
   std::vector<std::thread> conns_;
 };
+
+// Answers with a large declared body and then trickles it, 16 KiB every 100 ms: each of the
+// client's 64 KiB reads completes well within its inactivity timeout, so only a deadline ends it.
+class TricklingServer {
+ public:
+  TricklingServer() {
+    fd_ = ListenOnLoopback(&port_);
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      std::string in;
+      while (in.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n";
+      const std::string piece(16 << 10, 'x');
+      bool open = send(c, head.data(), head.size(), MSG_NOSIGNAL) > 0;
+      while (open && !stop_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the trickle itself
+        open = send(c, piece.data(), piece.size(), MSG_NOSIGNAL) > 0;
+        if (open) sent_ += static_cast<int>(piece.size());
+      }
+      close(c);
+    });
+  }
+  ~TricklingServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int sent() const { return sent_.load(); }
+
+ private:
+  int fd_ = -1, port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sent_{0};
+  std::thread thread_;
+};
+
+// A server that never pauses long enough for the inactivity timeout still cannot hold a call
+// (and its thread) past the exchange's deadline.
+TEST(HttpFetch, ATricklingAnswerIsCutAtTheDeadline) {
+  TricklingServer server;
+  HttpClientRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/slow";
+  req.timeout = std::chrono::milliseconds(1000);
+  req.deadline = std::chrono::milliseconds(2000);
+  req.max_response_bytes = 1u << 30;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = HttpFetch(req);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("no complete answer within 2000 ms"), std::string::npos) << r.status().ToString();
+  EXPECT_GE(server.sent(), 10 * (16 << 10)) << "the server was still sending";
+  EXPECT_LT(took.count(), 4000) << "cut at the deadline, not when the body would end (1 GB at 160 KiB/s)";
+  std::cout << "[ trickle  ] cut after " << took.count() << " ms, " << server.sent() << " bytes trickled\n";
+}
 
 // Calls to one origin share a kept-alive connection (a TLS session per call to the Graph API is
 // what this saves); one the server closed meanwhile is replaced, and the call still succeeds.

@@ -114,7 +114,11 @@ struct HttpClientRequest {
   std::map<std::string, std::string> headers;
   std::string body;
   std::string content_type = "application/json";
+  // Inactivity: no byte sent or received for this long ends the exchange (kTimeout).
   std::chrono::milliseconds timeout{10000};
+  // The whole exchange (connect, request, answer and its body) ends within this, however the
+  // bytes trickle (kTimeout); 0: three times `timeout`.
+  std::chrono::milliseconds deadline{0};
   // Redirects followed automatically. None by default: a 3xx is the answer, so a request's
   // credentials never follow a redirect to another origin, nor a sink to an internal address.
   int max_redirects = 0;

@@ -1456,6 +1456,18 @@ Result<size_t> AmqpAdmin::Sweep(const std::string& queue, size_t max, const Swee
     s = CheckRc(rc, "settle " + queue);
     if (!s.ok()) return s;
   }
+  // The broker settles a nack (requeue) after it answered nothing: until it has, what was kept
+  // is neither unacked nor ready, and a sweep right after this one (an operator's second
+  // `convoyctl dlq list`) would not see it. Wait, a little, until it is back.
+  const size_t removed = static_cast<size_t>(
+      std::count_if(held.begin(), held.end(), [](const auto& h) { return h.second != SweepAction::kKeep; }));
+  const size_t expected = state->messages >= removed ? state->messages - removed : 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+    auto now = Inspect(queue);
+    if (!now.ok() || !now->exists || now->messages >= expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   return held.size();
 }
 

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iomanip>
 #include <map>
@@ -83,11 +84,36 @@ bool Matches(const DlqFilter& f, const ParkedMessage& m) {
   return true;
 }
 
+// convoyctl's broker connection: the URL, and from the environment what a deployment keeps apart
+// from it: the ops user's credentials (CONVOY_AMQP_USERNAME / CONVOY_AMQP_PASSWORD, the Secret
+// convoy-ops-user-credentials) and the broker's CA for amqps:// (CONVOY_AMQP_CA_FILE, with
+// CONVOY_AMQP_CERT_FILE / CONVOY_AMQP_KEY_FILE for a client certificate).
+AmqpOptions CtlAmqp(const std::string& amqp_url) {
+  AmqpOptions o{amqp_url, "convoyctl"};
+  o.declare_topology = false;
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  o.username = env("CONVOY_AMQP_USERNAME");
+  o.password = env("CONVOY_AMQP_PASSWORD");
+  o.ca_file = env("CONVOY_AMQP_CA_FILE");
+  o.cert_file = env("CONVOY_AMQP_CERT_FILE");
+  o.key_file = env("CONVOY_AMQP_KEY_FILE");
+  return o;
+}
+
+Status OpenAdmin(AmqpAdmin& admin, const std::string& amqp_url) {
+  AmqpOptions o = CtlAmqp(amqp_url);
+  Status s = ValidateAmqpOptions(o);
+  return s.ok() ? admin.Open(o) : s;
+}
+
 // Sweeps every parking queue the filter names; decide sees each match (and the count so far).
 Result<size_t> SweepParked(const std::string& amqp_url, const DlqFilter& f,
                            const std::function<AmqpAdmin::SweepAction(const ParkedMessage&, const Delivery&, AmqpMessage*)>& decide) {
   AmqpAdmin admin;
-  Status s = admin.Open(AmqpOptions{amqp_url, "convoyctl"});
+  Status s = OpenAdmin(admin, amqp_url);
   if (!s.ok()) return s;
   size_t matched = 0;
   for (const auto& q : Queues(f.queue)) {
@@ -484,7 +510,7 @@ int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::
   {
     AmqpAdmin admin;
     Status s = o.amqp_url.empty() ? Status(Code::kInvalidArgument, "no broker: pass --amqp_url or set CONVOY_AMQP_URL")
-                                  : admin.Open(AmqpOptions{o.amqp_url, "convoyctl"});
+                                  : OpenAdmin(admin, o.amqp_url);
     for (const auto& q : ConvoyTopology().work_queues) {
       if (!s.ok()) break;
       auto st = admin.Inspect(q + ".dlq");

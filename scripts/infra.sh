@@ -75,7 +75,7 @@ rabbit_start() {
   [ -x "$RABBIT_BIN/rabbitmq-server" ] || die "rabbitmq-server is not installed: run scripts/setup.sh"
   if rabbit_running; then log "rabbitmq: already running on :$CONVOY_AMQP_PORT"; return 0; fi
   mkdir -p "$RABBIT_DIR/home" "$RABBIT_DIR/mnesia" "$RABBIT_DIR/log"
-  echo '[rabbitmq_management,rabbitmq_prometheus].' > "$RABBIT_DIR/enabled_plugins"
+  echo '[rabbitmq_management,rabbitmq_prometheus,rabbitmq_consistent_hash_exchange].' > "$RABBIT_DIR/enabled_plugins"
   cat > "$RABBIT_DIR/rabbitmq.conf" <<CONF
 management.tcp.port = $CONVOY_AMQP_MGMT_PORT
 management.tcp.ip = 127.0.0.1

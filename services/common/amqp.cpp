@@ -198,6 +198,13 @@ class Table {
     e.value.value.i64 = value;
     entries_.push_back(e);
   }
+  void AddBool(const std::string& key, bool value) {
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes(key.c_str());
+    e.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    e.value.value.boolean = value ? 1 : 0;
+    entries_.push_back(e);
+  }
   amqp_table_t table() {
     return amqp_table_t{static_cast<int>(entries_.size()), entries_.empty() ? nullptr : entries_.data()};
   }
@@ -205,6 +212,36 @@ class Table {
  private:
   std::vector<amqp_table_entry_t> entries_;
 };
+
+// The declarations of topology.h's specs (their replies are read by the caller).
+void SendExchangeDeclare(amqp_connection_state_t st, const ExchangeSpec& ex) {
+  Table args;
+  for (const auto& [k, v] : ex.string_args) args.Add(k, v);
+  amqp_exchange_declare(st, kChannel, amqp_cstring_bytes(ex.name.c_str()), amqp_cstring_bytes(ex.type.c_str()), 0, 1,
+                        0, 0, args.table());
+}
+
+void SendQueueDeclare(amqp_connection_state_t st, const QueueSpec& q) {
+  Table args;
+  for (const auto& [k, v] : q.string_args) args.Add(k, v);
+  for (const auto& [k, v] : q.int_args) args.Add(k, v);
+  for (const auto& [k, v] : q.bool_args) args.AddBool(k, v);
+  amqp_queue_declare(st, kChannel, amqp_cstring_bytes(q.name.c_str()), 0, 1, 0, 0, args.table());
+}
+
+void SendBind(amqp_connection_state_t st, const BindingSpec& b, bool unbind) {
+  amqp_bytes_t dest = amqp_cstring_bytes(b.queue.c_str()), source = amqp_cstring_bytes(b.exchange.c_str()),
+               key = amqp_cstring_bytes(b.routing_key.c_str());
+  if (b.to_exchange && unbind) {
+    amqp_exchange_unbind(st, kChannel, dest, source, key, amqp_empty_table);
+  } else if (b.to_exchange) {
+    amqp_exchange_bind(st, kChannel, dest, source, key, amqp_empty_table);
+  } else if (unbind) {
+    amqp_queue_unbind(st, kChannel, dest, source, key, amqp_empty_table);
+  } else {
+    amqp_queue_bind(st, kChannel, dest, source, key, amqp_empty_table);
+  }
+}
 
 bool FieldToString(const amqp_field_value_t& v, std::string* out) {
   switch (v.kind) {
@@ -380,16 +417,12 @@ class Conn {
 
   Status DeclareTopology(const Topology& t) {
     for (const auto& ex : t.exchanges) {
-      amqp_exchange_declare(state_, kChannel, amqp_cstring_bytes(ex.name.c_str()),
-                            amqp_cstring_bytes(ex.type.c_str()), 0, 1, 0, 0, amqp_empty_table);
+      SendExchangeDeclare(state_, ex);
       Status s = CheckReply(amqp_get_rpc_reply(state_), "exchange.declare " + ex.name);
       if (!s.ok()) return s;
     }
     for (const auto& q : t.queues) {
-      Table args;
-      for (const auto& [k, v] : q.string_args) args.Add(k, v);
-      for (const auto& [k, v] : q.int_args) args.Add(k, v);
-      amqp_queue_declare(state_, kChannel, amqp_cstring_bytes(q.name.c_str()), 0, 1, 0, 0, args.table());
+      SendQueueDeclare(state_, q);
       Status s = CheckReply(amqp_get_rpc_reply(state_), "queue.declare " + q.name);
       if (IsInequivalentArgs(s)) {
         return Status(s.code(), s.message() + " -- declared by an older convoy: run `convoy-topology --upgrade` "
@@ -398,9 +431,7 @@ class Conn {
       if (!s.ok()) return s;
     }
     for (const auto& b : t.bindings) {
-      amqp_queue_bind(state_, kChannel, amqp_cstring_bytes(b.queue.c_str()),
-                      amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes(b.routing_key.c_str()),
-                      amqp_empty_table);
+      SendBind(state_, b, /*unbind=*/false);
       Status s = CheckReply(amqp_get_rpc_reply(state_), "queue.bind " + b.queue);
       if (!s.ok()) return s;
     }
@@ -912,10 +943,19 @@ struct Consumer::Impl {
     amqp_basic_qos(c->state(), kChannel, 0, static_cast<uint16_t>(options.prefetch), 0);
     s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.qos");
     if (!s.ok()) return s;
-    amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(options.queue.c_str()), amqp_empty_bytes,
-                       0, /*no_ack=*/0, 0, amqp_empty_table);
-    s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + options.queue);
-    if (!s.ok()) return s;
+    if (options.queues.empty()) {
+      amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(options.queue.c_str()), amqp_empty_bytes, 0,
+                         /*no_ack=*/0, 0, amqp_empty_table);
+      s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + options.queue);
+      if (!s.ok()) return s;
+    }
+    // Several queues: each consumer's tag is its queue's name, which tells a delivery's queue.
+    for (const auto& q : options.queues) {
+      amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(q.c_str()), amqp_cstring_bytes(q.c_str()), 0,
+                         /*no_ack=*/0, 0, amqp_empty_table);
+      s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + q);
+      if (!s.ok()) return s;
+    }
     conn = std::move(c);
     return Status::Ok();
   }
@@ -984,7 +1024,7 @@ struct Consumer::Impl {
         std::vector<Delivery> batch;
         std::vector<uint64_t> tags;
         for (;;) {
-          batch.push_back(ToDelivery(options.queue, env));
+          batch.push_back(ToDelivery(options.queues.empty() ? options.queue : BytesToString(env.consumer_tag), env));
           tags.push_back(env.delivery_tag);
           amqp_destroy_envelope(&env);
           if (static_cast<int>(batch.size()) >= options.batch) break;
@@ -1033,8 +1073,11 @@ struct Consumer::Impl {
   // Publishes a copy of the delivery for a retry tier or the parking queue; acks the original
   // only once the broker confirmed the copy.
   void Settle(uint64_t tag, const Delivery& d, const Disposition& disp) {
-    LogCtx ctx{options.queue, d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
+    LogCtx ctx{d.queue, d.Header(headers::kCorrelationId), d.Header(headers::kConversationKey),
                d.Header(headers::kDedupeKey)};
+    // A partition's retries and parked messages go through its work queue's delay and parking
+    // queues (the delay queues route back through the partitions' exchange).
+    const std::string work_queue = WorkQueueOf(d.queue);
     Disposition::Kind kind = disp.kind;
     std::string reason = disp.reason;
     // A delay is not a failure: the attempt count travels unchanged.
@@ -1061,7 +1104,7 @@ struct Consumer::Impl {
       if (kind == Disposition::Kind::kDelay) {
         copy.headers["x-delay-reason"] = reason;
         copy.exchange = exchanges::kRetry;
-        copy.routing_key = DelayRoutingKey(options.queue, disp.delay_ms);
+        copy.routing_key = DelayRoutingKey(work_queue, disp.delay_ms);
       } else {
         copy.headers["x-last-error"] = reason;
         if (!copy.headers.count("x-first-error")) copy.headers["x-first-error"] = reason;
@@ -1069,12 +1112,12 @@ struct Consumer::Impl {
       }
       if (kind == Disposition::Kind::kRetry) {
         copy.exchange = exchanges::kRetry;
-        copy.routing_key = RetryRoutingKey(options.queue, attempt, disp.delay_ms);
+        copy.routing_key = RetryRoutingKey(work_queue, attempt, disp.delay_ms);
       } else if (kind == Disposition::Kind::kDeadLetter) {
         copy.exchange = exchanges::kDlx;
-        copy.routing_key = options.queue;
+        copy.routing_key = work_queue;
         copy.headers[headers::kDeathReason] = reason;
-        copy.headers[headers::kOriginalQueue] = options.queue;
+        copy.headers[headers::kOriginalQueue] = work_queue;
         copy.headers["x-parked-at"] = std::to_string(
             std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
       }
@@ -1149,42 +1192,97 @@ ConsumerStats Consumer::stats() const {
 }
 
 
-Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string& queue) {
+Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string& work_queue) {
   Conn c;
   AmqpOptions o = options;
   o.declare_topology = false;
   Status s = c.Open(o);
   if (!s.ok()) return s;
-  amqp_queue_declare_ok_t* ok = amqp_queue_declare(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
-                                                   /*passive=*/1, 0, 0, 0, amqp_empty_table);
-  s = CheckReply(amqp_get_rpc_reply(c.state()), "queue.declare passive " + queue);
-  if (!s.ok()) return s;
-  return ok->message_count;
+  uint32_t total = 0;
+  for (const auto& queue : QueuesOf(work_queue)) {
+    amqp_queue_declare_ok_t* ok = amqp_queue_declare(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                                                     /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    s = CheckReply(amqp_get_rpc_reply(c.state()), "queue.declare passive " + queue);
+    if (!s.ok()) return s;
+    total += ok->message_count;
+  }
+  return total;
 }
 
-Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std::string& queue, size_t max) {
+// Up to `max` of the messages ready in `queue` now, through a consumer (acked once all are read).
+Result<std::vector<Delivery>> ConsumeReady(amqp_connection_state_t st, const std::string& queue, size_t max) {
+  std::vector<Delivery> out;
+  amqp_queue_declare_ok_t* ok =
+      amqp_queue_declare(st, kChannel, amqp_cstring_bytes(queue.c_str()), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  Status s = CheckReply(amqp_get_rpc_reply(st), "queue.declare passive " + queue);
+  if (!s.ok()) return s;
+  const size_t n = std::min<size_t>(max, ok->message_count);
+  if (n == 0) return out;
+  amqp_basic_qos(st, kChannel, 0, static_cast<uint16_t>(std::min<size_t>(n, 65535)), 0);
+  s = CheckReply(amqp_get_rpc_reply(st), "basic.qos");
+  if (!s.ok()) return s;
+  amqp_basic_consume_ok_t* consume =
+      amqp_basic_consume(st, kChannel, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+  s = CheckReply(amqp_get_rpc_reply(st), "basic.consume " + queue);
+  if (!s.ok()) return s;
+  const std::string tag = BytesToString(consume->consumer_tag);
+  uint64_t last_tag = 0;
+  while (out.size() < n) {
+    amqp_envelope_t env;
+    timeval tv{5, 0};
+    amqp_rpc_reply_t r = amqp_consume_message(st, &env, &tv, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+      s = CheckReply(r, "consume " + queue);
+      if (!s.ok()) return s;
+      break;
+    }
+    out.push_back(ToDelivery(queue, env));
+    last_tag = env.delivery_tag;
+    amqp_destroy_envelope(&env);
+  }
+  // Acked together at the end: the prefetch (n) keeps the broker from sending more meanwhile.
+  if (last_tag != 0) {
+    s = CheckRc(amqp_basic_ack(st, kChannel, last_tag, /*multiple=*/1), "ack " + queue);
+    if (!s.ok()) return s;
+  }
+  amqp_basic_cancel(st, kChannel, amqp_cstring_bytes(tag.c_str()));
+  s = CheckReply(amqp_get_rpc_reply(st), "basic.cancel " + queue);
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std::string& work_queue, size_t max) {
   Conn c;
   AmqpOptions o = options;
   o.declare_topology = false;
   Status s = c.Open(o);
   if (!s.ok()) return s;
   std::vector<Delivery> out;
-  while (out.size() < max) {
-    amqp_rpc_reply_t r = amqp_basic_get(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/1);
-    s = CheckReply(r, "basic.get " + queue);
-    if (!s.ok()) return s;
-    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
-    amqp_envelope_t env{};
-    amqp_message_t msg;
-    s = CheckReply(amqp_read_message(c.state(), kChannel, &msg, 0), "read message " + queue);
-    if (!s.ok()) return s;
-    auto* get_ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
-    env.exchange = get_ok->exchange;
-    env.routing_key = get_ok->routing_key;
-    env.redelivered = get_ok->redelivered;
-    env.message = msg;
-    out.push_back(ToDelivery(queue, env));
-    amqp_destroy_message(&msg);
+  for (const auto& queue : QueuesOf(work_queue)) {
+    if (WorkQueueOf(queue) != queue) {
+      // A partition has a single active consumer, and such a quorum queue refuses basic.get.
+      auto taken = ConsumeReady(c.state(), queue, max - out.size());
+      if (!taken.ok()) return taken.status();
+      for (auto& d : *taken) out.push_back(std::move(d));
+      continue;
+    }
+    while (out.size() < max) {
+      amqp_rpc_reply_t r = amqp_basic_get(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/1);
+      s = CheckReply(r, "basic.get " + queue);
+      if (!s.ok()) return s;
+      if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
+      amqp_envelope_t env{};
+      amqp_message_t msg;
+      s = CheckReply(amqp_read_message(c.state(), kChannel, &msg, 0), "read message " + queue);
+      if (!s.ok()) return s;
+      auto* get_ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
+      env.exchange = get_ok->exchange;
+      env.routing_key = get_ok->routing_key;
+      env.redelivered = get_ok->redelivered;
+      env.message = msg;
+      out.push_back(ToDelivery(queue, env));
+      amqp_destroy_message(&msg);
+    }
   }
   return out;
 }
@@ -1295,36 +1393,29 @@ Result<QueueState> AmqpAdmin::Inspect(const std::string& queue) {
 Status AmqpAdmin::DeclareExchange(const ExchangeSpec& ex) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_exchange_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(ex.name.c_str()),
-                        amqp_cstring_bytes(ex.type.c_str()), 0, 1, 0, 0, amqp_empty_table);
+  SendExchangeDeclare(impl_->conn->state(), ex);
   return impl_->Check("exchange.declare " + ex.name);
 }
 
 Status AmqpAdmin::DeclareQueue(const QueueSpec& q) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  Table args;
-  for (const auto& [k, v] : q.string_args) args.Add(k, v);
-  for (const auto& [k, v] : q.int_args) args.Add(k, v);
-  amqp_queue_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(q.name.c_str()), 0, 1, 0, 0, args.table());
+  SendQueueDeclare(impl_->conn->state(), q);
   return impl_->Check("queue.declare " + q.name);
 }
 
 Status AmqpAdmin::Bind(const BindingSpec& b) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_queue_bind(impl_->conn->state(), kChannel, amqp_cstring_bytes(b.queue.c_str()),
-                  amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes(b.routing_key.c_str()), amqp_empty_table);
-  return impl_->Check("queue.bind " + b.queue);
+  SendBind(impl_->conn->state(), b, /*unbind=*/false);
+  return impl_->Check("bind " + b.exchange + " -> " + b.queue);
 }
 
 Status AmqpAdmin::Unbind(const BindingSpec& b) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_queue_unbind(impl_->conn->state(), kChannel, amqp_cstring_bytes(b.queue.c_str()),
-                    amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes(b.routing_key.c_str()),
-                    amqp_empty_table);
-  return impl_->Check("queue.unbind " + b.queue);
+  SendBind(impl_->conn->state(), b, /*unbind=*/true);
+  return impl_->Check("unbind " + b.exchange + " -> " + b.queue);
 }
 
 Status AmqpAdmin::DeleteQueue(const std::string& queue, bool if_empty, bool if_unused) {

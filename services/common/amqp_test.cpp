@@ -42,6 +42,7 @@ AmqpMessage InboundMessage(int i) {
   m.body = "{\"n\":" + std::to_string(i) + "}";
   m.message_id = "wamid." + std::to_string(i);
   m.headers[headers::kDedupeKey] = m.message_id;
+  m.headers[headers::kConversationKey] = "pnid:" + std::to_string(i % 50);  // as ingress sets it
   return m;
 }
 

@@ -1,16 +1,30 @@
 #include "convoy/consumer_group.h"
 
+#include <algorithm>
+
+#include "convoy/topology.h"
+
 namespace convoy {
 
 namespace {
 template <typename Factory>
 Status AddConsumers(const ConsumerOptions& options, int count, const Factory& factory, Publisher& republisher,
                     std::vector<std::unique_ptr<Consumer>>& consumers) {
+  // A partitioned work queue: its partitions dealt out over the consumers, each partition read by
+  // one of them (and, having a single active consumer, by one replica at a time).
+  std::vector<std::string> partitions;
+  if (options.queues.empty() && FindPartitioned(options.queue)) {
+    partitions = QueuesOf(options.queue);
+    count = std::min(count, static_cast<int>(partitions.size()));
+  }
   for (int i = 0; i < count; ++i) {
     auto handler = factory();
     if (!handler.ok()) return handler.status();
     ConsumerOptions o = options;
     o.amqp.name = options.amqp.name + "/" + options.queue + "#" + std::to_string(i);
+    for (size_t p = static_cast<size_t>(i); p < partitions.size(); p += static_cast<size_t>(count)) {
+      o.queues.push_back(partitions[p]);
+    }
     consumers.push_back(std::make_unique<Consumer>(o, std::move(*handler), &republisher));
   }
   return Status::Ok();

@@ -12,7 +12,11 @@ Topology Build() {
   Topology t;
   t.exchanges = {{exchanges::kInbound, "direct"}, {exchanges::kEvents, "topic"},
                  {exchanges::kCommands, "direct"}, {exchanges::kRetry, "direct"},
-                 {exchanges::kDlx, "topic"}};
+                 {exchanges::kDlx, "topic"},
+                 // rabbitmq_consistent_hash_exchange (scripts/infra.sh, deploy/): jump consistent
+                 // hashing of the header over the bound partitions, weight 1 each.
+                 {exchanges::kConversationInbound, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}};
+  t.partitioned = {{queues::kConversationInbound, exchanges::kConversationInbound, kConversationInboundPartitions}};
   t.retry_tiers = {{"1s", 1000}, {"5s", 5000}, {"30s", 30000}, {"2m", 120000}, {"10m", 600000}};
   t.work_queues = {queues::kConversationInbound, queues::kConversationEvents,
                    queues::kOutboundStatus,      queues::kOutboundSend,
@@ -34,7 +38,19 @@ Topology Build() {
     auto work_args = at_least_once;
     work_args["x-dead-letter-exchange"] = exchanges::kDlx;
     work_args["x-dead-letter-routing-key"] = q;
-    t.queues.push_back({q, work_args, {{"x-delivery-limit", 10}}});
+    const PartitionedQueue* part = nullptr;
+    for (const auto& p : t.partitioned) {
+      if (p.queue == q) part = &p;
+    }
+    if (part) {
+      // One consumer at a time per partition (the others wait as standbys), in queue order.
+      for (int i = 0; i < part->partitions; ++i) {
+        t.queues.push_back({PartitionName(q, i), work_args, {{"x-delivery-limit", 10}}, {{"x-single-active-consumer", true}}});
+        t.bindings.push_back({part->exchange, PartitionName(q, i), "1"});
+      }
+    } else {
+      t.queues.push_back({q, work_args, {{"x-delivery-limit", 10}}});
+    }
     t.queues.push_back({q + ".dlq", {{"x-queue-type", "quorum"}}, {}});
     t.bindings.push_back({exchanges::kDlx, q + ".dlq", q});
     std::vector<RetryTier> tiers = t.retry_tiers;
@@ -42,16 +58,18 @@ Topology Build() {
       tiers.insert(tiers.end(), t.pace_tiers.begin(), t.pace_tiers.end());
     }
     for (const auto& tier : tiers) {
-      // Back to the work queue by name (the default exchange) when the delay is over.
+      // Back to the work queue by name (the default exchange) when the delay is over; to a
+      // partitioned one through its exchange, which hashes the message to its conversation's
+      // partition again (dead-lettering keeps the headers).
       std::string name = DelayQueueName(q, tier.name);
       auto delay_args = at_least_once;
-      delay_args["x-dead-letter-exchange"] = "";
+      delay_args["x-dead-letter-exchange"] = part ? part->exchange : "";
       delay_args["x-dead-letter-routing-key"] = q;
       t.queues.push_back({name, delay_args, {{"x-message-ttl", tier.delay_ms}}});
       t.bindings.push_back({exchanges::kRetry, name, name});
     }
   }
-  t.bindings.push_back({exchanges::kInbound, queues::kConversationInbound, "message"});
+  t.bindings.push_back({exchanges::kInbound, exchanges::kConversationInbound, "message", /*to_exchange=*/true});
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "status"});
   // Value-level webhook errors (throughput, pair rate, ...) concern sending: outbound keeps them.
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "error"});
@@ -82,6 +100,34 @@ std::string Quote(const std::string& s) {
 
 std::string DelayQueueName(const std::string& queue, const std::string& tier) {
   return queue + ".delay." + tier;
+}
+
+std::string PartitionName(const std::string& queue, int index) { return queue + "." + std::to_string(index); }
+
+const PartitionedQueue* FindPartitioned(const std::string& work_queue) {
+  for (const auto& p : ConvoyTopology().partitioned) {
+    if (p.queue == work_queue) return &p;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> QueuesOf(const std::string& work_queue) {
+  const PartitionedQueue* p = FindPartitioned(work_queue);
+  if (!p) return {work_queue};
+  std::vector<std::string> out;
+  for (int i = 0; i < p->partitions; ++i) out.push_back(PartitionName(work_queue, i));
+  return out;
+}
+
+std::string WorkQueueOf(const std::string& queue) {
+  for (const auto& p : ConvoyTopology().partitioned) {
+    const std::string prefix = p.queue + ".";
+    if (queue.size() > prefix.size() && queue.compare(0, prefix.size(), prefix) == 0 &&
+        queue.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
+      return p.queue;
+    }
+  }
+  return queue;
 }
 
 const Topology& ConvoyTopology() {
@@ -150,7 +196,7 @@ std::vector<LegacyDelayQueue> LegacyDelayQueues() {
 std::vector<BindingSpec> BindingsOf(const std::string& queue) {
   std::vector<BindingSpec> out;
   for (const auto& b : ConvoyTopology().bindings) {
-    if (b.queue == queue) out.push_back(b);
+    if (b.queue == queue && !b.to_exchange) out.push_back(b);
   }
   return out;
 }
@@ -160,11 +206,12 @@ const std::vector<BrokerGrant>& BrokerGrants() {
   // delays and parked messages to convoy.retry and convoy.dlx themselves (amqp.cpp Settle).
   static const std::vector<BrokerGrant>* grants = new std::vector<BrokerGrant>{
       {"ingress", "^$", "^convoy\\.inbound$", "^$"},
-      {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$", "^conversation\\.(inbound|events)$"},
+      {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$", "^conversation\\.(inbound\\.[0-9]+|events)$"},
       {"media", "^$", "^convoy\\.(events|retry|dlx)$", "^media\\.(fetch|upload)$"},
       {"outbound", "^$", "^convoy\\.(events|retry|dlx)$", "^outbound\\.(send|status|deliver|extract)$"},
-      // convoyctl dlq: reads the parking queues, puts a replayed message back on its work queue.
-      {"ops", "^$", "^amq\\.default$", "\\.dlq$"},
+      // convoyctl dlq: reads the parking queues, puts a replayed message back on its work queue
+      // (a partitioned one's through its exchange).
+      {"ops", "^$", "^(amq\\.default|convoy\\.inbound\\.conversation)$", "\\.dlq$"},
       // KEDA's RabbitMQ trigger: reads the work queues' depth (a passive declare needs no right).
       {"scaler", "^$", "^$", "^$"},
       // convoy-topology --upgrade: declares everything and moves what waits in old queues.
@@ -236,8 +283,13 @@ std::string DefinitionsJson(const Topology& t, bool local_users) {
   for (size_t i = 0; i < t.exchanges.size(); ++i) {
     o << "    {\"name\": " << Quote(t.exchanges[i].name) << ", \"vhost\": \"/\", \"type\": "
       << Quote(t.exchanges[i].type)
-      << ", \"durable\": true, \"auto_delete\": false, \"internal\": false, \"arguments\": {}}"
-      << (i + 1 < t.exchanges.size() ? ",\n" : "\n");
+      << ", \"durable\": true, \"auto_delete\": false, \"internal\": false, \"arguments\": {";
+    bool first = true;
+    for (const auto& [k, v] : t.exchanges[i].string_args) {
+      o << (first ? "" : ", ") << Quote(k) << ": " << Quote(v);
+      first = false;
+    }
+    o << "}}" << (i + 1 < t.exchanges.size() ? ",\n" : "\n");
   }
   o << "  ],\n  \"queues\": [\n";
   for (size_t i = 0; i < t.queues.size(); ++i) {
@@ -253,13 +305,18 @@ std::string DefinitionsJson(const Topology& t, bool local_users) {
       o << (first ? "" : ", ") << Quote(k) << ": " << v;
       first = false;
     }
+    for (const auto& [k, v] : q.bool_args) {
+      o << (first ? "" : ", ") << Quote(k) << ": " << (v ? "true" : "false");
+      first = false;
+    }
     o << "}}" << (i + 1 < t.queues.size() ? ",\n" : "\n");
   }
   o << "  ],\n  \"bindings\": [\n";
   for (size_t i = 0; i < t.bindings.size(); ++i) {
     const auto& b = t.bindings[i];
     o << "    {\"source\": " << Quote(b.exchange) << ", \"vhost\": \"/\", \"destination\": "
-      << Quote(b.queue) << ", \"destination_type\": \"queue\", \"routing_key\": "
+      << Quote(b.queue) << ", \"destination_type\": " << (b.to_exchange ? "\"exchange\"" : "\"queue\"")
+      << ", \"routing_key\": "
       << Quote(b.routing_key) << ", \"arguments\": {}}" << (i + 1 < t.bindings.size() ? ",\n" : "\n");
   }
   o << "  ]\n}\n";

@@ -26,7 +26,7 @@ TEST(Topology, EveryBindingTargetsADeclaredQueueAndExchange) {
   for (const auto& q : t.queues) queues.insert(q.name);
   for (const auto& e : t.exchanges) exchanges.insert(e.name);
   for (const auto& b : t.bindings) {
-    EXPECT_TRUE(queues.count(b.queue)) << b.queue;
+    EXPECT_TRUE(b.to_exchange ? exchanges.count(b.queue) : queues.count(b.queue)) << b.queue;
     EXPECT_TRUE(exchanges.count(b.exchange)) << b.exchange;
   }
   for (const auto& w : t.work_queues) {
@@ -84,8 +84,9 @@ TEST(Topology, EveryQueueThatDeadLettersDoesSoAtLeastOnce) {
     EXPECT_EQ(arg("x-dead-letter-strategy"), "at-least-once") << q.name;
     EXPECT_EQ(arg("x-overflow"), "reject-publish") << q.name;
   }
-  // 9 work queues, each with 5 retry tiers, and outbound.send's pace tier.
-  EXPECT_EQ(dead_lettering, 9 + 9 * 5 + 1);
+  // 9 work queues (conversation.inbound as its partitions), each with 5 retry tiers, and
+  // outbound.send's pace tier.
+  EXPECT_EQ(dead_lettering, 8 + kConversationInboundPartitions + 9 * 5 + 1);
 }
 
 TEST(Topology, EveryLegacyDelayQueueHasADeclaredSuccessor) {
@@ -99,6 +100,48 @@ TEST(Topology, EveryLegacyDelayQueueHasADeclaredSuccessor) {
   }
   EXPECT_EQ(legacy.front().name, "conversation.inbound.1s");
   EXPECT_EQ(legacy.front().successor, "conversation.inbound.delay.1s");
+}
+
+// One conversation, one partition: conversation.inbound is read in partitions with a single active
+// consumer each, fed by a consistent-hash exchange on the conversation's key, and what a partition
+// retries or parks goes through conversation.inbound's own delay and parking queues, the delays
+// back through the exchange (to the same partition: the key travels in the headers).
+TEST(Topology, ConversationInboundIsConsumedInPartitionsOfOneConsumerEach) {
+  const Topology& t = ConvoyTopology();
+  const PartitionedQueue* p = FindPartitioned(queues::kConversationInbound);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->partitions, kConversationInboundPartitions);
+  auto partitions = QueuesOf(queues::kConversationInbound);
+  ASSERT_EQ(partitions.size(), static_cast<size_t>(kConversationInboundPartitions));
+  EXPECT_EQ(partitions.front(), "conversation.inbound.0");
+  EXPECT_EQ(QueuesOf(queues::kMediaFetch), std::vector<std::string>{queues::kMediaFetch});
+  for (const auto& name : partitions) {
+    EXPECT_EQ(WorkQueueOf(name), queues::kConversationInbound);
+    const QueueSpec* spec = nullptr;
+    for (const auto& q : t.queues) {
+      if (q.name == name) spec = &q;
+    }
+    ASSERT_NE(spec, nullptr) << name;
+    EXPECT_TRUE(spec->bool_args.at("x-single-active-consumer")) << name;
+    EXPECT_EQ(spec->string_args.at("x-dead-letter-routing-key"), queues::kConversationInbound);
+    int bound = 0;
+    for (const auto& b : t.bindings) bound += b.queue == name && b.exchange == p->exchange && b.routing_key == "1";
+    EXPECT_EQ(bound, 1) << name;
+  }
+  EXPECT_EQ(WorkQueueOf("conversation.inbound.dlq"), "conversation.inbound.dlq");
+  EXPECT_EQ(WorkQueueOf("conversation.inbound.delay.1s"), "conversation.inbound.delay.1s");
+  EXPECT_EQ(WorkQueueOf(queues::kConversationEvents), queues::kConversationEvents);
+  bool hashed = false;
+  for (const auto& e : t.exchanges) {
+    if (e.name == p->exchange) hashed = e.type == "x-consistent-hash" && e.string_args.at("hash-header") == headers::kConversationKey;
+  }
+  EXPECT_TRUE(hashed);
+  for (const auto& q : t.queues) {
+    if (q.name.rfind("conversation.inbound.delay.", 0) == 0) {
+      EXPECT_EQ(q.string_args.at("x-dead-letter-exchange"), p->exchange) << q.name;
+    }
+    EXPECT_NE(q.name, queues::kConversationInbound) << "the single queue is gone";
+  }
 }
 
 }  // namespace

@@ -116,6 +116,108 @@ Status Rebuild(AmqpAdmin& admin, const Topology& t, const QueueSpec& q, uint64_t
   return Restore(admin, t, q.name, &back);
 }
 
+// Moves every ready message of `from`, in order, into `exchange` (a partitioned work queue's: each
+// lands in its conversation's partition), with its body and headers. How many.
+Status DrainToExchange(AmqpAdmin& admin, const std::string& from, const std::string& exchange, uint64_t* moved) {
+  for (int round = 0; round < 10000; ++round) {
+    auto state = admin.Inspect(from);
+    if (!state.ok()) return state.status();
+    if (!state->exists || state->messages == 0) return Status::Ok();
+    if (state->consumers > 0) return Busy(from, state->consumers);
+    auto n = admin.Sweep(from, 500, [&](const Delivery& d, AmqpMessage* copy) {
+      copy->exchange = exchange;
+      copy->routing_key = from;
+      copy->body = d.body;
+      copy->message_id = d.message_id;
+      copy->headers = d.headers;
+      if (d.attempt > 0) copy->int_headers[headers::kAttempt] = d.attempt;
+      return AmqpAdmin::SweepAction::kMove;
+    });
+    if (!n.ok()) return n.status();
+    *moved += *n;
+  }
+  return Status(Code::kUnavailable, from + " keeps receiving messages: stop what publishes to it");
+}
+
+// From one work queue to its partitions (topology 3: conversation.inbound split). Ingress may keep
+// publishing, and each conversation keeps its order across the switch: the old queue loses its
+// binding first (a "message" published in the moment until the partitions take over is returned
+// to ingress, which refuses the webhook, and Meta delivers it again later), its delay queues are
+// emptied into the partitions and declared anew (routing back through the exchange), then the old
+// queue's messages move in order into the partitions, and only then does the exchange take the
+// binding. Each step is idempotent: an interrupted run goes on where it stopped.
+Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p, std::vector<UpgradeStep>* steps) {
+  for (const auto& q : t.queues) {
+    if (q.name == p.queue || WorkQueueOf(q.name) != p.queue) continue;  // its partitions only
+    Status s = admin.DeclareQueue(q);
+    if (!s.ok()) return s;
+    for (const auto& b : t.bindings) {
+      if (b.queue != q.name || b.to_exchange) continue;
+      s = admin.Bind(b);
+      if (!s.ok()) return s;
+    }
+  }
+  auto old = admin.Inspect(p.queue);
+  if (!old.ok()) return old.status();
+  if (!old->exists) return Status::Ok();
+  if (old->consumers > 0) return Busy(p.queue, old->consumers);
+  UpgradeStep step{p.queue, "moved into " + std::to_string(p.partitions) + " partitions behind " + p.exchange +
+                                " and deleted", 0};
+  // The bindings the exchange takes over, taken from the old queue first.
+  std::vector<BindingSpec> taken;
+  for (const auto& b : t.bindings) {
+    if (b.to_exchange && b.queue == p.exchange) taken.push_back(b);
+  }
+  for (auto b : taken) {
+    b.queue = p.queue;
+    b.to_exchange = false;
+    Status s = admin.Unbind(b);
+    if (!s.ok()) return s;
+  }
+  for (const auto* d : DelayQueuesOf(t, p.queue)) {
+    Status s = admin.DeclareQueue(*d);
+    if (s.ok()) continue;  // declared as it is now (by an interrupted run)
+    if (!IsInequivalentArgs(s)) return s;
+    // Dead-letters to the old queue by name: nothing may reach it any more, then what waits comes
+    // back early into the partitions (a retry sooner).
+    for (const auto& b : BindingsOf(d->name)) {
+      s = admin.Unbind(b);
+      if (!s.ok()) return s;
+    }
+    s = DrainToExchange(admin, d->name, p.exchange, &step.moved);
+    if (!s.ok()) return s;
+    s = admin.DeleteQueue(d->name, /*if_empty=*/false, /*if_unused=*/false);
+    if (!s.ok()) return s;
+    s = admin.DeclareQueue(*d);
+    if (!s.ok()) return s;
+  }
+  // Topology 1's classic delay queues dead-letter into the old queue by name too.
+  for (const auto& legacy : LegacyDelayQueues()) {
+    if (legacy.name.compare(0, p.queue.size() + 1, p.queue + ".") != 0) continue;
+    auto state = admin.Inspect(legacy.name);
+    if (!state.ok()) return state.status();
+    if (!state->exists) continue;
+    for (const auto& b : BindingsOf(legacy.successor)) {
+      Status s = admin.Unbind({b.exchange, legacy.name, legacy.name});
+      if (!s.ok()) return s;
+    }
+    Status s = DrainToExchange(admin, legacy.name, p.exchange, &step.moved);
+    if (!s.ok()) return s;
+    s = admin.DeleteQueue(legacy.name, /*if_empty=*/true, /*if_unused=*/false);
+    if (!s.ok()) return s;
+  }
+  Status s = DrainToExchange(admin, p.queue, p.exchange, &step.moved);
+  if (!s.ok()) return s;
+  s = admin.DeleteQueue(p.queue, /*if_empty=*/false, /*if_unused=*/false);
+  if (!s.ok()) return s;
+  for (const auto& b : taken) {
+    s = admin.Bind(b);
+    if (!s.ok()) return s;
+  }
+  steps->push_back(step);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options) {
@@ -126,6 +228,11 @@ Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options) {
   std::vector<UpgradeStep> steps;
   for (const auto& ex : t.exchanges) {
     s = admin.DeclareExchange(ex);
+    if (!s.ok()) return s;
+  }
+  // 0. Work queues now consumed in partitions (their delay queues are declared anew there).
+  for (const auto& p : t.partitioned) {
+    s = Partition(admin, t, p, &steps);
     if (!s.ok()) return s;
   }
   // 1. Work queues first: those declared with other arguments are rebuilt below, and their

@@ -21,10 +21,21 @@ using namespace std::chrono_literals;
 // classic delay queues under their old names.
 void DeclareTopologyOne(AmqpAdmin& admin) {
   const Topology& t = ConvoyTopology();
-  for (const auto& ex : t.exchanges) ASSERT_TRUE(admin.DeclareExchange(ex).ok());
+  for (const auto& ex : t.exchanges) {
+    if (ex.type != "x-consistent-hash") {
+      ASSERT_TRUE(admin.DeclareExchange(ex).ok());
+    }
+  }
   std::map<std::string, std::string> successor_of;
   for (const auto& l : LegacyDelayQueues()) successor_of[l.successor] = l.name;
+  ASSERT_TRUE(admin.DeclareQueue({queues::kConversationInbound,
+                                  {{"x-queue-type", "quorum"}, {"x-dead-letter-exchange", exchanges::kDlx},
+                                   {"x-dead-letter-routing-key", queues::kConversationInbound}},
+                                  {{"x-delivery-limit", 10}}})
+                  .ok());
+  ASSERT_TRUE(admin.Bind({exchanges::kInbound, queues::kConversationInbound, "message"}).ok());
   for (QueueSpec q : t.queues) {
+    if (WorkQueueOf(q.name) != q.name) continue;  // a partition: came with topology 3
     // Came with topology 2: outbound.deliver, outbound.extract.
     if (q.name.rfind(queues::kOutboundDeliver, 0) == 0 || q.name.rfind(queues::kOutboundExtract, 0) == 0) continue;
     if (successor_of.count(q.name)) {
@@ -52,6 +63,7 @@ void Put(Publisher& pub, const std::string& queue, const std::string& tag, int n
     m.routing_key = queue;
     m.body = "{\"tag\":\"" + tag + std::to_string(i) + "\"}";
     m.headers[headers::kDedupeKey] = tag + std::to_string(i);
+    m.headers[headers::kConversationKey] = "pnid:" + std::to_string(i % 7);
     m.int_headers[headers::kAttempt] = 3;
     pub.Publish(std::move(m), batch.Add());
   }
@@ -152,6 +164,117 @@ TEST(TopologyUpgrade, MovesEveryWaitingMessageAndLeavesTheCurrentTopology) {
   pub.Stop();
 
   // Running it again changes nothing.
+  auto again = UpgradeTopology(o);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->empty());
+}
+
+// Topology 2: conversation.inbound a single queue, its delay queues dead-lettering to it by name.
+void DeclareTopologyTwo(AmqpAdmin& admin) {
+  const Topology& t = ConvoyTopology();
+  for (const auto& ex : t.exchanges) {
+    if (ex.type != "x-consistent-hash") {
+      ASSERT_TRUE(admin.DeclareExchange(ex).ok());
+    }
+  }
+  for (QueueSpec q : t.queues) {
+    if (WorkQueueOf(q.name) != q.name) continue;
+    if (q.name.rfind("conversation.inbound.delay.", 0) == 0) q.string_args["x-dead-letter-exchange"] = "";
+    ASSERT_TRUE(admin.DeclareQueue(q).ok()) << q.name;
+  }
+  QueueSpec inbound{queues::kConversationInbound,
+                    {{"x-queue-type", "quorum"}, {"x-dead-letter-strategy", "at-least-once"},
+                     {"x-overflow", "reject-publish"}, {"x-dead-letter-exchange", exchanges::kDlx},
+                     {"x-dead-letter-routing-key", queues::kConversationInbound}},
+                    {{"x-delivery-limit", 10}}};
+  ASSERT_TRUE(admin.DeclareQueue(inbound).ok());
+  for (const auto& b : t.bindings) {
+    if (b.to_exchange || WorkQueueOf(b.queue) != b.queue) continue;
+    ASSERT_TRUE(admin.Bind(b).ok()) << b.queue;
+  }
+  ASSERT_TRUE(admin.Bind({exchanges::kInbound, queues::kConversationInbound, "message"}).ok());
+}
+
+AmqpMessage InboundMessage(const std::string& key, int seq) {
+  AmqpMessage m;
+  m.exchange = exchanges::kInbound;
+  m.routing_key = "message";
+  m.body = "{\"seq\":" + std::to_string(seq) + "}";
+  m.headers[headers::kConversationKey] = key;
+  m.headers[headers::kDedupeKey] = key + "/" + std::to_string(seq);
+  return m;
+}
+
+TEST(TopologyUpgrade, SplitsConversationInboundIntoPartitionsKeepingEachConversationsOrder) {
+  test::TestVhost vhost("topology_upgrade_partitions");
+  AmqpOptions o{vhost.url(), "test-upgrade"};
+  o.declare_topology = false;
+  {
+    AmqpAdmin admin;
+    ASSERT_TRUE(admin.Open(o).ok());
+    DeclareTopologyTwo(admin);
+  }
+  // 40 conversations' messages waiting in the single queue, in order; a retry waiting in a delay queue.
+  constexpr int kMessages = 400, kConversations = 40;
+  {
+    Publisher pub(o);
+    pub.Start();
+    ASSERT_TRUE(pub.WaitConnected(20s));
+    PublishBatch batch;
+    for (int i = 0; i < kMessages; ++i) pub.Publish(InboundMessage("pnid:" + std::to_string(i % kConversations), i), batch.Add());
+    AmqpMessage retry = InboundMessage("pnid:retry", 0);
+    retry.exchange = exchanges::kRetry;
+    retry.routing_key = "conversation.inbound.delay.2m";
+    pub.Publish(retry, batch.Add());
+    ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 30s).ok());
+    pub.Stop();
+  }
+  ASSERT_FALSE(DeclareConvoyTopology(o).ok()) << "a service of the new version refuses the old delay queues";
+
+  auto steps = UpgradeTopology(o);
+  ASSERT_TRUE(steps.ok()) << steps.status().ToString();
+  ASSERT_EQ(steps->size(), 1u);
+  EXPECT_EQ(steps->front().queue, queues::kConversationInbound);
+  EXPECT_EQ(steps->front().moved, static_cast<uint64_t>(kMessages + 1));
+  ASSERT_TRUE(DeclareConvoyTopology(o).ok()) << "the services' declaration matches after the upgrade";
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  auto old = admin.Inspect(queues::kConversationInbound);
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->exists) << "the single queue is gone";
+
+  // Ingress's next message of a conversation lands in that conversation's partition, after the rest.
+  {
+    Publisher pub(o);
+    pub.Start();
+    ASSERT_TRUE(pub.WaitConnected(20s));
+    for (int c = 0; c < kConversations; ++c) {
+      ASSERT_TRUE(pub.PublishAndWait(InboundMessage("pnid:" + std::to_string(c), kMessages + c), 10s).ok());
+    }
+    pub.Stop();
+  }
+  std::map<std::string, std::string> partition_of;
+  std::map<std::string, int> last_seq;
+  size_t total = 0, used = 0;
+  for (const auto& partition : QueuesOf(queues::kConversationInbound)) {
+    auto taken = TakeMessages(o, partition, 10000);
+    ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+    total += taken->size();
+    used += taken->empty() ? 0 : 1;
+    for (const auto& d : *taken) {
+      const std::string key = d.Header(headers::kConversationKey);
+      auto it = partition_of.emplace(key, partition).first;
+      EXPECT_EQ(it->second, partition) << key << " is in two partitions";
+      const int seq = std::atoi(d.body.substr(d.body.find(':') + 1).c_str());
+      if (last_seq.count(key)) {
+        EXPECT_GT(seq, last_seq[key]) << key << " out of order in " << partition;
+      }
+      last_seq[key] = seq;
+    }
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kMessages + 1 + kConversations));
+  EXPECT_GT(used, 1u) << "conversations spread over the partitions";
+
   auto again = UpgradeTopology(o);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_TRUE(again->empty());

@@ -207,6 +207,9 @@ Result<size_t> ReplayParked(const std::string& amqp_url, const DlqFilter& filter
     if (dry_run) return AmqpAdmin::SweepAction::kKeep;
     copy->exchange = "";  // the default exchange: straight to the work queue
     copy->routing_key = m.queue;
+    if (const PartitionedQueue* p = FindPartitioned(m.queue)) {
+      copy->exchange = p->exchange;  // to its conversation's partition (by its x-conversation-key)
+    }
     copy->body = d.body;
     copy->message_id = d.message_id;
     copy->headers = d.headers;

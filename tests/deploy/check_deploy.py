@@ -342,7 +342,7 @@ for overlay in overlays:
             if overlay.name == "prod" and key == "definitions.json":
                 if value != production_definitions:
                     fail(f"{where}: ConfigMap {cm['metadata']['name']}: {key} differs from `convoy-topology --production`")
-            elif key in ("definitions.json", "rabbitmq.conf", "advanced.config") and original.read_text() != value:
+            elif key in ("definitions.json", "rabbitmq.conf", "advanced.config", "enabled_plugins") and original.read_text() != value:
                 fail(f"{where}: ConfigMap {cm['metadata']['name']}: {key} differs from deploy/rabbitmq/{key}")
             if key == "roles.sql" and (src / "deploy/compose/postgres-roles.sql").read_text() != value:
                 fail(f"{where}: ConfigMap {cm['metadata']['name']}: roles.sql differs from deploy/compose/postgres-roles.sql")

@@ -42,29 +42,32 @@ class BrokerUsers : public ::testing::Test {
 bool Refused(const Status& s) { return !s.ok() && s.message().find("403 ACCESS_REFUSED") != std::string::npos; }
 
 TEST_F(BrokerUsers, EachPartDoesItsWorkAndIsRefusedEverythingElse) {
+  // conversation.inbound is consumed in partitions: the first and the last.
+  const std::string first_partition = PartitionName(queues::kConversationInbound, 0);
+  const std::string last_partition = PartitionName(queues::kConversationInbound, kConversationInboundPartitions - 1);
   const std::vector<BrokerCase> cases = {
-      {"ingress", {}, {queues::kConversationInbound, queues::kOutboundStatus}, {{exchanges::kInbound, "message"}},
+      {"ingress", {}, {first_partition, queues::kOutboundStatus}, {{exchanges::kInbound, "message"}},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kEvents, "media.stored"}, {"", queues::kOutboundSend}}},
       {"conversation",
-       {queues::kConversationInbound, queues::kConversationEvents},
+       {first_partition, last_partition, queues::kConversationEvents},
        {queues::kOutboundSend, queues::kMediaFetch, "conversation.inbound.dlq"},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kEvents, "flow.completed"},
-        {exchanges::kRetry, "conversation.events.delay.1s"}, {exchanges::kDlx, queues::kConversationInbound}},
+        {exchanges::kRetry, "conversation.events.delay.1s"}, {exchanges::kDlx, "conversation.inbound"}},
        {{exchanges::kInbound, "message"}, {"", queues::kOutboundSend}}},
       {"media",
        {queues::kMediaFetch, queues::kMediaUpload},
        {queues::kOutboundSend, queues::kOutboundStatus, queues::kOutboundDeliver, queues::kOutboundExtract,
-        queues::kConversationInbound},
+        first_partition},
        {{exchanges::kEvents, "media.stored"}, {exchanges::kRetry, "media.fetch.delay.1s"}},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kInbound, "message"}}},
       {"outbound",
        {queues::kOutboundSend, queues::kOutboundStatus, queues::kOutboundDeliver, queues::kOutboundExtract},
-       {queues::kMediaFetch, queues::kConversationInbound, "outbound.send.dlq"},
+       {queues::kMediaFetch, first_partition, "outbound.send.dlq"},
        {{exchanges::kEvents, "outbound.sent"}, {exchanges::kDlx, queues::kOutboundSend}},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kInbound, "status"}}},
       {"ops",
        {"outbound.send.dlq", "conversation.inbound.dlq"},
-       {queues::kOutboundSend, queues::kConversationInbound},
+       {queues::kOutboundSend, first_partition},
        {{"", "outbound.send.dlq"}},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kInbound, "message"}}},
   };
@@ -103,7 +106,8 @@ TEST_F(BrokerUsers, EachPartDoesItsWorkAndIsRefusedEverythingElse) {
 TEST_F(BrokerUsers, TheScalerSeesQueueDepthsAndNothingElse) {
   // KEDA's RabbitMQ trigger (k8s/overlays/prod autoscaling.yaml) reads a work queue's depth with
   // a passive declare; its user may neither consume, publish nor declare.
-  for (const char* queue : {queues::kConversationInbound, queues::kMediaFetch, queues::kOutboundSend}) {
+  const std::string partition = PartitionName(queues::kConversationInbound, 0);
+  for (const std::string& queue : {partition, std::string(queues::kMediaFetch), std::string(queues::kOutboundSend)}) {
     Status s = Probe("scaler", [&](AmqpAdmin& a) {
       auto state = a.Inspect(queue);
       return state.ok() && !state->exists ? Status(Code::kNotFound, "not found") : state.status();

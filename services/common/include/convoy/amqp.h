@@ -161,6 +161,11 @@ struct ConsumerOptions {
   int prefetch = 32;
   int max_attempts = 5;  // a message that failed this often is dead-lettered
   int batch = 1;         // a batch handler gets at most this many deliveries at once (never waits to fill)
+  // When set, these queues are consumed (on one channel) instead of `queue`, which then only names
+  // them in logs: partitions of the work queue `queue` (topology.h PartitionedQueue). Each
+  // delivery's Delivery::queue is the queue it came from; its retries, delays and parking go
+  // through its work queue's (WorkQueueOf).
+  std::vector<std::string> queues = {};
 };
 
 struct ConsumerStats {
@@ -191,7 +196,8 @@ class Consumer {
 Status DeclareConvoyTopology(const AmqpOptions& options);
 
 // Tools and tests: the number of ready messages in a queue (passive declare: exact, unlike the
-// management API's sampled statistics), and up to `max` messages taken off it with basic.get.
+// management API's sampled statistics), and up to `max` messages taken off it with basic.get. A
+// partitioned work queue's name stands for all its partitions.
 Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string& queue);
 Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std::string& queue,
                                            size_t max);

@@ -16,6 +16,9 @@ constexpr const char* kEvents = "convoy.events";
 constexpr const char* kCommands = "convoy.commands";
 constexpr const char* kRetry = "convoy.retry";
 constexpr const char* kDlx = "convoy.dlx";
+// Consistent hash over the x-conversation-key header: one conversation, one partition of
+// conversation.inbound (bound from convoy.inbound with "message").
+constexpr const char* kConversationInbound = "convoy.inbound.conversation";
 }  // namespace exchanges
 
 namespace queues {
@@ -51,16 +54,30 @@ constexpr const char* kOriginalQueue = "x-original-queue";
 
 struct ExchangeSpec {
   std::string name, type;
+  std::map<std::string, std::string> string_args = {};
 };
 
 struct QueueSpec {
   std::string name;
   std::map<std::string, std::string> string_args;
   std::map<std::string, int64_t> int_args;
+  std::map<std::string, bool> bool_args = {};
 };
 
 struct BindingSpec {
   std::string exchange, queue, routing_key;
+  bool to_exchange = false;  // `queue` names an exchange (an exchange-to-exchange binding)
+};
+
+// A work queue consumed in partitions, so that what one conversation sends is consumed one at a
+// time in order (CONVENTIONS 7b) while conversations spread over consumers and replicas: queues
+// "<queue>.<i>" (i < partitions), each a quorum queue with a single active consumer, bound with
+// weight 1 to a consistent-hash exchange on the x-conversation-key header. The work queue's name
+// stays the name of its delay queues (which dead-letter back through the exchange: a retry
+// returns to its conversation's partition) and of its parking queue "<queue>.dlq".
+struct PartitionedQueue {
+  std::string queue, exchange;
+  int partitions = 1;
 };
 
 struct RetryTier {
@@ -78,13 +95,28 @@ struct Topology {
   // whose consumers pace: a wait comes back in steps no longer than itself.
   std::vector<RetryTier> pace_tiers;
   std::vector<std::string> paced_queues;
+  std::vector<PartitionedQueue> partitioned;
 };
+
+// The topology setting: how many partitions conversation.inbound has. Changing it moves every
+// conversation to another partition: run `convoy-topology --upgrade` with the consumers stopped.
+constexpr int kConversationInboundPartitions = 8;
 
 const Topology& ConvoyTopology();
 
 // The delay queue of a work queue's tier: "<queue>.delay.<tier>" (quorum, at-least-once
 // dead-lettering back to the work queue). Also its routing key on convoy.retry.
 std::string DelayQueueName(const std::string& queue, const std::string& tier);
+
+// The partition of a work queue: "<queue>.<index>".
+std::string PartitionName(const std::string& queue, int index);
+// The queues a work queue's consumers read: its partitions, or the queue itself.
+std::vector<std::string> QueuesOf(const std::string& work_queue);
+// The work queue a queue belongs to: the partitioned work queue of a partition, else the queue.
+// Retries, delays and parked messages of a partition go through its work queue's delay queues
+// and parking queue.
+std::string WorkQueueOf(const std::string& queue);
+const PartitionedQueue* FindPartitioned(const std::string& work_queue);
 
 // Topology 1 (convoy before at-least-once delay queues) had classic delay queues named
 // "<queue>.<tier>"; `convoy-topology --upgrade` moves what waits in them to their successors

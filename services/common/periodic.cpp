@@ -2,8 +2,8 @@
 
 namespace convoy {
 
-Periodic::Periodic(std::chrono::milliseconds interval, std::function<void()> work)
-    : interval_(interval), work_(std::move(work)) {}
+Periodic::Periodic(std::chrono::milliseconds interval, std::function<void()> work, First first)
+    : interval_(interval), work_(std::move(work)), first_(first) {}
 
 Periodic::~Periodic() { Stop(); }
 
@@ -25,10 +25,12 @@ void Periodic::Stop() {
 }
 
 void Periodic::Run() {
-  while (true) {
+  for (bool wait = first_ == First::kAfterInterval;; wait = true) {
+    if (wait) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, interval_, [&] { return stop_; })) return;  // the schedule, not a condition
+    }
     work_();
-    std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, interval_, [&] { return stop_; })) return;  // the schedule, not a condition
   }
 }
 

@@ -66,54 +66,32 @@ Result<std::map<std::string, int64_t>> PruneOnce(PgConnection& db, const std::st
 
 RetentionLoop::RetentionLoop(std::string pg_dsn, std::string lock_name, std::vector<PruneRule> rules,
                              std::chrono::seconds interval)
-    : dsn_(std::move(pg_dsn)), lock_(std::move(lock_name)), rules_(std::move(rules)), interval_(interval) {}
+    : dsn_(std::move(pg_dsn)),
+      lock_(std::move(lock_name)),
+      rules_(std::move(rules)),
+      loop_(interval, [this] { Pass(); }, Periodic::First::kAfterInterval) {}
 
-RetentionLoop::~RetentionLoop() { Stop(); }
-
-void RetentionLoop::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  started_ = true;
-  thread_ = std::thread([this] { Run(); });
-}
-
-void RetentionLoop::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!started_ || stop_) return;
-    stop_ = true;
+void RetentionLoop::Pass() {
+  if (!db_) {
+    auto c = PgConnection::Connect(dsn_);
+    if (!c.ok()) {
+      LOG(WARNING) << LogCtx("retention") << "event=retention_skipped error=" << c.status().ToString();
+      return;
+    }
+    db_ = std::move(*c);
   }
-  cv_.notify_all();
-  thread_.join();
-}
-
-void RetentionLoop::Run() {
-  std::unique_ptr<PgConnection> db;
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, interval_, [&] { return stop_; })) return;  // the schedule, not a condition
+  auto r = PruneOnce(*db_, lock_, rules_);
+  if (!r.ok()) {
+    if (r.status().code() != Code::kUnavailable || db_->healthy()) {
+      LOG(WARNING) << LogCtx("retention") << "event=retention_failed error=" << r.status().ToString();
     }
-    if (!db) {
-      auto c = PgConnection::Connect(dsn_);
-      if (!c.ok()) {
-        LOG(WARNING) << LogCtx("retention") << "event=retention_skipped error=" << c.status().ToString();
-        continue;
-      }
-      db = std::move(*c);
-    }
-    auto r = PruneOnce(*db, lock_, rules_);
-    if (!r.ok()) {
-      if (r.status().code() != Code::kUnavailable || db->healthy()) {
-        LOG(WARNING) << LogCtx("retention") << "event=retention_failed error=" << r.status().ToString();
-      }
-      continue;
-    }
-    std::string summary;
-    for (const auto& [table, n] : *r) {
-      if (n > 0) summary += " " + table + "=" + std::to_string(n);
-    }
-    if (!summary.empty()) LOG(INFO) << LogCtx("retention") << "event=retention_pass deleted" << summary;
+    return;
   }
+  std::string summary;
+  for (const auto& [table, n] : *r) {
+    if (n > 0) summary += " " + table + "=" + std::to_string(n);
+  }
+  if (!summary.empty()) LOG(INFO) << LogCtx("retention") << "event=retention_pass deleted" << summary;
 }
 
 }  // namespace convoy

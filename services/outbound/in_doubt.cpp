@@ -32,7 +32,7 @@ Result<InDoubt> MeasureInDoubt(PgConnection& db) {
 }
 
 InDoubtMonitor::InDoubtMonitor(std::string pg_dsn, std::chrono::seconds interval, std::chrono::seconds reconcile)
-    : dsn_(std::move(pg_dsn)), interval_(interval) {
+    : dsn_(std::move(pg_dsn)), loop_(interval, [this] { Measure(); }) {
   DefaultRegistry()
       .GetGauge("convoy_outbound_reconcile_seconds",
                 "--reconcile_seconds: how long a send in doubt waits for its status webhook before it is sent again.")
@@ -41,40 +41,17 @@ InDoubtMonitor::InDoubtMonitor(std::string pg_dsn, std::chrono::seconds interval
   OldestInDoubt();
 }
 
-InDoubtMonitor::~InDoubtMonitor() { Stop(); }
-
-void InDoubtMonitor::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  started_ = true;
-  thread_ = std::thread([this] { Run(); });
-}
-
-void InDoubtMonitor::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!started_ || stop_) return;
-    stop_ = true;
+void InDoubtMonitor::Measure() {
+  if (!db_) {
+    auto c = PgConnection::Connect(dsn_);
+    if (c.ok()) db_ = std::move(*c);
   }
-  cv_.notify_all();
-  thread_.join();
-}
-
-void InDoubtMonitor::Run() {
-  std::unique_ptr<PgConnection> db;
-  while (true) {
-    if (!db) {
-      auto c = PgConnection::Connect(dsn_);
-      if (c.ok()) db = std::move(*c);
-    }
-    auto m = db ? MeasureInDoubt(*db) : Result<InDoubt>(Status(Code::kUnavailable, "no database connection"));
-    if (m.ok()) {
-      InDoubtSends().Set(m->count);
-      OldestInDoubt().Set(m->oldest_seconds);
-    } else {
-      LOG_EVERY_N(WARNING, 20) << LogCtx("outbound") << "event=in_doubt_unmeasured error=" << m.status().ToString();
-    }
-    std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, interval_, [&] { return stop_; })) return;  // the schedule, not a condition
+  auto m = db_ ? MeasureInDoubt(*db_) : Result<InDoubt>(Status(Code::kUnavailable, "no database connection"));
+  if (m.ok()) {
+    InDoubtSends().Set(m->count);
+    OldestInDoubt().Set(m->oldest_seconds);
+  } else {
+    LOG_EVERY_N(WARNING, 20) << LogCtx("outbound") << "event=in_doubt_unmeasured error=" << m.status().ToString();
   }
 }
 

@@ -5,12 +5,11 @@
 // one older than that window means neither happened. Measured on a schedule into gauges, so an
 // alert can see it (deploy/prometheus: ConvoySendsInDoubt).
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 
+#include "convoy/periodic.h"
 #include "convoy/pg.h"
 
 namespace convoy::outbound {
@@ -27,18 +26,14 @@ Result<InDoubt> MeasureInDoubt(PgConnection& db);
 class InDoubtMonitor {
  public:
   InDoubtMonitor(std::string pg_dsn, std::chrono::seconds interval, std::chrono::seconds reconcile);
-  ~InDoubtMonitor();
-  void Start();
-  void Stop();
+  void Start() { loop_.Start(); }
+  void Stop() { loop_.Stop(); }
 
  private:
-  void Run();
+  void Measure();  // on the loop's thread only
   std::string dsn_;
-  std::chrono::seconds interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false, started_ = false;
-  std::thread thread_;
+  std::unique_ptr<PgConnection> db_;
+  Periodic loop_;  // last: stopped first, while the rest is still there
 };
 
 }  // namespace convoy::outbound

@@ -1,7 +1,7 @@
 #pragma once
-// A thread that runs one piece of work now and then every `interval` until stopped: for measures
-// exported as gauges. Stop() (or the destructor) wakes it at once and joins it; the work is never
-// running after Stop() returns.
+// A thread that runs one piece of work every `interval` until stopped (the first time at once, or
+// one interval after Start: kAfterInterval): gauges, retention passes. Stop() (or the destructor)
+// wakes it at once and joins it; the work is never running after Stop() returns.
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -12,7 +12,8 @@ namespace convoy {
 
 class Periodic {
  public:
-  Periodic(std::chrono::milliseconds interval, std::function<void()> work);
+  enum class First { kNow, kAfterInterval };
+  Periodic(std::chrono::milliseconds interval, std::function<void()> work, First first = First::kNow);
   ~Periodic();
   Periodic(const Periodic&) = delete;
   Periodic& operator=(const Periodic&) = delete;
@@ -23,6 +24,7 @@ class Periodic {
   void Run();
   std::chrono::milliseconds interval_;
   std::function<void()> work_;
+  First first_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, started_ = false;

@@ -4,14 +4,13 @@
 // touching a conversation's row, so no conversation lock is ever held or waited for), one replica
 // at a time (a session advisory lock per service), every --retention_interval_seconds.
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "convoy/periodic.h"
 #include "convoy/pg.h"
 
 namespace convoy {
@@ -39,19 +38,15 @@ Result<std::map<std::string, int64_t>> PruneOnce(PgConnection& db, const std::st
 class RetentionLoop {
  public:
   RetentionLoop(std::string pg_dsn, std::string lock_name, std::vector<PruneRule> rules, std::chrono::seconds interval);
-  ~RetentionLoop();
-  void Start();
-  void Stop();
+  void Start() { loop_.Start(); }
+  void Stop() { loop_.Stop(); }
 
  private:
-  void Run();
+  void Pass();  // on the loop's thread only
   std::string dsn_, lock_;
   std::vector<PruneRule> rules_;
-  std::chrono::seconds interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false, started_ = false;
-  std::thread thread_;
+  std::unique_ptr<PgConnection> db_;
+  Periodic loop_;  // last: stopped first, while the rest is still there
 };
 
 }  // namespace convoy

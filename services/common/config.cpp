@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cerrno>
 #include <cstdlib>
@@ -41,7 +42,11 @@ bool ValidateMetricsPort(const char* flag, int32_t value) {
 
 bool InRange(const char* flag, double value, double lo, double hi) {
   if (value >= lo && value <= hi) return true;
-  std::fprintf(stderr, "invalid value for --%s: %g (must be %g..%g)\n", flag, value, lo, hi);
+  // Whole numbers (counts, bytes) in full: %g would say 1.04858e+06 for 1 MiB.
+  const bool whole = value == std::trunc(value) && lo == std::trunc(lo) && hi == std::trunc(hi);
+  std::fprintf(stderr,
+               whole ? "invalid value for --%s: %.0f (must be %.0f..%.0f)\n" : "invalid value for --%s: %g (must be %g..%g)\n",
+               flag, value, lo, hi);
   return false;
 }
 

@@ -76,5 +76,17 @@ TEST(MakeDirs, CreatesEveryMissingParentAndRefusesAFile) {
   EXPECT_NE(s.message().find("/file"), std::string::npos) << s.ToString();
 }
 
+// A flag out of range says its value and the range as written: whole numbers in full.
+TEST(Flags, OutOfRangeSaysTheValueAndTheRangeInFull) {
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(InRange("max_media_bytes_per_user_per_day", 1000, 1 << 20, 1099511627776.0));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "invalid value for --max_media_bytes_per_user_per_day: 1000 (must be 1048576..1099511627776)\n");
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(InRange("ratio", 1.5, 0, 1));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "invalid value for --ratio: 1.5 (must be 0..1)\n");
+  EXPECT_TRUE(InRange("ratio", 0.5, 0, 1));
+}
+
 }  // namespace
 }  // namespace convoy

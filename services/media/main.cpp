@@ -4,7 +4,6 @@
 #include <glog/logging.h>
 #include <sys/stat.h>
 
-#include <cstdio>
 
 #include "convoy/amqp.h"
 #include "convoy/config.h"
@@ -53,21 +52,14 @@ DEFINE_int32(max_photos_per_user_per_day, 300,
              "nothing is stored (1..1000000)");
 static bool ValidateUserPhotos(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 1000000); }
 DEFINE_validator(max_photos_per_user_per_day, &ValidateUserPhotos);
-// A byte count within [lo, hi], said in bytes when it is not (InRange would print 1.04858e+06).
-static bool BytesInRange(const char* flag, int64_t v, int64_t lo, int64_t hi) {
-  if (v >= lo && v <= hi) return true;
-  std::fprintf(stderr, "invalid value for --%s: %lld (must be %lld..%lld bytes)\n", flag, static_cast<long long>(v),
-               static_cast<long long>(lo), static_cast<long long>(hi));
-  return false;
-}
 DEFINE_int64(max_media_bytes_per_user_per_day, int64_t{256} << 20,
              "Bytes of media one user (conversation) may have stored per UTC day (default 256 MiB; 1 MiB..1 TiB)");
-static bool ValidateUserBytes(const char* flag, int64_t v) { return BytesInRange(flag, v, 1 << 20, int64_t{1} << 40); }
+static bool ValidateUserBytes(const char* flag, int64_t v) { return convoy::InRange(flag, static_cast<double>(v), 1 << 20, 1ull << 40); }
 DEFINE_validator(max_media_bytes_per_user_per_day, &ValidateUserBytes);
 DEFINE_int64(max_media_bytes_per_number_per_day, int64_t{20} << 30,
              "Bytes of media all users of one business number may have stored per UTC day (default 20 GiB; "
              "1 MiB..1 PiB)");
-static bool ValidateNumberBytes(const char* flag, int64_t v) { return BytesInRange(flag, v, 1 << 20, int64_t{1} << 50); }
+static bool ValidateNumberBytes(const char* flag, int64_t v) { return convoy::InRange(flag, static_cast<double>(v), 1 << 20, 1ull << 50); }
 DEFINE_validator(max_media_bytes_per_number_per_day, &ValidateNumberBytes);
 DEFINE_int32(disk_measure_seconds, 30,
              "How often the media folder's file system is measured into convoy_media_disk_used_bytes / "

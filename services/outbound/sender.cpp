@@ -34,6 +34,20 @@ constexpr int kInvalidParameterCode = 100;      // what Meta answers for a messa
 constexpr const char* kLookup =
     "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, 1e9) "
     "FROM outbound_messages WHERE dedupe_key = $1";
+// The same, and the first send of the same conversation written before this one (a lower outbox
+// id) that is not settled yet: neither settled in the ledger (done, parked, abandoned) nor settled
+// here (accepted by Meta, failed for good, let go). Its dedupe key and in how many ms it is due
+// back from a delay queue (0 when due or in flight); "" when this send is next in its conversation
+// or has no outbox row (a command from elsewhere). One row always: status "" when no attempt yet.
+constexpr const char* kLookupInOrder =
+    "SELECT coalesce(m.status, ''), coalesce(extract(epoch FROM clock_timestamp() - m.attempt_started_at)::float8, 1e9), "
+    "coalesce(e.dedupe_key, ''), coalesce(e.due_ms, 0) "
+    "FROM (SELECT $1::text AS k) me LEFT JOIN outbound_messages m ON m.dedupe_key = me.k "
+    "LEFT JOIN LATERAL (SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint AS due_ms "
+    "FROM outbox mine JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id "
+    "AND o.settled_at IS NULL AND o.routing_key = 'outbound.send' "
+    "WHERE mine.dedupe_key = me.k AND NOT EXISTS (SELECT 1 FROM outbound_messages s WHERE s.dedupe_key = o.dedupe_key "
+    "AND s.status IN ('sent', 'delivered', 'read', 'failed', 'unknown')) ORDER BY o.id LIMIT 1) e ON true";
 // Claims an attempt in one statement (the row lock of ON CONFLICT makes it atomic between
 // replicas): the row is created 'sending', or moved to 'sending' unless it is settled or an
 // attempt that may have reached Meta is younger than the reconcile time ($6 s). No row returned:
@@ -143,6 +157,11 @@ struct Metrics {
   Histogram& webhook_to_send = r.GetHistogram("convoy_outbound_webhook_to_send_seconds",
                                                "From ingress receiving a webhook to Meta accepting its reply.");
   Histogram& graph = r.GetHistogram("convoy_outbound_graph_seconds", "Graph API send call latency.");
+  Counter& order_waits = r.GetCounter("convoy_outbound_order_waits_total",
+                                      "Times a send was held back because an earlier send of its conversation was "
+                                      "not settled yet (in flight, waiting out a retry, awaiting its status).");
+  Histogram& order_held = r.GetHistogram("convoy_outbound_order_held_seconds",
+                                         "How long sends held back for an earlier send of their conversation waited.");
   Counter& Result(const char* what) {
     return r.GetCounter("convoy_outbound_sends_total", "Send commands by result.", std::string("result=\"") + what + "\"");
   }
@@ -192,10 +211,14 @@ constexpr const char* kStatusWaitingHeader = "x-status-waiting-since";
 constexpr const char* kPairSlotHeader = "x-pace-pair-at";
 constexpr const char* kNumberSlotHeader = "x-pace-number-at";
 
-// A retry is a new attempt: it reserves new slots.
+// A send held back for an earlier send of its conversation: when it was first held (epoch ms).
+constexpr const char* kOrderHeldHeader = "x-order-held-since";
+
+// A retry is a new attempt: it reserves new slots (and a wait for its turn, measured once, is over).
 Disposition Unpaced(Disposition d) {
   d.headers[kPairSlotHeader] = "";
   d.headers[kNumberSlotHeader] = "";
+  d.headers[kOrderHeldHeader] = "";
   return d;
 }
 
@@ -352,10 +375,10 @@ Disposition Sender::HandleSend(const Delivery& d) {
     return Record(c, d, accepted == kUnknownWamid ? "" : accepted);
   }
   // 1. Settled already, or an earlier attempt's outcome still to be learned?
-  auto row = db_.Exec(kLookup, {c.dedupe});
+  auto row = db_.Exec(kLookupInOrder, {c.dedupe});
   if (!row.ok()) return DispositionFor(row.status());
-  if (!row->empty()) {
-    std::string status = row->get(0, 0);
+  if (row->empty()) return Disposition::Retry("the send lookup returned no row");
+  if (const std::string status = row->get(0, 0); !status.empty()) {
     double age = std::stod(row->get(0, 1));
     if (Settled(status)) {
       M().duplicate.Inc();
@@ -368,6 +391,29 @@ Disposition Sender::HandleSend(const Delivery& d) {
       return Unpaced(
           Disposition::Delay("awaiting the status of an attempt that may have reached Meta", Millis(reconcile - age)));
     }
+  }
+  // 1b. One conversation, one order: an earlier send of this conversation not settled yet (in
+  // flight, waiting out a retry, awaiting its status) holds this one back, so that replies reach
+  // Meta in the order the conversation wrote them. Held, it looks again when the earlier one is
+  // due back (at least 250 ms, at most 5 s later). Other conversations never wait for it.
+  if (const std::string earlier = row->get(0, 2); !earlier.empty() && c.type != "typing_indicator") {
+    int64_t since = 0;
+    const bool first = !ParseInt64(d.Header(kOrderHeldHeader), &since);
+    if (first) since = EpochMillis();
+    M().order_waits.Inc();
+    if (first) {
+      LOG(INFO) << ctx << "event=held_for_order earlier=" << earlier;
+    } else {
+      VLOG(1) << ctx << "event=held_for_order earlier=" << earlier << " held_ms=" << EpochMillis() - since;
+    }
+    const int64_t due_ms = row->get_int(0, 3);
+    Disposition wait = Disposition::Delay("waiting for the conversation's earlier send " + earlier,
+                                          std::clamp<int64_t>(due_ms + 50, 250, 5000));
+    wait.headers[kOrderHeldHeader] = std::to_string(since);
+    return wait;
+  }
+  if (int64_t since = 0; ParseInt64(d.Header(kOrderHeldHeader), &since)) {
+    M().order_held.Observe(std::max<int64_t>(0, EpochMillis() - since) / 1000.0);
   }
   // 2. Meta's customer-service window and message limits, and a user's stop of marketing
   // messages: refused here, without a call.
@@ -545,6 +591,7 @@ std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair, c
       M().paced.Inc();
       Disposition delay = Disposition::Delay("paced by " + bucket->key, wait_ms);
       delay.headers = std::move(reserved);
+      delay.headers[kOrderHeldHeader] = "";  // its turn came (measured); now its slot
       return delay;
     }
   }

@@ -14,6 +14,7 @@
 
 #include "convoy/consumer_group.h"
 #include "convoy/json.h"
+#include "convoy/ledger.h"
 #include "convoy/metrics.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/startup.h"
@@ -90,7 +91,10 @@ class OutboundTest : public ::testing::Test {
         auto sender = std::make_shared<Sender>(*conn, base_.schemas, settings,
                                                [this](AmqpMessage m) { return pub_.PublishAndWait(std::move(m), 10s); });
         if (status) return DeliveryHandler([conn, sender](const Delivery& d) { return sender->HandleStatus(d); });
-        return DeliveryHandler([conn, sender](const Delivery& d) { return sender->HandleSend(d); });
+        DeliveryHandler send([conn, sender](const Delivery& d) { return sender->HandleSend(d); });
+        // As convoy-outbound wires it: the command's outbox row settled (or its due time moved).
+        if (ledgered_) return Ledgered(std::move(send), *conn, kUnlimitedAttempts);
+        return send;
       };
     };
     ASSERT_TRUE(group->Add({amqp_, queues::kOutboundSend, 32, kUnlimitedAttempts}, threads, factory(false)).ok());
@@ -238,6 +242,7 @@ class OutboundTest : public ::testing::Test {
   std::vector<std::unique_ptr<ConsumerGroup>> replicas_;
   std::mutex held_mu_;
   std::vector<std::string> held_;
+  bool ledgered_ = false;  // replicas started from now on settle their commands' outbox rows
 };
 
 // 1,000 commands, each published twice, over two replicas: 1,000 Graph calls, one per key.
@@ -874,6 +879,71 @@ TEST_F(OutboundTest, PacingARecipientNeverDelaysAnother) {
   for (int64_t t : other) EXPECT_LE(t - start, 1500) << "the other recipient waited";
 }
 
+
+// One conversation, one order of replies (issue 26). Conversation A's first reply fails three
+// times (503), so it waits out the 1 s, 5 s and then the 30 s retry tier; A's next two replies,
+// written after it, are held until it is accepted and then go in their order, each with one call.
+// Meanwhile 20 other conversations' replies, on another number, go at once: their latency is
+// measured and printed, and none waits for A.
+TEST_F(OutboundTest, AReplyWaitingOutARetryHoldsItsConversationsLaterRepliesAndNoOthers) {
+  ledgered_ = true;
+  StartReplica(Settings(), 4);
+  const std::string held_number = "106540352299999", to = "16505554001";
+  // What conversation writes: the outbox row (the ledger) and the command, in that order.
+  auto queue = [&](const std::string& key, const std::string& pnid, const std::string& recipient,
+                   const std::string& text) {
+    std::string body = Command(key, recipient, TextMessage(text), NowSeconds() - 60);
+    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + pnid.size())) {
+      body.replace(at, std::string(kBusiness).size(), pnid);
+    }
+    AmqpMessage m = SendMessage(body, key, recipient);
+    m.headers[headers::kConversationKey] = pnid + ":" + recipient;
+    auto r = sql_->Exec(
+        "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at, "
+        "published_at) VALUES ('convoy.commands', 'outbound.send', $1, $2, $3, $4, now(), now())",
+        {key, "corr-" + key, pnid + ":" + recipient, body});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
+  };
+  auto& waits = DefaultRegistry().GetCounter("convoy_outbound_order_waits_total", "");
+  const uint64_t waits_before = waits.Value();
+  graph_.Inject(503, 2, 3, 0, "/" + held_number + "/messages");
+  const int64_t a1_at = test::NowMillis();
+  queue("order:a1", held_number, to, "first");
+  ASSERT_TRUE(WaitStatus("order:a1", "retrying", 10s)) << Log("order:a1").status;
+  queue("order:a2", held_number, to, "second");
+  queue("order:a3", held_number, to, "third");
+  // Other conversations, while A's first reply waits out its retries.
+  std::map<std::string, int64_t> queued_at;
+  for (int i = 0; i < 20; ++i) {
+    const std::string other = "16505554" + std::to_string(100 + i);
+    queued_at[other] = test::NowMillis();
+    queue("order:b" + std::to_string(i), kBusiness, other, "other");
+  }
+  ASSERT_TRUE(WaitUntil([&] { return graph_.SendTimesMs(to).size() == 3; }, 60s))
+      << graph_.SendTimesMs(to).size() << " of A's 3 replies sent; a1 is " << Log("order:a1").status;
+  EXPECT_EQ(graph_.SentTexts(to), (std::vector<std::string>{"first", "second", "third"}));
+  EXPECT_EQ(Log("order:a1").attempts, "4") << "three failures, then accepted";
+  EXPECT_EQ(Log("order:a2").attempts, "1") << "held without a call";
+  EXPECT_EQ(Log("order:a3").attempts, "1") << "held without a call";
+  const std::vector<int64_t> a = graph_.SendTimesMs(to);
+  std::vector<int64_t> others;
+  for (const auto& [other, at] : queued_at) {
+    auto times = graph_.SendTimesMs(other);
+    ASSERT_EQ(times.size(), 1u) << other;
+    others.push_back(times.front() - at);
+  }
+  std::sort(others.begin(), others.end());
+  std::cout << "reply order: A's first reply accepted after " << (a[0] - a1_at) / 1000.0
+            << " s of retries; A's next replies " << (a[1] - a[0]) << " and " << (a[2] - a[0])
+            << " ms after it; 20 other conversations' replies in median " << others[others.size() / 2] << " ms, max "
+            << others.back() << " ms; held deliveries: " << waits.Value() - waits_before << "\n";
+  EXPECT_GE(a[0] - a1_at, 30000) << "A's first reply waited out the 30 s tier";
+  EXPECT_LE(others.back(), 2000) << "another conversation waited for A";
+  EXPECT_GT(waits.Value(), waits_before);
+  EXPECT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s))
+      << "every send settled in the ledger";
+}
 
 // Meta says slow down: a throughput error (130429) pushes the number's bucket back a second and a
 // pair-rate error (131056) the recipient's 4 s (4^1, as Meta advises), for every send after it.

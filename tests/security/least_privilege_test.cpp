@@ -162,7 +162,9 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "SELECT count(*) FROM outbound_messages", "CREATE TABLE intruder (x int)"}},
       {"convoy_outbound",
        {"SELECT count(*) FROM outbound_messages", "SELECT count(*) FROM deliveries",
-        "DELETE FROM sink_states WHERE false", "SELECT nextval('deliveries_id_seq')"},
+        "DELETE FROM sink_states WHERE false", "SELECT nextval('deliveries_id_seq')",
+        // what it reads to send a conversation's replies in order (0016_reply_order.sql)
+        "SELECT id, conversation_key, due_at FROM outbox WHERE routing_key = 'outbound.send' AND settled_at IS NULL"},
        {"SELECT count(*) FROM identities", "SELECT count(*) FROM conversations", "DELETE FROM outbox",
         "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
       {"convoy_readonly",

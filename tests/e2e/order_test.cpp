@@ -1,10 +1,15 @@
-// End to end: one conversation, one order (issue 26, inbound). People split a thought across
-// messages: "SELL", then their email a second later by WhatsApp's timestamp, the two webhooks
-// posted back to back (the second after the first's 200). Each person's two messages must be
-// applied in the order ingress accepted them, with one conversation replica and with two, whatever
-// the number of consumer threads: the transitions table shows SELL's before the email's.
+// End to end: one conversation, one order (issue 26). People split a thought across messages,
+// each webhook posted back to back (the next after the previous one's 200). Each person's messages
+// must be applied in the order ingress accepted them, and their replies must reach the customer
+// in that order too, with one conversation replica and with two, whatever the number of consumer
+// threads: the transitions table shows the order they were applied in, the fake Graph API the
+// order the replies arrived in.
+//   - "SELL", then their email a second later by WhatsApp's timestamp;
+//   - a listing answered step by step, five messages in one second: SELL, email, a description
+//     without a price, the price, DONE (no photo yet).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <map>
@@ -20,31 +25,59 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr int kPeople = 300;
-constexpr int kPosters = 4;  // people posted side by side; each person's two webhooks in turn
+constexpr int kPosters = 4;  // people posted side by side; each person's webhooks in turn
 
-struct Outcome {
-  int in_order = 0, email_first = 0, missing = 0;
+struct Step {
+  std::string text;   // what the person sends ("{i}" becomes their number)
+  std::string reply;  // how the answer to it begins
+  int64_t second;     // WhatsApp's timestamp, seconds after the first message
 };
 
-// Posts every person's SELL and email, waits until each was answered, and reads from the
-// transitions which of the two was applied first.
-Outcome SellThenEmail(test::Stack& stack, const std::string& tag) {
+const std::vector<Step>& SellThenEmail() {
+  static const std::vector<Step> steps = {{"SELL", "Let's list your item!", 0},
+                                          {"p{i}@example.com", "Describe the item", 1}};
+  return steps;
+}
+
+const std::vector<Step>& ListingStepByStep() {
+  static const std::vector<Step> steps = {{"SELL", "Let's list your item!", 0},
+                                          {"p{i}@example.com", "Describe the item", 0},
+                                          {"Nike running shoes, size 42, good condition", "What price", 0},
+                                          {"$25", "Now send photos", 0},
+                                          {"DONE", "I haven't got any photos yet", 0}};
+  return steps;
+}
+
+struct Outcome {
+  int applied_in_order = 0, applied_out_of_order = 0, missing = 0;
+  int replies_in_order = 0, replies_out_of_order = 0;
+  std::string example;  // one person's replies out of order, as they arrived
+};
+
+std::string Fill(std::string text, int i) {
+  if (auto at = text.find("{i}"); at != std::string::npos) text.replace(at, 3, std::to_string(i));
+  return text;
+}
+
+// Posts every person's steps, waits until each message was answered, and reads from the
+// transitions in which order each person's messages were applied and from the fake Graph API in
+// which order their replies arrived.
+Outcome Converse(test::Stack& stack, const std::string& tag, const std::string& prefix,
+                 const std::vector<Step>& steps) {
   const int64_t at = test::NowSeconds() - 60;
+  const size_t sent_before = stack.graph.SendCount();
   std::atomic<int> refused{0};
   std::vector<std::thread> posters;
+  auto wa_id = [&](int i) { return prefix + std::to_string(10000000 + i); };
   for (int t = 0; t < kPosters; ++t) {
     posters.emplace_back([&, t] {
       for (int i = t; i < kPeople; i += kPosters) {
-        const std::string wa_id = "9715" + std::to_string(10000000 + i);
-        const std::string wamid = "wamid." + tag + "." + std::to_string(i);
-        const std::string email = "p" + std::to_string(i) + "@example.com";
-        if (stack.PostUpdate(test::MessageWebhook("106540352242922", wa_id, "P", wamid + ".sell", at,
-                                                  test::TextMessage("SELL"))) != 200) {
-          refused.fetch_add(1);
-        }
-        if (stack.PostUpdate(test::MessageWebhook("106540352242922", wa_id, "P", wamid + ".mail", at + 1,
-                                                  test::TextMessage(email))) != 200) {
-          refused.fetch_add(1);
+        for (size_t k = 0; k < steps.size(); ++k) {
+          const std::string wamid = "wamid." + tag + "." + std::to_string(i) + "." + std::to_string(k);
+          if (stack.PostUpdate(test::MessageWebhook("106540352242922", wa_id(i), "P", wamid, at + steps[k].second,
+                                                    test::TextMessage(Fill(steps[k].text, i)))) != 200) {
+            refused.fetch_add(1);
+          }
         }
       }
     });
@@ -52,8 +85,9 @@ Outcome SellThenEmail(test::Stack& stack, const std::string& tag) {
   for (auto& p : posters) p.join();
   EXPECT_EQ(refused.load(), 0);
   // Each message is answered once, whichever order it was applied in.
-  EXPECT_TRUE(test::WaitUntil([&] { return stack.graph.SendCount() >= 2 * kPeople; }, 240s))
-      << stack.graph.SendCount() << " replies of " << 2 * kPeople;
+  const size_t expected = sent_before + kPeople * steps.size();
+  EXPECT_TRUE(test::WaitUntil([&] { return stack.graph.SendCount() >= expected; }, 240s))
+      << stack.graph.SendCount() - sent_before << " replies of " << kPeople * steps.size();
   EXPECT_TRUE(stack.Drained(60s));
 
   Outcome out;
@@ -65,40 +99,59 @@ Outcome SellThenEmail(test::Stack& stack, const std::string& tag) {
       {"%wamid." + tag + ".%"});
   EXPECT_TRUE(rows.ok()) << rows.status().ToString();
   if (!rows.ok()) return out;
-  // Each person's message applied first: ".sell" or ".mail" (a dedupe key may carry a prefix).
-  std::map<std::string, std::string> first;
-  const std::string prefix = "wamid." + tag + ".";
+  // Each person's steps in the order they were applied (a dedupe key may carry a prefix; a step
+  // may write more than one transition: its first counts).
+  std::map<int, std::vector<int>> applied;
+  const std::string marker = "wamid." + tag + ".";
   for (size_t r = 0; r < rows->size(); ++r) {
     const std::string key = rows->get(r, 0);
-    const std::string rest = key.substr(key.find(prefix) + prefix.size());  // "<i>.sell"
-    first.emplace(rest.substr(0, rest.find('.')), rest.substr(rest.find('.') + 1));
+    const std::string rest = key.substr(key.find(marker) + marker.size());  // "<i>.<k>"
+    const int person = std::stoi(rest.substr(0, rest.find('.')));
+    const int step = std::stoi(rest.substr(rest.find('.') + 1));
+    auto& seq = applied[person];
+    if (std::find(seq.begin(), seq.end(), step) == seq.end()) seq.push_back(step);
   }
   for (int i = 0; i < kPeople; ++i) {
-    auto it = first.find(std::to_string(i));
-    if (it == first.end()) {
+    const auto& seq = applied[i];
+    if (seq.size() != steps.size()) {
       out.missing++;
     } else {
-      (it->second == "sell" ? out.in_order : out.email_first)++;
+      (std::is_sorted(seq.begin(), seq.end()) ? out.applied_in_order : out.applied_out_of_order)++;
+    }
+    const std::vector<std::string> replies = stack.graph.SentTexts(wa_id(i));
+    bool in_order = replies.size() == steps.size();
+    for (size_t k = 0; in_order && k < steps.size(); ++k) in_order = replies[k].rfind(steps[k].reply, 0) == 0;
+    (in_order ? out.replies_in_order : out.replies_out_of_order)++;
+    if (!in_order && out.example.empty()) {
+      for (const auto& r : replies) out.example += "\n    " + r.substr(0, 60);
     }
   }
   return out;
 }
 
 void ExpectAllInOrder(test::Stack& stack, const std::string& tag, const char* replicas) {
-  Outcome o = SellThenEmail(stack, test::UniqueName(tag));
-  std::cout << replicas << ": " << o.in_order << " / " << kPeople << " in order, " << o.email_first
-            << " email first, " << o.missing << " missing\n";
-  EXPECT_EQ(o.in_order, kPeople);
-  EXPECT_EQ(o.email_first, 0);
-  EXPECT_EQ(o.missing, 0);
+  struct Scenario {
+    const char* name;
+    const std::vector<Step>& steps;
+    const char* prefix;
+  };
+  for (const Scenario& s : {Scenario{"SELL then email", SellThenEmail(), "9715"},
+                            Scenario{"a listing step by step, 5 messages in one second", ListingStepByStep(), "9716"}}) {
+    Outcome o = Converse(stack, test::UniqueName(tag), s.prefix, s.steps);
+    std::cout << replicas << ", " << s.name << ": applied in order " << o.applied_in_order << " / " << kPeople
+              << " (out of order " << o.applied_out_of_order << ", missing " << o.missing << "); replies in order "
+              << o.replies_in_order << " / " << kPeople << "\n";
+    EXPECT_EQ(o.applied_in_order, kPeople) << s.name;
+    EXPECT_EQ(o.replies_in_order, kPeople) << s.name << ": one person's replies, as they arrived:" << o.example;
+  }
 }
 
-TEST(OrderE2e, EachPersonsSellIsAppliedBeforeTheirEmailWithOneReplica) {
+TEST(OrderE2e, EachPersonsMessagesAndRepliesKeepTheirOrderWithOneReplica) {
   test::Stack stack("e2e_order1");
   ExpectAllInOrder(stack, "ord1", "one replica");
 }
 
-TEST(OrderE2e, EachPersonsSellIsAppliedBeforeTheirEmailWithTwoReplicas) {
+TEST(OrderE2e, EachPersonsMessagesAndRepliesKeepTheirOrderWithTwoReplicas) {
   test::Stack stack("e2e_order2");
   stack.Launch("conversation#2");
   ASSERT_TRUE(stack.WaitReady("conversation#2", 60s)) << stack.services["conversation#2"]->process.Log();

@@ -1,9 +1,10 @@
-// The chaos run (scripts/chaos.sh N): N conversations, each from its own user, each webhook
-// delivered twice in a shuffled order by a Meta-like client that retries every non-200 with
-// backoff; the Graph API failing sends at random (503 and 130429); and mid-stream every service
+// The chaos run (scripts/chaos.sh N): N conversations, each from its own user (one in five
+// writes twice), each webhook delivered twice in a shuffled order by a Meta-like client that
+// retries every non-200 with backoff; the Graph API failing sends at random (503 and 130429); and mid-stream every service
 // killed with kill -9 twice and restarted, the broker killed once, PostgreSQL crash-restarted
 // once. It ends by printing accepted / answered once / answered twice / parked / lost and fails
-// unless nothing was lost, nothing answered twice and nothing parked.
+// unless nothing was lost, nothing answered twice and nothing parked; and unless each
+// conversation's replies reached Graph in the order the conversation wrote them (outbox order).
 //
 // Settings from the environment (scripts/chaos.sh sets them): CONVOY_CHAOS_CONVERSATIONS (1000),
 // CONVOY_CHAOS_RATE (POSTs per second, 400), CONVOY_CHAOS_SEED (1), CONVOY_CHAOS_DRAIN_SECONDS
@@ -23,7 +24,11 @@
 #include <sstream>
 #include <thread>
 
+#include <rapidjson/document.h>
+
 #include "convoy/amqp.h"
+#include "convoy/json.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/pg.h"
 #include "convoy/topology.h"
 #include "stack.h"
@@ -153,12 +158,17 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   // three times in a row (the retry tiers then cost 1 + 5 + 30 s, which keeps the run bounded).
   stack.graph.InjectRandom(0.20, 0.02, 3, seed);
 
+  // Updates 0..n-1: each user's first message; n..n+twice-1: a second message of users
+  // 0..twice-1 (so that their two replies have an order to keep).
+  const int twice_writers = n / 5, updates = n + twice_writers;
   std::vector<std::string> bodies;
   for (int copy = 0; copy < 2; ++copy) {
-    for (int i = 0; i < n; ++i) bodies.push_back(stack.TextUpdate("chaos", i, n));
+    for (int i = 0; i < updates; ++i) bodies.push_back(stack.TextUpdate("chaos", i, n));
   }
   std::vector<std::string> users;
   for (int i = 0; i < n; ++i) users.push_back("1650555123" + std::to_string(i));
+  // The user of update u, and how many replies user i is owed (one per update accepted).
+  auto user_of = [&](int u) { return u % n; };
 
   const auto t0 = Clock::now();
   MetaClient client(stack, bodies, rate, seed);
@@ -199,12 +209,20 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   // Drain: every accepted update answered, and nothing left in flight (every command settled).
   auto db = PgConnection::Connect(stack.db.dsn());
   ASSERT_TRUE(db.ok());
-  size_t accepted = 0;
-  for (int i = 0; i < n; ++i) accepted += client.Accepted(i);
+  std::vector<size_t> owed(n, 0);
+  size_t accepted = 0, accepted_updates = 0, owed_total = 0;
+  for (int u = 0; u < updates; ++u) {
+    if (client.Accepted(u)) ++owed[user_of(u)], ++accepted_updates, ++owed_total;
+  }
+  for (int i = 0; i < n; ++i) {
+    bool all = client.Accepted(i) && (i >= twice_writers || client.Accepted(n + i));
+    accepted += all;
+  }
   auto answered_all = [&] {
     auto sends = stack.graph.SendsPerRecipient();
     for (int i = 0; i < n; ++i) {
-      if (client.Accepted(i) && sends.count(users[i]) == 0) return false;
+      auto it = sends.find(users[i]);
+      if ((it == sends.end() ? 0 : it->second) < owed[i]) return false;
     }
     return true;
   };
@@ -218,17 +236,50 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   size_t once = 0, twice = 0, lost = 0;
   std::vector<std::string> lost_users, twice_users;
   const auto per_user = stack.graph.SendsPerRecipient();
+  // Answered once: every accepted message of the conversation got one reply, no more.
   for (int i = 0; i < n; ++i) {
     auto it = per_user.find(users[i]);
     size_t sends = it == per_user.end() ? 0 : it->second;
-    if (sends == 1) ++once;
-    if (sends > 1) {
+    if (sends == owed[i] && sends > 0) ++once;
+    if (sends > owed[i]) {
       ++twice;
       if (twice_users.size() < 5) twice_users.push_back(users[i]);
     }
-    if (sends == 0 && client.Accepted(i)) {
+    if (sends < owed[i]) {
       ++lost;
       if (lost_users.size() < 5) lost_users.push_back(users[i]);
+    }
+  }
+  // Each conversation's replies in the order it wrote them: the outbox ids of the sends Graph
+  // accepted for one user (named by their callback data) must rise in the order Graph took them.
+  std::map<std::string, int64_t> written;
+  auto sends_written = (*db)->Exec("SELECT dedupe_key, id FROM outbox WHERE routing_key = 'outbound.send'");
+  ASSERT_TRUE(sends_written.ok()) << sends_written.status().ToString();
+  for (size_t r = 0; r < sends_written->size(); ++r) written[sends_written->get(r, 0)] = sends_written->get_int(r, 1);
+  std::map<std::string, std::vector<int64_t>> graph_order;
+  {
+    rapidjson::Document requests;
+    const std::string json = stack.graph.RequestsJson();
+    requests.Parse(json.c_str(), json.size());
+    ASSERT_TRUE(requests.IsArray());
+    for (const auto& r : requests.GetArray()) {
+      const std::string callback = JsonStr(JsonMember(r, "body"), "biz_opaque_callback_data");
+      auto it = written.find(callback.rfind("convoy:", 0) == 0 ? callback.substr(7) : callback);
+      graph_order[JsonStr(r, "to")].push_back(it == written.end() ? -1 : it->second);
+    }
+  }
+  size_t ordered = 0, misordered = 0, unmatched = 0;
+  std::string misordered_example;
+  for (int i = 0; i < twice_writers; ++i) {
+    const auto& ids = graph_order[users[i]];
+    if (ids.size() < 2) continue;
+    if (std::count(ids.begin(), ids.end(), -1) > 0) {
+      ++unmatched;
+    } else if (std::is_sorted(ids.begin(), ids.end())) {
+      ++ordered;
+    } else {
+      ++misordered;
+      if (misordered_example.empty()) misordered_example = users[i];
     }
   }
   AmqpOptions o{stack.vhost.url(), "chaos-check"};
@@ -258,11 +309,15 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   }
 
   std::ostringstream out;
-  out << "chaos: " << n << " conversations, " << 2 * n << " webhooks at " << rate << "/s (" << client.Posts()
+  out << "chaos: " << n << " conversations (" << twice_writers << " writing twice), " << 2 * updates << " webhooks at " << rate << "/s (" << client.Posts()
       << " POSTs, " << client.Retries() << " retried), " << stack.graph.RandomFailures()
       << " Graph calls failed at random, " << done.size() << " faults\n"
       << "chaos: accepted " << accepted << " / answered once " << once << " / answered twice " << twice
       << " / parked " << parked << " / lost " << lost << " / not accepted " << (n - static_cast<int>(accepted)) << "\n"
+      << "chaos: replies in the order written " << ordered << " / " << ordered + misordered + unmatched
+      << " conversations with two replies (out of order " << misordered << ", not matched to the outbox " << unmatched
+      << (misordered_example.empty() ? "" : ", e.g. " + misordered_example) << "); " << accepted_updates << " / "
+      << updates << " updates accepted\n"
       << "chaos: posted in " << posted_s << " s (faults over " << window << " s), drained " << (drained ? "in " : "NOT within ") << drained_s
       << " s; commands republished by the sweeper: " << swept->get(0, 0)
       << "\nchaos: broker killed at " << (broker ? broker->at_s : -1) << " s, every service ready again "
@@ -278,7 +333,10 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   EXPECT_EQ(lost, 0u);
   EXPECT_EQ(twice, 0u);
   EXPECT_EQ(parked, 0u);
-  EXPECT_EQ(stack.graph.SendCount(), once) << "one accepted send per answered conversation";
+  EXPECT_EQ(stack.graph.SendCount(), owed_total) << "one accepted send per accepted message";
+  EXPECT_EQ(misordered, 0u);
+  EXPECT_EQ(unmatched, 0u);
+  EXPECT_GE(ordered, static_cast<size_t>(twice_writers) * 9 / 10) << "too few conversations with two replies to check";
 }
 
 }  // namespace

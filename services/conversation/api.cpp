@@ -23,6 +23,29 @@ bool ValidId(const std::string& id) {
   return std::regex_match(id, kId);
 }
 
+// What the schema cannot say: an answer that needs a note is one of the question's answers.
+Status CheckChecklist(const std::string& json) {
+  rapidjson::Document d;
+  d.Parse(json.c_str(), json.size());
+  const auto& qs = JsonMember(d, "questions");
+  for (rapidjson::SizeType i = 0; qs.IsArray() && i < qs.Size(); ++i) {
+    const auto& answers = JsonMember(qs[i], "answers");
+    const auto& notes = JsonMember(qs[i], "note_required");
+    for (rapidjson::SizeType n = 0; notes.IsArray() && n < notes.Size(); ++n) {
+      bool known = false;
+      for (rapidjson::SizeType a = 0; answers.IsArray() && a < answers.Size(); ++a) {
+        known |= answers[a].IsString() && notes[n].IsString() && std::string(answers[a].GetString()) == notes[n].GetString();
+      }
+      if (!known) {
+        return Status(Code::kInvalidArgument, "questions[" + std::to_string(i) + "].note_required: \"" +
+                                                  std::string(notes[n].IsString() ? notes[n].GetString() : "") +
+                                                  "\" is not one of the question's answers");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 std::string NewAssignmentId() {
   std::random_device rd;
   std::string raw;
@@ -51,6 +74,7 @@ Result<std::string> Show(PgConnection& db, const std::string& id) {
 HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas) {
   if (!ValidId(id)) return JsonError(400, "invalid_argument", "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
   Status valid = schemas.ValidateAs("checklist", 1, r.body);
+  if (valid.ok()) valid = CheckChecklist(r.body);
   if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
   auto v = PutChecklist(db, id, r.body, "api");
   if (!v.ok()) return Unavailable(v.status());
@@ -209,6 +233,7 @@ Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const Schema
     const std::string id = n.substr(0, n.size() - 5);
     if (!ValidId(id)) return Status(Code::kInvalidArgument, dir + "/" + n + ": the file name is the checklist id (a-z, 0-9, _, -)");
     Status valid = schemas.ValidateAs("checklist", 1, ss.str());
+    if (valid.ok()) valid = CheckChecklist(ss.str());
     if (!valid.ok()) return Status(Code::kInvalidArgument, dir + "/" + n + ": " + valid.message());
     auto v = PutChecklist(db, id, ss.str(), "file");
     if (!v.ok()) return v.status();

@@ -195,5 +195,21 @@ TEST_F(AssignmentApi, AnOperatorKnownOnlyByABsuidGetsTheTemplateByRecipient) {
   EXPECT_EQ(Count("SELECT count(*) FROM identities WHERE identity = 'US.13491208655302741918'"), 1);
 }
 
+// An answer that needs a note must be one of the question's answers: the schema cannot say so,
+// the API does, naming the question, and nothing is stored.
+TEST_F(AssignmentApi, ANoteRequiredForAnAnswerTheQuestionDoesNotHaveIsRefused) {
+  auto bad = Call("PUT", "/v1/checklists/notes",
+                  R"({"title": "t", "questions": [{"text": "a?"}, {"text": "b?", "answers": ["OK", "NOT OK"], )"
+                  R"("note_required": ["BROKEN"]}]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find(R"(questions[1].note_required: \"BROKEN\" is not one of the question's answers)"),
+            std::string::npos)
+      << bad.body;
+  EXPECT_EQ(Count("SELECT count(*) FROM checklists WHERE id = 'notes'"), 0);
+  auto good = Call("PUT", "/v1/checklists/notes",
+                   R"({"title": "t", "questions": [{"text": "b?", "answers": ["OK", "NOT OK"], "note_required": ["NOT OK"]}]})");
+  EXPECT_EQ(good.status, 201) << good.body;
+}
+
 }  // namespace
 }  // namespace convoy::conversation

@@ -11,6 +11,28 @@ constexpr size_t kQuoteLimit = 100;         // characters of the user's text quo
 constexpr size_t kSummaryValueLimit = 200;  // characters of one value in a summary
 constexpr size_t kButtonBodyLimit = 1024;   // Meta's limit for an interactive message body
 constexpr size_t kTextLimit = 4096;         // Meta's limit for a text message body
+// Said to an answer that needs a note and came without one, when the flow names no text of its own.
+constexpr const char* kDefaultNoteRequired =
+    "Please add a note for {answer} on question {index}: what did you find? (For example: {answer} - what you saw.)";
+
+// The separators operators put between an answer and its note.
+bool IsSeparatorAt(const std::string& s, size_t i, size_t* width) {
+  for (const char* sep : {"\u2013", "\u2014", "-", ":", ",", ".", ";"}) {
+    const size_t n = std::char_traits<char>::length(sep);
+    if (s.compare(i, n, sep) == 0) {
+      *width = n;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
 
 // At most `limit` bytes, cut at a UTF-8 character boundary, "..." marking a cut.
 std::string Clip(const std::string& s, size_t limit) {
@@ -338,8 +360,7 @@ class Run {
   }
 
   // "Question i of N", with the allowed answers as buttons when there are at most three.
-  // `lead` goes in the same message: two messages of one transition may reach the user in either
-  // order (outbound sends them concurrently).
+  // `lead` goes in the same message (one message: one notification on the operator's phone).
   void Ask(const Step& step, const std::string& lead = "") {
     const auto& a = s_.assignment;
     const Question& q = a.questions[a.index];
@@ -358,23 +379,42 @@ class Run {
     Say("reply", text);
   }
 
-  // Question i, answered: fields "q<i>" (and its photos, "q<i>"), then the next or the summary.
+  // Question i, answered: fields "q<i>" (and its note, "q<i>_note"; its photos, "q<i>"), then the
+  // next or the summary. With fixed answers the text is the answer and, after it, its note ("NOT
+  // OK - guard cracked"); an answer the checklist wants a note for and that came without one waits
+  // for it (the next text is its note).
   void Answer(const Step& step, const std::string& text) {
     auto& a = s_.assignment;
     const Question& q = a.questions[a.index];
-    std::string value = text;
+    std::string value = text, note;
     if (!q.answers.empty()) {
-      const std::string typed = NormalizeKeyword(text);
-      auto it = std::find_if(q.answers.begin(), q.answers.end(), [&](const std::string& x) { return NormalizeKeyword(x) == typed; });
-      if (it == q.answers.end()) {
+      TypedAnswer typed = ParseTypedAnswer(q.answers, text);
+      if (typed.answer.empty() && !a.pending_answer.empty()) typed = {a.pending_answer, Trim(text)};
+      if (typed.answer.empty()) {
         Say("reply", Fill(step.invalid, Vars()));
         t_.note = "reprompted";
         return;
       }
-      value = *it;
+      value = typed.answer;
+      note = typed.note;
+      if (note.empty() && std::find(q.note_required.begin(), q.note_required.end(), value) != q.note_required.end()) {
+        a.pending_answer = value;
+        auto vars = Vars();
+        vars["answer"] = value;
+        Say("reply", Fill(step.note_required.empty() ? kDefaultNoteRequired : step.note_required, vars));
+        t_.note = "note_requested";
+        return;
+      }
     }
-    s_.fields["q" + std::to_string(a.index + 1)] = Clip(value, kTextLimit);
+    const std::string field = "q" + std::to_string(a.index + 1);
+    s_.fields[field] = Clip(value, kTextLimit);
+    if (note.empty()) {
+      s_.fields.erase(field + "_note");
+    } else {
+      s_.fields[field + "_note"] = Clip(note, kTextLimit);
+    }
     a.pending_photo.clear();
+    a.pending_answer.clear();
     a.answered_at = at_;
     ++a.index;
     t_.note = "answered";
@@ -431,10 +471,12 @@ class Run {
     for (size_t i = 0; i < a.questions.size(); ++i) {
       const std::string field = "q" + std::to_string(i + 1);
       auto it = s_.fields.find(field);
+      auto note = s_.fields.find(field + "_note");
       auto photos = s_.photos.find(field);
       size_t n = photos == s_.photos.end() ? 0 : photos->second.size();
       out += std::to_string(i + 1) + ". " + Clip(a.questions[i].text, kQuoteLimit) + ": " +
              Clip(it == s_.fields.end() ? "" : it->second, kSummaryValueLimit) +
+             (note == s_.fields.end() ? "" : " — " + Clip(note->second, kSummaryValueLimit)) +
              (n ? " (" + std::to_string(n) + (n == 1 ? " photo)" : " photos)") : "") + "\n";
     }
     if (!out.empty()) out.pop_back();
@@ -1020,6 +1062,46 @@ class Run {
 };
 
 }  // namespace
+
+TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std::string& text) {
+  const std::string t = Trim(text);
+  TypedAnswer best;
+  size_t best_len = 0;
+  for (const auto& answer : answers) {
+    const std::string want = Trim(answer);
+    // Match `want` at the start of `t`, case aside, a space in it matching any run of spaces.
+    size_t i = 0, j = 0;
+    while (i < want.size() && j < t.size()) {
+      const auto wc = static_cast<unsigned char>(want[i]), tc = static_cast<unsigned char>(t[j]);
+      if (std::isspace(wc)) {
+        if (!std::isspace(tc)) break;
+        while (i < want.size() && std::isspace(static_cast<unsigned char>(want[i]))) ++i;
+        while (j < t.size() && std::isspace(static_cast<unsigned char>(t[j]))) ++j;
+        continue;
+      }
+      if (std::toupper(wc) != std::toupper(tc)) break;
+      ++i, ++j;
+    }
+    if (i < want.size() || want.size() <= best_len) continue;
+    // The answer ends there: at the end, or before a space or a separator ("OKAY" is not "OK").
+    size_t width = 0;
+    if (j < t.size() && !std::isspace(static_cast<unsigned char>(t[j])) && !IsSeparatorAt(t, j, &width)) continue;
+    // The note: what follows, without the separators and spaces that lead into it.
+    size_t k = j;
+    while (k < t.size()) {
+      if (std::isspace(static_cast<unsigned char>(t[k]))) {
+        ++k;
+      } else if (IsSeparatorAt(t, k, &width)) {
+        k += width;
+      } else {
+        break;
+      }
+    }
+    best = {answer, t.substr(k)};
+    best_len = want.size();
+  }
+  return best;
+}
 
 void Engine::Reload(FlowSet flows) {
   auto next = std::make_shared<const FlowSet>(std::move(flows));

@@ -45,7 +45,17 @@ struct Question {
   std::string text;
   std::string photo = "optional";     // required | optional | none
   std::vector<std::string> answers;   // the allowed answers ("OK", "NOT OK"), or any text
+  std::vector<std::string> note_required;  // answers that need a note ("NOT OK - guard cracked")
 };
+
+// An answer to a question with fixed answers, as operators type it: the longest allowed answer the
+// text begins with (case and spacing aside), then a separator ("-", ":", ",", "–", "—", ".", or
+// just a space) and the rest as its note: "NOT OK - guard cracked" → {"NOT OK", "guard cracked"},
+// "ok" → {"OK", ""}. Empty answer: no allowed answer matches ("OKAY", "NOT").
+struct TypedAnswer {
+  std::string answer, note;
+};
+TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std::string& text);
 
 struct AssignmentRun {
   std::string id, title, reference, operator_name, flow;
@@ -54,6 +64,7 @@ struct AssignmentRun {
   bool asked = false;          // the first question went (after a template, on the operator's reply)
   int64_t answered_at = 0;     // when the last answer was sent: one sent no later was for an earlier question
   std::string pending_photo;   // a photo sent first, waiting for its note
+  std::string pending_answer;  // an answer that needs a note (a tapped "NOT OK"), waiting for it
 };
 
 struct ConversationState {

@@ -764,8 +764,9 @@ AssignmentRun LineQa(const std::string& id = "asg_1") {
   a.reference = "MGR-7";
   a.operator_name = "Ana";
   a.flow = "checklist";
-  a.questions = {Question{"Guard closed?", "required", {"OK", "NOT OK"}}, Question{"Batch label", "required", {}},
-                 Question{"Spills?", "optional", {"NONE", "FOUND"}}, Question{"Notes for the next shift", "none", {}}};
+  a.questions = {Question{"Guard closed?", "required", {"OK", "NOT OK"}, {"NOT OK"}},
+                 Question{"Batch label", "required", {}, {}}, Question{"Spills?", "optional", {"NONE", "FOUND"}, {"FOUND"}},
+                 Question{"Notes for the next shift", "none", {}, {}}};
   return a;
 }
 
@@ -806,6 +807,96 @@ TEST(Checklist, OutsideTheWindowATemplateOpensItAndTheReplyBringsTheFirstQuestio
   EXPECT_EQ(reply.effects[0].kind, Effect::Kind::kSendButtons);
   EXPECT_EQ(reply.effects[0].text, "📋 Question 1 of 4: Guard closed?");
   EXPECT_EQ(reply.effects[0].buttons, (std::vector<std::pair<std::string, std::string>>{{"answer_1", "OK"}, {"answer_2", "NOT OK"}}));
+}
+
+// An assignment's run survives the state row: its questions (with the answers that need a note)
+// and an answer waiting for its note.
+TEST(Checklist, ARunWaitingForANoteRoundTripsThroughTheStateRow) {
+  ConversationState s;
+  s.assignment = LineQa();
+  s.assignment.pending_answer = "NOT OK";
+  ConversationState back = DecodeState(EncodeState(s));
+  ASSERT_EQ(back.assignment.questions.size(), 4u);
+  EXPECT_EQ(back.assignment.questions[0].answers, (std::vector<std::string>{"OK", "NOT OK"}));
+  EXPECT_EQ(back.assignment.questions[0].note_required, (std::vector<std::string>{"NOT OK"}));
+  EXPECT_TRUE(back.assignment.questions[1].note_required.empty());
+  EXPECT_EQ(back.assignment.pending_answer, "NOT OK");
+}
+
+// Operators answer in the format they were given: the answer, a separator, a note. The longest
+// allowed answer the text begins with wins (case and spacing aside); "OKAY" is not "OK".
+TEST(Checklist, ATypedAnswerIsTheLongestAllowedPrefixAndTheRestItsNote) {
+  const std::vector<std::string> ok{"OK", "NOT OK"};
+  struct Case {
+    const char* text;
+    const char* answer;
+    const char* note;
+  } cases[] = {{"OK - Oil level normal", "OK", "Oil level normal"},
+               {"NOT OK - guard cracked", "NOT OK", "guard cracked"},
+               {"not ok: guard cracked", "NOT OK", "guard cracked"},
+               {"Not  OK , guard cracked ", "NOT OK", "guard cracked"},
+               {"ok– fine", "OK", "fine"},
+               {"OK — fine", "OK", "fine"},
+               {"ok. all good", "OK", "all good"},
+               {"OK guard closed", "OK", "guard closed"},
+               {" ok ", "OK", ""},
+               {"NOT OK", "NOT OK", ""},
+               {"OK -", "OK", ""},
+               {"OKAY", "", ""},
+               {"NOT", "", ""},
+               {"K", "", ""},
+               {"", "", ""},
+               {"not okay", "", ""},
+               {"- OK", "", ""}};
+  for (const auto& c : cases) {
+    TypedAnswer t = ParseTypedAnswer(ok, c.text);
+    EXPECT_EQ(t.answer, c.answer) << '"' << c.text << '"';
+    EXPECT_EQ(t.note, c.note) << '"' << c.text << '"';
+  }
+}
+
+// The notes reach the fields (q<i>_note), the summary and the submission; an answer the checklist
+// wants a note for (NOT OK, FOUND) that comes without one asks for it, and the next text is it.
+TEST(Checklist, NotesAreKeptAndAnAnswerThatNeedsOneAsksForIt) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  c.Send(Assigned(LineQa()), kT0 + 10);
+  auto q1 = c.Send(Captioned("m1", "NOT OK - guard cracked", kT0 + 20));
+  EXPECT_EQ(q1.note, "answered");
+  EXPECT_EQ(c.state.fields.at("q1"), "NOT OK");
+  EXPECT_EQ(c.state.fields.at("q1_note"), "guard cracked");
+  c.Send(Captioned("m2", "Batch 4711", kT0 + 30));
+  // A tapped FOUND: no note yet, so it is asked for; the next text is the note.
+  auto tapped = c.Send(Tap("answer_2", "FOUND", kT0 + 40));
+  EXPECT_EQ(tapped.note, "note_requested");
+  EXPECT_EQ(Replies(tapped)[0],
+            "Please add a note for FOUND on question 3: what did you find? (For example: FOUND - what you saw.)");
+  EXPECT_EQ(c.state.assignment.index, 2u) << "still question 3";
+  auto note = c.Send(Text("oil under the press", kT0 + 41));
+  EXPECT_EQ(note.note, "answered");
+  EXPECT_EQ(c.state.fields.at("q3"), "FOUND");
+  EXPECT_EQ(c.state.fields.at("q3_note"), "oil under the press");
+  auto last = c.Send(Text("All good", kT0 + 50));
+  EXPECT_EQ(Replies(last)[0],
+            "Here are your answers:\n1. Guard closed?: NOT OK — guard cracked (1 photo)\n2. Batch label: Batch 4711 (1 photo)\n"
+            "3. Spills?: FOUND — oil under the press\n4. Notes for the next shift: All good\nReply CONFIRM to submit.");
+}
+
+// An answer that needs a note and a note that comes with its own answer: the answer typed last wins.
+TEST(Checklist, AnAnswerWaitingForItsNoteCanBeChangedByTypingAnother) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  c.Send(Assigned(LineQa()), kT0 + 10);
+  auto asked = c.Send(Captioned("m1", "NOT OK", kT0 + 20));
+  EXPECT_EQ(asked.note, "note_requested");
+  EXPECT_EQ(c.state.assignment.pending_answer, "NOT OK");
+  auto changed = c.Send(Text("ok - it was closed after all", kT0 + 21));
+  EXPECT_EQ(changed.note, "answered");
+  EXPECT_EQ(c.state.fields.at("q1"), "OK");
+  EXPECT_EQ(c.state.fields.at("q1_note"), "it was closed after all");
+  EXPECT_TRUE(c.state.assignment.pending_answer.empty());
+  // An answer that needs no note needs none: "OK" alone moves on.
+  EXPECT_EQ(c.state.assignment.index, 1u);
 }
 
 // Seed 001's three ways to answer, a photo-required question refusing text, a list of answers,
@@ -879,9 +970,9 @@ TEST(Checklist, APhotoWithAWrongCaptionWaitsForTheRightAnswer) {
   auto wrong = c.Send(Captioned("m1", "maybe", kT0 + 20));
   EXPECT_EQ(wrong.note, "reprompted");
   EXPECT_EQ(Replies(wrong)[0], "Please answer question 1 with one of: OK, NOT OK.");
-  auto right = c.Send(Tap("answer_2", "NOT OK", kT0 + 30));
+  auto right = c.Send(Tap("answer_1", "OK", kT0 + 30));
   EXPECT_EQ(right.note, "answered");
-  EXPECT_EQ(c.state.fields.at("q1"), "NOT OK");
+  EXPECT_EQ(c.state.fields.at("q1"), "OK");
   EXPECT_EQ(c.state.photos.at("q1").size(), 1u);
 }
 

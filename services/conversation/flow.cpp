@@ -463,6 +463,7 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.sink = JsonStr(v, "sink");
     s.photo_required = JsonStr(v, "photo_required");
     s.photo_pending = JsonStr(v, "photo_pending");
+    s.note_required = JsonStr(v, "note_required");
     s.confirm_keyword = NormalizeKeyword(JsonStr(v, "confirm_keyword"));
     s.result_type = JsonStr(v, "result");
     s.handoff = JsonStr(v, "handoff");
@@ -568,7 +569,7 @@ std::vector<std::string> FlowSet::Texts() const {
     add(f->assignment.expired);
     for (const auto& s : f->steps) {
       for (const auto* t : {&s.prompt, &s.invalid, &s.first_ack, &s.not_a_photo, &s.empty, &s.expired, &s.late,
-                            &s.photo_required, &s.photo_pending}) {
+                            &s.photo_required, &s.photo_pending, &s.note_required}) {
         add(*t);
       }
       for (const auto& r : s.extract) {

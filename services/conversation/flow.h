@@ -70,6 +70,7 @@ struct Step {
   std::string sink, result_type;
   // checklist: what a photo-required question says to a text, and to a photo without a caption.
   std::string photo_required, photo_pending;
+  std::string note_required;  // checklist: said to an answer that needs a note and came without one
   std::string confirm_keyword;  // confirm: upper case
 };
 

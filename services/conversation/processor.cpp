@@ -319,7 +319,8 @@ std::string TemplateBody(const Parsed& p, const std::string& dedupe, const Effec
   return b.GetString();
 }
 
-// A checklist's answers as the assignment records them: {"q1": {"answer", "photos": [...]}, ...}.
+// A checklist's answers as the assignment records them: {"q1": {"answer", "note", "photos": [...]},
+// ...} ("note" only when the operator gave one).
 std::string AnswersJson(const std::map<std::string, std::string>& fields, const std::map<std::string, std::vector<Photo>>& photos) {
   rapidjson::StringBuffer b;
   Writer w(b);
@@ -329,6 +330,9 @@ std::string AnswersJson(const std::map<std::string, std::string>& fields, const 
     Key(w, field);
     w.StartObject();
     w.Key("answer"); w.String(value);
+    if (auto note = fields.find(field + "_note"); note != fields.end()) {
+      w.Key("note"); w.String(note->second);
+    }
     w.Key("photos");
     w.StartArray();
     auto it = photos.find(field);

@@ -67,6 +67,7 @@ AssignmentRun DecodeAssignment(const rapidjson::Value& a) {
   r.asked = JsonMember(a, "asked").IsTrue();
   r.answered_at = Int(a, "answered_at");
   r.pending_photo = JsonStr(a, "pending_photo");
+  r.pending_answer = JsonStr(a, "pending_answer");
   const auto& qs = JsonMember(a, "questions");
   if (qs.IsArray()) {
     for (const auto& q : qs.GetArray()) {
@@ -77,6 +78,12 @@ AssignmentRun DecodeAssignment(const rapidjson::Value& a) {
       if (answers.IsArray()) {
         for (const auto& x : answers.GetArray()) {
           if (x.IsString()) question.answers.push_back(x.GetString());
+        }
+      }
+      const auto& notes = JsonMember(q, "note_required");
+      if (notes.IsArray()) {
+        for (const auto& x : notes.GetArray()) {
+          if (x.IsString()) question.note_required.push_back(x.GetString());
         }
       }
       r.questions.push_back(std::move(question));
@@ -210,6 +217,7 @@ std::string EncodeState(const ConversationState& s) {
     w.Key("asked"); w.Bool(a.asked);
     w.Key("answered_at"); w.Int64(a.answered_at);
     if (!a.pending_photo.empty()) { w.Key("pending_photo"); w.String(a.pending_photo); }
+    if (!a.pending_answer.empty()) { w.Key("pending_answer"); w.String(a.pending_answer); }
     w.Key("questions");
     w.StartArray();
     for (const auto& q : a.questions) {
@@ -220,6 +228,12 @@ std::string EncodeState(const ConversationState& s) {
         w.Key("answers");
         w.StartArray();
         for (const auto& x : q.answers) w.String(x);
+        w.EndArray();
+      }
+      if (!q.note_required.empty()) {
+        w.Key("note_required");
+        w.StartArray();
+        for (const auto& x : q.note_required) w.String(x);
         w.EndArray();
       }
       w.EndObject();

@@ -1,5 +1,6 @@
 // End to end: seed 001's checklist. A manager's system assigns it over the API; the operator gets
-// the template (outside the 24-hour window), answers "Question i of N" three ways over WhatsApp,
+// the template (outside the 24-hour window), answers "Question i of N" three ways over WhatsApp
+// (an answer with its note, "NOT OK - guard cracked"; a tapped answer that needs a note, then it),
 // confirms; the assignment is completed and checklist.completed reaches the business, signed,
 // with its photos as links. Plus: expiry across a restart of the conversation service.
 #include <gtest/gtest.h>
@@ -78,16 +79,18 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
     ASSERT_TRUE(env.WaitSends(op, sends)) << env.graph.RequestsJson();
   };
   say(test::ButtonReplyMessage("start", "Start"), 2);                         // the tap on the template
-  say(test::TextMessage("OK"), 3);                                             // text where a photo is required
-  say(test::CaptionedImageMessage(photos[0], "ok"), 4);                        // 1: photo with caption
+  say(test::TextMessage("OK - Oil level normal"), 3);                          // text where a photo is required
+  say(test::CaptionedImageMessage(photos[0], "NOT OK - guard cracked"), 4);    // 1: photo, answer and note
   say(test::ImageMessage(photos[1]), 5);                                       // 2: photo first...
   say(test::TextMessage("Batch 4711"), 6);                                     //    ...then its note
-  say(test::ButtonReplyMessage("answer_1", "NONE"), 7);                        // 3: a button
-  // The answers so far are on the assignment.
+  say(test::ButtonReplyMessage("answer_2", "FOUND"), 7);                       // 3: a button that needs a note...
+  say(test::TextMessage("oil under the press"), 8);                            //    ...then the note
+  // The answers so far are on the assignment, with their notes.
   auto progress = Api(env, "GET", "/v1/assignments/" + id);
   EXPECT_NE(progress.body.find("Batch 4711"), std::string::npos) << progress.body;
-  say(test::TextMessage("Belt 3 squeaks"), 8);                                 // 4: text only
-  say(test::TextMessage("CONFIRM"), 9);
+  EXPECT_NE(progress.body.find(R"("note": "guard cracked")"), std::string::npos) << progress.body;
+  say(test::TextMessage("Belt 3 squeaks"), 9);                                 // 4: text only
+  say(test::TextMessage("CONFIRM"), 10);
   const std::vector<std::string> expected = {
       "[template checklist_assigned: Ana|Line QA — end of shift|4]",
       "📋 Question 1 of 4: Is the machine guard closed and undamaged? [OK|NOT OK]",
@@ -95,11 +98,12 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
       "📋 Question 2 of 4: Photo of the finished batch label, with the batch number as the note.",
       "Got the photo for question 2. Now send your note for it.",
       "📋 Question 3 of 4: Any spills, leaks or loose parts around the line? [NONE|FOUND]",
+      "Please add a note for FOUND on question 3: what did you find? (For example: FOUND - what you saw.)",
       "📋 Question 4 of 4: Anything else the next shift should know?",
-      "Here are your answers:\n1. Is the machine guard closed and undamaged?: OK (1 photo)\n"
+      "Here are your answers:\n1. Is the machine guard closed and undamaged?: NOT OK — guard cracked (1 photo)\n"
       "2. Photo of the finished batch label, with the batch number as the note.: Batch 4711 (1 photo)\n"
-      "3. Any spills, leaks or loose parts around the line?: NONE\n4. Anything else the next shift should know?: "
-      "Belt 3 squeaks\nReply CONFIRM to submit.",
+      "3. Any spills, leaks or loose parts around the line?: FOUND — oil under the press\n"
+      "4. Anything else the next shift should know?: Belt 3 squeaks\nReply CONFIRM to submit.",
       "✅ Checklist submitted. Thank you!",
   };
   EXPECT_EQ(env.graph.SentTexts(op), expected);
@@ -117,6 +121,11 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
   body.Parse(r.body.c_str());
   EXPECT_STREQ(body["data"]["fields"]["reference"].GetString(), "MGR-1");
   EXPECT_STREQ(body["data"]["fields"]["q2"].GetString(), "Batch 4711");
+  // The notes reach the business with their answers.
+  EXPECT_STREQ(body["data"]["fields"]["q1"].GetString(), "NOT OK");
+  EXPECT_STREQ(body["data"]["fields"]["q1_note"].GetString(), "guard cracked");
+  EXPECT_STREQ(body["data"]["fields"]["q3"].GetString(), "FOUND");
+  EXPECT_STREQ(body["data"]["fields"]["q3_note"].GetString(), "oil under the press");
   ASSERT_EQ(body["data"]["photos"].Size(), 2u);
   for (const auto& p : body["data"]["photos"].GetArray()) {
     ASSERT_STREQ(p["status"].GetString(), "stored") << r.body;

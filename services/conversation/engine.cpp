@@ -135,7 +135,7 @@ class Run {
           Say("reply", "You've sent the most photos we can take today. Please try again tomorrow.");
           t_.note = "media_over_quota";
         } else {
-          Say("reply", "One of your photos could not be saved. Please send it again.");
+          Say("reply", PhotoFailedText(ev_.code, AcceptsPhotos(flow)));
           t_.note = "media_failed";
         }
       }
@@ -145,6 +145,15 @@ class Run {
 
  private:
   // --- results on their way to a sink ---
+
+  // Whether the step the person is on still takes a photo: only then are they asked to send one again.
+  bool AcceptsPhotos(const Flow* flow) const {
+    const Step* step = flow && s_.flow == flow->name ? flow->Find(s_.step) : nullptr;
+    if (!step) return false;
+    if (step->kind == Step::Kind::kCollectPhotos) return true;
+    const auto& a = s_.assignment;
+    return step->kind == Step::Kind::kChecklist && a.index < a.questions.size() && a.questions[a.index].photo != "none";
+  }
 
   static bool Resolved(const Photo& p) { return !p.stored_name.empty() || !p.missing.empty(); }
 
@@ -1062,6 +1071,20 @@ class Run {
 };
 
 }  // namespace
+
+std::string PhotoFailedText(const std::string& code, bool send_again) {
+  std::string text;
+  if (code == "too_large") {
+    text = "That photo was too large for us to save.";
+  } else if (code == "not_a_photo") {
+    text = "That file didn't look like a photo, so we couldn't save it.";
+  } else if (code == "expired") {
+    text = "That photo was no longer available from WhatsApp by the time we fetched it.";
+  } else {
+    text = "That photo didn't come through.";
+  }
+  return text + (send_again ? " Please send it again." : "");
+}
 
 TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std::string& text) {
   const std::string t = Trim(text);

@@ -57,6 +57,12 @@ struct TypedAnswer {
 };
 TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std::string& text);
 
+// What a person hears when a photo of theirs could not be saved, by media.failed's code
+// (expired, too_large, not_a_photo, damaged; anything else is said plainly too): never the
+// technical reason, which stays in the audit and the logs. "Please send it again" only when
+// the step they are on still takes photos.
+std::string PhotoFailedText(const std::string& code, bool send_again);
+
 struct AssignmentRun {
   std::string id, title, reference, operator_name, flow;
   std::vector<Question> questions;

@@ -427,10 +427,43 @@ TEST(Engine, AFailedPhotoNoLongerCountsAndTheUserIsAskedToResendIt) {
   failed.reason = "sha256 mismatch";
   auto t = c.Send(failed);
   EXPECT_EQ(c.Photos(), 1u);
-  EXPECT_EQ(Replies(t), std::vector<std::string>{"One of your photos could not be saved. Please send it again."})
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"That photo didn't come through. Please send it again."})
       << "the technical reason is never shown";
   EXPECT_EQ(t.note, "media_failed");
   EXPECT_EQ(c.state.messages, 5) << "internal events are not inbound messages";
+}
+
+// Each failure class in plain words, never the technical reason; "send it again" only while the
+// step still takes photos (after DONE, the photo is gone from the count and nobody asks for it).
+TEST(Engine, AFailedPhotoIsExplainedByItsClassAndResentOnlyWhereTheStepTakesPhotos) {
+  Chat c;
+  c.ToPhotos();
+  const std::string ids[] = {"a", "b", "c", "d", "e"};
+  for (int i = 0; i < 5; ++i) c.Send(Image(ids[i], kT0 + 10 + i));
+  auto fail = [&](const std::string& id, const std::string& code, const std::string& reason) {
+    Event failed;
+    failed.kind = Event::Kind::kMediaFailed;
+    failed.media_id = id;
+    failed.code = code;
+    failed.reason = reason;
+    auto t = c.Send(failed);
+    EXPECT_EQ(t.note, "media_failed");
+    auto replies = Replies(t);
+    EXPECT_EQ(replies.size(), 1u);
+    EXPECT_EQ(replies.empty() ? std::string::npos : replies[0].find(reason), std::string::npos) << "the technical reason leaked";
+    return replies.empty() ? std::string() : replies[0];
+  };
+  EXPECT_EQ(fail("a", "too_large", "image of 9000000 bytes over the limit of 5242880"),
+            "That photo was too large for us to save. Please send it again.");
+  EXPECT_EQ(fail("b", "not_a_photo", "content does not look like image/jpeg"),
+            "That file didn't look like a photo, so we couldn't save it. Please send it again.");
+  EXPECT_EQ(fail("c", "expired", "media metadata: HTTP 404 (unknown or expired media id)"),
+            "That photo was no longer available from WhatsApp by the time we fetched it. Please send it again.");
+  EXPECT_EQ(fail("d", "damaged", "sha256 mismatch"), "That photo didn't come through. Please send it again.");
+  // Past the photos step: told, not asked to send it again.
+  c.Send(Text("DONE", kT0 + 30));
+  ASSERT_NE(c.state.step, "photos");
+  EXPECT_EQ(fail("e", "damaged", "sha256 mismatch"), "That photo didn't come through.");
 }
 
 TEST(Engine, APhotoRefusedOverQuotaIsExplainedInPlainWords) {

@@ -317,7 +317,8 @@ Disposition Fetcher::Handle(const Delivery& d) {
     Outcome("failed").Inc();
     LOG(WARNING) << ctx << "event=fetch_failed media_id=" << media_id << " error=" << fetched.status().ToString();
     Status e = Emit("media.failed", R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" +
-                                        JsonEscape(fetched.status().ToString()) + "\"", d);
+                                        JsonEscape(fetched.status().ToString()) + R"(","code":")" +
+                                        FailureCode(fetched.status()) + "\"", d);
     return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
   }
   const Stored& stored = fetched->stored;
@@ -337,6 +338,17 @@ Disposition Fetcher::Handle(const Delivery& d) {
   Outcome("stored").Inc();
   LOG(INFO) << ctx << "event=stored media_id=" << media_id << " name=" << stored.name << " bytes=" << stored.size;
   return stored_event(stored);
+}
+
+std::string FailureCode(const Status& failure) {
+  const std::string& m = failure.message();
+  if (failure.code() == Code::kNotFound) return "expired";
+  if (failure.code() == Code::kTooLarge) return "too_large";
+  if (m.rfind("type not allowed", 0) == 0 || m.find("does not look like") != std::string::npos ||
+      m.rfind("the webhook said", 0) == 0) {
+    return "not_a_photo";
+  }
+  return "damaged";
 }
 
 Disposition Fetcher::Refuse(QuotaKind kind, const Admission& used, const std::string& media_id, const LogCtx& ctx,

@@ -20,6 +20,12 @@
 
 namespace convoy::media {
 
+// media.failed's code for a fetch that failed for good, so that conversation can tell the person in
+// plain words (the reason itself stays in the event, the audit and the log): "expired" (Meta no
+// longer has it), "too_large", "not_a_photo" (a type not allowed, or content that is not what it
+// says), "damaged" (anything else: a checksum that differs, incomplete metadata).
+std::string FailureCode(const Status& failure);
+
 struct FetchSettings {
   std::string graph_base_url;
   std::string graph_token;

@@ -1,4 +1,5 @@
 #include "verify.h"
+#include "fetcher.h"
 
 #include <gtest/gtest.h>
 
@@ -49,6 +50,23 @@ TEST(VerifyMedia, RejectsWithAReason) {
   EXPECT_EQ(Verify(jpg, "application/x-sh", Sha256Hex(jpg)).message(), "type not allowed: application/x-sh");
   EXPECT_NE(Verify(jpg, "image/jpeg", Sha256Hex("other")).message().find("sha256 mismatch"), std::string::npos);
   EXPECT_NE(Verify(jpg, "image/jpeg", "not-a-hash").message().find("malformed sha256"), std::string::npos);
+}
+
+// Each refusal gets the code conversation turns into plain words (media.failed's "code"):
+// what the user hears depends on it, never on the reason's text.
+TEST(VerifyMedia, EachRefusalHasTheCodeThePersonIsToldBy) {
+  std::string jpg = Photo("photo1.jpg");
+  SizeLimits tiny;
+  tiny.image = 100;
+  EXPECT_EQ(FailureCode(Verify(jpg, "image/jpeg", Sha256Hex(jpg), tiny)), "too_large");
+  EXPECT_EQ(FailureCode(Verify(jpg, "image/png", Sha256Hex(jpg))), "not_a_photo");
+  EXPECT_EQ(FailureCode(Verify(jpg, "application/x-sh", Sha256Hex(jpg))), "not_a_photo");
+  EXPECT_EQ(FailureCode(Verify(jpg, "image/jpeg", Sha256Hex("other"))), "damaged");
+  EXPECT_EQ(FailureCode(Verify(jpg, "image/jpeg", "not-a-hash")), "damaged");
+  EXPECT_EQ(FailureCode(Status(Code::kNotFound, "media metadata: HTTP 404 (unknown or expired media id)")), "expired");
+  EXPECT_EQ(FailureCode(Status(Code::kInvalidArgument, "the webhook said image/jpeg, the metadata says image/png")),
+            "not_a_photo");
+  EXPECT_EQ(FailureCode(Status(Code::kInvalidArgument, "media metadata incomplete")), "damaged");
 }
 
 TEST(MediaTypes, EachKindHasItsLimitAndMagic) {

@@ -243,6 +243,47 @@ void SendBind(amqp_connection_state_t st, const BindingSpec& b, bool unbind) {
   }
 }
 
+// A channel of its own for probing: the broker closes a channel on a passive declare of a queue
+// that does not exist, and channel 1 carries the connection's real work.
+constexpr amqp_channel_t kProbeChannel = 2;
+
+// How many partitions of a partitioned work queue exist on the broker: passive declares of
+// "<queue>.0", "<queue>.1", ... until the first that does not exist (at most
+// kMaxConversationPartitions are looked for).
+Result<int> CountPartitionsOn(amqp_connection_state_t st, const std::string& work_queue) {
+  amqp_channel_open(st, kProbeChannel);
+  Status s = CheckReply(amqp_get_rpc_reply(st), "channel.open (partition discovery)");
+  if (!s.ok()) return s;
+  for (int i = 0; i < kMaxConversationPartitions; ++i) {
+    const std::string name = PartitionName(work_queue, i);
+    amqp_queue_declare(st, kProbeChannel, amqp_cstring_bytes(name.c_str()), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(st);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) continue;
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+      const bool missing = static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code == AMQP_NOT_FOUND;
+      amqp_channel_close_ok_t ok{};
+      s = CheckRc(amqp_send_method(st, kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok), "channel.close-ok");
+      if (!s.ok()) return s;
+      if (missing) return i;
+    }
+    return CheckReply(r, "queue.declare passive " + name);
+  }
+  s = CheckReply(amqp_channel_close(st, kProbeChannel, AMQP_REPLY_SUCCESS), "channel.close (partition discovery)");
+  if (!s.ok()) return s;
+  return kMaxConversationPartitions;
+}
+
+Result<std::vector<std::string>> DiscoverQueuesOn(amqp_connection_state_t st, const std::string& work_queue) {
+  if (!FindPartitioned(work_queue)) return std::vector<std::string>{work_queue};
+  auto n = CountPartitionsOn(st, work_queue);
+  if (!n.ok()) return n.status();
+  if (*n == 0) {
+    return Status(Code::kNotFound, PartitionName(work_queue, 0) +
+                                       " does not exist: declare the topology (`convoy-topology --upgrade`) first");
+  }
+  return PartitionNames(work_queue, *n);
+}
+
 bool FieldToString(const amqp_field_value_t& v, std::string* out) {
   switch (v.kind) {
     case AMQP_FIELD_KIND_UTF8:
@@ -930,6 +971,7 @@ struct Consumer::Impl {
   // before the ack redelivers work already done, which every handler takes as a duplicate.
   uint64_t pending_ack_tag = 0;
   int pending_acks = 0;
+  bool tagged = false;  // consuming several queues: a delivery's consumer tag names its queue
 
   void SleepUnlessStopped(std::chrono::milliseconds d) {
     std::unique_lock<std::mutex> lock(sleep_mu);
@@ -943,14 +985,25 @@ struct Consumer::Impl {
     amqp_basic_qos(c->state(), kChannel, 0, static_cast<uint16_t>(options.prefetch), 0);
     s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.qos");
     if (!s.ok()) return s;
-    if (options.queues.empty()) {
+    std::vector<std::string> queues = options.queues;
+    if (queues.empty() && options.shares > 0) {
+      // A partitioned work queue: this consumer's share of the partitions the broker has now.
+      auto all = DiscoverQueuesOn(c->state(), options.queue);
+      if (!all.ok()) return all.status();
+      for (size_t i = static_cast<size_t>(options.share); i < all->size(); i += static_cast<size_t>(options.shares)) {
+        queues.push_back((*all)[i]);
+      }
+      LOG(INFO) << LogCtx{options.queue} << "event=amqp_partitions found=" << all->size()
+                << " consuming=" << queues.size();
+    } else if (queues.empty()) {
       amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(options.queue.c_str()), amqp_empty_bytes, 0,
                          /*no_ack=*/0, 0, amqp_empty_table);
       s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + options.queue);
       if (!s.ok()) return s;
     }
+    tagged = options.queues.size() + static_cast<size_t>(options.shares) > 0;
     // Several queues: each consumer's tag is its queue's name, which tells a delivery's queue.
-    for (const auto& q : options.queues) {
+    for (const auto& q : queues) {
       amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(q.c_str()), amqp_cstring_bytes(q.c_str()), 0,
                          /*no_ack=*/0, 0, amqp_empty_table);
       s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + q);
@@ -1024,7 +1077,7 @@ struct Consumer::Impl {
         std::vector<Delivery> batch;
         std::vector<uint64_t> tags;
         for (;;) {
-          batch.push_back(ToDelivery(options.queues.empty() ? options.queue : BytesToString(env.consumer_tag), env));
+          batch.push_back(ToDelivery(tagged ? BytesToString(env.consumer_tag) : options.queue, env));
           tags.push_back(env.delivery_tag);
           amqp_destroy_envelope(&env);
           if (static_cast<int>(batch.size()) >= options.batch) break;
@@ -1199,7 +1252,9 @@ Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string
   Status s = c.Open(o);
   if (!s.ok()) return s;
   uint32_t total = 0;
-  for (const auto& queue : QueuesOf(work_queue)) {
+  auto queues = DiscoverQueuesOn(c.state(), work_queue);
+  if (!queues.ok()) return queues.status();
+  for (const auto& queue : *queues) {
     amqp_queue_declare_ok_t* ok = amqp_queue_declare(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
                                                      /*passive=*/1, 0, 0, 0, amqp_empty_table);
     s = CheckReply(amqp_get_rpc_reply(c.state()), "queue.declare passive " + queue);
@@ -1258,7 +1313,9 @@ Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std
   Status s = c.Open(o);
   if (!s.ok()) return s;
   std::vector<Delivery> out;
-  for (const auto& queue : QueuesOf(work_queue)) {
+  auto queues = DiscoverQueuesOn(c.state(), work_queue);
+  if (!queues.ok()) return queues.status();
+  for (const auto& queue : *queues) {
     if (WorkQueueOf(queue) != queue) {
       // A partition has a single active consumer, and such a quorum queue refuses basic.get.
       auto taken = ConsumeReady(c.state(), queue, max - out.size());
@@ -1285,6 +1342,15 @@ Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std
     }
   }
   return out;
+}
+
+Result<std::vector<std::string>> DiscoverQueues(const AmqpOptions& options, const std::string& work_queue) {
+  Conn c;
+  AmqpOptions o = options;
+  o.declare_topology = false;
+  Status s = c.Open(o);
+  if (!s.ok()) return s;
+  return DiscoverQueuesOn(c.state(), work_queue);
 }
 
 Status DeclareConvoyTopology(const AmqpOptions& options) {

@@ -11,19 +11,20 @@ template <typename Factory>
 Status AddConsumers(const ConsumerOptions& options, int count, const Factory& factory, Publisher& republisher,
                     std::vector<std::unique_ptr<Consumer>>& consumers) {
   // A partitioned work queue: its partitions dealt out over the consumers, each partition read by
-  // one of them (and, having a single active consumer, by one replica at a time).
-  std::vector<std::string> partitions;
-  if (options.queues.empty() && FindPartitioned(options.queue)) {
-    partitions = QueuesOf(options.queue);
-    count = std::min(count, static_cast<int>(partitions.size()));
-  }
+  // one of them (and, having a single active consumer, by one replica at a time). Which partitions
+  // exist is the broker's to say (convoy-topology declares them): each consumer finds
+  // them when it connects and reads those i with i % count == its index; a consumer beyond the
+  // partitions there are reads none.
+  const bool partitioned = options.queues.empty() && FindPartitioned(options.queue);
+  if (partitioned) count = std::min(count, kMaxConversationPartitions);
   for (int i = 0; i < count; ++i) {
     auto handler = factory();
     if (!handler.ok()) return handler.status();
     ConsumerOptions o = options;
     o.amqp.name = options.amqp.name + "/" + options.queue + "#" + std::to_string(i);
-    for (size_t p = static_cast<size_t>(i); p < partitions.size(); p += static_cast<size_t>(count)) {
-      o.queues.push_back(partitions[p]);
+    if (partitioned) {
+      o.share = i;
+      o.shares = count;
     }
     consumers.push_back(std::make_unique<Consumer>(o, std::move(*handler), &republisher));
   }

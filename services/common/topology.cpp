@@ -104,19 +104,17 @@ std::string DelayQueueName(const std::string& queue, const std::string& tier) {
 
 std::string PartitionName(const std::string& queue, int index) { return queue + "." + std::to_string(index); }
 
+std::vector<std::string> PartitionNames(const std::string& queue, int count) {
+  std::vector<std::string> out;
+  for (int i = 0; i < count; ++i) out.push_back(PartitionName(queue, i));
+  return out;
+}
+
 const PartitionedQueue* FindPartitioned(const std::string& work_queue) {
   for (const auto& p : ConvoyTopology().partitioned) {
     if (p.queue == work_queue) return &p;
   }
   return nullptr;
-}
-
-std::vector<std::string> QueuesOf(const std::string& work_queue) {
-  const PartitionedQueue* p = FindPartitioned(work_queue);
-  if (!p) return {work_queue};
-  std::vector<std::string> out;
-  for (int i = 0; i < p->partitions; ++i) out.push_back(PartitionName(work_queue, i));
-  return out;
 }
 
 std::string WorkQueueOf(const std::string& queue) {

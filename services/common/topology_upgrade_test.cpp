@@ -4,11 +4,14 @@
 // would have been, the services' own declaration succeeds, and nothing old is left.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "convoy/amqp.h"
 #include "convoy/amqp_admin.h"
+#include "convoy/consumer_group.h"
 #include "convoy/topology.h"
 #include "testsupport.h"
 
@@ -256,7 +259,10 @@ TEST(TopologyUpgrade, SplitsConversationInboundIntoPartitionsKeepingEachConversa
   std::map<std::string, std::string> partition_of;
   std::map<std::string, int> last_seq;
   size_t total = 0, used = 0;
-  for (const auto& partition : QueuesOf(queues::kConversationInbound)) {
+  auto partitions = DiscoverQueues(o, queues::kConversationInbound);
+  ASSERT_TRUE(partitions.ok()) << partitions.status().ToString();
+  EXPECT_EQ(partitions->size(), static_cast<size_t>(kConversationInboundPartitions));
+  for (const auto& partition : *partitions) {
     auto taken = TakeMessages(o, partition, 10000);
     ASSERT_TRUE(taken.ok()) << taken.status().ToString();
     total += taken->size();
@@ -300,6 +306,74 @@ TEST(TopologyUpgrade, RefusesWhileConsumersAreAttachedAndLosesNothing) {
   steps = UpgradeTopology(o);
   ASSERT_TRUE(steps.ok()) << steps.status().ToString();
   EXPECT_EQ(Bodies(o, "media.fetch"), Expected("waiting", 10));
+}
+
+constexpr int kConversations = 200, kPerConversation = 5;
+
+std::string ConversationKey(int c) { return "pnid:" + std::to_string(c); }
+
+// 200 conversations' 5 messages each, published as ingress does (interleaved), seq = round * 1000 + c.
+void PublishConversations(const AmqpOptions& o, int round) {
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  PublishBatch batch;
+  for (int i = 0; i < kPerConversation; ++i) {
+    for (int c = 0; c < kConversations; ++c) {
+      pub.Publish(InboundMessage(ConversationKey(c), (round * kPerConversation + i) * 1000 + c), batch.Add());
+    }
+  }
+  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 60s).ok());
+  pub.Stop();
+}
+
+// Consumers read the partitions the broker has, whatever this build's default: here 3 of them.
+TEST(TopologyUpgrade, ConsumersReadThePartitionsOnTheBroker) {
+  test::TestVhost vhost("topology_repartition_consumers");
+  AmqpOptions o{vhost.url(), "test-upgrade"};
+  o.declare_topology = false;
+  ASSERT_TRUE(DeclareConvoyTopology(o).ok());
+  {
+    AmqpAdmin admin;
+    ASSERT_TRUE(admin.Open(o).ok());
+    for (int i = kConversationInboundPartitions - 1; i >= 3; --i) {
+      ASSERT_TRUE(admin.DeleteQueue(PartitionName(queues::kConversationInbound, i), false, false).ok());
+    }
+  }
+  PublishConversations(o, 0);
+  Publisher republisher(o);
+  republisher.Start();
+  ASSERT_TRUE(republisher.WaitConnected(20s));
+  std::mutex mu;
+  std::map<std::string, std::set<std::string>> queues_of;  // conversation -> partitions it came from
+  std::atomic<int> got{0};
+  {
+    ConsumerGroup group(republisher);
+    ConsumerOptions co;
+    co.amqp = o;
+    co.queue = queues::kConversationInbound;
+    ASSERT_TRUE(group
+                    .Add(co, 2,
+                         [&]() -> Result<DeliveryHandler> {
+                           return DeliveryHandler([&](const Delivery& d) {
+                             std::lock_guard<std::mutex> lock(mu);
+                             queues_of[d.Header(headers::kConversationKey)].insert(d.queue);
+                             ++got;
+                             return Disposition::Ack();
+                           });
+                         })
+                    .ok());
+    group.Start();
+    ASSERT_TRUE(test::WaitUntil([&] { return got.load() == kConversations * kPerConversation; }, 60s)) << got.load();
+    group.Stop();
+  }
+  republisher.Stop();
+  std::set<std::string> partitions;
+  for (const auto& [key, qs] : queues_of) {
+    EXPECT_EQ(qs.size(), 1u) << key;
+    partitions.insert(qs.begin(), qs.end());
+  }
+  EXPECT_EQ(partitions, (std::set<std::string>{"conversation.inbound.0", "conversation.inbound.1", "conversation.inbound.2"}));
 }
 
 }  // namespace

@@ -166,6 +166,10 @@ struct ConsumerOptions {
   // delivery's Delivery::queue is the queue it came from; its retries, delays and parking go
   // through its work queue's (WorkQueueOf).
   std::vector<std::string> queues = {};
+  // When shares > 0 (and queues is empty): `queue` is a partitioned work queue, and this consumer
+  // reads its partitions i with i % shares == share, found on the broker at each connect
+  // (DiscoverQueues), so it always reads what convoy-topology declared there.
+  int share = 0, shares = 0;
 };
 
 struct ConsumerStats {
@@ -195,9 +199,14 @@ class Consumer {
 // Opens a connection, declares the topology and closes; for tools and tests.
 Status DeclareConvoyTopology(const AmqpOptions& options);
 
+// The queues a work queue's consumers read: a partitioned one's partitions as they exist on the
+// broker ("<queue>.0", "<queue>.1", ... up to the first that does not exist; passive declares on a
+// channel of their own), any other the queue itself. kNotFound when a partitioned queue has none.
+Result<std::vector<std::string>> DiscoverQueues(const AmqpOptions& options, const std::string& work_queue);
+
 // Tools and tests: the number of ready messages in a queue (passive declare: exact, unlike the
 // management API's sampled statistics), and up to `max` messages taken off it with basic.get. A
-// partitioned work queue's name stands for all its partitions.
+// partitioned work queue's name stands for all its partitions on the broker.
 Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string& queue);
 Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std::string& queue,
                                            size_t max);

@@ -72,9 +72,14 @@ struct BindingSpec {
 // A work queue consumed in partitions, so that what one conversation sends is consumed one at a
 // time in order (CONVENTIONS 7b) while conversations spread over consumers and replicas: queues
 // "<queue>.<i>" (i < partitions), each a quorum queue with a single active consumer, bound with
-// weight 1 to a consistent-hash exchange on the x-conversation-key header. The work queue's name
-// stays the name of its delay queues (which dead-letter back through the exchange: a retry
-// returns to its conversation's partition) and of its parking queue "<queue>.dlq".
+// weight 1 to a consistent-hash exchange on the x-conversation-key header, in the order of i (the
+// exchange hashes over its bindings in the order they were made). The work queue's name stays the
+// name of its delay queues (which dead-letter back through the exchange: a retry returns to its
+// conversation's partition) and of its parking queue "<queue>.dlq".
+//
+// The broker is the authority on how many partitions there are: consumers find those that exist
+// there when they connect (amqp.h DiscoverQueues), so a service never disagrees with the broker.
+// `partitions` here is what the topology declares.
 struct PartitionedQueue {
   std::string queue, exchange;
   int partitions = 1;
@@ -101,6 +106,8 @@ struct Topology {
 // The topology setting: how many partitions conversation.inbound has. Changing it moves every
 // conversation to another partition: run `convoy-topology --upgrade` with the consumers stopped.
 constexpr int kConversationInboundPartitions = 8;
+// The most partitions a partitioned work queue has (discovery looks no further).
+constexpr int kMaxConversationPartitions = 256;
 
 const Topology& ConvoyTopology();
 
@@ -110,12 +117,13 @@ std::string DelayQueueName(const std::string& queue, const std::string& tier);
 
 // The partition of a work queue: "<queue>.<index>".
 std::string PartitionName(const std::string& queue, int index);
-// The queues a work queue's consumers read: its partitions, or the queue itself.
-std::vector<std::string> QueuesOf(const std::string& work_queue);
+// Partitions 0 .. count-1 of a work queue.
+std::vector<std::string> PartitionNames(const std::string& queue, int count);
 // The work queue a queue belongs to: the partitioned work queue of a partition, else the queue.
 // Retries, delays and parked messages of a partition go through its work queue's delay queues
 // and parking queue.
 std::string WorkQueueOf(const std::string& queue);
+// The partitioned work queue of this name (its exchange; the declared partition count), or null.
 const PartitionedQueue* FindPartitioned(const std::string& work_queue);
 
 // Topology 1 (convoy before at-least-once delay queues) had classic delay queues named

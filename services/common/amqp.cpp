@@ -1427,6 +1427,24 @@ struct AmqpAdmin::Impl {
   }
 };
 
+namespace {
+// The copy a move publishes: body, message id and headers, the attempt count as a number.
+AmqpMessage MovedCopy(Delivery&& d, const std::string& exchange, const std::string& routing_key) {
+  AmqpMessage copy;
+  copy.exchange = exchange;
+  copy.routing_key = routing_key;
+  copy.body = std::move(d.body);
+  copy.message_id = d.message_id;
+  copy.headers = std::move(d.headers);
+  auto attempt = copy.headers.find(headers::kAttempt);
+  if (attempt != copy.headers.end()) {
+    copy.int_headers[headers::kAttempt] = std::atoll(attempt->second.c_str());
+    copy.headers.erase(attempt);
+  }
+  return copy;
+}
+}  // namespace
+
 AmqpAdmin::AmqpAdmin() : impl_(new Impl) {}
 AmqpAdmin::~AmqpAdmin() {
   if (impl_->publisher) impl_->publisher->Stop();
@@ -1454,6 +1472,31 @@ Result<QueueState> AmqpAdmin::Inspect(const std::string& queue) {
   state.messages = ok->message_count;
   state.consumers = ok->consumer_count;
   return state;
+}
+
+Result<bool> AmqpAdmin::ExchangeExists(const std::string& exchange) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_exchange_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(exchange.c_str()), amqp_empty_bytes,
+                        /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  s = impl_->Check("exchange.declare passive " + exchange);
+  if (!s.ok()) {
+    if (impl_->channel_closed && s.message().find("404") != std::string::npos) return false;
+    return s;
+  }
+  return true;
+}
+
+Status AmqpAdmin::DeleteExchange(const std::string& exchange) {
+  Status s = impl_->EnsureChannel();
+  if (!s.ok()) return s;
+  amqp_exchange_delete(impl_->conn->state(), kChannel, amqp_cstring_bytes(exchange.c_str()), /*if_unused=*/0);
+  return impl_->Check("exchange.delete " + exchange);
+}
+
+Result<int> AmqpAdmin::CountPartitions(const std::string& work_queue) {
+  if (!impl_->conn) return Status(Code::kUnavailable, "not open");
+  return CountPartitionsOn(impl_->conn->state(), work_queue);
 }
 
 Status AmqpAdmin::DeclareExchange(const ExchangeSpec& ex) {
@@ -1554,25 +1597,71 @@ Result<uint64_t> AmqpAdmin::MoveAll(const std::string& from, const std::string& 
       auto got = impl_->Get(from, &last_tag);
       if (!got.ok()) return got.status();
       if (!*got) break;
-      Delivery& d = **got;
-      AmqpMessage copy;
-      copy.exchange = "";
-      copy.routing_key = to;
-      copy.body = std::move(d.body);
-      copy.message_id = d.message_id;
-      copy.headers = std::move(d.headers);
-      auto attempt = copy.headers.find(headers::kAttempt);
-      if (attempt != copy.headers.end()) {
-        copy.int_headers[headers::kAttempt] = std::atoll(attempt->second.c_str());
-        copy.headers.erase(attempt);
-      }
-      impl_->publisher->Publish(std::move(copy), batch.Add());
+      impl_->publisher->Publish(MovedCopy(std::move(**got), "", to), batch.Add());
     }
     if (taken == 0) return moved;
     s = batch.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(30));
     if (!s.ok()) {
       // Unacked originals go back to `from` when this connection closes: nothing is lost.
       return Status(s.code(), "move " + from + " -> " + to + ": " + s.ToString());
+    }
+    s = CheckRc(amqp_basic_ack(st, kChannel, last_tag, /*multiple=*/1), "basic.ack " + from);
+    if (!s.ok()) return s;
+    moved += taken;
+  }
+}
+
+Result<uint64_t> AmqpAdmin::MoveThrough(const std::string& from, const std::string& exchange,
+                                        const std::string& routing_key) {
+  Status s = impl_->Ready("move " + from);
+  if (!s.ok()) return s;
+  amqp_connection_state_t st = impl_->conn->state();
+  constexpr uint32_t kBatch = 500;
+  uint64_t moved = 0;
+  for (;;) {
+    auto state = Inspect(from);
+    if (!state.ok()) return state.status();
+    if (!state->exists || state->messages == 0) return moved;
+    if (state->consumers > 0) {
+      return Status(Code::kRejected, from + " has " + std::to_string(state->consumers) + " consumer(s)");
+    }
+    // A batch held unacked (the prefetch stops the broker there), copied, and acked once every copy
+    // is confirmed; the consumer is cancelled first, so nothing more is delivered meanwhile.
+    const uint32_t n = std::min(kBatch, state->messages);
+    amqp_basic_qos(st, kChannel, 0, static_cast<uint16_t>(n), 0);
+    s = impl_->Check("basic.qos");
+    if (!s.ok()) return s;
+    amqp_basic_consume_ok_t* consume = amqp_basic_consume(st, kChannel, amqp_cstring_bytes(from.c_str()),
+                                                          amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
+    s = impl_->Check("basic.consume " + from);
+    if (!s.ok()) return s;
+    const std::string tag = BytesToString(consume->consumer_tag);
+    PublishBatch batch;
+    uint64_t last_tag = 0;
+    uint32_t taken = 0;
+    while (taken < n) {
+      amqp_envelope_t env;
+      timeval tv{10, 0};
+      amqp_rpc_reply_t r = amqp_consume_message(st, &env, &tv, 0);
+      if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        s = CheckReply(r, "consume " + from);
+        break;
+      }
+      Delivery d = ToDelivery(from, env);
+      last_tag = env.delivery_tag;
+      amqp_destroy_envelope(&env);
+      impl_->publisher->Publish(MovedCopy(std::move(d), exchange, routing_key), batch.Add());
+      ++taken;
+    }
+    amqp_basic_cancel(st, kChannel, amqp_cstring_bytes(tag.c_str()));
+    Status cancelled = impl_->Check("basic.cancel " + from);
+    if (s.ok()) s = cancelled;
+    if (s.ok()) s = batch.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    if (!s.ok()) {
+      // The originals go back to `from` (a copy may have gone too: a duplicate, never a loss).
+      if (last_tag != 0) amqp_basic_nack(st, kChannel, last_tag, /*multiple=*/1, /*requeue=*/1);
+      return Status(s.code(), "move " + from + " -> " + (exchange.empty() ? routing_key : exchange) + ": " +
+                                  s.message());
     }
     s = CheckRc(amqp_basic_ack(st, kChannel, last_tag, /*multiple=*/1), "basic.ack " + from);
     if (!s.ok()) return s;

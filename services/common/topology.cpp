@@ -8,7 +8,7 @@
 namespace convoy {
 namespace {
 
-Topology Build() {
+Topology Build(const TopologySettings& settings) {
   Topology t;
   t.exchanges = {{exchanges::kInbound, "direct"}, {exchanges::kEvents, "topic"},
                  {exchanges::kCommands, "direct"}, {exchanges::kRetry, "direct"},
@@ -16,7 +16,7 @@ Topology Build() {
                  // rabbitmq_consistent_hash_exchange (scripts/infra.sh, deploy/): jump consistent
                  // hashing of the header over the bound partitions, weight 1 each.
                  {exchanges::kConversationInbound, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}};
-  t.partitioned = {{queues::kConversationInbound, exchanges::kConversationInbound, kConversationInboundPartitions}};
+  t.partitioned = {{queues::kConversationInbound, exchanges::kConversationInbound, settings.conversation_partitions}};
   t.retry_tiers = {{"1s", 1000}, {"5s", 5000}, {"30s", 30000}, {"2m", 120000}, {"10m", 600000}};
   t.work_queues = {queues::kConversationInbound, queues::kConversationEvents,
                    queues::kOutboundStatus,      queues::kOutboundSend,
@@ -128,8 +128,19 @@ std::string WorkQueueOf(const std::string& queue) {
   return queue;
 }
 
+Status ValidateTopologySettings(const TopologySettings& settings) {
+  if (settings.conversation_partitions < 1 || settings.conversation_partitions > kMaxConversationPartitions) {
+    return Status(Code::kInvalidArgument, "--conversation_partitions must be a whole number from 1 to " +
+                                              std::to_string(kMaxConversationPartitions) + ", not " +
+                                              std::to_string(settings.conversation_partitions));
+  }
+  return Status::Ok();
+}
+
+Topology BuildTopology(const TopologySettings& settings) { return Build(settings); }
+
 const Topology& ConvoyTopology() {
-  static const Topology* topology = new Topology(Build());
+  static const Topology* topology = new Topology(Build(TopologySettings{}));
   return *topology;
 }
 

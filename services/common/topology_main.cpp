@@ -19,6 +19,10 @@ DEFINE_bool(upgrade, false,
 DEFINE_bool(production, false,
             "Print the definitions without users (k8s/overlays/prod: users and permissions come from the "
             "RabbitMQ Messaging Topology Operator with generated secrets)");
+DEFINE_int32(conversation_partitions, convoy::kConversationInboundPartitions,
+             "How many partitions conversation.inbound has (1 to 256): the definitions printed declare that "
+             "many, and --upgrade re-partitions a broker that has another number (conversation stopped; each "
+             "conversation's messages keep their order; README). Consumers read what the broker has");
 DEFINE_bool(grants, false,
             "Print each part's broker user and permissions, one per line: user, configure, write, read "
             "(tab-separated), for provisioning a broker by hand");
@@ -28,6 +32,12 @@ int main(int argc, char** argv) {
                       "convoy-topology: prints convoy's RabbitMQ definitions (deploy/rabbitmq/definitions.json);\n"
                       "  convoy-topology --upgrade [--amqp_url=...]: upgrades a running broker in place (README)",
                       &argc, &argv);
+  convoy::TopologySettings settings;
+  settings.conversation_partitions = FLAGS_conversation_partitions;
+  if (auto valid = convoy::ValidateTopologySettings(settings); !valid.ok()) {
+    std::cerr << "invalid topology settings: " << valid.message() << "\n";
+    return 2;
+  }
   if (FLAGS_grants) {
     for (const auto& g : convoy::BrokerGrants()) {
       std::cout << convoy::BrokerUserName(g.part) << '\t' << g.configure << '\t' << g.write << '\t' << g.read << '\n';
@@ -35,7 +45,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!FLAGS_upgrade) {
-    std::cout << convoy::DefinitionsJson(convoy::ConvoyTopology(), /*local_users=*/!FLAGS_production);
+    std::cout << convoy::DefinitionsJson(convoy::BuildTopology(settings), /*local_users=*/!FLAGS_production);
     return 0;
   }
   auto amqp = convoy::AmqpOptionsFromFlags("convoy-topology");
@@ -43,7 +53,7 @@ int main(int argc, char** argv) {
     std::cerr << "invalid broker settings: " << amqp.status().ToString() << "\n";
     return 2;
   }
-  auto steps = convoy::UpgradeTopology(*amqp);
+  auto steps = convoy::UpgradeTopology(*amqp, settings);
   if (!steps.ok()) {
     std::cerr << "upgrade failed (nothing was lost; fix the cause and run it again): " << steps.status().ToString()
               << "\n";

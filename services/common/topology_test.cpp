@@ -144,5 +144,30 @@ TEST(Topology, ConversationInboundIsConsumedInPartitionsOfOneConsumerEach) {
   }
 }
 
+// The partition count is a setting: 1 to 256 partitions, declared and bound to the exchange in
+// the order of their numbers (the consistent-hash exchange maps by binding order).
+TEST(Topology, PartitionCountIsASettingFromOneTo256) {
+  EXPECT_TRUE(ValidateTopologySettings({}).ok());
+  EXPECT_TRUE(ValidateTopologySettings({1}).ok());
+  EXPECT_TRUE(ValidateTopologySettings({256}).ok());
+  for (int bad : {0, -1, 257, 100000}) {
+    Status s = ValidateTopologySettings({bad});
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("--conversation_partitions"), std::string::npos) << s.ToString();
+  }
+  const Topology t = BuildTopology({12});
+  ASSERT_EQ(t.partitioned.size(), 1u);
+  EXPECT_EQ(t.partitioned.front().partitions, 12);
+  std::vector<std::string> bound;
+  for (const auto& b : t.bindings) {
+    if (b.exchange == exchanges::kConversationInbound && !b.to_exchange) bound.push_back(b.queue);
+  }
+  EXPECT_EQ(bound, PartitionNames(queues::kConversationInbound, 12));
+  int declared = 0;
+  for (const auto& q : t.queues) declared += WorkQueueOf(q.name) == queues::kConversationInbound && q.name != queues::kConversationInbound;
+  EXPECT_EQ(declared, 12);
+  EXPECT_EQ(ConvoyTopology().partitioned.front().partitions, kConversationInboundPartitions) << "the default is 8";
+}
+
 }  // namespace
 }  // namespace convoy

@@ -116,6 +116,15 @@ Status Rebuild(AmqpAdmin& admin, const Topology& t, const QueueSpec& q, uint64_t
   return Restore(admin, t, q.name, &back);
 }
 
+// The exchange-to-exchange bindings that deliver to an exchange (convoy.inbound's "message").
+std::vector<BindingSpec> BindingsTo(const Topology& t, const std::string& exchange) {
+  std::vector<BindingSpec> out;
+  for (const auto& b : t.bindings) {
+    if (b.to_exchange && b.queue == exchange) out.push_back(b);
+  }
+  return out;
+}
+
 // Moves every ready message of `from`, in order, into `exchange` (a partitioned work queue's: each
 // lands in its conversation's partition), with its body and headers. How many.
 Status DrainToExchange(AmqpAdmin& admin, const std::string& from, const std::string& exchange, uint64_t* moved) {
@@ -147,6 +156,10 @@ Status DrainToExchange(AmqpAdmin& admin, const std::string& from, const std::str
 // queue's messages move in order into the partitions, and only then does the exchange take the
 // binding. Each step is idempotent: an interrupted run goes on where it stopped.
 Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p, std::vector<UpgradeStep>* steps) {
+  auto old = admin.Inspect(p.queue);
+  if (!old.ok()) return old.status();
+  if (!old->exists) return Status::Ok();
+  if (old->consumers > 0) return Busy(p.queue, old->consumers);
   for (const auto& q : t.queues) {
     if (q.name == p.queue || WorkQueueOf(q.name) != p.queue) continue;  // its partitions only
     Status s = admin.DeclareQueue(q);
@@ -157,17 +170,10 @@ Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
       if (!s.ok()) return s;
     }
   }
-  auto old = admin.Inspect(p.queue);
-  if (!old.ok()) return old.status();
-  if (!old->exists) return Status::Ok();
-  if (old->consumers > 0) return Busy(p.queue, old->consumers);
   UpgradeStep step{p.queue, "moved into " + std::to_string(p.partitions) + " partitions behind " + p.exchange +
                                 " and deleted", 0};
   // The bindings the exchange takes over, taken from the old queue first.
-  std::vector<BindingSpec> taken;
-  for (const auto& b : t.bindings) {
-    if (b.to_exchange && b.queue == p.exchange) taken.push_back(b);
-  }
+  const std::vector<BindingSpec> taken = BindingsTo(t, p.exchange);
   for (auto b : taken) {
     b.queue = p.queue;
     b.to_exchange = false;
@@ -218,21 +224,163 @@ Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
   return Status::Ok();
 }
 
+// Re-partitioning: the staging queue of partition i, and the exchange that routes the staged
+// messages as the partitioned exchange will ("<exchange>.upgrade.<partitions>": a run for another
+// count finds it and refuses).
+std::string StagingName(const std::string& queue, int i) { return PartitionName(queue, i) + kHoldingSuffix; }
+std::string RouterName(const PartitionedQueue& p, int partitions) {
+  return p.exchange + kHoldingSuffix + "." + std::to_string(partitions);
+}
+
+// From the partitions on the broker to p.partitions of them, ingress publishing all along, nothing
+// lost and each conversation's messages in order. The consistent-hash exchange maps a key by the
+// order of its bindings (jump consistent hashing over the bound queues: a queue's buckets are its
+// place in that order, not its name), so an exchange bound to partitions 0..n-1 in that order maps
+// as the partitioned exchange bound the same way (topology_upgrade_test checks it on the broker).
+//  1. "message" is taken from the exchange: ingress's publishes are returned to it, and it refuses
+//     the webhook (Meta delivers it again later) until step 8.
+//  2. A staging queue per partition (declared first: the mark of a re-partitioning under way).
+//  3. The partitions 0..n-1 are declared and the exchange bound to the new ones after the others,
+//     the extra ones unbound highest first: from now on it maps as it will, and what the delay
+//     queues dead-letter into it goes to its conversation's new partition (a retry has no place in
+//     its conversation's order to keep). It always has a route: the at-least-once dead-lettering
+//     of the delay queues never finds it without one.
+//  4. Every partition's messages move in order into its staging queue (those dead-lettered there
+//     while the bindings changed included), then the router exchange is declared: the mark that
+//     step 4 is done.
+//  5. The router is bound to the partitions 0..n-1 in order.
+//  6. Each staging queue moves through the router in order, and is deleted. A conversation's
+//     messages were all in one partition, so they are in one staging queue, and arrive in order in
+//     its new partition, before anything ingress publishes after step 8.
+//  7. The extra partitions (unbound since step 3) move through the router what reached them
+//     meanwhile, and are deleted once empty, highest first (discovery counts up to the first gap).
+//  8. The router is deleted and the exchange takes "message" back.
+// Each step is idempotent, so a run that stopped anywhere is finished by running it again.
+Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p, std::vector<UpgradeStep>* steps) {
+  const int target = p.partitions;
+  auto found = admin.CountPartitions(p.queue);
+  if (!found.ok()) return found.status();
+  const int existing = *found;
+  const int span = std::max(existing, target);
+  const std::string router = RouterName(p, target);
+  auto routed = admin.ExchangeExists(router);
+  if (!routed.ok()) return routed.status();
+  auto staged = admin.Inspect(StagingName(p.queue, 0));
+  if (!staged.ok()) return staged.status();
+  // Nothing under way, and as many as asked for (or none yet: a new broker is simply declared).
+  if (!*routed && !staged->exists && (existing == target || existing == 0)) return Status::Ok();
+  if (!*routed && staged->exists) {
+    // Staged messages routed for another count must finish with that count, or a conversation's
+    // messages would be split between two layouts.
+    for (int other = 1; other <= kMaxConversationPartitions; ++other) {
+      if (other == target) continue;
+      auto exists = admin.ExchangeExists(RouterName(p, other));
+      if (!exists.ok()) return exists.status();
+      if (*exists) {
+        return Status(Code::kRejected, "an interrupted re-partitioning of " + p.queue + " into " +
+                                           std::to_string(other) + " partitions is under way: run it again with "
+                                           "--conversation_partitions=" + std::to_string(other) + " first");
+      }
+    }
+  }
+  for (int i = 0; i < span; ++i) {
+    for (const std::string& q : {PartitionName(p.queue, i), StagingName(p.queue, i)}) {
+      auto state = admin.Inspect(q);
+      if (!state.ok()) return state.status();
+      if (state->exists && state->consumers > 0) return Busy(q, state->consumers);
+    }
+  }
+  UpgradeStep step{p.queue, "re-partitioned from " + std::to_string(existing) + " into " + std::to_string(target) +
+                                " partitions",
+                   0};
+  // 1.
+  const std::vector<BindingSpec> taken = BindingsTo(t, p.exchange);
+  for (const auto& b : taken) {
+    Status s = admin.Unbind(b);
+    if (!s.ok()) return s;
+  }
+  // 2.
+  if (!*routed) {
+    for (int i = 0; i < span; ++i) {
+      Status s = admin.DeclareQueue({StagingName(p.queue, i), {{"x-queue-type", "quorum"}}, {}});
+      if (!s.ok()) return s;
+    }
+  }
+  // 3.
+  for (const auto& q : t.queues) {
+    if (q.name == p.queue || WorkQueueOf(q.name) != p.queue) continue;  // the partitions 0..n-1
+    Status s = admin.DeclareQueue(q);
+    if (!s.ok()) return s;
+  }
+  for (int i = 0; i < target; ++i) {
+    Status s = admin.Bind({p.exchange, PartitionName(p.queue, i), "1"});
+    if (!s.ok()) return s;
+  }
+  for (int i = existing - 1; i >= target; --i) {
+    Status s = admin.Unbind({p.exchange, PartitionName(p.queue, i), "1"});
+    if (!s.ok()) return s;
+  }
+  // 4.
+  if (!*routed) {
+    for (int i = 0; i < span; ++i) {
+      auto n = admin.MoveThrough(PartitionName(p.queue, i), "", StagingName(p.queue, i));
+      if (!n.ok()) return n.status();
+    }
+    Status s = admin.DeclareExchange({router, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}});
+    if (!s.ok()) return s;
+  }
+  // 5.
+  for (int i = 0; i < target; ++i) {
+    Status s = admin.Bind({router, PartitionName(p.queue, i), "1"});
+    if (!s.ok()) return s;
+  }
+  // 6.
+  for (int i = 0; i < span; ++i) {
+    auto n = admin.MoveThrough(StagingName(p.queue, i), router, p.queue);
+    if (!n.ok()) return n.status();
+    step.moved += *n;
+    Status s = admin.DeleteQueue(StagingName(p.queue, i), /*if_empty=*/false, /*if_unused=*/false);
+    if (!s.ok()) return s;
+  }
+  // 7.
+  for (int i = existing - 1; i >= target; --i) {
+    auto n = admin.MoveThrough(PartitionName(p.queue, i), router, p.queue);
+    if (!n.ok()) return n.status();
+    step.moved += *n;
+    Status s = admin.DeleteQueue(PartitionName(p.queue, i), /*if_empty=*/false, /*if_unused=*/false);
+    if (!s.ok()) return s;
+  }
+  // 8.
+  Status s = admin.DeleteExchange(router);
+  if (!s.ok()) return s;
+  for (const auto& b : taken) {
+    s = admin.Bind(b);
+    if (!s.ok()) return s;
+  }
+  steps->push_back(step);
+  return Status::Ok();
+}
+
 }  // namespace
 
-Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options) {
-  AmqpAdmin admin;
-  Status s = admin.Open(options);
+Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options, const TopologySettings& settings) {
+  Status s = ValidateTopologySettings(settings);
   if (!s.ok()) return s;
-  const Topology& t = ConvoyTopology();
+  AmqpAdmin admin;
+  s = admin.Open(options);
+  if (!s.ok()) return s;
+  const Topology t = BuildTopology(settings);
   std::vector<UpgradeStep> steps;
   for (const auto& ex : t.exchanges) {
     s = admin.DeclareExchange(ex);
     if (!s.ok()) return s;
   }
-  // 0. Work queues now consumed in partitions (their delay queues are declared anew there).
+  // 0. Work queues now consumed in partitions (their delay queues are declared anew there), and
+  // partitioned work queues with another number of partitions than the settings ask for.
   for (const auto& p : t.partitioned) {
     s = Partition(admin, t, p, &steps);
+    if (!s.ok()) return s;
+    s = Repartition(admin, t, p, &steps);
     if (!s.ok()) return s;
   }
   // 1. Work queues first: those declared with other arguments are rebuilt below, and their

@@ -308,6 +308,109 @@ TEST(TopologyUpgrade, RefusesWhileConsumersAreAttachedAndLosesNothing) {
   EXPECT_EQ(Bodies(o, "media.fetch"), Expected("waiting", 10));
 }
 
+// The claim re-partitioning rests on, checked on the broker: the x-consistent-hash exchange maps a
+// key by the order of its bindings (jump consistent hashing over the bound queues), not by the
+// queues' names or the exchange's. Two exchanges bound to the same queues in the same order agree,
+// however they got there (all at once; 8 and then 4 more; 16 and then the last 4 unbound); bound in
+// another order, they do not.
+TEST(TopologyUpgrade, ConsistentHashMapsByBindingOrder) {
+  test::TestVhost vhost("topology_chash_order");
+  AmqpOptions o{vhost.url(), "test-upgrade"};
+  o.declare_topology = false;
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  const std::vector<std::string> names = {"at-once", "appended", "shrunk", "reversed"};
+  for (const auto& x : names) {
+    ASSERT_TRUE(admin.DeclareExchange({x, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}).ok());
+  }
+  auto queue = [](const std::string& x, int i) { return x + ".q" + std::to_string(i); };
+  for (const auto& x : names) {
+    for (int i = 0; i < 16; ++i) ASSERT_TRUE(admin.DeclareQueue({queue(x, i), {}, {}}).ok());
+  }
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.Bind({"at-once", queue("at-once", i), "1"}).ok());
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok());
+  for (int i = 8; i < 12; ++i) ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok());
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok()) << "a binding made again changes nothing";
+  for (int i = 0; i < 16; ++i) ASSERT_TRUE(admin.Bind({"shrunk", queue("shrunk", i), "1"}).ok());
+  for (int i = 15; i >= 12; --i) ASSERT_TRUE(admin.Unbind({"shrunk", queue("shrunk", i), "1"}).ok());
+  for (int i = 11; i >= 0; --i) ASSERT_TRUE(admin.Bind({"reversed", queue("reversed", i), "1"}).ok());
+
+  constexpr int kKeys = 300;
+  {
+    Publisher pub(o);
+    pub.Start();
+    ASSERT_TRUE(pub.WaitConnected(20s));
+    PublishBatch batch;
+    for (const auto& x : names) {
+      for (int k = 0; k < kKeys; ++k) {
+        AmqpMessage m;
+        m.exchange = x;
+        m.routing_key = "";
+        m.body = std::to_string(k);
+        m.headers[headers::kConversationKey] = "pnid:" + std::to_string(k);
+        pub.Publish(std::move(m), batch.Add());
+      }
+    }
+    ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 30s).ok());
+    pub.Stop();
+  }
+  std::map<std::string, std::map<int, int>> bucket;  // exchange -> key -> queue index
+  for (const auto& x : names) {
+    for (int i = 0; i < 16; ++i) {
+      auto taken = TakeMessages(o, queue(x, i), kKeys);
+      ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+      for (const auto& d : *taken) bucket[x][std::atoi(d.body.c_str())] = i;
+    }
+    ASSERT_EQ(bucket[x].size(), static_cast<size_t>(kKeys)) << x;
+  }
+  std::set<int> used;
+  for (const auto& [k, i] : bucket["at-once"]) used.insert(i);
+  EXPECT_EQ(used.size(), 12u) << "every bound queue takes keys";
+  EXPECT_EQ(bucket["appended"], bucket["at-once"]);
+  EXPECT_EQ(bucket["shrunk"], bucket["at-once"]);
+  EXPECT_NE(bucket["reversed"], bucket["at-once"]) << "the order of the bindings decides, not the names";
+}
+
+// Whatever is in a queue, counted (0 when it does not exist).
+uint32_t Ready(AmqpAdmin& admin, const std::string& queue) {
+  auto st = admin.Inspect(queue);
+  EXPECT_TRUE(st.ok()) << st.status().ToString();
+  return st.ok() && st->exists ? st->messages : 0;
+}
+
+// What re-partitioning need not rely on but may: a quorum queue's at-least-once dead-lettering
+// keeps a message that expires while its dead-letter exchange routes nowhere, and delivers it once
+// a queue is bound (RabbitMQ's dead-letter worker tries again every
+// dead_letter_worker_publisher_confirm_timeout: 5 s in deploy/rabbitmq/advanced.config).
+TEST(TopologyUpgrade, AtLeastOnceDeadLetteringKeepsWhatHasNoRoute) {
+  test::TestVhost vhost("topology_dlx_no_route");
+  AmqpOptions o{vhost.url(), "test-upgrade"};
+  o.declare_topology = false;
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  ASSERT_TRUE(admin.DeclareExchange({"nowhere", "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}).ok());
+  ASSERT_TRUE(admin.DeclareQueue({"waiting",
+                                  {{"x-queue-type", "quorum"}, {"x-dead-letter-strategy", "at-least-once"},
+                                   {"x-overflow", "reject-publish"}, {"x-dead-letter-exchange", "nowhere"}},
+                                  {{"x-message-ttl", 100}}})
+                  .ok());
+  ASSERT_TRUE(admin.DeclareQueue({"target", {{"x-queue-type", "quorum"}}, {}}).ok());
+  {
+    Publisher pub(o);
+    pub.Start();
+    ASSERT_TRUE(pub.WaitConnected(20s));
+    AmqpMessage m = InboundMessage("pnid:1", 1);
+    m.exchange = "";
+    m.routing_key = "waiting";
+    ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+    pub.Stop();
+  }
+  ASSERT_TRUE(test::WaitUntil([&] { return Ready(admin, "waiting") == 0; }, 10s)) << "expired, with no route";
+  ASSERT_EQ(Ready(admin, "target"), 0u);
+  ASSERT_TRUE(admin.Bind({"nowhere", "target", "1"}).ok());
+  EXPECT_TRUE(test::WaitUntil([&] { return Ready(admin, "target") == 1; }, 30s)) << "kept and delivered once bound";
+}
+
 constexpr int kConversations = 200, kPerConversation = 5;
 
 std::string ConversationKey(int c) { return "pnid:" + std::to_string(c); }
@@ -325,6 +428,163 @@ void PublishConversations(const AmqpOptions& o, int round) {
   }
   ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 60s).ok());
   pub.Stop();
+}
+
+// Retries waiting in conversation.inbound's delay queues: `n` in `tier`, of conversations of their own.
+void PublishRetries(const AmqpOptions& o, const std::string& tier, const std::string& tag, int n) {
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  PublishBatch batch;
+  for (int i = 0; i < n; ++i) {
+    AmqpMessage m = InboundMessage("pnid:" + tag + std::to_string(i), 0);
+    m.exchange = exchanges::kRetry;
+    m.routing_key = DelayQueueName(queues::kConversationInbound, tier);
+    pub.Publish(std::move(m), batch.Add());
+  }
+  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 30s).ok());
+  pub.Stop();
+}
+
+// Takes every message of conversation.inbound's partitions (there must be `partitions` of them) and
+// checks each of them is there exactly once, every conversation's in one partition, in order; a
+// message of each conversation published after the upgrade goes to that partition, last.
+void ExpectEveryConversationInOnePartitionInOrder(const AmqpOptions& o, int partitions, int rounds, int retries) {
+  {
+    Publisher pub(o);
+    pub.Start();
+    ASSERT_TRUE(pub.WaitConnected(20s));
+    for (int c = 0; c < kConversations; ++c) {
+      ASSERT_TRUE(pub.PublishAndWait(InboundMessage(ConversationKey(c), 999999000 + c), 10s).ok())
+          << "ingress publishes again after the upgrade";
+    }
+    pub.Stop();
+  }
+  auto found = DiscoverQueues(o, queues::kConversationInbound);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_EQ(found->size(), static_cast<size_t>(partitions));
+  std::map<std::string, std::string> partition_of;
+  std::map<std::string, std::vector<int>> seqs;
+  size_t used = 0;
+  for (const auto& partition : *found) {
+    auto taken = TakeMessages(o, partition, 100000);
+    ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+    used += taken->empty() ? 0 : 1;
+    for (const auto& d : *taken) {
+      const std::string key = d.Header(headers::kConversationKey);
+      auto it = partition_of.emplace(key, partition).first;
+      EXPECT_EQ(it->second, partition) << key << " is in two partitions";
+      seqs[key].push_back(std::atoi(d.body.substr(d.body.find(':') + 1).c_str()));
+    }
+  }
+  EXPECT_GT(used, static_cast<size_t>(partitions / 2)) << "conversations spread over the partitions";
+  int retried = 0;
+  for (const auto& [key, got] : seqs) retried += key.find("retry") != std::string::npos ? 1 : 0;
+  EXPECT_EQ(retried, retries) << "every retry that came back from a delay queue is there once";
+  for (int c = 0; c < kConversations; ++c) {
+    std::vector<int> want;
+    for (int i = 0; i < rounds * kPerConversation; ++i) want.push_back(i * 1000 + c);
+    want.push_back(999999000 + c);
+    EXPECT_EQ(seqs[ConversationKey(c)], want) << ConversationKey(c) << " lost, duplicated or out of order";
+  }
+}
+
+TEST(TopologyUpgrade, RepartitionsKeepingEveryConversationInOrderInOnePartition) {
+  test::TestVhost vhost("topology_repartition");
+  AmqpOptions o{vhost.url(), "test-upgrade"};
+  o.declare_topology = false;
+  ASSERT_TRUE(DeclareConvoyTopology(o).ok()) << "the default: 8 partitions";
+  {
+    auto found = DiscoverQueues(o, queues::kConversationInbound);
+    ASSERT_TRUE(found.ok()) << found.status().ToString();
+    EXPECT_EQ(found->size(), 8u);
+  }
+  // 200 conversations x 5 messages over the 8 partitions; retries waiting in a long delay queue
+  // (they stay there) and in the 1 s one (they come back through the exchange while it changes).
+  PublishConversations(o, 0);
+  PublishRetries(o, "2m", "waiting", 7);
+  PublishRetries(o, "1s", "retry", 20);
+
+  EXPECT_EQ(UpgradeTopology(o, {0}).status().code(), Code::kInvalidArgument);
+  auto steps = UpgradeTopology(o, {12});
+  ASSERT_TRUE(steps.ok()) << steps.status().ToString();
+  ASSERT_EQ(steps->size(), 1u);
+  EXPECT_EQ(steps->front().queue, queues::kConversationInbound);
+  EXPECT_GE(steps->front().moved, static_cast<uint64_t>(kConversations * kPerConversation));
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  EXPECT_EQ(Ready(admin, DelayQueueName(queues::kConversationInbound, "2m")), 7u) << "the long delay waits on";
+  ASSERT_TRUE(test::WaitUntil([&] { return Ready(admin, DelayQueueName(queues::kConversationInbound, "1s")) == 0; }, 30s));
+  ExpectEveryConversationInOnePartitionInOrder(o, 12, 1, 20);
+  auto again = UpgradeTopology(o, {12});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->empty()) << "running it again changes nothing";
+
+  // 12 -> 4: the extra partitions are emptied into the others and deleted.
+  PublishConversations(o, 0);
+  PublishRetries(o, "1s", "retry", 20);
+  steps = UpgradeTopology(o, {4});
+  ASSERT_TRUE(steps.ok()) << steps.status().ToString();
+  ASSERT_EQ(steps->size(), 1u);
+  for (int i = 4; i < 12; ++i) {
+    auto st = admin.Inspect(PartitionName(queues::kConversationInbound, i));
+    ASSERT_TRUE(st.ok());
+    EXPECT_FALSE(st->exists) << i;
+  }
+  ASSERT_TRUE(test::WaitUntil([&] { return Ready(admin, DelayQueueName(queues::kConversationInbound, "1s")) == 0; }, 30s));
+  ExpectEveryConversationInOnePartitionInOrder(o, 4, 1, 20);
+  auto router = admin.ExchangeExists(std::string(exchanges::kConversationInbound) + ".upgrade.4");
+  ASSERT_TRUE(router.ok());
+  EXPECT_FALSE(*router) << "nothing of the upgrade is left";
+  EXPECT_EQ(Ready(admin, DelayQueueName(queues::kConversationInbound, "2m")), 7u);
+}
+
+// An upgrade that stopped half-way (the state a run leaves when it is stopped there, made by hand)
+// is finished by running it again: from the middle of moving partitions into staging queues (8 ->
+// 12), and from after it (12 -> 4), where a run for another count refuses.
+TEST(TopologyUpgrade, RepartitioningGoesOnWhereAnInterruptedRunStopped) {
+  test::TestVhost vhost("topology_repartition_rerun");
+  AmqpOptions o{vhost.url(), "test-upgrade"};
+  o.declare_topology = false;
+  ASSERT_TRUE(DeclareConvoyTopology(o).ok());
+  PublishConversations(o, 0);
+  const std::string q = queues::kConversationInbound, x = exchanges::kConversationInbound;
+  auto staging = [&](int i) { return PartitionName(q, i) + ".upgrade"; };
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  // 8 -> 12, stopped while moving the partitions into their staging queues: ingress cut off, the
+  // new partitions bound, four partitions moved.
+  ASSERT_TRUE(admin.Unbind({exchanges::kInbound, x, "message", /*to_exchange=*/true}).ok());
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.DeclareQueue({staging(i), {{"x-queue-type", "quorum"}}, {}}).ok());
+  for (const auto& spec : BuildTopology({12}).queues) {
+    if (WorkQueueOf(spec.name) == q && spec.name != q) {
+      ASSERT_TRUE(admin.DeclareQueue(spec).ok());
+    }
+  }
+  for (int i = 8; i < 12; ++i) ASSERT_TRUE(admin.Bind({x, PartitionName(q, i), "1"}).ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(admin.MoveThrough(PartitionName(q, i), "", staging(i)).ok());
+  auto steps = UpgradeTopology(o, {12});
+  ASSERT_TRUE(steps.ok()) << steps.status().ToString();
+  ExpectEveryConversationInOnePartitionInOrder(o, 12, 1, 0);
+
+  // 12 -> 4, stopped once every partition was moved into its staging queue and the router declared.
+  PublishConversations(o, 0);
+  ASSERT_TRUE(admin.Unbind({exchanges::kInbound, x, "message", /*to_exchange=*/true}).ok());
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.DeclareQueue({staging(i), {{"x-queue-type", "quorum"}}, {}}).ok());
+  for (int i = 11; i >= 4; --i) ASSERT_TRUE(admin.Unbind({x, PartitionName(q, i), "1"}).ok());
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.MoveThrough(PartitionName(q, i), "", staging(i)).ok());
+  ASSERT_TRUE(admin.DeclareExchange({x + ".upgrade.4", "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}).ok());
+  auto other = UpgradeTopology(o, {8});
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("--conversation_partitions=4"), std::string::npos) << other.status().ToString();
+  steps = UpgradeTopology(o, {4});
+  ASSERT_TRUE(steps.ok()) << steps.status().ToString();
+  ExpectEveryConversationInOnePartitionInOrder(o, 4, 1, 0);
+  for (int i = 0; i < 12; ++i) {
+    auto st = admin.Inspect(staging(i));
+    ASSERT_TRUE(st.ok());
+    EXPECT_FALSE(st->exists) << staging(i);
+  }
 }
 
 // Consumers read the partitions the broker has, whatever this build's default: here 3 of them.

@@ -29,7 +29,12 @@ class AmqpAdmin {
   // Connects without declaring anything.
   Status Open(const AmqpOptions& options);
   Result<QueueState> Inspect(const std::string& queue);
+  // Whether an exchange exists (a passive declare).
+  Result<bool> ExchangeExists(const std::string& exchange);
   Status DeclareExchange(const ExchangeSpec& exchange);
+  Status DeleteExchange(const std::string& exchange);
+  // How many partitions of a partitioned work queue exist: "<queue>.0" .. up to the first missing.
+  Result<int> CountPartitions(const std::string& work_queue);
   // kRejected with "406 PRECONDITION_FAILED" when the queue exists with other arguments.
   Status DeclareQueue(const QueueSpec& queue);
   Status Bind(const BindingSpec& binding);
@@ -43,6 +48,12 @@ class AmqpAdmin {
   // original is acked only once its copy was confirmed, so a crash at any point duplicates at
   // most, never loses. The number moved.
   Result<uint64_t> MoveAll(const std::string& from, const std::string& to);
+  // Moves every ready message of `from` in order to `exchange` with `routing_key` (the default
+  // exchange and a queue's name: straight to that queue), with body and headers, as MoveAll does
+  // (confirmed copies, originals acked after; a copy no queue takes fails the move). Reads through
+  // a consumer, so `from` may be a partition (a single-active-consumer quorum queue refuses
+  // basic.get) as long as nothing else consumes it. How many.
+  Result<uint64_t> MoveThrough(const std::string& from, const std::string& exchange, const std::string& routing_key);
   // The ready messages of `queue` (at most `max`, in queue order), each shown to `decide` while
   // held unacked: kKeep leaves it in the queue, kDrop removes it, kMove publishes *copy (which
   // decide fills: exchange, routing key, body, headers) persistent with confirms and then removes
@@ -74,11 +85,15 @@ class AmqpAdmin {
 //  3. each remaining legacy classic delay queue "<queue>.<tier>": its messages move to the
 //     successor delay queue of the same tier, then it is deleted;
 //  4. every binding of the topology.
+// With settings.conversation_partitions other than the number of partitions of
+// conversation.inbound on the broker, it re-partitions them first, each conversation's messages
+// kept in order in its new partition (topology_upgrade.cpp, Repartition); after an interruption,
+// run it again with the same number.
 struct UpgradeStep {
   std::string queue, action;
   uint64_t moved = 0;
 };
-Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options);
+Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options, const TopologySettings& settings = {});
 
 // True when a Status is the broker refusing a declaration with other arguments.
 bool IsInequivalentArgs(const Status& status);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "convoy/status.h"
+
 namespace convoy {
 
 namespace exchanges {
@@ -79,7 +81,7 @@ struct BindingSpec {
 //
 // The broker is the authority on how many partitions there are: consumers find those that exist
 // there when they connect (amqp.h DiscoverQueues), so a service never disagrees with the broker.
-// `partitions` here is what the topology declares.
+// `partitions` here is what the topology declares (TopologySettings).
 struct PartitionedQueue {
   std::string queue, exchange;
   int partitions = 1;
@@ -103,12 +105,22 @@ struct Topology {
   std::vector<PartitionedQueue> partitioned;
 };
 
-// The topology setting: how many partitions conversation.inbound has. Changing it moves every
-// conversation to another partition: run `convoy-topology --upgrade` with the consumers stopped.
+// The topology setting: how many partitions conversation.inbound has, by default and at most.
+// `convoy-topology --conversation_partitions=N` chooses it; `convoy-topology --upgrade` with another
+// N than the broker has re-partitions in place, losing nothing and keeping each conversation's
+// order (run it with the consumers stopped; README, "Upgrading the broker topology"). Services
+// started with --declare_topology (tests, a developer's broker) declare the default.
 constexpr int kConversationInboundPartitions = 8;
-// The most partitions a partitioned work queue has (discovery looks no further).
 constexpr int kMaxConversationPartitions = 256;
 
+struct TopologySettings {
+  int conversation_partitions = kConversationInboundPartitions;
+};
+// kInvalidArgument naming --conversation_partitions unless 1 <= conversation_partitions <= 256.
+Status ValidateTopologySettings(const TopologySettings& settings);
+// The topology with these settings (valid ones: ValidateTopologySettings).
+Topology BuildTopology(const TopologySettings& settings);
+// The topology with the default settings.
 const Topology& ConvoyTopology();
 
 // The delay queue of a work queue's tier: "<queue>.delay.<tier>" (quorum, at-least-once

@@ -133,6 +133,9 @@ for name in ("prometheus", "grafana"):
 # --- Kubernetes: every overlay builds; what it renders is checked object by object
 topology = yaml.safe_load((src / "deploy/rabbitmq/definitions.json").read_text())
 work_queues = {q["name"] for q in topology["queues"]} 
+# conversation.inbound's partitions as the definitions declare them (convoy-topology's default
+# --conversation_partitions): the autoscaler watches every one of them, no more.
+partitions = {q["name"] for q in topology["queues"] if re.fullmatch(r"conversation\.inbound\.[0-9]+", q["name"])}
 alerts = yaml.safe_load((src / "deploy/prometheus/alerts.yml").read_text())
 container_binary = {"ingress": "ingress", "conversation": "conversation", "media": "media", "outbound": "outbound",
                     "fake-graph": "fake-graph", "fake-receiver": "fake-receiver", "topology": "topology",
@@ -356,6 +359,10 @@ for overlay in overlays:
                 fail(f"{where}: ScaledObject {so['metadata']['name']}: queue {t['metadata'].get('queueName')} is not convoy's")
             if t["type"] == "rabbitmq" and t["metadata"].get("mode") != "QueueLength":
                 fail(f"{where}: ScaledObject {so['metadata']['name']}: mode must be QueueLength")
+        watched = {t["metadata"].get("queueName") for t in so["spec"]["triggers"] if t["type"] == "rabbitmq"}
+        if watched & partitions and watched & partitions != partitions:
+            fail(f"{where}: ScaledObject {so['metadata']['name']}: watches conversation.inbound partitions "
+                 f"{sorted(watched & partitions)}, the definitions declare {sorted(partitions)}")
     for rule in by_kind.get("PrometheusRule", []):
         if rule["spec"]["groups"] != alerts["groups"]:
             fail(f"{where}: PrometheusRule {rule['metadata']['name']} differs from deploy/prometheus/alerts.yml "

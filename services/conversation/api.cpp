@@ -11,6 +11,7 @@
 
 #include "convoy/crypto.h"
 #include "convoy/rapidjson_util.h"
+#include "numbers_api.h"
 
 namespace convoy::conversation {
 
@@ -246,6 +247,7 @@ Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const Schema
 HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
   const std::string open = "set CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
   if (auto refused = RequireBearer(r, settings.token, open)) return *refused;
+  if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas)) return *numbers;
   if (r.path == "/v1/flows/reload" || r.path == "/v1/flows") {
     if (r.path == "/v1/flows" && r.method == "GET" && settings.flows) return JsonResponse(200, settings.flows());
     if (r.path == "/v1/flows/reload" && r.method == "POST" && settings.reload_flows) {

@@ -10,6 +10,7 @@
 //   GET  /v1/assignments?status=&operator=&limit=
 //   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
 //   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
+//   /v1/numbers                       the numbers registry (numbers_api.h)
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
 #include <functional>

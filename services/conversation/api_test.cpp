@@ -211,5 +211,131 @@ TEST_F(AssignmentApi, ANoteRequiredForAnAnswerTheQuestionDoesNotHaveIsRefused) {
   EXPECT_EQ(good.status, 201) << good.body;
 }
 
+// The numbers registry's API (numbers_api.h), behind the same bearer check.
+constexpr const char* kSecond = "106540352249999";
+
+std::string NumberJson(const std::string& id, const std::string& extra = "") {
+  return R"({"phone_number_id": ")" + id + R"(", "tenant": "acme", "waba_id": "102290129340399", )"
+         R"("display_phone_number": "+44 20 7946 0000", "graph_token": "env:ACME_GRAPH_TOKEN")" + extra + "}";
+}
+
+// A member of a JSON object as text (strings, integers, booleans); "" when absent.
+std::string Field(const std::string& body, const char* key) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember(key)) return "";
+  const auto& v = d[key];
+  if (v.IsString()) return v.GetString();
+  if (v.IsInt()) return std::to_string(v.GetInt());
+  if (v.IsBool()) return v.GetBool() ? "true" : "false";
+  return "";
+}
+
+using NumbersApi = AssignmentApi;
+
+TEST_F(NumbersApi, PutThenGetReturnsWhatWasPut) {
+  auto put = Call("PUT", std::string("/v1/numbers/") + kSecond,
+                  NumberJson(kSecond, R"(, "default_flow": "lead", "greeting": "Hi from Acme", "templates_language": "en_GB")"));
+  ASSERT_EQ(put.status, 201) << put.body;
+  auto got = Call("GET", std::string("/v1/numbers/") + kSecond);
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(Field(got.body, "phone_number_id"), kSecond);
+  EXPECT_EQ(Field(got.body, "tenant"), "acme");
+  EXPECT_EQ(Field(got.body, "waba_id"), "102290129340399");
+  EXPECT_EQ(Field(got.body, "display_phone_number"), "+44 20 7946 0000");
+  EXPECT_EQ(Field(got.body, "app"), "default");
+  EXPECT_EQ(Field(got.body, "graph_token"), "env:ACME_GRAPH_TOKEN");
+  EXPECT_EQ(Field(got.body, "throughput"), "80");
+  EXPECT_EQ(Field(got.body, "coexistence"), "false");
+  EXPECT_EQ(Field(got.body, "default_flow"), "lead");
+  EXPECT_EQ(Field(got.body, "greeting"), "Hi from Acme");
+  EXPECT_EQ(Field(got.body, "templates_language"), "en_GB");
+  EXPECT_EQ(Field(got.body, "status"), "active");
+  EXPECT_EQ(Field(got.body, "source"), "api");
+  EXPECT_FALSE(Field(got.body, "created_at").empty());
+  // The same again changes nothing (200); a change is 200 and kept.
+  EXPECT_EQ(Call("PUT", std::string("/v1/numbers/") + kSecond,
+                 NumberJson(kSecond, R"(, "default_flow": "lead", "greeting": "Hi from Acme", "templates_language": "en_GB")"))
+                .status,
+            200);
+  auto paused = Call("PUT", std::string("/v1/numbers/") + kSecond, NumberJson(kSecond, R"(, "status": "paused")"));
+  EXPECT_EQ(paused.status, 200) << paused.body;
+  EXPECT_EQ(Field(paused.body, "status"), "paused");
+  EXPECT_EQ(Field(paused.body, "greeting"), "");  // a PUT is the whole entry
+  // A coexistence number defaults to 20/s.
+  const std::string third = "106540352248888";
+  auto coex = Call("PUT", "/v1/numbers/" + third, NumberJson(third, R"(, "coexistence": true)"));
+  ASSERT_EQ(coex.status, 201) << coex.body;
+  EXPECT_EQ(Field(coex.body, "throughput"), "20");
+  auto list = Call("GET", "/v1/numbers");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_NE(list.body.find(kSecond), std::string::npos) << list.body;
+  EXPECT_NE(list.body.find(third), std::string::npos) << list.body;
+  auto active = Call("GET", "/v1/numbers?status=active");
+  EXPECT_EQ(active.body.find(kSecond), std::string::npos) << "paused is not active: " << active.body;
+  EXPECT_EQ(Call("GET", "/v1/numbers?status=gone").status, 400);
+}
+
+TEST_F(NumbersApi, PutRefusesWhatIsWrongWithAClearReasonAndStoresNothing) {
+  struct Case {
+    std::string path, body, says;
+  };
+  const std::string path = std::string("/v1/numbers/") + kSecond;
+  const std::string token = "EAAGm0PX4ZCpsBAKZCe1dQq3ZBxD8zZAbZAWCZCaZBZBZA";  // what a Graph token looks like
+  const std::vector<Case> cases = {
+      {path, NumberJson(kSecond, R"(, "status": "closed")"), "status is one of active, paused, offboarded"},
+      {path,
+       R"({"phone_number_id": ")" + std::string(kSecond) + R"(", "tenant": "acme", "waba_id": "1", )"
+       R"("display_phone_number": "15550783881", "graph_token": ")" + token + R"("})",
+       "never the token itself"},
+      {path, NumberJson("106540352242922"), "is not the one it is put as, " + std::string(kSecond)},
+      {"/v1/numbers/abc123", NumberJson("abc123"), "numeric id"},
+      {path, NumberJson(kSecond, R"(, "coexistence": true, "throughput": 80)"), "at most 20 messages/s"},
+      {path, R"({"phone_number_id": ")" + std::string(kSecond) + R"(", "waba_id": "1", "display_phone_number": "1555078", "graph_token": "env:X"})",
+       "missing tenant"},
+      {path, "{not json", "nvalid"},
+  };
+  for (const auto& c : cases) {
+    auto r = Call("PUT", c.path, c.body);
+    EXPECT_EQ(r.status, 400) << c.body << " -> " << r.body;
+    EXPECT_NE(r.body.find(c.says), std::string::npos) << c.body << " -> " << r.body;
+    EXPECT_EQ(r.body.find(token), std::string::npos) << "the refusal repeats the token: " << r.body;
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id <> '106540352242922'"), 0);
+  // The database refuses a token in clear too, whoever writes.
+  EXPECT_FALSE(conn_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+                           "graph_token_ref, source) VALUES ('1', 't', '1', '1', $1, 'sql')",
+                           {token})
+                   .ok());
+}
+
+TEST_F(NumbersApi, DeleteOffboardsAndKeepsTheRecord) {
+  const std::string path = std::string("/v1/numbers/") + kSecond;
+  ASSERT_EQ(Call("PUT", path, NumberJson(kSecond)).status, 201);
+  auto gone = Call("DELETE", path);
+  ASSERT_EQ(gone.status, 200) << gone.body;
+  EXPECT_EQ(Field(gone.body, "status"), "offboarded");
+  EXPECT_EQ(Field(Call("GET", path).body, "status"), "offboarded");
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id <> '106540352242922'"), 1) << "kept for the record";
+  EXPECT_NE(Call("GET", "/v1/numbers?status=offboarded").body.find(kSecond), std::string::npos);
+  EXPECT_EQ(Call("DELETE", "/v1/numbers/106540352247777").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/numbers/106540352247777").status, 404);
+  // Brought back by a PUT, and never moved to another tenant.
+  EXPECT_EQ(Call("PUT", path, NumberJson(kSecond)).status, 200);
+  std::string other = NumberJson(kSecond);
+  other.replace(other.find("acme"), 4, "globex");
+  auto moved = Call("PUT", path, other);
+  EXPECT_EQ(moved.status, 409) << moved.body;
+  EXPECT_EQ(Field(Call("GET", path).body, "tenant"), "acme");
+}
+
+TEST_F(NumbersApi, TheSameBearerCheckAsTheOtherRoutes) {
+  EXPECT_EQ(Call("GET", "/v1/numbers", "", {}, "").status, 401);
+  EXPECT_EQ(Call("PUT", std::string("/v1/numbers/") + kSecond, NumberJson(kSecond), {}, "wrong").status, 401);
+  settings_.token.clear();
+  EXPECT_EQ(Call("GET", "/v1/numbers").status, 403);
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id <> '106540352242922'"), 0);
+}
+
 }  // namespace
 }  // namespace convoy::conversation

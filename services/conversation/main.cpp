@@ -18,6 +18,7 @@
 #include "convoy/retention.h"
 #include "api.h"
 #include "assignments.h"
+#include "numbers.h"
 #include "relay.h"
 #include "retention_rules.h"
 
@@ -82,6 +83,9 @@ DEFINE_validator(assignment_ttl_seconds, &ValidateAssignmentTtl);
 DEFINE_string(checklist_flow, "checklist", "The flow (with `assignment`) that runs checklist assignments");
 DEFINE_string(checklists_dir, "deploy/checklists",
               "Checklist definitions shipped as files (<id>.json, proto-schemas/checklist.v1.json), loaded at start");
+DEFINE_string(numbers_dir, "deploy/numbers",
+              "The numbers registry shipped as files (<phone_number_id>.json, proto-schemas/number.v1.json), put at "
+              "start; a bad file stops the start naming it");
 DEFINE_string(admin_token_file, "", "File holding the assignment API's bearer token (else CONVOY_ADMIN_TOKEN)");
 DEFINE_int32(batch, 16,
              "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
@@ -151,6 +155,11 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--checklists_dir error=" << s.ToString();
     return 1;
   }
+  s = convoy::conversation::LoadNumberFiles(*base.db, convoy::FindDataDir(FLAGS_numbers_dir, "numbers"), schemas);
+  if (!s.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--numbers_dir error=" << s.ToString();
+    return 1;
+  }
   auto admin_token = convoy::LoadSecret("CONVOY_ADMIN_TOKEN", FLAGS_admin_token_file);
   if (!FLAGS_admin_token_file.empty() && !admin_token.ok()) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
@@ -216,7 +225,7 @@ int main(int argc, char** argv) {
                              }, {}, convoy::HttpLimitsFromFlags()});
   convoy::conversation::ApiSettings api{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : "", Assignments(), reload,
                                         [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); }};
-  for (const char* method : {"GET", "POST", "PUT"}) {
+  for (const char* method : {"GET", "POST", "PUT", "DELETE"}) {
     server.Route(method, "/v1/", [api, &schemas](const convoy::HttpRequest& r) {
       return convoy::conversation::HandleApi(r, api, schemas);
     });

@@ -1,0 +1,211 @@
+#include "numbers.h"
+
+#include <dirent.h>
+#include <glog/logging.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "convoy/rapidjson_util.h"
+
+namespace convoy::conversation {
+
+namespace {
+
+constexpr const char* kLockNumber = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+constexpr const char* kNumberTenant = "SELECT tenant FROM numbers WHERE phone_number_id = $1";
+// Inserted (created), replaced when anything differs (updated), or left alone (no row back).
+constexpr const char* kUpsertNumber =
+    "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
+    "throughput, coexistence, default_flow, greeting, templates_language, status, source) VALUES ($1, $2, $3, $4, $5, "
+    "$6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), $11, $12, $13) "
+    "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
+    "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = EXCLUDED.graph_token_ref, throughput = "
+    "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = EXCLUDED.default_flow, greeting = "
+    "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = EXCLUDED.status, source = "
+    "EXCLUDED.source, updated_at = now() "
+    "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, n.coexistence, n.default_flow, "
+    "n.greeting, n.templates_language, n.status, n.source) IS DISTINCT FROM (EXCLUDED.waba_id, "
+    "EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, EXCLUDED.throughput, EXCLUDED.coexistence, "
+    "EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, EXCLUDED.status, EXCLUDED.source) "
+    "RETURNING (xmax = 0)";
+// As number.v1 says it, plus where it came from and when.
+constexpr const char* kNumberJson =
+    "json_strip_nulls(json_build_object('phone_number_id', phone_number_id, 'tenant', tenant, 'waba_id', waba_id, "
+    "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, 'throughput', "
+    "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'greeting', greeting, "
+    "'templates_language', templates_language, 'status', status, 'source', source, 'created_at', created_at, "
+    "'updated_at', updated_at))";
+constexpr const char* kOffboard =
+    "UPDATE numbers SET status = 'offboarded', source = 'api', updated_at = now() WHERE phone_number_id = $1 "
+    "RETURNING status";
+constexpr const char* kLookup = "SELECT status FROM numbers WHERE phone_number_id = $1";
+
+bool Digits(const std::string& s) {
+  return !s.empty() && s.size() <= 32 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// What a schema failure at a member means, in words.
+std::string Hint(const std::string& message) {
+  static const std::vector<std::pair<const char*, const char*>> kHints = {
+      {"'#/graph_token'",
+       "graph_token says where the Graph token is, env:NAME or file:/absolute/path; never the token itself"},
+      {"'#/status'", "status is one of active, paused, offboarded"},
+      {"'#/phone_number_id'", "phone_number_id is Meta's numeric id of the number"},
+      {"'#/waba_id'", "waba_id is the numeric id of the WhatsApp business account"},
+      {"'#/tenant'", "tenant is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit"},
+      {"'#/throughput'", "throughput is whole messages per second, 1..1000"},
+      {"'#/templates_language'", "templates_language is a language code such as en or en_US"},
+  };
+  for (const auto& [at, hint] : kHints) {
+    if (message.find(std::string("at ") + at) != std::string::npos) return std::string(hint) + " (" + message + ")";
+  }
+  return message;
+}
+
+}  // namespace
+
+const char* NumberStatusName(NumberStatus s) {
+  switch (s) {
+    case NumberStatus::kUnknown: return "unknown";
+    case NumberStatus::kActive: return "active";
+    case NumberStatus::kPaused: return "paused";
+    case NumberStatus::kOffboarded: return "offboarded";
+  }
+  return "unknown";
+}
+
+Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::string& body, const SchemaRegistry& schemas) {
+  if (!Digits(phone_number_id)) {
+    return Status(Code::kInvalidArgument, "a phone_number_id is Meta's numeric id of the number (1-32 digits), not '" +
+                                              phone_number_id.substr(0, 40) + "'");
+  }
+  rapidjson::Document d;
+  Status valid = schemas.ValidateAs("number", 1, body, &d);
+  if (!valid.ok()) return Status(Code::kInvalidArgument, Hint(valid.message()));
+  NumberEntry e;
+  e.phone_number_id = JsonStr(d, "phone_number_id");
+  if (e.phone_number_id != phone_number_id) {
+    return Status(Code::kInvalidArgument, "the body's phone_number_id " + e.phone_number_id +
+                                              " is not the one it is put as, " + phone_number_id);
+  }
+  e.tenant = JsonStr(d, "tenant");
+  e.waba_id = JsonStr(d, "waba_id");
+  e.display_phone_number = JsonStr(d, "display_phone_number");
+  e.graph_token = JsonStr(d, "graph_token");
+  if (d.HasMember("app")) e.app = JsonStr(d, "app");
+  if (d.HasMember("coexistence")) e.coexistence = d["coexistence"].GetBool();
+  e.throughput = e.coexistence ? 20 : 80;
+  if (d.HasMember("throughput")) e.throughput = d["throughput"].GetInt();
+  if (e.coexistence && e.throughput > 20) {
+    return Status(Code::kInvalidArgument, "a coexistence number (shared with the WhatsApp Business app) sends at most "
+                                          "20 messages/s; throughput is " + std::to_string(e.throughput));
+  }
+  e.default_flow = JsonStr(d, "default_flow");
+  e.greeting = JsonStr(d, "greeting");
+  if (d.HasMember("templates_language")) e.templates_language = JsonStr(d, "templates_language");
+  if (d.HasMember("status")) e.status = JsonStr(d, "status");
+  return e;
+}
+
+Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::string& source) {
+  Status s = db.Begin();
+  if (!s.ok()) return s;
+  auto fail = [&](Status st) -> Result<PutOutcome> {
+    db.Rollback();
+    return st;
+  };
+  s = db.Exec(kLockNumber, {"number:" + e.phone_number_id}).status();
+  if (!s.ok()) return fail(s);
+  auto tenant = db.Exec(kNumberTenant, {e.phone_number_id});
+  if (!tenant.ok()) return fail(tenant.status());
+  if (!tenant->empty() && tenant->get(0, 0) != e.tenant) {
+    db.Rollback();
+    return PutOutcome::kOtherTenant;
+  }
+  auto r = db.Exec(kUpsertNumber, {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app, e.graph_token,
+                                   std::to_string(e.throughput), e.coexistence ? "true" : "false", e.default_flow,
+                                   e.greeting, e.templates_language, e.status, source});
+  if (!r.ok()) return fail(r.status());
+  s = db.Commit();
+  if (!s.ok()) return fail(s);
+  if (r->empty()) return PutOutcome::kUnchanged;
+  return r->get(0, 0) == "t" ? PutOutcome::kCreated : PutOutcome::kUpdated;
+}
+
+Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number_id) {
+  auto r = db.Exec(std::string("SELECT ") + kNumberJson + "::text FROM numbers WHERE phone_number_id = $1",
+                   {phone_number_id});
+  if (!r.ok()) return r.status();
+  if (r->empty()) return Status(Code::kNotFound, "no number " + phone_number_id + " in the registry");
+  return r->get(0, 0);
+}
+
+Result<std::string> ListNumbers(PgConnection& db, const std::string& status, const std::string& tenant) {
+  auto r = db.Exec(std::string("SELECT json_build_object('numbers', coalesce(json_agg(") + kNumberJson +
+                       " ORDER BY phone_number_id), '[]'::json))::text FROM numbers WHERE ($1 = '' OR status = $1) "
+                       "AND ($2 = '' OR tenant = $2)",
+                   {status, tenant});
+  if (!r.ok()) return r.status();
+  return r->get(0, 0);
+}
+
+Status OffboardNumber(PgConnection& db, const std::string& phone_number_id) {
+  auto r = db.Exec(kOffboard, {phone_number_id});
+  if (!r.ok()) return r.status();
+  if (r->empty()) return Status(Code::kNotFound, "no number " + phone_number_id + " in the registry");
+  return Status::Ok();
+}
+
+Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id) {
+  auto r = db.Exec(kLookup, {phone_number_id});
+  if (!r.ok()) return r.status();
+  if (r->empty()) return NumberStatus::kUnknown;
+  const std::string s = r->get(0, 0);
+  if (s == "active") return NumberStatus::kActive;
+  if (s == "paused") return NumberStatus::kPaused;
+  return NumberStatus::kOffboarded;
+}
+
+Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Status::Ok();  // no folder: numbers come through the API only
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  // Every file checked before any is put: a bad one changes nothing.
+  std::vector<NumberEntry> entries;
+  for (const auto& n : names) {
+    std::ifstream in(dir + "/" + n, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in) return Status(Code::kInvalidArgument, dir + "/" + n + ": cannot be read");
+    auto entry = ParseNumber(n.substr(0, n.size() - 5), ss.str(), schemas);
+    if (!entry.ok()) {
+      return Status(Code::kInvalidArgument, dir + "/" + n + ": " + entry.status().message() +
+                                                " (the file name is the number's phone_number_id)");
+    }
+    entries.push_back(std::move(*entry));
+  }
+  for (const auto& e : entries) {
+    auto put = PutNumber(db, e, "file");
+    if (!put.ok()) return Status(put.status().code(), dir + "/" + e.phone_number_id + ".json: " + put.status().message());
+    if (*put == PutOutcome::kOtherTenant) {
+      return Status(Code::kInvalidArgument, dir + "/" + e.phone_number_id + ".json: the number is registered to another "
+                                            "tenant; a number never moves between tenants");
+    }
+    LOG(INFO) << "service=conversation event=number_loaded phone_number_id=" << e.phone_number_id
+              << " tenant=" << e.tenant << " status=" << e.status
+              << " change=" << (*put == PutOutcome::kCreated ? "created" : *put == PutOutcome::kUpdated ? "updated" : "none");
+  }
+  return Status::Ok();
+}
+
+}  // namespace convoy::conversation

@@ -1,0 +1,49 @@
+#pragma once
+// The numbers registry (issue 27): the WhatsApp business numbers this deployment serves, as rows
+// of `numbers` (deploy/postgres/0017_numbers.sql), put by the API (numbers_api.h) or by
+// deploy/numbers/<phone_number_id>.json at start. A number is its business's (tenant), has a
+// Graph token *reference* (env:NAME or file:/path, never the token) and a status: active, paused
+// or offboarded. An update for a number that is not registered, or is offboarded, never starts a
+// flow or a send (the processor records it in unknown_number_updates and acks it).
+#include <string>
+
+#include "convoy/json.h"
+#include "convoy/pg.h"
+#include "convoy/status.h"
+
+namespace convoy::conversation {
+
+// A number's registry entry, as proto-schemas/number.v1.json describes it, defaults filled in.
+struct NumberEntry {
+  std::string phone_number_id, tenant, waba_id, display_phone_number, app = "default", graph_token;
+  int throughput = 80;
+  bool coexistence = false;
+  std::string default_flow, greeting, templates_language = "en_US", status = "active";
+};
+
+// What the registry says about a phone_number_id, for an update that names it.
+enum class NumberStatus { kUnknown, kActive, kPaused, kOffboarded };
+const char* NumberStatusName(NumberStatus s);
+
+// Checks a number's JSON for `phone_number_id` (the path's or the file's name): the schema, then
+// what a schema cannot say (the id in the body is the path's; a coexistence number does at most
+// 20/s). kInvalidArgument names what is wrong, never echoing the value of graph_token.
+Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::string& body, const SchemaRegistry& schemas);
+
+enum class PutOutcome { kCreated, kUpdated, kUnchanged, kOtherTenant };
+// Inserts or replaces the entry (`source`: api, file). A number never moves to another tenant:
+// kOtherTenant leaves the row as it was.
+Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& entry, const std::string& source);
+// The entry as JSON (number.v1's members, plus source, created_at, updated_at); kNotFound.
+Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number_id);
+// {"numbers": [...]} ordered by phone_number_id; empty filters match all.
+Result<std::string> ListNumbers(PgConnection& db, const std::string& status, const std::string& tenant);
+// Offboards (status offboarded; the row is kept for the record). kNotFound when not registered.
+Status OffboardNumber(PgConnection& db, const std::string& phone_number_id);
+// What an update for this number may do. One primary-key read.
+Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id);
+// Every <dir>/<phone_number_id>.json put in turn (source "file"); a bad file is an error naming
+// it, and nothing after it is loaded. No folder: numbers come through the API only.
+Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas);
+
+}  // namespace convoy::conversation

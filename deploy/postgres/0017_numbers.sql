@@ -1,5 +1,6 @@
 -- The numbers registry (issue 27): the WhatsApp business numbers this deployment serves, each
--- one business's (tenant).
+-- one business's (tenant). An update for a phone_number_id that is not here, or is offboarded,
+-- starts no flow and no send: conversation records it in unknown_number_updates and acks it.
 -- Rows come from PUT /v1/numbers/{phone_number_id} or deploy/numbers/<phone_number_id>.json
 -- (proto-schemas/number.v1.json). An offboarded number is kept for the record, never deleted.
 CREATE TABLE numbers (
@@ -23,6 +24,18 @@ CREATE TABLE numbers (
 );
 CREATE INDEX numbers_tenant ON numbers (tenant);
 
--- conversation owns it; convoyctl reads it.
-GRANT SELECT, INSERT, UPDATE, DELETE ON numbers TO convoy_conversation;
-GRANT SELECT ON numbers TO convoy_readonly;
+-- Updates for numbers convoy does not serve: what arrived and when, nothing of its content. The
+-- dedupe key (a wamid carries the sender's phone number) is kept as its SHA-256 only: enough to
+-- record a redelivery once, nothing to read back.
+CREATE TABLE unknown_number_updates (
+  dedupe_key_sha256 text PRIMARY KEY,
+  phone_number_id   text NOT NULL,
+  status            text NOT NULL CHECK (status IN ('unknown', 'offboarded')),
+  kind              text NOT NULL,  -- message, or the internal event's schema
+  received_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX unknown_number_updates_number ON unknown_number_updates (phone_number_id, received_at);
+
+-- conversation owns both; convoyctl reads them.
+GRANT SELECT, INSERT, UPDATE, DELETE ON numbers, unknown_number_updates TO convoy_conversation;
+GRANT SELECT ON numbers, unknown_number_updates TO convoy_readonly;

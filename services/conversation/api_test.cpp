@@ -27,6 +27,7 @@ class AssignmentApi : public ::testing::Test {
     ASSERT_TRUE(c.ok());
     conn_ = std::move(*c);
     ASSERT_TRUE(RunMigrations(*conn_, test::SourcePath("deploy/postgres")).ok());
+    test::RegisterNumber(*conn_, test::kDemoNumber);
     settings_ = ApiSettings{db_.dsn(), kToken, AssignmentSettings{}, nullptr, nullptr};
   }
   HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",

@@ -1,5 +1,5 @@
-// Integration: the numbers registry's file form against a real PostgreSQL (the API: api_test.cpp,
-// NumbersApi).
+// Integration: the numbers registry against a real PostgreSQL — the file form, and the processor's
+// refusal of updates for numbers it does not serve (the API: api_test.cpp, NumbersApi).
 #include "numbers.h"
 
 #include <gtest/gtest.h>
@@ -7,7 +7,12 @@
 
 #include <fstream>
 
+#include "engine.h"
+#include "flow.h"
+#include "processor.h"
 #include "convoy/json.h"
+#include "convoy/metrics.h"
+#include "convoy/topology.h"
 #include "testsupport.h"
 
 namespace convoy::conversation {
@@ -89,6 +94,88 @@ TEST(ConversationService, ABadNumberFileStopsTheStartNamingTheFile) {
   EXPECT_NE(log.find(dir + "/106540352242922.json: graph_token says where the Graph token is"), std::string::npos) << log;
   EXPECT_NE(log.find("--numbers_dir"), std::string::npos) << log;
   EXPECT_EQ(log.find("EAAGm0PX4ZCpsBAK"), std::string::npos) << "the token reached the log";
+}
+
+// The processor: an update for a number the registry does not serve is recorded and counted,
+// and nothing else happens.
+class UnknownNumbers : public NumbersDb {
+ protected:
+  void SetUp() override {
+    NumbersDb::SetUp();
+    test::RegisterNumber(*conn_, test::kDemoNumber);
+    auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
+    ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+    flows_ = std::make_unique<FlowSet>(std::move(*flows));
+    engine_ = std::make_unique<Engine>(*flows_, EngineSettings{3600, 100, 600, "lead"});
+  }
+  static Delivery Text(const std::string& number, const std::string& wamid, const std::string& text) {
+    const std::string wa_id = "16505551234";
+    Delivery d;
+    d.queue = queues::kConversationInbound;
+    d.body = R"({"schema":"inbound.message","version":1,"correlation_id":"corr-)" + wamid +
+             R"(","received_at":"2026-01-01T00:00:00.000Z","phone_number_id":")" + number + R"(","wa_id":")" + wa_id +
+             R"(","conversation_key":")" + number + ":" + wa_id + R"(","profile_name":"Kerry","message":{"from":")" +
+             wa_id + R"(","id":")" + wamid + R"(","timestamp":"1750000000","type":"text","text":{"body":")" + text +
+             R"("}}})";
+    d.headers[headers::kDedupeKey] = wamid;
+    d.headers[headers::kCorrelationId] = "corr-" + wamid;
+    d.headers[headers::kConversationKey] = number + ":" + wa_id;
+    return d;
+  }
+  static uint64_t Counted(const char* status) {
+    return DefaultRegistry()
+        .GetCounter("convoy_conversation_unknown_number_updates_total",
+                    "Updates for a number not in the registry, or offboarded: recorded, never applied.",
+                    std::string("status=\"") + status + "\"")
+        .Value();
+  }
+  // Nothing of the number's reached a conversation, the dedupe table, the audit or the outbox.
+  void ExpectUntouched(const std::string& number) {
+    EXPECT_EQ(Count("SELECT count(*) FROM conversations WHERE phone_number_id = '" + number + "'"), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE conversation_key LIKE '" + number + ":%'"), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM transitions WHERE conversation_key LIKE '" + number + ":%'"), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE conversation_key LIKE '" + number + ":%'"), 0);
+  }
+  std::unique_ptr<FlowSet> flows_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(UnknownNumbers, AnUnknownNumbersUpdateIsRecordedCountedAndNeverApplied) {
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const uint64_t before = Counted("unknown");
+  const std::string stranger = "106540352240000";
+  EXPECT_EQ(p.Handle(Text(stranger, "wamid.unk1", "SELL")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(p.Handle(Text(stranger, "wamid.unk1", "SELL")).kind, Disposition::Kind::kAck);  // Meta again
+  EXPECT_EQ(Counted("unknown") - before, 1u);
+  EXPECT_EQ(Count("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = '" + stranger +
+                  "' AND status = 'unknown' AND kind = 'message' AND dedupe_key_sha256 = encode(sha256('wamid.unk1'), 'hex')"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM unknown_number_updates WHERE dedupe_key_sha256 LIKE '%wamid%'"), 0);
+  ExpectUntouched(stranger);
+  // The registered number is answered as ever.
+  EXPECT_EQ(p.Handle(Text(test::kDemoNumber, "wamid.known1", "hello")).kind, Disposition::Kind::kAck);
+  EXPECT_GE(Count(std::string("SELECT count(*) FROM outbox WHERE conversation_key LIKE '") + test::kDemoNumber + ":%'"), 1);
+}
+
+TEST_F(UnknownNumbers, AnOffboardedNumberIsRefusedAndAPausedOneStillApplied) {
+  const std::string gone = "106540352240001", paused = "106540352240002";
+  test::RegisterNumber(*conn_, gone, "acme", "offboarded");
+  test::RegisterNumber(*conn_, paused, "acme", "paused");
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const uint64_t before = Counted("offboarded");
+  // In one batch with a known number's update: each gets its own fate.
+  auto out = p.HandleBatch({Text(gone, "wamid.off1", "hello"), Text(test::kDemoNumber, "wamid.known2", "hello"),
+                            Text(paused, "wamid.paused1", "hello")});
+  ASSERT_EQ(out.size(), 3u);
+  for (const auto& d : out) EXPECT_EQ(d.kind, Disposition::Kind::kAck);
+  EXPECT_EQ(Counted("offboarded") - before, 1u);
+  EXPECT_EQ(Count("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = '" + gone +
+                  "' AND status = 'offboarded'"),
+            1);
+  ExpectUntouched(gone);
+  EXPECT_GE(Count(std::string("SELECT count(*) FROM outbox WHERE conversation_key LIKE '") + test::kDemoNumber + ":%'"), 1);
+  // paused: applied like active in this slice (its sends are not held yet).
+  EXPECT_GE(Count("SELECT count(*) FROM outbox WHERE conversation_key LIKE '" + paused + ":%'"), 1);
 }
 
 }  // namespace

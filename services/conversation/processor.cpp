@@ -1,6 +1,8 @@
 #include "processor.h"
 
 #include <map>
+#include <mutex>
+#include <unordered_map>
 
 #include <glog/logging.h>
 
@@ -10,11 +12,13 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "convoy/crypto.h"
 #include "convoy/log.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
 #include "engine.h"
+#include "numbers.h"
 #include "state_codec.h"
 
 namespace convoy::conversation {
@@ -62,17 +66,63 @@ constexpr const char* kInsertOutbox =
     "VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $1 = 'convoy.commands' THEN now() END) "
     "ON CONFLICT (dedupe_key) DO NOTHING";
 
+// An update for a number convoy does not serve (not registered, or offboarded): recorded once
+// per dedupe key, by its hash (a wamid carries the sender's phone number), and nothing else.
+constexpr const char* kRecordUnknownNumber =
+    "INSERT INTO unknown_number_updates (dedupe_key_sha256, phone_number_id, status, kind) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (dedupe_key_sha256) DO NOTHING RETURNING 1";
+
 struct Metrics {
   Registry& r = DefaultRegistry();
   Counter& applied = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"applied\"");
   Counter& duplicate = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"duplicate\"");
   Counter& invalid = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"invalid\"");
   Counter& failed = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"transient_failure\"");
+  // The label is the registry's verdict only (two values): the phone_number_id, unbounded in
+  // what the internet may send, is in unknown_number_updates and in the (rate-limited) log.
+  Counter& unknown_number = r.GetCounter("convoy_conversation_unknown_number_updates_total",
+                                         "Updates for a number not in the registry, or offboarded: recorded, never "
+                                         "applied.", "status=\"unknown\"");
+  Counter& offboarded_number = r.GetCounter("convoy_conversation_unknown_number_updates_total",
+                                            "Updates for a number not in the registry, or offboarded: recorded, never "
+                                            "applied.", "status=\"offboarded\"");
   Histogram& tx = r.GetHistogram("convoy_conversation_transaction_seconds", "Dedupe-lock-advance-outbox transaction time.");
 };
 Metrics& M() {
   static Metrics* m = new Metrics();
   return *m;
+}
+
+// One log line per number per minute about its unknown updates, across the consumer threads (the
+// counter has them all). Bounded: with kMax numbers logged in the last minute, a new one is not
+// logged until an entry is a minute old.
+class NumberNotices {
+ public:
+  bool ShouldLog(const std::string& phone_number_id, int64_t now) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = last_.find(phone_number_id);
+    if (it != last_.end()) {
+      if (now - it->second < kSeconds) return false;
+      it->second = now;
+      return true;
+    }
+    if (last_.size() >= kMax) {
+      for (auto e = last_.begin(); e != last_.end();) e = now - e->second >= kSeconds ? last_.erase(e) : std::next(e);
+      if (last_.size() >= kMax) return false;
+    }
+    last_[phone_number_id] = now;
+    return true;
+  }
+
+ private:
+  static constexpr int64_t kSeconds = 60;
+  static constexpr size_t kMax = 1024;
+  std::mutex mu_;
+  std::unordered_map<std::string, int64_t> last_;
+};
+NumberNotices& Notices() {
+  static NumberNotices* n = new NumberNotices();
+  return *n;
 }
 
 // "listing/photos", or "idle" outside a flow: the audit's from/to.
@@ -94,6 +144,10 @@ struct Processor::Parsed {
 struct Processor::Applied {
   LogCtx ctx{""};
   bool duplicate = false;
+  // Not a number convoy serves: "unknown" or "offboarded" (nothing else was done), and whether
+  // this was the update's first delivery (recorded and counted now).
+  std::string number_refused, phone_number_id, kind;
+  bool number_refused_first = false;
   bool wrote_outbox = false;
   std::string from, to, note;
   size_t effects = 0;
@@ -675,6 +729,17 @@ std::vector<Disposition> Processor::HandleBatch(const std::vector<Delivery>& bat
 }
 
 void Processor::Report(const Applied& a) {
+  if (!a.number_refused.empty()) {
+    if (!a.number_refused_first) return;  // a redelivery of an update already recorded
+    (a.number_refused == "offboarded" ? M().offboarded_number : M().unknown_number).Inc();
+    if (Notices().ShouldLog(a.phone_number_id, clock_())) {
+      LOG(WARNING) << a.ctx << "event=unknown_number_update phone_number_id=" << a.phone_number_id
+                   << " status=" << a.number_refused << " kind=" << a.kind
+                   << " action=recorded_not_applied (logged once a minute per number; "
+                      "convoy_conversation_unknown_number_updates_total counts each)";
+    }
+    return;
+  }
   if (a.duplicate) {
     M().duplicate.Inc();
     LOG(INFO) << a.ctx << "event=duplicate_ignored";
@@ -782,6 +847,20 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
 
 Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   a->ctx = LogCtx{p.queue, p.correlation_id, p.conversation_key, p.dedupe_key};
+  // Only numbers in the registry, and not offboarded, reach a flow: anything else is recorded and
+  // acked with no state, no outbox row, no reply and no fetch. (paused: applied like active for
+  // now; its sends are not held yet.)
+  auto number = LookupNumber(db_, p.phone_number_id);
+  if (!number.ok()) return number.status();
+  if (*number == NumberStatus::kUnknown || *number == NumberStatus::kOffboarded) {
+    a->number_refused = NumberStatusName(*number);
+    a->phone_number_id = p.phone_number_id;
+    a->kind = p.kind;
+    auto recorded = db_.Exec(kRecordUnknownNumber, {Sha256Hex(p.dedupe_key), p.phone_number_id, a->number_refused, p.kind});
+    if (!recorded.ok()) return recorded.status();
+    a->number_refused_first = !recorded->empty();
+    return Status::Ok();
+  }
   auto dedupe = db_.Exec(kInsertDedupe, {p.dedupe_key, p.conversation_key, p.kind,
                                          std::to_string(p.wa_timestamp), p.correlation_id});
   if (!dedupe.ok()) return dedupe.status();

@@ -64,6 +64,7 @@ class ProcessorTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     conn_ = std::move(*c);
     ASSERT_TRUE(RunMigrations(*conn_, test::SourcePath("deploy/postgres")).ok());
+    test::RegisterNumber(*conn_, test::kDemoNumber);
     auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
     ASSERT_TRUE(flows.ok()) << flows.status().ToString();
     flows_ = std::make_unique<FlowSet>(std::move(*flows));

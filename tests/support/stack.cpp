@@ -28,6 +28,11 @@ Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
   auto owner = PgConnection::Connect(db.dsn());
   Status migrated = owner.ok() ? RunMigrations(**owner, SourcePath("deploy/postgres")) : owner.status();
   EXPECT_TRUE(migrated.ok()) << migrated.ToString();
+  // The numbers the tests post for: the demo number comes from deploy/numbers (as in scripts/run.sh),
+  // the fixtures' others are registered here; any other number's updates are never applied.
+  if (owner.ok()) {
+    for (const auto& number : FixtureNumbers()) RegisterNumber(**owner, number, "fixtures");
+  }
   for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
   for (auto& [name, svc] : services) EXPECT_TRUE(WaitReady(name, 90s)) << name << " not ready:\n" << svc->process.Log();
   // Meta tells the business about every send it accepted with a signed status webhook.
@@ -85,7 +90,10 @@ void Stack::Launch(const std::string& name) {
     argv.push_back("--migrations_dir=" + SourcePath("deploy/postgres"));
     argv.push_back("--consumer_threads=2");
   }
-  if (kind == "conversation") argv.push_back("--flows_dir=" + SourcePath("deploy/flows"));
+  if (kind == "conversation") {
+    argv.push_back("--flows_dir=" + SourcePath("deploy/flows"));
+    argv.push_back("--numbers_dir=" + SourcePath("deploy/numbers"));
+  }
   if (kind == "media" || kind == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
   if (kind == "outbound" && services.count("media")) {
     argv.push_back("--media_public_url=http://127.0.0.1:" + std::to_string(services["media"]->port));

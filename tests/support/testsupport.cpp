@@ -1,6 +1,7 @@
 #include "testsupport.h"
 
 #include "convoy/json.h"
+#include "convoy/pg.h"
 
 #include <gtest/gtest.h>
 
@@ -339,6 +340,20 @@ std::set<std::string> ListDir(const std::string& dir) {
     ::closedir(d);
   }
   return out;
+}
+
+const std::vector<std::string>& FixtureNumbers() {
+  static const auto* numbers = new std::vector<std::string>{"106540352242923", "1122334455667", "590968830767958"};
+  return *numbers;
+}
+
+void RegisterNumber(PgConnection& db, const std::string& phone_number_id, const std::string& tenant,
+                    const std::string& status) {
+  auto r = db.Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, status, "
+                   "source) VALUES ($1, $2, '102290129340398', '15550783881', 'env:CONVOY_GRAPH_TOKEN', $3, 'test') "
+                   "ON CONFLICT (phone_number_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
+                   {phone_number_id, tenant, status});
+  if (!r.ok()) ADD_FAILURE() << "registering number " << phone_number_id << ": " << r.status().ToString();
 }
 
 }  // namespace convoy::test

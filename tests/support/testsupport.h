@@ -13,6 +13,7 @@
 
 namespace convoy {
 class SchemaRegistry;
+class PgConnection;
 }
 
 namespace convoy::test {
@@ -45,6 +46,17 @@ std::string TextMessage(const std::string& body);
 std::string ImageMessage(const std::string& media_id, const std::string& mime_type = "image/jpeg");
 std::string CaptionedImageMessage(const std::string& media_id, const std::string& caption);
 std::string ButtonReplyMessage(const std::string& id, const std::string& title);
+
+// The demo number: deploy/numbers/106540352242922.json (tenant "demo"), the fixtures' and
+// MessageWebhook's usual metadata.phone_number_id.
+inline constexpr const char* kDemoNumber = "106540352242922";
+// The other business numbers the fixtures name (batch_mixed.json, status_delivered.json, the pywa
+// corpus), registered by the test stack under tenant "fixtures".
+const std::vector<std::string>& FixtureNumbers();
+// Puts a number in the numbers registry (0017_numbers.sql) as the database owner would: an
+// update for a number that is not there never reaches a flow. ADD_FAILUREs on an error.
+void RegisterNumber(PgConnection& db, const std::string& phone_number_id, const std::string& tenant = "test",
+                    const std::string& status = "active");
 
 // A TCP port free on loopback right now.
 int FreePort();

@@ -845,6 +845,15 @@ class Run {
       Say("reply", step.invalid.empty() ? Render(step.prompt, &step) : step.invalid);
       t_.note = "reprompted";
       return;
+    } else if (step.validate == Validation::kName && !LooksLikeAName(value)) {
+      // "I want a golden visa for my wife" is letters and spaces, and no name: asked again once,
+      // politely; then (with a `handoff`) a person takes over, with what was said.
+      std::string& enquiry = s_.fields["enquiry"];
+      enquiry = Clip(enquiry.empty() ? ev_.text : enquiry + "\n" + ev_.text, kTextLimit);
+      if (!step.handoff.empty()) return Missed(step);
+      Say("reply", step.invalid.empty() ? Render(step.prompt, &step) : step.invalid);
+      t_.note = "not_a_name";
+      return;
     }
     s_.fields[step.field] = value;
     for (const auto& rule : step.extract) {
@@ -914,6 +923,34 @@ class Run {
     enquiry = Clip(enquiry.empty() ? ev_.text : enquiry + "\n" + ev_.text, kTextLimit);
     if (AskExtractor()) return;
     Missed(step);
+  }
+
+  // A name is a few words: not more than five, not a sentence led by a verb or a greeting, and
+  // not one that names a service the flow detects ("golden visa").
+  bool LooksLikeAName(const std::string& value) const {
+    std::vector<std::string> words;
+    std::string word;
+    for (char c : value + " ") {
+      if (c == ' ') {
+        if (!word.empty()) words.push_back(Lower(word));
+        word.clear();
+      } else {
+        word += c;
+      }
+    }
+    if (words.empty() || words.size() > 5) return false;
+    static const char* const kNotAName[] = {"i", "i'm", "im", "we", "my", "want", "need", "would", "like", "looking",
+                                            "can", "could", "please", "do", "does", "is", "are", "what", "how", "when",
+                                            "where", "why", "who", "hello", "hi", "hey", "thanks", "thank", "yes",
+                                            "no", "ok", "okay", "sorry", "the", "a", "an", "for", "about", "call"};
+    for (const char* w : kNotAName) {
+      if (words[0] == w) return false;
+    }
+    const Flow* flow = flows_.Find(s_.flow);
+    for (const auto& step : flow ? flow->steps : std::vector<Step>{}) {
+      if (step.kind == Step::Kind::kDetect && !step.own.Find(value).empty()) return false;
+    }
+    return true;
   }
 
   void Missed(const Step& step) {

@@ -1164,6 +1164,37 @@ TEST(LeadFlow, InvalidAnswersAreAskedAgainAndTheTimeCanComeSeparately) {
   EXPECT_EQ(d.Delivered()->fields.at("email"), "sara@example.ae");
 }
 
+// "I want a golden visa for my wife" is letters and spaces, and no name: a sentence led by a verb,
+// a service, a question or more than five words is asked again once, politely, then a person
+// takes over with what was said. A real name still goes through, with its lead-in stripped.
+TEST(LeadFlow, ANameAnswerThatIsNoNameIsAskedOnceThenHandedOver) {
+  for (const char* not_a_name : {"I want a golden visa for my wife", "golden visa for my wife",
+                                 "need help with visa", "Can you call me tomorrow",
+                                 "Maria Santos Lopez de la Cruz Fernandez", "what do you need"}) {
+    Lead c;
+    c.Say("I need a work permit");
+    EXPECT_EQ(c.Say(not_a_name), "Please send your full name, like Maria Santos.") << not_a_name;
+    EXPECT_TRUE(c.state.fields.count("name") == 0) << not_a_name << " taken as the name";
+    EXPECT_EQ(c.Say("thanks"), "Thank you for your patience. A member of our team will reply to you here shortly.")
+        << not_a_name;
+    const PendingResult* r = c.Delivered();
+    ASSERT_NE(r, nullptr) << not_a_name;
+    EXPECT_EQ(r->type, "lead.handoff");
+    EXPECT_NE(r->fields.at("enquiry").find(not_a_name), std::string::npos) << r->fields.at("enquiry");
+  }
+  for (const char* name : {"Maria Santos", "I'm Li Wei", "my name is ana lopez", "José María García", "Will Smith"}) {
+    Lead c;
+    c.Say("I need a work permit");
+    EXPECT_EQ(c.Say(name).rfind("Thank you, ", 0), 0u) << name;
+    EXPECT_EQ(c.state.fields.count("name"), 1u) << name;
+  }
+  // One miss, then a name: the run goes on.
+  Lead d;
+  d.Say("I need a work permit");
+  d.Say("I want a golden visa for my wife");
+  EXPECT_EQ(d.Say("Sara Ahmed"), "Thank you, Sara Ahmed. What is your nationality?");
+}
+
 TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
   Lead c;
   EXPECT_EQ(c.Say("Hi, I need a family visa").rfind(kGreeting, 0), 0u);

@@ -215,7 +215,7 @@ const std::vector<BrokerGrant>& BrokerGrants() {
   // delays and parked messages to convoy.retry and convoy.dlx themselves (amqp.cpp Settle).
   static const std::vector<BrokerGrant>* grants = new std::vector<BrokerGrant>{
       {"ingress", "^$", "^convoy\\.inbound$", "^$"},
-      {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$", "^conversation\\.(inbound\\.[0-9]+|events)$"},
+      {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$", "^(conversation\\.(inbound\\.[0-9]+|events)|flow\\.completed)$"},
       {"media", "^$", "^convoy\\.(events|retry|dlx)$", "^media\\.(fetch|upload)$"},
       {"outbound", "^$", "^convoy\\.(events|retry|dlx)$", "^outbound\\.(send|status|deliver|extract)$"},
       // convoyctl dlq: reads the parking queues, puts a replayed message back on its work queue

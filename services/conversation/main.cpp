@@ -15,6 +15,7 @@
 #include "convoy/topology.h"
 #include "flow.h"
 #include "processor.h"
+#include "results_feed.h"
 #include "convoy/retention.h"
 #include "api.h"
 #include "assignments.h"
@@ -219,6 +220,20 @@ int main(int argc, char** argv) {
       LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
       return 1;
     }
+  }
+  // flow.completed, read for the business's own numbers (results_feed.h): one consumer is plenty.
+  s = consumers.Add({amqp, convoy::queues::kFlowCompleted, FLAGS_prefetch, FLAGS_max_attempts}, 1,
+                    [&schemas, &engine]() -> convoy::Result<convoy::DeliveryHandler> {
+                      return convoy::conversation::ResultsFeed(
+                          schemas, [&engine](const std::string& flow, const std::string& step) {
+                            const auto flows = engine.flows();
+                            const auto* f = flows->Find(flow);
+                            return f != nullptr && (step.empty() || f->Find(step) != nullptr);
+                          });
+                    });
+  if (!s.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
+    return 1;
   }
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();

@@ -49,7 +49,7 @@ TEST_F(BrokerUsers, EachPartDoesItsWorkAndIsRefusedEverythingElse) {
       {"ingress", {}, {first_partition, queues::kOutboundStatus}, {{exchanges::kInbound, "message"}},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kEvents, "media.stored"}, {"", queues::kOutboundSend}}},
       {"conversation",
-       {first_partition, last_partition, queues::kConversationEvents},
+       {first_partition, last_partition, queues::kConversationEvents, queues::kFlowCompleted},
        {queues::kOutboundSend, queues::kMediaFetch, "conversation.inbound.dlq"},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kEvents, "flow.completed"},
         {exchanges::kRetry, "conversation.events.delay.1s"}, {exchanges::kDlx, "conversation.inbound"}},

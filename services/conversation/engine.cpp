@@ -11,6 +11,9 @@ constexpr size_t kQuoteLimit = 100;         // characters of the user's text quo
 constexpr size_t kSummaryValueLimit = 200;  // characters of one value in a summary
 constexpr size_t kButtonBodyLimit = 1024;   // Meta's limit for an interactive message body
 constexpr size_t kTextLimit = 4096;         // Meta's limit for a text message body
+// Said when some of a person's photos expired and some are left, when the flow names no text of its own.
+constexpr const char* kDefaultPartlyExpired =
+    "I only have {kept} of your photos: {lost} sent earlier expired. Send {them} again if you want {them} included.";
 // Said to an answer that needs a note and came without one, when the flow names no text of its own.
 constexpr const char* kDefaultNoteRequired =
     "Please add a note for {answer} on question {index}: what did you find? (For example: {answer} - what you saw.)";
@@ -973,13 +976,21 @@ class Run {
     Enter(step.next);
   }
 
-  // Drops the photos older than the TTL before `ref`; true if any were dropped.
-  bool Expire(std::vector<Photo>& list, int64_t ref) {
+  // Drops the photos older than the TTL before `ref`; how many were dropped.
+  size_t Expire(std::vector<Photo>& list, int64_t ref) {
     size_t before = list.size();
     list.erase(std::remove_if(list.begin(), list.end(),
                               [&](const Photo& p) { return p.at < ref - settings_.photo_ttl_seconds; }),
                list.end());
-    return list.size() != before;
+    return before - list.size();
+  }
+
+  // Some of the person's photos expired and some are left: they hear it, with the count that
+  // will be submitted, at this message (never silently fewer).
+  void TellPartlyExpired(const Step& step, size_t kept, size_t lost) {
+    const std::string text = step.partly_expired.empty() ? kDefaultPartlyExpired : step.partly_expired;
+    Say("reply", Fill(text, {{"kept", std::to_string(kept)}, {"lost", std::to_string(lost)},
+                             {"them", lost == 1 ? "it" : "them"}}));
   }
 
   void Acked(const std::string& field, bool value) {
@@ -1022,7 +1033,13 @@ class Run {
         t_.note = "duplicate_photo";
         return;
       }
-      if (Expire(list, at_) && list.empty()) Acked(step.field, false);
+      if (const size_t lost = Expire(list, at_); lost > 0) {
+        if (list.empty()) {
+          Acked(step.field, false);
+        } else {
+          TellPartlyExpired(step, list.size(), lost);
+        }
+      }
       if (list.size() >= settings_.max_photos) {
         Say("reply", "That's the most photos one listing can take (" + std::to_string(settings_.max_photos) +
                          "). Text " + step.done_keyword + " to go on.");
@@ -1038,14 +1055,15 @@ class Run {
       return;
     }
     if (IsText() && NormalizeKeyword(ev_.text) == step.done_keyword) {
-      bool expired = Expire(list, at_);
+      const size_t lost = Expire(list, at_);
       if (list.empty()) {
         Acked(step.field, false);
-        Say("reply", expired ? step.expired : step.empty);
-        t_.note = expired ? "photos_expired" : "no_photos";
+        Say("reply", lost > 0 ? step.expired : step.empty);
+        t_.note = lost > 0 ? "photos_expired" : "no_photos";
         return;
       }
-      t_.note = "done";
+      if (lost > 0) TellPartlyExpired(step, list.size(), lost);  // then the next step, with the count kept
+      t_.note = lost > 0 ? "done_some_expired" : "done";
       return Enter(step.next);
     }
     if (ev_.kind == Event::Kind::kOther && !step.not_a_photo.empty() && IsMediaType(ev_.message_type)) {

@@ -255,6 +255,34 @@ TEST(Engine, PhotosOlderThanTheTtlExpireAndTheUserIsAskedAgain) {
   EXPECT_EQ(c.Photos(), 1u);
 }
 
+// Some photos expired, some left: never silently fewer. The person hears it at the next photo or
+// at DONE, and the count DONE shows is the count that will be submitted.
+TEST(Engine, PhotosThatPartlyExpireAreToldAndTheCountShownIsTheCountSubmitted) {
+  Chat c(EngineSettings{3600, 100, 600, ""});
+  c.ToPhotos();
+  c.Send(Image("a", kT0 + 10));
+  c.Send(Image("b", kT0 + 3000));
+  auto done = c.Send(Text("DONE", kT0 + 10 + 3601));
+  ASSERT_EQ(Replies(done).size(), 2u);
+  EXPECT_EQ(Replies(done)[0],
+            "I only have 1 of your photos: 1 sent earlier expired after an hour. Send it again if you want it included.");
+  EXPECT_EQ(Replies(done)[1].rfind("Great! Got 1 photo.", 0), 0u) << Replies(done)[1];
+  EXPECT_EQ(done.note, "done_some_expired");
+  EXPECT_EQ(c.Photos(), 1u);
+  // At the next photo: told once, with the count kept, and the new photo counts.
+  Chat d(EngineSettings{3600, 100, 600, ""});
+  d.ToPhotos();
+  d.Send(Image("a", kT0 + 10));
+  d.Send(Image("b", kT0 + 11));
+  d.Send(Image("c", kT0 + 3000));
+  auto next = d.Send(Image("e", kT0 + 3700));
+  EXPECT_EQ(Replies(next), std::vector<std::string>{"I only have 1 of your photos: 2 sent earlier expired after an "
+                                                    "hour. Send them again if you want them included."});
+  EXPECT_EQ(d.Photos(), 2u);
+  EXPECT_TRUE(Replies(d.Send(Image("f", kT0 + 3701))).empty()) << "said once";
+  EXPECT_EQ(Replies(d.Send(Text("DONE", kT0 + 3702)))[0].rfind("Great! Got 3 photos.", 0), 0u);
+}
+
 TEST(Engine, DoneWithoutPhotosAsksForOne) {
   Chat c;
   c.ToPhotos();

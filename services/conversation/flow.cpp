@@ -457,6 +457,7 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.not_a_photo = JsonStr(v, "not_a_photo");
     s.empty = JsonStr(v, "empty");
     s.expired = JsonStr(v, "expired");
+    s.partly_expired = JsonStr(v, "partly_expired");
     s.late = JsonStr(v, "late");
     s.summary = Strings(JsonMember(v, "summary"), false);
     s.deliver = JsonMember(v, "deliver").IsTrue();
@@ -568,7 +569,7 @@ std::vector<std::string> FlowSet::Texts() const {
     add(f->assignment.closed);
     add(f->assignment.expired);
     for (const auto& s : f->steps) {
-      for (const auto* t : {&s.prompt, &s.invalid, &s.first_ack, &s.not_a_photo, &s.empty, &s.expired, &s.late,
+      for (const auto* t : {&s.prompt, &s.invalid, &s.first_ack, &s.not_a_photo, &s.empty, &s.expired, &s.partly_expired, &s.late,
                             &s.photo_required, &s.photo_pending, &s.note_required}) {
         add(*t);
       }

@@ -61,6 +61,7 @@ struct Step {
   int attempts = 2;      // detect: misses before the handoff
   std::string handoff;   // detect: the step a run goes to when it is not understood
   std::string done_keyword, first_ack, empty, expired, late;  // collect_photos
+  std::string partly_expired;  // collect_photos: some photos expired, some left ({kept}, {lost}, {them}: it or them)
   std::string not_a_photo;  // collect_photos: the answer to a video, a document, a sticker, ...
   std::vector<Button> buttons;                                // buttons, summary
   std::vector<std::string> summary;                           // summary: fields, in order

@@ -1,0 +1,136 @@
+#pragma once
+// Named API tokens with a role and a tenant, and the gate every /v1/ route of conversation and
+// outbound passes through.
+//
+// The tokens file (--tokens_file), one token a line, fields separated by spaces or tabs:
+//
+//   # name      role      tenant   hash of the token
+//   ana         agent     acme     sha256:4d3844e080d8eff8e7e92bf54ac314abb3abf4ed2aeffaad6c9d5b2b771f0531
+//   ops-oncall  operator  *        sha256:bbfeb664dcba6da179a3b91f833cae04a3b8891b6d984f15ec462313a58116f4
+//
+// name: 1-64 of a-z 0-9 . _ - (what logs name; unique). role: viewer, agent, manager, operator or
+// admin. tenant: a tenant id (same alphabet) or `*` (every tenant). The last field is
+// "sha256:" and the 64 hex digits of SHA-256 of the token (`convoyctl token hash` prints the line):
+// never the token itself, so the file (a Kubernetes Secret) gives nobody a usable token. Blank
+// lines and lines starting with `#` are skipped. Every error names the file and the line.
+//
+// Roles are sets, not a ladder: every role reads (viewer's set: GET routes, personal data masked
+// for viewer alone), agent adds conversations, manager checklists and assignments, operator parked
+// messages and deliveries, and admin holds all of them and the global routes (flows, the number
+// registry). A ladder would have to put operator above manager or below it, and either gives one
+// of them the other's powers.
+//
+// A bearer is hashed and its hash compared in constant time with every entry's (no early exit),
+// so neither the time nor the order of entries says which one matched or how much of it did.
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "convoy/http.h"
+#include "convoy/status.h"
+
+namespace convoy {
+
+enum class Role { kViewer, kAgent, kManager, kOperator, kAdmin };
+const char* RoleName(Role role);
+std::optional<Role> ParseRole(std::string_view name);
+// `have` may call a route that needs `need`: admin may call anything, every role may call a
+// viewer route, and agent, manager and operator their own routes.
+bool RoleAllows(Role have, Role need);
+// Whether answers show personal data (phone numbers, BSUIDs, names) in clear: all but viewer.
+bool SeesPersonalData(Role role);
+
+constexpr const char* kAllTenants = "*";
+
+// Who called: what the handler logs (never the token) and scopes by.
+struct Caller {
+  std::string name;
+  Role role = Role::kViewer;
+  std::string tenant = kAllTenants;  // "*" or one tenant
+  bool all_tenants() const { return tenant == kAllTenants; }
+};
+
+class TokenSet {
+ public:
+  // The file's text; `source` names it in errors ("tokens.txt:3: ...").
+  static Result<TokenSet> Parse(std::string_view text, const std::string& source);
+  static Result<TokenSet> LoadFile(const std::string& path);
+  // CONVOY_ADMIN_TOKEN: a global admin named `name`, hashed here (the clear token is not kept).
+  Status AddAdmin(const std::string& name, std::string_view token);
+  // The caller whose hash matches SHA-256(token), after comparing with every entry.
+  std::optional<Caller> Verify(std::string_view token) const;
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  struct Entry {
+    Caller caller;
+    std::string hash;  // 32 raw bytes
+    int line = 0;      // 0: not from the file
+  };
+  friend class TokenStore;
+  Status Add(Entry entry, const std::string& where);
+  Status AddAdminHash(const std::string& name, const std::string& hash_hex);
+  std::vector<Entry> entries_;
+};
+
+// "sha256:<64 hex>" of a token: the last field of its line.
+std::string TokenHashField(std::string_view token);
+
+// The tokens a service answers to, swapped whole on Reload (SIGHUP, or the file changed): requests
+// in flight keep the set they started with.
+class TokenStore {
+ public:
+  // tokens_file may be empty (then only the admin token); admin_token may be empty.
+  static Result<std::shared_ptr<TokenStore>> Open(const std::string& tokens_file, const std::string& admin_token);
+  explicit TokenStore(TokenSet set) : set_(std::make_shared<const TokenSet>(std::move(set))) {}
+  // The current set. At most every `check_every`, the file is stat()ed and read again when its
+  // inode, size or modification time changed (a Kubernetes Secret volume swaps a symlink): a bad
+  // file is logged once and the running set stays.
+  std::shared_ptr<const TokenSet> get();
+  // Reads tokens_file again; a bad file is an error and the running set stays.
+  Status Reload();
+  // Reload, logging the outcome (SIGHUP: reason "sighup").
+  void ReloadLogged(const char* reason);
+  std::chrono::steady_clock::duration check_every = std::chrono::seconds(5);
+
+ private:
+  std::string FileSignature() const;
+  std::shared_ptr<const TokenSet> get_current();  // inode, size, mtime; "" when it cannot be stat()ed
+  std::mutex mu_;
+  std::shared_ptr<const TokenSet> set_;
+  std::string file_, admin_hash_;  // the admin token's hash, never the token
+  std::string signature_;          // of the file last read (or tried)
+  std::chrono::steady_clock::time_point checked_{};
+};
+
+// One /v1/ route: method, path pattern (segments; `{x}` matches one non-empty segment), the role
+// it needs, and whether a tenant-scoped token may call it (its handler then filters by tenant).
+enum class Scope { kGlobal, kTenant };
+struct RouteRule {
+  const char* method;
+  const char* pattern;
+  Role role;
+  Scope scope;
+};
+bool PathMatches(std::string_view pattern, std::string_view path);
+
+// The gate's answer: a refusal, or the caller and the route it may call.
+struct Admission {
+  std::optional<HttpResponse> refused;
+  Caller caller;
+  const RouteRule* route = nullptr;
+};
+// 403 "closed" when no token is configured; 401 without a bearer or with an unknown one; 404 for a
+// path no rule has, 405 for a known path with another method; 403 naming the role needed when the
+// caller's role may not, or when a tenant-scoped token calls a global route. Refusals and admitted
+// calls are counted in convoy_api_requests_total{service,outcome} and logged with the caller's
+// name, never the token.
+Admission Admit(const HttpRequest& request, const TokenSet& tokens, const std::vector<RouteRule>& routes,
+                const char* service, const std::string& how_to_open);
+
+}  // namespace convoy

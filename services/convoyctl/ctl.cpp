@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <iomanip>
+#include <istream>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include "convoy/pg.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/rfc3339.h"
+#include "convoy/tokens.h"
 #include "convoy/topology.h"
 
 namespace convoy::ctl {
@@ -447,7 +449,8 @@ namespace {
 int CallAdmin(const Options& o, const std::string& method, const std::string& path, const std::string& body,
               std::ostream& out, std::ostream& err) {
   if (o.admin_token.empty()) {
-    err << "convoyctl: no admin token: set CONVOY_ADMIN_TOKEN (or --admin_token_file)\n";
+    err << "convoyctl: no API token: set CONVOY_API_TOKEN (or --token_file) or CONVOY_ADMIN_TOKEN (or "
+           "--admin_token_file)\n";
     return kUsage;
   }
   HttpClientRequest req;
@@ -636,6 +639,31 @@ int Stats(const Options& o, int64_t window_seconds, std::ostream& out, std::ostr
   out << "\n  transitions by note:";
   for (size_t i = 0; i < notes->size(); ++i) out << " " << notes->get(i, 0) << "=" << notes->get(i, 1);
   out << "\n";
+  return kOk;
+}
+
+int TokenHash(const std::string& name, const std::string& role, const std::string& tenant, std::istream& in,
+              std::ostream& out, std::ostream& err) {
+  std::string token;
+  std::getline(in, token);
+  if (!token.empty() && token.back() == '\r') token.pop_back();
+  if (token.empty() || token.find_first_of(" \t") != std::string::npos) {
+    err << "convoyctl: token hash: the token (stdin, one line) is empty or holds whitespace\n";
+    return kUsage;
+  }
+  const std::string line = name + " " + role + " " + tenant + " " + TokenHashField(token);
+  auto checked = TokenSet::Parse(line, "token hash");
+  if (!checked.ok()) {
+    std::string why = checked.status().message();
+    const std::string where = "token hash:1: ";  // the loader names the file and line; here there is one line
+    if (why.rfind(where, 0) == 0) why.erase(0, where.size());
+    err << "convoyctl: token hash: " << why << "\n";
+    return kUsage;
+  }
+  if (token.size() < 32) {
+    err << "convoyctl: warning: a token of " << token.size() << " characters is short; use 32 or more random ones\n";
+  }
+  out << line << "\n";
   return kOk;
 }
 

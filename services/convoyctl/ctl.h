@@ -79,4 +79,9 @@ int Stats(const Options& o, int64_t window_seconds, std::ostream& out, std::ostr
 // "90s", "15m", "2h", "7d" or plain seconds -> seconds; -1 if unreadable.
 int64_t ParseDuration(const std::string& text);
 
+// `token hash`: the token is the first line of `in`; prints "NAME ROLE TENANT sha256:<hex>",
+// checked as the services' loader checks it. kUsage for a bad name, role, tenant or token.
+int TokenHash(const std::string& name, const std::string& role, const std::string& tenant, std::istream& in,
+              std::ostream& out, std::ostream& err);
+
 }  // namespace convoy::ctl

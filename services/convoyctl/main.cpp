@@ -22,6 +22,9 @@ DEFINE_string(amqp_url, "", "Broker URL (else CONVOY_AMQP_URL, else the local ru
 DEFINE_string(pg_dsn, "", "PostgreSQL DSN (else CONVOY_PG_DSN, else the local run's host=127.0.0.1 port=21432 user=postgres)");
 DEFINE_string(outbound_url, "http://127.0.0.1:8083", "convoy-outbound's base URL, for `deliveries`");
 DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
+DEFINE_string(token_file, "",
+              "File holding a named API token of the services' --tokens_file (else CONVOY_API_TOKEN); either wins "
+              "over the admin token");
 DEFINE_bool(json, false, "Write JSON instead of text");
 DEFINE_string(queue, "", "dlq: only this work queue's parking queue (e.g. outbound.send)");
 DEFINE_string(reason, "", "dlq: only messages whose first or last reason contains this (any case)");
@@ -56,8 +59,13 @@ const std::map<std::string, std::string>& Usage() {
                        "  with its status and error, deliveries.\n"},
       {"deliveries", "convoyctl deliveries list [--status parked] [--sink NAME] [--limit N]\n"
                      "convoyctl deliveries replay --id N | --since 2h [--status parked]\n"
-                     "  Results to the business's sinks, through convoy-outbound's admin API (--outbound_url,\n"
-                     "  CONVOY_ADMIN_TOKEN).\n"},
+                     "  Results to the business's sinks, through convoy-outbound's admin API (--outbound_url;\n"
+                     "  a token of --token_file or CONVOY_API_TOKEN, else CONVOY_ADMIN_TOKEN).\n"},
+      {"token", "convoyctl token hash NAME ROLE TENANT < token\n"
+                "  Reads a token from stdin (one line) and prints its line for the services' --tokens_file:\n"
+                "  NAME ROLE TENANT sha256:<hex>. ROLE: viewer, agent, manager, operator or admin; TENANT: a\n"
+                "  tenant id or '*'. The token itself is never printed or stored; make it random, e.g.\n"
+                "  openssl rand -hex 32.\n"},
       {"health", "convoyctl health [--stuck 5] [--stuck_after 5m] [--parked 10] [--errors 10] [--p95_seconds 2] [--json]\n"
                  "  Each check over its threshold is a warning (exit 1), over twice it or not checkable is\n"
                  "  critical (exit 2); all within: exit 0. For cron jobs and probes.\n"},
@@ -71,7 +79,8 @@ const std::map<std::string, std::string>& Usage() {
 void PrintHelp(std::ostream& out) {
   out << "convoyctl: operate convoy (parked messages, conversations, deliveries, health, stats)\n\n";
   for (const auto& [cmd, text] : Usage()) out << text << "\n";
-  out << "Common flags: --amqp_url, --pg_dsn, --outbound_url, --admin_token_file, --json. convoyctl --helpfull lists every flag.\n"
+  out << "Common flags: --amqp_url, --pg_dsn, --outbound_url, --token_file, --admin_token_file, --json.\n"
+         "convoyctl --helpfull lists every flag.\n"
          "Exit codes: 0 ok, 1 warning, 2 critical, 3 not found, 64 bad usage, 69 unavailable.\n";
 }
 
@@ -125,7 +134,13 @@ int main(int argc, char** argv) {
   o.pg_dsn = EnvOr(FLAGS_pg_dsn, "CONVOY_PG_DSN", "host=127.0.0.1 port=21432 user=postgres dbname=postgres");
   o.outbound_url = FLAGS_outbound_url;
   o.json = FLAGS_json;
-  if (!FLAGS_admin_token_file.empty()) {
+  if (!FLAGS_token_file.empty()) {
+    std::ifstream in(FLAGS_token_file);
+    if (!in) return Bad("--token_file: cannot read " + FLAGS_token_file, cmd);
+    std::getline(in, o.admin_token);
+  } else if (!EnvOr("", "CONVOY_API_TOKEN", "").empty()) {
+    o.admin_token = EnvOr("", "CONVOY_API_TOKEN", "");
+  } else if (!FLAGS_admin_token_file.empty()) {
     std::ifstream in(FLAGS_admin_token_file);
     if (!in) return Bad("--admin_token_file: cannot read " + FLAGS_admin_token_file, cmd);
     std::getline(in, o.admin_token);
@@ -198,6 +213,10 @@ int main(int argc, char** argv) {
       return convoy::ctl::DeliveriesReplay(o, body, std::cout, std::cerr);
     }
     return Bad("deliveries: unknown subcommand '" + sub + "'", cmd);
+  }
+  if (cmd == "token") {
+    if (sub != "hash" || pos.size() != 5) return Bad("token hash needs NAME ROLE TENANT (the token on stdin)", cmd);
+    return convoy::ctl::TokenHash(pos[2], pos[3], pos[4], std::cin, std::cout, std::cerr);
   }
   if (cmd == "health") {
     convoy::ctl::HealthThresholds t;

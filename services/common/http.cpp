@@ -288,16 +288,4 @@ HttpResponse JsonError(int status, const std::string& code, const std::string& m
   return JsonResponse(status, R"({"error":{"code":")" + JsonEscape(code) + R"(","message":")" + JsonEscape(message) + "\"}}");
 }
 
-std::optional<HttpResponse> RequireBearer(const HttpRequest& request, const std::string& token,
-                                          const std::string& how_to_open) {
-  if (token.empty()) return JsonError(403, "closed", "closed: " + how_to_open);
-  const std::string want = "Bearer " + token, got = request.Header("authorization");
-  if (got.size() != want.size() || CRYPTO_memcmp(got.data(), want.data(), want.size()) != 0) {
-    HttpResponse resp = JsonError(401, "unauthenticated", "Authorization: Bearer <token> is needed");
-    resp.headers["WWW-Authenticate"] = "Bearer";
-    return resp;
-  }
-  return std::nullopt;
-}
-
 }  // namespace convoy

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <glog/logging.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <fstream>
 #include <random>
@@ -10,6 +12,7 @@
 #include <sstream>
 
 #include "convoy/crypto.h"
+#include "convoy/log.h"
 #include "convoy/rapidjson_util.h"
 #include "numbers_api.h"
 
@@ -160,7 +163,7 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
   return JsonResponse(200, *shown);
 }
 
-HttpResponse List(PgConnection& db, const HttpRequest& r) {
+HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask) {
   auto q = [&](const char* k) {
     auto it = r.query.find(k);
     return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
@@ -181,10 +184,39 @@ HttpResponse List(PgConnection& db, const HttpRequest& r) {
       "($2::text IS NULL OR a.operator = $2) ORDER BY a.created_at DESC LIMIT $3::int) x",
       {status, q("operator"), limit});
   if (!rows.ok()) return Unavailable(rows.status());
-  return JsonResponse(200, R"({"assignments":)" + rows->get(0, 0) + "}");
+  const std::string list = R"({"assignments":)" + rows->get(0, 0) + "}";
+  return JsonResponse(200, mask ? MaskAssignments(list) : list);
 }
 
 }  // namespace
+
+std::string MaskAssignments(const std::string& json) {
+  rapidjson::Document d;
+  d.Parse(json.c_str(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return json;
+  auto mask_one = [&d](rapidjson::Value& a) {
+    if (!a.IsObject()) return;
+    for (const char* key : {"operator", "operator_name"}) {
+      auto m = a.FindMember(key);
+      if (m != a.MemberEnd() && m->value.IsString()) {
+        const std::string masked = MaskPersonal(m->value.GetString(), false);
+        m->value.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()), d.GetAllocator());
+      }
+    }
+    auto answers = a.FindMember("answers");
+    if (answers != a.MemberEnd()) answers->value.SetNull();
+  };
+  auto list = d.FindMember("assignments");
+  if (list != d.MemberEnd() && list->value.IsArray()) {
+    for (auto& a : list->value.GetArray()) mask_one(a);
+  } else {
+    mask_one(d);
+  }
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  d.Accept(w);
+  return out.GetString();
+}
 
 Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, const std::string& definition_json,
                                       const std::string& source) {
@@ -244,48 +276,70 @@ Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const Schema
   return Status::Ok();
 }
 
+const std::vector<RouteRule>& ApiRoutes() {
+  // Every /v1/ route of this service, the role it needs, and whether a tenant's token may call it.
+  static const auto* const kRoutes = new std::vector<RouteRule>{
+      // method  path                           role             scope
+      {"GET",  "/v1/flows",                    Role::kViewer,  Scope::kGlobal},
+      {"POST", "/v1/flows/reload",             Role::kAdmin,   Scope::kGlobal},
+      {"PUT",  "/v1/checklists/{id}",          Role::kManager, Scope::kGlobal},
+      {"POST", "/v1/assignments",              Role::kManager, Scope::kGlobal},
+      {"GET",  "/v1/assignments",              Role::kViewer,  Scope::kTenant},
+      {"GET",  "/v1/assignments/{id}",         Role::kViewer,  Scope::kTenant},
+      {"POST", "/v1/assignments/{id}/cancel",  Role::kManager, Scope::kTenant},
+      {"GET",    "/v1/numbers",                Role::kAdmin,   Scope::kGlobal},
+      {"GET",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
+      {"PUT",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
+      {"DELETE", "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
+  };
+  return *kRoutes;
+}
+
 HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
-  const std::string open = "set CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
-  if (auto refused = RequireBearer(r, settings.token, open)) return *refused;
+  const std::string open = "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
+  auto tokens = settings.tokens ? settings.tokens->get() : std::make_shared<const TokenSet>();
+  Admission in = Admit(r, *tokens, ApiRoutes(), "conversation", open);
+  if (in.refused) return *in.refused;
+  const std::string route = in.route->pattern;
+  const Caller& caller = in.caller;
   if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas)) return *numbers;
-  if (r.path == "/v1/flows/reload" || r.path == "/v1/flows") {
-    if (r.path == "/v1/flows" && r.method == "GET" && settings.flows) return JsonResponse(200, settings.flows());
-    if (r.path == "/v1/flows/reload" && r.method == "POST" && settings.reload_flows) {
-      auto loaded = settings.reload_flows();
-      if (!loaded.ok()) {
-        return JsonError(422, "invalid_flows", loaded.status().message() + " (the running flows are unchanged)");
-      }
-      return JsonResponse(200, *loaded);
+  if (route == "/v1/flows") {
+    return settings.flows ? JsonResponse(200, settings.flows()) : Unavailable(Status(Code::kUnavailable, "no flows"));
+  }
+  if (route == "/v1/flows/reload") {
+    if (!settings.reload_flows) return Unavailable(Status(Code::kUnavailable, "flows cannot be reloaded here"));
+    auto loaded = settings.reload_flows();
+    if (!loaded.ok()) {
+      return JsonError(422, "invalid_flows", loaded.status().message() + " (the running flows are unchanged)");
     }
-    return JsonError(405, "method_not_allowed", "GET /v1/flows, POST /v1/flows/reload");
+    return JsonResponse(200, *loaded);
+  }
+  // Assignments carry no tenant until the number registry gives each number one: a tenant's token
+  // finds none of them (an empty list, 404), never another tenant's.
+  const bool tenant_sees_none = !caller.all_tenants();
+  const bool mask = !SeesPersonalData(caller.role);
+  const std::string& p = r.path;
+  const std::string assignments = "/v1/assignments/";
+  if (route == "/v1/assignments" && r.method == "GET" && tenant_sees_none) {
+    return JsonResponse(200, R"({"assignments":[]})");
+  }
+  if (route.rfind(assignments, 0) == 0 && tenant_sees_none) {
+    const std::string id = p.substr(assignments.size(), p.find('/', assignments.size()) - assignments.size());
+    return JsonError(404, "not_found", "no assignment " + id);
   }
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return Unavailable(db.status());
-  const std::string& p = r.path;
-  const std::string checklists = "/v1/checklists/", assignments = "/v1/assignments";
-  if (p.rfind(checklists, 0) == 0) {
-    if (r.method != "PUT") return JsonError(405, "method_not_allowed", "PUT a checklist definition");
-    return Put(**db, p.substr(checklists.size()), r, schemas);
-  }
-  if (p == assignments) {
+  if (route == "/v1/checklists/{id}") return Put(**db, p.substr(std::string("/v1/checklists/").size()), r, schemas);
+  if (route == "/v1/assignments") {
     if (r.method == "POST") return Create(**db, r, settings, schemas);
-    if (r.method == "GET") return List(**db, r);
-    return JsonError(405, "method_not_allowed", "GET or POST /v1/assignments");
+    return List(**db, r, mask);
   }
-  if (p.rfind(assignments + "/", 0) == 0) {
-    std::string rest = p.substr(assignments.size() + 1);
-    const std::string cancel = "/cancel";
-    if (rest.size() > cancel.size() && rest.compare(rest.size() - cancel.size(), cancel.size(), cancel) == 0) {
-      if (r.method != "POST") return JsonError(405, "method_not_allowed", "POST to cancel");
-      return Cancel(**db, rest.substr(0, rest.size() - cancel.size()), settings);
-    }
-    if (r.method != "GET") return JsonError(405, "method_not_allowed", "GET an assignment");
-    auto shown = Show(**db, rest);
-    if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
-                                                                      : Unavailable(shown.status());
-    return JsonResponse(200, *shown);
-  }
-  return JsonError(404, "not_found", "no such endpoint: " + r.method + " " + p);
+  std::string id = p.substr(assignments.size());
+  if (route == "/v1/assignments/{id}/cancel") return Cancel(**db, id.substr(0, id.find('/')), settings);
+  auto shown = Show(**db, id);
+  if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
+                                                                    : Unavailable(shown.status());
+  return JsonResponse(200, mask ? MaskAssignments(*shown) : *shown);
 }
 
 }  // namespace convoy::conversation

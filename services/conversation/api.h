@@ -1,6 +1,7 @@
 #pragma once
-// The assignment API on convoy-conversation's HTTP port (bearer CONVOY_ADMIN_TOKEN; JSON in and
-// out; errors as {"error": {"code", "message"}}):
+// The assignment API on convoy-conversation's HTTP port (a named token of --tokens_file, or
+// CONVOY_ADMIN_TOKEN as a global admin: convoy/tokens.h; the role each route needs is ApiRoutes();
+// JSON in and out; errors as {"error": {"code", "message"}}):
 //   PUT  /v1/checklists/{id}          a checklist definition (proto-schemas/checklist.v1.json); a
 //                                     changed definition is a new version (201), the same one is 200
 //   POST /v1/assignments              {"checklist", "operator", "phone_number_id", "reference"[,
@@ -14,18 +15,20 @@
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "assignments.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "convoy/tokens.h"
 
 namespace convoy::conversation {
 
 struct ApiSettings {
   std::string pg_dsn;
-  std::string token;  // empty: the API answers 403
+  std::shared_ptr<TokenStore> tokens;  // null or empty: the API answers 403
   AssignmentSettings assignments;
   // Loads, checks and swaps in the flows: a summary of the new set (JSON), or why not (the
   // running set stays). And the running set's summary.
@@ -33,7 +36,12 @@ struct ApiSettings {
   std::function<std::string()> flows;
 };
 
+// Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.
+const std::vector<RouteRule>& ApiRoutes();
 HttpResponse HandleApi(const HttpRequest& request, const ApiSettings& settings, const SchemaRegistry& schemas);
+// What a viewer sees of an assignment or a list of them: the operator and their name masked as
+// logs mask them, no answers.
+std::string MaskAssignments(const std::string& json);
 
 // PUT semantics for a checklist definition (the API and deploy/checklists/*.json): the version it
 // is now, and whether it was new.

@@ -28,7 +28,11 @@ class AssignmentApi : public ::testing::Test {
     conn_ = std::move(*c);
     ASSERT_TRUE(RunMigrations(*conn_, test::SourcePath("deploy/postgres")).ok());
     test::RegisterNumber(*conn_, test::kDemoNumber);
-    settings_ = ApiSettings{db_.dsn(), kToken, AssignmentSettings{}, nullptr, nullptr};
+    settings_ = ApiSettings{db_.dsn(), AdminOnly(), AssignmentSettings{}, nullptr, nullptr};
+  }
+  static std::shared_ptr<TokenStore> AdminOnly() {
+    auto store = TokenStore::Open("", kToken);
+    return store.ok() ? *store : nullptr;
   }
   HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
                     std::map<std::string, std::string> headers = {}, const std::string& token = kToken) {
@@ -71,9 +75,9 @@ class AssignmentApi : public ::testing::Test {
 TEST_F(AssignmentApi, RefusesWithoutTheTokenAndNamesWhatIsWrong) {
   EXPECT_EQ(Call("GET", "/v1/assignments", "", {}, "").status, 401);
   EXPECT_EQ(Call("GET", "/v1/assignments", "", {}, "wrong").status, 401);
-  settings_.token.clear();
+  settings_.tokens = std::make_shared<TokenStore>(TokenSet());
   EXPECT_EQ(Call("GET", "/v1/assignments").status, 403) << "closed without a token configured";
-  settings_.token = kToken;
+  settings_.tokens = AdminOnly();
   auto bad = Call("PUT", "/v1/checklists/line-qa", R"({"title": "x"})");
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("\"code\":\"invalid_argument\""), std::string::npos) << bad.body;
@@ -330,11 +334,11 @@ TEST_F(NumbersApi, DeleteOffboardsAndKeepsTheRecord) {
   EXPECT_EQ(Field(Call("GET", path).body, "tenant"), "acme");
 }
 
-TEST_F(NumbersApi, TheSameBearerCheckAsTheOtherRoutes) {
+TEST_F(NumbersApi, TheSameTokenCheckAsTheOtherRoutes) {
   EXPECT_EQ(Call("GET", "/v1/numbers", "", {}, "").status, 401);
   EXPECT_EQ(Call("PUT", std::string("/v1/numbers/") + kSecond, NumberJson(kSecond), {}, "wrong").status, 401);
-  settings_.token.clear();
-  EXPECT_EQ(Call("GET", "/v1/numbers").status, 403);
+  settings_.tokens = std::make_shared<TokenStore>(TokenSet());
+  EXPECT_EQ(Call("GET", "/v1/numbers").status, 403) << "closed without a token configured";
   EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id <> '106540352242922'"), 0);
 }
 

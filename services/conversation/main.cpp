@@ -12,6 +12,7 @@
 #include "convoy/json.h"
 #include "convoy/pg.h"
 #include "convoy/startup.h"
+#include "convoy/tokens.h"
 #include "convoy/topology.h"
 #include "flow.h"
 #include "processor.h"
@@ -87,7 +88,11 @@ DEFINE_string(checklists_dir, "deploy/checklists",
 DEFINE_string(numbers_dir, "deploy/numbers",
               "The numbers registry shipped as files (<phone_number_id>.json, proto-schemas/number.v1.json), put at "
               "start; a bad file stops the start naming it");
-DEFINE_string(admin_token_file, "", "File holding the assignment API's bearer token (else CONVOY_ADMIN_TOKEN)");
+DEFINE_string(admin_token_file, "",
+              "File holding the assignment API's bearer token, a global admin (else CONVOY_ADMIN_TOKEN)");
+DEFINE_string(tokens_file, "",
+              "Named API tokens, one a line: name role tenant sha256:<hex> (roles viewer, agent, manager, operator, "
+              "admin; tenant or *); read again when it changes and on SIGHUP. `convoyctl token hash` prints a line");
 DEFINE_int32(batch, 16,
              "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
              "at most --prefetch; 1: one transaction per delivery)");
@@ -166,6 +171,11 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
     return 1;
   }
+  auto tokens = convoy::TokenStore::Open(FLAGS_tokens_file, admin_token.ok() ? *admin_token : "");
+  if (!tokens.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
+    return 1;
+  }
   convoy::conversation::Engine engine(*flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos),
                                                FLAGS_result_photo_wait_seconds, FLAGS_default_flow,
                                                FLAGS_extractor_timeout_seconds,
@@ -238,7 +248,7 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }, {}, convoy::HttpLimitsFromFlags()});
-  convoy::conversation::ApiSettings api{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : "", Assignments(), reload,
+  convoy::conversation::ApiSettings api{FLAGS_pg_dsn, *tokens, Assignments(), reload,
                                         [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); }};
   for (const char* method : {"GET", "POST", "PUT", "DELETE"}) {
     server.Route(method, "/v1/", [api, &schemas](const convoy::HttpRequest& r) {
@@ -252,5 +262,8 @@ int main(int argc, char** argv) {
       std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
   return convoy::ServeUntilSignal("conversation", server, publisher, consumers, [&] { relay.Start(); },
-                                  [&] { relay.Stop(); }, [&] { (void)reload(); });
+                                  [&] { relay.Stop(); }, [&] {
+                                    (void)reload();
+                                    (*tokens)->ReloadLogged("sighup");
+                                  });
 }

@@ -75,7 +75,7 @@ HttpResponse List(PgConnection& db, const HttpRequest& r) {
   return JsonResponse(200, R"({"deliveries":)" + rows->get(0, 0) + "}");
 }
 
-HttpResponse Replay(PgConnection& db, const HttpRequest& r) {
+HttpResponse Replay(PgConnection& db, const HttpRequest& r, const Caller& caller) {
   rapidjson::Document d;
   d.Parse(r.body.c_str(), r.body.size());
   if (d.HasParseError() || !d.IsObject()) return JsonError(400, "invalid_argument", "a JSON object: {\"id\": N} or {\"from\", \"to\"}");
@@ -95,11 +95,11 @@ HttpResponse Replay(PgConnection& db, const HttpRequest& r) {
   if (!ids.ok()) return JsonError(503, "unavailable", ids.status().message());
   auto n = Requeue(db, *ids);
   if (!n.ok()) return JsonError(503, "unavailable", n.status().message());
-  LOG(WARNING) << "service=outbound event=deliveries_replayed count=" << *n;
+  LOG(WARNING) << "service=outbound handler=api event=deliveries_replayed caller=" << caller.name << " count=" << *n;
   return JsonResponse(200, R"({"replayed":)" + std::to_string(*n) + "}");
 }
 
-HttpResponse Enable(PgConnection& db, const std::string& name, const SinkSet& sinks) {
+HttpResponse Enable(PgConnection& db, const std::string& name, const SinkSet& sinks, const Caller& caller) {
   if (!sinks.Find(name)) return JsonError(404, "not_found", "no sink named '" + name + "' in --sinks_file");
   Status s = db.Begin();
   auto gone = s.ok() ? db.Exec("DELETE FROM sink_states WHERE name = $1", {name}) : Result<PgRows>(s);
@@ -109,7 +109,8 @@ HttpResponse Enable(PgConnection& db, const std::string& name, const SinkSet& si
     db.Rollback();
     return JsonError(503, "unavailable", (!n.ok() ? n.status() : s).message());
   }
-  LOG(WARNING) << "service=outbound event=sink_enabled sink=" << name << " released=" << *n;
+  LOG(WARNING) << "service=outbound handler=api event=sink_enabled caller=" << caller.name << " sink=" << name
+               << " released=" << *n;
   return JsonResponse(200, R"({"sink":")" + JsonEscape(name) + R"(","enabled":true,"released":)" + std::to_string(*n) + "}");
 }
 
@@ -121,19 +122,33 @@ Result<int64_t> ReleaseHeld(PgConnection& db, const SinkSet& sinks, const std::s
   return Requeue(db, *ids);
 }
 
+const std::vector<RouteRule>& AdminRoutes() {
+  // Every /v1/ route of this service, the role it needs, and whether a tenant's token may call it.
+  static const auto* const kRoutes = new std::vector<RouteRule>{
+      // method  path                         role              scope
+      {"GET",  "/v1/deliveries",             Role::kViewer,   Scope::kTenant},
+      {"POST", "/v1/deliveries/replay",      Role::kOperator, Scope::kGlobal},
+      {"POST", "/v1/sinks/{name}/enable",    Role::kOperator, Scope::kGlobal},
+  };
+  return *kRoutes;
+}
+
 HttpResponse HandleAdmin(const HttpRequest& r, const AdminSettings& settings, const SinkSet& sinks) {
-  const std::string open = "set CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the admin API";
-  if (auto refused = RequireBearer(r, settings.token, open)) return *refused;
+  const std::string open = "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the admin API";
+  auto tokens = settings.tokens ? settings.tokens->get() : std::make_shared<const TokenSet>();
+  Admission in = Admit(r, *tokens, AdminRoutes(), "outbound", open);
+  if (in.refused) return *in.refused;
+  const std::string route = in.route->pattern;
+  // Deliveries carry no tenant until the number registry gives each number one: a tenant's token
+  // finds none of them, never another tenant's.
+  if (route == "/v1/deliveries" && !in.caller.all_tenants()) return JsonResponse(200, R"({"deliveries":[]})");
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return JsonError(503, "unavailable", db.status().message());
+  if (route == "/v1/deliveries") return List(**db, r);
+  if (route == "/v1/deliveries/replay") return Replay(**db, r, in.caller);
   const std::string sinks_prefix = "/v1/sinks/", enable = "/enable";
-  if (r.method == "GET" && r.path == "/v1/deliveries") return List(**db, r);
-  if (r.method == "POST" && r.path == "/v1/deliveries/replay") return Replay(**db, r);
-  if (r.method == "POST" && r.path.rfind(sinks_prefix, 0) == 0 && r.path.size() > sinks_prefix.size() + enable.size() &&
-      r.path.compare(r.path.size() - enable.size(), enable.size(), enable) == 0) {
-    return Enable(**db, r.path.substr(sinks_prefix.size(), r.path.size() - sinks_prefix.size() - enable.size()), sinks);
-  }
-  return JsonError(404, "not_found", "no such endpoint: " + r.method + " " + r.path);
+  return Enable(**db, r.path.substr(sinks_prefix.size(), r.path.size() - sinks_prefix.size() - enable.size()), sinks,
+                in.caller);
 }
 
 }  // namespace convoy::outbound

@@ -1,6 +1,7 @@
 #pragma once
-// convoy-outbound's admin API for deliveries (bearer CONVOY_ADMIN_TOKEN), JSON in and out, errors
-// as {"error": {"code", "message"}}:
+// convoy-outbound's admin API for deliveries (a named token of --tokens_file, or CONVOY_ADMIN_TOKEN
+// as a global admin: convoy/tokens.h; the role each route needs is AdminRoutes()), JSON in and
+// out, errors as {"error": {"code", "message"}}:
 //   GET  /v1/deliveries?status=&sink=&limit=   deliveries, newest first, with their attempts
 //   POST /v1/deliveries/replay                  {"id": N} or {"from": unix s, "to": unix s[, "status"]}:
 //                                               parked (or held) deliveries go again from attempt 1
@@ -8,19 +9,24 @@
 //                                               it held is released
 // A replay or release resets the row and writes the command to the outbox in one transaction;
 // conversation's relay publishes it. Safe to repeat: a delivered result stays delivered.
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "convoy/http.h"
 #include "convoy/pg.h"
+#include "convoy/tokens.h"
 #include "sinks.h"
 
 namespace convoy::outbound {
 
 struct AdminSettings {
   std::string pg_dsn;
-  std::string token;  // empty: the API answers 403
+  std::shared_ptr<TokenStore> tokens;  // null or empty: the API answers 403
 };
 
+// Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.
+const std::vector<RouteRule>& AdminRoutes();
 HttpResponse HandleAdmin(const HttpRequest& request, const AdminSettings& settings, const SinkSet& sinks);
 
 // Held deliveries of configured, enabled sinks go again (at start: a sink configured since).

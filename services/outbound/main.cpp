@@ -14,6 +14,7 @@
 #include "convoy/pg.h"
 #include "convoy/retention.h"
 #include "convoy/startup.h"
+#include "convoy/tokens.h"
 #include "convoy/topology.h"
 #include "admin.h"
 #include "deliverer.h"
@@ -62,7 +63,10 @@ DEFINE_string(extractors_file, "",
 DEFINE_string(content_guard_file, "deploy/guard/content-guard.json",
               "Deny rules applied to every text just before the Graph API call (proto-schemas/content_guard.v1.json); "
               "empty: no guard");
-DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
+DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token, a global admin (else CONVOY_ADMIN_TOKEN)");
+DEFINE_string(tokens_file, "",
+              "Named API tokens, one a line: name role tenant sha256:<hex> (roles viewer, agent, manager, operator, "
+              "admin; tenant or *); read again when it changes and on SIGHUP. `convoyctl token hash` prints a line");
 
 namespace {
 
@@ -154,6 +158,11 @@ int main(int argc, char** argv) {
   }
   if (!FLAGS_admin_token_file.empty() && !admin_token.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
+    return 1;
+  }
+  auto tokens = convoy::TokenStore::Open(FLAGS_tokens_file, admin_token.ok() ? *admin_token : "");
+  if (!tokens.ok()) {
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
     return 1;
   }
   for (const auto& [name, sink] : sinks->sinks) {
@@ -260,7 +269,7 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }, {}, convoy::HttpLimitsFromFlags()});
-  convoy::outbound::AdminSettings admin{FLAGS_pg_dsn, admin_token.ok() ? *admin_token : ""};
+  convoy::outbound::AdminSettings admin{FLAGS_pg_dsn, *tokens};
   for (const char* method : {"GET", "POST"}) {
     server.Route(method, "/v1/", [admin, &sinks](const convoy::HttpRequest& r) {
       return convoy::outbound::HandleAdmin(r, admin, *sinks);
@@ -273,5 +282,6 @@ int main(int argc, char** argv) {
                                             settings.reconcile);
   in_doubt.Start();
   // 4. run
-  return convoy::ServeUntilSignal("outbound", server, publisher, consumers);
+  return convoy::ServeUntilSignal("outbound", server, publisher, consumers, {}, {},
+                                  [&tokens] { (*tokens)->ReloadLogged("sighup"); });
 }

@@ -143,13 +143,10 @@ Result<HttpResponse> HttpFetch(const HttpClientRequest& request);
 using HttpBodySink = std::function<Status(const char* data, size_t size)>;
 Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes, const HttpBodySink& sink);
 
-// JSON APIs: a JSON answer, an error as {"error": {"code", "message"}}, and the bearer-token gate
-// (nullopt when the request may go on; 403 when no token is configured, naming how to set one;
-// 401 with WWW-Authenticate otherwise).
+// JSON APIs: a JSON answer and an error as {"error": {"code", "message"}}. The bearer-token gate
+// of the /v1/ APIs is convoy/tokens.h's Admit.
 HttpResponse JsonResponse(int status, const std::string& body);
 HttpResponse JsonError(int status, const std::string& code, const std::string& message);
-std::optional<HttpResponse> RequireBearer(const HttpRequest& request, const std::string& token,
-                                          const std::string& how_to_open);
 
 // Sets the size of the HTTP thread pool; call once before any server or client is created.
 void InitHttpThreads(size_t threads);

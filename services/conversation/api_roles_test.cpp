@@ -1,0 +1,248 @@
+// Integration: every /v1/ route of convoy-conversation called with every role's token (for every
+// tenant and for one tenant), against a real PostgreSQL, as the HTTP server calls HandleApi; the
+// expected answers are written out here, not derived from ApiRoutes().
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+
+#include "api.h"
+#include "api_tokens.h"
+#include "convoy/json.h"
+#include "convoy/crypto.h"
+#include "convoy/metrics.h"
+#include "testsupport.h"
+
+namespace convoy::conversation {
+namespace {
+
+using test::ApiTokens;
+
+constexpr const char* kChecklist = R"({"title": "Line QA", "questions": [{"text": "Guard closed?", "photo": "required"}]})";
+constexpr const char* kAll = "viewer agent manager operator admin";
+
+using Want = test::WantRoute;
+const std::vector<Want> kWant = {
+    {"GET", "/v1/flows", kAll, 200, Scope::kGlobal, 0},
+    {"POST", "/v1/flows/reload", "admin", 200, Scope::kGlobal, 0},
+    {"PUT", "/v1/checklists/{id}", "manager admin", 201, Scope::kGlobal, 0},
+    {"POST", "/v1/assignments", "manager admin", 201, Scope::kGlobal, 0},
+    {"GET", "/v1/assignments", kAll, 200, Scope::kTenant, 200},
+    {"GET", "/v1/assignments/{id}", kAll, 200, Scope::kTenant, 404},
+    {"POST", "/v1/assignments/{id}/cancel", "manager admin", 200, Scope::kTenant, 404},
+    {"GET", "/v1/numbers", "admin", 200, Scope::kGlobal, 0},
+    {"GET", "/v1/numbers/{id}", "admin", 200, Scope::kGlobal, 0},
+    {"PUT", "/v1/numbers/{id}", "admin", 201, Scope::kGlobal, 0},
+    {"DELETE", "/v1/numbers/{id}", "admin", 200, Scope::kGlobal, 0},
+};
+
+class ApiRoles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(schemas_.LoadDir(test::SourcePath("proto-schemas")).ok());
+    auto c = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(RunMigrations(**c, test::SourcePath("deploy/postgres")).ok());
+    test::RegisterNumber(**c, test::kDemoNumber);
+    sql_ = std::move(*c);
+    settings_.pg_dsn = db_.dsn();
+    settings_.tokens = tokens_.Open();
+    settings_.flows = [] { return std::string(R"({"flows":[]})"); };
+    settings_.reload_flows = [this]() -> Result<std::string> {
+      ++reloads_;
+      return std::string(R"({"flows":[]})");
+    };
+    ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  }
+  HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
+                    const std::string& authorization = std::string("Bearer ") + ApiTokens::kAdminEnv) {
+    return HandleApi(test::ApiRequest(method, path, body, authorization), settings_, schemas_);
+  }
+  // A new pending or active assignment (as the admin); its id.
+  std::string NewAssignment() {
+    const int n = ++made_;
+    const std::string body = R"({"checklist": "line-qa", "operator": "165055510)" + std::to_string(10 + n) +
+                             R"(", "phone_number_id": "106540352242922", "reference": "R-)" + std::to_string(n) + "\"}";
+    auto a = Call("POST", "/v1/assignments", body);
+    EXPECT_EQ(a.status, 201) << a.body;
+    const size_t at = a.body.find("asg_");
+    return at == std::string::npos ? "" : a.body.substr(at, 28);  // asg_ and 24 hex digits
+  }
+  // A request that the route answers `ok` when it is let through.
+  HttpRequest Probe(const Want& w) {
+    HttpRequest r;
+    r.method = w.method;
+    const std::string p = w.pattern;
+    if (p == "/v1/checklists/{id}") {
+      r.path = "/v1/checklists/probe-" + std::to_string(++made_);
+      r.body = kChecklist;
+    } else if (p == "/v1/assignments" && r.method == "POST") {
+      const int n = ++made_;
+      r.path = p;
+      r.body = R"({"checklist": "line-qa", "operator": "165055520)" + std::to_string(10 + n) +
+               R"(", "phone_number_id": "106540352242922", "reference": "P-)" + std::to_string(n) + "\"}";
+    } else if (p == "/v1/assignments/{id}") {
+      r.path = "/v1/assignments/" + NewAssignment();
+    } else if (p == "/v1/assignments/{id}/cancel") {
+      r.path = "/v1/assignments/" + NewAssignment() + "/cancel";
+    } else if (p == "/v1/numbers/{id}" && r.method == "GET") {
+      r.path = std::string("/v1/numbers/") + test::kDemoNumber;
+    } else if (p == "/v1/numbers/{id}") {
+      // A number of its own: PUT registers it (201), DELETE offboards one registered here.
+      const std::string id = "1065403522" + std::to_string(10000 + ++made_);
+      if (r.method == "DELETE") test::RegisterNumber(*sql_, id);
+      r.path = "/v1/numbers/" + id;
+      r.body = R"({"phone_number_id": ")" + id + R"(", "tenant": "acme", "waba_id": "102290129340399", )"
+               R"("display_phone_number": "+44 20 7946 0000", "graph_token": "env:ACME_GRAPH_TOKEN"})";
+    } else {
+      r.path = p;
+    }
+    return r;
+  }
+  test::TestDatabase db_{"conv_roles"};
+  std::unique_ptr<PgConnection> sql_;
+  SchemaRegistry schemas_;
+  ApiTokens tokens_;
+  ApiSettings settings_;
+  std::atomic<int> reloads_{0};
+  int made_ = 0;
+};
+
+TEST_F(ApiRoles, TheTableInTheCodeIsTheOneThisTestExpects) { test::ExpectTable(ApiRoutes(), kWant); }
+
+TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
+  int calls = 0;
+  for (const Want& w : kWant) {
+    for (Role role : ApiTokens::kRoles) {
+      for (const std::string tenant : {"*", "acme"}) {
+        HttpRequest r = Probe(w);
+        r.headers["authorization"] = "Bearer " + ApiTokens::Token(role, tenant);
+        auto resp = HandleApi(r, settings_, schemas_);
+        ++calls;
+        test::ExpectAnswer(w, role, tenant, resp, std::string(w.method) + " " + r.path + " as " + ApiTokens::Name(role, tenant));
+      }
+    }
+    // CONVOY_ADMIN_TOKEN is a global admin.
+    HttpRequest r = Probe(w);
+    r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
+    EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
+  }
+  EXPECT_EQ(calls, 110);
+  EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
+}
+
+TEST_F(ApiRoles, WithoutAKnownBearerEveryRouteIs401AndUnknownRoutesStay404) {
+  const std::string good = ApiTokens::Token(Role::kAdmin, "*");
+  const std::string hash = TokenHashField(good);
+  const char* bad[] = {"", "Bearer", "Bearer ", "Bearer     ", "Bearer\t", "Basic YWRtaW46YWRtaW4=", "Token abc"};
+  for (const Want& w : kWant) {
+    for (const char* auth : bad) {
+      auto resp = Call(w.method, std::string(w.pattern), "", auth);
+      EXPECT_EQ(resp.status, 401) << w.pattern << " with '" << auth << "'";
+      EXPECT_EQ(resp.headers["WWW-Authenticate"], "Bearer");
+    }
+    for (const std::string& token : {std::string("nope"), good.substr(0, good.size() - 1), good + "x", hash,
+                                     hash.substr(7), good + " " + good, std::string(4096, 'a')}) {
+      EXPECT_EQ(Call(w.method, w.pattern, "", "Bearer " + token).status, 401) << w.pattern << " with " << token.substr(0, 40);
+    }
+  }
+  EXPECT_EQ(Call("GET", "/v1/flows", "", "bearer " + good).status, 200) << "the scheme is case-insensitive";
+  EXPECT_EQ(Call("GET", "/v1/flows", "", "Bearer   " + good + "  ").status, 200) << "whitespace around the token";
+  EXPECT_EQ(Call("GET", "/v1/nothing").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/checklists").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/assignments/a/b").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/nothing", "", "").status, 401) << "no route is told to a caller without a token";
+  auto wrong_method = Call("DELETE", "/v1/assignments");
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_EQ(wrong_method.headers["Allow"], "POST, GET");
+  EXPECT_EQ(Call("GET", "/v1/flows/reload").status, 405);
+  // No token configured at all: closed, and says how to open it.
+  settings_.tokens = std::make_shared<TokenStore>(TokenSet());
+  auto closed = Call("GET", "/v1/flows");
+  EXPECT_EQ(closed.status, 403);
+  EXPECT_NE(closed.body.find("--tokens_file"), std::string::npos) << closed.body;
+}
+
+TEST_F(ApiRoles, AViewerSeesPersonalDataMaskedAndAnAgentInClear) {
+  const std::string id = NewAssignment();
+  auto viewer = Call("GET", "/v1/assignments/" + id, "", "Bearer " + ApiTokens::Token(Role::kViewer, "*"));
+  ASSERT_EQ(viewer.status, 200) << viewer.body;
+  EXPECT_EQ(viewer.body.find("16505551011"), std::string::npos) << viewer.body;
+  EXPECT_NE(viewer.body.find(R"("operator":"*******1011")"), std::string::npos) << viewer.body;
+  EXPECT_NE(viewer.body.find(R"("answers":null)"), std::string::npos) << viewer.body;
+  auto list = Call("GET", "/v1/assignments", "", "Bearer " + ApiTokens::Token(Role::kViewer, "*"));
+  EXPECT_EQ(list.body.find("16505551011"), std::string::npos) << list.body;
+  EXPECT_NE(list.body.find("*******1011"), std::string::npos) << list.body;
+  auto agent = Call("GET", "/v1/assignments/" + id, "", "Bearer " + ApiTokens::Token(Role::kAgent, "*"));
+  EXPECT_NE(agent.body.find("16505551011"), std::string::npos) << agent.body;
+  auto tenant = Call("GET", "/v1/assignments", "", "Bearer " + ApiTokens::Token(Role::kAdmin, "acme"));
+  EXPECT_EQ(tenant.status, 200);
+  EXPECT_EQ(tenant.body, "{\"assignments\":[]}\n") << "a tenant sees none of the untenanted assignments";
+}
+
+TEST_F(ApiRoles, LogsNameTheCallerNeverTheToken) {
+  test::LogCapture logs;
+  const std::string token = ApiTokens::Token(Role::kManager, "*");
+  ASSERT_EQ(Call("POST", "/v1/assignments/" + NewAssignment() + "/cancel", "", "Bearer " + token).status, 200);
+  ASSERT_EQ(Call("POST", "/v1/flows/reload", "", "Bearer " + token).status, 403);
+  ASSERT_EQ(Call("GET", "/v1/flows", "", "Bearer " + token + "-wrong").status, 401);
+  bool call = false, refused = false;
+  for (const auto& line : logs.lines()) {
+    EXPECT_EQ(line.find(token), std::string::npos) << line;
+    EXPECT_EQ(line.find(Sha256Hex(token)), std::string::npos) << line;
+    call = call || line.find("event=api_call caller=manager-all role=manager tenant=* route=\"POST "
+                             "/v1/assignments/{id}/cancel\"") != std::string::npos;
+    refused = refused || line.find("event=api_refused status=403 caller=manager-all") != std::string::npos;
+  }
+  EXPECT_TRUE(call && refused) << "the call and the refusal are logged with the token's name";
+  const std::string metrics = DefaultRegistry().Render();
+  EXPECT_NE(metrics.find("convoy_api_requests_total{service=\"conversation\",outcome=\"forbidden\"}"), std::string::npos);
+}
+
+// The listener refuses a 10 MB Authorization header before any handler (or hashing) runs.
+TEST_F(ApiRoles, ATenMegabyteAuthorizationHeaderIsRefusedByTheListener) {
+  std::atomic<int> handled{0};
+  HttpServer server({"127.0.0.1", 0, 1 << 20});
+  server.Route("GET", "/v1/", [&](const HttpRequest& r) {
+    ++handled;
+    return HandleApi(r, settings_, schemas_);
+  });
+  ASSERT_TRUE(server.Start().ok());
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string request = "GET /v1/flows HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ";
+  request += std::string(10 << 20, 'a');
+  request += "\r\n\r\n";
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the listener answered and closed
+    sent += static_cast<size_t>(n);
+  }
+  std::string answer;
+  char buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  while (::poll(&p, 1, 2000) > 0) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  server.Stop();
+  std::cout << "10 MB Authorization header: " << sent / 1024 << " KiB written, answer "
+            << answer.substr(0, answer.find("\r\n")) << "\n";
+  EXPECT_EQ(answer.rfind("HTTP/1.1 431", 0), 0u) << answer.substr(0, 200);
+  EXPECT_EQ(handled.load(), 0);
+}
+
+}  // namespace
+}  // namespace convoy::conversation

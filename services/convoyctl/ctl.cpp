@@ -534,7 +534,11 @@ int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::
   scalar("SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM attempt_started_at - received_at)) "
          "FROM outbound_messages WHERE received_at IS NOT NULL AND attempt_started_at > now() - interval '1 hour'",
          {}, p95);
-  checks = {stuck, parked, errors, p95};
+  Check failed{"failed sends, last hour", 0, t.failed_percent, " %", "", kOk};
+  scalar("SELECT 100.0 * count(*) FILTER (WHERE status = 'failed') / greatest(count(*), 1) FROM outbound_messages "
+         "WHERE status IN ('sent', 'delivered', 'read', 'failed') AND updated_at > now() - interval '1 hour'",
+         {}, failed);
+  checks = {stuck, parked, errors, p95, failed};
   int worst = kOk;
   for (auto& c : checks) {
     judge(c);

@@ -71,6 +71,7 @@ struct HealthThresholds {
   int64_t parked = 10;        // messages in parking queues
   int64_t errors = 10;        // failed sends and delivery attempts in the last hour
   double p95_seconds = 2.0;   // webhook-to-send latency, last hour
+  double failed_percent = 1.0;  // sends failed for good, among those settled in the last hour
 };
 int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::ostream& err);
 

@@ -7,9 +7,11 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <functional>
 #include <sstream>
 
 #include "convoy/amqp.h"
+#include "convoy/pg.h"
 #include "convoy/topology.h"
 #include "stack.h"
 #include "testsupport.h"
@@ -149,6 +151,116 @@ TEST(ConvoyctlDlq, ListsShowsReplaysAndPurgesParkedMessagesByQueueReasonAndAge) 
   EXPECT_EQ(ParseDuration("2 weeks"), -1);
 }
 
+// n messages in media.fetch's parking queue, as a consumer parks them.
+void Park(Publisher& pub, int n) {
+  for (int i = 0; i < n; ++i) {
+    AmqpMessage m;
+    m.exchange = exchanges::kDlx;
+    m.routing_key = queues::kMediaFetch;
+    m.body = "{}";
+    ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+  }
+}
+
+// Each of health's thresholds drives the exit code on its own: within it ok (0), over it a warning
+// (1), over twice it critical (2). The seeds' thresholds: stuck conversations > 5, parked > 10,
+// errors > 10 an hour, p95 > 2 s, failed sends > 1 %. Rows are written as the services write them.
+TEST(ConvoyctlHealth, EachThresholdDrivesTheExitCodeOnItsOwn) {
+  test::TestVhost vhost("ctl_health");
+  test::TestDatabase db("ctl_health");
+  ASSERT_TRUE(DeclareConvoyTopology(AmqpOptions{vhost.url(), "ctl-test"}).ok());
+  auto conn = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(conn.ok());
+  PgConnection& sql = **conn;
+  ASSERT_TRUE(RunMigrations(sql, test::SourcePath("deploy/postgres")).ok());
+  Options o;
+  o.amqp_url = vhost.url();
+  o.pg_dsn = db.dsn();
+  const HealthThresholds seeds;
+  EXPECT_EQ(seeds.stuck, 5);
+  EXPECT_EQ(seeds.parked, 10);
+  EXPECT_EQ(seeds.errors, 10);
+  EXPECT_EQ(seeds.p95_seconds, 2.0);
+  EXPECT_EQ(seeds.failed_percent, 1.0);
+  std::ostringstream out, err;
+  auto health = [&] {
+    out.str("");
+    return Health(o, seeds, out, err);
+  };
+  auto exec = [&](const std::string& q) {
+    auto r = sql.Exec(q);
+    ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << q;
+  };
+  ASSERT_EQ(health(), kOk) << out.str() << err.str();
+  int sends = 0;
+  // n sends of `status`, settled now; `latency` s from the webhook to the attempt.
+  auto send = [&](int n, const std::string& status, double latency = 0.5) {
+    for (int i = 0; i < n; ++i, ++sends) {
+      exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
+           "received_at, attempt_started_at) VALUES ('h" + std::to_string(sends) + "', '1', '2', '" + status +
+           "', 'c', now() - interval '" + std::to_string(latency) + " seconds', now())");
+    }
+  };
+  struct Step {
+    const char* what;
+    std::function<void()> over, twice, clear;
+  };
+  const std::vector<Step> steps = {
+      {"stuck conversations",
+       [&] {
+         for (int i = 0; i < 6; ++i) {
+           exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
+                "VALUES ('convoy.commands', 'outbound.send', 's" + std::to_string(i) + "', 'c', 'k" + std::to_string(i) +
+                "', '{}', now() - interval '1 hour')");
+         }
+       },
+       [&] {
+         for (int i = 6; i < 11; ++i) {
+           exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
+                "VALUES ('convoy.commands', 'outbound.send', 's" + std::to_string(i) + "', 'c', 'k" + std::to_string(i) +
+                "', '{}', now() - interval '1 hour')");
+         }
+       },
+       [&] { exec("UPDATE outbox SET settled_at = now(), outcome = 'done'"); }},
+      // 1 % of the hour's settled sends: 4 of 304 is over it (and 4 errors are within theirs), 7 of
+      // 307 over twice it.
+      {"failed sends, last hour", [&] { send(300, "sent"); send(4, "failed"); }, [&] { send(3, "failed"); },
+       [&] { exec("UPDATE outbound_messages SET updated_at = now() - interval '2 hours' WHERE status = 'failed'"); }},
+      {"p95 webhook to send", [&] { send(1000, "sent", 3); }, [&] { send(2000, "sent", 5); },
+       [&] { exec("UPDATE outbound_messages SET received_at = attempt_started_at - interval '0.5 seconds'"); }},
+      {"errors in the last hour",
+       [&] {
+         exec("INSERT INTO deliveries (result_id, sink, type, correlation_id, command, status) "
+              "VALUES ('r1', 'hook', 'lead.qualified', 'c', '{}', 'retrying')");
+         exec("INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome) SELECT "
+              "(SELECT min(id) FROM deliveries), g, now(), 5, 'retry' FROM generate_series(1, 11) g");
+       },
+       [&] {
+         exec("INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome) SELECT "
+              "(SELECT min(id) FROM deliveries), g, now(), 5, 'permanent' FROM generate_series(12, 21) g");
+       },
+       [&] { exec("UPDATE delivery_attempts SET started_at = now() - interval '2 hours'"); }},
+  };
+  for (const Step& step : steps) {
+    step.over();
+    EXPECT_EQ(health(), kWarning) << step.what << ":\n" << out.str() << err.str();
+    EXPECT_NE(out.str().find(step.what), std::string::npos) << out.str();
+    step.twice();
+    EXPECT_EQ(health(), kCritical) << step.what << ":\n" << out.str() << err.str();
+    step.clear();
+    EXPECT_EQ(health(), kOk) << step.what << " cleared:\n" << out.str() << err.str();
+  }
+  // Parked messages: in the parking queues, as the broker holds them.
+  Publisher pub(AmqpOptions{vhost.url(), "ctl-test"});
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  auto park = [&](int n) { ASSERT_NO_FATAL_FAILURE(Park(pub, n)); };
+  park(11);
+  EXPECT_EQ(health(), kWarning) << out.str();
+  park(10);
+  EXPECT_EQ(health(), kCritical) << out.str();
+}
+
 TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) {
   test::Stack stack("ctl_stack");
   const std::string seller = "16505550991";
@@ -194,19 +306,11 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   d.Parse(out.str().c_str());
   ASSERT_TRUE(d.IsObject()) << out.str();
   EXPECT_STREQ(d["status"].GetString(), "ok");
-  EXPECT_EQ(d["checks"].Size(), 4u);
+  EXPECT_EQ(d["checks"].Size(), 5u);
   Publisher pub(AmqpOptions{stack.vhost.url(), "ctl-test"});
   pub.Start();
   ASSERT_TRUE(pub.WaitConnected(20s));
-  auto park = [&](int n) {
-    for (int i = 0; i < n; ++i) {
-      AmqpMessage m;
-      m.exchange = exchanges::kDlx;
-      m.routing_key = queues::kMediaFetch;
-      m.body = "{}";
-      ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
-    }
-  };
+  auto park = [&](int n) { ASSERT_NO_FATAL_FAILURE(Park(pub, n)); };
   t.parked = 2;
   park(3);
   EXPECT_EQ(Health(o, t, out, err), kWarning);

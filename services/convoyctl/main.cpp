@@ -42,6 +42,7 @@ DEFINE_string(stuck_after, "5m", "health: how long past due a command counts as 
 DEFINE_int64(parked, 10, "health: parked messages before a warning");
 DEFINE_int64(errors, 10, "health: failed sends and delivery attempts in the last hour before a warning");
 DEFINE_double(p95_seconds, 2.0, "health: p95 webhook-to-send latency over the last hour before a warning");
+DEFINE_double(failed_percent, 1.0, "health: per cent of the last hour's settled sends that failed for good before a warning");
 
 namespace {
 
@@ -66,7 +67,7 @@ const std::map<std::string, std::string>& Usage() {
                 "  NAME ROLE TENANT sha256:<hex>. ROLE: viewer, agent, manager, operator or admin; TENANT: a\n"
                 "  tenant id or '*'. The token itself is never printed or stored; make it random, e.g.\n"
                 "  openssl rand -hex 32.\n"},
-      {"health", "convoyctl health [--stuck 5] [--stuck_after 5m] [--parked 10] [--errors 10] [--p95_seconds 2] [--json]\n"
+      {"health", "convoyctl health [--stuck 5] [--stuck_after 5m] [--parked 10] [--errors 10] [--p95_seconds 2] [--failed_percent 1] [--json]\n"
                  "  Each check over its threshold is a warning (exit 1), over twice it or not checkable is\n"
                  "  critical (exit 2); all within: exit 0. For cron jobs and probes.\n"},
       {"stats", "convoyctl stats [--window 1h] [--json]\n"
@@ -224,10 +225,12 @@ int main(int argc, char** argv) {
     t.parked = FLAGS_parked;
     t.errors = FLAGS_errors;
     t.p95_seconds = FLAGS_p95_seconds;
+    t.failed_percent = FLAGS_failed_percent;
     t.stuck_after = convoy::ctl::ParseDuration(FLAGS_stuck_after);
     if (t.stuck_after < 0) return Bad("--stuck_after: not a duration: " + FLAGS_stuck_after, cmd);
     // !(x > 0) also refuses nan, which every comparison would let through.
-    if (t.stuck < 0 || t.parked < 0 || t.errors < 0 || !(t.p95_seconds > 0) || std::isinf(t.p95_seconds)) {
+    if (t.stuck < 0 || t.parked < 0 || t.errors < 0 || !(t.p95_seconds > 0) || std::isinf(t.p95_seconds) ||
+        !(t.failed_percent > 0) || t.failed_percent > 100) {
       return Bad("thresholds must be positive", cmd);
     }
     return convoy::ctl::Health(o, t, std::cout, std::cerr);

@@ -163,7 +163,7 @@ TEST(Engine, FirstPhotoIsAcknowledgedOnceAndEveryPhotoIsFetched) {
   Chat c;
   c.ToPhotos();
   auto first = c.Send(Image("m1", kT0 + 10));
-  EXPECT_EQ(Replies(first), std::vector<std::string>{"Got it! Keep sending. Text DONE when finished."});
+  EXPECT_EQ(Replies(first), std::vector<std::string>{"Got it! 📸\n\nKeep sending. Text DONE when finished."});
   EXPECT_EQ(Count(first, Effect::Kind::kFetchMedia), 1u);
   for (const char* id : {"m2", "m3"}) {
     auto t = c.Send(Image(id, kT0 + 11));
@@ -174,7 +174,7 @@ TEST(Engine, FirstPhotoIsAcknowledgedOnceAndEveryPhotoIsFetched) {
   EXPECT_EQ(c.state.step, "flaws");
   ASSERT_EQ(done.effects.size(), 1u);
   EXPECT_EQ(done.effects[0].kind, Effect::Kind::kSendButtons);
-  EXPECT_EQ(done.effects[0].text, "Great! Got 3 photos. Any flaws or notes to add?");
+  EXPECT_EQ(done.effects[0].text, "Great! Got 3 photos 📸\n\nAny flaws or special notes?");
   ASSERT_EQ(done.effects[0].buttons.size(), 2u);
   EXPECT_EQ(done.effects[0].buttons[0].second, "NO, SKIP");
   EXPECT_EQ(done.effects[0].buttons[1].second, "YES, ADD");
@@ -201,7 +201,7 @@ TEST(Engine, AVideoOrAFileInAPhotoStepIsAskedToBeAPicture) {
   where.kind = Event::Kind::kOther;
   where.message_type = "location";
   where.wa_timestamp = kT0 + 11;
-  EXPECT_EQ(Replies(c.Send(where)), std::vector<std::string>{"Send photos of the item, or text DONE when finished."});
+  EXPECT_EQ(Replies(c.Send(where)), std::vector<std::string>{"Send photos or text DONE when finished! 📸"});
   EXPECT_EQ(c.Photos(), 0u);
 }
 
@@ -222,7 +222,7 @@ TEST(Engine, SinglePhotoAndFivePhotos) {
     c.ToPhotos();
     for (int i = 0; i < n; ++i) c.Send(Image("p" + std::to_string(i), kT0 + 10 + i));
     auto done = c.Send(Text("DONE", kT0 + 20));
-    EXPECT_EQ(Replies(done)[0], "Great! Got " + std::to_string(n) + (n == 1 ? " photo" : " photos") + ". Any flaws or notes to add?");
+    EXPECT_EQ(Replies(done)[0], "Great! Got " + std::to_string(n) + (n == 1 ? " photo" : " photos") + " 📸\n\nAny flaws or special notes?");
   }
 }
 
@@ -234,7 +234,7 @@ TEST(Engine, TenMinuteGapKeepsEarlierPhotos) {
   auto later = c.Send(Image("c", kT0 + 11 + 600));
   EXPECT_TRUE(Replies(later).empty()) << "the first-photo acknowledgement is not repeated";
   auto done = c.Send(Text("DONE", kT0 + 11 + 601));
-  EXPECT_EQ(Replies(done)[0], "Great! Got 3 photos. Any flaws or notes to add?");
+  EXPECT_EQ(Replies(done)[0], "Great! Got 3 photos 📸\n\nAny flaws or special notes?");
 }
 
 TEST(Engine, PhotosOlderThanTheTtlExpireAndTheUserIsAskedAgain) {
@@ -249,7 +249,7 @@ TEST(Engine, PhotosOlderThanTheTtlExpireAndTheUserIsAskedAgain) {
   EXPECT_EQ(Replies(done)[0].rfind("Got 0 photos", 0), 0u) << Replies(done)[0];
   // Sending again starts a fresh burst, acknowledged again.
   auto again = c.Send(Image("c", kT0 + 4000));
-  EXPECT_EQ(Replies(again), std::vector<std::string>{"Got it! Keep sending. Text DONE when finished."});
+  EXPECT_EQ(Replies(again), std::vector<std::string>{"Got it! 📸\n\nKeep sending. Text DONE when finished."});
   c.Send(Text("DONE", kT0 + 4001));
   EXPECT_EQ(c.state.step, "flaws");
   EXPECT_EQ(c.Photos(), 1u);
@@ -266,7 +266,7 @@ TEST(Engine, PhotosThatPartlyExpireAreToldAndTheCountShownIsTheCountSubmitted) {
   ASSERT_EQ(Replies(done).size(), 2u);
   EXPECT_EQ(Replies(done)[0],
             "I only have 1 of your photos: 1 sent earlier expired after an hour. Send it again if you want it included.");
-  EXPECT_EQ(Replies(done)[1].rfind("Great! Got 1 photo.", 0), 0u) << Replies(done)[1];
+  EXPECT_EQ(Replies(done)[1].rfind("Great! Got 1 photo 📸", 0), 0u) << Replies(done)[1];
   EXPECT_EQ(done.note, "done_some_expired");
   EXPECT_EQ(c.Photos(), 1u);
   // At the next photo: told once, with the count kept, and the new photo counts.
@@ -280,7 +280,7 @@ TEST(Engine, PhotosThatPartlyExpireAreToldAndTheCountShownIsTheCountSubmitted) {
                                                     "hour. Send them again if you want them included."});
   EXPECT_EQ(d.Photos(), 2u);
   EXPECT_TRUE(Replies(d.Send(Image("f", kT0 + 3701))).empty()) << "said once";
-  EXPECT_EQ(Replies(d.Send(Text("DONE", kT0 + 3702)))[0].rfind("Great! Got 3 photos.", 0), 0u);
+  EXPECT_EQ(Replies(d.Send(Text("DONE", kT0 + 3702)))[0].rfind("Great! Got 3 photos 📸", 0), 0u);
 }
 
 TEST(Engine, DoneWithoutPhotosAsksForOne) {
@@ -1115,8 +1115,8 @@ TEST(LeadFlow, AsksTheServiceThenNameNationalityEmailAndTimeInThatOrderAndHandsO
   Lead c;
   EXPECT_EQ(c.Say("Hello"), std::string(kGreeting) + "\n\nHow can I help you today?");
   EXPECT_EQ(c.state.flow, "lead");
-  EXPECT_EQ(c.Say("I would like to bring my family, a family visa"), "May I have your full name, please?");
-  EXPECT_EQ(c.Say("my name is ana lopez"), "Thank you, Ana Lopez. What is your nationality?");
+  EXPECT_EQ(c.Say("I would like to bring my family, a family visa"), "May I know your full name, please?");
+  EXPECT_EQ(c.Say("my name is ana lopez"), "What is your nationality?");
   EXPECT_EQ(c.Say("Filipina"), "What is your email address, and when is the best time to call you?");
   EXPECT_EQ(c.Say("ana@Example.com, weekdays after 5pm"),
             "Thank you, Ana Lopez. Our team will call you weekdays after 5pm about your family visa.");
@@ -1135,7 +1135,7 @@ TEST(LeadFlow, AsksTheServiceThenNameNationalityEmailAndTimeInThatOrderAndHandsO
 
 TEST(LeadFlow, AServiceInTheFirstMessageSkipsTheQuestion) {
   Lead c;
-  EXPECT_EQ(c.Say("Hi, I need a family visa"), std::string(kGreeting) + "\n\nMay I have your full name, please?");
+  EXPECT_EQ(c.Say("Hi, I need a family visa"), std::string(kGreeting) + "\n\nMay I know your full name, please?");
   EXPECT_EQ(c.state.fields.at("service"), "family visa");
   // Whatever the first message already says is not asked again.
   Lead d;
@@ -1165,14 +1165,14 @@ TEST(LeadFlow, NotUnderstoodIsAskedInOtherWordsThenAPersonTakesOver) {
   Lead d;
   d.Say("Hello");
   d.Say("hmm");
-  EXPECT_EQ(d.Say("golden visa please"), "May I have your full name, please?");
+  EXPECT_EQ(d.Say("golden visa please"), "May I know your full name, please?");
 }
 
 TEST(LeadFlow, InvalidAnswersAreAskedAgainAndTheTimeCanComeSeparately) {
   Lead c;
   c.Say("I need a work permit");
   EXPECT_EQ(c.Say("4455"), "Please send your full name, like Maria Santos.");
-  EXPECT_EQ(c.Say("I'm Li Wei"), "Thank you, Li Wei. What is your nationality?");
+  EXPECT_EQ(c.Say("I'm Li Wei"), "What is your nationality?");
   EXPECT_EQ(c.Say("I am from China"), "What is your email address, and when is the best time to call you?");
   EXPECT_EQ(c.state.fields.at("nationality"), "China");
   EXPECT_EQ(c.Say("after lunch"),
@@ -1213,14 +1213,14 @@ TEST(LeadFlow, ANameAnswerThatIsNoNameIsAskedOnceThenHandedOver) {
   for (const char* name : {"Maria Santos", "I'm Li Wei", "my name is ana lopez", "José María García", "Will Smith"}) {
     Lead c;
     c.Say("I need a work permit");
-    EXPECT_EQ(c.Say(name).rfind("Thank you, ", 0), 0u) << name;
+    EXPECT_EQ(c.Say(name), "What is your nationality?") << name;
     EXPECT_EQ(c.state.fields.count("name"), 1u) << name;
   }
   // One miss, then a name: the run goes on.
   Lead d;
   d.Say("I need a work permit");
   d.Say("I want a golden visa for my wife");
-  EXPECT_EQ(d.Say("Sara Ahmed"), "Thank you, Sara Ahmed. What is your nationality?");
+  EXPECT_EQ(d.Say("Sara Ahmed"), "What is your nationality?");
 }
 
 TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
@@ -1232,7 +1232,7 @@ TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
   ASSERT_NE(c.Delivered(), nullptr);
   EXPECT_TRUE(c.state.greeted);
   // A second enquiry later: the flow starts again, without the greeting.
-  EXPECT_EQ(c.Say("Hello again, I also need a golden visa"), "May I have your full name, please?");
+  EXPECT_EQ(c.Say("Hello again, I also need a golden visa"), "May I know your full name, please?");
   // The state that says so survives a round trip through the database's JSON.
   EXPECT_TRUE(DecodeState(EncodeState(c.state)).greeted);
   // SELL still starts the listing, in the middle of an enquiry too, and CANCEL leaves the lead flow.
@@ -1400,7 +1400,7 @@ TEST(Extractor, WhatTheRulesMissIsAskedOfTheExtractorAndItsAnswerSkipsWhatItFoun
   Transition got = c.Answer(c.state.extracting, {{"service", "Company Setup"}, {"name", "omar khan"}, {"nationality", "42"}});
   EXPECT_EQ(got.note, "extracted");
   ASSERT_EQ(Replies(got).size(), 1u);
-  EXPECT_EQ(Replies(got)[0], "Thank you, Omar Khan. What is your nationality?");
+  EXPECT_EQ(Replies(got)[0], "What is your nationality?");
   EXPECT_EQ(c.state.fields.at("service"), "company setup");
   EXPECT_TRUE(c.state.extracting.empty());
   // The step moved on as of the message (WhatsApp's clock), not this server's: the next answer,
@@ -1457,7 +1457,7 @@ TEST(Extractor, NothingFoundAFailureOrTheTimeoutAsksThePersonAndALateAnswerChang
   eager.Say("something vague");
   const std::string old = eager.state.extracting;
   Transition next = eager.Say("golden visa");
-  EXPECT_EQ(Replies(next), std::vector<std::string>{"May I have your full name, please?"});
+  EXPECT_EQ(Replies(next), std::vector<std::string>{"May I know your full name, please?"});
   EXPECT_EQ(eager.Answer(old, {{"service", "work permit"}}).note, "stale_extraction");
   EXPECT_EQ(eager.state.fields.at("service"), "golden visa");
   // Rules first: what they find never goes to the extractor.

@@ -255,12 +255,12 @@ TEST_F(ProcessorTest, PhotoBurstChecklist) {
     std::string reply;
   };
   const std::vector<Case> cases = {
-      {"single", {{"s1", 10}}, 20, "Great! Got 1 photo. Any flaws or notes to add?"},
-      {"burst", {{"b1", 10}, {"b2", 11}, {"b3", 12}}, 12, "Great! Got 3 photos. Any flaws or notes to add?"},
-      {"twice", {{"t1", 10}, {"t1", 11}}, 12, "Great! Got 1 photo. Any flaws or notes to add?"},
+      {"single", {{"s1", 10}}, 20, "Great! Got 1 photo 📸\n\nAny flaws or special notes?"},
+      {"burst", {{"b1", 10}, {"b2", 11}, {"b3", 12}}, 12, "Great! Got 3 photos 📸\n\nAny flaws or special notes?"},
+      {"twice", {{"t1", 10}, {"t1", 11}}, 12, "Great! Got 1 photo 📸\n\nAny flaws or special notes?"},
       {"five", {{"f1", 10}, {"f2", 10}, {"f3", 11}, {"f4", 11}, {"f5", 12}}, 13,
-       "Great! Got 5 photos. Any flaws or notes to add?"},
-      {"gap", {{"g1", 10}, {"g2", 11}, {"g3", 611}}, 612, "Great! Got 3 photos. Any flaws or notes to add?"},
+       "Great! Got 5 photos 📸\n\nAny flaws or special notes?"},
+      {"gap", {{"g1", 10}, {"g2", 11}, {"g3", 611}}, 612, "Great! Got 3 photos 📸\n\nAny flaws or special notes?"},
       {"expired", {{"e1", 10}, {"e2", 11}}, 11 + 3601,
        "Got 0 photos: photos expire after a while. Please send your photos again, then text DONE."},
   };
@@ -277,7 +277,7 @@ TEST_F(ProcessorTest, PhotoBurstChecklist) {
     Expect(p, TextDelivery(wa_id + ".done", "DONE", wa_id, kT0 + c.done_at));
     auto replies = Replies(wa_id);
     ASSERT_EQ(replies.size(), 5u) << "3 questions, 1 first-photo acknowledgement, 1 answer to DONE";
-    EXPECT_EQ(replies[3], "Got it! Keep sending. Text DONE when finished.");
+    EXPECT_EQ(replies[3], "Got it! 📸\n\nKeep sending. Text DONE when finished.");
     EXPECT_EQ(replies[4], c.reply);
   }
 }
@@ -307,8 +307,8 @@ TEST_F(ProcessorTest, FiftyPhotosFromEightConcurrentConsumersWithDuplicatesAreEx
   Expect(p, TextDelivery("wamid.burst.done", "DONE", wa_id, kT0 + 30));
   auto replies = Replies(wa_id);
   ASSERT_EQ(replies.size(), 5u);
-  EXPECT_EQ(replies[3], "Got it! Keep sending. Text DONE when finished.");
-  EXPECT_EQ(replies[4], "Great! Got 50 photos. Any flaws or notes to add?");
+  EXPECT_EQ(replies[3], "Got it! 📸\n\nKeep sending. Text DONE when finished.");
+  EXPECT_EQ(replies[4], "Great! Got 50 photos 📸\n\nAny flaws or special notes?");
   EXPECT_EQ(Count("SELECT count(*) FROM transitions WHERE note = 'photo'"), kPhotos);
 }
 
@@ -319,7 +319,7 @@ TEST_F(ProcessorTest, APhotoDeliveredAfterDoneButSentBeforeItIsCountedAndTheCoun
   Expect(p, ImageDelivery("late.a", "la", wa_id, kT0 + 10));
   Expect(p, ImageDelivery("late.b", "lb", wa_id, kT0 + 11));
   Expect(p, TextDelivery("late.done", "DONE", wa_id, kT0 + 13));
-  EXPECT_EQ(Replies(wa_id).back(), "Great! Got 2 photos. Any flaws or notes to add?");
+  EXPECT_EQ(Replies(wa_id).back(), "Great! Got 2 photos 📸\n\nAny flaws or special notes?");
   Expect(p, ImageDelivery("late.c", "lc", wa_id, kT0 + 12));
   EXPECT_EQ(PhotoCount(wa_id), 3);
   EXPECT_EQ(Replies(wa_id).back(), "Update: one more photo arrived, got 3 photos in total.");
@@ -392,7 +392,7 @@ TEST_F(ProcessorTest, ABatchAppliesEachConversationInSendOrderWithOneDisposition
   EXPECT_EQ(PhotoCount(a), 2);
   EXPECT_EQ(PhotoCount(b), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM transitions WHERE note = 'late_photo'"), 0) << "applied in send order";
-  EXPECT_EQ(Replies(a).back(), "Great! Got 2 photos. Any flaws or notes to add?");
+  EXPECT_EQ(Replies(a).back(), "Great! Got 2 photos 📸\n\nAny flaws or special notes?");
   EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE dedupe_key LIKE 'batch.%'"), 4);
 }
 

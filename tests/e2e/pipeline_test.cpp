@@ -135,8 +135,8 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   ASSERT_TRUE(env.Drained(30s));
   std::vector<std::string> expected = test::Stack::ListingOpening();
   expected.insert(expected.end(), {
-      "Got it! Keep sending. Text DONE when finished.",
-      "Great! Got 3 photos. Any flaws or notes to add? [NO, SKIP|YES, ADD]",
+      "Got it! 📸\n\nKeep sending. Text DONE when finished.",
+      "Great! Got 3 photos 📸\n\nAny flaws or special notes? [NO, SKIP|YES, ADD]",
       "Here is your listing:\nDescription: Nike running shoes, size 42, used, $35\nBrand: Nike\nSize: 42\n"
       "Condition: used\nPrice: 35\nPhotos: 3\nEmail: kerry@example.com\nSubmit it? [SUBMIT|CANCEL]",
       "Submitted! Your listing with 3 photos is on its way. Send SELL to list another item.",

@@ -42,8 +42,8 @@ void FinishBurst(test::Stack& stack, const std::string& seller, const std::vecto
   ASSERT_TRUE(stack.Drained(60s));
   std::vector<std::string> expected = test::Stack::ListingOpening();
   expected.insert(expected.end(), {
-      "Got it! Keep sending. Text DONE when finished.",
-      "Great! Got " + std::to_string(photos.size()) + " photos. Any flaws or notes to add? [NO, SKIP|YES, ADD]",
+      "Got it! 📸\n\nKeep sending. Text DONE when finished.",
+      "Great! Got " + std::to_string(photos.size()) + " photos 📸\n\nAny flaws or special notes? [NO, SKIP|YES, ADD]",
   });
   EXPECT_EQ(stack.graph.SentTexts(seller), expected);
   EXPECT_EQ(Transitions(stack, seller, "photo"), int64_t(photos.size())) << "a photo applied twice";

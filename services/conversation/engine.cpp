@@ -784,10 +784,11 @@ class Run {
  public:
   // A flow's greeting goes with the first message the business sends in the conversation.
   void Greet() {
-    if (s_.greeted || !flow_ || flow_->greeting.empty()) return;
+    const std::string& greeting = !ev_.number_greeting.empty() ? ev_.number_greeting : flow_ ? flow_->greeting : "";
+    if (s_.greeted || greeting.empty()) return;
     for (auto& e : t_.effects) {
       if (e.kind != Effect::Kind::kSendText && e.kind != Effect::Kind::kSendButtons) continue;
-      e.text = Clip(flow_->greeting + "\n\n" + e.text, e.kind == Effect::Kind::kSendText ? kTextLimit : kButtonBodyLimit);
+      e.text = Clip(greeting + "\n\n" + e.text, e.kind == Effect::Kind::kSendText ? kTextLimit : kButtonBodyLimit);
       s_.greeted = true;
       return;
     }

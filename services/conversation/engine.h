@@ -97,6 +97,10 @@ struct ConversationState {
 };
 
 struct Event {
+  // The business number's own greeting (the registry's `greeting`), said before the first message
+  // the business sends in the conversation's life, whatever flow sends it; "" when the number has
+  // none (then the flow's greeting, if it has one).
+  std::string number_greeting;
   // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
   // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
   enum class Kind {

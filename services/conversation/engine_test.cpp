@@ -1223,6 +1223,28 @@ TEST(LeadFlow, ANameAnswerThatIsNoNameIsAskedOnceThenHandedOver) {
   EXPECT_EQ(d.Say("Sara Ahmed"), "What is your nationality?");
 }
 
+// The greeting is the number's: it precedes the first message the business sends in the
+// conversation's life, whatever flow sends it (the listing has none of its own), and replaces the
+// flow's where the number has one.
+TEST(LeadFlow, TheNumbersGreetingGoesFirstWhateverFlowAnswers) {
+  const std::string hello = "Hi \xF0\x9F\x91\x8B I'm Sam from Acme Resale.";
+  Chat c;
+  Event sell = Text("SELL", kT0);
+  sell.number_greeting = hello;
+  auto first = c.Send(sell);
+  ASSERT_EQ(Replies(first).size(), 1u);
+  EXPECT_EQ(Replies(first)[0], hello + "\n\nLet's list your item! What's your email address? (Send CANCEL at any time to stop.)");
+  Event email = Text("kerry@example.com", kT0 + 1);
+  email.number_greeting = hello;
+  EXPECT_EQ(Replies(c.Send(email))[0].rfind("Describe the item", 0), 0u) << "once in the conversation's life";
+  // The lead flow's own greeting gives way to the number's.
+  Lead d;
+  Event enquiry = Text("Hi, I need a family visa", kT0);
+  enquiry.number_greeting = hello;
+  auto lead = d.Send(enquiry);
+  EXPECT_EQ(Replies(lead)[0], hello + "\n\nMay I know your full name, please?");
+}
+
 TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
   Lead c;
   EXPECT_EQ(c.Say("Hi, I need a family visa").rfind(kGreeting, 0), 0u);

@@ -42,7 +42,7 @@ constexpr const char* kNumberJson =
 constexpr const char* kOffboard =
     "UPDATE numbers SET status = 'offboarded', source = 'api', updated_at = now() WHERE phone_number_id = $1 "
     "RETURNING status";
-constexpr const char* kLookup = "SELECT status FROM numbers WHERE phone_number_id = $1";
+constexpr const char* kLookup = "SELECT status, coalesce(greeting, '') FROM numbers WHERE phone_number_id = $1";
 
 bool Digits(const std::string& s) {
   return !s.empty() && s.size() <= 32 && s.find_first_not_of("0123456789") == std::string::npos;
@@ -160,10 +160,11 @@ Status OffboardNumber(PgConnection& db, const std::string& phone_number_id) {
   return Status::Ok();
 }
 
-Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id) {
+Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id, std::string* greeting) {
   auto r = db.Exec(kLookup, {phone_number_id});
   if (!r.ok()) return r.status();
   if (r->empty()) return NumberStatus::kUnknown;
+  if (greeting) *greeting = r->get(0, 1);
   const std::string s = r->get(0, 0);
   if (s == "active") return NumberStatus::kActive;
   if (s == "paused") return NumberStatus::kPaused;

@@ -40,8 +40,9 @@ Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number
 Result<std::string> ListNumbers(PgConnection& db, const std::string& status, const std::string& tenant);
 // Offboards (status offboarded; the row is kept for the record). kNotFound when not registered.
 Status OffboardNumber(PgConnection& db, const std::string& phone_number_id);
-// What an update for this number may do. One primary-key read.
-Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id);
+// What an update for this number may do, and (`greeting`, when given) the number's greeting ("" if
+// it has none). One primary-key read.
+Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id, std::string* greeting = nullptr);
 // Every <dir>/<phone_number_id>.json put in turn (source "file"); a bad file is an error naming
 // it, and nothing after it is loaded. No folder: numbers come through the API only.
 Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas);

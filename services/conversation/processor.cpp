@@ -850,7 +850,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   // Only numbers in the registry, and not offboarded, reach a flow: anything else is recorded and
   // acked with no state, no outbox row, no reply and no fetch. (paused: applied like active for
   // now; its sends are not held yet.)
-  auto number = LookupNumber(db_, p.phone_number_id);
+  auto number = LookupNumber(db_, p.phone_number_id, &p.event.number_greeting);
   if (!number.ok()) return number.status();
   if (*number == NumberStatus::kUnknown || *number == NumberStatus::kOffboarded) {
     a->number_refused = NumberStatusName(*number);

@@ -147,6 +147,22 @@ TEST_F(ProcessorTest, RedeliveriesProduceOneTransitionAndOneSend) {
   EXPECT_EQ(key->get(0, 0), "106540352242922:16505551234:wamid.A:reply");
 }
 
+// The number's greeting (the registry's) reaches the first reply of the conversation, whatever flow
+// answers; the next reply goes without it.
+TEST_F(ProcessorTest, TheFirstReplyCarriesTheNumbersGreetingFromTheRegistry) {
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET greeting = 'Hi, this is Acme Resale.' WHERE phone_number_id = $1",
+                          {std::string(test::kDemoNumber)}).ok());
+  Processor p(*conn_, schemas_, *engine_, [] {});
+  EXPECT_EQ(p.Handle(TextDelivery("wamid.G1", "SELL")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(p.Handle(TextDelivery("wamid.G2", "kerry@example.com")).kind, Disposition::Kind::kAck);
+  auto bodies = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.send' ORDER BY id");
+  ASSERT_TRUE(bodies.ok());
+  ASSERT_EQ(bodies->size(), 2u);
+  EXPECT_NE(bodies->get(0, 0).find(R"("body":"Hi, this is Acme Resale.\n\nLet's list your item!)"), std::string::npos)
+      << bodies->get(0, 0);
+  EXPECT_EQ(bodies->get(1, 0).find("Acme Resale"), std::string::npos) << "once in the conversation's life";
+}
+
 // With the typing indicator on, the answer to a message carries it (mark_read), for outbound to
 // mark it read with the indicator just before that send; a duplicate adds nothing; a message that
 // gets no answer (a photo after the first of a burst) shows no indicator.

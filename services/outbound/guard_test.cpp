@@ -43,6 +43,11 @@ TEST(ContentGuard, AListOfServicesIsCutOutAndNothingLeftMeansTheFallback) {
       {"(Golden visa/investor visa)", "How can I help you today?", "parenthesised_service_list",
        true},      // Case and white space do not hide a list (the quick count before the rules folds them too).
       {"We do COMPANY\n  Setup / work\tPERMIT.", "We do.", "slash_separated_services", false},
+      // One service is one too many in a question: in parentheses, or given as an example.
+      {"How can I help you today? (e.g. family visa)", "How can I help you today?", "parenthesised_service", false},
+      {"How can I help you today? (Golden Visa)", "How can I help you today?", "parenthesised_service", false},
+      {"How can I help you today? For example: golden visa", "How can I help you today?", "service_example", false},
+      {"What do you need, e.g. a work permit?", "What do you need?", "service_example", false},
 
   };
   for (const auto& c : cases) {
@@ -101,24 +106,34 @@ TEST(ContentGuard, ABadRuleFileIsRefusedNamingWhere) {
   EXPECT_FALSE(ContentGuard::Load("/nonexistent/guard.json", Schemas()).ok());
 }
 
-// The rules are matched in linear time (RE2): texts of Meta's 4,096 characters built to make a
-// backtracking engine crawl (service lists, nested and unclosed parentheses) take under 5 ms each.
+// The rules are matched in linear time (RE2): texts built to make a backtracking engine crawl
+// (service lists, nested and unclosed parentheses, examples) take at most about four times as long
+// at Meta's 4,096 characters as at 1,024 — a ratio in one run, not a time a loaded machine decides.
 TEST(ContentGuard, AnAdversarialTextIsCheckedInLinearTime) {
   auto guard = Shipped();
   ASSERT_NE(guard, nullptr);
-  auto repeat = [](const std::string& unit) {
+  auto repeat = [](const std::string& unit, size_t size) {
     std::string s;
-    while (s.size() + unit.size() <= 4096) s += unit;
+    while (s.size() + unit.size() <= size) s += unit;
     return s;
   };
+  // The fastest of 5 checks (the machine is shared): noise only ever adds time.
+  auto fastest = [&](const std::string& text) {
+    double best = 1e9;
+    for (int i = 0; i < 5; ++i) {
+      auto started = std::chrono::steady_clock::now();
+      GuardOutcome g = guard->Check(text);
+      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    }
+    return best;
+  };
   double worst = 0;
-  for (const std::string& text : {repeat("family visa, "), repeat("(family visa "), repeat("e.g. golden visa or "),
-                                  repeat("family visa / "), std::string(4096, '('), repeat("visa visa visa and ")}) {
-    auto started = std::chrono::steady_clock::now();
-    GuardOutcome g = guard->Check(text);
-    double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    worst = std::max(worst, took);
-    EXPECT_LT(took, 5.0) << text.substr(0, 40);
+  for (const std::string unit : {"family visa, ", "(family visa ", "e.g. golden visa or ", "family visa / ", "(",
+                                 "visa visa visa and ", "for example a golden visa, "}) {
+    // Four times the text, at most about four times the time (a backtracking crawl would be 16x).
+    const double small = fastest(repeat(unit, 1024)), large = fastest(repeat(unit, 4096));
+    worst = std::max(worst, large);
+    EXPECT_LT(large, 8 * small + 0.5) << "'" << unit << "': 1,024 characters " << small << " ms, 4,096 " << large << " ms";
   }
   std::cout << "the slowest adversarial 4,096-character text: " << worst << " ms\n";
 }

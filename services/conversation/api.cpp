@@ -14,6 +14,7 @@
 #include "convoy/crypto.h"
 #include "convoy/log.h"
 #include "convoy/rapidjson_util.h"
+#include "numbers.h"
 #include "numbers_api.h"
 
 namespace convoy::conversation {
@@ -124,6 +125,15 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   auto existing = db.Exec("SELECT id FROM assignments WHERE phone_number_id = $1 AND reference = $2", {pnid, reference});
   if (!existing.ok()) return fail(Unavailable(existing.status()));
   if (!existing->empty()) return done(200, existing->get(0, 0));  // never a second conversation
+  // Only a registered, active number sends a checklist: one the registry does not know, or that
+  // was offboarded, would run a conversation that nothing ever answers.
+  auto number = LookupNumber(db, pnid);
+  if (!number.ok()) return fail(Unavailable(number.status()));
+  if (*number == NumberStatus::kUnknown || *number == NumberStatus::kOffboarded) {
+    return fail(JsonError(422, "number_not_active",
+                          "phone_number_id " + pnid + " is " + NumberStatusName(*number) +
+                              " in the numbers registry: a checklist goes only from a registered, active number"));
+  }
   auto version = db.Exec("SELECT max(version) FROM checklists WHERE id = $1", {checklist});
   if (!version.ok()) return fail(Unavailable(version.status()));
   if (version->get(0, 0).empty()) return fail(JsonError(404, "not_found", "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));

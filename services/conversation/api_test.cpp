@@ -200,6 +200,22 @@ TEST_F(AssignmentApi, AnOperatorKnownOnlyByABsuidGetsTheTemplateByRecipient) {
   EXPECT_EQ(Count("SELECT count(*) FROM identities WHERE identity = 'US.13491208655302741918'"), 1);
 }
 
+// A checklist goes only from a registered, active number: an unknown or offboarded one is refused
+// with the reason, and no assignment is created.
+TEST_F(AssignmentApi, AnAssignmentFromANumberNotActiveInTheRegistryIsRefused) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  const std::string unknown = R"({"checklist": "line-qa", "operator": "16505550001", "phone_number_id": "106540352299999", "reference": "U-1"})";
+  auto refused = Call("POST", "/v1/assignments", unknown);
+  EXPECT_EQ(refused.status, 422) << refused.body;
+  EXPECT_NE(refused.body.find("106540352299999 is unknown in the numbers registry"), std::string::npos) << refused.body;
+  test::RegisterNumber(*conn_, "106540352299999", "test", "offboarded");
+  refused = Call("POST", "/v1/assignments", unknown);
+  EXPECT_EQ(refused.status, 422) << refused.body;
+  EXPECT_NE(refused.body.find("is offboarded"), std::string::npos) << refused.body;
+  EXPECT_EQ(Count("SELECT count(*) FROM assignments"), 0);
+  EXPECT_EQ(Call("POST", "/v1/assignments", Assign("16505550001", "R-1")).status, 201) << "the demo number is active";
+}
+
 // An answer that needs a note must be one of the question's answers: the schema cannot say so,
 // the API does, naming the question, and nothing is stored.
 TEST_F(AssignmentApi, ANoteRequiredForAnAnswerTheQuestionDoesNotHaveIsRefused) {

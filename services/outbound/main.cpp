@@ -24,7 +24,9 @@
 #include "sender.h"
 
 DEFINE_bool(pacing, true, "Pace sends with token buckets per business number and per recipient (shared by replicas)");
-DEFINE_double(number_rate, 80, "Sends per second per business phone number (Meta's default throughput: 80)");
+DEFINE_double(number_rate, 80,
+              "Sends per second for a business number the registry does not have (a registered number goes at its "
+              "throughput; Meta's default: 80)");
 DEFINE_double(number_burst, 20, "Sends a business number's bucket holds (burst above the rate)");
 DEFINE_double(pair_refill_seconds, 6, "Seconds per token of a recipient's bucket (Meta's pair rate: about 1 per 6 s)");
 DEFINE_double(pair_burst, 45, "Sends a recipient's bucket holds (Meta allows bursts to one user)");

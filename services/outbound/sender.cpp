@@ -115,6 +115,8 @@ constexpr const char* kSetMarketing =
     "VALUES ($1, $2, $3::boolean, to_timestamp($4::bigint), $5) ON CONFLICT (phone_number_id, recipient) DO UPDATE "
     "SET stopped = EXCLUDED.stopped, changed_at = EXCLUDED.changed_at, source = EXCLUDED.source "
     "WHERE marketing_preferences.changed_at <= EXCLUDED.changed_at";
+// A number's send rate from the registry (0018_number_throughput.sql).
+constexpr const char* kNumberThroughput = "SELECT throughput FROM numbers WHERE phone_number_id = $1";
 constexpr const char* kRecordPricing =
     "UPDATE outbound_messages SET pricing = $2::jsonb WHERE wamid = $1 OR (wamid IS NULL AND dedupe_key = $3)";
 
@@ -451,7 +453,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   // 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
   const bool typing = c.type == "typing_indicator";  // a read receipt, not a message: not paced
   if (settings_.pacing.enabled && !typing) {
-    const Bucket number{"number:" + c.pnid, settings_.pacing.number_rate, settings_.pacing.number_burst};
+    const Bucket number{"number:" + c.pnid, NumberRate(c.pnid), settings_.pacing.number_burst};
     const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, settings_.pacing.pair_burst};
     if (auto wait = Pace(d, pair, number)) return std::move(*wait);
   }
@@ -560,7 +562,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
     min_delay_ms = Millis(backoff);
     if (settings_.pacing.enabled) {
       Bucket bucket = pair_rate ? Bucket{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, 1}
-                                : Bucket{"number:" + c.pnid, settings_.pacing.number_rate, 1};
+                                : Bucket{"number:" + c.pnid, NumberRate(c.pnid), 1};
       Status p = pacer_.Penalize(bucket, backoff);
       if (!p.ok()) LOG(WARNING) << ctx << "event=penalize_failed error=" << p.ToString();
     }
@@ -571,6 +573,24 @@ Disposition Sender::HandleSend(const Delivery& d) {
   LOG(WARNING) << ctx << "event=send_retry class=" << GraphErrorClassName(err.klass) << " code=" << err.code
                << " attempt=" << d.attempt + 1;
   return Unpaced(Disposition::Retry(reason, min_delay_ms, err.code));
+}
+
+double Sender::NumberRate(const std::string& phone_number_id) {
+  const auto now = std::chrono::steady_clock::now();
+  auto it = rates_.find(phone_number_id);
+  if (it != rates_.end() && now - it->second.read_at < settings_.pacing.rates_ttl) return it->second.rate;
+  double rate = settings_.pacing.number_rate;
+  auto r = db_.Exec(kNumberThroughput, {phone_number_id});
+  if (r.ok() && !r->empty()) {
+    rate = static_cast<double>(r->get_int(0, 0));
+  } else if (!r.ok()) {
+    // The registry cannot be read now: the last rate known, else the default; looked up again next time.
+    LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_rate_unread error=" << r.status().ToString();
+    return it != rates_.end() ? it->second.rate : rate;
+  }
+  if (rates_.size() > 10000) rates_.clear();  // bounded: a deployment serves far fewer numbers
+  rates_[phone_number_id] = {rate, now};
+  return rate;
 }
 
 std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair, const Bucket& number) {

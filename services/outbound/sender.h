@@ -22,6 +22,7 @@
 // waited in the consumer thread, so a slow recipient or a busy number never holds up another.
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -43,8 +44,11 @@ struct GraphSettings {
 
 struct PacingSettings {
   bool enabled = true;
-  double number_rate = 80, number_burst = 20;   // Meta's default throughput: 80 messages/s per number
+  // A number's rate is its registry throughput (numbers.throughput); number_rate only for a number
+  // the registry does not have. Meta's default throughput: 80 messages/s per number.
+  double number_rate = 80, number_burst = 20;
   double pair_rate = 1.0 / 6, pair_burst = 45;  // pair rate: about 1 per 6 s sustained, bursts allowed
+  std::chrono::seconds rates_ttl{30};  // how long a number's throughput read from the registry is kept
 };
 
 struct SenderSettings {
@@ -82,6 +86,13 @@ class Sender {
   // The recipient's and then the number's send slot: empty when the send may go now (after at
   // most the shortest delay queue's wait here), else the delay that keeps it until then.
   std::optional<Disposition> Pace(const Delivery& d, const Bucket& pair, const Bucket& number);
+  // The number's send rate: its registry throughput (kept rates_ttl), else number_rate.
+  double NumberRate(const std::string& phone_number_id);
+  struct KnownRate {
+    double rate;
+    std::chrono::steady_clock::time_point read_at;
+  };
+  std::map<std::string, KnownRate> rates_;
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   SenderSettings settings_;

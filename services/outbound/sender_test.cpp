@@ -861,6 +861,60 @@ TEST_F(OutboundTest, PacingHoldsANumberToItsRateAcrossReplicas) {
   EXPECT_EQ(graph_.CallCount(), static_cast<size_t>(kSends));
 }
 
+// Each number at its own throughput from the registry (issue 27): 2,000 replies across three numbers
+// — 50/s, a coexistence number at 20/s, and one not in the registry at the default --number_rate
+// (80/s) — sent by two replicas with pacing on; each number's rate, measured at the Graph fake after
+// its burst, is within 2 % of its own.
+TEST_F(OutboundTest, EachNumberIsPacedAtItsOwnThroughputFromTheRegistry) {
+  struct Number {
+    std::string id;
+    int throughput, sends;  // throughput 0: not in the registry
+  };
+  const std::vector<Number> numbers = {{"106540352210050", 50, 667}, {"106540352210020", 20, 267},
+                                       {"106540352210080", 0, 1066}};
+  for (const auto& n : numbers) {
+    if (n.throughput == 0) continue;
+    auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
+                        "throughput, coexistence, source) VALUES ($1, 't', '1', '+1', 'env:T', $2::int, $3::boolean, 'api')",
+                        {n.id, std::to_string(n.throughput), std::string(n.throughput <= 20 ? "true" : "false")});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  SenderSettings s = Settings();
+  s.pacing = {true, 80, 20, 1000, 1000};  // the pair limit out of the way; 80/s for a number not registered
+  StartReplica(s, 2);
+  StartReplica(s, 2);
+  PublishBatch published;
+  std::map<std::string, std::vector<std::string>> recipients;
+  for (const auto& n : numbers) {
+    for (int i = 0; i < n.sends; ++i) {
+      const std::string key = "rate:" + n.id + ":" + std::to_string(i), to = n.id.substr(11) + std::to_string(100000 + i);
+      std::string body = Command(key, to, TextMessage("r"), NowSeconds());
+      for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + n.id.size())) {
+        body.replace(at, std::string(kBusiness).size(), n.id);
+      }
+      pub_.Publish(SendMessage(body, key, to), published.Add());
+      recipients[n.id].push_back(to);
+    }
+  }
+  ASSERT_TRUE(published.Wait(std::chrono::steady_clock::now() + 60s).ok());
+  ASSERT_TRUE(WaitUntil([&] { return graph_.SendCount() == 2000u; }, 120s)) << graph_.SendCount();
+  for (const auto& n : numbers) {
+    std::vector<int64_t> at;
+    for (const auto& to : recipients[n.id]) {
+      auto times = graph_.SendTimesMs(to);
+      at.insert(at.end(), times.begin(), times.end());
+    }
+    ASSERT_EQ(at.size(), static_cast<size_t>(n.sends)) << n.id;
+    std::sort(at.begin(), at.end());
+    const size_t burst = 20;  // the bucket's burst goes at once; the rate is what follows it
+    const double rate = 1000.0 * static_cast<double>(at.size() - 1 - burst) / static_cast<double>(at.back() - at[burst]);
+    const double want = n.throughput ? n.throughput : 80;
+    std::cout << "number " << n.id << ": " << n.sends << " sends at " << rate << "/s (its throughput " << want
+              << "/s" << (n.throughput ? "" : ", not in the registry") << ")\n";
+    EXPECT_NEAR(rate, want, want * 0.02) << n.id;
+  }
+}
+
 // The pair limit: 10 messages to one recipient with burst 3 and 1 token/s take at least 7 s,
 // while another recipient's messages, published after them, go at once.
 TEST_F(OutboundTest, PacingARecipientNeverDelaysAnother) {

@@ -41,7 +41,7 @@ log "preloading $((conversations * 10)) messages"
 tool --mode=preload --tag=drain --conversations="$conversations" --wait=false >/dev/null
 "$bin/services/conversation/convoy-conversation" --amqp_url="$url" --pg_dsn="$dsn" --http_port=18081 \
   --schema_dir="$CONVOY_ROOT/proto-schemas" --migrations_dir="$CONVOY_ROOT/deploy/postgres" --migrate --declare_topology \
-  --flows_dir="$CONVOY_ROOT/deploy/flows" --consumer_threads="$consumers" >"$log_dir/conversation.log" 2>&1 &
+  --flows_dir="$CONVOY_ROOT/deploy/flows" --numbers_dir="$CONVOY_ROOT/deploy/numbers" --consumer_threads="$consumers" >"$log_dir/conversation.log" 2>&1 &
 pids+=($!); svc=$!
 drain=$(tool --mode=preload --tag=drain --conversations="$conversations" --publish=false)
 log "drain: $drain"

@@ -53,7 +53,16 @@ db_flags=(--amqp_url="$url" --pg_dsn="$dsn" --schema_dir="$CONVOY_ROOT/proto-sch
           --migrations_dir="$CONVOY_ROOT/deploy/postgres" --migrate --declare_topology)
 start fake-graph 24090 "$bin/tests/convoy-fake-graph"
 start ingress 24080 "$bin/services/ingress/convoy-ingress" --amqp_url="$url" --declare_topology
-start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows"
+# The load generator's business numbers (10654035224{P}, P = 0000..K-1), in the numbers registry:
+# an update for a number it does not have starts nothing.
+numbers_dir=$log_dir/e2e-numbers; rm -rf "$numbers_dir"; mkdir -p "$numbers_dir"
+for ((p = 0; p < numbers; p++)); do
+  id=$(printf '10654035224%04d' "$p")
+  printf '{"phone_number_id": "%s", "tenant": "bench", "waba_id": "102290129340398", "display_phone_number": "1555078%04d", "graph_token": "env:CONVOY_GRAPH_TOKEN"}\n' \
+    "$id" "$p" >"$numbers_dir/$id.json"
+done
+start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
+  --numbers_dir="$numbers_dir"
 start media 24082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --media_dir="$log_dir/e2e-media"
 start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing="$pacing"
 

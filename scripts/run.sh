@@ -92,7 +92,7 @@ JSON
 start ingress "$INGRESS_PORT" "$bin/services/ingress/convoy-ingress" --amqp_url="$(part_url ingress)"
 db_flags conversation
 start conversation "$CONVERSATION_PORT" "$bin/services/conversation/convoy-conversation" "${db_flags_of[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
-  --default_flow=lead
+  --numbers_dir="$CONVOY_ROOT/deploy/numbers" --default_flow=lead
 db_flags media
 start media "$MEDIA_PORT" "$bin/services/media/convoy-media" "${db_flags_of[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
   --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload" --upload_allow_private

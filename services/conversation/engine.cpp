@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "state_codec.h"
+
 namespace convoy::conversation {
 
 namespace {
@@ -11,6 +13,9 @@ constexpr size_t kQuoteLimit = 100;         // characters of the user's text quo
 constexpr size_t kSummaryValueLimit = 200;  // characters of one value in a summary
 constexpr size_t kButtonBodyLimit = 1024;   // Meta's limit for an interactive message body
 constexpr size_t kTextLimit = 4096;         // Meta's limit for a text message body
+// Said when a checklist puts a person's run on hold, and when it resumes, when the flow names no text.
+constexpr const char* kDefaultOnHold = "What we were doing is on hold until this checklist is done; we'll pick it up right after.";
+constexpr const char* kDefaultResumed = "Now, back to where we were.";
 // Said when some of a person's photos expired and some are left, when the flow names no text of its own.
 constexpr const char* kDefaultPartlyExpired =
     "I only have {kept} of your photos: {lost} sent earlier expired. Send {them} again if you want {them} included.";
@@ -142,6 +147,23 @@ class Run {
           t_.note = "media_failed";
         }
       }
+      return;
+    }
+    // A photo of a run on hold for a checklist: recorded there, so it is stored (or gone) when the
+    // run resumes. A failed one is dropped from the count; the person, busy with the checklist,
+    // hears the count again when the run asks for photos.
+    if (s_.set_aside.empty() || (ev_.kind != Event::Kind::kMediaStored && ev_.kind != Event::Kind::kMediaFailed)) return;
+    ConversationState run = DecodeState(s_.set_aside);
+    for (auto& [field, list] : run.photos) {
+      auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
+      if (it == list.end()) continue;
+      if (ev_.kind == Event::Kind::kMediaStored) {
+        it->stored_name = ev_.stored_name;
+      } else {
+        list.erase(it);
+      }
+      s_.set_aside = EncodeState(run);
+      t_.note = ev_.kind == Event::Kind::kMediaStored ? "media_stored_on_hold" : "media_failed_on_hold";
       return;
     }
   }
@@ -437,10 +459,11 @@ class Run {
   void Checklist(const Step& step) {
     auto& a = s_.assignment;
     if (!a.asked) {
-      // The operator's reply to the template (a tap or anything): the first question.
+      // The operator's reply to the template (a tap or anything): the first question (and, when a
+      // run was put on hold for it, a word about that).
       a.asked = true;
       t_.note = "checklist_opened";
-      return Ask(step);
+      return Ask(step, OnHoldNotice());
     }
     if (a.index >= a.questions.size()) return Route();
     if (a.answered_at > 0 && at_ <= a.answered_at) {
@@ -515,6 +538,9 @@ class Run {
       t_.note = "assignment_flow_unavailable";
       return;
     }
+    // A listing or lead in progress is put on hold, not lost: it resumes after the checklist.
+    const Flow* interrupted = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
+    if (interrupted && !interrupted->assigned) SetAside();
     Reset();
     flow_ = flow;
     s_.flow = flow->name;
@@ -531,7 +557,8 @@ class Run {
     const auto vars = Vars();
     if (InWindow() || flow->assignment.template_name.empty()) {
       s_.assignment.asked = true;
-      return Ask(*step, Fill(flow->assignment.intro, vars));
+      const std::string hold = OnHoldNotice();
+      return Ask(*step, Fill(flow->assignment.intro, vars) + (hold.empty() ? "" : "\n\n" + hold));
     }
     // Outside the window only an approved template may open the conversation; the operator's
     // reply brings the first question.
@@ -714,7 +741,9 @@ class Run {
     const bool greeted = s_.greeted;
     auto pending = std::move(s_.pending_uploads);
     auto results = std::move(s_.results);
+    auto set_aside = std::move(s_.set_aside);
     s_ = ConversationState{};
+    s_.set_aside = std::move(set_aside);
     s_.greeted = greeted;
     s_.messages = messages;
     s_.last_inbound_at = last;
@@ -783,6 +812,36 @@ class Run {
 
  public:
   // A flow's greeting goes with the first message the business sends in the conversation.
+  // A run put on hold by a checklist comes back once no flow runs (the checklist submitted,
+  // cancelled or expired): its state as it was, and its step's question again (inside the window;
+  // outside it the run resumes silently and the person's next message answers it). Its photos
+  // keep their times, so they expire as usual.
+  void Resume() {
+    if (!s_.flow.empty() || s_.set_aside.empty()) return;
+    ConversationState run = DecodeState(s_.set_aside);
+    s_.set_aside.clear();
+    const Flow* flow = flows_.Find(run.flow);
+    const Step* step = flow ? flow->Find(run.step) : nullptr;
+    if (!step) return;  // the flow changed since: nothing to go back to
+    s_.flow = run.flow;
+    s_.step = run.step;
+    s_.asking = run.asking;
+    s_.entered_at = run.entered_at;
+    s_.fields = std::move(run.fields);
+    s_.photos = std::move(run.photos);
+    s_.acked = std::move(run.acked);
+    s_.history = std::move(run.history);
+    s_.misses = run.misses;
+    flow_ = flow;
+    if (t_.note.empty() || t_.note == "recorded") t_.note = "resumed";
+    if (!InWindow()) return;
+    std::string question = Render(step->prompt, step);
+    for (const auto& rule : step->extract) {
+      if (rule.field == s_.asking) question = rule.prompt;
+    }
+    Say("reply", (flow->resumed.empty() ? kDefaultResumed : flow->resumed) + "\n\n" + question);
+  }
+
   void Greet() {
     const std::string& greeting = !ev_.number_greeting.empty() ? ev_.number_greeting : flow_ ? flow_->greeting : "";
     if (s_.greeted || greeting.empty()) return;
@@ -992,6 +1051,28 @@ class Run {
     const std::string text = step.partly_expired.empty() ? kDefaultPartlyExpired : step.partly_expired;
     Say("reply", Fill(text, {{"kept", std::to_string(kept)}, {"lost", std::to_string(lost)},
                              {"them", lost == 1 ? "it" : "them"}}));
+  }
+
+  // The running run's state, kept in set_aside for Resume.
+  void SetAside() {
+    ConversationState run;
+    run.flow = s_.flow;
+    run.step = s_.step;
+    run.asking = s_.asking;
+    run.entered_at = s_.entered_at;
+    run.fields = s_.fields;
+    run.photos = s_.photos;
+    run.acked = s_.acked;
+    run.history = s_.history;
+    run.misses = s_.misses;
+    s_.set_aside = EncodeState(run);
+  }
+
+  // What the person hears about a run put on hold for the checklist ("" when none was).
+  std::string OnHoldNotice() const {
+    if (s_.set_aside.empty()) return "";
+    const Flow* held = flows_.Find(DecodeState(s_.set_aside).flow);
+    return held && !held->on_hold.empty() ? held->on_hold : kDefaultOnHold;
   }
 
   void Acked(const std::string& field, bool value) {
@@ -1206,6 +1287,7 @@ Transition Engine::Advance(const ConversationState& state, const Event& event, i
     t.state.last_inbound_at = std::max(t.state.last_inbound_at, at);
     run.Inbound();
   }
+  run.Resume();
   run.Greet();
   return t;
 }

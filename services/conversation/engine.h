@@ -94,6 +94,9 @@ struct ConversationState {
   std::string extracting;              // the extractor request the current step waits for ("" -> none)
   int64_t extracting_at = 0;           // when the message it is about was sent: the step moves on as of then
   int misses = 0;                      // detect: answers of this step not understood so far
+  // A listing or lead run a checklist assignment put on hold: its state as JSON (flow, step,
+  // fields, photos, history), resumed when no flow runs any more ("" none). Kept across runs.
+  std::string set_aside;
 };
 
 struct Event {

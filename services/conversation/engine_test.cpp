@@ -960,6 +960,52 @@ TEST(Checklist, AnAnswerWaitingForItsNoteCanBeChangedByTypingAnother) {
   EXPECT_EQ(c.state.assignment.index, 1u);
 }
 
+// A checklist assigned in the middle of a listing puts the listing on hold, says so, and the listing
+// resumes where it was once the checklist is submitted — its photos kept — or cancelled.
+TEST(Checklist, AListingInterruptedByAnAssignmentIsPutOnHoldAndResumesAfterIt) {
+  Chat c;
+  c.ToPhotos();
+  c.Send(Image("p1", kT0 + 10));
+  c.Send(Image("p2", kT0 + 11));
+  AssignmentRun one = LineQa("asg_9");
+  one.questions = {Question{"Anything to report?", "none", {}, {}}};
+  auto start = c.Send(Assigned(one), kT0 + 20);
+  ASSERT_EQ(Replies(start).size(), 1u);
+  EXPECT_NE(Replies(start)[0].find("Your listing is on hold until this checklist is done; we'll pick it up right after."),
+            std::string::npos) << Replies(start)[0];
+  EXPECT_EQ(c.state.flow, "checklist");
+  // The listing's photos are stored while it is on hold: recorded with it.
+  Event stored;
+  stored.kind = Event::Kind::kMediaStored;
+  stored.media_id = "p1";
+  stored.stored_name = "p1.jpg";
+  EXPECT_EQ(c.Send(stored).note, "media_stored_on_hold");
+  c.Send(Text("All quiet", kT0 + 30));
+  Event confirm = Text("CONFIRM", kT0 + 40);
+  auto done = c.Send(confirm);
+  auto replies = Replies(done);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0], "✅ Checklist submitted. Thank you!");
+  EXPECT_EQ(replies[1], "Now, back to your listing.\n\nNow send photos of the item. Text DONE when finished.");
+  EXPECT_EQ(c.state.flow, "listing");
+  EXPECT_EQ(c.state.step, "photos");
+  EXPECT_EQ(c.Photos(), 2u) << "the photos sent before the checklist are kept";
+  EXPECT_EQ(c.state.photos.at("photos").at(0).stored_name, "p1.jpg") << "stored while on hold";
+  EXPECT_EQ(c.state.fields.at("email"), "kerry@example.com");
+  EXPECT_EQ(Replies(c.Send(Text("DONE", kT0 + 50)))[0].rfind("Great! Got 2 photos", 0), 0u);
+  // Cancelled by the manager: the listing resumes the same way, and the state survives the row.
+  Chat d;
+  d.ToPhotos();
+  d.Send(Image("q1", kT0 + 10));
+  d.Send(Assigned(one), kT0 + 20);
+  EXPECT_FALSE(DecodeState(EncodeState(d.state)).set_aside.empty());
+  auto ended = d.Send(Ended("asg_9", "cancelled"), kT0 + 30);
+  ASSERT_EQ(Replies(ended).size(), 2u);
+  EXPECT_EQ(Replies(ended)[1], "Now, back to your listing.\n\nNow send photos of the item. Text DONE when finished.");
+  EXPECT_EQ(d.state.step, "photos");
+  EXPECT_EQ(d.Photos(), 1u);
+}
+
 // Seed 001's three ways to answer, a photo-required question refusing text, a list of answers,
 // then the summary; CONFIRM completes the assignment and delivers its result.
 TEST(Checklist, AnswersThreeWaysThenConfirmCompletesAndDelivers) {

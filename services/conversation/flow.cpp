@@ -403,6 +403,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
   f->start = JsonStr(d, "start");
   f->triggers = Strings(JsonMember(d, "triggers"), true);
   f->greeting = JsonStr(d, "greeting");
+  f->on_hold = JsonStr(d, "on_hold");
+  f->resumed = JsonStr(d, "resumed");
   f->fallback = JsonStr(d, "fallback");
   f->extractor = JsonStr(d, "extractor");
   const auto& rollout = JsonMember(d, "rollout");
@@ -564,6 +566,8 @@ std::vector<std::string> FlowSet::Texts() const {
   for (const auto& f : flows_) {
     add(f->greeting);
     add(f->cancel_reply);
+    add(f->on_hold);
+    add(f->resumed);
     add(f->assignment.intro);
     add(f->assignment.cancelled);
     add(f->assignment.closed);

@@ -97,6 +97,9 @@ int RolloutBucket(const std::string& flow, const std::string& id);
 
 struct Flow {
   std::string name, description, start, cancel_keyword, cancel_reply;
+  // Said when a checklist assignment puts a run of this flow on hold, and when the run resumes
+  // after it (before the step's question again); engine defaults when empty.
+  std::string on_hold, resumed;
   // Prepended to the first message the business sends in a conversation, once in its life.
   std::string greeting;
   Rollout rollout;

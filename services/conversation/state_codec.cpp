@@ -140,6 +140,7 @@ ConversationState DecodeState(const std::string& json) {
   const auto& a = JsonMember(d, "assignment");
   if (a.IsObject()) s.assignment = DecodeAssignment(a);
   s.closed_note = JsonStr(d, "closed_note");
+  s.set_aside = JsonStr(d, "set_aside");
   s.greeted = JsonMember(d, "greeted").IsTrue();
   s.extracting = JsonStr(d, "extracting");
   s.extracting_at = Int(d, "extracting_at");
@@ -242,6 +243,7 @@ std::string EncodeState(const ConversationState& s) {
     w.EndObject();
   }
   if (!s.closed_note.empty()) { w.Key("closed_note"); w.String(s.closed_note); }
+  if (!s.set_aside.empty()) { w.Key("set_aside"); w.String(s.set_aside); }
   if (s.greeted) { w.Key("greeted"); w.Bool(true); }
   if (!s.extracting.empty()) {
     w.Key("extracting"); w.String(s.extracting);

@@ -116,7 +116,7 @@ constexpr const char* kSetMarketing =
     "SET stopped = EXCLUDED.stopped, changed_at = EXCLUDED.changed_at, source = EXCLUDED.source "
     "WHERE marketing_preferences.changed_at <= EXCLUDED.changed_at";
 // A number's send rate from the registry (0018_number_throughput.sql).
-constexpr const char* kNumberThroughput = "SELECT throughput FROM numbers WHERE phone_number_id = $1";
+constexpr const char* kNumberThroughput = "SELECT throughput, status FROM numbers WHERE phone_number_id = $1";
 constexpr const char* kRecordPricing =
     "UPDATE outbound_messages SET pricing = $2::jsonb WHERE wamid = $1 OR (wamid IS NULL AND dedupe_key = $3)";
 
@@ -131,6 +131,7 @@ struct Metrics {
   Counter& uncertain = Result("uncertain");
   Counter& reconciling = Result("awaiting_status");
   Counter& paced = Result("paced");
+  Counter& number_paused = Result("number_paused");
   Counter& invalid = Result("invalid");
   Counter& record_retried = Result("record_retry");
   Counter& record_parked = Result("record_parked");
@@ -436,6 +437,14 @@ Disposition Sender::HandleSend(const Delivery& d) {
                     std::to_string((now - c.last_inbound_at) / 3600) + " h ago (a template is needed)",
                 false);
   }
+  // A number the registry has paused (an account problem, a person's decision): its sends wait,
+  // uncalled and uncounted, and go when it is active again. Nothing is dropped.
+  if (c.type != "typing_indicator" && Number(c.pnid).paused) {
+    M().number_paused.Inc();
+    LOG_EVERY_N(WARNING, 100) << ctx << "event=number_paused phone_number_id=" << c.pnid;
+    return Unpaced(Disposition::Delay("the business number " + c.pnid + " is paused in the numbers registry",
+                                      settings_.paused_recheck.count()));
+  }
   // The content guard: the last look at the text before it leaves (a list of services never goes).
   std::string guarded;
   if (settings_.guard) {
@@ -575,22 +584,25 @@ Disposition Sender::HandleSend(const Delivery& d) {
   return Unpaced(Disposition::Retry(reason, min_delay_ms, err.code));
 }
 
-double Sender::NumberRate(const std::string& phone_number_id) {
+const Sender::KnownNumber& Sender::Number(const std::string& phone_number_id) {
   const auto now = std::chrono::steady_clock::now();
-  auto it = rates_.find(phone_number_id);
-  if (it != rates_.end() && now - it->second.read_at < settings_.pacing.rates_ttl) return it->second.rate;
-  double rate = settings_.pacing.number_rate;
+  auto it = numbers_.find(phone_number_id);
+  if (it != numbers_.end() && now - it->second.read_at < settings_.pacing.rates_ttl) return it->second;
+  KnownNumber known{settings_.pacing.number_rate, false, now};
   auto r = db_.Exec(kNumberThroughput, {phone_number_id});
   if (r.ok() && !r->empty()) {
-    rate = static_cast<double>(r->get_int(0, 0));
+    known.rate = static_cast<double>(r->get_int(0, 0));
+    known.paused = r->get(0, 1) == "paused";
   } else if (!r.ok()) {
-    // The registry cannot be read now: the last rate known, else the default; looked up again next time.
-    LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_rate_unread error=" << r.status().ToString();
-    return it != rates_.end() ? it->second.rate : rate;
+    // The registry cannot be read now: what was known, else the default; looked up again next time.
+    LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_unread error=" << r.status().ToString();
+    if (it != numbers_.end()) return it->second;
+    static thread_local KnownNumber fallback;
+    fallback = known;
+    return fallback;
   }
-  if (rates_.size() > 10000) rates_.clear();  // bounded: a deployment serves far fewer numbers
-  rates_[phone_number_id] = {rate, now};
-  return rate;
+  if (numbers_.size() > 10000) numbers_.clear();  // bounded: a deployment serves far fewer numbers
+  return numbers_[phone_number_id] = known;
 }
 
 std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair, const Bucket& number) {

@@ -48,12 +48,15 @@ struct PacingSettings {
   // the registry does not have. Meta's default throughput: 80 messages/s per number.
   double number_rate = 80, number_burst = 20;
   double pair_rate = 1.0 / 6, pair_burst = 45;  // pair rate: about 1 per 6 s sustained, bursts allowed
-  std::chrono::seconds rates_ttl{30};  // how long a number's throughput read from the registry is kept
+  std::chrono::seconds rates_ttl{30};  // how long a number's throughput and status read from the registry are kept
 };
 
 struct SenderSettings {
   GraphSettings graph;
   PacingSettings pacing;
+  // A send of a number the registry has `paused` waits (no call, no attempt counted) and looks again
+  // this often; resuming the number sends what waited.
+  std::chrono::milliseconds paused_recheck{30000};
   // A transient failure is retried (backing off up to the longest delay tier) until the message's
   // customer-service window closes or this long after its first attempt, whichever is sooner.
   std::chrono::seconds send_deadline{24 * 3600};
@@ -86,13 +89,16 @@ class Sender {
   // The recipient's and then the number's send slot: empty when the send may go now (after at
   // most the shortest delay queue's wait here), else the delay that keeps it until then.
   std::optional<Disposition> Pace(const Delivery& d, const Bucket& pair, const Bucket& number);
-  // The number's send rate: its registry throughput (kept rates_ttl), else number_rate.
-  double NumberRate(const std::string& phone_number_id);
-  struct KnownRate {
+  // What the registry says of a number (kept rates_ttl): its send rate (throughput, else
+  // number_rate) and whether it is paused.
+  struct KnownNumber {
     double rate;
+    bool paused;
     std::chrono::steady_clock::time_point read_at;
   };
-  std::map<std::string, KnownRate> rates_;
+  const KnownNumber& Number(const std::string& phone_number_id);
+  double NumberRate(const std::string& phone_number_id) { return Number(phone_number_id).rate; }
+  std::map<std::string, KnownNumber> numbers_;
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   SenderSettings settings_;

@@ -915,6 +915,43 @@ TEST_F(OutboundTest, EachNumberIsPacedAtItsOwnThroughputFromTheRegistry) {
   }
 }
 
+// A number the registry has paused: its sends wait, uncalled and uncounted as attempts, and go when
+// it is active again; another number's are not held. Nothing is dropped.
+TEST_F(OutboundTest, APausedNumbersSendsWaitAndGoWhenItIsActiveAgain) {
+  const std::string paused = "106540352210099";
+  auto put = [&](const std::string& status) {
+    auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
+                        "status, source) VALUES ($1, 't', '1', '+1', 'env:T', $2, 'api') ON CONFLICT (phone_number_id) "
+                        "DO UPDATE SET status = EXCLUDED.status",
+                        {paused, status});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  put("paused");
+  SenderSettings s = Settings();
+  s.pacing.rates_ttl = 1s;
+  s.paused_recheck = 1000ms;
+  StartReplica(s, 2);
+  const uint64_t held_before = SendsCounted("number_paused");
+  for (int i = 0; i < 3; ++i) {
+    const std::string key = "paused:" + std::to_string(i), to = "1650557200" + std::to_string(i);
+    std::string body = Command(key, to, TextMessage("p"), NowSeconds());
+    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + paused.size())) {
+      body.replace(at, std::string(kBusiness).size(), paused);
+    }
+    ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, to), 10s).ok());
+  }
+  Send("not-paused", "16505572099");  // the demo number, not in this registry: sent at once
+  ASSERT_TRUE(WaitStatus("not-paused", "sent", 10s));
+  // Each of the three was held at least twice (looked at, then again after the recheck).
+  ASSERT_TRUE(WaitUntil([&] { return SendsCounted("number_paused") >= held_before + 6; }, 20s));
+  EXPECT_EQ(graph_.CallCount(), 1u) << "nothing of the paused number reached Graph";
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'paused:%'"), 0) << "no attempt";
+  put("active");
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(WaitStatus("paused:" + std::to_string(i), "sent", 20s)) << i;
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'paused:%' AND attempts = 1"), 3);
+  EXPECT_EQ(graph_.CallCount(), 4u);
+}
+
 // The pair limit: 10 messages to one recipient with burst 3 and 1 token/s take at least 7 s,
 // while another recipient's messages, published after them, go at once.
 TEST_F(OutboundTest, PacingARecipientNeverDelaysAnother) {

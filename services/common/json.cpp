@@ -9,6 +9,7 @@
 
 #include "convoy/rapidjson_util.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -25,6 +26,27 @@ struct SchemaRegistry::Impl {
   std::map<std::string, std::unique_ptr<rapidjson::SchemaDocument>> schemas;  // "name@version"
   std::map<std::string, std::unique_ptr<rapidjson::Document>> sources;         // the same, as JSON
 };
+
+Result<std::vector<JsonFile>> ReadJsonFiles(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Status(Code::kNotFound, "folder not found: " + dir);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  std::vector<JsonFile> files;
+  for (const auto& n : names) {
+    std::ifstream in(dir + "/" + n, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in) return Status(Code::kInvalidArgument, dir + "/" + n + ": cannot be read");
+    files.push_back({n.substr(0, n.size() - 5), dir + "/" + n, ss.str()});
+  }
+  return files;
+}
 
 SchemaRegistry::SchemaRegistry() : impl_(new Impl) {}
 SchemaRegistry::~SchemaRegistry() = default;

@@ -1,15 +1,12 @@
 #include "api.h"
 
-#include <dirent.h>
 #include <glog/logging.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <fstream>
 #include <random>
 #include <regex>
-#include <sstream>
 
 #include "convoy/crypto.h"
 #include "convoy/log.h"
@@ -261,24 +258,16 @@ Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, c
 }
 
 Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return Status::Ok();  // no folder: checklists come through the API only
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
-  }
-  closedir(d);
-  for (const auto& n : names) {
-    std::ifstream in(dir + "/" + n, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string id = n.substr(0, n.size() - 5);
-    if (!ValidId(id)) return Status(Code::kInvalidArgument, dir + "/" + n + ": the file name is the checklist id (a-z, 0-9, _, -)");
-    Status valid = schemas.ValidateAs("checklist", 1, ss.str());
-    if (valid.ok()) valid = CheckChecklist(ss.str());
-    if (!valid.ok()) return Status(Code::kInvalidArgument, dir + "/" + n + ": " + valid.message());
-    auto v = PutChecklist(db, id, ss.str(), "file");
+  auto files = ReadJsonFiles(dir);
+  if (!files.ok() && files.status().code() == Code::kNotFound) return Status::Ok();  // checklists come through the API only
+  if (!files.ok()) return files.status();
+  for (const auto& f : *files) {
+    const std::string& id = f.stem;
+    if (!ValidId(id)) return Status(Code::kInvalidArgument, f.path + ": the file name is the checklist id (a-z, 0-9, _, -)");
+    Status valid = schemas.ValidateAs("checklist", 1, f.text);
+    if (valid.ok()) valid = CheckChecklist(f.text);
+    if (!valid.ok()) return Status(Code::kInvalidArgument, f.path + ": " + valid.message());
+    auto v = PutChecklist(db, id, f.text, "file");
     if (!v.ok()) return v.status();
     LOG(INFO) << "service=conversation event=checklist_loaded id=" << id << " version=" << v->version
               << " new=" << (v->created ? "true" : "false");

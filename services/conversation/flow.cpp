@@ -1,13 +1,10 @@
 #include "flow.h"
 
-#include <dirent.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -511,21 +508,12 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
 }
 
 Result<FlowSet> FlowSet::LoadDir(const std::string& dir, const SchemaRegistry& schemas) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return Status(Code::kNotFound, "flow folder not found: " + dir);
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
-  }
-  closedir(d);
-  std::sort(names.begin(), names.end());
+  auto files = ReadJsonFiles(dir);
+  if (!files.ok() && files.status().code() == Code::kNotFound) return Status(Code::kNotFound, "flow " + files.status().message());
+  if (!files.ok()) return files.status();
   FlowSet set;
-  for (const auto& n : names) {
-    std::ifstream in(dir + "/" + n, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    Status st = set.Add(ss.str(), dir + "/" + n, schemas);
+  for (const auto& f : *files) {
+    Status st = set.Add(f.text, f.path, schemas);
     if (!st.ok()) return st;
   }
   if (set.size() == 0) return Status(Code::kNotFound, "no flows (*.json) in " + dir);

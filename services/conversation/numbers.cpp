@@ -1,12 +1,8 @@
 #include "numbers.h"
 
-#include <dirent.h>
 #include <glog/logging.h>
 #include <rapidjson/document.h>
 
-#include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "convoy/rapidjson_util.h"
@@ -172,25 +168,15 @@ Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_num
 }
 
 Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return Status::Ok();  // no folder: numbers come through the API only
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) names.push_back(n);
-  }
-  closedir(d);
-  std::sort(names.begin(), names.end());
+  auto files = ReadJsonFiles(dir);
+  if (!files.ok() && files.status().code() == Code::kNotFound) return Status::Ok();  // numbers come through the API only
+  if (!files.ok()) return files.status();
   // Every file checked before any is put: a bad one changes nothing.
   std::vector<NumberEntry> entries;
-  for (const auto& n : names) {
-    std::ifstream in(dir + "/" + n, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!in) return Status(Code::kInvalidArgument, dir + "/" + n + ": cannot be read");
-    auto entry = ParseNumber(n.substr(0, n.size() - 5), ss.str(), schemas);
+  for (const auto& f : *files) {
+    auto entry = ParseNumber(f.stem, f.text, schemas);
     if (!entry.ok()) {
-      return Status(Code::kInvalidArgument, dir + "/" + n + ": " + entry.status().message() +
+      return Status(Code::kInvalidArgument, f.path + ": " + entry.status().message() +
                                                 " (the file name is the number's phone_number_id)");
     }
     entries.push_back(std::move(*entry));

@@ -6,12 +6,21 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <rapidjson/fwd.h>
 
 #include "convoy/status.h"
 
 namespace convoy {
+
+// A folder of JSON definitions (flows, checklists, numbers): each *.json file, sorted by name,
+// with its name without ".json" (`stem`) and its text. kNotFound when the folder does not exist;
+// kInvalidArgument naming a file that cannot be read.
+struct JsonFile {
+  std::string stem, path, text;
+};
+Result<std::vector<JsonFile>> ReadJsonFiles(const std::string& dir);
 
 class SchemaRegistry {
  public:

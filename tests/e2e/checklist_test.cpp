@@ -21,17 +21,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kBusiness = "106540352242922";
 
-HttpResponse Api(test::Stack& stack, const std::string& method, const std::string& path, const std::string& body = "") {
-  HttpClientRequest req;
-  req.method = method;
-  req.url = stack.Url("conversation", path);
-  req.body = body;
-  req.headers["Authorization"] = std::string("Bearer ") + test::kAdminToken;
-  auto r = HttpFetch(req);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? *r : HttpResponse{};
-}
-
 std::string Member(const std::string& json, const char* key) {
   rapidjson::Document d;
   d.Parse(json.c_str());
@@ -55,15 +44,15 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
 
   // The shipped checklist (deploy/checklists/line-qa.json) assigned; the same reference again is
   // the same assignment.
-  auto created = Api(env, "POST", "/v1/assignments", Assignment(op, "MGR-1"));
+  auto created = env.Api("POST", "/v1/assignments", Assignment(op, "MGR-1"));
   ASSERT_EQ(created.status, 201) << created.body;
   const std::string id = Member(created.body, "id");
   EXPECT_EQ(Member(created.body, "status"), "active");
-  auto again = Api(env, "POST", "/v1/assignments", Assignment(op, "MGR-1"));
+  auto again = env.Api("POST", "/v1/assignments", Assignment(op, "MGR-1"));
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(Member(again.body, "id"), id);
   // A second checklist for the busy operator waits for the first.
-  auto next = Api(env, "POST", "/v1/assignments", Assignment(op, "MGR-2"));
+  auto next = env.Api("POST", "/v1/assignments", Assignment(op, "MGR-2"));
   ASSERT_EQ(next.status, 201);
   EXPECT_EQ(Member(next.body, "status"), "pending");
   // Outside the window: the approved template first.
@@ -86,7 +75,7 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
   say(test::ButtonReplyMessage("answer_2", "FOUND"), 7);                       // 3: a button that needs a note...
   say(test::TextMessage("oil under the press"), 8);                            //    ...then the note
   // The answers so far are on the assignment, with their notes.
-  auto progress = Api(env, "GET", "/v1/assignments/" + id);
+  auto progress = env.Api("GET", "/v1/assignments/" + id);
   EXPECT_NE(progress.body.find("Batch 4711"), std::string::npos) << progress.body;
   EXPECT_NE(progress.body.find(R"("note": "guard cracked")"), std::string::npos) << progress.body;
   say(test::TextMessage("Belt 3 squeaks"), 9);                                 // 4: text only
@@ -110,7 +99,7 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
 
   // The submission reaches the business once, signed, with both photos as working links.
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << env.services["outbound"]->process.Log();
-  auto done = Api(env, "GET", "/v1/assignments/" + id);
+  auto done = env.Api("GET", "/v1/assignments/" + id);
   EXPECT_EQ(Member(done.body, "status"), "completed") << done.body;
   const auto r = receiver.Requests().at(0);
   EXPECT_TRUE(r.verified);
@@ -138,7 +127,7 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
   EXPECT_EQ(receiver.Count(), 1u);
   // The first completed, the second starts: inside the window now, so no template.
   EXPECT_TRUE(test::WaitUntil(
-      [&] { return Member(Api(env, "GET", "/v1/assignments/" + Member(next.body, "id")).body, "status") == "active"; }, 30s));
+      [&] { return Member(env.Api("GET", "/v1/assignments/" + Member(next.body, "id")).body, "status") == "active"; }, 30s));
   ASSERT_TRUE(env.WaitSends(op, expected.size() + 1));
   auto texts = env.graph.SentTexts(op);
   ASSERT_EQ(texts.size(), expected.size() + 1) << "the intro and question 1 in one message";
@@ -153,9 +142,9 @@ TEST(ChecklistE2e, AnAssignmentDueWhileTheServiceIsDownExpiresWhenItIsBack) {
   test::Stack env("e2e_checklist_expiry", {},
                   {{"conversation", {"--assignment_ttl_seconds=5", "--sweep_interval_seconds=1"}}});
   const std::string op = "16505550082";
-  auto first = Api(env, "POST", "/v1/assignments", Assignment(op, "MGR-10"));
+  auto first = env.Api("POST", "/v1/assignments", Assignment(op, "MGR-10"));
   ASSERT_EQ(first.status, 201) << first.body;
-  auto second = Api(env, "POST", "/v1/assignments", Assignment(op, "MGR-11"));
+  auto second = env.Api("POST", "/v1/assignments", Assignment(op, "MGR-11"));
   EXPECT_EQ(Member(second.body, "status"), "pending");
   ASSERT_TRUE(env.WaitSends(op, 1));
   env.Kill("conversation");
@@ -173,9 +162,9 @@ TEST(ChecklistE2e, AnAssignmentDueWhileTheServiceIsDownExpiresWhenItIsBack) {
   env.Launch("conversation");
   ASSERT_TRUE(env.WaitReady("conversation", 60s));
   ASSERT_TRUE(test::WaitUntil(
-      [&] { return Member(Api(env, "GET", "/v1/assignments/" + Member(first.body, "id")).body, "status") == "expired"; }, 30s));
+      [&] { return Member(env.Api("GET", "/v1/assignments/" + Member(first.body, "id")).body, "status") == "expired"; }, 30s));
   EXPECT_TRUE(test::WaitUntil(
-      [&] { return Member(Api(env, "GET", "/v1/assignments/" + Member(second.body, "id")).body, "status") == "active"; }, 30s));
+      [&] { return Member(env.Api("GET", "/v1/assignments/" + Member(second.body, "id")).body, "status") == "active"; }, 30s));
   // The second checklist's template goes to the operator.
   ASSERT_TRUE(env.WaitSends(op, 2));
 }

@@ -16,17 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-HttpResponse Api(test::Stack& stack, const std::string& method, const std::string& path, const std::string& body = "") {
-  HttpClientRequest req;
-  req.method = method;
-  req.url = stack.Url("conversation", path);
-  req.body = body;
-  req.headers["Authorization"] = std::string("Bearer ") + test::kAdminToken;
-  auto r = HttpFetch(req);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? *r : HttpResponse{};
-}
-
 class Numbers : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { stack_ = new test::Stack("numbers"); }
@@ -73,11 +62,11 @@ TEST_F(Numbers, UnknownAndOffboardedNumbersAreRecordedNeverAnsweredAndARegistere
   auto& stack = *stack_;
   const std::string unknown = "106540352240404", offboarded = "106540352240410";
   // A number put and offboarded through the API.
-  auto put = Api(stack, "PUT", "/v1/numbers/" + offboarded,
+  auto put = stack.Api("PUT", "/v1/numbers/" + offboarded,
                  R"({"phone_number_id": ")" + offboarded + R"(", "tenant": "acme", "waba_id": "102290129340399", )"
                  R"("display_phone_number": "15550783882", "graph_token": "env:ACME_GRAPH_TOKEN"})");
   ASSERT_EQ(put.status, 201) << put.body;
-  auto gone = Api(stack, "DELETE", "/v1/numbers/" + offboarded);
+  auto gone = stack.Api("DELETE", "/v1/numbers/" + offboarded);
   ASSERT_EQ(gone.status, 200) << gone.body;
   const size_t downloads = stack.graph.DownloadRequests();
 

@@ -123,6 +123,17 @@ std::string Stack::Url(const std::string& service, const std::string& path) {
   return "http://127.0.0.1:" + std::to_string(services[service]->port) + path;
 }
 
+HttpResponse Stack::Api(const std::string& method, const std::string& path, const std::string& body) {
+  HttpClientRequest req;
+  req.method = method;
+  req.url = Url("conversation", path);
+  req.body = body;
+  req.headers["Authorization"] = std::string("Bearer ") + kAdminToken;
+  auto r = HttpFetch(req);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : HttpResponse{};
+}
+
 HttpResponse Stack::PostWebhook(const std::string& body, const std::string& signature) {
   HttpClientRequest req;
   req.method = "POST";

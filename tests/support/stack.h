@@ -41,6 +41,8 @@ class Stack {
 
   std::string Url(const std::string& service, const std::string& path);
   HttpResponse PostWebhook(const std::string& body, const std::string& signature);
+  // A call to conversation's /v1/ API with the admin token; a failed call is a test failure.
+  HttpResponse Api(const std::string& method, const std::string& path, const std::string& body = "");
   double Metric(const std::string& service, const std::string& series);
   // Waits up to 10 s for the service to log the correlation id (a line may follow the effect).
   bool Logged(const std::string& service, const std::string& correlation);

@@ -584,7 +584,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   return Unpaced(Disposition::Retry(reason, min_delay_ms, err.code));
 }
 
-const Sender::KnownNumber& Sender::Number(const std::string& phone_number_id) {
+Sender::KnownNumber Sender::Number(const std::string& phone_number_id) {
   const auto now = std::chrono::steady_clock::now();
   auto it = numbers_.find(phone_number_id);
   if (it != numbers_.end() && now - it->second.read_at < settings_.pacing.rates_ttl) return it->second;
@@ -596,10 +596,7 @@ const Sender::KnownNumber& Sender::Number(const std::string& phone_number_id) {
   } else if (!r.ok()) {
     // The registry cannot be read now: what was known, else the default; looked up again next time.
     LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_unread error=" << r.status().ToString();
-    if (it != numbers_.end()) return it->second;
-    static thread_local KnownNumber fallback;
-    fallback = known;
-    return fallback;
+    return it != numbers_.end() ? it->second : known;
   }
   if (numbers_.size() > 10000) numbers_.clear();  // bounded: a deployment serves far fewer numbers
   return numbers_[phone_number_id] = known;

@@ -96,7 +96,7 @@ class Sender {
     bool paused;
     std::chrono::steady_clock::time_point read_at;
   };
-  const KnownNumber& Number(const std::string& phone_number_id);
+  KnownNumber Number(const std::string& phone_number_id);
   double NumberRate(const std::string& phone_number_id) { return Number(phone_number_id).rate; }
   std::map<std::string, KnownNumber> numbers_;
   PgConnection& db_;

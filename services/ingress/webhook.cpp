@@ -8,7 +8,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "convoy/crypto.h"
 #include "convoy/rapidjson_util.h"
@@ -180,6 +182,24 @@ Sender SenderOf(const Value& value, const Value& m) {
   return s;
 }
 
+// Whether every number in the document is finite. RapidJSON parses an out-of-range literal
+// ("1300…0E300") to infinity, which no writer can put back as JSON: an envelope carrying it would
+// not parse downstream. Walked with a stack of its own, so nesting costs no recursion.
+bool AllNumbersFinite(const Value& root) {
+  std::vector<const Value*> todo{&root};
+  while (!todo.empty()) {
+    const Value* v = todo.back();
+    todo.pop_back();
+    if (v->IsDouble() && !std::isfinite(v->GetDouble())) return false;
+    if (v->IsArray()) {
+      for (const auto& x : v->GetArray()) todo.push_back(&x);
+    } else if (v->IsObject()) {
+      for (const auto& m : v->GetObject()) todo.push_back(&m.value);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& correlation_id,
@@ -188,6 +208,7 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
   doc.Parse(raw_body.data(), raw_body.size());
   if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
   if (!doc.IsObject()) return Status(Code::kInvalidArgument, "body is not a JSON object");
+  if (!AllNumbersFinite(doc)) return Status(Code::kInvalidArgument, "a number is out of range (not a finite double)");
   SplitResult out;
   if (JsonStr(doc, "object") != "whatsapp_business_account") {
     out.ignored_object = true;

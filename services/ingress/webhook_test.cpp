@@ -226,5 +226,17 @@ TEST(Split, MalformedJsonHasAOneLineReason) {
   EXPECT_TRUE(other->updates.empty());
 }
 
+// A number out of a double's range parses to infinity, which no envelope can carry as JSON (the
+// fuzzer found it in a value-level error's fields): the body is refused as malformed, whole.
+TEST(Split, ANumberOutOfRangeIsRefusedNotPublishedAsBrokenJson) {
+  const std::string huge = "13" + std::string(120, '0') + "1E300";  // the fuzzer's shape: digits, then an exponent
+  auto r = SplitWebhook(R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages",)"
+                        R"("value":{"metadata":{"phone_number_id":"106540352242922"},"errors":[{"code":130429,"x":)" +
+                            huge + "}]}}]}]}",
+                        "c", "t");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "a number is out of range (not a finite double)");
+}
+
 }  // namespace
 }  // namespace convoy::ingress

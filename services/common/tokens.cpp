@@ -348,8 +348,7 @@ Admission Admit(const HttpRequest& r, const TokenSet& tokens, const std::vector<
                                       RoleName(a.caller.role));
   }
   if (a.route->scope == Scope::kGlobal && !a.caller.all_tenants()) {
-    return forbidden("tenant_refused", route + " is not tenant-scoped yet: it acts on every tenant, so it needs a token "
-                                                "with tenant '*'; the token '" + a.caller.name + "' is for tenant " +
+    return forbidden("tenant_refused", route + " acts on every tenant, so it needs a token with tenant '*'; the token '" + a.caller.name + "' is for tenant " +
                                                 a.caller.tenant);
   }
   Requests(service, "admitted").Inc();

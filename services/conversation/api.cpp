@@ -64,27 +64,41 @@ constexpr const char* kShow =
     "'started_at', a.started_at, 'ended_at', a.ended_at, 'expires_at', a.expires_at, "
     "'changes', (SELECT coalesce(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'reason', "
     "h.reason, 'at', h.at) ORDER BY h.id), '[]'::json) FROM assignment_changes h WHERE h.assignment_id = a.id))::text "
-    "FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version WHERE a.id = $1";
+    "FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version WHERE a.id = $1 "
+    "AND ($2::text IS NULL OR a.tenant = $2)";
 
-Result<std::string> Show(PgConnection& db, const std::string& id) {
-  auto r = db.Exec(kShow, {id});
+// The tenant a caller is confined to, or none for a global (`*`) token: every query of a
+// tenant-scoped route takes it as `($n::text IS NULL OR tenant = $n)`.
+using TenantScope = std::optional<std::string>;
+TenantScope ScopeOf(const Caller& caller) {
+  return caller.all_tenants() ? TenantScope() : TenantScope(caller.tenant);
+}
+
+// Another tenant's assignment is not there: the same 404 as one that never was.
+Result<std::string> Show(PgConnection& db, const std::string& id, const TenantScope& scope) {
+  auto r = db.Exec(kShow, {id, scope});
   if (!r.ok()) return r.status();
   if (r->empty()) return Status(Code::kNotFound, "no assignment " + id);
   return r->get(0, 0);
 }
 
-HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas) {
+HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas,
+                 const TenantScope& scope) {
   if (!ValidId(id)) return JsonError(400, "invalid_argument", "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
   Status valid = schemas.ValidateAs("checklist", 1, r.body);
   if (valid.ok()) valid = CheckChecklist(r.body);
   if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
-  auto v = PutChecklist(db, id, r.body, "api");
-  if (!v.ok()) return Unavailable(v.status());
+  auto v = PutChecklist(db, id, r.body, "api", scope);
+  if (!v.ok()) {
+    return v.status().code() == Code::kRejected ? JsonError(409, "conflict", v.status().message())
+                                                       : Unavailable(v.status());
+  }
   return JsonResponse(v->created ? 201 : 200, R"({"id":")" + id + R"(","version":)" + std::to_string(v->version) +
                                           R"(,"created":)" + (v->created ? "true" : "false") + "}");
 }
 
-HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
+HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas,
+                    const TenantScope& scope) {
   rapidjson::Document d;
   Status valid = schemas.ValidateAs("assignment.request", 1, r.body, &d);
   if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
@@ -98,19 +112,33 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   auto done = [&](int status, const std::string& id) {
     Status c = db.Commit();
     if (!c.ok()) return Unavailable(c);
-    auto shown = Show(db, id);
+    auto shown = Show(db, id, scope);
     return shown.ok() ? JsonResponse(status, *shown) : Unavailable(shown.status());
   };
   auto fail = [&](HttpResponse resp) {
     db.Rollback();
     return resp;
   };
+  // The assignment is its number's tenant's. A tenant's token names only its own numbers: another
+  // tenant's is as unknown to it as one that is not registered (the same 422, nothing else said).
+  auto owner = db.Exec("SELECT tenant FROM numbers WHERE phone_number_id = $1", {pnid});
+  if (!owner.ok()) return fail(Unavailable(owner.status()));
+  const TenantScope tenant = owner->empty() ? TenantScope() : TenantScope(owner->get(0, 0));
+  if (scope && tenant != scope) {
+    return fail(JsonError(422, "number_not_active", "phone_number_id " + pnid +
+                                                        " is unknown in the numbers registry: a checklist goes only "
+                                                        "from a registered, active number of yours"));
+  }
   // One request at a time per key and per reference: a retry racing the original waits for it.
+  // An Idempotency-Key is the tenant's own: another tenant's use of the same key is another request.
+  const std::string key_scope = "idempotency:" + tenant.value_or("") + ":" + key;
   s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"assignment:" + pnid + ":" + reference}).status();
-  if (s.ok() && !key.empty()) s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"idempotency:" + key}).status();
+  if (s.ok() && !key.empty()) s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {key_scope}).status();
   if (!s.ok()) return fail(Unavailable(s));
   if (!key.empty()) {
-    auto seen = db.Exec("SELECT id, request_hash FROM assignments WHERE idempotency_key = $1", {key});
+    auto seen = db.Exec("SELECT id, request_hash FROM assignments WHERE idempotency_key = $1 AND "
+                        "coalesce(tenant, '') = coalesce($2, '')",
+                        {key, tenant});
     if (!seen.ok()) return fail(Unavailable(seen.status()));
     if (!seen->empty()) {
       if (seen->get(0, 1) != hash) {
@@ -131,15 +159,17 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
                           "phone_number_id " + pnid + " is " + NumberStatusName(*number) +
                               " in the numbers registry: a checklist goes only from a registered, active number"));
   }
-  auto version = db.Exec("SELECT max(version) FROM checklists WHERE id = $1", {checklist});
+  // A shared checklist, or one of the number's own tenant: never another tenant's.
+  auto version = db.Exec("SELECT max(version) FROM checklists WHERE id = $1 AND (tenant IS NULL OR tenant = $2)",
+                         {checklist, tenant});
   if (!version.ok()) return fail(Unavailable(version.status()));
   if (version->get(0, 0).empty()) return fail(JsonError(404, "not_found", "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));
   const std::string id = NewAssignmentId();
   s = db.Exec("INSERT INTO assignments (id, checklist_id, checklist_version, operator, operator_name, phone_number_id, "
-              "reference, conversation_key, status, idempotency_key, request_hash) VALUES ($1, $2, $3::int, $4, NULLIF($5, ''), "
-              "$6, $7, $8, 'pending', $9, $10)",
+              "reference, conversation_key, status, idempotency_key, request_hash, tenant) VALUES ($1, $2, $3::int, $4, "
+              "NULLIF($5, ''), $6, $7, $8, 'pending', $9, $10, $11)",
               {id, checklist, version->get(0, 0), op, name, pnid, reference, OperatorConversation(pnid, op),
-               key.empty() ? std::nullopt : std::optional<std::string>(key), hash})
+               key.empty() ? std::nullopt : std::optional<std::string>(key), hash, tenant})
           .status();
   if (s.ok()) s = AssignmentCreated(db, id, settings.assignments);
   if (!s.ok()) return fail(Unavailable(s));
@@ -150,7 +180,10 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   return done(201, id);
 }
 
-HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& settings) {
+HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& settings, const TenantScope& scope) {
+  auto mine = Show(db, id, scope);
+  if (!mine.ok()) return mine.status().code() == Code::kNotFound ? JsonError(404, "not_found", mine.status().message())
+                                                                  : Unavailable(mine.status());
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
   auto moved = MoveAssignment(db, id, "pending,active", "cancelled", "cancelled by the manager", "", settings.assignments);
@@ -160,9 +193,8 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
   }
   s = db.Commit();
   if (!s.ok()) return Unavailable(s);
-  auto shown = Show(db, id);
-  if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
-                                                                    : Unavailable(shown.status());
+  auto shown = Show(db, id, scope);
+  if (!shown.ok()) return Unavailable(shown.status());
   if (!*moved) {
     auto status = db.Exec("SELECT status FROM assignments WHERE id = $1", {id});
     return JsonError(409, "conflict", "assignment " + id + " is already " + (status.ok() ? status->get(0, 0) : "ended"));
@@ -170,7 +202,7 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
   return JsonResponse(200, *shown);
 }
 
-HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask) {
+HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const TenantScope& scope) {
   auto q = [&](const char* k) {
     auto it = r.query.find(k);
     return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
@@ -188,8 +220,9 @@ HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask) {
       "SELECT coalesce(json_agg(x ORDER BY x.created_at DESC), '[]'::json)::text FROM (SELECT a.id, a.checklist_id AS "
       "checklist, a.checklist_version AS version, a.operator, a.phone_number_id, a.reference, a.status, a.created_at, "
       "a.started_at, a.ended_at, a.expires_at FROM assignments a WHERE ($1::text IS NULL OR a.status = $1) AND "
-      "($2::text IS NULL OR a.operator = $2) ORDER BY a.created_at DESC LIMIT $3::int) x",
-      {status, q("operator"), limit});
+      "($2::text IS NULL OR a.operator = $2) AND ($4::text IS NULL OR a.tenant = $4) ORDER BY a.created_at DESC "
+      "LIMIT $3::int) x",
+      {status, q("operator"), limit, scope});
   if (!rows.ok()) return Unavailable(rows.status());
   const std::string list = R"({"assignments":)" + rows->get(0, 0) + "}";
   return JsonResponse(200, mask ? MaskAssignments(list) : list);
@@ -226,17 +259,27 @@ std::string MaskAssignments(const std::string& json) {
 }
 
 Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, const std::string& definition_json,
-                                      const std::string& source) {
+                                      const std::string& source, const std::optional<std::string>& tenant) {
   Status s = db.Begin();
   if (!s.ok()) return s;
   auto r = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"checklist:" + id});
   if (r.ok()) {
-    r = db.Exec("SELECT version, definition = $2::jsonb FROM checklists WHERE id = $1 ORDER BY version DESC LIMIT 1",
+    r = db.Exec("SELECT version, definition = $2::jsonb, tenant FROM checklists WHERE id = $1 ORDER BY version DESC LIMIT 1",
                 {id, definition_json});
   }
   if (!r.ok()) {
     db.Rollback();
     return r.status();
+  }
+  // A checklist stays whose it was: a tenant versions only its own, a file only a shared one, and
+  // a global token any (keeping its owner). The refusal says no more than that the id is taken.
+  std::optional<std::string> owner = tenant;
+  if (!r->empty()) {
+    owner = r->at(0, 2);
+    if ((tenant && owner != tenant) || (source == "file" && owner)) {
+      db.Rollback();
+      return Status(Code::kRejected, "checklist id " + id + " is taken; choose another id");
+    }
   }
   ChecklistVersion v;
   if (!r->empty() && r->get(0, 1) == "t") {
@@ -246,8 +289,8 @@ Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, c
   }
   v.version = r->empty() ? 1 : static_cast<int>(r->get_int(0, 0)) + 1;
   v.created = true;
-  s = db.Exec("INSERT INTO checklists (id, version, definition, source) VALUES ($1, $2::int, $3::jsonb, $4)",
-              {id, std::to_string(v.version), definition_json, source})
+  s = db.Exec("INSERT INTO checklists (id, version, definition, source, tenant) VALUES ($1, $2::int, $3::jsonb, $4, $5)",
+              {id, std::to_string(v.version), definition_json, source, owner})
           .status();
   if (s.ok()) s = db.Commit();
   if (!s.ok()) {
@@ -267,7 +310,14 @@ Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const Schema
     Status valid = schemas.ValidateAs("checklist", 1, f.text);
     if (valid.ok()) valid = CheckChecklist(f.text);
     if (!valid.ok()) return Status(Code::kInvalidArgument, f.path + ": " + valid.message());
-    auto v = PutChecklist(db, id, f.text, "file");
+    auto v = PutChecklist(db, id, f.text, "file", std::nullopt);
+    if (!v.ok() && v.status().code() == Code::kRejected) {
+      // A tenant defined this id first: its checklist stays, and a file never takes it over. The
+      // service still starts (a tenant's choice must not stop it), loudly.
+      LOG(ERROR) << "service=conversation event=checklist_file_skipped file=" << f.path << " reason=\""
+                 << v.status().message() << " (a tenant's checklist has this id: rename the file)\"";
+      continue;
+    }
     if (!v.ok()) return v.status();
     LOG(INFO) << "service=conversation event=checklist_loaded id=" << id << " version=" << v->version
               << " new=" << (v->created ? "true" : "false");
@@ -281,13 +331,13 @@ const std::vector<RouteRule>& ApiRoutes() {
       // method  path                           role             scope
       {"GET",  "/v1/flows",                    Role::kViewer,  Scope::kGlobal},
       {"POST", "/v1/flows/reload",             Role::kAdmin,   Scope::kGlobal},
-      {"PUT",  "/v1/checklists/{id}",          Role::kManager, Scope::kGlobal},
-      {"POST", "/v1/assignments",              Role::kManager, Scope::kGlobal},
+      {"PUT",  "/v1/checklists/{id}",          Role::kManager, Scope::kTenant},
+      {"POST", "/v1/assignments",              Role::kManager, Scope::kTenant},
       {"GET",  "/v1/assignments",              Role::kViewer,  Scope::kTenant},
       {"GET",  "/v1/assignments/{id}",         Role::kViewer,  Scope::kTenant},
       {"POST", "/v1/assignments/{id}/cancel",  Role::kManager, Scope::kTenant},
-      {"GET",    "/v1/numbers",                Role::kAdmin,   Scope::kGlobal},
-      {"GET",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
+      {"GET",    "/v1/numbers",                Role::kViewer,  Scope::kTenant},
+      {"GET",    "/v1/numbers/{id}",           Role::kViewer,  Scope::kTenant},
       {"PUT",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
       {"DELETE", "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
   };
@@ -301,7 +351,7 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   if (in.refused) return *in.refused;
   const std::string route = in.route->pattern;
   const Caller& caller = in.caller;
-  if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas)) return *numbers;
+  if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
   if (route == "/v1/flows") {
     return settings.flows ? JsonResponse(200, settings.flows()) : Unavailable(Status(Code::kUnavailable, "no flows"));
   }
@@ -313,29 +363,22 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
     }
     return JsonResponse(200, *loaded);
   }
-  // Assignments carry no tenant until the number registry gives each number one: a tenant's token
-  // finds none of them (an empty list, 404), never another tenant's.
-  const bool tenant_sees_none = !caller.all_tenants();
+  // A tenant's token sees and acts on its tenant's assignments and checklists alone; another
+  // tenant's are not found, as if they did not exist.
+  const TenantScope scope = ScopeOf(caller);
   const bool mask = !SeesPersonalData(caller.role);
   const std::string& p = r.path;
   const std::string assignments = "/v1/assignments/";
-  if (route == "/v1/assignments" && r.method == "GET" && tenant_sees_none) {
-    return JsonResponse(200, R"({"assignments":[]})");
-  }
-  if (route.rfind(assignments, 0) == 0 && tenant_sees_none) {
-    const std::string id = p.substr(assignments.size(), p.find('/', assignments.size()) - assignments.size());
-    return JsonError(404, "not_found", "no assignment " + id);
-  }
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return Unavailable(db.status());
-  if (route == "/v1/checklists/{id}") return Put(**db, p.substr(std::string("/v1/checklists/").size()), r, schemas);
+  if (route == "/v1/checklists/{id}") return Put(**db, p.substr(std::string("/v1/checklists/").size()), r, schemas, scope);
   if (route == "/v1/assignments") {
-    if (r.method == "POST") return Create(**db, r, settings, schemas);
-    return List(**db, r, mask);
+    if (r.method == "POST") return Create(**db, r, settings, schemas, scope);
+    return List(**db, r, mask, scope);
   }
   std::string id = p.substr(assignments.size());
-  if (route == "/v1/assignments/{id}/cancel") return Cancel(**db, id.substr(0, id.find('/')), settings);
-  auto shown = Show(**db, id);
+  if (route == "/v1/assignments/{id}/cancel") return Cancel(**db, id.substr(0, id.find('/')), settings, scope);
+  auto shown = Show(**db, id, scope);
   if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
                                                                     : Unavailable(shown.status());
   return JsonResponse(200, mask ? MaskAssignments(*shown) : *shown);

@@ -14,8 +14,11 @@
 //   /v1/numbers                       the numbers registry (numbers_api.h)
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
+// A tenant's token (convoy/tokens.h) finds its own tenant's checklists, assignments and numbers
+// alone; another tenant's are 404, as if they did not exist (README "Tenants never meet").
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "assignments.h"
@@ -49,8 +52,10 @@ struct ChecklistVersion {
   int version = 0;
   bool created = false;
 };
+// `tenant`: the caller's (a tenant's token), or none (a global token, a file). An id another owner
+// holds is kRejected: a tenant versions only its own checklists, a file only shared ones.
 Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, const std::string& definition_json,
-                                      const std::string& source);
+                                      const std::string& source, const std::optional<std::string>& tenant);
 // Every deploy/checklists/*.json (its file name is its id), validated first; a bad file is an
 // error naming it.
 Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas);

@@ -5,10 +5,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "api.h"
@@ -30,13 +32,15 @@ using Want = test::WantRoute;
 const std::vector<Want> kWant = {
     {"GET", "/v1/flows", kAll, 200, Scope::kGlobal, 0},
     {"POST", "/v1/flows/reload", "admin", 200, Scope::kGlobal, 0},
-    {"PUT", "/v1/checklists/{id}", "manager admin", 201, Scope::kGlobal, 0},
-    {"POST", "/v1/assignments", "manager admin", 201, Scope::kGlobal, 0},
+    // A tenant's token (acme) on the probes, which are tenant "test"'s: its own new checklist, and
+    // the other tenant's number, assignments and numbers not found.
+    {"PUT", "/v1/checklists/{id}", "manager admin", 201, Scope::kTenant, 201},
+    {"POST", "/v1/assignments", "manager admin", 201, Scope::kTenant, 422},
     {"GET", "/v1/assignments", kAll, 200, Scope::kTenant, 200},
     {"GET", "/v1/assignments/{id}", kAll, 200, Scope::kTenant, 404},
     {"POST", "/v1/assignments/{id}/cancel", "manager admin", 200, Scope::kTenant, 404},
-    {"GET", "/v1/numbers", "admin", 200, Scope::kGlobal, 0},
-    {"GET", "/v1/numbers/{id}", "admin", 200, Scope::kGlobal, 0},
+    {"GET", "/v1/numbers", kAll, 200, Scope::kTenant, 200},
+    {"GET", "/v1/numbers/{id}", kAll, 200, Scope::kTenant, 404},
     {"PUT", "/v1/numbers/{id}", "admin", 201, Scope::kGlobal, 0},
     {"DELETE", "/v1/numbers/{id}", "admin", 200, Scope::kGlobal, 0},
 };
@@ -182,7 +186,7 @@ TEST_F(ApiRoles, AViewerSeesPersonalDataMaskedAndAnAgentInClear) {
   EXPECT_NE(agent.body.find("16505551011"), std::string::npos) << agent.body;
   auto tenant = Call("GET", "/v1/assignments", "", "Bearer " + ApiTokens::Token(Role::kAdmin, "acme"));
   EXPECT_EQ(tenant.status, 200);
-  EXPECT_EQ(tenant.body, "{\"assignments\":[]}\n") << "a tenant sees none of the untenanted assignments";
+  EXPECT_EQ(tenant.body, "{\"assignments\":[]}\n") << "acme sees none of tenant test's assignments";
 }
 
 TEST_F(ApiRoles, LogsNameTheCallerNeverTheToken) {
@@ -202,6 +206,96 @@ TEST_F(ApiRoles, LogsNameTheCallerNeverTheToken) {
   EXPECT_TRUE(call && refused) << "the call and the refusal are logged with the token's name";
   const std::string metrics = DefaultRegistry().Render();
   EXPECT_NE(metrics.find("convoy_api_requests_total{service=\"conversation\",outcome=\"forbidden\"}"), std::string::npos);
+}
+
+// A tenant's token works on its own tenant's numbers, checklists and assignments, and finds
+// nothing of another tenant's: not their assignments, numbers or checklists, not even whether an
+// Idempotency-Key was used there.
+TEST_F(ApiRoles, ATenantsTokenActsOnItsOwnAndFindsNothingOfAnothers) {
+  const std::string acme_number = "106540352290001";
+  test::RegisterNumber(*sql_, acme_number, "acme");
+  const std::string theirs = NewAssignment();  // tenant "test"'s, by the global admin
+  const std::string manager = "Bearer " + ApiTokens::Token(Role::kManager, "acme");
+  const std::string viewer = "Bearer " + ApiTokens::Token(Role::kViewer, "acme");
+  const std::string admin = std::string("Bearer ") + ApiTokens::kAdminEnv;
+  auto assign = [&](const std::string& checklist, const std::string& number, const std::string& op,
+                    const std::string& auth, const std::string& key = "") {
+    HttpRequest r = test::ApiRequest("POST", "/v1/assignments",
+                                     R"({"checklist": ")" + checklist + R"(", "operator": ")" + op +
+                                         R"(", "phone_number_id": ")" + number + R"(", "reference": "R-)" + op + "\"}",
+                                     auth);
+    if (!key.empty()) r.headers["idempotency-key"] = key;
+    return HandleApi(r, settings_, schemas_);
+  };
+  // Its own checklist, and the shared one (line-qa, defined by a global token): both assignable.
+  ASSERT_EQ(Call("PUT", "/v1/checklists/acme-qa", kChecklist, manager).status, 201);
+  auto own = assign("acme-qa", acme_number, "16505559001", manager, "key-1");
+  ASSERT_EQ(own.status, 201) << own.body;
+  const std::string own_id = own.body.substr(own.body.find("asg_"), 28);
+  ASSERT_EQ(assign("line-qa", acme_number, "16505559002", manager).status, 201);
+  // The other tenant's number is unknown to it; its checklist cannot be used from the other
+  // tenant's number, even by a global token.
+  auto other_number = assign("acme-qa", test::kDemoNumber, "16505559003", manager);
+  EXPECT_EQ(other_number.status, 422) << other_number.body;
+  EXPECT_NE(other_number.body.find("unknown in the numbers registry"), std::string::npos) << other_number.body;
+  EXPECT_EQ(assign("acme-qa", test::kDemoNumber, "16505559004", admin).status, 404);
+  // The same Idempotency-Key in the other tenant is another request, not a conflict.
+  EXPECT_EQ(assign("line-qa", test::kDemoNumber, "16505559005", admin, "key-1").status, 201);
+  // A shared checklist, or another tenant's, is not its to version; a global token versions a
+  // tenant's checklist and it stays that tenant's.
+  auto taken = Call("PUT", "/v1/checklists/line-qa", kChecklist, manager);
+  EXPECT_EQ(taken.status, 409) << taken.body;
+  EXPECT_NE(taken.body.find("checklist id line-qa is taken"), std::string::npos) << taken.body;
+  const std::string v2 = R"({"title": "Line QA 2", "questions": [{"text": "Guard closed?", "photo": "required"}]})";
+  ASSERT_EQ(Call("PUT", "/v1/checklists/acme-qa", v2, admin).status, 201);
+  auto owner = sql_->Exec("SELECT DISTINCT coalesce(tenant, 'shared') FROM checklists WHERE id = 'acme-qa'");
+  ASSERT_TRUE(owner.ok());
+  ASSERT_EQ(owner->size(), 1u);
+  EXPECT_EQ(owner->get(0, 0), "acme");
+
+  // Reads: its two assignments; the other's not found, in a list or by id; cancel the same.
+  auto list = Call("GET", "/v1/assignments", "", viewer);
+  EXPECT_EQ(test::CountOccurrences(list.body, "\"id\":\"asg_"), 2) << list.body;
+  EXPECT_EQ(list.body.find(theirs), std::string::npos) << list.body;
+  EXPECT_EQ(Call("GET", "/v1/assignments/" + own_id, "", viewer).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/assignments/" + theirs, "", viewer).status, 404);
+  EXPECT_EQ(Call("POST", "/v1/assignments/" + theirs + "/cancel", "", manager).status, 404);
+  auto still = sql_->Exec("SELECT status FROM assignments WHERE id = $1", {theirs});
+  ASSERT_TRUE(still.ok());
+  EXPECT_NE(still->get(0, 0), "cancelled");
+  EXPECT_EQ(Call("POST", "/v1/assignments/" + own_id + "/cancel", "", manager).status, 200);
+  EXPECT_EQ(test::CountOccurrences(Call("GET", "/v1/assignments", "", admin).body, "\"id\":\"asg_"), 4)
+      << "a global token sees every tenant's";
+
+  // Numbers: its own alone; the registry is changed by a global admin only.
+  auto numbers = Call("GET", "/v1/numbers", "", viewer);
+  EXPECT_NE(numbers.body.find(acme_number), std::string::npos) << numbers.body;
+  EXPECT_EQ(numbers.body.find(test::kDemoNumber), std::string::npos) << numbers.body;
+  HttpRequest other = test::ApiRequest("GET", "/v1/numbers", "", viewer);
+  other.query["tenant"] = "test";
+  EXPECT_EQ(HandleApi(other, settings_, schemas_).body, "{\"numbers\":[]}\n");
+  EXPECT_EQ(Call("GET", std::string("/v1/numbers/") + test::kDemoNumber, "", viewer).status, 404);
+  EXPECT_EQ(Call("GET", "/v1/numbers/" + acme_number, "", viewer).status, 200);
+  EXPECT_EQ(Call("DELETE", "/v1/numbers/" + acme_number, "", "Bearer " + ApiTokens::Token(Role::kAdmin, "acme")).status,
+            403);
+
+  // A checklist file with a tenant's id is skipped, loudly; the others load and the service starts.
+  const std::string dir = ::testing::TempDir() + "checklists_" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  for (const char* id : {"acme-qa", "floor-qa"}) std::ofstream(dir + "/" + id + ".json") << kChecklist;
+  test::LogCapture logs;
+  EXPECT_TRUE(LoadChecklistFiles(*sql_, dir, schemas_).ok());
+  auto files = sql_->Exec("SELECT id, count(*), coalesce(max(tenant), 'shared') FROM checklists WHERE id IN ('acme-qa', "
+                          "'floor-qa') GROUP BY id ORDER BY id");
+  ASSERT_TRUE(files.ok());
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ(files->get(0, 1) + " " + files->get(0, 2), "2 acme") << "acme's two versions, none from the file";
+  EXPECT_EQ(files->get(1, 1) + " " + files->get(1, 2), "1 shared");
+  bool told = false;
+  for (const auto& line : logs.lines()) told = told || line.find("event=checklist_file_skipped") != std::string::npos;
+  EXPECT_TRUE(told);
+  for (const char* id : {"acme-qa", "floor-qa"}) std::remove((dir + "/" + id + ".json").c_str());
+  ::rmdir(dir.c_str());
 }
 
 // The listener refuses a 10 MB Authorization header before any handler (or hashing) runs.

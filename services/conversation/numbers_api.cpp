@@ -32,7 +32,13 @@ HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, 
   return JsonResponse(*put == PutOutcome::kCreated ? 201 : 200, *shown);
 }
 
-HttpResponse Show(PgConnection& db, const std::string& id) {
+HttpResponse Show(PgConnection& db, const std::string& id, const std::optional<std::string>& tenant) {
+  // Another tenant's number is not there, for a tenant's token: the same 404 as an unknown one.
+  if (tenant) {
+    auto mine = db.Exec("SELECT 1 FROM numbers WHERE phone_number_id = $1 AND tenant = $2", {id, *tenant});
+    if (!mine.ok()) return Unavailable(mine.status());
+    if (mine->empty()) return JsonError(404, "not_found", "no number " + id + " in the registry");
+  }
   auto shown = ShowNumber(db, id);
   if (!shown.ok()) {
     return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
@@ -43,7 +49,8 @@ HttpResponse Show(PgConnection& db, const std::string& id) {
 
 }  // namespace
 
-std::optional<HttpResponse> HandleNumbersApi(const HttpRequest& r, const std::string& pg_dsn, const SchemaRegistry& schemas) {
+std::optional<HttpResponse> HandleNumbersApi(const HttpRequest& r, const std::string& pg_dsn, const SchemaRegistry& schemas,
+                                             const std::optional<std::string>& tenant) {
   const std::string numbers = "/v1/numbers";
   if (r.path != numbers && r.path.rfind(numbers + "/", 0) != 0) return std::nullopt;
   if (r.path == numbers || r.path == numbers + "/") {
@@ -54,7 +61,10 @@ std::optional<HttpResponse> HandleNumbersApi(const HttpRequest& r, const std::st
     }
     auto db = PgConnection::Connect(pg_dsn);
     if (!db.ok()) return Unavailable(db.status());
-    auto list = ListNumbers(**db, status, Query(r, "tenant"));
+    // A tenant's token lists its own numbers whatever ?tenant= says.
+    const std::string asked = Query(r, "tenant");
+    if (tenant && !asked.empty() && asked != *tenant) return JsonResponse(200, R"({"numbers":[]})");
+    auto list = ListNumbers(**db, status, tenant.value_or(asked));
     if (!list.ok()) return Unavailable(list.status());
     return JsonResponse(200, *list);
   }
@@ -67,12 +77,14 @@ std::optional<HttpResponse> HandleNumbersApi(const HttpRequest& r, const std::st
   }
   auto db = PgConnection::Connect(pg_dsn);
   if (!db.ok()) return Unavailable(db.status());
+  if (r.method == "GET") return Show(**db, id, tenant);
+  // The routes that change the registry are global (a tenant's token is refused before here).
+  if (tenant) return JsonError(404, "not_found", "no number " + id + " in the registry");
   if (r.method == "PUT") return Put(**db, id, r, schemas);
-  if (r.method == "GET") return Show(**db, id);
   Status s = OffboardNumber(**db, id);
   if (!s.ok()) return s.code() == Code::kNotFound ? JsonError(404, "not_found", s.message()) : Unavailable(s);
   LOG(INFO) << "service=conversation handler=api event=number_offboarded phone_number_id=" << id;
-  return Show(**db, id);
+  return Show(**db, id, std::nullopt);
 }
 
 }  // namespace convoy::conversation

@@ -5,6 +5,8 @@
 //                                         otherwise; 409 when it belongs to another tenant
 //   GET    /v1/numbers/{phone_number_id}  the entry (its token reference, never a token)
 //   GET    /v1/numbers?status=&tenant=    every entry, by phone_number_id
+// PUT and DELETE are a global admin's; a tenant's token reads its own numbers alone (another
+// tenant's: 404, or absent from the list).
 //   DELETE /v1/numbers/{phone_number_id}  offboards: status offboarded, the row kept for the
 //                                         record; its updates are recorded, never answered
 #include <optional>
@@ -16,7 +18,8 @@
 namespace convoy::conversation {
 
 // The answer for a /v1/numbers request; nullopt for any other path.
+// `tenant`: the caller's, or none for a global token.
 std::optional<HttpResponse> HandleNumbersApi(const HttpRequest& request, const std::string& pg_dsn,
-                                             const SchemaRegistry& schemas);
+                                             const SchemaRegistry& schemas, const std::optional<std::string>& tenant);
 
 }  // namespace convoy::conversation

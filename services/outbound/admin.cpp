@@ -26,6 +26,18 @@ constexpr const char* kHeldOf =
     "SELECT id FROM deliveries d WHERE status = 'held' AND sink = ANY($1::text[]) AND "
     "NOT EXISTS (SELECT 1 FROM sink_states s WHERE s.name = d.sink) ORDER BY id LIMIT 10000";
 
+// A delivery is the tenant's whose number begins its conversation key (numbers never move between
+// tenants). `$N::text IS NULL` is a global token.
+std::string OfTenant(int n) {
+  const std::string p = "$" + std::to_string(n) + "::text";
+  return "(" + p + " IS NULL OR EXISTS (SELECT 1 FROM numbers n WHERE n.phone_number_id = "
+         "split_part(d.conversation_key, ':', 1) AND n.tenant = " + p + "))";
+}
+
+std::optional<std::string> ScopeOf(const Caller& caller) {
+  return caller.all_tenants() ? std::nullopt : std::optional<std::string>(caller.tenant);
+}
+
 std::string Stamp() {
   return std::to_string(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
@@ -55,7 +67,7 @@ std::string Array(const SinkSet& sinks, const std::string& only) {
   return a + "}";
 }
 
-HttpResponse List(PgConnection& db, const HttpRequest& r) {
+HttpResponse List(PgConnection& db, const HttpRequest& r, const Caller& caller) {
   auto q = [&](const char* k) {
     auto it = r.query.find(k);
     return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
@@ -68,9 +80,9 @@ HttpResponse List(PgConnection& db, const HttpRequest& r) {
       "SELECT coalesce(json_agg(x), '[]'::json)::text FROM (SELECT d.id, d.result_id, d.sink, d.type, d.status, d.attempts, "
       "d.last_status_code, d.last_error, d.external_id, d.created_at, d.delivered_at, d.next_attempt_at, "
       "(SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts_recorded "
-      "FROM deliveries d WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.sink = $2) "
-      "ORDER BY d.id DESC LIMIT $3::int) x",
-      {q("status"), q("sink"), limit});
+      "FROM deliveries d WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.sink = $2) AND " +
+          OfTenant(4) + " ORDER BY d.id DESC LIMIT $3::int) x",
+      {q("status"), q("sink"), limit, ScopeOf(caller)});
   if (!rows.ok()) return JsonError(503, "unavailable", rows.status().message());
   return JsonResponse(200, R"({"deliveries":)" + rows->get(0, 0) + "}");
 }
@@ -83,12 +95,15 @@ HttpResponse Replay(PgConnection& db, const HttpRequest& r, const Caller& caller
   if (status != "parked" && status != "held") return JsonError(400, "invalid_argument", "status is parked or held");
   Result<PgRows> ids = Status(Code::kInvalidArgument, "");
   if (JsonMember(d, "id").IsInt64()) {
-    ids = db.Exec("SELECT id FROM deliveries WHERE id = $1::bigint AND status = $2",
-                  {std::to_string(d["id"].GetInt64()), status});
+    const std::string id = std::to_string(d["id"].GetInt64());
+    auto seen = db.Exec("SELECT status FROM deliveries d WHERE id = $1::bigint AND " + OfTenant(2), {id, ScopeOf(caller)});
+    if (!seen.ok()) return JsonError(503, "unavailable", seen.status().message());
+    if (seen->empty()) return JsonError(404, "not_found", "no delivery " + id);  // or another tenant's
+    ids = db.Exec("SELECT id FROM deliveries WHERE id = $1::bigint AND status = $2", {id, status});
   } else if (JsonMember(d, "from").IsInt64() && JsonMember(d, "to").IsInt64()) {
-    ids = db.Exec("SELECT id FROM deliveries WHERE status = $3 AND created_at >= to_timestamp($1::bigint) AND "
-                  "created_at < to_timestamp($2::bigint) ORDER BY id LIMIT 10000",
-                  {std::to_string(d["from"].GetInt64()), std::to_string(d["to"].GetInt64()), status});
+    ids = db.Exec("SELECT id FROM deliveries d WHERE status = $3 AND created_at >= to_timestamp($1::bigint) AND "
+                  "created_at < to_timestamp($2::bigint) AND " + OfTenant(4) + " ORDER BY id LIMIT 10000",
+                  {std::to_string(d["from"].GetInt64()), std::to_string(d["to"].GetInt64()), status, ScopeOf(caller)});
   } else {
     return JsonError(400, "invalid_argument", "name a delivery {\"id\": N} or a time range {\"from\": s, \"to\": s}");
   }
@@ -127,7 +142,7 @@ const std::vector<RouteRule>& AdminRoutes() {
   static const auto* const kRoutes = new std::vector<RouteRule>{
       // method  path                         role              scope
       {"GET",  "/v1/deliveries",             Role::kViewer,   Scope::kTenant},
-      {"POST", "/v1/deliveries/replay",      Role::kOperator, Scope::kGlobal},
+      {"POST", "/v1/deliveries/replay",      Role::kOperator, Scope::kTenant},
       {"POST", "/v1/sinks/{name}/enable",    Role::kOperator, Scope::kGlobal},
   };
   return *kRoutes;
@@ -139,12 +154,10 @@ HttpResponse HandleAdmin(const HttpRequest& r, const AdminSettings& settings, co
   Admission in = Admit(r, *tokens, AdminRoutes(), "outbound", open);
   if (in.refused) return *in.refused;
   const std::string route = in.route->pattern;
-  // Deliveries carry no tenant until the number registry gives each number one: a tenant's token
-  // finds none of them, never another tenant's.
-  if (route == "/v1/deliveries" && !in.caller.all_tenants()) return JsonResponse(200, R"({"deliveries":[]})");
+  // A tenant's token lists and replays its tenant's deliveries alone.
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return JsonError(503, "unavailable", db.status().message());
-  if (route == "/v1/deliveries") return List(**db, r);
+  if (route == "/v1/deliveries") return List(**db, r, in.caller);
   if (route == "/v1/deliveries/replay") return Replay(**db, r, in.caller);
   const std::string sinks_prefix = "/v1/sinks/", enable = "/enable";
   return Enable(**db, r.path.substr(sinks_prefix.size(), r.path.size() - sinks_prefix.size() - enable.size()), sinks,

@@ -17,7 +17,8 @@ using test::ApiTokens;
 using Want = test::WantRoute;
 const std::vector<Want> kWant = {
     {"GET", "/v1/deliveries", "viewer agent manager operator admin", 200, Scope::kTenant, 200},
-    {"POST", "/v1/deliveries/replay", "operator admin", 200, Scope::kGlobal, 0},
+    // acme's token on tenant "test"'s parked delivery: not found.
+    {"POST", "/v1/deliveries/replay", "operator admin", 200, Scope::kTenant, 404},
     {"POST", "/v1/sinks/{name}/enable", "operator admin", 200, Scope::kGlobal, 0},
 };
 
@@ -30,6 +31,18 @@ class AdminRoles : public ::testing::Test {
     settings_.pg_dsn = db_.dsn();
     settings_.tokens = tokens_.Open();
     sinks_.sinks["listing"].name = "listing";
+    test::RegisterNumber(**c, test::kDemoNumber);  // tenant "test"
+    sql_ = std::move(*c);
+    Delivery(test::kDemoNumber, "parked");  // id 1
+  }
+  // A delivery of a result of a conversation on `number`; its id.
+  std::string Delivery(const std::string& number, const std::string& status) {
+    const std::string n = std::to_string(++made_);
+    auto r = sql_->Exec("INSERT INTO deliveries (result_id, sink, type, conversation_key, correlation_id, command, status) "
+                        "VALUES ($1, 'listing', 'webhook', $2, 'corr', '{}', $3) RETURNING id",
+                        {"res-" + n, number + ":1650555" + n, status});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->get(0, 0) : "";
   }
   HttpResponse Call(const std::string& method, const std::string& path, const std::string& body,
                     const std::string& authorization) {
@@ -42,6 +55,8 @@ class AdminRoles : public ::testing::Test {
     return {p, ""};
   }
   test::TestDatabase db_{"out_roles"};
+  std::unique_ptr<PgConnection> sql_;
+  int made_ = 0;
   ApiTokens tokens_;
   AdminSettings settings_;
   SinkSet sinks_;
@@ -73,7 +88,40 @@ TEST_F(AdminRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
   EXPECT_EQ(Call("GET", "/v1/deliveries/replay", "", admin).status, 405);
   EXPECT_EQ(Call("GET", "/v1/deliveries", "", "Bearer " + ApiTokens::Token(Role::kViewer, "acme")).body,
             "{\"deliveries\":[]}\n")
-      << "a tenant sees none of the untenanted deliveries";
+      << "a tenant sees none of another tenant's deliveries";
+}
+
+// A delivery is the tenant's whose number its conversation is on: a tenant's token lists and
+// replays its own, and another tenant's are not there (404 by id, left out of a range).
+TEST_F(AdminRoles, ATenantsTokenListsAndReplaysItsOwnDeliveriesAlone) {
+  const std::string acme_number = "106540352290001";
+  test::RegisterNumber(*sql_, acme_number, "acme");
+  const std::string mine1 = Delivery(acme_number, "parked"), mine2 = Delivery(acme_number, "parked");
+  const std::string theirs = Delivery(test::kDemoNumber, "parked");
+  const std::string acme_viewer = "Bearer " + ApiTokens::Token(Role::kViewer, "acme");
+  const std::string acme_operator = "Bearer " + ApiTokens::Token(Role::kOperator, "acme");
+  const std::string admin = std::string("Bearer ") + ApiTokens::kAdminEnv;
+  auto listed = Call("GET", "/v1/deliveries", "", acme_viewer);
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_EQ(test::CountOccurrences(listed.body, "\"result_id\""), 2) << listed.body;
+  EXPECT_NE(listed.body.find("\"id\":" + mine1 + ","), std::string::npos) << listed.body;
+  EXPECT_NE(listed.body.find("\"id\":" + mine2 + ","), std::string::npos) << listed.body;
+  EXPECT_EQ(test::CountOccurrences(Call("GET", "/v1/deliveries", "", admin).body, "\"result_id\""), 4);
+
+  auto by_id = Call("POST", "/v1/deliveries/replay", R"({"id": )" + theirs + "}", acme_operator);
+  EXPECT_EQ(by_id.status, 404) << by_id.body;
+  EXPECT_NE(by_id.body.find("no delivery " + theirs), std::string::npos) << by_id.body;
+  auto range = Call("POST", "/v1/deliveries/replay", R"({"from": 0, "to": 99999999999})", acme_operator);
+  ASSERT_EQ(range.status, 200) << range.body;
+  EXPECT_EQ(range.body, "{\"replayed\":2}\n");
+  auto left = sql_->Exec("SELECT id FROM deliveries WHERE status = 'parked' ORDER BY id");
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 2u) << "tenant test's two parked deliveries stay parked";
+  EXPECT_EQ(left->get(0, 0), "1");
+  EXPECT_EQ(left->get(1, 0), theirs);
+  auto outbox = sql_->Exec("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.deliver'");
+  ASSERT_TRUE(outbox.ok());
+  EXPECT_EQ(outbox->get(0, 0), "2") << "only acme's two commands were written again";
 }
 
 }  // namespace

@@ -128,7 +128,7 @@ inline void ExpectAnswer(const WantRoute& w, Role role, const std::string& tenan
         << what << ": " << resp.body;
     EXPECT_NE(resp.body.find(ApiTokens::Name(role, tenant)), std::string::npos) << "names the token: " << resp.body;
   } else {
-    EXPECT_NE(resp.body.find("not tenant-scoped yet"), std::string::npos) << what << ": " << resp.body;
+    EXPECT_NE(resp.body.find("acts on every tenant, so it needs a token with tenant '*'"), std::string::npos) << what << ": " << resp.body;
   }
 }
 

@@ -138,6 +138,12 @@ std::string ButtonReplyMessage(const std::string& id, const std::string& title) 
          R"(","title":")" + JsonEscape(title) + R"("}})";
 }
 
+int CountOccurrences(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); !what.empty() && at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

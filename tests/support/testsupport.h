@@ -58,6 +58,9 @@ const std::vector<std::string>& FixtureNumbers();
 void RegisterNumber(PgConnection& db, const std::string& phone_number_id, const std::string& tenant = "test",
                     const std::string& status = "active");
 
+// How many times `what` appears in `text` (not overlapping).
+int CountOccurrences(const std::string& text, const std::string& what);
+
 // A TCP port free on loopback right now.
 int FreePort();
 // GET an URL; the body, or "" on any failure. *status gets the HTTP status (0 if none).

@@ -283,6 +283,11 @@ TEST_F(NumbersApi, PutThenGetReturnsWhatWasPut) {
   EXPECT_EQ(paused.status, 200) << paused.body;
   EXPECT_EQ(Field(paused.body, "status"), "paused");
   EXPECT_EQ(Field(paused.body, "greeting"), "");  // a PUT is the whole entry
+  // Its sinks: a flow's sink name to the sinks that receive its results.
+  auto sinks = Call("PUT", std::string("/v1/numbers/") + kSecond,
+                    NumberJson(kSecond, R"(, "status": "paused", "sinks": {"listing": ["acme-shop", "acme-hook"]})"));
+  EXPECT_EQ(sinks.status, 200) << sinks.body;
+  EXPECT_NE(sinks.body.find(R"("sinks":{"listing":["acme-shop","acme-hook"]})"), std::string::npos) << sinks.body;
   // A coexistence number defaults to 20/s.
   const std::string third = "106540352248888";
   auto coex = Call("PUT", "/v1/numbers/" + third, NumberJson(third, R"(, "coexistence": true)"));
@@ -315,6 +320,10 @@ TEST_F(NumbersApi, PutRefusesWhatIsWrongWithAClearReasonAndStoresNothing) {
       {path, R"({"phone_number_id": ")" + std::string(kSecond) + R"(", "waba_id": "1", "display_phone_number": "1555078", "graph_token": "env:X"})",
        "missing tenant"},
       {path, "{not json", "nvalid"},
+      {path, NumberJson(kSecond, R"(, "sinks": {"listing": []})"), "sinks"},
+      {path, NumberJson(kSecond, R"(, "sinks": {"listing": ["Acme Shop"]})"), "sinks"},
+      {path, NumberJson(kSecond, R"(, "sinks": {"listing": ["a", "a"]})"), "sinks"},
+      {path, NumberJson(kSecond, R"(, "sinks": {"Listing": ["a"]})"), "sinks"},
   };
   for (const auto& c : cases) {
     auto r = Call("PUT", c.path, c.body);

@@ -16,32 +16,39 @@ constexpr const char* kNumberTenant = "SELECT tenant FROM numbers WHERE phone_nu
 // Inserted (created), replaced when anything differs (updated), or left alone (no row back).
 constexpr const char* kUpsertNumber =
     "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
-    "throughput, coexistence, default_flow, greeting, templates_language, status, source) VALUES ($1, $2, $3, $4, $5, "
-    "$6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), $11, $12, $13) "
+    "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks) VALUES ($1, $2, $3, $4, "
+    "$5, $6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), $11, $12, $13, $14::jsonb) "
     "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
     "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = EXCLUDED.graph_token_ref, throughput = "
     "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = EXCLUDED.default_flow, greeting = "
     "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = EXCLUDED.status, source = "
-    "EXCLUDED.source, updated_at = now() "
+    "EXCLUDED.source, sinks = EXCLUDED.sinks, updated_at = now() "
     "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, n.coexistence, n.default_flow, "
-    "n.greeting, n.templates_language, n.status, n.source) IS DISTINCT FROM (EXCLUDED.waba_id, "
+    "n.greeting, n.templates_language, n.status, n.source, n.sinks) IS DISTINCT FROM (EXCLUDED.waba_id, "
     "EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, EXCLUDED.throughput, EXCLUDED.coexistence, "
-    "EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, EXCLUDED.status, EXCLUDED.source) "
+    "EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, EXCLUDED.status, EXCLUDED.source, "
+    "EXCLUDED.sinks) "
     "RETURNING (xmax = 0)";
 // As number.v1 says it, plus where it came from and when.
 constexpr const char* kNumberJson =
     "json_strip_nulls(json_build_object('phone_number_id', phone_number_id, 'tenant', tenant, 'waba_id', waba_id, "
     "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, 'throughput', "
     "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'greeting', greeting, "
-    "'templates_language', templates_language, 'status', status, 'source', source, 'created_at', created_at, "
+    "'templates_language', templates_language, 'status', status, 'sinks', sinks, 'source', source, 'created_at', created_at, "
     "'updated_at', updated_at))";
 constexpr const char* kOffboard =
     "UPDATE numbers SET status = 'offboarded', source = 'api', updated_at = now() WHERE phone_number_id = $1 "
     "RETURNING status";
 constexpr const char* kLookup = "SELECT status, coalesce(greeting, '') FROM numbers WHERE phone_number_id = $1";
+constexpr const char* kSinksOf = "SELECT sinks -> $2 FROM numbers WHERE phone_number_id = $1";
 
 bool Digits(const std::string& s) {
   return !s.empty() && s.size() <= 32 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+bool SinkName(const std::string& s) {
+  if (s.empty() || s.size() > 40 || s[0] < 'a' || s[0] > 'z') return false;
+  return s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
 }
 
 // What a schema failure at a member means, in words.
@@ -55,6 +62,7 @@ std::string Hint(const std::string& message) {
       {"'#/tenant'", "tenant is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit"},
       {"'#/throughput'", "throughput is whole messages per second, 1..1000"},
       {"'#/templates_language'", "templates_language is a language code such as en or en_US"},
+      {"'#/sinks", "sinks maps a flow's sink name to 1-8 distinct sink names of --sinks_file (a-z, 0-9, _, -)"},
   };
   for (const auto& [at, hint] : kHints) {
     if (message.find(std::string("at ") + at) != std::string::npos) return std::string(hint) + " (" + message + ")";
@@ -104,6 +112,17 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
   e.greeting = JsonStr(d, "greeting");
   if (d.HasMember("templates_language")) e.templates_language = JsonStr(d, "templates_language");
   if (d.HasMember("status")) e.status = JsonStr(d, "status");
+  if (d.HasMember("sinks")) {
+    // The names (what the schema cannot check: RapidJSON's patternProperties is unreliable).
+    for (const auto& m : d["sinks"].GetObject()) {
+      if (!SinkName(std::string(m.name.GetString(), m.name.GetStringLength()))) {
+        return Status(Code::kInvalidArgument, "sinks: \"" + std::string(m.name.GetString()).substr(0, 64) +
+                                                  "\" is not a flow's sink name (1-40 of a-z, 0-9, _ and -, starting "
+                                                  "with a letter)");
+      }
+    }
+    e.sinks_json = JsonText(d["sinks"]);
+  }
   return e;
 }
 
@@ -124,7 +143,7 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
   }
   auto r = db.Exec(kUpsertNumber, {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app, e.graph_token,
                                    std::to_string(e.throughput), e.coexistence ? "true" : "false", e.default_flow,
-                                   e.greeting, e.templates_language, e.status, source});
+                                   e.greeting, e.templates_language, e.status, source, e.sinks_json});
   if (!r.ok()) return fail(r.status());
   s = db.Commit();
   if (!s.ok()) return fail(s);
@@ -193,6 +212,22 @@ Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaReg
               << " change=" << (*put == PutOutcome::kCreated ? "created" : *put == PutOutcome::kUpdated ? "updated" : "none");
   }
   return Status::Ok();
+}
+
+Result<std::vector<std::string>> NumberSinks(PgConnection& db, const std::string& phone_number_id,
+                                             const std::string& flow_sink) {
+  auto r = db.Exec(kSinksOf, {phone_number_id, flow_sink});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> sinks;
+  rapidjson::Document d;
+  if (!r->empty() && r->at(0, 0)) d.Parse(r->get(0, 0).c_str());
+  if (!d.HasParseError() && d.IsArray()) {
+    for (const auto& v : d.GetArray()) {
+      if (v.IsString()) sinks.emplace_back(v.GetString(), v.GetStringLength());
+    }
+  }
+  if (sinks.empty()) sinks.push_back(flow_sink);
+  return sinks;
 }
 
 }  // namespace convoy::conversation

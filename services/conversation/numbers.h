@@ -6,6 +6,7 @@
 // or offboarded. An update for a number that is not registered, or is offboarded, never starts a
 // flow or a send (the processor records it in unknown_number_updates and acks it).
 #include <string>
+#include <vector>
 
 #include "convoy/json.h"
 #include "convoy/pg.h"
@@ -19,6 +20,7 @@ struct NumberEntry {
   int throughput = 80;
   bool coexistence = false;
   std::string default_flow, greeting, templates_language = "en_US", status = "active";
+  std::string sinks_json = "{}";  // a flow's sink name → the sinks that receive its results
 };
 
 // What the registry says about a phone_number_id, for an update that names it.
@@ -43,6 +45,10 @@ Status OffboardNumber(PgConnection& db, const std::string& phone_number_id);
 // What an update for this number may do, and (`greeting`, when given) the number's greeting ("" if
 // it has none). One primary-key read.
 Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id, std::string* greeting = nullptr);
+// The sinks that receive a result the flow sends to `flow_sink` from this number: the number's
+// mapping for that name, else the sink of that name.
+Result<std::vector<std::string>> NumberSinks(PgConnection& db, const std::string& phone_number_id,
+                                             const std::string& flow_sink);
 // Every <dir>/<phone_number_id>.json put in turn (source "file"); a bad file is an error naming
 // it, and nothing after it is loaded. No folder: numbers come through the API only.
 Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas);

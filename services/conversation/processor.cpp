@@ -570,8 +570,6 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
       return {exchanges::kEvents, routing::kFlowCompleted, CompletedBody(p, key, e)};
     case Effect::Kind::kUploadMedia:
       return {exchanges::kCommands, queues::kMediaUpload, UploadBody(p, key, e)};
-    case Effect::Kind::kDeliver:
-      return {exchanges::kCommands, queues::kOutboundDeliver, DeliverBody(p, key, e)};
     case Effect::Kind::kResultDue:
       // Back to this service's own event queue through a delay queue: at-least-once, no timer.
       return {exchanges::kRetry, DelayRoutingKey(queues::kConversationEvents, e.delay_ms), DueBody(p, key, e)};
@@ -579,7 +577,8 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
       return {exchanges::kCommands, queues::kOutboundSend, TemplateBody(p, key, e, last_inbound_at)};
     case Effect::Kind::kAssignmentDone:
     case Effect::Kind::kExtract:
-      break;  // not a plain message: written by ApplyInTransaction (the assignment; the context)
+    case Effect::Kind::kDeliver:
+      break;  // not one plain message: written by ApplyInTransaction (the assignment; the context; a row per sink)
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
 }
@@ -956,6 +955,22 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
       continue;
     }
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
+    if (e.kind == Effect::Kind::kDeliver) {
+      // One command per sink the number sends this result to, each its own dedupe key.
+      auto sinks = NumberSinks(db_, p.phone_number_id, e.result.sink);
+      if (!sinks.ok()) return sinks.status();
+      for (const std::string& sink : *sinks) {
+        Effect to = e;
+        to.result.sink = sink;
+        const std::string sink_key = sink == e.result.sink ? key : key + ">" + sink;
+        s = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundDeliver), sink_key,
+                                     p.correlation_id, p.conversation_key, DeliverBody(p, sink_key, to)})
+                .status();
+        if (!s.ok()) return s;
+      }
+      a->wrote_outbox = true;
+      continue;
+    }
     OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at, mark_read);
     if (is_answer(e)) mark_read.clear();
     s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id, p.conversation_key, row.body})

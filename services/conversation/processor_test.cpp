@@ -15,6 +15,7 @@
 #include "convoy/json.h"
 #include "convoy/topology.h"
 #include "flow.h"
+#include "numbers.h"
 #include "testsupport.h"
 
 namespace convoy::conversation {
@@ -120,6 +121,22 @@ class ProcessorTest : public ::testing::Test {
     ASSERT_EQ(One("SELECT state->>'step' FROM conversations WHERE conversation_key = $1",
                   {std::string(kBusiness) + ":" + wa_id}),
               "photos");
+  }
+  // A listing through one stored photo, DONE and NO, SKIP: the SUBMIT that completes it (not yet
+  // applied). Message ids start with `tag`; the photo's hash is `hash` 64 times.
+  Delivery ToSubmit(Processor& p, const std::string& wa_id, const std::string& tag, char hash) {
+    ToPhotos(p, wa_id);
+    Expect(p, ImageDelivery(tag + ".a", tag + "-media", wa_id, kT0 + 10));
+    Delivery stored;
+    stored.queue = queues::kConversationEvents;
+    stored.body = R"({"schema":"media.stored","version":1,"correlation_id":"c","dedupe_key":")" + tag +
+                  R"(.k","conversation_key":")" + std::string(kBusiness) + ":" + wa_id + R"(","media_id":")" + tag +
+                  R"(-media","stored_name":")" + std::string(64, hash) + R"(.jpg","sha256":")" + std::string(64, hash) +
+                  R"(","size":10,"mime_type":"image/jpeg"})";
+    Expect(p, stored);
+    Expect(p, TextDelivery(tag + ".done", "DONE", wa_id, kT0 + 11));
+    Expect(p, ButtonDelivery(tag + ".flaws", "flaws_no", "NO, SKIP", wa_id, kT0 + 12));
+    return ButtonDelivery(tag + ".submit", "submit", "SUBMIT", wa_id, kT0 + 13);
   }
   int64_t Count(const std::string& sql) {
     auto r = conn_->Exec(sql);
@@ -350,17 +367,7 @@ TEST_F(ProcessorTest, APhotoDeliveredAfterDoneButSentBeforeItIsCountedAndTheCoun
 TEST_F(ProcessorTest, SubmitPublishesAFlowCompletedEventThatMatchesItsSchema) {
   const std::string wa_id = "16505557777";
   Processor p(*conn_, schemas_, *engine_, nullptr);
-  ToPhotos(p, wa_id);
-  Expect(p, ImageDelivery("sub.a", "sa", wa_id, kT0 + 10));
-  Delivery stored;
-  stored.queue = queues::kConversationEvents;
-  stored.body = R"({"schema":"media.stored","version":1,"correlation_id":"c","dedupe_key":"k1","conversation_key":")" +
-                std::string(kBusiness) + ":" + wa_id + R"(","media_id":"sa","stored_name":")" + std::string(64, 'a') +
-                R"(.jpg","sha256":")" + std::string(64, 'a') + R"(","size":10,"mime_type":"image/jpeg"})";
-  Expect(p, stored);
-  Expect(p, TextDelivery("sub.done", "DONE", wa_id, kT0 + 11));
-  Expect(p, ButtonDelivery("sub.flaws", "flaws_no", "NO, SKIP", wa_id, kT0 + 12));
-  Expect(p, ButtonDelivery("sub.submit", "submit", "SUBMIT", wa_id, kT0 + 13));
+  Expect(p, ToSubmit(p, wa_id, "sub", 'a'));
   auto rows = conn_->Exec("SELECT exchange, dedupe_key, body FROM outbox WHERE routing_key = 'flow.completed'");
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 1u);
@@ -378,6 +385,43 @@ TEST_F(ProcessorTest, SubmitPublishesAFlowCompletedEventThatMatchesItsSchema) {
   EXPECT_EQ(One("SELECT coalesce(flow, 'none') FROM conversations WHERE conversation_key = $1",
                 {std::string(kBusiness) + ":" + wa_id}),
             "none");
+}
+
+// A number maps the flow's sink to its business's own sinks: the result goes to each of them, one
+// command apiece, and a redelivered SUBMIT adds none. A number with no mapping keeps the flow's.
+TEST_F(ProcessorTest, AResultGoesOnceToEachSinkItsNumberMapsTheFlowsSinkTo) {
+  ASSERT_EQ(One("UPDATE numbers SET sinks = '{\"listing\": [\"acme-shop\", \"acme-hook\"]}' WHERE phone_number_id = $1 "
+                "RETURNING phone_number_id",
+                {std::string(kBusiness)}),
+            kBusiness);
+  const std::string wa_id = "16505557778";
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const Delivery submit = ToSubmit(p, wa_id, "fan", 'b');
+  Expect(p, submit);
+  Expect(p, submit);
+  auto rows = conn_->Exec("SELECT body::jsonb->>'sink', dedupe_key, body::jsonb->>'result_id', body FROM outbox "
+                          "WHERE routing_key = 'outbound.deliver' ORDER BY id");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  const std::string key = std::string(kBusiness) + ":" + wa_id + ":fan.submit:deliver:";
+  EXPECT_EQ(rows->get(0, 0), "acme-shop");
+  EXPECT_EQ(rows->get(1, 0), "acme-hook");
+  EXPECT_EQ(rows->get(0, 1).rfind(key, 0), 0u) << rows->get(0, 1);
+  EXPECT_EQ(rows->get(0, 1).substr(rows->get(0, 1).size() - 10), ">acme-shop");
+  EXPECT_EQ(rows->get(1, 1).substr(rows->get(1, 1).size() - 10), ">acme-hook");
+  EXPECT_EQ(rows->get(0, 2), rows->get(1, 2)) << "one result, two sinks";
+  for (size_t i = 0; i < rows->size(); ++i) EXPECT_TRUE(schemas_.Validate(rows->get(i, 3)).ok()) << rows->get(i, 3);
+
+  // Without a mapping for its name, the flow's own sink.
+  ASSERT_EQ(One("UPDATE numbers SET sinks = '{\"lead\": [\"acme-crm\"]}' WHERE phone_number_id = $1 RETURNING 1",
+                {std::string(kBusiness)}),
+            "1");
+  auto same = NumberSinks(*conn_, kBusiness, "listing");
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(*same, std::vector<std::string>{"listing"});
+  auto mapped = NumberSinks(*conn_, kBusiness, "lead");
+  ASSERT_TRUE(mapped.ok());
+  EXPECT_EQ(*mapped, std::vector<std::string>{"acme-crm"});
 }
 
 // A batch shares one transaction: each delivery keeps its own disposition, each conversation's

@@ -3,6 +3,8 @@
 // RapidJSON (it is a heavy header: keep it out of other headers).
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <string>
 
@@ -24,6 +26,14 @@ inline const rapidjson::Value& JsonMember(const rapidjson::Value& obj, const cha
   if (!obj.IsObject()) return kNull;
   auto it = obj.FindMember(key);
   return it == obj.MemberEnd() ? kNull : it->value;
+}
+
+// The value as compact JSON text.
+inline std::string JsonText(const rapidjson::Value& v) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  v.Accept(w);
+  return std::string(b.GetString(), b.GetSize());
 }
 
 // "malformed JSON at offset N: reason" for a document that failed to parse.

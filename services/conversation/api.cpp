@@ -82,6 +82,15 @@ Result<std::string> Show(PgConnection& db, const std::string& id, const TenantSc
   return r->get(0, 0);
 }
 
+// 404 for an assignment the caller cannot see (none, or another tenant's), 503 when the database
+// failed; nothing when it is there.
+std::optional<HttpResponse> Unseen(PgConnection& db, const std::string& id, const TenantScope& scope) {
+  auto mine = Show(db, id, scope);
+  if (mine.ok()) return std::nullopt;
+  return mine.status().code() == Code::kNotFound ? JsonError(404, "not_found", mine.status().message())
+                                                 : Unavailable(mine.status());
+}
+
 HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas,
                  const TenantScope& scope) {
   if (!ValidId(id)) return JsonError(400, "invalid_argument", "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
@@ -181,9 +190,7 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
 }
 
 HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& settings, const TenantScope& scope) {
-  auto mine = Show(db, id, scope);
-  if (!mine.ok()) return mine.status().code() == Code::kNotFound ? JsonError(404, "not_found", mine.status().message())
-                                                                  : Unavailable(mine.status());
+  if (auto unseen = Unseen(db, id, scope)) return *unseen;
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
   auto moved = MoveAssignment(db, id, "pending,active", "cancelled", "cancelled by the manager", "", settings.assignments);
@@ -202,6 +209,24 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
   return JsonResponse(200, *shown);
 }
 
+// An undeliverable assignment goes again; anything else is a 409 naming its status.
+HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& settings, const TenantScope& scope) {
+  if (auto unseen = Unseen(db, id, scope)) return *unseen;
+  Status s = db.Begin();
+  if (!s.ok()) return Unavailable(s);
+  auto again = RetryAssignment(db, id, settings.assignments);
+  if (again.ok() && *again) s = db.Commit();
+  if (!again.ok() || !*again || !s.ok()) {
+    db.Rollback();
+    if (!again.ok() || !s.ok()) return Unavailable(!again.ok() ? again.status() : s);
+    auto status = db.Exec("SELECT status FROM assignments WHERE id = $1", {id});
+    return JsonError(409, "conflict", "assignment " + id + " is " + (status.ok() ? status->get(0, 0) : "not undeliverable") +
+                                          ": only an undeliverable one is retried");
+  }
+  auto shown = Show(db, id, scope);
+  return shown.ok() ? JsonResponse(200, *shown) : Unavailable(shown.status());
+}
+
 HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const TenantScope& scope) {
   auto q = [&](const char* k) {
     auto it = r.query.find(k);
@@ -213,8 +238,8 @@ HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const Tenan
   }
   auto status = q("status");
   if (status && *status != "pending" && *status != "active" && *status != "completed" && *status != "cancelled" &&
-      *status != "expired") {
-    return JsonError(400, "invalid_argument", "status is one of pending, active, completed, cancelled, expired");
+      *status != "expired" && *status != "undeliverable") {
+    return JsonError(400, "invalid_argument", "status is one of pending, active, completed, cancelled, expired, undeliverable");
   }
   auto rows = db.Exec(
       "SELECT coalesce(json_agg(x ORDER BY x.created_at DESC), '[]'::json)::text FROM (SELECT a.id, a.checklist_id AS "
@@ -336,6 +361,7 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"GET",  "/v1/assignments",              Role::kViewer,  Scope::kTenant},
       {"GET",  "/v1/assignments/{id}",         Role::kViewer,  Scope::kTenant},
       {"POST", "/v1/assignments/{id}/cancel",  Role::kManager, Scope::kTenant},
+      {"POST", "/v1/assignments/{id}/retry",   Role::kManager, Scope::kTenant},
       {"GET",    "/v1/numbers",                Role::kViewer,  Scope::kTenant},
       {"GET",    "/v1/numbers/{id}",           Role::kViewer,  Scope::kTenant},
       {"PUT",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
@@ -378,6 +404,7 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   }
   std::string id = p.substr(assignments.size());
   if (route == "/v1/assignments/{id}/cancel") return Cancel(**db, id.substr(0, id.find('/')), settings, scope);
+  if (route == "/v1/assignments/{id}/retry") return Retry(**db, id.substr(0, id.find('/')), settings, scope);
   auto shown = Show(**db, id, scope);
   if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
                                                                     : Unavailable(shown.status());

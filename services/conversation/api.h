@@ -10,6 +10,8 @@
 //   GET  /v1/assignments/{id}         status, answers so far, timestamps, its changes
 //   GET  /v1/assignments?status=&operator=&limit=
 //   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
+//   POST /v1/assignments/{id}/retry   undeliverable (its template never reached the operator) →
+//                                     pending again, started when the operator is free
 //   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
 //   /v1/numbers                       the numbers registry (numbers_api.h)
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on

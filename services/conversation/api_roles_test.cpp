@@ -39,6 +39,7 @@ const std::vector<Want> kWant = {
     {"GET", "/v1/assignments", kAll, 200, Scope::kTenant, 200},
     {"GET", "/v1/assignments/{id}", kAll, 200, Scope::kTenant, 404},
     {"POST", "/v1/assignments/{id}/cancel", "manager admin", 200, Scope::kTenant, 404},
+    {"POST", "/v1/assignments/{id}/retry", "manager admin", 200, Scope::kTenant, 404},
     {"GET", "/v1/numbers", kAll, 200, Scope::kTenant, 200},
     {"GET", "/v1/numbers/{id}", kAll, 200, Scope::kTenant, 404},
     {"PUT", "/v1/numbers/{id}", "admin", 201, Scope::kGlobal, 0},
@@ -94,6 +95,10 @@ class ApiRoles : public ::testing::Test {
       r.path = "/v1/assignments/" + NewAssignment();
     } else if (p == "/v1/assignments/{id}/cancel") {
       r.path = "/v1/assignments/" + NewAssignment() + "/cancel";
+    } else if (p == "/v1/assignments/{id}/retry") {
+      const std::string id = NewAssignment();
+      EXPECT_TRUE(sql_->Exec("UPDATE assignments SET status = 'undeliverable' WHERE id = $1", {id}).ok());
+      r.path = "/v1/assignments/" + id + "/retry";
     } else if (p == "/v1/numbers/{id}" && r.method == "GET") {
       r.path = std::string("/v1/numbers/") + test::kDemoNumber;
     } else if (p == "/v1/numbers/{id}") {
@@ -136,7 +141,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 110);
+  EXPECT_EQ(calls, 120);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 

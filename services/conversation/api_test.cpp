@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <set>
+
 #include "assignments.h"
 #include "engine.h"
 #include "flow.h"
 #include "processor.h"
+#include "convoy/events.h"
 #include "convoy/json.h"
 #include "convoy/topology.h"
 #include "testsupport.h"
@@ -198,6 +201,96 @@ TEST_F(AssignmentApi, AnOperatorKnownOnlyByABsuidGetsTheTemplateByRecipient) {
   EXPECT_STREQ(body["message"]["type"].GetString(), "template");
   EXPECT_TRUE(schemas_.Validate(send->get(0, 0)).ok()) << schemas_.Validate(send->get(0, 0)).ToString();
   EXPECT_EQ(Count("SELECT count(*) FROM identities WHERE identity = 'US.13491208655302741918'"), 1);
+}
+
+// The template that opens an assignment fails for good (here 132001, template not approved): the
+// assignment becomes undeliverable with the reason, the manager's system hears it at the checklist
+// sink, and a retry sends the template again in a new round. Any other failed send changes nothing.
+TEST_F(AssignmentApi, AnAssignmentWhoseTemplateFailsIsUndeliverableAndARetrySendsItAgain) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  auto a = Call("POST", "/v1/assignments", Assign("16505550999", "R-U"));
+  ASSERT_EQ(a.status, 201) << a.body;
+  const std::string id = Member(a, "id");
+  auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
+  ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+  Engine engine(*flows, EngineSettings{});
+  Processor processor(*conn_, schemas_, engine, nullptr);
+  // Every event the outbox holds for the conversation service, applied once (as the relay would).
+  std::set<std::string> applied;
+  auto relay = [&] {
+    auto rows = conn_->Exec("SELECT dedupe_key, body FROM outbox WHERE routing_key LIKE 'assignment.%' ORDER BY id");
+    ASSERT_TRUE(rows.ok());
+    for (size_t i = 0; i < rows->size(); ++i) {
+      if (!applied.insert(rows->get(i, 0)).second) continue;
+      Delivery d;
+      d.queue = queues::kConversationEvents;
+      d.body = rows->get(i, 1);
+      d.headers[headers::kDedupeKey] = rows->get(i, 0);
+      ASSERT_EQ(processor.Handle(d).kind, Disposition::Kind::kAck) << d.body;
+    }
+  };
+  // outbound.failed as outbound emits it (EventFor) for a send of the operator's conversation.
+  std::string conversation;
+  auto failed = [&](const std::string& command_key, int code) {
+    Delivery cmd;
+    cmd.headers = {{headers::kDedupeKey, command_key}, {headers::kConversationKey, conversation},
+                   {headers::kCorrelationId, "c"}};
+    AmqpMessage m = EventFor(cmd, "outbound.failed",
+                             R"("code":)" + std::to_string(code) + R"(,"reason":"template not approved","attempts":1)");
+    Delivery d;
+    d.queue = queues::kConversationEvents;
+    d.body = m.body;
+    d.headers = m.headers;
+    EXPECT_EQ(processor.Handle(d).kind, Disposition::Kind::kAck) << d.body;
+  };
+  auto templates = [&] {
+    return Count("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->'message'->>'type' = "
+                 "'template'");
+  };
+  relay();
+  ASSERT_EQ(templates(), 1);
+  auto send = conn_->Exec("SELECT dedupe_key, conversation_key FROM outbox WHERE routing_key = 'outbound.send'");
+  ASSERT_TRUE(send.ok() && send->size() == 1u);
+  const std::string template_key = send->get(0, 0);
+  conversation = send->get(0, 1);
+  EXPECT_EQ(conversation, "106540352242922:16505550999") << "the operator's own conversation";
+  ASSERT_EQ(template_key.substr(template_key.size() - 9), ":template");
+
+  failed(template_key.substr(0, template_key.size() - 9) + ":reply", 131026);  // not the template
+  EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + id), "status"), "active");
+  failed(template_key, 132001);
+  failed(template_key, 132001);  // redelivered: once
+  auto shown = Call("GET", "/v1/assignments/" + id);
+  EXPECT_EQ(Member(shown, "status"), "undeliverable") << shown.body;
+  EXPECT_NE(shown.body.find("the checklist_assigned template did not reach the operator (132001): template not approved"),
+            std::string::npos)
+      << shown.body;
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'assignment.undeliverable'"), 1);
+  auto told = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver'");
+  ASSERT_TRUE(told.ok());
+  ASSERT_EQ(told->size(), 1u);
+  EXPECT_TRUE(schemas_.Validate(told->get(0, 0)).ok()) << schemas_.Validate(told->get(0, 0)).ToString();
+  rapidjson::Document body;
+  body.Parse(told->get(0, 0).c_str());
+  EXPECT_STREQ(body["type"].GetString(), "assignment.undeliverable");
+  EXPECT_STREQ(body["sink"].GetString(), "checklist");
+  EXPECT_STREQ(body["fields"]["assignment_id"].GetString(), id.c_str());
+  EXPECT_STREQ(body["fields"]["reference"].GetString(), "R-U");
+  relay();  // assignment.undeliverable reaches the conversation: recorded, nothing said
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send'"), 1);
+  EXPECT_NE(Call("GET", "/v1/assignments?status=undeliverable").body.find(id), std::string::npos);
+
+  // Retry: pending, then active in round 2; its template goes again.
+  auto retried = Call("POST", "/v1/assignments/" + id + "/retry");
+  EXPECT_EQ(retried.status, 200) << retried.body;
+  EXPECT_EQ(Member(retried, "status"), "active");
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE dedupe_key = 'assignment.started:" + id + ":2'"), 1);
+  relay();
+  EXPECT_EQ(templates(), 2) << "the template is sent again";
+  auto again = Call("POST", "/v1/assignments/" + id + "/retry");
+  EXPECT_EQ(again.status, 409) << again.body;
+  EXPECT_NE(again.body.find("is active: only an undeliverable one is retried"), std::string::npos) << again.body;
+  EXPECT_EQ(Call("POST", "/v1/assignments/asg_nope/retry").status, 404);
 }
 
 // A checklist goes only from a registered, active number: an unknown or offboarded one is refused

@@ -11,20 +11,22 @@ namespace convoy::conversation {
 namespace {
 
 // The assignment.<status> event, written to the outbox: what changed and the assignment as it is now.
-// The assignment.<event> event ($4: created, started, completed, cancelled, expired), written to the
+// The assignment.<event> event ($4: created, started, completed, cancelled, expired, undeliverable), written to the
 // outbox: what changed and the assignment as it is now; `started` carries the checklist.
+// A retried assignment's later rounds have keys of their own (":<round>").
 constexpr const char* kEvent =
     "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body) "
-    "SELECT 'convoy.events', 'assignment.' || $4, 'assignment.' || $4 || ':' || a.id, 'assignment-' || a.id, "
+    "SELECT 'convoy.events', 'assignment.' || $4, k.key, 'assignment-' || a.id, "
     "a.conversation_key, json_build_object('schema', 'assignment.' || $4, 'version', 1, "
-    "'correlation_id', 'assignment-' || a.id, 'dedupe_key', 'assignment.' || $4 || ':' || a.id, "
+    "'correlation_id', 'assignment-' || a.id, 'dedupe_key', k.key, "
     "'conversation_key', a.conversation_key, 'phone_number_id', a.phone_number_id, 'assignment_id', a.id, "
     "'operator', a.operator, 'reference', a.reference, 'status', a.status, 'reason', $2::text, "
     "'assignment', CASE WHEN $4 = 'started' THEN json_build_object('id', a.id, 'title', c.definition->>'title', "
     "'reference', a.reference, 'operator_name', coalesce(a.operator_name, ''), 'flow', $3::text, "
     "'questions', c.definition->'questions') END)::text "
-    "FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version WHERE a.id = $1 "
-    "ON CONFLICT (dedupe_key) DO NOTHING";
+    "FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version, "
+    "LATERAL (SELECT 'assignment.' || $4 || ':' || a.id || CASE WHEN a.round > 1 THEN ':' || a.round ELSE '' END AS key) k "
+    "WHERE a.id = $1 ON CONFLICT (dedupe_key) DO NOTHING";
 constexpr const char* kAudit =
     "INSERT INTO assignment_changes (assignment_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)";
 
@@ -114,6 +116,26 @@ Status AssignmentCreated(PgConnection& db, const std::string& id, const Assignme
   if (s.ok()) s = db.Exec(kEvent, {id, std::string("assigned"), settings.flow, std::string("created")}).status();
   if (s.ok()) Moves("pending").Inc();
   return s;
+}
+
+Result<bool> RetryAssignment(PgConnection& db, const std::string& id, const AssignmentSettings& settings) {
+  auto cur = db.Exec("SELECT phone_number_id, operator FROM assignments WHERE id = $1 AND status = 'undeliverable' FOR UPDATE",
+                     {id});
+  if (!cur.ok()) return cur.status();
+  if (cur->empty()) return false;
+  auto again = db.Exec("UPDATE assignments SET status = 'pending', round = round + 1, started_at = NULL, ended_at = NULL, "
+                       "expires_at = NULL, updated_at = now() WHERE id = $1",
+                       {id});
+  Status s = again.ok() ? db.Exec(kAudit, {id, std::string("undeliverable"), std::string("pending"),
+                                           std::string("retried by the manager")})
+                              .status()
+                        : again.status();
+  if (!s.ok()) return s;
+  Moves("pending").Inc();
+  LOG(INFO) << LogCtx("assignments") << "event=assignment_retried assignment=" << id;
+  auto started = ActivateNext(db, cur->get(0, 0), cur->get(0, 1), settings);
+  if (!started.ok()) return started.status();
+  return true;
 }
 
 Status RecordAnswers(PgConnection& db, const std::string& id, const std::string& answers_json) {

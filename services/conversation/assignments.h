@@ -40,6 +40,11 @@ Result<int> ExpireDue(PgConnection& db, const AssignmentSettings& settings, int 
 // A new assignment (pending): audited, assignment.created emitted. Call inside its transaction.
 Status AssignmentCreated(PgConnection& db, const std::string& id, const AssignmentSettings& settings);
 
+// An undeliverable assignment goes again (POST /v1/assignments/{id}/retry): pending in a new round
+// (its events get keys of their own), audited, and started when the operator has none active.
+// Call inside a transaction. False when it is not undeliverable (nothing changed).
+Result<bool> RetryAssignment(PgConnection& db, const std::string& id, const AssignmentSettings& settings);
+
 // The answers so far (fields q1..qN as a JSON object), while the assignment is active.
 Status RecordAnswers(PgConnection& db, const std::string& id, const std::string& answers_json);
 

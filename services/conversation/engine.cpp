@@ -110,6 +110,7 @@ class Run {
     if (ev_.kind == Event::Kind::kExtracted) return Extracted(flow);
     if (ev_.kind == Event::Kind::kAssignmentStarted) return AssignmentStarted();
     if (ev_.kind == Event::Kind::kAssignmentEnded) return AssignmentEnded(flow);
+    if (ev_.kind == Event::Kind::kSendFailed) return SendFailed(flow);
     if (ev_.media_id.empty()) return;
     if (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed) ResultPhoto();
     auto pending = s_.pending_uploads.find(ev_.media_id);
@@ -584,6 +585,44 @@ class Run {
     Reset();
     s_.closed_note = closed;
     t_.note = cancelled ? "assignment_cancelled" : "assignment_expired";
+  }
+
+  // The template that opens an assignment outside the window did not reach the operator (rejected,
+  // not approved, a number that cannot receive): the checklist cannot run. The assignment becomes
+  // undeliverable with the reason, the manager's system hears it at the flow's sink, and the run
+  // ends (a run it set aside resumes). Any other failed send changes nothing here.
+  void SendFailed(const Flow* flow) {
+    const std::string tail = ":template";
+    const std::string& key = ev_.command_key;
+    if (!flow || !flow->assigned || s_.assignment.id.empty() || s_.assignment.asked || key.size() < tail.size() ||
+        key.compare(key.size() - tail.size(), tail.size(), tail) != 0) {
+      return;
+    }
+    flow_ = flow;
+    const std::string why = "the " + flow->assignment.template_name + " template did not reach the operator" +
+                            (ev_.code.empty() ? "" : " (" + ev_.code + ")") + (ev_.reason.empty() ? "" : ": " + ev_.reason);
+    Effect e;
+    e.kind = Effect::Kind::kAssignmentUndeliverable;
+    e.step = "assignment_undeliverable";
+    e.assignment_id = s_.assignment.id;
+    e.text = why;
+    t_.effects.push_back(std::move(e));
+    for (const Step& step : flow->steps) {
+      if (step.kind != Step::Kind::kComplete || !step.deliver || step.sink.empty()) continue;
+      PendingResult r;
+      r.id = ev_.id + ":undeliverable";
+      r.sink = step.sink;
+      r.type = "assignment.undeliverable";
+      r.flow = flow->name;
+      r.outcome = "undeliverable";
+      r.completed_at = at_;
+      r.fields = {{"assignment_id", s_.assignment.id}, {"reference", s_.assignment.reference},
+                  {"checklist", s_.assignment.title}, {"reason", why}};
+      Deliver(r);
+      break;
+    }
+    Reset();
+    t_.note = "assignment_undeliverable";
   }
 
   bool IsText() const { return ev_.kind == Event::Kind::kText || ev_.kind == Event::Kind::kButton; }

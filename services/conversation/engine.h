@@ -122,7 +122,8 @@ struct Event {
   std::string sha256;        // image, as Meta sent it
   std::string stored_name;   // media.stored
   std::string reason;        // media.failed, outbound.failed: for the audit, never shown to the user
-  std::string code;          // media.failed: "over_quota", or "" for any other failure
+  std::string code;          // media.failed: "over_quota", or "" for any other failure; outbound.failed: Meta's code
+  std::string command_key;   // outbound.failed: the dedupe key of the send that failed
   std::string profile_name;
   std::string message_type;  // inbound messages: Meta's type (text, image, video, document, sticker, ...)
   int64_t wa_timestamp = 0;  // inbound messages: seconds since the epoch
@@ -142,6 +143,7 @@ struct Effect {
   enum class Kind {
     kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia, kDeliver, kResultDue, kSendTemplate,
     kAssignmentDone,
+    kAssignmentUndeliverable,  // the assignment's template never reached the operator: assignment_id, why in `text`
     kExtract,  // ask the flow's extractor (outbound.extract) for `extract` given `text`; result.id: the request
   };
   Kind kind = Kind::kSendText;
@@ -159,7 +161,7 @@ struct Effect {
   int64_t delay_ms = 0;   // kResultDue
   std::string template_name, template_language;  // kSendTemplate
   std::vector<std::string> template_params;
-  std::string assignment_id;  // kAssignmentDone
+  std::string assignment_id;  // kAssignmentDone, kAssignmentUndeliverable
   std::string extractor;      // kExtract
   struct Field {
     std::string name, description;

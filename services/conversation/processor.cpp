@@ -237,12 +237,19 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (p.schema == "media.stored") e.kind = Event::Kind::kMediaStored;
     if (p.schema == "media.failed") e.kind = Event::Kind::kMediaFailed;
     if (p.schema == "outbound.sent") e.kind = Event::Kind::kSendSucceeded;
-    if (p.schema == "outbound.failed") e.kind = Event::Kind::kSendFailed;
-    if (p.schema == "assignment.started" || p.schema == "assignment.cancelled" || p.schema == "assignment.expired") {
-      // The operator is a person like any sender: their identity finds their conversation.
+    if (p.schema == "outbound.failed") {
+      e.kind = Event::Kind::kSendFailed;
+      e.command_key = JsonStr(doc, "dedupe_key");
+    }
+    if (p.schema.rfind("assignment.", 0) == 0) {
+      // The operator is a person like any sender: their identity finds their conversation, for
+      // every assignment event (one that named no identity would hold the operator's key with no
+      // identity linked, and their checklist would start in a conversation of its own).
       const std::string op = JsonStr(doc, "operator");
       const bool phone = !op.empty() && op.find_first_not_of("0123456789") == std::string::npos;
       (phone ? p.wa_id : p.user_id) = op;
+    }
+    if (p.schema == "assignment.started" || p.schema == "assignment.cancelled" || p.schema == "assignment.expired") {
       if (p.schema == "assignment.started") {
         e.kind = Event::Kind::kAssignmentStarted;
         e.assignment = DecodeAssignment(JsonMember(doc, "assignment"));
@@ -576,6 +583,7 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
     case Effect::Kind::kSendTemplate:
       return {exchanges::kCommands, queues::kOutboundSend, TemplateBody(p, key, e, last_inbound_at)};
     case Effect::Kind::kAssignmentDone:
+    case Effect::Kind::kAssignmentUndeliverable:
     case Effect::Kind::kExtract:
     case Effect::Kind::kDeliver:
       break;  // not one plain message: written by ApplyInTransaction (the assignment; the context; a row per sink)
@@ -952,6 +960,11 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
       auto done = MoveAssignment(db_, e.assignment_id, "active", "completed", "confirmed by the operator",
                                  AnswersJson(e.fields, e.photos), assignments_);
       if (!done.ok()) return done.status();
+      continue;
+    }
+    if (e.kind == Effect::Kind::kAssignmentUndeliverable) {
+      auto gone = MoveAssignment(db_, e.assignment_id, "active", "undeliverable", e.text, "", assignments_);
+      if (!gone.ok()) return gone.status();
       continue;
     }
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;

@@ -269,6 +269,8 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
   }
   shopify::ProductInput product = shopify::ListingProduct(fields, sink.vendor);
   product.tag = shopify::TagFor(job.result_id);
+  std::string whatsapp = JsonStr(job.doc, "wa_id");
+  shopify::AddSeller(product, job.result_id, fields["email"], whatsapp.empty() ? JsonStr(job.doc, "user_id") : whatsapp);
   // A product an earlier attempt made and recorded is not made again.
   std::string product_id = known_product, variant_id = known_variant;
   if (reconcile && product_id.empty()) {

@@ -95,6 +95,13 @@ ProductInput ListingProduct(const std::map<std::string, std::string>& fields, co
   return p;
 }
 
+void AddSeller(ProductInput& product, const std::string& result_id, const std::string& email, const std::string& whatsapp) {
+  for (const auto& [key, value] : {std::make_pair("result_id", result_id), std::make_pair("seller_email", email),
+                                   std::make_pair("seller_whatsapp", whatsapp)}) {
+    if (!value.empty()) product.metafields.emplace_back(key, Clip(value, 255));
+  }
+}
+
 std::string ProductCreateRequest(const ProductInput& p) {
   return Request(
       "mutation convoyCreate($product: ProductCreateInput!, $media: [CreateMediaInput!]) { "
@@ -108,6 +115,19 @@ std::string ProductCreateRequest(const ProductInput& p) {
         w.Key("vendor"); w.String(p.vendor);
         w.Key("status"); w.String("DRAFT");
         w.Key("tags"); w.StartArray(); w.String(p.tag); w.EndArray();
+        if (!p.metafields.empty()) {
+          w.Key("metafields");
+          w.StartArray();
+          for (const auto& [key, value] : p.metafields) {
+            w.StartObject();
+            w.Key("namespace"); w.String("convoy");
+            w.Key("key"); w.String(key);
+            w.Key("type"); w.String("single_line_text_field");
+            w.Key("value"); w.String(value);
+            w.EndObject();
+          }
+          w.EndArray();
+        }
         w.EndObject();
         w.Key("media");
         w.StartArray();

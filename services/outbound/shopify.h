@@ -12,6 +12,9 @@ namespace convoy::outbound::shopify {
 struct ProductInput {
   std::string title, description_html, vendor, tag, price;
   std::vector<std::pair<std::string, std::string>> media;  // (originalSource URL, alt)
+  // (key, value) in the namespace "convoy", single-line text: who the draft came from, for the
+  // shop's staff. Never in the description, which a published product shows to everyone.
+  std::vector<std::pair<std::string, std::string>> metafields;
 };
 
 // The tag that names a result on its product: "convoy-" and 40 hex digits of sha256(result id).
@@ -19,6 +22,9 @@ std::string TagFor(const std::string& result_id);
 // From a listing's fields: title (the description's first sentence, at most 255 characters),
 // description (every field, escaped), vendor (brand, else fallback), price ("35.00" form, or "").
 ProductInput ListingProduct(const std::map<std::string, std::string>& fields, const std::string& fallback_vendor);
+// The seller on the draft: metafields convoy.result_id, convoy.seller_email (the flow's `email`
+// field) and convoy.seller_whatsapp (their phone number, else their BSUID), the empty ones left out.
+void AddSeller(ProductInput& product, const std::string& result_id, const std::string& email, const std::string& whatsapp);
 
 std::string ProductCreateRequest(const ProductInput& p);
 std::string FindByTagRequest(const std::string& tag);

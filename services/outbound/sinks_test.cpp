@@ -92,6 +92,17 @@ TEST(Sinks, ConfigurationResolvesSecretsAndRefusesWhatIsWrongNamingTheSink) {
   EXPECT_FALSE(LoadSinks("/nonexistent/sinks.json", Schemas(), std::chrono::seconds(15)).ok());
 }
 
+// The commented example a deployment starts from is a valid sinks file.
+TEST(Sinks, TheShippedExampleIsAValidSinksFile) {
+  std::ifstream in(test::SourcePath("deploy/sinks/shop-and-webhook.example.json"));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(text.empty());
+  Status valid = Schemas().ValidateAs("sinks", 1, text);
+  EXPECT_TRUE(valid.ok()) << valid.ToString();
+  EXPECT_NE(text.find(R"(\"listing\": [\"acme-shop\", \"acme-hook\"])"), std::string::npos)
+      << "it shows the number's map that uses it";
+}
+
 TEST(Sinks, TheScheduleIsParsedLikeSvixsDefault) {
   auto s = ParseSchedule("0,5s,5m,30m,2h,5h,10h,10h");
   ASSERT_TRUE(s.ok());
@@ -149,6 +160,24 @@ TEST(Shopify, ADraftProductCarriesItsResultTagAndPhotoLinks) {
   EXPECT_STREQ(d["variables"]["product"]["status"].GetString(), "DRAFT");
   EXPECT_EQ(std::string(d["variables"]["product"]["tags"][0].GetString()), p.tag);
   EXPECT_STREQ(d["variables"]["media"][0]["originalSource"].GetString(), "https://m/media/x.jpg?sig=1");
+  EXPECT_FALSE(d["variables"]["product"].HasMember("metafields"));
+  // The seller goes on the draft as metafields, never into its description.
+  shopify::AddSeller(p, "r-1", "kerry@example.com", "");
+  shopify::AddSeller(p, "", "", "US.13491208655302741918");
+  rapidjson::Document seller;
+  seller.Parse(shopify::ProductCreateRequest(p).c_str());
+  const auto& meta = seller["variables"]["product"]["metafields"];
+  ASSERT_EQ(meta.Size(), 3u);
+  EXPECT_STREQ(meta[0]["namespace"].GetString(), "convoy");
+  EXPECT_STREQ(meta[0]["key"].GetString(), "result_id");
+  EXPECT_STREQ(meta[1]["key"].GetString(), "seller_email");
+  EXPECT_STREQ(meta[1]["value"].GetString(), "kerry@example.com");
+  EXPECT_STREQ(meta[1]["type"].GetString(), "single_line_text_field");
+  EXPECT_STREQ(meta[2]["key"].GetString(), "seller_whatsapp");
+  EXPECT_STREQ(meta[2]["value"].GetString(), "US.13491208655302741918");
+  EXPECT_EQ(shopify::ListingProduct({{"description", "x"}, {"email", "kerry@example.com"}}, "").description_html.find("kerry"),
+            std::string::npos)
+      << "a published product's description never names the seller";
   EXPECT_EQ(shopify::ListingProduct({{"description", "x"}, {"brand", "none"}}, "").vendor, "convoy");
 }
 

@@ -66,6 +66,18 @@ class Delivery : public ::testing::Test {
     return r.ok() ? *r : HttpResponse{};
   }
   std::string OutboundLog() { return stack_->services["outbound"]->process.Log(); }
+  // A seller lists an item over WhatsApp with these photos and submits it.
+  void SubmitListing(const std::string& seller, const std::vector<std::string>& photos) {
+    auto& env = *stack_;
+    ASSERT_NO_FATAL_FAILURE(env.StartListing(seller));
+    for (const auto& photo : photos) ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photo)), 200);
+    ASSERT_TRUE(env.WaitSends(seller, 4));
+    ASSERT_EQ(env.PostMessage(seller, test::TextMessage("DONE")), 200);
+    ASSERT_TRUE(env.WaitSends(seller, 5));
+    ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("flaws_no", "NO, SKIP")), 200);
+    ASSERT_TRUE(env.WaitSends(seller, 6));
+    ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("submit", "SUBMIT")), 200);
+  }
 
   std::unique_ptr<test::Stack> stack_;
   std::unique_ptr<PgConnection> db_;
@@ -80,15 +92,7 @@ TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLi
   auto& env = *stack_;
   const std::string seller = "16505550071";
   auto photos = env.RegisterPhotos("e2e-deliver-photo-", 2);
-  ASSERT_NO_FATAL_FAILURE(env.StartListing(seller));
-  ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[0])), 200);
-  ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[1])), 200);
-  ASSERT_TRUE(env.WaitSends(seller, 4));
-  ASSERT_EQ(env.PostMessage(seller, test::TextMessage("DONE")), 200);
-  ASSERT_TRUE(env.WaitSends(seller, 5));
-  ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("flaws_no", "NO, SKIP")), 200);
-  ASSERT_TRUE(env.WaitSends(seller, 6));
-  ASSERT_EQ(env.PostMessage(seller, test::ButtonReplyMessage("submit", "SUBMIT")), 200);
+  ASSERT_NO_FATAL_FAILURE(SubmitListing(seller, photos));
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << OutboundLog();
   ASSERT_TRUE(env.Drained(30s));
   ASSERT_TRUE(test::WaitUntil([&] { return Count("SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 1; }, 30s));
@@ -129,6 +133,49 @@ TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLi
   EXPECT_EQ(fetched, fixtures);
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts"), 1);
+}
+
+// SELL to a draft product: the number sends its listings to the business's Shopify store and to
+// its webhook; the draft has the photos, the seller's email and WhatsApp id (as metafields, never
+// in the description), and each sink gets the result once.
+TEST_F(Delivery, AListingBecomesADraftProductWithItsPhotosAndSellerAndReachesTheWebhookToo) {
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  fake::FakeShopify shop("shpat_e2e");
+  ASSERT_TRUE(shop.Start().ok());
+  Up("e2e_deliver_shop",
+     "[" + test::WebhookSink("acme-hook", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") +
+         R"(, {"name": "acme-shop", "kind": "shopify", "store": "acme.myshopify.com", "url": ")" + shop.url() +
+         R"(", "token": "shpat_e2e", "allow_private": true}])");
+  ASSERT_EQ(Count("WITH u AS (UPDATE numbers SET sinks = '{\"listing\": [\"acme-shop\", \"acme-hook\"]}' "
+                  "WHERE phone_number_id = $1 RETURNING 1) SELECT count(*) FROM u",
+                  {std::string(test::kDemoNumber)}),
+            1);
+  auto& env = *stack_;
+  const std::string seller = "16505550079";
+  auto photos = env.RegisterPhotos("e2e-shop-photo-", 2);
+  ASSERT_NO_FATAL_FAILURE(SubmitListing(seller, photos));
+  ASSERT_TRUE(receiver.WaitFor(1, 60s)) << OutboundLog();
+  ASSERT_TRUE(test::WaitUntil([&] { return Count("SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 2; }, 60s))
+      << OutboundLog();
+  ASSERT_TRUE(env.Drained(30s));
+
+  auto products = shop.Products();
+  ASSERT_EQ(products.size(), 1u) << "one draft";
+  const auto& p = products[0];
+  EXPECT_EQ(p.status, "DRAFT");
+  EXPECT_EQ(p.title, "Nike running shoes, size 42, used, $35");
+  EXPECT_EQ(p.media.size(), 2u) << "both photos, as signed links";
+  auto meta = [&](const std::string& key) { return p.metafields.count(key) ? p.metafields.at(key) : "(none)"; };
+  EXPECT_EQ(meta("convoy.seller_email"), "kerry@example.com");
+  EXPECT_EQ(meta("convoy.seller_whatsapp"), seller);
+  EXPECT_EQ(p.description_html.find("kerry@example.com"), std::string::npos);
+  EXPECT_EQ(p.description_html.find(seller), std::string::npos);
+  auto requests = receiver.Requests();
+  ASSERT_EQ(requests.size(), 1u) << "the webhook once";
+  EXPECT_EQ(meta("convoy.result_id"), requests[0].id) << "the draft names the result the webhook got";
+  EXPECT_EQ(Count("SELECT count(DISTINCT result_id) FROM deliveries"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM deliveries WHERE sink IN ('acme-shop', 'acme-hook')"), 2);
 }
 
 // A photo still being fetched at SUBMIT holds the listing back, but not forever: after

@@ -162,6 +162,12 @@ HttpResponse FakeShopify::Handle(const HttpRequest& r) {
     if (tags.IsArray()) {
       for (const auto& t : tags.GetArray()) product.tags.push_back(t.GetString());
     }
+    const auto& metafields = JsonMember(p, "metafields");
+    if (metafields.IsArray()) {
+      for (const auto& m : metafields.GetArray()) {
+        product.metafields[JsonStr(m, "namespace") + "." + JsonStr(m, "key")] = JsonStr(m, "value");
+      }
+    }
     const auto& media = JsonMember(vars, "media");
     if (media.IsArray()) {
       for (const auto& m : media.GetArray()) product.media.push_back(JsonStr(m, "originalSource"));

@@ -65,6 +65,7 @@ class FakeShopify {
   struct Product {
     std::string id, variant_id, title, description_html, vendor, status, price;
     std::vector<std::string> tags, media;
+    std::map<std::string, std::string> metafields;  // "namespace.key" → value
     int64_t created_ms = 0;
   };
   FakeShopify(std::string token, double bucket_max = 1000, double restore_rate = 50);

@@ -1143,6 +1143,7 @@ class Run {
     e.media_id = ev_.media_id;
     e.mime_type = ev_.mime_type;
     e.sha256 = ev_.sha256;
+    e.keep_days = flow_ ? flow_->media_retention_days : 0;
     t_.effects.push_back(std::move(e));
     return Added::kYes;
   }

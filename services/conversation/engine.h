@@ -151,6 +151,7 @@ struct Effect {
   std::string text;
   std::vector<std::pair<std::string, std::string>> buttons;  // (id, title)
   std::string media_id, mime_type, sha256;
+  int keep_days = 0;  // kFetchMedia: the flow's media_retention_days (0: media's --retention_days)
   // kUploadMedia: a stored photo to the flow's upload destination (named after the flow).
   std::string stored_name, destination;
   // kFlowCompleted: the run's result.

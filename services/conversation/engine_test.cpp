@@ -165,6 +165,7 @@ TEST(Engine, FirstPhotoIsAcknowledgedOnceAndEveryPhotoIsFetched) {
   auto first = c.Send(Image("m1", kT0 + 10));
   EXPECT_EQ(Replies(first), std::vector<std::string>{"Got it! 📸\n\nKeep sending. Text DONE when finished."});
   EXPECT_EQ(Count(first, Effect::Kind::kFetchMedia), 1u);
+  for (const auto& e : first.effects) EXPECT_EQ(e.keep_days, 0) << "a listing's photos: media's own days";
   for (const char* id : {"m2", "m3"}) {
     auto t = c.Send(Image(id, kT0 + 11));
     EXPECT_TRUE(Replies(t).empty());
@@ -924,6 +925,12 @@ TEST(Checklist, NotesAreKeptAndAnAnswerThatNeedsOneAsksForIt) {
   c.Send(Assigned(LineQa()), kT0 + 10);
   auto q1 = c.Send(Captioned("m1", "NOT OK - guard cracked", kT0 + 20));
   EXPECT_EQ(q1.note, "answered");
+  for (const auto& e : q1.effects) {
+    if (e.kind == Effect::Kind::kFetchMedia) {
+      EXPECT_EQ(e.keep_days, 400) << "the checklist's evidence is kept 400 days";
+    }
+  }
+  EXPECT_EQ(Count(q1, Effect::Kind::kFetchMedia), 1u);
   EXPECT_EQ(c.state.fields.at("q1"), "NOT OK");
   EXPECT_EQ(c.state.fields.at("q1_note"), "guard cracked");
   c.Send(Captioned("m2", "Batch 4711", kT0 + 30));

@@ -400,6 +400,7 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
   f->start = JsonStr(d, "start");
   f->triggers = Strings(JsonMember(d, "triggers"), true);
   f->greeting = JsonStr(d, "greeting");
+  if (JsonMember(d, "media_retention_days").IsInt()) f->media_retention_days = d["media_retention_days"].GetInt();
   f->on_hold = JsonStr(d, "on_hold");
   f->resumed = JsonStr(d, "resumed");
   f->fallback = JsonStr(d, "fallback");

@@ -102,6 +102,7 @@ struct Flow {
   std::string on_hold, resumed;
   // Prepended to the first message the business sends in a conversation, once in its life.
   std::string greeting;
+  int media_retention_days = 0;  // days media keeps this flow's photos; 0: media's --retention_days
   Rollout rollout;
   std::string fallback;  // the flow people outside the rollout get ("" -> the menu)
   // The extractor (convoy-outbound --extractors_file) asked for the fields an answer's rules could

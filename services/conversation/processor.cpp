@@ -420,6 +420,7 @@ std::string FetchBody(const Parsed& p, const std::string& dedupe, const Effect& 
   w.Key("media_id"); w.String(e.media_id);
   if (!e.mime_type.empty()) { w.Key("mime_type"); w.String(e.mime_type); }
   if (!e.sha256.empty()) { w.Key("sha256"); w.String(e.sha256); }
+  if (e.keep_days > 0) { w.Key("keep_days"); w.Int(e.keep_days); }
   w.EndObject();
   return b.GetString();
 }

@@ -313,6 +313,8 @@ TEST_F(ProcessorTest, PhotoBurstChecklist) {
     EXPECT_EQ(replies[3], "Got it! 📸\n\nKeep sending. Text DONE when finished.");
     EXPECT_EQ(replies[4], c.reply);
   }
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'media.fetch' AND body::jsonb ? 'keep_days'"), 0)
+      << "a listing's photos keep media's default days";
 }
 
 // 50 photos, every delivery twice, shuffled, eight consumers with their own connections:

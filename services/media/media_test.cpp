@@ -164,12 +164,13 @@ class MediaTest : public ::testing::Test {
   }
 
   void FetchMedia(const std::string& dedupe, const std::string& media_id, const std::string& mime = "",
-                  const std::string& sha256 = "") {
+                  const std::string& sha256 = "", int keep_days = 0) {
     Publish(queues::kMediaFetch, dedupe,
             R"({"schema":"media.fetch","version":1,"correlation_id":"corr-)" + dedupe + R"(","dedupe_key":")" + dedupe +
                 R"(","conversation_key":")" + kBusiness + R"(:16505551234","phone_number_id":")" + kBusiness +
                 R"(","media_id":")" + media_id + "\"" + (mime.empty() ? "" : R"(,"mime_type":")" + mime + "\"") +
-                (sha256.empty() ? "" : R"(,"sha256":")" + sha256 + "\"") + "}");
+                (sha256.empty() ? "" : R"(,"sha256":")" + sha256 + "\"") +
+                (keep_days ? R"(,"keep_days":)" + std::to_string(keep_days) : "") + "}");
   }
 
   void Upload(const std::string& dedupe, const std::string& stored, const std::string& destination) {
@@ -221,13 +222,14 @@ TEST_F(MediaTest, JpegAndPngAreFetchedVerifiedAndStoredUnderTheirHash) {
   graph_.RegisterMedia("m-jpg", test::FixturePath("media/photo1.jpg"), "image/jpeg");
   graph_.RegisterMedia("m-png", test::FixturePath("media/photo4.png"), "image/png");
   FetchMedia("f1", "m-jpg", "image/jpeg", "+oqhq9v7tRhqW/bishqEZ1FBTy9ZhxjhPUDmRLD+xMM=");  // the webhook's base64
-  FetchMedia("f2", "m-png", "image/png");
+  FetchMedia("f2", "m-png", "image/png", "", 400);  // a checklist's photo: kept 400 days
   ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s)) << EventBody("media.failed");
   const std::string jpg = Sha256Hex(Fixture("photo1.jpg")) + ".jpg", png = Sha256Hex(Fixture("photo4.png")) + ".png";
   EXPECT_EQ(test::ListDir(media_dir_), (std::set<std::string>{jpg, png}));
   EXPECT_EQ(test::ReadFile(media_dir_ + "/" + jpg), Fixture("photo1.jpg"));
   EXPECT_EQ(test::ReadFile(media_dir_ + "/" + png), Fixture("photo4.png"));
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name IN ($1, $2)", {jpg, png}), 2);
+  EXPECT_EQ(Count("SELECT coalesce(sum(keep_days), 0) FROM media_objects"), 400) << "the flow's days, with the file";
   std::string stored;
   for (const auto& e : Events()) stored += e.routing_key == "media.stored" ? e.body + "\n" : "";
   EXPECT_NE(stored.find(R"("stored_name":")" + jpg), std::string::npos) << stored;
@@ -303,11 +305,12 @@ TEST_F(MediaTest, TheSameMediaFetchedTwentyTimesAtOnceIsDownloadedOnce) {
 // Retention: stored media past --retention_days go with their files; a file that a newer row
 // (the same bytes under another media id) still names stays; settled uploads go, one in flight stays.
 TEST_F(MediaTest, RetentionRemovesOldMediaWithTheirFilesButNotAFileStillNamed) {
-  auto store = [&](const std::string& media_id, const std::string& name, int days_old) {
+  auto store = [&](const std::string& media_id, const std::string& name, int days_old, int keep_days = 0) {
     std::ofstream(media_dir_ + "/" + name) << name;
-    ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, stored_at) "
-                           "VALUES ($1, $2, 'x', 1, 'image/jpeg', now() - make_interval(days => $3::int))",
-                           {media_id, name, std::to_string(days_old)})
+    ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, stored_at, keep_days) "
+                           "VALUES ($1, $2, 'x', 1, 'image/jpeg', now() - make_interval(days => $3::int), "
+                           "NULLIF($4, '0')::int)",
+                           {media_id, name, std::to_string(days_old), std::to_string(keep_days)})
                     .ok());
   };
   const std::string alone = Sha256Hex("alone") + ".jpg", shared = Sha256Hex("shared") + ".jpg",
@@ -316,6 +319,10 @@ TEST_F(MediaTest, RetentionRemovesOldMediaWithTheirFilesButNotAFileStillNamed) {
   store("old-shared", shared, 91);
   store("new-shared", shared, 1);
   store("new", fresh, 1);
+  // A flow's own days: a checklist's 400 outlive the 90, a flow's 7 do not wait for them.
+  const std::string evidence = Sha256Hex("evidence") + ".jpg", brief = Sha256Hex("brief") + ".jpg";
+  store("evidence", evidence, 300, 400);
+  store("brief", brief, 8, 7);
   for (const auto& [key, status, days] : {std::tuple{"up-old", "uploaded", 91}, std::tuple{"up-flight", "uploading", 91},
                                           std::tuple{"up-new", "uploaded", 1}}) {
     ASSERT_TRUE(sql_->Exec("INSERT INTO media_uploads (dedupe_key, stored_name, destination, status, correlation_id, "
@@ -325,14 +332,16 @@ TEST_F(MediaTest, RetentionRemovesOldMediaWithTheirFilesButNotAFileStillNamed) {
   }
   auto r = PruneOnce(*sql_, "media", media::RetentionRules(media_dir_, 90), 1);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ((*r)["media_objects"], 2);
+  EXPECT_EQ((*r)["media_objects"], 3);
   EXPECT_EQ((*r)["media_uploads"], 1);
   struct stat st;
   EXPECT_NE(::stat((media_dir_ + "/" + alone).c_str(), &st), 0) << "removed with its row";
   EXPECT_EQ(::stat((media_dir_ + "/" + shared).c_str(), &st), 0) << "still named by new-shared";
   EXPECT_EQ(::stat((media_dir_ + "/" + fresh).c_str(), &st), 0);
+  EXPECT_EQ(::stat((media_dir_ + "/" + evidence).c_str(), &st), 0) << "kept its flow's 400 days";
+  EXPECT_NE(::stat((media_dir_ + "/" + brief).c_str(), &st), 0) << "gone after its flow's 7 days";
   auto left = sql_->Exec("SELECT string_agg(media_id, ',' ORDER BY media_id) FROM media_objects");
-  EXPECT_EQ(left->get(0, 0), "new,new-shared");
+  EXPECT_EQ(left->get(0, 0), "evidence,new,new-shared");
   auto uploads = sql_->Exec("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM media_uploads");
   EXPECT_EQ(uploads->get(0, 0), "up-flight,up-new");
 }

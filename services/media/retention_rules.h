@@ -37,7 +37,9 @@ inline std::vector<PruneRule> RetentionRules(const std::string& media_dir, int h
   };
   return {
       {"media_uploads", "updated_at < now() - $1::interval AND status <> 'uploading'", age, "dedupe_key", {}},
-      {"media_objects", "stored_at < now() - $1::interval", age, "media_id", remove_files},
+      // A flow may keep its files longer (a checklist's evidence) or shorter: its keep_days wins.
+      {"media_objects", "stored_at < now() - coalesce(make_interval(days => keep_days), $1::interval)", age, "media_id",
+       remove_files},
       {"media_quota_usage", "day < (now() - $1::interval)::date", quota_age, "bucket", {}},
       {"media_quota_charges", "charged_at < now() - $1::interval", quota_age, "media_id", {}},
   };

@@ -117,8 +117,39 @@ constexpr const char* kSetMarketing =
     "WHERE marketing_preferences.changed_at <= EXCLUDED.changed_at";
 // A number's send rate from the registry (0018_number_throughput.sql).
 constexpr const char* kNumberThroughput = "SELECT throughput, status FROM numbers WHERE phone_number_id = $1";
+// What Meta bills, kept on the message; whether it is the first time (a message is counted once,
+// whichever of its statuses carries it) and the tenant of its number.
 constexpr const char* kRecordPricing =
-    "UPDATE outbound_messages SET pricing = $2::jsonb WHERE wamid = $1 OR (wamid IS NULL AND dedupe_key = $3)";
+    "WITH old AS (SELECT dedupe_key, pricing IS NULL AS first, phone_number_id FROM outbound_messages "
+    "WHERE wamid = $1 OR (wamid IS NULL AND dedupe_key = $3) FOR UPDATE) "
+    "UPDATE outbound_messages m SET pricing = $2::jsonb FROM old WHERE m.dedupe_key = old.dedupe_key "
+    "RETURNING old.first, coalesce((SELECT n.tenant FROM numbers n WHERE n.phone_number_id = old.phone_number_id), "
+    "'unregistered')";
+
+// A pricing label's value when it is one Meta documents, else "other": labels stay bounded
+// whatever a webhook says.
+std::string PricingLabel(const std::string& value, std::initializer_list<const char*> known) {
+  for (const char* k : known) {
+    if (value == k) return value;
+  }
+  return "other";
+}
+
+// Messages Meta prices, by tenant and by how: since July 2025 every message has its own price.
+void CountPriced(const std::string& tenant, const rapidjson::Value& pricing) {
+  const std::string category =
+      PricingLabel(JsonStr(pricing, "category"), {"marketing", "marketing_lite", "utility", "authentication",
+                                                  "authentication_international", "service", "referral_conversion"});
+  const std::string model = PricingLabel(JsonStr(pricing, "pricing_model"), {"PMP", "CBP"});
+  const auto& billable = JsonMember(pricing, "billable");
+  DefaultRegistry()
+      .GetCounter("convoy_outbound_messages_priced_total",
+                  "Messages Meta priced (the pricing of their status webhooks), once each, by the number's tenant, "
+                  "category, pricing model and whether billable.",
+                  "tenant=\"" + tenant + "\",category=\"" + category + "\",pricing_model=\"" + model +
+                      "\",billable=\"" + (billable.IsBool() ? (billable.GetBool() ? "true" : "false") : "unknown") + "\"")
+      .Inc();
+}
 
 struct Metrics {
   Registry& r = DefaultRegistry();
@@ -701,8 +732,9 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     rapidjson::StringBuffer b;
     rapidjson::Writer<rapidjson::StringBuffer> w(b);
     st["pricing"].Accept(w);
-    Status p = db_.Exec(kRecordPricing, {wamid, std::string(b.GetString(), b.GetSize()), key}).status();
-    if (!p.ok()) return retry(p);
+    auto p = db_.Exec(kRecordPricing, {wamid, std::string(b.GetString(), b.GetSize()), key});
+    if (!p.ok()) return retry(p.status());
+    if (!p->empty() && p->get(0, 0) == "t") CountPriced(p->get(0, 1), st["pricing"]);
   }
   (r->affected ? M().statuses : M().stale).Inc();
   LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid << " applied=" << r->affected;

@@ -783,6 +783,7 @@ TEST_F(OutboundTest, MessagesOverMetasLimitsFailWithAClearReason) {
 
 // Statuses in any order and any number of times: the log only moves forward.
 TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
+  test::RegisterNumber(*sql_, kBusiness, "acme");
   StartReplica(Settings(), 1);
   Send("tracked", "16505552008");
   ASSERT_TRUE(WaitStatus("tracked", "sent"));
@@ -806,9 +807,14 @@ TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
   EXPECT_EQ(Log("tracked").status, "read");
   // v24 statuses: no conversation object, pricing recorded even from a status that is too late to
   // move the message; a send to a BSUID names its recipient by recipient_user_id.
-  PublishStatus(kBusiness, R"({"id":")" + wamid + R"(","status":"delivered","timestamp":"1750000002",)"
-                               R"("recipient_user_id":"US.13491208655302741918","pricing":{"billable":true,)"
-                               R"("pricing_model":"PMP","category":"utility","type":"regular"}})");
+  Counter& priced = DefaultRegistry().GetCounter(
+      "convoy_outbound_messages_priced_total", "",
+      "tenant=\"acme\",category=\"utility\",pricing_model=\"PMP\",billable=\"true\"");
+  const double priced_before = priced.Value();
+  const std::string with_pricing = R"(","timestamp":"1750000002",)"
+                                   R"("recipient_user_id":"US.13491208655302741918","pricing":{"billable":true,)"
+                                   R"("pricing_model":"PMP","category":"utility","type":"regular"}})";
+  PublishStatus(kBusiness, R"({"id":")" + wamid + R"(","status":"delivered)" + with_pricing);
   ASSERT_TRUE(WaitUntil(
       [&] {
         auto r = sql_->Exec("SELECT coalesce(pricing->>'category', '') FROM outbound_messages WHERE wamid = $1",
@@ -817,6 +823,23 @@ TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
       },
       20s));
   EXPECT_EQ(Log("tracked").status, "read");
+  // Counted once per message, by its number's tenant, whichever statuses carry the pricing.
+  EXPECT_EQ(priced.Value(), priced_before + 1);
+  const double applied = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"ignored\"").Value();
+  PublishStatus(kBusiness, R"({"id":")" + wamid + R"(","status":"read)" + with_pricing);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"ignored\"").Value() >=
+               applied + 1;
+      },
+      20s));
+  EXPECT_EQ(priced.Value(), priced_before + 1) << "the same message's pricing again is not counted again";
+  auto cost = sql_->Exec("SELECT tenant, category, messages, billable FROM message_costs WHERE phone_number_id = $1",
+                         {std::string(kBusiness)});
+  ASSERT_TRUE(cost.ok()) << cost.status().ToString();
+  ASSERT_EQ(cost->size(), 1u);
+  EXPECT_EQ(cost->get(0, 0) + " " + cost->get(0, 1) + " " + cost->get(0, 2) + " " + cost->get(0, 3), "acme utility 1 1")
+      << "summed per conversation, number and tenant";
 
   // Meta took a message but could not deliver it: recorded with its code, the conversation hears.
   Send("undelivered", "16505552009");

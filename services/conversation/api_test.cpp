@@ -395,6 +395,25 @@ TEST_F(NumbersApi, PutThenGetReturnsWhatWasPut) {
   EXPECT_EQ(Call("GET", "/v1/numbers?status=gone").status, 400);
 }
 
+// A number's Graph API version: absent, the deployment's (not shown); put, kept and shown; a change
+// of version alone is an update.
+TEST_F(NumbersApi, AGraphVersionIsKeptAndShownAndAbsentMeansTheDeployments) {
+  const std::string path = std::string("/v1/numbers/") + kSecond;
+  auto put = Call("PUT", path, NumberJson(kSecond));
+  ASSERT_EQ(put.status, 201) << put.body;
+  EXPECT_EQ(Field(put.body, "graph_version"), "") << put.body;
+  auto moved = Call("PUT", path, NumberJson(kSecond, R"(, "graph_version": "v27.0")"));
+  ASSERT_EQ(moved.status, 200) << moved.body;
+  EXPECT_EQ(Field(Call("GET", path).body, "graph_version"), "v27.0");
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE graph_version = 'v27.0'"), 1);
+  auto bad = Call("PUT", path, NumberJson(kSecond, R"(, "graph_version": "27")"));
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.body.find("graph_version is a Graph API version such as v24.0"), std::string::npos) << bad.body;
+  EXPECT_EQ(Field(Call("GET", path).body, "graph_version"), "v27.0") << "a refused PUT changes nothing";
+  ASSERT_EQ(Call("PUT", path, NumberJson(kSecond)).status, 200);
+  EXPECT_EQ(Field(Call("GET", path).body, "graph_version"), "") << "a PUT is the whole entry: back to the default";
+}
+
 TEST_F(NumbersApi, PutRefusesWhatIsWrongWithAClearReasonAndStoresNothing) {
   struct Case {
     std::string path, body, says;

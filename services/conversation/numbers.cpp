@@ -16,23 +16,25 @@ constexpr const char* kNumberTenant = "SELECT tenant FROM numbers WHERE phone_nu
 // Inserted (created), replaced when anything differs (updated), or left alone (no row back).
 constexpr const char* kUpsertNumber =
     "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
-    "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks) VALUES ($1, $2, $3, $4, "
-    "$5, $6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), $11, $12, $13, $14::jsonb) "
+    "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, graph_version) VALUES "
+    "($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), $11, $12, $13, $14::jsonb, "
+    "NULLIF($15, '')) "
     "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
     "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = EXCLUDED.graph_token_ref, throughput = "
     "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = EXCLUDED.default_flow, greeting = "
     "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = EXCLUDED.status, source = "
-    "EXCLUDED.source, sinks = EXCLUDED.sinks, updated_at = now() "
+    "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, updated_at = now() "
     "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, n.coexistence, n.default_flow, "
-    "n.greeting, n.templates_language, n.status, n.source, n.sinks) IS DISTINCT FROM (EXCLUDED.waba_id, "
-    "EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, EXCLUDED.throughput, EXCLUDED.coexistence, "
-    "EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, EXCLUDED.status, EXCLUDED.source, "
-    "EXCLUDED.sinks) "
+    "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version) IS DISTINCT FROM ("
+    "EXCLUDED.waba_id, EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, EXCLUDED.throughput, "
+    "EXCLUDED.coexistence, EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, EXCLUDED.status, "
+    "EXCLUDED.source, EXCLUDED.sinks, EXCLUDED.graph_version) "
     "RETURNING (xmax = 0)";
 // As number.v1 says it, plus where it came from and when.
 constexpr const char* kNumberJson =
     "json_strip_nulls(json_build_object('phone_number_id', phone_number_id, 'tenant', tenant, 'waba_id', waba_id, "
-    "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, 'throughput', "
+    "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, 'graph_version', "
+    "graph_version, 'throughput', "
     "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'greeting', greeting, "
     "'templates_language', templates_language, 'status', status, 'sinks', sinks, 'source', source, 'created_at', created_at, "
     "'updated_at', updated_at))";
@@ -56,6 +58,7 @@ std::string Hint(const std::string& message) {
   static const std::vector<std::pair<const char*, const char*>> kHints = {
       {"'#/graph_token'",
        "graph_token says where the Graph token is, env:NAME or file:/absolute/path; never the token itself"},
+      {"'#/graph_version'", "graph_version is a Graph API version such as v24.0"},
       {"'#/status'", "status is one of active, paused, offboarded"},
       {"'#/phone_number_id'", "phone_number_id is Meta's numeric id of the number"},
       {"'#/waba_id'", "waba_id is the numeric id of the WhatsApp business account"},
@@ -100,6 +103,7 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
   e.waba_id = JsonStr(d, "waba_id");
   e.display_phone_number = JsonStr(d, "display_phone_number");
   e.graph_token = JsonStr(d, "graph_token");
+  e.graph_version = JsonStr(d, "graph_version");
   if (d.HasMember("app")) e.app = JsonStr(d, "app");
   if (d.HasMember("coexistence")) e.coexistence = d["coexistence"].GetBool();
   e.throughput = e.coexistence ? 20 : 80;
@@ -143,7 +147,8 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
   }
   auto r = db.Exec(kUpsertNumber, {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app, e.graph_token,
                                    std::to_string(e.throughput), e.coexistence ? "true" : "false", e.default_flow,
-                                   e.greeting, e.templates_language, e.status, source, e.sinks_json});
+                                   e.greeting, e.templates_language, e.status, source, e.sinks_json,
+                                   e.graph_version});
   if (!r.ok()) return fail(r.status());
   s = db.Commit();
   if (!s.ok()) return fail(s);

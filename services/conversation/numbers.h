@@ -2,9 +2,10 @@
 // The numbers registry (issue 27): the WhatsApp business numbers this deployment serves, as rows
 // of `numbers` (deploy/postgres/0017_numbers.sql), put by the API (numbers_api.h) or by
 // deploy/numbers/<phone_number_id>.json at start. A number is its business's (tenant), has a
-// Graph token *reference* (env:NAME or file:/path, never the token) and a status: active, paused
-// or offboarded. An update for a number that is not registered, or is offboarded, never starts a
-// flow or a send (the processor records it in unknown_number_updates and acks it).
+// Graph token *reference* (env:NAME or file:/path, never the token), a Graph API version (else the
+// deployment's) and a status: active, paused or offboarded. An update for a number that is not
+// registered, or is offboarded, never starts a flow or a send (the processor records it in
+// unknown_number_updates and acks it).
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ namespace convoy::conversation {
 // A number's registry entry, as proto-schemas/number.v1.json describes it, defaults filled in.
 struct NumberEntry {
   std::string phone_number_id, tenant, waba_id, display_phone_number, app = "default", graph_token;
+  std::string graph_version;  // "" (NULL): the deployment's, the version in --graph_base_url
   int throughput = 80;
   bool coexistence = false;
   std::string default_flow, greeting, templates_language = "en_US", status = "active";

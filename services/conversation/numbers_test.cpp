@@ -62,9 +62,14 @@ TEST_F(NumbersDb, TheFileFormLoadsEveryFileAndABadOneNamesItself) {
             1)
       << "the demo number scripts/run.sh and the fixtures use";
   const std::string dir = TempDir("numbers");
-  Write(dir + "/" + kSecond + ".json", NumberJson(kSecond));
+  Write(dir + "/" + kSecond + ".json", NumberJson(kSecond, R"(, "graph_version": "v27.0")"));
   EXPECT_TRUE(LoadNumberFiles(*conn_, dir, schemas_).ok());
-  EXPECT_EQ(Count(std::string("SELECT count(*) FROM numbers WHERE phone_number_id = '") + kSecond + "'"), 1);
+  EXPECT_EQ(Count(std::string("SELECT count(*) FROM numbers WHERE phone_number_id = '") + kSecond +
+                  "' AND graph_version = 'v27.0'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352242922' AND graph_version IS NULL"),
+            1)
+      << "the demo number calls under the deployment's version";
   // A file named for another number than it holds, and one with a token in clear: refused, named.
   const std::string bad = TempDir("numbers_bad");
   Write(bad + "/106540352241111.json", NumberJson("106540352241111"));

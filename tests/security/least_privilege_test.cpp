@@ -156,15 +156,19 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "CREATE TABLE intruder (x int)", "INSERT INTO schema_migrations VALUES (9999, 'x')"}},
       {"convoy_media",
        {"SELECT count(*) FROM media_objects", "DELETE FROM media_uploads WHERE false",
-        "UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'x' AND settled_at IS NULL"},
-       {"SELECT count(*) FROM conversations", "SELECT body FROM outbox", "UPDATE outbox SET body = '{}'",
+        "UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'x' AND settled_at IS NULL",
+        // which token and version a number's media is fetched with (0021_number_graph_version.sql)
+        "SELECT phone_number_id, graph_token_ref, graph_version FROM numbers"},
+       {"SELECT count(*) FROM conversations", "SELECT body FROM outbox", "SELECT tenant FROM numbers", "UPDATE outbox SET body = '{}'",
         "INSERT INTO outbox (exchange, routing_key, dedupe_key, body) VALUES ('a', 'b', 'c', '{}')",
         "SELECT count(*) FROM outbound_messages", "CREATE TABLE intruder (x int)"}},
       {"convoy_outbound",
        {"SELECT count(*) FROM outbound_messages", "SELECT count(*) FROM deliveries",
         "DELETE FROM sink_states WHERE false", "SELECT nextval('deliveries_id_seq')",
         // what it reads to send a conversation's replies in order (0016_reply_order.sql)
-        "SELECT id, conversation_key, due_at FROM outbox WHERE routing_key = 'outbound.send' AND settled_at IS NULL"},
+        "SELECT id, conversation_key, due_at FROM outbox WHERE routing_key = 'outbound.send' AND settled_at IS NULL",
+        // which token and version a number's sends call with (0021_number_graph_version.sql)
+        "SELECT graph_token_ref, graph_version FROM numbers WHERE phone_number_id = '1'"},
        {"SELECT count(*) FROM identities", "SELECT count(*) FROM conversations", "DELETE FROM outbox",
         "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
       {"convoy_readonly",

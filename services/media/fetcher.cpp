@@ -159,20 +159,22 @@ struct Fetcher::Downloaded {
 
 Fetcher::Fetcher(PgConnection& db, const SchemaRegistry& schemas, FetchSettings settings, EventPublisher events)
     : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)),
-      quota_(db, settings_.quota) {}
+      quota_(db, settings_.quota),
+      graph_numbers_(db, {settings_.graph_base_url, settings_.graph_secrets, settings_.numbers_ttl,
+                          settings_.graph_token}) {}
 
 Status Fetcher::Emit(const std::string& schema, const std::string& fields, const Delivery& d) {
   return events_ ? events_(EventFor(d, schema, fields)) : Status::Ok();
 }
 
 Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const std::string& phone_number_id,
-                                           const std::string& expected_mime, const std::string& expected_sha256,
+                                           const GraphTarget& graph, const std::string& expected_mime, const std::string& expected_sha256,
                                            int64_t room, int64_t* over_room) {
   for (int round = 0; round < 2; ++round) {
     // 1. Metadata: where the bytes are, and what Meta says they are.
     HttpClientRequest meta;
-    meta.url = settings_.graph_base_url + "/" + media_id + "?phone_number_id=" + phone_number_id;
-    meta.headers["Authorization"] = "Bearer " + settings_.graph_token;
+    meta.url = graph.base_url + "/" + media_id + "?phone_number_id=" + phone_number_id;
+    meta.headers["Authorization"] = "Bearer " + graph.token;
     meta.timeout = settings_.timeout;
     auto m = HttpFetch(meta);
     if (!m.ok()) return m.status();
@@ -214,7 +216,7 @@ Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const st
     Digest digest;
     HttpClientRequest get;
     get.url = url;
-    get.headers["Authorization"] = "Bearer " + settings_.graph_token;
+    get.headers["Authorization"] = "Bearer " + graph.token;
     get.timeout = settings_.timeout;
     auto got = HttpDownload(get, room_caps ? static_cast<size_t>(room) : limit, [&](const char* data, size_t n) {
       digest.Update(data, n);
@@ -272,6 +274,18 @@ Disposition Fetcher::Handle(const Delivery& d) {
     Outcome("already_stored").Inc();
     return stored_event(**found);
   }
+  // The number's own Graph token and version (issue 27): one that cannot be resolved holds the
+  // fetch back (no download, no attempt counted); it is never fetched with another number's token.
+  auto graph = graph_numbers_.For(pnid);
+  if (!graph.ok() && graph.status().code() == Code::kUnavailable) return DispositionFor(graph.status());
+  if (!graph.ok()) {
+    Outcome("graph_token_unresolved").Inc();
+    LOG_EVERY_N(WARNING, 100) << ctx << "event=graph_token_unresolved media_id=" << media_id
+                              << " phone_number_id=" << pnid << " error=\"" << graph.status().message()
+                              << "\" (logged every 100th)";
+    return Disposition::Delay(graph.status().message() + " (business number " + pnid + ")",
+                              settings_.graph_token_recheck.count());
+  }
   // One download of a media id at a time: another holder → come back after the shortest delay.
   auto locked = db_.Exec(kTryLock, {media_id});
   if (!locked.ok()) return DispositionFor(locked.status());
@@ -304,7 +318,7 @@ Disposition Fetcher::Handle(const Delivery& d) {
     room = Room(admission->user, admission->number, quota_.limits());
   }
   int64_t over_room = 0;
-  auto fetched = Fetch(media_id, pnid, JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"), room, &over_room);
+  auto fetched = Fetch(media_id, pnid, *graph, JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"), room, &over_room);
   if (!fetched.ok() && over_room > 0) {
     return Refuse(OverQuota(admission->user, admission->number, over_room, quota_.limits()), *admission, media_id,
                   ctx, d);

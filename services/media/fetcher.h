@@ -13,6 +13,7 @@
 
 #include "convoy/amqp.h"
 #include "convoy/events.h"
+#include "convoy/graph_numbers.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
 #include "quota.h"
@@ -27,8 +28,15 @@ namespace convoy::media {
 std::string FailureCode(const Status& failure);
 
 struct FetchSettings {
+  // The deployment's Graph base URL and token (what env:CONVOY_GRAPH_TOKEN means when graph_secrets
+  // is empty). A number's media is fetched with the number's own token and version from the
+  // registry (convoy/graph_numbers.h); a number not in the registry's with these.
   std::string graph_base_url;
   std::string graph_token;
+  std::shared_ptr<SecretRefs> graph_secrets;  // shared by the threads
+  std::chrono::seconds numbers_ttl{30};        // how long a number's token reference and version are kept
+  // A fetch for a number whose token cannot be resolved waits (no download), and looks again this often.
+  std::chrono::milliseconds graph_token_recheck{30000};
   std::string media_dir;
   SizeLimits limits;
   std::chrono::milliseconds timeout{60000};
@@ -54,7 +62,7 @@ class Fetcher {
   // The verified bytes in a file with no name yet. Transient failures are kUnavailable/kTimeout;
   // the rest are permanent and say why. A file larger than `room` (the quota's) is not downloaded,
   // or its download stopped: then *over_room is the size that did not fit.
-  Result<Downloaded> Fetch(const std::string& media_id, const std::string& phone_number_id,
+  Result<Downloaded> Fetch(const std::string& media_id, const std::string& phone_number_id, const GraphTarget& graph,
                            const std::string& expected_mime, const std::string& expected_sha256, int64_t room,
                            int64_t* over_room);
   Status Emit(const std::string& schema, const std::string& fields, const Delivery& d);
@@ -66,6 +74,7 @@ class Fetcher {
   FetchSettings settings_;
   EventPublisher events_;
   QuotaLedger quota_;
+  GraphNumbers graph_numbers_;
 };
 
 // A file being written into `dir` that has no name there until Commit(): an O_TMPFILE inode (a

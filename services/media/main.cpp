@@ -11,6 +11,7 @@
 #include "convoy/ledger.h"
 #include "convoy/retention.h"
 #include "convoy/flags.h"
+#include "convoy/graph_numbers.h"
 #include "convoy/http.h"
 #include "convoy/ssrf.h"
 #include "convoy/startup.h"
@@ -126,6 +127,8 @@ int main(int argc, char** argv) {
   convoy::media::FetchSettings fetch;
   fetch.graph_base_url = FLAGS_graph_base_url;
   fetch.graph_token = *token;
+  fetch.graph_secrets =
+      convoy::DeploymentGraphSecrets(FLAGS_graph_token_file, std::chrono::seconds(FLAGS_graph_token_check_seconds));
   fetch.media_dir = FLAGS_media_dir;
   fetch.limits = {static_cast<size_t>(FLAGS_max_image_bytes), static_cast<size_t>(FLAGS_max_video_bytes),
                   static_cast<size_t>(FLAGS_max_audio_bytes), static_cast<size_t>(FLAGS_max_document_bytes)};

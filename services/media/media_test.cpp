@@ -610,5 +610,69 @@ TEST_F(MediaTest, ConcurrentFetchesNeverPassTheUsersPhotoLimit) {
   EXPECT_EQ(Count("SELECT photos FROM media_quota_usage WHERE bucket = $1", {std::string(kDay) + "|user|" + kUser}), 2);
 }
 
+
+uint64_t Outcome(const char* outcome) {
+  return DefaultRegistry()
+      .GetCounter("convoy_media_fetches_total", "", std::string("outcome=\"") + outcome + "\"")
+      .Value();
+}
+
+// Each number's inbound media is fetched with that number's own Graph token and under its own
+// version (issue 27): the metadata call and the download both carry it. A number not in the
+// registry: the deployment's token and version. A number whose token cannot be resolved: no
+// call at all, and the fetch waits with the reason.
+TEST_F(MediaTest, MediaIsFetchedWithTheOwningNumbersTokenAndVersion) {
+  const std::string own = "106540352230101", lost = "106540352230109";
+  const std::string token_file = dir_ + "/own-token";
+  std::ofstream(token_file) << "own-number-token\n";
+  for (const auto& [pnid, ref, version] :
+       {std::make_tuple(own, "file:" + token_file, std::string("v27.0")),
+        std::make_tuple(lost, std::string("env:CONVOY_TEST_MEDIA_LOST_TOKEN"), std::string())}) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+                           "graph_token_ref, graph_version, source) VALUES ($1, $1, '1', '+1', $2, NULLIF($3, ''), "
+                           "'api')",
+                           {pnid, ref, version})
+                    .ok());
+  }
+  unsetenv("CONVOY_TEST_MEDIA_LOST_TOKEN");
+  graph_.AcceptToken("own-number-token");
+  graph_.RegisterMedia("m-own", test::FixturePath("media/photo1.jpg"), "image/jpeg");
+  graph_.RegisterMedia("m-demo", test::FixturePath("media/photo4.png"), "image/png");
+  auto conn = PgConnection::Connect(db_.dsn());
+  ASSERT_TRUE(conn.ok());
+  std::vector<std::string> emitted;
+  FetchSettings settings = Fetch();
+  settings.graph_token_recheck = 1500ms;
+  Fetcher fetcher(**conn, base_.schemas, settings, [&](AmqpMessage m) {
+    emitted.push_back(m.routing_key);
+    return Status::Ok();
+  });
+  auto fetch = [&](const std::string& pnid, const std::string& media_id) {
+    Delivery d;
+    d.queue = queues::kMediaFetch;
+    d.body = R"({"schema":"media.fetch","version":1,"correlation_id":"c","dedupe_key":"fetch:)" + media_id +
+             R"(","conversation_key":")" + pnid + R"(:16505551234","phone_number_id":")" + pnid +
+             R"(","media_id":")" + media_id + R"("})";
+    d.headers = {{headers::kDedupeKey, "fetch:" + media_id}, {headers::kConversationKey, pnid + ":16505551234"}};
+    return fetcher.Handle(d);
+  };
+  const uint64_t held = Outcome("graph_token_unresolved");
+  Disposition waits = fetch(lost, "m-lost");
+  EXPECT_EQ(waits.kind, Disposition::Kind::kDelay);
+  EXPECT_EQ(waits.reason, "graph token env:CONVOY_TEST_MEDIA_LOST_TOKEN not set (business number " + lost + ")");
+  EXPECT_EQ(waits.delay_ms, 1500);
+  EXPECT_EQ(Outcome("graph_token_unresolved"), held + 1);
+  EXPECT_TRUE(graph_.Calls().empty()) << "no call with any token";
+
+  ASSERT_EQ(fetch(own, "m-own").kind, Disposition::Kind::kAck);
+  ASSERT_EQ(fetch(kBusiness, "m-demo").kind, Disposition::Kind::kAck);
+  EXPECT_EQ(emitted, (std::vector<std::string>{"media.stored", "media.stored"}));
+  std::vector<std::string> calls;
+  for (const auto& c : graph_.Calls()) calls.push_back(c.method + " " + c.path + " " + c.token);
+  EXPECT_EQ(calls, (std::vector<std::string>{"GET /v27.0/m-own own-number-token", "GET /_download/m-own own-number-token",
+                                             std::string("GET /v24.0/m-demo ") + kToken,
+                                             std::string("GET /_download/m-demo ") + kToken}));
+}
+
 }  // namespace
 }  // namespace convoy::media

@@ -198,7 +198,9 @@ int main(int argc, char** argv) {
   const convoy::AmqpOptions& amqp = *amqp_options;
   convoy::Publisher publisher(amqp);
   convoy::outbound::SenderSettings settings;
-  settings.graph = {FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms)};
+  settings.graph = {FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms),
+                    convoy::DeploymentGraphSecrets(FLAGS_graph_token_file,
+                                                   std::chrono::seconds(FLAGS_graph_token_check_seconds))};
   settings.pacing = {FLAGS_pacing, FLAGS_number_rate, FLAGS_number_burst, 1.0 / FLAGS_pair_refill_seconds,
                      FLAGS_pair_burst};
   settings.send_deadline = std::chrono::seconds(FLAGS_send_deadline_seconds);

@@ -163,6 +163,7 @@ struct Metrics {
   Counter& reconciling = Result("awaiting_status");
   Counter& paced = Result("paced");
   Counter& number_paused = Result("number_paused");
+  Counter& graph_token_unresolved = Result("graph_token_unresolved");
   Counter& invalid = Result("invalid");
   Counter& record_retried = Result("record_retry");
   Counter& record_parked = Result("record_parked");
@@ -307,7 +308,9 @@ std::string DedupeKeyFromCallback(const std::string& callback) {
 }
 
 Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events)
-    : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)), pacer_(db) {
+    : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)), pacer_(db),
+      graph_numbers_(db, {settings_.graph.base_url, settings_.graph.secrets, settings_.pacing.rates_ttl,
+                          settings_.graph.token}) {
   if (!settings_.now) settings_.now = SystemNow;
   M();
 }
@@ -490,6 +493,17 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   auto request = BuildSendRequest(guarded.empty() ? d.body : guarded, CallbackFor(c.dedupe));
   if (!request.ok()) return Fail(c, d, kInvalidParameterCode, request.status().message(), false);
+  // The number's own Graph token and API version (issue 27). A token that cannot be resolved holds
+  // the number's sends back, uncalled and uncounted as attempts, like a pause: never another's token.
+  auto graph = graph_numbers_.For(c.pnid);
+  if (!graph.ok() && graph.status().code() == Code::kUnavailable) return DispositionFor(graph.status());
+  if (!graph.ok()) {
+    M().graph_token_unresolved.Inc();
+    LOG_EVERY_N(WARNING, 100) << ctx << "event=graph_token_unresolved phone_number_id=" << c.pnid
+                              << " error=\"" << graph.status().message() << "\" (logged every 100th)";
+    return Unpaced(Disposition::Delay(graph.status().message() + " (business number " + c.pnid + ")",
+                                      settings_.paused_recheck.count()));
+  }
   // 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
   const bool typing = c.type == "typing_indicator";  // a read receipt, not a message: not paced
   if (settings_.pacing.enabled && !typing) {
@@ -527,8 +541,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
   // 5. The call.
   HttpClientRequest req;
   req.method = "POST";
-  req.url = settings_.graph.base_url + "/" + c.pnid + "/messages";
-  req.headers["Authorization"] = "Bearer " + settings_.graph.token;
+  req.url = graph->base_url + "/" + c.pnid + "/messages";
+  req.headers["Authorization"] = "Bearer " + graph->token;
   req.headers["X-Correlation-Id"] = c.correlation;
   req.timeout = settings_.graph.timeout;
   if (!c.mark_read.empty() && previous == "new") {

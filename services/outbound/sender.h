@@ -28,6 +28,7 @@
 
 #include "convoy/amqp.h"
 #include "convoy/events.h"
+#include "convoy/graph_numbers.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
@@ -37,9 +38,12 @@
 namespace convoy::outbound {
 
 struct GraphSettings {
-  std::string base_url;  // e.g. https://graph.facebook.com/v24.0
-  std::string token;
+  std::string base_url;  // the deployment's, e.g. https://graph.facebook.com/v24.0; a number's graph_version replaces it
+  std::string token;     // the deployment's: what env:CONVOY_GRAPH_TOKEN means when `secrets` is empty
   std::chrono::milliseconds timeout{10000};
+  // Resolves each number's graph_token_ref (convoy/graph_numbers.h); shared by the threads. Empty:
+  // one that knows env:CONVOY_GRAPH_TOKEN as `token` and reads other references itself.
+  std::shared_ptr<SecretRefs> secrets;
 };
 
 struct PacingSettings {
@@ -54,6 +58,9 @@ struct PacingSettings {
 struct SenderSettings {
   GraphSettings graph;
   PacingSettings pacing;
+  // A send of a number whose Graph token cannot be resolved (graph_token_ref: env not set, file
+  // unreadable) waits like a paused number's, and looks again as often; it never goes with
+  // another number's token.
   // A send of a number the registry has `paused` waits (no call, no attempt counted) and looks again
   // this often; resuming the number sends what waited.
   std::chrono::milliseconds paused_recheck{30000};
@@ -104,6 +111,7 @@ class Sender {
   SenderSettings settings_;
   EventPublisher events_;
   Pacer pacer_;
+  GraphNumbers graph_numbers_;  // each number's Graph token and version
 };
 
 // When retrying a send ends (seconds since the epoch): its customer-service window closes (a

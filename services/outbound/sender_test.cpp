@@ -8,6 +8,8 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <tuple>
@@ -71,7 +73,7 @@ class OutboundTest : public ::testing::Test {
 
   SenderSettings Settings() const {
     SenderSettings s;
-    s.graph = {graph_.base_url(), kToken, 1000ms};
+    s.graph = {graph_.base_url(), kToken, 1000ms, nullptr};
     s.pacing.enabled = false;
     s.reconcile = 2s;
     return s;
@@ -898,7 +900,8 @@ TEST_F(OutboundTest, EachNumberIsPacedAtItsOwnThroughputFromTheRegistry) {
   for (const auto& n : numbers) {
     if (n.throughput == 0) continue;
     auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
-                        "throughput, coexistence, source) VALUES ($1, 't', '1', '+1', 'env:T', $2::int, $3::boolean, 'api')",
+                        "throughput, coexistence, source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', $2::int, "
+                        "$3::boolean, 'api')",
                         {n.id, std::to_string(n.throughput), std::string(n.throughput <= 20 ? "true" : "false")});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
@@ -944,8 +947,8 @@ TEST_F(OutboundTest, APausedNumbersSendsWaitAndGoWhenItIsActiveAgain) {
   const std::string paused = "106540352210099";
   auto put = [&](const std::string& status) {
     auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
-                        "status, source) VALUES ($1, 't', '1', '+1', 'env:T', $2, 'api') ON CONFLICT (phone_number_id) "
-                        "DO UPDATE SET status = EXCLUDED.status",
+                        "status, source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', $2, 'api') "
+                        "ON CONFLICT (phone_number_id) DO UPDATE SET status = EXCLUDED.status",
                         {paused, status});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   };
@@ -1121,6 +1124,160 @@ TEST_F(OutboundTest, RetentionPrunesSettledHistoryAndKeepsWhatIsStillGoing) {
   EXPECT_EQ(sends->get(0, 0), "new-sent,old-sending");
   auto deliveries = sql_->Exec("SELECT string_agg(result_id, ',') FROM deliveries");
   EXPECT_EQ(deliveries->get(0, 0), "r-held");
+}
+
+
+// Each number calls Graph with its own token and under its own API version (issue 27). Two numbers
+// of two businesses, one token in the environment (env:) and one in a file (file:, a mounted
+// Secret), each with its own version; and the demo number, not in the registry, with the
+// deployment's token and version. Every call (the read receipt too) reaches the fake with its own
+// number's token under its own version path, never another's.
+class GraphPerNumber : public OutboundTest {
+ protected:
+  static constexpr const char* kAcme = "106540352230001";
+  static constexpr const char* kGlobex = "106540352230002";
+  void SetUp() override {
+    OutboundTest::SetUp();
+    token_file_ = ::testing::TempDir() + "/" + test::UniqueName("globex_token");
+    WriteToken("globex-token-1");
+    setenv("CONVOY_TEST_ACME_GRAPH_TOKEN", "acme-token", 1);
+    for (const char* t : {"acme-token", "globex-token-1", "globex-token-2"}) graph_.AcceptToken(t);
+    Register(kAcme, "env:CONVOY_TEST_ACME_GRAPH_TOKEN", "v27.0");
+    Register(kGlobex, "file:" + token_file_, "v25.0");
+  }
+  void TearDown() override {
+    OutboundTest::TearDown();
+    unsetenv("CONVOY_TEST_ACME_GRAPH_TOKEN");
+    std::remove(token_file_.c_str());
+  }
+  // A rotated Secret: the new file replaces the old one (a new inode, as a Secret volume's swap).
+  void WriteToken(const std::string& token) {
+    const std::string next = token_file_ + ".next";
+    std::ofstream(next) << token << "\n";
+    ASSERT_EQ(std::rename(next.c_str(), token_file_.c_str()), 0);
+  }
+  void Register(const std::string& pnid, const std::string& ref, const std::string& version) {
+    auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
+                        "graph_version, source) VALUES ($1, $1, '1', '+1', $2, NULLIF($3, ''), 'api')",
+                        {pnid, ref, version});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  SenderSettings PerNumberSettings(std::chrono::seconds check_every) {
+    SenderSettings s = Settings();
+    s.graph.secrets = std::make_shared<SecretRefs>(check_every);
+    s.graph.secrets->Set(kDeploymentGraphTokenRef, kToken);
+    s.paused_recheck = 1000ms;
+    return s;
+  }
+  static std::string CommandOf(const std::string& pnid, const std::string& key, const std::string& to) {
+    std::string body = Command(key, to, TextMessage("hi " + key), NowSeconds() - 60);
+    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + pnid.size())) {
+      body.replace(at, std::string(kBusiness).size(), pnid);
+    }
+    return body;
+  }
+  void SendFrom(const std::string& pnid, const std::string& key, const std::string& to, std::string mark_read = "") {
+    std::string body = CommandOf(pnid, key, to);
+    if (!mark_read.empty()) body.replace(body.find(R"("to":")"), 0, R"("mark_read":")" + mark_read + R"(",)");
+    AmqpMessage m = SendMessage(body, key, to);
+    m.headers[headers::kConversationKey] = pnid + ":" + to;
+    ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
+  }
+  // The (token, version) each accepted send to `to` carried, in order.
+  std::vector<std::pair<std::string, std::string>> Carried(const std::string& to) {
+    rapidjson::Document sends;
+    const std::string json = graph_.RequestsJson();
+    sends.Parse(json.c_str());
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& s : sends.GetArray()) {
+      if (JsonStr(s, "to") == to) out.emplace_back(JsonStr(s, "token"), JsonStr(s, "version"));
+    }
+    return out;
+  }
+  std::string token_file_;
+};
+
+TEST_F(GraphPerNumber, EachNumbersCallsCarryItsOwnTokenUnderItsOwnVersion) {
+  StartReplica(PerNumberSettings(5s), 2);
+  SendFrom(kAcme, "acme:1", "16505558001", "wamid.ACME1");
+  SendFrom(kGlobex, "globex:1", "16505558002");
+  Send("demo:1", "16505558003");
+  ASSERT_TRUE(graph_.WaitForSends(3, 30s)) << graph_.RequestsJson();
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(Carried("16505558001"), (std::vector<P>{{"acme-token", "v27.0"}}));
+  EXPECT_EQ(Carried("16505558002"), (std::vector<P>{{"globex-token-1", "v25.0"}}));
+  EXPECT_EQ(Carried("16505558003"), (std::vector<P>{{kToken, "v24.0"}})) << "not in the registry: the deployment's";
+  // Every Graph call, read receipt included: the number's own path and token, nothing refused.
+  std::map<std::string, std::string> want = {{std::string("/v27.0/") + kAcme + "/messages", "acme-token"},
+                                             {std::string("/v25.0/") + kGlobex + "/messages", "globex-token-1"},
+                                             {std::string("/v24.0/") + kBusiness + "/messages", kToken}};
+  const auto calls = graph_.Calls();
+  ASSERT_EQ(calls.size(), 4u) << "three sends and acme's read receipt";
+  for (const auto& c : calls) {
+    ASSERT_TRUE(want.count(c.path)) << c.path;
+    EXPECT_EQ(c.token, want[c.path]) << c.path;
+  }
+  EXPECT_EQ(graph_.ReadReceipts(), (std::vector<std::string>{"wamid.ACME1:typing"}));
+}
+
+// A rotated token file is used from the first send after the check interval (1 s here), with no
+// restart; before it, the token read last. Sends go one after the other until one carries the new
+// token: the time from the rotation to that send is measured and printed.
+TEST_F(GraphPerNumber, ARotatedTokenFileIsUsedWithinTheCheckInterval) {
+  StartReplica(PerNumberSettings(1s), 1);
+  SendFrom(kGlobex, "rot:0", "16505558100");
+  ASSERT_TRUE(graph_.WaitForSends(1, 30s));
+  WriteToken("globex-token-2");
+  const int64_t rotated = test::NowMillis();
+  int64_t took = -1;
+  size_t sent = 1;
+  while (took < 0 && test::NowMillis() - rotated < 10000) {
+    const std::string key = "rot:" + std::to_string(sent);
+    SendFrom(kGlobex, key, "16505558100");
+    ASSERT_TRUE(graph_.WaitForSends(++sent, 10s)) << key;
+    if (Carried("16505558100").back().first == "globex-token-2") took = test::NowMillis() - rotated;
+  }
+  std::cout << "[ rotation ] the new token went " << took << " ms after the file changed (check every 1000 ms; "
+            << sent - 1 << " sends after it)\n";
+  ASSERT_GE(took, 0) << "the rotated token was never used";
+  EXPECT_LE(took, 2000);
+  std::set<std::string> tokens;
+  for (const auto& [token, version] : Carried("16505558100")) {
+    tokens.insert(token);
+    EXPECT_EQ(version, "v25.0");
+  }
+  EXPECT_EQ(tokens, (std::set<std::string>{"globex-token-1", "globex-token-2"})) << "no other token, ever";
+  EXPECT_EQ(Carried("16505558100").back().first, "globex-token-2");
+}
+
+// A number whose token reference names nothing: its sends wait, uncalled and not counted as
+// attempts, with the reason; none goes with another token. Once the token is there, they go.
+TEST_F(GraphPerNumber, ANumberWhoseTokenCannotBeResolvedSendsNothingAndSaysWhy) {
+  const std::string lost = "106540352230009";
+  unsetenv("CONVOY_TEST_LOST_GRAPH_TOKEN");
+  Register(lost, "env:CONVOY_TEST_LOST_GRAPH_TOKEN", "");
+  graph_.AcceptToken("lost-token");
+  auto conn = PgConnection::Connect(db_.dsn());
+  ASSERT_TRUE(conn.ok());
+  Sender sender(**conn, base_.schemas, PerNumberSettings(5s), nullptr);
+  Delivery d;
+  d.queue = queues::kOutboundSend;
+  d.body = CommandOf(lost, "lost:1", "16505558200");
+  d.headers = SendMessage(d.body, "lost:1", "16505558200").headers;
+  const uint64_t held = SendsCounted("graph_token_unresolved");
+  Disposition first = sender.HandleSend(d);
+  EXPECT_EQ(first.kind, Disposition::Kind::kDelay);
+  EXPECT_EQ(first.reason, "graph token env:CONVOY_TEST_LOST_GRAPH_TOKEN not set (business number " + lost + ")");
+  EXPECT_EQ(first.delay_ms, 1000);
+  EXPECT_EQ(SendsCounted("graph_token_unresolved"), held + 1);
+  EXPECT_EQ(graph_.Calls().size(), 0u) << "nothing reached Graph, with any token";
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages"), 0) << "no attempt";
+  setenv("CONVOY_TEST_LOST_GRAPH_TOKEN", "lost-token", 1);
+  Disposition then = sender.HandleSend(d);
+  unsetenv("CONVOY_TEST_LOST_GRAPH_TOKEN");
+  EXPECT_EQ(then.kind, Disposition::Kind::kAck) << then.reason;
+  EXPECT_EQ(Carried("16505558200"), (std::vector<std::pair<std::string, std::string>>{{"lost-token", "v24.0"}}));
+  EXPECT_EQ(Log("lost:1").attempts, "1");
 }
 
 }  // namespace

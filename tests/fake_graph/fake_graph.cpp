@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -48,9 +49,10 @@ std::string Sha256Base64(const std::string& bytes) {
 }  // namespace
 
 struct FakeGraph::Impl {
-  std::string token;
   HttpServer server;
   mutable std::mutex mu;
+  std::set<std::string> tokens;  // every business's token it accepts
+  std::vector<GraphCall> graph_calls;  // sends, read receipts, metadata, downloads, in order
   mutable std::condition_variable sent_cv;  // notified on every accepted send
   std::vector<std::string> sends;  // JSON objects
   std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
@@ -93,9 +95,19 @@ struct FakeGraph::Impl {
     return Json(400, GraphError(130429, "Rate limit hit"));
   }
 
-  Impl(std::string t, std::string host, int port) : token(std::move(t)), server(HttpServerOptions{host, port, 8 << 20}) {}
+  Impl(std::string t, std::string host, int port) : server(HttpServerOptions{host, port, 8 << 20}), tokens{std::move(t)} {}
 
-  bool Authorized(const HttpRequest& r) const { return r.Header("authorization") == "Bearer " + token; }
+  static std::string Bearer(const HttpRequest& r) {
+    const std::string h = r.Header("authorization");
+    return h.rfind("Bearer ", 0) == 0 ? h.substr(7) : "";
+  }
+  // Records the call (with the token it carried) and says whether the token is one it accepts.
+  bool Authorized(const HttpRequest& r) {
+    const std::string token = Bearer(r);
+    std::lock_guard<std::mutex> lock(mu);
+    graph_calls.push_back({r.method, r.path, token});
+    return !token.empty() && tokens.count(token) > 0;
+  }
 
   // Takes the first matching injection, if any.
   std::optional<Injection> Take(const HttpRequest& r) {
@@ -160,7 +172,9 @@ struct FakeGraph::Impl {
     StatusSink to_sink;
     {
       std::lock_guard<std::mutex> lock(mu);
-      sends.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","to":")" + JsonEscape(to) +
+      sends.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","version":")" +
+                      JsonEscape(r.path.substr(1, first - 1)) + R"(","token":")" + JsonEscape(Bearer(r)) +
+                      R"(","to":")" + JsonEscape(to) +
                       R"(","wamid":")" + wamid + R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
                       R"(","at_ms":)" + std::to_string(now_ms) + R"(,"body":)" + r.body + "}");
       send_times.emplace_back(to, now_ms);
@@ -267,6 +281,7 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     impl->random.reset();
     impl->read_receipts.clear();
     impl->call_order.clear();
+    impl->graph_calls.clear();
     return Json(200, "{}");
   });
   impl->server.Route("POST", "/_fake/media", [this](const HttpRequest& r) {
@@ -418,6 +433,16 @@ std::vector<std::string> FakeGraph::ReadReceipts() const {
 std::vector<std::string> FakeGraph::CallOrder() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->call_order;
+}
+
+void FakeGraph::AcceptToken(const std::string& token) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->tokens.insert(token);
+}
+
+std::vector<FakeGraph::GraphCall> FakeGraph::Calls() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->graph_calls;
 }
 
 size_t FakeGraph::RandomFailures() const {

@@ -8,6 +8,8 @@
 //   POST /_fake/media   {"id","path","mime_type"} register a media object
 //   POST /_fake/inject  {"status","code","count","delay_ms","path"} the next `count` calls fail
 //                       (status 200 with a delay: the send is accepted at once, answered late)
+// Each business number may have its own token (AcceptToken) and call under its own version: every
+// call records the path (the version its first segment) and the bearer token it carried.
 // Every accepted send is followed by a "sent" status (echoing biz_opaque_callback_data) handed
 // to the status sink, as Meta's status webhooks would carry it.
 //   POST /_fake/reset                             forget requests and injections
@@ -33,7 +35,8 @@ class FakeGraph {
   void Stop();
   int port() const;
   std::string base_url() const;  // http://host:port/v24.0
-  // Recorded sends as JSON: [{"to":...,"phone_number_id":...,"body":{...},"correlation_id":...}]
+  // Recorded sends as JSON: [{"to":...,"phone_number_id":...,"version":"v24.0","token":...,"body":{...},
+  // "correlation_id":...}]
   std::string RequestsJson() const;
   size_t SendCount() const;    // accepted sends
   size_t CallCount() const;    // calls to the send endpoint, errors included
@@ -68,6 +71,14 @@ class FakeGraph {
   std::vector<std::string> ReadReceipts() const;
   // Read receipts and accepted sends in the order they arrived: "read:<wamid>", "send:<to>".
   std::vector<std::string> CallOrder() const;
+  // Accepts `token` too (another business's), besides the constructor's.
+  void AcceptToken(const std::string& token);
+  // Every call to a Graph endpoint (sends, read receipts, media metadata and downloads), refused
+  // ones included, in order: what it asked for and the bearer token it carried ("" for none).
+  struct GraphCall {
+    std::string method, path, token;
+  };
+  std::vector<GraphCall> Calls() const;
 
  private:
   struct Impl;

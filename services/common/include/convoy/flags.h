@@ -45,3 +45,4 @@ DECLARE_int32(retention_days);
 DECLARE_string(graph_base_url);
 DECLARE_string(graph_token_file);
 DECLARE_int32(graph_timeout_ms);
+DECLARE_int32(graph_token_check_seconds);

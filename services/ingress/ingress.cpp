@@ -21,16 +21,27 @@ namespace convoy::ingress {
 
 namespace {
 
+// One counter per HTTP outcome of a webhook request, in one family; `labels` ("" or `app="x",`)
+// comes before the outcome.
+struct Outcomes {
+  Outcomes(const char* family, const char* help, const std::string& labels)
+      : ok(Get(family, help, labels, "200")), bad_request(Get(family, help, labels, "400")),
+        unauthorized(Get(family, help, labels, "401")), forbidden(Get(family, help, labels, "403")),
+        unavailable(Get(family, help, labels, "503")) {}
+  static Counter& Get(const char* family, const char* help, const std::string& labels, const char* code) {
+    return DefaultRegistry().GetCounter(family, help, labels + "outcome=\"" + code + "\"");
+  }
+  Counter &ok, &bad_request, &unauthorized, &forbidden, &unavailable;
+};
+
+constexpr const char* kRequests = "convoy_ingress_requests_total";
+constexpr const char* kRequestsHelp = "Webhook requests by HTTP outcome.";
+
 struct IngressMetrics {
   Registry& r = DefaultRegistry();
-  Counter& ok = Outcome("200");
-  Counter& bad_request = Outcome("400");
-  Counter& unauthorized = Outcome("401");
-  Counter& forbidden = Outcome("403");
-  Counter& unavailable = Outcome("503");
-  Counter& too_large = Outcome("413");
-  Counter& signed_current = Signed("current");
-  Counter& signed_previous = Signed("previous");
+  Outcomes outcomes{kRequests, kRequestsHelp, ""};
+  Counter& too_large = Outcomes::Get(kRequests, kRequestsHelp, "", "413");
+  Counter& unknown_app = Outcomes::Get(kRequests, kRequestsHelp, "", "404");  // no label: the name is anyone's
   Counter& verified = r.GetCounter("convoy_ingress_verifications_total", "GET /webhook verifications that succeeded.");
   Counter& messages = Kind("message");
   Counter& statuses = Kind("status");
@@ -42,15 +53,6 @@ struct IngressMetrics {
   Histogram& confirm = r.GetHistogram("convoy_ingress_confirm_seconds", "Time from first publish to the last broker confirm of one POST.");
   Histogram& request = r.GetHistogram("convoy_ingress_request_seconds", "POST /webhook handling time.");
 
-  Counter& Outcome(const char* code) {
-    return r.GetCounter("convoy_ingress_requests_total", "Webhook requests by HTTP outcome.",
-                        std::string("outcome=\"") + code + "\"");
-  }
-  Counter& Signed(const char* secret) {
-    return r.GetCounter("convoy_ingress_signatures_verified_total",
-                        "Webhook signatures verified, by the app secret that matched (previous: during a rotation).",
-                        std::string("secret=\"") + secret + "\"");
-  }
   Counter& Kind(const char* kind) {
     return r.GetCounter("convoy_ingress_updates_published_total", "Updates published, by kind.",
                         std::string("kind=\"") + kind + "\"");
@@ -65,6 +67,24 @@ IngressMetrics& Metrics() {
   static IngressMetrics* m = new IngressMetrics();
   return *m;
 }
+
+// One configured app's series (as many as apps are configured: a name from a request path is
+// never a label).
+struct AppMetrics {
+  explicit AppMetrics(const std::string& app)
+      : outcomes("convoy_ingress_app_requests_total",
+                 "Webhook requests to each configured app's path (/webhook is app default), by HTTP outcome.",
+                 "app=\"" + app + "\","),
+        signed_current(Signed(app, "current")), signed_previous(Signed(app, "previous")) {}
+  static Counter& Signed(const std::string& app, const char* secret) {
+    return DefaultRegistry().GetCounter(
+        "convoy_ingress_signatures_verified_total",
+        "Webhook signatures verified, by app and the app secret that matched (previous: during a rotation).",
+        "app=\"" + app + "\",secret=\"" + secret + "\"");
+  }
+  Outcomes outcomes;
+  Counter &signed_current, &signed_previous;
+};
 
 HttpResponse Text(int status, std::string body, const std::string& correlation_id = "") {
   HttpResponse r{status, "text/plain; charset=utf-8", std::move(body) + "\n", {}};
@@ -93,27 +113,58 @@ std::string NowRfc3339() {
   return buf;
 }
 
+struct WebhookHandler::App {
+  App(std::string n, AppCredentials c) : name(std::move(n)), credentials(std::move(c)), metrics(name) {}
+  const std::string name;
+  const AppCredentials credentials;
+  AppMetrics metrics;
+};
+
 WebhookHandler::WebhookHandler(IngressSettings settings, PublishFn publish)
-    : settings_(std::move(settings)), publish_(std::move(publish)) {
+    : publish_deadline_(settings.publish_deadline), publish_(std::move(publish)) {
   Metrics();  // register every series at start so /metrics shows zeros
+  for (auto& [name, credentials] : settings.apps) apps_[name] = std::make_unique<App>(name, std::move(credentials));
 }
+
+WebhookHandler::~WebhookHandler() = default;
 
 void WebhookHandler::CountTooLarge() { Metrics().too_large.Inc(); }
 
+const WebhookHandler::App* WebhookHandler::Find(const HttpRequest& req) const {
+  auto name = AppOfPath(req.path);
+  auto it = name ? apps_.find(*name) : apps_.end();
+  if (it != apps_.end()) return it->second.get();
+  Metrics().unknown_app.Inc();
+  // The name is logged only when it could be an app's (a-z, 0-9, _, -; at most 64).
+  LOG_EVERY_N(WARNING, 100) << "service=ingress handler=webhook event=unknown_app method=" << req.method
+                            << " app=" << (name ? *name : "(not a webhook path)") << " (logged every 100th)";
+  return nullptr;
+}
+
+namespace {
+HttpResponse UnknownApp() {
+  return Text(404, "no such app: /webhook serves the app default, /webhook/{app} each app ingress is configured with");
+}
+}  // namespace
+
 HttpResponse WebhookHandler::Verify(const HttpRequest& req) const {
+  const App* app = Find(req);
+  if (!app) return UnknownApp();
   auto get = [&](const char* k) {
     auto it = req.query.find(k);
     return it == req.query.end() ? std::string() : it->second;
   };
+  const std::string& expected = app->credentials.verify_token;
   std::string token = get("hub.verify_token");
-  bool ok = get("hub.mode") == "subscribe" && !settings_.verify_token.empty() &&
-            token.size() == settings_.verify_token.size() &&
-            ConstantTimeEquals(token, settings_.verify_token);
+  bool ok = get("hub.mode") == "subscribe" && !expected.empty() && token.size() == expected.size() &&
+            ConstantTimeEquals(token, expected);
   if (!ok) {
-    Metrics().forbidden.Inc();
+    Metrics().outcomes.forbidden.Inc();
+    app->metrics.outcomes.forbidden.Inc();
     return Text(403, "verification failed");
   }
   Metrics().verified.Inc();
+  app->metrics.outcomes.ok.Inc();
   return HttpResponse{200, "text/plain; charset=utf-8", get("hub.challenge"), {}};
 }
 
@@ -182,7 +233,11 @@ namespace {
 // One POST whose updates await their confirms; answered exactly once.
 struct Pending {
   HttpResponder respond;
-  std::string correlation_id;
+  // The app's series live in the registry for the life of the process: an answer that comes after
+  // the handler is gone still counts.
+  Counter* app_ok = nullptr;
+  Counter* app_unavailable = nullptr;
+  std::string correlation_id, app_name;
   std::chrono::steady_clock::time_point started, publishing;
   std::vector<Update::Kind> kinds;
   size_t ignored = 0, unknown = 0;
@@ -211,8 +266,10 @@ struct Pending {
     LogCtx ctx{"webhook", correlation_id};
     HttpResponse r;
     if (!s.ok()) {
-      m.unavailable.Inc();
-      LOG_EVERY_N(WARNING, 10) << ctx << "event=not_confirmed updates=" << kinds.size() << " error=" << s.ToString();
+      m.outcomes.unavailable.Inc();
+      app_unavailable->Inc();
+      LOG_EVERY_N(WARNING, 10) << ctx << "event=not_confirmed app=" << app_name << " updates=" << kinds.size()
+                               << " error=" << s.ToString();
       r = Text(503, "not stored, retry later");
     } else {
       for (auto k : kinds) {
@@ -223,8 +280,9 @@ struct Pending {
           case Update::Kind::kPreference: m.preferences.Inc(); break;
         }
       }
-      m.ok.Inc();
-      LOG(INFO) << ctx << "event=webhook_accepted updates=" << kinds.size() << " ignored=" << ignored
+      m.outcomes.ok.Inc();
+      app_ok->Inc();
+      LOG(INFO) << ctx << "event=webhook_accepted app=" << app_name << " updates=" << kinds.size() << " ignored=" << ignored
                 << " unknown=" << unknown;
       r = Text(200, "ok");
     }
@@ -246,22 +304,29 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
     r.headers["X-Correlation-Id"] = correlation_id;
     respond(std::move(r));
   };
+  const App* app = Find(req);
+  if (!app) return finish(UnknownApp());
+  // Only this app's secrets: a webhook signed for another app is refused here, never accepted as
+  // this one's.
+  const AppCredentials& secrets = app->credentials;
   const std::string signature = req.Header("x-hub-signature-256");
-  if (VerifySignature(req.body, signature, settings_.app_secret)) {
-    m.signed_current.Inc();
-  } else if (!settings_.previous_app_secret.empty() &&
-             VerifySignature(req.body, signature, settings_.previous_app_secret)) {
-    m.signed_previous.Inc();
+  if (VerifySignature(req.body, signature, secrets.app_secret)) {
+    app->metrics.signed_current.Inc();
+  } else if (!secrets.previous_app_secret.empty() &&
+             VerifySignature(req.body, signature, secrets.previous_app_secret)) {
+    app->metrics.signed_previous.Inc();
   } else {
-    m.unauthorized.Inc();
-    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_signature bytes=" << req.body.size();
+    m.outcomes.unauthorized.Inc();
+    app->metrics.outcomes.unauthorized.Inc();
+    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_signature app=" << app->name << " bytes=" << req.body.size();
     return finish(Text(401, "invalid X-Hub-Signature-256"));
   }
   std::string received_at = NowRfc3339();
   auto split = SplitWebhook(req.body, correlation_id, received_at);
   if (!split.ok()) {
-    m.bad_request.Inc();
-    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_request reason=" << split.status().message();
+    m.outcomes.bad_request.Inc();
+    app->metrics.outcomes.bad_request.Inc();
+    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_request app=" << app->name << " reason=" << split.status().message();
     return finish(Text(400, split.status().message()));
   }
   if (split->ignored_object) m.ignored_objects.Inc();
@@ -269,6 +334,9 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
   m.unknown.Inc(split->unknown_shapes);
   auto pending = std::make_shared<Pending>();
   pending->respond = std::move(respond);
+  pending->app_ok = &app->metrics.outcomes.ok;
+  pending->app_unavailable = &app->metrics.outcomes.unavailable;
+  pending->app_name = app->name;
   pending->correlation_id = correlation_id;
   pending->started = started;
   pending->publishing = std::chrono::steady_clock::now();
@@ -281,18 +349,18 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
     msg.exchange = exchanges::kInbound;
     msg.routing_key = u.routing_key;
     msg.message_id = u.message_id;
-    msg.body = std::move(u.body);
+    msg.body = WithApp(u.body, app->name);
     msg.headers[headers::kDedupeKey] = u.dedupe_key;
     msg.headers[headers::kCorrelationId] = correlation_id;
     msg.headers[headers::kReceivedAt] = received_at;
     if (!u.conversation_key.empty()) msg.headers[headers::kConversationKey] = u.conversation_key;
     LOG(INFO) << LogCtx{"webhook", correlation_id, u.conversation_key, u.dedupe_key}
-              << "event=update_received kind=" << KindName(u.kind);
+              << "event=update_received app=" << app->name << " kind=" << KindName(u.kind);
     publish_(std::move(msg), [pending](PublishOutcome outcome) { pending->Confirmed(outcome); });
   }
   if (!pending->answered.load()) {
     std::weak_ptr<Pending> weak = pending;
-    deadlines_.At(started + settings_.publish_deadline, [weak] {
+    deadlines_.At(started + publish_deadline_, [weak] {
       if (auto p = weak.lock()) p->Expired();
     });
   }

@@ -2,10 +2,13 @@
 // fixture yields exactly the broker messages it should, with the headers of the contract.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "convoy/amqp.h"
+#include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
@@ -33,6 +36,7 @@ class IngressBroker : public ::testing::Test {
   Counts PostAndDrain(const std::string& body, const std::string& signature, std::string* correlation = nullptr) {
     HttpRequest req;
     req.method = "POST";
+    req.path = "/webhook";
     req.body = body;
     req.headers["x-hub-signature-256"] = signature;
     HttpResponse resp = handler_.Receive(req);
@@ -86,7 +90,7 @@ class IngressBroker : public ::testing::Test {
   test::TestVhost vhost_{"ingress_broker"};
   AmqpOptions opts_{vhost_.url(), "ingress-broker-test"};
   Publisher pub_{opts_};
-  WebhookHandler handler_{{"test-app-secret", "t", 5000ms},
+  WebhookHandler handler_{{{{kDefaultApp, {"test-app-secret", "t"}}}, 5000ms},
                           [this](AmqpMessage m, PublishCallback cb) { pub_.Publish(std::move(m), std::move(cb)); }};
 };
 
@@ -160,6 +164,105 @@ TEST_F(IngressBroker, BsuidFixturesAreKeyedByTheirSendersIdentity) {
     EXPECT_EQ(keys_[0], std::get<2>(want)) << file;
     EXPECT_EQ(keys_[0].find("unknown"), std::string::npos) << file;
   }
+}
+
+// What /webhook/{app} publishes names the app and is what conversation accepts; another app's
+// signature publishes nothing.
+TEST_F(IngressBroker, AnAppsPathPublishesUpdatesNamingTheApp) {
+  WebhookHandler apps({{{kDefaultApp, {"test-app-secret", "t"}}, {"acme", {"acme-app-secret", "acme-t"}}}, 5000ms},
+                      [this](AmqpMessage m, PublishCallback cb) { pub_.Publish(std::move(m), std::move(cb)); });
+  const std::string body = test::ReadFile(test::FixturePath("webhooks/batch_mixed.json"));
+  HttpRequest req;
+  req.method = "POST";
+  req.path = "/webhook/acme";
+  req.body = body;
+  req.headers["x-hub-signature-256"] = SignBody(body, "test-app-secret");
+  EXPECT_EQ(apps.Receive(req).status, 401);
+  req.headers["x-hub-signature-256"] = SignBody(body, "acme-app-secret");
+  EXPECT_EQ(apps.Receive(req).status, 200);
+  auto messages = TakeMessages(opts_, queues::kConversationInbound, 100);
+  auto statuses = TakeMessages(opts_, queues::kOutboundStatus, 100);
+  ASSERT_TRUE(messages.ok() && statuses.ok());
+  EXPECT_EQ(messages->size(), 4u) << "the 401 published nothing";
+  EXPECT_EQ(statuses->size(), 1u);
+  for (const auto* got : {&*messages, &*statuses}) {
+    for (const auto& d : *got) {
+      EXPECT_NE(d.body.find("\"app\":\"acme\""), std::string::npos) << d.body;
+      ExpectAccepted(d.body);
+    }
+  }
+}
+
+// The binary: --apps_file's apps are served at their paths with their own secrets and tokens, beside
+// /webhook; a bad file stops the start naming the flag and the line, never the secret.
+TEST(IngressBinary, ServesEachAppOfItsAppsFile) {
+  test::TestVhost vhost("ingress_apps");
+  ASSERT_TRUE(DeclareConvoyTopology(AmqpOptions{vhost.url(), "ingress-apps-test"}).ok());
+  const std::string dir = ::testing::TempDir(), apps_file = dir + "/" + test::UniqueName("apps") + ".txt";
+  std::ofstream(apps_file) << "# app secret token\nacme env:INGRESS_TEST_ACME_SECRET env:INGRESS_TEST_ACME_TOKEN\n";
+  const int port = test::FreePort();
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  test::ChildProcess ingress;
+  ASSERT_TRUE(ingress.Start({test::BinaryPath("services/ingress/convoy-ingress"), "--amqp_url=" + vhost.url(),
+                             "--http_port=" + std::to_string(port), "--metrics_port=-1", "--apps_file=" + apps_file},
+                            dir + "/" + test::UniqueName("ingress") + ".log",
+                            {{"CONVOY_APP_SECRET", "test-app-secret"}, {"CONVOY_VERIFY_TOKEN", "v"},
+                             {"INGRESS_TEST_ACME_SECRET", "acme-app-secret"}, {"INGRESS_TEST_ACME_TOKEN", "acme-t"}}));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        int status = 0;
+        test::HttpGet(base + "/readyz", &status);
+        return status == 200;
+      },
+      60s))
+      << ingress.Log();
+  int status = 0;
+  EXPECT_EQ(test::HttpGet(base + "/webhook/acme?hub.mode=subscribe&hub.verify_token=acme-t&hub.challenge=42", &status),
+            "42");
+  EXPECT_EQ(status, 200);
+  test::HttpGet(base + "/webhook?hub.mode=subscribe&hub.verify_token=acme-t&hub.challenge=42", &status);
+  EXPECT_EQ(status, 403) << "acme's token is not default's";
+  const std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
+  auto post = [&](const std::string& path, const std::string& secret) {
+    HttpClientRequest req;
+    req.method = "POST";
+    req.url = base + path;
+    req.headers["X-Hub-Signature-256"] = SignBody(body, secret);
+    req.body = body;
+    auto r = HttpFetch(req);
+    return r.ok() ? r->status : 0;
+  };
+  EXPECT_EQ(post("/webhook/acme", "acme-app-secret"), 200);
+  EXPECT_EQ(post("/webhook/acme", "test-app-secret"), 401);
+  EXPECT_EQ(post("/webhook/globex", "acme-app-secret"), 404);
+  EXPECT_EQ(post("/webhook", "test-app-secret"), 200);
+  auto published = TakeMessages(AmqpOptions{vhost.url(), "ingress-apps-take"}, queues::kConversationInbound, 10);
+  ASSERT_TRUE(published.ok());
+  ASSERT_EQ(published->size(), 2u);
+  std::set<std::string> apps;
+  for (const auto& d : *published) apps.insert(d.body.substr(0, d.body.find(',')));
+  EXPECT_EQ(apps, (std::set<std::string>{"{\"app\":\"acme\"", "{\"app\":\"default\""}));
+  const std::string metrics = test::HttpGet(base + "/metrics");
+  EXPECT_EQ(test::MetricValue(metrics, "convoy_ingress_app_requests_total{app=\"acme\",outcome=\"200\"}"), 2);
+  EXPECT_EQ(test::MetricValue(metrics, "convoy_ingress_app_requests_total{app=\"acme\",outcome=\"401\"}"), 1);
+  EXPECT_EQ(test::MetricValue(metrics, "convoy_ingress_requests_total{outcome=\"404\"}"), 1);
+  EXPECT_EQ(metrics.find("globex"), std::string::npos) << "a name from a path is never a label";
+  ingress.Signal(SIGTERM);
+  EXPECT_EQ(ingress.Wait(), 0);
+
+  std::ofstream(apps_file) << "acme env:INGRESS_TEST_ACME_SECRET env:INGRESS_TEST_ACME_TOKEN\n"
+                              "globex 5ecret-in-clear env:INGRESS_TEST_ACME_TOKEN\n";
+  test::ChildProcess refused;
+  ASSERT_TRUE(refused.Start({test::BinaryPath("services/ingress/convoy-ingress"), "--amqp_url=" + vhost.url(),
+                             "--http_port=0", "--apps_file=" + apps_file},
+                            dir + "/" + test::UniqueName("ingress_refused") + ".log",
+                            {{"CONVOY_APP_SECRET", "test-app-secret"}, {"CONVOY_VERIFY_TOKEN", "v"},
+                             {"INGRESS_TEST_ACME_SECRET", "acme-app-secret"}, {"INGRESS_TEST_ACME_TOKEN", "acme-t"}}));
+  EXPECT_EQ(refused.Wait(), 2);
+  const std::string log = refused.Log();
+  EXPECT_NE(log.find("flag=apps_file"), std::string::npos) << log;
+  EXPECT_NE(log.find(apps_file + ":2: globex's app secret: not env:NAME or file:/absolute/path"), std::string::npos) << log;
+  EXPECT_EQ(log.find("5ecret-in-clear"), std::string::npos) << log;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cstdlib>
+#include <string>
 
 #include "convoy/amqp.h"
 #include "convoy/config.h"
@@ -21,6 +22,10 @@ DEFINE_string(app_secret_previous_file, "",
               "During a rotation, file holding the app secret being replaced (else env CONVOY_APP_SECRET_PREVIOUS; "
               "unset: none); webhooks signed with either are accepted");
 DEFINE_string(verify_token_file, "", "File holding the webhook verify token (else env CONVOY_VERIFY_TOKEN)");
+DEFINE_string(apps_file, "",
+              "File naming the Meta apps besides default, one a line: app, app secret, verify token and (during a "
+              "rotation) the previous app secret, each env:NAME or file:/path; app X's webhooks come to "
+              "/webhook/X (README: Tenancy). Unset: /webhook (the app default) only");
 
 int main(int argc, char** argv) {
   // 1. load config
@@ -39,11 +44,22 @@ int main(int argc, char** argv) {
     }
     previous = *loaded;
   }
+  convoy::Result<convoy::ingress::AppSet> apps = convoy::ingress::AppSet{};
+  if (!FLAGS_apps_file.empty()) apps = convoy::ingress::LoadAppsFile(FLAGS_apps_file);
   auto amqp = convoy::AmqpOptionsFromFlags("convoy-ingress");
   // 2. validate
   if (!secret.ok() || !token.ok()) {
     LOG(ERROR) << "service=ingress event=bad_config error="
                << (!secret.ok() ? secret.status() : token.status()).ToString();
+    return 2;
+  }
+  if (!apps.ok()) {
+    LOG(ERROR) << "service=ingress event=bad_config flag=apps_file error=" << apps.status().ToString();
+    return 2;
+  }
+  (*apps)[convoy::ingress::kDefaultApp] = {*secret, *token, previous};
+  if (auto distinct = convoy::ingress::CheckSecretsDistinct(*apps); !distinct.ok()) {
+    LOG(ERROR) << "service=ingress event=bad_config flag=apps_file error=" << distinct.ToString();
     return 2;
   }
   if (!amqp.ok()) {
@@ -54,13 +70,17 @@ int main(int argc, char** argv) {
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   convoy::Publisher publisher(*amqp,
                               static_cast<size_t>(FLAGS_max_in_flight));
+  std::string names;
+  for (const auto& app : *apps) names += (names.empty() ? "" : ",") + app.first;
+  LOG(INFO) << "service=ingress event=apps_configured apps=" << names;
   convoy::ingress::WebhookHandler handler(
-      {*secret, *token, std::chrono::milliseconds(FLAGS_publish_deadline_ms), previous},
+      {std::move(*apps), std::chrono::milliseconds(FLAGS_publish_deadline_ms)},
       [&publisher](convoy::AmqpMessage m, convoy::PublishCallback cb) { publisher.Publish(std::move(m), std::move(cb)); });
   convoy::HttpServerOptions http{FLAGS_http_host, FLAGS_http_port, static_cast<size_t>(FLAGS_max_body_bytes),
                                  [&publisher] { return publisher.connected(); },
                                  &convoy::ingress::WebhookHandler::CountTooLarge, convoy::HttpLimitsFromFlags()};
   convoy::HttpServer server(http);
+  // /webhook and /webhook/{app}: the handler reads the app from the path (404 for any other).
   server.Route("GET", "/webhook", [&](const convoy::HttpRequest& r) { return handler.Verify(r); });
   server.RouteAsync("POST", "/webhook", [&](const convoy::HttpRequest& r, convoy::HttpResponder respond) {
     handler.ReceiveAsync(r, std::move(respond));

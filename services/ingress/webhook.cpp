@@ -331,4 +331,16 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
   return out;
 }
 
+std::string WithApp(std::string_view envelope, std::string_view app) {
+  // Every envelope is a JSON object with members (Envelope writes schema first).
+  rapidjson::StringBuffer quoted;
+  rapidjson::Writer<rapidjson::StringBuffer> w(quoted);
+  w.String(app.data(), static_cast<rapidjson::SizeType>(app.size()));
+  const std::string member = "\"app\":" + std::string(quoted.GetString(), quoted.GetSize()) + ",";
+  std::string out;
+  out.reserve(envelope.size() + member.size());
+  out.append(envelope.substr(0, 1)).append(member).append(envelope.substr(1));
+  return out;
+}
+
 }  // namespace convoy::ingress

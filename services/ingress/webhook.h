@@ -38,4 +38,8 @@ struct SplitResult {
 Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& correlation_id,
                                  const std::string& received_at);
 
+// An envelope SplitWebhook wrote, with `app` (the Meta app whose path the webhook came to) as its
+// first member. Added to what is already serialized: nothing is parsed again.
+std::string WithApp(std::string_view envelope, std::string_view app);
+
 }  // namespace convoy::ingress

@@ -4,8 +4,8 @@
 // deploy/numbers/<phone_number_id>.json at start. A number is its business's (tenant), has a
 // Graph token *reference* (env:NAME or file:/path, never the token), a Graph API version (else the
 // deployment's) and a status: active, paused or offboarded. An update for a number that is not
-// registered, or is offboarded, never starts a flow or a send (the processor records it in
-// unknown_number_updates and acks it).
+// registered, or is offboarded, or that came through another Meta app than the number's `app`,
+// never starts a flow or a send (the processor records it in unknown_number_updates and acks it).
 #include <string>
 #include <vector>
 
@@ -44,9 +44,10 @@ Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number
 Result<std::string> ListNumbers(PgConnection& db, const std::string& status, const std::string& tenant);
 // Offboards (status offboarded; the row is kept for the record). kNotFound when not registered.
 Status OffboardNumber(PgConnection& db, const std::string& phone_number_id);
-// What an update for this number may do, and (`greeting`, when given) the number's greeting ("" if
-// it has none). One primary-key read.
-Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id, std::string* greeting = nullptr);
+// What an update for this number may do, and (`greeting`, `app`, when given) the number's greeting
+// ("" if it has none) and the Meta app its webhooks must come through. One primary-key read.
+Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id, std::string* greeting = nullptr,
+                                  std::string* app = nullptr);
 // The sinks that receive a result the flow sends to `flow_sink` from this number: the number's
 // mapping for that name, else the sink of that name.
 Result<std::vector<std::string>> NumberSinks(PgConnection& db, const std::string& phone_number_id,

@@ -113,11 +113,14 @@ class UnknownNumbers : public NumbersDb {
     flows_ = std::make_unique<FlowSet>(std::move(*flows));
     engine_ = std::make_unique<Engine>(*flows_, EngineSettings{3600, 100, 600, "lead"});
   }
-  static Delivery Text(const std::string& number, const std::string& wamid, const std::string& text) {
+  // `app`: the Meta app ingress says the webhook came through; empty: none named (an older ingress).
+  static Delivery Text(const std::string& number, const std::string& wamid, const std::string& text,
+                       const std::string& app = "") {
     const std::string wa_id = "16505551234";
     Delivery d;
     d.queue = queues::kConversationInbound;
-    d.body = R"({"schema":"inbound.message","version":1,"correlation_id":"corr-)" + wamid +
+    d.body = std::string("{") + (app.empty() ? "" : R"("app":")" + app + R"(",)") +
+             R"("schema":"inbound.message","version":1,"correlation_id":"corr-)" + wamid +
              R"(","received_at":"2026-01-01T00:00:00.000Z","phone_number_id":")" + number + R"(","wa_id":")" + wa_id +
              R"(","conversation_key":")" + number + ":" + wa_id + R"(","profile_name":"Kerry","message":{"from":")" +
              wa_id + R"(","id":")" + wamid + R"(","timestamp":"1750000000","type":"text","text":{"body":")" + text +
@@ -129,8 +132,7 @@ class UnknownNumbers : public NumbersDb {
   }
   static uint64_t Counted(const char* status) {
     return DefaultRegistry()
-        .GetCounter("convoy_conversation_unknown_number_updates_total",
-                    "Updates for a number not in the registry, or offboarded: recorded, never applied.",
+        .GetCounter("convoy_conversation_unknown_number_updates_total", "",
                     std::string("status=\"") + status + "\"")
         .Value();
   }
@@ -181,6 +183,48 @@ TEST_F(UnknownNumbers, AnOffboardedNumberIsRefusedAndAPausedOneStillApplied) {
   EXPECT_GE(Count(std::string("SELECT count(*) FROM outbox WHERE conversation_key LIKE '") + test::kDemoNumber + ":%'"), 1);
   // paused: applied like active in this slice (its sends are not held yet).
   EXPECT_GE(Count("SELECT count(*) FROM outbox WHERE conversation_key LIKE '" + paused + ":%'"), 1);
+}
+
+// A user's update for a registered number that came through another Meta app than the number's is
+// refused like an unknown number's: that app's secret vouches for its own numbers, not this one.
+TEST_F(UnknownNumbers, AnUpdateThroughAnotherAppThanTheNumbersIsRefused) {
+  auto acme = ParseNumber(kSecond, NumberJson(kSecond, R"(, "app": "acme")"), schemas_);
+  ASSERT_TRUE(acme.ok()) << acme.status().ToString();
+  ASSERT_TRUE(PutNumber(*conn_, *acme, "api").ok());
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const uint64_t before = Counted("wrong_app");
+  EXPECT_EQ(p.Handle(Text(kSecond, "wamid.wrong1", "SELL", "default")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(p.Handle(Text(kSecond, "wamid.wrong1", "SELL", "default")).kind, Disposition::Kind::kAck);  // Meta again
+  // No app named (an older ingress, or a message queued before it stamped one): the app default.
+  EXPECT_EQ(p.Handle(Text(kSecond, "wamid.wrong2", "SELL")).kind, Disposition::Kind::kAck);
+  auto batch = p.HandleBatch({Text(test::kDemoNumber, "wamid.wrong3", "hello", "acme"),
+                              Text(test::kDemoNumber, "wamid.right1", "hello", "default")});
+  for (const auto& d : batch) EXPECT_EQ(d.kind, Disposition::Kind::kAck);
+  EXPECT_EQ(Counted("wrong_app") - before, 3u);
+  EXPECT_EQ(Count(std::string("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = '") + kSecond +
+                  "' AND status = 'wrong_app' AND app = 'default' AND kind = 'message'"),
+            2);
+  EXPECT_EQ(Count(std::string("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = '") +
+                  test::kDemoNumber + "' AND status = 'wrong_app' AND app = 'acme' AND "
+                  "dedupe_key_sha256 = encode(sha256('wamid.wrong3'), 'hex')"),
+            1);
+  ExpectUntouched(kSecond);
+  EXPECT_EQ(Count(std::string("SELECT count(*) FROM inbound_messages WHERE dedupe_key IN ('wamid.wrong3', "
+                              "'wamid.right1')")),
+            1)
+      << "the demo number's update through its own app is applied, the other app's is not";
+  // Through its own app, the number is answered as ever.
+  EXPECT_EQ(p.Handle(Text(kSecond, "wamid.right2", "SELL", "acme")).kind, Disposition::Kind::kAck);
+  EXPECT_GE(Count(std::string("SELECT count(*) FROM outbox WHERE conversation_key LIKE '") + kSecond + ":%'"), 1);
+  // An internal event names no app: convoy made it from an update already let through.
+  Delivery sent;
+  sent.queue = queues::kConversationEvents;
+  sent.body = std::string(R"({"schema":"outbound.sent","version":1,"correlation_id":"corr-sent","dedupe_key":"reply-1",)") +
+              R"("conversation_key":")" + kSecond + R"(:16505551234","wamid":"wamid.sent1"})";
+  sent.headers[headers::kDedupeKey] = "outbound.sent:reply-1";
+  EXPECT_EQ(p.Handle(sent).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE dedupe_key = 'outbound.sent:reply-1'"), 1);
+  EXPECT_EQ(Counted("wrong_app") - before, 3u);
 }
 
 }  // namespace

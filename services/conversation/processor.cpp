@@ -66,11 +66,12 @@ constexpr const char* kInsertOutbox =
     "VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $1 = 'convoy.commands' THEN now() END) "
     "ON CONFLICT (dedupe_key) DO NOTHING";
 
-// An update for a number convoy does not serve (not registered, or offboarded): recorded once
-// per dedupe key, by its hash (a wamid carries the sender's phone number), and nothing else.
+// An update for a number convoy does not serve (not registered, offboarded, or come through
+// another app than the number's): recorded once per dedupe key, by its hash (a wamid carries the
+// sender's phone number), with the app it came through (inbound updates), and nothing else.
 constexpr const char* kRecordUnknownNumber =
-    "INSERT INTO unknown_number_updates (dedupe_key_sha256, phone_number_id, status, kind) VALUES ($1, $2, $3, $4) "
-    "ON CONFLICT (dedupe_key_sha256) DO NOTHING RETURNING 1";
+    "INSERT INTO unknown_number_updates (dedupe_key_sha256, phone_number_id, status, kind, app) VALUES ($1, $2, $3, "
+    "$4, NULLIF($5, '')) ON CONFLICT (dedupe_key_sha256) DO NOTHING RETURNING 1";
 
 struct Metrics {
   Registry& r = DefaultRegistry();
@@ -78,15 +79,19 @@ struct Metrics {
   Counter& duplicate = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"duplicate\"");
   Counter& invalid = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"invalid\"");
   Counter& failed = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"transient_failure\"");
-  // The label is the registry's verdict only (two values): the phone_number_id, unbounded in
-  // what the internet may send, is in unknown_number_updates and in the (rate-limited) log.
-  Counter& unknown_number = r.GetCounter("convoy_conversation_unknown_number_updates_total",
-                                         "Updates for a number not in the registry, or offboarded: recorded, never "
-                                         "applied.", "status=\"unknown\"");
-  Counter& offboarded_number = r.GetCounter("convoy_conversation_unknown_number_updates_total",
-                                            "Updates for a number not in the registry, or offboarded: recorded, never "
-                                            "applied.", "status=\"offboarded\"");
+  // The label is the verdict only (three values): the phone_number_id and the app, which anyone
+  // who can sign may vary, are in unknown_number_updates and in the (rate-limited) log.
+  Counter& unknown_number = Refused("unknown");
+  Counter& offboarded_number = Refused("offboarded");
+  Counter& wrong_app = Refused("wrong_app");
   Histogram& tx = r.GetHistogram("convoy_conversation_transaction_seconds", "Dedupe-lock-advance-outbox transaction time.");
+
+  Counter& Refused(const char* status) {
+    return r.GetCounter("convoy_conversation_unknown_number_updates_total",
+                        "Updates for a number not in the registry, offboarded, or come through another Meta app than "
+                        "the number's: recorded, never applied.",
+                        std::string("status=\"") + status + "\"");
+  }
 };
 Metrics& M() {
   static Metrics* m = new Metrics();
@@ -137,6 +142,9 @@ struct Processor::Parsed {
   // Where replies go (from the conversation, once locked): the phone, else the BSUID.
   std::string reply_phone, reply_user_id;
   std::string received_at;  // inbound.message: when ingress received the webhook (RFC 3339)
+  // inbound.message: the Meta app whose path the webhook came to ("default" when the envelope
+  // names none: an older ingress). Empty for internal events, which convoy made itself.
+  std::string app;
   int64_t wa_timestamp = 0;
   Event event;
 };
@@ -144,9 +152,10 @@ struct Processor::Parsed {
 struct Processor::Applied {
   LogCtx ctx{""};
   bool duplicate = false;
-  // Not a number convoy serves: "unknown" or "offboarded" (nothing else was done), and whether
-  // this was the update's first delivery (recorded and counted now).
-  std::string number_refused, phone_number_id, kind;
+  // Not a number convoy serves: "unknown", "offboarded" or "wrong_app" (nothing else was done),
+  // and whether this was the update's first delivery (recorded and counted now). `app`: the one the
+  // update came through; `number_app`: the registry's, for wrong_app.
+  std::string number_refused, phone_number_id, kind, app, number_app;
   bool number_refused_first = false;
   bool wrote_outbox = false;
   std::string from, to, note;
@@ -186,6 +195,8 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     p.kind = "message";
     p.wa_timestamp = std::atoll(JsonStr(m, "timestamp").c_str());
     p.received_at = JsonStr(doc, "received_at");
+    p.app = JsonStr(doc, "app");
+    if (p.app.empty()) p.app = "default";
     e.profile_name = JsonStr(doc, "profile_name");
     e.wa_timestamp = p.wa_timestamp;
     std::string type = JsonStr(m, "type");
@@ -739,10 +750,14 @@ std::vector<Disposition> Processor::HandleBatch(const std::vector<Delivery>& bat
 void Processor::Report(const Applied& a) {
   if (!a.number_refused.empty()) {
     if (!a.number_refused_first) return;  // a redelivery of an update already recorded
-    (a.number_refused == "offboarded" ? M().offboarded_number : M().unknown_number).Inc();
+    (a.number_refused == "offboarded"  ? M().offboarded_number
+     : a.number_refused == "wrong_app" ? M().wrong_app
+                                       : M().unknown_number)
+        .Inc();
     if (Notices().ShouldLog(a.phone_number_id, clock_())) {
       LOG(WARNING) << a.ctx << "event=unknown_number_update phone_number_id=" << a.phone_number_id
-                   << " status=" << a.number_refused << " kind=" << a.kind
+                   << " status=" << a.number_refused << " kind=" << a.kind << " app=" << a.app
+                   << (a.number_refused == "wrong_app" ? " number_app=" + a.number_app : "")
                    << " action=recorded_not_applied (logged once a minute per number; "
                       "convoy_conversation_unknown_number_updates_total counts each)";
     }
@@ -855,16 +870,23 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
 
 Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   a->ctx = LogCtx{p.queue, p.correlation_id, p.conversation_key, p.dedupe_key};
-  // Only numbers in the registry, and not offboarded, reach a flow: anything else is recorded and
-  // acked with no state, no outbox row, no reply and no fetch. (paused: applied like active for
-  // now; its sends are not held yet.)
-  auto number = LookupNumber(db_, p.phone_number_id, &p.event.number_greeting);
+  // Only numbers in the registry, not offboarded, reach a flow, and a user's update only through
+  // the number's own Meta app: anything else is recorded and acked with no state, no outbox row,
+  // no reply and no fetch. (paused: applied like active; its sends wait in outbound.) Internal
+  // events carry no app: convoy made them from an update already let through.
+  auto number = LookupNumber(db_, p.phone_number_id, &p.event.number_greeting, &a->number_app);
   if (!number.ok()) return number.status();
   if (*number == NumberStatus::kUnknown || *number == NumberStatus::kOffboarded) {
     a->number_refused = NumberStatusName(*number);
+  } else if (!p.app.empty() && p.app != a->number_app) {
+    a->number_refused = "wrong_app";
+  }
+  if (!a->number_refused.empty()) {
     a->phone_number_id = p.phone_number_id;
     a->kind = p.kind;
-    auto recorded = db_.Exec(kRecordUnknownNumber, {Sha256Hex(p.dedupe_key), p.phone_number_id, a->number_refused, p.kind});
+    a->app = p.app;
+    auto recorded =
+        db_.Exec(kRecordUnknownNumber, {Sha256Hex(p.dedupe_key), p.phone_number_id, a->number_refused, p.kind, p.app});
     if (!recorded.ok()) return recorded.status();
     a->number_refused_first = !recorded->empty();
     return Status::Ok();

@@ -163,9 +163,9 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   // was offboarded, would run a conversation that nothing ever answers.
   auto number = LookupNumber(db, pnid);
   if (!number.ok()) return fail(Unavailable(number.status()));
-  if (*number == NumberStatus::kUnknown || *number == NumberStatus::kOffboarded) {
+  if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {
     return fail(JsonError(422, "number_not_active",
-                          "phone_number_id " + pnid + " is " + NumberStatusName(*number) +
+                          "phone_number_id " + pnid + " is " + NumberStatusName(number->status) +
                               " in the numbers registry: a checklist goes only from a registered, active number"));
   }
   // A shared checklist, or one of the number's own tenant: never another tenant's.

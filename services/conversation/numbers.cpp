@@ -41,7 +41,8 @@ constexpr const char* kNumberJson =
 constexpr const char* kOffboard =
     "UPDATE numbers SET status = 'offboarded', source = 'api', updated_at = now() WHERE phone_number_id = $1 "
     "RETURNING status";
-constexpr const char* kLookup = "SELECT status, coalesce(greeting, ''), app FROM numbers WHERE phone_number_id = $1";
+constexpr const char* kLookup =
+    "SELECT status, coalesce(greeting, ''), app, tenant FROM numbers WHERE phone_number_id = $1";
 constexpr const char* kSinksOf = "SELECT sinks -> $2 FROM numbers WHERE phone_number_id = $1";
 
 bool Digits(const std::string& s) {
@@ -180,17 +181,17 @@ Status OffboardNumber(PgConnection& db, const std::string& phone_number_id) {
   return Status::Ok();
 }
 
-Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id, std::string* greeting,
-                                  std::string* app) {
+Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_number_id) {
   auto r = db.Exec(kLookup, {phone_number_id});
   if (!r.ok()) return r.status();
-  if (r->empty()) return NumberStatus::kUnknown;
-  if (greeting) *greeting = r->get(0, 1);
-  if (app) *app = r->get(0, 2);
+  NumberLookup n;
+  if (r->empty()) return n;
+  n.greeting = r->get(0, 1);
+  n.app = r->get(0, 2);
+  n.tenant = r->get(0, 3);
   const std::string s = r->get(0, 0);
-  if (s == "active") return NumberStatus::kActive;
-  if (s == "paused") return NumberStatus::kPaused;
-  return NumberStatus::kOffboarded;
+  n.status = s == "active" ? NumberStatus::kActive : s == "paused" ? NumberStatus::kPaused : NumberStatus::kOffboarded;
+  return n;
 }
 
 Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas) {

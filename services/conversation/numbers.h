@@ -44,10 +44,15 @@ Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number
 Result<std::string> ListNumbers(PgConnection& db, const std::string& status, const std::string& tenant);
 // Offboards (status offboarded; the row is kept for the record). kNotFound when not registered.
 Status OffboardNumber(PgConnection& db, const std::string& phone_number_id);
-// What an update for this number may do, and (`greeting`, `app`, when given) the number's greeting
-// ("" if it has none) and the Meta app its webhooks must come through. One primary-key read.
-Result<NumberStatus> LookupNumber(PgConnection& db, const std::string& phone_number_id, std::string* greeting = nullptr,
-                                  std::string* app = nullptr);
+// What an update for this number may do, and the number's greeting, the Meta app its webhooks must
+// come through and its tenant. One primary-key read.
+struct NumberLookup {
+  NumberStatus status = NumberStatus::kUnknown;
+  std::string greeting;  // "" when it has none
+  std::string app;       // whose app secret verifies its webhooks
+  std::string tenant;    // the business it belongs to
+};
+Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_number_id);
 // The sinks that receive a result the flow sends to `flow_sink` from this number: the number's
 // mapping for that name, else the sink of that name.
 Result<std::vector<std::string>> NumberSinks(PgConnection& db, const std::string& phone_number_id,

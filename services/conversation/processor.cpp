@@ -145,6 +145,7 @@ struct Processor::Parsed {
   // inbound.message: the Meta app whose path the webhook came to ("default" when the envelope
   // names none: an older ingress). Empty for internal events, which convoy made itself.
   std::string app;
+  std::string tenant;  // the number's, from the registry (once the number is let through)
   int64_t wa_timestamp = 0;
   Event event;
 };
@@ -441,6 +442,7 @@ std::string CompletedBody(const Parsed& p, const std::string& dedupe, const Effe
   Writer w(b);
   w.StartObject();
   Envelope(w, "flow.completed", p, dedupe);
+  if (!p.tenant.empty()) { w.Key("tenant"); w.String(p.tenant); }
   if (!p.reply_phone.empty()) { w.Key("wa_id"); w.String(p.reply_phone); }
   if (!p.reply_user_id.empty()) { w.Key("user_id"); w.String(p.reply_user_id); }
   w.Key("flow"); w.String(e.flow);
@@ -874,10 +876,13 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   // the number's own Meta app: anything else is recorded and acked with no state, no outbox row,
   // no reply and no fetch. (paused: applied like active; its sends wait in outbound.) Internal
   // events carry no app: convoy made them from an update already let through.
-  auto number = LookupNumber(db_, p.phone_number_id, &p.event.number_greeting, &a->number_app);
+  auto number = LookupNumber(db_, p.phone_number_id);
   if (!number.ok()) return number.status();
-  if (*number == NumberStatus::kUnknown || *number == NumberStatus::kOffboarded) {
-    a->number_refused = NumberStatusName(*number);
+  p.event.number_greeting = number->greeting;
+  a->number_app = number->app;
+  p.tenant = number->tenant;
+  if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {
+    a->number_refused = NumberStatusName(number->status);
   } else if (!p.app.empty() && p.app != a->number_app) {
     a->number_refused = "wrong_app";
   }

@@ -378,6 +378,7 @@ TEST_F(ProcessorTest, SubmitPublishesAFlowCompletedEventThatMatchesItsSchema) {
   EXPECT_TRUE(schemas_.Validate(rows->get(0, 2)).ok()) << schemas_.Validate(rows->get(0, 2)).ToString();
   EXPECT_NE(rows->get(0, 2).find(R"("stored_name":")" + std::string(64, 'a') + ".jpg"), std::string::npos);
   EXPECT_NE(rows->get(0, 2).find(R"("price":"35")"), std::string::npos);
+  EXPECT_NE(rows->get(0, 2).find(R"("tenant":"test")"), std::string::npos) << "the number's tenant, for the metrics";
   // Every send the flow wrote is a valid outbound.send (buttons included).
   auto sends = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.send'");
   ASSERT_TRUE(sends.ok());

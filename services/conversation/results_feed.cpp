@@ -21,13 +21,15 @@ DeliveryHandler ResultsFeed(const SchemaRegistry& schemas, KnownStep known) {
       return Disposition::DeadLetter("invalid flow.completed: " + valid.message());
     }
     // Labels only from the deployment's own flows: the flow, and the complete step it ended in.
-    std::string flow = JsonStr(doc, "flow"), outcome = JsonStr(doc, "outcome");
+    std::string flow = JsonStr(doc, "flow"), outcome = JsonStr(doc, "outcome"), tenant = JsonStr(doc, "tenant");
+    if (tenant.empty()) tenant = "unknown";  // an event from before the registry named it
     if (!known || !known(flow, "")) flow = "other";
     if (flow == "other" || !known(flow, outcome)) outcome = "other";
     DefaultRegistry()
         .GetCounter("convoy_flow_results_total",
-                    "Completed flow runs read from flow.completed, by flow and outcome (the business's own numbers).",
-                    "flow=\"" + flow + "\",outcome=\"" + outcome + "\"")
+                    "Completed flow runs read from flow.completed, by tenant, flow and outcome (the business's own "
+                    "numbers).",
+                    "tenant=\"" + tenant + "\",flow=\"" + flow + "\",outcome=\"" + outcome + "\"")
         .Inc();
     VLOG(1) << ctx << "event=result_counted flow=" << flow << " outcome=" << outcome;
     return Disposition::Ack();

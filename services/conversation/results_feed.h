@@ -3,7 +3,7 @@
 // for a result (DESIGN.md), and its delivery to the business goes through outbound.deliver; this
 // queue was published to and read by nothing, so it grew without a bound. Conversation now reads
 // it and turns it into the business's own numbers — results by flow and outcome
-// (convoy_flow_results_total{flow,outcome}, the outcome being the complete step the run ended in:
+// (convoy_flow_results_total{tenant,flow,outcome}, the outcome being the complete step the run ended in:
 // listings submitted or cancelled, leads qualified or handed to a person, checklists submitted) — and acks it. An event that does not match its schema is parked
 // with the reason. Its fields and photos (personal data) are neither logged nor kept.
 #include <functional>

@@ -1,6 +1,6 @@
 // flow.completed is read (it was published to and read by nothing, and grew without a bound):
-// each event counts once in convoy_flow_results_total by flow and outcome, labels only from the
-// loaded flows; an event that does not match its schema is parked with the reason.
+// each event counts once in convoy_flow_results_total by tenant, flow and outcome, labels only from
+// the registry (the tenant conversation wrote) and the loaded flows; an event that does not match its schema is parked with the reason.
 #include "results_feed.h"
 
 #include <gtest/gtest.h>
@@ -11,9 +11,10 @@
 namespace convoy::conversation {
 namespace {
 
-uint64_t Results(const std::string& flow, const std::string& outcome) {
+uint64_t Results(const std::string& flow, const std::string& outcome, const std::string& tenant = "unknown") {
   return DefaultRegistry()
-      .GetCounter("convoy_flow_results_total", "", "flow=\"" + flow + "\",outcome=\"" + outcome + "\"")
+      .GetCounter("convoy_flow_results_total", "",
+                  "tenant=\"" + tenant + "\",flow=\"" + flow + "\",outcome=\"" + outcome + "\"")
       .Value();
 }
 
@@ -38,6 +39,11 @@ TEST(ResultsFeed, CountsEachResultByFlowAndOutcomeWithLabelsFromTheLoadedFlowsOn
   EXPECT_EQ(feed(Completed("listing", "submitted", R"("user_id":"US.13491208655302741918")")).kind,
             Disposition::Kind::kAck);
   EXPECT_EQ(Results("listing", "submitted"), submitted + 2);
+  // The tenant conversation wrote (the number's) labels the result.
+  const uint64_t acme = Results("listing", "submitted", "acme");
+  EXPECT_EQ(feed(Completed("listing", "submitted", R"("wa_id":"1","tenant":"acme")")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(Results("listing", "submitted", "acme"), acme + 1);
+  EXPECT_EQ(Results("listing", "submitted"), submitted + 2) << "counted under its tenant alone";
   // Names from outside the deployment's flows never become labels.
   EXPECT_EQ(feed(Completed("someone-elses-flow", "x", R"("wa_id":"1")")).kind, Disposition::Kind::kAck);
   EXPECT_EQ(feed(Completed("listing", "made-up", R"("wa_id":"1")")).kind, Disposition::Kind::kAck);

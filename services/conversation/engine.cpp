@@ -817,11 +817,11 @@ class Run {
         if (const Flow* flow = ForPerson(trigger)) return Start(flow, flow != trigger);
       }
     }
-    if (!rolled_back_ && !settings_.default_flow.empty()) {
-      const Flow* def = flows_.Find(settings_.default_flow);
-      if (def && !def->assigned) {
-        if (const Flow* flow = ForPerson(def)) return Start(flow, true);
-      }
+    // The number's default flow, else the deployment's (never one an assignment starts).
+    const Flow* def = ev_.number_default_flow.empty() ? nullptr : flows_.Find(ev_.number_default_flow);
+    if (!def && !settings_.default_flow.empty()) def = flows_.Find(settings_.default_flow);
+    if (!rolled_back_ && def && !def->assigned) {
+      if (const Flow* flow = ForPerson(def)) return Start(flow, true);
     }
     std::string hi = ev_.profile_name.empty() ? "Hi!" : "Hi " + ev_.profile_name + "!";
     if (IsText()) {

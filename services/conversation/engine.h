@@ -104,6 +104,9 @@ struct Event {
   // the business sends in the conversation's life, whatever flow sends it; "" when the number has
   // none (then the flow's greeting, if it has one).
   std::string number_greeting;
+  // The number's own default flow (the registry's `default_flow`): what a message that names no
+  // flow starts on this number; "" (or a flow not loaded) falls back to --default_flow.
+  std::string number_default_flow;
   // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
   // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
   enum class Kind {

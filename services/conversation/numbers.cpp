@@ -42,7 +42,8 @@ constexpr const char* kOffboard =
     "UPDATE numbers SET status = 'offboarded', source = 'api', updated_at = now() WHERE phone_number_id = $1 "
     "RETURNING status";
 constexpr const char* kLookup =
-    "SELECT status, coalesce(greeting, ''), app, tenant FROM numbers WHERE phone_number_id = $1";
+    "SELECT status, coalesce(greeting, ''), app, tenant, coalesce(default_flow, '') FROM numbers "
+    "WHERE phone_number_id = $1";
 constexpr const char* kSinksOf = "SELECT sinks -> $2 FROM numbers WHERE phone_number_id = $1";
 
 bool Digits(const std::string& s) {
@@ -189,6 +190,7 @@ Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_num
   n.greeting = r->get(0, 1);
   n.app = r->get(0, 2);
   n.tenant = r->get(0, 3);
+  n.default_flow = r->get(0, 4);
   const std::string s = r->get(0, 0);
   n.status = s == "active" ? NumberStatus::kActive : s == "paused" ? NumberStatus::kPaused : NumberStatus::kOffboarded;
   return n;

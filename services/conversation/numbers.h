@@ -51,6 +51,7 @@ struct NumberLookup {
   std::string greeting;  // "" when it has none
   std::string app;       // whose app secret verifies its webhooks
   std::string tenant;    // the business it belongs to
+  std::string default_flow;  // "" when it has none (then --default_flow)
 };
 Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_number_id);
 // The sinks that receive a result the flow sends to `flow_sink` from this number: the number's

@@ -879,6 +879,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   auto number = LookupNumber(db_, p.phone_number_id);
   if (!number.ok()) return number.status();
   p.event.number_greeting = number->greeting;
+  p.event.number_default_flow = number->default_flow;
   a->number_app = number->app;
   p.tenant = number->tenant;
   if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {

@@ -180,6 +180,23 @@ TEST_F(ProcessorTest, TheFirstReplyCarriesTheNumbersGreetingFromTheRegistry) {
   EXPECT_EQ(bodies->get(1, 0).find("Acme Resale"), std::string::npos) << "once in the conversation's life";
 }
 
+// A number's default flow (the registry's) is what a message naming no flow starts on that number;
+// without one, the deployment's (here none: the menu).
+TEST_F(ProcessorTest, AMessageNamingNoFlowStartsTheNumbersDefaultFlow) {
+  Processor p(*conn_, schemas_, *engine_, [] {});
+  EXPECT_EQ(p.Handle(TextDelivery("wamid.D1", "Hello", "16505550201")).kind, Disposition::Kind::kAck);
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET default_flow = 'lead' WHERE phone_number_id = $1",
+                          {std::string(test::kDemoNumber)}).ok());
+  EXPECT_EQ(p.Handle(TextDelivery("wamid.D2", "Hello", "16505550202")).kind, Disposition::Kind::kAck);
+  auto menu = Replies("16505550201"), lead = Replies("16505550202");
+  ASSERT_EQ(menu.size(), 1u);
+  ASSERT_EQ(lead.size(), 1u);
+  EXPECT_NE(menu[0].find("I can't help with"), std::string::npos) << menu[0];
+  EXPECT_NE(lead[0].find("How can I help you today?"), std::string::npos) << lead[0];
+  EXPECT_EQ(One("SELECT flow FROM conversations WHERE conversation_key = $1", {std::string(kBusiness) + ":16505550202"}),
+            "lead");
+}
+
 // With the typing indicator on, the answer to a message carries it (mark_read), for outbound to
 // mark it read with the indicator just before that send; a duplicate adds nothing; a message that
 // gets no answer (a photo after the first of a burst) shows no indicator.

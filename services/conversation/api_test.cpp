@@ -272,7 +272,7 @@ TEST_F(AssignmentApi, AnAssignmentWhoseTemplateFailsIsUndeliverableAndARetrySend
   EXPECT_TRUE(schemas_.Validate(told->get(0, 0)).ok()) << schemas_.Validate(told->get(0, 0)).ToString();
   rapidjson::Document body;
   body.Parse(told->get(0, 0).c_str());
-  EXPECT_STREQ(body["type"].GetString(), "assignment.undeliverable");
+  EXPECT_STREQ(body["type"].GetString(), "checklist.undeliverable");
   EXPECT_STREQ(body["sink"].GetString(), "checklist");
   EXPECT_STREQ(body["fields"]["assignment_id"].GetString(), id.c_str());
   EXPECT_STREQ(body["fields"]["reference"].GetString(), "R-U");

@@ -612,7 +612,7 @@ class Run {
       PendingResult r;
       r.id = ev_.id + ":undeliverable";
       r.sink = step.sink;
-      r.type = "assignment.undeliverable";
+      r.type = "checklist.undeliverable";  // the sink body's schema: proto-schemas/checklist.undeliverable.v1.json
       r.flow = flow->name;
       r.outcome = "undeliverable";
       r.completed_at = at_;

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <iostream>
+
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
@@ -138,6 +140,49 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
 
 // The due time is in PostgreSQL: an assignment that falls due while the conversation service is
 // down expires when it is back, and the operator's next one starts.
+// Meta refuses the template that opens the checklist (132001: not in that language): the manager's
+// system hears the assignment is undeliverable, with the reason, at the checklist sink within a
+// minute; a retry sends the template again and the assignment runs.
+TEST(ChecklistE2e, ARejectedTemplateMakesTheAssignmentUndeliverableAtTheSinkAndARetrySendsItAgain) {
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  std::string sinks = test::WriteSinks(R"({"sinks": [)" +
+                                       test::WebhookSink("checklist", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") +
+                                       "]}");
+  test::Stack env("e2e_checklist_undeliverable", {}, {{"outbound", {"--sinks_file=" + sinks}}});
+  const std::string op = "16505550089";
+  env.graph.Inject(400, 132001, 1, 0, "/messages");  // the first send: the template, refused for good
+  const auto start = std::chrono::steady_clock::now();
+  auto created = env.Api("POST", "/v1/assignments", Assignment(op, "MGR-U"));
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = Member(created.body, "id");
+  ASSERT_TRUE(receiver.WaitFor(1, 60s)) << env.services["outbound"]->process.Log();
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  std::cout << "assignment created -> assignment.undeliverable at the sink: " << waited.count() << " ms\n";
+  EXPECT_LT(waited, 60s);
+  auto got = receiver.Requests();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].verified);
+  rapidjson::Document body;
+  body.Parse(got[0].body.c_str());
+  ASSERT_TRUE(body.IsObject()) << got[0].body;
+  EXPECT_STREQ(body["type"].GetString(), "checklist.undeliverable");
+  EXPECT_EQ(std::string(body["data"]["fields"]["assignment_id"].GetString()), id);
+  EXPECT_EQ(std::string(body["data"]["fields"]["reference"].GetString()), "MGR-U");
+  EXPECT_NE(std::string(body["data"]["fields"]["reason"].GetString()).find("132001"), std::string::npos) << got[0].body;
+  auto shown = env.Api("GET", "/v1/assignments/" + id);
+  EXPECT_EQ(Member(shown.body, "status"), "undeliverable") << shown.body;
+  EXPECT_TRUE(env.graph.SentTexts(op).empty()) << "the refused template reached no one";
+
+  auto retried = env.Api("POST", "/v1/assignments/" + id + "/retry");
+  ASSERT_EQ(retried.status, 200) << retried.body;
+  EXPECT_EQ(Member(retried.body, "status"), "active");
+  ASSERT_TRUE(env.WaitSends(op, 1)) << env.services["conversation"]->process.Log();
+  EXPECT_EQ(env.graph.SentTexts(op).at(0), "[template checklist_assigned: Ana|Line QA — end of shift|4]");
+  ASSERT_TRUE(env.Drained(30s));
+  EXPECT_EQ(receiver.Requests().size(), 1u) << "told once";
+}
+
 TEST(ChecklistE2e, AnAssignmentDueWhileTheServiceIsDownExpiresWhenItIsBack) {
   test::Stack env("e2e_checklist_expiry", {},
                   {{"conversation", {"--assignment_ttl_seconds=5", "--sweep_interval_seconds=1"}}});

@@ -209,9 +209,27 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
   return JsonResponse(200, *shown);
 }
 
+// How many times one assignment is tried (0024_assignment_undeliverable.sql's CHECK).
+constexpr int64_t kMaxRounds = 1000;
+
 // An undeliverable assignment goes again; anything else is a 409 naming its status.
 HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& settings, const TenantScope& scope) {
   if (auto unseen = Unseen(db, id, scope)) return *unseen;
+  // As for a new assignment: only from a registered, active number (an offboarded one would
+  // start a checklist that nothing ever sends), and a bounded number of rounds.
+  auto of = db.Exec("SELECT phone_number_id, round FROM assignments WHERE id = $1", {id});
+  if (!of.ok() || of->empty()) return Unavailable(of.ok() ? Status(Code::kNotFound, "assignment " + id) : of.status());
+  auto number = LookupNumber(db, of->get(0, 0));
+  if (!number.ok()) return Unavailable(number.status());
+  if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {
+    return JsonError(422, "number_not_active", "phone_number_id " + of->get(0, 0) + " is " +
+                                                   NumberStatusName(number->status) +
+                                                   " in the numbers registry: the assignment cannot be sent again");
+  }
+  if (of->get_int(0, 1) >= kMaxRounds) {
+    return JsonError(409, "conflict", "assignment " + id + " was tried " + std::to_string(kMaxRounds) +
+                                          " times: assign the checklist again with a new reference");
+  }
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
   auto again = RetryAssignment(db, id, settings.assignments);

@@ -257,6 +257,9 @@ TEST_F(AssignmentApi, AnAssignmentWhoseTemplateFailsIsUndeliverableAndARetrySend
   ASSERT_EQ(template_key.substr(template_key.size() - 9), ":template");
 
   failed(template_key.substr(0, template_key.size() - 9) + ":reply", 131026);  // not the template
+  std::string earlier = template_key;  // another (an earlier, cancelled) assignment's template
+  earlier.replace(earlier.find(id), id.size(), "asg_000000000000000000000000");
+  failed(earlier, 132001);
   EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + id), "status"), "active");
   failed(template_key, 132001);
   failed(template_key, 132001);  // redelivered: once
@@ -291,6 +294,22 @@ TEST_F(AssignmentApi, AnAssignmentWhoseTemplateFailsIsUndeliverableAndARetrySend
   EXPECT_EQ(again.status, 409) << again.body;
   EXPECT_NE(again.body.find("is active: only an undeliverable one is retried"), std::string::npos) << again.body;
   EXPECT_EQ(Call("POST", "/v1/assignments/asg_nope/retry").status, 404);
+
+  // Round 2's template fails just after the manager cancelled (the cancel not yet relayed to the
+  // conversation): the assignment stays cancelled and the business is not told it is undeliverable.
+  auto second = conn_->Exec("SELECT dedupe_key FROM outbox WHERE routing_key = 'outbound.send' ORDER BY id DESC LIMIT 1");
+  ASSERT_TRUE(second.ok() && second->size() == 1u);
+  ASSERT_EQ(Call("POST", "/v1/assignments/" + id + "/cancel").status, 200);
+  failed(second->get(0, 0), 132001);
+  EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + id), "status"), "cancelled");
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.deliver'"), 1) << "told once, in round 1";
+  // A retry from a number offboarded since: refused like a new assignment, nothing changed.
+  ASSERT_TRUE(conn_->Exec("UPDATE assignments SET status = 'undeliverable' WHERE id = $1", {id}).ok());
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET status = 'offboarded' WHERE phone_number_id = '106540352242922'").ok());
+  auto offboarded = Call("POST", "/v1/assignments/" + id + "/retry");
+  EXPECT_EQ(offboarded.status, 422) << offboarded.body;
+  EXPECT_NE(offboarded.body.find("is offboarded in the numbers registry"), std::string::npos) << offboarded.body;
+  EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + id), "status"), "undeliverable");
 }
 
 // A checklist goes only from a registered, active number: an unknown or offboarded one is refused

@@ -592,10 +592,13 @@ class Run {
   // undeliverable with the reason, the manager's system hears it at the flow's sink, and the run
   // ends (a run it set aside resumes). Any other failed send changes nothing here.
   void SendFailed(const Flow* flow) {
+    // The template of this assignment, not a late failure of an earlier one's (a cancelled
+    // assignment's template may fail after the next one started): its key names the assignment.
     const std::string tail = ":template";
     const std::string& key = ev_.command_key;
     if (!flow || !flow->assigned || s_.assignment.id.empty() || s_.assignment.asked || key.size() < tail.size() ||
-        key.compare(key.size() - tail.size(), tail.size(), tail) != 0) {
+        key.compare(key.size() - tail.size(), tail.size(), tail) != 0 ||
+        key.find(":assignment.started:" + s_.assignment.id) == std::string::npos) {
       return;
     }
     flow_ = flow;
@@ -819,6 +822,7 @@ class Run {
     }
     // The number's default flow, else the deployment's (never one an assignment starts).
     const Flow* def = ev_.number_default_flow.empty() ? nullptr : flows_.Find(ev_.number_default_flow);
+    if (def && def->assigned) def = nullptr;
     if (!def && !settings_.default_flow.empty()) def = flows_.Find(settings_.default_flow);
     if (!rolled_back_ && def && !def->assigned) {
       if (const Flow* flow = ForPerson(def)) return Start(flow, true);

@@ -970,6 +970,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   }
   s = RecordContext(p, before, t);
   if (!s.ok()) return s;
+  bool undeliverable_moved = false;
   for (const auto& e : t.effects) {
     if (e.kind == Effect::Kind::kExtract) {
       auto rows = db_.Exec(kReadContext, {p.conversation_key});
@@ -994,8 +995,11 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (e.kind == Effect::Kind::kAssignmentUndeliverable) {
       auto gone = MoveAssignment(db_, e.assignment_id, "active", "undeliverable", e.text, "", assignments_);
       if (!gone.ok()) return gone.status();
+      // No longer active (the manager cancelled it meanwhile): the business is not told otherwise.
+      undeliverable_moved = *gone;
       continue;
     }
+    if (e.kind == Effect::Kind::kDeliver && e.result.type == "checklist.undeliverable" && !undeliverable_moved) continue;
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
     if (e.kind == Effect::Kind::kDeliver) {
       // One command per sink the number sends this result to, each its own dedupe key.

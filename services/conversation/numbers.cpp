@@ -12,18 +12,25 @@ namespace convoy::conversation {
 namespace {
 
 constexpr const char* kLockNumber = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-constexpr const char* kNumberTenant = "SELECT tenant FROM numbers WHERE phone_number_id = $1";
-// Inserted (created), replaced when anything differs (updated), or left alone (no row back).
+constexpr const char* kExistingNumber = "SELECT tenant, status, source FROM numbers WHERE phone_number_id = $1";
+// Inserted (created), replaced when anything differs (updated), or left alone (no row back). A
+// pause keeps its reason and time while the number stays paused; any other status clears them.
 constexpr const char* kUpsertNumber =
     "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
-    "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, graph_version) VALUES "
-    "($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), $11, $12, $13, $14::jsonb, "
-    "NULLIF($15, '')) "
+    "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, graph_version, "
+    "paused_reason, paused_at) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), "
+    "$11, $12, $13, $14::jsonb, NULLIF($15, ''), "
+    "CASE WHEN $12 = 'paused' THEN 'paused through the registry (' || $13 || ')' END, "
+    "CASE WHEN $12 = 'paused' THEN now() END) "
     "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
     "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = EXCLUDED.graph_token_ref, throughput = "
     "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = EXCLUDED.default_flow, greeting = "
     "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = EXCLUDED.status, source = "
-    "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, updated_at = now() "
+    "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, updated_at = now(), "
+    "paused_reason = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_reason "
+    "ELSE EXCLUDED.paused_reason END, "
+    "paused_at = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_at "
+    "ELSE EXCLUDED.paused_at END "
     "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, n.coexistence, n.default_flow, "
     "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version) IS DISTINCT FROM ("
     "EXCLUDED.waba_id, EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, EXCLUDED.throughput, "
@@ -36,10 +43,11 @@ constexpr const char* kNumberJson =
     "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, 'graph_version', "
     "graph_version, 'throughput', "
     "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'greeting', greeting, "
-    "'templates_language', templates_language, 'status', status, 'sinks', sinks, 'source', source, 'created_at', created_at, "
-    "'updated_at', updated_at))";
+    "'templates_language', templates_language, 'status', status, 'paused_reason', paused_reason, 'paused_at', "
+    "paused_at, 'sinks', sinks, 'source', source, 'created_at', created_at, 'updated_at', updated_at))";
 constexpr const char* kOffboard =
-    "UPDATE numbers SET status = 'offboarded', source = 'api', updated_at = now() WHERE phone_number_id = $1 "
+    "UPDATE numbers SET status = 'offboarded', source = 'api', paused_reason = NULL, paused_at = NULL, updated_at = now() "
+    "WHERE phone_number_id = $1 "
     "RETURNING status";
 constexpr const char* kLookup =
     "SELECT status, coalesce(greeting, ''), app, tenant, coalesce(default_flow, '') FROM numbers "
@@ -141,16 +149,20 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
   };
   s = db.Exec(kLockNumber, {"number:" + e.phone_number_id}).status();
   if (!s.ok()) return fail(s);
-  auto tenant = db.Exec(kNumberTenant, {e.phone_number_id});
-  if (!tenant.ok()) return fail(tenant.status());
-  if (!tenant->empty() && tenant->get(0, 0) != e.tenant) {
+  auto existing = db.Exec(kExistingNumber, {e.phone_number_id});
+  if (!existing.ok()) return fail(existing.status());
+  if (!existing->empty() && existing->get(0, 0) != e.tenant) {
     db.Rollback();
     return PutOutcome::kOtherTenant;
   }
+  // A file is put again at every start: saying `active`, it must not resume a number Meta had
+  // paused since (account_update, 131031, 133010). Only a person does that, through the API.
+  const bool keep_meta_pause = source == "file" && e.status == "active" && !existing->empty() &&
+                               existing->get(0, 1) == "paused" && existing->get(0, 2) == "meta";
   auto r = db.Exec(kUpsertNumber, {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app, e.graph_token,
                                    std::to_string(e.throughput), e.coexistence ? "true" : "false", e.default_flow,
-                                   e.greeting, e.templates_language, e.status, source, e.sinks_json,
-                                   e.graph_version});
+                                   e.greeting, e.templates_language, keep_meta_pause ? "paused" : e.status,
+                                   keep_meta_pause ? "meta" : source, e.sinks_json, e.graph_version});
   if (!r.ok()) return fail(r.status());
   s = db.Commit();
   if (!s.ok()) return fail(s);

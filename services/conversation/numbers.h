@@ -36,7 +36,8 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
 
 enum class PutOutcome { kCreated, kUpdated, kUnchanged, kOtherTenant };
 // Inserts or replaces the entry (`source`: api, file). A number never moves to another tenant:
-// kOtherTenant leaves the row as it was.
+// kOtherTenant leaves the row as it was. A pause keeps its paused_reason and paused_at; any other
+// status clears them. A file saying active leaves a number Meta paused (source meta) paused.
 Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& entry, const std::string& source);
 // The entry as JSON (number.v1's members, plus source, created_at, updated_at); kNotFound.
 Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number_id);

@@ -81,6 +81,38 @@ TEST_F(NumbersDb, TheFileFormLoadsEveryFileAndABadOneNamesItself) {
       << "a bad file changes nothing";
 }
 
+// A pause says why and since when; a person's PUT active clears both. A file put again at a start
+// says active but does not resume a number Meta paused (only a person does, through the API).
+TEST_F(NumbersDb, APauseKeepsItsReasonUntilAPersonResumesIt) {
+  auto entry = ParseNumber(kSecond, NumberJson(kSecond, R"(, "status": "paused")"), schemas_);
+  ASSERT_TRUE(entry.ok()) << entry.status().ToString();
+  ASSERT_TRUE(PutNumber(*conn_, *entry, "api").ok());
+  auto shown = ShowNumber(*conn_, kSecond);
+  ASSERT_TRUE(shown.ok());
+  EXPECT_NE(shown->find(R"x("paused_reason":"paused through the registry (api)")x"), std::string::npos) << *shown;
+  EXPECT_NE(shown->find(R"("paused_at":")"), std::string::npos) << *shown;
+  // What account_events.cpp and outbound do when Meta stops the number.
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET status = 'active', paused_reason = NULL, paused_at = NULL").ok());
+  ASSERT_TRUE(conn_->Exec(std::string("UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = "
+                                      "'account_update ACCOUNT_OFFBOARDED', paused_at = now() WHERE phone_number_id = '") +
+                          kSecond + "'")
+                  .ok());
+  const std::string dir = TempDir("numbers_restart");
+  Write(dir + "/" + kSecond + ".json", NumberJson(kSecond));  // status active by default
+  ASSERT_TRUE(LoadNumberFiles(*conn_, dir, schemas_).ok());
+  EXPECT_EQ(Count(std::string("SELECT count(*) FROM numbers WHERE phone_number_id = '") + kSecond +
+                  "' AND status = 'paused' AND paused_reason = 'account_update ACCOUNT_OFFBOARDED'"),
+            1)
+      << "a start does not resume what Meta paused";
+  entry = ParseNumber(kSecond, NumberJson(kSecond), schemas_);
+  ASSERT_TRUE(entry.ok());
+  ASSERT_TRUE(PutNumber(*conn_, *entry, "api").ok());
+  EXPECT_EQ(Count(std::string("SELECT count(*) FROM numbers WHERE phone_number_id = '") + kSecond +
+                  "' AND status = 'active' AND paused_reason IS NULL AND paused_at IS NULL AND source = 'api'"),
+            1)
+      << "a person's PUT active resumes it and clears the reason";
+}
+
 TEST(ConversationService, ABadNumberFileStopsTheStartNamingTheFile) {
   test::TestDatabase db("conv_badnumber");
   const std::string dir = TempDir("numbers_start");

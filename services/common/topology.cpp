@@ -76,6 +76,8 @@ Topology Build(const TopologySettings& settings) {
   // A user's marketing preference (user_preferences webhooks): outbound refuses marketing
   // templates to a user who stopped them.
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "preference"});
+  // Meta's news about a business account (account_update): conversation pauses its numbers.
+  t.bindings.push_back({exchanges::kInbound, queues::kConversationEvents, "account"});
   for (const char* key : {"media.*", "outbound.*", "assignment.*"}) {
     t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
   }

@@ -18,6 +18,7 @@
 #include "convoy/metrics.h"
 #include "convoy/topology.h"
 #include "engine.h"
+#include "account_events.h"
 #include "numbers.h"
 #include "state_codec.h"
 
@@ -673,6 +674,8 @@ std::optional<Disposition> Processor::Prepare(const Delivery& d, Parsed* p) {
   }
   rapidjson::Document doc;
   doc.Parse(d.body.c_str(), d.body.size());
+  // An account_update is no conversation's: applied on its own (account_events.h), its outcome final.
+  if (JsonStr(doc, "schema") == "inbound.account") return ApplyAccountUpdate(db_, doc, d);
   ParseDelivery(doc, d, *p);
   if (p->schema == "inbound.message" && p->wa_id.empty() && p->user_id.empty()) {
     // Never a shared "unknown" conversation: two strangers would answer each other's questions.

@@ -41,7 +41,8 @@ class Processor {
 
  private:
   struct Applied;  // what a delivery did inside the transaction, reported after commit
-  // Schema check and parse; a dead letter (with its reason) for a body that cannot be applied.
+  // Schema check and parse; a dead letter (with its reason) for a body that cannot be applied, or
+  // the outcome of one that is no conversation's (an account update, applied at once).
   std::optional<Disposition> Prepare(const Delivery& d, Parsed* p);
   Status ApplyInTransaction(Parsed p, Applied* a);
   // One person, one conversation: the conversation a message's identities (phone, BSUID) belong

@@ -2,8 +2,8 @@
 // What conversation prunes (convoy/retention.h): dedupe keys after --dedupe_retention_days (at
 // least 8: Meta redelivers for up to 7), published outbox rows after --outbox_retention_hours
 // (commands only once their consumer settled them: the ledger needs the rest), transitions and
-// identity changes, extractor context and the record of updates for unknown numbers after
-// --retention_days. Conversations themselves are kept.
+// identity changes, extractor context and the records of updates for unknown numbers and of
+// account updates after --retention_days. Conversations themselves are kept.
 #include <vector>
 
 #include "convoy/retention.h"
@@ -21,6 +21,7 @@ inline std::vector<PruneRule> RetentionRules(int dedupe_days, int outbox_hours, 
       {"identity_changes", "at < now() - $1::interval", history_days * day, "id", {}},
       {"conversation_context", "at < now() - $1::interval", history_days * day, "seq", {}},
       {"unknown_number_updates", "received_at < now() - $1::interval", history_days * day, "dedupe_key_sha256", {}},
+      {"account_updates", "received_at < now() - $1::interval", history_days * day, "dedupe_key", {}},
   };
 }
 

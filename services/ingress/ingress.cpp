@@ -47,6 +47,7 @@ struct IngressMetrics {
   Counter& statuses = Kind("status");
   Counter& errors = Kind("error");
   Counter& preferences = Kind("preference");
+  Counter& accounts = Kind("account");
   Counter& ignored_objects = Ignored("object");
   Counter& ignored_fields = Ignored("field");
   Counter& unknown = r.GetCounter("convoy_ingress_unknown_shapes_total", "Webhook items or values ingress could not interpret.");
@@ -278,6 +279,7 @@ struct Pending {
           case Update::Kind::kStatus: m.statuses.Inc(); break;
           case Update::Kind::kError: m.errors.Inc(); break;
           case Update::Kind::kPreference: m.preferences.Inc(); break;
+          case Update::Kind::kAccount: m.accounts.Inc(); break;
         }
       }
       m.outcomes.ok.Inc();

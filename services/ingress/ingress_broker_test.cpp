@@ -22,7 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 
 struct Counts {
-  int messages = 0, statuses = 0, errors = 0;
+  int messages = 0, statuses = 0, errors = 0, accounts = 0;
 };
 
 class IngressBroker : public ::testing::Test {
@@ -45,7 +45,13 @@ class IngressBroker : public ::testing::Test {
     Counts c;
     auto messages = TakeMessages(opts_, queues::kConversationInbound, 10000);
     auto others = TakeMessages(opts_, queues::kOutboundStatus, 10000);
-    EXPECT_TRUE(messages.ok() && others.ok());
+    auto accounts = TakeMessages(opts_, queues::kConversationEvents, 10000);
+    EXPECT_TRUE(messages.ok() && others.ok() && accounts.ok());
+    for (const auto& d : *accounts) {
+      ++c.accounts;
+      CheckHeaders(d, resp.headers["X-Correlation-Id"]);
+      ExpectAccepted(d.body);
+    }
     for (const auto& d : *messages) {
       ++c.messages;
       CheckHeaders(d, resp.headers["X-Correlation-Id"]);
@@ -126,7 +132,9 @@ TEST_F(IngressBroker, PywaCorpusYieldsWhatItsIndexLists) {
     EXPECT_EQ(got.messages, row.messages) << row.file;
     EXPECT_EQ(got.statuses, row.statuses) << row.file;
     EXPECT_EQ(got.errors, row.errors) << row.file;
-    if (row.field != "messages") {
+    // account_update reaches conversation.events, one message a change (conversation pauses numbers).
+    EXPECT_EQ(got.accounts, row.field == "account_update" ? 1 : 0) << row.file;
+    if (row.field != "messages" && row.field != "account_update") {
       EXPECT_EQ(ignored.Value(), ignored_before + 1) << row.file << ": other fields are counted, not published";
     }
   }

@@ -43,6 +43,7 @@ const char* KindName(Update::Kind kind) {
     case Update::Kind::kStatus: return "status";
     case Update::Kind::kError: return "error";
     case Update::Kind::kPreference: return "preference";
+    case Update::Kind::kAccount: return "account";
   }
   return "unknown";
 }
@@ -104,14 +105,10 @@ struct Sender {
   std::string wa_id, user_id, parent_user_id, profile_name;
 };
 
-std::string Envelope(const char* schema, const std::string& correlation_id, const std::string& received_at,
-                     const std::string& phone_number_id, const std::string& display_phone_number,
-                     const Sender& sender, const std::string& conversation_key, const char* item_key,
-                     const Value& item) {
-  const std::string& wa_id = sender.wa_id;
-  const std::string& profile_name = sender.profile_name;
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Opens an envelope with the members every one has.
+void EnvelopeHead(JsonWriter& w, const char* schema, const std::string& correlation_id, const std::string& received_at) {
   w.StartObject();
   w.Key("schema");
   w.String(schema);
@@ -121,6 +118,17 @@ std::string Envelope(const char* schema, const std::string& correlation_id, cons
   w.String(correlation_id);
   w.Key("received_at");
   w.String(received_at);
+}
+
+std::string Envelope(const char* schema, const std::string& correlation_id, const std::string& received_at,
+                     const std::string& phone_number_id, const std::string& display_phone_number,
+                     const Sender& sender, const std::string& conversation_key, const char* item_key,
+                     const Value& item) {
+  const std::string& wa_id = sender.wa_id;
+  const std::string& profile_name = sender.profile_name;
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  EnvelopeHead(w, schema, correlation_id, received_at);
   w.Key("phone_number_id");
   w.String(phone_number_id);
   if (!display_phone_number.empty()) {
@@ -200,6 +208,40 @@ bool AllNumbersFinite(const Value& root) {
   return true;
 }
 
+// An account_update change: one inbound.account for conversation, which pauses the numbers of
+// the WABA when the event stops its sending (account_events.cpp). The WABA is waba_info.waba_id
+// when Meta names it (PARTNER_* events come under the partner's entry id), else the entry's id.
+// Redelivered, the same entry id, event and time make the same dedupe key.
+void SplitAccountUpdate(const Value& entry, const Value& change, const std::string& correlation_id,
+                        const std::string& received_at, SplitResult& out) {
+  const Value* value = Member(change, "value");
+  const Value* time = Member(entry, "time");
+  const std::string entry_id = JsonStr(entry, "id"), event = value ? JsonStr(*value, "event") : "";
+  const Value* waba_info = value ? Member(*value, "waba_info") : nullptr;
+  std::string waba_id = waba_info ? JsonStr(*waba_info, "waba_id") : "";
+  if (waba_id.empty()) waba_id = entry_id;
+  if (!value || !value->IsObject() || event.empty() || entry_id.empty() || !time || !time->IsInt64()) {
+    ++out.unknown_shapes;
+    return;
+  }
+  const std::string dedupe = "account:" + entry_id + ":" + event + ":" + std::to_string(time->GetInt64());
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  EnvelopeHead(w, "inbound.account", correlation_id, received_at);
+  w.Key("entry_id");
+  w.String(entry_id);
+  w.Key("waba_id");
+  w.String(waba_id);
+  w.Key("event");
+  w.String(event);
+  w.Key("time");
+  w.Int64(time->GetInt64());
+  w.Key("account_update");
+  value->Accept(w);
+  w.EndObject();
+  out.updates.push_back({Update::Kind::kAccount, "account", dedupe, dedupe, "", std::string(buf.GetString(), buf.GetSize())});
+}
+
 }  // namespace
 
 Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& correlation_id,
@@ -255,6 +297,10 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
                                           JsonStr(*metadata, "display_phone_number"), Sender{}, pnid + ":" + user,
                                           "preference", pref)});
         }
+        continue;
+      }
+      if (field == "account_update") {
+        SplitAccountUpdate(entry, change, correlation_id, received_at, out);
         continue;
       }
       if (field != "messages") {

@@ -1,6 +1,6 @@
 #pragma once
 // The pure part of ingress: signature verification and splitting one webhook POST into one
-// broker message per WhatsApp message, status and value-level error, across every
+// broker message per WhatsApp message, status, value-level error and account update, across every
 // entry[] x changes[]. No I/O; fuzzed and unit-tested on Meta's fixtures.
 #include <string>
 #include <string_view>
@@ -17,11 +17,12 @@ std::string SignBody(std::string_view raw_body, std::string_view app_secret);  /
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 struct Update {
-  enum class Kind { kMessage, kStatus, kError, kPreference };
+  enum class Kind { kMessage, kStatus, kError, kPreference, kAccount };
   Kind kind;
-  std::string routing_key;  // "message", "status", "error", "preference" on convoy.inbound
+  std::string routing_key;  // "message", "status", "error", "preference", "account" on convoy.inbound
   std::string message_id;
-  std::string dedupe_key;        // wamid; "wamid:status"; "error:<pnid>:<code>:<hash>"
+  // wamid; "wamid:status"; "error:<pnid>:<code>:<hash>"; "account:<entry id>:<event>:<time>"
+  std::string dedupe_key;
   std::string conversation_key;  // "<phone_number_id>:<wa_id>", empty where none applies
   std::string body;              // JSON, validates against inbound.<kind> v1
 };
@@ -30,7 +31,7 @@ const char* KindName(Update::Kind kind);
 struct SplitResult {
   std::vector<Update> updates;
   bool ignored_object = false;  // object is not whatsapp_business_account
-  int ignored_changes = 0;      // changes whose field is not "messages"
+  int ignored_changes = 0;      // changes of a field convoy does not take (not messages, user_preferences, account_update)
   int unknown_shapes = 0;       // items or values we could not interpret
 };
 

@@ -1,6 +1,7 @@
 #include "testsupport.h"
 #include "webhook.h"
 #include "convoy/crypto.h"
+#include "convoy/json.h"
 
 #include <gtest/gtest.h>
 
@@ -158,6 +159,14 @@ TEST(Split, AContactThatContradictsTheSenderIsNeverTakenAsTheSender) {
   EXPECT_NE(agreeing->updates[0].body.find("Alice"), std::string::npos);
 }
 
+// The one update a split yields (an empty one, failing the test, when it yields another number).
+Update OnlyUpdate(const Result<SplitResult>& split) {
+  EXPECT_TRUE(split.ok()) << split.status().ToString();
+  if (!split.ok()) return {};
+  EXPECT_EQ(split->updates.size(), 1u);
+  return split->updates.size() == 1 ? split->updates[0] : Update{};
+}
+
 // user_preferences (a user stopped or resumed marketing messages) is routed to outbound, which
 // keeps it; a malformed one is counted as an unknown shape, never published.
 TEST(Split, MarketingPreferencesAreUpdatesForOutbound) {
@@ -168,8 +177,7 @@ TEST(Split, MarketingPreferencesAreUpdatesForOutbound) {
                            R"("category":"marketing_messages","value":"stop","timestamp":"1796032800"},{"category":"x"}]}}]}]})";
   auto split = SplitWebhook(body, "c", "t");
   ASSERT_TRUE(split.ok());
-  ASSERT_EQ(split->updates.size(), 1u);
-  const Update& u = split->updates[0];
+  const Update u = OnlyUpdate(split);
   EXPECT_EQ(u.kind, Update::Kind::kPreference);
   EXPECT_EQ(u.routing_key, "preference");
   EXPECT_EQ(u.conversation_key, "106540352242922:16505551234");
@@ -191,6 +199,37 @@ TEST(Split, ValueLevelErrorsAreUpdatesWithStableDedupeKeys) {
   EXPECT_EQ(a->updates[0].dedupe_key, b->updates[0].dedupe_key) << "a redelivery must dedupe";
 }
 
+// account_update: one inbound.account per change, for conversation, keyed by the entry's id,
+// event and time (a redelivery dedupes); the WABA is waba_info's when Meta names it (PARTNER_*
+// events come under the partner's entry id). Without an event or a time it is an unknown shape.
+TEST(Split, AccountUpdatesAreUpdatesForConversation) {
+  const std::string dir = kFixtures + "/webhooks/pywa/";
+  const Update u = OnlyUpdate(SplitWebhook(Read(dir + "account_update__account_restriction.json"), "c", "t"));
+  EXPECT_EQ(u.kind, Update::Kind::kAccount);
+  EXPECT_EQ(u.routing_key, "account");
+  EXPECT_EQ(u.dedupe_key, "account:102290129340398:ACCOUNT_RESTRICTION:1641330498");
+  EXPECT_EQ(u.message_id, u.dedupe_key);
+  EXPECT_EQ(u.conversation_key, "");
+  EXPECT_TRUE(test::ShippedSchemas().Validate(u.body).ok()) << u.body;
+  EXPECT_NE(u.body.find(R"("waba_id":"102290129340398")"), std::string::npos) << u.body;
+  EXPECT_NE(u.body.find("RESTRICTED_BIZ_INITIATED_MESSAGING"), std::string::npos) << "Meta's value travels whole";
+  auto again = SplitWebhook(Read(dir + "account_update__account_restriction.json"), "c2", "t2");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->updates[0].dedupe_key, u.dedupe_key) << "a redelivery must dedupe";
+
+  const Update removed = OnlyUpdate(SplitWebhook(Read(dir + "account_update__partner_removed.json"), "c", "t"));
+  EXPECT_NE(removed.body.find(R"("entry_id":"2949482758682047","waba_id":"980198427658004")"), std::string::npos)
+      << removed.body;
+
+  auto broken = SplitWebhook(R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[)"
+                             R"({"field":"account_update","value":{"event":"ACCOUNT_DELETED"}},)"
+                             R"({"field":"account_update","value":{}}]}]})",
+                             "c", "t");
+  ASSERT_TRUE(broken.ok());
+  EXPECT_TRUE(broken->updates.empty());
+  EXPECT_EQ(broken->unknown_shapes, 2) << "no entry time, no event: not published";
+}
+
 TEST(Split, PywaCorpusMatchesItsIndex) {
   auto rows = test::PywaIndex();
   ASSERT_EQ(rows.size(), 60u);
@@ -199,16 +238,18 @@ TEST(Split, PywaCorpusMatchesItsIndex) {
     EXPECT_TRUE(VerifySignature(body, row.signature, "test-app-secret")) << row.file;
     auto split = SplitWebhook(body, "c", "t");
     ASSERT_TRUE(split.ok()) << row.file << ": " << split.status().ToString();
-    int m = 0, s = 0, e = 0;
+    int m = 0, s = 0, e = 0, a = 0;
     for (const auto& u : split->updates) {
       m += u.kind == Update::Kind::kMessage;
       s += u.kind == Update::Kind::kStatus;
       e += u.kind == Update::Kind::kError;
+      a += u.kind == Update::Kind::kAccount;
     }
     EXPECT_EQ(m, row.messages) << row.file;
     EXPECT_EQ(s, row.statuses) << row.file;
     EXPECT_EQ(e, row.errors) << row.file;
-    if (row.field != "messages") {
+    EXPECT_EQ(a, row.field == "account_update" ? 1 : 0) << row.file;
+    if (row.field != "messages" && row.field != "account_update") {
       EXPECT_GE(split->ignored_changes, 1) << row.file;
     }
   }

@@ -151,7 +151,8 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
   const std::vector<RoleCase> cases = {
       {"convoy_conversation",
        {"SELECT count(*) FROM conversations", "SELECT count(*) FROM outbox", "SELECT count(*) FROM schema_migrations",
-        "DELETE FROM inbound_messages WHERE false", "SELECT nextval('outbox_id_seq')"},
+        "DELETE FROM inbound_messages WHERE false", "SELECT nextval('outbox_id_seq')",
+        "SELECT count(*) FROM account_updates"},
        {"SELECT count(*) FROM outbound_messages", "SELECT count(*) FROM media_objects", "DELETE FROM deliveries",
         "CREATE TABLE intruder (x int)", "INSERT INTO schema_migrations VALUES (9999, 'x')"}},
       {"convoy_media",
@@ -170,6 +171,7 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         // which token and version a number's sends call with (0021_number_graph_version.sql)
         "SELECT graph_token_ref, graph_version FROM numbers WHERE phone_number_id = '1'"},
        {"SELECT count(*) FROM identities", "SELECT count(*) FROM conversations", "DELETE FROM outbox",
+        "SELECT count(*) FROM account_updates",
         "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
       {"convoy_readonly",
        {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries"},

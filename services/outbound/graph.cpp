@@ -44,6 +44,7 @@ const GraphErrorInfo* KnownGraphError(int code) {
       {131050, C::kPermanent, 0, false, "the user stopped marketing messages"},
       {131042, C::kPermanent, 0, true, "business eligibility or payment issue"},
       {133010, C::kPermanent, 0, true, "phone number not registered on the Cloud API"},
+      {131031, C::kPermanent, 0, true, "business account locked"},
       {368, C::kPermanent, 0, true, "temporarily blocked for policy violations"},
       {130497, C::kPermanent, 0, true, "business account restricted from messaging users in this country"},
       {131052, C::kPermanent, 0, false, "media download error"},
@@ -67,6 +68,8 @@ const GraphErrorInfo* KnownGraphError(int code) {
   }
   return nullptr;
 }
+
+bool PausesNumber(int code) { return code == 131031 || code == 133010; }
 
 GraphErrorClass ClassifyGraphError(int http_status, int code) {
   if (const GraphErrorInfo* known = KnownGraphError(code)) return known->klass;

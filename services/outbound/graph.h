@@ -32,6 +32,9 @@ struct GraphErrorInfo {
   const char* meaning;
 };
 const GraphErrorInfo* KnownGraphError(int code);  // nullptr: not one convoy knows
+// Whether the error stops the business number itself until a person acts (131031 account locked,
+// 133010 not registered): the sender pauses the number in the registry and its sends wait.
+bool PausesNumber(int code);
 GraphErrorClass ClassifyGraphError(int http_status, int code);
 GraphError ParseGraphError(int http_status, const std::string& body);
 

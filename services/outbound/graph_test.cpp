@@ -76,7 +76,7 @@ TEST(GraphErrors, EveryCodeTheIssueNamesIsClassified) {
 // its end; account problems are flagged for alerts; an unknown 4xx code is permanent, an unknown
 // 5xx transient.
 TEST(GraphErrors, TheCodesOf2025And2026AreClassified) {
-  for (int code : {131049, 131050, 131042, 133010, 368, 130497, 131052, 131053, 131062, 131063, 131064, 130472,
+  for (int code : {131049, 131050, 131042, 133010, 131031, 368, 130497, 131052, 131053, 131062, 131063, 131064, 130472,
                    137000, 132000, 132001, 132005, 132007, 132012, 132016}) {
     EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kPermanent) << code;
     ASSERT_NE(KnownGraphError(code), nullptr) << code;
@@ -85,6 +85,9 @@ TEST(GraphErrors, TheCodesOf2025And2026AreClassified) {
   EXPECT_EQ(ClassifyGraphError(400, 132015), GraphErrorClass::kTransient) << "a paused template is sent after the pause";
   EXPECT_EQ(KnownGraphError(132015)->min_retry_ms, 600000);
   for (int code : {131042, 368, 130497, 133010, 132016, 190}) EXPECT_TRUE(KnownGraphError(code)->account_problem) << code;
+  // Only these two stop the number itself: it is paused and its sends wait (sender.cpp).
+  for (int code : {131031, 133010}) EXPECT_TRUE(PausesNumber(code)) << code;
+  for (int code : {131042, 368, 130497, 190, 131047}) EXPECT_FALSE(PausesNumber(code)) << code;
   EXPECT_FALSE(KnownGraphError(131062)->account_problem);
   EXPECT_EQ(KnownGraphError(999999), nullptr);
   EXPECT_EQ(ClassifyGraphError(400, 999999), GraphErrorClass::kPermanent);

@@ -116,7 +116,14 @@ constexpr const char* kSetMarketing =
     "SET stopped = EXCLUDED.stopped, changed_at = EXCLUDED.changed_at, source = EXCLUDED.source "
     "WHERE marketing_preferences.changed_at <= EXCLUDED.changed_at";
 // A number's send rate from the registry (0018_number_throughput.sql).
-constexpr const char* kNumberThroughput = "SELECT throughput, status FROM numbers WHERE phone_number_id = $1";
+constexpr const char* kNumberThroughput =
+    "SELECT throughput, status, coalesce(paused_reason, '') FROM numbers WHERE phone_number_id = $1";
+// A send refused for the number itself (131031, 133010) pauses it, with the reason, until a person
+// resumes it (0027_number_pause_reason.sql). Only an active number: a pause already there keeps
+// its own reason, an offboarded number stays so.
+constexpr const char* kPauseNumber =
+    "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = $2, paused_at = now(), updated_at = now() "
+    "WHERE phone_number_id = $1 AND status = 'active' RETURNING 1";
 // What Meta bills, kept on the message; whether it is the first time (a message is counted once,
 // whichever of its statuses carries it) and the tenant of its number.
 constexpr const char* kRecordPricing =
@@ -210,6 +217,13 @@ Metrics& M() {
 Counter& GraphErrors(int code, bool known) {
   return DefaultRegistry().GetCounter("convoy_outbound_graph_errors_total", "Graph API errors answered to sends, by code.",
                                       "code=\"" + std::to_string(code) + "\",known=\"" + (known ? "true" : "false") + "\"");
+}
+
+// Numbers paused because Meta refused a send for the number itself (cause: the Graph code, one of
+// two); conversation counts those paused by account_update webhooks.
+Counter& PausedNumbers(int code) {
+  return DefaultRegistry().GetCounter("convoy_numbers_paused_total", "Business numbers paused because Meta flagged them.",
+                                      "cause=\"graph_" + std::to_string(code) + "\"");
 }
 
 int64_t SystemNow() {
@@ -473,11 +487,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   // A number the registry has paused (an account problem, a person's decision): its sends wait,
   // uncalled and uncounted, and go when it is active again. Nothing is dropped.
-  if (c.type != "typing_indicator" && Number(c.pnid).paused) {
-    M().number_paused.Inc();
-    LOG_EVERY_N(WARNING, 100) << ctx << "event=number_paused phone_number_id=" << c.pnid;
-    return Unpaced(Disposition::Delay("the business number " + c.pnid + " is paused in the numbers registry",
-                                      settings_.paused_recheck.count()));
+  if (c.type != "typing_indicator") {
+    if (KnownNumber n = Number(c.pnid); n.paused) return WaitWhilePaused(ctx, c.pnid, n);
   }
   // The content guard: the last look at the text before it leaves (a list of services never goes).
   std::string guarded;
@@ -606,6 +617,23 @@ Disposition Sender::HandleSend(const Delivery& d) {
                    .status();
     if (!p.ok()) return DispositionFor(p);
   }
+  if (PausesNumber(err.code) && !typing) {
+    // Meta refuses the number itself: it is paused (by this send or another since) and this send
+    // waits with the others instead of failing. A number the registry does not hold cannot be
+    // resumed by anyone: its send fails as the table says.
+    auto paused = db_.Exec(kPauseNumber, {c.pnid, reason});
+    if (!paused.ok()) return DispositionFor(paused.status());
+    if (!paused->empty()) {
+      PausedNumbers(err.code).Inc();
+      LOG(ERROR) << ctx << "event=number_paused_by_meta phone_number_id=" << c.pnid << " reason=\"" << reason
+                 << "\" (its sends wait until a person sets it active: PUT /v1/numbers/" << c.pnid << ")";
+    }
+    numbers_.erase(c.pnid);
+    if (KnownNumber n = Number(c.pnid); n.paused) {
+      db_.Exec(kMarkRetrying, {c.dedupe, std::to_string(err.code), reason});
+      return WaitWhilePaused(ctx, c.pnid, n);
+    }
+  }
   if (err.klass == GraphErrorClass::kPermanent || typing) return Fail(c, d, err.code, reason, false);
   int64_t min_delay_ms = known ? known->min_retry_ms : 0;
   if (err.klass == GraphErrorClass::kRateLimited) {
@@ -633,11 +661,12 @@ Sender::KnownNumber Sender::Number(const std::string& phone_number_id) {
   const auto now = std::chrono::steady_clock::now();
   auto it = numbers_.find(phone_number_id);
   if (it != numbers_.end() && now - it->second.read_at < settings_.pacing.rates_ttl) return it->second;
-  KnownNumber known{settings_.pacing.number_rate, false, now};
+  KnownNumber known{settings_.pacing.number_rate, false, now, ""};
   auto r = db_.Exec(kNumberThroughput, {phone_number_id});
   if (r.ok() && !r->empty()) {
     known.rate = static_cast<double>(r->get_int(0, 0));
     known.paused = r->get(0, 1) == "paused";
+    known.paused_reason = r->get(0, 2);
   } else if (!r.ok()) {
     // The registry cannot be read now: what was known, else the default; looked up again next time.
     LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_unread error=" << r.status().ToString();
@@ -645,6 +674,15 @@ Sender::KnownNumber Sender::Number(const std::string& phone_number_id) {
   }
   if (numbers_.size() > 10000) numbers_.clear();  // bounded: a deployment serves far fewer numbers
   return numbers_[phone_number_id] = known;
+}
+
+Disposition Sender::WaitWhilePaused(const LogCtx& ctx, const std::string& phone_number_id, const KnownNumber& number) {
+  M().number_paused.Inc();
+  const std::string why = number.paused_reason.empty() ? "" : ": " + number.paused_reason;
+  LOG_EVERY_N(WARNING, 100) << ctx << "event=number_paused phone_number_id=" << phone_number_id << " reason=\""
+                            << number.paused_reason << "\"";
+  return Unpaced(Disposition::Delay("the business number " + phone_number_id + " is paused in the numbers registry" + why,
+                                    settings_.paused_recheck.count()));
 }
 
 std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair, const Bucket& number) {

@@ -31,6 +31,7 @@
 #include "convoy/graph_numbers.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
+#include "convoy/log.h"
 #include "convoy/pg.h"
 #include "guard.h"
 #include "pacer.h"
@@ -97,12 +98,15 @@ class Sender {
   // most the shortest delay queue's wait here), else the delay that keeps it until then.
   std::optional<Disposition> Pace(const Delivery& d, const Bucket& pair, const Bucket& number);
   // What the registry says of a number (kept rates_ttl): its send rate (throughput, else
-  // number_rate) and whether it is paused.
+  // number_rate), whether it is paused and why.
   struct KnownNumber {
     double rate;
     bool paused;
     std::chrono::steady_clock::time_point read_at;
+    std::string paused_reason;
   };
+  // The send waits while its number is paused (no call, no attempt counted), naming the reason.
+  Disposition WaitWhilePaused(const LogCtx& ctx, const std::string& phone_number_id, const KnownNumber& number);
   KnownNumber Number(const std::string& phone_number_id);
   double NumberRate(const std::string& phone_number_id) { return Number(phone_number_id).rate; }
   std::map<std::string, KnownNumber> numbers_;

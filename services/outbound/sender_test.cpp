@@ -158,6 +158,15 @@ class OutboundTest : public ::testing::Test {
     if (!r.ok() || r->empty()) return {};
     return {r->get(0, 0), r->get(0, 1), r->get(0, 2), r->get(0, 3), r->get(0, 4)};
   }
+  // A send of another business number than kBusiness (a text, the recipient wrote a minute ago).
+  void SendFrom(const std::string& number, const std::string& dedupe, const std::string& to) {
+    std::string body = Command(dedupe, to, TextMessage("p"), NowSeconds() - 60);
+    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + number.size())) {
+      body.replace(at, std::string(kBusiness).size(), number);
+    }
+    Status s = pub_.PublishAndWait(SendMessage(body, dedupe, to), 10s);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
   bool WaitStatus(const std::string& dedupe, const std::string& status, std::chrono::seconds deadline = 30s) {
     return WaitUntil([&] { return Log(dedupe).status == status; }, deadline);
   }
@@ -958,14 +967,7 @@ TEST_F(OutboundTest, APausedNumbersSendsWaitAndGoWhenItIsActiveAgain) {
   s.paused_recheck = 1000ms;
   StartReplica(s, 2);
   const uint64_t held_before = SendsCounted("number_paused");
-  for (int i = 0; i < 3; ++i) {
-    const std::string key = "paused:" + std::to_string(i), to = "1650557200" + std::to_string(i);
-    std::string body = Command(key, to, TextMessage("p"), NowSeconds());
-    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + paused.size())) {
-      body.replace(at, std::string(kBusiness).size(), paused);
-    }
-    ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, to), 10s).ok());
-  }
+  for (int i = 0; i < 3; ++i) SendFrom(paused, "paused:" + std::to_string(i), "1650557200" + std::to_string(i));
   Send("not-paused", "16505572099");  // the demo number, not in this registry: sent at once
   ASSERT_TRUE(WaitStatus("not-paused", "sent", 10s));
   // Each of the three was held at least twice (looked at, then again after the recheck).
@@ -976,6 +978,60 @@ TEST_F(OutboundTest, APausedNumbersSendsWaitAndGoWhenItIsActiveAgain) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(WaitStatus("paused:" + std::to_string(i), "sent", 20s)) << i;
   EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'paused:%' AND attempts = 1"), 3);
   EXPECT_EQ(graph_.CallCount(), 4u);
+}
+
+// Meta answers a send 131031 (account locked): the number pauses in the registry with the reason,
+// that send and the number's next ones wait with no further call, another number's go on; set
+// active again, each waiting send goes exactly once.
+TEST_F(OutboundTest, AnAccountLockedNumberPausesAndWhatWaitedGoesOnceWhenResumed) {
+  const std::string locked = "106540352210077";
+  auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
+                      "source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', 'api')",
+                      {locked});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  SenderSettings s = Settings();
+  s.pacing.rates_ttl = 1s;
+  s.paused_recheck = 1000ms;
+  StartReplica(s, 2);
+  const uint64_t paused_by_graph = DefaultRegistry()
+                                       .GetCounter("convoy_numbers_paused_total",
+                                                   "Business numbers paused because Meta flagged them.",
+                                                   "cause=\"graph_131031\"")
+                                       .Value();
+  graph_.Inject(400, 131031, 1, 0, "/" + locked + "/messages");
+  SendFrom(locked, "locked:0", "16505573000");
+  ASSERT_TRUE(WaitUntil([&] {
+    return Count("SELECT count(*) FROM numbers WHERE phone_number_id = '" + locked + "' AND status = 'paused' AND "
+                 "source = 'meta' AND paused_at IS NOT NULL AND paused_reason LIKE 'graph 131031: %(business account "
+                 "locked)'") == 1;
+  }, 20s));
+  EXPECT_EQ(DefaultRegistry()
+                .GetCounter("convoy_numbers_paused_total", "Business numbers paused because Meta flagged them.",
+                            "cause=\"graph_131031\"")
+                .Value(),
+            paused_by_graph + 1);
+  const uint64_t held_before = SendsCounted("number_paused");
+  for (int i = 1; i < 4; ++i) SendFrom(locked, "locked:" + std::to_string(i), "1650557300" + std::to_string(i));
+  Send("not-locked", "16505573099");  // the demo number: sent at once
+  ASSERT_TRUE(WaitStatus("not-locked", "sent", 10s));
+  // All four held at least twice (looked at, then again after the recheck), none failed or parked.
+  ASSERT_TRUE(WaitUntil([&] { return SendsCounted("number_paused") >= held_before + 8; }, 20s));
+  EXPECT_EQ(graph_.CallCount(), 2u) << "after the 131031, nothing of the locked number reached Graph";
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'locked:%' AND status IN "
+                  "('failed', 'sent')"),
+            0);
+  // A person resumes it (PUT /v1/numbers/{id} "status": "active" does this).
+  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET status = 'active', paused_reason = NULL, paused_at = NULL, source = 'api' "
+                         "WHERE phone_number_id = $1",
+                         {locked})
+                  .ok());
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(WaitStatus("locked:" + std::to_string(i), "sent", 20s)) << i;
+  const auto per_recipient = graph_.SendsPerRecipient();
+  for (const std::string to : {"16505573000", "16505573001", "16505573002", "16505573003"}) {
+    EXPECT_EQ(per_recipient.count(to) ? per_recipient.at(to) : 0u, 1u) << to << ": sent exactly once";
+  }
+  EXPECT_EQ(graph_.CallCount(), 6u) << "one refused call, four sends of the locked number, one of the other";
+  EXPECT_EQ(Count("SELECT attempts FROM outbound_messages WHERE dedupe_key = 'locked:0'"), 2);
 }
 
 // The pair limit: 10 messages to one recipient with burst 3 and 1 token/s take at least 7 s,

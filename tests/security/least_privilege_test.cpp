@@ -169,8 +169,13 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         // what it reads to send a conversation's replies in order (0016_reply_order.sql)
         "SELECT id, conversation_key, due_at FROM outbox WHERE routing_key = 'outbound.send' AND settled_at IS NULL",
         // which token and version a number's sends call with (0021_number_graph_version.sql)
-        "SELECT graph_token_ref, graph_version FROM numbers WHERE phone_number_id = '1'"},
+        "SELECT graph_token_ref, graph_version FROM numbers WHERE phone_number_id = '1'",
+        // a number Meta refused a send for (131031, 133010) pauses, with the reason (0027_number_pause_reason.sql)
+        "SELECT throughput, status, coalesce(paused_reason, '') FROM numbers WHERE phone_number_id = '1'",
+        "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = 'x', paused_at = now(), updated_at = "
+        "now() WHERE phone_number_id = '1' AND status = 'active' RETURNING 1"},
        {"SELECT count(*) FROM identities", "SELECT count(*) FROM conversations", "DELETE FROM outbox",
+        "UPDATE numbers SET graph_token_ref = 'env:X'", "UPDATE numbers SET tenant = 'x'",
         "SELECT count(*) FROM account_updates",
         "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
       {"convoy_readonly",

@@ -117,7 +117,7 @@ constexpr const char* kSetMarketing =
     "WHERE marketing_preferences.changed_at <= EXCLUDED.changed_at";
 // A number's send rate from the registry (0018_number_throughput.sql).
 constexpr const char* kNumberThroughput =
-    "SELECT throughput, status, coalesce(paused_reason, '') FROM numbers WHERE phone_number_id = $1";
+    "SELECT throughput, status, coalesce(paused_reason, ''), app FROM numbers WHERE phone_number_id = $1";
 // A send refused for the number itself (131031, 133010) pauses it, with the reason, until a person
 // resumes it (0027_number_pause_reason.sql). Only an active number: a pause already there keeps
 // its own reason, an offboarded number stays so.
@@ -186,6 +186,7 @@ struct Metrics {
                                           "Graph answers or status webhooks naming a wamid another send already holds "
                                           "(an integrity error: two dedupe keys, one message id).");
   Counter& errors = r.GetCounter("convoy_outbound_value_errors_total", "Value-level webhook errors received.");
+  Counter& wrong_app = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"wrong_app\"");
   Counter& preferences = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
                                       "effect=\"received\"");
   Counter& preferences_ignored = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
@@ -284,6 +285,12 @@ Disposition ApplyPreference(PgConnection& db, const rapidjson::Document& doc, in
     return Disposition::Ack();
   }
   int64_t at = std::atoll(JsonStr(pref, "timestamp").c_str());
+  if (at > now + 300) {
+    // A choice dated in the future would outrank every real one until then (the later one wins).
+    M().preferences_ignored.Inc();
+    LOG(WARNING) << ctx << "event=preference_ignored reason=future_timestamp at=" << at;
+    return Disposition::Ack();
+  }
   auto r = db.Exec(kSetMarketing, {JsonStr(doc, "phone_number_id"), user, std::string(value == "stop" ? "true" : "false"),
                                     std::to_string(at > 0 ? at : now), std::string("user_preferences")});
   if (!r.ok()) return DispositionFor(r.status());
@@ -661,12 +668,13 @@ Sender::KnownNumber Sender::Number(const std::string& phone_number_id) {
   const auto now = std::chrono::steady_clock::now();
   auto it = numbers_.find(phone_number_id);
   if (it != numbers_.end() && now - it->second.read_at < settings_.pacing.rates_ttl) return it->second;
-  KnownNumber known{settings_.pacing.number_rate, false, now, ""};
+  KnownNumber known{settings_.pacing.number_rate, false, now, "", ""};
   auto r = db_.Exec(kNumberThroughput, {phone_number_id});
   if (r.ok() && !r->empty()) {
     known.rate = static_cast<double>(r->get_int(0, 0));
     known.paused = r->get(0, 1) == "paused";
     known.paused_reason = r->get(0, 2);
+    known.app = r->get(0, 3);
   } else if (!r.ok()) {
     // The registry cannot be read now: what was known, else the default; looked up again next time.
     LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_unread error=" << r.status().ToString();
@@ -718,6 +726,19 @@ Disposition Sender::HandleStatus(const Delivery& d) {
   if (auto invalid = RefuseInvalid(d, schemas_, ctx)) return *invalid;
   rapidjson::Document doc;
   doc.Parse(d.body.c_str(), d.body.size());
+  // Through another Meta app than its number's: Meta never sends that, so whoever signed it holds
+  // another business's app secret. Counted and dropped, never applied (an envelope without an app
+  // is from an older ingress: the default app).
+  const std::string app = JsonStr(doc, "app"), pnid = JsonStr(doc, "phone_number_id");
+  if (!app.empty()) {
+    const KnownNumber number = Number(pnid);
+    if (!number.app.empty() && number.app != app) {
+      M().wrong_app.Inc();
+      LOG_EVERY_N(WARNING, 100) << ctx << "event=wrong_app_update phone_number_id=" << pnid << " app=" << app
+                                << " number_app=" << number.app;
+      return Disposition::Ack();
+    }
+  }
   if (JsonStr(doc, "schema") == "inbound.preference") return ApplyPreference(db_, doc, settings_.now());
   if (JsonStr(doc, "schema") == "inbound.error") {
     M().errors.Inc();

@@ -104,6 +104,7 @@ class Sender {
     bool paused;
     std::chrono::steady_clock::time_point read_at;
     std::string paused_reason;
+    std::string app;  // whose app secret verifies its webhooks ("" when not in the registry)
   };
   // The send waits while its number is paused (no call, no attempt counted), naming the reason.
   Disposition WaitWhilePaused(const LogCtx& ctx, const std::string& phone_number_id, const KnownNumber& number);

@@ -710,15 +710,17 @@ TEST_F(OutboundTest, TheCustomerServiceWindowIsCheckedBeforeCalling) {
 // A stop delivered late, older than the resume, changes nothing. Meta's own 131050 answer to a
 // send is remembered the same way.
 TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
+  test::RegisterNumber(*sql_, kBusiness, "acme");
+  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET app = 'acme' WHERE phone_number_id = $1", {std::string(kBusiness)}).ok());
   StartReplica(Settings(), 1);
   const std::string user = "16505552030";
-  auto preference = [&](const std::string& value, int64_t at) {
+  auto preference = [&](const std::string& value, int64_t at, const std::string& app = "acme") {
     AmqpMessage m;
     m.exchange = exchanges::kInbound;
     m.routing_key = "preference";
-    m.message_id = "pref:" + value + std::to_string(at);
+    m.message_id = "pref:" + value + std::to_string(at) + app;
     m.body = R"({"schema":"inbound.preference","version":1,"correlation_id":"corr-pref","received_at":"2026-01-01T00:00:00Z",)"
-             R"("phone_number_id":")" + std::string(kBusiness) + R"(","preference":{"wa_id":")" + user +
+             R"("app":")" + app + R"(","phone_number_id":")" + std::string(kBusiness) + R"(","preference":{"wa_id":")" + user +
              R"(","category":"marketing_messages","value":")" + value + R"(","timestamp":")" + std::to_string(at) + R"("}})";
     m.headers = {{headers::kDedupeKey, m.message_id}, {headers::kCorrelationId, "corr-pref"}};
     ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
@@ -749,6 +751,23 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
   EXPECT_EQ(Log("offer-1").error_code, "131050");
   EXPECT_EQ(Log("offer-1").attempts, "0") << "refused without a call";
   EXPECT_EQ(graph_.CallCount(), 1u);
+
+  // A resume signed by another app (someone with another business's app secret), or dated in the
+  // future (it would outrank every real choice until then): neither is applied.
+  const double ignored = DefaultRegistry()
+                             .GetCounter("convoy_outbound_preferences_total", "", "effect=\"ignored\"").Value();
+  const double wrong_app = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"wrong_app\"").Value();
+  preference("resume", t - 60, "default");
+  preference("resume", t + 86400);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"wrong_app\"").Value() >=
+                   wrong_app + 1 &&
+               DefaultRegistry().GetCounter("convoy_outbound_preferences_total", "", "effect=\"ignored\"").Value() >=
+                   ignored + 1;
+      },
+      20s));
+  EXPECT_EQ(Count("SELECT count(*) FROM marketing_preferences WHERE stopped"), 1) << "still stopped";
 
   preference("resume", t - 50);
   ASSERT_TRUE(applied(before + 2));

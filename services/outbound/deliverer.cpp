@@ -104,6 +104,11 @@ int64_t RetryAfterSeconds(const std::string& value, int64_t now) {
 
 std::string ResultBody(const std::string& command_json, const std::string& media_base_url, const std::string& link_secret,
                        int64_t link_expires) {
+  return *ResultBody(command_json, media_base_url, link_secret, link_expires, PhotoFetch());
+}
+
+Result<std::string> ResultBody(const std::string& command_json, const std::string& media_base_url,
+                               const std::string& link_secret, int64_t link_expires, const PhotoFetch& fetch) {
   rapidjson::Document c;
   c.Parse(command_json.c_str(), command_json.size());
   rapidjson::StringBuffer b;
@@ -138,9 +143,17 @@ std::string ResultBody(const std::string& command_json, const std::string& media
       str("media_id", JsonStr(p, "media_id"));
       std::string stored = JsonStr(p, "stored_name");
       if (!stored.empty()) {
+        const std::string url = MediaLink(media_base_url, link_secret, stored, link_expires);
         str("status", "stored");
-        str("url", MediaLink(media_base_url, link_secret, stored, link_expires));
+        str("url", url);
         str("expires_at", Rfc3339(link_expires));
+        if (fetch) {
+          auto bytes = fetch(url);
+          if (!bytes.ok()) return bytes.status();
+          const std::string ext = stored.substr(stored.rfind('.') + 1);
+          str("content_type", ext == "png" ? "image/png" : "image/jpeg");
+          str("content_base64", Base64Encode(*bytes));
+        }
       } else {
         str("status", "missing");
         str("reason", JsonStr(p, "missing").empty() ? "not stored" : JsonStr(p, "missing"));
@@ -151,7 +164,7 @@ std::string ResultBody(const std::string& command_json, const std::string& media
   w.EndArray();
   w.EndObject();
   w.EndObject();
-  return b.GetString();
+  return std::string(b.GetString(), b.GetSize());
 }
 
 Deliverer::Deliverer(PgConnection& db, const SchemaRegistry& schemas, const SinkSet& sinks, DeliverySettings settings,
@@ -160,9 +173,28 @@ Deliverer::Deliverer(PgConnection& db, const SchemaRegistry& schemas, const Sink
   if (!settings_.now) settings_.now = SystemNow;
 }
 
-Result<std::string> Deliverer::WebhookBody(const Job& job) {
-  std::string body = ResultBody(job.command, settings_.media_base_url, settings_.link_secret,
-                                settings_.now() + settings_.link_ttl.count());
+Result<std::string> Deliverer::WebhookBody(const Job& job, const Sink& sink) {
+  PhotoFetch fetch;
+  if (sink.inline_photos) {
+    // The photo from media's own link (no token), bounded per photo.
+    fetch = [&sink](const std::string& url) -> Result<std::string> {
+      HttpClientRequest get;
+      get.url = url;
+      get.max_response_bytes = sink.inline_max_bytes;
+      auto r = HttpFetch(get);
+      if (!r.ok()) {
+        return Status(r.status().code() == Code::kTooLarge ? Code::kInvalidArgument : Code::kUnavailable,
+                      "reading a photo to carry inline: " + r.status().message());
+      }
+      if (r->status != 200) return Status(Code::kUnavailable, "reading a photo to carry inline: media answered " +
+                                                                  std::to_string(r->status));
+      return r->body;
+    };
+  }
+  auto built = ResultBody(job.command, settings_.media_base_url, settings_.link_secret,
+                          settings_.now() + settings_.link_ttl.count(), fetch);
+  if (!built.ok()) return built.status();
+  const std::string& body = *built;
   Status valid = schemas_.ValidateAs(job.type, 1, body);
   if (!valid.ok()) return Status(Code::kInvalidArgument, "the " + job.type + " body does not match its schema: " + valid.message());
   return body;
@@ -374,7 +406,12 @@ Disposition Deliverer::Handle(const Delivery& d) {
   }
   std::string body;
   if (sink->kind == Sink::Kind::kWebhook) {
-    auto b = WebhookBody(job);
+    auto b = WebhookBody(job, *sink);
+    if (!b.ok() && IsTransient(b.status().code())) {
+      // A photo to carry inline could not be read now (media restarting): later, not parked.
+      LOG(WARNING) << ctx << "event=delivery_retry reason=\"" << b.status().message() << "\"";
+      return Disposition::Delay(b.status().message(), 5000);
+    }
     if (!b.ok()) {
       Status s = db_.Exec(kPark, {job.id, std::nullopt, b.status().message()}).status();
       if (!s.ok()) return DispositionFor(s);

@@ -47,7 +47,7 @@ class Deliverer {
   Outcome Webhook(const Sink& sink, const Job& job, const std::string& body);
   Outcome Shopify(const Sink& sink, const Job& job, bool reconcile, const std::string& known_product,
                   const std::string& known_variant);
-  Result<std::string> WebhookBody(const Job& job);
+  Result<std::string> WebhookBody(const Job& job, const Sink& sink);
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   const SinkSet& sinks_;
@@ -59,6 +59,11 @@ class Deliverer {
 // photos as signed links. Exposed for tests.
 std::string ResultBody(const std::string& command_json, const std::string& media_base_url, const std::string& link_secret,
                        int64_t link_expires);
+// The same with each stored photo's bytes too ("content_type", "content_base64"), read by `fetch`
+// from its link; the first fetch error is the answer.
+using PhotoFetch = std::function<Result<std::string>(const std::string& url)>;
+Result<std::string> ResultBody(const std::string& command_json, const std::string& media_base_url,
+                               const std::string& link_secret, int64_t link_expires, const PhotoFetch& fetch);
 
 // Seconds from a Retry-After header (delta seconds or an HTTP date), or -1.
 int64_t RetryAfterSeconds(const std::string& value, int64_t now);

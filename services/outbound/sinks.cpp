@@ -51,6 +51,8 @@ Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schema
     s.url = JsonStr(v, "url");
     s.vendor = JsonStr(v, "vendor");
     s.allow_private = JsonMember(v, "allow_private").IsTrue();
+    s.inline_photos = JsonStr(v, "attach") == "inline";
+    if (JsonMember(v, "inline_max_bytes").IsInt64()) s.inline_max_bytes = static_cast<size_t>(v["inline_max_bytes"].GetInt64());
     const auto& timeout = JsonMember(v, "timeout_seconds");
     s.timeout = timeout.IsInt() ? std::chrono::seconds(timeout.GetInt()) : default_timeout;
     if (set.sinks.count(s.name)) return Bad(s.name, "named twice");

@@ -24,6 +24,10 @@ struct Sink {
   std::string vendor;               // shopify: the product's vendor when the result names none
   bool allow_private = false;
   std::chrono::seconds timeout{15};
+  // webhook: photos as signed links only (false), or also their bytes in the body (true:
+  // "attach": "inline"), so the evidence outlives the link; each photo at most inline_max_bytes.
+  bool inline_photos = false;
+  size_t inline_max_bytes = 5 << 20;
 };
 
 struct SinkSet {

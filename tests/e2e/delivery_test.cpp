@@ -135,6 +135,39 @@ TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLi
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts"), 1);
 }
 
+// A sink that asks for the photos inline gets their bytes in the body, beside the links, so the
+// evidence outlives the 7-day links and media's retention.
+TEST_F(Delivery, ASinkThatAsksForPhotosInlineGetsTheirBytes) {
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  std::string sink = test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])");
+  sink.insert(sink.size() - 1, R"(, "attach": "inline")");
+  Up("e2e_deliver_inline", "[" + sink + "]");
+  auto& env = *stack_;
+  auto photos = env.RegisterPhotos("e2e-inline-photo-", 2);
+  ASSERT_NO_FATAL_FAILURE(SubmitListing("16505550078", photos));
+  ASSERT_TRUE(receiver.WaitFor(1, 60s)) << OutboundLog();
+  auto requests = receiver.Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_TRUE(requests[0].verified);
+  rapidjson::Document body;
+  body.Parse(requests[0].body.c_str());
+  ASSERT_TRUE(body.IsObject());
+  const auto& sent = body["data"]["photos"];
+  ASSERT_EQ(sent.Size(), 2u);
+  std::set<std::string> carried, fixtures;
+  for (const auto& p : sent.GetArray()) {
+    ASSERT_TRUE(p.HasMember("content_base64")) << requests[0].body.substr(0, 400);
+    EXPECT_STREQ(p["content_type"].GetString(), "image/jpeg");
+    auto bytes = Base64Decode(p["content_base64"].GetString());
+    ASSERT_TRUE(bytes.ok());
+    carried.insert(*bytes);
+    EXPECT_TRUE(p.HasMember("url")) << "the link too";
+  }
+  for (const char* f : {"media/photo1.jpg", "media/photo2.jpg"}) fixtures.insert(test::ReadFile(test::FixturePath(f)));
+  EXPECT_EQ(carried, fixtures);
+}
+
 // SELL to a draft product: the number sends its listings to the business's Shopify store and to
 // its webhook; the draft has the photos, the seller's email and WhatsApp id (as metafields, never
 // in the description), and each sink gets the result once.

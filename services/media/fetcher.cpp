@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -168,8 +169,8 @@ Status Fetcher::Emit(const std::string& schema, const std::string& fields, const
 }
 
 Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const std::string& phone_number_id,
-                                           const GraphTarget& graph, const std::string& expected_mime, const std::string& expected_sha256,
-                                           int64_t room, int64_t* over_room) {
+                                           const GraphTarget& graph, const Expected& expected, int64_t room,
+                                           int64_t* over_room) {
   for (int round = 0; round < 2; ++round) {
     // 1. Metadata: where the bytes are, and what Meta says they are.
     HttpClientRequest meta;
@@ -188,11 +189,18 @@ Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const st
     if (url.empty() || mime.empty() || sha.empty()) return Status(Code::kInvalidArgument, "media metadata incomplete");
     auto type = AllowedType(mime);
     if (!type) return Status(Code::kInvalidArgument, "type not allowed: " + mime);
-    if (!expected_mime.empty()) {
-      auto said = AllowedType(expected_mime);
+    if (!expected.mime_type.empty()) {
+      auto said = AllowedType(expected.mime_type);
       if (!said || said->mime_type != type->mime_type) {
-        return Status(Code::kInvalidArgument, "the webhook said " + expected_mime + ", the metadata says " + mime);
+        return Status(Code::kInvalidArgument, "the webhook said " + expected.mime_type + ", the metadata says " + mime);
       }
+    }
+    if (!expected.kinds.empty() &&
+        std::find(expected.kinds.begin(), expected.kinds.end(), type->kind) == expected.kinds.end()) {
+      std::string takes;
+      for (Kind k : expected.kinds) takes += std::string(takes.empty() ? "" : ", ") + KindName(k);
+      return Status(Code::kInvalidArgument, "type not allowed here: " + type->mime_type + " is " +
+                                                KindName(type->kind) + ", the step takes " + takes);
     }
     const size_t limit = settings_.limits.For(type->kind);
     const auto& declared = JsonMember(doc, "file_size");
@@ -239,8 +247,8 @@ Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const st
     // 3. Checks before the file gets a name.
     std::string hex = digest.Hex();
     Status v = VerifyMedia(mime, digest.size(), digest.head(), hex, sha, settings_.limits);
-    if (v.ok() && !expected_sha256.empty()) {
-      auto said = NormalizeSha256(expected_sha256);
+    if (v.ok() && !expected.sha256.empty()) {
+      auto said = NormalizeSha256(expected.sha256);
       if (!said || *said != hex) v = Status(Code::kInvalidArgument, "sha256 differs from the webhook's: got " + hex);
     }
     if (!v.ok()) return v;
@@ -318,7 +326,15 @@ Disposition Fetcher::Handle(const Delivery& d) {
     room = Room(admission->user, admission->number, quota_.limits());
   }
   int64_t over_room = 0;
-  auto fetched = Fetch(media_id, pnid, *graph, JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"), room, &over_room);
+  Expected expected{JsonStr(cmd, "mime_type"), JsonStr(cmd, "sha256"), {}};
+  const auto& kinds = JsonMember(cmd, "kinds");
+  if (kinds.IsArray()) {
+    for (const auto& k : kinds.GetArray()) {
+      // The schema allows only the four names.
+      if (auto kind = k.IsString() ? KindFromName(k.GetString()) : std::nullopt) expected.kinds.push_back(*kind);
+    }
+  }
+  auto fetched = Fetch(media_id, pnid, *graph, expected, room, &over_room);
   if (!fetched.ok() && over_room > 0) {
     return Refuse(OverQuota(admission->user, admission->number, over_room, quota_.limits()), *admission, media_id,
                   ctx, d);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "convoy/amqp.h"
 #include "convoy/events.h"
@@ -23,8 +24,9 @@ namespace convoy::media {
 
 // media.failed's code for a fetch that failed for good, so that conversation can tell the person in
 // plain words (the reason itself stays in the event, the audit and the log): "expired" (Meta no
-// longer has it), "too_large", "not_a_photo" (a type not allowed, or content that is not what it
-// says), "damaged" (anything else: a checksum that differs, incomplete metadata).
+// longer has it), "too_large", "not_a_photo" (a type not allowed, or not taken by the step it was
+// sent to, or content that is not what it says; of any kind: the name is older than documents),
+// "damaged" (anything else: a checksum that differs, incomplete metadata).
 std::string FailureCode(const Status& failure);
 
 struct FetchSettings {
@@ -62,9 +64,14 @@ class Fetcher {
   // The verified bytes in a file with no name yet. Transient failures are kUnavailable/kTimeout;
   // the rest are permanent and say why. A file larger than `room` (the quota's) is not downloaded,
   // or its download stopped: then *over_room is the size that did not fit.
+  // What the command says the media is: the webhook's type and sha256 ("" unknown) and the kinds
+  // the step it was sent to takes (empty: any allowed kind).
+  struct Expected {
+    std::string mime_type, sha256;
+    std::vector<Kind> kinds;
+  };
   Result<Downloaded> Fetch(const std::string& media_id, const std::string& phone_number_id, const GraphTarget& graph,
-                           const std::string& expected_mime, const std::string& expected_sha256, int64_t room,
-                           int64_t* over_room);
+                           const Expected& expected, int64_t room, int64_t* over_room);
   Status Emit(const std::string& schema, const std::string& fields, const Delivery& d);
   // Over quota: counted, logged with the usage, media.failed with code over_quota; acked.
   Disposition Refuse(QuotaKind kind, const Admission& used, const std::string& media_id, const LogCtx& ctx,

@@ -163,14 +163,22 @@ class MediaTest : public ::testing::Test {
     ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
   }
 
+  // kinds: the step's `accepts` as a JSON array ("" none).
   void FetchMedia(const std::string& dedupe, const std::string& media_id, const std::string& mime = "",
-                  const std::string& sha256 = "", int keep_days = 0) {
+                  const std::string& sha256 = "", int keep_days = 0, const std::string& kinds = "") {
     Publish(queues::kMediaFetch, dedupe,
             R"({"schema":"media.fetch","version":1,"correlation_id":"corr-)" + dedupe + R"(","dedupe_key":")" + dedupe +
                 R"(","conversation_key":")" + kBusiness + R"(:16505551234","phone_number_id":")" + kBusiness +
                 R"(","media_id":")" + media_id + "\"" + (mime.empty() ? "" : R"(,"mime_type":")" + mime + "\"") +
                 (sha256.empty() ? "" : R"(,"sha256":")" + sha256 + "\"") +
-                (keep_days ? R"(,"keep_days":)" + std::to_string(keep_days) : "") + "}");
+                (keep_days ? R"(,"keep_days":)" + std::to_string(keep_days) : "") +
+                (kinds.empty() ? "" : R"(,"kinds":)" + kinds) + "}");
+  }
+  // A file of these bytes in the test's folder (outside the media folder), for the fake Graph API.
+  std::string Write(const std::string& name, const std::string& bytes) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
   }
 
   void Upload(const std::string& dedupe, const std::string& stored, const std::string& destination) {
@@ -289,6 +297,60 @@ TEST_F(MediaTest, BadMediaFailsWithAReasonAndNothingIsStored) {
   EXPECT_EQ(EventCount("media.stored"), 0u);
 }
 
+// A PDF (an inspection report) and a voice note (OGG Opus, as WhatsApp records them) are stored
+// like photos: under their hash with their own extension, and media.stored names their type.
+TEST_F(MediaTest, ADocumentAndAVoiceNoteAreStoredWithTheirExtension) {
+  Start(Fetch());
+  const std::string pdf = "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+  const std::string ogg = std::string("OggS\0\x02\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\x13OpusHead\x01\x01", 34);
+  graph_.RegisterMedia("m-pdf", Write("report.pdf", pdf), "application/pdf");
+  graph_.RegisterMedia("m-ogg", Write("voice.ogg", ogg), "audio/ogg; codecs=opus");
+  FetchMedia("d1", "m-pdf", "application/pdf", Sha256Hex(pdf), 400, R"(["image","document"])");
+  FetchMedia("d2", "m-ogg", "audio/ogg; codecs=opus", "", 0, R"(["audio"])");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s)) << EventBody("media.failed");
+  const std::string pdf_name = Sha256Hex(pdf) + ".pdf", ogg_name = Sha256Hex(ogg) + ".ogg";
+  EXPECT_EQ(test::ListDir(media_dir_), (std::set<std::string>{pdf_name, ogg_name}));
+  EXPECT_EQ(test::ReadFile(media_dir_ + "/" + pdf_name), pdf);
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE (stored_name, mime_type) IN (($1, 'application/pdf'), "
+                  "($2, 'audio/ogg'))",
+                  {pdf_name, ogg_name}),
+            2);
+  std::string stored;
+  for (const auto& e : Events()) stored += e.routing_key == "media.stored" ? e.body + "\n" : "";
+  EXPECT_NE(stored.find(R"("mime_type":"application/pdf")"), std::string::npos) << stored;
+  EXPECT_NE(stored.find(R"("mime_type":"audio/ogg")"), std::string::npos) << stored;
+}
+
+// Hostile "documents": a web page and a program sent as a PDF, and a real PDF sent where the step
+// takes photos only. Each fails for good with the reason and the code the person is told by; no
+// file, no row.
+TEST_F(MediaTest, APageOrAProgramSentAsADocumentIsRefused) {
+  Start(Fetch());
+  const std::string html = "<!DOCTYPE html><html><body><script>steal()</script></body></html>";
+  const std::string elf = std::string("\x7F" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3E\0", 20);
+  const std::string pdf = "%PDF-1.7\n%%EOF\n";
+  graph_.RegisterMedia("m-html", Write("page.pdf", html), "application/pdf");
+  graph_.RegisterMedia("m-elf", Write("tool.pdf", elf), "application/pdf");
+  graph_.RegisterMedia("m-pdf", Write("report.pdf", pdf), "application/pdf");
+  FetchMedia("h1", "m-html", "application/pdf", "", 0, R"(["image","document"])");
+  FetchMedia("h2", "m-elf", "application/pdf", "", 0, R"(["image","document"])");
+  FetchMedia("h3", "m-pdf", "application/pdf", "", 0, R"(["image"])");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.failed") == 3; }, 20s)) << EventBody("media.stored");
+  std::string failed;
+  for (const auto& e : Events()) failed += e.routing_key == "media.failed" ? e.body + "\n" : "";
+  EXPECT_NE(failed.find("content does not look like application/pdf (it is an HTML page)"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("content does not look like application/pdf (it is an ELF executable)"), std::string::npos)
+      << failed;
+  EXPECT_NE(failed.find("type not allowed here: application/pdf is document, the step takes image"), std::string::npos)
+      << failed;
+  size_t codes = 0;
+  for (size_t at = 0; (at = failed.find(R"("code":"not_a_photo")", at)) != std::string::npos; ++at) ++codes;
+  EXPECT_EQ(codes, 3u) << failed;
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 0);
+  EXPECT_TRUE(test::ListDir(media_dir_).empty());
+  EXPECT_EQ(EventCount("media.stored"), 0u);
+}
+
 // 20 commands for one media id at once, over 4 consumers, the first download slow: one download,
 // one file, one row, and every command answered with media.stored.
 TEST_F(MediaTest, TheSameMediaFetchedTwentyTimesAtOnceIsDownloadedOnce) {
@@ -390,6 +452,28 @@ TEST_F(ServeTest, AStoredFileIsStreamedWithItsTypeToATokenHolder) {
   EXPECT_EQ(Get("/media/" + name_, "").first, 401) << "no token";
   EXPECT_EQ(Get("/media/" + name_, "wrong").first, 401) << "wrong token";
   EXPECT_EQ(Get("/media/" + Sha256Hex("absent") + ".jpg").first, 404) << "a valid name that is not stored";
+}
+
+// A document is served as an attachment named by its stored name (never inline, never the
+// sender's own file name); a photo stays inline.
+TEST_F(ServeTest, ADocumentIsServedAsAnAttachment) {
+  const std::string pdf = "%PDF-1.4\n%%EOF\n", pdf_name = Sha256Hex(pdf) + ".pdf";
+  std::ofstream(media_ + "/" + pdf_name, std::ios::binary) << pdf;
+  Serve({media_, kMediaToken, false, ""});
+  HttpClientRequest req;
+  req.headers["Authorization"] = std::string("Bearer ") + kMediaToken;
+  req.url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/media/" + pdf_name;
+  auto r = HttpFetch(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, pdf);
+  EXPECT_EQ(r->content_type, "application/pdf");
+  EXPECT_EQ(r->headers["content-disposition"], "attachment; filename=\"" + pdf_name + "\"");
+  EXPECT_EQ(r->headers["x-content-type-options"], "nosniff");
+  req.url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/media/" + name_;
+  auto photo = HttpFetch(req);
+  ASSERT_TRUE(photo.ok());
+  EXPECT_EQ(photo->headers.count("content-disposition"), 0u) << "a photo is shown inline";
 }
 
 // Each way out of the folder, on its own: 404 or 403, and never the secret's bytes.

@@ -86,7 +86,11 @@ HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
   }
   Served("ok").Inc();
   HttpResponse resp;
-  resp.content_type = TypeForExtension(name.substr(65))->mime_type;
+  const MediaType type = *TypeForExtension(name.substr(65));
+  resp.content_type = type.mime_type;
+  // A document is saved, never shown in the browser's origin; its name is the stored one (the
+  // sender's file name is theirs to choose, so it never reaches a header).
+  if (type.kind == Kind::kDocument) resp.headers["Content-Disposition"] = "attachment; filename=\"" + name + "\"";
   resp.file_path = real;
   resp.headers["X-Content-Type-Options"] = "nosniff";
   resp.headers["Cache-Control"] = "private, max-age=86400, immutable";

@@ -1,5 +1,6 @@
 #pragma once
-// GET /media/{name}: a stored file, streamed with its Content-Type, to a caller with the media
+// GET /media/{name}: a stored file, streamed with its Content-Type (a document as an attachment
+// named by its stored name), to a caller with the media
 // token, or to anyone with a signed link to that file that has not expired
 // (?expires=<unix s>&sig=<hex HMAC-SHA256(link secret, "<name>.<expires>")>, convoy/crypto.h); a
 // tampered or expired link is 403. The name must be the generator's own ("<sha256 hex>.<allowed extension>"); anything

@@ -43,6 +43,13 @@ const char* KindName(Kind k) {
   return "unknown";
 }
 
+std::optional<Kind> KindFromName(std::string_view name) {
+  for (Kind k : {Kind::kImage, Kind::kVideo, Kind::kAudio, Kind::kDocument}) {
+    if (name == KindName(k)) return k;
+  }
+  return std::nullopt;
+}
+
 size_t SizeLimits::For(Kind k) const {
   switch (k) {
     case Kind::kImage: return image;
@@ -91,6 +98,22 @@ bool MagicMatches(const MediaType& type, std::string_view head) {
   return false;
 }
 
+std::string HostileContent(std::string_view head) {
+  if (StartsWith(head, "\x7F" "ELF")) return "an ELF executable";
+  if (StartsWith(head, "MZ")) return "a Windows executable";
+  if (StartsWith(head, "#!") && !StartsWith(head, "#!AMR")) return "a script";
+  if (StartsWith(head, "PK\x03\x04")) return "a ZIP archive";
+  // Markup, after any byte-order mark and white space, in any case.
+  size_t i = StartsWith(head, "\xEF\xBB\xBF") ? 3 : 0;
+  while (i < head.size() && std::isspace(static_cast<unsigned char>(head[i]))) ++i;
+  std::string lower;
+  for (char c : head.substr(i, 16)) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* tag : {"<!doctype html", "<html", "<head", "<body", "<script", "<svg", "<?xml", "<iframe"}) {
+    if (lower.rfind(tag, 0) == 0) return "an HTML page";
+  }
+  return "";
+}
+
 std::string LowerHex(const unsigned char* bytes, size_t n) {
   static const char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -136,7 +159,11 @@ Status VerifyMedia(std::string_view mime_type, size_t size, std::string_view hea
     return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " of " + std::to_string(size) +
                                        " bytes is over the limit of " + std::to_string(limit));
   }
-  if (!MagicMatches(*type, head)) return Status(Code::kInvalidArgument, "content does not look like " + type->mime_type);
+  if (!MagicMatches(*type, head)) {
+    const std::string what = HostileContent(head);
+    return Status(Code::kInvalidArgument, "content does not look like " + type->mime_type +
+                                              (what.empty() ? "" : " (it is " + what + ")"));
+  }
   auto expected = NormalizeSha256(expected_sha256);
   if (!expected) return Status(Code::kInvalidArgument, "malformed sha256: " + std::string(expected_sha256));
   if (actual_sha256_hex != *expected) {

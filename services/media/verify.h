@@ -12,6 +12,9 @@ namespace convoy::media {
 
 enum class Kind { kImage, kVideo, kAudio, kDocument };
 const char* KindName(Kind k);
+// The kind a name stands for ("image", "document", "video", "audio"), as flows and media.fetch
+// spell it, or nullopt.
+std::optional<Kind> KindFromName(std::string_view name);
 
 struct MediaType {
   std::string mime_type, extension;
@@ -23,6 +26,9 @@ std::optional<MediaType> AllowedType(std::string_view mime_type);
 std::optional<MediaType> TypeForExtension(std::string_view extension);
 // Whether the first bytes of a file are those of the type (at least 16 bytes, or the whole file).
 bool MagicMatches(const MediaType& type, std::string_view head);
+// What first bytes that match no allowed type show they are, for the reason (never the user):
+// "an HTML page", "an ELF executable", "a Windows executable", "a script", "a ZIP archive", or "".
+std::string HostileContent(std::string_view head);
 
 // Meta's limits per kind (images 5 MB, video and audio 16 MB, documents 100 MB), as flags.
 struct SizeLimits {

@@ -69,6 +69,39 @@ TEST(VerifyMedia, EachRefusalHasTheCodeThePersonIsToldBy) {
   EXPECT_EQ(FailureCode(Status(Code::kInvalidArgument, "media metadata incomplete")), "damaged");
 }
 
+// A "document" whose bytes are a web page or a program is refused, whatever the webhook called it;
+// the reason (for the audit, never the person) says what it is, and the code is the one the person
+// is told by in plain words.
+TEST(VerifyMedia, ADocumentThatIsAPageOrAProgramIsRefusedAndNamed) {
+  const std::string pdf = "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+  EXPECT_TRUE(Verify(pdf, "application/pdf", Sha256Hex(pdf)).ok());
+  for (auto [bytes, what] : {std::pair<std::string, std::string>{"<!DOCTYPE html><html><script>x()</script>", "an HTML page"},
+                             {"\xEF\xBB\xBF  \n<HTML><body>", "an HTML page"},
+                             {"<svg onload=alert(1)>", "an HTML page"},
+                             {std::string("\x7F" "ELF\x02\x01\x01\0", 8), "an ELF executable"},
+                             {std::string("MZ\x90\0\x03\0\0\0", 8), "a Windows executable"},
+                             {"#!/bin/sh\nrm -rf /\n", "a script"},
+                             {std::string("PK\x03\x04\x14\0", 6), "a ZIP archive"}}) {
+    Status s = Verify(bytes, "application/pdf", Sha256Hex(bytes));
+    EXPECT_EQ(s.message(), "content does not look like application/pdf (it is " + what + ")") << what;
+    EXPECT_EQ(FailureCode(s), "not_a_photo") << what;
+  }
+  EXPECT_EQ(Verify("plain text", "application/pdf", Sha256Hex("plain text")).message(),
+            "content does not look like application/pdf") << "nothing known: no guess";
+  EXPECT_EQ(HostileContent("#!AMR\n"), "") << "an AMR voice note is no script";
+}
+
+TEST(MediaTypes, KindsByTheNamesFlowsUse) {
+  for (const char* name : {"image", "document", "video", "audio"}) {
+    ASSERT_TRUE(KindFromName(name)) << name;
+    EXPECT_STREQ(KindName(*KindFromName(name)), name);
+  }
+  EXPECT_FALSE(KindFromName("sticker"));
+  EXPECT_FALSE(KindFromName("Image"));
+  EXPECT_EQ(AllowedType("audio/ogg; codecs=opus")->extension, "ogg") << "a voice note";
+  EXPECT_EQ(AllowedType("application/pdf")->kind, Kind::kDocument);
+}
+
 TEST(MediaTypes, EachKindHasItsLimitAndMagic) {
   SizeLimits limits;
   EXPECT_EQ(limits.For(AllowedType("image/jpeg")->kind), 5u << 20);

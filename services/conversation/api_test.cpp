@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <ctime>
 #include <set>
 
 #include "assignments.h"
@@ -69,6 +70,21 @@ class AssignmentApi : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r->get_int(0, 0) : -1;
   }
+  // Every assignment event the outbox holds for the conversation service, applied once (as the
+  // relay would).
+  void Relay(Processor& processor) {
+    auto rows = conn_->Exec("SELECT dedupe_key, body FROM outbox WHERE routing_key LIKE 'assignment.%' ORDER BY id");
+    ASSERT_TRUE(rows.ok());
+    for (size_t i = 0; i < rows->size(); ++i) {
+      if (!relayed_.insert(rows->get(i, 0)).second) continue;
+      Delivery d;
+      d.queue = queues::kConversationEvents;
+      d.body = rows->get(i, 1);
+      d.headers[headers::kDedupeKey] = rows->get(i, 0);
+      ASSERT_EQ(processor.Handle(d).kind, Disposition::Kind::kAck) << d.body;
+    }
+  }
+  std::set<std::string> relayed_;
   test::TestDatabase db_{"conv_api"};
   SchemaRegistry schemas_;
   std::unique_ptr<PgConnection> conn_;
@@ -215,20 +231,7 @@ TEST_F(AssignmentApi, AnAssignmentWhoseTemplateFailsIsUndeliverableAndARetrySend
   ASSERT_TRUE(flows.ok()) << flows.status().ToString();
   Engine engine(*flows, EngineSettings{});
   Processor processor(*conn_, schemas_, engine, nullptr);
-  // Every event the outbox holds for the conversation service, applied once (as the relay would).
-  std::set<std::string> applied;
-  auto relay = [&] {
-    auto rows = conn_->Exec("SELECT dedupe_key, body FROM outbox WHERE routing_key LIKE 'assignment.%' ORDER BY id");
-    ASSERT_TRUE(rows.ok());
-    for (size_t i = 0; i < rows->size(); ++i) {
-      if (!applied.insert(rows->get(i, 0)).second) continue;
-      Delivery d;
-      d.queue = queues::kConversationEvents;
-      d.body = rows->get(i, 1);
-      d.headers[headers::kDedupeKey] = rows->get(i, 0);
-      ASSERT_EQ(processor.Handle(d).kind, Disposition::Kind::kAck) << d.body;
-    }
-  };
+  auto relay = [&] { Relay(processor); };
   // outbound.failed as outbound emits it (EventFor) for a send of the operator's conversation.
   std::string conversation;
   auto failed = [&](const std::string& command_key, int code) {
@@ -310,6 +313,78 @@ TEST_F(AssignmentApi, AnAssignmentWhoseTemplateFailsIsUndeliverableAndARetrySend
   EXPECT_EQ(offboarded.status, 422) << offboarded.body;
   EXPECT_NE(offboarded.body.find("is offboarded in the numbers registry"), std::string::npos) << offboarded.body;
   EXPECT_EQ(Member(Call("GET", "/v1/assignments/" + id), "status"), "undeliverable");
+}
+
+// An operator answers a question with an inspection report, a PDF sent as a WhatsApp document (the
+// webhook as Meta shapes it): the processor takes its document member, media is asked for it as an
+// image or a document, and the confirmed submission carries it, stored, with its type and its file
+// name. A voice note for the next question is refused and fetches nothing.
+TEST_F(AssignmentApi, AChecklistAnswerWithAPdfReachesTheSubmission) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  ASSERT_EQ(Call("POST", "/v1/assignments", Assign("16505550777", "R-PDF")).status, 201);
+  auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
+  ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+  Engine engine(*flows, EngineSettings{});
+  Processor processor(*conn_, schemas_, engine, nullptr);
+  Relay(processor);
+  const std::string key = "106540352242922:16505550777";
+  int64_t at = static_cast<int64_t>(std::time(nullptr));  // after the assignment started
+  auto inbound = [&](const std::string& wamid, const std::string& message) {
+    Delivery d;
+    d.queue = queues::kConversationInbound;
+    d.body = R"({"schema":"inbound.message","version":1,"correlation_id":"c-)" + wamid +
+             R"(","received_at":"2026-01-01T00:00:00.000Z","phone_number_id":"106540352242922","wa_id":"16505550777",)"
+             R"("conversation_key":")" + key + R"(","message":{"from":"16505550777","id":")" + wamid +
+             R"(","timestamp":")" + std::to_string(++at) + R"(",)" + message + "}}";
+    d.headers = {{headers::kDedupeKey, wamid}, {headers::kCorrelationId, "c-" + wamid}, {headers::kConversationKey, key}};
+    ASSERT_EQ(processor.Handle(d).kind, Disposition::Kind::kAck) << d.body;
+  };
+  auto fetches = [&] { return Count("SELECT count(*) FROM outbox WHERE routing_key = 'media.fetch'"); };
+  inbound("wamid.hi", R"("type":"text","text":{"body":"hi"})");  // the reply to the template: question 1
+  inbound("wamid.voice", R"("type":"audio","audio":{"id":"v-1","mime_type":"audio/ogg; codecs=opus","sha256":"x","voice":true})");
+  EXPECT_EQ(fetches(), 0) << "a voice note is not taken for a question";
+  inbound("wamid.pdf", R"("type":"document","document":{"caption":"OK","filename":"../line 4 report.pdf",)"
+                       R"("mime_type":"application/pdf","sha256":"grwfwe/ZPx0wAbdfbdeFUNItPZ0RylL8gGUvdt3YFqc=","id":"doc-1"})");
+  auto notes = conn_->Exec("SELECT string_agg(coalesce(note, '-') || ':' || to_step, ', ' ORDER BY id) FROM transitions");
+  ASSERT_EQ(fetches(), 1) << (notes.ok() ? notes->get(0, 0) : "");
+  auto fetch = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'media.fetch'");
+  ASSERT_TRUE(fetch.ok());
+  EXPECT_TRUE(schemas_.Validate(fetch->get(0, 0)).ok()) << schemas_.Validate(fetch->get(0, 0)).ToString();
+  rapidjson::Document cmd;
+  cmd.Parse(fetch->get(0, 0).c_str());
+  EXPECT_STREQ(cmd["media_id"].GetString(), "doc-1");
+  EXPECT_STREQ(cmd["mime_type"].GetString(), "application/pdf");
+  ASSERT_TRUE(cmd["kinds"].IsArray());
+  EXPECT_EQ(cmd["kinds"].Size(), 2u);
+  EXPECT_STREQ(cmd["kinds"][1].GetString(), "document");
+  // media stores it: media.stored as media emits it for that command.
+  Delivery command;
+  command.headers = {{headers::kDedupeKey, "fetch-doc-1"}, {headers::kConversationKey, key}, {headers::kCorrelationId, "c"}};
+  const std::string stored_name = std::string(64, 'c') + ".pdf";
+  AmqpMessage m = EventFor(command, "media.stored",
+                           R"("media_id":"doc-1","stored_name":")" + stored_name + R"(","sha256":")" +
+                               std::string(64, 'c') + R"(","size":1234,"mime_type":"application/pdf")");
+  Delivery stored;
+  stored.queue = queues::kConversationEvents;
+  stored.body = m.body;
+  stored.headers = m.headers;
+  ASSERT_EQ(processor.Handle(stored).kind, Disposition::Kind::kAck) << stored.body;
+  inbound("wamid.q2", R"("type":"text","text":{"body":"Batch 4711"})");
+  inbound("wamid.confirm", R"("type":"text","text":{"body":"CONFIRM"})");
+  auto delivered = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver'");
+  ASSERT_TRUE(delivered.ok());
+  ASSERT_EQ(delivered->size(), 1u) << "the submission, its one document stored";
+  EXPECT_TRUE(schemas_.Validate(delivered->get(0, 0)).ok()) << schemas_.Validate(delivered->get(0, 0)).ToString();
+  rapidjson::Document body;
+  body.Parse(delivered->get(0, 0).c_str());
+  EXPECT_STREQ(body["type"].GetString(), "checklist.completed");
+  EXPECT_STREQ(body["fields"]["q1"].GetString(), "OK");
+  ASSERT_EQ(body["photos"].Size(), 1u);
+  const auto& doc = body["photos"][0];
+  EXPECT_STREQ(doc["field"].GetString(), "q1");
+  EXPECT_STREQ(doc["stored_name"].GetString(), stored_name.c_str());
+  EXPECT_STREQ(doc["mime_type"].GetString(), "application/pdf");
+  EXPECT_STREQ(doc["filename"].GetString(), "line 4 report.pdf");
 }
 
 // A checklist goes only from a registered, active number: an unknown or offboarded one is refused

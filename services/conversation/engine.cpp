@@ -13,6 +13,7 @@ constexpr size_t kQuoteLimit = 100;         // characters of the user's text quo
 constexpr size_t kSummaryValueLimit = 200;  // characters of one value in a summary
 constexpr size_t kButtonBodyLimit = 1024;   // Meta's limit for an interactive message body
 constexpr size_t kTextLimit = 4096;         // Meta's limit for a text message body
+constexpr size_t kFileNameLimit = 120;      // bytes of a document's file name kept for the result
 // Said when a checklist puts a person's run on hold, and when it resumes, when the flow names no text.
 constexpr const char* kDefaultOnHold = "What we were doing is on hold until this checklist is done; we'll pick it up right after.";
 constexpr const char* kDefaultResumed = "Now, back to where we were.";
@@ -50,14 +51,23 @@ std::string Clip(const std::string& s, size_t limit) {
   return s.substr(0, cut) + "...";
 }
 
-// Media that is not a photo: the answer in a photo step is "I need photos".
+// Media a step does not take (a sticker; a document where only photos are): the answer in a
+// photo step is the step's refusal ("I need photos").
 bool IsMediaType(const std::string& type) {
-  return type == "video" || type == "document" || type == "sticker" || type == "audio";
+  return type == "image" || type == "video" || type == "document" || type == "sticker" || type == "audio";
 }
 
 bool IsInbound(Event::Kind k) {
-  return k == Event::Kind::kText || k == Event::Kind::kImage || k == Event::Kind::kButton ||
+  return k == Event::Kind::kText || k == Event::Kind::kMedia || k == Event::Kind::kButton ||
          k == Event::Kind::kOther;
+}
+
+// "photo", "document", "video", "recording": how a kind of media is named to the person.
+const char* MediaNoun(const std::string& kind) {
+  if (kind == "document") return "document";
+  if (kind == "video") return "video";
+  if (kind == "audio") return "recording";
+  return "photo";
 }
 
 // One call of Advance: the flow, the transition being built and the event's time.
@@ -86,7 +96,7 @@ class Run {
     if (!step) return Route();
     flow_ = flow;
     // A photo sent in the same second as the update that closed its photo step still belongs there.
-    bool same_second_photo = ev_.kind == Event::Kind::kImage && at_ == s_.entered_at;
+    bool same_second_photo = ev_.kind == Event::Kind::kMedia && at_ == s_.entered_at;
     if (at_ < s_.entered_at || same_second_photo) return Late(*step);
     if (IsText() && flow->triggers.empty() && !flow->assigned && flows_.ForTrigger(ev_.text)) {
       // A flow started by default (an enquiry) gives way to one the person asks for by name.
@@ -133,18 +143,19 @@ class Run {
       auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
       if (it == list.end()) continue;
       if (ev_.kind == Event::Kind::kMediaStored) {
-        it->stored_name = ev_.stored_name;
+        Stored(*it);
         t_.note = "media_stored";
       } else if (ev_.kind == Event::Kind::kMediaFailed) {
         // A photo that cannot be stored does not count: the count shown stays exact. The user
         // hears it in plain words; the technical reason stays in media's log and the event.
+        const std::string kind = it->kind;
         list.erase(it);
         flow_ = flow;
         if (ev_.code == "over_quota") {
           Say("reply", "You've sent the most photos we can take today. Please try again tomorrow.");
           t_.note = "media_over_quota";
         } else {
-          Say("reply", PhotoFailedText(ev_.code, AcceptsPhotos(flow)));
+          Say("reply", PhotoFailedText(ev_.code, Accepts(flow, kind), kind));
           t_.note = "media_failed";
         }
       }
@@ -159,7 +170,7 @@ class Run {
       auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
       if (it == list.end()) continue;
       if (ev_.kind == Event::Kind::kMediaStored) {
-        it->stored_name = ev_.stored_name;
+        Stored(*it);
       } else {
         list.erase(it);
       }
@@ -172,13 +183,25 @@ class Run {
  private:
   // --- results on their way to a sink ---
 
-  // Whether the step the person is on still takes a photo: only then are they asked to send one again.
-  bool AcceptsPhotos(const Flow* flow) const {
+  // Whether the step the person is on still takes media of this kind: only then are they asked to
+  // send it again.
+  bool Accepts(const Flow* flow, const std::string& kind) const {
     const Step* step = flow && s_.flow == flow->name ? flow->Find(s_.step) : nullptr;
-    if (!step) return false;
+    if (!step || !step->Accepts(kind)) return false;
     if (step->kind == Step::Kind::kCollectPhotos) return true;
     const auto& a = s_.assignment;
     return step->kind == Step::Kind::kChecklist && a.index < a.questions.size() && a.questions[a.index].photo != "none";
+  }
+
+  // The inbound media's kind: Meta's message type (an image when none is named).
+  std::string MediaKind() const { return ev_.message_type.empty() ? "image" : ev_.message_type; }
+  // The inbound message is media the step takes like a photo.
+  bool Attachment(const Step& step) const { return ev_.kind == Event::Kind::kMedia && step.Accepts(MediaKind()); }
+
+  // media.stored for one of ours: its name, and the type media verified.
+  void Stored(Photo& p) const {
+    p.stored_name = ev_.stored_name;
+    if (!ev_.mime_type.empty()) p.mime_type = ev_.mime_type;
   }
 
   static bool Resolved(const Photo& p) { return !p.stored_name.empty() || !p.missing.empty(); }
@@ -217,7 +240,7 @@ class Run {
         for (auto& p : list) {
           if (p.media_id != ev_.media_id || Resolved(p)) continue;
           if (ev_.kind == Event::Kind::kMediaStored) {
-            p.stored_name = ev_.stored_name;
+            Stored(p);
           } else {
             p.missing = "could not be stored: " + Clip(ev_.reason, kQuoteLimit);
           }
@@ -474,8 +497,8 @@ class Run {
     }
     const Question& q = a.questions[a.index];
     const std::string field = "q" + std::to_string(a.index + 1);
-    if (ev_.kind == Event::Kind::kImage) {
-      Added added = AddPhoto(field);
+    if (Attachment(step)) {
+      Added added = AddPhoto(field, step);
       if (added == Added::kDuplicate) t_.note = "duplicate_photo";
       if (added != Added::kYes) return;
       std::string caption = ev_.text;
@@ -510,10 +533,14 @@ class Run {
       auto note = s_.fields.find(field + "_note");
       auto photos = s_.photos.find(field);
       size_t n = photos == s_.photos.end() ? 0 : photos->second.size();
+      // "photos" while they are all photos, "files" once a document (or other media) is among them.
+      const bool all_photos = n == 0 || std::all_of(photos->second.begin(), photos->second.end(),
+                                                    [](const Photo& p) { return p.kind == "image"; });
+      const std::string noun = all_photos ? (n == 1 ? " photo)" : " photos)") : (n == 1 ? " file)" : " files)");
       out += std::to_string(i + 1) + ". " + Clip(a.questions[i].text, kQuoteLimit) + ": " +
              Clip(it == s_.fields.end() ? "" : it->second, kSummaryValueLimit) +
              (note == s_.fields.end() ? "" : " — " + Clip(note->second, kSummaryValueLimit)) +
-             (n ? " (" + std::to_string(n) + (n == 1 ? " photo)" : " photos)") : "") + "\n";
+             (n ? " (" + std::to_string(n) + noun : "") + "\n";
     }
     if (!out.empty()) out.pop_back();
     return out;
@@ -1125,9 +1152,9 @@ class Run {
   }
 
   enum class Added { kYes, kDuplicate, kRunFull };
-  // Adds the event's photo to a field, unless it is there already (same media id) or the run has
-  // --max_photos_per_run (then the user is told, and nothing is fetched).
-  Added AddPhoto(const std::string& field) {
+  // Adds the event's photo (or other media the step takes) to a field, unless it is there already
+  // (same media id) or the run has --max_photos_per_run (then the user is told, and nothing is fetched).
+  Added AddPhoto(const std::string& field, const Step& step) {
     auto& list = s_.photos[field];
     for (const auto& p : list) {
       if (p.media_id == ev_.media_id) return Added::kDuplicate;
@@ -1140,7 +1167,11 @@ class Run {
       t_.note = "run_photo_limit";
       return Added::kRunFull;
     }
-    list.push_back(Photo{ev_.media_id, at_, "", ""});
+    Photo photo(ev_.media_id, at_);
+    photo.kind = MediaKind();
+    photo.mime_type = ev_.mime_type;
+    photo.filename = photo.kind == "document" ? SafeFileName(ev_.filename) : "";
+    list.push_back(std::move(photo));
     Effect e;
     e.kind = Effect::Kind::kFetchMedia;
     e.step = "fetch";
@@ -1148,13 +1179,14 @@ class Run {
     e.mime_type = ev_.mime_type;
     e.sha256 = ev_.sha256;
     e.keep_days = flow_ ? flow_->media_retention_days : 0;
+    e.kinds = step.accepts;
     t_.effects.push_back(std::move(e));
     return Added::kYes;
   }
 
   void CollectPhotos(const Step& step) {
     auto& list = s_.photos[step.field];
-    if (ev_.kind == Event::Kind::kImage) {
+    if (Attachment(step)) {
       if (std::any_of(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; })) {
         t_.note = "duplicate_photo";
         return;
@@ -1172,7 +1204,7 @@ class Run {
         t_.note = "photo_limit";
         return;
       }
-      if (AddPhoto(step.field) != Added::kYes) return;
+      if (AddPhoto(step.field, step) != Added::kYes) return;
       t_.note = "photo";
       if (std::find(s_.acked.begin(), s_.acked.end(), step.field) == s_.acked.end()) {
         Acked(step.field, true);
@@ -1192,7 +1224,8 @@ class Run {
       t_.note = lost > 0 ? "done_some_expired" : "done";
       return Enter(step.next);
     }
-    if (ev_.kind == Event::Kind::kOther && !step.not_a_photo.empty() && IsMediaType(ev_.message_type)) {
+    if ((ev_.kind == Event::Kind::kOther || ev_.kind == Event::Kind::kMedia) && !step.not_a_photo.empty() &&
+        IsMediaType(ev_.message_type)) {
       Say("reply", step.not_a_photo);
       t_.note = "not_a_photo";
       return;
@@ -1221,13 +1254,13 @@ class Run {
   // that was open when it was sent (a photo sent in the same second as DONE counts); any other
   // late update was settled by a later one and changes nothing.
   void Late(const Step& current) {
-    if (ev_.kind == Event::Kind::kImage) {
+    if (ev_.kind == Event::Kind::kMedia) {
       const auto& h = s_.history;
       for (size_t i = h.size(); i-- > 1;) {
         const Step* step = flow_->Find(h[i - 1].first);
-        if (!step || step->kind != Step::Kind::kCollectPhotos) continue;
+        if (!step || step->kind != Step::Kind::kCollectPhotos || !step->Accepts(MediaKind())) continue;
         if (h[i - 1].second <= at_ && at_ <= h[i].second) {
-          Added added = AddPhoto(step->field);
+          Added added = AddPhoto(step->field, *step);
           if (added == Added::kDuplicate) t_.note = "duplicate_photo";
           if (added != Added::kYes) return;
           if (step->id != current.id) Say("late", Render(step->late, step));
@@ -1253,18 +1286,38 @@ class Run {
 
 }  // namespace
 
-std::string PhotoFailedText(const std::string& code, bool send_again) {
+std::string PhotoFailedText(const std::string& code, bool send_again, const std::string& kind) {
+  const std::string noun = MediaNoun(kind);
   std::string text;
   if (code == "too_large") {
-    text = "That photo was too large for us to save.";
+    text = "That " + noun + " was too large for us to save.";
   } else if (code == "not_a_photo") {
-    text = "That file didn't look like a photo, so we couldn't save it.";
+    text = kind == "document" ? "We can only take PDF files, so we couldn't save that document."
+                              : "That file didn't look like a " + noun + ", so we couldn't save it.";
   } else if (code == "expired") {
-    text = "That photo was no longer available from WhatsApp by the time we fetched it.";
+    text = "That " + noun + " was no longer available from WhatsApp by the time we fetched it.";
   } else {
-    text = "That photo didn't come through.";
+    text = "That " + noun + " didn't come through.";
   }
   return text + (send_again ? " Please send it again." : "");
+}
+
+std::string SafeFileName(const std::string& name) {
+  const size_t slash = name.find_last_of("/\\");
+  const std::string base = slash == std::string::npos ? name : name.substr(slash + 1);
+  std::string out;
+  for (char c : base) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7F) out += c;
+  }
+  out = Trim(out);
+  if (out == "." || out == "..") return "";
+  if (out.size() > kFileNameLimit) {
+    size_t cut = kFileNameLimit;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+  }
+  return out;
 }
 
 TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std::string& text) {

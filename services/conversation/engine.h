@@ -14,18 +14,30 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flow.h"
 
 namespace convoy::conversation {
 
+// A photo, or any media a step accepts like one (a document, a video, a voice note).
 struct Photo {
+  Photo() = default;
+  Photo(std::string id, int64_t sent_at, std::string stored = "", std::string why_missing = "")
+      : media_id(std::move(id)), at(sent_at), stored_name(std::move(stored)), missing(std::move(why_missing)) {}
   std::string media_id;
   int64_t at = 0;            // WhatsApp timestamp of the message that carried it
   std::string stored_name;   // set when media.stored comes back
   std::string missing;       // a delivered result's photo that was not stored: why
+  std::string kind = "image";  // the message's type: image, document, video or audio
+  std::string mime_type;     // the webhook's, then the verified one from media.stored
+  std::string filename;      // a document's name as the sender gave it, made safe (SafeFileName)
 };
+
+// A sender's file name as it may travel in a result: its last path part, without control
+// characters, at most 120 bytes (cut at a UTF-8 boundary); "" when nothing is left.
+std::string SafeFileName(const std::string& name);
 
 // A run's result on its way to a sink (Step::sink). It is delivered (an outbound.deliver command)
 // once every photo it names is stored or known to be missing: at once when they all are, else
@@ -57,11 +69,11 @@ struct TypedAnswer {
 };
 TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std::string& text);
 
-// What a person hears when a photo of theirs could not be saved, by media.failed's code
-// (expired, too_large, not_a_photo, damaged; anything else is said plainly too): never the
-// technical reason, which stays in the audit and the logs. "Please send it again" only when
-// the step they are on still takes photos.
-std::string PhotoFailedText(const std::string& code, bool send_again);
+// What a person hears when a photo (or a document, video, voice note: `kind`, the message's type)
+// of theirs could not be saved, by media.failed's code (expired, too_large, not_a_photo, damaged;
+// anything else is said plainly too): never the technical reason, which stays in the audit and the
+// logs. "Please send it again" only when the step they are on still takes that kind.
+std::string PhotoFailedText(const std::string& code, bool send_again, const std::string& kind = "image");
 
 struct AssignmentRun {
   std::string id, title, reference, operator_name, flow;
@@ -110,7 +122,9 @@ struct Event {
   // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
   // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
   enum class Kind {
-    kText, kImage, kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded, kResultDue,
+    kText,
+    kMedia,  // an image, document, video or audio message with a media id (message_type says which)
+    kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded, kResultDue,
     kAssignmentStarted,  // a checklist assigned to this person starts (assignment.started)
     kAssignmentEnded,    // their active one was cancelled or expired (reason), by the manager or the clock
     kExtracted,          // an extractor's answer (outbound.extracted): fields, or reason when it failed
@@ -120,9 +134,10 @@ struct Event {
   std::string result_id;     // result.due
   std::string text;          // text body, caption, or button title
   std::string button_id;     // button / list reply id, template button payload
-  std::string media_id;      // image, media.stored, media.failed
-  std::string mime_type;     // image
-  std::string sha256;        // image, as Meta sent it
+  std::string media_id;      // media, media.stored, media.failed
+  std::string mime_type;     // media; media.stored: the verified type
+  std::string sha256;        // media, as Meta sent it
+  std::string filename;      // a document's file name, as the sender gave it
   std::string stored_name;   // media.stored
   std::string reason;        // media.failed, outbound.failed: for the audit, never shown to the user
   std::string code;          // media.failed: "over_quota", or "" for any other failure; outbound.failed: Meta's code
@@ -155,6 +170,7 @@ struct Effect {
   std::vector<std::pair<std::string, std::string>> buttons;  // (id, title)
   std::string media_id, mime_type, sha256;
   int keep_days = 0;  // kFetchMedia: the flow's media_retention_days (0: media's --retention_days)
+  std::vector<std::string> kinds;  // kFetchMedia: the kinds the step takes (its `accepts`)
   // kUploadMedia: a stored photo to the flow's upload destination (named after the flow).
   std::string stored_name, destination;
   // kFlowCompleted: the run's result.

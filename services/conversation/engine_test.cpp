@@ -38,14 +38,18 @@ Event Text(const std::string& body, int64_t at) {
   return e;
 }
 
-Event Image(const std::string& media_id, int64_t at) {
+// Media of Meta's message type (image, document, video, audio), as the processor makes it.
+Event Media(const std::string& type, const std::string& media_id, const std::string& mime, int64_t at) {
   Event e;
-  e.kind = Event::Kind::kImage;
+  e.kind = Event::Kind::kMedia;
+  e.message_type = type;
   e.media_id = media_id;
-  e.mime_type = "image/jpeg";
+  e.mime_type = mime;
   e.wa_timestamp = at;
   return e;
 }
+
+Event Image(const std::string& media_id, int64_t at) { return Media("image", media_id, "image/jpeg", at); }
 
 Event Tap(const std::string& id, const std::string& title, int64_t at) {
   Event e;
@@ -187,8 +191,10 @@ TEST(Engine, AVideoOrAFileInAPhotoStepIsAskedToBeAPicture) {
   Chat c;
   c.ToPhotos();
   for (const char* type : {"video", "document", "sticker", "audio"}) {
-    Event e;
-    e.kind = Event::Kind::kOther;
+    // The listing's photo step takes photos only: a document, a video or a voice note with its
+    // media id is refused all the same (a sticker comes as kOther).
+    Event e = std::string(type) == "sticker" ? Event() : Media(type, std::string("m-") + type, "application/pdf", 0);
+    if (std::string(type) == "sticker") e.kind = Event::Kind::kOther;
     e.message_type = type;
     e.wa_timestamp = kT0 + 10;
     auto t = c.Send(e);
@@ -851,6 +857,138 @@ Event Captioned(const std::string& media_id, const std::string& caption, int64_t
   Event e = Image(media_id, at);
   e.text = caption;
   return e;
+}
+
+// The shipped checklist takes an inspection report (a PDF) like a photo: fetched for the question,
+// told to media it may be an image or a document, counted, and carried to the result with its type
+// and its (safe) file name. A video or a voice note is still refused with the question's words.
+TEST(Checklist, APdfAnswersAQuestionLikeAPhotoAndAVoiceNoteIsRefused) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  c.Send(Assigned(LineQa()), kT0 + 10);
+  for (auto [type, mime] : {std::pair{"audio", "audio/ogg; codecs=opus"}, {"video", "video/mp4"}}) {
+    auto refused = c.Send(Media(type, std::string("m-") + type, mime, kT0 + 15));
+    EXPECT_EQ(Count(refused, Effect::Kind::kFetchMedia), 0u) << type;
+    EXPECT_EQ(Replies(refused), std::vector<std::string>{"Question 1 needs a photo. Send a photo (with your note as its "
+                                                         "caption, or the note right after it)."})
+        << type;
+  }
+  EXPECT_EQ(c.state.photos.count("q1"), 0u);
+  Event pdf = Media("document", "m-pdf", "application/pdf", kT0 + 20);
+  pdf.text = "OK";
+  pdf.filename = "../../reports/line 4\r\ninspection.pdf";
+  auto q1 = c.Send(pdf);
+  EXPECT_EQ(q1.note, "answered");
+  ASSERT_EQ(Count(q1, Effect::Kind::kFetchMedia), 1u);
+  for (const auto& e : q1.effects) {
+    if (e.kind != Effect::Kind::kFetchMedia) continue;
+    EXPECT_EQ(e.mime_type, "application/pdf");
+    EXPECT_EQ(e.kinds, (std::vector<std::string>{"image", "document"}));
+    EXPECT_EQ(e.keep_days, 400);
+  }
+  ASSERT_EQ(c.state.photos.at("q1").size(), 1u);
+  const Photo& kept = c.state.photos.at("q1")[0];
+  EXPECT_EQ(kept.kind, "document");
+  EXPECT_EQ(kept.filename, "line 4inspection.pdf") << "no path, no line breaks";
+  // media.stored brings the verified type; the state keeps it all across the row.
+  Event stored;
+  stored.kind = Event::Kind::kMediaStored;
+  stored.media_id = "m-pdf";
+  stored.stored_name = std::string(64, 'a') + ".pdf";
+  stored.mime_type = "application/pdf";
+  c.Send(stored, kT0 + 21);
+  c.state = DecodeState(EncodeState(c.state));
+  EXPECT_EQ(c.state.photos.at("q1")[0].filename, "line 4inspection.pdf");
+  EXPECT_EQ(c.state.photos.at("q1")[0].kind, "document");
+  EXPECT_EQ(c.state.photos.at("q1")[0].mime_type, "application/pdf");
+  c.Send(Captioned("m2", "Batch 9", kT0 + 30));
+  c.Send(Tap("answer_1", "NONE", kT0 + 40));
+  auto summary = c.Send(Text("All good", kT0 + 50));
+  EXPECT_NE(Replies(summary)[0].find("1. Guard closed?: OK (1 file)\n2. Batch label: Batch 9 (1 photo)"),
+            std::string::npos)
+      << Replies(summary)[0];
+  Event confirm = Text("CONFIRM", kT0 + 60);
+  confirm.id = "106540352242922:16505550000:wamid.confirm";
+  c.Send(confirm);
+  ASSERT_EQ(c.state.results.size(), 1u) << "waits for q2's photo";
+  const Photo& delivered = c.state.results[0].photos.at("q1").at(0);
+  EXPECT_EQ(delivered.stored_name, std::string(64, 'a') + ".pdf");
+  EXPECT_EQ(delivered.mime_type, "application/pdf");
+  EXPECT_EQ(delivered.filename, "line 4inspection.pdf");
+}
+
+// A document media could not take (a web page sent as a PDF) is dropped from the count and the
+// operator hears it in plain words, never the reason; asked to send it again only while the
+// question still takes documents.
+TEST(Checklist, ARefusedDocumentIsToldInPlainWords) {
+  Chat c;
+  c.Send(Text("hello", kT0));
+  c.Send(Assigned(LineQa()), kT0 + 10);
+  c.Send(Media("document", "m-html", "application/pdf", kT0 + 20));
+  ASSERT_EQ(c.state.photos.at("q1").size(), 1u);
+  Event failed;
+  failed.kind = Event::Kind::kMediaFailed;
+  failed.media_id = "m-html";
+  failed.code = "not_a_photo";
+  failed.reason = "content does not look like application/pdf (it is an HTML page)";
+  auto t = c.Send(failed, kT0 + 21);
+  EXPECT_EQ(Replies(t), std::vector<std::string>{"We can only take PDF files, so we couldn't save that document. "
+                                                 "Please send it again."});
+  EXPECT_TRUE(c.state.photos.at("q1").empty());
+  EXPECT_EQ(PhotoFailedText("too_large", false, "document"), "That document was too large for us to save.");
+  EXPECT_EQ(PhotoFailedText("expired", false, "audio"),
+            "That recording was no longer available from WhatsApp by the time we fetched it.");
+  EXPECT_EQ(PhotoFailedText("damaged", true, "video"), "That video didn't come through. Please send it again.");
+  EXPECT_EQ(PhotoFailedText("not_a_photo", false), "That file didn't look like a photo, so we couldn't save it.");
+}
+
+TEST(Engine, SafeFileNamesKeepNoPathNoControlsAndABoundedLength) {
+  EXPECT_EQ(SafeFileName("report.pdf"), "report.pdf");
+  EXPECT_EQ(SafeFileName("C:\\Users\\x\\évaluation.pdf"), "évaluation.pdf");
+  EXPECT_EQ(SafeFileName("../../etc/passwd"), "passwd");
+  EXPECT_EQ(SafeFileName(std::string("a\0b\x7f\x1b[31mc.pdf", 14)), "ab[31mc.pdf");
+  EXPECT_EQ(SafeFileName("dir/.."), "");
+  EXPECT_EQ(SafeFileName("  "), "");
+  const std::string longest = SafeFileName(std::string(300, 'x') + ".pdf");
+  EXPECT_LE(longest.size(), 120u);
+  EXPECT_EQ(SafeFileName(std::string(119, 'x') + "é"), std::string(119, 'x')) << "cut at a character's start";
+}
+
+// A flow may opt any photo step into other media: a voice note in a step that takes audio is
+// fetched like a photo and counted; a step that does not name it still refuses it.
+TEST(FlowLoader, AStepTakesTheMediaItsAcceptsNames) {
+  FlowSet set;
+  ASSERT_TRUE(set.Add(Minimal(R"([{"id":"a","kind":"collect_photos","prompt":"Send photos or voice notes","field":"shots",)"
+                              R"("accepts":["image","audio"],"done_keyword":"DONE","first_ack":"Got it!","empty":"none",)"
+                              R"("expired":"gone","late":"late","not_a_photo":"Photos or voice notes only.","next":"b"},)"
+                              R"({"id":"b","kind":"complete","prompt":"bye"}])"),
+                      "voice.json", Schemas())
+                  .ok());
+  Engine engine(set, {});
+  ConversationState st = engine.Advance({}, Text("GO", kT0), kT0).state;
+  ASSERT_EQ(st.step, "a");
+  auto voice = engine.Advance(st, Media("audio", "v1", "audio/ogg; codecs=opus", kT0 + 1), kT0);
+  EXPECT_EQ(voice.note, "photo");
+  ASSERT_EQ(Count(voice, Effect::Kind::kFetchMedia), 1u);
+  EXPECT_EQ(voice.state.photos.at("shots").at(0).kind, "audio");
+  auto doc = engine.Advance(voice.state, Media("document", "d1", "application/pdf", kT0 + 2), kT0);
+  EXPECT_EQ(doc.note, "not_a_photo");
+  EXPECT_EQ(Replies(doc), std::vector<std::string>{"Photos or voice notes only."});
+  EXPECT_EQ(Count(doc, Effect::Kind::kFetchMedia), 0u);
+  // Shipped: the checklist takes photos and documents, the listing photos only.
+  EXPECT_EQ(Shipped().Find("checklist")->Find("questions")->accepts, (std::vector<std::string>{"image", "document"}));
+  EXPECT_EQ(Shipped().Find("listing")->Find("photos")->accepts, std::vector<std::string>{"image"});
+  // `accepts` where no media is taken, or a kind that is not one: refused at load.
+  for (const auto& [json, expect] :
+       {std::pair<std::string, std::string>{Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","accepts":["document"]},)"
+                                                     R"({"id":"b","kind":"complete","prompt":"bye"}])"),
+                                             "only collect_photos and checklist steps do"},
+        {Minimal(R"([{"id":"a","kind":"complete","prompt":"p","accepts":["sticker"]}])"), "enum"},
+        {Minimal(R"([{"id":"a","kind":"complete","prompt":"p","accepts":[]}])"), "minItems"}}) {
+    FlowSet bad;
+    Status s = bad.Add(json, "flows/t.json", Schemas());
+    EXPECT_NE(s.message().find(expect), std::string::npos) << s.message();
+  }
 }
 
 // Outside the 24-hour window the checklist opens with the approved template (operator, title,

@@ -123,6 +123,10 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
         if (st.ok()) st = need(s.sink.empty() || s.deliver, "a complete step with a `sink` delivers: `deliver` must be true");
         break;
     }
+    if (st.ok() && s.accepts != std::vector<std::string>{"image"}) {
+      st = need(s.kind == Step::Kind::kCollectPhotos || s.kind == Step::Kind::kChecklist,
+                "step that takes no media has no `accepts` (only collect_photos and checklist steps do)");
+    }
     if (!st.ok()) return st;
     for (const auto& field : {s.field}) {
       if (!field.empty() && !fields.insert(field).second) {
@@ -366,6 +370,10 @@ bool Flow::RolledOutTo(const std::string& key, const std::vector<std::string>& i
   return RolloutBucket(name, key) < rollout.percent;
 }
 
+bool Step::Accepts(const std::string& media_kind) const {
+  return std::find(accepts.begin(), accepts.end(), media_kind) != accepts.end();
+}
+
 const Step* Flow::Find(const std::string& id) const {
   for (const auto& s : steps) {
     if (s.id == id) return &s;
@@ -455,6 +463,7 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.done_keyword = NormalizeKeyword(JsonStr(v, "done_keyword"));
     s.first_ack = JsonStr(v, "first_ack");
     s.not_a_photo = JsonStr(v, "not_a_photo");
+    if (JsonMember(v, "accepts").IsArray()) s.accepts = Strings(JsonMember(v, "accepts"), false);
     s.empty = JsonStr(v, "empty");
     s.expired = JsonStr(v, "expired");
     s.partly_expired = JsonStr(v, "partly_expired");

@@ -62,7 +62,11 @@ struct Step {
   std::string handoff;   // detect: the step a run goes to when it is not understood
   std::string done_keyword, first_ack, empty, expired, late;  // collect_photos
   std::string partly_expired;  // collect_photos: some photos expired, some left ({kept}, {lost}, {them}: it or them)
-  std::string not_a_photo;  // collect_photos: the answer to a video, a document, a sticker, ...
+  std::string not_a_photo;  // collect_photos: the answer to media the step does not accept (a sticker, ...)
+  // collect_photos, checklist: the kinds of media taken like a photo ("image", "document", "video",
+  // "audio": Meta's message types; a voice note is audio). Default: photos only.
+  std::vector<std::string> accepts{"image"};
+  bool Accepts(const std::string& media_kind) const;
   std::vector<Button> buttons;                                // buttons, summary
   std::vector<std::string> summary;                           // summary: fields, in order
   bool deliver = false;                                       // complete: emit flow.completed

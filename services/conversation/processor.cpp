@@ -206,13 +206,16 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (type == "text") {
       e.kind = Event::Kind::kText;
       e.text = JsonStr(JsonMember(m, "text"), "body");
-    } else if (type == "image") {
-      const Value& img = JsonMember(m, "image");
-      e.kind = Event::Kind::kImage;
-      e.media_id = JsonStr(img, "id");
-      e.mime_type = JsonStr(img, "mime_type");
-      e.sha256 = JsonStr(img, "sha256");
-      e.text = JsonStr(img, "caption");
+    } else if (type == "image" || type == "document" || type == "video" || type == "audio") {
+      // Media, its member named after its type (a voice note is audio with "voice": true); whether
+      // the step takes it is the engine's to say.
+      const Value& media = JsonMember(m, type.c_str());
+      e.kind = Event::Kind::kMedia;
+      e.media_id = JsonStr(media, "id");
+      e.mime_type = JsonStr(media, "mime_type");
+      e.sha256 = JsonStr(media, "sha256");
+      e.text = JsonStr(media, "caption");
+      e.filename = JsonStr(media, "filename");
       if (e.media_id.empty()) e.kind = Event::Kind::kOther;
     } else if (type == "interactive") {
       // A tapped reply button or list row: its id picks the choice, its title reads as text.
@@ -245,6 +248,7 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     e.kind = Event::Kind::kRecorded;  // never mistaken for something the user said
     e.media_id = JsonStr(doc, "media_id");
     e.stored_name = JsonStr(doc, "stored_name");
+    e.mime_type = JsonStr(doc, "mime_type");  // media.stored: the verified type
     e.reason = JsonStr(doc, "reason");
     e.code = JsonStr(doc, "code");
     if (p.schema == "media.stored") e.kind = Event::Kind::kMediaStored;
@@ -393,6 +397,13 @@ std::string TemplateBody(const Parsed& p, const std::string& dedupe, const Effec
   return b.GetString();
 }
 
+// What a photo (or a document, video, voice note) is, for whoever receives it: its type and a
+// document's file name (made safe by the engine).
+void MediaMembers(Writer& w, const Photo& p) {
+  if (!p.mime_type.empty()) { w.Key("mime_type"); w.String(p.mime_type); }
+  if (!p.filename.empty()) { w.Key("filename"); w.String(p.filename); }
+}
+
 // A checklist's answers as the assignment records them: {"q1": {"answer", "note", "photos": [...]},
 // ...} ("note" only when the operator gave one).
 std::string AnswersJson(const std::map<std::string, std::string>& fields, const std::map<std::string, std::vector<Photo>>& photos) {
@@ -415,6 +426,7 @@ std::string AnswersJson(const std::map<std::string, std::string>& fields, const 
         w.StartObject();
         w.Key("media_id"); w.String(ph.media_id);
         if (!ph.stored_name.empty()) { w.Key("stored_name"); w.String(ph.stored_name); }
+        MediaMembers(w, ph);
         w.EndObject();
       }
     }
@@ -434,6 +446,12 @@ std::string FetchBody(const Parsed& p, const std::string& dedupe, const Effect& 
   if (!e.mime_type.empty()) { w.Key("mime_type"); w.String(e.mime_type); }
   if (!e.sha256.empty()) { w.Key("sha256"); w.String(e.sha256); }
   if (e.keep_days > 0) { w.Key("keep_days"); w.Int(e.keep_days); }
+  if (!e.kinds.empty()) {
+    w.Key("kinds");
+    w.StartArray();
+    for (const auto& k : e.kinds) w.String(k);
+    w.EndArray();
+  }
   w.EndObject();
   return b.GetString();
 }
@@ -462,6 +480,7 @@ std::string CompletedBody(const Parsed& p, const std::string& dedupe, const Effe
       w.Key("media_id"); w.String(photo.media_id);
       w.Key("sent_at"); w.Int64(photo.at);
       if (!photo.stored_name.empty()) { w.Key("stored_name"); w.String(photo.stored_name); }
+      MediaMembers(w, photo);
       w.EndObject();
     }
     w.EndArray();
@@ -492,6 +511,7 @@ void PhotosMember(Writer& w, const std::map<std::string, std::vector<Photo>>& ph
       w.Key("media_id"); w.String(photo.media_id);
       w.Key("sent_at"); w.Int64(photo.at);
       if (!photo.stored_name.empty()) { w.Key("stored_name"); w.String(photo.stored_name); }
+      MediaMembers(w, photo);
       if (!photo.missing.empty()) { w.Key("missing"); w.String(photo.missing); }
       w.EndObject();
     }

@@ -24,7 +24,11 @@ std::map<std::string, std::vector<Photo>> DecodePhotos(const rapidjson::Value& p
     auto& list = out[m.name.GetString()];
     if (!m.value.IsArray()) continue;
     for (const auto& p : m.value.GetArray()) {
-      list.push_back(Photo{JsonStr(p, "id"), Int(p, "at"), JsonStr(p, "stored"), JsonStr(p, "missing")});
+      Photo photo{JsonStr(p, "id"), Int(p, "at"), JsonStr(p, "stored"), JsonStr(p, "missing")};
+      if (!JsonStr(p, "kind").empty()) photo.kind = JsonStr(p, "kind");  // absent: a photo (and older states)
+      photo.mime_type = JsonStr(p, "mime");
+      photo.filename = JsonStr(p, "filename");
+      list.push_back(std::move(photo));
     }
   }
   return out;
@@ -47,6 +51,9 @@ void EncodePhotos(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::map<
       w.Key("at"); w.Int64(p.at);
       if (!p.stored_name.empty()) { w.Key("stored"); w.String(p.stored_name); }
       if (!p.missing.empty()) { w.Key("missing"); w.String(p.missing); }
+      if (p.kind != "image") { w.Key("kind"); w.String(p.kind); }
+      if (!p.mime_type.empty()) { w.Key("mime"); w.String(p.mime_type); }
+      if (!p.filename.empty()) { w.Key("filename"); w.String(p.filename); }
       w.EndObject();
     }
     w.EndArray();

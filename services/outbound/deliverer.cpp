@@ -141,6 +141,9 @@ Result<std::string> ResultBody(const std::string& command_json, const std::strin
       w.StartObject();
       str("field", JsonStr(p, "field"));
       str("media_id", JsonStr(p, "media_id"));
+      for (const char* what : {"mime_type", "filename"}) {  // a document's type and name
+        if (!JsonStr(p, what).empty()) str(what, JsonStr(p, what));
+      }
       std::string stored = JsonStr(p, "stored_name");
       if (!stored.empty()) {
         const std::string url = MediaLink(media_base_url, link_secret, stored, link_expires);

@@ -142,6 +142,28 @@ TEST(Delivery, TheListingBodyMatchesItsSchemaWithSignedPhotoLinks) {
   EXPECT_STREQ(d["data"]["contact"]["wa_id"].GetString(), "16505550000");
 }
 
+// A checklist answer's PDF reaches the receiver with its type and the sender's file name, beside
+// its signed link; the body still matches the checklist's schema.
+TEST(Delivery, AChecklistBodyCarriesADocumentsTypeAndName) {
+  const std::string pdf = std::string(64, 'b') + ".pdf";
+  std::string command = R"({"schema":"outbound.deliver","version":1,"correlation_id":"c","dedupe_key":"k",
+    "conversation_key":"106540352242922:16505550000","phone_number_id":"106540352242922","result_id":"r-2",
+    "sink":"checklist","type":"checklist.completed","flow":"checklist","outcome":"submitted","completed_at":1764500000,
+    "wa_id":"16505550000","fields":{"assignment_id":"asg_1","reference":"MGR-1","checklist":"Line QA","q1":"OK"},
+    "photos":[{"field":"q1","media_id":"m1","sent_at":1,"stored_name":")" + pdf + R"(",
+               "mime_type":"application/pdf","filename":"inspection report.pdf"}]})";
+  ASSERT_TRUE(Schemas().Validate(command).ok()) << Schemas().Validate(command).ToString();
+  std::string body = ResultBody(command, "https://media.example", "s3cret", 1764600000);
+  EXPECT_TRUE(Schemas().ValidateAs("checklist.completed", 1, body).ok())
+      << Schemas().ValidateAs("checklist.completed", 1, body).ToString();
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  const auto& p = d["data"]["photos"][0];
+  EXPECT_STREQ(p["mime_type"].GetString(), "application/pdf");
+  EXPECT_STREQ(p["filename"].GetString(), "inspection report.pdf");
+  EXPECT_STREQ(p["status"].GetString(), "stored");
+}
+
 TEST(Shopify, ADraftProductCarriesItsResultTagAndPhotoLinks) {
   auto p = shopify::ListingProduct({{"description", "Nike running shoes, size 42. Barely worn"},
                                     {"brand", "Nike"}, {"price", "35,5"}, {"condition", "used"}},

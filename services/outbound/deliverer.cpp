@@ -153,8 +153,10 @@ Result<std::string> ResultBody(const std::string& command_json, const std::strin
         if (fetch) {
           auto bytes = fetch(url);
           if (!bytes.ok()) return bytes.status();
-          const std::string ext = stored.substr(stored.rfind('.') + 1);
-          str("content_type", ext == "png" ? "image/png" : "image/jpeg");
+          // The type media verified (a document's is its own); a photo from before types were
+          // recorded by its extension.
+          const std::string ext = stored.substr(stored.rfind('.') + 1), mime = JsonStr(p, "mime_type");
+          str("content_type", !mime.empty() ? mime : ext == "png" ? "image/png" : "image/jpeg");
           str("content_base64", Base64Encode(*bytes));
         }
       } else {

@@ -143,7 +143,7 @@ TEST(Delivery, TheListingBodyMatchesItsSchemaWithSignedPhotoLinks) {
 }
 
 // A checklist answer's PDF reaches the receiver with its type and the sender's file name, beside
-// its signed link; the body still matches the checklist's schema.
+// its signed link (and, inline, as itself); the body still matches the checklist's schema.
 TEST(Delivery, AChecklistBodyCarriesADocumentsTypeAndName) {
   const std::string pdf = std::string(64, 'b') + ".pdf";
   std::string command = R"({"schema":"outbound.deliver","version":1,"correlation_id":"c","dedupe_key":"k",
@@ -162,6 +162,16 @@ TEST(Delivery, AChecklistBodyCarriesADocumentsTypeAndName) {
   EXPECT_STREQ(p["mime_type"].GetString(), "application/pdf");
   EXPECT_STREQ(p["filename"].GetString(), "inspection report.pdf");
   EXPECT_STREQ(p["status"].GetString(), "stored");
+  // Carried inline (a sink with attach inline), the PDF goes as itself: its own type, its bytes.
+  auto carried = ResultBody(command, "https://media.example", "s3cret", 1764600000,
+                            [](const std::string&) -> Result<std::string> { return std::string("%PDF-1.4\n%%EOF\n"); });
+  ASSERT_TRUE(carried.ok()) << carried.status().ToString();
+  EXPECT_TRUE(Schemas().ValidateAs("checklist.completed", 1, *carried).ok())
+      << Schemas().ValidateAs("checklist.completed", 1, *carried).ToString();
+  rapidjson::Document inlined;
+  inlined.Parse(carried->c_str());
+  EXPECT_STREQ(inlined["data"]["photos"][0]["content_type"].GetString(), "application/pdf");
+  EXPECT_STREQ(inlined["data"]["photos"][0]["content_base64"].GetString(), "JVBERi0xLjQKJSVFT0YK");
 }
 
 TEST(Shopify, ADraftProductCarriesItsResultTagAndPhotoLinks) {

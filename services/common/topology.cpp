@@ -78,6 +78,8 @@ Topology Build(const TopologySettings& settings) {
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "preference"});
   // Meta's news about a business account (account_update): conversation pauses its numbers.
   t.bindings.push_back({exchanges::kInbound, queues::kConversationEvents, "account"});
+  // A change to a WABA's message templates (status, quality, category): outbound keeps the catalog.
+  t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "template"});
   for (const char* key : {"media.*", "outbound.*", "assignment.*"}) {
     t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
   }

@@ -48,6 +48,7 @@ struct IngressMetrics {
   Counter& errors = Kind("error");
   Counter& preferences = Kind("preference");
   Counter& accounts = Kind("account");
+  Counter& templates = Kind("template");
   Counter& ignored_objects = Ignored("object");
   Counter& ignored_fields = Ignored("field");
   Counter& unknown = r.GetCounter("convoy_ingress_unknown_shapes_total", "Webhook items or values ingress could not interpret.");
@@ -280,6 +281,7 @@ struct Pending {
           case Update::Kind::kError: m.errors.Inc(); break;
           case Update::Kind::kPreference: m.preferences.Inc(); break;
           case Update::Kind::kAccount: m.accounts.Inc(); break;
+          case Update::Kind::kTemplate: m.templates.Inc(); break;
         }
       }
       m.outcomes.ok.Inc();

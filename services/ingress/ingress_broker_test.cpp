@@ -22,7 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 
 struct Counts {
-  int messages = 0, statuses = 0, errors = 0, accounts = 0;
+  int messages = 0, statuses = 0, errors = 0, accounts = 0, templates = 0;
 };
 
 class IngressBroker : public ::testing::Test {
@@ -61,7 +61,8 @@ class IngressBroker : public ::testing::Test {
     }
     for (const auto& d : *others) {
       bool error = d.body.find("\"schema\":\"inbound.error\"") != std::string::npos;
-      (error ? c.errors : c.statuses)++;
+      bool template_change = d.body.find("\"schema\":\"inbound.template\"") != std::string::npos;
+      (template_change ? c.templates : error ? c.errors : c.statuses)++;
       CheckHeaders(d, resp.headers["X-Correlation-Id"]);
       ExpectAccepted(d.body);
       keys_.push_back(d.Header(headers::kConversationKey));
@@ -134,7 +135,11 @@ TEST_F(IngressBroker, PywaCorpusYieldsWhatItsIndexLists) {
     EXPECT_EQ(got.errors, row.errors) << row.file;
     // account_update reaches conversation.events, one message a change (conversation pauses numbers).
     EXPECT_EQ(got.accounts, row.field == "account_update" ? 1 : 0) << row.file;
-    if (row.field != "messages" && row.field != "account_update") {
+    if (row.field == "message_template_status_update") {
+      // outbound keeps the template catalog: one inbound.template, nothing ignored.
+      EXPECT_EQ(got.templates, 1) << row.file;
+      EXPECT_EQ(ignored.Value(), ignored_before) << row.file;
+    } else if (row.field != "messages" && row.field != "account_update") {
       EXPECT_EQ(ignored.Value(), ignored_before + 1) << row.file << ": other fields are counted, not published";
     }
   }

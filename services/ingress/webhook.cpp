@@ -44,6 +44,7 @@ const char* KindName(Update::Kind kind) {
     case Update::Kind::kError: return "error";
     case Update::Kind::kPreference: return "preference";
     case Update::Kind::kAccount: return "account";
+    case Update::Kind::kTemplate: return "template";
   }
   return "unknown";
 }
@@ -190,6 +191,30 @@ Sender SenderOf(const Value& value, const Value& m) {
   return s;
 }
 
+// One template change (inbound.template): the WABA, the webhook field, when Meta says it changed
+// (entry[].time) and Meta's value as received.
+std::string TemplateEnvelope(const std::string& correlation_id, const std::string& received_at, const std::string& waba_id,
+                             const std::string& field, int64_t event_time, const Value& value) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  EnvelopeHead(w, "inbound.template", correlation_id, received_at);
+  w.Key("waba_id");
+  w.String(waba_id);
+  w.Key("field");
+  w.String(field);
+  w.Key("event_time");
+  w.Int64(event_time);
+  w.Key("template");
+  value.Accept(w);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+bool IsTemplateField(const std::string& field) {
+  return field == "message_template_status_update" || field == "message_template_quality_update" ||
+         field == "template_category_update";
+}
+
 // Whether every number in the document is finite. RapidJSON parses an out-of-range literal
 // ("1300…0E300") to infinity, which no writer can put back as JSON: an envelope carrying it would
 // not parse downstream. Walked with a stack of its own, so nesting costs no recursion.
@@ -301,6 +326,25 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
       }
       if (field == "account_update") {
         SplitAccountUpdate(entry, change, correlation_id, received_at, out);
+        continue;
+      }
+      if (IsTemplateField(field)) {
+        // A template of the business account (entry[].id) changed status, quality or category:
+        // outbound keeps the catalog, refuses sends of a template not approved and sends marketing
+        // ones through the Marketing Messages API. Ordered by entry[].time, the change's own time.
+        const Value* value = Member(change, "value");
+        const Value* time = Member(entry, "time");
+        const std::string waba = JsonStr(entry, "id");
+        const bool waba_ok = !waba.empty() && waba.size() <= 32 && waba.find_first_not_of("0123456789") == std::string::npos;
+        if (!value || !value->IsObject() || !waba_ok || !time || !time->IsInt64() || time->GetInt64() < 0 ||
+            JsonStr(*value, "message_template_name").empty() || JsonStr(*value, "message_template_language").empty()) {
+          ++out.unknown_shapes;
+          continue;
+        }
+        // The same change redelivered hashes the same.
+        std::string dedupe = "template:" + waba + ":" + ShortHash(field + Serialize(*value) + std::to_string(time->GetInt64()));
+        out.updates.push_back({Update::Kind::kTemplate, "template", dedupe, dedupe, "",
+                               TemplateEnvelope(correlation_id, received_at, waba, field, time->GetInt64(), *value)});
         continue;
       }
       if (field != "messages") {

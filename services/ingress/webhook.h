@@ -17,11 +17,13 @@ std::string SignBody(std::string_view raw_body, std::string_view app_secret);  /
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 struct Update {
-  enum class Kind { kMessage, kStatus, kError, kPreference, kAccount };
+  enum class Kind { kMessage, kStatus, kError, kPreference, kAccount, kTemplate };
   Kind kind;
-  std::string routing_key;  // "message", "status", "error", "preference", "account" on convoy.inbound
+  // "message", "status", "error", "preference", "account", "template" on convoy.inbound
+  std::string routing_key;
   std::string message_id;
-  // wamid; "wamid:status"; "error:<pnid>:<code>:<hash>"; "account:<entry id>:<event>:<time>"
+  // wamid; "wamid:status"; "error:<pnid>:<code>:<hash>"; "account:<entry id>:<event>:<time>";
+  // "template:<waba>:<hash>"
   std::string dedupe_key;
   std::string conversation_key;  // "<phone_number_id>:<wa_id>", empty where none applies
   std::string body;              // JSON, validates against inbound.<kind> v1

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace convoy::ingress {
@@ -189,6 +190,50 @@ TEST(Split, MarketingPreferencesAreUpdatesForOutbound) {
   EXPECT_EQ(split->ignored_changes, 0);
 }
 
+// Template changes (status, quality, category) of a business account go to outbound, which keeps
+// the catalog: one inbound.template each, with the WABA (entry[].id) and the change's time
+// (entry[].time); a redelivery keys the same; one with no name, language, time or a WABA that is
+// not a number is an unknown shape, never published.
+TEST(Split, TemplateChangesAreUpdatesForOutbound) {
+  auto change = [](const std::string& field, const std::string& value, const std::string& entry = R"("id":"102290129340398","time":1751247548)") {
+    return R"({"object":"whatsapp_business_account","entry":[{)" + entry + R"(,"changes":[{"field":")" + field +
+           R"(","value":)" + value + "}]}]}";
+  };
+  const std::string named = R"("message_template_id":1689556908129832,"message_template_name":"order_confirmation","message_template_language":"en_US")";
+  const std::vector<std::string> bodies = {
+      change("message_template_status_update", "{" + named + R"(,"event":"PAUSED","reason":"NONE"})"),
+      change("message_template_quality_update", "{" + named + R"(,"previous_quality_score":"GREEN","new_quality_score":"YELLOW"})"),
+      change("template_category_update", "{" + named + R"(,"previous_category":"UTILITY","new_category":"MARKETING"})"),
+  };
+  std::set<std::string> keys;
+  for (const auto& body : bodies) {
+    auto a = SplitWebhook(body, "c1", "t1");
+    auto b = SplitWebhook(body, "c2", "t2");
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->updates.size(), 1u) << body;
+    const Update& u = a->updates[0];
+    EXPECT_EQ(u.kind, Update::Kind::kTemplate);
+    EXPECT_EQ(u.routing_key, "template");
+    EXPECT_EQ(u.conversation_key, "");
+    EXPECT_EQ(u.dedupe_key, b->updates[0].dedupe_key) << "a redelivery must dedupe";
+    EXPECT_EQ(u.dedupe_key.rfind("template:102290129340398:", 0), 0u) << u.dedupe_key;
+    keys.insert(u.dedupe_key);
+    EXPECT_NE(u.body.find(R"("schema":"inbound.template")"), std::string::npos);
+    EXPECT_NE(u.body.find(R"("waba_id":"102290129340398")"), std::string::npos);
+    EXPECT_NE(u.body.find(R"("event_time":1751247548)"), std::string::npos);
+    EXPECT_EQ(a->ignored_changes, 0);
+  }
+  EXPECT_EQ(keys.size(), 3u) << "different changes, different keys";
+  for (const auto& bad : {change("template_category_update", R"({"message_template_language":"en_US","new_category":"MARKETING"})"),
+                          change("template_category_update", "{" + named + "}", R"("id":"waba-x","time":1)"),
+                          change("template_category_update", "{" + named + "}", R"("id":"1")")}) {
+    auto r = SplitWebhook(bad, "c", "t");
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->updates.empty()) << bad;
+    EXPECT_EQ(r->unknown_shapes, 1) << bad;
+  }
+}
+
 TEST(Split, ValueLevelErrorsAreUpdatesWithStableDedupeKeys) {
   std::string body = Read(kFixtures + "/webhooks/value_error_rate_limit.json");
   auto a = SplitWebhook(body, "c1", "t1");
@@ -249,7 +294,11 @@ TEST(Split, PywaCorpusMatchesItsIndex) {
     EXPECT_EQ(s, row.statuses) << row.file;
     EXPECT_EQ(e, row.errors) << row.file;
     EXPECT_EQ(a, row.field == "account_update" ? 1 : 0) << row.file;
-    if (row.field != "messages" && row.field != "account_update") {
+    if (row.field == "message_template_status_update") {
+      ASSERT_EQ(split->updates.size(), 1u) << row.file;
+      EXPECT_EQ(split->updates[0].kind, Update::Kind::kTemplate) << row.file;
+      EXPECT_EQ(split->ignored_changes, 0) << row.file;
+    } else if (row.field != "messages" && row.field != "account_update") {
       EXPECT_GE(split->ignored_changes, 1) << row.file;
     }
   }

@@ -331,7 +331,8 @@ std::string DedupeKeyFromCallback(const std::string& callback) {
 Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events)
     : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)), pacer_(db),
       graph_numbers_(db, {settings_.graph.base_url, settings_.graph.secrets, settings_.pacing.rates_ttl,
-                          settings_.graph.token}) {
+                          settings_.graph.token}),
+      templates_(db) {
   if (!settings_.now) settings_.now = SystemNow;
   M();
 }
@@ -740,6 +741,7 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     }
   }
   if (JsonStr(doc, "schema") == "inbound.preference") return ApplyPreference(db_, doc, settings_.now());
+  if (JsonStr(doc, "schema") == "inbound.template") return templates_.Apply(d.body);
   if (JsonStr(doc, "schema") == "inbound.error") {
     M().errors.Inc();
     LOG(WARNING) << ctx << "event=value_error code=" << JsonStr(doc["error"], "code") << " title=" << JsonStr(doc["error"], "title");

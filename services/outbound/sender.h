@@ -35,6 +35,7 @@
 #include "convoy/pg.h"
 #include "guard.h"
 #include "pacer.h"
+#include "templates.h"
 
 namespace convoy::outbound {
 
@@ -81,7 +82,7 @@ class Sender {
  public:
   Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events);
   Disposition HandleSend(const Delivery& d);
-  // Statuses, value-level errors and marketing preferences (outbound.status).
+  // Statuses, value-level errors, marketing preferences and template changes (outbound.status).
   Disposition HandleStatus(const Delivery& d);
 
   struct Command;  // an outbound.send's members (sender.cpp)
@@ -117,6 +118,7 @@ class Sender {
   EventPublisher events_;
   Pacer pacer_;
   GraphNumbers graph_numbers_;  // each number's Graph token and version
+  TemplateCatalog templates_;   // each WABA's templates: what may be sent, and where
 };
 
 // When retrying a send ends (seconds since the epoch): its customer-service window closes (a

@@ -787,6 +787,72 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
   EXPECT_EQ(Count("SELECT count(*) FROM marketing_preferences WHERE stopped AND source = '131050'"), 1);
 }
 
+// The template catalog (templates.h): what ingress publishes for Meta's template webhooks, as it
+// publishes it (convoy.inbound/template).
+class TemplateCatalogTest : public OutboundTest {
+ protected:
+  static constexpr const char* kWaba = "102290129340398";  // test::RegisterNumber's
+  void SetUp() override {
+    OutboundTest::SetUp();
+    test::RegisterNumber(*sql_, kBusiness);
+  }
+  void Change(const std::string& field, const std::string& name, const std::string& value_members, int64_t at) {
+    AmqpMessage m;
+    m.exchange = exchanges::kInbound;
+    m.routing_key = "template";
+    m.message_id = "template:" + field + ":" + name + ":" + std::to_string(at) + ":" + value_members;
+    m.body = R"({"schema":"inbound.template","version":1,"correlation_id":"corr-tpl","received_at":"2026-01-01T00:00:00Z",)"
+             R"("waba_id":")" + std::string(kWaba) + R"(","field":")" + field + R"(","event_time":)" + std::to_string(at) +
+             R"(,"template":{"message_template_id":1689556908129832,"message_template_name":")" + name +
+             R"(","message_template_language":"en_US",)" + value_members + "}}";
+    m.headers = {{headers::kDedupeKey, m.message_id}, {headers::kCorrelationId, "corr-tpl"}};
+    ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
+  }
+  void StatusChange(const std::string& name, const std::string& status, int64_t at, const std::string& category = "UTILITY") {
+    Change("message_template_status_update", name,
+           R"("event":")" + status + R"(","reason":"NONE","message_template_category":")" + category + "\"", at);
+  }
+  // Template changes taken off outbound.status so far, applied or stale.
+  static double Updates() {
+    auto& r = DefaultRegistry();
+    const char* help = "Template webhooks applied to the catalog, or stale (older than what it keeps).";
+    return r.GetCounter("convoy_outbound_template_updates_total", help, "outcome=\"applied\"").Value() +
+           r.GetCounter("convoy_outbound_template_updates_total", help, "outcome=\"stale\"").Value();
+  }
+  std::string Catalog(const std::string& name, const char* column) {
+    auto r = sql_->Exec(std::string("SELECT coalesce(") + column + ", '') FROM templates WHERE waba_id = $1 AND name = $2 "
+                        "AND language = 'en_US'", {std::string(kWaba), name});
+    return r.ok() && !r->empty() ? r->get(0, 0) : "";
+  }
+};
+
+// Changes apply by the time Meta gives them (entry[].time), not by the order they arrive: an older
+// status delivered late, or a redelivery, changes nothing; status, quality and category each keep
+// their own time.
+TEST_F(TemplateCatalogTest, AnOlderStatusUpdateNeverOverwritesANewerOne) {
+  StartReplica(Settings(), 1);
+  const int64_t t = NowSeconds();
+  double updates = Updates();
+  auto applied = [&](int n) {
+    updates += n;
+    return WaitUntil([&] { return Updates() >= updates; }, 20s);
+  };
+  StatusChange("reminder", "PAUSED", t - 50);
+  ASSERT_TRUE(applied(1));
+  StatusChange("reminder", "APPROVED", t - 100);  // older, delivered after
+  Change("message_template_quality_update", "reminder", R"("previous_quality_score":"GREEN","new_quality_score":"RED")",
+         t - 200);  // older than the status, but the first quality: kept
+  ASSERT_TRUE(applied(2));
+  EXPECT_EQ(Catalog("reminder", "status"), "PAUSED");
+  EXPECT_EQ(Catalog("reminder", "quality"), "RED");
+  Change("message_template_quality_update", "reminder", R"("previous_quality_score":"GREEN","new_quality_score":"YELLOW")",
+         t - 300);  // older than the quality kept
+  StatusChange("reminder", "PAUSED", t - 50);  // the same change again (a redelivery Meta gave a new id)
+  ASSERT_TRUE(applied(2));
+  EXPECT_EQ(Catalog("reminder", "quality"), "RED");
+  EXPECT_EQ(Catalog("reminder", "status"), "PAUSED");
+}
+
 // Over Meta's limits: a permanent failure with the reason, never sent; a bad command is parked.
 TEST_F(OutboundTest, MessagesOverMetasLimitsFailWithAClearReason) {
   StartReplica(Settings(), 1);

@@ -161,6 +161,7 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         // which token and version a number's media is fetched with (0021_number_graph_version.sql)
         "SELECT phone_number_id, graph_token_ref, graph_version FROM numbers"},
        {"SELECT count(*) FROM conversations", "SELECT body FROM outbox", "SELECT tenant FROM numbers", "UPDATE outbox SET body = '{}'",
+        "SELECT count(*) FROM templates",
         "INSERT INTO outbox (exchange, routing_key, dedupe_key, body) VALUES ('a', 'b', 'c', '{}')",
         "SELECT count(*) FROM outbound_messages", "CREATE TABLE intruder (x int)"}},
       {"convoy_outbound",
@@ -173,13 +174,17 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         // a number Meta refused a send for (131031, 133010) pauses, with the reason (0027_number_pause_reason.sql)
         "SELECT throughput, status, coalesce(paused_reason, '') FROM numbers WHERE phone_number_id = '1'",
         "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = 'x', paused_at = now(), updated_at = "
-        "now() WHERE phone_number_id = '1' AND status = 'active' RETURNING 1"},
+        "now() WHERE phone_number_id = '1' AND status = 'active' RETURNING 1",
+        // the template catalog it keeps, and the WABA of a number (0030_templates.sql)
+        "DELETE FROM templates WHERE false", "DELETE FROM template_syncs WHERE false",
+        "SELECT waba_id FROM numbers WHERE phone_number_id = '1'"},
        {"SELECT count(*) FROM identities", "SELECT count(*) FROM conversations", "DELETE FROM outbox",
         "UPDATE numbers SET graph_token_ref = 'env:X'", "UPDATE numbers SET tenant = 'x'",
         "SELECT count(*) FROM account_updates",
         "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
       {"convoy_readonly",
-       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries"},
+       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries", "SELECT count(*) FROM templates",
+        "SELECT count(*) FROM template_syncs"},
        {"DELETE FROM conversations", "UPDATE deliveries SET status = 'parked'", "CREATE TABLE intruder (x int)"}},
   };
   int checked = 0;

@@ -1,0 +1,116 @@
+#include "templates.h"
+
+#include <glog/logging.h>
+#include <rapidjson/document.h>
+
+#include <optional>
+
+#include "convoy/log.h"
+#include "convoy/metrics.h"
+#include "convoy/rapidjson_util.h"
+
+namespace convoy::outbound {
+
+namespace {
+
+// One change: each of status (with its reason), category and quality that is given ($5, $7, $8) is
+// taken as of $9 (seconds) unless the catalog holds a newer one. No row returned: nothing was newer.
+constexpr const char* kApply =
+    "INSERT INTO templates AS t (waba_id, name, language, template_id, status, status_at, reason, category, "
+    "category_at, quality, quality_at, source) VALUES ($1, $2, $3, $4, $5, "
+    "CASE WHEN $5::text IS NULL THEN NULL ELSE to_timestamp($9::bigint) END, $6, $7, "
+    "CASE WHEN $7::text IS NULL THEN NULL ELSE to_timestamp($9::bigint) END, $8, "
+    "CASE WHEN $8::text IS NULL THEN NULL ELSE to_timestamp($9::bigint) END, $10) "
+    "ON CONFLICT (waba_id, name, language) DO UPDATE SET "
+    "template_id = coalesce(EXCLUDED.template_id, t.template_id), "
+    "status = CASE WHEN EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') THEN EXCLUDED.status ELSE t.status END, "
+    "reason = CASE WHEN EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') THEN EXCLUDED.reason ELSE t.reason END, "
+    "status_at = greatest(t.status_at, EXCLUDED.status_at), "
+    "category = CASE WHEN EXCLUDED.category_at >= coalesce(t.category_at, '-infinity') THEN EXCLUDED.category "
+    "ELSE t.category END, category_at = greatest(t.category_at, EXCLUDED.category_at), "
+    "quality = CASE WHEN EXCLUDED.quality_at >= coalesce(t.quality_at, '-infinity') THEN EXCLUDED.quality "
+    "ELSE t.quality END, quality_at = greatest(t.quality_at, EXCLUDED.quality_at), "
+    "source = EXCLUDED.source, updated_at = now() "
+    "WHERE EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') OR "
+    "EXCLUDED.category_at >= coalesce(t.category_at, '-infinity') OR "
+    "EXCLUDED.quality_at >= coalesce(t.quality_at, '-infinity') RETURNING 1";
+
+struct Metrics {
+  Registry& r = DefaultRegistry();
+  Counter& Update(const char* outcome) {
+    return r.GetCounter("convoy_outbound_template_updates_total",
+                        "Template webhooks applied to the catalog, or stale (older than what it keeps).",
+                        std::string("outcome=\"") + outcome + "\"");
+  }
+  Counter &applied = Update("applied"), &stale = Update("stale");
+};
+
+Metrics& M() {
+  static Metrics* m = new Metrics();
+  return *m;
+}
+
+std::optional<std::string> Opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); }
+
+// Meta's ids come as numbers in webhooks (and as strings elsewhere).
+std::string IdText(const rapidjson::Value& v) {
+  if (v.IsString()) return v.GetString();
+  if (v.IsUint64()) return std::to_string(v.GetUint64());
+  if (v.IsInt64()) return std::to_string(v.GetInt64());
+  return "";
+}
+
+struct Change {
+  std::string waba, name, language, id, status, reason, category, quality;
+  int64_t at = 0;
+};
+
+Result<bool> Upsert(PgConnection& db, const Change& c) {
+  auto r = db.Exec(kApply, {c.waba, c.name, c.language, Opt(c.id), Opt(c.status), Opt(c.reason), Opt(c.category),
+                            Opt(c.quality), std::to_string(c.at), std::string("webhook")});
+  if (!r.ok()) return r.status();
+  return !r->empty();
+}
+
+}  // namespace
+
+Disposition TemplateCatalog::Apply(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.c_str(), body.size());
+  const auto& t = JsonMember(doc, "template");
+  Change c;
+  c.waba = JsonStr(doc, "waba_id");
+  c.name = JsonStr(t, "message_template_name");
+  c.language = JsonStr(t, "message_template_language");
+  c.id = IdText(JsonMember(t, "message_template_id"));
+  const auto& at = JsonMember(doc, "event_time");
+  c.at = at.IsInt64() ? at.GetInt64() : 0;
+  const std::string field = JsonStr(doc, "field");
+  if (field == "message_template_status_update") {
+    c.status = JsonStr(t, "event");
+    c.reason = JsonStr(t, "reason");
+    c.category = JsonStr(t, "message_template_category");
+  } else if (field == "message_template_quality_update") {
+    c.quality = JsonStr(t, "new_quality_score");
+  } else {
+    // template_category_update: new_category is the category now (a notice of a change to come
+    // names the coming one in correct_category, with category_update_timestamp).
+    c.category = JsonStr(t, "new_category");
+  }
+  LogCtx ctx("outbound.status", JsonStr(doc, "correlation_id"));
+  if (c.status.empty() && c.category.empty() && c.quality.empty()) {
+    M().stale.Inc();
+    LOG(WARNING) << ctx << "event=template_change_without_value field=" << field << " waba=" << c.waba
+                 << " template=" << c.name;
+    return Disposition::Ack();
+  }
+  auto applied = Upsert(db_, c);
+  if (!applied.ok()) return DispositionFor(applied.status());
+  (*applied ? M().applied : M().stale).Inc();
+  LOG(INFO) << ctx << "event=template_change field=" << field << " waba=" << c.waba << " template=" << c.name
+            << " language=" << c.language << " status=" << c.status << " category=" << c.category
+            << " quality=" << c.quality << " at=" << c.at << " applied=" << *applied;
+  return Disposition::Ack();
+}
+
+}  // namespace convoy::outbound

@@ -477,6 +477,15 @@ Disposition Sender::HandleSend(const Delivery& d) {
   // 2. Meta's customer-service window and message limits, and a user's stop of marketing
   // messages: refused here, without a call.
   int64_t now = settings_.now();
+  if (c.type == "template") {
+    // The catalog of the number's WABA (templates.h): a template not APPROVED in its language fails
+    // here, without a call; the catalog's category, when it knows one, is the one that counts.
+    const auto& tpl = JsonMember(JsonMember(cmd, "message"), "template");
+    auto verdict = templates_.Check(c.pnid, JsonStr(tpl, "name"), JsonStr(JsonMember(tpl, "language"), "code"));
+    if (!verdict.ok()) return DispositionFor(verdict.status());
+    if (!verdict->allowed) return Fail(c, d, verdict->code, verdict->reason, false);
+    if (!verdict->category.empty()) c.template_category = verdict->category;
+  }
   if (c.type == "template" && c.template_category == "marketing") {
     auto pref = db_.Exec(kMarketingStopped, {c.pnid, c.to});
     if (!pref.ok()) return DispositionFor(pref.status());

@@ -788,7 +788,7 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
 }
 
 // The template catalog (templates.h): what ingress publishes for Meta's template webhooks, as it
-// publishes it (convoy.inbound/template).
+// publishes it (convoy.inbound/template), and sends naming templates of the registered number's WABA.
 class TemplateCatalogTest : public OutboundTest {
  protected:
   static constexpr const char* kWaba = "102290129340398";  // test::RegisterNumber's
@@ -824,7 +824,46 @@ class TemplateCatalogTest : public OutboundTest {
                         "AND language = 'en_US'", {std::string(kWaba), name});
     return r.ok() && !r->empty() ? r->get(0, 0) : "";
   }
+  void SendTemplate(const std::string& dedupe, const std::string& to, const std::string& name) {
+    Send(dedupe, to, R"({"type":"template","template":{"name":")" + name + R"(","language":{"code":"en_US"}}})");
+  }
+  static double Refused() {
+    return DefaultRegistry()
+        .GetCounter("convoy_outbound_template_checks_total",
+                    "Template sends checked against the catalog: approved, refused (no call), unchecked (the number has "
+                    "no WABA in the registry, or its WABA was never synced and does not know it).",
+                    "result=\"refused\"")
+        .Value();
+  }
 };
+
+// A template Meta paused fails at once, with the reason and Meta's code for it, and Graph is never
+// called; approved again (a newer change), it goes.
+TEST_F(TemplateCatalogTest, APausedTemplateFailsWithoutAGraphCall) {
+  StartReplica(Settings(), 1);
+  const int64_t t = NowSeconds();
+  const double updates = Updates(), refused = Refused();
+  StatusChange("order_update", "APPROVED", t - 100);
+  StatusChange("order_update", "PAUSED", t - 50);
+  ASSERT_TRUE(WaitUntil([&] { return Updates() >= updates + 2; }, 20s));
+  ASSERT_EQ(Catalog("order_update", "status"), "PAUSED");
+  SendTemplate("paused-1", "16505552101", "order_update");
+  ASSERT_TRUE(WaitStatus("paused-1", "failed"));
+  const Row row = Log("paused-1");
+  EXPECT_EQ(row.error_code, "132015");
+  EXPECT_NE(row.error_reason.find("template 'order_update' (en_US) of WABA 102290129340398 is PAUSED"),
+            std::string::npos) << row.error_reason;
+  EXPECT_EQ(row.attempts, "0") << "refused without a call";
+  EXPECT_EQ(graph_.CallCount(), 0u);
+  EXPECT_EQ(Refused(), refused + 1);
+  auto failed = WaitFailedEvents(1);
+  ASSERT_EQ(failed.size(), 1u) << "the conversation hears of it";
+
+  StatusChange("order_update", "APPROVED", t - 10);
+  ASSERT_TRUE(WaitUntil([&] { return Catalog("order_update", "status") == "APPROVED"; }, 20s));
+  SendTemplate("paused-2", "16505552101", "order_update");
+  ASSERT_TRUE(WaitStatus("paused-2", "sent"));
+}
 
 // Changes apply by the time Meta gives them (entry[].time), not by the order they arrive: an older
 // status delivered late, or a redelivery, changes nothing; status, quality and category each keep
@@ -851,6 +890,9 @@ TEST_F(TemplateCatalogTest, AnOlderStatusUpdateNeverOverwritesANewerOne) {
   ASSERT_TRUE(applied(2));
   EXPECT_EQ(Catalog("reminder", "quality"), "RED");
   EXPECT_EQ(Catalog("reminder", "status"), "PAUSED");
+  SendTemplate("order-1", "16505552104", "reminder");
+  ASSERT_TRUE(WaitStatus("order-1", "failed"));
+  EXPECT_EQ(graph_.CallCount(), 0u);
 }
 
 // Over Meta's limits: a permanent failure with the reason, never sent; a bad command is parked.

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 #include <rapidjson/document.h>
 
+#include <cctype>
 #include <optional>
 
 #include "convoy/log.h"
@@ -12,6 +13,19 @@
 namespace convoy::outbound {
 
 namespace {
+
+// Meta's codes for what it answers a send of such a template.
+constexpr int kTemplateMissingCode = 132001;   // does not exist in that language (or not approved)
+constexpr int kTemplatePausedCode = 132015;
+constexpr int kTemplateDisabledCode = 132016;
+
+// The number's WABA, the template's status, category and reason as the catalog has them, and
+// whether the WABA's catalog was ever synced whole. No row: the registry does not have the number.
+constexpr const char* kTemplateOf =
+    "SELECT n.waba_id, coalesce(t.status, ''), coalesce(t.category, ''), coalesce(t.reason, ''), "
+    "EXISTS (SELECT 1 FROM template_syncs s WHERE s.waba_id = n.waba_id) "
+    "FROM numbers n LEFT JOIN templates t ON t.waba_id = n.waba_id AND t.name = $2 AND t.language = $3 "
+    "WHERE n.phone_number_id = $1";
 
 // One change: each of status (with its reason), category and quality that is given ($5, $7, $8) is
 // taken as of $9 (seconds) unless the catalog holds a newer one. No row returned: nothing was newer.
@@ -37,11 +51,18 @@ constexpr const char* kApply =
 
 struct Metrics {
   Registry& r = DefaultRegistry();
+  Counter& Check(const char* result) {
+    return r.GetCounter("convoy_outbound_template_checks_total",
+                        "Template sends checked against the catalog: approved, refused (no call), unchecked (the "
+                        "number has no WABA in the registry, or its WABA was never synced and does not know it).",
+                        std::string("result=\"") + result + "\"");
+  }
   Counter& Update(const char* outcome) {
     return r.GetCounter("convoy_outbound_template_updates_total",
                         "Template webhooks applied to the catalog, or stale (older than what it keeps).",
                         std::string("outcome=\"") + outcome + "\"");
   }
+  Counter &approved = Check("approved"), &refused = Check("refused"), &unchecked = Check("unchecked");
   Counter &applied = Update("applied"), &stale = Update("stale");
 };
 
@@ -60,6 +81,11 @@ std::string IdText(const rapidjson::Value& v) {
   return "";
 }
 
+std::string Lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
 struct Change {
   std::string waba, name, language, id, status, reason, category, quality;
   int64_t at = 0;
@@ -73,6 +99,41 @@ Result<bool> Upsert(PgConnection& db, const Change& c) {
 }
 
 }  // namespace
+
+Result<TemplateVerdict> TemplateCatalog::Check(const std::string& phone_number_id, const std::string& name,
+                                               const std::string& language) {
+  auto r = db_.Exec(kTemplateOf, {phone_number_id, name, language});
+  if (!r.ok()) return r.status();
+  TemplateVerdict v;
+  if (r->empty()) {
+    M().unchecked.Inc();
+    return v;
+  }
+  const std::string waba = r->get(0, 0), status = r->get(0, 1), reason = r->get(0, 3);
+  const bool synced = r->get(0, 4) == "t";
+  v.category = Lower(r->get(0, 2));
+  const std::string what = "template '" + name + "' (" + language + ") of WABA " + waba;
+  if (status.empty() && !synced) {
+    M().unchecked.Inc();  // a catalog never synced knows only what webhooks told since
+    return v;
+  }
+  v.checked = true;
+  if (status == "APPROVED") {
+    M().approved.Inc();
+    return v;
+  }
+  M().refused.Inc();
+  v.allowed = false;
+  if (status.empty()) {
+    v.code = kTemplateMissingCode;
+    v.reason = what + " is not in its catalog (synced from Graph): not sent";
+  } else {
+    v.code = status == "PAUSED" ? kTemplatePausedCode : status == "DISABLED" ? kTemplateDisabledCode : kTemplateMissingCode;
+    v.reason = what + " is " + status + (reason.empty() || reason == "NONE" ? "" : " (" + reason + ")") +
+               ", not APPROVED: not sent";
+  }
+  return v;
+}
 
 Disposition TemplateCatalog::Apply(const std::string& body) {
   rapidjson::Document doc;

@@ -587,6 +587,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
                    << (receipt.ok() ? "HTTP " + std::to_string(receipt->status) : receipt.status().ToString());
     }
   }
+  // A marketing template goes through the Marketing Messages API, everything else to /messages.
+  req.url = graph->base_url + "/" + c.pnid + "/" + SendEndpoint(c.type == "template", c.template_category);
   req.body = *request;
   auto started = std::chrono::steady_clock::now();
   auto resp = HttpFetch(req);

@@ -777,7 +777,7 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
   ASSERT_TRUE(WaitStatus("offer-2", "sent"));
 
   // Meta answers 131050 itself: remembered, and the next marketing template is not even tried.
-  graph_.Inject(400, 131050, 1, 0, "/messages");
+  graph_.Inject(400, 131050, 1, 0, "marketing_messages");  // a marketing template's endpoint
   marketing("offer-3", "marketing");
   ASSERT_TRUE(WaitStatus("offer-3", "failed"));
   const size_t calls = graph_.CallCount();
@@ -827,6 +827,17 @@ class TemplateCatalogTest : public OutboundTest {
   void SendTemplate(const std::string& dedupe, const std::string& to, const std::string& name) {
     Send(dedupe, to, R"({"type":"template","template":{"name":")" + name + R"(","language":{"code":"en_US"}}})");
   }
+  // The Graph endpoint of each accepted send to `to`, in order.
+  std::vector<std::string> Endpoints(const std::string& to) {
+    rapidjson::Document sends;
+    const std::string json = graph_.RequestsJson();
+    sends.Parse(json.c_str());
+    std::vector<std::string> out;
+    for (const auto& x : sends.GetArray()) {
+      if (JsonStr(x, "to") == to) out.push_back(JsonStr(x, "endpoint"));
+    }
+    return out;
+  }
   static double Refused() {
     return DefaultRegistry()
         .GetCounter("convoy_outbound_template_checks_total",
@@ -863,6 +874,35 @@ TEST_F(TemplateCatalogTest, APausedTemplateFailsWithoutAGraphCall) {
   ASSERT_TRUE(WaitUntil([&] { return Catalog("order_update", "status") == "APPROVED"; }, 20s));
   SendTemplate("paused-2", "16505552101", "order_update");
   ASSERT_TRUE(WaitStatus("paused-2", "sent"));
+  EXPECT_EQ(Endpoints("16505552101"), (std::vector<std::string>{"messages"}));
+}
+
+// A MARKETING template goes through the Marketing Messages API; a template_category_update that
+// moves a UTILITY template to MARKETING moves its next send there, and one back moves it back.
+TEST_F(TemplateCatalogTest, ACategoryUpdateMovesATemplateBetweenMessagesAndMarketingMessages) {
+  StartReplica(Settings(), 1);
+  const int64_t t = NowSeconds();
+  const double updates = Updates();
+  StatusChange("spring_sale", "APPROVED", t - 100, "MARKETING");
+  StatusChange("shipping", "APPROVED", t - 100, "UTILITY");
+  ASSERT_TRUE(WaitUntil([&] { return Updates() >= updates + 2; }, 20s));
+  SendTemplate("cat-1", "16505552102", "spring_sale");
+  ASSERT_TRUE(WaitStatus("cat-1", "sent"));
+  SendTemplate("cat-2", "16505552103", "shipping");
+  ASSERT_TRUE(WaitStatus("cat-2", "sent"));
+
+  Change("template_category_update", "shipping", R"("previous_category":"UTILITY","new_category":"MARKETING")", t - 50);
+  ASSERT_TRUE(WaitUntil([&] { return Catalog("shipping", "category") == "MARKETING"; }, 20s));
+  SendTemplate("cat-3", "16505552103", "shipping");
+  ASSERT_TRUE(WaitStatus("cat-3", "sent"));
+
+  Change("template_category_update", "shipping", R"("previous_category":"MARKETING","new_category":"UTILITY")", t - 20);
+  ASSERT_TRUE(WaitUntil([&] { return Catalog("shipping", "category") == "UTILITY"; }, 20s));
+  SendTemplate("cat-4", "16505552103", "shipping");
+  ASSERT_TRUE(WaitStatus("cat-4", "sent"));
+
+  EXPECT_EQ(Endpoints("16505552102"), (std::vector<std::string>{"marketing_messages"}));
+  EXPECT_EQ(Endpoints("16505552103"), (std::vector<std::string>{"messages", "marketing_messages", "messages"}));
 }
 
 // Changes apply by the time Meta gives them (entry[].time), not by the order they arrive: an older

@@ -100,6 +100,10 @@ Result<bool> Upsert(PgConnection& db, const Change& c) {
 
 }  // namespace
 
+const char* SendEndpoint(bool is_template, const std::string& category) {
+  return is_template && Lower(category) == "marketing" ? "marketing_messages" : "messages";
+}
+
 Result<TemplateVerdict> TemplateCatalog::Check(const std::string& phone_number_id, const std::string& name,
                                                const std::string& language) {
   auto r = db_.Exec(kTemplateOf, {phone_number_id, name, language});

@@ -12,6 +12,7 @@
 // not APPROVED in that language fails at once with the reason. A template the catalog does not
 // know goes unchecked: the catalog holds only what webhooks told since it was made (Meta still
 // refuses a bad one, 132001).
+// A MARKETING template goes to /{phone_number_id}/marketing_messages (Marketing Messages API).
 
 #include <string>
 
@@ -29,6 +30,9 @@ struct TemplateVerdict {
   std::string category;  // the catalog's, lower case ("marketing"); "" when it does not know
   bool checked = false;  // the catalog knew the template (else: unknown number, or WABA never synced)
 };
+
+// The Graph path a send goes to: "marketing_messages" for a marketing template, else "messages".
+const char* SendEndpoint(bool is_template, const std::string& category);
 
 class TemplateCatalog {
  public:

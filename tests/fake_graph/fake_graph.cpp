@@ -166,6 +166,7 @@ struct FakeGraph::Impl {
     if (auto failure = RandomFailure(callback_data.empty() ? to : callback_data)) return *failure;
     auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
     std::string pnid = r.path.substr(first + 1, second - first - 1);
+    const std::string endpoint = r.path.substr(second + 1);
     std::string wamid = "wamid.FAKE" + start_tag + "." + std::to_string(next_id++);
     int64_t now_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -173,7 +174,8 @@ struct FakeGraph::Impl {
     {
       std::lock_guard<std::mutex> lock(mu);
       sends.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","version":")" +
-                      JsonEscape(r.path.substr(1, first - 1)) + R"(","token":")" + JsonEscape(Bearer(r)) +
+                      JsonEscape(r.path.substr(1, first - 1)) + R"(","endpoint":")" + JsonEscape(endpoint) +
+                      R"(","token":")" + JsonEscape(Bearer(r)) +
                       R"(","to":")" + JsonEscape(to) +
                       R"(","wamid":")" + wamid + R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
                       R"(","at_ms":)" + std::to_string(now_ms) + R"(,"body":)" + r.body + "}");
@@ -307,7 +309,10 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
   impl->server.Route("GET", "/_download/", [impl](const HttpRequest& r) { return impl->Download(r); });
   impl->server.Route("POST", "/_fake/upload", [impl](const HttpRequest& r) { return impl->Upload(r); });
   impl->server.Route("POST", "/", [impl](const HttpRequest& r) {
-    if (r.path.size() > 9 && r.path.substr(r.path.size() - 9) == "/messages") return impl->Send(r);
+    auto ends = [&](const std::string& tail) {
+      return r.path.size() > tail.size() && r.path.compare(r.path.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    if (ends("/messages") || ends("/marketing_messages")) return impl->Send(r);
     return Json(404, GraphError(100, "Unknown path " + r.path));
   });
   impl->server.Route("GET", "/v", [impl](const HttpRequest& r) { return impl->Metadata(r); });

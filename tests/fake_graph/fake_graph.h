@@ -2,6 +2,9 @@
 // A fake of Meta's Graph API that tests and the local run own: it answers sends like Meta,
 // records every request, serves media metadata and bytes, and injects errors and latency.
 //   POST /{version}/{phone_number_id}/messages    send (checks the bearer token)
+//   POST /{version}/{phone_number_id}/marketing_messages  a marketing template (Marketing Messages
+//                                                 API): answered and recorded like a send, its
+//                                                 "endpoint" "marketing_messages" (else "messages")
 //   GET  /{version}/{media_id}                    media metadata (url, mime_type, sha256, file_size)
 //   GET  /_download/{media_id}                    media bytes (bearer token)
 //   GET  /_fake/requests                          recorded sends, as a JSON array
@@ -36,7 +39,7 @@ class FakeGraph {
   int port() const;
   std::string base_url() const;  // http://host:port/v24.0
   // Recorded sends as JSON: [{"to":...,"phone_number_id":...,"version":"v24.0","token":...,"body":{...},
-  // "correlation_id":...}]
+  // "endpoint":"messages" or "marketing_messages","correlation_id":...}]
   std::string RequestsJson() const;
   size_t SendCount() const;    // accepted sends
   size_t CallCount() const;    // calls to the send endpoint, errors included

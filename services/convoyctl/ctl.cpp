@@ -477,6 +477,14 @@ int DeliveriesReplay(const Options& o, const std::string& body, std::ostream& ou
   return CallAdmin(o, "POST", "/v1/deliveries/replay", body, out, err);
 }
 
+int TemplatesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err) {
+  return CallAdmin(o, "GET", "/v1/templates" + (query.empty() ? "" : "?" + query), "", out, err);
+}
+
+int TemplatesSync(const Options& o, const std::string& waba_id, std::ostream& out, std::ostream& err) {
+  return CallAdmin(o, "POST", "/v1/templates/sync", R"({"waba_id":")" + JsonEscape(waba_id) + "\"}", out, err);
+}
+
 int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::ostream& err) {
   struct Check {
     std::string name;

@@ -5,6 +5,7 @@
 //   dlq list|show|replay|purge    parked messages (<queue>.dlq) by queue, reason and age
 //   conversation show <who>       identity, flow and step, fields, transitions, sends, deliveries
 //   deliveries list|replay        results to the business's sinks (outbound's admin API)
+//   templates list|sync           each WABA's template catalog, synced from Graph (outbound's admin API)
 //   health                        thresholds: exit 0 ok, 1 warning, 2 critical
 //   stats                         throughput, latency percentiles and outcomes over a window
 #include <cstdint>
@@ -64,6 +65,9 @@ int ConversationShow(const Options& o, const std::string& who, const std::string
 
 int DeliveriesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err);
 int DeliveriesReplay(const Options& o, const std::string& body, std::ostream& out, std::ostream& err);
+// query: "waba_id=...&status=..." (may be empty); waba_id: the WABA whose catalog is read from Graph.
+int TemplatesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err);
+int TemplatesSync(const Options& o, const std::string& waba_id, std::ostream& out, std::ostream& err);
 
 struct HealthThresholds {
   int64_t stuck = 5;          // conversations waiting on an effect past its due time

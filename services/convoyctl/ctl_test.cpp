@@ -296,6 +296,12 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   Options no_token = o;
   no_token.admin_token = "wrong";
   EXPECT_EQ(DeliveriesList(no_token, "", out, err), kFailed);
+  // Templates: the catalog through the same API; a sync of a WABA no number is in is not found.
+  out.str("");
+  EXPECT_EQ(TemplatesList(o, "status=APPROVED", out, err), kOk) << err.str();
+  EXPECT_NE(out.str().find("\"templates\""), std::string::npos) << out.str();
+  EXPECT_EQ(TemplatesSync(o, "999", out, err), kNotFound) << err.str();
+  EXPECT_EQ(TemplatesList(no_token, "", out, err), kFailed);
 
   // Health: all within the thresholds; then parked messages past one (a warning) and past twice
   // it (critical). The exit code says which.

@@ -20,7 +20,7 @@
 
 DEFINE_string(amqp_url, "", "Broker URL (else CONVOY_AMQP_URL, else the local run's amqp://guest:guest@127.0.0.1:21672/%2f)");
 DEFINE_string(pg_dsn, "", "PostgreSQL DSN (else CONVOY_PG_DSN, else the local run's host=127.0.0.1 port=21432 user=postgres)");
-DEFINE_string(outbound_url, "http://127.0.0.1:8083", "convoy-outbound's base URL, for `deliveries`");
+DEFINE_string(outbound_url, "http://127.0.0.1:8083", "convoy-outbound's base URL, for `deliveries` and `templates`");
 DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
 DEFINE_string(token_file, "",
               "File holding a named API token of the services' --tokens_file (else CONVOY_API_TOKEN); either wins "
@@ -34,7 +34,8 @@ DEFINE_int32(limit, 0, "dlq replay/purge: at most this many (0: all); conversati
 DEFINE_bool(dry_run, false, "dlq replay: list what would be replayed, move nothing");
 DEFINE_bool(yes, false, "dlq purge: confirm the deletion");
 DEFINE_string(phone_number_id, "", "conversation show: the business number, when the person writes to several");
-DEFINE_string(status, "", "deliveries list: only this status (parked, held, delivered, ...)");
+DEFINE_string(status, "", "deliveries list: only this status (parked, held, delivered, ...); templates list: (APPROVED, PAUSED, ...)");
+DEFINE_string(waba_id, "", "templates: the WhatsApp business account (list: only its templates; sync: the one read from Graph)");
 DEFINE_string(sink, "", "deliveries list: only this sink");
 DEFINE_string(window, "1h", "stats: the window (90s, 15m, 2h, 7d)");
 DEFINE_int64(stuck, 5, "health: conversations waiting on an effect past its due time before a warning");
@@ -62,6 +63,11 @@ const std::map<std::string, std::string>& Usage() {
                      "convoyctl deliveries replay --id N | --since 2h [--status parked]\n"
                      "  Results to the business's sinks, through convoy-outbound's admin API (--outbound_url;\n"
                      "  a token of --token_file or CONVOY_API_TOKEN, else CONVOY_ADMIN_TOKEN).\n"},
+      {"templates", "convoyctl templates list [--waba_id N] [--status APPROVED] [--limit N]\n"
+                    "convoyctl templates sync --waba_id N\n"
+                    "  Each WABA's message templates (status, category, quality) as outbound keeps them from\n"
+                    "  Meta's webhooks; sync reads the WABA's whole catalog from Graph with one of its numbers'\n"
+                    "  token. Through convoy-outbound's admin API (viewer lists, operator syncs).\n"},
       {"token", "convoyctl token hash NAME ROLE TENANT < token\n"
                 "  Reads a token from stdin (one line) and prints its line for the services' --tokens_file:\n"
                 "  NAME ROLE TENANT sha256:<hex>. ROLE: viewer, agent, manager, operator or admin; TENANT: a\n"
@@ -75,6 +81,17 @@ const std::map<std::string, std::string>& Usage() {
                 "  transitions by note, over the window.\n"},
   };
   return usage;
+}
+
+// A list's query string: the parameters given, and --limit when set.
+std::string Query(const std::vector<std::pair<const char*, std::string>>& params) {
+  std::string q;
+  auto add = [&](const char* k, const std::string& v) {
+    if (!v.empty()) q += (q.empty() ? "" : "&") + std::string(k) + "=" + v;
+  };
+  for (const auto& [k, v] : params) add(k, v);
+  if (FLAGS_limit > 0) add("limit", std::to_string(FLAGS_limit));
+  return q;
 }
 
 void PrintHelp(std::ostream& out) {
@@ -187,14 +204,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "deliveries") {
     if (sub == "list") {
-      std::string q;
-      auto add = [&](const char* k, const std::string& v) {
-        if (!v.empty()) q += (q.empty() ? "" : "&") + std::string(k) + "=" + v;
-      };
-      add("status", FLAGS_status);
-      add("sink", FLAGS_sink);
-      if (FLAGS_limit > 0) add("limit", std::to_string(FLAGS_limit));
-      return convoy::ctl::DeliveriesList(o, q, std::cout, std::cerr);
+      return convoy::ctl::DeliveriesList(o, Query({{"status", FLAGS_status}, {"sink", FLAGS_sink}}), std::cout, std::cerr);
     }
     if (sub == "replay") {
       std::string body;
@@ -214,6 +224,19 @@ int main(int argc, char** argv) {
       return convoy::ctl::DeliveriesReplay(o, body, std::cout, std::cerr);
     }
     return Bad("deliveries: unknown subcommand '" + sub + "'", cmd);
+  }
+  if (cmd == "templates") {
+    if (sub == "list") {
+      return convoy::ctl::TemplatesList(o, Query({{"waba_id", FLAGS_waba_id}, {"status", FLAGS_status}}), std::cout,
+                                        std::cerr);
+    }
+    if (sub == "sync") {
+      if (FLAGS_waba_id.empty() || FLAGS_waba_id.find_first_not_of("0123456789") != std::string::npos) {
+        return Bad("templates sync needs --waba_id, a number", cmd);
+      }
+      return convoy::ctl::TemplatesSync(o, FLAGS_waba_id, std::cout, std::cerr);
+    }
+    return Bad("templates: unknown subcommand '" + sub + "'", cmd);
   }
   if (cmd == "token") {
     if (sub != "hash" || pos.size() != 5) return Bad("token hash needs NAME ROLE TENANT (the token on stdin)", cmd);

@@ -67,24 +67,36 @@ std::string Array(const SinkSet& sinks, const std::string& only) {
   return a + "}";
 }
 
-HttpResponse List(PgConnection& db, const HttpRequest& r, const Caller& caller) {
-  auto q = [&](const char* k) {
-    auto it = r.query.find(k);
-    return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
-  };
-  std::string limit = q("limit").value_or("100");
+// A query parameter; empty when absent or empty.
+std::optional<std::string> Param(const HttpRequest& r, const char* key) {
+  auto it = r.query.find(key);
+  return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+}
+
+// A list route: ?limit= (`fallback` when absent; a number up to 99999, else 400), then the one
+// json_agg row `query(limit)` reads, answered as {"<key>": [...]}.
+template <typename Query>
+HttpResponse ListRoute(const HttpRequest& r, const char* fallback, const char* key, Query query) {
+  std::string limit = Param(r, "limit").value_or(fallback);
   if (limit.find_first_not_of("0123456789") != std::string::npos || limit.size() > 5) {
     return JsonError(400, "invalid_argument", "limit is a number up to 99999");
   }
-  auto rows = db.Exec(
-      "SELECT coalesce(json_agg(x), '[]'::json)::text FROM (SELECT d.id, d.result_id, d.sink, d.type, d.status, d.attempts, "
-      "d.last_status_code, d.last_error, d.external_id, d.created_at, d.delivered_at, d.next_attempt_at, "
-      "(SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts_recorded "
-      "FROM deliveries d WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.sink = $2) AND " +
-          OfTenant(4) + " ORDER BY d.id DESC LIMIT $3::int) x",
-      {q("status"), q("sink"), limit, ScopeOf(caller)});
+  Result<PgRows> rows = query(limit);
   if (!rows.ok()) return JsonError(503, "unavailable", rows.status().message());
-  return JsonResponse(200, R"({"deliveries":)" + rows->get(0, 0) + "}");
+  return JsonResponse(200, std::string("{\"") + key + "\":" + rows->get(0, 0) + "}");
+}
+
+HttpResponse List(PgConnection& db, const HttpRequest& r, const Caller& caller) {
+  auto q = [&](const char* k) { return Param(r, k); };
+  return ListRoute(r, "100", "deliveries", [&](const std::string& limit) {
+    return db.Exec(
+        "SELECT coalesce(json_agg(x), '[]'::json)::text FROM (SELECT d.id, d.result_id, d.sink, d.type, d.status, d.attempts, "
+        "d.last_status_code, d.last_error, d.external_id, d.created_at, d.delivered_at, d.next_attempt_at, "
+        "(SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts_recorded "
+        "FROM deliveries d WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.sink = $2) AND " +
+            OfTenant(4) + " ORDER BY d.id DESC LIMIT $3::int) x",
+        {q("status"), q("sink"), limit, ScopeOf(caller)});
+  });
 }
 
 HttpResponse Replay(PgConnection& db, const HttpRequest& r, const Caller& caller) {
@@ -129,6 +141,53 @@ HttpResponse Enable(PgConnection& db, const std::string& name, const SinkSet& si
   return JsonResponse(200, R"({"sink":")" + JsonEscape(name) + R"(","enabled":true,"released":)" + std::to_string(*n) + "}");
 }
 
+// A tenant sees the templates of the WABAs its numbers are in.
+HttpResponse ListTemplates(PgConnection& db, const HttpRequest& r, const Caller& caller) {
+  return ListRoute(r, "1000", "templates", [&](const std::string& limit) {
+    return db.Exec(
+        "SELECT coalesce(json_agg(x), '[]'::json)::text FROM (SELECT t.waba_id, t.name, t.language, t.template_id, "
+        "t.status, t.reason, t.category, t.quality, t.source, t.updated_at, s.synced_at FROM templates t "
+        "LEFT JOIN template_syncs s ON s.waba_id = t.waba_id WHERE ($1::text IS NULL OR t.waba_id = $1) AND "
+        "($2::text IS NULL OR t.status = $2) AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM numbers n WHERE "
+        "n.waba_id = t.waba_id AND n.tenant = $4)) ORDER BY t.waba_id, t.name, t.language LIMIT $3::int) x",
+        {Param(r, "waba_id"), Param(r, "status"), limit, ScopeOf(caller)});
+  });
+}
+
+// The WABA's catalog read whole from Graph, with the token of one of its numbers (an active one
+// first; never an offboarded one's) that the caller's tenant holds.
+HttpResponse SyncTemplatesRoute(PgConnection& db, const HttpRequest& r, const Caller& caller, const AdminSettings& settings) {
+  rapidjson::Document d;
+  d.Parse(r.body.c_str(), r.body.size());
+  // A string: a WABA id is longer than a double holds exactly.
+  const bool named = !d.HasParseError() && JsonMember(d, "waba_id").IsString();
+  const std::string waba = named ? JsonStr(d, "waba_id") : "";
+  if (waba.empty() || waba.size() > 32 || waba.find_first_not_of("0123456789") != std::string::npos) {
+    return JsonError(400, "invalid_argument", R"(a JSON object naming the WABA: {"waba_id": "<digits>"})");
+  }
+  auto number = db.Exec("SELECT phone_number_id FROM numbers WHERE waba_id = $1 AND status <> 'offboarded' AND "
+                        "($2::text IS NULL OR tenant = $2) ORDER BY status = 'active' DESC, phone_number_id LIMIT 1",
+                        {waba, ScopeOf(caller)});
+  if (!number.ok()) return JsonError(503, "unavailable", number.status().message());
+  if (number->empty()) return JsonError(404, "not_found", "no number in the registry is in WABA " + waba);
+  GraphNumbers graph(db, settings.graph);
+  auto target = graph.For(number->get(0, 0));
+  if (!target.ok()) return JsonError(503, "unavailable", target.status().message());
+  auto sync = SyncTemplates(db, *target, waba, settings.template_sync);
+  if (!sync.ok()) {
+    const Code c = sync.status().code();
+    LOG(WARNING) << "service=outbound handler=api event=templates_sync_failed caller=" << caller.name << " waba=" << waba
+                 << " error=" << sync.status().ToString();
+    if (c == Code::kUnavailable || c == Code::kTimeout) return JsonError(503, "unavailable", sync.status().message());
+    return JsonError(502, "graph_refused", sync.status().message());
+  }
+  LOG(WARNING) << "service=outbound handler=api event=templates_synced caller=" << caller.name << " waba=" << waba
+               << " templates=" << sync->templates << " pages=" << sync->pages;
+  return JsonResponse(200, R"({"waba_id":")" + waba + R"(","templates":)" + std::to_string(sync->templates) +
+                               R"(,"pages":)" + std::to_string(sync->pages) + R"(,"deleted":)" +
+                               std::to_string(sync->deleted) + "}");
+}
+
 }  // namespace
 
 Result<int64_t> ReleaseHeld(PgConnection& db, const SinkSet& sinks, const std::string& only_sink) {
@@ -144,6 +203,8 @@ const std::vector<RouteRule>& AdminRoutes() {
       {"GET",  "/v1/deliveries",             Role::kViewer,   Scope::kTenant},
       {"POST", "/v1/deliveries/replay",      Role::kOperator, Scope::kTenant},
       {"POST", "/v1/sinks/{name}/enable",    Role::kOperator, Scope::kGlobal},
+      {"GET",  "/v1/templates",              Role::kViewer,   Scope::kTenant},
+      {"POST", "/v1/templates/sync",         Role::kOperator, Scope::kTenant},
   };
   return *kRoutes;
 }
@@ -159,6 +220,8 @@ HttpResponse HandleAdmin(const HttpRequest& r, const AdminSettings& settings, co
   if (!db.ok()) return JsonError(503, "unavailable", db.status().message());
   if (route == "/v1/deliveries") return List(**db, r, in.caller);
   if (route == "/v1/deliveries/replay") return Replay(**db, r, in.caller);
+  if (route == "/v1/templates") return ListTemplates(**db, r, in.caller);
+  if (route == "/v1/templates/sync") return SyncTemplatesRoute(**db, r, in.caller, settings);
   const std::string sinks_prefix = "/v1/sinks/", enable = "/enable";
   return Enable(**db, r.path.substr(sinks_prefix.size(), r.path.size() - sinks_prefix.size() - enable.size()), sinks,
                 in.caller);

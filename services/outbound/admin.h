@@ -7,22 +7,30 @@
 //                                               parked (or held) deliveries go again from attempt 1
 //   POST /v1/sinks/{name}/enable                a sink disabled by a 410 takes results again; what
 //                                               it held is released
+//   GET  /v1/templates?waba_id=&status=&limit=  the template catalog (templates.h), with when each
+//                                               WABA was last synced
+//   POST /v1/templates/sync                     {"waba_id": "..."}: the WABA's templates read whole
+//                                               from Graph with one of its numbers' token
 // A replay or release resets the row and writes the command to the outbox in one transaction;
 // conversation's relay publishes it. Safe to repeat: a delivered result stays delivered.
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "convoy/graph_numbers.h"
 #include "convoy/http.h"
 #include "convoy/pg.h"
 #include "convoy/tokens.h"
 #include "sinks.h"
+#include "templates.h"
 
 namespace convoy::outbound {
 
 struct AdminSettings {
   std::string pg_dsn;
   std::shared_ptr<TokenStore> tokens;  // null or empty: the API answers 403
+  GraphNumbers::Settings graph;        // how a template sync reaches Graph (a WABA's number's token)
+  TemplateSyncSettings template_sync;
 };
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.

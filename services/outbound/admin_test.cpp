@@ -7,6 +7,7 @@
 
 #include "api_tokens.h"
 #include "convoy/pg.h"
+#include "fake_graph.h"
 #include "testsupport.h"
 
 namespace convoy::outbound {
@@ -20,7 +21,13 @@ const std::vector<Want> kWant = {
     // acme's token on tenant "test"'s parked delivery: not found.
     {"POST", "/v1/deliveries/replay", "operator admin", 200, Scope::kTenant, 404},
     {"POST", "/v1/sinks/{name}/enable", "operator admin", 200, Scope::kGlobal, 0},
+    {"GET", "/v1/templates", "viewer agent manager operator admin", 200, Scope::kTenant, 200},
+    // acme's token on tenant "test"'s WABA: not found.
+    {"POST", "/v1/templates/sync", "operator admin", 200, Scope::kTenant, 404},
 };
+
+constexpr const char* kWaba = "102290129340398";  // test::RegisterNumber's
+constexpr const char* kGraphToken = "graph-token";
 
 class AdminRoles : public ::testing::Test {
  protected:
@@ -30,6 +37,9 @@ class AdminRoles : public ::testing::Test {
     ASSERT_TRUE(RunMigrations(**c, test::SourcePath("deploy/postgres")).ok());
     settings_.pg_dsn = db_.dsn();
     settings_.tokens = tokens_.Open();
+    ASSERT_TRUE(graph_.Start().ok());
+    graph_.SetTemplates(kWaba, {R"({"id":"1","name":"hello","language":"en_US","status":"APPROVED","category":"UTILITY"})"}, 10);
+    settings_.graph = {graph_.base_url(), nullptr, std::chrono::seconds(30), kGraphToken};
     sinks_.sinks["listing"].name = "listing";
     test::RegisterNumber(**c, test::kDemoNumber);  // tenant "test"
     sql_ = std::move(*c);
@@ -52,8 +62,10 @@ class AdminRoles : public ::testing::Test {
     const std::string p = w.pattern;
     if (p == "/v1/deliveries/replay") return {p, R"({"id": 1})"};
     if (p == "/v1/sinks/{name}/enable") return {"/v1/sinks/listing/enable", ""};
+    if (p == "/v1/templates/sync") return {p, std::string(R"({"waba_id": ")") + kWaba + "\"}"};
     return {p, ""};
   }
+  fake::FakeGraph graph_{kGraphToken};
   test::TestDatabase db_{"out_roles"};
   std::unique_ptr<PgConnection> sql_;
   int made_ = 0;
@@ -81,7 +93,7 @@ TEST_F(AdminRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
       EXPECT_EQ(Call(w.method, path, body, auth).status, 401) << w.pattern << " with '" << auth << "'";
     }
   }
-  EXPECT_EQ(calls, 30);
+  EXPECT_EQ(calls, 50);
   const std::string admin = std::string("Bearer ") + ApiTokens::kAdminEnv;
   EXPECT_EQ(Call("GET", "/v1/nothing", "", admin).status, 404);
   EXPECT_EQ(Call("POST", "/v1/sinks/nope/enable", "", admin).status, 404) << "the handler's own 404";
@@ -122,6 +134,27 @@ TEST_F(AdminRoles, ATenantsTokenListsAndReplaysItsOwnDeliveriesAlone) {
   auto outbox = sql_->Exec("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.deliver'");
   ASSERT_TRUE(outbox.ok());
   EXPECT_EQ(outbox->get(0, 0), "2") << "only acme's two commands were written again";
+}
+
+// The catalog is the tenant's whose numbers are in the WABA: another tenant lists none of it and
+// cannot sync it; a sync without a WABA is a 400 naming what is needed.
+TEST_F(AdminRoles, ATenantListsAndSyncsTheTemplatesOfItsOwnWabasAlone) {
+  const std::string admin = std::string("Bearer ") + ApiTokens::kAdminEnv;
+  const std::string acme_operator = "Bearer " + ApiTokens::Token(Role::kOperator, "acme");
+  const std::string test_operator = "Bearer " + ApiTokens::Token(Role::kOperator, "*");
+  auto synced = Call("POST", "/v1/templates/sync", std::string(R"({"waba_id":")") + kWaba + "\"}", test_operator);
+  ASSERT_EQ(synced.status, 200) << synced.body;
+  EXPECT_EQ(synced.body, std::string(R"({"waba_id":")") + kWaba + R"(","templates":1,"pages":1,"deleted":0})" + "\n");
+  auto listed = Call("GET", "/v1/templates", "", admin);
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_NE(listed.body.find(R"("name":"hello","language":"en_US")"), std::string::npos) << listed.body;
+  EXPECT_EQ(Call("GET", "/v1/templates", "", acme_operator).body, "{\"templates\":[]}\n");
+  EXPECT_EQ(Call("POST", "/v1/templates/sync", std::string(R"({"waba_id":")") + kWaba + "\"}", acme_operator).status, 404);
+  for (const char* bad : {"", "{}", R"({"waba_id": "waba-1"})", R"({"waba_id": 102290129340398})"}) {
+    auto r = Call("POST", "/v1/templates/sync", bad, admin);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_NE(r.body.find("waba_id"), std::string::npos) << r.body;
+  }
 }
 
 }  // namespace

@@ -45,6 +45,11 @@ DEFINE_int32(in_doubt_interval_seconds, 15,
              "How often the sends in doubt (Meta may have taken them, no record says so) are counted into "
              "convoy_outbound_in_doubt_sends and convoy_outbound_in_doubt_oldest_seconds (1..3600)");
 
+DEFINE_int32(template_sync_page_size, 100,
+             "Templates asked for per page when POST /v1/templates/sync reads a WABA's catalog from Graph (1..1000)");
+DEFINE_int32(template_sync_max_pages, 200,
+             "Pages a template sync reads at most; a WABA with more is not synced, and says so (1..100000)");
+
 DEFINE_string(sinks_file, "",
               "Where results go, by name (JSON, proto-schemas/sinks.v1.json); without it results are held until "
               "their sink is configured");
@@ -80,6 +85,8 @@ bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1,
 bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
 bool ValidateRecordAttempts(const char* flag, int32_t v) { return InRange(flag, v, 1, 100); }
 bool ValidateInDoubtInterval(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
+bool ValidateTemplatePageSize(const char* flag, int32_t v) { return InRange(flag, v, 1, 1000); }
+bool ValidateTemplateMaxPages(const char* flag, int32_t v) { return InRange(flag, v, 1, 100000); }
 
 bool ValidateDeliveryTimeout(const char* flag, int32_t v) { return InRange(flag, v, 1, 120); }
 bool ValidateShopifyReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
@@ -105,6 +112,8 @@ DEFINE_validator(reconcile_seconds, &ValidateReconcile);
 DEFINE_validator(send_deadline_seconds, &ValidateSendDeadline);
 DEFINE_validator(record_attempts, &ValidateRecordAttempts);
 DEFINE_validator(in_doubt_interval_seconds, &ValidateInDoubtInterval);
+DEFINE_validator(template_sync_page_size, &ValidateTemplatePageSize);
+DEFINE_validator(template_sync_max_pages, &ValidateTemplateMaxPages);
 
 namespace {
 
@@ -273,7 +282,13 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }, {}, convoy::HttpLimitsFromFlags()});
-  convoy::outbound::AdminSettings admin{FLAGS_pg_dsn, *tokens};
+  convoy::outbound::AdminSettings admin;
+  admin.pg_dsn = FLAGS_pg_dsn;
+  admin.tokens = *tokens;
+  admin.graph = {FLAGS_graph_base_url, settings.graph.secrets, settings.pacing.rates_ttl, *token};
+  admin.template_sync.page_size = FLAGS_template_sync_page_size;
+  admin.template_sync.max_pages = FLAGS_template_sync_max_pages;
+  admin.template_sync.timeout = std::chrono::milliseconds(FLAGS_graph_timeout_ms);
   for (const char* method : {"GET", "POST"}) {
     server.Route(method, "/v1/", [admin, &sinks](const convoy::HttpRequest& r) {
       return convoy::outbound::HandleAdmin(r, admin, *sinks);

@@ -935,6 +935,62 @@ TEST_F(TemplateCatalogTest, AnOlderStatusUpdateNeverOverwritesANewerOne) {
   EXPECT_EQ(graph_.CallCount(), 0u);
 }
 
+// A sync reads every page Graph gives (paging.cursors.after while paging.next says one follows),
+// with the token of a number of that WABA; a template it no longer lists becomes DELETED. Before a
+// WABA's first sync a template its catalog does not know goes unchecked; after it, it fails.
+TEST_F(TemplateCatalogTest, ASyncReadsEveryPageAndThenAnUnknownTemplateFails) {
+  StartReplica(Settings(), 1);
+  SendTemplate("unknown-1", "16505552105", "not_in_catalog");
+  ASSERT_TRUE(WaitStatus("unknown-1", "sent")) << "never synced: unchecked";
+
+  ASSERT_TRUE(sql_->Exec("INSERT INTO templates (waba_id, name, language, status, status_at, source) VALUES "
+                         "($1, 'retired', 'en_US', 'APPROVED', now() - interval '1 day', 'webhook')",
+                         {std::string(kWaba)}).ok());
+  std::vector<std::string> listed;
+  for (int i = 0; i < 7; ++i) {
+    listed.push_back(R"({"id":"90)" + std::to_string(i) + R"(","name":"t)" + std::to_string(i) +
+                     R"(","language":"en_US","status":")" + (i == 3 ? "REJECTED" : "APPROVED") + R"(","category":")" +
+                     (i % 2 ? "MARKETING" : "UTILITY") + R"(","quality_score":{"score":"GREEN","date":1751247548}})");
+  }
+  graph_.SetTemplates(kWaba, listed, 3);
+  auto db = PgConnection::Connect(db_.dsn());
+  ASSERT_TRUE(db.ok());
+  TemplateSyncSettings settings;
+  settings.page_size = 3;
+  auto sync = SyncTemplates(**db, {graph_.base_url(), kToken}, kWaba, settings);
+  ASSERT_TRUE(sync.ok()) << sync.status().ToString();
+  EXPECT_EQ(sync->templates, 7);
+  EXPECT_EQ(sync->pages, 3);
+  EXPECT_EQ(sync->deleted, 1);
+  EXPECT_EQ(graph_.TemplatePagesServed(), 3u);
+  EXPECT_EQ(Count("SELECT count(*) FROM templates WHERE source = 'sync' AND quality = 'GREEN' AND status_at IS NOT NULL"), 7);
+  EXPECT_EQ(Catalog("t5", "category"), "MARKETING");
+  EXPECT_EQ(Catalog("retired", "status"), "DELETED");
+  EXPECT_EQ(Count("SELECT pages FROM template_syncs WHERE templates = 7"), 3);
+
+  // A token Graph refuses: the sync says so, and a page limit stops a catalog too long.
+  auto refused = SyncTemplates(**db, {graph_.base_url(), "not-a-token"}, kWaba, settings);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("HTTP 401"), std::string::npos) << refused.status().ToString();
+  settings.max_pages = 2;
+  auto too_long = SyncTemplates(**db, {graph_.base_url(), kToken}, kWaba, settings);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.status().code(), Code::kTooLarge);
+
+  const size_t calls = graph_.CallCount();
+  SendTemplate("unknown-2", "16505552105", "not_in_catalog");
+  SendTemplate("rejected-1", "16505552106", "t3");
+  SendTemplate("marketing-1", "16505552107", "t1");
+  ASSERT_TRUE(WaitStatus("unknown-2", "failed"));
+  ASSERT_TRUE(WaitStatus("rejected-1", "failed"));
+  ASSERT_TRUE(WaitStatus("marketing-1", "sent"));
+  EXPECT_EQ(Log("unknown-2").error_code, "132001");
+  EXPECT_NE(Log("unknown-2").error_reason.find("is not in its catalog"), std::string::npos) << Log("unknown-2").error_reason;
+  EXPECT_NE(Log("rejected-1").error_reason.find("is REJECTED"), std::string::npos) << Log("rejected-1").error_reason;
+  EXPECT_EQ(graph_.CallCount(), calls + 1);
+  EXPECT_EQ(Endpoints("16505552107"), (std::vector<std::string>{"marketing_messages"}));
+}
+
 // Over Meta's limits: a permanent failure with the reason, never sent; a bad command is parked.
 TEST_F(OutboundTest, MessagesOverMetasLimitsFailWithAClearReason) {
   StartReplica(Settings(), 1);

@@ -4,11 +4,14 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
+#include <chrono>
 #include <optional>
 
+#include "convoy/http.h"
 #include "convoy/log.h"
 #include "convoy/metrics.h"
 #include "convoy/rapidjson_util.h"
+#include "graph.h"
 
 namespace convoy::outbound {
 
@@ -49,6 +52,17 @@ constexpr const char* kApply =
     "EXCLUDED.category_at >= coalesce(t.category_at, '-infinity') OR "
     "EXCLUDED.quality_at >= coalesce(t.quality_at, '-infinity') RETURNING 1";
 
+// After a whole sync that started at $2: what Graph no longer lists, and no webhook changed since.
+constexpr const char* kMarkDeleted =
+    "UPDATE templates SET status = 'DELETED', reason = 'not listed by Graph at the last sync', "
+    "status_at = to_timestamp($2::bigint), source = 'sync', updated_at = now() "
+    "WHERE waba_id = $1 AND coalesce(status_at, '-infinity') < to_timestamp($2::bigint) "
+    "AND coalesce(status, '') <> 'DELETED'";
+constexpr const char* kRecordSync =
+    "INSERT INTO template_syncs (waba_id, synced_at, templates, pages) VALUES ($1, to_timestamp($2::bigint), $3::int, "
+    "$4::int) ON CONFLICT (waba_id) DO UPDATE SET synced_at = EXCLUDED.synced_at, templates = EXCLUDED.templates, "
+    "pages = EXCLUDED.pages";
+
 struct Metrics {
   Registry& r = DefaultRegistry();
   Counter& Check(const char* result) {
@@ -73,7 +87,7 @@ Metrics& M() {
 
 std::optional<std::string> Opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); }
 
-// Meta's ids come as numbers in webhooks (and as strings elsewhere).
+// Meta's ids come as numbers in webhooks and as strings from Graph.
 std::string IdText(const rapidjson::Value& v) {
   if (v.IsString()) return v.GetString();
   if (v.IsUint64()) return std::to_string(v.GetUint64());
@@ -86,14 +100,30 @@ std::string Lower(std::string s) {
   return s;
 }
 
+std::string UrlEncode(const std::string& s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char ch : s) {
+    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out += static_cast<char>(ch);
+    } else {
+      out += '%';
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    }
+  }
+  return out;
+}
+
 struct Change {
   std::string waba, name, language, id, status, reason, category, quality;
   int64_t at = 0;
+  const char* source = "webhook";
 };
 
 Result<bool> Upsert(PgConnection& db, const Change& c) {
   auto r = db.Exec(kApply, {c.waba, c.name, c.language, Opt(c.id), Opt(c.status), Opt(c.reason), Opt(c.category),
-                            Opt(c.quality), std::to_string(c.at), std::string("webhook")});
+                            Opt(c.quality), std::to_string(c.at), std::string(c.source)});
   if (!r.ok()) return r.status();
   return !r->empty();
 }
@@ -176,6 +206,71 @@ Disposition TemplateCatalog::Apply(const std::string& body) {
             << " language=" << c.language << " status=" << c.status << " category=" << c.category
             << " quality=" << c.quality << " at=" << c.at << " applied=" << *applied;
   return Disposition::Ack();
+}
+
+Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph, const std::string& waba_id,
+                                   const TemplateSyncSettings& settings) {
+  const int64_t started =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  TemplateSync out;
+  std::string after;
+  for (;;) {
+    if (out.pages >= settings.max_pages) {
+      return Status(Code::kTooLarge, "WABA " + waba_id + " lists more than " + std::to_string(settings.max_pages) +
+                                         " pages of templates: sync stopped, nothing marked deleted");
+    }
+    HttpClientRequest req;
+    req.url = graph.base_url + "/" + waba_id + "/message_templates?fields=id,name,language,status,category,quality_score" +
+              "&limit=" + std::to_string(settings.page_size) + (after.empty() ? "" : "&after=" + UrlEncode(after));
+    req.headers["Authorization"] = "Bearer " + graph.token;
+    req.timeout = settings.timeout;
+    auto resp = HttpFetch(req);
+    if (!resp.ok()) return resp.status();
+    ++out.pages;
+    if (resp->status / 100 != 2) {
+      GraphError err = ParseGraphError(resp->status, resp->body);
+      return Status(resp->status >= 500 ? Code::kUnavailable : Code::kRejected,
+                    "Graph answered HTTP " + std::to_string(resp->status) + " to page " + std::to_string(out.pages) +
+                        " of WABA " + waba_id + "'s templates: " + std::to_string(err.code) + " " + err.message);
+    }
+    rapidjson::Document d;
+    d.Parse(resp->body.c_str(), resp->body.size());
+    const auto& data = JsonMember(d, "data");
+    if (d.HasParseError() || !data.IsArray()) {
+      return Status(Code::kRejected, "page " + std::to_string(out.pages) + " of WABA " + waba_id +
+                                         "'s templates has no data array");
+    }
+    for (const auto& t : data.GetArray()) {
+      Change c;
+      c.waba = waba_id;
+      c.name = JsonStr(t, "name");
+      c.language = JsonStr(t, "language");
+      if (c.name.empty() || c.language.empty()) continue;  // not a template Meta would list
+      c.id = IdText(JsonMember(t, "id"));
+      c.status = JsonStr(t, "status");
+      c.category = JsonStr(t, "category");
+      const auto& q = JsonMember(t, "quality_score");
+      c.quality = q.IsString() ? q.GetString() : JsonStr(q, "score");
+      c.at = started;
+      c.source = "sync";
+      auto r = Upsert(db, c);
+      if (!r.ok()) return r.status();
+      ++out.templates;
+    }
+    const auto& paging = JsonMember(d, "paging");
+    after = JsonStr(JsonMember(paging, "cursors"), "after");
+    // Meta gives `next` while there is a page after this one; the cursor alone names the last page too.
+    if (JsonStr(paging, "next").empty() || after.empty() || data.Empty()) break;
+  }
+  auto gone = db.Exec(kMarkDeleted, {waba_id, std::to_string(started)});
+  if (!gone.ok()) return gone.status();
+  out.deleted = static_cast<int>(gone->affected);
+  auto rec = db.Exec(kRecordSync, {waba_id, std::to_string(started), std::to_string(out.templates),
+                                   std::to_string(out.pages)});
+  if (!rec.ok()) return rec.status();
+  LOG(INFO) << "service=outbound event=templates_synced waba=" << waba_id << " templates=" << out.templates
+            << " pages=" << out.pages << " deleted=" << out.deleted;
+  return out;
 }
 
 }  // namespace convoy::outbound

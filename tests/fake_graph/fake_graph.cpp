@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -81,6 +82,12 @@ struct FakeGraph::Impl {
     size_t total = 0;
   };
   std::optional<RandomFaults> random;  // guarded by mu
+  struct Catalog {
+    std::vector<std::string> templates;  // JSON objects
+    size_t page_size = 25;
+  };
+  std::map<std::string, Catalog> catalogs;  // by WABA; guarded by mu
+  std::atomic<uint64_t> template_pages{0};
 
   // A random failure for this message, if one is due.
   std::optional<HttpResponse> RandomFailure(const std::string& message_key) {
@@ -196,6 +203,42 @@ struct FakeGraph::Impl {
     return Json(200, R"({"messaging_product":"whatsapp","contacts":[{"input":")" + JsonEscape(to) +
                          (bsuid ? R"(","user_id":")" : R"(","wa_id":")") + JsonEscape(to) +
                          R"("}],"messages":[{"id":")" + wamid + R"("}]})");
+  }
+
+  // GET /{version}/{waba_id}/message_templates: one page; the cursor is where the next page starts.
+  HttpResponse Templates(const HttpRequest& r) {
+    if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
+    if (auto injected = Injected(r)) return *injected;
+    auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
+    const std::string waba = r.path.substr(first + 1, second - first - 1);
+    auto q = [&](const char* k) {
+      auto it = r.query.find(k);
+      return it == r.query.end() ? std::string() : it->second;
+    };
+    std::lock_guard<std::mutex> lock(mu);
+    auto c = catalogs.find(waba);
+    if (c == catalogs.end()) return Json(400, GraphError(100, "Unsupported get request: unknown WABA " + waba));
+    size_t start = 0;
+    const std::string after = q("after");
+    if (!after.empty()) {
+      // Cursors as Graph's look: base64-ish, with characters a query must encode.
+      if (after.rfind("cur+", 0) != 0 || after.size() < 7 || after.substr(after.size() - 2) != "==") {
+        return Json(400, GraphError(100, "Invalid cursor " + after));
+      }
+      start = std::stoul(after.substr(4, after.size() - 6));
+    }
+    size_t page = c->second.page_size;
+    if (const std::string limit = q("limit"); !limit.empty()) page = std::min<size_t>(page, std::stoul(limit));
+    const size_t end = std::min(c->second.templates.size(), start + page);
+    std::string data;
+    for (size_t i = start; i < end; ++i) data += (i > start ? "," : "") + c->second.templates[i];
+    const std::string cursor = "cur+" + std::to_string(end) + "==";
+    std::string paging = R"({"cursors":{"before":"cur+)" + std::to_string(start) + R"(==","after":")" + cursor + "\"}";
+    if (end < c->second.templates.size()) {
+      paging += R"(,"next":"https://graph.facebook.com)" + r.path + "?after=" + cursor + "\"";
+    }
+    template_pages.fetch_add(1);
+    return Json(200, R"({"data":[)" + data + R"(],"paging":)" + paging + "}}");
   }
 
   HttpResponse Metadata(const HttpRequest& r) {
@@ -315,7 +358,13 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     if (ends("/messages") || ends("/marketing_messages")) return impl->Send(r);
     return Json(404, GraphError(100, "Unknown path " + r.path));
   });
-  impl->server.Route("GET", "/v", [impl](const HttpRequest& r) { return impl->Metadata(r); });
+  impl->server.Route("GET", "/v", [impl](const HttpRequest& r) {
+    const std::string tail = "/message_templates";
+    if (r.path.size() > tail.size() && r.path.compare(r.path.size() - tail.size(), tail.size(), tail) == 0) {
+      return impl->Templates(r);
+    }
+    return impl->Metadata(r);
+  });
 }
 
 FakeGraph::~FakeGraph() { Stop(); }
@@ -459,6 +508,13 @@ void FakeGraph::Inject(int http_status, int code, int count, int delay_ms, const
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->injections.push_back({http_status, code, count, delay_ms, path_contains});
 }
+
+void FakeGraph::SetTemplates(const std::string& waba_id, std::vector<std::string> templates, size_t page_size) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->catalogs[waba_id] = {std::move(templates), page_size};
+}
+
+size_t FakeGraph::TemplatePagesServed() const { return impl_->template_pages.load(); }
 
 }  // namespace convoy::fake
 

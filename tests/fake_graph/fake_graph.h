@@ -5,6 +5,9 @@
 //   POST /{version}/{phone_number_id}/marketing_messages  a marketing template (Marketing Messages
 //                                                 API): answered and recorded like a send, its
 //                                                 "endpoint" "marketing_messages" (else "messages")
+//   GET  /{version}/{waba_id}/message_templates   the WABA's templates (SetTemplates), a page at a
+//                                                 time: ?limit=&after=, paging.cursors.after and
+//                                                 paging.next while a page follows
 //   GET  /{version}/{media_id}                    media metadata (url, mime_type, sha256, file_size)
 //   GET  /_download/{media_id}                    media bytes (bearer token)
 //   GET  /_fake/requests                          recorded sends, as a JSON array
@@ -74,6 +77,10 @@ class FakeGraph {
   std::vector<std::string> ReadReceipts() const;
   // Read receipts and accepted sends in the order they arrived: "read:<wamid>", "send:<to>".
   std::vector<std::string> CallOrder() const;
+  // What GET /{version}/{waba_id}/message_templates lists: Graph's template objects (JSON), at most
+  // `page_size` a page (less when the caller's limit asks for less).
+  void SetTemplates(const std::string& waba_id, std::vector<std::string> templates, size_t page_size);
+  size_t TemplatePagesServed() const;  // pages of message_templates answered (errors not counted)
   // Accepts `token` too (another business's), besides the constructor's.
   void AcceptToken(const std::string& token);
   // Every call to a Graph endpoint (sends, read receipts, media metadata and downloads), refused

@@ -636,7 +636,8 @@ class Run {
     e.step = "assignment_undeliverable";
     e.assignment_id = s_.assignment.id;
     e.text = why;
-    t_.effects.push_back(std::move(e));
+    // What the business is told, at the flow's sink: the processor writes it only if the
+    // assignment did move (written beside the move, as the effect's result).
     for (const Step& step : flow->steps) {
       if (step.kind != Step::Kind::kComplete || !step.deliver || step.sink.empty()) continue;
       PendingResult r;
@@ -648,9 +649,10 @@ class Run {
       r.completed_at = at_;
       r.fields = {{"assignment_id", s_.assignment.id}, {"reference", s_.assignment.reference},
                   {"checklist", s_.assignment.title}, {"reason", why}};
-      Deliver(r);
+      e.result = std::move(r);
       break;
     }
+    t_.effects.push_back(std::move(e));
     Reset();
     t_.note = "assignment_undeliverable";
   }

@@ -161,7 +161,8 @@ struct Effect {
   enum class Kind {
     kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia, kDeliver, kResultDue, kSendTemplate,
     kAssignmentDone,
-    kAssignmentUndeliverable,  // the assignment's template never reached the operator: assignment_id, why in `text`
+    kAssignmentUndeliverable,  // the assignment's template never reached the operator: assignment_id, why in
+                               // `text`, and `result` (if the flow has a sink) for the business
     kExtract,  // ask the flow's extractor (outbound.extract) for `extract` given `text`; result.id: the request
   };
   Kind kind = Kind::kSendText;
@@ -177,7 +178,7 @@ struct Effect {
   std::string flow, outcome;
   std::map<std::string, std::string> fields;
   std::map<std::string, std::vector<Photo>> photos;
-  PendingResult result;   // kDeliver; kResultDue: its id
+  PendingResult result;   // kDeliver, kAssignmentUndeliverable (its sink's body); kResultDue: its id
   int64_t delay_ms = 0;   // kResultDue
   std::string template_name, template_language;  // kSendTemplate
   std::vector<std::string> template_params;

@@ -993,7 +993,22 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   }
   s = RecordContext(p, before, t);
   if (!s.ok()) return s;
-  bool undeliverable_moved = false;
+  // A result to every sink the number sends it to, one command apiece, each its own dedupe key.
+  auto deliver = [&](const std::string& key, const Effect& e) -> Status {
+    auto sinks = NumberSinks(db_, p.phone_number_id, e.result.sink);
+    if (!sinks.ok()) return sinks.status();
+    for (const std::string& sink : *sinks) {
+      Effect to = e;
+      to.result.sink = sink;
+      const std::string sink_key = sink == e.result.sink ? key : key + ">" + sink;
+      Status w = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundDeliver),
+                                          sink_key, p.correlation_id, p.conversation_key, DeliverBody(p, sink_key, to)})
+                     .status();
+      if (!w.ok()) return w;
+    }
+    a->wrote_outbox = true;
+    return Status::Ok();
+  };
   for (const auto& e : t.effects) {
     if (e.kind == Effect::Kind::kExtract) {
       auto rows = db_.Exec(kReadContext, {p.conversation_key});
@@ -1018,26 +1033,17 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (e.kind == Effect::Kind::kAssignmentUndeliverable) {
       auto gone = MoveAssignment(db_, e.assignment_id, "active", "undeliverable", e.text, "", assignments_);
       if (!gone.ok()) return gone.status();
-      // No longer active (the manager cancelled it meanwhile): the business is not told otherwise.
-      undeliverable_moved = *gone;
-      continue;
-    }
-    if (e.kind == Effect::Kind::kDeliver && e.result.type == "checklist.undeliverable" && !undeliverable_moved) continue;
-    std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
-    if (e.kind == Effect::Kind::kDeliver) {
-      // One command per sink the number sends this result to, each its own dedupe key.
-      auto sinks = NumberSinks(db_, p.phone_number_id, e.result.sink);
-      if (!sinks.ok()) return sinks.status();
-      for (const std::string& sink : *sinks) {
-        Effect to = e;
-        to.result.sink = sink;
-        const std::string sink_key = sink == e.result.sink ? key : key + ">" + sink;
-        s = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundDeliver), sink_key,
-                                     p.correlation_id, p.conversation_key, DeliverBody(p, sink_key, to)})
-                .status();
+      // The business hears of it only if it moved: one the manager cancelled meanwhile stays so.
+      if (*gone && !e.result.sink.empty()) {
+        s = deliver(p.conversation_key + ":" + p.dedupe_key + ":" + e.step, e);
         if (!s.ok()) return s;
       }
-      a->wrote_outbox = true;
+      continue;
+    }
+    std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
+    if (e.kind == Effect::Kind::kDeliver) {
+      s = deliver(key, e);
+      if (!s.ok()) return s;
       continue;
     }
     OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at, mark_read);

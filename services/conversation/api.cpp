@@ -384,6 +384,12 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"GET",    "/v1/numbers/{id}",           Role::kViewer,  Scope::kTenant},
       {"PUT",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
       {"DELETE", "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
+      {"GET",  "/v1/conversations",                  Role::kViewer, Scope::kTenant},
+      {"GET",  "/v1/conversations/{id}",             Role::kViewer, Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/handoff",     Role::kAgent,  Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/take",        Role::kAgent,  Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/release",     Role::kAgent,  Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/messages",    Role::kAgent,  Scope::kTenant},
   };
   return *kRoutes;
 }
@@ -396,6 +402,7 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   const std::string route = in.route->pattern;
   const Caller& caller = in.caller;
   if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
+  if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations)) return *conversations;
   if (route == "/v1/flows") {
     return settings.flows ? JsonResponse(200, settings.flows()) : Unavailable(Status(Code::kUnavailable, "no flows"));
   }

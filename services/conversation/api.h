@@ -14,6 +14,7 @@
 //                                     pending again, started when the operator is free
 //   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
 //   /v1/numbers                       the numbers registry (numbers_api.h)
+//   /v1/conversations                 transcripts, owners, agent messages (conversations_api.h)
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
 // A tenant's token (convoy/tokens.h) finds its own tenant's checklists, assignments and numbers
@@ -24,6 +25,7 @@
 #include <string>
 
 #include "assignments.h"
+#include "conversations_api.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
@@ -39,6 +41,7 @@ struct ApiSettings {
   // running set stays). And the running set's summary.
   std::function<Result<std::string>()> reload_flows;
   std::function<std::string()> flows;
+  ConversationsApiSettings conversations{};  // its pg_dsn: set by main like pg_dsn above
 };
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.

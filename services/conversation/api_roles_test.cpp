@@ -44,6 +44,12 @@ const std::vector<Want> kWant = {
     {"GET", "/v1/numbers/{id}", kAll, 200, Scope::kTenant, 404},
     {"PUT", "/v1/numbers/{id}", "admin", 201, Scope::kGlobal, 0},
     {"DELETE", "/v1/numbers/{id}", "admin", 200, Scope::kGlobal, 0},
+    {"GET", "/v1/conversations", kAll, 200, Scope::kTenant, 200},
+    {"GET", "/v1/conversations/{id}", kAll, 200, Scope::kTenant, 404},
+    {"POST", "/v1/conversations/{id}/handoff", "agent admin", 200, Scope::kTenant, 404},
+    {"POST", "/v1/conversations/{id}/take", "agent admin", 200, Scope::kTenant, 404},
+    {"POST", "/v1/conversations/{id}/release", "agent admin", 200, Scope::kTenant, 404},
+    {"POST", "/v1/conversations/{id}/messages", "agent admin", 202, Scope::kTenant, 404},
 };
 
 class ApiRoles : public ::testing::Test {
@@ -56,6 +62,7 @@ class ApiRoles : public ::testing::Test {
     test::RegisterNumber(**c, test::kDemoNumber);
     sql_ = std::move(*c);
     settings_.pg_dsn = db_.dsn();
+    settings_.conversations.pg_dsn = db_.dsn();
     settings_.tokens = tokens_.Open();
     settings_.flows = [] { return std::string(R"({"flows":[]})"); };
     settings_.reload_flows = [this]() -> Result<std::string> {
@@ -108,6 +115,14 @@ class ApiRoles : public ::testing::Test {
       r.path = "/v1/numbers/" + id;
       r.body = R"({"phone_number_id": ")" + id + R"(", "tenant": "acme", "waba_id": "102290129340399", )"
                R"("display_phone_number": "+44 20 7946 0000", "graph_token": "env:ACME_GRAPH_TOKEN"})";
+    } else if (p.rfind("/v1/conversations/{id}", 0) == 0) {
+      // A conversation of the demo number's tenant ("test"), its customer's window open.
+      auto c = sql_->Exec("INSERT INTO conversations (conversation_key, phone_number_id, wa_id, last_inbound_at) "
+                          "VALUES ($1, $2, '16505550199', now()) RETURNING id::text",
+                          {std::string(test::kDemoNumber) + ":probe" + std::to_string(++made_), test::kDemoNumber});
+      EXPECT_TRUE(c.ok());
+      r.path = "/v1/conversations/" + (c.ok() ? c->get(0, 0) : "") + p.substr(std::string("/v1/conversations/{id}").size());
+      if (p.size() > 30 && p.compare(p.size() - 9, 9, "/messages") == 0) r.body = R"({"text": "Hello from the team"})";
     } else {
       r.path = p;
     }
@@ -141,7 +156,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 120);
+  EXPECT_EQ(calls, 180);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 

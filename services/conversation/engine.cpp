@@ -79,6 +79,17 @@ class Run {
   void Inbound() {
     s_.extracting.clear();  // a new message: an extractor's answer to an older one comes too late
     s_.extracting_at = 0;
+    if (IsText() && !settings_.handoff_keywords.empty()) {
+      const std::string word = NormalizeKeyword(ev_.text);
+      for (const auto& k : settings_.handoff_keywords) {
+        if (NormalizeKeyword(k) != word) continue;
+        // The customer asks for a person: the run stays where it is, for an agent to release to.
+        Say("reply", settings_.handoff_reply);
+        HandOff(settings_.handoff_sink, "keyword", "keyword");
+        t_.note = "handoff_keyword";
+        return;
+      }
+    }
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     const Step* step = flow ? flow->Find(s_.step) : nullptr;
     if (!s_.flow.empty() && !step) {
@@ -221,6 +232,29 @@ class Run {
     e.step = "deliver:" + std::to_string(t_.effects.size());
     e.result = r;
     t_.effects.push_back(std::move(e));
+  }
+
+  // Into human hands: the owner changes with this transition, and the sink hears of it once
+  // (conversation.handoff_requested, its transcript added by the processor).
+  // `type`: the result's type in the sink's body (a handoff step's `result`, e.g. lead.qualified:
+  // one body that is both the result and the request), else conversation.handoff_requested.
+  void HandOff(const std::string& sink, const std::string& outcome, const std::string& reason,
+               const std::string& type = "") {
+    Effect h;
+    h.kind = Effect::Kind::kHandoff;
+    h.step = "handoff";
+    h.destination = sink;
+    h.text = reason;
+    t_.effects.push_back(std::move(h));
+    PendingResult r;
+    r.id = ev_.id + ":handoff";
+    r.sink = sink;
+    r.type = type.empty() ? "conversation.handoff_requested" : type;
+    r.flow = s_.flow.empty() ? "conversation" : s_.flow;
+    r.outcome = outcome;
+    r.completed_at = at_;
+    r.fields = s_.fields;
+    Deliver(r);
   }
 
   void RemindAt(const PendingResult& r) {
@@ -759,7 +793,10 @@ class Run {
       e.fields = s_.fields;
       e.photos = s_.photos;
       t_.effects.push_back(std::move(e));
-      if (!step->sink.empty()) {
+      if (step->hands_off) {
+        // The conversation, not a result, goes to the sink: its transcript carries the photos.
+        HandOff(step->sink, step->id, step->id, step->result_type);
+      } else if (!step->sink.empty()) {
         PendingResult r;
         r.id = ev_.id + ":completed";  // the flow.completed event's dedupe key
         r.sink = step->sink;

@@ -164,6 +164,7 @@ struct Effect {
     kAssignmentUndeliverable,  // the assignment's template never reached the operator: assignment_id, why in
                                // `text`, and `result` (if the flow has a sink) for the business
     kExtract,  // ask the flow's extractor (outbound.extract) for `extract` given `text`; result.id: the request
+    kHandoff,  // the conversation goes into human hands: its messages to `destination` (a sink), why in `text`
   };
   Kind kind = Kind::kSendText;
   std::string step;  // names the effect inside its trigger: part of its dedupe key
@@ -210,6 +211,11 @@ struct EngineSettings {
   // All photo steps (or checklist questions) of one run together keep at most this many:
   // --max_photos_per_run, against a user who would fill the media store through many steps.
   size_t max_photos_per_run = 200;
+  // A customer's text that is one of these words (any case; --handoff_keywords) asks for a person:
+  // the conversation is handed off to handoff_sink with handoff_reply said. Empty: no keyword.
+  std::vector<std::string> handoff_keywords{};
+  std::string handoff_sink = "conversations";
+  std::string handoff_reply = "A member of our team will reply to you here shortly.";
 };
 
 class Engine {

@@ -121,6 +121,7 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
       case Step::Kind::kComplete:
         st = need(s.next.empty(), "complete step ends the flow: no `next`");
         if (st.ok()) st = need(s.sink.empty() || s.deliver, "a complete step with a `sink` delivers: `deliver` must be true");
+        if (st.ok() && s.hands_off) st = need(!s.sink.empty(), "a handoff step names the `sink` its conversation goes to");
         break;
     }
     if (st.ok() && s.accepts != std::vector<std::string>{"image"}) {
@@ -450,6 +451,7 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
              : kind == "buttons"      ? Step::Kind::kButtons
              : kind == "summary"      ? Step::Kind::kSummary
              : kind == "complete"     ? Step::Kind::kComplete
+             : kind == "handoff"      ? Step::Kind::kComplete
              : kind == "checklist"    ? Step::Kind::kChecklist
              : kind == "confirm"      ? Step::Kind::kConfirm
              : kind == "detect"       ? Step::Kind::kDetect
@@ -469,7 +471,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.partly_expired = JsonStr(v, "partly_expired");
     s.late = JsonStr(v, "late");
     s.summary = Strings(JsonMember(v, "summary"), false);
-    s.deliver = JsonMember(v, "deliver").IsTrue();
+    s.hands_off = kind == "handoff";
+    s.deliver = JsonMember(v, "deliver").IsTrue() || s.hands_off;
     s.sink = JsonStr(v, "sink");
     s.photo_required = JsonStr(v, "photo_required");
     s.photo_pending = JsonStr(v, "photo_pending");

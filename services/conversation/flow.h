@@ -73,6 +73,10 @@ struct Step {
   // complete: the sink (convoy-outbound's --sinks_file) the run's result is delivered to, and the
   // result's type ("listing.submitted"); no sink: flow.completed only.
   std::string sink, result_type;
+  // A `handoff` step: a complete step that also puts the conversation in human hands. Its sink
+  // gets `conversation.handoff_requested` (the transcript and the fields) instead of a result, and
+  // every later customer message as `conversation.message` until an agent releases it.
+  bool hands_off = false;
   // checklist: what a photo-required question says to a text, and to a photo without a caption.
   std::string photo_required, photo_pending;
   std::string note_required;  // checklist: said to an answer that needs a note and came without one

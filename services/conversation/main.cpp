@@ -1,5 +1,7 @@
 // convoy-conversation: advances each conversation exactly once per update.
 #include <gflags/gflags.h>
+
+#include <sstream>
 #include <glog/logging.h>
 
 #include <mutex>
@@ -98,8 +100,31 @@ DEFINE_int32(batch, 16,
              "at most --prefetch; 1: one transaction per delivery)");
 static bool ValidateBatch(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 256); }
 DEFINE_validator(batch, &ValidateBatch);
+DEFINE_string(handoff_keywords, "agent,human",
+              "Comma-separated words that, sent alone by a customer (any case), hand the conversation to a person "
+              "(\"\": none)");
+DEFINE_string(handoff_sink, "conversations",
+              "The sink (outbound's --sinks_file, or a number's sinks mapping) told of handoffs by keyword or API, and "
+              "of customer messages while a person answers");
+DEFINE_int32(human_idle_release_seconds, 12 * 3600,
+             "A conversation in human hands with no agent message for this long goes back to the bot (60..2592000 s)");
+static bool ValidateIdleRelease(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 2592000); }
+DEFINE_validator(human_idle_release_seconds, &ValidateIdleRelease);
 
 namespace {
+
+// "agent, human" -> {"agent", "human"}: trimmed, empty parts dropped.
+std::vector<std::string> SplitWords(const std::string& list) {
+  std::vector<std::string> out;
+  std::string word;
+  std::istringstream in(list);
+  while (std::getline(in, word, ',')) {
+    word.erase(0, word.find_first_not_of(" \t"));
+    word.erase(word.find_last_not_of(" \t") + 1);
+    if (!word.empty()) out.push_back(word);
+  }
+  return out;
+}
 
 convoy::conversation::AssignmentSettings Assignments() {
   convoy::conversation::AssignmentSettings a;
@@ -176,10 +201,16 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
     return 1;
   }
-  convoy::conversation::Engine engine(*flows, {FLAGS_photo_ttl_seconds, static_cast<size_t>(FLAGS_max_photos),
-                                               FLAGS_result_photo_wait_seconds, FLAGS_default_flow,
-                                               FLAGS_extractor_timeout_seconds,
-                                               static_cast<size_t>(FLAGS_max_photos_per_run)});
+  convoy::conversation::EngineSettings engine_settings;
+  engine_settings.photo_ttl_seconds = FLAGS_photo_ttl_seconds;
+  engine_settings.max_photos = static_cast<size_t>(FLAGS_max_photos);
+  engine_settings.result_photo_wait_seconds = FLAGS_result_photo_wait_seconds;
+  engine_settings.default_flow = FLAGS_default_flow;
+  engine_settings.extractor_timeout_seconds = FLAGS_extractor_timeout_seconds;
+  engine_settings.max_photos_per_run = static_cast<size_t>(FLAGS_max_photos_per_run);
+  engine_settings.handoff_keywords = SplitWords(FLAGS_handoff_keywords);
+  engine_settings.handoff_sink = FLAGS_handoff_sink;
+  convoy::conversation::Engine engine(*flows, engine_settings);
   // SIGHUP and POST /v1/flows/reload: the folder is read and checked again; a bad file keeps the
   // running set. One reload at a time.
   std::mutex reload_mu;
@@ -220,6 +251,12 @@ int main(int argc, char** argv) {
     } else if (*expired > 0) {
       LOG(INFO) << "service=conversation event=assignments_expired count=" << *expired;
     }
+    auto released = convoy::conversation::ReleaseIdleHumans(db, FLAGS_human_idle_release_seconds);
+    if (!released.ok()) {
+      LOG(WARNING) << "service=conversation event=idle_release_failed error=" << released.status().ToString();
+    } else if (*released > 0) {
+      LOG(INFO) << "service=conversation event=idle_released count=" << *released;
+    }
   };
   convoy::conversation::OutboxRelay relay(relay_settings, publisher);
   convoy::ConsumerGroup consumers(publisher);
@@ -248,8 +285,20 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }, {}, convoy::HttpLimitsFromFlags()});
-  convoy::conversation::ApiSettings api{FLAGS_pg_dsn, *tokens, Assignments(), reload,
-                                        [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); }};
+  convoy::conversation::ApiSettings api;
+  api.pg_dsn = FLAGS_pg_dsn;
+  api.tokens = *tokens;
+  api.assignments = Assignments();
+  api.reload_flows = reload;
+  api.flows = [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); };
+  api.conversations.pg_dsn = FLAGS_pg_dsn;
+  api.conversations.handoff_sink = FLAGS_handoff_sink;
+  api.conversations.has_step = [&engine](const std::string& flow, const std::string& step) {
+    const auto flows = engine.flows();
+    const auto* f = flows->Find(flow);
+    return f != nullptr && f->Find(step) != nullptr;
+  };
+  api.conversations.on_commit = [&relay] { relay.Notify(); };
   for (const char* method : {"GET", "POST", "PUT", "DELETE"}) {
     server.Route(method, "/v1/", [api, &schemas](const convoy::HttpRequest& r) {
       return convoy::conversation::HandleApi(r, api, schemas);

@@ -21,6 +21,7 @@
 #include "account_events.h"
 #include "numbers.h"
 #include "state_codec.h"
+#include "transcript.h"
 
 namespace convoy::conversation {
 
@@ -36,8 +37,8 @@ constexpr const char* kEnsureConversation =
     "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, user_id) VALUES ($1, $2, NULLIF($3, ''), "
     "NULLIF($4, '')) ON CONFLICT (conversation_key) DO NOTHING";
 constexpr const char* kLockConversation =
-    "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, '') FROM conversations WHERE conversation_key = $1 "
-    "FOR UPDATE";
+    "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, ''), owner, coalesce(owner_sink, ''), id::text "
+    "FROM conversations WHERE conversation_key = $1 FOR UPDATE";
 // Where replies go, as the latest message says: its phone, its BSUID.
 constexpr const char* kUpdateAddress =
     "UPDATE conversations SET wa_id = coalesce(NULLIF($2, ''), wa_id), user_id = coalesce(NULLIF($3, ''), user_id), "
@@ -57,7 +58,8 @@ constexpr const char* kAuditIdentity =
     "INSERT INTO identity_changes (conversation_key, change, identity, previous, trigger_dedupe_key, correlation_id) "
     "VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6)";
 constexpr const char* kSaveConversation =
-    "UPDATE conversations SET state = $2::jsonb, flow = $3, version = version + 1, updated_at = now() "
+    "UPDATE conversations SET state = $2::jsonb, flow = $3, version = version + 1, updated_at = now(), "
+    "last_inbound_at = CASE WHEN $4::bigint > 0 THEN to_timestamp($4::bigint) ELSE last_inbound_at END "
     "WHERE conversation_key = $1";
 constexpr const char* kInsertTransition =
     "INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id, note, "
@@ -521,7 +523,10 @@ void PhotosMember(Writer& w, const std::map<std::string, std::vector<Photo>>& ph
 
 // A result for its sink: everything the business gets, with photos by stored name (outbound
 // turns them into signed links).
-std::string DeliverBody(const Parsed& p, const std::string& dedupe, const Effect& e) {
+// `conversation`: the members of data.conversation (a handoff's owner, reason and transcript), or
+// none.
+std::string DeliverBody(const Parsed& p, const std::string& dedupe, const Effect& e,
+                        const std::string& conversation = "") {
   const PendingResult& r = e.result;
   rapidjson::StringBuffer b;
   Writer w(b);
@@ -540,6 +545,10 @@ std::string DeliverBody(const Parsed& p, const std::string& dedupe, const Effect
   for (const auto& [k, v] : r.fields) { Key(w, k); w.String(v); }
   w.EndObject();
   PhotosMember(w, r.photos);
+  if (!conversation.empty()) {
+    w.Key("conversation");
+    w.RawValue(conversation.c_str(), conversation.size(), rapidjson::kObjectType);
+  }
   w.EndObject();
   return b.GetString();
 }
@@ -621,9 +630,39 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
     case Effect::Kind::kAssignmentUndeliverable:
     case Effect::Kind::kExtract:
     case Effect::Kind::kDeliver:
+    case Effect::Kind::kHandoff:
       break;  // not one plain message: written by ApplyInTransaction (the assignment; the context; a row per sink)
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
+}
+
+// A handoff's transcript: the newest messages, enough for an agent to pick the conversation up.
+constexpr int kHandoffTranscriptLimit = 50;
+
+// A message the bot queued, as the transcript keeps it.
+TranscriptMessage Said(const Effect& e, const std::string& key) {
+  TranscriptMessage m;
+  m.direction = "out";
+  m.author = "bot";
+  m.dedupe_key = key;
+  if (e.kind == Effect::Kind::kSendTemplate) {
+    m.kind = "template";
+    m.body = e.template_name;
+  } else {
+    m.kind = e.kind == Effect::Kind::kSendButtons ? "interactive" : "text";
+    m.body = e.text;
+    for (const auto& [id, title] : e.buttons) m.body += "\n[" + title + "]";
+  }
+  return m;
+}
+
+// A customer message while a person (or another app) owns the conversation: counted, its window
+// opened, never given to the flow.
+Transition HeldByOwner(const Parsed& p, const ConversationState& before, const Ownership& own) {
+  Transition t{before, {}, own.owner == kOwnerHuman ? "human_owned" : "owned_elsewhere"};
+  if (p.event.kind != Event::Kind::kRecorded) t.state.messages++;
+  t.state.last_inbound_at = std::max(t.state.last_inbound_at, p.wa_timestamp);
+  return t;
 }
 
 constexpr const char* kInsertContext =
@@ -893,6 +932,44 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
   return Status::Ok();
 }
 
+// The customer's message to the business's inbox (conversation.message to the conversation's
+// sink; outbound keeps a conversation's deliveries in the order written), and its media fetched
+// for the agents to see.
+Status Processor::ForwardToInbox(const Parsed& p, const Ownership& own) {
+  const Event& e = p.event;
+  std::string message = "{\"kind\":" + JsonQuote(e.message_type) + ",\"at\":" + std::to_string(p.wa_timestamp);
+  if (!e.text.empty()) message += ",\"body\":" + JsonQuote(e.text);
+  if (!e.media_id.empty()) message += ",\"media_id\":" + JsonQuote(e.media_id);
+  if (!e.mime_type.empty()) message += ",\"mime_type\":" + JsonQuote(e.mime_type);
+  message += ",\"author\":\"customer\"}";
+  ConversationDelivery d;
+  d.type = "conversation.message";
+  d.dedupe_key = p.conversation_key + ":" + p.dedupe_key + ":inbox";
+  d.sink = own.sink.empty() ? engine_.settings().handoff_sink : own.sink;
+  d.conversation_key = p.conversation_key;
+  d.conversation_id = own.id;
+  d.phone_number_id = p.phone_number_id;
+  d.correlation_id = p.correlation_id;
+  d.wa_id = p.reply_phone;
+  d.user_id = p.reply_user_id;
+  d.outcome = "message";
+  d.at = p.wa_timestamp;
+  d.conversation_json["owner"] = JsonQuote(own.owner);
+  d.conversation_json["message"] = message;
+  Status s = QueueConversationDelivery(db_, d);
+  if (!s.ok() || e.kind != Event::Kind::kMedia) return s;
+  Effect fetch;
+  fetch.kind = Effect::Kind::kFetchMedia;
+  fetch.media_id = e.media_id;
+  fetch.mime_type = e.mime_type;
+  fetch.sha256 = e.sha256;
+  fetch.kinds = {e.message_type};
+  const std::string key = p.conversation_key + ":" + p.dedupe_key + ":fetch";
+  return db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kMediaFetch), key,
+                                  p.correlation_id, p.conversation_key, FetchBody(p, key, fetch)})
+      .status();
+}
+
 Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   a->ctx = LogCtx{p.queue, p.correlation_id, p.conversation_key, p.dedupe_key};
   // Only numbers in the registry, not offboarded, reach a flow, and a user's update only through
@@ -947,6 +1024,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   }
   p.reply_phone = locked->get(0, 1);
   p.reply_user_id = locked->get(0, 2);
+  Ownership own{locked->get(0, 5), locked->get(0, 3), "", locked->get(0, 4)};
   if (identified && ((!p.wa_id.empty() && p.wa_id != p.reply_phone) ||
                     (!p.user_id.empty() && p.user_id != p.reply_user_id))) {
     Status u = db_.Exec(kUpdateAddress, {p.conversation_key, p.wa_id, p.user_id, p.parent_user_id}).status();
@@ -959,13 +1037,49 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   p.event.id = p.conversation_key + ":" + p.dedupe_key;
   p.event.person = p.conversation_key;
   p.event.ids = {p.reply_phone, p.reply_user_id};
-  Transition t = engine_.Advance(before, p.event, clock_());
+  // What the customer said is kept, whoever answers it.
+  const bool customer_message = from_user && p.event.kind != Event::Kind::kRecorded;
+  if (from_user) {
+    TranscriptMessage in;
+    in.kind = p.event.message_type;
+    in.body = p.event.text;
+    in.media_id = p.event.media_id;
+    in.dedupe_key = p.dedupe_key;
+    in.wa_timestamp = p.wa_timestamp;
+    s = RecordMessage(db_, p.conversation_key, in);
+    if (!s.ok()) return s;
+  }
+  Transition t;
+  if (from_user && own.owner != kOwnerBot) {
+    // A person (or another app) answers: the bot says nothing, now or later. The message goes to
+    // the business's inbox while a human owns the conversation, its media fetched for them.
+    t = HeldByOwner(p, before, own);
+    if (customer_message && own.owner == kOwnerHuman) {
+      s = ForwardToInbox(p, own);
+      if (!s.ok()) return s;
+    }
+  } else {
+    t = engine_.Advance(before, p.event, clock_());
+  }
+  if (own.owner != kOwnerBot) {
+    // Nothing the bot would say goes out on a conversation it does not own (a reminder, a checklist
+    // question started while an agent talks).
+    auto bot_says = [](const Effect& e) {
+      return e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons ||
+             e.kind == Effect::Kind::kSendTemplate;
+    };
+    size_t before_count = t.effects.size();
+    t.effects.erase(std::remove_if(t.effects.begin(), t.effects.end(), bot_says), t.effects.end());
+    if (t.effects.size() != before_count && t.note.empty()) t.note = "not_owner";
+  }
   // An event that changed nothing (a send's confirmation, most media events) writes no new row
   // version: the audit below still records it.
   const std::string after_json = EncodeState(t.state);
   if (after_json != EncodeState(before)) {
     s = db_.Exec(kSaveConversation, {p.conversation_key, after_json,
-                                     t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow)})
+                                     t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow),
+                                     std::to_string(t.state.last_inbound_at != before.last_inbound_at
+                                                        ? t.state.last_inbound_at : 0)})
             .status();
     if (!s.ok()) return s;
   }
@@ -997,12 +1111,21 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   auto deliver = [&](const std::string& key, const Effect& e) -> Status {
     auto sinks = NumberSinks(db_, p.phone_number_id, e.result.sink);
     if (!sinks.ok()) return sinks.status();
+    // A handoff's body carries the conversation: its id, owner, why, and what was said.
+    std::string conversation;
+    if (e.result.id.size() > 8 && e.result.id.compare(e.result.id.size() - 8, 8, ":handoff") == 0) {
+      auto said = TranscriptJson(db_, p.conversation_key, kHandoffTranscriptLimit);
+      if (!said.ok()) return said.status();
+      conversation = "{\"id\":" + JsonQuote(own.id) + ",\"owner\":\"human\",\"reason\":" + JsonQuote(e.result.outcome) +
+                     ",\"messages\":" + *said + "}";
+    }
     for (const std::string& sink : *sinks) {
       Effect to = e;
       to.result.sink = sink;
       const std::string sink_key = sink == e.result.sink ? key : key + ">" + sink;
       Status w = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundDeliver),
-                                          sink_key, p.correlation_id, p.conversation_key, DeliverBody(p, sink_key, to)})
+                                          sink_key, p.correlation_id, p.conversation_key,
+                                          DeliverBody(p, sink_key, to, conversation)})
                      .status();
       if (!w.ok()) return w;
     }
@@ -1040,6 +1163,13 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
       }
       continue;
     }
+    if (e.kind == Effect::Kind::kHandoff) {
+      s = SetOwner(db_, p.conversation_key, kOwnerHuman, "", e.destination, false);
+      if (!s.ok()) return s;
+      own.owner = kOwnerHuman;
+      own.sink = e.destination;
+      continue;
+    }
     std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
     if (e.kind == Effect::Kind::kDeliver) {
       s = deliver(key, e);
@@ -1048,6 +1178,10 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     }
     OutboxRow row = ForEffect(p, key, e, t.state.last_inbound_at, mark_read);
     if (is_answer(e)) mark_read.clear();
+    if (is_answer(e) || e.kind == Effect::Kind::kSendTemplate) {
+      s = RecordMessage(db_, p.conversation_key, Said(e, key));
+      if (!s.ok()) return s;
+    }
     s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id, p.conversation_key, row.body})
             .status();
     if (!s.ok()) return s;

@@ -14,6 +14,7 @@
 #include "convoy/pg.h"
 #include "assignments.h"
 #include "engine.h"
+#include "transcript.h"
 
 namespace convoy::conversation {
 
@@ -50,6 +51,8 @@ class Processor {
   // locks on the identities. Sets p->conversation_key.
   Status ResolveIdentity(Parsed* p, Applied* a);
   void Report(const Applied& a);
+  // A customer message while a human owns the conversation: to the business's inbox.
+  Status ForwardToInbox(const Parsed& p, const Ownership& own);
   // Records a flow-with-extractor conversation's messages (within the budget) and gives an
   // outbound.extract its context.
   Status RecordContext(const Parsed& p, const ConversationState& before, const Transition& t);

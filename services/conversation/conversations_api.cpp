@@ -1,0 +1,521 @@
+#include "conversations_api.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <glog/logging.h>
+#include <openssl/rand.h>
+
+#include <ctime>
+
+#include "convoy/crypto.h"
+#include "convoy/log.h"
+#include "convoy/pg.h"
+#include "convoy/rapidjson_util.h"
+#include "convoy/rfc3339.h"
+#include "convoy/topology.h"
+#include "state_codec.h"
+#include "transcript.h"
+
+namespace convoy::conversation {
+
+namespace {
+
+using TenantScope = std::optional<std::string>;
+
+constexpr int kWindowSeconds = 24 * 3600;
+constexpr int kTextLimit = 4096;  // Meta's limit for a text message body
+
+// 32 random hex digits: a correlation id, or a dedupe key's unique part.
+std::string RandomId() {
+  unsigned char raw[16];
+  RAND_bytes(raw, sizeof(raw));
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
+}
+
+HttpResponse Unavailable(const Status& s) { return JsonError(503, "unavailable", s.message()); }
+HttpResponse NotFound(const std::string& id) { return JsonError(404, "not_found", "no conversation " + id); }
+
+// 8-4-4-4-12 hex digits: anything else is no conversation's id (and never reaches a ::uuid cast).
+bool ValidUuid(const std::string& id) {
+  if (id.size() != 36) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash != (id[i] == '-')) return false;
+    if (!dash && !std::isxdigit(static_cast<unsigned char>(id[i]))) return false;
+  }
+  return true;
+}
+
+// A viewer reads the shape of conversations, not their people: phone numbers, BSUIDs and what
+// was said (message bodies, collected fields) are masked, as logs mask them.
+void MaskValue(rapidjson::Value& v, rapidjson::Document::AllocatorType& a) {
+  if (v.IsArray()) {
+    for (auto& x : v.GetArray()) MaskValue(x, a);
+    return;
+  }
+  if (!v.IsObject()) return;
+  for (auto& m : v.GetObject()) {
+    const std::string key = m.name.GetString();
+    if ((key == "wa_id" || key == "user_id" || key == "body" || key == "note") && m.value.IsString()) {
+      const std::string masked = MaskPersonal(m.value.GetString(), false);
+      m.value.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()), a);
+    } else if (key == "fields" && m.value.IsObject()) {
+      for (auto& f : m.value.GetObject()) {
+        if (!f.value.IsString()) continue;
+        const std::string masked = MaskPersonal(f.value.GetString(), false);
+        f.value.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()), a);
+      }
+    } else {
+      MaskValue(m.value, a);
+    }
+  }
+}
+
+std::string Masked(const std::string& json) {
+  rapidjson::Document d;
+  d.Parse(json.c_str(), json.size());
+  if (d.HasParseError()) return json;
+  MaskValue(d, d.GetAllocator());
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  d.Accept(w);
+  return out.GetString();
+}
+
+// The members every list row and every shown conversation has.
+constexpr const char* kSummaryMembers =
+    "'id', c.id, 'phone_number_id', c.phone_number_id, 'wa_id', c.wa_id, 'user_id', c.user_id, 'owner', c.owner, "
+    "'owner_agent', c.owner_agent, 'owner_since', c.owner_since, 'flow', c.flow, 'step', NULLIF(c.state->>'step', ''), "
+    "'last_inbound_at', c.last_inbound_at, 'window_open_until', c.last_inbound_at + interval '24 hours', "
+    "'window_open', coalesce(c.last_inbound_at > now() - interval '24 hours', false), 'created_at', c.created_at, "
+    "'updated_at', c.updated_at";
+
+// The conversation, if the caller may see it, locked (FOR UPDATE) when `lock`.
+struct Found {
+  std::string key, phone_number_id, wa_id, user_id, owner, sink, state, waba_id;
+  int64_t last_inbound_at = 0;
+};
+Result<std::optional<Found>> Find(PgConnection& db, const std::string& id, const TenantScope& scope, bool lock) {
+  if (!ValidUuid(id)) return std::optional<Found>();
+  auto r = db.Exec(std::string("SELECT c.conversation_key, c.phone_number_id, coalesce(c.wa_id, ''), "
+                               "coalesce(c.user_id, ''), c.owner, coalesce(c.owner_sink, ''), c.state::text, "
+                               "coalesce(extract(epoch FROM c.last_inbound_at)::bigint, 0), coalesce(n.waba_id, '') "
+                               "FROM conversations c LEFT JOIN numbers n ON n.phone_number_id = c.phone_number_id "
+                               "WHERE c.id = $1::uuid AND ($2::text IS NULL OR n.tenant = $2)") +
+                       (lock ? " FOR UPDATE OF c" : ""),
+                   {id, scope});
+  if (!r.ok()) return r.status();
+  if (r->empty()) return std::optional<Found>();
+  Found f{r->get(0, 0), r->get(0, 1), r->get(0, 2), r->get(0, 3), r->get(0, 4),
+          r->get(0, 5), r->get(0, 6), r->get(0, 8), r->get_int(0, 7)};
+  return std::optional<Found>(std::move(f));
+}
+
+std::optional<std::string> Query(const HttpRequest& r, const char* key) {
+  auto it = r.query.find(key);
+  return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+}
+
+bool Digits(const std::string& s, size_t max) {
+  return !s.empty() && s.size() <= max && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const TenantScope& scope) {
+  const std::string limit = Query(r, "limit").value_or("50");
+  if (!Digits(limit, 3) || std::stoi(limit) < 1 || std::stoi(limit) > 200) {
+    return JsonError(400, "invalid_argument", "limit is 1 to 200");
+  }
+  auto owner = Query(r, "owner");
+  if (owner && *owner != kOwnerBot && *owner != kOwnerHuman && *owner != kOwnerElsewhere) {
+    return JsonError(400, "invalid_argument", "owner is one of bot, human, elsewhere");
+  }
+  auto number = Query(r, "number");
+  if (number && !Digits(*number, 32)) return JsonError(400, "invalid_argument", "number is a phone_number_id (digits)");
+  auto status = Query(r, "status");
+  if (status && *status != "open" && *status != "closed") {
+    return JsonError(400, "invalid_argument", "status is open (the 24-hour window is open) or closed");
+  }
+  auto after = Query(r, "updated_after");
+  if (after && ParseRfc3339(*after) <= 0) {
+    return JsonError(400, "invalid_argument", "updated_after is an RFC 3339 time, e.g. 2026-12-07T08:00:00Z");
+  }
+  // The cursor: "<updated_at in microseconds since the epoch>.<id>" of the last row of a page.
+  std::optional<std::string> cursor_us, cursor_id;
+  if (auto cursor = Query(r, "cursor")) {
+    const size_t dot = cursor->find('.');
+    if (dot == std::string::npos || !Digits(cursor->substr(0, dot), 18) || !ValidUuid(cursor->substr(dot + 1))) {
+      return JsonError(400, "invalid_argument", "cursor is the next_cursor of a page, unchanged");
+    }
+    cursor_us = cursor->substr(0, dot);
+    cursor_id = cursor->substr(dot + 1);
+  }
+  auto rows = db.Exec(
+      std::string("SELECT json_build_object(") + kSummaryMembers +
+          ")::text, (extract(epoch FROM c.updated_at) * 1000000)::bigint::text || '.' || c.id "
+          "FROM conversations c LEFT JOIN numbers n ON n.phone_number_id = c.phone_number_id "
+          "WHERE ($1::text IS NULL OR c.owner = $1) AND ($2::text IS NULL OR c.phone_number_id = $2) "
+          "AND ($3::text IS NULL OR ($3 = 'open') = coalesce(c.last_inbound_at > now() - interval '24 hours', false)) "
+          "AND ($4::text IS NULL OR c.updated_at > $4::timestamptz) AND ($5::text IS NULL OR n.tenant = $5) "
+          "AND ($6::text IS NULL OR (c.updated_at, c.id) < (timestamptz 'epoch' + $6::bigint * interval '1 microsecond', "
+          "$7::uuid)) ORDER BY c.updated_at DESC, c.id DESC LIMIT $8::int",
+      {owner, number, status, after, scope, cursor_us, cursor_id, std::to_string(std::stoi(limit) + 1)});
+  if (!rows.ok()) return Unavailable(rows.status());
+  const size_t n = std::min<size_t>(rows->size(), static_cast<size_t>(std::stoi(limit)));
+  std::string list = "{\"conversations\":[";
+  for (size_t i = 0; i < n; ++i) list += (i ? "," : "") + rows->get(i, 0);
+  list += "]";
+  if (rows->size() > n) list += ",\"next_cursor\":" + JsonQuote(rows->get(n - 1, 1));
+  list += "}";
+  return JsonResponse(200, mask ? Masked(list) : list);
+}
+
+HttpResponse Show(PgConnection& db, const std::string& id, const HttpRequest& r, bool mask, const TenantScope& scope) {
+  const std::string limit = Query(r, "messages").value_or("100");
+  if (!Digits(limit, 4) || std::stoi(limit) > 1000) return JsonError(400, "invalid_argument", "messages is 0 to 1000");
+  auto found = Find(db, id, scope, false);
+  if (!found.ok()) return Unavailable(found.status());
+  if (!*found) return NotFound(id);
+  auto row = db.Exec(std::string("SELECT json_build_object(") + kSummaryMembers +
+                         ", 'fields', coalesce(c.state->'fields', '{}'::jsonb))::text FROM conversations c WHERE "
+                         "c.conversation_key = $1",
+                     {(*found)->key});
+  if (!row.ok()) return Unavailable(row.status());
+  if (row->empty()) return NotFound(id);
+  auto said = TranscriptJson(db, (*found)->key, std::stoi(limit));
+  if (!said.ok()) return Unavailable(said.status());
+  std::string shown = row->get(0, 0);
+  shown.pop_back();
+  shown += ",\"messages\":" + *said + "}";
+  return JsonResponse(200, mask ? Masked(shown) : shown);
+}
+
+// The members of a POST body (an empty body is an empty object).
+Result<rapidjson::Document> Body(const HttpRequest& r) {
+  rapidjson::Document d;
+  if (r.body.empty()) {
+    d.SetObject();
+    return d;
+  }
+  d.Parse(r.body.c_str(), r.body.size());
+  if (d.HasParseError() || !d.IsObject()) return Status(Code::kInvalidArgument, "the body is a JSON object");
+  return d;
+}
+
+// An audit row in the conversation's transitions: who changed what, from the API.
+Status Audit(PgConnection& db, const Found& f, const std::string& note, const Caller& caller) {
+  const std::string step = f.state.empty() ? "idle" : [&] {
+    ConversationState s = DecodeState(f.state);
+    return s.flow.empty() ? std::string("idle") : s.flow + "/" + s.step;
+  }();
+  return db
+      .Exec("INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id, note) "
+            "VALUES ($1, $2, $2, $3, $3, $4)",
+            {f.key, step, "api:" + caller.name + ":" + RandomId(), note + " by " + caller.name})
+      .status();
+}
+
+// Runs `change` in a transaction holding the conversation's row lock; 404 when the caller cannot
+// see it. `change` answers the request (its status decides commit: below 300 commits).
+HttpResponse Locked(PgConnection& db, const std::string& id, const TenantScope& scope, const ConversationsApiSettings& settings,
+                    const std::function<Result<HttpResponse>(const Found&)>& change) {
+  Status s = db.Begin();
+  if (!s.ok()) return Unavailable(s);
+  auto found = Find(db, id, scope, true);
+  if (!found.ok() || !*found) {
+    db.Rollback();
+    return found.ok() ? NotFound(id) : Unavailable(found.status());
+  }
+  auto answer = change(**found);
+  if (!answer.ok()) {
+    db.Rollback();
+    return Unavailable(answer.status());
+  }
+  if (answer->status >= 300) {
+    db.Rollback();
+    return *answer;
+  }
+  s = db.Commit();
+  if (!s.ok()) {
+    db.Rollback();
+    return Unavailable(s);
+  }
+  if (settings.on_commit) settings.on_commit();
+  return *answer;
+}
+
+std::string OwnerJson(const std::string& id, const std::string& owner, const std::string& agent, bool changed) {
+  return "{\"id\":" + JsonQuote(id) + ",\"owner\":" + JsonQuote(owner) +
+         (agent.empty() ? "" : ",\"owner_agent\":" + JsonQuote(agent)) + ",\"changed\":" + (changed ? "true" : "false") + "}";
+}
+
+HttpResponse Handoff(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
+                     const TenantScope& scope, const ConversationsApiSettings& settings) {
+  auto body = Body(r);
+  if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
+  const std::string reason = JsonStr(*body, "reason").empty() ? "api" : JsonStr(*body, "reason");
+  const std::string note = JsonStr(*body, "note");
+  if (reason.size() > 200 || note.size() > 2000) {
+    return JsonError(400, "invalid_argument", "reason is at most 200 characters, note at most 2000");
+  }
+  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+    if (f.owner == kOwnerElsewhere) {
+      return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: take it back first");
+    }
+    if (f.owner == kOwnerHuman) return JsonResponse(200, OwnerJson(id, f.owner, "", false));
+    Status s = SetOwner(db, f.key, kOwnerHuman, "", settings.handoff_sink, true);
+    if (s.ok()) s = Audit(db, f, "handoff", caller);
+    if (!s.ok()) return s;
+    auto said = TranscriptJson(db, f.key, 50);
+    if (!said.ok()) return said.status();
+    ConversationDelivery d;
+    d.type = "conversation.handoff_requested";
+    d.dedupe_key = f.key + ":handoff:" + RandomId();
+    d.sink = settings.handoff_sink;
+    d.conversation_key = f.key;
+    d.conversation_id = id;
+    d.phone_number_id = f.phone_number_id;
+    d.correlation_id = RandomId();
+    d.wa_id = f.wa_id;
+    d.user_id = f.user_id;
+    d.outcome = "api";
+    d.at = static_cast<int64_t>(std::time(nullptr));
+    d.fields = DecodeState(f.state).fields;
+    d.conversation_json = {{"owner", "\"human\""}, {"reason", JsonQuote(reason)}, {"messages", *said}};
+    if (!note.empty()) d.conversation_json["note"] = JsonQuote(note);
+    s = QueueConversationDelivery(db, d);
+    if (!s.ok()) return s;
+    LOG(INFO) << "service=conversation event=handoff by=" << caller.name << " conversation=" << id;
+    return JsonResponse(200, OwnerJson(id, kOwnerHuman, "", true));
+  });
+}
+
+HttpResponse Take(PgConnection& db, const std::string& id, const Caller& caller, const TenantScope& scope,
+                  const ConversationsApiSettings& settings) {
+  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+    if (f.owner == kOwnerElsewhere) {
+      return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: take it back first");
+    }
+    Status s = SetOwner(db, f.key, kOwnerHuman, caller.name, f.sink.empty() ? settings.handoff_sink : "", true);
+    if (s.ok()) s = Audit(db, f, "take", caller);
+    if (!s.ok()) return s;
+    return JsonResponse(200, OwnerJson(id, kOwnerHuman, caller.name, f.owner != kOwnerHuman));
+  });
+}
+
+HttpResponse Release(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
+                     const TenantScope& scope, const ConversationsApiSettings& settings) {
+  auto body = Body(r);
+  if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
+  const std::string step = JsonStr(*body, "step");
+  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+    if (f.owner == kOwnerElsewhere) {
+      return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: it is not convoy's to release");
+    }
+    if (!step.empty()) {
+      ConversationState s = DecodeState(f.state);
+      if (s.flow.empty() || !settings.has_step || !settings.has_step(s.flow, step)) {
+        return JsonError(422, "unknown_step",
+                         "step '" + step + "' is not a step of the conversation's flow" +
+                             (s.flow.empty() ? " (no flow runs in it)" : " (" + s.flow + ")"));
+      }
+      s.step = step;
+      s.asking.clear();
+      s.misses = 0;
+      // Entered as of the customer's last message: anything they write after it is the step's.
+      s.entered_at = f.last_inbound_at;
+      s.history.emplace_back(step, s.entered_at);
+      Status saved = db.Exec("UPDATE conversations SET state = $2::jsonb, version = version + 1 WHERE conversation_key = $1",
+                             {f.key, EncodeState(s)})
+                         .status();
+      if (!saved.ok()) return saved;
+    }
+    Status s = SetOwner(db, f.key, kOwnerBot, "", "", true);
+    if (s.ok()) s = Audit(db, f, step.empty() ? "release" : "release to " + step, caller);
+    if (!s.ok()) return s;
+    return JsonResponse(200, OwnerJson(id, kOwnerBot, "", f.owner != kOwnerBot));
+  });
+}
+
+// The number's approved templates, for a refusal outside the window: [{"name", "language", "category"}].
+Result<std::string> ApprovedTemplates(PgConnection& db, const std::string& waba_id) {
+  auto r = db.Exec(
+      "SELECT coalesce(json_agg(json_build_object('name', name, 'language', language, 'category', category) "
+      "ORDER BY name, language), '[]'::json)::text FROM templates WHERE waba_id = $1 AND status = 'APPROVED'",
+      {waba_id});
+  if (!r.ok()) return r.status();
+  return r->get(0, 0);
+}
+
+std::string AgentSendBody(const Found& f, const std::string& dedupe, const std::string& correlation,
+                          const std::string& author, const rapidjson::Value& body) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  auto str = [&](const char* k, const std::string& v) {
+    w.Key(k);
+    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+  };
+  w.StartObject();
+  str("schema", "outbound.send");
+  w.Key("version"); w.Int(1);
+  str("correlation_id", correlation);
+  str("dedupe_key", dedupe);
+  str("conversation_key", f.key);
+  str("phone_number_id", f.phone_number_id);
+  if (!f.wa_id.empty()) {
+    str("to", f.wa_id);
+  } else {
+    str("recipient", f.user_id);
+  }
+  if (f.last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(f.last_inbound_at); }
+  str("author", author);
+  w.Key("message");
+  w.StartObject();
+  if (body.HasMember("template")) {
+    const auto& t = body["template"];
+    str("type", "template");
+    w.Key("template");
+    w.StartObject();
+    str("name", JsonStr(t, "name"));
+    w.Key("language"); w.StartObject(); str("code", JsonStr(t, "language")); w.EndObject();
+    w.Key("components");
+    w.StartArray();
+    w.StartObject();
+    str("type", "body");
+    w.Key("parameters");
+    w.StartArray();
+    const auto& params = JsonMember(t, "parameters");
+    if (params.IsArray()) {
+      for (const auto& p : params.GetArray()) {
+        w.StartObject();
+        str("type", "text");
+        str("text", p.GetString());
+        w.EndObject();
+      }
+    }
+    w.EndArray();
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+  } else {
+    str("type", "text");
+    w.Key("text"); w.StartObject(); str("body", JsonStr(body, "text")); w.EndObject();
+  }
+  w.EndObject();
+  w.EndObject();
+  return b.GetString();
+}
+
+// What an agent may send: a text, or an approved template with text parameters.
+std::optional<HttpResponse> CheckMessage(const rapidjson::Document& d) {
+  const bool text = d.HasMember("text"), tpl = d.HasMember("template");
+  if (text == tpl) return JsonError(400, "invalid_argument", "send either \"text\" or \"template\"");
+  if (text) {
+    if (!d["text"].IsString() || d["text"].GetStringLength() == 0 || d["text"].GetStringLength() > kTextLimit) {
+      return JsonError(400, "invalid_argument", "text is 1 to 4096 characters");
+    }
+    return std::nullopt;
+  }
+  const auto& t = d["template"];
+  auto ok_str = [&](const char* k, size_t max) {
+    return t.IsObject() && t.HasMember(k) && t[k].IsString() && t[k].GetStringLength() > 0 && t[k].GetStringLength() <= max;
+  };
+  if (!ok_str("name", 512) || !ok_str("language", 32)) {
+    return JsonError(400, "invalid_argument", "template needs \"name\" and \"language\" (e.g. en_US)");
+  }
+  const auto& params = JsonMember(t, "parameters");
+  if (!params.IsNull() && (!params.IsArray() || params.Size() > 20)) {
+    return JsonError(400, "invalid_argument", "template parameters are at most 20 strings");
+  }
+  if (params.IsArray()) {
+    for (const auto& p : params.GetArray()) {
+      if (!p.IsString() || p.GetStringLength() > 1024) {
+        return JsonError(400, "invalid_argument", "each template parameter is a string of at most 1024 characters");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
+                     const TenantScope& scope, const ConversationsApiSettings& settings) {
+  auto body = Body(r);
+  if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
+  if (auto bad = CheckMessage(*body)) return *bad;
+  const std::string idempotency = r.Header("idempotency-key");
+  if (idempotency.size() > 255) return JsonError(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
+  // The transcript's author: the token's name (CONVOY_ADMIN_TOKEN's in lower case).
+  std::string author = "agent:" + caller.name;
+  for (char& ch : author) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const bool is_template = body->HasMember("template");
+  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+    // One agent message per Idempotency-Key and conversation: the same key again answers the first.
+    const std::string dedupe = f.key + ":agent:" +
+                               (idempotency.empty() ? RandomId() : Sha256Hex(caller.tenant + "\n" + idempotency).substr(0, 32));
+    auto seen = db.Exec("SELECT seq FROM conversation_messages WHERE dedupe_key = $1", {dedupe});
+    if (!seen.ok()) return seen.status();
+    if (!seen->empty()) {
+      return JsonResponse(200, "{\"id\":" + JsonQuote(id) + ",\"seq\":" + seen->get(0, 0) + ",\"duplicate\":true}");
+    }
+    if (f.owner == kOwnerElsewhere) {
+      return JsonError(409, "owned_elsewhere",
+                       "another app (or Meta's agent) owns this thread: a message now would take it over; take it first");
+    }
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    if (!is_template && (f.last_inbound_at == 0 || now - f.last_inbound_at >= kWindowSeconds)) {
+      auto templates = ApprovedTemplates(db, f.waba_id);
+      if (!templates.ok()) return templates.status();
+      HttpResponse closed = JsonResponse(
+          422, "{\"error\":{\"code\":\"window_closed\",\"message\":\"the customer last wrote more than 24 hours ago (or "
+               "never): only an approved template can reopen the conversation\",\"templates\":" +
+                   *templates + "}}");
+      return closed;
+    }
+    const std::string correlation = RandomId();
+    Status s = db.Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, "
+                       "due_at) VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (dedupe_key) DO NOTHING",
+                       {std::string(exchanges::kCommands), std::string(queues::kOutboundSend), dedupe, correlation, f.key,
+                        AgentSendBody(f, dedupe, correlation, author, *body)})
+                   .status();
+    TranscriptMessage m;
+    m.direction = "out";
+    m.author = author;
+    m.kind = is_template ? "template" : "text";
+    m.body = is_template ? JsonStr((*body)["template"], "name") : JsonStr(*body, "text");
+    m.channel = "api";
+    m.dedupe_key = dedupe;
+    if (s.ok()) s = RecordMessage(db, f.key, m);
+    // An agent who writes owns the conversation: the bot stays silent from here.
+    if (s.ok() && f.owner != kOwnerHuman) {
+      s = SetOwner(db, f.key, kOwnerHuman, caller.name, f.sink.empty() ? settings.handoff_sink : "", true);
+      if (s.ok()) s = Audit(db, f, "take (message)", caller);
+    }
+    if (!s.ok()) return s;
+    auto seq = db.Exec("SELECT seq FROM conversation_messages WHERE dedupe_key = $1", {dedupe});
+    if (!seq.ok()) return seq.status();
+    return JsonResponse(202, "{\"id\":" + JsonQuote(id) + ",\"seq\":" + seq->get(0, 0) + ",\"status\":\"queued\"}");
+  });
+}
+
+}  // namespace
+
+std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& r, const std::string& route, const Caller& caller,
+                                                   const ConversationsApiSettings& settings) {
+  const std::string prefix = "/v1/conversations";
+  if (route.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  const TenantScope scope = caller.all_tenants() ? TenantScope() : TenantScope(caller.tenant);
+  auto db = PgConnection::Connect(settings.pg_dsn);
+  if (!db.ok()) return Unavailable(db.status());
+  if (route == prefix) return List(**db, r, !SeesPersonalData(caller.role), scope);
+  std::string id = r.path.substr(prefix.size() + 1);
+  id = id.substr(0, id.find('/'));
+  if (route == prefix + "/{id}") return Show(**db, id, r, !SeesPersonalData(caller.role), scope);
+  if (route == prefix + "/{id}/handoff") return Handoff(**db, id, r, caller, scope, settings);
+  if (route == prefix + "/{id}/take") return Take(**db, id, caller, scope, settings);
+  if (route == prefix + "/{id}/release") return Release(**db, id, r, caller, scope, settings);
+  if (route == prefix + "/{id}/messages") return Message(**db, id, r, caller, scope, settings);
+  return JsonError(404, "not_found", "no such route");
+}
+
+}  // namespace convoy::conversation

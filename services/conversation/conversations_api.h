@@ -1,0 +1,40 @@
+#pragma once
+// The conversations on convoy-conversation's HTTP port, behind the API's bearer check (HandleApi
+// dispatches here; roles in ApiRoutes()). A conversation is named by its id (a uuid), never by
+// its key, which holds the customer's phone number. A tenant's token sees its own alone.
+//   GET  /v1/conversations?owner=&number=&status=open|closed&updated_after=&cursor=&limit=
+//        newest first; `next_cursor` pages on (stable under updates: updated_at, then id)
+//   GET  /v1/conversations/{id}?messages=N    state, owner, window, collected fields, transcript
+//   POST /v1/conversations/{id}/handoff       {"reason", "note"}: into human hands; the sink is told
+//                                             once (conversation.handoff_requested)
+//   POST /v1/conversations/{id}/take          the calling agent owns it (no message to the sink)
+//   POST /v1/conversations/{id}/release       {"step"}: back to the bot, optionally at a step of
+//                                             its flow (answered from the next customer message)
+//   POST /v1/conversations/{id}/messages      {"text"} or {"template": {"name", "language",
+//                                             "parameters"}}; Idempotency-Key honoured; outside the
+//                                             24-hour window a text is 422 window_closed, naming
+//                                             the number's approved templates
+// Every change happens under the conversation's row lock, like the processor's, so a bot reply
+// queued before a takeover is cancelled by outbound, never sent.
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "convoy/http.h"
+#include "convoy/tokens.h"
+
+namespace convoy::conversation {
+
+struct ConversationsApiSettings {
+  std::string pg_dsn;
+  std::string handoff_sink = "conversations";  // where a handoff by API or keyword goes
+  // Whether `flow` has a step `step` (a release to a step); empty: releases name no step.
+  std::function<bool(const std::string& flow, const std::string& step)> has_step;
+  std::function<void()> on_commit;  // wakes the outbox relay
+};
+
+// The answer for a /v1/conversations request; nullopt for any other path.
+std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& request, const std::string& route,
+                                                   const Caller& caller, const ConversationsApiSettings& settings);
+
+}  // namespace convoy::conversation

@@ -1,0 +1,307 @@
+// Integration, real PostgreSQL: people join the conversation (issue 29). A flow's handoff step or
+// a customer's keyword puts the conversation in human hands inside the transaction that processed
+// it; from then on the bot is silent and each customer message goes to the business's sink once,
+// in order; the API lists and shows conversations with their transcript (a tenant's own alone),
+// takes, releases and hands off, and sends an agent's message once per Idempotency-Key within the
+// 24-hour window.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "api.h"
+#include "api_tokens.h"
+#include "convoy/json.h"
+#include "convoy/rapidjson_util.h"
+#include "convoy/topology.h"
+#include "flow.h"
+#include "processor.h"
+#include "testsupport.h"
+#include "transcript.h"
+
+namespace convoy::conversation {
+namespace {
+
+using test::ApiTokens;
+
+constexpr const char* kBusiness = "106540352242922";
+
+class HandoffTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(schemas_.LoadDir(test::SourcePath("proto-schemas")).ok());
+    auto c = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    sql_ = std::move(*c);
+    ASSERT_TRUE(RunMigrations(*sql_, test::SourcePath("deploy/postgres")).ok());
+    test::RegisterNumber(*sql_, kBusiness);
+    auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
+    ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+    flows_ = std::make_unique<FlowSet>(std::move(*flows));
+    EngineSettings es;
+    es.default_flow = "lead";
+    es.handoff_keywords = {"agent", "human"};
+    engine_ = std::make_unique<Engine>(*flows_, es);
+    auto pc = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(pc.ok());
+    processor_conn_ = std::move(*pc);
+    processor_ = std::make_unique<Processor>(*processor_conn_, schemas_, *engine_, nullptr);
+    api_.pg_dsn = db_.dsn();
+    api_.tokens = tokens_.Open();
+    api_.conversations.pg_dsn = db_.dsn();
+    api_.conversations.has_step = [this](const std::string& flow, const std::string& step) {
+      const Flow* f = flows_->Find(flow);
+      return f != nullptr && f->Find(step) != nullptr;
+    };
+  }
+  // A customer's text, as ingress publishes it, written `ago` seconds ago.
+  void Text(const std::string& wa_id, const std::string& wamid, const std::string& text, int64_t ago = 60) {
+    Delivery d;
+    d.queue = queues::kConversationInbound;
+    const std::string at = std::to_string(std::time(nullptr) - ago);
+    d.body = R"({"schema":"inbound.message","version":1,"correlation_id":"corr-)" + wamid +
+             R"(","received_at":"2026-12-07T00:00:00.000Z","phone_number_id":")" + kBusiness + R"(","wa_id":")" + wa_id +
+             R"(","conversation_key":")" + kBusiness + ":" + wa_id + R"(","profile_name":"Ana","message":{"from":")" +
+             wa_id + R"(","id":")" + wamid + R"(","timestamp":")" + at + R"(","type":"text","text":{"body":")" +
+             JsonEscape(text) + R"("}}})";
+    d.headers[headers::kDedupeKey] = wamid;
+    d.headers[headers::kCorrelationId] = "corr-" + wamid;
+    EXPECT_EQ(processor_->Handle(d).kind, Disposition::Kind::kAck) << text;
+  }
+  std::string One(const std::string& sql, const PgParams& params = {}) {
+    auto r = sql_->Exec(sql, params);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && !r->empty() ? r->get(0, 0) : "";
+  }
+  std::vector<std::string> Column(const std::string& sql, const PgParams& params = {}) {
+    auto r = sql_->Exec(sql, params);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<std::string> out;
+    for (size_t i = 0; r.ok() && i < r->size(); ++i) out.push_back(r->get(i, 0));
+    return out;
+  }
+  static std::string Key(const std::string& wa_id) { return std::string(kBusiness) + ":" + wa_id; }
+  // What the bot queued for wa_id, oldest first.
+  std::vector<std::string> Replies(const std::string& wa_id) {
+    return Column("SELECT body::jsonb->'message'->'text'->>'body' FROM outbox WHERE routing_key = 'outbound.send' AND "
+                  "conversation_key = $1 ORDER BY id",
+                  {Key(wa_id)});
+  }
+  // The deliveries queued for the business about wa_id's conversation: "<type> <sink>", oldest first.
+  std::vector<std::string> Deliveries(const std::string& wa_id) {
+    return Column("SELECT (body::jsonb->>'type') || ' ' || (body::jsonb->>'sink') FROM outbox WHERE routing_key = "
+                  "'outbound.deliver' AND conversation_key = $1 ORDER BY id",
+                  {Key(wa_id)});
+  }
+  HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
+                    const std::string& token = ApiTokens::Token(Role::kAgent, "*"),
+                    const std::string& idempotency = "") {
+    const size_t q = path.find('?');
+    HttpRequest r = test::ApiRequest(method, path.substr(0, q), body, "Bearer " + token);
+    for (size_t at = q; at != std::string::npos && at < path.size();) {
+      const size_t end = std::min(path.find('&', at + 1), path.size());
+      const std::string pair = path.substr(at + 1, end - at - 1);
+      r.query[pair.substr(0, pair.find('='))] = pair.find('=') == std::string::npos ? "" : pair.substr(pair.find('=') + 1);
+      at = end;
+    }
+    if (!idempotency.empty()) r.headers["idempotency-key"] = idempotency;
+    return HandleApi(r, api_, schemas_);
+  }
+  std::string IdOf(const std::string& wa_id) {
+    return One("SELECT id::text FROM conversations WHERE conversation_key = $1", {Key(wa_id)});
+  }
+
+  test::TestDatabase db_{"conv_handoff"};
+  std::unique_ptr<PgConnection> sql_, processor_conn_;
+  SchemaRegistry schemas_;
+  std::unique_ptr<FlowSet> flows_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Processor> processor_;
+  ApiTokens tokens_;
+  ApiSettings api_;
+};
+
+TEST_F(HandoffTest, TheLeadFlowHandsOffOnceThenEveryMessageGoesToTheInboxInOrderAndTheBotIsSilent) {
+  const std::string ana = "971500000201";
+  Text(ana, "wamid.h1", "Hello", 300);
+  Text(ana, "wamid.h2", "blah blah", 290);
+  Text(ana, "wamid.h3", "qwerty zxcv", 280);  // the second miss: the flow's handoff step
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_sink FROM conversations WHERE conversation_key = $1", {Key(ana)}),
+            "human lead");
+  ASSERT_EQ(Deliveries(ana), (std::vector<std::string>{"lead.handoff lead"}));
+  const size_t said = Replies(ana).size();
+  EXPECT_EQ(Replies(ana).back(), "Thank you for your patience. A member of our team will reply to you here shortly.")
+      << "the bot's last words go with the handoff";
+  // The handoff carries the conversation: its id and the transcript up to the last words.
+  rapidjson::Document handoff;
+  handoff.Parse(One("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver' AND conversation_key = $1",
+                    {Key(ana)}).c_str());
+  ASSERT_TRUE(handoff.IsObject());
+  const auto& conv = handoff["conversation"];
+  EXPECT_EQ(JsonStr(conv, "id"), IdOf(ana));
+  EXPECT_EQ(JsonStr(conv, "owner"), "human");
+  ASSERT_TRUE(conv["messages"].IsArray());
+  std::vector<std::string> authors;
+  for (const auto& m : conv["messages"].GetArray()) authors.push_back(JsonStr(m, "author") + ":" + JsonStr(m, "body").substr(0, 5));
+  EXPECT_EQ(authors, (std::vector<std::string>{"customer:Hello", "bot:Hi \xF0\x9F", "customer:blah ", "bot:Sorry",
+                                               "customer:qwert", "bot:Thank"}))
+      << "customer and bot in the order said";
+  // Three messages while the person answers, each delivered twice (Meta redelivers): three
+  // conversation.message, in order, and no reply from the bot.
+  for (int round = 0; round < 2; ++round) {
+    Text(ana, "wamid.h4", "Are you there?", 200);
+    Text(ana, "wamid.h5", "I need a golden visa", 190);
+    Text(ana, "wamid.h6", "thanks", 180);
+  }
+  EXPECT_EQ(Replies(ana).size(), said) << "the bot said nothing while a person answers";
+  EXPECT_EQ(Deliveries(ana), (std::vector<std::string>{"lead.handoff lead", "conversation.message lead",
+                                                       "conversation.message lead", "conversation.message lead"}));
+  EXPECT_EQ(Column("SELECT body::jsonb->'conversation'->'message'->>'body' FROM outbox WHERE routing_key = "
+                   "'outbound.deliver' AND body::jsonb->>'type' = 'conversation.message' AND conversation_key = $1 "
+                   "ORDER BY id",
+                   {Key(ana)}),
+            (std::vector<std::string>{"Are you there?", "I need a golden visa", "thanks"}));
+  EXPECT_EQ(One("SELECT count(*) FROM conversation_messages WHERE conversation_key = $1 AND direction = 'in'", {Key(ana)}),
+            "6")
+      << "every customer message in the transcript once";
+  for (const std::string& body : Column("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver'")) {
+    Status valid = schemas_.ValidateAs("outbound.deliver", 1, body);
+    EXPECT_TRUE(valid.ok()) << valid.ToString();
+  }
+}
+
+TEST_F(HandoffTest, AKeywordHandsOffToTheConversationsSinkAndTheRunWaitsForTheRelease) {
+  const std::string ana = "971500000202";
+  Text(ana, "wamid.k1", "Hello", 300);
+  Text(ana, "wamid.k2", "AGENT", 290);
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_sink FROM conversations WHERE conversation_key = $1", {Key(ana)}),
+            "human conversations");
+  EXPECT_EQ(Deliveries(ana), (std::vector<std::string>{"conversation.handoff_requested conversations"}));
+  EXPECT_EQ(Replies(ana).back(), "A member of our team will reply to you here shortly.");
+  // Released (as the agent would, through the API) to the step the run was at: the next message is
+  // the flow's again.
+  auto released = Call("POST", "/v1/conversations/" + IdOf(ana) + "/release", R"({"step": "service"})");
+  ASSERT_EQ(released.status, 200) << released.body;
+  const size_t before = Replies(ana).size();
+  Text(ana, "wamid.k3", "I want a golden visa", 100);
+  ASSERT_EQ(Replies(ana).size(), before + 1);
+  EXPECT_EQ(Replies(ana).back(), "May I know your full name, please?");
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + IdOf(ana) + "/release", R"({"step": "nowhere"})").status, 422);
+}
+
+TEST_F(HandoffTest, TheApiListsAndShowsATenantsOwnConversationsAndAViewerSeesThemMasked) {
+  const std::string ana = "971500000203";
+  Text(ana, "wamid.a1", "Hello", 120);
+  const std::string id = IdOf(ana);
+  auto shown = Call("GET", "/v1/conversations/" + id);
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  rapidjson::Document d;
+  d.Parse(shown.body.c_str());
+  EXPECT_EQ(JsonStr(d, "wa_id"), ana);
+  EXPECT_EQ(JsonStr(d, "owner"), "bot");
+  EXPECT_TRUE(d["window_open"].IsTrue());
+  ASSERT_EQ(d["messages"].Size(), 2u);
+  EXPECT_EQ(JsonStr(d["messages"][0], "body"), "Hello");
+  EXPECT_EQ(JsonStr(d["messages"][1], "status"), "queued") << "outbound has not claimed it yet";
+  auto viewer = Call("GET", "/v1/conversations/" + id, "", ApiTokens::Token(Role::kViewer, "*"));
+  EXPECT_EQ(viewer.body.find(ana), std::string::npos) << viewer.body;
+  EXPECT_EQ(viewer.body.find("\"Hello\""), std::string::npos) << "what was said is masked for a viewer";
+  // Another tenant's token: not found, listed nowhere, and nothing it can do.
+  const std::string acme = ApiTokens::Token(Role::kAgent, "acme");
+  EXPECT_EQ(Call("GET", "/v1/conversations/" + id, "", acme).status, 404);
+  EXPECT_EQ(Call("GET", "/v1/conversations", "", acme).body, "{\"conversations\":[]}\n");
+  for (const char* action : {"/take", "/release", "/handoff"}) {
+    EXPECT_EQ(Call("POST", "/v1/conversations/" + id + action, "", acme).status, 404) << action;
+  }
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "hi"})", acme).status, 404);
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot") << "acme changed nothing";
+  EXPECT_EQ(Call("GET", "/v1/conversations/not-a-uuid").status, 404);
+  // Pages: newest first, the cursor moving on without repeating.
+  for (int i = 0; i < 5; ++i) Text("97150000030" + std::to_string(i), "wamid.p" + std::to_string(i), "Hi", 100 - i);
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 5; ++page) {
+    auto list = Call("GET", "/v1/conversations?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(list.status, 200) << list.body;
+    rapidjson::Document l;
+    l.Parse(list.body.c_str());
+    for (const auto& c : l["conversations"].GetArray()) seen.push_back(JsonStr(c, "id"));
+    if (!l.HasMember("next_cursor")) break;
+    cursor = JsonStr(l, "next_cursor");
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen.size(), 6u);
+  EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end()) << "no conversation on two pages";
+  EXPECT_EQ(Call("GET", "/v1/conversations?owner=robot").status, 400);
+  EXPECT_EQ(Call("GET", "/v1/conversations?cursor=abc").status, 400);
+  EXPECT_NE(Call("GET", "/v1/conversations?owner=human").body.find("[]"), std::string::npos);
+}
+
+TEST_F(HandoffTest, AnAgentsMessageIsQueuedOncePerIdempotencyKeyAndOnlyInsideTheWindow) {
+  const std::string ana = "971500000204";
+  Text(ana, "wamid.m1", "Hello", 600);
+  const std::string id = IdOf(ana);
+  const std::string path = "/v1/conversations/" + id + "/messages";
+  auto first = Call("POST", path, R"({"text": "Hi Ana, this is Sam from the team."})",
+                    ApiTokens::Token(Role::kAgent, "*"), "key-1");
+  ASSERT_EQ(first.status, 202) << first.body;
+  auto again = Call("POST", path, R"({"text": "Hi Ana, this is Sam from the team."})",
+                    ApiTokens::Token(Role::kAgent, "*"), "key-1");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_NE(again.body.find("\"duplicate\":true"), std::string::npos);
+  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = "
+                "'agent:agent-all'"),
+            "1");
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_agent FROM conversations WHERE id = $1::uuid", {id}), "human agent-all")
+      << "an agent who writes owns the conversation";
+  // While human: the customer's next message gets no bot reply.
+  const size_t replies = Replies(ana).size();
+  Text(ana, "wamid.m2", "Thanks Sam", 500);
+  EXPECT_EQ(Replies(ana).size(), replies);
+  // Bad input changes nothing.
+  EXPECT_EQ(Call("POST", path, R"({"text": ""})").status, 400);
+  EXPECT_EQ(Call("POST", path, R"({"text": "a", "template": {"name": "x", "language": "en"}})").status, 400);
+  EXPECT_EQ(Call("POST", path, "not json").status, 400);
+  EXPECT_EQ(Call("POST", path, R"({"text": "hi"})", ApiTokens::Token(Role::kViewer, "*")).status, 403);
+  // The window closed: a text is refused, naming the approved templates that could reopen it.
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' WHERE id = $1::uuid", {id})
+                  .ok());
+  ASSERT_TRUE(sql_->Exec("INSERT INTO templates (waba_id, name, language, status, category, source) VALUES "
+                         "('102290129340398', 'follow_up', 'en_US', 'APPROVED', 'UTILITY', 'sync'), "
+                         "('102290129340398', 'promo', 'en_US', 'PAUSED', 'MARKETING', 'sync')")
+                  .ok());
+  auto closed = Call("POST", path, R"({"text": "Are you still interested?"})");
+  EXPECT_EQ(closed.status, 422) << closed.body;
+  EXPECT_NE(closed.body.find("window_closed"), std::string::npos);
+  EXPECT_NE(closed.body.find("follow_up"), std::string::npos);
+  EXPECT_EQ(closed.body.find("promo"), std::string::npos) << "only approved templates are offered";
+  auto tpl = Call("POST", path, R"({"template": {"name": "follow_up", "language": "en_US", "parameters": ["Ana"]}})");
+  EXPECT_EQ(tpl.status, 202) << tpl.body;
+  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = "
+                "'agent:agent-all'"),
+            "2");
+}
+
+TEST_F(HandoffTest, AConversationLeftInHumanHandsGoesBackToTheBotAfterTheIdleTime) {
+  const std::string ana = "971500000205", bob = "971500000206";
+  Text(ana, "wamid.i1", "agent", 300);
+  Text(bob, "wamid.i2", "human", 300);
+  ASSERT_EQ(Call("POST", "/v1/conversations/" + IdOf(bob) + "/messages", R"({"text": "Hello Bob"})").status, 202);
+  // Ana's handoff is an hour old with no agent message; Bob's agent wrote just now.
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner_since = now() - interval '1 hour'").ok());
+  auto released = ReleaseIdleHumans(*sql_, 1800);
+  ASSERT_TRUE(released.ok()) << released.status().ToString();
+  EXPECT_EQ(*released, 1);
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE conversation_key = $1", {Key(ana)}), "bot");
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE conversation_key = $1", {Key(bob)}), "human");
+  EXPECT_EQ(One("SELECT note FROM transitions WHERE conversation_key = $1 ORDER BY id DESC LIMIT 1", {Key(ana)}),
+            "released: no agent message for 1800 s");
+  // Released, the next message is the flow's.
+  const size_t before = Replies(ana).size();
+  Text(ana, "wamid.i3", "Hello again", 10);
+  EXPECT_EQ(Replies(ana).size(), before + 1);
+}
+
+}  // namespace
+}  // namespace convoy::conversation

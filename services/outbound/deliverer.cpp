@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "convoy/crypto.h"
@@ -31,6 +32,14 @@ constexpr const char* kLookup =
     "coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at), 1e9)::float8, coalesce(external_id, ''), "
     "coalesce(external_detail, '') "
     "FROM deliveries WHERE result_id = $1 AND sink = $2";
+// One conversation, one order at the business: a delivery that carries its conversation (a
+// handoff, a customer's message while a person answers) waits for every delivery written before
+// it for the same conversation (a lower outbox id) to settle: delivered, parked or held. Its
+// dedupe key and in how many ms it is due back (0: due or in flight); no row: this one is next.
+constexpr const char* kEarlierDelivery =
+    "SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint FROM outbox mine "
+    "JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id AND o.settled_at IS NULL "
+    "AND o.routing_key = 'outbound.deliver' WHERE mine.dedupe_key = $1 ORDER BY o.id LIMIT 1";
 constexpr const char* kDisabled = "SELECT reason FROM sink_states WHERE name = $1";
 constexpr const char* kHold =
     "UPDATE deliveries SET status = 'held', last_error = $2, updated_at = now() WHERE id = $1::bigint";
@@ -167,6 +176,11 @@ Result<std::string> ResultBody(const std::string& command_json, const std::strin
     }
   }
   w.EndArray();
+  // A conversation's own members (its id, owner, the transcript of a handoff, a customer message).
+  if (const auto& conv = JsonMember(c, "conversation"); conv.IsObject()) {
+    w.Key("conversation");
+    conv.Accept(w);
+  }
   w.EndObject();
   w.EndObject();
   return std::string(b.GetString(), b.GetSize());
@@ -387,6 +401,15 @@ Disposition Deliverer::Handle(const Delivery& d) {
     LOG(INFO) << ctx << "event=delivery_settled status=" << status << " sink=" << job.sink;
     Delivered(job.sink, status == "delivered" ? "duplicate" : "settled_before").Inc();
     return Disposition::Ack();  // parked and held ones go again by replay or enable, as a new command
+  }
+  if (JsonMember(job.doc, "conversation").IsObject()) {
+    auto earlier = db_.Exec(kEarlierDelivery, {JsonStr(job.doc, "dedupe_key")});
+    if (!earlier.ok()) return DispositionFor(earlier.status());
+    if (!earlier->empty()) {
+      Delivered(job.sink, "held_for_order").Inc();
+      return Disposition::Delay("waiting for the conversation's earlier delivery " + earlier->get(0, 0),
+                                std::clamp<int64_t>(earlier->get_int(0, 1) + 50, 250, 5000));
+    }
   }
   const Sink* sink = sinks_.Find(job.sink);
   auto hold = [&](const std::string& why) {

@@ -52,16 +52,31 @@ constexpr const char* kLookupInOrder =
 // replicas): the row is created 'sending', or moved to 'sending' unless it is settled or an
 // attempt that may have reached Meta is younger than the reconcile time ($6 s). No row returned:
 // not claimed. prev: the status before, for the log.
+//
+// A bot's send ($8 = 'bot') is not claimed when a person (or another app) took its conversation
+// over after the send was written (owner_since later than the send's outbox row; the bot's last
+// words of a handoff, written in the handoff's own transaction, still go): it is cancelled
+// (kCancelForOwner). The takeover commits under the conversation's row lock; this statement sees
+// it or precedes it.
+#define TAKEN_OVER                                                                                      \
+  "SELECT 1 FROM conversations c WHERE c.conversation_key = $2 AND c.owner <> 'bot' AND c.owner_since > " \
+  "coalesce((SELECT o.created_at FROM outbox o WHERE o.dedupe_key = $1), '-infinity')"
 constexpr const char* kClaim =
     "WITH prev AS (SELECT status FROM outbound_messages WHERE dedupe_key = $1) "
     "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "correlation_id, attempt_started_at, received_at) VALUES ($1, $2, $3, $4, 'sending', 1, $5, clock_timestamp(), "
-    "NULLIF($7, '')::timestamptz) "
+    "correlation_id, attempt_started_at, received_at) SELECT $1, $2, $3, $4, 'sending', 1, $5, clock_timestamp(), "
+    "NULLIF($7, '')::timestamptz WHERE $8 <> 'bot' OR NOT EXISTS (" TAKEN_OVER ") "
     "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'sending', attempts = m.attempts + 1, "
     "attempt_started_at = clock_timestamp(), updated_at = now() "
     "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN ('sending', 'uncertain') "
     "AND m.attempt_started_at > clock_timestamp() - make_interval(secs => $6::float8)) "
     "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new'), floor(extract(epoch FROM m.created_at))::bigint";
+constexpr const char* kOwner = "SELECT c.owner FROM conversations c WHERE EXISTS (" TAKEN_OVER ")";
+constexpr const char* kCancelForOwner =
+    "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, status, "
+    "correlation_id, error_reason) VALUES ($1, $2, $3, $4, 'cancelled', $5, $6) ON CONFLICT (dedupe_key) DO UPDATE "
+    "SET status = 'cancelled', error_reason = EXCLUDED.error_reason, updated_at = now() "
+    "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed', 'sending', 'uncertain', 'cancelled')";
 // A status webhook may have settled the row already (wamid set, sent or further): keep that.
 constexpr const char* kMarkSent =
     "UPDATE outbound_messages SET status = 'sent', wamid = coalesce(wamid, $2), error_code = NULL, "
@@ -164,6 +179,7 @@ struct Metrics {
   Counter& read_receipt = Result("read_receipt");
   Counter& read_receipt_failed = Result("read_receipt_failed");
   Counter& duplicate = Result("duplicate");
+  Counter& cancelled_for_owner = Result("cancelled_owner");
   Counter& failed = Result("failed");
   Counter& retried = Result("retry");
   Counter& uncertain = Result("uncertain");
@@ -232,7 +248,7 @@ int64_t SystemNow() {
 }
 
 bool Settled(const std::string& status) {
-  return status == "sent" || status == "delivered" || status == "read" || status == "failed";
+  return status == "sent" || status == "delivered" || status == "read" || status == "failed" || status == "cancelled";
 }
 
 bool MayHaveReachedMeta(const std::string& status) { return status == "sending" || status == "uncertain"; }
@@ -303,6 +319,7 @@ Disposition ApplyPreference(PgConnection& db, const rapidjson::Document& doc, in
 
 struct Sender::Command {
   std::string dedupe, pnid, to, correlation, conversation, type, template_category;
+  std::string author = "bot";  // bot, or agent:<name> (an agent's message through the API)
   std::string received_at;  // when ingress received the webhook this answers ("" when not a reply)
   std::string mark_read;    // the user's message to mark read with the typing indicator first ("" none)
   int64_t last_inbound_at = 0;
@@ -424,6 +441,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   c.template_category = JsonStr(cmd, "template_category");
   c.received_at = JsonStr(cmd, "received_at");
   c.mark_read = JsonStr(cmd, "mark_read");
+  if (!JsonStr(cmd, "author").empty()) c.author = JsonStr(cmd, "author");
   const auto& last = JsonMember(cmd, "last_inbound_at");
   c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
   ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
@@ -541,8 +559,21 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   // 4. Claim the attempt (another replica may hold the same command).
   auto claimed = db_.Exec(kClaim, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation,
-                                   std::to_string(settings_.reconcile.count()), c.received_at});
+                                   std::to_string(settings_.reconcile.count()), c.received_at, c.author});
   if (!claimed.ok()) return DispositionFor(claimed.status());
+  if (claimed->empty() && c.author == "bot" && !c.conversation.empty()) {
+    auto owner = db_.Exec(kOwner, {c.dedupe, c.conversation});
+    if (!owner.ok()) return DispositionFor(owner.status());
+    if (!owner->empty() && owner->get(0, 0) != "bot") {
+      // A person (or another app) took the conversation over while this reply waited: never sent.
+      const std::string why = "the conversation is owned by " + owner->get(0, 0) + ": the bot's reply is cancelled";
+      Status s = db_.Exec(kCancelForOwner, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation, why}).status();
+      if (!s.ok()) return DispositionFor(s);
+      M().cancelled_for_owner.Inc();
+      LOG(INFO) << ctx << "event=send_cancelled reason=owner owner=" << owner->get(0, 0);
+      return Disposition::Ack();
+    }
+  }
   if (claimed->empty()) {
     // Settled, or in flight elsewhere, since the lookup.
     auto now_row = db_.Exec(kLookup, {c.dedupe});

@@ -1341,6 +1341,57 @@ TEST_F(OutboundTest, AReplyWaitingOutARetryHoldsItsConversationsLaterRepliesAndN
       << "every send settled in the ledger";
 }
 
+// One owner per conversation: a bot's reply waiting in a delay tier when a person takes the
+// conversation over is cancelled, never sent; the agent's own message goes; and the bot's last
+// words of a handoff, written in the same transaction as the handoff, go too.
+TEST_F(OutboundTest, ABotReplyWaitingInADelayTierWhenAPersonTakesOverIsCancelledNeverSent) {
+  ledgered_ = true;
+  StartReplica(Settings(), 2);
+  const std::string to = "16505554301", conversation = std::string(kBusiness) + ":" + to;
+  ASSERT_TRUE(sql_->Exec("INSERT INTO conversations (conversation_key, phone_number_id, wa_id) VALUES ($1, $2, $3)",
+                         {conversation, kBusiness, to})
+                  .ok());
+  // What conversation (or its API) writes: the outbox row, and the command.
+  auto queue = [&](PgConnection& db, const std::string& key, const std::string& text, const std::string& author) {
+    std::string body = Command(key, to, TextMessage(text), NowSeconds() - 60);
+    if (!author.empty()) body.insert(body.size() - 1, R"(,"author":")" + author + "\"");
+    EXPECT_TRUE(db.Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, "
+                        "due_at, published_at) VALUES ('convoy.commands', 'outbound.send', $1, $2, $3, $4, now(), now())",
+                        {key, "corr-" + key, conversation, body})
+                    .ok());
+    return body;
+  };
+  graph_.Inject(503, 2, 1, 0, "/" + std::string(kBusiness) + "/messages");
+  std::string held = queue(*sql_, "owner:bot1", "a reply the bot queued", "");
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(held, "owner:bot1", to), 10s).ok());
+  ASSERT_TRUE(WaitStatus("owner:bot1", "retrying", 10s)) << Log("owner:bot1").status;
+  // An agent takes over (the API, after the conversation's row lock: the clock's time).
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'human', owner_agent = 'ana', owner_since = clock_timestamp() "
+                         "WHERE conversation_key = $1",
+                         {conversation})
+                  .ok());
+  std::string agent = queue(*sql_, "owner:agent1", "Hi, Ana here", "agent:ana");
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(agent, "owner:agent1", to), 10s).ok());
+  ASSERT_TRUE(WaitStatus("owner:bot1", "cancelled", 60s)) << Log("owner:bot1").status;
+  ASSERT_TRUE(WaitStatus("owner:agent1", "sent", 60s)) << Log("owner:agent1").status;
+  EXPECT_EQ(Log("owner:bot1").attempts, "1") << "the failed call only; never sent after the takeover";
+  EXPECT_NE(Log("owner:bot1").error_reason.find("owned by human"), std::string::npos) << Log("owner:bot1").error_reason;
+  // A handoff by the flow: its last words and the owner change in one transaction.
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'bot' WHERE conversation_key = $1", {conversation}).ok());
+  ASSERT_TRUE(sql_->Begin().ok());
+  std::string last = queue(*sql_, "owner:bot2", "A member of our team will reply to you here shortly.", "");
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'human', owner_since = now() WHERE conversation_key = $1",
+                         {conversation})
+                  .ok());
+  ASSERT_TRUE(sql_->Commit().ok());
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(last, "owner:bot2", to), 10s).ok());
+  ASSERT_TRUE(WaitStatus("owner:bot2", "sent", 30s)) << Log("owner:bot2").status;
+  EXPECT_EQ(graph_.SentTexts(to),
+            (std::vector<std::string>{"Hi, Ana here", "A member of our team will reply to you here shortly."}));
+  EXPECT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s))
+      << "every command settled in the ledger, the cancelled one too";
+}
+
 // Meta says slow down: a throughput error (130429) pushes the number's bucket back a second and a
 // pair-rate error (131056) the recipient's 4 s (4^1, as Meta advises), for every send after it.
 TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {

@@ -52,11 +52,15 @@ class LeadE2e : public ::testing::Test {
     auto sent = stack_->graph.SentTexts(wa_id);
     return sent.size() >= count ? sent[count - 1] : "";
   }
-  HttpResponse Api(const std::string& method, const std::string& path) {
+  HttpResponse Api(const std::string& method, const std::string& path, const std::string& body = "",
+                   const std::string& idempotency = "") {
     HttpClientRequest req;
     req.method = method;
     req.url = stack_->Url("conversation", path);
+    req.body = body;
     req.headers["Authorization"] = std::string("Bearer ") + kAdminToken;
+    if (!body.empty()) req.headers["Content-Type"] = "application/json";
+    if (!idempotency.empty()) req.headers["Idempotency-Key"] = idempotency;
     auto r = HttpFetch(req);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : HttpResponse{};
@@ -86,7 +90,13 @@ TEST_F(LeadE2e, AnEnquiryIsGreetedOnceAndTheQualifiedLeadReachesTheBusinessOnce)
   EXPECT_EQ(stack_->graph.SentTexts(ana)[4],
             "Thank you, Ana Lopez. Our team will call you weekdays after 5pm about your family visa.");
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << stack_->services["outbound"]->process.Log();
-  // A second enquiry later: asked again, not greeted again.
+  // The qualified lead is in the sales team's hands until an agent lets it go; then a second
+  // enquiry is asked again, not greeted again.
+  rapidjson::Document handed;
+  handed.Parse(receiver.Requests()[0].body.c_str());
+  ASSERT_TRUE(handed.IsObject() && handed["data"].HasMember("conversation"));
+  const std::string conversation = handed["data"]["conversation"]["id"].GetString();
+  EXPECT_EQ(Api("POST", "/v1/conversations/" + conversation + "/release").status, 200);
   EXPECT_EQ(Say(ana, "Hello again", 6), "How can I help you today?");
   ASSERT_TRUE(stack_->Drained(30s));
   EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 6u) << "each update answered once, redeliveries not at all";
@@ -112,6 +122,68 @@ TEST_F(LeadE2e, AnEnquiryIsGreetedOnceAndTheQualifiedLeadReachesTheBusinessOnce)
   int greetings = 0;
   for (const auto& t : stack_->graph.SentTexts(ana)) greetings += t.find("ABCai") != std::string::npos;
   EXPECT_EQ(greetings, 1);
+}
+
+// People join the conversation (issue 29): a lead the flow does not understand is handed to the
+// business once, with its transcript; while a person answers, each customer message reaches the
+// business exactly once and in order (the first one's delivery fails once and the others wait for
+// it) and the bot says nothing; an agent's message posted twice with one Idempotency-Key is sent
+// once; released, the flow answers again.
+TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnce) {
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  Up("e2e_handoff", receiver.url());
+  const std::string ana = "971500000111";
+  Say(ana, "Hello", 1);
+  Say(ana, "blah blah", 2);
+  EXPECT_EQ(Say(ana, "qwerty zxcv", 3), "Thank you for your patience. A member of our team will reply to you here shortly.");
+  ASSERT_TRUE(receiver.WaitFor(1, 60s)) << stack_->services["outbound"]->process.Log();
+  rapidjson::Document handed;
+  handed.Parse(receiver.Requests()[0].body.c_str());
+  ASSERT_TRUE(handed.IsObject());
+  EXPECT_STREQ(handed["type"].GetString(), "lead.handoff");
+  const auto& conv = handed["data"]["conversation"];
+  EXPECT_STREQ(conv["owner"].GetString(), "human");
+  EXPECT_EQ(conv["messages"].Size(), 6u) << "three messages each way";
+  const std::string id = conv["id"].GetString();
+  // Three messages, each delivered twice by Meta in a shuffled order; the business's inbox refuses
+  // the first one's delivery once.
+  receiver.Script({{503, {}, 0}});
+  const std::string m1 = test::UniqueName("wamid.m1"), m2 = test::UniqueName("wamid.m2"), m3 = test::UniqueName("wamid.m3");
+  const int64_t t = at_ += 2;
+  ASSERT_EQ(Post(ana, m1, "Are you there?", t), 200);
+  ASSERT_EQ(Post(ana, m2, "I need a golden visa", t + 1), 200);
+  ASSERT_EQ(Post(ana, m1, "Are you there?", t), 200);
+  ASSERT_EQ(Post(ana, m3, "thanks", t + 2), 200);
+  ASSERT_EQ(Post(ana, m3, "thanks", t + 2), 200);
+  ASSERT_EQ(Post(ana, m2, "I need a golden visa", t + 1), 200);
+  ASSERT_TRUE(receiver.WaitFor(5, 60s)) << "the handoff, a refused attempt and three messages";
+  ASSERT_TRUE(stack_->Drained(30s));
+  std::vector<std::string> inbox;
+  for (const auto& r : receiver.Requests()) {
+    rapidjson::Document b;
+    b.Parse(r.body.c_str());
+    if (r.answered == 200 && std::string(b["type"].GetString()) == "conversation.message") {
+      inbox.push_back(b["data"]["conversation"]["message"]["body"].GetString());
+    }
+  }
+  EXPECT_EQ(inbox, (std::vector<std::string>{"Are you there?", "I need a golden visa", "thanks"}));
+  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 3u) << "no bot reply while a person answers";
+  // The agent answers; the same request again (a retried click) sends nothing more.
+  const std::string reply = R"({"text": "Hi Ana, Sam here. Which emirate are you in?"})";
+  auto sent = Api("POST", "/v1/conversations/" + id + "/messages", reply, "click-1");
+  EXPECT_EQ(sent.status, 202) << sent.body;
+  EXPECT_EQ(Api("POST", "/v1/conversations/" + id + "/messages", reply, "click-1").status, 200);
+  ASSERT_TRUE(stack_->WaitSends(ana, 4));
+  ASSERT_TRUE(stack_->Drained(30s));
+  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 4u);
+  EXPECT_EQ(stack_->graph.SentTexts(ana)[3], "Hi Ana, Sam here. Which emirate are you in?");
+  // The transcript shows both sides, the agent's message with Meta's status.
+  auto shown = Api("GET", "/v1/conversations/" + id);
+  EXPECT_NE(shown.body.find("agent:convoy_admin_token"), std::string::npos) << shown.body;
+  // Released: the flow answers the next message.
+  EXPECT_EQ(Api("POST", "/v1/conversations/" + id + "/release").status, 200);
+  EXPECT_EQ(Say(ana, "Hello again", 5), "How can I help you today?");
 }
 
 TEST_F(LeadE2e, FlowsReloadOnSighupAndThroughTheApiAndABadFileKeepsTheRunningSet) {

@@ -106,6 +106,22 @@ HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, 
                                           R"(,"created":)" + (v->created ? "true" : "false") + "}");
 }
 
+// Why no assignment goes from this number, or nothing: one the registry does not know or offboarded
+// would run a conversation nothing ever answers (`why`); one whose `flows` leaves the checklist flow
+// out does not run checklists.
+std::optional<HttpResponse> CannotSend(const NumberLookup& number, const std::string& pnid, const std::string& flow,
+                                       const std::string& why) {
+  if (number.status == NumberStatus::kUnknown || number.status == NumberStatus::kOffboarded) {
+    return JsonError(422, "number_not_active", "phone_number_id " + pnid + " is " + NumberStatusName(number.status) +
+                                                   " in the numbers registry: " + why);
+  }
+  Status runs = NumberRuns(pnid, number.flows, flow);
+  if (!runs.ok()) {
+    return JsonError(422, "flow_not_run", runs.message() + ": add " + flow + " to the number's flows to send it checklists");
+  }
+  return std::nullopt;
+}
+
 HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas,
                     const TenantScope& scope) {
   rapidjson::Document d;
@@ -163,10 +179,9 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   // was offboarded, would run a conversation that nothing ever answers.
   auto number = LookupNumber(db, pnid);
   if (!number.ok()) return fail(Unavailable(number.status()));
-  if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {
-    return fail(JsonError(422, "number_not_active",
-                          "phone_number_id " + pnid + " is " + NumberStatusName(number->status) +
-                              " in the numbers registry: a checklist goes only from a registered, active number"));
+  if (auto refused = CannotSend(*number, pnid, settings.assignments.flow,
+                                "a checklist goes only from a registered, active number")) {
+    return fail(*refused);
   }
   // A shared checklist, or one of the number's own tenant: never another tenant's.
   auto version = db.Exec("SELECT max(version) FROM checklists WHERE id = $1 AND (tenant IS NULL OR tenant = $2)",
@@ -221,10 +236,8 @@ HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& s
   if (!of.ok() || of->empty()) return Unavailable(of.ok() ? Status(Code::kNotFound, "assignment " + id) : of.status());
   auto number = LookupNumber(db, of->get(0, 0));
   if (!number.ok()) return Unavailable(number.status());
-  if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {
-    return JsonError(422, "number_not_active", "phone_number_id " + of->get(0, 0) + " is " +
-                                                   NumberStatusName(number->status) +
-                                                   " in the numbers registry: the assignment cannot be sent again");
+  if (auto refused = CannotSend(*number, of->get(0, 0), settings.assignments.flow, "the assignment cannot be sent again")) {
+    return *refused;
   }
   if (of->get_int(0, 1) >= kMaxRounds) {
     return JsonError(409, "conflict", "assignment " + id + " was tried " + std::to_string(kMaxRounds) +

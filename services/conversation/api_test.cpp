@@ -403,6 +403,31 @@ TEST_F(AssignmentApi, AnAssignmentFromANumberNotActiveInTheRegistryIsRefused) {
   EXPECT_EQ(Call("POST", "/v1/assignments", Assign("16505550001", "R-1")).status, 201) << "the demo number is active";
 }
 
+// A number whose flows leave the checklist flow out runs no checklist: an assignment from it is
+// refused, naming the flows it runs, and nothing is created; a retry of one is refused too.
+TEST_F(AssignmentApi, AnAssignmentFromANumberThatDoesNotRunTheChecklistFlowIsRefused) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET flows = '{lead,listing}' WHERE phone_number_id = $1",
+                          {std::string(test::kDemoNumber)}).ok());
+  auto refused = Call("POST", "/v1/assignments", Assign("16505550001", "F-1"));
+  EXPECT_EQ(refused.status, 422) << refused.body;
+  EXPECT_NE(refused.body.find("flow_not_run"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("does not run the flow checklist (its flows: lead,listing)"), std::string::npos)
+      << refused.body;
+  EXPECT_EQ(Count("SELECT count(*) FROM assignments"), 0);
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET flows = '{lead,checklist}' WHERE phone_number_id = $1",
+                          {std::string(test::kDemoNumber)}).ok());
+  auto created = Call("POST", "/v1/assignments", Assign("16505550001", "F-1"));
+  EXPECT_EQ(created.status, 201) << created.body;
+  const std::string id = Member(created, "id");
+  ASSERT_TRUE(conn_->Exec("UPDATE assignments SET status = 'undeliverable' WHERE id = $1", {id}).ok());
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET flows = '{lead}' WHERE phone_number_id = $1",
+                          {std::string(test::kDemoNumber)}).ok());
+  auto retried = Call("POST", "/v1/assignments/" + id + "/retry");
+  EXPECT_EQ(retried.status, 422) << retried.body;
+  EXPECT_EQ(Count("SELECT count(*) FROM assignments WHERE status = 'undeliverable'"), 1);
+}
+
 // An answer that needs a note must be one of the question's answers: the schema cannot say so,
 // the API does, naming the question, and nothing is stored.
 TEST_F(AssignmentApi, ANoteRequiredForAnAnswerTheQuestionDoesNotHaveIsRefused) {
@@ -543,6 +568,35 @@ TEST_F(NumbersApi, PutRefusesWhatIsWrongWithAClearReasonAndStoresNothing) {
                            "graph_token_ref, source) VALUES ('1', 't', '1', '1', $1, 'sql')",
                            {token})
                    .ok());
+}
+
+// The flows a number runs: kept and shown; absent, every flow (not shown); a default_flow outside
+// them is a 422 naming both, a malformed list a 400, and neither changes what is stored.
+TEST_F(NumbersApi, AListOfFlowsIsKeptAndADefaultFlowOutsideItIsRefused) {
+  const std::string path = std::string("/v1/numbers/") + kSecond;
+  auto put = Call("PUT", path, NumberJson(kSecond, R"(, "flows": ["lead", "listing"], "default_flow": "lead")"));
+  ASSERT_EQ(put.status, 201) << put.body;
+  EXPECT_NE(put.body.find(R"("flows":["lead","listing"])"), std::string::npos) << put.body;
+  EXPECT_EQ(Call("PUT", path, NumberJson(kSecond, R"(, "flows": ["lead", "listing"], "default_flow": "lead")")).status, 200);
+  auto outside = Call("PUT", path, NumberJson(kSecond, R"(, "flows": ["listing"], "default_flow": "lead")"));
+  EXPECT_EQ(outside.status, 422) << outside.body;
+  EXPECT_NE(outside.body.find("default_flow is not one of flows: number " + std::string(kSecond) +
+                              " does not run the flow lead (its flows: listing)"),
+            std::string::npos)
+      << outside.body;
+  std::string many;
+  for (int i = 0; i < 33; ++i) many += std::string(many.empty() ? "" : ", ") + "\"f" + std::to_string(i) + "\"";
+  for (const std::string& bad : {std::string(R"([])"), std::string(R"(["lead", "lead"])"), std::string(R"(["Lead"])"),
+                                 std::string(R"("lead")"), "[" + many + "]"}) {
+    auto r = Call("PUT", path, NumberJson(kSecond, R"(, "flows": )" + bad));
+    EXPECT_EQ(r.status, 400) << bad << " -> " << r.body;
+    EXPECT_NE(r.body.find("flows names 1-32 distinct flows"), std::string::npos) << bad << " -> " << r.body;
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE flows = '{lead,listing}' AND default_flow = 'lead'"), 1)
+      << "a refused PUT changes nothing";
+  auto every = Call("PUT", path, NumberJson(kSecond));
+  ASSERT_EQ(every.status, 200) << every.body;
+  EXPECT_EQ(every.body.find(R"("flows")"), std::string::npos) << "absent: every flow " << every.body;
 }
 
 TEST_F(NumbersApi, DeleteOffboardsAndKeepsTheRecord) {

@@ -109,7 +109,7 @@ class Run {
     // A photo sent in the same second as the update that closed its photo step still belongs there.
     bool same_second_photo = ev_.kind == Event::Kind::kMedia && at_ == s_.entered_at;
     if (at_ < s_.entered_at || same_second_photo) return Late(*step);
-    if (IsText() && flow->triggers.empty() && !flow->assigned && flows_.ForTrigger(ev_.text)) {
+    if (IsText() && flow->triggers.empty() && !flow->assigned && Trigger()) {
       // A flow started by default (an enquiry) gives way to one the person asks for by name.
       t_.note = "switched";
       return Route();
@@ -860,12 +860,23 @@ class Run {
     s_.entered_at = at_;
   }
 
-  // The flow a person gets for `flow` while it is rolled out: it, its fallback, or nullptr (the menu).
+  // The flow a person gets for `flow` while it is rolled out: it, its fallback (if the number runs
+  // it), or nullptr (the menu).
   const Flow* ForPerson(const Flow* flow) {
     if (!flow || flow->RolledOutTo(ev_.person, ev_.ids)) return flow;
     rolled_back_ = true;
-    return flow->fallback.empty() ? nullptr : flows_.Find(flow->fallback);
+    return flow->fallback.empty() ? nullptr : Runs(flows_.Find(flow->fallback));
   }
+
+  // `flow` when the number runs it (the registry's `flows`; none named: every flow), else nullptr.
+  const Flow* Runs(const Flow* flow) const {
+    const auto& only = ev_.number_flows;
+    return flow && (only.empty() || std::find(only.begin(), only.end(), flow->name) != only.end()) ? flow : nullptr;
+  }
+
+  // The flow the text's trigger starts on this number, or nullptr: another flow's trigger does not
+  // fire on a number that does not run it.
+  const Flow* Trigger() const { return Runs(flows_.ForTrigger(ev_.text)); }
 
   void Start(const Flow* flow, bool opening) {
     Reset();
@@ -882,23 +893,22 @@ class Run {
 
   void Route() {
     if (IsText()) {
-      if (const Flow* trigger = flows_.ForTrigger(ev_.text)) {
+      if (const Flow* trigger = Trigger()) {
         if (const Flow* flow = ForPerson(trigger)) return Start(flow, flow != trigger);
       }
     }
-    // The number's default flow, else the deployment's (never one an assignment starts).
-    const Flow* def = ev_.number_default_flow.empty() ? nullptr : flows_.Find(ev_.number_default_flow);
+    // The number's default flow, else the deployment's if the number runs it (never one an
+    // assignment starts).
+    const Flow* def = ev_.number_default_flow.empty() ? nullptr : Runs(flows_.Find(ev_.number_default_flow));
     if (def && def->assigned) def = nullptr;
-    if (!def && !settings_.default_flow.empty()) def = flows_.Find(settings_.default_flow);
+    if (!def && !settings_.default_flow.empty()) def = Runs(flows_.Find(settings_.default_flow));
     if (!rolled_back_ && def && !def->assigned) {
       if (const Flow* flow = ForPerson(def)) return Start(flow, true);
     }
     std::string hi = ev_.profile_name.empty() ? "Hi!" : "Hi " + ev_.profile_name + "!";
-    if (IsText()) {
-      Say("reply", hi + " I can't help with \"" + Clip(ev_.text, kQuoteLimit) + "\" yet. " + flows_.Menu());
-    } else {
-      Say("reply", hi + " " + flows_.Menu());
-    }
+    const std::string menu = flows_.Menu(ev_.number_flows);  // "" on a number that offers none
+    const std::string said = IsText() ? hi + " I can't help with \"" + Clip(ev_.text, kQuoteLimit) + "\" yet." : hi;
+    Say("reply", menu.empty() ? said : said + " " + menu);
     t_.note = rolled_back_ ? "menu_not_rolled_out" : "menu";
   }
 

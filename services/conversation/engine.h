@@ -119,6 +119,9 @@ struct Event {
   // The number's own default flow (the registry's `default_flow`): what a message that names no
   // flow starts on this number; "" (or a flow not loaded) falls back to --default_flow.
   std::string number_default_flow;
+  // The flows the number runs (the registry's `flows`); empty: every loaded flow. Only these start
+  // on it, by trigger or by default, and its menu names only these; a run already going goes on.
+  std::vector<std::string> number_flows;
   // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
   // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
   enum class Kind {

@@ -1461,18 +1461,107 @@ TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
   EXPECT_EQ(d.state.flow, "listing");
 }
 
+// --- the flows a number runs (the registry's `flows`) ---
+
+// A shipped flow file (deploy/flows/<file>) with each `from` replaced by its `to`, once.
+std::string EditedFlow(const std::string& file, const std::vector<std::pair<std::string, std::string>>& edits) {
+  std::string json = test::ReadFile(test::SourcePath("deploy/flows/" + file));
+  for (const auto& [from, to] : edits) {
+    auto at = json.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) json.replace(at, from.size(), to);
+  }
+  return json;
+}
+
+// The shipped flows and a second one a person starts: "rent" (RENT), so a menu has two entries.
+FlowSet WithRent() {
+  FlowSet set = Shipped();
+  Status st = set.Add(EditedFlow("listing.json", {{R"("name": "listing")", R"("name": "rent")"},
+                                                  {R"("description": "list an item for sale")", R"("description": "rent an item out")"},
+                                                  {R"("SELL")", R"("RENT")"}}),
+                      "rent.json", Schemas());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return set;
+}
+
+// An event on a number that runs these flows.
+Event On(std::vector<std::string> flows, Event e) {
+  e.number_flows = std::move(flows);
+  return e;
+}
+
+TEST(NumberFlows, ATriggerStartsOnlyAFlowTheNumberRunsAndTheMenuNamesOnlyThose) {
+  Engine engine(WithRent(), EngineSettings{});
+  // A number that names no flows runs every flow, as before.
+  EXPECT_EQ(engine.Advance({}, Text("RENT", kT0), kT0).state.flow, "rent");
+  EXPECT_EQ(Replies(engine.Advance({}, Text("hello", kT0), kT0))[0],
+            "Hi! I can't help with \"hello\" yet. Send SELL to list an item for sale, or RENT to rent an item out.");
+  // A number that runs the listing alone: RENT is any other text there, and the menu names SELL alone.
+  Transition rent = engine.Advance({}, On({"listing"}, Text("RENT", kT0)), kT0);
+  EXPECT_TRUE(rent.state.flow.empty());
+  EXPECT_EQ(rent.note, "menu");
+  ASSERT_EQ(Replies(rent).size(), 1u);
+  EXPECT_EQ(Replies(rent)[0], "Hi! I can't help with \"RENT\" yet. Send SELL to list an item for sale.");
+  EXPECT_EQ(engine.Advance({}, On({"listing"}, Text("sell", kT0)), kT0).state.flow, "listing");
+  // A number that runs no flow a person starts (checklists only): no trigger fires, the menu offers nothing.
+  Transition none = engine.Advance({}, On({"checklist"}, Text("SELL", kT0)), kT0);
+  EXPECT_TRUE(none.state.flow.empty());
+  ASSERT_EQ(Replies(none).size(), 1u);
+  EXPECT_EQ(Replies(none)[0], "Hi! I can't help with \"SELL\" yet.");
+}
+
+TEST(NumberFlows, ADefaultFlowStartsOnlyWhereTheNumberRunsIt) {
+  Engine engine(WithRent(), LeadSettings());  // --default_flow lead
+  EXPECT_EQ(engine.Advance({}, On({"lead", "listing"}, Text("Hello", kT0)), kT0).state.flow, "lead");
+  // The deployment's default on a number that does not run it: the number's menu.
+  Transition menu = engine.Advance({}, On({"listing", "rent"}, Text("Hello", kT0)), kT0);
+  EXPECT_TRUE(menu.state.flow.empty());
+  EXPECT_EQ(menu.note, "menu");
+  // The number's own default, one of its flows, wins; one it does not run is never started.
+  Event rent = On({"listing", "rent"}, Text("Hello", kT0));
+  rent.number_default_flow = "rent";
+  EXPECT_EQ(engine.Advance({}, rent, kT0).state.flow, "rent");
+  Event stray = On({"listing"}, Text("Hello", kT0));
+  stray.number_default_flow = "rent";
+  EXPECT_TRUE(engine.Advance({}, stray, kT0).state.flow.empty());
+  // On a number that runs the lead flow alone, SELL is an enquiry like any other text.
+  EXPECT_EQ(engine.Advance({}, On({"lead"}, Text("SELL", kT0)), kT0).state.flow, "lead");
+}
+
+// A flow asked for by name in the middle of an enquiry takes over only where the number runs it;
+// a run already going goes on to its end when the number's flows change under it.
+TEST(NumberFlows, ASwitchByNameNeedsTheFlowOnTheNumberAndARunGoingGoesOn) {
+  Chat lead_only(LeadSettings());
+  lead_only.Send(On({"lead"}, Text("Hello", kT0)));
+  ASSERT_EQ(lead_only.state.flow, "lead");
+  Transition stay = lead_only.Send(On({"lead"}, Text("SELL", kT0 + 5)));
+  EXPECT_EQ(lead_only.state.flow, "lead");
+  ASSERT_EQ(Replies(stay).size(), 1u);
+  EXPECT_EQ(Replies(stay)[0].find("list your item"), std::string::npos) << Replies(stay)[0];
+  Chat both(LeadSettings());
+  both.Send(On({"lead", "listing"}, Text("Hello", kT0)));
+  Transition moved = both.Send(On({"lead", "listing"}, Text("SELL", kT0 + 5)));
+  EXPECT_EQ(both.state.flow, "listing");
+  EXPECT_EQ(moved.note, "started");
+  // A listing under way when its number stopped running it: photos, DONE, as before.
+  Chat going;
+  going.ToPhotos();
+  going.Send(On({"lead"}, Image("m1", kT0 + 10)));
+  EXPECT_EQ(going.state.flow, "listing");
+  EXPECT_EQ(going.Photos(), 1u);
+  going.Send(On({"lead"}, Text("DONE", kT0 + 11)));
+  EXPECT_EQ(going.state.flow, "listing");
+  EXPECT_NE(going.state.step, "photos");
+}
+
 // The lead flow rolled out as "lead_v2": its variant differs by greeting; the rest fall back to "lead".
 FlowSet RolledOut(int percent, const std::string& allow) {
   FlowSet set = Shipped();
-  std::string v2 = test::ReadFile(test::SourcePath("deploy/flows/lead.json"));
-  auto replace = [&](const std::string& from, const std::string& to) {
-    auto at = v2.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    if (at != std::string::npos) v2.replace(at, from.size(), to);
-  };
-  replace(R"("name": "lead")", R"("name": "lead_v2", "fallback": "lead", "rollout": {"enabled": true, "percent": )" +
-                                   std::to_string(percent) + R"(, "allow": [)" + allow + "]}");
-  replace("I'm ABCai", "I'm ABCai v2");
+  const std::string v2 = EditedFlow(
+      "lead.json", {{R"("name": "lead")", R"("name": "lead_v2", "fallback": "lead", "rollout": {"enabled": true, "percent": )" +
+                                              std::to_string(percent) + R"(, "allow": [)" + allow + "]}"},
+                    {"I'm ABCai", "I'm ABCai v2"}});
   Status st = set.Add(v2, "lead_v2.json", Schemas());
   EXPECT_TRUE(st.ok()) << st.ToString();
   return set;

@@ -587,17 +587,18 @@ std::vector<std::string> FlowSet::Texts() const {
   return out;
 }
 
-std::string FlowSet::Menu() const {
+std::string FlowSet::Menu(const std::vector<std::string>& only) const {
   std::string out;
   std::vector<const Flow*> offered;  // flows a user can start (assigned ones are started for them)
   for (const auto& f : flows_) {
-    if (!f->triggers.empty()) offered.push_back(f.get());
+    if (f->triggers.empty()) continue;
+    if (only.empty() || std::find(only.begin(), only.end(), f->name) != only.end()) offered.push_back(f.get());
   }
   for (size_t i = 0; i < offered.size(); ++i) {
     out += (i == 0 ? "Send " : i + 1 == offered.size() ? ", or " : ", ") + offered[i]->triggers[0] + " to " +
            offered[i]->description;
   }
-  return out + ".";
+  return offered.empty() ? "" : out + ".";
 }
 
 Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow, const std::string& checklist_flow) {

@@ -140,8 +140,9 @@ class FlowSet {
   std::vector<std::string> Texts() const;
   // The flow a text starts (trimmed, case-insensitive trigger), or nullptr.
   const Flow* ForTrigger(const std::string& text) const;
-  // "Send SELL to list an item for sale." for every flow.
-  std::string Menu() const;
+  // "Send SELL to list an item for sale." for every flow a person can start, or only for those
+  // named in `only` when it names any; "" when none is offered.
+  std::string Menu(const std::vector<std::string>& only = {}) const;
   size_t size() const { return flows_.size(); }
   const std::vector<std::shared_ptr<const Flow>>& all() const { return flows_; }
 

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "convoy/rapidjson_util.h"
@@ -18,31 +19,32 @@ constexpr const char* kExistingNumber = "SELECT tenant, status, source FROM numb
 constexpr const char* kUpsertNumber =
     "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
     "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, graph_version, "
-    "paused_reason, paused_at) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, NULLIF($9, ''), NULLIF($10, ''), "
-    "$11, $12, $13, $14::jsonb, NULLIF($15, ''), "
+    "paused_reason, paused_at, flows) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, NULLIF($9, ''), "
+    "NULLIF($10, ''), $11, $12, $13, $14::jsonb, NULLIF($15, ''), "
     "CASE WHEN $12 = 'paused' THEN 'paused through the registry (' || $13 || ')' END, "
-    "CASE WHEN $12 = 'paused' THEN now() END) "
+    "CASE WHEN $12 = 'paused' THEN now() END, string_to_array(NULLIF($16, ''), ',')) "
     "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
     "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = EXCLUDED.graph_token_ref, throughput = "
     "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = EXCLUDED.default_flow, greeting = "
     "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = EXCLUDED.status, source = "
-    "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, updated_at = now(), "
+    "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, flows = EXCLUDED.flows, "
+    "updated_at = now(), "
     "paused_reason = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_reason "
     "ELSE EXCLUDED.paused_reason END, "
     "paused_at = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_at "
     "ELSE EXCLUDED.paused_at END "
     "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, n.coexistence, n.default_flow, "
-    "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version) IS DISTINCT FROM ("
+    "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version, n.flows) IS DISTINCT FROM ("
     "EXCLUDED.waba_id, EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, EXCLUDED.throughput, "
     "EXCLUDED.coexistence, EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, EXCLUDED.status, "
-    "EXCLUDED.source, EXCLUDED.sinks, EXCLUDED.graph_version) "
+    "EXCLUDED.source, EXCLUDED.sinks, EXCLUDED.graph_version, EXCLUDED.flows) "
     "RETURNING (xmax = 0)";
 // As number.v1 says it, plus where it came from and when.
 constexpr const char* kNumberJson =
     "json_strip_nulls(json_build_object('phone_number_id', phone_number_id, 'tenant', tenant, 'waba_id', waba_id, "
     "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, 'graph_version', "
     "graph_version, 'throughput', "
-    "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'greeting', greeting, "
+    "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'flows', flows, 'greeting', greeting, "
     "'templates_language', templates_language, 'status', status, 'paused_reason', paused_reason, 'paused_at', "
     "paused_at, 'sinks', sinks, 'source', source, 'created_at', created_at, 'updated_at', updated_at))";
 constexpr const char* kOffboard =
@@ -50,12 +52,31 @@ constexpr const char* kOffboard =
     "WHERE phone_number_id = $1 "
     "RETURNING status";
 constexpr const char* kLookup =
-    "SELECT status, coalesce(greeting, ''), app, tenant, coalesce(default_flow, '') FROM numbers "
+    "SELECT status, coalesce(greeting, ''), app, tenant, coalesce(default_flow, ''), coalesce(array_to_string(flows, ','), "
+    "'') FROM numbers "
     "WHERE phone_number_id = $1";
 constexpr const char* kSinksOf = "SELECT sinks -> $2 FROM numbers WHERE phone_number_id = $1";
 
 bool Digits(const std::string& s) {
   return !s.empty() && s.size() <= 32 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// "a,b" → {a, b}; "" → {}. Flow names hold no comma (number.v1's pattern).
+std::vector<std::string> SplitNames(const std::string& joined) {
+  std::vector<std::string> out;
+  for (size_t at = 0; !joined.empty() && at <= joined.size();) {
+    size_t comma = joined.find(',', at);
+    if (comma == std::string::npos) comma = joined.size();
+    out.push_back(joined.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
 }
 
 bool SinkName(const std::string& s) {
@@ -74,6 +95,7 @@ std::string Hint(const std::string& message) {
       {"'#/waba_id'", "waba_id is the numeric id of the WhatsApp business account"},
       {"'#/tenant'", "tenant is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit"},
       {"'#/throughput'", "throughput is whole messages per second, 1..1000"},
+      {"'#/flows", "flows names 1-32 distinct flows (a-z, 0-9, _ and -, starting with a letter or digit)"},
       {"'#/templates_language'", "templates_language is a language code such as en or en_US"},
       {"'#/sinks", "sinks maps a flow's sink name to 1-8 distinct sink names of --sinks_file (a-z, 0-9, _, -)"},
   };
@@ -123,6 +145,9 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
                                           "20 messages/s; throughput is " + std::to_string(e.throughput));
   }
   e.default_flow = JsonStr(d, "default_flow");
+  if (d.HasMember("flows")) {
+    for (const auto& f : d["flows"].GetArray()) e.flows.emplace_back(f.GetString(), f.GetStringLength());
+  }
   e.greeting = JsonStr(d, "greeting");
   if (d.HasMember("templates_language")) e.templates_language = JsonStr(d, "templates_language");
   if (d.HasMember("status")) e.status = JsonStr(d, "status");
@@ -138,6 +163,19 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
     e.sinks_json = JsonText(d["sinks"]);
   }
   return e;
+}
+
+Status CheckNumber(const NumberEntry& e) {
+  Status runs = e.default_flow.empty() ? Status::Ok() : NumberRuns(e.phone_number_id, e.flows, e.default_flow);
+  if (runs.ok()) return runs;
+  return Status(Code::kInvalidArgument, "default_flow is not one of flows: " + runs.message() +
+                                            "; name one of them, or add it to flows");
+}
+
+Status NumberRuns(const std::string& phone_number_id, const std::vector<std::string>& flows, const std::string& flow) {
+  if (flows.empty() || std::find(flows.begin(), flows.end(), flow) != flows.end()) return Status::Ok();
+  return Status(Code::kInvalidArgument, "number " + phone_number_id + " does not run the flow " + flow + " (its flows: " +
+                                            JoinNames(flows) + ")");
 }
 
 Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::string& source) {
@@ -162,7 +200,7 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
   auto r = db.Exec(kUpsertNumber, {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app, e.graph_token,
                                    std::to_string(e.throughput), e.coexistence ? "true" : "false", e.default_flow,
                                    e.greeting, e.templates_language, keep_meta_pause ? "paused" : e.status,
-                                   keep_meta_pause ? "meta" : source, e.sinks_json, e.graph_version});
+                                   keep_meta_pause ? "meta" : source, e.sinks_json, e.graph_version, JoinNames(e.flows)});
   if (!r.ok()) return fail(r.status());
   s = db.Commit();
   if (!s.ok()) return fail(s);
@@ -203,6 +241,7 @@ Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_num
   n.app = r->get(0, 2);
   n.tenant = r->get(0, 3);
   n.default_flow = r->get(0, 4);
+  n.flows = SplitNames(r->get(0, 5));
   const std::string s = r->get(0, 0);
   n.status = s == "active" ? NumberStatus::kActive : s == "paused" ? NumberStatus::kPaused : NumberStatus::kOffboarded;
   return n;
@@ -216,6 +255,10 @@ Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaReg
   std::vector<NumberEntry> entries;
   for (const auto& f : *files) {
     auto entry = ParseNumber(f.stem, f.text, schemas);
+    if (entry.ok()) {
+      Status consistent = CheckNumber(*entry);
+      if (!consistent.ok()) entry = consistent;
+    }
     if (!entry.ok()) {
       return Status(Code::kInvalidArgument, f.path + ": " + entry.status().message() +
                                                 " (the file name is the number's phone_number_id)");

@@ -23,6 +23,7 @@ struct NumberEntry {
   bool coexistence = false;
   std::string default_flow, greeting, templates_language = "en_US", status = "active";
   std::string sinks_json = "{}";  // a flow's sink name → the sinks that receive its results
+  std::vector<std::string> flows;  // the flows it runs; empty: every loaded flow
 };
 
 // What the registry says about a phone_number_id, for an update that names it.
@@ -33,6 +34,12 @@ const char* NumberStatusName(NumberStatus s);
 // what a schema cannot say (the id in the body is the path's; a coexistence number does at most
 // 20/s). kInvalidArgument names what is wrong, never echoing the value of graph_token.
 Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::string& body, const SchemaRegistry& schemas);
+// What a well-formed entry may not say (the API's 422): a default_flow that is not one of its
+// `flows`. kInvalidArgument naming both.
+Status CheckNumber(const NumberEntry& entry);
+// Whether the number, running `flows` (empty: every flow), runs `flow`; kInvalidArgument naming the
+// flows it runs when not.
+Status NumberRuns(const std::string& phone_number_id, const std::vector<std::string>& flows, const std::string& flow);
 
 enum class PutOutcome { kCreated, kUpdated, kUnchanged, kOtherTenant };
 // Inserts or replaces the entry (`source`: api, file). A number never moves to another tenant:
@@ -53,6 +60,7 @@ struct NumberLookup {
   std::string app;       // whose app secret verifies its webhooks
   std::string tenant;    // the business it belongs to
   std::string default_flow;  // "" when it has none (then --default_flow)
+  std::vector<std::string> flows;  // the flows it runs; empty: every loaded flow
 };
 Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_number_id);
 // The sinks that receive a result the flow sends to `flow_sink` from this number: the number's

@@ -19,6 +19,8 @@ std::string Query(const HttpRequest& r, const char* key) {
 HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas) {
   auto entry = ParseNumber(id, r.body, schemas);
   if (!entry.ok()) return JsonError(400, "invalid_argument", entry.status().message());
+  Status consistent = CheckNumber(*entry);  // well-formed, but saying what cannot be
+  if (!consistent.ok()) return JsonError(422, "default_flow_not_run", consistent.message());
   auto put = PutNumber(db, *entry, "api");
   if (!put.ok()) return Unavailable(put.status());
   if (*put == PutOutcome::kOtherTenant) {

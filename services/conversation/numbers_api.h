@@ -2,7 +2,8 @@
 // The numbers registry on convoy-conversation's HTTP port, behind the API's bearer check
 // (HandleApi dispatches here). JSON in and out; errors as {"error": {"code", "message"}}:
 //   PUT    /v1/numbers/{phone_number_id}  a number (proto-schemas/number.v1.json); 201 when new, 200
-//                                         otherwise; 409 when it belongs to another tenant
+//                                         otherwise; 409 when it belongs to another tenant; 422
+//                                         when its default_flow is not one of its flows
 //   GET    /v1/numbers/{phone_number_id}  the entry (its token reference, never a token)
 //   GET    /v1/numbers?status=&tenant=    every entry, by phone_number_id
 // PUT and DELETE are a global admin's; a tenant's token reads its own numbers alone (another

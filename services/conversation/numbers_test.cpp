@@ -79,6 +79,13 @@ TEST_F(NumbersDb, TheFileFormLoadsEveryFileAndABadOneNamesItself) {
   EXPECT_NE(s.message().find(bad + "/106540352242222.json: "), std::string::npos) << s.ToString();
   EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352241111'"), 0)
       << "a bad file changes nothing";
+  // A default_flow that is not one of the number's flows: the same check as the API's.
+  const std::string outside = TempDir("numbers_flows");
+  Write(outside + "/106540352244444.json", NumberJson("106540352244444", R"(, "flows": ["listing"], "default_flow": "lead")"));
+  s = LoadNumberFiles(*conn_, outside, schemas_);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("106540352244444.json: default_flow is not one of flows"), std::string::npos) << s.ToString();
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352244444'"), 0);
 }
 
 // A pause says why and since when; a person's PUT active clears both. A file put again at a start

@@ -980,6 +980,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   if (!number.ok()) return number.status();
   p.event.number_greeting = number->greeting;
   p.event.number_default_flow = number->default_flow;
+  p.event.number_flows = number->flows;
   a->number_app = number->app;
   p.tenant = number->tenant;
   if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {

@@ -197,6 +197,29 @@ TEST_F(ProcessorTest, AMessageNamingNoFlowStartsTheNumbersDefaultFlow) {
             "lead");
 }
 
+// A number's flows (the registry's): only those start on it. A person already in a flow the number
+// stops running goes on; the database refuses a default_flow that is not one of the flows.
+TEST_F(ProcessorTest, OnlyTheFlowsItsNumberRunsStartThereAndARunGoingGoesOn) {
+  Processor p(*conn_, schemas_, *engine_, [] {});
+  const std::string going = "16505550301", fresh = "16505550302";
+  Expect(p, TextDelivery("wamid.F1", "SELL", going));
+  const PgParams demo = {std::string(test::kDemoNumber)};
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET default_flow = 'lead', flows = '{lead,checklist}' WHERE phone_number_id = $1", demo).ok());
+  Expect(p, TextDelivery("wamid.F2", "SELL", fresh));
+  Expect(p, TextDelivery("wamid.F3", "kerry@example.com", going));
+  const auto state = [&](const std::string& wa_id) {
+    return One("SELECT state->>'flow' || '/' || (state->>'step') FROM conversations WHERE conversation_key = $1",
+               {std::string(kBusiness) + ":" + wa_id});
+  };
+  EXPECT_EQ(state(fresh).rfind("lead/", 0), 0u) << "SELL is an enquiry on a number that does not run the listing";
+  auto enquiry = Replies(fresh);
+  ASSERT_EQ(enquiry.size(), 1u);
+  EXPECT_NE(enquiry[0].find("How can I help you today?"), std::string::npos) << enquiry[0];
+  EXPECT_EQ(state(going), "listing/description") << "the listing begun before goes on";
+  EXPECT_FALSE(conn_->Exec("UPDATE numbers SET flows = '{listing}' WHERE phone_number_id = $1", demo).ok())
+      << "default_flow lead is not one of the flows";
+}
+
 // With the typing indicator on, the answer to a message carries it (mark_read), for outbound to
 // mark it read with the indicator just before that send; a duplicate adds nothing; a message that
 // gets no answer (a photo after the first of a burst) shows no indicator.

@@ -403,6 +403,32 @@ TEST_F(AssignmentApi, AnAssignmentFromANumberNotActiveInTheRegistryIsRefused) {
   EXPECT_EQ(Call("POST", "/v1/assignments", Assign("16505550001", "R-1")).status, 201) << "the demo number is active";
 }
 
+// A checklist's opening template (outside the window) goes in its number's templates_language when
+// the registry names one, else in the flow's (deploy/flows/checklist.json: en).
+TEST_F(AssignmentApi, TheOpeningTemplateGoesInTheNumbersTemplatesLanguageElseTheFlows) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  auto flows = FlowSet::LoadDir(test::SourcePath("deploy/flows"), schemas_);
+  ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+  Engine engine(*flows, EngineSettings{});
+  Processor processor(*conn_, schemas_, engine, nullptr);
+  const PgParams demo = {std::string(test::kDemoNumber)};
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET templates_language = 'es' WHERE phone_number_id = $1", demo).ok());
+  ASSERT_EQ(Call("POST", "/v1/assignments", Assign("16505550401", "L-ES")).status, 201);
+  Relay(processor);
+  ASSERT_TRUE(conn_->Exec("UPDATE numbers SET templates_language = NULL WHERE phone_number_id = $1", demo).ok());
+  ASSERT_EQ(Call("POST", "/v1/assignments", Assign("16505550402", "L-EN")).status, 201);
+  Relay(processor);
+  const auto language = [&](const std::string& op) {
+    auto r = conn_->Exec("SELECT body::jsonb->'message'->'template'->'language'->>'code' FROM outbox WHERE routing_key = "
+                         "'outbound.send' AND conversation_key = $1",
+                         {std::string(test::kDemoNumber) + ":" + op});
+    EXPECT_TRUE(r.ok() && r->size() == 1u) << (r.ok() ? std::to_string(r->size()) : r.status().ToString());
+    return r.ok() && r->size() == 1u ? r->get(0, 0) : "";
+  };
+  EXPECT_EQ(language("16505550401"), "es") << "the number's language wins";
+  EXPECT_EQ(language("16505550402"), "en") << "none: the flow's";
+}
+
 // A number whose flows leave the checklist flow out runs no checklist: an assignment from it is
 // refused, naming the flows it runs, and nothing is created; a retry of one is refused too.
 TEST_F(AssignmentApi, AnAssignmentFromANumberThatDoesNotRunTheChecklistFlowIsRefused) {
@@ -495,6 +521,7 @@ TEST_F(NumbersApi, PutThenGetReturnsWhatWasPut) {
   EXPECT_EQ(paused.status, 200) << paused.body;
   EXPECT_EQ(Field(paused.body, "status"), "paused");
   EXPECT_EQ(Field(paused.body, "greeting"), "");  // a PUT is the whole entry
+  EXPECT_EQ(paused.body.find("templates_language"), std::string::npos) << "none: each flow's own " << paused.body;
   // Its sinks: a flow's sink name to the sinks that receive its results.
   auto sinks = Call("PUT", std::string("/v1/numbers/") + kSecond,
                     NumberJson(kSecond, R"(, "status": "paused", "sinks": {"listing": ["acme-shop", "acme-hook"]})"));

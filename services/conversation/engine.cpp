@@ -628,7 +628,8 @@ class Run {
     e.kind = Effect::Kind::kSendTemplate;
     e.step = "template";
     e.template_name = flow->assignment.template_name;
-    e.template_language = flow->assignment.template_language;
+    e.template_language = !ev_.number_templates_language.empty() ? ev_.number_templates_language
+                                                                  : flow->assignment.template_language;
     e.template_params = {vars.at("operator"), vars.at("title"), vars.at("count")};
     t_.effects.push_back(std::move(e));
   }

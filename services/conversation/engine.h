@@ -122,6 +122,9 @@ struct Event {
   // The flows the number runs (the registry's `flows`); empty: every loaded flow. Only these start
   // on it, by trigger or by default, and its menu names only these; a run already going goes on.
   std::vector<std::string> number_flows;
+  // The language of the templates the number's flows send (the registry's `templates_language`),
+  // over the flow's own; "" when the number has none (then the flow's).
+  std::string number_templates_language;
   // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
   // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
   enum class Kind {

@@ -991,6 +991,21 @@ TEST(FlowLoader, AStepTakesTheMediaItsAcceptsNames) {
   }
 }
 
+// The opening template goes in the language of the number's templates (the registry's), else the
+// flow's (deploy/flows/checklist.json: en).
+TEST(Checklist, TheTemplateGoesInTheNumbersLanguageElseTheFlows) {
+  Chat spanish;
+  Event e = Assigned(LineQa());
+  e.number_templates_language = "es";
+  auto es = spanish.Send(e, kT0);
+  ASSERT_EQ(Count(es, Effect::Kind::kSendTemplate), 1u);
+  EXPECT_EQ(es.effects[0].template_language, "es");
+  Chat plain;
+  auto en = plain.Send(Assigned(LineQa()), kT0);
+  ASSERT_EQ(Count(en, Effect::Kind::kSendTemplate), 1u);
+  EXPECT_EQ(en.effects[0].template_language, "en");
+}
+
 // Outside the 24-hour window the checklist opens with the approved template (operator, title,
 // count); the operator's reply, whatever it is, brings question 1.
 TEST(Checklist, OutsideTheWindowATemplateOpensItAndTheReplyBringsTheFirstQuestion) {

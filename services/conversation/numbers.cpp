@@ -20,7 +20,7 @@ constexpr const char* kUpsertNumber =
     "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
     "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, graph_version, "
     "paused_reason, paused_at, flows) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, NULLIF($9, ''), "
-    "NULLIF($10, ''), $11, $12, $13, $14::jsonb, NULLIF($15, ''), "
+    "NULLIF($10, ''), NULLIF($11, ''), $12, $13, $14::jsonb, NULLIF($15, ''), "
     "CASE WHEN $12 = 'paused' THEN 'paused through the registry (' || $13 || ')' END, "
     "CASE WHEN $12 = 'paused' THEN now() END, string_to_array(NULLIF($16, ''), ',')) "
     "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
@@ -53,7 +53,7 @@ constexpr const char* kOffboard =
     "RETURNING status";
 constexpr const char* kLookup =
     "SELECT status, coalesce(greeting, ''), app, tenant, coalesce(default_flow, ''), coalesce(array_to_string(flows, ','), "
-    "'') FROM numbers "
+    "''), coalesce(templates_language, '') FROM numbers "
     "WHERE phone_number_id = $1";
 constexpr const char* kSinksOf = "SELECT sinks -> $2 FROM numbers WHERE phone_number_id = $1";
 
@@ -242,6 +242,7 @@ Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_num
   n.tenant = r->get(0, 3);
   n.default_flow = r->get(0, 4);
   n.flows = SplitNames(r->get(0, 5));
+  n.templates_language = r->get(0, 6);
   const std::string s = r->get(0, 0);
   n.status = s == "active" ? NumberStatus::kActive : s == "paused" ? NumberStatus::kPaused : NumberStatus::kOffboarded;
   return n;

@@ -21,7 +21,8 @@ struct NumberEntry {
   std::string graph_version;  // "" (NULL): the deployment's, the version in --graph_base_url
   int throughput = 80;
   bool coexistence = false;
-  std::string default_flow, greeting, templates_language = "en_US", status = "active";
+  std::string default_flow, greeting, status = "active";
+  std::string templates_language;  // "" (NULL): each flow's own template language
   std::string sinks_json = "{}";  // a flow's sink name → the sinks that receive its results
   std::vector<std::string> flows;  // the flows it runs; empty: every loaded flow
 };
@@ -61,6 +62,7 @@ struct NumberLookup {
   std::string tenant;    // the business it belongs to
   std::string default_flow;  // "" when it has none (then --default_flow)
   std::vector<std::string> flows;  // the flows it runs; empty: every loaded flow
+  std::string templates_language;  // "" when it has none (then the flow's)
 };
 Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_number_id);
 // The sinks that receive a result the flow sends to `flow_sink` from this number: the number's

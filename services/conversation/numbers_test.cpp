@@ -120,6 +120,35 @@ TEST_F(NumbersDb, APauseKeepsItsReasonUntilAPersonResumesIt) {
       << "a person's PUT active resumes it and clears the reason";
 }
 
+// 0033: templates_language loses its default, and every en_US becomes NULL (the flow's language),
+// since a row that took 0017's default cannot be told from one that said en_US; other languages
+// were said outright and stay. A file that says en_US gets it back when it is put again.
+TEST(NumbersMigration, TemplatesLanguageEnUsBecomesTheFlowsAndOthersStay) {
+  test::TestDatabase db("conv_tl_migration");
+  auto c = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(c.ok());
+  PgConnection& conn = **c;
+  const std::string before = TempDir("migrations_before"), all = test::SourcePath("deploy/postgres");
+  for (const std::string& f : test::ListDir(all)) {
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".sql") == 0 && f < "0033") {
+      Write(before + "/" + f, test::ReadFile(all + "/" + f));
+    }
+  }
+  ASSERT_TRUE(RunMigrations(conn, before).ok());
+  for (const char* id : {"106540352240001", "106540352240002"}) test::RegisterNumber(conn, id, "acme");
+  ASSERT_TRUE(conn.Exec("UPDATE numbers SET templates_language = 'es' WHERE phone_number_id = '106540352240002'").ok());
+  ASSERT_TRUE(RunMigrations(conn, all).ok());
+  auto rows = conn.Exec("SELECT coalesce(templates_language, 'NULL') FROM numbers ORDER BY phone_number_id");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(rows->get(0, 0), "NULL") << "0017's default en_US: the flow's language from now on";
+  EXPECT_EQ(rows->get(1, 0), "es");
+  test::RegisterNumber(conn, "106540352240003", "acme");
+  auto fresh = conn.Exec("SELECT templates_language IS NULL FROM numbers WHERE phone_number_id = '106540352240003'");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->get(0, 0), "t") << "no default any more";
+}
+
 TEST(ConversationService, ABadNumberFileStopsTheStartNamingTheFile) {
   test::TestDatabase db("conv_badnumber");
   const std::string dir = TempDir("numbers_start");

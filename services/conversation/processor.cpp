@@ -981,6 +981,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   p.event.number_greeting = number->greeting;
   p.event.number_default_flow = number->default_flow;
   p.event.number_flows = number->flows;
+  p.event.number_templates_language = number->templates_language;
   a->number_app = number->app;
   p.tenant = number->tenant;
   if (number->status == NumberStatus::kUnknown || number->status == NumberStatus::kOffboarded) {

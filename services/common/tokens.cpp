@@ -73,6 +73,8 @@ HttpResponse Unauthenticated(const char* service, const char* why) {
   return resp;
 }
 
+}  // namespace
+
 // The token of "Bearer <token>" (the scheme in any case, optional whitespace after the token);
 // nullopt for another scheme, an empty token or one with whitespace inside.
 std::optional<std::string_view> BearerToken(std::string_view header) {
@@ -85,8 +87,6 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
   if (rest.empty() || rest.find_first_of(" \t") != std::string_view::npos) return std::nullopt;
   return rest;
 }
-
-}  // namespace
 
 const char* RoleName(Role role) {
   switch (role) {

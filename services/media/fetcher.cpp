@@ -28,8 +28,8 @@ namespace {
 
 constexpr const char* kFindStored = "SELECT stored_name, sha256, size, mime_type FROM media_objects WHERE media_id = $1";
 constexpr const char* kRecordStored =
-    "INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, keep_days) VALUES ($1, $2, $3, "
-    "$4::bigint, $5, NULLIF($6, '0')::int) ON CONFLICT (media_id) DO NOTHING";
+    "INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, keep_days, phone_number_id) VALUES "
+    "($1, $2, $3, $4::bigint, $5, NULLIF($6, '0')::int, $7) ON CONFLICT (media_id) DO NOTHING";
 // One download per media id at a time, across threads and replicas; a session lock, released by
 // the unlock or by the connection's end (a crash).
 constexpr const char* kTryLock = "SELECT pg_try_advisory_lock(hashtextextended('media:' || $1, 0))";
@@ -364,7 +364,7 @@ Disposition Fetcher::Handle(const Delivery& d) {
   }
   const auto& keep = JsonMember(cmd, "keep_days");
   s = db_.Exec(kRecordStored, {media_id, stored.name, stored.sha256, std::to_string(stored.size), stored.mime_type,
-                               std::to_string(keep.IsInt() ? keep.GetInt() : 0)})
+                               std::to_string(keep.IsInt() ? keep.GetInt() : 0), pnid})
           .status();
   if (!s.ok()) return DispositionFor(s);
   Outcome("stored").Inc();

@@ -1,5 +1,6 @@
 // convoy-media: turns WhatsApp media ids into verified, stored files; serves them to holders of
-// the media token; uploads them where a flow's results go.
+// the media token, of a named API token (a tenant's: its own files) or of a signed link; uploads
+// them where a flow's results go.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <sys/stat.h>
@@ -15,9 +16,11 @@
 #include "convoy/http.h"
 #include "convoy/ssrf.h"
 #include "convoy/startup.h"
+#include "convoy/tokens.h"
 #include "convoy/topology.h"
 #include "disk.h"
 #include "fetcher.h"
+#include "owners.h"
 #include "retention_rules.h"
 #include "server.h"
 #include "uploader.h"
@@ -38,6 +41,10 @@ DEFINE_string(media_token_file, "", "File holding the token GET /media/ requires
 DEFINE_bool(media_public, false,
             "Serve GET /media/ without a token: for a local run only (without a token and without this flag, "
             "media serving answers 403)");
+DEFINE_string(tokens_file, "",
+              "Named API tokens, one a line: name role tenant sha256:<hex> (conversation's and outbound's file): a "
+              "global (*) token reads any stored file, a tenant's only files that came through that tenant's "
+              "numbers; read again when it changes and on SIGHUP");
 DEFINE_string(media_link_secret_file, "",
               "File holding the secret that signs photo links given to sinks (else CONVOY_MEDIA_LINK_SECRET; the "
               "same as convoy-outbound's). Without it, signed links are refused");
@@ -108,6 +115,11 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=media event=startup_failed error=" << s.ToString();
     return 1;
   }
+  auto tokens = convoy::TokenStore::Open(FLAGS_tokens_file, "");
+  if (!tokens.ok()) {
+    LOG(ERROR) << "service=media event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
+    return 1;
+  }
   int swept = convoy::media::RemoveStaleTemporaries(
       FLAGS_media_dir, std::chrono::seconds(3600) + std::chrono::duration_cast<std::chrono::seconds>(
                                                         std::chrono::milliseconds(FLAGS_download_timeout_ms)));
@@ -172,10 +184,15 @@ int main(int argc, char** argv) {
   convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }, {}, convoy::HttpLimitsFromFlags()});
+  auto owners = std::make_shared<convoy::media::MediaOwners>(FLAGS_pg_dsn);
   convoy::media::ServeSettings serve{FLAGS_media_dir, media_token.ok() ? *media_token : "", FLAGS_media_public,
-                                     link_secret.ok() ? *link_secret : ""};
-  if (serve.token.empty() && !serve.open_for_local) {
-    LOG(WARNING) << "service=media event=media_serving_closed reason=no CONVOY_MEDIA_TOKEN and no --media_public";
+                                     link_secret.ok() ? *link_secret : "", *tokens,
+                                     [owners](const std::string& name, const std::string& tenant) {
+                                       return owners->OwnedBy(name, tenant);
+                                     }};
+  if (serve.token.empty() && (*tokens)->get()->empty() && !serve.open_for_local) {
+    LOG(WARNING) << "service=media event=media_serving_closed reason=no CONVOY_MEDIA_TOKEN, no --tokens_file and no "
+                    "--media_public";
   }
   server.Route("GET", "/media/", [serve](const convoy::HttpRequest& r) { return convoy::media::ServeMedia(r, serve); });
   convoy::RetentionLoop retention(FLAGS_pg_dsn, "media", convoy::media::RetentionRules(FLAGS_media_dir, FLAGS_retention_days),
@@ -184,5 +201,6 @@ int main(int argc, char** argv) {
   convoy::media::DiskMonitor disk(FLAGS_media_dir, std::chrono::seconds(FLAGS_disk_measure_seconds));
   disk.Start();
   // 4. run
-  return convoy::ServeUntilSignal("media", server, publisher, consumers);
+  return convoy::ServeUntilSignal("media", server, publisher, consumers, {}, {},
+                                  [&tokens] { (*tokens)->ReloadLogged("sighup"); });
 }

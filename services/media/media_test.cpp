@@ -18,9 +18,11 @@
 #include "convoy/json.h"
 #include "convoy/metrics.h"
 #include "convoy/startup.h"
+#include "convoy/tokens.h"
 #include "convoy/topology.h"
 #include "fake_graph.h"
 #include "fetcher.h"
+#include "owners.h"
 #include "retention_rules.h"
 #include "server.h"
 #include "testsupport.h"
@@ -179,6 +181,17 @@ class MediaTest : public ::testing::Test {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary) << bytes;
     return path;
+  }
+
+  // A media.fetch command for a number's media, for a Fetcher called directly (no broker).
+  static Delivery FetchCommand(const std::string& pnid, const std::string& media_id) {
+    Delivery d;
+    d.queue = queues::kMediaFetch;
+    d.body = R"({"schema":"media.fetch","version":1,"correlation_id":"c","dedupe_key":"fetch:)" + media_id +
+             R"(","conversation_key":")" + pnid + R"(:16505551234","phone_number_id":")" + pnid +
+             R"(","media_id":")" + media_id + R"("})";
+    d.headers = {{headers::kDedupeKey, "fetch:" + media_id}, {headers::kConversationKey, pnid + ":16505551234"}};
+    return d;
   }
 
   void Upload(const std::string& dedupe, const std::string& stored, const std::string& destination) {
@@ -423,7 +436,16 @@ class ServeTest : public ::testing::Test {
     link_ = Sha256Hex("planted") + ".jpg";
     ASSERT_EQ(::symlink((dir_ + "/secret.txt").c_str(), (media_ + "/" + link_).c_str()), 0);
   }
-  void Serve(ServeSettings s) {
+  // The media token, --media_public, the link secret; no named tokens.
+  void Serve(const std::string& token, bool open_for_local, const std::string& link_secret) {
+    ServeSettings s;
+    s.media_dir = media_;
+    s.token = token;
+    s.open_for_local = open_for_local;
+    s.link_secret = link_secret;
+    ServeWith(std::move(s));
+  }
+  void ServeWith(ServeSettings s) {
     server_ = std::make_unique<HttpServer>(HttpServerOptions{"127.0.0.1", 0, 1 << 20});
     server_->Route("GET", "/media/", [s](const HttpRequest& r) { return ServeMedia(r, s); });
     ASSERT_TRUE(server_->Start().ok());
@@ -438,7 +460,7 @@ class ServeTest : public ::testing::Test {
 };
 
 TEST_F(ServeTest, AStoredFileIsStreamedWithItsTypeToATokenHolder) {
-  Serve({media_, kMediaToken, false, ""});
+  Serve(kMediaToken, false, "");
   auto [status, body] = Get("/media/" + name_);
   EXPECT_EQ(status, 200);
   EXPECT_EQ(body, photo_);
@@ -459,7 +481,7 @@ TEST_F(ServeTest, AStoredFileIsStreamedWithItsTypeToATokenHolder) {
 TEST_F(ServeTest, ADocumentIsServedAsAnAttachment) {
   const std::string pdf = "%PDF-1.4\n%%EOF\n", pdf_name = Sha256Hex(pdf) + ".pdf";
   std::ofstream(media_ + "/" + pdf_name, std::ios::binary) << pdf;
-  Serve({media_, kMediaToken, false, ""});
+  Serve(kMediaToken, false, "");
   HttpClientRequest req;
   req.headers["Authorization"] = std::string("Bearer ") + kMediaToken;
   req.url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/media/" + pdf_name;
@@ -478,7 +500,7 @@ TEST_F(ServeTest, ADocumentIsServedAsAnAttachment) {
 
 // Each way out of the folder, on its own: 404 or 403, and never the secret's bytes.
 TEST_F(ServeTest, NoRequestReadsAnythingOutsideTheMediaFolder) {
-  Serve({media_, kMediaToken, false, ""});
+  Serve(kMediaToken, false, "");
   const std::string secret = dir_ + "/secret.txt";
   auto refused = [&](const std::string& path, std::set<int> statuses) {
     auto [status, body] = Get(path);
@@ -506,20 +528,45 @@ TEST_F(ServeTest, NoRequestReadsAnythingOutsideTheMediaFolder) {
 }
 
 TEST_F(ServeTest, WithoutATokenServingIsClosedUnlessOpenedForLocalUse) {
-  Serve({media_, "", false, ""});
+  Serve("", false, "");
   EXPECT_EQ(Get("/media/" + name_, "").first, 403);
   EXPECT_EQ(Get("/media/" + name_, "anything").first, 403);
   server_->Stop();
-  Serve({media_, "", true, ""});
+  Serve("", true, "");
   EXPECT_EQ(Get("/media/" + name_, "").first, 200);
   EXPECT_EQ(Get("/media/" + link_, "").first, 403) << "opened, still only the folder";
+}
+
+// Named tokens alone open serving; a tenant's token is answered only once its tenant is known to
+// own the file: when that cannot be said, 503 (never the file), and without a way to ask, nothing.
+TEST_F(ServeTest, ATenantsTokenGetsNothingItsTenantIsNotKnownToOwn) {
+  const std::string token = "acme-token-0123456789", global = "global-token-0123456789";
+  auto set = TokenSet::Parse("acme viewer acme " + TokenHashField(token) + "\nops admin * " + TokenHashField(global),
+                             "tokens.txt");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  ServeSettings s;
+  s.media_dir = media_;
+  s.tokens = std::make_shared<TokenStore>(std::move(*set));
+  ServeWith(s);
+  EXPECT_EQ(Get("/media/" + name_, global), std::make_pair(200, photo_)) << "no media token: named ones open serving";
+  EXPECT_EQ(Get("/media/" + name_, token).first, 404) << "no owner check configured: a tenant reads nothing";
+  EXPECT_EQ(Get("/media/" + name_, "").first, 401);
+  server_->Stop();
+  s.owned_by = [](const std::string&, const std::string&) -> Result<bool> {
+    return Status(Code::kUnavailable, "database down");
+  };
+  ServeWith(s);
+  auto down = Get("/media/" + name_, token);
+  EXPECT_EQ(down.first, 503);
+  EXPECT_NE(down.second, photo_);
+  EXPECT_EQ(Get("/media/" + name_, global).first, 200) << "a global token needs no owner check";
 }
 
 // A signed link serves its one file without the token until it expires; a tampered, expired or
 // borrowed link is refused, and a link never reaches outside the folder.
 TEST_F(ServeTest, ASignedLinkServesItsFileWithoutTheTokenAndNothingElse) {
   const std::string secret = "link-secret";
-  Serve({media_, kMediaToken, false, secret});
+  Serve(kMediaToken, false, secret);
   const int64_t later = static_cast<int64_t>(std::time(nullptr)) + 600;
   std::string link = MediaLink("http://x", secret, name_, later);
   std::string path = link.substr(std::string("http://x").size());
@@ -546,7 +593,7 @@ TEST_F(ServeTest, ASignedLinkServesItsFileWithoutTheTokenAndNothingElse) {
   std::string wrong_key = MediaLink("http://x", "another-secret", name_, later).substr(8);
   refused(wrong_key, "signed with another secret");
   server_->Stop();
-  Serve({media_, kMediaToken, false, ""});
+  Serve(kMediaToken, false, "");
   refused(path, "no link secret configured: links are refused");
 }
 
@@ -732,13 +779,7 @@ TEST_F(MediaTest, MediaIsFetchedWithTheOwningNumbersTokenAndVersion) {
     return Status::Ok();
   });
   auto fetch = [&](const std::string& pnid, const std::string& media_id) {
-    Delivery d;
-    d.queue = queues::kMediaFetch;
-    d.body = R"({"schema":"media.fetch","version":1,"correlation_id":"c","dedupe_key":"fetch:)" + media_id +
-             R"(","conversation_key":")" + pnid + R"(:16505551234","phone_number_id":")" + pnid +
-             R"(","media_id":")" + media_id + R"("})";
-    d.headers = {{headers::kDedupeKey, "fetch:" + media_id}, {headers::kConversationKey, pnid + ":16505551234"}};
-    return fetcher.Handle(d);
+    return fetcher.Handle(FetchCommand(pnid, media_id));
   };
   const uint64_t held = Outcome("graph_token_unresolved");
   Disposition waits = fetch(lost, "m-lost");
@@ -756,6 +797,67 @@ TEST_F(MediaTest, MediaIsFetchedWithTheOwningNumbersTokenAndVersion) {
   EXPECT_EQ(calls, (std::vector<std::string>{"GET /v27.0/m-own own-number-token", "GET /_download/m-own own-number-token",
                                              std::string("GET /v24.0/m-demo ") + kToken,
                                              std::string("GET /_download/m-demo ") + kToken}));
+}
+
+// Media is tenant-scoped (issue 27): a file fetched through one tenant's number is that tenant's.
+// A tenant's token reads its own files (200) and gets, for another tenant's, the very answer a file
+// that does not exist gets (404, same body); a global token (a named `*` one, or the media token)
+// reads every file; a file stored before files had an owner (no number) is global-only.
+TEST_F(MediaTest, ATenantsTokenReadsItsOwnFilesAndAnotherTenantsAreNotThere) {
+  const std::string acme = "106540352230201", globex = "106540352230202";
+  test::RegisterNumber(*sql_, acme, "acme");
+  test::RegisterNumber(*sql_, globex, "globex");
+  graph_.RegisterMedia("m-acme", test::FixturePath("media/photo1.jpg"), "image/jpeg");
+  graph_.RegisterMedia("m-globex", test::FixturePath("media/photo2.jpg"), "image/jpeg");
+  auto conn = PgConnection::Connect(db_.dsn());
+  ASSERT_TRUE(conn.ok());
+  Fetcher fetcher(**conn, base_.schemas, Fetch(), [](AmqpMessage) { return Status::Ok(); });
+  ASSERT_EQ(fetcher.Handle(FetchCommand(acme, "m-acme")).kind, Disposition::Kind::kAck);
+  ASSERT_EQ(fetcher.Handle(FetchCommand(globex, "m-globex")).kind, Disposition::Kind::kAck);
+  const std::string mine = Sha256Hex(Fixture("photo1.jpg")) + ".jpg", theirs = Sha256Hex(Fixture("photo2.jpg")) + ".jpg";
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE (stored_name, phone_number_id) IN (($1, $2), ($3, $4))",
+                  {mine, acme, theirs, globex}),
+            2)
+      << "each row names the number it came through";
+  // A file stored before 0034: its row names no number.
+  const std::string old_bytes = Fixture("photo3.jpg"), old = Sha256Hex(old_bytes) + ".jpg";
+  std::ofstream(media_dir_ + "/" + old, std::ios::binary) << old_bytes;
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type) VALUES ('m-old', "
+                         "$1, $2, $3::bigint, 'image/jpeg')",
+                         {old, Sha256Hex(old_bytes), std::to_string(old_bytes.size())})
+                  .ok());
+  const std::string acme_token = "acme-viewer-token-0123456789", globex_token = "globex-agent-token-0123456789",
+                    global_token = "ops-global-token-0123456789";
+  auto set = TokenSet::Parse("acme-viewer viewer acme " + TokenHashField(acme_token) + "\n" +
+                                 "globex-agent agent globex " + TokenHashField(globex_token) + "\n" +
+                                 "ops operator * " + TokenHashField(global_token) + "\n",
+                             "tokens.txt");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  auto owners = std::make_shared<MediaOwners>(db_.dsn());
+  ServeSettings settings{media_dir_, kMediaToken, false, "", std::make_shared<TokenStore>(std::move(*set)),
+                         [owners](const std::string& name, const std::string& tenant) {
+                           return owners->OwnedBy(name, tenant);
+                         }};
+  HttpServer server(HttpServerOptions{"127.0.0.1", 0, 1 << 20});
+  server.Route("GET", "/media/", [settings](const HttpRequest& r) { return ServeMedia(r, settings); });
+  ASSERT_TRUE(server.Start().ok());
+  const auto get = [&](const std::string& name, const std::string& token) {
+    return RawGet(server.port(), "/media/" + name, token);
+  };
+  const auto absent = get(Sha256Hex("never stored") + ".jpg", acme_token);
+  ASSERT_EQ(absent.first, 404);
+  EXPECT_EQ(get(mine, acme_token), std::make_pair(200, Fixture("photo1.jpg")));
+  EXPECT_EQ(get(theirs, acme_token), absent) << "another tenant's file is not there, as one never stored";
+  EXPECT_EQ(get(old, acme_token), absent) << "a file with no owner is global-only";
+  EXPECT_EQ(get(theirs, globex_token), std::make_pair(200, Fixture("photo2.jpg")));
+  EXPECT_EQ(get(mine, globex_token), absent);
+  for (const std::string& global : {global_token, std::string(kMediaToken)}) {
+    EXPECT_EQ(get(mine, global).first, 200);
+    EXPECT_EQ(get(theirs, global).first, 200);
+    EXPECT_EQ(get(old, global), std::make_pair(200, old_bytes));
+  }
+  EXPECT_EQ(get(mine, "not-a-token").first, 401);
+  server.Stop();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <ctime>
+#include <optional>
 
 #include "convoy/crypto.h"
 #include "convoy/metrics.h"
@@ -37,6 +38,7 @@ std::string RealPath(const std::string& path) {
 HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
   const std::string prefix = "/media/";
   std::string name = r.path.size() > prefix.size() ? r.path.substr(prefix.size()) : "";
+  std::optional<std::string> tenant;  // a tenant's token: that tenant's files alone
   auto sig = r.query.find("sig");
   if (sig != r.query.end()) {
     // A signed link: good for this one file until it expires, with or without a token.
@@ -52,20 +54,40 @@ HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
       return Text(403, "this link is not valid (its signature does not match)");
     }
   } else if (!s.open_for_local) {
-    if (s.token.empty()) {
+    const auto named = s.tokens ? s.tokens->get() : nullptr;
+    if (s.token.empty() && (!named || named->empty())) {
       Served("closed").Inc();
-      return Text(403, "media serving is closed: set CONVOY_MEDIA_TOKEN (or --media_public for a local run)");
+      return Text(403, "media serving is closed: set CONVOY_MEDIA_TOKEN or --tokens_file (or --media_public for a "
+                       "local run)");
     }
-    if (!TokenMatches(r.Header("authorization"), s.token)) {
-      Served("unauthorized").Inc();
-      HttpResponse resp = Text(401, "a media token is needed (Authorization: Bearer ...)");
-      resp.headers["WWW-Authenticate"] = "Bearer";
-      return resp;
+    const std::string header = r.Header("authorization");
+    if (s.token.empty() || !TokenMatches(header, s.token)) {
+      const auto bearer = named ? BearerToken(header) : std::nullopt;
+      const auto caller = bearer ? named->Verify(*bearer) : std::nullopt;
+      if (!caller) {
+        Served("unauthorized").Inc();
+        HttpResponse resp = Text(401, "a media token is needed (Authorization: Bearer ...)");
+        resp.headers["WWW-Authenticate"] = "Bearer";
+        return resp;
+      }
+      if (!caller->all_tenants()) tenant = caller->tenant;
     }
   }
   if (r.path.compare(0, prefix.size(), prefix) != 0 || !IsStoredName(name)) {
     Served("bad_name").Inc();
     return Text(404, "not found");
+  }
+  if (tenant) {
+    // Asked before the file is looked at: another tenant's file and an absent one answer alike.
+    auto owned = s.owned_by ? s.owned_by(name, *tenant) : Result<bool>(false);
+    if (!owned.ok()) {
+      Served("unavailable").Inc();
+      return Text(503, "media cannot say whose this file is right now; try again");
+    }
+    if (!*owned) {
+      Served("not_owned").Inc();
+      return Text(404, "not found");
+    }
   }
   const std::string base = RealPath(s.media_dir);
   const std::string path = s.media_dir + "/" + name;

@@ -159,8 +159,12 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
        {"SELECT count(*) FROM media_objects", "DELETE FROM media_uploads WHERE false",
         "UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'x' AND settled_at IS NULL",
         // which token and version a number's media is fetched with (0021_number_graph_version.sql)
-        "SELECT phone_number_id, graph_token_ref, graph_version FROM numbers"},
-       {"SELECT count(*) FROM conversations", "SELECT body FROM outbox", "SELECT tenant FROM numbers", "UPDATE outbox SET body = '{}'",
+        "SELECT phone_number_id, graph_token_ref, graph_version FROM numbers",
+        // whose a stored file is, for a tenant's token (0034_media_owner.sql)
+        "SELECT EXISTS (SELECT 1 FROM media_objects m JOIN numbers n ON n.phone_number_id = m.phone_number_id "
+        "WHERE m.stored_name = 'x' AND n.tenant = 't')"},
+       {"SELECT count(*) FROM conversations", "SELECT body FROM outbox", "SELECT greeting, flows FROM numbers",
+        "UPDATE numbers SET tenant = 'x'", "UPDATE outbox SET body = '{}'",
         "SELECT count(*) FROM templates",
         "INSERT INTO outbox (exchange, routing_key, dedupe_key, body) VALUES ('a', 'b', 'c', '{}')",
         "SELECT count(*) FROM outbound_messages", "CREATE TABLE intruder (x int)"}},

@@ -78,6 +78,10 @@ class TokenSet {
   std::vector<Entry> entries_;
 };
 
+// The token of an Authorization header "Bearer <token>" (the scheme in any case); nullopt for
+// another scheme, an empty token or one with whitespace inside.
+std::optional<std::string_view> BearerToken(std::string_view header);
+
 // "sha256:<64 hex>" of a token: the last field of its line.
 std::string TokenHashField(std::string_view token);
 

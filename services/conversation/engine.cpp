@@ -1421,7 +1421,24 @@ std::shared_ptr<const FlowSet> Engine::flows() const {
   return flows_;
 }
 
+namespace {
+// Why an event is not the flow's (the audit's note), or nullptr: a message that did not come on the
+// `messages` field, a change of the thread's owner. Who owns the conversation decides what they mean.
+const char* NotTheFlows(const Event& e) {
+  if (e.kind == Event::Kind::kHandover) return e.handover_action == "control_passed" ? "control_passed" : "control_taken";
+  switch (e.channel) {
+    case Event::Channel::kMessages: return nullptr;
+    case Event::Channel::kStandby: return "standby";
+    case Event::Channel::kEcho: return "echo";
+    case Event::Channel::kHistory: return "history";
+  }
+  return nullptr;
+}
+}  // namespace
+
 Transition Engine::Advance(const ConversationState& state, const Event& event, int64_t now) const {
+  // Recorded once, with no effect: never starts, advances or answers a flow.
+  if (const char* note = NotTheFlows(event)) return Transition{state, {}, note};
   const std::shared_ptr<const FlowSet> flows = this->flows();  // one set for the whole transition
   Transition t{state, {}, ""};
   bool inbound = IsInbound(event.kind);

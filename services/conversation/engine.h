@@ -134,8 +134,18 @@ struct Event {
     kAssignmentStarted,  // a checklist assigned to this person starts (assignment.started)
     kAssignmentEnded,    // their active one was cancelled or expired (reason), by the manager or the clock
     kExtracted,          // an extractor's answer (outbound.extracted): fields, or reason when it failed
+    kHandover,           // the thread's owner changed (inbound.handover): handover_action, the app ids
   };
   Kind kind = Kind::kOther;
+  // Which webhook field an inbound message came on (inbound.message `channel`): only kMessages is
+  // the flow's; a message seen on standby (another app or Meta's agent owns the thread), an echo of
+  // what the business typed in the WhatsApp Business app, or a backfilled one is recorded, never
+  // answered (Advance). `outgoing`: the business (or the thread's owner) wrote it (direction out).
+  enum class Channel { kMessages, kStandby, kEcho, kHistory };
+  Channel channel = Channel::kMessages;
+  bool outgoing = false;
+  std::string handover_action;  // kHandover: "control_passed" or "control_taken"
+  std::string previous_owner_app_id, new_owner_app_id;  // kHandover: as Meta named them ("" if not)
   std::string id;            // the trigger, unique in the conversation's life: names a result it completes
   std::string result_id;     // result.due
   std::string text;          // text body, caption, or button title

@@ -109,6 +109,39 @@ TEST(Engine, UnknownTextGetsTheMenuQuotingIt) {
   EXPECT_EQ(c.state.messages, 1);
 }
 
+// Only the `messages` field is the flow's: SELL seen on standby, echoed from the WhatsApp Business
+// app or backfilled, and a change of the thread's owner, leave the state as it was (the 24-hour
+// window and the message count included), send nothing and say why in the note. Mid-flow too.
+TEST(Engine, OnlyTheMessagesChannelStartsOrAdvancesAFlow) {
+  Chat c;
+  for (auto [channel, note] : {std::pair{Event::Channel::kStandby, "standby"}, {Event::Channel::kEcho, "echo"},
+                               {Event::Channel::kHistory, "history"}}) {
+    Event e = Text("SELL", kT0);
+    e.channel = channel;
+    auto t = c.Send(e);
+    EXPECT_TRUE(t.effects.empty()) << note;
+    EXPECT_EQ(t.note, note);
+    EXPECT_EQ(EncodeState(t.state), EncodeState(ConversationState{})) << note;
+  }
+  c.Send(Text("SELL", kT0 + 1));
+  ASSERT_EQ(c.state.step, "email");
+  const std::string before = EncodeState(c.state);
+  for (const char* action : {"control_taken", "control_passed"}) {
+    Event h;
+    h.kind = Event::Kind::kHandover;
+    h.handover_action = action;
+    auto t = c.Send(h);
+    EXPECT_TRUE(t.effects.empty()) << action;
+    EXPECT_EQ(t.note, action);
+    EXPECT_EQ(EncodeState(t.state), before) << action;
+  }
+  Event echo = Text("kerry@example.com", kT0 + 2);
+  echo.channel = Event::Channel::kEcho;
+  echo.outgoing = true;
+  EXPECT_TRUE(c.Send(echo).effects.empty());
+  EXPECT_EQ(c.state.step, "email") << "the business's own words answer no question of the flow";
+}
+
 TEST(Engine, TriggerIsCaseAndSpaceInsensitiveAndAsksForTheEmail) {
   Chat c;
   auto t = c.Send(Text("  sell ", kT0));

@@ -203,6 +203,12 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (p.app.empty()) p.app = "default";
     e.profile_name = JsonStr(doc, "profile_name");
     e.wa_timestamp = p.wa_timestamp;
+    const std::string channel = JsonStr(doc, "channel");  // the schema's enum; absent: messages
+    e.channel = channel == "standby" ? Event::Channel::kStandby
+                : channel == "echo"  ? Event::Channel::kEcho
+                : channel == "history" ? Event::Channel::kHistory
+                                       : Event::Channel::kMessages;
+    e.outgoing = JsonStr(doc, "direction") == "out";
     std::string type = JsonStr(m, "type");
     e.message_type = type;
     if (type == "text") {
@@ -242,6 +248,27 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
       // edit or a deletion of an earlier message: recorded in the transcript, never answered as
       // if the user had written something new.
       e.kind = Event::Kind::kRecorded;
+    }
+  } else if (p.schema == "inbound.handover") {
+    // The thread's owner changed (Meta's Conversation Routing): the customer's conversation, in
+    // order with their messages.
+    p.kind = "handover";
+    p.wa_id = JsonStr(doc, "wa_id");
+    p.user_id = JsonStr(doc, "user_id");
+    p.parent_user_id = JsonStr(doc, "parent_user_id");
+    p.wa_timestamp = std::atoll(JsonStr(doc, "timestamp").c_str());
+    p.received_at = JsonStr(doc, "received_at");
+    p.app = JsonStr(doc, "app");
+    if (p.app.empty()) p.app = "default";
+    e.kind = Event::Kind::kHandover;
+    e.wa_timestamp = p.wa_timestamp;
+    e.handover_action = JsonStr(doc, "action");
+    e.previous_owner_app_id = JsonStr(doc, "previous_owner_app_id");
+    e.new_owner_app_id = JsonStr(doc, "new_owner_app_id");
+    if (p.dedupe_key.empty()) {  // ingress's key (webhook.h), the user as a digest
+      const std::string& user = p.wa_id.empty() ? p.user_id : p.wa_id;
+      p.dedupe_key = "handover:" + p.phone_number_id + ":" + Sha256Hex(user).substr(0, 16) + ":" + e.handover_action +
+                     ":" + JsonStr(doc, "timestamp");
     }
   } else {
     // Internal events name their own dedupe key: "<schema>:<dedupe key of the command>".
@@ -694,7 +721,8 @@ Status Processor::RecordContext(const Parsed& p, const ConversationState& before
   };
   const bool asks = std::any_of(t.effects.begin(), t.effects.end(), [](const Effect& e) { return e.kind == Effect::Kind::kExtract; });
   if (!asks && !has_extractor(before.flow) && !has_extractor(t.state.flow)) return Status::Ok();
-  const bool said = (p.event.kind == Event::Kind::kText || p.event.kind == Event::Kind::kButton) && !p.event.text.empty();
+  const bool said = p.event.channel == Event::Channel::kMessages &&
+                    (p.event.kind == Event::Kind::kText || p.event.kind == Event::Kind::kButton) && !p.event.text.empty();
   std::vector<std::pair<std::string, std::string>> rows;
   if (said) rows.emplace_back("user", p.event.text);
   for (const auto& e : t.effects) {

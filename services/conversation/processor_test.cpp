@@ -271,6 +271,82 @@ TEST_F(ProcessorTest, ReactionsEditsAndDeletionsAreRecordedNotAnswered) {
       << "still waiting for the email";
 }
 
+// The delivery as ingress publishes it from another webhook field (inbound.message `channel`:
+// standby, echo, history), with its `direction` when given.
+Delivery OnChannel(Delivery d, const std::string& channel, const std::string& direction = "") {
+  const std::string after = R"("profile_name":"Kerry",)";
+  d.body.insert(d.body.find(after) + after.size(),
+                R"("channel":")" + channel + R"(",)" + (direction.empty() ? "" : R"("direction":")" + direction + R"(",)"));
+  d.headers[headers::kDedupeKey] = channel + ":" + d.headers[headers::kDedupeKey];
+  return d;
+}
+
+// An inbound.handover as ingress publishes it (messaging_handovers).
+Delivery Handover(const std::string& action, const std::string& wa_id, int64_t at) {
+  const std::string key = std::string(kBusiness) + ":" + wa_id;
+  Delivery d;
+  d.queue = queues::kConversationInbound;
+  d.body = R"({"schema":"inbound.handover","version":1,"correlation_id":"corr-h","received_at":"2026-01-01T00:00:00.000Z",)"
+           R"("phone_number_id":")" + std::string(kBusiness) + R"(","wa_id":")" + wa_id + R"(","conversation_key":")" + key +
+           R"(","action":")" + action + R"(","timestamp":")" + std::to_string(at) +
+           R"(","previous_owner_app_id":"1066355071287456","new_owner_role":"escalation","handover":{"type":")" + action +
+           R"("}})";
+  d.headers[headers::kDedupeKey] = "handover:" + action + ":" + std::to_string(at);
+  d.headers[headers::kCorrelationId] = "corr-h";
+  d.headers[headers::kConversationKey] = key;
+  return d;
+}
+
+// Only what came on the `messages` field is the flow's. A message seen on standby (another app or
+// Meta's agent owns the thread), what the business typed in the WhatsApp Business app (an echo), a
+// backfilled one and a change of the thread's owner are each recorded once, their channel (or
+// action) the note, and start no flow and send nothing; the next message on `messages` is answered.
+TEST_F(ProcessorTest, StandbyEchoHistoryAndHandoversAreRecordedNeverAnswered) {
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const std::string user = "16505550081", key = std::string(kBusiness) + ":" + user;
+  for (const auto& d : {OnChannel(TextDelivery("ch1", "SELL", user, kT0), "standby"),
+                        OnChannel(TextDelivery("ch2", "SELL", user, kT0 + 1), "echo", "out"),
+                        OnChannel(TextDelivery("ch3", "SELL", user, kT0 + 2), "history", "in"),
+                        Handover("control_taken", user, kT0 + 3), Handover("control_passed", user, kT0 + 4)}) {
+    ASSERT_EQ(p.Handle(d).kind, Disposition::Kind::kAck) << d.body;
+    ASSERT_EQ(p.Handle(d).kind, Disposition::Kind::kAck) << "a redelivery: " << d.body;
+  }
+  EXPECT_TRUE(Replies(user).empty());
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox"), 0) << "no send, no fetch, no event";
+  auto notes = conn_->Exec("SELECT note FROM transitions WHERE conversation_key = $1 ORDER BY id", {key});
+  ASSERT_TRUE(notes.ok());
+  std::vector<std::string> got;
+  for (size_t i = 0; i < notes->size(); ++i) got.push_back(notes->get(i, 0));
+  EXPECT_EQ(got, (std::vector<std::string>{"standby", "echo", "history", "control_taken", "control_passed"}));
+  EXPECT_EQ(One("SELECT coalesce(state->>'flow', '') FROM conversations WHERE conversation_key = $1", {key}), "");
+
+  ASSERT_EQ(p.Handle(TextDelivery("ch6", "SELL", user, kT0 + 5)).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(Replies(user).size(), 1u) << "the same words on `messages` are the flow's";
+}
+
+// In a flow with an extractor, its context is what the customer said to convoy: a message seen on
+// standby, or the business's own words echoed from the WhatsApp Business app, never joins it.
+TEST_F(ProcessorTest, OnlyTheMessagesChannelJoinsAnExtractorsContext) {
+  std::string lead = test::ReadFile(test::SourcePath("deploy/flows/lead.json"));
+  lead.replace(lead.find("\"default\": true"), 15, R"("default": true, "extractor": "assistant")");
+  const std::string dir = ::testing::TempDir() + "/" + test::UniqueName("flows");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  std::ofstream(dir + "/lead.json") << lead;
+  auto flows = FlowSet::LoadDir(dir, schemas_);
+  ASSERT_TRUE(flows.ok()) << flows.status().ToString();
+  Engine engine(*flows, EngineSettings{3600, 100, 600, "lead"});
+  Processor p(*conn_, schemas_, engine, nullptr);
+  const std::string user = "16505550082";
+  ASSERT_EQ(p.Handle(TextDelivery("xc1", "Hello", user, kT0)).kind, Disposition::Kind::kAck);
+  ASSERT_EQ(One("SELECT count(*) FROM conversation_context WHERE role = 'user'"), "1");
+  ASSERT_EQ(p.Handle(OnChannel(TextDelivery("xc2", "I want a golden visa", user, kT0 + 1), "standby")).kind,
+            Disposition::Kind::kAck);
+  ASSERT_EQ(p.Handle(OnChannel(TextDelivery("xc3", "Maria here, I will call you", user, kT0 + 2), "echo", "out")).kind,
+            Disposition::Kind::kAck);
+  EXPECT_EQ(One("SELECT count(*) FROM conversation_context WHERE role = 'user'"), "1");
+  EXPECT_EQ(One("SELECT count(*) FROM conversation_context WHERE content LIKE '%golden%' OR content LIKE '%Maria%'"), "0");
+}
+
 // A WhatsApp Flows form submitted (interactive nfm_reply) is not a button: no choice is made
 // from it; the step answers as to anything it did not ask for.
 TEST_F(ProcessorTest, AFlowsFormReplyIsNotTakenForAButton) {

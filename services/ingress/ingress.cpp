@@ -49,6 +49,12 @@ struct IngressMetrics {
   Counter& preferences = Kind("preference");
   Counter& accounts = Kind("account");
   Counter& templates = Kind("template");
+  Counter& standby = Kind("standby");
+  Counter& echoes = Kind("echo");
+  Counter& history = Kind("history");
+  Counter& handovers = Kind("handover");
+  Counter& history_dropped = r.GetCounter("convoy_ingress_history_dropped_total",
+                                          "Backfilled (history) messages past --max_history_messages in one change, not published.");
   Counter& ignored_objects = Ignored("object");
   Counter& ignored_fields = Ignored("field");
   Counter& unknown = r.GetCounter("convoy_ingress_unknown_shapes_total", "Webhook items or values ingress could not interpret.");
@@ -123,7 +129,8 @@ struct WebhookHandler::App {
 };
 
 WebhookHandler::WebhookHandler(IngressSettings settings, PublishFn publish)
-    : publish_deadline_(settings.publish_deadline), publish_(std::move(publish)) {
+    : publish_deadline_(settings.publish_deadline), max_history_messages_(settings.max_history_messages),
+      publish_(std::move(publish)) {
   Metrics();  // register every series at start so /metrics shows zeros
   for (auto& [name, credentials] : settings.apps) apps_[name] = std::make_unique<App>(name, std::move(credentials));
 }
@@ -282,6 +289,10 @@ struct Pending {
           case Update::Kind::kPreference: m.preferences.Inc(); break;
           case Update::Kind::kAccount: m.accounts.Inc(); break;
           case Update::Kind::kTemplate: m.templates.Inc(); break;
+          case Update::Kind::kStandby: m.standby.Inc(); break;
+          case Update::Kind::kEcho: m.echoes.Inc(); break;
+          case Update::Kind::kHistory: m.history.Inc(); break;
+          case Update::Kind::kHandover: m.handovers.Inc(); break;
         }
       }
       m.outcomes.ok.Inc();
@@ -326,7 +337,7 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
     return finish(Text(401, "invalid X-Hub-Signature-256"));
   }
   std::string received_at = NowRfc3339();
-  auto split = SplitWebhook(req.body, correlation_id, received_at);
+  auto split = SplitWebhook(req.body, correlation_id, received_at, SplitLimits{max_history_messages_});
   if (!split.ok()) {
     m.outcomes.bad_request.Inc();
     app->metrics.outcomes.bad_request.Inc();
@@ -336,6 +347,11 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
   if (split->ignored_object) m.ignored_objects.Inc();
   m.ignored_fields.Inc(split->ignored_changes);
   m.unknown.Inc(split->unknown_shapes);
+  if (split->history_dropped > 0) {
+    m.history_dropped.Inc(split->history_dropped);
+    LOG(WARNING) << ctx << "event=history_dropped app=" << app->name << " dropped=" << split->history_dropped
+                 << " published=" << split->updates.size() << " (--max_history_messages a change)";
+  }
   auto pending = std::make_shared<Pending>();
   pending->respond = std::move(respond);
   pending->app_ok = &app->metrics.outcomes.ok;

@@ -17,6 +17,7 @@ namespace convoy::ingress {
 struct IngressSettings {
   AppSet apps;  // `default` is /webhook's; any other app is /webhook/{app}
   std::chrono::milliseconds publish_deadline{2000};
+  int max_history_messages = 1000;  // --max_history_messages (webhook.h SplitLimits)
 };
 
 // How ingress hands a message to the broker: Publisher::Publish in production, a fake in tests.
@@ -53,6 +54,7 @@ class WebhookHandler {
   const App* Find(const HttpRequest& req) const;  // nullptr: counted and logged as an unknown app
   std::map<std::string, std::unique_ptr<App>> apps_;
   std::chrono::milliseconds publish_deadline_;
+  int max_history_messages_;
   PublishFn publish_;
   DeadlineTimer deadlines_;
 };

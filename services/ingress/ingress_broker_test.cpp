@@ -2,8 +2,10 @@
 // fixture yields exactly the broker messages it should, with the headers of the contract.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <csignal>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 
@@ -34,12 +36,7 @@ class IngressBroker : public ::testing::Test {
 
   // Posts a signed body and drains what it produced from the two inbound queues.
   Counts PostAndDrain(const std::string& body, const std::string& signature, std::string* correlation = nullptr) {
-    HttpRequest req;
-    req.method = "POST";
-    req.path = "/webhook";
-    req.body = body;
-    req.headers["x-hub-signature-256"] = signature;
-    HttpResponse resp = handler_.Receive(req);
+    HttpResponse resp = handler_.Receive(Post(body, signature));
     EXPECT_EQ(resp.status, 200) << resp.body;
     if (correlation) *correlation = resp.headers["X-Correlation-Id"];
     Counts c;
@@ -68,6 +65,19 @@ class IngressBroker : public ::testing::Test {
       keys_.push_back(d.Header(headers::kConversationKey));
     }
     return c;
+  }
+
+  // A POST /webhook of `body`, signed as Meta signs it (with the test secret unless given).
+  static HttpRequest Post(const std::string& body, const std::string& signature = "") {
+    HttpRequest req;
+    req.method = "POST";
+    req.path = "/webhook";
+    req.body = body;
+    req.headers["x-hub-signature-256"] = signature.empty() ? SignBody(body, "test-app-secret") : signature;
+    return req;
+  }
+  static std::string Threads(const std::string& file) {
+    return test::ReadFile(test::SourcePath("tests/fixtures/webhooks/threads/" + file));
   }
 
   static void CheckHeaders(const Delivery& d, const std::string& correlation) {
@@ -177,6 +187,68 @@ TEST_F(IngressBroker, BsuidFixturesAreKeyedByTheirSendersIdentity) {
     EXPECT_EQ(keys_[0], std::get<2>(want)) << file;
     EXPECT_EQ(keys_[0].find("unknown"), std::string::npos) << file;
   }
+}
+
+// Conversation Routing and coexistence (tests/fixtures/webhooks/threads/): a standby text is one
+// inbound.message on channel standby and a handover one inbound.handover, both on conversation's
+// partitioned queue under the customer's key, so they land on the same partition, in order;
+// every fixture's envelopes are what conversation and outbound accept.
+TEST_F(IngressBroker, StandbyAndHandoversReachTheCustomersPartitionInOrder) {
+  EXPECT_EQ(handler_.Receive(Post(Threads("standby_text.json"))).status, 200);
+  EXPECT_EQ(handler_.Receive(Post(Threads("handover_control_taken.json"))).status, 200);
+  auto taken = TakeMessages(opts_, queues::kConversationInbound, 100);
+  ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+  ASSERT_EQ(taken->size(), 2u);
+  const Delivery &standby = (*taken)[0], &handover = (*taken)[1];
+  EXPECT_NE(standby.body.find(R"("schema":"inbound.message")"), std::string::npos) << standby.body;
+  EXPECT_NE(standby.body.find(R"("channel":"standby")"), std::string::npos) << standby.body;
+  EXPECT_EQ(standby.Header(headers::kDedupeKey), "standby:wamid.HBgLMTY1MDU1NTEyMzQVAgASGBRTVEFOREJZMDAwMDAwMDAwMDAxAA==");
+  EXPECT_NE(handover.body.find(R"("schema":"inbound.handover")"), std::string::npos) << handover.body;
+  EXPECT_NE(handover.body.find(R"("action":"control_taken")"), std::string::npos) << handover.body;
+  EXPECT_EQ(handover.routing_key, "message");
+  for (const auto* d : {&standby, &handover}) {
+    EXPECT_EQ(d->Header(headers::kConversationKey), "106540352242922:16505551234");
+    EXPECT_EQ(d->Header(headers::kDedupeKey), d->message_id);
+    ExpectAccepted(d->body);
+  }
+  EXPECT_EQ(standby.queue, handover.queue) << "one conversation, one partition";
+
+  // file -> (to conversation, statuses, value-level errors)
+  const std::map<std::string, std::tuple<int, int, int>> expected = {
+      {"standby_text.json", {1, 0, 0}},          {"standby_text_bsuid.json", {1, 0, 0}},
+      {"standby_echo_text.json", {1, 0, 0}},     {"standby_status_delivered.json", {0, 1, 0}},
+      {"smb_echo_text.json", {1, 0, 0}},         {"smb_echo_text_bsuid.json", {1, 0, 0}},
+      {"history_backfill.json", {4, 0, 0}},      {"history_declined.json", {0, 0, 1}},
+      {"handover_control_passed.json", {1, 0, 0}}, {"handover_control_taken.json", {1, 0, 0}},
+      {"handover_control_taken_bsuid.json", {1, 0, 0}},
+  };
+  ASSERT_EQ(test::ListDir(test::SourcePath("tests/fixtures/webhooks/threads")).size(), expected.size() + 1)
+      << "a fixture without an expectation (README.md is the other file)";
+  for (const auto& [file, want] : expected) {
+    const std::string body = Threads(file);
+    Counts got = PostAndDrain(body, SignBody(body, "test-app-secret"));
+    EXPECT_EQ(got.messages, std::get<0>(want)) << file;
+    EXPECT_EQ(got.statuses, std::get<1>(want)) << file;
+    EXPECT_EQ(got.errors, std::get<2>(want)) << file;
+  }
+}
+
+// A backfill of 1,005 messages under the default limit and publish deadline (2 s): 1,000 published
+// and confirmed before the 200, the rest counted as dropped; prints how long the confirms took.
+TEST_F(IngressBroker, AThousandMessageBackfillIsConfirmedWithinTheDefaultDeadline) {
+  WebhookHandler defaults({{{kDefaultApp, {"test-app-secret", "t"}}}},
+                          [this](AmqpMessage m, PublishCallback cb) { pub_.Publish(std::move(m), std::move(cb)); });
+  auto& dropped = DefaultRegistry().GetCounter("convoy_ingress_history_dropped_total", "");
+  const uint64_t dropped_before = dropped.Value();
+  const std::string body = test::HistoryWebhook("16505551234", "broker", 1005, 1795950000);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(defaults.Receive(Post(body)).status, 200);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  std::cout << "history of 1005 messages (" << body.size() << " bytes): 200 after " << ms << " ms\n";
+  EXPECT_EQ(dropped.Value() - dropped_before, 5u);
+  auto taken = TakeMessages(opts_, queues::kConversationInbound, 2000);
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken->size(), 1000u);
 }
 
 // What /webhook/{app} publishes names the app and is what conversation accepts; another app's

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "convoy/metrics.h"
@@ -80,6 +81,36 @@ TEST(WebhookHandler, AcknowledgesOnlyAfterEveryConfirm) {
 
 // During a rotation both secrets verify, each counted by which matched; a third never does, and
 // without a previous secret the old one is refused.
+// Each kind of the 2026 fields is counted by kind once the broker confirmed it; a backfill past
+// --max_history_messages publishes that many and counts the rest as dropped.
+TEST(WebhookHandler, ThreadRoutingUpdatesAreCountedByKindAndAHistoryPastItsLimitIsCut) {
+  auto kind = [](const char* k) -> Counter& {
+    return DefaultRegistry().GetCounter("convoy_ingress_updates_published_total", "", std::string("kind=\"") + k + "\"");
+  };
+  auto& dropped = DefaultRegistry().GetCounter("convoy_ingress_history_dropped_total", "");
+  const std::map<std::string, std::string> fixtures = {{"standby_text.json", "standby"},
+                                                       {"smb_echo_text.json", "echo"},
+                                                       {"handover_control_taken.json", "handover"},
+                                                       {"history_backfill.json", "history"}};
+  FakeBroker broker;
+  IngressSettings settings = Settings();
+  settings.max_history_messages = 3;
+  WebhookHandler h(settings, broker.fn());
+  for (const auto& [file, k] : fixtures) {
+    const uint64_t before = kind(k.c_str()).Value(), dropped_before = dropped.Value();
+    broker.published.clear();
+    EXPECT_EQ(h.Receive(Post(Read(std::string(CONVOY_SOURCE_DIR) + "/tests/fixtures/webhooks/threads/" + file))).status, 200);
+    const uint64_t want = k == "history" ? 3 : 1;
+    EXPECT_EQ(broker.published.size(), want) << file;
+    EXPECT_EQ(kind(k.c_str()).Value() - before, want) << file;
+    EXPECT_EQ(dropped.Value() - dropped_before, k == "history" ? 1u : 0u) << file;
+    for (const auto& m : broker.published) {
+      EXPECT_EQ(m.routing_key, "message") << file;
+      EXPECT_EQ(m.headers.at("x-conversation-key"), "106540352242922:16505551234") << file;
+    }
+  }
+}
+
 TEST(WebhookHandler, BothSecretsVerifyDuringARotation) {
   std::string text = Read(std::string(CONVOY_FIXTURES_DIR) + "/webhooks/text.json");
   auto& registry = DefaultRegistry();

@@ -17,6 +17,10 @@ DEFINE_int32(publish_deadline_ms, 2000, "How long a POST waits for broker confir
 DEFINE_validator(publish_deadline_ms, &convoy::ValidatePositive);
 DEFINE_int32(max_in_flight, 100000, "Publishes awaiting confirms before new POSTs get 503");
 DEFINE_validator(max_in_flight, &convoy::ValidatePositive);
+DEFINE_int32(max_history_messages, 1000,
+             "Backfilled messages published per `history` change (coexistence onboarding); the rest are counted in "
+             "convoy_ingress_history_dropped_total and not published");
+DEFINE_validator(max_history_messages, &convoy::ValidatePositive);
 DEFINE_string(app_secret_file, "", "File holding the Meta app secret (else env CONVOY_APP_SECRET)");
 DEFINE_string(app_secret_previous_file, "",
               "During a rotation, file holding the app secret being replaced (else env CONVOY_APP_SECRET_PREVIOUS; "
@@ -74,7 +78,7 @@ int main(int argc, char** argv) {
   for (const auto& app : *apps) names += (names.empty() ? "" : ",") + app.first;
   LOG(INFO) << "service=ingress event=apps_configured apps=" << names;
   convoy::ingress::WebhookHandler handler(
-      {std::move(*apps), std::chrono::milliseconds(FLAGS_publish_deadline_ms)},
+      {std::move(*apps), std::chrono::milliseconds(FLAGS_publish_deadline_ms), FLAGS_max_history_messages},
       [&publisher](convoy::AmqpMessage m, convoy::PublishCallback cb) { publisher.Publish(std::move(m), std::move(cb)); });
   convoy::HttpServerOptions http{FLAGS_http_host, FLAGS_http_port, static_cast<size_t>(FLAGS_max_body_bytes),
                                  [&publisher] { return publisher.connected(); },

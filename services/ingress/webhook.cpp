@@ -45,6 +45,10 @@ const char* KindName(Update::Kind kind) {
     case Update::Kind::kPreference: return "preference";
     case Update::Kind::kAccount: return "account";
     case Update::Kind::kTemplate: return "template";
+    case Update::Kind::kStandby: return "standby";
+    case Update::Kind::kEcho: return "echo";
+    case Update::Kind::kHistory: return "history";
+    case Update::Kind::kHandover: return "handover";
   }
   return "unknown";
 }
@@ -99,11 +103,18 @@ std::string ShortHash(std::string_view s) {
   return Hex(md, 12);
 }
 
-// Builds one envelope: our fields plus Meta's item under `item_key`.
-// Who sent a message: a phone number (wa_id), a business-scoped user ID (BSUID, since 2026), or
-// both; a user with a username who shares no number arrives with the BSUID alone.
+// Who a message is with: a phone number (wa_id), a business-scoped user ID (BSUID, since 2026), or
+// both; a user with a username who shares no number arrives with the BSUID alone. The customer:
+// the sender of what they wrote, the recipient of what the business wrote (an echo).
 struct Sender {
   std::string wa_id, user_id, parent_user_id, profile_name;
+};
+
+// Where an inbound.message came from when not the `messages` field (its `channel`), and which way
+// it went (`direction`) where the business may have written it. Absent: messages, in.
+struct Origin {
+  const char* channel = nullptr;
+  const char* direction = nullptr;
 };
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -121,40 +132,41 @@ void EnvelopeHead(JsonWriter& w, const char* schema, const std::string& correlat
   w.String(received_at);
 }
 
+// A member written only when it has a value.
+void Optional(JsonWriter& w, const char* key, const std::string& value) {
+  if (value.empty()) return;
+  w.Key(key);
+  w.String(value);
+}
+
+// The person's members of an envelope (inbound.message, inbound.handover).
+void PersonMembers(JsonWriter& w, const Sender& who) {
+  Optional(w, "wa_id", who.wa_id);
+  Optional(w, "user_id", who.user_id);
+  Optional(w, "parent_user_id", who.parent_user_id);
+  Optional(w, "profile_name", who.profile_name);
+}
+
+// Builds one envelope: our fields plus Meta's item under `item_key`.
 std::string Envelope(const char* schema, const std::string& correlation_id, const std::string& received_at,
                      const std::string& phone_number_id, const std::string& display_phone_number,
                      const Sender& sender, const std::string& conversation_key, const char* item_key,
-                     const Value& item) {
-  const std::string& wa_id = sender.wa_id;
-  const std::string& profile_name = sender.profile_name;
+                     const Value& item, Origin origin = {}) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   EnvelopeHead(w, schema, correlation_id, received_at);
   w.Key("phone_number_id");
   w.String(phone_number_id);
-  if (!display_phone_number.empty()) {
-    w.Key("display_phone_number");
-    w.String(display_phone_number);
+  Optional(w, "display_phone_number", display_phone_number);
+  PersonMembers(w, sender);
+  Optional(w, "conversation_key", conversation_key);
+  if (origin.channel) {
+    w.Key("channel");
+    w.String(origin.channel);
   }
-  if (!wa_id.empty()) {
-    w.Key("wa_id");
-    w.String(wa_id);
-  }
-  if (!sender.user_id.empty()) {
-    w.Key("user_id");
-    w.String(sender.user_id);
-  }
-  if (!sender.parent_user_id.empty()) {
-    w.Key("parent_user_id");
-    w.String(sender.parent_user_id);
-  }
-  if (!profile_name.empty()) {
-    w.Key("profile_name");
-    w.String(profile_name);
-  }
-  if (!conversation_key.empty()) {
-    w.Key("conversation_key");
-    w.String(conversation_key);
+  if (origin.direction) {
+    w.Key("direction");
+    w.String(origin.direction);
   }
   w.Key(item_key);
   item.Accept(w);
@@ -162,16 +174,16 @@ std::string Envelope(const char* schema, const std::string& correlation_id, cons
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-// The message's sender, from the message (from, from_user_id, from_parent_user_id) and its
-// contacts[] entry (the one whose wa_id or user_id matches, or the only one). A contact whose
-// wa_id or user_id contradicts the message's own is never the sender's, even when it is the only
-// one: taking its BSUID would join two people in one conversation. Group messages have no sender
-// of their own: the group is the identity.
-Sender SenderOf(const Value& value, const Value& m) {
+// A person from a message's own members (`phone`, `user`, `parent`: from* for its sender, to* for
+// the recipient of an echo) and the change's contacts[] entry (the one whose wa_id or user_id
+// matches, or the only one). A contact whose wa_id or user_id contradicts the message's own is
+// never the person's, even when it is the only one: taking its BSUID would join two people in one
+// conversation.
+Sender PersonOf(const Value& value, const Value& m, const char* phone, const char* user, const char* parent) {
   Sender s;
-  s.wa_id = JsonStr(m, "from");
-  s.user_id = JsonStr(m, "from_user_id");
-  s.parent_user_id = JsonStr(m, "from_parent_user_id");
+  s.wa_id = JsonStr(m, phone);
+  s.user_id = JsonStr(m, user);
+  s.parent_user_id = JsonStr(m, parent);
   const Value* contacts = Member(value, "contacts");
   if (contacts && contacts->IsArray()) {
     for (const auto& c : contacts->GetArray()) {
@@ -187,8 +199,267 @@ Sender SenderOf(const Value& value, const Value& m) {
       break;
     }
   }
+  return s;
+}
+
+// The message's sender (from, from_user_id, from_parent_user_id). Group messages have no sender of
+// their own: the group is the identity.
+Sender SenderOf(const Value& value, const Value& m) {
+  Sender s = PersonOf(value, m, "from", "from_user_id", "from_parent_user_id");
   if (s.wa_id.empty() && s.user_id.empty()) s.wa_id = JsonStr(m, "group_id");
   return s;
+}
+
+// A person in a key that is logged (and is the broker's message id): a digest, never the number.
+std::string UserDigest(const std::string& user) { return Sha256Hex(user).substr(0, 16); }
+
+// What the updates of one change share: the number (metadata, or a handover's recipient) and where
+// they go.
+struct Change {
+  const std::string& correlation_id;
+  const std::string& received_at;
+  const Value& entry;
+  std::string pnid, display;
+  SplitResult& out;
+};
+
+// One inbound.message, keyed by its customer: the phone when Meta sends one, else the BSUID. A
+// first guess, which conversation resolves under its lock (a person known by both keeps one
+// conversation). No identity at all: no key, never a shared one; conversation parks it with the
+// reason.
+void AddMessage(const Change& c, Update::Kind kind, const std::string& dedupe, const Sender& who, const Value& m,
+                Origin origin = {}) {
+  const std::string& identity = who.wa_id.empty() ? who.user_id : who.wa_id;
+  std::string key = identity.empty() ? "" : c.pnid + ":" + identity;
+  c.out.updates.push_back({kind, "message", dedupe, dedupe, key,
+                           Envelope("inbound.message", c.correlation_id, c.received_at, c.pnid, c.display, who, key,
+                                    "message", m, origin)});
+}
+
+// Whether a message is one conversation can take: an object with an id, a type and a timestamp, of
+// a change that names its business number.
+bool Usable(const Change& c, const Value& m) {
+  return m.IsObject() && !c.pnid.empty() && !JsonStr(m, "id").empty() && !JsonStr(m, "type").empty() &&
+         !JsonStr(m, "timestamp").empty();
+}
+
+// Whether a message is published: usable (else counted as an unknown shape) and, when a budget is
+// given (a backfill's), within it (else counted as dropped history).
+bool Admit(const Change& c, const Value& m, int* budget = nullptr) {
+  if (budget && *budget <= 0) {
+    ++c.out.history_dropped;
+    return false;
+  }
+  if (!Usable(c, m)) {
+    ++c.out.unknown_shapes;
+    return false;
+  }
+  if (budget) --*budget;
+  return true;
+}
+
+// A change's messages[] (`messages`, or the copy a `standby` change carries), each keyed by its
+// dedupe prefix and id; `holder` has their contacts[].
+void SplitMessages(const Change& c, const Value& holder, const Value& messages, Update::Kind kind, const std::string& prefix,
+                   Origin origin = {}) {
+  for (const auto& m : messages.GetArray()) {
+    if (Admit(c, m)) AddMessage(c, kind, prefix + JsonStr(m, "id"), SenderOf(holder, m), m, origin);
+  }
+}
+
+void SplitStatuses(const Change& c, const Value& statuses) {
+  for (const auto& s : statuses.GetArray()) {
+    std::string id = JsonStr(s, "id"), status = JsonStr(s, "status"), recipient = JsonStr(s, "recipient_id");
+    if (recipient.empty()) recipient = JsonStr(s, "recipient_user_id");  // a send to a BSUID
+    if (id.empty() || status.empty() || c.pnid.empty() || JsonStr(s, "timestamp").empty()) {
+      ++c.out.unknown_shapes;
+      continue;
+    }
+    std::string key = recipient.empty() ? "" : c.pnid + ":" + recipient;
+    std::string dedupe = id + ":" + status;
+    c.out.updates.push_back({Update::Kind::kStatus, "status", dedupe, dedupe, key,
+                             Envelope("inbound.status", c.correlation_id, c.received_at, c.pnid, c.display, Sender{},
+                                      key, "status", s)});
+  }
+}
+
+void SplitErrors(const Change& c, const Value& errors) {
+  for (const auto& e : errors.GetArray()) {
+    const Value* code = Member(e, "code");
+    if (!code || !code->IsInt()) {
+      ++c.out.unknown_shapes;
+      continue;
+    }
+    // Value-level errors carry no id: the same error redelivered hashes the same.
+    std::string dedupe = "error:" + c.pnid + ":" + std::to_string(code->GetInt()) + ":" +
+                         ShortHash(Serialize(e) + JsonStr(c.entry, "id"));
+    c.out.updates.push_back({Update::Kind::kError, "error", dedupe, dedupe, "",
+                             Envelope("inbound.error", c.correlation_id, c.received_at, c.pnid, c.display, Sender{}, "",
+                                      "error", e)});
+  }
+}
+
+// Messages the business sent from the WhatsApp Business app (or a linked device) of a coexistence
+// number, as Meta echoes them: the customer is the message's recipient (to, to_user_id).
+// `budget`, when given, is how many more may be published; past it they are counted as dropped.
+void SplitEchoes(const Change& c, const Value& value, const Value& echoes, Update::Kind kind, const std::string& prefix,
+                 Origin origin, int* budget = nullptr) {
+  for (const auto& m : echoes.GetArray()) {
+    if (!Admit(c, m, budget)) continue;
+    AddMessage(c, kind, prefix + JsonStr(m, "id"), PersonOf(value, m, "to", "to_user_id", "to_parent_user_id"), m, origin);
+  }
+}
+
+// What another responder (Meta Business Agent, a partner app) sent on a thread convoy does not own:
+// Meta nests the send request (`message`, to `to` or `recipient`) under the echo's id and
+// timestamp. Published as that request with the echo's id and timestamp added, so conversation
+// reads it like any message (the echo's other members, a template's or a flow's definition, are
+// not carried).
+void SplitStandbyEchoes(const Change& c, const Value& echoes) {
+  for (const auto& e : echoes.GetArray()) {
+    const Value* sent = Member(e, "message");
+    if (!sent || !sent->IsObject()) {
+      ++c.out.unknown_shapes;
+      continue;
+    }
+    rapidjson::Document flat(rapidjson::kObjectType);
+    auto& a = flat.GetAllocator();
+    for (const char* k : {"id", "timestamp"}) {
+      if (const Value* v = Member(e, k)) flat.AddMember(Value(k, a), Value(*v, a), a);
+    }
+    for (const auto& m : sent->GetObject()) {
+      if (!flat.HasMember(m.name)) flat.AddMember(Value(m.name, a), Value(m.value, a), a);
+    }
+    if (!Admit(c, flat)) continue;
+    Sender who;
+    who.wa_id = JsonStr(*sent, "to");
+    who.user_id = JsonStr(*sent, "recipient");  // a send to a BSUID
+    AddMessage(c, Update::Kind::kStandby, "standby:" + JsonStr(flat, "id"), who, flat, {"standby", "out"});
+  }
+}
+
+// A `standby` change: the activity of a thread another responder owns under Conversation Routing,
+// as Meta copies it to the apps that do not own it (`standby` holds messages[] with contacts[],
+// statuses[] and message_echoes[]). The customer's messages and the owner's echoes are recorded in
+// the conversation, never answered; statuses go to outbound like any.
+void SplitStandby(const Change& c, const Value& value) {
+  const Value* standby = Member(value, "standby");
+  bool any = false;
+  if (const Value* messages = standby ? Member(*standby, "messages") : nullptr; messages && messages->IsArray()) {
+    any = true;
+    SplitMessages(c, *standby, *messages, Update::Kind::kStandby, "standby:", {"standby", nullptr});
+  }
+  if (const Value* statuses = standby ? Member(*standby, "statuses") : nullptr; statuses && statuses->IsArray()) {
+    any = true;
+    SplitStatuses(c, *statuses);
+  }
+  if (const Value* echoes = standby ? Member(*standby, "message_echoes") : nullptr; echoes && echoes->IsArray()) {
+    any = true;
+    SplitStandbyEchoes(c, *echoes);
+  }
+  if (!any) ++c.out.unknown_shapes;
+}
+
+std::string Digits(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch >= '0' && ch <= '9') out += ch;
+  }
+  return out;
+}
+
+// One thread of a `history` chunk: one customer (its id and context name them) and their messages
+// with the business, each "out" when its `from` is the business's number, else "in".
+void SplitHistoryThread(const Change& c, const Value& thread, int* budget) {
+  const Value& context = JsonMember(thread, "context");
+  Sender who;
+  who.wa_id = JsonStr(context, "wa_id");
+  const std::string id = JsonStr(thread, "id");
+  if (who.wa_id.empty() && !id.empty() && Digits(id) == id) who.wa_id = id;
+  who.user_id = JsonStr(context, "user_id");
+  who.parent_user_id = JsonStr(context, "parent_user_id");
+  const Value* messages = Member(thread, "messages");
+  if (!messages || !messages->IsArray()) {
+    ++c.out.unknown_shapes;
+    return;
+  }
+  const std::string business = Digits(c.display);
+  for (const auto& m : messages->GetArray()) {
+    if (!Admit(c, m, budget)) continue;
+    const bool out = !business.empty() && Digits(JsonStr(m, "from")) == business;
+    AddMessage(c, Update::Kind::kHistory, "history:" + JsonStr(m, "id"), who, m, {"history", out ? "out" : "in"});
+  }
+}
+
+// A `history` change: the WhatsApp Business app's chats of up to 180 days before a coexistence
+// number was onboarded, in chunks of threads. Each message is recorded in its customer's
+// conversation, never answered; at most `max` a change are published, the rest counted as dropped.
+void SplitHistory(const Change& c, const Value& value, int max) {
+  const Value* chunks = Member(value, "history");
+  const Value* echoes = Member(value, "message_echoes");
+  if ((!chunks || !chunks->IsArray()) && (!echoes || !echoes->IsArray())) {
+    ++c.out.unknown_shapes;
+    return;
+  }
+  int budget = max;
+  if (chunks && chunks->IsArray()) {
+    for (const auto& chunk : chunks->GetArray()) {
+      // The business declined to share its history: Meta says so as a value-level error.
+      if (const Value* errors = Member(chunk, "errors"); errors && errors->IsArray()) SplitErrors(c, *errors);
+      const Value* threads = Member(chunk, "threads");
+      if (!threads || !threads->IsArray()) continue;
+      for (const auto& thread : threads->GetArray()) SplitHistoryThread(c, thread, &budget);
+    }
+  }
+  // Meta's BSUID page shows a `history` change carrying message_echoes[] too: the business's side.
+  if (echoes && echoes->IsArray()) {
+    SplitEchoes(c, value, *echoes, Update::Kind::kHistory, "history:", {"history", "out"}, &budget);
+  }
+}
+
+// A change of a thread's owner under Conversation Routing (messaging_handovers): one
+// inbound.handover for the conversation, published like its messages (routing key "message",
+// hashed by the conversation key) so it is ordered with them. A type convoy does not know, or one
+// without a number, a user or a time, is an unknown shape.
+void SplitHandover(const Change& c, const Value& value) {
+  const std::string action = JsonStr(value, "type");
+  const bool known = action == "control_passed" || action == "control_taken";
+  const Value* detail = known ? Member(value, action.c_str()) : nullptr;
+  const Value& sender = JsonMember(value, "sender");
+  Sender who;
+  who.wa_id = JsonStr(sender, "phone_number");
+  who.user_id = JsonStr(sender, "user_id");
+  who.parent_user_id = JsonStr(sender, "parent_user_id");
+  const std::string& user = who.wa_id.empty() ? who.user_id : who.wa_id;
+  const std::string at = JsonStr(value, "timestamp");
+  if (!detail || !detail->IsObject() || c.pnid.empty() || user.empty() || at.empty()) {
+    ++c.out.unknown_shapes;
+    return;
+  }
+  const std::string key = c.pnid + ":" + user;
+  const std::string dedupe = "handover:" + c.pnid + ":" + UserDigest(user) + ":" + action + ":" + at;
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  EnvelopeHead(w, "inbound.handover", c.correlation_id, c.received_at);
+  w.Key("phone_number_id");
+  w.String(c.pnid);
+  Optional(w, "display_phone_number", c.display);
+  Optional(w, "waba_id", JsonStr(c.entry, "id"));
+  PersonMembers(w, who);
+  w.Key("conversation_key");
+  w.String(key);
+  w.Key("action");
+  w.String(action);
+  w.Key("timestamp");
+  w.String(at);
+  for (const char* k : {"previous_owner_app_id", "previous_owner_app_role", "previous_owner_role", "new_owner_app_id",
+                        "new_owner_role", "metadata"}) {
+    Optional(w, k, JsonStr(*detail, k));
+  }
+  w.Key("handover");
+  value.Accept(w);
+  w.EndObject();
+  c.out.updates.push_back({Update::Kind::kHandover, "message", dedupe, dedupe, key, std::string(buf.GetString(), buf.GetSize())});
 }
 
 // One template change (inbound.template): the WABA, the webhook field, when Meta says it changed
@@ -270,7 +541,7 @@ void SplitAccountUpdate(const Value& entry, const Value& change, const std::stri
 }  // namespace
 
 Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& correlation_id,
-                                 const std::string& received_at) {
+                                 const std::string& received_at, const SplitLimits& limits) {
   rapidjson::Document doc;
   doc.Parse(raw_body.data(), raw_body.size());
   if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
@@ -315,8 +586,8 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
           }
           // The person appears in the key only as a digest: the key is logged and is the broker's
           // message id.
-          std::string dedupe = "preference:" + pnid + ":" + Sha256Hex(user).substr(0, 16) + ":" + JsonStr(pref, "category") +
-                               ":" + choice + ":" + at;
+          std::string dedupe =
+              "preference:" + pnid + ":" + UserDigest(user) + ":" + JsonStr(pref, "category") + ":" + choice + ":" + at;
           out.updates.push_back({Update::Kind::kPreference, "preference", dedupe, dedupe, pnid + ":" + user,
                                  Envelope("inbound.preference", correlation_id, received_at, pnid,
                                           JsonStr(*metadata, "display_phone_number"), Sender{}, pnid + ":" + user,
@@ -347,7 +618,8 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
                                TemplateEnvelope(correlation_id, received_at, waba, field, time->GetInt64(), *value)});
         continue;
       }
-      if (field != "messages") {
+      const bool handover = field == "messaging_handovers";
+      if (field != "messages" && field != "standby" && field != "smb_message_echoes" && field != "history" && !handover) {
         ++out.ignored_changes;
         continue;
       }
@@ -356,64 +628,46 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
         ++out.unknown_shapes;
         continue;
       }
-      const Value* metadata = Member(*value, "metadata");
-      std::string pnid = metadata ? JsonStr(*metadata, "phone_number_id") : "";
-      std::string display = metadata ? JsonStr(*metadata, "display_phone_number") : "";
+      // The business number: the change's metadata (a handover's recipient).
+      const Value& number = JsonMember(*value, handover ? "recipient" : "metadata");
+      const Change c{correlation_id, received_at, entry, JsonStr(number, "phone_number_id"),
+                     JsonStr(number, "display_phone_number"), out};
+      if (handover) {
+        SplitHandover(c, *value);
+        continue;
+      }
+      if (field == "standby") {
+        SplitStandby(c, *value);
+        continue;
+      }
+      if (field == "history") {
+        SplitHistory(c, *value, limits.max_history_messages);
+        continue;
+      }
+      if (field == "smb_message_echoes") {
+        const Value* echoes = Member(*value, "message_echoes");
+        if (!echoes || !echoes->IsArray()) {
+          ++out.unknown_shapes;
+          continue;
+        }
+        SplitEchoes(c, *value, *echoes, Update::Kind::kEcho, "echo:", {"echo", "out"});
+        continue;
+      }
       const Value* messages = Member(*value, "messages");
       const Value* statuses = Member(*value, "statuses");
       const Value* errors = Member(*value, "errors");
       bool any = false;
       if (messages && messages->IsArray()) {
         any = true;
-        for (const auto& m : messages->GetArray()) {
-          std::string id = JsonStr(m, "id");
-          if (id.empty() || pnid.empty() || !m.IsObject() || JsonStr(m, "type").empty() || JsonStr(m, "timestamp").empty()) {
-            ++out.unknown_shapes;
-            continue;
-          }
-          // A first guess at the conversation, from the message alone: the phone when Meta sends
-          // one, else the BSUID. Conversation resolves it under its lock (a person known by both
-          // keeps one conversation). No identity at all: no key, never a shared one; conversation
-          // parks the message with the reason.
-          Sender sender = SenderOf(*value, m);
-          const std::string& identity = sender.wa_id.empty() ? sender.user_id : sender.wa_id;
-          std::string key = identity.empty() ? "" : pnid + ":" + identity;
-          out.updates.push_back({Update::Kind::kMessage, "message", id, id, key,
-                                 Envelope("inbound.message", correlation_id, received_at, pnid, display, sender, key,
-                                          "message", m)});
-        }
+        SplitMessages(c, *value, *messages, Update::Kind::kMessage, "");
       }
       if (statuses && statuses->IsArray()) {
         any = true;
-        for (const auto& s : statuses->GetArray()) {
-          std::string id = JsonStr(s, "id"), status = JsonStr(s, "status"), recipient = JsonStr(s, "recipient_id");
-          if (recipient.empty()) recipient = JsonStr(s, "recipient_user_id");  // a send to a BSUID
-          if (id.empty() || status.empty() || pnid.empty() || JsonStr(s, "timestamp").empty()) {
-            ++out.unknown_shapes;
-            continue;
-          }
-          std::string key = recipient.empty() ? "" : pnid + ":" + recipient;
-          std::string dedupe = id + ":" + status;
-          out.updates.push_back({Update::Kind::kStatus, "status", dedupe, dedupe, key,
-                                 Envelope("inbound.status", correlation_id, received_at, pnid, display, Sender{}, key,
-                                          "status", s)});
-        }
+        SplitStatuses(c, *statuses);
       }
       if (errors && errors->IsArray()) {
         any = true;
-        for (const auto& e : errors->GetArray()) {
-          const Value* code = Member(e, "code");
-          if (!code || !code->IsInt()) {
-            ++out.unknown_shapes;
-            continue;
-          }
-          // Value-level errors carry no id: the same error redelivered hashes the same.
-          std::string dedupe = "error:" + pnid + ":" + std::to_string(code->GetInt()) + ":" +
-                               ShortHash(Serialize(e) + JsonStr(entry, "id"));
-          out.updates.push_back({Update::Kind::kError, "error", dedupe, dedupe, "",
-                                 Envelope("inbound.error", correlation_id, received_at, pnid, display, Sender{}, "",
-                                          "error", e)});
-        }
+        SplitErrors(c, *errors);
       }
       if (!any) ++out.unknown_shapes;
     }

@@ -275,6 +275,173 @@ TEST(Split, AccountUpdatesAreUpdatesForConversation) {
   EXPECT_EQ(broken->unknown_shapes, 2) << "no entry time, no event: not published";
 }
 
+// Conversation Routing and coexistence fixtures (tests/fixtures/webhooks/threads/README.md: each
+// from Meta's reference page it names).
+std::string Threads(const std::string& file) { return Read(test::SourcePath("tests/fixtures/webhooks/threads/" + file)); }
+
+// What conversation accepts, and the member of the envelope that says it.
+void ExpectValid(const Update& u) { EXPECT_TRUE(test::ShippedSchemas().Validate(u.body).ok()) << u.body; }
+bool Has(const Update& u, const std::string& member) { return u.body.find(member) != std::string::npos; }
+
+// Where an update goes: its kind and routing key, its conversation and its dedupe key (the broker's
+// message id too), with an envelope its consumer accepts.
+void ExpectRouted(const Update& u, Update::Kind kind, const std::string& routing_key, const std::string& key,
+                  const std::string& dedupe) {
+  EXPECT_EQ(std::string(KindName(u.kind)), KindName(kind)) << u.body;
+  EXPECT_EQ(u.routing_key, routing_key);
+  EXPECT_EQ(u.conversation_key, key);
+  EXPECT_EQ(u.dedupe_key, dedupe);
+  EXPECT_EQ(u.message_id, dedupe);
+  ExpectValid(u);
+}
+
+// standby: a thread another app (or Meta's agent) owns. The customer's message is an inbound.message
+// like any, on channel "standby", keyed by its sender; its dedupe key never equals the wamid, which
+// another of convoy's apps may get on `messages` and answer.
+TEST(Split, StandbyMessagesAreMessagesOnTheStandbyChannel) {
+  const Update u = OnlyUpdate(SplitWebhook(Threads("standby_text.json"), "c", "t"));
+  ExpectRouted(u, Update::Kind::kStandby, "message", "106540352242922:16505551234",
+               "standby:wamid.HBgLMTY1MDU1NTEyMzQVAgASGBRTVEFOREJZMDAwMDAwMDAwMDAxAA==");
+  EXPECT_TRUE(Has(u, R"("channel":"standby")")) << u.body;
+  EXPECT_FALSE(Has(u, R"("direction")")) << "the customer wrote it: in, the default";
+  EXPECT_TRUE(Has(u, R"("profile_name":"Kerry Fisher")")) << "standby's own contacts[]";
+  EXPECT_TRUE(Has(u, R"("body":"Is the blue one still available?")"));
+
+  const Update owned = OnlyUpdate(SplitWebhook(
+      test::MessageWebhook("106540352242922", "16505551234", "Kerry Fisher",
+                           "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBRTVEFOREJZMDAwMDAwMDAwMDAxAA==", 1796032800,
+                           test::TextMessage("Is the blue one still available?")),
+      "c", "t"));
+  EXPECT_EQ(owned.kind, Update::Kind::kMessage) << "the same message to the app that owns the thread";
+  EXPECT_EQ("standby:" + owned.dedupe_key, u.dedupe_key);
+  EXPECT_FALSE(Has(owned, R"("channel")")) << "messages: the default, not written";
+
+  const Update bsuid = OnlyUpdate(SplitWebhook(Threads("standby_text_bsuid.json"), "c", "t"));
+  EXPECT_EQ(bsuid.conversation_key, "106540352242922:US.13491208655302741918");
+  EXPECT_TRUE(Has(bsuid, R"("user_id":"US.13491208655302741918")"));
+  EXPECT_FALSE(Has(bsuid, R"("wa_id")")) << "no phone was shared";
+  ExpectValid(bsuid);
+}
+
+// A status on standby (Meta Business Agent's message delivered) goes to outbound like any status;
+// what the owner sent (an echo nested as its send request) is recorded in the conversation, out.
+TEST(Split, StandbyStatusesAndTheOwnersEchoes) {
+  ExpectRouted(OnlyUpdate(SplitWebhook(Threads("standby_status_delivered.json"), "c", "t")), Update::Kind::kStatus,
+               "status", "106540352242922:16505551234",
+               "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBRTVEFOREJZRUNITzAwMDAwMDAxAA==:delivered");
+
+  // The customer: the send's `to`.
+  const Update echo = OnlyUpdate(SplitWebhook(Threads("standby_echo_text.json"), "c", "t"));
+  ExpectRouted(echo, Update::Kind::kStandby, "message", "106540352242922:16505551234",
+               "standby:wamid.HBgLMTY1MDU1NTEyMzQVAgARGBRTVEFOREJZRUNITzAwMDAwMDAxAA==");
+  EXPECT_TRUE(Has(echo, R"("channel":"standby","direction":"out")")) << echo.body;
+  EXPECT_TRUE(Has(echo, R"("message":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBRTVEFOREJZRUNITzAwMDAwMDAxAA==","timestamp":"1796032805","messaging_product":"whatsapp","to":"16505551234")"))
+      << echo.body;
+}
+
+// smb_message_echoes: what the business typed in the WhatsApp Business app. The customer is the
+// echo's recipient (`to`, or `to_user_id` alone), never its `from` (the business's own number).
+TEST(Split, BusinessAppEchoesAreKeyedByTheCustomerTheyWentTo) {
+  const Update u = OnlyUpdate(SplitWebhook(Threads("smb_echo_text.json"), "c", "t"));
+  ExpectRouted(u, Update::Kind::kEcho, "message", "106540352242922:16505551234",
+               "echo:wamid.HBgLMTY0NjcwNDM1OTUVAgARGBRTTUJFQ0hPMDAwMDAwMDAwMDAxAA==");
+  EXPECT_TRUE(Has(u, R"("wa_id":"16505551234")")) << u.body;
+  EXPECT_TRUE(Has(u, R"("channel":"echo","direction":"out")")) << u.body;
+
+  const Update bsuid = OnlyUpdate(SplitWebhook(Threads("smb_echo_text_bsuid.json"), "c", "t"));
+  EXPECT_EQ(bsuid.conversation_key, "106540352242922:US.13491208655302741918");
+  EXPECT_TRUE(Has(bsuid, R"("user_id":"US.13491208655302741918","parent_user_id":"US.ENT.11815799212886844830")"))
+      << bsuid.body;
+  EXPECT_FALSE(Has(bsuid, R"("wa_id")"));
+  ExpectValid(bsuid);
+}
+
+// history: each backfilled message in its customer's conversation (the thread's id or context),
+// "out" when the business's number sent it; a declined history is Meta's value-level error.
+TEST(Split, HistoryBackfillIsRecordedPerCustomerWithItsDirection) {
+  auto split = SplitWebhook(Threads("history_backfill.json"), "c", "t");
+  ASSERT_TRUE(split.ok());
+  ASSERT_EQ(split->updates.size(), 4u);
+  std::vector<std::string> got;
+  for (const auto& u : split->updates) {
+    EXPECT_EQ(u.kind, Update::Kind::kHistory);
+    EXPECT_EQ(u.routing_key, "message");
+    EXPECT_EQ(u.dedupe_key.rfind("history:wamid.", 0), 0u) << u.dedupe_key;
+    EXPECT_TRUE(Has(u, R"("channel":"history")"));
+    ExpectValid(u);
+    got.push_back(u.conversation_key + (Has(u, R"("direction":"out")") ? " out" : " in"));
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"106540352242922:16505551234 in", "106540352242922:16505551234 out",
+                                           "106540352242922:16505551234 out",
+                                           "106540352242922:US.13491208655302741918 in"}));
+  EXPECT_TRUE(Has(split->updates[0], R"("wa_id":"16505551234","user_id":"US.20771945533210987654")"))
+      << "the thread's context names both";
+  EXPECT_EQ(split->unknown_shapes, 0);
+  EXPECT_EQ(split->history_dropped, 0);
+
+  const Update declined = OnlyUpdate(SplitWebhook(Threads("history_declined.json"), "c", "t"));
+  EXPECT_EQ(declined.kind, Update::Kind::kError);
+  EXPECT_EQ(declined.dedupe_key.rfind("error:106540352242922:2593109:", 0), 0u) << declined.dedupe_key;
+}
+
+// A huge backfill publishes at most the limit a change (every message past it counted, none
+// published); under the default, 1,000 of 1,005 go and 5 are counted.
+TEST(Split, AHistoryPastItsLimitIsCutAndTheRestCounted) {
+  auto three = SplitWebhook(Threads("history_backfill.json"), "c", "t", SplitLimits{3});
+  ASSERT_TRUE(three.ok());
+  EXPECT_EQ(three->updates.size(), 3u);
+  EXPECT_EQ(three->history_dropped, 1);
+
+  auto split = SplitWebhook(test::HistoryWebhook("16505551234", "bulk", 1005, 1795950000), "c", "t");
+  ASSERT_TRUE(split.ok());
+  EXPECT_EQ(split->updates.size(), 1000u) << "the default limit";
+  EXPECT_EQ(split->history_dropped, 5);
+  std::set<std::string> keys;
+  for (const auto& u : split->updates) keys.insert(u.dedupe_key);
+  EXPECT_EQ(keys.size(), 1000u);
+}
+
+// messaging_handovers: one inbound.handover for the customer's conversation (routing key "message",
+// keyed like its messages, so ordered with them); the person is a digest in the dedupe key; a
+// redelivery keys the same. A type convoy does not know, or one naming no user, is an unknown shape.
+TEST(Split, HandoversAreUpdatesForTheConversationsPartition) {
+  const Update passed = OnlyUpdate(SplitWebhook(Threads("handover_control_passed.json"), "c", "t"));
+  ExpectRouted(passed, Update::Kind::kHandover, "message", "106540352242922:16505551234",
+               "handover:106540352242922:" + Sha256Hex("16505551234").substr(0, 16) + ":control_passed:1796032900");
+  EXPECT_EQ(passed.dedupe_key.find("16505551234"), std::string::npos) << "the key is logged: no phone in it";
+  for (const char* member : {R"("schema":"inbound.handover")", R"("waba_id":"102290129340398")", R"("wa_id":"16505551234")",
+                             R"("action":"control_passed")", R"("timestamp":"1796032900")",
+                             R"("previous_owner_app_id":"1066355071287456")", R"("new_owner_role":"escalation")",
+                             R"("metadata":"WhatsApp user requested human agent")", R"("conversation_context")"}) {
+    EXPECT_TRUE(Has(passed, member)) << member << " in " << passed.body;
+  }
+  EXPECT_EQ(OnlyUpdate(SplitWebhook(Threads("handover_control_passed.json"), "c2", "t2")).dedupe_key, passed.dedupe_key);
+
+  const Update taken = OnlyUpdate(SplitWebhook(Threads("handover_control_taken.json"), "c", "t"));
+  EXPECT_EQ(taken.conversation_key, passed.conversation_key);
+  EXPECT_TRUE(Has(taken, R"("action":"control_taken")"));
+  EXPECT_NE(taken.dedupe_key, passed.dedupe_key);
+  ExpectValid(taken);
+
+  const Update bsuid = OnlyUpdate(SplitWebhook(Threads("handover_control_taken_bsuid.json"), "c", "t"));
+  EXPECT_EQ(bsuid.conversation_key, "106540352242922:US.13491208655302741918");
+  EXPECT_TRUE(Has(bsuid, R"("user_id":"US.13491208655302741918")"));
+  EXPECT_EQ(bsuid.dedupe_key.find("US.1349"), std::string::npos);
+  ExpectValid(bsuid);
+
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {R"("type": "control_taken")", R"("type": "control_shared")"},
+           {R"("phone_number": "16505551234")", R"("name": "Kerry")"},
+           {R"("timestamp": "1796032960",)", ""}}) {
+    std::string body = Threads("handover_control_taken.json");
+    body.replace(body.find(from), from.size(), to);
+    auto r = SplitWebhook(body, "c", "t");
+    ASSERT_TRUE(r.ok()) << to;
+    EXPECT_TRUE(r->updates.empty()) << to;
+    EXPECT_EQ(r->unknown_shapes, 1) << to;
+  }
+}
+
 TEST(Split, PywaCorpusMatchesItsIndex) {
   auto rows = test::PywaIndex();
   ASSERT_EQ(rows.size(), 60u);

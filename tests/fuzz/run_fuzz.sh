@@ -15,7 +15,8 @@ clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -DRAPIDJSON_HAS_ST
   -lcrypto -o "$out/webhook_fuzz"
 # Any UB report stops the run (and fails the test), except the suppressed third-party one.
 export UBSAN_OPTIONS="suppressions=$root/tests/sanitizer/ubsan.supp:halt_on_error=1:print_stacktrace=1"
-cp "$fixtures"/webhooks/*.json "$fixtures"/webhooks/*.raw "$fixtures"/webhooks/pywa/*.json "$out/corpus/" 2>/dev/null || true
+cp "$fixtures"/webhooks/*.json "$fixtures"/webhooks/*.raw "$fixtures"/webhooks/pywa/*.json \
+  "$root"/tests/fixtures/webhooks/threads/*.json "$out/corpus/" 2>/dev/null || true
 "$out/webhook_fuzz" -max_total_time="$seconds" -max_len=65536 -timeout=10 -artifact_prefix="$out/crashes/" \
   -print_final_stats=1 "$out/corpus" > "$out/fuzz.log" 2>&1 || {
   grep -E "runtime error|ERROR|SUMMARY|#[0-9] " "$out/fuzz.log" | head -n 30; echo "fuzzing failed: $out/fuzz.log"; exit 1; }

@@ -138,6 +138,19 @@ std::string ButtonReplyMessage(const std::string& id, const std::string& title) 
          R"(","title":")" + JsonEscape(title) + R"("}})";
 }
 
+std::string HistoryWebhook(const std::string& wa_id, const std::string& prefix, int messages, int64_t timestamp) {
+  std::string out = R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"history",)"
+                    R"("value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
+                    R"("phone_number_id":")" + std::string(kDemoNumber) + R"("},"history":[{"metadata":{"phase":0,)"
+                    R"("chunk_order":1,"progress":100},"threads":[{"id":")" + JsonEscape(wa_id) + R"(","messages":[)";
+  for (int i = 0; i < messages; ++i) {
+    out += std::string(i ? "," : "") + R"({"from":")" + JsonEscape(wa_id) + R"(","id":"wamid.history-)" + JsonEscape(prefix) +
+           "-" + std::to_string(i) + R"(","timestamp":")" + std::to_string(timestamp + i) +
+           R"(","type":"text","text":{"body":"hi"},"history_context":{"status":"READ"}})";
+  }
+  return out + "]}]}]}}]}]}";
+}
+
 int CountOccurrences(const std::string& text, const std::string& what) {
   int n = 0;
   for (size_t at = text.find(what); !what.empty() && at != std::string::npos; at = text.find(what, at + what.size())) ++n;

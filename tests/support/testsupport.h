@@ -46,6 +46,9 @@ std::string TextMessage(const std::string& body);
 std::string ImageMessage(const std::string& media_id, const std::string& mime_type = "image/jpeg");
 std::string CaptionedImageMessage(const std::string& media_id, const std::string& caption);
 std::string ButtonReplyMessage(const std::string& id, const std::string& title);
+// A `history` webhook (coexistence backfill) of one thread: `messages` texts from wa_id to the demo
+// number's business, ids "wamid.history-<prefix>-<i>", one second apart from `timestamp`.
+std::string HistoryWebhook(const std::string& wa_id, const std::string& prefix, int messages, int64_t timestamp);
 
 // The demo number: deploy/numbers/106540352242922.json (tenant "demo"), the fixtures' and
 // MessageWebhook's usual metadata.phone_number_id.

@@ -683,13 +683,39 @@ TranscriptMessage Said(const Effect& e, const std::string& key) {
   return m;
 }
 
+const char* ChannelName(Event::Channel c) {
+  switch (c) {
+    case Event::Channel::kStandby: return "standby";
+    case Event::Channel::kEcho: return "echo";
+    case Event::Channel::kHistory: return "history";
+    case Event::Channel::kMessages: break;
+  }
+  return "messages";
+}
+
 // A customer message while a person (or another app) owns the conversation: counted, its window
 // opened, never given to the flow.
 Transition HeldByOwner(const Parsed& p, const ConversationState& before, const Ownership& own) {
-  Transition t{before, {}, own.owner == kOwnerHuman ? "human_owned" : "owned_elsewhere"};
-  if (p.event.kind != Event::Kind::kRecorded) t.state.messages++;
+  const Event& e = p.event;
+  Transition t{before, {},
+               e.kind == Event::Kind::kHandover              ? e.handover_action
+               : e.channel != Event::Channel::kMessages      ? ChannelName(e.channel)
+               : own.owner == kOwnerHuman                    ? "human_owned"
+                                                             : "owned_elsewhere"};
+  if (e.kind == Event::Kind::kRecorded || e.kind == Event::Kind::kHandover || e.outgoing) return t;
+  t.state.messages++;
   t.state.last_inbound_at = std::max(t.state.last_inbound_at, p.wa_timestamp);
   return t;
+}
+
+// Who owns the thread after this update, as Meta's routing and the WhatsApp Business app say ("" no
+// change): a handover names it; a message on standby means another app (or Meta's agent) owns the
+// thread; what the owner typed in the Business app (an echo) puts a person in charge.
+std::string OwnerAfter(const Event& e, const std::string& owner) {
+  if (e.kind == Event::Kind::kHandover) return e.handover_action == "control_passed" ? kOwnerBot : kOwnerElsewhere;
+  if (e.channel == Event::Channel::kStandby) return kOwnerElsewhere;
+  if (e.channel == Event::Channel::kEcho && owner == kOwnerBot) return kOwnerHuman;
+  return "";
 }
 
 constexpr const char* kInsertContext =
@@ -1068,9 +1094,22 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   p.event.person = p.conversation_key;
   p.event.ids = {p.reply_phone, p.reply_user_id};
   // What the customer said is kept, whoever answers it.
-  const bool customer_message = from_user && p.event.kind != Event::Kind::kRecorded;
+  const bool customer_message = from_user && p.event.kind != Event::Kind::kRecorded && !p.event.outgoing &&
+                                p.event.channel == Event::Channel::kMessages;
+  if (const std::string next = OwnerAfter(p.event, own.owner); !next.empty() && next != own.owner) {
+    // Changed with this update, in its transaction: a bot reply written before it is cancelled by
+    // outbound (its outbox row is older than owner_since).
+    s = SetOwner(db_, p.conversation_key, next, p.event.channel == Event::Channel::kEcho ? "business_app" : "", "", false);
+    if (!s.ok()) return s;
+    own.owner = next;
+  }
   if (from_user) {
     TranscriptMessage in;
+    in.channel = ChannelName(p.event.channel);
+    if (p.event.outgoing || p.event.channel == Event::Channel::kEcho) {
+      in.direction = "out";
+      in.author = "business_app";
+    }
     in.kind = p.event.message_type;
     in.body = p.event.text;
     in.media_id = p.event.media_id;
@@ -1080,7 +1119,7 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (!s.ok()) return s;
   }
   Transition t;
-  if (from_user && own.owner != kOwnerBot) {
+  if ((from_user || p.event.kind == Event::Kind::kHandover) && own.owner != kOwnerBot) {
     // A person (or another app) answers: the bot says nothing, now or later. The message goes to
     // the business's inbox while a human owns the conversation, its media fetched for them.
     t = HeldByOwner(p, before, own);

@@ -324,6 +324,34 @@ TEST_F(ProcessorTest, StandbyEchoHistoryAndHandoversAreRecordedNeverAnswered) {
   EXPECT_EQ(Replies(user).size(), 1u) << "the same words on `messages` are the flow's";
 }
 
+// Who owns the thread follows Meta's routing and the Business app: control_taken (or a message on
+// standby) makes it elsewhere and the bot silent; control_passed gives it back; what the owner typed
+// in the WhatsApp Business app (an echo) puts a person in charge. The transcript keeps them all.
+TEST_F(ProcessorTest, HandoversStandbyAndEchoesDecideWhoOwnsTheConversation) {
+  Processor p(*conn_, schemas_, *engine_, nullptr);
+  const std::string user = "16505550083", key = std::string(kBusiness) + ":" + user;
+  auto owner = [&] { return One("SELECT owner FROM conversations WHERE conversation_key = $1", {key}); };
+  Expect(p, Handover("control_taken", user, kT0));
+  EXPECT_EQ(owner(), "elsewhere");
+  Expect(p, TextDelivery("own1", "SELL", user, kT0 + 1));
+  EXPECT_TRUE(Replies(user).empty()) << "another app owns the thread: convoy says nothing";
+  Expect(p, Handover("control_passed", user, kT0 + 2));
+  EXPECT_EQ(owner(), "bot");
+  Expect(p, TextDelivery("own2", "SELL", user, kT0 + 3));
+  EXPECT_EQ(Replies(user).size(), 1u) << "the thread is convoy's again";
+  Expect(p, OnChannel(TextDelivery("own3", "I'll take it from here", user, kT0 + 4), "echo", "out"));
+  EXPECT_EQ(owner(), "human");
+  Expect(p, TextDelivery("own4", "kerry@example.com", user, kT0 + 5));
+  EXPECT_EQ(Replies(user).size(), 1u) << "the owner answers from the Business app: the bot is silent";
+  Expect(p, OnChannel(TextDelivery("own5", "hello?", user, kT0 + 6), "standby"));
+  EXPECT_EQ(owner(), "elsewhere");
+  EXPECT_EQ(One("SELECT string_agg(direction || '/' || author || '/' || channel, ' ' ORDER BY seq) FROM "
+                "conversation_messages WHERE conversation_key = $1",
+                {key}),
+            "in/customer/messages in/customer/messages out/bot/messages out/business_app/echo in/customer/messages "
+            "in/customer/standby");
+}
+
 // In a flow with an extractor, its context is what the customer said to convoy: a message seen on
 // standby, or the business's own words echoed from the WhatsApp Business app, never joins it.
 TEST_F(ProcessorTest, OnlyTheMessagesChannelJoinsAnExtractorsContext) {

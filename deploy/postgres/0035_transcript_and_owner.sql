@@ -17,9 +17,9 @@ ALTER TABLE conversations
   ADD COLUMN owner_sink text,
   -- The customer's last message (the 24-hour window opens there): listed and filtered on.
   ADD COLUMN last_inbound_at timestamptz;
-CREATE INDEX conversations_owner ON conversations (owner, updated_at) WHERE owner <> 'bot';
-CREATE INDEX conversations_updated ON conversations (updated_at, conversation_key);
-CREATE INDEX conversations_number ON conversations (phone_number_id, updated_at);
+CREATE INDEX conversations_owner ON conversations (owner, updated_at, id) WHERE owner <> 'bot';
+CREATE INDEX conversations_updated ON conversations (updated_at, id);
+CREATE INDEX conversations_number ON conversations (phone_number_id, updated_at, id);
 
 -- The transcript: every message in (the customer's, a standby, an echo of what the business typed
 -- in the WhatsApp Business app) and out (a flow's reply, a template, an agent's message), one row

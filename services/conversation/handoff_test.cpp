@@ -179,6 +179,8 @@ TEST_F(HandoffTest, AKeywordHandsOffToTheConversationsSinkAndTheRunWaitsForTheRe
             "human conversations");
   EXPECT_EQ(Deliveries(ana), (std::vector<std::string>{"conversation.handoff_requested conversations"}));
   EXPECT_EQ(Replies(ana).back(), "A member of our team will reply to you here shortly.");
+  auto human = Call("GET", "/v1/conversations?owner=human");
+  EXPECT_NE(human.body.find(IdOf(ana)), std::string::npos) << human.body;
   // Released (as the agent would, through the API) to the step the run was at: the next message is
   // the flow's again.
   auto released = Call("POST", "/v1/conversations/" + IdOf(ana) + "/release", R"({"step": "service"})");

@@ -107,8 +107,8 @@ DEFINE_string(handoff_sink, "conversations",
               "The sink (outbound's --sinks_file, or a number's sinks mapping) told of handoffs by keyword or API, and "
               "of customer messages while a person answers");
 DEFINE_int32(human_idle_release_seconds, 12 * 3600,
-             "A conversation in human hands with no agent message for this long goes back to the bot (60..2592000 s)");
-static bool ValidateIdleRelease(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 2592000); }
+             "A conversation in human hands with no agent message for this long goes back to the bot (5..2592000 s)");
+static bool ValidateIdleRelease(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 2592000); }
 DEFINE_validator(human_idle_release_seconds, &ValidateIdleRelease);
 
 namespace {

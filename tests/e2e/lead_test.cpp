@@ -186,6 +186,30 @@ TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnc
   EXPECT_EQ(Say(ana, "Hello again", 5), "How can I help you today?");
 }
 
+// A conversation handed to a person and left without an agent's message goes back to the bot after
+// --human_idle_release_seconds: what came meanwhile stays unanswered by the bot, the next message
+// is the flow's.
+TEST_F(LeadE2e, AHandoffNobodyAnswersGoesBackToTheBotAfterTheIdleTime) {
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  Up("e2e_idle", receiver.url(), {"--human_idle_release_seconds=5", "--sweep_interval_seconds=1"});
+  const std::string ana = "971500000112";
+  Say(ana, "Hello", 1);
+  EXPECT_EQ(Say(ana, "human", 2), "A member of our team will reply to you here shortly.");
+  ASSERT_EQ(Post(ana, test::UniqueName("wamid.wait"), "hello? anyone?", at_ += 2), 200);
+  // How many conversations a person owns, as the API lists them.
+  auto humans = [&] {
+    rapidjson::Document d;
+    d.Parse(Api("GET", "/v1/conversations?owner=human").body.c_str());
+    return d.IsObject() && d["conversations"].IsArray() ? static_cast<int>(d["conversations"].Size()) : -1;
+  };
+  ASSERT_TRUE(test::WaitUntil([&] { return humans() == 1; }, 20s));
+  ASSERT_TRUE(test::WaitUntil([&] { return humans() == 0; }, 30s)) << "still in human hands";
+  ASSERT_TRUE(stack_->Drained(30s));
+  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 2u) << "what came while a person owned it is never the bot's";
+  EXPECT_EQ(Say(ana, "I need a golden visa", 3), "May I know your full name, please?");
+}
+
 TEST_F(LeadE2e, FlowsReloadOnSighupAndThroughTheApiAndABadFileKeepsTheRunningSet) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());

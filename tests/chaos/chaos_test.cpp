@@ -5,6 +5,10 @@
 // once. It ends by printing accepted / answered once / answered twice / parked / lost and fails
 // unless nothing was lost, nothing answered twice and nothing parked; and unless each
 // conversation's replies reached Graph in the order the conversation wrote them (outbox order).
+// One user in ten of those who write once asks for a person ("agent"): the bot's acknowledgement
+// is their reply, the business's inbox (a fake receiver) is told once, and an agent answers each of
+// them through the API while the faults strike — every answer posted twice with one
+// Idempotency-Key, retried while conversation is down — and each answer reaches Graph once.
 //
 // Settings from the environment (scripts/chaos.sh sets them): CONVOY_CHAOS_CONVERSATIONS (1000),
 // CONVOY_CHAOS_RATE (POSTs per second, 400), CONVOY_CHAOS_SEED (1), CONVOY_CHAOS_DRAIN_SECONDS
@@ -31,6 +35,8 @@
 #include "convoy/rapidjson_util.h"
 #include "convoy/pg.h"
 #include "convoy/topology.h"
+#include "deliveries.h"
+#include "fake_sink.h"
 #include "stack.h"
 #include "testsupport.h"
 
@@ -133,6 +139,77 @@ class MetaClient {
   std::vector<std::thread> threads_;
 };
 
+// The business's agents: each conversation handed to a person (owner human in the database) gets
+// one answer through POST /v1/conversations/{id}/messages, posted twice with the same
+// Idempotency-Key; a POST that is not answered 2xx (conversation killed, the database down) is
+// tried again after a second, as a person clicks again.
+class Agents {
+ public:
+  Agents(test::Stack& stack, std::string dsn, size_t expected)
+      : stack_(stack), dsn_(std::move(dsn)), expected_(expected), thread_([this] { Run(); }) {}
+  ~Agents() { Stop(); }
+  void Stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  size_t Answered() const { return answered_.load(); }
+  size_t Posts() const { return posts_.load(); }
+  // Conversations answered (both POSTs 2xx), by the customer's phone.
+  std::vector<std::string> AnsweredPhones() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return phones_;
+  }
+
+ private:
+  int Post(const std::string& id) {
+    HttpClientRequest req;
+    req.method = "POST";
+    req.url = stack_.Url("conversation", "/v1/conversations/" + id + "/messages");
+    req.body = R"({"text": "Hello, this is Sam from the team."})";
+    req.headers["Authorization"] = std::string("Bearer ") + test::kAdminToken;
+    req.headers["Content-Type"] = "application/json";
+    req.headers["Idempotency-Key"] = "chaos-answer-" + id;
+    req.timeout = std::chrono::seconds(10);
+    posts_.fetch_add(1);
+    auto r = HttpFetch(req);
+    return r.ok() ? r->status : 0;
+  }
+  void Run() {
+    std::map<std::string, int> done;  // conversation id -> 2xx answers so far (2: finished)
+    while (!stop_.load() && answered_.load() < expected_) {
+      auto db = PgConnection::Connect(dsn_);
+      auto rows = db.ok() ? (*db)->Exec("SELECT id::text, wa_id FROM conversations WHERE owner = 'human'")
+                          : Result<PgRows>(db.status());
+      if (rows.ok()) {
+        for (size_t r = 0; r < rows->size() && !stop_.load(); ++r) {
+          const std::string id = rows->get(r, 0);
+          int& n = done[id];
+          while (n < 2 && !stop_.load()) {
+            const int status = Post(id);
+            if (status < 200 || status >= 300) break;  // again on the next round
+            if (++n == 2) {
+              answered_.fetch_add(1);
+              std::lock_guard<std::mutex> lock(mu_);
+              phones_.push_back(rows->get(r, 1));
+            }
+          }
+        }
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_.load(); });  // the next round
+    }
+  }
+  test::Stack& stack_;
+  std::string dsn_;
+  size_t expected_;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> answered_{0}, posts_{0};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> phones_;
+  std::thread thread_;
+};
+
 struct Fault {
   std::string what;  // a service name, "broker" or "database"
   double at_s = 0, back_s = 0;
@@ -151,9 +228,14 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   // Its margin grows with the backlog the run builds (10,000 replies at Meta's 80/s take 125 s to
   // send): a command that is only waiting its turn is not published again.
   const std::string sweep_after = "--sweep_after_seconds=" + std::to_string(60 + n / 50);
+  fake::FakeReceiver inbox({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(inbox.Start().ok());
+  const std::string sinks = test::WriteSinks(
+      R"({"schema": "sinks", "version": 1, "sinks": [)" +
+      test::WebhookSink("conversations", inbox.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]}");
   test::Stack stack("chaos", {},
                     {{"conversation", {"--sweep_interval_seconds=5", sweep_after}},
-                     {"outbound", {"--reconcile_seconds=10"}}});
+                     {"outbound", {"--reconcile_seconds=10", "--sinks_file=" + sinks, "--delivery_schedule=1s,2s,5s,10s"}}});
   // Meta having a bad day: 20 % of sends answered 503, 2 % 130429; one message fails at most
   // three times in a row (the retry tiers then cost 1 + 5 + 30 s, which keeps the run bounded).
   stack.graph.InjectRandom(0.20, 0.02, 3, seed);
@@ -161,10 +243,21 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   // Updates 0..n-1: each user's first message; n..n+twice-1: a second message of users
   // 0..twice-1 (so that their two replies have an order to keep).
   const int twice_writers = n / 5, updates = n + twice_writers;
+  // Users who write once and ask for a person: one in ten of them.
+  auto hands_off = [&](int i) { return i >= twice_writers && i < n && i % 10 == 7; };
   std::vector<std::string> bodies;
   for (int copy = 0; copy < 2; ++copy) {
-    for (int i = 0; i < updates; ++i) bodies.push_back(stack.TextUpdate("chaos", i, n));
+    for (int i = 0; i < updates; ++i) {
+      std::string body = stack.TextUpdate("chaos", i, n);
+      if (hands_off(i)) {
+        const std::string text = "\"chaos message " + std::to_string(i) + "\"";
+        body.replace(body.find(text), text.size(), "\"agent\"");
+      }
+      bodies.push_back(body);
+    }
   }
+  size_t handoffs = 0;
+  for (int i = 0; i < n; ++i) handoffs += hands_off(i);
   std::vector<std::string> users;
   for (int i = 0; i < n; ++i) users.push_back("1650555123" + std::to_string(i));
   // The user of update u, and how many replies user i is owed (one per update accepted).
@@ -172,6 +265,7 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
 
   const auto t0 = Clock::now();
   MetaClient client(stack, bodies, rate, seed);
+  Agents agents(stack, stack.db.dsn(), handoffs);
 
   // Mid-stream, spread over the posting time (at least 40 s): each service killed twice, the
   // broker once, the database once, in a shuffled order; each restarted at once.
@@ -205,6 +299,9 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   }
   client.Join();
   const double posted_s = Seconds(client.LastPost() - t0);
+  ASSERT_TRUE(test::WaitUntil([&] { return agents.Answered() == handoffs; }, drain))
+      << agents.Answered() << " of " << handoffs << " handed-off conversations answered by an agent";
+  agents.Stop();
 
   // Drain: every accepted update answered, and nothing left in flight (every command settled).
   auto db = PgConnection::Connect(stack.db.dsn());
@@ -214,6 +311,10 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   for (int u = 0; u < updates; ++u) {
     if (client.Accepted(u)) ++owed[user_of(u)], ++accepted_updates, ++owed_total;
   }
+  // A handed-off conversation is also owed its agent's answer, once.
+  std::map<std::string, int> user_index;
+  for (int i = 0; i < n; ++i) user_index[users[i]] = i;
+  for (const auto& phone : agents.AnsweredPhones()) ++owed[user_index.at(phone)], ++owed_total;
   for (int i = 0; i < n; ++i) {
     bool all = client.Accepted(i) && (i >= twice_writers || client.Accepted(n + i));
     accepted += all;
@@ -294,6 +395,17 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
       ++reasons[q + ": " + d.Header(headers::kDeathReason).substr(0, 100)];
     }
   }
+  // The business's inbox: each handoff told once (every request answered 200: the sink never failed).
+  std::map<std::string, int> told;
+  for (const auto& r : inbox.Requests()) {
+    rapidjson::Document b;
+    b.Parse(r.body.c_str());
+    if (b.IsObject() && JsonStr(b, "type") == "conversation.handoff_requested") {
+      ++told[JsonStr(JsonMember(JsonMember(b, "data"), "conversation"), "id")];
+    }
+  }
+  size_t told_once = 0, told_twice = 0;
+  for (const auto& [id, count] : told) (count == 1 ? told_once : told_twice)++;
   auto swept = (*db)->Exec("SELECT coalesce(sum(sweeps), 0) FROM outbox");
   ASSERT_TRUE(swept.ok());
   // What a broker restart costs: from the broker being up again to the first send after it.
@@ -323,6 +435,8 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
       << "\nchaos: broker killed at " << (broker ? broker->at_s : -1) << " s, every service ready again "
       << (broker ? broker->back_s - broker->at_s : -1) << " s later; first send " << first_send_after_broker_s
       << " s after the broker was up\n";
+  out << "chaos: handed to a person " << handoffs << " / inbox told once " << told_once << " / told twice "
+      << told_twice << " / answered by an agent " << agents.Answered() << " (" << agents.Posts() << " API POSTs)\n";
   for (const auto& [reason, count] : reasons) out << "chaos: parked " << count << " × " << reason << "\n";
   for (const auto& u : lost_users) out << "chaos: lost " << u << "\n";
   for (const auto& u : twice_users) out << "chaos: answered twice " << u << "\n";
@@ -335,6 +449,8 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   EXPECT_EQ(parked, 0u);
   EXPECT_EQ(stack.graph.SendCount(), owed_total) << "one accepted send per accepted message";
   EXPECT_EQ(misordered, 0u);
+  EXPECT_EQ(told_once, handoffs) << "every handoff told to the business's inbox";
+  EXPECT_EQ(told_twice, 0u);
   EXPECT_EQ(unmatched, 0u);
   EXPECT_GE(ordered, static_cast<size_t>(twice_writers) * 9 / 10) << "too few conversations with two replies to check";
 }

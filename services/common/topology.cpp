@@ -84,6 +84,9 @@ Topology Build(const TopologySettings& settings) {
     t.bindings.push_back({exchanges::kEvents, queues::kConversationEvents, key});
   }
   t.bindings.push_back({exchanges::kEvents, queues::kFlowCompleted, routing::kFlowCompleted});
+  // A run's end by its inactivity timeout goes to the same reader (counted there): unbound, the
+  // relay's mandatory publish would come back and hold every outbox row behind it.
+  t.bindings.push_back({exchanges::kEvents, queues::kFlowCompleted, routing::kFlowExpired});
   for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload, queues::kOutboundDeliver,
                         queues::kOutboundExtract}) {
     t.bindings.push_back({exchanges::kCommands, q, q});

@@ -58,5 +58,41 @@ TEST(ResultsFeed, CountsEachResultByFlowAndOutcomeWithLabelsFromTheLoadedFlowsOn
   EXPECT_EQ(feed(other_schema).kind, Disposition::Kind::kDeadLetter);
 }
 
+
+Delivery Expired(const std::string& flow, const std::string& step, const std::string& extra = "") {
+  Delivery d;
+  d.queue = "flow.completed";
+  d.body = R"({"schema":"flow.expired","version":1,"correlation_id":"expiry-1","dedupe_key":"k:flow.expired:1",)"
+           R"("conversation_key":"106540352242922:16505551234","phone_number_id":"106540352242922","tenant":"acme",)"
+           R"("flow":")" + flow + R"(","step":")" + step + R"(","on_timeout":"restart","expired_at":"2026-03-01T10:00:00Z",)"
+           R"("ended_at":"2026-03-01T10:00:30Z","ended_by":"sweep")" + extra + "}";
+  return d;
+}
+
+uint64_t ExpiredRuns(const std::string& flow, const std::string& step) {
+  return DefaultRegistry()
+      .GetCounter("convoy_flow_expired_total", "", "tenant=\"acme\",flow=\"" + flow + "\",step=\"" + step + "\"")
+      .Value();
+}
+
+// flow.expired shares the queue (bound to it on convoy.events): counted by where the person
+// stopped, never taken for a result, never parked.
+TEST(ResultsFeed, CountsEachExpiredRunByFlowAndTheStepThePersonStoppedAt) {
+  auto known = [](const std::string& flow, const std::string& step) {
+    return flow == "listing" && (step.empty() || step == "photos");
+  };
+  DeliveryHandler feed = ResultsFeed(test::ShippedSchemas(), known);
+  const uint64_t photos = ExpiredRuns("listing", "photos"), odd = ExpiredRuns("listing", "other"),
+                 results = Results("listing", "photos", "acme");
+  EXPECT_EQ(feed(Expired("listing", "photos")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(feed(Expired("listing", "made-up")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(ExpiredRuns("listing", "photos"), photos + 1);
+  EXPECT_EQ(ExpiredRuns("listing", "other"), odd + 1);
+  EXPECT_EQ(Results("listing", "photos", "acme"), results) << "an expired run is no result";
+  Disposition bad = feed(Expired("listing", "photos", R"(,"fields":{"email":"a@b.co"})"));
+  EXPECT_EQ(bad.kind, Disposition::Kind::kDeadLetter) << "flow.expired carries none of the run's fields";
+  EXPECT_NE(bad.reason.find("invalid flow.expired"), std::string::npos) << bad.reason;
+}
+
 }  // namespace
 }  // namespace convoy::conversation

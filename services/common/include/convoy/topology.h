@@ -34,13 +34,16 @@ constexpr const char* kMediaUpload = "media.upload";
 constexpr const char* kOutboundDeliver = "outbound.deliver";
 // A flow's extractor (an AI endpoint) asked for the fields an answer's rules could not find: outbound.
 constexpr const char* kOutboundExtract = "outbound.extract";
-// Finished flow runs (a listing, a checklist) for whatever delivers them to the business.
+// Finished flow runs (a listing, a checklist) for whatever delivers them to the business, and runs
+// ended by their inactivity timeout (routing key flow.expired): conversation counts both.
 constexpr const char* kFlowCompleted = "flow.completed";
 }  // namespace queues
 
 // Routing keys on convoy.events that are not also a queue's name.
 namespace routing {
 constexpr const char* kFlowCompleted = "flow.completed";
+// A run ended by its inactivity timeout: queued in flow.completed beside the completed ones.
+constexpr const char* kFlowExpired = "flow.expired";
 }  // namespace routing
 
 // Headers every message carries (DESIGN.md "What crosses the broker").

@@ -79,6 +79,15 @@ class Run {
   void Inbound() {
     s_.extracting.clear();  // a new message: an extractor's answer to an older one comes too late
     s_.extracting_at = 0;
+    if (!s_.expired_run.empty()) {
+      // A run its timeout ended takes back a message sent before it fell due (delivered late: an
+      // outage, a backlog), which it would have had; a message sent after starts fresh.
+      const std::string run = std::move(s_.expired_run);
+      const int64_t due = s_.expired_due;
+      s_.expired_run.clear();
+      s_.expired_due = 0;
+      if (s_.flow.empty() && at_ < due) Restore(run);
+    }
     if (IsText() && !settings_.handoff_keywords.empty()) {
       const std::string word = NormalizeKeyword(ev_.text);
       for (const auto& k : settings_.handoff_keywords) {
@@ -126,6 +135,7 @@ class Run {
   void Internal() {
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     t_.note = "recorded";
+    if (ev_.kind == Event::Kind::kRunExpired) return Expired(flow);
     if (ev_.kind == Event::Kind::kResultDue && ev_.result_id.rfind(kExtractDue, 0) == 0) return ExtractDue(flow);
     if (ev_.kind == Event::Kind::kResultDue) return ResultDue();
     if (ev_.kind == Event::Kind::kExtracted) return Extracted(flow);
@@ -172,22 +182,25 @@ class Run {
       }
       return;
     }
-    // A photo of a run on hold for a checklist: recorded there, so it is stored (or gone) when the
-    // run resumes. A failed one is dropped from the count; the person, busy with the checklist,
-    // hears the count again when the run asks for photos.
-    if (s_.set_aside.empty() || (ev_.kind != Event::Kind::kMediaStored && ev_.kind != Event::Kind::kMediaFailed)) return;
-    ConversationState run = DecodeState(s_.set_aside);
-    for (auto& [field, list] : run.photos) {
-      auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
-      if (it == list.end()) continue;
-      if (ev_.kind == Event::Kind::kMediaStored) {
-        Stored(*it);
-      } else {
-        list.erase(it);
+    // A photo of a run on hold for a checklist (or of one its timeout ended): recorded there, so it
+    // is stored (or gone) when the run resumes. A failed one is dropped from the count; the person,
+    // busy with the checklist, hears the count again when the run asks for photos.
+    if (ev_.kind != Event::Kind::kMediaStored && ev_.kind != Event::Kind::kMediaFailed) return;
+    for (std::string* kept : {&s_.set_aside, &s_.expired_run}) {
+      if (kept->empty()) continue;
+      ConversationState run = DecodeState(*kept);
+      for (auto& [field, list] : run.photos) {
+        auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
+        if (it == list.end()) continue;
+        if (ev_.kind == Event::Kind::kMediaStored) {
+          Stored(*it);
+        } else {
+          list.erase(it);
+        }
+        *kept = EncodeState(run);
+        t_.note = ev_.kind == Event::Kind::kMediaStored ? "media_stored_on_hold" : "media_failed_on_hold";
+        return;
       }
-      s_.set_aside = EncodeState(run);
-      t_.note = ev_.kind == Event::Kind::kMediaStored ? "media_stored_on_hold" : "media_failed_on_hold";
-      return;
     }
   }
 
@@ -310,6 +323,35 @@ class Run {
     Deliver(*r);
     t_.note = "result_due";
     s_.results.erase(r);
+  }
+
+  // --- a run's inactivity timeout ---
+
+  // The run went too long without a message from the person. Nothing is said to them (outside the
+  // 24-hour window only a template may go, and they are not there): flow.expired tells the
+  // business, and the run ends, so their next message is routed as if no flow ran — or, for a
+  // flow that resumes, stays where it was and their next message answers its step. Results,
+  // uploads and a run set aside for a checklist are kept, as at any end of a run.
+  void Expired(const Flow* flow) {
+    if (s_.flow.empty() || (flow && flow->assigned)) return;  // ended meanwhile; a checklist ends by its assignment
+    Effect e;
+    e.kind = Effect::Kind::kFlowExpired;
+    e.step = "flow_expired";
+    e.flow = s_.flow;
+    e.outcome = s_.step;
+    e.last_activity_at = s_.last_inbound_at;
+    e.resumed = flow && flow->resume_on_timeout;
+    const bool resumed = e.resumed;
+    t_.effects.push_back(std::move(e));
+    if (resumed) {
+      t_.note = "expired_kept";
+      return;
+    }
+    std::string run = RunJson();
+    Reset();
+    s_.expired_run = std::move(run);
+    s_.expired_due = ev_.due_at > 0 ? ev_.due_at : at_;
+    t_.note = "expired";
   }
 
   // --- the flow's extractor (an AI endpoint, through outbound) ---
@@ -938,21 +980,11 @@ class Run {
   // keep their times, so they expire as usual.
   void Resume() {
     if (!s_.flow.empty() || s_.set_aside.empty()) return;
-    ConversationState run = DecodeState(s_.set_aside);
+    const std::string held = std::move(s_.set_aside);
     s_.set_aside.clear();
-    const Flow* flow = flows_.Find(run.flow);
-    const Step* step = flow ? flow->Find(run.step) : nullptr;
+    const Step* step = Restore(held);
     if (!step) return;  // the flow changed since: nothing to go back to
-    s_.flow = run.flow;
-    s_.step = run.step;
-    s_.asking = run.asking;
-    s_.entered_at = run.entered_at;
-    s_.fields = std::move(run.fields);
-    s_.photos = std::move(run.photos);
-    s_.acked = std::move(run.acked);
-    s_.history = std::move(run.history);
-    s_.misses = run.misses;
-    flow_ = flow;
+    const Flow* flow = flow_;
     if (t_.note.empty() || t_.note == "recorded") t_.note = "resumed";
     if (!InWindow()) return;
     std::string question = Render(step->prompt, step);
@@ -1173,8 +1205,8 @@ class Run {
                              {"them", lost == 1 ? "it" : "them"}}));
   }
 
-  // The running run's state, kept in set_aside for Resume.
-  void SetAside() {
+  // The running run's state (its step, fields, photos, history), as set_aside and expired_run keep it.
+  std::string RunJson() const {
     ConversationState run;
     run.flow = s_.flow;
     run.step = s_.step;
@@ -1185,7 +1217,29 @@ class Run {
     run.acked = s_.acked;
     run.history = s_.history;
     run.misses = s_.misses;
-    s_.set_aside = EncodeState(run);
+    return EncodeState(run);
+  }
+
+  void SetAside() { s_.set_aside = RunJson(); }
+
+  // A kept run (RunJson) back where it was: its step, or nullptr (nothing changed) when its flow or
+  // step is no longer configured.
+  const Step* Restore(const std::string& json) {
+    ConversationState run = DecodeState(json);
+    const Flow* flow = flows_.Find(run.flow);
+    const Step* step = flow ? flow->Find(run.step) : nullptr;
+    if (!step) return nullptr;
+    s_.flow = run.flow;
+    s_.step = run.step;
+    s_.asking = run.asking;
+    s_.entered_at = run.entered_at;
+    s_.fields = std::move(run.fields);
+    s_.photos = std::move(run.photos);
+    s_.acked = std::move(run.acked);
+    s_.history = std::move(run.history);
+    s_.misses = run.misses;
+    flow_ = flow;
+    return step;
   }
 
   // What the person hears about a run put on hold for the checklist ("" when none was).
@@ -1416,6 +1470,15 @@ void Engine::Reload(FlowSet flows) {
   flows_ = std::move(next);
 }
 
+int64_t Engine::RunTimeoutSeconds(const ConversationState& state) const {
+  if (state.flow.empty()) return 0;
+  const std::shared_ptr<const FlowSet> flows = this->flows();
+  const Flow* flow = flows->Find(state.flow);
+  if (flow && flow->assigned) return 0;
+  return flow && flow->inactivity_timeout_seconds > 0 ? flow->inactivity_timeout_seconds
+                                                      : settings_.inactivity_timeout_seconds;
+}
+
 std::shared_ptr<const FlowSet> Engine::flows() const {
   std::lock_guard<std::mutex> lock(mu_);
   return flows_;
@@ -1444,6 +1507,10 @@ Transition Engine::Advance(const ConversationState& state, const Event& event, i
   bool inbound = IsInbound(event.kind);
   int64_t at = inbound && event.wa_timestamp > 0 ? event.wa_timestamp : now;
   Run run(*flows, settings_, t, event, at);
+  if (event.kind == Event::Kind::kRunExpired) {
+    run.Internal();
+    return t;  // flow.expired alone: no run resumes, nothing is said
+  }
   if (!inbound) {
     run.Internal();
   } else {

@@ -109,6 +109,10 @@ struct ConversationState {
   // A listing or lead run a checklist assignment put on hold: its state as JSON (flow, step,
   // fields, photos, history), resumed when no flow runs any more ("" none). Kept across runs.
   std::string set_aside;
+  // The run its inactivity timeout ended (as set_aside holds one) and when it fell due: the
+  // person's next message, if sent before then (delivered late), answers it; any other drops it.
+  std::string expired_run;
+  int64_t expired_due = 0;
 };
 
 struct Event {
@@ -135,6 +139,9 @@ struct Event {
     kAssignmentEnded,    // their active one was cancelled or expired (reason), by the manager or the clock
     kExtracted,          // an extractor's answer (outbound.extracted): fields, or reason when it failed
     kHandover,           // the thread's owner changed (inbound.handover): handover_action, the app ids
+    // The run's inactivity timeout passed (its due time, conversations.run_expires_at, is the
+    // processor's and the sweeper's to judge): the run ends, or stays if its flow resumes.
+    kRunExpired,
   };
   Kind kind = Kind::kOther;
   // Which webhook field an inbound message came on (inbound.message `channel`): only kMessages is
@@ -167,6 +174,7 @@ struct Event {
   std::string person;
   std::vector<std::string> ids;
   std::map<std::string, std::string> fields;  // kExtracted: what the extractor found (result_id: the request)
+  int64_t due_at = 0;  // kRunExpired: when the run fell due (seconds since the epoch)
 };
 
 struct Effect {
@@ -181,6 +189,10 @@ struct Effect {
                                // `text`, and `result` (if the flow has a sink) for the business
     kExtract,  // ask the flow's extractor (outbound.extract) for `extract` given `text`; result.id: the request
     kHandoff,  // the conversation goes into human hands: its messages to `destination` (a sink), why in `text`
+    // A run's inactivity timeout passed (flow.expired on convoy.events): `flow`, the step it was on
+    // (`outcome`), `last_activity_at` and `resumed` (the run stays). The only effect of a
+    // kRunExpired transition: nothing is said to the person.
+    kFlowExpired,
   };
   Kind kind = Kind::kSendText;
   std::string step;  // names the effect inside its trigger: part of its dedupe key
@@ -206,6 +218,8 @@ struct Effect {
     std::vector<std::string> values;  // the only values allowed ("" -> any)
   };
   std::vector<Field> extract;  // kExtract
+  int64_t last_activity_at = 0;  // kFlowExpired: the person's last message (WhatsApp's timestamp)
+  bool resumed = false;          // kFlowExpired: the flow's on_timeout is resume
 };
 
 struct Transition {
@@ -232,6 +246,9 @@ struct EngineSettings {
   std::vector<std::string> handoff_keywords{};
   std::string handoff_sink = "conversations";
   std::string handoff_reply = "A member of our team will reply to you here shortly.";
+  // A run of a flow that names no inactivity_timeout_seconds ends after this long without a
+  // message from the person: --inactivity_timeout_seconds.
+  int64_t inactivity_timeout_seconds = 24 * 3600;
 };
 
 class Engine {
@@ -244,6 +261,10 @@ class Engine {
   void Reload(FlowSet flows);
   std::shared_ptr<const FlowSet> flows() const;
   const EngineSettings& settings() const { return settings_; }
+  // How long the state's run may go without a message from the person before it expires: its
+  // flow's inactivity_timeout_seconds, else the settings' default; 0 when no run can expire (none
+  // runs, or its flow has `assignment`: the assignment's TTL ends it).
+  int64_t RunTimeoutSeconds(const ConversationState& state) const;
 
  private:
   mutable std::mutex mu_;  // guards flows_ (the pointer; a FlowSet is immutable)

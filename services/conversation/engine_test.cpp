@@ -711,8 +711,19 @@ TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
   struct Case {
     std::string json, expect;
   };
+  // A checklist ends by its assignment's TTL, not by an inactivity timeout.
+  std::string checklist = test::ReadFile(test::SourcePath("deploy/flows/checklist.json"));
+  const std::string name = R"("name": "checklist",)";
+  ASSERT_NE(checklist.find(name), std::string::npos);
+  checklist.replace(checklist.find(name), name.size(), name + R"( "inactivity_timeout_seconds": 3600,)");
+  const std::string complete = R"([{"id":"a","kind":"complete","prompt":"p"}])";
   const std::vector<Case> cases = {
       {"{", "malformed JSON"},
+      {Minimal(complete, R"("inactivity_timeout_seconds":59,)"), "minimum"},
+      {Minimal(complete, R"("inactivity_timeout_seconds":2592001,)"), "maximum"},
+      {Minimal(complete, R"("inactivity_timeout_seconds":"1h",)"), "type"},
+      {Minimal(complete, R"("on_timeout":"later",)"), "on_timeout"},
+      {checklist, "/inactivity_timeout_seconds: a flow with `assignment` ends when its assignment expires"},
       {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"nowhere"}])"), "/next: no step 'nowhere'"},
       {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f"}])"), "needs `field` and `next`"},
       {Minimal(R"([{"id":"a","kind":"buttons","prompt":"p","buttons":[{"id":"x","title":"This title is too long","next":"a"}]}])"),
@@ -1814,6 +1825,124 @@ TEST(Extractor, NothingFoundAFailureOrTheTimeoutAsksThePersonAndALateAnswerChang
   Assisted rules;
   rules.Say("Hello");
   EXPECT_EQ(Find(rules.Say("a family visa please"), Effect::Kind::kExtract), nullptr);
+}
+
+
+// --- a run's inactivity timeout (conversations.run_expires_at, judged by the processor and the sweeper) ---
+
+Event RunExpired(int64_t due_at) {
+  Event e;
+  e.kind = Event::Kind::kRunExpired;
+  e.due_at = due_at;
+  return e;
+}
+
+// Weeks after "What is your name?", "I want a golden visa" is an enquiry, not a name: the run
+// ended at its timeout (flow.expired, nothing said) and the message starts a new one.
+TEST(RunTimeout, AnExpiredRunEndsSilentlyAndTheNextMessageStartsFresh) {
+  Lead c;
+  c.Say("Hello");
+  EXPECT_EQ(c.Say("a family visa"), "May I know your full name, please?");
+  const int64_t due = c.at + 86400;
+  Transition expired = c.Send(RunExpired(due), due + 30);
+  EXPECT_EQ(expired.note, "expired");
+  ASSERT_EQ(expired.effects.size(), 1u) << "nothing is said: flow.expired alone";
+  const Effect& e = expired.effects[0];
+  EXPECT_EQ(e.kind, Effect::Kind::kFlowExpired);
+  EXPECT_EQ(e.flow, "lead");
+  EXPECT_EQ(e.outcome, "name") << "the step the person stopped at";
+  EXPECT_EQ(e.last_activity_at, c.at);
+  EXPECT_FALSE(e.resumed);
+  EXPECT_TRUE(c.state.flow.empty());
+  EXPECT_TRUE(c.state.fields.empty()) << "the run's fields went with it";
+  EXPECT_TRUE(DecodeState(EncodeState(c.state)).flow.empty());
+  c.at = due + 3 * 7 * 86400;
+  EXPECT_EQ(c.Say("I want a golden visa"), "May I know your full name, please?") << "no greeting again";
+  EXPECT_EQ(c.last.note, "started");
+  EXPECT_EQ(c.state.fields.at("service"), "golden visa");
+  EXPECT_EQ(c.state.fields.count("name"), 0u);
+  EXPECT_TRUE(c.state.expired_run.empty()) << "the ended run is dropped once a later message came";
+  // A second expiry of a run that ended meanwhile changes nothing.
+  Chat idle;
+  Transition none = idle.Send(RunExpired(kT0));
+  EXPECT_TRUE(none.effects.empty());
+  EXPECT_EQ(none.note, "recorded");
+}
+
+// A message sent before the due time and delivered after the sweeper ended the run (an outage, a
+// backlog) is still the run's: it answers the step the run was on. One sent after starts fresh.
+TEST(RunTimeout, AMessageSentBeforeTheDueTimeAndDeliveredLateStillAnswersTheRun) {
+  Chat c;
+  c.Send(Text("SELL", kT0));
+  ASSERT_EQ(c.state.step, "email");
+  const int64_t due = kT0 + 86400;
+  c.Send(RunExpired(due), due + 600);
+  ASSERT_TRUE(c.state.flow.empty());
+  c.state = DecodeState(EncodeState(c.state));  // through the row, as between deliveries
+  Transition late = c.Send(Text("kerry@example.com", due - 5));
+  EXPECT_EQ(c.state.flow, "listing");
+  EXPECT_EQ(c.state.step, "description");
+  EXPECT_EQ(c.state.fields.at("email"), "kerry@example.com");
+  EXPECT_EQ(late.note, "answered");
+  // The same run expired again; this time the answer was sent after the due time.
+  Chat d;
+  d.Send(Text("SELL", kT0));
+  d.Send(RunExpired(due), due + 600);
+  Transition fresh = d.Send(Text("kerry@example.com", due));
+  EXPECT_TRUE(d.state.flow.empty());
+  EXPECT_EQ(fresh.note, "menu");
+}
+
+// on_timeout resume: the run stays where it was and only flow.expired is emitted; the person's
+// next message answers its step.
+TEST(RunTimeout, AFlowThatResumesKeepsItsRunAndOnlyReportsIt) {
+  FlowSet set;
+  std::string listing = test::ReadFile(test::SourcePath("deploy/flows/listing.json"));
+  const std::string name = R"("name": "listing",)";
+  ASSERT_NE(listing.find(name), std::string::npos);
+  listing.replace(listing.find(name), name.size(), name + R"( "inactivity_timeout_seconds": 3600, "on_timeout": "resume",)");
+  ASSERT_TRUE(set.Add(listing, "listing.json", Schemas()).ok());
+  Engine engine(set, {});
+  ConversationState s = engine.Advance({}, Text("SELL", kT0), kT0).state;
+  EXPECT_EQ(engine.RunTimeoutSeconds(s), 3600) << "the flow's own, not the default";
+  Transition t = engine.Advance(s, RunExpired(kT0 + 3600), kT0 + 3700);
+  EXPECT_EQ(t.note, "expired_kept");
+  ASSERT_EQ(t.effects.size(), 1u);
+  EXPECT_EQ(t.effects[0].kind, Effect::Kind::kFlowExpired);
+  EXPECT_TRUE(t.effects[0].resumed);
+  EXPECT_EQ(EncodeState(t.state), EncodeState(s)) << "the run is as it was";
+  Transition next = engine.Advance(t.state, Text("kerry@example.com", kT0 + 9000), kT0 + 9000);
+  EXPECT_EQ(next.state.step, "description");
+}
+
+TEST(RunTimeout, TheTimeoutIsTheFlowsOwnElseTheDefaultAndAChecklistHasNone) {
+  EngineSettings settings;
+  EXPECT_EQ(settings.inactivity_timeout_seconds, 86400) << "24 h unless configured";
+  settings.inactivity_timeout_seconds = 600;
+  Chat c(settings);
+  EXPECT_EQ(c.engine.RunTimeoutSeconds(c.state), 0) << "no run";
+  c.Send(Text("SELL", kT0));
+  EXPECT_EQ(c.engine.RunTimeoutSeconds(c.state), 600);
+  // A checklist ends by its assignment's TTL (assignment.expired), never by this clock.
+  Chat op;
+  op.Send(Text("hello", kT0));
+  op.Send(Assigned(LineQa()), kT0 + 10);
+  ASSERT_EQ(op.state.flow, "checklist");
+  EXPECT_EQ(op.engine.RunTimeoutSeconds(op.state), 0);
+  const std::string before = EncodeState(op.state);
+  Transition t = op.Send(RunExpired(kT0 + 20), kT0 + 30);
+  EXPECT_TRUE(t.effects.empty());
+  EXPECT_EQ(EncodeState(op.state), before);
+}
+
+TEST(FlowLoader, AFlowNamesItsOwnInactivityTimeoutAndWhatHappensAtIt) {
+  FlowSet ok;
+  const std::string complete = R"([{"id":"a","kind":"complete","prompt":"p"}])";
+  ASSERT_TRUE(ok.Add(Minimal(complete, R"("inactivity_timeout_seconds":60,"on_timeout":"resume",)"), "t.json", Schemas()).ok());
+  EXPECT_EQ(ok.Find("t")->inactivity_timeout_seconds, 60);
+  EXPECT_TRUE(ok.Find("t")->resume_on_timeout);
+  EXPECT_EQ(Shipped().Find("listing")->inactivity_timeout_seconds, 0) << "the default, --inactivity_timeout_seconds";
+  EXPECT_FALSE(Shipped().Find("lead")->resume_on_timeout);
 }
 
 }  // namespace

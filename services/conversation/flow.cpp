@@ -410,6 +410,10 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
   f->triggers = Strings(JsonMember(d, "triggers"), true);
   f->greeting = JsonStr(d, "greeting");
   if (JsonMember(d, "media_retention_days").IsInt()) f->media_retention_days = d["media_retention_days"].GetInt();
+  if (JsonMember(d, "inactivity_timeout_seconds").IsInt()) {
+    f->inactivity_timeout_seconds = d["inactivity_timeout_seconds"].GetInt();
+  }
+  f->resume_on_timeout = JsonStr(d, "on_timeout") == "resume";
   f->on_hold = JsonStr(d, "on_hold");
   f->resumed = JsonStr(d, "resumed");
   f->fallback = JsonStr(d, "fallback");
@@ -432,6 +436,14 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     f->assignment.cancelled = JsonStr(assignment, "cancelled");
     f->assignment.closed = JsonStr(assignment, "closed");
     f->assignment.expired = JsonStr(assignment, "expired");
+    // Its assignment's TTL (--assignment_ttl_seconds) ends the run, with assignment.expired: a
+    // second clock would end a checklist the manager still counts as active.
+    for (const char* key : {"inactivity_timeout_seconds", "on_timeout"}) {
+      if (d.HasMember(key)) {
+        return Status(Code::kInvalidArgument, origin + ": /" + key + ": a flow with `assignment` ends when its "
+                                                                     "assignment expires (--assignment_ttl_seconds)");
+      }
+    }
   }
   if (f->triggers.empty() && !f->assigned && !JsonMember(d, "default").IsTrue()) {
     return Status(Code::kInvalidArgument,

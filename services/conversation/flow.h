@@ -2,6 +2,7 @@
 // Flows as data: deploy/flows/*.json, validated against proto-schemas/flow.v1.json and then
 // checked for what a schema cannot say (every `next` names a step, a kind has what it needs,
 // patterns compile, no trigger is claimed twice). Plain structs: the engine never sees JSON.
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -111,6 +112,12 @@ struct Flow {
   // Prepended to the first message the business sends in a conversation, once in its life.
   std::string greeting;
   int media_retention_days = 0;  // days media keeps this flow's photos; 0: media's --retention_days
+  // A run with no message from the person for this long ends (flow.expired); 0: the engine's
+  // default (--inactivity_timeout_seconds). Never set on a flow with `assignment`.
+  int64_t inactivity_timeout_seconds = 0;
+  // on_timeout "resume": an expired run stays where it was (only flow.expired is emitted) instead
+  // of ending.
+  bool resume_on_timeout = false;
   Rollout rollout;
   std::string fallback;  // the flow people outside the rollout get ("" -> the menu)
   // The extractor (convoy-outbound --extractors_file) asked for the fields an answer's rules could

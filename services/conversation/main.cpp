@@ -25,13 +25,16 @@
 #include "numbers.h"
 #include "relay.h"
 #include "retention_rules.h"
+#include "run_timeouts.h"
 
 DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
 DEFINE_validator(relay_batch, &convoy::ValidatePositive);
 DEFINE_bool(typing_indicator, true,
             "When a user's message is answered, first mark it read and show the typing indicator (one Graph call "
             "per inbound message; Meta clears it at the reply or after 25 s)");
-DEFINE_int32(sweep_interval_seconds, 30, "How often the relay looks for lost commands in the ledger (1..3600 s)");
+DEFINE_int32(sweep_interval_seconds, 30,
+             "How often the relay looks for lost commands in the ledger, and for checklist assignments and flow runs "
+             "past their due time (1..3600 s)");
 DEFINE_int32(sweep_after_seconds, 900,
              "A command neither settled nor pushed back by its consumer this long after it was due is taken as lost "
              "and published again (1..86400 s)");
@@ -60,6 +63,11 @@ DEFINE_int32(photo_ttl_seconds, 3600,
              "Pending photos older than this when the user texts DONE expire (60..604800 s; default 1 h)");
 static bool ValidatePhotoTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 604800); }
 DEFINE_validator(photo_ttl_seconds, &ValidatePhotoTtl);
+DEFINE_int32(inactivity_timeout_seconds, 24 * 3600,
+             "A flow run with no message from the person this long ends (flow.expired), unless its flow names its own "
+             "inactivity_timeout_seconds (5..2592000 s; default 24 h)");
+static bool ValidateInactivityTimeout(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 30 * 86400); }
+DEFINE_validator(inactivity_timeout_seconds, &ValidateInactivityTimeout);
 DEFINE_int32(max_photos, 100, "Photos one photo step keeps (1..1000)");
 static bool ValidateMaxPhotos(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 1000); }
 DEFINE_validator(max_photos, &ValidateMaxPhotos);
@@ -210,6 +218,7 @@ int main(int argc, char** argv) {
   engine_settings.max_photos_per_run = static_cast<size_t>(FLAGS_max_photos_per_run);
   engine_settings.handoff_keywords = SplitWords(FLAGS_handoff_keywords);
   engine_settings.handoff_sink = FLAGS_handoff_sink;
+  engine_settings.inactivity_timeout_seconds = FLAGS_inactivity_timeout_seconds;
   convoy::conversation::Engine engine(*flows, engine_settings);
   // SIGHUP and POST /v1/flows/reload: the folder is read and checked again; a bad file keeps the
   // running set. One reload at a time.
@@ -244,7 +253,7 @@ int main(int argc, char** argv) {
   relay_settings.sweep.interval = std::chrono::seconds(FLAGS_sweep_interval_seconds);
   relay_settings.sweep.margin = std::chrono::seconds(FLAGS_sweep_after_seconds);
   relay_settings.sweep.max_sweeps = FLAGS_sweep_max;
-  relay_settings.periodic = [](convoy::PgConnection& db) {
+  relay_settings.periodic = [&engine](convoy::PgConnection& db) {
     auto expired = convoy::conversation::ExpireDue(db, Assignments());
     if (!expired.ok()) {
       LOG(WARNING) << "service=conversation event=assignment_expiry_failed error=" << expired.status().ToString();
@@ -256,6 +265,14 @@ int main(int argc, char** argv) {
       LOG(WARNING) << "service=conversation event=idle_release_failed error=" << released.status().ToString();
     } else if (*released > 0) {
       LOG(INFO) << "service=conversation event=idle_released count=" << *released;
+    }
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto runs = convoy::conversation::ExpireDueRuns(db, engine, now);
+    if (!runs.ok()) {
+      LOG(WARNING) << "service=conversation event=run_expiry_failed error=" << runs.status().ToString();
+    } else if (runs->expired + runs->touched > 0) {
+      LOG(INFO) << "service=conversation event=runs_expired count=" << runs->expired << " touched=" << runs->touched;
     }
   };
   convoy::conversation::OutboxRelay relay(relay_settings, publisher);

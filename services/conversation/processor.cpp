@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "account_events.h"
 #include "numbers.h"
+#include "run_timeouts.h"
 #include "state_codec.h"
 #include "transcript.h"
 
@@ -36,9 +37,12 @@ constexpr const char* kInsertDedupe =
 constexpr const char* kEnsureConversation =
     "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, user_id) VALUES ($1, $2, NULLIF($3, ''), "
     "NULLIF($4, '')) ON CONFLICT (conversation_key) DO NOTHING";
+// The last column: the run's due time had passed when this message was sent ($2, WhatsApp's
+// timestamp; 0 for internal events, which never end a run here).
 constexpr const char* kLockConversation =
-    "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, ''), owner, coalesce(owner_sink, ''), id::text "
-    "FROM conversations WHERE conversation_key = $1 FOR UPDATE";
+    "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, ''), owner, coalesce(owner_sink, ''), id::text, "
+    "coalesce(run_expires_at <= least(now(), to_timestamp($2::bigint)), false)::int FROM conversations "
+    "WHERE conversation_key = $1 FOR UPDATE";
 // Where replies go, as the latest message says: its phone, its BSUID.
 constexpr const char* kUpdateAddress =
     "UPDATE conversations SET wa_id = coalesce(NULLIF($2, ''), wa_id), user_id = coalesce(NULLIF($3, ''), user_id), "
@@ -57,9 +61,13 @@ constexpr const char* kUnlinkIdentity =
 constexpr const char* kAuditIdentity =
     "INSERT INTO identity_changes (conversation_key, change, identity, previous, trigger_dedupe_key, correlation_id) "
     "VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6)";
+// $5, $6: the run's due time (run_timeouts.h NextRunDue): NULL keeps it, 0 clears it, else $5
+// seconds from now rounded up to a multiple of $6.
 constexpr const char* kSaveConversation =
     "UPDATE conversations SET state = $2::jsonb, flow = $3, version = version + 1, updated_at = now(), "
-    "last_inbound_at = CASE WHEN $4::bigint > 0 THEN to_timestamp($4::bigint) ELSE last_inbound_at END "
+    "last_inbound_at = CASE WHEN $4::bigint > 0 THEN to_timestamp($4::bigint) ELSE last_inbound_at END, "
+    "run_expires_at = CASE WHEN $5::int IS NULL THEN run_expires_at WHEN $5::int = 0 THEN NULL "
+    "ELSE to_timestamp(ceil((extract(epoch FROM now()) + $5::int) / $6::int) * $6::int) END "
     "WHERE conversation_key = $1";
 constexpr const char* kInsertTransition =
     "INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id, note, "
@@ -658,6 +666,7 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
     case Effect::Kind::kExtract:
     case Effect::Kind::kDeliver:
     case Effect::Kind::kHandoff:
+    case Effect::Kind::kFlowExpired:  // never a message's: run_timeouts.cpp writes it
       break;  // not one plain message: written by ApplyInTransaction (the assignment; the context; a row per sink)
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
@@ -1069,12 +1078,13 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   }
   // The conversation's row lock; a new conversation's row is created first (one round trip
   // fewer for the common case of a conversation that exists).
-  auto locked = db_.Exec(kLockConversation, {p.conversation_key});
+  const std::string sent_at = std::to_string(from_user ? p.wa_timestamp : 0);
+  auto locked = db_.Exec(kLockConversation, {p.conversation_key, sent_at});
   if (!locked.ok()) return locked.status();
   if (locked->empty()) {
     Status created = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id, p.user_id}).status();
     if (!created.ok()) return created;
-    locked = db_.Exec(kLockConversation, {p.conversation_key});
+    locked = db_.Exec(kLockConversation, {p.conversation_key, sent_at});
     if (!locked.ok()) return locked.status();
     if (locked->empty()) return Status(Code::kInternal, "conversation row vanished");
   }
@@ -1090,6 +1100,13 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   }
   Status s;
   ConversationState before = DecodeState(locked->get(0, 0));
+  if (locked->get_int(0, 6) != 0) {
+    // Sent after the run's inactivity timeout, before the sweeper ended it: it ends now, and this
+    // message is routed fresh.
+    s = ExpireLockedRun(db_, engine_, {p.conversation_key, p.correlation_id, p.dedupe_key, "message"}, clock_(), &before);
+    if (!s.ok()) return s;
+    a->wrote_outbox = true;
+  }
   p.event.id = p.conversation_key + ":" + p.dedupe_key;
   p.event.person = p.conversation_key;
   p.event.ids = {p.reply_phone, p.reply_user_id};
@@ -1145,10 +1162,12 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   // version: the audit below still records it.
   const std::string after_json = EncodeState(t.state);
   if (after_json != EncodeState(before)) {
+    const RunDue due = NextRunDue(engine_, before, t.state, from_user);
     s = db_.Exec(kSaveConversation, {p.conversation_key, after_json,
                                      t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow),
                                      std::to_string(t.state.last_inbound_at != before.last_inbound_at
-                                                        ? t.state.last_inbound_at : 0)})
+                                                        ? t.state.last_inbound_at : 0),
+                                     due.seconds, due.granularity})
             .status();
     if (!s.ok()) return s;
   }

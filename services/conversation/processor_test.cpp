@@ -143,6 +143,19 @@ class ProcessorTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r->get_int(0, 0) : -1;
   }
+  // SELL from wa_id `ago` seconds before now (the system clock: run due times are the database's),
+  // then `set` on its conversation row (SET ...: its due time, its owner; "" none) as if time had passed.
+  // Now, in seconds.
+  int64_t ListingThen(Processor& p, const std::string& wa_id, int64_t ago, const std::string& set) {
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    Expect(p, TextDelivery(wa_id + ".sell", "SELL", wa_id, now - ago));
+    if (set.empty()) return now;
+    auto r = conn_->Exec("UPDATE conversations SET " + set + " WHERE conversation_key = $1",
+                         {std::string(kBusiness) + ":" + wa_id});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return now;
+  }
   test::TestDatabase db_{"conv_processor"};
   SchemaRegistry schemas_;
   std::unique_ptr<PgConnection> conn_;
@@ -692,6 +705,68 @@ TEST_F(ProcessorTest, RetentionShrinksTheTablesAndKeepsTheDedupeWindow) {
   Expect(p, TextDelivery("wamid.ret4", "hello", "16505559904"));
   EXPECT_EQ(Count("SELECT count(*) FROM transitions"), transitions);
   EXPECT_EQ(Count("SELECT count(*) FROM outbox"), 1);
+}
+
+
+// A run's inactivity timeout, judged when the person's next message is applied, whether or not the
+// sweeper came first: the due time is set as the run advances and cleared when it ends; a message
+// sent after it ends the run (audited `expired`, flow.expired by `message`) and is routed fresh.
+TEST_F(ProcessorTest, AMessageSentAfterTheRunsDueTimeEndsItAndIsRoutedFresh) {
+  Processor p(*conn_, schemas_, *engine_, [] {});
+  const std::string wa = "16505550301", key = std::string(kBusiness) + ":" + wa;
+  const std::string due = "SELECT coalesce(extract(epoch FROM run_expires_at - now())::int::text, 'none') "
+                          "FROM conversations WHERE conversation_key = $1";
+  // 24 h from now (the default), rounded up to a 100th of it (864 s): a lively run's messages
+  // mostly leave the indexed column as it was, and their updates stay HOT.
+  auto in_a_day = [&] {
+    const int left = std::atoi(One(due, {key}).c_str());
+    return left >= 86400 - 5 && left <= 86400 + 864;
+  };
+  const int64_t now = ListingThen(p, wa, 10, "");
+  EXPECT_TRUE(in_a_day()) << One(due, {key});
+  EXPECT_EQ(One("SELECT (extract(epoch FROM run_expires_at)::bigint % 864)::text FROM conversations "
+                "WHERE conversation_key = $1", {key}),
+            "0");
+  ASSERT_TRUE(conn_->Exec("UPDATE conversations SET run_expires_at = now() - interval '1 minute' "
+                          "WHERE conversation_key = $1", {key}).ok());
+  Expect(p, TextDelivery("wamid.T2", "SELL", wa, now));
+  auto replies = Replies(wa);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[1], replies[0]) << "a new listing, not \"That doesn't look like an email address\"";
+  auto notes = conn_->Exec("SELECT note FROM transitions WHERE conversation_key = $1 ORDER BY id", {key});
+  ASSERT_TRUE(notes.ok() && notes->size() == 3);
+  EXPECT_EQ(notes->get(0, 0) + " " + notes->get(1, 0) + " " + notes->get(2, 0), "started expired started");
+  EXPECT_EQ(One("SELECT body::jsonb->>'ended_by' FROM outbox WHERE routing_key = 'flow.expired' AND conversation_key = $1",
+                {key}),
+            "message");
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'flow.expired'"), 1);
+  EXPECT_TRUE(in_a_day()) << "the new run is armed: " << One(due, {key});
+  Expect(p, TextDelivery("wamid.T3", "CANCEL", wa, now + 1));
+  EXPECT_EQ(One(due, {key}), "none") << "a run that ended has no due time";
+}
+
+// A message sent before the due time that is applied after it (a backlog, an outage) was sent while
+// the run was alive: it answers the run, which goes on with a new due time.
+TEST_F(ProcessorTest, AMessageSentBeforeTheRunsDueTimeStillAnswersItWhenAppliedLate) {
+  Processor p(*conn_, schemas_, *engine_, [] {});
+  const std::string wa = "16505550302", key = std::string(kBusiness) + ":" + wa;
+  const int64_t now = ListingThen(p, wa, 300, "run_expires_at = now() - interval '1 minute'");
+  Expect(p, TextDelivery("wamid.L2", "kerry@example.com", wa, now - 120));
+  EXPECT_EQ(One("SELECT state->>'step' FROM conversations WHERE conversation_key = $1", {key}), "description");
+  EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE routing_key = 'flow.expired'"), 0);
+  EXPECT_EQ(One("SELECT (run_expires_at > now())::text FROM conversations WHERE conversation_key = $1", {key}), "true");
+}
+
+// Another owner answers (a human, another app): the person's messages still keep their run alive,
+// so the bot finds it where it was when the conversation comes back to it.
+TEST_F(ProcessorTest, APersonsMessagesKeepTheirRunAliveWhoeverOwnsTheConversation) {
+  Processor p(*conn_, schemas_, *engine_, [] {});
+  const std::string wa = "16505550303", key = std::string(kBusiness) + ":" + wa;
+  const int64_t now = ListingThen(p, wa, 300, "owner = 'elsewhere', run_expires_at = now() + interval '5 seconds'");
+  Expect(p, TextDelivery("wamid.O2", "are you there?", wa, now));
+  EXPECT_EQ(One("SELECT (run_expires_at > now() + interval '23 hours')::text || ' ' || flow || '/' || (state->>'step') "
+                "FROM conversations WHERE conversation_key = $1", {key}),
+            "true listing/email");
 }
 
 }  // namespace

@@ -148,6 +148,8 @@ ConversationState DecodeState(const std::string& json) {
   if (a.IsObject()) s.assignment = DecodeAssignment(a);
   s.closed_note = JsonStr(d, "closed_note");
   s.set_aside = JsonStr(d, "set_aside");
+  s.expired_run = JsonStr(d, "expired_run");
+  s.expired_due = Int(d, "expired_due");
   s.greeted = JsonMember(d, "greeted").IsTrue();
   s.extracting = JsonStr(d, "extracting");
   s.extracting_at = Int(d, "extracting_at");
@@ -251,6 +253,10 @@ std::string EncodeState(const ConversationState& s) {
   }
   if (!s.closed_note.empty()) { w.Key("closed_note"); w.String(s.closed_note); }
   if (!s.set_aside.empty()) { w.Key("set_aside"); w.String(s.set_aside); }
+  if (!s.expired_run.empty()) {
+    w.Key("expired_run"); w.String(s.expired_run);
+    w.Key("expired_due"); w.Int64(s.expired_due);
+  }
   if (s.greeted) { w.Key("greeted"); w.Bool(true); }
   if (!s.extracting.empty()) {
     w.Key("extracting"); w.String(s.extracting);

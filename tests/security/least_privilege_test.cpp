@@ -152,8 +152,13 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
       {"convoy_conversation",
        {"SELECT count(*) FROM conversations", "SELECT count(*) FROM outbox", "SELECT count(*) FROM schema_migrations",
         "DELETE FROM inbound_messages WHERE false", "SELECT nextval('outbox_id_seq')",
-        "SELECT count(*) FROM account_updates"},
-       {"SELECT count(*) FROM outbound_messages", "SELECT count(*) FROM media_objects", "DELETE FROM deliveries",
+        "SELECT count(*) FROM account_updates",
+        // a transcript's outgoing rows show outbound's status; an agent outside the window is offered
+        // the approved templates (0035_transcript_and_owner.sql)
+        "SELECT dedupe_key, status, wamid, error_code FROM outbound_messages",
+        "SELECT name, language, category FROM templates WHERE status = 'APPROVED'"},
+       {"SELECT recipient FROM outbound_messages", "UPDATE outbound_messages SET status = 'sent'",
+        "SELECT reason FROM templates", "SELECT count(*) FROM media_objects", "DELETE FROM deliveries",
         "CREATE TABLE intruder (x int)", "INSERT INTO schema_migrations VALUES (9999, 'x')"}},
       {"convoy_media",
        {"SELECT count(*) FROM media_objects", "DELETE FROM media_uploads WHERE false",
@@ -181,8 +186,12 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "now() WHERE phone_number_id = '1' AND status = 'active' RETURNING 1",
         // the template catalog it keeps, and the WABA of a number (0030_templates.sql)
         "DELETE FROM templates WHERE false", "DELETE FROM template_syncs WHERE false",
-        "SELECT waba_id FROM numbers WHERE phone_number_id = '1'"},
-       {"SELECT count(*) FROM identities", "SELECT count(*) FROM conversations", "DELETE FROM outbox",
+        "SELECT waba_id FROM numbers WHERE phone_number_id = '1'",
+        // whether a bot's reply was taken over after it was written (0035_transcript_and_owner.sql)
+        "SELECT c.owner, c.owner_since, o.created_at FROM conversations c, outbox o WHERE c.conversation_key = 'x' "
+        "AND o.dedupe_key = 'x'"},
+       {"SELECT count(*) FROM identities", "SELECT state FROM conversations", "SELECT wa_id FROM conversations",
+        "UPDATE conversations SET owner = 'bot'", "DELETE FROM outbox",
         "UPDATE numbers SET graph_token_ref = 'env:X'", "UPDATE numbers SET tenant = 'x'",
         "SELECT count(*) FROM account_updates",
         "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},

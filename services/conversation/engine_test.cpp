@@ -658,17 +658,31 @@ TEST(ExtractRules, AValueEndsBeforeItsFirstStopWord) {
   EXPECT_EQ(text.substr(begin, end - begin), "my name is John") << "the rest of the answer stays for other fields";
 }
 
-// Every pattern of every shipped flow, over 4,096-character texts made to make a backtracking
-// engine crawl: each search is linear (RE2), within the 5 ms.
+// Every pattern of every shipped flow, over texts made to make a backtracking engine crawl: the
+// search is linear (RE2). Measured as a ratio in the same run, not against a clock bound (the
+// machine is shared): each search's best of 5 at 4,096 characters against the same at 1,024, summed
+// over every pattern and text. Linear is 4x; a quadratic engine is 16x.
 TEST(ExtractRules, EveryShippedPatternIsLinearOnAdversarialTexts) {
-  const std::vector<std::string> texts = {
-      std::string(4096, 'a'),
-      "brand: " + std::string(4089, 'a'),
-      "my name is " + [] { std::string s; while (s.size() < 4080) s += "a "; return s; }(),
-      [] { std::string s; while (s.size() < 4090) s += "1.1 "; return s; }() + "$",
-      std::string(2048, '(') + std::string(2048, ' '),
+  auto texts = [](size_t n) {
+    auto repeat = [n](const std::string& head, const std::string& unit, const std::string& tail) {
+      std::string s = head;
+      while (s.size() + unit.size() + tail.size() <= n) s += unit;
+      return s + tail;
+    };
+    return std::vector<std::string>{repeat("", "a", ""), repeat("brand: ", "a", ""), repeat("my name is ", "a ", ""),
+                                    repeat("", "1.1 ", "$"), std::string(n / 2, '(') + std::string(n / 2, ' ')};
   };
-  double worst = 0;
+  const auto small = texts(1024), large = texts(4096);
+  auto best_of_5 = [](const ExtractRule& rule, const std::string& text) {
+    double best = 1e9;
+    for (int i = 0; i < 5; ++i) {
+      auto started = std::chrono::steady_clock::now();
+      rule.Find(text);
+      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    }
+    return best;
+  };
+  double small_ms = 0, large_ms = 0;
   size_t searched = 0;
   for (const std::string name : {"listing", "lead", "checklist"}) {
     const Flow* flow = Shipped().Find(name);
@@ -678,19 +692,18 @@ TEST(ExtractRules, EveryShippedPatternIsLinearOnAdversarialTexts) {
       for (const auto& r : step.extract) rules.push_back(&r);
       for (const ExtractRule* rule : rules) {
         if (rule->patterns.empty()) continue;
-        for (const auto& text : texts) {
-          auto started = std::chrono::steady_clock::now();
-          rule->Find(text);
-          double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-          worst = std::max(worst, took);
+        for (size_t t = 0; t < small.size(); ++t) {
+          small_ms += best_of_5(*rule, small[t]);
+          large_ms += best_of_5(*rule, large[t]);
           ++searched;
-          EXPECT_LT(took, 5.0) << name << "/" << step.id << "/" << rule->field;
         }
       }
     }
   }
-  std::cout << searched << " searches of 4,096-character adversarial texts, the slowest " << worst << " ms\n";
+  std::cout << searched << " adversarial searches: " << small_ms << " ms at 1,024 characters, " << large_ms
+            << " ms at 4,096 (" << large_ms / small_ms << "x; linear 4x, quadratic 16x)\n";
   EXPECT_GT(searched, 20u);
+  EXPECT_LT(large_ms, 8 * small_ms) << "a search grows faster than the text";
 }
 
 TEST(FlowLoader, TheShippedFlowsLoad) {

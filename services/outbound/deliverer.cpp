@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "chatwoot.h"
 #include "convoy/crypto.h"
 #include "convoy/events.h"
 #include "convoy/rfc3339.h"
@@ -374,6 +375,20 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
   return o;
 }
 
+Deliverer::Outcome Deliverer::Chatwoot(const Sink& sink, const Job& job, bool reconcile) {
+  const chatwoot::Attempt a = chatwoot::Deliver(db_, sink, job.command, reconcile);
+  Outcome o;
+  static constexpr Outcome::Kind kKinds[] = {Outcome::Kind::kDelivered, Outcome::Kind::kRetry, Outcome::Kind::kUncertain,
+                                             Outcome::Kind::kPermanent};
+  o.kind = kKinds[static_cast<int>(a.kind)];
+  o.status_code = a.status_code;
+  o.response = a.response;
+  o.error = a.error;
+  o.external_id = a.external_id;
+  o.retry_after_ms = a.retry_after_ms;
+  return o;
+}
+
 Disposition Deliverer::Handle(const Delivery& d) {
   LogCtx ctx = CommandContext(d, "outbound.deliver");
   if (auto invalid = RefuseInvalid(d, schemas_, ctx)) return *invalid;
@@ -424,7 +439,8 @@ Disposition Deliverer::Handle(const Delivery& d) {
   if (!disabled.ok()) return DispositionFor(disabled.status());
   if (!disabled->empty()) return hold("sink '" + job.sink + "' is disabled (" + disabled->get(0, 0) + "): held until enabled");
   if (wait_ms > 0) return Disposition::Delay("the next attempt is scheduled later", wait_ms);
-  const double in_flight_s = static_cast<double>(sink->timeout.count()) + 5;
+  // A Chatwoot attempt makes up to five calls (contact, conversation, message lookup and post).
+  const double in_flight_s = static_cast<double>(sink->timeout.count()) * (sink->kind == Sink::Kind::kChatwoot ? 5 : 1) + 5;
   if ((status == "attempting" || status == "uncertain") && attempt_age < in_flight_s) {
     return Disposition::Delay("an attempt is in flight", static_cast<int64_t>((in_flight_s - attempt_age) * 1000) + 1);
   }
@@ -475,8 +491,11 @@ Disposition Deliverer::Handle(const Delivery& d) {
                                                                                        : Outcome::Kind::kRetry;
     o.error = dest.message();
   } else {
-    o = sink->kind == Sink::Kind::kWebhook ? Webhook(*sink, job, body)
-                                           : Shopify(*sink, job, unknown_before, row->get(0, 5), row->get(0, 6));
+    switch (sink->kind) {
+      case Sink::Kind::kWebhook: o = Webhook(*sink, job, body); break;
+      case Sink::Kind::kShopify: o = Shopify(*sink, job, unknown_before, row->get(0, 5), row->get(0, 6)); break;
+      case Sink::Kind::kChatwoot: o = Chatwoot(*sink, job, unknown_before); break;
+    }
   }
   const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   static const char* kNames[] = {"delivered", "retry", "uncertain", "permanent", "gone", "throttled"};

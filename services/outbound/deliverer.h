@@ -9,7 +9,9 @@
 // attempt; 2xx delivers, 410 disables the sink (its results are held until it is enabled), 408,
 // 429, 5xx, 3xx (redirects are not followed), timeouts and network errors are retried (honouring
 // Retry-After), other 4xx park. A Shopify attempt creates a DRAFT product tagged with the result;
-// an attempt whose outcome is unknown (no answer, or the process died) looks the tag up first.
+// an attempt whose outcome is unknown (no answer, or the process died) looks the tag up first. A
+// Chatwoot attempt mirrors a conversation into an inbox (chatwoot.h); one whose outcome is unknown
+// looks its message up by source_id first.
 #include <chrono>
 #include <functional>
 #include <string>
@@ -47,6 +49,7 @@ class Deliverer {
   Outcome Webhook(const Sink& sink, const Job& job, const std::string& body);
   Outcome Shopify(const Sink& sink, const Job& job, bool reconcile, const std::string& known_product,
                   const std::string& known_variant);
+  Outcome Chatwoot(const Sink& sink, const Job& job, bool reconcile);  // chatwoot.h
   Result<std::string> WebhookBody(const Job& job, const Sink& sink);
   PgConnection& db_;
   const SchemaRegistry& schemas_;

@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& [name, sink] : sinks->sinks) {
     LOG(INFO) << "service=outbound event=sink_configured sink=" << name
-              << " kind=" << (sink.kind == convoy::outbound::Sink::Kind::kWebhook ? "webhook" : "shopify")
+              << " kind=" << convoy::outbound::KindName(sink.kind)
               << " url=" << sink.url << (sink.allow_private ? " allow_private=true" : "");
   }
   {

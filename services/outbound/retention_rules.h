@@ -1,6 +1,7 @@
 #pragma once
 // What outbound prunes (convoy/retention.h) after --retention_days: settled sends of the message
-// log, delivery attempts, and settled deliveries (delivered or parked) whose attempts are gone.
+// log, delivery attempts, settled deliveries (delivered or parked) whose attempts are gone, and
+// the Chatwoot conversations nothing was mirrored into for as long.
 // Unsettled sends and deliveries, held ones included, stay however old.
 #include <vector>
 
@@ -18,6 +19,7 @@ inline std::vector<PruneRule> RetentionRules(int history_days) {
        "updated_at < now() - $1::interval AND status IN ('delivered', 'parked') AND NOT EXISTS "
        "(SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = deliveries.id)",
        age, "id", {}},
+      {"chatwoot_conversations", "updated_at < now() - $1::interval", age, "conversation_id", {}},
   };
 }
 

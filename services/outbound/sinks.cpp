@@ -8,6 +8,7 @@
 
 #include "convoy/crypto.h"
 #include "convoy/rapidjson_util.h"
+#include "convoy/secret_refs.h"
 
 namespace convoy::outbound {
 
@@ -17,7 +18,42 @@ Status Bad(const std::string& sink, const std::string& what) {
   return Status(Code::kInvalidArgument, "sink '" + sink + "': " + what);
 }
 
+// A chatwoot sink's credential: only by reference (env:VAR or file:/path), so the sinks file, which
+// is committed and mounted as configuration, never holds one.
+Result<std::string> ChatwootSecret(const std::string& sink, const char* what, const std::string& spec) {
+  if (!ValidSecretRef(spec)) {
+    return Bad(sink, std::string("\"") + what + "\" must be a reference, env:VAR or file:/path (never the secret itself)");
+  }
+  auto value = ResolveSecret(spec);
+  if (!value.ok()) return Bad(sink, std::string(what) + ": " + value.status().message());
+  return value;
+}
+
+Status ParseChatwoot(const rapidjson::Value& v, Sink* s) {
+  if (s->url.empty()) return Bad(s->name, "a chatwoot sink needs \"url\", the installation's base URL (https://app.chatwoot.com)");
+  if (s->url.find('/', s->url.find("//") + 2) != std::string::npos) {
+    return Bad(s->name, "a chatwoot sink's \"url\" is the installation's base URL, without a path");
+  }
+  s->account_id = JsonMember(v, "account_id").IsInt64() ? v["account_id"].GetInt64() : 0;
+  s->inbox_id = JsonMember(v, "inbox_id").IsInt64() ? v["inbox_id"].GetInt64() : 0;
+  if (s->account_id <= 0 || s->inbox_id <= 0) return Bad(s->name, "a chatwoot sink needs \"account_id\" and \"inbox_id\"");
+  auto token = ChatwootSecret(s->name, "token", JsonStr(v, "token"));
+  if (!token.ok()) return token.status();
+  s->token = *token;
+  s->share_phone = JsonMember(v, "share_phone").IsTrue();
+  return Status();
+}
+
 }  // namespace
+
+const char* KindName(Sink::Kind kind) {
+  switch (kind) {
+    case Sink::Kind::kWebhook: return "webhook";
+    case Sink::Kind::kShopify: return "shopify";
+    case Sink::Kind::kChatwoot: return "chatwoot";
+  }
+  return "webhook";
+}
 
 Result<std::string> ResolveSecret(const std::string& spec) {
   std::string value;
@@ -47,7 +83,8 @@ Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schema
   for (const auto& v : d["sinks"].GetArray()) {
     Sink s;
     s.name = JsonStr(v, "name");
-    s.kind = JsonStr(v, "kind") == "shopify" ? Sink::Kind::kShopify : Sink::Kind::kWebhook;
+    const std::string kind = JsonStr(v, "kind");
+    s.kind = kind == "shopify" ? Sink::Kind::kShopify : kind == "chatwoot" ? Sink::Kind::kChatwoot : Sink::Kind::kWebhook;
     s.url = JsonStr(v, "url");
     s.vendor = JsonStr(v, "vendor");
     s.allow_private = JsonMember(v, "allow_private").IsTrue();
@@ -67,6 +104,9 @@ Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schema
         if (!key.ok()) return Bad(s.name, key.status().message());
         s.keys.push_back(*key);
       }
+    } else if (s.kind == Sink::Kind::kChatwoot) {
+      Status chatwoot = ParseChatwoot(v, &s);
+      if (!chatwoot.ok()) return chatwoot;
     } else {
       std::string store = JsonStr(v, "store");
       if (store.empty()) return Bad(s.name, "a shopify sink needs \"store\" (e.g. acme.myshopify.com)");

@@ -1,8 +1,9 @@
 #pragma once
 // Sinks: where results go, by name (--sinks_file, proto-schemas/sinks.v1.json). Loaded and
-// checked at start: secrets resolved (inline, "env:VAR", "file:/path"), webhook secrets decoded,
-// and every destination checked against SSRF (a sink that resolves to loopback, link-local,
-// private or otherwise internal addresses is refused unless it says allow_private).
+// checked at start: secrets resolved (inline, "env:VAR", "file:/path"; a chatwoot sink's only by
+// reference), webhook secrets decoded, and every destination checked against SSRF (a sink that
+// resolves to loopback, link-local, private or otherwise internal addresses is refused unless it
+// says allow_private).
 #include <chrono>
 #include <map>
 #include <string>
@@ -15,12 +16,18 @@
 namespace convoy::outbound {
 
 struct Sink {
-  enum class Kind { kWebhook, kShopify };
+  enum class Kind { kWebhook, kShopify, kChatwoot };
   std::string name;
   Kind kind = Kind::kWebhook;
-  std::string url;                  // webhook: the receiver; shopify: the Admin GraphQL endpoint
+  // webhook: the receiver; shopify: the Admin GraphQL endpoint; chatwoot: the installation's base
+  // URL (https://app.chatwoot.com)
+  std::string url;
   std::vector<std::string> keys;    // webhook: decoded secret keys, one signature each
-  std::string token;                // shopify: X-Shopify-Access-Token
+  std::string token;                // shopify: X-Shopify-Access-Token; chatwoot: api_access_token
+  // chatwoot: the account and API-channel inbox conversations go to; whether contacts carry the
+  // customer's phone number.
+  int64_t account_id = 0, inbox_id = 0;
+  bool share_phone = false;
   std::string vendor;               // shopify: the product's vendor when the result names none
   bool allow_private = false;
   std::chrono::seconds timeout{15};
@@ -46,6 +53,8 @@ Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schema
 
 // A secret as configured: "env:VAR", "file:/path" or the value itself.
 Result<std::string> ResolveSecret(const std::string& spec);
+
+const char* KindName(Sink::Kind kind);  // "webhook", "shopify", "chatwoot"
 
 // The retry schedule: delays before each attempt ("0,5s,5m,30m,2h,5h,10h,10h": attempt 1 at
 // once, attempt 2 after 5 s, ...); its length is the number of attempts.

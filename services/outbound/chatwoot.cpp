@@ -29,6 +29,8 @@ constexpr const char* kRecord =
     "chatwoot_conversation_id = EXCLUDED.chatwoot_conversation_id, chatwoot_contact_id = EXCLUDED.chatwoot_contact_id, "
     "updated_at = now()";
 constexpr const char* kForget = "DELETE FROM chatwoot_conversations WHERE sink = $1 AND conversation_id = $2::uuid";
+constexpr const char* kConvoyOf =
+    "SELECT conversation_id::text FROM chatwoot_conversations WHERE sink = $1 AND chatwoot_conversation_id = $2::bigint";
 
 // A private note holds at most this much of the transcript (Chatwoot takes 150,000 characters).
 constexpr size_t kNoteBytes = 100000;
@@ -203,6 +205,23 @@ std::string ContactIdentifier(const std::string& conversation_id) { return "conv
 
 std::string SourceId(const std::string& result_id) { return "convoy:" + Sha256Hex(result_id).substr(0, 32); }
 
+std::string Signature(const std::string& secret, const std::string& timestamp, const std::string& body) {
+  return "sha256=" + HexEncode(HmacSha256(secret, timestamp + "." + body));
+}
+
+bool VerifySignature(const std::vector<std::string>& secrets, const std::string& timestamp, const std::string& body,
+                     const std::string& signature, int64_t now, int64_t tolerance_seconds) {
+  if (timestamp.empty() || timestamp.size() > 12 ||
+      !std::all_of(timestamp.begin(), timestamp.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    return false;
+  }
+  const int64_t at = std::atoll(timestamp.c_str());
+  if (at < now - tolerance_seconds || at > now + tolerance_seconds) return false;
+  bool ok = false;
+  for (const auto& secret : secrets) ok |= ConstantTimeEquals(Signature(secret, timestamp, body), signature);
+  return ok;
+}
+
 Plan PlanFor(const std::string& command_json, bool share_phone) {
   Plan p;
   rapidjson::Document c;
@@ -269,6 +288,12 @@ Result<int64_t> ChatwootConversation(PgConnection& db, const std::string& sink, 
   auto r = db.Exec(kTouch, {sink, conversation_id});
   if (!r.ok()) return r.status();
   return r->empty() ? int64_t{0} : r->get_int(0, 0);
+}
+
+Result<std::string> ConvoyConversation(PgConnection& db, const std::string& sink, int64_t chatwoot_conversation) {
+  auto r = db.Exec(kConvoyOf, {sink, std::to_string(chatwoot_conversation)});
+  if (!r.ok()) return r.status();
+  return r->empty() ? std::string() : r->get(0, 0);
 }
 
 Attempt Deliver(PgConnection& db, const Sink& sink, const std::string& command_json, bool reconcile) {

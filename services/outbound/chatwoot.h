@@ -48,7 +48,15 @@ Plan PlanFor(const std::string& command_json, bool share_phone);
 std::string ContactIdentifier(const std::string& conversation_id);  // "convoy:<id>"
 std::string SourceId(const std::string& result_id);                 // "convoy:<32 hex of its sha256>"
 
+// The X-Chatwoot-Signature check: "sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>" with one
+// of `secrets`, the timestamp within `tolerance_seconds` of `now`. Constant time in the signature.
+bool VerifySignature(const std::vector<std::string>& secrets, const std::string& timestamp, const std::string& body,
+                     const std::string& signature, int64_t now, int64_t tolerance_seconds = 300);
+std::string Signature(const std::string& secret, const std::string& timestamp, const std::string& body);
+
 // The Chatwoot conversation recorded for convoy's conversation on `sink`, or 0.
 Result<int64_t> ChatwootConversation(PgConnection& db, const std::string& sink, const std::string& conversation_id);
+// Convoy's conversation id that `chatwoot_conversation` mirrors on `sink`, or "".
+Result<std::string> ConvoyConversation(PgConnection& db, const std::string& sink, int64_t chatwoot_conversation);
 
 }  // namespace convoy::outbound::chatwoot

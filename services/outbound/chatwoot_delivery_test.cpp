@@ -115,6 +115,7 @@ TEST_F(ChatwootDelivery, AHandoffOpensOneConversationAndEachMessageGoesInOnceEve
   auto mapped = chatwoot::ChatwootConversation(*conn_, "inbox", kAna);
   ASSERT_TRUE(mapped.ok());
   EXPECT_EQ(*mapped, conversation);
+  EXPECT_EQ(*chatwoot::ConvoyConversation(*conn_, "inbox", conversation), kAna);
 
   // The first customer message is made in Chatwoot but its answer never comes back (1 s timeout):
   // the next attempt finds it by its source_id instead of posting it again.

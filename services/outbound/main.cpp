@@ -17,6 +17,7 @@
 #include "convoy/tokens.h"
 #include "convoy/topology.h"
 #include "admin.h"
+#include "chatwoot_hook.h"
 #include "deliverer.h"
 #include "extractor.h"
 #include "in_doubt.h"
@@ -64,6 +65,9 @@ DEFINE_int32(media_link_ttl_seconds, 7 * 86400, "How long a delivered photo link
 DEFINE_int32(shopify_reconcile_seconds, 30,
              "A Shopify attempt whose outcome is unknown is looked up by its tag no sooner than this after it "
              "started (the store's search is indexed after its writes; 1..3600)");
+DEFINE_string(conversation_api_url, "http://127.0.0.1:8081",
+              "convoy-conversation's address from outbound: a Chatwoot agent's reply (POST /hooks/chatwoot/{sink}) is "
+              "sent through its POST /v1/conversations/{id}/messages with the sink's agent_token");
 DEFINE_string(extractors_file, "",
               "Extractors a flow may name (proto-schemas/extractors.v1.json): OpenAI-compatible chat-completions "
               "endpoints asked for the fields an answer's rules could not find; empty: none (the person is asked)");
@@ -104,6 +108,7 @@ DEFINE_validator(media_link_ttl_seconds, &ValidateLinkTtl);
 DEFINE_validator(shopify_reconcile_seconds, &ValidateShopifyReconcile);
 DEFINE_validator(delivery_schedule, &ValidateSchedule);
 DEFINE_validator(media_public_url, &convoy::ValidateHttpUrl);
+DEFINE_validator(conversation_api_url, &convoy::ValidateHttpUrl);
 DEFINE_validator(number_rate, &ValidateRate);
 DEFINE_validator(number_burst, &ValidateBurst);
 DEFINE_validator(pair_refill_seconds, &ValidateRefill);
@@ -294,6 +299,12 @@ int main(int argc, char** argv) {
       return convoy::outbound::HandleAdmin(r, admin, *sinks);
     });
   }
+  convoy::outbound::chatwoot::HookSettings hook;
+  hook.pg_dsn = FLAGS_pg_dsn;
+  hook.conversation_api_url = FLAGS_conversation_api_url;
+  server.Route("POST", convoy::outbound::chatwoot::kHookPrefix, [hook, &sinks](const convoy::HttpRequest& r) {
+    return convoy::outbound::chatwoot::HandleHook(r, *sinks, hook);
+  });
   convoy::RetentionLoop retention(FLAGS_pg_dsn, "outbound", convoy::outbound::RetentionRules(FLAGS_retention_days),
                                   std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();

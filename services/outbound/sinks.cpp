@@ -40,6 +40,16 @@ Status ParseChatwoot(const rapidjson::Value& v, Sink* s) {
   auto token = ChatwootSecret(s->name, "token", JsonStr(v, "token"));
   if (!token.ok()) return token.status();
   s->token = *token;
+  auto agent = ChatwootSecret(s->name, "agent_token", JsonStr(v, "agent_token"));
+  if (!agent.ok()) return agent.status();
+  s->agent_token = *agent;
+  const auto& secrets = JsonMember(v, "webhook_secrets");
+  if (!secrets.IsArray()) return Bad(s->name, "a chatwoot sink needs \"webhook_secrets\": the inbox's secret its callbacks are signed with");
+  for (const auto& spec : secrets.GetArray()) {
+    auto secret = ChatwootSecret(s->name, "webhook_secrets", spec.GetString());
+    if (!secret.ok()) return secret.status();
+    s->keys.push_back(*secret);
+  }
   s->share_phone = JsonMember(v, "share_phone").IsTrue();
   return Status();
 }

@@ -22,11 +22,13 @@ struct Sink {
   // webhook: the receiver; shopify: the Admin GraphQL endpoint; chatwoot: the installation's base
   // URL (https://app.chatwoot.com)
   std::string url;
-  std::vector<std::string> keys;    // webhook: decoded secret keys, one signature each
+  std::vector<std::string> keys;    // webhook: decoded secret keys, one signature each; chatwoot:
+                                    // the inbox's webhook secrets its callbacks are signed with
   std::string token;                // shopify: X-Shopify-Access-Token; chatwoot: api_access_token
-  // chatwoot: the account and API-channel inbox conversations go to; whether contacts carry the
-  // customer's phone number.
+  // chatwoot: the account and API-channel inbox conversations go to; the convoy API token
+  // (role agent) an agent's reply is sent with; whether contacts carry the customer's phone number.
   int64_t account_id = 0, inbox_id = 0;
+  std::string agent_token;
   bool share_phone = false;
   std::string vendor;               // shopify: the product's vendor when the result names none
   bool allow_private = false;

@@ -98,6 +98,9 @@ void Stack::Launch(const std::string& name) {
   if (kind == "outbound" && services.count("media")) {
     argv.push_back("--media_public_url=http://127.0.0.1:" + std::to_string(services["media"]->port));
   }
+  if (kind == "outbound" && services.count("conversation")) {
+    argv.push_back("--conversation_api_url=http://127.0.0.1:" + std::to_string(services["conversation"]->port));
+  }
   if (kind == "media") {
     argv.push_back("--media_dir=" + dir + "/media");
     argv.push_back("--upload_destinations=listing=" + graph.upload_url());

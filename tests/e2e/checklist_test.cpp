@@ -4,6 +4,8 @@
 // confirms; the assignment is completed and checklist.completed reaches the business, signed,
 // with its photos as links. Plus: expiry across a restart of the conversation service.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <rapidjson/document.h>
 
 #include <iostream>
@@ -97,7 +99,10 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
       "4. Anything else the next shift should know?: Belt 3 squeaks\nReply CONFIRM to submit.",
       "✅ Checklist submitted. Thank you!",
   };
-  EXPECT_EQ(env.graph.SentTexts(op), expected);
+  // The operator's next checklist starts right after this one (checked below): these come first.
+  auto first = env.graph.SentTexts(op);
+  first.resize(std::min(first.size(), expected.size()));
+  EXPECT_EQ(first, expected);
 
   // The submission reaches the business once, signed, with both photos as working links.
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << env.services["outbound"]->process.Log();

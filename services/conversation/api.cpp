@@ -401,6 +401,7 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"GET",  "/v1/conversations/{id}",             Role::kViewer, Scope::kTenant},
       {"POST", "/v1/conversations/{id}/handoff",     Role::kAgent,  Scope::kTenant},
       {"POST", "/v1/conversations/{id}/take",        Role::kAgent,  Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/pass",        Role::kAgent,  Scope::kTenant},
       {"POST", "/v1/conversations/{id}/release",     Role::kAgent,  Scope::kTenant},
       {"POST", "/v1/conversations/{id}/messages",    Role::kAgent,  Scope::kTenant},
   };

@@ -48,6 +48,7 @@ const std::vector<Want> kWant = {
     {"GET", "/v1/conversations/{id}", kAll, 200, Scope::kTenant, 404},
     {"POST", "/v1/conversations/{id}/handoff", "agent admin", 200, Scope::kTenant, 404},
     {"POST", "/v1/conversations/{id}/take", "agent admin", 200, Scope::kTenant, 404},
+    {"POST", "/v1/conversations/{id}/pass", "agent admin", 202, Scope::kTenant, 404},
     {"POST", "/v1/conversations/{id}/release", "agent admin", 200, Scope::kTenant, 404},
     {"POST", "/v1/conversations/{id}/messages", "agent admin", 202, Scope::kTenant, 404},
 };
@@ -116,7 +117,10 @@ class ApiRoles : public ::testing::Test {
       r.body = R"({"phone_number_id": ")" + id + R"(", "tenant": "acme", "waba_id": "102290129340399", )"
                R"("display_phone_number": "+44 20 7946 0000", "graph_token": "env:ACME_GRAPH_TOKEN"})";
     } else if (p.rfind("/v1/conversations/{id}", 0) == 0) {
-      // A conversation of the demo number's tenant ("test"), its customer's window open.
+      // A conversation of the demo number's tenant ("test"), its customer's window open; the number
+      // shares its threads with a partner app (a pass is queued: 202).
+      EXPECT_TRUE(sql_->Exec("UPDATE numbers SET partner_app_id = '1234567890' WHERE phone_number_id = $1",
+                             {std::string(test::kDemoNumber)}).ok());
       auto c = sql_->Exec("INSERT INTO conversations (conversation_key, phone_number_id, wa_id, last_inbound_at) "
                           "VALUES ($1, $2, '16505550199', now()) RETURNING id::text",
                           {std::string(test::kDemoNumber) + ":probe" + std::to_string(++made_), test::kDemoNumber});
@@ -156,7 +160,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 180);
+  EXPECT_EQ(calls, 190);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 

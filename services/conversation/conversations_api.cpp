@@ -16,6 +16,7 @@
 #include "convoy/rfc3339.h"
 #include "convoy/topology.h"
 #include "state_codec.h"
+#include "thread_control.h"
 #include "transcript.h"
 
 namespace convoy::conversation {
@@ -90,18 +91,21 @@ constexpr const char* kSummaryMembers =
     "'owner_agent', c.owner_agent, 'owner_since', c.owner_since, 'flow', c.flow, 'step', NULLIF(c.state->>'step', ''), "
     "'last_inbound_at', c.last_inbound_at, 'window_open_until', c.last_inbound_at + interval '24 hours', "
     "'window_open', coalesce(c.last_inbound_at > now() - interval '24 hours', false), 'created_at', c.created_at, "
-    "'updated_at', c.updated_at";
+    "'updated_at', c.updated_at, 'thread_control', substring(c.thread_control from ':thread_control:([a-z]+):')";
 
 // The conversation, if the caller may see it, locked (FOR UPDATE) when `lock`.
 struct Found {
   std::string key, phone_number_id, wa_id, user_id, owner, sink, state, waba_id;
   int64_t last_inbound_at = 0;
+  std::string partner_app_id;  // the number's (thread_control); "" none
+  std::string thread_control;  // the pending thread_control command's dedupe key; "" none
 };
 Result<std::optional<Found>> Find(PgConnection& db, const std::string& id, const TenantScope& scope, bool lock) {
   if (!ValidUuid(id)) return std::optional<Found>();
   auto r = db.Exec(std::string("SELECT c.conversation_key, c.phone_number_id, coalesce(c.wa_id, ''), "
                                "coalesce(c.user_id, ''), c.owner, coalesce(c.owner_sink, ''), c.state::text, "
-                               "coalesce(extract(epoch FROM c.last_inbound_at)::bigint, 0), coalesce(n.waba_id, '') "
+                               "coalesce(extract(epoch FROM c.last_inbound_at)::bigint, 0), coalesce(n.waba_id, ''), "
+                               "coalesce(n.partner_app_id, ''), coalesce(c.thread_control, '') "
                                "FROM conversations c LEFT JOIN numbers n ON n.phone_number_id = c.phone_number_id "
                                "WHERE c.id = $1::uuid AND ($2::text IS NULL OR n.tenant = $2)") +
                        (lock ? " FOR UPDATE OF c" : ""),
@@ -109,7 +113,7 @@ Result<std::optional<Found>> Find(PgConnection& db, const std::string& id, const
   if (!r.ok()) return r.status();
   if (r->empty()) return std::optional<Found>();
   Found f{r->get(0, 0), r->get(0, 1), r->get(0, 2), r->get(0, 3), r->get(0, 4),
-          r->get(0, 5), r->get(0, 6), r->get(0, 8), r->get_int(0, 7)};
+          r->get(0, 5), r->get(0, 6), r->get(0, 8), r->get_int(0, 7), r->get(0, 9), r->get(0, 10)};
   return std::optional<Found>(std::move(f));
 }
 
@@ -291,16 +295,111 @@ HttpResponse Handoff(PgConnection& db, const std::string& id, const HttpRequest&
   });
 }
 
-HttpResponse Take(PgConnection& db, const std::string& id, const Caller& caller, const TenantScope& scope,
-                  const ConversationsApiSettings& settings) {
+// The token's name as the transcript and thread control name an agent (CONVOY_ADMIN_TOKEN's in
+// lower case).
+std::string AgentName(const Caller& caller) {
+  std::string name = caller.name;
+  for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return name;
+}
+
+// Meta's thread control needs the number's partner app, and one command at a time.
+std::optional<HttpResponse> RefuseThreadControl(const Found& f) {
+  if (!f.thread_control.empty()) {
+    return JsonError(409, "thread_control_pending",
+                     "Meta's thread control (" + PendingThreadAction(f.thread_control) +
+                         ") is on its way for this conversation: try again once it is done");
+  }
+  if (f.partner_app_id.empty()) {
+    return JsonError(409, "no_partner_app",
+                     "number " + f.phone_number_id + " names no partner_app_id in the numbers registry: its threads "
+                     "are convoy's alone, and there is no app to pass them to or take them from (PUT /v1/numbers/" +
+                         f.phone_number_id + " with partner_app_id)");
+  }
+  return std::nullopt;
+}
+
+// The metadata a thread control carries to the new owner's handover webhook.
+Result<std::string> Metadata(const rapidjson::Document& body) {
+  if (!body.HasMember("metadata")) return std::string();
+  const auto& m = body["metadata"];
+  size_t chars = 0;
+  if (m.IsString()) {
+    for (unsigned char c : std::string(m.GetString(), m.GetStringLength())) chars += (c & 0xC0) != 0x80;
+  }
+  if (!m.IsString() || chars > 2000) {
+    return Status(Code::kInvalidArgument, "metadata is a string of at most 2000 characters (Meta's limit)");
+  }
+  return std::string(m.GetString(), m.GetStringLength());
+}
+
+HttpResponse ThreadControlQueued(const std::string& id, const std::string& owner, const std::string& action) {
+  return JsonResponse(202, "{\"id\":" + JsonQuote(id) + ",\"owner\":" + JsonQuote(owner) +
+                               ",\"thread_control\":{\"action\":" + JsonQuote(action) + ",\"status\":\"pending\"}}");
+}
+
+Result<HttpResponse> QueueFor(PgConnection& db, const Found& f, const std::string& id, const Caller& caller,
+                              const std::string& action, const std::string& target_role, const std::string& metadata) {
+  ThreadControlCommand c;
+  c.action = action;
+  c.target_role = target_role;
+  c.metadata = metadata;
+  c.agent = AgentName(caller);
+  c.conversation_key = f.key;
+  c.phone_number_id = f.phone_number_id;
+  c.wa_id = f.wa_id;
+  c.user_id = f.user_id;
+  c.partner_app_id = f.partner_app_id;
+  auto queued = QueueThreadControl(db, c);
+  if (!queued.ok()) return queued.status();
+  Status s = Audit(db, f, "thread_control " + action + (target_role.empty() ? "" : " to " + target_role) + " asked",
+                   caller);
+  if (!s.ok()) return s;
+  LOG(INFO) << "service=conversation event=thread_control_queued action=" << action << " by=" << caller.name
+            << " conversation=" << id << " partner_app_id=" << f.partner_app_id;
+  return ThreadControlQueued(id, f.owner, action);
+}
+
+HttpResponse Take(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
+                  const TenantScope& scope, const ConversationsApiSettings& settings) {
+  auto body = Body(r);
+  if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
+  auto metadata = Metadata(*body);
+  if (!metadata.ok()) return JsonError(400, "invalid_argument", metadata.status().message());
   return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
     if (f.owner == kOwnerElsewhere) {
-      return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: take it back first");
+      // Another app owns the thread: taken back through Meta's thread control (the owner becomes
+      // this agent once Meta did it), if the number shares its threads with a partner app.
+      if (auto refused = RefuseThreadControl(f)) return *refused;
+      return QueueFor(db, f, id, caller, "take", "", *metadata);
     }
     Status s = SetOwner(db, f.key, kOwnerHuman, caller.name, f.sink.empty() ? settings.handoff_sink : "", true);
     if (s.ok()) s = Audit(db, f, "take", caller);
     if (!s.ok()) return s;
     return JsonResponse(200, OwnerJson(id, kOwnerHuman, caller.name, f.owner != kOwnerHuman));
+  });
+}
+
+// To the escalation partner (Meta's `pass`), to Meta's business agent (pass with target_role
+// ai_agent), or back to the automatic responder (`release`).
+HttpResponse Pass(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
+                  const TenantScope& scope, const ConversationsApiSettings& settings) {
+  auto body = Body(r);
+  if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
+  auto metadata = Metadata(*body);
+  if (!metadata.ok()) return JsonError(400, "invalid_argument", metadata.status().message());
+  const std::string to = body->HasMember("to") ? JsonStr(*body, "to") : "partner";
+  if (to != "partner" && to != "ai_agent" && to != "idle") {
+    return JsonError(400, "invalid_argument",
+                     "to is partner (the number's escalation partner), ai_agent (Meta's business agent) or idle "
+                     "(released to the automatic responder)");
+  }
+  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+    if (f.owner == kOwnerElsewhere) {
+      return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: it is not convoy's to pass");
+    }
+    if (auto refused = RefuseThreadControl(f)) return *refused;
+    return QueueFor(db, f, id, caller, to == "idle" ? "release" : "pass", to == "ai_agent" ? "ai_agent" : "", *metadata);
   });
 }
 
@@ -446,8 +545,7 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
   const std::string idempotency = r.Header("idempotency-key");
   if (idempotency.size() > 255) return JsonError(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
   // The transcript's author: the token's name (CONVOY_ADMIN_TOKEN's in lower case).
-  std::string author = "agent:" + caller.name;
-  for (char& ch : author) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string author = "agent:" + AgentName(caller);
   const bool is_template = body->HasMember("template");
   return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
     // One agent message per Idempotency-Key and conversation: the same key again answers the first.
@@ -461,6 +559,12 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
     if (f.owner == kOwnerElsewhere) {
       return JsonError(409, "owned_elsewhere",
                        "another app (or Meta's agent) owns this thread: a message now would take it over; take it first");
+    }
+    if (!f.thread_control.empty()) {
+      return JsonError(409, "thread_control_pending",
+                       "Meta's thread control (" + PendingThreadAction(f.thread_control) +
+                           ") is on its way for this conversation: a message now could go out on a thread convoy gave "
+                           "away");
     }
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
     if (!is_template && (f.last_inbound_at == 0 || now - f.last_inbound_at >= kWindowSeconds)) {
@@ -512,7 +616,8 @@ std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& r, const s
   id = id.substr(0, id.find('/'));
   if (route == prefix + "/{id}") return Show(**db, id, r, !SeesPersonalData(caller.role), scope);
   if (route == prefix + "/{id}/handoff") return Handoff(**db, id, r, caller, scope, settings);
-  if (route == prefix + "/{id}/take") return Take(**db, id, caller, scope, settings);
+  if (route == prefix + "/{id}/take") return Take(**db, id, r, caller, scope, settings);
+  if (route == prefix + "/{id}/pass") return Pass(**db, id, r, caller, scope, settings);
   if (route == prefix + "/{id}/release") return Release(**db, id, r, caller, scope, settings);
   if (route == prefix + "/{id}/messages") return Message(**db, id, r, caller, scope, settings);
   return JsonError(404, "not_found", "no such route");

@@ -7,7 +7,13 @@
 //   GET  /v1/conversations/{id}?messages=N    state, owner, window, collected fields, transcript
 //   POST /v1/conversations/{id}/handoff       {"reason", "note"}: into human hands; the sink is told
 //                                             once (conversation.handoff_requested)
-//   POST /v1/conversations/{id}/take          the calling agent owns it (no message to the sink)
+//   POST /v1/conversations/{id}/take          the calling agent owns it (no message to the sink); on a
+//                                             thread another app owns, {"metadata"}: taken back through
+//                                             Meta's thread_control first (202), when the number names a
+//                                             partner app (else 409 no_partner_app)
+//   POST /v1/conversations/{id}/pass          {"metadata", "to": "partner" | "ai_agent" | "idle"}: the
+//                                             thread to the partner app, Meta's business agent, or
+//                                             released (thread_control.h); 202, the owner follows
 //   POST /v1/conversations/{id}/release       {"step"}: back to the bot, optionally at a step of
 //                                             its flow (answered from the next customer message)
 //   POST /v1/conversations/{id}/messages      {"text"} or {"template": {"name", "language",

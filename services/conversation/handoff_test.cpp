@@ -108,6 +108,25 @@ class HandoffTest : public ::testing::Test {
     if (!idempotency.empty()) r.headers["idempotency-key"] = idempotency;
     return HandleApi(r, api_, schemas_);
   }
+  // What outbound answers for a thread_control command: outbound.thread_controlled, as it publishes it.
+  void Controlled(const std::string& wa_id, const std::string& command, const std::string& action,
+                  const std::string& outcome, const std::string& extra = "") {
+    Delivery d;
+    d.queue = queues::kConversationEvents;
+    d.body = R"({"schema":"outbound.thread_controlled","version":1,"correlation_id":"corr-tc","dedupe_key":")" + command +
+             R"(","conversation_key":")" + Key(wa_id) + R"(","action":")" + action + R"(","outcome":")" + outcome +
+             R"(","agent":"agent-all","partner_app_id":"1234567890")" + extra + "}";
+    d.headers[headers::kDedupeKey] = "outbound.thread_controlled:" + command;
+    d.headers[headers::kCorrelationId] = "corr-tc";
+    d.headers[headers::kConversationKey] = Key(wa_id);
+    EXPECT_EQ(processor_->Handle(d).kind, Disposition::Kind::kAck) << d.body;
+  }
+  // The thread_control commands queued for wa_id, oldest first: "<action> <dedupe key>".
+  std::vector<std::string> Controls(const std::string& wa_id) {
+    return Column("SELECT (body::jsonb->>'action') || ' ' || dedupe_key FROM outbox WHERE routing_key = 'outbound.send' "
+                  "AND body::jsonb->>'schema' = 'outbound.thread_control' AND conversation_key = $1 ORDER BY id",
+                  {Key(wa_id)});
+  }
   std::string IdOf(const std::string& wa_id) {
     return One("SELECT id::text FROM conversations WHERE conversation_key = $1", {Key(wa_id)});
   }
@@ -303,6 +322,73 @@ TEST_F(HandoffTest, AConversationLeftInHumanHandsGoesBackToTheBotAfterTheIdleTim
   const size_t before = Replies(ana).size();
   Text(ana, "wamid.i3", "Hello again", 10);
   EXPECT_EQ(Replies(ana).size(), before + 1);
+}
+
+// Meta's thread control: on a number that shares its threads with a partner app, an agent passes
+// the thread (one command, kept in the outbox with the conversation's sends) and the owner follows
+// outbound's answer; while the pass is on its way the bot and the agents are silent; a take of a
+// thread another app owns makes the agent its owner once Meta did it. Without a partner app, or with
+// bad input, the routes answer a clear error and change nothing.
+TEST_F(HandoffTest, PassAndTakeMoveTheThreadThroughMetasThreadControlAndTheOwnerFollowsTheOutcome) {
+  const std::string ana = "971500000207";
+  Text(ana, "wamid.t1", "Hello", 300);
+  const std::string id = IdOf(ana), pass = "/v1/conversations/" + id + "/pass";
+  auto no_partner = Call("POST", pass, R"({"metadata": "VIP"})");
+  EXPECT_EQ(no_partner.status, 409) << no_partner.body;
+  EXPECT_NE(no_partner.body.find("no_partner_app"), std::string::npos) << no_partner.body;
+  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET partner_app_id = '1234567890' WHERE phone_number_id = $1", {kBusiness}).ok());
+  EXPECT_EQ(Call("POST", pass, R"({"metadata": 7})").status, 400);
+  EXPECT_EQ(Call("POST", pass, R"({"to": "somewhere"})").status, 400);
+  EXPECT_EQ(Call("POST", pass, "{\"metadata\": \"" + std::string(2001, 'x') + "\"}").status, 400);
+  EXPECT_EQ(Call("POST", pass, "{}", ApiTokens::Token(Role::kViewer, "*")).status, 403);
+  EXPECT_TRUE(Controls(ana).empty()) << "bad input changed nothing";
+  auto passed = Call("POST", pass, R"({"metadata": "VIP: wants a golden visa", "to": "partner"})");
+  ASSERT_EQ(passed.status, 202) << passed.body;
+  ASSERT_EQ(Controls(ana).size(), 1u);
+  const std::string command = Controls(ana)[0].substr(5);
+  rapidjson::Document body;
+  body.Parse(One("SELECT body FROM outbox WHERE dedupe_key = $1", {command}).c_str());
+  EXPECT_TRUE(schemas_.Validate(JsonText(body)).ok()) << JsonText(body);
+  EXPECT_EQ(JsonStr(body, "to"), ana);
+  EXPECT_EQ(JsonStr(body, "metadata"), "VIP: wants a golden visa");
+  EXPECT_EQ(JsonStr(body, "partner_app_id"), "1234567890");
+  // On its way: one at a time, no agent message, and the bot says nothing.
+  EXPECT_EQ(Call("POST", pass, "{}").status, 409);
+  auto message = Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hi"})");
+  EXPECT_EQ(message.status, 409) << message.body;
+  EXPECT_NE(message.body.find("thread_control_pending"), std::string::npos);
+  const size_t said = Replies(ana).size();
+  Text(ana, "wamid.t2", "I want a golden visa", 200);
+  EXPECT_EQ(Replies(ana).size(), said) << "no bot reply while the pass is on its way";
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot") << "until Meta did it";
+  // Done: the thread is the partner's; the same answer again changes nothing more.
+  Controlled(ana, command, "pass", "done");
+  Controlled(ana, command, "pass", "done");
+  EXPECT_EQ(One("SELECT owner || ' ' || coalesce(thread_control, '-') FROM conversations WHERE id = $1::uuid", {id}),
+            "elsewhere -");
+  EXPECT_EQ(Column("SELECT note FROM transitions WHERE conversation_key = $1 AND note LIKE 'thread_control %' ORDER BY id",
+                   {Key(ana)}),
+            (std::vector<std::string>{"thread_control pass asked by agent-all", "thread_control pass done"}));
+  EXPECT_EQ(Call("POST", pass, "{}").status, 409) << "not convoy's to pass";
+  // Taken back: a take command; refused by Meta, the thread stays the partner's; done, the agent owns it.
+  auto take = Call("POST", "/v1/conversations/" + id + "/take", R"({"metadata": "back to the team"})");
+  ASSERT_EQ(take.status, 202) << take.body;
+  ASSERT_EQ(Controls(ana).size(), 2u);
+  const std::string refused = Controls(ana)[1].substr(5);
+  Controlled(ana, refused, "take", "failed", R"(,"code":2494191,"reason":"graph 2494191: not permitted")");
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "elsewhere");
+  ASSERT_EQ(Call("POST", "/v1/conversations/" + id + "/take").status, 202);
+  const std::string taken = Controls(ana)[2].substr(5);
+  Controlled(ana, taken, "take", "done");
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_agent || ' ' || owner_sink FROM conversations WHERE id = $1::uuid", {id}),
+            "human agent-all conversations");
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hi Ana, Sam here"})").status, 202);
+  // A pass Meta may or may not have made (no answer): convoy stays silent rather than barge in.
+  ASSERT_EQ(Call("POST", pass, R"({"to": "ai_agent"})").status, 202);
+  const std::string unknown = Controls(ana)[3].substr(5);
+  EXPECT_EQ(One("SELECT body::jsonb->>'target_role' FROM outbox WHERE dedupe_key = $1", {unknown}), "ai_agent");
+  Controlled(ana, unknown, "pass", "unknown");
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "elsewhere");
 }
 
 }  // namespace

@@ -19,25 +19,25 @@ constexpr const char* kExistingNumber = "SELECT tenant, status, source FROM numb
 constexpr const char* kUpsertNumber =
     "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
     "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, graph_version, "
-    "paused_reason, paused_at, flows) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, NULLIF($9, ''), "
-    "NULLIF($10, ''), NULLIF($11, ''), $12, $13, $14::jsonb, NULLIF($15, ''), "
+    "paused_reason, paused_at, flows, partner_app_id) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, "
+    "NULLIF($9, ''), NULLIF($10, ''), NULLIF($11, ''), $12, $13, $14::jsonb, NULLIF($15, ''), "
     "CASE WHEN $12 = 'paused' THEN 'paused through the registry (' || $13 || ')' END, "
-    "CASE WHEN $12 = 'paused' THEN now() END, string_to_array(NULLIF($16, ''), ',')) "
+    "CASE WHEN $12 = 'paused' THEN now() END, string_to_array(NULLIF($16, ''), ','), NULLIF($17, '')) "
     "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
     "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = EXCLUDED.graph_token_ref, throughput = "
     "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = EXCLUDED.default_flow, greeting = "
     "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = EXCLUDED.status, source = "
     "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, flows = EXCLUDED.flows, "
-    "updated_at = now(), "
+    "partner_app_id = EXCLUDED.partner_app_id, updated_at = now(), "
     "paused_reason = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_reason "
     "ELSE EXCLUDED.paused_reason END, "
     "paused_at = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_at "
     "ELSE EXCLUDED.paused_at END "
     "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, n.coexistence, n.default_flow, "
-    "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version, n.flows) IS DISTINCT FROM ("
-    "EXCLUDED.waba_id, EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, EXCLUDED.throughput, "
-    "EXCLUDED.coexistence, EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, EXCLUDED.status, "
-    "EXCLUDED.source, EXCLUDED.sinks, EXCLUDED.graph_version, EXCLUDED.flows) "
+    "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version, n.flows, n.partner_app_id) IS "
+    "DISTINCT FROM (EXCLUDED.waba_id, EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, "
+    "EXCLUDED.throughput, EXCLUDED.coexistence, EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, "
+    "EXCLUDED.status, EXCLUDED.source, EXCLUDED.sinks, EXCLUDED.graph_version, EXCLUDED.flows, EXCLUDED.partner_app_id) "
     "RETURNING (xmax = 0)";
 // As number.v1 says it, plus where it came from and when.
 constexpr const char* kNumberJson =
@@ -46,7 +46,8 @@ constexpr const char* kNumberJson =
     "graph_version, 'throughput', "
     "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'flows', flows, 'greeting', greeting, "
     "'templates_language', templates_language, 'status', status, 'paused_reason', paused_reason, 'paused_at', "
-    "paused_at, 'sinks', sinks, 'source', source, 'created_at', created_at, 'updated_at', updated_at))";
+    "paused_at, 'sinks', sinks, 'partner_app_id', partner_app_id, 'source', source, 'created_at', created_at, "
+    "'updated_at', updated_at))";
 constexpr const char* kOffboard =
     "UPDATE numbers SET status = 'offboarded', source = 'api', paused_reason = NULL, paused_at = NULL, updated_at = now() "
     "WHERE phone_number_id = $1 "
@@ -97,6 +98,7 @@ std::string Hint(const std::string& message) {
       {"'#/throughput'", "throughput is whole messages per second, 1..1000"},
       {"'#/flows", "flows names 1-32 distinct flows (a-z, 0-9, _ and -, starting with a letter or digit)"},
       {"'#/templates_language'", "templates_language is a language code such as en or en_US"},
+      {"'#/partner_app_id'", "partner_app_id is the numeric id of the Meta app the number shares its threads with"},
       {"'#/sinks", "sinks maps a flow's sink name to 1-8 distinct sink names of --sinks_file (a-z, 0-9, _, -)"},
   };
   for (const auto& [at, hint] : kHints) {
@@ -151,6 +153,7 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
   e.greeting = JsonStr(d, "greeting");
   if (d.HasMember("templates_language")) e.templates_language = JsonStr(d, "templates_language");
   if (d.HasMember("status")) e.status = JsonStr(d, "status");
+  e.partner_app_id = JsonStr(d, "partner_app_id");
   if (d.HasMember("sinks")) {
     // The names (what the schema cannot check: RapidJSON's patternProperties is unreliable).
     for (const auto& m : d["sinks"].GetObject()) {
@@ -200,7 +203,8 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
   auto r = db.Exec(kUpsertNumber, {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app, e.graph_token,
                                    std::to_string(e.throughput), e.coexistence ? "true" : "false", e.default_flow,
                                    e.greeting, e.templates_language, keep_meta_pause ? "paused" : e.status,
-                                   keep_meta_pause ? "meta" : source, e.sinks_json, e.graph_version, JoinNames(e.flows)});
+                                   keep_meta_pause ? "meta" : source, e.sinks_json, e.graph_version, JoinNames(e.flows),
+                                   e.partner_app_id});
   if (!r.ok()) return fail(r.status());
   s = db.Commit();
   if (!s.ok()) return fail(s);

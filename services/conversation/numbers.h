@@ -25,6 +25,9 @@ struct NumberEntry {
   std::string templates_language;  // "" (NULL): each flow's own template language
   std::string sinks_json = "{}";  // a flow's sink name → the sinks that receive its results
   std::vector<std::string> flows;  // the flows it runs; empty: every loaded flow
+  // The app it shares its threads with (Meta's Conversation Routing), which convoy passes threads
+  // to and takes them from (thread_control); "" (NULL): none, the number is convoy's alone.
+  std::string partner_app_id;
 };
 
 // What the registry says about a phone_number_id, for an update that names it.

@@ -22,6 +22,7 @@
 #include "numbers.h"
 #include "run_timeouts.h"
 #include "state_codec.h"
+#include "thread_control.h"
 #include "transcript.h"
 
 namespace convoy::conversation {
@@ -37,12 +38,13 @@ constexpr const char* kInsertDedupe =
 constexpr const char* kEnsureConversation =
     "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, user_id) VALUES ($1, $2, NULLIF($3, ''), "
     "NULLIF($4, '')) ON CONFLICT (conversation_key) DO NOTHING";
-// The last column: the run's due time had passed when this message was sent ($2, WhatsApp's
-// timestamp; 0 for internal events, which never end a run here).
+// Column 6: the run's due time had passed when this message was sent ($2, WhatsApp's
+// timestamp; 0 for internal events, which never end a run here); column 7: the thread_control on
+// its way to Meta ("" none).
 constexpr const char* kLockConversation =
     "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, ''), owner, coalesce(owner_sink, ''), id::text, "
-    "coalesce(run_expires_at <= least(now(), to_timestamp($2::bigint)), false)::int FROM conversations "
-    "WHERE conversation_key = $1 FOR UPDATE";
+    "coalesce(run_expires_at <= least(now(), to_timestamp($2::bigint)), false)::int, coalesce(thread_control, '') "
+    "FROM conversations WHERE conversation_key = $1 FOR UPDATE";
 // Where replies go, as the latest message says: its phone, its BSUID.
 constexpr const char* kUpdateAddress =
     "UPDATE conversations SET wa_id = coalesce(NULLIF($2, ''), wa_id), user_id = coalesce(NULLIF($3, ''), user_id), "
@@ -159,6 +161,7 @@ struct Processor::Parsed {
   std::string tenant;  // the number's, from the registry (once the number is let through)
   int64_t wa_timestamp = 0;
   Event event;
+  ThreadControlOutcome thread;  // outbound.thread_controlled: what Meta's thread_control did
 };
 
 struct Processor::Applied {
@@ -327,6 +330,15 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (p.schema == "result.due") {
       e.kind = Event::Kind::kResultDue;
       e.result_id = JsonStr(doc, "result_id");
+    }
+    if (p.schema == "outbound.thread_controlled") {
+      p.thread.dedupe_key = JsonStr(doc, "dedupe_key");
+      p.thread.action = JsonStr(doc, "action");
+      p.thread.outcome = JsonStr(doc, "outcome");
+      p.thread.agent = JsonStr(doc, "agent");
+      p.thread.reason = JsonStr(doc, "reason");
+      const Value& code = JsonMember(doc, "code");
+      p.thread.code = code.IsInt() ? code.GetInt() : 0;
     }
   }
 }
@@ -1120,6 +1132,19 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (!s.ok()) return s;
     own.owner = next;
   }
+  // Meta's thread_control (thread_control.h): what outbound's call did moves the owner; while a pass
+  // or release is on its way the bot is as silent as if it were done.
+  std::string pending_thread = locked->get(0, 7), event_note;
+  if (p.schema == "outbound.thread_controlled") {
+    auto note = ApplyThreadControlOutcome(db_, p.conversation_key, pending_thread, p.thread,
+                                          engine_.settings().handoff_sink, &own);
+    if (!note.ok()) return note.status();
+    event_note = *note;
+    if (pending_thread == p.thread.dedupe_key) pending_thread.clear();
+  }
+  const std::string pending_action = PendingThreadAction(pending_thread);
+  const bool passing = pending_action == "pass" || pending_action == "release";
+  const bool bot_answers = own.owner == kOwnerBot && !passing;
   if (from_user) {
     TranscriptMessage in;
     in.channel = ChannelName(p.event.channel);
@@ -1136,10 +1161,11 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (!s.ok()) return s;
   }
   Transition t;
-  if ((from_user || p.event.kind == Event::Kind::kHandover) && own.owner != kOwnerBot) {
+  if ((from_user || p.event.kind == Event::Kind::kHandover) && !bot_answers) {
     // A person (or another app) answers: the bot says nothing, now or later. The message goes to
     // the business's inbox while a human owns the conversation, its media fetched for them.
     t = HeldByOwner(p, before, own);
+    if (own.owner == kOwnerBot) t.note = "thread_control_pending";
     if (customer_message && own.owner == kOwnerHuman) {
       s = ForwardToInbox(p, own);
       if (!s.ok()) return s;
@@ -1147,9 +1173,10 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   } else {
     t = engine_.Advance(before, p.event, clock_());
   }
-  if (own.owner != kOwnerBot) {
+  if (!event_note.empty()) t.note = event_note;
+  if (!bot_answers) {
     // Nothing the bot would say goes out on a conversation it does not own (a reminder, a checklist
-    // question started while an agent talks).
+    // question started while an agent talks), nor while it is being passed on.
     auto bot_says = [](const Effect& e) {
       return e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons ||
              e.kind == Effect::Kind::kSendTemplate;

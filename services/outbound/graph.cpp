@@ -55,6 +55,8 @@ const GraphErrorInfo* KnownGraphError(int code) {
       {130472, C::kPermanent, 0, false, "the user's number is part of a Meta experiment"},
       {137000, C::kPermanent, 0, false, "identity key hash mismatch"},
       {132000, C::kPermanent, 0, false, "template parameter count mismatch"},
+      // Thread control (Conversation Routing), as partners forwarding Meta's answers report it.
+      {2494191, C::kPermanent, 0, false, "thread control not permitted (take is the escalation partner's)"},
       {132001, C::kPermanent, 0, false, "template does not exist in that language"},
       {132005, C::kPermanent, 0, false, "template text too long once filled in"},
       {132007, C::kPermanent, 0, false, "template format character policy violated"},

@@ -42,6 +42,10 @@ DEFINE_int32(record_attempts, 8,
              "After Meta accepted a send, how many times recording it (sent, the wamid) is tried, through the "
              "delay tiers (1 s, 5 s, 30 s, 2 m, then 10 m), before the command is parked with the wamid for a replay "
              "that only records it (1..100)");
+DEFINE_int32(thread_control_deadline_seconds, 600,
+             "A call of Meta's thread_control (POST /v1/conversations/{id}/pass and /take) answered with a "
+             "transient error is retried through the delay tiers until this long after its first attempt; then the "
+             "conversation hears it failed (60..86400)");
 DEFINE_int32(in_doubt_interval_seconds, 15,
              "How often the sends in doubt (Meta may have taken them, no record says so) are counted into "
              "convoy_outbound_in_doubt_sends and convoy_outbound_in_doubt_oldest_seconds (1..3600)");
@@ -89,6 +93,7 @@ bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1,
 bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
 bool ValidateRecordAttempts(const char* flag, int32_t v) { return InRange(flag, v, 1, 100); }
 bool ValidateInDoubtInterval(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
+bool ValidateThreadControlDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 86400); }
 bool ValidateTemplatePageSize(const char* flag, int32_t v) { return InRange(flag, v, 1, 1000); }
 bool ValidateTemplateMaxPages(const char* flag, int32_t v) { return InRange(flag, v, 1, 100000); }
 
@@ -117,6 +122,7 @@ DEFINE_validator(reconcile_seconds, &ValidateReconcile);
 DEFINE_validator(send_deadline_seconds, &ValidateSendDeadline);
 DEFINE_validator(record_attempts, &ValidateRecordAttempts);
 DEFINE_validator(in_doubt_interval_seconds, &ValidateInDoubtInterval);
+DEFINE_validator(thread_control_deadline_seconds, &ValidateThreadControlDeadline);
 DEFINE_validator(template_sync_page_size, &ValidateTemplatePageSize);
 DEFINE_validator(template_sync_max_pages, &ValidateTemplateMaxPages);
 
@@ -220,6 +226,7 @@ int main(int argc, char** argv) {
   settings.send_deadline = std::chrono::seconds(FLAGS_send_deadline_seconds);
   settings.reconcile = std::chrono::seconds(FLAGS_reconcile_seconds);
   settings.record_attempts = FLAGS_record_attempts;
+  settings.thread_control_deadline = std::chrono::seconds(FLAGS_thread_control_deadline_seconds);
   auto extractors = convoy::outbound::LoadExtractors(FLAGS_extractors_file, schemas);
   if (!extractors.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed flag=--extractors_file error=" << extractors.status().ToString();

@@ -349,7 +349,8 @@ Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings s
     : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)), pacer_(db),
       graph_numbers_(db, {settings_.graph.base_url, settings_.graph.secrets, settings_.pacing.rates_ttl,
                           settings_.graph.token}),
-      templates_(db) {
+      templates_(db),
+      thread_control_(db, graph_numbers_, {settings_.graph.timeout, settings_.thread_control_deadline}, events_) {
   if (!settings_.now) settings_.now = SystemNow;
   M();
 }
@@ -430,6 +431,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   rapidjson::Document cmd;
   cmd.Parse(d.body.c_str(), d.body.size());
+  if (JsonStr(cmd, "schema") == "outbound.thread_control") return thread_control_.Handle(d);
   Command c;
   c.dedupe = JsonStr(cmd, "dedupe_key");
   c.pnid = JsonStr(cmd, "phone_number_id");

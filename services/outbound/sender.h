@@ -36,6 +36,7 @@
 #include "guard.h"
 #include "pacer.h"
 #include "templates.h"
+#include "thread_control.h"
 
 namespace convoy::outbound {
 
@@ -76,11 +77,15 @@ struct SenderSettings {
   std::function<int64_t()> now;             // seconds since the epoch (24-hour window); system clock if empty
   // Applied to every text and interactive body just before the call (nullptr: none).
   std::shared_ptr<const ContentGuard> guard;
+  // A thread_control call failing transiently is retried this long after its first attempt.
+  std::chrono::seconds thread_control_deadline{600};
 };
 
 class Sender {
  public:
   Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events);
+  // outbound.send, and outbound.thread_control (Meta's thread control, thread_control.h), which
+  // shares its queue to keep its place among the conversation's sends.
   Disposition HandleSend(const Delivery& d);
   // Statuses, value-level errors, marketing preferences and template changes (outbound.status).
   Disposition HandleStatus(const Delivery& d);
@@ -119,6 +124,7 @@ class Sender {
   Pacer pacer_;
   GraphNumbers graph_numbers_;  // each number's Graph token and version
   TemplateCatalog templates_;   // each WABA's templates: what may be sent, and where
+  ThreadControl thread_control_;  // pass, release, take
 };
 
 // When retrying a send ends (seconds since the epoch): its customer-service window closes (a

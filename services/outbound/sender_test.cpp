@@ -1402,6 +1402,106 @@ TEST_F(OutboundTest, ABotReplyWaitingInADelayTierWhenAPersonTakesOverIsCancelled
       << "every command settled in the ledger, the cancelled one too";
 }
 
+// Meta's thread control (Conversation Routing): a pass, a take and a release, each as conversation
+// writes it (the outbox row and the command on outbound.send). The pass waits for the bot's reply
+// written before it (held by a 503) and then calls thread_control once with Meta's body, though its
+// command comes twice; a take Meta refuses (2494191) fails without a retry; a release answered 503
+// first is called again and done. The conversation hears each outcome (outbound.thread_controlled).
+TEST_F(OutboundTest, AThreadControlIsCalledOnceInItsConversationsOrderAndItsOutcomeToldOnce) {
+  ledgered_ = true;
+  StartReplica(Settings(), 2);
+  const std::string to = "16505554401", conversation = std::string(kBusiness) + ":" + to;
+  auto outbox = [&](const std::string& key, const std::string& body) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, "
+                           "due_at, published_at) VALUES ('convoy.commands', 'outbound.send', $1, $2, $3, $4, now(), now())",
+                           {key, "corr-" + key, conversation, body})
+                    .ok());
+  };
+  auto control = [&](const std::string& key, const std::string& action, const std::string& extra) {
+    const std::string body = R"({"schema":"outbound.thread_control","version":1,"correlation_id":"corr-)" + key +
+                             R"(","dedupe_key":")" + key + R"(","conversation_key":")" + conversation +
+                             R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to + R"(","action":")" + action +
+                             R"(","partner_app_id":"1234567890","agent":"ana")" + extra + "}";
+    outbox(key, body);
+    return body;
+  };
+  graph_.Inject(503, 2, 1, 0, "/" + std::string(kBusiness) + "/messages");
+  const std::string reply = Command("tc:reply", to, TextMessage("One moment, please."), NowSeconds() - 60);
+  outbox("tc:reply", reply);
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(reply, "tc:reply", to), 10s).ok());
+  ASSERT_TRUE(WaitStatus("tc:reply", "retrying", 10s)) << Log("tc:reply").status;
+  const std::string pass = control("tc:pass", "pass", R"(,"metadata":"VIP: wants a golden visa")");
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(pass, "tc:pass", to), 10s).ok());
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(pass, "tc:pass", to), 10s).ok());  // published twice
+  ASSERT_TRUE(WaitUntil([&] { return graph_.ThreadControls().size() == 1; }, 30s));
+  EXPECT_EQ(graph_.CallOrder(), (std::vector<std::string>{"send:" + to, "thread_control:pass"}))
+      << "the pass waited for the reply written before it";
+  rapidjson::Document called;
+  called.Parse(graph_.ThreadControls()[0].c_str());
+  EXPECT_EQ(JsonText(called["body"]),
+            R"({"messaging_product":"whatsapp","to":")" + to + R"(","action":"pass","metadata":"VIP: wants a golden visa"})");
+  EXPECT_EQ(JsonStr(called, "correlation_id"), "corr-tc:pass");
+  // A take Meta does not permit, and a release Meta answers 503 first.
+  graph_.Inject(400, 2494191, 1, 0, "/thread_control");
+  const std::string take = control("tc:take", "take", "");
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(take, "tc:take", to), 10s).ok());
+  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM thread_controls WHERE status = 'failed'") == 1; }, 30s));
+  graph_.Inject(503, 2, 1, 0, "/thread_control");
+  const std::string release = control("tc:release", "release", "");
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(release, "tc:release", to), 10s).ok());
+  ASSERT_TRUE(WaitUntil([&] { return graph_.ThreadControls().size() == 2; }, 30s));
+  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s));
+  EXPECT_EQ(graph_.ThreadControlCalls(), 4u) << "pass once, take once (refused), release twice (503, then done)";
+  auto rows = sql_->Exec("SELECT dedupe_key || ' ' || status || ' ' || attempts || ' ' || coalesce(error_code, 0) "
+                         "FROM thread_controls ORDER BY created_at");
+  ASSERT_TRUE(rows.ok());
+  std::vector<std::string> settled;
+  for (size_t i = 0; i < rows->size(); ++i) settled.push_back(rows->get(i, 0));
+  EXPECT_EQ(settled, (std::vector<std::string>{"tc:pass done 1 0", "tc:take failed 1 2494191", "tc:release done 2 0"}));
+  std::map<std::string, std::set<std::string>> told;  // outcome by command, every event of it
+  std::map<std::string, int> events;
+  for (const auto& e : TakeEvents()) {
+    if (e.routing_key != "outbound.thread_controlled") continue;
+    rapidjson::Document b;
+    b.Parse(e.body.c_str());
+    EXPECT_TRUE(base_.schemas.Validate(e.body).ok()) << e.body;
+    EXPECT_EQ(e.Header(headers::kDedupeKey), "outbound.thread_controlled:" + JsonStr(b, "dedupe_key"));
+    told[JsonStr(b, "dedupe_key")].insert(JsonStr(b, "outcome") + (b.HasMember("code") ? " " + std::to_string(b["code"].GetInt()) : ""));
+    ++events[JsonStr(b, "dedupe_key")];
+  }
+  EXPECT_EQ(told["tc:pass"], (std::set<std::string>{"done"}));
+  EXPECT_EQ(told["tc:take"], (std::set<std::string>{"failed 2494191"}));
+  EXPECT_EQ(told["tc:release"], (std::set<std::string>{"done"}));
+  EXPECT_EQ(events["tc:pass"], 2) << "the second delivery tells again, under the same dedupe key";
+}
+
+// A thread_control Meta did not answer may have moved the thread: it is never called again, and
+// the conversation hears "unknown".
+TEST_F(OutboundTest, AThreadControlMetaDidNotAnswerIsNeverCalledAgain) {
+  StartReplica(Settings(), 2);  // timeout 1 s
+  const std::string to = "16505554402", key = "tc:silent";
+  const std::string body = R"({"schema":"outbound.thread_control","version":1,"correlation_id":"corr-x","dedupe_key":")" +
+                           key + R"(","conversation_key":")" + kBusiness + ":" + to + R"(","phone_number_id":")" +
+                           kBusiness + R"(","to":")" + to + R"(","action":"pass","partner_app_id":"1234567890"})";
+  graph_.Inject(200, 0, 1, 2500, "/thread_control");  // answered after the caller gave up
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, to), 10s).ok());
+  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM thread_controls WHERE status = 'unknown'") == 1; }, 30s));
+  ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, to), 10s).ok());
+  std::vector<std::string> outcomes;
+  WaitUntil(
+      [&] {
+        for (const auto& e : TakeEvents()) {
+          rapidjson::Document b;
+          b.Parse(e.body.c_str());
+          if (e.routing_key == "outbound.thread_controlled") outcomes.push_back(JsonStr(b, "outcome"));
+        }
+        return outcomes.size() >= 2;
+      },
+      10s);
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"unknown", "unknown"}));
+  EXPECT_EQ(graph_.ThreadControlCalls(), 1u);
+}
+
 // Meta says slow down: a throughput error (130429) pushes the number's bucket back a second and a
 // pair-rate error (131056) the recipient's 4 s (4^1, as Meta advises), for every send after it.
 TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {

@@ -15,6 +15,7 @@
 #include "convoy/json.h"
 #include "deliveries.h"
 #include "convoy/pg.h"
+#include "convoy/rapidjson_util.h"
 #include "fake_chat.h"
 #include "fake_sink.h"
 #include "stack.h"
@@ -208,6 +209,53 @@ TEST_F(LeadE2e, AHandoffNobodyAnswersGoesBackToTheBotAfterTheIdleTime) {
   ASSERT_TRUE(stack_->Drained(30s));
   EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 2u) << "what came while a person owned it is never the bot's";
   EXPECT_EQ(Say(ana, "I need a golden visa", 3), "May I know your full name, please?");
+}
+
+// Meta's thread routing (issue 29): on a number that shares its threads with a partner app, an agent
+// passes the thread with a note for the partner, and Meta's thread_control (the Graph fake) is called
+// once; the conversation is the partner's then, so the customer's next message gets no bot reply.
+// The agent takes it back (a second call) and answers the customer.
+TEST_F(LeadE2e, AnAgentPassesTheThreadToThePartnerAppAndTakesItBack) {
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  Up("e2e_threads", receiver.url());
+  const std::string ana = "971500000121";
+  EXPECT_EQ(Say(ana, "Hello", 1), std::string(kGreeting) + "\n\nHow can I help you today?");
+  auto db = PgConnection::Connect(stack_->db.dsn());
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Exec("UPDATE numbers SET partner_app_id = '1234567890' WHERE phone_number_id = $1",
+                          {std::string(kBusiness)}).ok());
+  auto id = (*db)->Exec("SELECT id::text FROM conversations WHERE wa_id = $1", {ana});
+  ASSERT_TRUE(id.ok() && id->size() == 1);
+  const std::string conversation = "/v1/conversations/" + id->get(0, 0);
+  auto owner = [&] {
+    rapidjson::Document d;
+    d.Parse(Api("GET", conversation + "?messages=0").body.c_str());
+    return d.IsObject() ? JsonStr(d, "owner") : std::string("?");
+  };
+  auto passed = Api("POST", conversation + "/pass", R"({"metadata": "Wants a golden visa; prefers English"})");
+  ASSERT_EQ(passed.status, 202) << passed.body;
+  ASSERT_TRUE(test::WaitUntil([&] { return owner() == "elsewhere"; }, 30s)) << owner();
+  ASSERT_EQ(stack_->graph.ThreadControls().size(), 1u);
+  rapidjson::Document call;
+  call.Parse(stack_->graph.ThreadControls()[0].c_str());
+  EXPECT_EQ(JsonText(call["body"]), R"({"messaging_product":"whatsapp","to":")" + ana +
+                                        R"(","action":"pass","metadata":"Wants a golden visa; prefers English"})");
+  // The partner answers now: a customer message gets nothing from the bot.
+  ASSERT_EQ(Post(ana, test::UniqueName("wamid.thread"), "Is anyone there?", at_ += 2), 200);
+  ASSERT_TRUE(stack_->Drained(30s));
+  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 1u) << "no bot reply on a thread the partner owns";
+  // Taken back by the agent, who answers.
+  ASSERT_EQ(Api("POST", conversation + "/take").status, 202);
+  ASSERT_TRUE(test::WaitUntil([&] { return owner() == "human"; }, 30s)) << owner();
+  ASSERT_EQ(stack_->graph.ThreadControls().size(), 2u);
+  call.Parse(stack_->graph.ThreadControls()[1].c_str());
+  EXPECT_EQ(JsonStr(call["body"], "action"), "take");
+  EXPECT_EQ(Api("POST", conversation + "/messages", R"({"text": "Hi Ana, Sam here."})").status, 202);
+  ASSERT_TRUE(stack_->WaitSends(ana, 2));
+  ASSERT_TRUE(stack_->Drained(30s));
+  EXPECT_EQ(stack_->graph.ThreadControlCalls(), 2u);
+  EXPECT_EQ(stack_->graph.SentTexts(ana).back(), "Hi Ana, Sam here.");
 }
 
 TEST_F(LeadE2e, FlowsReloadOnSighupAndThroughTheApiAndABadFileKeepsTheRunningSet) {

@@ -87,6 +87,8 @@ struct FakeGraph::Impl {
     size_t page_size = 25;
   };
   std::map<std::string, Catalog> catalogs;  // by WABA; guarded by mu
+  std::vector<std::string> thread_controls;  // accepted thread_control calls (JSON); guarded by mu
+  std::atomic<uint64_t> thread_control_calls{0};
   std::atomic<uint64_t> template_pages{0};
 
   // A random failure for this message, if one is due.
@@ -205,6 +207,43 @@ struct FakeGraph::Impl {
                          R"("}],"messages":[{"id":")" + wamid + R"("}]})");
   }
 
+  // POST /{version}/{phone_number_id}/thread_control (Conversation Routing), checked as Meta's
+  // reference and its partners describe it: messaging_product whatsapp, `to` or `recipient`, an
+  // action of pass, release or take, metadata of at most 2,000 characters, control_pass only with
+  // pass and only {"target_role": "ai_agent"}. Answered {"messaging_product": "whatsapp"}.
+  HttpResponse ThreadControl(const HttpRequest& r) {
+    if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
+    thread_control_calls.fetch_add(1);
+    if (auto injected = Injected(r)) return *injected;
+    rapidjson::Document body;
+    body.Parse(r.body.c_str(), r.body.size());
+    auto bad = [](const std::string& why) { return Json(400, GraphError(100, "(#100) " + why)); };
+    if (body.HasParseError() || !body.IsObject() || JsonStr(body, "messaging_product") != "whatsapp") {
+      return bad("messaging_product must be whatsapp");
+    }
+    const std::string action = JsonStr(body, "action");
+    if (action != "pass" && action != "release" && action != "take") return bad("action must be pass, release or take");
+    if (JsonStr(body, "to").empty() && JsonStr(body, "recipient").empty()) return bad("to or recipient is required");
+    if (body.HasMember("metadata")) {
+      if (!body["metadata"].IsString()) return bad("metadata must be a string");
+      size_t chars = 0;
+      for (unsigned char c : JsonStr(body, "metadata")) chars += (c & 0xC0) != 0x80;
+      if (chars > 2000) return bad("metadata is at most 2000 characters");
+    }
+    if (body.HasMember("control_pass")) {
+      const auto& cp = body["control_pass"];
+      if (action != "pass") return bad("control_pass is only valid with action pass");
+      if (!cp.IsObject() || JsonStr(cp, "target_role") != "ai_agent") return bad("control_pass.target_role must be ai_agent");
+    }
+    auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
+    const std::string pnid = r.path.substr(first + 1, second - first - 1);
+    std::lock_guard<std::mutex> lock(mu);
+    thread_controls.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","correlation_id":")" +
+                              JsonEscape(r.Header("x-correlation-id")) + R"(","body":)" + r.body + "}");
+    call_order.push_back("thread_control:" + action);
+    return Json(200, R"({"messaging_product":"whatsapp"})");
+  }
+
   // GET /{version}/{waba_id}/message_templates: one page; the cursor is where the next page starts.
   HttpResponse Templates(const HttpRequest& r) {
     if (!Authorized(r)) return Json(401, GraphError(190, "Invalid OAuth access token"));
@@ -312,6 +351,11 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     : impl_(new Impl(std::move(token), std::move(host), port)) {
   Impl* impl = impl_.get();
   impl->server.Route("GET", "/_fake/requests", [this](const HttpRequest&) { return Json(200, RequestsJson()); });
+  impl->server.Route("GET", "/_fake/thread_controls", [this](const HttpRequest&) {
+    std::string out = "[";
+    for (const auto& c : ThreadControls()) out += (out.size() > 1 ? "," : "") + c;
+    return Json(200, out + "]");
+  });
   // Counts only, for a poller that waits for a number without pulling every request each time.
   impl->server.Route("GET", "/_fake/count", [impl](const HttpRequest&) {
     std::lock_guard<std::mutex> lock(impl->mu);
@@ -327,6 +371,7 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     impl->read_receipts.clear();
     impl->call_order.clear();
     impl->graph_calls.clear();
+    impl->thread_controls.clear();
     return Json(200, "{}");
   });
   impl->server.Route("POST", "/_fake/media", [this](const HttpRequest& r) {
@@ -356,6 +401,7 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
       return r.path.size() > tail.size() && r.path.compare(r.path.size() - tail.size(), tail.size(), tail) == 0;
     };
     if (ends("/messages") || ends("/marketing_messages")) return impl->Send(r);
+    if (ends("/thread_control")) return impl->ThreadControl(r);
     return Json(404, GraphError(100, "Unknown path " + r.path));
   });
   impl->server.Route("GET", "/v", [impl](const HttpRequest& r) {
@@ -428,6 +474,13 @@ size_t FakeGraph::SendCount() const {
 }
 
 size_t FakeGraph::CallCount() const { return impl_->calls.load(); }
+
+std::vector<std::string> FakeGraph::ThreadControls() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->thread_controls;
+}
+
+size_t FakeGraph::ThreadControlCalls() const { return impl_->thread_control_calls.load(); }
 size_t FakeGraph::DownloadCount() const { return impl_->downloads.load(); }
 size_t FakeGraph::DownloadRequests() const { return impl_->download_requests.load(); }
 size_t FakeGraph::UploadCalls() const { return impl_->upload_calls.load(); }

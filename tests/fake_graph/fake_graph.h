@@ -8,6 +8,9 @@
 //   GET  /{version}/{waba_id}/message_templates   the WABA's templates (SetTemplates), a page at a
 //                                                 time: ?limit=&after=, paging.cursors.after and
 //                                                 paging.next while a page follows
+//   POST /{version}/{phone_number_id}/thread_control  Conversation Routing's pass, release or take,
+//                                                 its body checked (400 code 100 naming what is wrong);
+//                                                 recorded, and listed at GET /_fake/thread_controls
 //   GET  /{version}/{media_id}                    media metadata (url, mime_type, sha256, file_size)
 //   GET  /_download/{media_id}                    media bytes (bearer token)
 //   GET  /_fake/requests                          recorded sends, as a JSON array
@@ -46,6 +49,9 @@ class FakeGraph {
   std::string RequestsJson() const;
   size_t SendCount() const;    // accepted sends
   size_t CallCount() const;    // calls to the send endpoint, errors included
+  // Accepted thread_control calls, in order: {"phone_number_id", "correlation_id", "body": {...}}.
+  std::vector<std::string> ThreadControls() const;
+  size_t ThreadControlCalls() const;  // calls to thread_control, refused and injected ones included
   size_t DownloadCount() const;     // media bytes served
   size_t DownloadRequests() const;  // media downloads asked for (counted on arrival)
   size_t UploadCalls() const;    // calls to the upload endpoint (injected errors not counted)
@@ -75,7 +81,8 @@ class FakeGraph {
   // "Mark as read" calls (status: read), in order: "<wamid>", or "<wamid>:typing" with the typing
   // indicator. Not sends: SendCount() and SentTexts() leave them out.
   std::vector<std::string> ReadReceipts() const;
-  // Read receipts and accepted sends in the order they arrived: "read:<wamid>", "send:<to>".
+  // Read receipts, accepted sends and thread controls in the order they arrived: "read:<wamid>",
+  // "send:<to>", "thread_control:<action>".
   std::vector<std::string> CallOrder() const;
   // What GET /{version}/{waba_id}/message_templates lists: Graph's template objects (JSON), at most
   // `page_size` a page (less when the caller's limit asks for less).

@@ -159,6 +159,7 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "SELECT name, language, category FROM templates WHERE status = 'APPROVED'"},
        {"SELECT recipient FROM outbound_messages", "UPDATE outbound_messages SET status = 'sent'",
         "SELECT reason FROM templates", "SELECT count(*) FROM media_objects", "DELETE FROM deliveries",
+        "SELECT count(*) FROM thread_controls",
         "CREATE TABLE intruder (x int)", "INSERT INTO schema_migrations VALUES (9999, 'x')"}},
       {"convoy_media",
        {"SELECT count(*) FROM media_objects", "DELETE FROM media_uploads WHERE false",
@@ -189,7 +190,9 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "SELECT waba_id FROM numbers WHERE phone_number_id = '1'",
         // whether a bot's reply was taken over after it was written (0035_transcript_and_owner.sql)
         "SELECT c.owner, c.owner_since, o.created_at FROM conversations c, outbox o WHERE c.conversation_key = 'x' "
-        "AND o.dedupe_key = 'x'"},
+        "AND o.dedupe_key = 'x'",
+        // Meta's thread_control, called once per command (0037_thread_control.sql)
+        "DELETE FROM thread_controls WHERE false"},
        {"SELECT count(*) FROM identities", "SELECT state FROM conversations", "SELECT wa_id FROM conversations",
         "UPDATE conversations SET owner = 'bot'", "DELETE FROM outbox",
         "UPDATE numbers SET graph_token_ref = 'env:X'", "UPDATE numbers SET tenant = 'x'",
@@ -197,7 +200,7 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
       {"convoy_readonly",
        {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries", "SELECT count(*) FROM templates",
-        "SELECT count(*) FROM template_syncs"},
+        "SELECT count(*) FROM template_syncs", "SELECT count(*) FROM thread_controls"},
        {"DELETE FROM conversations", "UPDATE deliveries SET status = 'parked'", "CREATE TABLE intruder (x int)"}},
   };
   int checked = 0;

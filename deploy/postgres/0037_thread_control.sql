@@ -31,3 +31,9 @@ CREATE INDEX thread_controls_updated ON thread_controls (updated_at);
 GRANT SELECT, INSERT, UPDATE, DELETE ON thread_controls TO convoy_outbound;
 GRANT SELECT ON thread_controls TO convoy_readonly;
 
+-- Who wrote a send (outbound.send `author`: bot, or agent:<name>), set at its claim: the delivery
+-- statuses of an agent's message go to the conversation's sink (conversation.message_status).
+ALTER TABLE outbound_messages ADD COLUMN author text;
+-- The last delivery status of an agent's message the business's sink was told: each status once,
+-- never one before it (sent < delivered < read, failed).
+ALTER TABLE conversation_messages ADD COLUMN status_told text;

@@ -391,5 +391,56 @@ TEST_F(HandoffTest, PassAndTakeMoveTheThreadThroughMetasThreadControlAndTheOwner
   EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "elsewhere");
 }
 
+// The delivery statuses of an agent's message reach the business's sink as
+// conversation.message_status: once per status though outbound tells one again, never a status
+// before the last one told, and nothing for a bot's reply.
+TEST_F(HandoffTest, AnAgentsMessageStatusesReachTheSinkOnceEachAndNeverBackwards) {
+  const std::string ana = "971500000208";
+  Text(ana, "wamid.s1", "Hello", 300);
+  const std::string id = IdOf(ana);
+  auto sent = Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hi Ana, Sam here"})",
+                   ApiTokens::Token(Role::kAgent, "*"), "status-1");
+  ASSERT_EQ(sent.status, 202) << sent.body;
+  rapidjson::Document answer;
+  answer.Parse(sent.body.c_str());
+  const int64_t seq = answer["seq"].GetInt64();
+  const std::string send = One("SELECT dedupe_key FROM conversation_messages WHERE seq = $1", {std::to_string(seq)});
+  const std::string bot = One("SELECT dedupe_key FROM conversation_messages WHERE conversation_key = $1 AND author = "
+                              "'bot' LIMIT 1",
+                              {Key(ana)});
+  auto changed = [&](const std::string& key, const std::string& status, const std::string& author, int n) {
+    Delivery d;
+    d.queue = queues::kConversationEvents;
+    d.body = R"({"schema":"outbound.status_changed","version":1,"correlation_id":"corr-s","dedupe_key":")" + key +
+             R"(","conversation_key":")" + Key(ana) + R"(","status":")" + status + R"(","author":")" + author +
+             R"(","wamid":"wamid.OUT1","at":)" + std::to_string(1765000000 + n) + "}";
+    // outbound's key per status; a status told again comes under the same key, or (after a
+    // redelivery of the webhook) under another delivery of it
+    d.headers[headers::kDedupeKey] = "outbound.status_changed:" + key + ":" + status + (n > 10 ? ":again" : "");
+    d.headers[headers::kConversationKey] = Key(ana);
+    EXPECT_EQ(processor_->Handle(d).kind, Disposition::Kind::kAck) << d.body;
+  };
+  changed(send, "sent", "agent:agent-all", 1);
+  changed(send, "sent", "agent:agent-all", 1);   // the same event again
+  changed(send, "sent", "agent:agent-all", 11);  // told again by outbound
+  changed(send, "read", "agent:agent-all", 3);
+  changed(send, "delivered", "agent:agent-all", 2);  // late: read was told already
+  changed(bot, "read", "agent:agent-all", 4);        // not an agent's message in the transcript
+  auto statuses = Column("SELECT body::jsonb->'conversation'->'message'->>'status' FROM outbox WHERE routing_key = "
+                         "'outbound.deliver' AND body::jsonb->>'type' = 'conversation.message_status' ORDER BY id");
+  EXPECT_EQ(statuses, (std::vector<std::string>{"sent", "read"}));
+  rapidjson::Document told;
+  told.Parse(One("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver' AND body::jsonb->>'type' = "
+                 "'conversation.message_status' ORDER BY id LIMIT 1").c_str());
+  ASSERT_TRUE(told.IsObject());
+  EXPECT_TRUE(schemas_.ValidateAs("outbound.deliver", 1, JsonText(told)).ok());
+  EXPECT_EQ(JsonStr(told, "sink"), "conversations") << "the conversation's sink, as its customer messages";
+  EXPECT_EQ(JsonStr(told["conversation"], "id"), id);
+  EXPECT_EQ(told["conversation"]["message"]["seq"].GetInt64(), seq);
+  EXPECT_EQ(JsonStr(told["conversation"]["message"], "author"), "agent:agent-all");
+  EXPECT_EQ(JsonStr(told["conversation"]["message"], "wamid"), "wamid.OUT1");
+  EXPECT_EQ(JsonStr(told, "result_id"), Key(ana) + ":" + send + ":status:sent");
+}
+
 }  // namespace
 }  // namespace convoy::conversation

@@ -162,6 +162,7 @@ struct Processor::Parsed {
   int64_t wa_timestamp = 0;
   Event event;
   ThreadControlOutcome thread;  // outbound.thread_controlled: what Meta's thread_control did
+  MessageStatus status_change;  // outbound.status_changed: where an agent's message stands
 };
 
 struct Processor::Applied {
@@ -330,6 +331,17 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     if (p.schema == "result.due") {
       e.kind = Event::Kind::kResultDue;
       e.result_id = JsonStr(doc, "result_id");
+    }
+    if (p.schema == "outbound.status_changed") {
+      MessageStatus& st = p.status_change;
+      st.send_key = JsonStr(doc, "dedupe_key");
+      st.status = JsonStr(doc, "status");
+      st.wamid = JsonStr(doc, "wamid");
+      st.reason = JsonStr(doc, "reason");
+      const Value& code = JsonMember(doc, "code");
+      st.code = code.IsInt() ? code.GetInt() : 0;
+      const Value& at = JsonMember(doc, "at");
+      st.at = at.IsInt64() ? at.GetInt64() : 0;
     }
     if (p.schema == "outbound.thread_controlled") {
       p.thread.dedupe_key = JsonStr(doc, "dedupe_key");
@@ -1007,6 +1019,23 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
   return Status::Ok();
 }
 
+namespace {
+// A delivery about the conversation to the business's inbox: its sink (the conversation's, else
+// --handoff_sink), the conversation and the customer; type, key and message are the caller's.
+ConversationDelivery ToInbox(const Parsed& p, const Ownership& own, const std::string& handoff_sink) {
+  ConversationDelivery d;
+  d.sink = own.sink.empty() ? handoff_sink : own.sink;
+  d.conversation_key = p.conversation_key;
+  d.conversation_id = own.id;
+  d.phone_number_id = p.phone_number_id;
+  d.correlation_id = p.correlation_id;
+  d.wa_id = p.reply_phone;
+  d.user_id = p.reply_user_id;
+  d.conversation_json["owner"] = JsonQuote(own.owner);
+  return d;
+}
+}  // namespace
+
 // The customer's message to the business's inbox (conversation.message to the conversation's
 // sink; outbound keeps a conversation's deliveries in the order written), and its media fetched
 // for the agents to see.
@@ -1017,19 +1046,11 @@ Status Processor::ForwardToInbox(const Parsed& p, const Ownership& own) {
   if (!e.media_id.empty()) message += ",\"media_id\":" + JsonQuote(e.media_id);
   if (!e.mime_type.empty()) message += ",\"mime_type\":" + JsonQuote(e.mime_type);
   message += ",\"author\":\"customer\"}";
-  ConversationDelivery d;
+  ConversationDelivery d = ToInbox(p, own, engine_.settings().handoff_sink);
   d.type = "conversation.message";
   d.dedupe_key = p.conversation_key + ":" + p.dedupe_key + ":inbox";
-  d.sink = own.sink.empty() ? engine_.settings().handoff_sink : own.sink;
-  d.conversation_key = p.conversation_key;
-  d.conversation_id = own.id;
-  d.phone_number_id = p.phone_number_id;
-  d.correlation_id = p.correlation_id;
-  d.wa_id = p.reply_phone;
-  d.user_id = p.reply_user_id;
   d.outcome = "message";
   d.at = p.wa_timestamp;
-  d.conversation_json["owner"] = JsonQuote(own.owner);
   d.conversation_json["message"] = message;
   Status s = QueueConversationDelivery(db_, d);
   if (!s.ok() || e.kind != Event::Kind::kMedia) return s;
@@ -1141,6 +1162,14 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (!note.ok()) return note.status();
     event_note = *note;
     if (pending_thread == p.thread.dedupe_key) pending_thread.clear();
+  }
+  if (p.schema == "outbound.status_changed") {
+    // An agent's message moved at Meta: the business's sink (the conversation's, as its customer
+    // messages) hears it once per status, in order with the rest.
+    auto told = TellMessageStatus(db_, ToInbox(p, own, engine_.settings().handoff_sink), p.status_change);
+    if (!told.ok()) return told.status();
+    event_note = "message_status " + p.status_change.status + (*told ? "" : " (told before, or after a later one)");
+    if (*told) a->wrote_outbox = true;
   }
   const std::string pending_action = PendingThreadAction(pending_thread);
   const bool passing = pending_action == "pass" || pending_action == "release";

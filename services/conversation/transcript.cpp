@@ -36,6 +36,12 @@ constexpr const char* kReleaseIdle =
     "SELECT conversation_key, coalesce(flow || '/' || step, 'idle'), coalesce(flow || '/' || step, 'idle'), "
     "'idle_release:' || conversation_key || ':' || extract(epoch FROM now())::bigint, 'idle_release', "
     "'released: no agent message for ' || $1 || ' s' FROM idle RETURNING 1";
+// An agent's message, moved to a status after the last one told (each once, never backwards).
+constexpr const char* kTellStatus =
+    "UPDATE conversation_messages SET status_told = $3 WHERE dedupe_key = $1 AND conversation_key = $2 AND "
+    "direction = 'out' AND author LIKE 'agent:%' AND (CASE coalesce(status_told, '') WHEN 'sent' THEN 2 "
+    "WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 1 END) < (CASE $3 WHEN 'sent' THEN 2 "
+    "WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END) RETURNING seq, author, kind";
 constexpr const char* kInsertOutbox =
     "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (dedupe_key) DO NOTHING";
@@ -128,6 +134,26 @@ Status QueueConversationDelivery(PgConnection& db, const ConversationDelivery& d
     if (!s.ok()) return s;
   }
   return Status::Ok();
+}
+
+Result<bool> TellMessageStatus(PgConnection& db, ConversationDelivery d, const MessageStatus& s) {
+  auto row = db.Exec(kTellStatus, {s.send_key, d.conversation_key, s.status});
+  if (!row.ok()) return row.status();
+  if (row->empty()) return false;
+  std::string message = "{\"seq\":" + row->get(0, 0) + ",\"author\":" + JsonQuote(row->get(0, 1)) +
+                        ",\"kind\":" + JsonQuote(row->get(0, 2)) + ",\"status\":" + JsonQuote(s.status);
+  if (!s.wamid.empty()) message += ",\"wamid\":" + JsonQuote(s.wamid);
+  if (s.status == "failed" && s.code != 0) message += ",\"error_code\":" + std::to_string(s.code);
+  if (s.status == "failed" && !s.reason.empty()) message += ",\"error_reason\":" + JsonQuote(s.reason);
+  message += ",\"at\":" + std::to_string(s.at) + "}";
+  d.type = "conversation.message_status";
+  d.dedupe_key = d.conversation_key + ":" + s.send_key + ":status:" + s.status;
+  d.outcome = "message_status";
+  d.at = s.at;
+  d.conversation_json["message"] = message;
+  Status q = QueueConversationDelivery(db, d);
+  if (!q.ok()) return q;
+  return true;
 }
 
 }  // namespace convoy::conversation

@@ -76,6 +76,19 @@ struct ConversationDelivery {
 // second and later sinks, as results).
 Status QueueConversationDelivery(PgConnection& db, const ConversationDelivery& d);
 
+// Where an agent's message stands at Meta (outbound.status_changed).
+struct MessageStatus {
+  std::string send_key;  // the send's dedupe key: the transcript row's
+  std::string status;    // sent | delivered | read | failed
+  std::string wamid, reason;
+  int code = 0;
+  int64_t at = 0;
+};
+// Tells the business (conversation.message_status to `d`'s sink, d's conversation members kept)
+// once per message and status and never a status before the last one told (sent < delivered <
+// read, failed), inside the caller's transaction (the conversation's row lock). Whether it did.
+Result<bool> TellMessageStatus(PgConnection& db, ConversationDelivery d, const MessageStatus& s);
+
 // A JSON string literal (quotes included).
 std::string JsonQuote(const std::string& s);
 

@@ -41,7 +41,7 @@ constexpr const char* kLookup =
 // or has no outbox row (a command from elsewhere). One row always: status "" when no attempt yet.
 constexpr const char* kLookupInOrder =
     "SELECT coalesce(m.status, ''), coalesce(extract(epoch FROM clock_timestamp() - m.attempt_started_at)::float8, 1e9), "
-    "coalesce(e.dedupe_key, ''), coalesce(e.due_ms, 0) "
+    "coalesce(e.dedupe_key, ''), coalesce(e.due_ms, 0), coalesce(m.author, '') "
     "FROM (SELECT $1::text AS k) me LEFT JOIN outbound_messages m ON m.dedupe_key = me.k "
     "LEFT JOIN LATERAL (SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint AS due_ms "
     "FROM outbox mine JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id "
@@ -64,10 +64,10 @@ constexpr const char* kLookupInOrder =
 constexpr const char* kClaim =
     "WITH prev AS (SELECT status FROM outbound_messages WHERE dedupe_key = $1) "
     "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "correlation_id, attempt_started_at, received_at) SELECT $1, $2, $3, $4, 'sending', 1, $5, clock_timestamp(), "
-    "NULLIF($7, '')::timestamptz WHERE $8 <> 'bot' OR NOT EXISTS (" TAKEN_OVER ") "
+    "correlation_id, attempt_started_at, received_at, author) SELECT $1, $2, $3, $4, 'sending', 1, $5, "
+    "clock_timestamp(), NULLIF($7, '')::timestamptz, $8 WHERE $8 <> 'bot' OR NOT EXISTS (" TAKEN_OVER ") "
     "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'sending', attempts = m.attempts + 1, "
-    "attempt_started_at = clock_timestamp(), updated_at = now() "
+    "attempt_started_at = clock_timestamp(), updated_at = now(), author = coalesce(m.author, EXCLUDED.author) "
     "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN ('sending', 'uncertain') "
     "AND m.attempt_started_at > clock_timestamp() - make_interval(secs => $6::float8)) "
     "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new'), floor(extract(epoch FROM m.created_at))::bigint";
@@ -89,9 +89,16 @@ constexpr const char* kMarkSentConflict =
 // The send that holds a wamid, other than $2 (an integrity error when there is one).
 constexpr const char* kWamidHolder =
     "SELECT dedupe_key FROM outbound_messages WHERE wamid = $1 AND dedupe_key IS DISTINCT FROM $2";
-// Whether any send is known by this wamid or dedupe key (a status that moved nothing is stale).
+// Whether any send is known by this wamid or dedupe key (a status that moved nothing is stale), and
+// who wrote it.
 constexpr const char* kKnownSend =
-    "SELECT 1 FROM outbound_messages WHERE wamid = $1 OR dedupe_key = $2 LIMIT 1";
+    "SELECT dedupe_key, coalesce(author, '') FROM outbound_messages WHERE wamid = $1 OR dedupe_key = $2 LIMIT 1";
+// An agent's send where its status stands (sent, delivered, read or failed): what its conversation
+// tells the business (outbound.status_changed, then conversation.message_status).
+constexpr const char* kAgentSend =
+    "SELECT status, coalesce(conversation_key, ''), correlation_id, coalesce(wamid, ''), coalesce(error_code, 0), "
+    "coalesce(error_reason, ''), author, floor(extract(epoch FROM updated_at))::bigint FROM outbound_messages "
+    "WHERE dedupe_key = $1 AND author LIKE 'agent:%' AND status IN ('sent', 'delivered', 'read', 'failed')";
 constexpr const char* kMarkUncertain =
     "UPDATE outbound_messages SET status = 'uncertain', error_reason = $2, updated_at = now() "
     "WHERE dedupe_key = $1 AND status = 'sending'";
@@ -105,9 +112,10 @@ constexpr const char* kMarkRetrying =
     "WHERE dedupe_key = $1 AND status = 'sending'";
 constexpr const char* kMarkFailed =
     "INSERT INTO outbound_messages (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "error_code, error_reason, correlation_id) VALUES ($1, $2, $3, $4, 'failed', 0, $5::int, $6, $7) "
+    "error_code, error_reason, correlation_id, author) VALUES ($1, $2, $3, $4, 'failed', 0, $5::int, $6, $7, $8) "
     "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'failed', error_code = EXCLUDED.error_code, "
-    "error_reason = EXCLUDED.error_reason, updated_at = now() "
+    "error_reason = EXCLUDED.error_reason, updated_at = now(), "
+    "author = coalesce(outbound_messages.author, EXCLUDED.author) "
     "WHERE outbound_messages.status NOT IN ('sent', 'delivered', 'read')";
 // Statuses only move forward: (queued, sending, uncertain, retrying) < sent < delivered < read;
 // failed ends it. Duplicates are no-ops. A row whose wamid is not known yet (the process died
@@ -119,7 +127,8 @@ constexpr const char* kApplyStatus =
     "WHERE (wamid = $1 OR (wamid IS NULL AND dedupe_key = $5)) AND "
     "(CASE status WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 1 END) < "
     "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END) "
-    "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id, phone_number_id, recipient";
+    "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id, phone_number_id, recipient, "
+    "coalesce(author, '')";
 
 constexpr int kMarketingStoppedCode = 131050;     // Meta's "user stopped marketing messages"
 constexpr const char* kMarketingStopped =
@@ -202,6 +211,9 @@ struct Metrics {
                                           "Graph answers or status webhooks naming a wamid another send already holds "
                                           "(an integrity error: two dedupe keys, one message id).");
   Counter& errors = r.GetCounter("convoy_outbound_value_errors_total", "Value-level webhook errors received.");
+  Counter& agent_statuses = r.GetCounter("convoy_outbound_agent_statuses_total",
+                                         "Delivery statuses of agents' messages told to their conversation (a status "
+                                         "may be told again; the conversation tells the business once).");
   Counter& wrong_app = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"wrong_app\"");
   Counter& preferences = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
                                       "effect=\"received\"");
@@ -252,6 +264,8 @@ bool Settled(const std::string& status) {
 }
 
 bool MayHaveReachedMeta(const std::string& status) { return status == "sending" || status == "uncertain"; }
+
+bool ByAgent(const std::string& author) { return author.rfind("agent:", 0) == 0; }
 
 int64_t Millis(double seconds) { return static_cast<int64_t>(std::ceil(seconds * 1000)); }
 
@@ -359,9 +373,36 @@ Status Sender::Emit(const std::string& schema, const std::string& fields, const 
   return events_ ? events_(EventFor(d, schema, fields)) : Status::Ok();
 }
 
+Status Sender::EmitAgentStatus(const std::string& dedupe_key) {
+  if (!events_) return Status::Ok();
+  auto r = db_.Exec(kAgentSend, {dedupe_key});
+  if (!r.ok()) return r.status();
+  if (r->empty()) return Status::Ok();
+  const std::string status = r->get(0, 0), wamid = r->get(0, 3), reason = r->get(0, 5);
+  const int64_t code = r->get_int(0, 4);
+  AmqpMessage m;
+  m.exchange = exchanges::kEvents;
+  m.routing_key = "outbound.status_changed";
+  m.message_id = "outbound.status_changed:" + dedupe_key + ":" + status;
+  m.headers = {{headers::kDedupeKey, m.message_id},
+               {headers::kCorrelationId, r->get(0, 2)},
+               {headers::kConversationKey, r->get(0, 1)}};
+  m.body = R"({"schema":"outbound.status_changed","version":1,"correlation_id":")" + JsonEscape(r->get(0, 2)) +
+           R"(","dedupe_key":")" + JsonEscape(dedupe_key) + R"(","conversation_key":")" + JsonEscape(r->get(0, 1)) +
+           R"(","status":")" + status + R"(","author":")" + JsonEscape(r->get(0, 6)) + "\"" +
+           (wamid.empty() ? "" : R"(,"wamid":")" + JsonEscape(wamid) + "\"") +
+           (status == "failed" && code != 0 ? R"(,"code":)" + std::to_string(code) : std::string()) +
+           (status == "failed" && !reason.empty() ? R"(,"reason":")" + JsonEscape(reason.substr(0, 1000)) + "\"" : "") +
+           R"(,"at":)" + std::to_string(r->get_int(0, 7)) + "}";
+  Status s = events_(std::move(m));
+  if (s.ok()) M().agent_statuses.Inc();
+  return s;
+}
+
 Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const std::string& reason, bool dead_letter) {
   LogCtx ctx("outbound.send", c.correlation, c.conversation, c.dedupe);
-  Status s = db_.Exec(kMarkFailed, {c.dedupe, c.conversation, c.pnid, c.to, std::to_string(code), reason, c.correlation})
+  Status s = db_.Exec(kMarkFailed,
+                      {c.dedupe, c.conversation, c.pnid, c.to, std::to_string(code), reason, c.correlation, c.author})
                  .status();
   if (!s.ok()) return DispositionFor(s);
   M().failed.Inc();
@@ -373,6 +414,11 @@ Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const st
                       std::to_string(d.attempt + 1),
                   d);
   if (!e.ok()) return Disposition::Retry("could not emit outbound.failed: " + e.ToString());
+  // An agent's message that failed: the business hears it (a redelivery, settled, tells it again).
+  if (ByAgent(c.author)) {
+    Status a = EmitAgentStatus(c.dedupe);
+    if (!a.ok()) return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+  }
   return dead_letter ? Disposition::DeadLetter(reason, code) : Disposition::Ack();
 }
 
@@ -420,6 +466,16 @@ Disposition Sender::Record(const Command& c, const Delivery& d, const std::strin
   if (c.type == "typing_indicator") return Disposition::Ack();  // nothing for the conversation to learn
   Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(wamid.empty() ? "unknown" : wamid) + "\"", d);
   if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();
+  if (ByAgent(c.author)) {
+    // An agent's message went: the business hears it. Not told, only the telling is retried (the
+    // wamid travels with it, as for a record): Graph is not called again.
+    Status a = EmitAgentStatus(c.dedupe);
+    if (!a.ok()) {
+      Disposition again = Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+      again.headers = {{kAcceptedHeader, wamid.empty() ? kUnknownWamid : wamid}};
+      return again;
+    }
+  }
   return Disposition::Ack();
 }
 
@@ -462,6 +518,10 @@ Disposition Sender::HandleSend(const Delivery& d) {
     if (Settled(status)) {
       M().duplicate.Inc();
       LOG(INFO) << ctx << "event=already_settled status=" << status;
+      if (ByAgent(row->get(0, 4))) {  // told again: an earlier delivery may have failed to
+        Status a = EmitAgentStatus(c.dedupe);
+        if (!a.ok()) return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+      }
       return Disposition::Ack();
     }
     double reconcile = static_cast<double>(settings_.reconcile.count());
@@ -822,9 +882,13 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     }
   }
   if (!r.ok()) return retry(r.status());
+  // An agent's send this status concerns, told to its conversation where it now stands (a status
+  // that moved nothing tells it again: the telling of an earlier delivery may have failed).
+  std::string agent_send = r->affected && ByAgent(r->get(0, 5)) ? r->get(0, 0) : "";
   if (!r->affected) {
     auto known = db_.Exec(kKnownSend, {wamid, key});
     if (!known.ok()) return retry(known.status());
+    if (!known->empty() && ByAgent(known->get(0, 1))) agent_send = known->get(0, 0);
     if (known->empty()) {
       // No send holds this wamid: Meta's status came before convoy wrote down Meta's answer (the
       // record is in flight, or being retried), or the message is not convoy's. It waits for the
@@ -875,6 +939,10 @@ Disposition Sender::HandleStatus(const Delivery& d) {
                         JsonEscape(reason.value_or("failed after delivery to Meta")) + "\"",
                     send);
     if (!e.ok()) return Disposition::Retry("could not emit outbound.failed: " + e.ToString());
+  }
+  if (!agent_send.empty()) {
+    Status a = EmitAgentStatus(agent_send);
+    if (!a.ok()) return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
   }
   return Disposition::Ack();
 }

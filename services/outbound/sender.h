@@ -100,6 +100,11 @@ class Sender {
   // Records the send as failed for good, tells the conversation (outbound.failed), acks.
   Disposition Fail(const Command& c, const Delivery& d, int code, const std::string& reason, bool dead_letter);
   Status Emit(const std::string& schema, const std::string& body_fields, const Delivery& d);
+  // An agent's send (author agent:<name>) where its status now stands, to its conversation
+  // (outbound.status_changed, dedupe key per send and status), which tells the business's sink.
+  // Told again by every delivery that finds it so (the conversation applies each status once);
+  // nothing for a bot's send or one not sent yet.
+  Status EmitAgentStatus(const std::string& dedupe_key);
   // The recipient's and then the number's send slot: empty when the send may go now (after at
   // most the shortest delay queue's wait here), else the delay that keeps it until then.
   std::optional<Disposition> Pace(const Delivery& d, const Bucket& pair, const Bucket& number);

@@ -1402,6 +1402,61 @@ TEST_F(OutboundTest, ABotReplyWaitingInADelayTierWhenAPersonTakesOverIsCancelled
       << "every command settled in the ledger, the cancelled one too";
 }
 
+// An agent's message tells its conversation each status it reaches (outbound.status_changed, one
+// dedupe key per status): sent when Meta accepts it, delivered and read from the status webhooks,
+// a status Meta sends again told again under the same key, and a failure refused before any call;
+// a bot's message tells nothing.
+TEST_F(OutboundTest, AnAgentsMessageTellsItsConversationEachStatusAndABotsTellsNothing) {
+  StartReplica(Settings(), 2);
+  const std::string to = "16505554501";
+  auto agent = [&](const std::string& key, int64_t last_inbound_at) {
+    std::string body = Command(key, to, TextMessage("Hi, Sam here"), last_inbound_at);
+    body.insert(body.size() - 1, R"(,"author":"agent:sam")");
+    ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, to), 10s).ok());
+  };
+  agent("as:agent", NowSeconds() - 60);
+  Send("as:bot", to, TextMessage("a bot's reply"));
+  ASSERT_TRUE(WaitStatus("as:agent", "sent") && WaitStatus("as:bot", "sent"));
+  const std::string wamid = Log("as:agent").wamid, bot_wamid = Log("as:bot").wamid;
+  auto status = [&](const std::string& id, const char* what) {
+    PublishStatus(kBusiness, R"({"id":")" + id + R"(","status":")" + what + R"(","timestamp":")" +
+                                 std::to_string(NowSeconds()) + R"(","recipient_id":")" + to + "\"}");
+  };
+  status(wamid, "delivered");
+  ASSERT_TRUE(WaitStatus("as:agent", "delivered"));
+  status(wamid, "read");
+  status(wamid, "read");  // Meta sends it again
+  status(bot_wamid, "read");
+  ASSERT_TRUE(WaitStatus("as:agent", "read") && WaitStatus("as:bot", "read"));
+  agent("as:late", NowSeconds() - 25 * 3600);  // outside the window: failed without a call
+  ASSERT_TRUE(WaitStatus("as:late", "failed"));
+  std::map<std::string, int> told;  // event dedupe key -> times
+  std::string failed_body;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (const auto& e : TakeEvents()) {
+          if (e.routing_key != "outbound.status_changed") continue;
+          EXPECT_TRUE(base_.schemas.Validate(e.body).ok()) << e.body;
+          ++told[e.Header(headers::kDedupeKey)];
+          if (e.body.find("\"failed\"") != std::string::npos) failed_body = e.body;
+        }
+        return told.size() == 4 && told["outbound.status_changed:as:agent:read"] >= 2;
+      },
+      20s))
+      << told.size();
+  std::vector<std::string> keys;
+  for (const auto& [k, n] : told) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"outbound.status_changed:as:agent:delivered", "outbound.status_changed:as:agent:read",
+                                            "outbound.status_changed:as:agent:sent", "outbound.status_changed:as:late:failed"}))
+      << "each status of the agent's messages, none of the bot's";
+  rapidjson::Document f;
+  f.Parse(failed_body.c_str());
+  ASSERT_TRUE(f.IsObject()) << failed_body;
+  EXPECT_EQ(f["code"].GetInt(), 131047);
+  EXPECT_EQ(JsonStr(f, "author"), "agent:sam");
+  EXPECT_EQ(JsonStr(f, "conversation_key"), std::string(kBusiness) + ":" + to);
+}
+
 // Meta's thread control (Conversation Routing): a pass, a take and a release, each as conversation
 // writes it (the outbox row and the command on outbound.send). The pass waits for the bot's reply
 // written before it (held by a 503) and then calls thread_control once with Meta's body, though its

@@ -179,6 +179,23 @@ TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnc
   ASSERT_TRUE(stack_->Drained(30s));
   EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 4u);
   EXPECT_EQ(stack_->graph.SentTexts(ana)[3], "Hi Ana, Sam here. Which emirate are you in?");
+  // The inbox sees the agent's message go: conversation.message_status "sent" (Meta's answer, then
+  // its status webhook: told once), for the seq the API answered.
+  ASSERT_TRUE(receiver.WaitFor(6, 60s)) << "the agent's message's status";
+  ASSERT_TRUE(stack_->Drained(30s));
+  rapidjson::Document queued;
+  queued.Parse(sent.body.c_str());
+  std::vector<std::string> statuses;
+  for (const auto& r : receiver.Requests()) {
+    rapidjson::Document b;
+    b.Parse(r.body.c_str());
+    if (r.answered != 200 || std::string(b["type"].GetString()) != "conversation.message_status") continue;
+    const auto& m = b["data"]["conversation"]["message"];
+    statuses.push_back(JsonStr(m, "status") + " " + std::to_string(m["seq"].GetInt64()) + " " + JsonStr(m, "author"));
+    EXPECT_TRUE(r.verified);
+  }
+  EXPECT_EQ(statuses, (std::vector<std::string>{"sent " + std::to_string(queued["seq"].GetInt64()) +
+                                                " agent:convoy_admin_token"}));
   // The transcript shows both sides, the agent's message with Meta's status.
   auto shown = Api("GET", "/v1/conversations/" + id);
   EXPECT_NE(shown.body.find("agent:convoy_admin_token"), std::string::npos) << shown.body;

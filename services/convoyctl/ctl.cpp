@@ -446,8 +446,9 @@ int ConversationShow(const Options& o, const std::string& who, const std::string
 }
 
 namespace {
-int CallAdmin(const Options& o, const std::string& method, const std::string& path, const std::string& body,
-              std::ostream& out, std::ostream& err) {
+// A call of a service's /v1/ API with the token; the answer's body in *body when 2xx.
+int CallApi(const Options& o, const std::string& base_url, const std::string& method, const std::string& path,
+            const std::string& request, std::string* body, std::ostream& err) {
   if (o.admin_token.empty()) {
     err << "convoyctl: no API token: set CONVOY_API_TOKEN (or --token_file) or CONVOY_ADMIN_TOKEN (or "
            "--admin_token_file)\n";
@@ -455,8 +456,8 @@ int CallAdmin(const Options& o, const std::string& method, const std::string& pa
   }
   HttpClientRequest req;
   req.method = method;
-  req.url = o.outbound_url + path;
-  req.body = body;
+  req.url = base_url + path;
+  req.body = request;
   req.headers["Authorization"] = "Bearer " + o.admin_token;
   auto resp = HttpFetch(req);
   if (!resp.ok()) return Unavailable(err, method + " " + req.url, resp.status());
@@ -464,10 +465,143 @@ int CallAdmin(const Options& o, const std::string& method, const std::string& pa
     err << "convoyctl: " << method << " " << path << ": HTTP " << resp->status << ": " << resp->body << "\n";
     return resp->status == 404 ? kNotFound : kFailed;
   }
-  out << (o.json ? resp->body : Pretty(resp->body)) << "\n";
+  *body = resp->body;
   return kOk;
 }
+
+int CallAdmin(const Options& o, const std::string& method, const std::string& path, const std::string& request,
+              std::ostream& out, std::ostream& err) {
+  std::string body;
+  const int code = CallApi(o, o.outbound_url, method, path, request, &body, err);
+  if (code == kOk) out << (o.json ? body : Pretty(body)) << "\n";
+  return code;
+}
+
+// GET /v1/conversations<path> of conversation's API: with --json the answer is written out as it came
+// (*shown), else parsed into *d.
+int ReadConversations(const Options& o, const std::string& path, rapidjson::Document* d, bool* shown,
+                      std::ostream& out, std::ostream& err) {
+  std::string body;
+  const int code = CallApi(o, o.conversation_url, "GET", "/v1/conversations" + path, "", &body, err);
+  if (code != kOk) return code;
+  if (o.json) {
+    out << body << "\n";
+    *shown = true;
+  } else {
+    d->Parse(body.c_str(), body.size());
+  }
+  return kOk;
+}
+
+// A member as text: a string as it is, a number or boolean written out, null or absent "".
+std::string Text(const rapidjson::Value& v, const char* key) {
+  const auto& m = JsonMember(v, key);
+  if (m.IsString()) return std::string(m.GetString(), m.GetStringLength());
+  if (m.IsInt64()) return std::to_string(m.GetInt64());
+  if (m.IsBool()) return m.GetBool() ? "true" : "false";
+  return "";
+}
+
+// "2026-12-07T08:00:01.123456+00:00" (PostgreSQL's JSON) -> "2026-12-07 08:00:01".
+std::string Moment(const std::string& t) {
+  if (t.size() < 19) return t.empty() ? "-" : t;
+  std::string out = t.substr(0, 19);
+  out[10] = ' ';
+  return out;
+}
+
+// One line of text: line breaks shown as "\\n", at most `max` characters (UTF-8 kept whole).
+std::string OneLine(const std::string& s, size_t max) {
+  std::string out;
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if ((c & 0xC0) != 0x80 && ++chars > max) return out + "...";
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r' || c == '\t') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
 }  // namespace
+
+bool IsConversationId(const std::string& who) {
+  if (who.size() != 36) return false;
+  for (size_t i = 0; i < who.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash != (who[i] == '-')) return false;
+    if (!dash && !std::isxdigit(static_cast<unsigned char>(who[i]))) return false;
+  }
+  return true;
+}
+
+int ConversationTranscript(const Options& o, const std::string& id, int messages, std::ostream& out,
+                           std::ostream& err) {
+  if (!IsConversationId(id)) {
+    err << "convoyctl: " << id << " is not a conversation id (a uuid, as GET /v1/conversations lists them)\n";
+    return kUsage;
+  }
+  rapidjson::Document d;
+  bool shown = false;
+  const int code = ReadConversations(o, "/" + id + "?messages=" + std::to_string(messages), &d, &shown, out, err);
+  if (code != kOk || shown) return code;
+  if (!d.IsObject()) {
+    err << "convoyctl: the conversation's API answered something that is not a conversation\n";
+    return kFailed;
+  }
+  const std::string person = Text(d, "wa_id").empty() ? Text(d, "user_id") : Text(d, "wa_id");
+  out << "conversation " << Text(d, "id") << "\n  business number " << Text(d, "phone_number_id") << ", customer "
+      << (person.empty() ? "(unknown)" : person) << "\n  owner " << Text(d, "owner")
+      << (Text(d, "owner_agent").empty() ? "" : " (" + Text(d, "owner_agent") + ")")
+      << (Text(d, "owner_since").empty() ? "" : " since " + Moment(Text(d, "owner_since")))
+      << (Text(d, "thread_control").empty() ? "" : ", Meta's thread control (" + Text(d, "thread_control") + ") on its way")
+      << "\n  flow " << (Text(d, "flow").empty() ? "(none running)" : Text(d, "flow") + ", step " + Text(d, "step"))
+      << "\n  window " << (Text(d, "window_open") == "true" ? "open until " + Moment(Text(d, "window_open_until")) : "closed")
+      << "\n";
+  const auto& said = JsonMember(d, "messages");
+  out << "  messages (last " << (said.IsArray() ? said.Size() : 0) << "):\n";
+  if (!said.IsArray()) return kOk;
+  for (const auto& m : said.GetArray()) {
+    std::string what = Text(m, "body");
+    if (what.empty() && !Text(m, "media_id").empty()) what = "(media " + Text(m, "media_id") + ")";
+    const std::string channel = Text(m, "channel");
+    out << "    " << Moment(Text(m, "at")) << "  " << Text(m, "author") << "  " << Text(m, "kind")
+        << (channel.empty() || channel == "messages" ? "" : " on " + channel) << "  " << OneLine(what, 200)
+        << (Text(m, "status").empty() ? "" : "  [" + Text(m, "status") +
+                                                 (Text(m, "error_code").empty() ? "" : " " + Text(m, "error_code")) + "]")
+        << "\n";
+  }
+  return kOk;
+}
+
+int ConversationList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err) {
+  rapidjson::Document d;
+  bool shown = false;
+  const int code = ReadConversations(o, query.empty() ? "" : "?" + query, &d, &shown, out, err);
+  if (code != kOk || shown) return code;
+  const auto& list = JsonMember(d, "conversations");
+  if (!list.IsArray()) {
+    err << "convoyctl: the conversation's API answered something that is not a list of conversations\n";
+    return kFailed;
+  }
+  for (const auto& c : list.GetArray()) {
+    const std::string person = Text(c, "wa_id").empty() ? Text(c, "user_id") : Text(c, "wa_id");
+    out << Text(c, "id") << "  " << Text(c, "owner")
+        << (Text(c, "owner_agent").empty() ? "" : " (" + Text(c, "owner_agent") + ")") << "  "
+        << Text(c, "phone_number_id") << "  " << (person.empty() ? "-" : person) << "  "
+        << (Text(c, "flow").empty() ? "-" : Text(c, "flow") + "/" + Text(c, "step")) << "  window "
+        << (Text(c, "window_open") == "true" ? "open" : "closed") << "  updated " << Moment(Text(c, "updated_at"))
+        << "\n";
+  }
+  out << list.Size() << " conversation(s)";
+  if (!Text(d, "next_cursor").empty()) out << "; more with --cursor " << Text(d, "next_cursor");
+  out << "\n";
+  return kOk;
+}
 
 int DeliveriesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err) {
   return CallAdmin(o, "GET", "/v1/deliveries" + (query.empty() ? "" : "?" + query), "", out, err);

@@ -4,6 +4,8 @@
 // returns the process's exit code; main.cpp only parses the command line.
 //   dlq list|show|replay|purge    parked messages (<queue>.dlq) by queue, reason and age
 //   conversation show <who>       identity, flow and step, fields, transitions, sends, deliveries
+//   conversation show <id>        the transcript (conversation's API: GET /v1/conversations/{id})
+//   conversation list             conversations by owner, number, open window (GET /v1/conversations)
 //   deliveries list|replay        results to the business's sinks (outbound's admin API)
 //   templates list|sync           each WABA's template catalog, synced from Graph (outbound's admin API)
 //   health                        thresholds: exit 0 ok, 1 warning, 2 critical
@@ -19,6 +21,7 @@ namespace convoy::ctl {
 
 struct Options {
   std::string amqp_url, pg_dsn, outbound_url, admin_token;
+  std::string conversation_url = "http://127.0.0.1:8081";  // convoy-conversation's API (conversation list|show <id>)
   bool json = false;
 };
 
@@ -62,6 +65,15 @@ int DlqPurge(const Options& o, const DlqFilter& f, bool yes, std::ostream& out, 
 // who: a phone number, a BSUID, or a conversation key ("<phone_number_id>:<identity>").
 int ConversationShow(const Options& o, const std::string& who, const std::string& phone_number_id, int limit,
                      std::ostream& out, std::ostream& err);
+
+// Whether `who` is a conversation's id (a uuid: 8-4-4-4-12 hex digits), which `conversation show`
+// reads through the API as a transcript, rather than a phone, BSUID or key.
+bool IsConversationId(const std::string& who);
+// id: the conversation's id; messages: how many of its last messages (1..1000). Text: one line per
+// message, "time  author  kind  body  [status]".
+int ConversationTranscript(const Options& o, const std::string& id, int messages, std::ostream& out, std::ostream& err);
+// query: "owner=human&number=...&status=open&limit=..." (may be empty). Text: one line per conversation.
+int ConversationList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err);
 
 int DeliveriesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err);
 int DeliveriesReplay(const Options& o, const std::string& body, std::ostream& out, std::ostream& err);

@@ -291,6 +291,41 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   EXPECT_STREQ(d["state"]["step"].GetString(), "photos");
   EXPECT_EQ(ConversationShow(o, "16505550000", "", 50, out, err), kNotFound);
 
+  // The conversations through conversation's API: listed, and one shown as its transcript.
+  o.conversation_url = stack.Url("conversation", "");
+  o.json = false;
+  out.str("");
+  EXPECT_EQ(ConversationList(o, "", out, err), kOk) << err.str();
+  const std::string listed = out.str();
+  const std::string id = listed.substr(0, 36);
+  EXPECT_TRUE(IsConversationId(id)) << listed;
+  EXPECT_NE(listed.find(id + "  bot  106540352242922  " + seller + "  listing/photos  window open"), std::string::npos)
+      << listed;
+  EXPECT_NE(listed.find("1 conversation(s)"), std::string::npos) << listed;
+  out.str("");
+  EXPECT_EQ(ConversationList(o, "owner=human", out, err), kOk) << err.str();
+  EXPECT_EQ(out.str(), "0 conversation(s)\n");
+  out.str("");
+  EXPECT_EQ(ConversationTranscript(o, id, 100, out, err), kOk) << err.str();
+  const std::string said = out.str();
+  EXPECT_NE(said.find("owner bot\n"), std::string::npos) << said;
+  EXPECT_NE(said.find("messages (last 6):"), std::string::npos) << said;
+  EXPECT_NE(said.find("  customer  text  SELL\n"), std::string::npos) << said;
+  EXPECT_NE(said.find("  bot  text  " + test::Stack::ListingOpening()[0] + "  [sent]\n"), std::string::npos) << said;
+  EXPECT_LT(said.find("SELL"), said.find("kerry@example.com")) << "oldest first";
+  o.json = true;
+  out.str("");
+  EXPECT_EQ(ConversationTranscript(o, id, 2, out, err), kOk) << err.str();
+  d.Parse(out.str().c_str());
+  ASSERT_TRUE(d.IsObject()) << out.str();
+  EXPECT_EQ(d["messages"].Size(), 2u) << "the last two";
+  EXPECT_EQ(ConversationTranscript(o, "00000000-0000-4000-8000-000000000000", 100, out, err), kNotFound);
+  EXPECT_EQ(ConversationTranscript(o, "not-an-id", 100, out, err), kUsage);
+  Options wrong = o;
+  wrong.admin_token = "wrong";
+  EXPECT_EQ(ConversationList(wrong, "", out, err), kFailed);
+  o.json = true;
+
   out.str("");
   EXPECT_EQ(DeliveriesList(o, "status=parked", out, err), kOk) << err.str();
   Options no_token = o;

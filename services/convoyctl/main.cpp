@@ -21,6 +21,10 @@
 DEFINE_string(amqp_url, "", "Broker URL (else CONVOY_AMQP_URL, else the local run's amqp://guest:guest@127.0.0.1:21672/%2f)");
 DEFINE_string(pg_dsn, "", "PostgreSQL DSN (else CONVOY_PG_DSN, else the local run's host=127.0.0.1 port=21432 user=postgres)");
 DEFINE_string(outbound_url, "http://127.0.0.1:8083", "convoy-outbound's base URL, for `deliveries` and `templates`");
+DEFINE_string(conversation_url, "http://127.0.0.1:8081",
+              "convoy-conversation's base URL, for `conversation list` and `conversation show <id>`");
+DEFINE_string(owner, "", "conversation list: only conversations this one owns (bot, human, elsewhere)");
+DEFINE_string(cursor, "", "conversation list: the page after this one (the next_cursor a list printed)");
 DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token (else CONVOY_ADMIN_TOKEN)");
 DEFINE_string(token_file, "",
               "File holding a named API token of the services' --tokens_file (else CONVOY_API_TOKEN); either wins "
@@ -33,8 +37,12 @@ DEFINE_string(id, "", "dlq: only the message with this id (its dedupe key)");
 DEFINE_int32(limit, 0, "dlq replay/purge: at most this many (0: all); conversation show: rows per section (default 50)");
 DEFINE_bool(dry_run, false, "dlq replay: list what would be replayed, move nothing");
 DEFINE_bool(yes, false, "dlq purge: confirm the deletion");
-DEFINE_string(phone_number_id, "", "conversation show: the business number, when the person writes to several");
-DEFINE_string(status, "", "deliveries list: only this status (parked, held, delivered, ...); templates list: (APPROVED, PAUSED, ...)");
+DEFINE_string(phone_number_id, "",
+              "conversation show: the business number, when the person writes to several; conversation list: only "
+              "this number's");
+DEFINE_string(status, "",
+              "deliveries list: only this status (parked, held, delivered, ...); templates list: (APPROVED, PAUSED, "
+              "...); conversation list: open or closed (the 24-hour window)");
 DEFINE_string(waba_id, "", "templates: the WhatsApp business account (list: only its templates; sync: the one read from Graph)");
 DEFINE_string(sink, "", "deliveries list: only this sink");
 DEFINE_string(window, "1h", "stats: the window (90s, 15m, 2h, 7d)");
@@ -58,7 +66,12 @@ const std::map<std::string, std::string>& Usage() {
               "  x-replay-history); safe to repeat: every consumer deduplicates. purge deletes them.\n"},
       {"conversation", "convoyctl conversation show <phone | BSUID | conversation key> [--phone_number_id N] [--limit 50] [--json]\n"
                        "  Identity, flow and step, fields and photos, transitions with their triggers, every send\n"
-                       "  with its status and error, deliveries.\n"},
+                       "  with its status and error, deliveries (read from the database).\n"
+                       "convoyctl conversation show <conversation id> [--limit 100] [--json]\n"
+                       "  The transcript: owner, window, then each message's time, author, kind, text and delivery\n"
+                       "  status, through convoy-conversation's API (--conversation_url; a token as for deliveries).\n"
+                       "convoyctl conversation list [--owner human] [--phone_number_id N] [--status open] [--limit N] [--cursor C]\n"
+                       "  Conversations, newest change first: id, owner, number, customer, flow, window.\n"},
       {"deliveries", "convoyctl deliveries list [--status parked] [--sink NAME] [--limit N]\n"
                      "convoyctl deliveries replay --id N | --since 2h [--status parked]\n"
                      "  Results to the business's sinks, through convoy-outbound's admin API (--outbound_url;\n"
@@ -97,7 +110,7 @@ std::string Query(const std::vector<std::pair<const char*, std::string>>& params
 void PrintHelp(std::ostream& out) {
   out << "convoyctl: operate convoy (parked messages, conversations, deliveries, health, stats)\n\n";
   for (const auto& [cmd, text] : Usage()) out << text << "\n";
-  out << "Common flags: --amqp_url, --pg_dsn, --outbound_url, --token_file, --admin_token_file, --json.\n"
+  out << "Common flags: --amqp_url, --pg_dsn, --outbound_url, --conversation_url, --token_file, --admin_token_file, --json.\n"
          "convoyctl --helpfull lists every flag.\n"
          "Exit codes: 0 ok, 1 warning, 2 critical, 3 not found, 64 bad usage, 69 unavailable.\n";
 }
@@ -151,6 +164,7 @@ int main(int argc, char** argv) {
   o.amqp_url = EnvOr(FLAGS_amqp_url, "CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:21672/%2f");
   o.pg_dsn = EnvOr(FLAGS_pg_dsn, "CONVOY_PG_DSN", "host=127.0.0.1 port=21432 user=postgres dbname=postgres");
   o.outbound_url = FLAGS_outbound_url;
+  o.conversation_url = FLAGS_conversation_url;
   o.json = FLAGS_json;
   if (!FLAGS_token_file.empty()) {
     std::ifstream in(FLAGS_token_file);
@@ -198,7 +212,28 @@ int main(int argc, char** argv) {
     return Bad("dlq: unknown subcommand '" + sub + "'", cmd);
   }
   if (cmd == "conversation") {
-    if (sub != "show" || pos.size() < 3) return Bad("conversation show needs a phone number, BSUID or key", cmd);
+    if (sub == "list") {
+      if (!FLAGS_owner.empty() && FLAGS_owner != "bot" && FLAGS_owner != "human" && FLAGS_owner != "elsewhere") {
+        return Bad("--owner is bot, human or elsewhere", cmd);
+      }
+      if (!FLAGS_status.empty() && FLAGS_status != "open" && FLAGS_status != "closed") {
+        return Bad("--status is open or closed (the 24-hour window) for conversation list", cmd);
+      }
+      if (FLAGS_phone_number_id.find_first_not_of("0123456789") != std::string::npos) {
+        return Bad("--phone_number_id is a number", cmd);
+      }
+      if (FLAGS_cursor.find_first_not_of("0123456789abcdef.-") != std::string::npos) {
+        return Bad("--cursor is the next_cursor a list printed, unchanged", cmd);
+      }
+      return convoy::ctl::ConversationList(o, Query({{"owner", FLAGS_owner}, {"number", FLAGS_phone_number_id},
+                                                     {"status", FLAGS_status}, {"cursor", FLAGS_cursor}}),
+                                           std::cout, std::cerr);
+    }
+    if (sub != "show" || pos.size() < 3) return Bad("conversation show needs a conversation id, phone number, BSUID or key", cmd);
+    if (convoy::ctl::IsConversationId(pos[2])) {
+      if (FLAGS_limit > 1000) return Bad("--limit is at most 1000 messages", cmd);
+      return convoy::ctl::ConversationTranscript(o, pos[2], FLAGS_limit > 0 ? FLAGS_limit : 100, std::cout, std::cerr);
+    }
     return convoy::ctl::ConversationShow(o, pos[2], FLAGS_phone_number_id, FLAGS_limit > 0 ? FLAGS_limit : 50, std::cout,
                                          std::cerr);
   }

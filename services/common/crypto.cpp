@@ -1,5 +1,7 @@
 #include "convoy/crypto.h"
 
+#include <openssl/rand.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -48,6 +50,12 @@ Result<std::string> Base64Decode(std::string_view text) {
   if (text.size() > 1 && text[text.size() - 2] == '=') ++pad;
   out.resize(static_cast<size_t>(n) - pad);
   return out;
+}
+
+std::string RandomHexId() {
+  unsigned char raw[16];
+  RAND_bytes(raw, sizeof(raw));
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
 }
 
 std::string HexEncode(std::string_view raw) {

@@ -5,7 +5,6 @@
 #include <rapidjson/writer.h>
 
 #include <glog/logging.h>
-#include <openssl/rand.h>
 
 #include <ctime>
 
@@ -27,13 +26,6 @@ using TenantScope = std::optional<std::string>;
 
 constexpr int kWindowSeconds = 24 * 3600;
 constexpr int kTextLimit = 4096;  // Meta's limit for a text message body
-
-// 32 random hex digits: a correlation id, or a dedupe key's unique part.
-std::string RandomId() {
-  unsigned char raw[16];
-  RAND_bytes(raw, sizeof(raw));
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
-}
 
 HttpResponse Unavailable(const Status& s) { return JsonError(503, "unavailable", s.message()); }
 HttpResponse NotFound(const std::string& id) { return JsonError(404, "not_found", "no conversation " + id); }
@@ -216,7 +208,7 @@ Status Audit(PgConnection& db, const Found& f, const std::string& note, const Ca
   return db
       .Exec("INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id, note) "
             "VALUES ($1, $2, $2, $3, $3, $4)",
-            {f.key, step, "api:" + caller.name + ":" + RandomId(), note + " by " + caller.name})
+            {f.key, step, "api:" + caller.name + ":" + RandomHexId(), note + " by " + caller.name})
       .status();
 }
 
@@ -275,12 +267,12 @@ HttpResponse Handoff(PgConnection& db, const std::string& id, const HttpRequest&
     if (!said.ok()) return said.status();
     ConversationDelivery d;
     d.type = "conversation.handoff_requested";
-    d.dedupe_key = f.key + ":handoff:" + RandomId();
+    d.dedupe_key = f.key + ":handoff:" + RandomHexId();
     d.sink = settings.handoff_sink;
     d.conversation_key = f.key;
     d.conversation_id = id;
     d.phone_number_id = f.phone_number_id;
-    d.correlation_id = RandomId();
+    d.correlation_id = RandomHexId();
     d.wa_id = f.wa_id;
     d.user_id = f.user_id;
     d.outcome = "api";
@@ -550,7 +542,7 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
   return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
     // One agent message per Idempotency-Key and conversation: the same key again answers the first.
     const std::string dedupe = f.key + ":agent:" +
-                               (idempotency.empty() ? RandomId() : Sha256Hex(caller.tenant + "\n" + idempotency).substr(0, 32));
+                               (idempotency.empty() ? RandomHexId() : Sha256Hex(caller.tenant + "\n" + idempotency).substr(0, 32));
     auto seen = db.Exec("SELECT seq FROM conversation_messages WHERE dedupe_key = $1", {dedupe});
     if (!seen.ok()) return seen.status();
     if (!seen->empty()) {
@@ -576,12 +568,9 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
                    *templates + "}}");
       return closed;
     }
-    const std::string correlation = RandomId();
-    Status s = db.Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, "
-                       "due_at) VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (dedupe_key) DO NOTHING",
-                       {std::string(exchanges::kCommands), std::string(queues::kOutboundSend), dedupe, correlation, f.key,
-                        AgentSendBody(f, dedupe, correlation, author, *body)})
-                   .status();
+    const std::string correlation = RandomHexId();
+    Status s = QueueCommand(db, queues::kOutboundSend, dedupe, correlation, f.key,
+                            AgentSendBody(f, dedupe, correlation, author, *body));
     TranscriptMessage m;
     m.direction = "out";
     m.author = author;

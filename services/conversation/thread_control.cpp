@@ -1,6 +1,5 @@
 #include "thread_control.h"
 
-#include <openssl/rand.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -11,19 +10,10 @@ namespace convoy::conversation {
 
 namespace {
 
-constexpr const char* kInsertOutbox =
-    "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, now())";
 constexpr const char* kMarkPending = "UPDATE conversations SET thread_control = $2 WHERE conversation_key = $1";
 constexpr const char* kClearPending =
     "UPDATE conversations SET thread_control = NULL WHERE conversation_key = $1 AND thread_control = $2";
 constexpr const char* kMarker = ":thread_control:";
-
-std::string RandomHex() {
-  unsigned char raw[16];
-  RAND_bytes(raw, sizeof(raw));
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
-}
 
 std::string CommandBody(const ThreadControlCommand& c, const std::string& dedupe, const std::string& correlation) {
   rapidjson::StringBuffer b;
@@ -57,11 +47,10 @@ std::string CommandBody(const ThreadControlCommand& c, const std::string& dedupe
 }  // namespace
 
 Result<std::string> QueueThreadControl(PgConnection& db, const ThreadControlCommand& c) {
-  const std::string dedupe = c.conversation_key + kMarker + c.action + ":" + RandomHex();
-  const std::string correlation = RandomHex();
-  Status s = db.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundSend), dedupe,
-                                     correlation, c.conversation_key, CommandBody(c, dedupe, correlation)})
-                 .status();
+  const std::string dedupe = c.conversation_key + kMarker + c.action + ":" + RandomHexId();
+  const std::string correlation = RandomHexId();
+  Status s = QueueCommand(db, queues::kOutboundSend, dedupe, correlation, c.conversation_key,
+                          CommandBody(c, dedupe, correlation));
   if (s.ok()) s = db.Exec(kMarkPending, {c.conversation_key, dedupe}).status();
   if (!s.ok()) return s;
   return dedupe;

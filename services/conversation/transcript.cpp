@@ -117,6 +117,13 @@ Status SetOwner(PgConnection& db, const std::string& conversation_key, const std
   return db.Exec(kSetOwner, {conversation_key, owner, agent, sink, from_outside ? "true" : "false"}).status();
 }
 
+Status QueueCommand(PgConnection& db, const std::string& queue, const std::string& dedupe_key,
+                    const std::string& correlation_id, const std::string& conversation_key, const std::string& body) {
+  return db.Exec(kInsertOutbox, {std::string(exchanges::kCommands), queue, dedupe_key, correlation_id, conversation_key,
+                                 body})
+      .status();
+}
+
 Result<int> ReleaseIdleHumans(PgConnection& db, int64_t idle_seconds) {
   auto r = db.Exec(kReleaseIdle, {std::to_string(idle_seconds)});
   if (!r.ok()) return r.status();
@@ -128,9 +135,8 @@ Status QueueConversationDelivery(PgConnection& db, const ConversationDelivery& d
   if (!sinks.ok()) return sinks.status();
   for (const std::string& sink : *sinks) {
     const std::string key = sink == d.sink ? d.dedupe_key : d.dedupe_key + ">" + sink;
-    Status s = db.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundDeliver), key,
-                                       d.correlation_id, d.conversation_key, DeliverBody(d, sink, key)})
-                   .status();
+    Status s = QueueCommand(db, queues::kOutboundDeliver, key, d.correlation_id, d.conversation_key,
+                            DeliverBody(d, sink, key));
     if (!s.ok()) return s;
   }
   return Status::Ok();

@@ -89,6 +89,11 @@ struct MessageStatus {
 // read, failed), inside the caller's transaction (the conversation's row lock). Whether it did.
 Result<bool> TellMessageStatus(PgConnection& db, ConversationDelivery d, const MessageStatus& s);
 
+// A command on convoy.commands/<queue> for the outbox relay, inside the caller's transaction; a
+// dedupe key written before writes nothing.
+Status QueueCommand(PgConnection& db, const std::string& queue, const std::string& dedupe_key,
+                    const std::string& correlation_id, const std::string& conversation_key, const std::string& body);
+
 // A JSON string literal (quotes included).
 std::string JsonQuote(const std::string& s);
 

@@ -16,6 +16,9 @@ std::string Sha256Hex(std::string_view data);                         // 64 lowe
 std::string Base64Encode(std::string_view raw);
 Result<std::string> Base64Decode(std::string_view text);  // standard alphabet, padding required
 std::string HexEncode(std::string_view raw);
+// 32 lowercase hex digits from 16 random bytes (OpenSSL's generator): a dedupe key's or a
+// correlation id's unique part.
+std::string RandomHexId();
 int HexDigitValue(char c);  // 0-15 for [0-9a-fA-F], else -1
 // Compares in time that depends only on the lengths.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);

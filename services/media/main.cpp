@@ -1,10 +1,11 @@
 // convoy-media: turns WhatsApp media ids into verified, stored files; serves them to holders of
-// the media token, of a named API token (a tenant's: its own files) or of a signed link; uploads
-// them where a flow's results go.
+// the media token, of a named API token (a tenant's: its own files) or of a signed link; takes the
+// photos agents send (POST /v1/media); uploads them where a flow's results go.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 
 #include "convoy/amqp.h"
 #include "convoy/config.h"
@@ -20,6 +21,7 @@
 #include "convoy/topology.h"
 #include "disk.h"
 #include "fetcher.h"
+#include "intake.h"
 #include "owners.h"
 #include "retention_rules.h"
 #include "server.h"
@@ -181,7 +183,9 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=media event=startup_failed error=" << s.ToString();
     return 1;
   }
-  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
+  // Bodies: an agent's photo (POST /v1/media), at most an image's limit; nothing else takes one.
+  const size_t max_body = std::max<size_t>(1 << 20, static_cast<size_t>(FLAGS_max_image_bytes) + 1);
+  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, max_body, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }, {}, convoy::HttpLimitsFromFlags()});
   auto owners = std::make_shared<convoy::media::MediaOwners>(FLAGS_pg_dsn);
@@ -195,6 +199,12 @@ int main(int argc, char** argv) {
                     "--media_public";
   }
   server.Route("GET", "/media/", [serve](const convoy::HttpRequest& r) { return convoy::media::ServeMedia(r, serve); });
+  convoy::media::IntakeSettings intake{
+      FLAGS_media_dir, *tokens, fetch.limits,
+      [owners](const std::string& number, const std::string& tenant) { return owners->NumberIsTenants(number, tenant); },
+      [owners](const std::string& name, const std::string& sha, size_t size, const std::string& mime,
+               const std::string& number) { return owners->RecordUpload(name, sha, size, mime, number); }};
+  server.Route("POST", "/v1/media", [intake](const convoy::HttpRequest& r) { return convoy::media::IntakeMedia(r, intake); });
   convoy::RetentionLoop retention(FLAGS_pg_dsn, "media", convoy::media::RetentionRules(FLAGS_media_dir, FLAGS_retention_days),
                                   std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();

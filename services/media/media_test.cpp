@@ -8,9 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <tuple>
+
+#include <rapidjson/document.h>
 
 #include "convoy/consumer_group.h"
 #include "convoy/crypto.h"
@@ -22,6 +25,7 @@
 #include "convoy/topology.h"
 #include "fake_graph.h"
 #include "fetcher.h"
+#include "intake.h"
 #include "owners.h"
 #include "retention_rules.h"
 #include "server.h"
@@ -41,8 +45,10 @@ constexpr const char* kMediaToken = "media-token";
 
 std::string Fixture(const std::string& name) { return test::ReadFile(test::FixturePath("media/" + name)); }
 
-// One raw HTTP/1.1 GET with the path exactly as given; status and body.
-std::pair<int, std::string> RawGet(int port, const std::string& path, const std::string& token) {
+// One raw HTTP/1.1 request with the path exactly as given; status and body.
+std::pair<int, std::string> RawRequest(int port, const std::string& method, const std::string& path,
+                                       const std::string& token, const std::string& content_type = "",
+                                       const std::string& body = "") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -52,16 +58,22 @@ std::pair<int, std::string> RawGet(int port, const std::string& path, const std:
     ::close(fd);
     return {0, "connect failed"};
   }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
-                    (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") + "\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                    (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") +
+                    (content_type.empty() ? "" : "Content-Type: " + content_type + "\r\n") +
+                    (method == "GET" ? "" : "Content-Length: " + std::to_string(body.size()) + "\r\n") + "\r\n" + body;
   ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[4096];
   for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
   ::close(fd);
   int status = resp.size() > 12 ? std::atoi(resp.c_str() + 9) : 0;
-  auto body = resp.find("\r\n\r\n");
-  return {status, body == std::string::npos ? "" : resp.substr(body + 4)};
+  auto at = resp.find("\r\n\r\n");
+  return {status, at == std::string::npos ? "" : resp.substr(at + 4)};
+}
+
+std::pair<int, std::string> RawGet(int port, const std::string& path, const std::string& token) {
+  return RawRequest(port, "GET", path, token);
 }
 
 class MediaTest : public ::testing::Test {
@@ -857,6 +869,82 @@ TEST_F(MediaTest, ATenantsTokenReadsItsOwnFilesAndAnotherTenantsAreNotThere) {
     EXPECT_EQ(get(old, global), std::make_pair(200, old_bytes));
   }
   EXPECT_EQ(get(mine, "not-a-token").first, 401);
+  server.Stop();
+}
+
+// An agent's photo (issue 29: "image by uploaded media"): POST /v1/media stores it as the number's
+// file, checked like a customer's, for a tenant's agent on the tenant's own number only. Every
+// refusal writes nothing: no file in the folder, no row.
+TEST_F(MediaTest, AnAgentsPhotoIsStoredAsItsNumbersAndAnythingElseIsRefusedAndWritesNothing) {
+  const std::string acme = "106540352230201", globex = "106540352230202";
+  test::RegisterNumber(*sql_, acme, "acme");
+  test::RegisterNumber(*sql_, globex, "globex");
+  const std::string agent = "acme-agent-token-0123456789", viewer = "acme-viewer-token-0123456789",
+                    other = "globex-agent-token-0123456789", global = "ops-global-token-0123456789";
+  auto set = TokenSet::Parse("acme-agent agent acme " + TokenHashField(agent) + "\n" + "acme-viewer viewer acme " +
+                                 TokenHashField(viewer) + "\n" + "globex-agent agent globex " + TokenHashField(other) +
+                                 "\n" + "ops operator * " + TokenHashField(global) + "\n",
+                             "tokens.txt");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  auto tokens = std::make_shared<TokenStore>(std::move(*set));
+  auto owners = std::make_shared<MediaOwners>(db_.dsn());
+  const std::string photo = Fixture("photo1.jpg"), png = Fixture("photo4.png");
+  IntakeSettings intake{media_dir_, tokens, SizeLimits{},
+                        [owners](const std::string& n, const std::string& t) { return owners->NumberIsTenants(n, t); },
+                        [owners](const std::string& name, const std::string& sha, size_t size, const std::string& mime,
+                                 const std::string& n) { return owners->RecordUpload(name, sha, size, mime, n); }};
+  intake.limits.image = photo.size() + 10;
+  ServeSettings serve{media_dir_, "", false, "", tokens,
+                      [owners](const std::string& name, const std::string& t) { return owners->OwnedBy(name, t); }};
+  HttpServer server(HttpServerOptions{"127.0.0.1", 0, 8 << 20});
+  server.Route("POST", "/v1/media", [intake](const HttpRequest& r) { return IntakeMedia(r, intake); });
+  server.Route("GET", "/media/", [serve](const HttpRequest& r) { return ServeMedia(r, serve); });
+  ASSERT_TRUE(server.Start().ok());
+  const auto post = [&](const std::string& number, const std::string& token, const std::string& type,
+                        const std::string& body) {
+    return RawRequest(server.port(), "POST", "/v1/media?phone_number_id=" + number, token, type, body);
+  };
+  const auto files = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(media_dir_)) n += e.is_regular_file() ? 1 : 0;
+    return n;
+  };
+  const auto rows = [&] { return Count("SELECT count(*) FROM media_objects"); };
+
+  auto stored = post(acme, agent, "image/jpeg", photo);
+  ASSERT_EQ(stored.first, 201) << stored.second;
+  const std::string name = Sha256Hex(photo) + ".jpg";
+  rapidjson::Document answer;
+  answer.Parse(stored.second.c_str());
+  ASSERT_TRUE(answer.IsObject()) << stored.second;
+  EXPECT_EQ(std::string(answer["media"].GetString()), name);
+  EXPECT_EQ(answer["size"].GetInt64(), static_cast<int64_t>(photo.size()));
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name = $1 AND phone_number_id = $2", {name, acme}), 1);
+  EXPECT_EQ(RawGet(server.port(), "/media/" + name, viewer), std::make_pair(200, photo)) << "the tenant reads it";
+  EXPECT_EQ(RawGet(server.port(), "/media/" + name, other).first, 404) << "another tenant does not";
+  ASSERT_EQ(post(acme, agent, "image/jpeg", photo), stored) << "the same photo again: the same name";
+  ASSERT_EQ(post(acme, global, "image/png", png).first, 201) << "a global token, any number; PNG too";
+  const int files_before = files(), rows_before = rows();
+  ASSERT_EQ(files_before, 2);
+  ASSERT_EQ(rows_before, 2);
+
+  EXPECT_EQ(post(globex, agent, "image/jpeg", photo).first, 404) << "another tenant's number, as an unknown one";
+  EXPECT_EQ(post("999", agent, "image/jpeg", photo).first, 404);
+  EXPECT_EQ(post(acme, viewer, "image/jpeg", photo).first, 403) << "a viewer sends nothing";
+  EXPECT_EQ(post(acme, "", "image/jpeg", photo).first, 401);
+  EXPECT_EQ(post(acme, "not-a-token", "image/jpeg", photo).first, 401);
+  const auto html = post(acme, agent, "image/jpeg", "<html><script>alert(1)</script></html>");
+  EXPECT_EQ(html.first, 415);
+  EXPECT_NE(html.second.find("HTML"), std::string::npos) << html.second;
+  EXPECT_EQ(post(acme, agent, "image/png", photo).first, 415) << "a JPEG said to be a PNG";
+  EXPECT_EQ(post(acme, agent, "image/webp", photo).first, 415) << "not an image message's type";
+  EXPECT_EQ(post(acme, agent, "application/pdf", photo).first, 415);
+  EXPECT_EQ(post(acme, agent, "image/jpeg", "").first, 400);
+  EXPECT_EQ(post(acme, agent, "image/jpeg", photo + std::string(11, 'x')).first, 413) << "past the image limit";
+  EXPECT_EQ(RawRequest(server.port(), "POST", "/v1/media?phone_number_id=12ab", agent, "image/jpeg", photo).first, 400);
+  EXPECT_EQ(RawRequest(server.port(), "POST", "/v1/media", agent, "image/jpeg", photo).first, 400);
+  EXPECT_EQ(files(), files_before) << "a refusal stores no file";
+  EXPECT_EQ(rows(), rows_before) << "a refusal records nothing";
   server.Stop();
 }
 

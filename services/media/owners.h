@@ -19,8 +19,15 @@ class MediaOwners {
   // an error when the database cannot say. One indexed query on one connection, opened on first use
   // (and reconnected by PgConnection after a loss), shared by the HTTP threads one at a time.
   Result<bool> OwnedBy(const std::string& stored_name, const std::string& tenant);
+  // Whether the number is registered and `tenant`'s ("*": any registered number).
+  Result<bool> NumberIsTenants(const std::string& phone_number_id, const std::string& tenant);
+  // A file a person uploaded (intake.h), recorded as having come through the number; once per
+  // (file, number): media_id is "upload:<sha256>:<number>".
+  Status RecordUpload(const std::string& stored_name, const std::string& sha256_hex, size_t size,
+                      const std::string& mime_type, const std::string& phone_number_id);
 
  private:
+  Result<PgRows> Exec(const char* sql, const PgParams& params);
   const std::string dsn_;
   std::mutex mu_;
   std::unique_ptr<PgConnection> db_;  // guarded by mu_

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "convoy/crypto.h"
+
 namespace convoy::outbound {
 
 const char* GraphErrorClassName(GraphErrorClass c) {
@@ -233,11 +235,29 @@ std::string ReadReceiptRequest(const std::string& wamid) {
   return std::string(b.GetString(), b.GetSize());
 }
 
-Result<std::string> BuildSendRequest(const std::string& command_body, const std::string& callback) {
+Result<std::string> BuildSendRequest(const std::string& command_body, const std::string& callback,
+                                     const StoredMediaLinks& links) {
   rapidjson::Document cmd;
   cmd.Parse(command_body.c_str(), command_body.size());
   if (cmd.HasParseError() || !cmd.IsObject() || !cmd.HasMember("message") || !cmd["message"].IsObject()) {
     return Status(Code::kInvalidArgument, "outbound.send has no message");
+  }
+  if (Str(cmd["message"], "type") == "image" && cmd["message"].HasMember("image") && cmd["message"]["image"].IsObject() &&
+      cmd["message"]["image"].HasMember("media")) {
+    Value& image = cmd["message"]["image"];
+    const std::string name = Str(image, "media");
+    if (links.base_url.empty() || links.secret.empty()) {
+      return Status(Code::kInvalidArgument,
+                    "an image by stored media needs convoy-media's public URL and the link secret "
+                    "(--media_public_url, CONVOY_MEDIA_LINK_SECRET)");
+    }
+    if (name.size() < 66 || name.find_first_not_of("0123456789abcdef") != 64 || name[64] != '.') {
+      return Status(Code::kInvalidArgument, "image.media is not a stored file's name");
+    }
+    const std::string link = MediaLink(links.base_url, links.secret, name, links.expires);
+    image.RemoveMember("media");
+    image.AddMember("link", Value(link.c_str(), static_cast<rapidjson::SizeType>(link.size()), cmd.GetAllocator()),
+                    cmd.GetAllocator());
   }
   const Value& message = cmd["message"];
   if (Str(message, "type") == "typing_indicator") {

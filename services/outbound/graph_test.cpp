@@ -1,10 +1,12 @@
 #include "graph.h"
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include <fstream>
 #include <sstream>
 
+#include "convoy/crypto.h"
 #include "convoy/topology.h"
 #include "sender.h"
 
@@ -166,6 +168,32 @@ TEST(SendRequest, MetasLimitsAreCheckedBeforeSending) {
   EXPECT_TRUE(BuildSendRequest(Command(R"({"type":"template","template":{"name":"hello","language":{"code":"en"}}})")).ok());
   EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"template","template":{"name":"hello"}})")).ok());
   EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"sticker","sticker":{"id":"1"}})")).ok());
+}
+
+// An agent's photo names a file stored in convoy-media; Meta gets a signed link to it that
+// convoy-media accepts (and no trace of the stored name's field), or the send is refused when
+// outbound has no link to give.
+TEST(SendRequest, AStoredPhotoGoesAsASignedLinkToConvoyMedia) {
+  const std::string name = std::string(64, 'a') + ".jpg";
+  const std::string cmd = Command(R"({"type":"image","image":{"media":")" + name + R"(","caption":"Our office"}})");
+  auto body = BuildSendRequest(cmd, "", {"https://media.example.com", "link-secret", 1900000000});
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  rapidjson::Document d;
+  d.Parse(body->c_str());
+  ASSERT_TRUE(d.IsObject()) << *body;
+  const auto& image = d["image"];
+  EXPECT_FALSE(image.HasMember("media")) << *body;
+  EXPECT_STREQ(image["caption"].GetString(), "Our office");
+  const std::string link = image["link"].GetString();
+  EXPECT_EQ(link, MediaLink("https://media.example.com", "link-secret", name, 1900000000));
+  const std::string sig = link.substr(link.find("sig=") + 4);
+  EXPECT_EQ(CheckMediaLink("link-secret", name, "1900000000", sig, 1800000000), LinkCheck::kValid);
+  auto unlinked = BuildSendRequest(cmd);
+  ASSERT_FALSE(unlinked.ok());
+  EXPECT_NE(unlinked.status().message().find("--media_public_url"), std::string::npos);
+  EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"image","image":{"media":"../x.jpg"}})"), "",
+                                {"https://media.example.com", "link-secret", 1900000000})
+                   .ok());
 }
 
 TEST(SendRequest, CarriesTheCallbackDataMetaEchoesInStatuses) {

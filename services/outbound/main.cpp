@@ -63,9 +63,10 @@ DEFINE_string(delivery_schedule, "0,5s,5m,30m,2h,5h,10h,10h",
               "delivery is parked");
 DEFINE_int32(delivery_timeout_seconds, 15, "Timeout of one delivery attempt, for sinks that name none (1..120)");
 DEFINE_string(media_public_url, "http://127.0.0.1:8082",
-              "convoy-media's address as a sink's receiver reaches it: photo links are <url>/media/<name>?expires=&sig=");
+              "convoy-media's address as a sink's receiver (and Meta, for an agent's photo) reaches it: photo links are "
+              "<url>/media/<name>?expires=&sig=");
 DEFINE_string(media_link_secret_file, "", "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
-DEFINE_int32(media_link_ttl_seconds, 7 * 86400, "How long a delivered photo link works (60..2592000 s)");
+DEFINE_int32(media_link_ttl_seconds, 7 * 86400, "How long a delivered photo link (or an agent's photo sent to Meta) works (60..2592000 s)");
 DEFINE_int32(shopify_reconcile_seconds, 30,
              "A Shopify attempt whose outcome is unknown is looked up by its tag no sooner than this after it "
              "started (the store's search is indexed after its writes; 1..3600)");
@@ -227,6 +228,9 @@ int main(int argc, char** argv) {
   settings.reconcile = std::chrono::seconds(FLAGS_reconcile_seconds);
   settings.record_attempts = FLAGS_record_attempts;
   settings.thread_control_deadline = std::chrono::seconds(FLAGS_thread_control_deadline_seconds);
+  settings.media_base_url = FLAGS_media_public_url;
+  settings.link_secret = link_secret.ok() ? *link_secret : "";
+  settings.link_ttl = std::chrono::seconds(FLAGS_media_link_ttl_seconds);
   auto extractors = convoy::outbound::LoadExtractors(FLAGS_extractors_file, schemas);
   if (!extractors.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed flag=--extractors_file error=" << extractors.status().ToString();

@@ -599,7 +599,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
       LOG(WARNING) << ctx << "event=content_guard action=" << (g.replaced ? "replaced" : "sanitised") << " rules=" << rules;
     }
   }
-  auto request = BuildSendRequest(guarded.empty() ? d.body : guarded, CallbackFor(c.dedupe));
+  auto request = BuildSendRequest(guarded.empty() ? d.body : guarded, CallbackFor(c.dedupe),
+                                  {settings_.media_base_url, settings_.link_secret, now + settings_.link_ttl.count()});
   if (!request.ok()) return Fail(c, d, kInvalidParameterCode, request.status().message(), false);
   // The number's own Graph token and API version (issue 27). A token that cannot be resolved holds
   // the number's sends back, uncalled and uncounted as attempts, like a pause: never another's token.

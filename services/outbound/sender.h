@@ -77,6 +77,10 @@ struct SenderSettings {
   std::function<int64_t()> now;             // seconds since the epoch (24-hour window); system clock if empty
   // Applied to every text and interactive body just before the call (nullptr: none).
   std::shared_ptr<const ContentGuard> guard;
+  // An agent's photo (image.media, a stored file) goes as a signed link to convoy-media, good this
+  // long from the attempt (Meta fetches it when it sends).
+  std::string media_base_url, link_secret;
+  std::chrono::seconds link_ttl{7 * 86400};
   // A thread_control call failing transiently is retried this long after its first attempt.
   std::chrono::seconds thread_control_deadline{600};
 };

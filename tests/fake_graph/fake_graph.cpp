@@ -461,6 +461,11 @@ std::vector<std::string> FakeGraph::SentTexts(const std::string& to) const {
         }
       }
       out.push_back(text + "]");
+    } else if (JsonStr(body, "type") == "image") {
+      // "[image <link or id>|<caption>]"
+      const auto& image = JsonMember(body, "image");
+      const std::string where = JsonStr(image, "link").empty() ? JsonStr(image, "id") : JsonStr(image, "link");
+      out.push_back("[image " + where + "|" + JsonStr(image, "caption") + "]");
     } else {
       out.push_back(JsonStr(JsonMember(body, "text"), "body"));
     }

@@ -69,7 +69,8 @@ class FakeGraph {
   // The webhook body Meta posts for one status of a message sent from phone_number_id.
   static std::string StatusWebhook(const std::string& phone_number_id, const std::string& status);
   // What each send to `to` said, in order: a text's body, an interactive message's body
-  // followed by " [title|title]" for its buttons, or "[template name: param|param]".
+  // followed by " [title|title]" for its buttons, "[template name: param|param]", or
+  // "[image <link or id>|<caption>]".
   std::vector<std::string> SentTexts(const std::string& to) const;
   void RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type);
   void Inject(int http_status, int code, int count, int delay_ms, const std::string& path_contains = "");

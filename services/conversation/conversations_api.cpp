@@ -489,6 +489,15 @@ std::string AgentSendBody(const Found& f, const std::string& dedupe, const std::
     w.EndObject();
     w.EndArray();
     w.EndObject();
+  } else if (body.HasMember("image")) {
+    // The stored file by name: outbound turns it into a signed link of convoy-media's when it sends.
+    const auto& image = body["image"];
+    str("type", "image");
+    w.Key("image");
+    w.StartObject();
+    str("media", JsonStr(image, "media"));
+    if (!JsonStr(image, "caption").empty()) str("caption", JsonStr(image, "caption"));
+    w.EndObject();
   } else {
     str("type", "text");
     w.Key("text"); w.StartObject(); str("body", JsonStr(body, "text")); w.EndObject();
@@ -498,10 +507,32 @@ std::string AgentSendBody(const Found& f, const std::string& dedupe, const std::
   return b.GetString();
 }
 
-// What an agent may send: a text, or an approved template with text parameters.
+// A stored file's name as convoy-media gives it for a photo: "<sha256 hex>.jpg" or ".png".
+bool IsStoredPhotoName(const std::string& name) {
+  const size_t dot = name.find('.');
+  if (dot != 64 || (name.substr(65) != "jpg" && name.substr(65) != "png")) return false;
+  return name.find_first_not_of("0123456789abcdef") == 64;
+}
+
+// What an agent may send: a text, a photo uploaded to convoy-media (POST /v1/media) with an
+// optional caption, or an approved template with text parameters.
 std::optional<HttpResponse> CheckMessage(const rapidjson::Document& d) {
-  const bool text = d.HasMember("text"), tpl = d.HasMember("template");
-  if (text == tpl) return JsonError(400, "invalid_argument", "send either \"text\" or \"template\"");
+  const bool text = d.HasMember("text"), tpl = d.HasMember("template"), image = d.HasMember("image");
+  if (int(text) + int(tpl) + int(image) != 1) {
+    return JsonError(400, "invalid_argument", "send one of \"text\", \"image\" or \"template\"");
+  }
+  if (image) {
+    const auto& i = d["image"];
+    if (!i.IsObject() || !i.HasMember("media") || !i["media"].IsString() || !IsStoredPhotoName(i["media"].GetString())) {
+      return JsonError(400, "invalid_argument",
+                       "image needs \"media\": the name POST /v1/media answered (<sha256>.jpg or .png)");
+    }
+    const auto& caption = JsonMember(i, "caption");
+    if (!caption.IsNull() && (!caption.IsString() || caption.GetStringLength() > 1024)) {
+      return JsonError(400, "invalid_argument", "an image's caption is a string of at most 1024 characters");
+    }
+    return std::nullopt;
+  }
   if (text) {
     if (!d["text"].IsString() || d["text"].GetStringLength() == 0 || d["text"].GetStringLength() > kTextLimit) {
       return JsonError(400, "invalid_argument", "text is 1 to 4096 characters");
@@ -538,7 +569,7 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
   if (idempotency.size() > 255) return JsonError(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
   // The transcript's author: the token's name (CONVOY_ADMIN_TOKEN's in lower case).
   const std::string author = "agent:" + AgentName(caller);
-  const bool is_template = body->HasMember("template");
+  const bool is_template = body->HasMember("template"), is_image = body->HasMember("image");
   return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
     // One agent message per Idempotency-Key and conversation: the same key again answers the first.
     const std::string dedupe = f.key + ":agent:" +
@@ -568,14 +599,31 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
                    *templates + "}}");
       return closed;
     }
+    std::string media_id;
+    if (is_image) {
+      // A photo this conversation's number brought or an agent uploaded for it: never another
+      // number's (another tenant's) file.
+      auto known = db.Exec("SELECT media_id FROM media_objects WHERE stored_name = $1 AND phone_number_id = $2 LIMIT 1",
+                           {JsonStr((*body)["image"], "media"), f.phone_number_id});
+      if (!known.ok()) return known.status();
+      if (known->empty()) {
+        return JsonError(422, "unknown_media",
+                         "no such photo on this conversation's number: upload it with POST /v1/media?phone_number_id=" +
+                             f.phone_number_id);
+      }
+      media_id = known->get(0, 0);  // the transcript names media as inbound photos do: media_objects' key
+    }
     const std::string correlation = RandomHexId();
     Status s = QueueCommand(db, queues::kOutboundSend, dedupe, correlation, f.key,
                             AgentSendBody(f, dedupe, correlation, author, *body));
     TranscriptMessage m;
     m.direction = "out";
     m.author = author;
-    m.kind = is_template ? "template" : "text";
-    m.body = is_template ? JsonStr((*body)["template"], "name") : JsonStr(*body, "text");
+    m.kind = is_template ? "template" : is_image ? "image" : "text";
+    m.body = is_template ? JsonStr((*body)["template"], "name")
+             : is_image  ? JsonStr((*body)["image"], "caption")
+                         : JsonStr(*body, "text");
+    m.media_id = media_id;
     m.channel = "api";
     m.dedupe_key = dedupe;
     if (s.ok()) s = RecordMessage(db, f.key, m);

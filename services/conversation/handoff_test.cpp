@@ -304,6 +304,62 @@ TEST_F(HandoffTest, AnAgentsMessageIsQueuedOncePerIdempotencyKeyAndOnlyInsideThe
             "2");
 }
 
+// An agent's photo (issue 29): by the name convoy-media gave it, only a file this conversation's
+// number brought or an agent uploaded for it — never another number's — and, being free-form, only
+// inside the window. The command names the stored file (outbound makes it a signed link); the
+// transcript names it by its media_objects key, as a customer's photo.
+TEST_F(HandoffTest, AnAgentsPhotoIsOneOfItsNumbersFilesAndGoesByItsStoredName) {
+  const std::string ana = "971500000205", other = "106540352242999";
+  test::RegisterNumber(*sql_, other, "globex");
+  Text(ana, "wamid.p1", "Hello", 600);
+  const std::string id = IdOf(ana), path = "/v1/conversations/" + id + "/messages";
+  const std::string mine(64, 'a'), theirs(64, 'b');
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, phone_number_id) VALUES "
+                         "('upload:' || $1 || ':' || $3, $1 || '.jpg', $1, 10, 'image/jpeg', $3), "
+                         "('meta-media-9', $2 || '.jpg', $2, 10, 'image/jpeg', $4)",
+                         {mine, theirs, kBusiness, other})
+                  .ok());
+  const auto queued = [&] {
+    return Column("SELECT body::jsonb->'message'->>'type' || ' ' || (body::jsonb->'message'->'image')::text FROM outbox "
+                  "WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = 'agent:agent-all' ORDER BY id");
+  };
+  auto another = Call("POST", path, R"({"image": {"media": ")" + theirs + R"(.jpg"}})");
+  EXPECT_EQ(another.status, 422) << "another number's file, though it exists";
+  EXPECT_NE(another.body.find("unknown_media"), std::string::npos) << another.body;
+  EXPECT_EQ(Call("POST", path, R"({"image": {"media": ")" + std::string(64, 'c') + R"(.jpg"}})").status, 422);
+  for (const std::string& bad : std::vector<std::string>{R"({"image": {"media": "../../etc/passwd"}})", R"({"image": {"media": ")" + mine + R"(.pdf"}})",
+                                R"({"image": {"media": ")" + mine + R"(.jpg", "caption": 7}})", R"({"image": "x"})",
+                                R"({"image": {"media": ")" + mine + R"(.jpg"}, "text": "hi"})"}) {
+    EXPECT_EQ(Call("POST", path, bad).status, 400) << bad;
+  }
+  EXPECT_TRUE(queued().empty()) << "nothing refused was queued";
+  auto sent = Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg", "caption": "Our office"}})",
+                   ApiTokens::Token(Role::kAgent, "*"), "photo-1");
+  ASSERT_EQ(sent.status, 202) << sent.body;
+  EXPECT_EQ(Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg", "caption": "Our office"}})",
+                 ApiTokens::Token(Role::kAgent, "*"), "photo-1")
+                .status,
+            200);
+  rapidjson::Document image;
+  ASSERT_EQ(queued().size(), 1u);
+  image.Parse(queued()[0].substr(6).c_str());
+  ASSERT_TRUE(image.IsObject()) << queued()[0];
+  EXPECT_EQ(queued()[0].substr(0, 5), "image");
+  EXPECT_EQ(JsonStr(image, "media"), mine + ".jpg");
+  EXPECT_EQ(JsonStr(image, "caption"), "Our office");
+  EXPECT_EQ(One("SELECT kind || ' ' || media_id || ' ' || body FROM conversation_messages WHERE conversation_key = $1 AND "
+                "author = 'agent:agent-all'",
+                {Key(ana)}),
+            "image upload:" + mine + ":" + kBusiness + " Our office");
+  // Free-form: outside the window it is refused like a text.
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' WHERE id = $1::uuid", {id})
+                  .ok());
+  auto closed = Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg"}})");
+  EXPECT_EQ(closed.status, 422);
+  EXPECT_NE(closed.body.find("window_closed"), std::string::npos) << closed.body;
+  EXPECT_EQ(queued().size(), 1u);
+}
+
 TEST_F(HandoffTest, AConversationLeftInHumanHandsGoesBackToTheBotAfterTheIdleTime) {
   const std::string ana = "971500000205", bob = "971500000206";
   Text(ana, "wamid.i1", "agent", 300);

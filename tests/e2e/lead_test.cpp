@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "deliveries.h"
 #include "convoy/pg.h"
 #include "convoy/rapidjson_util.h"
+#include "convoy/tokens.h"
 #include "fake_chat.h"
 #include "fake_sink.h"
 #include "stack.h"
@@ -32,7 +34,8 @@ constexpr const char* kBusiness = "106540352242922";
 
 class LeadE2e : public ::testing::Test {
  protected:
-  void Up(const std::string& prefix, const std::string& receiver_url, std::vector<std::string> conversation_flags = {}) {
+  void Up(const std::string& prefix, const std::string& receiver_url, std::vector<std::string> conversation_flags = {},
+          std::vector<std::string> media_flags = {}) {
     std::string sinks = test::WriteSinks(R"({"schema": "sinks", "version": 1, "sinks": [)" +
                                          test::WebhookSink("lead", receiver_url, R"([")" + std::string(test::kOldSecret) + R"("])") +
                                          "]}");
@@ -40,7 +43,8 @@ class LeadE2e : public ::testing::Test {
     stack_ = std::make_unique<test::Stack>(prefix, std::map<std::string, int>{},
                                            std::map<std::string, std::vector<std::string>>{
                                                {"outbound", {"--sinks_file=" + sinks, "--delivery_schedule=0,1s,1s"}},
-                                               {"conversation", conversation_flags}});
+                                               {"conversation", conversation_flags},
+                                               {"media", media_flags}});
   }
   // A text from wa_id with a wamid of our choosing (to post it again, as Meta redelivers).
   int Post(const std::string& wa_id, const std::string& wamid, const std::string& text, int64_t at) {
@@ -202,6 +206,74 @@ TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnc
   // Released: the flow answers the next message.
   EXPECT_EQ(Api("POST", "/v1/conversations/" + id + "/release").status, 200);
   EXPECT_EQ(Say(ana, "Hello again", 5), "How can I help you today?");
+}
+
+// An agent answers with a photo (issue 29: "image by uploaded media"): uploaded to convoy-media
+// with the agent's token, sent once by its stored name whatever the retries, and Meta gets a signed
+// link that convoy-media serves — the very bytes — to a caller with no token.
+TEST_F(LeadE2e, AnAgentsPhotoIsUploadedSentOnceAndMetaCanFetchIt) {
+  const std::string agent_token = "sam-agent-token-0123456789abcdef";
+  const std::string tokens = ::testing::TempDir() + "lead_photo_tokens_" + std::to_string(::getpid()) + ".txt";
+  std::ofstream(tokens) << "sam agent * " << TokenHashField(agent_token) << "\n";
+  fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
+  ASSERT_TRUE(receiver.Start().ok());
+  Up("e2e_photo", receiver.url(), {"--tokens_file=" + tokens}, {"--tokens_file=" + tokens});
+  const std::string ana = "971500000112";
+  Say(ana, "Hello", 1);
+  Say(ana, "blah blah", 2);
+  Say(ana, "qwerty zxcv", 3);  // not understood twice: handed to a person
+  auto listed = Api("GET", "/v1/conversations?owner=human");
+  rapidjson::Document list;
+  list.Parse(listed.body.c_str());
+  ASSERT_TRUE(list.IsObject() && list["conversations"].IsArray() && list["conversations"].Size() == 1u) << listed.body;
+  const std::string id = list["conversations"][0]["id"].GetString();
+
+  const std::string photo = test::ReadFile(test::FixturePath("media/photo1.jpg"));
+  HttpClientRequest upload;
+  upload.method = "POST";
+  upload.url = stack_->Url("media", std::string("/v1/media?phone_number_id=") + kBusiness);
+  upload.body = photo;
+  upload.content_type = "image/jpeg";
+  upload.headers["Authorization"] = "Bearer " + agent_token;
+  auto uploaded = HttpFetch(upload);
+  ASSERT_TRUE(uploaded.ok()) << uploaded.status().ToString();
+  ASSERT_EQ(uploaded->status, 201) << uploaded->body;
+  rapidjson::Document stored;
+  stored.Parse(uploaded->body.c_str());
+  const std::string name = stored["media"].GetString();
+
+  HttpClientRequest message;
+  message.method = "POST";
+  message.url = stack_->Url("conversation", "/v1/conversations/" + id + "/messages");
+  message.body = R"({"image": {"media": ")" + name + R"(", "caption": "Our office"}})";
+  message.content_type = "application/json";
+  message.headers["Authorization"] = "Bearer " + agent_token;
+  message.headers["Idempotency-Key"] = "photo-click-1";
+  auto first = HttpFetch(message), again = HttpFetch(message);
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->status, 202) << first->body;
+  EXPECT_EQ(again->status, 200) << again->body;
+  ASSERT_TRUE(stack_->WaitSends(ana, 4));
+  ASSERT_TRUE(stack_->Drained(30s));
+  const auto sent = stack_->graph.SentTexts(ana);
+  ASSERT_EQ(sent.size(), 4u) << "one photo, sent once";
+  const std::string prefix = "[image " + stack_->Url("media", "/media/" + name) + "?expires=";
+  ASSERT_EQ(sent[3].compare(0, prefix.size(), prefix), 0) << sent[3];
+  ASSERT_EQ(sent[3].substr(sent[3].size() - 12), "|Our office]");
+  HttpClientRequest fetch;
+  fetch.method = "GET";
+  fetch.url = sent[3].substr(7, sent[3].size() - 7 - 12);
+  auto fetched = HttpFetch(fetch);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().ToString();
+  EXPECT_EQ(fetched->status, 200) << "Meta fetches the link with no token";
+  EXPECT_TRUE(fetched->body == photo) << "the very bytes the agent uploaded";
+  auto shown = Api("GET", "/v1/conversations/" + id);
+  rapidjson::Document conv;
+  conv.Parse(shown.body.c_str());
+  ASSERT_TRUE(conv.IsObject()) << shown.body;
+  const auto& last = conv["messages"][conv["messages"].Size() - 1];
+  EXPECT_EQ(JsonStr(last, "author") + " " + JsonStr(last, "kind") + " " + JsonStr(last, "body"), "agent:sam image Our office");
+  std::remove(tokens.c_str());
 }
 
 // A conversation handed to a person and left without an agent's message goes back to the bot after

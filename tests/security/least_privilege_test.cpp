@@ -156,9 +156,12 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         // a transcript's outgoing rows show outbound's status; an agent outside the window is offered
         // the approved templates (0035_transcript_and_owner.sql)
         "SELECT dedupe_key, status, wamid, error_code FROM outbound_messages",
-        "SELECT name, language, category FROM templates WHERE status = 'APPROVED'"},
+        "SELECT name, language, category FROM templates WHERE status = 'APPROVED'",
+        // an agent's photo is one of the conversation's number's files (0039_agent_media.sql)
+        "SELECT media_id FROM media_objects WHERE stored_name = 'x' AND phone_number_id = 'y'"},
        {"SELECT recipient FROM outbound_messages", "UPDATE outbound_messages SET status = 'sent'",
-        "SELECT reason FROM templates", "SELECT count(*) FROM media_objects", "DELETE FROM deliveries",
+        "SELECT reason FROM templates", "SELECT sha256 FROM media_objects", "SELECT * FROM media_objects",
+        "DELETE FROM media_objects WHERE false", "DELETE FROM deliveries",
         "SELECT count(*) FROM thread_controls",
         "CREATE TABLE intruder (x int)", "INSERT INTO schema_migrations VALUES (9999, 'x')"}},
       {"convoy_media",

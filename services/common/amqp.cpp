@@ -75,6 +75,11 @@ std::string Delivery::Header(const std::string& name) const {
 }
 
 std::string RedactAmqpUrl(const std::string& url) {
+  if (url.find(',') != std::string::npos) {
+    std::string out;
+    for (const auto& one : AmqpUrls(url)) out += (out.empty() ? "" : ",") + RedactAmqpUrl(one);
+    return out;
+  }
   size_t scheme = url.find("://");
   if (scheme == std::string::npos) return url;
   size_t start = scheme + 3;
@@ -103,9 +108,35 @@ Status CheckReadable(const std::string& path, const char* what, const char* flag
 
 }  // namespace
 
+std::vector<std::string> AmqpUrls(const std::string& list) {
+  std::vector<std::string> urls;
+  size_t at = 0;
+  while (at <= list.size()) {
+    size_t end = list.find(',', at);
+    if (end == std::string::npos) end = list.size();
+    std::string one = list.substr(at, end - at);
+    const size_t b = one.find_first_not_of(" \t"), e = one.find_last_not_of(" \t");
+    if (b != std::string::npos) urls.push_back(one.substr(b, e - b + 1));
+    at = end + 1;
+  }
+  return urls;
+}
+
 Status ValidateAmqpOptions(const AmqpOptions& o) {
+  const std::vector<std::string> urls = AmqpUrls(o.url);
+  if (urls.empty()) return Status(Code::kInvalidArgument, "no broker URL (--amqp_url, CONVOY_AMQP_URL)");
+  for (const auto& u : urls) {
+    if (u.rfind("amqp://", 0) != 0 && u.rfind("amqps://", 0) != 0) {
+      return Status(Code::kInvalidArgument, "broker URL " + RedactAmqpUrl(u) + " does not start with amqp:// or amqps://");
+    }
+    // One scheme for every node: a list that mixes them would fall back to plain text when the
+    // TLS nodes are down.
+    if (IsTlsUrl(u) != IsTlsUrl(urls.front())) {
+      return Status(Code::kInvalidArgument, "the broker URLs mix amqp:// and amqps://: every node is reached the same way");
+    }
+  }
   bool any_file = !o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty();
-  if (!IsTlsUrl(o.url) && any_file) {
+  if (!IsTlsUrl(urls.front()) && any_file) {
     return Status(Code::kInvalidArgument,
                   "TLS files are set (--amqp_ca_file/--amqp_cert_file/--amqp_key_file) but the broker URL " +
                       RedactAmqpUrl(o.url) + " is plain: use amqps:// to connect with TLS");
@@ -385,19 +416,45 @@ class Conn {
  public:
   ~Conn() { Close(/*graceful=*/true); }
 
+  // Connects to the first node of the URL list that answers, starting with the one that answered
+  // last (a process's clients share one list): a node that is down or hung (no answer within
+  // connect_timeout) passes the turn to the next. The error names every node tried.
   Status Open(const AmqpOptions& options) {
     Status s = ValidateAmqpOptions(options);
     if (!s.ok()) return s;
-    std::vector<char> url(options.url.begin(), options.url.end());
+    const std::vector<std::string> urls = AmqpUrls(options.url);
+    static std::atomic<size_t> preferred{0};
+    const size_t first = preferred.load() % urls.size();
+    std::string tried;
+    for (size_t i = 0; i < urls.size(); ++i) {
+      const size_t at = (first + i) % urls.size();
+      s = OpenOne(options, urls[at]);
+      if (s.ok()) {
+        preferred = at;
+        return s;
+      }
+      Close(/*graceful=*/false);
+      logged_in_ = false;
+      if (urls.size() == 1 || s.code() == Code::kInvalidArgument) return s;
+      LOG_EVERY_N(WARNING, 20) << "event=amqp_node_unreachable node=" << RedactAmqpUrl(urls[at])
+                               << " error=\"" << s.message() << "\" (logged every 20th)";
+      tried += std::string(tried.empty() ? "" : "; ") + s.message();
+    }
+    return Status(s.code(), "no broker node of " + std::to_string(urls.size()) + " answered: " + tried);
+  }
+
+  Status OpenOne(const AmqpOptions& options, const std::string& one_url) {
+    Status s;
+    std::vector<char> url(one_url.begin(), one_url.end());
     url.push_back('\0');
     amqp_connection_info info;
     amqp_default_connection_info(&info);
     if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
-      return Status(Code::kInvalidArgument, "malformed AMQP URL " + RedactAmqpUrl(options.url));
+      return Status(Code::kInvalidArgument, "malformed AMQP URL " + RedactAmqpUrl(one_url));
     }
     // amqp_parse_url sets ssl from the scheme; the scheme decides, never a fallback.
     const bool tls = info.ssl != 0;
-    if (tls != IsTlsUrl(options.url)) return Status(Code::kInternal, "AMQP URL scheme and TLS disagree");
+    if (tls != IsTlsUrl(one_url)) return Status(Code::kInternal, "AMQP URL scheme and TLS disagree");
     state_ = amqp_new_connection();
     amqp_socket_t* socket = nullptr;
     if (tls) {

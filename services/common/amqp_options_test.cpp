@@ -23,6 +23,20 @@ TEST(RedactAmqpUrl, HidesThePasswordOnly) {
   EXPECT_EQ(RedactAmqpUrl("not a url"), "not a url");
 }
 
+// A cluster's nodes: comma-separated, spaces trimmed, every password hidden, one scheme for all.
+TEST(AmqpUrls, AClustersNodesAreSplitRedactedAndOfOneScheme) {
+  EXPECT_EQ(AmqpUrls(" amqp://u:p@a:1/%2f ,amqp://u:p@b:2/%2f,, "),
+            (std::vector<std::string>{"amqp://u:p@a:1/%2f", "amqp://u:p@b:2/%2f"}));
+  EXPECT_EQ(AmqpUrls("amqp://a"), std::vector<std::string>{"amqp://a"});
+  EXPECT_EQ(RedactAmqpUrl("amqp://u:one@a:1/%2f, amqp://u:two@b:2/%2f"), "amqp://u:***@a:1/%2f,amqp://u:***@b:2/%2f");
+  EXPECT_TRUE(ValidateAmqpOptions({"amqps://u:p@a:5671/%2f,amqps://u:p@b:5671/%2f", "t"}).ok());
+  Status mixed = ValidateAmqpOptions({"amqps://u:p@a:5671/%2f,amqp://u:p@b:5672/%2f", "t"});
+  EXPECT_EQ(mixed.code(), Code::kInvalidArgument);
+  EXPECT_NE(mixed.message().find("mix"), std::string::npos) << mixed.message();
+  EXPECT_EQ(ValidateAmqpOptions({"amqp://u:p@a:5672/%2f,http://b", "t"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(ValidateAmqpOptions({" , ", "t"}).code(), Code::kInvalidArgument);
+}
+
 class TempFile {
  public:
   explicit TempFile(const std::string& content) {

@@ -1,7 +1,11 @@
 // Integration: a real RabbitMQ, one vhost per test.
 #include "convoy/amqp.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "convoy/amqp_admin.h"
 #include "convoy/http.h"
 
 #include "convoy/topology.h"
@@ -291,6 +296,69 @@ TEST(Publisher, ReconnectsAndResendsEverythingUnconfirmed) {
   ASSERT_TRUE(count.ok());
   // At least once: a message confirmed late may have been routed before the cut and resent.
   EXPECT_GE(*count, static_cast<uint32_t>(kCount));
+}
+
+// The broker as a list of nodes: the first is down (nothing listens) and the second hung (it
+// accepts the connection and never speaks, as a SIGSTOPped node does); the publisher and the
+// consumer go on to the node that answers, within the connect timeout per dead node, and every
+// publish is confirmed and consumed.
+TEST(Publisher, AListOfNodesConnectsToTheOneThatAnswers) {
+  TestVhost vhost("amqp_nodes");
+  auto listener = [](bool listen) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    if (listen) ::listen(fd, 16);
+    return std::make_pair(fd, static_cast<int>(ntohs(addr.sin_port)));
+  };
+  auto [down_fd, down_port] = listener(false);  // bound, not listening: connection refused
+  auto [hung_fd, hung_port] = listener(true);   // the kernel accepts; nobody answers
+  const std::string real = vhost.url();
+  const std::string path = real.substr(real.rfind('/'));
+  AmqpOptions o{"amqp://guest:guest@127.0.0.1:" + std::to_string(down_port) + path +
+                    ", amqp://guest:guest@127.0.0.1:" + std::to_string(hung_port) + path + "," + real,
+                "test-nodes"};
+  o.connect_timeout = 500ms;
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  constexpr int kCount = 200;
+  PublishBatch batch;
+  for (int i = 0; i < kCount; ++i) {
+    AmqpMessage m;
+    m.exchange = exchanges::kCommands;
+    m.routing_key = queues::kOutboundSend;
+    m.body = std::to_string(i);
+    pub.Publish(m, batch.Add());
+  }
+  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 30s).ok());
+  std::mutex mu;
+  std::set<std::string> seen;
+  Consumer consumer({o, queues::kOutboundSend, 50, 5}, [&](const Delivery& d) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.insert(d.body);
+    return Disposition::Ack();
+  }, &pub);
+  consumer.Start();
+  EXPECT_TRUE(WaitUntil([&] { std::lock_guard<std::mutex> lock(mu); return seen.size() == kCount; }, 30s));
+  consumer.Stop();
+  // Only the hung node: the connection fails within the timeout, naming the nodes tried.
+  AmqpAdmin admin;
+  AmqpOptions dead = o;
+  dead.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(down_port) + path + ",amqp://guest:guest@127.0.0.1:" +
+             std::to_string(hung_port) + path;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = admin.Open(dead);
+  EXPECT_FALSE(s.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_NE(s.message().find("no broker node of 2 answered"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("guest:guest"), std::string::npos) << "no password in the error";
+  ::close(down_fd);
+  ::close(hung_fd);
 }
 
 }  // namespace

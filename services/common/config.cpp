@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cerrno>
@@ -61,9 +62,18 @@ bool ValidateNonEmpty(const char* flag, const std::string& value) {
 }
 
 bool ValidateAmqpUrl(const char* flag, const std::string& value) {
-  if (!HasPrefix(value, "amqp://") && !HasPrefix(value, "amqps://"))
-    return Fail(flag, "must start with amqp:// or amqps://");
-  return true;
+  // One URL, or a cluster's nodes comma-separated: each one amqp:// or amqps://.
+  size_t at = 0;
+  while (true) {
+    const size_t end = std::min(value.find(',', at), value.size());
+    std::string one = value.substr(at, end - at);
+    one.erase(0, std::min(one.find_first_not_of(' '), one.size()));
+    if (!HasPrefix(one, "amqp://") && !HasPrefix(one, "amqps://")) {
+      return Fail(flag, "must start with amqp:// or amqps:// (a cluster: its nodes' URLs, comma-separated)");
+    }
+    if (end == value.size()) return true;
+    at = end + 1;
+  }
 }
 
 bool ValidateHttpUrl(const char* flag, const std::string& value) {

@@ -7,7 +7,8 @@
 #include "convoy/flags.h"
 
 DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f",
-              "RabbitMQ URL, amqp://user:pass@host:port/vhost; env CONVOY_AMQP_URL is used when the flag is not given");
+              "RabbitMQ URL, amqp://user:pass@host:port/vhost, or a cluster's nodes' URLs comma-separated (a "
+              "connection goes to the first that answers); env CONVOY_AMQP_URL is used when the flag is not given");
 DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
 DEFINE_bool(declare_topology, false,
             "Declare convoy's exchanges, queues and bindings on connect. Off by default: `convoy-topology "

@@ -43,7 +43,9 @@ using PublishCallback = std::function<void(PublishOutcome)>;
 // rabbitmq-c 0.11 matches DNS names, not IP addresses). Nothing turns verification off, and
 // amqps:// never falls back to plain.
 struct AmqpOptions {
-  std::string url;  // amqp://user:pass@host:port/vhost or amqps://...
+  // amqp://user:pass@host:port/vhost or amqps://...; or the nodes of a cluster, comma-separated:
+  // a connection goes to the first that answers, starting with the one that answered last.
+  std::string url;
   std::string name = "convoy";
   // When set, they replace the URL's user and password (a deployment keeps a part's generated
   // broker credentials in a Secret of their own, apart from the broker's address).
@@ -64,7 +66,10 @@ struct AmqpOptions {
 // amqps://). Conn::Open checks the same before it connects.
 Status ValidateAmqpOptions(const AmqpOptions& options);
 
-// The URL with its password replaced by "***", for logs and messages.
+// The URLs of a comma-separated list, spaces around each trimmed, empty ones left out.
+std::vector<std::string> AmqpUrls(const std::string& list);
+
+// The URL (each URL of a list) with its password replaced by "***", for logs and messages.
 std::string RedactAmqpUrl(const std::string& url);
 
 struct PublisherStats {

@@ -4,6 +4,7 @@
 
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
+#include <cpprest/producerconsumerstream.h>
 #include <glog/logging.h>
 #include <openssl/crypto.h>
 #include <pplx/threadpool.h>
@@ -50,31 +51,80 @@ struct Target {
   int max_redirects = 0;
 };
 
-// One client per (scheme, address, port, Host, timeout, redirects), kept for the process's life: a
-// client keeps its connections open between requests (HTTP keep-alive, idle ones closed after
-// 30 s), so a send to the Graph API or a sink reuses a connection instead of opening one (and a
-// TLS session) per call. A connection the server closed meanwhile is replaced: by the client when
-// reading the answer fails, by Send() below when writing the request does. Clients are safe to
-// share between threads.
-
-std::shared_ptr<http::client::http_client> ClientFor(const Target& target, const HttpClientRequest& request) {
-  // Never destroyed: a client torn down during static destruction could outlive the threads it needs.
-  static std::mutex& mu = *new std::mutex;
-  static auto& clients = *new std::map<std::string, std::shared_ptr<http::client::http_client>>;
-  constexpr size_t kMaxClients = 256;  // distinct origins; past it the cache starts over
-  std::string key = target.uri.authority().to_string() + " " + target.host_header + " " +
-                    std::to_string(request.timeout.count()) + " " + std::to_string(target.max_redirects);
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = clients.find(key);
-  if (it != clients.end()) return it->second;
-  http::client::http_client_config config;
-  config.set_timeout(request.timeout);
-  config.set_max_redirects(static_cast<size_t>(target.max_redirects));
-  if (clients.size() >= kMaxClients) clients.clear();
-  auto client = std::make_shared<http::client::http_client>(target.uri.authority(), config);
-  clients.emplace(std::move(key), client);
-  return client;
+// Whether cpprestsdk may send the request again on another connection when the answer's status
+// line fails to arrive on a reused one (asio_context::handle_failed_read_status_line): the
+// server may have read it and acted on it by then.
+bool RetrySafe(const HttpClientRequest& request) {
+  return request.retry_safe || request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS";
 }
+
+// Clients per (scheme, address, port, Host, timeout, redirects), kept for the process's life. A
+// client keeps its connection open between requests (HTTP keep-alive), so a send to the Graph API
+// or a sink reuses a connection instead of opening one (and a TLS session) per call. Each client
+// serves one exchange at a time, so its connection was idle since the client came back here: a
+// request that is not retry_safe takes one only if that was within max_idle_reuse (a server
+// closes idle connections; a request written to one it closed gets no answer, uncertain), else a
+// new one. A connection the server closed meanwhile is replaced: for a retry_safe request by the
+// client when reading the answer fails, for any by Send() below when writing the request does.
+// (cpprestsdk pools a connection a moment after its answer ends; a client taken again before that
+// opens a second one, and one of the two may then sit idle longer than known here: a request that
+// is not retry_safe and finds it closed fails as uncertain, never goes twice.)
+class Clients {
+ public:
+  using Client = std::shared_ptr<http::client::http_client>;
+  struct Lease {
+    std::string key;
+    Client client;
+  };
+  static Clients& Get() {
+    static Clients& c = *new Clients;  // never destroyed: a client torn down during exit could outlive its threads
+    return c;
+  }
+  Lease Take(const Target& target, const HttpClientRequest& request) {
+    Lease lease{target.uri.authority().to_string() + " " + target.host_header + " " + std::to_string(request.timeout.count()) +
+                    " " + std::to_string(target.max_redirects),
+                nullptr};
+    std::vector<Idle> stale;  // destroyed (their connections closed) outside the lock
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (idle_.size() >= kMaxOrigins && idle_.count(lease.key) == 0) idle_.clear();  // distinct origins: start over
+      auto& stack = idle_[lease.key];
+      if (!stack.empty() && !RetrySafe(request) &&
+          std::chrono::steady_clock::now() - stack.back().since > request.max_idle_reuse) {
+        stale.swap(stack);  // the most recently used is too old, so all are
+      }
+      if (!stack.empty()) {
+        lease.client = std::move(stack.back().client);
+        stack.pop_back();
+        return lease;
+      }
+    }
+    http::client::http_client_config config;
+    config.set_timeout(request.timeout);
+    config.set_max_redirects(static_cast<size_t>(target.max_redirects));
+    lease.client = std::make_shared<http::client::http_client>(target.uri.authority(), config);
+    return lease;
+  }
+  // After an exchange that completed, answer and body: its connection may serve the next one. A
+  // client whose exchange failed is not given back (its connection is closed anyway).
+  void Give(Lease lease) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = idle_.find(lease.key);
+    if (it == idle_.end()) return;  // the cache started over meanwhile
+    it->second.push_back({std::move(lease.client), std::chrono::steady_clock::now()});
+    if (it->second.size() > kMaxIdlePerOrigin) it->second.erase(it->second.begin());  // the least recently used
+  }
+
+ private:
+  static constexpr size_t kMaxOrigins = 256;       // past it the cache starts over
+  static constexpr size_t kMaxIdlePerOrigin = 64;  // exchanges at once to one origin that keep their connections
+  struct Idle {
+    Client client;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex mu_;
+  std::map<std::string, std::vector<Idle>> idle_;  // per origin, most recently used last
+};
 
 // Thrown by the progress handler when an answer passes its cap: cpprestsdk's client reads a body
 // into memory as fast as it arrives, whatever the caller reads, and this stops it there (the
@@ -150,7 +200,16 @@ http::http_request CopyRequest(const HttpClientRequest& request, const Target& t
   for (const auto& [k, v] : request.headers) req.headers().add(k, v);
   if (!target.host_header.empty()) req.headers()[U("Host")] = target.host_header;
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
-    req.set_body(request.body, request.content_type);
+    if (RetrySafe(request)) {
+      req.set_body(request.body, request.content_type);
+    } else {
+      // A body cpprestsdk cannot rewind: where it would send the request again on another
+      // connection it reports "cannot rewind input stream" instead (handle_failed_read_status_line).
+      concurrency::streams::producer_consumer_buffer<uint8_t> body;
+      body.putn_nocopy(reinterpret_cast<const uint8_t*>(request.body.data()), request.body.size()).wait();
+      body.close(std::ios_base::out).wait();
+      req.set_body(body.create_istream(), request.body.size(), request.content_type);
+    }
   }
   if (max_bytes > 0) {
     req.set_progress_handler([max_bytes](http::message_direction::direction direction, utility::size64_t so_far) {
@@ -179,15 +238,16 @@ Result<Target> TargetOf(const HttpClientRequest& request) {
 // Sends the request; the response's headers are read, its body not yet (it arrives in the
 // background, up to max_bytes).
 http::http_response Send(const HttpClientRequest& request, const Target& target, size_t max_bytes,
-                         const pplx::cancellation_token& token) {
-  auto client = ClientFor(target, request);
+                         const pplx::cancellation_token& token, http::client::http_client& client) {
   // A kept-alive connection the server closed while it sat in the pool fails when the request is
-  // written to it. Nothing complete reached the server then, so the request goes again, on another
-  // connection (a few times: the pool may hold several such connections after a quiet spell). A
-  // failure after the request was written is not retried here: the server may have acted on it.
+  // written to it. Nothing complete reached the server then ("Failed to write request headers" or
+  // "... body": an asynchronous write fails only when some of its bytes were not written, and the
+  // request's last bytes are in its last write), so the request goes again, on another connection
+  // (a few times: the pool may hold several such connections after a quiet spell). A failure
+  // after the request was written is not retried here: the server may have acted on it.
   for (int attempt = 1;; ++attempt) {
     try {
-      return client->request(CopyRequest(request, target, max_bytes), token).get();
+      return client.request(CopyRequest(request, target, max_bytes), token).get();
     } catch (const http::http_exception& e) {
       if (attempt >= 4 || std::string(e.what()).rfind("Failed to write request", 0) != 0) throw;
       LOG(INFO) << "event=http_stale_connection url=" << RedactUrl(request.url) << " attempt=" << attempt << " what=" << e.what();
@@ -228,6 +288,14 @@ Status ReadBodyInto(const HttpClientRequest& request, http::http_response& resp,
 Status FetchError(const HttpClientRequest& request, const http::http_exception& e) {
   std::string what = e.what();
   bool timeout = what.find("timed out") != std::string::npos || e.error_code() == std::errc::timed_out;
+  // The whole request was written and the connection failed (closed by the server or a proxy, or
+  // by our own timeout) before the answer's status line came. cpprestsdk would have sent it again
+  // on a reused connection; its body cannot be rewound, so it says so instead.
+  if (!RetrySafe(request) &&
+      (what.rfind("cannot rewind input stream", 0) == 0 || what.rfind("Failed to read HTTP status line", 0) == 0)) {
+    what = std::string(timeout ? "no answer in time" : "connection closed") +
+           " after the request was sent; the server may have acted on it (not sent again)";
+  }
   return Status(timeout ? Code::kTimeout : Code::kUnavailable, request.method + " " + RedactUrl(request.url) + ": " + what);
 }
 
@@ -246,13 +314,15 @@ Result<HttpResponse> Exchange(const HttpClientRequest& request, size_t max_bytes
                                       std::to_string(DeadlineOf(request).count()) + " ms");
   };
   try {
-    http::http_response resp = Send(request, *target, max_bytes, deadline->cancel.get_token());
+    auto lease = Clients::Get().Take(*target, request);
+    http::http_response resp = Send(request, *target, max_bytes, deadline->cancel.get_token(), *lease.client);
     HttpResponse out;
     out.status = resp.status_code();
     out.content_type = resp.headers().content_type();
     for (const auto& [k, v] : resp.headers()) out.headers[Lower(k)] = v;
     Status s = read(resp, &out);
     if (!s.ok()) return deadline->expired ? expired() : s;
+    Clients::Get().Give(std::move(lease));
     return out;
   } catch (const AnswerTooLarge& e) {
     return Status(Code::kTooLarge, RedactUrl(request.url) + ": " + e.what());

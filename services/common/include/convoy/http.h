@@ -129,6 +129,17 @@ struct HttpClientRequest {
   // resolved, every address must be public (else Code::kRejected, nothing sent), and the request
   // goes to the very address that was checked (convoy/ssrf.h). No redirect is followed then.
   bool public_only = false;
+  // Whether the request may be sent again when its connection fails after the whole of it was
+  // written, before the answer came. GET, HEAD and OPTIONS always may; anything else (a POST that
+  // sends a WhatsApp message, a signed webhook) is not: that failure is kUnavailable (kTimeout when
+  // the timeout struck) saying "the server may have acted on it" (the outcome is uncertain: never
+  // a blind retry). Only a request that failed while being written (never whole at the server)
+  // goes again, on another connection.
+  bool retry_safe = false;
+  // A request that is not retry_safe never goes on a kept-alive connection that sat idle longer
+  // than this: servers close idle connections (Node after 5 s), and a request written to one the
+  // server closed gets no answer, uncertain. Keep it under the servers' idle timeouts.
+  std::chrono::milliseconds max_idle_reuse{3000};
 };
 
 // Transport failures (refused, reset, timeout) are kUnavailable/kTimeout, an answer over

@@ -77,11 +77,9 @@ class Api {
     req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(sink_.timeout);
     req.headers["api_access_token"] = sink_.token;
     req.headers["User-Agent"] = "convoy-outbound";
-    // A connection of its own for every call, never one from the pool: cpprestsdk's client sends a
-    // request again, unasked, when the answer's status line fails to arrive on a reused connection
-    // (asio_context::handle_failed_read_status_line), and a timeout that closes the socket can fail
-    // it that way after Chatwoot took the message: a second, silent post.
-    req.headers["Connection"] = "close";
+    // A POST or PATCH is never sent again by HttpFetch once Chatwoot may have read it (a timeout
+    // that closes the socket after Chatwoot took the message fails it, uncertain): no second,
+    // silent post, on a kept-alive connection too.
     auto resp = HttpFetch(req);
     if (!resp.ok()) {
       a_->kind = std::string(method) == "GET" ? Attempt::Kind::kRetry : Attempt::Kind::kUncertain;

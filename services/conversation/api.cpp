@@ -13,6 +13,7 @@
 #include "convoy/rapidjson_util.h"
 #include "numbers.h"
 #include "numbers_api.h"
+#include "transcript.h"
 
 namespace convoy::conversation {
 
@@ -385,6 +386,7 @@ const std::vector<RouteRule>& ApiRoutes() {
   // Every /v1/ route of this service, the role it needs, and whether a tenant's token may call it.
   static const auto* const kRoutes = new std::vector<RouteRule>{
       // method  path                           role             scope
+      {"GET",  "/v1/whoami",                   Role::kViewer,  Scope::kTenant},
       {"GET",  "/v1/flows",                    Role::kViewer,  Scope::kGlobal},
       {"POST", "/v1/flows/reload",             Role::kAdmin,   Scope::kGlobal},
       {"PUT",  "/v1/checklists/{id}",          Role::kManager, Scope::kTenant},
@@ -415,6 +417,12 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   if (in.refused) return *in.refused;
   const std::string route = in.route->pattern;
   const Caller& caller = in.caller;
+  // Who the token is (the console's sign-in): never the token, nor anything it could be used as.
+  if (route == "/v1/whoami") {
+    return JsonResponse(200, "{\"name\":" + JsonQuote(caller.name) + ",\"role\":" + JsonQuote(RoleName(caller.role)) +
+                                 ",\"tenant\":" + JsonQuote(caller.tenant) + ",\"sees_personal_data\":" +
+                                 (SeesPersonalData(caller.role) ? "true" : "false") + "}");
+  }
   if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
   if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations)) return *conversations;
   if (route == "/v1/flows") {

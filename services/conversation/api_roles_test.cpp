@@ -30,6 +30,7 @@ constexpr const char* kAll = "viewer agent manager operator admin";
 
 using Want = test::WantRoute;
 const std::vector<Want> kWant = {
+    {"GET", "/v1/whoami", kAll, 200, Scope::kTenant, 200},
     {"GET", "/v1/flows", kAll, 200, Scope::kGlobal, 0},
     {"POST", "/v1/flows/reload", "admin", 200, Scope::kGlobal, 0},
     // A tenant's token (acme) on the probes, which are tenant "test"'s: its own new checklist, and
@@ -160,7 +161,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 190);
+  EXPECT_EQ(calls, 200);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 
@@ -194,6 +195,17 @@ TEST_F(ApiRoles, WithoutAKnownBearerEveryRouteIs401AndUnknownRoutesStay404) {
   auto closed = Call("GET", "/v1/flows");
   EXPECT_EQ(closed.status, 403);
   EXPECT_NE(closed.body.find("--tokens_file"), std::string::npos) << closed.body;
+}
+
+// The console's sign-in: who a token is, and nothing of the token itself.
+TEST_F(ApiRoles, WhoamiNamesTheTokensHolderRoleAndTenant) {
+  auto viewer = Call("GET", "/v1/whoami", "", "Bearer " + ApiTokens::Token(Role::kViewer, "acme"));
+  EXPECT_EQ(viewer.status, 200);
+  EXPECT_EQ(viewer.body, R"({"name":"viewer-acme","role":"viewer","tenant":"acme","sees_personal_data":false})" "\n");
+  auto agent = Call("GET", "/v1/whoami", "", "Bearer " + ApiTokens::Token(Role::kAgent, "*"));
+  EXPECT_EQ(agent.body, R"({"name":"agent-all","role":"agent","tenant":"*","sees_personal_data":true})" "\n");
+  EXPECT_EQ(agent.body.find("tok-"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/whoami", "", "Bearer nope").status, 401);
 }
 
 TEST_F(ApiRoles, AViewerSeesPersonalDataMaskedAndAnAgentInClear) {

@@ -5,6 +5,7 @@
 #include <glog/logging.h>
 
 #include <mutex>
+#include <optional>
 
 #include "convoy/amqp.h"
 #include "convoy/config.h"
@@ -22,6 +23,7 @@
 #include "convoy/retention.h"
 #include "api.h"
 #include "assignments.h"
+#include "console.h"
 #include "numbers.h"
 #include "relay.h"
 #include "retention_rules.h"
@@ -114,6 +116,9 @@ DEFINE_string(handoff_keywords, "agent,human",
 DEFINE_string(handoff_sink, "conversations",
               "The sink (outbound's --sinks_file, or a number's sinks mapping) told of handoffs by keyword or API, and "
               "of customer messages while a person answers");
+DEFINE_string(console_dir, "services/console",
+              "The console's files (issue 30), served at /console/: found from the working directory, then "
+              "<binary>/../share/convoy/console (the images), then the source tree; \"\": no console");
 DEFINE_int32(human_idle_release_seconds, 12 * 3600,
              "A conversation in human hands with no agent message for this long goes back to the bot (5..2592000 s)");
 static bool ValidateIdleRelease(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 2592000); }
@@ -208,6 +213,15 @@ int main(int argc, char** argv) {
   if (!tokens.ok()) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
     return 1;
+  }
+  std::optional<convoy::conversation::ConsoleSite> console;
+  if (!FLAGS_console_dir.empty()) {
+    auto site = convoy::conversation::ConsoleSite::Load(convoy::FindDataDir(FLAGS_console_dir, "console"));
+    if (!site.ok()) {
+      LOG(ERROR) << "service=conversation event=startup_failed flag=--console_dir error=" << site.status().ToString();
+      return 1;
+    }
+    console = std::move(*site);
   }
   convoy::conversation::EngineSettings engine_settings;
   engine_settings.photo_ttl_seconds = FLAGS_photo_ttl_seconds;
@@ -320,6 +334,9 @@ int main(int argc, char** argv) {
     server.Route(method, "/v1/", [api, &schemas](const convoy::HttpRequest& r) {
       return convoy::conversation::HandleApi(r, api, schemas);
     });
+  }
+  if (console) {
+    server.Route("GET", "/console", [&console](const convoy::HttpRequest& r) { return console->Serve(r); });
   }
   // 4. run
   convoy::RetentionLoop retention(

@@ -81,6 +81,15 @@ dockerfile = (src / "deploy/docker/Dockerfile").read_text()
 targets = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M))
 for target, entry in re.findall(r"^FROM runtime AS (\S+)\n(?:.*\n)*?ENTRYPOINT (\[.*\])$", dockerfile, re.M):
     check_args(f"Dockerfile target {target}", target, yaml.safe_load(entry)[1:])
+# What the images copy from the source tree is there, and the conversation image carries the
+# console where convoy-conversation looks for it (<bin>/../share/convoy/console, --console_dir).
+for source in re.findall(r"^COPY (?!--)(\S+) \S+$", dockerfile, re.M):
+    if not (src / source).exists():
+        fail(f"Dockerfile: COPY {source}: no such file or folder in the source tree")
+if not re.search(r"^COPY services/console /usr/share/convoy/console$", dockerfile, re.M):
+    fail("Dockerfile: the runtime image does not copy services/console to /usr/share/convoy/console")
+if not (src / "services/console/index.html").exists():
+    fail("services/console/index.html: the console has no index")
 
 compose = yaml.safe_load((src / "deploy/compose/docker-compose.yml").read_text())
 for name, svc in compose["services"].items():

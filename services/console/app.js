@@ -1,0 +1,73 @@
+// The console's shell: sign-in (GET /v1/whoami decides whether a token is good), who is signed in,
+// and the screens, chosen by the URL's fragment (#/conversations, #/conversations/<id>, #/audit).
+import { api, ApiError, token, setToken, clearToken } from './api.js';
+import { el } from './dom.js';
+
+// Each screen: render(root, context) → a clean-up function (or nothing).
+const screens = {};
+let me = null;
+let stop = null;  // the running screen's clean-up (its polling)
+
+const $ = (id) => document.getElementById(id);
+
+function showSignIn(message = '') {
+  me = null;
+  if (stop) { stop(); stop = null; }
+  $('nav').hidden = true;
+  $('who').hidden = true;
+  $('screen').hidden = true;
+  $('sign-in').hidden = false;
+  $('sign-in-error').textContent = message;
+  $('token').value = '';
+  $('token').focus();
+}
+
+async function signIn(t) {
+  setToken(t);
+  try {
+    me = await api('GET', '/v1/whoami');
+  } catch (e) {
+    clearToken();
+    const why = e instanceof ApiError && e.status === 401 ? 'That token is not known to convoy.' : `Sign-in failed: ${e.message}`;
+    showSignIn(why);
+    return;
+  }
+  $('who-text').textContent = `Signed in as ${me.name} (${me.role}, ${me.tenant === '*' ? 'all tenants' : `tenant ${me.tenant}`})`;
+  $('who').hidden = false;
+  $('nav').hidden = false;
+  $('sign-in').hidden = true;
+  route();
+}
+
+function route() {
+  if (!me) return;
+  if (stop) { stop(); stop = null; }
+  const parts = (location.hash || '#/conversations').slice(2).split('/');
+  const name = screens[parts[0]] ? parts[0] : 'conversations';
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.screen === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  const root = $('screen');
+  root.replaceChildren();
+  root.hidden = false;
+  const render = screens[name];
+  if (!render) {
+    root.append(el('h1', {}, 'convoy console'), el('p', {}, 'Choose a screen above.'));
+    return;
+  }
+  stop = render(root, { me, args: parts.slice(1), onAuthLost: () => { clearToken(); showSignIn('Your session ended: sign in again.'); } }) || null;
+}
+
+function start() {
+  $('sign-in-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const t = $('token').value.trim();
+    if (!t) { $('sign-in-error').textContent = 'Enter a token.'; return; }
+    signIn(t);
+  });
+  $('sign-out').addEventListener('click', () => { clearToken(); showSignIn(); });
+  window.addEventListener('hashchange', route);
+  if (token()) signIn(token()); else showSignIn();
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();

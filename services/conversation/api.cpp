@@ -387,6 +387,7 @@ const std::vector<RouteRule>& ApiRoutes() {
   static const auto* const kRoutes = new std::vector<RouteRule>{
       // method  path                           role             scope
       {"GET",  "/v1/whoami",                   Role::kViewer,  Scope::kTenant},
+      {"GET",  "/v1/audit",                    Role::kViewer,  Scope::kTenant},
       {"GET",  "/v1/flows",                    Role::kViewer,  Scope::kGlobal},
       {"POST", "/v1/flows/reload",             Role::kAdmin,   Scope::kGlobal},
       {"PUT",  "/v1/checklists/{id}",          Role::kManager, Scope::kTenant},
@@ -410,13 +411,12 @@ const std::vector<RouteRule>& ApiRoutes() {
   return *kRoutes;
 }
 
-HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
-  const std::string open = "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
-  auto tokens = settings.tokens ? settings.tokens->get() : std::make_shared<const TokenSet>();
-  Admission in = Admit(r, *tokens, ApiRoutes(), "conversation", open);
-  if (in.refused) return *in.refused;
-  const std::string route = in.route->pattern;
-  const Caller& caller = in.caller;
+namespace {
+
+// The admitted request's answer; a write's `audit` entry is recorded by the conversations API
+// inside its transaction, or by HandleApi after this returns.
+HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas,
+                      const std::string& route, const Caller& caller, AuditEntry* audit) {
   // Who the token is (the console's sign-in): never the token, nor anything it could be used as.
   if (route == "/v1/whoami") {
     return JsonResponse(200, "{\"name\":" + JsonQuote(caller.name) + ",\"role\":" + JsonQuote(RoleName(caller.role)) +
@@ -424,7 +424,7 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
                                  (SeesPersonalData(caller.role) ? "true" : "false") + "}");
   }
   if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
-  if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations)) return *conversations;
+  if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations, audit)) return *conversations;
   if (route == "/v1/flows") {
     return settings.flows ? JsonResponse(200, settings.flows()) : Unavailable(Status(Code::kUnavailable, "no flows"));
   }
@@ -436,14 +436,15 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
     }
     return JsonResponse(200, *loaded);
   }
-  // A tenant's token sees and acts on its tenant's assignments and checklists alone; another
-  // tenant's are not found, as if they did not exist.
+  // A tenant's token sees and acts on its tenant's assignments, checklists and audit entries
+  // alone; another tenant's are not found, as if they did not exist.
   const TenantScope scope = ScopeOf(caller);
   const bool mask = !SeesPersonalData(caller.role);
   const std::string& p = r.path;
   const std::string assignments = "/v1/assignments/";
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return Unavailable(db.status());
+  if (route == "/v1/audit") return ListAudit(**db, r, scope, mask);
   if (route == "/v1/checklists/{id}") return Put(**db, p.substr(std::string("/v1/checklists/").size()), r, schemas, scope);
   if (route == "/v1/assignments") {
     if (r.method == "POST") return Create(**db, r, settings, schemas, scope);
@@ -456,6 +457,32 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
                                                                     : Unavailable(shown.status());
   return JsonResponse(200, mask ? MaskAssignments(*shown) : *shown);
+}
+
+}  // namespace
+
+HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
+  const std::string open = "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
+  auto tokens = settings.tokens ? settings.tokens->get() : std::make_shared<const TokenSet>();
+  Admission in = Admit(r, *tokens, ApiRoutes(), "conversation", open);
+  if (in.refused) {
+    // A write a known caller may not make (403: its role or tenant) is in the log too; one with no
+    // known token (401) or route (404, 405) has nobody and nothing to record.
+    if (in.route && IsWrite(r)) {
+      AuditEntry refused = AuditOf(r, in.route->pattern, in.caller);
+      refused.status = in.refused->status;
+      RecordAuditAfter(settings.pg_dsn, refused);
+    }
+    return *in.refused;
+  }
+  std::optional<AuditEntry> audit;
+  if (IsWrite(r)) audit = AuditOf(r, in.route->pattern, in.caller);
+  HttpResponse answer = Dispatch(r, settings, schemas, in.route->pattern, in.caller, audit ? &*audit : nullptr);
+  if (audit && !audit->recorded) {
+    audit->status = answer.status;
+    RecordAuditAfter(settings.pg_dsn, *audit);
+  }
+  return answer;
 }
 
 }  // namespace convoy::conversation

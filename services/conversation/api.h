@@ -13,6 +13,7 @@
 //   POST /v1/assignments/{id}/retry   undeliverable (its template never reached the operator) →
 //                                     pending again, started when the operator is free
 //   GET  /v1/whoami                   the caller: {"name", "role", "tenant", "sees_personal_data"}
+//   GET  /v1/audit                    every write through this API, newest first (audit.h)
 //   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
 //   /v1/numbers                       the numbers registry (numbers_api.h)
 //   /v1/conversations                 transcripts, owners, agent messages (conversations_api.h)

@@ -31,6 +31,7 @@ constexpr const char* kAll = "viewer agent manager operator admin";
 using Want = test::WantRoute;
 const std::vector<Want> kWant = {
     {"GET", "/v1/whoami", kAll, 200, Scope::kTenant, 200},
+    {"GET", "/v1/audit", kAll, 200, Scope::kTenant, 200},
     {"GET", "/v1/flows", kAll, 200, Scope::kGlobal, 0},
     {"POST", "/v1/flows/reload", "admin", 200, Scope::kGlobal, 0},
     // A tenant's token (acme) on the probes, which are tenant "test"'s: its own new checklist, and
@@ -161,7 +162,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 200);
+  EXPECT_EQ(calls, 210);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 

@@ -20,16 +20,6 @@
 
 namespace convoy::conversation {
 
-namespace {
-
-using TenantScope = std::optional<std::string>;
-
-constexpr int kWindowSeconds = 24 * 3600;
-constexpr int kTextLimit = 4096;  // Meta's limit for a text message body
-
-HttpResponse Unavailable(const Status& s) { return JsonError(503, "unavailable", s.message()); }
-HttpResponse NotFound(const std::string& id) { return JsonError(404, "not_found", "no conversation " + id); }
-
 // 8-4-4-4-12 hex digits: anything else is no conversation's id (and never reaches a ::uuid cast).
 bool ValidUuid(const std::string& id) {
   if (id.size() != 36) return false;
@@ -40,6 +30,25 @@ bool ValidUuid(const std::string& id) {
   }
   return true;
 }
+
+std::optional<std::string> Query(const HttpRequest& r, const char* key) {
+  auto it = r.query.find(key);
+  return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+}
+
+bool Digits(const std::string& s, size_t max) {
+  return !s.empty() && s.size() <= max && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+namespace {
+
+using TenantScope = std::optional<std::string>;
+
+constexpr int kWindowSeconds = 24 * 3600;
+constexpr int kTextLimit = 4096;  // Meta's limit for a text message body
+
+HttpResponse Unavailable(const Status& s) { return JsonError(503, "unavailable", s.message()); }
+HttpResponse NotFound(const std::string& id) { return JsonError(404, "not_found", "no conversation " + id); }
 
 // A viewer reads the shape of conversations, not their people: phone numbers, BSUIDs and what
 // was said (message bodies, collected fields) are masked, as logs mask them.
@@ -107,15 +116,6 @@ Result<std::optional<Found>> Find(PgConnection& db, const std::string& id, const
   Found f{r->get(0, 0), r->get(0, 1), r->get(0, 2), r->get(0, 3), r->get(0, 4),
           r->get(0, 5), r->get(0, 6), r->get(0, 8), r->get_int(0, 7), r->get(0, 9), r->get(0, 10)};
   return std::optional<Found>(std::move(f));
-}
-
-std::optional<std::string> Query(const HttpRequest& r, const char* key) {
-  auto it = r.query.find(key);
-  return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
-}
-
-bool Digits(const std::string& s, size_t max) {
-  return !s.empty() && s.size() <= max && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
 HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const TenantScope& scope) {
@@ -214,8 +214,10 @@ Status Audit(PgConnection& db, const Found& f, const std::string& note, const Ca
 
 // Runs `change` in a transaction holding the conversation's row lock; 404 when the caller cannot
 // see it. `change` answers the request (its status decides commit: below 300 commits).
+// The write's audit entry (audit.h) is recorded inside the same transaction when the change
+// commits, so a committed change always has its row; otherwise HandleApi records it afterwards.
 HttpResponse Locked(PgConnection& db, const std::string& id, const TenantScope& scope, const ConversationsApiSettings& settings,
-                    const std::function<Result<HttpResponse>(const Found&)>& change) {
+                    AuditEntry* audit, const std::function<Result<HttpResponse>(const Found&)>& change) {
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
   auto found = Find(db, id, scope, true);
@@ -232,9 +234,19 @@ HttpResponse Locked(PgConnection& db, const std::string& id, const TenantScope& 
     db.Rollback();
     return *answer;
   }
+  if (audit) {
+    audit->status = answer->status;
+    s = RecordAudit(db, *audit);
+    if (!s.ok()) {
+      db.Rollback();
+      audit->recorded = false;
+      return Unavailable(s);
+    }
+  }
   s = db.Commit();
   if (!s.ok()) {
     db.Rollback();
+    if (audit) audit->recorded = false;  // rolled back with the change: recorded afterwards as a 503
     return Unavailable(s);
   }
   if (settings.on_commit) settings.on_commit();
@@ -247,7 +259,7 @@ std::string OwnerJson(const std::string& id, const std::string& owner, const std
 }
 
 HttpResponse Handoff(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
-                     const TenantScope& scope, const ConversationsApiSettings& settings) {
+                     const TenantScope& scope, const ConversationsApiSettings& settings, AuditEntry* audit) {
   auto body = Body(r);
   if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
   const std::string reason = JsonStr(*body, "reason").empty() ? "api" : JsonStr(*body, "reason");
@@ -255,7 +267,7 @@ HttpResponse Handoff(PgConnection& db, const std::string& id, const HttpRequest&
   if (reason.size() > 200 || note.size() > 2000) {
     return JsonError(400, "invalid_argument", "reason is at most 200 characters, note at most 2000");
   }
-  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+  return Locked(db, id, scope, settings, audit, [&](const Found& f) -> Result<HttpResponse> {
     if (f.owner == kOwnerElsewhere) {
       return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: take it back first");
     }
@@ -353,12 +365,12 @@ Result<HttpResponse> QueueFor(PgConnection& db, const Found& f, const std::strin
 }
 
 HttpResponse Take(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
-                  const TenantScope& scope, const ConversationsApiSettings& settings) {
+                  const TenantScope& scope, const ConversationsApiSettings& settings, AuditEntry* audit) {
   auto body = Body(r);
   if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
   auto metadata = Metadata(*body);
   if (!metadata.ok()) return JsonError(400, "invalid_argument", metadata.status().message());
-  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+  return Locked(db, id, scope, settings, audit, [&](const Found& f) -> Result<HttpResponse> {
     if (f.owner == kOwnerElsewhere) {
       // Another app owns the thread: taken back through Meta's thread control (the owner becomes
       // this agent once Meta did it), if the number shares its threads with a partner app.
@@ -375,7 +387,7 @@ HttpResponse Take(PgConnection& db, const std::string& id, const HttpRequest& r,
 // To the escalation partner (Meta's `pass`), to Meta's business agent (pass with target_role
 // ai_agent), or back to the automatic responder (`release`).
 HttpResponse Pass(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
-                  const TenantScope& scope, const ConversationsApiSettings& settings) {
+                  const TenantScope& scope, const ConversationsApiSettings& settings, AuditEntry* audit) {
   auto body = Body(r);
   if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
   auto metadata = Metadata(*body);
@@ -386,7 +398,7 @@ HttpResponse Pass(PgConnection& db, const std::string& id, const HttpRequest& r,
                      "to is partner (the number's escalation partner), ai_agent (Meta's business agent) or idle "
                      "(released to the automatic responder)");
   }
-  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+  return Locked(db, id, scope, settings, audit, [&](const Found& f) -> Result<HttpResponse> {
     if (f.owner == kOwnerElsewhere) {
       return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: it is not convoy's to pass");
     }
@@ -396,11 +408,11 @@ HttpResponse Pass(PgConnection& db, const std::string& id, const HttpRequest& r,
 }
 
 HttpResponse Release(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
-                     const TenantScope& scope, const ConversationsApiSettings& settings) {
+                     const TenantScope& scope, const ConversationsApiSettings& settings, AuditEntry* audit) {
   auto body = Body(r);
   if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
   const std::string step = JsonStr(*body, "step");
-  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+  return Locked(db, id, scope, settings, audit, [&](const Found& f) -> Result<HttpResponse> {
     if (f.owner == kOwnerElsewhere) {
       return JsonError(409, "owned_elsewhere", "another app (or Meta's agent) owns this thread: it is not convoy's to release");
     }
@@ -561,7 +573,7 @@ std::optional<HttpResponse> CheckMessage(const rapidjson::Document& d) {
 }
 
 HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest& r, const Caller& caller,
-                     const TenantScope& scope, const ConversationsApiSettings& settings) {
+                     const TenantScope& scope, const ConversationsApiSettings& settings, AuditEntry* audit) {
   auto body = Body(r);
   if (!body.ok()) return JsonError(400, "invalid_argument", body.status().message());
   if (auto bad = CheckMessage(*body)) return *bad;
@@ -570,7 +582,7 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
   // The transcript's author: the token's name (CONVOY_ADMIN_TOKEN's in lower case).
   const std::string author = "agent:" + AgentName(caller);
   const bool is_template = body->HasMember("template"), is_image = body->HasMember("image");
-  return Locked(db, id, scope, settings, [&](const Found& f) -> Result<HttpResponse> {
+  return Locked(db, id, scope, settings, audit, [&](const Found& f) -> Result<HttpResponse> {
     // One agent message per Idempotency-Key and conversation: the same key again answers the first.
     const std::string dedupe = f.key + ":agent:" +
                                (idempotency.empty() ? RandomHexId() : Sha256Hex(caller.tenant + "\n" + idempotency).substr(0, 32));
@@ -642,7 +654,7 @@ HttpResponse Message(PgConnection& db, const std::string& id, const HttpRequest&
 }  // namespace
 
 std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& r, const std::string& route, const Caller& caller,
-                                                   const ConversationsApiSettings& settings) {
+                                                   const ConversationsApiSettings& settings, AuditEntry* audit) {
   const std::string prefix = "/v1/conversations";
   if (route.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
   const TenantScope scope = caller.all_tenants() ? TenantScope() : TenantScope(caller.tenant);
@@ -652,11 +664,11 @@ std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& r, const s
   std::string id = r.path.substr(prefix.size() + 1);
   id = id.substr(0, id.find('/'));
   if (route == prefix + "/{id}") return Show(**db, id, r, !SeesPersonalData(caller.role), scope);
-  if (route == prefix + "/{id}/handoff") return Handoff(**db, id, r, caller, scope, settings);
-  if (route == prefix + "/{id}/take") return Take(**db, id, r, caller, scope, settings);
-  if (route == prefix + "/{id}/pass") return Pass(**db, id, r, caller, scope, settings);
-  if (route == prefix + "/{id}/release") return Release(**db, id, r, caller, scope, settings);
-  if (route == prefix + "/{id}/messages") return Message(**db, id, r, caller, scope, settings);
+  if (route == prefix + "/{id}/handoff") return Handoff(**db, id, r, caller, scope, settings, audit);
+  if (route == prefix + "/{id}/take") return Take(**db, id, r, caller, scope, settings, audit);
+  if (route == prefix + "/{id}/pass") return Pass(**db, id, r, caller, scope, settings, audit);
+  if (route == prefix + "/{id}/release") return Release(**db, id, r, caller, scope, settings, audit);
+  if (route == prefix + "/{id}/messages") return Message(**db, id, r, caller, scope, settings, audit);
   return JsonError(404, "not_found", "no such route");
 }
 

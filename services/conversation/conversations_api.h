@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 
+#include "audit.h"
 #include "convoy/http.h"
 #include "convoy/tokens.h"
 
@@ -39,8 +40,17 @@ struct ConversationsApiSettings {
   std::function<void()> on_commit;  // wakes the outbox relay
 };
 
-// The answer for a /v1/conversations request; nullopt for any other path.
+// A uuid's 8-4-4-4-12 hex digits (a conversation's id); anything else never reaches a ::uuid cast.
+bool ValidUuid(const std::string& id);
+// A query parameter that is there and not empty.
+std::optional<std::string> Query(const HttpRequest& r, const char* key);
+// 1 to `max` decimal digits.
+bool Digits(const std::string& s, size_t max);
+
+// The answer for a /v1/conversations request; nullopt for any other path. A write's `audit` entry
+// is recorded in the transaction of the change it describes when that commits (audit.h).
 std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& request, const std::string& route,
-                                                   const Caller& caller, const ConversationsApiSettings& settings);
+                                                   const Caller& caller, const ConversationsApiSettings& settings,
+                                                   AuditEntry* audit);
 
 }  // namespace convoy::conversation

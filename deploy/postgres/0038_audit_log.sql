@@ -1,4 +1,7 @@
--- The console's audit log (issue 30): every write through convoy-conversation's /v1/ API, who did
+-- The console (issue 30): an audit log of every write through the API, and the search of the
+-- conversations list.
+--
+-- The audit log: every write through convoy-conversation's /v1/ API, who did
 -- it and how it ended, shown at GET /v1/audit. A write that changes a conversation is recorded in
 -- the transaction that changes it (its row and this one commit together or not at all); every
 -- other write, and every refused or failed one, right after its answer is decided.
@@ -33,3 +36,11 @@ GRANT SELECT, INSERT ON audit_log TO convoy_conversation;
 GRANT USAGE ON SEQUENCE audit_log_id_seq TO convoy_conversation;
 GRANT SELECT ON audit_log TO convoy_readonly;
 
+-- The console's search (GET /v1/conversations?q=): any part of a customer's phone number or BSUID,
+-- or of anything said in the conversation, by trigram (pg_trgm is a trusted extension: the
+-- database owner that runs migrations may create it). The conversations index reads wa_id and
+-- user_id alone, never `state`, so the updates a message makes to a conversation's state stay HOT.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX conversations_search ON conversations
+  USING gin ((coalesce(wa_id, '') || ' ' || coalesce(user_id, '')) gin_trgm_ops);
+CREATE INDEX conversation_messages_search ON conversation_messages USING gin (body gin_trgm_ops);

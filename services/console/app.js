@@ -2,10 +2,11 @@
 // and the screens, chosen by the URL's fragment (#/conversations, #/conversations/<id>, #/audit).
 import { api, ApiError, token, setToken, clearToken } from './api.js';
 import { el } from './dom.js';
+import { conversations } from './conversations.js';
 import { audit } from './audit.js';
 
 // Each screen: render(root, context) → a clean-up function (or nothing).
-const screens = { audit };
+const screens = { conversations, audit };
 let me = null;
 let stop = null;  // the running screen's clean-up (its polling)
 

@@ -6,6 +6,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "convoy/crypto.h"
@@ -118,6 +119,16 @@ Result<std::optional<Found>> Find(PgConnection& db, const std::string& id, const
   return std::optional<Found>(std::move(f));
 }
 
+// A search's matches ($9, a LIKE pattern), joined first: the trigram indexes find the few
+// conversations, which are then sorted (filtering the whole list by membership walked all of it:
+// 154 ms on 100,000 conversations, against 0.5 ms for a page without a search).
+constexpr const char* kSearchFrom =
+    "(SELECT s.id FROM conversations s WHERE (coalesce(s.wa_id, '') || ' ' || coalesce(s.user_id, '')) ILIKE $9 "
+    "UNION SELECT s.id FROM conversation_messages m JOIN conversations s ON s.conversation_key = m.conversation_key "
+    "WHERE m.body ILIKE $9) hit JOIN conversations c ON c.id = hit.id ";
+// Without a search $9 is NULL, and said so (every parameter is typed by the query).
+constexpr const char* kListFrom = "conversations c ";
+
 HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const TenantScope& scope) {
   const std::string limit = Query(r, "limit").value_or("50");
   if (!Digits(limit, 3) || std::stoi(limit) < 1 || std::stoi(limit) > 200) {
@@ -132,6 +143,30 @@ HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const Tenan
   auto status = Query(r, "status");
   if (status && *status != "open" && *status != "closed") {
     return JsonError(400, "invalid_argument", "status is open (the 24-hour window is open) or closed");
+  }
+  // Search: the customer's phone number or BSUID (any part of it), or anything said in the
+  // conversation (a name is found where the customer gave it). Trigram indexes (0038) answer it.
+  std::optional<std::string> like;
+  if (auto q = Query(r, "q")) {
+    if (mask) {
+      return JsonError(403, "forbidden",
+                       "search reads personal data (numbers, names, what was said), which a viewer sees masked: a "
+                       "viewer's token cannot search");
+    }
+    std::string text = *q;
+    if (text.find_first_not_of("+0123456789 ()-") == std::string::npos) {  // a phone number as people write it
+      text.erase(std::remove_if(text.begin(), text.end(), [](char ch) { return !std::isdigit(static_cast<unsigned char>(ch)); }),
+                 text.end());
+    }
+    if (text.size() < 3 || q->size() > 200) {
+      return JsonError(400, "invalid_argument", "q (search) is 3 to 200 characters (a phone number: at least 3 digits)");
+    }
+    std::string escaped;
+    for (char ch : text) {
+      if (ch == '%' || ch == '_' || ch == '\\') escaped += '\\';
+      escaped += ch;
+    }
+    like = "%" + escaped + "%";
   }
   auto after = Query(r, "updated_after");
   if (after && ParseRfc3339(*after) <= 0) {
@@ -149,14 +184,15 @@ HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const Tenan
   }
   auto rows = db.Exec(
       std::string("SELECT json_build_object(") + kSummaryMembers +
-          ")::text, (extract(epoch FROM c.updated_at) * 1000000)::bigint::text || '.' || c.id "
-          "FROM conversations c LEFT JOIN numbers n ON n.phone_number_id = c.phone_number_id "
+          ")::text, (extract(epoch FROM c.updated_at) * 1000000)::bigint::text || '.' || c.id FROM " +
+          (like ? kSearchFrom : kListFrom) + "LEFT JOIN numbers n ON n.phone_number_id = c.phone_number_id "
           "WHERE ($1::text IS NULL OR c.owner = $1) AND ($2::text IS NULL OR c.phone_number_id = $2) "
           "AND ($3::text IS NULL OR ($3 = 'open') = coalesce(c.last_inbound_at > now() - interval '24 hours', false)) "
           "AND ($4::text IS NULL OR c.updated_at > $4::timestamptz) AND ($5::text IS NULL OR n.tenant = $5) "
           "AND ($6::text IS NULL OR (c.updated_at, c.id) < (timestamptz 'epoch' + $6::bigint * interval '1 microsecond', "
-          "$7::uuid)) ORDER BY c.updated_at DESC, c.id DESC LIMIT $8::int",
-      {owner, number, status, after, scope, cursor_us, cursor_id, std::to_string(std::stoi(limit) + 1)});
+          "$7::uuid)) AND $9::text IS " + (like ? "NOT NULL" : "NULL") +
+          " ORDER BY c.updated_at DESC, c.id DESC LIMIT $8::int",
+      {owner, number, status, after, scope, cursor_us, cursor_id, std::to_string(std::stoi(limit) + 1), like});
   if (!rows.ok()) return Unavailable(rows.status());
   const size_t n = std::min<size_t>(rows->size(), static_cast<size_t>(std::stoi(limit)));
   std::string list = "{\"conversations\":[";

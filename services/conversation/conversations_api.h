@@ -2,8 +2,10 @@
 // The conversations on convoy-conversation's HTTP port, behind the API's bearer check (HandleApi
 // dispatches here; roles in ApiRoutes()). A conversation is named by its id (a uuid), never by
 // its key, which holds the customer's phone number. A tenant's token sees its own alone.
-//   GET  /v1/conversations?owner=&number=&status=open|closed&updated_after=&cursor=&limit=
-//        newest first; `next_cursor` pages on (stable under updates: updated_at, then id)
+//   GET  /v1/conversations?owner=&number=&status=open|closed&updated_after=&q=&cursor=&limit=
+//        newest first; `next_cursor` pages on (stable under updates: updated_at, then id); q: 3+
+//        characters found in the customer's phone number or BSUID, or in anything said (not for a
+//        viewer: 403, what it would search is masked to it)
 //   GET  /v1/conversations/{id}?messages=N    state, owner, window, collected fields, transcript
 //   POST /v1/conversations/{id}/handoff       {"reason", "note"}: into human hands; the sink is told
 //                                             once (conversation.handoff_requested)

@@ -498,5 +498,34 @@ TEST_F(HandoffTest, AnAgentsMessageStatusesReachTheSinkOnceEachAndNeverBackwards
   EXPECT_EQ(JsonStr(told, "result_id"), Key(ana) + ":" + send + ":status:sent");
 }
 
+// The console's search: any part of the customer's number (written as people write it) or BSUID,
+// or of anything said; LIKE's wildcards are plain characters; a viewer, who sees these masked,
+// cannot search them.
+TEST_F(HandoffTest, TheListFindsAConversationByPartOfItsNumberOrWhatWasSaid) {
+  Text("971500001234", "wamid.search1", "I need a golden visa");
+  Text("971500005678", "wamid.search2", "my name is Zed, 100% sure");
+  auto ids = [&](const std::string& q) {
+    auto r = Call("GET", "/v1/conversations?q=" + q);
+    EXPECT_EQ(r.status, 200) << q << " " << r.body;
+    std::vector<std::string> found;
+    for (const std::string wa : {"971500001234", "971500005678"}) {
+      if (r.body.find(wa) != std::string::npos) found.push_back(wa.substr(8));
+    }
+    return found;
+  };
+  EXPECT_EQ(ids("5678"), (std::vector<std::string>{"5678"}));
+  EXPECT_EQ(ids("+971 50 000 1234"), (std::vector<std::string>{"1234"}));
+  EXPECT_EQ(ids("GOLDEN"), (std::vector<std::string>{"1234"}));
+  EXPECT_EQ(ids("Zed, 100%"), (std::vector<std::string>{"5678"}));
+  EXPECT_EQ(ids("9715000"), (std::vector<std::string>{"1234", "5678"}));
+  EXPECT_TRUE(ids("Ze_").empty()) << "_ is not a wildcard";
+  EXPECT_TRUE(ids("0%s").empty()) << "% is not a wildcard";
+  EXPECT_EQ(Call("GET", "/v1/conversations?q=ab").status, 400);
+  EXPECT_EQ(Call("GET", "/v1/conversations?q=5678&owner=human").body, "{\"conversations\":[]}\n");
+  auto viewer = Call("GET", "/v1/conversations?q=5678", "", ApiTokens::Token(Role::kViewer, "*"));
+  EXPECT_EQ(viewer.status, 403);
+  EXPECT_EQ(viewer.body.find("5678"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace convoy::conversation

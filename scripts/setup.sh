@@ -10,6 +10,7 @@ packages=(
   openssl  # the TLS test (amqp_tls_test) and CONVOY_AMQP_TLS_PORT make throw-away certificates
   prometheus  # promtool checks the alert rules (deploy/prometheus); its server is not started
   docker-compose  # `docker-compose config` checks every compose profile (no Docker engine is used)
+  chromium  # the console's browser test (tests/browser): Debian's, never a downloaded browser
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -33,4 +34,12 @@ if [ ! -f "$deploy_checks/node_modules/.package-lock.json" ] ||
    [ "$deploy_checks/package-lock.json" -nt "$deploy_checks/node_modules/.package-lock.json" ]; then
   echo "setup: npm ci in tests/deploy"
   (cd "$deploy_checks" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The console's browser test: playwright-core (which never downloads a browser: it drives
+# /usr/bin/chromium) and axe-core, pinned by tests/browser/package-lock.json.
+browser_checks="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -f "$browser_checks/node_modules/.package-lock.json" ] ||
+   [ "$browser_checks/package-lock.json" -nt "$browser_checks/node_modules/.package-lock.json" ]; then
+  echo "setup: npm ci in tests/browser"
+  (cd "$browser_checks" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,0 +1,151 @@
+// The console in a real browser: Debian's chromium (/usr/bin/chromium, never a downloaded one)
+// driven by playwright-core; axe-core checks every screen. Run by tests/browser/console_test.cpp,
+// which starts the stack, hands a lead to a person and passes what it knows in the environment:
+//   CONSOLE_URL       http://127.0.0.1:<port>/console/
+//   AGENT_TOKEN, VIEWER_TOKEN
+//   LEAD_WA_ID        the handed-off lead's customer (digits)
+//   REPLY_TEXT        what the agent answers
+//   SCREENSHOT_DIR    where each screen's picture goes (docs/console)
+// Prints one line per check and `first page rendered in <ms> ms`; exits non-zero on any failure.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { createRequire } from 'node:module';
+
+const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
+const url = env('CONSOLE_URL');
+const shots = env('SCREENSHOT_DIR');
+const lead = env('LEAD_WA_ID');
+const replyText = env('REPLY_TEXT');
+const axePath = join(dirname(createRequire(import.meta.url).resolve('axe-core')), 'axe.min.js');
+
+let failures = 0;
+function check(ok, what) {
+  console.log(`${ok ? 'ok' : 'FAIL'} ${what}`);
+  if (!ok) failures += 1;
+}
+
+// axe-core in the page: no serious or critical violation. Evaluated through the debugging protocol
+// (the console's policy refuses any inline script, a <script> tag of axe's included: that is the point).
+const axeSource = readFileSync(axePath, 'utf8');
+async function accessible(page, screen) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) }));
+  });
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of bad) console.log(`  axe ${screen}: ${v.impact} ${v.id} at ${v.nodes.join(', ')}`);
+  check(bad.length === 0, `axe finds no serious or critical violation on ${screen} (${result.length} minor)`);
+}
+
+async function signIn(page, token) {
+  await page.goto(url);
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#who-text').waitFor();
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'convoy-chromium-'));
+// A fresh profile (--user-data-dir: playwright passes the folder given here).
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1280, height: 800 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+
+  // Sign-in.
+  await page.goto(url);
+  await page.getByLabel('API token').waitFor();
+  check(!(await page.getByRole('button', { name: 'Sign out' }).isVisible()) &&
+        !(await page.getByRole('link', { name: 'Audit log' }).isVisible()), 'no navigation before sign-in');
+  await accessible(page, 'sign-in');
+  await page.screenshot({ path: join(shots, 'sign-in.png') });
+  await page.getByLabel('API token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('That token is not known to convoy.').waitFor();
+  check(await page.evaluate(() => sessionStorage.getItem('convoy.token')) === null, 'a refused token is not kept');
+  errors.length = 0;  // the refused token's 401, logged by the browser, was the point
+
+  // The agent: the list, the handed-off lead at the top of the people's queue.
+  await signIn(page, env('AGENT_TOKEN'));
+  check(!page.url().includes(env('AGENT_TOKEN')), 'the token is never in the URL');
+  check(await page.evaluate(() => localStorage.length) === 0, 'nothing in localStorage');
+  const row = page.locator('#conversation-list tbody tr', { hasText: `+${lead}` });
+  await row.waitFor();
+  await accessible(page, 'conversations');
+  await page.screenshot({ path: join(shots, 'conversations.png') });
+
+  // First render of the list with the seeded conversations in the database: a fresh load of the page.
+  const t0 = Date.now();
+  await page.reload();
+  await page.locator('#conversation-list tbody tr').first().waitFor();
+  const firstRender = Date.now() - t0;
+  console.log(`first page rendered in ${firstRender} ms`);
+  check(firstRender < 1000, 'the first page renders in under 1 s');
+
+  // The transcript; the agent replies.
+  await row.getByRole('link').click();
+  await page.locator('.transcript li').first().waitFor();
+  await page.getByText('Thank you for your patience').first().waitFor();
+  check(/min left/.test(await page.locator('#window-note').textContent()), "the window's remaining time is shown");
+  await accessible(page, 'transcript');
+  await page.getByLabel('Reply', { exact: true }).fill(replyText);
+  await page.getByRole('button', { name: 'Send reply' }).click();
+  await page.getByText('Reply queued.').waitFor();
+  await page.locator('.transcript li.out', { hasText: replyText }).waitFor();
+  await page.screenshot({ path: join(shots, 'transcript.png'), fullPage: true });
+
+  // The audit log shows the reply.
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  await page.locator('table.list tbody tr', { hasText: '/v1/conversations/{id}/messages' }).first().waitFor();
+  await accessible(page, 'audit');
+  await page.screenshot({ path: join(shots, 'audit.png') });
+
+  // A phone-sized screen: nothing wider than it.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByRole('link', { name: 'Conversations' }).click();
+  await row.waitFor();
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(width <= 390, `usable at 390 px (page is ${width} px wide)`);
+  await page.screenshot({ path: join(shots, 'conversations-390.png') });
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('API token').waitFor();
+  check(await page.evaluate(() => sessionStorage.getItem('convoy.token')) === null, 'signing out forgets the token');
+  check(errors.length === 0, `no script error or CSP violation in the page (${errors.join(' | ')})`);
+  await page.close();
+
+  // A viewer, in a tab of its own (session storage is the tab's): the numbers masked, no actions
+  // offered (the API refuses them anyway).
+  const viewer = await context.newPage();
+  viewer.setDefaultTimeout(10000);
+  await signIn(viewer, env('VIEWER_TOKEN'));
+  const masked = viewer.locator('#conversation-list tbody tr').first();
+  await masked.waitFor();
+  const text = await viewer.locator('#conversation-list').textContent();
+  check(!text.includes(lead), "the viewer does not see the lead's number");
+  check(text.includes(lead.slice(-4)), "the viewer sees the number's last 4 digits");
+  check(await viewer.locator('#f-q').count() === 0, 'no search box for the viewer');
+  await masked.getByRole('link').click();
+  await viewer.locator('.transcript li').first().waitFor();
+  check(await viewer.locator('#reply').count() === 0, 'no reply form for the viewer');
+  check(!(await viewer.locator('.transcript').textContent()).includes(replyText), 'the viewer sees what was said masked');
+  await viewer.close();
+} catch (e) {
+  console.log(`FAIL ${e.stack || e}`);
+  failures += 1;
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,125 @@
+// End to end, in a real browser (tests/browser/console.mjs: Debian's chromium, playwright-core,
+// axe-core): the whole stack with the fakes, a lead driven to a person through the webhook as Meta
+// sends it, and 100,000 more conversations in PostgreSQL. An agent signs in to the console, finds
+// the lead, answers it: the Graph fake gets the answer exactly once. A viewer sees the numbers
+// masked; and every write of the conversations API, called directly with the viewer's token, is
+// 403 (the console hides the buttons, the API is what refuses) and is in the audit log.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+
+#include "convoy/http.h"
+#include "convoy/pg.h"
+#include "convoy/tokens.h"
+#include "stack.h"
+#include "testsupport.h"
+
+namespace convoy {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kBusiness = "106540352242922";  // the demo number: tenant "demo"
+constexpr const char* kAgentToken = "console-agent-token-0123456789abcdef";
+constexpr const char* kViewerToken = "console-viewer-token-0123456789abcdef";
+
+TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMayWriteNothing) {
+  const std::string tokens = ::testing::TempDir() + "/console_tokens_" + std::to_string(::getpid()) + ".txt";
+  {
+    std::ofstream out(tokens);
+    out << "ana-agent agent demo " << TokenHashField(kAgentToken) << "\n"
+        << "vic-viewer viewer demo " << TokenHashField(kViewerToken) << "\n";
+  }
+  test::Stack stack("console", {},
+                    {{"conversation", {"--default_flow=lead", "--tokens_file=" + tokens,
+                                       "--console_dir=" + test::SourcePath("services/console")}}});
+  // A lead the flow does not understand is handed to a person (the lead flow's not-understood end).
+  const std::string lead = "971500000131";
+  int64_t at = test::NowSeconds() - 600;
+  // One at a time, each answered before the next, as a person writes (a reply still queued when the
+  // handoff comes is cancelled, never sent).
+  size_t answered = 0;
+  for (const char* text : {"Hello", "blah blah", "qwerty zxcv"}) {
+    ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, lead, "Ana", test::UniqueName("wamid.console"), at += 2,
+                                                    test::TextMessage(text))),
+              200);
+    ASSERT_TRUE(stack.WaitSends(lead, ++answered)) << text;
+  }
+  auto owner = PgConnection::Connect(stack.db.dsn());
+  ASSERT_TRUE(owner.ok());
+  auto one = [&](const std::string& sql) {
+    auto r = (*owner)->Exec(sql);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && !r->empty() ? r->get(0, 0) : "";
+  };
+  ASSERT_TRUE(test::WaitUntil([&] { return one("SELECT owner FROM conversations WHERE wa_id = '" + lead + "'") == "human"; },
+                              30s));
+  const std::string id = one("SELECT id FROM conversations WHERE wa_id = '" + lead + "'");
+  // 100,000 more conversations of the same number, older than the lead, one in ten with a person.
+  auto seeded = (*owner)->Exec(
+      "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, owner, owner_agent, flow, last_inbound_at, "
+      "created_at, updated_at) SELECT $1 || ':972' || lpad(i::text, 9, '0'), $1, '972' || lpad(i::text, 9, '0'), "
+      "CASE WHEN i % 10 = 0 THEN 'human' ELSE 'bot' END, CASE WHEN i % 10 = 0 THEN 'ana-agent' END, 'lead', "
+      "now() - interval '1 day' - i * interval '1 second', now() - interval '2 days', "
+      "now() - interval '1 day' - i * interval '1 second' FROM generate_series(1, 100000) i",
+      {std::string(kBusiness)});
+  ASSERT_TRUE(seeded.ok()) << seeded.status().ToString();
+  ASSERT_TRUE((*owner)->Exec("ANALYZE conversations").ok());
+
+  // The browser run.
+  const std::string reply = "Hi Ana, this is Ana from sales: when may we call you? " + test::UniqueName("r");
+  const std::string shots = test::SourcePath("docs/console");
+  ASSERT_EQ(::system(("mkdir -p '" + shots + "'").c_str()), 0);
+  const std::string log = stack.dir + "/browser.log";
+  test::ChildProcess node;
+  ASSERT_TRUE(node.Start({"/usr/bin/env", "node", test::SourcePath("tests/browser/console.mjs")}, log,
+                         {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
+                          {"AGENT_TOKEN", kAgentToken},
+                          {"VIEWER_TOKEN", kViewerToken},
+                          {"LEAD_WA_ID", lead},
+                          {"REPLY_TEXT", reply},
+                          {"SCREENSHOT_DIR", shots}}));
+  const int exit = node.Wait();
+  const std::string out = node.Log();
+  std::cout << out;
+  EXPECT_EQ(exit, 0) << out;
+  EXPECT_NE(out.find("first page rendered in "), std::string::npos);
+  EXPECT_NE(out.find("all checks passed"), std::string::npos);
+
+  // The agent's answer reached the Graph fake once, and nothing else was sent to the lead.
+  ASSERT_TRUE(stack.WaitSends(lead, 4)) << stack.services["outbound"]->process.Log();
+  ASSERT_TRUE(stack.Drained(30s));
+  auto sent = stack.graph.SentTexts(lead);
+  EXPECT_EQ(std::count(sent.begin(), sent.end(), reply), 1);
+  EXPECT_EQ(sent.size(), 4u);
+  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'ana-agent' AND route = '/v1/conversations/{id}/messages' "
+                "AND status = 202 AND tenant = 'demo'"),
+            "1");
+
+  // Every write of the conversations API, called directly with the viewer's token: 403, nothing
+  // changed, each in the audit log.
+  const std::string before = one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'");
+  int writes = 0;
+  for (const char* action : {"handoff", "take", "pass", "release", "messages"}) {
+    HttpClientRequest req;
+    req.method = "POST";
+    req.url = stack.Url("conversation", "/v1/conversations/" + id + "/" + action);
+    req.headers["Authorization"] = std::string("Bearer ") + kViewerToken;
+    req.body = std::string(action) == "messages" ? R"({"text": "from a viewer"})" : R"({"reason": "viewer"})";
+    auto r = HttpFetch(req);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 403) << action << " " << r->body;
+    ++writes;
+  }
+  EXPECT_EQ(writes, 5);
+  EXPECT_EQ(one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'"), before);
+  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'vic-viewer' AND status = 403"), "5");
+  EXPECT_EQ(stack.graph.SentTexts(lead).size(), 4u) << "nothing sent for the viewer";
+  std::remove(tokens.c_str());
+}
+
+}  // namespace
+}  // namespace convoy

@@ -435,7 +435,8 @@ class Conn {
       }
       Close(/*graceful=*/false);
       logged_in_ = false;
-      if (urls.size() == 1 || s.code() == Code::kInvalidArgument) return s;
+      // A broker that refused (a declaration, a login) refuses alike on every node of its cluster.
+      if (urls.size() == 1 || s.code() == Code::kInvalidArgument || s.code() == Code::kRejected) return s;
       LOG_EVERY_N(WARNING, 20) << "event=amqp_node_unreachable node=" << RedactAmqpUrl(urls[at])
                                << " error=\"" << s.message() << "\" (logged every 20th)";
       tried += std::string(tried.empty() ? "" : "; ") + s.message();

@@ -5,7 +5,8 @@
 //   AGENT_TOKEN, VIEWER_TOKEN
 //   LEAD_WA_ID        the handed-off lead's customer (digits)
 //   REPLY_TEXT        what the agent answers
-//   SCREENSHOT_DIR    where each screen's picture goes (docs/console)
+//   SCREENSHOT_DIR    where each screen's picture goes (the build folder's console-screenshots;
+//                     docs/console to refresh the README's)
 // Prints one line per check and `first page rendered in <ms> ms`; exits non-zero on any failure.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

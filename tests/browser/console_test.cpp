@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -71,7 +72,10 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
 
   // The browser run.
   const std::string reply = "Hi Ana, this is Ana from sales: when may we call you? " + test::UniqueName("r");
-  const std::string shots = test::SourcePath("docs/console");
+  // Each screen's picture, in the build folder (a test run leaves the source tree as it was); the
+  // README's are refreshed with CONVOY_CONSOLE_SCREENSHOTS=$PWD/docs/console.
+  const char* shots_env = std::getenv("CONVOY_CONSOLE_SCREENSHOTS");
+  const std::string shots = shots_env && *shots_env ? shots_env : test::BinaryPath("console-screenshots");
   ASSERT_EQ(::system(("mkdir -p '" + shots + "'").c_str()), 0);
   const std::string log = stack.dir + "/browser.log";
   test::ChildProcess node;

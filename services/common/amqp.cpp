@@ -604,6 +604,7 @@ struct Publisher::Impl {
   struct Pending {
     AmqpMessage message;
     PublishCallback done;
+    std::chrono::steady_clock::time_point sent_at{};  // when it went on the wire (the last time)
   };
 
   AmqpOptions options;
@@ -623,6 +624,7 @@ struct Publisher::Impl {
   std::unique_ptr<Conn> conn;
   uint64_t next_tag = 0;
   std::map<uint64_t, Pending> unconfirmed;
+  std::chrono::steady_clock::time_point nacking_since{};  // the first nack since the last confirm
   std::set<uint64_t> returned;
 
   std::atomic<uint64_t> published{0}, confirmed{0}, nacked{0}, returned_count{0}, resent{0},
@@ -706,6 +708,20 @@ struct Publisher::Impl {
         continue;
       }
       Poll();
+      // A channel whose oldest publish waits past the confirm timeout is stuck, not slow: seen in
+      // tests/cluster on a channel opened while a quorum queue elected its new leader (a node killed
+      // under load), which took publishes for minutes and confirmed none. A new connection (and
+      // channel) finds the leader; everything unconfirmed goes again (consumers dedupe).
+      // The same channel may instead nack every publish while the queue is healthy (seen there too):
+      // nacks and no confirm for as long is as stuck.
+      const auto now = std::chrono::steady_clock::now();
+      if (conn && !unconfirmed.empty() && now - unconfirmed.begin()->second.sent_at > options.confirm_timeout) {
+        Lost("no confirm for " + std::to_string(options.confirm_timeout.count()) + " ms: the channel is stuck");
+      } else if (conn && nacking_since != std::chrono::steady_clock::time_point{} &&
+                 now - nacking_since > options.confirm_timeout) {
+        Lost("every publish nacked for " + std::to_string(options.confirm_timeout.count()) +
+             " ms: the channel is stuck");
+      }
     }
     // Shutting down: everything not confirmed fails.
     std::deque<Pending> rest;
@@ -765,6 +781,7 @@ struct Publisher::Impl {
       return false;
     }
     published.fetch_add(1);
+    p.sent_at = std::chrono::steady_clock::now();
     unconfirmed.emplace(tag, std::move(p));
     uint64_t in_flight = unconfirmed.size();
     uint64_t prev = max_in_flight.load();
@@ -779,7 +796,9 @@ struct Publisher::Impl {
     bool readable = amqp_frames_enqueued(st) || amqp_data_in_buffer(st);
     if (!readable) {
       pollfd fds[2] = {{amqp_get_sockfd(st), POLLIN, 0}, {wake_fd, POLLIN, 0}};
-      int timeout_ms = std::max(100, options.heartbeat_seconds * 250);
+      // Awake often enough for the heartbeats and to see a confirm overdue (Run's watchdog).
+      int timeout_ms = std::max(100, std::min(options.heartbeat_seconds * 250,
+                                              static_cast<int>(options.confirm_timeout.count() / 4)));
       if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
         Lost("poll failed");
         return;
@@ -848,6 +867,12 @@ struct Publisher::Impl {
   }
 
   void Settle(uint64_t tag, bool multiple, PublishOutcome outcome) {
+    // Nacks with no confirm between them: since when (the watchdog in Run).
+    if (outcome == PublishOutcome::kNacked) {
+      if (nacking_since == std::chrono::steady_clock::time_point{}) nacking_since = std::chrono::steady_clock::now();
+    } else {
+      nacking_since = {};
+    }
     std::vector<std::pair<uint64_t, Pending>> done;
     if (multiple) {
       auto end = unconfirmed.upper_bound(tag);
@@ -872,6 +897,7 @@ struct Publisher::Impl {
     LOG(WARNING) << LogCtx{"publisher"} << "event=amqp_connection_lost name=" << options.name
                  << " unconfirmed=" << unconfirmed.size() << " why=" << why;
     connected.store(false);
+    nacking_since = {};
     if (conn) {
       conn->MarkBroken();
       conn.reset();

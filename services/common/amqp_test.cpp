@@ -17,6 +17,7 @@
 #include "convoy/http.h"
 
 #include "convoy/topology.h"
+#include "tcp_proxy.h"
 #include "testsupport.h"
 
 namespace convoy {
@@ -359,6 +360,74 @@ TEST(Publisher, AListOfNodesConnectsToTheOneThatAnswers) {
   EXPECT_EQ(s.message().find("guest:guest"), std::string::npos) << "no password in the error";
   ::close(down_fd);
   ::close(hung_fd);
+}
+
+// A channel that takes publishes and never confirms one (seen after a cluster node's failover:
+// tests/cluster) is replaced: the oldest publish waits past the confirm timeout, the publisher
+// reconnects and sends it again, and the confirm comes on the new channel. Heartbeats would not
+// catch it: the connection is alive (here the broker's side is held by a proxy, as the stuck
+// channel's confirms are held by the broker).
+TEST(Publisher, AChannelThatNeverConfirmsIsReplacedAndItsPublishesSentAgain) {
+  TestVhost vhost("amqp_stuck");
+  const std::string base = test::AmqpBaseUrl();
+  test::TcpProxy proxy(std::atoi(base.substr(base.rfind(':') + 1).c_str()));
+  ASSERT_TRUE(proxy.Start());
+  AmqpOptions o{base.substr(0, base.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + vhost.name(), "test-stuck"};
+  o.heartbeat_seconds = 120;  // not what finds it
+  o.confirm_timeout = 1000ms;
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  AmqpMessage m;
+  m.exchange = exchanges::kCommands;
+  m.routing_key = queues::kOutboundSend;
+  m.body = "before";
+  ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+  proxy.HoldReplies();
+  m.body = "stuck";
+  PublishBatch batch;
+  pub.Publish(m, batch.Add());
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 20s).ok()) << "confirmed on a new channel";
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 1000ms) << "not before the confirm timeout";
+  EXPECT_EQ(pub.stats().reconnects, 1u);
+  EXPECT_GE(pub.stats().resent, 1u);
+  auto parked = TakeMessages(AmqpOptions{vhost.url(), "test-stuck-check"}, queues::kOutboundSend, 10);
+  ASSERT_TRUE(parked.ok());
+  std::set<std::string> bodies;
+  for (const auto& d : *parked) bodies.insert(d.body);
+  EXPECT_EQ(bodies, (std::set<std::string>{"before", "stuck"}));
+}
+
+// The other face of a stuck channel: every publish nacked, none confirmed, for longer than the
+// confirm timeout. Here a full queue (reject-publish) nacks them for real; the publisher tries a
+// new connection (which a stuck channel needs, and which costs a full queue nothing).
+TEST(Publisher, NacksWithNoConfirmForLongerThanTheTimeoutMakeANewConnection) {
+  TestVhost vhost("amqp_nacked");
+  AmqpOptions o{vhost.url(), "test-nacked"};
+  o.confirm_timeout = 1000ms;
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  ASSERT_TRUE(admin.DeclareQueue({"full", {{"x-overflow", "reject-publish"}}, {{"x-max-length", 1}}}).ok());
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  AmqpMessage m;
+  m.routing_key = "full";
+  m.body = "first";
+  ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+  m.body = "more";
+  const auto start = std::chrono::steady_clock::now();
+  size_t nacked = 0;
+  while (pub.stats().reconnects == 0 && std::chrono::steady_clock::now() - start < 20s) {
+    Status s = pub.PublishAndWait(m, 10s);
+    nacked += !s.ok();
+  }
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(pub.stats().reconnects, 1u) << nacked << " nacked";
+  EXPECT_GE(took, 1000ms) << "not before the timeout";
+  EXPECT_GT(nacked, 0u);
 }
 
 }  // namespace

@@ -43,6 +43,11 @@ void TcpProxy::SetBlocked(bool blocked) {
   for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
 }
 
+void TcpProxy::HoldReplies() {
+  std::lock_guard<std::mutex> lock(mu_);
+  held_ = open_fds_;  // the upstream sides among them are what Pump checks
+}
+
 void TcpProxy::AcceptLoop() {
   while (!stop_) {
     pollfd p{listen_fd_, POLLIN, 0};
@@ -75,6 +80,10 @@ void TcpProxy::Pump(int a, int b) {
   char buf[16384];
   pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
   while (!stop_) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fds[1].events = held_.count(b) ? 0 : POLLIN;
+    }
     if (::poll(fds, 2, 100) < 0) break;
     bool done = false;
     for (int i = 0; i < 2 && !done; ++i) {
@@ -96,6 +105,7 @@ void TcpProxy::Pump(int a, int b) {
   std::lock_guard<std::mutex> lock(mu_);
   open_fds_.erase(a);
   open_fds_.erase(b);
+  held_.erase(b);
   ::close(a);
   ::close(b);
 }

@@ -17,6 +17,10 @@ class TcpProxy {
   bool Start();
   int port() const { return port_; }
   void SetBlocked(bool blocked);
+  // The connections open now stop passing what the server sends (held in the kernel, the
+  // client's requests still go through): a stuck broker channel, as the client sees it. New
+  // connections are not held.
+  void HoldReplies();
 
  private:
   void AcceptLoop();
@@ -26,6 +30,7 @@ class TcpProxy {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<bool> blocked_{false};
+  std::set<int> held_;  // upstream fds whose replies are held; guarded by mu_
   std::thread acceptor_;
   std::mutex mu_;
   std::set<int> open_fds_;

@@ -53,6 +53,9 @@ struct AmqpOptions {
   int heartbeat_seconds = 30;
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds reconnect_delay{500};
+  // A publish not confirmed this long means its channel is stuck (a broker node's failover can
+  // leave one so): the publisher reconnects and sends everything unconfirmed again.
+  std::chrono::milliseconds confirm_timeout{15000};
   // Declare convoy's topology on every connect (tests and one-process tools). The services do
   // only with --declare_topology: their users may not configure (topology.h BrokerGrants).
   bool declare_topology = true;

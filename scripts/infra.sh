@@ -4,6 +4,12 @@
 #   scripts/infra.sh start|stop|status [rabbit|pg]    (default: both)
 #   scripts/infra.sh kill rabbit|pg     (fault tests: kill -9 the broker; crash PostgreSQL with an
 #                                        immediate shutdown, which recovers from its WAL on start)
+#   scripts/infra.sh start|stop|status cluster   three RabbitMQ nodes in one cluster: node 1 is the
+#                                        usual one, nodes 2 and 3 listen 100 and 200 ports above
+#                                        each of its ports (amqp, dist, management, prometheus)
+#   scripts/infra.sh kill|pause|resume rabbit N    kill -9 node N; SIGSTOP it (a hung node: its
+#                                        sockets stay open, nothing answers); SIGCONT it
+#   scripts/infra.sh urls cluster        the nodes' amqp:// URLs, comma-separated (--amqp_url)
 # CONVOY_PG_OPTIONS adds server settings at start, e.g. to see where statement time goes:
 #   CONVOY_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements" scripts/infra.sh start pg
 # CONVOY_AMQP_TLS_PORT (opt-in; local runs stay plain) adds an amqps:// listener on that port, with
@@ -14,6 +20,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 RABBIT_DIR=$CONVOY_RUN_DIR/rabbitmq
+CLUSTER_NODES=3
+# Node N of the cluster (1: the usual node): its folder, ports and name.
+use_node() {
+  local n=$1 shift_by=$(( ($1 - 1) * 100 ))
+  [ "$n" -ge 1 ] && [ "$n" -le $CLUSTER_NODES ] || die "no rabbit node $n (1..$CLUSTER_NODES)"
+  [ "$n" -eq 1 ] && return 0
+  RABBIT_DIR=$CONVOY_RUN_DIR/rabbitmq-$n
+  CONVOY_AMQP_PORT=$((CONVOY_AMQP_PORT + shift_by)) CONVOY_AMQP_DIST_PORT=$((CONVOY_AMQP_DIST_PORT + shift_by))
+  CONVOY_AMQP_MGMT_PORT=$((CONVOY_AMQP_MGMT_PORT + shift_by)) CONVOY_AMQP_PROM_PORT=$((CONVOY_AMQP_PROM_PORT + shift_by))
+  CONVOY_RABBIT_NODE=convoy-$CONVOY_AMQP_PORT@localhost
+  CONVOY_RABBIT_MGMT_URL=http://127.0.0.1:$CONVOY_AMQP_MGMT_PORT
+  unset CONVOY_AMQP_TLS_PORT
+}
 PG_DIR=$CONVOY_RUN_DIR/postgres
 # As root, the cluster belongs to the postgres user, which must reach the folder. A checkout
 # under a private home is not reachable: then the cluster lives in a folder of its own in /tmp,
@@ -127,7 +146,7 @@ rabbit_kill() {
   pkill -9 -P "$pid" 2>/dev/null || true
   kill -9 "$pid" 2>/dev/null || true
   wait_for "rabbitmq to die" 30 bash -c "! kill -0 $pid 2>/dev/null && ! pgrep -P $pid >/dev/null"
-  pkill -9 -f "beam.*$RABBIT_DIR" 2>/dev/null || true
+  pkill -9 -f "beam.*$RABBIT_DIR/" 2>/dev/null || true
 }
 
 # As root, initdb and postgres must run as the postgres OS user.
@@ -173,18 +192,81 @@ pg_stop() {
   fi
 }
 
+# Nodes 2 and 3 share node 1's Erlang cookie and join its cluster; every quorum queue then has a
+# member on each node.
+cluster_start() {
+  rabbit_start
+  local first=$CONVOY_RABBIT_NODE cookie=$RABBIT_DIR/home/.erlang.cookie n
+  for n in $(seq 2 $CLUSTER_NODES); do
+    (
+      use_node "$n"
+      if rabbit_running && rabbitctl cluster_status 2>/dev/null | grep -q "$first"; then
+        log "rabbitmq: node $n already in the cluster"; exit 0
+      fi
+      mkdir -p "$RABBIT_DIR/home"
+      install -m 0400 "$cookie" "$RABBIT_DIR/home/.erlang.cookie"
+      rabbit_start
+      { rabbitctl stop_app && rabbitctl reset && rabbitctl join_cluster "$first" && rabbitctl start_app; } \
+        >"$RABBIT_DIR/log/join.log" 2>&1 || { tail -n 20 "$RABBIT_DIR/log/join.log" >&2; die "node $n could not join $first"; }
+      # The queues the definitions file declared on node 1 before the cluster formed have their one
+      # member there; each joining node takes a member of every one (queues declared from now on
+      # get three: RabbitMQ's default group size). In production: rabbitmq-queues grow, the same.
+      ( rabbit_env; "$RABBIT_BIN/rabbitmq-queues" -n "$CONVOY_RABBIT_NODE" grow "$CONVOY_RABBIT_NODE" all ) \
+        >>"$RABBIT_DIR/log/join.log" 2>&1 || { tail -n 20 "$RABBIT_DIR/log/join.log" >&2; die "node $n took no queue members"; }
+      log "rabbitmq: node $n ($CONVOY_RABBIT_NODE, :$CONVOY_AMQP_PORT) joined $first"
+    )
+  done
+}
+
+# Nodes 2 and 3 where they were ever started, then node 1.
+cluster_stop() {
+  local n
+  for n in $(seq $CLUSTER_NODES -1 2); do
+    [ -d "$CONVOY_RUN_DIR/rabbitmq-$n" ] && ( use_node "$n"; rabbit_stop )
+  done
+  rabbit_stop
+}
+
+cluster_urls() {
+  local n urls=""
+  for n in $(seq 1 $CLUSTER_NODES); do
+    urls+=$( use_node "$n"; printf '%samqp://guest:guest@127.0.0.1:%s/%%2f' "${urls:+,}" "$CONVOY_AMQP_PORT" )
+  done
+  echo "$urls"
+}
+
+# The Erlang VM of node N (the server script's child), for SIGSTOP/SIGCONT.
+rabbit_vm_pid() { pgrep -f "beam.*$RABBIT_DIR/" | head -n 1; }
+
+rabbit_signal() {
+  local sig=$1 pid
+  pid=$(rabbit_vm_pid) || die "rabbitmq node $CONVOY_RABBIT_NODE is not running"
+  kill "-$sig" "$pid"
+  log "rabbitmq: SIG$sig to $CONVOY_RABBIT_NODE (pid $pid)"
+}
+
 cmd=${1:-status}; what=${2:-all}
+if [ "$what" = rabbit ] && [ -n "${3:-}" ]; then use_node "$3"; fi
 case "$cmd:$what" in
   start:all) rabbit_start; pg_start ;;
   start:rabbit) rabbit_start ;;
   start:pg) pg_start ;;
-  stop:all) rabbit_stop; pg_stop ;;
+  stop:all) cluster_stop; pg_stop ;;
   stop:rabbit) rabbit_stop ;;
   stop:pg) pg_stop ;;
   kill:rabbit) rabbit_kill ;;
+  pause:rabbit) rabbit_signal STOP ;;
+  resume:rabbit) rabbit_signal CONT ;;
+  start:cluster) cluster_start ;;
+  stop:cluster) cluster_stop ;;
+  urls:cluster) cluster_urls ;;
+  status:cluster)
+    for n in $(seq 1 $CLUSTER_NODES); do
+      ( use_node "$n"; rabbit_running && echo "rabbitmq node $n: running (:$CONVOY_AMQP_PORT)" || echo "rabbitmq node $n: stopped" )
+    done ;;
   kill:pg) pg_kill ;;
   status:*)
     rabbit_running && echo "rabbitmq: running ($CONVOY_AMQP_URL, management $CONVOY_RABBIT_MGMT_URL)" || echo "rabbitmq: stopped"
     pg_running && echo "postgres: running ($CONVOY_PG_DSN)" || echo "postgres: stopped" ;;
-  *) die "usage: $0 start|stop|status [all|rabbit|pg] | kill rabbit|pg" ;;
+  *) die "usage: $0 start|stop|status [all|rabbit|pg|cluster] | kill rabbit [N]|pg | pause|resume rabbit N | urls cluster" ;;
 esac

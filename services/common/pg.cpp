@@ -161,7 +161,111 @@ Status PgConnection::ExecScript(const std::string& sql) {
 }
 
 Status PgConnection::Begin() { return Exec("BEGIN").status(); }
-Status PgConnection::Commit() { return Exec("COMMIT").status(); }
+
+namespace {
+
+// What PostgreSQL knows of transaction `xid` now: "committed", "aborted", "in progress", or ""
+// when it cannot say (too old, or the lookup failed). An id past the server's history ("in the
+// future": the transaction never reached this server) is "aborted".
+std::string TxStatus(PgConnection& db, const std::string& xid) {
+  auto r = db.Exec("SELECT txid_status($1::bigint)", {xid});
+  if (!r.ok()) return r.status().message().find("in the future") != std::string::npos ? "aborted" : "";
+  return r->get(0, 0);
+}
+
+}  // namespace
+
+Status PgConnection::Commit() {
+  // A COMMIT is sent only on the session that ran the transaction: a reconnect here would commit
+  // nothing and answer OK.
+  if (!healthy()) return Status(Code::kUnavailable, "postgres connection lost before COMMIT: the transaction did not commit");
+  if (PQtransactionStatus(impl_->conn) == PQTRANS_INERROR) {
+    return Status(Code::kInternal, "COMMIT of a transaction that had already failed: it was rolled back");
+  }
+  // Before COMMIT goes out: the transaction's id (null when it wrote nothing), the server's clock
+  // and its instance (its start time), so that if the answer is lost the outcome can be looked up.
+  auto before = Exec("SELECT txid_current_if_assigned()::text, extract(epoch from clock_timestamp())::text, "
+                     "pg_postmaster_start_time()::text");
+  if (!before.ok()) return before.status();
+  const auto sent = std::chrono::steady_clock::now();
+  auto done = Exec("COMMIT");
+  if (done.ok() || done.status().code() != Code::kUnavailable) return done.status();
+  const auto xid = before->at(0, 0);
+  if (!xid) {
+    return Status(Code::kUnavailable, "postgres connection lost during COMMIT of a transaction that wrote nothing");
+  }
+  InDoubtCommit doubt;
+  doubt.xid = *xid;
+  doubt.server_clock_before = std::stod(before->get(0, 1));
+  doubt.server_started = before->get(0, 2);
+  doubt.seconds_to_loss = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  doubt.error = done.status().message();
+  return SettleCommit(doubt);
+}
+
+// The answer to a COMMIT was lost with its connection (a crash, a failover, a cut network): whether
+// it committed is looked up on whichever server is the primary now (a multi-host DSN with
+// target_session_attrs=read-write finds it), never guessed. Ok only when the transaction is known
+// to have committed; kUnavailable when it is known not to have, or when that cannot be told within
+// the deadline (a caller retries, and its dedupe keys make a retry of a commit that did happen
+// harmless; an OK for one that did not would lose it).
+//
+// An id says "committed" for the wrong transaction when the server lost the tail of its WAL (a
+// crash, or a standby promoted before it received it) and has since given the same id to another
+// one. Ours committed before the connection was lost, on the old server's clock (its commit record,
+// replicated, keeps that time); another's commits after the server came back. So a "committed"
+// counts only if its commit timestamp (track_commit_timestamp) falls before the loss; without
+// commit timestamps, only on the instance the transaction ran on, never restarted since (a backend
+// crash that reinitialises the server in place goes unseen there: turn commit timestamps on).
+Status PgConnection::SettleCommit(const InDoubtCommit& doubt) {
+  constexpr auto kDeadline = std::chrono::seconds(60);
+  const auto until = std::chrono::steady_clock::now() + kDeadline;
+  LOG(WARNING) << "event=commit_in_doubt xid=" << doubt.xid << " error=\"" << doubt.error
+               << "\" action=look_up_outcome";
+  auto backoff = std::chrono::milliseconds(100);
+  std::string last = "no server answered";
+  while (true) {
+    Status s = Reconnect();
+    if (!s.ok()) last = s.message();
+    const std::string st = s.ok() ? TxStatus(*this, doubt.xid) : "";
+    if (st == "aborted") {
+      LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=not_committed";
+      return Status(Code::kUnavailable, "postgres connection lost during COMMIT; looked up: transaction " + doubt.xid +
+                                            " did not commit (" + doubt.error + ")");
+    }
+    if (st == "committed") {
+      auto ts = Exec("SELECT extract(epoch from pg_xact_commit_timestamp(($1::bigint % 4294967296)::text::xid))::text",
+                     {doubt.xid});
+      if (ts.ok() && !ts->get(0, 0).empty()) {
+        // The commit timestamp against the old server's clock before COMMIT plus the time until
+        // the loss was seen, with 100 ms for the first answer's trip.
+        const double at = std::stod(ts->get(0, 0));
+        if (at <= doubt.server_clock_before + doubt.seconds_to_loss + 0.1) {
+          LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=committed";
+          return Status::Ok();
+        }
+        LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=not_committed reason=id_given_again";
+        return Status(Code::kUnavailable, "postgres connection lost during COMMIT; looked up: transaction " + doubt.xid +
+                                              " did not commit (its id was given again after the loss)");
+      }
+      // Without commit timestamps: the same instance, never restarted, gave the id to no one else.
+      auto here = Exec("SELECT pg_postmaster_start_time()::text");
+      if (here.ok() && here->get(0, 0) == doubt.server_started) {
+        LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=committed";
+        return Status::Ok();
+      }
+      last = "transaction " + doubt.xid + " shows committed on another server than it ran on, and without commit "
+             "timestamps (track_commit_timestamp) that cannot be told from another transaction given its id";
+      break;
+    }
+    if (!st.empty()) last = "transaction " + doubt.xid + " still " + st;  // its session has not ended yet
+    if (std::chrono::steady_clock::now() + backoff > until) break;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+  LOG(ERROR) << "event=commit_in_doubt xid=" << doubt.xid << " outcome=unknown reason=\"" << last << "\"";
+  return Status(Code::kUnavailable, "postgres COMMIT in doubt: " + last + " (" + doubt.error + ")");
+}
 void PgConnection::Rollback() {
   if (healthy()) {
     PQclear(PQexec(impl_->conn, "ROLLBACK"));

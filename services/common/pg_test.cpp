@@ -4,8 +4,11 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <regex>
 #include <thread>
 
+#include "tcp_proxy.h"
 #include "testsupport.h"
 
 namespace convoy {
@@ -133,6 +136,112 @@ TEST(PgConnection, PreparedStatementsSurviveAReconnect) {
   auto again = (*c)->Exec(sql, {"6"});
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->get_int(0, 0), 7);
+}
+
+// The DSN with its port replaced: the same database through a proxy.
+std::string ThroughPort(const std::string& dsn, int port) {
+  return std::regex_replace(dsn, std::regex("port=[0-9]+"), "port=" + std::to_string(port));
+}
+
+int PortOf(const std::string& dsn) {
+  std::smatch m;
+  return std::regex_search(dsn, m, std::regex("port=([0-9]+)")) ? std::stoi(m[1]) : 5432;
+}
+
+// A database with table t, and a connection to it through a proxy that can cut it at its COMMIT,
+// with a transaction open that inserted `key`.
+class CommitInDoubt : public ::testing::Test {
+ protected:
+  void Open(const std::string& key) {
+    db_ = std::make_unique<test::TestDatabase>(std::string("pg_in_doubt_") + key);
+    auto owner = PgConnection::Connect(db_->dsn());
+    ASSERT_TRUE(owner.ok());
+    owner_ = std::move(*owner);
+    ASSERT_TRUE(owner_->Exec("CREATE TABLE t (k text PRIMARY KEY)").ok());
+    proxy_ = std::make_unique<test::TcpProxy>(PortOf(db_->dsn()));
+    ASSERT_TRUE(proxy_->Start());
+    auto c = PgConnection::Connect(ThroughPort(db_->dsn(), proxy_->port()));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    conn_ = std::move(*c);
+    ASSERT_TRUE(conn_->Begin().ok());
+    ASSERT_TRUE(conn_->Exec("INSERT INTO t VALUES ($1)", {key}).ok());
+  }
+  int64_t Rows() {
+    auto r = owner_->Exec("SELECT count(*) FROM t");
+    return r.ok() ? r->get_int(0, 0) : -1;
+  }
+  std::unique_ptr<test::TestDatabase> db_;
+  std::unique_ptr<PgConnection> owner_, conn_;
+  std::unique_ptr<test::TcpProxy> proxy_;
+};
+
+// A COMMIT reaches the server and commits, and its answer is lost with the connection (the server
+// died, or the network, after acting): Commit() looks the outcome up on a new connection and says
+// OK, so the caller acks rather than applying the work a second time. Before the lookup, a lost
+// answer was an error whatever the server had done.
+TEST_F(CommitInDoubt, ACommitWhoseAnswerIsLostIsLookedUpAndFoundCommitted) {
+  Open("committed");
+  proxy_->CutAtRequest("COMMIT", /*deliver=*/true);
+  bool seen = false;
+  std::thread cutter([&] {
+    // The server committed (another session sees the row); then the connection goes.
+    seen = test::WaitUntil([&] { return Rows() == 1; }, std::chrono::seconds(10));
+    proxy_->DropHeld();
+  });
+  Status s = conn_->Commit();
+  cutter.join();
+  ASSERT_TRUE(proxy_->cut());
+  ASSERT_TRUE(seen);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  auto again = conn_->Exec("SELECT count(*) FROM t");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->get_int(0, 0), 1);
+}
+
+// The COMMIT never reached the server and the connection went: the server rolls the transaction
+// back, and Commit() says so after looking it up (never OK: the caller must not ack).
+TEST_F(CommitInDoubt, ACommitThatNeverArrivedIsLookedUpAndFoundNotCommitted) {
+  Open("lost");
+  proxy_->CutAtRequest("COMMIT", /*deliver=*/false);
+  std::thread cutter([&] {
+    test::WaitUntil([&] { return proxy_->cut(); }, std::chrono::seconds(10));
+    proxy_->DropHeld();
+  });
+  Status s = conn_->Commit();
+  cutter.join();
+  ASSERT_TRUE(proxy_->cut());
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("did not commit"), std::string::npos) << s.ToString();
+  EXPECT_EQ(Rows(), 0);
+}
+
+// A COMMIT after the session was replaced, or after a statement of the transaction failed, is never
+// an OK: the first would commit nothing on a fresh session, the second is rolled back by the server.
+TEST(PgConnection, ACommitThatCannotCommitSaysSo) {
+  test::TestDatabase db("pg_commit_refused");
+  auto c = PgConnection::Connect(db.dsn());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Exec("CREATE TABLE t (k text PRIMARY KEY)").ok());
+  ASSERT_TRUE((*c)->Begin().ok());
+  ASSERT_TRUE((*c)->Exec("INSERT INTO t VALUES ('a')").ok());
+  EXPECT_EQ((*c)->Exec("INSERT INTO t VALUES ('a')").status().code(), Code::kRejected);
+  Status failed = (*c)->Commit();
+  EXPECT_EQ(failed.code(), Code::kInternal) << failed.ToString();
+  (*c)->Rollback();
+
+  ASSERT_TRUE((*c)->Begin().ok());
+  ASSERT_TRUE((*c)->Exec("INSERT INTO t VALUES ('b')").ok());
+  auto pid = (*c)->Exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid.ok());
+  auto admin = PgConnection::Connect(test::PgDsn());
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE((*admin)->Exec("SELECT pg_terminate_backend($1::int)", {pid->get(0, 0)}).ok());
+  EXPECT_EQ((*c)->Exec("SELECT 1").status().code(), Code::kUnavailable);
+  Status lost = (*c)->Commit();
+  EXPECT_EQ(lost.code(), Code::kUnavailable) << lost.ToString();
+  auto rows = (*c)->Exec("SELECT count(*) FROM t");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->get_int(0, 0), 0);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <string>
+
 namespace convoy::test {
 
 TcpProxy::TcpProxy(int target_port) : target_port_(target_port) {}
@@ -48,6 +50,18 @@ void TcpProxy::HoldReplies() {
   held_ = open_fds_;  // the upstream sides among them are what Pump checks
 }
 
+void TcpProxy::CutAtRequest(const std::string& needle, bool deliver) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cut_needle_ = needle;
+  cut_deliver_ = deliver;
+  cut_ = false;
+}
+
+void TcpProxy::DropHeld() {
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped_.insert(held_.begin(), held_.end());  // their pumps close both sides, passing nothing more
+}
+
 void TcpProxy::AcceptLoop() {
   while (!stop_) {
     pollfd p{listen_fd_, POLLIN, 0};
@@ -82,6 +96,7 @@ void TcpProxy::Pump(int a, int b) {
   while (!stop_) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (dropped_.count(b)) break;
       fds[1].events = held_.count(b) ? 0 : POLLIN;
     }
     if (::poll(fds, 2, 100) < 0) break;
@@ -92,6 +107,15 @@ void TcpProxy::Pump(int a, int b) {
       if (n <= 0) {
         done = true;
         break;
+      }
+      if (i == 0) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!cut_needle_.empty() && std::string(buf, static_cast<size_t>(n)).find(cut_needle_) != std::string::npos) {
+          cut_needle_.clear();
+          held_.insert(b);
+          if (!cut_deliver_) n = 0;  // swallowed
+          cut_ = true;
+        }
       }
       for (ssize_t off = 0; off < n && !done;) {
         // MSG_NOSIGNAL: a peer gone mid-copy (the point of a cut) must not SIGPIPE the test.
@@ -106,6 +130,7 @@ void TcpProxy::Pump(int a, int b) {
   open_fds_.erase(a);
   open_fds_.erase(b);
   held_.erase(b);
+  dropped_.erase(b);
   ::close(a);
   ::close(b);
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -21,6 +22,13 @@ class TcpProxy {
   // client's requests still go through): a stuck broker channel, as the client sees it. New
   // connections are not held.
   void HoldReplies();
+  // The next client request containing `needle` (a COMMIT, say) is passed to the server (deliver)
+  // or swallowed (not), and from then on that connection's replies are held: the server acts, the
+  // client hears nothing. cut() says whether it happened; DropHeld() then closes the held
+  // connections, as a crash or a failover would (new connections still pass).
+  void CutAtRequest(const std::string& needle, bool deliver);
+  bool cut() const { return cut_; }
+  void DropHeld();
 
  private:
   void AcceptLoop();
@@ -30,7 +38,11 @@ class TcpProxy {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<bool> blocked_{false};
+  std::string cut_needle_;  // guarded by mu_; empty: not armed
+  bool cut_deliver_ = false;
+  std::atomic<bool> cut_{false};
   std::set<int> held_;  // upstream fds whose replies are held; guarded by mu_
+  std::set<int> dropped_;  // upstream fds whose connections are to be closed; guarded by mu_
   std::thread acceptor_;
   std::mutex mu_;
   std::set<int> open_fds_;

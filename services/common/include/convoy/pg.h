@@ -48,6 +48,9 @@ class PgConnection {
   Status ExecScript(const std::string& sql);
 
   Status Begin();
+  // COMMIT. When the connection is lost with the COMMIT sent, its outcome is looked up on the
+  // server that is the primary now (pg.cpp SettleCommit): Ok only if the transaction is known to
+  // have committed; kUnavailable if it did not, or if that cannot be told within 60 s.
   Status Commit();
   void Rollback();  // best effort
 
@@ -59,6 +62,14 @@ class PgConnection {
 
  private:
   PgConnection() = default;
+  struct InDoubtCommit {
+    std::string xid;               // the transaction's id (txid_current_if_assigned)
+    double server_clock_before = 0;  // the server's clock just before COMMIT (epoch seconds)
+    std::string server_started;    // pg_postmaster_start_time() of the server it ran on
+    double seconds_to_loss = 0;    // from sending COMMIT to seeing the connection lost
+    std::string error;
+  };
+  Status SettleCommit(const InDoubtCommit& doubt);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -10,6 +10,14 @@
 #   scripts/infra.sh kill|pause|resume rabbit N    kill -9 node N; SIGSTOP it (a hung node: its
 #                                        sockets stay open, nothing answers); SIGCONT it
 #   scripts/infra.sh urls cluster        the nodes' amqp:// URLs, comma-separated (--amqp_url)
+#   The cluster also has a PostgreSQL pair: node 1 (the usual port) the primary, node 2 (100 above)
+#   a streaming standby it commits synchronously to (synchronous_standby_names), so a promoted
+#   standby has every row a client was told is committed.
+#   scripts/infra.sh dsn cluster         the pair's libpq DSN (both hosts, target_session_attrs=read-write)
+#   scripts/infra.sh failover pg         fence the primary (immediate stop; it will not start again as
+#                                        a primary) and promote the standby
+#   scripts/infra.sh status pg-pair      each node's port and role
+#   scripts/infra.sh reset cluster       stop it all and delete its folders (a fresh start)
 # CONVOY_PG_OPTIONS adds server settings at start, e.g. to see where statement time goes:
 #   CONVOY_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements" scripts/infra.sh start pg
 # CONVOY_AMQP_TLS_PORT (opt-in; local runs stay plain) adds an amqps:// listener on that port, with
@@ -34,6 +42,7 @@ use_node() {
   unset CONVOY_AMQP_TLS_PORT
 }
 PG_DIR=$CONVOY_RUN_DIR/postgres
+PG_STANDBY_NAME=convoy_standby
 # As root, the cluster belongs to the postgres user, which must reach the folder. A checkout
 # under a private home is not reachable: then the cluster lives in a folder of its own in /tmp,
 # named after the runtime folder so start and stop agree.
@@ -41,6 +50,14 @@ mkdir -p "$CONVOY_RUN_DIR"
 if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$CONVOY_RUN_DIR" 2>/dev/null; then
   PG_DIR=/tmp/convoy-pg-$(printf '%s' "$CONVOY_RUN_DIR" | md5sum | cut -c1-12)
 fi
+PG_PRIMARY_PORT=$CONVOY_PG_PORT
+# PostgreSQL node N of the pair (1: the usual one; 2: 100 ports above, its folder beside).
+use_pg_node() {
+  [ "$1" -eq 1 ] || [ "$1" -eq 2 ] || die "no postgres node $1 (1..2)"
+  [ "$1" -eq 1 ] && return 0
+  PG_DIR=$PG_DIR-2
+  CONVOY_PG_PORT=$((CONVOY_PG_PORT + 100))
+}
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
@@ -161,6 +178,8 @@ pg_running() { [ -n "$PG_BIN" ] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" stat
 pg_start() {
   [ -n "$PG_BIN" ] || die "postgresql is not installed: run scripts/setup.sh"
   if pg_running; then log "postgres: already running on :$CONVOY_PG_PORT"; return 0; fi
+  [ ! -f "$PG_DIR/fenced" ] || die "postgres on :$CONVOY_PG_PORT was fenced by a failover ($PG_DIR/fenced): its" \
+    "history may hold commits its standby never had; start it again only as a new standby (remove the folder)"
   mkdir -p "$PG_DIR"
   [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
   pg_dir_usable || die "the postgres user cannot use $PG_DIR"
@@ -171,7 +190,7 @@ pg_start() {
   fi
   log "postgres: starting on :$CONVOY_PG_PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -c port=$CONVOY_PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=on -c shared_buffers=256MB -c track_commit_timestamp=on ${CONVOY_PG_OPTIONS:-}" >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -c port=$CONVOY_PG_PORT -c unix_socket_directories=$PG_DIR -c max_connections=300 -c fsync=on -c shared_buffers=256MB -c track_commit_timestamp=on ${PG_EXTRA_OPTIONS:-} ${CONVOY_PG_OPTIONS:-}" >/dev/null \
     || { tail -n 40 "$PG_DIR/postgres.log" >&2; die "postgres did not start"; }
   log "postgres: ready"
 }
@@ -190,6 +209,77 @@ pg_stop() {
     log "postgres: stopping"
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
+}
+
+pg_sql() { as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$CONVOY_PG_PORT" -U postgres -d postgres -qAtX -c "$1"; }
+pg_in_recovery() { [ "$(pg_sql 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ]; }
+pg_writable() { [ "$(pg_sql 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; }
+pg_streaming() { [ "$(pg_sql "SELECT count(*) FROM pg_stat_replication WHERE application_name = '$PG_STANDBY_NAME' AND state = 'streaming'" 2>/dev/null)" = 1 ]; }
+
+# Node 1 the primary, committing synchronously to node 2, a streaming standby cloned from it
+# (pg_basebackup) at first start. After a failover node 2 runs alone and node 1 stays fenced.
+pg_pair_start() {
+  if [ ! -f "$PG_DIR/fenced" ]; then
+    PG_EXTRA_OPTIONS="-c synchronous_standby_names=$PG_STANDBY_NAME -c wal_level=replica -c max_wal_senders=4" pg_start
+  fi
+  (
+    primary_port=$CONVOY_PG_PORT
+    use_pg_node 2
+    if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+      mkdir -p "$PG_DIR"
+      [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
+      log "postgres: cloning node 1 (:$primary_port) into the standby (:$CONVOY_PG_PORT)"
+      as_pg "$PG_BIN/pg_basebackup" -D "$PG_DIR/data" -R -X stream -c fast \
+        -d "host=127.0.0.1 port=$primary_port user=postgres application_name=$PG_STANDBY_NAME" \
+        >"$PG_DIR/basebackup.log" 2>&1 || { cat "$PG_DIR/basebackup.log" >&2; die "pg_basebackup failed"; }
+    fi
+    pg_start
+    if pg_in_recovery; then
+      ( CONVOY_PG_PORT=$primary_port; wait_for "the standby to stream" 60 pg_streaming ) || die "the standby does not stream"
+      log "postgres: standby :$CONVOY_PG_PORT streams from :$primary_port (synchronous)"
+    fi
+  )
+}
+
+pg_pair_stop() {
+  ( use_pg_node 2; pg_stop )
+  pg_stop
+}
+
+pg_pair_dsn() {
+  echo "host=127.0.0.1,127.0.0.1 port=$PG_PRIMARY_PORT,$((PG_PRIMARY_PORT + 100)) user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=3"
+}
+
+# The primary is fenced first (an immediate stop, and a mark that keeps it from starting again as a
+# primary), then the standby promoted: never two primaries. The standby has every commit a client
+# was told of (synchronous replication); it runs alone after, committing without waiting.
+pg_failover() {
+  local n primary="" standby=""
+  for n in 1 2; do
+    ( use_pg_node "$n"; pg_running ) || continue
+    if ( use_pg_node "$n"; pg_in_recovery ); then standby=$n; else primary=$n; fi
+  done
+  [ -n "$standby" ] || die "no running standby to promote"
+  if [ -n "$primary" ]; then
+    ( use_pg_node "$primary"
+      touch "$PG_DIR/fenced"
+      as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+      log "postgres: node $primary (:$CONVOY_PG_PORT) fenced" )
+  fi
+  ( use_pg_node "$standby"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -t 60 promote >/dev/null || die "promotion failed"
+    wait_for "node $standby to accept writes" 60 pg_writable || die "node $standby did not leave recovery"
+    log "postgres: node $standby (:$CONVOY_PG_PORT) promoted: the primary now" )
+}
+
+pg_pair_status() {
+  local n
+  for n in 1 2; do
+    ( use_pg_node "$n"
+      if ! pg_running; then echo "postgres node $n: stopped$([ -f "$PG_DIR/fenced" ] && echo ', fenced')"
+      elif pg_in_recovery; then echo "postgres node $n: standby (:$CONVOY_PG_PORT)"
+      else echo "postgres node $n: primary (:$CONVOY_PG_PORT)"; fi )
+  done
 }
 
 # Nodes 2 and 3 share node 1's Erlang cookie and join its cluster; every quorum queue then has a
@@ -251,16 +341,23 @@ case "$cmd:$what" in
   start:all) rabbit_start; pg_start ;;
   start:rabbit) rabbit_start ;;
   start:pg) pg_start ;;
-  stop:all) cluster_stop; pg_stop ;;
+  stop:all) cluster_stop; pg_pair_stop ;;
   stop:rabbit) rabbit_stop ;;
-  stop:pg) pg_stop ;;
+  stop:pg) pg_pair_stop ;;
   kill:rabbit) rabbit_kill ;;
   pause:rabbit) rabbit_signal STOP ;;
   resume:rabbit) rabbit_signal CONT ;;
-  start:cluster) cluster_start ;;
-  stop:cluster) cluster_stop ;;
+  start:cluster) cluster_start; pg_pair_start ;;
+  stop:cluster) cluster_stop; pg_pair_stop ;;
   urls:cluster) cluster_urls ;;
+  dsn:cluster) pg_pair_dsn ;;
+  reset:cluster)  # stopped, and every folder of it gone (a test's fresh start)
+    cluster_stop; pg_pair_stop
+    rm -rf "$CONVOY_RUN_DIR"/rabbitmq "$CONVOY_RUN_DIR"/rabbitmq-[0-9] "$PG_DIR" "$PG_DIR-2" ;;
+  failover:pg) pg_failover ;;
+  status:pg-pair) pg_pair_status ;;
   status:cluster)
+    pg_pair_status
     for n in $(seq 1 $CLUSTER_NODES); do
       ( use_node "$n"; rabbit_running && echo "rabbitmq node $n: running (:$CONVOY_AMQP_PORT)" || echo "rabbitmq node $n: stopped" )
     done ;;
@@ -268,5 +365,5 @@ case "$cmd:$what" in
   status:*)
     rabbit_running && echo "rabbitmq: running ($CONVOY_AMQP_URL, management $CONVOY_RABBIT_MGMT_URL)" || echo "rabbitmq: stopped"
     pg_running && echo "postgres: running ($CONVOY_PG_DSN)" || echo "postgres: stopped" ;;
-  *) die "usage: $0 start|stop|status [all|rabbit|pg|cluster] | kill rabbit [N]|pg | pause|resume rabbit N | urls cluster" ;;
+  *) die "usage: $0 start|stop|status [all|rabbit|pg|cluster] | kill rabbit [N]|pg | pause|resume rabbit N | urls|dsn cluster | failover pg | status pg-pair" ;;
 esac

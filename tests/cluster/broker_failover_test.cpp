@@ -20,6 +20,7 @@
 #include "convoy/http.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
+#include "cluster_env.h"
 #include "testsupport.h"
 
 namespace convoy {
@@ -28,16 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::WaitUntil;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-// scripts/infra.sh on the test's cluster: "kill rabbit 1", "pause rabbit 2", "start rabbit 1", ...
-void Infra(const std::string& args) {
-  const std::string cmd = Env("CONVOY_CLUSTER_INFRA") + " " + args + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-}
+using test::Env;
+using test::Infra;
 
 AmqpOptions ClusterOptions(const std::string& name) {
   AmqpOptions o{Env("CONVOY_CLUSTER_AMQP_URLS"), name};

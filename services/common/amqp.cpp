@@ -712,14 +712,15 @@ struct Publisher::Impl {
       // tests/cluster on a channel opened while a quorum queue elected its new leader (a node killed
       // under load), which took publishes for minutes and confirmed none. A new connection (and
       // channel) finds the leader; everything unconfirmed goes again (consumers dedupe).
-      // The same channel may instead nack every publish while the queue is healthy (seen there too):
-      // nacks and no confirm for as long is as stuck.
+      // The same channel may instead nack every publish while the queue is healthy (seen there in
+      // every run, and why: AmqpOptions::nack_timeout): nacks and no confirm for nack_timeout is
+      // as stuck.
       const auto now = std::chrono::steady_clock::now();
       if (conn && !unconfirmed.empty() && now - unconfirmed.begin()->second.sent_at > options.confirm_timeout) {
         Lost("no confirm for " + std::to_string(options.confirm_timeout.count()) + " ms: the channel is stuck");
       } else if (conn && nacking_since != std::chrono::steady_clock::time_point{} &&
-                 now - nacking_since > options.confirm_timeout) {
-        Lost("every publish nacked for " + std::to_string(options.confirm_timeout.count()) +
+                 now - nacking_since > options.nack_timeout) {
+        Lost("every publish nacked for " + std::to_string(options.nack_timeout.count()) +
              " ms: the channel is stuck");
       }
     }
@@ -798,7 +799,8 @@ struct Publisher::Impl {
       pollfd fds[2] = {{amqp_get_sockfd(st), POLLIN, 0}, {wake_fd, POLLIN, 0}};
       // Awake often enough for the heartbeats and to see a confirm overdue (Run's watchdog).
       int timeout_ms = std::max(100, std::min(options.heartbeat_seconds * 250,
-                                              static_cast<int>(options.confirm_timeout.count() / 4)));
+                                              static_cast<int>(std::min(options.confirm_timeout,
+                                                                        options.nack_timeout).count() / 4)));
       if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
         Lost("poll failed");
         return;

@@ -56,6 +56,13 @@ struct AmqpOptions {
   // A publish not confirmed this long means its channel is stuck (a broker node's failover can
   // leave one so): the publisher reconnects and sends everything unconfirmed again.
   std::chrono::milliseconds confirm_timeout{15000};
+  // Every publish nacked and none confirmed this long: the channel is replaced as well. RabbitMQ
+  // 3.10's quorum queue client nacks a channel's first publish to a queue when the leader it knows
+  // is on a node that is down, and keeps that leader: a channel opened while a queue elects a new
+  // one after a node's death nacks everything sent to that queue for as long as it lives. A new
+  // channel learns the new leader. (A queue really full under reject-publish also nacks; a new
+  // connection every nack_timeout then costs little.)
+  std::chrono::milliseconds nack_timeout{2000};
   // Declare convoy's topology on every connect (tests and one-process tools). The services do
   // only with --declare_topology: their users may not configure (topology.h BrokerGrants).
   bool declare_topology = true;

@@ -369,6 +369,11 @@ TEST_F(AssignmentApi, AChecklistAnswerWithAPdfReachesTheSubmission) {
   stored.body = m.body;
   stored.headers = m.headers;
   ASSERT_EQ(processor.Handle(stored).kind, Disposition::Kind::kAck) << stored.body;
+  // The assignment shows the stored document at once (the console shows it as it comes), not only
+  // with the next answer.
+  EXPECT_EQ(Count("SELECT count(*) FROM assignments WHERE answers->'q1'->'photos'->0->>'stored_name' = '" + stored_name +
+                  "'"),
+            1);
   inbound("wamid.q2", R"("type":"text","text":{"body":"Batch 4711"})");
   inbound("wamid.confirm", R"("type":"text","text":{"body":"CONFIRM"})");
   auto delivered = conn_->Exec("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver'");

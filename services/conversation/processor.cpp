@@ -1244,8 +1244,9 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   // never lands after the reply and costs no command of its own.
   std::string mark_read =
       typing_indicator_ && from_user && answered && p.event.kind != Event::Kind::kRecorded ? p.dedupe_key : "";
-  if (!t.state.assignment.id.empty() && t.note == "answered") {
-    // GET /v1/assignments/{id} shows the answers so far.
+  if (!t.state.assignment.id.empty() && (t.note == "answered" || t.note == "media_stored")) {
+    // GET /v1/assignments/{id} shows the answers so far, and an answer's photo once media stored
+    // it (its stored_name: the console shows it as it comes, not only with the next answer).
     s = RecordAnswers(db_, t.state.assignment.id, AnswersJson(t.state.fields, t.state.photos));
     if (!s.ok()) return s;
   }

@@ -60,6 +60,7 @@ std::string NewAssignmentId() {
 constexpr const char* kShow =
     "SELECT json_build_object('id', a.id, 'checklist', json_build_object('id', a.checklist_id, 'version', "
     "a.checklist_version, 'title', c.definition->>'title', 'questions', jsonb_array_length(c.definition->'questions')), "
+    "'answered', (SELECT count(*) FROM jsonb_object_keys(a.answers)), "
     "'operator', a.operator, 'operator_name', a.operator_name, 'phone_number_id', a.phone_number_id, "
     "'reference', a.reference, 'status', a.status, 'answers', a.answers, 'created_at', a.created_at, "
     "'started_at', a.started_at, 'ended_at', a.ended_at, 'expires_at', a.expires_at, "
@@ -69,8 +70,7 @@ constexpr const char* kShow =
     "AND ($2::text IS NULL OR a.tenant = $2)";
 
 // The tenant a caller is confined to, or none for a global (`*`) token: every query of a
-// tenant-scoped route takes it as `($n::text IS NULL OR tenant = $n)`.
-using TenantScope = std::optional<std::string>;
+// tenant-scoped route takes it as `($n::text IS NULL OR tenant = $n)` (TenantScope: checklists_api.h).
 TenantScope ScopeOf(const Caller& caller) {
   return caller.all_tenants() ? TenantScope() : TenantScope(caller.tenant);
 }
@@ -275,8 +275,10 @@ HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const Tenan
   }
   auto rows = db.Exec(
       "SELECT coalesce(json_agg(x ORDER BY x.created_at DESC), '[]'::json)::text FROM (SELECT a.id, a.checklist_id AS "
-      "checklist, a.checklist_version AS version, a.operator, a.phone_number_id, a.reference, a.status, a.created_at, "
-      "a.started_at, a.ended_at, a.expires_at FROM assignments a WHERE ($1::text IS NULL OR a.status = $1) AND "
+      "checklist, a.checklist_version AS version, c.definition->>'title' AS title, "
+      "jsonb_array_length(c.definition->'questions') AS questions, (SELECT count(*) FROM jsonb_object_keys(a.answers)) "
+      "AS answered, a.operator, a.phone_number_id, a.reference, a.status, a.created_at, a.started_at, a.ended_at, "
+      "a.expires_at FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version WHERE ($1::text IS NULL OR a.status = $1) AND "
       "($2::text IS NULL OR a.operator = $2) AND ($4::text IS NULL OR a.tenant = $4) ORDER BY a.created_at DESC "
       "LIMIT $3::int) x",
       {status, q("operator"), limit, scope});
@@ -390,6 +392,8 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"GET",  "/v1/audit",                    Role::kViewer,  Scope::kTenant},
       {"GET",  "/v1/flows",                    Role::kViewer,  Scope::kGlobal},
       {"POST", "/v1/flows/reload",             Role::kAdmin,   Scope::kGlobal},
+      {"GET",  "/v1/checklists",               Role::kViewer,  Scope::kTenant},
+      {"GET",  "/v1/checklists/{id}",          Role::kViewer,  Scope::kTenant},
       {"PUT",  "/v1/checklists/{id}",          Role::kManager, Scope::kTenant},
       {"POST", "/v1/assignments",              Role::kManager, Scope::kTenant},
       {"GET",  "/v1/assignments",              Role::kViewer,  Scope::kTenant},
@@ -445,6 +449,10 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
   auto db = PgConnection::Connect(settings.pg_dsn);
   if (!db.ok()) return Unavailable(db.status());
   if (route == "/v1/audit") return ListAudit(**db, r, scope, mask);
+  if (route == "/v1/checklists") return ListChecklists(**db, scope);
+  if (route == "/v1/checklists/{id}" && r.method == "GET") {
+    return ShowChecklist(**db, p.substr(std::string("/v1/checklists/").size()), r, scope);
+  }
   if (route == "/v1/checklists/{id}") return Put(**db, p.substr(std::string("/v1/checklists/").size()), r, schemas, scope);
   if (route == "/v1/assignments") {
     if (r.method == "POST") return Create(**db, r, settings, schemas, scope);
@@ -456,7 +464,7 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
   auto shown = Show(**db, id, scope);
   if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
                                                                     : Unavailable(shown.status());
-  return JsonResponse(200, mask ? MaskAssignments(*shown) : *shown);
+  return JsonResponse(200, mask ? MaskAssignments(*shown) : WithPhotoLinks(*shown, settings.photo_links));
 }
 
 }  // namespace

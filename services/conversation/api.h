@@ -2,12 +2,15 @@
 // The assignment API on convoy-conversation's HTTP port (a named token of --tokens_file, or
 // CONVOY_ADMIN_TOKEN as a global admin: convoy/tokens.h; the role each route needs is ApiRoutes();
 // JSON in and out; errors as {"error": {"code", "message"}}):
+//   GET  /v1/checklists[/{id}]        the checklists a caller may assign, a checklist's versions
+//                                     (checklists_api.h)
 //   PUT  /v1/checklists/{id}          a checklist definition (proto-schemas/checklist.v1.json); a
 //                                     changed definition is a new version (201), the same one is 200
 //   POST /v1/assignments              {"checklist", "operator", "phone_number_id", "reference"[,
 //                                     "operator_name"]}; Idempotency-Key honoured; 201, or 200 with
 //                                     the existing assignment for a reference assigned before
-//   GET  /v1/assignments/{id}         status, answers so far, timestamps, its changes
+//   GET  /v1/assignments/{id}         status, answers so far (each photo with a short-lived link when
+//                                     photo links are set: checklists_api.h), timestamps, its changes
 //   GET  /v1/assignments?status=&operator=&limit=
 //   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
 //   POST /v1/assignments/{id}/retry   undeliverable (its template never reached the operator) →
@@ -27,6 +30,7 @@
 #include <string>
 
 #include "assignments.h"
+#include "checklists_api.h"
 #include "conversations_api.h"
 #include "convoy/http.h"
 #include "convoy/json.h"
@@ -44,6 +48,7 @@ struct ApiSettings {
   std::function<Result<std::string>()> reload_flows;
   std::function<std::string()> flows;
   ConversationsApiSettings conversations{};  // its pg_dsn: set by main like pg_dsn above
+  PhotoLinkSettings photo_links{};           // answers' photos as signed media links; unset: none
 };
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.

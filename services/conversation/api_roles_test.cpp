@@ -36,6 +36,9 @@ const std::vector<Want> kWant = {
     {"POST", "/v1/flows/reload", "admin", 200, Scope::kGlobal, 0},
     // A tenant's token (acme) on the probes, which are tenant "test"'s: its own new checklist, and
     // the other tenant's number, assignments and numbers not found.
+    // The shared checklist (line-qa) is every tenant's to read and assign.
+    {"GET", "/v1/checklists", kAll, 200, Scope::kTenant, 200},
+    {"GET", "/v1/checklists/{id}", kAll, 200, Scope::kTenant, 200},
     {"PUT", "/v1/checklists/{id}", "manager admin", 201, Scope::kTenant, 201},
     {"POST", "/v1/assignments", "manager admin", 201, Scope::kTenant, 422},
     {"GET", "/v1/assignments", kAll, 200, Scope::kTenant, 200},
@@ -93,7 +96,9 @@ class ApiRoles : public ::testing::Test {
     HttpRequest r;
     r.method = w.method;
     const std::string p = w.pattern;
-    if (p == "/v1/checklists/{id}") {
+    if (p == "/v1/checklists/{id}" && r.method == "GET") {
+      r.path = "/v1/checklists/line-qa";
+    } else if (p == "/v1/checklists/{id}") {
       r.path = "/v1/checklists/probe-" + std::to_string(++made_);
       r.body = kChecklist;
     } else if (p == "/v1/assignments" && r.method == "POST") {
@@ -162,7 +167,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 210);
+  EXPECT_EQ(calls, 230);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 
@@ -184,7 +189,8 @@ TEST_F(ApiRoles, WithoutAKnownBearerEveryRouteIs401AndUnknownRoutesStay404) {
   EXPECT_EQ(Call("GET", "/v1/flows", "", "bearer " + good).status, 200) << "the scheme is case-insensitive";
   EXPECT_EQ(Call("GET", "/v1/flows", "", "Bearer   " + good + "  ").status, 200) << "whitespace around the token";
   EXPECT_EQ(Call("GET", "/v1/nothing").status, 404);
-  EXPECT_EQ(Call("GET", "/v1/checklists").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/checklist").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/checklists/a/b").status, 404);
   EXPECT_EQ(Call("GET", "/v1/assignments/a/b").status, 404);
   EXPECT_EQ(Call("GET", "/v1/nothing", "", "").status, 401) << "no route is told to a caller without a token";
   auto wrong_method = Call("DELETE", "/v1/assignments");
@@ -289,6 +295,18 @@ TEST_F(ApiRoles, ATenantsTokenActsOnItsOwnAndFindsNothingOfAnothers) {
   ASSERT_TRUE(owner.ok());
   ASSERT_EQ(owner->size(), 1u);
   EXPECT_EQ(owner->get(0, 0), "acme");
+
+  // Checklists: the shared ones and its own; another tenant's not found, in the list or by id.
+  ASSERT_TRUE(sql_->Exec("INSERT INTO checklists (id, version, definition, source, tenant) VALUES ('other-qa', 1, $1::jsonb, "
+                         "'api', 'other')",
+                         {std::string(kChecklist)}).ok());
+  auto lists = Call("GET", "/v1/checklists", "", viewer);
+  EXPECT_NE(lists.body.find("\"id\" : \"acme-qa\""), std::string::npos) << lists.body;
+  EXPECT_NE(lists.body.find("\"id\" : \"line-qa\""), std::string::npos) << lists.body;
+  EXPECT_EQ(lists.body.find("other-qa"), std::string::npos) << lists.body;
+  EXPECT_EQ(Call("GET", "/v1/checklists/other-qa", "", viewer).status, 404);
+  EXPECT_EQ(Call("GET", "/v1/checklists/acme-qa", "", viewer).status, 200);
+  EXPECT_NE(Call("GET", "/v1/checklists", "", admin).body.find("other-qa"), std::string::npos) << "a global token sees all";
 
   // Reads: its two assignments; the other's not found, in a list or by id; cancel the same.
   auto list = Call("GET", "/v1/assignments", "", viewer);

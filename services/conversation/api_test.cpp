@@ -11,8 +11,10 @@
 #include "engine.h"
 #include "flow.h"
 #include "processor.h"
+#include "convoy/crypto.h"
 #include "convoy/events.h"
 #include "convoy/json.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
 #include "testsupport.h"
 
@@ -69,6 +71,20 @@ class AssignmentApi : public ::testing::Test {
     auto r = conn_->Exec(sql);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r->get_int(0, 0) : -1;
+  }
+  // An assignment whose first question is answered: a note that is a formula, one photo stored and
+  // one not yet; its id. Photo links on, signed at a fixed time (expiring at 1800000900).
+  std::string AnsweredWithPhotos(const std::string& photo) {
+    EXPECT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+    auto a = Call("POST", "/v1/assignments", Assign("16505550001", "R-1"));
+    EXPECT_EQ(a.status, 201) << a.body;
+    const std::string id = Member(a, "id");
+    const std::string answers = R"j({"q1": {"answer": "NOT OK", "note": "=HYPERLINK(\"http://evil\")", "photos": [)j"
+                                R"({"media_id": "m1", "stored_name": ")" + photo + R"("}, {"media_id": "m2"}]}})";
+    EXPECT_TRUE(conn_->Exec("UPDATE assignments SET answers = $2::jsonb WHERE id = $1", {id, answers}).ok());
+    settings_.photo_links = PhotoLinkSettings{"http://media.example:8082", "link-secret", std::chrono::seconds(900),
+                                              [] { return int64_t{1800000000}; }};
+    return id;
   }
   // Every assignment event the outbox holds for the conversation service, applied once (as the
   // relay would).
@@ -473,6 +489,58 @@ TEST_F(AssignmentApi, ANoteRequiredForAnAnswerTheQuestionDoesNotHaveIsRefused) {
   auto good = Call("PUT", "/v1/checklists/notes",
                    R"({"title": "t", "questions": [{"text": "b?", "answers": ["OK", "NOT OK"], "note_required": ["NOT OK"]}]})");
   EXPECT_EQ(good.status, 201) << good.body;
+}
+
+// The console's reads (checklists_api.h): the checklists and their versions, an assignment's
+// progress and its photos as signed links to media.
+TEST_F(AssignmentApi, ChecklistsAreListedWithTheirVersionsAndBadInputIsAClearError) {
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
+  std::string changed = kChecklist;
+  changed.replace(changed.find("Line QA"), 7, "Line QA 2");
+  ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", changed).status, 201);
+  auto list = Call("GET", "/v1/checklists");
+  ASSERT_EQ(list.status, 200) << list.body;
+  rapidjson::Document d;
+  d.Parse(list.body.c_str());
+  ASSERT_TRUE(d.IsObject() && d["checklists"].IsArray()) << list.body;
+  ASSERT_EQ(d["checklists"].Size(), 1u) << "one entry per checklist, its latest version: " << list.body;
+  EXPECT_EQ(d["checklists"][0]["version"].GetInt(), 2);
+  EXPECT_STREQ(d["checklists"][0]["title"].GetString(), "Line QA 2");
+  EXPECT_EQ(d["checklists"][0]["questions"].GetInt(), 2);
+
+  auto latest = Call("GET", "/v1/checklists/line-qa");
+  ASSERT_EQ(latest.status, 200) << latest.body;
+  d.Parse(latest.body.c_str());
+  EXPECT_EQ(d["version"].GetInt(), 2);
+  EXPECT_EQ(d["versions"].Size(), 2u);
+  EXPECT_STREQ(d["definition"]["title"].GetString(), "Line QA 2");
+  auto first = Call("GET", "/v1/checklists/line-qa?version=1");
+  ASSERT_EQ(first.status, 200) << first.body;
+  d.Parse(first.body.c_str());
+  EXPECT_STREQ(d["definition"]["title"].GetString(), "Line QA");
+  EXPECT_EQ(Call("GET", "/v1/checklists/line-qa?version=3").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/checklists/line-qa?version=-1").status, 400);
+  EXPECT_EQ(Call("GET", "/v1/checklists/nothing").status, 404);
+}
+
+TEST_F(AssignmentApi, AnAnswersStoredPhotoIsAShortLivedSignedLinkToThatFileAlone) {
+  const std::string photo = std::string(64, 'a') + ".jpg";
+  const std::string id = AnsweredWithPhotos(photo);
+  // Links on: a link to that one file, signed, expiring after the TTL.
+  auto linked = Call("GET", "/v1/assignments/" + id);
+  ASSERT_EQ(linked.status, 200) << linked.body;
+  EXPECT_EQ(Member(linked, "answered"), "1");
+  rapidjson::Document d;
+  d.Parse(linked.body.c_str());
+  ASSERT_TRUE(d.IsObject() && d["answers"]["q1"]["photos"].IsArray()) << linked.body;
+  EXPECT_EQ(JsonStr(d["answers"]["q1"]["photos"][0], "url"),
+            MediaLink("http://media.example:8082", "link-secret", photo, 1800000900));
+  EXPECT_FALSE(d["answers"]["q1"]["photos"][1].HasMember("url")) << "a photo not stored yet has no link";
+  // Links off: the photo is named, never linked.
+  settings_.photo_links = PhotoLinkSettings{};
+  auto plain = Call("GET", "/v1/assignments/" + id);
+  EXPECT_NE(plain.body.find(photo), std::string::npos) << plain.body;
+  EXPECT_EQ(plain.body.find("\"url\""), std::string::npos) << plain.body;
 }
 
 // The numbers registry's API (numbers_api.h), behind the same bearer check.

@@ -1,6 +1,7 @@
 #include "console.h"
 
 #include <dirent.h>
+#include <ctype.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -37,22 +38,36 @@ bool PlainName(const std::string& name) {
   return name.find("..") == std::string::npos;
 }
 
-HttpResponse Plain(int status, const std::string& text) {
+HttpResponse Plain(int status, const std::string& text, const std::string& img_origin) {
   HttpResponse r;
   r.status = status;
   r.body = text + "\n";
-  AddConsoleHeaders(r);
+  AddConsoleHeaders(r, img_origin);
   return r;
 }
 
 }  // namespace
 
-void AddConsoleHeaders(HttpResponse& r) {
-  // No inline script or style, nothing from another origin, never framed (clickjacking), and
-  // the API only on this origin: a token in sessionStorage is read by this origin's scripts alone.
+std::string OriginOf(const std::string& url) {
+  size_t scheme = url.compare(0, 7, "http://") == 0 ? 7 : url.compare(0, 8, "https://") == 0 ? 8 : 0;
+  if (scheme == 0) return "";
+  const std::string origin = url.substr(0, url.find('/', scheme));
+  if (origin.size() == scheme) return "";
+  for (size_t i = scheme; i < origin.size(); ++i) {
+    const unsigned char c = origin[i];
+    if (!(std::isalnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']')) return "";
+  }
+  return origin;
+}
+
+void AddConsoleHeaders(HttpResponse& r, const std::string& img_origin) {
+  // No inline script or style, nothing from another origin (but the photos of convoy-media's
+  // signed links, when set), never framed (clickjacking), and the API only on this origin: a
+  // token in sessionStorage is read by this origin's scripts alone.
   r.headers["Content-Security-Policy"] =
-      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-      "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'" +
+      (img_origin.empty() ? std::string() : " " + img_origin) +
+      "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
   r.headers["X-Content-Type-Options"] = "nosniff";
   r.headers["X-Frame-Options"] = "DENY";
   r.headers["Referrer-Policy"] = "no-referrer";
@@ -60,10 +75,14 @@ void AddConsoleHeaders(HttpResponse& r) {
   r.headers["Cross-Origin-Resource-Policy"] = "same-origin";
 }
 
-Result<ConsoleSite> ConsoleSite::Load(const std::string& dir) {
+Result<ConsoleSite> ConsoleSite::Load(const std::string& dir, const std::string& media_url) {
+  ConsoleSite site;
+  if (!media_url.empty()) {
+    site.img_origin_ = OriginOf(media_url);
+    if (site.img_origin_.empty()) return Status(Code::kInvalidArgument, "media URL " + media_url + " has no http(s) origin");
+  }
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return Status(Code::kNotFound, "--console_dir " + dir + " is not a readable folder");
-  ConsoleSite site;
   Status failed = Status::Ok();
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
@@ -98,25 +117,25 @@ Result<ConsoleSite> ConsoleSite::Load(const std::string& dir) {
 
 HttpResponse ConsoleSite::Serve(const HttpRequest& r) const {
   const std::string prefix = kPrefix;
-  if (r.path.compare(0, prefix.size(), prefix) != 0) return Plain(404, "not found");
+  if (r.path.compare(0, prefix.size(), prefix) != 0) return Plain(404, "not found", img_origin_);
   if (r.method != "GET" && r.method != "HEAD") {
-    HttpResponse refused = Plain(405, "the console is read with GET");
+    HttpResponse refused = Plain(405, "the console is read with GET", img_origin_);
     refused.headers["Allow"] = "GET, HEAD";
     return refused;
   }
   if (r.path == prefix) {
-    HttpResponse moved = Plain(301, "moved to /console/");
+    HttpResponse moved = Plain(301, "moved to /console/", img_origin_);
     moved.headers["Location"] = "/console/";
     return moved;
   }
-  if (r.path[prefix.size()] != '/') return Plain(404, "not found");  // /consolefoo
+  if (r.path[prefix.size()] != '/') return Plain(404, "not found", img_origin_);  // /consolefoo
   std::string name = r.path.substr(prefix.size() + 1);
   if (name.empty()) name = "index.html";
   auto it = files_.find(name);
-  if (it == files_.end()) return Plain(404, "not found");
+  if (it == files_.end()) return Plain(404, "not found", img_origin_);
   HttpResponse resp;
   resp.content_type = it->second.content_type;
-  AddConsoleHeaders(resp);
+  AddConsoleHeaders(resp, img_origin_);
   resp.headers["ETag"] = it->second.etag;
   resp.headers["Cache-Control"] = "no-cache";
   if (r.Header("if-none-match") == it->second.etag) {

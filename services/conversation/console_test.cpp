@@ -96,6 +96,26 @@ TEST_F(ConsoleTest, AHostilePathIsNotFoundAndNothingOutsideTheNamesIsRead) {
   }
 }
 
+// Photos of checklist answers are signed links to convoy-media (checklists_api.h): its origin, and
+// no other, joins img-src; without a media URL, images come from this origin alone.
+TEST_F(ConsoleTest, ImagesComeFromThisOriginAndTheMediaOriginAlone) {
+  auto img_src = [](const HttpResponse& r) {
+    const std::string csp = r.headers.at("Content-Security-Policy");
+    const size_t at = csp.find("img-src ");
+    return at == std::string::npos ? std::string() : csp.substr(at, csp.find(';', at) - at);
+  };
+  EXPECT_EQ(img_src(site_->Serve(Get("/console/"))), "img-src 'self'");
+  auto with_media = ConsoleSite::Load(dir_, "https://media.example.com:8443/base");
+  ASSERT_TRUE(with_media.ok()) << with_media.status().ToString();
+  EXPECT_EQ(img_src(with_media->Serve(Get("/console/"))), "img-src 'self' https://media.example.com:8443");
+  EXPECT_EQ(img_src(with_media->Serve(Get("/console/nothing.js"))), "img-src 'self' https://media.example.com:8443");
+  EXPECT_EQ(OriginOf("http://127.0.0.1:8082"), "http://127.0.0.1:8082");
+  for (const char* bad : {"ftp://media.example.com", "https://", "https://a b;script-src *", "media.example.com"}) {
+    EXPECT_EQ(OriginOf(bad), "") << bad;
+    EXPECT_EQ(ConsoleSite::Load(dir_, bad).status().code(), Code::kInvalidArgument) << bad;
+  }
+}
+
 TEST_F(ConsoleTest, AFolderWithoutAnIndexIsRefusedAtStartAndTheShippedConsoleLoads) {
   std::filesystem::remove(dir_ + "/index.html");
   EXPECT_EQ(ConsoleSite::Load(dir_).status().code(), Code::kNotFound);

@@ -119,6 +119,16 @@ DEFINE_string(handoff_sink, "conversations",
 DEFINE_string(console_dir, "services/console",
               "The console's files (issue 30), served at /console/: found from the working directory, then "
               "<binary>/../share/convoy/console (the images), then the source tree; \"\": no console");
+DEFINE_string(media_public_url, "",
+              "convoy-media's URL as a browser reaches it (no trailing '/'): the console shows a checklist answer's "
+              "photos through signed links to it, expiring after --media_link_ttl_seconds (needs the link secret: "
+              "CONVOY_MEDIA_LINK_SECRET or --media_link_secret_file); \"\": the console shows no photos");
+static bool ValidateMediaUrl(const char* flag, const std::string& v) { return v.empty() || convoy::ValidateHttpUrl(flag, v); }
+DEFINE_validator(media_public_url, &ValidateMediaUrl);
+DEFINE_string(media_link_secret_file, "", "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
+DEFINE_int32(media_link_ttl_seconds, 900, "How long a photo link given to the console works (60..86400 s)");
+static bool ValidateLinkTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 86400); }
+DEFINE_validator(media_link_ttl_seconds, &ValidateLinkTtl);
 DEFINE_int32(human_idle_release_seconds, 12 * 3600,
              "A conversation in human hands with no agent message for this long goes back to the bot (5..2592000 s)");
 static bool ValidateIdleRelease(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 2592000); }
@@ -214,9 +224,21 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
     return 1;
   }
+  convoy::conversation::PhotoLinkSettings photo_links;
+  if (!FLAGS_media_public_url.empty()) {
+    auto link_secret = convoy::LoadSecret("CONVOY_MEDIA_LINK_SECRET", FLAGS_media_link_secret_file);
+    if (!link_secret.ok() || link_secret->empty()) {
+      LOG(ERROR) << "service=conversation event=startup_failed flag=--media_public_url error=photo links need the link "
+                    "secret (CONVOY_MEDIA_LINK_SECRET or --media_link_secret_file)"
+                 << (link_secret.ok() ? "" : ": " + link_secret.status().ToString());
+      return 1;
+    }
+    photo_links = {FLAGS_media_public_url, *link_secret, std::chrono::seconds(FLAGS_media_link_ttl_seconds), nullptr};
+  }
   std::optional<convoy::conversation::ConsoleSite> console;
   if (!FLAGS_console_dir.empty()) {
-    auto site = convoy::conversation::ConsoleSite::Load(convoy::FindDataDir(FLAGS_console_dir, "console"));
+    auto site = convoy::conversation::ConsoleSite::Load(convoy::FindDataDir(FLAGS_console_dir, "console"),
+                                                        FLAGS_media_public_url);
     if (!site.ok()) {
       LOG(ERROR) << "service=conversation event=startup_failed flag=--console_dir error=" << site.status().ToString();
       return 1;
@@ -323,6 +345,7 @@ int main(int argc, char** argv) {
   api.reload_flows = reload;
   api.flows = [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); };
   api.conversations.pg_dsn = FLAGS_pg_dsn;
+  api.photo_links = photo_links;
   api.conversations.handoff_sink = FLAGS_handoff_sink;
   api.conversations.has_step = [&engine](const std::string& flow, const std::string& step) {
     const auto flows = engine.flows();

@@ -13,6 +13,7 @@
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "convoy/rapidjson_util.h"
 #include "deliveries.h"
 #include "fake_sink.h"
 #include "stack.h"
@@ -81,7 +82,11 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
   // The answers so far are on the assignment, with their notes.
   auto progress = env.Api("GET", "/v1/assignments/" + id);
   EXPECT_NE(progress.body.find("Batch 4711"), std::string::npos) << progress.body;
-  EXPECT_NE(progress.body.find(R"("note": "guard cracked")"), std::string::npos) << progress.body;
+  rapidjson::Document so_far;
+  so_far.Parse(progress.body.c_str());
+  ASSERT_TRUE(!so_far.HasParseError() && so_far.IsObject() && so_far["answers"].IsObject()) << progress.body;
+  EXPECT_EQ(JsonStr(so_far["answers"]["q1"], "note"), "guard cracked") << progress.body;
+  EXPECT_EQ(so_far["answered"].GetInt(), 3) << progress.body;
   say(test::TextMessage("Belt 3 squeaks"), 9);                                 // 4: text only
   say(test::TextMessage("CONFIRM"), 10);
   const std::vector<std::string> expected = {
@@ -108,6 +113,21 @@ TEST(ChecklistE2e, AnOperatorAnswersOverWhatsAppAndTheSubmissionReachesTheBusine
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << env.services["outbound"]->process.Log();
   auto done = env.Api("GET", "/v1/assignments/" + id);
   EXPECT_EQ(Member(done.body, "status"), "completed") << done.body;
+  // Each stored photo of the answers comes with a short-lived signed link to media (the console
+  // shows it): it works.
+  rapidjson::Document answered;
+  answered.Parse(done.body.c_str());
+  ASSERT_TRUE(!answered.HasParseError() && answered.IsObject() && answered["answers"].IsObject()) << done.body;
+  for (const char* q : {"q1", "q2"}) {
+    ASSERT_EQ(answered["answers"][q]["photos"].Size(), 1u) << done.body;
+    const auto& photo = answered["answers"][q]["photos"][0];
+    ASSERT_TRUE(photo.HasMember("url")) << done.body;
+    HttpClientRequest get;
+    get.url = photo["url"].GetString();
+    auto served = HttpFetch(get);
+    ASSERT_TRUE(served.ok());
+    EXPECT_EQ(served->status, 200) << get.url;
+  }
   const auto r = receiver.Requests().at(0);
   EXPECT_TRUE(r.verified);
   SchemaRegistry schemas;

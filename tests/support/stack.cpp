@@ -98,6 +98,18 @@ void Stack::Launch(const std::string& name) {
   if (kind == "outbound" && services.count("media")) {
     argv.push_back("--media_public_url=http://127.0.0.1:" + std::to_string(services["media"]->port));
   }
+  // The console shows a checklist's photos through signed links to media: its port is chosen now
+  // when media has not started yet (Launch("media") keeps it).
+  if (kind == "conversation") {
+    auto& media = services["media"];
+    if (!media) {
+      media = std::make_unique<Service>();
+      media->name = "media";
+      media->port = FreePort();
+      media->log = dir + "/media.log";
+    }
+    argv.push_back("--media_public_url=http://127.0.0.1:" + std::to_string(media->port));
+  }
   if (kind == "outbound" && services.count("conversation")) {
     argv.push_back("--conversation_api_url=http://127.0.0.1:" + std::to_string(services["conversation"]->port));
   }

@@ -1,0 +1,96 @@
+#include "checklists_api.h"
+
+#include <rapidjson/document.h>
+
+#include <cctype>
+#include <ctime>
+
+#include "convoy/crypto.h"
+#include "convoy/rapidjson_util.h"
+
+namespace convoy::conversation {
+
+namespace {
+
+HttpResponse Unavailable(const Status& s) { return JsonError(503, "unavailable", s.message()); }
+
+int64_t Now(const PhotoLinkSettings& links) {
+  return links.now ? links.now() : static_cast<int64_t>(std::time(nullptr));
+}
+
+// A stored name is the generator's own (media: "<sha256 hex>.<ext>"); nothing else is linked.
+bool StoredName(const std::string& name) {
+  if (name.empty() || name.size() > 80 || name[0] == '.') return false;
+  for (unsigned char c : name) {
+    if (!(std::isalnum(c) || c == '.')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string WithPhotoLinks(const std::string& json, const PhotoLinkSettings& links) {
+  if (!links.enabled() || json.find("\"stored_name\"") == std::string::npos) return json;
+  rapidjson::Document d;
+  d.Parse(json.c_str(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return json;
+  auto answers = d.FindMember("answers");
+  if (answers == d.MemberEnd() || !answers->value.IsObject()) return json;
+  const int64_t expires = Now(links) + links.ttl.count();
+  for (auto& answer : answers->value.GetObject()) {
+    auto photos = answer.value.IsObject() ? answer.value.FindMember("photos") : answer.value.MemberEnd();
+    if (!answer.value.IsObject() || photos == answer.value.MemberEnd() || !photos->value.IsArray()) continue;
+    for (auto& photo : photos->value.GetArray()) {
+      const std::string name = JsonStr(photo, "stored_name");
+      if (!photo.IsObject() || !StoredName(name) || photo.HasMember("url")) continue;
+      const std::string url = MediaLink(links.base_url, links.secret, name, expires);
+      photo.AddMember("url", rapidjson::Value(url.c_str(), static_cast<rapidjson::SizeType>(url.size()), d.GetAllocator()),
+                      d.GetAllocator());
+    }
+  }
+  return JsonText(d);
+}
+
+HttpResponse ListChecklists(PgConnection& db, const TenantScope& scope) {
+  // The latest version of each checklist the caller may assign (api.cpp Create: a shared one, or
+  // one of the number's own tenant).
+  auto r = db.Exec(
+      "SELECT coalesce(json_agg(json_build_object('id', c.id, 'version', c.version, 'title', c.definition->>'title', "
+      "'questions', jsonb_array_length(c.definition->'questions'), 'shared', c.tenant IS NULL, 'tenant', c.tenant, "
+      "'source', c.source, 'updated_at', c.created_at) ORDER BY c.id), '[]'::json)::text FROM (SELECT DISTINCT ON (id) "
+      "id, version, definition, tenant, source, created_at FROM checklists WHERE ($1::text IS NULL OR tenant IS NULL OR "
+      "tenant = $1) ORDER BY id, version DESC) c",
+      {scope});
+  if (!r.ok()) return Unavailable(r.status());
+  return JsonResponse(200, R"({"checklists":)" + r->get(0, 0) + "}");
+}
+
+HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRequest& req, const TenantScope& scope) {
+  auto it = req.query.find("version");
+  std::optional<std::string> version;
+  if (it != req.query.end() && !it->second.empty()) {
+    if (it->second.size() > 9 || it->second.find_first_not_of("0123456789") != std::string::npos) {
+      return JsonError(400, "invalid_argument", "version is a whole number");
+    }
+    version = it->second;
+  }
+  // Another tenant's checklist is not there: the same 404 as one that never was.
+  auto r = db.Exec(
+      "SELECT json_build_object('id', $1::text, 'shared', bool_or(tenant IS NULL), 'versions', json_agg(json_build_object("
+      "'version', version, 'source', source, 'created_at', created_at, 'title', definition->>'title', 'questions', "
+      "jsonb_array_length(definition->'questions')) ORDER BY version DESC), 'version', coalesce($3::int, max(version)), "
+      "'definition', (SELECT definition FROM checklists d WHERE d.id = $1 AND d.version = coalesce($3::int, max(c.version))))"
+      "::text FROM checklists c WHERE id = $1 AND ($2::text IS NULL OR tenant IS NULL OR tenant = $2) HAVING count(*) > 0",
+      {id, scope, version});
+  if (!r.ok()) return Unavailable(r.status());
+  if (r->empty()) return JsonError(404, "not_found", "no checklist " + id);
+  rapidjson::Document d;
+  const std::string body = r->get(0, 0);
+  d.Parse(body.c_str(), body.size());
+  if (!d.HasParseError() && d.IsObject() && JsonMember(d, "definition").IsNull()) {
+    return JsonError(404, "not_found", "checklist " + id + " has no version " + version.value_or(""));
+  }
+  return JsonResponse(200, body);
+}
+
+}  // namespace convoy::conversation

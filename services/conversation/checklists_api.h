@@ -1,0 +1,45 @@
+#pragma once
+// What the console's Checklists screen (issue 30) reads beyond the assignment API of api.h:
+//   GET /v1/checklists                      the checklists a caller may assign: the shared ones and
+//                                           its tenant's own (a global token: all), each with its
+//                                           latest version, title and question count
+//   GET /v1/checklists/{id}[?version=N]     one checklist's versions and a version's definition
+//                                           (the latest unless N is given)
+// and the photos of an assignment's answers as links a browser may load.
+//
+// Photos: convoy-media serves a stored file to the media token, a named token's holder, or a
+// signed, expiring link (convoy/crypto.h MediaLink). The console runs on this service's origin
+// with its token in session storage, and an <img> cannot send a bearer token; so, when this service
+// is given the media's public URL and the link secret (as outbound is), every photo of an answer
+// shown to a caller who sees personal data carries "url": a link to that one file, expiring after
+// a short TTL (--media_link_ttl_seconds). The token never goes into a URL, no photo crosses this
+// service, and a link names only a photo of an assignment the caller's tenant may read. Without
+// the URL and secret, photos have no "url" and the console says they cannot be shown.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "convoy/http.h"
+#include "convoy/pg.h"
+
+namespace convoy::conversation {
+
+struct PhotoLinkSettings {
+  std::string base_url;  // convoy-media's public URL (no trailing '/'); empty: no links
+  std::string secret;    // the link secret convoy-media checks
+  std::chrono::seconds ttl{900};
+  std::function<int64_t()> now;  // unix seconds; unset: the system clock
+  bool enabled() const { return !base_url.empty() && !secret.empty(); }
+};
+
+// An assignment's JSON (api.cpp's kShow) with "url" added to every answer's photo that has a
+// stored_name; unchanged when links are off or it has no photos.
+std::string WithPhotoLinks(const std::string& assignment_json, const PhotoLinkSettings& links);
+
+using TenantScope = std::optional<std::string>;
+HttpResponse ListChecklists(PgConnection& db, const TenantScope& scope);
+HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRequest& r, const TenantScope& scope);
+
+}  // namespace convoy::conversation

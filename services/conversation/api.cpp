@@ -400,6 +400,8 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"GET",  "/v1/assignments/{id}",         Role::kViewer,  Scope::kTenant},
       {"POST", "/v1/assignments/{id}/cancel",  Role::kManager, Scope::kTenant},
       {"POST", "/v1/assignments/{id}/retry",   Role::kManager, Scope::kTenant},
+      // The answers in full (a viewer sees none): for those who see personal data.
+      {"GET",  "/v1/assignments/{id}/export.csv", Role::kManager, Scope::kTenant},
       {"GET",    "/v1/numbers",                Role::kViewer,  Scope::kTenant},
       {"GET",    "/v1/numbers/{id}",           Role::kViewer,  Scope::kTenant},
       {"PUT",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
@@ -461,6 +463,9 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
   std::string id = p.substr(assignments.size());
   if (route == "/v1/assignments/{id}/cancel") return Cancel(**db, id.substr(0, id.find('/')), settings, scope);
   if (route == "/v1/assignments/{id}/retry") return Retry(**db, id.substr(0, id.find('/')), settings, scope);
+  if (route == "/v1/assignments/{id}/export.csv") {
+    return ExportAssignmentCsv(**db, id.substr(0, id.find('/')), scope, settings.photo_links);
+  }
   auto shown = Show(**db, id, scope);
   if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
                                                                     : Unavailable(shown.status());

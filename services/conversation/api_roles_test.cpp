@@ -45,6 +45,7 @@ const std::vector<Want> kWant = {
     {"GET", "/v1/assignments/{id}", kAll, 200, Scope::kTenant, 404},
     {"POST", "/v1/assignments/{id}/cancel", "manager admin", 200, Scope::kTenant, 404},
     {"POST", "/v1/assignments/{id}/retry", "manager admin", 200, Scope::kTenant, 404},
+    {"GET", "/v1/assignments/{id}/export.csv", "manager admin", 200, Scope::kTenant, 404},
     {"GET", "/v1/numbers", kAll, 200, Scope::kTenant, 200},
     {"GET", "/v1/numbers/{id}", kAll, 200, Scope::kTenant, 404},
     {"PUT", "/v1/numbers/{id}", "admin", 201, Scope::kGlobal, 0},
@@ -110,6 +111,10 @@ class ApiRoles : public ::testing::Test {
       r.path = "/v1/assignments/" + NewAssignment();
     } else if (p == "/v1/assignments/{id}/cancel") {
       r.path = "/v1/assignments/" + NewAssignment() + "/cancel";
+    } else if (p == "/v1/assignments/{id}/export.csv") {
+      const std::string id = NewAssignment();
+      EXPECT_TRUE(sql_->Exec("UPDATE assignments SET status = 'completed', ended_at = now() WHERE id = $1", {id}).ok());
+      r.path = "/v1/assignments/" + id + "/export.csv";
     } else if (p == "/v1/assignments/{id}/retry") {
       const std::string id = NewAssignment();
       EXPECT_TRUE(sql_->Exec("UPDATE assignments SET status = 'undeliverable' WHERE id = $1", {id}).ok());
@@ -167,7 +172,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 230);
+  EXPECT_EQ(calls, 240);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 
@@ -307,6 +312,7 @@ TEST_F(ApiRoles, ATenantsTokenActsOnItsOwnAndFindsNothingOfAnothers) {
   EXPECT_EQ(Call("GET", "/v1/checklists/other-qa", "", viewer).status, 404);
   EXPECT_EQ(Call("GET", "/v1/checklists/acme-qa", "", viewer).status, 200);
   EXPECT_NE(Call("GET", "/v1/checklists", "", admin).body.find("other-qa"), std::string::npos) << "a global token sees all";
+  EXPECT_EQ(Call("GET", "/v1/assignments/" + theirs + "/export.csv", "", manager).status, 404);
 
   // Reads: its two assignments; the other's not found, in a list or by id; cancel the same.
   auto list = Call("GET", "/v1/assignments", "", viewer);

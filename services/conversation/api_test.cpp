@@ -492,7 +492,7 @@ TEST_F(AssignmentApi, ANoteRequiredForAnAnswerTheQuestionDoesNotHaveIsRefused) {
 }
 
 // The console's reads (checklists_api.h): the checklists and their versions, an assignment's
-// progress and its photos as signed links to media.
+// progress and its photos as signed links to media, and a completed one's answers as CSV.
 TEST_F(AssignmentApi, ChecklistsAreListedWithTheirVersionsAndBadInputIsAClearError) {
   ASSERT_EQ(Call("PUT", "/v1/checklists/line-qa", kChecklist).status, 201);
   std::string changed = kChecklist;
@@ -541,6 +541,33 @@ TEST_F(AssignmentApi, AnAnswersStoredPhotoIsAShortLivedSignedLinkToThatFileAlone
   auto plain = Call("GET", "/v1/assignments/" + id);
   EXPECT_NE(plain.body.find(photo), std::string::npos) << plain.body;
   EXPECT_EQ(plain.body.find("\"url\""), std::string::npos) << plain.body;
+}
+
+TEST_F(AssignmentApi, OnlyACompletedAssignmentExportsAndItsCsvDefusesFormulas) {
+  const std::string photo = std::string(64, 'a') + ".jpg";
+  const std::string id = AnsweredWithPhotos(photo);
+  auto early = Call("GET", "/v1/assignments/" + id + "/export.csv");
+  EXPECT_EQ(early.status, 409) << early.body;
+  EXPECT_NE(early.body.find("only a completed one is exported"), std::string::npos) << early.body;
+  EXPECT_EQ(Call("GET", "/v1/assignments/asg_nothing/export.csv").status, 404);
+  ASSERT_TRUE(conn_->Exec("UPDATE assignments SET status = 'completed', ended_at = '2026-12-07 10:00:00+00' WHERE id = $1",
+                          {id}).ok());
+  // Every question a row (an unanswered one empty), the note's formula defused and quoted.
+  auto csv = Call("GET", "/v1/assignments/" + id + "/export.csv");
+  ASSERT_EQ(csv.status, 200) << csv.body;
+  EXPECT_EQ(csv.content_type, "text/csv; charset=utf-8");
+  EXPECT_EQ(csv.headers["Content-Disposition"], "attachment; filename=\"" + id + ".csv\"");
+  EXPECT_EQ(csv.body,
+            "number,question,answer,note,photos,photo_links,completed_at\r\n"
+            "1,Guard closed?,NOT OK,\"'=HYPERLINK(\"\"http://evil\"\")\"," + photo + "," +
+                MediaLink("http://media.example:8082", "link-secret", photo, 1800000900) + ",2026-12-07T10:00:00Z\r\n"
+            "2,Batch label,,,,,2026-12-07T10:00:00Z\r\n");
+  for (const char* cell : {"=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"}) {
+    EXPECT_EQ(CsvCell(cell).find_first_of("=+-@\t\r"), CsvCell(cell)[0] == '"' ? 2u : 1u) << cell;
+  }
+  EXPECT_EQ(CsvCell("plain"), "plain");
+  EXPECT_EQ(CsvCell("a,b"), "\"a,b\"");
+  EXPECT_EQ(CsvCell("say \"hi\""), "\"say \"\"hi\"\"\"");
 }
 
 // The numbers registry's API (numbers_api.h), behind the same bearer check.

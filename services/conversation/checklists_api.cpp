@@ -51,6 +51,20 @@ std::string WithPhotoLinks(const std::string& json, const PhotoLinkSettings& lin
   return JsonText(d);
 }
 
+std::string CsvCell(const std::string& value) {
+  std::string v = value;
+  if (!v.empty() && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r')) {
+    v.insert(0, "'");
+  }
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string quoted = "\"";
+  for (char c : v) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
 HttpResponse ListChecklists(PgConnection& db, const TenantScope& scope) {
   // The latest version of each checklist the caller may assign (api.cpp Create: a shared one, or
   // one of the number's own tenant).
@@ -91,6 +105,52 @@ HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRe
     return JsonError(404, "not_found", "checklist " + id + " has no version " + version.value_or(""));
   }
   return JsonResponse(200, body);
+}
+
+HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const TenantScope& scope,
+                                 const PhotoLinkSettings& links) {
+  auto r = db.Exec(
+      "SELECT a.status, c.definition::text, a.answers::text, to_char(a.ended_at AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND "
+      "c.version = a.checklist_version WHERE a.id = $1 AND ($2::text IS NULL OR a.tenant = $2)",
+      {id, scope});
+  if (!r.ok()) return Unavailable(r.status());
+  if (r->empty()) return JsonError(404, "not_found", "no assignment " + id);
+  if (r->get(0, 0) != "completed") {
+    return JsonError(409, "conflict", "assignment " + id + " is " + r->get(0, 0) + ": only a completed one is exported");
+  }
+  rapidjson::Document definition, answers;
+  const std::string def_text = r->get(0, 1), answers_text = r->get(0, 2), completed_at = r->get(0, 3);
+  definition.Parse(def_text.c_str(), def_text.size());
+  answers.Parse(answers_text.c_str(), answers_text.size());
+  const auto& questions = JsonMember(definition, "questions");
+  if (definition.HasParseError() || answers.HasParseError() || !questions.IsArray() || !answers.IsObject()) {
+    return Unavailable(Status(Code::kInternal, "assignment " + id + " has no readable answers"));
+  }
+  const int64_t expires = Now(links) + links.ttl.count();
+  std::string csv = "number,question,answer,note,photos,photo_links,completed_at\r\n";
+  for (rapidjson::SizeType i = 0; i < questions.Size(); ++i) {
+    const std::string key = "q" + std::to_string(i + 1);
+    const auto& a = JsonMember(answers, key.c_str());
+    std::string names, urls;
+    const auto& photos = JsonMember(a, "photos");
+    for (rapidjson::SizeType p = 0; photos.IsArray() && p < photos.Size(); ++p) {
+      const std::string name = JsonStr(photos[p], "stored_name");
+      if (!StoredName(name)) continue;
+      names += (names.empty() ? "" : " ") + name;
+      if (links.enabled()) urls += (urls.empty() ? "" : " ") + MediaLink(links.base_url, links.secret, name, expires);
+    }
+    csv += std::to_string(i + 1) + "," + CsvCell(JsonStr(questions[i], "text")) + "," + CsvCell(JsonStr(a, "answer")) +
+           "," + CsvCell(JsonStr(a, "note")) + "," + CsvCell(names) + "," + CsvCell(urls) + "," + completed_at + "\r\n";
+  }
+  HttpResponse resp;
+  resp.status = 200;
+  resp.content_type = "text/csv; charset=utf-8";
+  resp.headers["Content-Disposition"] = "attachment; filename=\"" + id + ".csv\"";
+  resp.headers["Cache-Control"] = "no-store";
+  resp.headers["X-Content-Type-Options"] = "nosniff";
+  resp.body = csv;
+  return resp;
 }
 
 }  // namespace convoy::conversation

@@ -5,6 +5,8 @@
 //                                           latest version, title and question count
 //   GET /v1/checklists/{id}[?version=N]     one checklist's versions and a version's definition
 //                                           (the latest unless N is given)
+//   GET /v1/assignments/{id}/export.csv     a completed assignment's answers as CSV (an attachment):
+//                                           question, answer, note, photo names, photo links
 // and the photos of an assignment's answers as links a browser may load.
 //
 // Photos: convoy-media serves a stored file to the media token, a named token's holder, or a
@@ -38,8 +40,14 @@ struct PhotoLinkSettings {
 // stored_name; unchanged when links are off or it has no photos.
 std::string WithPhotoLinks(const std::string& assignment_json, const PhotoLinkSettings& links);
 
+// A CSV cell: quoted when it must be, and a leading = + - @ (or tab, carriage return) defused with
+// a ' so a spreadsheet never runs it as a formula.
+std::string CsvCell(const std::string& value);
+
 using TenantScope = std::optional<std::string>;
 HttpResponse ListChecklists(PgConnection& db, const TenantScope& scope);
 HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRequest& r, const TenantScope& scope);
+HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const TenantScope& scope,
+                                 const PhotoLinkSettings& links);
 
 }  // namespace convoy::conversation

@@ -4,9 +4,10 @@ import { api, ApiError, token, setToken, clearToken } from './api.js';
 import { el } from './dom.js';
 import { conversations } from './conversations.js';
 import { audit } from './audit.js';
+import { checklists } from './checklists.js';
 
 // Each screen: render(root, context) → a clean-up function (or nothing).
-const screens = { conversations, audit };
+const screens = { conversations, audit, checklists };
 let me = null;
 let stop = null;  // the running screen's clean-up (its polling)
 

@@ -1,21 +1,10 @@
 // Conversations (agents): the list, filtered by owner (people's first), number, status and search,
 // and one conversation's transcript with reply, take, release and hand off. Both refresh every 2 s.
 import { api, query, ApiError } from './api.js';
-import { el, when, remaining } from './dom.js';
+import { el, when, remaining, poller } from './dom.js';
 
-const POLL_MS = 2000;
 
 function customer(c) { return c.wa_id ? `+${c.wa_id}` : (c.user_id || 'unknown'); }
-
-function poller(fn) {
-  let busy = false;
-  const id = setInterval(async () => {
-    if (busy || document.hidden) return;
-    busy = true;
-    try { await fn(); } finally { busy = false; }
-  }, POLL_MS);
-  return () => clearInterval(id);
-}
 
 export function conversations(root, ctx) {
   return ctx.args[0] ? transcript(root, ctx, decodeURIComponent(ctx.args[0])) : list(root, ctx);

@@ -29,3 +29,14 @@ export function remaining(untilIso, now = Date.now()) {
   const min = Math.floor(ms / 60000);
   return `${Math.floor(min / 60)} h ${min % 60} min left`;
 }
+
+// Runs fn every `ms` while the tab is visible, never two at once; returns the stop function.
+export function poller(fn, ms = 2000) {
+  let busy = false;
+  const id = setInterval(async () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    try { await fn(); } finally { busy = false; }
+  }, ms);
+  return () => clearInterval(id);
+}

@@ -67,6 +67,7 @@ ParkedMessage FromDelivery(const std::string& work_queue, const Delivery& d) {
   m.attempts = d.attempt;
   m.replays = std::atoi(d.Header("x-replays").c_str());
   m.parked_at = std::atoll(d.Header("x-parked-at").c_str());
+  m.error_code = d.Header("x-last-error-code");
   m.correlation_id = d.Header(headers::kCorrelationId);
   m.conversation_key = d.Header(headers::kConversationKey);
   m.body = d.body;
@@ -83,6 +84,9 @@ bool Matches(const DlqFilter& f, const ParkedMessage& m) {
     if (Lower(m.last_reason).find(r) == std::string::npos && Lower(m.first_reason).find(r) == std::string::npos) return false;
   }
   if (f.since > 0 && m.parked_at < f.since) return false;
+  if (f.until > 0 && m.parked_at >= f.until) return false;
+  if (!f.code.empty() && m.error_code != f.code) return false;
+  if (!f.content.empty() && Lower(m.body).find(Lower(f.content)) == std::string::npos) return false;
   return true;
 }
 
@@ -105,17 +109,18 @@ AmqpOptions CtlAmqp(const std::string& amqp_url) {
   return o;
 }
 
-Status OpenAdmin(AmqpAdmin& admin, const std::string& amqp_url) {
-  AmqpOptions o = CtlAmqp(amqp_url);
+Status OpenAdmin(AmqpAdmin& admin, const AmqpOptions& broker) {
+  AmqpOptions o = broker;
+  o.declare_topology = false;
   Status s = ValidateAmqpOptions(o);
   return s.ok() ? admin.Open(o) : s;
 }
 
 // Sweeps every parking queue the filter names; decide sees each match (and the count so far).
-Result<size_t> SweepParked(const std::string& amqp_url, const DlqFilter& f,
+Result<size_t> SweepParked(const AmqpOptions& broker, const DlqFilter& f,
                            const std::function<AmqpAdmin::SweepAction(const ParkedMessage&, const Delivery&, AmqpMessage*)>& decide) {
   AmqpAdmin admin;
-  Status s = OpenAdmin(admin, amqp_url);
+  Status s = OpenAdmin(admin, broker);
   if (!s.ok()) return s;
   size_t matched = 0;
   for (const auto& q : Queues(f.queue)) {
@@ -130,7 +135,7 @@ Result<size_t> SweepParked(const std::string& amqp_url, const DlqFilter& f,
   return matched;
 }
 
-void WriteParked(Writer& w, const ParkedMessage& m, bool full) {
+void WriteParked(Writer& w, const ParkedMessage& m, bool headers, bool body) {
   w.StartObject();
   w.Key("id"); w.String(m.id);
   w.Key("queue"); w.String(m.queue);
@@ -142,15 +147,18 @@ void WriteParked(Writer& w, const ParkedMessage& m, bool full) {
   w.Key("age_seconds"); w.Int64(m.parked_at > 0 ? Now() - m.parked_at : -1);
   w.Key("correlation_id"); w.String(m.correlation_id);
   w.Key("conversation_key"); w.String(m.conversation_key);
-  if (full) {
+  w.Key("error_code"); w.String(m.error_code);
+  if (headers) {
     w.Key("headers");
     w.StartObject();
     for (const auto& [k, v] : m.headers) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); w.String(v); }
     w.EndObject();
-    w.Key("body"); w.String(m.body);
   }
+  if (body) { w.Key("body"); w.String(m.body); }
   w.EndObject();
 }
+
+void WriteParked(Writer& w, const ParkedMessage& m, bool full) { WriteParked(w, m, full, full); }
 
 int Unavailable(std::ostream& err, const std::string& what, const Status& s) {
   err << "convoyctl: " << what << ": " << s.ToString() << "\n";
@@ -193,9 +201,28 @@ int64_t ParseDuration(const std::string& text) {
   return -1;
 }
 
+std::string ParkedJson(const ParkedMessage& m, bool headers, bool body) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  WriteParked(w, m, headers, body);
+  return std::string(b.GetString(), b.GetSize());
+}
+
 Result<std::vector<ParkedMessage>> ListParked(const std::string& amqp_url, const DlqFilter& filter) {
+  return ListParked(CtlAmqp(amqp_url), filter);
+}
+
+Result<size_t> ReplayParked(const std::string& amqp_url, const DlqFilter& filter, bool dry_run) {
+  return ReplayParked(CtlAmqp(amqp_url), filter, dry_run);
+}
+
+Result<size_t> PurgeParked(const std::string& amqp_url, const DlqFilter& filter) {
+  return PurgeParked(CtlAmqp(amqp_url), filter);
+}
+
+Result<std::vector<ParkedMessage>> ListParked(const AmqpOptions& broker, const DlqFilter& filter) {
   std::vector<ParkedMessage> out;
-  auto n = SweepParked(amqp_url, filter, [&](const ParkedMessage& m, const Delivery&, AmqpMessage*) {
+  auto n = SweepParked(broker, filter, [&](const ParkedMessage& m, const Delivery&, AmqpMessage*) {
     out.push_back(m);
     return AmqpAdmin::SweepAction::kKeep;
   });
@@ -203,9 +230,9 @@ Result<std::vector<ParkedMessage>> ListParked(const std::string& amqp_url, const
   return out;
 }
 
-Result<size_t> ReplayParked(const std::string& amqp_url, const DlqFilter& filter, bool dry_run) {
+Result<size_t> ReplayParked(const AmqpOptions& broker, const DlqFilter& filter, bool dry_run) {
   const std::string now = Iso(Now());
-  return SweepParked(amqp_url, filter, [&](const ParkedMessage& m, const Delivery& d, AmqpMessage* copy) {
+  return SweepParked(broker, filter, [&](const ParkedMessage& m, const Delivery& d, AmqpMessage* copy) {
     if (dry_run) return AmqpAdmin::SweepAction::kKeep;
     copy->exchange = "";  // the default exchange: straight to the work queue
     copy->routing_key = m.queue;
@@ -230,9 +257,37 @@ Result<size_t> ReplayParked(const std::string& amqp_url, const DlqFilter& filter
   });
 }
 
-Result<size_t> PurgeParked(const std::string& amqp_url, const DlqFilter& filter) {
-  return SweepParked(amqp_url, filter,
+Result<size_t> PurgeParked(const AmqpOptions& broker, const DlqFilter& filter) {
+  return SweepParked(broker, filter,
                      [](const ParkedMessage&, const Delivery&, AmqpMessage*) { return AmqpAdmin::SweepAction::kDrop; });
+}
+
+Result<std::vector<QueueDepth>> QueueDepths(const AmqpOptions& broker) {
+  AmqpAdmin admin;
+  Status s = OpenAdmin(admin, broker);
+  if (!s.ok()) return s;
+  std::vector<QueueDepth> out;
+  for (const auto& q : ConvoyTopology().work_queues) {
+    QueueDepth d;
+    d.queue = q;
+    if (FindPartitioned(q) != nullptr) {
+      auto n = admin.CountPartitions(q);
+      if (!n.ok()) return Status(n.status().code(), q + ": " + n.status().message());
+      d.partitions = *n;
+    }
+    for (int p = 0; p < std::max(d.partitions, 1); ++p) {
+      const std::string name = d.partitions > 0 ? q + "." + std::to_string(p) : q;
+      auto st = admin.Inspect(name);
+      if (!st.ok()) return Status(st.status().code(), name + ": " + st.status().message());
+      d.ready += st->messages;
+      d.consumers += st->consumers;
+    }
+    auto parked = admin.Inspect(q + ".dlq");
+    if (!parked.ok()) return Status(parked.status().code(), q + ".dlq: " + parked.status().message());
+    d.parked = parked->messages;
+    out.push_back(d);
+  }
+  return out;
 }
 
 int DlqList(const Options& o, const DlqFilter& f, std::ostream& out, std::ostream& err) {
@@ -619,20 +674,16 @@ int TemplatesSync(const Options& o, const std::string& waba_id, std::ostream& ou
   return CallAdmin(o, "POST", "/v1/templates/sync", R"({"waba_id":")" + JsonEscape(waba_id) + "\"}", out, err);
 }
 
-int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::ostream& err) {
-  struct Check {
-    std::string name;
-    double value = 0, threshold = 0;
-    std::string unit, error;
-    int level = kOk;
-  };
-  std::vector<Check> checks;
+std::vector<HealthCheck> CheckHealth(const std::string& pg_dsn, const AmqpOptions* broker, const HealthThresholds& t) {
+  using Check = HealthCheck;
   auto judge = [](Check& c) {
     if (!c.error.empty()) c.level = kCritical;
     else if (c.value > 2 * c.threshold) c.level = kCritical;
     else if (c.value > c.threshold) c.level = kWarning;
   };
-  auto db = Db(o);
+  Result<std::unique_ptr<PgConnection>> db =
+      pg_dsn.empty() ? Result<std::unique_ptr<PgConnection>>(Status(Code::kInvalidArgument, "no database: pass --pg_dsn or set CONVOY_PG_DSN"))
+                     : PgConnection::Connect(pg_dsn);
   auto scalar = [&](const std::string& sql, const PgParams& params, Check& c) {
     if (!db.ok()) {
       c.error = db.status().ToString();
@@ -657,8 +708,8 @@ int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::
   Check parked{"parked messages", 0, static_cast<double>(t.parked), "", "", kOk};
   {
     AmqpAdmin admin;
-    Status s = o.amqp_url.empty() ? Status(Code::kInvalidArgument, "no broker: pass --amqp_url or set CONVOY_AMQP_URL")
-                                  : OpenAdmin(admin, o.amqp_url);
+    Status s = broker == nullptr ? Status(Code::kInvalidArgument, "no broker: pass --amqp_url or set CONVOY_AMQP_URL")
+                                 : OpenAdmin(admin, *broker);
     for (const auto& q : ConvoyTopology().work_queues) {
       if (!s.ok()) break;
       auto st = admin.Inspect(q + ".dlq");
@@ -680,35 +731,51 @@ int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::
   scalar("SELECT 100.0 * count(*) FILTER (WHERE status = 'failed') / greatest(count(*), 1) FROM outbound_messages "
          "WHERE status IN ('sent', 'delivered', 'read', 'failed') AND updated_at > now() - interval '1 hour'",
          {}, failed);
-  checks = {stuck, parked, errors, p95, failed};
+  std::vector<Check> checks = {stuck, parked, errors, p95, failed};
+  for (auto& c : checks) judge(c);
+  return checks;
+}
+
+int WorstLevel(const std::vector<HealthCheck>& checks) {
   int worst = kOk;
-  for (auto& c : checks) {
-    judge(c);
-    worst = std::max(worst, c.level);
+  for (const auto& c : checks) worst = std::max(worst, c.level);
+  return worst;
+}
+
+std::string HealthJson(const std::vector<HealthCheck>& checks) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  w.Key("status"); w.String(LevelName(WorstLevel(checks)));
+  w.Key("checks");
+  w.StartArray();
+  for (const auto& c : checks) {
+    w.StartObject();
+    w.Key("name"); w.String(c.name);
+    w.Key("value"); w.Double(c.value);
+    w.Key("threshold"); w.Double(c.threshold);
+    w.Key("unit"); w.String(c.unit);
+    w.Key("status"); w.String(LevelName(c.level));
+    if (!c.error.empty()) { w.Key("error"); w.String(c.error); }
+    w.EndObject();
   }
+  w.EndArray();
+  w.EndObject();
+  return std::string(b.GetString(), b.GetSize());
+}
+
+const char* LevelName(int l) { return l == kOk ? "ok" : l == kWarning ? "warning" : "critical"; }
+
+int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::ostream& err) {
+  AmqpOptions broker = CtlAmqp(o.amqp_url);
+  const std::vector<HealthCheck> checks = CheckHealth(o.pg_dsn, o.amqp_url.empty() ? nullptr : &broker, t);
+  const int worst = WorstLevel(checks);
   for (const auto& c : checks) {
     if (!c.error.empty()) err << "convoyctl: health: " << c.name << " could not be checked: " << c.error << "\n";
   }
-  auto level_name = [](int l) { return l == kOk ? "ok" : l == kWarning ? "warning" : "critical"; };
+  auto level_name = LevelName;
   if (o.json) {
-    rapidjson::StringBuffer b;
-    Writer w(b);
-    w.StartObject();
-    w.Key("status"); w.String(level_name(worst));
-    w.Key("checks");
-    w.StartArray();
-    for (const auto& c : checks) {
-      w.StartObject();
-      w.Key("name"); w.String(c.name);
-      w.Key("value"); w.Double(c.value);
-      w.Key("threshold"); w.Double(c.threshold);
-      w.Key("status"); w.String(level_name(c.level));
-      if (!c.error.empty()) { w.Key("error"); w.String(c.error); }
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    out << b.GetString() << "\n";
+    out << HealthJson(checks) << "\n";
     return worst;
   }
   for (const auto& c : checks) {

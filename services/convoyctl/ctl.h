@@ -38,16 +38,25 @@ struct DlqFilter {
   std::string queue;     // a work queue ("outbound.send"); "" -> every one
   std::string reason;    // a substring of the first or last reason, any case
   int64_t since = 0;     // parked at or after (seconds since the epoch)
+  int64_t until = 0;     // parked before (seconds since the epoch); 0 -> no bound
   std::string id;        // the message id (its dedupe key)
+  std::string code;      // the last failure's own code (x-last-error-code: a Graph error.code)
+  std::string content;   // a substring of the body, any case
   size_t limit = 0;      // 0 -> no limit
 };
 
 struct ParkedMessage {
   std::string id, queue, first_reason, last_reason, correlation_id, conversation_key, body;
+  std::string error_code;  // x-last-error-code, "" when the failure had none
   int attempts = 0, replays = 0;
   int64_t parked_at = 0;  // 0: parked by the broker (delivery limit), not by a consumer
   std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// One parked message as `dlq list --json` writes it (id, queue, reasons, error_code, attempts,
+// replays, parked_at, age_seconds, correlation_id, conversation_key), with its headers and body
+// when asked (`dlq show --json`: both).
+std::string ParkedJson(const ParkedMessage& m, bool headers, bool body);
 
 // Parked messages matching the filter, left where they are.
 Result<std::vector<ParkedMessage>> ListParked(const std::string& amqp_url, const DlqFilter& filter);
@@ -55,6 +64,21 @@ Result<std::vector<ParkedMessage>> ListParked(const std::string& amqp_url, const
 // x-replay-history); dry_run lists them only. How many.
 Result<size_t> ReplayParked(const std::string& amqp_url, const DlqFilter& filter, bool dry_run);
 Result<size_t> PurgeParked(const std::string& amqp_url, const DlqFilter& filter);
+// The same with the broker connection given whole (a service's ops user: convoy-conversation's
+// operations API); the URL forms above take convoyctl's credentials from its environment.
+Result<std::vector<ParkedMessage>> ListParked(const AmqpOptions& broker, const DlqFilter& filter);
+Result<size_t> ReplayParked(const AmqpOptions& broker, const DlqFilter& filter, bool dry_run);
+Result<size_t> PurgeParked(const AmqpOptions& broker, const DlqFilter& filter);
+
+// One work queue as the broker holds it now: ready messages (a partitioned queue's partitions
+// summed), consumers, and its parking queue's depth.
+struct QueueDepth {
+  std::string queue;
+  uint64_t ready = 0, consumers = 0, parked = 0;
+  int partitions = 0;  // 0: not partitioned
+};
+// Every work queue of convoy's topology, by passive declares (no right on the queues needed).
+Result<std::vector<QueueDepth>> QueueDepths(const AmqpOptions& broker);
 
 int DlqList(const Options& o, const DlqFilter& f, std::ostream& out, std::ostream& err);
 int DlqShow(const Options& o, const DlqFilter& f, std::ostream& out, std::ostream& err);
@@ -90,6 +114,22 @@ struct HealthThresholds {
   double failed_percent = 1.0;  // sends failed for good, among those settled in the last hour
 };
 int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::ostream& err);
+
+// Health's checks, for callers that show them their own way (the console's operations screen):
+// the same queries and thresholds as `convoyctl health`. pg_dsn "" or broker null: those checks
+// are critical with an error saying so.
+struct HealthCheck {
+  std::string name;
+  double value = 0, threshold = 0;
+  std::string unit, error;
+  int level = kOk;  // kOk, kWarning (past the threshold), kCritical (past twice it, or not checked)
+};
+std::vector<HealthCheck> CheckHealth(const std::string& pg_dsn, const AmqpOptions* broker, const HealthThresholds& t);
+// The worst level of the checks; and a level's name: "ok", "warning", "critical".
+int WorstLevel(const std::vector<HealthCheck>& checks);
+const char* LevelName(int level);
+// {"status", "checks": [{"name", "value", "threshold", "unit", "status"[, "error"]}]}: `health --json`.
+std::string HealthJson(const std::vector<HealthCheck>& checks);
 
 int Stats(const Options& o, int64_t window_seconds, std::ostream& out, std::ostream& err);
 

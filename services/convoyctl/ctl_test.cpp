@@ -37,7 +37,7 @@ void ParkThree(const std::string& url) {
   Consumer media({o, queues::kMediaFetch, 8, 5}, [](const Delivery& d) {
     if (d.body == "gone" && d.attempt == 0) return Disposition::Retry("unavailable: Meta timed out");
     if (d.body == "gone") return Disposition::DeadLetter("not_found: media gone (404)");
-    return Disposition::DeadLetter("invalid_argument: 30 MB is over the limit");
+    return Disposition::DeadLetter("invalid_argument: 30 MB is over the limit", 413);
   }, &pub);
   Consumer send({o, queues::kOutboundSend, 8, 5}, [](const Delivery&) { return Disposition::DeadLetter("schema: poison"); },
                 &pub);
@@ -89,6 +89,36 @@ TEST(ConvoyctlDlq, ListsShowsReplaysAndPurgesParkedMessagesByQueueReasonAndAge) 
   EXPECT_EQ(ListParked(url, recent)->size(), 3u);
   recent.since = test::NowSeconds() + 60;
   EXPECT_EQ(ListParked(url, recent)->size(), 0u);
+  recent.since = 0;
+  recent.until = test::NowSeconds() - 3600;
+  EXPECT_EQ(ListParked(url, recent)->size(), 0u) << "none parked before an hour ago";
+  recent.until = test::NowSeconds() + 60;
+  EXPECT_EQ(ListParked(url, recent)->size(), 3u);
+  // By the failure's own code, and by what the message says (any case), through the broker
+  // options a service passes (its ops user) as through the URL.
+  DlqFilter by_code;
+  by_code.code = "413";
+  auto huge = ListParked(AmqpOptions{url, "ctl-test"}, by_code);
+  ASSERT_TRUE(huge.ok()) << huge.status().ToString();
+  ASSERT_EQ(huge->size(), 1u);
+  EXPECT_EQ((*huge)[0].id, "fetch-huge");
+  EXPECT_EQ((*huge)[0].error_code, "413");
+  DlqFilter by_content;
+  by_content.content = "POISON";
+  auto poison = ListParked(AmqpOptions{url, "ctl-test"}, by_content);
+  ASSERT_TRUE(poison.ok());
+  ASSERT_EQ(poison->size(), 1u);
+  EXPECT_EQ((*poison)[0].id, "send-poison");
+  auto depths = QueueDepths(AmqpOptions{url, "ctl-test"});
+  ASSERT_TRUE(depths.ok()) << depths.status().ToString();
+  uint64_t parked = 0;
+  for (const auto& d : *depths) {
+    parked += d.parked;
+    if (d.queue == "media.fetch") {
+      EXPECT_EQ(d.parked, 2u);
+    }
+  }
+  EXPECT_EQ(parked, 3u);
   EXPECT_EQ(Ready(url, "media.fetch.dlq"), 2u) << "listing moves nothing";
 
   Options o;

@@ -34,6 +34,8 @@ DEFINE_string(queue, "", "dlq: only this work queue's parking queue (e.g. outbou
 DEFINE_string(reason, "", "dlq: only messages whose first or last reason contains this (any case)");
 DEFINE_string(since, "", "dlq: only messages parked within this long (90s, 15m, 2h, 7d)");
 DEFINE_string(id, "", "dlq: only the message with this id (its dedupe key)");
+DEFINE_string(code, "", "dlq: only messages whose last failure had this code (x-last-error-code: a Graph error.code)");
+DEFINE_string(content, "", "dlq: only messages whose body contains this (any case)");
 DEFINE_int32(limit, 0, "dlq replay/purge: at most this many (0: all); conversation show: rows per section (default 50)");
 DEFINE_bool(dry_run, false, "dlq replay: list what would be replayed, move nothing");
 DEFINE_bool(yes, false, "dlq purge: confirm the deletion");
@@ -57,7 +59,7 @@ namespace {
 
 const std::map<std::string, std::string>& Usage() {
   static const std::map<std::string, std::string> usage = {
-      {"dlq", "convoyctl dlq list [--queue Q] [--reason TEXT] [--since 2h] [--json]\n"
+      {"dlq", "convoyctl dlq list [--queue Q] [--reason TEXT] [--since 2h] [--code N] [--content TEXT] [--json]\n"
               "convoyctl dlq show ID [--queue Q] [--json]\n"
               "convoyctl dlq replay [--id ID | --queue Q --reason TEXT --since T] [--limit N] [--dry_run]\n"
               "convoyctl dlq purge [filters] --yes\n"
@@ -186,6 +188,8 @@ int main(int argc, char** argv) {
     f.queue = FLAGS_queue;
     f.reason = FLAGS_reason;
     f.id = FLAGS_id;
+    f.code = FLAGS_code;
+    f.content = FLAGS_content;
     f.limit = static_cast<size_t>(FLAGS_limit);
     if (!FLAGS_since.empty()) {
       int64_t s = convoy::ctl::ParseDuration(FLAGS_since);

@@ -413,6 +413,12 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"POST", "/v1/conversations/{id}/pass",        Role::kAgent,  Scope::kTenant},
       {"POST", "/v1/conversations/{id}/release",     Role::kAgent,  Scope::kTenant},
       {"POST", "/v1/conversations/{id}/messages",    Role::kAgent,  Scope::kTenant},
+      // Parked messages hold any tenant's payloads and carry no tenant to filter by: global.
+      {"GET",  "/v1/ops/queues",                     Role::kViewer,   Scope::kGlobal},
+      {"GET",  "/v1/ops/health",                     Role::kViewer,   Scope::kGlobal},
+      {"GET",  "/v1/ops/parked",                     Role::kViewer,   Scope::kGlobal},
+      {"POST", "/v1/ops/parked/replay",              Role::kOperator, Scope::kGlobal},
+      {"POST", "/v1/ops/parked/purge",               Role::kOperator, Scope::kGlobal},
   };
   return *kRoutes;
 }
@@ -431,6 +437,7 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
   }
   if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
   if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations, audit)) return *conversations;
+  if (IsOpsRoute(route)) return HandleOpsApi(r, route, caller, settings.ops, audit);
   if (route == "/v1/flows") {
     return settings.flows ? JsonResponse(200, settings.flows()) : Unavailable(Status(Code::kUnavailable, "no flows"));
   }

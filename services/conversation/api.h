@@ -21,6 +21,7 @@
 //   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
 //   /v1/numbers                       the numbers registry (numbers_api.h)
 //   /v1/conversations                 transcripts, owners, agent messages (conversations_api.h)
+//   /v1/ops                           queues, parked messages, health (ops_api.h)
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
 // A tenant's token (convoy/tokens.h) finds its own tenant's checklists, assignments and numbers
@@ -37,6 +38,7 @@
 #include "convoy/json.h"
 #include "convoy/pg.h"
 #include "convoy/tokens.h"
+#include "ops_api.h"
 
 namespace convoy::conversation {
 
@@ -50,6 +52,7 @@ struct ApiSettings {
   std::function<std::string()> flows;
   ConversationsApiSettings conversations{};  // its pg_dsn: set by main like pg_dsn above
   PhotoLinkSettings photo_links{};           // answers' photos as signed media links; unset: none
+  OpsSettings ops{};                          // the operations screen's routes (ops_api.h)
 };
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.

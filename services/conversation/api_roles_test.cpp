@@ -57,6 +57,12 @@ const std::vector<Want> kWant = {
     {"POST", "/v1/conversations/{id}/pass", "agent admin", 202, Scope::kTenant, 404},
     {"POST", "/v1/conversations/{id}/release", "agent admin", 200, Scope::kTenant, 404},
     {"POST", "/v1/conversations/{id}/messages", "agent admin", 202, Scope::kTenant, 404},
+    // Parked messages hold every tenant's payloads: global (the probes' writes are dry runs).
+    {"GET", "/v1/ops/queues", kAll, 200, Scope::kGlobal, 0},
+    {"GET", "/v1/ops/health", kAll, 200, Scope::kGlobal, 0},
+    {"GET", "/v1/ops/parked", kAll, 200, Scope::kGlobal, 0},
+    {"POST", "/v1/ops/parked/replay", "operator admin", 200, Scope::kGlobal, 0},
+    {"POST", "/v1/ops/parked/purge", "operator admin", 200, Scope::kGlobal, 0},
 };
 
 class ApiRoles : public ::testing::Test {
@@ -70,6 +76,9 @@ class ApiRoles : public ::testing::Test {
     sql_ = std::move(*c);
     settings_.pg_dsn = db_.dsn();
     settings_.conversations.pg_dsn = db_.dsn();
+    settings_.ops.pg_dsn = db_.dsn();
+    settings_.ops.broker = AmqpOptions{vhost_.url(), "conv-roles"};
+    ASSERT_TRUE(DeclareConvoyTopology(*settings_.ops.broker).ok());
     settings_.tokens = tokens_.Open();
     settings_.flows = [] { return std::string(R"({"flows":[]})"); };
     settings_.reload_flows = [this]() -> Result<std::string> {
@@ -139,12 +148,16 @@ class ApiRoles : public ::testing::Test {
       EXPECT_TRUE(c.ok());
       r.path = "/v1/conversations/" + (c.ok() ? c->get(0, 0) : "") + p.substr(std::string("/v1/conversations/{id}").size());
       if (p.size() > 30 && p.compare(p.size() - 9, 9, "/messages") == 0) r.body = R"({"text": "Hello from the team"})";
+    } else if (p == "/v1/ops/parked/replay" || p == "/v1/ops/parked/purge") {
+      r.path = p;
+      r.body = R"({"filter": {"queue": "outbound.send"}, "dry_run": true})";
     } else {
       r.path = p;
     }
     return r;
   }
   test::TestDatabase db_{"conv_roles"};
+  test::TestVhost vhost_{"conv_roles"};
   std::unique_ptr<PgConnection> sql_;
   SchemaRegistry schemas_;
   ApiTokens tokens_;
@@ -172,7 +185,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 240);
+  EXPECT_EQ(calls, 290);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 

@@ -1,6 +1,8 @@
 // convoy-conversation: advances each conversation exactly once per update.
 #include <gflags/gflags.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <glog/logging.h>
 
@@ -129,6 +131,21 @@ DEFINE_string(media_link_secret_file, "", "File holding the secret photo links a
 DEFINE_int32(media_link_ttl_seconds, 900, "How long a photo link given to the console works (60..86400 s)");
 static bool ValidateLinkTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 86400); }
 DEFINE_validator(media_link_ttl_seconds, &ValidateLinkTtl);
+DEFINE_string(ops_amqp_url, "",
+              "The broker as the ops user (topology.h BrokerGrants \"ops\"), for the console's parked messages and "
+              "queue depths; credentials from CONVOY_OPS_AMQP_USERNAME / CONVOY_OPS_AMQP_PASSWORD (the Secret "
+              "convoy-ops-user-credentials) replace the URL's; TLS as --amqp_ca_file etc. \"\": those routes answer 503");
+DEFINE_string(grafana_url, "", "Grafana's URL, linked from the console's operations screen (http:// or https://; \"\": no link)");
+DEFINE_string(rabbitmq_management_url, "",
+              "The RabbitMQ management UI's URL, linked from the console's operations screen (http:// or https://; "
+              "\"\": no link)");
+static bool ValidateLinkUrl(const char* flag, const std::string& v) {
+  if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return true;
+  std::fprintf(stderr, "--%s: an http:// or https:// URL, or empty\n", flag);
+  return false;
+}
+DEFINE_validator(grafana_url, &ValidateLinkUrl);
+DEFINE_validator(rabbitmq_management_url, &ValidateLinkUrl);
 DEFINE_int32(human_idle_release_seconds, 12 * 3600,
              "A conversation in human hands with no agent message for this long goes back to the bot (5..2592000 s)");
 static bool ValidateIdleRelease(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 2592000); }
@@ -353,6 +370,25 @@ int main(int argc, char** argv) {
     return f != nullptr && f->Find(step) != nullptr;
   };
   api.conversations.on_commit = [&relay] { relay.Notify(); };
+  api.ops.pg_dsn = FLAGS_pg_dsn;
+  api.ops.grafana_url = FLAGS_grafana_url;
+  api.ops.rabbitmq_management_url = FLAGS_rabbitmq_management_url;
+  if (!FLAGS_ops_amqp_url.empty()) {
+    convoy::AmqpOptions ops = amqp;
+    ops.url = FLAGS_ops_amqp_url;
+    ops.name = "convoy-conversation-ops";
+    ops.declare_topology = false;
+    ops.username.clear();
+    ops.password.clear();
+    if (const char* user = std::getenv("CONVOY_OPS_AMQP_USERNAME"); user && *user) ops.username = user;
+    if (const char* password = std::getenv("CONVOY_OPS_AMQP_PASSWORD"); password && *password) ops.password = password;
+    s = convoy::ValidateAmqpOptions(ops);
+    if (!s.ok()) {
+      LOG(ERROR) << "service=conversation event=startup_failed flag=--ops_amqp_url error=" << s.ToString();
+      return 1;
+    }
+    api.ops.broker = ops;
+  }
   for (const char* method : {"GET", "POST", "PUT", "DELETE"}) {
     server.Route(method, "/v1/", [api, &schemas](const convoy::HttpRequest& r) {
       return convoy::conversation::HandleApi(r, api, schemas);

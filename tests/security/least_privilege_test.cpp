@@ -158,7 +158,10 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "SELECT dedupe_key, status, wamid, error_code FROM outbound_messages",
         "SELECT name, language, category FROM templates WHERE status = 'APPROVED'",
         // an agent's photo is one of the conversation's number's files (0039_agent_media.sql)
-        "SELECT media_id FROM media_objects WHERE stored_name = 'x' AND phone_number_id = 'y'"},
+        "SELECT media_id FROM media_objects WHERE stored_name = 'x' AND phone_number_id = 'y'",
+        // the console's health checks, as `convoyctl health` counts them (0041_ops_health_reads.sql)
+        "SELECT count(*) FROM outbound_messages WHERE received_at IS NOT NULL AND attempt_started_at > now()",
+        "SELECT count(*) FROM delivery_attempts WHERE outcome = 'retry' AND started_at > now()"},
        {"SELECT recipient FROM outbound_messages", "UPDATE outbound_messages SET status = 'sent'",
         "SELECT reason FROM templates", "SELECT sha256 FROM media_objects", "SELECT * FROM media_objects",
         "DELETE FROM media_objects WHERE false", "DELETE FROM deliveries",

@@ -419,6 +419,9 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"GET",  "/v1/ops/parked",                     Role::kViewer,   Scope::kGlobal},
       {"POST", "/v1/ops/parked/replay",              Role::kOperator, Scope::kGlobal},
       {"POST", "/v1/ops/parked/purge",               Role::kOperator, Scope::kGlobal},
+      // Forwarded to outbound's admin API, which checks the token again (its own table).
+      {"GET",  "/v1/deliveries",                     Role::kViewer,   Scope::kTenant},
+      {"POST", "/v1/deliveries/replay",              Role::kOperator, Scope::kTenant},
   };
   return *kRoutes;
 }

@@ -21,7 +21,7 @@
 //   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
 //   /v1/numbers                       the numbers registry (numbers_api.h)
 //   /v1/conversations                 transcripts, owners, agent messages (conversations_api.h)
-//   /v1/ops                           queues, parked messages, health (ops_api.h)
+//   /v1/ops, /v1/deliveries           queues, parked messages, health, deliveries (ops_api.h)
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
 // A tenant's token (convoy/tokens.h) finds its own tenant's checklists, assignments and numbers

@@ -135,6 +135,9 @@ DEFINE_string(ops_amqp_url, "",
               "The broker as the ops user (topology.h BrokerGrants \"ops\"), for the console's parked messages and "
               "queue depths; credentials from CONVOY_OPS_AMQP_USERNAME / CONVOY_OPS_AMQP_PASSWORD (the Secret "
               "convoy-ops-user-credentials) replace the URL's; TLS as --amqp_ca_file etc. \"\": those routes answer 503");
+DEFINE_string(outbound_admin_url, "",
+              "convoy-outbound's base URL (http://host:port): the console's /v1/deliveries* are forwarded there with "
+              "the caller's token; \"\": they answer 503");
 DEFINE_string(grafana_url, "", "Grafana's URL, linked from the console's operations screen (http:// or https://; \"\": no link)");
 DEFINE_string(rabbitmq_management_url, "",
               "The RabbitMQ management UI's URL, linked from the console's operations screen (http:// or https://; "
@@ -144,6 +147,7 @@ static bool ValidateLinkUrl(const char* flag, const std::string& v) {
   std::fprintf(stderr, "--%s: an http:// or https:// URL, or empty\n", flag);
   return false;
 }
+DEFINE_validator(outbound_admin_url, &ValidateLinkUrl);
 DEFINE_validator(grafana_url, &ValidateLinkUrl);
 DEFINE_validator(rabbitmq_management_url, &ValidateLinkUrl);
 DEFINE_int32(human_idle_release_seconds, 12 * 3600,
@@ -373,6 +377,7 @@ int main(int argc, char** argv) {
   api.ops.pg_dsn = FLAGS_pg_dsn;
   api.ops.grafana_url = FLAGS_grafana_url;
   api.ops.rabbitmq_management_url = FLAGS_rabbitmq_management_url;
+  api.ops.outbound_admin_url = FLAGS_outbound_admin_url;
   if (!FLAGS_ops_amqp_url.empty()) {
     convoy::AmqpOptions ops = amqp;
     ops.url = FLAGS_ops_amqp_url;

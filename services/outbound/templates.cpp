@@ -11,6 +11,7 @@
 #include "convoy/log.h"
 #include "convoy/metrics.h"
 #include "convoy/rapidjson_util.h"
+#include "convoy/url.h"
 #include "graph.h"
 
 namespace convoy::outbound {
@@ -98,21 +99,6 @@ std::string IdText(const rapidjson::Value& v) {
 std::string Lower(std::string s) {
   for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return s;
-}
-
-std::string UrlEncode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : s) {
-    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out += static_cast<char>(ch);
-    } else {
-      out += '%';
-      out += kHex[ch >> 4];
-      out += kHex[ch & 15];
-    }
-  }
-  return out;
 }
 
 struct Change {

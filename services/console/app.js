@@ -1,13 +1,15 @@
 // The console's shell: sign-in (GET /v1/whoami decides whether a token is good), who is signed in,
-// and the screens, chosen by the URL's fragment (#/conversations, #/conversations/<id>, #/audit).
+// and the screens, chosen by the URL's fragment (#/conversations, #/conversations/<id>, #/audit,
+// #/operations).
 import { api, ApiError, token, setToken, clearToken } from './api.js';
 import { el } from './dom.js';
 import { conversations } from './conversations.js';
 import { audit } from './audit.js';
 import { checklists } from './checklists.js';
+import { operations } from './operations.js';
 
 // Each screen: render(root, context) → a clean-up function (or nothing).
-const screens = { conversations, audit, checklists };
+const screens = { conversations, audit, checklists, operations };
 let me = null;
 let stop = null;  // the running screen's clean-up (its polling)
 

@@ -386,6 +386,23 @@ for overlay in overlays:
         for pg in by_kind.get("Cluster", []):
             if not isinstance(pg["spec"].get("instances"), int) or pg["spec"]["instances"] < 3:
                 fail(f"{where}: Cluster: fewer than 3 instances")
+            # A failover must not lose a commit a service was told of (a standby acknowledges each),
+            # and a COMMIT in doubt is settled by its commit timestamp (pg.h PgConnection::Commit).
+            postgresql = pg["spec"].get("postgresql") or {}
+            sync = postgresql.get("synchronous") or {}
+            if sync.get("method") not in ("any", "first") or not isinstance(sync.get("number"), int) or sync["number"] < 1 \
+                    or sync.get("dataDurability", "required") != "required":
+                fail(f"{where}: Cluster: no synchronous replication (spec.postgresql.synchronous: method any, number >= 1)")
+            if (postgresql.get("parameters") or {}).get("track_commit_timestamp") != "on":
+                fail(f"{where}: Cluster: track_commit_timestamp is not on (a COMMIT in doubt cannot be settled)")
+            anti = pg["spec"].get("affinity") or {}
+            if not anti.get("enablePodAntiAffinity") or anti.get("podAntiAffinityType") != "required":
+                fail(f"{where}: Cluster: instances may share a node (affinity.podAntiAffinityType: required)")
+        for rc in by_kind.get("RabbitmqCluster", []):
+            terms = (((rc["spec"].get("affinity") or {}).get("podAntiAffinity") or {})
+                     .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+            if not any(t.get("topologyKey") == "kubernetes.io/hostname" for t in terms):
+                fail(f"{where}: RabbitmqCluster: nodes may share a Kubernetes node (required pod anti-affinity)")
         # Transport: the broker over amqps:// with its CA (a service given a CA file refuses a plain
         # amqp:// URL, even one from a Secret the check cannot read), the database with
         # sslmode=verify-full against a mounted CA. Local runs (compose, the dev overlay) stay plain.

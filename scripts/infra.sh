@@ -141,7 +141,8 @@ CONF
     grep -E "eaddrinuse|BOOT FAILED|Error during startup|could_not_start" "$RABBIT_DIR/log/stdout.log" | head -n 5 >&2
     tail -n 15 "$RABBIT_DIR/log/stdout.log" >&2
     die "rabbitmq did not start (log: $RABBIT_DIR/log/stdout.log)"; }
-  wait_for "rabbitmq management API" 60 curl -sf -u guest:guest "$CONVOY_RABBIT_MGMT_URL/api/overview"
+  # This node's own listener (CONVOY_RABBIT_MGMT_URL may name a whole cluster's, for clients).
+  wait_for "rabbitmq management API" 120 curl -sf -u guest:guest "http://127.0.0.1:$CONVOY_AMQP_MGMT_PORT/api/health/checks/local-alarms"
   log "rabbitmq: ready"
 }
 

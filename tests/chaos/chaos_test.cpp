@@ -29,6 +29,7 @@
 #include <thread>
 
 #include <rapidjson/document.h>
+#include <signal.h>
 
 #include "convoy/amqp.h"
 #include "convoy/json.h"
@@ -211,9 +212,55 @@ class Agents {
 };
 
 struct Fault {
-  std::string what;  // a service name, "broker" or "database"
+  std::string what;  // a service name, "broker" or "database"; in a cluster run also the ones below
   double at_s = 0, back_s = 0;
 };
+
+const char* const kServices[] = {"ingress", "conversation", "media", "outbound"};
+
+// The broker node (1..3) that leads queue `queue` of the stack's vhost; 1 when none says.
+int LeaderNode(test::Stack& stack, const std::string& queue) {
+  const int n = test::ClusterNodeNumber(stack.vhost.QueueLeader(queue));
+  return n == 0 ? 1 : n;
+}
+
+// The faults of a cluster run (CONVOY_CHAOS_CLUSTER=1: three broker nodes, a database primary with
+// a standby, two replicas of every service), each struck once, in this order: the node leading
+// the first inbound partition killed with kill -9 (and started again: it rejoins), another node
+// SIGSTOPped for 30 s, the database failed over to its standby, one replica of each service killed
+// with kill -9 (and started again), and every replica restarted in turn with SIGTERM, as a rolling
+// upgrade does. `strike` runs one; the caller waits for every replica to be ready after each.
+std::vector<std::string> ClusterFaults() {
+  return {"broker-leader", "broker-pause", "database-failover", "ingress", "conversation", "media", "outbound",
+          "rolling-restart"};
+}
+
+void StrikeClusterFault(test::Stack& stack, const std::string& what) {
+  if (what == "broker-leader") {
+    const int node = LeaderNode(stack, PartitionName(queues::kConversationInbound, 0));
+    ASSERT_EQ(Infra("kill rabbit " + std::to_string(node)), 0);
+    ASSERT_EQ(Infra("start rabbit " + std::to_string(node)), 0);
+  } else if (what == "broker-pause") {
+    const int node = LeaderNode(stack, PartitionName(queues::kConversationInbound, 1)) % 3 + 1;
+    ASSERT_EQ(Infra("pause rabbit " + std::to_string(node)), 0);
+    std::this_thread::sleep_for(30s);  // the fault's length: a node hung for 30 s
+    ASSERT_EQ(Infra("resume rabbit " + std::to_string(node)), 0);
+  } else if (what == "database-failover") {
+    ASSERT_EQ(Infra("failover pg"), 0);
+  } else if (what == "rolling-restart") {
+    for (const char* s : kServices) {
+      for (const std::string& replica : {std::string(s), std::string(s) + "#2"}) {
+        stack.services[replica]->process.Signal(SIGTERM);
+        stack.services[replica]->process.Wait();
+        stack.Launch(replica);
+        ASSERT_TRUE(stack.WaitReady(replica, 120s)) << replica << " did not come back in the rolling restart";
+      }
+    }
+  } else {
+    stack.Kill(what);
+    stack.Launch(what);
+  }
+}
 
 TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   if (std::getenv("CONVOY_RUN_DIR") == nullptr) {
@@ -236,6 +283,12 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   test::Stack stack("chaos", {},
                     {{"conversation", {"--sweep_interval_seconds=5", sweep_after}},
                      {"outbound", {"--reconcile_seconds=10", "--sinks_file=" + sinks, "--delivery_schedule=1s,2s,5s,10s"}}});
+  // A cluster run: a second replica of every service beside the first (scripts/chaos.sh --cluster).
+  const bool cluster = EnvInt("CONVOY_CHAOS_CLUSTER", 0) != 0;
+  if (cluster) {
+    for (const char* s : kServices) stack.Launch(std::string(s) + "#2");
+    for (const char* s : kServices) ASSERT_TRUE(stack.WaitReady(std::string(s) + "#2", 120s)) << s << "#2";
+  }
   // Meta having a bad day: 20 % of sends answered 503, 2 % 130429; one message fails at most
   // three times in a row (the retry tiers then cost 1 + 5 + 30 s, which keeps the run bounded).
   stack.graph.InjectRandom(0.20, 0.02, 3, seed);
@@ -264,6 +317,7 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   auto user_of = [&](int u) { return u % n; };
 
   const auto t0 = Clock::now();
+  const int64_t t0_ms = test::NowMillis();
   MetaClient client(stack, bodies, rate, seed);
   Agents agents(stack, stack.db.dsn(), handoffs);
 
@@ -272,6 +326,7 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   std::vector<std::string> faults = {"ingress", "conversation", "media", "outbound", "ingress", "conversation",
                                      "media", "outbound", "broker", "database"};
   std::shuffle(faults.begin(), faults.end(), std::mt19937(seed + 1));
+  if (cluster) faults = ClusterFaults();
   const double window = std::max(40.0, 2.0 * n / rate);
   std::vector<Fault> done;
   int64_t broker_back_ms = 0;
@@ -279,7 +334,10 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
     std::this_thread::sleep_until(t0 + std::chrono::milliseconds(static_cast<int64_t>(
                                            1000 * window * (k + 1) / (faults.size() + 1))));  // the fault schedule
     Fault f{faults[k], Seconds(Clock::now() - t0), 0};
-    if (f.what == "broker") {
+    if (cluster) {
+      StrikeClusterFault(stack, f.what);
+      if (f.what == "broker-leader") broker_back_ms = test::NowMillis();
+    } else if (f.what == "broker") {
       ASSERT_EQ(Infra("kill rabbit"), 0);
       ASSERT_EQ(Infra("start rabbit"), 0);
       broker_back_ms = test::NowMillis();
@@ -290,8 +348,11 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
       stack.Kill(f.what);
       stack.Launch(f.what);
     }
-    for (const char* s : {"ingress", "conversation", "media", "outbound"}) {
+    for (const char* s : kServices) {
       ASSERT_TRUE(stack.WaitReady(s, 120s)) << s << " did not recover after " << f.what;
+      if (cluster) {
+        ASSERT_TRUE(stack.WaitReady(std::string(s) + "#2", 120s)) << s << "#2 did not recover after " << f.what;
+      }
     }
     f.back_s = Seconds(Clock::now() - t0);
     std::cerr << "chaos: " << f.what << " killed at " << f.at_s << " s, all ready again at " << f.back_s << " s\n";
@@ -417,11 +478,23 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   }
   const Fault* broker = nullptr;
   for (const auto& f : done) {
-    if (f.what == "broker") broker = &f;
+    if (f.what == "broker" || f.what == "broker-leader") broker = &f;
+  }
+
+  // The longest time Graph heard nothing while there was work (between the first and last send).
+  std::vector<int64_t> send_times = stack.graph.SendTimesMs();
+  std::sort(send_times.begin(), send_times.end());
+  int64_t longest_gap_ms = 0, longest_gap_from_ms = 0;
+  for (size_t k = 1; k < send_times.size(); ++k) {
+    if (send_times[k] - send_times[k - 1] > longest_gap_ms) {
+      longest_gap_ms = send_times[k] - send_times[k - 1];
+      longest_gap_from_ms = send_times[k - 1];
+    }
   }
 
   std::ostringstream out;
-  out << "chaos: " << n << " conversations (" << twice_writers << " writing twice), " << 2 * updates << " webhooks at " << rate << "/s (" << client.Posts()
+  out << "chaos: " << (cluster ? "cluster (3 broker nodes, database primary + standby, 2 replicas of each service): " : "")
+      << n << " conversations (" << twice_writers << " writing twice), " << 2 * updates << " webhooks at " << rate << "/s (" << client.Posts()
       << " POSTs, " << client.Retries() << " retried), " << stack.graph.RandomFailures()
       << " Graph calls failed at random, " << done.size() << " faults\n"
       << "chaos: accepted " << accepted << " / answered once " << once << " / answered twice " << twice
@@ -431,7 +504,9 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
       << (misordered_example.empty() ? "" : ", e.g. " + misordered_example) << "); " << accepted_updates << " / "
       << updates << " updates accepted\n"
       << "chaos: posted in " << posted_s << " s (faults over " << window << " s), drained " << (drained ? "in " : "NOT within ") << drained_s
-      << " s; commands republished by the sweeper: " << swept->get(0, 0)
+      << " s; longest time without a send " << longest_gap_ms / 1000.0 << " s (from "
+      << (longest_gap_from_ms - t0_ms) / 1000.0 << " s); commands republished by the sweeper: "
+      << swept->get(0, 0)
       << "\nchaos: broker killed at " << (broker ? broker->at_s : -1) << " s, every service ready again "
       << (broker ? broker->back_s - broker->at_s : -1) << " s later; first send " << first_send_after_broker_s
       << " s after the broker was up\n";

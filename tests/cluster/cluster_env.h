@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace convoy::test {
@@ -14,9 +16,17 @@ inline std::string Env(const char* name) {
 }
 
 // scripts/infra.sh on the test's cluster: "kill rabbit 1", "pause rabbit 2", "failover pg", ...
+// What it printed is in the failure's message when it fails.
 inline void Infra(const std::string& args) {
-  const std::string cmd = Env("CONVOY_CLUSTER_INFRA") + " " + args + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::string out = Env("CONVOY_RUN_DIR") + "/infra-last.log";
+  const std::string cmd = Env("CONVOY_CLUSTER_INFRA") + " " + args + " >'" + out + "' 2>&1";
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) {
+    std::ifstream in(out);
+    std::stringstream printed;
+    printed << in.rdbuf();
+    FAIL() << cmd << " exited " << rc << ":\n" << printed.str();
+  }
 }
 
 }  // namespace convoy::test

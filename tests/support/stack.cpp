@@ -152,7 +152,9 @@ HttpResponse Stack::Api(const std::string& method, const std::string& path, cons
 HttpResponse Stack::PostWebhook(const std::string& body, const std::string& signature) {
   HttpClientRequest req;
   req.method = "POST";
-  req.url = Url("ingress", "/webhook");
+  // With a second ingress replica, every other POST goes to it (as a load balancer spreads them).
+  const bool second = services.count("ingress#2") && (posts_.fetch_add(1) % 2 == 1);
+  req.url = Url(second ? "ingress#2" : "ingress", "/webhook");
   req.headers["X-Hub-Signature-256"] = signature;
   req.body = body;
   auto r = HttpFetch(req);

@@ -1,6 +1,7 @@
 #pragma once
 // The whole convoy stack for e2e and fault tests: the four services as child processes on free
 // ports, against a vhost and a database of the stack's own, with the fake Graph API in-process.
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -75,6 +76,9 @@ class Stack {
   std::map<std::string, std::unique_ptr<Service>> services;
   std::map<std::string, int> pg_port_override;
   std::map<std::string, std::vector<std::string>> extra_args;
+
+ private:
+  std::atomic<uint64_t> posts_{0};  // webhooks posted (spread over the ingress replicas)
 };
 
 }  // namespace convoy::test

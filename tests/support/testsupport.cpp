@@ -35,15 +35,32 @@ std::string Env(const char* name, const std::string& fallback) {
   return (v && *v) ? v : fallback;
 }
 
-std::string AmqpBaseUrl() {
-  std::string url = Env("CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:21672/%2f");
-  // strip the vhost: amqp://user:pass@host:port
-  auto scheme = url.find("://");
-  auto slash = url.find('/', scheme + 3);
-  return slash == std::string::npos ? url : url.substr(0, slash);
+namespace {
+std::vector<std::string> SplitCommas(const std::string& list) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(list);
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> AmqpBaseUrls() {
+  std::vector<std::string> out;
+  for (const auto& url : SplitCommas(Env("CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:21672/%2f"))) {
+    // strip the vhost: amqp://user:pass@host:port
+    auto scheme = url.find("://");
+    auto slash = url.find('/', scheme + 3);
+    out.push_back(slash == std::string::npos ? url : url.substr(0, slash));
+  }
+  return out;
 }
 
-std::string RabbitMgmtUrl() { return Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:21673"); }
+std::string AmqpBaseUrl() { return AmqpBaseUrls().front(); }
+
+std::string RabbitMgmtUrl() { return SplitCommas(Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:21673")).front(); }
 
 std::string PgDsn() {
   return Env("CONVOY_PG_DSN", "host=127.0.0.1 port=21432 user=postgres dbname=postgres");
@@ -200,15 +217,20 @@ bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds dead
 }
 
 namespace {
+// The management API of the first node that answers (CONVOY_RABBIT_MGMT_URL may list a cluster's).
 HttpResponse Mgmt(const std::string& method, const std::string& path, const std::string& body = "") {
-  HttpClientRequest req;
-  req.method = method;
-  req.url = RabbitMgmtUrl() + path;
-  req.headers["Authorization"] = "Basic Z3Vlc3Q6Z3Vlc3Q=";  // guest:guest
-  req.body = body;
-  auto r = HttpFetch(req);
-  if (!r.ok()) return HttpResponse{599, "", r.status().ToString(), {}};
-  return *r;
+  HttpResponse last{599, "", "no management URL", {}};
+  for (const auto& base : SplitCommas(Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:21673"))) {
+    HttpClientRequest req;
+    req.method = method;
+    req.url = base + path;
+    req.headers["Authorization"] = "Basic Z3Vlc3Q6Z3Vlc3Q=";  // guest:guest
+    req.body = body;
+    auto r = HttpFetch(req);
+    if (r.ok()) return *r;
+    last = HttpResponse{599, "", r.status().ToString(), {}};
+  }
+  return last;
 }
 }  // namespace
 
@@ -224,7 +246,12 @@ TestVhost::~TestVhost() {
   for (const auto& user : users_) Mgmt("DELETE", "/api/users/" + user);
 }
 
-std::string TestVhost::url() const { return AmqpBaseUrl() + "/" + name_; }
+// One URL per broker node (a cluster's, comma-separated, as --amqp_url takes them).
+std::string TestVhost::url() const {
+  std::string out;
+  for (const auto& base : AmqpBaseUrls()) out += (out.empty() ? "" : ",") + base + "/" + name_;
+  return out;
+}
 
 std::string TestVhost::PartUrl(const std::string& part) {
   const BrokerGrant* grant = FindBrokerGrant(part);
@@ -241,10 +268,31 @@ std::string TestVhost::PartUrl(const std::string& part) {
     if (r.status / 100 != 2) throw std::runtime_error("cannot grant " + user + ": " + r.body);
     passwords_[user] = password;
   }
-  std::string base = AmqpBaseUrl();
-  const auto scheme = base.find("://") + 3;
-  const auto at = base.find('@', scheme);
-  return base.substr(0, scheme) + user + ":" + passwords_[user] + base.substr(at) + "/" + name_;
+  std::string out;
+  for (const auto& base : AmqpBaseUrls()) {
+    const auto scheme = base.find("://") + 3;
+    const auto at = base.find('@', scheme);
+    out += (out.empty() ? "" : ",") + base.substr(0, scheme) + user + ":" + passwords_[user] + base.substr(at) + "/" + name_;
+  }
+  return out;
+}
+
+std::string TestVhost::QueueLeader(const std::string& queue) const {
+  auto r = Mgmt("GET", "/api/queues/" + name_ + "/" + queue);
+  if (r.status != 200) return "";
+  const std::string key = "\"leader\":\"";
+  const auto at = r.body.find(key);
+  if (at == std::string::npos) return "";
+  const auto from = at + key.size();
+  return r.body.substr(from, r.body.find('"', from) - from);
+}
+
+int ClusterNodeNumber(const std::string& node) {
+  const auto dash = node.find('-');
+  if (dash == std::string::npos) return 0;
+  const int port = std::atoi(node.c_str() + dash + 1), first = std::atoi(Env("CONVOY_AMQP_PORT", "21672").c_str());
+  const int n = (port - first) / 100 + 1;
+  return (port - first) % 100 == 0 && n >= 1 && n <= 3 ? n : 0;
 }
 
 TestDatabase::TestDatabase(const std::string& prefix) : name_(UniqueName(prefix)) {

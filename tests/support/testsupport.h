@@ -19,8 +19,12 @@ class PgConnection;
 namespace convoy::test {
 
 std::string Env(const char* name, const std::string& fallback);
-std::string AmqpBaseUrl();     // CONVOY_AMQP_URL without the vhost
-std::string RabbitMgmtUrl();   // CONVOY_RABBIT_MGMT_URL
+std::string AmqpBaseUrl();     // CONVOY_AMQP_URL without the vhost (the first node's, of a list)
+std::vector<std::string> AmqpBaseUrls();  // each node's of CONVOY_AMQP_URL (comma-separated)
+std::string RabbitMgmtUrl();   // CONVOY_RABBIT_MGMT_URL (the first, of a list)
+// Node N (1..3) of a cluster started by scripts/infra.sh (node 1 on CONVOY_AMQP_PORT, the others
+// 100 and 200 above) from its name ("convoy-21772@localhost"); 0 when it is not one of them.
+int ClusterNodeNumber(const std::string& node);
 std::string PgDsn();           // CONVOY_PG_DSN (the admin database)
 std::string UniqueName(const std::string& prefix);
 std::string ReadFile(const std::string& path);
@@ -90,6 +94,9 @@ class TestVhost {
   // The URL of a user of this vhost's own for one part of convoy (topology.h BrokerGrants:
   // "ingress", "conversation", ...), with exactly that part's permissions; removed at the end.
   std::string PartUrl(const std::string& part);
+  // The broker node leading quorum queue `queue` of this vhost ("convoy-21672@localhost"), from
+  // the management API; "" when it does not say.
+  std::string QueueLeader(const std::string& queue) const;
 
  private:
   std::string name_;

@@ -13,7 +13,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accessible, check, failures, launch, signIn as signInAt } from './support.mjs';
+import { accessible, check, launch, run, signIn as signInAt, watchedPage } from './support.mjs';
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
 const url = env('CONSOLE_URL');
@@ -46,12 +46,8 @@ const loadedPhotos = (page) => page.evaluate(() =>
 
 const downloads = mkdtempSync(join(tmpdir(), 'convoy-downloads-'));
 const { context, close } = await launch({ acceptDownloads: true, downloadsPath: downloads });
-try {
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+await run(async () => { await close(); rmSync(downloads, { recursive: true, force: true }); }, async () => {
+  const { page, errors } = await watchedPage(context, 15000);
 
   // The manager: the screen, then a checklist defined (and versioned) in it.
   await signIn(page, env('MANAGER_TOKEN'));
@@ -162,12 +158,4 @@ try {
   check(await viewer.getByRole('button', { name: 'Export CSV' }).count() === 0 &&
         await viewer.getByRole('button', { name: 'Cancel assignment' }).count() === 0, 'no actions for the viewer');
   await viewer.close();
-} catch (e) {
-  console.log(`FAIL ${e.stack || e}`);
-  check(false, 'the run ended early');
-} finally {
-  await close();
-  rmSync(downloads, { recursive: true, force: true });
-}
-console.log(failures() ? `${failures()} check(s) failed` : 'all checks passed');
-process.exit(failures() ? 1 : 0);
+});

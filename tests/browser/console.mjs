@@ -8,61 +8,20 @@
 //   SCREENSHOT_DIR    where each screen's picture goes (the build folder's console-screenshots;
 //                     docs/console to refresh the README's)
 // Prints one line per check and `first page rendered in <ms> ms`; exits non-zero on any failure.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { accessible, check, launch, run, signIn as signInAt, watchedPage } from './support.mjs';
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
 const url = env('CONSOLE_URL');
 const shots = env('SCREENSHOT_DIR');
 const lead = env('LEAD_WA_ID');
 const replyText = env('REPLY_TEXT');
-const axePath = join(dirname(createRequire(import.meta.url).resolve('axe-core')), 'axe.min.js');
+const signIn = (page, token) => signInAt(page, url, token);
 
-let failures = 0;
-function check(ok, what) {
-  console.log(`${ok ? 'ok' : 'FAIL'} ${what}`);
-  if (!ok) failures += 1;
-}
-
-// axe-core in the page: no serious or critical violation. Evaluated through the debugging protocol
-// (the console's policy refuses any inline script, a <script> tag of axe's included: that is the point).
-const axeSource = readFileSync(axePath, 'utf8');
-async function accessible(page, screen) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) }));
-  });
-  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  for (const v of bad) console.log(`  axe ${screen}: ${v.impact} ${v.id} at ${v.nodes.join(', ')}`);
-  check(bad.length === 0, `axe finds no serious or critical violation on ${screen} (${result.length} minor)`);
-}
-
-async function signIn(page, token) {
-  await page.goto(url);
-  await page.getByLabel('API token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#who-text').waitFor();
-}
-
-const profile = mkdtempSync(join(tmpdir(), 'convoy-chromium-'));
-// A fresh profile (--user-data-dir: playwright passes the folder given here).
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1280, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
-try {
-  const page = await context.newPage();
-  page.setDefaultTimeout(10000);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+const browser = await launch();
+const { context } = browser;
+await run(browser.close, async () => {
+  const { page, errors } = await watchedPage(context, 10000);
 
   // Sign-in.
   await page.goto(url);
@@ -141,12 +100,4 @@ try {
   check(await viewer.locator('#reply').count() === 0, 'no reply form for the viewer');
   check(!(await viewer.locator('.transcript').textContent()).includes(replyText), 'the viewer sees what was said masked');
   await viewer.close();
-} catch (e) {
-  console.log(`FAIL ${e.stack || e}`);
-  failures += 1;
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
-process.exit(failures ? 1 : 0);
+});

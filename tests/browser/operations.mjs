@@ -8,11 +8,8 @@
 //   OTHER             the customer whose parked message stays
 //   SCREENSHOT_DIR    where each state's picture goes
 // Prints one line per check; exits non-zero on any failure.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { accessible, check, launch, run, signIn as signInAt, watchedPage } from './support.mjs';
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
 const url = env('CONSOLE_URL');
@@ -20,49 +17,17 @@ const shots = env('SCREENSHOT_DIR');
 const content = env('CONTENT');
 const wanted = env('WANTED').split(',');
 const other = env('OTHER');
-const axePath = join(dirname(createRequire(import.meta.url).resolve('axe-core')), 'axe.min.js');
-
-let failures = 0;
-function check(ok, what) {
-  console.log(`${ok ? 'ok' : 'FAIL'} ${what}`);
-  if (!ok) failures += 1;
-}
-
-const axeSource = readFileSync(axePath, 'utf8');
-async function accessible(page, screen) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) }));
-  });
-  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  for (const v of bad) console.log(`  axe ${screen}: ${v.impact} ${v.id} at ${v.nodes.join(', ')}`);
-  check(bad.length === 0, `axe finds no serious or critical violation on ${screen} (${result.length} minor)`);
-}
 
 async function signIn(page, token) {
-  await page.goto(url);
-  await page.getByLabel('API token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#who-text').waitFor();
+  await signInAt(page, url, token);
   await page.getByRole('link', { name: 'Operations' }).click();
   await page.getByRole('heading', { name: 'Operations' }).waitFor();
 }
 
-const profile = mkdtempSync(join(tmpdir(), 'convoy-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
-try {
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+const browser = await launch({ viewport: { width: 1280, height: 900 } });
+const { context } = browser;
+await run(browser.close, async () => {
+  const { page, errors } = await watchedPage(context, 15000);
 
   // The operator: health, queues and the links.
   await signIn(page, env('OPERATOR_TOKEN'));
@@ -127,12 +92,4 @@ try {
   check(await viewer.getByRole('button', { name: 'Dry-run purge' }).count() === 0, 'no purge for the viewer');
   check(await viewer.locator('#p-q').count() === 0, 'no content search for the viewer');
   await viewer.close();
-} catch (e) {
-  console.log(`FAIL ${e.stack || e}`);
-  failures += 1;
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
-process.exit(failures ? 1 : 0);
+});

@@ -1,6 +1,6 @@
 // What the console's browser scripts share: checks that count failures, axe-core in the page,
 // signing in, and Debian's chromium (/usr/bin/chromium, never a downloaded one) with a fresh
-// profile. (console.mjs predates it and keeps its own copies.)
+// profile: console.mjs, checklists.mjs and operations.mjs all use it.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,4 +53,28 @@ export async function launch(options = {}) {
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+// A page of `context` whose script errors and CSP violations land in `errors`.
+export async function watchedPage(context, timeout = 15000) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeout);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  return { page, errors };
+}
+
+// The script's checks: an exception is a failed check; then `close`, the verdict, and the exit
+// status (0 only when every check passed).
+export async function run(close, body) {
+  try {
+    await body();
+  } catch (e) {
+    check(false, `the run ended early: ${e.stack || e}`);
+  } finally {
+    await close();
+  }
+  console.log(failed ? `${failed} check(s) failed` : 'all checks passed');
+  process.exit(failed ? 1 : 0);
 }

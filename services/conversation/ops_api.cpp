@@ -14,6 +14,7 @@
 #include "convoy/rfc3339.h"
 #include "convoy/topology.h"
 #include "convoy/url.h"
+#include "forward.h"
 #include "transcript.h"
 
 namespace convoy::conversation {
@@ -268,28 +269,17 @@ HttpResponse HealthApi(const OpsSettings& settings) {
                                                             settings.thresholds)));
 }
 
-// /v1/deliveries*: outbound's own API answers, checking the caller's token itself.
-HttpResponse Forward(const HttpRequest& r, const OpsSettings& settings, AuditEntry* audit) {
-  if (settings.outbound_admin_url.empty()) {
-    return Unavailable(Status(Code::kUnavailable, "deliveries are not reachable from here: set --outbound_admin_url"));
-  }
-  HttpClientRequest req;
-  req.method = r.method;
-  std::string query;
-  for (const auto& [k, v] : r.query) query += (query.empty() ? "?" : "&") + UrlEncode(k) + "=" + UrlEncode(v);
-  req.url = settings.outbound_admin_url + r.path + query;
-  req.body = r.body;
-  req.headers["Authorization"] = r.Header("authorization");
-  auto answer = HttpFetch(req);
-  if (!answer.ok()) return Unavailable(Status(answer.status().code(), "outbound: " + answer.status().message()));
-  if (audit && answer->status / 100 == 2) {
+// /v1/deliveries*: outbound's own API answers, checking the caller's token itself (forward.h).
+HttpResponse ForwardDeliveries(const HttpRequest& r, const OpsSettings& settings, AuditEntry* audit) {
+  HttpResponse answer = Forward(r, {settings.outbound_admin_url, "outbound", "--outbound_admin_url"});
+  if (audit && answer.status / 100 == 2) {
     rapidjson::Document d;
-    d.Parse(answer->body.c_str(), answer->body.size());
+    d.Parse(answer.body.c_str(), answer.body.size());
     const auto& n = JsonMember(d, "replayed");
     if (n.IsInt64()) audit->count = n.GetInt64();
     audit->filter_json = r.body.size() <= 2000 ? r.body : std::string("{}");
   }
-  return JsonResponse(answer->status, answer->body);
+  return answer;
 }
 
 }  // namespace
@@ -311,7 +301,7 @@ bool IsOpsRoute(const std::string& route) {
 
 HttpResponse HandleOpsApi(const HttpRequest& r, const std::string& route, const Caller& caller,
                           const OpsSettings& settings, AuditEntry* audit) {
-  if (route == "/v1/deliveries" || route == "/v1/deliveries/replay") return Forward(r, settings, audit);
+  if (route == "/v1/deliveries" || route == "/v1/deliveries/replay") return ForwardDeliveries(r, settings, audit);
   if (route == "/v1/ops/health") return HealthApi(settings);
   if (!settings.broker) {
     return Unavailable(Status(Code::kUnavailable, "parked messages are not reachable from here: set --ops_amqp_url"));

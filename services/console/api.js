@@ -17,7 +17,11 @@ export class ApiError extends Error {
 
 export async function api(method, path, body, headers = {}) {
   const init = { method, headers: { Authorization: `Bearer ${token()}`, ...headers }, cache: 'no-store' };
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    // A file goes as its own bytes with its own type (a photo for POST /v1/media).
+    init.headers['Content-Type'] = body.type || 'application/octet-stream';
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }

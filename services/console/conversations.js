@@ -74,10 +74,21 @@ function transcript(root, ctx, id) {
   const status = el('p', { class: 'status', role: 'status', 'aria-live': 'polite' });
   const messages = el('ol', { class: 'transcript', 'aria-label': 'Transcript' });
   const actions = el('div', { class: 'actions' });
-  const reply = el('textarea', { id: 'reply', name: 'text', maxlength: 4096, required: true });
+  const reply = el('textarea', { id: 'reply', name: 'text', maxlength: 4096, 'aria-describedby': 'reply-note' });
+  const photo = el('input', { id: 'reply-photo', name: 'photo', type: 'file', accept: 'image/jpeg,image/png' });
   const send = el('button', { type: 'submit' }, 'Send reply');
   const windowNote = el('p', { class: 'note', id: 'window-note' });
-  const replyForm = el('form', {}, el('label', { for: 'reply' }, 'Reply'), reply, windowNote, send);
+  // Free text and photos while the 24-hour window is open; an approved template once it closed.
+  const freeForm = el('div', {}, el('label', { for: 'reply' }, 'Reply'),
+    el('p', { class: 'note', id: 'reply-note' }, 'With a photo, this is its caption.'), reply,
+    el('label', { for: 'reply-photo' }, 'Photo (JPEG or PNG, optional)'), photo);
+  const template = el('select', { id: 'reply-template', name: 'template' });
+  const params = el('textarea', { id: 'reply-params', name: 'parameters', 'aria-describedby': 'reply-params-note' });
+  const templateForm = el('div', { hidden: true }, el('label', { for: 'reply-template' }, 'Approved template'), template,
+    el('label', { for: 'reply-params' }, 'Template parameters'),
+    el('p', { class: 'note', id: 'reply-params-note' }, 'One a line, in the template\'s order ({{1}}, {{2}}, …).'), params);
+  const replyForm = el('form', { 'aria-label': 'Answer the customer' }, windowNote, freeForm, templateForm, send);
+  let templatesShown = '';
   const reason = el('input', { id: 'handoff-reason', name: 'reason', maxlength: 500, size: 24 });
   root.append(el('p', {}, el('a', { href: '#/conversations' }, '← All conversations')), heading, facts, status,
     agent ? actions : null, el('h2', {}, 'Transcript'), messages, agent ? replyForm : null);
@@ -97,17 +108,40 @@ function transcript(root, ctx, id) {
   actions.append(act('Take', 'take'), act('Release to the bot', 'release'),
     el('label', { for: 'handoff-reason', class: 'inline' }, 'Hand-off reason'), reason,
     act('Hand off', 'handoff', () => ({ reason: reason.value.trim() || 'from the console' })));
+  const messagesPath = `/v1/conversations/${encodeURIComponent(id)}/messages`;
+  // The photo first (convoy-media stores it for the conversation's number, through this origin:
+  // POST /v1/media), then the message naming it. One Idempotency-Key per reply sent.
+  async function sendReply() {
+    if (current && !current.window_open) {
+      const [name, language] = JSON.parse(template.value || '[]');
+      if (!name) return 'Choose an approved template first.';
+      const parameters = params.value.split('\n').map((p) => p.trim()).filter(Boolean);
+      await api('POST', messagesPath, { template: { name, language, parameters } }, { 'Idempotency-Key': crypto.randomUUID() });
+      params.value = '';
+      return 'Template queued.';
+    }
+    const text = reply.value.trim();
+    const file = photo.files[0];
+    if (!text && !file) return 'Write a reply or choose a photo first.';
+    if (file) {
+      if (file.type !== 'image/jpeg' && file.type !== 'image/png') return 'A photo is a JPEG or PNG file.';
+      status.textContent = 'Uploading the photo…';
+      const stored = await api('POST', `/v1/media${query({ phone_number_id: current.phone_number_id })}`, file);
+      await api('POST', messagesPath, { image: text ? { media: stored.media, caption: text } : { media: stored.media } },
+        { 'Idempotency-Key': crypto.randomUUID() });
+      photo.value = '';
+    } else {
+      await api('POST', messagesPath, { text }, { 'Idempotency-Key': crypto.randomUUID() });
+    }
+    reply.value = '';
+    return file ? 'Photo queued.' : 'Reply queued.';
+  }
   replyForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const text = reply.value.trim();
-    if (!text) { status.textContent = 'Write a reply first.'; reply.focus(); return; }
     send.disabled = true;
     status.textContent = 'Sending…';
     try {
-      // One key per reply typed: a retry of this same submission is the same message.
-      await api('POST', `/v1/conversations/${encodeURIComponent(id)}/messages`, { text }, { 'Idempotency-Key': crypto.randomUUID() });
-      reply.value = '';
-      status.textContent = 'Reply queued.';
+      status.textContent = await sendReply();
       await load();
     } catch (e) {
       status.textContent = e.code === 'window_closed'
@@ -115,20 +149,48 @@ function transcript(root, ctx, id) {
         : `Reply failed: ${e.message}`;
     } finally { send.disabled = false; }
   });
+  // A photo in the transcript: shown through its signed, expiring link when there is one; named
+  // when media links are not set up; a viewer's transcript carries neither.
+  function photoOf(m) {
+    const what = m.direction === 'in' ? 'Photo from the customer' : 'Photo sent';
+    if (m.photo_url) {
+      return el('a', { href: m.photo_url, target: '_blank', rel: 'noopener' },
+        el('img', { src: m.photo_url, alt: m.body ? `${what}: ${m.body}` : what, loading: 'lazy', class: 'photo' }));
+    }
+    if (m.photo) return el('span', { class: 'note' }, `${what} ${m.photo} (cannot be shown here: media links are not set up, --media_public_url)`);
+    return el('span', { class: 'note' }, ctx.me.sees_personal_data ? `${what} (not stored yet)` : '[photo] ');
+  }
+  function offerTemplates(c) {
+    const sig = JSON.stringify(c.templates || []);
+    if (sig === templatesShown) return;
+    templatesShown = sig;
+    const list = c.templates || [];
+    template.replaceChildren(...(list.length
+      ? list.map((t) => el('option', { value: JSON.stringify([t.name, t.language]) }, `${t.name} (${t.language}${t.category ? `, ${t.category}` : ''})`))
+      : [el('option', { value: '' }, 'No approved template for this number')]));
+  }
   function render(c) {
     heading.textContent = `Conversation with ${customer(c)}`;
     const row = (k, v) => [el('dt', {}, k), el('dd', {}, v)];
     facts.replaceChildren(...row('Owner', `${c.owner}${c.owner_agent ? ` (${c.owner_agent})` : ''}`),
       ...row('Business number', c.phone_number_id), ...row('Flow / step', c.flow ? `${c.flow} / ${c.step || '—'}` : '—'),
       ...row('Window', remaining(c.window_open_until)), ...row('Last customer message', when(c.last_inbound_at) || '—'));
-    windowNote.textContent = c.window_open ? `Window: ${remaining(c.window_open_until)}.` : 'The 24-hour window is closed: a text cannot be sent.';
-    const sig = JSON.stringify(c.messages.map((m) => [m.seq, m.status]));
+    windowNote.textContent = c.window_open ? `Window: ${remaining(c.window_open_until)}.`
+      : 'The 24-hour window is closed: only an approved template can reopen the conversation.';
+    freeForm.hidden = !c.window_open;
+    templateForm.hidden = c.window_open;
+    send.textContent = c.window_open ? 'Send reply' : 'Send template';
+    offerTemplates(c);
+    // Redrawn only when something changed, so a photo is not fetched again every 2 s (its link's
+    // signature changes with every answer).
+    const sig = JSON.stringify(c.messages.map((m) => [m.seq, m.status, m.photo]));
     if (sig === shown) return;
     shown = sig;
     messages.replaceChildren(...c.messages.map((m) => el('li', { class: `msg ${m.direction}` },
       el('span', { class: 'meta' }, `${m.author} · ${when(m.at)}${m.status ? ` · ${m.status}` : ''}`),
-      m.media_id ? el('span', {}, `[${m.kind}] `) : null,
-      m.body || (m.media_id ? '' : `[${m.kind}]`))));
+      m.kind === 'image' ? photoOf(m) : (m.media_id ? el('span', {}, `[${m.kind}] `) : null),
+      m.kind === 'image' && m.body ? el('span', { class: 'caption' }, m.body) : null,
+      m.kind === 'image' ? null : (m.body || (m.media_id ? '' : `[${m.kind}]`)))));
   }
   async function load() {
     try {

@@ -11,6 +11,7 @@
 #include "convoy/crypto.h"
 #include "convoy/log.h"
 #include "convoy/rapidjson_util.h"
+#include "forward.h"
 #include "numbers.h"
 #include "numbers_api.h"
 #include "transcript.h"
@@ -422,6 +423,9 @@ const std::vector<RouteRule>& ApiRoutes() {
       // Forwarded to outbound's admin API, which checks the token again (its own table).
       {"GET",  "/v1/deliveries",                     Role::kViewer,   Scope::kTenant},
       {"POST", "/v1/deliveries/replay",              Role::kOperator, Scope::kTenant},
+      // An agent's photo, forwarded to convoy-media's intake, which checks the token and the
+      // number's tenant again (forward.h).
+      {"POST", "/v1/media",                          Role::kAgent,    Scope::kTenant},
   };
   return *kRoutes;
 }
@@ -441,6 +445,7 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
   if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
   if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations, audit)) return *conversations;
   if (IsOpsRoute(route)) return HandleOpsApi(r, route, caller, settings.ops, audit);
+  if (route == "/v1/media") return Forward(r, {settings.media_api_url, "convoy-media", "--media_api_url"});
   if (route == "/v1/flows") {
     return settings.flows ? JsonResponse(200, settings.flows()) : Unavailable(Status(Code::kUnavailable, "no flows"));
   }
@@ -485,6 +490,10 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
 }  // namespace
 
 HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
+  // The listener takes a photo's size for POST /v1/media; every other route's body is JSON.
+  if (r.body.size() > kMaxJsonBodyBytes && r.path != "/v1/media") {
+    return JsonError(413, "too_large", "a request body is at most " + std::to_string(kMaxJsonBodyBytes) + " bytes");
+  }
   const std::string open = "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
   auto tokens = settings.tokens ? settings.tokens->get() : std::make_shared<const TokenSet>();
   Admission in = Admit(r, *tokens, ApiRoutes(), "conversation", open);

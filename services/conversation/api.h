@@ -22,6 +22,9 @@
 //   /v1/numbers                       the numbers registry (numbers_api.h)
 //   /v1/conversations                 transcripts, owners, agent messages (conversations_api.h)
 //   /v1/ops, /v1/deliveries           queues, parked messages, health, deliveries (ops_api.h)
+//   POST /v1/media?phone_number_id=   an agent's photo (image/jpeg or image/png), forwarded to
+//                                     convoy-media (--media_api_url, forward.h): the console's
+//                                     upload stays on its own origin; media checks the token again
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
 // A tenant's token (convoy/tokens.h) finds its own tenant's checklists, assignments and numbers
@@ -53,7 +56,12 @@ struct ApiSettings {
   ConversationsApiSettings conversations{};  // its pg_dsn: set by main like pg_dsn above
   PhotoLinkSettings photo_links{};           // answers' photos as signed media links; unset: none
   OpsSettings ops{};                          // the operations screen's routes (ops_api.h)
+  std::string media_api_url{};                // convoy-media's base URL for POST /v1/media; "" -> 503
 };
+
+// The largest body a route other than POST /v1/media takes (JSON); larger is 413. The listener's
+// own limit is a photo's (main.cpp --max_image_bytes).
+constexpr size_t kMaxJsonBodyBytes = 1 << 20;
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.
 const std::vector<RouteRule>& ApiRoutes();

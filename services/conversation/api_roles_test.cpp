@@ -66,6 +66,8 @@ const std::vector<Want> kWant = {
     // Forwarded to outbound (none here: 503 once the gate let the call through).
     {"GET", "/v1/deliveries", kAll, 503, Scope::kTenant, 503},
     {"POST", "/v1/deliveries/replay", "operator admin", 503, Scope::kTenant, 503},
+    // An agent's photo, forwarded to media (none here: 503 once the gate let the call through).
+    {"POST", "/v1/media", "agent admin", 503, Scope::kTenant, 503},
 };
 
 class ApiRoles : public ::testing::Test {
@@ -188,7 +190,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     r.headers["authorization"] = std::string("Bearer ") + ApiTokens::kAdminEnv;
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok) << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 310);
+  EXPECT_EQ(calls, 320);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 

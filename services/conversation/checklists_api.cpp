@@ -29,6 +29,11 @@ bool StoredName(const std::string& name) {
 
 }  // namespace
 
+std::optional<std::string> PhotoLink(const PhotoLinkSettings& links, const std::string& stored_name) {
+  if (!links.enabled() || !StoredName(stored_name)) return std::nullopt;
+  return MediaLink(links.base_url, links.secret, stored_name, Now(links) + links.ttl.count());
+}
+
 std::string WithPhotoLinks(const std::string& json, const PhotoLinkSettings& links) {
   if (!links.enabled() || json.find("\"stored_name\"") == std::string::npos) return json;
   rapidjson::Document d;

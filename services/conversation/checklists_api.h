@@ -36,6 +36,10 @@ struct PhotoLinkSettings {
   bool enabled() const { return !base_url.empty() && !secret.empty(); }
 };
 
+// A link to one stored photo ("<sha256 hex>.<ext>", the generator's own names alone) expiring after
+// links.ttl; nothing when links are off or the name is not one of media's.
+std::optional<std::string> PhotoLink(const PhotoLinkSettings& links, const std::string& stored_name);
+
 // An assignment's JSON (api.cpp's kShow) with "url" added to every answer's photo that has a
 // stored_name; unchanged when links are off or it has no photos.
 std::string WithPhotoLinks(const std::string& assignment_json, const PhotoLinkSettings& links);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 
 #include "convoy/crypto.h"
 #include "convoy/log.h"
@@ -203,7 +204,50 @@ HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const Tenan
   return JsonResponse(200, mask ? Masked(list) : list);
 }
 
-HttpResponse Show(PgConnection& db, const std::string& id, const HttpRequest& r, bool mask, const TenantScope& scope) {
+// The transcript's photos by the files media stored for them: a message of kind image whose
+// media_id names a media_objects row of this conversation's own number gets "photo" (the stored
+// name) and, when links are set, "photo_url". A photo still being fetched, refused, or stored
+// before media recorded its number (0034) gets neither.
+Result<std::string> WithTranscriptPhotos(PgConnection& db, const std::string& messages_json, const std::string& number,
+                                         const PhotoLinkSettings& links) {
+  rapidjson::Document d;
+  d.Parse(messages_json.c_str(), messages_json.size());
+  if (d.HasParseError() || !d.IsArray()) return messages_json;
+  rapidjson::StringBuffer ids;
+  rapidjson::Writer<rapidjson::StringBuffer> w(ids);
+  w.StartArray();
+  bool any = false;
+  for (const auto& m : d.GetArray()) {
+    if (JsonStr(m, "kind") != "image" || JsonStr(m, "media_id").empty()) continue;
+    w.String(JsonStr(m, "media_id").c_str());
+    any = true;
+  }
+  w.EndArray();
+  if (!any) return messages_json;
+  auto stored = db.Exec("SELECT media_id, stored_name FROM media_objects WHERE phone_number_id = $2 AND media_id IN "
+                        "(SELECT jsonb_array_elements_text($1::jsonb))",
+                        {std::string(ids.GetString()), number});
+  if (!stored.ok()) return stored.status();
+  std::map<std::string, std::string> names;
+  for (size_t i = 0; i < stored->size(); ++i) names[stored->get(i, 0)] = stored->get(i, 1);
+  auto& a = d.GetAllocator();
+  for (auto& m : d.GetArray()) {
+    if (JsonStr(m, "kind") != "image") continue;
+    auto name = names.find(JsonStr(m, "media_id"));
+    if (name == names.end()) continue;
+    const std::string& n = name->second;
+    m.AddMember("photo", rapidjson::Value(n.c_str(), static_cast<rapidjson::SizeType>(n.size()), a), a);
+    if (auto url = PhotoLink(links, n)) {
+      m.AddMember("photo_url", rapidjson::Value(url->c_str(), static_cast<rapidjson::SizeType>(url->size()), a), a);
+    }
+  }
+  return JsonText(d);
+}
+
+Result<std::string> ApprovedTemplates(PgConnection& db, const std::string& waba_id);
+
+HttpResponse Show(PgConnection& db, const std::string& id, const HttpRequest& r, bool mask, const TenantScope& scope,
+                  const PhotoLinkSettings& links) {
   const std::string limit = Query(r, "messages").value_or("100");
   if (!Digits(limit, 4) || std::stoi(limit) > 1000) return JsonError(400, "invalid_argument", "messages is 0 to 1000");
   auto found = Find(db, id, scope, false);
@@ -216,10 +260,15 @@ HttpResponse Show(PgConnection& db, const std::string& id, const HttpRequest& r,
   if (!row.ok()) return Unavailable(row.status());
   if (row->empty()) return NotFound(id);
   auto said = TranscriptJson(db, (*found)->key, std::stoi(limit));
+  // A viewer sees no photo: what was said is masked to it, and a photo is said.
+  if (said.ok() && !mask) said = WithTranscriptPhotos(db, *said, (*found)->phone_number_id, links);
   if (!said.ok()) return Unavailable(said.status());
+  // What an agent may send once the window is closed (the console's template reply).
+  auto templates = ApprovedTemplates(db, (*found)->waba_id);
+  if (!templates.ok()) return Unavailable(templates.status());
   std::string shown = row->get(0, 0);
   shown.pop_back();
-  shown += ",\"messages\":" + *said + "}";
+  shown += ",\"messages\":" + *said + ",\"templates\":" + *templates + "}";
   return JsonResponse(200, mask ? Masked(shown) : shown);
 }
 
@@ -699,7 +748,7 @@ std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& r, const s
   if (route == prefix) return List(**db, r, !SeesPersonalData(caller.role), scope);
   std::string id = r.path.substr(prefix.size() + 1);
   id = id.substr(0, id.find('/'));
-  if (route == prefix + "/{id}") return Show(**db, id, r, !SeesPersonalData(caller.role), scope);
+  if (route == prefix + "/{id}") return Show(**db, id, r, !SeesPersonalData(caller.role), scope, settings.photo_links);
   if (route == prefix + "/{id}/handoff") return Handoff(**db, id, r, caller, scope, settings, audit);
   if (route == prefix + "/{id}/take") return Take(**db, id, r, caller, scope, settings, audit);
   if (route == prefix + "/{id}/pass") return Pass(**db, id, r, caller, scope, settings, audit);

@@ -6,7 +6,14 @@
 //        newest first; `next_cursor` pages on (stable under updates: updated_at, then id); q: 3+
 //        characters found in the customer's phone number or BSUID, or in anything said (not for a
 //        viewer: 403, what it would search is masked to it)
-//   GET  /v1/conversations/{id}?messages=N    state, owner, window, collected fields, transcript
+//   GET  /v1/conversations/{id}?messages=N    state, owner, window, collected fields, transcript; to
+//                                             a caller who sees personal data, each photo the
+//                                             number's media stored carries "photo" (its stored
+//                                             name) and, with photo links set, "photo_url": a
+//                                             short-lived signed link (checklists_api.h PhotoLink);
+//                                             "templates": the number's approved templates
+//                                             [{"name", "language", "category"}], what a reply
+//                                             outside the window may be
 //   POST /v1/conversations/{id}/handoff       {"reason", "note"}: into human hands; the sink is told
 //                                             once (conversation.handoff_requested)
 //   POST /v1/conversations/{id}/take          the calling agent owns it (no message to the sink); on a
@@ -29,6 +36,7 @@
 #include <string>
 
 #include "audit.h"
+#include "checklists_api.h"
 #include "convoy/http.h"
 #include "convoy/tokens.h"
 
@@ -40,6 +48,7 @@ struct ConversationsApiSettings {
   // Whether `flow` has a step `step` (a release to a step); empty: releases name no step.
   std::function<bool(const std::string& flow, const std::string& step)> has_step;
   std::function<void()> on_commit;  // wakes the outbox relay
+  PhotoLinkSettings photo_links{};  // transcript photos as signed media links; unset: named only
 };
 
 // A uuid's 8-4-4-4-12 hex digits (a conversation's id); anything else never reaches a ::uuid cast.

@@ -5,6 +5,7 @@
 // Authorization, and that service checks the token again against its own route table. Its answer
 // comes back as it is; nothing is forwarded to a URL a request names, only to a configured one.
 //   /v1/deliveries*   outbound's admin API (--outbound_admin_url; ops_api.h)
+//   POST /v1/media    convoy-media's photo intake (--media_api_url; api.h)
 #include <string>
 
 #include "convoy/http.h"

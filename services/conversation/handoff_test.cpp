@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <mutex>
 
 #include "api.h"
 #include "api_tokens.h"
@@ -297,6 +298,14 @@ TEST_F(HandoffTest, AnAgentsMessageIsQueuedOncePerIdempotencyKeyAndOnlyInsideThe
   EXPECT_NE(closed.body.find("window_closed"), std::string::npos);
   EXPECT_NE(closed.body.find("follow_up"), std::string::npos);
   EXPECT_EQ(closed.body.find("promo"), std::string::npos) << "only approved templates are offered";
+  // The conversation names them too, so the console offers them in place of a text.
+  rapidjson::Document shown;
+  shown.Parse(Call("GET", "/v1/conversations/" + id).body.c_str());
+  const auto& offered = JsonMember(shown, "templates");
+  ASSERT_TRUE(offered.IsArray());
+  ASSERT_EQ(offered.Size(), 1u) << "only approved templates are offered";
+  EXPECT_EQ(JsonStr(offered[0], "name"), "follow_up");
+  EXPECT_EQ(JsonStr(offered[0], "language"), "en_US");
   auto tpl = Call("POST", path, R"({"template": {"name": "follow_up", "language": "en_US", "parameters": ["Ana"]}})");
   EXPECT_EQ(tpl.status, 202) << tpl.body;
   EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = "
@@ -358,6 +367,125 @@ TEST_F(HandoffTest, AnAgentsPhotoIsOneOfItsNumbersFilesAndGoesByItsStoredName) {
   EXPECT_EQ(closed.status, 422);
   EXPECT_NE(closed.body.find("window_closed"), std::string::npos) << closed.body;
   EXPECT_EQ(queued().size(), 1u);
+}
+
+// The console shows a transcript's photos (issue 30): to a caller who sees personal data, each
+// photo the conversation's own number stored is named and, with photo links set, linked for a
+// short while; a viewer gets neither, a photo another number's media holds is never linked, and
+// one not stored yet is only a media id.
+TEST_F(HandoffTest, ATranscriptsPhotosAreNamedAndLinkedForThoseWhoSeeContent) {
+  const std::string ana = "971500000208", other = "106540352242998";
+  test::RegisterNumber(*sql_, other, "globex");
+  Text(ana, "wamid.ph1", "Hello", 600);
+  const std::string id = IdOf(ana), mine(64, 'd'), agents(64, 'e'), theirs(64, 'f');
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, phone_number_id) VALUES "
+                         "('meta-mine', $1 || '.jpg', $1, 10, 'image/jpeg', $4), "
+                         "('upload:' || $2 || ':' || $4, $2 || '.png', $2, 10, 'image/png', $4), "
+                         "('meta-theirs', $3 || '.jpg', $3, 10, 'image/jpeg', $5)",
+                         {mine, agents, theirs, kBusiness, other})
+                  .ok());
+  for (const auto& [media, dedupe] : std::vector<std::pair<std::string, std::string>>{
+           {"meta-mine", "wamid.ph2"}, {"meta-theirs", "wamid.ph3"}, {"meta-not-yet", "wamid.ph4"}}) {
+    TranscriptMessage m;
+    m.kind = "image";
+    m.body = "caption " + media;
+    m.media_id = media;
+    m.dedupe_key = dedupe;
+    ASSERT_TRUE(RecordMessage(*sql_, Key(ana), m).ok());
+  }
+  ASSERT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"image": {"media": ")" + agents + R"(.png"}})").status,
+            202);
+  // "<media_id> <photo> <photo_url>" of each image in the transcript, oldest first.
+  const auto photos = [&](const std::string& token) {
+    auto shown = Call("GET", "/v1/conversations/" + id, "", token);
+    EXPECT_EQ(shown.status, 200) << shown.body;
+    rapidjson::Document d;
+    d.Parse(shown.body.c_str());
+    std::vector<std::string> out;
+    const auto& messages = JsonMember(d, "messages");
+    for (rapidjson::SizeType i = 0; messages.IsArray() && i < messages.Size(); ++i) {
+      if (JsonStr(messages[i], "kind") != "image") continue;
+      out.push_back(JsonStr(messages[i], "media_id") + " " + JsonStr(messages[i], "photo") + " " +
+                    JsonStr(messages[i], "photo_url"));
+    }
+    return out;
+  };
+  const std::string agent = ApiTokens::Token(Role::kAgent, "*"), viewer = ApiTokens::Token(Role::kViewer, "*");
+  const std::string upload = "upload:" + agents + ":" + kBusiness;
+  EXPECT_EQ(photos(agent), (std::vector<std::string>{"meta-mine " + mine + ".jpg ", "meta-theirs  ", "meta-not-yet  ",
+                                                     upload + " " + agents + ".png "}))
+      << "without photo links: named, not linked";
+  api_.conversations.photo_links = PhotoLinkSettings{"http://media.example:8082", "link-secret", std::chrono::seconds(900),
+                                                     [] { return int64_t{1800000000}; }};
+  const auto linked = photos(agent);
+  ASSERT_EQ(linked.size(), 4u);
+  const std::string link = "http://media.example:8082/media/" + mine + ".jpg?expires=1800000900&sig=";
+  EXPECT_EQ(linked[0].substr(0, ("meta-mine " + mine + ".jpg " + link).size()), "meta-mine " + mine + ".jpg " + link);
+  EXPECT_EQ(linked[1], "meta-theirs  ") << "another number's file is never linked";
+  EXPECT_EQ(linked[2], "meta-not-yet  ");
+  EXPECT_NE(linked[3].find("/media/" + agents + ".png?expires="), std::string::npos) << linked[3];
+  for (const auto& p : photos(viewer)) EXPECT_EQ(p.find(".jpg"), std::string::npos) << "a viewer sees no photo: " << p;
+  for (const auto& p : photos(viewer)) EXPECT_EQ(p.find(".png"), std::string::npos) << "a viewer sees no photo: " << p;
+  EXPECT_EQ(photos(viewer).size(), 4u);
+}
+
+// The console uploads an agent's photo on its own origin (issue 30): POST /v1/media goes on to
+// convoy-media as it came — query, bytes, Content-Type and the caller's Authorization — and media's
+// answer comes back; media checks the token again. A viewer's upload never leaves this service,
+// an unconfigured media is a clear 503, and no other route takes a body larger than 1 MiB.
+TEST_F(HandoffTest, APhotoUploadIsForwardedToMediaWithTheCallersToken) {
+  struct Seen {
+    std::mutex mu;
+    std::vector<HttpRequest> requests;
+  };
+  auto seen = std::make_shared<Seen>();
+  HttpServer media({"127.0.0.1", 0, 8 << 20});
+  media.Route("POST", "/v1/media", [seen](const HttpRequest& r) {
+    std::lock_guard<std::mutex> lock(seen->mu);
+    seen->requests.push_back(r);
+    return HttpResponse{201, "application/json", R"({"media":")" + std::string(64, 'a') + R"(.jpg"})", {}};
+  });
+  ASSERT_TRUE(media.Start().ok());
+  const std::string photo = std::string("\xFF\xD8\xFF\xE0", 4) + std::string(2 << 20, '\0') + "end";
+  const auto upload = [&](const std::string& token, const std::string& body, const std::string& path) {
+    HttpRequest r = test::ApiRequest("POST", path, body, "Bearer " + token);
+    r.query["phone_number_id"] = kBusiness;
+    r.headers["content-type"] = "image/jpeg";
+    return HandleApi(r, api_, schemas_);
+  };
+  const std::string agent = ApiTokens::Token(Role::kAgent, "*");
+  auto unset = upload(agent, photo, "/v1/media");
+  EXPECT_EQ(unset.status, 503) << unset.body;
+  EXPECT_NE(unset.body.find("--media_api_url"), std::string::npos) << unset.body;
+  api_.media_api_url = "http://127.0.0.1:" + std::to_string(media.port());
+  EXPECT_EQ(upload(ApiTokens::Token(Role::kViewer, "*"), photo, "/v1/media").status, 403);
+  EXPECT_EQ(upload("not-a-token", photo, "/v1/media").status, 401);
+  {
+    std::lock_guard<std::mutex> lock(seen->mu);
+    EXPECT_TRUE(seen->requests.empty()) << "a refused upload never reaches media";
+  }
+  auto sent = upload(agent, photo, "/v1/media");
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  EXPECT_EQ(sent.body.rfind(R"({"media":")" + std::string(64, 'a') + R"(.jpg"})", 0), 0u) << "media's answer, as it came";
+  {
+    std::lock_guard<std::mutex> lock(seen->mu);
+    ASSERT_EQ(seen->requests.size(), 1u);
+    const HttpRequest& got = seen->requests[0];
+    EXPECT_EQ(got.body, photo) << "the bytes, all of them";
+    EXPECT_EQ(got.Header("authorization"), "Bearer " + agent);
+    EXPECT_EQ(got.Header("content-type"), "image/jpeg");
+    EXPECT_EQ(got.query.at("phone_number_id"), kBusiness);
+  }
+  // A JSON route refuses a photo-sized body before it is parsed.
+  Text("971500000209", "wamid.u1", "Hello", 60);
+  auto big = upload(agent, "{\"text\": \"" + std::string(2 << 20, 'x') + "\"}",
+                    "/v1/conversations/" + IdOf("971500000209") + "/messages");
+  EXPECT_EQ(big.status, 413) << big.body;
+  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' LIKE 'agent:%'"),
+            "0");
+  // Uploads are writes: each is in the audit log, the refused one too.
+  EXPECT_EQ(One("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE route = '/v1/media'"),
+            "503,403,201");
 }
 
 TEST_F(HandoffTest, AConversationLeftInHumanHandsGoesBackToTheBotAfterTheIdleTime) {

@@ -1,6 +1,7 @@
 // convoy-conversation: advances each conversation exactly once per update.
 #include <gflags/gflags.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -123,7 +124,7 @@ DEFINE_string(console_dir, "services/console",
               "<binary>/../share/convoy/console (the images), then the source tree; \"\": no console");
 DEFINE_string(media_public_url, "",
               "convoy-media's URL as a browser reaches it (no trailing '/'): the console shows a checklist answer's "
-              "photos through signed links to it, expiring after --media_link_ttl_seconds (needs the link secret: "
+              "and a transcript's photos through signed links to it, expiring after --media_link_ttl_seconds (needs the link secret: "
               "CONVOY_MEDIA_LINK_SECRET or --media_link_secret_file); \"\": the console shows no photos");
 static bool ValidateMediaUrl(const char* flag, const std::string& v) { return v.empty() || convoy::ValidateHttpUrl(flag, v); }
 DEFINE_validator(media_public_url, &ValidateMediaUrl);
@@ -138,6 +139,14 @@ DEFINE_string(ops_amqp_url, "",
 DEFINE_string(outbound_admin_url, "",
               "convoy-outbound's base URL (http://host:port): the console's /v1/deliveries* are forwarded there with "
               "the caller's token; \"\": they answer 503");
+DEFINE_string(media_api_url, "",
+              "convoy-media's base URL (http://host:port) as this service reaches it: the console's photo uploads "
+              "(POST /v1/media) are forwarded there with the caller's Authorization; \"\": the console cannot send photos");
+DEFINE_int32(max_image_bytes, 5 * 1024 * 1024,
+             "Largest photo this service takes to forward to convoy-media (POST /v1/media; media applies its own "
+             "--max_image_bytes too); 1 MiB..100 MiB");
+static bool ValidateMaxImage(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1 << 20, 100 << 20); }
+DEFINE_validator(max_image_bytes, &ValidateMaxImage);
 DEFINE_string(grafana_url, "", "Grafana's URL, linked from the console's operations screen (http:// or https://; \"\": no link)");
 DEFINE_string(rabbitmq_management_url, "",
               "The RabbitMQ management UI's URL, linked from the console's operations screen (http:// or https://; "
@@ -148,6 +157,7 @@ static bool ValidateLinkUrl(const char* flag, const std::string& v) {
   return false;
 }
 DEFINE_validator(outbound_admin_url, &ValidateLinkUrl);
+DEFINE_validator(media_api_url, &ValidateLinkUrl);
 DEFINE_validator(grafana_url, &ValidateLinkUrl);
 DEFINE_validator(rabbitmq_management_url, &ValidateLinkUrl);
 DEFINE_int32(human_idle_release_seconds, 12 * 3600,
@@ -356,7 +366,10 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
     return 1;
   }
-  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
+  // Bodies: a photo for POST /v1/media at most; every other route refuses more than 1 MiB (api.h).
+  const size_t max_body = std::max<size_t>(convoy::conversation::kMaxJsonBodyBytes,
+                                           static_cast<size_t>(FLAGS_max_image_bytes) + 1);
+  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, max_body, [&] {
                                return publisher.connected() && consumers.connected() && base.DatabaseReachable();
                              }, {}, convoy::HttpLimitsFromFlags()});
   convoy::conversation::ApiSettings api;
@@ -367,6 +380,7 @@ int main(int argc, char** argv) {
   api.flows = [&engine] { return convoy::conversation::FlowSetSummary(*engine.flows()); };
   api.conversations.pg_dsn = FLAGS_pg_dsn;
   api.photo_links = photo_links;
+  api.conversations.photo_links = photo_links;
   api.conversations.handoff_sink = FLAGS_handoff_sink;
   api.conversations.has_step = [&engine](const std::string& flow, const std::string& step) {
     const auto flows = engine.flows();
@@ -378,6 +392,7 @@ int main(int argc, char** argv) {
   api.ops.grafana_url = FLAGS_grafana_url;
   api.ops.rabbitmq_management_url = FLAGS_rabbitmq_management_url;
   api.ops.outbound_admin_url = FLAGS_outbound_admin_url;
+  api.media_api_url = FLAGS_media_api_url;
   if (!FLAGS_ops_amqp_url.empty()) {
     convoy::AmqpOptions ops = amqp;
     ops.url = FLAGS_ops_amqp_url;

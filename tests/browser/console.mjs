@@ -3,7 +3,11 @@
 // which starts the stack, hands a lead to a person and passes what it knows in the environment:
 //   CONSOLE_URL       http://127.0.0.1:<port>/console/
 //   AGENT_TOKEN, VIEWER_TOKEN
-//   LEAD_WA_ID        the handed-off lead's customer (digits)
+//   LEAD_WA_ID        the handed-off lead's customer (digits); LEAD_ID its conversation, which
+//                     holds a photo the customer sent
+//   LATE_ID           a conversation whose 24-hour window closed (its number has an approved
+//                     template follow_up)
+//   PHOTO_FILE        a JPEG the agent sends
 //   REPLY_TEXT        what the agent answers
 //   SCREENSHOT_DIR    where each screen's picture goes (the build folder's console-screenshots;
 //                     docs/console to refresh the README's)
@@ -63,7 +67,51 @@ await run(browser.close, async () => {
   await page.getByRole('button', { name: 'Send reply' }).click();
   await page.getByText('Reply queued.').waitFor();
   await page.locator('.transcript li.out', { hasText: replyText }).waitFor();
+
+  // The customer's photo, inline through its signed link to convoy-media (the page's policy allows
+  // images from that origin alone), with its caption.
+  const loaded = (selector) => page.waitForFunction((sel) => [...document.querySelectorAll(sel)]
+    .some((i) => i.complete && i.naturalWidth > 0), selector);
+  await loaded('.transcript li.in img.photo');
+  check(await page.locator('.transcript li.in', { hasText: 'the broken part' }).locator('img.photo').count() === 1,
+    "the customer's photo is shown with its caption");
+
+  // A file that is not a photo, though it says it is: convoy-media refuses it, nothing is sent.
+  await page.getByLabel('Photo (JPEG or PNG, optional)').setInputFiles({ name: 'invoice.jpg', mimeType: 'image/jpeg',
+    buffer: Buffer.from('<html><script>alert(1)</script></html>') });
+  await page.getByRole('button', { name: 'Send reply' }).click();
+  await page.getByText(/Reply failed: the body is not a image\/jpeg file/).waitFor();
+  check(await page.locator('.transcript li.out img.photo').count() === 0, 'a refused file is not in the transcript');
+  errors.length = 0;  // the refused upload's 415, logged by the browser, was the point
+
+  // The agent's own photo: uploaded through the console's origin, then sent with its caption.
+  await page.getByLabel('Photo (JPEG or PNG, optional)').setInputFiles(env('PHOTO_FILE'));
+  await page.getByLabel('Reply', { exact: true }).fill('Our workshop');
+  await page.getByRole('button', { name: 'Send reply' }).click();
+  await page.getByText('Photo queued.').waitFor();
+  await loaded('.transcript li.out img.photo');
+  check(await page.locator('.transcript li.out', { hasText: 'Our workshop' }).locator('img.photo').count() === 1,
+    "the agent's photo is in the transcript with its caption");
+  await accessible(page, 'transcript with photos');
   await page.screenshot({ path: join(shots, 'transcript.png'), fullPage: true });
+
+  // A customer whose window closed: no free text, the number's approved templates instead.
+  await page.goto(`${url}#/conversations/${env('LATE_ID')}`);
+  await page.getByText('only an approved template can reopen the conversation').waitFor();
+  check(await page.locator('#reply').isHidden() && await page.locator('#reply-photo').isHidden(), 'no free text or photo with the window closed');
+  const options = await page.locator('#reply-template option').allTextContents();
+  check(options.length === 1 && options[0].startsWith('follow_up (en_US'), `only approved templates are offered (${options.join(', ')})`);
+  await page.getByLabel('Template parameters').fill('Lin');
+  await accessible(page, 'template reply');
+  await page.getByRole('button', { name: 'Send template' }).click();
+  await page.getByText('Template queued.').waitFor();
+  await page.locator('.transcript li.out', { hasText: 'follow_up' }).waitFor();
+  await page.screenshot({ path: join(shots, 'template-reply.png'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const narrow = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(narrow <= 390, `the template reply is usable at 390 px (page is ${narrow} px wide)`);
+  await page.screenshot({ path: join(shots, 'template-reply-390.png'), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // The audit log shows the reply.
   await page.getByRole('link', { name: 'Audit log' }).click();
@@ -95,8 +143,9 @@ await run(browser.close, async () => {
   check(!text.includes(lead), "the viewer does not see the lead's number");
   check(text.includes(lead.slice(-4)), "the viewer sees the number's last 4 digits");
   check(await viewer.locator('#f-q').count() === 0, 'no search box for the viewer');
-  await masked.getByRole('link').click();
-  await viewer.locator('.transcript li').first().waitFor();
+  await viewer.goto(`${url}#/conversations/${env('LEAD_ID')}`);
+  await viewer.locator('.transcript li', { hasText: '[photo]' }).first().waitFor();
+  check(await viewer.locator('.transcript img').count() === 0, 'the viewer sees no photo');
   check(await viewer.locator('#reply').count() === 0, 'no reply form for the viewer');
   check(!(await viewer.locator('.transcript').textContent()).includes(replyText), 'the viewer sees what was said masked');
   await viewer.close();

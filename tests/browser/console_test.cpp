@@ -1,8 +1,10 @@
 // End to end, in a real browser (tests/browser/console.mjs: Debian's chromium, playwright-core,
 // axe-core): the whole stack with the fakes, a lead driven to a person through the webhook as Meta
 // sends it, and 100,000 more conversations in PostgreSQL. An agent signs in to the console, finds
-// the lead, answers it: the Graph fake gets the answer exactly once. A viewer sees the numbers
-// masked; and every write of the conversations API, called directly with the viewer's token, is
+// the lead, answers it, sees the customer's photo in the transcript and answers with a photo of
+// its own (uploaded through the console's origin), and answers another customer, whose 24-hour
+// window closed, with an approved template: the Graph fake gets each exactly once; a file that is
+// not a photo is refused and sends nothing. A viewer sees the numbers masked and no photo; and every write of the conversations API, called directly with the viewer's token, is
 // 403 (the console hides the buttons, the API is what refuses) and is in the audit log.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -36,7 +38,8 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   }
   test::Stack stack("console", {},
                     {{"conversation", {"--default_flow=lead", "--tokens_file=" + tokens,
-                                       "--console_dir=" + test::SourcePath("services/console")}}});
+                                       "--console_dir=" + test::SourcePath("services/console")}},
+                     {"media", {"--tokens_file=" + tokens}}});
   // A lead the flow does not understand is handed to a person (the lead flow's not-understood end).
   const std::string lead = "971500000131";
   int64_t at = test::NowSeconds() - 600;
@@ -59,6 +62,26 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   ASSERT_TRUE(test::WaitUntil([&] { return one("SELECT owner FROM conversations WHERE wa_id = '" + lead + "'") == "human"; },
                               30s));
   const std::string id = one("SELECT id FROM conversations WHERE wa_id = '" + lead + "'");
+  // The customer sends a photo while a person answers: fetched and stored all the same.
+  const auto photos = stack.RegisterPhotos(test::UniqueName("console-photo-"), 1);
+  ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, lead, "Ana", test::UniqueName("wamid.console"), at += 2,
+                                                  test::CaptionedImageMessage(photos[0], "the broken part"))),
+            200);
+  ASSERT_TRUE(test::WaitUntil([&] { return one("SELECT count(*) FROM media_objects WHERE media_id = '" + photos[0] + "'") == "1"; },
+                              30s));
+  // Another customer, who last wrote 25 hours ago: only an approved template may reach them.
+  const std::string late = "971500000133";
+  ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, late, "Lin", test::UniqueName("wamid.console"), at += 2,
+                                                  test::TextMessage("Hello"))),
+            200);
+  ASSERT_TRUE(stack.WaitSends(late, 1));
+  ASSERT_TRUE((*owner)->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' WHERE wa_id = $1",
+                             {late}).ok());
+  ASSERT_TRUE((*owner)->Exec("INSERT INTO templates (waba_id, name, language, status, category, source) VALUES "
+                             "('102290129340398', 'follow_up', 'en_US', 'APPROVED', 'UTILITY', 'sync'), "
+                             "('102290129340398', 'spring_sale', 'en_US', 'PAUSED', 'MARKETING', 'sync') "
+                             "ON CONFLICT DO NOTHING").ok());
+  const std::string late_id = one("SELECT id FROM conversations WHERE wa_id = '" + late + "'");
   // 100,000 more conversations of the same number, older than the lead, one in ten with a person.
   auto seeded = (*owner)->Exec(
       "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, owner, owner_agent, flow, last_inbound_at, "
@@ -84,6 +107,9 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
                           {"AGENT_TOKEN", kAgentToken},
                           {"VIEWER_TOKEN", kViewerToken},
                           {"LEAD_WA_ID", lead},
+                          {"LEAD_ID", id},
+                          {"LATE_ID", late_id},
+                          {"PHOTO_FILE", test::FixturePath("media/photo2.jpg")},
                           {"REPLY_TEXT", reply},
                           {"SCREENSHOT_DIR", shots}}));
   const int exit = node.Wait();
@@ -93,15 +119,24 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   EXPECT_NE(out.find("first page rendered in "), std::string::npos);
   EXPECT_NE(out.find("all checks passed"), std::string::npos);
 
-  // The agent's answer reached the Graph fake once, and nothing else was sent to the lead.
-  ASSERT_TRUE(stack.WaitSends(lead, 4)) << stack.services["outbound"]->process.Log();
+  // The agent's answer and photo reached the Graph fake once each, the template once, and nothing
+  // else was sent (the file that was not a photo never left).
+  ASSERT_TRUE(stack.WaitSends(lead, 5)) << stack.services["outbound"]->process.Log();
+  ASSERT_TRUE(stack.WaitSends(late, 2)) << stack.services["outbound"]->process.Log();
   ASSERT_TRUE(stack.Drained(30s));
   auto sent = stack.graph.SentTexts(lead);
   EXPECT_EQ(std::count(sent.begin(), sent.end(), reply), 1);
-  EXPECT_EQ(sent.size(), 4u);
+  ASSERT_EQ(sent.size(), 5u);
+  EXPECT_EQ(sent[4].rfind("[image http://127.0.0.1:", 0), 0u) << sent[4];
+  EXPECT_NE(sent[4].find("|Our workshop]"), std::string::npos) << sent[4];
+  EXPECT_EQ(stack.graph.SentTexts(late), (std::vector<std::string>{stack.graph.SentTexts(late)[0], "[template follow_up: Lin]"}));
   EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'ana-agent' AND route = '/v1/conversations/{id}/messages' "
                 "AND status = 202 AND tenant = 'demo'"),
-            "1");
+            "3");
+  EXPECT_EQ(one("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE actor = 'ana-agent' AND route = "
+                "'/v1/media'"),
+            "415,201")
+      << "the file that was not a photo was refused by media, then the photo stored";
 
   // Every write of the conversations API, called directly with the viewer's token: 403, nothing
   // changed, each in the audit log.
@@ -121,7 +156,7 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   EXPECT_EQ(writes, 5);
   EXPECT_EQ(one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'"), before);
   EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'vic-viewer' AND status = 403"), "5");
-  EXPECT_EQ(stack.graph.SentTexts(lead).size(), 4u) << "nothing sent for the viewer";
+  EXPECT_EQ(stack.graph.SentTexts(lead).size(), 5u) << "nothing sent for the viewer";
   std::remove(tokens.c_str());
 }
 

@@ -109,6 +109,8 @@ void Stack::Launch(const std::string& name) {
       media->log = dir + "/media.log";
     }
     argv.push_back("--media_public_url=http://127.0.0.1:" + std::to_string(media->port));
+    // ...and takes an agent's photo for media (POST /v1/media, forwarded).
+    argv.push_back("--media_api_url=http://127.0.0.1:" + std::to_string(media->port));
   }
   if (kind == "outbound" && services.count("conversation")) {
     argv.push_back("--conversation_api_url=http://127.0.0.1:" + std::to_string(services["conversation"]->port));

@@ -94,7 +94,8 @@ db_flags conversation
 start conversation "$CONVERSATION_PORT" "$bin/services/conversation/convoy-conversation" "${db_flags_of[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
   --numbers_dir="$CONVOY_ROOT/deploy/numbers" --default_flow=lead \
   --ops_amqp_url="$(part_url ops)" --outbound_admin_url="http://127.0.0.1:$OUTBOUND_PORT" \
-  --rabbitmq_management_url="$CONVOY_RABBIT_MGMT_URL"
+  --rabbitmq_management_url="$CONVOY_RABBIT_MGMT_URL" --media_api_url="http://127.0.0.1:$MEDIA_PORT" \
+  --media_public_url="http://127.0.0.1:$MEDIA_PORT"
 db_flags media
 start media "$MEDIA_PORT" "$bin/services/media/convoy-media" "${db_flags_of[@]}" --graph_base_url="$GRAPH_URL" --media_dir="$CONVOY_RUN_DIR/media" \
   --media_public --upload_destinations="listing=http://127.0.0.1:$GRAPH_PORT/_fake/upload" --upload_allow_private

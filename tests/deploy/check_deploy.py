@@ -332,6 +332,46 @@ for overlay in overlays:
             if 53 in ports and (not peers or any(peer.get("podSelector", {}).get("matchLabels", {}).get("k8s-app") != "kube-dns"
                                                  for peer in peers)):
                 fail(f"{where}: NetworkPolicy {pname}: DNS egress must go to the cluster's DNS (k8s-app: kube-dns) only")
+    # A container's args name only env vars it has ($(VAR) is Kubernetes' expansion: an unknown one
+    # stays literal), and a ConfigMap it reads is rendered (dev) with the key.
+    configmaps = {c["metadata"]["name"]: set(c.get("data") or {}) for c in by_kind.get("ConfigMap", [])}
+    for name, d in deployments.items():
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            env_names = {e["name"] for e in c.get("env", [])}
+            for a in c.get("args", []):
+                for var in re.findall(r"\$\(([A-Z0-9_]+)\)", a):
+                    if var not in env_names:
+                        fail(f"{where}: Deployment {name}: {a} names $({var}), which the container's env lacks")
+            for e in c.get("env", []):
+                ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+                if ref and overlay.name == "dev" and ref["key"] not in configmaps.get(ref["name"], set()):
+                    fail(f"{where}: Deployment {name}: env {e['name']} reads ConfigMap {ref['name']} key {ref['key']}, "
+                         f"which the overlay does not render")
+    # conversation's console backends: each forwarded service reachable (an egress rule to its pods
+    # on its port), the parked messages as the ops user with credentials of its own.
+    conv = deployments.get("convoy-conversation")
+    if conv:
+        c = conv["spec"]["template"]["spec"]["containers"][0]
+        conv_labels = conv["spec"]["template"]["metadata"].get("labels", {})
+        for a in c.get("args", []):
+            m = re.match(r"--(outbound_admin_url|media_api_url)=http://(convoy-[a-z]+):([0-9]+)$", a)
+            if not m:
+                continue
+            target, port = deployments.get(m.group(2)), int(m.group(3))
+            target_labels = target["spec"]["template"]["metadata"].get("labels", {}) if target else {}
+            if not any("Egress" in p["spec"].get("policyTypes", []) and selects(p["spec"].get("podSelector"), conv_labels)
+                       and any(port in {pt.get("port") for pt in rule.get("ports") or []}
+                               and any("podSelector" in peer and "namespaceSelector" not in peer
+                                       and selects(peer["podSelector"], target_labels) for peer in rule.get("to") or [])
+                               for rule in p["spec"].get("egress") or [])
+                       for p in policies):
+                fail(f"{where}: --{m.group(1)}: no NetworkPolicy lets convoy-conversation reach {m.group(2)}'s pods on {port}")
+        if any(a.startswith("--ops_amqp_url=") for a in c.get("args", [])):
+            for var in ("CONVOY_OPS_AMQP_USERNAME", "CONVOY_OPS_AMQP_PASSWORD"):
+                if env_secret(c, var)[0] != "convoy-ops-user-credentials":
+                    fail(f"{where}: convoy-conversation: {var} must come from the Secret convoy-ops-user-credentials")
+            if overlay.name == "dev" and secrets.get("convoy-ops-user-credentials") != {"username", "password"}:
+                fail(f"{where}: the dev overlay does not generate convoy-ops-user-credentials (username, password)")
     for role in ("broker", "database"):
         if not any(p["spec"].get("podSelector", {}).get("matchLabels", {}).get("convoy.dev/role") == role
                    and "Ingress" in p["spec"].get("policyTypes", []) for p in policies):

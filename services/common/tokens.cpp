@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "convoy/config.h"
@@ -56,6 +57,36 @@ std::vector<std::string_view> Fields(std::string_view line) {
     i = j;
   }
   return out;
+}
+
+// Each line of a tokens or identities file that is not blank or a comment, split in fields, with
+// "<source>:<line>" for its errors and the line's number; the first error `each` returns ends the walk.
+using EntryFn = std::function<Status(const std::vector<std::string_view>& fields, const std::string& where, int line)>;
+Status ForEachEntry(std::string_view text, const std::string& source, const EntryFn& each) {
+  int number = 0;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto f = Fields(line);
+    if (f.empty() || f[0].front() == '#') continue;
+    Status s = each(f, source + ":" + std::to_string(number), number);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+// A file of at most 1 MiB, whole.
+Result<std::string> ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(Code::kInvalidArgument, "cannot read " + path + ": " + std::strerror(errno));
+  std::string text(kMaxFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxFileBytes) return Status(Code::kInvalidArgument, path + ": over 1 MiB; is it the right file?");
+  return text;
 }
 
 Counter& Requests(const char* service, const char* outcome) {
@@ -130,16 +161,8 @@ Status TokenSet::Add(Entry entry, const std::string& where) {
 Result<TokenSet> TokenSet::Parse(std::string_view text, const std::string& source) {
   TokenSet set;
   const std::string empty_hash = Sha256Hex("");
-  int number = 0;
-  while (!text.empty()) {
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    auto f = Fields(line);
-    if (f.empty() || f[0].front() == '#') continue;
-    const std::string where = source + ":" + std::to_string(number);
+  using Row = std::vector<std::string_view>;
+  Status parsed = ForEachEntry(text, source, [&](const Row& f, const std::string& where, int line) {
     auto bad = [&](const std::string& why) { return Status(Code::kInvalidArgument, where + ": " + why); };
     if (f.size() != 4) {
       return bad("expected 4 fields (name role tenant sha256:<hex>), found " + std::to_string(f.size()));
@@ -161,23 +184,64 @@ Result<TokenSet> TokenSet::Parse(std::string_view text, const std::string& sourc
     if (hash.size() != 64 || !AllHex(hash)) {
       return bad("sha256: must be followed by 64 hex digits (found " + std::to_string(hash.size()) + " characters)");
     }
-    Entry e{Caller{std::string(f[0]), *role, std::string(f[2])}, Lower(hash), number};
+    Entry e{Caller{std::string(f[0]), *role, std::string(f[2])}, Lower(hash), line};
     if (e.hash == empty_hash) return bad("that is the hash of an empty token");
-    Status s = set.Add(std::move(e), where);
-    if (!s.ok()) return s;
-  }
+    return set.Add(std::move(e), where);
+  });
+  if (!parsed.ok()) return parsed;
   if (set.empty()) return Status(Code::kInvalidArgument, source + ": holds no token (one a line: name role tenant sha256:<hex>)");
   return set;
 }
 
 Result<TokenSet> TokenSet::LoadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(Code::kInvalidArgument, "cannot read " + path + ": " + std::strerror(errno));
-  std::string text(kMaxFileBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxFileBytes) return Status(Code::kInvalidArgument, path + ": over 1 MiB; is it the tokens file?");
-  return Parse(text, path);
+  auto text = ReadSmallFile(path);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
+}
+
+Result<IdentitySet> IdentitySet::Parse(std::string_view text, const std::string& source) {
+  IdentitySet set;
+  using Row = std::vector<std::string_view>;
+  Status parsed = ForEachEntry(text, source, [&](const Row& f, const std::string& where, int) {
+    auto bad = [&](const std::string& why) { return Status(Code::kInvalidArgument, where + ": " + why); };
+    if (f.size() != 4) return bad("expected 4 fields (identity name role tenant), found " + std::to_string(f.size()));
+    bool printable = f[0].size() <= 254;
+    for (unsigned char c : f[0]) printable = printable && c > 0x20 && c < 0x7f;
+    if (!printable) return bad("the identity is not 1-254 printable characters without spaces");
+    if (!ValidName(f[1])) return bad("the name '" + std::string(f[1]) + "' is not 1-64 of a-z, 0-9, '.', '_', '-'");
+    auto role = ParseRole(f[2]);
+    if (!role) return bad("the role '" + std::string(f[2]) + "' is not one of " + kRoles);
+    if (f[3] != kAllTenants && !ValidName(f[3])) {
+      return bad("the tenant '" + std::string(f[3]) + "' is neither '*' nor 1-64 of a-z, 0-9, '.', '_', '-'");
+    }
+    const std::string identity = Lower(f[0]);
+    for (const auto& [known, caller] : set.callers_) {
+      if (known == identity) return bad("the identity is listed twice");
+      if (caller.name == f[1]) return bad("the name '" + std::string(f[1]) + "' is listed twice");
+    }
+    set.callers_.emplace_back(identity, Caller{std::string(f[1]), *role, std::string(f[3])});
+    return Status::Ok();
+  });
+  if (!parsed.ok()) return parsed;
+  if (set.callers_.empty()) return Status(Code::kInvalidArgument, source + ": holds no identity (identity name role tenant)");
+  return set;
+}
+
+Result<IdentitySet> IdentitySet::LoadFile(const std::string& path) {
+  auto text = ReadSmallFile(path);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
+}
+
+// Compared with every entry in constant time per byte, as tokens are: the time says nothing of
+// which identity matched.
+std::optional<Caller> IdentitySet::Find(std::string_view identity) const {
+  const std::string wanted = Lower(identity);
+  std::optional<Caller> found;
+  for (const auto& [known, caller] : callers_) {
+    if (ConstantTimeEquals(known, wanted) && !found) found = caller;
+  }
+  return found;
 }
 
 Status TokenSet::AddAdmin(const std::string& name, std::string_view token) {
@@ -316,7 +380,14 @@ Admission Admit(const HttpRequest& r, const TokenSet& tokens, const std::vector<
     a.refused = Unauthenticated(service, "unknown token");
     return a;
   }
-  a.caller = *caller;
+  return AdmitAs(r, *caller, routes, service);
+}
+
+HttpResponse RefuseUnauthenticated(const char* service, const char* why) { return Unauthenticated(service, why); }
+
+Admission AdmitAs(const HttpRequest& r, const Caller& caller, const std::vector<RouteRule>& routes, const char* service) {
+  Admission a;
+  a.caller = caller;
   std::string methods;
   for (const auto& rule : routes) {
     if (!PathMatches(rule.pattern, r.path)) continue;

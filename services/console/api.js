@@ -1,5 +1,6 @@
 // convoy's /v1/ API from the console: the token lives in this tab's sessionStorage alone (never a
-// URL, never localStorage), and goes out as a bearer token. The server checks every call; what the
+// URL, never localStorage), and goes out as a bearer token; behind an OIDC proxy there is none and
+// the proxy's identity header stands for it. The server checks every call; what the
 // console hides is a convenience, never the guard.
 const KEY = 'convoy.token';
 
@@ -16,7 +17,8 @@ export class ApiError extends Error {
 }
 
 export async function api(method, path, body, headers = {}) {
-  const init = { method, headers: { Authorization: `Bearer ${token()}`, ...headers }, cache: 'no-store' };
+  // No token: no Authorization at all (an OIDC proxy in front may have signed the person in).
+  const init = { method, headers: { ...(token() ? { Authorization: `Bearer ${token()}` } : {}), ...headers }, cache: 'no-store' };
   if (body instanceof Blob) {
     // A file goes as its own bytes with its own type (a photo for POST /v1/media).
     init.headers['Content-Type'] = body.type || 'application/octet-stream';

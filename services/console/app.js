@@ -1,4 +1,5 @@
-// The console's shell: sign-in (GET /v1/whoami decides whether a token is good), who is signed in,
+// The console's shell: sign-in (GET /v1/whoami decides whether a token is good, or, without one,
+// whether an OIDC proxy in front signed the person in), who is signed in,
 // and the screens, chosen by the URL's fragment (#/conversations, #/conversations/<id>, #/audit,
 // #/operations).
 import { api, ApiError, token, setToken, clearToken } from './api.js';
@@ -27,6 +28,17 @@ function showSignIn(message = '') {
   $('token').focus();
 }
 
+function signedIn() {
+  const via = me.via === 'proxy' ? ' through your organisation\'s sign-in' : '';
+  $('who-text').textContent = `Signed in as ${me.name}${via} (${me.role}, ${me.tenant === '*' ? 'all tenants' : `tenant ${me.tenant}`})`;
+  // Signing out of the proxy is the proxy's; a token is forgotten here.
+  $('sign-out').hidden = me.via === 'proxy';
+  $('who').hidden = false;
+  $('nav').hidden = false;
+  $('sign-in').hidden = true;
+  route();
+}
+
 async function signIn(t) {
   setToken(t);
   try {
@@ -37,11 +49,18 @@ async function signIn(t) {
     showSignIn(why);
     return;
   }
-  $('who-text').textContent = `Signed in as ${me.name} (${me.role}, ${me.tenant === '*' ? 'all tenants' : `tenant ${me.tenant}`})`;
-  $('who').hidden = false;
-  $('nav').hidden = false;
-  $('sign-in').hidden = true;
-  route();
+  signedIn();
+}
+
+// Behind an OIDC proxy the API knows the person without a token: no form then.
+async function signInByProxy() {
+  try {
+    me = await api('GET', '/v1/whoami');
+  } catch {
+    showSignIn();
+    return;
+  }
+  signedIn();
 }
 
 function route() {
@@ -72,7 +91,7 @@ function start() {
   });
   $('sign-out').addEventListener('click', () => { clearToken(); showSignIn(); });
   window.addEventListener('hashchange', route);
-  if (token()) signIn(token()); else showSignIn();
+  if (token()) signIn(token()); else signInByProxy();
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();

@@ -440,7 +440,8 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
   if (route == "/v1/whoami") {
     return JsonResponse(200, "{\"name\":" + JsonQuote(caller.name) + ",\"role\":" + JsonQuote(RoleName(caller.role)) +
                                  ",\"tenant\":" + JsonQuote(caller.tenant) + ",\"sees_personal_data\":" +
-                                 (SeesPersonalData(caller.role) ? "true" : "false") + "}");
+                                 (SeesPersonalData(caller.role) ? "true" : "false") + ",\"via\":\"" +
+                                 (r.Header("authorization").empty() ? "proxy" : "token") + "\"}");
   }
   if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
   if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations, audit)) return *conversations;
@@ -489,6 +490,27 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
 
 }  // namespace
 
+namespace {
+
+// The proxy's word, or nothing: only a request that carries the proxy's secret (and no bearer
+// token of its own) is taken as the identity it names (ProxySignIn).
+std::optional<Admission> AdmitByProxy(const HttpRequest& r, const ProxySignIn& proxy) {
+  if (!proxy.enabled() || !r.Header("authorization").empty()) return std::nullopt;
+  const std::string secret = r.Header(proxy.secret_header);
+  if (secret.empty() || !ConstantTimeEquals(secret, proxy.secret)) return std::nullopt;
+  const std::string identity = r.Header(proxy.identity_header);
+  auto caller = identity.empty() ? std::nullopt : proxy.identities->Find(identity);
+  if (!caller) {
+    Admission refused;
+    refused.refused = RefuseUnauthenticated("conversation", identity.empty() ? "the proxy named nobody"
+                                                                             : "an identity the proxy named is not listed");
+    return refused;
+  }
+  return AdmitAs(r, *caller, ApiRoutes(), "conversation");
+}
+
+}  // namespace
+
 HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
   // The listener takes a photo's size for POST /v1/media; every other route's body is JSON.
   if (r.body.size() > kMaxJsonBodyBytes && r.path != "/v1/media") {
@@ -496,7 +518,8 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   }
   const std::string open = "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
   auto tokens = settings.tokens ? settings.tokens->get() : std::make_shared<const TokenSet>();
-  Admission in = Admit(r, *tokens, ApiRoutes(), "conversation", open);
+  auto proxied = AdmitByProxy(r, settings.proxy);
+  Admission in = proxied ? std::move(*proxied) : Admit(r, *tokens, ApiRoutes(), "conversation", open);
   if (in.refused) {
     // A write a known caller may not make (403: its role or tenant) is in the log too; one with no
     // known token (401) or route (404, 405) has nobody and nothing to record.

@@ -16,7 +16,8 @@
 //   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
 //   POST /v1/assignments/{id}/retry   undeliverable (its template never reached the operator) →
 //                                     pending again, started when the operator is free
-//   GET  /v1/whoami                   the caller: {"name", "role", "tenant", "sees_personal_data"}
+//   GET  /v1/whoami                   the caller: {"name", "role", "tenant", "sees_personal_data",
+//                                     "via": "token" | "proxy"}
 //   GET  /v1/audit                    every write through this API, newest first (audit.h)
 //   GET  /v1/flows                    the running flows: triggers, default, rollout, fallback
 //   /v1/numbers                       the numbers registry (numbers_api.h)
@@ -45,6 +46,20 @@
 
 namespace convoy::conversation {
 
+// Sign-in through an OIDC proxy in front of the console (oauth2-proxy; README "The console"): a
+// request without an Authorization header that carries the proxy's secret in `secret_header` is
+// the caller `identities` maps the identity in `identity_header` to, and an identity it does not
+// list is 401. Without the secret the identity header means nothing: a client that sets it itself
+// meets the token gate and its 401. Every route, role and tenant is checked as for a token, and
+// the audit log names the mapped name.
+struct ProxySignIn {
+  std::string identity_header;                  // lower-case, e.g. "x-forwarded-email"; "" -> off
+  std::string secret_header = "x-convoy-proxy-secret";  // lower-case
+  std::string secret;                           // what the proxy sends in it
+  std::shared_ptr<const IdentitySet> identities;
+  bool enabled() const { return !identity_header.empty() && !secret.empty() && identities; }
+};
+
 struct ApiSettings {
   std::string pg_dsn;
   std::shared_ptr<TokenStore> tokens;  // null or empty: the API answers 403
@@ -57,6 +72,7 @@ struct ApiSettings {
   PhotoLinkSettings photo_links{};           // answers' photos as signed media links; unset: none
   OpsSettings ops{};                          // the operations screen's routes (ops_api.h)
   std::string media_api_url{};                // convoy-media's base URL for POST /v1/media; "" -> 503
+  ProxySignIn proxy{};                        // OIDC proxy sign-in; off by default
 };
 
 // The largest body a route other than POST /v1/media takes (JSON); larger is 413. The listener's

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <fstream>
 #include <iostream>
 
@@ -231,11 +232,79 @@ TEST_F(ApiRoles, WithoutAKnownBearerEveryRouteIs401AndUnknownRoutesStay404) {
 TEST_F(ApiRoles, WhoamiNamesTheTokensHolderRoleAndTenant) {
   auto viewer = Call("GET", "/v1/whoami", "", "Bearer " + ApiTokens::Token(Role::kViewer, "acme"));
   EXPECT_EQ(viewer.status, 200);
-  EXPECT_EQ(viewer.body, R"({"name":"viewer-acme","role":"viewer","tenant":"acme","sees_personal_data":false})" "\n");
+  EXPECT_EQ(viewer.body, R"({"name":"viewer-acme","role":"viewer","tenant":"acme","sees_personal_data":false,"via":"token"})" "\n");
   auto agent = Call("GET", "/v1/whoami", "", "Bearer " + ApiTokens::Token(Role::kAgent, "*"));
-  EXPECT_EQ(agent.body, R"({"name":"agent-all","role":"agent","tenant":"*","sees_personal_data":true})" "\n");
+  EXPECT_EQ(agent.body, R"({"name":"agent-all","role":"agent","tenant":"*","sees_personal_data":true,"via":"token"})" "\n");
   EXPECT_EQ(agent.body.find("tok-"), std::string::npos);
   EXPECT_EQ(Call("GET", "/v1/whoami", "", "Bearer nope").status, 401);
+}
+
+// Sign-in through an OIDC proxy (oauth2-proxy in front of the console): the identity header is
+// believed only with the proxy's secret, mapped to a name, role and tenant; a client that sends the
+// header itself, a wrong secret, an identity nobody listed and a proxy that names nobody are all
+// 401; a bearer token of the request's own is the token's; every route is checked as for a token,
+// and a write is audited under the mapped name.
+TEST_F(ApiRoles, AnOidcProxysIdentityIsBelievedOnlyWithTheProxysSecret) {
+  const std::string secret = "proxy-secret-0123456789abcdef-0123456789";
+  auto identities = IdentitySet::Parse("# identity name role tenant\n"
+                                       "ana@acme.example   ana-sso  agent   acme\n"
+                                       "Vic@Corp.Example   vic-sso  viewer  *\n",
+                                       "identities.txt");
+  ASSERT_TRUE(identities.ok()) << identities.status().ToString();
+  settings_.proxy = ProxySignIn{"x-forwarded-email", "x-convoy-proxy-secret", secret,
+                                std::make_shared<const IdentitySet>(std::move(*identities))};
+  const auto call = [&](const std::string& method, const std::string& path, const std::map<std::string, std::string>& h,
+                        const std::string& authorization = "") {
+    HttpRequest r = test::ApiRequest(method, path, method == "GET" ? "" : "{}", authorization);
+    for (const auto& [k, v] : h) r.headers[k] = v;
+    return HandleApi(r, settings_, schemas_);
+  };
+  // Hostile: the identity header without the proxy's secret, or with a wrong one, gets nothing.
+  EXPECT_EQ(call("GET", "/v1/whoami", {{"x-forwarded-email", "ana@acme.example"}}).status, 401);
+  EXPECT_EQ(call("GET", "/v1/whoami", {{"x-forwarded-email", "ana@acme.example"}, {"x-convoy-proxy-secret", "guess"}}).status,
+            401);
+  EXPECT_EQ(call("GET", "/v1/whoami", {{"x-forwarded-email", "ana@acme.example"},
+                                      {"x-convoy-proxy-secret", secret.substr(0, secret.size() - 1)}})
+                .status,
+            401);
+  // From the proxy: the mapped caller (an e-mail address's case does not matter).
+  auto ana = call("GET", "/v1/whoami", {{"x-forwarded-email", "ANA@acme.example"}, {"x-convoy-proxy-secret", secret}});
+  EXPECT_EQ(ana.status, 200) << ana.body;
+  EXPECT_EQ(ana.body, R"({"name":"ana-sso","role":"agent","tenant":"acme","sees_personal_data":true,"via":"proxy"})" "\n");
+  EXPECT_EQ(call("GET", "/v1/whoami", {{"x-forwarded-email", "nobody@acme.example"}, {"x-convoy-proxy-secret", secret}}).status,
+            401)
+      << "an identity the file does not list";
+  EXPECT_EQ(call("GET", "/v1/whoami", {{"x-convoy-proxy-secret", secret}}).status, 401) << "the proxy named nobody";
+  // A bearer token of the request's own is the token's, whatever the headers say.
+  auto token = call("GET", "/v1/whoami", {{"x-forwarded-email", "ana@acme.example"}, {"x-convoy-proxy-secret", secret}},
+                    "Bearer " + ApiTokens::Token(Role::kViewer, "*"));
+  EXPECT_NE(token.body.find(R"("name":"viewer-all")"), std::string::npos) << token.body;
+  // Roles and tenants as for a token; a refused write is audited under the mapped name.
+  const std::map<std::string, std::string> vic{{"x-forwarded-email", "vic@corp.example"}, {"x-convoy-proxy-secret", secret}};
+  EXPECT_EQ(call("GET", "/v1/conversations", vic).status, 200);
+  EXPECT_EQ(call("POST", "/v1/conversations/00000000-0000-0000-0000-000000000000/take", vic).status, 403);
+  const std::map<std::string, std::string> as_ana{{"x-forwarded-email", "ana@acme.example"}, {"x-convoy-proxy-secret", secret}};
+  EXPECT_EQ(call("GET", "/v1/flows", as_ana).status, 403) << "a tenant's identity on a global route";
+  EXPECT_EQ(call("POST", "/v1/conversations/00000000-0000-0000-0000-000000000000/take", as_ana).status, 404);
+  auto audited = sql_->Exec("SELECT string_agg(actor || ' ' || status, ',' ORDER BY id) FROM audit_log WHERE actor LIKE '%-sso'");
+  ASSERT_TRUE(audited.ok()) << audited.status().ToString();
+  EXPECT_EQ(audited->get(0, 0), "vic-sso 403,ana-sso 404");
+}
+
+// The identities file is checked like the tokens file: every error names its line.
+TEST(ProxyIdentities, ABadLineIsRefusedNamingIt) {
+  for (const auto& [text, why] : std::vector<std::pair<std::string, std::string>>{
+           {"ana@a.example ana agent\n", "ids:1: expected 4 fields"},
+           {"ana@a.example ana root acme\n", "ids:1: the role 'root'"},
+           {"# c\nana@a.example Ana agent acme\n", "ids:2: the name 'Ana'"},
+           {"ana@a.example ana agent ACME\n", "ids:1: the tenant 'ACME'"},
+           {"ana@a.example ana agent acme\nANA@A.EXAMPLE bob agent acme\n", "ids:2: the identity is listed twice"},
+           {"ana@a.example ana agent acme\nbob@a.example ana agent acme\n", "ids:2: the name 'ana' is listed twice"},
+           {"# nobody\n", "ids: holds no identity"}}) {
+    auto parsed = IdentitySet::Parse(text, "ids");
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_EQ(parsed.status().message().rfind(why, 0), 0u) << parsed.status().message();
+  }
 }
 
 TEST_F(ApiRoles, AViewerSeesPersonalDataMaskedAndAnAgentInClear) {

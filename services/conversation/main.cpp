@@ -2,6 +2,7 @@
 #include <gflags/gflags.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -147,6 +148,16 @@ DEFINE_int32(max_image_bytes, 5 * 1024 * 1024,
              "--max_image_bytes too); 1 MiB..100 MiB");
 static bool ValidateMaxImage(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1 << 20, 100 << 20); }
 DEFINE_validator(max_image_bytes, &ValidateMaxImage);
+DEFINE_string(proxy_identity_header, "",
+              "The header an OIDC proxy in front of the console puts the signed-in identity in (oauth2-proxy: "
+              "X-Forwarded-Email); trusted only with the proxy's secret (--proxy_secret_header) and mapped by "
+              "--proxy_identities_file; \"\": no proxy sign-in");
+DEFINE_string(proxy_identities_file, "",
+              "identity name role tenant, one a line: who each identity the proxy names is (README \"The console\")");
+DEFINE_string(proxy_secret_header, "X-Convoy-Proxy-Secret",
+              "The header the proxy (and only the proxy) sends its shared secret in");
+DEFINE_string(proxy_secret_file, "",
+              "File holding the proxy's shared secret, at least 32 characters (else CONVOY_PROXY_SECRET)");
 DEFINE_string(grafana_url, "", "Grafana's URL, linked from the console's operations screen (http:// or https://; \"\": no link)");
 DEFINE_string(rabbitmq_management_url, "",
               "The RabbitMQ management UI's URL, linked from the console's operations screen (http:// or https://; "
@@ -254,6 +265,40 @@ int main(int argc, char** argv) {
   if (!tokens.ok()) {
     LOG(ERROR) << "service=conversation event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
     return 1;
+  }
+  convoy::conversation::ProxySignIn proxy;
+  if (!FLAGS_proxy_identity_header.empty() || !FLAGS_proxy_identities_file.empty()) {
+    auto lower = [](std::string v) {
+      for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return v;
+    };
+    auto header_name = [](const std::string& v) {
+      return !v.empty() && v.size() <= 64 && v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
+                                                 std::string::npos;
+    };
+    auto identities = convoy::IdentitySet::LoadFile(FLAGS_proxy_identities_file);
+    auto secret = convoy::LoadSecret("CONVOY_PROXY_SECRET", FLAGS_proxy_secret_file);
+    std::string why;
+    if (!header_name(FLAGS_proxy_identity_header) || lower(FLAGS_proxy_identity_header) == "authorization") {
+      why = "flag=--proxy_identity_header error=a header name (letters, digits, '-'), not Authorization";
+    } else if (!header_name(FLAGS_proxy_secret_header) || lower(FLAGS_proxy_secret_header) == lower(FLAGS_proxy_identity_header)) {
+      why = "flag=--proxy_secret_header error=a header name of its own (letters, digits, '-')";
+    } else if (!identities.ok()) {
+      why = "flag=--proxy_identities_file error=" + identities.status().ToString();
+    } else if (!secret.ok() || secret->size() < 32) {
+      why = "flag=--proxy_secret_file error=the proxy's secret (CONVOY_PROXY_SECRET or --proxy_secret_file) must be at "
+            "least 32 characters";
+    }
+    if (!why.empty()) {
+      LOG(ERROR) << "service=conversation event=startup_failed " << why;
+      return 1;
+    }
+    proxy.identity_header = lower(FLAGS_proxy_identity_header);
+    proxy.secret_header = lower(FLAGS_proxy_secret_header);
+    proxy.secret = *secret;
+    proxy.identities = std::make_shared<const convoy::IdentitySet>(std::move(*identities));
+    LOG(INFO) << "service=conversation event=proxy_sign_in header=" << proxy.identity_header
+              << " identities=" << proxy.identities->size();
   }
   convoy::conversation::PhotoLinkSettings photo_links;
   if (!FLAGS_media_public_url.empty()) {
@@ -393,6 +438,7 @@ int main(int argc, char** argv) {
   api.ops.rabbitmq_management_url = FLAGS_rabbitmq_management_url;
   api.ops.outbound_admin_url = FLAGS_outbound_admin_url;
   api.media_api_url = FLAGS_media_api_url;
+  api.proxy = proxy;
   if (!FLAGS_ops_amqp_url.empty()) {
     convoy::AmqpOptions ops = amqp;
     ops.url = FLAGS_ops_amqp_url;

@@ -8,6 +8,8 @@
 //   LATE_ID           a conversation whose 24-hour window closed (its number has an approved
 //                     template follow_up)
 //   PHOTO_FILE        a JPEG the agent sends
+//   PROXY_IDENTITY, PROXY_SECRET   what an OIDC proxy in front would send (X-Forwarded-Email and
+//                     X-Convoy-Proxy-Secret): the identity is an agent's in the identities file
 //   REPLY_TEXT        what the agent answers
 //   SCREENSHOT_DIR    where each screen's picture goes (the build folder's console-screenshots;
 //                     docs/console to refresh the README's)
@@ -149,4 +151,28 @@ await run(browser.close, async () => {
   check(await viewer.locator('#reply').count() === 0, 'no reply form for the viewer');
   check(!(await viewer.locator('.transcript').textContent()).includes(replyText), 'the viewer sees what was said masked');
   await viewer.close();
+
+  // Behind an OIDC proxy: its identity header signs nobody in by itself (a client can send it)...
+  const hostile = await context.newPage();
+  hostile.setDefaultTimeout(10000);
+  await hostile.setExtraHTTPHeaders({ 'X-Forwarded-Email': env('PROXY_IDENTITY') });
+  await hostile.goto(url);
+  await hostile.getByLabel('API token').waitFor();
+  check(await hostile.locator('#who').isHidden(), "the identity header without the proxy's secret signs nobody in");
+  await hostile.close();
+  // ...with the proxy's secret it does: no token form, and actions go under the mapped name.
+  const { page: proxied, errors: proxyErrors } = await watchedPage(context, 10000);
+  await proxied.setExtraHTTPHeaders({ 'X-Forwarded-Email': env('PROXY_IDENTITY'), 'X-Convoy-Proxy-Secret': env('PROXY_SECRET') });
+  await proxied.goto(url);
+  await proxied.getByText("Signed in as sam-sso through your organisation's sign-in").waitFor();
+  check(await proxied.locator('#sign-in').isHidden() && await proxied.locator('#sign-out').isHidden(), 'no token form and no sign-out behind the proxy');
+  check(await proxied.evaluate(() => sessionStorage.length) === 0, 'no token kept behind the proxy');
+  await proxied.locator('#conversation-list tbody tr').first().waitFor();
+  await accessible(proxied, 'signed in by the proxy');
+  await proxied.screenshot({ path: join(shots, 'proxy-sign-in.png') });
+  await proxied.goto(`${url}#/conversations/${env('LEAD_ID')}`);
+  await proxied.getByRole('button', { name: 'Take' }).click();
+  await proxied.getByText('Take: done.').waitFor();
+  check(proxyErrors.length === 0, `no script error or CSP violation behind the proxy (${proxyErrors.join(' | ')})`);
+  await proxied.close();
 });

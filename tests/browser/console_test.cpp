@@ -36,9 +36,20 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
     out << "ana-agent agent demo " << TokenHashField(kAgentToken) << "\n"
         << "vic-viewer viewer demo " << TokenHashField(kViewerToken) << "\n";
   }
+  // An OIDC proxy in front (oauth2-proxy): who its identities are, and the secret only it sends.
+  const std::string identities = ::testing::TempDir() + "/console_identities_" + std::to_string(::getpid()) + ".txt";
+  const std::string proxy_secret_file = ::testing::TempDir() + "/console_proxy_secret_" + std::to_string(::getpid());
+  const std::string proxy_secret = "console-proxy-secret-0123456789abcdef-" + test::UniqueName("s");
+  {
+    std::ofstream(identities) << "sam@demo.example sam-sso agent demo\n";
+    std::ofstream(proxy_secret_file) << proxy_secret;
+  }
   test::Stack stack("console", {},
                     {{"conversation", {"--default_flow=lead", "--tokens_file=" + tokens,
-                                       "--console_dir=" + test::SourcePath("services/console")}},
+                                       "--console_dir=" + test::SourcePath("services/console"),
+                                       "--proxy_identity_header=X-Forwarded-Email",
+                                       "--proxy_identities_file=" + identities,
+                                       "--proxy_secret_file=" + proxy_secret_file}},
                      {"media", {"--tokens_file=" + tokens}}});
   // A lead the flow does not understand is handed to a person (the lead flow's not-understood end).
   const std::string lead = "971500000131";
@@ -110,6 +121,8 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
                           {"LEAD_ID", id},
                           {"LATE_ID", late_id},
                           {"PHOTO_FILE", test::FixturePath("media/photo2.jpg")},
+                          {"PROXY_IDENTITY", "sam@demo.example"},
+                          {"PROXY_SECRET", proxy_secret},
                           {"REPLY_TEXT", reply},
                           {"SCREENSHOT_DIR", shots}}));
   const int exit = node.Wait();
@@ -138,6 +151,11 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
             "415,201")
       << "the file that was not a photo was refused by media, then the photo stored";
 
+  // Behind the proxy, the agent's take is in the audit log under the identity's mapped name.
+  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'sam-sso' AND route = '/v1/conversations/{id}/take' AND "
+                "status = 200"),
+            "1");
+
   // Every write of the conversations API, called directly with the viewer's token: 403, nothing
   // changed, each in the audit log.
   const std::string before = one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'");
@@ -158,6 +176,8 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'vic-viewer' AND status = 403"), "5");
   EXPECT_EQ(stack.graph.SentTexts(lead).size(), 5u) << "nothing sent for the viewer";
   std::remove(tokens.c_str());
+  std::remove(identities.c_str());
+  std::remove(proxy_secret_file.c_str());
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "convoy/http.h"
@@ -76,6 +77,25 @@ class TokenSet {
   Status Add(Entry entry, const std::string& where);
   Status AddAdminHash(const std::string& name, const std::string& hash_hex);
   std::vector<Entry> entries_;
+};
+
+// Identities an OIDC proxy vouches for (conversation's --proxy_identities_file), one a line:
+//
+//   # identity (what the proxy's header carries)  name      role    tenant
+//   ana@acme.example                                ana-sso   agent   acme
+//
+// The identity is 1-254 printable characters without spaces, compared without regard to ASCII
+// case (an e-mail address); name, role and tenant as in the tokens file, and the name is what
+// logs and the audit log say. A duplicate identity or name is an error naming its line.
+class IdentitySet {
+ public:
+  static Result<IdentitySet> Parse(std::string_view text, const std::string& source);
+  static Result<IdentitySet> LoadFile(const std::string& path);
+  std::optional<Caller> Find(std::string_view identity) const;
+  size_t size() const { return callers_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Caller>> callers_;  // lower-cased identity
 };
 
 // The token of an Authorization header "Bearer <token>" (the scheme in any case); nullopt for
@@ -136,5 +156,12 @@ struct Admission {
 // name, never the token.
 Admission Admit(const HttpRequest& request, const TokenSet& tokens, const std::vector<RouteRule>& routes,
                 const char* service, const std::string& how_to_open);
+// The same gate for a caller known another way (an identity an OIDC proxy vouched for): the route,
+// the role and the tenant scope are checked, counted and logged exactly as for a token.
+Admission AdmitAs(const HttpRequest& request, const Caller& caller, const std::vector<RouteRule>& routes,
+                  const char* service);
+// 401 for a request whose credentials are not known (counted as unauthenticated; `why` is logged
+// every 100th time and never carries what the request sent).
+HttpResponse RefuseUnauthenticated(const char* service, const char* why);
 
 }  // namespace convoy

@@ -14,11 +14,11 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <iostream>
 
 #include "convoy/http.h"
 #include "convoy/pg.h"
 #include "convoy/tokens.h"
+#include "browser_script.h"
 #include "stack.h"
 #include "testsupport.h"
 
@@ -58,20 +58,15 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
     return r.ok() && !r->empty() ? r->get(0, 0) : "";
   };
 
-  // Each screen's picture, in the build folder; the README's with CONVOY_CONSOLE_SCREENSHOTS=$PWD/docs/console.
-  const char* shots_env = std::getenv("CONVOY_CONSOLE_SCREENSHOTS");
-  const std::string shots = shots_env && *shots_env ? shots_env : test::BinaryPath("console-screenshots");
-  ASSERT_EQ(::system(("mkdir -p '" + shots + "'").c_str()), 0);
   test::ChildProcess node;
-  ASSERT_TRUE(node.Start({"/usr/bin/env", "node", test::SourcePath("tests/browser/checklists.mjs")}, stack.dir + "/browser.log",
-                         {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
-                          {"MANAGER_TOKEN", kManagerToken},
-                          {"VIEWER_TOKEN", kViewerToken},
-                          {"OPERATOR", op},
-                          {"BUSINESS", kBusiness},
-                          {"CHECKLIST_ID", checklist},
-                          {"TURNS_DIR", turns},
-                          {"SCREENSHOT_DIR", shots}}));
+  ASSERT_TRUE(test::StartBrowserScript(node, "checklists.mjs", stack.dir + "/browser.log",
+                                       {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
+                                        {"MANAGER_TOKEN", kManagerToken},
+                                        {"VIEWER_TOKEN", kViewerToken},
+                                        {"OPERATOR", op},
+                                        {"BUSINESS", kBusiness},
+                                        {"CHECKLIST_ID", checklist},
+                                        {"TURNS_DIR", turns}}));
   // The browser's turn: waited for while it runs (a failed script ends the wait at once).
   auto browser_did = [&](const std::string& what, std::chrono::seconds deadline) {
     const bool done = test::WaitUntil([&] { return Exists(turns + "/" + what) || !node.running(); }, deadline) &&
@@ -107,11 +102,7 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
       }
     }
   }
-  const int exit = node.Wait();
-  const std::string out = node.Log();
-  std::cout << out;
-  EXPECT_EQ(exit, 0) << out;
-  EXPECT_NE(out.find("all checks passed"), std::string::npos);
+  test::ExpectBrowserChecksPassed(node);
   const std::string id = one("SELECT id FROM assignments WHERE checklist_id = $1 AND operator = $2", {checklist, op});
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(one("SELECT status FROM assignments WHERE id = $1", {id}), "completed");

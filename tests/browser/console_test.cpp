@@ -12,11 +12,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <iostream>
 
 #include "convoy/http.h"
 #include "convoy/pg.h"
 #include "convoy/tokens.h"
+#include "browser_script.h"
 #include "stack.h"
 #include "testsupport.h"
 
@@ -106,31 +106,20 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
 
   // The browser run.
   const std::string reply = "Hi Ana, this is Ana from sales: when may we call you? " + test::UniqueName("r");
-  // Each screen's picture, in the build folder (a test run leaves the source tree as it was); the
-  // README's are refreshed with CONVOY_CONSOLE_SCREENSHOTS=$PWD/docs/console.
-  const char* shots_env = std::getenv("CONVOY_CONSOLE_SCREENSHOTS");
-  const std::string shots = shots_env && *shots_env ? shots_env : test::BinaryPath("console-screenshots");
-  ASSERT_EQ(::system(("mkdir -p '" + shots + "'").c_str()), 0);
-  const std::string log = stack.dir + "/browser.log";
   test::ChildProcess node;
-  ASSERT_TRUE(node.Start({"/usr/bin/env", "node", test::SourcePath("tests/browser/console.mjs")}, log,
-                         {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
-                          {"AGENT_TOKEN", kAgentToken},
-                          {"VIEWER_TOKEN", kViewerToken},
-                          {"LEAD_WA_ID", lead},
-                          {"LEAD_ID", id},
-                          {"LATE_ID", late_id},
-                          {"PHOTO_FILE", test::FixturePath("media/photo2.jpg")},
-                          {"PROXY_IDENTITY", "sam@demo.example"},
-                          {"PROXY_SECRET", proxy_secret},
-                          {"REPLY_TEXT", reply},
-                          {"SCREENSHOT_DIR", shots}}));
-  const int exit = node.Wait();
-  const std::string out = node.Log();
-  std::cout << out;
-  EXPECT_EQ(exit, 0) << out;
+  ASSERT_TRUE(test::StartBrowserScript(node, "console.mjs", stack.dir + "/browser.log",
+                                       {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
+                                        {"AGENT_TOKEN", kAgentToken},
+                                        {"VIEWER_TOKEN", kViewerToken},
+                                        {"LEAD_WA_ID", lead},
+                                        {"LEAD_ID", id},
+                                        {"LATE_ID", late_id},
+                                        {"PHOTO_FILE", test::FixturePath("media/photo2.jpg")},
+                                        {"PROXY_IDENTITY", "sam@demo.example"},
+                                        {"PROXY_SECRET", proxy_secret},
+                                        {"REPLY_TEXT", reply}}));
+  const std::string out = test::ExpectBrowserChecksPassed(node);
   EXPECT_NE(out.find("first page rendered in "), std::string::npos);
-  EXPECT_NE(out.find("all checks passed"), std::string::npos);
 
   // The agent's answer and photo reached the Graph fake once each, the template once, and nothing
   // else was sent (the file that was not a photo never left).

@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <iostream>
 
 #include "convoy/amqp.h"
 #include "convoy/http.h"
@@ -23,6 +22,7 @@
 #include "convoy/tokens.h"
 #include "convoy/topology.h"
 #include "apps.h"
+#include "browser_script.h"
 #include "stack.h"
 #include "testsupport.h"
 #include "webhook.h"
@@ -192,23 +192,15 @@ TEST(OperationsBrowser, AnOperatorFiltersParkedMessagesDryRunsAReplayConfirmsItA
   EXPECT_EQ(stack.graph.SendCount(), 0u);
 
   // The browser run.
-  const char* shots_env = std::getenv("CONVOY_CONSOLE_SCREENSHOTS");
-  const std::string shots = shots_env && *shots_env ? shots_env : test::BinaryPath("console-screenshots");
-  ASSERT_EQ(::system(("mkdir -p '" + shots + "'").c_str()), 0);
   test::ChildProcess node;
-  ASSERT_TRUE(node.Start({"/usr/bin/env", "node", test::SourcePath("tests/browser/operations.mjs")}, stack.dir + "/browser.log",
-                         {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
-                          {"OPERATOR_TOKEN", kOperatorToken},
-                          {"VIEWER_TOKEN", kViewerToken},
-                          {"CONTENT", "9715000002"},
-                          {"WANTED", wanted[0] + "," + wanted[1] + "," + wanted[2]},
-                          {"OTHER", other},
-                          {"SCREENSHOT_DIR", shots}}));
-  const int exit = node.Wait();
-  const std::string out = node.Log();
-  std::cout << out;
-  EXPECT_EQ(exit, 0) << out;
-  EXPECT_NE(out.find("all checks passed"), std::string::npos);
+  ASSERT_TRUE(test::StartBrowserScript(node, "operations.mjs", stack.dir + "/browser.log",
+                                       {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
+                                        {"OPERATOR_TOKEN", kOperatorToken},
+                                        {"VIEWER_TOKEN", kViewerToken},
+                                        {"CONTENT", "9715000002"},
+                                        {"WANTED", wanted[0] + "," + wanted[1] + "," + wanted[2]},
+                                        {"OTHER", other}}));
+  test::ExpectBrowserChecksPassed(node);
 
   // Each of the three replies reached Graph once; the fourth is still parked and was never sent.
   for (const auto& who : wanted) EXPECT_TRUE(stack.WaitSends(who, 1)) << who;

@@ -77,12 +77,6 @@ std::string NodeOfAny(const std::string& name) {
   return "";
 }
 
-// The node number (1..3) of a node name.
-int NodeNumber(const std::string& node) {
-  const int port = std::atoi(node.c_str() + node.find('-') + 1);
-  return (port - std::atoi(Env("CONVOY_AMQP_PORT").c_str())) / 100 + 1;
-}
-
 // Everything on outbound.send, consumed through the cluster: the bodies seen, each once or more.
 std::multiset<std::string> Drain(const AmqpOptions& o, size_t expect_distinct, std::vector<std::string>* keys = nullptr) {
   std::mutex mu;
@@ -139,7 +133,7 @@ TEST_F(BrokerCluster, ANodeKilledUnderLoadLosesNoConfirmedPublish) {
   ASSERT_TRUE(pub.WaitConnected(30s));
   std::string node;
   ASSERT_TRUE(WaitUntil([&] { return !(node = NodeOfAny("failover-load")).empty(); }, 30s));
-  const int victim = NodeNumber(node);
+  const int victim = test::ClusterNodeNumber(node);
   std::function<void(int)> publish = [&](int i) {
     pub.Publish(Command("load-" + std::to_string(i)), [&, i](PublishOutcome outcome) {
       std::lock_guard<std::mutex> lock(mu);
@@ -208,7 +202,7 @@ TEST_F(BrokerCluster, APublishInFlightWhenItsNodeDiesIsNotLost) {
   ASSERT_TRUE(pub.WaitConnected(30s));
   std::string node;
   ASSERT_TRUE(WaitUntil([&] { return !(node = NodeOfAny("failover-pin")).empty(); }, 30s));
-  const int home = NodeNumber(node);
+  const int home = test::ClusterNodeNumber(node);
   std::vector<int> others;
   for (int n = 1; n <= 3; ++n) {
     if (n != home) others.push_back(n);

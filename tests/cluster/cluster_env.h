@@ -1,6 +1,6 @@
 #pragma once
-// What tests/cluster/run_cluster_test.sh hands the cluster tests: the environment and
-// scripts/infra.sh on the test's own cluster.
+// scripts/infra.sh on the cluster tests' own cluster (tests/cluster/run_cluster_test.sh hands them
+// its environment: test::Env reads it).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -8,12 +8,9 @@
 #include <sstream>
 #include <string>
 
-namespace convoy::test {
+#include "testsupport.h"
 
-inline std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
+namespace convoy::test {
 
 // scripts/infra.sh on the test's cluster: "kill rabbit 1", "pause rabbit 2", "failover pg", ...
 // What it printed is in the failure's message when it fails.

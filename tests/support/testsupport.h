@@ -18,7 +18,7 @@ class PgConnection;
 
 namespace convoy::test {
 
-std::string Env(const char* name, const std::string& fallback);
+std::string Env(const char* name, const std::string& fallback = "");  // the variable, or `fallback` when unset or empty
 std::string AmqpBaseUrl();     // CONVOY_AMQP_URL without the vhost (the first node's, of a list)
 std::vector<std::string> AmqpBaseUrls();  // each node's of CONVOY_AMQP_URL (comma-separated)
 std::string RabbitMgmtUrl();   // CONVOY_RABBIT_MGMT_URL (the first, of a list)

@@ -1,20 +1,19 @@
 // The only file that includes rabbitmq-c. Every rabbitmq-c return value is turned into a
 // Status by CheckReply()/CheckRc() below.
 #include "convoy/amqp.h"
-#include "convoy/amqp_admin.h"
 
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <arpa/inet.h>
 #include <glog/logging.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,14 +23,15 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "convoy/amqp_admin.h"
 #include "convoy/log.h"
 #include "convoy/topology.h"
 
@@ -39,19 +39,26 @@ namespace convoy {
 
 const char* PublishOutcomeName(PublishOutcome outcome) {
   switch (outcome) {
-    case PublishOutcome::kConfirmed: return "confirmed";
-    case PublishOutcome::kNacked: return "nacked";
-    case PublishOutcome::kReturned: return "returned";
-    case PublishOutcome::kUnavailable: return "unavailable";
-    case PublishOutcome::kOverloaded: return "overloaded";
-    case PublishOutcome::kRejected: return "rejected";
+    case PublishOutcome::kConfirmed:
+      return "confirmed";
+    case PublishOutcome::kNacked:
+      return "nacked";
+    case PublishOutcome::kReturned:
+      return "returned";
+    case PublishOutcome::kUnavailable:
+      return "unavailable";
+    case PublishOutcome::kOverloaded:
+      return "overloaded";
+    case PublishOutcome::kRejected:
+      return "rejected";
   }
   return "unknown";
 }
 
 Status PublishOutcomeStatus(PublishOutcome outcome) {
   switch (outcome) {
-    case PublishOutcome::kConfirmed: return Status::Ok();
+    case PublishOutcome::kConfirmed:
+      return Status::Ok();
     case PublishOutcome::kUnavailable:
     case PublishOutcome::kOverloaded:
     case PublishOutcome::kNacked:
@@ -100,8 +107,9 @@ Status CheckReadable(const std::string& path, const char* what, const char* flag
   std::ifstream in(path, std::ios::binary);
   if (!in || in.peek() == std::ifstream::traits_type::eof()) {
     int err = errno;
-    return Status(Code::kInvalidArgument, std::string("cannot read the ") + what + " " + path + " (" + flag +
-                                              "): " + (in ? "the file is empty" : std::strerror(err)));
+    return Status(Code::kInvalidArgument,
+                  std::string("cannot read the ") + what + " " + path + " (" + flag +
+                      "): " + (in ? "the file is empty" : std::strerror(err)));
   }
   return Status::Ok();
 }
@@ -124,25 +132,30 @@ std::vector<std::string> AmqpUrls(const std::string& list) {
 
 Status ValidateAmqpOptions(const AmqpOptions& o) {
   const std::vector<std::string> urls = AmqpUrls(o.url);
-  if (urls.empty()) return Status(Code::kInvalidArgument, "no broker URL (--amqp_url, CONVOY_AMQP_URL)");
+  if (urls.empty())
+    return Status(Code::kInvalidArgument, "no broker URL (--amqp_url, CONVOY_AMQP_URL)");
   for (const auto& u : urls) {
     if (u.rfind("amqp://", 0) != 0 && u.rfind("amqps://", 0) != 0) {
-      return Status(Code::kInvalidArgument, "broker URL " + RedactAmqpUrl(u) + " does not start with amqp:// or amqps://");
+      return Status(Code::kInvalidArgument,
+                    "broker URL " + RedactAmqpUrl(u) + " does not start with amqp:// or amqps://");
     }
     // One scheme for every node: a list that mixes them would fall back to plain text when the
     // TLS nodes are down.
     if (IsTlsUrl(u) != IsTlsUrl(urls.front())) {
-      return Status(Code::kInvalidArgument, "the broker URLs mix amqp:// and amqps://: every node is reached the same way");
+      return Status(Code::kInvalidArgument,
+                    "the broker URLs mix amqp:// and amqps://: every node is reached the same way");
     }
   }
   bool any_file = !o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty();
   if (!IsTlsUrl(urls.front()) && any_file) {
-    return Status(Code::kInvalidArgument,
-                  "TLS files are set (--amqp_ca_file/--amqp_cert_file/--amqp_key_file) but the broker URL " +
-                      RedactAmqpUrl(o.url) + " is plain: use amqps:// to connect with TLS");
+    return Status(
+        Code::kInvalidArgument,
+        "TLS files are set (--amqp_ca_file/--amqp_cert_file/--amqp_key_file) but the broker URL " +
+            RedactAmqpUrl(o.url) + " is plain: use amqps:// to connect with TLS");
   }
   if (o.cert_file.empty() != o.key_file.empty()) {
-    return Status(Code::kInvalidArgument, "a client certificate needs both --amqp_cert_file and --amqp_key_file");
+    return Status(Code::kInvalidArgument,
+                  "a client certificate needs both --amqp_cert_file and --amqp_key_file");
   }
   if (!o.ca_file.empty()) {
     Status s = CheckReadable(o.ca_file, "CA file", "--amqp_ca_file");
@@ -169,10 +182,12 @@ std::string BytesToString(amqp_bytes_t b) {
 // What an operator does about a channel the broker closed on a missing object or a permission.
 std::string BrokerRefusalHint(int reply_code) {
   if (reply_code == AMQP_NOT_FOUND) {
-    return " (convoy's topology is not declared on this vhost: run `convoy-topology --upgrade` first)";
+    return " (convoy's topology is not declared on this vhost: run `convoy-topology --upgrade` "
+           "first)";
   }
   if (reply_code == AMQP_ACCESS_REFUSED) {
-    return " (this part's broker user may not do that: `convoy-topology --grants` lists what each part's user needs)";
+    return " (this part's broker user may not do that: `convoy-topology --grants` lists what each "
+           "part's user needs)";
   }
   return "";
 }
@@ -190,15 +205,15 @@ Status CheckReply(amqp_rpc_reply_t r, const std::string& what) {
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
-        return Status(Code::kUnavailable, what + ": connection closed by broker: " +
-                                              std::to_string(m->reply_code) + " " +
-                                              BytesToString(m->reply_text));
+        return Status(Code::kUnavailable,
+                      what + ": connection closed by broker: " + std::to_string(m->reply_code) +
+                          " " + BytesToString(m->reply_text));
       }
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
-        return Status(Code::kRejected, what + ": channel closed by broker: " +
-                                           std::to_string(m->reply_code) + " " +
-                                           BytesToString(m->reply_text) + BrokerRefusalHint(m->reply_code));
+        return Status(Code::kRejected,
+                      what + ": channel closed by broker: " + std::to_string(m->reply_code) + " " +
+                          BytesToString(m->reply_text) + BrokerRefusalHint(m->reply_code));
       }
       return Status(Code::kUnavailable, what + ": unexpected server method");
   }
@@ -237,7 +252,8 @@ class Table {
     entries_.push_back(e);
   }
   amqp_table_t table() {
-    return amqp_table_t{static_cast<int>(entries_.size()), entries_.empty() ? nullptr : entries_.data()};
+    return amqp_table_t{static_cast<int>(entries_.size()),
+                        entries_.empty() ? nullptr : entries_.data()};
   }
 
  private:
@@ -248,8 +264,8 @@ class Table {
 void SendExchangeDeclare(amqp_connection_state_t st, const ExchangeSpec& ex) {
   Table args;
   for (const auto& [k, v] : ex.string_args) args.Add(k, v);
-  amqp_exchange_declare(st, kChannel, amqp_cstring_bytes(ex.name.c_str()), amqp_cstring_bytes(ex.type.c_str()), 0, 1,
-                        0, 0, args.table());
+  amqp_exchange_declare(st, kChannel, amqp_cstring_bytes(ex.name.c_str()),
+                        amqp_cstring_bytes(ex.type.c_str()), 0, 1, 0, 0, args.table());
 }
 
 void SendQueueDeclare(amqp_connection_state_t st, const QueueSpec& q) {
@@ -261,7 +277,8 @@ void SendQueueDeclare(amqp_connection_state_t st, const QueueSpec& q) {
 }
 
 void SendBind(amqp_connection_state_t st, const BindingSpec& b, bool unbind) {
-  amqp_bytes_t dest = amqp_cstring_bytes(b.queue.c_str()), source = amqp_cstring_bytes(b.exchange.c_str()),
+  amqp_bytes_t dest = amqp_cstring_bytes(b.queue.c_str()),
+               source = amqp_cstring_bytes(b.exchange.c_str()),
                key = amqp_cstring_bytes(b.routing_key.c_str());
   if (b.to_exchange && unbind) {
     amqp_exchange_unbind(st, kChannel, dest, source, key, amqp_empty_table);
@@ -287,30 +304,36 @@ Result<int> CountPartitionsOn(amqp_connection_state_t st, const std::string& wor
   if (!s.ok()) return s;
   for (int i = 0; i < kMaxConversationPartitions; ++i) {
     const std::string name = PartitionName(work_queue, i);
-    amqp_queue_declare(st, kProbeChannel, amqp_cstring_bytes(name.c_str()), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    amqp_queue_declare(st, kProbeChannel, amqp_cstring_bytes(name.c_str()), /*passive=*/1, 0, 0, 0,
+                       amqp_empty_table);
     amqp_rpc_reply_t r = amqp_get_rpc_reply(st);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) continue;
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-      const bool missing = static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code == AMQP_NOT_FOUND;
+      const bool missing =
+          static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code == AMQP_NOT_FOUND;
       amqp_channel_close_ok_t ok{};
-      s = CheckRc(amqp_send_method(st, kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok), "channel.close-ok");
+      s = CheckRc(amqp_send_method(st, kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok),
+                  "channel.close-ok");
       if (!s.ok()) return s;
       if (missing) return i;
     }
     return CheckReply(r, "queue.declare passive " + name);
   }
-  s = CheckReply(amqp_channel_close(st, kProbeChannel, AMQP_REPLY_SUCCESS), "channel.close (partition discovery)");
+  s = CheckReply(amqp_channel_close(st, kProbeChannel, AMQP_REPLY_SUCCESS),
+                 "channel.close (partition discovery)");
   if (!s.ok()) return s;
   return kMaxConversationPartitions;
 }
 
-Result<std::vector<std::string>> DiscoverQueuesOn(amqp_connection_state_t st, const std::string& work_queue) {
+Result<std::vector<std::string>> DiscoverQueuesOn(amqp_connection_state_t st,
+                                                  const std::string& work_queue) {
   if (!FindPartitioned(work_queue)) return std::vector<std::string>{work_queue};
   auto n = CountPartitionsOn(st, work_queue);
   if (!n.ok()) return n.status();
   if (*n == 0) {
-    return Status(Code::kNotFound, PartitionName(work_queue, 0) +
-                                       " does not exist: declare the topology (`convoy-topology --upgrade`) first");
+    return Status(Code::kNotFound,
+                  PartitionName(work_queue, 0) +
+                      " does not exist: declare the topology (`convoy-topology --upgrade`) first");
   }
   return PartitionNames(work_queue, *n);
 }
@@ -318,16 +341,35 @@ Result<std::vector<std::string>> DiscoverQueuesOn(amqp_connection_state_t st, co
 bool FieldToString(const amqp_field_value_t& v, std::string* out) {
   switch (v.kind) {
     case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES: *out = BytesToString(v.value.bytes); return true;
-    case AMQP_FIELD_KIND_I8: *out = std::to_string(v.value.i8); return true;
-    case AMQP_FIELD_KIND_U8: *out = std::to_string(v.value.u8); return true;
-    case AMQP_FIELD_KIND_I16: *out = std::to_string(v.value.i16); return true;
-    case AMQP_FIELD_KIND_U16: *out = std::to_string(v.value.u16); return true;
-    case AMQP_FIELD_KIND_I32: *out = std::to_string(v.value.i32); return true;
-    case AMQP_FIELD_KIND_U32: *out = std::to_string(v.value.u32); return true;
-    case AMQP_FIELD_KIND_I64: *out = std::to_string(v.value.i64); return true;
-    case AMQP_FIELD_KIND_U64: *out = std::to_string(v.value.u64); return true;
-    default: return false;  // arrays (x-death), tables, floats: not ours
+    case AMQP_FIELD_KIND_BYTES:
+      *out = BytesToString(v.value.bytes);
+      return true;
+    case AMQP_FIELD_KIND_I8:
+      *out = std::to_string(v.value.i8);
+      return true;
+    case AMQP_FIELD_KIND_U8:
+      *out = std::to_string(v.value.u8);
+      return true;
+    case AMQP_FIELD_KIND_I16:
+      *out = std::to_string(v.value.i16);
+      return true;
+    case AMQP_FIELD_KIND_U16:
+      *out = std::to_string(v.value.u16);
+      return true;
+    case AMQP_FIELD_KIND_I32:
+      *out = std::to_string(v.value.i32);
+      return true;
+    case AMQP_FIELD_KIND_U32:
+      *out = std::to_string(v.value.u32);
+      return true;
+    case AMQP_FIELD_KIND_I64:
+      *out = std::to_string(v.value.i64);
+      return true;
+    case AMQP_FIELD_KIND_U64:
+      *out = std::to_string(v.value.u64);
+      return true;
+    default:
+      return false;  // arrays (x-death), tables, floats: not ours
   }
 }
 
@@ -381,18 +423,21 @@ bool IsIpAddress(const char* host) {
 // store), the host name against the certificate, TLS 1.2 or later. A certificate that does not
 // verify fails the handshake itself (SSL_VERIFY_PEER), before any credential is sent; rabbitmq-c
 // checks the chain and the name again after the handshake.
-Result<amqp_socket_t*> NewTlsSocket(amqp_connection_state_t state, const AmqpOptions& o, const char* host) {
+Result<amqp_socket_t*> NewTlsSocket(amqp_connection_state_t state, const AmqpOptions& o,
+                                    const char* host) {
   amqp_socket_t* socket = amqp_ssl_socket_new(state);
   if (!socket) return Status(Code::kInternal, "amqp_ssl_socket_new failed");
   amqp_ssl_socket_set_verify_peer(socket, 1);
   amqp_ssl_socket_set_verify_hostname(socket, 1);
-  Status s = CheckRc(amqp_ssl_socket_set_ssl_versions(socket, AMQP_TLSv1_2, AMQP_TLSvLATEST), "TLS versions");
+  Status s = CheckRc(amqp_ssl_socket_set_ssl_versions(socket, AMQP_TLSv1_2, AMQP_TLSvLATEST),
+                     "TLS versions");
   if (!s.ok()) return s;
   auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
   ERR_clear_error();
   if (o.ca_file.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-      return Status(Code::kInvalidArgument, "cannot load the system's trust store: " + OpenSslErrors());
+      return Status(Code::kInvalidArgument,
+                    "cannot load the system's trust store: " + OpenSslErrors());
     }
   } else if (amqp_ssl_socket_set_cacert(socket, o.ca_file.c_str()) != AMQP_STATUS_OK) {
     return Status(Code::kInvalidArgument,
@@ -400,13 +445,15 @@ Result<amqp_socket_t*> NewTlsSocket(amqp_connection_state_t state, const AmqpOpt
   }
   if (!o.cert_file.empty() &&
       amqp_ssl_socket_set_key(socket, o.cert_file.c_str(), o.key_file.c_str()) != AMQP_STATUS_OK) {
-    return Status(Code::kInvalidArgument, "cannot load the client certificate " + o.cert_file + " with key " +
-                                              o.key_file + ": " + OpenSslErrors());
+    return Status(Code::kInvalidArgument, "cannot load the client certificate " + o.cert_file +
+                                              " with key " + o.key_file + ": " + OpenSslErrors());
   }
   X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  int named = IsIpAddress(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host) : X509_VERIFY_PARAM_set1_host(param, host, 0);
-  if (named != 1) return Status(Code::kInternal, "cannot set the TLS peer name: " + OpenSslErrors());
+  int named = IsIpAddress(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
+                                : X509_VERIFY_PARAM_set1_host(param, host, 0);
+  if (named != 1)
+    return Status(Code::kInternal, "cannot set the TLS peer name: " + OpenSslErrors());
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, RecordVerifyError);
   return socket;
 }
@@ -436,12 +483,14 @@ class Conn {
       Close(/*graceful=*/false);
       logged_in_ = false;
       // A broker that refused (a declaration, a login) refuses alike on every node of its cluster.
-      if (urls.size() == 1 || s.code() == Code::kInvalidArgument || s.code() == Code::kRejected) return s;
+      if (urls.size() == 1 || s.code() == Code::kInvalidArgument || s.code() == Code::kRejected)
+        return s;
       LOG_EVERY_N(WARNING, 20) << "event=amqp_node_unreachable node=" << RedactAmqpUrl(urls[at])
                                << " error=\"" << s.message() << "\" (logged every 20th)";
       tried += std::string(tried.empty() ? "" : "; ") + s.message();
     }
-    return Status(s.code(), "no broker node of " + std::to_string(urls.size()) + " answered: " + tried);
+    return Status(s.code(),
+                  "no broker node of " + std::to_string(urls.size()) + " answered: " + tried);
   }
 
   Status OpenOne(const AmqpOptions& options, const std::string& one_url) {
@@ -455,7 +504,8 @@ class Conn {
     }
     // amqp_parse_url sets ssl from the scheme; the scheme decides, never a fallback.
     const bool tls = info.ssl != 0;
-    if (tls != IsTlsUrl(one_url)) return Status(Code::kInternal, "AMQP URL scheme and TLS disagree");
+    if (tls != IsTlsUrl(one_url))
+      return Status(Code::kInternal, "AMQP URL scheme and TLS disagree");
     state_ = amqp_new_connection();
     amqp_socket_t* socket = nullptr;
     if (tls) {
@@ -466,18 +516,23 @@ class Conn {
       socket = amqp_tcp_socket_new(state_);
       if (!socket) return Status(Code::kInternal, "amqp_tcp_socket_new failed");
     }
-    timeval tv{options.connect_timeout.count() / 1000, (options.connect_timeout.count() % 1000) * 1000};
+    timeval tv{options.connect_timeout.count() / 1000,
+               (options.connect_timeout.count() % 1000) * 1000};
     amqp_set_handshake_timeout(state_, &tv);
     amqp_set_rpc_timeout(state_, &tv);
     t_verify_error[0] = '\0';
-    const std::string where = std::string(tls ? "amqps://" : "amqp://") + info.host + ":" + std::to_string(info.port);
+    const std::string where =
+        std::string(tls ? "amqps://" : "amqp://") + info.host + ":" + std::to_string(info.port);
     int rc = amqp_socket_open_noblock(socket, info.host, info.port, &tv);
     s = CheckRc(rc, "connect " + where);
     if (!s.ok() && tls) {
       std::string detail;
-      if (t_verify_error[0] != '\0') detail = ": the broker's certificate did not verify: " + std::string(t_verify_error);
+      if (t_verify_error[0] != '\0')
+        detail = ": the broker's certificate did not verify: " + std::string(t_verify_error);
       if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED && IsIpAddress(info.host)) {
-        detail = ": rabbitmq-c matches the certificate against DNS names only; put the broker's DNS name in the URL";
+        detail =
+            ": rabbitmq-c matches the certificate against DNS names only; put the broker's DNS "
+            "name in the URL";
       }
       return Status(s.code(), s.message() + detail);
     }
@@ -488,14 +543,18 @@ class Conn {
     amqp_table_t client_props = props.table();
     const char* user = options.username.empty() ? info.user : options.username.c_str();
     const char* password = options.password.empty() ? info.password : options.password.c_str();
-    s = CheckReply(amqp_login_with_properties(state_, info.vhost, 0, 131072, options.heartbeat_seconds,
-                                              &client_props, AMQP_SASL_METHOD_PLAIN, user, password),
-                   "login to vhost \"" + std::string(info.vhost) + "\"");
+    s = CheckReply(
+        amqp_login_with_properties(state_, info.vhost, 0, 131072, options.heartbeat_seconds,
+                                   &client_props, AMQP_SASL_METHOD_PLAIN, user, password),
+        "login to vhost \"" + std::string(info.vhost) + "\"");
     if (!s.ok()) {
       // "amqp://host:5672/" selects the empty vhost (the URI spec), not RabbitMQ's default "/".
       if (std::string(info.vhost).empty()) {
-        return Status(s.code(), s.message() + " (the URL's path is empty, which names the vhost \"\"; "
-                                              "RabbitMQ's default vhost \"/\" is written %2f: amqp://user:pass@host:5672/%2f)");
+        return Status(
+            s.code(),
+            s.message() +
+                " (the URL's path is empty, which names the vhost \"\"; "
+                "RabbitMQ's default vhost \"/\" is written %2f: amqp://user:pass@host:5672/%2f)");
       }
       return s;
     }
@@ -524,8 +583,10 @@ class Conn {
       SendQueueDeclare(state_, q);
       Status s = CheckReply(amqp_get_rpc_reply(state_), "queue.declare " + q.name);
       if (IsInequivalentArgs(s)) {
-        return Status(s.code(), s.message() + " -- declared by an older convoy: run `convoy-topology --upgrade` "
-                                              "with conversation, media and outbound stopped (README: Upgrading)");
+        return Status(s.code(),
+                      s.message() +
+                          " -- declared by an older convoy: run `convoy-topology --upgrade` "
+                          "with conversation, media and outbound stopped (README: Upgrading)");
       }
       if (!s.ok()) return s;
     }
@@ -639,10 +700,17 @@ struct Publisher::Impl {
   void Finish(Pending& p, PublishOutcome outcome) {
     outstanding.fetch_sub(1);
     switch (outcome) {
-      case PublishOutcome::kConfirmed: confirmed.fetch_add(1); break;
-      case PublishOutcome::kNacked: nacked.fetch_add(1); break;
-      case PublishOutcome::kReturned: returned_count.fetch_add(1); break;
-      default: break;
+      case PublishOutcome::kConfirmed:
+        confirmed.fetch_add(1);
+        break;
+      case PublishOutcome::kNacked:
+        nacked.fetch_add(1);
+        break;
+      case PublishOutcome::kReturned:
+        returned_count.fetch_add(1);
+        break;
+      default:
+        break;
     }
     if (p.done) p.done(outcome);
   }
@@ -658,15 +726,17 @@ struct Publisher::Impl {
         auto c = std::make_unique<Conn>();
         Status s = c->Open(options);
         if (!s.ok()) {
-          LOG_EVERY_N(WARNING, 20) << LogCtx{"publisher"} << "event=amqp_connect_failed name="
-                                   << options.name << " error=" << s.ToString();
+          LOG_EVERY_N(WARNING, 20)
+              << LogCtx{"publisher"} << "event=amqp_connect_failed name=" << options.name
+              << " error=" << s.ToString();
           WaitWake(static_cast<int>(options.reconnect_delay.count()));
           continue;
         }
         amqp_confirm_select(c->state(), kChannel);
         s = CheckReply(amqp_get_rpc_reply(c->state()), "confirm.select");
         if (!s.ok()) {
-          LOG(WARNING) << LogCtx{"publisher"} << "event=amqp_confirm_select_failed error=" << s.ToString();
+          LOG(WARNING) << LogCtx{"publisher"}
+                       << "event=amqp_confirm_select_failed error=" << s.ToString();
           WaitWake(static_cast<int>(options.reconnect_delay.count()));
           continue;
         }
@@ -680,7 +750,8 @@ struct Publisher::Impl {
         connected_cv.notify_all();
         if (!first) reconnects.fetch_add(1);
         first = false;
-        LOG(INFO) << LogCtx{"publisher"} << "event=amqp_connected name=" << options.name << " vhost=" << conn->vhost();
+        LOG(INFO) << LogCtx{"publisher"} << "event=amqp_connected name=" << options.name
+                  << " vhost=" << conn->vhost();
       }
       std::deque<Pending> batch;
       {
@@ -709,15 +780,17 @@ struct Publisher::Impl {
       }
       Poll();
       // A channel whose oldest publish waits past the confirm timeout is stuck, not slow: seen in
-      // tests/cluster on a channel opened while a quorum queue elected its new leader (a node killed
-      // under load), which took publishes for minutes and confirmed none. A new connection (and
-      // channel) finds the leader; everything unconfirmed goes again (consumers dedupe).
-      // The same channel may instead nack every publish while the queue is healthy (seen there in
-      // every run, and why: AmqpOptions::nack_timeout): nacks and no confirm for nack_timeout is
-      // as stuck.
+      // tests/cluster on a channel opened while a quorum queue elected its new leader (a node
+      // killed under load), which took publishes for minutes and confirmed none. A new connection
+      // (and channel) finds the leader; everything unconfirmed goes again (consumers dedupe). The
+      // same channel may instead nack every publish while the queue is healthy (seen there in every
+      // run, and why: AmqpOptions::nack_timeout): nacks and no confirm for nack_timeout is as
+      // stuck.
       const auto now = std::chrono::steady_clock::now();
-      if (conn && !unconfirmed.empty() && now - unconfirmed.begin()->second.sent_at > options.confirm_timeout) {
-        Lost("no confirm for " + std::to_string(options.confirm_timeout.count()) + " ms: the channel is stuck");
+      if (conn && !unconfirmed.empty() &&
+          now - unconfirmed.begin()->second.sent_at > options.confirm_timeout) {
+        Lost("no confirm for " + std::to_string(options.confirm_timeout.count()) +
+             " ms: the channel is stuck");
       } else if (conn && nacking_since != std::chrono::steady_clock::time_point{} &&
                  now - nacking_since > options.nack_timeout) {
         Lost("every publish nacked for " + std::to_string(options.nack_timeout.count()) +
@@ -763,7 +836,8 @@ struct Publisher::Impl {
     static const std::string kTagKey = kPublishTagHeader;
     headers.Add(kTagKey, static_cast<int64_t>(tag));
     amqp_basic_properties_t props{};
-    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
+    props._flags =
+        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
     props.content_type = amqp_cstring_bytes(p.message.content_type.c_str());
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     props.headers = headers.table();
@@ -776,7 +850,8 @@ struct Publisher::Impl {
                                 amqp_cstring_bytes(p.message.routing_key.c_str()),
                                 /*mandatory=*/1, /*immediate=*/0, &props, body);
     if (rc != AMQP_STATUS_OK) {
-      LOG(WARNING) << LogCtx{"publisher"} << "event=amqp_publish_failed error=" << amqp_error_string2(rc);
+      LOG(WARNING) << LogCtx{"publisher"}
+                   << "event=amqp_publish_failed error=" << amqp_error_string2(rc);
       conn->MarkBroken();
       conn.reset();
       return false;
@@ -798,9 +873,10 @@ struct Publisher::Impl {
     if (!readable) {
       pollfd fds[2] = {{amqp_get_sockfd(st), POLLIN, 0}, {wake_fd, POLLIN, 0}};
       // Awake often enough for the heartbeats and to see a confirm overdue (Run's watchdog).
-      int timeout_ms = std::max(100, std::min(options.heartbeat_seconds * 250,
-                                              static_cast<int>(std::min(options.confirm_timeout,
-                                                                        options.nack_timeout).count() / 4)));
+      int timeout_ms = std::max(
+          100, std::min(options.heartbeat_seconds * 250,
+                        static_cast<int>(
+                            std::min(options.confirm_timeout, options.nack_timeout).count() / 4)));
       if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
         Lost("poll failed");
         return;
@@ -842,7 +918,8 @@ struct Publisher::Impl {
         // The returned content follows; its publish tag says which publish it was. The
         // broker's ack for that publish comes after the return.
         amqp_message_t msg;
-        Status s = CheckReply(amqp_read_message(st, frame.channel, &msg, 0), "read returned message");
+        Status s =
+            CheckReply(amqp_read_message(st, frame.channel, &msg, 0), "read returned message");
         if (!s.ok()) {
           Lost(s.ToString());
           return;
@@ -874,14 +951,16 @@ struct Publisher::Impl {
   void Settle(uint64_t tag, bool multiple, PublishOutcome outcome) {
     // Nacks with no confirm between them: since when (the watchdog in Run).
     if (outcome == PublishOutcome::kNacked) {
-      if (nacking_since == std::chrono::steady_clock::time_point{}) nacking_since = std::chrono::steady_clock::now();
+      if (nacking_since == std::chrono::steady_clock::time_point{})
+        nacking_since = std::chrono::steady_clock::now();
     } else {
       nacking_since = {};
     }
     std::vector<std::pair<uint64_t, Pending>> done;
     if (multiple) {
       auto end = unconfirmed.upper_bound(tag);
-      for (auto it = unconfirmed.begin(); it != end; ++it) done.emplace_back(it->first, std::move(it->second));
+      for (auto it = unconfirmed.begin(); it != end; ++it)
+        done.emplace_back(it->first, std::move(it->second));
       unconfirmed.erase(unconfirmed.begin(), end);
     } else {
       auto it = unconfirmed.find(tag);
@@ -966,7 +1045,8 @@ void Publisher::Publish(AmqpMessage message, PublishCallback done) {
     return;
   }
   // The publisher thread takes the whole queue each time round and polls only after sending it:
-  // only the first publish into an empty queue has to wake it (one syscall per burst, not per message).
+  // only the first publish into an empty queue has to wake it (one syscall per burst, not per
+  // message).
   if (was_empty) impl_->Wake();
 }
 
@@ -1027,13 +1107,13 @@ PublishCallback PublishBatch::Add() {
 
 Status PublishBatch::Wait(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(state_->mu);
-  bool settled = state_->cv.wait_until(lock, deadline, [&] {
-    return state_->failed || state_->confirmed == state_->added;
-  });
+  bool settled = state_->cv.wait_until(
+      lock, deadline, [&] { return state_->failed || state_->confirmed == state_->added; });
   if (state_->failed) return PublishOutcomeStatus(state_->failure);
   if (!settled) {
     return Status(Code::kTimeout, std::to_string(state_->confirmed) + " of " +
-                                      std::to_string(state_->added) + " publishes confirmed in time");
+                                      std::to_string(state_->added) +
+                                      " publishes confirmed in time");
   }
   return Status::Ok();
 }
@@ -1050,7 +1130,8 @@ struct Consumer::Impl {
   bool started = false;
   std::atomic<bool> connected{false};
   std::unique_ptr<Conn> conn;
-  std::atomic<uint64_t> delivered{0}, acked{0}, retried{0}, delayed{0}, dead_lettered{0}, reconnects{0};
+  std::atomic<uint64_t> delivered{0}, acked{0}, retried{0}, delayed{0}, dead_lettered{0},
+      reconnects{0};
   std::mutex sleep_mu;
   std::condition_variable sleep_cv;
   // Acks not yet sent: the highest settled tag and how many it stands for. Settled deliveries are
@@ -1079,13 +1160,15 @@ struct Consumer::Impl {
       // A partitioned work queue: this consumer's share of the partitions the broker has now.
       auto all = DiscoverQueuesOn(c->state(), options.queue);
       if (!all.ok()) return all.status();
-      for (size_t i = static_cast<size_t>(options.share); i < all->size(); i += static_cast<size_t>(options.shares)) {
+      for (size_t i = static_cast<size_t>(options.share); i < all->size();
+           i += static_cast<size_t>(options.shares)) {
         queues.push_back((*all)[i]);
       }
       LOG(INFO) << LogCtx{options.queue} << "event=amqp_partitions found=" << all->size()
                 << " consuming=" << queues.size();
     } else if (queues.empty()) {
-      amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(options.queue.c_str()), amqp_empty_bytes, 0,
+      amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(options.queue.c_str()),
+                         amqp_empty_bytes, 0,
                          /*no_ack=*/0, 0, amqp_empty_table);
       s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + options.queue);
       if (!s.ok()) return s;
@@ -1093,7 +1176,8 @@ struct Consumer::Impl {
     tagged = options.queues.size() + static_cast<size_t>(options.shares) > 0;
     // Several queues: each consumer's tag is its queue's name, which tells a delivery's queue.
     for (const auto& q : queues) {
-      amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(q.c_str()), amqp_cstring_bytes(q.c_str()), 0,
+      amqp_basic_consume(c->state(), kChannel, amqp_cstring_bytes(q.c_str()),
+                         amqp_cstring_bytes(q.c_str()), 0,
                          /*no_ack=*/0, 0, amqp_empty_table);
       s = CheckReply(amqp_get_rpc_reply(c->state()), "basic.consume " + q);
       if (!s.ok()) return s;
@@ -1134,8 +1218,8 @@ struct Consumer::Impl {
         Status s = Connect();
         if (!s.ok()) {
           conn.reset();
-          LOG_EVERY_N(WARNING, 20) << LogCtx{options.queue} << "event=amqp_consumer_connect_failed error="
-                                   << s.ToString();
+          LOG_EVERY_N(WARNING, 20) << LogCtx{options.queue}
+                                   << "event=amqp_consumer_connect_failed error=" << s.ToString();
           SleepUnlessStopped(options.amqp.reconnect_delay);
           continue;
         }
@@ -1158,7 +1242,8 @@ struct Consumer::Impl {
         // Acks wait only while more deliveries are already here; before blocking they go.
         timeval zero{0, 0};
         r = amqp_consume_message(st, &env, &zero, 0);
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT) {
           FlushAcks();
           if (!conn) continue;
           timeval tv{0, 200000};
@@ -1172,7 +1257,8 @@ struct Consumer::Impl {
         std::vector<Delivery> batch;
         std::vector<uint64_t> tags;
         for (;;) {
-          batch.push_back(ToDelivery(tagged ? BytesToString(env.consumer_tag) : options.queue, env));
+          batch.push_back(
+              ToDelivery(tagged ? BytesToString(env.consumer_tag) : options.queue, env));
           tags.push_back(env.delivery_tag);
           amqp_destroy_envelope(&env);
           if (static_cast<int>(batch.size()) >= options.batch) break;
@@ -1188,15 +1274,18 @@ struct Consumer::Impl {
           disps.assign(batch.size(), Disposition::Retry(std::string("handler threw: ") + e.what()));
         }
         if (disps.size() != batch.size()) {
-          disps.assign(batch.size(), Disposition::Retry("handler returned " + std::to_string(disps.size()) +
-                                                        " dispositions for " + std::to_string(batch.size())));
+          disps.assign(batch.size(),
+                       Disposition::Retry("handler returned " + std::to_string(disps.size()) +
+                                          " dispositions for " + std::to_string(batch.size())));
         }
         for (size_t i = 0; i < batch.size() && conn; ++i) Settle(tags[i], batch[i], disps[i]);
         if (pending_acks * 2 >= options.prefetch) FlushAcks();
         continue;
       }
-      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) continue;
-      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        continue;
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+          r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
         amqp_frame_t frame;
         timeval zero{0, 0};
         int rc = amqp_simple_wait_frame_noblock(st, &frame, &zero);
@@ -1266,11 +1355,14 @@ struct Consumer::Impl {
         copy.routing_key = work_queue;
         copy.headers[headers::kDeathReason] = reason;
         copy.headers[headers::kOriginalQueue] = work_queue;
-        copy.headers["x-parked-at"] = std::to_string(
-            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+        copy.headers["x-parked-at"] =
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count());
       }
-      Status s = republisher ? republisher->PublishAndWait(std::move(copy), std::chrono::seconds(10))
-                             : Status(Code::kUnavailable, "no republisher");
+      Status s = republisher
+                     ? republisher->PublishAndWait(std::move(copy), std::chrono::seconds(10))
+                     : Status(Code::kUnavailable, "no republisher");
       if (!s.ok()) {
         LOG(WARNING) << ctx << "event=republish_failed error=" << s.ToString() << " requeue=true";
         amqp_basic_nack(conn->state(), kChannel, tag, 0, /*requeue=*/1);
@@ -1292,7 +1384,8 @@ struct Consumer::Impl {
   }
 };
 
-Consumer::Consumer(ConsumerOptions options, BatchHandler handler, Publisher* republisher) : impl_(new Impl) {
+Consumer::Consumer(ConsumerOptions options, BatchHandler handler, Publisher* republisher)
+    : impl_(new Impl) {
   impl_->options = std::move(options);
   impl_->options.batch = std::max(1, impl_->options.batch);
   impl_->handler = std::move(handler);
@@ -1339,7 +1432,6 @@ ConsumerStats Consumer::stats() const {
   return s;
 }
 
-
 Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string& work_queue) {
   Conn c;
   AmqpOptions o = options;
@@ -1350,8 +1442,9 @@ Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string
   auto queues = DiscoverQueuesOn(c.state(), work_queue);
   if (!queues.ok()) return queues.status();
   for (const auto& queue : *queues) {
-    amqp_queue_declare_ok_t* ok = amqp_queue_declare(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
-                                                     /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    amqp_queue_declare_ok_t* ok =
+        amqp_queue_declare(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                           /*passive=*/1, 0, 0, 0, amqp_empty_table);
     s = CheckReply(amqp_get_rpc_reply(c.state()), "queue.declare passive " + queue);
     if (!s.ok()) return s;
     total += ok->message_count;
@@ -1360,10 +1453,11 @@ Result<uint32_t> QueueMessageCount(const AmqpOptions& options, const std::string
 }
 
 // Up to `max` of the messages ready in `queue` now, through a consumer (acked once all are read).
-Result<std::vector<Delivery>> ConsumeReady(amqp_connection_state_t st, const std::string& queue, size_t max) {
+Result<std::vector<Delivery>> ConsumeReady(amqp_connection_state_t st, const std::string& queue,
+                                           size_t max) {
   std::vector<Delivery> out;
-  amqp_queue_declare_ok_t* ok =
-      amqp_queue_declare(st, kChannel, amqp_cstring_bytes(queue.c_str()), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  amqp_queue_declare_ok_t* ok = amqp_queue_declare(st, kChannel, amqp_cstring_bytes(queue.c_str()),
+                                                   /*passive=*/1, 0, 0, 0, amqp_empty_table);
   Status s = CheckReply(amqp_get_rpc_reply(st), "queue.declare passive " + queue);
   if (!s.ok()) return s;
   const size_t n = std::min<size_t>(max, ok->message_count);
@@ -1371,8 +1465,8 @@ Result<std::vector<Delivery>> ConsumeReady(amqp_connection_state_t st, const std
   amqp_basic_qos(st, kChannel, 0, static_cast<uint16_t>(std::min<size_t>(n, 65535)), 0);
   s = CheckReply(amqp_get_rpc_reply(st), "basic.qos");
   if (!s.ok()) return s;
-  amqp_basic_consume_ok_t* consume =
-      amqp_basic_consume(st, kChannel, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+  amqp_basic_consume_ok_t* consume = amqp_basic_consume(
+      st, kChannel, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
   s = CheckReply(amqp_get_rpc_reply(st), "basic.consume " + queue);
   if (!s.ok()) return s;
   const std::string tag = BytesToString(consume->consumer_tag);
@@ -1401,7 +1495,8 @@ Result<std::vector<Delivery>> ConsumeReady(amqp_connection_state_t st, const std
   return out;
 }
 
-Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std::string& work_queue, size_t max) {
+Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options,
+                                           const std::string& work_queue, size_t max) {
   Conn c;
   AmqpOptions o = options;
   o.declare_topology = false;
@@ -1419,7 +1514,8 @@ Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std
       continue;
     }
     while (out.size() < max) {
-      amqp_rpc_reply_t r = amqp_basic_get(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/1);
+      amqp_rpc_reply_t r =
+          amqp_basic_get(c.state(), kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/1);
       s = CheckReply(r, "basic.get " + queue);
       if (!s.ok()) return s;
       if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
@@ -1439,7 +1535,8 @@ Result<std::vector<Delivery>> TakeMessages(const AmqpOptions& options, const std
   return out;
 }
 
-Result<std::vector<std::string>> DiscoverQueues(const AmqpOptions& options, const std::string& work_queue) {
+Result<std::vector<std::string>> DiscoverQueues(const AmqpOptions& options,
+                                                const std::string& work_queue) {
   Conn c;
   AmqpOptions o = options;
   o.declare_topology = false;
@@ -1502,7 +1599,8 @@ struct AmqpAdmin::Impl {
   // One message off `queue` with basic.get, unacked (its delivery tag in *tag); nullopt when empty.
   Result<std::optional<Delivery>> Get(const std::string& queue, uint64_t* tag) {
     amqp_connection_state_t st = conn->state();
-    amqp_rpc_reply_t r = amqp_basic_get(st, kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/0);
+    amqp_rpc_reply_t r =
+        amqp_basic_get(st, kChannel, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/0);
     Status s = Check("basic.get " + queue);
     if (!s.ok()) return s;
     if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return std::optional<Delivery>();
@@ -1555,8 +1653,9 @@ Status AmqpAdmin::Open(const AmqpOptions& options) {
 Result<QueueState> AmqpAdmin::Inspect(const std::string& queue) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_queue_declare_ok_t* ok = amqp_queue_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()),
-                                                   /*passive=*/1, 0, 0, 0, amqp_empty_table);
+  amqp_queue_declare_ok_t* ok =
+      amqp_queue_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                         /*passive=*/1, 0, 0, 0, amqp_empty_table);
   s = impl_->Check("queue.declare passive " + queue);
   QueueState state;
   if (!s.ok()) {
@@ -1572,7 +1671,8 @@ Result<QueueState> AmqpAdmin::Inspect(const std::string& queue) {
 Result<bool> AmqpAdmin::ExchangeExists(const std::string& exchange) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_exchange_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(exchange.c_str()), amqp_empty_bytes,
+  amqp_exchange_declare(impl_->conn->state(), kChannel, amqp_cstring_bytes(exchange.c_str()),
+                        amqp_empty_bytes,
                         /*passive=*/1, 0, 0, 0, amqp_empty_table);
   s = impl_->Check("exchange.declare passive " + exchange);
   if (!s.ok()) {
@@ -1585,7 +1685,8 @@ Result<bool> AmqpAdmin::ExchangeExists(const std::string& exchange) {
 Status AmqpAdmin::DeleteExchange(const std::string& exchange) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_exchange_delete(impl_->conn->state(), kChannel, amqp_cstring_bytes(exchange.c_str()), /*if_unused=*/0);
+  amqp_exchange_delete(impl_->conn->state(), kChannel, amqp_cstring_bytes(exchange.c_str()),
+                       /*if_unused=*/0);
   return impl_->Check("exchange.delete " + exchange);
 }
 
@@ -1625,15 +1726,16 @@ Status AmqpAdmin::Unbind(const BindingSpec& b) {
 Status AmqpAdmin::DeleteQueue(const std::string& queue, bool if_empty, bool if_unused) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_queue_delete(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()), if_unused ? 1 : 0,
-                    if_empty ? 1 : 0);
+  amqp_queue_delete(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                    if_unused ? 1 : 0, if_empty ? 1 : 0);
   return impl_->Check("queue.delete " + queue);
 }
 
 Result<uint32_t> AmqpAdmin::Purge(const std::string& queue) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_queue_purge_ok_t* ok = amqp_queue_purge(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()));
+  amqp_queue_purge_ok_t* ok =
+      amqp_queue_purge(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()));
   s = impl_->Check("queue.purge " + queue);
   if (!s.ok()) return s;
   return ok->message_count;
@@ -1642,8 +1744,9 @@ Result<uint32_t> AmqpAdmin::Purge(const std::string& queue) {
 Status AmqpAdmin::TryConsume(const std::string& queue) {
   Status s = impl_->EnsureChannel();
   if (!s.ok()) return s;
-  amqp_basic_consume_ok_t* ok = amqp_basic_consume(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()),
-                                                   amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
+  amqp_basic_consume_ok_t* ok =
+      amqp_basic_consume(impl_->conn->state(), kChannel, amqp_cstring_bytes(queue.c_str()),
+                         amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
   s = impl_->Check("basic.consume " + queue);
   if (!s.ok()) return s;
   amqp_basic_cancel(impl_->conn->state(), kChannel, ok->consumer_tag);
@@ -1660,7 +1763,8 @@ Status AmqpAdmin::TryPublish(const std::string& exchange, const std::string& rou
   amqp_basic_properties_t props{};
   const std::string what = "basic.publish " + exchange + " " + routing_key;
   s = CheckRc(amqp_basic_publish(st, kChannel, amqp_cstring_bytes(exchange.c_str()),
-                                 amqp_cstring_bytes(routing_key.c_str()), 0, 0, &props, amqp_cstring_bytes("probe")),
+                                 amqp_cstring_bytes(routing_key.c_str()), 0, 0, &props,
+                                 amqp_cstring_bytes("probe")),
               what);
   if (!s.ok()) return s;
   // The broker answers a publish it refuses by closing the channel, else with a confirm.
@@ -1668,7 +1772,8 @@ Status AmqpAdmin::TryPublish(const std::string& exchange, const std::string& rou
   amqp_frame_t frame;
   s = CheckRc(amqp_simple_wait_frame_noblock(st, &frame, &tv), what + ": waiting for its confirm");
   if (!s.ok()) return s;
-  if (frame.frame_type != AMQP_FRAME_METHOD) return Status(Code::kInternal, what + ": unexpected frame");
+  if (frame.frame_type != AMQP_FRAME_METHOD)
+    return Status(Code::kInternal, what + ": unexpected frame");
   if (frame.payload.method.id == AMQP_BASIC_ACK_METHOD) return Status::Ok();
   if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
     impl_->channel_closed = true;
@@ -1718,7 +1823,8 @@ Result<uint64_t> AmqpAdmin::MoveThrough(const std::string& from, const std::stri
     if (!state.ok()) return state.status();
     if (!state->exists || state->messages == 0) return moved;
     if (state->consumers > 0) {
-      return Status(Code::kRejected, from + " has " + std::to_string(state->consumers) + " consumer(s)");
+      return Status(Code::kRejected,
+                    from + " has " + std::to_string(state->consumers) + " consumer(s)");
     }
     // A batch held unacked (the prefetch stops the broker there), copied, and acked once every copy
     // is confirmed; the consumer is cancelled first, so nothing more is delivered meanwhile.
@@ -1726,8 +1832,9 @@ Result<uint64_t> AmqpAdmin::MoveThrough(const std::string& from, const std::stri
     amqp_basic_qos(st, kChannel, 0, static_cast<uint16_t>(n), 0);
     s = impl_->Check("basic.qos");
     if (!s.ok()) return s;
-    amqp_basic_consume_ok_t* consume = amqp_basic_consume(st, kChannel, amqp_cstring_bytes(from.c_str()),
-                                                          amqp_empty_bytes, 0, /*no_ack=*/0, 0, amqp_empty_table);
+    amqp_basic_consume_ok_t* consume =
+        amqp_basic_consume(st, kChannel, amqp_cstring_bytes(from.c_str()), amqp_empty_bytes, 0,
+                           /*no_ack=*/0, 0, amqp_empty_table);
     s = impl_->Check("basic.consume " + from);
     if (!s.ok()) return s;
     const std::string tag = BytesToString(consume->consumer_tag);
@@ -1755,8 +1862,8 @@ Result<uint64_t> AmqpAdmin::MoveThrough(const std::string& from, const std::stri
     if (!s.ok()) {
       // The originals go back to `from` (a copy may have gone too: a duplicate, never a loss).
       if (last_tag != 0) amqp_basic_nack(st, kChannel, last_tag, /*multiple=*/1, /*requeue=*/1);
-      return Status(s.code(), "move " + from + " -> " + (exchange.empty() ? routing_key : exchange) + ": " +
-                                  s.message());
+      return Status(s.code(), "move " + from + " -> " +
+                                  (exchange.empty() ? routing_key : exchange) + ": " + s.message());
     }
     s = CheckRc(amqp_basic_ack(st, kChannel, last_tag, /*multiple=*/1), "basic.ack " + from);
     if (!s.ok()) return s;
@@ -1790,7 +1897,9 @@ Result<size_t> AmqpAdmin::Sweep(const std::string& queue, size_t max, const Swee
     held.emplace_back(tag, action);
   }
   s = batch.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(30));
-  if (!s.ok()) return give_back(Status(s.code(), "sweep " + queue + ": a copy was not confirmed: " + s.ToString()));
+  if (!s.ok())
+    return give_back(
+        Status(s.code(), "sweep " + queue + ": a copy was not confirmed: " + s.ToString()));
   for (const auto& [tag, action] : held) {
     int rc = action == SweepAction::kKeep ? amqp_basic_nack(st, kChannel, tag, 0, /*requeue=*/1)
                                           : amqp_basic_ack(st, kChannel, tag, 0);
@@ -1800,8 +1909,8 @@ Result<size_t> AmqpAdmin::Sweep(const std::string& queue, size_t max, const Swee
   // The broker settles a nack (requeue) after it answered nothing: until it has, what was kept
   // is neither unacked nor ready, and a sweep right after this one (an operator's second
   // `convoyctl dlq list`) would not see it. Wait, a little, until it is back.
-  const size_t removed = static_cast<size_t>(
-      std::count_if(held.begin(), held.end(), [](const auto& h) { return h.second != SweepAction::kKeep; }));
+  const size_t removed = static_cast<size_t>(std::count_if(
+      held.begin(), held.end(), [](const auto& h) { return h.second != SweepAction::kKeep; }));
   const size_t expected = state->messages >= removed ? state->messages - removed : 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < until) {

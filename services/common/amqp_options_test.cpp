@@ -1,11 +1,10 @@
 // Unit: the broker connection's settings are checked before anything connects.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
-
-#include <stdlib.h>
-#include <unistd.h>
 
 #include "convoy/amqp.h"
 #include "convoy/amqp_admin.h"
@@ -28,12 +27,14 @@ TEST(AmqpUrls, AClustersNodesAreSplitRedactedAndOfOneScheme) {
   EXPECT_EQ(AmqpUrls(" amqp://u:p@a:1/%2f ,amqp://u:p@b:2/%2f,, "),
             (std::vector<std::string>{"amqp://u:p@a:1/%2f", "amqp://u:p@b:2/%2f"}));
   EXPECT_EQ(AmqpUrls("amqp://a"), std::vector<std::string>{"amqp://a"});
-  EXPECT_EQ(RedactAmqpUrl("amqp://u:one@a:1/%2f, amqp://u:two@b:2/%2f"), "amqp://u:***@a:1/%2f,amqp://u:***@b:2/%2f");
+  EXPECT_EQ(RedactAmqpUrl("amqp://u:one@a:1/%2f, amqp://u:two@b:2/%2f"),
+            "amqp://u:***@a:1/%2f,amqp://u:***@b:2/%2f");
   EXPECT_TRUE(ValidateAmqpOptions({"amqps://u:p@a:5671/%2f,amqps://u:p@b:5671/%2f", "t"}).ok());
   Status mixed = ValidateAmqpOptions({"amqps://u:p@a:5671/%2f,amqp://u:p@b:5672/%2f", "t"});
   EXPECT_EQ(mixed.code(), Code::kInvalidArgument);
   EXPECT_NE(mixed.message().find("mix"), std::string::npos) << mixed.message();
-  EXPECT_EQ(ValidateAmqpOptions({"amqp://u:p@a:5672/%2f,http://b", "t"}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(ValidateAmqpOptions({"amqp://u:p@a:5672/%2f,http://b", "t"}).code(),
+            Code::kInvalidArgument);
   EXPECT_EQ(ValidateAmqpOptions({" , ", "t"}).code(), Code::kInvalidArgument);
 }
 
@@ -78,7 +79,8 @@ TEST(ValidateAmqpOptions, ACaForAPlainUrlIsRefusedNotIgnored) {
   Status s = ValidateAmqpOptions(o);
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_NE(s.message().find("amqps://"), std::string::npos) << s.ToString();
-  EXPECT_EQ(s.message().find("secret"), std::string::npos) << "the password leaked: " << s.ToString();
+  EXPECT_EQ(s.message().find("secret"), std::string::npos)
+      << "the password leaked: " << s.ToString();
 }
 
 TEST(ValidateAmqpOptions, AClientCertificateNeedsItsKey) {

@@ -16,7 +16,6 @@
 
 #include "convoy/amqp_admin.h"
 #include "convoy/http.h"
-
 #include "convoy/topology.h"
 #include "tcp_proxy.h"
 #include "testsupport.h"
@@ -140,10 +139,12 @@ TEST(Consumer, AcksRetriesThroughADelayTierAndDeadLettersWithTheReason) {
     ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
   }
   ASSERT_TRUE(WaitUntil([&] { return seen_ok == 1 && seen_retry_attempt1 == 1; }, 20s));
-  auto dlq = test::WaitUntil([&] {
-    auto c = QueueMessageCount(o, std::string(queues::kOutboundSend) + ".dlq");
-    return c.ok() && *c == 1;
-  }, 10s);
+  auto dlq = test::WaitUntil(
+      [&] {
+        auto c = QueueMessageCount(o, std::string(queues::kOutboundSend) + ".dlq");
+        return c.ok() && *c == 1;
+      },
+      10s);
   ASSERT_TRUE(dlq);
   auto parked = TakeMessages(o, std::string(queues::kOutboundSend) + ".dlq", 10);
   ASSERT_TRUE(parked.ok());
@@ -168,26 +169,30 @@ TEST(Consumer, GivesUpAfterMaxAttempts) {
   ASSERT_TRUE(pub.WaitConnected(20s));
   std::atomic<int> calls{0};
   // max_attempts=2: the first failure goes to the 1 s tier, the second is parked.
-  Consumer consumer(ConsumerOptions{o, queues::kMediaFetch, 4, 2},
-                    [&](const Delivery&) {
-                      ++calls;
-                      return Disposition::Retry("unavailable: always");
-                    },
-                    &pub);
+  Consumer consumer(
+      ConsumerOptions{o, queues::kMediaFetch, 4, 2},
+      [&](const Delivery&) {
+        ++calls;
+        return Disposition::Retry("unavailable: always");
+      },
+      &pub);
   consumer.Start();
   AmqpMessage m;
   m.exchange = exchanges::kCommands;
   m.routing_key = queues::kMediaFetch;
   m.body = "x";
   ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
-  ASSERT_TRUE(WaitUntil([&] {
-    auto c = QueueMessageCount(o, std::string(queues::kMediaFetch) + ".dlq");
-    return c.ok() && *c == 1;
-  }, 20s));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto c = QueueMessageCount(o, std::string(queues::kMediaFetch) + ".dlq");
+        return c.ok() && *c == 1;
+      },
+      20s));
   EXPECT_EQ(calls.load(), 2);
   auto parked = TakeMessages(o, std::string(queues::kMediaFetch) + ".dlq", 1);
   ASSERT_TRUE(parked.ok() && parked->size() == 1);
-  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("gave up after 2 attempts"), std::string::npos);
+  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("gave up after 2 attempts"),
+            std::string::npos);
 }
 
 // Bytes this process has taken from malloc, in its arenas and in chunks of their own.
@@ -207,10 +212,13 @@ TEST(Consumer, ASteadyLoadKeepsNoFrameOfTheDeliveriesItHandled) {
   pub.Start();
   ASSERT_TRUE(pub.WaitConnected(20s));
   std::atomic<int> handled{0};
-  Consumer consumer(ConsumerOptions{o, queues::kMediaFetch, 16, 5}, [&](const Delivery&) {
-    ++handled;
-    return Disposition::Ack();
-  }, &pub);
+  Consumer consumer(
+      ConsumerOptions{o, queues::kMediaFetch, 16, 5},
+      [&](const Delivery&) {
+        ++handled;
+        return Disposition::Ack();
+      },
+      &pub);
   consumer.Start();
   AmqpMessage m;
   m.exchange = exchanges::kCommands;
@@ -233,8 +241,8 @@ TEST(Consumer, ASteadyLoadKeepsNoFrameOfTheDeliveriesItHandled) {
   EXPECT_EQ(handled.load(), 200 + kDeliveries);
   // Kept frames would be more than the bodies: 1,000 x 4 KB = 4 MB. A quarter of one body per
   // delivery is far above any noise of the test's own threads.
-  EXPECT_LT(grown, kDeliveries * m.body.size() / 4) << "the consumer kept " << grown / kDeliveries
-                                                       << " bytes per delivery it handled";
+  EXPECT_LT(grown, kDeliveries * m.body.size() / 4)
+      << "the consumer kept " << grown / kDeliveries << " bytes per delivery it handled";
 }
 
 // A batch consumer gets the deliveries already waiting (never more than `batch`, never waiting
@@ -272,12 +280,14 @@ TEST(Consumer, BatchHandlerGetsWaitingDeliveriesAndSettlesEachOnItsOwn) {
                     }),
                     &pub);
   consumer.Start();
-  ASSERT_TRUE(WaitUntil([&] { return consumer.stats().acked == kMessages; }, 20s)) << consumer.stats().acked;
+  ASSERT_TRUE(WaitUntil([&] { return consumer.stats().acked == kMessages; }, 20s))
+      << consumer.stats().acked;
   consumer.Stop();
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(seen.size(), size_t(kMessages));
   EXPECT_LE(*std::max_element(sizes.begin(), sizes.end()), 8u);
-  EXPECT_GT(*std::max_element(sizes.begin(), sizes.end()), 1u) << "preloaded deliveries come in batches";
+  EXPECT_GT(*std::max_element(sizes.begin(), sizes.end()), 1u)
+      << "preloaded deliveries come in batches";
   EXPECT_EQ(consumer.stats().dead_lettered, 1u);
   auto parked = QueueMessageCount(o, std::string(queues::kMediaUpload) + ".dlq");
   ASSERT_TRUE(parked.ok());
@@ -299,7 +309,8 @@ TEST(Publisher, HeartbeatsAreServicedWhileIdle) {
   // Idle time is the input of this test, not a stand-in for a condition.
   std::this_thread::sleep_for(5s);
   EXPECT_TRUE(pub.PublishAndWait(InboundMessage(1), 5s).ok());
-  EXPECT_EQ(pub.stats().reconnects, 0u) << "the broker dropped an idle connection: heartbeats not sent";
+  EXPECT_EQ(pub.stats().reconnects, 0u)
+      << "the broker dropped an idle connection: heartbeats not sent";
 }
 
 // The broker (or a network fault) kills the connection while publishes are in flight: the
@@ -319,7 +330,8 @@ TEST(Publisher, ReconnectsAndResendsEverythingUnconfirmed) {
     if (!r.ok() || r->status != 200) return 0;
     int closed = 0;
     // "name":"127.0.0.1:PORT -> 127.0.0.1:PORT"
-    for (size_t at = r->body.find("\"name\":\""); at != std::string::npos; at = r->body.find("\"name\":\"", at + 1)) {
+    for (size_t at = r->body.find("\"name\":\""); at != std::string::npos;
+         at = r->body.find("\"name\":\"", at + 1)) {
       size_t start = at + 8, end = r->body.find('"', start);
       std::string name = r->body.substr(start, end - start);
       if (name.find("->") == std::string::npos) continue;
@@ -369,7 +381,8 @@ TEST(Publisher, AListOfNodesConnectsToTheOneThatAnswers) {
   const std::string real = vhost.url();
   const std::string path = real.substr(real.rfind('/'));
   AmqpOptions o{"amqp://guest:guest@127.0.0.1:" + std::to_string(down_port) + path +
-                    ", amqp://guest:guest@127.0.0.1:" + std::to_string(hung_port) + path + "," + real,
+                    ", amqp://guest:guest@127.0.0.1:" + std::to_string(hung_port) + path + "," +
+                    real,
                 "test-nodes"};
   o.connect_timeout = 500ms;
   Publisher pub(o);
@@ -387,19 +400,27 @@ TEST(Publisher, AListOfNodesConnectsToTheOneThatAnswers) {
   ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 30s).ok());
   std::mutex mu;
   std::set<std::string> seen;
-  Consumer consumer({o, queues::kOutboundSend, 50, 5}, [&](const Delivery& d) {
-    std::lock_guard<std::mutex> lock(mu);
-    seen.insert(d.body);
-    return Disposition::Ack();
-  }, &pub);
+  Consumer consumer(
+      {o, queues::kOutboundSend, 50, 5},
+      [&](const Delivery& d) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen.insert(d.body);
+        return Disposition::Ack();
+      },
+      &pub);
   consumer.Start();
-  EXPECT_TRUE(WaitUntil([&] { std::lock_guard<std::mutex> lock(mu); return seen.size() == kCount; }, 30s));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return seen.size() == kCount;
+      },
+      30s));
   consumer.Stop();
   // Only the hung node: the connection fails within the timeout, naming the nodes tried.
   AmqpAdmin admin;
   AmqpOptions dead = o;
-  dead.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(down_port) + path + ",amqp://guest:guest@127.0.0.1:" +
-             std::to_string(hung_port) + path;
+  dead.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(down_port) + path +
+             ",amqp://guest:guest@127.0.0.1:" + std::to_string(hung_port) + path;
   const auto start = std::chrono::steady_clock::now();
   Status s = admin.Open(dead);
   EXPECT_FALSE(s.ok());
@@ -420,7 +441,9 @@ TEST(Publisher, AChannelThatNeverConfirmsIsReplacedAndItsPublishesSentAgain) {
   const std::string base = test::AmqpBaseUrl();
   test::TcpProxy proxy(std::atoi(base.substr(base.rfind(':') + 1).c_str()));
   ASSERT_TRUE(proxy.Start());
-  AmqpOptions o{base.substr(0, base.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + vhost.name(), "test-stuck"};
+  AmqpOptions o{
+      base.substr(0, base.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + vhost.name(),
+      "test-stuck"};
   o.heartbeat_seconds = 120;  // not what finds it
   o.confirm_timeout = 1000ms;
   Publisher pub(o);
@@ -436,12 +459,14 @@ TEST(Publisher, AChannelThatNeverConfirmsIsReplacedAndItsPublishesSentAgain) {
   PublishBatch batch;
   pub.Publish(m, batch.Add());
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 20s).ok()) << "confirmed on a new channel";
+  ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 20s).ok())
+      << "confirmed on a new channel";
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, 1000ms) << "not before the confirm timeout";
   EXPECT_EQ(pub.stats().reconnects, 1u);
   EXPECT_GE(pub.stats().resent, 1u);
-  auto parked = TakeMessages(AmqpOptions{vhost.url(), "test-stuck-check"}, queues::kOutboundSend, 10);
+  auto parked =
+      TakeMessages(AmqpOptions{vhost.url(), "test-stuck-check"}, queues::kOutboundSend, 10);
   ASSERT_TRUE(parked.ok());
   std::set<std::string> bodies;
   for (const auto& d : *parked) bodies.insert(d.body);
@@ -449,15 +474,17 @@ TEST(Publisher, AChannelThatNeverConfirmsIsReplacedAndItsPublishesSentAgain) {
 }
 
 // The other face of a stuck channel: every publish nacked, none confirmed, for longer than the
-// nack timeout (2 s; AmqpOptions says why). Here a full queue (reject-publish) nacks them for real; the publisher tries a
-// new connection (which a stuck channel needs, and which costs a full queue nothing).
+// nack timeout (2 s; AmqpOptions says why). Here a full queue (reject-publish) nacks them for real;
+// the publisher tries a new connection (which a stuck channel needs, and which costs a full queue
+// nothing).
 TEST(Publisher, NacksWithNoConfirmForLongerThanTheNackTimeoutMakeANewConnection) {
   TestVhost vhost("amqp_nacked");
   AmqpOptions o{vhost.url(), "test-nacked"};
   o.nack_timeout = 1000ms;  // the confirm timeout stays 15 s: nacks are not waited out that long
   AmqpAdmin admin;
   ASSERT_TRUE(admin.Open(o).ok());
-  ASSERT_TRUE(admin.DeclareQueue({"full", {{"x-overflow", "reject-publish"}}, {{"x-max-length", 1}}}).ok());
+  ASSERT_TRUE(
+      admin.DeclareQueue({"full", {{"x-overflow", "reject-publish"}}, {{"x-max-length", 1}}}).ok());
   Publisher pub(o);
   pub.Start();
   ASSERT_TRUE(pub.WaitConnected(20s));

@@ -22,7 +22,9 @@ using namespace std::chrono_literals;
 std::string Required(const char* name) {
   const char* v = std::getenv(name);
   if (!v || !*v) {
-    ADD_FAILURE() << name << " is not set: run this test through services/common/amqp_tls_test.sh (ctest does)";
+    ADD_FAILURE()
+        << name
+        << " is not set: run this test through services/common/amqp_tls_test.sh (ctest does)";
     return "";
   }
   return v;
@@ -33,7 +35,8 @@ std::string PlainPort() { return Required("CONVOY_TLS_TEST_AMQP_PORT"); }
 std::string RightCa() { return Required("CONVOY_TLS_TEST_CA_FILE"); }
 std::string WrongCa() { return Required("CONVOY_TLS_TEST_WRONG_CA_FILE"); }
 
-AmqpOptions Amqps(const std::string& host, const std::string& port, const std::string& ca, const std::string& name) {
+AmqpOptions Amqps(const std::string& host, const std::string& port, const std::string& ca,
+                  const std::string& name) {
   AmqpOptions o{"amqps://guest:guest@" + host + ":" + port + "/%2f", test::UniqueName(name)};
   o.ca_file = ca;
   o.connect_timeout = 5000ms;
@@ -43,7 +46,8 @@ AmqpOptions Amqps(const std::string& host, const std::string& port, const std::s
 // The broker's own view of its client connections (management API).
 std::string BrokerConnections() {
   HttpClientRequest r;
-  r.url = Required("CONVOY_TLS_TEST_MGMT_URL") + "/api/connections?columns=name,ssl,ssl_protocol,client_properties";
+  r.url = Required("CONVOY_TLS_TEST_MGMT_URL") +
+          "/api/connections?columns=name,ssl,ssl_protocol,client_properties";
   r.headers["Authorization"] = "Basic Z3Vlc3Q6Z3Vlc3Q=";  // guest:guest
   r.max_response_bytes = 4 << 20;
   auto resp = HttpFetch(r);
@@ -58,10 +62,14 @@ std::string ConnectionEntry(const std::string& connections, const std::string& n
   for (const auto& c : doc.GetArray()) {
     if (!c.IsObject() || !c.HasMember("client_properties")) continue;
     const auto& props = c["client_properties"];
-    if (!props.IsObject() || !props.HasMember("connection_name") || !props["connection_name"].IsString()) continue;
+    if (!props.IsObject() || !props.HasMember("connection_name") ||
+        !props["connection_name"].IsString())
+      continue;
     if (props["connection_name"].GetString() != name) continue;
     bool ssl = c.HasMember("ssl") && c["ssl"].IsBool() && c["ssl"].GetBool();
-    std::string protocol = c.HasMember("ssl_protocol") && c["ssl_protocol"].IsString() ? c["ssl_protocol"].GetString() : "";
+    std::string protocol = c.HasMember("ssl_protocol") && c["ssl_protocol"].IsString()
+                               ? c["ssl_protocol"].GetString()
+                               : "";
     return "ssl=" + std::string(ssl ? "true" : "false") + " protocol=" + protocol;
   }
   return "";
@@ -74,12 +82,13 @@ TEST(AmqpTls, PublishesAndConsumesOverAVerifiedTlsConnection) {
   ASSERT_TRUE(pub.WaitConnected(20s)) << "no amqps connection with the broker's own CA";
   constexpr int kCount = 200;
   std::atomic<int> consumed{0};
-  Consumer consumer(ConsumerOptions{o, queues::kOutboundSend, 32, 5},
-                    [&](const Delivery& d) {
-                      if (d.body.rfind("over-tls-", 0) == 0) ++consumed;
-                      return Disposition::Ack();
-                    },
-                    &pub);
+  Consumer consumer(
+      ConsumerOptions{o, queues::kOutboundSend, 32, 5},
+      [&](const Delivery& d) {
+        if (d.body.rfind("over-tls-", 0) == 0) ++consumed;
+        return Disposition::Ack();
+      },
+      &pub);
   consumer.Start();
   auto started = std::chrono::steady_clock::now();
   PublishBatch batch;
@@ -91,15 +100,22 @@ TEST(AmqpTls, PublishesAndConsumesOverAVerifiedTlsConnection) {
     pub.Publish(std::move(m), batch.Add());
   }
   ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 30s).ok());
-  ASSERT_TRUE(test::WaitUntil([&] { return consumed.load() == kCount; }, 30s)) << "consumed " << consumed.load();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  std::printf("amqps: %d messages published (confirmed) and consumed in %lld ms\n", kCount, static_cast<long long>(ms));
+  ASSERT_TRUE(test::WaitUntil([&] { return consumed.load() == kCount; }, 30s))
+      << "consumed " << consumed.load();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  started)
+                .count();
+  std::printf("amqps: %d messages published (confirmed) and consumed in %lld ms\n", kCount,
+              static_cast<long long>(ms));
   // The broker agrees: the connection is TLS (1.2 or later).
   std::string entry;
-  ASSERT_TRUE(test::WaitUntil([&] { return !(entry = ConnectionEntry(BrokerConnections(), o.name)).empty(); }, 15s))
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return !(entry = ConnectionEntry(BrokerConnections(), o.name)).empty(); }, 15s))
       << BrokerConnections();
   EXPECT_NE(entry.find("ssl=true"), std::string::npos) << entry;
-  EXPECT_TRUE(entry.find("tlsv1.3") != std::string::npos || entry.find("tlsv1.2") != std::string::npos) << entry;
+  EXPECT_TRUE(entry.find("tlsv1.3") != std::string::npos ||
+              entry.find("tlsv1.2") != std::string::npos)
+      << entry;
   consumer.Stop();
   pub.Stop();
 }
@@ -112,10 +128,12 @@ TEST(AmqpTls, ABrokerCertificateFromAnotherCaIsRefusedWithACertificateError) {
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
   EXPECT_NE(s.message().find("certificate did not verify"), std::string::npos) << s.ToString();
   // The broker sends its CA along with its certificate: OpenSSL then names the untrusted root.
-  EXPECT_TRUE(s.message().find("self-signed certificate in certificate chain") != std::string::npos ||
+  EXPECT_TRUE(s.message().find("self-signed certificate in certificate chain") !=
+                  std::string::npos ||
               s.message().find("unable to get local issuer certificate") != std::string::npos)
       << s.ToString();
-  EXPECT_EQ(s.message().find("guest:guest"), std::string::npos) << "the password leaked: " << s.ToString();
+  EXPECT_EQ(s.message().find("guest:guest"), std::string::npos)
+      << "the password leaked: " << s.ToString();
   std::printf("wrong CA: %s\n", s.ToString().c_str());
   // A publisher keeps refusing (no fallback to plain, no login): the broker never sees it.
   Publisher pub(o);

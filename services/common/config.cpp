@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -32,7 +32,8 @@ bool HasPrefix(const std::string& s, const char* prefix) { return s.rfind(prefix
 }  // namespace
 
 bool ValidatePort(const char* flag, int32_t value) {
-  if (value < 0 || value > 65535) return Fail(flag, "must be 0..65535, got " + std::to_string(value));
+  if (value < 0 || value > 65535)
+    return Fail(flag, "must be 0..65535, got " + std::to_string(value));
   return true;
 }
 
@@ -46,7 +47,8 @@ bool InRange(const char* flag, double value, double lo, double hi) {
   // Whole numbers (counts, bytes) in full: %g would say 1.04858e+06 for 1 MiB.
   const bool whole = value == std::trunc(value) && lo == std::trunc(lo) && hi == std::trunc(hi);
   std::fprintf(stderr,
-               whole ? "invalid value for --%s: %.0f (must be %.0f..%.0f)\n" : "invalid value for --%s: %g (must be %g..%g)\n",
+               whole ? "invalid value for --%s: %.0f (must be %.0f..%.0f)\n"
+                     : "invalid value for --%s: %g (must be %g..%g)\n",
                flag, value, lo, hi);
   return false;
 }
@@ -69,7 +71,9 @@ bool ValidateAmqpUrl(const char* flag, const std::string& value) {
     std::string one = value.substr(at, end - at);
     one.erase(0, std::min(one.find_first_not_of(' '), one.size()));
     if (!HasPrefix(one, "amqp://") && !HasPrefix(one, "amqps://")) {
-      return Fail(flag, "must start with amqp:// or amqps:// (a cluster: its nodes' URLs, comma-separated)");
+      return Fail(
+          flag,
+          "must start with amqp:// or amqps:// (a cluster: its nodes' URLs, comma-separated)");
     }
     if (end == value.size()) return true;
     at = end + 1;
@@ -149,10 +153,11 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
   gflags::ParseCommandLineFlags(argc, argv, true);
   // Connection strings carry credentials: a deployment passes them in the environment, not on
   // the command line, and the broker's TLS files beside them. An explicit flag still wins.
-  for (const auto& [flag, env] : {std::pair{"amqp_url", "CONVOY_AMQP_URL"}, std::pair{"pg_dsn", "CONVOY_PG_DSN"},
-                                  std::pair{"amqp_ca_file", "CONVOY_AMQP_CA_FILE"},
-                                  std::pair{"amqp_cert_file", "CONVOY_AMQP_CERT_FILE"},
-                                  std::pair{"amqp_key_file", "CONVOY_AMQP_KEY_FILE"}}) {
+  for (const auto& [flag, env] :
+       {std::pair{"amqp_url", "CONVOY_AMQP_URL"}, std::pair{"pg_dsn", "CONVOY_PG_DSN"},
+        std::pair{"amqp_ca_file", "CONVOY_AMQP_CA_FILE"},
+        std::pair{"amqp_cert_file", "CONVOY_AMQP_CERT_FILE"},
+        std::pair{"amqp_key_file", "CONVOY_AMQP_KEY_FILE"}}) {
     gflags::CommandLineFlagInfo info;
     const char* value = std::getenv(env);
     if (value && *value && gflags::GetCommandLineFlagInfo(flag, &info) && info.is_default) {
@@ -165,8 +170,9 @@ void InitService(const char* service, const char* usage, int* argc, char*** argv
   // Data folders given as relative defaults are found the way installed software finds them:
   // from the working directory, else next to the install prefix (<bin>/../share/convoy, as the
   // images lay them out), else in the source tree the binary was built from.
-  for (const auto& [flag, installed] : {std::pair{"schema_dir", "proto-schemas"}, std::pair{"migrations_dir", "migrations"},
-                                        std::pair{"flows_dir", "flows"}}) {
+  for (const auto& [flag, installed] :
+       {std::pair{"schema_dir", "proto-schemas"}, std::pair{"migrations_dir", "migrations"},
+        std::pair{"flows_dir", "flows"}}) {
     gflags::CommandLineFlagInfo info;
     if (!gflags::GetCommandLineFlagInfo(flag, &info)) continue;
     std::string found = FindDataDir(info.current_value, installed);

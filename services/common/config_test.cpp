@@ -58,7 +58,8 @@ TEST(FindDataDir, RelativeDefaultsAreFoundFromAnyWorkingDirectory) {
   ASSERT_EQ(::chdir("/"), 0);
   EXPECT_EQ(FindDataDir("proto-schemas", "proto-schemas"), test::SourcePath("proto-schemas"));
   EXPECT_EQ(FindDataDir("deploy/postgres", "migrations"), test::SourcePath("deploy/postgres"));
-  EXPECT_EQ(FindDataDir("no/such/dir", "nothing"), "no/such/dir") << "unchanged: the error names what was given";
+  EXPECT_EQ(FindDataDir("no/such/dir", "nothing"), "no/such/dir")
+      << "unchanged: the error names what was given";
   EXPECT_EQ(FindDataDir("/abs/path", "x"), "/abs/path");
   EXPECT_EQ(FindDataDir("tmp", "x"), "tmp") << "exists from the working directory";
   ASSERT_EQ(::chdir(cwd), 0);
@@ -81,10 +82,12 @@ TEST(Flags, OutOfRangeSaysTheValueAndTheRangeInFull) {
   ::testing::internal::CaptureStderr();
   EXPECT_FALSE(InRange("max_media_bytes_per_user_per_day", 1000, 1 << 20, 1099511627776.0));
   EXPECT_EQ(::testing::internal::GetCapturedStderr(),
-            "invalid value for --max_media_bytes_per_user_per_day: 1000 (must be 1048576..1099511627776)\n");
+            "invalid value for --max_media_bytes_per_user_per_day: 1000 (must be "
+            "1048576..1099511627776)\n");
   ::testing::internal::CaptureStderr();
   EXPECT_FALSE(InRange("ratio", 1.5, 0, 1));
-  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "invalid value for --ratio: 1.5 (must be 0..1)\n");
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "invalid value for --ratio: 1.5 (must be 0..1)\n");
   EXPECT_TRUE(InRange("ratio", 0.5, 0, 1));
 }
 

@@ -8,8 +8,8 @@ namespace convoy {
 
 namespace {
 template <typename Factory>
-Status AddConsumers(const ConsumerOptions& options, int count, const Factory& factory, Publisher& republisher,
-                    std::vector<std::unique_ptr<Consumer>>& consumers) {
+Status AddConsumers(const ConsumerOptions& options, int count, const Factory& factory,
+                    Publisher& republisher, std::vector<std::unique_ptr<Consumer>>& consumers) {
   // A partitioned work queue: its partitions dealt out over the consumers, each partition read by
   // one of them (and, having a single active consumer, by one replica at a time). Which partitions
   // exist is the broker's to say (convoy-topology declares them): each consumer finds
@@ -32,11 +32,13 @@ Status AddConsumers(const ConsumerOptions& options, int count, const Factory& fa
 }
 }  // namespace
 
-Status ConsumerGroup::Add(const ConsumerOptions& options, int count, const HandlerFactory& factory) {
+Status ConsumerGroup::Add(const ConsumerOptions& options, int count,
+                          const HandlerFactory& factory) {
   return AddConsumers(options, count, factory, republisher_, consumers_);
 }
 
-Status ConsumerGroup::AddBatch(const ConsumerOptions& options, int count, const BatchHandlerFactory& factory) {
+Status ConsumerGroup::AddBatch(const ConsumerOptions& options, int count,
+                               const BatchHandlerFactory& factory) {
   return AddConsumers(options, count, factory, republisher_, consumers_);
 }
 

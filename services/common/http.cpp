@@ -14,9 +14,9 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
-#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -55,7 +55,8 @@ struct Target {
 // line fails to arrive on a reused one (asio_context::handle_failed_read_status_line): the
 // server may have read it and acted on it by then.
 bool RetrySafe(const HttpClientRequest& request) {
-  return request.retry_safe || request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS";
+  return request.retry_safe || request.method == "GET" || request.method == "HEAD" ||
+         request.method == "OPTIONS";
 }
 
 // Clients per (scheme, address, port, Host, timeout, redirects), kept for the process's life. A
@@ -77,17 +78,20 @@ class Clients {
     Client client;
   };
   static Clients& Get() {
-    static Clients& c = *new Clients;  // never destroyed: a client torn down during exit could outlive its threads
+    static Clients& c =
+        *new Clients;  // never destroyed: a client torn down during exit could outlive its threads
     return c;
   }
   Lease Take(const Target& target, const HttpClientRequest& request) {
-    Lease lease{target.uri.authority().to_string() + " " + target.host_header + " " + std::to_string(request.timeout.count()) +
-                    " " + std::to_string(target.max_redirects),
+    Lease lease{target.uri.authority().to_string() + " " + target.host_header + " " +
+                    std::to_string(request.timeout.count()) + " " +
+                    std::to_string(target.max_redirects),
                 nullptr};
     std::vector<Idle> stale;  // destroyed (their connections closed) outside the lock
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (idle_.size() >= kMaxOrigins && idle_.count(lease.key) == 0) idle_.clear();  // distinct origins: start over
+      if (idle_.size() >= kMaxOrigins && idle_.count(lease.key) == 0)
+        idle_.clear();  // distinct origins: start over
       auto& stack = idle_[lease.key];
       if (!stack.empty() && !RetrySafe(request) &&
           std::chrono::steady_clock::now() - stack.back().since > request.max_idle_reuse) {
@@ -112,12 +116,14 @@ class Clients {
     auto it = idle_.find(lease.key);
     if (it == idle_.end()) return;  // the cache started over meanwhile
     it->second.push_back({std::move(lease.client), std::chrono::steady_clock::now()});
-    if (it->second.size() > kMaxIdlePerOrigin) it->second.erase(it->second.begin());  // the least recently used
+    if (it->second.size() > kMaxIdlePerOrigin)
+      it->second.erase(it->second.begin());  // the least recently used
   }
 
  private:
-  static constexpr size_t kMaxOrigins = 256;       // past it the cache starts over
-  static constexpr size_t kMaxIdlePerOrigin = 64;  // exchanges at once to one origin that keep their connections
+  static constexpr size_t kMaxOrigins = 256;  // past it the cache starts over
+  static constexpr size_t kMaxIdlePerOrigin =
+      64;  // exchanges at once to one origin that keep their connections
   struct Idle {
     Client client;
     std::chrono::steady_clock::time_point since;
@@ -130,7 +136,8 @@ class Clients {
 // into memory as fast as it arrives, whatever the caller reads, and this stops it there (the
 // connection is closed, not pooled).
 struct AnswerTooLarge : std::runtime_error {
-  explicit AnswerTooLarge(size_t max) : std::runtime_error("body over the limit of " + std::to_string(max) + " bytes") {}
+  explicit AnswerTooLarge(size_t max)
+      : std::runtime_error("body over the limit of " + std::to_string(max) + " bytes") {}
 };
 
 // cpprestsdk's client timeout is an inactivity timeout: a server that trickles a byte every few
@@ -194,7 +201,8 @@ std::chrono::milliseconds DeadlineOf(const HttpClientRequest& request) {
   return request.deadline.count() > 0 ? request.deadline : 3 * request.timeout;
 }
 
-http::http_request CopyRequest(const HttpClientRequest& request, const Target& target, size_t max_bytes) {
+http::http_request CopyRequest(const HttpClientRequest& request, const Target& target,
+                               size_t max_bytes) {
   http::http_request req(request.method);
   req.set_request_uri(target.uri.resource());
   for (const auto& [k, v] : request.headers) req.headers().add(k, v);
@@ -204,17 +212,21 @@ http::http_request CopyRequest(const HttpClientRequest& request, const Target& t
       req.set_body(request.body, request.content_type);
     } else {
       // A body cpprestsdk cannot rewind: where it would send the request again on another
-      // connection it reports "cannot rewind input stream" instead (handle_failed_read_status_line).
+      // connection it reports "cannot rewind input stream" instead
+      // (handle_failed_read_status_line).
       concurrency::streams::producer_consumer_buffer<uint8_t> body;
-      body.putn_nocopy(reinterpret_cast<const uint8_t*>(request.body.data()), request.body.size()).wait();
+      body.putn_nocopy(reinterpret_cast<const uint8_t*>(request.body.data()), request.body.size())
+          .wait();
       body.close(std::ios_base::out).wait();
       req.set_body(body.create_istream(), request.body.size(), request.content_type);
     }
   }
   if (max_bytes > 0) {
-    req.set_progress_handler([max_bytes](http::message_direction::direction direction, utility::size64_t so_far) {
-      if (direction == http::message_direction::download && so_far > max_bytes) throw AnswerTooLarge(max_bytes);
-    });
+    req.set_progress_handler(
+        [max_bytes](http::message_direction::direction direction, utility::size64_t so_far) {
+          if (direction == http::message_direction::download && so_far > max_bytes)
+            throw AnswerTooLarge(max_bytes);
+        });
   }
   return req;
 }
@@ -227,7 +239,9 @@ Result<Target> TargetOf(const HttpClientRequest& request) {
     return t;
   }
   auto addresses = ResolvePublic(request.url);
-  if (!addresses.ok()) return Status(addresses.status().code(), request.method + " " + RedactUrl(request.url) + ": " + addresses.status().message());
+  if (!addresses.ok())
+    return Status(addresses.status().code(), request.method + " " + RedactUrl(request.url) + ": " +
+                                                 addresses.status().message());
   PinnedUrl pinned = PinToAddress(request.url, addresses->front());
   t.uri = web::uri(pinned.url);
   t.host_header = pinned.host_header;
@@ -250,17 +264,20 @@ http::http_response Send(const HttpClientRequest& request, const Target& target,
       return client.request(CopyRequest(request, target, max_bytes), token).get();
     } catch (const http::http_exception& e) {
       if (attempt >= 4 || std::string(e.what()).rfind("Failed to write request", 0) != 0) throw;
-      LOG(INFO) << "event=http_stale_connection url=" << RedactUrl(request.url) << " attempt=" << attempt << " what=" << e.what();
+      LOG(INFO) << "event=http_stale_connection url=" << RedactUrl(request.url)
+                << " attempt=" << attempt << " what=" << e.what();
     }
   }
 }
 
-// Reads an answer's body, `max_bytes` at the most (declared or counted), chunk by chunk into `sink`.
+// Reads an answer's body, `max_bytes` at the most (declared or counted), chunk by chunk into
+// `sink`.
 Status ReadBody(const HttpClientRequest& request, http::http_response& resp, size_t max_bytes,
                 const std::function<Status(const char*, size_t)>& sink) {
   utility::size64_t declared = resp.headers().content_length();
   if (max_bytes > 0 && declared > max_bytes) {
-    return Status(Code::kTooLarge, RedactUrl(request.url) + ": " + std::to_string(declared) + " bytes declared, over the limit of " +
+    return Status(Code::kTooLarge, RedactUrl(request.url) + ": " + std::to_string(declared) +
+                                       " bytes declared, over the limit of " +
                                        std::to_string(max_bytes));
   }
   auto body = resp.body();
@@ -271,7 +288,8 @@ Status ReadBody(const HttpClientRequest& request, http::http_response& resp, siz
     if (n == 0) return Status::Ok();
     total += n;
     if (max_bytes > 0 && total > max_bytes) {
-      return Status(Code::kTooLarge, RedactUrl(request.url) + ": body over the limit of " + std::to_string(max_bytes) + " bytes");
+      return Status(Code::kTooLarge, RedactUrl(request.url) + ": body over the limit of " +
+                                         std::to_string(max_bytes) + " bytes");
     }
     Status s = sink(reinterpret_cast<const char*>(chunk.collection().data()), n);
     if (!s.ok()) return s;
@@ -287,21 +305,24 @@ Status ReadBodyInto(const HttpClientRequest& request, http::http_response& resp,
 
 Status FetchError(const HttpClientRequest& request, const http::http_exception& e) {
   std::string what = e.what();
-  bool timeout = what.find("timed out") != std::string::npos || e.error_code() == std::errc::timed_out;
+  bool timeout =
+      what.find("timed out") != std::string::npos || e.error_code() == std::errc::timed_out;
   // The whole request was written and the connection failed (closed by the server or a proxy, or
   // by our own timeout) before the answer's status line came. cpprestsdk would have sent it again
   // on a reused connection; its body cannot be rewound, so it says so instead.
-  if (!RetrySafe(request) &&
-      (what.rfind("cannot rewind input stream", 0) == 0 || what.rfind("Failed to read HTTP status line", 0) == 0)) {
+  if (!RetrySafe(request) && (what.rfind("cannot rewind input stream", 0) == 0 ||
+                              what.rfind("Failed to read HTTP status line", 0) == 0)) {
     what = std::string(timeout ? "no answer in time" : "connection closed") +
            " after the request was sent; the server may have acted on it (not sent again)";
   }
-  return Status(timeout ? Code::kTimeout : Code::kUnavailable, request.method + " " + RedactUrl(request.url) + ": " + what);
+  return Status(timeout ? Code::kTimeout : Code::kUnavailable,
+                request.method + " " + RedactUrl(request.url) + ": " + what);
 }
 
 // Runs one exchange: `read` turns the response into the result. Every failure becomes a status.
-Result<HttpResponse> Exchange(const HttpClientRequest& request, size_t max_bytes,
-                              const std::function<Status(http::http_response&, HttpResponse*)>& read) {
+Result<HttpResponse> Exchange(
+    const HttpClientRequest& request, size_t max_bytes,
+    const std::function<Status(http::http_response&, HttpResponse*)>& read) {
   auto target = TargetOf(request);
   if (!target.ok()) return target.status();
   auto deadline = Deadlines::Get().Watch(std::chrono::steady_clock::now() + DeadlineOf(request));
@@ -310,12 +331,14 @@ Result<HttpResponse> Exchange(const HttpClientRequest& request, size_t max_bytes
     ~Unwatch() { Deadlines::Get().Forget(entry); }
   } unwatch{deadline};
   auto expired = [&] {
-    return Status(Code::kTimeout, request.method + " " + RedactUrl(request.url) + ": no complete answer within " +
+    return Status(Code::kTimeout, request.method + " " + RedactUrl(request.url) +
+                                      ": no complete answer within " +
                                       std::to_string(DeadlineOf(request).count()) + " ms");
   };
   try {
     auto lease = Clients::Get().Take(*target, request);
-    http::http_response resp = Send(request, *target, max_bytes, deadline->cancel.get_token(), *lease.client);
+    http::http_response resp =
+        Send(request, *target, max_bytes, deadline->cancel.get_token(), *lease.client);
     HttpResponse out;
     out.status = resp.status_code();
     out.content_type = resp.headers().content_type();
@@ -332,13 +355,15 @@ Result<HttpResponse> Exchange(const HttpClientRequest& request, size_t max_bytes
     return expired();
   } catch (const std::exception& e) {
     if (deadline->expired) return expired();
-    return Status(Code::kInvalidArgument, request.method + " " + RedactUrl(request.url) + ": " + e.what());
+    return Status(Code::kInvalidArgument,
+                  request.method + " " + RedactUrl(request.url) + ": " + e.what());
   }
 }
 
 }  // namespace
 
-Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes, const HttpBodySink& sink) {
+Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes,
+                                  const HttpBodySink& sink) {
   // The client stops reading past the larger of the two caps; each answer is then held to its own.
   const size_t held = max_bytes == 0 ? 0 : std::max(max_bytes, request.max_response_bytes);
   return Exchange(request, held, [&](http::http_response& resp, HttpResponse* out) {
@@ -349,13 +374,18 @@ Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_b
 
 Result<HttpResponse> HttpFetch(const HttpClientRequest& request) {
   return Exchange(request, request.max_response_bytes,
-                  [&](http::http_response& resp, HttpResponse* out) { return ReadBodyInto(request, resp, &out->body); });
+                  [&](http::http_response& resp, HttpResponse* out) {
+                    return ReadBodyInto(request, resp, &out->body);
+                  });
 }
 
-HttpResponse JsonResponse(int status, const std::string& body) { return {status, "application/json", body + "\n", {}, ""}; }
+HttpResponse JsonResponse(int status, const std::string& body) {
+  return {status, "application/json", body + "\n", {}, ""};
+}
 
 HttpResponse JsonError(int status, const std::string& code, const std::string& message) {
-  return JsonResponse(status, R"({"error":{"code":")" + JsonEscape(code) + R"(","message":")" + JsonEscape(message) + "\"}}");
+  return JsonResponse(status, R"({"error":{"code":")" + JsonEscape(code) + R"(","message":")" +
+                                  JsonEscape(message) + "\"}}");
 }
 
 }  // namespace convoy

@@ -13,8 +13,10 @@ std::optional<ParsedHead> Parse(const std::string& head, std::string* error = nu
 }
 
 TEST(HttpHead, ParsesPathQueryAndHeaders) {
-  auto h = Parse("POST /v1/items%2Fx?a=1&b=%20two&flag HTTP/1.1\r\nHost: h\r\nX-Hub-Signature-256:  sha256=ab \r\n"
-                 "Content-Length: 12\r\nX-Multi: 1\r\nx-multi: 2\r\n");
+  auto h = Parse(
+      "POST /v1/items%2Fx?a=1&b=%20two&flag HTTP/1.1\r\nHost: h\r\nX-Hub-Signature-256:  sha256=ab "
+      "\r\n"
+      "Content-Length: 12\r\nX-Multi: 1\r\nx-multi: 2\r\n");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->method, "POST");
   EXPECT_EQ(h->path, "/v1/items/x");
@@ -33,7 +35,8 @@ TEST(HttpHead, KeepAliveFollowsTheVersionAndConnectionHeader) {
   EXPECT_FALSE(Parse("GET / HTTP/1.0\r\n")->keep_alive);
   EXPECT_TRUE(Parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n")->keep_alive);
   EXPECT_TRUE(Parse("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n")->chunked);
-  EXPECT_TRUE(Parse("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n")->expect_continue);
+  EXPECT_TRUE(
+      Parse("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n")->expect_continue);
   EXPECT_EQ(Parse("GET http://example.com/healthz?x=1 HTTP/1.1\r\n")->path, "/healthz");
 }
 
@@ -62,8 +65,10 @@ TEST(HttpHead, RefusesEachMalformedShape) {
       {"GET / HTTP/1.1\r\nBad Name: x\r\n", "malformed header field"},
       {"GET / HTTP/1.1\r\n: empty\r\n", "malformed header field"},
       {"GET / HTTP/1.1\r\nX: a\x01z\r\n", "a control character in a header value"},
-      {"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n", "both Transfer-Encoding and Content-Length"},
-      {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n", "conflicting Content-Length headers"},
+      {"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+       "both Transfer-Encoding and Content-Length"},
+      {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n",
+       "conflicting Content-Length headers"},
       {"POST / HTTP/1.1\r\nContent-Length: -1\r\n", "malformed Content-Length"},
       {"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n", "malformed Content-Length"},
       {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n", "malformed Content-Length"},

@@ -49,35 +49,64 @@ constexpr size_t kMaxChunkLine = 1024;  // a chunk-size line, extensions include
 
 const char* Reason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Status";
   }
 }
 
@@ -105,7 +134,8 @@ bool PercentDecode(const std::string& in, std::string* out) {
       out->push_back(in[i]);
       continue;
     }
-    int hi = i + 2 < in.size() ? HexDigitValue(in[i + 1]) : -1, lo = i + 2 < in.size() ? HexDigitValue(in[i + 2]) : -1;
+    int hi = i + 2 < in.size() ? HexDigitValue(in[i + 1]) : -1,
+        lo = i + 2 < in.size() ? HexDigitValue(in[i + 2]) : -1;
     if (hi < 0 || lo < 0) return false;
     out->push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
@@ -118,14 +148,16 @@ std::optional<ParsedHead> ParseHttpHead(const std::string& head, std::string* er
   size_t line_end = head.find("\r\n");
   std::string line = head.substr(0, line_end);
   size_t sp1 = line.find(' '), sp2 = sp1 == std::string::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp1 == std::string::npos || sp2 == std::string::npos || line.find(' ', sp2 + 1) != std::string::npos) {
+  if (sp1 == std::string::npos || sp2 == std::string::npos ||
+      line.find(' ', sp2 + 1) != std::string::npos) {
     *error = "malformed request line";
     return std::nullopt;
   }
   out.method = line.substr(0, sp1);
   std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string version = line.substr(sp2 + 1);
-  if (out.method.empty() || !std::all_of(out.method.begin(), out.method.end(), [](unsigned char c) { return IsTokenChar(c); })) {
+  if (out.method.empty() || !std::all_of(out.method.begin(), out.method.end(),
+                                         [](unsigned char c) { return IsTokenChar(c); })) {
     *error = "malformed method";
     return std::nullopt;
   }
@@ -145,8 +177,8 @@ std::optional<ParsedHead> ParseHttpHead(const std::string& head, std::string* er
   }
   for (unsigned char c : target) {
     // Printable ASCII only, and none of the characters a URI never holds raw.
-    if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '{' || c == '}' || c == '|' ||
-        c == '^' || c == '`') {
+    if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '"' || c == '<' || c == '>' || c == '{' ||
+        c == '}' || c == '|' || c == '^' || c == '`') {
       *error = "a character not allowed in a request target";
       return std::nullopt;
     }
@@ -166,7 +198,8 @@ std::optional<ParsedHead> ParseHttpHead(const std::string& head, std::string* er
     size_t pos = 0;
     while (pos <= query.size()) {
       size_t amp = query.find('&', pos);
-      std::string pair = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+      std::string pair =
+          query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
       if (!pair.empty()) {
         size_t eq = pair.find('=');
         std::string k, v;
@@ -191,12 +224,14 @@ std::optional<ParsedHead> ParseHttpHead(const std::string& head, std::string* er
     if (field.empty()) break;
     size_t colon = field.find(':');
     if (field[0] == ' ' || field[0] == '\t' || colon == std::string::npos || colon == 0 ||
-        !std::all_of(field.begin(), field.begin() + static_cast<long>(colon), [](unsigned char c) { return IsTokenChar(c); })) {
+        !std::all_of(field.begin(), field.begin() + static_cast<long>(colon),
+                     [](unsigned char c) { return IsTokenChar(c); })) {
       *error = "malformed header field";
       return std::nullopt;
     }
     std::string name = Lower(field.substr(0, colon)), value = Trim(field.substr(colon + 1));
-    if (std::any_of(value.begin(), value.end(), [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; })) {
+    if (std::any_of(value.begin(), value.end(),
+                    [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; })) {
       *error = "a control character in a header value";
       return std::nullopt;
     }
@@ -226,16 +261,19 @@ std::optional<ParsedHead> ParseHttpHead(const std::string& head, std::string* er
     out.chunked = true;
   } else if (cl != out.headers.end()) {
     const std::string& v = cl->second;
-    if (v.empty() || v.size() > 19 || !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    if (v.empty() || v.size() > 19 ||
+        !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); })) {
       *error = "malformed Content-Length";
       return std::nullopt;
     }
     out.content_length = std::stoull(v);
   }
-  std::string connection = Lower(out.headers.count("connection") ? out.headers["connection"] : std::string());
+  std::string connection =
+      Lower(out.headers.count("connection") ? out.headers["connection"] : std::string());
   out.keep_alive = out.http10 ? connection.find("keep-alive") != std::string::npos
                               : connection.find("close") == std::string::npos;
-  out.expect_continue = Lower(out.headers.count("expect") ? out.headers["expect"] : std::string()) == "100-continue";
+  out.expect_continue =
+      Lower(out.headers.count("expect") ? out.headers["expect"] : std::string()) == "100-continue";
   return out;
 }
 
@@ -261,12 +299,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::vector<std::thread> threads;
 
   Registry& reg = DefaultRegistry();
-  Gauge& in_flight_gauge = reg.GetGauge("convoy_http_requests_in_flight", "HTTP requests received and not yet answered.");
+  Gauge& in_flight_gauge = reg.GetGauge("convoy_http_requests_in_flight",
+                                        "HTTP requests received and not yet answered.");
   Gauge& connections_gauge = reg.GetGauge("convoy_http_connections", "HTTP connections open.");
   Counter& Refused(const std::string& reason) {
-    return reg.GetCounter("convoy_http_requests_refused_total",
-                          "HTTP requests or connections refused by the listener before any handler, by reason.",
-                          "reason=\"" + reason + "\"");
+    return reg.GetCounter(
+        "convoy_http_requests_refused_total",
+        "HTTP requests or connections refused by the listener before any handler, by reason.",
+        "reason=\"" + reason + "\"");
   }
 
   // Declared last: destroyed first, while everything a connection's destructor touches is alive.
@@ -293,9 +333,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (req.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
     if (req.path == "/readyz") {
       bool ready = !options.ready || options.ready();
-      return {ready ? 200 : 503, "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n", {}};
+      return {
+          ready ? 200 : 503, "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n", {}};
     }
-    if (options.limits.metrics_port >= 0) return {404, "text/plain; charset=utf-8", "not found\n", {}};
+    if (options.limits.metrics_port >= 0)
+      return {404, "text/plain; charset=utf-8", "not found\n", {}};
     return {200, "text/plain; version=0.0.4", DefaultRegistry().Render(), {}};
   }
 
@@ -344,7 +386,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   int64_t evictable_since() const { return evictable_since_.load(); }
   // Takes the connection out of the running for eviction; false when it left it meanwhile (it got
   // busy, or another eviction chose it).
-  bool ClaimForEviction(int64_t since) { return evictable_since_.compare_exchange_strong(since, 0); }
+  bool ClaimForEviction(int64_t since) {
+    return evictable_since_.compare_exchange_strong(since, 0);
+  }
 
   // From any thread: closes the connection (Stop(), eviction).
   void CloseSoon() {
@@ -354,7 +398,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   // From any thread, once: the answer to the request being handled.
   void Answer(HttpResponse resp) {
     asio::post(socket_.get_executor(),
-               [self = shared_from_this(), resp = std::move(resp)]() mutable { self->Write(std::move(resp)); });
+               [self = shared_from_this(), resp = std::move(resp)]() mutable {
+                 self->Write(std::move(resp));
+               });
   }
 
  private:
@@ -379,21 +425,24 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec || self->phase_ == Phase::kClosed || self->phase_ == Phase::kHandling) return;
       if (self->timer_.expiry() > Clock::now()) return;  // armed again since
-      if (self->phase_ != Phase::kIdle && self->phase_ != Phase::kLingering) self->server_->Refused("timeout").Inc();
+      if (self->phase_ != Phase::kIdle && self->phase_ != Phase::kLingering)
+        self->server_->Refused("timeout").Inc();
       self->Close();
     });
   }
 
   void Read() {
     if (phase_ == Phase::kClosed) return;
-    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
-      if (ec || self->phase_ == Phase::kClosed) {
-        self->Close();
-        return;
-      }
-      self->in_.append(self->chunk_.data(), n);
-      self->Process();
-    });
+    socket_.async_read_some(
+        asio::buffer(chunk_),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+          if (ec || self->phase_ == Phase::kClosed) {
+            self->Close();
+            return;
+          }
+          self->in_.append(self->chunk_.data(), n);
+          self->Process();
+        });
   }
 
   // Parses what has arrived; reads more, answers, or hands the request to its handler.
@@ -408,28 +457,34 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       size_t end = in_.find("\r\n\r\n", from);
       if (end == std::string::npos) {
         scanned_ = in_.size();
-        if (in_.size() > kMaxHeaderBytes) return Refuse(431, "headers_too_large", "request line and headers over 16 KiB\n");
+        if (in_.size() > kMaxHeaderBytes)
+          return Refuse(431, "headers_too_large", "request line and headers over 16 KiB\n");
         return Read();
       }
-      if (end + 4 > kMaxHeaderBytes) return Refuse(431, "headers_too_large", "request line and headers over 16 KiB\n");
+      if (end + 4 > kMaxHeaderBytes)
+        return Refuse(431, "headers_too_large", "request line and headers over 16 KiB\n");
       std::string error;
       auto head = ParseHttpHead(in_.substr(0, end + 2), &error);
       in_.erase(0, end + 4);
       scanned_ = 0;
       if (!head) {
         if (error == "version") return Refuse(505, "version", "HTTP/1.0 or HTTP/1.1 only\n");
-        if (error == "transfer-encoding") return Refuse(501, "transfer_encoding", "only chunked transfer coding is understood\n");
-        return Refuse(400, error == "malformed percent-escape" ? "percent_escape" : "malformed", error + "\n");
+        if (error == "transfer-encoding")
+          return Refuse(501, "transfer_encoding", "only chunked transfer coding is understood\n");
+        return Refuse(400, error == "malformed percent-escape" ? "percent_escape" : "malformed",
+                      error + "\n");
       }
       head_ = std::move(*head);
-      if (head_.method == "TRACE" || head_.method == "CONNECT") return Refuse(405, "method", "method not allowed\n");
+      if (head_.method == "TRACE" || head_.method == "CONNECT")
+        return Refuse(405, "method", "method not allowed\n");
       const size_t max_body = server_->options.max_body_bytes;
       if (!head_.chunked && head_.content_length > max_body) return TooLarge();
       body_.clear();
       chunk_left_ = 0;
       chunk_state_ = ChunkState::kSize;
       SetPhase(Phase::kBody);
-      if (head_.expect_continue && !head_.http10 && (head_.chunked || head_.content_length > 0) && in_.empty()) {
+      if (head_.expect_continue && !head_.http10 && (head_.chunked || head_.content_length > 0) &&
+          in_.empty()) {
         return WriteRaw("HTTP/1.1 100 Continue\r\n\r\n", [](Connection* c) { c->Process(); });
       }
     }
@@ -437,7 +492,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       if (!head_.chunked) {
         size_t want = static_cast<size_t>(head_.content_length) - body_.size();
         size_t take = std::min(want, in_.size());
-        if (!Hold(take)) return Refuse(503, "body_memory", "busy: too many request bodies in memory\n");
+        if (!Hold(take))
+          return Refuse(503, "body_memory", "busy: too many request bodies in memory\n");
         body_.append(in_, 0, take);
         in_.erase(0, take);
         if (body_.size() < head_.content_length) return Read();
@@ -476,7 +532,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
         }
         std::string size = line.substr(0, line.find(';'));
         size = Trim(size);
-        if (size.empty() || size.size() > 15 || !std::all_of(size.begin(), size.end(), [](char c) { return HexDigitValue(c) >= 0; })) {
+        if (size.empty() || size.size() > 15 ||
+            !std::all_of(size.begin(), size.end(), [](char c) { return HexDigitValue(c) >= 0; })) {
           Refuse(400, "malformed", "malformed chunk size\n");
           return false;
         }
@@ -526,7 +583,9 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 
   void TooLarge() {
     if (server_->options.on_too_large) server_->options.on_too_large();
-    Refuse(413, "too_large", "body over the limit of " + std::to_string(server_->options.max_body_bytes) + " bytes\n");
+    Refuse(
+        413, "too_large",
+        "body over the limit of " + std::to_string(server_->options.max_body_bytes) + " bytes\n");
   }
 
   // Answers a request the listener refuses itself, then closes: what follows on the
@@ -553,11 +612,14 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
     Drain();
   }
   void Drain() {
-    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
-      self->lingered_ += n;
-      if (ec || self->phase_ != Phase::kLingering || self->lingered_ > kLingerBytes) return self->Close();
-      self->Drain();
-    });
+    socket_.async_read_some(
+        asio::buffer(chunk_),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+          self->lingered_ += n;
+          if (ec || self->phase_ != Phase::kLingering || self->lingered_ > kLingerBytes)
+            return self->Close();
+          self->Drain();
+        });
   }
 
   void Dispatch() {
@@ -592,7 +654,8 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
         // A handler that drops its responder unanswered: the client gets a 500, and the request
         // stops counting as in flight.
         ~Pending() {
-          if (!once.exchange(true)) conn->Answer({500, "text/plain; charset=utf-8", "internal error: no answer\n", {}});
+          if (!once.exchange(true))
+            conn->Answer({500, "text/plain; charset=utf-8", "internal error: no answer\n", {}});
         }
       };
       auto hold = std::make_shared<Pending>();
@@ -618,7 +681,10 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
       if (builtin) {
         resp = server_->Builtin(req);
       } else if (!route) {
-        resp = {path_known ? 405 : 404, "text/plain; charset=utf-8", path_known ? "method not allowed\n" : "not found\n", {}};
+        resp = {path_known ? 405 : 404,
+                "text/plain; charset=utf-8",
+                path_known ? "method not allowed\n" : "not found\n",
+                {}};
       } else {
         resp = route->handler(req);
       }
@@ -633,13 +699,18 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
   }
 
   std::string Serialize(const HttpResponse& resp, uint64_t length) const {
-    std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + Reason(resp.status) + "\r\n";
+    std::string out =
+        "HTTP/1.1 " + std::to_string(resp.status) + " " + Reason(resp.status) + "\r\n";
     out += "Content-Type: " + resp.content_type + "\r\n";
     out += "Content-Length: " + std::to_string(length) + "\r\n";
     for (const auto& [k, v] : resp.headers) {
       std::string lk = Lower(k);
-      if (lk == "content-length" || lk == "content-type" || lk == "connection" || lk == "transfer-encoding") continue;
-      if (k.find_first_of("\r\n:") != std::string::npos || v.find_first_of("\r\n") != std::string::npos) continue;
+      if (lk == "content-length" || lk == "content-type" || lk == "connection" ||
+          lk == "transfer-encoding")
+        continue;
+      if (k.find_first_of("\r\n:") != std::string::npos ||
+          v.find_first_of("\r\n") != std::string::npos)
+        continue;
       out += k + ": " + v + "\r\n";
     }
     if (close_after_) out += "Connection: close\r\n";
@@ -709,11 +780,12 @@ class HttpServer::Impl::Connection : public std::enable_shared_from_this<Connect
 
   void WriteRaw(std::string bytes, void (*then)(Connection*)) {
     out_ = std::move(bytes);
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this(), then](const boost::system::error_code& ec, size_t) {
-                        if (ec || self->phase_ == Phase::kClosed) return self->Close();
-                        then(self.get());
-                      });
+    asio::async_write(
+        socket_, asio::buffer(out_),
+        [self = shared_from_this(), then](const boost::system::error_code& ec, size_t) {
+          if (ec || self->phase_ == Phase::kClosed) return self->Close();
+          then(self.get());
+        });
   }
 
   void Close() {
@@ -780,7 +852,8 @@ bool HttpServer::Impl::EvictOne() {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor->async_accept(asio::make_strand(io), [this](const boost::system::error_code& ec, tcp::socket socket) {
+  acceptor->async_accept(asio::make_strand(io), [this](const boost::system::error_code& ec,
+                                                       tcp::socket socket) {
     if (stopping.load() || !acceptor->is_open()) return;
     if (ec) {
       // Out of descriptors, say: pause instead of spinning on the error.
@@ -794,7 +867,8 @@ void HttpServer::Impl::Accept() {
     if (connections.load() >= static_cast<int64_t>(options.limits.max_connections) && !EvictOne()) {
       Refused("connections").Inc();
       static const char kBusy[] =
-          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n"
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; "
+          "charset=utf-8\r\nContent-Length: 22\r\n"
           "Connection: close\r\nRetry-After: 1\r\n\r\ntoo many connections\r\n";
       boost::system::error_code ignored;
       socket.non_blocking(true, ignored);
@@ -823,7 +897,8 @@ HttpServerOptions MetricsListenerOptions(const HttpServerOptions& main) {
 }
 }  // namespace
 
-HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+HttpServer::HttpServer(HttpServerOptions options)
+    : impl_(std::make_shared<Impl>(std::move(options))) {
   if (impl_->options.limits.metrics_port >= 0) {
     metrics_ = std::make_unique<HttpServer>(MetricsListenerOptions(impl_->options));
   }
@@ -831,11 +906,13 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_shared<Impl>
 
 HttpServer::~HttpServer() { Stop(); }
 
-void HttpServer::RouteAsync(const std::string& method, const std::string& path_prefix, AsyncHttpHandler handler) {
+void HttpServer::RouteAsync(const std::string& method, const std::string& path_prefix,
+                            AsyncHttpHandler handler) {
   impl_->routes.push_back({method, path_prefix, nullptr, std::move(handler)});
 }
 
-void HttpServer::Route(const std::string& method, const std::string& path_prefix, HttpHandler handler) {
+void HttpServer::Route(const std::string& method, const std::string& path_prefix,
+                       HttpHandler handler) {
   impl_->routes.push_back({method, path_prefix, std::move(handler), nullptr});
 }
 
@@ -845,7 +922,8 @@ Status HttpServer::Start() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max &&
       lim.rlim_cur < static_cast<rlim_t>(o.limits.max_connections) + 256) {
-    lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, static_cast<rlim_t>(o.limits.max_connections) * 2 + 256);
+    lim.rlim_cur =
+        std::min<rlim_t>(lim.rlim_max, static_cast<rlim_t>(o.limits.max_connections) * 2 + 256);
     ::setrlimit(RLIMIT_NOFILE, &lim);
   }
   boost::system::error_code ec;
@@ -859,7 +937,8 @@ Status HttpServer::Start() {
   if (!ec) acceptor->bind(endpoint, ec);
   if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status(Code::kUnavailable, "cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " + ec.message());
+    return Status(Code::kUnavailable, "cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                                          ": " + ec.message());
   }
   impl_->port = acceptor->local_endpoint().port();
   impl_->acceptor = std::move(acceptor);

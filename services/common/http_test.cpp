@@ -2,9 +2,8 @@
 // and the built-in health routes answer.
 #include "convoy/http.h"
 
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,9 +25,11 @@ namespace {
 class HttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<HttpServer>(HttpServerOptions{"127.0.0.1", 0, 4096, [this] { return ready_.load(); }});
+    server_ = std::make_unique<HttpServer>(
+        HttpServerOptions{"127.0.0.1", 0, 4096, [this] { return ready_.load(); }});
     server_->Route("POST", "/echo", [](const HttpRequest& r) {
-      return HttpResponse{200, "application/octet-stream", r.body, {{"X-Seen", r.Header("x-test")}}};
+      return HttpResponse{
+          200, "application/octet-stream", r.body, {{"X-Seen", r.Header("x-test")}}};
     });
     ASSERT_TRUE(server_->Start().ok());
   }
@@ -87,8 +88,11 @@ TEST(HttpMetricsListener, MetricsMoveToTheirOwnPortAndLeaveTheMainOne) {
   HttpLimits limits;
   limits.metrics_port = 0;  // a free port
   std::atomic<bool> ready{true};
-  HttpServer server(HttpServerOptions("127.0.0.1", 0, 1024, [&] { return ready.load(); }, {}, limits));
-  server.Route("GET", "/webhook", [](const HttpRequest&) { return HttpResponse{200, "text/plain", "hook\n", {}}; });
+  HttpServer server(HttpServerOptions(
+      "127.0.0.1", 0, 1024, [&] { return ready.load(); }, {}, limits));
+  server.Route("GET", "/webhook", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "hook\n", {}};
+  });
   ASSERT_TRUE(server.Start().ok());
   ASSERT_GT(server.metrics_port(), 0);
   ASSERT_NE(server.metrics_port(), server.port());
@@ -154,7 +158,8 @@ TEST_F(HttpTest, StalledUploadsDoNotStarveOtherRequests) {
   for (int fd : stalled) ::close(fd);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (server_->connections() > 1 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition, with a deadline
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(10));  // polling a condition, with a deadline
   }
   EXPECT_LE(server_->connections(), 1) << "abandoned uploads are never finished";
 }
@@ -301,7 +306,8 @@ class CountingServer {
   }
   int fd_ = -1, port_ = 0;
   std::mutex mu_;
-  std::vector<int> fds_;  // connections still open (closed under mu_, so never shut down after reuse)
+  std::vector<int>
+      fds_;  // connections still open (closed under mu_, so never shut down after reuse)
   std::vector<std::string> paths_;  // every request received whole, in order (under mu_)
   std::string dropped_;             // under mu_
   std::atomic<int> accepted_{0}, closed_{0};
@@ -363,13 +369,17 @@ TEST(HttpFetch, ATricklingAnswerIsCutAtTheDeadline) {
   req.max_response_bytes = 1u << 30;
   const auto start = std::chrono::steady_clock::now();
   auto r = HttpFetch(req);
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();
-  EXPECT_NE(r.status().message().find("no complete answer within 2000 ms"), std::string::npos) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("no complete answer within 2000 ms"), std::string::npos)
+      << r.status().ToString();
   EXPECT_GE(server.sent(), 10 * (16 << 10)) << "the server was still sending";
-  EXPECT_LT(took.count(), 4000) << "cut at the deadline, not when the body would end (1 GB at 160 KiB/s)";
-  std::cout << "[ trickle  ] cut after " << took.count() << " ms, " << server.sent() << " bytes trickled\n";
+  EXPECT_LT(took.count(), 4000)
+      << "cut at the deadline, not when the body would end (1 GB at 160 KiB/s)";
+  std::cout << "[ trickle  ] cut after " << took.count() << " ms, " << server.sent()
+            << " bytes trickled\n";
 }
 
 // Calls to one origin share a kept-alive connection (a TLS session per call to the Graph API is
@@ -432,8 +442,10 @@ TEST(HttpFetch, APostWhoseAnswerIsLostIsNotSentAgain) {
   EXPECT_EQ(server.received(dropped), 1) << "the POST was sent again after the server took it";
   ASSERT_FALSE(r.ok()) << "the caller was told it went through";
   EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
-  EXPECT_NE(r.status().message().find("the server may have acted on it"), std::string::npos) << r.status().ToString();
-  std::cout << "[ dropped  ] " << dropped << " received " << server.received(dropped) << " time(s): " << r.status().ToString() << "\n";
+  EXPECT_NE(r.status().message().find("the server may have acted on it"), std::string::npos)
+      << r.status().ToString();
+  std::cout << "[ dropped  ] " << dropped << " received " << server.received(dropped)
+            << " time(s): " << r.status().ToString() << "\n";
 }
 
 // A GET (or a request marked retry_safe) in the same place is sent again and gets its answer.
@@ -468,7 +480,8 @@ TEST(HttpFetch, APostAfterAnIdleSpellGoesOnANewConnection) {
   ASSERT_TRUE(HttpFetch(req).ok());
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (server.closed() < 1 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling a condition, with a deadline
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(5));  // polling a condition, with a deadline
   }
   ASSERT_EQ(server.closed(), 1);
   std::this_thread::sleep_for(2 * req.max_idle_reuse);  // idle past the threshold set above
@@ -491,13 +504,19 @@ namespace {
 TEST(HttpFetch, AnAnswerOverTheCapIsRefusedAndARedirectIsNotFollowed) {
   std::atomic<int> followed{0};
   HttpServer server({"127.0.0.1", 0, 4096});
-  server.Route("GET", "/big", [](const HttpRequest&) { return HttpResponse{200, "application/json", std::string(20 << 20, ' '), {}}; });
-  server.Route("GET", "/small", [](const HttpRequest&) { return HttpResponse{200, "application/json", "{}", {}}; });
+  server.Route("GET", "/big", [](const HttpRequest&) {
+    return HttpResponse{200, "application/json", std::string(20 << 20, ' '), {}};
+  });
+  server.Route("GET", "/small", [](const HttpRequest&) {
+    return HttpResponse{200, "application/json", "{}", {}};
+  });
   server.Route("GET", "/moved", [](const HttpRequest&) {
-    return HttpResponse{302, "text/plain", "", {{"Location", "http://169.254.169.254/latest/meta-data/"}}};
+    return HttpResponse{
+        302, "text/plain", "", {{"Location", "http://169.254.169.254/latest/meta-data/"}}};
   });
   server.Route("GET", "/moved-here", [](const HttpRequest& r) {
-    return HttpResponse{302, "text/plain", "", {{"Location", "/target?" + r.Header("authorization")}}};
+    return HttpResponse{
+        302, "text/plain", "", {{"Location", "/target?" + r.Header("authorization")}}};
   });
   server.Route("GET", "/target", [&](const HttpRequest&) {
     ++followed;
@@ -510,7 +529,8 @@ TEST(HttpFetch, AnAnswerOverTheCapIsRefusedAndARedirectIsNotFollowed) {
   auto big = HttpFetch(req);
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.status().code(), Code::kTooLarge) << big.status().ToString();
-  EXPECT_NE(big.status().message().find("over the limit of 1048576"), std::string::npos) << big.status().ToString();
+  EXPECT_NE(big.status().message().find("over the limit of 1048576"), std::string::npos)
+      << big.status().ToString();
   req.max_response_bytes = 32 << 20;
   EXPECT_TRUE(HttpFetch(req).ok()) << "a caller may allow more";
   req.url = base + "/small";

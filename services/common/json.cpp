@@ -7,8 +7,6 @@
 #include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
 
-#include "convoy/rapidjson_util.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +15,8 @@
 #include <sstream>
 #include <vector>
 
+#include "convoy/rapidjson_util.h"
+
 namespace convoy {
 
 struct SchemaRegistry::Impl {
@@ -24,7 +24,7 @@ struct SchemaRegistry::Impl {
   // SchemaDocument, so two threads validating at once corrupt it: validation is serialized.
   std::mutex mu;
   std::map<std::string, std::unique_ptr<rapidjson::SchemaDocument>> schemas;  // "name@version"
-  std::map<std::string, std::unique_ptr<rapidjson::Document>> sources;         // the same, as JSON
+  std::map<std::string, std::unique_ptr<rapidjson::Document>> sources;        // the same, as JSON
 };
 
 Result<std::vector<JsonFile>> ReadJsonFiles(const std::string& dir) {
@@ -74,10 +74,12 @@ Status SchemaRegistry::LoadDir(const std::string& dir) {
     rapidjson::Document doc;
     doc.Parse(ss.str().c_str());
     if (doc.HasParseError()) {
-      return Status(Code::kInvalidArgument, dir + "/" + name + ": offset " + std::to_string(doc.GetErrorOffset()) +
-                                                ": " + rapidjson::GetParseError_En(doc.GetParseError()));
+      return Status(Code::kInvalidArgument, dir + "/" + name + ": offset " +
+                                                std::to_string(doc.GetErrorOffset()) + ": " +
+                                                rapidjson::GetParseError_En(doc.GetParseError()));
     }
-    impl_->schemas[schema + "@" + std::to_string(version)] = std::make_unique<rapidjson::SchemaDocument>(doc);
+    impl_->schemas[schema + "@" + std::to_string(version)] =
+        std::make_unique<rapidjson::SchemaDocument>(doc);
     auto source = std::make_unique<rapidjson::Document>();
     source->CopyFrom(doc, source->GetAllocator());
     impl_->sources[schema + "@" + std::to_string(version)] = std::move(source);
@@ -88,8 +90,8 @@ Status SchemaRegistry::LoadDir(const std::string& dir) {
 
 namespace {
 // For a failed "required": the members the rule names that the object lacks.
-std::string MissingMembers(const rapidjson::Document* source, const char* rule, const rapidjson::Document& doc,
-                           const char* where) {
+std::string MissingMembers(const rapidjson::Document* source, const char* rule,
+                           const rapidjson::Document& doc, const char* where) {
   if (source == nullptr) return "";
   const rapidjson::Value* schema = rapidjson::Pointer(rule).Get(*source);
   const rapidjson::Value* object = rapidjson::Pointer(where).Get(doc);
@@ -99,7 +101,8 @@ std::string MissingMembers(const rapidjson::Document* source, const char* rule, 
   }
   std::string missing;
   for (const auto& name : (*schema)["required"].GetArray()) {
-    if (name.IsString() && !object->HasMember(name.GetString())) missing += (missing.empty() ? "" : ", ") + std::string(name.GetString());
+    if (name.IsString() && !object->HasMember(name.GetString()))
+      missing += (missing.empty() ? "" : ", ") + std::string(name.GetString());
   }
   return missing.empty() ? "" : ": missing " + missing;
 }
@@ -112,10 +115,12 @@ Status ValidateDoc(const rapidjson::SchemaDocument& schema, const rapidjson::Doc
   validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
   validator.GetInvalidSchemaPointer().StringifyUriFragment(rule);
   std::string keyword = validator.GetInvalidSchemaKeyword();
-  return Status(Code::kInvalidArgument,
-                "does not match schema " + name + ": at '" + std::string(where.GetString()) + "' fails '" + keyword +
-                    "' (" + rule.GetString() + ")" +
-                    (keyword == "required" ? MissingMembers(source, rule.GetString(), doc, where.GetString()) : ""));
+  return Status(
+      Code::kInvalidArgument,
+      "does not match schema " + name + ": at '" + std::string(where.GetString()) + "' fails '" +
+          keyword + "' (" + rule.GetString() + ")" +
+          (keyword == "required" ? MissingMembers(source, rule.GetString(), doc, where.GetString())
+                                 : ""));
 }
 }  // namespace
 
@@ -127,7 +132,8 @@ Status SchemaRegistry::Validate(std::string_view body) const {
       !doc.HasMember("version") || !doc["version"].IsInt()) {
     return Status(Code::kInvalidArgument, "body does not name its schema and version");
   }
-  std::string key = std::string(doc["schema"].GetString()) + "@" + std::to_string(doc["version"].GetInt());
+  std::string key =
+      std::string(doc["schema"].GetString()) + "@" + std::to_string(doc["version"].GetInt());
   auto it = impl_->schemas.find(key);
   if (it == impl_->schemas.end()) return Status(Code::kInvalidArgument, "unknown schema " + key);
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -152,11 +158,21 @@ std::string JsonEscape(std::string_view s) {
   out.reserve(s.size() + 8);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];

@@ -11,14 +11,17 @@ namespace {
 
 class SchemaTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(reg_.LoadDir(std::string(CONVOY_SOURCE_DIR) + "/proto-schemas").ok()); }
+  void SetUp() override {
+    ASSERT_TRUE(reg_.LoadDir(std::string(CONVOY_SOURCE_DIR) + "/proto-schemas").ok());
+  }
   SchemaRegistry reg_;
 };
 
 TEST_F(SchemaTest, ValidMessagePasses) {
   EXPECT_TRUE(reg_.Validate(R"({"schema":"outbound.send","version":1,"correlation_id":"c1",
     "dedupe_key":"k","phone_number_id":"123","to":"16505551234",
-    "message":{"type":"text","text":{"body":"hi"}}})").ok());
+    "message":{"type":"text","text":{"body":"hi"}}})")
+                  .ok());
 }
 
 TEST_F(SchemaTest, ErrorsSayWhatAndWhere) {
@@ -27,7 +30,8 @@ TEST_F(SchemaTest, ErrorsSayWhatAndWhere) {
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_NE(s.message().find("/to"), std::string::npos) << s.message();
   EXPECT_EQ(reg_.Validate("{not json").code(), Code::kInvalidArgument);
-  EXPECT_NE(reg_.Validate(R"({"schema":"nope","version":1})").message().find("unknown schema"), std::string::npos);
+  EXPECT_NE(reg_.Validate(R"({"schema":"nope","version":1})").message().find("unknown schema"),
+            std::string::npos);
   EXPECT_NE(reg_.Validate(R"({"a":1})").message().find("name its schema"), std::string::npos);
 }
 

@@ -11,7 +11,8 @@
 #include "convoy/json.h"
 
 DEFINE_string(log_format, "text",
-              "text: glog's lines on stderr; json: one JSON object per line on stderr (ts, level, file, line, and "
+              "text: glog's lines on stderr; json: one JSON object per line on stderr (ts, level, "
+              "file, line, and "
               "every key=value of the line as a member), for log pipelines");
 static bool ValidateLogFormat(const char* flag, const std::string& v) {
   if (v == "text" || v == "json") return true;
@@ -20,7 +21,8 @@ static bool ValidateLogFormat(const char* flag, const std::string& v) {
 }
 DEFINE_validator(log_format, &ValidateLogFormat);
 DEFINE_bool(log_personal_data, false,
-            "Show phone numbers and user IDs in logs as they are (by default all but their last 4 characters are masked)");
+            "Show phone numbers and user IDs in logs as they are (by default all but their last 4 "
+            "characters are masked)");
 
 namespace convoy {
 
@@ -31,17 +33,22 @@ std::string MaskPersonal(std::string_view value, bool show) {
   // country prefix and dots stay, so the kind of identity can still be told.
   const size_t keep = out.size() > 6 ? 4 : 0;
   for (size_t i = 0; i + keep < out.size(); ++i) {
-    if (std::isalnum(static_cast<unsigned char>(out[i])) && !(i < 2 && out.size() > 3 && out[2] == '.')) out[i] = '*';
+    if (std::isalnum(static_cast<unsigned char>(out[i])) &&
+        !(i < 2 && out.size() > 3 && out[2] == '.'))
+      out[i] = '*';
   }
   return out;
 }
 
-std::string Personal(std::string_view value) { return MaskPersonal(value, FLAGS_log_personal_data); }
+std::string Personal(std::string_view value) {
+  return MaskPersonal(value, FLAGS_log_personal_data);
+}
 
 std::string PersonalKey(std::string_view conversation_key) {
   size_t colon = conversation_key.find(':');
   if (colon == std::string_view::npos) return Personal(conversation_key);
-  return std::string(conversation_key.substr(0, colon + 1)) + Personal(conversation_key.substr(colon + 1));
+  return std::string(conversation_key.substr(0, colon + 1)) +
+         Personal(conversation_key.substr(colon + 1));
 }
 
 std::ostream& operator<<(std::ostream& os, const LogCtx& ctx) {
@@ -54,10 +61,12 @@ std::ostream& operator<<(std::ostream& os, const LogCtx& ctx) {
     // conversation= (Personal returns the value itself with --log_personal_data).
     std::string key = ctx.dedupe_key;
     const size_t colon = ctx.conversation_key.find(':');
-    const std::string user = colon == std::string::npos ? "" : ctx.conversation_key.substr(colon + 1);
+    const std::string user =
+        colon == std::string::npos ? "" : ctx.conversation_key.substr(colon + 1);
     const std::string masked = user.empty() ? user : Personal(user);
     if (!user.empty() && masked != user) {
-      for (size_t at = key.find(user); at != std::string::npos; at = key.find(user, at + masked.size())) {
+      for (size_t at = key.find(user); at != std::string::npos;
+           at = key.find(user, at + masked.size())) {
         key.replace(at, user.size(), masked);
       }
     }
@@ -68,14 +77,16 @@ std::ostream& operator<<(std::ostream& os, const LogCtx& ctx) {
 
 namespace {
 
-bool IsKeyChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'; }
+bool IsKeyChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
 
 }  // namespace
 
-std::string JsonLogLine(const std::string& level, const std::string& ts, const std::string& file, int line,
-                        std::string_view message) {
-  std::string out = R"({"ts":")" + JsonEscape(ts) + R"(","level":")" + JsonEscape(level) + R"(","file":")" +
-                    JsonEscape(file) + R"(","line":)" + std::to_string(line);
+std::string JsonLogLine(const std::string& level, const std::string& ts, const std::string& file,
+                        int line, std::string_view message) {
+  std::string out = R"({"ts":")" + JsonEscape(ts) + R"(","level":")" + JsonEscape(level) +
+                    R"(","file":")" + JsonEscape(file) + R"(","line":)" + std::to_string(line);
   std::string rest;
   size_t i = 0;
   const size_t n = message.size();
@@ -122,8 +133,9 @@ class JsonSink : public google::LogSink {
             const google::LogMessageTime& t, const char* message, size_t message_len) override {
     char ts[64];
     const std::tm& tm = t.tm();
-    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(t.usec()));
+    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(t.usec()));
     std::string out = JsonLogLine(google::GetLogSeverityName(severity), ts, base_filename, line,
                                   std::string_view(message, message_len)) +
                       "\n";

@@ -1,10 +1,10 @@
 // --log_format=json: every key=value of a line becomes a member; quoted values keep their spaces.
-#include <gtest/gtest.h>
+#include "convoy/log.h"
 
-#include <sstream>
+#include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
-#include "convoy/log.h"
+#include <sstream>
 
 namespace convoy {
 namespace {
@@ -18,7 +18,8 @@ TEST(PersonalData, MaskedButForTheLastFourUnlessShown) {
   std::ostringstream line;
   line << LogCtx{"h", "c", "106540352242922:16505550111"};
   EXPECT_EQ(line.str().find("16505550111"), std::string::npos) << line.str();
-  EXPECT_NE(line.str().find("conversation=106540352242922:*******0111"), std::string::npos) << line.str();
+  EXPECT_NE(line.str().find("conversation=106540352242922:*******0111"), std::string::npos)
+      << line.str();
 }
 
 TEST(PersonalData, TheUserInsideADedupeKeyIsMaskedToo) {
@@ -26,7 +27,8 @@ TEST(PersonalData, TheUserInsideADedupeKeyIsMaskedToo) {
   line << LogCtx{"h", "c", "106540352242922:16505550111",
                  "outbound.sent:106540352242922:16505550111:wamid.X:reply"};
   EXPECT_EQ(line.str().find("16505550111"), std::string::npos) << line.str();
-  EXPECT_NE(line.str().find("dedupe_key=outbound.sent:106540352242922:*******0111:wamid.X:reply"), std::string::npos)
+  EXPECT_NE(line.str().find("dedupe_key=outbound.sent:106540352242922:*******0111:wamid.X:reply"),
+            std::string::npos)
       << line.str();
 }
 

@@ -76,8 +76,10 @@ std::string Registry::Render() const {
   std::ostringstream out;
   for (const auto& [name, f] : families_) {
     out << "# HELP " << name << ' ' << f.help << "\n# TYPE " << name << ' ' << f.type << '\n';
-    for (const auto& [labels, c] : f.counters) out << WithLabels(name, labels) << ' ' << c->Value() << '\n';
-    for (const auto& [labels, g] : f.gauges) out << WithLabels(name, labels) << ' ' << g->Value() << '\n';
+    for (const auto& [labels, c] : f.counters)
+      out << WithLabels(name, labels) << ' ' << c->Value() << '\n';
+    for (const auto& [labels, g] : f.gauges)
+      out << WithLabels(name, labels) << ' ' << g->Value() << '\n';
     for (const auto& [labels, h] : f.histograms) {
       for (size_t i = 0; i < h->bounds().size(); ++i) {
         std::ostringstream le;

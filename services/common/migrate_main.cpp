@@ -13,7 +13,8 @@
 
 int main(int argc, char** argv) {
   convoy::InitService("migrate",
-                      "convoy-migrate [--pg_dsn=owner DSN, else env CONVOY_PG_DSN] [--migrations_dir=deploy/postgres]:\n"
+                      "convoy-migrate [--pg_dsn=owner DSN, else env CONVOY_PG_DSN] "
+                      "[--migrations_dir=deploy/postgres]:\n"
                       "  applies pending migrations as the database owner (README: Database roles)",
                       &argc, &argv);
   auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);

@@ -28,7 +28,8 @@ void Periodic::Run() {
   for (bool wait = first_ == First::kAfterInterval;; wait = true) {
     if (wait) {
       std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, interval_, [&] { return stop_; })) return;  // the schedule, not a condition
+      if (cv_.wait_for(lock, interval_, [&] { return stop_; }))
+        return;  // the schedule, not a condition
     }
     work_();
   }

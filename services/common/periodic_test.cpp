@@ -16,7 +16,8 @@ using namespace std::chrono_literals;
 TEST(Periodic, RunsAtOnceOrOneIntervalAfterStartAndNeverAfterStop) {
   std::atomic<int> now_runs{0}, later_runs{0};
   Periodic now(1h, [&] { ++now_runs; });
-  Periodic later(1h, [&] { ++later_runs; }, Periodic::First::kAfterInterval);
+  Periodic later(
+      1h, [&] { ++later_runs; }, Periodic::First::kAfterInterval);
   now.Start();
   later.Start();
   EXPECT_TRUE(test::WaitUntil([&] { return now_runs.load() == 1; }, 10s));

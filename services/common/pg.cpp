@@ -8,10 +8,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 
 #include "convoy/log.h"
@@ -79,10 +79,12 @@ Result<PgRows> CheckResult(PGconn* conn, PGresult* res, const std::string& what)
                     (primary ? std::string(primary) : Trim(PQresultErrorMessage(res))) +
                     (constraint ? std::string(" (constraint ") + constraint + ")" : "");
   PQclear(res);
-  if (PQstatus(conn) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("57P", 0) == 0) {
+  if (PQstatus(conn) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
+      sqlstate.rfind("57P", 0) == 0) {
     return Status(Code::kUnavailable, msg);
   }
-  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03") return Status(Code::kTimeout, msg);
+  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03")
+    return Status(Code::kTimeout, msg);
   if (sqlstate.rfind("23", 0) == 0) return Status(Code::kRejected, msg);
   return Status(Code::kInvalidArgument, msg);
 }
@@ -113,7 +115,8 @@ Status PgConnection::Reconnect() {
     return Status(Code::kUnavailable, "postgres connect: " + Trim(PQerrorMessage(impl_->conn)));
   }
   // Server NOTICEs ("already exists, skipping") are not errors; keep them out of the logs.
-  PQsetNoticeProcessor(impl_->conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      impl_->conn, [](void*, const char*) {}, nullptr);
   return Status::Ok();
 }
 
@@ -130,8 +133,10 @@ Result<PgRows> PgConnection::Exec(const std::string& sql, const PgParams& params
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   if (values.empty()) {
-    return CheckResult(impl_->conn, PQexecParams(impl_->conn, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0),
-                       sql.substr(0, 60));
+    return CheckResult(
+        impl_->conn,
+        PQexecParams(impl_->conn, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0),
+        sql.substr(0, 60));
   }
   // Statements with parameters are the code's fixed SQL; the bound keeps a caller that builds
   // its text from values from growing the session without limit (past it: unprepared).
@@ -139,16 +144,18 @@ Result<PgRows> PgConnection::Exec(const std::string& sql, const PgParams& params
   auto it = impl_->prepared.find(sql);
   if (it == impl_->prepared.end() && impl_->prepared.size() < kMaxPrepared) {
     std::string name = "convoy_" + std::to_string(impl_->prepared.size());
-    auto prepared = CheckResult(impl_->conn, PQprepare(impl_->conn, name.c_str(), sql.c_str(), 0, nullptr),
-                                sql.substr(0, 60));
+    auto prepared =
+        CheckResult(impl_->conn, PQprepare(impl_->conn, name.c_str(), sql.c_str(), 0, nullptr),
+                    sql.substr(0, 60));
     if (!prepared.ok()) return prepared.status();
     it = impl_->prepared.emplace(sql, std::move(name)).first;
   }
-  PGresult* res = it != impl_->prepared.end()
-                      ? PQexecPrepared(impl_->conn, it->second.c_str(), static_cast<int>(values.size()),
-                                       values.data(), nullptr, nullptr, 0)
-                      : PQexecParams(impl_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                     values.data(), nullptr, nullptr, 0);
+  PGresult* res =
+      it != impl_->prepared.end()
+          ? PQexecPrepared(impl_->conn, it->second.c_str(), static_cast<int>(values.size()),
+                           values.data(), nullptr, nullptr, 0)
+          : PQexecParams(impl_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                         values.data(), nullptr, nullptr, 0);
   return CheckResult(impl_->conn, res, sql.substr(0, 60));
 }
 
@@ -169,7 +176,8 @@ namespace {
 // future": the transaction never reached this server) is "aborted".
 std::string TxStatus(PgConnection& db, const std::string& xid) {
   auto r = db.Exec("SELECT txid_status($1::bigint)", {xid});
-  if (!r.ok()) return r.status().message().find("in the future") != std::string::npos ? "aborted" : "";
+  if (!r.ok())
+    return r.status().message().find("in the future") != std::string::npos ? "aborted" : "";
   return r->get(0, 0);
 }
 
@@ -178,27 +186,33 @@ std::string TxStatus(PgConnection& db, const std::string& xid) {
 Status PgConnection::Commit() {
   // A COMMIT is sent only on the session that ran the transaction: a reconnect here would commit
   // nothing and answer OK.
-  if (!healthy()) return Status(Code::kUnavailable, "postgres connection lost before COMMIT: the transaction did not commit");
+  if (!healthy())
+    return Status(Code::kUnavailable,
+                  "postgres connection lost before COMMIT: the transaction did not commit");
   if (PQtransactionStatus(impl_->conn) == PQTRANS_INERROR) {
-    return Status(Code::kInternal, "COMMIT of a transaction that had already failed: it was rolled back");
+    return Status(Code::kInternal,
+                  "COMMIT of a transaction that had already failed: it was rolled back");
   }
   // Before COMMIT goes out: the transaction's id (null when it wrote nothing), the server's clock
   // and its instance (its start time), so that if the answer is lost the outcome can be looked up.
-  auto before = Exec("SELECT txid_current_if_assigned()::text, extract(epoch from clock_timestamp())::text, "
-                     "pg_postmaster_start_time()::text");
+  auto before = Exec(
+      "SELECT txid_current_if_assigned()::text, extract(epoch from clock_timestamp())::text, "
+      "pg_postmaster_start_time()::text");
   if (!before.ok()) return before.status();
   const auto sent = std::chrono::steady_clock::now();
   auto done = Exec("COMMIT");
   if (done.ok() || done.status().code() != Code::kUnavailable) return done.status();
   const auto xid = before->at(0, 0);
   if (!xid) {
-    return Status(Code::kUnavailable, "postgres connection lost during COMMIT of a transaction that wrote nothing");
+    return Status(Code::kUnavailable,
+                  "postgres connection lost during COMMIT of a transaction that wrote nothing");
   }
   InDoubtCommit doubt;
   doubt.xid = *xid;
   doubt.server_clock_before = std::stod(before->get(0, 1));
   doubt.server_started = before->get(0, 2);
-  doubt.seconds_to_loss = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  doubt.seconds_to_loss =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
   doubt.error = done.status().message();
   return SettleCommit(doubt);
 }
@@ -230,12 +244,15 @@ Status PgConnection::SettleCommit(const InDoubtCommit& doubt) {
     const std::string st = s.ok() ? TxStatus(*this, doubt.xid) : "";
     if (st == "aborted") {
       LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=not_committed";
-      return Status(Code::kUnavailable, "postgres connection lost during COMMIT; looked up: transaction " + doubt.xid +
-                                            " did not commit (" + doubt.error + ")");
+      return Status(Code::kUnavailable,
+                    "postgres connection lost during COMMIT; looked up: transaction " + doubt.xid +
+                        " did not commit (" + doubt.error + ")");
     }
     if (st == "committed") {
-      auto ts = Exec("SELECT extract(epoch from pg_xact_commit_timestamp(($1::bigint % 4294967296)::text::xid))::text",
-                     {doubt.xid});
+      auto ts = Exec(
+          "SELECT extract(epoch from pg_xact_commit_timestamp(($1::bigint % "
+          "4294967296)::text::xid))::text",
+          {doubt.xid});
       if (ts.ok() && !ts->get(0, 0).empty()) {
         // The commit timestamp against the old server's clock before COMMIT plus the time until
         // the loss was seen, with 100 ms for the first answer's trip.
@@ -244,9 +261,11 @@ Status PgConnection::SettleCommit(const InDoubtCommit& doubt) {
           LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=committed";
           return Status::Ok();
         }
-        LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=not_committed reason=id_given_again";
-        return Status(Code::kUnavailable, "postgres connection lost during COMMIT; looked up: transaction " + doubt.xid +
-                                              " did not commit (its id was given again after the loss)");
+        LOG(WARNING) << "event=commit_settled xid=" << doubt.xid
+                     << " outcome=not_committed reason=id_given_again";
+        return Status(Code::kUnavailable,
+                      "postgres connection lost during COMMIT; looked up: transaction " +
+                          doubt.xid + " did not commit (its id was given again after the loss)");
       }
       // Without commit timestamps: the same instance, never restarted, gave the id to no one else.
       auto here = Exec("SELECT pg_postmaster_start_time()::text");
@@ -254,16 +273,20 @@ Status PgConnection::SettleCommit(const InDoubtCommit& doubt) {
         LOG(WARNING) << "event=commit_settled xid=" << doubt.xid << " outcome=committed";
         return Status::Ok();
       }
-      last = "transaction " + doubt.xid + " shows committed on another server than it ran on, and without commit "
-             "timestamps (track_commit_timestamp) that cannot be told from another transaction given its id";
+      last = "transaction " + doubt.xid +
+             " shows committed on another server than it ran on, and without commit "
+             "timestamps (track_commit_timestamp) that cannot be told from another transaction "
+             "given its id";
       break;
     }
-    if (!st.empty()) last = "transaction " + doubt.xid + " still " + st;  // its session has not ended yet
+    if (!st.empty())
+      last = "transaction " + doubt.xid + " still " + st;  // its session has not ended yet
     if (std::chrono::steady_clock::now() + backoff > until) break;
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
-  LOG(ERROR) << "event=commit_in_doubt xid=" << doubt.xid << " outcome=unknown reason=\"" << last << "\"";
+  LOG(ERROR) << "event=commit_in_doubt xid=" << doubt.xid << " outcome=unknown reason=\"" << last
+             << "\"";
   return Status(Code::kUnavailable, "postgres COMMIT in doubt: " + last + " (" + doubt.error + ")");
 }
 void PgConnection::Rollback() {
@@ -282,12 +305,14 @@ Result<bool> PgConnection::WaitNotify(int timeout_ms) {
     }
     return got;
   };
-  if (!PQconsumeInput(impl_->conn)) return Status(Code::kUnavailable, Trim(PQerrorMessage(impl_->conn)));
+  if (!PQconsumeInput(impl_->conn))
+    return Status(Code::kUnavailable, Trim(PQerrorMessage(impl_->conn)));
   if (drain()) return true;
   pollfd pfd{PQsocket(impl_->conn), POLLIN, 0};
   int rc = ::poll(&pfd, 1, timeout_ms);
   if (rc <= 0) return false;
-  if (!PQconsumeInput(impl_->conn)) return Status(Code::kUnavailable, Trim(PQerrorMessage(impl_->conn)));
+  if (!PQconsumeInput(impl_->conn))
+    return Status(Code::kUnavailable, Trim(PQerrorMessage(impl_->conn)));
   return drain();
 }
 
@@ -295,9 +320,11 @@ namespace {
 constexpr const char* kMigrationLockKey = "7204116520951";  // any constant shared by replicas
 constexpr const char* kCreateMigrations =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+    " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT "
+    "now())";
 constexpr const char* kAppliedVersions = "SELECT version FROM schema_migrations";
-constexpr const char* kRecordMigration = "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)";
+constexpr const char* kRecordMigration =
+    "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)";
 }  // namespace
 
 namespace {
@@ -313,14 +340,16 @@ Result<MigrationFiles> ListMigrations(const std::string& dir) {
   if (!d) return Status(Code::kNotFound, "migrations folder not found: " + dir);
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (name.size() < 9 || name.substr(name.size() - 4) != ".sql" || !std::isdigit(name[0])) continue;
+    if (name.size() < 9 || name.substr(name.size() - 4) != ".sql" || !std::isdigit(name[0]))
+      continue;
     files.emplace_back(std::atoi(name.c_str()), name);
   }
   closedir(d);
   std::sort(files.begin(), files.end());
   for (size_t i = 1; i < files.size(); ++i) {
     if (files[i].first == files[i - 1].first) {
-      return Status(Code::kInvalidArgument, "two migrations numbered " + std::to_string(files[i].first));
+      return Status(Code::kInvalidArgument,
+                    "two migrations numbered " + std::to_string(files[i].first));
     }
   }
   return files;
@@ -337,16 +366,19 @@ Status CheckMigrations(PgConnection& conn, const std::string& dir) {
   if (exists->get(0, 0) == "t") {
     auto applied = conn.Exec(kAppliedVersions);
     if (!applied.ok()) return applied.status();
-    for (size_t r = 0; r < applied->size(); ++r) done.push_back(static_cast<int>(applied->get_int(r, 0)));
+    for (size_t r = 0; r < applied->size(); ++r)
+      done.push_back(static_cast<int>(applied->get_int(r, 0)));
   }
   std::vector<std::string> pending;
   for (const auto& [version, name] : *files) {
     if (std::find(done.begin(), done.end(), version) == done.end()) pending.push_back(name);
   }
   if (pending.empty()) return Status::Ok();
-  return Status(Code::kUnavailable, "the database schema is behind this binary: " + std::to_string(pending.size()) +
-                                        " migration(s) not applied, the first " + pending.front() +
-                                        "; apply them with convoy-migrate as the database owner (README: Database roles)");
+  return Status(
+      Code::kUnavailable,
+      "the database schema is behind this binary: " + std::to_string(pending.size()) +
+          " migration(s) not applied, the first " + pending.front() +
+          "; apply them with convoy-migrate as the database owner (README: Database roles)");
 }
 
 Status RunMigrations(PgConnection& conn, const std::string& dir) {
@@ -355,7 +387,9 @@ Status RunMigrations(PgConnection& conn, const std::string& dir) {
   const MigrationFiles& files = *listed;
   auto lock = conn.Exec(std::string("SELECT pg_advisory_lock(") + kMigrationLockKey + ")");
   if (!lock.ok()) return lock.status();
-  auto unlock = [&] { conn.Exec(std::string("SELECT pg_advisory_unlock(") + kMigrationLockKey + ")"); };
+  auto unlock = [&] {
+    conn.Exec(std::string("SELECT pg_advisory_unlock(") + kMigrationLockKey + ")");
+  };
   Status s = conn.Exec(kCreateMigrations).status();
   auto applied = s.ok() ? conn.Exec(kAppliedVersions) : Result<PgRows>(s);
   if (!applied.ok()) {
@@ -363,7 +397,8 @@ Status RunMigrations(PgConnection& conn, const std::string& dir) {
     return applied.status();
   }
   std::vector<int> done;
-  for (size_t r = 0; r < applied->size(); ++r) done.push_back(static_cast<int>(applied->get_int(r, 0)));
+  for (size_t r = 0; r < applied->size(); ++r)
+    done.push_back(static_cast<int>(applied->get_int(r, 0)));
   for (const auto& [version, name] : files) {
     if (std::find(done.begin(), done.end(), version) != done.end()) continue;
     std::ifstream in(dir + "/" + name);
@@ -384,9 +419,10 @@ Status RunMigrations(PgConnection& conn, const std::string& dir) {
         unlock();
         return Status(s.code(), "migration " + name + ": " + s.message());
       }
-      LOG(WARNING) << LogCtx{"migrations"} << "event=migration_retry name=" << name << " attempt=" << attempt
-                   << " error=" << s.ToString();
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 << std::min(attempt, 5), 3000)));
+      LOG(WARNING) << LogCtx{"migrations"} << "event=migration_retry name=" << name
+                   << " attempt=" << attempt << " error=" << s.ToString();
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min(100 << std::min(attempt, 5), 3000)));
     }
     LOG(INFO) << LogCtx{"migrations"} << "event=migration_applied name=" << name;
   }

@@ -53,14 +53,18 @@ TEST(PgConnection, ErrorsAreClassified) {
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE((*c)->Exec("CREATE TABLE t (k text PRIMARY KEY)").ok());
   ASSERT_TRUE((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("a")}).ok());
-  EXPECT_EQ((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("a")}).status().code(), Code::kRejected);
+  EXPECT_EQ((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("a")}).status().code(),
+            Code::kRejected);
   // The message names the constraint but never quotes the row (PostgreSQL's DETAIL would).
   ASSERT_TRUE((*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("16505550111")}).ok());
   auto dup = (*c)->Exec("INSERT INTO t VALUES ($1)", {std::string("16505550111")});
-  EXPECT_NE(dup.status().message().find("(constraint t_pkey)"), std::string::npos) << dup.status().message();
-  EXPECT_EQ(dup.status().message().find("16505550111"), std::string::npos) << dup.status().message();
+  EXPECT_NE(dup.status().message().find("(constraint t_pkey)"), std::string::npos)
+      << dup.status().message();
+  EXPECT_EQ(dup.status().message().find("16505550111"), std::string::npos)
+      << dup.status().message();
   EXPECT_EQ((*c)->Exec("SELEC 1").status().code(), Code::kInvalidArgument);
-  auto ins = (*c)->Exec("INSERT INTO t VALUES ($1) ON CONFLICT DO NOTHING RETURNING k", {std::string("a")});
+  auto ins = (*c)->Exec("INSERT INTO t VALUES ($1) ON CONFLICT DO NOTHING RETURNING k",
+                        {std::string("a")});
   ASSERT_TRUE(ins.ok());
   EXPECT_TRUE(ins->empty());
   auto null = (*c)->Exec("SELECT $1::text", {std::nullopt});
@@ -78,12 +82,15 @@ TEST(PgConnection, ConnectsWithAUriDsnAsWithKeyValue) {
   auto value = [&](const std::string& key) {
     auto at = kv.find(key + "=");
     auto end = kv.find(' ', at);
-    return kv.substr(at + key.size() + 1, end == std::string::npos ? std::string::npos : end - at - key.size() - 1);
+    return kv.substr(at + key.size() + 1,
+                     end == std::string::npos ? std::string::npos : end - at - key.size() - 1);
   };
-  for (const std::string& dsn : {"postgresql://" + value("user") + "@" + value("host") + ":" + value("port") + "/" + db.name(),
-                                 "postgres://" + value("user") + "@" + value("host") + ":" + value("port") + "/" + db.name() +
-                                     "?connect_timeout=2&application_name=convoy-test",
-                                 kv + " connect_timeout=3"}) {
+  for (const std::string& dsn :
+       {"postgresql://" + value("user") + "@" + value("host") + ":" + value("port") + "/" +
+            db.name(),
+        "postgres://" + value("user") + "@" + value("host") + ":" + value("port") + "/" +
+            db.name() + "?connect_timeout=2&application_name=convoy-test",
+        kv + " connect_timeout=3"}) {
     auto c = PgConnection::Connect(dsn);
     ASSERT_TRUE(c.ok()) << dsn << ": " << c.status().ToString();
     auto name = (*c)->Exec("SELECT current_database(), current_setting('application_name')");
@@ -124,7 +131,8 @@ TEST(PgConnection, PreparedStatementsSurviveAReconnect) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->get_int(0, 0), i + 1);
   }
-  auto prepared = (*c)->Exec("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", {sql});
+  auto prepared =
+      (*c)->Exec("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", {sql});
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   EXPECT_EQ(prepared->get_int(0, 0), 1) << "prepared once, on this session";
   auto pid = (*c)->Exec("SELECT pg_backend_pid()");
@@ -216,7 +224,8 @@ TEST_F(CommitInDoubt, ACommitThatNeverArrivedIsLookedUpAndFoundNotCommitted) {
 }
 
 // A COMMIT after the session was replaced, or after a statement of the transaction failed, is never
-// an OK: the first would commit nothing on a fresh session, the second is rolled back by the server.
+// an OK: the first would commit nothing on a fresh session, the second is rolled back by the
+// server.
 TEST(PgConnection, ACommitThatCannotCommitSaysSo) {
   test::TestDatabase db("pg_commit_refused");
   auto c = PgConnection::Connect(db.dsn());

@@ -22,7 +22,8 @@ Result<Regex> Regex::Compile(const std::string& pattern) {
   options.set_case_sensitive(false);
   options.set_log_errors(false);
   auto impl = std::make_shared<const Impl>(pattern, options);
-  if (!impl->re.ok()) return Status(Code::kInvalidArgument, "not a valid regular expression: " + impl->re.error());
+  if (!impl->re.ok())
+    return Status(Code::kInvalidArgument, "not a valid regular expression: " + impl->re.error());
   Regex out;
   out.impl_ = std::move(impl);
   return out;

@@ -41,7 +41,8 @@ TEST(Regex, AnInvalidPatternOrLookaroundIsRefusedWithTheReason) {
   for (const std::string p : {"(unclosed", "a(?=b)", "(a)\\1", "[z-a]"}) {
     auto re = Regex::Compile(p);
     ASSERT_FALSE(re.ok()) << p;
-    EXPECT_NE(re.status().message().find("not a valid regular expression"), std::string::npos) << re.status().message();
+    EXPECT_NE(re.status().message().find("not a valid regular expression"), std::string::npos)
+        << re.status().message();
   }
 }
 
@@ -49,15 +50,19 @@ TEST(Regex, AnInvalidPatternOrLookaroundIsRefusedWithTheReason) {
 // or runs for ever at this length); here it is one pass. The issue's bound is 5 ms a text.
 TEST(Regex, AnAdversarialTextOf4096CharactersIsMatchedInLinearTime) {
   const std::string adversarial = std::string(4095, 'a') + "!";
-  for (const std::string p : {"(a+)+$", "(a|aa)+$", "(a*)*b", R"(([a-z ]{2,30}?)\s*(?:[,;]|\.\s|\.$|$))"}) {
+  for (const std::string p :
+       {"(a+)+$", "(a|aa)+$", "(a*)*b", R"(([a-z ]{2,30}?)\s*(?:[,;]|\.\s|\.$|$))"}) {
     auto re = Regex::Compile(p);
     ASSERT_TRUE(re.ok()) << p;
     auto started = std::chrono::steady_clock::now();
     Regex::Match m;
     bool found = re->Search(adversarial, &m);
     size_t all = re->Count(adversarial);
-    auto took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    std::cout << p << " over 4,096 characters: " << took << " ms (found " << found << ", " << all << " matches)\n";
+    auto took =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    std::cout << p << " over 4,096 characters: " << took << " ms (found " << found << ", " << all
+              << " matches)\n";
     EXPECT_LT(took, 5.0) << p;
   }
 }

@@ -10,25 +10,29 @@ namespace convoy {
 namespace {
 
 Counter& Deleted(const std::string& table) {
-  return DefaultRegistry().GetCounter("convoy_retention_deleted_total", "Rows removed by retention, by table.",
+  return DefaultRegistry().GetCounter("convoy_retention_deleted_total",
+                                      "Rows removed by retention, by table.",
                                       "table=\"" + table + "\"");
 }
 
 }  // namespace
 
 Result<std::map<std::string, int64_t>> PruneOnce(PgConnection& db, const std::string& lock_name,
-                                                 const std::vector<PruneRule>& rules, int batch, int max_batches) {
-  auto locked = db.Exec("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", {"convoy:retention:" + lock_name});
+                                                 const std::vector<PruneRule>& rules, int batch,
+                                                 int max_batches) {
+  auto locked = db.Exec("SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                        {"convoy:retention:" + lock_name});
   if (!locked.ok()) return locked.status();
   if (locked->get(0, 0) != "t") return Status(Code::kUnavailable, "another replica is pruning");
   std::map<std::string, int64_t> deleted;
   Status failed = Status::Ok();
   for (const auto& rule : rules) {
     const std::string& key = rule.key_column;
-    const std::string pick = "SELECT " + key + "::text FROM " + rule.table + " WHERE " + rule.old_rows + " LIMIT " +
-                             std::to_string(batch);
+    const std::string pick = "SELECT " + key + "::text FROM " + rule.table + " WHERE " +
+                             rule.old_rows + " LIMIT " + std::to_string(batch);
     // The condition again: a row that changed since it was picked (a command settled late) stays.
-    const std::string remove = "DELETE FROM " + rule.table + " WHERE " + key + "::text = ANY($2::text[]) AND " + rule.old_rows;
+    const std::string remove = "DELETE FROM " + rule.table + " WHERE " + key +
+                               "::text = ANY($2::text[]) AND " + rule.old_rows;
     int64_t total = 0;
     for (int b = 0; b < max_batches; ++b) {
       auto rows = db.Exec(pick, {std::to_string(rule.age_seconds) + " seconds"});
@@ -64,18 +68,20 @@ Result<std::map<std::string, int64_t>> PruneOnce(PgConnection& db, const std::st
   return deleted;
 }
 
-RetentionLoop::RetentionLoop(std::string pg_dsn, std::string lock_name, std::vector<PruneRule> rules,
-                             std::chrono::seconds interval)
+RetentionLoop::RetentionLoop(std::string pg_dsn, std::string lock_name,
+                             std::vector<PruneRule> rules, std::chrono::seconds interval)
     : dsn_(std::move(pg_dsn)),
       lock_(std::move(lock_name)),
       rules_(std::move(rules)),
-      loop_(interval, [this] { Pass(); }, Periodic::First::kAfterInterval) {}
+      loop_(
+          interval, [this] { Pass(); }, Periodic::First::kAfterInterval) {}
 
 void RetentionLoop::Pass() {
   if (!db_) {
     auto c = PgConnection::Connect(dsn_);
     if (!c.ok()) {
-      LOG(WARNING) << LogCtx("retention") << "event=retention_skipped error=" << c.status().ToString();
+      LOG(WARNING) << LogCtx("retention")
+                   << "event=retention_skipped error=" << c.status().ToString();
       return;
     }
     db_ = std::move(*c);
@@ -83,7 +89,8 @@ void RetentionLoop::Pass() {
   auto r = PruneOnce(*db_, lock_, rules_);
   if (!r.ok()) {
     if (r.status().code() != Code::kUnavailable || db_->healthy()) {
-      LOG(WARNING) << LogCtx("retention") << "event=retention_failed error=" << r.status().ToString();
+      LOG(WARNING) << LogCtx("retention")
+                   << "event=retention_failed error=" << r.status().ToString();
     }
     return;
   }
@@ -91,7 +98,8 @@ void RetentionLoop::Pass() {
   for (const auto& [table, n] : *r) {
     if (n > 0) summary += " " + table + "=" + std::to_string(n);
   }
-  if (!summary.empty()) LOG(INFO) << LogCtx("retention") << "event=retention_pass deleted" << summary;
+  if (!summary.empty())
+    LOG(INFO) << LogCtx("retention") << "event=retention_pass deleted" << summary;
 }
 
 }  // namespace convoy

@@ -18,8 +18,8 @@ double ParseRfc3339(const std::string& text) {
   std::tm t{};
   int ms = 0;
   char zone = 0;
-  int n = std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour, &t.tm_min,
-                      &t.tm_sec, &ms);
+  int n = std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &t.tm_year, &t.tm_mon, &t.tm_mday,
+                      &t.tm_hour, &t.tm_min, &t.tm_sec, &ms);
   if (n == 6) {
     ms = 0;
     if (std::sscanf(text.c_str(), "%*d-%*d-%*dT%*d:%*d:%*d%c", &zone) != 1 || zone != 'Z') return 0;

@@ -17,8 +17,8 @@ constexpr size_t kMaxFilesKept = 10000;
 std::string Signature(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return "";
-  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-         std::to_string(st.st_mtim.tv_nsec);
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
 // The value trimmed, or why it cannot be a bearer token (never showing it).
@@ -27,11 +27,14 @@ Result<std::string> Checked(const std::string& ref, std::string_view value) {
   while (!value.empty() && space(value.front())) value.remove_prefix(1);
   while (!value.empty() && space(value.back())) value.remove_suffix(1);
   if (value.empty()) return Status(Code::kNotFound, ref + " is empty");
-  if (value.size() > kMaxSecretBytes) return Status(Code::kInvalidArgument, ref + " is over 64 KiB: is it a token?");
+  if (value.size() > kMaxSecretBytes)
+    return Status(Code::kInvalidArgument, ref + " is over 64 KiB: is it a token?");
   for (char c : value) {
     if (c < 0x21 || c > 0x7e) {
-      return Status(Code::kInvalidArgument, ref + " holds whitespace, a control or a non-ASCII character inside: a "
-                                                  "bearer token is one word");
+      return Status(Code::kInvalidArgument,
+                    ref +
+                        " holds whitespace, a control or a non-ASCII character inside: a "
+                        "bearer token is one word");
     }
   }
   return std::string(value);
@@ -66,8 +69,9 @@ Result<std::string> SecretRefs::Resolve(const std::string& asked) {
   if (auto alias = aliases_.find(ref); alias != aliases_.end()) ref = alias->second;
   if (auto fixed = fixed_.find(ref); fixed != fixed_.end()) return Checked(asked, fixed->second);
   if (!ValidSecretRef(ref)) {
-    return Status(Code::kInvalidArgument, "'" + ref.substr(0, 5) + "...' is not a secret reference (env:NAME or "
-                                          "file:/absolute/path)");
+    return Status(Code::kInvalidArgument, "'" + ref.substr(0, 5) +
+                                              "...' is not a secret reference (env:NAME or "
+                                              "file:/absolute/path)");
   }
   if (ref[0] == 'e') {
     lock.unlock();

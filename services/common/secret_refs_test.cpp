@@ -9,7 +9,9 @@
 namespace convoy {
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::trunc) << text; }
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::trunc) << text;
+}
 
 // Neither the message nor the whole status ever shows the value.
 void ExpectNamesRefNotValue(const Status& s, const std::string& ref, const std::string& value) {
@@ -21,15 +23,16 @@ TEST(SecretRefs, OnlyEnvNamesAndAbsoluteFilesAreReferences) {
   for (const char* ok : {"env:CONVOY_GRAPH_TOKEN", "env:_x1", "file:/run/secrets/acme/token"}) {
     EXPECT_TRUE(ValidSecretRef(ok)) << ok;
   }
-  for (const char* bad : {"", "env:", "env:1X", "env:A-B", "file:", "file:/", "file:relative", "EAAGm0PX4ZCpsBAK",
-                          "ENV:X", "https://vault/x"}) {
+  for (const char* bad : {"", "env:", "env:1X", "env:A-B", "file:", "file:/", "file:relative",
+                          "EAAGm0PX4ZCpsBAK", "ENV:X", "https://vault/x"}) {
     EXPECT_FALSE(ValidSecretRef(bad)) << bad;
   }
   SecretRefs refs;
   auto r = refs.Resolve("EAAGm0PX4ZCpsBAK");  // a token where its reference belongs
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(r.status().ToString().find("EAAGm0PX4ZCpsBAK"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(r.status().ToString().find("EAAGm0PX4ZCpsBAK"), std::string::npos)
+      << r.status().ToString();
 }
 
 TEST(SecretRefs, EnvIsReadTrimmedAndAMissingOneIsNamed) {
@@ -48,7 +51,8 @@ TEST(SecretRefs, EnvIsReadTrimmedAndAMissingOneIsNamed) {
   ASSERT_FALSE(spaced.ok());
   ExpectNamesRefNotValue(spaced.status(), "env:CONVOY_TEST_REF_TOKEN", "with-space");
   setenv("CONVOY_TEST_REF_TOKEN", " \n", 1);
-  EXPECT_EQ(refs.Resolve("env:CONVOY_TEST_REF_TOKEN").status().message(), "env:CONVOY_TEST_REF_TOKEN is empty");
+  EXPECT_EQ(refs.Resolve("env:CONVOY_TEST_REF_TOKEN").status().message(),
+            "env:CONVOY_TEST_REF_TOKEN is empty");
   unsetenv("CONVOY_TEST_REF_TOKEN");
 }
 
@@ -65,7 +69,8 @@ TEST(SecretRefs, FileIsTrimmedAndBadFilesAreErrorsThatNeverShowTheValue) {
   ASSERT_FALSE(two.ok());
   ExpectNamesRefNotValue(two.status(), "file:" + path, "tok-line");
   WriteFile(path, std::string(70 << 10, 'a'));
-  EXPECT_NE(fresh.Resolve("file:" + path).status().message().find("over 64 KiB"), std::string::npos);
+  EXPECT_NE(fresh.Resolve("file:" + path).status().message().find("over 64 KiB"),
+            std::string::npos);
   WriteFile(path, "\n");
   EXPECT_EQ(fresh.Resolve("file:" + path).status().message(), "file:" + path + " is empty");
   std::remove(path.c_str());
@@ -91,7 +96,8 @@ TEST(SecretRefs, ARotatedFileIsReadAtTheNextLookAfterTheInterval) {
   WriteFile(path, "tok-rewritten-in-place\n");
   EXPECT_EQ(*watching.Resolve("file:" + path), "tok-rewritten-in-place");
   std::remove(path.c_str());
-  EXPECT_FALSE(watching.Resolve("file:" + path).ok()) << "a removed Secret is no token, not the last one read";
+  EXPECT_FALSE(watching.Resolve("file:" + path).ok())
+      << "a removed Secret is no token, not the last one read";
 }
 
 TEST(SecretRefs, AnAliasResolvesAsItsTargetAndASetValueAsItself) {

@@ -10,14 +10,16 @@
 namespace convoy {
 
 Status PrepareDatabaseService(const std::string& schema_dir, const std::string& pg_dsn,
-                              const std::string& migrations_dir, bool migrate, DatabaseService* out) {
+                              const std::string& migrations_dir, bool migrate,
+                              DatabaseService* out) {
   Status s = out->schemas.LoadDir(schema_dir);
   if (!s.ok()) return Status(s.code(), "loading schemas: " + s.message());
   auto db = PgConnection::Connect(pg_dsn);
   if (!db.ok()) return db.status();
   out->db = std::move(*db);
   s = migrate ? RunMigrations(*out->db, migrations_dir) : CheckMigrations(*out->db, migrations_dir);
-  if (!s.ok()) return Status(s.code(), (migrate ? "migrating: " : "checking the schema: ") + s.message());
+  if (!s.ok())
+    return Status(s.code(), (migrate ? "migrating: " : "checking the schema: ") + s.message());
   return Status::Ok();
 }
 
@@ -30,12 +32,14 @@ bool DatabaseService::DatabaseReachable() {
   return reachable_;
 }
 
-int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher, ConsumerGroup& consumers,
-                     const std::function<void()>& start_more, const std::function<void()>& stop_more,
+int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher,
+                     ConsumerGroup& consumers, const std::function<void()>& start_more,
+                     const std::function<void()>& stop_more,
                      const std::function<void()>& on_hangup) {
   publisher.Start();
   if (!publisher.WaitConnected(std::chrono::seconds(30))) {
-    LOG(WARNING) << "service=" << service << " event=broker_not_yet_connected (starting anyway; /readyz says so)";
+    LOG(WARNING) << "service=" << service
+                 << " event=broker_not_yet_connected (starting anyway; /readyz says so)";
   }
   if (start_more) start_more();
   consumers.Start();
@@ -47,7 +51,8 @@ int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publish
     publisher.Stop();
     return 1;
   }
-  LOG(INFO) << "service=" << service << " event=started port=" << server.port() << " metrics_port=" << server.metrics_port();
+  LOG(INFO) << "service=" << service << " event=started port=" << server.port()
+            << " metrics_port=" << server.metrics_port();
   WaitForShutdownSignal(on_hangup);
   server.Stop();
   consumers.Stop();

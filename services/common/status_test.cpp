@@ -16,7 +16,7 @@ TEST(StatusMapping, EveryCodeMapsToOneDisposition) {
     EXPECT_EQ(DispositionFor(Status(c, "x")).kind, Disposition::Kind::kRetry) << CodeName(c);
   }
   const Code permanent[] = {Code::kInvalidArgument, Code::kUnauthenticated, Code::kNotFound,
-                            Code::kTooLarge, Code::kRejected, Code::kInternal};
+                            Code::kTooLarge,        Code::kRejected,        Code::kInternal};
   for (Code c : permanent) {
     EXPECT_FALSE(IsTransient(c)) << CodeName(c);
     auto d = DispositionFor(Status(c, "why"));

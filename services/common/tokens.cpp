@@ -60,8 +60,10 @@ std::vector<std::string_view> Fields(std::string_view line) {
 }
 
 // Each line of a tokens or identities file that is not blank or a comment, split in fields, with
-// "<source>:<line>" for its errors and the line's number; the first error `each` returns ends the walk.
-using EntryFn = std::function<Status(const std::vector<std::string_view>& fields, const std::string& where, int line)>;
+// "<source>:<line>" for its errors and the line's number; the first error `each` returns ends the
+// walk.
+using EntryFn = std::function<Status(const std::vector<std::string_view>& fields,
+                                     const std::string& where, int line)>;
 Status ForEachEntry(std::string_view text, const std::string& source, const EntryFn& each) {
   int number = 0;
   while (!text.empty()) {
@@ -81,23 +83,26 @@ Status ForEachEntry(std::string_view text, const std::string& source, const Entr
 // A file of at most 1 MiB, whole.
 Result<std::string> ReadSmallFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(Code::kInvalidArgument, "cannot read " + path + ": " + std::strerror(errno));
+  if (!in)
+    return Status(Code::kInvalidArgument, "cannot read " + path + ": " + std::strerror(errno));
   std::string text(kMaxFileBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxFileBytes) return Status(Code::kInvalidArgument, path + ": over 1 MiB; is it the right file?");
+  if (text.size() > kMaxFileBytes)
+    return Status(Code::kInvalidArgument, path + ": over 1 MiB; is it the right file?");
   return text;
 }
 
 Counter& Requests(const char* service, const char* outcome) {
-  return DefaultRegistry().GetCounter("convoy_api_requests_total",
-                                      "Calls to the /v1/ API by how the token gate answered them",
-                                      std::string("service=\"") + service + "\",outcome=\"" + outcome + "\"");
+  return DefaultRegistry().GetCounter(
+      "convoy_api_requests_total", "Calls to the /v1/ API by how the token gate answered them",
+      std::string("service=\"") + service + "\",outcome=\"" + outcome + "\"");
 }
 
 HttpResponse Unauthenticated(const char* service, const char* why) {
   Requests(service, "unauthenticated").Inc();
-  LOG_EVERY_N(WARNING, 100) << "service=" << service << " handler=api event=api_refused status=401 reason=\"" << why
+  LOG_EVERY_N(WARNING, 100) << "service=" << service
+                            << " handler=api event=api_refused status=401 reason=\"" << why
                             << "\" (logged every 100th)";
   HttpResponse resp = JsonError(401, "unauthenticated", "Authorization: Bearer <token> is needed");
   resp.headers["WWW-Authenticate"] = "Bearer";
@@ -110,7 +115,8 @@ HttpResponse Unauthenticated(const char* service, const char* why) {
 // nullopt for another scheme, an empty token or one with whitespace inside.
 std::optional<std::string_view> BearerToken(std::string_view header) {
   constexpr std::string_view kScheme = "bearer";
-  if (header.size() <= kScheme.size() || Lower(header.substr(0, kScheme.size())) != kScheme) return std::nullopt;
+  if (header.size() <= kScheme.size() || Lower(header.substr(0, kScheme.size())) != kScheme)
+    return std::nullopt;
   if (header[kScheme.size()] != ' ') return std::nullopt;
   std::string_view rest = header.substr(kScheme.size());
   while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
@@ -121,11 +127,16 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kViewer: return "viewer";
-    case Role::kAgent: return "agent";
-    case Role::kManager: return "manager";
-    case Role::kOperator: return "operator";
-    case Role::kAdmin: return "admin";
+    case Role::kViewer:
+      return "viewer";
+    case Role::kAgent:
+      return "agent";
+    case Role::kManager:
+      return "manager";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
   }
   return "?";
 }
@@ -137,20 +148,26 @@ std::optional<Role> ParseRole(std::string_view name) {
   return std::nullopt;
 }
 
-bool RoleAllows(Role have, Role need) { return have == Role::kAdmin || need == Role::kViewer || have == need; }
+bool RoleAllows(Role have, Role need) {
+  return have == Role::kAdmin || need == Role::kViewer || have == need;
+}
 
 bool SeesPersonalData(Role role) { return role != Role::kViewer; }
 
 std::string TokenHashField(std::string_view token) { return kHashPrefix + Sha256Hex(token); }
 
 Status TokenSet::Add(Entry entry, const std::string& where) {
-  auto at = [](const Entry& e) { return e.line > 0 ? "line " + std::to_string(e.line) : std::string("the admin token"); };
+  auto at = [](const Entry& e) {
+    return e.line > 0 ? "line " + std::to_string(e.line) : std::string("the admin token");
+  };
   for (const auto& e : entries_) {
     if (e.caller.name == entry.caller.name) {
-      return Status(Code::kInvalidArgument, where + ": the name " + entry.caller.name + " is already on " + at(e));
+      return Status(Code::kInvalidArgument,
+                    where + ": the name " + entry.caller.name + " is already on " + at(e));
     }
     if (e.hash == entry.hash) {
-      return Status(Code::kInvalidArgument, where + ": the same token as " + at(e) + " (" + e.caller.name +
+      return Status(Code::kInvalidArgument, where + ": the same token as " + at(e) + " (" +
+                                                e.caller.name +
                                                 "): give each caller a token of its own");
     }
   }
@@ -163,33 +180,43 @@ Result<TokenSet> TokenSet::Parse(std::string_view text, const std::string& sourc
   const std::string empty_hash = Sha256Hex("");
   using Row = std::vector<std::string_view>;
   Status parsed = ForEachEntry(text, source, [&](const Row& f, const std::string& where, int line) {
-    auto bad = [&](const std::string& why) { return Status(Code::kInvalidArgument, where + ": " + why); };
+    auto bad = [&](const std::string& why) {
+      return Status(Code::kInvalidArgument, where + ": " + why);
+    };
     if (f.size() != 4) {
-      return bad("expected 4 fields (name role tenant sha256:<hex>), found " + std::to_string(f.size()));
+      return bad("expected 4 fields (name role tenant sha256:<hex>), found " +
+                 std::to_string(f.size()));
     }
-    if (!ValidName(f[0])) return bad("the name '" + std::string(f[0]) + "' is not 1-64 of a-z, 0-9, '.', '_', '-'");
+    if (!ValidName(f[0]))
+      return bad("the name '" + std::string(f[0]) + "' is not 1-64 of a-z, 0-9, '.', '_', '-'");
     auto role = ParseRole(f[1]);
     if (!role) return bad("the role '" + std::string(f[1]) + "' is not one of " + kRoles);
     if (f[2] != kAllTenants && !ValidName(f[2])) {
-      return bad("the tenant '" + std::string(f[2]) + "' is neither '*' nor 1-64 of a-z, 0-9, '.', '_', '-'");
+      return bad("the tenant '" + std::string(f[2]) +
+                 "' is neither '*' nor 1-64 of a-z, 0-9, '.', '_', '-'");
     }
     std::string_view hash = f[3];
     const std::string_view prefix = kHashPrefix;
     // Never echo the field: when it is not a hash it may well be a token.
     if (hash.substr(0, prefix.size()) != prefix) {
-      return bad("the last field must be sha256:<64 hex digits> of the token, never the token itself (it looks like "
-                 "a token in clear: hash it with `convoyctl token hash`, and replace that token)");
+      return bad(
+          "the last field must be sha256:<64 hex digits> of the token, never the token itself (it "
+          "looks like "
+          "a token in clear: hash it with `convoyctl token hash`, and replace that token)");
     }
     hash.remove_prefix(prefix.size());
     if (hash.size() != 64 || !AllHex(hash)) {
-      return bad("sha256: must be followed by 64 hex digits (found " + std::to_string(hash.size()) + " characters)");
+      return bad("sha256: must be followed by 64 hex digits (found " + std::to_string(hash.size()) +
+                 " characters)");
     }
     Entry e{Caller{std::string(f[0]), *role, std::string(f[2])}, Lower(hash), line};
     if (e.hash == empty_hash) return bad("that is the hash of an empty token");
     return set.Add(std::move(e), where);
   });
   if (!parsed.ok()) return parsed;
-  if (set.empty()) return Status(Code::kInvalidArgument, source + ": holds no token (one a line: name role tenant sha256:<hex>)");
+  if (set.empty())
+    return Status(Code::kInvalidArgument,
+                  source + ": holds no token (one a line: name role tenant sha256:<hex>)");
   return set;
 }
 
@@ -203,16 +230,22 @@ Result<IdentitySet> IdentitySet::Parse(std::string_view text, const std::string&
   IdentitySet set;
   using Row = std::vector<std::string_view>;
   Status parsed = ForEachEntry(text, source, [&](const Row& f, const std::string& where, int) {
-    auto bad = [&](const std::string& why) { return Status(Code::kInvalidArgument, where + ": " + why); };
-    if (f.size() != 4) return bad("expected 4 fields (identity name role tenant), found " + std::to_string(f.size()));
+    auto bad = [&](const std::string& why) {
+      return Status(Code::kInvalidArgument, where + ": " + why);
+    };
+    if (f.size() != 4)
+      return bad("expected 4 fields (identity name role tenant), found " +
+                 std::to_string(f.size()));
     bool printable = f[0].size() <= 254;
     for (unsigned char c : f[0]) printable = printable && c > 0x20 && c < 0x7f;
     if (!printable) return bad("the identity is not 1-254 printable characters without spaces");
-    if (!ValidName(f[1])) return bad("the name '" + std::string(f[1]) + "' is not 1-64 of a-z, 0-9, '.', '_', '-'");
+    if (!ValidName(f[1]))
+      return bad("the name '" + std::string(f[1]) + "' is not 1-64 of a-z, 0-9, '.', '_', '-'");
     auto role = ParseRole(f[2]);
     if (!role) return bad("the role '" + std::string(f[2]) + "' is not one of " + kRoles);
     if (f[3] != kAllTenants && !ValidName(f[3])) {
-      return bad("the tenant '" + std::string(f[3]) + "' is neither '*' nor 1-64 of a-z, 0-9, '.', '_', '-'");
+      return bad("the tenant '" + std::string(f[3]) +
+                 "' is neither '*' nor 1-64 of a-z, 0-9, '.', '_', '-'");
     }
     const std::string identity = Lower(f[0]);
     for (const auto& [known, caller] : set.callers_) {
@@ -223,7 +256,9 @@ Result<IdentitySet> IdentitySet::Parse(std::string_view text, const std::string&
     return Status::Ok();
   });
   if (!parsed.ok()) return parsed;
-  if (set.callers_.empty()) return Status(Code::kInvalidArgument, source + ": holds no identity (identity name role tenant)");
+  if (set.callers_.empty())
+    return Status(Code::kInvalidArgument,
+                  source + ": holds no identity (identity name role tenant)");
   return set;
 }
 
@@ -266,7 +301,8 @@ std::optional<Caller> TokenSet::Verify(std::string_view token) const {
   return found->caller;
 }
 
-Result<std::shared_ptr<TokenStore>> TokenStore::Open(const std::string& tokens_file, const std::string& admin_token) {
+Result<std::shared_ptr<TokenStore>> TokenStore::Open(const std::string& tokens_file,
+                                                     const std::string& admin_token) {
   TokenSet set;
   if (!tokens_file.empty()) {
     auto loaded = TokenSet::LoadFile(tokens_file);
@@ -278,7 +314,8 @@ Result<std::shared_ptr<TokenStore>> TokenStore::Open(const std::string& tokens_f
     if (!s.ok()) return s;
   }
   LOG(INFO) << "service=" << ServiceName() << " event=api_tokens_loaded count=" << set.size()
-            << (tokens_file.empty() ? "" : " file=" + tokens_file) << (admin_token.empty() ? "" : " admin_token=set");
+            << (tokens_file.empty() ? "" : " file=" + tokens_file)
+            << (admin_token.empty() ? "" : " admin_token=set");
   auto store = std::make_shared<TokenStore>(std::move(set));
   store->file_ = tokens_file;
   if (!tokens_file.empty()) store->signature_ = store->FileSignature();
@@ -290,8 +327,8 @@ Result<std::shared_ptr<TokenStore>> TokenStore::Open(const std::string& tokens_f
 std::string TokenStore::FileSignature() const {
   struct stat st {};
   if (::stat(file_.c_str(), &st) != 0) return "";
-  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-         std::to_string(st.st_mtim.tv_nsec);
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
 std::shared_ptr<const TokenSet> TokenStore::get() {
@@ -317,8 +354,9 @@ void TokenStore::ReloadLogged(const char* reason) {
     LOG(INFO) << "service=" << ServiceName() << " event=api_tokens_reloaded reason=" << reason
               << " count=" << get_current()->size();
   } else {
-    LOG(ERROR) << "service=" << ServiceName() << " event=api_tokens_reload_refused reason=" << reason
-               << " error=" << s.ToString() << " (the running tokens are unchanged)";
+    LOG(ERROR) << "service=" << ServiceName()
+               << " event=api_tokens_reload_refused reason=" << reason << " error=" << s.ToString()
+               << " (the running tokens are unchanged)";
   }
 }
 
@@ -357,8 +395,8 @@ bool PathMatches(std::string_view pattern, std::string_view path) {
   return true;
 }
 
-Admission Admit(const HttpRequest& r, const TokenSet& tokens, const std::vector<RouteRule>& routes, const char* service,
-                const std::string& how_to_open) {
+Admission Admit(const HttpRequest& r, const TokenSet& tokens, const std::vector<RouteRule>& routes,
+                const char* service, const std::string& how_to_open) {
   Admission a;
   if (tokens.empty()) {
     Requests(service, "closed").Inc();
@@ -383,9 +421,12 @@ Admission Admit(const HttpRequest& r, const TokenSet& tokens, const std::vector<
   return AdmitAs(r, *caller, routes, service);
 }
 
-HttpResponse RefuseUnauthenticated(const char* service, const char* why) { return Unauthenticated(service, why); }
+HttpResponse RefuseUnauthenticated(const char* service, const char* why) {
+  return Unauthenticated(service, why);
+}
 
-Admission AdmitAs(const HttpRequest& r, const Caller& caller, const std::vector<RouteRule>& routes, const char* service) {
+Admission AdmitAs(const HttpRequest& r, const Caller& caller, const std::vector<RouteRule>& routes,
+                  const char* service) {
   Admission a;
   a.caller = caller;
   std::string methods;
@@ -395,36 +436,44 @@ Admission AdmitAs(const HttpRequest& r, const Caller& caller, const std::vector<
       a.route = &rule;
       break;
     }
-    if (methods.find(rule.method) == std::string::npos) methods += (methods.empty() ? "" : ", ") + std::string(rule.method);
+    if (methods.find(rule.method) == std::string::npos)
+      methods += (methods.empty() ? "" : ", ") + std::string(rule.method);
   }
   if (!a.route) {
     Requests(service, methods.empty() ? "not_found" : "method_not_allowed").Inc();
-    a.refused = methods.empty() ? JsonError(404, "not_found", "no such endpoint: " + r.method + " " + r.path)
-                                : JsonError(405, "method_not_allowed", r.path + " takes " + methods);
+    a.refused = methods.empty()
+                    ? JsonError(404, "not_found", "no such endpoint: " + r.method + " " + r.path)
+                    : JsonError(405, "method_not_allowed", r.path + " takes " + methods);
     if (!methods.empty()) a.refused->headers["Allow"] = methods;
     return a;
   }
   const std::string route = std::string(a.route->method) + " " + a.route->pattern;
   auto forbidden = [&](const char* outcome, const std::string& why) {
     Requests(service, outcome).Inc();
-    LOG(WARNING) << "service=" << service << " handler=api event=api_refused status=403 caller=" << a.caller.name
-                 << " role=" << RoleName(a.caller.role) << " tenant=" << a.caller.tenant << " route=\"" << route
-                 << "\" reason=" << outcome;
+    LOG(WARNING) << "service=" << service
+                 << " handler=api event=api_refused status=403 caller=" << a.caller.name
+                 << " role=" << RoleName(a.caller.role) << " tenant=" << a.caller.tenant
+                 << " route=\"" << route << "\" reason=" << outcome;
     a.refused = JsonError(403, "forbidden", why);
     return a;
   };
   if (!RoleAllows(a.caller.role, a.route->role)) {
-    const std::string need = a.route->role == Role::kAdmin ? "admin" : std::string(RoleName(a.route->role)) + " or admin";
-    return forbidden("forbidden", route + " needs the role " + need + "; the token '" + a.caller.name + "' has " +
-                                      RoleName(a.caller.role));
+    const std::string need = a.route->role == Role::kAdmin
+                                 ? "admin"
+                                 : std::string(RoleName(a.route->role)) + " or admin";
+    return forbidden("forbidden", route + " needs the role " + need + "; the token '" +
+                                      a.caller.name + "' has " + RoleName(a.caller.role));
   }
   if (a.route->scope == Scope::kGlobal && !a.caller.all_tenants()) {
-    return forbidden("tenant_refused", route + " acts on every tenant, so it needs a token with tenant '*'; the token '" + a.caller.name + "' is for tenant " +
-                                                a.caller.tenant);
+    return forbidden("tenant_refused",
+                     route +
+                         " acts on every tenant, so it needs a token with tenant '*'; the token '" +
+                         a.caller.name + "' is for tenant " + a.caller.tenant);
   }
   Requests(service, "admitted").Inc();
   LOG(INFO) << "service=" << service << " handler=api event=api_call caller=" << a.caller.name
-            << " role=" << RoleName(a.caller.role) << " tenant=" << a.caller.tenant << " route=\"" << route << "\"";
+            << " role=" << RoleName(a.caller.role) << " tenant=" << a.caller.tenant << " route=\""
+            << route << "\"";
   return a;
 }
 

@@ -12,7 +12,8 @@
 namespace convoy {
 namespace {
 
-std::string Line(const std::string& name, const std::string& role, const std::string& tenant, const std::string& token) {
+std::string Line(const std::string& name, const std::string& role, const std::string& tenant,
+                 const std::string& token) {
   return name + " " + role + " " + tenant + " " + TokenHashField(token) + "\n";
 }
 
@@ -29,10 +30,12 @@ std::string ParseError(const std::string& text) {
 
 TEST(TokenFile, ParsesNamesRolesTenantsAndSkipsCommentsAndBlankLines) {
   std::string hash_upper = TokenHashField("tok-viewer-0123456789");
-  for (size_t i = 7; i < hash_upper.size(); ++i) hash_upper[i] = static_cast<char>(std::toupper(hash_upper[i]));
-  const std::string text = "# name role tenant hash\n\n   \n" + Line("ana", "agent", "acme", "tok-ana-0123456789") +
-                           "ops\toperator\t*\t" + TokenHashField("tok-ops-0123456789") + "\r\n" +
-                           "view viewer * " + hash_upper + "\n" + Line("boss", "admin", "*", "tok-boss-0123456789");
+  for (size_t i = 7; i < hash_upper.size(); ++i)
+    hash_upper[i] = static_cast<char>(std::toupper(hash_upper[i]));
+  const std::string text =
+      "# name role tenant hash\n\n   \n" + Line("ana", "agent", "acme", "tok-ana-0123456789") +
+      "ops\toperator\t*\t" + TokenHashField("tok-ops-0123456789") + "\r\n" + "view viewer * " +
+      hash_upper + "\n" + Line("boss", "admin", "*", "tok-boss-0123456789");
   auto set = TokenSet::Parse(text, "tokens.txt");
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_EQ(set->size(), 4u);
@@ -55,20 +58,29 @@ TEST(TokenFile, EveryRefusalNamesTheFileTheLineAndWhatIsWrong) {
   struct Case {
     std::string text, expect;
   } cases[] = {
-      {ok + "bob agent acme\n", "tokens.txt:2: expected 4 fields (name role tenant sha256:<hex>), found 3"},
-      {ok + "bob agent acme " + TokenHashField("x") + " extra\n", "tokens.txt:2: expected 4 fields"},
-      {"Bob agent * " + TokenHashField("t1-0123456789") + "\n", "tokens.txt:1: the name 'Bob' is not 1-64 of a-z"},
+      {ok + "bob agent acme\n",
+       "tokens.txt:2: expected 4 fields (name role tenant sha256:<hex>), found 3"},
+      {ok + "bob agent acme " + TokenHashField("x") + " extra\n",
+       "tokens.txt:2: expected 4 fields"},
+      {"Bob agent * " + TokenHashField("t1-0123456789") + "\n",
+       "tokens.txt:1: the name 'Bob' is not 1-64 of a-z"},
       {"-bob agent * " + TokenHashField("t1-0123456789") + "\n", "tokens.txt:1: the name '-bob'"},
-      {std::string(65, 'a') + " agent * " + TokenHashField("t1-0123456789") + "\n", "tokens.txt:1: the name"},
+      {std::string(65, 'a') + " agent * " + TokenHashField("t1-0123456789") + "\n",
+       "tokens.txt:1: the name"},
       {"bob root * " + TokenHashField("t1-0123456789") + "\n",
        "tokens.txt:1: the role 'root' is not one of viewer, agent, manager, operator, admin"},
       {"bob Admin * " + TokenHashField("t1-0123456789") + "\n", "tokens.txt:1: the role 'Admin'"},
-      {"bob agent ACME " + TokenHashField("t1-0123456789") + "\n", "tokens.txt:1: the tenant 'ACME' is neither '*'"},
+      {"bob agent ACME " + TokenHashField("t1-0123456789") + "\n",
+       "tokens.txt:1: the tenant 'ACME' is neither '*'"},
       {"bob agent ** " + TokenHashField("t1-0123456789") + "\n", "tokens.txt:1: the tenant '**'"},
-      {"bob agent * sha256:abc\n", "tokens.txt:1: sha256: must be followed by 64 hex digits (found 3 characters)"},
-      {"bob agent * sha256:" + std::string(64, 'g') + "\n", "tokens.txt:1: sha256: must be followed by 64 hex digits"},
-      {"bob agent * " + Sha256Hex("t1") + "\n", "tokens.txt:1: the last field must be sha256:<64 hex digits> of the token"},
-      {"bob agent * " + TokenHashField("") + "\n", "tokens.txt:1: that is the hash of an empty token"},
+      {"bob agent * sha256:abc\n",
+       "tokens.txt:1: sha256: must be followed by 64 hex digits (found 3 characters)"},
+      {"bob agent * sha256:" + std::string(64, 'g') + "\n",
+       "tokens.txt:1: sha256: must be followed by 64 hex digits"},
+      {"bob agent * " + Sha256Hex("t1") + "\n",
+       "tokens.txt:1: the last field must be sha256:<64 hex digits> of the token"},
+      {"bob agent * " + TokenHashField("") + "\n",
+       "tokens.txt:1: that is the hash of an empty token"},
       {ok + "# a comment\n" + Line("ana", "viewer", "*", "other-0123456789"),
        "tokens.txt:3: the name ana is already on line 1"},
       {ok + Line("bob", "viewer", "*", "tok-ana-0123456789"),
@@ -93,12 +105,14 @@ TEST(TokenFile, AClearTextTokenIsRefusedWithoutBeingEchoed) {
 TEST(TokenFile, LoadFileNamesThePathAndTheAdminTokenJoinsAsAGlobalAdmin) {
   auto missing = TokenSet::LoadFile("/nonexistent/tokens.txt");
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("cannot read /nonexistent/tokens.txt"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("cannot read /nonexistent/tokens.txt"),
+            std::string::npos);
   const std::string path = ::testing::TempDir() + "tokens_test.txt";
   WriteFile(path, Line("ana", "agent", "acme", "tok-ana-0123456789") + "bob nobody * x\n");
   auto bad = TokenSet::LoadFile(path);
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message().rfind(path + ":2: the role 'nobody'", 0), 0u) << bad.status().message();
+  EXPECT_EQ(bad.status().message().rfind(path + ":2: the role 'nobody'", 0), 0u)
+      << bad.status().message();
   WriteFile(path, Line("ana", "agent", "acme", "tok-ana-0123456789"));
   auto store = TokenStore::Open(path, "the-admin-token");
   ASSERT_TRUE(store.ok()) << store.status().ToString();
@@ -120,8 +134,8 @@ TEST(TokenStore, ReloadSwapsTheSetAndABadFileKeepsTheRunningOne) {
   auto store = TokenStore::Open(path, "admin-token");
   ASSERT_TRUE(store.ok());
   auto before = (*store)->get();
-  WriteFile(path,
-            Line("ana", "agent", "*", "old-token-0123456789") + Line("ana2", "agent", "*", "new-token-0123456789"));
+  WriteFile(path, Line("ana", "agent", "*", "old-token-0123456789") +
+                      Line("ana2", "agent", "*", "new-token-0123456789"));
   ASSERT_TRUE((*store)->Reload().ok());
   EXPECT_TRUE((*store)->get()->Verify("new-token-0123456789"));
   EXPECT_TRUE((*store)->get()->Verify("admin-token")) << "the admin token stays through a reload";
@@ -141,20 +155,23 @@ TEST(TokenStore, AChangedFileIsReadAtTheNextLookAndABrokenOneIsNot) {
   auto store = TokenStore::Open(path, "");
   ASSERT_TRUE(store.ok());
   (*store)->check_every = std::chrono::hours(1);
-  WriteFile(path,
-            Line("ana", "agent", "*", "old-token-0123456789") + Line("bo", "viewer", "*", "new-token-0123456789"));
-  EXPECT_FALSE((*store)->get()->Verify("new-token-0123456789")) << "not looked at within check_every";
+  WriteFile(path, Line("ana", "agent", "*", "old-token-0123456789") +
+                      Line("bo", "viewer", "*", "new-token-0123456789"));
+  EXPECT_FALSE((*store)->get()->Verify("new-token-0123456789"))
+      << "not looked at within check_every";
   (*store)->check_every = std::chrono::seconds(0);
   EXPECT_TRUE((*store)->get()->Verify("new-token-0123456789"));
   WriteFile(path, "bo viewer * new-token-in-clear-text\n");
-  EXPECT_TRUE((*store)->get()->Verify("new-token-0123456789")) << "a broken file leaves the running set";
+  EXPECT_TRUE((*store)->get()->Verify("new-token-0123456789"))
+      << "a broken file leaves the running set";
   EXPECT_TRUE((*store)->get()->Verify("old-token-0123456789"));
   std::remove(path.c_str());
 }
 
 TEST(TokenMatcher, OnlyTheWholeTokenMatchesNeverItsHashAPrefixOrAnExtension) {
-  auto set = TokenSet::Parse(Line("long", "admin", "*", "abcdef-0123456789") + Line("short", "viewer", "*", "abc"),
-                             "tokens.txt");
+  auto set = TokenSet::Parse(
+      Line("long", "admin", "*", "abcdef-0123456789") + Line("short", "viewer", "*", "abc"),
+      "tokens.txt");
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_EQ(set->Verify("abc")->name, "short");
   EXPECT_EQ(set->Verify("abcdef-0123456789")->name, "long");
@@ -162,7 +179,8 @@ TEST(TokenMatcher, OnlyTheWholeTokenMatchesNeverItsHashAPrefixOrAnExtension) {
   EXPECT_FALSE(set->Verify("abcdef-01234567890")) << "a token and more";
   EXPECT_FALSE(set->Verify("ab"));
   EXPECT_FALSE(set->Verify(""));
-  EXPECT_FALSE(set->Verify(TokenHashField("abcdef-0123456789"))) << "the hash in the file is not a token";
+  EXPECT_FALSE(set->Verify(TokenHashField("abcdef-0123456789")))
+      << "the hash in the file is not a token";
   EXPECT_FALSE(set->Verify(Sha256Hex("abcdef-0123456789")));
   EXPECT_FALSE(set->Verify(Sha256Hex("abcdef-0123456789").substr(0, 32)));
 }
@@ -172,7 +190,8 @@ TEST(Roles, SetsWithViewerUnderAllAndAdminOverAll) {
   for (Role have : all) {
     for (Role need : all) {
       const bool expect = have == Role::kAdmin || need == Role::kViewer || have == need;
-      EXPECT_EQ(RoleAllows(have, need), expect) << RoleName(have) << " calling a " << RoleName(need) << " route";
+      EXPECT_EQ(RoleAllows(have, need), expect)
+          << RoleName(have) << " calling a " << RoleName(need) << " route";
     }
     EXPECT_EQ(ParseRole(RoleName(have)), have);
     EXPECT_EQ(SeesPersonalData(have), have != Role::kViewer);

@@ -10,19 +10,23 @@ namespace {
 
 Topology Build(const TopologySettings& settings) {
   Topology t;
-  t.exchanges = {{exchanges::kInbound, "direct"}, {exchanges::kEvents, "topic"},
-                 {exchanges::kCommands, "direct"}, {exchanges::kRetry, "direct"},
+  t.exchanges = {{exchanges::kInbound, "direct"},
+                 {exchanges::kEvents, "topic"},
+                 {exchanges::kCommands, "direct"},
+                 {exchanges::kRetry, "direct"},
                  {exchanges::kDlx, "topic"},
                  // rabbitmq_consistent_hash_exchange (scripts/infra.sh, deploy/): jump consistent
                  // hashing of the header over the bound partitions, weight 1 each.
-                 {exchanges::kConversationInbound, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}};
-  t.partitioned = {{queues::kConversationInbound, exchanges::kConversationInbound, settings.conversation_partitions}};
+                 {exchanges::kConversationInbound,
+                  "x-consistent-hash",
+                  {{"hash-header", headers::kConversationKey}}}};
+  t.partitioned = {{queues::kConversationInbound, exchanges::kConversationInbound,
+                    settings.conversation_partitions}};
   t.retry_tiers = {{"1s", 1000}, {"5s", 5000}, {"30s", 30000}, {"2m", 120000}, {"10m", 600000}};
-  t.work_queues = {queues::kConversationInbound, queues::kConversationEvents,
-                   queues::kOutboundStatus,      queues::kOutboundSend,
-                   queues::kMediaFetch,          queues::kMediaUpload,
-                   queues::kFlowCompleted,       queues::kOutboundDeliver,
-                   queues::kOutboundExtract};
+  t.work_queues = {
+      queues::kConversationInbound, queues::kConversationEvents, queues::kOutboundStatus,
+      queues::kOutboundSend,        queues::kMediaFetch,         queues::kMediaUpload,
+      queues::kFlowCompleted,       queues::kOutboundDeliver,    queues::kOutboundExtract};
   t.pace_tiers = {{"250ms", 250}};
   t.paced_queues = {queues::kOutboundSend};
   // Every move the broker makes on its own (a TTL expiring in a delay queue, a delivery limit
@@ -31,7 +35,9 @@ Topology Build(const TopologySettings& settings) {
   // at-most-once). A classic queue's dead-lettering is at-most-once: a message that expires while
   // its target is unavailable (at boot, after a restart longer than its TTL) is dropped.
   const std::map<std::string, std::string> at_least_once = {
-      {"x-queue-type", "quorum"}, {"x-dead-letter-strategy", "at-least-once"}, {"x-overflow", "reject-publish"}};
+      {"x-queue-type", "quorum"},
+      {"x-dead-letter-strategy", "at-least-once"},
+      {"x-overflow", "reject-publish"}};
   for (const auto& q : t.work_queues) {
     // A message redelivered past the limit (a consumer crashing on it) is dead-lettered to the
     // parking queue instead of looping forever.
@@ -45,7 +51,10 @@ Topology Build(const TopologySettings& settings) {
     if (part) {
       // One consumer at a time per partition (the others wait as standbys), in queue order.
       for (int i = 0; i < part->partitions; ++i) {
-        t.queues.push_back({PartitionName(q, i), work_args, {{"x-delivery-limit", 10}}, {{"x-single-active-consumer", true}}});
+        t.queues.push_back({PartitionName(q, i),
+                            work_args,
+                            {{"x-delivery-limit", 10}},
+                            {{"x-single-active-consumer", true}}});
         t.bindings.push_back({part->exchange, PartitionName(q, i), "1"});
       }
     } else {
@@ -69,7 +78,8 @@ Topology Build(const TopologySettings& settings) {
       t.bindings.push_back({exchanges::kRetry, name, name});
     }
   }
-  t.bindings.push_back({exchanges::kInbound, exchanges::kConversationInbound, "message", /*to_exchange=*/true});
+  t.bindings.push_back(
+      {exchanges::kInbound, exchanges::kConversationInbound, "message", /*to_exchange=*/true});
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "status"});
   // Value-level webhook errors (throughput, pair rate, ...) concern sending: outbound keeps them.
   t.bindings.push_back({exchanges::kInbound, queues::kOutboundStatus, "error"});
@@ -87,8 +97,8 @@ Topology Build(const TopologySettings& settings) {
   // A run's end by its inactivity timeout goes to the same reader (counted there): unbound, the
   // relay's mandatory publish would come back and hold every outbox row behind it.
   t.bindings.push_back({exchanges::kEvents, queues::kFlowCompleted, routing::kFlowExpired});
-  for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload, queues::kOutboundDeliver,
-                        queues::kOutboundExtract}) {
+  for (const char* q : {queues::kOutboundSend, queues::kMediaFetch, queues::kMediaUpload,
+                        queues::kOutboundDeliver, queues::kOutboundExtract}) {
     t.bindings.push_back({exchanges::kCommands, q, q});
   }
   return t;
@@ -109,7 +119,9 @@ std::string DelayQueueName(const std::string& queue, const std::string& tier) {
   return queue + ".delay." + tier;
 }
 
-std::string PartitionName(const std::string& queue, int index) { return queue + "." + std::to_string(index); }
+std::string PartitionName(const std::string& queue, int index) {
+  return queue + "." + std::to_string(index);
+}
 
 std::vector<std::string> PartitionNames(const std::string& queue, int count) {
   std::vector<std::string> out;
@@ -136,10 +148,12 @@ std::string WorkQueueOf(const std::string& queue) {
 }
 
 Status ValidateTopologySettings(const TopologySettings& settings) {
-  if (settings.conversation_partitions < 1 || settings.conversation_partitions > kMaxConversationPartitions) {
-    return Status(Code::kInvalidArgument, "--conversation_partitions must be a whole number from 1 to " +
-                                              std::to_string(kMaxConversationPartitions) + ", not " +
-                                              std::to_string(settings.conversation_partitions));
+  if (settings.conversation_partitions < 1 ||
+      settings.conversation_partitions > kMaxConversationPartitions) {
+    return Status(Code::kInvalidArgument,
+                  "--conversation_partitions must be a whole number from 1 to " +
+                      std::to_string(kMaxConversationPartitions) + ", not " +
+                      std::to_string(settings.conversation_partitions));
   }
   return Status::Ok();
 }
@@ -172,7 +186,9 @@ std::string RetryRoutingKey(const std::string& queue, int attempt, int64_t min_d
   return DelayQueueName(queue, RetryTierFor(attempt, min_delay_ms).name);
 }
 
-int64_t RetryDelayMs(int attempt, int64_t min_delay_ms) { return RetryTierFor(attempt, min_delay_ms).delay_ms; }
+int64_t RetryDelayMs(int attempt, int64_t min_delay_ms) {
+  return RetryTierFor(attempt, min_delay_ms).delay_ms;
+}
 
 namespace {
 std::vector<RetryTier> DelayTiers(const std::string& queue) {
@@ -181,7 +197,8 @@ std::vector<RetryTier> DelayTiers(const std::string& queue) {
   if (std::find(t.paced_queues.begin(), t.paced_queues.end(), queue) != t.paced_queues.end()) {
     tiers.insert(tiers.begin(), t.pace_tiers.begin(), t.pace_tiers.end());
   }
-  std::sort(tiers.begin(), tiers.end(), [](const RetryTier& a, const RetryTier& b) { return a.delay_ms < b.delay_ms; });
+  std::sort(tiers.begin(), tiers.end(),
+            [](const RetryTier& a, const RetryTier& b) { return a.delay_ms < b.delay_ms; });
   return tiers;
 }
 }  // namespace
@@ -204,7 +221,8 @@ std::vector<LegacyDelayQueue> LegacyDelayQueues() {
   std::vector<LegacyDelayQueue> out;
   for (const auto& q : t.work_queues) {
     if (q == queues::kOutboundDeliver || q == queues::kOutboundExtract) continue;
-    for (const auto& tier : DelayTiers(q)) out.push_back({q + "." + tier.name, DelayQueueName(q, tier.name)});
+    for (const auto& tier : DelayTiers(q))
+      out.push_back({q + "." + tier.name, DelayQueueName(q, tier.name)});
   }
   return out;
 }
@@ -222,9 +240,11 @@ const std::vector<BrokerGrant>& BrokerGrants() {
   // delays and parked messages to convoy.retry and convoy.dlx themselves (amqp.cpp Settle).
   static const std::vector<BrokerGrant>* grants = new std::vector<BrokerGrant>{
       {"ingress", "^$", "^convoy\\.inbound$", "^$"},
-      {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$", "^(conversation\\.(inbound\\.[0-9]+|events)|flow\\.completed)$"},
+      {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$",
+       "^(conversation\\.(inbound\\.[0-9]+|events)|flow\\.completed)$"},
       {"media", "^$", "^convoy\\.(events|retry|dlx)$", "^media\\.(fetch|upload)$"},
-      {"outbound", "^$", "^convoy\\.(events|retry|dlx)$", "^outbound\\.(send|status|deliver|extract)$"},
+      {"outbound", "^$", "^convoy\\.(events|retry|dlx)$",
+       "^outbound\\.(send|status|deliver|extract)$"},
       // convoyctl dlq: reads the parking queues, puts a replayed message back on its work queue
       // (a partitioned one's through its exchange).
       {"ops", "^$", "^(amq\\.default|convoy\\.inbound\\.conversation)$", "\\.dlq$"},
@@ -272,11 +292,12 @@ std::string DefinitionsJson(const Topology& t, bool local_users) {
     // local password. Production imports this file without users (--production).
     o << "  \"users\": [\n    {\"name\": \"guest\", \"password_hash\": "
          "\"kI3GCrswBLNZQzHJJ95QLoyfAVooYhnvf7jbqiW9BjOYUloe\", "
-         "\"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": [\"administrator\"]}";
+         "\"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": "
+         "[\"administrator\"]}";
     for (const auto& g : BrokerGrants()) {
       const std::string user = BrokerUserName(g.part);
-      o << ",\n    {\"name\": " << Quote(user) << ", \"password_hash\": "
-        << Quote(LocalPasswordHash(user, LocalBrokerPassword(g.part)))
+      o << ",\n    {\"name\": " << Quote(user)
+        << ", \"password_hash\": " << Quote(LocalPasswordHash(user, LocalBrokerPassword(g.part)))
         << ", \"hashing_algorithm\": \"rabbit_password_hashing_sha256\", \"tags\": []}";
     }
     o << "\n  ],\n";
@@ -288,8 +309,9 @@ std::string DefinitionsJson(const Topology& t, bool local_users) {
     o << "  \"permissions\": [\n    {\"user\": \"guest\", \"vhost\": \"/\", \"configure\": \".*\", "
          "\"write\": \".*\", \"read\": \".*\"}";
     for (const auto& g : BrokerGrants()) {
-      o << ",\n    {\"user\": " << Quote(BrokerUserName(g.part)) << ", \"vhost\": \"/\", \"configure\": "
-        << Quote(g.configure) << ", \"write\": " << Quote(g.write) << ", \"read\": " << Quote(g.read) << "}";
+      o << ",\n    {\"user\": " << Quote(BrokerUserName(g.part))
+        << ", \"vhost\": \"/\", \"configure\": " << Quote(g.configure)
+        << ", \"write\": " << Quote(g.write) << ", \"read\": " << Quote(g.read) << "}";
     }
     o << "\n  ],\n";
   } else {
@@ -297,8 +319,8 @@ std::string DefinitionsJson(const Topology& t, bool local_users) {
   }
   o << "  \"exchanges\": [\n";
   for (size_t i = 0; i < t.exchanges.size(); ++i) {
-    o << "    {\"name\": " << Quote(t.exchanges[i].name) << ", \"vhost\": \"/\", \"type\": "
-      << Quote(t.exchanges[i].type)
+    o << "    {\"name\": " << Quote(t.exchanges[i].name)
+      << ", \"vhost\": \"/\", \"type\": " << Quote(t.exchanges[i].type)
       << ", \"durable\": true, \"auto_delete\": false, \"internal\": false, \"arguments\": {";
     bool first = true;
     for (const auto& [k, v] : t.exchanges[i].string_args) {
@@ -330,10 +352,11 @@ std::string DefinitionsJson(const Topology& t, bool local_users) {
   o << "  ],\n  \"bindings\": [\n";
   for (size_t i = 0; i < t.bindings.size(); ++i) {
     const auto& b = t.bindings[i];
-    o << "    {\"source\": " << Quote(b.exchange) << ", \"vhost\": \"/\", \"destination\": "
-      << Quote(b.queue) << ", \"destination_type\": " << (b.to_exchange ? "\"exchange\"" : "\"queue\"")
-      << ", \"routing_key\": "
-      << Quote(b.routing_key) << ", \"arguments\": {}}" << (i + 1 < t.bindings.size() ? ",\n" : "\n");
+    o << "    {\"source\": " << Quote(b.exchange)
+      << ", \"vhost\": \"/\", \"destination\": " << Quote(b.queue)
+      << ", \"destination_type\": " << (b.to_exchange ? "\"exchange\"" : "\"queue\"")
+      << ", \"routing_key\": " << Quote(b.routing_key) << ", \"arguments\": {}}"
+      << (i + 1 < t.bindings.size() ? ",\n" : "\n");
   }
   o << "  ]\n}\n";
   return o.str();

@@ -12,26 +12,34 @@
 #include "convoy/topology.h"
 
 DEFINE_bool(upgrade, false,
-            "Declare convoy's topology on the broker at --amqp_url (env CONVOY_AMQP_URL; the user convoy-topology), "
-            "upgrading one declared by an older convoy and moving what waits in old queues (then conversation, "
-            "media and outbound must be stopped). The services' own users may not declare. Without it: print "
+            "Declare convoy's topology on the broker at --amqp_url (env CONVOY_AMQP_URL; the user "
+            "convoy-topology), "
+            "upgrading one declared by an older convoy and moving what waits in old queues (then "
+            "conversation, "
+            "media and outbound must be stopped). The services' own users may not declare. Without "
+            "it: print "
             "the definitions file");
-DEFINE_bool(production, false,
-            "Print the definitions without users (k8s/overlays/prod: users and permissions come from the "
-            "RabbitMQ Messaging Topology Operator with generated secrets)");
-DEFINE_int32(conversation_partitions, convoy::kConversationInboundPartitions,
-             "How many partitions conversation.inbound has (1 to 256): the definitions printed declare that "
-             "many, and --upgrade re-partitions a broker that has another number (conversation stopped; each "
-             "conversation's messages keep their order; README). Consumers read what the broker has");
-DEFINE_bool(grants, false,
-            "Print each part's broker user and permissions, one per line: user, configure, write, read "
-            "(tab-separated), for provisioning a broker by hand");
+DEFINE_bool(
+    production, false,
+    "Print the definitions without users (k8s/overlays/prod: users and permissions come from the "
+    "RabbitMQ Messaging Topology Operator with generated secrets)");
+DEFINE_int32(
+    conversation_partitions, convoy::kConversationInboundPartitions,
+    "How many partitions conversation.inbound has (1 to 256): the definitions printed declare that "
+    "many, and --upgrade re-partitions a broker that has another number (conversation stopped; "
+    "each "
+    "conversation's messages keep their order; README). Consumers read what the broker has");
+DEFINE_bool(
+    grants, false,
+    "Print each part's broker user and permissions, one per line: user, configure, write, read "
+    "(tab-separated), for provisioning a broker by hand");
 
 int main(int argc, char** argv) {
-  convoy::InitService("topology",
-                      "convoy-topology: prints convoy's RabbitMQ definitions (deploy/rabbitmq/definitions.json);\n"
-                      "  convoy-topology --upgrade [--amqp_url=...]: upgrades a running broker in place (README)",
-                      &argc, &argv);
+  convoy::InitService(
+      "topology",
+      "convoy-topology: prints convoy's RabbitMQ definitions (deploy/rabbitmq/definitions.json);\n"
+      "  convoy-topology --upgrade [--amqp_url=...]: upgrades a running broker in place (README)",
+      &argc, &argv);
   convoy::TopologySettings settings;
   settings.conversation_partitions = FLAGS_conversation_partitions;
   if (auto valid = convoy::ValidateTopologySettings(settings); !valid.ok()) {
@@ -40,12 +48,14 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_grants) {
     for (const auto& g : convoy::BrokerGrants()) {
-      std::cout << convoy::BrokerUserName(g.part) << '\t' << g.configure << '\t' << g.write << '\t' << g.read << '\n';
+      std::cout << convoy::BrokerUserName(g.part) << '\t' << g.configure << '\t' << g.write << '\t'
+                << g.read << '\n';
     }
     return 0;
   }
   if (!FLAGS_upgrade) {
-    std::cout << convoy::DefinitionsJson(convoy::BuildTopology(settings), /*local_users=*/!FLAGS_production);
+    std::cout << convoy::DefinitionsJson(convoy::BuildTopology(settings),
+                                         /*local_users=*/!FLAGS_production);
     return 0;
   }
   auto amqp = convoy::AmqpOptionsFromFlags("convoy-topology");
@@ -55,8 +65,8 @@ int main(int argc, char** argv) {
   }
   auto steps = convoy::UpgradeTopology(*amqp, settings);
   if (!steps.ok()) {
-    std::cerr << "upgrade failed (nothing was lost; fix the cause and run it again): " << steps.status().ToString()
-              << "\n";
+    std::cerr << "upgrade failed (nothing was lost; fix the cause and run it again): "
+              << steps.status().ToString() << "\n";
     return 1;
   }
   uint64_t moved = 0;
@@ -64,6 +74,7 @@ int main(int argc, char** argv) {
     std::cout << step.queue << ": " << step.action << " (" << step.moved << " messages moved)\n";
     moved += step.moved;
   }
-  std::cout << "topology is current: " << steps->size() << " queue(s) upgraded, " << moved << " messages moved\n";
+  std::cout << "topology is current: " << steps->size() << " queue(s) upgraded, " << moved
+            << " messages moved\n";
   return 0;
 }

@@ -17,7 +17,8 @@ TEST(Topology, ShippedDefinitionsMatchTheCode) {
   std::stringstream ss;
   ss << in.rdbuf();
   EXPECT_EQ(ss.str(), DefinitionsJson(ConvoyTopology()))
-      << "regenerate with: build/services/common/convoy-topology > deploy/rabbitmq/definitions.json";
+      << "regenerate with: build/services/common/convoy-topology > "
+         "deploy/rabbitmq/definitions.json";
 }
 
 TEST(Topology, EveryBindingTargetsADeclaredQueueAndExchange) {
@@ -43,9 +44,11 @@ TEST(Topology, RetryTiersGrowThenRepeatTheLast) {
 }
 
 TEST(Topology, RetryNeverShorterThanAskedWhileATierIsLongEnough) {
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 4000), "outbound.send.delay.5s");    // pair-rate 4^1 s
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 4000),
+            "outbound.send.delay.5s");  // pair-rate 4^1 s
   EXPECT_EQ(RetryRoutingKey("outbound.send", 2, 16000), "outbound.send.delay.30s");  // 4^2 s
-  EXPECT_EQ(RetryRoutingKey("outbound.send", 3, 1000), "outbound.send.delay.30s");   // the attempt's tier is longer
+  EXPECT_EQ(RetryRoutingKey("outbound.send", 3, 1000),
+            "outbound.send.delay.30s");  // the attempt's tier is longer
   EXPECT_EQ(RetryRoutingKey("outbound.send", 1, 3600000), "outbound.send.delay.10m");
 }
 
@@ -125,7 +128,8 @@ TEST(Topology, ConversationInboundIsConsumedInPartitionsOfOneConsumerEach) {
     EXPECT_TRUE(spec->bool_args.at("x-single-active-consumer")) << name;
     EXPECT_EQ(spec->string_args.at("x-dead-letter-routing-key"), queues::kConversationInbound);
     int bound = 0;
-    for (const auto& b : t.bindings) bound += b.queue == name && b.exchange == p->exchange && b.routing_key == "1";
+    for (const auto& b : t.bindings)
+      bound += b.queue == name && b.exchange == p->exchange && b.routing_key == "1";
     EXPECT_EQ(bound, 1) << name;
   }
   EXPECT_EQ(WorkQueueOf("conversation.inbound.dlq"), "conversation.inbound.dlq");
@@ -133,7 +137,9 @@ TEST(Topology, ConversationInboundIsConsumedInPartitionsOfOneConsumerEach) {
   EXPECT_EQ(WorkQueueOf(queues::kConversationEvents), queues::kConversationEvents);
   bool hashed = false;
   for (const auto& e : t.exchanges) {
-    if (e.name == p->exchange) hashed = e.type == "x-consistent-hash" && e.string_args.at("hash-header") == headers::kConversationKey;
+    if (e.name == p->exchange)
+      hashed = e.type == "x-consistent-hash" &&
+               e.string_args.at("hash-header") == headers::kConversationKey;
   }
   EXPECT_TRUE(hashed);
   for (const auto& q : t.queues) {
@@ -164,9 +170,12 @@ TEST(Topology, PartitionCountIsASettingFromOneTo256) {
   }
   EXPECT_EQ(bound, PartitionNames(queues::kConversationInbound, 12));
   int declared = 0;
-  for (const auto& q : t.queues) declared += WorkQueueOf(q.name) == queues::kConversationInbound && q.name != queues::kConversationInbound;
+  for (const auto& q : t.queues)
+    declared += WorkQueueOf(q.name) == queues::kConversationInbound &&
+                q.name != queues::kConversationInbound;
   EXPECT_EQ(declared, 12);
-  EXPECT_EQ(ConvoyTopology().partitioned.front().partitions, kConversationInboundPartitions) << "the default is 8";
+  EXPECT_EQ(ConvoyTopology().partitioned.front().partitions, kConversationInboundPartitions)
+      << "the default is 8";
 }
 
 }  // namespace

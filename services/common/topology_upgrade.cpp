@@ -17,14 +17,16 @@ namespace {
 constexpr const char* kHoldingSuffix = ".upgrade";
 
 Status Busy(const std::string& queue, uint32_t consumers) {
-  return Status(Code::kRejected, queue + " has " + std::to_string(consumers) +
-                                     " consumer(s): stop conversation, media and outbound before upgrading");
+  return Status(Code::kRejected,
+                queue + " has " + std::to_string(consumers) +
+                    " consumer(s): stop conversation, media and outbound before upgrading");
 }
 
 // Moves `from` into `to` until `from` is empty, then deletes it: a classic queue only if empty
 // (moving again when a message slipped in), a quorum queue unconditionally (the caller made sure
 // nothing delivers to it any more).
-Status Drain(AmqpAdmin& admin, const std::string& from, const std::string& to, bool classic, uint64_t* moved) {
+Status Drain(AmqpAdmin& admin, const std::string& from, const std::string& to, bool classic,
+             uint64_t* moved) {
   for (int round = 0; round < 20; ++round) {
     auto state = admin.Inspect(from);
     if (!state.ok()) return state.status();
@@ -127,7 +129,8 @@ std::vector<BindingSpec> BindingsTo(const Topology& t, const std::string& exchan
 
 // Moves every ready message of `from`, in order, into `exchange` (a partitioned work queue's: each
 // lands in its conversation's partition), with its body and headers. How many.
-Status DrainToExchange(AmqpAdmin& admin, const std::string& from, const std::string& exchange, uint64_t* moved) {
+Status DrainToExchange(AmqpAdmin& admin, const std::string& from, const std::string& exchange,
+                       uint64_t* moved) {
   for (int round = 0; round < 10000; ++round) {
     auto state = admin.Inspect(from);
     if (!state.ok()) return state.status();
@@ -155,7 +158,8 @@ Status DrainToExchange(AmqpAdmin& admin, const std::string& from, const std::str
 // emptied into the partitions and declared anew (routing back through the exchange), then the old
 // queue's messages move in order into the partitions, and only then does the exchange take the
 // binding. Each step is idempotent: an interrupted run goes on where it stopped.
-Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p, std::vector<UpgradeStep>* steps) {
+Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
+                 std::vector<UpgradeStep>* steps) {
   auto old = admin.Inspect(p.queue);
   if (!old.ok()) return old.status();
   if (!old->exists) return Status::Ok();
@@ -170,8 +174,10 @@ Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
       if (!s.ok()) return s;
     }
   }
-  UpgradeStep step{p.queue, "moved into " + std::to_string(p.partitions) + " partitions behind " + p.exchange +
-                                " and deleted", 0};
+  UpgradeStep step{p.queue,
+                   "moved into " + std::to_string(p.partitions) + " partitions behind " +
+                       p.exchange + " and deleted",
+                   0};
   // The bindings the exchange takes over, taken from the old queue first.
   const std::vector<BindingSpec> taken = BindingsTo(t, p.exchange);
   for (auto b : taken) {
@@ -227,7 +233,9 @@ Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
 // Re-partitioning: the staging queue of partition i, and the exchange that routes the staged
 // messages as the partitioned exchange will ("<exchange>.upgrade.<partitions>": a run for another
 // count finds it and refuses).
-std::string StagingName(const std::string& queue, int i) { return PartitionName(queue, i) + kHoldingSuffix; }
+std::string StagingName(const std::string& queue, int i) {
+  return PartitionName(queue, i) + kHoldingSuffix;
+}
 std::string RouterName(const PartitionedQueue& p, int partitions) {
   return p.exchange + kHoldingSuffix + "." + std::to_string(partitions);
 }
@@ -256,7 +264,8 @@ std::string RouterName(const PartitionedQueue& p, int partitions) {
 //     meanwhile, and are deleted once empty, highest first (discovery counts up to the first gap).
 //  8. The router is deleted and the exchange takes "message" back.
 // Each step is idempotent, so a run that stopped anywhere is finished by running it again.
-Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p, std::vector<UpgradeStep>* steps) {
+Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
+                   std::vector<UpgradeStep>* steps) {
   const int target = p.partitions;
   auto found = admin.CountPartitions(p.queue);
   if (!found.ok()) return found.status();
@@ -278,8 +287,10 @@ Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& 
       if (!exists.ok()) return exists.status();
       if (*exists) {
         return Status(Code::kRejected, "an interrupted re-partitioning of " + p.queue + " into " +
-                                           std::to_string(other) + " partitions is under way: run it again with "
-                                           "--conversation_partitions=" + std::to_string(other) + " first");
+                                           std::to_string(other) +
+                                           " partitions is under way: run it again with "
+                                           "--conversation_partitions=" +
+                                           std::to_string(other) + " first");
       }
     }
   }
@@ -290,8 +301,9 @@ Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& 
       if (state->exists && state->consumers > 0) return Busy(q, state->consumers);
     }
   }
-  UpgradeStep step{p.queue, "re-partitioned from " + std::to_string(existing) + " into " + std::to_string(target) +
-                                " partitions",
+  UpgradeStep step{p.queue,
+                   "re-partitioned from " + std::to_string(existing) + " into " +
+                       std::to_string(target) + " partitions",
                    0};
   // 1.
   const std::vector<BindingSpec> taken = BindingsTo(t, p.exchange);
@@ -326,7 +338,8 @@ Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& 
       auto n = admin.MoveThrough(PartitionName(p.queue, i), "", StagingName(p.queue, i));
       if (!n.ok()) return n.status();
     }
-    Status s = admin.DeclareExchange({router, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}});
+    Status s = admin.DeclareExchange(
+        {router, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}});
     if (!s.ok()) return s;
   }
   // 5.
@@ -347,7 +360,8 @@ Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& 
     auto n = admin.MoveThrough(PartitionName(p.queue, i), router, p.queue);
     if (!n.ok()) return n.status();
     step.moved += *n;
-    Status s = admin.DeleteQueue(PartitionName(p.queue, i), /*if_empty=*/false, /*if_unused=*/false);
+    Status s =
+        admin.DeleteQueue(PartitionName(p.queue, i), /*if_empty=*/false, /*if_unused=*/false);
     if (!s.ok()) return s;
   }
   // 8.
@@ -363,7 +377,8 @@ Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& 
 
 }  // namespace
 
-Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options, const TopologySettings& settings) {
+Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options,
+                                                 const TopologySettings& settings) {
   Status s = ValidateTopologySettings(settings);
   if (!s.ok()) return s;
   AmqpAdmin admin;
@@ -388,7 +403,8 @@ Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options, con
   std::vector<const QueueSpec*> differing, interrupted;
   std::set<std::string> later;
   for (const auto& q : t.queues) {
-    if (std::find(t.work_queues.begin(), t.work_queues.end(), q.name) == t.work_queues.end()) continue;
+    if (std::find(t.work_queues.begin(), t.work_queues.end(), q.name) == t.work_queues.end())
+      continue;
     s = admin.DeclareQueue(q);
     if (IsInequivalentArgs(s)) {
       differing.push_back(&q);

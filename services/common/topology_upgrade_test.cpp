@@ -31,16 +31,20 @@ void DeclareTopologyOne(AmqpAdmin& admin) {
   }
   std::map<std::string, std::string> successor_of;
   for (const auto& l : LegacyDelayQueues()) successor_of[l.successor] = l.name;
-  ASSERT_TRUE(admin.DeclareQueue({queues::kConversationInbound,
-                                  {{"x-queue-type", "quorum"}, {"x-dead-letter-exchange", exchanges::kDlx},
-                                   {"x-dead-letter-routing-key", queues::kConversationInbound}},
-                                  {{"x-delivery-limit", 10}}})
+  ASSERT_TRUE(admin
+                  .DeclareQueue({queues::kConversationInbound,
+                                 {{"x-queue-type", "quorum"},
+                                  {"x-dead-letter-exchange", exchanges::kDlx},
+                                  {"x-dead-letter-routing-key", queues::kConversationInbound}},
+                                 {{"x-delivery-limit", 10}}})
                   .ok());
   ASSERT_TRUE(admin.Bind({exchanges::kInbound, queues::kConversationInbound, "message"}).ok());
   for (QueueSpec q : t.queues) {
     if (WorkQueueOf(q.name) != q.name) continue;  // a partition: came with topology 3
     // Came with topology 2: outbound.deliver, outbound.extract.
-    if (q.name.rfind(queues::kOutboundDeliver, 0) == 0 || q.name.rfind(queues::kOutboundExtract, 0) == 0) continue;
+    if (q.name.rfind(queues::kOutboundDeliver, 0) == 0 ||
+        q.name.rfind(queues::kOutboundExtract, 0) == 0)
+      continue;
     if (successor_of.count(q.name)) {
       q.name = successor_of[q.name];
       q.string_args = {{"x-dead-letter-exchange", ""},
@@ -52,7 +56,8 @@ void DeclareTopologyOne(AmqpAdmin& admin) {
     ASSERT_TRUE(admin.DeclareQueue(q).ok()) << q.name;
     for (const auto& b : t.bindings) {
       if (b.queue == q.name || (successor_of.count(b.queue) && successor_of[b.queue] == q.name)) {
-        ASSERT_TRUE(admin.Bind({b.exchange, q.name, b.queue == q.name ? b.routing_key : q.name}).ok());
+        ASSERT_TRUE(
+            admin.Bind({b.exchange, q.name, b.queue == q.name ? b.routing_key : q.name}).ok());
       }
     }
   }
@@ -114,14 +119,15 @@ TEST(TopologyUpgrade, MovesEveryWaitingMessageAndLeavesTheCurrentTopology) {
   test::TestVhost vhost("topology_upgrade");
   AmqpOptions o{vhost.url(), "test-upgrade"};
   o.declare_topology = false;
-  DeployTopologyOne(o, {{"outbound.send", "work", 300},          // more than one move batch
-                        {"outbound.send.10m", "paced", 20},      // waiting in a legacy delay tier
+  DeployTopologyOne(o, {{"outbound.send", "work", 300},      // more than one move batch
+                        {"outbound.send.10m", "paced", 20},  // waiting in a legacy delay tier
                         {"conversation.inbound.2m", "retry", 5},
-                        {"media.fetch.dlq", "parked", 3}});      // parking queues keep their arguments
+                        {"media.fetch.dlq", "parked", 3}});  // parking queues keep their arguments
   // A service of the new version refuses the old queues, naming the way out.
   Status refused = DeclareConvoyTopology(o);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.message().find("convoy-topology --upgrade"), std::string::npos) << refused.ToString();
+  EXPECT_NE(refused.message().find("convoy-topology --upgrade"), std::string::npos)
+      << refused.ToString();
 
   auto steps = UpgradeTopology(o);
   ASSERT_TRUE(steps.ok()) << steps.status().ToString();
@@ -131,9 +137,11 @@ TEST(TopologyUpgrade, MovesEveryWaitingMessageAndLeavesTheCurrentTopology) {
   // (early), and the parking queues kept their arguments and their messages.
   EXPECT_EQ(moved["outbound.send"], 320u);
   EXPECT_EQ(moved["conversation.inbound"], 5u);
-  EXPECT_EQ(moved.size(), 7u) << "every work queue of topology 1 (outbound.deliver and outbound.extract are simply declared)";
+  EXPECT_EQ(moved.size(), 7u) << "every work queue of topology 1 (outbound.deliver and "
+                                 "outbound.extract are simply declared)";
 
-  ASSERT_TRUE(DeclareConvoyTopology(o).ok()) << "the services' declaration matches after the upgrade";
+  ASSERT_TRUE(DeclareConvoyTopology(o).ok())
+      << "the services' declaration matches after the upgrade";
   AmqpAdmin admin;
   ASSERT_TRUE(admin.Open(o).ok());
   for (const auto& l : LegacyDelayQueues()) {
@@ -182,12 +190,15 @@ void DeclareTopologyTwo(AmqpAdmin& admin) {
   }
   for (QueueSpec q : t.queues) {
     if (WorkQueueOf(q.name) != q.name) continue;
-    if (q.name.rfind("conversation.inbound.delay.", 0) == 0) q.string_args["x-dead-letter-exchange"] = "";
+    if (q.name.rfind("conversation.inbound.delay.", 0) == 0)
+      q.string_args["x-dead-letter-exchange"] = "";
     ASSERT_TRUE(admin.DeclareQueue(q).ok()) << q.name;
   }
   QueueSpec inbound{queues::kConversationInbound,
-                    {{"x-queue-type", "quorum"}, {"x-dead-letter-strategy", "at-least-once"},
-                     {"x-overflow", "reject-publish"}, {"x-dead-letter-exchange", exchanges::kDlx},
+                    {{"x-queue-type", "quorum"},
+                     {"x-dead-letter-strategy", "at-least-once"},
+                     {"x-overflow", "reject-publish"},
+                     {"x-dead-letter-exchange", exchanges::kDlx},
                      {"x-dead-letter-routing-key", queues::kConversationInbound}},
                     {{"x-delivery-limit", 10}}};
   ASSERT_TRUE(admin.DeclareQueue(inbound).ok());
@@ -217,14 +228,16 @@ TEST(TopologyUpgrade, SplitsConversationInboundIntoPartitionsKeepingEachConversa
     ASSERT_TRUE(admin.Open(o).ok());
     DeclareTopologyTwo(admin);
   }
-  // 40 conversations' messages waiting in the single queue, in order; a retry waiting in a delay queue.
+  // 40 conversations' messages waiting in the single queue, in order; a retry waiting in a delay
+  // queue.
   constexpr int kMessages = 400, kConversations = 40;
   {
     Publisher pub(o);
     pub.Start();
     ASSERT_TRUE(pub.WaitConnected(20s));
     PublishBatch batch;
-    for (int i = 0; i < kMessages; ++i) pub.Publish(InboundMessage("pnid:" + std::to_string(i % kConversations), i), batch.Add());
+    for (int i = 0; i < kMessages; ++i)
+      pub.Publish(InboundMessage("pnid:" + std::to_string(i % kConversations), i), batch.Add());
     AmqpMessage retry = InboundMessage("pnid:retry", 0);
     retry.exchange = exchanges::kRetry;
     retry.routing_key = "conversation.inbound.delay.2m";
@@ -232,27 +245,31 @@ TEST(TopologyUpgrade, SplitsConversationInboundIntoPartitionsKeepingEachConversa
     ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 30s).ok());
     pub.Stop();
   }
-  ASSERT_FALSE(DeclareConvoyTopology(o).ok()) << "a service of the new version refuses the old delay queues";
+  ASSERT_FALSE(DeclareConvoyTopology(o).ok())
+      << "a service of the new version refuses the old delay queues";
 
   auto steps = UpgradeTopology(o);
   ASSERT_TRUE(steps.ok()) << steps.status().ToString();
   ASSERT_EQ(steps->size(), 1u);
   EXPECT_EQ(steps->front().queue, queues::kConversationInbound);
   EXPECT_EQ(steps->front().moved, static_cast<uint64_t>(kMessages + 1));
-  ASSERT_TRUE(DeclareConvoyTopology(o).ok()) << "the services' declaration matches after the upgrade";
+  ASSERT_TRUE(DeclareConvoyTopology(o).ok())
+      << "the services' declaration matches after the upgrade";
   AmqpAdmin admin;
   ASSERT_TRUE(admin.Open(o).ok());
   auto old = admin.Inspect(queues::kConversationInbound);
   ASSERT_TRUE(old.ok());
   EXPECT_FALSE(old->exists) << "the single queue is gone";
 
-  // Ingress's next message of a conversation lands in that conversation's partition, after the rest.
+  // Ingress's next message of a conversation lands in that conversation's partition, after the
+  // rest.
   {
     Publisher pub(o);
     pub.Start();
     ASSERT_TRUE(pub.WaitConnected(20s));
     for (int c = 0; c < kConversations; ++c) {
-      ASSERT_TRUE(pub.PublishAndWait(InboundMessage("pnid:" + std::to_string(c), kMessages + c), 10s).ok());
+      ASSERT_TRUE(
+          pub.PublishAndWait(InboundMessage("pnid:" + std::to_string(c), kMessages + c), 10s).ok());
     }
     pub.Stop();
   }
@@ -295,12 +312,14 @@ TEST(TopologyUpgrade, RefusesWhileConsumersAreAttachedAndLosesNothing) {
   ConsumerOptions co;
   co.amqp = o;
   co.queue = "conversation.inbound";
-  Consumer consumer(co, [](const Delivery&) { return Disposition::Ack(); }, nullptr);
+  Consumer consumer(
+      co, [](const Delivery&) { return Disposition::Ack(); }, nullptr);
   consumer.Start();
   ASSERT_TRUE(test::WaitUntil([&] { return consumer.connected(); }, 20s));
   auto steps = UpgradeTopology(o);
   ASSERT_FALSE(steps.ok());
-  EXPECT_NE(steps.status().message().find("consumer"), std::string::npos) << steps.status().ToString();
+  EXPECT_NE(steps.status().message().find("consumer"), std::string::npos)
+      << steps.status().ToString();
   consumer.Stop();
   // Stopped: the upgrade goes through, and what waited is all there.
   steps = UpgradeTopology(o);
@@ -321,7 +340,10 @@ TEST(TopologyUpgrade, ConsistentHashMapsByBindingOrder) {
   ASSERT_TRUE(admin.Open(o).ok());
   const std::vector<std::string> names = {"at-once", "appended", "shrunk", "reversed"};
   for (const auto& x : names) {
-    ASSERT_TRUE(admin.DeclareExchange({x, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}).ok());
+    ASSERT_TRUE(
+        admin
+            .DeclareExchange({x, "x-consistent-hash", {{"hash-header", headers::kConversationKey}}})
+            .ok());
   }
   auto queue = [](const std::string& x, int i) { return x + ".q" + std::to_string(i); };
   for (const auto& x : names) {
@@ -329,11 +351,16 @@ TEST(TopologyUpgrade, ConsistentHashMapsByBindingOrder) {
   }
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.Bind({"at-once", queue("at-once", i), "1"}).ok());
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok());
-  for (int i = 8; i < 12; ++i) ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok());
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok()) << "a binding made again changes nothing";
+  for (int i = 8; i < 12; ++i)
+    ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok());
+  for (int i = 0; i < 8; ++i)
+    ASSERT_TRUE(admin.Bind({"appended", queue("appended", i), "1"}).ok())
+        << "a binding made again changes nothing";
   for (int i = 0; i < 16; ++i) ASSERT_TRUE(admin.Bind({"shrunk", queue("shrunk", i), "1"}).ok());
-  for (int i = 15; i >= 12; --i) ASSERT_TRUE(admin.Unbind({"shrunk", queue("shrunk", i), "1"}).ok());
-  for (int i = 11; i >= 0; --i) ASSERT_TRUE(admin.Bind({"reversed", queue("reversed", i), "1"}).ok());
+  for (int i = 15; i >= 12; --i)
+    ASSERT_TRUE(admin.Unbind({"shrunk", queue("shrunk", i), "1"}).ok());
+  for (int i = 11; i >= 0; --i)
+    ASSERT_TRUE(admin.Bind({"reversed", queue("reversed", i), "1"}).ok());
 
   constexpr int kKeys = 300;
   {
@@ -368,7 +395,8 @@ TEST(TopologyUpgrade, ConsistentHashMapsByBindingOrder) {
   EXPECT_EQ(used.size(), 12u) << "every bound queue takes keys";
   EXPECT_EQ(bucket["appended"], bucket["at-once"]);
   EXPECT_EQ(bucket["shrunk"], bucket["at-once"]);
-  EXPECT_NE(bucket["reversed"], bucket["at-once"]) << "the order of the bindings decides, not the names";
+  EXPECT_NE(bucket["reversed"], bucket["at-once"])
+      << "the order of the bindings decides, not the names";
 }
 
 // Whatever is in a queue, counted (0 when it does not exist).
@@ -388,11 +416,18 @@ TEST(TopologyUpgrade, AtLeastOnceDeadLetteringKeepsWhatHasNoRoute) {
   o.declare_topology = false;
   AmqpAdmin admin;
   ASSERT_TRUE(admin.Open(o).ok());
-  ASSERT_TRUE(admin.DeclareExchange({"nowhere", "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}).ok());
-  ASSERT_TRUE(admin.DeclareQueue({"waiting",
-                                  {{"x-queue-type", "quorum"}, {"x-dead-letter-strategy", "at-least-once"},
-                                   {"x-overflow", "reject-publish"}, {"x-dead-letter-exchange", "nowhere"}},
-                                  {{"x-message-ttl", 100}}})
+  ASSERT_TRUE(
+      admin
+          .DeclareExchange(
+              {"nowhere", "x-consistent-hash", {{"hash-header", headers::kConversationKey}}})
+          .ok());
+  ASSERT_TRUE(admin
+                  .DeclareQueue({"waiting",
+                                 {{"x-queue-type", "quorum"},
+                                  {"x-dead-letter-strategy", "at-least-once"},
+                                  {"x-overflow", "reject-publish"},
+                                  {"x-dead-letter-exchange", "nowhere"}},
+                                 {{"x-message-ttl", 100}}})
                   .ok());
   ASSERT_TRUE(admin.DeclareQueue({"target", {{"x-queue-type", "quorum"}}, {}}).ok());
   {
@@ -405,17 +440,20 @@ TEST(TopologyUpgrade, AtLeastOnceDeadLetteringKeepsWhatHasNoRoute) {
     ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
     pub.Stop();
   }
-  ASSERT_TRUE(test::WaitUntil([&] { return Ready(admin, "waiting") == 0; }, 10s)) << "expired, with no route";
+  ASSERT_TRUE(test::WaitUntil([&] { return Ready(admin, "waiting") == 0; }, 10s))
+      << "expired, with no route";
   ASSERT_EQ(Ready(admin, "target"), 0u);
   ASSERT_TRUE(admin.Bind({"nowhere", "target", "1"}).ok());
-  EXPECT_TRUE(test::WaitUntil([&] { return Ready(admin, "target") == 1; }, 30s)) << "kept and delivered once bound";
+  EXPECT_TRUE(test::WaitUntil([&] { return Ready(admin, "target") == 1; }, 30s))
+      << "kept and delivered once bound";
 }
 
 constexpr int kConversations = 200, kPerConversation = 5;
 
 std::string ConversationKey(int c) { return "pnid:" + std::to_string(c); }
 
-// 200 conversations' 5 messages each, published as ingress does (interleaved), seq = round * 1000 + c.
+// 200 conversations' 5 messages each, published as ingress does (interleaved), seq = round * 1000 +
+// c.
 void PublishConversations(const AmqpOptions& o, int round) {
   Publisher pub(o);
   pub.Start();
@@ -423,14 +461,16 @@ void PublishConversations(const AmqpOptions& o, int round) {
   PublishBatch batch;
   for (int i = 0; i < kPerConversation; ++i) {
     for (int c = 0; c < kConversations; ++c) {
-      pub.Publish(InboundMessage(ConversationKey(c), (round * kPerConversation + i) * 1000 + c), batch.Add());
+      pub.Publish(InboundMessage(ConversationKey(c), (round * kPerConversation + i) * 1000 + c),
+                  batch.Add());
     }
   }
   ASSERT_TRUE(batch.Wait(std::chrono::steady_clock::now() + 60s).ok());
   pub.Stop();
 }
 
-// Retries waiting in conversation.inbound's delay queues: `n` in `tier`, of conversations of their own.
+// Retries waiting in conversation.inbound's delay queues: `n` in `tier`, of conversations of their
+// own.
 void PublishRetries(const AmqpOptions& o, const std::string& tier, const std::string& tag, int n) {
   Publisher pub(o);
   pub.Start();
@@ -449,7 +489,8 @@ void PublishRetries(const AmqpOptions& o, const std::string& tier, const std::st
 // Takes every message of conversation.inbound's partitions (there must be `partitions` of them) and
 // checks each of them is there exactly once, every conversation's in one partition, in order; a
 // message of each conversation published after the upgrade goes to that partition, last.
-void ExpectEveryConversationInOnePartitionInOrder(const AmqpOptions& o, int partitions, int rounds, int retries) {
+void ExpectEveryConversationInOnePartitionInOrder(const AmqpOptions& o, int partitions, int rounds,
+                                                  int retries) {
   {
     Publisher pub(o);
     pub.Start();
@@ -477,7 +518,8 @@ void ExpectEveryConversationInOnePartitionInOrder(const AmqpOptions& o, int part
       seqs[key].push_back(std::atoi(d.body.substr(d.body.find(':') + 1).c_str()));
     }
   }
-  EXPECT_GT(used, static_cast<size_t>(partitions / 2)) << "conversations spread over the partitions";
+  EXPECT_GT(used, static_cast<size_t>(partitions / 2))
+      << "conversations spread over the partitions";
   int retried = 0;
   for (const auto& [key, got] : seqs) retried += key.find("retry") != std::string::npos ? 1 : 0;
   EXPECT_EQ(retried, retries) << "every retry that came back from a delay queue is there once";
@@ -485,7 +527,8 @@ void ExpectEveryConversationInOnePartitionInOrder(const AmqpOptions& o, int part
     std::vector<int> want;
     for (int i = 0; i < rounds * kPerConversation; ++i) want.push_back(i * 1000 + c);
     want.push_back(999999000 + c);
-    EXPECT_EQ(seqs[ConversationKey(c)], want) << ConversationKey(c) << " lost, duplicated or out of order";
+    EXPECT_EQ(seqs[ConversationKey(c)], want)
+        << ConversationKey(c) << " lost, duplicated or out of order";
   }
 }
 
@@ -513,8 +556,10 @@ TEST(TopologyUpgrade, RepartitionsKeepingEveryConversationInOrderInOnePartition)
   EXPECT_GE(steps->front().moved, static_cast<uint64_t>(kConversations * kPerConversation));
   AmqpAdmin admin;
   ASSERT_TRUE(admin.Open(o).ok());
-  EXPECT_EQ(Ready(admin, DelayQueueName(queues::kConversationInbound, "2m")), 7u) << "the long delay waits on";
-  ASSERT_TRUE(test::WaitUntil([&] { return Ready(admin, DelayQueueName(queues::kConversationInbound, "1s")) == 0; }, 30s));
+  EXPECT_EQ(Ready(admin, DelayQueueName(queues::kConversationInbound, "2m")), 7u)
+      << "the long delay waits on";
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return Ready(admin, DelayQueueName(queues::kConversationInbound, "1s")) == 0; }, 30s));
   ExpectEveryConversationInOnePartitionInOrder(o, 12, 1, 20);
   auto again = UpgradeTopology(o, {12});
   ASSERT_TRUE(again.ok()) << again.status().ToString();
@@ -531,7 +576,8 @@ TEST(TopologyUpgrade, RepartitionsKeepingEveryConversationInOrderInOnePartition)
     ASSERT_TRUE(st.ok());
     EXPECT_FALSE(st->exists) << i;
   }
-  ASSERT_TRUE(test::WaitUntil([&] { return Ready(admin, DelayQueueName(queues::kConversationInbound, "1s")) == 0; }, 30s));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return Ready(admin, DelayQueueName(queues::kConversationInbound, "1s")) == 0; }, 30s));
   ExpectEveryConversationInOnePartitionInOrder(o, 4, 1, 20);
   auto router = admin.ExchangeExists(std::string(exchanges::kConversationInbound) + ".upgrade.4");
   ASSERT_TRUE(router.ok());
@@ -555,14 +601,16 @@ TEST(TopologyUpgrade, RepartitioningGoesOnWhereAnInterruptedRunStopped) {
   // 8 -> 12, stopped while moving the partitions into their staging queues: ingress cut off, the
   // new partitions bound, four partitions moved.
   ASSERT_TRUE(admin.Unbind({exchanges::kInbound, x, "message", /*to_exchange=*/true}).ok());
-  for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.DeclareQueue({staging(i), {{"x-queue-type", "quorum"}}, {}}).ok());
+  for (int i = 0; i < 12; ++i)
+    ASSERT_TRUE(admin.DeclareQueue({staging(i), {{"x-queue-type", "quorum"}}, {}}).ok());
   for (const auto& spec : BuildTopology({12}).queues) {
     if (WorkQueueOf(spec.name) == q && spec.name != q) {
       ASSERT_TRUE(admin.DeclareQueue(spec).ok());
     }
   }
   for (int i = 8; i < 12; ++i) ASSERT_TRUE(admin.Bind({x, PartitionName(q, i), "1"}).ok());
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(admin.MoveThrough(PartitionName(q, i), "", staging(i)).ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(admin.MoveThrough(PartitionName(q, i), "", staging(i)).ok());
   auto steps = UpgradeTopology(o, {12});
   ASSERT_TRUE(steps.ok()) << steps.status().ToString();
   ExpectEveryConversationInOnePartitionInOrder(o, 12, 1, 0);
@@ -570,13 +618,20 @@ TEST(TopologyUpgrade, RepartitioningGoesOnWhereAnInterruptedRunStopped) {
   // 12 -> 4, stopped once every partition was moved into its staging queue and the router declared.
   PublishConversations(o, 0);
   ASSERT_TRUE(admin.Unbind({exchanges::kInbound, x, "message", /*to_exchange=*/true}).ok());
-  for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.DeclareQueue({staging(i), {{"x-queue-type", "quorum"}}, {}}).ok());
+  for (int i = 0; i < 12; ++i)
+    ASSERT_TRUE(admin.DeclareQueue({staging(i), {{"x-queue-type", "quorum"}}, {}}).ok());
   for (int i = 11; i >= 4; --i) ASSERT_TRUE(admin.Unbind({x, PartitionName(q, i), "1"}).ok());
-  for (int i = 0; i < 12; ++i) ASSERT_TRUE(admin.MoveThrough(PartitionName(q, i), "", staging(i)).ok());
-  ASSERT_TRUE(admin.DeclareExchange({x + ".upgrade.4", "x-consistent-hash", {{"hash-header", headers::kConversationKey}}}).ok());
+  for (int i = 0; i < 12; ++i)
+    ASSERT_TRUE(admin.MoveThrough(PartitionName(q, i), "", staging(i)).ok());
+  ASSERT_TRUE(
+      admin
+          .DeclareExchange(
+              {x + ".upgrade.4", "x-consistent-hash", {{"hash-header", headers::kConversationKey}}})
+          .ok());
   auto other = UpgradeTopology(o, {8});
   ASSERT_FALSE(other.ok());
-  EXPECT_NE(other.status().message().find("--conversation_partitions=4"), std::string::npos) << other.status().ToString();
+  EXPECT_NE(other.status().message().find("--conversation_partitions=4"), std::string::npos)
+      << other.status().ToString();
   steps = UpgradeTopology(o, {4});
   ASSERT_TRUE(steps.ok()) << steps.status().ToString();
   ExpectEveryConversationInOnePartitionInOrder(o, 4, 1, 0);
@@ -597,7 +652,8 @@ TEST(TopologyUpgrade, ConsumersReadThePartitionsOnTheBroker) {
     AmqpAdmin admin;
     ASSERT_TRUE(admin.Open(o).ok());
     for (int i = kConversationInboundPartitions - 1; i >= 3; --i) {
-      ASSERT_TRUE(admin.DeleteQueue(PartitionName(queues::kConversationInbound, i), false, false).ok());
+      ASSERT_TRUE(
+          admin.DeleteQueue(PartitionName(queues::kConversationInbound, i), false, false).ok());
     }
   }
   PublishConversations(o, 0);
@@ -605,7 +661,8 @@ TEST(TopologyUpgrade, ConsumersReadThePartitionsOnTheBroker) {
   republisher.Start();
   ASSERT_TRUE(republisher.WaitConnected(20s));
   std::mutex mu;
-  std::map<std::string, std::set<std::string>> queues_of;  // conversation -> partitions it came from
+  std::map<std::string, std::set<std::string>>
+      queues_of;  // conversation -> partitions it came from
   std::atomic<int> got{0};
   {
     ConsumerGroup group(republisher);
@@ -624,7 +681,9 @@ TEST(TopologyUpgrade, ConsumersReadThePartitionsOnTheBroker) {
                          })
                     .ok());
     group.Start();
-    ASSERT_TRUE(test::WaitUntil([&] { return got.load() == kConversations * kPerConversation; }, 60s)) << got.load();
+    ASSERT_TRUE(
+        test::WaitUntil([&] { return got.load() == kConversations * kPerConversation; }, 60s))
+        << got.load();
     group.Stop();
   }
   republisher.Stop();
@@ -633,7 +692,8 @@ TEST(TopologyUpgrade, ConsumersReadThePartitionsOnTheBroker) {
     EXPECT_EQ(qs.size(), 1u) << key;
     partitions.insert(qs.begin(), qs.end());
   }
-  EXPECT_EQ(partitions, (std::set<std::string>{"conversation.inbound.0", "conversation.inbound.1", "conversation.inbound.2"}));
+  EXPECT_EQ(partitions, (std::set<std::string>{"conversation.inbound.0", "conversation.inbound.1",
+                                               "conversation.inbound.2"}));
 }
 
 }  // namespace

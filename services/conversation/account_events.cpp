@@ -19,31 +19,36 @@ using rapidjson::Value;
 
 // First delivery only (a redelivery inserts nothing and changes nothing).
 constexpr const char* kRecord =
-    "INSERT INTO account_updates (dedupe_key, waba_id, event, action, reason) VALUES ($1, $2, $3, $4, NULLIF($5, '')) "
+    "INSERT INTO account_updates (dedupe_key, waba_id, event, action, reason) VALUES ($1, $2, $3, "
+    "$4, NULLIF($5, '')) "
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1";
 constexpr const char* kWabaKnown = "SELECT 1 FROM numbers WHERE waba_id = $1 LIMIT 1";
 // The WABA's active numbers (or, when the event names one, that number only) pause with the
 // reason; a number already paused keeps its own, an offboarded one stays offboarded.
 constexpr const char* kPause =
-    "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = $2, paused_at = now(), updated_at = now() "
+    "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = $2, paused_at = now(), "
+    "updated_at = now() "
     "WHERE waba_id = $1 AND status = 'active' AND ($3 = '' OR phone_number_id = $3 OR "
     "regexp_replace(display_phone_number, '[^0-9]', '', 'g') = $3) RETURNING phone_number_id";
-constexpr const char* kRecordPaused = "UPDATE account_updates SET numbers_paused = $2::int WHERE dedupe_key = $1";
+constexpr const char* kRecordPaused =
+    "UPDATE account_updates SET numbers_paused = $2::int WHERE dedupe_key = $1";
 
 struct Metrics {
   Registry& r = DefaultRegistry();
   Counter& Action(const char* action) {
-    return r.GetCounter("convoy_conversation_account_updates_total",
-                        "account_update webhooks by what convoy did: paused, not_pausing, informational, "
-                        "unknown_waba, duplicate.",
-                        std::string("action=\"") + action + "\"");
+    return r.GetCounter(
+        "convoy_conversation_account_updates_total",
+        "account_update webhooks by what convoy did: paused, not_pausing, informational, "
+        "unknown_waba, duplicate.",
+        std::string("action=\"") + action + "\"");
   }
   Counter& paused = Action("paused");
   Counter& not_pausing = Action("not_pausing");
   Counter& informational = Action("informational");
   Counter& unknown_waba = Action("unknown_waba");
   Counter& duplicate = Action("duplicate");
-  Counter& numbers_paused = r.GetCounter("convoy_numbers_paused_total", "Business numbers paused because Meta flagged them.",
+  Counter& numbers_paused = r.GetCounter("convoy_numbers_paused_total",
+                                         "Business numbers paused because Meta flagged them.",
                                          "cause=\"account_update\"");
 };
 Metrics& M() {
@@ -71,7 +76,8 @@ AccountDecision DecideAccountUpdate(const Value& v) {
   if (event == "DISABLED_UPDATE") {
     const Value& ban = JsonMember(v, "ban_info");
     const std::string state = JsonStr(ban, "waba_ban_state"), date = JsonStr(ban, "waba_ban_date");
-    std::string detail = head + ": " + (state.empty() ? "no ban state" : state) + (date.empty() ? "" : " " + date);
+    std::string detail =
+        head + ": " + (state.empty() ? "no ban state" : state) + (date.empty() ? "" : " " + date);
     return {state == "DISABLE" ? "paused" : "not_pausing", detail};
   }
   if (event == "ACCOUNT_RESTRICTION") {
@@ -87,10 +93,12 @@ AccountDecision DecideAccountUpdate(const Value& v) {
                     type == "RESTRICTED_CUSTOMER_INITIATED_MESSAGING";
       }
     }
-    return {messaging ? "paused" : "not_pausing", head + ": " + (types.empty() ? "no restriction named" : types)};
+    return {messaging ? "paused" : "not_pausing",
+            head + ": " + (types.empty() ? "no restriction named" : types)};
   }
   if (event == "ACCOUNT_VIOLATION") {
-    return {"not_pausing", head + ": " + JsonStr(JsonMember(v, "violation_info"), "violation_type")};
+    return {"not_pausing",
+            head + ": " + JsonStr(JsonMember(v, "violation_info"), "violation_type")};
   }
   if (event == "ACCOUNT_RECONNECTED") return {"not_pausing", head};
   return {"informational", head};
@@ -110,7 +118,9 @@ Disposition ApplyAccountUpdate(PgConnection& db, const Value& doc, const Deliver
   // A number's own event names it (phone_number); else every number of the WABA.
   std::string number = JsonStr(value, "phone_number_id");
   if (number.empty()) number = JsonStr(value, "phone_number");
-  number.erase(std::remove_if(number.begin(), number.end(), [](char c) { return c < '0' || c > '9'; }), number.end());
+  number.erase(
+      std::remove_if(number.begin(), number.end(), [](char c) { return c < '0' || c > '9'; }),
+      number.end());
   bool first = false;
   std::vector<std::string> paused;
   Status s = db.Begin();
@@ -131,7 +141,8 @@ Disposition ApplyAccountUpdate(PgConnection& db, const Value& doc, const Deliver
   if (s.ok()) s = db.Commit();
   if (!s.ok()) {
     db.Rollback();
-    LOG(WARNING) << ctx << "event=account_update_failed waba_id=" << waba << " error=" << s.ToString();
+    LOG(WARNING) << ctx << "event=account_update_failed waba_id=" << waba
+                 << " error=" << s.ToString();
     return DispositionFor(s);
   }
   if (!first) {
@@ -144,11 +155,13 @@ Disposition ApplyAccountUpdate(PgConnection& db, const Value& doc, const Deliver
   std::string names;
   for (const auto& p : paused) names += (names.empty() ? "" : ",") + p;
   if (decision.action == "paused") {
-    LOG(WARNING) << ctx << "event=numbers_paused waba_id=" << waba << " numbers=" << (names.empty() ? "none" : names)
-                 << " reason=\"" << decision.reason << "\" (a person resumes them: PUT /v1/numbers/{id} status active)";
+    LOG(WARNING) << ctx << "event=numbers_paused waba_id=" << waba
+                 << " numbers=" << (names.empty() ? "none" : names) << " reason=\""
+                 << decision.reason
+                 << "\" (a person resumes them: PUT /v1/numbers/{id} status active)";
   } else {
-    LOG(INFO) << ctx << "event=account_update waba_id=" << waba << " action=" << decision.action << " reason=\""
-              << decision.reason << "\"";
+    LOG(INFO) << ctx << "event=account_update waba_id=" << waba << " action=" << decision.action
+              << " reason=\"" << decision.reason << "\"";
   }
   return Disposition::Ack();
 }

@@ -4,9 +4,9 @@
 // reason, so that outbound holds their sends (nothing is dropped) until a person resumes them
 // (PUT /v1/numbers/{id} "status": "active"). Every event is recorded once in account_updates and
 // counted; one for a WABA the registry does not know changes nothing.
-#include <string>
-
 #include <rapidjson/fwd.h>
+
+#include <string>
 
 #include "convoy/amqp.h"
 #include "convoy/pg.h"

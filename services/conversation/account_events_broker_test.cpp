@@ -20,13 +20,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kWaba = "102290129340398";   // the pywa fixtures' entry id (test::RegisterNumber's WABA)
+constexpr const char* kWaba =
+    "102290129340398";  // the pywa fixtures' entry id (test::RegisterNumber's WABA)
 constexpr const char* kOtherWaba = "102290129349999";
 
 uint64_t Counted(const char* action) {
   return DefaultRegistry()
       .GetCounter("convoy_conversation_account_updates_total",
-                  "account_update webhooks by what convoy did: paused, not_pausing, informational, unknown_waba, "
+                  "account_update webhooks by what convoy did: paused, not_pausing, informational, "
+                  "unknown_waba, "
                   "duplicate.",
                   std::string("action=\"") + action + "\"")
       .Value();
@@ -54,8 +56,11 @@ class AccountEvents : public ::testing::Test {
                                 auto db = PgConnection::Connect(dsn);
                                 if (!db.ok()) return db.status();
                                 std::shared_ptr<PgConnection> conn(std::move(*db));
-                                auto p = std::make_shared<Processor>(*conn, schemas_, *engine_, nullptr);
-                                return BatchHandler([conn, p](const std::vector<Delivery>& b) { return p->HandleBatch(b); });
+                                auto p =
+                                    std::make_shared<Processor>(*conn, schemas_, *engine_, nullptr);
+                                return BatchHandler([conn, p](const std::vector<Delivery>& b) {
+                                  return p->HandleBatch(b);
+                                });
                               })
                     .ok());
     consumers_.Start();
@@ -64,21 +69,26 @@ class AccountEvents : public ::testing::Test {
   void TearDown() override { consumers_.Stop(); }
 
   void Register(const std::string& id, const std::string& waba, const std::string& status) {
-    auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
-                        "status, source) VALUES ($1, 't', $2, '+1 555 0100', 'env:T', $3, 'api')",
-                        {id, waba, status});
+    auto r = sql_->Exec(
+        "INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+        "graph_token_ref, "
+        "status, source) VALUES ($1, 't', $2, '+1 555 0100', 'env:T', $3, 'api')",
+        {id, waba, status});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   // What ingress publishes for the fixture's one change (webhook.cpp SplitAccountUpdate).
   void Publish(const std::string& fixture) {
     rapidjson::Document doc;
-    doc.Parse(test::ReadFile(test::FixturePath("webhooks/pywa/account_update__" + fixture + ".json")).c_str());
+    doc.Parse(
+        test::ReadFile(test::FixturePath("webhooks/pywa/account_update__" + fixture + ".json"))
+            .c_str());
     ASSERT_FALSE(doc.HasParseError()) << fixture;
     const rapidjson::Value& entry = doc["entry"][0];
     const rapidjson::Value& value = entry["changes"][0]["value"];
     std::string waba = JsonStr(JsonMember(value, "waba_info"), "waba_id");
     if (waba.empty()) waba = JsonStr(entry, "id");
-    const std::string event = JsonStr(value, "event"), time = std::to_string(entry["time"].GetInt64());
+    const std::string event = JsonStr(value, "event"),
+                      time = std::to_string(entry["time"].GetInt64());
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     value.Accept(w);
@@ -87,8 +97,9 @@ class AccountEvents : public ::testing::Test {
     m.routing_key = "account";
     m.message_id = "account:" + JsonStr(entry, "id") + ":" + event + ":" + time;
     m.body = R"({"schema":"inbound.account","version":1,"correlation_id":"corr-)" + fixture +
-             R"(","received_at":"2026-12-07T00:00:00Z","entry_id":")" + JsonStr(entry, "id") + R"(","waba_id":")" + waba +
-             R"(","event":")" + event + R"(","time":)" + time + R"(,"account_update":)" + buf.GetString() + "}";
+             R"(","received_at":"2026-12-07T00:00:00Z","entry_id":")" + JsonStr(entry, "id") +
+             R"(","waba_id":")" + waba + R"(","event":")" + event + R"(","time":)" + time +
+             R"(,"account_update":)" + buf.GetString() + "}";
     m.headers = {{headers::kDedupeKey, m.message_id}, {headers::kCorrelationId, "corr-" + fixture}};
     ASSERT_TRUE(schemas_.Validate(m.body).ok()) << m.body;
     ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
@@ -100,8 +111,12 @@ class AccountEvents : public ::testing::Test {
   }
   // Whether the update's record is there (applied by a consumer, committed).
   bool Recorded(const std::string& event, int64_t rows = 1) {
-    return test::WaitUntil([&] { return Count("SELECT count(*) FROM account_updates WHERE event = '" + event + "'") == rows; },
-                           20s);
+    return test::WaitUntil(
+        [&] {
+          return Count("SELECT count(*) FROM account_updates WHERE event = '" + event + "'") ==
+                 rows;
+        },
+        20s);
   }
 
   test::TestVhost vhost_{"account_events"};
@@ -126,27 +141,38 @@ TEST_F(AccountEvents, ARestrictionPausesItsWabasNumbersWithTheReasonAndNoOtherWa
   Publish("account_restriction");
   ASSERT_TRUE(Recorded("ACCOUNT_RESTRICTION"));
   EXPECT_EQ(Count(std::string("SELECT count(*) FROM numbers WHERE waba_id = '") + kWaba +
-                  "' AND status = 'paused' AND source = 'meta' AND paused_at IS NOT NULL AND paused_reason = "
+                  "' AND status = 'paused' AND source = 'meta' AND paused_at IS NOT NULL AND "
+                  "paused_reason = "
                   "'account_update ACCOUNT_RESTRICTION: RESTRICTED_BIZ_INITIATED_MESSAGING, "
                   "RESTRICTED_ADD_PHONE_NUMBER_ACTION'"),
             2);
-  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250003' AND status = 'offboarded'"), 1);
-  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250004' AND status = 'active'"), 1)
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250003' AND "
+                  "status = 'offboarded'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250004' AND "
+                  "status = 'active'"),
+            1)
       << "another WABA's number is not paused";
-  EXPECT_EQ(Count("SELECT numbers_paused FROM account_updates WHERE event = 'ACCOUNT_RESTRICTION'"), 2);
+  EXPECT_EQ(Count("SELECT numbers_paused FROM account_updates WHERE event = 'ACCOUNT_RESTRICTION'"),
+            2);
   EXPECT_EQ(Counted("paused") - paused_before, 1u);
 
   // Meta again (at-least-once), then a reconnection: neither changes the registry.
-  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET status = 'active', paused_reason = NULL, paused_at = NULL "
-                         "WHERE phone_number_id = '106540352250002'")
-                  .ok());  // a person resumed this one meanwhile
+  ASSERT_TRUE(
+      sql_->Exec("UPDATE numbers SET status = 'active', paused_reason = NULL, paused_at = NULL "
+                 "WHERE phone_number_id = '106540352250002'")
+          .ok());  // a person resumed this one meanwhile
   Publish("account_restriction");
   ASSERT_TRUE(test::WaitUntil([&] { return Counted("duplicate") > duplicates_before; }, 20s));
   Publish("account_reconnected");
   ASSERT_TRUE(Recorded("ACCOUNT_RECONNECTED"));
-  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250001' AND status = 'paused'"), 1)
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250001' AND "
+                  "status = 'paused'"),
+            1)
       << "reconnected is no resume: a person decides";
-  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250002' AND status = 'active'"), 1)
+  EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE phone_number_id = '106540352250002' AND "
+                  "status = 'active'"),
+            1)
       << "a redelivery does not pause again what a person resumed";
   EXPECT_EQ(Count("SELECT count(*) FROM account_updates"), 2);
 }
@@ -160,7 +186,9 @@ TEST_F(AccountEvents, UnknownWabasAndInformationalEventsAreCountedAndChangeNothi
   Publish("pricing_tiering_update");
   ASSERT_TRUE(Recorded("PARTNER_REMOVED"));
   ASSERT_TRUE(Recorded("VOLUME_BASED_PRICING_TIER_UPDATE"));
-  EXPECT_EQ(Count("SELECT count(*) FROM account_updates WHERE waba_id = '980198427658004' AND action = 'unknown_waba'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM account_updates WHERE waba_id = '980198427658004' AND "
+                  "action = 'unknown_waba'"),
+            1);
   EXPECT_EQ(Counted("unknown_waba") - unknown_before, 1u);
   EXPECT_EQ(Counted("informational") - info_before, 1u);
   EXPECT_EQ(Count("SELECT count(*) FROM numbers WHERE status = 'active'"), 1) << "nothing paused";

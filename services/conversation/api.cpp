@@ -38,12 +38,14 @@ Status CheckChecklist(const std::string& json) {
     for (rapidjson::SizeType n = 0; notes.IsArray() && n < notes.Size(); ++n) {
       bool known = false;
       for (rapidjson::SizeType a = 0; answers.IsArray() && a < answers.Size(); ++a) {
-        known |= answers[a].IsString() && notes[n].IsString() && std::string(answers[a].GetString()) == notes[n].GetString();
+        known |= answers[a].IsString() && notes[n].IsString() &&
+                 std::string(answers[a].GetString()) == notes[n].GetString();
       }
       if (!known) {
-        return Status(Code::kInvalidArgument, "questions[" + std::to_string(i) + "].note_required: \"" +
-                                                  std::string(notes[n].IsString() ? notes[n].GetString() : "") +
-                                                  "\" is not one of the question's answers");
+        return Status(Code::kInvalidArgument,
+                      "questions[" + std::to_string(i) + "].note_required: \"" +
+                          std::string(notes[n].IsString() ? notes[n].GetString() : "") +
+                          "\" is not one of the question's answers");
       }
     }
   }
@@ -59,19 +61,27 @@ std::string NewAssignmentId() {
 
 // The assignment as the API shows it.
 constexpr const char* kShow =
-    "SELECT json_build_object('id', a.id, 'checklist', json_build_object('id', a.checklist_id, 'version', "
-    "a.checklist_version, 'title', c.definition->>'title', 'questions', jsonb_array_length(c.definition->'questions')), "
+    "SELECT json_build_object('id', a.id, 'checklist', json_build_object('id', a.checklist_id, "
+    "'version', "
+    "a.checklist_version, 'title', c.definition->>'title', 'questions', "
+    "jsonb_array_length(c.definition->'questions')), "
     "'answered', (SELECT count(*) FROM jsonb_object_keys(a.answers)), "
-    "'operator', a.operator, 'operator_name', a.operator_name, 'phone_number_id', a.phone_number_id, "
-    "'reference', a.reference, 'status', a.status, 'answers', a.answers, 'created_at', a.created_at, "
+    "'operator', a.operator, 'operator_name', a.operator_name, 'phone_number_id', "
+    "a.phone_number_id, "
+    "'reference', a.reference, 'status', a.status, 'answers', a.answers, 'created_at', "
+    "a.created_at, "
     "'started_at', a.started_at, 'ended_at', a.ended_at, 'expires_at', a.expires_at, "
-    "'changes', (SELECT coalesce(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'reason', "
-    "h.reason, 'at', h.at) ORDER BY h.id), '[]'::json) FROM assignment_changes h WHERE h.assignment_id = a.id))::text "
-    "FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version WHERE a.id = $1 "
+    "'changes', (SELECT coalesce(json_agg(json_build_object('from', h.from_status, 'to', "
+    "h.to_status, 'reason', "
+    "h.reason, 'at', h.at) ORDER BY h.id), '[]'::json) FROM assignment_changes h WHERE "
+    "h.assignment_id = a.id))::text "
+    "FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = "
+    "a.checklist_version WHERE a.id = $1 "
     "AND ($2::text IS NULL OR a.tenant = $2)";
 
 // The tenant a caller is confined to, or none for a global (`*`) token: every query of a
-// tenant-scoped route takes it as `($n::text IS NULL OR tenant = $n)` (TenantScope: checklists_api.h).
+// tenant-scoped route takes it as `($n::text IS NULL OR tenant = $n)` (TenantScope:
+// checklists_api.h).
 TenantScope ScopeOf(const Caller& caller) {
   return caller.all_tenants() ? TenantScope() : TenantScope(caller.tenant);
 }
@@ -86,54 +96,65 @@ Result<std::string> Show(PgConnection& db, const std::string& id, const TenantSc
 
 // 404 for an assignment the caller cannot see (none, or another tenant's), 503 when the database
 // failed; nothing when it is there.
-std::optional<HttpResponse> Unseen(PgConnection& db, const std::string& id, const TenantScope& scope) {
+std::optional<HttpResponse> Unseen(PgConnection& db, const std::string& id,
+                                   const TenantScope& scope) {
   auto mine = Show(db, id, scope);
   if (mine.ok()) return std::nullopt;
-  return mine.status().code() == Code::kNotFound ? JsonError(404, "not_found", mine.status().message())
-                                                 : Unavailable(mine.status());
+  return mine.status().code() == Code::kNotFound
+             ? JsonError(404, "not_found", mine.status().message())
+             : Unavailable(mine.status());
 }
 
-HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r, const SchemaRegistry& schemas,
-                 const TenantScope& scope) {
-  if (!ValidId(id)) return JsonError(400, "invalid_argument", "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
+HttpResponse Put(PgConnection& db, const std::string& id, const HttpRequest& r,
+                 const SchemaRegistry& schemas, const TenantScope& scope) {
+  if (!ValidId(id))
+    return JsonError(
+        400, "invalid_argument",
+        "a checklist id is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
   Status valid = schemas.ValidateAs("checklist", 1, r.body);
   if (valid.ok()) valid = CheckChecklist(r.body);
   if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
   auto v = PutChecklist(db, id, r.body, "api", scope);
   if (!v.ok()) {
     return v.status().code() == Code::kRejected ? JsonError(409, "conflict", v.status().message())
-                                                       : Unavailable(v.status());
+                                                : Unavailable(v.status());
   }
-  return JsonResponse(v->created ? 201 : 200, R"({"id":")" + id + R"(","version":)" + std::to_string(v->version) +
-                                          R"(,"created":)" + (v->created ? "true" : "false") + "}");
+  return JsonResponse(v->created ? 201 : 200, R"({"id":")" + id + R"(","version":)" +
+                                                  std::to_string(v->version) + R"(,"created":)" +
+                                                  (v->created ? "true" : "false") + "}");
 }
 
 // Why no assignment goes from this number, or nothing: one the registry does not know or offboarded
-// would run a conversation nothing ever answers (`why`); one whose `flows` leaves the checklist flow
-// out does not run checklists.
-std::optional<HttpResponse> CannotSend(const NumberLookup& number, const std::string& pnid, const std::string& flow,
-                                       const std::string& why) {
+// would run a conversation nothing ever answers (`why`); one whose `flows` leaves the checklist
+// flow out does not run checklists.
+std::optional<HttpResponse> CannotSend(const NumberLookup& number, const std::string& pnid,
+                                       const std::string& flow, const std::string& why) {
   if (number.status == NumberStatus::kUnknown || number.status == NumberStatus::kOffboarded) {
-    return JsonError(422, "number_not_active", "phone_number_id " + pnid + " is " + NumberStatusName(number.status) +
-                                                   " in the numbers registry: " + why);
+    return JsonError(422, "number_not_active",
+                     "phone_number_id " + pnid + " is " + NumberStatusName(number.status) +
+                         " in the numbers registry: " + why);
   }
   Status runs = NumberRuns(pnid, number.flows, flow);
   if (!runs.ok()) {
-    return JsonError(422, "flow_not_run", runs.message() + ": add " + flow + " to the number's flows to send it checklists");
+    return JsonError(
+        422, "flow_not_run",
+        runs.message() + ": add " + flow + " to the number's flows to send it checklists");
   }
   return std::nullopt;
 }
 
-HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas,
-                    const TenantScope& scope) {
+HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& settings,
+                    const SchemaRegistry& schemas, const TenantScope& scope) {
   rapidjson::Document d;
   Status valid = schemas.ValidateAs("assignment.request", 1, r.body, &d);
   if (!valid.ok()) return JsonError(400, "invalid_argument", valid.message());
-  const std::string checklist = JsonStr(d, "checklist"), op = JsonStr(d, "operator"), pnid = JsonStr(d, "phone_number_id"),
-                    reference = JsonStr(d, "reference"), name = JsonStr(d, "operator_name");
+  const std::string checklist = JsonStr(d, "checklist"), op = JsonStr(d, "operator"),
+                    pnid = JsonStr(d, "phone_number_id"), reference = JsonStr(d, "reference"),
+                    name = JsonStr(d, "operator_name");
   const std::string key = r.Header("idempotency-key");
   const std::string hash = Sha256Hex(r.body);
-  if (key.size() > 255) return JsonError(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
+  if (key.size() > 255)
+    return JsonError(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
   auto done = [&](int status, const std::string& id) {
@@ -152,29 +173,38 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   if (!owner.ok()) return fail(Unavailable(owner.status()));
   const TenantScope tenant = owner->empty() ? TenantScope() : TenantScope(owner->get(0, 0));
   if (scope && tenant != scope) {
-    return fail(JsonError(422, "number_not_active", "phone_number_id " + pnid +
-                                                        " is unknown in the numbers registry: a checklist goes only "
-                                                        "from a registered, active number of yours"));
+    return fail(JsonError(422, "number_not_active",
+                          "phone_number_id " + pnid +
+                              " is unknown in the numbers registry: a checklist goes only "
+                              "from a registered, active number of yours"));
   }
   // One request at a time per key and per reference: a retry racing the original waits for it.
-  // An Idempotency-Key is the tenant's own: another tenant's use of the same key is another request.
+  // An Idempotency-Key is the tenant's own: another tenant's use of the same key is another
+  // request.
   const std::string key_scope = "idempotency:" + tenant.value_or("") + ":" + key;
-  s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"assignment:" + pnid + ":" + reference}).status();
-  if (s.ok() && !key.empty()) s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {key_scope}).status();
+  s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+              {"assignment:" + pnid + ":" + reference})
+          .status();
+  if (s.ok() && !key.empty())
+    s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {key_scope}).status();
   if (!s.ok()) return fail(Unavailable(s));
   if (!key.empty()) {
-    auto seen = db.Exec("SELECT id, request_hash FROM assignments WHERE idempotency_key = $1 AND "
-                        "coalesce(tenant, '') = coalesce($2, '')",
-                        {key, tenant});
+    auto seen = db.Exec(
+        "SELECT id, request_hash FROM assignments WHERE idempotency_key = $1 AND "
+        "coalesce(tenant, '') = coalesce($2, '')",
+        {key, tenant});
     if (!seen.ok()) return fail(Unavailable(seen.status()));
     if (!seen->empty()) {
       if (seen->get(0, 1) != hash) {
-        return fail(JsonError(409, "idempotency_conflict", "Idempotency-Key " + key + " was used for a different request"));
+        return fail(JsonError(409, "idempotency_conflict",
+                              "Idempotency-Key " + key + " was used for a different request"));
       }
       return done(201, seen->get(0, 0));  // the first answer again
     }
   }
-  auto existing = db.Exec("SELECT id FROM assignments WHERE phone_number_id = $1 AND reference = $2", {pnid, reference});
+  auto existing =
+      db.Exec("SELECT id FROM assignments WHERE phone_number_id = $1 AND reference = $2",
+              {pnid, reference});
   if (!existing.ok()) return fail(Unavailable(existing.status()));
   if (!existing->empty()) return done(200, existing->get(0, 0));  // never a second conversation
   // Only a registered, active number sends a checklist: one the registry does not know, or that
@@ -186,31 +216,41 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
     return fail(*refused);
   }
   // A shared checklist, or one of the number's own tenant: never another tenant's.
-  auto version = db.Exec("SELECT max(version) FROM checklists WHERE id = $1 AND (tenant IS NULL OR tenant = $2)",
-                         {checklist, tenant});
+  auto version = db.Exec(
+      "SELECT max(version) FROM checklists WHERE id = $1 AND (tenant IS NULL OR tenant = $2)",
+      {checklist, tenant});
   if (!version.ok()) return fail(Unavailable(version.status()));
-  if (version->get(0, 0).empty()) return fail(JsonError(404, "not_found", "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));
+  if (version->get(0, 0).empty())
+    return fail(JsonError(404, "not_found",
+                          "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));
   const std::string id = NewAssignmentId();
-  s = db.Exec("INSERT INTO assignments (id, checklist_id, checklist_version, operator, operator_name, phone_number_id, "
-              "reference, conversation_key, status, idempotency_key, request_hash, tenant) VALUES ($1, $2, $3::int, $4, "
-              "NULLIF($5, ''), $6, $7, $8, 'pending', $9, $10, $11)",
-              {id, checklist, version->get(0, 0), op, name, pnid, reference, OperatorConversation(pnid, op),
-               key.empty() ? std::nullopt : std::optional<std::string>(key), hash, tenant})
+  s = db.Exec(
+            "INSERT INTO assignments (id, checklist_id, checklist_version, operator, "
+            "operator_name, phone_number_id, "
+            "reference, conversation_key, status, idempotency_key, request_hash, tenant) VALUES "
+            "($1, $2, $3::int, $4, "
+            "NULLIF($5, ''), $6, $7, $8, 'pending', $9, $10, $11)",
+            {id, checklist, version->get(0, 0), op, name, pnid, reference,
+             OperatorConversation(pnid, op),
+             key.empty() ? std::nullopt : std::optional<std::string>(key), hash, tenant})
           .status();
   if (s.ok()) s = AssignmentCreated(db, id, settings.assignments);
   if (!s.ok()) return fail(Unavailable(s));
   auto started = ActivateNext(db, pnid, op, settings.assignments);
   if (!started.ok()) return fail(Unavailable(started.status()));
-  LOG(INFO) << "service=conversation handler=api event=assignment_created assignment=" << id << " checklist=" << checklist
-            << " version=" << version->get(0, 0) << " started=" << (*started ? "true" : "false");
+  LOG(INFO) << "service=conversation handler=api event=assignment_created assignment=" << id
+            << " checklist=" << checklist << " version=" << version->get(0, 0)
+            << " started=" << (*started ? "true" : "false");
   return done(201, id);
 }
 
-HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& settings, const TenantScope& scope) {
+HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& settings,
+                    const TenantScope& scope) {
   if (auto unseen = Unseen(db, id, scope)) return *unseen;
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
-  auto moved = MoveAssignment(db, id, "pending,active", "cancelled", "cancelled by the manager", "", settings.assignments);
+  auto moved = MoveAssignment(db, id, "pending,active", "cancelled", "cancelled by the manager", "",
+                              settings.assignments);
   if (!moved.ok()) {
     db.Rollback();
     return Unavailable(moved.status());
@@ -221,7 +261,9 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
   if (!shown.ok()) return Unavailable(shown.status());
   if (!*moved) {
     auto status = db.Exec("SELECT status FROM assignments WHERE id = $1", {id});
-    return JsonError(409, "conflict", "assignment " + id + " is already " + (status.ok() ? status->get(0, 0) : "ended"));
+    return JsonError(
+        409, "conflict",
+        "assignment " + id + " is already " + (status.ok() ? status->get(0, 0) : "ended"));
   }
   return JsonResponse(200, *shown);
 }
@@ -230,20 +272,24 @@ HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& 
 constexpr int64_t kMaxRounds = 1000;
 
 // An undeliverable assignment goes again; anything else is a 409 naming its status.
-HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& settings, const TenantScope& scope) {
+HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& settings,
+                   const TenantScope& scope) {
   if (auto unseen = Unseen(db, id, scope)) return *unseen;
   // As for a new assignment: only from a registered, active number (an offboarded one would
   // start a checklist that nothing ever sends), and a bounded number of rounds.
   auto of = db.Exec("SELECT phone_number_id, round FROM assignments WHERE id = $1", {id});
-  if (!of.ok() || of->empty()) return Unavailable(of.ok() ? Status(Code::kNotFound, "assignment " + id) : of.status());
+  if (!of.ok() || of->empty())
+    return Unavailable(of.ok() ? Status(Code::kNotFound, "assignment " + id) : of.status());
   auto number = LookupNumber(db, of->get(0, 0));
   if (!number.ok()) return Unavailable(number.status());
-  if (auto refused = CannotSend(*number, of->get(0, 0), settings.assignments.flow, "the assignment cannot be sent again")) {
+  if (auto refused = CannotSend(*number, of->get(0, 0), settings.assignments.flow,
+                                "the assignment cannot be sent again")) {
     return *refused;
   }
   if (of->get_int(0, 1) >= kMaxRounds) {
-    return JsonError(409, "conflict", "assignment " + id + " was tried " + std::to_string(kMaxRounds) +
-                                          " times: assign the checklist again with a new reference");
+    return JsonError(409, "conflict",
+                     "assignment " + id + " was tried " + std::to_string(kMaxRounds) +
+                         " times: assign the checklist again with a new reference");
   }
   Status s = db.Begin();
   if (!s.ok()) return Unavailable(s);
@@ -253,8 +299,10 @@ HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& s
     db.Rollback();
     if (!again.ok() || !s.ok()) return Unavailable(!again.ok() ? again.status() : s);
     auto status = db.Exec("SELECT status FROM assignments WHERE id = $1", {id});
-    return JsonError(409, "conflict", "assignment " + id + " is " + (status.ok() ? status->get(0, 0) : "not undeliverable") +
-                                          ": only an undeliverable one is retried");
+    return JsonError(409, "conflict",
+                     "assignment " + id + " is " +
+                         (status.ok() ? status->get(0, 0) : "not undeliverable") +
+                         ": only an undeliverable one is retried");
   }
   auto shown = Show(db, id, scope);
   return shown.ok() ? JsonResponse(200, *shown) : Unavailable(shown.status());
@@ -263,24 +311,32 @@ HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& s
 HttpResponse List(PgConnection& db, const HttpRequest& r, bool mask, const TenantScope& scope) {
   auto q = [&](const char* k) {
     auto it = r.query.find(k);
-    return it == r.query.end() || it->second.empty() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+    return it == r.query.end() || it->second.empty() ? std::optional<std::string>()
+                                                     : std::optional<std::string>(it->second);
   };
   std::string limit = q("limit").value_or("100");
   if (limit.find_first_not_of("0123456789") != std::string::npos || limit.size() > 4) {
     return JsonError(400, "invalid_argument", "limit is a number up to 9999");
   }
   auto status = q("status");
-  if (status && *status != "pending" && *status != "active" && *status != "completed" && *status != "cancelled" &&
-      *status != "expired" && *status != "undeliverable") {
-    return JsonError(400, "invalid_argument", "status is one of pending, active, completed, cancelled, expired, undeliverable");
+  if (status && *status != "pending" && *status != "active" && *status != "completed" &&
+      *status != "cancelled" && *status != "expired" && *status != "undeliverable") {
+    return JsonError(
+        400, "invalid_argument",
+        "status is one of pending, active, completed, cancelled, expired, undeliverable");
   }
   auto rows = db.Exec(
-      "SELECT coalesce(json_agg(x ORDER BY x.created_at DESC), '[]'::json)::text FROM (SELECT a.id, a.checklist_id AS "
+      "SELECT coalesce(json_agg(x ORDER BY x.created_at DESC), '[]'::json)::text FROM (SELECT "
+      "a.id, a.checklist_id AS "
       "checklist, a.checklist_version AS version, c.definition->>'title' AS title, "
-      "jsonb_array_length(c.definition->'questions') AS questions, (SELECT count(*) FROM jsonb_object_keys(a.answers)) "
-      "AS answered, a.operator, a.phone_number_id, a.reference, a.status, a.created_at, a.started_at, a.ended_at, "
-      "a.expires_at FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = a.checklist_version WHERE ($1::text IS NULL OR a.status = $1) AND "
-      "($2::text IS NULL OR a.operator = $2) AND ($4::text IS NULL OR a.tenant = $4) ORDER BY a.created_at DESC "
+      "jsonb_array_length(c.definition->'questions') AS questions, (SELECT count(*) FROM "
+      "jsonb_object_keys(a.answers)) "
+      "AS answered, a.operator, a.phone_number_id, a.reference, a.status, a.created_at, "
+      "a.started_at, a.ended_at, "
+      "a.expires_at FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND c.version = "
+      "a.checklist_version WHERE ($1::text IS NULL OR a.status = $1) AND "
+      "($2::text IS NULL OR a.operator = $2) AND ($4::text IS NULL OR a.tenant = $4) ORDER BY "
+      "a.created_at DESC "
       "LIMIT $3::int) x",
       {status, q("operator"), limit, scope});
   if (!rows.ok()) return Unavailable(rows.status());
@@ -300,7 +356,8 @@ std::string MaskAssignments(const std::string& json) {
       auto m = a.FindMember(key);
       if (m != a.MemberEnd() && m->value.IsString()) {
         const std::string masked = MaskPersonal(m->value.GetString(), false);
-        m->value.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()), d.GetAllocator());
+        m->value.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()),
+                           d.GetAllocator());
       }
     }
     auto answers = a.FindMember("answers");
@@ -318,14 +375,17 @@ std::string MaskAssignments(const std::string& json) {
   return out.GetString();
 }
 
-Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, const std::string& definition_json,
-                                      const std::string& source, const std::optional<std::string>& tenant) {
+Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id,
+                                      const std::string& definition_json, const std::string& source,
+                                      const std::optional<std::string>& tenant) {
   Status s = db.Begin();
   if (!s.ok()) return s;
   auto r = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"checklist:" + id});
   if (r.ok()) {
-    r = db.Exec("SELECT version, definition = $2::jsonb, tenant FROM checklists WHERE id = $1 ORDER BY version DESC LIMIT 1",
-                {id, definition_json});
+    r = db.Exec(
+        "SELECT version, definition = $2::jsonb, tenant FROM checklists WHERE id = $1 ORDER BY "
+        "version DESC LIMIT 1",
+        {id, definition_json});
   }
   if (!r.ok()) {
     db.Rollback();
@@ -349,8 +409,10 @@ Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, c
   }
   v.version = r->empty() ? 1 : static_cast<int>(r->get_int(0, 0)) + 1;
   v.created = true;
-  s = db.Exec("INSERT INTO checklists (id, version, definition, source, tenant) VALUES ($1, $2::int, $3::jsonb, $4, $5)",
-              {id, std::to_string(v.version), definition_json, source, owner})
+  s = db.Exec(
+            "INSERT INTO checklists (id, version, definition, source, tenant) VALUES ($1, $2::int, "
+            "$3::jsonb, $4, $5)",
+            {id, std::to_string(v.version), definition_json, source, owner})
           .status();
   if (s.ok()) s = db.Commit();
   if (!s.ok()) {
@@ -362,11 +424,14 @@ Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, c
 
 Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas) {
   auto files = ReadJsonFiles(dir);
-  if (!files.ok() && files.status().code() == Code::kNotFound) return Status::Ok();  // checklists come through the API only
+  if (!files.ok() && files.status().code() == Code::kNotFound)
+    return Status::Ok();  // checklists come through the API only
   if (!files.ok()) return files.status();
   for (const auto& f : *files) {
     const std::string& id = f.stem;
-    if (!ValidId(id)) return Status(Code::kInvalidArgument, f.path + ": the file name is the checklist id (a-z, 0-9, _, -)");
+    if (!ValidId(id))
+      return Status(Code::kInvalidArgument,
+                    f.path + ": the file name is the checklist id (a-z, 0-9, _, -)");
     Status valid = schemas.ValidateAs("checklist", 1, f.text);
     if (valid.ok()) valid = CheckChecklist(f.text);
     if (!valid.ok()) return Status(Code::kInvalidArgument, f.path + ": " + valid.message());
@@ -374,13 +439,14 @@ Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const Schema
     if (!v.ok() && v.status().code() == Code::kRejected) {
       // A tenant defined this id first: its checklist stays, and a file never takes it over. The
       // service still starts (a tenant's choice must not stop it), loudly.
-      LOG(ERROR) << "service=conversation event=checklist_file_skipped file=" << f.path << " reason=\""
-                 << v.status().message() << " (a tenant's checklist has this id: rename the file)\"";
+      LOG(ERROR) << "service=conversation event=checklist_file_skipped file=" << f.path
+                 << " reason=\"" << v.status().message()
+                 << " (a tenant's checklist has this id: rename the file)\"";
       continue;
     }
     if (!v.ok()) return v.status();
-    LOG(INFO) << "service=conversation event=checklist_loaded id=" << id << " version=" << v->version
-              << " new=" << (v->created ? "true" : "false");
+    LOG(INFO) << "service=conversation event=checklist_loaded id=" << id
+              << " version=" << v->version << " new=" << (v->created ? "true" : "false");
   }
   return Status::Ok();
 }
@@ -389,43 +455,43 @@ const std::vector<RouteRule>& ApiRoutes() {
   // Every /v1/ route of this service, the role it needs, and whether a tenant's token may call it.
   static const auto* const kRoutes = new std::vector<RouteRule>{
       // method  path                           role             scope
-      {"GET",  "/v1/whoami",                   Role::kViewer,  Scope::kTenant},
-      {"GET",  "/v1/audit",                    Role::kViewer,  Scope::kTenant},
-      {"GET",  "/v1/flows",                    Role::kViewer,  Scope::kGlobal},
-      {"POST", "/v1/flows/reload",             Role::kAdmin,   Scope::kGlobal},
-      {"GET",  "/v1/checklists",               Role::kViewer,  Scope::kTenant},
-      {"GET",  "/v1/checklists/{id}",          Role::kViewer,  Scope::kTenant},
-      {"PUT",  "/v1/checklists/{id}",          Role::kManager, Scope::kTenant},
-      {"POST", "/v1/assignments",              Role::kManager, Scope::kTenant},
-      {"GET",  "/v1/assignments",              Role::kViewer,  Scope::kTenant},
-      {"GET",  "/v1/assignments/{id}",         Role::kViewer,  Scope::kTenant},
-      {"POST", "/v1/assignments/{id}/cancel",  Role::kManager, Scope::kTenant},
-      {"POST", "/v1/assignments/{id}/retry",   Role::kManager, Scope::kTenant},
+      {"GET", "/v1/whoami", Role::kViewer, Scope::kTenant},
+      {"GET", "/v1/audit", Role::kViewer, Scope::kTenant},
+      {"GET", "/v1/flows", Role::kViewer, Scope::kGlobal},
+      {"POST", "/v1/flows/reload", Role::kAdmin, Scope::kGlobal},
+      {"GET", "/v1/checklists", Role::kViewer, Scope::kTenant},
+      {"GET", "/v1/checklists/{id}", Role::kViewer, Scope::kTenant},
+      {"PUT", "/v1/checklists/{id}", Role::kManager, Scope::kTenant},
+      {"POST", "/v1/assignments", Role::kManager, Scope::kTenant},
+      {"GET", "/v1/assignments", Role::kViewer, Scope::kTenant},
+      {"GET", "/v1/assignments/{id}", Role::kViewer, Scope::kTenant},
+      {"POST", "/v1/assignments/{id}/cancel", Role::kManager, Scope::kTenant},
+      {"POST", "/v1/assignments/{id}/retry", Role::kManager, Scope::kTenant},
       // The answers in full (a viewer sees none): for those who see personal data.
-      {"GET",  "/v1/assignments/{id}/export.csv", Role::kManager, Scope::kTenant},
-      {"GET",    "/v1/numbers",                Role::kViewer,  Scope::kTenant},
-      {"GET",    "/v1/numbers/{id}",           Role::kViewer,  Scope::kTenant},
-      {"PUT",    "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
-      {"DELETE", "/v1/numbers/{id}",           Role::kAdmin,   Scope::kGlobal},
-      {"GET",  "/v1/conversations",                  Role::kViewer, Scope::kTenant},
-      {"GET",  "/v1/conversations/{id}",             Role::kViewer, Scope::kTenant},
-      {"POST", "/v1/conversations/{id}/handoff",     Role::kAgent,  Scope::kTenant},
-      {"POST", "/v1/conversations/{id}/take",        Role::kAgent,  Scope::kTenant},
-      {"POST", "/v1/conversations/{id}/pass",        Role::kAgent,  Scope::kTenant},
-      {"POST", "/v1/conversations/{id}/release",     Role::kAgent,  Scope::kTenant},
-      {"POST", "/v1/conversations/{id}/messages",    Role::kAgent,  Scope::kTenant},
+      {"GET", "/v1/assignments/{id}/export.csv", Role::kManager, Scope::kTenant},
+      {"GET", "/v1/numbers", Role::kViewer, Scope::kTenant},
+      {"GET", "/v1/numbers/{id}", Role::kViewer, Scope::kTenant},
+      {"PUT", "/v1/numbers/{id}", Role::kAdmin, Scope::kGlobal},
+      {"DELETE", "/v1/numbers/{id}", Role::kAdmin, Scope::kGlobal},
+      {"GET", "/v1/conversations", Role::kViewer, Scope::kTenant},
+      {"GET", "/v1/conversations/{id}", Role::kViewer, Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/handoff", Role::kAgent, Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/take", Role::kAgent, Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/pass", Role::kAgent, Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/release", Role::kAgent, Scope::kTenant},
+      {"POST", "/v1/conversations/{id}/messages", Role::kAgent, Scope::kTenant},
       // Parked messages hold any tenant's payloads and carry no tenant to filter by: global.
-      {"GET",  "/v1/ops/queues",                     Role::kViewer,   Scope::kGlobal},
-      {"GET",  "/v1/ops/health",                     Role::kViewer,   Scope::kGlobal},
-      {"GET",  "/v1/ops/parked",                     Role::kViewer,   Scope::kGlobal},
-      {"POST", "/v1/ops/parked/replay",              Role::kOperator, Scope::kGlobal},
-      {"POST", "/v1/ops/parked/purge",               Role::kOperator, Scope::kGlobal},
+      {"GET", "/v1/ops/queues", Role::kViewer, Scope::kGlobal},
+      {"GET", "/v1/ops/health", Role::kViewer, Scope::kGlobal},
+      {"GET", "/v1/ops/parked", Role::kViewer, Scope::kGlobal},
+      {"POST", "/v1/ops/parked/replay", Role::kOperator, Scope::kGlobal},
+      {"POST", "/v1/ops/parked/purge", Role::kOperator, Scope::kGlobal},
       // Forwarded to outbound's admin API, which checks the token again (its own table).
-      {"GET",  "/v1/deliveries",                     Role::kViewer,   Scope::kTenant},
-      {"POST", "/v1/deliveries/replay",              Role::kOperator, Scope::kTenant},
+      {"GET", "/v1/deliveries", Role::kViewer, Scope::kTenant},
+      {"POST", "/v1/deliveries/replay", Role::kOperator, Scope::kTenant},
       // An agent's photo, forwarded to convoy-media's intake, which checks the token and the
       // number's tenant again (forward.h).
-      {"POST", "/v1/media",                          Role::kAgent,    Scope::kTenant},
+      {"POST", "/v1/media", Role::kAgent, Scope::kTenant},
   };
   return *kRoutes;
 }
@@ -434,27 +500,35 @@ namespace {
 
 // The admitted request's answer; a write's `audit` entry is recorded by the conversations API
 // inside its transaction, or by HandleApi after this returns.
-HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas,
-                      const std::string& route, const Caller& caller, AuditEntry* audit) {
+HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings,
+                      const SchemaRegistry& schemas, const std::string& route, const Caller& caller,
+                      AuditEntry* audit) {
   // Who the token is (the console's sign-in): never the token, nor anything it could be used as.
   if (route == "/v1/whoami") {
-    return JsonResponse(200, "{\"name\":" + JsonQuote(caller.name) + ",\"role\":" + JsonQuote(RoleName(caller.role)) +
-                                 ",\"tenant\":" + JsonQuote(caller.tenant) + ",\"sees_personal_data\":" +
-                                 (SeesPersonalData(caller.role) ? "true" : "false") + ",\"via\":\"" +
-                                 (r.Header("authorization").empty() ? "proxy" : "token") + "\"}");
+    return JsonResponse(
+        200, "{\"name\":" + JsonQuote(caller.name) + ",\"role\":" +
+                 JsonQuote(RoleName(caller.role)) + ",\"tenant\":" + JsonQuote(caller.tenant) +
+                 ",\"sees_personal_data\":" + (SeesPersonalData(caller.role) ? "true" : "false") +
+                 ",\"via\":\"" + (r.Header("authorization").empty() ? "proxy" : "token") + "\"}");
   }
-  if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller))) return *numbers;
-  if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations, audit)) return *conversations;
+  if (auto numbers = HandleNumbersApi(r, settings.pg_dsn, schemas, ScopeOf(caller)))
+    return *numbers;
+  if (auto conversations = HandleConversationsApi(r, route, caller, settings.conversations, audit))
+    return *conversations;
   if (IsOpsRoute(route)) return HandleOpsApi(r, route, caller, settings.ops, audit);
-  if (route == "/v1/media") return Forward(r, {settings.media_api_url, "convoy-media", "--media_api_url"});
+  if (route == "/v1/media")
+    return Forward(r, {settings.media_api_url, "convoy-media", "--media_api_url"});
   if (route == "/v1/flows") {
-    return settings.flows ? JsonResponse(200, settings.flows()) : Unavailable(Status(Code::kUnavailable, "no flows"));
+    return settings.flows ? JsonResponse(200, settings.flows())
+                          : Unavailable(Status(Code::kUnavailable, "no flows"));
   }
   if (route == "/v1/flows/reload") {
-    if (!settings.reload_flows) return Unavailable(Status(Code::kUnavailable, "flows cannot be reloaded here"));
+    if (!settings.reload_flows)
+      return Unavailable(Status(Code::kUnavailable, "flows cannot be reloaded here"));
     auto loaded = settings.reload_flows();
     if (!loaded.ok()) {
-      return JsonError(422, "invalid_flows", loaded.status().message() + " (the running flows are unchanged)");
+      return JsonError(422, "invalid_flows",
+                       loaded.status().message() + " (the running flows are unchanged)");
     }
     return JsonResponse(200, *loaded);
   }
@@ -471,21 +545,27 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings, const S
   if (route == "/v1/checklists/{id}" && r.method == "GET") {
     return ShowChecklist(**db, p.substr(std::string("/v1/checklists/").size()), r, scope);
   }
-  if (route == "/v1/checklists/{id}") return Put(**db, p.substr(std::string("/v1/checklists/").size()), r, schemas, scope);
+  if (route == "/v1/checklists/{id}")
+    return Put(**db, p.substr(std::string("/v1/checklists/").size()), r, schemas, scope);
   if (route == "/v1/assignments") {
     if (r.method == "POST") return Create(**db, r, settings, schemas, scope);
     return List(**db, r, mask, scope);
   }
   std::string id = p.substr(assignments.size());
-  if (route == "/v1/assignments/{id}/cancel") return Cancel(**db, id.substr(0, id.find('/')), settings, scope);
-  if (route == "/v1/assignments/{id}/retry") return Retry(**db, id.substr(0, id.find('/')), settings, scope);
+  if (route == "/v1/assignments/{id}/cancel")
+    return Cancel(**db, id.substr(0, id.find('/')), settings, scope);
+  if (route == "/v1/assignments/{id}/retry")
+    return Retry(**db, id.substr(0, id.find('/')), settings, scope);
   if (route == "/v1/assignments/{id}/export.csv") {
     return ExportAssignmentCsv(**db, id.substr(0, id.find('/')), scope, settings.photo_links);
   }
   auto shown = Show(**db, id, scope);
-  if (!shown.ok()) return shown.status().code() == Code::kNotFound ? JsonError(404, "not_found", shown.status().message())
-                                                                    : Unavailable(shown.status());
-  return JsonResponse(200, mask ? MaskAssignments(*shown) : WithPhotoLinks(*shown, settings.photo_links));
+  if (!shown.ok())
+    return shown.status().code() == Code::kNotFound
+               ? JsonError(404, "not_found", shown.status().message())
+               : Unavailable(shown.status());
+  return JsonResponse(
+      200, mask ? MaskAssignments(*shown) : WithPhotoLinks(*shown, settings.photo_links));
 }
 
 }  // namespace
@@ -502,8 +582,9 @@ std::optional<Admission> AdmitByProxy(const HttpRequest& r, const ProxySignIn& p
   auto caller = identity.empty() ? std::nullopt : proxy.identities->Find(identity);
   if (!caller) {
     Admission refused;
-    refused.refused = RefuseUnauthenticated("conversation", identity.empty() ? "the proxy named nobody"
-                                                                             : "an identity the proxy named is not listed");
+    refused.refused = RefuseUnauthenticated(
+        "conversation",
+        identity.empty() ? "the proxy named nobody" : "an identity the proxy named is not listed");
     return refused;
   }
   return AdmitAs(r, *caller, ApiRoutes(), "conversation");
@@ -511,15 +592,19 @@ std::optional<Admission> AdmitByProxy(const HttpRequest& r, const ProxySignIn& p
 
 }  // namespace
 
-HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const SchemaRegistry& schemas) {
+HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings,
+                       const SchemaRegistry& schemas) {
   // The listener takes a photo's size for POST /v1/media; every other route's body is JSON.
   if (r.body.size() > kMaxJsonBodyBytes && r.path != "/v1/media") {
-    return JsonError(413, "too_large", "a request body is at most " + std::to_string(kMaxJsonBodyBytes) + " bytes");
+    return JsonError(413, "too_large",
+                     "a request body is at most " + std::to_string(kMaxJsonBodyBytes) + " bytes");
   }
-  const std::string open = "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
+  const std::string open =
+      "set --tokens_file or CONVOY_ADMIN_TOKEN (or --admin_token_file) to open the API";
   auto tokens = settings.tokens ? settings.tokens->get() : std::make_shared<const TokenSet>();
   auto proxied = AdmitByProxy(r, settings.proxy);
-  Admission in = proxied ? std::move(*proxied) : Admit(r, *tokens, ApiRoutes(), "conversation", open);
+  Admission in =
+      proxied ? std::move(*proxied) : Admit(r, *tokens, ApiRoutes(), "conversation", open);
   if (in.refused) {
     // A write a known caller may not make (403: its role or tenant) is in the log too; one with no
     // known token (401) or route (404, 405) has nobody and nothing to record.
@@ -532,7 +617,8 @@ HttpResponse HandleApi(const HttpRequest& r, const ApiSettings& settings, const 
   }
   std::optional<AuditEntry> audit;
   if (IsWrite(r)) audit = AuditOf(r, in.route->pattern, in.caller);
-  HttpResponse answer = Dispatch(r, settings, schemas, in.route->pattern, in.caller, audit ? &*audit : nullptr);
+  HttpResponse answer =
+      Dispatch(r, settings, schemas, in.route->pattern, in.caller, audit ? &*audit : nullptr);
   if (audit && !audit->recorded) {
     audit->status = answer.status;
     RecordAuditAfter(settings.pg_dsn, *audit);

@@ -5,12 +5,15 @@
 //   GET  /v1/checklists[/{id}]        the checklists a caller may assign, a checklist's versions
 //                                     (checklists_api.h)
 //   PUT  /v1/checklists/{id}          a checklist definition (proto-schemas/checklist.v1.json); a
-//                                     changed definition is a new version (201), the same one is 200
+//                                     changed definition is a new version (201), the same one is
+//                                     200
 //   POST /v1/assignments              {"checklist", "operator", "phone_number_id", "reference"[,
 //                                     "operator_name"]}; Idempotency-Key honoured; 201, or 200 with
 //                                     the existing assignment for a reference assigned before
-//   GET  /v1/assignments/{id}         status, answers so far (each photo with a short-lived link when
-//                                     photo links are set: checklists_api.h), timestamps, its changes
+//   GET  /v1/assignments/{id}         status, answers so far (each photo with a short-lived link
+//   when
+//                                     photo links are set: checklists_api.h), timestamps, its
+//                                     changes
 //   GET  /v1/assignments/{id}/export.csv  a completed one's answers as CSV (checklists_api.h)
 //   GET  /v1/assignments?status=&operator=&limit=
 //   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
@@ -53,9 +56,9 @@ namespace convoy::conversation {
 // meets the token gate and its 401. Every route, role and tenant is checked as for a token, and
 // the audit log names the mapped name.
 struct ProxySignIn {
-  std::string identity_header;                  // lower-case, e.g. "x-forwarded-email"; "" -> off
+  std::string identity_header;  // lower-case, e.g. "x-forwarded-email"; "" -> off
   std::string secret_header = "x-convoy-proxy-secret";  // lower-case
-  std::string secret;                           // what the proxy sends in it
+  std::string secret;                                   // what the proxy sends in it
   std::shared_ptr<const IdentitySet> identities;
   bool enabled() const { return !identity_header.empty() && !secret.empty() && identities; }
 };
@@ -70,9 +73,9 @@ struct ApiSettings {
   std::function<std::string()> flows;
   ConversationsApiSettings conversations{};  // its pg_dsn: set by main like pg_dsn above
   PhotoLinkSettings photo_links{};           // answers' photos as signed media links; unset: none
-  OpsSettings ops{};                          // the operations screen's routes (ops_api.h)
-  std::string media_api_url{};                // convoy-media's base URL for POST /v1/media; "" -> 503
-  ProxySignIn proxy{};                        // OIDC proxy sign-in; off by default
+  OpsSettings ops{};                         // the operations screen's routes (ops_api.h)
+  std::string media_api_url{};  // convoy-media's base URL for POST /v1/media; "" -> 503
+  ProxySignIn proxy{};          // OIDC proxy sign-in; off by default
 };
 
 // The largest body a route other than POST /v1/media takes (JSON); larger is 413. The listener's
@@ -81,7 +84,8 @@ constexpr size_t kMaxJsonBodyBytes = 1 << 20;
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.
 const std::vector<RouteRule>& ApiRoutes();
-HttpResponse HandleApi(const HttpRequest& request, const ApiSettings& settings, const SchemaRegistry& schemas);
+HttpResponse HandleApi(const HttpRequest& request, const ApiSettings& settings,
+                       const SchemaRegistry& schemas);
 // What a viewer sees of an assignment or a list of them: the operator and their name masked as
 // logs mask them, no answers.
 std::string MaskAssignments(const std::string& json);
@@ -94,8 +98,9 @@ struct ChecklistVersion {
 };
 // `tenant`: the caller's (a tenant's token), or none (a global token, a file). An id another owner
 // holds is kRejected: a tenant versions only its own checklists, a file only shared ones.
-Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id, const std::string& definition_json,
-                                      const std::string& source, const std::optional<std::string>& tenant);
+Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id,
+                                      const std::string& definition_json, const std::string& source,
+                                      const std::optional<std::string>& tenant);
 // Every deploy/checklists/*.json (its file name is its id), validated first; a bad file is an
 // error naming it.
 Status LoadChecklistFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas);

@@ -47,6 +47,7 @@ Status RecordAudit(PgConnection& db, AuditEntry& entry);
 void RecordAuditAfter(const std::string& pg_dsn, AuditEntry& entry);
 // GET /v1/audit; `tenant` is the caller's scope (nullopt: every tenant); `mask` (a viewer): a
 // reason's text is replaced by its length (a reason may name a person).
-HttpResponse ListAudit(PgConnection& db, const HttpRequest& request, const std::optional<std::string>& tenant, bool mask);
+HttpResponse ListAudit(PgConnection& db, const HttpRequest& request,
+                       const std::optional<std::string>& tenant, bool mask);
 
 }  // namespace convoy::conversation

@@ -35,13 +35,16 @@ class AuditTest : public ::testing::Test {
   }
   // A conversation of `number` whose customer wrote a minute ago; its id.
   std::string Conversation(const std::string& number) {
-    auto r = sql_->Exec("INSERT INTO conversations (conversation_key, phone_number_id, wa_id, last_inbound_at) VALUES "
-                        "($1, $2, '16505550123', now() - interval '1 minute') RETURNING id::text",
-                        {number + ":audit" + std::to_string(++made_), number});
+    auto r = sql_->Exec(
+        "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, last_inbound_at) "
+        "VALUES "
+        "($1, $2, '16505550123', now() - interval '1 minute') RETURNING id::text",
+        {number + ":audit" + std::to_string(++made_), number});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r->get(0, 0) : "";
   }
-  HttpResponse Call(const std::string& method, const std::string& path, const std::string& body, const std::string& token,
+  HttpResponse Call(const std::string& method, const std::string& path, const std::string& body,
+                    const std::string& token,
                     const std::map<std::string, std::string>& query = {}) {
     HttpRequest r = test::ApiRequest(method, path, body, "Bearer " + token);
     r.query = query;
@@ -85,21 +88,34 @@ class AuditTest : public ::testing::Test {
 TEST_F(AuditTest, EveryWriteIsRecordedWithWhoWhatAndHowItEnded) {
   const std::string id = Conversation(kAcmeNumber);
   const std::string agent = ApiTokens::Token(Role::kAgent, "acme");
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/handoff", R"({"reason": "asked for a person", "note": "vip"})",
-                 agent).status, 200);
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hello, Ana here"})", agent).status, 202);
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/handoff",
+                 R"({"reason": "asked for a person", "note": "vip"})", agent)
+                .status,
+            200);
+  EXPECT_EQ(
+      Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hello, Ana here"})", agent)
+          .status,
+      202);
   EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/release", "{}", agent).status, 200);
-  // Refused and failed writes are there too: a viewer's (403), a bad body (400), an unknown id (404).
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/take", "", ApiTokens::Token(Role::kViewer, "acme")).status, 403);
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": ""})", agent).status, 400);
-  EXPECT_EQ(Call("POST", "/v1/conversations/00000000-0000-0000-0000-000000000000/take", "", agent).status, 404);
+  // Refused and failed writes are there too: a viewer's (403), a bad body (400), an unknown id
+  // (404).
+  EXPECT_EQ(
+      Call("POST", "/v1/conversations/" + id + "/take", "", ApiTokens::Token(Role::kViewer, "acme"))
+          .status,
+      403);
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": ""})", agent).status,
+            400);
+  EXPECT_EQ(
+      Call("POST", "/v1/conversations/00000000-0000-0000-0000-000000000000/take", "", agent).status,
+      404);
   // A read is not a write; an unknown token and an unknown route have nobody and nothing to record.
   EXPECT_EQ(Call("GET", "/v1/conversations/" + id, "", agent).status, 200);
   EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/take", "", "nope").status, 401);
   EXPECT_EQ(Call("POST", "/v1/nothing", "", agent).status, 404);
 
   auto rows = sql_->Exec(
-      "SELECT actor, role, caller_tenant, coalesce(tenant, '-'), method, route, coalesce(target, '-'), "
+      "SELECT actor, role, caller_tenant, coalesce(tenant, '-'), method, route, coalesce(target, "
+      "'-'), "
       "coalesce(reason, '-'), status FROM audit_log ORDER BY id");
   ASSERT_TRUE(rows.ok());
   std::vector<std::string> got;
@@ -109,22 +125,35 @@ TEST_F(AuditTest, EveryWriteIsRecordedWithWhoWhatAndHowItEnded) {
     got.push_back(line);
   }
   const std::string conv = "/v1/conversations/{id}";
-  EXPECT_EQ(got, (std::vector<std::string>{
-                     "agent-acme | agent | acme | acme | POST | " + conv + "/handoff | " + id + " | asked for a person | 200",
-                     "agent-acme | agent | acme | acme | POST | " + conv + "/messages | " + id + " | - | 202",
-                     "agent-acme | agent | acme | acme | POST | " + conv + "/release | " + id + " | - | 200",
-                     "viewer-acme | viewer | acme | acme | POST | " + conv + "/take | " + id + " | - | 403",
-                     "agent-acme | agent | acme | acme | POST | " + conv + "/messages | " + id + " | - | 400",
-                     "agent-acme | agent | acme | acme | POST | " + conv +
-                         "/take | 00000000-0000-0000-0000-000000000000 | - | 404",
-                 }));
-  // A global token's write is the tenant's whose conversation it changed; a global route's, nobody's.
+  EXPECT_EQ(
+      got,
+      (std::vector<std::string>{
+          "agent-acme | agent | acme | acme | POST | " + conv + "/handoff | " + id +
+              " | asked for a person | 200",
+          "agent-acme | agent | acme | acme | POST | " + conv + "/messages | " + id + " | - | 202",
+          "agent-acme | agent | acme | acme | POST | " + conv + "/release | " + id + " | - | 200",
+          "viewer-acme | viewer | acme | acme | POST | " + conv + "/take | " + id + " | - | 403",
+          "agent-acme | agent | acme | acme | POST | " + conv + "/messages | " + id + " | - | 400",
+          "agent-acme | agent | acme | acme | POST | " + conv +
+              "/take | 00000000-0000-0000-0000-000000000000 | - | 404",
+      }));
+  // A global token's write is the tenant's whose conversation it changed; a global route's,
+  // nobody's.
   const std::string theirs = Conversation(test::kDemoNumber);
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + theirs + "/take", "", ApiTokens::Token(Role::kAgent, "*")).status, 200);
-  EXPECT_EQ(One("SELECT tenant || ' ' || caller_tenant FROM audit_log ORDER BY id DESC LIMIT 1"), "test *");
-  EXPECT_EQ(Call("PUT", "/v1/checklists/line-qa", R"({"title": "Line QA", "questions": [{"text": "Guard closed?", "photo": "required"}]})",
-                 ApiTokens::Token(Role::kManager, "*"), {{"dry_run", "1"}}).status, 201);
-  EXPECT_EQ(One("SELECT coalesce(tenant, 'none') || ' ' || target || ' ' || filter::text FROM audit_log ORDER BY id DESC "
+  EXPECT_EQ(
+      Call("POST", "/v1/conversations/" + theirs + "/take", "", ApiTokens::Token(Role::kAgent, "*"))
+          .status,
+      200);
+  EXPECT_EQ(One("SELECT tenant || ' ' || caller_tenant FROM audit_log ORDER BY id DESC LIMIT 1"),
+            "test *");
+  EXPECT_EQ(
+      Call("PUT", "/v1/checklists/line-qa",
+           R"({"title": "Line QA", "questions": [{"text": "Guard closed?", "photo": "required"}]})",
+           ApiTokens::Token(Role::kManager, "*"), {{"dry_run", "1"}})
+          .status,
+      201);
+  EXPECT_EQ(One("SELECT coalesce(tenant, 'none') || ' ' || target || ' ' || filter::text FROM "
+                "audit_log ORDER BY id DESC "
                 "LIMIT 1"),
             "none line-qa {\"dry_run\": \"1\"}");
 }
@@ -136,7 +165,8 @@ TEST_F(AuditTest, AConversationsChangeAndItsEntryCommitTogetherOrNotAtAll) {
   ASSERT_TRUE(sql_->Exec("REVOKE INSERT ON audit_log FROM convoy_conversation").ok());
   auto refused = Call("POST", "/v1/conversations/" + id + "/take", "", agent);
   EXPECT_EQ(refused.status, 503) << refused.body;
-  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot") << "changed with no audit entry";
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot")
+      << "changed with no audit entry";
   EXPECT_EQ(One("SELECT count(*) FROM audit_log"), "0");
   // Once it can, the same take goes through with its entry.
   ASSERT_TRUE(sql_->Exec("GRANT INSERT ON audit_log TO convoy_conversation").ok());
@@ -155,14 +185,19 @@ TEST_F(AuditTest, AConversationsChangeAndItsEntryCommitTogetherOrNotAtAll) {
 
 TEST_F(AuditTest, ATenantReadsItsOwnEntriesAloneNewestFirstPageByPage) {
   const std::string ours = Conversation(kAcmeNumber), theirs = Conversation(test::kDemoNumber);
-  const std::string acme_agent = ApiTokens::Token(Role::kAgent, "acme"), all_agent = ApiTokens::Token(Role::kAgent, "*");
+  const std::string acme_agent = ApiTokens::Token(Role::kAgent, "acme"),
+                    all_agent = ApiTokens::Token(Role::kAgent, "*");
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(Call("POST", "/v1/conversations/" + ours + "/take", "", acme_agent).status, 200);
     EXPECT_EQ(Call("POST", "/v1/conversations/" + theirs + "/take", "", all_agent).status, 200);
   }
   // acme's attempt on another tenant's conversation (404) is acme's entry, never the other's.
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + theirs + "/release", R"({"reason": "x"})", acme_agent).status, 404);
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + ours + "/handoff", R"({"reason": "Ana Lopez wants a call"})", acme_agent)
+  EXPECT_EQ(
+      Call("POST", "/v1/conversations/" + theirs + "/release", R"({"reason": "x"})", acme_agent)
+          .status,
+      404);
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + ours + "/handoff",
+                 R"({"reason": "Ana Lopez wants a call"})", acme_agent)
                 .status,
             200);
   int pages = 0;
@@ -175,9 +210,12 @@ TEST_F(AuditTest, ATenantReadsItsOwnEntriesAloneNewestFirstPageByPage) {
   EXPECT_EQ(pages, 3);
   const auto all = Read(ApiTokens::Token(Role::kViewer, "*"), 3);
   EXPECT_EQ(all.size(), 8u);
-  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).count("agent-all /v1/conversations/{id}/take 200"), 1u);
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end())
+                .count("agent-all /v1/conversations/{id}/take 200"),
+            1u);
   // A viewer sees that there was a reason, not what it says (a reason may name a person).
-  auto shown = Call("GET", "/v1/audit", "", ApiTokens::Token(Role::kViewer, "acme"), {{"limit", "1"}});
+  auto shown =
+      Call("GET", "/v1/audit", "", ApiTokens::Token(Role::kViewer, "acme"), {{"limit", "1"}});
   EXPECT_EQ(shown.body.find("Ana Lopez"), std::string::npos) << shown.body;
   EXPECT_NE(shown.body.find("22 characters, hidden"), std::string::npos) << shown.body;
   auto agent_view = Call("GET", "/v1/audit", "", acme_agent, {{"limit", "1"}});

@@ -29,7 +29,8 @@ bool StoredName(const std::string& name) {
 
 }  // namespace
 
-std::optional<std::string> PhotoLink(const PhotoLinkSettings& links, const std::string& stored_name) {
+std::optional<std::string> PhotoLink(const PhotoLinkSettings& links,
+                                     const std::string& stored_name) {
   if (!links.enabled() || !StoredName(stored_name)) return std::nullopt;
   return MediaLink(links.base_url, links.secret, stored_name, Now(links) + links.ttl.count());
 }
@@ -43,13 +44,17 @@ std::string WithPhotoLinks(const std::string& json, const PhotoLinkSettings& lin
   if (answers == d.MemberEnd() || !answers->value.IsObject()) return json;
   const int64_t expires = Now(links) + links.ttl.count();
   for (auto& answer : answers->value.GetObject()) {
-    auto photos = answer.value.IsObject() ? answer.value.FindMember("photos") : answer.value.MemberEnd();
-    if (!answer.value.IsObject() || photos == answer.value.MemberEnd() || !photos->value.IsArray()) continue;
+    auto photos =
+        answer.value.IsObject() ? answer.value.FindMember("photos") : answer.value.MemberEnd();
+    if (!answer.value.IsObject() || photos == answer.value.MemberEnd() || !photos->value.IsArray())
+      continue;
     for (auto& photo : photos->value.GetArray()) {
       const std::string name = JsonStr(photo, "stored_name");
       if (!photo.IsObject() || !StoredName(name) || photo.HasMember("url")) continue;
       const std::string url = MediaLink(links.base_url, links.secret, name, expires);
-      photo.AddMember("url", rapidjson::Value(url.c_str(), static_cast<rapidjson::SizeType>(url.size()), d.GetAllocator()),
+      photo.AddMember("url",
+                      rapidjson::Value(url.c_str(), static_cast<rapidjson::SizeType>(url.size()),
+                                       d.GetAllocator()),
                       d.GetAllocator());
     }
   }
@@ -58,7 +63,8 @@ std::string WithPhotoLinks(const std::string& json, const PhotoLinkSettings& lin
 
 std::string CsvCell(const std::string& value) {
   std::string v = value;
-  if (!v.empty() && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r')) {
+  if (!v.empty() &&
+      (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r')) {
     v.insert(0, "'");
   }
   if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
@@ -74,17 +80,22 @@ HttpResponse ListChecklists(PgConnection& db, const TenantScope& scope) {
   // The latest version of each checklist the caller may assign (api.cpp Create: a shared one, or
   // one of the number's own tenant).
   auto r = db.Exec(
-      "SELECT coalesce(json_agg(json_build_object('id', c.id, 'version', c.version, 'title', c.definition->>'title', "
-      "'questions', jsonb_array_length(c.definition->'questions'), 'shared', c.tenant IS NULL, 'tenant', c.tenant, "
-      "'source', c.source, 'updated_at', c.created_at) ORDER BY c.id), '[]'::json)::text FROM (SELECT DISTINCT ON (id) "
-      "id, version, definition, tenant, source, created_at FROM checklists WHERE ($1::text IS NULL OR tenant IS NULL OR "
+      "SELECT coalesce(json_agg(json_build_object('id', c.id, 'version', c.version, 'title', "
+      "c.definition->>'title', "
+      "'questions', jsonb_array_length(c.definition->'questions'), 'shared', c.tenant IS NULL, "
+      "'tenant', c.tenant, "
+      "'source', c.source, 'updated_at', c.created_at) ORDER BY c.id), '[]'::json)::text FROM "
+      "(SELECT DISTINCT ON (id) "
+      "id, version, definition, tenant, source, created_at FROM checklists WHERE ($1::text IS NULL "
+      "OR tenant IS NULL OR "
       "tenant = $1) ORDER BY id, version DESC) c",
       {scope});
   if (!r.ok()) return Unavailable(r.status());
   return JsonResponse(200, R"({"checklists":)" + r->get(0, 0) + "}");
 }
 
-HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRequest& req, const TenantScope& scope) {
+HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRequest& req,
+                           const TenantScope& scope) {
   auto it = req.query.find("version");
   std::optional<std::string> version;
   if (it != req.query.end() && !it->second.empty()) {
@@ -95,11 +106,16 @@ HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRe
   }
   // Another tenant's checklist is not there: the same 404 as one that never was.
   auto r = db.Exec(
-      "SELECT json_build_object('id', $1::text, 'shared', bool_or(tenant IS NULL), 'versions', json_agg(json_build_object("
-      "'version', version, 'source', source, 'created_at', created_at, 'title', definition->>'title', 'questions', "
-      "jsonb_array_length(definition->'questions')) ORDER BY version DESC), 'version', coalesce($3::int, max(version)), "
-      "'definition', (SELECT definition FROM checklists d WHERE d.id = $1 AND d.version = coalesce($3::int, max(c.version))))"
-      "::text FROM checklists c WHERE id = $1 AND ($2::text IS NULL OR tenant IS NULL OR tenant = $2) HAVING count(*) > 0",
+      "SELECT json_build_object('id', $1::text, 'shared', bool_or(tenant IS NULL), 'versions', "
+      "json_agg(json_build_object("
+      "'version', version, 'source', source, 'created_at', created_at, 'title', "
+      "definition->>'title', 'questions', "
+      "jsonb_array_length(definition->'questions')) ORDER BY version DESC), 'version', "
+      "coalesce($3::int, max(version)), "
+      "'definition', (SELECT definition FROM checklists d WHERE d.id = $1 AND d.version = "
+      "coalesce($3::int, max(c.version))))"
+      "::text FROM checklists c WHERE id = $1 AND ($2::text IS NULL OR tenant IS NULL OR tenant = "
+      "$2) HAVING count(*) > 0",
       {id, scope, version});
   if (!r.ok()) return Unavailable(r.status());
   if (r->empty()) return JsonError(404, "not_found", "no checklist " + id);
@@ -107,7 +123,8 @@ HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRe
   const std::string body = r->get(0, 0);
   d.Parse(body.c_str(), body.size());
   if (!d.HasParseError() && d.IsObject() && JsonMember(d, "definition").IsNull()) {
-    return JsonError(404, "not_found", "checklist " + id + " has no version " + version.value_or(""));
+    return JsonError(404, "not_found",
+                     "checklist " + id + " has no version " + version.value_or(""));
   }
   return JsonResponse(200, body);
 }
@@ -115,21 +132,27 @@ HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRe
 HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const TenantScope& scope,
                                  const PhotoLinkSettings& links) {
   auto r = db.Exec(
-      "SELECT a.status, c.definition::text, a.answers::text, to_char(a.ended_at AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM assignments a JOIN checklists c ON c.id = a.checklist_id AND "
+      "SELECT a.status, c.definition::text, a.answers::text, to_char(a.ended_at AT TIME ZONE "
+      "'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM assignments a JOIN checklists c ON c.id = "
+      "a.checklist_id AND "
       "c.version = a.checklist_version WHERE a.id = $1 AND ($2::text IS NULL OR a.tenant = $2)",
       {id, scope});
   if (!r.ok()) return Unavailable(r.status());
   if (r->empty()) return JsonError(404, "not_found", "no assignment " + id);
   if (r->get(0, 0) != "completed") {
-    return JsonError(409, "conflict", "assignment " + id + " is " + r->get(0, 0) + ": only a completed one is exported");
+    return JsonError(
+        409, "conflict",
+        "assignment " + id + " is " + r->get(0, 0) + ": only a completed one is exported");
   }
   rapidjson::Document definition, answers;
-  const std::string def_text = r->get(0, 1), answers_text = r->get(0, 2), completed_at = r->get(0, 3);
+  const std::string def_text = r->get(0, 1), answers_text = r->get(0, 2),
+                    completed_at = r->get(0, 3);
   definition.Parse(def_text.c_str(), def_text.size());
   answers.Parse(answers_text.c_str(), answers_text.size());
   const auto& questions = JsonMember(definition, "questions");
-  if (definition.HasParseError() || answers.HasParseError() || !questions.IsArray() || !answers.IsObject()) {
+  if (definition.HasParseError() || answers.HasParseError() || !questions.IsArray() ||
+      !answers.IsObject()) {
     return Unavailable(Status(Code::kInternal, "assignment " + id + " has no readable answers"));
   }
   const int64_t expires = Now(links) + links.ttl.count();
@@ -143,10 +166,12 @@ HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const 
       const std::string name = JsonStr(photos[p], "stored_name");
       if (!StoredName(name)) continue;
       names += (names.empty() ? "" : " ") + name;
-      if (links.enabled()) urls += (urls.empty() ? "" : " ") + MediaLink(links.base_url, links.secret, name, expires);
+      if (links.enabled())
+        urls += (urls.empty() ? "" : " ") + MediaLink(links.base_url, links.secret, name, expires);
     }
-    csv += std::to_string(i + 1) + "," + CsvCell(JsonStr(questions[i], "text")) + "," + CsvCell(JsonStr(a, "answer")) +
-           "," + CsvCell(JsonStr(a, "note")) + "," + CsvCell(names) + "," + CsvCell(urls) + "," + completed_at + "\r\n";
+    csv += std::to_string(i + 1) + "," + CsvCell(JsonStr(questions[i], "text")) + "," +
+           CsvCell(JsonStr(a, "answer")) + "," + CsvCell(JsonStr(a, "note")) + "," +
+           CsvCell(names) + "," + CsvCell(urls) + "," + completed_at + "\r\n";
   }
   HttpResponse resp;
   resp.status = 200;

@@ -5,7 +5,8 @@
 //                                           latest version, title and question count
 //   GET /v1/checklists/{id}[?version=N]     one checklist's versions and a version's definition
 //                                           (the latest unless N is given)
-//   GET /v1/assignments/{id}/export.csv     a completed assignment's answers as CSV (an attachment):
+//   GET /v1/assignments/{id}/export.csv     a completed assignment's answers as CSV (an
+//   attachment):
 //                                           question, answer, note, photo names, photo links
 // and the photos of an assignment's answers as links a browser may load.
 //
@@ -38,7 +39,8 @@ struct PhotoLinkSettings {
 
 // A link to one stored photo ("<sha256 hex>.<ext>", the generator's own names alone) expiring after
 // links.ttl; nothing when links are off or the name is not one of media's.
-std::optional<std::string> PhotoLink(const PhotoLinkSettings& links, const std::string& stored_name);
+std::optional<std::string> PhotoLink(const PhotoLinkSettings& links,
+                                     const std::string& stored_name);
 
 // An assignment's JSON (api.cpp's kShow) with "url" added to every answer's photo that has a
 // stored_name; unchanged when links are off or it has no photos.
@@ -50,7 +52,8 @@ std::string CsvCell(const std::string& value);
 
 using TenantScope = std::optional<std::string>;
 HttpResponse ListChecklists(PgConnection& db, const TenantScope& scope);
-HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRequest& r, const TenantScope& scope);
+HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRequest& r,
+                           const TenantScope& scope);
 HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const TenantScope& scope,
                                  const PhotoLinkSettings& links);
 

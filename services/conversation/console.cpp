@@ -1,7 +1,7 @@
 #include "console.h"
 
-#include <dirent.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -19,13 +19,19 @@ constexpr const char* kPrefix = "/console";
 // The types the console is made of; any other file in the folder is not served.
 const char* TypeOf(const std::string& name) {
   static const std::pair<const char*, const char*> kTypes[] = {
-      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".svg", "image/svg+xml"}, {".png", "image/png"}, {".ico", "image/x-icon"},
-      {".json", "application/json"}, {".txt", "text/plain; charset=utf-8"}};
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".json", "application/json"},
+      {".txt", "text/plain; charset=utf-8"}};
   for (const auto& [ext, type] : kTypes) {
     const std::string e(ext);
-    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) return type;
+    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0)
+      return type;
   }
   return nullptr;
 }
@@ -49,7 +55,9 @@ HttpResponse Plain(int status, const std::string& text, const std::string& img_o
 }  // namespace
 
 std::string OriginOf(const std::string& url) {
-  size_t scheme = url.compare(0, 7, "http://") == 0 ? 7 : url.compare(0, 8, "https://") == 0 ? 8 : 0;
+  size_t scheme = url.compare(0, 7, "http://") == 0    ? 7
+                  : url.compare(0, 8, "https://") == 0 ? 8
+                                                       : 0;
   if (scheme == 0) return "";
   const std::string origin = url.substr(0, url.find('/', scheme));
   if (origin.size() == scheme) return "";
@@ -79,10 +87,12 @@ Result<ConsoleSite> ConsoleSite::Load(const std::string& dir, const std::string&
   ConsoleSite site;
   if (!media_url.empty()) {
     site.img_origin_ = OriginOf(media_url);
-    if (site.img_origin_.empty()) return Status(Code::kInvalidArgument, "media URL " + media_url + " has no http(s) origin");
+    if (site.img_origin_.empty())
+      return Status(Code::kInvalidArgument, "media URL " + media_url + " has no http(s) origin");
   }
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return Status(Code::kNotFound, "--console_dir " + dir + " is not a readable folder");
+  if (d == nullptr)
+    return Status(Code::kNotFound, "--console_dir " + dir + " is not a readable folder");
   Status failed = Status::Ok();
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;

@@ -1,13 +1,14 @@
 // Unit: the console's static files (console.h). Only the names the folder held at start are ever
 // served, with their type, a strict Content-Security-Policy and nosniff; a hostile path is a 404
 // and never reaches the file system; a symlink placed in the folder is not followed.
+#include "console.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "console.h"
 #include "testsupport.h"
 
 namespace convoy::conversation {
@@ -44,17 +45,21 @@ class ConsoleTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::remove(secret_);
   }
-  void Write(const std::string& name, const std::string& text) { std::ofstream(dir_ + "/" + name) << text; }
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ + "/" + name) << text;
+  }
   std::string dir_, secret_;
   std::unique_ptr<ConsoleSite> site_;
 };
 
 TEST_F(ConsoleTest, EachFileIsServedWithItsTypeAStrictPolicyAndRevalidation) {
-  EXPECT_EQ(site_->size(), 3u) << "index.html, app.js, style.css: not the hidden, unknown, nested or linked ones";
+  EXPECT_EQ(site_->size(), 3u)
+      << "index.html, app.js, style.css: not the hidden, unknown, nested or linked ones";
   for (const auto& [path, type, body] :
        std::vector<std::tuple<std::string, std::string, std::string>>{
            {"/console/", "text/html; charset=utf-8", "<!doctype html><title>convoy</title>"},
-           {"/console/index.html", "text/html; charset=utf-8", "<!doctype html><title>convoy</title>"},
+           {"/console/index.html", "text/html; charset=utf-8",
+            "<!doctype html><title>convoy</title>"},
            {"/console/app.js", "text/javascript; charset=utf-8", "export const x = 1;"},
            {"/console/style.css", "text/css; charset=utf-8", "body{}"}}) {
     HttpResponse r = site_->Serve(Get(path));
@@ -85,10 +90,12 @@ TEST_F(ConsoleTest, EachFileIsServedWithItsTypeAStrictPolicyAndRevalidation) {
 TEST_F(ConsoleTest, AHostilePathIsNotFoundAndNothingOutsideTheNamesIsRead) {
   // The server hands handlers decoded paths: "%2e%2e%2f" arrives as "../".
   for (const std::string& path : std::vector<std::string>{
-       "/console/../console/index.html", "/console/../../../../etc/passwd", "/console/..", "/console/./index.html",
-        "/console//index.html", "/console/sub/inner.js", "/console/sub/", "/console/link.txt", "/console/.hidden.js",
-        "/console/notes.md", "/console/index.html/", "/console/index.html/..", "/console/INDEX.HTML",
-        std::string("/console/app.js\0x", 18), "/console\\app.js", "/consoleindex.html", "/console/" + secret_}) {
+           "/console/../console/index.html", "/console/../../../../etc/passwd", "/console/..",
+           "/console/./index.html", "/console//index.html", "/console/sub/inner.js",
+           "/console/sub/", "/console/link.txt", "/console/.hidden.js", "/console/notes.md",
+           "/console/index.html/", "/console/index.html/..", "/console/INDEX.HTML",
+           std::string("/console/app.js\0x", 18), "/console\\app.js", "/consoleindex.html",
+           "/console/" + secret_}) {
     HttpResponse r = site_->Serve(Get(path));
     EXPECT_EQ(r.status, 404) << path;
     EXPECT_EQ(r.body.find("secret"), std::string::npos) << path;
@@ -107,10 +114,13 @@ TEST_F(ConsoleTest, ImagesComeFromThisOriginAndTheMediaOriginAlone) {
   EXPECT_EQ(img_src(site_->Serve(Get("/console/"))), "img-src 'self'");
   auto with_media = ConsoleSite::Load(dir_, "https://media.example.com:8443/base");
   ASSERT_TRUE(with_media.ok()) << with_media.status().ToString();
-  EXPECT_EQ(img_src(with_media->Serve(Get("/console/"))), "img-src 'self' https://media.example.com:8443");
-  EXPECT_EQ(img_src(with_media->Serve(Get("/console/nothing.js"))), "img-src 'self' https://media.example.com:8443");
+  EXPECT_EQ(img_src(with_media->Serve(Get("/console/"))),
+            "img-src 'self' https://media.example.com:8443");
+  EXPECT_EQ(img_src(with_media->Serve(Get("/console/nothing.js"))),
+            "img-src 'self' https://media.example.com:8443");
   EXPECT_EQ(OriginOf("http://127.0.0.1:8082"), "http://127.0.0.1:8082");
-  for (const char* bad : {"ftp://media.example.com", "https://", "https://a b;script-src *", "media.example.com"}) {
+  for (const char* bad :
+       {"ftp://media.example.com", "https://", "https://a b;script-src *", "media.example.com"}) {
     EXPECT_EQ(OriginOf(bad), "") << bad;
     EXPECT_EQ(ConsoleSite::Load(dir_, bad).status().code(), Code::kInvalidArgument) << bad;
   }

@@ -6,7 +6,8 @@
 //        newest first; `next_cursor` pages on (stable under updates: updated_at, then id); q: 3+
 //        characters found in the customer's phone number or BSUID, or in anything said (not for a
 //        viewer: 403, what it would search is masked to it)
-//   GET  /v1/conversations/{id}?messages=N    state, owner, window, collected fields, transcript; to
+//   GET  /v1/conversations/{id}?messages=N    state, owner, window, collected fields, transcript;
+//   to
 //                                             a caller who sees personal data, each photo the
 //                                             number's media stored carries "photo" (its stored
 //                                             name) and, with photo links set, "photo_url": a
@@ -14,13 +15,16 @@
 //                                             "templates": the number's approved templates
 //                                             [{"name", "language", "category"}], what a reply
 //                                             outside the window may be
-//   POST /v1/conversations/{id}/handoff       {"reason", "note"}: into human hands; the sink is told
+//   POST /v1/conversations/{id}/handoff       {"reason", "note"}: into human hands; the sink is
+//   told
 //                                             once (conversation.handoff_requested)
-//   POST /v1/conversations/{id}/take          the calling agent owns it (no message to the sink); on a
-//                                             thread another app owns, {"metadata"}: taken back through
-//                                             Meta's thread_control first (202), when the number names a
-//                                             partner app (else 409 no_partner_app)
-//   POST /v1/conversations/{id}/pass          {"metadata", "to": "partner" | "ai_agent" | "idle"}: the
+//   POST /v1/conversations/{id}/take          the calling agent owns it (no message to the sink);
+//   on a
+//                                             thread another app owns, {"metadata"}: taken back
+//                                             through Meta's thread_control first (202), when the
+//                                             number names a partner app (else 409 no_partner_app)
+//   POST /v1/conversations/{id}/pass          {"metadata", "to": "partner" | "ai_agent" | "idle"}:
+//   the
 //                                             thread to the partner app, Meta's business agent, or
 //                                             released (thread_control.h); 202, the owner follows
 //   POST /v1/conversations/{id}/release       {"step"}: back to the bot, optionally at a step of
@@ -60,8 +64,9 @@ bool Digits(const std::string& s, size_t max);
 
 // The answer for a /v1/conversations request; nullopt for any other path. A write's `audit` entry
 // is recorded in the transaction of the change it describes when that commits (audit.h).
-std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& request, const std::string& route,
-                                                   const Caller& caller, const ConversationsApiSettings& settings,
+std::optional<HttpResponse> HandleConversationsApi(const HttpRequest& request,
+                                                   const std::string& route, const Caller& caller,
+                                                   const ConversationsApiSettings& settings,
                                                    AuditEntry* audit);
 
 }  // namespace convoy::conversation

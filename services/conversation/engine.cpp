@@ -14,15 +14,20 @@ constexpr size_t kSummaryValueLimit = 200;  // characters of one value in a summ
 constexpr size_t kButtonBodyLimit = 1024;   // Meta's limit for an interactive message body
 constexpr size_t kTextLimit = 4096;         // Meta's limit for a text message body
 constexpr size_t kFileNameLimit = 120;      // bytes of a document's file name kept for the result
-// Said when a checklist puts a person's run on hold, and when it resumes, when the flow names no text.
-constexpr const char* kDefaultOnHold = "What we were doing is on hold until this checklist is done; we'll pick it up right after.";
+// Said when a checklist puts a person's run on hold, and when it resumes, when the flow names no
+// text.
+constexpr const char* kDefaultOnHold =
+    "What we were doing is on hold until this checklist is done; we'll pick it up right after.";
 constexpr const char* kDefaultResumed = "Now, back to where we were.";
-// Said when some of a person's photos expired and some are left, when the flow names no text of its own.
+// Said when some of a person's photos expired and some are left, when the flow names no text of its
+// own.
 constexpr const char* kDefaultPartlyExpired =
-    "I only have {kept} of your photos: {lost} sent earlier expired. Send {them} again if you want {them} included.";
+    "I only have {kept} of your photos: {lost} sent earlier expired. Send {them} again if you want "
+    "{them} included.";
 // Said to an answer that needs a note and came without one, when the flow names no text of its own.
 constexpr const char* kDefaultNoteRequired =
-    "Please add a note for {answer} on question {index}: what did you find? (For example: {answer} - what you saw.)";
+    "Please add a note for {answer} on question {index}: what did you find? (For example: {answer} "
+    "- what you saw.)";
 
 // The separators operators put between an answer and its note.
 bool IsSeparatorAt(const std::string& s, size_t i, size_t* width) {
@@ -54,7 +59,8 @@ std::string Clip(const std::string& s, size_t limit) {
 // Media a step does not take (a sticker; a document where only photos are): the answer in a
 // photo step is the step's refusal ("I need photos").
 bool IsMediaType(const std::string& type) {
-  return type == "image" || type == "video" || type == "document" || type == "sticker" || type == "audio";
+  return type == "image" || type == "video" || type == "document" || type == "sticker" ||
+         type == "audio";
 }
 
 bool IsInbound(Event::Kind k) {
@@ -73,7 +79,8 @@ const char* MediaNoun(const std::string& kind) {
 // One call of Advance: the flow, the transition being built and the event's time.
 class Run {
  public:
-  Run(const FlowSet& flows, const EngineSettings& settings, Transition& t, const Event& ev, int64_t at)
+  Run(const FlowSet& flows, const EngineSettings& settings, Transition& t, const Event& ev,
+      int64_t at)
       : flows_(flows), settings_(settings), t_(t), s_(t.state), ev_(ev), at_(at) {}
 
   void Inbound() {
@@ -123,7 +130,8 @@ class Run {
       t_.note = "switched";
       return Route();
     }
-    if (IsText() && !flow->cancel_keyword.empty() && NormalizeKeyword(ev_.text) == flow->cancel_keyword) {
+    if (IsText() && !flow->cancel_keyword.empty() &&
+        NormalizeKeyword(ev_.text) == flow->cancel_keyword) {
       Say("reply", flow->cancel_reply);
       Reset();
       t_.note = "cancelled";
@@ -136,14 +144,16 @@ class Run {
     const Flow* flow = s_.flow.empty() ? nullptr : flows_.Find(s_.flow);
     t_.note = "recorded";
     if (ev_.kind == Event::Kind::kRunExpired) return Expired(flow);
-    if (ev_.kind == Event::Kind::kResultDue && ev_.result_id.rfind(kExtractDue, 0) == 0) return ExtractDue(flow);
+    if (ev_.kind == Event::Kind::kResultDue && ev_.result_id.rfind(kExtractDue, 0) == 0)
+      return ExtractDue(flow);
     if (ev_.kind == Event::Kind::kResultDue) return ResultDue();
     if (ev_.kind == Event::Kind::kExtracted) return Extracted(flow);
     if (ev_.kind == Event::Kind::kAssignmentStarted) return AssignmentStarted();
     if (ev_.kind == Event::Kind::kAssignmentEnded) return AssignmentEnded(flow);
     if (ev_.kind == Event::Kind::kSendFailed) return SendFailed(flow);
     if (ev_.media_id.empty()) return;
-    if (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed) ResultPhoto();
+    if (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed)
+      ResultPhoto();
     auto pending = s_.pending_uploads.find(ev_.media_id);
     if (pending != s_.pending_uploads.end() &&
         (ev_.kind == Event::Kind::kMediaStored || ev_.kind == Event::Kind::kMediaFailed)) {
@@ -156,12 +166,14 @@ class Run {
         u.destination = pending->second;
         t_.effects.push_back(std::move(u));
       }
-      if (t_.note == "recorded") t_.note = ev_.kind == Event::Kind::kMediaStored ? "late_upload" : "late_media_failed";
+      if (t_.note == "recorded")
+        t_.note = ev_.kind == Event::Kind::kMediaStored ? "late_upload" : "late_media_failed";
       s_.pending_uploads.erase(pending);
       return;
     }
     for (auto& [field, list] : s_.photos) {
-      auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
+      auto it = std::find_if(list.begin(), list.end(),
+                             [&](const Photo& p) { return p.media_id == ev_.media_id; });
       if (it == list.end()) continue;
       if (ev_.kind == Event::Kind::kMediaStored) {
         Stored(*it);
@@ -190,7 +202,8 @@ class Run {
       if (kept->empty()) continue;
       ConversationState run = DecodeState(*kept);
       for (auto& [field, list] : run.photos) {
-        auto it = std::find_if(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; });
+        auto it = std::find_if(list.begin(), list.end(),
+                               [&](const Photo& p) { return p.media_id == ev_.media_id; });
         if (it == list.end()) continue;
         if (ev_.kind == Event::Kind::kMediaStored) {
           Stored(*it);
@@ -198,7 +211,8 @@ class Run {
           list.erase(it);
         }
         *kept = EncodeState(run);
-        t_.note = ev_.kind == Event::Kind::kMediaStored ? "media_stored_on_hold" : "media_failed_on_hold";
+        t_.note =
+            ev_.kind == Event::Kind::kMediaStored ? "media_stored_on_hold" : "media_failed_on_hold";
         return;
       }
     }
@@ -214,13 +228,16 @@ class Run {
     if (!step || !step->Accepts(kind)) return false;
     if (step->kind == Step::Kind::kCollectPhotos) return true;
     const auto& a = s_.assignment;
-    return step->kind == Step::Kind::kChecklist && a.index < a.questions.size() && a.questions[a.index].photo != "none";
+    return step->kind == Step::Kind::kChecklist && a.index < a.questions.size() &&
+           a.questions[a.index].photo != "none";
   }
 
   // The inbound media's kind: Meta's message type (an image when none is named).
   std::string MediaKind() const { return ev_.message_type.empty() ? "image" : ev_.message_type; }
   // The inbound message is media the step takes like a photo.
-  bool Attachment(const Step& step) const { return ev_.kind == Event::Kind::kMedia && step.Accepts(MediaKind()); }
+  bool Attachment(const Step& step) const {
+    return ev_.kind == Event::Kind::kMedia && step.Accepts(MediaKind());
+  }
 
   // media.stored for one of ours: its name, and the type media verified.
   void Stored(Photo& p) const {
@@ -306,7 +323,8 @@ class Run {
 
   // The wait for a result's photos is over: it goes now, those not stored named as missing.
   void ResultDue() {
-    auto r = std::find_if(s_.results.begin(), s_.results.end(), [&](const PendingResult& x) { return x.id == ev_.result_id; });
+    auto r = std::find_if(s_.results.begin(), s_.results.end(),
+                          [&](const PendingResult& x) { return x.id == ev_.result_id; });
     if (r == s_.results.end()) return;  // delivered when its last photo came back
     if (at_ < r->due_at) {
       RemindAt(*r);  // the delay queue brought it back early (its tier is shorter than the wait)
@@ -316,7 +334,8 @@ class Run {
     for (auto& [field, list] : r->photos) {
       for (auto& p : list) {
         if (!Resolved(p)) {
-          p.missing = "not stored within " + std::to_string(settings_.result_photo_wait_seconds) + " s of submission";
+          p.missing = "not stored within " + std::to_string(settings_.result_photo_wait_seconds) +
+                      " s of submission";
         }
       }
     }
@@ -333,7 +352,8 @@ class Run {
   // flow that resumes, stays where it was and their next message answers its step. Results,
   // uploads and a run set aside for a checklist are kept, as at any end of a run.
   void Expired(const Flow* flow) {
-    if (s_.flow.empty() || (flow && flow->assigned)) return;  // ended meanwhile; a checklist ends by its assignment
+    if (s_.flow.empty() || (flow && flow->assigned))
+      return;  // ended meanwhile; a checklist ends by its assignment
     Effect e;
     e.kind = Effect::Kind::kFlowExpired;
     e.step = "flow_expired";
@@ -369,7 +389,8 @@ class Run {
     e.extractor = flow_->extractor;
     e.text = Clip(ev_.text, kTextLimit);
     e.result.id = ev_.id;
-    auto want = [&](const std::string& field, const std::string& label, std::vector<std::string> values) {
+    auto want = [&](const std::string& field, const std::string& label,
+                    std::vector<std::string> values) {
       if (field.empty() || s_.fields.count(field)) return;
       for (const auto& f : e.extract) {
         if (f.name == field) return;
@@ -380,7 +401,8 @@ class Run {
       if (step.kind == Step::Kind::kDetect) {
         std::vector<std::string> values;
         for (const auto& kw : step.own.keywords) {
-          if (std::find(values.begin(), values.end(), kw.second) == values.end()) values.push_back(kw.second);
+          if (std::find(values.begin(), values.end(), kw.second) == values.end())
+            values.push_back(kw.second);
         }
         want(step.field, step.label, values);
       } else if (step.kind == Step::Kind::kAskText) {
@@ -396,7 +418,8 @@ class Run {
     due.kind = Effect::Kind::kResultDue;
     due.step = "extract_due";
     due.result.id = kExtractDue + ev_.id;
-    due.delay_ms = (settings_.extractor_timeout_seconds + 5) * 1000;  // outbound answers by the deadline; this is the backstop
+    due.delay_ms = (settings_.extractor_timeout_seconds + 5) *
+                   1000;  // outbound answers by the deadline; this is the backstop
     t_.effects.push_back(std::move(due));
     t_.note = "extracting";
     return true;
@@ -412,7 +435,8 @@ class Run {
         }
         return "";
       }
-      if (step.kind == Step::Kind::kAskText && step.field == field) return Taken(step.validate, value);
+      if (step.kind == Step::Kind::kAskText && step.field == field)
+        return Taken(step.validate, value);
       for (const auto& r : step.extract) {
         if (r.field == field) return Taken(r.validate, value);
       }
@@ -437,7 +461,8 @@ class Run {
   void ExtractDue(const Flow* flow) {
     if (s_.extracting.empty() || kExtractDue + s_.extracting != ev_.result_id || !flow) return;
     flow_ = flow;
-    ExtractionOver("no answer within " + std::to_string(settings_.extractor_timeout_seconds) + " s");
+    ExtractionOver("no answer within " + std::to_string(settings_.extractor_timeout_seconds) +
+                   " s");
   }
 
   // The step goes on with what is known now; what is still missing is asked of the person. As of
@@ -468,13 +493,16 @@ class Run {
   static constexpr int64_t kWindow = 24 * 3600;
 
   // Inside Meta's 24-hour window: a plain message may go (a minute kept in hand).
-  bool InWindow() const { return s_.last_inbound_at > 0 && at_ - s_.last_inbound_at < kWindow - 60; }
+  bool InWindow() const {
+    return s_.last_inbound_at > 0 && at_ - s_.last_inbound_at < kWindow - 60;
+  }
 
   static std::string Fill(const std::string& tmpl, const std::map<std::string, std::string>& vars) {
     std::string out = tmpl;
     for (const auto& [k, v] : vars) {
       const std::string key = "{" + k + "}";
-      for (size_t at = out.find(key); at != std::string::npos; at = out.find(key, at + v.size())) out.replace(at, key.size(), v);
+      for (size_t at = out.find(key); at != std::string::npos; at = out.find(key, at + v.size()))
+        out.replace(at, key.size(), v);
     }
     return out;
   }
@@ -483,7 +511,8 @@ class Run {
     const auto& a = s_.assignment;
     std::string answers;
     if (a.index < a.questions.size()) {
-      for (const auto& x : a.questions[a.index].answers) answers += (answers.empty() ? "" : ", ") + x;
+      for (const auto& x : a.questions[a.index].answers)
+        answers += (answers.empty() ? "" : ", ") + x;
     }
     return {{"index", std::to_string(a.index + 1)},
             {"count", std::to_string(a.questions.size())},
@@ -505,7 +534,8 @@ class Run {
       e.kind = Effect::Kind::kSendButtons;
       e.step = "reply";
       e.text = Clip(text, kButtonBodyLimit);
-      for (size_t i = 0; i < q.answers.size(); ++i) e.buttons.emplace_back("answer_" + std::to_string(i + 1), Clip(q.answers[i], 20));
+      for (size_t i = 0; i < q.answers.size(); ++i)
+        e.buttons.emplace_back("answer_" + std::to_string(i + 1), Clip(q.answers[i], 20));
       t_.effects.push_back(std::move(e));
       return;
     }
@@ -531,11 +561,13 @@ class Run {
       }
       value = typed.answer;
       note = typed.note;
-      if (note.empty() && std::find(q.note_required.begin(), q.note_required.end(), value) != q.note_required.end()) {
+      if (note.empty() && std::find(q.note_required.begin(), q.note_required.end(), value) !=
+                              q.note_required.end()) {
         a.pending_answer = value;
         auto vars = Vars();
         vars["answer"] = value;
-        Say("reply", Fill(step.note_required.empty() ? kDefaultNoteRequired : step.note_required, vars));
+        Say("reply",
+            Fill(step.note_required.empty() ? kDefaultNoteRequired : step.note_required, vars));
         t_.note = "note_requested";
         return;
       }
@@ -578,7 +610,8 @@ class Run {
       if (added == Added::kDuplicate) t_.note = "duplicate_photo";
       if (added != Added::kYes) return;
       std::string caption = ev_.text;
-      while (!caption.empty() && std::isspace(static_cast<unsigned char>(caption.back()))) caption.pop_back();
+      while (!caption.empty() && std::isspace(static_cast<unsigned char>(caption.back())))
+        caption.pop_back();
       a.pending_photo = ev_.media_id;  // kept if the caption is not an answer: the next text may be
       if (caption.empty()) {
         Say("reply", Fill(step.photo_pending, Vars()));
@@ -610,9 +643,11 @@ class Run {
       auto photos = s_.photos.find(field);
       size_t n = photos == s_.photos.end() ? 0 : photos->second.size();
       // "photos" while they are all photos, "files" once a document (or other media) is among them.
-      const bool all_photos = n == 0 || std::all_of(photos->second.begin(), photos->second.end(),
-                                                    [](const Photo& p) { return p.kind == "image"; });
-      const std::string noun = all_photos ? (n == 1 ? " photo)" : " photos)") : (n == 1 ? " file)" : " files)");
+      const bool all_photos =
+          n == 0 || std::all_of(photos->second.begin(), photos->second.end(),
+                                [](const Photo& p) { return p.kind == "image"; });
+      const std::string noun =
+          all_photos ? (n == 1 ? " photo)" : " photos)") : (n == 1 ? " file)" : " files)");
       out += std::to_string(i + 1) + ". " + Clip(a.questions[i].text, kQuoteLimit) + ": " +
              Clip(it == s_.fields.end() ? "" : it->second, kSummaryValueLimit) +
              (note == s_.fields.end() ? "" : " — " + Clip(note->second, kSummaryValueLimit)) +
@@ -670,14 +705,16 @@ class Run {
     e.kind = Effect::Kind::kSendTemplate;
     e.step = "template";
     e.template_name = flow->assignment.template_name;
-    e.template_language = !ev_.number_templates_language.empty() ? ev_.number_templates_language
-                                                                  : flow->assignment.template_language;
+    e.template_language = !ev_.number_templates_language.empty()
+                              ? ev_.number_templates_language
+                              : flow->assignment.template_language;
     e.template_params = {vars.at("operator"), vars.at("title"), vars.at("count")};
     t_.effects.push_back(std::move(e));
   }
 
   void AssignmentEnded(const Flow* flow) {
-    if (s_.assignment.id.empty() || s_.assignment.id != ev_.assignment.id) return;  // not (or no longer) running
+    if (s_.assignment.id.empty() || s_.assignment.id != ev_.assignment.id)
+      return;  // not (or no longer) running
     const bool cancelled = ev_.reason == "cancelled";
     std::string say, closed;
     if (flow) {
@@ -700,14 +737,16 @@ class Run {
     // assignment's template may fail after the next one started): its key names the assignment.
     const std::string tail = ":template";
     const std::string& key = ev_.command_key;
-    if (!flow || !flow->assigned || s_.assignment.id.empty() || s_.assignment.asked || key.size() < tail.size() ||
-        key.compare(key.size() - tail.size(), tail.size(), tail) != 0 ||
+    if (!flow || !flow->assigned || s_.assignment.id.empty() || s_.assignment.asked ||
+        key.size() < tail.size() || key.compare(key.size() - tail.size(), tail.size(), tail) != 0 ||
         key.find(":assignment.started:" + s_.assignment.id) == std::string::npos) {
       return;
     }
     flow_ = flow;
-    const std::string why = "the " + flow->assignment.template_name + " template did not reach the operator" +
-                            (ev_.code.empty() ? "" : " (" + ev_.code + ")") + (ev_.reason.empty() ? "" : ": " + ev_.reason);
+    const std::string why = "the " + flow->assignment.template_name +
+                            " template did not reach the operator" +
+                            (ev_.code.empty() ? "" : " (" + ev_.code + ")") +
+                            (ev_.reason.empty() ? "" : ": " + ev_.reason);
     Effect e;
     e.kind = Effect::Kind::kAssignmentUndeliverable;
     e.step = "assignment_undeliverable";
@@ -720,12 +759,15 @@ class Run {
       PendingResult r;
       r.id = ev_.id + ":undeliverable";
       r.sink = step.sink;
-      r.type = "checklist.undeliverable";  // the sink body's schema: proto-schemas/checklist.undeliverable.v1.json
+      r.type = "checklist.undeliverable";  // the sink body's schema:
+                                           // proto-schemas/checklist.undeliverable.v1.json
       r.flow = flow->name;
       r.outcome = "undeliverable";
       r.completed_at = at_;
-      r.fields = {{"assignment_id", s_.assignment.id}, {"reference", s_.assignment.reference},
-                  {"checklist", s_.assignment.title}, {"reason", why}};
+      r.fields = {{"assignment_id", s_.assignment.id},
+                  {"reference", s_.assignment.reference},
+                  {"checklist", s_.assignment.title},
+                  {"reason", why}};
       e.result = std::move(r);
       break;
     }
@@ -771,7 +813,8 @@ class Run {
         name = name.substr(0, colon);
       }
       bool ident = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-        return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_';
+        return std::islower(static_cast<unsigned char>(c)) ||
+               std::isdigit(static_cast<unsigned char>(c)) || c == '_';
       });
       if (!ident || (colon != std::string::npos && many.empty())) {
         out += tmpl[i];
@@ -805,8 +848,9 @@ class Run {
 
   // The step's question, as it is asked on entering it (and again after a wrong answer).
   void Prompt(const Step& step, const std::string& lead) {
-    std::string text = step.kind == Step::Kind::kConfirm ? Fill(step.prompt, {{"summary", ChecklistSummary()}})
-                                                         : Render(step.prompt, &step);
+    std::string text = step.kind == Step::Kind::kConfirm
+                           ? Fill(step.prompt, {{"summary", ChecklistSummary()}})
+                           : Render(step.prompt, &step);
     if (!lead.empty()) text = lead + "\n" + text;
     if (step.kind == Step::Kind::kButtons || step.kind == Step::Kind::kSummary) {
       SayButtons("reply", text, step);
@@ -822,7 +866,8 @@ class Run {
     s_.entered_at = at_;
     s_.history.emplace_back(id, at_);
     s_.misses = 0;
-    if ((step->kind == Step::Kind::kAskText || step->kind == Step::Kind::kDetect) && s_.fields.count(step->field)) {
+    if ((step->kind == Step::Kind::kAskText || step->kind == Step::Kind::kDetect) &&
+        s_.fields.count(step->field)) {
       return AskMissing(*step);  // already said (in the message that started the flow, or earlier)
     }
     if (step->kind != Step::Kind::kComplete) return Prompt(*step, "");
@@ -914,7 +959,9 @@ class Run {
   // `flow` when the number runs it (the registry's `flows`; none named: every flow), else nullptr.
   const Flow* Runs(const Flow* flow) const {
     const auto& only = ev_.number_flows;
-    return flow && (only.empty() || std::find(only.begin(), only.end(), flow->name) != only.end()) ? flow : nullptr;
+    return flow && (only.empty() || std::find(only.begin(), only.end(), flow->name) != only.end())
+               ? flow
+               : nullptr;
   }
 
   // The flow the text's trigger starts on this number, or nullptr: another flow's trigger does not
@@ -942,7 +989,8 @@ class Run {
     }
     // The number's default flow, else the deployment's if the number runs it (never one an
     // assignment starts).
-    const Flow* def = ev_.number_default_flow.empty() ? nullptr : Runs(flows_.Find(ev_.number_default_flow));
+    const Flow* def =
+        ev_.number_default_flow.empty() ? nullptr : Runs(flows_.Find(ev_.number_default_flow));
     if (def && def->assigned) def = nullptr;
     if (!def && !settings_.default_flow.empty()) def = Runs(flows_.Find(settings_.default_flow));
     if (!rolled_back_ && def && !def->assigned) {
@@ -950,7 +998,8 @@ class Run {
     }
     std::string hi = ev_.profile_name.empty() ? "Hi!" : "Hi " + ev_.profile_name + "!";
     const std::string menu = flows_.Menu(ev_.number_flows);  // "" on a number that offers none
-    const std::string said = IsText() ? hi + " I can't help with \"" + Clip(ev_.text, kQuoteLimit) + "\" yet." : hi;
+    const std::string said =
+        IsText() ? hi + " I can't help with \"" + Clip(ev_.text, kQuoteLimit) + "\" yet." : hi;
     Say("reply", menu.empty() ? said : said + " " + menu);
     t_.note = rolled_back_ ? "menu_not_rolled_out" : "menu";
   }
@@ -995,18 +1044,20 @@ class Run {
   }
 
   void Greet() {
-    const std::string& greeting = !ev_.number_greeting.empty() ? ev_.number_greeting : flow_ ? flow_->greeting : "";
+    const std::string& greeting = !ev_.number_greeting.empty() ? ev_.number_greeting
+                                  : flow_                      ? flow_->greeting
+                                                               : "";
     if (s_.greeted || greeting.empty()) return;
     for (auto& e : t_.effects) {
       if (e.kind != Effect::Kind::kSendText && e.kind != Effect::Kind::kSendButtons) continue;
-      e.text = Clip(greeting + "\n\n" + e.text, e.kind == Effect::Kind::kSendText ? kTextLimit : kButtonBodyLimit);
+      e.text = Clip(greeting + "\n\n" + e.text,
+                    e.kind == Effect::Kind::kSendText ? kTextLimit : kButtonBodyLimit);
       s_.greeted = true;
       return;
     }
   }
 
  private:
-
   void Current(const Step& step) {
     switch (step.kind) {
       case Step::Kind::kAskText:
@@ -1039,7 +1090,8 @@ class Run {
       auto rule = std::find_if(step.extract.begin(), step.extract.end(),
                                [&](const ExtractRule& r) { return r.field == s_.asking; });
       if (rule != step.extract.end()) {
-        if (!Validate(rule->validate == Validation::kNone ? Validation::kNonEmpty : rule->validate, ev_.text, &value)) {
+        if (!Validate(rule->validate == Validation::kNone ? Validation::kNonEmpty : rule->validate,
+                      ev_.text, &value)) {
           Say("reply", rule->invalid.empty() ? rule->prompt : rule->invalid);
           t_.note = "reprompted";
           return;
@@ -1090,7 +1142,9 @@ class Run {
   // validated (any text: not empty), clipped; "" when it is not one.
   static std::string Taken(Validation validation, const std::string& text) {
     std::string v;
-    if (text.empty() || !Validate(validation == Validation::kNone ? Validation::kNonEmpty : validation, text, &v)) return "";
+    if (text.empty() ||
+        !Validate(validation == Validation::kNone ? Validation::kNonEmpty : validation, text, &v))
+      return "";
     return Clip(v, kQuoteLimit);
   }
 
@@ -1100,16 +1154,21 @@ class Run {
     const std::string lower = Lower(t);
     for (const auto& lead : step.strip) {
       if (lower.compare(0, lead.size(), lead) == 0 &&
-          (lower.size() == lead.size() || !std::isalnum(static_cast<unsigned char>(lower[lead.size()])))) {
+          (lower.size() == lead.size() ||
+           !std::isalnum(static_cast<unsigned char>(lower[lead.size()])))) {
         return TrimSeparators(t.substr(lead.size()));
       }
     }
     return t;
   }
 
-  // Without the white space, punctuation and joining words around a phrase ("- and after 5pm." -> "after 5pm").
+  // Without the white space, punctuation and joining words around a phrase ("- and after 5pm." ->
+  // "after 5pm").
   static std::string TrimSeparators(const std::string& text) {
-    auto sep = [](unsigned char c) { return std::isspace(c) || c == ',' || c == ';' || c == ':' || c == '-' || c == '.' || c == '!'; };
+    auto sep = [](unsigned char c) {
+      return std::isspace(c) || c == ',' || c == ';' || c == ':' || c == '-' || c == '.' ||
+             c == '!';
+    };
     size_t b = 0, e = text.size();
     for (bool changed = true; changed;) {
       changed = false;
@@ -1154,10 +1213,11 @@ class Run {
       }
     }
     if (words.empty() || words.size() > 5) return false;
-    static const char* const kNotAName[] = {"i", "i'm", "im", "we", "my", "want", "need", "would", "like", "looking",
-                                            "can", "could", "please", "do", "does", "is", "are", "what", "how", "when",
-                                            "where", "why", "who", "hello", "hi", "hey", "thanks", "thank", "yes",
-                                            "no", "ok", "okay", "sorry", "the", "a", "an", "for", "about", "call"};
+    static const char* const kNotAName[] = {
+        "i",     "i'm",   "im",     "we",    "my",   "want", "need",   "would", "like", "looking",
+        "can",   "could", "please", "do",    "does", "is",   "are",    "what",  "how",  "when",
+        "where", "why",   "who",    "hello", "hi",   "hey",  "thanks", "thank", "yes",  "no",
+        "ok",    "okay",  "sorry",  "the",   "a",    "an",   "for",    "about", "call"};
     for (const char* w : kNotAName) {
       if (words[0] == w) return false;
     }
@@ -1191,21 +1251,25 @@ class Run {
   // Drops the photos older than the TTL before `ref`; how many were dropped.
   size_t Expire(std::vector<Photo>& list, int64_t ref) {
     size_t before = list.size();
-    list.erase(std::remove_if(list.begin(), list.end(),
-                              [&](const Photo& p) { return p.at < ref - settings_.photo_ttl_seconds; }),
-               list.end());
+    list.erase(
+        std::remove_if(list.begin(), list.end(),
+                       [&](const Photo& p) { return p.at < ref - settings_.photo_ttl_seconds; }),
+        list.end());
     return before - list.size();
   }
 
   // Some of the person's photos expired and some are left: they hear it, with the count that
   // will be submitted, at this message (never silently fewer).
   void TellPartlyExpired(const Step& step, size_t kept, size_t lost) {
-    const std::string text = step.partly_expired.empty() ? kDefaultPartlyExpired : step.partly_expired;
-    Say("reply", Fill(text, {{"kept", std::to_string(kept)}, {"lost", std::to_string(lost)},
+    const std::string text =
+        step.partly_expired.empty() ? kDefaultPartlyExpired : step.partly_expired;
+    Say("reply", Fill(text, {{"kept", std::to_string(kept)},
+                             {"lost", std::to_string(lost)},
                              {"them", lost == 1 ? "it" : "them"}}));
   }
 
-  // The running run's state (its step, fields, photos, history), as set_aside and expired_run keep it.
+  // The running run's state (its step, fields, photos, history), as set_aside and expired_run keep
+  // it.
   std::string RunJson() const {
     ConversationState run;
     run.flow = s_.flow;
@@ -1257,7 +1321,8 @@ class Run {
 
   enum class Added { kYes, kDuplicate, kRunFull };
   // Adds the event's photo (or other media the step takes) to a field, unless it is there already
-  // (same media id) or the run has --max_photos_per_run (then the user is told, and nothing is fetched).
+  // (same media id) or the run has --max_photos_per_run (then the user is told, and nothing is
+  // fetched).
   Added AddPhoto(const std::string& field, const Step& step) {
     auto& list = s_.photos[field];
     for (const auto& p : list) {
@@ -1266,7 +1331,8 @@ class Run {
     size_t in_run = 0;
     for (const auto& [f, photos] : s_.photos) in_run += photos.size();
     if (in_run >= settings_.max_photos_per_run) {
-      Say("reply", "That's the most photos we can take this time (" + std::to_string(settings_.max_photos_per_run) +
+      Say("reply", "That's the most photos we can take this time (" +
+                       std::to_string(settings_.max_photos_per_run) +
                        "), so this one wasn't saved.");
       t_.note = "run_photo_limit";
       return Added::kRunFull;
@@ -1291,7 +1357,8 @@ class Run {
   void CollectPhotos(const Step& step) {
     auto& list = s_.photos[step.field];
     if (Attachment(step)) {
-      if (std::any_of(list.begin(), list.end(), [&](const Photo& p) { return p.media_id == ev_.media_id; })) {
+      if (std::any_of(list.begin(), list.end(),
+                      [&](const Photo& p) { return p.media_id == ev_.media_id; })) {
         t_.note = "duplicate_photo";
         return;
       }
@@ -1303,8 +1370,9 @@ class Run {
         }
       }
       if (list.size() >= settings_.max_photos) {
-        Say("reply", "That's the most photos one listing can take (" + std::to_string(settings_.max_photos) +
-                         "). Text " + step.done_keyword + " to go on.");
+        Say("reply", "That's the most photos one listing can take (" +
+                         std::to_string(settings_.max_photos) + "). Text " + step.done_keyword +
+                         " to go on.");
         t_.note = "photo_limit";
         return;
       }
@@ -1324,12 +1392,13 @@ class Run {
         t_.note = lost > 0 ? "photos_expired" : "no_photos";
         return;
       }
-      if (lost > 0) TellPartlyExpired(step, list.size(), lost);  // then the next step, with the count kept
+      if (lost > 0)
+        TellPartlyExpired(step, list.size(), lost);  // then the next step, with the count kept
       t_.note = lost > 0 ? "done_some_expired" : "done";
       return Enter(step.next);
     }
-    if ((ev_.kind == Event::Kind::kOther || ev_.kind == Event::Kind::kMedia) && !step.not_a_photo.empty() &&
-        IsMediaType(ev_.message_type)) {
+    if ((ev_.kind == Event::Kind::kOther || ev_.kind == Event::Kind::kMedia) &&
+        !step.not_a_photo.empty() && IsMediaType(ev_.message_type)) {
       Say("reply", step.not_a_photo);
       t_.note = "not_a_photo";
       return;
@@ -1350,7 +1419,8 @@ class Run {
         return Enter(b.next);
       }
     }
-    SayButtons("reply", step.invalid.empty() ? "Please tap one of the buttons." : step.invalid, step);
+    SayButtons("reply", step.invalid.empty() ? "Please tap one of the buttons." : step.invalid,
+               step);
     t_.note = "reprompted";
   }
 
@@ -1362,7 +1432,8 @@ class Run {
       const auto& h = s_.history;
       for (size_t i = h.size(); i-- > 1;) {
         const Step* step = flow_->Find(h[i - 1].first);
-        if (!step || step->kind != Step::Kind::kCollectPhotos || !step->Accepts(MediaKind())) continue;
+        if (!step || step->kind != Step::Kind::kCollectPhotos || !step->Accepts(MediaKind()))
+          continue;
         if (h[i - 1].second <= at_ && at_ <= h[i].second) {
           Added added = AddPhoto(step->field, *step);
           if (added == Added::kDuplicate) t_.note = "duplicate_photo";
@@ -1373,7 +1444,8 @@ class Run {
         }
       }
       // Not sent while a photo step was open: the current step answers it.
-      if (current.kind == Step::Kind::kCollectPhotos || at_ == s_.entered_at) return Current(current);
+      if (current.kind == Step::Kind::kCollectPhotos || at_ == s_.entered_at)
+        return Current(current);
     }
     t_.note = "superseded";
   }
@@ -1396,8 +1468,9 @@ std::string PhotoFailedText(const std::string& code, bool send_again, const std:
   if (code == "too_large") {
     text = "That " + noun + " was too large for us to save.";
   } else if (code == "not_a_photo") {
-    text = kind == "document" ? "We can only take PDF files, so we couldn't save that document."
-                              : "That file didn't look like a " + noun + ", so we couldn't save it.";
+    text = kind == "document"
+               ? "We can only take PDF files, so we couldn't save that document."
+               : "That file didn't look like a " + noun + ", so we couldn't save it.";
   } else if (code == "expired") {
     text = "That " + noun + " was no longer available from WhatsApp by the time we fetched it.";
   } else {
@@ -1446,7 +1519,9 @@ TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std:
     if (i < want.size() || want.size() <= best_len) continue;
     // The answer ends there: at the end, or before a space or a separator ("OKAY" is not "OK").
     size_t width = 0;
-    if (j < t.size() && !std::isspace(static_cast<unsigned char>(t[j])) && !IsSeparatorAt(t, j, &width)) continue;
+    if (j < t.size() && !std::isspace(static_cast<unsigned char>(t[j])) &&
+        !IsSeparatorAt(t, j, &width))
+      continue;
     // The note: what follows, without the separators and spaces that lead into it.
     size_t k = j;
     while (k < t.size()) {
@@ -1486,14 +1561,20 @@ std::shared_ptr<const FlowSet> Engine::flows() const {
 
 namespace {
 // Why an event is not the flow's (the audit's note), or nullptr: a message that did not come on the
-// `messages` field, a change of the thread's owner. Who owns the conversation decides what they mean.
+// `messages` field, a change of the thread's owner. Who owns the conversation decides what they
+// mean.
 const char* NotTheFlows(const Event& e) {
-  if (e.kind == Event::Kind::kHandover) return e.handover_action == "control_passed" ? "control_passed" : "control_taken";
+  if (e.kind == Event::Kind::kHandover)
+    return e.handover_action == "control_passed" ? "control_passed" : "control_taken";
   switch (e.channel) {
-    case Event::Channel::kMessages: return nullptr;
-    case Event::Channel::kStandby: return "standby";
-    case Event::Channel::kEcho: return "echo";
-    case Event::Channel::kHistory: return "history";
+    case Event::Channel::kMessages:
+      return nullptr;
+    case Event::Channel::kStandby:
+      return "standby";
+    case Event::Channel::kEcho:
+      return "echo";
+    case Event::Channel::kHistory:
+      return "history";
   }
   return nullptr;
 }

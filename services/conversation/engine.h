@@ -25,14 +25,17 @@ namespace convoy::conversation {
 struct Photo {
   Photo() = default;
   Photo(std::string id, int64_t sent_at, std::string stored = "", std::string why_missing = "")
-      : media_id(std::move(id)), at(sent_at), stored_name(std::move(stored)), missing(std::move(why_missing)) {}
+      : media_id(std::move(id)),
+        at(sent_at),
+        stored_name(std::move(stored)),
+        missing(std::move(why_missing)) {}
   std::string media_id;
-  int64_t at = 0;            // WhatsApp timestamp of the message that carried it
-  std::string stored_name;   // set when media.stored comes back
-  std::string missing;       // a delivered result's photo that was not stored: why
+  int64_t at = 0;              // WhatsApp timestamp of the message that carried it
+  std::string stored_name;     // set when media.stored comes back
+  std::string missing;         // a delivered result's photo that was not stored: why
   std::string kind = "image";  // the message's type: image, document, video or audio
-  std::string mime_type;     // the webhook's, then the verified one from media.stored
-  std::string filename;      // a document's name as the sender gave it, made safe (SafeFileName)
+  std::string mime_type;       // the webhook's, then the verified one from media.stored
+  std::string filename;        // a document's name as the sender gave it, made safe (SafeFileName)
 };
 
 // A sender's file name as it may travel in a result: its last path part, without control
@@ -55,8 +58,8 @@ struct PendingResult {
 // Answers are fields "q1".."qN" of the run, their photos photo fields "q1".."qN".
 struct Question {
   std::string text;
-  std::string photo = "optional";     // required | optional | none
-  std::vector<std::string> answers;   // the allowed answers ("OK", "NOT OK"), or any text
+  std::string photo = "optional";          // required | optional | none
+  std::vector<std::string> answers;        // the allowed answers ("OK", "NOT OK"), or any text
   std::vector<std::string> note_required;  // answers that need a note ("NOT OK - guard cracked")
 };
 
@@ -73,39 +76,41 @@ TypedAnswer ParseTypedAnswer(const std::vector<std::string>& answers, const std:
 // of theirs could not be saved, by media.failed's code (expired, too_large, not_a_photo, damaged;
 // anything else is said plainly too): never the technical reason, which stays in the audit and the
 // logs. "Please send it again" only when the step they are on still takes that kind.
-std::string PhotoFailedText(const std::string& code, bool send_again, const std::string& kind = "image");
+std::string PhotoFailedText(const std::string& code, bool send_again,
+                            const std::string& kind = "image");
 
 struct AssignmentRun {
   std::string id, title, reference, operator_name, flow;
   std::vector<Question> questions;
-  size_t index = 0;            // the question being answered
-  bool asked = false;          // the first question went (after a template, on the operator's reply)
-  int64_t answered_at = 0;     // when the last answer was sent: one sent no later was for an earlier question
+  size_t index = 0;    // the question being answered
+  bool asked = false;  // the first question went (after a template, on the operator's reply)
+  int64_t answered_at =
+      0;  // when the last answer was sent: one sent no later was for an earlier question
   std::string pending_photo;   // a photo sent first, waiting for its note
   std::string pending_answer;  // an answer that needs a note (a tapped "NOT OK"), waiting for it
 };
 
 struct ConversationState {
-  std::string flow;                    // "" when no flow is running
-  std::string step;                    // the current step of `flow`
-  std::string asking;                  // ask_text with extract: the missing field being asked
-  int64_t entered_at = 0;              // when the current step was entered (event time)
+  std::string flow;        // "" when no flow is running
+  std::string step;        // the current step of `flow`
+  std::string asking;      // ask_text with extract: the missing field being asked
+  int64_t entered_at = 0;  // when the current step was entered (event time)
   std::map<std::string, std::string> fields;
   std::map<std::string, std::vector<Photo>> photos;  // photo field -> distinct photos
-  std::vector<std::string> acked;      // photo fields whose first photo was acknowledged
+  std::vector<std::string> acked;  // photo fields whose first photo was acknowledged
   std::vector<std::pair<std::string, int64_t>> history;  // steps of this run: (step, entered_at)
-  int64_t messages = 0;                // inbound messages applied, over the conversation's life
-  int64_t last_inbound_at = 0;         // newest WhatsApp timestamp seen
+  int64_t messages = 0;         // inbound messages applied, over the conversation's life
+  int64_t last_inbound_at = 0;  // newest WhatsApp timestamp seen
   // Photos of a delivered run that were still being fetched at SUBMIT: media id → the upload
   // destination; uploaded when their media.stored comes back. Kept across runs.
   std::map<std::string, std::string> pending_uploads;
   std::vector<PendingResult> results;  // results waiting for their photos. Kept across runs.
   AssignmentRun assignment;            // the checklist flow's run (id empty otherwise)
-  std::string closed_note;             // said once to the next message after an assignment was cancelled
-  bool greeted = false;                // a flow's greeting went out: never again in this conversation
-  std::string extracting;              // the extractor request the current step waits for ("" -> none)
-  int64_t extracting_at = 0;           // when the message it is about was sent: the step moves on as of then
-  int misses = 0;                      // detect: answers of this step not understood so far
+  std::string closed_note;    // said once to the next message after an assignment was cancelled
+  bool greeted = false;       // a flow's greeting went out: never again in this conversation
+  std::string extracting;     // the extractor request the current step waits for ("" -> none)
+  int64_t extracting_at = 0;  // when the message it is about was sent: the step moves on as of then
+  int misses = 0;             // detect: answers of this step not understood so far
   // A listing or lead run a checklist assignment put on hold: its state as JSON (flow, step,
   // fields, photos, history), resumed when no flow runs any more ("" none). Kept across runs.
   std::string set_aside;
@@ -129,16 +134,25 @@ struct Event {
   // The language of the templates the number's flows send (the registry's `templates_language`),
   // over the flow's own; "" when the number has none (then the flow's).
   std::string number_templates_language;
-  // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited only.
-  // kResultDue: a pending result's wait for its photos is over (result.due, a delayed self-event).
+  // kRecorded: an internal event with nothing for the flow to do (media.uploaded, ...): audited
+  // only. kResultDue: a pending result's wait for its photos is over (result.due, a delayed
+  // self-event).
   enum class Kind {
     kText,
     kMedia,  // an image, document, video or audio message with a media id (message_type says which)
-    kButton, kOther, kMediaStored, kMediaFailed, kSendSucceeded, kSendFailed, kRecorded, kResultDue,
+    kButton,
+    kOther,
+    kMediaStored,
+    kMediaFailed,
+    kSendSucceeded,
+    kSendFailed,
+    kRecorded,
+    kResultDue,
     kAssignmentStarted,  // a checklist assigned to this person starts (assignment.started)
-    kAssignmentEnded,    // their active one was cancelled or expired (reason), by the manager or the clock
-    kExtracted,          // an extractor's answer (outbound.extracted): fields, or reason when it failed
-    kHandover,           // the thread's owner changed (inbound.handover): handover_action, the app ids
+    kAssignmentEnded,  // their active one was cancelled or expired (reason), by the manager or the
+                       // clock
+    kExtracted,  // an extractor's answer (outbound.extracted): fields, or reason when it failed
+    kHandover,   // the thread's owner changed (inbound.handover): handover_action, the app ids
     // The run's inactivity timeout passed (its due time, conversations.run_expires_at, is the
     // processor's and the sweeper's to judge): the run ends, or stays if its flow resumes.
     kRunExpired,
@@ -153,27 +167,30 @@ struct Event {
   bool outgoing = false;
   std::string handover_action;  // kHandover: "control_passed" or "control_taken"
   std::string previous_owner_app_id, new_owner_app_id;  // kHandover: as Meta named them ("" if not)
-  std::string id;            // the trigger, unique in the conversation's life: names a result it completes
-  std::string result_id;     // result.due
-  std::string text;          // text body, caption, or button title
-  std::string button_id;     // button / list reply id, template button payload
-  std::string media_id;      // media, media.stored, media.failed
-  std::string mime_type;     // media; media.stored: the verified type
-  std::string sha256;        // media, as Meta sent it
-  std::string filename;      // a document's file name, as the sender gave it
-  std::string stored_name;   // media.stored
-  std::string reason;        // media.failed, outbound.failed: for the audit, never shown to the user
-  std::string code;          // media.failed: "over_quota", or "" for any other failure; outbound.failed: Meta's code
-  std::string command_key;   // outbound.failed: the dedupe key of the send that failed
+  std::string id;  // the trigger, unique in the conversation's life: names a result it completes
+  std::string result_id;    // result.due
+  std::string text;         // text body, caption, or button title
+  std::string button_id;    // button / list reply id, template button payload
+  std::string media_id;     // media, media.stored, media.failed
+  std::string mime_type;    // media; media.stored: the verified type
+  std::string sha256;       // media, as Meta sent it
+  std::string filename;     // a document's file name, as the sender gave it
+  std::string stored_name;  // media.stored
+  std::string reason;       // media.failed, outbound.failed: for the audit, never shown to the user
+  std::string code;  // media.failed: "over_quota", or "" for any other failure; outbound.failed:
+                     // Meta's code
+  std::string command_key;  // outbound.failed: the dedupe key of the send that failed
   std::string profile_name;
-  std::string message_type;  // inbound messages: Meta's type (text, image, video, document, sticker, ...)
+  std::string
+      message_type;  // inbound messages: Meta's type (text, image, video, document, sticker, ...)
   int64_t wa_timestamp = 0;  // inbound messages: seconds since the epoch
   AssignmentRun assignment;  // kAssignmentStarted: the run to start; kAssignmentEnded: its id
   // Who the conversation is with: its stable key (hashed for a rollout) and the person's IDs
   // (phone, BSUID; matched against a rollout's allow list).
   std::string person;
   std::vector<std::string> ids;
-  std::map<std::string, std::string> fields;  // kExtracted: what the extractor found (result_id: the request)
+  std::map<std::string, std::string>
+      fields;          // kExtracted: what the extractor found (result_id: the request)
   int64_t due_at = 0;  // kRunExpired: when the run fell due (seconds since the epoch)
 };
 
@@ -183,12 +200,22 @@ struct Effect {
   // kSendTemplate: an approved template (name, language, parameters); kAssignmentDone: the
   // assignment is completed with these answers (fields, photos).
   enum class Kind {
-    kSendText, kSendButtons, kFetchMedia, kFlowCompleted, kUploadMedia, kDeliver, kResultDue, kSendTemplate,
+    kSendText,
+    kSendButtons,
+    kFetchMedia,
+    kFlowCompleted,
+    kUploadMedia,
+    kDeliver,
+    kResultDue,
+    kSendTemplate,
     kAssignmentDone,
-    kAssignmentUndeliverable,  // the assignment's template never reached the operator: assignment_id, why in
-                               // `text`, and `result` (if the flow has a sink) for the business
-    kExtract,  // ask the flow's extractor (outbound.extract) for `extract` given `text`; result.id: the request
-    kHandoff,  // the conversation goes into human hands: its messages to `destination` (a sink), why in `text`
+    kAssignmentUndeliverable,  // the assignment's template never reached the operator:
+                               // assignment_id, why in `text`, and `result` (if the flow has a
+                               // sink) for the business
+    kExtract,  // ask the flow's extractor (outbound.extract) for `extract` given `text`; result.id:
+               // the request
+    kHandoff,  // the conversation goes into human hands: its messages to `destination` (a sink),
+               // why in `text`
     // A run's inactivity timeout passed (flow.expired on convoy.events): `flow`, the step it was on
     // (`outcome`), `last_activity_at` and `resumed` (the run stays). The only effect of a
     // kRunExpired transition: nothing is said to the person.
@@ -207,8 +234,8 @@ struct Effect {
   std::string flow, outcome;
   std::map<std::string, std::string> fields;
   std::map<std::string, std::vector<Photo>> photos;
-  PendingResult result;   // kDeliver, kAssignmentUndeliverable (its sink's body); kResultDue: its id
-  int64_t delay_ms = 0;   // kResultDue
+  PendingResult result;  // kDeliver, kAssignmentUndeliverable (its sink's body); kResultDue: its id
+  int64_t delay_ms = 0;  // kResultDue
   std::string template_name, template_language;  // kSendTemplate
   std::vector<std::string> template_params;
   std::string assignment_id;  // kAssignmentDone, kAssignmentUndeliverable
@@ -217,7 +244,7 @@ struct Effect {
     std::string name, description;
     std::vector<std::string> values;  // the only values allowed ("" -> any)
   };
-  std::vector<Field> extract;  // kExtract
+  std::vector<Field> extract;    // kExtract
   int64_t last_activity_at = 0;  // kFlowExpired: the person's last message (WhatsApp's timestamp)
   bool resumed = false;          // kFlowExpired: the flow's on_timeout is resume
 };

@@ -7,9 +7,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 
 #include "state_codec.h"
 #include "testsupport.h"
@@ -39,7 +39,8 @@ Event Text(const std::string& body, int64_t at) {
 }
 
 // Media of Meta's message type (image, document, video, audio), as the processor makes it.
-Event Media(const std::string& type, const std::string& media_id, const std::string& mime, int64_t at) {
+Event Media(const std::string& type, const std::string& media_id, const std::string& mime,
+            int64_t at) {
   Event e;
   e.kind = Event::Kind::kMedia;
   e.message_type = type;
@@ -49,7 +50,9 @@ Event Media(const std::string& type, const std::string& media_id, const std::str
   return e;
 }
 
-Event Image(const std::string& media_id, int64_t at) { return Media("image", media_id, "image/jpeg", at); }
+Event Image(const std::string& media_id, int64_t at) {
+  return Media("image", media_id, "image/jpeg", at);
+}
 
 Event Tap(const std::string& id, const std::string& title, int64_t at) {
   Event e;
@@ -86,7 +89,8 @@ struct Chat {
 std::vector<std::string> Replies(const Transition& t) {
   std::vector<std::string> out;
   for (const auto& e : t.effects) {
-    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons) out.push_back(e.text);
+    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons)
+      out.push_back(e.text);
   }
   return out;
 }
@@ -104,7 +108,8 @@ TEST(Engine, UnknownTextGetsTheMenuQuotingIt) {
   auto t = c.Send(e);
   ASSERT_EQ(Replies(t).size(), 1u);
   EXPECT_EQ(Replies(t)[0],
-            "Hi Sheena! I can't help with \"Does it come in another color?\" yet. Send SELL to list an item for sale.");
+            "Hi Sheena! I can't help with \"Does it come in another color?\" yet. Send SELL to "
+            "list an item for sale.");
   EXPECT_TRUE(c.state.flow.empty());
   EXPECT_EQ(c.state.messages, 1);
 }
@@ -114,7 +119,8 @@ TEST(Engine, UnknownTextGetsTheMenuQuotingIt) {
 // window and the message count included), send nothing and say why in the note. Mid-flow too.
 TEST(Engine, OnlyTheMessagesChannelStartsOrAdvancesAFlow) {
   Chat c;
-  for (auto [channel, note] : {std::pair{Event::Channel::kStandby, "standby"}, {Event::Channel::kEcho, "echo"},
+  for (auto [channel, note] : {std::pair{Event::Channel::kStandby, "standby"},
+                               {Event::Channel::kEcho, "echo"},
                                {Event::Channel::kHistory, "history"}}) {
     Event e = Text("SELL", kT0);
     e.channel = channel;
@@ -200,9 +206,11 @@ TEST(Engine, FirstPhotoIsAcknowledgedOnceAndEveryPhotoIsFetched) {
   Chat c;
   c.ToPhotos();
   auto first = c.Send(Image("m1", kT0 + 10));
-  EXPECT_EQ(Replies(first), std::vector<std::string>{"Got it! 📸\n\nKeep sending. Text DONE when finished."});
+  EXPECT_EQ(Replies(first),
+            std::vector<std::string>{"Got it! 📸\n\nKeep sending. Text DONE when finished."});
   EXPECT_EQ(Count(first, Effect::Kind::kFetchMedia), 1u);
-  for (const auto& e : first.effects) EXPECT_EQ(e.keep_days, 0) << "a listing's photos: media's own days";
+  for (const auto& e : first.effects)
+    EXPECT_EQ(e.keep_days, 0) << "a listing's photos: media's own days";
   for (const char* id : {"m2", "m3"}) {
     auto t = c.Send(Image(id, kT0 + 11));
     EXPECT_TRUE(Replies(t).empty());
@@ -226,13 +234,17 @@ TEST(Engine, AVideoOrAFileInAPhotoStepIsAskedToBeAPicture) {
   for (const char* type : {"video", "document", "sticker", "audio"}) {
     // The listing's photo step takes photos only: a document, a video or a voice note with its
     // media id is refused all the same (a sticker comes as kOther).
-    Event e = std::string(type) == "sticker" ? Event() : Media(type, std::string("m-") + type, "application/pdf", 0);
+    Event e = std::string(type) == "sticker"
+                  ? Event()
+                  : Media(type, std::string("m-") + type, "application/pdf", 0);
     if (std::string(type) == "sticker") e.kind = Event::Kind::kOther;
     e.message_type = type;
     e.wa_timestamp = kT0 + 10;
     auto t = c.Send(e);
-    EXPECT_EQ(Replies(t), std::vector<std::string>{"I need photos — please send a picture of the item (not a video or "
-                                                   "a file), or text DONE when finished."})
+    EXPECT_EQ(Replies(t),
+              std::vector<std::string>{
+                  "I need photos — please send a picture of the item (not a video or "
+                  "a file), or text DONE when finished."})
         << type;
     EXPECT_EQ(Count(t, Effect::Kind::kFetchMedia), 0u);
     EXPECT_EQ(t.note, "not_a_photo");
@@ -241,7 +253,8 @@ TEST(Engine, AVideoOrAFileInAPhotoStepIsAskedToBeAPicture) {
   where.kind = Event::Kind::kOther;
   where.message_type = "location";
   where.wa_timestamp = kT0 + 11;
-  EXPECT_EQ(Replies(c.Send(where)), std::vector<std::string>{"Send photos or text DONE when finished! 📸"});
+  EXPECT_EQ(Replies(c.Send(where)),
+            std::vector<std::string>{"Send photos or text DONE when finished! 📸"});
   EXPECT_EQ(c.Photos(), 0u);
 }
 
@@ -262,7 +275,9 @@ TEST(Engine, SinglePhotoAndFivePhotos) {
     c.ToPhotos();
     for (int i = 0; i < n; ++i) c.Send(Image("p" + std::to_string(i), kT0 + 10 + i));
     auto done = c.Send(Text("DONE", kT0 + 20));
-    EXPECT_EQ(Replies(done)[0], "Great! Got " + std::to_string(n) + (n == 1 ? " photo" : " photos") + " 📸\n\nAny flaws or special notes?");
+    EXPECT_EQ(Replies(done)[0], "Great! Got " + std::to_string(n) +
+                                    (n == 1 ? " photo" : " photos") +
+                                    " 📸\n\nAny flaws or special notes?");
   }
 }
 
@@ -289,7 +304,8 @@ TEST(Engine, PhotosOlderThanTheTtlExpireAndTheUserIsAskedAgain) {
   EXPECT_EQ(Replies(done)[0].rfind("Got 0 photos", 0), 0u) << Replies(done)[0];
   // Sending again starts a fresh burst, acknowledged again.
   auto again = c.Send(Image("c", kT0 + 4000));
-  EXPECT_EQ(Replies(again), std::vector<std::string>{"Got it! 📸\n\nKeep sending. Text DONE when finished."});
+  EXPECT_EQ(Replies(again),
+            std::vector<std::string>{"Got it! 📸\n\nKeep sending. Text DONE when finished."});
   c.Send(Text("DONE", kT0 + 4001));
   EXPECT_EQ(c.state.step, "flaws");
   EXPECT_EQ(c.Photos(), 1u);
@@ -305,7 +321,8 @@ TEST(Engine, PhotosThatPartlyExpireAreToldAndTheCountShownIsTheCountSubmitted) {
   auto done = c.Send(Text("DONE", kT0 + 10 + 3601));
   ASSERT_EQ(Replies(done).size(), 2u);
   EXPECT_EQ(Replies(done)[0],
-            "I only have 1 of your photos: 1 sent earlier expired after an hour. Send it again if you want it included.");
+            "I only have 1 of your photos: 1 sent earlier expired after an hour. Send it again if "
+            "you want it included.");
   EXPECT_EQ(Replies(done)[1].rfind("Great! Got 1 photo 📸", 0), 0u) << Replies(done)[1];
   EXPECT_EQ(done.note, "done_some_expired");
   EXPECT_EQ(c.Photos(), 1u);
@@ -316,8 +333,9 @@ TEST(Engine, PhotosThatPartlyExpireAreToldAndTheCountShownIsTheCountSubmitted) {
   d.Send(Image("b", kT0 + 11));
   d.Send(Image("c", kT0 + 3000));
   auto next = d.Send(Image("e", kT0 + 3700));
-  EXPECT_EQ(Replies(next), std::vector<std::string>{"I only have 1 of your photos: 2 sent earlier expired after an "
-                                                    "hour. Send them again if you want them included."});
+  EXPECT_EQ(Replies(next), std::vector<std::string>{
+                               "I only have 1 of your photos: 2 sent earlier expired after an "
+                               "hour. Send them again if you want them included."});
   EXPECT_EQ(d.Photos(), 2u);
   EXPECT_TRUE(Replies(d.Send(Image("f", kT0 + 3701))).empty()) << "said once";
   EXPECT_EQ(Replies(d.Send(Text("DONE", kT0 + 3702)))[0].rfind("Great! Got 3 photos 📸", 0), 0u);
@@ -343,7 +361,8 @@ TEST(Engine, LatePhotoSentBeforeDoneIsCountedAndTheUserGetsTheCorrectedCount) {
   EXPECT_EQ(c.state.step, "flaws") << "the conversation stays where it is";
   EXPECT_EQ(c.Photos(), 3u);
   EXPECT_EQ(Count(late, Effect::Kind::kFetchMedia), 1u);
-  EXPECT_EQ(Replies(late), std::vector<std::string>{"Update: one more photo arrived, got 3 photos in total."});
+  EXPECT_EQ(Replies(late),
+            std::vector<std::string>{"Update: one more photo arrived, got 3 photos in total."});
   // A photo sent in the same second as DONE counts too.
   c.Send(Image("d", kT0 + 13));
   EXPECT_EQ(c.Photos(), 4u);
@@ -400,7 +419,8 @@ TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
   auto summary = c.Send(Tap("flaws_no", "NO, SKIP", kT0 + 13));
   ASSERT_EQ(summary.effects.size(), 1u);
   EXPECT_EQ(summary.effects[0].text,
-            "Here is your listing:\nDescription: Nike running shoes, size 42, used, $35\nBrand: Nike\nSize: 42\n"
+            "Here is your listing:\nDescription: Nike running shoes, size 42, used, $35\nBrand: "
+            "Nike\nSize: 42\n"
             "Condition: used\nPrice: 35\nPhotos: 2\nEmail: kerry@example.com\nSubmit it?");
   auto submit = c.Send(Text("submit", kT0 + 14));
   ASSERT_EQ(Count(submit, Effect::Kind::kFlowCompleted), 1u);
@@ -446,7 +466,8 @@ TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
   EXPECT_EQ(after.effects[1].destination, "listing");
   EXPECT_TRUE(c.state.pending_uploads.empty());
   EXPECT_TRUE(c.state.results.empty());
-  EXPECT_TRUE(c.Send(late).effects.empty()) << "a duplicate media.stored uploads and delivers nothing more";
+  EXPECT_TRUE(c.Send(late).effects.empty())
+      << "a duplicate media.stored uploads and delivers nothing more";
   EXPECT_NE(Replies(submit)[0].find("Submitted! Your listing with 2 photos"), std::string::npos);
   EXPECT_TRUE(c.state.flow.empty());
   EXPECT_TRUE(c.state.fields.empty());
@@ -460,7 +481,8 @@ TEST(Engine, SubmitDeliversTheListingWithItsPhotosAndEndsTheRun) {
 // had written: after SUBMIT the uploads' events must not draw a menu reply.
 TEST(Engine, InternalEventsAreRecordedWithoutAReply) {
   Chat c;
-  for (auto kind : {Event::Kind::kRecorded, Event::Kind::kSendSucceeded, Event::Kind::kSendFailed}) {
+  for (auto kind :
+       {Event::Kind::kRecorded, Event::Kind::kSendSucceeded, Event::Kind::kSendFailed}) {
     Event e;
     e.kind = kind;
     auto t = c.Send(e);
@@ -495,7 +517,8 @@ TEST(Engine, AFailedPhotoNoLongerCountsAndTheUserIsAskedToResendIt) {
   failed.reason = "sha256 mismatch";
   auto t = c.Send(failed);
   EXPECT_EQ(c.Photos(), 1u);
-  EXPECT_EQ(Replies(t), std::vector<std::string>{"That photo didn't come through. Please send it again."})
+  EXPECT_EQ(Replies(t),
+            std::vector<std::string>{"That photo didn't come through. Please send it again."})
       << "the technical reason is never shown";
   EXPECT_EQ(t.note, "media_failed");
   EXPECT_EQ(c.state.messages, 5) << "internal events are not inbound messages";
@@ -518,7 +541,8 @@ TEST(Engine, AFailedPhotoIsExplainedByItsClassAndResentOnlyWhereTheStepTakesPhot
     EXPECT_EQ(t.note, "media_failed");
     auto replies = Replies(t);
     EXPECT_EQ(replies.size(), 1u);
-    EXPECT_EQ(replies.empty() ? std::string::npos : replies[0].find(reason), std::string::npos) << "the technical reason leaked";
+    EXPECT_EQ(replies.empty() ? std::string::npos : replies[0].find(reason), std::string::npos)
+        << "the technical reason leaked";
     return replies.empty() ? std::string() : replies[0];
   };
   EXPECT_EQ(fail("a", "too_large", "image of 9000000 bytes over the limit of 5242880"),
@@ -526,8 +550,10 @@ TEST(Engine, AFailedPhotoIsExplainedByItsClassAndResentOnlyWhereTheStepTakesPhot
   EXPECT_EQ(fail("b", "not_a_photo", "content does not look like image/jpeg"),
             "That file didn't look like a photo, so we couldn't save it. Please send it again.");
   EXPECT_EQ(fail("c", "expired", "media metadata: HTTP 404 (unknown or expired media id)"),
-            "That photo was no longer available from WhatsApp by the time we fetched it. Please send it again.");
-  EXPECT_EQ(fail("d", "damaged", "sha256 mismatch"), "That photo didn't come through. Please send it again.");
+            "That photo was no longer available from WhatsApp by the time we fetched it. Please "
+            "send it again.");
+  EXPECT_EQ(fail("d", "damaged", "sha256 mismatch"),
+            "That photo didn't come through. Please send it again.");
   // Past the photos step: told, not asked to send it again.
   c.Send(Text("DONE", kT0 + 30));
   ASSERT_NE(c.state.step, "photos");
@@ -547,7 +573,8 @@ TEST(Engine, APhotoRefusedOverQuotaIsExplainedInPlainWords) {
   auto t = c.Send(refused);
   EXPECT_EQ(c.Photos(), 1u) << "a refused photo does not count";
   EXPECT_EQ(Replies(t),
-            std::vector<std::string>{"You've sent the most photos we can take today. Please try again tomorrow."});
+            std::vector<std::string>{
+                "You've sent the most photos we can take today. Please try again tomorrow."});
   EXPECT_EQ(t.note, "media_over_quota");
 }
 
@@ -562,11 +589,13 @@ TEST(Engine, APhotoPastTheRunsLimitIsNotFetchedAndTheUserIsTold) {
   EXPECT_EQ(Count(c.Send(Image("b", kT0 + 11)), Effect::Kind::kFetchMedia), 1u);
   auto t = c.Send(Image("c", kT0 + 12));
   EXPECT_EQ(Count(t, Effect::Kind::kFetchMedia), 0u);
-  EXPECT_EQ(Replies(t), std::vector<std::string>{"That's the most photos we can take this time (2), so this one "
-                                                 "wasn't saved."});
+  EXPECT_EQ(Replies(t), std::vector<std::string>{
+                            "That's the most photos we can take this time (2), so this one "
+                            "wasn't saved."});
   EXPECT_EQ(t.note, "run_photo_limit");
   EXPECT_EQ(c.Photos(), 2u);
-  EXPECT_EQ(c.Send(Image("b", kT0 + 13)).note, "duplicate_photo") << "a photo already kept is still a duplicate";
+  EXPECT_EQ(c.Send(Image("b", kT0 + 13)).note, "duplicate_photo")
+      << "a photo already kept is still a duplicate";
   c.Send(Text("DONE", kT0 + 14));
   EXPECT_EQ(c.state.step, "flaws");
 }
@@ -600,15 +629,19 @@ TEST(Engine, ARunWhoseFlowIsNoLongerConfiguredFallsBackToTheMenu) {
 
 TEST(Validation, EmailsAndPrices) {
   std::string v;
-  for (const char* ok : {"a@b.co", "first.last+tag@sub.example.org"}) EXPECT_TRUE(Validate(Validation::kEmail, ok, &v)) << ok;
+  for (const char* ok : {"a@b.co", "first.last+tag@sub.example.org"})
+    EXPECT_TRUE(Validate(Validation::kEmail, ok, &v)) << ok;
   for (const char* bad : {"", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "a@b.c"})
     EXPECT_FALSE(Validate(Validation::kEmail, bad, &v)) << bad;
   struct Case {
     const char* in;
     const char* out;
   };
-  for (auto c : {Case{"25", "25"}, Case{"$25.5", "25.50"}, Case{"25,99 EUR", "25.99"}, Case{"007", "7"},
-                 Case{"\xe2\x82\xac" "12", "12"}}) {
+  for (auto c :
+       {Case{"25", "25"}, Case{"$25.5", "25.50"}, Case{"25,99 EUR", "25.99"}, Case{"007", "7"},
+        Case{"\xe2\x82\xac"
+             "12",
+             "12"}}) {
     EXPECT_TRUE(Validate(Validation::kPrice, c.in, &v)) << c.in;
     EXPECT_EQ(v, c.out);
   }
@@ -655,7 +688,8 @@ TEST(ExtractRules, AValueEndsBeforeItsFirstStopWord) {
   size_t begin = 0, end = 0;
   const std::string text = "my name is John and I need a visa";
   EXPECT_EQ(name->Find(text, &begin, &end), "John");
-  EXPECT_EQ(text.substr(begin, end - begin), "my name is John") << "the rest of the answer stays for other fields";
+  EXPECT_EQ(text.substr(begin, end - begin), "my name is John")
+      << "the rest of the answer stays for other fields";
 }
 
 // Every pattern of every shipped flow, over texts made to make a backtracking engine crawl: the
@@ -669,8 +703,9 @@ TEST(ExtractRules, EveryShippedPatternIsLinearOnAdversarialTexts) {
       while (s.size() + unit.size() + tail.size() <= n) s += unit;
       return s + tail;
     };
-    return std::vector<std::string>{repeat("", "a", ""), repeat("brand: ", "a", ""), repeat("my name is ", "a ", ""),
-                                    repeat("", "1.1 ", "$"), std::string(n / 2, '(') + std::string(n / 2, ' ')};
+    return std::vector<std::string>{repeat("", "a", ""), repeat("brand: ", "a", ""),
+                                    repeat("my name is ", "a ", ""), repeat("", "1.1 ", "$"),
+                                    std::string(n / 2, '(') + std::string(n / 2, ' ')};
   };
   const auto small = texts(1024), large = texts(4096);
   auto best_of_5 = [](const ExtractRule& rule, const std::string& text) {
@@ -678,7 +713,9 @@ TEST(ExtractRules, EveryShippedPatternIsLinearOnAdversarialTexts) {
     for (int i = 0; i < 5; ++i) {
       auto started = std::chrono::steady_clock::now();
       rule.Find(text);
-      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+      best = std::min(best, std::chrono::duration<double, std::milli>(
+                                std::chrono::steady_clock::now() - started)
+                                .count());
     }
     return best;
   };
@@ -700,8 +737,9 @@ TEST(ExtractRules, EveryShippedPatternIsLinearOnAdversarialTexts) {
       }
     }
   }
-  std::cout << searched << " adversarial searches: " << small_ms << " ms at 1,024 characters, " << large_ms
-            << " ms at 4,096 (" << large_ms / small_ms << "x; linear 4x, quadratic 16x)\n";
+  std::cout << searched << " adversarial searches: " << small_ms << " ms at 1,024 characters, "
+            << large_ms << " ms at 4,096 (" << large_ms / small_ms
+            << "x; linear 4x, quadratic 16x)\n";
   EXPECT_GT(searched, 20u);
   EXPECT_LT(large_ms, 8 * small_ms) << "a search grows faster than the text";
 }
@@ -712,12 +750,13 @@ TEST(FlowLoader, TheShippedFlowsLoad) {
   EXPECT_EQ(Shipped().ForTrigger("sell it"), nullptr);
   ASSERT_NE(Shipped().Find("checklist"), nullptr);
   EXPECT_TRUE(Shipped().Find("checklist")->assigned);
-  EXPECT_EQ(Shipped().Menu(), "Send SELL to list an item for sale.") << "an assigned flow is not offered";
+  EXPECT_EQ(Shipped().Menu(), "Send SELL to list an item for sale.")
+      << "an assigned flow is not offered";
 }
 
 std::string Minimal(const std::string& steps, const std::string& extra = "") {
-  return R"({"schema":"flow","version":1,"name":"t","description":"test","triggers":["GO"],"start":"a",)" + extra +
-         R"("steps":)" + steps + "}";
+  return R"({"schema":"flow","version":1,"name":"t","description":"test","triggers":["GO"],"start":"a",)" +
+         extra + R"("steps":)" + steps + "}";
 }
 
 TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
@@ -728,7 +767,8 @@ TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
   std::string checklist = test::ReadFile(test::SourcePath("deploy/flows/checklist.json"));
   const std::string name = R"("name": "checklist",)";
   ASSERT_NE(checklist.find(name), std::string::npos);
-  checklist.replace(checklist.find(name), name.size(), name + R"( "inactivity_timeout_seconds": 3600,)");
+  checklist.replace(checklist.find(name), name.size(),
+                    name + R"( "inactivity_timeout_seconds": 3600,)");
   const std::string complete = R"([{"id":"a","kind":"complete","prompt":"p"}])";
   const std::vector<Case> cases = {
       {"{", "malformed JSON"},
@@ -736,30 +776,45 @@ TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
       {Minimal(complete, R"("inactivity_timeout_seconds":2592001,)"), "maximum"},
       {Minimal(complete, R"("inactivity_timeout_seconds":"1h",)"), "type"},
       {Minimal(complete, R"("on_timeout":"later",)"), "on_timeout"},
-      {checklist, "/inactivity_timeout_seconds: a flow with `assignment` ends when its assignment expires"},
-      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"nowhere"}])"), "/next: no step 'nowhere'"},
-      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f"}])"), "needs `field` and `next`"},
-      {Minimal(R"([{"id":"a","kind":"buttons","prompt":"p","buttons":[{"id":"x","title":"This title is too long","next":"a"}]}])"),
+      {checklist,
+       "/inactivity_timeout_seconds: a flow with `assignment` ends when its assignment expires"},
+      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"nowhere"}])"),
+       "/next: no step 'nowhere'"},
+      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f"}])"),
+       "needs `field` and `next`"},
+      {Minimal(
+           R"([{"id":"a","kind":"buttons","prompt":"p","buttons":[{"id":"x","title":"This title is too long","next":"a"}]}])"),
        "maxLength"},
-      {Minimal(R"([{"id":"a","kind":"buttons","prompt":"p","buttons":[{"id":"w","title":"1","next":"a"},{"id":"x","title":"2","next":"a"},{"id":"y","title":"3","next":"a"},{"id":"z","title":"4","next":"a"}]}])"),
+      {Minimal(
+           R"([{"id":"a","kind":"buttons","prompt":"p","buttons":[{"id":"w","title":"1","next":"a"},{"id":"x","title":"2","next":"a"},{"id":"y","title":"3","next":"a"},{"id":"z","title":"4","next":"a"}]}])"),
        "maxItems"},
-      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","extract":[{"field":"g","label":"G","prompt":"?","patterns":["(unclosed"]}]},{"id":"b","kind":"complete","prompt":"bye"}])"),
+      {Minimal(
+           R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","extract":[{"field":"g","label":"G","prompt":"?","patterns":["(unclosed"]}]},{"id":"b","kind":"complete","prompt":"bye"}])"),
        "/steps/0/extract/0/patterns/0: not a valid regular expression"},
-      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"},{"id":"a","kind":"complete","prompt":"q"}])"), "step id used twice"},
-      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])", R"("colour":"red",)"), "additionalProperties"},
-      {Minimal(R"([{"id":"a","kind":"checklist","prompt":"p","photo_required":"r","photo_pending":"q","invalid":"i","next":"b"},)"
-               R"({"id":"b","kind":"complete","prompt":"bye"}])"),
+      {Minimal(
+           R"([{"id":"a","kind":"complete","prompt":"p"},{"id":"a","kind":"complete","prompt":"q"}])"),
+       "step id used twice"},
+      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])", R"("colour":"red",)"),
+       "additionalProperties"},
+      {Minimal(
+           R"([{"id":"a","kind":"checklist","prompt":"p","photo_required":"r","photo_pending":"q","invalid":"i","next":"b"},)"
+           R"({"id":"b","kind":"complete","prompt":"bye"}])"),
        "checklist step (in a flow with `assignment`)"},
       {R"({"schema":"flow","version":1,"name":"t","description":"test","triggers":[],"start":"a","steps":[{"id":"a","kind":"complete","prompt":"p"}]})",
        "a flow needs a trigger, `assignment`"},
-      {Minimal(R"([{"id":"a","kind":"detect","prompt":"p","field":"s","next":"b","invalid":"i"},{"id":"b","kind":"complete","prompt":"bye"}])"),
+      {Minimal(
+           R"([{"id":"a","kind":"detect","prompt":"p","field":"s","next":"b","invalid":"i"},{"id":"b","kind":"complete","prompt":"bye"}])"),
        "detect step needs"},
-      {Minimal(R"([{"id":"a","kind":"detect","prompt":"p","field":"s","next":"b","invalid":"i","handoff":"h","keywords":{"x":"y"}},{"id":"b","kind":"complete","prompt":"bye"}])"),
+      {Minimal(
+           R"([{"id":"a","kind":"detect","prompt":"p","field":"s","next":"b","invalid":"i","handoff":"h","keywords":{"x":"y"}},{"id":"b","kind":"complete","prompt":"bye"}])"),
        "/handoff: no step 'h'"},
-      {Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","extract":[{"field":"g","label":"G","prompt":"?","rest":true}]},{"id":"b","kind":"complete","prompt":"bye"}])"),
+      {Minimal(
+           R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","extract":[{"field":"g","label":"G","prompt":"?","rest":true}]},{"id":"b","kind":"complete","prompt":"bye"}])"),
        "the step needs its own patterns"},
-      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])", R"("fallback":"t",)"), "cannot fall back to itself"},
-      {Minimal(R"([{"id":"a","kind":"confirm","prompt":"p","invalid":"i","next":"b"},{"id":"b","kind":"complete","prompt":"bye"}])"),
+      {Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])", R"("fallback":"t",)"),
+       "cannot fall back to itself"},
+      {Minimal(
+           R"([{"id":"a","kind":"confirm","prompt":"p","invalid":"i","next":"b"},{"id":"b","kind":"complete","prompt":"bye"}])"),
        "confirm step needs"},
   };
   for (const auto& c : cases) {
@@ -771,10 +826,14 @@ TEST(FlowLoader, BadFlowsAreRefusedNamingTheFileAndWhere) {
     EXPECT_EQ(set.size(), 0u);
   }
   FlowSet set;
-  ASSERT_TRUE(set.Add(Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])"), "one.json", Schemas()).ok());
-  Status twice = set.Add(R"({"schema":"flow","version":1,"name":"u","description":"d","triggers":["GO"],"start":"a","steps":[{"id":"a","kind":"complete","prompt":"p"}]})",
-                         "two.json", Schemas());
-  EXPECT_NE(twice.message().find("'GO' already starts flow 't'"), std::string::npos) << twice.message();
+  ASSERT_TRUE(
+      set.Add(Minimal(R"([{"id":"a","kind":"complete","prompt":"p"}])"), "one.json", Schemas())
+          .ok());
+  Status twice = set.Add(
+      R"({"schema":"flow","version":1,"name":"u","description":"d","triggers":["GO"],"start":"a","steps":[{"id":"a","kind":"complete","prompt":"p"}]})",
+      "two.json", Schemas());
+  EXPECT_NE(twice.message().find("'GO' already starts flow 't'"), std::string::npos)
+      << twice.message();
   EXPECT_FALSE(FlowSet::LoadDir("/nonexistent-flows", Schemas()).ok());
 }
 
@@ -787,7 +846,8 @@ TEST(StateCodec, RoundTripsEveryMemberAndReadsOldRowsAsIdle) {
   s.messages = 7;
   s.last_inbound_at = kT0 + 5;
   s.fields["email"] = "a\"b@example.com";
-  s.photos["photos"] = {Photo{"m1", kT0 + 1, "", ""}, Photo{"m2", kT0 + 2, std::string(64, 'f') + ".png", ""}};
+  s.photos["photos"] = {Photo{"m1", kT0 + 1, "", ""},
+                        Photo{"m2", kT0 + 2, std::string(64, 'f') + ".png", ""}};
   s.acked = {"photos"};
   s.history = {{"email", kT0 - 2}, {"photos", kT0}};
   s.pending_uploads = {{"m9", "listing"}};
@@ -815,7 +875,6 @@ TEST(StateCodec, RoundTripsEveryMemberAndReadsOldRowsAsIdle) {
   EXPECT_TRUE(DecodeState("not json").flow.empty());
 }
 
-
 // A result whose photos are all stored goes to its sink with SUBMIT, named after the trigger.
 TEST(Engine, AResultWithEveryPhotoStoredIsDeliveredAtSubmit) {
   Chat c;
@@ -835,7 +894,8 @@ TEST(Engine, AResultWithEveryPhotoStoredIsDeliveredAtSubmit) {
   EXPECT_EQ(Count(t, Effect::Kind::kResultDue), 0u);
   for (const auto& e : t.effects) {
     if (e.kind != Effect::Kind::kDeliver) continue;
-    EXPECT_EQ(e.result.id, "106540352242922:16505550000:wamid.submit:completed") << "the flow.completed dedupe key";
+    EXPECT_EQ(e.result.id, "106540352242922:16505550000:wamid.submit:completed")
+        << "the flow.completed dedupe key";
     EXPECT_EQ(e.result.sink, "listing");
     EXPECT_EQ(e.result.completed_at, kT0 + 14);
   }
@@ -843,7 +903,8 @@ TEST(Engine, AResultWithEveryPhotoStoredIsDeliveredAtSubmit) {
 }
 
 // Photos that never come back do not hold a result forever: at its due time it goes with them
-// named as missing; a failed one is named with its reason. A reminder that comes back early waits again.
+// named as missing; a failed one is named with its reason. A reminder that comes back early waits
+// again.
 TEST(Engine, AResultGoesAtItsDueTimeWithThePhotosNotStoredNamedAsMissing) {
   Chat c(EngineSettings{3600, 100, 300, ""});
   c.ToPhotos();
@@ -861,7 +922,8 @@ TEST(Engine, AResultGoesAtItsDueTimeWithThePhotosNotStoredNamedAsMissing) {
   failed.kind = Event::Kind::kMediaFailed;
   failed.media_id = "a";
   failed.reason = "sha256 mismatch";
-  EXPECT_EQ(Count(c.Send(failed, kT0 + 20), Effect::Kind::kDeliver), 0u) << "b is still being fetched";
+  EXPECT_EQ(Count(c.Send(failed, kT0 + 20), Effect::Kind::kDeliver), 0u)
+      << "b is still being fetched";
   Event due;
   due.kind = Event::Kind::kResultDue;
   due.result_id = c.state.results.at(0).id;
@@ -877,7 +939,8 @@ TEST(Engine, AResultGoesAtItsDueTimeWithThePhotosNotStoredNamedAsMissing) {
   EXPECT_EQ(photos[0].missing, "could not be stored: sha256 mismatch");
   EXPECT_EQ(photos[1].missing, "not stored within 300 s of submission");
   EXPECT_TRUE(c.state.results.empty());
-  EXPECT_TRUE(c.Send(due, kT0 + 400).effects.empty()) << "a second reminder finds nothing to deliver";
+  EXPECT_TRUE(c.Send(due, kT0 + 400).effects.empty())
+      << "a second reminder finds nothing to deliver";
 }
 
 // --- checklists ---
@@ -890,7 +953,8 @@ AssignmentRun LineQa(const std::string& id = "asg_1") {
   a.operator_name = "Ana";
   a.flow = "checklist";
   a.questions = {Question{"Guard closed?", "required", {"OK", "NOT OK"}, {"NOT OK"}},
-                 Question{"Batch label", "required", {}, {}}, Question{"Spills?", "optional", {"NONE", "FOUND"}, {"FOUND"}},
+                 Question{"Batch label", "required", {}, {}},
+                 Question{"Spills?", "optional", {"NONE", "FOUND"}, {"FOUND"}},
                  Question{"Notes for the next shift", "none", {}, {}}};
   return a;
 }
@@ -926,8 +990,10 @@ TEST(Checklist, APdfAnswersAQuestionLikeAPhotoAndAVoiceNoteIsRefused) {
   for (auto [type, mime] : {std::pair{"audio", "audio/ogg; codecs=opus"}, {"video", "video/mp4"}}) {
     auto refused = c.Send(Media(type, std::string("m-") + type, mime, kT0 + 15));
     EXPECT_EQ(Count(refused, Effect::Kind::kFetchMedia), 0u) << type;
-    EXPECT_EQ(Replies(refused), std::vector<std::string>{"Question 1 needs a photo. Send a photo (with your note as its "
-                                                         "caption, or the note right after it)."})
+    EXPECT_EQ(
+        Replies(refused),
+        std::vector<std::string>{"Question 1 needs a photo. Send a photo (with your note as its "
+                                 "caption, or the note right after it)."})
         << type;
   }
   EXPECT_EQ(c.state.photos.count("q1"), 0u);
@@ -961,8 +1027,9 @@ TEST(Checklist, APdfAnswersAQuestionLikeAPhotoAndAVoiceNoteIsRefused) {
   c.Send(Captioned("m2", "Batch 9", kT0 + 30));
   c.Send(Tap("answer_1", "NONE", kT0 + 40));
   auto summary = c.Send(Text("All good", kT0 + 50));
-  EXPECT_NE(Replies(summary)[0].find("1. Guard closed?: OK (1 file)\n2. Batch label: Batch 9 (1 photo)"),
-            std::string::npos)
+  EXPECT_NE(
+      Replies(summary)[0].find("1. Guard closed?: OK (1 file)\n2. Batch label: Batch 9 (1 photo)"),
+      std::string::npos)
       << Replies(summary)[0];
   Event confirm = Text("CONFIRM", kT0 + 60);
   confirm.id = "106540352242922:16505550000:wamid.confirm";
@@ -989,14 +1056,18 @@ TEST(Checklist, ARefusedDocumentIsToldInPlainWords) {
   failed.code = "not_a_photo";
   failed.reason = "content does not look like application/pdf (it is an HTML page)";
   auto t = c.Send(failed, kT0 + 21);
-  EXPECT_EQ(Replies(t), std::vector<std::string>{"We can only take PDF files, so we couldn't save that document. "
-                                                 "Please send it again."});
+  EXPECT_EQ(Replies(t), std::vector<std::string>{
+                            "We can only take PDF files, so we couldn't save that document. "
+                            "Please send it again."});
   EXPECT_TRUE(c.state.photos.at("q1").empty());
-  EXPECT_EQ(PhotoFailedText("too_large", false, "document"), "That document was too large for us to save.");
+  EXPECT_EQ(PhotoFailedText("too_large", false, "document"),
+            "That document was too large for us to save.");
   EXPECT_EQ(PhotoFailedText("expired", false, "audio"),
             "That recording was no longer available from WhatsApp by the time we fetched it.");
-  EXPECT_EQ(PhotoFailedText("damaged", true, "video"), "That video didn't come through. Please send it again.");
-  EXPECT_EQ(PhotoFailedText("not_a_photo", false), "That file didn't look like a photo, so we couldn't save it.");
+  EXPECT_EQ(PhotoFailedText("damaged", true, "video"),
+            "That video didn't come through. Please send it again.");
+  EXPECT_EQ(PhotoFailedText("not_a_photo", false),
+            "That file didn't look like a photo, so we couldn't save it.");
 }
 
 TEST(Engine, SafeFileNamesKeepNoPathNoControlsAndABoundedLength) {
@@ -1008,19 +1079,23 @@ TEST(Engine, SafeFileNamesKeepNoPathNoControlsAndABoundedLength) {
   EXPECT_EQ(SafeFileName("  "), "");
   const std::string longest = SafeFileName(std::string(300, 'x') + ".pdf");
   EXPECT_LE(longest.size(), 120u);
-  EXPECT_EQ(SafeFileName(std::string(119, 'x') + "é"), std::string(119, 'x')) << "cut at a character's start";
+  EXPECT_EQ(SafeFileName(std::string(119, 'x') + "é"), std::string(119, 'x'))
+      << "cut at a character's start";
 }
 
 // A flow may opt any photo step into other media: a voice note in a step that takes audio is
 // fetched like a photo and counted; a step that does not name it still refuses it.
 TEST(FlowLoader, AStepTakesTheMediaItsAcceptsNames) {
   FlowSet set;
-  ASSERT_TRUE(set.Add(Minimal(R"([{"id":"a","kind":"collect_photos","prompt":"Send photos or voice notes","field":"shots",)"
-                              R"("accepts":["image","audio"],"done_keyword":"DONE","first_ack":"Got it!","empty":"none",)"
-                              R"("expired":"gone","late":"late","not_a_photo":"Photos or voice notes only.","next":"b"},)"
-                              R"({"id":"b","kind":"complete","prompt":"bye"}])"),
-                      "voice.json", Schemas())
-                  .ok());
+  ASSERT_TRUE(
+      set.Add(
+             Minimal(
+                 R"([{"id":"a","kind":"collect_photos","prompt":"Send photos or voice notes","field":"shots",)"
+                 R"("accepts":["image","audio"],"done_keyword":"DONE","first_ack":"Got it!","empty":"none",)"
+                 R"("expired":"gone","late":"late","not_a_photo":"Photos or voice notes only.","next":"b"},)"
+                 R"({"id":"b","kind":"complete","prompt":"bye"}])"),
+             "voice.json", Schemas())
+          .ok());
   Engine engine(set, {});
   ConversationState st = engine.Advance({}, Text("GO", kT0), kT0).state;
   ASSERT_EQ(st.step, "a");
@@ -1033,15 +1108,19 @@ TEST(FlowLoader, AStepTakesTheMediaItsAcceptsNames) {
   EXPECT_EQ(Replies(doc), std::vector<std::string>{"Photos or voice notes only."});
   EXPECT_EQ(Count(doc, Effect::Kind::kFetchMedia), 0u);
   // Shipped: the checklist takes photos and documents, the listing photos only.
-  EXPECT_EQ(Shipped().Find("checklist")->Find("questions")->accepts, (std::vector<std::string>{"image", "document"}));
+  EXPECT_EQ(Shipped().Find("checklist")->Find("questions")->accepts,
+            (std::vector<std::string>{"image", "document"}));
   EXPECT_EQ(Shipped().Find("listing")->Find("photos")->accepts, std::vector<std::string>{"image"});
   // `accepts` where no media is taken, or a kind that is not one: refused at load.
-  for (const auto& [json, expect] :
-       {std::pair<std::string, std::string>{Minimal(R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","accepts":["document"]},)"
-                                                     R"({"id":"b","kind":"complete","prompt":"bye"}])"),
-                                             "only collect_photos and checklist steps do"},
-        {Minimal(R"([{"id":"a","kind":"complete","prompt":"p","accepts":["sticker"]}])"), "enum"},
-        {Minimal(R"([{"id":"a","kind":"complete","prompt":"p","accepts":[]}])"), "minItems"}}) {
+  for (
+      const auto& [json, expect] :
+      {std::pair<std::string, std::string>{
+           Minimal(
+               R"([{"id":"a","kind":"ask_text","prompt":"p","field":"f","next":"b","accepts":["document"]},)"
+               R"({"id":"b","kind":"complete","prompt":"bye"}])"),
+           "only collect_photos and checklist steps do"},
+       {Minimal(R"([{"id":"a","kind":"complete","prompt":"p","accepts":["sticker"]}])"), "enum"},
+       {Minimal(R"([{"id":"a","kind":"complete","prompt":"p","accepts":[]}])"), "minItems"}}) {
     FlowSet bad;
     Status s = bad.Add(json, "flows/t.json", Schemas());
     EXPECT_NE(s.message().find(expect), std::string::npos) << s.message();
@@ -1078,7 +1157,8 @@ TEST(Checklist, OutsideTheWindowATemplateOpensItAndTheReplyBringsTheFirstQuestio
   ASSERT_EQ(reply.effects.size(), 1u);
   EXPECT_EQ(reply.effects[0].kind, Effect::Kind::kSendButtons);
   EXPECT_EQ(reply.effects[0].text, "📋 Question 1 of 4: Guard closed?");
-  EXPECT_EQ(reply.effects[0].buttons, (std::vector<std::pair<std::string, std::string>>{{"answer_1", "OK"}, {"answer_2", "NOT OK"}}));
+  EXPECT_EQ(reply.effects[0].buttons, (std::vector<std::pair<std::string, std::string>>{
+                                          {"answer_1", "OK"}, {"answer_2", "NOT OK"}}));
 }
 
 // An assignment's run survives the state row: its questions (with the answers that need a note)
@@ -1148,7 +1228,8 @@ TEST(Checklist, NotesAreKeptAndAnAnswerThatNeedsOneAsksForIt) {
   auto tapped = c.Send(Tap("answer_2", "FOUND", kT0 + 40));
   EXPECT_EQ(tapped.note, "note_requested");
   EXPECT_EQ(Replies(tapped)[0],
-            "Please add a note for FOUND on question 3: what did you find? (For example: FOUND - what you saw.)");
+            "Please add a note for FOUND on question 3: what did you find? (For example: FOUND - "
+            "what you saw.)");
   EXPECT_EQ(c.state.assignment.index, 2u) << "still question 3";
   auto note = c.Send(Text("oil under the press", kT0 + 41));
   EXPECT_EQ(note.note, "answered");
@@ -1156,11 +1237,14 @@ TEST(Checklist, NotesAreKeptAndAnAnswerThatNeedsOneAsksForIt) {
   EXPECT_EQ(c.state.fields.at("q3_note"), "oil under the press");
   auto last = c.Send(Text("All good", kT0 + 50));
   EXPECT_EQ(Replies(last)[0],
-            "Here are your answers:\n1. Guard closed?: NOT OK — guard cracked (1 photo)\n2. Batch label: Batch 4711 (1 photo)\n"
-            "3. Spills?: FOUND — oil under the press\n4. Notes for the next shift: All good\nReply CONFIRM to submit.");
+            "Here are your answers:\n1. Guard closed?: NOT OK — guard cracked (1 photo)\n2. Batch "
+            "label: Batch 4711 (1 photo)\n"
+            "3. Spills?: FOUND — oil under the press\n4. Notes for the next shift: All good\nReply "
+            "CONFIRM to submit.");
 }
 
-// An answer that needs a note and a note that comes with its own answer: the answer typed last wins.
+// An answer that needs a note and a note that comes with its own answer: the answer typed last
+// wins.
 TEST(Checklist, AnAnswerWaitingForItsNoteCanBeChangedByTypingAnother) {
   Chat c;
   c.Send(Text("hello", kT0));
@@ -1177,8 +1261,8 @@ TEST(Checklist, AnAnswerWaitingForItsNoteCanBeChangedByTypingAnother) {
   EXPECT_EQ(c.state.assignment.index, 1u);
 }
 
-// A checklist assigned in the middle of a listing puts the listing on hold, says so, and the listing
-// resumes where it was once the checklist is submitted — its photos kept — or cancelled.
+// A checklist assigned in the middle of a listing puts the listing on hold, says so, and the
+// listing resumes where it was once the checklist is submitted — its photos kept — or cancelled.
 TEST(Checklist, AListingInterruptedByAnAssignmentIsPutOnHoldAndResumesAfterIt) {
   Chat c;
   c.ToPhotos();
@@ -1188,8 +1272,11 @@ TEST(Checklist, AListingInterruptedByAnAssignmentIsPutOnHoldAndResumesAfterIt) {
   one.questions = {Question{"Anything to report?", "none", {}, {}}};
   auto start = c.Send(Assigned(one), kT0 + 20);
   ASSERT_EQ(Replies(start).size(), 1u);
-  EXPECT_NE(Replies(start)[0].find("Your listing is on hold until this checklist is done; we'll pick it up right after."),
-            std::string::npos) << Replies(start)[0];
+  EXPECT_NE(
+      Replies(start)[0].find(
+          "Your listing is on hold until this checklist is done; we'll pick it up right after."),
+      std::string::npos)
+      << Replies(start)[0];
   EXPECT_EQ(c.state.flow, "checklist");
   // The listing's photos are stored while it is on hold: recorded with it.
   Event stored;
@@ -1203,7 +1290,8 @@ TEST(Checklist, AListingInterruptedByAnAssignmentIsPutOnHoldAndResumesAfterIt) {
   auto replies = Replies(done);
   ASSERT_EQ(replies.size(), 2u);
   EXPECT_EQ(replies[0], "✅ Checklist submitted. Thank you!");
-  EXPECT_EQ(replies[1], "Now, back to your listing.\n\nNow send photos of the item. Text DONE when finished.");
+  EXPECT_EQ(replies[1],
+            "Now, back to your listing.\n\nNow send photos of the item. Text DONE when finished.");
   EXPECT_EQ(c.state.flow, "listing");
   EXPECT_EQ(c.state.step, "photos");
   EXPECT_EQ(c.Photos(), 2u) << "the photos sent before the checklist are kept";
@@ -1218,7 +1306,8 @@ TEST(Checklist, AListingInterruptedByAnAssignmentIsPutOnHoldAndResumesAfterIt) {
   EXPECT_FALSE(DecodeState(EncodeState(d.state)).set_aside.empty());
   auto ended = d.Send(Ended("asg_9", "cancelled"), kT0 + 30);
   ASSERT_EQ(Replies(ended).size(), 2u);
-  EXPECT_EQ(Replies(ended)[1], "Now, back to your listing.\n\nNow send photos of the item. Text DONE when finished.");
+  EXPECT_EQ(Replies(ended)[1],
+            "Now, back to your listing.\n\nNow send photos of the item. Text DONE when finished.");
   EXPECT_EQ(d.state.step, "photos");
   EXPECT_EQ(d.Photos(), 1u);
 }
@@ -1231,11 +1320,14 @@ TEST(Checklist, AnswersThreeWaysThenConfirmCompletesAndDelivers) {
   auto start = c.Send(Assigned(LineQa()), kT0 + 10);
   ASSERT_EQ(Replies(start).size(), 1u) << "one message: two could arrive in either order";
   EXPECT_EQ(Replies(start)[0].substr(0, 8), "Hi Ana! ");
-  EXPECT_NE(Replies(start)[0].find("\n\n📋 Question 1 of 4: Guard closed?"), std::string::npos) << Replies(start)[0];
+  EXPECT_NE(Replies(start)[0].find("\n\n📋 Question 1 of 4: Guard closed?"), std::string::npos)
+      << Replies(start)[0];
   // Text only where a photo is required: refused, the question stays.
   auto refused = c.Send(Text("OK", kT0 + 20));
   EXPECT_EQ(refused.note, "photo_required");
-  EXPECT_EQ(Replies(refused)[0], "Question 1 needs a photo. Send a photo (with your note as its caption, or the note right after it).");
+  EXPECT_EQ(Replies(refused)[0],
+            "Question 1 needs a photo. Send a photo (with your note as its caption, or the note "
+            "right after it).");
   // 1. Photo with its caption: saved, the next question at once.
   auto q1 = c.Send(Captioned("m1", "ok", kT0 + 30));
   EXPECT_EQ(q1.note, "answered");
@@ -1262,7 +1354,8 @@ TEST(Checklist, AnswersThreeWaysThenConfirmCompletesAndDelivers) {
   auto last = c.Send(Text("All good", kT0 + 60));
   ASSERT_EQ(Replies(last).size(), 1u);
   EXPECT_EQ(Replies(last)[0],
-            "Here are your answers:\n1. Guard closed?: OK (1 photo)\n2. Batch label: Batch 4711 (1 photo)\n"
+            "Here are your answers:\n1. Guard closed?: OK (1 photo)\n2. Batch label: Batch 4711 (1 "
+            "photo)\n"
             "3. Spills?: NONE\n4. Notes for the next shift: All good\nReply CONFIRM to submit.");
   EXPECT_EQ(c.Send(Text("yes", kT0 + 61)).note, "reprompted");
   Event confirm = Text("confirm", kT0 + 62);
@@ -1324,7 +1417,8 @@ TEST(Checklist, ACancelTellsTheOperatorAndALaterAnswerHearsItWasCancelled) {
   EXPECT_TRUE(c.Send(Ended("asg_other", "cancelled"), kT0 + 15).effects.empty()) << "not this run";
   auto cancelled = c.Send(Ended("asg_1", "cancelled"), kT0 + 20);
   EXPECT_EQ(cancelled.note, "assignment_cancelled");
-  EXPECT_EQ(Replies(cancelled)[0], "This checklist (Line QA) was cancelled by your manager. No need to answer further.");
+  EXPECT_EQ(Replies(cancelled)[0],
+            "This checklist (Line QA) was cancelled by your manager. No need to answer further.");
   EXPECT_TRUE(c.state.flow.empty());
   auto later = c.Send(Captioned("m9", "OK", kT0 + 30));
   EXPECT_EQ(Replies(later)[0], "This checklist was cancelled, so that answer was not saved.");
@@ -1337,7 +1431,9 @@ TEST(Checklist, AnExpiryOutsideTheWindowEndsTheRunSilently) {
   c.Send(Text("hello", kT0));
   c.Send(Assigned(LineQa()), kT0 + 10);
   auto inside = c.Send(Ended("asg_1", "expired"), kT0 + 3600);
-  EXPECT_EQ(Replies(inside)[0], "This checklist (Line QA) has expired and was not submitted. Ask your manager to assign it again.");
+  EXPECT_EQ(Replies(inside)[0],
+            "This checklist (Line QA) has expired and was not submitted. Ask your manager to "
+            "assign it again.");
   c.Send(Assigned(LineQa("asg_2")), kT0 + 3700);
   auto outside = c.Send(Ended("asg_2", "expired"), kT0 + 2 * 86400);
   EXPECT_EQ(outside.note, "assignment_expired");
@@ -1378,11 +1474,14 @@ TEST(LeadFlow, AsksTheServiceThenNameNationalityEmailAndTimeInThatOrderAndHandsO
   Lead c;
   EXPECT_EQ(c.Say("Hello"), std::string(kGreeting) + "\n\nHow can I help you today?");
   EXPECT_EQ(c.state.flow, "lead");
-  EXPECT_EQ(c.Say("I would like to bring my family, a family visa"), "May I know your full name, please?");
+  EXPECT_EQ(c.Say("I would like to bring my family, a family visa"),
+            "May I know your full name, please?");
   EXPECT_EQ(c.Say("my name is ana lopez"), "What is your nationality?");
-  EXPECT_EQ(c.Say("Filipina"), "What is your email address, and when is the best time to call you?");
-  EXPECT_EQ(c.Say("ana@Example.com, weekdays after 5pm"),
-            "Thank you, Ana Lopez. Our team will call you weekdays after 5pm about your family visa.");
+  EXPECT_EQ(c.Say("Filipina"),
+            "What is your email address, and when is the best time to call you?");
+  EXPECT_EQ(
+      c.Say("ana@Example.com, weekdays after 5pm"),
+      "Thank you, Ana Lopez. Our team will call you weekdays after 5pm about your family visa.");
   const PendingResult* r = c.Delivered();
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->type, "lead.qualified");
@@ -1398,16 +1497,20 @@ TEST(LeadFlow, AsksTheServiceThenNameNationalityEmailAndTimeInThatOrderAndHandsO
 
 TEST(LeadFlow, AServiceInTheFirstMessageSkipsTheQuestion) {
   Lead c;
-  EXPECT_EQ(c.Say("Hi, I need a family visa"), std::string(kGreeting) + "\n\nMay I know your full name, please?");
+  EXPECT_EQ(c.Say("Hi, I need a family visa"),
+            std::string(kGreeting) + "\n\nMay I know your full name, please?");
   EXPECT_EQ(c.state.fields.at("service"), "family visa");
   // Whatever the first message already says is not asked again.
   Lead d;
-  EXPECT_EQ(d.Say("Good morning, my name is Omar Khan, I am Pakistani and want to start a business. My email is omar.khan@example.org"),
+  EXPECT_EQ(d.Say("Good morning, my name is Omar Khan, I am Pakistani and want to start a "
+                  "business. My email is omar.khan@example.org"),
             std::string(kGreeting) + "\n\nThanks! And when is the best time to call you?");
   EXPECT_EQ(d.state.fields.at("name"), "Omar Khan");
   EXPECT_EQ(d.state.fields.at("nationality"), "Pakistani");
   EXPECT_EQ(d.state.fields.at("service"), "company setup");
-  EXPECT_EQ(d.Say("tomorrow morning"), "Thank you, Omar Khan. Our team will call you tomorrow morning about your company setup.");
+  EXPECT_EQ(
+      d.Say("tomorrow morning"),
+      "Thank you, Omar Khan. Our team will call you tomorrow morning about your company setup.");
   ASSERT_NE(d.Delivered(), nullptr);
   EXPECT_EQ(d.Delivered()->fields.at("best_time"), "tomorrow morning");
 }
@@ -1415,10 +1518,12 @@ TEST(LeadFlow, AServiceInTheFirstMessageSkipsTheQuestion) {
 TEST(LeadFlow, NotUnderstoodIsAskedInOtherWordsThenAPersonTakesOver) {
   Lead c;
   c.Say("Hello");
-  EXPECT_EQ(c.Say("what are your prices?"),
-            "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?");
+  EXPECT_EQ(
+      c.Say("what are your prices?"),
+      "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?");
   EXPECT_EQ(c.last.note, "not_understood");
-  EXPECT_EQ(c.Say("just call me"), "Thank you for your patience. A member of our team will reply to you here shortly.");
+  EXPECT_EQ(c.Say("just call me"),
+            "Thank you for your patience. A member of our team will reply to you here shortly.");
   EXPECT_EQ(c.last.note, "completed");
   const PendingResult* r = c.Delivered();
   ASSERT_NE(r, nullptr);
@@ -1436,13 +1541,17 @@ TEST(LeadFlow, InvalidAnswersAreAskedAgainAndTheTimeCanComeSeparately) {
   c.Say("I need a work permit");
   EXPECT_EQ(c.Say("4455"), "Please send your full name, like Maria Santos.");
   EXPECT_EQ(c.Say("I'm Li Wei"), "What is your nationality?");
-  EXPECT_EQ(c.Say("I am from China"), "What is your email address, and when is the best time to call you?");
+  EXPECT_EQ(c.Say("I am from China"),
+            "What is your email address, and when is the best time to call you?");
   EXPECT_EQ(c.state.fields.at("nationality"), "China");
   EXPECT_EQ(c.Say("after lunch"),
-            "That doesn't look like an email address. Please send it again, like name@example.com, with the best time "
+            "That doesn't look like an email address. Please send it again, like name@example.com, "
+            "with the best time "
             "to call you.");
-  EXPECT_EQ(c.Say("My email is li.wei@example.cn"), "Thanks! And when is the best time to call you?");
-  EXPECT_EQ(c.Say("any time"), "Thank you, Li Wei. Our team will call you any time about your work permit.");
+  EXPECT_EQ(c.Say("My email is li.wei@example.cn"),
+            "Thanks! And when is the best time to call you?");
+  EXPECT_EQ(c.Say("any time"),
+            "Thank you, Li Wei. Our team will call you any time about your work permit.");
   // An email with a lead-in and the time after it.
   Lead d;
   d.Say("golden visa");
@@ -1466,14 +1575,17 @@ TEST(LeadFlow, ANameAnswerThatIsNoNameIsAskedOnceThenHandedOver) {
     c.Say("I need a work permit");
     EXPECT_EQ(c.Say(not_a_name), "Please send your full name, like Maria Santos.") << not_a_name;
     EXPECT_TRUE(c.state.fields.count("name") == 0) << not_a_name << " taken as the name";
-    EXPECT_EQ(c.Say("thanks"), "Thank you for your patience. A member of our team will reply to you here shortly.")
+    EXPECT_EQ(c.Say("thanks"),
+              "Thank you for your patience. A member of our team will reply to you here shortly.")
         << not_a_name;
     const PendingResult* r = c.Delivered();
     ASSERT_NE(r, nullptr) << not_a_name;
     EXPECT_EQ(r->type, "lead.handoff");
-    EXPECT_NE(r->fields.at("enquiry").find(not_a_name), std::string::npos) << r->fields.at("enquiry");
+    EXPECT_NE(r->fields.at("enquiry").find(not_a_name), std::string::npos)
+        << r->fields.at("enquiry");
   }
-  for (const char* name : {"Maria Santos", "I'm Li Wei", "my name is ana lopez", "José María García", "Will Smith"}) {
+  for (const char* name :
+       {"Maria Santos", "I'm Li Wei", "my name is ana lopez", "José María García", "Will Smith"}) {
     Lead c;
     c.Say("I need a work permit");
     EXPECT_EQ(c.Say(name), "What is your nationality?") << name;
@@ -1496,10 +1608,13 @@ TEST(LeadFlow, TheNumbersGreetingGoesFirstWhateverFlowAnswers) {
   sell.number_greeting = hello;
   auto first = c.Send(sell);
   ASSERT_EQ(Replies(first).size(), 1u);
-  EXPECT_EQ(Replies(first)[0], hello + "\n\nLet's list your item! What's your email address? (Send CANCEL at any time to stop.)");
+  EXPECT_EQ(Replies(first)[0], hello +
+                                   "\n\nLet's list your item! What's your email address? (Send "
+                                   "CANCEL at any time to stop.)");
   Event email = Text("kerry@example.com", kT0 + 1);
   email.number_greeting = hello;
-  EXPECT_EQ(Replies(c.Send(email))[0].rfind("Describe the item", 0), 0u) << "once in the conversation's life";
+  EXPECT_EQ(Replies(c.Send(email))[0].rfind("Describe the item", 0), 0u)
+      << "once in the conversation's life";
   // The lead flow's own greeting gives way to the number's.
   Lead d;
   Event enquiry = Text("Hi, I need a family visa", kT0);
@@ -1520,10 +1635,12 @@ TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
   EXPECT_EQ(c.Say("Hello again, I also need a golden visa"), "May I know your full name, please?");
   // The state that says so survives a round trip through the database's JSON.
   EXPECT_TRUE(DecodeState(EncodeState(c.state)).greeted);
-  // SELL still starts the listing, in the middle of an enquiry too, and CANCEL leaves the lead flow.
+  // SELL still starts the listing, in the middle of an enquiry too, and CANCEL leaves the lead
+  // flow.
   Lead e;
   e.Say("Hello");
-  EXPECT_EQ(e.Say("sell"), "Let's list your item! What's your email address? (Send CANCEL at any time to stop.)");
+  EXPECT_EQ(e.Say("sell"),
+            "Let's list your item! What's your email address? (Send CANCEL at any time to stop.)");
   EXPECT_EQ(e.state.flow, "listing");
   Lead d;
   d.Say("hello");
@@ -1536,7 +1653,8 @@ TEST(LeadFlow, TheGreetingGoesOnceInAConversationsLifeNotWithASecondEnquiry) {
 // --- the flows a number runs (the registry's `flows`) ---
 
 // A shipped flow file (deploy/flows/<file>) with each `from` replaced by its `to`, once.
-std::string EditedFlow(const std::string& file, const std::vector<std::pair<std::string, std::string>>& edits) {
+std::string EditedFlow(const std::string& file,
+                       const std::vector<std::pair<std::string, std::string>>& edits) {
   std::string json = test::ReadFile(test::SourcePath("deploy/flows/" + file));
   for (const auto& [from, to] : edits) {
     auto at = json.find(from);
@@ -1550,7 +1668,8 @@ std::string EditedFlow(const std::string& file, const std::vector<std::pair<std:
 FlowSet WithRent() {
   FlowSet set = Shipped();
   Status st = set.Add(EditedFlow("listing.json", {{R"("name": "listing")", R"("name": "rent")"},
-                                                  {R"("description": "list an item for sale")", R"("description": "rent an item out")"},
+                                                  {R"("description": "list an item for sale")",
+                                                   R"("description": "rent an item out")"},
                                                   {R"("SELL")", R"("RENT")"}}),
                       "rent.json", Schemas());
   EXPECT_TRUE(st.ok()) << st.ToString();
@@ -1568,15 +1687,19 @@ TEST(NumberFlows, ATriggerStartsOnlyAFlowTheNumberRunsAndTheMenuNamesOnlyThose) 
   // A number that names no flows runs every flow, as before.
   EXPECT_EQ(engine.Advance({}, Text("RENT", kT0), kT0).state.flow, "rent");
   EXPECT_EQ(Replies(engine.Advance({}, Text("hello", kT0), kT0))[0],
-            "Hi! I can't help with \"hello\" yet. Send SELL to list an item for sale, or RENT to rent an item out.");
-  // A number that runs the listing alone: RENT is any other text there, and the menu names SELL alone.
+            "Hi! I can't help with \"hello\" yet. Send SELL to list an item for sale, or RENT to "
+            "rent an item out.");
+  // A number that runs the listing alone: RENT is any other text there, and the menu names SELL
+  // alone.
   Transition rent = engine.Advance({}, On({"listing"}, Text("RENT", kT0)), kT0);
   EXPECT_TRUE(rent.state.flow.empty());
   EXPECT_EQ(rent.note, "menu");
   ASSERT_EQ(Replies(rent).size(), 1u);
-  EXPECT_EQ(Replies(rent)[0], "Hi! I can't help with \"RENT\" yet. Send SELL to list an item for sale.");
+  EXPECT_EQ(Replies(rent)[0],
+            "Hi! I can't help with \"RENT\" yet. Send SELL to list an item for sale.");
   EXPECT_EQ(engine.Advance({}, On({"listing"}, Text("sell", kT0)), kT0).state.flow, "listing");
-  // A number that runs no flow a person starts (checklists only): no trigger fires, the menu offers nothing.
+  // A number that runs no flow a person starts (checklists only): no trigger fires, the menu offers
+  // nothing.
   Transition none = engine.Advance({}, On({"checklist"}, Text("SELL", kT0)), kT0);
   EXPECT_TRUE(none.state.flow.empty());
   ASSERT_EQ(Replies(none).size(), 1u);
@@ -1585,7 +1708,8 @@ TEST(NumberFlows, ATriggerStartsOnlyAFlowTheNumberRunsAndTheMenuNamesOnlyThose) 
 
 TEST(NumberFlows, ADefaultFlowStartsOnlyWhereTheNumberRunsIt) {
   Engine engine(WithRent(), LeadSettings());  // --default_flow lead
-  EXPECT_EQ(engine.Advance({}, On({"lead", "listing"}, Text("Hello", kT0)), kT0).state.flow, "lead");
+  EXPECT_EQ(engine.Advance({}, On({"lead", "listing"}, Text("Hello", kT0)), kT0).state.flow,
+            "lead");
   // The deployment's default on a number that does not run it: the number's menu.
   Transition menu = engine.Advance({}, On({"listing", "rent"}, Text("Hello", kT0)), kT0);
   EXPECT_TRUE(menu.state.flow.empty());
@@ -1627,19 +1751,23 @@ TEST(NumberFlows, ASwitchByNameNeedsTheFlowOnTheNumberAndARunGoingGoesOn) {
   EXPECT_NE(going.state.step, "photos");
 }
 
-// The lead flow rolled out as "lead_v2": its variant differs by greeting; the rest fall back to "lead".
+// The lead flow rolled out as "lead_v2": its variant differs by greeting; the rest fall back to
+// "lead".
 FlowSet RolledOut(int percent, const std::string& allow) {
   FlowSet set = Shipped();
   const std::string v2 = EditedFlow(
-      "lead.json", {{R"("name": "lead")", R"("name": "lead_v2", "fallback": "lead", "rollout": {"enabled": true, "percent": )" +
-                                              std::to_string(percent) + R"(, "allow": [)" + allow + "]}"},
-                    {"I'm ABCai", "I'm ABCai v2"}});
+      "lead.json",
+      {{R"("name": "lead")",
+        R"("name": "lead_v2", "fallback": "lead", "rollout": {"enabled": true, "percent": )" +
+            std::to_string(percent) + R"(, "allow": [)" + allow + "]}"},
+       {"I'm ABCai", "I'm ABCai v2"}});
   Status st = set.Add(v2, "lead_v2.json", Schemas());
   EXPECT_TRUE(st.ok()) << st.ToString();
   return set;
 }
 
-std::string Variant(const Engine& engine, const std::string& person, const std::string& phone = "") {
+std::string Variant(const Engine& engine, const std::string& person,
+                    const std::string& phone = "") {
   Event e = Text("Hello", kT0);
   e.person = person;
   e.ids = {phone};
@@ -1662,8 +1790,9 @@ TEST(Rollout, TheAllowListAndAStableHashPickTheVariantAndAReloadChangesItForNewR
     if (v2 && first.size() < 3) first.push_back(key);
   }
   EXPECT_EQ(in, 283);  // of 1000 at 30 % (checked against a Python implementation)
-  EXPECT_EQ(first, (std::vector<std::string>{"106540352242922:15550001001", "106540352242922:15550001003",
-                                             "106540352242922:15550001004"}));
+  EXPECT_EQ(first,
+            (std::vector<std::string>{"106540352242922:15550001001", "106540352242922:15550001003",
+                                      "106540352242922:15550001004"}));
   EXPECT_EQ(RolloutBucket("lead_v2", "106540352242922:15550001000"), 62);
   // The allow list wins over the hash, by phone or by BSUID.
   EXPECT_EQ(Variant(engine, "106540352242922:15550001000"), "lead");
@@ -1686,7 +1815,8 @@ TEST(Rollout, TheAllowListAndAStableHashPickTheVariantAndAReloadChangesItForNewR
 TEST(Rollout, WithoutAFallbackThoseOutsideGetTheMenuAndABadFallbackIsRefused) {
   FlowSet set = Shipped();
   std::string json = test::ReadFile(test::SourcePath("deploy/flows/listing.json"));
-  json.replace(json.find(R"("name": "listing")"), 17, R"("name": "listing2", "rollout": {"enabled": true, "percent": 0})");
+  json.replace(json.find(R"("name": "listing")"), 17,
+               R"("name": "listing2", "rollout": {"enabled": true, "percent": 0})");
   json.replace(json.find(R"("SELL")"), 6, R"("SELL2")");
   ASSERT_TRUE(set.Add(json, "listing2.json", Schemas()).ok());
   Engine engine(set, EngineSettings{});
@@ -1702,7 +1832,8 @@ TEST(Rollout, WithoutAFallbackThoseOutsideGetTheMenuAndABadFallbackIsRefused) {
   std::remove((dir + "/a.json").c_str());
   rmdir(dir.c_str());
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("/fallback: no flow 'nope'"), std::string::npos) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find("/fallback: no flow 'nope'"), std::string::npos)
+      << bad.status().ToString();
 }
 
 // --- the lead flow with an extractor (an AI endpoint through outbound) ---
@@ -1710,7 +1841,9 @@ TEST(Rollout, WithoutAFallbackThoseOutsideGetTheMenuAndABadFallbackIsRefused) {
 FlowSet WithExtractor() {
   FlowSet set;
   for (const char* f : {"listing.json", "checklist.json"}) {
-    EXPECT_TRUE(set.Add(test::ReadFile(test::SourcePath(std::string("deploy/flows/") + f)), f, Schemas()).ok());
+    EXPECT_TRUE(
+        set.Add(test::ReadFile(test::SourcePath(std::string("deploy/flows/") + f)), f, Schemas())
+            .ok());
   }
   std::string lead = test::ReadFile(test::SourcePath("deploy/flows/lead.json"));
   const std::string marker = R"("default": true)";
@@ -1732,7 +1865,8 @@ struct Assisted {
     e.id = "conv:wamid." + std::to_string(at);
     return Send(e);
   }
-  Transition Answer(const std::string& request, std::map<std::string, std::string> fields, const std::string& error = "") {
+  Transition Answer(const std::string& request, std::map<std::string, std::string> fields,
+                    const std::string& error = "") {
     Event e;
     e.kind = Event::Kind::kExtracted;
     e.result_id = request;
@@ -1764,14 +1898,18 @@ TEST(Extractor, WhatTheRulesMissIsAskedOfTheExtractorAndItsAnswerSkipsWhatItFoun
   EXPECT_EQ(e->result.id, c.state.extracting);
   std::vector<std::string> names;
   for (const auto& f : e->extract) names.push_back(f.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"service", "name", "nationality", "email", "best_time"}));
-  EXPECT_NE(std::find(e->extract[0].values.begin(), e->extract[0].values.end(), "company setup"), e->extract[0].values.end())
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"service", "name", "nationality", "email", "best_time"}));
+  EXPECT_NE(std::find(e->extract[0].values.begin(), e->extract[0].values.end(), "company setup"),
+            e->extract[0].values.end())
       << "the service is one of the keyword table's values";
   const Effect* due = Find(asked, Effect::Kind::kResultDue);
   ASSERT_NE(due, nullptr);
   EXPECT_EQ(due->delay_ms, 25000) << "the backstop: the timeout (20 s) and 5 s";
   // Its answer: the service (in any case) and the name; a nationality that is not one is dropped.
-  Transition got = c.Answer(c.state.extracting, {{"service", "Company Setup"}, {"name", "omar khan"}, {"nationality", "42"}});
+  Transition got =
+      c.Answer(c.state.extracting,
+               {{"service", "Company Setup"}, {"name", "omar khan"}, {"nationality", "42"}});
   EXPECT_EQ(got.note, "extracted");
   ASSERT_EQ(Replies(got).size(), 1u);
   EXPECT_EQ(Replies(got)[0], "What is your nationality?");
@@ -1780,7 +1918,9 @@ TEST(Extractor, WhatTheRulesMissIsAskedOfTheExtractorAndItsAnswerSkipsWhatItFoun
   // The step moved on as of the message (WhatsApp's clock), not this server's: the next answer,
   // sent seconds later by WhatsApp's clock, is taken (not superseded as older than the step).
   EXPECT_LT(c.at, c.now) << "the server's clock is ahead here";
-  EXPECT_EQ(Replies(c.Say("Pakistani")), std::vector<std::string>{"What is your email address, and when is the best time to call you?"});
+  EXPECT_EQ(Replies(c.Say("Pakistani")),
+            std::vector<std::string>{
+                "What is your email address, and when is the best time to call you?"});
   // The same answer again (redelivered) changes nothing.
   Transition again = c.Answer(e->result.id, {{"service", "golden visa"}});
   EXPECT_EQ(again.note, "stale_extraction");
@@ -1789,7 +1929,8 @@ TEST(Extractor, WhatTheRulesMissIsAskedOfTheExtractorAndItsAnswerSkipsWhatItFoun
 }
 
 TEST(Extractor, NothingFoundAFailureOrTheTimeoutAsksThePersonAndALateAnswerChangesNothing) {
-  const std::string sorry = "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?";
+  const std::string sorry =
+      "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?";
   Assisted found_nothing;
   found_nothing.Say("Hello");
   found_nothing.Say("something vague");
@@ -1816,12 +1957,16 @@ TEST(Extractor, NothingFoundAFailureOrTheTimeoutAsksThePersonAndALateAnswerChang
   t = slow.Send(due);
   EXPECT_EQ(t.note, "extractor_failed");
   EXPECT_EQ(Replies(t), std::vector<std::string>{sorry});
-  EXPECT_TRUE(slow.Answer(request, {{"service", "golden visa"}}).effects.empty()) << "too late: the person was asked";
+  EXPECT_TRUE(slow.Answer(request, {{"service", "golden visa"}}).effects.empty())
+      << "too late: the person was asked";
   EXPECT_EQ(slow.state.fields.count("service"), 0u);
   // A second miss (the extractor finds nothing again): a person takes over, as without one.
   slow.Say("still vague");
   t = slow.Answer(slow.state.extracting, {});
-  EXPECT_EQ(Replies(t), std::vector<std::string>{"Thank you for your patience. A member of our team will reply to you here shortly."});
+  EXPECT_EQ(
+      Replies(t),
+      std::vector<std::string>{
+          "Thank you for your patience. A member of our team will reply to you here shortly."});
   ASSERT_NE(Find(t, Effect::Kind::kDeliver), nullptr);
   EXPECT_EQ(Find(t, Effect::Kind::kDeliver)->result.type, "lead.handoff");
 
@@ -1840,8 +1985,8 @@ TEST(Extractor, NothingFoundAFailureOrTheTimeoutAsksThePersonAndALateAnswerChang
   EXPECT_EQ(Find(rules.Say("a family visa please"), Effect::Kind::kExtract), nullptr);
 }
 
-
-// --- a run's inactivity timeout (conversations.run_expires_at, judged by the processor and the sweeper) ---
+// --- a run's inactivity timeout (conversations.run_expires_at, judged by the processor and the
+// sweeper) ---
 
 Event RunExpired(int64_t due_at) {
   Event e;
@@ -1870,7 +2015,8 @@ TEST(RunTimeout, AnExpiredRunEndsSilentlyAndTheNextMessageStartsFresh) {
   EXPECT_TRUE(c.state.fields.empty()) << "the run's fields went with it";
   EXPECT_TRUE(DecodeState(EncodeState(c.state)).flow.empty());
   c.at = due + 3 * 7 * 86400;
-  EXPECT_EQ(c.Say("I want a golden visa"), "May I know your full name, please?") << "no greeting again";
+  EXPECT_EQ(c.Say("I want a golden visa"), "May I know your full name, please?")
+      << "no greeting again";
   EXPECT_EQ(c.last.note, "started");
   EXPECT_EQ(c.state.fields.at("service"), "golden visa");
   EXPECT_EQ(c.state.fields.count("name"), 0u);
@@ -1913,7 +2059,8 @@ TEST(RunTimeout, AFlowThatResumesKeepsItsRunAndOnlyReportsIt) {
   std::string listing = test::ReadFile(test::SourcePath("deploy/flows/listing.json"));
   const std::string name = R"("name": "listing",)";
   ASSERT_NE(listing.find(name), std::string::npos);
-  listing.replace(listing.find(name), name.size(), name + R"( "inactivity_timeout_seconds": 3600, "on_timeout": "resume",)");
+  listing.replace(listing.find(name), name.size(),
+                  name + R"( "inactivity_timeout_seconds": 3600, "on_timeout": "resume",)");
   ASSERT_TRUE(set.Add(listing, "listing.json", Schemas()).ok());
   Engine engine(set, {});
   ConversationState s = engine.Advance({}, Text("SELL", kT0), kT0).state;
@@ -1951,10 +2098,13 @@ TEST(RunTimeout, TheTimeoutIsTheFlowsOwnElseTheDefaultAndAChecklistHasNone) {
 TEST(FlowLoader, AFlowNamesItsOwnInactivityTimeoutAndWhatHappensAtIt) {
   FlowSet ok;
   const std::string complete = R"([{"id":"a","kind":"complete","prompt":"p"}])";
-  ASSERT_TRUE(ok.Add(Minimal(complete, R"("inactivity_timeout_seconds":60,"on_timeout":"resume",)"), "t.json", Schemas()).ok());
+  ASSERT_TRUE(ok.Add(Minimal(complete, R"("inactivity_timeout_seconds":60,"on_timeout":"resume",)"),
+                     "t.json", Schemas())
+                  .ok());
   EXPECT_EQ(ok.Find("t")->inactivity_timeout_seconds, 60);
   EXPECT_TRUE(ok.Find("t")->resume_on_timeout);
-  EXPECT_EQ(Shipped().Find("listing")->inactivity_timeout_seconds, 0) << "the default, --inactivity_timeout_seconds";
+  EXPECT_EQ(Shipped().Find("listing")->inactivity_timeout_seconds, 0)
+      << "the default, --inactivity_timeout_seconds";
   EXPECT_FALSE(Shipped().Find("lead")->resume_on_timeout);
 }
 

@@ -1,13 +1,12 @@
 #include "flow.h"
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cctype>
 #include <set>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "convoy/rapidjson_util.h"
 
@@ -61,7 +60,8 @@ Status ParseRules(const rapidjson::Value& v, const std::string& where, ExtractRu
     for (rapidjson::SizeType i = 0; i < patterns.Size(); ++i) {
       auto compiled = Regex::Compile(patterns[i].GetString());
       if (!compiled.ok()) {
-        return Status(Code::kInvalidArgument, where + "/patterns/" + std::to_string(i) + ": " + compiled.status().message());
+        return Status(Code::kInvalidArgument, where + "/patterns/" + std::to_string(i) + ": " +
+                                                  compiled.status().message());
       }
       rule->patterns.push_back(std::move(*compiled));
     }
@@ -72,7 +72,8 @@ Status ParseRules(const rapidjson::Value& v, const std::string& where, ExtractRu
   }
   const auto& keywords = JsonMember(v, "keywords");
   if (keywords.IsObject()) {
-    for (const auto& m : keywords.GetObject()) rule->keywords.emplace_back(Lower(m.name.GetString()), m.value.GetString());
+    for (const auto& m : keywords.GetObject())
+      rule->keywords.emplace_back(Lower(m.name.GetString()), m.value.GetString());
     std::stable_sort(rule->keywords.begin(), rule->keywords.end(),
                      [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   }
@@ -85,7 +86,8 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
   for (size_t i = 0; i < f.steps.size(); ++i) {
     const Step& s = f.steps[i];
     std::string where = origin + ": /steps/" + std::to_string(i) + " (" + s.id + ")";
-    if (!ids.insert(s.id).second) return Status(Code::kInvalidArgument, where + ": step id used twice");
+    if (!ids.insert(s.id).second)
+      return Status(Code::kInvalidArgument, where + ": step id used twice");
     auto need = [&](bool ok, const char* what) {
       return ok ? Status::Ok() : Status(Code::kInvalidArgument, where + ": a " + what);
     };
@@ -95,78 +97,98 @@ Status CheckFlow(const Flow& f, const std::string& origin) {
         st = need(!s.field.empty() && !s.next.empty(), "ask_text step needs `field` and `next`");
         break;
       case Step::Kind::kCollectPhotos:
-        st = need(!s.field.empty() && !s.next.empty() && !s.done_keyword.empty() && !s.first_ack.empty() &&
-                      !s.empty.empty() && !s.expired.empty() && !s.late.empty(),
-                  "collect_photos step needs `field`, `next`, `done_keyword`, `first_ack`, `empty`, `expired`, `late`");
+        st = need(!s.field.empty() && !s.next.empty() && !s.done_keyword.empty() &&
+                      !s.first_ack.empty() && !s.empty.empty() && !s.expired.empty() &&
+                      !s.late.empty(),
+                  "collect_photos step needs `field`, `next`, `done_keyword`, `first_ack`, "
+                  "`empty`, `expired`, `late`");
         break;
       case Step::Kind::kButtons:
       case Step::Kind::kSummary:
         st = need(!s.buttons.empty(), "buttons or summary step needs `buttons`");
-        if (st.ok() && s.kind == Step::Kind::kSummary) st = need(!s.summary.empty(), "summary step needs `summary`");
+        if (st.ok() && s.kind == Step::Kind::kSummary)
+          st = need(!s.summary.empty(), "summary step needs `summary`");
         break;
       case Step::Kind::kChecklist:
         st = need(f.assigned && !s.next.empty() && !s.prompt.empty() && !s.photo_required.empty() &&
                       !s.photo_pending.empty() && !s.invalid.empty(),
-                  "checklist step (in a flow with `assignment`) needs `prompt`, `photo_required`, `photo_pending`, "
+                  "checklist step (in a flow with `assignment`) needs `prompt`, `photo_required`, "
+                  "`photo_pending`, "
                   "`invalid` and `next`");
         break;
       case Step::Kind::kConfirm:
-        st = need(!s.next.empty() && !s.prompt.empty() && !s.confirm_keyword.empty() && !s.invalid.empty(),
+        st = need(!s.next.empty() && !s.prompt.empty() && !s.confirm_keyword.empty() &&
+                      !s.invalid.empty(),
                   "confirm step needs `prompt`, `confirm_keyword`, `invalid` and `next`");
         break;
       case Step::Kind::kDetect:
-        st = need(!s.field.empty() && !s.next.empty() && !s.handoff.empty() && !s.invalid.empty() && s.own.HasRules(),
-                  "detect step needs `field`, `patterns` or `keywords`, `invalid`, `next` and `handoff`");
+        st = need(
+            !s.field.empty() && !s.next.empty() && !s.handoff.empty() && !s.invalid.empty() &&
+                s.own.HasRules(),
+            "detect step needs `field`, `patterns` or `keywords`, `invalid`, `next` and `handoff`");
         break;
       case Step::Kind::kComplete:
         st = need(s.next.empty(), "complete step ends the flow: no `next`");
-        if (st.ok()) st = need(s.sink.empty() || s.deliver, "a complete step with a `sink` delivers: `deliver` must be true");
-        if (st.ok() && s.hands_off) st = need(!s.sink.empty(), "a handoff step names the `sink` its conversation goes to");
+        if (st.ok())
+          st = need(s.sink.empty() || s.deliver,
+                    "a complete step with a `sink` delivers: `deliver` must be true");
+        if (st.ok() && s.hands_off)
+          st = need(!s.sink.empty(), "a handoff step names the `sink` its conversation goes to");
         break;
     }
     if (st.ok() && s.accepts != std::vector<std::string>{"image"}) {
-      st = need(s.kind == Step::Kind::kCollectPhotos || s.kind == Step::Kind::kChecklist,
-                "step that takes no media has no `accepts` (only collect_photos and checklist steps do)");
+      st = need(
+          s.kind == Step::Kind::kCollectPhotos || s.kind == Step::Kind::kChecklist,
+          "step that takes no media has no `accepts` (only collect_photos and checklist steps do)");
     }
     if (!st.ok()) return st;
     for (const auto& field : {s.field}) {
       if (!field.empty() && !fields.insert(field).second) {
-        return Status(Code::kInvalidArgument, where + ": field '" + field + "' is set by two steps");
+        return Status(Code::kInvalidArgument,
+                      where + ": field '" + field + "' is set by two steps");
       }
     }
     for (const auto& r : s.extract) {
       if (!r.rest && !r.HasRules()) {
-        return Status(Code::kInvalidArgument, where + ": extract '" + r.field + "' needs patterns, keywords or `rest`");
+        return Status(Code::kInvalidArgument,
+                      where + ": extract '" + r.field + "' needs patterns, keywords or `rest`");
       }
       if (r.rest && (s.kind != Step::Kind::kAskText || !s.own.HasRules())) {
         return Status(Code::kInvalidArgument,
-                      where + ": extract '" + r.field + "' takes the rest of an answer: the step needs its own patterns");
+                      where + ": extract '" + r.field +
+                          "' takes the rest of an answer: the step needs its own patterns");
       }
       if (!fields.insert(r.field).second) {
-        return Status(Code::kInvalidArgument, where + ": field '" + r.field + "' is set by two steps");
+        return Status(Code::kInvalidArgument,
+                      where + ": field '" + r.field + "' is set by two steps");
       }
     }
     std::set<std::string> button_ids;
     for (const auto& b : s.buttons) {
-      if (!button_ids.insert(b.id).second) return Status(Code::kInvalidArgument, where + ": button id '" + b.id + "' used twice");
+      if (!button_ids.insert(b.id).second)
+        return Status(Code::kInvalidArgument, where + ": button id '" + b.id + "' used twice");
     }
   }
-  if (!ids.count(f.start)) return Status(Code::kInvalidArgument, origin + ": /start: no step '" + f.start + "'");
+  if (!ids.count(f.start))
+    return Status(Code::kInvalidArgument, origin + ": /start: no step '" + f.start + "'");
   for (size_t i = 0; i < f.steps.size(); ++i) {
     const Step& s = f.steps[i];
     std::string where = origin + ": /steps/" + std::to_string(i) + " (" + s.id + ")";
-    if (!s.next.empty() && !ids.count(s.next)) return Status(Code::kInvalidArgument, where + "/next: no step '" + s.next + "'");
+    if (!s.next.empty() && !ids.count(s.next))
+      return Status(Code::kInvalidArgument, where + "/next: no step '" + s.next + "'");
     if (!s.handoff.empty() && !ids.count(s.handoff)) {
       return Status(Code::kInvalidArgument, where + "/handoff: no step '" + s.handoff + "'");
     }
     for (size_t b = 0; b < s.buttons.size(); ++b) {
       if (!ids.count(s.buttons[b].next)) {
-        return Status(Code::kInvalidArgument,
-                      where + "/buttons/" + std::to_string(b) + "/next: no step '" + s.buttons[b].next + "'");
+        return Status(Code::kInvalidArgument, where + "/buttons/" + std::to_string(b) +
+                                                  "/next: no step '" + s.buttons[b].next + "'");
       }
     }
     for (const auto& field : s.summary) {
-      if (!fields.count(field)) return Status(Code::kInvalidArgument, where + "/summary: no step sets field '" + field + "'");
+      if (!fields.count(field))
+        return Status(Code::kInvalidArgument,
+                      where + "/summary: no step sets field '" + field + "'");
     }
   }
   return Status::Ok();
@@ -205,12 +227,16 @@ bool Validate(Validation v, const std::string& text, std::string* normalized) {
     case Validation::kEmail: {
       // local@domain.tld: one @, no spaces, a dot in the domain with characters around it.
       auto at = t.find('@');
-      if (t.empty() || t.size() > 254 || at == 0 || at == std::string::npos || t.find('@', at + 1) != std::string::npos)
+      if (t.empty() || t.size() > 254 || at == 0 || at == std::string::npos ||
+          t.find('@', at + 1) != std::string::npos)
         return false;
-      if (std::any_of(t.begin(), t.end(), [](unsigned char c) { return std::isspace(c) || c < 0x21; })) return false;
+      if (std::any_of(t.begin(), t.end(),
+                      [](unsigned char c) { return std::isspace(c) || c < 0x21; }))
+        return false;
       std::string domain = t.substr(at + 1);
       auto dot = domain.rfind('.');
-      if (dot == std::string::npos || dot == 0 || dot + 3 > domain.size()) return false;  // a TLD of 2+ letters
+      if (dot == std::string::npos || dot == 0 || dot + 3 > domain.size())
+        return false;  // a TLD of 2+ letters
       if (domain.find("..") != std::string::npos) return false;
       *normalized = t.substr(0, at + 1) + Lower(domain);
       return true;
@@ -255,8 +281,9 @@ bool Validate(Validation v, const std::string& text, std::string* normalized) {
       while (i < t.size() && !std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
       if (i == t.size()) return false;
       std::string prefix = Lower(Trim(t.substr(0, i)));
-      if (!prefix.empty() && prefix != "$" && prefix != "usd" && prefix != "eur" && prefix != "gbp" &&
-          prefix != "\xe2\x82\xac" && prefix != "\xc2\xa3" && prefix != "price" && prefix != "price:")
+      if (!prefix.empty() && prefix != "$" && prefix != "usd" && prefix != "eur" &&
+          prefix != "gbp" && prefix != "\xe2\x82\xac" && prefix != "\xc2\xa3" &&
+          prefix != "price" && prefix != "price:")
         return false;
       size_t start = i;
       while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
@@ -268,8 +295,9 @@ bool Validate(Validation v, const std::string& text, std::string* normalized) {
         if (frac.empty() || frac.size() > 2) return false;
       }
       std::string suffix = Lower(Trim(t.substr(i)));
-      if (!suffix.empty() && suffix != "$" && suffix != "usd" && suffix != "eur" && suffix != "gbp" &&
-          suffix != "\xe2\x82\xac" && suffix != "\xc2\xa3" && suffix != "dollars" && suffix != "euros")
+      if (!suffix.empty() && suffix != "$" && suffix != "usd" && suffix != "eur" &&
+          suffix != "gbp" && suffix != "\xe2\x82\xac" && suffix != "\xc2\xa3" &&
+          suffix != "dollars" && suffix != "euros")
         return false;
       if (whole.size() > 7) return false;
       while (whole.size() > 1 && whole[0] == '0') whole.erase(0, 1);
@@ -286,7 +314,8 @@ namespace {
 // Where a value found in text[begin, end) ends: before the first of its words that is a stop word
 // (the word itself, or the word followed by a character that is not a letter, a digit or '_', as a
 // word boundary would have it); `end` when none is.
-size_t CutAtStopWord(const std::string& text, size_t begin, size_t end, const std::vector<std::string>& stop_words) {
+size_t CutAtStopWord(const std::string& text, size_t begin, size_t end,
+                     const std::vector<std::string>& stop_words) {
   if (stop_words.empty()) return end;
   const std::string lower = Lower(text.substr(0, end));
   for (size_t i = begin; i < end;) {
@@ -366,7 +395,9 @@ int RolloutBucket(const std::string& flow, const std::string& id) {
 bool Flow::RolledOutTo(const std::string& key, const std::vector<std::string>& ids) const {
   if (!rollout.enabled) return true;
   for (const auto& id : ids) {
-    if (!id.empty() && std::find(rollout.allow.begin(), rollout.allow.end(), id) != rollout.allow.end()) return true;
+    if (!id.empty() &&
+        std::find(rollout.allow.begin(), rollout.allow.end(), id) != rollout.allow.end())
+      return true;
   }
   return RolloutBucket(name, key) < rollout.percent;
 }
@@ -399,7 +430,8 @@ bool Flow::IsPhotoField(const std::string& field) const {
   return false;
 }
 
-Status FlowSet::Add(const std::string& json, const std::string& origin, const SchemaRegistry& schemas) {
+Status FlowSet::Add(const std::string& json, const std::string& origin,
+                    const SchemaRegistry& schemas) {
   rapidjson::Document d;
   Status valid = schemas.ValidateAs("flow", 1, json, &d);
   if (!valid.ok()) return Status(Code::kInvalidArgument, origin + ": " + valid.message());
@@ -409,7 +441,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
   f->start = JsonStr(d, "start");
   f->triggers = Strings(JsonMember(d, "triggers"), true);
   f->greeting = JsonStr(d, "greeting");
-  if (JsonMember(d, "media_retention_days").IsInt()) f->media_retention_days = d["media_retention_days"].GetInt();
+  if (JsonMember(d, "media_retention_days").IsInt())
+    f->media_retention_days = d["media_retention_days"].GetInt();
   if (JsonMember(d, "inactivity_timeout_seconds").IsInt()) {
     f->inactivity_timeout_seconds = d["inactivity_timeout_seconds"].GetInt();
   }
@@ -425,7 +458,9 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     const auto& percent = JsonMember(rollout, "percent");
     f->rollout.percent = percent.IsInt() ? percent.GetInt() : 0;
   }
-  if (f->fallback == f->name) return Status(Code::kInvalidArgument, origin + ": /fallback: a flow cannot fall back to itself");
+  if (f->fallback == f->name)
+    return Status(Code::kInvalidArgument,
+                  origin + ": /fallback: a flow cannot fall back to itself");
   const auto& assignment = JsonMember(d, "assignment");
   if (assignment.IsObject()) {
     f->assigned = true;
@@ -440,15 +475,18 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     // second clock would end a checklist the manager still counts as active.
     for (const char* key : {"inactivity_timeout_seconds", "on_timeout"}) {
       if (d.HasMember(key)) {
-        return Status(Code::kInvalidArgument, origin + ": /" + key + ": a flow with `assignment` ends when its "
-                                                                     "assignment expires (--assignment_ttl_seconds)");
+        return Status(Code::kInvalidArgument, origin + ": /" + key +
+                                                  ": a flow with `assignment` ends when its "
+                                                  "assignment expires (--assignment_ttl_seconds)");
       }
     }
   }
   if (f->triggers.empty() && !f->assigned && !JsonMember(d, "default").IsTrue()) {
-    return Status(Code::kInvalidArgument,
-                  origin + ": /triggers: a flow needs a trigger, `assignment` to be started by one, or `default` "
-                           "(started by --default_flow)");
+    return Status(
+        Code::kInvalidArgument,
+        origin +
+            ": /triggers: a flow needs a trigger, `assignment` to be started by one, or `default` "
+            "(started by --default_flow)");
   }
   const auto& cancel = JsonMember(d, "cancel");
   f->cancel_keyword = NormalizeKeyword(JsonStr(cancel, "keyword"));
@@ -493,7 +531,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     s.result_type = JsonStr(v, "result");
     s.handoff = JsonStr(v, "handoff");
     for (const auto& x : Strings(JsonMember(v, "strip"), false)) s.strip.push_back(Lower(x));
-    std::stable_sort(s.strip.begin(), s.strip.end(), [](const auto& x, const auto& y) { return x.size() > y.size(); });
+    std::stable_sort(s.strip.begin(), s.strip.end(),
+                     [](const auto& x, const auto& y) { return x.size() > y.size(); });
     if (JsonMember(v, "attempts").IsInt()) s.attempts = JsonMember(v, "attempts").GetInt();
     s.own.field = s.field;
     s.own.validate = s.validate;
@@ -503,7 +542,9 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     if (extract.IsArray()) {
       for (rapidjson::SizeType e = 0; e < extract.Size(); ++e) {
         ExtractRule rule;
-        Status st = ParseExtract(extract[e], origin + ": /steps/" + std::to_string(i) + "/extract/" + std::to_string(e), &rule);
+        Status st = ParseExtract(
+            extract[e], origin + ": /steps/" + std::to_string(i) + "/extract/" + std::to_string(e),
+            &rule);
         if (!st.ok()) return st;
         s.extract.push_back(std::move(rule));
       }
@@ -511,7 +552,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
     const auto& buttons = JsonMember(v, "buttons");
     if (buttons.IsArray()) {
       for (const auto& b : buttons.GetArray()) {
-        Button button{JsonStr(b, "id"), JsonStr(b, "title"), JsonStr(b, "next"), Strings(JsonMember(b, "keywords"), true)};
+        Button button{JsonStr(b, "id"), JsonStr(b, "title"), JsonStr(b, "next"),
+                      Strings(JsonMember(b, "keywords"), true)};
         button.keywords.push_back(NormalizeKeyword(button.title));
         s.buttons.push_back(std::move(button));
       }
@@ -521,10 +563,13 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
   Status st = CheckFlow(*f, origin);
   if (!st.ok()) return st;
   for (const auto& other : flows_) {
-    if (other->name == f->name) return Status(Code::kInvalidArgument, origin + ": /name: flow '" + f->name + "' defined twice");
+    if (other->name == f->name)
+      return Status(Code::kInvalidArgument,
+                    origin + ": /name: flow '" + f->name + "' defined twice");
     for (const auto& t : f->triggers) {
       if (std::find(other->triggers.begin(), other->triggers.end(), t) != other->triggers.end()) {
-        return Status(Code::kInvalidArgument, origin + ": /triggers: '" + t + "' already starts flow '" + other->name + "'");
+        return Status(Code::kInvalidArgument, origin + ": /triggers: '" + t +
+                                                  "' already starts flow '" + other->name + "'");
       }
     }
   }
@@ -534,7 +579,8 @@ Status FlowSet::Add(const std::string& json, const std::string& origin, const Sc
 
 Result<FlowSet> FlowSet::LoadDir(const std::string& dir, const SchemaRegistry& schemas) {
   auto files = ReadJsonFiles(dir);
-  if (!files.ok() && files.status().code() == Code::kNotFound) return Status(Code::kNotFound, "flow " + files.status().message());
+  if (!files.ok() && files.status().code() == Code::kNotFound)
+    return Status(Code::kNotFound, "flow " + files.status().message());
   if (!files.ok()) return files.status();
   FlowSet set;
   for (const auto& f : *files) {
@@ -545,12 +591,13 @@ Result<FlowSet> FlowSet::LoadDir(const std::string& dir, const SchemaRegistry& s
   for (const auto& f : set.flows_) {
     const Flow* fallback = f->fallback.empty() ? nullptr : set.Find(f->fallback);
     if (!f->fallback.empty() && (!fallback || fallback->assigned)) {
-      return Status(Code::kInvalidArgument, dir + ": flow '" + f->name + "': /fallback: no flow '" + f->fallback +
-                                                "' a person can start");
+      return Status(Code::kInvalidArgument, dir + ": flow '" + f->name + "': /fallback: no flow '" +
+                                                f->fallback + "' a person can start");
     }
     if (fallback && fallback->rollout.enabled) {
-      return Status(Code::kInvalidArgument, dir + ": flow '" + f->name + "': /fallback: flow '" + f->fallback +
-                                                "' is itself rolled out; a fallback goes to everyone");
+      return Status(Code::kInvalidArgument,
+                    dir + ": flow '" + f->name + "': /fallback: flow '" + f->fallback +
+                        "' is itself rolled out; a fallback goes to everyone");
     }
   }
   return set;
@@ -586,8 +633,9 @@ std::vector<std::string> FlowSet::Texts() const {
     add(f->assignment.closed);
     add(f->assignment.expired);
     for (const auto& s : f->steps) {
-      for (const auto* t : {&s.prompt, &s.invalid, &s.first_ack, &s.not_a_photo, &s.empty, &s.expired, &s.partly_expired, &s.late,
-                            &s.photo_required, &s.photo_pending, &s.note_required}) {
+      for (const auto* t :
+           {&s.prompt, &s.invalid, &s.first_ack, &s.not_a_photo, &s.empty, &s.expired,
+            &s.partly_expired, &s.late, &s.photo_required, &s.photo_pending, &s.note_required}) {
         add(*t);
       }
       for (const auto& r : s.extract) {
@@ -604,26 +652,32 @@ std::string FlowSet::Menu(const std::vector<std::string>& only) const {
   std::vector<const Flow*> offered;  // flows a user can start (assigned ones are started for them)
   for (const auto& f : flows_) {
     if (f->triggers.empty()) continue;
-    if (only.empty() || std::find(only.begin(), only.end(), f->name) != only.end()) offered.push_back(f.get());
+    if (only.empty() || std::find(only.begin(), only.end(), f->name) != only.end())
+      offered.push_back(f.get());
   }
   for (size_t i = 0; i < offered.size(); ++i) {
-    out += (i == 0 ? "Send " : i + 1 == offered.size() ? ", or " : ", ") + offered[i]->triggers[0] + " to " +
-           offered[i]->description;
+    out += (i == 0                    ? "Send "
+            : i + 1 == offered.size() ? ", or "
+                                      : ", ") +
+           offered[i]->triggers[0] + " to " + offered[i]->description;
   }
   return offered.empty() ? "" : out + ".";
 }
 
-Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow, const std::string& checklist_flow) {
+Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow,
+                    const std::string& checklist_flow) {
   if (!default_flow.empty()) {
     const Flow* f = flows.Find(default_flow);
     if (!f || f->assigned) {
-      return Status(Code::kInvalidArgument, "--default_flow: no flow '" + default_flow + "' a person can start");
+      return Status(Code::kInvalidArgument,
+                    "--default_flow: no flow '" + default_flow + "' a person can start");
     }
   }
   if (!checklist_flow.empty()) {
     const Flow* f = flows.Find(checklist_flow);
     if (!f || !f->assigned) {
-      return Status(Code::kInvalidArgument, "--checklist_flow: no flow '" + checklist_flow + "' with `assignment`");
+      return Status(Code::kInvalidArgument,
+                    "--checklist_flow: no flow '" + checklist_flow + "' with `assignment`");
     }
   }
   return Status::Ok();

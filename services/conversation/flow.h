@@ -35,7 +35,8 @@ struct ExtractRule {
   // A value a pattern found ends before its first stop word (a whole word, any case); one that
   // begins with a stop word is no value ("my name is John and I need..." -> "John").
   std::vector<std::string> stop_words;
-  std::vector<std::pair<std::string, std::string>> keywords;  // lower-case phrase -> value, longest first
+  std::vector<std::pair<std::string, std::string>>
+      keywords;  // lower-case phrase -> value, longest first
   // The value found in text, or "".
   std::string Find(const std::string& text) const;
   // Where the value Find returns was found ([begin, end) in text), for cutting it out.
@@ -47,8 +48,18 @@ struct Step {
   // kChecklist: the assignment's questions, one at a time ("Question i of N"); kConfirm: a summary
   // and a keyword that confirms it.
   // kDetect: a value recognised by rules only (a service from a keyword table): not understood
-  // -> asked again in other words (`invalid`), and after `attempts` misses the run goes to `handoff`.
-  enum class Kind { kAskText, kCollectPhotos, kButtons, kSummary, kComplete, kChecklist, kConfirm, kDetect };
+  // -> asked again in other words (`invalid`), and after `attempts` misses the run goes to
+  // `handoff`.
+  enum class Kind {
+    kAskText,
+    kCollectPhotos,
+    kButtons,
+    kSummary,
+    kComplete,
+    kChecklist,
+    kConfirm,
+    kDetect
+  };
   std::string id;
   Kind kind = Kind::kAskText;
   std::string prompt, invalid, next, field, label;
@@ -57,20 +68,23 @@ struct Step {
   // ask_text, detect: patterns and keywords that find the step's own value inside an answer (and in
   // the message that started the flow); an ask_text answer they find nothing in is taken whole.
   ExtractRule own;
-  // ask_text: lead-ins cut from the start of an answer taken whole ("my name is", "i'm"), lower case.
+  // ask_text: lead-ins cut from the start of an answer taken whole ("my name is", "i'm"), lower
+  // case.
   std::vector<std::string> strip;
-  int attempts = 2;      // detect: misses before the handoff
-  std::string handoff;   // detect: the step a run goes to when it is not understood
+  int attempts = 2;     // detect: misses before the handoff
+  std::string handoff;  // detect: the step a run goes to when it is not understood
   std::string done_keyword, first_ack, empty, expired, late;  // collect_photos
-  std::string partly_expired;  // collect_photos: some photos expired, some left ({kept}, {lost}, {them}: it or them)
-  std::string not_a_photo;  // collect_photos: the answer to media the step does not accept (a sticker, ...)
+  std::string partly_expired;  // collect_photos: some photos expired, some left ({kept}, {lost},
+                               // {them}: it or them)
+  std::string
+      not_a_photo;  // collect_photos: the answer to media the step does not accept (a sticker, ...)
   // collect_photos, checklist: the kinds of media taken like a photo ("image", "document", "video",
   // "audio": Meta's message types; a voice note is audio). Default: photos only.
   std::vector<std::string> accepts{"image"};
   bool Accepts(const std::string& media_kind) const;
-  std::vector<Button> buttons;                                // buttons, summary
-  std::vector<std::string> summary;                           // summary: fields, in order
-  bool deliver = false;                                       // complete: emit flow.completed
+  std::vector<Button> buttons;       // buttons, summary
+  std::vector<std::string> summary;  // summary: fields, in order
+  bool deliver = false;              // complete: emit flow.completed
   // complete: the sink (convoy-outbound's --sinks_file) the run's result is delivered to, and the
   // result's type ("listing.submitted"); no sink: flow.completed only.
   std::string sink, result_type;
@@ -87,14 +101,14 @@ struct Step {
 // A flow started by an assignment (the checklist), not by a trigger: how it opens and closes.
 struct AssignmentTexts {
   std::string template_name, template_language;  // the first message outside the 24-hour window
-  std::string intro;      // inside the window: {operator}, {title}, {count}
-  std::string cancelled;  // said when the manager cancels it
-  std::string closed;     // said to a later message after a cancel
-  std::string expired;    // said when it expires, if the window allows
+  std::string intro;                             // inside the window: {operator}, {title}, {count}
+  std::string cancelled;                         // said when the manager cancels it
+  std::string closed;                            // said to a later message after a cancel
+  std::string expired;                           // said when it expires, if the window allows
 };
 
-// Who gets a flow while it is rolled out: the people on `allow`, and `percent` of everyone else by a
-// stable hash of their ID (RolloutBucket). The rest get the flow's `fallback` (or the menu).
+// Who gets a flow while it is rolled out: the people on `allow`, and `percent` of everyone else by
+// a stable hash of their ID (RolloutBucket). The rest get the flow's `fallback` (or the menu).
 struct Rollout {
   bool enabled = false;
   std::vector<std::string> allow;  // phone numbers (wa_id) or business-scoped user IDs
@@ -159,8 +173,10 @@ class FlowSet {
 
 // What convoy-conversation needs of a set (at start and at every reload): the --default_flow is a
 // flow a person can start, the --checklist_flow one with `assignment`. Empty names are not checked.
-Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow, const std::string& checklist_flow);
-// {"flows": [{"name", "triggers", "default", "rollout", "fallback"}...]} for the admin API and logs.
+Status CheckFlowSet(const FlowSet& flows, const std::string& default_flow,
+                    const std::string& checklist_flow);
+// {"flows": [{"name", "triggers", "default", "rollout", "fallback"}...]} for the admin API and
+// logs.
 std::string FlowSetSummary(const FlowSet& flows);
 
 // ASCII lower case: how keyword phrases and lead-ins are compared.

@@ -57,15 +57,17 @@ class HandoffTest : public ::testing::Test {
     };
   }
   // A customer's text, as ingress publishes it, written `ago` seconds ago.
-  void Text(const std::string& wa_id, const std::string& wamid, const std::string& text, int64_t ago = 60) {
+  void Text(const std::string& wa_id, const std::string& wamid, const std::string& text,
+            int64_t ago = 60) {
     Delivery d;
     d.queue = queues::kConversationInbound;
     const std::string at = std::to_string(std::time(nullptr) - ago);
     d.body = R"({"schema":"inbound.message","version":1,"correlation_id":"corr-)" + wamid +
-             R"(","received_at":"2026-12-07T00:00:00.000Z","phone_number_id":")" + kBusiness + R"(","wa_id":")" + wa_id +
-             R"(","conversation_key":")" + kBusiness + ":" + wa_id + R"(","profile_name":"Ana","message":{"from":")" +
-             wa_id + R"(","id":")" + wamid + R"(","timestamp":")" + at + R"(","type":"text","text":{"body":")" +
-             JsonEscape(text) + R"("}}})";
+             R"(","received_at":"2026-12-07T00:00:00.000Z","phone_number_id":")" + kBusiness +
+             R"(","wa_id":")" + wa_id + R"(","conversation_key":")" + kBusiness + ":" + wa_id +
+             R"(","profile_name":"Ana","message":{"from":")" + wa_id + R"(","id":")" + wamid +
+             R"(","timestamp":")" + at + R"(","type":"text","text":{"body":")" + JsonEscape(text) +
+             R"("}}})";
     d.headers[headers::kDedupeKey] = wamid;
     d.headers[headers::kCorrelationId] = "corr-" + wamid;
     EXPECT_EQ(processor_->Handle(d).kind, Disposition::Kind::kAck) << text;
@@ -85,17 +87,23 @@ class HandoffTest : public ::testing::Test {
   static std::string Key(const std::string& wa_id) { return std::string(kBusiness) + ":" + wa_id; }
   // What the bot queued for wa_id, oldest first.
   std::vector<std::string> Replies(const std::string& wa_id) {
-    return Column("SELECT body::jsonb->'message'->'text'->>'body' FROM outbox WHERE routing_key = 'outbound.send' AND "
-                  "conversation_key = $1 ORDER BY id",
-                  {Key(wa_id)});
+    return Column(
+        "SELECT body::jsonb->'message'->'text'->>'body' FROM outbox WHERE routing_key = "
+        "'outbound.send' AND "
+        "conversation_key = $1 ORDER BY id",
+        {Key(wa_id)});
   }
-  // The deliveries queued for the business about wa_id's conversation: "<type> <sink>", oldest first.
+  // The deliveries queued for the business about wa_id's conversation: "<type> <sink>", oldest
+  // first.
   std::vector<std::string> Deliveries(const std::string& wa_id) {
-    return Column("SELECT (body::jsonb->>'type') || ' ' || (body::jsonb->>'sink') FROM outbox WHERE routing_key = "
-                  "'outbound.deliver' AND conversation_key = $1 ORDER BY id",
-                  {Key(wa_id)});
+    return Column(
+        "SELECT (body::jsonb->>'type') || ' ' || (body::jsonb->>'sink') FROM outbox WHERE "
+        "routing_key = "
+        "'outbound.deliver' AND conversation_key = $1 ORDER BY id",
+        {Key(wa_id)});
   }
-  HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
+  HttpResponse Call(const std::string& method, const std::string& path,
+                    const std::string& body = "",
                     const std::string& token = ApiTokens::Token(Role::kAgent, "*"),
                     const std::string& idempotency = "") {
     const size_t q = path.find('?');
@@ -103,20 +111,24 @@ class HandoffTest : public ::testing::Test {
     for (size_t at = q; at != std::string::npos && at < path.size();) {
       const size_t end = std::min(path.find('&', at + 1), path.size());
       const std::string pair = path.substr(at + 1, end - at - 1);
-      r.query[pair.substr(0, pair.find('='))] = pair.find('=') == std::string::npos ? "" : pair.substr(pair.find('=') + 1);
+      r.query[pair.substr(0, pair.find('='))] =
+          pair.find('=') == std::string::npos ? "" : pair.substr(pair.find('=') + 1);
       at = end;
     }
     if (!idempotency.empty()) r.headers["idempotency-key"] = idempotency;
     return HandleApi(r, api_, schemas_);
   }
-  // What outbound answers for a thread_control command: outbound.thread_controlled, as it publishes it.
+  // What outbound answers for a thread_control command: outbound.thread_controlled, as it publishes
+  // it.
   void Controlled(const std::string& wa_id, const std::string& command, const std::string& action,
                   const std::string& outcome, const std::string& extra = "") {
     Delivery d;
     d.queue = queues::kConversationEvents;
-    d.body = R"({"schema":"outbound.thread_controlled","version":1,"correlation_id":"corr-tc","dedupe_key":")" + command +
-             R"(","conversation_key":")" + Key(wa_id) + R"(","action":")" + action + R"(","outcome":")" + outcome +
-             R"(","agent":"agent-all","partner_app_id":"1234567890")" + extra + "}";
+    d.body =
+        R"({"schema":"outbound.thread_controlled","version":1,"correlation_id":"corr-tc","dedupe_key":")" +
+        command + R"(","conversation_key":")" + Key(wa_id) + R"(","action":")" + action +
+        R"(","outcome":")" + outcome + R"(","agent":"agent-all","partner_app_id":"1234567890")" +
+        extra + "}";
     d.headers[headers::kDedupeKey] = "outbound.thread_controlled:" + command;
     d.headers[headers::kCorrelationId] = "corr-tc";
     d.headers[headers::kConversationKey] = Key(wa_id);
@@ -124,9 +136,12 @@ class HandoffTest : public ::testing::Test {
   }
   // The thread_control commands queued for wa_id, oldest first: "<action> <dedupe key>".
   std::vector<std::string> Controls(const std::string& wa_id) {
-    return Column("SELECT (body::jsonb->>'action') || ' ' || dedupe_key FROM outbox WHERE routing_key = 'outbound.send' "
-                  "AND body::jsonb->>'schema' = 'outbound.thread_control' AND conversation_key = $1 ORDER BY id",
-                  {Key(wa_id)});
+    return Column(
+        "SELECT (body::jsonb->>'action') || ' ' || dedupe_key FROM outbox WHERE routing_key = "
+        "'outbound.send' "
+        "AND body::jsonb->>'schema' = 'outbound.thread_control' AND conversation_key = $1 ORDER BY "
+        "id",
+        {Key(wa_id)});
   }
   std::string IdOf(const std::string& wa_id) {
     return One("SELECT id::text FROM conversations WHERE conversation_key = $1", {Key(wa_id)});
@@ -147,25 +162,31 @@ TEST_F(HandoffTest, TheLeadFlowHandsOffOnceThenEveryMessageGoesToTheInboxInOrder
   Text(ana, "wamid.h1", "Hello", 300);
   Text(ana, "wamid.h2", "blah blah", 290);
   Text(ana, "wamid.h3", "qwerty zxcv", 280);  // the second miss: the flow's handoff step
-  EXPECT_EQ(One("SELECT owner || ' ' || owner_sink FROM conversations WHERE conversation_key = $1", {Key(ana)}),
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_sink FROM conversations WHERE conversation_key = $1",
+                {Key(ana)}),
             "human lead");
   ASSERT_EQ(Deliveries(ana), (std::vector<std::string>{"lead.handoff lead"}));
   const size_t said = Replies(ana).size();
-  EXPECT_EQ(Replies(ana).back(), "Thank you for your patience. A member of our team will reply to you here shortly.")
+  EXPECT_EQ(Replies(ana).back(),
+            "Thank you for your patience. A member of our team will reply to you here shortly.")
       << "the bot's last words go with the handoff";
   // The handoff carries the conversation: its id and the transcript up to the last words.
   rapidjson::Document handoff;
-  handoff.Parse(One("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver' AND conversation_key = $1",
-                    {Key(ana)}).c_str());
+  handoff.Parse(One("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver' AND "
+                    "conversation_key = $1",
+                    {Key(ana)})
+                    .c_str());
   ASSERT_TRUE(handoff.IsObject());
   const auto& conv = handoff["conversation"];
   EXPECT_EQ(JsonStr(conv, "id"), IdOf(ana));
   EXPECT_EQ(JsonStr(conv, "owner"), "human");
   ASSERT_TRUE(conv["messages"].IsArray());
   std::vector<std::string> authors;
-  for (const auto& m : conv["messages"].GetArray()) authors.push_back(JsonStr(m, "author") + ":" + JsonStr(m, "body").substr(0, 5));
-  EXPECT_EQ(authors, (std::vector<std::string>{"customer:Hello", "bot:Hi \xF0\x9F", "customer:blah ", "bot:Sorry",
-                                               "customer:qwert", "bot:Thank"}))
+  for (const auto& m : conv["messages"].GetArray())
+    authors.push_back(JsonStr(m, "author") + ":" + JsonStr(m, "body").substr(0, 5));
+  EXPECT_EQ(authors,
+            (std::vector<std::string>{"customer:Hello", "bot:Hi \xF0\x9F", "customer:blah ",
+                                      "bot:Sorry", "customer:qwert", "bot:Thank"}))
       << "customer and bot in the order said";
   // Three messages while the person answers, each delivered twice (Meta redelivers): three
   // conversation.message, in order, and no reply from the bot.
@@ -175,17 +196,24 @@ TEST_F(HandoffTest, TheLeadFlowHandsOffOnceThenEveryMessageGoesToTheInboxInOrder
     Text(ana, "wamid.h6", "thanks", 180);
   }
   EXPECT_EQ(Replies(ana).size(), said) << "the bot said nothing while a person answers";
-  EXPECT_EQ(Deliveries(ana), (std::vector<std::string>{"lead.handoff lead", "conversation.message lead",
-                                                       "conversation.message lead", "conversation.message lead"}));
-  EXPECT_EQ(Column("SELECT body::jsonb->'conversation'->'message'->>'body' FROM outbox WHERE routing_key = "
-                   "'outbound.deliver' AND body::jsonb->>'type' = 'conversation.message' AND conversation_key = $1 "
-                   "ORDER BY id",
-                   {Key(ana)}),
-            (std::vector<std::string>{"Are you there?", "I need a golden visa", "thanks"}));
-  EXPECT_EQ(One("SELECT count(*) FROM conversation_messages WHERE conversation_key = $1 AND direction = 'in'", {Key(ana)}),
+  EXPECT_EQ(Deliveries(ana),
+            (std::vector<std::string>{"lead.handoff lead", "conversation.message lead",
+                                      "conversation.message lead", "conversation.message lead"}));
+  EXPECT_EQ(
+      Column(
+          "SELECT body::jsonb->'conversation'->'message'->>'body' FROM outbox WHERE routing_key = "
+          "'outbound.deliver' AND body::jsonb->>'type' = 'conversation.message' AND "
+          "conversation_key = $1 "
+          "ORDER BY id",
+          {Key(ana)}),
+      (std::vector<std::string>{"Are you there?", "I need a golden visa", "thanks"}));
+  EXPECT_EQ(One("SELECT count(*) FROM conversation_messages WHERE conversation_key = $1 AND "
+                "direction = 'in'",
+                {Key(ana)}),
             "6")
       << "every customer message in the transcript once";
-  for (const std::string& body : Column("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver'")) {
+  for (const std::string& body :
+       Column("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver'")) {
     Status valid = schemas_.ValidateAs("outbound.deliver", 1, body);
     EXPECT_TRUE(valid.ok()) << valid.ToString();
   }
@@ -195,21 +223,26 @@ TEST_F(HandoffTest, AKeywordHandsOffToTheConversationsSinkAndTheRunWaitsForTheRe
   const std::string ana = "971500000202";
   Text(ana, "wamid.k1", "Hello", 300);
   Text(ana, "wamid.k2", "AGENT", 290);
-  EXPECT_EQ(One("SELECT owner || ' ' || owner_sink FROM conversations WHERE conversation_key = $1", {Key(ana)}),
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_sink FROM conversations WHERE conversation_key = $1",
+                {Key(ana)}),
             "human conversations");
-  EXPECT_EQ(Deliveries(ana), (std::vector<std::string>{"conversation.handoff_requested conversations"}));
+  EXPECT_EQ(Deliveries(ana),
+            (std::vector<std::string>{"conversation.handoff_requested conversations"}));
   EXPECT_EQ(Replies(ana).back(), "A member of our team will reply to you here shortly.");
   auto human = Call("GET", "/v1/conversations?owner=human");
   EXPECT_NE(human.body.find(IdOf(ana)), std::string::npos) << human.body;
   // Released (as the agent would, through the API) to the step the run was at: the next message is
   // the flow's again.
-  auto released = Call("POST", "/v1/conversations/" + IdOf(ana) + "/release", R"({"step": "service"})");
+  auto released =
+      Call("POST", "/v1/conversations/" + IdOf(ana) + "/release", R"({"step": "service"})");
   ASSERT_EQ(released.status, 200) << released.body;
   const size_t before = Replies(ana).size();
   Text(ana, "wamid.k3", "I want a golden visa", 100);
   ASSERT_EQ(Replies(ana).size(), before + 1);
   EXPECT_EQ(Replies(ana).back(), "May I know your full name, please?");
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + IdOf(ana) + "/release", R"({"step": "nowhere"})").status, 422);
+  EXPECT_EQ(
+      Call("POST", "/v1/conversations/" + IdOf(ana) + "/release", R"({"step": "nowhere"})").status,
+      422);
 }
 
 TEST_F(HandoffTest, TheApiListsAndShowsATenantsOwnConversationsAndAViewerSeesThemMasked) {
@@ -228,7 +261,8 @@ TEST_F(HandoffTest, TheApiListsAndShowsATenantsOwnConversationsAndAViewerSeesThe
   EXPECT_EQ(JsonStr(d["messages"][1], "status"), "queued") << "outbound has not claimed it yet";
   auto viewer = Call("GET", "/v1/conversations/" + id, "", ApiTokens::Token(Role::kViewer, "*"));
   EXPECT_EQ(viewer.body.find(ana), std::string::npos) << viewer.body;
-  EXPECT_EQ(viewer.body.find("\"Hello\""), std::string::npos) << "what was said is masked for a viewer";
+  EXPECT_EQ(viewer.body.find("\"Hello\""), std::string::npos)
+      << "what was said is masked for a viewer";
   // Another tenant's token: not found, listed nowhere, and nothing it can do.
   const std::string acme = ApiTokens::Token(Role::kAgent, "acme");
   EXPECT_EQ(Call("GET", "/v1/conversations/" + id, "", acme).status, 404);
@@ -236,15 +270,19 @@ TEST_F(HandoffTest, TheApiListsAndShowsATenantsOwnConversationsAndAViewerSeesThe
   for (const char* action : {"/take", "/release", "/handoff"}) {
     EXPECT_EQ(Call("POST", "/v1/conversations/" + id + action, "", acme).status, 404) << action;
   }
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "hi"})", acme).status, 404);
-  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot") << "acme changed nothing";
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "hi"})", acme).status,
+            404);
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot")
+      << "acme changed nothing";
   EXPECT_EQ(Call("GET", "/v1/conversations/not-a-uuid").status, 404);
   // Pages: newest first, the cursor moving on without repeating.
-  for (int i = 0; i < 5; ++i) Text("97150000030" + std::to_string(i), "wamid.p" + std::to_string(i), "Hi", 100 - i);
+  for (int i = 0; i < 5; ++i)
+    Text("97150000030" + std::to_string(i), "wamid.p" + std::to_string(i), "Hi", 100 - i);
   std::vector<std::string> seen;
   std::string cursor;
   for (int page = 0; page < 5; ++page) {
-    auto list = Call("GET", "/v1/conversations?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    auto list =
+        Call("GET", "/v1/conversations?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor));
     ASSERT_EQ(list.status, 200) << list.body;
     rapidjson::Document l;
     l.Parse(list.body.c_str());
@@ -272,10 +310,12 @@ TEST_F(HandoffTest, AnAgentsMessageIsQueuedOncePerIdempotencyKeyAndOnlyInsideThe
                     ApiTokens::Token(Role::kAgent, "*"), "key-1");
   EXPECT_EQ(again.status, 200) << again.body;
   EXPECT_NE(again.body.find("\"duplicate\":true"), std::string::npos);
-  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = "
+  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND "
+                "body::jsonb->>'author' = "
                 "'agent:agent-all'"),
             "1");
-  EXPECT_EQ(One("SELECT owner || ' ' || owner_agent FROM conversations WHERE id = $1::uuid", {id}), "human agent-all")
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_agent FROM conversations WHERE id = $1::uuid", {id}),
+            "human agent-all")
       << "an agent who writes owns the conversation";
   // While human: the customer's next message gets no bot reply.
   const size_t replies = Replies(ana).size();
@@ -283,16 +323,22 @@ TEST_F(HandoffTest, AnAgentsMessageIsQueuedOncePerIdempotencyKeyAndOnlyInsideThe
   EXPECT_EQ(Replies(ana).size(), replies);
   // Bad input changes nothing.
   EXPECT_EQ(Call("POST", path, R"({"text": ""})").status, 400);
-  EXPECT_EQ(Call("POST", path, R"({"text": "a", "template": {"name": "x", "language": "en"}})").status, 400);
+  EXPECT_EQ(
+      Call("POST", path, R"({"text": "a", "template": {"name": "x", "language": "en"}})").status,
+      400);
   EXPECT_EQ(Call("POST", path, "not json").status, 400);
-  EXPECT_EQ(Call("POST", path, R"({"text": "hi"})", ApiTokens::Token(Role::kViewer, "*")).status, 403);
+  EXPECT_EQ(Call("POST", path, R"({"text": "hi"})", ApiTokens::Token(Role::kViewer, "*")).status,
+            403);
   // The window closed: a text is refused, naming the approved templates that could reopen it.
-  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' WHERE id = $1::uuid", {id})
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' "
+                         "WHERE id = $1::uuid",
+                         {id})
                   .ok());
-  ASSERT_TRUE(sql_->Exec("INSERT INTO templates (waba_id, name, language, status, category, source) VALUES "
-                         "('102290129340398', 'follow_up', 'en_US', 'APPROVED', 'UTILITY', 'sync'), "
-                         "('102290129340398', 'promo', 'en_US', 'PAUSED', 'MARKETING', 'sync')")
-                  .ok());
+  ASSERT_TRUE(
+      sql_->Exec("INSERT INTO templates (waba_id, name, language, status, category, source) VALUES "
+                 "('102290129340398', 'follow_up', 'en_US', 'APPROVED', 'UTILITY', 'sync'), "
+                 "('102290129340398', 'promo', 'en_US', 'PAUSED', 'MARKETING', 'sync')")
+          .ok());
   auto closed = Call("POST", path, R"({"text": "Are you still interested?"})");
   EXPECT_EQ(closed.status, 422) << closed.body;
   EXPECT_NE(closed.body.find("window_closed"), std::string::npos);
@@ -306,9 +352,12 @@ TEST_F(HandoffTest, AnAgentsMessageIsQueuedOncePerIdempotencyKeyAndOnlyInsideThe
   ASSERT_EQ(offered.Size(), 1u) << "only approved templates are offered";
   EXPECT_EQ(JsonStr(offered[0], "name"), "follow_up");
   EXPECT_EQ(JsonStr(offered[0], "language"), "en_US");
-  auto tpl = Call("POST", path, R"({"template": {"name": "follow_up", "language": "en_US", "parameters": ["Ana"]}})");
+  auto tpl =
+      Call("POST", path,
+           R"({"template": {"name": "follow_up", "language": "en_US", "parameters": ["Ana"]}})");
   EXPECT_EQ(tpl.status, 202) << tpl.body;
-  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = "
+  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND "
+                "body::jsonb->>'author' = "
                 "'agent:agent-all'"),
             "2");
 }
@@ -323,32 +372,42 @@ TEST_F(HandoffTest, AnAgentsPhotoIsOneOfItsNumbersFilesAndGoesByItsStoredName) {
   Text(ana, "wamid.p1", "Hello", 600);
   const std::string id = IdOf(ana), path = "/v1/conversations/" + id + "/messages";
   const std::string mine(64, 'a'), theirs(64, 'b');
-  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, phone_number_id) VALUES "
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, "
+                         "mime_type, phone_number_id) VALUES "
                          "('upload:' || $1 || ':' || $3, $1 || '.jpg', $1, 10, 'image/jpeg', $3), "
                          "('meta-media-9', $2 || '.jpg', $2, 10, 'image/jpeg', $4)",
                          {mine, theirs, kBusiness, other})
                   .ok());
   const auto queued = [&] {
-    return Column("SELECT body::jsonb->'message'->>'type' || ' ' || (body::jsonb->'message'->'image')::text FROM outbox "
-                  "WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = 'agent:agent-all' ORDER BY id");
+    return Column(
+        "SELECT body::jsonb->'message'->>'type' || ' ' || (body::jsonb->'message'->'image')::text "
+        "FROM outbox "
+        "WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' = 'agent:agent-all' ORDER "
+        "BY id");
   };
   auto another = Call("POST", path, R"({"image": {"media": ")" + theirs + R"(.jpg"}})");
   EXPECT_EQ(another.status, 422) << "another number's file, though it exists";
   EXPECT_NE(another.body.find("unknown_media"), std::string::npos) << another.body;
-  EXPECT_EQ(Call("POST", path, R"({"image": {"media": ")" + std::string(64, 'c') + R"(.jpg"}})").status, 422);
-  for (const std::string& bad : std::vector<std::string>{R"({"image": {"media": "../../etc/passwd"}})", R"({"image": {"media": ")" + mine + R"(.pdf"}})",
-                                R"({"image": {"media": ")" + mine + R"(.jpg", "caption": 7}})", R"({"image": "x"})",
-                                R"({"image": {"media": ")" + mine + R"(.jpg"}, "text": "hi"})"}) {
+  EXPECT_EQ(
+      Call("POST", path, R"({"image": {"media": ")" + std::string(64, 'c') + R"(.jpg"}})").status,
+      422);
+  for (const std::string& bad : std::vector<std::string>{
+           R"({"image": {"media": "../../etc/passwd"}})",
+           R"({"image": {"media": ")" + mine + R"(.pdf"}})",
+           R"({"image": {"media": ")" + mine + R"(.jpg", "caption": 7}})", R"({"image": "x"})",
+           R"({"image": {"media": ")" + mine + R"(.jpg"}, "text": "hi"})"}) {
     EXPECT_EQ(Call("POST", path, bad).status, 400) << bad;
   }
   EXPECT_TRUE(queued().empty()) << "nothing refused was queued";
-  auto sent = Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg", "caption": "Our office"}})",
-                   ApiTokens::Token(Role::kAgent, "*"), "photo-1");
+  auto sent =
+      Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg", "caption": "Our office"}})",
+           ApiTokens::Token(Role::kAgent, "*"), "photo-1");
   ASSERT_EQ(sent.status, 202) << sent.body;
-  EXPECT_EQ(Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg", "caption": "Our office"}})",
-                 ApiTokens::Token(Role::kAgent, "*"), "photo-1")
-                .status,
-            200);
+  EXPECT_EQ(
+      Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg", "caption": "Our office"}})",
+           ApiTokens::Token(Role::kAgent, "*"), "photo-1")
+          .status,
+      200);
   rapidjson::Document image;
   ASSERT_EQ(queued().size(), 1u);
   image.Parse(queued()[0].substr(6).c_str());
@@ -356,12 +415,15 @@ TEST_F(HandoffTest, AnAgentsPhotoIsOneOfItsNumbersFilesAndGoesByItsStoredName) {
   EXPECT_EQ(queued()[0].substr(0, 5), "image");
   EXPECT_EQ(JsonStr(image, "media"), mine + ".jpg");
   EXPECT_EQ(JsonStr(image, "caption"), "Our office");
-  EXPECT_EQ(One("SELECT kind || ' ' || media_id || ' ' || body FROM conversation_messages WHERE conversation_key = $1 AND "
+  EXPECT_EQ(One("SELECT kind || ' ' || media_id || ' ' || body FROM conversation_messages WHERE "
+                "conversation_key = $1 AND "
                 "author = 'agent:agent-all'",
                 {Key(ana)}),
             "image upload:" + mine + ":" + kBusiness + " Our office");
   // Free-form: outside the window it is refused like a text.
-  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' WHERE id = $1::uuid", {id})
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' "
+                         "WHERE id = $1::uuid",
+                         {id})
                   .ok());
   auto closed = Call("POST", path, R"({"image": {"media": ")" + mine + R"(.jpg"}})");
   EXPECT_EQ(closed.status, 422);
@@ -378,14 +440,17 @@ TEST_F(HandoffTest, ATranscriptsPhotosAreNamedAndLinkedForThoseWhoSeeContent) {
   test::RegisterNumber(*sql_, other, "globex");
   Text(ana, "wamid.ph1", "Hello", 600);
   const std::string id = IdOf(ana), mine(64, 'd'), agents(64, 'e'), theirs(64, 'f');
-  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, phone_number_id) VALUES "
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, "
+                         "mime_type, phone_number_id) VALUES "
                          "('meta-mine', $1 || '.jpg', $1, 10, 'image/jpeg', $4), "
                          "('upload:' || $2 || ':' || $4, $2 || '.png', $2, 10, 'image/png', $4), "
                          "('meta-theirs', $3 || '.jpg', $3, 10, 'image/jpeg', $5)",
                          {mine, agents, theirs, kBusiness, other})
                   .ok());
-  for (const auto& [media, dedupe] : std::vector<std::pair<std::string, std::string>>{
-           {"meta-mine", "wamid.ph2"}, {"meta-theirs", "wamid.ph3"}, {"meta-not-yet", "wamid.ph4"}}) {
+  for (const auto& [media, dedupe] :
+       std::vector<std::pair<std::string, std::string>>{{"meta-mine", "wamid.ph2"},
+                                                        {"meta-theirs", "wamid.ph3"},
+                                                        {"meta-not-yet", "wamid.ph4"}}) {
     TranscriptMessage m;
     m.kind = "image";
     m.body = "caption " + media;
@@ -393,7 +458,9 @@ TEST_F(HandoffTest, ATranscriptsPhotosAreNamedAndLinkedForThoseWhoSeeContent) {
     m.dedupe_key = dedupe;
     ASSERT_TRUE(RecordMessage(*sql_, Key(ana), m).ok());
   }
-  ASSERT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"image": {"media": ")" + agents + R"(.png"}})").status,
+  ASSERT_EQ(Call("POST", "/v1/conversations/" + id + "/messages",
+                 R"({"image": {"media": ")" + agents + R"(.png"}})")
+                .status,
             202);
   // "<media_id> <photo> <photo_url>" of each image in the transcript, oldest first.
   const auto photos = [&](const std::string& token) {
@@ -410,22 +477,29 @@ TEST_F(HandoffTest, ATranscriptsPhotosAreNamedAndLinkedForThoseWhoSeeContent) {
     }
     return out;
   };
-  const std::string agent = ApiTokens::Token(Role::kAgent, "*"), viewer = ApiTokens::Token(Role::kViewer, "*");
+  const std::string agent = ApiTokens::Token(Role::kAgent, "*"),
+                    viewer = ApiTokens::Token(Role::kViewer, "*");
   const std::string upload = "upload:" + agents + ":" + kBusiness;
-  EXPECT_EQ(photos(agent), (std::vector<std::string>{"meta-mine " + mine + ".jpg ", "meta-theirs  ", "meta-not-yet  ",
-                                                     upload + " " + agents + ".png "}))
+  EXPECT_EQ(photos(agent),
+            (std::vector<std::string>{"meta-mine " + mine + ".jpg ", "meta-theirs  ",
+                                      "meta-not-yet  ", upload + " " + agents + ".png "}))
       << "without photo links: named, not linked";
-  api_.conversations.photo_links = PhotoLinkSettings{"http://media.example:8082", "link-secret", std::chrono::seconds(900),
-                                                     [] { return int64_t{1800000000}; }};
+  api_.conversations.photo_links =
+      PhotoLinkSettings{"http://media.example:8082", "link-secret", std::chrono::seconds(900),
+                        [] { return int64_t{1800000000}; }};
   const auto linked = photos(agent);
   ASSERT_EQ(linked.size(), 4u);
-  const std::string link = "http://media.example:8082/media/" + mine + ".jpg?expires=1800000900&sig=";
-  EXPECT_EQ(linked[0].substr(0, ("meta-mine " + mine + ".jpg " + link).size()), "meta-mine " + mine + ".jpg " + link);
+  const std::string link =
+      "http://media.example:8082/media/" + mine + ".jpg?expires=1800000900&sig=";
+  EXPECT_EQ(linked[0].substr(0, ("meta-mine " + mine + ".jpg " + link).size()),
+            "meta-mine " + mine + ".jpg " + link);
   EXPECT_EQ(linked[1], "meta-theirs  ") << "another number's file is never linked";
   EXPECT_EQ(linked[2], "meta-not-yet  ");
   EXPECT_NE(linked[3].find("/media/" + agents + ".png?expires="), std::string::npos) << linked[3];
-  for (const auto& p : photos(viewer)) EXPECT_EQ(p.find(".jpg"), std::string::npos) << "a viewer sees no photo: " << p;
-  for (const auto& p : photos(viewer)) EXPECT_EQ(p.find(".png"), std::string::npos) << "a viewer sees no photo: " << p;
+  for (const auto& p : photos(viewer))
+    EXPECT_EQ(p.find(".jpg"), std::string::npos) << "a viewer sees no photo: " << p;
+  for (const auto& p : photos(viewer))
+    EXPECT_EQ(p.find(".png"), std::string::npos) << "a viewer sees no photo: " << p;
   EXPECT_EQ(photos(viewer).size(), 4u);
 }
 
@@ -443,11 +517,13 @@ TEST_F(HandoffTest, APhotoUploadIsForwardedToMediaWithTheCallersToken) {
   media.Route("POST", "/v1/media", [seen](const HttpRequest& r) {
     std::lock_guard<std::mutex> lock(seen->mu);
     seen->requests.push_back(r);
-    return HttpResponse{201, "application/json", R"({"media":")" + std::string(64, 'a') + R"(.jpg"})", {}};
+    return HttpResponse{
+        201, "application/json", R"({"media":")" + std::string(64, 'a') + R"(.jpg"})", {}};
   });
   ASSERT_TRUE(media.Start().ok());
   const std::string photo = std::string("\xFF\xD8\xFF\xE0", 4) + std::string(2 << 20, '\0') + "end";
-  const auto upload = [&](const std::string& token, const std::string& body, const std::string& path) {
+  const auto upload = [&](const std::string& token, const std::string& body,
+                          const std::string& path) {
     HttpRequest r = test::ApiRequest("POST", path, body, "Bearer " + token);
     r.query["phone_number_id"] = kBusiness;
     r.headers["content-type"] = "image/jpeg";
@@ -466,7 +542,8 @@ TEST_F(HandoffTest, APhotoUploadIsForwardedToMediaWithTheCallersToken) {
   }
   auto sent = upload(agent, photo, "/v1/media");
   ASSERT_EQ(sent.status, 201) << sent.body;
-  EXPECT_EQ(sent.body.rfind(R"({"media":")" + std::string(64, 'a') + R"(.jpg"})", 0), 0u) << "media's answer, as it came";
+  EXPECT_EQ(sent.body.rfind(R"({"media":")" + std::string(64, 'a') + R"(.jpg"})", 0), 0u)
+      << "media's answer, as it came";
   {
     std::lock_guard<std::mutex> lock(seen->mu);
     ASSERT_EQ(seen->requests.size(), 1u);
@@ -481,10 +558,12 @@ TEST_F(HandoffTest, APhotoUploadIsForwardedToMediaWithTheCallersToken) {
   auto big = upload(agent, "{\"text\": \"" + std::string(2 << 20, 'x') + "\"}",
                     "/v1/conversations/" + IdOf("971500000209") + "/messages");
   EXPECT_EQ(big.status, 413) << big.body;
-  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND body::jsonb->>'author' LIKE 'agent:%'"),
+  EXPECT_EQ(One("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.send' AND "
+                "body::jsonb->>'author' LIKE 'agent:%'"),
             "0");
   // Uploads are writes: each is in the audit log, the refused one too.
-  EXPECT_EQ(One("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE route = '/v1/media'"),
+  EXPECT_EQ(One("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE route = "
+                "'/v1/media'"),
             "503,403,201");
 }
 
@@ -492,15 +571,19 @@ TEST_F(HandoffTest, AConversationLeftInHumanHandsGoesBackToTheBotAfterTheIdleTim
   const std::string ana = "971500000205", bob = "971500000206";
   Text(ana, "wamid.i1", "agent", 300);
   Text(bob, "wamid.i2", "human", 300);
-  ASSERT_EQ(Call("POST", "/v1/conversations/" + IdOf(bob) + "/messages", R"({"text": "Hello Bob"})").status, 202);
+  ASSERT_EQ(Call("POST", "/v1/conversations/" + IdOf(bob) + "/messages", R"({"text": "Hello Bob"})")
+                .status,
+            202);
   // Ana's handoff is an hour old with no agent message; Bob's agent wrote just now.
   ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner_since = now() - interval '1 hour'").ok());
   auto released = ReleaseIdleHumans(*sql_, 1800);
   ASSERT_TRUE(released.ok()) << released.status().ToString();
   EXPECT_EQ(*released, 1);
   EXPECT_EQ(One("SELECT owner FROM conversations WHERE conversation_key = $1", {Key(ana)}), "bot");
-  EXPECT_EQ(One("SELECT owner FROM conversations WHERE conversation_key = $1", {Key(bob)}), "human");
-  EXPECT_EQ(One("SELECT note FROM transitions WHERE conversation_key = $1 ORDER BY id DESC LIMIT 1", {Key(ana)}),
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE conversation_key = $1", {Key(bob)}),
+            "human");
+  EXPECT_EQ(One("SELECT note FROM transitions WHERE conversation_key = $1 ORDER BY id DESC LIMIT 1",
+                {Key(ana)}),
             "released: no agent message for 1800 s");
   // Released, the next message is the flow's.
   const size_t before = Replies(ana).size();
@@ -511,8 +594,8 @@ TEST_F(HandoffTest, AConversationLeftInHumanHandsGoesBackToTheBotAfterTheIdleTim
 // Meta's thread control: on a number that shares its threads with a partner app, an agent passes
 // the thread (one command, kept in the outbox with the conversation's sends) and the owner follows
 // outbound's answer; while the pass is on its way the bot and the agents are silent; a take of a
-// thread another app owns makes the agent its owner once Meta did it. Without a partner app, or with
-// bad input, the routes answer a clear error and change nothing.
+// thread another app owns makes the agent its owner once Meta did it. Without a partner app, or
+// with bad input, the routes answer a clear error and change nothing.
 TEST_F(HandoffTest, PassAndTakeMoveTheThreadThroughMetasThreadControlAndTheOwnerFollowsTheOutcome) {
   const std::string ana = "971500000207";
   Text(ana, "wamid.t1", "Hello", 300);
@@ -520,7 +603,10 @@ TEST_F(HandoffTest, PassAndTakeMoveTheThreadThroughMetasThreadControlAndTheOwner
   auto no_partner = Call("POST", pass, R"({"metadata": "VIP"})");
   EXPECT_EQ(no_partner.status, 409) << no_partner.body;
   EXPECT_NE(no_partner.body.find("no_partner_app"), std::string::npos) << no_partner.body;
-  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET partner_app_id = '1234567890' WHERE phone_number_id = $1", {kBusiness}).ok());
+  ASSERT_TRUE(
+      sql_->Exec("UPDATE numbers SET partner_app_id = '1234567890' WHERE phone_number_id = $1",
+                 {kBusiness})
+          .ok());
   EXPECT_EQ(Call("POST", pass, R"({"metadata": 7})").status, 400);
   EXPECT_EQ(Call("POST", pass, R"({"to": "somewhere"})").status, 400);
   EXPECT_EQ(Call("POST", pass, "{\"metadata\": \"" + std::string(2001, 'x') + "\"}").status, 400);
@@ -544,33 +630,46 @@ TEST_F(HandoffTest, PassAndTakeMoveTheThreadThroughMetasThreadControlAndTheOwner
   const size_t said = Replies(ana).size();
   Text(ana, "wamid.t2", "I want a golden visa", 200);
   EXPECT_EQ(Replies(ana).size(), said) << "no bot reply while the pass is on its way";
-  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot") << "until Meta did it";
+  EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "bot")
+      << "until Meta did it";
   // Done: the thread is the partner's; the same answer again changes nothing more.
   Controlled(ana, command, "pass", "done");
   Controlled(ana, command, "pass", "done");
-  EXPECT_EQ(One("SELECT owner || ' ' || coalesce(thread_control, '-') FROM conversations WHERE id = $1::uuid", {id}),
+  EXPECT_EQ(One("SELECT owner || ' ' || coalesce(thread_control, '-') FROM conversations WHERE id "
+                "= $1::uuid",
+                {id}),
             "elsewhere -");
-  EXPECT_EQ(Column("SELECT note FROM transitions WHERE conversation_key = $1 AND note LIKE 'thread_control %' ORDER BY id",
+  EXPECT_EQ(Column("SELECT note FROM transitions WHERE conversation_key = $1 AND note LIKE "
+                   "'thread_control %' ORDER BY id",
                    {Key(ana)}),
-            (std::vector<std::string>{"thread_control pass asked by agent-all", "thread_control pass done"}));
+            (std::vector<std::string>{"thread_control pass asked by agent-all",
+                                      "thread_control pass done"}));
   EXPECT_EQ(Call("POST", pass, "{}").status, 409) << "not convoy's to pass";
-  // Taken back: a take command; refused by Meta, the thread stays the partner's; done, the agent owns it.
-  auto take = Call("POST", "/v1/conversations/" + id + "/take", R"({"metadata": "back to the team"})");
+  // Taken back: a take command; refused by Meta, the thread stays the partner's; done, the agent
+  // owns it.
+  auto take =
+      Call("POST", "/v1/conversations/" + id + "/take", R"({"metadata": "back to the team"})");
   ASSERT_EQ(take.status, 202) << take.body;
   ASSERT_EQ(Controls(ana).size(), 2u);
   const std::string refused = Controls(ana)[1].substr(5);
-  Controlled(ana, refused, "take", "failed", R"(,"code":2494191,"reason":"graph 2494191: not permitted")");
+  Controlled(ana, refused, "take", "failed",
+             R"(,"code":2494191,"reason":"graph 2494191: not permitted")");
   EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "elsewhere");
   ASSERT_EQ(Call("POST", "/v1/conversations/" + id + "/take").status, 202);
   const std::string taken = Controls(ana)[2].substr(5);
   Controlled(ana, taken, "take", "done");
-  EXPECT_EQ(One("SELECT owner || ' ' || owner_agent || ' ' || owner_sink FROM conversations WHERE id = $1::uuid", {id}),
+  EXPECT_EQ(One("SELECT owner || ' ' || owner_agent || ' ' || owner_sink FROM conversations WHERE "
+                "id = $1::uuid",
+                {id}),
             "human agent-all conversations");
-  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hi Ana, Sam here"})").status, 202);
+  EXPECT_EQ(Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hi Ana, Sam here"})")
+                .status,
+            202);
   // A pass Meta may or may not have made (no answer): convoy stays silent rather than barge in.
   ASSERT_EQ(Call("POST", pass, R"({"to": "ai_agent"})").status, 202);
   const std::string unknown = Controls(ana)[3].substr(5);
-  EXPECT_EQ(One("SELECT body::jsonb->>'target_role' FROM outbox WHERE dedupe_key = $1", {unknown}), "ai_agent");
+  EXPECT_EQ(One("SELECT body::jsonb->>'target_role' FROM outbox WHERE dedupe_key = $1", {unknown}),
+            "ai_agent");
   Controlled(ana, unknown, "pass", "unknown");
   EXPECT_EQ(One("SELECT owner FROM conversations WHERE id = $1::uuid", {id}), "elsewhere");
 }
@@ -582,25 +681,32 @@ TEST_F(HandoffTest, AnAgentsMessageStatusesReachTheSinkOnceEachAndNeverBackwards
   const std::string ana = "971500000208";
   Text(ana, "wamid.s1", "Hello", 300);
   const std::string id = IdOf(ana);
-  auto sent = Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hi Ana, Sam here"})",
-                   ApiTokens::Token(Role::kAgent, "*"), "status-1");
+  auto sent =
+      Call("POST", "/v1/conversations/" + id + "/messages", R"({"text": "Hi Ana, Sam here"})",
+           ApiTokens::Token(Role::kAgent, "*"), "status-1");
   ASSERT_EQ(sent.status, 202) << sent.body;
   rapidjson::Document answer;
   answer.Parse(sent.body.c_str());
   const int64_t seq = answer["seq"].GetInt64();
-  const std::string send = One("SELECT dedupe_key FROM conversation_messages WHERE seq = $1", {std::to_string(seq)});
-  const std::string bot = One("SELECT dedupe_key FROM conversation_messages WHERE conversation_key = $1 AND author = "
-                              "'bot' LIMIT 1",
-                              {Key(ana)});
-  auto changed = [&](const std::string& key, const std::string& status, const std::string& author, int n) {
+  const std::string send =
+      One("SELECT dedupe_key FROM conversation_messages WHERE seq = $1", {std::to_string(seq)});
+  const std::string bot =
+      One("SELECT dedupe_key FROM conversation_messages WHERE conversation_key = $1 AND author = "
+          "'bot' LIMIT 1",
+          {Key(ana)});
+  auto changed = [&](const std::string& key, const std::string& status, const std::string& author,
+                     int n) {
     Delivery d;
     d.queue = queues::kConversationEvents;
-    d.body = R"({"schema":"outbound.status_changed","version":1,"correlation_id":"corr-s","dedupe_key":")" + key +
-             R"(","conversation_key":")" + Key(ana) + R"(","status":")" + status + R"(","author":")" + author +
-             R"(","wamid":"wamid.OUT1","at":)" + std::to_string(1765000000 + n) + "}";
+    d.body =
+        R"({"schema":"outbound.status_changed","version":1,"correlation_id":"corr-s","dedupe_key":")" +
+        key + R"(","conversation_key":")" + Key(ana) + R"(","status":")" + status +
+        R"(","author":")" + author + R"(","wamid":"wamid.OUT1","at":)" +
+        std::to_string(1765000000 + n) + "}";
     // outbound's key per status; a status told again comes under the same key, or (after a
     // redelivery of the webhook) under another delivery of it
-    d.headers[headers::kDedupeKey] = "outbound.status_changed:" + key + ":" + status + (n > 10 ? ":again" : "");
+    d.headers[headers::kDedupeKey] =
+        "outbound.status_changed:" + key + ":" + status + (n > 10 ? ":again" : "");
     d.headers[headers::kConversationKey] = Key(ana);
     EXPECT_EQ(processor_->Handle(d).kind, Disposition::Kind::kAck) << d.body;
   };
@@ -610,15 +716,19 @@ TEST_F(HandoffTest, AnAgentsMessageStatusesReachTheSinkOnceEachAndNeverBackwards
   changed(send, "read", "agent:agent-all", 3);
   changed(send, "delivered", "agent:agent-all", 2);  // late: read was told already
   changed(bot, "read", "agent:agent-all", 4);        // not an agent's message in the transcript
-  auto statuses = Column("SELECT body::jsonb->'conversation'->'message'->>'status' FROM outbox WHERE routing_key = "
-                         "'outbound.deliver' AND body::jsonb->>'type' = 'conversation.message_status' ORDER BY id");
+  auto statuses = Column(
+      "SELECT body::jsonb->'conversation'->'message'->>'status' FROM outbox WHERE routing_key = "
+      "'outbound.deliver' AND body::jsonb->>'type' = 'conversation.message_status' ORDER BY id");
   EXPECT_EQ(statuses, (std::vector<std::string>{"sent", "read"}));
   rapidjson::Document told;
-  told.Parse(One("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver' AND body::jsonb->>'type' = "
-                 "'conversation.message_status' ORDER BY id LIMIT 1").c_str());
+  told.Parse(One("SELECT body FROM outbox WHERE routing_key = 'outbound.deliver' AND "
+                 "body::jsonb->>'type' = "
+                 "'conversation.message_status' ORDER BY id LIMIT 1")
+                 .c_str());
   ASSERT_TRUE(told.IsObject());
   EXPECT_TRUE(schemas_.ValidateAs("outbound.deliver", 1, JsonText(told)).ok());
-  EXPECT_EQ(JsonStr(told, "sink"), "conversations") << "the conversation's sink, as its customer messages";
+  EXPECT_EQ(JsonStr(told, "sink"), "conversations")
+      << "the conversation's sink, as its customer messages";
   EXPECT_EQ(JsonStr(told["conversation"], "id"), id);
   EXPECT_EQ(told["conversation"]["message"]["seq"].GetInt64(), seq);
   EXPECT_EQ(JsonStr(told["conversation"]["message"], "author"), "agent:agent-all");

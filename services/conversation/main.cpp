@@ -1,16 +1,18 @@
 // convoy-conversation: advances each conversation exactly once per update.
 #include <gflags/gflags.h>
+#include <glog/logging.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
-#include <glog/logging.h>
-
 #include <mutex>
 #include <optional>
+#include <sstream>
 
+#include "api.h"
+#include "assignments.h"
+#include "console.h"
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
@@ -18,149 +20,224 @@
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "convoy/retention.h"
 #include "convoy/startup.h"
 #include "convoy/tokens.h"
 #include "convoy/topology.h"
 #include "flow.h"
-#include "processor.h"
-#include "results_feed.h"
-#include "convoy/retention.h"
-#include "api.h"
-#include "assignments.h"
-#include "console.h"
 #include "numbers.h"
+#include "processor.h"
 #include "relay.h"
+#include "results_feed.h"
 #include "retention_rules.h"
 #include "run_timeouts.h"
 
 DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
 DEFINE_validator(relay_batch, &convoy::ValidatePositive);
 DEFINE_bool(typing_indicator, true,
-            "When a user's message is answered, first mark it read and show the typing indicator (one Graph call "
+            "When a user's message is answered, first mark it read and show the typing indicator "
+            "(one Graph call "
             "per inbound message; Meta clears it at the reply or after 25 s)");
 DEFINE_int32(sweep_interval_seconds, 30,
-             "How often the relay looks for lost commands in the ledger, and for checklist assignments and flow runs "
+             "How often the relay looks for lost commands in the ledger, and for checklist "
+             "assignments and flow runs "
              "past their due time (1..3600 s)");
 DEFINE_int32(sweep_after_seconds, 900,
-             "A command neither settled nor pushed back by its consumer this long after it was due is taken as lost "
+             "A command neither settled nor pushed back by its consumer this long after it was due "
+             "is taken as lost "
              "and published again (1..86400 s)");
-DEFINE_int32(sweep_max, 3, "Times a lost command is published again before it is abandoned for an operator (1..100)");
-static bool ValidateSweepInterval(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 3600); }
-static bool ValidateSweepAfter(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 86400); }
-static bool ValidateSweepMax(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 100); }
+DEFINE_int32(
+    sweep_max, 3,
+    "Times a lost command is published again before it is abandoned for an operator (1..100)");
+static bool ValidateSweepInterval(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1, 3600);
+}
+static bool ValidateSweepAfter(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1, 86400);
+}
+static bool ValidateSweepMax(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1, 100);
+}
 DEFINE_validator(sweep_interval_seconds, &ValidateSweepInterval);
 DEFINE_validator(sweep_after_seconds, &ValidateSweepAfter);
 DEFINE_validator(sweep_max, &ValidateSweepMax);
-DEFINE_string(flows_dir, "deploy/flows", "Folder of flow definitions (*.json, schema proto-schemas/flow.v1.json)");
+DEFINE_string(flows_dir, "deploy/flows",
+              "Folder of flow definitions (*.json, schema proto-schemas/flow.v1.json)");
 DEFINE_validator(flows_dir, &convoy::ValidateNonEmpty);
 DEFINE_int32(extractor_context_tokens, 2000,
-             "Token budget of the recent messages kept for a flow's extractor, per conversation (oldest dropped "
+             "Token budget of the recent messages kept for a flow's extractor, per conversation "
+             "(oldest dropped "
              "first; a message counts 4 + characters/4 tokens; 50..100000)");
-static bool ValidateContextTokens(const char* flag, int32_t v) { return convoy::InRange(flag, v, 50, 100000); }
+static bool ValidateContextTokens(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 50, 100000);
+}
 DEFINE_validator(extractor_context_tokens, &ValidateContextTokens);
 DEFINE_int32(extractor_timeout_seconds, 20,
-             "How long a step waits for its extractor's answer before the person is asked instead (2..300 s)");
-static bool ValidateExtractorTimeout(const char* flag, int32_t v) { return convoy::InRange(flag, v, 2, 300); }
+             "How long a step waits for its extractor's answer before the person is asked instead "
+             "(2..300 s)");
+static bool ValidateExtractorTimeout(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 2, 300);
+}
 DEFINE_validator(extractor_timeout_seconds, &ValidateExtractorTimeout);
 DEFINE_string(default_flow, "",
-              "The flow a message that starts no other flow starts (the shipped configuration: lead); empty: the "
+              "The flow a message that starts no other flow starts (the shipped configuration: "
+              "lead); empty: the "
               "menu of triggers");
-DEFINE_int32(photo_ttl_seconds, 3600,
-             "Pending photos older than this when the user texts DONE expire (60..604800 s; default 1 h)");
-static bool ValidatePhotoTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 604800); }
+DEFINE_int32(
+    photo_ttl_seconds, 3600,
+    "Pending photos older than this when the user texts DONE expire (60..604800 s; default 1 h)");
+static bool ValidatePhotoTtl(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 60, 604800);
+}
 DEFINE_validator(photo_ttl_seconds, &ValidatePhotoTtl);
 DEFINE_int32(inactivity_timeout_seconds, 24 * 3600,
-             "A flow run with no message from the person this long ends (flow.expired), unless its flow names its own "
+             "A flow run with no message from the person this long ends (flow.expired), unless its "
+             "flow names its own "
              "inactivity_timeout_seconds (5..2592000 s; default 24 h)");
-static bool ValidateInactivityTimeout(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 30 * 86400); }
+static bool ValidateInactivityTimeout(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 5, 30 * 86400);
+}
 DEFINE_validator(inactivity_timeout_seconds, &ValidateInactivityTimeout);
 DEFINE_int32(max_photos, 100, "Photos one photo step keeps (1..1000)");
-static bool ValidateMaxPhotos(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 1000); }
+static bool ValidateMaxPhotos(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1, 1000);
+}
 DEFINE_validator(max_photos, &ValidateMaxPhotos);
 DEFINE_int32(max_photos_per_run, 200,
-             "Photos one run keeps over all its photo steps or checklist questions; past it the user is told in "
+             "Photos one run keeps over all its photo steps or checklist questions; past it the "
+             "user is told in "
              "plain words and the photo is not fetched (1..10000)");
-static bool ValidateMaxPhotosPerRun(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 10000); }
+static bool ValidateMaxPhotosPerRun(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1, 10000);
+}
 DEFINE_validator(max_photos_per_run, &ValidateMaxPhotosPerRun);
 DEFINE_int32(result_photo_wait_seconds, 600,
-             "A completed result waits for its photos to be stored at most this long, then goes to its sink with "
+             "A completed result waits for its photos to be stored at most this long, then goes to "
+             "its sink with "
              "the rest named as missing (1..86400 s)");
-static bool ValidateResultWait(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 86400); }
+static bool ValidateResultWait(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1, 86400);
+}
 DEFINE_validator(result_photo_wait_seconds, &ValidateResultWait);
-DEFINE_int32(dedupe_retention_days, 8,
-             "Days a processed update's dedupe key is kept (8..3650: Meta redelivers for up to 7 days)");
-static bool ValidateDedupeDays(const char* flag, int32_t v) { return convoy::InRange(flag, v, 8, 3650); }
+DEFINE_int32(
+    dedupe_retention_days, 8,
+    "Days a processed update's dedupe key is kept (8..3650: Meta redelivers for up to 7 days)");
+static bool ValidateDedupeDays(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 8, 3650);
+}
 DEFINE_validator(dedupe_retention_days, &ValidateDedupeDays);
-DEFINE_int32(outbox_retention_hours, 24, "Hours a published (and, for a command, settled) outbox row is kept (1..8760)");
-static bool ValidateOutboxHours(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 8760); }
+DEFINE_int32(outbox_retention_hours, 24,
+             "Hours a published (and, for a command, settled) outbox row is kept (1..8760)");
+static bool ValidateOutboxHours(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1, 8760);
+}
 DEFINE_validator(outbox_retention_hours, &ValidateOutboxHours);
 DEFINE_int32(assignment_ttl_seconds, 24 * 3600,
-             "An active checklist assignment not completed this long after it started expires (5..2592000 s)");
-static bool ValidateAssignmentTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 30 * 86400); }
+             "An active checklist assignment not completed this long after it started expires "
+             "(5..2592000 s)");
+static bool ValidateAssignmentTtl(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 5, 30 * 86400);
+}
 DEFINE_validator(assignment_ttl_seconds, &ValidateAssignmentTtl);
-DEFINE_string(checklist_flow, "checklist", "The flow (with `assignment`) that runs checklist assignments");
+DEFINE_string(checklist_flow, "checklist",
+              "The flow (with `assignment`) that runs checklist assignments");
 DEFINE_string(checklists_dir, "deploy/checklists",
-              "Checklist definitions shipped as files (<id>.json, proto-schemas/checklist.v1.json), loaded at start");
+              "Checklist definitions shipped as files (<id>.json, "
+              "proto-schemas/checklist.v1.json), loaded at start");
 DEFINE_string(numbers_dir, "deploy/numbers",
-              "The numbers registry shipped as files (<phone_number_id>.json, proto-schemas/number.v1.json), put at "
+              "The numbers registry shipped as files (<phone_number_id>.json, "
+              "proto-schemas/number.v1.json), put at "
               "start; a bad file stops the start naming it");
-DEFINE_string(admin_token_file, "",
-              "File holding the assignment API's bearer token, a global admin (else CONVOY_ADMIN_TOKEN)");
+DEFINE_string(
+    admin_token_file, "",
+    "File holding the assignment API's bearer token, a global admin (else CONVOY_ADMIN_TOKEN)");
 DEFINE_string(tokens_file, "",
-              "Named API tokens, one a line: name role tenant sha256:<hex> (roles viewer, agent, manager, operator, "
-              "admin; tenant or *); read again when it changes and on SIGHUP. `convoyctl token hash` prints a line");
-DEFINE_int32(batch, 16,
-             "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
-             "at most --prefetch; 1: one transaction per delivery)");
+              "Named API tokens, one a line: name role tenant sha256:<hex> (roles viewer, agent, "
+              "manager, operator, "
+              "admin; tenant or *); read again when it changes and on SIGHUP. `convoyctl token "
+              "hash` prints a line");
+DEFINE_int32(
+    batch, 16,
+    "Deliveries a consumer applies in one transaction, at most (those already received; 1..256, "
+    "at most --prefetch; 1: one transaction per delivery)");
 static bool ValidateBatch(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1, 256); }
 DEFINE_validator(batch, &ValidateBatch);
 DEFINE_string(handoff_keywords, "agent,human",
-              "Comma-separated words that, sent alone by a customer (any case), hand the conversation to a person "
+              "Comma-separated words that, sent alone by a customer (any case), hand the "
+              "conversation to a person "
               "(\"\": none)");
 DEFINE_string(handoff_sink, "conversations",
-              "The sink (outbound's --sinks_file, or a number's sinks mapping) told of handoffs by keyword or API, and "
+              "The sink (outbound's --sinks_file, or a number's sinks mapping) told of handoffs by "
+              "keyword or API, and "
               "of customer messages while a person answers");
-DEFINE_string(console_dir, "services/console",
-              "The console's files (issue 30), served at /console/: found from the working directory, then "
-              "<binary>/../share/convoy/console (the images), then the source tree; \"\": no console");
-DEFINE_string(media_public_url, "",
-              "convoy-media's URL as a browser reaches it (no trailing '/'): the console shows a checklist answer's "
-              "and a transcript's photos through signed links to it, expiring after --media_link_ttl_seconds (needs the link secret: "
-              "CONVOY_MEDIA_LINK_SECRET or --media_link_secret_file); \"\": the console shows no photos");
-static bool ValidateMediaUrl(const char* flag, const std::string& v) { return v.empty() || convoy::ValidateHttpUrl(flag, v); }
+DEFINE_string(
+    console_dir, "services/console",
+    "The console's files (issue 30), served at /console/: found from the working directory, then "
+    "<binary>/../share/convoy/console (the images), then the source tree; \"\": no console");
+DEFINE_string(
+    media_public_url, "",
+    "convoy-media's URL as a browser reaches it (no trailing '/'): the console shows a checklist "
+    "answer's "
+    "and a transcript's photos through signed links to it, expiring after --media_link_ttl_seconds "
+    "(needs the link secret: "
+    "CONVOY_MEDIA_LINK_SECRET or --media_link_secret_file); \"\": the console shows no photos");
+static bool ValidateMediaUrl(const char* flag, const std::string& v) {
+  return v.empty() || convoy::ValidateHttpUrl(flag, v);
+}
 DEFINE_validator(media_public_url, &ValidateMediaUrl);
-DEFINE_string(media_link_secret_file, "", "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
-DEFINE_int32(media_link_ttl_seconds, 900, "How long a photo link given to the console works (60..86400 s)");
-static bool ValidateLinkTtl(const char* flag, int32_t v) { return convoy::InRange(flag, v, 60, 86400); }
+DEFINE_string(
+    media_link_secret_file, "",
+    "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
+DEFINE_int32(media_link_ttl_seconds, 900,
+             "How long a photo link given to the console works (60..86400 s)");
+static bool ValidateLinkTtl(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 60, 86400);
+}
 DEFINE_validator(media_link_ttl_seconds, &ValidateLinkTtl);
 DEFINE_string(ops_amqp_url, "",
-              "The broker as the ops user (topology.h BrokerGrants \"ops\"), for the console's parked messages and "
-              "queue depths; credentials from CONVOY_OPS_AMQP_USERNAME / CONVOY_OPS_AMQP_PASSWORD (the Secret "
-              "convoy-ops-user-credentials) replace the URL's; TLS as --amqp_ca_file etc. \"\": those routes answer 503");
+              "The broker as the ops user (topology.h BrokerGrants \"ops\"), for the console's "
+              "parked messages and "
+              "queue depths; credentials from CONVOY_OPS_AMQP_USERNAME / CONVOY_OPS_AMQP_PASSWORD "
+              "(the Secret "
+              "convoy-ops-user-credentials) replace the URL's; TLS as --amqp_ca_file etc. \"\": "
+              "those routes answer 503");
 DEFINE_string(outbound_admin_url, "",
-              "convoy-outbound's base URL (http://host:port): the console's /v1/deliveries* are forwarded there with "
+              "convoy-outbound's base URL (http://host:port): the console's /v1/deliveries* are "
+              "forwarded there with "
               "the caller's token; \"\": they answer 503");
 DEFINE_string(media_api_url, "",
-              "convoy-media's base URL (http://host:port) as this service reaches it: the console's photo uploads "
-              "(POST /v1/media) are forwarded there with the caller's Authorization; \"\": the console cannot send photos");
+              "convoy-media's base URL (http://host:port) as this service reaches it: the "
+              "console's photo uploads "
+              "(POST /v1/media) are forwarded there with the caller's Authorization; \"\": the "
+              "console cannot send photos");
 DEFINE_int32(max_image_bytes, 5 * 1024 * 1024,
-             "Largest photo this service takes to forward to convoy-media (POST /v1/media; media applies its own "
+             "Largest photo this service takes to forward to convoy-media (POST /v1/media; media "
+             "applies its own "
              "--max_image_bytes too); 1 MiB..100 MiB");
-static bool ValidateMaxImage(const char* flag, int32_t v) { return convoy::InRange(flag, v, 1 << 20, 100 << 20); }
+static bool ValidateMaxImage(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 1 << 20, 100 << 20);
+}
 DEFINE_validator(max_image_bytes, &ValidateMaxImage);
 DEFINE_string(proxy_identity_header, "",
-              "The header an OIDC proxy in front of the console puts the signed-in identity in (oauth2-proxy: "
-              "X-Forwarded-Email); trusted only with the proxy's secret (--proxy_secret_header) and mapped by "
+              "The header an OIDC proxy in front of the console puts the signed-in identity in "
+              "(oauth2-proxy: "
+              "X-Forwarded-Email); trusted only with the proxy's secret (--proxy_secret_header) "
+              "and mapped by "
               "--proxy_identities_file; \"\": no proxy sign-in");
 DEFINE_string(proxy_identities_file, "",
-              "identity name role tenant, one a line: who each identity the proxy names is (README \"The console\")");
+              "identity name role tenant, one a line: who each identity the proxy names is (README "
+              "\"The console\")");
 DEFINE_string(proxy_secret_header, "X-Convoy-Proxy-Secret",
               "The header the proxy (and only the proxy) sends its shared secret in");
-DEFINE_string(proxy_secret_file, "",
-              "File holding the proxy's shared secret, at least 32 characters (else CONVOY_PROXY_SECRET)");
-DEFINE_string(grafana_url, "", "Grafana's URL, linked from the console's operations screen (http:// or https://; \"\": no link)");
+DEFINE_string(
+    proxy_secret_file, "",
+    "File holding the proxy's shared secret, at least 32 characters (else CONVOY_PROXY_SECRET)");
+DEFINE_string(grafana_url, "",
+              "Grafana's URL, linked from the console's operations screen (http:// or https://; "
+              "\"\": no link)");
 DEFINE_string(rabbitmq_management_url, "",
-              "The RabbitMQ management UI's URL, linked from the console's operations screen (http:// or https://; "
+              "The RabbitMQ management UI's URL, linked from the console's operations screen "
+              "(http:// or https://; "
               "\"\": no link)");
 static bool ValidateLinkUrl(const char* flag, const std::string& v) {
   if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return true;
@@ -172,8 +249,11 @@ DEFINE_validator(media_api_url, &ValidateLinkUrl);
 DEFINE_validator(grafana_url, &ValidateLinkUrl);
 DEFINE_validator(rabbitmq_management_url, &ValidateLinkUrl);
 DEFINE_int32(human_idle_release_seconds, 12 * 3600,
-             "A conversation in human hands with no agent message for this long goes back to the bot (5..2592000 s)");
-static bool ValidateIdleRelease(const char* flag, int32_t v) { return convoy::InRange(flag, v, 5, 2592000); }
+             "A conversation in human hands with no agent message for this long goes back to the "
+             "bot (5..2592000 s)");
+static bool ValidateIdleRelease(const char* flag, int32_t v) {
+  return convoy::InRange(flag, v, 5, 2592000);
+}
 DEFINE_validator(human_idle_release_seconds, &ValidateIdleRelease);
 
 namespace {
@@ -206,13 +286,14 @@ convoy::BatchHandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schem
     auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
     if (!db.ok()) return db.status();
     std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
-    auto processor =
-        std::make_shared<convoy::conversation::Processor>(*conn, schemas, engine, [&relay] { relay.Notify(); });
+    auto processor = std::make_shared<convoy::conversation::Processor>(
+        *conn, schemas, engine, [&relay] { relay.Notify(); });
     processor->set_typing_indicator(FLAGS_typing_indicator);
     processor->set_assignments(Assignments());
     processor->set_context_budget(FLAGS_extractor_context_tokens);
-    return convoy::BatchHandler(
-        [conn, processor](const std::vector<convoy::Delivery>& batch) { return processor->HandleBatch(batch); });
+    return convoy::BatchHandler([conn, processor](const std::vector<convoy::Delivery>& batch) {
+      return processor->HandleBatch(batch);
+    });
   };
 }
 
@@ -221,49 +302,61 @@ convoy::BatchHandlerFactory ProcessorFactory(const convoy::SchemaRegistry& schem
 int main(int argc, char** argv) {
   // 1. load config
   convoy::SetFlagDefault("http_port", "8081");
-  convoy::InitService("conversation", "convoy-conversation: per-conversation state machines", &argc, &argv);
+  convoy::InitService("conversation", "convoy-conversation: per-conversation state machines", &argc,
+                      &argv);
   // 2. validate: schemas, a reachable and migrated database
   convoy::DatabaseService base;
-  convoy::Status s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, FLAGS_migrate, &base);
+  convoy::Status s = convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn,
+                                                    FLAGS_migrations_dir, FLAGS_migrate, &base);
   if (!s.ok()) {
     LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
     return 1;
   }
   if (FLAGS_batch > FLAGS_prefetch) {
-    LOG(ERROR) << "service=conversation event=startup_failed flag=--batch error=--batch " << FLAGS_batch
-               << " exceeds --prefetch " << FLAGS_prefetch << ": a batch can never be larger than the prefetch";
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--batch error=--batch "
+               << FLAGS_batch << " exceeds --prefetch " << FLAGS_prefetch
+               << ": a batch can never be larger than the prefetch";
     return 1;
   }
   const convoy::SchemaRegistry& schemas = base.schemas;
   auto flows = convoy::conversation::FlowSet::LoadDir(FLAGS_flows_dir, schemas);
   if (!flows.ok()) {
-    LOG(ERROR) << "service=conversation event=startup_failed flag=--flows_dir error=" << flows.status().ToString();
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--flows_dir error="
+               << flows.status().ToString();
     return 1;
   }
-  LOG(INFO) << "service=conversation event=flows_loaded count=" << flows->size() << " dir=" << FLAGS_flows_dir;
+  LOG(INFO) << "service=conversation event=flows_loaded count=" << flows->size()
+            << " dir=" << FLAGS_flows_dir;
   s = convoy::conversation::CheckFlowSet(*flows, FLAGS_default_flow, FLAGS_checklist_flow);
   if (!s.ok()) {
-    LOG(ERROR) << "service=conversation event=startup_failed dir=" << FLAGS_flows_dir << " error=" << s.ToString();
+    LOG(ERROR) << "service=conversation event=startup_failed dir=" << FLAGS_flows_dir
+               << " error=" << s.ToString();
     return 1;
   }
-  s = convoy::conversation::LoadChecklistFiles(*base.db, convoy::FindDataDir(FLAGS_checklists_dir, "checklists"), schemas);
+  s = convoy::conversation::LoadChecklistFiles(
+      *base.db, convoy::FindDataDir(FLAGS_checklists_dir, "checklists"), schemas);
   if (!s.ok()) {
-    LOG(ERROR) << "service=conversation event=startup_failed flag=--checklists_dir error=" << s.ToString();
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--checklists_dir error="
+               << s.ToString();
     return 1;
   }
-  s = convoy::conversation::LoadNumberFiles(*base.db, convoy::FindDataDir(FLAGS_numbers_dir, "numbers"), schemas);
+  s = convoy::conversation::LoadNumberFiles(
+      *base.db, convoy::FindDataDir(FLAGS_numbers_dir, "numbers"), schemas);
   if (!s.ok()) {
-    LOG(ERROR) << "service=conversation event=startup_failed flag=--numbers_dir error=" << s.ToString();
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--numbers_dir error="
+               << s.ToString();
     return 1;
   }
   auto admin_token = convoy::LoadSecret("CONVOY_ADMIN_TOKEN", FLAGS_admin_token_file);
   if (!FLAGS_admin_token_file.empty() && !admin_token.ok()) {
-    LOG(ERROR) << "service=conversation event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--admin_token_file error="
+               << admin_token.status().ToString();
     return 1;
   }
   auto tokens = convoy::TokenStore::Open(FLAGS_tokens_file, admin_token.ok() ? *admin_token : "");
   if (!tokens.ok()) {
-    LOG(ERROR) << "service=conversation event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--tokens_file error="
+               << tokens.status().ToString();
     return 1;
   }
   convoy::conversation::ProxySignIn proxy;
@@ -273,21 +366,29 @@ int main(int argc, char** argv) {
       return v;
     };
     auto header_name = [](const std::string& v) {
-      return !v.empty() && v.size() <= 64 && v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
-                                                 std::string::npos;
+      return !v.empty() && v.size() <= 64 &&
+             v.find_first_not_of(
+                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
+                 std::string::npos;
     };
     auto identities = convoy::IdentitySet::LoadFile(FLAGS_proxy_identities_file);
     auto secret = convoy::LoadSecret("CONVOY_PROXY_SECRET", FLAGS_proxy_secret_file);
     std::string why;
-    if (!header_name(FLAGS_proxy_identity_header) || lower(FLAGS_proxy_identity_header) == "authorization") {
-      why = "flag=--proxy_identity_header error=a header name (letters, digits, '-'), not Authorization";
-    } else if (!header_name(FLAGS_proxy_secret_header) || lower(FLAGS_proxy_secret_header) == lower(FLAGS_proxy_identity_header)) {
+    if (!header_name(FLAGS_proxy_identity_header) ||
+        lower(FLAGS_proxy_identity_header) == "authorization") {
+      why =
+          "flag=--proxy_identity_header error=a header name (letters, digits, '-'), not "
+          "Authorization";
+    } else if (!header_name(FLAGS_proxy_secret_header) ||
+               lower(FLAGS_proxy_secret_header) == lower(FLAGS_proxy_identity_header)) {
       why = "flag=--proxy_secret_header error=a header name of its own (letters, digits, '-')";
     } else if (!identities.ok()) {
       why = "flag=--proxy_identities_file error=" + identities.status().ToString();
     } else if (!secret.ok() || secret->size() < 32) {
-      why = "flag=--proxy_secret_file error=the proxy's secret (CONVOY_PROXY_SECRET or --proxy_secret_file) must be at "
-            "least 32 characters";
+      why =
+          "flag=--proxy_secret_file error=the proxy's secret (CONVOY_PROXY_SECRET or "
+          "--proxy_secret_file) must be at "
+          "least 32 characters";
     }
     if (!why.empty()) {
       LOG(ERROR) << "service=conversation event=startup_failed " << why;
@@ -304,19 +405,22 @@ int main(int argc, char** argv) {
   if (!FLAGS_media_public_url.empty()) {
     auto link_secret = convoy::LoadSecret("CONVOY_MEDIA_LINK_SECRET", FLAGS_media_link_secret_file);
     if (!link_secret.ok() || link_secret->empty()) {
-      LOG(ERROR) << "service=conversation event=startup_failed flag=--media_public_url error=photo links need the link "
+      LOG(ERROR) << "service=conversation event=startup_failed flag=--media_public_url error=photo "
+                    "links need the link "
                     "secret (CONVOY_MEDIA_LINK_SECRET or --media_link_secret_file)"
                  << (link_secret.ok() ? "" : ": " + link_secret.status().ToString());
       return 1;
     }
-    photo_links = {FLAGS_media_public_url, *link_secret, std::chrono::seconds(FLAGS_media_link_ttl_seconds), nullptr};
+    photo_links = {FLAGS_media_public_url, *link_secret,
+                   std::chrono::seconds(FLAGS_media_link_ttl_seconds), nullptr};
   }
   std::optional<convoy::conversation::ConsoleSite> console;
   if (!FLAGS_console_dir.empty()) {
-    auto site = convoy::conversation::ConsoleSite::Load(convoy::FindDataDir(FLAGS_console_dir, "console"),
-                                                        FLAGS_media_public_url);
+    auto site = convoy::conversation::ConsoleSite::Load(
+        convoy::FindDataDir(FLAGS_console_dir, "console"), FLAGS_media_public_url);
     if (!site.ok()) {
-      LOG(ERROR) << "service=conversation event=startup_failed flag=--console_dir error=" << site.status().ToString();
+      LOG(ERROR) << "service=conversation event=startup_failed flag=--console_dir error="
+                 << site.status().ToString();
       return 1;
     }
     console = std::move(*site);
@@ -338,23 +442,26 @@ int main(int argc, char** argv) {
   auto reload = [&engine, &schemas, &reload_mu]() -> convoy::Result<std::string> {
     std::lock_guard<std::mutex> lock(reload_mu);
     auto next = convoy::conversation::FlowSet::LoadDir(FLAGS_flows_dir, schemas);
-    convoy::Status ok = next.ok() ? convoy::conversation::CheckFlowSet(*next, FLAGS_default_flow, FLAGS_checklist_flow)
+    convoy::Status ok = next.ok() ? convoy::conversation::CheckFlowSet(*next, FLAGS_default_flow,
+                                                                       FLAGS_checklist_flow)
                                   : next.status();
     if (!ok.ok()) {
-      LOG(ERROR) << "service=conversation event=flows_reload_refused dir=" << FLAGS_flows_dir << " error=" << ok.ToString()
-                 << " (the running flows are unchanged)";
+      LOG(ERROR) << "service=conversation event=flows_reload_refused dir=" << FLAGS_flows_dir
+                 << " error=" << ok.ToString() << " (the running flows are unchanged)";
       return ok;
     }
     std::string summary = convoy::conversation::FlowSetSummary(*next);
     engine.Reload(std::move(*next));
-    LOG(INFO) << "service=conversation event=flows_reloaded dir=" << FLAGS_flows_dir << " flows=" << summary;
+    LOG(INFO) << "service=conversation event=flows_reloaded dir=" << FLAGS_flows_dir
+              << " flows=" << summary;
     return summary;
   };
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
   auto amqp_options = convoy::AmqpOptionsFromFlags("convoy-conversation");
   if (!amqp_options.ok()) {
-    LOG(ERROR) << "service=conversation event=bad_config error=" << amqp_options.status().ToString();
+    LOG(ERROR) << "service=conversation event=bad_config error="
+               << amqp_options.status().ToString();
     return 2;
   }
   const convoy::AmqpOptions& amqp = *amqp_options;
@@ -368,30 +475,36 @@ int main(int argc, char** argv) {
   relay_settings.periodic = [&engine](convoy::PgConnection& db) {
     auto expired = convoy::conversation::ExpireDue(db, Assignments());
     if (!expired.ok()) {
-      LOG(WARNING) << "service=conversation event=assignment_expiry_failed error=" << expired.status().ToString();
+      LOG(WARNING) << "service=conversation event=assignment_expiry_failed error="
+                   << expired.status().ToString();
     } else if (*expired > 0) {
       LOG(INFO) << "service=conversation event=assignments_expired count=" << *expired;
     }
     auto released = convoy::conversation::ReleaseIdleHumans(db, FLAGS_human_idle_release_seconds);
     if (!released.ok()) {
-      LOG(WARNING) << "service=conversation event=idle_release_failed error=" << released.status().ToString();
+      LOG(WARNING) << "service=conversation event=idle_release_failed error="
+                   << released.status().ToString();
     } else if (*released > 0) {
       LOG(INFO) << "service=conversation event=idle_released count=" << *released;
     }
-    const int64_t now =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
     auto runs = convoy::conversation::ExpireDueRuns(db, engine, now);
     if (!runs.ok()) {
-      LOG(WARNING) << "service=conversation event=run_expiry_failed error=" << runs.status().ToString();
+      LOG(WARNING) << "service=conversation event=run_expiry_failed error="
+                   << runs.status().ToString();
     } else if (runs->expired + runs->touched > 0) {
-      LOG(INFO) << "service=conversation event=runs_expired count=" << runs->expired << " touched=" << runs->touched;
+      LOG(INFO) << "service=conversation event=runs_expired count=" << runs->expired
+                << " touched=" << runs->touched;
     }
   };
   convoy::conversation::OutboxRelay relay(relay_settings, publisher);
   convoy::ConsumerGroup consumers(publisher);
-  for (const char* queue : {convoy::queues::kConversationInbound, convoy::queues::kConversationEvents}) {
-    s = consumers.AddBatch({amqp, queue, FLAGS_prefetch, FLAGS_max_attempts, FLAGS_batch}, FLAGS_consumer_threads,
-                           ProcessorFactory(schemas, engine, relay));
+  for (const char* queue :
+       {convoy::queues::kConversationInbound, convoy::queues::kConversationEvents}) {
+    s = consumers.AddBatch({amqp, queue, FLAGS_prefetch, FLAGS_max_attempts, FLAGS_batch},
+                           FLAGS_consumer_threads, ProcessorFactory(schemas, engine, relay));
     if (!s.ok()) {
       LOG(ERROR) << "service=conversation event=startup_failed error=" << s.ToString();
       return 1;
@@ -414,9 +527,13 @@ int main(int argc, char** argv) {
   // Bodies: a photo for POST /v1/media at most; every other route refuses more than 1 MiB (api.h).
   const size_t max_body = std::max<size_t>(convoy::conversation::kMaxJsonBodyBytes,
                                            static_cast<size_t>(FLAGS_max_image_bytes) + 1);
-  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, max_body, [&] {
-                               return publisher.connected() && consumers.connected() && base.DatabaseReachable();
-                             }, {}, convoy::HttpLimitsFromFlags()});
+  convoy::HttpServer server(
+      {FLAGS_http_host,
+       FLAGS_http_port,
+       max_body,
+       [&] { return publisher.connected() && consumers.connected() && base.DatabaseReachable(); },
+       {},
+       convoy::HttpLimitsFromFlags()});
   convoy::conversation::ApiSettings api;
   api.pg_dsn = FLAGS_pg_dsn;
   api.tokens = *tokens;
@@ -446,11 +563,14 @@ int main(int argc, char** argv) {
     ops.declare_topology = false;
     ops.username.clear();
     ops.password.clear();
-    if (const char* user = std::getenv("CONVOY_OPS_AMQP_USERNAME"); user && *user) ops.username = user;
-    if (const char* password = std::getenv("CONVOY_OPS_AMQP_PASSWORD"); password && *password) ops.password = password;
+    if (const char* user = std::getenv("CONVOY_OPS_AMQP_USERNAME"); user && *user)
+      ops.username = user;
+    if (const char* password = std::getenv("CONVOY_OPS_AMQP_PASSWORD"); password && *password)
+      ops.password = password;
     s = convoy::ValidateAmqpOptions(ops);
     if (!s.ok()) {
-      LOG(ERROR) << "service=conversation event=startup_failed flag=--ops_amqp_url error=" << s.ToString();
+      LOG(ERROR) << "service=conversation event=startup_failed flag=--ops_amqp_url error="
+                 << s.ToString();
       return 1;
     }
     api.ops.broker = ops;
@@ -461,17 +581,20 @@ int main(int argc, char** argv) {
     });
   }
   if (console) {
-    server.Route("GET", "/console", [&console](const convoy::HttpRequest& r) { return console->Serve(r); });
+    server.Route("GET", "/console",
+                 [&console](const convoy::HttpRequest& r) { return console->Serve(r); });
   }
   // 4. run
   convoy::RetentionLoop retention(
       FLAGS_pg_dsn, "conversation",
-      convoy::conversation::RetentionRules(FLAGS_dedupe_retention_days, FLAGS_outbox_retention_hours, FLAGS_retention_days),
+      convoy::conversation::RetentionRules(FLAGS_dedupe_retention_days,
+                                           FLAGS_outbox_retention_hours, FLAGS_retention_days),
       std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
-  return convoy::ServeUntilSignal("conversation", server, publisher, consumers, [&] { relay.Start(); },
-                                  [&] { relay.Stop(); }, [&] {
-                                    (void)reload();
-                                    (*tokens)->ReloadLogged("sighup");
-                                  });
+  return convoy::ServeUntilSignal(
+      "conversation", server, publisher, consumers, [&] { relay.Start(); }, [&] { relay.Stop(); },
+      [&] {
+        (void)reload();
+        (*tokens)->ReloadLogged("sighup");
+      });
 }

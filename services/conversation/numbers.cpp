@@ -13,47 +13,71 @@ namespace convoy::conversation {
 namespace {
 
 constexpr const char* kLockNumber = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-constexpr const char* kExistingNumber = "SELECT tenant, status, source FROM numbers WHERE phone_number_id = $1";
+constexpr const char* kExistingNumber =
+    "SELECT tenant, status, source FROM numbers WHERE phone_number_id = $1";
 // Inserted (created), replaced when anything differs (updated), or left alone (no row back). A
 // pause keeps its reason and time while the number stays paused; any other status clears them.
 constexpr const char* kUpsertNumber =
-    "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, graph_token_ref, "
-    "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, graph_version, "
-    "paused_reason, paused_at, flows, partner_app_id) VALUES ($1, $2, $3, $4, $5, $6, $7::int, $8::boolean, "
+    "INSERT INTO numbers AS n (phone_number_id, tenant, waba_id, display_phone_number, app, "
+    "graph_token_ref, "
+    "throughput, coexistence, default_flow, greeting, templates_language, status, source, sinks, "
+    "graph_version, "
+    "paused_reason, paused_at, flows, partner_app_id) VALUES ($1, $2, $3, $4, $5, $6, $7::int, "
+    "$8::boolean, "
     "NULLIF($9, ''), NULLIF($10, ''), NULLIF($11, ''), $12, $13, $14::jsonb, NULLIF($15, ''), "
     "CASE WHEN $12 = 'paused' THEN 'paused through the registry (' || $13 || ')' END, "
-    "CASE WHEN $12 = 'paused' THEN now() END, string_to_array(NULLIF($16, ''), ','), NULLIF($17, '')) "
-    "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number = "
-    "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = EXCLUDED.graph_token_ref, throughput = "
-    "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = EXCLUDED.default_flow, greeting = "
-    "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = EXCLUDED.status, source = "
-    "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, flows = EXCLUDED.flows, "
+    "CASE WHEN $12 = 'paused' THEN now() END, string_to_array(NULLIF($16, ''), ','), NULLIF($17, "
+    "'')) "
+    "ON CONFLICT (phone_number_id) DO UPDATE SET waba_id = EXCLUDED.waba_id, display_phone_number "
+    "= "
+    "EXCLUDED.display_phone_number, app = EXCLUDED.app, graph_token_ref = "
+    "EXCLUDED.graph_token_ref, throughput = "
+    "EXCLUDED.throughput, coexistence = EXCLUDED.coexistence, default_flow = "
+    "EXCLUDED.default_flow, greeting = "
+    "EXCLUDED.greeting, templates_language = EXCLUDED.templates_language, status = "
+    "EXCLUDED.status, source = "
+    "EXCLUDED.source, sinks = EXCLUDED.sinks, graph_version = EXCLUDED.graph_version, flows = "
+    "EXCLUDED.flows, "
     "partner_app_id = EXCLUDED.partner_app_id, updated_at = now(), "
-    "paused_reason = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_reason "
+    "paused_reason = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN "
+    "n.paused_reason "
     "ELSE EXCLUDED.paused_reason END, "
-    "paused_at = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN n.paused_at "
+    "paused_at = CASE WHEN EXCLUDED.status <> 'paused' THEN NULL WHEN n.status = 'paused' THEN "
+    "n.paused_at "
     "ELSE EXCLUDED.paused_at END "
-    "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, n.coexistence, n.default_flow, "
-    "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version, n.flows, n.partner_app_id) IS "
-    "DISTINCT FROM (EXCLUDED.waba_id, EXCLUDED.display_phone_number, EXCLUDED.app, EXCLUDED.graph_token_ref, "
-    "EXCLUDED.throughput, EXCLUDED.coexistence, EXCLUDED.default_flow, EXCLUDED.greeting, EXCLUDED.templates_language, "
-    "EXCLUDED.status, EXCLUDED.source, EXCLUDED.sinks, EXCLUDED.graph_version, EXCLUDED.flows, EXCLUDED.partner_app_id) "
+    "WHERE (n.waba_id, n.display_phone_number, n.app, n.graph_token_ref, n.throughput, "
+    "n.coexistence, n.default_flow, "
+    "n.greeting, n.templates_language, n.status, n.source, n.sinks, n.graph_version, n.flows, "
+    "n.partner_app_id) IS "
+    "DISTINCT FROM (EXCLUDED.waba_id, EXCLUDED.display_phone_number, EXCLUDED.app, "
+    "EXCLUDED.graph_token_ref, "
+    "EXCLUDED.throughput, EXCLUDED.coexistence, EXCLUDED.default_flow, EXCLUDED.greeting, "
+    "EXCLUDED.templates_language, "
+    "EXCLUDED.status, EXCLUDED.source, EXCLUDED.sinks, EXCLUDED.graph_version, EXCLUDED.flows, "
+    "EXCLUDED.partner_app_id) "
     "RETURNING (xmax = 0)";
 // As number.v1 says it, plus where it came from and when.
 constexpr const char* kNumberJson =
-    "json_strip_nulls(json_build_object('phone_number_id', phone_number_id, 'tenant', tenant, 'waba_id', waba_id, "
-    "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, 'graph_version', "
+    "json_strip_nulls(json_build_object('phone_number_id', phone_number_id, 'tenant', tenant, "
+    "'waba_id', waba_id, "
+    "'display_phone_number', display_phone_number, 'app', app, 'graph_token', graph_token_ref, "
+    "'graph_version', "
     "graph_version, 'throughput', "
-    "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'flows', flows, 'greeting', greeting, "
-    "'templates_language', templates_language, 'status', status, 'paused_reason', paused_reason, 'paused_at', "
-    "paused_at, 'sinks', sinks, 'partner_app_id', partner_app_id, 'source', source, 'created_at', created_at, "
+    "throughput, 'coexistence', coexistence, 'default_flow', default_flow, 'flows', flows, "
+    "'greeting', greeting, "
+    "'templates_language', templates_language, 'status', status, 'paused_reason', paused_reason, "
+    "'paused_at', "
+    "paused_at, 'sinks', sinks, 'partner_app_id', partner_app_id, 'source', source, 'created_at', "
+    "created_at, "
     "'updated_at', updated_at))";
 constexpr const char* kOffboard =
-    "UPDATE numbers SET status = 'offboarded', source = 'api', paused_reason = NULL, paused_at = NULL, updated_at = now() "
+    "UPDATE numbers SET status = 'offboarded', source = 'api', paused_reason = NULL, paused_at = "
+    "NULL, updated_at = now() "
     "WHERE phone_number_id = $1 "
     "RETURNING status";
 constexpr const char* kLookup =
-    "SELECT status, coalesce(greeting, ''), app, tenant, coalesce(default_flow, ''), coalesce(array_to_string(flows, ','), "
+    "SELECT status, coalesce(greeting, ''), app, tenant, coalesce(default_flow, ''), "
+    "coalesce(array_to_string(flows, ','), "
     "''), coalesce(templates_language, '') FROM numbers "
     "WHERE phone_number_id = $1";
 constexpr const char* kSinksOf = "SELECT sinks -> $2 FROM numbers WHERE phone_number_id = $1";
@@ -89,20 +113,25 @@ bool SinkName(const std::string& s) {
 std::string Hint(const std::string& message) {
   static const std::vector<std::pair<const char*, const char*>> kHints = {
       {"'#/graph_token'",
-       "graph_token says where the Graph token is, env:NAME or file:/absolute/path; never the token itself"},
+       "graph_token says where the Graph token is, env:NAME or file:/absolute/path; never the "
+       "token itself"},
       {"'#/graph_version'", "graph_version is a Graph API version such as v24.0"},
       {"'#/status'", "status is one of active, paused, offboarded"},
       {"'#/phone_number_id'", "phone_number_id is Meta's numeric id of the number"},
       {"'#/waba_id'", "waba_id is the numeric id of the WhatsApp business account"},
       {"'#/tenant'", "tenant is 1-64 of a-z, 0-9, _ and -, starting with a letter or digit"},
       {"'#/throughput'", "throughput is whole messages per second, 1..1000"},
-      {"'#/flows", "flows names 1-32 distinct flows (a-z, 0-9, _ and -, starting with a letter or digit)"},
+      {"'#/flows",
+       "flows names 1-32 distinct flows (a-z, 0-9, _ and -, starting with a letter or digit)"},
       {"'#/templates_language'", "templates_language is a language code such as en or en_US"},
-      {"'#/partner_app_id'", "partner_app_id is the numeric id of the Meta app the number shares its threads with"},
-      {"'#/sinks", "sinks maps a flow's sink name to 1-8 distinct sink names of --sinks_file (a-z, 0-9, _, -)"},
+      {"'#/partner_app_id'",
+       "partner_app_id is the numeric id of the Meta app the number shares its threads with"},
+      {"'#/sinks",
+       "sinks maps a flow's sink name to 1-8 distinct sink names of --sinks_file (a-z, 0-9, _, -)"},
   };
   for (const auto& [at, hint] : kHints) {
-    if (message.find(std::string("at ") + at) != std::string::npos) return std::string(hint) + " (" + message + ")";
+    if (message.find(std::string("at ") + at) != std::string::npos)
+      return std::string(hint) + " (" + message + ")";
   }
   return message;
 }
@@ -111,18 +140,24 @@ std::string Hint(const std::string& message) {
 
 const char* NumberStatusName(NumberStatus s) {
   switch (s) {
-    case NumberStatus::kUnknown: return "unknown";
-    case NumberStatus::kActive: return "active";
-    case NumberStatus::kPaused: return "paused";
-    case NumberStatus::kOffboarded: return "offboarded";
+    case NumberStatus::kUnknown:
+      return "unknown";
+    case NumberStatus::kActive:
+      return "active";
+    case NumberStatus::kPaused:
+      return "paused";
+    case NumberStatus::kOffboarded:
+      return "offboarded";
   }
   return "unknown";
 }
 
-Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::string& body, const SchemaRegistry& schemas) {
+Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::string& body,
+                                const SchemaRegistry& schemas) {
   if (!Digits(phone_number_id)) {
-    return Status(Code::kInvalidArgument, "a phone_number_id is Meta's numeric id of the number (1-32 digits), not '" +
-                                              phone_number_id.substr(0, 40) + "'");
+    return Status(Code::kInvalidArgument,
+                  "a phone_number_id is Meta's numeric id of the number (1-32 digits), not '" +
+                      phone_number_id.substr(0, 40) + "'");
   }
   rapidjson::Document d;
   Status valid = schemas.ValidateAs("number", 1, body, &d);
@@ -143,12 +178,15 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
   e.throughput = e.coexistence ? 20 : 80;
   if (d.HasMember("throughput")) e.throughput = d["throughput"].GetInt();
   if (e.coexistence && e.throughput > 20) {
-    return Status(Code::kInvalidArgument, "a coexistence number (shared with the WhatsApp Business app) sends at most "
-                                          "20 messages/s; throughput is " + std::to_string(e.throughput));
+    return Status(Code::kInvalidArgument,
+                  "a coexistence number (shared with the WhatsApp Business app) sends at most "
+                  "20 messages/s; throughput is " +
+                      std::to_string(e.throughput));
   }
   e.default_flow = JsonStr(d, "default_flow");
   if (d.HasMember("flows")) {
-    for (const auto& f : d["flows"].GetArray()) e.flows.emplace_back(f.GetString(), f.GetStringLength());
+    for (const auto& f : d["flows"].GetArray())
+      e.flows.emplace_back(f.GetString(), f.GetStringLength());
   }
   e.greeting = JsonStr(d, "greeting");
   if (d.HasMember("templates_language")) e.templates_language = JsonStr(d, "templates_language");
@@ -158,9 +196,10 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
     // The names (what the schema cannot check: RapidJSON's patternProperties is unreliable).
     for (const auto& m : d["sinks"].GetObject()) {
       if (!SinkName(std::string(m.name.GetString(), m.name.GetStringLength()))) {
-        return Status(Code::kInvalidArgument, "sinks: \"" + std::string(m.name.GetString()).substr(0, 64) +
-                                                  "\" is not a flow's sink name (1-40 of a-z, 0-9, _ and -, starting "
-                                                  "with a letter)");
+        return Status(Code::kInvalidArgument,
+                      "sinks: \"" + std::string(m.name.GetString()).substr(0, 64) +
+                          "\" is not a flow's sink name (1-40 of a-z, 0-9, _ and -, starting "
+                          "with a letter)");
       }
     }
     e.sinks_json = JsonText(d["sinks"]);
@@ -169,16 +208,19 @@ Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::s
 }
 
 Status CheckNumber(const NumberEntry& e) {
-  Status runs = e.default_flow.empty() ? Status::Ok() : NumberRuns(e.phone_number_id, e.flows, e.default_flow);
+  Status runs = e.default_flow.empty() ? Status::Ok()
+                                       : NumberRuns(e.phone_number_id, e.flows, e.default_flow);
   if (runs.ok()) return runs;
   return Status(Code::kInvalidArgument, "default_flow is not one of flows: " + runs.message() +
                                             "; name one of them, or add it to flows");
 }
 
-Status NumberRuns(const std::string& phone_number_id, const std::vector<std::string>& flows, const std::string& flow) {
-  if (flows.empty() || std::find(flows.begin(), flows.end(), flow) != flows.end()) return Status::Ok();
-  return Status(Code::kInvalidArgument, "number " + phone_number_id + " does not run the flow " + flow + " (its flows: " +
-                                            JoinNames(flows) + ")");
+Status NumberRuns(const std::string& phone_number_id, const std::vector<std::string>& flows,
+                  const std::string& flow) {
+  if (flows.empty() || std::find(flows.begin(), flows.end(), flow) != flows.end())
+    return Status::Ok();
+  return Status(Code::kInvalidArgument, "number " + phone_number_id + " does not run the flow " +
+                                            flow + " (its flows: " + JoinNames(flows) + ")");
 }
 
 Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::string& source) {
@@ -200,11 +242,12 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
   // paused since (account_update, 131031, 133010). Only a person does that, through the API.
   const bool keep_meta_pause = source == "file" && e.status == "active" && !existing->empty() &&
                                existing->get(0, 1) == "paused" && existing->get(0, 2) == "meta";
-  auto r = db.Exec(kUpsertNumber, {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app, e.graph_token,
-                                   std::to_string(e.throughput), e.coexistence ? "true" : "false", e.default_flow,
-                                   e.greeting, e.templates_language, keep_meta_pause ? "paused" : e.status,
-                                   keep_meta_pause ? "meta" : source, e.sinks_json, e.graph_version, JoinNames(e.flows),
-                                   e.partner_app_id});
+  auto r = db.Exec(kUpsertNumber,
+                   {e.phone_number_id, e.tenant, e.waba_id, e.display_phone_number, e.app,
+                    e.graph_token, std::to_string(e.throughput), e.coexistence ? "true" : "false",
+                    e.default_flow, e.greeting, e.templates_language,
+                    keep_meta_pause ? "paused" : e.status, keep_meta_pause ? "meta" : source,
+                    e.sinks_json, e.graph_version, JoinNames(e.flows), e.partner_app_id});
   if (!r.ok()) return fail(r.status());
   s = db.Commit();
   if (!s.ok()) return fail(s);
@@ -213,18 +256,23 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
 }
 
 Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number_id) {
-  auto r = db.Exec(std::string("SELECT ") + kNumberJson + "::text FROM numbers WHERE phone_number_id = $1",
-                   {phone_number_id});
+  auto r = db.Exec(
+      std::string("SELECT ") + kNumberJson + "::text FROM numbers WHERE phone_number_id = $1",
+      {phone_number_id});
   if (!r.ok()) return r.status();
-  if (r->empty()) return Status(Code::kNotFound, "no number " + phone_number_id + " in the registry");
+  if (r->empty())
+    return Status(Code::kNotFound, "no number " + phone_number_id + " in the registry");
   return r->get(0, 0);
 }
 
-Result<std::string> ListNumbers(PgConnection& db, const std::string& status, const std::string& tenant) {
-  auto r = db.Exec(std::string("SELECT json_build_object('numbers', coalesce(json_agg(") + kNumberJson +
-                       " ORDER BY phone_number_id), '[]'::json))::text FROM numbers WHERE ($1 = '' OR status = $1) "
-                       "AND ($2 = '' OR tenant = $2)",
-                   {status, tenant});
+Result<std::string> ListNumbers(PgConnection& db, const std::string& status,
+                                const std::string& tenant) {
+  auto r =
+      db.Exec(std::string("SELECT json_build_object('numbers', coalesce(json_agg(") + kNumberJson +
+                  " ORDER BY phone_number_id), '[]'::json))::text FROM numbers WHERE ($1 = '' OR "
+                  "status = $1) "
+                  "AND ($2 = '' OR tenant = $2)",
+              {status, tenant});
   if (!r.ok()) return r.status();
   return r->get(0, 0);
 }
@@ -232,7 +280,8 @@ Result<std::string> ListNumbers(PgConnection& db, const std::string& status, con
 Status OffboardNumber(PgConnection& db, const std::string& phone_number_id) {
   auto r = db.Exec(kOffboard, {phone_number_id});
   if (!r.ok()) return r.status();
-  if (r->empty()) return Status(Code::kNotFound, "no number " + phone_number_id + " in the registry");
+  if (r->empty())
+    return Status(Code::kNotFound, "no number " + phone_number_id + " in the registry");
   return Status::Ok();
 }
 
@@ -248,13 +297,16 @@ Result<NumberLookup> LookupNumber(PgConnection& db, const std::string& phone_num
   n.flows = SplitNames(r->get(0, 5));
   n.templates_language = r->get(0, 6);
   const std::string s = r->get(0, 0);
-  n.status = s == "active" ? NumberStatus::kActive : s == "paused" ? NumberStatus::kPaused : NumberStatus::kOffboarded;
+  n.status = s == "active"   ? NumberStatus::kActive
+             : s == "paused" ? NumberStatus::kPaused
+                             : NumberStatus::kOffboarded;
   return n;
 }
 
 Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaRegistry& schemas) {
   auto files = ReadJsonFiles(dir);
-  if (!files.ok() && files.status().code() == Code::kNotFound) return Status::Ok();  // numbers come through the API only
+  if (!files.ok() && files.status().code() == Code::kNotFound)
+    return Status::Ok();  // numbers come through the API only
   if (!files.ok()) return files.status();
   // Every file checked before any is put: a bad one changes nothing.
   std::vector<NumberEntry> entries;
@@ -272,14 +324,19 @@ Status LoadNumberFiles(PgConnection& db, const std::string& dir, const SchemaReg
   }
   for (const auto& e : entries) {
     auto put = PutNumber(db, e, "file");
-    if (!put.ok()) return Status(put.status().code(), dir + "/" + e.phone_number_id + ".json: " + put.status().message());
+    if (!put.ok())
+      return Status(put.status().code(),
+                    dir + "/" + e.phone_number_id + ".json: " + put.status().message());
     if (*put == PutOutcome::kOtherTenant) {
-      return Status(Code::kInvalidArgument, dir + "/" + e.phone_number_id + ".json: the number is registered to another "
-                                            "tenant; a number never moves between tenants");
+      return Status(Code::kInvalidArgument, dir + "/" + e.phone_number_id +
+                                                ".json: the number is registered to another "
+                                                "tenant; a number never moves between tenants");
     }
     LOG(INFO) << "service=conversation event=number_loaded phone_number_id=" << e.phone_number_id
-              << " tenant=" << e.tenant << " status=" << e.status
-              << " change=" << (*put == PutOutcome::kCreated ? "created" : *put == PutOutcome::kUpdated ? "updated" : "none");
+              << " tenant=" << e.tenant << " status=" << e.status << " change="
+              << (*put == PutOutcome::kCreated   ? "created"
+                  : *put == PutOutcome::kUpdated ? "updated"
+                                                 : "none");
   }
   return Status::Ok();
 }

@@ -23,7 +23,7 @@ struct NumberEntry {
   bool coexistence = false;
   std::string default_flow, greeting, status = "active";
   std::string templates_language;  // "" (NULL): each flow's own template language
-  std::string sinks_json = "{}";  // a flow's sink name → the sinks that receive its results
+  std::string sinks_json = "{}";   // a flow's sink name → the sinks that receive its results
   std::vector<std::string> flows;  // the flows it runs; empty: every loaded flow
   // The app it shares its threads with (Meta's Conversation Routing), which convoy passes threads
   // to and takes them from (thread_control); "" (NULL): none, the number is convoy's alone.
@@ -37,13 +37,15 @@ const char* NumberStatusName(NumberStatus s);
 // Checks a number's JSON for `phone_number_id` (the path's or the file's name): the schema, then
 // what a schema cannot say (the id in the body is the path's; a coexistence number does at most
 // 20/s). kInvalidArgument names what is wrong, never echoing the value of graph_token.
-Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::string& body, const SchemaRegistry& schemas);
+Result<NumberEntry> ParseNumber(const std::string& phone_number_id, const std::string& body,
+                                const SchemaRegistry& schemas);
 // What a well-formed entry may not say (the API's 422): a default_flow that is not one of its
 // `flows`. kInvalidArgument naming both.
 Status CheckNumber(const NumberEntry& entry);
 // Whether the number, running `flows` (empty: every flow), runs `flow`; kInvalidArgument naming the
 // flows it runs when not.
-Status NumberRuns(const std::string& phone_number_id, const std::vector<std::string>& flows, const std::string& flow);
+Status NumberRuns(const std::string& phone_number_id, const std::vector<std::string>& flows,
+                  const std::string& flow);
 
 enum class PutOutcome { kCreated, kUpdated, kUnchanged, kOtherTenant };
 // Inserts or replaces the entry (`source`: api, file). A number never moves to another tenant:
@@ -53,17 +55,18 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& entry, const s
 // The entry as JSON (number.v1's members, plus source, created_at, updated_at); kNotFound.
 Result<std::string> ShowNumber(PgConnection& db, const std::string& phone_number_id);
 // {"numbers": [...]} ordered by phone_number_id; empty filters match all.
-Result<std::string> ListNumbers(PgConnection& db, const std::string& status, const std::string& tenant);
+Result<std::string> ListNumbers(PgConnection& db, const std::string& status,
+                                const std::string& tenant);
 // Offboards (status offboarded; the row is kept for the record). kNotFound when not registered.
 Status OffboardNumber(PgConnection& db, const std::string& phone_number_id);
 // What an update for this number may do, and the number's greeting, the Meta app its webhooks must
 // come through and its tenant. One primary-key read.
 struct NumberLookup {
   NumberStatus status = NumberStatus::kUnknown;
-  std::string greeting;  // "" when it has none
-  std::string app;       // whose app secret verifies its webhooks
-  std::string tenant;    // the business it belongs to
-  std::string default_flow;  // "" when it has none (then --default_flow)
+  std::string greeting;            // "" when it has none
+  std::string app;                 // whose app secret verifies its webhooks
+  std::string tenant;              // the business it belongs to
+  std::string default_flow;        // "" when it has none (then --default_flow)
   std::vector<std::string> flows;  // the flows it runs; empty: every loaded flow
   std::string templates_language;  // "" when it has none (then the flow's)
 };

@@ -1,7 +1,8 @@
 #pragma once
 // The numbers registry on convoy-conversation's HTTP port, behind the API's bearer check
 // (HandleApi dispatches here). JSON in and out; errors as {"error": {"code", "message"}}:
-//   PUT    /v1/numbers/{phone_number_id}  a number (proto-schemas/number.v1.json); 201 when new, 200
+//   PUT    /v1/numbers/{phone_number_id}  a number (proto-schemas/number.v1.json); 201 when new,
+//   200
 //                                         otherwise; 409 when it belongs to another tenant; 422
 //                                         when its default_flow is not one of its flows
 //   GET    /v1/numbers/{phone_number_id}  the entry (its token reference, never a token)
@@ -21,6 +22,7 @@ namespace convoy::conversation {
 // The answer for a /v1/numbers request; nullopt for any other path.
 // `tenant`: the caller's, or none for a global token.
 std::optional<HttpResponse> HandleNumbersApi(const HttpRequest& request, const std::string& pg_dsn,
-                                             const SchemaRegistry& schemas, const std::optional<std::string>& tenant);
+                                             const SchemaRegistry& schemas,
+                                             const std::optional<std::string>& tenant);
 
 }  // namespace convoy::conversation

@@ -24,11 +24,13 @@ namespace {
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 constexpr size_t kDefaultLimit = 100, kMaxLimit = 1000;
-constexpr size_t kDryRunIds = 20;     // ids a dry run names
+constexpr size_t kDryRunIds = 20;       // ids a dry run names
 constexpr size_t kMaxBodyShown = 4000;  // bytes of a payload a list shows
 
 int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 HttpResponse Unavailable(const Status& s) { return JsonError(503, "unavailable", s.message()); }
@@ -60,10 +62,12 @@ Result<ParsedFilter> ParseFilter(const std::map<std::string, std::string>& in, b
       if (v.size() > 200) return bad("reason is at most 200 characters");
       p.filter.reason = v;
     } else if (k == "code") {
-      if (v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) return bad("code is a number (a Graph error.code)");
+      if (v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos)
+        return bad("code is a number (a Graph error.code)");
       p.filter.code = v;
     } else if (k == "q") {
-      if (v.size() < 3 || v.size() > 200) return bad("q is 3 to 200 characters of the message's content");
+      if (v.size() < 3 || v.size() > 200)
+        return bad("q is 3 to 200 characters of the message's content");
       p.filter.content = v;
     } else if (k == "since" || k == "until") {
       const double t = ParseRfc3339(v);
@@ -73,18 +77,20 @@ Result<ParsedFilter> ParseFilter(const std::map<std::string, std::string>& in, b
       if (v.size() > 255) return bad("id is at most 255 characters");
       p.filter.id = v;
     } else if (k == "limit" && allow_limit) {
-      if (v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos || std::stoul(v) == 0 ||
-          std::stoul(v) > kMaxLimit) {
+      if (v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoul(v) == 0 || std::stoul(v) > kMaxLimit) {
         return bad("limit is 1 to " + std::to_string(kMaxLimit));
       }
       p.filter.limit = std::stoul(v);
       continue;  // how many are shown, not which
     } else {
-      return bad("unknown filter member \"" + k.substr(0, 40) + "\" (queue, reason, code, q, since, until, id)");
+      return bad("unknown filter member \"" + k.substr(0, 40) +
+                 "\" (queue, reason, code, q, since, until, id)");
     }
     note(k, v);
   }
-  if (p.filter.since > 0 && p.filter.until > 0 && p.filter.until <= p.filter.since) return bad("until is after since");
+  if (p.filter.since > 0 && p.filter.until > 0 && p.filter.until <= p.filter.since)
+    return bad("until is after since");
   p.json = json + "}";
   return p;
 }
@@ -125,12 +131,15 @@ std::string MessageJson(ctl::ParkedMessage m, bool mask) {
 }
 
 // GET /v1/ops/parked
-HttpResponse ListParkedApi(const HttpRequest& r, const Caller& caller, const OpsSettings& settings) {
+HttpResponse ListParkedApi(const HttpRequest& r, const Caller& caller,
+                           const OpsSettings& settings) {
   auto parsed = ParseFilter(r.query, true);
   if (!parsed.ok()) return JsonError(400, "invalid_argument", parsed.status().message());
   const bool mask = !SeesPersonalData(caller.role);
   if (mask && !parsed->filter.content.empty()) {
-    return JsonError(403, "forbidden", "a viewer may not search parked messages by content (it is masked to a viewer)");
+    return JsonError(
+        403, "forbidden",
+        "a viewer may not search parked messages by content (it is masked to a viewer)");
   }
   const size_t limit = parsed->filter.limit > 0 ? parsed->filter.limit : kDefaultLimit;
   parsed->filter.limit = 0;  // count them all, show the first `limit`
@@ -138,28 +147,35 @@ HttpResponse ListParkedApi(const HttpRequest& r, const Caller& caller, const Ops
   auto list = ctl::ListParked(*settings.broker, parsed->filter);
   if (!list.ok()) return Unavailable(list.status());
   std::string out = "{\"count\":" + std::to_string(list->size()) + ",\"messages\":[";
-  for (size_t i = 0; i < list->size() && i < limit; ++i) out += (i ? "," : "") + MessageJson((*list)[i], mask);
+  for (size_t i = 0; i < list->size() && i < limit; ++i)
+    out += (i ? "," : "") + MessageJson((*list)[i], mask);
   return JsonResponse(200, out + "]}");
 }
 
 // POST /v1/ops/parked/replay and /purge.
-HttpResponse ActApi(const HttpRequest& r, bool purge, const OpsSettings& settings, AuditEntry* audit) {
+HttpResponse ActApi(const HttpRequest& r, bool purge, const OpsSettings& settings,
+                    AuditEntry* audit) {
   rapidjson::Document d;
   d.Parse(r.body.c_str(), r.body.size());
-  if (d.HasParseError() || !d.IsObject()) return JsonError(400, "invalid_json", "the body is a JSON object");
+  if (d.HasParseError() || !d.IsObject())
+    return JsonError(400, "invalid_json", "the body is a JSON object");
   for (const auto& m : d.GetObject()) {
     const std::string k = m.name.GetString();
     if (k != "filter" && k != "dry_run" && k != "confirm" && k != "reason") {
-      return JsonError(400, "invalid_argument", "unknown member \"" + k.substr(0, 40) + "\" (filter, dry_run, confirm, reason)");
+      return JsonError(
+          400, "invalid_argument",
+          "unknown member \"" + k.substr(0, 40) + "\" (filter, dry_run, confirm, reason)");
     }
   }
   std::map<std::string, std::string> in;
   const auto& f = JsonMember(d, "filter");
-  if (!f.IsNull() && !f.IsObject()) return JsonError(400, "invalid_argument", "filter is an object");
+  if (!f.IsNull() && !f.IsObject())
+    return JsonError(400, "invalid_argument", "filter is an object");
   if (f.IsObject()) {
     for (const auto& m : f.GetObject()) {
       if (!m.value.IsString()) {
-        return JsonError(400, "invalid_argument", std::string("filter.") + m.name.GetString() + " is a string");
+        return JsonError(400, "invalid_argument",
+                         std::string("filter.") + m.name.GetString() + " is a string");
       }
       in[m.name.GetString()] = std::string(m.value.GetString(), m.value.GetStringLength());
     }
@@ -168,20 +184,26 @@ HttpResponse ActApi(const HttpRequest& r, bool purge, const OpsSettings& setting
   if (!parsed.ok()) return JsonError(400, "invalid_argument", parsed.status().message());
   if (audit) audit->filter_json = parsed->json;
   const auto& dry = JsonMember(d, "dry_run");
-  if (!dry.IsNull() && !dry.IsBool()) return JsonError(400, "invalid_argument", "dry_run is true or false");
+  if (!dry.IsNull() && !dry.IsBool())
+    return JsonError(400, "invalid_argument", "dry_run is true or false");
   const bool dry_run = dry.IsBool() && dry.GetBool();
   const std::string reason = JsonStr(d, "reason");
   const auto& confirm_v = JsonMember(d, "confirm");
   std::string confirm;
-  if (confirm_v.IsString()) confirm.assign(confirm_v.GetString(), confirm_v.GetStringLength());
-  else if (confirm_v.IsUint64()) confirm = std::to_string(confirm_v.GetUint64());
-  else if (!confirm_v.IsNull()) return JsonError(400, "invalid_argument", "confirm is the count the dry run found");
+  if (confirm_v.IsString())
+    confirm.assign(confirm_v.GetString(), confirm_v.GetStringLength());
+  else if (confirm_v.IsUint64())
+    confirm = std::to_string(confirm_v.GetUint64());
+  else if (!confirm_v.IsNull())
+    return JsonError(400, "invalid_argument", "confirm is the count the dry run found");
   if (!dry_run) {
     if (purge && reason.size() < 3) {
-      return JsonError(400, "reason_required", "a purge deletes parked messages for good: say why (reason, 3+ characters)");
+      return JsonError(400, "reason_required",
+                       "a purge deletes parked messages for good: say why (reason, 3+ characters)");
     }
     if (confirm.empty()) {
-      return JsonError(400, "confirm_required", "confirm with the count a dry run of the same filter found");
+      return JsonError(400, "confirm_required",
+                       "confirm with the count a dry run of the same filter found");
     }
   }
   std::lock_guard<std::mutex> lock(*settings.sweeping);
@@ -193,8 +215,10 @@ HttpResponse ActApi(const HttpRequest& r, bool purge, const OpsSettings& setting
     rapidjson::StringBuffer b;
     Writer w(b);
     w.StartObject();
-    w.Key("dry_run"); w.Bool(true);
-    w.Key("count"); w.Uint64(count);
+    w.Key("dry_run");
+    w.Bool(true);
+    w.Key("count");
+    w.Uint64(count);
     w.Key("ids");
     w.StartArray();
     for (size_t i = 0; i < count && i < kDryRunIds; ++i) w.String((*list)[i].id);
@@ -204,22 +228,26 @@ HttpResponse ActApi(const HttpRequest& r, bool purge, const OpsSettings& setting
   }
   if (confirm != std::to_string(count)) {
     if (audit) audit->count = 0;
-    return JsonError(409, "count_changed", "the filter matches " + std::to_string(count) + " parked message(s) now, not " +
-                                               Cut(confirm, 20) + ": nothing was " + (purge ? "purged" : "replayed") +
-                                               "; run the dry run again");
+    return JsonError(409, "count_changed",
+                     "the filter matches " + std::to_string(count) +
+                         " parked message(s) now, not " + Cut(confirm, 20) + ": nothing was " +
+                         (purge ? "purged" : "replayed") + "; run the dry run again");
   }
   size_t done = 0;
   if (count > 0) {
     ctl::DlqFilter upto = parsed->filter;
     upto.limit = count;  // never more than was confirmed
-    auto n = purge ? ctl::PurgeParked(*settings.broker, upto) : ctl::ReplayParked(*settings.broker, upto, false);
+    auto n = purge ? ctl::PurgeParked(*settings.broker, upto)
+                   : ctl::ReplayParked(*settings.broker, upto, false);
     if (!n.ok()) return Unavailable(n.status());
     done = *n;
   }
   if (audit) audit->count = static_cast<int64_t>(done);
-  LOG(INFO) << "service=conversation handler=ops event=" << (purge ? "parked_purged" : "parked_replayed")
-            << " count=" << done << " filter_members=" << in.size();
-  return JsonResponse(200, std::string("{\"") + (purge ? "purged" : "replayed") + "\":" + std::to_string(done) + "}");
+  LOG(INFO) << "service=conversation handler=ops event="
+            << (purge ? "parked_purged" : "parked_replayed") << " count=" << done
+            << " filter_members=" << in.size();
+  return JsonResponse(200, std::string("{\"") + (purge ? "purged" : "replayed") +
+                               "\":" + std::to_string(done) + "}");
 }
 
 HttpResponse QueuesApi(const OpsSettings& settings) {
@@ -244,34 +272,56 @@ HttpResponse QueuesApi(const OpsSettings& settings) {
   w.StartArray();
   for (const auto& q : *depths) {
     w.StartObject();
-    w.Key("queue"); w.String(q.queue);
-    w.Key("ready"); w.Uint64(q.ready);
-    w.Key("consumers"); w.Uint64(q.consumers);
-    w.Key("partitions"); w.Int(q.partitions);
-    w.Key("parked"); w.Uint64(q.parked);
+    w.Key("queue");
+    w.String(q.queue);
+    w.Key("ready");
+    w.Uint64(q.ready);
+    w.Key("consumers");
+    w.Uint64(q.consumers);
+    w.Key("partitions");
+    w.Int(q.partitions);
+    w.Key("parked");
+    w.Uint64(q.parked);
     auto it = oldest.find(q.queue);
-    w.Key("oldest_parked_at"); if (it != oldest.end()) w.String(Rfc3339(it->second)); else w.Null();
-    w.Key("oldest_parked_age_seconds"); if (it != oldest.end()) w.Int64(now - it->second); else w.Null();
+    w.Key("oldest_parked_at");
+    if (it != oldest.end())
+      w.String(Rfc3339(it->second));
+    else
+      w.Null();
+    w.Key("oldest_parked_age_seconds");
+    if (it != oldest.end())
+      w.Int64(now - it->second);
+    else
+      w.Null();
     w.EndObject();
   }
   w.EndArray();
   w.Key("links");
   w.StartObject();
-  if (!settings.grafana_url.empty()) { w.Key("grafana"); w.String(settings.grafana_url); }
-  if (!settings.rabbitmq_management_url.empty()) { w.Key("rabbitmq_management"); w.String(settings.rabbitmq_management_url); }
+  if (!settings.grafana_url.empty()) {
+    w.Key("grafana");
+    w.String(settings.grafana_url);
+  }
+  if (!settings.rabbitmq_management_url.empty()) {
+    w.Key("rabbitmq_management");
+    w.String(settings.rabbitmq_management_url);
+  }
   w.EndObject();
   w.EndObject();
   return JsonResponse(200, b.GetString());
 }
 
 HttpResponse HealthApi(const OpsSettings& settings) {
-  return JsonResponse(200, ctl::HealthJson(ctl::CheckHealth(settings.pg_dsn, settings.broker ? &*settings.broker : nullptr,
-                                                            settings.thresholds)));
+  return JsonResponse(200, ctl::HealthJson(ctl::CheckHealth(
+                               settings.pg_dsn, settings.broker ? &*settings.broker : nullptr,
+                               settings.thresholds)));
 }
 
 // /v1/deliveries*: outbound's own API answers, checking the caller's token itself (forward.h).
-HttpResponse ForwardDeliveries(const HttpRequest& r, const OpsSettings& settings, AuditEntry* audit) {
-  HttpResponse answer = Forward(r, {settings.outbound_admin_url, "outbound", "--outbound_admin_url"});
+HttpResponse ForwardDeliveries(const HttpRequest& r, const OpsSettings& settings,
+                               AuditEntry* audit) {
+  HttpResponse answer =
+      Forward(r, {settings.outbound_admin_url, "outbound", "--outbound_admin_url"});
   if (audit && answer.status / 100 == 2) {
     rapidjson::Document d;
     d.Parse(answer.body.c_str(), answer.body.size());
@@ -296,15 +346,18 @@ std::string MaskPayload(const std::string& body) {
 }
 
 bool IsOpsRoute(const std::string& route) {
-  return route.rfind("/v1/ops/", 0) == 0 || route == "/v1/deliveries" || route == "/v1/deliveries/replay";
+  return route.rfind("/v1/ops/", 0) == 0 || route == "/v1/deliveries" ||
+         route == "/v1/deliveries/replay";
 }
 
 HttpResponse HandleOpsApi(const HttpRequest& r, const std::string& route, const Caller& caller,
                           const OpsSettings& settings, AuditEntry* audit) {
-  if (route == "/v1/deliveries" || route == "/v1/deliveries/replay") return ForwardDeliveries(r, settings, audit);
+  if (route == "/v1/deliveries" || route == "/v1/deliveries/replay")
+    return ForwardDeliveries(r, settings, audit);
   if (route == "/v1/ops/health") return HealthApi(settings);
   if (!settings.broker) {
-    return Unavailable(Status(Code::kUnavailable, "parked messages are not reachable from here: set --ops_amqp_url"));
+    return Unavailable(Status(Code::kUnavailable,
+                              "parked messages are not reachable from here: set --ops_amqp_url"));
   }
   if (route == "/v1/ops/queues") return QueuesApi(settings);
   if (route == "/v1/ops/parked") return ListParkedApi(r, caller, settings);

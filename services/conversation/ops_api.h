@@ -39,7 +39,7 @@ namespace convoy::conversation {
 
 struct OpsSettings {
   std::optional<AmqpOptions> broker;  // the ops user's; none: the parked and queue routes are 503
-  std::string pg_dsn;                 // health's checks (conversation's role: 0041 grants what they read)
+  std::string pg_dsn;  // health's checks (conversation's role: 0041 grants what they read)
   ctl::HealthThresholds thresholds;
   std::string grafana_url, rabbitmq_management_url;  // "" -> not shown
   std::string outbound_admin_url;                    // "" -> /v1/deliveries* are 503
@@ -52,8 +52,8 @@ struct OpsSettings {
 bool IsOpsRoute(const std::string& route);
 // The answer for an admitted request on one of this file's routes; a write fills `audit`'s filter,
 // count and reason (HandleApi records it after the answer).
-HttpResponse HandleOpsApi(const HttpRequest& request, const std::string& route, const Caller& caller,
-                          const OpsSettings& settings, AuditEntry* audit);
+HttpResponse HandleOpsApi(const HttpRequest& request, const std::string& route,
+                          const Caller& caller, const OpsSettings& settings, AuditEntry* audit);
 
 // A parked message's payload as a viewer reads it: every string in it masked as logs mask personal
 // data (the shape and the keys stay); a body that is not JSON is masked whole.

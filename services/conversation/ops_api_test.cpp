@@ -1,7 +1,7 @@
 // Unit: what a viewer reads of a parked message's payload (ops_api.h MaskPayload).
-#include <gtest/gtest.h>
-
 #include "ops_api.h"
+
+#include <gtest/gtest.h>
 
 namespace convoy::conversation {
 namespace {
@@ -13,7 +13,8 @@ TEST(OpsMaskPayload, EveryStringIsMaskedAndTheShapeAndKeysStay) {
   EXPECT_EQ(masked.find("Ana"), std::string::npos) << masked;
   EXPECT_EQ(masked.find("0501234567"), std::string::npos) << masked;
   EXPECT_EQ(masked.find("secret"), std::string::npos) << masked;
-  EXPECT_NE(masked.find(R"("to":"********0211")"), std::string::npos) << "the last 4 stay, as logs show them: " << masked;
+  EXPECT_NE(masked.find(R"("to":"********0211")"), std::string::npos)
+      << "the last 4 stay, as logs show them: " << masked;
   EXPECT_NE(masked.find(R"("text":{"body":)"), std::string::npos) << masked;
   EXPECT_NE(masked.find(R"("n":3,"ok":true)"), std::string::npos) << masked;
 }

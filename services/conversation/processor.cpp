@@ -1,24 +1,23 @@
 #include "processor.h"
 
-#include <map>
-#include <mutex>
-#include <unordered_map>
-
 #include <glog/logging.h>
-
-#include <algorithm>
-#include <tuple>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+
+#include "account_events.h"
 #include "convoy/crypto.h"
 #include "convoy/log.h"
-#include "convoy/rapidjson_util.h"
 #include "convoy/metrics.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
 #include "engine.h"
-#include "account_events.h"
 #include "numbers.h"
 #include "run_timeouts.h"
 #include "state_codec.h"
@@ -33,49 +32,62 @@ using rapidjson::Value;
 
 // Named, parameterized SQL.
 constexpr const char* kInsertDedupe =
-    "INSERT INTO inbound_messages (dedupe_key, conversation_key, kind, wa_timestamp, correlation_id) "
+    "INSERT INTO inbound_messages (dedupe_key, conversation_key, kind, wa_timestamp, "
+    "correlation_id) "
     "VALUES ($1, $2, $3, $4::bigint, $5) ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key";
 constexpr const char* kEnsureConversation =
-    "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, user_id) VALUES ($1, $2, NULLIF($3, ''), "
+    "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, user_id) VALUES ($1, $2, "
+    "NULLIF($3, ''), "
     "NULLIF($4, '')) ON CONFLICT (conversation_key) DO NOTHING";
 // Column 6: the run's due time had passed when this message was sent ($2, WhatsApp's
 // timestamp; 0 for internal events, which never end a run here); column 7: the thread_control on
 // its way to Meta ("" none).
 constexpr const char* kLockConversation =
-    "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, ''), owner, coalesce(owner_sink, ''), id::text, "
-    "coalesce(run_expires_at <= least(now(), to_timestamp($2::bigint)), false)::int, coalesce(thread_control, '') "
+    "SELECT state::text, coalesce(wa_id, ''), coalesce(user_id, ''), owner, coalesce(owner_sink, "
+    "''), id::text, "
+    "coalesce(run_expires_at <= least(now(), to_timestamp($2::bigint)), false)::int, "
+    "coalesce(thread_control, '') "
     "FROM conversations WHERE conversation_key = $1 FOR UPDATE";
 // Where replies go, as the latest message says: its phone, its BSUID.
 constexpr const char* kUpdateAddress =
-    "UPDATE conversations SET wa_id = coalesce(NULLIF($2, ''), wa_id), user_id = coalesce(NULLIF($3, ''), user_id), "
+    "UPDATE conversations SET wa_id = coalesce(NULLIF($2, ''), wa_id), user_id = "
+    "coalesce(NULLIF($3, ''), user_id), "
     "parent_user_id = coalesce(NULLIF($4, ''), parent_user_id) WHERE conversation_key = $1";
 // Identities: serialised per identity (a transaction-level advisory lock), then looked up.
 constexpr const char* kLockIdentity = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 constexpr const char* kFindIdentities =
-    "SELECT identity, conversation_key FROM identities WHERE phone_number_id = $1 AND identity = ANY($2::text[])";
+    "SELECT identity, conversation_key FROM identities WHERE phone_number_id = $1 AND identity = "
+    "ANY($2::text[])";
 constexpr const char* kLinkIdentity =
     "INSERT INTO identities (phone_number_id, identity, conversation_key) VALUES ($1, $2, $3) "
-    "ON CONFLICT (phone_number_id, identity) DO UPDATE SET conversation_key = EXCLUDED.conversation_key, "
+    "ON CONFLICT (phone_number_id, identity) DO UPDATE SET conversation_key = "
+    "EXCLUDED.conversation_key, "
     "linked_at = now() WHERE identities.conversation_key <> EXCLUDED.conversation_key";
-constexpr const char* kConversationExists = "SELECT 1 FROM conversations WHERE conversation_key = $1";
+constexpr const char* kConversationExists =
+    "SELECT 1 FROM conversations WHERE conversation_key = $1";
 constexpr const char* kUnlinkIdentity =
     "DELETE FROM identities WHERE phone_number_id = $1 AND identity = $2 AND conversation_key = $3";
 constexpr const char* kAuditIdentity =
-    "INSERT INTO identity_changes (conversation_key, change, identity, previous, trigger_dedupe_key, correlation_id) "
+    "INSERT INTO identity_changes (conversation_key, change, identity, previous, "
+    "trigger_dedupe_key, correlation_id) "
     "VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6)";
 // $5, $6: the run's due time (run_timeouts.h NextRunDue): NULL keeps it, 0 clears it, else $5
 // seconds from now rounded up to a multiple of $6.
 constexpr const char* kSaveConversation =
-    "UPDATE conversations SET state = $2::jsonb, flow = $3, version = version + 1, updated_at = now(), "
-    "last_inbound_at = CASE WHEN $4::bigint > 0 THEN to_timestamp($4::bigint) ELSE last_inbound_at END, "
+    "UPDATE conversations SET state = $2::jsonb, flow = $3, version = version + 1, updated_at = "
+    "now(), "
+    "last_inbound_at = CASE WHEN $4::bigint > 0 THEN to_timestamp($4::bigint) ELSE last_inbound_at "
+    "END, "
     "run_expires_at = CASE WHEN $5::int IS NULL THEN run_expires_at WHEN $5::int = 0 THEN NULL "
     "ELSE to_timestamp(ceil((extract(epoch FROM now()) + $5::int) / $6::int) * $6::int) END "
     "WHERE conversation_key = $1";
 constexpr const char* kInsertTransition =
-    "INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, correlation_id, note, "
+    "INSERT INTO transitions (conversation_key, from_step, to_step, trigger_dedupe_key, "
+    "correlation_id, note, "
     "wa_timestamp) VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, '0')::bigint)";
 constexpr const char* kInsertOutbox =
-    "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
+    "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, "
+    "body, due_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $1 = 'convoy.commands' THEN now() END) "
     "ON CONFLICT (dedupe_key) DO NOTHING";
 
@@ -83,25 +95,32 @@ constexpr const char* kInsertOutbox =
 // another app than the number's): recorded once per dedupe key, by its hash (a wamid carries the
 // sender's phone number), with the app it came through (inbound updates), and nothing else.
 constexpr const char* kRecordUnknownNumber =
-    "INSERT INTO unknown_number_updates (dedupe_key_sha256, phone_number_id, status, kind, app) VALUES ($1, $2, $3, "
+    "INSERT INTO unknown_number_updates (dedupe_key_sha256, phone_number_id, status, kind, app) "
+    "VALUES ($1, $2, $3, "
     "$4, NULLIF($5, '')) ON CONFLICT (dedupe_key_sha256) DO NOTHING RETURNING 1";
 
 struct Metrics {
   Registry& r = DefaultRegistry();
-  Counter& applied = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"applied\"");
-  Counter& duplicate = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"duplicate\"");
-  Counter& invalid = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"invalid\"");
-  Counter& failed = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.", "result=\"transient_failure\"");
+  Counter& applied = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.",
+                                  "result=\"applied\"");
+  Counter& duplicate = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.",
+                                    "result=\"duplicate\"");
+  Counter& invalid = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.",
+                                  "result=\"invalid\"");
+  Counter& failed = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.",
+                                 "result=\"transient_failure\"");
   // The label is the verdict only (three values): the phone_number_id and the app, which anyone
   // who can sign may vary, are in unknown_number_updates and in the (rate-limited) log.
   Counter& unknown_number = Refused("unknown");
   Counter& offboarded_number = Refused("offboarded");
   Counter& wrong_app = Refused("wrong_app");
-  Histogram& tx = r.GetHistogram("convoy_conversation_transaction_seconds", "Dedupe-lock-advance-outbox transaction time.");
+  Histogram& tx = r.GetHistogram("convoy_conversation_transaction_seconds",
+                                 "Dedupe-lock-advance-outbox transaction time.");
 
   Counter& Refused(const char* status) {
     return r.GetCounter("convoy_conversation_unknown_number_updates_total",
-                        "Updates for a number not in the registry, offboarded, or come through another Meta app than "
+                        "Updates for a number not in the registry, offboarded, or come through "
+                        "another Meta app than "
                         "the number's: recorded, never applied.",
                         std::string("status=\"") + status + "\"");
   }
@@ -125,7 +144,8 @@ class NumberNotices {
       return true;
     }
     if (last_.size() >= kMax) {
-      for (auto e = last_.begin(); e != last_.end();) e = now - e->second >= kSeconds ? last_.erase(e) : std::next(e);
+      for (auto e = last_.begin(); e != last_.end();)
+        e = now - e->second >= kSeconds ? last_.erase(e) : std::next(e);
       if (last_.size() >= kMax) return false;
     }
     last_[phone_number_id] = now;
@@ -144,12 +164,15 @@ NumberNotices& Notices() {
 }
 
 // "listing/photos", or "idle" outside a flow: the audit's from/to.
-std::string StepName(const ConversationState& s) { return s.flow.empty() ? "idle" : s.flow + "/" + s.step; }
+std::string StepName(const ConversationState& s) {
+  return s.flow.empty() ? "idle" : s.flow + "/" + s.step;
+}
 
 }  // namespace
 
 struct Processor::Parsed {
-  std::string queue, schema, dedupe_key, conversation_key, phone_number_id, wa_id, correlation_id, kind;
+  std::string queue, schema, dedupe_key, conversation_key, phone_number_id, wa_id, correlation_id,
+      kind;
   // inbound.message: who sent it (a phone, a BSUID, or both) and an identity change it announces.
   std::string user_id, parent_user_id, system_type, new_wa_id, new_user_id, previous_user_id;
   // Where replies go (from the conversation, once locked): the phone, else the BSUID.
@@ -188,7 +211,8 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
   p.correlation_id = JsonStr(doc, "correlation_id");
   p.conversation_key = JsonStr(doc, "conversation_key");
   p.phone_number_id = JsonStr(doc, "phone_number_id");
-  if (p.phone_number_id.empty()) {  // internal events name the conversation, "<phone_number_id>:<identity>"
+  if (p.phone_number_id
+          .empty()) {  // internal events name the conversation, "<phone_number_id>:<identity>"
     p.phone_number_id = p.conversation_key.substr(0, p.conversation_key.find(':'));
   }
   p.dedupe_key = d.Header(headers::kDedupeKey);
@@ -216,8 +240,8 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     e.profile_name = JsonStr(doc, "profile_name");
     e.wa_timestamp = p.wa_timestamp;
     const std::string channel = JsonStr(doc, "channel");  // the schema's enum; absent: messages
-    e.channel = channel == "standby" ? Event::Channel::kStandby
-                : channel == "echo"  ? Event::Channel::kEcho
+    e.channel = channel == "standby"   ? Event::Channel::kStandby
+                : channel == "echo"    ? Event::Channel::kEcho
                 : channel == "history" ? Event::Channel::kHistory
                                        : Event::Channel::kMessages;
     e.outgoing = JsonStr(doc, "direction") == "out";
@@ -279,8 +303,8 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
     e.new_owner_app_id = JsonStr(doc, "new_owner_app_id");
     if (p.dedupe_key.empty()) {  // ingress's key (webhook.h), the user as a digest
       const std::string& user = p.wa_id.empty() ? p.user_id : p.wa_id;
-      p.dedupe_key = "handover:" + p.phone_number_id + ":" + Sha256Hex(user).substr(0, 16) + ":" + e.handover_action +
-                     ":" + JsonStr(doc, "timestamp");
+      p.dedupe_key = "handover:" + p.phone_number_id + ":" + Sha256Hex(user).substr(0, 16) + ":" +
+                     e.handover_action + ":" + JsonStr(doc, "timestamp");
     }
   } else {
     // Internal events name their own dedupe key: "<schema>:<dedupe key of the command>".
@@ -307,7 +331,8 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
       const bool phone = !op.empty() && op.find_first_not_of("0123456789") == std::string::npos;
       (phone ? p.wa_id : p.user_id) = op;
     }
-    if (p.schema == "assignment.started" || p.schema == "assignment.cancelled" || p.schema == "assignment.expired") {
+    if (p.schema == "assignment.started" || p.schema == "assignment.cancelled" ||
+        p.schema == "assignment.expired") {
       if (p.schema == "assignment.started") {
         e.kind = Event::Kind::kAssignmentStarted;
         e.assignment = DecodeAssignment(JsonMember(doc, "assignment"));
@@ -357,65 +382,102 @@ void ParseDelivery(const rapidjson::Document& doc, const Delivery& d, Parsed& p)
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-void Key(Writer& w, const std::string& k) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); }
+void Key(Writer& w, const std::string& k) {
+  w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()));
+}
 
 // The members every command and event carries.
 void Envelope(Writer& w, const char* schema, const Parsed& p, const std::string& dedupe) {
-  w.Key("schema"); w.String(schema);
-  w.Key("version"); w.Int(1);
-  w.Key("correlation_id"); w.String(p.correlation_id);
-  w.Key("dedupe_key"); w.String(dedupe);
-  w.Key("conversation_key"); w.String(p.conversation_key);
-  w.Key("phone_number_id"); w.String(p.phone_number_id);
+  w.Key("schema");
+  w.String(schema);
+  w.Key("version");
+  w.Int(1);
+  w.Key("correlation_id");
+  w.String(p.correlation_id);
+  w.Key("dedupe_key");
+  w.String(dedupe);
+  w.Key("conversation_key");
+  w.String(p.conversation_key);
+  w.Key("phone_number_id");
+  w.String(p.phone_number_id);
 }
 
 // An outbound.send's envelope and address, up to its message: to the phone when the person shared
 // one (Meta's `to`), else to their BSUID (`recipient`).
 void SendHead(Writer& w, const Parsed& p, const std::string& dedupe, int64_t last_inbound_at) {
   Envelope(w, "outbound.send", p, dedupe);
-  if (!p.received_at.empty()) { w.Key("received_at"); w.String(p.received_at); }
-  if (!p.reply_phone.empty()) {
-    w.Key("to"); w.String(p.reply_phone);
-  } else {
-    w.Key("recipient"); w.String(p.reply_user_id);
+  if (!p.received_at.empty()) {
+    w.Key("received_at");
+    w.String(p.received_at);
   }
-  if (last_inbound_at > 0) { w.Key("last_inbound_at"); w.Int64(last_inbound_at); }
+  if (!p.reply_phone.empty()) {
+    w.Key("to");
+    w.String(p.reply_phone);
+  } else {
+    w.Key("recipient");
+    w.String(p.reply_user_id);
+  }
+  if (last_inbound_at > 0) {
+    w.Key("last_inbound_at");
+    w.Int64(last_inbound_at);
+  }
 }
 
 // mark_read: the user's message this send answers first, to be marked read with the typing
 // indicator by outbound before the send (empty: none).
-std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at,
-                     const std::string& mark_read = "") {
+std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e,
+                     int64_t last_inbound_at, const std::string& mark_read = "") {
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
   SendHead(w, p, dedupe, last_inbound_at);
-  if (!mark_read.empty()) { w.Key("mark_read"); w.String(mark_read); }
+  if (!mark_read.empty()) {
+    w.Key("mark_read");
+    w.String(mark_read);
+  }
   w.Key("message");
   w.StartObject();
   if (e.kind == Effect::Kind::kSendButtons) {
     // Graph's reply-buttons message: at most 3 buttons, titles of at most 20 characters.
-    w.Key("type"); w.String("interactive");
+    w.Key("type");
+    w.String("interactive");
     w.Key("interactive");
     w.StartObject();
-    w.Key("type"); w.String("button");
-    w.Key("body"); w.StartObject(); w.Key("text"); w.String(e.text); w.EndObject();
+    w.Key("type");
+    w.String("button");
+    w.Key("body");
+    w.StartObject();
+    w.Key("text");
+    w.String(e.text);
+    w.EndObject();
     w.Key("action");
     w.StartObject();
     w.Key("buttons");
     w.StartArray();
     for (const auto& [id, title] : e.buttons) {
       w.StartObject();
-      w.Key("type"); w.String("reply");
-      w.Key("reply"); w.StartObject(); w.Key("id"); w.String(id); w.Key("title"); w.String(title); w.EndObject();
+      w.Key("type");
+      w.String("reply");
+      w.Key("reply");
+      w.StartObject();
+      w.Key("id");
+      w.String(id);
+      w.Key("title");
+      w.String(title);
+      w.EndObject();
       w.EndObject();
     }
     w.EndArray();
     w.EndObject();
     w.EndObject();
   } else {
-    w.Key("type"); w.String("text");
-    w.Key("text"); w.StartObject(); w.Key("body"); w.String(e.text); w.EndObject();
+    w.Key("type");
+    w.String("text");
+    w.Key("text");
+    w.StartObject();
+    w.Key("body");
+    w.String(e.text);
+    w.EndObject();
   }
   w.EndObject();
   w.EndObject();
@@ -424,29 +486,40 @@ std::string SendBody(const Parsed& p, const std::string& dedupe, const Effect& e
 
 // An approved template (the only message allowed outside the 24-hour window), its body's
 // parameters in order.
-std::string TemplateBody(const Parsed& p, const std::string& dedupe, const Effect& e, int64_t last_inbound_at) {
+std::string TemplateBody(const Parsed& p, const std::string& dedupe, const Effect& e,
+                         int64_t last_inbound_at) {
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
   SendHead(w, p, dedupe, last_inbound_at);
-  w.Key("template_category"); w.String("utility");
+  w.Key("template_category");
+  w.String("utility");
   w.Key("message");
   w.StartObject();
-  w.Key("type"); w.String("template");
+  w.Key("type");
+  w.String("template");
   w.Key("template");
   w.StartObject();
-  w.Key("name"); w.String(e.template_name);
-  w.Key("language"); w.StartObject(); w.Key("code"); w.String(e.template_language); w.EndObject();
+  w.Key("name");
+  w.String(e.template_name);
+  w.Key("language");
+  w.StartObject();
+  w.Key("code");
+  w.String(e.template_language);
+  w.EndObject();
   w.Key("components");
   w.StartArray();
   w.StartObject();
-  w.Key("type"); w.String("body");
+  w.Key("type");
+  w.String("body");
   w.Key("parameters");
   w.StartArray();
   for (const auto& param : e.template_params) {
     w.StartObject();
-    w.Key("type"); w.String("text");
-    w.Key("text"); w.String(param);
+    w.Key("type");
+    w.String("text");
+    w.Key("text");
+    w.String(param);
     w.EndObject();
   }
   w.EndArray();
@@ -461,23 +534,34 @@ std::string TemplateBody(const Parsed& p, const std::string& dedupe, const Effec
 // What a photo (or a document, video, voice note) is, for whoever receives it: its type and a
 // document's file name (made safe by the engine).
 void MediaMembers(Writer& w, const Photo& p) {
-  if (!p.mime_type.empty()) { w.Key("mime_type"); w.String(p.mime_type); }
-  if (!p.filename.empty()) { w.Key("filename"); w.String(p.filename); }
+  if (!p.mime_type.empty()) {
+    w.Key("mime_type");
+    w.String(p.mime_type);
+  }
+  if (!p.filename.empty()) {
+    w.Key("filename");
+    w.String(p.filename);
+  }
 }
 
 // A checklist's answers as the assignment records them: {"q1": {"answer", "note", "photos": [...]},
 // ...} ("note" only when the operator gave one).
-std::string AnswersJson(const std::map<std::string, std::string>& fields, const std::map<std::string, std::vector<Photo>>& photos) {
+std::string AnswersJson(const std::map<std::string, std::string>& fields,
+                        const std::map<std::string, std::vector<Photo>>& photos) {
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
   for (const auto& [field, value] : fields) {
-    if (field.size() < 2 || field[0] != 'q' || field.find_first_not_of("0123456789", 1) != std::string::npos) continue;
+    if (field.size() < 2 || field[0] != 'q' ||
+        field.find_first_not_of("0123456789", 1) != std::string::npos)
+      continue;
     Key(w, field);
     w.StartObject();
-    w.Key("answer"); w.String(value);
+    w.Key("answer");
+    w.String(value);
     if (auto note = fields.find(field + "_note"); note != fields.end()) {
-      w.Key("note"); w.String(note->second);
+      w.Key("note");
+      w.String(note->second);
     }
     w.Key("photos");
     w.StartArray();
@@ -485,8 +569,12 @@ std::string AnswersJson(const std::map<std::string, std::string>& fields, const 
     if (it != photos.end()) {
       for (const auto& ph : it->second) {
         w.StartObject();
-        w.Key("media_id"); w.String(ph.media_id);
-        if (!ph.stored_name.empty()) { w.Key("stored_name"); w.String(ph.stored_name); }
+        w.Key("media_id");
+        w.String(ph.media_id);
+        if (!ph.stored_name.empty()) {
+          w.Key("stored_name");
+          w.String(ph.stored_name);
+        }
         MediaMembers(w, ph);
         w.EndObject();
       }
@@ -503,10 +591,20 @@ std::string FetchBody(const Parsed& p, const std::string& dedupe, const Effect& 
   Writer w(b);
   w.StartObject();
   Envelope(w, "media.fetch", p, dedupe);
-  w.Key("media_id"); w.String(e.media_id);
-  if (!e.mime_type.empty()) { w.Key("mime_type"); w.String(e.mime_type); }
-  if (!e.sha256.empty()) { w.Key("sha256"); w.String(e.sha256); }
-  if (e.keep_days > 0) { w.Key("keep_days"); w.Int(e.keep_days); }
+  w.Key("media_id");
+  w.String(e.media_id);
+  if (!e.mime_type.empty()) {
+    w.Key("mime_type");
+    w.String(e.mime_type);
+  }
+  if (!e.sha256.empty()) {
+    w.Key("sha256");
+    w.String(e.sha256);
+  }
+  if (e.keep_days > 0) {
+    w.Key("keep_days");
+    w.Int(e.keep_days);
+  }
   if (!e.kinds.empty()) {
     w.Key("kinds");
     w.StartArray();
@@ -522,14 +620,28 @@ std::string CompletedBody(const Parsed& p, const std::string& dedupe, const Effe
   Writer w(b);
   w.StartObject();
   Envelope(w, "flow.completed", p, dedupe);
-  if (!p.tenant.empty()) { w.Key("tenant"); w.String(p.tenant); }
-  if (!p.reply_phone.empty()) { w.Key("wa_id"); w.String(p.reply_phone); }
-  if (!p.reply_user_id.empty()) { w.Key("user_id"); w.String(p.reply_user_id); }
-  w.Key("flow"); w.String(e.flow);
-  w.Key("outcome"); w.String(e.outcome);
+  if (!p.tenant.empty()) {
+    w.Key("tenant");
+    w.String(p.tenant);
+  }
+  if (!p.reply_phone.empty()) {
+    w.Key("wa_id");
+    w.String(p.reply_phone);
+  }
+  if (!p.reply_user_id.empty()) {
+    w.Key("user_id");
+    w.String(p.reply_user_id);
+  }
+  w.Key("flow");
+  w.String(e.flow);
+  w.Key("outcome");
+  w.String(e.outcome);
   w.Key("fields");
   w.StartObject();
-  for (const auto& [k, v] : e.fields) { Key(w, k); w.String(v); }
+  for (const auto& [k, v] : e.fields) {
+    Key(w, k);
+    w.String(v);
+  }
   w.EndObject();
   w.Key("photos");
   w.StartObject();
@@ -538,9 +650,14 @@ std::string CompletedBody(const Parsed& p, const std::string& dedupe, const Effe
     w.StartArray();
     for (const auto& photo : list) {
       w.StartObject();
-      w.Key("media_id"); w.String(photo.media_id);
-      w.Key("sent_at"); w.Int64(photo.at);
-      if (!photo.stored_name.empty()) { w.Key("stored_name"); w.String(photo.stored_name); }
+      w.Key("media_id");
+      w.String(photo.media_id);
+      w.Key("sent_at");
+      w.Int64(photo.at);
+      if (!photo.stored_name.empty()) {
+        w.Key("stored_name");
+        w.String(photo.stored_name);
+      }
       MediaMembers(w, photo);
       w.EndObject();
     }
@@ -556,8 +673,10 @@ std::string UploadBody(const Parsed& p, const std::string& dedupe, const Effect&
   Writer w(b);
   w.StartObject();
   Envelope(w, "media.upload", p, dedupe);
-  w.Key("stored_name"); w.String(e.stored_name);
-  w.Key("destination"); w.String(e.destination);
+  w.Key("stored_name");
+  w.String(e.stored_name);
+  w.Key("destination");
+  w.String(e.destination);
   w.EndObject();
   return b.GetString();
 }
@@ -568,12 +687,21 @@ void PhotosMember(Writer& w, const std::map<std::string, std::vector<Photo>>& ph
   for (const auto& [field, list] : photos) {
     for (const auto& photo : list) {
       w.StartObject();
-      w.Key("field"); Key(w, field);
-      w.Key("media_id"); w.String(photo.media_id);
-      w.Key("sent_at"); w.Int64(photo.at);
-      if (!photo.stored_name.empty()) { w.Key("stored_name"); w.String(photo.stored_name); }
+      w.Key("field");
+      Key(w, field);
+      w.Key("media_id");
+      w.String(photo.media_id);
+      w.Key("sent_at");
+      w.Int64(photo.at);
+      if (!photo.stored_name.empty()) {
+        w.Key("stored_name");
+        w.String(photo.stored_name);
+      }
       MediaMembers(w, photo);
-      if (!photo.missing.empty()) { w.Key("missing"); w.String(photo.missing); }
+      if (!photo.missing.empty()) {
+        w.Key("missing");
+        w.String(photo.missing);
+      }
       w.EndObject();
     }
   }
@@ -591,17 +719,32 @@ std::string DeliverBody(const Parsed& p, const std::string& dedupe, const Effect
   Writer w(b);
   w.StartObject();
   Envelope(w, "outbound.deliver", p, dedupe);
-  w.Key("result_id"); w.String(r.id);
-  w.Key("sink"); w.String(r.sink);
-  w.Key("type"); w.String(r.type);
-  w.Key("flow"); w.String(r.flow);
-  w.Key("outcome"); w.String(r.outcome);
-  w.Key("completed_at"); w.Int64(r.completed_at);
-  if (!p.reply_phone.empty()) { w.Key("wa_id"); w.String(p.reply_phone); }
-  if (!p.reply_user_id.empty()) { w.Key("user_id"); w.String(p.reply_user_id); }
+  w.Key("result_id");
+  w.String(r.id);
+  w.Key("sink");
+  w.String(r.sink);
+  w.Key("type");
+  w.String(r.type);
+  w.Key("flow");
+  w.String(r.flow);
+  w.Key("outcome");
+  w.String(r.outcome);
+  w.Key("completed_at");
+  w.Int64(r.completed_at);
+  if (!p.reply_phone.empty()) {
+    w.Key("wa_id");
+    w.String(p.reply_phone);
+  }
+  if (!p.reply_user_id.empty()) {
+    w.Key("user_id");
+    w.String(p.reply_user_id);
+  }
   w.Key("fields");
   w.StartObject();
-  for (const auto& [k, v] : r.fields) { Key(w, k); w.String(v); }
+  for (const auto& [k, v] : r.fields) {
+    Key(w, k);
+    w.String(v);
+  }
   w.EndObject();
   PhotosMember(w, r.photos);
   if (!conversation.empty()) {
@@ -617,7 +760,8 @@ std::string DueBody(const Parsed& p, const std::string& dedupe, const Effect& e)
   Writer w(b);
   w.StartObject();
   Envelope(w, "result.due", p, dedupe);
-  w.Key("result_id"); w.String(e.result.id);
+  w.Key("result_id");
+  w.String(e.result.id);
   w.EndObject();
   return b.GetString();
 }
@@ -626,20 +770,26 @@ std::string DueBody(const Parsed& p, const std::string& dedupe, const Effect& e)
 // recent messages (oldest first, the newest being the answer the rules found nothing in) and when
 // outbound must have answered by.
 std::string ExtractBody(const Parsed& p, const std::string& dedupe, const Effect& e,
-                        const std::vector<std::pair<std::string, std::string>>& messages, int64_t deadline_at) {
+                        const std::vector<std::pair<std::string, std::string>>& messages,
+                        int64_t deadline_at) {
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
   Envelope(w, "outbound.extract", p, dedupe);
-  w.Key("request_id"); w.String(e.result.id);
-  w.Key("extractor"); w.String(e.extractor);
-  w.Key("deadline_at"); w.Int64(deadline_at);
+  w.Key("request_id");
+  w.String(e.result.id);
+  w.Key("extractor");
+  w.String(e.extractor);
+  w.Key("deadline_at");
+  w.Int64(deadline_at);
   w.Key("fields");
   w.StartArray();
   for (const auto& f : e.extract) {
     w.StartObject();
-    w.Key("name"); w.String(f.name);
-    w.Key("description"); w.String(f.description);
+    w.Key("name");
+    w.String(f.name);
+    w.Key("description");
+    w.String(f.description);
     if (!f.values.empty()) {
       w.Key("values");
       w.StartArray();
@@ -653,8 +803,10 @@ std::string ExtractBody(const Parsed& p, const std::string& dedupe, const Effect
   w.StartArray();
   for (const auto& [role, content] : messages) {
     w.StartObject();
-    w.Key("role"); w.String(role);
-    w.Key("content"); w.String(content);
+    w.Key("role");
+    w.String(role);
+    w.Key("content");
+    w.String(content);
     w.EndObject();
   }
   w.EndArray();
@@ -668,12 +820,13 @@ struct OutboxRow {
   std::string body;
 };
 
-OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, int64_t last_inbound_at,
-                    const std::string& mark_read) {
+OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e,
+                    int64_t last_inbound_at, const std::string& mark_read) {
   switch (e.kind) {
     case Effect::Kind::kSendText:
     case Effect::Kind::kSendButtons:
-      return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at, mark_read)};
+      return {exchanges::kCommands, queues::kOutboundSend,
+              SendBody(p, key, e, last_inbound_at, mark_read)};
     case Effect::Kind::kFetchMedia:
       return {exchanges::kCommands, queues::kMediaFetch, FetchBody(p, key, e)};
     case Effect::Kind::kFlowCompleted:
@@ -682,16 +835,19 @@ OutboxRow ForEffect(const Parsed& p, const std::string& key, const Effect& e, in
       return {exchanges::kCommands, queues::kMediaUpload, UploadBody(p, key, e)};
     case Effect::Kind::kResultDue:
       // Back to this service's own event queue through a delay queue: at-least-once, no timer.
-      return {exchanges::kRetry, DelayRoutingKey(queues::kConversationEvents, e.delay_ms), DueBody(p, key, e)};
+      return {exchanges::kRetry, DelayRoutingKey(queues::kConversationEvents, e.delay_ms),
+              DueBody(p, key, e)};
     case Effect::Kind::kSendTemplate:
-      return {exchanges::kCommands, queues::kOutboundSend, TemplateBody(p, key, e, last_inbound_at)};
+      return {exchanges::kCommands, queues::kOutboundSend,
+              TemplateBody(p, key, e, last_inbound_at)};
     case Effect::Kind::kAssignmentDone:
     case Effect::Kind::kAssignmentUndeliverable:
     case Effect::Kind::kExtract:
     case Effect::Kind::kDeliver:
     case Effect::Kind::kHandoff:
     case Effect::Kind::kFlowExpired:  // never a message's: run_timeouts.cpp writes it
-      break;  // not one plain message: written by ApplyInTransaction (the assignment; the context; a row per sink)
+      break;  // not one plain message: written by ApplyInTransaction (the assignment; the context;
+              // a row per sink)
   }
   return {exchanges::kCommands, queues::kOutboundSend, SendBody(p, key, e, last_inbound_at)};
 }
@@ -718,10 +874,14 @@ TranscriptMessage Said(const Effect& e, const std::string& key) {
 
 const char* ChannelName(Event::Channel c) {
   switch (c) {
-    case Event::Channel::kStandby: return "standby";
-    case Event::Channel::kEcho: return "echo";
-    case Event::Channel::kHistory: return "history";
-    case Event::Channel::kMessages: break;
+    case Event::Channel::kStandby:
+      return "standby";
+    case Event::Channel::kEcho:
+      return "echo";
+    case Event::Channel::kHistory:
+      return "history";
+    case Event::Channel::kMessages:
+      break;
   }
   return "messages";
 }
@@ -730,11 +890,12 @@ const char* ChannelName(Event::Channel c) {
 // opened, never given to the flow.
 Transition HeldByOwner(const Parsed& p, const ConversationState& before, const Ownership& own) {
   const Event& e = p.event;
-  Transition t{before, {},
-               e.kind == Event::Kind::kHandover              ? e.handover_action
-               : e.channel != Event::Channel::kMessages      ? ChannelName(e.channel)
-               : own.owner == kOwnerHuman                    ? "human_owned"
-                                                             : "owned_elsewhere"};
+  Transition t{before,
+               {},
+               e.kind == Event::Kind::kHandover         ? e.handover_action
+               : e.channel != Event::Channel::kMessages ? ChannelName(e.channel)
+               : own.owner == kOwnerHuman               ? "human_owned"
+                                                        : "owned_elsewhere"};
   if (e.kind == Event::Kind::kRecorded || e.kind == Event::Kind::kHandover || e.outgoing) return t;
   t.state.messages++;
   t.state.last_inbound_at = std::max(t.state.last_inbound_at, p.wa_timestamp);
@@ -745,23 +906,29 @@ Transition HeldByOwner(const Parsed& p, const ConversationState& before, const O
 // change): a handover names it; a message on standby means another app (or Meta's agent) owns the
 // thread; what the owner typed in the Business app (an echo) puts a person in charge.
 std::string OwnerAfter(const Event& e, const std::string& owner) {
-  if (e.kind == Event::Kind::kHandover) return e.handover_action == "control_passed" ? kOwnerBot : kOwnerElsewhere;
+  if (e.kind == Event::Kind::kHandover)
+    return e.handover_action == "control_passed" ? kOwnerBot : kOwnerElsewhere;
   if (e.channel == Event::Channel::kStandby) return kOwnerElsewhere;
   if (e.channel == Event::Channel::kEcho && owner == kOwnerBot) return kOwnerHuman;
   return "";
 }
 
 constexpr const char* kInsertContext =
-    "INSERT INTO conversation_context (conversation_key, role, content, tokens) VALUES ($1, $2, $3, $4::int)";
+    "INSERT INTO conversation_context (conversation_key, role, content, tokens) VALUES ($1, $2, "
+    "$3, $4::int)";
 // Oldest first out: every row older than the newest ones that fit in the budget.
 constexpr const char* kPruneContext =
-    "DELETE FROM conversation_context c USING (SELECT seq FROM (SELECT seq, sum(tokens) OVER (ORDER BY seq DESC) AS "
-    "total FROM conversation_context WHERE conversation_key = $1) w WHERE total > $2::int) old WHERE c.seq = old.seq";
+    "DELETE FROM conversation_context c USING (SELECT seq FROM (SELECT seq, sum(tokens) OVER "
+    "(ORDER BY seq DESC) AS "
+    "total FROM conversation_context WHERE conversation_key = $1) w WHERE total > $2::int) old "
+    "WHERE c.seq = old.seq";
 constexpr const char* kReadContext =
     "SELECT role, content FROM conversation_context WHERE conversation_key = $1 ORDER BY seq";
 
 int64_t SystemNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -772,20 +939,24 @@ int ApproxTokens(const std::string& text) {
   return 4 + static_cast<int>((chars + 3) / 4);
 }
 
-Status Processor::RecordContext(const Parsed& p, const ConversationState& before, const Transition& t) {
+Status Processor::RecordContext(const Parsed& p, const ConversationState& before,
+                                const Transition& t) {
   auto flows = engine_.flows();
   auto has_extractor = [&](const std::string& name) {
     const Flow* f = name.empty() ? nullptr : flows->Find(name);
     return f && !f->extractor.empty();
   };
-  const bool asks = std::any_of(t.effects.begin(), t.effects.end(), [](const Effect& e) { return e.kind == Effect::Kind::kExtract; });
+  const bool asks = std::any_of(t.effects.begin(), t.effects.end(),
+                                [](const Effect& e) { return e.kind == Effect::Kind::kExtract; });
   if (!asks && !has_extractor(before.flow) && !has_extractor(t.state.flow)) return Status::Ok();
   const bool said = p.event.channel == Event::Channel::kMessages &&
-                    (p.event.kind == Event::Kind::kText || p.event.kind == Event::Kind::kButton) && !p.event.text.empty();
+                    (p.event.kind == Event::Kind::kText || p.event.kind == Event::Kind::kButton) &&
+                    !p.event.text.empty();
   std::vector<std::pair<std::string, std::string>> rows;
   if (said) rows.emplace_back("user", p.event.text);
   for (const auto& e : t.effects) {
-    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons) rows.emplace_back("assistant", e.text);
+    if (e.kind == Effect::Kind::kSendText || e.kind == Effect::Kind::kSendButtons)
+      rows.emplace_back("assistant", e.text);
   }
   for (const auto& [role, content] : rows) {
     // One message larger than the whole budget is kept as its end (the newest words).
@@ -795,7 +966,9 @@ Status Processor::RecordContext(const Parsed& p, const ConversationState& before
       while (cut < kept.size() && (static_cast<unsigned char>(kept[cut]) & 0xC0) == 0x80) ++cut;
       kept = kept.substr(cut);
     }
-    Status s = db_.Exec(kInsertContext, {p.conversation_key, role, kept, std::to_string(ApproxTokens(kept))}).status();
+    Status s = db_.Exec(kInsertContext,
+                        {p.conversation_key, role, kept, std::to_string(ApproxTokens(kept))})
+                   .status();
     if (!s.ok()) return s;
   }
   if (rows.empty()) return Status::Ok();
@@ -804,7 +977,10 @@ Status Processor::RecordContext(const Parsed& p, const ConversationState& before
 
 Processor::Processor(PgConnection& db, const SchemaRegistry& schemas, const Engine& engine,
                      std::function<void()> on_commit, std::function<int64_t()> clock)
-    : db_(db), schemas_(schemas), engine_(engine), on_commit_(std::move(on_commit)),
+    : db_(db),
+      schemas_(schemas),
+      engine_(engine),
+      on_commit_(std::move(on_commit)),
       clock_(clock ? std::move(clock) : SystemNow) {
   M();
 }
@@ -820,14 +996,16 @@ std::optional<Disposition> Processor::Prepare(const Delivery& d, Parsed* p) {
   }
   rapidjson::Document doc;
   doc.Parse(d.body.c_str(), d.body.size());
-  // An account_update is no conversation's: applied on its own (account_events.h), its outcome final.
+  // An account_update is no conversation's: applied on its own (account_events.h), its outcome
+  // final.
   if (JsonStr(doc, "schema") == "inbound.account") return ApplyAccountUpdate(db_, doc, d);
   ParseDelivery(doc, d, *p);
   if (p->schema == "inbound.message" && p->wa_id.empty() && p->user_id.empty()) {
     // Never a shared "unknown" conversation: two strangers would answer each other's questions.
     M().invalid.Inc();
     LOG(WARNING) << ctx << "event=invalid_message reason=no_identity";
-    return Disposition::DeadLetter("invalid_argument: no usable identity (no from, no from_user_id, no wa_id, no user_id)");
+    return Disposition::DeadLetter(
+        "invalid_argument: no usable identity (no from, no from_user_id, no wa_id, no user_id)");
   }
   if (p->conversation_key.empty() || p->phone_number_id.empty()) {
     M().invalid.Inc();
@@ -879,7 +1057,8 @@ std::vector<Disposition> Processor::HandleBatch(const std::vector<Delivery>& bat
   auto started = std::chrono::steady_clock::now();
   std::vector<Applied> applied(todo.size());
   Status s = db_.Begin();
-  for (size_t k = 0; s.ok() && k < todo.size(); ++k) s = ApplyInTransaction(todo[k].first, &applied[k]);
+  for (size_t k = 0; s.ok() && k < todo.size(); ++k)
+    s = ApplyInTransaction(todo[k].first, &applied[k]);
   if (s.ok()) s = db_.Commit();
   M().tx.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!s.ok()) {
@@ -934,7 +1113,8 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
   // What this message knows: its phone (or, after a number change, the old one), its BSUID
   // (after an ID change, the previous one); and what it announces.
   std::vector<std::string> ids;
-  for (const std::string* id : {&p->wa_id, &p->user_id, &p->previous_user_id, &p->new_wa_id, &p->new_user_id}) {
+  for (const std::string* id :
+       {&p->wa_id, &p->user_id, &p->previous_user_id, &p->new_wa_id, &p->new_user_id}) {
     if (!id->empty() && !Contains(ids, *id)) ids.push_back(*id);
   }
   std::vector<std::string> sorted = ids;
@@ -975,8 +1155,10 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
   Status s;
   bool ensured = false;
   auto audit = [&](const char* change, const std::string& id, const std::string& previous) {
-    LOG(INFO) << a->ctx << "event=identity_" << change << " identity=" << Personal(id) << " previous=" << Personal(previous);
-    return db_.Exec(kAuditIdentity, {key, change, id, previous, p->dedupe_key, p->correlation_id}).status();
+    LOG(INFO) << a->ctx << "event=identity_" << change << " identity=" << Personal(id)
+              << " previous=" << Personal(previous);
+    return db_.Exec(kAuditIdentity, {key, change, id, previous, p->dedupe_key, p->correlation_id})
+        .status();
   };
   // Current identities point here. One the message links that belonged to another conversation
   // (the person wrote by phone and by BSUID alone before a message carried both) joins this one.
@@ -985,7 +1167,7 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
   std::vector<std::string> current;
   for (const std::string* id : {&p->wa_id, &p->user_id, &p->new_wa_id, &p->new_user_id}) {
     if (id->empty() || Contains(current, *id)) continue;
-    if (number_changed && *id == p->wa_id) continue;   // the old number: released below
+    if (number_changed && *id == p->wa_id) continue;  // the old number: released below
     if (id_changed && *id == p->user_id && p->user_id != p->new_user_id) continue;
     current.push_back(*id);
   }
@@ -1022,7 +1204,8 @@ Status Processor::ResolveIdentity(Parsed* p, Applied* a) {
 namespace {
 // A delivery about the conversation to the business's inbox: its sink (the conversation's, else
 // --handoff_sink), the conversation and the customer; type, key and message are the caller's.
-ConversationDelivery ToInbox(const Parsed& p, const Ownership& own, const std::string& handoff_sink) {
+ConversationDelivery ToInbox(const Parsed& p, const Ownership& own,
+                             const std::string& handoff_sink) {
   ConversationDelivery d;
   d.sink = own.sink.empty() ? handoff_sink : own.sink;
   d.conversation_key = p.conversation_key;
@@ -1041,7 +1224,8 @@ ConversationDelivery ToInbox(const Parsed& p, const Ownership& own, const std::s
 // for the agents to see.
 Status Processor::ForwardToInbox(const Parsed& p, const Ownership& own) {
   const Event& e = p.event;
-  std::string message = "{\"kind\":" + JsonQuote(e.message_type) + ",\"at\":" + std::to_string(p.wa_timestamp);
+  std::string message =
+      "{\"kind\":" + JsonQuote(e.message_type) + ",\"at\":" + std::to_string(p.wa_timestamp);
   if (!e.text.empty()) message += ",\"body\":" + JsonQuote(e.text);
   if (!e.media_id.empty()) message += ",\"media_id\":" + JsonQuote(e.media_id);
   if (!e.mime_type.empty()) message += ",\"mime_type\":" + JsonQuote(e.mime_type);
@@ -1061,8 +1245,9 @@ Status Processor::ForwardToInbox(const Parsed& p, const Ownership& own) {
   fetch.sha256 = e.sha256;
   fetch.kinds = {e.message_type};
   const std::string key = p.conversation_key + ":" + p.dedupe_key + ":fetch";
-  return db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kMediaFetch), key,
-                                  p.correlation_id, p.conversation_key, FetchBody(p, key, fetch)})
+  return db_
+      .Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kMediaFetch),
+                            key, p.correlation_id, p.conversation_key, FetchBody(p, key, fetch)})
       .status();
 }
 
@@ -1089,8 +1274,8 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     a->phone_number_id = p.phone_number_id;
     a->kind = p.kind;
     a->app = p.app;
-    auto recorded =
-        db_.Exec(kRecordUnknownNumber, {Sha256Hex(p.dedupe_key), p.phone_number_id, a->number_refused, p.kind, p.app});
+    auto recorded = db_.Exec(kRecordUnknownNumber, {Sha256Hex(p.dedupe_key), p.phone_number_id,
+                                                    a->number_refused, p.kind, p.app});
     if (!recorded.ok()) return recorded.status();
     a->number_refused_first = !recorded->empty();
     return Status::Ok();
@@ -1115,7 +1300,9 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   auto locked = db_.Exec(kLockConversation, {p.conversation_key, sent_at});
   if (!locked.ok()) return locked.status();
   if (locked->empty()) {
-    Status created = db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id, p.user_id}).status();
+    Status created =
+        db_.Exec(kEnsureConversation, {p.conversation_key, p.phone_number_id, p.wa_id, p.user_id})
+            .status();
     if (!created.ok()) return created;
     locked = db_.Exec(kLockConversation, {p.conversation_key, sent_at});
     if (!locked.ok()) return locked.status();
@@ -1125,8 +1312,9 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   p.reply_user_id = locked->get(0, 2);
   Ownership own{locked->get(0, 5), locked->get(0, 3), "", locked->get(0, 4)};
   if (identified && ((!p.wa_id.empty() && p.wa_id != p.reply_phone) ||
-                    (!p.user_id.empty() && p.user_id != p.reply_user_id))) {
-    Status u = db_.Exec(kUpdateAddress, {p.conversation_key, p.wa_id, p.user_id, p.parent_user_id}).status();
+                     (!p.user_id.empty() && p.user_id != p.reply_user_id))) {
+    Status u = db_.Exec(kUpdateAddress, {p.conversation_key, p.wa_id, p.user_id, p.parent_user_id})
+                   .status();
     if (!u.ok()) return u;
     if (!p.wa_id.empty()) p.reply_phone = p.wa_id;
     if (!p.user_id.empty()) p.reply_user_id = p.user_id;
@@ -1136,7 +1324,9 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   if (locked->get_int(0, 6) != 0) {
     // Sent after the run's inactivity timeout, before the sweeper ended it: it ends now, and this
     // message is routed fresh.
-    s = ExpireLockedRun(db_, engine_, {p.conversation_key, p.correlation_id, p.dedupe_key, "message"}, clock_(), &before);
+    s = ExpireLockedRun(db_, engine_,
+                        {p.conversation_key, p.correlation_id, p.dedupe_key, "message"}, clock_(),
+                        &before);
     if (!s.ok()) return s;
     a->wrote_outbox = true;
   }
@@ -1144,17 +1334,18 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   p.event.person = p.conversation_key;
   p.event.ids = {p.reply_phone, p.reply_user_id};
   // What the customer said is kept, whoever answers it.
-  const bool customer_message = from_user && p.event.kind != Event::Kind::kRecorded && !p.event.outgoing &&
-                                p.event.channel == Event::Channel::kMessages;
+  const bool customer_message = from_user && p.event.kind != Event::Kind::kRecorded &&
+                                !p.event.outgoing && p.event.channel == Event::Channel::kMessages;
   if (const std::string next = OwnerAfter(p.event, own.owner); !next.empty() && next != own.owner) {
     // Changed with this update, in its transaction: a bot reply written before it is cancelled by
     // outbound (its outbox row is older than owner_since).
-    s = SetOwner(db_, p.conversation_key, next, p.event.channel == Event::Channel::kEcho ? "business_app" : "", "", false);
+    s = SetOwner(db_, p.conversation_key, next,
+                 p.event.channel == Event::Channel::kEcho ? "business_app" : "", "", false);
     if (!s.ok()) return s;
     own.owner = next;
   }
-  // Meta's thread_control (thread_control.h): what outbound's call did moves the owner; while a pass
-  // or release is on its way the bot is as silent as if it were done.
+  // Meta's thread_control (thread_control.h): what outbound's call did moves the owner; while a
+  // pass or release is on its way the bot is as silent as if it were done.
   std::string pending_thread = locked->get(0, 7), event_note;
   if (p.schema == "outbound.thread_controlled") {
     auto note = ApplyThreadControlOutcome(db_, p.conversation_key, pending_thread, p.thread,
@@ -1166,9 +1357,11 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   if (p.schema == "outbound.status_changed") {
     // An agent's message moved at Meta: the business's sink (the conversation's, as its customer
     // messages) hears it once per status, in order with the rest.
-    auto told = TellMessageStatus(db_, ToInbox(p, own, engine_.settings().handoff_sink), p.status_change);
+    auto told =
+        TellMessageStatus(db_, ToInbox(p, own, engine_.settings().handoff_sink), p.status_change);
     if (!told.ok()) return told.status();
-    event_note = "message_status " + p.status_change.status + (*told ? "" : " (told before, or after a later one)");
+    event_note = "message_status " + p.status_change.status +
+                 (*told ? "" : " (told before, or after a later one)");
     if (*told) a->wrote_outbox = true;
   }
   const std::string pending_action = PendingThreadAction(pending_thread);
@@ -1219,11 +1412,13 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   const std::string after_json = EncodeState(t.state);
   if (after_json != EncodeState(before)) {
     const RunDue due = NextRunDue(engine_, before, t.state, from_user);
-    s = db_.Exec(kSaveConversation, {p.conversation_key, after_json,
-                                     t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow),
-                                     std::to_string(t.state.last_inbound_at != before.last_inbound_at
-                                                        ? t.state.last_inbound_at : 0),
-                                     due.seconds, due.granularity})
+    s = db_.Exec(kSaveConversation,
+                 {p.conversation_key, after_json,
+                  t.state.flow.empty() ? std::nullopt : std::optional<std::string>(t.state.flow),
+                  std::to_string(t.state.last_inbound_at != before.last_inbound_at
+                                     ? t.state.last_inbound_at
+                                     : 0),
+                  due.seconds, due.granularity})
             .status();
     if (!s.ok()) return s;
   }
@@ -1231,8 +1426,8 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   a->to = StepName(t.state);
   a->note = t.note;
   a->effects = t.effects.size();
-  s = db_.Exec(kInsertTransition, {p.conversation_key, a->from, a->to, p.dedupe_key, p.correlation_id, t.note,
-                                   std::to_string(p.wa_timestamp)})
+  s = db_.Exec(kInsertTransition, {p.conversation_key, a->from, a->to, p.dedupe_key,
+                                   p.correlation_id, t.note, std::to_string(p.wa_timestamp)})
           .status();
   if (!s.ok()) return s;
   auto is_answer = [](const Effect& e) {
@@ -1243,7 +1438,9 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
   // makes that call just before the send, once (the send's claim guards both), so the indicator
   // never lands after the reply and costs no command of its own.
   std::string mark_read =
-      typing_indicator_ && from_user && answered && p.event.kind != Event::Kind::kRecorded ? p.dedupe_key : "";
+      typing_indicator_ && from_user && answered && p.event.kind != Event::Kind::kRecorded
+          ? p.dedupe_key
+          : "";
   if (!t.state.assignment.id.empty() && (t.note == "answered" || t.note == "media_stored")) {
     // GET /v1/assignments/{id} shows the answers so far, and an answer's photo once media stored
     // it (its stored_name: the console shows it as it comes, not only with the next answer).
@@ -1261,16 +1458,18 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
     if (e.result.id.size() > 8 && e.result.id.compare(e.result.id.size() - 8, 8, ":handoff") == 0) {
       auto said = TranscriptJson(db_, p.conversation_key, kHandoffTranscriptLimit);
       if (!said.ok()) return said.status();
-      conversation = "{\"id\":" + JsonQuote(own.id) + ",\"owner\":\"human\",\"reason\":" + JsonQuote(e.result.outcome) +
+      conversation = "{\"id\":" + JsonQuote(own.id) +
+                     ",\"owner\":\"human\",\"reason\":" + JsonQuote(e.result.outcome) +
                      ",\"messages\":" + *said + "}";
     }
     for (const std::string& sink : *sinks) {
       Effect to = e;
       to.result.sink = sink;
       const std::string sink_key = sink == e.result.sink ? key : key + ">" + sink;
-      Status w = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundDeliver),
-                                          sink_key, p.correlation_id, p.conversation_key,
-                                          DeliverBody(p, sink_key, to, conversation)})
+      Status w = db_.Exec(kInsertOutbox,
+                          {std::string(exchanges::kCommands), std::string(queues::kOutboundDeliver),
+                           sink_key, p.correlation_id, p.conversation_key,
+                           DeliverBody(p, sink_key, to, conversation)})
                      .status();
       if (!w.ok()) return w;
     }
@@ -1282,24 +1481,29 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
       auto rows = db_.Exec(kReadContext, {p.conversation_key});
       if (!rows.ok()) return rows.status();
       std::vector<std::pair<std::string, std::string>> messages;
-      for (size_t i = 0; i < rows->size(); ++i) messages.emplace_back(rows->get(i, 0), rows->get(i, 1));
+      for (size_t i = 0; i < rows->size(); ++i)
+        messages.emplace_back(rows->get(i, 0), rows->get(i, 1));
       std::string key = p.conversation_key + ":" + p.dedupe_key + ":" + e.step;
-      s = db_.Exec(kInsertOutbox, {std::string(exchanges::kCommands), std::string(queues::kOutboundExtract), key,
-                                   p.correlation_id, p.conversation_key,
-                                   ExtractBody(p, key, e, messages, clock_() + engine_.settings().extractor_timeout_seconds)})
+      s = db_.Exec(kInsertOutbox,
+                   {std::string(exchanges::kCommands), std::string(queues::kOutboundExtract), key,
+                    p.correlation_id, p.conversation_key,
+                    ExtractBody(p, key, e, messages,
+                                clock_() + engine_.settings().extractor_timeout_seconds)})
               .status();
       if (!s.ok()) return s;
       a->wrote_outbox = true;
       continue;
     }
     if (e.kind == Effect::Kind::kAssignmentDone) {
-      auto done = MoveAssignment(db_, e.assignment_id, "active", "completed", "confirmed by the operator",
-                                 AnswersJson(e.fields, e.photos), assignments_);
+      auto done =
+          MoveAssignment(db_, e.assignment_id, "active", "completed", "confirmed by the operator",
+                         AnswersJson(e.fields, e.photos), assignments_);
       if (!done.ok()) return done.status();
       continue;
     }
     if (e.kind == Effect::Kind::kAssignmentUndeliverable) {
-      auto gone = MoveAssignment(db_, e.assignment_id, "active", "undeliverable", e.text, "", assignments_);
+      auto gone =
+          MoveAssignment(db_, e.assignment_id, "active", "undeliverable", e.text, "", assignments_);
       if (!gone.ok()) return gone.status();
       // The business hears of it only if it moved: one the manager cancelled meanwhile stays so.
       if (*gone && !e.result.sink.empty()) {
@@ -1327,7 +1531,8 @@ Status Processor::ApplyInTransaction(Parsed p, Applied* a) {
       s = RecordMessage(db_, p.conversation_key, Said(e, key));
       if (!s.ok()) return s;
     }
-    s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id, p.conversation_key, row.body})
+    s = db_.Exec(kInsertOutbox, {row.exchange, row.routing_key, key, p.correlation_id,
+                                 p.conversation_key, row.body})
             .status();
     if (!s.ok()) return s;
     a->wrote_outbox = true;

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "assignments.h"
 #include "convoy/amqp.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
-#include "assignments.h"
 #include "engine.h"
 #include "transcript.h"
 
@@ -26,8 +26,8 @@ class Processor {
  public:
   // on_commit is called after a commit that wrote outbox rows (wakes the relay); clock gives
   // seconds since the epoch (the system clock when empty; tests pass a fake).
-  Processor(PgConnection& db, const SchemaRegistry& schemas, const Engine& engine, std::function<void()> on_commit,
-            std::function<int64_t()> clock = nullptr);
+  Processor(PgConnection& db, const SchemaRegistry& schemas, const Engine& engine,
+            std::function<void()> on_commit, std::function<int64_t()> clock = nullptr);
   Disposition Handle(const Delivery& delivery);
   std::vector<Disposition> HandleBatch(const std::vector<Delivery>& batch);
   // When a user's message is answered, first mark it read and show "typing…": the first answer

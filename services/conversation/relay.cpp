@@ -10,7 +10,8 @@ namespace convoy::conversation {
 
 namespace {
 constexpr const char* kClaim =
-    "SELECT id, exchange, routing_key, dedupe_key, correlation_id, coalesce(conversation_key, ''), body "
+    "SELECT id, exchange, routing_key, dedupe_key, correlation_id, coalesce(conversation_key, ''), "
+    "body "
     "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED";
 constexpr const char* kMarkPublished =
     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])";
@@ -85,7 +86,9 @@ Result<size_t> OutboxRelay::RelayBatch(PgConnection& db) {
     return s;
   }
   published_.fetch_add(rows->size());
-  DefaultRegistry().GetCounter("convoy_outbox_published_total", "Outbox rows published and marked.").Inc(rows->size());
+  DefaultRegistry()
+      .GetCounter("convoy_outbox_published_total", "Outbox rows published and marked.")
+      .Inc(rows->size());
   return rows->size();
 }
 
@@ -107,12 +110,15 @@ void OutboxRelay::Run() {
       if (settings_.periodic) settings_.periodic(*db);
       auto swept = SweepOnce(*db, settings_.sweep);
       if (!swept.ok()) {
-        LOG_EVERY_N(WARNING, 10) << LogCtx("sweeper") << "event=sweep_failed error=" << swept.status().ToString();
+        LOG_EVERY_N(WARNING, 10) << LogCtx("sweeper")
+                                 << "event=sweep_failed error=" << swept.status().ToString();
       }
     }
-    Result<size_t> n = db ? RelayBatch(*db) : Result<size_t>(Status(Code::kUnavailable, "no database"));
+    Result<size_t> n =
+        db ? RelayBatch(*db) : Result<size_t>(Status(Code::kUnavailable, "no database"));
     if (!n.ok()) {
-      LOG_EVERY_N(WARNING, 10) << LogCtx("relay") << "event=relay_failed error=" << n.status().ToString();
+      LOG_EVERY_N(WARNING, 10) << LogCtx("relay")
+                               << "event=relay_failed error=" << n.status().ToString();
     }
     if (n.ok() && *n > 0) continue;  // more may be waiting
     std::unique_lock<std::mutex> lock(mu_);

@@ -20,8 +20,10 @@ TEST(OutboxRelay, TwoReplicasPublishEveryRowOnce) {
   ASSERT_TRUE(RunMigrations(**conn, test::SourcePath("deploy/postgres")).ok());
   constexpr int kRows = 2000;
   auto inserted = (*conn)->Exec(
-      "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body) "
-      "SELECT 'convoy.commands', 'outbound.send', 'k' || g, 'c' || g, '1:2', '{}' FROM generate_series(1, $1::int) g",
+      "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, "
+      "body) "
+      "SELECT 'convoy.commands', 'outbound.send', 'k' || g, 'c' || g, '1:2', '{}' FROM "
+      "generate_series(1, $1::int) g",
       {std::to_string(kRows)});
   ASSERT_TRUE(inserted.ok()) << inserted.status().ToString();
 

@@ -23,9 +23,11 @@ struct Feed {
 };
 constexpr Feed kFeeds[] = {
     {"flow.completed", "outcome", "convoy_flow_results_total",
-     "Completed flow runs read from flow.completed, by tenant, flow and outcome (the business's own numbers)."},
+     "Completed flow runs read from flow.completed, by tenant, flow and outcome (the business's "
+     "own numbers)."},
     {"flow.expired", "step", "convoy_flow_expired_total",
-     "Flow runs ended by their inactivity timeout (flow.expired), by tenant, flow and the step the person stopped "
+     "Flow runs ended by their inactivity timeout (flow.expired), by tenant, flow and the step the "
+     "person stopped "
      "at."},
 };
 
@@ -46,18 +48,22 @@ DeliveryHandler ResultsFeed(const SchemaRegistry& schemas, KnownStep known) {
     Status valid = schemas.ValidateAs(feed->schema, 1, d.body, &doc);
     if (!valid.ok()) {
       LOG(WARNING) << ctx << "event=result_invalid error=" << valid.ToString();
-      return Disposition::DeadLetter(std::string("invalid ") + feed->schema + ": " + valid.message());
+      return Disposition::DeadLetter(std::string("invalid ") + feed->schema + ": " +
+                                     valid.message());
     }
     // Labels only from the deployment's own flows: the flow, and the step the run ended at.
-    std::string flow = JsonStr(doc, "flow"), step = JsonStr(doc, feed->step_member), tenant = JsonStr(doc, "tenant");
+    std::string flow = JsonStr(doc, "flow"), step = JsonStr(doc, feed->step_member),
+                tenant = JsonStr(doc, "tenant");
     if (tenant.empty()) tenant = "unknown";  // an event from before the registry named it
     if (!known || !known(flow, "")) flow = "other";
     if (flow == "other" || !known(flow, step)) step = "other";
     DefaultRegistry()
         .GetCounter(feed->metric, feed->help,
-                    "tenant=\"" + tenant + "\",flow=\"" + flow + "\"," + feed->step_member + "=\"" + step + "\"")
+                    "tenant=\"" + tenant + "\",flow=\"" + flow + "\"," + feed->step_member + "=\"" +
+                        step + "\"")
         .Inc();
-    VLOG(1) << ctx << "event=result_counted schema=" << feed->schema << " flow=" << flow << " step=" << step;
+    VLOG(1) << ctx << "event=result_counted schema=" << feed->schema << " flow=" << flow
+            << " step=" << step;
     return Disposition::Ack();
   };
 }

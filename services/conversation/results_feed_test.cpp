@@ -1,6 +1,7 @@
 // flow.completed is read (it was published to and read by nothing, and grew without a bound):
 // each event counts once in convoy_flow_results_total by tenant, flow and outcome, labels only from
-// the registry (the tenant conversation wrote) and the loaded flows; an event that does not match its schema is parked with the reason.
+// the registry (the tenant conversation wrote) and the loaded flows; an event that does not match
+// its schema is parked with the reason.
 #include "results_feed.h"
 
 #include <gtest/gtest.h>
@@ -11,7 +12,8 @@
 namespace convoy::conversation {
 namespace {
 
-uint64_t Results(const std::string& flow, const std::string& outcome, const std::string& tenant = "unknown") {
+uint64_t Results(const std::string& flow, const std::string& outcome,
+                 const std::string& tenant = "unknown") {
   return DefaultRegistry()
       .GetCounter("convoy_flow_results_total", "",
                   "tenant=\"" + tenant + "\",flow=\"" + flow + "\",outcome=\"" + outcome + "\"")
@@ -21,9 +23,11 @@ uint64_t Results(const std::string& flow, const std::string& outcome, const std:
 Delivery Completed(const std::string& flow, const std::string& outcome, const std::string& who) {
   Delivery d;
   d.queue = "flow.completed";
-  d.body = R"({"schema":"flow.completed","version":1,"correlation_id":"c1","dedupe_key":"k1",)"
-           R"("conversation_key":"106540352242922:16505551234","phone_number_id":"106540352242922",)" +
-           who + R"(,"flow":")" + flow + R"(","outcome":")" + outcome + R"(","fields":{"email":"a@b.co"},"photos":{}})";
+  d.body =
+      R"({"schema":"flow.completed","version":1,"correlation_id":"c1","dedupe_key":"k1",)"
+      R"("conversation_key":"106540352242922:16505551234","phone_number_id":"106540352242922",)" +
+      who + R"(,"flow":")" + flow + R"(","outcome":")" + outcome +
+      R"(","fields":{"email":"a@b.co"},"photos":{}})";
   return d;
 }
 
@@ -34,18 +38,21 @@ TEST(ResultsFeed, CountsEachResultByFlowAndOutcomeWithLabelsFromTheLoadedFlowsOn
   DeliveryHandler feed = ResultsFeed(test::ShippedSchemas(), known);
   const uint64_t submitted = Results("listing", "submitted"), other = Results("other", "other"),
                  odd_step = Results("listing", "other");
-  EXPECT_EQ(feed(Completed("listing", "submitted", R"("wa_id":"16505551234")")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(feed(Completed("listing", "submitted", R"("wa_id":"16505551234")")).kind,
+            Disposition::Kind::kAck);
   // A person known by a BSUID alone has no wa_id: still a valid result.
   EXPECT_EQ(feed(Completed("listing", "submitted", R"("user_id":"US.13491208655302741918")")).kind,
             Disposition::Kind::kAck);
   EXPECT_EQ(Results("listing", "submitted"), submitted + 2);
   // The tenant conversation wrote (the number's) labels the result.
   const uint64_t acme = Results("listing", "submitted", "acme");
-  EXPECT_EQ(feed(Completed("listing", "submitted", R"("wa_id":"1","tenant":"acme")")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(feed(Completed("listing", "submitted", R"("wa_id":"1","tenant":"acme")")).kind,
+            Disposition::Kind::kAck);
   EXPECT_EQ(Results("listing", "submitted", "acme"), acme + 1);
   EXPECT_EQ(Results("listing", "submitted"), submitted + 2) << "counted under its tenant alone";
   // Names from outside the deployment's flows never become labels.
-  EXPECT_EQ(feed(Completed("someone-elses-flow", "x", R"("wa_id":"1")")).kind, Disposition::Kind::kAck);
+  EXPECT_EQ(feed(Completed("someone-elses-flow", "x", R"("wa_id":"1")")).kind,
+            Disposition::Kind::kAck);
   EXPECT_EQ(feed(Completed("listing", "made-up", R"("wa_id":"1")")).kind, Disposition::Kind::kAck);
   EXPECT_EQ(Results("other", "other"), other + 1);
   EXPECT_EQ(Results("listing", "other"), odd_step + 1);
@@ -58,20 +65,24 @@ TEST(ResultsFeed, CountsEachResultByFlowAndOutcomeWithLabelsFromTheLoadedFlowsOn
   EXPECT_EQ(feed(other_schema).kind, Disposition::Kind::kDeadLetter);
 }
 
-
 Delivery Expired(const std::string& flow, const std::string& step, const std::string& extra = "") {
   Delivery d;
   d.queue = "flow.completed";
-  d.body = R"({"schema":"flow.expired","version":1,"correlation_id":"expiry-1","dedupe_key":"k:flow.expired:1",)"
-           R"("conversation_key":"106540352242922:16505551234","phone_number_id":"106540352242922","tenant":"acme",)"
-           R"("flow":")" + flow + R"(","step":")" + step + R"(","on_timeout":"restart","expired_at":"2026-03-01T10:00:00Z",)"
-           R"("ended_at":"2026-03-01T10:00:30Z","ended_by":"sweep")" + extra + "}";
+  d.body =
+      R"({"schema":"flow.expired","version":1,"correlation_id":"expiry-1","dedupe_key":"k:flow.expired:1",)"
+      R"("conversation_key":"106540352242922:16505551234","phone_number_id":"106540352242922","tenant":"acme",)"
+      R"("flow":")" +
+      flow + R"(","step":")" + step +
+      R"(","on_timeout":"restart","expired_at":"2026-03-01T10:00:00Z",)"
+      R"("ended_at":"2026-03-01T10:00:30Z","ended_by":"sweep")" +
+      extra + "}";
   return d;
 }
 
 uint64_t ExpiredRuns(const std::string& flow, const std::string& step) {
   return DefaultRegistry()
-      .GetCounter("convoy_flow_expired_total", "", "tenant=\"acme\",flow=\"" + flow + "\",step=\"" + step + "\"")
+      .GetCounter("convoy_flow_expired_total", "",
+                  "tenant=\"acme\",flow=\"" + flow + "\",step=\"" + step + "\"")
       .Value();
 }
 
@@ -90,7 +101,8 @@ TEST(ResultsFeed, CountsEachExpiredRunByFlowAndTheStepThePersonStoppedAt) {
   EXPECT_EQ(ExpiredRuns("listing", "other"), odd + 1);
   EXPECT_EQ(Results("listing", "photos", "acme"), results) << "an expired run is no result";
   Disposition bad = feed(Expired("listing", "photos", R"(,"fields":{"email":"a@b.co"})"));
-  EXPECT_EQ(bad.kind, Disposition::Kind::kDeadLetter) << "flow.expired carries none of the run's fields";
+  EXPECT_EQ(bad.kind, Disposition::Kind::kDeadLetter)
+      << "flow.expired carries none of the run's fields";
   EXPECT_NE(bad.reason.find("invalid flow.expired"), std::string::npos) << bad.reason;
 }
 

@@ -47,18 +47,18 @@ struct RunDue {
   // after its timeout, never before.
   std::string granularity = "1";
 };
-RunDue NextRunDue(const Engine& engine, const ConversationState& before, const ConversationState& after,
-                  bool from_person);
+RunDue NextRunDue(const Engine& engine, const ConversationState& before,
+                  const ConversationState& after, bool from_person);
 
 // One conversation, in a transaction of its own: its row locked (waiting for a message being
 // applied to it), the due time checked again under the lock, the run ended. The audit note, or
 // "" when it was not due (a message came first, or another replica ended it).
-Result<std::string> ExpireRunIfDue(PgConnection& db, const Engine& engine, const std::string& conversation_key,
-                                   int64_t now);
+Result<std::string> ExpireRunIfDue(PgConnection& db, const Engine& engine,
+                                   const std::string& conversation_key, int64_t now);
 
 struct RunSweep {
-  size_t expired = 0;  // ended (or reported, for a flow that resumes)
-  size_t touched = 0;  // due when found, no longer under the lock
+  size_t expired = 0;    // ended (or reported, for a flow that resumes)
+  size_t touched = 0;    // due when found, no longer under the lock
   bool skipped = false;  // another replica was sweeping
 };
 

@@ -23,7 +23,9 @@ using namespace std::chrono_literals;
 constexpr const char* kAna = "106540352242922:16505550001";
 
 int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 class RunTimeoutsTest : public ::testing::Test {
@@ -43,12 +45,15 @@ class RunTimeoutsTest : public ::testing::Test {
   // `due_in` s from now (negative: overdue).
   void Listing(const std::string& key, int due_in, int64_t ago = 90000) {
     const int64_t at = Now() - ago;
-    const std::string state = R"({"flow":"listing","step":"email","entered_at":)" + std::to_string(at) +
-                              R"(,"messages":1,"last_inbound_at":)" + std::to_string(at) +
-                              R"(,"history":[["email",)" + std::to_string(at) + "]]}";
+    const std::string state = R"({"flow":"listing","step":"email","entered_at":)" +
+                              std::to_string(at) + R"(,"messages":1,"last_inbound_at":)" +
+                              std::to_string(at) + R"(,"history":[["email",)" + std::to_string(at) +
+                              "]]}";
     auto r = conn_->Exec(
-        "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, flow, state, run_expires_at) "
-        "VALUES ($1, $2, split_part($1, ':', 2), 'listing', $3::jsonb, now() + make_interval(secs => $4::int))",
+        "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, flow, state, "
+        "run_expires_at) "
+        "VALUES ($1, $2, split_part($1, ':', 2), 'listing', $3::jsonb, now() + make_interval(secs "
+        "=> $4::int))",
         {key, std::string(test::kDemoNumber), state, std::to_string(due_in)});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
@@ -58,7 +63,9 @@ class RunTimeoutsTest : public ::testing::Test {
     return r.ok() && !r->empty() ? r->get(0, 0) : "?";
   }
   std::string Events(const std::string& key) {
-    return One("SELECT count(*) FROM outbox WHERE conversation_key = $1 AND routing_key = 'flow.expired'", {key});
+    return One(
+        "SELECT count(*) FROM outbox WHERE conversation_key = $1 AND routing_key = 'flow.expired'",
+        {key});
   }
   test::TestDatabase db_{"run_timeouts"};
   std::unique_ptr<PgConnection> conn_;
@@ -73,11 +80,14 @@ TEST_F(RunTimeoutsTest, TheSweeperEndsAnOverdueRunOnceWithItsEventInTheOutboxOnc
   ASSERT_TRUE(swept.ok()) << swept.status().ToString();
   EXPECT_EQ(swept->expired, 1u);
   EXPECT_EQ(swept->touched, 0u);
-  EXPECT_EQ(One("SELECT coalesce(flow, 'none') || ' ' || coalesce(run_expires_at::text, 'cleared') FROM conversations "
+  EXPECT_EQ(One("SELECT coalesce(flow, 'none') || ' ' || coalesce(run_expires_at::text, 'cleared') "
+                "FROM conversations "
                 "WHERE conversation_key = $1",
                 {kAna}),
             "none cleared");
-  EXPECT_EQ(One("SELECT from_step || ' > ' || to_step || ' ' || note FROM transitions WHERE conversation_key = $1", {kAna}),
+  EXPECT_EQ(One("SELECT from_step || ' > ' || to_step || ' ' || note FROM transitions WHERE "
+                "conversation_key = $1",
+                {kAna}),
             "listing/email > idle expired");
   ASSERT_EQ(Events(kAna), "1");
   const std::string body = One("SELECT body FROM outbox WHERE conversation_key = $1", {kAna});
@@ -89,8 +99,11 @@ TEST_F(RunTimeoutsTest, TheSweeperEndsAnOverdueRunOnceWithItsEventInTheOutboxOnc
   EXPECT_EQ(JsonStr(doc, "tenant"), "acme");
   EXPECT_EQ(JsonStr(doc, "on_timeout"), "restart");
   EXPECT_EQ(JsonStr(doc, "ended_by"), "sweep");
-  EXPECT_EQ(One("SELECT exchange || ' ' || (published_at IS NULL)::text FROM outbox WHERE conversation_key = $1", {kAna}),
-            "convoy.events true") << "the relay publishes it";
+  EXPECT_EQ(One("SELECT exchange || ' ' || (published_at IS NULL)::text FROM outbox WHERE "
+                "conversation_key = $1",
+                {kAna}),
+            "convoy.events true")
+      << "the relay publishes it";
   // Again, and from a second replica at once: nothing more.
   auto other = PgConnection::Connect(db_.dsn());
   ASSERT_TRUE(other.ok());
@@ -101,7 +114,9 @@ TEST_F(RunTimeoutsTest, TheSweeperEndsAnOverdueRunOnceWithItsEventInTheOutboxOnc
   }
   EXPECT_EQ(Events(kAna), "1");
   EXPECT_EQ(One("SELECT count(*) FROM transitions WHERE note = 'expired'"), "1");
-  EXPECT_EQ(One("SELECT flow FROM conversations WHERE conversation_key = '106540352242922:16505550002'"), "listing");
+  EXPECT_EQ(
+      One("SELECT flow FROM conversations WHERE conversation_key = '106540352242922:16505550002'"),
+      "listing");
 }
 
 // The message that arrived just before wins: it holds the row, moving the due time on, when the
@@ -113,11 +128,13 @@ TEST_F(RunTimeoutsTest, ARunTouchedAfterItsDueTimeIsNotEnded) {
   ASSERT_TRUE(message.ok());
   PgConnection& m = **message;
   ASSERT_TRUE(m.Begin().ok());
-  ASSERT_TRUE(m.Exec("SELECT 1 FROM conversations WHERE conversation_key = $1 FOR UPDATE", {kAna}).ok());
-  ASSERT_TRUE(m.Exec("UPDATE conversations SET run_expires_at = now() + interval '1 day', "
-                     "state = jsonb_set(state, '{step}', '\"description\"') WHERE conversation_key = $1",
-                     {kAna})
-                  .ok());
+  ASSERT_TRUE(
+      m.Exec("SELECT 1 FROM conversations WHERE conversation_key = $1 FOR UPDATE", {kAna}).ok());
+  ASSERT_TRUE(
+      m.Exec("UPDATE conversations SET run_expires_at = now() + interval '1 day', "
+             "state = jsonb_set(state, '{step}', '\"description\"') WHERE conversation_key = $1",
+             {kAna})
+          .ok());
   auto sweeper_conn = PgConnection::Connect(db_.dsn());
   ASSERT_TRUE(sweeper_conn.ok());
   const std::string pid = (*sweeper_conn)->Exec("SELECT pg_backend_pid()::text")->get(0, 0);
@@ -125,8 +142,10 @@ TEST_F(RunTimeoutsTest, ARunTouchedAfterItsDueTimeIsNotEnded) {
   std::thread sweeper([&] { note = ExpireRunIfDue(**sweeper_conn, *engine_, kAna, Now()); });
   // The sweeper is waiting for the row.
   bool waiting = false;
-  for (auto deadline = std::chrono::steady_clock::now() + 10s; !waiting && std::chrono::steady_clock::now() < deadline;) {
-    waiting = One("SELECT coalesce(wait_event_type, '') FROM pg_stat_activity WHERE pid = $1::int", {pid}) == "Lock";
+  for (auto deadline = std::chrono::steady_clock::now() + 10s;
+       !waiting && std::chrono::steady_clock::now() < deadline;) {
+    waiting = One("SELECT coalesce(wait_event_type, '') FROM pg_stat_activity WHERE pid = $1::int",
+                  {pid}) == "Lock";
     if (!waiting) std::this_thread::sleep_for(10ms);  // polling the condition, with a deadline
   }
   EXPECT_TRUE(waiting) << "the sweeper should be waiting for the message's row lock";
@@ -134,8 +153,10 @@ TEST_F(RunTimeoutsTest, ARunTouchedAfterItsDueTimeIsNotEnded) {
   sweeper.join();
   ASSERT_TRUE(note.ok()) << note.status().ToString();
   EXPECT_EQ(*note, "") << "not due any more under the lock";
-  EXPECT_EQ(One("SELECT flow || '/' || (state->>'step') FROM conversations WHERE conversation_key = $1", {kAna}),
-            "listing/description");
+  EXPECT_EQ(
+      One("SELECT flow || '/' || (state->>'step') FROM conversations WHERE conversation_key = $1",
+          {kAna}),
+      "listing/description");
   EXPECT_EQ(Events(kAna), "0");
   EXPECT_EQ(One("SELECT count(*) FROM transitions"), "0");
   auto swept = ExpireDueRuns(*conn_, *engine_, Now());
@@ -151,30 +172,37 @@ TEST(RunTimeoutMigration, RunsInProgressGetTheDefaultDueTimeAndChecklistsNone) {
   auto c = PgConnection::Connect(db.dsn());
   ASSERT_TRUE(c.ok());
   PgConnection& conn = **c;
-  const std::string before = ::testing::TempDir() + "/" + test::UniqueName("migrations_before_run_timeouts");
-  ASSERT_EQ(std::system(("mkdir -p " + before + " && cp " + test::SourcePath("deploy/postgres") + "/00[0-2]*.sql " +
-                         test::SourcePath("deploy/postgres") + "/0030_*.sql " + before)
-                            .c_str()),
-            0);
+  const std::string before =
+      ::testing::TempDir() + "/" + test::UniqueName("migrations_before_run_timeouts");
+  ASSERT_EQ(
+      std::system(("mkdir -p " + before + " && cp " + test::SourcePath("deploy/postgres") +
+                   "/00[0-2]*.sql " + test::SourcePath("deploy/postgres") + "/0030_*.sql " + before)
+                      .c_str()),
+      0);
   ASSERT_TRUE(RunMigrations(conn, before).ok());
   auto ok = [&](const std::string& sql) {
     auto r = conn.Exec(sql);
     ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << sql;
   };
-  ok("INSERT INTO conversations (conversation_key, phone_number_id, wa_id, flow, updated_at) VALUES "
+  ok("INSERT INTO conversations (conversation_key, phone_number_id, wa_id, flow, updated_at) "
+     "VALUES "
      "('1:lead', '1', 'lead', 'lead', now() - interval '30 days'), "
      "('1:recent', '1', 'recent', 'listing', now() - interval '1 hour'), "
      "('1:idle', '1', 'idle', NULL, now() - interval '30 days'), "
      "('1:operator', '1', 'operator', 'checklist', now() - interval '30 days')");
   ok("INSERT INTO checklists (id, version, definition, source) VALUES ('qa', 1, '{}', 'api')");
-  ok("INSERT INTO assignments (id, checklist_id, checklist_version, operator, phone_number_id, reference, "
-     "conversation_key, status) VALUES ('asg_1', 'qa', 1, 'operator', '1', 'R1', '1:operator', 'active')");
+  ok("INSERT INTO assignments (id, checklist_id, checklist_version, operator, phone_number_id, "
+     "reference, "
+     "conversation_key, status) VALUES ('asg_1', 'qa', 1, 'operator', '1', 'R1', '1:operator', "
+     "'active')");
   ASSERT_TRUE(RunMigrations(conn, test::SourcePath("deploy/postgres")).ok());
   auto r = conn.Exec(
-      "SELECT conversation_key, coalesce((run_expires_at <= now())::text, 'none') FROM conversations ORDER BY 1");
+      "SELECT conversation_key, coalesce((run_expires_at <= now())::text, 'none') FROM "
+      "conversations ORDER BY 1");
   ASSERT_TRUE(r.ok() && r->size() == 4);
   EXPECT_EQ(r->get(0, 0) + " " + r->get(0, 1), "1:idle none");
-  EXPECT_EQ(r->get(1, 0) + " " + r->get(1, 1), "1:lead true") << "due long ago: ends at the first sweep";
+  EXPECT_EQ(r->get(1, 0) + " " + r->get(1, 1), "1:lead true")
+      << "due long ago: ends at the first sweep";
   EXPECT_EQ(r->get(2, 0) + " " + r->get(2, 1), "1:operator none") << "its assignment ends it";
   EXPECT_EQ(r->get(3, 0) + " " + r->get(3, 1), "1:recent false");
 }

@@ -25,7 +25,8 @@ std::map<std::string, std::vector<Photo>> DecodePhotos(const rapidjson::Value& p
     if (!m.value.IsArray()) continue;
     for (const auto& p : m.value.GetArray()) {
       Photo photo{JsonStr(p, "id"), Int(p, "at"), JsonStr(p, "stored"), JsonStr(p, "missing")};
-      if (!JsonStr(p, "kind").empty()) photo.kind = JsonStr(p, "kind");  // absent: a photo (and older states)
+      if (!JsonStr(p, "kind").empty())
+        photo.kind = JsonStr(p, "kind");  // absent: a photo (and older states)
       photo.mime_type = JsonStr(p, "mime");
       photo.filename = JsonStr(p, "filename");
       list.push_back(std::move(photo));
@@ -34,26 +35,48 @@ std::map<std::string, std::vector<Photo>> DecodePhotos(const rapidjson::Value& p
   return out;
 }
 
-void EncodeStrings(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::map<std::string, std::string>& m) {
+void EncodeStrings(rapidjson::Writer<rapidjson::StringBuffer>& w,
+                   const std::map<std::string, std::string>& m) {
   w.StartObject();
-  for (const auto& [k, v] : m) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); w.String(v); }
+  for (const auto& [k, v] : m) {
+    w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()));
+    w.String(v);
+  }
   w.EndObject();
 }
 
-void EncodePhotos(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::map<std::string, std::vector<Photo>>& photos) {
+void EncodePhotos(rapidjson::Writer<rapidjson::StringBuffer>& w,
+                  const std::map<std::string, std::vector<Photo>>& photos) {
   w.StartObject();
   for (const auto& [field, list] : photos) {
     w.Key(field.c_str(), static_cast<rapidjson::SizeType>(field.size()));
     w.StartArray();
     for (const auto& p : list) {
       w.StartObject();
-      w.Key("id"); w.String(p.media_id);
-      w.Key("at"); w.Int64(p.at);
-      if (!p.stored_name.empty()) { w.Key("stored"); w.String(p.stored_name); }
-      if (!p.missing.empty()) { w.Key("missing"); w.String(p.missing); }
-      if (p.kind != "image") { w.Key("kind"); w.String(p.kind); }
-      if (!p.mime_type.empty()) { w.Key("mime"); w.String(p.mime_type); }
-      if (!p.filename.empty()) { w.Key("filename"); w.String(p.filename); }
+      w.Key("id");
+      w.String(p.media_id);
+      w.Key("at");
+      w.Int64(p.at);
+      if (!p.stored_name.empty()) {
+        w.Key("stored");
+        w.String(p.stored_name);
+      }
+      if (!p.missing.empty()) {
+        w.Key("missing");
+        w.String(p.missing);
+      }
+      if (p.kind != "image") {
+        w.Key("kind");
+        w.String(p.kind);
+      }
+      if (!p.mime_type.empty()) {
+        w.Key("mime");
+        w.String(p.mime_type);
+      }
+      if (!p.filename.empty()) {
+        w.Key("filename");
+        w.String(p.filename);
+      }
       w.EndObject();
     }
     w.EndArray();
@@ -175,15 +198,26 @@ std::string EncodeState(const ConversationState& s) {
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   w.StartObject();
-  w.Key("flow"); w.String(s.flow);
-  w.Key("step"); w.String(s.step);
-  if (!s.asking.empty()) { w.Key("asking"); w.String(s.asking); }
-  w.Key("entered_at"); w.Int64(s.entered_at);
-  w.Key("messages"); w.Int64(s.messages);
-  w.Key("last_inbound_at"); w.Int64(s.last_inbound_at);
+  w.Key("flow");
+  w.String(s.flow);
+  w.Key("step");
+  w.String(s.step);
+  if (!s.asking.empty()) {
+    w.Key("asking");
+    w.String(s.asking);
+  }
+  w.Key("entered_at");
+  w.Int64(s.entered_at);
+  w.Key("messages");
+  w.Int64(s.messages);
+  w.Key("last_inbound_at");
+  w.Int64(s.last_inbound_at);
   w.Key("fields");
   w.StartObject();
-  for (const auto& [k, v] : s.fields) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); w.String(v); }
+  for (const auto& [k, v] : s.fields) {
+    w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()));
+    w.String(v);
+  }
   w.EndObject();
   if (!s.pending_uploads.empty()) {
     w.Key("pending_uploads");
@@ -201,15 +235,24 @@ std::string EncodeState(const ConversationState& s) {
     w.StartArray();
     for (const auto& r : s.results) {
       w.StartObject();
-      w.Key("id"); w.String(r.id);
-      w.Key("sink"); w.String(r.sink);
-      w.Key("type"); w.String(r.type);
-      w.Key("flow"); w.String(r.flow);
-      w.Key("outcome"); w.String(r.outcome);
-      w.Key("completed_at"); w.Int64(r.completed_at);
-      w.Key("due_at"); w.Int64(r.due_at);
-      w.Key("fields"); EncodeStrings(w, r.fields);
-      w.Key("photos"); EncodePhotos(w, r.photos);
+      w.Key("id");
+      w.String(r.id);
+      w.Key("sink");
+      w.String(r.sink);
+      w.Key("type");
+      w.String(r.type);
+      w.Key("flow");
+      w.String(r.flow);
+      w.Key("outcome");
+      w.String(r.outcome);
+      w.Key("completed_at");
+      w.Int64(r.completed_at);
+      w.Key("due_at");
+      w.Int64(r.due_at);
+      w.Key("fields");
+      EncodeStrings(w, r.fields);
+      w.Key("photos");
+      EncodePhotos(w, r.photos);
       w.EndObject();
     }
     w.EndArray();
@@ -218,22 +261,38 @@ std::string EncodeState(const ConversationState& s) {
     const auto& a = s.assignment;
     w.Key("assignment");
     w.StartObject();
-    w.Key("id"); w.String(a.id);
-    w.Key("title"); w.String(a.title);
-    w.Key("reference"); w.String(a.reference);
-    w.Key("operator_name"); w.String(a.operator_name);
-    w.Key("flow"); w.String(a.flow);
-    w.Key("index"); w.Int64(static_cast<int64_t>(a.index));
-    w.Key("asked"); w.Bool(a.asked);
-    w.Key("answered_at"); w.Int64(a.answered_at);
-    if (!a.pending_photo.empty()) { w.Key("pending_photo"); w.String(a.pending_photo); }
-    if (!a.pending_answer.empty()) { w.Key("pending_answer"); w.String(a.pending_answer); }
+    w.Key("id");
+    w.String(a.id);
+    w.Key("title");
+    w.String(a.title);
+    w.Key("reference");
+    w.String(a.reference);
+    w.Key("operator_name");
+    w.String(a.operator_name);
+    w.Key("flow");
+    w.String(a.flow);
+    w.Key("index");
+    w.Int64(static_cast<int64_t>(a.index));
+    w.Key("asked");
+    w.Bool(a.asked);
+    w.Key("answered_at");
+    w.Int64(a.answered_at);
+    if (!a.pending_photo.empty()) {
+      w.Key("pending_photo");
+      w.String(a.pending_photo);
+    }
+    if (!a.pending_answer.empty()) {
+      w.Key("pending_answer");
+      w.String(a.pending_answer);
+    }
     w.Key("questions");
     w.StartArray();
     for (const auto& q : a.questions) {
       w.StartObject();
-      w.Key("text"); w.String(q.text);
-      w.Key("photo"); w.String(q.photo);
+      w.Key("text");
+      w.String(q.text);
+      w.Key("photo");
+      w.String(q.photo);
       if (!q.answers.empty()) {
         w.Key("answers");
         w.StartArray();
@@ -251,18 +310,34 @@ std::string EncodeState(const ConversationState& s) {
     w.EndArray();
     w.EndObject();
   }
-  if (!s.closed_note.empty()) { w.Key("closed_note"); w.String(s.closed_note); }
-  if (!s.set_aside.empty()) { w.Key("set_aside"); w.String(s.set_aside); }
+  if (!s.closed_note.empty()) {
+    w.Key("closed_note");
+    w.String(s.closed_note);
+  }
+  if (!s.set_aside.empty()) {
+    w.Key("set_aside");
+    w.String(s.set_aside);
+  }
   if (!s.expired_run.empty()) {
-    w.Key("expired_run"); w.String(s.expired_run);
-    w.Key("expired_due"); w.Int64(s.expired_due);
+    w.Key("expired_run");
+    w.String(s.expired_run);
+    w.Key("expired_due");
+    w.Int64(s.expired_due);
   }
-  if (s.greeted) { w.Key("greeted"); w.Bool(true); }
+  if (s.greeted) {
+    w.Key("greeted");
+    w.Bool(true);
+  }
   if (!s.extracting.empty()) {
-    w.Key("extracting"); w.String(s.extracting);
-    w.Key("extracting_at"); w.Int64(s.extracting_at);
+    w.Key("extracting");
+    w.String(s.extracting);
+    w.Key("extracting_at");
+    w.Int64(s.extracting_at);
   }
-  if (s.misses > 0) { w.Key("misses"); w.Int(s.misses); }
+  if (s.misses > 0) {
+    w.Key("misses");
+    w.Int(s.misses);
+  }
   w.Key("acked");
   w.StartArray();
   for (const auto& a : s.acked) w.String(a);

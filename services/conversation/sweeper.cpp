@@ -11,7 +11,8 @@ namespace {
 constexpr const char* kTryLock = "SELECT pg_try_advisory_xact_lock(7406021)";  // "convoy sweeper"
 constexpr const char* kSweep =
     "WITH overdue AS (SELECT id FROM outbox WHERE settled_at IS NULL AND due_at IS NOT NULL "
-    "AND published_at IS NOT NULL AND greatest(due_at, published_at) < now() - make_interval(secs => $1::float8) "
+    "AND published_at IS NOT NULL AND greatest(due_at, published_at) < now() - make_interval(secs "
+    "=> $1::float8) "
     "ORDER BY due_at LIMIT $2::int FOR UPDATE SKIP LOCKED) "
     "UPDATE outbox o SET sweeps = o.sweeps + 1, due_at = now(), "
     "published_at = CASE WHEN o.sweeps < $3::int THEN NULL ELSE o.published_at END, "
@@ -22,14 +23,15 @@ constexpr const char* kSweep =
     "(o.settled_at IS NOT NULL)::int, o.sweeps";
 
 Counter& Requeued(const std::string& queue) {
-  return DefaultRegistry().GetCounter("convoy_sweeper_requeued_total",
-                                      "Commands found lost (overdue, unsettled) and published again.",
-                                      "queue=\"" + queue + "\"");
+  return DefaultRegistry().GetCounter(
+      "convoy_sweeper_requeued_total",
+      "Commands found lost (overdue, unsettled) and published again.", "queue=\"" + queue + "\"");
 }
 Counter& Abandoned(const std::string& queue) {
-  return DefaultRegistry().GetCounter("convoy_sweeper_abandoned_total",
-                                      "Commands found lost after their last sweep: given up, needs an operator.",
-                                      "queue=\"" + queue + "\"");
+  return DefaultRegistry().GetCounter(
+      "convoy_sweeper_abandoned_total",
+      "Commands found lost after their last sweep: given up, needs an operator.",
+      "queue=\"" + queue + "\"");
 }
 
 }  // namespace
@@ -45,8 +47,9 @@ Result<SweepResult> SweepOnce(PgConnection& db, const SweepSettings& settings) {
     result.skipped = true;
     return result;
   }
-  auto rows = db.Exec(kSweep, {std::to_string(settings.margin.count()), std::to_string(settings.batch),
-                               std::to_string(settings.max_sweeps)});
+  auto rows =
+      db.Exec(kSweep, {std::to_string(settings.margin.count()), std::to_string(settings.batch),
+                       std::to_string(settings.max_sweeps)});
   if (!rows.ok()) {
     db.Rollback();
     return rows.status();
@@ -59,11 +62,13 @@ Result<SweepResult> SweepOnce(PgConnection& db, const SweepSettings& settings) {
     if (rows->get_int(i, 4) != 0) {
       ++result.abandoned;
       Abandoned(queue).Inc();
-      LOG(ERROR) << ctx << "event=command_abandoned queue=" << queue << " sweeps=" << rows->get(i, 5);
+      LOG(ERROR) << ctx << "event=command_abandoned queue=" << queue
+                 << " sweeps=" << rows->get(i, 5);
     } else {
       ++result.requeued;
       Requeued(queue).Inc();
-      LOG(WARNING) << ctx << "event=command_requeued queue=" << queue << " sweep=" << rows->get(i, 5);
+      LOG(WARNING) << ctx << "event=command_requeued queue=" << queue
+                   << " sweep=" << rows->get(i, 5);
     }
   }
   return result;

@@ -28,7 +28,8 @@ class SweeperTest : public ::testing::Test {
   // due `due_in` s from now.
   void Command(const std::string& key, int published_ago, int due_in) {
     auto r = conn_->Exec(
-        "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at, "
+        "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, "
+        "body, due_at, "
         "published_at) VALUES ('convoy.commands', 'outbound.send', $1, 'c', '1:2', '{}', "
         "now() + make_interval(secs => $2::int), "
         "CASE WHEN $3::int < 0 THEN NULL ELSE now() - make_interval(secs => $3::int) END)",
@@ -36,7 +37,8 @@ class SweeperTest : public ::testing::Test {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   std::string Field(const std::string& key, const std::string& expr) {
-    auto r = conn_->Exec("SELECT coalesce((" + expr + ")::text, '') FROM outbox WHERE dedupe_key = $1", {key});
+    auto r = conn_->Exec(
+        "SELECT coalesce((" + expr + ")::text, '') FROM outbox WHERE dedupe_key = $1", {key});
     EXPECT_TRUE(r.ok() && r->size() == 1) << key;
     return r.ok() && r->size() == 1 ? r->get(0, 0) : "?";
   }
@@ -47,19 +49,24 @@ class SweeperTest : public ::testing::Test {
 TEST_F(SweeperTest, OnlyOverdueUnsettledPublishedCommandsAreRequeued) {
   SweepSettings s;
   s.margin = 60s;
-  Command("lost", 600, -300);       // published 10 min ago, due 5 min ago: past the margin
-  Command("late", 600, -30);        // due 30 s ago: within the margin
-  Command("waiting", 600, 300);     // pushed back by its consumer: waits in a delay queue
-  Command("unpublished", -1, -300); // the relay has not published it yet
+  Command("lost", 600, -300);        // published 10 min ago, due 5 min ago: past the margin
+  Command("late", 600, -30);         // due 30 s ago: within the margin
+  Command("waiting", 600, 300);      // pushed back by its consumer: waits in a delay queue
+  Command("unpublished", -1, -300);  // the relay has not published it yet
   Command("settled", 600, -300);
-  ASSERT_TRUE(conn_->Exec("UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'settled'").ok());
+  ASSERT_TRUE(
+      conn_
+          ->Exec(
+              "UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'settled'")
+          .ok());
   auto r = SweepOnce(*conn_, s);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->requeued, 1u);
   EXPECT_EQ(r->abandoned, 0u);
   EXPECT_EQ(Field("lost", "published_at"), "") << "marked for the relay to publish again";
   EXPECT_EQ(Field("lost", "sweeps"), "1");
-  for (const char* key : {"late", "waiting", "settled"}) EXPECT_NE(Field(key, "published_at"), "") << key;
+  for (const char* key : {"late", "waiting", "settled"})
+    EXPECT_NE(Field(key, "published_at"), "") << key;
   // Published again just now: not overdue until the margin passes again.
   ASSERT_TRUE(conn_->Exec("UPDATE outbox SET published_at = now() WHERE dedupe_key = 'lost'").ok());
   r = SweepOnce(*conn_, s);
@@ -81,8 +88,10 @@ TEST_F(SweeperTest, ACommandLostEveryTimeIsAbandonedAfterTheLastSweep) {
       EXPECT_EQ(r->abandoned, 1u);
     }
     // The relay publishes it, and it is lost again.
-    ASSERT_TRUE(conn_->Exec("UPDATE outbox SET published_at = now() - interval '1 hour', due_at = now() - interval "
-                            "'1 hour' WHERE dedupe_key = 'poison' AND settled_at IS NULL")
+    ASSERT_TRUE(conn_
+                    ->Exec("UPDATE outbox SET published_at = now() - interval '1 hour', due_at = "
+                           "now() - interval "
+                           "'1 hour' WHERE dedupe_key = 'poison' AND settled_at IS NULL")
                     .ok());
   }
   EXPECT_EQ(Field("poison", "outcome"), "abandoned");
@@ -104,17 +113,23 @@ TEST(CommandLedgerMigration, TracksOnlyCommandsNotYetPublished) {
   test::TestDatabase db("ledger_migration");
   auto c = PgConnection::Connect(db.dsn());
   ASSERT_TRUE(c.ok());
-  const std::string before = ::testing::TempDir() + "/" + test::UniqueName("migrations_before_ledger");
-  ASSERT_EQ(std::system(("mkdir -p " + before + " && cp " + test::SourcePath("deploy/postgres") + "/000[1-4]_*.sql " +
-                         before).c_str()),
+  const std::string before =
+      ::testing::TempDir() + "/" + test::UniqueName("migrations_before_ledger");
+  ASSERT_EQ(std::system(("mkdir -p " + before + " && cp " + test::SourcePath("deploy/postgres") +
+                         "/000[1-4]_*.sql " + before)
+                            .c_str()),
             0);
   ASSERT_TRUE(RunMigrations(**c, before).ok());
-  ASSERT_TRUE((*c)->Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, body, published_at) "
-                         "VALUES ('convoy.commands', 'outbound.send', 'old-published', 'c', '{}', now()), "
-                         "('convoy.commands', 'outbound.send', 'old-waiting', 'c', '{}', NULL)")
-                  .ok());
+  ASSERT_TRUE(
+      (*c)->Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, body, "
+                 "published_at) "
+                 "VALUES ('convoy.commands', 'outbound.send', 'old-published', 'c', '{}', now()), "
+                 "('convoy.commands', 'outbound.send', 'old-waiting', 'c', '{}', NULL)")
+          .ok());
   ASSERT_TRUE(RunMigrations(**c, test::SourcePath("deploy/postgres")).ok());
-  auto r = (*c)->Exec("SELECT dedupe_key, coalesce(outcome, ''), (due_at IS NOT NULL)::text FROM outbox ORDER BY dedupe_key");
+  auto r = (*c)->Exec(
+      "SELECT dedupe_key, coalesce(outcome, ''), (due_at IS NOT NULL)::text FROM outbox ORDER BY "
+      "dedupe_key");
   ASSERT_TRUE(r.ok() && r->size() == 2);
   EXPECT_EQ(r->get(0, 0) + ":" + r->get(0, 1), "old-published:before_ledger");
   EXPECT_EQ(r->get(1, 0) + ":" + r->get(1, 1) + ":" + r->get(1, 2), "old-waiting::true");

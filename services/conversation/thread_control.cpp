@@ -10,12 +10,15 @@ namespace convoy::conversation {
 
 namespace {
 
-constexpr const char* kMarkPending = "UPDATE conversations SET thread_control = $2 WHERE conversation_key = $1";
+constexpr const char* kMarkPending =
+    "UPDATE conversations SET thread_control = $2 WHERE conversation_key = $1";
 constexpr const char* kClearPending =
-    "UPDATE conversations SET thread_control = NULL WHERE conversation_key = $1 AND thread_control = $2";
+    "UPDATE conversations SET thread_control = NULL WHERE conversation_key = $1 AND thread_control "
+    "= $2";
 constexpr const char* kMarker = ":thread_control:";
 
-std::string CommandBody(const ThreadControlCommand& c, const std::string& dedupe, const std::string& correlation) {
+std::string CommandBody(const ThreadControlCommand& c, const std::string& dedupe,
+                        const std::string& correlation) {
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   auto str = [&](const char* k, const std::string& v) {
@@ -64,7 +67,8 @@ std::string PendingThreadAction(const std::string& pending_key) {
 }
 
 Result<std::string> ApplyThreadControlOutcome(PgConnection& db, const std::string& conversation_key,
-                                              const std::string& pending_key, const ThreadControlOutcome& o,
+                                              const std::string& pending_key,
+                                              const ThreadControlOutcome& o,
                                               const std::string& handoff_sink, Ownership* own) {
   std::string note = "thread_control " + o.action + " " + o.outcome;
   if (!o.reason.empty()) note += ": " + o.reason.substr(0, 300);
@@ -77,7 +81,8 @@ Result<std::string> ApplyThreadControlOutcome(PgConnection& db, const std::strin
     agent = o.agent;
     sink = own->sink.empty() ? handoff_sink : "";
   } else if (o.action != "take" && o.outcome != "failed") {
-    owner = kOwnerElsewhere;  // unknown included: never speak on a thread convoy may have given away
+    owner =
+        kOwnerElsewhere;  // unknown included: never speak on a thread convoy may have given away
   }
   if (owner.empty()) return note;
   s = SetOwner(db, conversation_key, owner, agent, sink, false);

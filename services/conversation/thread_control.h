@@ -46,7 +46,8 @@ struct ThreadControlOutcome {
 // as the header says (*own follows) and the mark cleared; another outcome (one no longer pending)
 // changes nothing. The audit note for the transition.
 Result<std::string> ApplyThreadControlOutcome(PgConnection& db, const std::string& conversation_key,
-                                              const std::string& pending_key, const ThreadControlOutcome& o,
+                                              const std::string& pending_key,
+                                              const ThreadControlOutcome& o,
                                               const std::string& handoff_sink, Ownership* own);
 
 }  // namespace convoy::conversation

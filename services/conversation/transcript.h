@@ -20,10 +20,10 @@
 namespace convoy::conversation {
 
 struct TranscriptMessage {
-  std::string direction = "in";      // in | out
-  std::string author = "customer";   // customer | bot | business_app | agent:<name>
-  std::string kind;                  // Meta's type (text, image, button, ...) or template
-  std::string body;                  // text, caption, button title, template name
+  std::string direction = "in";     // in | out
+  std::string author = "customer";  // customer | bot | business_app | agent:<name>
+  std::string kind;                 // Meta's type (text, image, button, ...) or template
+  std::string body;                 // text, caption, button title, template name
   std::string media_id;
   std::string channel = "messages";  // messages | standby | echo | history | api
   std::string dedupe_key;            // the update's, or the send's
@@ -31,11 +31,13 @@ struct TranscriptMessage {
 };
 
 // Once per dedupe key: a redelivery writes nothing.
-Status RecordMessage(PgConnection& db, const std::string& conversation_key, const TranscriptMessage& m);
+Status RecordMessage(PgConnection& db, const std::string& conversation_key,
+                     const TranscriptMessage& m);
 
 // The conversation's last `limit` messages, oldest first, as a JSON array: seq, direction, author,
 // kind, body, media_id, channel, at (RFC 3339) and, going out, outbound's status, wamid and error.
-Result<std::string> TranscriptJson(PgConnection& db, const std::string& conversation_key, int limit);
+Result<std::string> TranscriptJson(PgConnection& db, const std::string& conversation_key,
+                                   int limit);
 
 constexpr const char* kOwnerBot = "bot";
 constexpr const char* kOwnerHuman = "human";
@@ -43,7 +45,7 @@ constexpr const char* kOwnerElsewhere = "elsewhere";
 
 // The conversation's owner as its row says (call with the row locked).
 struct Ownership {
-  std::string id;     // the public id (uuid)
+  std::string id;  // the public id (uuid)
   std::string owner = kOwnerBot, agent, sink;
 };
 // Sets the owner (and the agent, and where human-owned messages go when `sink` is not empty).
@@ -62,7 +64,7 @@ Result<int> ReleaseIdleHumans(PgConnection& db, int64_t idle_seconds);
 
 // One conversation.* event for the business, to every sink the number maps `sink` to.
 struct ConversationDelivery {
-  std::string type;  // conversation.handoff_requested | conversation.message
+  std::string type;        // conversation.handoff_requested | conversation.message
   std::string dedupe_key;  // the result id: the webhook-id at the sink
   std::string sink, conversation_key, conversation_id, phone_number_id, correlation_id;
   std::string wa_id, user_id;  // the customer
@@ -92,7 +94,8 @@ Result<bool> TellMessageStatus(PgConnection& db, ConversationDelivery d, const M
 // A command on convoy.commands/<queue> for the outbox relay, inside the caller's transaction; a
 // dedupe key written before writes nothing.
 Status QueueCommand(PgConnection& db, const std::string& queue, const std::string& dedupe_key,
-                    const std::string& correlation_id, const std::string& conversation_key, const std::string& body);
+                    const std::string& correlation_id, const std::string& conversation_key,
+                    const std::string& body);
 
 // A JSON string literal (quotes included).
 std::string JsonQuote(const std::string& s);

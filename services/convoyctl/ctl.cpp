@@ -33,7 +33,9 @@ namespace {
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string Lower(std::string s) {
@@ -59,10 +61,12 @@ std::vector<std::string> Queues(const std::string& only) {
 ParkedMessage FromDelivery(const std::string& work_queue, const Delivery& d) {
   ParkedMessage m;
   m.id = d.message_id.empty() ? d.Header(headers::kDedupeKey) : d.message_id;
-  m.queue = d.Header(headers::kOriginalQueue).empty() ? work_queue : d.Header(headers::kOriginalQueue);
+  m.queue =
+      d.Header(headers::kOriginalQueue).empty() ? work_queue : d.Header(headers::kOriginalQueue);
   m.last_reason = d.Header(headers::kDeathReason);
   if (m.last_reason.empty()) m.last_reason = d.Header("x-last-error");
-  if (m.last_reason.empty()) m.last_reason = "parked by the broker (delivery limit: its consumer kept failing on it)";
+  if (m.last_reason.empty())
+    m.last_reason = "parked by the broker (delivery limit: its consumer kept failing on it)";
   m.first_reason = d.Header("x-first-error").empty() ? m.last_reason : d.Header("x-first-error");
   m.attempts = d.attempt;
   m.replays = std::atoi(d.Header("x-replays").c_str());
@@ -81,7 +85,9 @@ bool Matches(const DlqFilter& f, const ParkedMessage& m) {
   if (!f.id.empty() && m.id != f.id) return false;
   if (!f.reason.empty()) {
     const std::string r = Lower(f.reason);
-    if (Lower(m.last_reason).find(r) == std::string::npos && Lower(m.first_reason).find(r) == std::string::npos) return false;
+    if (Lower(m.last_reason).find(r) == std::string::npos &&
+        Lower(m.first_reason).find(r) == std::string::npos)
+      return false;
   }
   if (f.since > 0 && m.parked_at < f.since) return false;
   if (f.until > 0 && m.parked_at >= f.until) return false;
@@ -118,7 +124,8 @@ Status OpenAdmin(AmqpAdmin& admin, const AmqpOptions& broker) {
 
 // Sweeps every parking queue the filter names; decide sees each match (and the count so far).
 Result<size_t> SweepParked(const AmqpOptions& broker, const DlqFilter& f,
-                           const std::function<AmqpAdmin::SweepAction(const ParkedMessage&, const Delivery&, AmqpMessage*)>& decide) {
+                           const std::function<AmqpAdmin::SweepAction(
+                               const ParkedMessage&, const Delivery&, AmqpMessage*)>& decide) {
   AmqpAdmin admin;
   Status s = OpenAdmin(admin, broker);
   if (!s.ok()) return s;
@@ -126,7 +133,8 @@ Result<size_t> SweepParked(const AmqpOptions& broker, const DlqFilter& f,
   for (const auto& q : Queues(f.queue)) {
     auto seen = admin.Sweep(q + ".dlq", 1000000, [&](const Delivery& d, AmqpMessage* copy) {
       ParkedMessage m = FromDelivery(q, d);
-      if (!Matches(f, m) || (f.limit > 0 && matched >= f.limit)) return AmqpAdmin::SweepAction::kKeep;
+      if (!Matches(f, m) || (f.limit > 0 && matched >= f.limit))
+        return AmqpAdmin::SweepAction::kKeep;
       ++matched;
       return decide(m, d, copy);
     });
@@ -137,24 +145,41 @@ Result<size_t> SweepParked(const AmqpOptions& broker, const DlqFilter& f,
 
 void WriteParked(Writer& w, const ParkedMessage& m, bool headers, bool body) {
   w.StartObject();
-  w.Key("id"); w.String(m.id);
-  w.Key("queue"); w.String(m.queue);
-  w.Key("first_reason"); w.String(m.first_reason);
-  w.Key("last_reason"); w.String(m.last_reason);
-  w.Key("attempts"); w.Int(m.attempts);
-  w.Key("replays"); w.Int(m.replays);
-  w.Key("parked_at"); w.String(Iso(m.parked_at));
-  w.Key("age_seconds"); w.Int64(m.parked_at > 0 ? Now() - m.parked_at : -1);
-  w.Key("correlation_id"); w.String(m.correlation_id);
-  w.Key("conversation_key"); w.String(m.conversation_key);
-  w.Key("error_code"); w.String(m.error_code);
+  w.Key("id");
+  w.String(m.id);
+  w.Key("queue");
+  w.String(m.queue);
+  w.Key("first_reason");
+  w.String(m.first_reason);
+  w.Key("last_reason");
+  w.String(m.last_reason);
+  w.Key("attempts");
+  w.Int(m.attempts);
+  w.Key("replays");
+  w.Int(m.replays);
+  w.Key("parked_at");
+  w.String(Iso(m.parked_at));
+  w.Key("age_seconds");
+  w.Int64(m.parked_at > 0 ? Now() - m.parked_at : -1);
+  w.Key("correlation_id");
+  w.String(m.correlation_id);
+  w.Key("conversation_key");
+  w.String(m.conversation_key);
+  w.Key("error_code");
+  w.String(m.error_code);
   if (headers) {
     w.Key("headers");
     w.StartObject();
-    for (const auto& [k, v] : m.headers) { w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size())); w.String(v); }
+    for (const auto& [k, v] : m.headers) {
+      w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()));
+      w.String(v);
+    }
     w.EndObject();
   }
-  if (body) { w.Key("body"); w.String(m.body); }
+  if (body) {
+    w.Key("body");
+    w.String(m.body);
+  }
   w.EndObject();
 }
 
@@ -166,7 +191,8 @@ int Unavailable(std::ostream& err, const std::string& what, const Status& s) {
 }
 
 Result<std::unique_ptr<PgConnection>> Db(const Options& o) {
-  if (o.pg_dsn.empty()) return Status(Code::kInvalidArgument, "no database: pass --pg_dsn or set CONVOY_PG_DSN");
+  if (o.pg_dsn.empty())
+    return Status(Code::kInvalidArgument, "no database: pass --pg_dsn or set CONVOY_PG_DSN");
   return PgConnection::Connect(o.pg_dsn);
 }
 
@@ -208,7 +234,8 @@ std::string ParkedJson(const ParkedMessage& m, bool headers, bool body) {
   return std::string(b.GetString(), b.GetSize());
 }
 
-Result<std::vector<ParkedMessage>> ListParked(const std::string& amqp_url, const DlqFilter& filter) {
+Result<std::vector<ParkedMessage>> ListParked(const std::string& amqp_url,
+                                              const DlqFilter& filter) {
   return ListParked(CtlAmqp(amqp_url), filter);
 }
 
@@ -232,34 +259,37 @@ Result<std::vector<ParkedMessage>> ListParked(const AmqpOptions& broker, const D
 
 Result<size_t> ReplayParked(const AmqpOptions& broker, const DlqFilter& filter, bool dry_run) {
   const std::string now = Iso(Now());
-  return SweepParked(broker, filter, [&](const ParkedMessage& m, const Delivery& d, AmqpMessage* copy) {
-    if (dry_run) return AmqpAdmin::SweepAction::kKeep;
-    copy->exchange = "";  // the default exchange: straight to the work queue
-    copy->routing_key = m.queue;
-    if (const PartitionedQueue* p = FindPartitioned(m.queue)) {
-      copy->exchange = p->exchange;  // to its conversation's partition (by its x-conversation-key)
-    }
-    copy->body = d.body;
-    copy->message_id = d.message_id;
-    copy->headers = d.headers;
-    for (const char* h : {headers::kDeathReason, "x-last-error", "x-parked-at", "x-first-error", headers::kAttempt,
-                          "x-record-attempts"}) {
-      copy->headers.erase(h);
-    }
-    // A fresh attempt count; what happened before stays readable.
-    std::string history = d.Header("x-replay-history");
-    history += (history.empty() ? "" : " | ") + now + " replayed after " + std::to_string(m.attempts) +
-               " attempt(s): " + m.last_reason;
-    if (history.size() > 4000) history = "..." + history.substr(history.size() - 3997);
-    copy->headers["x-replay-history"] = history;
-    copy->headers["x-replays"] = std::to_string(m.replays + 1);
-    return AmqpAdmin::SweepAction::kMove;
-  });
+  return SweepParked(
+      broker, filter, [&](const ParkedMessage& m, const Delivery& d, AmqpMessage* copy) {
+        if (dry_run) return AmqpAdmin::SweepAction::kKeep;
+        copy->exchange = "";  // the default exchange: straight to the work queue
+        copy->routing_key = m.queue;
+        if (const PartitionedQueue* p = FindPartitioned(m.queue)) {
+          copy->exchange =
+              p->exchange;  // to its conversation's partition (by its x-conversation-key)
+        }
+        copy->body = d.body;
+        copy->message_id = d.message_id;
+        copy->headers = d.headers;
+        for (const char* h : {headers::kDeathReason, "x-last-error", "x-parked-at", "x-first-error",
+                              headers::kAttempt, "x-record-attempts"}) {
+          copy->headers.erase(h);
+        }
+        // A fresh attempt count; what happened before stays readable.
+        std::string history = d.Header("x-replay-history");
+        history += (history.empty() ? "" : " | ") + now + " replayed after " +
+                   std::to_string(m.attempts) + " attempt(s): " + m.last_reason;
+        if (history.size() > 4000) history = "..." + history.substr(history.size() - 3997);
+        copy->headers["x-replay-history"] = history;
+        copy->headers["x-replays"] = std::to_string(m.replays + 1);
+        return AmqpAdmin::SweepAction::kMove;
+      });
 }
 
 Result<size_t> PurgeParked(const AmqpOptions& broker, const DlqFilter& filter) {
-  return SweepParked(broker, filter,
-                     [](const ParkedMessage&, const Delivery&, AmqpMessage*) { return AmqpAdmin::SweepAction::kDrop; });
+  return SweepParked(broker, filter, [](const ParkedMessage&, const Delivery&, AmqpMessage*) {
+    return AmqpAdmin::SweepAction::kDrop;
+  });
 }
 
 Result<std::vector<QueueDepth>> QueueDepths(const AmqpOptions& broker) {
@@ -283,7 +313,8 @@ Result<std::vector<QueueDepth>> QueueDepths(const AmqpOptions& broker) {
       d.consumers += st->consumers;
     }
     auto parked = admin.Inspect(q + ".dlq");
-    if (!parked.ok()) return Status(parked.status().code(), q + ".dlq: " + parked.status().message());
+    if (!parked.ok())
+      return Status(parked.status().code(), q + ".dlq: " + parked.status().message());
     d.parked = parked->messages;
     out.push_back(d);
   }
@@ -303,8 +334,10 @@ int DlqList(const Options& o, const DlqFilter& f, std::ostream& out, std::ostrea
     return kOk;
   }
   for (const auto& m : *list) {
-    out << m.id << "  " << m.queue << "  attempts=" << m.attempts << "  age=" << (m.parked_at > 0 ? Age(Now() - m.parked_at) : "?")
-        << (m.replays > 0 ? "  replays=" + std::to_string(m.replays) : "") << "  corr=" << m.correlation_id << "\n"
+    out << m.id << "  " << m.queue << "  attempts=" << m.attempts
+        << "  age=" << (m.parked_at > 0 ? Age(Now() - m.parked_at) : "?")
+        << (m.replays > 0 ? "  replays=" + std::to_string(m.replays) : "")
+        << "  corr=" << m.correlation_id << "\n"
         << "    last:  " << m.last_reason << "\n";
     if (m.first_reason != m.last_reason) out << "    first: " << m.first_reason << "\n";
   }
@@ -316,7 +349,8 @@ int DlqShow(const Options& o, const DlqFilter& f, std::ostream& out, std::ostrea
   auto list = ListParked(o.amqp_url, f);
   if (!list.ok()) return Unavailable(err, "dlq show", list.status());
   if (list->empty()) {
-    err << "convoyctl: no parked message with id " << f.id << (f.queue.empty() ? "" : " in " + f.queue + ".dlq") << "\n";
+    err << "convoyctl: no parked message with id " << f.id
+        << (f.queue.empty() ? "" : " in " + f.queue + ".dlq") << "\n";
     return kNotFound;
   }
   for (const auto& m : *list) {
@@ -327,20 +361,24 @@ int DlqShow(const Options& o, const DlqFilter& f, std::ostream& out, std::ostrea
       out << b.GetString() << "\n";
       continue;
     }
-    out << "id:           " << m.id << "\nqueue:        " << m.queue << "\nattempts:     " << m.attempts
-        << "\nreplays:      " << m.replays << "\nparked at:    " << (m.parked_at > 0 ? Iso(m.parked_at) : "(by the broker)")
-        << "\nfirst reason: " << m.first_reason << "\nlast reason:  " << m.last_reason << "\nheaders:\n";
+    out << "id:           " << m.id << "\nqueue:        " << m.queue
+        << "\nattempts:     " << m.attempts << "\nreplays:      " << m.replays
+        << "\nparked at:    " << (m.parked_at > 0 ? Iso(m.parked_at) : "(by the broker)")
+        << "\nfirst reason: " << m.first_reason << "\nlast reason:  " << m.last_reason
+        << "\nheaders:\n";
     for (const auto& [k, v] : m.headers) out << "  " << k << ": " << v << "\n";
     out << "body:\n" << Pretty(m.body) << "\n";
   }
   return kOk;
 }
 
-int DlqReplay(const Options& o, const DlqFilter& f, bool dry_run, std::ostream& out, std::ostream& err) {
+int DlqReplay(const Options& o, const DlqFilter& f, bool dry_run, std::ostream& out,
+              std::ostream& err) {
   if (dry_run) {
     auto list = ListParked(o.amqp_url, f);
     if (!list.ok()) return Unavailable(err, "dlq replay", list.status());
-    for (const auto& m : *list) out << "would replay " << m.id << " -> " << m.queue << "  (" << m.last_reason << ")\n";
+    for (const auto& m : *list)
+      out << "would replay " << m.id << " -> " << m.queue << "  (" << m.last_reason << ")\n";
     out << list->size() << " message(s) would be replayed (dry run: nothing moved)\n";
     return kOk;
   }
@@ -349,7 +387,9 @@ int DlqReplay(const Options& o, const DlqFilter& f, bool dry_run, std::ostream& 
   if (o.json) {
     out << R"({"replayed":)" << *n << "}\n";
   } else {
-    out << *n << " message(s) replayed to their work queues (fresh attempt count; x-replay-history keeps the past)\n";
+    out << *n
+        << " message(s) replayed to their work queues (fresh attempt count; x-replay-history keeps "
+           "the past)\n";
   }
   return kOk;
 }
@@ -369,16 +409,18 @@ int DlqPurge(const Options& o, const DlqFilter& f, bool yes, std::ostream& out, 
   return kOk;
 }
 
-int ConversationShow(const Options& o, const std::string& who, const std::string& phone_number_id, int limit,
-                     std::ostream& out, std::ostream& err) {
+int ConversationShow(const Options& o, const std::string& who, const std::string& phone_number_id,
+                     int limit, std::ostream& out, std::ostream& err) {
   auto db = Db(o);
   if (!db.ok()) return Unavailable(err, "conversation show", db.status());
   PgConnection& c = **db;
   std::string key = who;
   if (who.find(':') == std::string::npos) {
     auto keys = c.Exec(
-        "SELECT DISTINCT conversation_key FROM (SELECT conversation_key FROM identities WHERE identity = $1 AND "
-        "($2 = '' OR phone_number_id = $2) UNION SELECT conversation_key FROM conversations WHERE (wa_id = $1 OR "
+        "SELECT DISTINCT conversation_key FROM (SELECT conversation_key FROM identities WHERE "
+        "identity = $1 AND "
+        "($2 = '' OR phone_number_id = $2) UNION SELECT conversation_key FROM conversations WHERE "
+        "(wa_id = $1 OR "
         "user_id = $1) AND ($2 = '' OR phone_number_id = $2)) k ORDER BY 1",
         {who, phone_number_id});
     if (!keys.ok()) return Unavailable(err, "conversation show", keys.status());
@@ -395,7 +437,8 @@ int ConversationShow(const Options& o, const std::string& who, const std::string
     key = keys->get(0, 0);
   }
   auto conv = c.Exec(
-      "SELECT phone_number_id, coalesce(wa_id, ''), coalesce(user_id, ''), coalesce(flow, ''), state::text, "
+      "SELECT phone_number_id, coalesce(wa_id, ''), coalesce(user_id, ''), coalesce(flow, ''), "
+      "state::text, "
       "created_at::text, updated_at::text FROM conversations WHERE conversation_key = $1",
       {key});
   if (!conv.ok()) return Unavailable(err, "conversation show", conv.status());
@@ -404,18 +447,24 @@ int ConversationShow(const Options& o, const std::string& who, const std::string
     return kNotFound;
   }
   const std::string lim = std::to_string(limit);
-  auto ids = c.Exec("SELECT identity, linked_at::text FROM identities WHERE conversation_key = $1 ORDER BY linked_at", {key});
+  auto ids = c.Exec(
+      "SELECT identity, linked_at::text FROM identities WHERE conversation_key = $1 ORDER BY "
+      "linked_at",
+      {key});
   auto transitions = c.Exec(
-      "SELECT at::text, from_step, to_step, note, trigger_dedupe_key, correlation_id FROM (SELECT * FROM transitions "
+      "SELECT at::text, from_step, to_step, note, trigger_dedupe_key, correlation_id FROM (SELECT "
+      "* FROM transitions "
       "WHERE conversation_key = $1 ORDER BY id DESC LIMIT $2::int) t ORDER BY id",
       {key, lim});
   auto sends = c.Exec(
       "SELECT dedupe_key, status, attempts, coalesce(wamid, ''), coalesce(error_code::text, ''), "
-      "coalesce(error_reason, ''), created_at::text FROM (SELECT * FROM outbound_messages WHERE conversation_key = $1 "
+      "coalesce(error_reason, ''), created_at::text FROM (SELECT * FROM outbound_messages WHERE "
+      "conversation_key = $1 "
       "ORDER BY created_at DESC LIMIT $2::int) s ORDER BY created_at",
       {key, lim});
   auto deliveries = c.Exec(
-      "SELECT result_id, sink, type, status, attempts, coalesce(last_status_code::text, ''), coalesce(last_error, ''), "
+      "SELECT result_id, sink, type, status, attempts, coalesce(last_status_code::text, ''), "
+      "coalesce(last_error, ''), "
       "created_at::text FROM deliveries WHERE conversation_key = $1 ORDER BY id DESC LIMIT $2::int",
       {key, lim});
   for (const auto* r : {&ids, &transitions, &sends, &deliveries}) {
@@ -432,40 +481,60 @@ int ConversationShow(const Options& o, const std::string& who, const std::string
       w.StartArray();
       for (size_t i = 0; i < r.size(); ++i) {
         w.StartObject();
-        for (size_t j = 0; j < cols.size(); ++j) { w.Key(cols[j]); w.String(r.get(i, j)); }
+        for (size_t j = 0; j < cols.size(); ++j) {
+          w.Key(cols[j]);
+          w.String(r.get(i, j));
+        }
         w.EndObject();
       }
       w.EndArray();
     };
     w.StartObject();
-    w.Key("conversation_key"); w.String(key);
-    w.Key("phone_number_id"); w.String(conv->get(0, 0));
-    w.Key("wa_id"); w.String(conv->get(0, 1));
-    w.Key("user_id"); w.String(conv->get(0, 2));
-    w.Key("flow"); w.String(conv->get(0, 3));
-    w.Key("created_at"); w.String(conv->get(0, 5));
-    w.Key("updated_at"); w.String(conv->get(0, 6));
+    w.Key("conversation_key");
+    w.String(key);
+    w.Key("phone_number_id");
+    w.String(conv->get(0, 0));
+    w.Key("wa_id");
+    w.String(conv->get(0, 1));
+    w.Key("user_id");
+    w.String(conv->get(0, 2));
+    w.Key("flow");
+    w.String(conv->get(0, 3));
+    w.Key("created_at");
+    w.String(conv->get(0, 5));
+    w.Key("updated_at");
+    w.String(conv->get(0, 6));
     w.Key("state");
-    if (state.IsObject()) state.Accept(w); else w.Null();
+    if (state.IsObject())
+      state.Accept(w);
+    else
+      w.Null();
     rows("identities", *ids, {"identity", "linked_at"});
     rows("transitions", *transitions, {"at", "from", "to", "note", "trigger", "correlation_id"});
-    rows("sends", *sends, {"dedupe_key", "status", "attempts", "wamid", "error_code", "error_reason", "created_at"});
-    rows("deliveries", *deliveries, {"result_id", "sink", "type", "status", "attempts", "last_status_code", "last_error", "created_at"});
+    rows("sends", *sends,
+         {"dedupe_key", "status", "attempts", "wamid", "error_code", "error_reason", "created_at"});
+    rows("deliveries", *deliveries,
+         {"result_id", "sink", "type", "status", "attempts", "last_status_code", "last_error",
+          "created_at"});
     w.EndObject();
     out << b.GetString() << "\n";
     return kOk;
   }
   out << "conversation " << key << "\n  business number " << conv->get(0, 0) << ", phone "
       << (conv->get(0, 1).empty() ? "(none shared)" : conv->get(0, 1)) << ", BSUID "
-      << (conv->get(0, 2).empty() ? "(none)" : conv->get(0, 2)) << "\n  since " << conv->get(0, 5) << ", last change "
-      << conv->get(0, 6) << "\n  identities:";
+      << (conv->get(0, 2).empty() ? "(none)" : conv->get(0, 2)) << "\n  since " << conv->get(0, 5)
+      << ", last change " << conv->get(0, 6) << "\n  identities:";
   for (size_t i = 0; i < ids->size(); ++i) out << " " << ids->get(i, 0);
-  out << "\n  flow: " << (conv->get(0, 3).empty() ? "(none running)" : conv->get(0, 3) + ", step " + JsonStr(state, "step"))
+  out << "\n  flow: "
+      << (conv->get(0, 3).empty() ? "(none running)"
+                                  : conv->get(0, 3) + ", step " + JsonStr(state, "step"))
       << "\n";
   const auto& fields = JsonMember(state, "fields");
   if (fields.IsObject() && fields.MemberCount() > 0) {
     out << "  fields:\n";
-    for (const auto& m : fields.GetObject()) out << "    " << m.name.GetString() << ": " << (m.value.IsString() ? m.value.GetString() : "") << "\n";
+    for (const auto& m : fields.GetObject())
+      out << "    " << m.name.GetString() << ": " << (m.value.IsString() ? m.value.GetString() : "")
+          << "\n";
   }
   const auto& photos = JsonMember(state, "photos");
   if (photos.IsObject()) {
@@ -473,39 +542,47 @@ int ConversationShow(const Options& o, const std::string& who, const std::string
       if (!m.value.IsArray() || m.value.Empty()) continue;
       out << "  photos (" << m.name.GetString() << "):";
       for (const auto& p : m.value.GetArray()) {
-        out << " " << JsonStr(p, "id") << (JsonStr(p, "stored").empty() ? " (fetching)" : " -> " + JsonStr(p, "stored"));
+        out << " " << JsonStr(p, "id")
+            << (JsonStr(p, "stored").empty() ? " (fetching)" : " -> " + JsonStr(p, "stored"));
       }
       out << "\n";
     }
   }
-  if (!JsonStr(state, "extracting").empty()) out << "  waiting for its extractor (request " << JsonStr(state, "extracting") << ")\n";
+  if (!JsonStr(state, "extracting").empty())
+    out << "  waiting for its extractor (request " << JsonStr(state, "extracting") << ")\n";
   out << "  transitions (last " << transitions->size() << "):\n";
   for (size_t i = 0; i < transitions->size(); ++i) {
-    out << "    " << transitions->get(i, 0) << "  " << transitions->get(i, 1) << " -> " << transitions->get(i, 2) << "  "
-        << transitions->get(i, 3) << "  (" << transitions->get(i, 4) << ")\n";
+    out << "    " << transitions->get(i, 0) << "  " << transitions->get(i, 1) << " -> "
+        << transitions->get(i, 2) << "  " << transitions->get(i, 3) << "  ("
+        << transitions->get(i, 4) << ")\n";
   }
   out << "  sends (last " << sends->size() << "):\n";
   for (size_t i = 0; i < sends->size(); ++i) {
-    out << "    " << sends->get(i, 6) << "  " << sends->get(i, 1) << "  attempts=" << sends->get(i, 2)
+    out << "    " << sends->get(i, 6) << "  " << sends->get(i, 1)
+        << "  attempts=" << sends->get(i, 2)
         << (sends->get(i, 3).empty() ? "" : "  " + sends->get(i, 3))
-        << (sends->get(i, 4).empty() ? "" : "  error " + sends->get(i, 4) + ": " + sends->get(i, 5)) << "  ["
-        << sends->get(i, 0) << "]\n";
+        << (sends->get(i, 4).empty() ? "" : "  error " + sends->get(i, 4) + ": " + sends->get(i, 5))
+        << "  [" << sends->get(i, 0) << "]\n";
   }
   out << "  deliveries:\n";
   for (size_t i = 0; i < deliveries->size(); ++i) {
-    out << "    " << deliveries->get(i, 7) << "  " << deliveries->get(i, 2) << " -> " << deliveries->get(i, 1) << "  "
-        << deliveries->get(i, 3) << "  attempts=" << deliveries->get(i, 4)
-        << (deliveries->get(i, 6).empty() ? "" : "  " + deliveries->get(i, 6)) << "  [" << deliveries->get(i, 0) << "]\n";
+    out << "    " << deliveries->get(i, 7) << "  " << deliveries->get(i, 2) << " -> "
+        << deliveries->get(i, 1) << "  " << deliveries->get(i, 3)
+        << "  attempts=" << deliveries->get(i, 4)
+        << (deliveries->get(i, 6).empty() ? "" : "  " + deliveries->get(i, 6)) << "  ["
+        << deliveries->get(i, 0) << "]\n";
   }
   return kOk;
 }
 
 namespace {
 // A call of a service's /v1/ API with the token; the answer's body in *body when 2xx.
-int CallApi(const Options& o, const std::string& base_url, const std::string& method, const std::string& path,
-            const std::string& request, std::string* body, std::ostream& err) {
+int CallApi(const Options& o, const std::string& base_url, const std::string& method,
+            const std::string& path, const std::string& request, std::string* body,
+            std::ostream& err) {
   if (o.admin_token.empty()) {
-    err << "convoyctl: no API token: set CONVOY_API_TOKEN (or --token_file) or CONVOY_ADMIN_TOKEN (or "
+    err << "convoyctl: no API token: set CONVOY_API_TOKEN (or --token_file) or CONVOY_ADMIN_TOKEN "
+           "(or "
            "--admin_token_file)\n";
     return kUsage;
   }
@@ -517,27 +594,30 @@ int CallApi(const Options& o, const std::string& base_url, const std::string& me
   auto resp = HttpFetch(req);
   if (!resp.ok()) return Unavailable(err, method + " " + req.url, resp.status());
   if (resp->status / 100 != 2) {
-    err << "convoyctl: " << method << " " << path << ": HTTP " << resp->status << ": " << resp->body << "\n";
+    err << "convoyctl: " << method << " " << path << ": HTTP " << resp->status << ": " << resp->body
+        << "\n";
     return resp->status == 404 ? kNotFound : kFailed;
   }
   *body = resp->body;
   return kOk;
 }
 
-int CallAdmin(const Options& o, const std::string& method, const std::string& path, const std::string& request,
-              std::ostream& out, std::ostream& err) {
+int CallAdmin(const Options& o, const std::string& method, const std::string& path,
+              const std::string& request, std::ostream& out, std::ostream& err) {
   std::string body;
   const int code = CallApi(o, o.outbound_url, method, path, request, &body, err);
   if (code == kOk) out << (o.json ? body : Pretty(body)) << "\n";
   return code;
 }
 
-// GET /v1/conversations<path> of conversation's API: with --json the answer is written out as it came
+// GET /v1/conversations<path> of conversation's API: with --json the answer is written out as it
+// came
 // (*shown), else parsed into *d.
-int ReadConversations(const Options& o, const std::string& path, rapidjson::Document* d, bool* shown,
-                      std::ostream& out, std::ostream& err) {
+int ReadConversations(const Options& o, const std::string& path, rapidjson::Document* d,
+                      bool* shown, std::ostream& out, std::ostream& err) {
   std::string body;
-  const int code = CallApi(o, o.conversation_url, "GET", "/v1/conversations" + path, "", &body, err);
+  const int code =
+      CallApi(o, o.conversation_url, "GET", "/v1/conversations" + path, "", &body, err);
   if (code != kOk) return code;
   if (o.json) {
     out << body << "\n";
@@ -597,25 +677,34 @@ bool IsConversationId(const std::string& who) {
 int ConversationTranscript(const Options& o, const std::string& id, int messages, std::ostream& out,
                            std::ostream& err) {
   if (!IsConversationId(id)) {
-    err << "convoyctl: " << id << " is not a conversation id (a uuid, as GET /v1/conversations lists them)\n";
+    err << "convoyctl: " << id
+        << " is not a conversation id (a uuid, as GET /v1/conversations lists them)\n";
     return kUsage;
   }
   rapidjson::Document d;
   bool shown = false;
-  const int code = ReadConversations(o, "/" + id + "?messages=" + std::to_string(messages), &d, &shown, out, err);
+  const int code = ReadConversations(o, "/" + id + "?messages=" + std::to_string(messages), &d,
+                                     &shown, out, err);
   if (code != kOk || shown) return code;
   if (!d.IsObject()) {
     err << "convoyctl: the conversation's API answered something that is not a conversation\n";
     return kFailed;
   }
   const std::string person = Text(d, "wa_id").empty() ? Text(d, "user_id") : Text(d, "wa_id");
-  out << "conversation " << Text(d, "id") << "\n  business number " << Text(d, "phone_number_id") << ", customer "
-      << (person.empty() ? "(unknown)" : person) << "\n  owner " << Text(d, "owner")
+  out << "conversation " << Text(d, "id") << "\n  business number " << Text(d, "phone_number_id")
+      << ", customer " << (person.empty() ? "(unknown)" : person) << "\n  owner "
+      << Text(d, "owner")
       << (Text(d, "owner_agent").empty() ? "" : " (" + Text(d, "owner_agent") + ")")
       << (Text(d, "owner_since").empty() ? "" : " since " + Moment(Text(d, "owner_since")))
-      << (Text(d, "thread_control").empty() ? "" : ", Meta's thread control (" + Text(d, "thread_control") + ") on its way")
-      << "\n  flow " << (Text(d, "flow").empty() ? "(none running)" : Text(d, "flow") + ", step " + Text(d, "step"))
-      << "\n  window " << (Text(d, "window_open") == "true" ? "open until " + Moment(Text(d, "window_open_until")) : "closed")
+      << (Text(d, "thread_control").empty()
+              ? ""
+              : ", Meta's thread control (" + Text(d, "thread_control") + ") on its way")
+      << "\n  flow "
+      << (Text(d, "flow").empty() ? "(none running)"
+                                  : Text(d, "flow") + ", step " + Text(d, "step"))
+      << "\n  window "
+      << (Text(d, "window_open") == "true" ? "open until " + Moment(Text(d, "window_open_until"))
+                                           : "closed")
       << "\n";
   const auto& said = JsonMember(d, "messages");
   out << "  messages (last " << (said.IsArray() ? said.Size() : 0) << "):\n";
@@ -625,22 +714,27 @@ int ConversationTranscript(const Options& o, const std::string& id, int messages
     if (what.empty() && !Text(m, "media_id").empty()) what = "(media " + Text(m, "media_id") + ")";
     const std::string channel = Text(m, "channel");
     out << "    " << Moment(Text(m, "at")) << "  " << Text(m, "author") << "  " << Text(m, "kind")
-        << (channel.empty() || channel == "messages" ? "" : " on " + channel) << "  " << OneLine(what, 200)
-        << (Text(m, "status").empty() ? "" : "  [" + Text(m, "status") +
-                                                 (Text(m, "error_code").empty() ? "" : " " + Text(m, "error_code")) + "]")
+        << (channel.empty() || channel == "messages" ? "" : " on " + channel) << "  "
+        << OneLine(what, 200)
+        << (Text(m, "status").empty()
+                ? ""
+                : "  [" + Text(m, "status") +
+                      (Text(m, "error_code").empty() ? "" : " " + Text(m, "error_code")) + "]")
         << "\n";
   }
   return kOk;
 }
 
-int ConversationList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err) {
+int ConversationList(const Options& o, const std::string& query, std::ostream& out,
+                     std::ostream& err) {
   rapidjson::Document d;
   bool shown = false;
   const int code = ReadConversations(o, query.empty() ? "" : "?" + query, &d, &shown, out, err);
   if (code != kOk || shown) return code;
   const auto& list = JsonMember(d, "conversations");
   if (!list.IsArray()) {
-    err << "convoyctl: the conversation's API answered something that is not a list of conversations\n";
+    err << "convoyctl: the conversation's API answered something that is not a list of "
+           "conversations\n";
     return kFailed;
   }
   for (const auto& c : list.GetArray()) {
@@ -649,8 +743,8 @@ int ConversationList(const Options& o, const std::string& query, std::ostream& o
         << (Text(c, "owner_agent").empty() ? "" : " (" + Text(c, "owner_agent") + ")") << "  "
         << Text(c, "phone_number_id") << "  " << (person.empty() ? "-" : person) << "  "
         << (Text(c, "flow").empty() ? "-" : Text(c, "flow") + "/" + Text(c, "step")) << "  window "
-        << (Text(c, "window_open") == "true" ? "open" : "closed") << "  updated " << Moment(Text(c, "updated_at"))
-        << "\n";
+        << (Text(c, "window_open") == "true" ? "open" : "closed") << "  updated "
+        << Moment(Text(c, "updated_at")) << "\n";
   }
   out << list.Size() << " conversation(s)";
   if (!Text(d, "next_cursor").empty()) out << "; more with --cursor " << Text(d, "next_cursor");
@@ -658,32 +752,43 @@ int ConversationList(const Options& o, const std::string& query, std::ostream& o
   return kOk;
 }
 
-int DeliveriesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err) {
+int DeliveriesList(const Options& o, const std::string& query, std::ostream& out,
+                   std::ostream& err) {
   return CallAdmin(o, "GET", "/v1/deliveries" + (query.empty() ? "" : "?" + query), "", out, err);
 }
 
-int DeliveriesReplay(const Options& o, const std::string& body, std::ostream& out, std::ostream& err) {
+int DeliveriesReplay(const Options& o, const std::string& body, std::ostream& out,
+                     std::ostream& err) {
   return CallAdmin(o, "POST", "/v1/deliveries/replay", body, out, err);
 }
 
-int TemplatesList(const Options& o, const std::string& query, std::ostream& out, std::ostream& err) {
+int TemplatesList(const Options& o, const std::string& query, std::ostream& out,
+                  std::ostream& err) {
   return CallAdmin(o, "GET", "/v1/templates" + (query.empty() ? "" : "?" + query), "", out, err);
 }
 
-int TemplatesSync(const Options& o, const std::string& waba_id, std::ostream& out, std::ostream& err) {
-  return CallAdmin(o, "POST", "/v1/templates/sync", R"({"waba_id":")" + JsonEscape(waba_id) + "\"}", out, err);
+int TemplatesSync(const Options& o, const std::string& waba_id, std::ostream& out,
+                  std::ostream& err) {
+  return CallAdmin(o, "POST", "/v1/templates/sync", R"({"waba_id":")" + JsonEscape(waba_id) + "\"}",
+                   out, err);
 }
 
-std::vector<HealthCheck> CheckHealth(const std::string& pg_dsn, const AmqpOptions* broker, const HealthThresholds& t) {
+std::vector<HealthCheck> CheckHealth(const std::string& pg_dsn, const AmqpOptions* broker,
+                                     const HealthThresholds& t) {
   using Check = HealthCheck;
   auto judge = [](Check& c) {
-    if (!c.error.empty()) c.level = kCritical;
-    else if (c.value > 2 * c.threshold) c.level = kCritical;
-    else if (c.value > c.threshold) c.level = kWarning;
+    if (!c.error.empty())
+      c.level = kCritical;
+    else if (c.value > 2 * c.threshold)
+      c.level = kCritical;
+    else if (c.value > c.threshold)
+      c.level = kWarning;
   };
   Result<std::unique_ptr<PgConnection>> db =
-      pg_dsn.empty() ? Result<std::unique_ptr<PgConnection>>(Status(Code::kInvalidArgument, "no database: pass --pg_dsn or set CONVOY_PG_DSN"))
-                     : PgConnection::Connect(pg_dsn);
+      pg_dsn.empty()
+          ? Result<std::unique_ptr<PgConnection>>(
+                Status(Code::kInvalidArgument, "no database: pass --pg_dsn or set CONVOY_PG_DSN"))
+          : PgConnection::Connect(pg_dsn);
   auto scalar = [&](const std::string& sql, const PgParams& params, Check& c) {
     if (!db.ok()) {
       c.error = db.status().ToString();
@@ -699,38 +804,54 @@ std::vector<HealthCheck> CheckHealth(const std::string& pg_dsn, const AmqpOption
   Check stuck{"stuck conversations", 0, static_cast<double>(t.stuck), "", "", kOk};
   // A flow waiting on an effect that has not come back: a command its consumer has not settled
   // (the ledger) long past its due time, or a result still waiting for photos past its due time.
-  scalar("SELECT count(*) FROM (SELECT conversation_key FROM outbox WHERE settled_at IS NULL AND due_at IS NOT NULL "
-         "AND due_at < now() - make_interval(secs => $1::float8) AND conversation_key IS NOT NULL UNION "
-         "SELECT conversation_key FROM conversations WHERE jsonb_typeof(state->'results') = 'array' AND EXISTS "
-         "(SELECT 1 FROM jsonb_array_elements(state->'results') r WHERE (r->>'due_at')::bigint < "
-         "extract(epoch FROM now()) - $1::float8)) s",
-         {std::to_string(t.stuck_after)}, stuck);
+  scalar(
+      "SELECT count(*) FROM (SELECT conversation_key FROM outbox WHERE settled_at IS NULL AND "
+      "due_at IS NOT NULL "
+      "AND due_at < now() - make_interval(secs => $1::float8) AND conversation_key IS NOT NULL "
+      "UNION "
+      "SELECT conversation_key FROM conversations WHERE jsonb_typeof(state->'results') = 'array' "
+      "AND EXISTS "
+      "(SELECT 1 FROM jsonb_array_elements(state->'results') r WHERE (r->>'due_at')::bigint < "
+      "extract(epoch FROM now()) - $1::float8)) s",
+      {std::to_string(t.stuck_after)}, stuck);
   Check parked{"parked messages", 0, static_cast<double>(t.parked), "", "", kOk};
   {
     AmqpAdmin admin;
-    Status s = broker == nullptr ? Status(Code::kInvalidArgument, "no broker: pass --amqp_url or set CONVOY_AMQP_URL")
+    Status s = broker == nullptr ? Status(Code::kInvalidArgument,
+                                          "no broker: pass --amqp_url or set CONVOY_AMQP_URL")
                                  : OpenAdmin(admin, *broker);
     for (const auto& q : ConvoyTopology().work_queues) {
       if (!s.ok()) break;
       auto st = admin.Inspect(q + ".dlq");
-      if (!st.ok()) s = st.status();
-      else parked.value += st->messages;
+      if (!st.ok())
+        s = st.status();
+      else
+        parked.value += st->messages;
     }
     if (!s.ok()) parked.error = s.ToString();
   }
   Check errors{"errors in the last hour", 0, static_cast<double>(t.errors), "", "", kOk};
-  scalar("SELECT (SELECT count(*) FROM outbound_messages WHERE status = 'failed' AND updated_at > now() - interval '1 hour') "
-         "+ (SELECT count(*) FROM delivery_attempts WHERE outcome IN ('retry', 'uncertain', 'permanent', 'gone') AND started_at > now() - "
-         "interval '1 hour')",
-         {}, errors);
+  scalar(
+      "SELECT (SELECT count(*) FROM outbound_messages WHERE status = 'failed' AND updated_at > "
+      "now() - interval '1 hour') "
+      "+ (SELECT count(*) FROM delivery_attempts WHERE outcome IN ('retry', 'uncertain', "
+      "'permanent', 'gone') AND started_at > now() - "
+      "interval '1 hour')",
+      {}, errors);
   Check p95{"p95 webhook to send", 0, t.p95_seconds, " s", "", kOk};
-  scalar("SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM attempt_started_at - received_at)) "
-         "FROM outbound_messages WHERE received_at IS NOT NULL AND attempt_started_at > now() - interval '1 hour'",
-         {}, p95);
+  scalar(
+      "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM attempt_started_at - "
+      "received_at)) "
+      "FROM outbound_messages WHERE received_at IS NOT NULL AND attempt_started_at > now() - "
+      "interval '1 hour'",
+      {}, p95);
   Check failed{"failed sends, last hour", 0, t.failed_percent, " %", "", kOk};
-  scalar("SELECT 100.0 * count(*) FILTER (WHERE status = 'failed') / greatest(count(*), 1) FROM outbound_messages "
-         "WHERE status IN ('sent', 'delivered', 'read', 'failed') AND updated_at > now() - interval '1 hour'",
-         {}, failed);
+  scalar(
+      "SELECT 100.0 * count(*) FILTER (WHERE status = 'failed') / greatest(count(*), 1) FROM "
+      "outbound_messages "
+      "WHERE status IN ('sent', 'delivered', 'read', 'failed') AND updated_at > now() - interval "
+      "'1 hour'",
+      {}, failed);
   std::vector<Check> checks = {stuck, parked, errors, p95, failed};
   for (auto& c : checks) judge(c);
   return checks;
@@ -746,17 +867,26 @@ std::string HealthJson(const std::vector<HealthCheck>& checks) {
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
-  w.Key("status"); w.String(LevelName(WorstLevel(checks)));
+  w.Key("status");
+  w.String(LevelName(WorstLevel(checks)));
   w.Key("checks");
   w.StartArray();
   for (const auto& c : checks) {
     w.StartObject();
-    w.Key("name"); w.String(c.name);
-    w.Key("value"); w.Double(c.value);
-    w.Key("threshold"); w.Double(c.threshold);
-    w.Key("unit"); w.String(c.unit);
-    w.Key("status"); w.String(LevelName(c.level));
-    if (!c.error.empty()) { w.Key("error"); w.String(c.error); }
+    w.Key("name");
+    w.String(c.name);
+    w.Key("value");
+    w.Double(c.value);
+    w.Key("threshold");
+    w.Double(c.threshold);
+    w.Key("unit");
+    w.String(c.unit);
+    w.Key("status");
+    w.String(LevelName(c.level));
+    if (!c.error.empty()) {
+      w.Key("error");
+      w.String(c.error);
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -768,10 +898,12 @@ const char* LevelName(int l) { return l == kOk ? "ok" : l == kWarning ? "warning
 
 int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::ostream& err) {
   AmqpOptions broker = CtlAmqp(o.amqp_url);
-  const std::vector<HealthCheck> checks = CheckHealth(o.pg_dsn, o.amqp_url.empty() ? nullptr : &broker, t);
+  const std::vector<HealthCheck> checks =
+      CheckHealth(o.pg_dsn, o.amqp_url.empty() ? nullptr : &broker, t);
   const int worst = WorstLevel(checks);
   for (const auto& c : checks) {
-    if (!c.error.empty()) err << "convoyctl: health: " << c.name << " could not be checked: " << c.error << "\n";
+    if (!c.error.empty())
+      err << "convoyctl: health: " << c.name << " could not be checked: " << c.error << "\n";
   }
   auto level_name = LevelName;
   if (o.json) {
@@ -781,8 +913,9 @@ int Health(const Options& o, const HealthThresholds& t, std::ostream& out, std::
   for (const auto& c : checks) {
     std::ostringstream v;
     v << std::fixed << std::setprecision(c.unit.empty() ? 0 : 2) << c.value << c.unit;
-    out << std::left << std::setw(26) << c.name << std::setw(10) << (c.error.empty() ? v.str() : "?") << " (threshold "
-        << c.threshold << c.unit << ")  " << level_name(c.level) << (c.error.empty() ? "" : ": " + c.error) << "\n";
+    out << std::left << std::setw(26) << c.name << std::setw(10)
+        << (c.error.empty() ? v.str() : "?") << " (threshold " << c.threshold << c.unit << ")  "
+        << level_name(c.level) << (c.error.empty() ? "" : ": " + c.error) << "\n";
   }
   out << "health: " << level_name(worst) << "\n";
   return worst;
@@ -793,19 +926,32 @@ int Stats(const Options& o, int64_t window_seconds, std::ostream& out, std::ostr
   if (!db.ok()) return Unavailable(err, "stats", db.status());
   PgConnection& c = **db;
   const std::string w = std::to_string(window_seconds);
-  auto inbound = c.Exec("SELECT count(*) FROM inbound_messages WHERE kind = 'message' AND processed_at > now() - "
-                        "make_interval(secs => $1::float8)", {w});
-  auto sends = c.Exec("SELECT status, count(*) FROM outbound_messages WHERE created_at > now() - make_interval(secs => "
-                      "$1::float8) GROUP BY status ORDER BY 2 DESC", {w});
+  auto inbound = c.Exec(
+      "SELECT count(*) FROM inbound_messages WHERE kind = 'message' AND processed_at > now() - "
+      "make_interval(secs => $1::float8)",
+      {w});
+  auto sends = c.Exec(
+      "SELECT status, count(*) FROM outbound_messages WHERE created_at > now() - "
+      "make_interval(secs => "
+      "$1::float8) GROUP BY status ORDER BY 2 DESC",
+      {w});
   auto latency = c.Exec(
-      "SELECT count(*), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY l), 0), coalesce(percentile_cont(0.95) "
-      "WITHIN GROUP (ORDER BY l), 0), coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY l), 0), coalesce(max(l), 0) "
-      "FROM (SELECT extract(epoch FROM attempt_started_at - received_at) AS l FROM outbound_messages WHERE received_at "
-      "IS NOT NULL AND attempt_started_at > now() - make_interval(secs => $1::float8)) x", {w});
-  auto deliveries = c.Exec("SELECT status, count(*) FROM deliveries WHERE created_at > now() - make_interval(secs => "
-                           "$1::float8) GROUP BY status ORDER BY 2 DESC", {w});
-  auto notes = c.Exec("SELECT note, count(*) FROM transitions WHERE at > now() - make_interval(secs => $1::float8) "
-                      "GROUP BY note ORDER BY 2 DESC LIMIT 10", {w});
+      "SELECT count(*), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY l), 0), "
+      "coalesce(percentile_cont(0.95) "
+      "WITHIN GROUP (ORDER BY l), 0), coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY l), "
+      "0), coalesce(max(l), 0) "
+      "FROM (SELECT extract(epoch FROM attempt_started_at - received_at) AS l FROM "
+      "outbound_messages WHERE received_at "
+      "IS NOT NULL AND attempt_started_at > now() - make_interval(secs => $1::float8)) x",
+      {w});
+  auto deliveries = c.Exec(
+      "SELECT status, count(*) FROM deliveries WHERE created_at > now() - make_interval(secs => "
+      "$1::float8) GROUP BY status ORDER BY 2 DESC",
+      {w});
+  auto notes = c.Exec(
+      "SELECT note, count(*) FROM transitions WHERE at > now() - make_interval(secs => $1::float8) "
+      "GROUP BY note ORDER BY 2 DESC LIMIT 10",
+      {w});
   for (const auto* r : {&inbound, &sends, &latency, &deliveries, &notes}) {
     if (!r->ok()) return Unavailable(err, "stats", r->status());
   }
@@ -824,17 +970,25 @@ int Stats(const Options& o, int64_t window_seconds, std::ostream& out, std::ostr
       j.EndObject();
     };
     j.StartObject();
-    j.Key("window_seconds"); j.Int64(window_seconds);
-    j.Key("messages_in"); j.Int64(inbound->get_int(0, 0));
-    j.Key("messages_in_per_minute"); j.Double(inbound->get_int(0, 0) / minutes);
+    j.Key("window_seconds");
+    j.Int64(window_seconds);
+    j.Key("messages_in");
+    j.Int64(inbound->get_int(0, 0));
+    j.Key("messages_in_per_minute");
+    j.Double(inbound->get_int(0, 0) / minutes);
     counts("sends", *sends);
     j.Key("webhook_to_send_seconds");
     j.StartObject();
-    j.Key("count"); j.Int64(latency->get_int(0, 0));
-    j.Key("p50"); j.Double(std::stod(latency->get(0, 1)));
-    j.Key("p95"); j.Double(std::stod(latency->get(0, 2)));
-    j.Key("p99"); j.Double(std::stod(latency->get(0, 3)));
-    j.Key("max"); j.Double(std::stod(latency->get(0, 4)));
+    j.Key("count");
+    j.Int64(latency->get_int(0, 0));
+    j.Key("p50");
+    j.Double(std::stod(latency->get(0, 1)));
+    j.Key("p95");
+    j.Double(std::stod(latency->get(0, 2)));
+    j.Key("p99");
+    j.Double(std::stod(latency->get(0, 3)));
+    j.Key("max");
+    j.Double(std::stod(latency->get(0, 4)));
     j.EndObject();
     counts("deliveries", *deliveries);
     counts("transitions", *notes);
@@ -842,21 +996,26 @@ int Stats(const Options& o, int64_t window_seconds, std::ostream& out, std::ostr
     out << b.GetString() << "\n";
     return kOk;
   }
-  out << "last " << Age(window_seconds) << ":\n  messages in: " << inbound->get(0, 0) << " (" << std::fixed
-      << std::setprecision(1) << inbound->get_int(0, 0) / minutes << "/min)\n  sends:";
-  for (size_t i = 0; i < sends->size(); ++i) out << " " << sends->get(i, 0) << "=" << sends->get(i, 1);
+  out << "last " << Age(window_seconds) << ":\n  messages in: " << inbound->get(0, 0) << " ("
+      << std::fixed << std::setprecision(1) << inbound->get_int(0, 0) / minutes
+      << "/min)\n  sends:";
+  for (size_t i = 0; i < sends->size(); ++i)
+    out << " " << sends->get(i, 0) << "=" << sends->get(i, 1);
   out << "\n  webhook to send (" << latency->get(0, 0) << " replies): p50 " << std::setprecision(3)
       << std::stod(latency->get(0, 1)) << " s, p95 " << std::stod(latency->get(0, 2)) << " s, p99 "
-      << std::stod(latency->get(0, 3)) << " s, max " << std::stod(latency->get(0, 4)) << " s\n  deliveries:";
-  for (size_t i = 0; i < deliveries->size(); ++i) out << " " << deliveries->get(i, 0) << "=" << deliveries->get(i, 1);
+      << std::stod(latency->get(0, 3)) << " s, max " << std::stod(latency->get(0, 4))
+      << " s\n  deliveries:";
+  for (size_t i = 0; i < deliveries->size(); ++i)
+    out << " " << deliveries->get(i, 0) << "=" << deliveries->get(i, 1);
   out << "\n  transitions by note:";
-  for (size_t i = 0; i < notes->size(); ++i) out << " " << notes->get(i, 0) << "=" << notes->get(i, 1);
+  for (size_t i = 0; i < notes->size(); ++i)
+    out << " " << notes->get(i, 0) << "=" << notes->get(i, 1);
   out << "\n";
   return kOk;
 }
 
-int TokenHash(const std::string& name, const std::string& role, const std::string& tenant, std::istream& in,
-              std::ostream& out, std::ostream& err) {
+int TokenHash(const std::string& name, const std::string& role, const std::string& tenant,
+              std::istream& in, std::ostream& out, std::ostream& err) {
   std::string token;
   std::getline(in, token);
   if (!token.empty() && token.back() == '\r') token.pop_back();
@@ -868,13 +1027,15 @@ int TokenHash(const std::string& name, const std::string& role, const std::strin
   auto checked = TokenSet::Parse(line, "token hash");
   if (!checked.ok()) {
     std::string why = checked.status().message();
-    const std::string where = "token hash:1: ";  // the loader names the file and line; here there is one line
+    const std::string where =
+        "token hash:1: ";  // the loader names the file and line; here there is one line
     if (why.rfind(where, 0) == 0) why.erase(0, where.size());
     err << "convoyctl: token hash: " << why << "\n";
     return kUsage;
   }
   if (token.size() < 32) {
-    err << "convoyctl: warning: a token of " << token.size() << " characters is short; use 32 or more random ones\n";
+    err << "convoyctl: warning: a token of " << token.size()
+        << " characters is short; use 32 or more random ones\n";
   }
   out << line << "\n";
   return kOk;

@@ -34,13 +34,18 @@ void ParkThree(const std::string& url) {
   Publisher pub(o);
   pub.Start();
   ASSERT_TRUE(pub.WaitConnected(20s));
-  Consumer media({o, queues::kMediaFetch, 8, 5}, [](const Delivery& d) {
-    if (d.body == "gone" && d.attempt == 0) return Disposition::Retry("unavailable: Meta timed out");
-    if (d.body == "gone") return Disposition::DeadLetter("not_found: media gone (404)");
-    return Disposition::DeadLetter("invalid_argument: 30 MB is over the limit", 413);
-  }, &pub);
-  Consumer send({o, queues::kOutboundSend, 8, 5}, [](const Delivery&) { return Disposition::DeadLetter("schema: poison"); },
-                &pub);
+  Consumer media(
+      {o, queues::kMediaFetch, 8, 5},
+      [](const Delivery& d) {
+        if (d.body == "gone" && d.attempt == 0)
+          return Disposition::Retry("unavailable: Meta timed out");
+        if (d.body == "gone") return Disposition::DeadLetter("not_found: media gone (404)");
+        return Disposition::DeadLetter("invalid_argument: 30 MB is over the limit", 413);
+      },
+      &pub);
+  Consumer send(
+      {o, queues::kOutboundSend, 8, 5},
+      [](const Delivery&) { return Disposition::DeadLetter("schema: poison"); }, &pub);
   media.Start();
   send.Start();
   auto publish = [&](const char* queue, const std::string& body, const std::string& id) {
@@ -49,13 +54,17 @@ void ParkThree(const std::string& url) {
     m.routing_key = queue;
     m.body = body;
     m.message_id = id;
-    m.headers = {{headers::kDedupeKey, id}, {headers::kCorrelationId, "corr-" + id}, {headers::kConversationKey, "1:2"}};
+    m.headers = {{headers::kDedupeKey, id},
+                 {headers::kCorrelationId, "corr-" + id},
+                 {headers::kConversationKey, "1:2"}};
     ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
   };
   publish(queues::kMediaFetch, "gone", "fetch-gone");
   publish(queues::kMediaFetch, "huge", "fetch-huge");
   publish(queues::kOutboundSend, "poison", "send-poison");
-  ASSERT_TRUE(test::WaitUntil([&] { return Ready(url, "media.fetch.dlq") == 2 && Ready(url, "outbound.send.dlq") == 1; }, 30s));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return Ready(url, "media.fetch.dlq") == 2 && Ready(url, "outbound.send.dlq") == 1; },
+      30s));
   media.Stop();
   send.Stop();
 }
@@ -146,11 +155,13 @@ TEST(ConvoyctlDlq, ListsShowsReplaysAndPurgesParkedMessagesByQueueReasonAndAge) 
   one.id = "no-such-id";
   EXPECT_EQ(DlqShow(o, one, out, err), kNotFound);
 
-  // Replay: a dry run moves nothing; then the parked send goes back with a fresh count and its history.
+  // Replay: a dry run moves nothing; then the parked send goes back with a fresh count and its
+  // history.
   out.str("");
   o.json = false;
   EXPECT_EQ(DlqReplay(o, by_queue, true, out, err), kOk);
-  EXPECT_NE(out.str().find("would replay send-poison -> outbound.send"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("would replay send-poison -> outbound.send"), std::string::npos)
+      << out.str();
   EXPECT_EQ(Ready(url, "outbound.send.dlq"), 1u);
   auto replayed = ReplayParked(url, by_queue, false);
   ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
@@ -163,9 +174,11 @@ TEST(ConvoyctlDlq, ListsShowsReplaysAndPurgesParkedMessagesByQueueReasonAndAge) 
   EXPECT_EQ(r.body, "poison");
   EXPECT_EQ(r.attempt, 0) << "a fresh attempt count";
   EXPECT_EQ(r.Header("x-replays"), "1");
-  EXPECT_NE(r.Header("x-replay-history").find("schema: poison"), std::string::npos) << r.Header("x-replay-history");
+  EXPECT_NE(r.Header("x-replay-history").find("schema: poison"), std::string::npos)
+      << r.Header("x-replay-history");
   EXPECT_EQ(r.Header(headers::kDeathReason), "");
-  EXPECT_EQ(r.Header(headers::kDedupeKey), "send-poison") << "the dedupe key makes a replay safe to repeat";
+  EXPECT_EQ(r.Header(headers::kDedupeKey), "send-poison")
+      << "the dedupe key makes a replay safe to repeat";
 
   // Purge: refused without confirmation; then only the matching one goes.
   EXPECT_EQ(DlqPurge(o, by_reason, false, out, err), kUsage);
@@ -226,9 +239,12 @@ TEST(ConvoyctlHealth, EachThresholdDrivesTheExitCodeOnItsOwn) {
   // n sends of `status`, settled now; `latency` s from the webhook to the attempt.
   auto send = [&](int n, const std::string& status, double latency = 0.5) {
     for (int i = 0; i < n; ++i, ++sends) {
-      exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
-           "received_at, attempt_started_at) VALUES ('h" + std::to_string(sends) + "', '1', '2', '" + status +
-           "', 'c', now() - interval '" + std::to_string(latency) + " seconds', now())");
+      exec(
+          "INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, "
+          "correlation_id, "
+          "received_at, attempt_started_at) VALUES ('h" +
+          std::to_string(sends) + "', '1', '2', '" + status + "', 'c', now() - interval '" +
+          std::to_string(latency) + " seconds', now())");
     }
   };
   struct Step {
@@ -239,35 +255,61 @@ TEST(ConvoyctlHealth, EachThresholdDrivesTheExitCodeOnItsOwn) {
       {"stuck conversations",
        [&] {
          for (int i = 0; i < 6; ++i) {
-           exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
-                "VALUES ('convoy.commands', 'outbound.send', 's" + std::to_string(i) + "', 'c', 'k" + std::to_string(i) +
-                "', '{}', now() - interval '1 hour')");
+           exec(
+               "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, "
+               "conversation_key, body, due_at) "
+               "VALUES ('convoy.commands', 'outbound.send', 's" +
+               std::to_string(i) + "', 'c', 'k" + std::to_string(i) +
+               "', '{}', now() - interval '1 hour')");
          }
        },
        [&] {
          for (int i = 6; i < 11; ++i) {
-           exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at) "
-                "VALUES ('convoy.commands', 'outbound.send', 's" + std::to_string(i) + "', 'c', 'k" + std::to_string(i) +
-                "', '{}', now() - interval '1 hour')");
+           exec(
+               "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, "
+               "conversation_key, body, due_at) "
+               "VALUES ('convoy.commands', 'outbound.send', 's" +
+               std::to_string(i) + "', 'c', 'k" + std::to_string(i) +
+               "', '{}', now() - interval '1 hour')");
          }
        },
        [&] { exec("UPDATE outbox SET settled_at = now(), outcome = 'done'"); }},
       // 1 % of the hour's settled sends: 4 of 304 is over it (and 4 errors are within theirs), 7 of
       // 307 over twice it.
-      {"failed sends, last hour", [&] { send(300, "sent"); send(4, "failed"); }, [&] { send(3, "failed"); },
-       [&] { exec("UPDATE outbound_messages SET updated_at = now() - interval '2 hours' WHERE status = 'failed'"); }},
+      {"failed sends, last hour",
+       [&] {
+         send(300, "sent");
+         send(4, "failed");
+       },
+       [&] { send(3, "failed"); },
+       [&] {
+         exec(
+             "UPDATE outbound_messages SET updated_at = now() - interval '2 hours' WHERE status = "
+             "'failed'");
+       }},
       {"p95 webhook to send", [&] { send(1000, "sent", 3); }, [&] { send(2000, "sent", 5); },
-       [&] { exec("UPDATE outbound_messages SET received_at = attempt_started_at - interval '0.5 seconds'"); }},
+       [&] {
+         exec(
+             "UPDATE outbound_messages SET received_at = attempt_started_at - interval '0.5 "
+             "seconds'");
+       }},
       {"errors in the last hour",
        [&] {
-         exec("INSERT INTO deliveries (result_id, sink, type, correlation_id, command, status) "
-              "VALUES ('r1', 'hook', 'lead.qualified', 'c', '{}', 'retrying')");
-         exec("INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome) SELECT "
-              "(SELECT min(id) FROM deliveries), g, now(), 5, 'retry' FROM generate_series(1, 11) g");
+         exec(
+             "INSERT INTO deliveries (result_id, sink, type, correlation_id, command, status) "
+             "VALUES ('r1', 'hook', 'lead.qualified', 'c', '{}', 'retrying')");
+         exec(
+             "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, "
+             "outcome) SELECT "
+             "(SELECT min(id) FROM deliveries), g, now(), 5, 'retry' FROM generate_series(1, 11) "
+             "g");
        },
        [&] {
-         exec("INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome) SELECT "
-              "(SELECT min(id) FROM deliveries), g, now(), 5, 'permanent' FROM generate_series(12, 21) g");
+         exec(
+             "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, "
+             "outcome) SELECT "
+             "(SELECT min(id) FROM deliveries), g, now(), 5, 'permanent' FROM generate_series(12, "
+             "21) g");
        },
        [&] { exec("UPDATE delivery_attempts SET started_at = now() - interval '2 hours'"); }},
   };
@@ -308,7 +350,8 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   EXPECT_NE(text.find("flow: listing, step photos"), std::string::npos) << text;
   EXPECT_NE(text.find("email: kerry@example.com"), std::string::npos) << text;
   EXPECT_NE(text.find("idle -> listing/email  started"), std::string::npos) << text;
-  EXPECT_NE(text.find("listing/description -> listing/photos  answered"), std::string::npos) << text;
+  EXPECT_NE(text.find("listing/description -> listing/photos  answered"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("  sent  attempts=1"), std::string::npos) << text;
   o.json = true;
   out.str("");
@@ -329,7 +372,8 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   const std::string listed = out.str();
   const std::string id = listed.substr(0, 36);
   EXPECT_TRUE(IsConversationId(id)) << listed;
-  EXPECT_NE(listed.find(id + "  bot  106540352242922  " + seller + "  listing/photos  window open"), std::string::npos)
+  EXPECT_NE(listed.find(id + "  bot  106540352242922  " + seller + "  listing/photos  window open"),
+            std::string::npos)
       << listed;
   EXPECT_NE(listed.find("1 conversation(s)"), std::string::npos) << listed;
   out.str("");
@@ -341,7 +385,9 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   EXPECT_NE(said.find("owner bot\n"), std::string::npos) << said;
   EXPECT_NE(said.find("messages (last 6):"), std::string::npos) << said;
   EXPECT_NE(said.find("  customer  text  SELL\n"), std::string::npos) << said;
-  EXPECT_NE(said.find("  bot  text  " + test::Stack::ListingOpening()[0] + "  [sent]\n"), std::string::npos) << said;
+  EXPECT_NE(said.find("  bot  text  " + test::Stack::ListingOpening()[0] + "  [sent]\n"),
+            std::string::npos)
+      << said;
   EXPECT_LT(said.find("SELL"), said.find("kerry@example.com")) << "oldest first";
   o.json = true;
   out.str("");
@@ -349,7 +395,8 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   d.Parse(out.str().c_str());
   ASSERT_TRUE(d.IsObject()) << out.str();
   EXPECT_EQ(d["messages"].Size(), 2u) << "the last two";
-  EXPECT_EQ(ConversationTranscript(o, "00000000-0000-4000-8000-000000000000", 100, out, err), kNotFound);
+  EXPECT_EQ(ConversationTranscript(o, "00000000-0000-4000-8000-000000000000", 100, out, err),
+            kNotFound);
   EXPECT_EQ(ConversationTranscript(o, "not-an-id", 100, out, err), kUsage);
   Options wrong = o;
   wrong.admin_token = "wrong";
@@ -371,7 +418,8 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   // Health: all within the thresholds; then parked messages past one (a warning) and past twice
   // it (critical). The exit code says which.
   HealthThresholds t;
-  t.p95_seconds = 60;  // this test is about the parked levels: a loaded machine's latency must not decide it
+  t.p95_seconds =
+      60;  // this test is about the parked levels: a loaded machine's latency must not decide it
   out.str("");
   EXPECT_EQ(Health(o, t, out, err), kOk) << out.str();
   d.Parse(out.str().c_str());
@@ -393,7 +441,8 @@ TEST(ConvoyctlStack, ConversationShowDeliveriesHealthAndStatsReadARunningStack) 
   EXPECT_NE(out.str().find("health: critical"), std::string::npos) << out.str();
   Options no_db = o;
   no_db.pg_dsn = "host=127.0.0.1 port=1 user=nobody connect_timeout=2";
-  EXPECT_EQ(Health(no_db, HealthThresholds{}, out, err), kCritical) << "a check that cannot run is critical";
+  EXPECT_EQ(Health(no_db, HealthThresholds{}, out, err), kCritical)
+      << "a check that cannot run is critical";
 
   // Stats: the replies' webhook-to-send latency is measured from the webhook's arrival.
   o.json = true;

@@ -32,16 +32,20 @@ Result<std::string> Resolve(std::string_view ref, const std::string& where) {
   const std::string r(ref);
   if (r.rfind("env:", 0) == 0 && ValidEnvName(ref.substr(4))) {
     auto value = LoadSecret(r.substr(4), "");
-    if (!value.ok()) return Status(Code::kInvalidArgument, where + r + ": the environment variable is unset or empty");
+    if (!value.ok())
+      return Status(Code::kInvalidArgument,
+                    where + r + ": the environment variable is unset or empty");
     return value;
   }
   if (r.rfind("file:/", 0) == 0) {
     auto value = LoadSecret("", r.substr(5));
-    if (!value.ok()) return Status(Code::kInvalidArgument, where + r + ": the file cannot be read or is empty");
+    if (!value.ok())
+      return Status(Code::kInvalidArgument, where + r + ": the file cannot be read or is empty");
     return value;
   }
-  return Status(Code::kInvalidArgument,
-                where + "not env:NAME or file:/absolute/path (a reference to the secret, never the secret itself)");
+  return Status(Code::kInvalidArgument, where +
+                                            "not env:NAME or file:/absolute/path (a reference to "
+                                            "the secret, never the secret itself)");
 }
 
 }  // namespace
@@ -58,8 +62,8 @@ bool ValidAppName(std::string_view name) {
 
 std::optional<std::string> AppOfPath(std::string_view path) {
   if (path == kWebhookPath) return std::string(kDefaultApp);
-  if (path.size() <= kWebhookPath.size() + 1 || path.substr(0, kWebhookPath.size()) != kWebhookPath ||
-      path[kWebhookPath.size()] != '/') {
+  if (path.size() <= kWebhookPath.size() + 1 ||
+      path.substr(0, kWebhookPath.size()) != kWebhookPath || path[kWebhookPath.size()] != '/') {
     return std::nullopt;
   }
   std::string_view name = path.substr(kWebhookPath.size() + 1);
@@ -79,20 +83,26 @@ Result<AppSet> ParseApps(std::string_view text, const std::string& source) {
     if (fields.empty() || fields[0][0] == '#') continue;
     const std::string at = source + ":" + std::to_string(n) + ": ";
     if (fields.size() < 3 || fields.size() > 4) {
-      return Status(Code::kInvalidArgument, at + "expected: app, app secret, verify token and, during a rotation, the "
-                                                  "previous app secret (" + std::to_string(fields.size()) + " fields)");
+      return Status(Code::kInvalidArgument,
+                    at +
+                        "expected: app, app secret, verify token and, during a rotation, the "
+                        "previous app secret (" +
+                        std::to_string(fields.size()) + " fields)");
     }
     const std::string& name = fields[0];
     if (!ValidAppName(name)) {
-      return Status(Code::kInvalidArgument, at + "an app name is 1-64 of a-z, 0-9, _ and -, starting with a letter or "
-                                                  "digit");
+      return Status(Code::kInvalidArgument,
+                    at + "an app name is 1-64 of a-z, 0-9, _ and -, starting with a letter or "
+                         "digit");
     }
     if (name == kDefaultApp) {
-      return Status(Code::kInvalidArgument, at + "the app default is /webhook's: its secret and token are "
-                                                  "CONVOY_APP_SECRET and CONVOY_VERIFY_TOKEN (or their --*_file flags)");
+      return Status(Code::kInvalidArgument,
+                    at + "the app default is /webhook's: its secret and token are "
+                         "CONVOY_APP_SECRET and CONVOY_VERIFY_TOKEN (or their --*_file flags)");
     }
     if (line_of.count(name)) {
-      return Status(Code::kInvalidArgument, at + "the app " + name + " is already on line " + std::to_string(line_of[name]));
+      return Status(Code::kInvalidArgument, at + "the app " + name + " is already on line " +
+                                                std::to_string(line_of[name]));
     }
     AppCredentials app;
     auto secret = Resolve(fields[1], at + name + "'s app secret: ");
@@ -114,9 +124,11 @@ Result<AppSet> ParseApps(std::string_view text, const std::string& source) {
 
 Result<AppSet> LoadAppsFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return Status(Code::kInvalidArgument, "cannot read " + path + ": " + std::strerror(errno));
+  if (!in)
+    return Status(Code::kInvalidArgument, "cannot read " + path + ": " + std::strerror(errno));
   const std::streamoff size = in.tellg();
-  if (size < 0 || size > kMaxFileBytes) return Status(Code::kInvalidArgument, path + ": over 1 MiB; is it the apps file?");
+  if (size < 0 || size > kMaxFileBytes)
+    return Status(Code::kInvalidArgument, path + ": over 1 MiB; is it the apps file?");
   std::string text(static_cast<size_t>(size), '\0');
   in.seekg(0);
   in.read(text.data(), size);
@@ -130,9 +142,10 @@ Status CheckSecretsDistinct(const AppSet& apps) {
       if (s->empty()) continue;
       for (const auto& [other, seen] : secrets) {
         if (*other != name && ConstantTimeEquals(*seen, *s)) {
-          return Status(Code::kInvalidArgument, "the apps " + *other + " and " + name +
-                                                    " have the same app secret: a webhook signed for one would be "
-                                                    "accepted as the other's");
+          return Status(Code::kInvalidArgument,
+                        "the apps " + *other + " and " + name +
+                            " have the same app secret: a webhook signed for one would be "
+                            "accepted as the other's");
         }
       }
       secrets.emplace_back(&name, s);

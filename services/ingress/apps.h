@@ -11,7 +11,8 @@
 //
 //   # app   app secret                   verify token                   previous app secret
 //   acme    env:CONVOY_APP_SECRET_ACME   env:CONVOY_VERIFY_TOKEN_ACME
-//   globex  file:/run/secrets/globex/app-secret  file:/run/secrets/globex/verify-token  file:/run/secrets/globex/previous
+//   globex  file:/run/secrets/globex/app-secret  file:/run/secrets/globex/verify-token
+//   file:/run/secrets/globex/previous
 //
 // app: ^[a-z0-9][a-z0-9_-]{0,63}$ (number.v1's `app`), each once, never `default` (that one's
 // secret and token are CONVOY_APP_SECRET / --app_secret_file and CONVOY_VERIFY_TOKEN /

@@ -25,10 +25,13 @@ namespace {
 // comes before the outcome.
 struct Outcomes {
   Outcomes(const char* family, const char* help, const std::string& labels)
-      : ok(Get(family, help, labels, "200")), bad_request(Get(family, help, labels, "400")),
-        unauthorized(Get(family, help, labels, "401")), forbidden(Get(family, help, labels, "403")),
+      : ok(Get(family, help, labels, "200")),
+        bad_request(Get(family, help, labels, "400")),
+        unauthorized(Get(family, help, labels, "401")),
+        forbidden(Get(family, help, labels, "403")),
         unavailable(Get(family, help, labels, "503")) {}
-  static Counter& Get(const char* family, const char* help, const std::string& labels, const char* code) {
+  static Counter& Get(const char* family, const char* help, const std::string& labels,
+                      const char* code) {
     return DefaultRegistry().GetCounter(family, help, labels + "outcome=\"" + code + "\"");
   }
   Counter &ok, &bad_request, &unauthorized, &forbidden, &unavailable;
@@ -41,8 +44,10 @@ struct IngressMetrics {
   Registry& r = DefaultRegistry();
   Outcomes outcomes{kRequests, kRequestsHelp, ""};
   Counter& too_large = Outcomes::Get(kRequests, kRequestsHelp, "", "413");
-  Counter& unknown_app = Outcomes::Get(kRequests, kRequestsHelp, "", "404");  // no label: the name is anyone's
-  Counter& verified = r.GetCounter("convoy_ingress_verifications_total", "GET /webhook verifications that succeeded.");
+  Counter& unknown_app =
+      Outcomes::Get(kRequests, kRequestsHelp, "", "404");  // no label: the name is anyone's
+  Counter& verified = r.GetCounter("convoy_ingress_verifications_total",
+                                   "GET /webhook verifications that succeeded.");
   Counter& messages = Kind("message");
   Counter& statuses = Kind("status");
   Counter& errors = Kind("error");
@@ -53,20 +58,26 @@ struct IngressMetrics {
   Counter& echoes = Kind("echo");
   Counter& history = Kind("history");
   Counter& handovers = Kind("handover");
-  Counter& history_dropped = r.GetCounter("convoy_ingress_history_dropped_total",
-                                          "Backfilled (history) messages past --max_history_messages in one change, not published.");
+  Counter& history_dropped = r.GetCounter(
+      "convoy_ingress_history_dropped_total",
+      "Backfilled (history) messages past --max_history_messages in one change, not published.");
   Counter& ignored_objects = Ignored("object");
   Counter& ignored_fields = Ignored("field");
-  Counter& unknown = r.GetCounter("convoy_ingress_unknown_shapes_total", "Webhook items or values ingress could not interpret.");
-  Histogram& confirm = r.GetHistogram("convoy_ingress_confirm_seconds", "Time from first publish to the last broker confirm of one POST.");
-  Histogram& request = r.GetHistogram("convoy_ingress_request_seconds", "POST /webhook handling time.");
+  Counter& unknown = r.GetCounter("convoy_ingress_unknown_shapes_total",
+                                  "Webhook items or values ingress could not interpret.");
+  Histogram& confirm =
+      r.GetHistogram("convoy_ingress_confirm_seconds",
+                     "Time from first publish to the last broker confirm of one POST.");
+  Histogram& request =
+      r.GetHistogram("convoy_ingress_request_seconds", "POST /webhook handling time.");
 
   Counter& Kind(const char* kind) {
     return r.GetCounter("convoy_ingress_updates_published_total", "Updates published, by kind.",
                         std::string("kind=\"") + kind + "\"");
   }
   Counter& Ignored(const char* what) {
-    return r.GetCounter("convoy_ingress_ignored_total", "Webhook objects or changes accepted and ignored.",
+    return r.GetCounter("convoy_ingress_ignored_total",
+                        "Webhook objects or changes accepted and ignored.",
                         std::string("what=\"") + what + "\"");
   }
 };
@@ -81,14 +92,16 @@ IngressMetrics& Metrics() {
 struct AppMetrics {
   explicit AppMetrics(const std::string& app)
       : outcomes("convoy_ingress_app_requests_total",
-                 "Webhook requests to each configured app's path (/webhook is app default), by HTTP outcome.",
+                 "Webhook requests to each configured app's path (/webhook is app default), by "
+                 "HTTP outcome.",
                  "app=\"" + app + "\","),
-        signed_current(Signed(app, "current")), signed_previous(Signed(app, "previous")) {}
+        signed_current(Signed(app, "current")),
+        signed_previous(Signed(app, "previous")) {}
   static Counter& Signed(const std::string& app, const char* secret) {
-    return DefaultRegistry().GetCounter(
-        "convoy_ingress_signatures_verified_total",
-        "Webhook signatures verified, by app and the app secret that matched (previous: during a rotation).",
-        "app=\"" + app + "\",secret=\"" + secret + "\"");
+    return DefaultRegistry().GetCounter("convoy_ingress_signatures_verified_total",
+                                        "Webhook signatures verified, by app and the app secret "
+                                        "that matched (previous: during a rotation).",
+                                        "app=\"" + app + "\",secret=\"" + secret + "\"");
   }
   Outcomes outcomes;
   Counter &signed_current, &signed_previous;
@@ -103,7 +116,8 @@ HttpResponse Text(int status, std::string body, const std::string& correlation_i
 }  // namespace
 
 std::string NewCorrelationId() {
-  thread_local std::mt19937_64 rng(std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32));
+  thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                   (static_cast<uint64_t>(std::random_device{}()) << 32));
   char buf[33];
   std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(rng()),
                 static_cast<unsigned long long>(rng()));
@@ -122,17 +136,20 @@ std::string NowRfc3339() {
 }
 
 struct WebhookHandler::App {
-  App(std::string n, AppCredentials c) : name(std::move(n)), credentials(std::move(c)), metrics(name) {}
+  App(std::string n, AppCredentials c)
+      : name(std::move(n)), credentials(std::move(c)), metrics(name) {}
   const std::string name;
   const AppCredentials credentials;
   AppMetrics metrics;
 };
 
 WebhookHandler::WebhookHandler(IngressSettings settings, PublishFn publish)
-    : publish_deadline_(settings.publish_deadline), max_history_messages_(settings.max_history_messages),
+    : publish_deadline_(settings.publish_deadline),
+      max_history_messages_(settings.max_history_messages),
       publish_(std::move(publish)) {
   Metrics();  // register every series at start so /metrics shows zeros
-  for (auto& [name, credentials] : settings.apps) apps_[name] = std::make_unique<App>(name, std::move(credentials));
+  for (auto& [name, credentials] : settings.apps)
+    apps_[name] = std::make_unique<App>(name, std::move(credentials));
 }
 
 WebhookHandler::~WebhookHandler() = default;
@@ -145,14 +162,17 @@ const WebhookHandler::App* WebhookHandler::Find(const HttpRequest& req) const {
   if (it != apps_.end()) return it->second.get();
   Metrics().unknown_app.Inc();
   // The name is logged only when it could be an app's (a-z, 0-9, _, -; at most 64).
-  LOG_EVERY_N(WARNING, 100) << "service=ingress handler=webhook event=unknown_app method=" << req.method
-                            << " app=" << (name ? *name : "(not a webhook path)") << " (logged every 100th)";
+  LOG_EVERY_N(WARNING, 100) << "service=ingress handler=webhook event=unknown_app method="
+                            << req.method << " app=" << (name ? *name : "(not a webhook path)")
+                            << " (logged every 100th)";
   return nullptr;
 }
 
 namespace {
 HttpResponse UnknownApp() {
-  return Text(404, "no such app: /webhook serves the app default, /webhook/{app} each app ingress is configured with");
+  return Text(404,
+              "no such app: /webhook serves the app default, /webhook/{app} each app ingress is "
+              "configured with");
 }
 }  // namespace
 
@@ -165,8 +185,8 @@ HttpResponse WebhookHandler::Verify(const HttpRequest& req) const {
   };
   const std::string& expected = app->credentials.verify_token;
   std::string token = get("hub.verify_token");
-  bool ok = get("hub.mode") == "subscribe" && !expected.empty() && token.size() == expected.size() &&
-            ConstantTimeEquals(token, expected);
+  bool ok = get("hub.mode") == "subscribe" && !expected.empty() &&
+            token.size() == expected.size() && ConstantTimeEquals(token, expected);
   if (!ok) {
     Metrics().outcomes.forbidden.Inc();
     app->metrics.outcomes.forbidden.Inc();
@@ -202,7 +222,9 @@ struct DeadlineTimer::Impl {
       }
       auto next = std::max(due.top().first, std::chrono::steady_clock::now() + kTick);
       earlier = false;
-      cv.wait_until(lock, next, [&] { return stopping || earlier || std::chrono::steady_clock::now() >= next; });
+      cv.wait_until(lock, next, [&] {
+        return stopping || earlier || std::chrono::steady_clock::now() >= next;
+      });
       while (!stopping && !due.empty() && due.top().first <= std::chrono::steady_clock::now()) {
         auto run = std::move(const_cast<Entry&>(due.top()).second);
         due.pop();
@@ -214,7 +236,9 @@ struct DeadlineTimer::Impl {
   }
 };
 
-DeadlineTimer::DeadlineTimer() : impl_(new Impl()) { impl_->thread = std::thread([this] { impl_->Run(); }); }
+DeadlineTimer::DeadlineTimer() : impl_(new Impl()) {
+  impl_->thread = std::thread([this] { impl_->Run(); });
+}
 
 DeadlineTimer::~DeadlineTimer() {
   {
@@ -256,7 +280,8 @@ struct Pending {
   // Every POST is answered: if nothing holds an outcome callback any more (a publisher that
   // dropped them), the last reference answers 503 here.
   ~Pending() {
-    if (!answered.load()) Answer(Status(Code::kUnavailable, "the publishes were dropped without an outcome"));
+    if (!answered.load())
+      Answer(Status(Code::kUnavailable, "the publishes were dropped without an outcome"));
   }
 
   void Confirmed(PublishOutcome outcome) {
@@ -265,7 +290,8 @@ struct Pending {
   }
   void Expired() {
     Answer(Status(Code::kTimeout, std::to_string(kinds.size() - remaining.load()) + " of " +
-                                      std::to_string(kinds.size()) + " publishes confirmed in time"));
+                                      std::to_string(kinds.size()) +
+                                      " publishes confirmed in time"));
   }
   void Answer(const Status& s) {
     if (answered.exchange(true)) return;
@@ -277,28 +303,48 @@ struct Pending {
     if (!s.ok()) {
       m.outcomes.unavailable.Inc();
       app_unavailable->Inc();
-      LOG_EVERY_N(WARNING, 10) << ctx << "event=not_confirmed app=" << app_name << " updates=" << kinds.size()
-                               << " error=" << s.ToString();
+      LOG_EVERY_N(WARNING, 10) << ctx << "event=not_confirmed app=" << app_name
+                               << " updates=" << kinds.size() << " error=" << s.ToString();
       r = Text(503, "not stored, retry later");
     } else {
       for (auto k : kinds) {
         switch (k) {
-          case Update::Kind::kMessage: m.messages.Inc(); break;
-          case Update::Kind::kStatus: m.statuses.Inc(); break;
-          case Update::Kind::kError: m.errors.Inc(); break;
-          case Update::Kind::kPreference: m.preferences.Inc(); break;
-          case Update::Kind::kAccount: m.accounts.Inc(); break;
-          case Update::Kind::kTemplate: m.templates.Inc(); break;
-          case Update::Kind::kStandby: m.standby.Inc(); break;
-          case Update::Kind::kEcho: m.echoes.Inc(); break;
-          case Update::Kind::kHistory: m.history.Inc(); break;
-          case Update::Kind::kHandover: m.handovers.Inc(); break;
+          case Update::Kind::kMessage:
+            m.messages.Inc();
+            break;
+          case Update::Kind::kStatus:
+            m.statuses.Inc();
+            break;
+          case Update::Kind::kError:
+            m.errors.Inc();
+            break;
+          case Update::Kind::kPreference:
+            m.preferences.Inc();
+            break;
+          case Update::Kind::kAccount:
+            m.accounts.Inc();
+            break;
+          case Update::Kind::kTemplate:
+            m.templates.Inc();
+            break;
+          case Update::Kind::kStandby:
+            m.standby.Inc();
+            break;
+          case Update::Kind::kEcho:
+            m.echoes.Inc();
+            break;
+          case Update::Kind::kHistory:
+            m.history.Inc();
+            break;
+          case Update::Kind::kHandover:
+            m.handovers.Inc();
+            break;
         }
       }
       m.outcomes.ok.Inc();
       app_ok->Inc();
-      LOG(INFO) << ctx << "event=webhook_accepted app=" << app_name << " updates=" << kinds.size() << " ignored=" << ignored
-                << " unknown=" << unknown;
+      LOG(INFO) << ctx << "event=webhook_accepted app=" << app_name << " updates=" << kinds.size()
+                << " ignored=" << ignored << " unknown=" << unknown;
       r = Text(200, "ok");
     }
     m.request.Observe(std::chrono::duration<double>(now - started).count());
@@ -315,7 +361,8 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
   std::string correlation_id = NewCorrelationId();
   LogCtx ctx{"webhook", correlation_id};
   auto finish = [&](HttpResponse r) {
-    m.request.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    m.request.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     r.headers["X-Correlation-Id"] = correlation_id;
     respond(std::move(r));
   };
@@ -333,15 +380,18 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
   } else {
     m.outcomes.unauthorized.Inc();
     app->metrics.outcomes.unauthorized.Inc();
-    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_signature app=" << app->name << " bytes=" << req.body.size();
+    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_signature app=" << app->name
+                              << " bytes=" << req.body.size();
     return finish(Text(401, "invalid X-Hub-Signature-256"));
   }
   std::string received_at = NowRfc3339();
-  auto split = SplitWebhook(req.body, correlation_id, received_at, SplitLimits{max_history_messages_});
+  auto split =
+      SplitWebhook(req.body, correlation_id, received_at, SplitLimits{max_history_messages_});
   if (!split.ok()) {
     m.outcomes.bad_request.Inc();
     app->metrics.outcomes.bad_request.Inc();
-    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_request app=" << app->name << " reason=" << split.status().message();
+    LOG_EVERY_N(WARNING, 100) << ctx << "event=bad_request app=" << app->name
+                              << " reason=" << split.status().message();
     return finish(Text(400, split.status().message()));
   }
   if (split->ignored_object) m.ignored_objects.Inc();
@@ -349,8 +399,9 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
   m.unknown.Inc(split->unknown_shapes);
   if (split->history_dropped > 0) {
     m.history_dropped.Inc(split->history_dropped);
-    LOG(WARNING) << ctx << "event=history_dropped app=" << app->name << " dropped=" << split->history_dropped
-                 << " published=" << split->updates.size() << " (--max_history_messages a change)";
+    LOG(WARNING) << ctx << "event=history_dropped app=" << app->name
+                 << " dropped=" << split->history_dropped << " published=" << split->updates.size()
+                 << " (--max_history_messages a change)";
   }
   auto pending = std::make_shared<Pending>();
   pending->respond = std::move(respond);
@@ -363,7 +414,8 @@ void WebhookHandler::ReceiveAsync(const HttpRequest& req, HttpResponder respond)
   pending->ignored = split->ignored_changes + (split->ignored_object ? 1 : 0);
   pending->unknown = split->unknown_shapes;
   for (const auto& u : split->updates) pending->kinds.push_back(u.kind);
-  pending->remaining = split->updates.size() + 1;  // +1: released after every publish was handed over
+  pending->remaining =
+      split->updates.size() + 1;  // +1: released after every publish was handed over
   for (auto& u : split->updates) {
     AmqpMessage msg;
     msg.exchange = exchanges::kInbound;

@@ -47,14 +47,18 @@ HttpRequest Post(const std::string& body, const std::string& secret = "test-app-
   return r;
 }
 
-IngressSettings Settings() { return {{{kDefaultApp, {"test-app-secret", "verify-me"}}}, std::chrono::milliseconds(200)}; }
+IngressSettings Settings() {
+  return {{{kDefaultApp, {"test-app-secret", "verify-me"}}}, std::chrono::milliseconds(200)};
+}
 
 TEST(WebhookHandler, VerificationNeedsModeAndToken) {
   FakeBroker broker;
   WebhookHandler h(Settings(), broker.fn());
   HttpRequest r;
   r.path = "/webhook";
-  r.query = {{"hub.mode", "subscribe"}, {"hub.verify_token", "verify-me"}, {"hub.challenge", "1158201444"}};
+  r.query = {{"hub.mode", "subscribe"},
+             {"hub.verify_token", "verify-me"},
+             {"hub.challenge", "1158201444"}};
   auto ok = h.Verify(r);
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, "1158201444");
@@ -68,7 +72,8 @@ TEST(WebhookHandler, VerificationNeedsModeAndToken) {
 TEST(WebhookHandler, AcknowledgesOnlyAfterEveryConfirm) {
   FakeBroker broker;
   WebhookHandler h(Settings(), broker.fn());
-  auto resp = h.Receive(Post(Read(std::string(CONVOY_FIXTURES_DIR) + "/webhooks/batch_mixed.json")));
+  auto resp =
+      h.Receive(Post(Read(std::string(CONVOY_FIXTURES_DIR) + "/webhooks/batch_mixed.json")));
   EXPECT_EQ(resp.status, 200);
   EXPECT_EQ(broker.published.size(), 5u);
   ASSERT_TRUE(resp.headers.count("X-Correlation-Id"));
@@ -85,7 +90,8 @@ TEST(WebhookHandler, AcknowledgesOnlyAfterEveryConfirm) {
 // --max_history_messages publishes that many and counts the rest as dropped.
 TEST(WebhookHandler, ThreadRoutingUpdatesAreCountedByKindAndAHistoryPastItsLimitIsCut) {
   auto kind = [](const char* k) -> Counter& {
-    return DefaultRegistry().GetCounter("convoy_ingress_updates_published_total", "", std::string("kind=\"") + k + "\"");
+    return DefaultRegistry().GetCounter("convoy_ingress_updates_published_total", "",
+                                        std::string("kind=\"") + k + "\"");
   };
   auto& dropped = DefaultRegistry().GetCounter("convoy_ingress_history_dropped_total", "");
   const std::map<std::string, std::string> fixtures = {{"standby_text.json", "standby"},
@@ -99,7 +105,10 @@ TEST(WebhookHandler, ThreadRoutingUpdatesAreCountedByKindAndAHistoryPastItsLimit
   for (const auto& [file, k] : fixtures) {
     const uint64_t before = kind(k.c_str()).Value(), dropped_before = dropped.Value();
     broker.published.clear();
-    EXPECT_EQ(h.Receive(Post(Read(std::string(CONVOY_SOURCE_DIR) + "/tests/fixtures/webhooks/threads/" + file))).status, 200);
+    EXPECT_EQ(h.Receive(Post(Read(std::string(CONVOY_SOURCE_DIR) +
+                                  "/tests/fixtures/webhooks/threads/" + file)))
+                  .status,
+              200);
     const uint64_t want = k == "history" ? 3 : 1;
     EXPECT_EQ(broker.published.size(), want) << file;
     EXPECT_EQ(kind(k.c_str()).Value() - before, want) << file;
@@ -114,8 +123,10 @@ TEST(WebhookHandler, ThreadRoutingUpdatesAreCountedByKindAndAHistoryPastItsLimit
 TEST(WebhookHandler, BothSecretsVerifyDuringARotation) {
   std::string text = Read(std::string(CONVOY_FIXTURES_DIR) + "/webhooks/text.json");
   auto& registry = DefaultRegistry();
-  auto& current = registry.GetCounter("convoy_ingress_signatures_verified_total", "", "app=\"default\",secret=\"current\"");
-  auto& previous = registry.GetCounter("convoy_ingress_signatures_verified_total", "", "app=\"default\",secret=\"previous\"");
+  auto& current = registry.GetCounter("convoy_ingress_signatures_verified_total", "",
+                                      "app=\"default\",secret=\"current\"");
+  auto& previous = registry.GetCounter("convoy_ingress_signatures_verified_total", "",
+                                       "app=\"default\",secret=\"previous\"");
   FakeBroker broker;
   IngressSettings rotating = Settings();
   rotating.apps[kDefaultApp].previous_app_secret = "old-app-secret";
@@ -127,7 +138,8 @@ TEST(WebhookHandler, BothSecretsVerifyDuringARotation) {
   EXPECT_EQ(current.Value() - current_before, 1u);
   EXPECT_EQ(previous.Value() - previous_before, 1u);
   WebhookHandler after(Settings(), broker.fn());
-  EXPECT_EQ(after.Receive(Post(text, "old-app-secret")).status, 401) << "the rotation is over: the old secret is refused";
+  EXPECT_EQ(after.Receive(Post(text, "old-app-secret")).status, 401)
+      << "the rotation is over: the old secret is refused";
 }
 
 TEST(WebhookHandler, ErrorMappingIsExhaustive) {
@@ -144,24 +156,28 @@ TEST(WebhookHandler, ErrorMappingIsExhaustive) {
     EXPECT_EQ(h.Receive(Post(R"({"object":"instagram","entry":[]})")).status, 200);
     EXPECT_TRUE(broker.published.empty());
   }
-  for (auto outcome : {PublishOutcome::kNacked, PublishOutcome::kReturned, PublishOutcome::kUnavailable,
-                       PublishOutcome::kOverloaded, PublishOutcome::kRejected}) {
+  for (auto outcome :
+       {PublishOutcome::kNacked, PublishOutcome::kReturned, PublishOutcome::kUnavailable,
+        PublishOutcome::kOverloaded, PublishOutcome::kRejected}) {
     FakeBroker broker;
     broker.outcome = outcome;
     WebhookHandler h(Settings(), broker.fn());
     EXPECT_EQ(h.Receive(Post(text)).status, 503) << PublishOutcomeName(outcome);
   }
   FakeBroker silent;
-  silent.answer = false;  // the broker holds the publish and never confirms: the deadline answers 503
+  silent.answer =
+      false;  // the broker holds the publish and never confirms: the deadline answers 503
   IngressSettings s = Settings();
   s.publish_deadline = std::chrono::milliseconds(300);
   WebhookHandler h(s, silent.fn());
   auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(h.Receive(Post(text)).status, 503);
-  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300)) << "answered at the deadline";
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300))
+      << "answered at the deadline";
   ASSERT_EQ(silent.held.size(), 1u);
   silent.held[0](PublishOutcome::kConfirmed);  // a confirm after the answer changes nothing
-  // A publisher that drops the callback without an outcome: answered 503 at once, never left hanging.
+  // A publisher that drops the callback without an outcome: answered 503 at once, never left
+  // hanging.
   WebhookHandler dropping(Settings(), [](AmqpMessage, PublishCallback) {});
   EXPECT_EQ(dropping.Receive(Post(text)).status, 503);
 }
@@ -188,14 +204,17 @@ TEST(WebhookHandler, EachAppIsVerifiedWithItsOwnSecretOnly) {
   auto& acme_previous = DefaultRegistry().GetCounter("convoy_ingress_signatures_verified_total", "",
                                                      "app=\"acme\",secret=\"previous\"");
   const uint64_t ok_before = acme_ok.Value(), refused_before = acme_refused.Value(),
-                 default_refused_before = default_refused.Value(), previous_before = acme_previous.Value();
+                 default_refused_before = default_refused.Value(),
+                 previous_before = acme_previous.Value();
   FakeBroker broker;
   WebhookHandler h(TwoApps(), broker.fn());
   ASSERT_EQ(h.Receive(Post(text, "acme-app-secret", "/webhook/acme")).status, 200);
   ASSERT_EQ(broker.published.size(), 1u);
-  EXPECT_EQ(broker.published[0].body.rfind("{\"app\":\"acme\",\"schema\":\"inbound.message\"", 0), 0u)
+  EXPECT_EQ(broker.published[0].body.rfind("{\"app\":\"acme\",\"schema\":\"inbound.message\"", 0),
+            0u)
       << broker.published[0].body;
-  EXPECT_EQ(h.Receive(Post(text, "acme-old-secret", "/webhook/acme")).status, 200) << "its own rotation";
+  EXPECT_EQ(h.Receive(Post(text, "acme-old-secret", "/webhook/acme")).status, 200)
+      << "its own rotation";
   EXPECT_EQ(acme_previous.Value() - previous_before, 1u);
   // Another app's signature is refused on each path, and nothing is published.
   const size_t published = broker.published.size();
@@ -217,18 +236,21 @@ TEST(WebhookHandler, EachAppIsVerifiedWithItsOwnSecretOnly) {
 // name (which anyone may vary), and nothing published.
 TEST(WebhookHandler, AnUnknownAppIs404AndPublishesNothing) {
   const std::string text = Read(std::string(CONVOY_FIXTURES_DIR) + "/webhooks/text.json");
-  auto& not_found = DefaultRegistry().GetCounter("convoy_ingress_requests_total", "", "outcome=\"404\"");
+  auto& not_found =
+      DefaultRegistry().GetCounter("convoy_ingress_requests_total", "", "outcome=\"404\"");
   const uint64_t before = not_found.Value();
   FakeBroker broker;
   WebhookHandler h(TwoApps(), broker.fn());
   int requests = 0;
-  for (const char* path : {"/webhook/globex", "/webhook/", "/webhook/Acme", "/webhooks", "/webhook/acme/extra"}) {
+  for (const char* path :
+       {"/webhook/globex", "/webhook/", "/webhook/Acme", "/webhooks", "/webhook/acme/extra"}) {
     auto resp = h.Receive(Post(text, "acme-app-secret", path));
     EXPECT_EQ(resp.status, 404) << path;
     EXPECT_NE(resp.body.find("no such app"), std::string::npos) << resp.body;
     HttpRequest get;
     get.path = path;
-    get.query = {{"hub.mode", "subscribe"}, {"hub.verify_token", "acme-verify"}, {"hub.challenge", "1"}};
+    get.query = {
+        {"hub.mode", "subscribe"}, {"hub.verify_token", "acme-verify"}, {"hub.challenge", "1"}};
     EXPECT_EQ(h.Verify(get).status, 404) << path;
     requests += 2;
   }
@@ -248,7 +270,8 @@ TEST(WebhookHandler, EachAppAnswersTheHandshakeWithItsOwnVerifyToken) {
     HttpRequest r;
     r.method = "GET";
     r.path = path;
-    r.query = {{"hub.mode", "subscribe"}, {"hub.verify_token", token}, {"hub.challenge", "1158201444"}};
+    r.query = {
+        {"hub.mode", "subscribe"}, {"hub.verify_token", token}, {"hub.challenge", "1158201444"}};
     return h.Verify(r);
   };
   auto acme = verify("/webhook/acme", "acme-verify");

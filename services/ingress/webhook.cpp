@@ -32,23 +32,34 @@ std::string Hex(const unsigned char* data, size_t n) {
 bool Hmac(std::string_view body, std::string_view secret, unsigned char out[32]) {
   unsigned int len = 0;
   return HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-              reinterpret_cast<const unsigned char*>(body.data()), body.size(), out, &len) && len == 32;
+              reinterpret_cast<const unsigned char*>(body.data()), body.size(), out, &len) &&
+         len == 32;
 }
 
 }  // namespace
 
 const char* KindName(Update::Kind kind) {
   switch (kind) {
-    case Update::Kind::kMessage: return "message";
-    case Update::Kind::kStatus: return "status";
-    case Update::Kind::kError: return "error";
-    case Update::Kind::kPreference: return "preference";
-    case Update::Kind::kAccount: return "account";
-    case Update::Kind::kTemplate: return "template";
-    case Update::Kind::kStandby: return "standby";
-    case Update::Kind::kEcho: return "echo";
-    case Update::Kind::kHistory: return "history";
-    case Update::Kind::kHandover: return "handover";
+    case Update::Kind::kMessage:
+      return "message";
+    case Update::Kind::kStatus:
+      return "status";
+    case Update::Kind::kError:
+      return "error";
+    case Update::Kind::kPreference:
+      return "preference";
+    case Update::Kind::kAccount:
+      return "account";
+    case Update::Kind::kTemplate:
+      return "template";
+    case Update::Kind::kStandby:
+      return "standby";
+    case Update::Kind::kEcho:
+      return "echo";
+    case Update::Kind::kHistory:
+      return "history";
+    case Update::Kind::kHandover:
+      return "handover";
   }
   return "unknown";
 }
@@ -63,14 +74,17 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-bool VerifySignature(std::string_view raw_body, std::string_view header, std::string_view app_secret) {
+bool VerifySignature(std::string_view raw_body, std::string_view header,
+                     std::string_view app_secret) {
   constexpr std::string_view kPrefix = "sha256=";
-  if (app_secret.empty() || header.size() != kPrefix.size() + 64 || header.substr(0, kPrefix.size()) != kPrefix) {
+  if (app_secret.empty() || header.size() != kPrefix.size() + 64 ||
+      header.substr(0, kPrefix.size()) != kPrefix) {
     return false;
   }
   unsigned char given[32];
   for (size_t i = 0; i < 32; ++i) {
-    int hi = HexDigitValue(header[kPrefix.size() + 2 * i]), lo = HexDigitValue(header[kPrefix.size() + 2 * i + 1]);
+    int hi = HexDigitValue(header[kPrefix.size() + 2 * i]),
+        lo = HexDigitValue(header[kPrefix.size() + 2 * i + 1]);
     if (hi < 0 || lo < 0) return false;
     given[i] = static_cast<unsigned char>(hi << 4 | lo);
   }
@@ -120,7 +134,8 @@ struct Origin {
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Opens an envelope with the members every one has.
-void EnvelopeHead(JsonWriter& w, const char* schema, const std::string& correlation_id, const std::string& received_at) {
+void EnvelopeHead(JsonWriter& w, const char* schema, const std::string& correlation_id,
+                  const std::string& received_at) {
   w.StartObject();
   w.Key("schema");
   w.String(schema);
@@ -148,10 +163,11 @@ void PersonMembers(JsonWriter& w, const Sender& who) {
 }
 
 // Builds one envelope: our fields plus Meta's item under `item_key`.
-std::string Envelope(const char* schema, const std::string& correlation_id, const std::string& received_at,
-                     const std::string& phone_number_id, const std::string& display_phone_number,
-                     const Sender& sender, const std::string& conversation_key, const char* item_key,
-                     const Value& item, Origin origin = {}) {
+std::string Envelope(const char* schema, const std::string& correlation_id,
+                     const std::string& received_at, const std::string& phone_number_id,
+                     const std::string& display_phone_number, const Sender& sender,
+                     const std::string& conversation_key, const char* item_key, const Value& item,
+                     Origin origin = {}) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   EnvelopeHead(w, schema, correlation_id, received_at);
@@ -179,7 +195,8 @@ std::string Envelope(const char* schema, const std::string& correlation_id, cons
 // matches, or the only one). A contact whose wa_id or user_id contradicts the message's own is
 // never the person's, even when it is the only one: taking its BSUID would join two people in one
 // conversation.
-Sender PersonOf(const Value& value, const Value& m, const char* phone, const char* user, const char* parent) {
+Sender PersonOf(const Value& value, const Value& m, const char* phone, const char* user,
+                const char* parent) {
   Sender s;
   s.wa_id = JsonStr(m, phone);
   s.user_id = JsonStr(m, user);
@@ -187,10 +204,13 @@ Sender PersonOf(const Value& value, const Value& m, const char* phone, const cha
   const Value* contacts = Member(value, "contacts");
   if (contacts && contacts->IsArray()) {
     for (const auto& c : contacts->GetArray()) {
-      const std::string contact_wa_id = JsonStr(c, "wa_id"), contact_user_id = JsonStr(c, "user_id");
-      bool contradicts = (!contact_wa_id.empty() && !s.wa_id.empty() && contact_wa_id != s.wa_id) ||
-                         (!contact_user_id.empty() && !s.user_id.empty() && contact_user_id != s.user_id);
-      bool matches = (!s.wa_id.empty() && contact_wa_id == s.wa_id) || (!s.user_id.empty() && contact_user_id == s.user_id);
+      const std::string contact_wa_id = JsonStr(c, "wa_id"),
+                        contact_user_id = JsonStr(c, "user_id");
+      bool contradicts =
+          (!contact_wa_id.empty() && !s.wa_id.empty() && contact_wa_id != s.wa_id) ||
+          (!contact_user_id.empty() && !s.user_id.empty() && contact_user_id != s.user_id);
+      bool matches = (!s.wa_id.empty() && contact_wa_id == s.wa_id) ||
+                     (!s.user_id.empty() && contact_user_id == s.user_id);
       bool mine = !contradicts && (matches || contacts->Size() == 1);
       if (!mine) continue;
       if (s.user_id.empty()) s.user_id = JsonStr(c, "user_id");
@@ -227,20 +247,20 @@ struct Change {
 // first guess, which conversation resolves under its lock (a person known by both keeps one
 // conversation). No identity at all: no key, never a shared one; conversation parks it with the
 // reason.
-void AddMessage(const Change& c, Update::Kind kind, const std::string& dedupe, const Sender& who, const Value& m,
-                Origin origin = {}) {
+void AddMessage(const Change& c, Update::Kind kind, const std::string& dedupe, const Sender& who,
+                const Value& m, Origin origin = {}) {
   const std::string& identity = who.wa_id.empty() ? who.user_id : who.wa_id;
   std::string key = identity.empty() ? "" : c.pnid + ":" + identity;
   c.out.updates.push_back({kind, "message", dedupe, dedupe, key,
-                           Envelope("inbound.message", c.correlation_id, c.received_at, c.pnid, c.display, who, key,
-                                    "message", m, origin)});
+                           Envelope("inbound.message", c.correlation_id, c.received_at, c.pnid,
+                                    c.display, who, key, "message", m, origin)});
 }
 
 // Whether a message is one conversation can take: an object with an id, a type and a timestamp, of
 // a change that names its business number.
 bool Usable(const Change& c, const Value& m) {
-  return m.IsObject() && !c.pnid.empty() && !JsonStr(m, "id").empty() && !JsonStr(m, "type").empty() &&
-         !JsonStr(m, "timestamp").empty();
+  return m.IsObject() && !c.pnid.empty() && !JsonStr(m, "id").empty() &&
+         !JsonStr(m, "type").empty() && !JsonStr(m, "timestamp").empty();
 }
 
 // Whether a message is published: usable (else counted as an unknown shape) and, when a budget is
@@ -260,8 +280,8 @@ bool Admit(const Change& c, const Value& m, int* budget = nullptr) {
 
 // A change's messages[] (`messages`, or the copy a `standby` change carries), each keyed by its
 // dedupe prefix and id; `holder` has their contacts[].
-void SplitMessages(const Change& c, const Value& holder, const Value& messages, Update::Kind kind, const std::string& prefix,
-                   Origin origin = {}) {
+void SplitMessages(const Change& c, const Value& holder, const Value& messages, Update::Kind kind,
+                   const std::string& prefix, Origin origin = {}) {
   for (const auto& m : messages.GetArray()) {
     if (Admit(c, m)) AddMessage(c, kind, prefix + JsonStr(m, "id"), SenderOf(holder, m), m, origin);
   }
@@ -269,7 +289,8 @@ void SplitMessages(const Change& c, const Value& holder, const Value& messages, 
 
 void SplitStatuses(const Change& c, const Value& statuses) {
   for (const auto& s : statuses.GetArray()) {
-    std::string id = JsonStr(s, "id"), status = JsonStr(s, "status"), recipient = JsonStr(s, "recipient_id");
+    std::string id = JsonStr(s, "id"), status = JsonStr(s, "status"),
+                recipient = JsonStr(s, "recipient_id");
     if (recipient.empty()) recipient = JsonStr(s, "recipient_user_id");  // a send to a BSUID
     if (id.empty() || status.empty() || c.pnid.empty() || JsonStr(s, "timestamp").empty()) {
       ++c.out.unknown_shapes;
@@ -278,8 +299,8 @@ void SplitStatuses(const Change& c, const Value& statuses) {
     std::string key = recipient.empty() ? "" : c.pnid + ":" + recipient;
     std::string dedupe = id + ":" + status;
     c.out.updates.push_back({Update::Kind::kStatus, "status", dedupe, dedupe, key,
-                             Envelope("inbound.status", c.correlation_id, c.received_at, c.pnid, c.display, Sender{},
-                                      key, "status", s)});
+                             Envelope("inbound.status", c.correlation_id, c.received_at, c.pnid,
+                                      c.display, Sender{}, key, "status", s)});
   }
 }
 
@@ -294,19 +315,20 @@ void SplitErrors(const Change& c, const Value& errors) {
     std::string dedupe = "error:" + c.pnid + ":" + std::to_string(code->GetInt()) + ":" +
                          ShortHash(Serialize(e) + JsonStr(c.entry, "id"));
     c.out.updates.push_back({Update::Kind::kError, "error", dedupe, dedupe, "",
-                             Envelope("inbound.error", c.correlation_id, c.received_at, c.pnid, c.display, Sender{}, "",
-                                      "error", e)});
+                             Envelope("inbound.error", c.correlation_id, c.received_at, c.pnid,
+                                      c.display, Sender{}, "", "error", e)});
   }
 }
 
 // Messages the business sent from the WhatsApp Business app (or a linked device) of a coexistence
 // number, as Meta echoes them: the customer is the message's recipient (to, to_user_id).
 // `budget`, when given, is how many more may be published; past it they are counted as dropped.
-void SplitEchoes(const Change& c, const Value& value, const Value& echoes, Update::Kind kind, const std::string& prefix,
-                 Origin origin, int* budget = nullptr) {
+void SplitEchoes(const Change& c, const Value& value, const Value& echoes, Update::Kind kind,
+                 const std::string& prefix, Origin origin, int* budget = nullptr) {
   for (const auto& m : echoes.GetArray()) {
     if (!Admit(c, m, budget)) continue;
-    AddMessage(c, kind, prefix + JsonStr(m, "id"), PersonOf(value, m, "to", "to_user_id", "to_parent_user_id"), m, origin);
+    AddMessage(c, kind, prefix + JsonStr(m, "id"),
+               PersonOf(value, m, "to", "to_user_id", "to_parent_user_id"), m, origin);
   }
 }
 
@@ -334,7 +356,8 @@ void SplitStandbyEchoes(const Change& c, const Value& echoes) {
     Sender who;
     who.wa_id = JsonStr(*sent, "to");
     who.user_id = JsonStr(*sent, "recipient");  // a send to a BSUID
-    AddMessage(c, Update::Kind::kStandby, "standby:" + JsonStr(flat, "id"), who, flat, {"standby", "out"});
+    AddMessage(c, Update::Kind::kStandby, "standby:" + JsonStr(flat, "id"), who, flat,
+               {"standby", "out"});
   }
 }
 
@@ -345,15 +368,18 @@ void SplitStandbyEchoes(const Change& c, const Value& echoes) {
 void SplitStandby(const Change& c, const Value& value) {
   const Value* standby = Member(value, "standby");
   bool any = false;
-  if (const Value* messages = standby ? Member(*standby, "messages") : nullptr; messages && messages->IsArray()) {
+  if (const Value* messages = standby ? Member(*standby, "messages") : nullptr;
+      messages && messages->IsArray()) {
     any = true;
     SplitMessages(c, *standby, *messages, Update::Kind::kStandby, "standby:", {"standby", nullptr});
   }
-  if (const Value* statuses = standby ? Member(*standby, "statuses") : nullptr; statuses && statuses->IsArray()) {
+  if (const Value* statuses = standby ? Member(*standby, "statuses") : nullptr;
+      statuses && statuses->IsArray()) {
     any = true;
     SplitStatuses(c, *statuses);
   }
-  if (const Value* echoes = standby ? Member(*standby, "message_echoes") : nullptr; echoes && echoes->IsArray()) {
+  if (const Value* echoes = standby ? Member(*standby, "message_echoes") : nullptr;
+      echoes && echoes->IsArray()) {
     any = true;
     SplitStandbyEchoes(c, *echoes);
   }
@@ -387,7 +413,8 @@ void SplitHistoryThread(const Change& c, const Value& thread, int* budget) {
   for (const auto& m : messages->GetArray()) {
     if (!Admit(c, m, budget)) continue;
     const bool out = !business.empty() && Digits(JsonStr(m, "from")) == business;
-    AddMessage(c, Update::Kind::kHistory, "history:" + JsonStr(m, "id"), who, m, {"history", out ? "out" : "in"});
+    AddMessage(c, Update::Kind::kHistory, "history:" + JsonStr(m, "id"), who, m,
+               {"history", out ? "out" : "in"});
   }
 }
 
@@ -405,7 +432,8 @@ void SplitHistory(const Change& c, const Value& value, int max) {
   if (chunks && chunks->IsArray()) {
     for (const auto& chunk : chunks->GetArray()) {
       // The business declined to share its history: Meta says so as a value-level error.
-      if (const Value* errors = Member(chunk, "errors"); errors && errors->IsArray()) SplitErrors(c, *errors);
+      if (const Value* errors = Member(chunk, "errors"); errors && errors->IsArray())
+        SplitErrors(c, *errors);
       const Value* threads = Member(chunk, "threads");
       if (!threads || !threads->IsArray()) continue;
       for (const auto& thread : threads->GetArray()) SplitHistoryThread(c, thread, &budget);
@@ -437,7 +465,8 @@ void SplitHandover(const Change& c, const Value& value) {
     return;
   }
   const std::string key = c.pnid + ":" + user;
-  const std::string dedupe = "handover:" + c.pnid + ":" + UserDigest(user) + ":" + action + ":" + at;
+  const std::string dedupe =
+      "handover:" + c.pnid + ":" + UserDigest(user) + ":" + action + ":" + at;
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   EnvelopeHead(w, "inbound.handover", c.correlation_id, c.received_at);
@@ -452,20 +481,22 @@ void SplitHandover(const Change& c, const Value& value) {
   w.String(action);
   w.Key("timestamp");
   w.String(at);
-  for (const char* k : {"previous_owner_app_id", "previous_owner_app_role", "previous_owner_role", "new_owner_app_id",
-                        "new_owner_role", "metadata"}) {
+  for (const char* k : {"previous_owner_app_id", "previous_owner_app_role", "previous_owner_role",
+                        "new_owner_app_id", "new_owner_role", "metadata"}) {
     Optional(w, k, JsonStr(*detail, k));
   }
   w.Key("handover");
   value.Accept(w);
   w.EndObject();
-  c.out.updates.push_back({Update::Kind::kHandover, "message", dedupe, dedupe, key, std::string(buf.GetString(), buf.GetSize())});
+  c.out.updates.push_back({Update::Kind::kHandover, "message", dedupe, dedupe, key,
+                           std::string(buf.GetString(), buf.GetSize())});
 }
 
 // One template change (inbound.template): the WABA, the webhook field, when Meta says it changed
 // (entry[].time) and Meta's value as received.
-std::string TemplateEnvelope(const std::string& correlation_id, const std::string& received_at, const std::string& waba_id,
-                             const std::string& field, int64_t event_time, const Value& value) {
+std::string TemplateEnvelope(const std::string& correlation_id, const std::string& received_at,
+                             const std::string& waba_id, const std::string& field,
+                             int64_t event_time, const Value& value) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   EnvelopeHead(w, "inbound.template", correlation_id, received_at);
@@ -516,11 +547,13 @@ void SplitAccountUpdate(const Value& entry, const Value& change, const std::stri
   const Value* waba_info = value ? Member(*value, "waba_info") : nullptr;
   std::string waba_id = waba_info ? JsonStr(*waba_info, "waba_id") : "";
   if (waba_id.empty()) waba_id = entry_id;
-  if (!value || !value->IsObject() || event.empty() || entry_id.empty() || !time || !time->IsInt64()) {
+  if (!value || !value->IsObject() || event.empty() || entry_id.empty() || !time ||
+      !time->IsInt64()) {
     ++out.unknown_shapes;
     return;
   }
-  const std::string dedupe = "account:" + entry_id + ":" + event + ":" + std::to_string(time->GetInt64());
+  const std::string dedupe =
+      "account:" + entry_id + ":" + event + ":" + std::to_string(time->GetInt64());
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   EnvelopeHead(w, "inbound.account", correlation_id, received_at);
@@ -535,7 +568,8 @@ void SplitAccountUpdate(const Value& entry, const Value& change, const std::stri
   w.Key("account_update");
   value->Accept(w);
   w.EndObject();
-  out.updates.push_back({Update::Kind::kAccount, "account", dedupe, dedupe, "", std::string(buf.GetString(), buf.GetSize())});
+  out.updates.push_back({Update::Kind::kAccount, "account", dedupe, dedupe, "",
+                         std::string(buf.GetString(), buf.GetSize())});
 }
 
 }  // namespace
@@ -546,7 +580,8 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
   doc.Parse(raw_body.data(), raw_body.size());
   if (doc.HasParseError()) return Status(Code::kInvalidArgument, JsonParseError(doc));
   if (!doc.IsObject()) return Status(Code::kInvalidArgument, "body is not a JSON object");
-  if (!AllNumbersFinite(doc)) return Status(Code::kInvalidArgument, "a number is out of range (not a finite double)");
+  if (!AllNumbersFinite(doc))
+    return Status(Code::kInvalidArgument, "a number is out of range (not a finite double)");
   SplitResult out;
   if (JsonStr(doc, "object") != "whatsapp_business_account") {
     out.ignored_object = true;
@@ -586,12 +621,13 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
           }
           // The person appears in the key only as a digest: the key is logged and is the broker's
           // message id.
-          std::string dedupe =
-              "preference:" + pnid + ":" + UserDigest(user) + ":" + JsonStr(pref, "category") + ":" + choice + ":" + at;
-          out.updates.push_back({Update::Kind::kPreference, "preference", dedupe, dedupe, pnid + ":" + user,
+          std::string dedupe = "preference:" + pnid + ":" + UserDigest(user) + ":" +
+                               JsonStr(pref, "category") + ":" + choice + ":" + at;
+          out.updates.push_back({Update::Kind::kPreference, "preference", dedupe, dedupe,
+                                 pnid + ":" + user,
                                  Envelope("inbound.preference", correlation_id, received_at, pnid,
-                                          JsonStr(*metadata, "display_phone_number"), Sender{}, pnid + ":" + user,
-                                          "preference", pref)});
+                                          JsonStr(*metadata, "display_phone_number"), Sender{},
+                                          pnid + ":" + user, "preference", pref)});
         }
         continue;
       }
@@ -606,20 +642,26 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
         const Value* value = Member(change, "value");
         const Value* time = Member(entry, "time");
         const std::string waba = JsonStr(entry, "id");
-        const bool waba_ok = !waba.empty() && waba.size() <= 32 && waba.find_first_not_of("0123456789") == std::string::npos;
-        if (!value || !value->IsObject() || !waba_ok || !time || !time->IsInt64() || time->GetInt64() < 0 ||
-            JsonStr(*value, "message_template_name").empty() || JsonStr(*value, "message_template_language").empty()) {
+        const bool waba_ok = !waba.empty() && waba.size() <= 32 &&
+                             waba.find_first_not_of("0123456789") == std::string::npos;
+        if (!value || !value->IsObject() || !waba_ok || !time || !time->IsInt64() ||
+            time->GetInt64() < 0 || JsonStr(*value, "message_template_name").empty() ||
+            JsonStr(*value, "message_template_language").empty()) {
           ++out.unknown_shapes;
           continue;
         }
         // The same change redelivered hashes the same.
-        std::string dedupe = "template:" + waba + ":" + ShortHash(field + Serialize(*value) + std::to_string(time->GetInt64()));
-        out.updates.push_back({Update::Kind::kTemplate, "template", dedupe, dedupe, "",
-                               TemplateEnvelope(correlation_id, received_at, waba, field, time->GetInt64(), *value)});
+        std::string dedupe =
+            "template:" + waba + ":" +
+            ShortHash(field + Serialize(*value) + std::to_string(time->GetInt64()));
+        out.updates.push_back(
+            {Update::Kind::kTemplate, "template", dedupe, dedupe, "",
+             TemplateEnvelope(correlation_id, received_at, waba, field, time->GetInt64(), *value)});
         continue;
       }
       const bool handover = field == "messaging_handovers";
-      if (field != "messages" && field != "standby" && field != "smb_message_echoes" && field != "history" && !handover) {
+      if (field != "messages" && field != "standby" && field != "smb_message_echoes" &&
+          field != "history" && !handover) {
         ++out.ignored_changes;
         continue;
       }
@@ -630,8 +672,12 @@ Result<SplitResult> SplitWebhook(std::string_view raw_body, const std::string& c
       }
       // The business number: the change's metadata (a handover's recipient).
       const Value& number = JsonMember(*value, handover ? "recipient" : "metadata");
-      const Change c{correlation_id, received_at, entry, JsonStr(number, "phone_number_id"),
-                     JsonStr(number, "display_phone_number"), out};
+      const Change c{correlation_id,
+                     received_at,
+                     entry,
+                     JsonStr(number, "phone_number_id"),
+                     JsonStr(number, "display_phone_number"),
+                     out};
       if (handover) {
         SplitHandover(c, *value);
         continue;

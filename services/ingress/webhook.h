@@ -14,7 +14,8 @@ namespace convoy::ingress {
 
 // X-Hub-Signature-256: "sha256=" + lowercase hex HMAC-SHA256(app_secret, raw body), compared
 // in constant time. Any malformed header is simply "not verified".
-bool VerifySignature(std::string_view raw_body, std::string_view header, std::string_view app_secret);
+bool VerifySignature(std::string_view raw_body, std::string_view header,
+                     std::string_view app_secret);
 std::string SignBody(std::string_view raw_body, std::string_view app_secret);  // "sha256=..."
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
@@ -22,7 +23,18 @@ struct Update {
   // kStandby, kEcho, kHistory: inbound.message from the `standby`, `smb_message_echoes` and
   // `history` fields (its `channel`); kHandover: inbound.handover (messaging_handovers). All four
   // go to conversation with the routing key "message", hashed to the conversation's partition.
-  enum class Kind { kMessage, kStatus, kError, kPreference, kAccount, kTemplate, kStandby, kEcho, kHistory, kHandover };
+  enum class Kind {
+    kMessage,
+    kStatus,
+    kError,
+    kPreference,
+    kAccount,
+    kTemplate,
+    kStandby,
+    kEcho,
+    kHistory,
+    kHandover
+  };
   Kind kind;
   // "message" (and the four above), "status", "error", "preference", "account", "template" on
   // convoy.inbound

@@ -14,12 +14,14 @@ namespace convoy::media {
 namespace {
 
 Gauge& Used() {
-  return DefaultRegistry().GetGauge("convoy_media_disk_used_bytes",
-                                    "Bytes used on the file system of --media_dir (as df counts them).");
+  return DefaultRegistry().GetGauge(
+      "convoy_media_disk_used_bytes",
+      "Bytes used on the file system of --media_dir (as df counts them).");
 }
 Gauge& Capacity() {
-  return DefaultRegistry().GetGauge("convoy_media_disk_capacity_bytes",
-                                    "Bytes of the file system of --media_dir usable by media: used + available.");
+  return DefaultRegistry().GetGauge(
+      "convoy_media_disk_capacity_bytes",
+      "Bytes of the file system of --media_dir usable by media: used + available.");
 }
 
 }  // namespace
@@ -40,7 +42,8 @@ DiskMonitor::DiskMonitor(std::string dir, std::chrono::milliseconds interval)
 void DiskMonitor::Measure() {
   auto m = MeasureDisk(dir_);
   if (!m.ok()) {
-    LOG_EVERY_N(WARNING, 20) << LogCtx("media") << "event=disk_unmeasured error=" << m.status().ToString();
+    LOG_EVERY_N(WARNING, 20) << LogCtx("media")
+                             << "event=disk_unmeasured error=" << m.status().ToString();
     return;
   }
   Used().Set(m->used_bytes);

@@ -26,9 +26,11 @@ namespace convoy::media {
 
 namespace {
 
-constexpr const char* kFindStored = "SELECT stored_name, sha256, size, mime_type FROM media_objects WHERE media_id = $1";
+constexpr const char* kFindStored =
+    "SELECT stored_name, sha256, size, mime_type FROM media_objects WHERE media_id = $1";
 constexpr const char* kRecordStored =
-    "INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, keep_days, phone_number_id) VALUES "
+    "INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, keep_days, "
+    "phone_number_id) VALUES "
     "($1, $2, $3, $4::bigint, $5, NULLIF($6, '0')::int, $7) ON CONFLICT (media_id) DO NOTHING";
 // One download per media id at a time, across threads and replicas; a session lock, released by
 // the unlock or by the connection's end (a crash).
@@ -37,18 +39,22 @@ constexpr const char* kUnlock = "SELECT pg_advisory_unlock(hashtextextended('med
 constexpr int64_t kLockedRetryMs = 1000;
 
 Counter& QuotaRefused(QuotaKind kind) {
-  return DefaultRegistry().GetCounter("convoy_media_quota_refused_total",
-                                      "media.fetch commands refused over a quota, by the limit (user_photos, "
-                                      "user_bytes, number_bytes).",
-                                      std::string("kind=\"") + QuotaKindName(kind) + "\"");
+  return DefaultRegistry().GetCounter(
+      "convoy_media_quota_refused_total",
+      "media.fetch commands refused over a quota, by the limit (user_photos, "
+      "user_bytes, number_bytes).",
+      std::string("kind=\"") + QuotaKindName(kind) + "\"");
 }
 
 Counter& Outcome(const char* what) {
-  return DefaultRegistry().GetCounter("convoy_media_fetches_total", "media.fetch commands by outcome.",
+  return DefaultRegistry().GetCounter("convoy_media_fetches_total",
+                                      "media.fetch commands by outcome.",
                                       std::string("outcome=\"") + what + "\"");
 }
 
-Status Errno(const std::string& what) { return Status(Code::kUnavailable, what + ": " + std::strerror(errno)); }
+Status Errno(const std::string& what) {
+  return Status(Code::kUnavailable, what + ": " + std::strerror(errno));
+}
 
 // Incremental sha256 and the first bytes of a download.
 class Digest {
@@ -93,7 +99,10 @@ Result<PendingFile> PendingFile::Create(const std::string& dir) {
 }
 
 PendingFile::PendingFile(PendingFile&& o) noexcept
-    : fd_(o.fd_), dir_(std::move(o.dir_)), temp_path_(std::move(o.temp_path_)), committed_(o.committed_) {
+    : fd_(o.fd_),
+      dir_(std::move(o.dir_)),
+      temp_path_(std::move(o.temp_path_)),
+      committed_(o.committed_) {
   o.fd_ = -1;
   o.temp_path_.clear();
 }
@@ -119,7 +128,8 @@ Status PendingFile::Commit(const std::string& name) {
   const std::string final_path = dir_ + "/" + name;
   if (temp_path_.empty()) {
     std::string self = "/proc/self/fd/" + std::to_string(fd_);
-    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST) {
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
+        errno != EEXIST) {
       return Errno("cannot store " + final_path);
     }
   } else if (::rename(temp_path_.c_str(), final_path.c_str()) != 0) {
@@ -143,7 +153,8 @@ int RemoveStaleTemporaries(const std::string& dir, std::chrono::seconds max_age)
     if (std::strncmp(e->d_name, ".tmp-", 5) != 0) continue;
     std::string path = dir + "/" + e->d_name;
     struct stat st;
-    if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cutoff && ::unlink(path.c_str()) == 0) {
+    if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
+        ::unlink(path.c_str()) == 0) {
       ++removed;
     }
   }
@@ -158,8 +169,12 @@ struct Fetcher::Downloaded {
   PendingFile file;
 };
 
-Fetcher::Fetcher(PgConnection& db, const SchemaRegistry& schemas, FetchSettings settings, EventPublisher events)
-    : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)),
+Fetcher::Fetcher(PgConnection& db, const SchemaRegistry& schemas, FetchSettings settings,
+                 EventPublisher events)
+    : db_(db),
+      schemas_(schemas),
+      settings_(std::move(settings)),
+      events_(std::move(events)),
       quota_(db, settings_.quota),
       graph_numbers_(db, {settings_.graph_base_url, settings_.graph_secrets, settings_.numbers_ttl,
                           settings_.graph_token}) {}
@@ -168,9 +183,10 @@ Status Fetcher::Emit(const std::string& schema, const std::string& fields, const
   return events_ ? events_(EventFor(d, schema, fields)) : Status::Ok();
 }
 
-Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const std::string& phone_number_id,
-                                           const GraphTarget& graph, const Expected& expected, int64_t room,
-                                           int64_t* over_room) {
+Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id,
+                                           const std::string& phone_number_id,
+                                           const GraphTarget& graph, const Expected& expected,
+                                           int64_t room, int64_t* over_room) {
   for (int round = 0; round < 2; ++round) {
     // 1. Metadata: where the bytes are, and what Meta says they are.
     HttpClientRequest meta;
@@ -180,23 +196,28 @@ Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const st
     auto m = HttpFetch(meta);
     if (!m.ok()) return m.status();
     if (m->status == 404 || m->status == 400) {
-      return Status(Code::kNotFound, "media metadata: HTTP " + std::to_string(m->status) + " (unknown or expired media id)");
+      return Status(Code::kNotFound, "media metadata: HTTP " + std::to_string(m->status) +
+                                         " (unknown or expired media id)");
     }
-    if (m->status / 100 != 2) return Status(Code::kUnavailable, "media metadata: HTTP " + std::to_string(m->status));
+    if (m->status / 100 != 2)
+      return Status(Code::kUnavailable, "media metadata: HTTP " + std::to_string(m->status));
     rapidjson::Document doc;
     doc.Parse(m->body.c_str(), m->body.size());
-    std::string url = JsonStr(doc, "url"), mime = JsonStr(doc, "mime_type"), sha = JsonStr(doc, "sha256");
-    if (url.empty() || mime.empty() || sha.empty()) return Status(Code::kInvalidArgument, "media metadata incomplete");
+    std::string url = JsonStr(doc, "url"), mime = JsonStr(doc, "mime_type"),
+                sha = JsonStr(doc, "sha256");
+    if (url.empty() || mime.empty() || sha.empty())
+      return Status(Code::kInvalidArgument, "media metadata incomplete");
     auto type = AllowedType(mime);
     if (!type) return Status(Code::kInvalidArgument, "type not allowed: " + mime);
     if (!expected.mime_type.empty()) {
       auto said = AllowedType(expected.mime_type);
       if (!said || said->mime_type != type->mime_type) {
-        return Status(Code::kInvalidArgument, "the webhook said " + expected.mime_type + ", the metadata says " + mime);
+        return Status(Code::kInvalidArgument,
+                      "the webhook said " + expected.mime_type + ", the metadata says " + mime);
       }
     }
-    if (!expected.kinds.empty() &&
-        std::find(expected.kinds.begin(), expected.kinds.end(), type->kind) == expected.kinds.end()) {
+    if (!expected.kinds.empty() && std::find(expected.kinds.begin(), expected.kinds.end(),
+                                             type->kind) == expected.kinds.end()) {
       std::string takes;
       for (Kind k : expected.kinds) takes += std::string(takes.empty() ? "" : ", ") + KindName(k);
       return Status(Code::kInvalidArgument, "type not allowed here: " + type->mime_type + " is " +
@@ -208,14 +229,16 @@ Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const st
                             : declared.IsString() ? std::atoll(declared.GetString())
                                                   : 0;
     if (declared_size > 0 && static_cast<size_t>(declared_size) > limit) {
-      return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " of " + std::to_string(declared_size) +
-                                         " bytes (declared) is over the limit of " + std::to_string(limit));
+      return Status(Code::kTooLarge,
+                    std::string(KindName(type->kind)) + " of " + std::to_string(declared_size) +
+                        " bytes (declared) is over the limit of " + std::to_string(limit));
     }
     // The quota's room, when smaller than the kind's limit, caps the download.
     const bool room_caps = room >= 0 && static_cast<uint64_t>(room) < limit;
     if (room_caps && declared_size > room) {
       *over_room = declared_size;
-      return Status(Code::kTooLarge, std::to_string(declared_size) + " bytes (declared) over the quota's room of " +
+      return Status(Code::kTooLarge, std::to_string(declared_size) +
+                                         " bytes (declared) over the quota's room of " +
                                          std::to_string(room));
     }
     // 2. The bytes, into a file with no name yet, hashed as they arrive.
@@ -226,14 +249,16 @@ Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const st
     get.url = url;
     get.headers["Authorization"] = "Bearer " + graph.token;
     get.timeout = settings_.timeout;
-    auto got = HttpDownload(get, room_caps ? static_cast<size_t>(room) : limit, [&](const char* data, size_t n) {
-      digest.Update(data, n);
-      return file->Write(data, n);
-    });
+    auto got = HttpDownload(get, room_caps ? static_cast<size_t>(room) : limit,
+                            [&](const char* data, size_t n) {
+                              digest.Update(data, n);
+                              return file->Write(data, n);
+                            });
     if (!got.ok()) {
       if (got.status().code() == Code::kTooLarge && room_caps) {
         *over_room = room + 1;
-        return Status(Code::kTooLarge, "over the quota's room of " + std::to_string(room) + " bytes (download stopped)");
+        return Status(Code::kTooLarge, "over the quota's room of " + std::to_string(room) +
+                                           " bytes (download stopped)");
       }
       if (got.status().code() == Code::kTooLarge) {
         return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " over the limit of " +
@@ -242,17 +267,21 @@ Result<Fetcher::Downloaded> Fetcher::Fetch(const std::string& media_id, const st
       return got.status();
     }
     int code = got->status;
-    if ((code == 401 || code == 403 || code == 404) && round == 0) continue;  // URL expired: fresh metadata
-    if (code / 100 != 2) return Status(Code::kUnavailable, "media download: HTTP " + std::to_string(code));
+    if ((code == 401 || code == 403 || code == 404) && round == 0)
+      continue;  // URL expired: fresh metadata
+    if (code / 100 != 2)
+      return Status(Code::kUnavailable, "media download: HTTP " + std::to_string(code));
     // 3. Checks before the file gets a name.
     std::string hex = digest.Hex();
     Status v = VerifyMedia(mime, digest.size(), digest.head(), hex, sha, settings_.limits);
     if (v.ok() && !expected.sha256.empty()) {
       auto said = NormalizeSha256(expected.sha256);
-      if (!said || *said != hex) v = Status(Code::kInvalidArgument, "sha256 differs from the webhook's: got " + hex);
+      if (!said || *said != hex)
+        v = Status(Code::kInvalidArgument, "sha256 differs from the webhook's: got " + hex);
     }
     if (!v.ok()) return v;
-    return Downloaded{Stored{hex + "." + type->extension, hex, type->mime_type, static_cast<int64_t>(digest.size())},
+    return Downloaded{Stored{hex + "." + type->extension, hex, type->mime_type,
+                             static_cast<int64_t>(digest.size())},
                       std::move(*file)};
   }
   return Status(Code::kUnavailable, "media download: the URL expired twice");
@@ -265,16 +294,19 @@ Disposition Fetcher::Handle(const Delivery& d) {
   cmd.Parse(d.body.c_str(), d.body.size());
   std::string media_id = JsonStr(cmd, "media_id"), pnid = JsonStr(cmd, "phone_number_id");
   auto stored_event = [&](const Stored& s) {
-    Status e = Emit("media.stored", R"("media_id":")" + JsonEscape(media_id) + R"(","stored_name":")" + s.name +
-                                        R"(","sha256":")" + s.sha256 + R"(","size":)" + std::to_string(s.size) +
-                                        R"(,"mime_type":")" + JsonEscape(s.mime_type) + "\"", d);
+    Status e = Emit("media.stored",
+                    R"("media_id":")" + JsonEscape(media_id) + R"(","stored_name":")" + s.name +
+                        R"(","sha256":")" + s.sha256 + R"(","size":)" + std::to_string(s.size) +
+                        R"(,"mime_type":")" + JsonEscape(s.mime_type) + "\"",
+                    d);
     return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
   };
   auto find = [&]() -> Result<std::optional<Stored>> {
     auto found = db_.Exec(kFindStored, {media_id});
     if (!found.ok()) return found.status();
     if (found->empty()) return std::optional<Stored>();
-    return std::optional<Stored>(Stored{found->get(0, 0), found->get(0, 1), found->get(0, 3), found->get_int(0, 2)});
+    return std::optional<Stored>(
+        Stored{found->get(0, 0), found->get(0, 1), found->get(0, 3), found->get_int(0, 2)});
   };
   auto found = find();
   if (!found.ok()) return DispositionFor(found.status());
@@ -285,12 +317,13 @@ Disposition Fetcher::Handle(const Delivery& d) {
   // The number's own Graph token and version (issue 27): one that cannot be resolved holds the
   // fetch back (no download, no attempt counted); it is never fetched with another number's token.
   auto graph = graph_numbers_.For(pnid);
-  if (!graph.ok() && graph.status().code() == Code::kUnavailable) return DispositionFor(graph.status());
+  if (!graph.ok() && graph.status().code() == Code::kUnavailable)
+    return DispositionFor(graph.status());
   if (!graph.ok()) {
     Outcome("graph_token_unresolved").Inc();
     LOG_EVERY_N(WARNING, 100) << ctx << "event=graph_token_unresolved media_id=" << media_id
-                              << " phone_number_id=" << pnid << " error=\"" << graph.status().message()
-                              << "\" (logged every 100th)";
+                              << " phone_number_id=" << pnid << " error=\""
+                              << graph.status().message() << "\" (logged every 100th)";
     return Disposition::Delay(graph.status().message() + " (business number " + pnid + ")",
                               settings_.graph_token_recheck.count());
   }
@@ -331,24 +364,29 @@ Disposition Fetcher::Handle(const Delivery& d) {
   if (kinds.IsArray()) {
     for (const auto& k : kinds.GetArray()) {
       // The schema allows only the four names.
-      if (auto kind = k.IsString() ? KindFromName(k.GetString()) : std::nullopt) expected.kinds.push_back(*kind);
+      if (auto kind = k.IsString() ? KindFromName(k.GetString()) : std::nullopt)
+        expected.kinds.push_back(*kind);
     }
   }
   auto fetched = Fetch(media_id, pnid, *graph, expected, room, &over_room);
   if (!fetched.ok() && over_room > 0) {
-    return Refuse(OverQuota(admission->user, admission->number, over_room, quota_.limits()), *admission, media_id,
-                  ctx, d);
+    return Refuse(OverQuota(admission->user, admission->number, over_room, quota_.limits()),
+                  *admission, media_id, ctx, d);
   }
   if (!fetched.ok()) {
     if (IsTransient(fetched.status().code())) {
-      LOG(WARNING) << ctx << "event=fetch_retry media_id=" << media_id << " error=" << fetched.status().ToString();
+      LOG(WARNING) << ctx << "event=fetch_retry media_id=" << media_id
+                   << " error=" << fetched.status().ToString();
       return Disposition::Retry(fetched.status().ToString());
     }
     Outcome("failed").Inc();
-    LOG(WARNING) << ctx << "event=fetch_failed media_id=" << media_id << " error=" << fetched.status().ToString();
-    Status e = Emit("media.failed", R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" +
-                                        JsonEscape(fetched.status().ToString()) + R"(","code":")" +
-                                        FailureCode(fetched.status()) + "\"", d);
+    LOG(WARNING) << ctx << "event=fetch_failed media_id=" << media_id
+                 << " error=" << fetched.status().ToString();
+    Status e = Emit("media.failed",
+                    R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" +
+                        JsonEscape(fetched.status().ToString()) + R"(","code":")" +
+                        FailureCode(fetched.status()) + "\"",
+                    d);
     return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
   }
   const Stored& stored = fetched->stored;
@@ -363,12 +401,14 @@ Disposition Fetcher::Handle(const Delivery& d) {
     return Disposition::Retry(s.ToString());
   }
   const auto& keep = JsonMember(cmd, "keep_days");
-  s = db_.Exec(kRecordStored, {media_id, stored.name, stored.sha256, std::to_string(stored.size), stored.mime_type,
-                               std::to_string(keep.IsInt() ? keep.GetInt() : 0), pnid})
+  s = db_.Exec(kRecordStored,
+               {media_id, stored.name, stored.sha256, std::to_string(stored.size), stored.mime_type,
+                std::to_string(keep.IsInt() ? keep.GetInt() : 0), pnid})
           .status();
   if (!s.ok()) return DispositionFor(s);
   Outcome("stored").Inc();
-  LOG(INFO) << ctx << "event=stored media_id=" << media_id << " name=" << stored.name << " bytes=" << stored.size;
+  LOG(INFO) << ctx << "event=stored media_id=" << media_id << " name=" << stored.name
+            << " bytes=" << stored.size;
   return stored_event(stored);
 }
 
@@ -383,8 +423,8 @@ std::string FailureCode(const Status& failure) {
   return "damaged";
 }
 
-Disposition Fetcher::Refuse(QuotaKind kind, const Admission& used, const std::string& media_id, const LogCtx& ctx,
-                            const Delivery& d) {
+Disposition Fetcher::Refuse(QuotaKind kind, const Admission& used, const std::string& media_id,
+                            const LogCtx& ctx, const Delivery& d) {
   QuotaRefused(kind).Inc();
   Outcome("over_quota").Inc();
   const QuotaLimits& l = quota_.limits();
@@ -394,12 +434,15 @@ Disposition Fetcher::Refuse(QuotaKind kind, const Admission& used, const std::st
                         : number                       ? l.bytes_per_number_per_day
                                                        : l.bytes_per_user_per_day;
   const std::string reason = std::string("over quota: ") + QuotaKindName(kind) + " (today " +
-                             std::to_string(u.photos) + " photos, " + std::to_string(u.bytes) + " bytes; limit " +
-                             std::to_string(limit) + ")";
-  LOG(WARNING) << ctx << "event=quota_refused media_id=" << media_id << " kind=" << QuotaKindName(kind)
-               << " used_photos=" << u.photos << " used_bytes=" << u.bytes << " limit=" << limit;
-  Status e = Emit("media.failed", R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" + JsonEscape(reason) +
-                                      R"(","code":"over_quota")", d);
+                             std::to_string(u.photos) + " photos, " + std::to_string(u.bytes) +
+                             " bytes; limit " + std::to_string(limit) + ")";
+  LOG(WARNING) << ctx << "event=quota_refused media_id=" << media_id
+               << " kind=" << QuotaKindName(kind) << " used_photos=" << u.photos
+               << " used_bytes=" << u.bytes << " limit=" << limit;
+  Status e = Emit("media.failed",
+                  R"("media_id":")" + JsonEscape(media_id) + R"(","reason":")" +
+                      JsonEscape(reason) + R"(","code":"over_quota")",
+                  d);
   return e.ok() ? Disposition::Ack() : Disposition::Retry(e.ToString());
 }
 

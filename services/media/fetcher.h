@@ -36,22 +36,26 @@ struct FetchSettings {
   std::string graph_base_url;
   std::string graph_token;
   std::shared_ptr<SecretRefs> graph_secrets;  // shared by the threads
-  std::chrono::seconds numbers_ttl{30};        // how long a number's token reference and version are kept
-  // A fetch for a number whose token cannot be resolved waits (no download), and looks again this often.
+  std::chrono::seconds numbers_ttl{30};  // how long a number's token reference and version are kept
+  // A fetch for a number whose token cannot be resolved waits (no download), and looks again this
+  // often.
   std::chrono::milliseconds graph_token_recheck{30000};
   std::string media_dir;
   SizeLimits limits;
   std::chrono::milliseconds timeout{60000};
   QuotaLimits quota;
   // The quota day is the UTC day of this clock (injectable for tests).
-  std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
+  std::function<std::chrono::system_clock::time_point()> clock = [] {
+    return std::chrono::system_clock::now();
+  };
 };
 
 class PendingFile;
 
 class Fetcher {
  public:
-  Fetcher(PgConnection& db, const SchemaRegistry& schemas, FetchSettings settings, EventPublisher events);
+  Fetcher(PgConnection& db, const SchemaRegistry& schemas, FetchSettings settings,
+          EventPublisher events);
   Disposition Handle(const Delivery& d);
 
   struct Stored {
@@ -70,12 +74,13 @@ class Fetcher {
     std::string mime_type, sha256;
     std::vector<Kind> kinds;
   };
-  Result<Downloaded> Fetch(const std::string& media_id, const std::string& phone_number_id, const GraphTarget& graph,
-                           const Expected& expected, int64_t room, int64_t* over_room);
+  Result<Downloaded> Fetch(const std::string& media_id, const std::string& phone_number_id,
+                           const GraphTarget& graph, const Expected& expected, int64_t room,
+                           int64_t* over_room);
   Status Emit(const std::string& schema, const std::string& fields, const Delivery& d);
   // Over quota: counted, logged with the usage, media.failed with code over_quota; acked.
-  Disposition Refuse(QuotaKind kind, const Admission& used, const std::string& media_id, const LogCtx& ctx,
-                     const Delivery& d);
+  Disposition Refuse(QuotaKind kind, const Admission& used, const std::string& media_id,
+                     const LogCtx& ctx, const Delivery& d);
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   FetchSettings settings_;

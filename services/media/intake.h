@@ -24,9 +24,12 @@ struct IntakeSettings {
   std::string media_dir;
   std::shared_ptr<TokenStore> tokens;  // null or empty: uploads are closed (403)
   SizeLimits limits;
-  // Whether the number is registered and `tenant`'s ("*": any registered number). An error answers 503.
-  std::function<Result<bool>(const std::string& phone_number_id, const std::string& tenant)> number_is_tenants;
-  // Records the stored file as having come through the number (once: the same again changes nothing).
+  // Whether the number is registered and `tenant`'s ("*": any registered number). An error answers
+  // 503.
+  std::function<Result<bool>(const std::string& phone_number_id, const std::string& tenant)>
+      number_is_tenants;
+  // Records the stored file as having come through the number (once: the same again changes
+  // nothing).
   std::function<Status(const std::string& stored_name, const std::string& sha256_hex, size_t size,
                        const std::string& mime_type, const std::string& phone_number_id)>
       record;

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <rapidjson/document.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,8 +13,6 @@
 #include <fstream>
 #include <set>
 #include <tuple>
-
-#include <rapidjson/document.h>
 
 #include "convoy/consumer_group.h"
 #include "convoy/crypto.h"
@@ -43,11 +42,14 @@ constexpr const char* kBusiness = "106540352242922";
 constexpr const char* kToken = "test-token";
 constexpr const char* kMediaToken = "media-token";
 
-std::string Fixture(const std::string& name) { return test::ReadFile(test::FixturePath("media/" + name)); }
+std::string Fixture(const std::string& name) {
+  return test::ReadFile(test::FixturePath("media/" + name));
+}
 
 // One raw HTTP/1.1 request with the path exactly as given; status and body.
 std::pair<int, std::string> RawRequest(int port, const std::string& method, const std::string& path,
-                                       const std::string& token, const std::string& content_type = "",
+                                       const std::string& token,
+                                       const std::string& content_type = "",
                                        const std::string& body = "") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -58,14 +60,17 @@ std::pair<int, std::string> RawRequest(int port, const std::string& method, cons
     ::close(fd);
     return {0, "connect failed"};
   }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
-                    (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") +
-                    (content_type.empty() ? "" : "Content-Type: " + content_type + "\r\n") +
-                    (method == "GET" ? "" : "Content-Length: " + std::to_string(body.size()) + "\r\n") + "\r\n" + body;
+  std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+      (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") +
+      (content_type.empty() ? "" : "Content-Type: " + content_type + "\r\n") +
+      (method == "GET" ? "" : "Content-Length: " + std::to_string(body.size()) + "\r\n") + "\r\n" +
+      body;
   ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;)
+    resp.append(buf, static_cast<size_t>(n));
   ::close(fd);
   int status = resp.size() > 12 ? std::atoi(resp.c_str() + 9) : 0;
   auto at = resp.find("\r\n\r\n");
@@ -78,7 +83,12 @@ std::pair<int, std::string> RawGet(int port, const std::string& path, const std:
 
 class MediaTest : public ::testing::Test {
  protected:
-  MediaTest() : vhost_("media"), db_("media"), amqp_{vhost_.url(), "media-test"}, pub_(amqp_), graph_(kToken) {}
+  MediaTest()
+      : vhost_("media"),
+        db_("media"),
+        amqp_{vhost_.url(), "media-test"},
+        pub_(amqp_),
+        graph_(kToken) {}
 
   void SetUp() override {
     ASSERT_TRUE(graph_.Start().ok());
@@ -86,7 +96,8 @@ class MediaTest : public ::testing::Test {
     ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);
     media_dir_ = dir_ + "/media";
     ASSERT_EQ(::mkdir(media_dir_.c_str(), 0755), 0);
-    Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(), test::SourcePath("deploy/postgres"),
+    Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(),
+                                      test::SourcePath("deploy/postgres"),
                                       /*migrate=*/true, &base_);
     ASSERT_TRUE(s.ok()) << s.ToString();
     auto conn = PgConnection::Connect(db_.dsn());
@@ -106,12 +117,15 @@ class MediaTest : public ::testing::Test {
     f.graph_token = kToken;
     f.media_dir = media_dir_;
     f.timeout = 5000ms;
-    f.clock = [] { return std::chrono::system_clock::from_time_t(kNoon); };  // the quota day is kDay
+    f.clock = [] {
+      return std::chrono::system_clock::from_time_t(kNoon);
+    };  // the quota day is kDay
     return f;
   }
   static constexpr std::time_t kNoon = 1772366400;  // 2026-03-01T12:00:00Z
   static constexpr const char* kDay = "2026-03-01";
-  static constexpr const char* kUser = "106540352242922:16505551234";  // FetchMedia's conversation key
+  static constexpr const char* kUser =
+      "106540352242922:16505551234";  // FetchMedia's conversation key
 
   // Today's usage of the user's (or the number's) bucket: "photos/bytes", "" when none.
   std::string Used(const std::string& scope, const std::string& who) {
@@ -120,11 +134,13 @@ class MediaTest : public ::testing::Test {
     return r.ok() && !r->empty() ? r->get(0, 0) : "";
   }
   void SetUsed(const std::string& scope, const std::string& who, int64_t photos, int64_t bytes) {
-    ASSERT_TRUE(sql_->Exec("INSERT INTO media_quota_usage (bucket, day, photos, bytes) VALUES ($1, $2::date, "
-                           "$3::int, $4::bigint)",
-                           {std::string(kDay) + "|" + scope + "|" + who, std::string(kDay), std::to_string(photos),
-                            std::to_string(bytes)})
-                    .ok());
+    ASSERT_TRUE(
+        sql_->Exec(
+                "INSERT INTO media_quota_usage (bucket, day, photos, bytes) VALUES ($1, $2::date, "
+                "$3::int, $4::bigint)",
+                {std::string(kDay) + "|" + scope + "|" + who, std::string(kDay),
+                 std::to_string(photos), std::to_string(bytes)})
+            .ok());
   }
   static Counter& Refused(const char* kind) {
     return DefaultRegistry().GetCounter("convoy_media_quota_refused_total", "",
@@ -148,7 +164,8 @@ class MediaTest : public ::testing::Test {
                             if (!db.ok()) return db.status();
                             std::shared_ptr<PgConnection> conn(std::move(*db));
                             auto f = std::make_shared<Fetcher>(*conn, base_.schemas, fetch, emit);
-                            return DeliveryHandler([conn, f](const Delivery& d) { return f->Handle(d); });
+                            return DeliveryHandler(
+                                [conn, f](const Delivery& d) { return f->Handle(d); });
                           })
                     .ok());
     ASSERT_TRUE(group_
@@ -158,7 +175,8 @@ class MediaTest : public ::testing::Test {
                             if (!db.ok()) return db.status();
                             std::shared_ptr<PgConnection> conn(std::move(*db));
                             auto u = std::make_shared<Uploader>(*conn, base_.schemas, up, emit);
-                            return DeliveryHandler([conn, u](const Delivery& d) { return u->Handle(d); });
+                            return DeliveryHandler(
+                                [conn, u](const Delivery& d) { return u->Handle(d); });
                           })
                     .ok());
     group_->Start();
@@ -178,12 +196,14 @@ class MediaTest : public ::testing::Test {
   }
 
   // kinds: the step's `accepts` as a JSON array ("" none).
-  void FetchMedia(const std::string& dedupe, const std::string& media_id, const std::string& mime = "",
-                  const std::string& sha256 = "", int keep_days = 0, const std::string& kinds = "") {
+  void FetchMedia(const std::string& dedupe, const std::string& media_id,
+                  const std::string& mime = "", const std::string& sha256 = "", int keep_days = 0,
+                  const std::string& kinds = "") {
     Publish(queues::kMediaFetch, dedupe,
-            R"({"schema":"media.fetch","version":1,"correlation_id":"corr-)" + dedupe + R"(","dedupe_key":")" + dedupe +
-                R"(","conversation_key":")" + kBusiness + R"(:16505551234","phone_number_id":")" + kBusiness +
-                R"(","media_id":")" + media_id + "\"" + (mime.empty() ? "" : R"(,"mime_type":")" + mime + "\"") +
+            R"({"schema":"media.fetch","version":1,"correlation_id":"corr-)" + dedupe +
+                R"(","dedupe_key":")" + dedupe + R"(","conversation_key":")" + kBusiness +
+                R"(:16505551234","phone_number_id":")" + kBusiness + R"(","media_id":")" +
+                media_id + "\"" + (mime.empty() ? "" : R"(,"mime_type":")" + mime + "\"") +
                 (sha256.empty() ? "" : R"(,"sha256":")" + sha256 + "\"") +
                 (keep_days ? R"(,"keep_days":)" + std::to_string(keep_days) : "") +
                 (kinds.empty() ? "" : R"(,"kinds":)" + kinds) + "}");
@@ -199,20 +219,25 @@ class MediaTest : public ::testing::Test {
   static Delivery FetchCommand(const std::string& pnid, const std::string& media_id) {
     Delivery d;
     d.queue = queues::kMediaFetch;
-    d.body = R"({"schema":"media.fetch","version":1,"correlation_id":"c","dedupe_key":"fetch:)" + media_id +
-             R"(","conversation_key":")" + pnid + R"(:16505551234","phone_number_id":")" + pnid +
-             R"(","media_id":")" + media_id + R"("})";
-    d.headers = {{headers::kDedupeKey, "fetch:" + media_id}, {headers::kConversationKey, pnid + ":16505551234"}};
+    d.body = R"({"schema":"media.fetch","version":1,"correlation_id":"c","dedupe_key":"fetch:)" +
+             media_id + R"(","conversation_key":")" + pnid +
+             R"(:16505551234","phone_number_id":")" + pnid + R"(","media_id":")" + media_id +
+             R"("})";
+    d.headers = {{headers::kDedupeKey, "fetch:" + media_id},
+                 {headers::kConversationKey, pnid + ":16505551234"}};
     return d;
   }
 
-  void Upload(const std::string& dedupe, const std::string& stored, const std::string& destination) {
+  void Upload(const std::string& dedupe, const std::string& stored,
+              const std::string& destination) {
     Publish(queues::kMediaUpload, dedupe,
-            R"({"schema":"media.upload","version":1,"correlation_id":"corr-)" + dedupe + R"(","dedupe_key":")" + dedupe +
-                R"(","stored_name":")" + stored + R"(","destination":")" + destination + R"("})");
+            R"({"schema":"media.upload","version":1,"correlation_id":"corr-)" + dedupe +
+                R"(","dedupe_key":")" + dedupe + R"(","stored_name":")" + stored +
+                R"(","destination":")" + destination + R"("})");
   }
 
-  int64_t Count(const std::string& sql, const std::vector<std::optional<std::string>>& params = {}) {
+  int64_t Count(const std::string& sql,
+                const std::vector<std::optional<std::string>>& params = {}) {
     auto r = sql_->Exec(sql, params);
     return r.ok() && !r->empty() ? r->get_int(0, 0) : -1;
   }
@@ -254,15 +279,20 @@ TEST_F(MediaTest, JpegAndPngAreFetchedVerifiedAndStoredUnderTheirHash) {
   Start(Fetch());
   graph_.RegisterMedia("m-jpg", test::FixturePath("media/photo1.jpg"), "image/jpeg");
   graph_.RegisterMedia("m-png", test::FixturePath("media/photo4.png"), "image/png");
-  FetchMedia("f1", "m-jpg", "image/jpeg", "+oqhq9v7tRhqW/bishqEZ1FBTy9ZhxjhPUDmRLD+xMM=");  // the webhook's base64
-  FetchMedia("f2", "m-png", "image/png", "", 400);  // a checklist's photo: kept 400 days
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s)) << EventBody("media.failed");
-  const std::string jpg = Sha256Hex(Fixture("photo1.jpg")) + ".jpg", png = Sha256Hex(Fixture("photo4.png")) + ".png";
+  FetchMedia("f1", "m-jpg", "image/jpeg",
+             "+oqhq9v7tRhqW/bishqEZ1FBTy9ZhxjhPUDmRLD+xMM=");  // the webhook's base64
+  FetchMedia("f2", "m-png", "image/png", "", 400);             // a checklist's photo: kept 400 days
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s))
+      << EventBody("media.failed");
+  const std::string jpg = Sha256Hex(Fixture("photo1.jpg")) + ".jpg",
+                    png = Sha256Hex(Fixture("photo4.png")) + ".png";
   EXPECT_EQ(test::ListDir(media_dir_), (std::set<std::string>{jpg, png}));
   EXPECT_EQ(test::ReadFile(media_dir_ + "/" + jpg), Fixture("photo1.jpg"));
   EXPECT_EQ(test::ReadFile(media_dir_ + "/" + png), Fixture("photo4.png"));
-  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name IN ($1, $2)", {jpg, png}), 2);
-  EXPECT_EQ(Count("SELECT coalesce(sum(keep_days), 0) FROM media_objects"), 400) << "the flow's days, with the file";
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name IN ($1, $2)", {jpg, png}),
+            2);
+  EXPECT_EQ(Count("SELECT coalesce(sum(keep_days), 0) FROM media_objects"), 400)
+      << "the flow's days, with the file";
   std::string stored;
   for (const auto& e : Events()) stored += e.routing_key == "media.stored" ? e.body + "\n" : "";
   EXPECT_NE(stored.find(R"("stored_name":")" + jpg), std::string::npos) << stored;
@@ -278,7 +308,8 @@ TEST_F(MediaTest, AnExpiredUrlIsRefreshedOnceAndTheFileStored) {
   graph_.RegisterMedia("m-exp", test::FixturePath("media/photo2.jpg"), "image/jpeg");
   graph_.Inject(404, 0, 1, 0, "/_download/");  // the URL from the first metadata has expired
   FetchMedia("e1", "m-exp");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s))
+      << EventBody("media.failed");
   EXPECT_EQ(graph_.DownloadCount(), 1u);
   EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
 }
@@ -288,7 +319,8 @@ TEST_F(MediaTest, ServerErrorsAreRetriedAndTheFileStoredOnce) {
   graph_.RegisterMedia("m-503", test::FixturePath("media/photo3.jpg"), "image/jpeg");
   graph_.Inject(503, 0, 1, 0, "/_download/");
   FetchMedia("r1", "m-503");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s))
+      << EventBody("media.failed");
   EXPECT_EQ(graph_.DownloadCount(), 1u);
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 1);
   EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
@@ -301,7 +333,8 @@ TEST_F(MediaTest, BadMediaFailsWithAReasonAndNothingIsStored) {
   f.limits.image = 2000;  // the fixture photos are 2.6-2.7 KB
   Start(f);
   graph_.RegisterMedia("m-big", test::FixturePath("media/photo1.jpg"), "image/jpeg");
-  graph_.RegisterMedia("m-magic", test::FixturePath("media/photo4.png"), "image/jpeg");  // a PNG said to be a JPEG
+  graph_.RegisterMedia("m-magic", test::FixturePath("media/photo4.png"),
+                       "image/jpeg");  // a PNG said to be a JPEG
   graph_.RegisterMedia("m-type", test::FixturePath("media/photo1.jpg"), "text/html");
   graph_.RegisterMedia("m-small", test::FixturePath("media/photo4.png"), "image/png");
   FetchMedia("b1", "m-big");
@@ -313,7 +346,9 @@ TEST_F(MediaTest, BadMediaFailsWithAReasonAndNothingIsStored) {
   for (const auto& e : Events()) {
     if (e.routing_key == "media.failed") reasons += e.body + "\n";
   }
-  EXPECT_NE(reasons.find("image of 2709 bytes (declared) is over the limit of 2000"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("image of 2709 bytes (declared) is over the limit of 2000"),
+            std::string::npos)
+      << reasons;
   EXPECT_NE(reasons.find("content does not look like image/jpeg"), std::string::npos) << reasons;
   EXPECT_NE(reasons.find("type not allowed: text/html"), std::string::npos) << reasons;
   EXPECT_NE(reasons.find("sha256 differs from the webhook's"), std::string::npos) << reasons;
@@ -327,16 +362,19 @@ TEST_F(MediaTest, BadMediaFailsWithAReasonAndNothingIsStored) {
 TEST_F(MediaTest, ADocumentAndAVoiceNoteAreStoredWithTheirExtension) {
   Start(Fetch());
   const std::string pdf = "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
-  const std::string ogg = std::string("OggS\0\x02\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\x13OpusHead\x01\x01", 34);
+  const std::string ogg =
+      std::string("OggS\0\x02\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\x13OpusHead\x01\x01", 34);
   graph_.RegisterMedia("m-pdf", Write("report.pdf", pdf), "application/pdf");
   graph_.RegisterMedia("m-ogg", Write("voice.ogg", ogg), "audio/ogg; codecs=opus");
   FetchMedia("d1", "m-pdf", "application/pdf", Sha256Hex(pdf), 400, R"(["image","document"])");
   FetchMedia("d2", "m-ogg", "audio/ogg; codecs=opus", "", 0, R"(["audio"])");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s)) << EventBody("media.failed");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 2; }, 20s))
+      << EventBody("media.failed");
   const std::string pdf_name = Sha256Hex(pdf) + ".pdf", ogg_name = Sha256Hex(ogg) + ".ogg";
   EXPECT_EQ(test::ListDir(media_dir_), (std::set<std::string>{pdf_name, ogg_name}));
   EXPECT_EQ(test::ReadFile(media_dir_ + "/" + pdf_name), pdf);
-  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE (stored_name, mime_type) IN (($1, 'application/pdf'), "
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE (stored_name, mime_type) IN (($1, "
+                  "'application/pdf'), "
                   "($2, 'audio/ogg'))",
                   {pdf_name, ogg_name}),
             2);
@@ -352,7 +390,10 @@ TEST_F(MediaTest, ADocumentAndAVoiceNoteAreStoredWithTheirExtension) {
 TEST_F(MediaTest, APageOrAProgramSentAsADocumentIsRefused) {
   Start(Fetch());
   const std::string html = "<!DOCTYPE html><html><body><script>steal()</script></body></html>";
-  const std::string elf = std::string("\x7F" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3E\0", 20);
+  const std::string elf = std::string(
+      "\x7F"
+      "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3E\0",
+      20);
   const std::string pdf = "%PDF-1.7\n%%EOF\n";
   graph_.RegisterMedia("m-html", Write("page.pdf", html), "application/pdf");
   graph_.RegisterMedia("m-elf", Write("tool.pdf", elf), "application/pdf");
@@ -360,16 +401,22 @@ TEST_F(MediaTest, APageOrAProgramSentAsADocumentIsRefused) {
   FetchMedia("h1", "m-html", "application/pdf", "", 0, R"(["image","document"])");
   FetchMedia("h2", "m-elf", "application/pdf", "", 0, R"(["image","document"])");
   FetchMedia("h3", "m-pdf", "application/pdf", "", 0, R"(["image"])");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.failed") == 3; }, 20s)) << EventBody("media.stored");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.failed") == 3; }, 20s))
+      << EventBody("media.stored");
   std::string failed;
   for (const auto& e : Events()) failed += e.routing_key == "media.failed" ? e.body + "\n" : "";
-  EXPECT_NE(failed.find("content does not look like application/pdf (it is an HTML page)"), std::string::npos) << failed;
-  EXPECT_NE(failed.find("content does not look like application/pdf (it is an ELF executable)"), std::string::npos)
+  EXPECT_NE(failed.find("content does not look like application/pdf (it is an HTML page)"),
+            std::string::npos)
       << failed;
-  EXPECT_NE(failed.find("type not allowed here: application/pdf is document, the step takes image"), std::string::npos)
+  EXPECT_NE(failed.find("content does not look like application/pdf (it is an ELF executable)"),
+            std::string::npos)
+      << failed;
+  EXPECT_NE(failed.find("type not allowed here: application/pdf is document, the step takes image"),
+            std::string::npos)
       << failed;
   size_t codes = 0;
-  for (size_t at = 0; (at = failed.find(R"("code":"not_a_photo")", at)) != std::string::npos; ++at) ++codes;
+  for (size_t at = 0; (at = failed.find(R"("code":"not_a_photo")", at)) != std::string::npos; ++at)
+    ++codes;
   EXPECT_EQ(codes, 3u) << failed;
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 0);
   EXPECT_TRUE(test::ListDir(media_dir_).empty());
@@ -383,22 +430,27 @@ TEST_F(MediaTest, TheSameMediaFetchedTwentyTimesAtOnceIsDownloadedOnce) {
   graph_.RegisterMedia("m-many", test::FixturePath("media/photo1.jpg"), "image/jpeg");
   graph_.Inject(200, 0, 1, 500, "/_download/");
   for (int i = 0; i < 20; ++i) FetchMedia("many" + std::to_string(i), "m-many");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 20; }, 40s)) << EventCount("media.stored");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 20; }, 40s))
+      << EventCount("media.stored");
   EXPECT_EQ(graph_.DownloadCount(), 1u);
   EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 1);
 }
 
 // Retention: stored media past --retention_days go with their files; a file that a newer row
-// (the same bytes under another media id) still names stays; settled uploads go, one in flight stays.
+// (the same bytes under another media id) still names stays; settled uploads go, one in flight
+// stays.
 TEST_F(MediaTest, RetentionRemovesOldMediaWithTheirFilesButNotAFileStillNamed) {
-  auto store = [&](const std::string& media_id, const std::string& name, int days_old, int keep_days = 0) {
+  auto store = [&](const std::string& media_id, const std::string& name, int days_old,
+                   int keep_days = 0) {
     std::ofstream(media_dir_ + "/" + name) << name;
-    ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, stored_at, keep_days) "
-                           "VALUES ($1, $2, 'x', 1, 'image/jpeg', now() - make_interval(days => $3::int), "
-                           "NULLIF($4, '0')::int)",
-                           {media_id, name, std::to_string(days_old), std::to_string(keep_days)})
-                    .ok());
+    ASSERT_TRUE(
+        sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type, "
+                   "stored_at, keep_days) "
+                   "VALUES ($1, $2, 'x', 1, 'image/jpeg', now() - make_interval(days => $3::int), "
+                   "NULLIF($4, '0')::int)",
+                   {media_id, name, std::to_string(days_old), std::to_string(keep_days)})
+            .ok());
   };
   const std::string alone = Sha256Hex("alone") + ".jpg", shared = Sha256Hex("shared") + ".jpg",
                     fresh = Sha256Hex("fresh") + ".jpg";
@@ -410,10 +462,13 @@ TEST_F(MediaTest, RetentionRemovesOldMediaWithTheirFilesButNotAFileStillNamed) {
   const std::string evidence = Sha256Hex("evidence") + ".jpg", brief = Sha256Hex("brief") + ".jpg";
   store("evidence", evidence, 300, 400);
   store("brief", brief, 8, 7);
-  for (const auto& [key, status, days] : {std::tuple{"up-old", "uploaded", 91}, std::tuple{"up-flight", "uploading", 91},
-                                          std::tuple{"up-new", "uploaded", 1}}) {
-    ASSERT_TRUE(sql_->Exec("INSERT INTO media_uploads (dedupe_key, stored_name, destination, status, correlation_id, "
-                           "updated_at) VALUES ($1, $2, 'listing', $3, 'c', now() - make_interval(days => $4::int))",
+  for (const auto& [key, status, days] :
+       {std::tuple{"up-old", "uploaded", 91}, std::tuple{"up-flight", "uploading", 91},
+        std::tuple{"up-new", "uploaded", 1}}) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO media_uploads (dedupe_key, stored_name, destination, "
+                           "status, correlation_id, "
+                           "updated_at) VALUES ($1, $2, 'listing', $3, 'c', now() - "
+                           "make_interval(days => $4::int))",
                            {std::string(key), fresh, std::string(status), std::to_string(days)})
                     .ok());
   }
@@ -429,7 +484,8 @@ TEST_F(MediaTest, RetentionRemovesOldMediaWithTheirFilesButNotAFileStillNamed) {
   EXPECT_NE(::stat((media_dir_ + "/" + brief).c_str(), &st), 0) << "gone after its flow's 7 days";
   auto left = sql_->Exec("SELECT string_agg(media_id, ',' ORDER BY media_id) FROM media_objects");
   EXPECT_EQ(left->get(0, 0), "evidence,new,new-shared");
-  auto uploads = sql_->Exec("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM media_uploads");
+  auto uploads =
+      sql_->Exec("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM media_uploads");
   EXPECT_EQ(uploads->get(0, 0), "up-flight,up-new");
 }
 
@@ -485,7 +541,8 @@ TEST_F(ServeTest, AStoredFileIsStreamedWithItsTypeToATokenHolder) {
   EXPECT_EQ(r->headers["x-content-type-options"], "nosniff");
   EXPECT_EQ(Get("/media/" + name_, "").first, 401) << "no token";
   EXPECT_EQ(Get("/media/" + name_, "wrong").first, 401) << "wrong token";
-  EXPECT_EQ(Get("/media/" + Sha256Hex("absent") + ".jpg").first, 404) << "a valid name that is not stored";
+  EXPECT_EQ(Get("/media/" + Sha256Hex("absent") + ".jpg").first, 404)
+      << "a valid name that is not stored";
 }
 
 // A document is served as an attachment named by its stored name (never inline, never the
@@ -553,15 +610,18 @@ TEST_F(ServeTest, WithoutATokenServingIsClosedUnlessOpenedForLocalUse) {
 // own the file: when that cannot be said, 503 (never the file), and without a way to ask, nothing.
 TEST_F(ServeTest, ATenantsTokenGetsNothingItsTenantIsNotKnownToOwn) {
   const std::string token = "acme-token-0123456789", global = "global-token-0123456789";
-  auto set = TokenSet::Parse("acme viewer acme " + TokenHashField(token) + "\nops admin * " + TokenHashField(global),
-                             "tokens.txt");
+  auto set = TokenSet::Parse(
+      "acme viewer acme " + TokenHashField(token) + "\nops admin * " + TokenHashField(global),
+      "tokens.txt");
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   ServeSettings s;
   s.media_dir = media_;
   s.tokens = std::make_shared<TokenStore>(std::move(*set));
   ServeWith(s);
-  EXPECT_EQ(Get("/media/" + name_, global), std::make_pair(200, photo_)) << "no media token: named ones open serving";
-  EXPECT_EQ(Get("/media/" + name_, token).first, 404) << "no owner check configured: a tenant reads nothing";
+  EXPECT_EQ(Get("/media/" + name_, global), std::make_pair(200, photo_))
+      << "no media token: named ones open serving";
+  EXPECT_EQ(Get("/media/" + name_, token).first, 404)
+      << "no owner check configured: a tenant reads nothing";
   EXPECT_EQ(Get("/media/" + name_, "").first, 401);
   server_->Stop();
   s.owned_by = [](const std::string&, const std::string&) -> Result<bool> {
@@ -591,16 +651,21 @@ TEST_F(ServeTest, ASignedLinkServesItsFileWithoutTheTokenAndNothingElse) {
     EXPECT_EQ(st, 403) << why << ": " << p;
     EXPECT_NE(b, photo_) << why;
   };
-  refused("/media/" + name_ + "?expires=" + std::to_string(later + 1) + "&sig=" + sig, "expiry moved");
+  refused("/media/" + name_ + "?expires=" + std::to_string(later + 1) + "&sig=" + sig,
+          "expiry moved");
   std::string flipped = sig;
   flipped[0] = flipped[0] == 'a' ? 'b' : 'a';
-  refused("/media/" + name_ + "?expires=" + std::to_string(later) + "&sig=" + flipped, "signature changed");
+  refused("/media/" + name_ + "?expires=" + std::to_string(later) + "&sig=" + flipped,
+          "signature changed");
   refused("/media/" + name_ + "?sig=" + sig, "no expiry");
   const int64_t past = static_cast<int64_t>(std::time(nullptr)) - 1;
-  refused("/media/" + name_ + "?expires=" + std::to_string(past) + "&sig=" + MediaLinkSignature(secret, name_, past),
+  refused("/media/" + name_ + "?expires=" + std::to_string(past) +
+              "&sig=" + MediaLinkSignature(secret, name_, past),
           "expired");
-  refused("/media/" + link_ + "?expires=" + std::to_string(later) + "&sig=" + sig, "another file's signature");
-  refused("/media/" + link_ + "?expires=" + std::to_string(later) + "&sig=" + MediaLinkSignature(secret, link_, later),
+  refused("/media/" + link_ + "?expires=" + std::to_string(later) + "&sig=" + sig,
+          "another file's signature");
+  refused("/media/" + link_ + "?expires=" + std::to_string(later) +
+              "&sig=" + MediaLinkSignature(secret, link_, later),
           "a symlink out of the folder, signed");
   std::string wrong_key = MediaLink("http://x", "another-secret", name_, later).substr(8);
   refused(wrong_key, "signed with another secret");
@@ -620,7 +685,8 @@ TEST_F(MediaTest, AStoredFileIsUploadedOncePerDedupeKey) {
   graph_.Inject(503, 0, 1, 0, "/_fake/upload");
   Upload("up1", stored, "listing");
   Upload("up1", stored, "listing");  // the same command twice
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.uploaded") == 2; }, 30s)) << EventBody("media.upload_failed");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.uploaded") == 2; }, 30s))
+      << EventBody("media.upload_failed");
   EXPECT_EQ(graph_.UploadCalls(), 1u);
   ASSERT_EQ(graph_.Uploaded().size(), 1u);
   EXPECT_EQ(graph_.Uploaded()[0], Fixture("photo2.jpg"));
@@ -640,8 +706,10 @@ TEST_F(MediaTest, AStoredFileIsUploadedOncePerDedupeKey) {
   for (const auto& e : Events()) {
     if (e.routing_key == "media.upload_failed") reasons += e.body + "\n";
   }
-  EXPECT_NE(reasons.find("no upload destination named 'nowhere' is configured"), std::string::npos) << reasons;
-  EXPECT_NE(reasons.find("the destination refused the upload: HTTP 400"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("no upload destination named 'nowhere' is configured"), std::string::npos)
+      << reasons;
+  EXPECT_NE(reasons.find("the destination refused the upload: HTTP 400"), std::string::npos)
+      << reasons;
   EXPECT_NE(reasons.find("no stored file named"), std::string::npos) << reasons;
   EXPECT_EQ(graph_.UploadCalls(), 1u);
 }
@@ -674,7 +742,8 @@ TEST_F(MediaTest, APhotoOverTheUsersDailyBytesIsRefusedAndNothingStored) {
   const uint64_t refused_before = Refused("user_bytes").Value();
   graph_.RegisterMedia("m-over", test::FixturePath("media/photo1.jpg"), "image/jpeg");
   FetchMedia("q1", "m-over");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.failed") == 1; }, 20s)) << EventBody("media.stored");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.failed") == 1; }, 20s))
+      << EventBody("media.stored");
   const std::string failed = EventBody("media.failed");
   EXPECT_NE(failed.find(R"("code":"over_quota")"), std::string::npos) << failed;
   EXPECT_NE(failed.find("user_bytes"), std::string::npos) << failed;
@@ -690,7 +759,8 @@ TEST_F(MediaTest, APhotoOverTheUsersDailyBytesIsRefusedAndNothingStored) {
   ASSERT_LT(photo4, photo1);
   graph_.RegisterMedia("m-fits", test::FixturePath("media/photo4.png"), "image/png");
   FetchMedia("q2", "m-fits");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s))
+      << EventBody("media.failed");
   EXPECT_EQ(Used("user", kUser), "8/" + std::to_string(10000 - photo1 + 1 + photo4));
   EXPECT_EQ(Used("number", kBusiness), "1/" + std::to_string(photo4));
   EXPECT_EQ(test::ListDir(media_dir_).size(), 1u);
@@ -706,25 +776,31 @@ TEST_F(MediaTest, ARedeliveredPhotoIsNotCountedTwice) {
   const int64_t size = static_cast<int64_t>(Fixture("photo2.jpg").size());
   graph_.RegisterMedia("m-once", test::FixturePath("media/photo2.jpg"), "image/jpeg");
   FetchMedia("d1", "m-once");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s)) << EventBody("media.failed");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 1; }, 20s))
+      << EventBody("media.failed");
   FetchMedia("d2", "m-once");
   FetchMedia("d1", "m-once");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 3; }, 20s)) << EventBody("media.failed");
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 3; }, 20s))
+      << EventBody("media.failed");
   EXPECT_EQ(Used("user", kUser), "1/" + std::to_string(size));
   EXPECT_EQ(Used("number", kBusiness), "1/" + std::to_string(size));
 
   // An earlier delivery of m-crash was charged (the day is full with it), then died.
   graph_.RegisterMedia("m-crash", test::FixturePath("media/photo3.jpg"), "image/jpeg");
   const int64_t crash = static_cast<int64_t>(Fixture("photo3.jpg").size());
-  ASSERT_TRUE(sql_->Exec("INSERT INTO media_quota_charges (media_id, day, bytes) VALUES ('m-crash', $1::date, $2)",
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_quota_charges (media_id, day, bytes) VALUES "
+                         "('m-crash', $1::date, $2)",
                          {std::string(kDay), std::to_string(crash)})
                   .ok());
-  ASSERT_TRUE(sql_->Exec("UPDATE media_quota_usage SET photos = photos + 1, bytes = bytes + $1::bigint",
-                         {std::to_string(crash)})
-                  .ok());
+  ASSERT_TRUE(
+      sql_->Exec("UPDATE media_quota_usage SET photos = photos + 1, bytes = bytes + $1::bigint",
+                 {std::to_string(crash)})
+          .ok());
   FetchMedia("c1", "m-crash");
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 4; }, 20s)) << EventBody("media.failed");
-  EXPECT_EQ(Used("user", kUser), "2/" + std::to_string(size + crash)) << "charged once, by the first delivery";
+  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") == 4; }, 20s))
+      << EventBody("media.failed");
+  EXPECT_EQ(Used("user", kUser), "2/" + std::to_string(size + crash))
+      << "charged once, by the first delivery";
   EXPECT_EQ(EventCount("media.failed"), 0u);
   EXPECT_EQ(test::ListDir(media_dir_).size(), 2u);
 }
@@ -744,15 +820,17 @@ TEST_F(MediaTest, ConcurrentFetchesNeverPassTheUsersPhotoLimit) {
   }
   graph_.Inject(200, 0, 5, 300, "/_download/");  // downloads overlap
   for (int i = 0; i < 5; ++i) FetchMedia("race" + std::to_string(i), "m-race" + std::to_string(i));
-  ASSERT_TRUE(WaitUntil([&] { return EventCount("media.stored") + EventCount("media.failed") == 5; }, 30s));
+  ASSERT_TRUE(
+      WaitUntil([&] { return EventCount("media.stored") + EventCount("media.failed") == 5; }, 30s));
   EXPECT_EQ(EventCount("media.stored"), 2u);
   EXPECT_EQ(EventCount("media.failed"), 3u);
   EXPECT_EQ(Refused("user_photos").Value(), refused_before + 3);
   EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), 2);
   EXPECT_EQ(Count("SELECT count(*) FROM media_quota_charges"), 2);
-  EXPECT_EQ(Count("SELECT photos FROM media_quota_usage WHERE bucket = $1", {std::string(kDay) + "|user|" + kUser}), 2);
+  EXPECT_EQ(Count("SELECT photos FROM media_quota_usage WHERE bucket = $1",
+                  {std::string(kDay) + "|user|" + kUser}),
+            2);
 }
-
 
 uint64_t Outcome(const char* outcome) {
   return DefaultRegistry()
@@ -771,11 +849,13 @@ TEST_F(MediaTest, MediaIsFetchedWithTheOwningNumbersTokenAndVersion) {
   for (const auto& [pnid, ref, version] :
        {std::make_tuple(own, "file:" + token_file, std::string("v27.0")),
         std::make_tuple(lost, std::string("env:CONVOY_TEST_MEDIA_LOST_TOKEN"), std::string())}) {
-    ASSERT_TRUE(sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
-                           "graph_token_ref, graph_version, source) VALUES ($1, $1, '1', '+1', $2, NULLIF($3, ''), "
-                           "'api')",
-                           {pnid, ref, version})
-                    .ok());
+    ASSERT_TRUE(
+        sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+                   "graph_token_ref, graph_version, source) VALUES ($1, $1, '1', '+1', $2, "
+                   "NULLIF($3, ''), "
+                   "'api')",
+                   {pnid, ref, version})
+            .ok());
   }
   unsetenv("CONVOY_TEST_MEDIA_LOST_TOKEN");
   graph_.AcceptToken("own-number-token");
@@ -796,7 +876,8 @@ TEST_F(MediaTest, MediaIsFetchedWithTheOwningNumbersTokenAndVersion) {
   const uint64_t held = Outcome("graph_token_unresolved");
   Disposition waits = fetch(lost, "m-lost");
   EXPECT_EQ(waits.kind, Disposition::Kind::kDelay);
-  EXPECT_EQ(waits.reason, "graph token env:CONVOY_TEST_MEDIA_LOST_TOKEN not set (business number " + lost + ")");
+  EXPECT_EQ(waits.reason,
+            "graph token env:CONVOY_TEST_MEDIA_LOST_TOKEN not set (business number " + lost + ")");
   EXPECT_EQ(waits.delay_ms, 1500);
   EXPECT_EQ(Outcome("graph_token_unresolved"), held + 1);
   EXPECT_TRUE(graph_.Calls().empty()) << "no call with any token";
@@ -806,7 +887,8 @@ TEST_F(MediaTest, MediaIsFetchedWithTheOwningNumbersTokenAndVersion) {
   EXPECT_EQ(emitted, (std::vector<std::string>{"media.stored", "media.stored"}));
   std::vector<std::string> calls;
   for (const auto& c : graph_.Calls()) calls.push_back(c.method + " " + c.path + " " + c.token);
-  EXPECT_EQ(calls, (std::vector<std::string>{"GET /v27.0/m-own own-number-token", "GET /_download/m-own own-number-token",
+  EXPECT_EQ(calls, (std::vector<std::string>{"GET /v27.0/m-own own-number-token",
+                                             "GET /_download/m-own own-number-token",
                                              std::string("GET /v24.0/m-demo ") + kToken,
                                              std::string("GET /_download/m-demo ") + kToken}));
 }
@@ -826,32 +908,41 @@ TEST_F(MediaTest, ATenantsTokenReadsItsOwnFilesAndAnotherTenantsAreNotThere) {
   Fetcher fetcher(**conn, base_.schemas, Fetch(), [](AmqpMessage) { return Status::Ok(); });
   ASSERT_EQ(fetcher.Handle(FetchCommand(acme, "m-acme")).kind, Disposition::Kind::kAck);
   ASSERT_EQ(fetcher.Handle(FetchCommand(globex, "m-globex")).kind, Disposition::Kind::kAck);
-  const std::string mine = Sha256Hex(Fixture("photo1.jpg")) + ".jpg", theirs = Sha256Hex(Fixture("photo2.jpg")) + ".jpg";
-  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE (stored_name, phone_number_id) IN (($1, $2), ($3, $4))",
+  const std::string mine = Sha256Hex(Fixture("photo1.jpg")) + ".jpg",
+                    theirs = Sha256Hex(Fixture("photo2.jpg")) + ".jpg";
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE (stored_name, phone_number_id) IN "
+                  "(($1, $2), ($3, $4))",
                   {mine, acme, theirs, globex}),
             2)
       << "each row names the number it came through";
   // A file stored before 0034: its row names no number.
   const std::string old_bytes = Fixture("photo3.jpg"), old = Sha256Hex(old_bytes) + ".jpg";
   std::ofstream(media_dir_ + "/" + old, std::ios::binary) << old_bytes;
-  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, mime_type) VALUES ('m-old', "
+  ASSERT_TRUE(sql_->Exec("INSERT INTO media_objects (media_id, stored_name, sha256, size, "
+                         "mime_type) VALUES ('m-old', "
                          "$1, $2, $3::bigint, 'image/jpeg')",
                          {old, Sha256Hex(old_bytes), std::to_string(old_bytes.size())})
                   .ok());
-  const std::string acme_token = "acme-viewer-token-0123456789", globex_token = "globex-agent-token-0123456789",
+  const std::string acme_token = "acme-viewer-token-0123456789",
+                    globex_token = "globex-agent-token-0123456789",
                     global_token = "ops-global-token-0123456789";
   auto set = TokenSet::Parse("acme-viewer viewer acme " + TokenHashField(acme_token) + "\n" +
-                                 "globex-agent agent globex " + TokenHashField(globex_token) + "\n" +
-                                 "ops operator * " + TokenHashField(global_token) + "\n",
+                                 "globex-agent agent globex " + TokenHashField(globex_token) +
+                                 "\n" + "ops operator * " + TokenHashField(global_token) + "\n",
                              "tokens.txt");
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   auto owners = std::make_shared<MediaOwners>(db_.dsn());
-  ServeSettings settings{media_dir_, kMediaToken, false, "", std::make_shared<TokenStore>(std::move(*set)),
+  ServeSettings settings{media_dir_,
+                         kMediaToken,
+                         false,
+                         "",
+                         std::make_shared<TokenStore>(std::move(*set)),
                          [owners](const std::string& name, const std::string& tenant) {
                            return owners->OwnedBy(name, tenant);
                          }};
   HttpServer server(HttpServerOptions{"127.0.0.1", 0, 1 << 20});
-  server.Route("GET", "/media/", [settings](const HttpRequest& r) { return ServeMedia(r, settings); });
+  server.Route("GET", "/media/",
+               [settings](const HttpRequest& r) { return ServeMedia(r, settings); });
   ASSERT_TRUE(server.Start().ok());
   const auto get = [&](const std::string& name, const std::string& token) {
     return RawGet(server.port(), "/media/" + name, token);
@@ -859,7 +950,8 @@ TEST_F(MediaTest, ATenantsTokenReadsItsOwnFilesAndAnotherTenantsAreNotThere) {
   const auto absent = get(Sha256Hex("never stored") + ".jpg", acme_token);
   ASSERT_EQ(absent.first, 404);
   EXPECT_EQ(get(mine, acme_token), std::make_pair(200, Fixture("photo1.jpg")));
-  EXPECT_EQ(get(theirs, acme_token), absent) << "another tenant's file is not there, as one never stored";
+  EXPECT_EQ(get(theirs, acme_token), absent)
+      << "another tenant's file is not there, as one never stored";
   EXPECT_EQ(get(old, acme_token), absent) << "a file with no owner is global-only";
   EXPECT_EQ(get(theirs, globex_token), std::make_pair(200, Fixture("photo2.jpg")));
   EXPECT_EQ(get(mine, globex_token), absent);
@@ -881,32 +973,42 @@ TEST_F(MediaTest, AnAgentsPhotoIsStoredAsItsNumbersAndAnythingElseIsRefusedAndWr
   test::RegisterNumber(*sql_, globex, "globex");
   const std::string agent = "acme-agent-token-0123456789", viewer = "acme-viewer-token-0123456789",
                     other = "globex-agent-token-0123456789", global = "ops-global-token-0123456789";
-  auto set = TokenSet::Parse("acme-agent agent acme " + TokenHashField(agent) + "\n" + "acme-viewer viewer acme " +
-                                 TokenHashField(viewer) + "\n" + "globex-agent agent globex " + TokenHashField(other) +
-                                 "\n" + "ops operator * " + TokenHashField(global) + "\n",
+  auto set = TokenSet::Parse("acme-agent agent acme " + TokenHashField(agent) + "\n" +
+                                 "acme-viewer viewer acme " + TokenHashField(viewer) + "\n" +
+                                 "globex-agent agent globex " + TokenHashField(other) + "\n" +
+                                 "ops operator * " + TokenHashField(global) + "\n",
                              "tokens.txt");
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   auto tokens = std::make_shared<TokenStore>(std::move(*set));
   auto owners = std::make_shared<MediaOwners>(db_.dsn());
   const std::string photo = Fixture("photo1.jpg"), png = Fixture("photo4.png");
   IntakeSettings intake{media_dir_, tokens, SizeLimits{},
-                        [owners](const std::string& n, const std::string& t) { return owners->NumberIsTenants(n, t); },
-                        [owners](const std::string& name, const std::string& sha, size_t size, const std::string& mime,
-                                 const std::string& n) { return owners->RecordUpload(name, sha, size, mime, n); }};
+                        [owners](const std::string& n, const std::string& t) {
+                          return owners->NumberIsTenants(n, t);
+                        },
+                        [owners](const std::string& name, const std::string& sha, size_t size,
+                                 const std::string& mime, const std::string& n) {
+                          return owners->RecordUpload(name, sha, size, mime, n);
+                        }};
   intake.limits.image = photo.size() + 10;
-  ServeSettings serve{media_dir_, "", false, "", tokens,
-                      [owners](const std::string& name, const std::string& t) { return owners->OwnedBy(name, t); }};
+  ServeSettings serve{
+      media_dir_, "", false, "", tokens, [owners](const std::string& name, const std::string& t) {
+        return owners->OwnedBy(name, t);
+      }};
   HttpServer server(HttpServerOptions{"127.0.0.1", 0, 8 << 20});
-  server.Route("POST", "/v1/media", [intake](const HttpRequest& r) { return IntakeMedia(r, intake); });
+  server.Route("POST", "/v1/media",
+               [intake](const HttpRequest& r) { return IntakeMedia(r, intake); });
   server.Route("GET", "/media/", [serve](const HttpRequest& r) { return ServeMedia(r, serve); });
   ASSERT_TRUE(server.Start().ok());
-  const auto post = [&](const std::string& number, const std::string& token, const std::string& type,
-                        const std::string& body) {
-    return RawRequest(server.port(), "POST", "/v1/media?phone_number_id=" + number, token, type, body);
+  const auto post = [&](const std::string& number, const std::string& token,
+                        const std::string& type, const std::string& body) {
+    return RawRequest(server.port(), "POST", "/v1/media?phone_number_id=" + number, token, type,
+                      body);
   };
   const auto files = [&] {
     int n = 0;
-    for (const auto& e : std::filesystem::directory_iterator(media_dir_)) n += e.is_regular_file() ? 1 : 0;
+    for (const auto& e : std::filesystem::directory_iterator(media_dir_))
+      n += e.is_regular_file() ? 1 : 0;
     return n;
   };
   const auto rows = [&] { return Count("SELECT count(*) FROM media_objects"); };
@@ -919,16 +1021,23 @@ TEST_F(MediaTest, AnAgentsPhotoIsStoredAsItsNumbersAndAnythingElseIsRefusedAndWr
   ASSERT_TRUE(answer.IsObject()) << stored.second;
   EXPECT_EQ(std::string(answer["media"].GetString()), name);
   EXPECT_EQ(answer["size"].GetInt64(), static_cast<int64_t>(photo.size()));
-  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name = $1 AND phone_number_id = $2", {name, acme}), 1);
-  EXPECT_EQ(RawGet(server.port(), "/media/" + name, viewer), std::make_pair(200, photo)) << "the tenant reads it";
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM media_objects WHERE stored_name = $1 AND phone_number_id = $2",
+            {name, acme}),
+      1);
+  EXPECT_EQ(RawGet(server.port(), "/media/" + name, viewer), std::make_pair(200, photo))
+      << "the tenant reads it";
   EXPECT_EQ(RawGet(server.port(), "/media/" + name, other).first, 404) << "another tenant does not";
-  ASSERT_EQ(post(acme, agent, "image/jpeg", photo), stored) << "the same photo again: the same name";
-  ASSERT_EQ(post(acme, global, "image/png", png).first, 201) << "a global token, any number; PNG too";
+  ASSERT_EQ(post(acme, agent, "image/jpeg", photo), stored)
+      << "the same photo again: the same name";
+  ASSERT_EQ(post(acme, global, "image/png", png).first, 201)
+      << "a global token, any number; PNG too";
   const int files_before = files(), rows_before = rows();
   ASSERT_EQ(files_before, 2);
   ASSERT_EQ(rows_before, 2);
 
-  EXPECT_EQ(post(globex, agent, "image/jpeg", photo).first, 404) << "another tenant's number, as an unknown one";
+  EXPECT_EQ(post(globex, agent, "image/jpeg", photo).first, 404)
+      << "another tenant's number, as an unknown one";
   EXPECT_EQ(post("999", agent, "image/jpeg", photo).first, 404);
   EXPECT_EQ(post(acme, viewer, "image/jpeg", photo).first, 403) << "a viewer sends nothing";
   EXPECT_EQ(post(acme, "", "image/jpeg", photo).first, 401);
@@ -940,8 +1049,12 @@ TEST_F(MediaTest, AnAgentsPhotoIsStoredAsItsNumbersAndAnythingElseIsRefusedAndWr
   EXPECT_EQ(post(acme, agent, "image/webp", photo).first, 415) << "not an image message's type";
   EXPECT_EQ(post(acme, agent, "application/pdf", photo).first, 415);
   EXPECT_EQ(post(acme, agent, "image/jpeg", "").first, 400);
-  EXPECT_EQ(post(acme, agent, "image/jpeg", photo + std::string(11, 'x')).first, 413) << "past the image limit";
-  EXPECT_EQ(RawRequest(server.port(), "POST", "/v1/media?phone_number_id=12ab", agent, "image/jpeg", photo).first, 400);
+  EXPECT_EQ(post(acme, agent, "image/jpeg", photo + std::string(11, 'x')).first, 413)
+      << "past the image limit";
+  EXPECT_EQ(RawRequest(server.port(), "POST", "/v1/media?phone_number_id=12ab", agent, "image/jpeg",
+                       photo)
+                .first,
+            400);
   EXPECT_EQ(RawRequest(server.port(), "POST", "/v1/media", agent, "image/jpeg", photo).first, 400);
   EXPECT_EQ(files(), files_before) << "a refusal stores no file";
   EXPECT_EQ(rows(), rows_before) << "a refusal records nothing";

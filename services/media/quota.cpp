@@ -9,18 +9,22 @@ namespace convoy::media {
 namespace {
 
 constexpr const char* kCharged = "SELECT 1 FROM media_quota_charges WHERE media_id = $1";
-constexpr const char* kUsage = "SELECT bucket, photos, bytes FROM media_quota_usage WHERE bucket = ANY($1::text[])";
+constexpr const char* kUsage =
+    "SELECT bucket, photos, bytes FROM media_quota_usage WHERE bucket = ANY($1::text[])";
 constexpr const char* kRecordCharge =
     "INSERT INTO media_quota_charges (media_id, day, bytes) VALUES ($1, $2::date, $3::bigint) "
     "ON CONFLICT (media_id) DO NOTHING";
 // Rows created and then locked in bucket order: replicas charging the same rows wait in line.
 constexpr const char* kEnsureRows =
-    "INSERT INTO media_quota_usage (bucket, day) SELECT b, $2::date FROM unnest($1::text[]) AS b ORDER BY b "
+    "INSERT INTO media_quota_usage (bucket, day) SELECT b, $2::date FROM unnest($1::text[]) AS b "
+    "ORDER BY b "
     "ON CONFLICT (bucket) DO NOTHING";
 constexpr const char* kLockUsage =
-    "SELECT bucket, photos, bytes FROM media_quota_usage WHERE bucket = ANY($1::text[]) ORDER BY bucket FOR UPDATE";
+    "SELECT bucket, photos, bytes FROM media_quota_usage WHERE bucket = ANY($1::text[]) ORDER BY "
+    "bucket FOR UPDATE";
 constexpr const char* kAddUsage =
-    "UPDATE media_quota_usage SET photos = photos + 1, bytes = bytes + $2::bigint WHERE bucket = ANY($1::text[])";
+    "UPDATE media_quota_usage SET photos = photos + 1, bytes = bytes + $2::bigint WHERE bucket = "
+    "ANY($1::text[])";
 
 struct Buckets {
   std::string user, number;  // user empty: no conversation key
@@ -49,15 +53,20 @@ void Read(const PgRows& rows, const Buckets& b, Usage* user, Usage* number) {
 
 const char* QuotaKindName(QuotaKind kind) {
   switch (kind) {
-    case QuotaKind::kNone: return "none";
-    case QuotaKind::kUserPhotos: return "user_photos";
-    case QuotaKind::kUserBytes: return "user_bytes";
-    case QuotaKind::kNumberBytes: return "number_bytes";
+    case QuotaKind::kNone:
+      return "none";
+    case QuotaKind::kUserPhotos:
+      return "user_photos";
+    case QuotaKind::kUserBytes:
+      return "user_bytes";
+    case QuotaKind::kNumberBytes:
+      return "number_bytes";
   }
   return "none";
 }
 
-QuotaKind OverQuota(const Usage& user, const Usage& number, int64_t bytes, const QuotaLimits& limits) {
+QuotaKind OverQuota(const Usage& user, const Usage& number, int64_t bytes,
+                    const QuotaLimits& limits) {
   // Compared as "what is left", never as a sum that could overflow.
   if (user.photos >= limits.photos_per_user_per_day) return QuotaKind::kUserPhotos;
   if (bytes > limits.bytes_per_user_per_day - user.bytes) return QuotaKind::kUserBytes;
@@ -80,8 +89,8 @@ std::string UtcDay(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-Result<Admission> QuotaLedger::Admit(const std::string& media_id, const std::string& user, const std::string& number,
-                                     const std::string& day) {
+Result<Admission> QuotaLedger::Admit(const std::string& media_id, const std::string& user,
+                                     const std::string& number, const std::string& day) {
   Admission a;
   auto charged = db_.Exec(kCharged, {media_id});
   if (!charged.ok()) return charged.status();
@@ -94,8 +103,9 @@ Result<Admission> QuotaLedger::Admit(const std::string& media_id, const std::str
   return a;
 }
 
-Result<QuotaKind> QuotaLedger::Charge(const std::string& media_id, const std::string& user, const std::string& number,
-                                      const std::string& day, int64_t bytes) {
+Result<QuotaKind> QuotaLedger::Charge(const std::string& media_id, const std::string& user,
+                                      const std::string& number, const std::string& day,
+                                      int64_t bytes) {
   const Buckets b = For(user, number, day);
   const std::string buckets = b.Array();
   Status s = db_.Begin();

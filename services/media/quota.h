@@ -15,8 +15,8 @@ namespace convoy::media {
 
 struct QuotaLimits {
   int64_t photos_per_user_per_day = 300;
-  int64_t bytes_per_user_per_day = int64_t{256} << 20;     // 256 MiB
-  int64_t bytes_per_number_per_day = int64_t{20} << 30;    // 20 GiB
+  int64_t bytes_per_user_per_day = int64_t{256} << 20;   // 256 MiB
+  int64_t bytes_per_number_per_day = int64_t{20} << 30;  // 20 GiB
 };
 
 // What one day has taken so far, for a user or a number.
@@ -30,7 +30,8 @@ enum class QuotaKind { kNone, kUserPhotos, kUserBytes, kNumberBytes };
 const char* QuotaKindName(QuotaKind kind);  // "none", "user_photos", "user_bytes", "number_bytes"
 
 // Whether one more photo of `bytes` fits in the day of this user and this number.
-QuotaKind OverQuota(const Usage& user, const Usage& number, int64_t bytes, const QuotaLimits& limits);
+QuotaKind OverQuota(const Usage& user, const Usage& number, int64_t bytes,
+                    const QuotaLimits& limits);
 // The largest photo that still fits (0: none; check OverQuota with 1 byte to learn which limit).
 int64_t Room(const Usage& user, const Usage& number, const QuotaLimits& limits);
 
@@ -50,13 +51,14 @@ class QuotaLedger {
   const QuotaLimits& limits() const { return limits_; }
 
   // `user` may be empty (a command without a conversation key): then only the number's limit holds.
-  [[nodiscard]] Result<Admission> Admit(const std::string& media_id, const std::string& user, const std::string& number,
-                                        const std::string& day);
+  [[nodiscard]] Result<Admission> Admit(const std::string& media_id, const std::string& user,
+                                        const std::string& number, const std::string& day);
   // Charges one photo of `bytes` in one transaction, the day's rows locked (user's, then number's)
   // so replicas charging together cannot both take the last room. kNone: charged now or before
   // (same media id); otherwise the limit it would pass, and nothing charged.
-  [[nodiscard]] Result<QuotaKind> Charge(const std::string& media_id, const std::string& user, const std::string& number,
-                                         const std::string& day, int64_t bytes);
+  [[nodiscard]] Result<QuotaKind> Charge(const std::string& media_id, const std::string& user,
+                                         const std::string& number, const std::string& day,
+                                         int64_t bytes);
 
  private:
   PgConnection& db_;

@@ -16,7 +16,8 @@ namespace {
 constexpr QuotaLimits kLimits{3, 1000, 5000};
 
 TEST(Quota, APhotoThatFitsEveryLimitPasses) {
-  EXPECT_EQ(OverQuota({2, 400}, {10, 4000}, 600, kLimits), QuotaKind::kNone) << "exactly at both byte limits";
+  EXPECT_EQ(OverQuota({2, 400}, {10, 4000}, 600, kLimits), QuotaKind::kNone)
+      << "exactly at both byte limits";
   EXPECT_EQ(OverQuota({}, {}, 1, kLimits), QuotaKind::kNone);
 }
 
@@ -24,8 +25,10 @@ TEST(Quota, EachLimitIsNamedWhenPassed) {
   EXPECT_EQ(OverQuota({3, 0}, {}, 1, kLimits), QuotaKind::kUserPhotos);
   EXPECT_EQ(OverQuota({2, 400}, {}, 601, kLimits), QuotaKind::kUserBytes);
   EXPECT_EQ(OverQuota({0, 0}, {50, 4900}, 101, kLimits), QuotaKind::kNumberBytes);
-  EXPECT_EQ(OverQuota({}, {}, 1001, kLimits), QuotaKind::kUserBytes) << "one photo larger than a whole day";
-  EXPECT_EQ(OverQuota({3, 1000}, {0, 5000}, 1, kLimits), QuotaKind::kUserPhotos) << "photos are checked first";
+  EXPECT_EQ(OverQuota({}, {}, 1001, kLimits), QuotaKind::kUserBytes)
+      << "one photo larger than a whole day";
+  EXPECT_EQ(OverQuota({3, 1000}, {0, 5000}, 1, kLimits), QuotaKind::kUserPhotos)
+      << "photos are checked first";
   EXPECT_STREQ(QuotaKindName(QuotaKind::kNumberBytes), "number_bytes");
 }
 

@@ -19,11 +19,14 @@ namespace convoy::media {
 inline std::vector<PruneRule> RetentionRules(const std::string& media_dir, int history_days) {
   const int64_t age = history_days * int64_t{86400};
   const int64_t quota_age = std::min(history_days, 8) * int64_t{86400};
-  auto remove_files = [media_dir](PgConnection& db, const std::vector<std::string>& media_ids) -> Status {
+  auto remove_files = [media_dir](PgConnection& db,
+                                  const std::vector<std::string>& media_ids) -> Status {
     const std::string array = PgTextArray(media_ids);
     auto names = db.Exec(
-        "SELECT DISTINCT stored_name FROM media_objects m WHERE media_id = ANY($1::text[]) AND NOT EXISTS "
-        "(SELECT 1 FROM media_objects o WHERE o.stored_name = m.stored_name AND NOT (o.media_id = ANY($1::text[])))",
+        "SELECT DISTINCT stored_name FROM media_objects m WHERE media_id = ANY($1::text[]) AND NOT "
+        "EXISTS "
+        "(SELECT 1 FROM media_objects o WHERE o.stored_name = m.stored_name AND NOT (o.media_id = "
+        "ANY($1::text[])))",
         {array});
     if (!names.ok()) return names.status();
     for (size_t i = 0; i < names->size(); ++i) {
@@ -36,10 +39,15 @@ inline std::vector<PruneRule> RetentionRules(const std::string& media_dir, int h
     return Status::Ok();
   };
   return {
-      {"media_uploads", "updated_at < now() - $1::interval AND status <> 'uploading'", age, "dedupe_key", {}},
+      {"media_uploads",
+       "updated_at < now() - $1::interval AND status <> 'uploading'",
+       age,
+       "dedupe_key",
+       {}},
       // A flow may keep its files longer (a checklist's evidence) or shorter: its keep_days wins.
-      {"media_objects", "stored_at < now() - coalesce(make_interval(days => keep_days), $1::interval)", age, "media_id",
-       remove_files},
+      {"media_objects",
+       "stored_at < now() - coalesce(make_interval(days => keep_days), $1::interval)", age,
+       "media_id", remove_files},
       {"media_quota_usage", "day < (now() - $1::interval)::date", quota_age, "bucket", {}},
       {"media_quota_charges", "charged_at < now() - $1::interval", quota_age, "media_id", {}},
   };

@@ -16,16 +16,20 @@ namespace convoy::media {
 
 namespace {
 
-HttpResponse Text(int status, const std::string& text) { return {status, "text/plain; charset=utf-8", text + "\n", {}, ""}; }
+HttpResponse Text(int status, const std::string& text) {
+  return {status, "text/plain; charset=utf-8", text + "\n", {}, ""};
+}
 
 Counter& Served(const char* outcome) {
-  return DefaultRegistry().GetCounter("convoy_media_served_total", "GET /media/ requests by outcome.",
+  return DefaultRegistry().GetCounter("convoy_media_served_total",
+                                      "GET /media/ requests by outcome.",
                                       std::string("outcome=\"") + outcome + "\"");
 }
 
 bool TokenMatches(const std::string& header, const std::string& token) {
   const std::string want = "Bearer " + token;
-  return header.size() == want.size() && CRYPTO_memcmp(header.data(), want.data(), want.size()) == 0;
+  return header.size() == want.size() &&
+         CRYPTO_memcmp(header.data(), want.data(), want.size()) == 0;
 }
 
 std::string RealPath(const std::string& path) {
@@ -43,8 +47,9 @@ HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
   if (sig != r.query.end()) {
     // A signed link: good for this one file until it expires, with or without a token.
     auto expires = r.query.find("expires");
-    LinkCheck check = CheckMediaLink(s.link_secret, name, expires == r.query.end() ? "" : expires->second, sig->second,
-                                     static_cast<int64_t>(std::time(nullptr)));
+    LinkCheck check =
+        CheckMediaLink(s.link_secret, name, expires == r.query.end() ? "" : expires->second,
+                       sig->second, static_cast<int64_t>(std::time(nullptr)));
     if (check == LinkCheck::kExpired) {
       Served("link_expired").Inc();
       return Text(403, "this link has expired");
@@ -57,8 +62,10 @@ HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
     const auto named = s.tokens ? s.tokens->get() : nullptr;
     if (s.token.empty() && (!named || named->empty())) {
       Served("closed").Inc();
-      return Text(403, "media serving is closed: set CONVOY_MEDIA_TOKEN or --tokens_file (or --media_public for a "
-                       "local run)");
+      return Text(403,
+                  "media serving is closed: set CONVOY_MEDIA_TOKEN or --tokens_file (or "
+                  "--media_public for a "
+                  "local run)");
     }
     const std::string header = r.Header("authorization");
     if (s.token.empty() || !TokenMatches(header, s.token)) {
@@ -112,7 +119,8 @@ HttpResponse ServeMedia(const HttpRequest& r, const ServeSettings& s) {
   resp.content_type = type.mime_type;
   // A document is saved, never shown in the browser's origin; its name is the stored one (the
   // sender's file name is theirs to choose, so it never reaches a header).
-  if (type.kind == Kind::kDocument) resp.headers["Content-Disposition"] = "attachment; filename=\"" + name + "\"";
+  if (type.kind == Kind::kDocument)
+    resp.headers["Content-Disposition"] = "attachment; filename=\"" + name + "\"";
   resp.file_path = real;
   resp.headers["X-Content-Type-Options"] = "nosniff";
   resp.headers["Cache-Control"] = "private, max-age=86400, immutable";

@@ -36,12 +36,14 @@ struct UploadSettings {
 Result<std::map<std::string, std::string>> ParseDestinations(const std::string& spec);
 
 // A multipart/form-data body with one file part; *content_type gets the boundary.
-std::string MultipartBody(const std::string& field, const std::string& filename, const std::string& mime_type,
-                          const std::string& bytes, std::string* content_type);
+std::string MultipartBody(const std::string& field, const std::string& filename,
+                          const std::string& mime_type, const std::string& bytes,
+                          std::string* content_type);
 
 class Uploader {
  public:
-  Uploader(PgConnection& db, const SchemaRegistry& schemas, UploadSettings settings, EventPublisher events);
+  Uploader(PgConnection& db, const SchemaRegistry& schemas, UploadSettings settings,
+           EventPublisher events);
   Disposition Handle(const Delivery& d);
 
  private:

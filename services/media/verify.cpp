@@ -11,22 +11,19 @@ namespace {
 
 const std::vector<MediaType>& Types() {
   static const auto* types = new std::vector<MediaType>{
-      {"image/jpeg", "jpg", Kind::kImage},
-      {"image/png", "png", Kind::kImage},
-      {"image/webp", "webp", Kind::kImage},
-      {"video/mp4", "mp4", Kind::kVideo},
-      {"video/3gpp", "3gp", Kind::kVideo},
-      {"audio/ogg", "ogg", Kind::kAudio},
-      {"audio/mpeg", "mp3", Kind::kAudio},
-      {"audio/mp4", "m4a", Kind::kAudio},
-      {"audio/aac", "aac", Kind::kAudio},
-      {"audio/amr", "amr", Kind::kAudio},
+      {"image/jpeg", "jpg", Kind::kImage},         {"image/png", "png", Kind::kImage},
+      {"image/webp", "webp", Kind::kImage},        {"video/mp4", "mp4", Kind::kVideo},
+      {"video/3gpp", "3gp", Kind::kVideo},         {"audio/ogg", "ogg", Kind::kAudio},
+      {"audio/mpeg", "mp3", Kind::kAudio},         {"audio/mp4", "m4a", Kind::kAudio},
+      {"audio/aac", "aac", Kind::kAudio},          {"audio/amr", "amr", Kind::kAudio},
       {"application/pdf", "pdf", Kind::kDocument},
   };
   return *types;
 }
 
-bool StartsWith(std::string_view bytes, std::string_view magic) { return bytes.substr(0, magic.size()) == magic; }
+bool StartsWith(std::string_view bytes, std::string_view magic) {
+  return bytes.substr(0, magic.size()) == magic;
+}
 
 // ISO base media (mp4, 3gp, m4a): a box size, then "ftyp".
 bool IsoMedia(std::string_view head) { return head.size() >= 8 && head.substr(4, 4) == "ftyp"; }
@@ -35,10 +32,14 @@ bool IsoMedia(std::string_view head) { return head.size() >= 8 && head.substr(4,
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kImage: return "image";
-    case Kind::kVideo: return "video";
-    case Kind::kAudio: return "audio";
-    case Kind::kDocument: return "document";
+    case Kind::kImage:
+      return "image";
+    case Kind::kVideo:
+      return "video";
+    case Kind::kAudio:
+      return "audio";
+    case Kind::kDocument:
+      return "document";
   }
   return "unknown";
 }
@@ -52,10 +53,14 @@ std::optional<Kind> KindFromName(std::string_view name) {
 
 size_t SizeLimits::For(Kind k) const {
   switch (k) {
-    case Kind::kImage: return image;
-    case Kind::kVideo: return video;
-    case Kind::kAudio: return audio;
-    case Kind::kDocument: return document;
+    case Kind::kImage:
+      return image;
+    case Kind::kVideo:
+      return video;
+    case Kind::kAudio:
+      return audio;
+    case Kind::kDocument:
+      return document;
   }
   return 0;
 }
@@ -82,12 +87,14 @@ bool MagicMatches(const MediaType& type, std::string_view head) {
   const std::string& m = type.mime_type;
   if (m == "image/jpeg") return StartsWith(head, "\xFF\xD8\xFF");
   if (m == "image/png") return StartsWith(head, "\x89PNG\r\n\x1A\n");
-  if (m == "image/webp") return StartsWith(head, "RIFF") && head.size() >= 12 && head.substr(8, 4) == "WEBP";
+  if (m == "image/webp")
+    return StartsWith(head, "RIFF") && head.size() >= 12 && head.substr(8, 4) == "WEBP";
   if (m == "video/mp4" || m == "video/3gpp" || m == "audio/mp4") return IsoMedia(head);
   if (m == "audio/ogg") return StartsWith(head, "OggS");
   if (m == "audio/mpeg") {
-    return StartsWith(head, "ID3") || (head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0xFF &&
-                                       (static_cast<unsigned char>(head[1]) & 0xE0) == 0xE0);
+    return StartsWith(head, "ID3") ||
+           (head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0xFF &&
+            (static_cast<unsigned char>(head[1]) & 0xE0) == 0xE0);
   }
   if (m == "audio/aac") {
     return head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0xFF &&
@@ -99,7 +106,10 @@ bool MagicMatches(const MediaType& type, std::string_view head) {
 }
 
 std::string HostileContent(std::string_view head) {
-  if (StartsWith(head, "\x7F" "ELF")) return "an ELF executable";
+  if (StartsWith(head,
+                 "\x7F"
+                 "ELF"))
+    return "an ELF executable";
   if (StartsWith(head, "MZ")) return "a Windows executable";
   if (StartsWith(head, "#!") && !StartsWith(head, "#!AMR")) return "a script";
   if (StartsWith(head, "PK\x03\x04")) return "a ZIP archive";
@@ -107,8 +117,10 @@ std::string HostileContent(std::string_view head) {
   size_t i = StartsWith(head, "\xEF\xBB\xBF") ? 3 : 0;
   while (i < head.size() && std::isspace(static_cast<unsigned char>(head[i]))) ++i;
   std::string lower;
-  for (char c : head.substr(i, 16)) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const char* tag : {"<!doctype html", "<html", "<head", "<body", "<script", "<svg", "<?xml", "<iframe"}) {
+  for (char c : head.substr(i, 16))
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* tag :
+       {"<!doctype html", "<html", "<head", "<body", "<script", "<svg", "<?xml", "<iframe"}) {
     if (lower.rfind(tag, 0) == 0) return "an HTML page";
   }
   return "";
@@ -150,14 +162,16 @@ std::optional<std::string> NormalizeSha256(std::string_view given) {
   return std::nullopt;
 }
 
-Status VerifyMedia(std::string_view mime_type, size_t size, std::string_view head, std::string_view actual_sha256_hex,
-                   std::string_view expected_sha256, const SizeLimits& limits) {
+Status VerifyMedia(std::string_view mime_type, size_t size, std::string_view head,
+                   std::string_view actual_sha256_hex, std::string_view expected_sha256,
+                   const SizeLimits& limits) {
   auto type = AllowedType(mime_type);
   if (!type) return Status(Code::kInvalidArgument, "type not allowed: " + std::string(mime_type));
   size_t limit = limits.For(type->kind);
   if (size > limit) {
-    return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " of " + std::to_string(size) +
-                                       " bytes is over the limit of " + std::to_string(limit));
+    return Status(Code::kTooLarge, std::string(KindName(type->kind)) + " of " +
+                                       std::to_string(size) + " bytes is over the limit of " +
+                                       std::to_string(limit));
   }
   if (!MagicMatches(*type, head)) {
     const std::string what = HostileContent(head);
@@ -165,10 +179,11 @@ Status VerifyMedia(std::string_view mime_type, size_t size, std::string_view hea
                                               (what.empty() ? "" : " (it is " + what + ")"));
   }
   auto expected = NormalizeSha256(expected_sha256);
-  if (!expected) return Status(Code::kInvalidArgument, "malformed sha256: " + std::string(expected_sha256));
+  if (!expected)
+    return Status(Code::kInvalidArgument, "malformed sha256: " + std::string(expected_sha256));
   if (actual_sha256_hex != *expected) {
-    return Status(Code::kInvalidArgument,
-                  "sha256 mismatch: got " + std::string(actual_sha256_hex) + ", expected " + *expected);
+    return Status(Code::kInvalidArgument, "sha256 mismatch: got " + std::string(actual_sha256_hex) +
+                                              ", expected " + *expected);
   }
   return Status::Ok();
 }

@@ -45,8 +45,9 @@ std::optional<std::string> NormalizeSha256(std::string_view given);
 // The whole check of a downloaded file given its size, first bytes and sha256 (hex): allowed
 // type, within the kind's limit, magic bytes, hash. Failures are permanent (kTooLarge,
 // kInvalidArgument) and say what is wrong.
-Status VerifyMedia(std::string_view mime_type, size_t size, std::string_view head, std::string_view actual_sha256_hex,
-                   std::string_view expected_sha256, const SizeLimits& limits);
+Status VerifyMedia(std::string_view mime_type, size_t size, std::string_view head,
+                   std::string_view actual_sha256_hex, std::string_view expected_sha256,
+                   const SizeLimits& limits);
 
 // A stored file's name: "<64 lowercase hex>.<allowed extension>", and nothing else.
 bool IsStoredName(std::string_view name);

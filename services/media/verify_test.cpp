@@ -1,10 +1,11 @@
 #include "verify.h"
-#include "fetcher.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
+
+#include "fetcher.h"
 
 namespace convoy::media {
 namespace {
@@ -18,7 +19,8 @@ std::string Photo(const std::string& name) {
 
 Status Verify(const std::string& bytes, const std::string& mime, const std::string& expected,
               const SizeLimits& limits = {}) {
-  return VerifyMedia(mime, bytes.size(), std::string_view(bytes).substr(0, 64), Sha256Hex(bytes), expected, limits);
+  return VerifyMedia(mime, bytes.size(), std::string_view(bytes).substr(0, 64), Sha256Hex(bytes),
+                     expected, limits);
 }
 
 TEST(Sha256, Base64AndHexNormalizeToTheSameHex) {
@@ -32,8 +34,10 @@ TEST(Sha256, Base64AndHexNormalizeToTheSameHex) {
 }
 
 TEST(VerifyMedia, AcceptsTheFixturePhotos) {
-  for (auto [name, mime] : {std::pair{"photo1.jpg", "image/jpeg"}, {"photo2.jpg", "image/jpeg"},
-                            {"photo3.jpg", "image/jpeg"}, {"photo4.png", "image/png"}}) {
+  for (auto [name, mime] : {std::pair{"photo1.jpg", "image/jpeg"},
+                            {"photo2.jpg", "image/jpeg"},
+                            {"photo3.jpg", "image/jpeg"},
+                            {"photo4.png", "image/png"}}) {
     std::string bytes = Photo(name);
     EXPECT_TRUE(Verify(bytes, mime, Sha256Hex(bytes)).ok()) << name;
   }
@@ -46,10 +50,14 @@ TEST(VerifyMedia, RejectsWithAReason) {
   Status big = Verify(jpg, "image/jpeg", Sha256Hex(jpg), tiny);
   EXPECT_EQ(big.code(), Code::kTooLarge);
   EXPECT_EQ(big.message(), "image of 2709 bytes is over the limit of 100");
-  EXPECT_EQ(Verify(jpg, "image/png", Sha256Hex(jpg)).message(), "content does not look like image/png");
-  EXPECT_EQ(Verify(jpg, "application/x-sh", Sha256Hex(jpg)).message(), "type not allowed: application/x-sh");
-  EXPECT_NE(Verify(jpg, "image/jpeg", Sha256Hex("other")).message().find("sha256 mismatch"), std::string::npos);
-  EXPECT_NE(Verify(jpg, "image/jpeg", "not-a-hash").message().find("malformed sha256"), std::string::npos);
+  EXPECT_EQ(Verify(jpg, "image/png", Sha256Hex(jpg)).message(),
+            "content does not look like image/png");
+  EXPECT_EQ(Verify(jpg, "application/x-sh", Sha256Hex(jpg)).message(),
+            "type not allowed: application/x-sh");
+  EXPECT_NE(Verify(jpg, "image/jpeg", Sha256Hex("other")).message().find("sha256 mismatch"),
+            std::string::npos);
+  EXPECT_NE(Verify(jpg, "image/jpeg", "not-a-hash").message().find("malformed sha256"),
+            std::string::npos);
 }
 
 // Each refusal gets the code conversation turns into plain words (media.failed's "code"):
@@ -63,8 +71,11 @@ TEST(VerifyMedia, EachRefusalHasTheCodeThePersonIsToldBy) {
   EXPECT_EQ(FailureCode(Verify(jpg, "application/x-sh", Sha256Hex(jpg))), "not_a_photo");
   EXPECT_EQ(FailureCode(Verify(jpg, "image/jpeg", Sha256Hex("other"))), "damaged");
   EXPECT_EQ(FailureCode(Verify(jpg, "image/jpeg", "not-a-hash")), "damaged");
-  EXPECT_EQ(FailureCode(Status(Code::kNotFound, "media metadata: HTTP 404 (unknown or expired media id)")), "expired");
-  EXPECT_EQ(FailureCode(Status(Code::kInvalidArgument, "the webhook said image/jpeg, the metadata says image/png")),
+  EXPECT_EQ(FailureCode(
+                Status(Code::kNotFound, "media metadata: HTTP 404 (unknown or expired media id)")),
+            "expired");
+  EXPECT_EQ(FailureCode(Status(Code::kInvalidArgument,
+                               "the webhook said image/jpeg, the metadata says image/png")),
             "not_a_photo");
   EXPECT_EQ(FailureCode(Status(Code::kInvalidArgument, "media metadata incomplete")), "damaged");
 }
@@ -75,19 +86,25 @@ TEST(VerifyMedia, EachRefusalHasTheCodeThePersonIsToldBy) {
 TEST(VerifyMedia, ADocumentThatIsAPageOrAProgramIsRefusedAndNamed) {
   const std::string pdf = "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
   EXPECT_TRUE(Verify(pdf, "application/pdf", Sha256Hex(pdf)).ok());
-  for (auto [bytes, what] : {std::pair<std::string, std::string>{"<!DOCTYPE html><html><script>x()</script>", "an HTML page"},
+  for (auto [bytes, what] : {std::pair<std::string, std::string>{
+                                 "<!DOCTYPE html><html><script>x()</script>", "an HTML page"},
                              {"\xEF\xBB\xBF  \n<HTML><body>", "an HTML page"},
                              {"<svg onload=alert(1)>", "an HTML page"},
-                             {std::string("\x7F" "ELF\x02\x01\x01\0", 8), "an ELF executable"},
+                             {std::string("\x7F"
+                                          "ELF\x02\x01\x01\0",
+                                          8),
+                              "an ELF executable"},
                              {std::string("MZ\x90\0\x03\0\0\0", 8), "a Windows executable"},
                              {"#!/bin/sh\nrm -rf /\n", "a script"},
                              {std::string("PK\x03\x04\x14\0", 6), "a ZIP archive"}}) {
     Status s = Verify(bytes, "application/pdf", Sha256Hex(bytes));
-    EXPECT_EQ(s.message(), "content does not look like application/pdf (it is " + what + ")") << what;
+    EXPECT_EQ(s.message(), "content does not look like application/pdf (it is " + what + ")")
+        << what;
     EXPECT_EQ(FailureCode(s), "not_a_photo") << what;
   }
   EXPECT_EQ(Verify("plain text", "application/pdf", Sha256Hex("plain text")).message(),
-            "content does not look like application/pdf") << "nothing known: no guess";
+            "content does not look like application/pdf")
+      << "nothing known: no guess";
   EXPECT_EQ(HostileContent("#!AMR\n"), "") << "an AMR voice note is no script";
 }
 
@@ -106,11 +123,14 @@ TEST(MediaTypes, EachKindHasItsLimitAndMagic) {
   SizeLimits limits;
   EXPECT_EQ(limits.For(AllowedType("image/jpeg")->kind), 5u << 20);
   EXPECT_EQ(limits.For(AllowedType("video/mp4")->kind), 16u << 20);
-  EXPECT_EQ(limits.For(AllowedType("audio/ogg; codecs=opus")->kind), 16u << 20) << "parameters are ignored";
+  EXPECT_EQ(limits.For(AllowedType("audio/ogg; codecs=opus")->kind), 16u << 20)
+      << "parameters are ignored";
   EXPECT_EQ(limits.For(AllowedType("application/pdf")->kind), 100u << 20);
   EXPECT_FALSE(AllowedType("text/html"));
   EXPECT_FALSE(AllowedType("image/svg+xml")) << "svg can carry scripts";
-  EXPECT_TRUE(MagicMatches(*AllowedType("video/mp4"), std::string("\0\0\0\x18" "ftypmp42", 12)));
+  EXPECT_TRUE(MagicMatches(*AllowedType("video/mp4"), std::string("\0\0\0\x18"
+                                                                  "ftypmp42",
+                                                                  12)));
   EXPECT_TRUE(MagicMatches(*AllowedType("audio/ogg"), "OggS\0"));
   EXPECT_TRUE(MagicMatches(*AllowedType("application/pdf"), "%PDF-1.7"));
   EXPECT_FALSE(MagicMatches(*AllowedType("application/pdf"), "<html>"));
@@ -122,8 +142,8 @@ TEST(StoredNames, OnlyTheGeneratorsOwnPattern) {
   EXPECT_TRUE(IsStoredName(hash + ".jpg"));
   EXPECT_TRUE(IsStoredName(hash + ".pdf"));
   for (const std::string& bad :
-       {std::string("../etc/passwd"), hash + ".exe", hash + ".jpg/", hash.substr(1) + ".jpg", hash + "0.jpg",
-        "/" + hash + ".jpg", std::string(".."), std::string(""), hash + ".JPG",
+       {std::string("../etc/passwd"), hash + ".exe", hash + ".jpg/", hash.substr(1) + ".jpg",
+        hash + "0.jpg", "/" + hash + ".jpg", std::string(".."), std::string(""), hash + ".JPG",
         hash.substr(0, 63) + "G.jpg", hash + "..jpg", hash + ".jpg.png"}) {
     EXPECT_FALSE(IsStoredName(bad)) << bad;
   }

@@ -3,7 +3,8 @@
 // as a global admin: convoy/tokens.h; the role each route needs is AdminRoutes()), JSON in and
 // out, errors as {"error": {"code", "message"}}:
 //   GET  /v1/deliveries?status=&sink=&limit=   deliveries, newest first, with their attempts
-//   POST /v1/deliveries/replay                  {"id": N} or {"from": unix s, "to": unix s[, "status"]}:
+//   POST /v1/deliveries/replay                  {"id": N} or {"from": unix s, "to": unix s[,
+//   "status"]}:
 //                                               parked (or held) deliveries go again from attempt 1
 //   POST /v1/sinks/{name}/enable                a sink disabled by a 410 takes results again; what
 //                                               it held is released
@@ -29,15 +30,17 @@ namespace convoy::outbound {
 struct AdminSettings {
   std::string pg_dsn;
   std::shared_ptr<TokenStore> tokens;  // null or empty: the API answers 403
-  GraphNumbers::Settings graph;        // how a template sync reaches Graph (a WABA's number's token)
+  GraphNumbers::Settings graph;  // how a template sync reaches Graph (a WABA's number's token)
   TemplateSyncSettings template_sync;
 };
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.
 const std::vector<RouteRule>& AdminRoutes();
-HttpResponse HandleAdmin(const HttpRequest& request, const AdminSettings& settings, const SinkSet& sinks);
+HttpResponse HandleAdmin(const HttpRequest& request, const AdminSettings& settings,
+                         const SinkSet& sinks);
 
 // Held deliveries of configured, enabled sinks go again (at start: a sink configured since).
-Result<int64_t> ReleaseHeld(PgConnection& db, const SinkSet& sinks, const std::string& only_sink = "");
+Result<int64_t> ReleaseHeld(PgConnection& db, const SinkSet& sinks,
+                            const std::string& only_sink = "");
 
 }  // namespace convoy::outbound

@@ -38,7 +38,10 @@ class AdminRoles : public ::testing::Test {
     settings_.pg_dsn = db_.dsn();
     settings_.tokens = tokens_.Open();
     ASSERT_TRUE(graph_.Start().ok());
-    graph_.SetTemplates(kWaba, {R"({"id":"1","name":"hello","language":"en_US","status":"APPROVED","category":"UTILITY"})"}, 10);
+    graph_.SetTemplates(
+        kWaba,
+        {R"({"id":"1","name":"hello","language":"en_US","status":"APPROVED","category":"UTILITY"})"},
+        10);
     settings_.graph = {graph_.base_url(), nullptr, std::chrono::seconds(30), kGraphToken};
     sinks_.sinks["listing"].name = "listing";
     test::RegisterNumber(**c, test::kDemoNumber);  // tenant "test"
@@ -48,9 +51,11 @@ class AdminRoles : public ::testing::Test {
   // A delivery of a result of a conversation on `number`; its id.
   std::string Delivery(const std::string& number, const std::string& status) {
     const std::string n = std::to_string(++made_);
-    auto r = sql_->Exec("INSERT INTO deliveries (result_id, sink, type, conversation_key, correlation_id, command, status) "
-                        "VALUES ($1, 'listing', 'webhook', $2, 'corr', '{}', $3) RETURNING id",
-                        {"res-" + n, number + ":1650555" + n, status});
+    auto r = sql_->Exec(
+        "INSERT INTO deliveries (result_id, sink, type, conversation_key, correlation_id, command, "
+        "status) "
+        "VALUES ($1, 'listing', 'webhook', $2, 'corr', '{}', $3) RETURNING id",
+        {"res-" + n, number + ":1650555" + n, status});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r->get(0, 0) : "";
   }
@@ -74,7 +79,9 @@ class AdminRoles : public ::testing::Test {
   SinkSet sinks_;
 };
 
-TEST_F(AdminRoles, TheTableInTheCodeIsTheOneThisTestExpects) { test::ExpectTable(AdminRoutes(), kWant); }
+TEST_F(AdminRoles, TheTableInTheCodeIsTheOneThisTestExpects) {
+  test::ExpectTable(AdminRoutes(), kWant);
+}
 
 TEST_F(AdminRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
   int calls = 0;
@@ -84,22 +91,28 @@ TEST_F(AdminRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
       for (const std::string tenant : {"*", "acme"}) {
         auto resp = Call(w.method, path, body, "Bearer " + ApiTokens::Token(role, tenant));
         ++calls;
-        test::ExpectAnswer(w, role, tenant, resp, std::string(w.method) + " " + path + " as " + ApiTokens::Name(role, tenant));
+        test::ExpectAnswer(
+            w, role, tenant, resp,
+            std::string(w.method) + " " + path + " as " + ApiTokens::Name(role, tenant));
       }
     }
-    EXPECT_EQ(Call(w.method, path, body, std::string("Bearer ") + ApiTokens::kAdminEnv).status, w.ok)
+    EXPECT_EQ(Call(w.method, path, body, std::string("Bearer ") + ApiTokens::kAdminEnv).status,
+              w.ok)
         << w.pattern << " as CONVOY_ADMIN_TOKEN";
     for (const char* auth : {"", "Bearer ", "Bearer    ", "Bearer nope"}) {
-      EXPECT_EQ(Call(w.method, path, body, auth).status, 401) << w.pattern << " with '" << auth << "'";
+      EXPECT_EQ(Call(w.method, path, body, auth).status, 401)
+          << w.pattern << " with '" << auth << "'";
     }
   }
   EXPECT_EQ(calls, 50);
   const std::string admin = std::string("Bearer ") + ApiTokens::kAdminEnv;
   EXPECT_EQ(Call("GET", "/v1/nothing", "", admin).status, 404);
-  EXPECT_EQ(Call("POST", "/v1/sinks/nope/enable", "", admin).status, 404) << "the handler's own 404";
+  EXPECT_EQ(Call("POST", "/v1/sinks/nope/enable", "", admin).status, 404)
+      << "the handler's own 404";
   EXPECT_EQ(Call("GET", "/v1/deliveries/replay", "", admin).status, 405);
-  EXPECT_EQ(Call("GET", "/v1/deliveries", "", "Bearer " + ApiTokens::Token(Role::kViewer, "acme")).body,
-            "{\"deliveries\":[]}\n")
+  EXPECT_EQ(
+      Call("GET", "/v1/deliveries", "", "Bearer " + ApiTokens::Token(Role::kViewer, "acme")).body,
+      "{\"deliveries\":[]}\n")
       << "a tenant sees none of another tenant's deliveries";
 }
 
@@ -108,7 +121,8 @@ TEST_F(AdminRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
 TEST_F(AdminRoles, ATenantsTokenListsAndReplaysItsOwnDeliveriesAlone) {
   const std::string acme_number = "106540352290001";
   test::RegisterNumber(*sql_, acme_number, "acme");
-  const std::string mine1 = Delivery(acme_number, "parked"), mine2 = Delivery(acme_number, "parked");
+  const std::string mine1 = Delivery(acme_number, "parked"),
+                    mine2 = Delivery(acme_number, "parked");
   const std::string theirs = Delivery(test::kDemoNumber, "parked");
   const std::string acme_viewer = "Bearer " + ApiTokens::Token(Role::kViewer, "acme");
   const std::string acme_operator = "Bearer " + ApiTokens::Token(Role::kOperator, "acme");
@@ -118,12 +132,14 @@ TEST_F(AdminRoles, ATenantsTokenListsAndReplaysItsOwnDeliveriesAlone) {
   EXPECT_EQ(test::CountOccurrences(listed.body, "\"result_id\""), 2) << listed.body;
   EXPECT_NE(listed.body.find("\"id\":" + mine1 + ","), std::string::npos) << listed.body;
   EXPECT_NE(listed.body.find("\"id\":" + mine2 + ","), std::string::npos) << listed.body;
-  EXPECT_EQ(test::CountOccurrences(Call("GET", "/v1/deliveries", "", admin).body, "\"result_id\""), 4);
+  EXPECT_EQ(test::CountOccurrences(Call("GET", "/v1/deliveries", "", admin).body, "\"result_id\""),
+            4);
 
   auto by_id = Call("POST", "/v1/deliveries/replay", R"({"id": )" + theirs + "}", acme_operator);
   EXPECT_EQ(by_id.status, 404) << by_id.body;
   EXPECT_NE(by_id.body.find("no delivery " + theirs), std::string::npos) << by_id.body;
-  auto range = Call("POST", "/v1/deliveries/replay", R"({"from": 0, "to": 99999999999})", acme_operator);
+  auto range =
+      Call("POST", "/v1/deliveries/replay", R"({"from": 0, "to": 99999999999})", acme_operator);
   ASSERT_EQ(range.status, 200) << range.body;
   EXPECT_EQ(range.body, "{\"replayed\":2}\n");
   auto left = sql_->Exec("SELECT id FROM deliveries WHERE status = 'parked' ORDER BY id");
@@ -142,15 +158,22 @@ TEST_F(AdminRoles, ATenantListsAndSyncsTheTemplatesOfItsOwnWabasAlone) {
   const std::string admin = std::string("Bearer ") + ApiTokens::kAdminEnv;
   const std::string acme_operator = "Bearer " + ApiTokens::Token(Role::kOperator, "acme");
   const std::string test_operator = "Bearer " + ApiTokens::Token(Role::kOperator, "*");
-  auto synced = Call("POST", "/v1/templates/sync", std::string(R"({"waba_id":")") + kWaba + "\"}", test_operator);
+  auto synced = Call("POST", "/v1/templates/sync", std::string(R"({"waba_id":")") + kWaba + "\"}",
+                     test_operator);
   ASSERT_EQ(synced.status, 200) << synced.body;
-  EXPECT_EQ(synced.body, std::string(R"({"waba_id":")") + kWaba + R"(","templates":1,"pages":1,"deleted":0})" + "\n");
+  EXPECT_EQ(synced.body, std::string(R"({"waba_id":")") + kWaba +
+                             R"(","templates":1,"pages":1,"deleted":0})" + "\n");
   auto listed = Call("GET", "/v1/templates", "", admin);
   ASSERT_EQ(listed.status, 200);
-  EXPECT_NE(listed.body.find(R"("name":"hello","language":"en_US")"), std::string::npos) << listed.body;
+  EXPECT_NE(listed.body.find(R"("name":"hello","language":"en_US")"), std::string::npos)
+      << listed.body;
   EXPECT_EQ(Call("GET", "/v1/templates", "", acme_operator).body, "{\"templates\":[]}\n");
-  EXPECT_EQ(Call("POST", "/v1/templates/sync", std::string(R"({"waba_id":")") + kWaba + "\"}", acme_operator).status, 404);
-  for (const char* bad : {"", "{}", R"({"waba_id": "waba-1"})", R"({"waba_id": 102290129340398})"}) {
+  EXPECT_EQ(Call("POST", "/v1/templates/sync", std::string(R"({"waba_id":")") + kWaba + "\"}",
+                 acme_operator)
+                .status,
+            404);
+  for (const char* bad :
+       {"", "{}", R"({"waba_id": "waba-1"})", R"({"waba_id": 102290129340398})"}) {
     auto r = Call("POST", "/v1/templates/sync", bad, admin);
     EXPECT_EQ(r.status, 400) << bad;
     EXPECT_NE(r.body.find("waba_id"), std::string::npos) << r.body;

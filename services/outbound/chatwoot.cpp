@@ -19,18 +19,25 @@ namespace convoy::outbound::chatwoot {
 
 namespace {
 
-// The Chatwoot conversation of convoy's, touched so that a mirrored conversation outlives retention.
+// The Chatwoot conversation of convoy's, touched so that a mirrored conversation outlives
+// retention.
 constexpr const char* kTouch =
-    "UPDATE chatwoot_conversations SET updated_at = now() WHERE sink = $1 AND conversation_id = $2::uuid "
+    "UPDATE chatwoot_conversations SET updated_at = now() WHERE sink = $1 AND conversation_id = "
+    "$2::uuid "
     "RETURNING chatwoot_conversation_id";
 constexpr const char* kRecord =
-    "INSERT INTO chatwoot_conversations (sink, conversation_id, chatwoot_conversation_id, chatwoot_contact_id) "
-    "VALUES ($1, $2::uuid, $3::bigint, $4::bigint) ON CONFLICT (sink, conversation_id) DO UPDATE SET "
-    "chatwoot_conversation_id = EXCLUDED.chatwoot_conversation_id, chatwoot_contact_id = EXCLUDED.chatwoot_contact_id, "
+    "INSERT INTO chatwoot_conversations (sink, conversation_id, chatwoot_conversation_id, "
+    "chatwoot_contact_id) "
+    "VALUES ($1, $2::uuid, $3::bigint, $4::bigint) ON CONFLICT (sink, conversation_id) DO UPDATE "
+    "SET "
+    "chatwoot_conversation_id = EXCLUDED.chatwoot_conversation_id, chatwoot_contact_id = "
+    "EXCLUDED.chatwoot_contact_id, "
     "updated_at = now()";
-constexpr const char* kForget = "DELETE FROM chatwoot_conversations WHERE sink = $1 AND conversation_id = $2::uuid";
+constexpr const char* kForget =
+    "DELETE FROM chatwoot_conversations WHERE sink = $1 AND conversation_id = $2::uuid";
 constexpr const char* kConvoyOf =
-    "SELECT conversation_id::text FROM chatwoot_conversations WHERE sink = $1 AND chatwoot_conversation_id = $2::bigint";
+    "SELECT conversation_id::text FROM chatwoot_conversations WHERE sink = $1 AND "
+    "chatwoot_conversation_id = $2::bigint";
 
 // A private note holds at most this much of the transcript (Chatwoot takes 150,000 characters).
 constexpr size_t kNoteBytes = 100000;
@@ -56,7 +63,9 @@ std::string Cut(const std::string& s, size_t max) {
 // What a message shows in the inbox: its text or caption, a media message named by its kind.
 std::string Shown(const rapidjson::Value& m) {
   const std::string kind = JsonStr(m, "kind"), body = JsonStr(m, "body");
-  if (!JsonStr(m, "media_id").empty()) return "[" + (kind.empty() ? std::string("media") : kind) + "]" + (body.empty() ? "" : " " + body);
+  if (!JsonStr(m, "media_id").empty())
+    return "[" + (kind.empty() ? std::string("media") : kind) + "]" +
+           (body.empty() ? "" : " " + body);
   if (!body.empty()) return body;
   return "[" + (kind.empty() ? std::string("message") : kind) + "]";
 }
@@ -102,7 +111,8 @@ class Api {
     if (s == 408 || s == 429 || s / 100 == 5 || s / 100 == 3) {
       a_->kind = Attempt::Kind::kRetry;
       auto it = resp->headers.find("retry-after");
-      const int64_t after = it == resp->headers.end() ? -1 : RetryAfterSeconds(it->second, std::time(nullptr));
+      const int64_t after =
+          it == resp->headers.end() ? -1 : RetryAfterSeconds(it->second, std::time(nullptr));
       if (after > 0) a_->retry_after_ms = after * 1000;
       if (s / 100 == 3) a_->error += " (redirects are not followed: fix the sink's url)";
     } else {
@@ -131,14 +141,17 @@ void Str(rapidjson::Writer<rapidjson::StringBuffer>& w, const char* key, const s
   w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
 }
 
-int64_t IdOf(const rapidjson::Value& v) { return JsonMember(v, "id").IsInt64() ? v["id"].GetInt64() : 0; }
+int64_t IdOf(const rapidjson::Value& v) {
+  return JsonMember(v, "id").IsInt64() ? v["id"].GetInt64() : 0;
+}
 
 // The contact of `identifier`: found, else made (the identifier is unique in an account: one
 // already taken is a contact an earlier attempt made, found again). 0 with the attempt filled in.
 int64_t Contact(Api& api, const Sink& sink, const Plan& plan, const std::string& identifier) {
   auto find = [&]() -> int64_t {
     rapidjson::Document found;
-    if (!api.Call("GET", "/contacts/search?q=" + identifier, "", "contact search", &found)) return -1;
+    if (!api.Call("GET", "/contacts/search?q=" + identifier, "", "contact search", &found))
+      return -1;
     const auto& list = JsonMember(found, "payload");
     if (list.IsArray()) {
       for (const auto& c : list.GetArray()) {
@@ -167,14 +180,18 @@ int64_t Contact(Api& api, const Sink& sink, const Plan& plan, const std::string&
 }
 
 // The contact's conversation in the sink's inbox: found, else opened.
-int64_t Conversation(Api& api, const Sink& sink, const Plan& plan, int64_t contact, const std::string& identifier) {
+int64_t Conversation(Api& api, const Sink& sink, const Plan& plan, int64_t contact,
+                     const std::string& identifier) {
   rapidjson::Document found;
-  if (!api.Call("GET", "/contacts/" + std::to_string(contact) + "/conversations", "", "conversation list", &found)) return 0;
+  if (!api.Call("GET", "/contacts/" + std::to_string(contact) + "/conversations", "",
+                "conversation list", &found))
+    return 0;
   const auto& list = JsonMember(found, "payload");
   int64_t id = 0;
   if (list.IsArray()) {
     for (const auto& c : list.GetArray()) {
-      if (JsonMember(c, "inbox_id").IsInt64() && c["inbox_id"].GetInt64() == sink.inbox_id && IdOf(c) > 0) {
+      if (JsonMember(c, "inbox_id").IsInt64() && c["inbox_id"].GetInt64() == sink.inbox_id &&
+          IdOf(c) > 0) {
         id = id == 0 ? IdOf(c) : std::min(id, IdOf(c));  // the first one opened
       }
     }
@@ -199,24 +216,32 @@ int64_t Conversation(Api& api, const Sink& sink, const Plan& plan, int64_t conta
 
 }  // namespace
 
-std::string ContactIdentifier(const std::string& conversation_id) { return "convoy:" + conversation_id; }
+std::string ContactIdentifier(const std::string& conversation_id) {
+  return "convoy:" + conversation_id;
+}
 
-std::string SourceId(const std::string& result_id) { return "convoy:" + Sha256Hex(result_id).substr(0, 32); }
+std::string SourceId(const std::string& result_id) {
+  return "convoy:" + Sha256Hex(result_id).substr(0, 32);
+}
 
-std::string Signature(const std::string& secret, const std::string& timestamp, const std::string& body) {
+std::string Signature(const std::string& secret, const std::string& timestamp,
+                      const std::string& body) {
   return "sha256=" + HexEncode(HmacSha256(secret, timestamp + "." + body));
 }
 
-bool VerifySignature(const std::vector<std::string>& secrets, const std::string& timestamp, const std::string& body,
-                     const std::string& signature, int64_t now, int64_t tolerance_seconds) {
+bool VerifySignature(const std::vector<std::string>& secrets, const std::string& timestamp,
+                     const std::string& body, const std::string& signature, int64_t now,
+                     int64_t tolerance_seconds) {
   if (timestamp.empty() || timestamp.size() > 12 ||
-      !std::all_of(timestamp.begin(), timestamp.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      !std::all_of(timestamp.begin(), timestamp.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
     return false;
   }
   const int64_t at = std::atoll(timestamp.c_str());
   if (at < now - tolerance_seconds || at > now + tolerance_seconds) return false;
   bool ok = false;
-  for (const auto& secret : secrets) ok |= ConstantTimeEquals(Signature(secret, timestamp, body), signature);
+  for (const auto& secret : secrets)
+    ok |= ConstantTimeEquals(Signature(secret, timestamp, body), signature);
   return ok;
 }
 
@@ -226,8 +251,8 @@ Plan PlanFor(const std::string& command_json, bool share_phone) {
   c.Parse(command_json.c_str(), command_json.size());
   const auto& conv = JsonMember(c, "conversation");
   if (!conv.IsObject()) {
-    p.why_nothing = "a chatwoot sink mirrors conversations (a handoff, a customer's message); " + JsonStr(c, "type") +
-                    " carries none";
+    p.why_nothing = "a chatwoot sink mirrors conversations (a handoff, a customer's message); " +
+                    JsonStr(c, "type") + " carries none";
     p.what = Mirror::kInvalid;
     return p;
   }
@@ -240,7 +265,7 @@ Plan PlanFor(const std::string& command_json, bool share_phone) {
   p.source_id = SourceId(JsonStr(c, "result_id"));
   const auto& fields = JsonMember(c, "fields");
   const std::string wa_id = JsonStr(c, "wa_id"), name = JsonStr(fields, "name");
-  p.contact_name = !name.empty() ? Cut(name, 200)
+  p.contact_name = !name.empty()       ? Cut(name, 200)
                    : wa_id.size() >= 4 ? "WhatsApp ···" + wa_id.substr(wa_id.size() - 4)
                                        : "WhatsApp customer";
   if (share_phone && !wa_id.empty()) p.phone_number = "+" + wa_id;
@@ -267,14 +292,17 @@ Plan PlanFor(const std::string& command_json, bool share_phone) {
   if (fields.IsObject() && fields.MemberCount() > 0) {
     note += "\nCollected:";
     for (const auto& f : fields.GetObject()) {
-      if (f.value.IsString()) note += "\n- " + std::string(f.name.GetString()) + ": " + Cut(f.value.GetString(), kLineBytes);
+      if (f.value.IsString())
+        note +=
+            "\n- " + std::string(f.name.GetString()) + ": " + Cut(f.value.GetString(), kLineBytes);
     }
   }
   note += "\nTranscript (" + std::to_string(messages.Size()) + " messages, oldest first):";
   std::string lines;
   for (auto it = messages.End(); it != messages.Begin();) {  // newest kept when it is long
     --it;
-    std::string line = "\n[" + JsonStr(*it, "at") + "] " + JsonStr(*it, "author") + ": " + Cut(Shown(*it), kLineBytes);
+    std::string line = "\n[" + JsonStr(*it, "at") + "] " + JsonStr(*it, "author") + ": " +
+                       Cut(Shown(*it), kLineBytes);
     if (lines.size() + line.size() + note.size() > kNoteBytes) break;
     lines.insert(0, line);
   }
@@ -282,19 +310,22 @@ Plan PlanFor(const std::string& command_json, bool share_phone) {
   return p;
 }
 
-Result<int64_t> ChatwootConversation(PgConnection& db, const std::string& sink, const std::string& conversation_id) {
+Result<int64_t> ChatwootConversation(PgConnection& db, const std::string& sink,
+                                     const std::string& conversation_id) {
   auto r = db.Exec(kTouch, {sink, conversation_id});
   if (!r.ok()) return r.status();
   return r->empty() ? int64_t{0} : r->get_int(0, 0);
 }
 
-Result<std::string> ConvoyConversation(PgConnection& db, const std::string& sink, int64_t chatwoot_conversation) {
+Result<std::string> ConvoyConversation(PgConnection& db, const std::string& sink,
+                                       int64_t chatwoot_conversation) {
   auto r = db.Exec(kConvoyOf, {sink, std::to_string(chatwoot_conversation)});
   if (!r.ok()) return r.status();
   return r->empty() ? std::string() : r->get(0, 0);
 }
 
-Attempt Deliver(PgConnection& db, const Sink& sink, const std::string& command_json, bool reconcile) {
+Attempt Deliver(PgConnection& db, const Sink& sink, const std::string& command_json,
+                bool reconcile) {
   Attempt a;
   const Plan plan = PlanFor(command_json, sink.share_phone);
   if (plan.what == Mirror::kInvalid) {
@@ -320,9 +351,12 @@ Attempt Deliver(PgConnection& db, const Sink& sink, const std::string& command_j
     if (contact == 0) return a;
     conversation = Conversation(api, sink, plan, contact, identifier);
     if (conversation == 0) return a;
-    Status s = db.Exec(kRecord, {sink.name, plan.conversation_id, std::to_string(conversation), std::to_string(contact)}).status();
-    if (!s.ok()) LOG(WARNING) << "service=outbound event=chatwoot_conversation_not_recorded sink=" << sink.name
-                              << " conversation_id=" << plan.conversation_id << " error=" << s.ToString();
+    Status s = db.Exec(kRecord, {sink.name, plan.conversation_id, std::to_string(conversation),
+                                 std::to_string(contact)})
+                   .status();
+    if (!s.ok())
+      LOG(WARNING) << "service=outbound event=chatwoot_conversation_not_recorded sink=" << sink.name
+                   << " conversation_id=" << plan.conversation_id << " error=" << s.ToString();
   }
   const std::string path = "/conversations/" + std::to_string(conversation) + "/messages";
   if (reconcile) {
@@ -356,7 +390,8 @@ Attempt Deliver(PgConnection& db, const Sink& sink, const std::string& command_j
       // The conversation is gone from Chatwoot (deleted): found or opened again next attempt.
       Status s = db.Exec(kForget, {sink.name, plan.conversation_id}).status();
       a.kind = Attempt::Kind::kRetry;
-      a.error += " (the Chatwoot conversation is gone: another is opened" + std::string(s.ok() ? ")" : "; not forgotten: " + s.ToString() + ")");
+      a.error += " (the Chatwoot conversation is gone: another is opened" +
+                 std::string(s.ok() ? ")" : "; not forgotten: " + s.ToString() + ")");
     }
     return a;
   }

@@ -30,33 +30,38 @@ struct Attempt {
 
 // One attempt at an outbound.deliver command (its JSON). `reconcile`: the last attempt's outcome is
 // unknown, so the message is looked up by its source_id before it is posted.
-Attempt Deliver(PgConnection& db, const Sink& sink, const std::string& command_json, bool reconcile);
+Attempt Deliver(PgConnection& db, const Sink& sink, const std::string& command_json,
+                bool reconcile);
 
 // What a command becomes in Chatwoot, exposed for tests.
 // kNothing: delivered without a call (an agent's message status, say); kInvalid: parked.
 enum class Mirror { kHandoff, kMessage, kNothing, kInvalid };
 struct Plan {
   Mirror what = Mirror::kNothing;
-  std::string conversation_id;  // convoy's public id
-  std::string content;          // the note or the message
+  std::string conversation_id;             // convoy's public id
+  std::string content;                     // the note or the message
   std::string contact_name, phone_number;  // phone_number only when the sink shares it
   std::string source_id;
-  std::string why_nothing;      // kNothing, kInvalid: why
+  std::string why_nothing;  // kNothing, kInvalid: why
 };
 Plan PlanFor(const std::string& command_json, bool share_phone);
 
 std::string ContactIdentifier(const std::string& conversation_id);  // "convoy:<id>"
-std::string SourceId(const std::string& result_id);                 // "convoy:<32 hex of its sha256>"
+std::string SourceId(const std::string& result_id);  // "convoy:<32 hex of its sha256>"
 
 // The X-Chatwoot-Signature check: "sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>" with one
 // of `secrets`, the timestamp within `tolerance_seconds` of `now`. Constant time in the signature.
-bool VerifySignature(const std::vector<std::string>& secrets, const std::string& timestamp, const std::string& body,
-                     const std::string& signature, int64_t now, int64_t tolerance_seconds = 300);
-std::string Signature(const std::string& secret, const std::string& timestamp, const std::string& body);
+bool VerifySignature(const std::vector<std::string>& secrets, const std::string& timestamp,
+                     const std::string& body, const std::string& signature, int64_t now,
+                     int64_t tolerance_seconds = 300);
+std::string Signature(const std::string& secret, const std::string& timestamp,
+                      const std::string& body);
 
 // The Chatwoot conversation recorded for convoy's conversation on `sink`, or 0.
-Result<int64_t> ChatwootConversation(PgConnection& db, const std::string& sink, const std::string& conversation_id);
+Result<int64_t> ChatwootConversation(PgConnection& db, const std::string& sink,
+                                     const std::string& conversation_id);
 // Convoy's conversation id that `chatwoot_conversation` mirrors on `sink`, or "".
-Result<std::string> ConvoyConversation(PgConnection& db, const std::string& sink, int64_t chatwoot_conversation);
+Result<std::string> ConvoyConversation(PgConnection& db, const std::string& sink,
+                                       int64_t chatwoot_conversation);
 
 }  // namespace convoy::outbound::chatwoot

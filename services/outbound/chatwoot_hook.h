@@ -26,11 +26,12 @@ struct HookSettings {
   std::string conversation_api_url;  // convoy-conversation's address (--conversation_api_url)
   // Chatwoot gives a webhook 5 s: the call to conversation must end before.
   std::chrono::milliseconds timeout{4000};
-  std::function<int64_t()> now;      // seconds since the epoch; system clock if empty
+  std::function<int64_t()> now;  // seconds since the epoch; system clock if empty
 };
 
 constexpr const char* kHookPrefix = "/hooks/chatwoot/";
 
-HttpResponse HandleHook(const HttpRequest& request, const SinkSet& sinks, const HookSettings& settings);
+HttpResponse HandleHook(const HttpRequest& request, const SinkSet& sinks,
+                        const HookSettings& settings);
 
 }  // namespace convoy::outbound::chatwoot

@@ -1,12 +1,13 @@
 // The Chatwoot sink's pure parts: its configuration, what a delivery becomes in the inbox, the
 // webhook signature, and every refusal of the reply webhook that happens before anything is read
 // or changed (no database, no network).
+#include "chatwoot.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <fstream>
 
-#include "chatwoot.h"
 #include "chatwoot_hook.h"
 #include "convoy/json.h"
 #include "convoy/metrics.h"
@@ -20,13 +21,15 @@ namespace {
 constexpr const char* kConversation = "3f1c2a9e-0b7d-4c55-9e21-5a8f6d4e7b10";
 
 Result<SinkSet> Parse(const std::string& sink_json) {
-  return ParseSinks(R"({"sinks": [)" + sink_json + "]}", test::ShippedSchemas(), std::chrono::seconds(15));
+  return ParseSinks(R"({"sinks": [)" + sink_json + "]}", test::ShippedSchemas(),
+                    std::chrono::seconds(15));
 }
 
 std::string ChatwootSink(const std::string& extra = "") {
   return R"({"name": "inbox", "kind": "chatwoot", "url": "https://8.8.8.8", "account_id": 3, "inbox_id": 9,
              "token": "env:CONVOY_TEST_CW_TOKEN", "agent_token": "env:CONVOY_TEST_CW_AGENT",
-             "webhook_secrets": ["env:CONVOY_TEST_CW_SECRET"])" + extra + "}";
+             "webhook_secrets": ["env:CONVOY_TEST_CW_SECRET"])" +
+         extra + "}";
 }
 
 class ChatwootSinks : public ::testing::Test {
@@ -56,7 +59,8 @@ TEST_F(ChatwootSinks, ASinkTakesItsCredentialsOnlyByReferenceAndNamesWhatIsMissi
     ASSERT_FALSE(r.ok()) << json;
     EXPECT_NE(r.status().message().find(says), std::string::npos) << r.status().message();
     EXPECT_NE(r.status().message().find("sink 'inbox'"), std::string::npos) << r.status().message();
-    EXPECT_EQ(r.status().message().find("cw-api-token"), std::string::npos) << "never echoes a secret";
+    EXPECT_EQ(r.status().message().find("cw-api-token"), std::string::npos)
+        << "never echoes a secret";
   };
   // The sink with one piece of it changed.
   auto with = [](const std::string& from, const std::string& to) {
@@ -65,13 +69,16 @@ TEST_F(ChatwootSinks, ASinkTakesItsCredentialsOnlyByReferenceAndNamesWhatIsMissi
     return json;
   };
   fails(with("env:CONVOY_TEST_CW_TOKEN", "cw-api-token"), "\"token\" must be a reference");
-  fails(with("env:CONVOY_TEST_CW_SECRET", "cw-secret-1"), "\"webhook_secrets\" must be a reference");
+  fails(with("env:CONVOY_TEST_CW_SECRET", "cw-secret-1"),
+        "\"webhook_secrets\" must be a reference");
   fails(with("\"inbox_id\": 9,", ""), "\"account_id\" and \"inbox_id\"");
   fails(with("https://8.8.8.8", "https://8.8.8.8/api/v1"), "without a path");
-  fails(with("CONVOY_TEST_CW_AGENT", "CONVOY_TEST_CW_NOT_SET"), "CONVOY_TEST_CW_NOT_SET is not set");
-  fails(R"({"name": "inbox", "kind": "chatwoot", "url": "https://8.8.8.8", "account_id": 3, "inbox_id": 9,
+  fails(with("CONVOY_TEST_CW_AGENT", "CONVOY_TEST_CW_NOT_SET"),
+        "CONVOY_TEST_CW_NOT_SET is not set");
+  fails(
+      R"({"name": "inbox", "kind": "chatwoot", "url": "https://8.8.8.8", "account_id": 3, "inbox_id": 9,
              "token": "env:CONVOY_TEST_CW_TOKEN", "agent_token": "env:CONVOY_TEST_CW_AGENT"})",
-        "\"webhook_secrets\"");
+      "\"webhook_secrets\"");
   EXPECT_TRUE(Parse(ChatwootSink(R"(, "share_phone": true)"))->sinks.at("inbox").share_phone);
 }
 
@@ -81,16 +88,19 @@ TEST(ChatwootSinksExample, TheShippedExampleIsValidAndNamesItsCredentialsByRefer
   ASSERT_FALSE(text.empty());
   Status valid = test::ShippedSchemas().ValidateAs("sinks", 1, text);
   EXPECT_TRUE(valid.ok()) << valid.ToString();
-  for (const char* ref : {R"("token": "file:)", R"("webhook_secrets": ["file:)", R"("agent_token": "env:)"}) {
+  for (const char* ref :
+       {R"("token": "file:)", R"("webhook_secrets": ["file:)", R"("agent_token": "env:)"}) {
     EXPECT_NE(text.find(ref), std::string::npos) << ref;
   }
 }
 
-std::string Handoff(const std::string& fields = R"({"name": "Ana Lima", "service": "golden visa"})") {
+std::string Handoff(
+    const std::string& fields = R"({"name": "Ana Lima", "service": "golden visa"})") {
   return R"({"schema":"outbound.deliver","version":1,"correlation_id":"c1","dedupe_key":"r1:deliver",)"
          R"("conversation_key":"106540352242922:971500000111","phone_number_id":"106540352242922","result_id":"r1",)"
          R"("sink":"inbox","type":"lead.handoff","flow":"lead","outcome":"not_understood","completed_at":1765094400,)"
-         R"("wa_id":"971500000111","fields":)" + fields + R"(,"photos":[],"conversation":{"id":")" + kConversation +
+         R"("wa_id":"971500000111","fields":)" +
+         fields + R"(,"photos":[],"conversation":{"id":")" + kConversation +
          R"(","owner":"human","reason":"not_understood","messages":[)"
          R"({"seq":1,"direction":"in","author":"customer","kind":"text","body":"Hello","at":"2026-12-07T08:00:00Z"},)"
          R"({"seq":2,"direction":"out","author":"bot","kind":"text","body":"How can I help you today?","at":"2026-12-07T08:00:01Z"},)"
@@ -101,11 +111,12 @@ std::string CustomerMessage(const std::string& message) {
   return R"({"schema":"outbound.deliver","version":1,"correlation_id":"c2","dedupe_key":"r2:deliver",)"
          R"("conversation_key":"106540352242922:971500000111","phone_number_id":"106540352242922","result_id":"r2",)"
          R"("sink":"inbox","type":"conversation.message","flow":"conversation","outcome":"message","completed_at":1765094400,)"
-         R"("wa_id":"971500000111","fields":{},"photos":[],"conversation":{"id":")" + std::string(kConversation) +
-         R"(","owner":"human","message":)" + message + "}}";
+         R"("wa_id":"971500000111","fields":{},"photos":[],"conversation":{"id":")" +
+         std::string(kConversation) + R"(","owner":"human","message":)" + message + "}}";
 }
 
-TEST(ChatwootPlan, AHandoffIsOneNoteWithTheTranscriptAndTheContactNeverCarriesThePhoneUnlessShared) {
+TEST(ChatwootPlan,
+     AHandoffIsOneNoteWithTheTranscriptAndTheContactNeverCarriesThePhoneUnlessShared) {
   Plan p = PlanFor(Handoff(), false);
   ASSERT_EQ(p.what, Mirror::kHandoff) << p.why_nothing;
   EXPECT_EQ(p.conversation_id, kConversation);
@@ -130,19 +141,30 @@ TEST(ChatwootPlan, AHandoffIsOneNoteWithTheTranscriptAndTheContactNeverCarriesTh
 }
 
 TEST(ChatwootPlan, ACustomerMessageIsAnIncomingMessageAndWhatIsNotAConversationIsRefused) {
-  Plan text = PlanFor(CustomerMessage(R"({"kind":"text","at":1765094400,"body":"Are you there?","author":"customer"})"), false);
+  Plan text =
+      PlanFor(CustomerMessage(
+                  R"({"kind":"text","at":1765094400,"body":"Are you there?","author":"customer"})"),
+              false);
   ASSERT_EQ(text.what, Mirror::kMessage);
   EXPECT_EQ(text.content, "Are you there?");
   EXPECT_NE(text.source_id, PlanFor(Handoff(), false).source_id);
-  EXPECT_EQ(PlanFor(CustomerMessage(R"({"kind":"image","at":1,"media_id":"m-2","author":"customer"})"), false).content, "[image]");
-  EXPECT_EQ(PlanFor(CustomerMessage(R"({"kind":"location","at":1,"author":"customer"})"), false).content, "[location]");
+  EXPECT_EQ(
+      PlanFor(CustomerMessage(R"({"kind":"image","at":1,"media_id":"m-2","author":"customer"})"),
+              false)
+          .content,
+      "[image]");
+  EXPECT_EQ(
+      PlanFor(CustomerMessage(R"({"kind":"location","at":1,"author":"customer"})"), false).content,
+      "[location]");
   // A listing has no conversation: parked, with the reason.
   Plan listing = PlanFor(R"({"type":"listing.submitted","result_id":"r3","fields":{}})", false);
   EXPECT_EQ(listing.what, Mirror::kInvalid);
-  EXPECT_NE(listing.why_nothing.find("listing.submitted carries none"), std::string::npos) << listing.why_nothing;
+  EXPECT_NE(listing.why_nothing.find("listing.submitted carries none"), std::string::npos)
+      << listing.why_nothing;
   std::string key_as_id = Handoff();
   key_as_id.replace(key_as_id.find(kConversation), 36, "106540352242922:971500000111");
-  EXPECT_EQ(PlanFor(key_as_id, false).what, Mirror::kInvalid) << "only convoy's uuid goes into Chatwoot";
+  EXPECT_EQ(PlanFor(key_as_id, false).what, Mirror::kInvalid)
+      << "only convoy's uuid goes into Chatwoot";
   // A conversation delivery with nothing to show (a status) is delivered without a call.
   std::string status = CustomerMessage(R"({"kind":"text","at":1,"author":"customer"})");
   status.replace(status.find("\"conversation.message\""), 22, "\"conversation.message_status\"");
@@ -157,14 +179,17 @@ TEST(ChatwootSignature, ReproducesChatwootsAndRefusesAnotherSecretBodyOrTime) {
   const std::string sig = "sha256=904dd40a9994ca1aac77bbd5b13f7a4965138230f36c84628694549ed17905e0";
   EXPECT_EQ(Signature("cw-secret-1", "1765094400", body), sig);
   EXPECT_TRUE(VerifySignature({"cw-secret-1"}, "1765094400", body, sig, 1765094400));
-  EXPECT_TRUE(VerifySignature({"old", "cw-secret-1"}, "1765094400", body, sig, 1765094400 + 300)) << "rotation";
+  EXPECT_TRUE(VerifySignature({"old", "cw-secret-1"}, "1765094400", body, sig, 1765094400 + 300))
+      << "rotation";
   EXPECT_FALSE(VerifySignature({"cw-secret-2"}, "1765094400", body, sig, 1765094400));
   EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "1765094400", body + " ", sig, 1765094400));
-  EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "1765094400", body, sig, 1765094400 + 301)) << "replayed late";
+  EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "1765094400", body, sig, 1765094400 + 301))
+      << "replayed late";
   EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "1765094401", body, sig, 1765094400));
   EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "", body, sig, 1765094400));
   EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "1765094400", body, "", 1765094400));
-  EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "1765094400", body, sig.substr(7), 1765094400)) << "no sha256=";
+  EXPECT_FALSE(VerifySignature({"cw-secret-1"}, "1765094400", body, sig.substr(7), 1765094400))
+      << "no sha256=";
 }
 
 class ChatwootHook : public ChatwootSinks {
@@ -180,8 +205,9 @@ class ChatwootHook : public ChatwootSinks {
     settings_.now = [] { return int64_t{1765094400}; };
   }
   // What the fake Chatwoot would send for a message, signed with `secret` at `ts`.
-  HttpRequest Signed(const fake::FakeChatwoot::Message& m, const std::string& secret = "cw-secret-1",
-                     int64_t account = 3, const std::string& ts = "1765094400") {
+  HttpRequest Signed(const fake::FakeChatwoot::Message& m,
+                     const std::string& secret = "cw-secret-1", int64_t account = 3,
+                     const std::string& ts = "1765094400") {
     fake::FakeChatwoot cw("t", account, 9, secret);
     HttpRequest r;
     r.method = "POST";
@@ -209,7 +235,8 @@ TEST_F(ChatwootHook, UnknownUnsignedOrStaleRequestsAreRefusedAndWhatIsNotAnAgent
   r = Signed(reply);
   r.body.replace(r.body.find("Hi, Sam here"), 12, "Hi, Eve here");
   EXPECT_EQ(HandleHook(r, sinks_, settings_).status, 401);
-  EXPECT_EQ(HandleHook(Signed(reply, "cw-secret-1", 3, "1765093000"), sinks_, settings_).status, 401);
+  EXPECT_EQ(HandleHook(Signed(reply, "cw-secret-1", 3, "1765093000"), sinks_, settings_).status,
+            401);
   // Signed, but for another account: 404. A customer's message and a private note: 200, ignored.
   EXPECT_EQ(HandleHook(Signed(reply, "cw-secret-1", 4), sinks_, settings_).status, 404);
   fake::FakeChatwoot::Message incoming = reply, note = reply;
@@ -228,7 +255,8 @@ TEST_F(ChatwootHook, UnknownUnsignedOrStaleRequestsAreRefusedAndWhatIsNotAnAgent
   EXPECT_EQ(HandleHook(Signed(reply), sinks_, settings_).status, 503);
   auto counted = [](const char* outcome) {
     return DefaultRegistry()
-        .GetCounter("convoy_chatwoot_webhooks_total", "", std::string("sink=\"inbox\",outcome=\"") + outcome + "\"")
+        .GetCounter("convoy_chatwoot_webhooks_total", "",
+                    std::string("sink=\"inbox\",outcome=\"") + outcome + "\"")
         .Value();
   };
   EXPECT_EQ(counted("refused"), 4u);

@@ -11,11 +11,11 @@
 #include "chatwoot.h"
 #include "convoy/crypto.h"
 #include "convoy/events.h"
-#include "convoy/rfc3339.h"
 #include "convoy/http.h"
 #include "convoy/log.h"
 #include "convoy/metrics.h"
 #include "convoy/rapidjson_util.h"
+#include "convoy/rfc3339.h"
 #include "convoy/topology.h"
 
 namespace convoy::outbound {
@@ -23,14 +23,17 @@ namespace convoy::outbound {
 namespace {
 
 constexpr const char* kInsert =
-    "INSERT INTO deliveries (result_id, sink, type, conversation_key, correlation_id, command, status, completed_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, 'pending', to_timestamp($7::bigint)) ON CONFLICT (result_id, sink) DO NOTHING";
+    "INSERT INTO deliveries (result_id, sink, type, conversation_key, correlation_id, command, "
+    "status, completed_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, 'pending', to_timestamp($7::bigint)) ON CONFLICT (result_id, "
+    "sink) DO NOTHING";
 // Where the delivery stands: status, attempts, ms until its next attempt may go, age of the
 // attempt in flight (s), what the sink created.
 constexpr const char* kLookup =
     "SELECT id, status, attempts, "
     "coalesce(ceil(extract(epoch FROM next_attempt_at - clock_timestamp()) * 1000), 0)::bigint, "
-    "coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at), 1e9)::float8, coalesce(external_id, ''), "
+    "coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at), 1e9)::float8, "
+    "coalesce(external_id, ''), "
     "coalesce(external_detail, '') "
     "FROM deliveries WHERE result_id = $1 AND sink = $2";
 // One conversation, one order at the business: a delivery that carries its conversation (a
@@ -38,44 +41,60 @@ constexpr const char* kLookup =
 // it for the same conversation (a lower outbox id) to settle: delivered, parked or held. Its
 // dedupe key and in how many ms it is due back (0: due or in flight); no row: this one is next.
 constexpr const char* kEarlierDelivery =
-    "SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint FROM outbox mine "
-    "JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id AND o.settled_at IS NULL "
+    "SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint FROM "
+    "outbox mine "
+    "JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id AND "
+    "o.settled_at IS NULL "
     "AND o.routing_key = 'outbound.deliver' WHERE mine.dedupe_key = $1 ORDER BY o.id LIMIT 1";
 constexpr const char* kDisabled = "SELECT reason FROM sink_states WHERE name = $1";
 constexpr const char* kHold =
-    "UPDATE deliveries SET status = 'held', last_error = $2, updated_at = now() WHERE id = $1::bigint";
+    "UPDATE deliveries SET status = 'held', last_error = $2, updated_at = now() WHERE id = "
+    "$1::bigint";
 // An attempt in flight elsewhere (younger than $2 s) is not claimed again.
 constexpr const char* kClaim =
     "WITH prev AS (SELECT status FROM deliveries WHERE id = $1::bigint) "
-    "UPDATE deliveries d SET status = 'attempting', attempts = d.attempts + 1, attempt_started_at = clock_timestamp(), "
-    "updated_at = now() WHERE d.id = $1::bigint AND d.status IN ('pending', 'retrying', 'attempting', 'uncertain') "
-    "AND (d.status NOT IN ('attempting', 'uncertain') OR d.attempt_started_at < clock_timestamp() - "
+    "UPDATE deliveries d SET status = 'attempting', attempts = d.attempts + 1, attempt_started_at "
+    "= clock_timestamp(), "
+    "updated_at = now() WHERE d.id = $1::bigint AND d.status IN ('pending', 'retrying', "
+    "'attempting', 'uncertain') "
+    "AND (d.status NOT IN ('attempting', 'uncertain') OR d.attempt_started_at < clock_timestamp() "
+    "- "
     "make_interval(secs => $2::float8)) RETURNING d.attempts, (SELECT status FROM prev)";
 constexpr const char* kRecordAttempt =
-    "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, response, error, outcome) "
+    "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, "
+    "response, error, outcome) "
     "VALUES ($1::bigint, $2::int, to_timestamp($3::float8), $4::int, $5::int, $6, $7, $8)";
 constexpr const char* kDelivered =
-    "UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $2::int, last_error = NULL, "
-    "external_id = coalesce($3, external_id), next_attempt_at = NULL, updated_at = now() WHERE id = $1::bigint";
+    "UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $2::int, "
+    "last_error = NULL, "
+    "external_id = coalesce($3, external_id), next_attempt_at = NULL, updated_at = now() WHERE id "
+    "= $1::bigint";
 constexpr const char* kRetrying =
-    "UPDATE deliveries SET status = $2, last_status_code = $3::int, last_error = $4, attempts = attempts - $6::int, "
-    "next_attempt_at = clock_timestamp() + make_interval(secs => $5::float8), updated_at = now() WHERE id = $1::bigint";
+    "UPDATE deliveries SET status = $2, last_status_code = $3::int, last_error = $4, attempts = "
+    "attempts - $6::int, "
+    "next_attempt_at = clock_timestamp() + make_interval(secs => $5::float8), updated_at = now() "
+    "WHERE id = $1::bigint";
 constexpr const char* kPark =
-    "UPDATE deliveries SET status = 'parked', last_status_code = $2::int, last_error = $3, next_attempt_at = NULL, "
+    "UPDATE deliveries SET status = 'parked', last_status_code = $2::int, last_error = $3, "
+    "next_attempt_at = NULL, "
     "updated_at = now() WHERE id = $1::bigint";
 constexpr const char* kDisable =
     "INSERT INTO sink_states (name, reason) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
 constexpr const char* kExternalId =
     "UPDATE deliveries SET external_id = $2, external_detail = $3 WHERE id = $1::bigint";
 
-constexpr double kShopifyCreateCost = 30;  // points a draft product costs: productCreate with media, then its price
+constexpr double kShopifyCreateCost =
+    30;  // points a draft product costs: productCreate with media, then its price
 
 int64_t SystemNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 Counter& Delivered(const std::string& sink, const char* outcome) {
-  return DefaultRegistry().GetCounter("convoy_deliveries_total", "Delivery attempts to sinks by outcome.",
+  return DefaultRegistry().GetCounter("convoy_deliveries_total",
+                                      "Delivery attempts to sinks by outcome.",
                                       "sink=\"" + sink + "\",outcome=\"" + outcome + "\"");
 }
 
@@ -104,7 +123,8 @@ struct Deliverer::Outcome {
 
 int64_t RetryAfterSeconds(const std::string& value, int64_t now) {
   if (value.empty()) return -1;
-  if (std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+  if (std::all_of(value.begin(), value.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
     return value.size() > 9 ? -1 : std::atoll(value.c_str());
   }
   std::tm tm{};
@@ -112,13 +132,14 @@ int64_t RetryAfterSeconds(const std::string& value, int64_t now) {
   return std::max<int64_t>(0, static_cast<int64_t>(timegm(&tm)) - now);
 }
 
-std::string ResultBody(const std::string& command_json, const std::string& media_base_url, const std::string& link_secret,
-                       int64_t link_expires) {
+std::string ResultBody(const std::string& command_json, const std::string& media_base_url,
+                       const std::string& link_secret, int64_t link_expires) {
   return *ResultBody(command_json, media_base_url, link_secret, link_expires, PhotoFetch());
 }
 
 Result<std::string> ResultBody(const std::string& command_json, const std::string& media_base_url,
-                               const std::string& link_secret, int64_t link_expires, const PhotoFetch& fetch) {
+                               const std::string& link_secret, int64_t link_expires,
+                               const PhotoFetch& fetch) {
   rapidjson::Document c;
   c.Parse(command_json.c_str(), command_json.size());
   rapidjson::StringBuffer b;
@@ -129,7 +150,8 @@ Result<std::string> ResultBody(const std::string& command_json, const std::strin
   };
   w.StartObject();
   str("type", JsonStr(c, "type"));
-  str("timestamp", Rfc3339(JsonMember(c, "completed_at").IsInt64() ? c["completed_at"].GetInt64() : 0));
+  str("timestamp",
+      Rfc3339(JsonMember(c, "completed_at").IsInt64() ? c["completed_at"].GetInt64() : 0));
   w.Key("data");
   w.StartObject();
   str("result_id", JsonStr(c, "result_id"));
@@ -165,7 +187,8 @@ Result<std::string> ResultBody(const std::string& command_json, const std::strin
           if (!bytes.ok()) return bytes.status();
           // The type media verified (a document's is its own); a photo from before types were
           // recorded by its extension.
-          const std::string ext = stored.substr(stored.rfind('.') + 1), mime = JsonStr(p, "mime_type");
+          const std::string ext = stored.substr(stored.rfind('.') + 1),
+                            mime = JsonStr(p, "mime_type");
           str("content_type", !mime.empty() ? mime : ext == "png" ? "image/png" : "image/jpeg");
           str("content_base64", Base64Encode(*bytes));
         }
@@ -187,9 +210,13 @@ Result<std::string> ResultBody(const std::string& command_json, const std::strin
   return std::string(b.GetString(), b.GetSize());
 }
 
-Deliverer::Deliverer(PgConnection& db, const SchemaRegistry& schemas, const SinkSet& sinks, DeliverySettings settings,
-                     shopify::Throttle& throttle)
-    : db_(db), schemas_(schemas), sinks_(sinks), settings_(std::move(settings)), throttle_(throttle) {
+Deliverer::Deliverer(PgConnection& db, const SchemaRegistry& schemas, const SinkSet& sinks,
+                     DeliverySettings settings, shopify::Throttle& throttle)
+    : db_(db),
+      schemas_(schemas),
+      sinks_(sinks),
+      settings_(std::move(settings)),
+      throttle_(throttle) {
   if (!settings_.now) settings_.now = SystemNow;
 }
 
@@ -203,11 +230,13 @@ Result<std::string> Deliverer::WebhookBody(const Job& job, const Sink& sink) {
       get.max_response_bytes = sink.inline_max_bytes;
       auto r = HttpFetch(get);
       if (!r.ok()) {
-        return Status(r.status().code() == Code::kTooLarge ? Code::kInvalidArgument : Code::kUnavailable,
-                      "reading a photo to carry inline: " + r.status().message());
+        return Status(
+            r.status().code() == Code::kTooLarge ? Code::kInvalidArgument : Code::kUnavailable,
+            "reading a photo to carry inline: " + r.status().message());
       }
-      if (r->status != 200) return Status(Code::kUnavailable, "reading a photo to carry inline: media answered " +
-                                                                  std::to_string(r->status));
+      if (r->status != 200)
+        return Status(Code::kUnavailable, "reading a photo to carry inline: media answered " +
+                                              std::to_string(r->status));
       return r->body;
     };
   }
@@ -216,7 +245,9 @@ Result<std::string> Deliverer::WebhookBody(const Job& job, const Sink& sink) {
   if (!built.ok()) return built.status();
   const std::string& body = *built;
   Status valid = schemas_.ValidateAs(job.type, 1, body);
-  if (!valid.ok()) return Status(Code::kInvalidArgument, "the " + job.type + " body does not match its schema: " + valid.message());
+  if (!valid.ok())
+    return Status(Code::kInvalidArgument,
+                  "the " + job.type + " body does not match its schema: " + valid.message());
   return body;
 }
 
@@ -249,7 +280,8 @@ Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const st
     o.error = "410 Gone: the receiver asked for no more deliveries";
   } else if (s == 408 || s == 429 || s / 100 == 5 || s / 100 == 3) {
     o.kind = Outcome::Kind::kRetry;
-    o.error = "HTTP " + std::to_string(s) + (s / 100 == 3 ? " (redirects are not followed: fix the sink's URL)" : "");
+    o.error = "HTTP " + std::to_string(s) +
+              (s / 100 == 3 ? " (redirects are not followed: fix the sink's URL)" : "");
     if (s == 429 || s == 503) {
       auto it = resp->headers.find("retry-after");  // HttpFetch lower-cases header names
       int64_t after = it == resp->headers.end() ? -1 : RetryAfterSeconds(it->second, ts);
@@ -262,7 +294,8 @@ Deliverer::Outcome Deliverer::Webhook(const Sink& sink, const Job& job, const st
   return o;
 }
 
-Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool reconcile, const std::string& known_product,
+Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool reconcile,
+                                      const std::string& known_product,
                                       const std::string& known_variant) {
   Outcome o;
   auto call = [&](const std::string& body, const std::string& kind, shopify::Answer* a) -> bool {
@@ -284,7 +317,8 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
     if (resp->status == 429 || resp->status / 100 == 5) {
       o.kind = resp->status == 429 ? Outcome::Kind::kThrottled : Outcome::Kind::kRetry;
       auto it = resp->headers.find("retry-after");
-      int64_t after = it == resp->headers.end() ? -1 : RetryAfterSeconds(it->second, settings_.now());
+      int64_t after =
+          it == resp->headers.end() ? -1 : RetryAfterSeconds(it->second, settings_.now());
       o.retry_after_ms = after >= 0 ? after * 1000 : 1000;
       o.error = kind + ": HTTP " + std::to_string(resp->status);
       return false;
@@ -317,12 +351,14 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
   std::map<std::string, std::string> fields;
   const auto& f = JsonMember(job.doc, "fields");
   if (f.IsObject()) {
-    for (const auto& m : f.GetObject()) fields[m.name.GetString()] = m.value.IsString() ? m.value.GetString() : "";
+    for (const auto& m : f.GetObject())
+      fields[m.name.GetString()] = m.value.IsString() ? m.value.GetString() : "";
   }
   shopify::ProductInput product = shopify::ListingProduct(fields, sink.vendor);
   product.tag = shopify::TagFor(job.result_id);
   std::string whatsapp = JsonStr(job.doc, "wa_id");
-  shopify::AddSeller(product, job.result_id, fields["email"], whatsapp.empty() ? JsonStr(job.doc, "user_id") : whatsapp);
+  shopify::AddSeller(product, job.result_id, fields["email"],
+                     whatsapp.empty() ? JsonStr(job.doc, "user_id") : whatsapp);
   // A product an earlier attempt made and recorded is not made again.
   std::string product_id = known_product, variant_id = known_variant;
   if (reconcile && product_id.empty()) {
@@ -343,7 +379,9 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
       for (const auto& p : photos.GetArray()) {
         std::string stored = JsonStr(p, "stored_name");
         if (stored.empty()) continue;
-        product.media.emplace_back(MediaLink(settings_.media_base_url, settings_.link_secret, stored, expires), product.title);
+        product.media.emplace_back(
+            MediaLink(settings_.media_base_url, settings_.link_secret, stored, expires),
+            product.title);
       }
     }
     shopify::Answer created;
@@ -360,14 +398,18 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
   }
   if (product_id != known_product) {
     Status s = db_.Exec(kExternalId, {job.id, product_id, variant_id}).status();
-    if (!s.ok()) LOG(WARNING) << LogCtx("outbound.deliver", job.correlation, job.conversation, job.result_id)
-                              << "event=external_id_not_recorded product=" << product_id << " error=" << s.ToString();
+    if (!s.ok())
+      LOG(WARNING) << LogCtx("outbound.deliver", job.correlation, job.conversation, job.result_id)
+                   << "event=external_id_not_recorded product=" << product_id
+                   << " error=" << s.ToString();
   }
   o.external_id = product_id;
   if (!product.price.empty() && !variant_id.empty()) {
     shopify::Answer priced;  // setting a price twice is harmless
-    if (!call(shopify::PriceUpdateRequest(product_id, variant_id, product.price), "price", &priced)) {
-      if (o.kind == Outcome::Kind::kUncertain) o.kind = Outcome::Kind::kRetry;  // the product exists: found by tag
+    if (!call(shopify::PriceUpdateRequest(product_id, variant_id, product.price), "price",
+              &priced)) {
+      if (o.kind == Outcome::Kind::kUncertain)
+        o.kind = Outcome::Kind::kRetry;  // the product exists: found by tag
       return o;
     }
   }
@@ -378,8 +420,8 @@ Deliverer::Outcome Deliverer::Shopify(const Sink& sink, const Job& job, bool rec
 Deliverer::Outcome Deliverer::Chatwoot(const Sink& sink, const Job& job, bool reconcile) {
   const chatwoot::Attempt a = chatwoot::Deliver(db_, sink, job.command, reconcile);
   Outcome o;
-  static constexpr Outcome::Kind kKinds[] = {Outcome::Kind::kDelivered, Outcome::Kind::kRetry, Outcome::Kind::kUncertain,
-                                             Outcome::Kind::kPermanent};
+  static constexpr Outcome::Kind kKinds[] = {Outcome::Kind::kDelivered, Outcome::Kind::kRetry,
+                                             Outcome::Kind::kUncertain, Outcome::Kind::kPermanent};
   o.kind = kKinds[static_cast<int>(a.kind)];
   o.status_code = a.status_code;
   o.response = a.response;
@@ -402,8 +444,8 @@ Disposition Deliverer::Handle(const Delivery& d) {
   job.conversation = JsonStr(job.doc, "conversation_key");
   ctx = LogCtx("outbound.deliver", job.correlation, job.conversation, job.result_id);
   const int64_t completed_at = JsonMember(job.doc, "completed_at").GetInt64();
-  auto ins = db_.Exec(kInsert, {job.result_id, job.sink, job.type, job.conversation, job.correlation, job.command,
-                                std::to_string(completed_at)});
+  auto ins = db_.Exec(kInsert, {job.result_id, job.sink, job.type, job.conversation,
+                                job.correlation, job.command, std::to_string(completed_at)});
   if (!ins.ok()) return DispositionFor(ins.status());
   auto row = db_.Exec(kLookup, {job.result_id, job.sink});
   if (!row.ok()) return DispositionFor(row.status());
@@ -415,15 +457,17 @@ Disposition Deliverer::Handle(const Delivery& d) {
   if (status == "delivered" || status == "parked" || status == "held") {
     LOG(INFO) << ctx << "event=delivery_settled status=" << status << " sink=" << job.sink;
     Delivered(job.sink, status == "delivered" ? "duplicate" : "settled_before").Inc();
-    return Disposition::Ack();  // parked and held ones go again by replay or enable, as a new command
+    return Disposition::Ack();  // parked and held ones go again by replay or enable, as a new
+                                // command
   }
   if (JsonMember(job.doc, "conversation").IsObject()) {
     auto earlier = db_.Exec(kEarlierDelivery, {JsonStr(job.doc, "dedupe_key")});
     if (!earlier.ok()) return DispositionFor(earlier.status());
     if (!earlier->empty()) {
       Delivered(job.sink, "held_for_order").Inc();
-      return Disposition::Delay("waiting for the conversation's earlier delivery " + earlier->get(0, 0),
-                                std::clamp<int64_t>(earlier->get_int(0, 1) + 50, 250, 5000));
+      return Disposition::Delay(
+          "waiting for the conversation's earlier delivery " + earlier->get(0, 0),
+          std::clamp<int64_t>(earlier->get_int(0, 1) + 50, 250, 5000));
     }
   }
   const Sink* sink = sinks_.Find(job.sink);
@@ -434,19 +478,26 @@ Disposition Deliverer::Handle(const Delivery& d) {
     LOG(WARNING) << ctx << "event=delivery_held sink=" << job.sink << " reason=\"" << why << "\"";
     return Disposition::Ack();
   };
-  if (!sink) return hold("sink '" + job.sink + "' is not configured (--sinks_file): held until it is");
+  if (!sink)
+    return hold("sink '" + job.sink + "' is not configured (--sinks_file): held until it is");
   auto disabled = db_.Exec(kDisabled, {job.sink});
   if (!disabled.ok()) return DispositionFor(disabled.status());
-  if (!disabled->empty()) return hold("sink '" + job.sink + "' is disabled (" + disabled->get(0, 0) + "): held until enabled");
+  if (!disabled->empty())
+    return hold("sink '" + job.sink + "' is disabled (" + disabled->get(0, 0) +
+                "): held until enabled");
   if (wait_ms > 0) return Disposition::Delay("the next attempt is scheduled later", wait_ms);
   // A Chatwoot attempt makes up to five calls (contact, conversation, message lookup and post).
-  const double in_flight_s = static_cast<double>(sink->timeout.count()) * (sink->kind == Sink::Kind::kChatwoot ? 5 : 1) + 5;
+  const double in_flight_s =
+      static_cast<double>(sink->timeout.count()) * (sink->kind == Sink::Kind::kChatwoot ? 5 : 1) +
+      5;
   if ((status == "attempting" || status == "uncertain") && attempt_age < in_flight_s) {
-    return Disposition::Delay("an attempt is in flight", static_cast<int64_t>((in_flight_s - attempt_age) * 1000) + 1);
+    return Disposition::Delay("an attempt is in flight",
+                              static_cast<int64_t>((in_flight_s - attempt_age) * 1000) + 1);
   }
   if (sink->kind == Sink::Kind::kShopify) {
     auto wait = throttle_.WaitFor(sink->url, kShopifyCreateCost);
-    if (wait.count() > 0) return Disposition::Delay("waiting for the store's query-cost bucket", wait.count());
+    if (wait.count() > 0)
+      return Disposition::Delay("waiting for the store's query-cost bucket", wait.count());
   }
   std::string body;
   if (sink->kind == Sink::Kind::kWebhook) {
@@ -476,60 +527,85 @@ Disposition Deliverer::Handle(const Delivery& d) {
       row->get(0, 5).empty()) {
     // The store's search index lags its writes: a product made by the lost attempt would not be
     // found yet. Give it back the attempt and look later.
-    db_.Exec(kRetrying, {job.id, previous, std::nullopt, std::string("waiting to reconcile an unknown outcome"),
+    db_.Exec(kRetrying, {job.id, previous, std::nullopt,
+                         std::string("waiting to reconcile an unknown outcome"),
                          std::to_string(search_lag - attempt_age), std::string("1")});
-    return Disposition::Delay("reconciling an unknown outcome", static_cast<int64_t>((search_lag - attempt_age) * 1000) + 1);
+    return Disposition::Delay("reconciling an unknown outcome",
+                              static_cast<int64_t>((search_lag - attempt_age) * 1000) + 1);
   }
-  const double started = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double started =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto t0 = std::chrono::steady_clock::now();
   // SSRF, again at each attempt (DNS may have changed since start): refused for good, or retried
   // when the name does not resolve.
   Outcome o;
   Status dest = CheckDestination(sink->url, sink->allow_private);
   if (!dest.ok()) {
-    o.kind = dest.code() == Code::kRejected || dest.code() == Code::kInvalidArgument ? Outcome::Kind::kPermanent
-                                                                                       : Outcome::Kind::kRetry;
+    o.kind = dest.code() == Code::kRejected || dest.code() == Code::kInvalidArgument
+                 ? Outcome::Kind::kPermanent
+                 : Outcome::Kind::kRetry;
     o.error = dest.message();
   } else {
     switch (sink->kind) {
-      case Sink::Kind::kWebhook: o = Webhook(*sink, job, body); break;
-      case Sink::Kind::kShopify: o = Shopify(*sink, job, unknown_before, row->get(0, 5), row->get(0, 6)); break;
-      case Sink::Kind::kChatwoot: o = Chatwoot(*sink, job, unknown_before); break;
+      case Sink::Kind::kWebhook:
+        o = Webhook(*sink, job, body);
+        break;
+      case Sink::Kind::kShopify:
+        o = Shopify(*sink, job, unknown_before, row->get(0, 5), row->get(0, 6));
+        break;
+      case Sink::Kind::kChatwoot:
+        o = Chatwoot(*sink, job, unknown_before);
+        break;
     }
   }
-  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-  static const char* kNames[] = {"delivered", "retry", "uncertain", "permanent", "gone", "throttled"};
+  const int64_t ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  static const char* kNames[] = {"delivered", "retry", "uncertain",
+                                 "permanent", "gone",  "throttled"};
   const char* name = kNames[static_cast<int>(o.kind)];
-  std::optional<std::string> code = o.status_code ? std::optional<std::string>(std::to_string(o.status_code)) : std::nullopt;
-  Status s = db_.Exec(kRecordAttempt, {job.id, std::to_string(job.attempt), std::to_string(started), std::to_string(ms), code,
-                                       o.response.empty() ? std::nullopt : std::optional<std::string>(o.response),
-                                       o.error.empty() ? std::nullopt : std::optional<std::string>(o.error), std::string(name)})
-                 .status();
+  std::optional<std::string> code =
+      o.status_code ? std::optional<std::string>(std::to_string(o.status_code)) : std::nullopt;
+  Status s =
+      db_.Exec(kRecordAttempt,
+               {job.id, std::to_string(job.attempt), std::to_string(started), std::to_string(ms),
+                code, o.response.empty() ? std::nullopt : std::optional<std::string>(o.response),
+                o.error.empty() ? std::nullopt : std::optional<std::string>(o.error),
+                std::string(name)})
+          .status();
   if (!s.ok()) LOG(WARNING) << ctx << "event=attempt_not_recorded error=" << s.ToString();
   Delivered(job.sink, name).Inc();
-  LOG(INFO) << ctx << "event=delivery_attempt sink=" << job.sink << " attempt=" << job.attempt << " outcome=" << name
-            << " status=" << o.status_code << " ms=" << ms << (o.error.empty() ? "" : " error=\"" + o.error + "\"");
+  LOG(INFO) << ctx << "event=delivery_attempt sink=" << job.sink << " attempt=" << job.attempt
+            << " outcome=" << name << " status=" << o.status_code << " ms=" << ms
+            << (o.error.empty() ? "" : " error=\"" + o.error + "\"");
   switch (o.kind) {
     case Outcome::Kind::kDelivered:
-      s = db_.Exec(kDelivered, {job.id, code, o.external_id.empty() ? std::nullopt : std::optional<std::string>(o.external_id)})
+      s = db_.Exec(kDelivered, {job.id, code,
+                                o.external_id.empty() ? std::nullopt
+                                                      : std::optional<std::string>(o.external_id)})
               .status();
       return s.ok() ? Disposition::Ack() : DispositionFor(s);
     case Outcome::Kind::kGone:
-      s = db_.Exec(kDisable, {job.sink, "410 Gone from " + sink->url + " for " + job.result_id}).status();
-      if (s.ok()) s = db_.Exec(kHold, {job.id, o.error + ": sink disabled, held until enabled"}).status();
+      s = db_.Exec(kDisable, {job.sink, "410 Gone from " + sink->url + " for " + job.result_id})
+              .status();
+      if (s.ok())
+        s = db_.Exec(kHold, {job.id, o.error + ": sink disabled, held until enabled"}).status();
       LOG(ERROR) << ctx << "event=sink_disabled sink=" << job.sink << " reason=410";
       return s.ok() ? Disposition::Ack() : DispositionFor(s);
     case Outcome::Kind::kPermanent:
       s = db_.Exec(kPark, {job.id, code, o.error}).status();
       Delivered(job.sink, "parked").Inc();
-      LOG(ERROR) << ctx << "event=delivery_parked sink=" << job.sink << " reason=\"" << o.error << "\"";
+      LOG(ERROR) << ctx << "event=delivery_parked sink=" << job.sink << " reason=\"" << o.error
+                 << "\"";
       return s.ok() ? Disposition::Ack() : DispositionFor(s);
     case Outcome::Kind::kThrottled: {
       // The store's bucket, not a failure: the attempt is given back.
-      s = db_.Exec(kRetrying, {job.id, std::string("retrying"), code, o.error,
-                               std::to_string(static_cast<double>(o.retry_after_ms) / 1000), std::string("1")})
+      s = db_.Exec(kRetrying,
+                   {job.id, std::string("retrying"), code, o.error,
+                    std::to_string(static_cast<double>(o.retry_after_ms) / 1000), std::string("1")})
               .status();
-      return s.ok() ? Disposition::Delay("throttled by the store", o.retry_after_ms) : DispositionFor(s);
+      return s.ok() ? Disposition::Delay("throttled by the store", o.retry_after_ms)
+                    : DispositionFor(s);
     }
     case Outcome::Kind::kRetry:
     case Outcome::Kind::kUncertain:
@@ -546,8 +622,9 @@ Disposition Deliverer::Handle(const Delivery& d) {
   if (o.kind == Outcome::Kind::kUncertain && sink->kind == Sink::Kind::kShopify) {
     delay = std::max<int64_t>(delay, settings_.shopify_search_lag.count() * 1000);
   }
-  s = db_.Exec(kRetrying, {job.id, std::string(o.kind == Outcome::Kind::kUncertain ? "uncertain" : "retrying"), code, o.error,
-                           std::to_string(static_cast<double>(delay) / 1000), std::string("0")})
+  s = db_.Exec(kRetrying,
+               {job.id, std::string(o.kind == Outcome::Kind::kUncertain ? "uncertain" : "retrying"),
+                code, o.error, std::to_string(static_cast<double>(delay) / 1000), std::string("0")})
           .status();
   if (!s.ok()) return DispositionFor(s);
   if (delay <= 0) return Disposition::Delay("retried at once", 0);

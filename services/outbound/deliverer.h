@@ -27,19 +27,19 @@ namespace convoy::outbound {
 
 struct DeliverySettings {
   std::vector<std::chrono::milliseconds> schedule;  // delay before each attempt; its size: attempts
-  std::string media_base_url;                        // convoy-media's public URL, for photo links
-  std::string link_secret;                           // signs the photo links (CONVOY_MEDIA_LINK_SECRET)
+  std::string media_base_url;                       // convoy-media's public URL, for photo links
+  std::string link_secret;  // signs the photo links (CONVOY_MEDIA_LINK_SECRET)
   std::chrono::seconds link_ttl{7 * 24 * 3600};
   // A Shopify store's product search is indexed after its writes: an attempt whose outcome is
   // unknown is looked up by tag no sooner than this after it started.
   std::chrono::seconds shopify_search_lag{30};
-  std::function<int64_t()> now;                      // seconds since the epoch; system clock if empty
+  std::function<int64_t()> now;  // seconds since the epoch; system clock if empty
 };
 
 class Deliverer {
  public:
-  Deliverer(PgConnection& db, const SchemaRegistry& schemas, const SinkSet& sinks, DeliverySettings settings,
-            shopify::Throttle& throttle);
+  Deliverer(PgConnection& db, const SchemaRegistry& schemas, const SinkSet& sinks,
+            DeliverySettings settings, shopify::Throttle& throttle);
   Disposition Handle(const Delivery& d);
 
   struct Outcome;  // one attempt's (deliverer.cpp)
@@ -47,8 +47,8 @@ class Deliverer {
 
  private:
   Outcome Webhook(const Sink& sink, const Job& job, const std::string& body);
-  Outcome Shopify(const Sink& sink, const Job& job, bool reconcile, const std::string& known_product,
-                  const std::string& known_variant);
+  Outcome Shopify(const Sink& sink, const Job& job, bool reconcile,
+                  const std::string& known_product, const std::string& known_variant);
   Outcome Chatwoot(const Sink& sink, const Job& job, bool reconcile);  // chatwoot.h
   Result<std::string> WebhookBody(const Job& job, const Sink& sink);
   PgConnection& db_;
@@ -60,13 +60,14 @@ class Deliverer {
 
 // The webhook body of a result: {"type", "timestamp" (RFC 3339, its completion), "data": {...}},
 // photos as signed links. Exposed for tests.
-std::string ResultBody(const std::string& command_json, const std::string& media_base_url, const std::string& link_secret,
-                       int64_t link_expires);
+std::string ResultBody(const std::string& command_json, const std::string& media_base_url,
+                       const std::string& link_secret, int64_t link_expires);
 // The same with each stored photo's bytes too ("content_type", "content_base64"), read by `fetch`
 // from its link; the first fetch error is the answer.
 using PhotoFetch = std::function<Result<std::string>(const std::string& url)>;
 Result<std::string> ResultBody(const std::string& command_json, const std::string& media_base_url,
-                               const std::string& link_secret, int64_t link_expires, const PhotoFetch& fetch);
+                               const std::string& link_secret, int64_t link_expires,
+                               const PhotoFetch& fetch);
 
 // Seconds from a Retry-After header (delta seconds or an HTTP date), or -1.
 int64_t RetryAfterSeconds(const std::string& value, int64_t now);

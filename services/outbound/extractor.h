@@ -46,7 +46,7 @@ std::string BuildChatRequest(const ExtractorConfig& config, const std::string& c
 // The fields a chat-completions answer gives (choices[0].message.content, a JSON object): those
 // asked for with a non-empty string value. kInvalidArgument when the answer is not usable.
 Result<std::map<std::string, std::string>> ParseChatResponse(const std::string& body,
-                                                              const std::vector<std::string>& asked);
+                                                             const std::vector<std::string>& asked);
 
 class Extractor {
  public:
@@ -55,8 +55,9 @@ class Extractor {
   Disposition Handle(const Delivery& d);
 
  private:
-  Disposition Answer(const Delivery& d, const std::string& request_id, const std::map<std::string, std::string>& fields,
-                     const std::string& error, int attempt);
+  Disposition Answer(const Delivery& d, const std::string& request_id,
+                     const std::map<std::string, std::string>& fields, const std::string& error,
+                     int attempt);
   const SchemaRegistry& schemas_;
   const ExtractorSet& extractors_;
   EventPublisher events_;

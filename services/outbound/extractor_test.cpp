@@ -31,7 +31,8 @@ TEST(Extractor, TheRequestNamesTheFieldsAsAStrictJsonSchemaAfterTheConversation)
   const auto& messages = d["messages"];
   ASSERT_EQ(messages.Size(), 3u);
   EXPECT_STREQ(messages[0]["role"].GetString(), "system");
-  EXPECT_NE(std::string(messages[0]["content"].GetString()).find("- service: Service"), std::string::npos);
+  EXPECT_NE(std::string(messages[0]["content"].GetString()).find("- service: Service"),
+            std::string::npos);
   EXPECT_STREQ(messages[2]["content"].GetString(), "A 10-year residency, I'm Ana");
   const auto& schema = d["response_format"]["json_schema"]["schema"];
   EXPECT_TRUE(d["response_format"]["json_schema"]["strict"].GetBool());
@@ -47,13 +48,17 @@ TEST(Extractor, TheAnswerGivesOnlyTheFieldsAskedWithAValue) {
   auto answer = [](const std::string& content) {
     return R"({"choices":[{"message":{"role":"assistant","content":")" + content + R"("}}]})";
   };
-  auto got = ParseChatResponse(answer(R"({\"service\":\"golden visa\",\"name\":null,\"extra\":\"x\"})"), {"service", "name"});
+  auto got =
+      ParseChatResponse(answer(R"({\"service\":\"golden visa\",\"name\":null,\"extra\":\"x\"})"),
+                        {"service", "name"});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(*got, (std::map<std::string, std::string>{{"service", "golden visa"}}));
   EXPECT_FALSE(ParseChatResponse(answer("not json"), {"service"}).ok());
   EXPECT_FALSE(ParseChatResponse("{}", {"service"}).ok());
   EXPECT_FALSE(ParseChatResponse("<html>", {"service"}).ok());
-  auto refused = ParseChatResponse(R"({"choices":[{"message":{"content":null,"refusal":"I can't help with that"}}]})", {"service"});
+  auto refused = ParseChatResponse(
+      R"({"choices":[{"message":{"content":null,"refusal":"I can't help with that"}}]})",
+      {"service"});
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("refused"), std::string::npos);
 }
@@ -65,8 +70,11 @@ TEST(Extractor, AnAnswerNestedAMillionDeepIsAClearError) {
   const std::string deep = std::string(depth, '[') + std::string(depth, ']');
   auto outer = ParseChatResponse(R"({"choices":)" + deep + "}", {"name"});
   ASSERT_FALSE(outer.ok());
-  EXPECT_NE(outer.status().message().find("the message content is not a JSON object"), std::string::npos) << outer.status().ToString();
-  auto inner = ParseChatResponse(R"({"choices":[{"message":{"content":")" + deep + R"("}}]})", {"name"});
+  EXPECT_NE(outer.status().message().find("the message content is not a JSON object"),
+            std::string::npos)
+      << outer.status().ToString();
+  auto inner =
+      ParseChatResponse(R"({"choices":[{"message":{"content":")" + deep + R"("}}]})", {"name"});
   ASSERT_FALSE(inner.ok());
   EXPECT_NE(inner.status().message().find("not a JSON object"), std::string::npos);
 }
@@ -84,7 +92,8 @@ TEST(Extractor, ConfigurationResolvesTheKeyAndRefusesInternalAddresses) {
       R"({"schema":"extractors","version":1,"extractors":[{"name":"assistant","url":"http://10.1.2.3/v1/chat/completions","model":"m"}]})",
       Schemas());
   ASSERT_FALSE(internal.ok());
-  EXPECT_NE(internal.status().message().find("extractor 'assistant'"), std::string::npos) << internal.status().ToString();
+  EXPECT_NE(internal.status().message().find("extractor 'assistant'"), std::string::npos)
+      << internal.status().ToString();
   auto missing_key = ParseExtractors(
       R"({"schema":"extractors","version":1,"extractors":[{"name":"a","url":"http://127.0.0.1/x","model":"m","key":"env:CONVOY_NO_SUCH_VAR","allow_private":true}]})",
       Schemas());

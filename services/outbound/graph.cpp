@@ -13,9 +13,12 @@ namespace convoy::outbound {
 
 const char* GraphErrorClassName(GraphErrorClass c) {
   switch (c) {
-    case GraphErrorClass::kRateLimited: return "rate_limited";
-    case GraphErrorClass::kTransient: return "transient";
-    case GraphErrorClass::kPermanent: return "permanent";
+    case GraphErrorClass::kRateLimited:
+      return "rate_limited";
+    case GraphErrorClass::kTransient:
+      return "transient";
+    case GraphErrorClass::kPermanent:
+      return "permanent";
   }
   return "unknown";
 }
@@ -38,7 +41,8 @@ const GraphErrorInfo* KnownGraphError(int code) {
       // Paused for low quality: sent once the pause ends (3 or 6 h) or its status update comes,
       // within the send's retry budget.
       {132015, C::kTransient, 600000, false, "template paused for low quality"},
-      {131047, C::kPermanent, 0, false, "outside the 24-hour customer service window (a template is needed)"},
+      {131047, C::kPermanent, 0, false,
+       "outside the 24-hour customer service window (a template is needed)"},
       {131026, C::kPermanent, 0, false, "message undeliverable"},
       {131051, C::kPermanent, 0, false, "unsupported message type"},
       {131048, C::kPermanent, 0, false, "spam rate limit"},
@@ -48,17 +52,20 @@ const GraphErrorInfo* KnownGraphError(int code) {
       {133010, C::kPermanent, 0, true, "phone number not registered on the Cloud API"},
       {131031, C::kPermanent, 0, true, "business account locked"},
       {368, C::kPermanent, 0, true, "temporarily blocked for policy violations"},
-      {130497, C::kPermanent, 0, true, "business account restricted from messaging users in this country"},
+      {130497, C::kPermanent, 0, true,
+       "business account restricted from messaging users in this country"},
       {131052, C::kPermanent, 0, false, "media download error"},
       {131053, C::kPermanent, 0, false, "media upload error"},
-      {131062, C::kPermanent, 0, false, "this message type cannot be sent to a business-scoped user ID"},
+      {131062, C::kPermanent, 0, false,
+       "this message type cannot be sent to a business-scoped user ID"},
       {131063, C::kPermanent, 0, false, "business-scoped user ID not valid for this business"},
       {131064, C::kPermanent, 0, false, "business-scoped user ID recipient not reachable"},
       {130472, C::kPermanent, 0, false, "the user's number is part of a Meta experiment"},
       {137000, C::kPermanent, 0, false, "identity key hash mismatch"},
       {132000, C::kPermanent, 0, false, "template parameter count mismatch"},
       // Thread control (Conversation Routing), as partners forwarding Meta's answers report it.
-      {2494191, C::kPermanent, 0, false, "thread control not permitted (take is the escalation partner's)"},
+      {2494191, C::kPermanent, 0, false,
+       "thread control not permitted (take is the escalation partner's)"},
       {132001, C::kPermanent, 0, false, "template does not exist in that language"},
       {132005, C::kPermanent, 0, false, "template text too long once filled in"},
       {132007, C::kPermanent, 0, false, "template format character policy violated"},
@@ -77,10 +84,13 @@ bool PausesNumber(int code) { return code == 131031 || code == 133010; }
 
 GraphErrorClass ClassifyGraphError(int http_status, int code) {
   if (const GraphErrorInfo* known = KnownGraphError(code)) return known->klass;
-  if (code != 0 && http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429) {
-    return GraphErrorClass::kPermanent;  // a Graph error about this request that convoy does not know
+  if (code != 0 && http_status >= 400 && http_status < 500 && http_status != 408 &&
+      http_status != 429) {
+    return GraphErrorClass::kPermanent;  // a Graph error about this request that convoy does not
+                                         // know
   }
-  if (http_status == 429 || http_status >= 500 || http_status == 408) return GraphErrorClass::kTransient;
+  if (http_status == 429 || http_status >= 500 || http_status == 408)
+    return GraphErrorClass::kTransient;
   return GraphErrorClass::kPermanent;
 }
 
@@ -92,7 +102,8 @@ GraphError ParseGraphError(int http_status, const std::string& body) {
   if (!d.HasParseError() && d.IsObject() && d.HasMember("error") && d["error"].IsObject()) {
     const auto& err = d["error"];
     if (err.HasMember("code") && err["code"].IsInt()) e.code = err["code"].GetInt();
-    if (err.HasMember("message") && err["message"].IsString()) e.message = err["message"].GetString();
+    if (err.HasMember("message") && err["message"].IsString())
+      e.message = err["message"].GetString();
   }
   if (e.message.empty()) e.message = "HTTP " + std::to_string(http_status);
   e.klass = ClassifyGraphError(http_status, e.code);
@@ -112,8 +123,9 @@ using rapidjson::Value;
 std::string Str(const Value& obj, const char* key) {
   if (!obj.IsObject()) return "";
   auto it = obj.FindMember(key);
-  return it != obj.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength())
-                                                        : "";
+  return it != obj.MemberEnd() && it->value.IsString()
+             ? std::string(it->value.GetString(), it->value.GetStringLength())
+             : "";
 }
 
 const Value& Member(const Value& obj, const char* key) {
@@ -130,8 +142,9 @@ Status Length(const Value& obj, const char* key, size_t min, size_t max, const s
   if (!v.IsString()) return Status(Code::kInvalidArgument, where + " must be a string");
   size_t n = Utf8Length(std::string(v.GetString(), v.GetStringLength()));
   if (n < min || n > max) {
-    return Status(Code::kInvalidArgument, where + " has " + std::to_string(n) + " characters; Meta allows " +
-                                              std::to_string(min) + " to " + std::to_string(max));
+    return Status(Code::kInvalidArgument, where + " has " + std::to_string(n) +
+                                              " characters; Meta allows " + std::to_string(min) +
+                                              " to " + std::to_string(max));
   }
   return Status::Ok();
 }
@@ -139,8 +152,9 @@ Status Length(const Value& obj, const char* key, size_t min, size_t max, const s
 Status CheckButtons(const Value& in) {
   const Value& buttons = Member(Member(in, "action"), "buttons");
   if (!buttons.IsArray() || buttons.Empty() || buttons.Size() > 3) {
-    return Status(Code::kInvalidArgument, "reply buttons: Meta allows 1 to 3 buttons, got " +
-                                              std::to_string(buttons.IsArray() ? buttons.Size() : 0));
+    return Status(Code::kInvalidArgument,
+                  "reply buttons: Meta allows 1 to 3 buttons, got " +
+                      std::to_string(buttons.IsArray() ? buttons.Size() : 0));
   }
   std::vector<std::string> ids;
   for (rapidjson::SizeType i = 0; i < buttons.Size(); ++i) {
@@ -169,7 +183,8 @@ Status CheckList(const Value& in) {
   size_t rows = 0;
   for (const auto& section : sections.GetArray()) {
     const Value& r = Member(section, "rows");
-    if (!r.IsArray() || r.Empty()) return Status(Code::kInvalidArgument, "list: every section needs rows");
+    if (!r.IsArray() || r.Empty())
+      return Status(Code::kInvalidArgument, "list: every section needs rows");
     for (const auto& row : r.GetArray()) {
       ++rows;
       std::string where = "list row " + std::to_string(rows);
@@ -179,7 +194,9 @@ Status CheckList(const Value& in) {
       if (!s.ok()) return s;
     }
   }
-  if (rows > 10) return Status(Code::kInvalidArgument, "list: Meta allows at most 10 rows, got " + std::to_string(rows));
+  if (rows > 10)
+    return Status(Code::kInvalidArgument,
+                  "list: Meta allows at most 10 rows, got " + std::to_string(rows));
   return Length(Member(in, "body"), "text", 1, 4096, "interactive body text");
 }
 
@@ -195,7 +212,8 @@ Status CheckLimits(const Value& message) {
     std::string kind = Str(in, "type");
     if (kind == "button") return CheckButtons(in);
     if (kind == "list") return CheckList(in);
-    return Status(Code::kInvalidArgument, "interactive type '" + kind + "' is not one convoy sends");
+    return Status(Code::kInvalidArgument,
+                  "interactive type '" + kind + "' is not one convoy sends");
   }
   if (type == "image") {
     const Value& image = Member(message, "image");
@@ -239,11 +257,12 @@ Result<std::string> BuildSendRequest(const std::string& command_body, const std:
                                      const StoredMediaLinks& links) {
   rapidjson::Document cmd;
   cmd.Parse(command_body.c_str(), command_body.size());
-  if (cmd.HasParseError() || !cmd.IsObject() || !cmd.HasMember("message") || !cmd["message"].IsObject()) {
+  if (cmd.HasParseError() || !cmd.IsObject() || !cmd.HasMember("message") ||
+      !cmd["message"].IsObject()) {
     return Status(Code::kInvalidArgument, "outbound.send has no message");
   }
-  if (Str(cmd["message"], "type") == "image" && cmd["message"].HasMember("image") && cmd["message"]["image"].IsObject() &&
-      cmd["message"]["image"].HasMember("media")) {
+  if (Str(cmd["message"], "type") == "image" && cmd["message"].HasMember("image") &&
+      cmd["message"]["image"].IsObject() && cmd["message"]["image"].HasMember("media")) {
     Value& image = cmd["message"]["image"];
     const std::string name = Str(image, "media");
     if (links.base_url.empty() || links.secret.empty()) {
@@ -256,25 +275,32 @@ Result<std::string> BuildSendRequest(const std::string& command_body, const std:
     }
     const std::string link = MediaLink(links.base_url, links.secret, name, links.expires);
     image.RemoveMember("media");
-    image.AddMember("link", Value(link.c_str(), static_cast<rapidjson::SizeType>(link.size()), cmd.GetAllocator()),
-                    cmd.GetAllocator());
+    image.AddMember(
+        "link",
+        Value(link.c_str(), static_cast<rapidjson::SizeType>(link.size()), cmd.GetAllocator()),
+        cmd.GetAllocator());
   }
   const Value& message = cmd["message"];
   if (Str(message, "type") == "typing_indicator") {
     // A command written before outbound.send's mark_read: the same call.
     const std::string wamid = Str(message, "message_id");
-    if (wamid.empty()) return Status(Code::kInvalidArgument, "typing_indicator needs the message_id it answers");
+    if (wamid.empty())
+      return Status(Code::kInvalidArgument, "typing_indicator needs the message_id it answers");
     return ReadReceiptRequest(wamid);
   }
   Status limits = CheckLimits(message);
   if (!limits.ok()) return limits;
   // A phone number goes as `to`; a business-scoped user ID (a user who shares no number) as
   // `recipient`. When both are known `to` wins, as on Meta's side.
-  const bool to_phone = cmd.HasMember("to") && cmd["to"].IsString() && cmd["to"].GetStringLength() > 0;
-  const bool to_bsuid = cmd.HasMember("recipient") && cmd["recipient"].IsString() && cmd["recipient"].GetStringLength() > 0;
-  if (!to_phone && !to_bsuid) return Status(Code::kInvalidArgument, "outbound.send names no recipient (to or recipient)");
+  const bool to_phone =
+      cmd.HasMember("to") && cmd["to"].IsString() && cmd["to"].GetStringLength() > 0;
+  const bool to_bsuid = cmd.HasMember("recipient") && cmd["recipient"].IsString() &&
+                        cmd["recipient"].GetStringLength() > 0;
+  if (!to_phone && !to_bsuid)
+    return Status(Code::kInvalidArgument, "outbound.send names no recipient (to or recipient)");
 
-  if (callback.size() > 512) return Status(Code::kInvalidArgument, "callback data over Meta's 512 characters");
+  if (callback.size() > 512)
+    return Status(Code::kInvalidArgument, "callback data over Meta's 512 characters");
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   w.StartObject();
@@ -286,8 +312,8 @@ Result<std::string> BuildSendRequest(const std::string& command_body, const std:
   w.String(cmd[to_phone ? "to" : "recipient"].GetString());
   for (const auto& m : cmd["message"].GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
-    if (key == "messaging_product" || key == "to" || key == "recipient" || key == "recipient_type" ||
-        key == "biz_opaque_callback_data") {
+    if (key == "messaging_product" || key == "to" || key == "recipient" ||
+        key == "recipient_type" || key == "biz_opaque_callback_data") {
       continue;
     }
     w.Key(key.c_str(), static_cast<rapidjson::SizeType>(key.size()));

@@ -11,7 +11,8 @@ namespace convoy::outbound {
 enum class GraphErrorClass {
   kRateLimited,  // 130429 throughput, 131056 pair rate, 80007, 4: retry after backoff
   kTransient,    // 1, 2, 131000, 131016, 131057, 133004, HTTP 5xx, no parseable error: retry
-  kPermanent,    // 131047 window closed, 131026 undeliverable, 131051, 131048, 100, auth, ...: no retry
+  kPermanent,    // 131047 window closed, 131026 undeliverable, 131051, 131048, 100, auth, ...: no
+                 // retry
 };
 const char* GraphErrorClassName(GraphErrorClass c);
 
@@ -47,14 +48,15 @@ std::string ReadReceiptRequest(const std::string& wamid);
 // data in the message's status webhooks). kInvalidArgument, naming the limit, when the command
 // is not sendable: Meta's limits are checked before anything leaves (text ≤ 4096 characters,
 // at most 3 reply buttons with titles ≤ 20, list rows ≤ 10, ...).
-// An image by a stored file's name (`image.media`, an agent's photo: POST /v1/media) goes to Meta as
-// a signed link to convoy-media (convoy/crypto.h MediaLink) that works until `expires`; without a
-// base URL and a secret such an image is not sendable.
+// An image by a stored file's name (`image.media`, an agent's photo: POST /v1/media) goes to Meta
+// as a signed link to convoy-media (convoy/crypto.h MediaLink) that works until `expires`; without
+// a base URL and a secret such an image is not sendable.
 struct StoredMediaLinks {
   std::string base_url, secret;
   int64_t expires = 0;  // unix seconds
 };
-Result<std::string> BuildSendRequest(const std::string& command_body, const std::string& callback = "",
+Result<std::string> BuildSendRequest(const std::string& command_body,
+                                     const std::string& callback = "",
                                      const StoredMediaLinks& links = {});
 // Characters (UTF-8 code points), as Meta counts its limits.
 size_t Utf8Length(const std::string& s);

@@ -51,10 +51,13 @@ TEST(GraphErrors, WithoutAGraphErrorTheHttpStatusDecides) {
 }
 
 TEST(SendRequest, MatchesMetasShape) {
-  auto body = BuildSendRequest(R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k",
+  auto body = BuildSendRequest(
+      R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k",
       "phone_number_id":"1","to":"16505551234","message":{"type":"text","text":{"body":"Hi"}}})");
   ASSERT_TRUE(body.ok());
-  EXPECT_EQ(*body, R"({"messaging_product":"whatsapp","recipient_type":"individual","to":"16505551234","type":"text","text":{"body":"Hi"}})");
+  EXPECT_EQ(
+      *body,
+      R"({"messaging_product":"whatsapp","recipient_type":"individual","to":"16505551234","type":"text","text":{"body":"Hi"}})");
   EXPECT_FALSE(BuildSendRequest("{}").ok());
   auto wamid = ParseSendResponse(Read("send_ok_response.json"));
   ASSERT_TRUE(wamid.ok());
@@ -62,10 +65,11 @@ TEST(SendRequest, MatchesMetasShape) {
   EXPECT_FALSE(ParseSendResponse(R"({"messages":[]})").ok());
 }
 
-
 TEST(GraphErrors, EveryCodeTheIssueNamesIsClassified) {
-  for (int code : {130429, 131056}) EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kRateLimited) << code;
-  for (int code : {2, 131000, 131016, 131057}) EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kTransient) << code;
+  for (int code : {130429, 131056})
+    EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kRateLimited) << code;
+  for (int code : {2, 131000, 131016, 131057})
+    EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kTransient) << code;
   for (int code : {131047, 131026, 131051, 131048, 100, 190}) {
     EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kPermanent) << code;
   }
@@ -78,15 +82,18 @@ TEST(GraphErrors, EveryCodeTheIssueNamesIsClassified) {
 // its end; account problems are flagged for alerts; an unknown 4xx code is permanent, an unknown
 // 5xx transient.
 TEST(GraphErrors, TheCodesOf2025And2026AreClassified) {
-  for (int code : {131049, 131050, 131042, 133010, 131031, 368, 130497, 131052, 131053, 131062, 131063, 131064, 130472,
-                   137000, 132000, 132001, 132005, 132007, 132012, 132016}) {
+  for (int code :
+       {131049, 131050, 131042, 133010, 131031, 368,    130497, 131052, 131053, 131062,
+        131063, 131064, 130472, 137000, 132000, 132001, 132005, 132007, 132012, 132016}) {
     EXPECT_EQ(ClassifyGraphError(400, code), GraphErrorClass::kPermanent) << code;
     ASSERT_NE(KnownGraphError(code), nullptr) << code;
     EXPECT_GT(std::string(KnownGraphError(code)->meaning).size(), 5u) << code;
   }
-  EXPECT_EQ(ClassifyGraphError(400, 132015), GraphErrorClass::kTransient) << "a paused template is sent after the pause";
+  EXPECT_EQ(ClassifyGraphError(400, 132015), GraphErrorClass::kTransient)
+      << "a paused template is sent after the pause";
   EXPECT_EQ(KnownGraphError(132015)->min_retry_ms, 600000);
-  for (int code : {131042, 368, 130497, 133010, 132016, 190}) EXPECT_TRUE(KnownGraphError(code)->account_problem) << code;
+  for (int code : {131042, 368, 130497, 133010, 132016, 190})
+    EXPECT_TRUE(KnownGraphError(code)->account_problem) << code;
   // Only these two stop the number itself: it is paused and its sends wait (sender.cpp).
   for (int code : {131031, 133010}) EXPECT_TRUE(PausesNumber(code)) << code;
   for (int code : {131042, 368, 130497, 190, 131047}) EXPECT_FALSE(PausesNumber(code)) << code;
@@ -102,20 +109,26 @@ TEST(GraphErrors, TheCodesOf2025And2026AreClassified) {
 // A user who shares no phone number is sent to by BSUID, as Meta's `recipient`; `to` wins when a
 // command carries both.
 TEST(SendRequest, ABsuidGoesAsRecipient) {
-  auto body = BuildSendRequest(R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k",
+  auto body = BuildSendRequest(
+      R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k",
       "phone_number_id":"1","recipient":"US.13491208655302741918","message":{"type":"text","text":{"body":"Hi"}}})");
   ASSERT_TRUE(body.ok()) << body.status().ToString();
-  EXPECT_EQ(*body, R"({"messaging_product":"whatsapp","recipient_type":"individual","recipient":"US.13491208655302741918","type":"text","text":{"body":"Hi"}})");
-  auto both = BuildSendRequest(R"({"to":"16505551234","recipient":"US.1","message":{"type":"text","text":{"body":"Hi"}}})");
+  EXPECT_EQ(
+      *body,
+      R"({"messaging_product":"whatsapp","recipient_type":"individual","recipient":"US.13491208655302741918","type":"text","text":{"body":"Hi"}})");
+  auto both = BuildSendRequest(
+      R"({"to":"16505551234","recipient":"US.1","message":{"type":"text","text":{"body":"Hi"}}})");
   ASSERT_TRUE(both.ok());
   EXPECT_NE(both->find(R"("to":"16505551234")"), std::string::npos);
   EXPECT_EQ(both->find("US.1"), std::string::npos);
-  EXPECT_FALSE(BuildSendRequest(R"({"message":{"type":"text","text":{"body":"Hi"}}})").ok()) << "no recipient at all";
+  EXPECT_FALSE(BuildSendRequest(R"({"message":{"type":"text","text":{"body":"Hi"}}})").ok())
+      << "no recipient at all";
 }
 
 std::string Command(const std::string& message) {
   return R"({"schema":"outbound.send","version":1,"correlation_id":"c","dedupe_key":"k","phone_number_id":"1",)"
-         R"("to":"16505551234","message":)" + message + "}";
+         R"("to":"16505551234","message":)" +
+         message + "}";
 }
 
 std::string Text(size_t chars, const std::string& unit = "a") {
@@ -127,18 +140,23 @@ std::string Text(size_t chars, const std::string& unit = "a") {
 std::string Buttons(int n, size_t title_chars = 3, bool same_ids = false) {
   std::string buttons;
   for (int i = 0; i < n; ++i) {
-    buttons += std::string(i ? "," : "") + R"({"type":"reply","reply":{"id":"b)" + std::to_string(same_ids ? 0 : i) +
-               R"(","title":")" + std::string(title_chars, 't') + R"("}})";
+    buttons += std::string(i ? "," : "") + R"({"type":"reply","reply":{"id":"b)" +
+               std::to_string(same_ids ? 0 : i) + R"(","title":")" + std::string(title_chars, 't') +
+               R"("}})";
   }
-  return Command(R"({"type":"interactive","interactive":{"type":"button","body":{"text":"Pick"},"action":{"buttons":[)" +
-                 buttons + "]}}}");
+  return Command(
+      R"({"type":"interactive","interactive":{"type":"button","body":{"text":"Pick"},"action":{"buttons":[)" +
+      buttons + "]}}}");
 }
 
 std::string List(int rows) {
   std::string r;
-  for (int i = 0; i < rows; ++i) r += std::string(i ? "," : "") + R"({"id":"r)" + std::to_string(i) + R"(","title":"Row"})";
-  return Command(R"({"type":"interactive","interactive":{"type":"list","body":{"text":"Pick"},"action":{"button":"Open",)"
-                 R"("sections":[{"title":"S","rows":[)" + r + "]}]}}}");
+  for (int i = 0; i < rows; ++i)
+    r += std::string(i ? "," : "") + R"({"id":"r)" + std::to_string(i) + R"(","title":"Row"})";
+  return Command(
+      R"({"type":"interactive","interactive":{"type":"list","body":{"text":"Pick"},"action":{"button":"Open",)"
+      R"("sections":[{"title":"S","rows":[)" +
+      r + "]}]}}}");
 }
 
 // Meta's limits are checked before a message leaves; a violation names what is over.
@@ -164,9 +182,15 @@ TEST(SendRequest, MetasLimitsAreCheckedBeforeSending) {
   EXPECT_EQ(rows.status().message(), "list: Meta allows at most 10 rows, got 11");
   EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"image","image":{}})")).ok());
   EXPECT_TRUE(BuildSendRequest(Command(R"({"type":"image","image":{"id":"123"}})")).ok());
-  EXPECT_TRUE(BuildSendRequest(Command(R"({"type":"image","image":{"link":"https://example.com/a.jpg"}})")).ok());
-  EXPECT_TRUE(BuildSendRequest(Command(R"({"type":"template","template":{"name":"hello","language":{"code":"en"}}})")).ok());
-  EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"template","template":{"name":"hello"}})")).ok());
+  EXPECT_TRUE(
+      BuildSendRequest(Command(R"({"type":"image","image":{"link":"https://example.com/a.jpg"}})"))
+          .ok());
+  EXPECT_TRUE(
+      BuildSendRequest(
+          Command(R"({"type":"template","template":{"name":"hello","language":{"code":"en"}}})"))
+          .ok());
+  EXPECT_FALSE(
+      BuildSendRequest(Command(R"({"type":"template","template":{"name":"hello"}})")).ok());
   EXPECT_FALSE(BuildSendRequest(Command(R"({"type":"sticker","sticker":{"id":"1"}})")).ok());
 }
 
@@ -175,7 +199,8 @@ TEST(SendRequest, MetasLimitsAreCheckedBeforeSending) {
 // outbound has no link to give.
 TEST(SendRequest, AStoredPhotoGoesAsASignedLinkToConvoyMedia) {
   const std::string name = std::string(64, 'a') + ".jpg";
-  const std::string cmd = Command(R"({"type":"image","image":{"media":")" + name + R"(","caption":"Our office"}})");
+  const std::string cmd =
+      Command(R"({"type":"image","image":{"media":")" + name + R"(","caption":"Our office"}})");
   auto body = BuildSendRequest(cmd, "", {"https://media.example.com", "link-secret", 1900000000});
   ASSERT_TRUE(body.ok()) << body.status().ToString();
   rapidjson::Document d;

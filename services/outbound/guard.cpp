@@ -42,14 +42,16 @@ std::string Folded(const std::string& s) {
 }
 
 bool HasWord(const std::string& s) {
-  return std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c >= 0x80; });
+  return std::any_of(s.begin(), s.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c >= 0x80; });
 }
 
 // What is left once a list is cut out: no doubled spaces, no space before punctuation, no empty
 // brackets, no dangling lead-in (": ." -> ".").
 std::string Tidy(std::string s) {
   auto replace_all = [&](const std::string& from, const std::string& to) {
-    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+      s.replace(at, from.size(), to);
   };
   for (int i = 0; i < 3; ++i) {
     replace_all("()", "");
@@ -65,14 +67,18 @@ std::string Tidy(std::string s) {
     replace_all("\n\n\n", "\n\n");
   }
   size_t b = 0, e = s.size();
-  while (b < e && (std::isspace(static_cast<unsigned char>(s[b])) || s[b] == ',' || s[b] == ':')) ++b;
-  while (e > b && (std::isspace(static_cast<unsigned char>(s[e - 1])) || s[e - 1] == ',' || s[e - 1] == ':')) --e;
+  while (b < e && (std::isspace(static_cast<unsigned char>(s[b])) || s[b] == ',' || s[b] == ':'))
+    ++b;
+  while (e > b &&
+         (std::isspace(static_cast<unsigned char>(s[e - 1])) || s[e - 1] == ',' || s[e - 1] == ':'))
+    --e;
   return s.substr(b, e - b);
 }
 
 }  // namespace
 
-Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::string& json, const std::string& origin,
+Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::string& json,
+                                                                const std::string& origin,
                                                                 const SchemaRegistry& schemas) {
   rapidjson::Document d;
   Status valid = schemas.ValidateAs("content_guard", 1, json, &d);
@@ -81,7 +87,8 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
   g->fallback_ = JsonStr(d, "fallback");
   std::vector<std::string> services;
   for (const auto& s : d["services"].GetArray()) services.emplace_back(s.GetString());
-  std::sort(services.begin(), services.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  std::sort(services.begin(), services.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
   std::string alternation;
   for (const auto& s : services) alternation += (alternation.empty() ? "" : "|") + Escape(s);
   const std::string service = "(?:\\b(?:" + alternation + ")\\b)";
@@ -89,7 +96,8 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
   for (const auto& s : services) g->terms_.push_back(Folded(s));
   if (g->has_services_) {
     auto compiled = Regex::Compile(service);
-    if (!compiled.ok()) return Status(Code::kInvalidArgument, origin + ": /services: " + compiled.status().message());
+    if (!compiled.ok())
+      return Status(Code::kInvalidArgument, origin + ": /services: " + compiled.status().message());
     g->service_ = std::move(*compiled);
   }
   const auto& rules = d["rules"];
@@ -99,16 +107,19 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
     std::string pattern = JsonStr(rules[i], "pattern");
     const bool uses_services = pattern.find("{service}") != std::string::npos;
     if (uses_services && !g->has_services_) {
-      return Status(Code::kInvalidArgument, origin + ": /rules/" + std::to_string(i) + " uses {service}: `services` is empty");
+      return Status(Code::kInvalidArgument, origin + ": /rules/" + std::to_string(i) +
+                                                " uses {service}: `services` is empty");
     }
-    for (size_t at = pattern.find("{service}"); at != std::string::npos; at = pattern.find("{service}", at + service.size())) {
+    for (size_t at = pattern.find("{service}"); at != std::string::npos;
+         at = pattern.find("{service}", at + service.size())) {
       pattern.replace(at, 9, service);
     }
     const auto& min = JsonMember(rules[i], "min_services");
     r.min_services = min.IsInt() ? min.GetInt() : 0;
     auto compiled = Regex::Compile(pattern);
     if (!compiled.ok()) {
-      return Status(Code::kInvalidArgument, origin + ": /rules/" + std::to_string(i) + "/pattern: " + compiled.status().message());
+      return Status(Code::kInvalidArgument, origin + ": /rules/" + std::to_string(i) +
+                                                "/pattern: " + compiled.status().message());
     }
     r.pattern = std::move(*compiled);
     g->fewest_ = g->rules_.empty() ? r.min_services : std::min(g->fewest_, r.min_services);
@@ -117,7 +128,8 @@ Result<std::shared_ptr<const ContentGuard>> ContentGuard::Parse(const std::strin
   return std::shared_ptr<const ContentGuard>(std::move(g));
 }
 
-Result<std::shared_ptr<const ContentGuard>> ContentGuard::Load(const std::string& path, const SchemaRegistry& schemas) {
+Result<std::shared_ptr<const ContentGuard>> ContentGuard::Load(const std::string& path,
+                                                               const SchemaRegistry& schemas) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status(Code::kNotFound, "content guard file not found: " + path);
   std::stringstream ss;
@@ -193,21 +205,26 @@ std::string ContentGuard::CheckCommand(const std::string& body, GuardOutcome* ou
   *outcome = GuardOutcome{};
   rapidjson::Document cmd;
   cmd.Parse(body.c_str(), body.size());
-  if (cmd.HasParseError() || !cmd.IsObject() || !cmd.HasMember("message") || !cmd["message"].IsObject()) return body;
+  if (cmd.HasParseError() || !cmd.IsObject() || !cmd.HasMember("message") ||
+      !cmd["message"].IsObject())
+    return body;
   rapidjson::Value& message = cmd["message"];
   rapidjson::Value* text = nullptr;
-  if (message.HasMember("text") && message["text"].IsObject() && message["text"].HasMember("body") &&
-      message["text"]["body"].IsString()) {
+  if (message.HasMember("text") && message["text"].IsObject() &&
+      message["text"].HasMember("body") && message["text"]["body"].IsString()) {
     text = &message["text"]["body"];
   } else if (message.HasMember("interactive") && message["interactive"].IsObject() &&
-             message["interactive"].HasMember("body") && message["interactive"]["body"].IsObject() &&
-             message["interactive"]["body"].HasMember("text") && message["interactive"]["body"]["text"].IsString()) {
+             message["interactive"].HasMember("body") &&
+             message["interactive"]["body"].IsObject() &&
+             message["interactive"]["body"].HasMember("text") &&
+             message["interactive"]["body"]["text"].IsString()) {
     text = &message["interactive"]["body"]["text"];
   }
   if (!text) return body;
   *outcome = Check(std::string(text->GetString(), text->GetStringLength()));
   if (!outcome->changed) return body;
-  text->SetString(outcome->text.c_str(), static_cast<rapidjson::SizeType>(outcome->text.size()), cmd.GetAllocator());
+  text->SetString(outcome->text.c_str(), static_cast<rapidjson::SizeType>(outcome->text.size()),
+                  cmd.GetAllocator());
   rapidjson::StringBuffer b;
   rapidjson::Writer<rapidjson::StringBuffer> w(b);
   cmd.Accept(w);

@@ -16,17 +16,19 @@ namespace convoy::outbound {
 
 struct GuardOutcome {
   bool changed = false;
-  bool replaced = false;          // nothing was left: the fallback went instead
-  std::string text;               // what goes
+  bool replaced = false;           // nothing was left: the fallback went instead
+  std::string text;                // what goes
   std::vector<std::string> rules;  // the rules that matched, by name
 };
 
 class ContentGuard {
  public:
   // From the file's JSON text; `origin` names it in errors (a bad pattern, an unknown schema).
-  static Result<std::shared_ptr<const ContentGuard>> Parse(const std::string& json, const std::string& origin,
+  static Result<std::shared_ptr<const ContentGuard>> Parse(const std::string& json,
+                                                           const std::string& origin,
                                                            const SchemaRegistry& schemas);
-  static Result<std::shared_ptr<const ContentGuard>> Load(const std::string& path, const SchemaRegistry& schemas);
+  static Result<std::shared_ptr<const ContentGuard>> Load(const std::string& path,
+                                                          const SchemaRegistry& schemas);
 
   GuardOutcome Check(const std::string& text) const;
   // An outbound.send body with its text (text.body, interactive.body.text) checked; *outcome says

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "admin.h"
+#include "chatwoot_hook.h"
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
@@ -16,73 +18,102 @@
 #include "convoy/startup.h"
 #include "convoy/tokens.h"
 #include "convoy/topology.h"
-#include "admin.h"
-#include "chatwoot_hook.h"
 #include "deliverer.h"
 #include "extractor.h"
 #include "in_doubt.h"
 #include "retention_rules.h"
 #include "sender.h"
 
-DEFINE_bool(pacing, true, "Pace sends with token buckets per business number and per recipient (shared by replicas)");
+DEFINE_bool(
+    pacing, true,
+    "Pace sends with token buckets per business number and per recipient (shared by replicas)");
 DEFINE_double(number_rate, 80,
-              "Sends per second for a business number the registry does not have (a registered number goes at its "
+              "Sends per second for a business number the registry does not have (a registered "
+              "number goes at its "
               "throughput; Meta's default: 80)");
 DEFINE_double(number_burst, 20, "Sends a business number's bucket holds (burst above the rate)");
-DEFINE_double(pair_refill_seconds, 6, "Seconds per token of a recipient's bucket (Meta's pair rate: about 1 per 6 s)");
+DEFINE_double(pair_refill_seconds, 6,
+              "Seconds per token of a recipient's bucket (Meta's pair rate: about 1 per 6 s)");
 DEFINE_double(pair_burst, 45, "Sends a recipient's bucket holds (Meta allows bursts to one user)");
 DEFINE_int32(send_deadline_seconds, 24 * 3600,
-             "A send failing transiently (Meta down, rate limits) is retried, backing off up to the longest delay "
-             "tier, until this long after its first attempt or until its customer-service window closes, whichever "
+             "A send failing transiently (Meta down, rate limits) is retried, backing off up to "
+             "the longest delay "
+             "tier, until this long after its first attempt or until its customer-service window "
+             "closes, whichever "
              "is sooner; then it is failed and parked with the last error (60..604800)");
 DEFINE_int32(reconcile_seconds, 30,
-             "How long a send that may have reached Meta (no answer, or the process died) waits for its status "
+             "How long a send that may have reached Meta (no answer, or the process died) waits "
+             "for its status "
              "webhook before it is sent again (1..3600)");
 DEFINE_int32(record_attempts, 8,
-             "After Meta accepted a send, how many times recording it (sent, the wamid) is tried, through the "
-             "delay tiers (1 s, 5 s, 30 s, 2 m, then 10 m), before the command is parked with the wamid for a replay "
+             "After Meta accepted a send, how many times recording it (sent, the wamid) is tried, "
+             "through the "
+             "delay tiers (1 s, 5 s, 30 s, 2 m, then 10 m), before the command is parked with the "
+             "wamid for a replay "
              "that only records it (1..100)");
-DEFINE_int32(thread_control_deadline_seconds, 600,
-             "A call of Meta's thread_control (POST /v1/conversations/{id}/pass and /take) answered with a "
-             "transient error is retried through the delay tiers until this long after its first attempt; then the "
-             "conversation hears it failed (60..86400)");
-DEFINE_int32(in_doubt_interval_seconds, 15,
-             "How often the sends in doubt (Meta may have taken them, no record says so) are counted into "
-             "convoy_outbound_in_doubt_sends and convoy_outbound_in_doubt_oldest_seconds (1..3600)");
+DEFINE_int32(
+    thread_control_deadline_seconds, 600,
+    "A call of Meta's thread_control (POST /v1/conversations/{id}/pass and /take) answered with a "
+    "transient error is retried through the delay tiers until this long after its first attempt; "
+    "then the "
+    "conversation hears it failed (60..86400)");
+DEFINE_int32(
+    in_doubt_interval_seconds, 15,
+    "How often the sends in doubt (Meta may have taken them, no record says so) are counted into "
+    "convoy_outbound_in_doubt_sends and convoy_outbound_in_doubt_oldest_seconds (1..3600)");
 
 DEFINE_int32(template_sync_page_size, 100,
-             "Templates asked for per page when POST /v1/templates/sync reads a WABA's catalog from Graph (1..1000)");
-DEFINE_int32(template_sync_max_pages, 200,
-             "Pages a template sync reads at most; a WABA with more is not synced, and says so (1..100000)");
+             "Templates asked for per page when POST /v1/templates/sync reads a WABA's catalog "
+             "from Graph (1..1000)");
+DEFINE_int32(
+    template_sync_max_pages, 200,
+    "Pages a template sync reads at most; a WABA with more is not synced, and says so (1..100000)");
 
 DEFINE_string(sinks_file, "",
-              "Where results go, by name (JSON, proto-schemas/sinks.v1.json); without it results are held until "
+              "Where results go, by name (JSON, proto-schemas/sinks.v1.json); without it results "
+              "are held until "
               "their sink is configured");
 DEFINE_string(delivery_schedule, "0,5s,5m,30m,2h,5h,10h,10h",
-              "Delays before each delivery attempt (ms, s, m, h); its length is the number of attempts, then the "
+              "Delays before each delivery attempt (ms, s, m, h); its length is the number of "
+              "attempts, then the "
               "delivery is parked");
-DEFINE_int32(delivery_timeout_seconds, 15, "Timeout of one delivery attempt, for sinks that name none (1..120)");
+DEFINE_int32(delivery_timeout_seconds, 15,
+             "Timeout of one delivery attempt, for sinks that name none (1..120)");
 DEFINE_string(media_public_url, "http://127.0.0.1:8082",
-              "convoy-media's address as a sink's receiver (and Meta, for an agent's photo) reaches it: photo links are "
+              "convoy-media's address as a sink's receiver (and Meta, for an agent's photo) "
+              "reaches it: photo links are "
               "<url>/media/<name>?expires=&sig=");
-DEFINE_string(media_link_secret_file, "", "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
-DEFINE_int32(media_link_ttl_seconds, 7 * 86400, "How long a delivered photo link (or an agent's photo sent to Meta) works (60..2592000 s)");
+DEFINE_string(
+    media_link_secret_file, "",
+    "File holding the secret photo links are signed with (else CONVOY_MEDIA_LINK_SECRET)");
+DEFINE_int32(
+    media_link_ttl_seconds, 7 * 86400,
+    "How long a delivered photo link (or an agent's photo sent to Meta) works (60..2592000 s)");
 DEFINE_int32(shopify_reconcile_seconds, 30,
-             "A Shopify attempt whose outcome is unknown is looked up by its tag no sooner than this after it "
+             "A Shopify attempt whose outcome is unknown is looked up by its tag no sooner than "
+             "this after it "
              "started (the store's search is indexed after its writes; 1..3600)");
 DEFINE_string(conversation_api_url, "http://127.0.0.1:8081",
-              "convoy-conversation's address from outbound: a Chatwoot agent's reply (POST /hooks/chatwoot/{sink}) is "
+              "convoy-conversation's address from outbound: a Chatwoot agent's reply (POST "
+              "/hooks/chatwoot/{sink}) is "
               "sent through its POST /v1/conversations/{id}/messages with the sink's agent_token");
 DEFINE_string(extractors_file, "",
-              "Extractors a flow may name (proto-schemas/extractors.v1.json): OpenAI-compatible chat-completions "
-              "endpoints asked for the fields an answer's rules could not find; empty: none (the person is asked)");
+              "Extractors a flow may name (proto-schemas/extractors.v1.json): OpenAI-compatible "
+              "chat-completions "
+              "endpoints asked for the fields an answer's rules could not find; empty: none (the "
+              "person is asked)");
 DEFINE_string(content_guard_file, "deploy/guard/content-guard.json",
-              "Deny rules applied to every text just before the Graph API call (proto-schemas/content_guard.v1.json); "
+              "Deny rules applied to every text just before the Graph API call "
+              "(proto-schemas/content_guard.v1.json); "
               "empty: no guard");
-DEFINE_string(admin_token_file, "", "File holding the admin API's bearer token, a global admin (else CONVOY_ADMIN_TOKEN)");
+DEFINE_string(
+    admin_token_file, "",
+    "File holding the admin API's bearer token, a global admin (else CONVOY_ADMIN_TOKEN)");
 DEFINE_string(tokens_file, "",
-              "Named API tokens, one a line: name role tenant sha256:<hex> (roles viewer, agent, manager, operator, "
-              "admin; tenant or *); read again when it changes and on SIGHUP. `convoyctl token hash` prints a line");
+              "Named API tokens, one a line: name role tenant sha256:<hex> (roles viewer, agent, "
+              "manager, operator, "
+              "admin; tenant or *); read again when it changes and on SIGHUP. `convoyctl token "
+              "hash` prints a line");
 
 namespace {
 
@@ -94,7 +125,9 @@ bool ValidateReconcile(const char* flag, int32_t v) { return InRange(flag, v, 1,
 bool ValidateSendDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 7 * 86400); }
 bool ValidateRecordAttempts(const char* flag, int32_t v) { return InRange(flag, v, 1, 100); }
 bool ValidateInDoubtInterval(const char* flag, int32_t v) { return InRange(flag, v, 1, 3600); }
-bool ValidateThreadControlDeadline(const char* flag, int32_t v) { return InRange(flag, v, 60, 86400); }
+bool ValidateThreadControlDeadline(const char* flag, int32_t v) {
+  return InRange(flag, v, 60, 86400);
+}
 bool ValidateTemplatePageSize(const char* flag, int32_t v) { return InRange(flag, v, 1, 1000); }
 bool ValidateTemplateMaxPages(const char* flag, int32_t v) { return InRange(flag, v, 1, 100000); }
 
@@ -103,7 +136,8 @@ bool ValidateShopifyReconcile(const char* flag, int32_t v) { return InRange(flag
 bool ValidateLinkTtl(const char* flag, int32_t v) { return InRange(flag, v, 60, 30 * 86400); }
 bool ValidateSchedule(const char* flag, const std::string& v) {
   auto s = convoy::outbound::ParseSchedule(v);
-  if (!s.ok()) std::fprintf(stderr, "invalid value for --%s: %s\n", flag, s.status().message().c_str());
+  if (!s.ok())
+    std::fprintf(stderr, "invalid value for --%s: %s\n", flag, s.status().message().c_str());
   return s.ok();
 }
 
@@ -129,20 +163,24 @@ DEFINE_validator(template_sync_max_pages, &ValidateTemplateMaxPages);
 
 namespace {
 
-convoy::HandlerFactory SenderFactory(const convoy::SchemaRegistry& schemas, const convoy::outbound::SenderSettings& settings,
+convoy::HandlerFactory SenderFactory(const convoy::SchemaRegistry& schemas,
+                                     const convoy::outbound::SenderSettings& settings,
                                      convoy::Publisher& publisher, bool status) {
   return [&schemas, settings, &publisher, status]() -> convoy::Result<convoy::DeliveryHandler> {
     auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
     if (!db.ok()) return db.status();
     std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
     auto sender = std::make_shared<convoy::outbound::Sender>(
-        *conn, schemas, settings,
-        [&publisher](convoy::AmqpMessage m) { return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10)); });
+        *conn, schemas, settings, [&publisher](convoy::AmqpMessage m) {
+          return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
+        });
     if (status) {
-      return convoy::DeliveryHandler([conn, sender](const convoy::Delivery& d) { return sender->HandleStatus(d); });
+      return convoy::DeliveryHandler(
+          [conn, sender](const convoy::Delivery& d) { return sender->HandleStatus(d); });
     }
-    return convoy::Ledgered([conn, sender](const convoy::Delivery& d) { return sender->HandleSend(d); }, *conn,
-                            convoy::kUnlimitedAttempts);
+    return convoy::Ledgered(
+        [conn, sender](const convoy::Delivery& d) { return sender->HandleSend(d); }, *conn,
+        convoy::kUnlimitedAttempts);
   };
 }
 
@@ -151,22 +189,27 @@ convoy::HandlerFactory SenderFactory(const convoy::SchemaRegistry& schemas, cons
 int main(int argc, char** argv) {
   // 1. load config
   convoy::SetFlagDefault("http_port", "8083");
-  convoy::InitService("outbound", "convoy-outbound: sends WhatsApp messages through the Graph API", &argc, &argv);
+  convoy::InitService("outbound", "convoy-outbound: sends WhatsApp messages through the Graph API",
+                      &argc, &argv);
   auto token = convoy::LoadSecret("CONVOY_GRAPH_TOKEN", FLAGS_graph_token_file);
   // 2. validate: a token, schemas, a reachable and migrated database
   // Sinks first: a wrong sink is a configuration error, named before anything connects.
   convoy::SchemaRegistry config_schemas;
   convoy::Status loaded = config_schemas.LoadDir(FLAGS_schema_dir);
-  auto sinks = loaded.ok() ? convoy::outbound::LoadSinks(FLAGS_sinks_file, config_schemas,
-                                                          std::chrono::seconds(FLAGS_delivery_timeout_seconds))
+  auto sinks = loaded.ok() ? convoy::outbound::LoadSinks(
+                                 FLAGS_sinks_file, config_schemas,
+                                 std::chrono::seconds(FLAGS_delivery_timeout_seconds))
                            : convoy::Result<convoy::outbound::SinkSet>(loaded);
   if (!sinks.ok()) {
-    LOG(ERROR) << "service=outbound event=startup_failed flag=--sinks_file error=" << sinks.status().ToString();
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--sinks_file error="
+               << sinks.status().ToString();
     return 1;
   }
   convoy::DatabaseService base;
-  convoy::Status s = token.ok() ? convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn, FLAGS_migrations_dir, FLAGS_migrate, &base)
-                                : token.status();
+  convoy::Status s =
+      token.ok() ? convoy::PrepareDatabaseService(FLAGS_schema_dir, FLAGS_pg_dsn,
+                                                  FLAGS_migrations_dir, FLAGS_migrate, &base)
+                 : token.status();
   if (!s.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed error=" << s.ToString();
     return 1;
@@ -175,29 +218,34 @@ int main(int argc, char** argv) {
   auto link_secret = convoy::LoadSecret("CONVOY_MEDIA_LINK_SECRET", FLAGS_media_link_secret_file);
   auto admin_token = convoy::LoadSecret("CONVOY_ADMIN_TOKEN", FLAGS_admin_token_file);
   if (!sinks->sinks.empty() && !link_secret.ok()) {
-    LOG(ERROR) << "service=outbound event=startup_failed error=sinks deliver photos as signed links: "
-               << link_secret.status().ToString();
+    LOG(ERROR)
+        << "service=outbound event=startup_failed error=sinks deliver photos as signed links: "
+        << link_secret.status().ToString();
     return 1;
   }
   if (!FLAGS_admin_token_file.empty() && !admin_token.ok()) {
-    LOG(ERROR) << "service=outbound event=startup_failed flag=--admin_token_file error=" << admin_token.status().ToString();
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--admin_token_file error="
+               << admin_token.status().ToString();
     return 1;
   }
   auto tokens = convoy::TokenStore::Open(FLAGS_tokens_file, admin_token.ok() ? *admin_token : "");
   if (!tokens.ok()) {
-    LOG(ERROR) << "service=outbound event=startup_failed flag=--tokens_file error=" << tokens.status().ToString();
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--tokens_file error="
+               << tokens.status().ToString();
     return 1;
   }
   for (const auto& [name, sink] : sinks->sinks) {
     LOG(INFO) << "service=outbound event=sink_configured sink=" << name
-              << " kind=" << convoy::outbound::KindName(sink.kind)
-              << " url=" << sink.url << (sink.allow_private ? " allow_private=true" : "");
+              << " kind=" << convoy::outbound::KindName(sink.kind) << " url=" << sink.url
+              << (sink.allow_private ? " allow_private=true" : "");
   }
   {
     auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
-    auto released = db.ok() ? convoy::outbound::ReleaseHeld(**db, *sinks) : convoy::Result<int64_t>(db.status());
+    auto released = db.ok() ? convoy::outbound::ReleaseHeld(**db, *sinks)
+                            : convoy::Result<int64_t>(db.status());
     if (!released.ok()) {
-      LOG(WARNING) << "service=outbound event=release_held_failed error=" << released.status().ToString();
+      LOG(WARNING) << "service=outbound event=release_held_failed error="
+                   << released.status().ToString();
     } else if (*released > 0) {
       LOG(WARNING) << "service=outbound event=held_deliveries_released count=" << *released;
     }
@@ -219,11 +267,12 @@ int main(int argc, char** argv) {
   const convoy::AmqpOptions& amqp = *amqp_options;
   convoy::Publisher publisher(amqp);
   convoy::outbound::SenderSettings settings;
-  settings.graph = {FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms),
-                    convoy::DeploymentGraphSecrets(FLAGS_graph_token_file,
-                                                   std::chrono::seconds(FLAGS_graph_token_check_seconds))};
-  settings.pacing = {FLAGS_pacing, FLAGS_number_rate, FLAGS_number_burst, 1.0 / FLAGS_pair_refill_seconds,
-                     FLAGS_pair_burst};
+  settings.graph = {
+      FLAGS_graph_base_url, *token, std::chrono::milliseconds(FLAGS_graph_timeout_ms),
+      convoy::DeploymentGraphSecrets(FLAGS_graph_token_file,
+                                     std::chrono::seconds(FLAGS_graph_token_check_seconds))};
+  settings.pacing = {FLAGS_pacing, FLAGS_number_rate, FLAGS_number_burst,
+                     1.0 / FLAGS_pair_refill_seconds, FLAGS_pair_burst};
   settings.send_deadline = std::chrono::seconds(FLAGS_send_deadline_seconds);
   settings.reconcile = std::chrono::seconds(FLAGS_reconcile_seconds);
   settings.record_attempts = FLAGS_record_attempts;
@@ -233,7 +282,8 @@ int main(int argc, char** argv) {
   settings.link_ttl = std::chrono::seconds(FLAGS_media_link_ttl_seconds);
   auto extractors = convoy::outbound::LoadExtractors(FLAGS_extractors_file, schemas);
   if (!extractors.ok()) {
-    LOG(ERROR) << "service=outbound event=startup_failed flag=--extractors_file error=" << extractors.status().ToString();
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--extractors_file error="
+               << extractors.status().ToString();
     return 1;
   }
   LOG(INFO) << "service=outbound event=extractors_loaded count=" << extractors->extractors.size();
@@ -245,59 +295,69 @@ int main(int argc, char** argv) {
     }
     auto guard = convoy::outbound::ContentGuard::Load(path, schemas);
     if (!guard.ok()) {
-      LOG(ERROR) << "service=outbound event=startup_failed flag=--content_guard_file error=" << guard.status().ToString();
+      LOG(ERROR) << "service=outbound event=startup_failed flag=--content_guard_file error="
+                 << guard.status().ToString();
       return 1;
     }
     settings.guard = *guard;
-    LOG(INFO) << "service=outbound event=content_guard_loaded file=" << path << " rules=" << (*guard)->rules();
+    LOG(INFO) << "service=outbound event=content_guard_loaded file=" << path
+              << " rules=" << (*guard)->rules();
   } else {
     LOG(WARNING) << "service=outbound event=content_guard_off (--content_guard_file is empty)";
   }
   convoy::ConsumerGroup consumers(publisher);
-  // Sends have a retry budget in time (--send_deadline_seconds), not a count: the sender parks them.
-  s = consumers.Add({amqp, convoy::queues::kOutboundSend, FLAGS_prefetch, convoy::kUnlimitedAttempts}, FLAGS_consumer_threads,
-                    SenderFactory(schemas, settings, publisher, false));
+  // Sends have a retry budget in time (--send_deadline_seconds), not a count: the sender parks
+  // them.
+  s = consumers.Add(
+      {amqp, convoy::queues::kOutboundSend, FLAGS_prefetch, convoy::kUnlimitedAttempts},
+      FLAGS_consumer_threads, SenderFactory(schemas, settings, publisher, false));
   if (s.ok()) {
-    s = consumers.Add({amqp, convoy::queues::kOutboundStatus, FLAGS_prefetch, FLAGS_max_attempts}, 1,
-                      SenderFactory(schemas, settings, publisher, true));
+    s = consumers.Add({amqp, convoy::queues::kOutboundStatus, FLAGS_prefetch, FLAGS_max_attempts},
+                      1, SenderFactory(schemas, settings, publisher, true));
   }
   if (s.ok()) {
     // Deliveries count their attempts themselves (the schedule), like sends.
-    s = consumers.Add({amqp, convoy::queues::kOutboundDeliver, FLAGS_prefetch, convoy::kUnlimitedAttempts},
-                      FLAGS_consumer_threads, [&]() -> convoy::Result<convoy::DeliveryHandler> {
-                        auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
-                        if (!db.ok()) return db.status();
-                        std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
-                        auto deliverer =
-                            std::make_shared<convoy::outbound::Deliverer>(*conn, schemas, *sinks, delivery, throttle);
-                        return convoy::Ledgered(
-                            [conn, deliverer](const convoy::Delivery& d) { return deliverer->Handle(d); }, *conn,
-                            convoy::kUnlimitedAttempts);
-                      });
+    s = consumers.Add(
+        {amqp, convoy::queues::kOutboundDeliver, FLAGS_prefetch, convoy::kUnlimitedAttempts},
+        FLAGS_consumer_threads, [&]() -> convoy::Result<convoy::DeliveryHandler> {
+          auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+          if (!db.ok()) return db.status();
+          std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
+          auto deliverer = std::make_shared<convoy::outbound::Deliverer>(*conn, schemas, *sinks,
+                                                                         delivery, throttle);
+          return convoy::Ledgered(
+              [conn, deliverer](const convoy::Delivery& d) { return deliverer->Handle(d); }, *conn,
+              convoy::kUnlimitedAttempts);
+        });
   }
   if (s.ok()) {
     // Extractor calls: bounded by the deadline each command carries, then always answered.
-    s = consumers.Add({amqp, convoy::queues::kOutboundExtract, FLAGS_prefetch, convoy::kUnlimitedAttempts},
-                      FLAGS_consumer_threads, [&]() -> convoy::Result<convoy::DeliveryHandler> {
-                        auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
-                        if (!db.ok()) return db.status();
-                        std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
-                        auto extractor = std::make_shared<convoy::outbound::Extractor>(
-                            schemas, *extractors, [&publisher](convoy::AmqpMessage m) {
-                              return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
-                            });
-                        return convoy::Ledgered(
-                            [conn, extractor](const convoy::Delivery& d) { return extractor->Handle(d); }, *conn,
-                            convoy::kUnlimitedAttempts);
-                      });
+    s = consumers.Add(
+        {amqp, convoy::queues::kOutboundExtract, FLAGS_prefetch, convoy::kUnlimitedAttempts},
+        FLAGS_consumer_threads, [&]() -> convoy::Result<convoy::DeliveryHandler> {
+          auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+          if (!db.ok()) return db.status();
+          std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
+          auto extractor = std::make_shared<convoy::outbound::Extractor>(
+              schemas, *extractors, [&publisher](convoy::AmqpMessage m) {
+                return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
+              });
+          return convoy::Ledgered(
+              [conn, extractor](const convoy::Delivery& d) { return extractor->Handle(d); }, *conn,
+              convoy::kUnlimitedAttempts);
+        });
   }
   if (!s.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed error=" << s.ToString();
     return 1;
   }
-  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 1 << 20, [&] {
-                               return publisher.connected() && consumers.connected() && base.DatabaseReachable();
-                             }, {}, convoy::HttpLimitsFromFlags()});
+  convoy::HttpServer server(
+      {FLAGS_http_host,
+       FLAGS_http_port,
+       1 << 20,
+       [&] { return publisher.connected() && consumers.connected() && base.DatabaseReachable(); },
+       {},
+       convoy::HttpLimitsFromFlags()});
   convoy::outbound::AdminSettings admin;
   admin.pg_dsn = FLAGS_pg_dsn;
   admin.tokens = *tokens;
@@ -313,14 +373,16 @@ int main(int argc, char** argv) {
   convoy::outbound::chatwoot::HookSettings hook;
   hook.pg_dsn = FLAGS_pg_dsn;
   hook.conversation_api_url = FLAGS_conversation_api_url;
-  server.Route("POST", convoy::outbound::chatwoot::kHookPrefix, [hook, &sinks](const convoy::HttpRequest& r) {
-    return convoy::outbound::chatwoot::HandleHook(r, *sinks, hook);
-  });
-  convoy::RetentionLoop retention(FLAGS_pg_dsn, "outbound", convoy::outbound::RetentionRules(FLAGS_retention_days),
+  server.Route("POST", convoy::outbound::chatwoot::kHookPrefix,
+               [hook, &sinks](const convoy::HttpRequest& r) {
+                 return convoy::outbound::chatwoot::HandleHook(r, *sinks, hook);
+               });
+  convoy::RetentionLoop retention(FLAGS_pg_dsn, "outbound",
+                                  convoy::outbound::RetentionRules(FLAGS_retention_days),
                                   std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
-  convoy::outbound::InDoubtMonitor in_doubt(FLAGS_pg_dsn, std::chrono::seconds(FLAGS_in_doubt_interval_seconds),
-                                            settings.reconcile);
+  convoy::outbound::InDoubtMonitor in_doubt(
+      FLAGS_pg_dsn, std::chrono::seconds(FLAGS_in_doubt_interval_seconds), settings.reconcile);
   in_doubt.Start();
   // 4. run
   return convoy::ServeUntilSignal("outbound", server, publisher, consumers, {}, {},

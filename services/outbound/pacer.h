@@ -15,9 +15,9 @@
 namespace convoy::outbound {
 
 struct Bucket {
-  std::string key;    // "number:<phone_number_id>", "pair:<phone_number_id>:<wa_id>"
-  double rate = 1;    // tokens per second
-  double burst = 1;   // capacity
+  std::string key;   // "number:<phone_number_id>", "pair:<phone_number_id>:<wa_id>"
+  double rate = 1;   // tokens per second
+  double burst = 1;  // capacity
 };
 
 class Pacer {

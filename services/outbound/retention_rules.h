@@ -12,15 +12,23 @@ namespace convoy::outbound {
 inline std::vector<PruneRule> RetentionRules(int history_days) {
   const int64_t age = history_days * int64_t{86400};
   return {
-      {"outbound_messages", "updated_at < now() - $1::interval AND status IN ('sent', 'delivered', 'read', 'failed')", age,
-       "dedupe_key", {}},
+      {"outbound_messages",
+       "updated_at < now() - $1::interval AND status IN ('sent', 'delivered', 'read', 'failed')",
+       age,
+       "dedupe_key",
+       {}},
       {"delivery_attempts", "started_at < now() - $1::interval", age, "id", {}},
-      {"thread_controls", "updated_at < now() - $1::interval AND status IN ('done', 'failed', 'unknown')", age,
-       "dedupe_key", {}},
+      {"thread_controls",
+       "updated_at < now() - $1::interval AND status IN ('done', 'failed', 'unknown')",
+       age,
+       "dedupe_key",
+       {}},
       {"deliveries",
        "updated_at < now() - $1::interval AND status IN ('delivered', 'parked') AND NOT EXISTS "
        "(SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = deliveries.id)",
-       age, "id", {}},
+       age,
+       "id",
+       {}},
       {"chatwoot_conversations", "updated_at < now() - $1::interval", age, "conversation_id", {}},
   };
 }

@@ -13,10 +13,10 @@
 #include <thread>
 
 #include "convoy/events.h"
-#include "convoy/rfc3339.h"
 #include "convoy/log.h"
 #include "convoy/metrics.h"
 #include "convoy/rapidjson_util.h"
+#include "convoy/rfc3339.h"
 #include "convoy/topology.h"
 #include "graph.h"
 
@@ -26,13 +26,14 @@ namespace {
 
 constexpr const char* kCallbackPrefix = "convoy:";
 constexpr int64_t kWindowSeconds = 24 * 3600;  // Meta's customer-service window
-constexpr int kWindowClosedCode = 131047;       // what Meta answers outside it
-constexpr int kInvalidParameterCode = 100;      // what Meta answers for a message over its limits
+constexpr int kWindowClosedCode = 131047;      // what Meta answers outside it
+constexpr int kInvalidParameterCode = 100;     // what Meta answers for a message over its limits
 
 // Where a dedupe key stands, without taking anything: settled, or claimed by an attempt of
 // `age` seconds.
 constexpr const char* kLookup =
-    "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, 1e9) "
+    "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, "
+    "1e9) "
     "FROM outbound_messages WHERE dedupe_key = $1";
 // The same, and the first send of the same conversation written before this one (a lower outbox
 // id) that is not settled yet: neither settled in the ledger (done, parked, abandoned) nor settled
@@ -40,14 +41,19 @@ constexpr const char* kLookup =
 // back from a delay queue (0 when due or in flight); "" when this send is next in its conversation
 // or has no outbox row (a command from elsewhere). One row always: status "" when no attempt yet.
 constexpr const char* kLookupInOrder =
-    "SELECT coalesce(m.status, ''), coalesce(extract(epoch FROM clock_timestamp() - m.attempt_started_at)::float8, 1e9), "
+    "SELECT coalesce(m.status, ''), coalesce(extract(epoch FROM clock_timestamp() - "
+    "m.attempt_started_at)::float8, 1e9), "
     "coalesce(e.dedupe_key, ''), coalesce(e.due_ms, 0), coalesce(m.author, '') "
     "FROM (SELECT $1::text AS k) me LEFT JOIN outbound_messages m ON m.dedupe_key = me.k "
-    "LEFT JOIN LATERAL (SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint AS due_ms "
-    "FROM outbox mine JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id "
+    "LEFT JOIN LATERAL (SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * "
+    "1000)::bigint AS due_ms "
+    "FROM outbox mine JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < "
+    "mine.id "
     "AND o.settled_at IS NULL AND o.routing_key = 'outbound.send' "
-    "WHERE mine.dedupe_key = me.k AND NOT EXISTS (SELECT 1 FROM outbound_messages s WHERE s.dedupe_key = o.dedupe_key "
-    "AND s.status IN ('sent', 'delivered', 'read', 'failed', 'unknown')) ORDER BY o.id LIMIT 1) e ON true";
+    "WHERE mine.dedupe_key = me.k AND NOT EXISTS (SELECT 1 FROM outbound_messages s WHERE "
+    "s.dedupe_key = o.dedupe_key "
+    "AND s.status IN ('sent', 'delivered', 'read', 'failed', 'unknown')) ORDER BY o.id LIMIT 1) e "
+    "ON true";
 // Claims an attempt in one statement (the row lock of ON CONFLICT makes it atomic between
 // replicas): the row is created 'sending', or moved to 'sending' unless it is settled or an
 // attempt that may have reached Meta is younger than the reconcile time ($6 s). No row returned:
@@ -58,33 +64,46 @@ constexpr const char* kLookupInOrder =
 // words of a handoff, written in the handoff's own transaction, still go): it is cancelled
 // (kCancelForOwner). The takeover commits under the conversation's row lock; this statement sees
 // it or precedes it.
-#define TAKEN_OVER                                                                                      \
-  "SELECT 1 FROM conversations c WHERE c.conversation_key = $2 AND c.owner <> 'bot' AND c.owner_since > " \
+#define TAKEN_OVER                                                                        \
+  "SELECT 1 FROM conversations c WHERE c.conversation_key = $2 AND c.owner <> 'bot' AND " \
+  "c.owner_since > "                                                                      \
   "coalesce((SELECT o.created_at FROM outbox o WHERE o.dedupe_key = $1), '-infinity')"
 constexpr const char* kClaim =
     "WITH prev AS (SELECT status FROM outbound_messages WHERE dedupe_key = $1) "
-    "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "correlation_id, attempt_started_at, received_at, author) SELECT $1, $2, $3, $4, 'sending', 1, $5, "
-    "clock_timestamp(), NULLIF($7, '')::timestamptz, $8 WHERE $8 <> 'bot' OR NOT EXISTS (" TAKEN_OVER ") "
+    "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, "
+    "status, attempts, "
+    "correlation_id, attempt_started_at, received_at, author) SELECT $1, $2, $3, $4, 'sending', 1, "
+    "$5, "
+    "clock_timestamp(), NULLIF($7, '')::timestamptz, $8 WHERE $8 <> 'bot' OR NOT EXISTS "
+    "(" TAKEN_OVER
+    ") "
     "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'sending', attempts = m.attempts + 1, "
-    "attempt_started_at = clock_timestamp(), updated_at = now(), author = coalesce(m.author, EXCLUDED.author) "
-    "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN ('sending', 'uncertain') "
+    "attempt_started_at = clock_timestamp(), updated_at = now(), author = coalesce(m.author, "
+    "EXCLUDED.author) "
+    "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed') AND NOT (m.status IN "
+    "('sending', 'uncertain') "
     "AND m.attempt_started_at > clock_timestamp() - make_interval(secs => $6::float8)) "
-    "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new'), floor(extract(epoch FROM m.created_at))::bigint";
+    "RETURNING m.attempts, coalesce((SELECT status FROM prev), 'new'), floor(extract(epoch FROM "
+    "m.created_at))::bigint";
 constexpr const char* kOwner = "SELECT c.owner FROM conversations c WHERE EXISTS (" TAKEN_OVER ")";
 constexpr const char* kCancelForOwner =
-    "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, status, "
-    "correlation_id, error_reason) VALUES ($1, $2, $3, $4, 'cancelled', $5, $6) ON CONFLICT (dedupe_key) DO UPDATE "
+    "INSERT INTO outbound_messages AS m (dedupe_key, conversation_key, phone_number_id, recipient, "
+    "status, "
+    "correlation_id, error_reason) VALUES ($1, $2, $3, $4, 'cancelled', $5, $6) ON CONFLICT "
+    "(dedupe_key) DO UPDATE "
     "SET status = 'cancelled', error_reason = EXCLUDED.error_reason, updated_at = now() "
-    "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed', 'sending', 'uncertain', 'cancelled')";
+    "WHERE m.status NOT IN ('sent', 'delivered', 'read', 'failed', 'sending', 'uncertain', "
+    "'cancelled')";
 // A status webhook may have settled the row already (wamid set, sent or further): keep that.
 constexpr const char* kMarkSent =
     "UPDATE outbound_messages SET status = 'sent', wamid = coalesce(wamid, $2), error_code = NULL, "
-    "error_reason = NULL, updated_at = now() WHERE dedupe_key = $1 AND status IN ('sending', 'uncertain', 'retrying')";
+    "error_reason = NULL, updated_at = now() WHERE dedupe_key = $1 AND status IN ('sending', "
+    "'uncertain', 'retrying')";
 // Meta's answer named a wamid another row already holds: the send is recorded as sent (Meta took
 // it) without the wamid, and the reason names the row that holds it.
 constexpr const char* kMarkSentConflict =
-    "UPDATE outbound_messages SET status = 'sent', error_code = NULL, error_reason = $2, updated_at = now() "
+    "UPDATE outbound_messages SET status = 'sent', error_code = NULL, error_reason = $2, "
+    "updated_at = now() "
     "WHERE dedupe_key = $1 AND status IN ('sending', 'uncertain', 'retrying')";
 // The send that holds a wamid, other than $2 (an integrity error when there is one).
 constexpr const char* kWamidHolder =
@@ -92,13 +111,17 @@ constexpr const char* kWamidHolder =
 // Whether any send is known by this wamid or dedupe key (a status that moved nothing is stale), and
 // who wrote it.
 constexpr const char* kKnownSend =
-    "SELECT dedupe_key, coalesce(author, '') FROM outbound_messages WHERE wamid = $1 OR dedupe_key = $2 LIMIT 1";
+    "SELECT dedupe_key, coalesce(author, '') FROM outbound_messages WHERE wamid = $1 OR dedupe_key "
+    "= $2 LIMIT 1";
 // An agent's send where its status stands (sent, delivered, read or failed): what its conversation
 // tells the business (outbound.status_changed, then conversation.message_status).
 constexpr const char* kAgentSend =
-    "SELECT status, coalesce(conversation_key, ''), correlation_id, coalesce(wamid, ''), coalesce(error_code, 0), "
-    "coalesce(error_reason, ''), author, floor(extract(epoch FROM updated_at))::bigint FROM outbound_messages "
-    "WHERE dedupe_key = $1 AND author LIKE 'agent:%' AND status IN ('sent', 'delivered', 'read', 'failed')";
+    "SELECT status, coalesce(conversation_key, ''), correlation_id, coalesce(wamid, ''), "
+    "coalesce(error_code, 0), "
+    "coalesce(error_reason, ''), author, floor(extract(epoch FROM updated_at))::bigint FROM "
+    "outbound_messages "
+    "WHERE dedupe_key = $1 AND author LIKE 'agent:%' AND status IN ('sent', 'delivered', 'read', "
+    "'failed')";
 constexpr const char* kMarkUncertain =
     "UPDATE outbound_messages SET status = 'uncertain', error_reason = $2, updated_at = now() "
     "WHERE dedupe_key = $1 AND status = 'sending'";
@@ -106,13 +129,17 @@ constexpr const char* kMarkUncertain =
 // outcome unknown. A status webhook can still move it forward; it is no longer counted in doubt
 // (nothing more will be done for it, so an alert on it could never clear).
 constexpr const char* kMarkGivenUp =
-    "UPDATE outbound_messages SET status = 'unknown', updated_at = now() WHERE dedupe_key = $1 AND status = 'uncertain'";
+    "UPDATE outbound_messages SET status = 'unknown', updated_at = now() WHERE dedupe_key = $1 AND "
+    "status = 'uncertain'";
 constexpr const char* kMarkRetrying =
-    "UPDATE outbound_messages SET status = 'retrying', error_code = $2::int, error_reason = $3, updated_at = now() "
+    "UPDATE outbound_messages SET status = 'retrying', error_code = $2::int, error_reason = $3, "
+    "updated_at = now() "
     "WHERE dedupe_key = $1 AND status = 'sending'";
 constexpr const char* kMarkFailed =
-    "INSERT INTO outbound_messages (dedupe_key, conversation_key, phone_number_id, recipient, status, attempts, "
-    "error_code, error_reason, correlation_id, author) VALUES ($1, $2, $3, $4, 'failed', 0, $5::int, $6, $7, $8) "
+    "INSERT INTO outbound_messages (dedupe_key, conversation_key, phone_number_id, recipient, "
+    "status, attempts, "
+    "error_code, error_reason, correlation_id, author) VALUES ($1, $2, $3, $4, 'failed', 0, "
+    "$5::int, $6, $7, $8) "
     "ON CONFLICT (dedupe_key) DO UPDATE SET status = 'failed', error_code = EXCLUDED.error_code, "
     "error_reason = EXCLUDED.error_reason, updated_at = now(), "
     "author = coalesce(outbound_messages.author, EXCLUDED.author) "
@@ -123,38 +150,49 @@ constexpr const char* kMarkFailed =
 constexpr const char* kApplyStatus =
     "UPDATE outbound_messages SET status = $2, wamid = coalesce(wamid, $1), "
     "error_code = CASE WHEN $2 = 'failed' THEN coalesce($3::int, error_code) END, "
-    "error_reason = CASE WHEN $2 = 'failed' THEN coalesce($4, error_reason) END, updated_at = now() "
+    "error_reason = CASE WHEN $2 = 'failed' THEN coalesce($4, error_reason) END, updated_at = "
+    "now() "
     "WHERE (wamid = $1 OR (wamid IS NULL AND dedupe_key = $5)) AND "
-    "(CASE status WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 1 END) < "
-    "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE 0 END) "
-    "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id, phone_number_id, recipient, "
+    "(CASE status WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN "
+    "5 ELSE 1 END) < "
+    "(CASE $2 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'failed' THEN 5 "
+    "ELSE 0 END) "
+    "RETURNING dedupe_key, coalesce(conversation_key, ''), correlation_id, phone_number_id, "
+    "recipient, "
     "coalesce(author, '')";
 
-constexpr int kMarketingStoppedCode = 131050;     // Meta's "user stopped marketing messages"
+constexpr int kMarketingStoppedCode = 131050;  // Meta's "user stopped marketing messages"
 constexpr const char* kMarketingStopped =
-    "SELECT source FROM marketing_preferences WHERE phone_number_id = $1 AND recipient = $2 AND stopped";
+    "SELECT source FROM marketing_preferences WHERE phone_number_id = $1 AND recipient = $2 AND "
+    "stopped";
 // A user's choice as of `changed_at` (seconds): an older one delivered late changes nothing.
 constexpr const char* kSetMarketing =
     "INSERT INTO marketing_preferences (phone_number_id, recipient, stopped, changed_at, source) "
-    "VALUES ($1, $2, $3::boolean, to_timestamp($4::bigint), $5) ON CONFLICT (phone_number_id, recipient) DO UPDATE "
+    "VALUES ($1, $2, $3::boolean, to_timestamp($4::bigint), $5) ON CONFLICT (phone_number_id, "
+    "recipient) DO UPDATE "
     "SET stopped = EXCLUDED.stopped, changed_at = EXCLUDED.changed_at, source = EXCLUDED.source "
     "WHERE marketing_preferences.changed_at <= EXCLUDED.changed_at";
 // A number's send rate from the registry (0018_number_throughput.sql).
 constexpr const char* kNumberThroughput =
-    "SELECT throughput, status, coalesce(paused_reason, ''), app FROM numbers WHERE phone_number_id = $1";
+    "SELECT throughput, status, coalesce(paused_reason, ''), app FROM numbers WHERE "
+    "phone_number_id = $1";
 // A send refused for the number itself (131031, 133010) pauses it, with the reason, until a person
 // resumes it (0027_number_pause_reason.sql). Only an active number: a pause already there keeps
 // its own reason, an offboarded number stays so.
 constexpr const char* kPauseNumber =
-    "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = $2, paused_at = now(), updated_at = now() "
+    "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = $2, paused_at = now(), "
+    "updated_at = now() "
     "WHERE phone_number_id = $1 AND status = 'active' RETURNING 1";
 // What Meta bills, kept on the message; whether it is the first time (a message is counted once,
 // whichever of its statuses carries it) and the tenant of its number.
 constexpr const char* kRecordPricing =
-    "WITH old AS (SELECT dedupe_key, pricing IS NULL AS first, phone_number_id FROM outbound_messages "
+    "WITH old AS (SELECT dedupe_key, pricing IS NULL AS first, phone_number_id FROM "
+    "outbound_messages "
     "WHERE wamid = $1 OR (wamid IS NULL AND dedupe_key = $3) FOR UPDATE) "
-    "UPDATE outbound_messages m SET pricing = $2::jsonb FROM old WHERE m.dedupe_key = old.dedupe_key "
-    "RETURNING old.first, coalesce((SELECT n.tenant FROM numbers n WHERE n.phone_number_id = old.phone_number_id), "
+    "UPDATE outbound_messages m SET pricing = $2::jsonb FROM old WHERE m.dedupe_key = "
+    "old.dedupe_key "
+    "RETURNING old.first, coalesce((SELECT n.tenant FROM numbers n WHERE n.phone_number_id = "
+    "old.phone_number_id), "
     "'unregistered')";
 
 // A pricing label's value when it is one Meta documents, else "other": labels stay bounded
@@ -169,16 +207,20 @@ std::string PricingLabel(const std::string& value, std::initializer_list<const c
 // Messages Meta prices, by tenant and by how: since July 2025 every message has its own price.
 void CountPriced(const std::string& tenant, const rapidjson::Value& pricing) {
   const std::string category =
-      PricingLabel(JsonStr(pricing, "category"), {"marketing", "marketing_lite", "utility", "authentication",
-                                                  "authentication_international", "service", "referral_conversion"});
+      PricingLabel(JsonStr(pricing, "category"),
+                   {"marketing", "marketing_lite", "utility", "authentication",
+                    "authentication_international", "service", "referral_conversion"});
   const std::string model = PricingLabel(JsonStr(pricing, "pricing_model"), {"PMP", "CBP"});
   const auto& billable = JsonMember(pricing, "billable");
   DefaultRegistry()
       .GetCounter("convoy_outbound_messages_priced_total",
-                  "Messages Meta priced (the pricing of their status webhooks), once each, by the number's tenant, "
+                  "Messages Meta priced (the pricing of their status webhooks), once each, by the "
+                  "number's tenant, "
                   "category, pricing model and whether billable.",
-                  "tenant=\"" + tenant + "\",category=\"" + category + "\",pricing_model=\"" + model +
-                      "\",billable=\"" + (billable.IsBool() ? (billable.GetBool() ? "true" : "false") : "unknown") + "\"")
+                  "tenant=\"" + tenant + "\",category=\"" + category + "\",pricing_model=\"" +
+                      model + "\",billable=\"" +
+                      (billable.IsBool() ? (billable.GetBool() ? "true" : "false") : "unknown") +
+                      "\"")
       .Inc();
 }
 
@@ -199,42 +241,54 @@ struct Metrics {
   Counter& invalid = Result("invalid");
   Counter& record_retried = Result("record_retry");
   Counter& record_parked = Result("record_parked");
-  Counter& statuses = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"applied\"");
-  Counter& stale = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"ignored\"");
-  Counter& status_waiting = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
-                                         "effect=\"waiting\"");
-  Counter& status_unknown = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
-                                         "effect=\"unknown\"");
-  Counter& status_retried = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
-                                         "effect=\"retry\"");
-  Counter& wamid_conflicts = r.GetCounter("convoy_outbound_wamid_conflicts_total",
-                                          "Graph answers or status webhooks naming a wamid another send already holds "
-                                          "(an integrity error: two dedupe keys, one message id).");
-  Counter& errors = r.GetCounter("convoy_outbound_value_errors_total", "Value-level webhook errors received.");
-  Counter& agent_statuses = r.GetCounter("convoy_outbound_agent_statuses_total",
-                                         "Delivery statuses of agents' messages told to their conversation (a status "
-                                         "may be told again; the conversation tells the business once).");
-  Counter& wrong_app = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"wrong_app\"");
-  Counter& preferences = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
-                                      "effect=\"received\"");
-  Counter& preferences_ignored = r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
-                                              "effect=\"ignored\"");
-  Counter& guard_sanitised = r.GetCounter("convoy_outbound_guard_total",
-                                          "Texts the content guard changed before sending, by action.",
-                                          "action=\"sanitised\"");
-  Counter& guard_replaced = r.GetCounter("convoy_outbound_guard_total",
-                                         "Texts the content guard changed before sending, by action.",
-                                         "action=\"replaced\"");
-  Histogram& webhook_to_send = r.GetHistogram("convoy_outbound_webhook_to_send_seconds",
-                                               "From ingress receiving a webhook to Meta accepting its reply.");
-  Histogram& graph = r.GetHistogram("convoy_outbound_graph_seconds", "Graph API send call latency.");
-  Counter& order_waits = r.GetCounter("convoy_outbound_order_waits_total",
-                                      "Times a send was held back because an earlier send of its conversation was "
-                                      "not settled yet (in flight, waiting out a retry, awaiting its status).");
-  Histogram& order_held = r.GetHistogram("convoy_outbound_order_held_seconds",
-                                         "How long sends held back for an earlier send of their conversation waited.");
+  Counter& statuses = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                   "effect=\"applied\"");
+  Counter& stale = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                "effect=\"ignored\"");
+  Counter& status_waiting = r.GetCounter("convoy_outbound_statuses_total",
+                                         "Status webhooks by effect.", "effect=\"waiting\"");
+  Counter& status_unknown = r.GetCounter("convoy_outbound_statuses_total",
+                                         "Status webhooks by effect.", "effect=\"unknown\"");
+  Counter& status_retried = r.GetCounter("convoy_outbound_statuses_total",
+                                         "Status webhooks by effect.", "effect=\"retry\"");
+  Counter& wamid_conflicts =
+      r.GetCounter("convoy_outbound_wamid_conflicts_total",
+                   "Graph answers or status webhooks naming a wamid another send already holds "
+                   "(an integrity error: two dedupe keys, one message id).");
+  Counter& errors =
+      r.GetCounter("convoy_outbound_value_errors_total", "Value-level webhook errors received.");
+  Counter& agent_statuses =
+      r.GetCounter("convoy_outbound_agent_statuses_total",
+                   "Delivery statuses of agents' messages told to their conversation (a status "
+                   "may be told again; the conversation tells the business once).");
+  Counter& wrong_app = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                    "effect=\"wrong_app\"");
+  Counter& preferences = r.GetCounter("convoy_outbound_preferences_total",
+                                      "Marketing preferences by effect.", "effect=\"received\"");
+  Counter& preferences_ignored =
+      r.GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
+                   "effect=\"ignored\"");
+  Counter& guard_sanitised = r.GetCounter(
+      "convoy_outbound_guard_total", "Texts the content guard changed before sending, by action.",
+      "action=\"sanitised\"");
+  Counter& guard_replaced = r.GetCounter(
+      "convoy_outbound_guard_total", "Texts the content guard changed before sending, by action.",
+      "action=\"replaced\"");
+  Histogram& webhook_to_send =
+      r.GetHistogram("convoy_outbound_webhook_to_send_seconds",
+                     "From ingress receiving a webhook to Meta accepting its reply.");
+  Histogram& graph =
+      r.GetHistogram("convoy_outbound_graph_seconds", "Graph API send call latency.");
+  Counter& order_waits =
+      r.GetCounter("convoy_outbound_order_waits_total",
+                   "Times a send was held back because an earlier send of its conversation was "
+                   "not settled yet (in flight, waiting out a retry, awaiting its status).");
+  Histogram& order_held =
+      r.GetHistogram("convoy_outbound_order_held_seconds",
+                     "How long sends held back for an earlier send of their conversation waited.");
   Counter& Result(const char* what) {
-    return r.GetCounter("convoy_outbound_sends_total", "Send commands by result.", std::string("result=\"") + what + "\"");
+    return r.GetCounter("convoy_outbound_sends_total", "Send commands by result.",
+                        std::string("result=\"") + what + "\"");
   }
 };
 Metrics& M() {
@@ -244,33 +298,41 @@ Metrics& M() {
 
 // Graph errors by code; known="false" for a code convoy does not classify by name.
 Counter& GraphErrors(int code, bool known) {
-  return DefaultRegistry().GetCounter("convoy_outbound_graph_errors_total", "Graph API errors answered to sends, by code.",
-                                      "code=\"" + std::to_string(code) + "\",known=\"" + (known ? "true" : "false") + "\"");
+  return DefaultRegistry().GetCounter(
+      "convoy_outbound_graph_errors_total", "Graph API errors answered to sends, by code.",
+      "code=\"" + std::to_string(code) + "\",known=\"" + (known ? "true" : "false") + "\"");
 }
 
 // Numbers paused because Meta refused a send for the number itself (cause: the Graph code, one of
 // two); conversation counts those paused by account_update webhooks.
 Counter& PausedNumbers(int code) {
-  return DefaultRegistry().GetCounter("convoy_numbers_paused_total", "Business numbers paused because Meta flagged them.",
+  return DefaultRegistry().GetCounter("convoy_numbers_paused_total",
+                                      "Business numbers paused because Meta flagged them.",
                                       "cause=\"graph_" + std::to_string(code) + "\"");
 }
 
 int64_t SystemNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 bool Settled(const std::string& status) {
-  return status == "sent" || status == "delivered" || status == "read" || status == "failed" || status == "cancelled";
+  return status == "sent" || status == "delivered" || status == "read" || status == "failed" ||
+         status == "cancelled";
 }
 
-bool MayHaveReachedMeta(const std::string& status) { return status == "sending" || status == "uncertain"; }
+bool MayHaveReachedMeta(const std::string& status) {
+  return status == "sending" || status == "uncertain";
+}
 
 bool ByAgent(const std::string& author) { return author.rfind("agent:", 0) == 0; }
 
 int64_t Millis(double seconds) { return static_cast<int64_t>(std::ceil(seconds * 1000)); }
 
 int64_t EpochMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -294,7 +356,8 @@ constexpr const char* kNumberSlotHeader = "x-pace-number-at";
 // A send held back for an earlier send of its conversation: when it was first held (epoch ms).
 constexpr const char* kOrderHeldHeader = "x-order-held-since";
 
-// A retry is a new attempt: it reserves new slots (and a wait for its turn, measured once, is over).
+// A retry is a new attempt: it reserves new slots (and a wait for its turn, measured once, is
+// over).
 Disposition Unpaced(Disposition d) {
   d.headers[kPairSlotHeader] = "";
   d.headers[kNumberSlotHeader] = "";
@@ -321,8 +384,10 @@ Disposition ApplyPreference(PgConnection& db, const rapidjson::Document& doc, in
     LOG(WARNING) << ctx << "event=preference_ignored reason=future_timestamp at=" << at;
     return Disposition::Ack();
   }
-  auto r = db.Exec(kSetMarketing, {JsonStr(doc, "phone_number_id"), user, std::string(value == "stop" ? "true" : "false"),
-                                    std::to_string(at > 0 ? at : now), std::string("user_preferences")});
+  auto r =
+      db.Exec(kSetMarketing, {JsonStr(doc, "phone_number_id"), user,
+                              std::string(value == "stop" ? "true" : "false"),
+                              std::to_string(at > 0 ? at : now), std::string("user_preferences")});
   if (!r.ok()) return DispositionFor(r.status());
   M().preferences.Inc();
   LOG(INFO) << ctx << "event=marketing_preference value=" << value << " applied=" << r->affected;
@@ -335,12 +400,13 @@ struct Sender::Command {
   std::string dedupe, pnid, to, correlation, conversation, type, template_category;
   std::string author = "bot";  // bot, or agent:<name> (an agent's message through the API)
   std::string received_at;  // when ingress received the webhook this answers ("" when not a reply)
-  std::string mark_read;    // the user's message to mark read with the typing indicator first ("" none)
+  std::string
+      mark_read;  // the user's message to mark read with the typing indicator first ("" none)
   int64_t last_inbound_at = 0;
 };
 
-int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at, std::chrono::seconds deadline,
-                 std::string* why) {
+int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at,
+                 std::chrono::seconds deadline, std::string* why) {
   int64_t at = first_attempt_at + deadline.count();
   *why = "the send deadline (" + std::to_string(deadline.count()) + " s after the first attempt)";
   if (!is_template && last_inbound_at > 0 && last_inbound_at + kWindowSeconds < at) {
@@ -356,15 +422,23 @@ std::string CallbackFor(const std::string& dedupe_key) {
 }
 
 std::string DedupeKeyFromCallback(const std::string& callback) {
-  return callback.rfind(kCallbackPrefix, 0) == 0 ? callback.substr(std::string(kCallbackPrefix).size()) : "";
+  return callback.rfind(kCallbackPrefix, 0) == 0
+             ? callback.substr(std::string(kCallbackPrefix).size())
+             : "";
 }
 
-Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events)
-    : db_(db), schemas_(schemas), settings_(std::move(settings)), events_(std::move(events)), pacer_(db),
-      graph_numbers_(db, {settings_.graph.base_url, settings_.graph.secrets, settings_.pacing.rates_ttl,
-                          settings_.graph.token}),
+Sender::Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings,
+               EventPublisher events)
+    : db_(db),
+      schemas_(schemas),
+      settings_(std::move(settings)),
+      events_(std::move(events)),
+      pacer_(db),
+      graph_numbers_(db, {settings_.graph.base_url, settings_.graph.secrets,
+                          settings_.pacing.rates_ttl, settings_.graph.token}),
       templates_(db),
-      thread_control_(db, graph_numbers_, {settings_.graph.timeout, settings_.thread_control_deadline}, events_) {
+      thread_control_(db, graph_numbers_,
+                      {settings_.graph.timeout, settings_.thread_control_deadline}, events_) {
   if (!settings_.now) settings_.now = SystemNow;
   M();
 }
@@ -387,22 +461,27 @@ Status Sender::EmitAgentStatus(const std::string& dedupe_key) {
   m.headers = {{headers::kDedupeKey, m.message_id},
                {headers::kCorrelationId, r->get(0, 2)},
                {headers::kConversationKey, r->get(0, 1)}};
-  m.body = R"({"schema":"outbound.status_changed","version":1,"correlation_id":")" + JsonEscape(r->get(0, 2)) +
-           R"(","dedupe_key":")" + JsonEscape(dedupe_key) + R"(","conversation_key":")" + JsonEscape(r->get(0, 1)) +
-           R"(","status":")" + status + R"(","author":")" + JsonEscape(r->get(0, 6)) + "\"" +
-           (wamid.empty() ? "" : R"(,"wamid":")" + JsonEscape(wamid) + "\"") +
-           (status == "failed" && code != 0 ? R"(,"code":)" + std::to_string(code) : std::string()) +
-           (status == "failed" && !reason.empty() ? R"(,"reason":")" + JsonEscape(reason.substr(0, 1000)) + "\"" : "") +
-           R"(,"at":)" + std::to_string(r->get_int(0, 7)) + "}";
+  m.body =
+      R"({"schema":"outbound.status_changed","version":1,"correlation_id":")" +
+      JsonEscape(r->get(0, 2)) + R"(","dedupe_key":")" + JsonEscape(dedupe_key) +
+      R"(","conversation_key":")" + JsonEscape(r->get(0, 1)) + R"(","status":")" + status +
+      R"(","author":")" + JsonEscape(r->get(0, 6)) + "\"" +
+      (wamid.empty() ? "" : R"(,"wamid":")" + JsonEscape(wamid) + "\"") +
+      (status == "failed" && code != 0 ? R"(,"code":)" + std::to_string(code) : std::string()) +
+      (status == "failed" && !reason.empty()
+           ? R"(,"reason":")" + JsonEscape(reason.substr(0, 1000)) + "\""
+           : "") +
+      R"(,"at":)" + std::to_string(r->get_int(0, 7)) + "}";
   Status s = events_(std::move(m));
   if (s.ok()) M().agent_statuses.Inc();
   return s;
 }
 
-Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const std::string& reason, bool dead_letter) {
+Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const std::string& reason,
+                         bool dead_letter) {
   LogCtx ctx("outbound.send", c.correlation, c.conversation, c.dedupe);
-  Status s = db_.Exec(kMarkFailed,
-                      {c.dedupe, c.conversation, c.pnid, c.to, std::to_string(code), reason, c.correlation, c.author})
+  Status s = db_.Exec(kMarkFailed, {c.dedupe, c.conversation, c.pnid, c.to, std::to_string(code),
+                                    reason, c.correlation, c.author})
                  .status();
   if (!s.ok()) return DispositionFor(s);
   M().failed.Inc();
@@ -410,30 +489,34 @@ Disposition Sender::Fail(const Command& c, const Delivery& d, int code, const st
   // A read receipt that did not go is worth no retry, no parking and no news for the flow.
   if (c.type == "typing_indicator") return Disposition::Ack();
   Status e = Emit("outbound.failed",
-                  R"("code":)" + std::to_string(code) + R"(,"reason":")" + JsonEscape(reason) + R"(","attempts":)" +
-                      std::to_string(d.attempt + 1),
+                  R"("code":)" + std::to_string(code) + R"(,"reason":")" + JsonEscape(reason) +
+                      R"(","attempts":)" + std::to_string(d.attempt + 1),
                   d);
   if (!e.ok()) return Disposition::Retry("could not emit outbound.failed: " + e.ToString());
   // An agent's message that failed: the business hears it (a redelivery, settled, tells it again).
   if (ByAgent(c.author)) {
     Status a = EmitAgentStatus(c.dedupe);
-    if (!a.ok()) return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+    if (!a.ok())
+      return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
   }
   return dead_letter ? Disposition::DeadLetter(reason, code) : Disposition::Ack();
 }
 
 Disposition Sender::Record(const Command& c, const Delivery& d, const std::string& wamid) {
   LogCtx ctx("outbound.send", c.correlation, c.conversation, c.dedupe);
-  auto marked = db_.Exec(kMarkSent, {c.dedupe, wamid.empty() ? std::nullopt : std::optional<std::string>(wamid)});
+  auto marked = db_.Exec(
+      kMarkSent, {c.dedupe, wamid.empty() ? std::nullopt : std::optional<std::string>(wamid)});
   if (!marked.ok() && marked.status().code() == Code::kRejected && !wamid.empty()) {
     // Meta's ids are unique: a wamid another send holds is an integrity error, not a retry. The
     // send is still recorded as sent (Meta took it), naming the holder.
     auto holder = db_.Exec(kWamidHolder, {wamid, c.dedupe});
     if (holder.ok() && !holder->empty()) {
       M().wamid_conflicts.Inc();
-      LOG(ERROR) << ctx << "event=wamid_conflict wamid=" << wamid << " held_by=" << holder->get(0, 0);
-      marked = db_.Exec(kMarkSentConflict, {c.dedupe, "integrity error: Meta answered wamid " + wamid +
-                                                          ", which send " + holder->get(0, 0) + " already holds"});
+      LOG(ERROR) << ctx << "event=wamid_conflict wamid=" << wamid
+                 << " held_by=" << holder->get(0, 0);
+      marked = db_.Exec(kMarkSentConflict,
+                        {c.dedupe, "integrity error: Meta answered wamid " + wamid +
+                                       ", which send " + holder->get(0, 0) + " already holds"});
     }
   }
   if (!marked.ok()) {
@@ -449,29 +532,34 @@ Disposition Sender::Record(const Command& c, const Delivery& d, const std::strin
       M().record_parked.Inc();
       LOG(ERROR) << ctx << "event=record_parked wamid=" << shown << " tries=" << tries
                  << " error=" << marked.status().ToString();
-      next = Disposition::DeadLetter("Meta accepted the send (wamid " + shown + ") but recording it failed " +
-                                     std::to_string(tries) + " times: " + marked.status().ToString() +
+      next = Disposition::DeadLetter("Meta accepted the send (wamid " + shown +
+                                     ") but recording it failed " + std::to_string(tries) +
+                                     " times: " + marked.status().ToString() +
                                      "; a replay records it without sending again");
     } else {
       M().record_retried.Inc();
       LOG(WARNING) << ctx << "event=record_retry wamid=" << shown << " tries=" << tries
                    << " error=" << marked.status().ToString();
-      next = Disposition::Delay("recording the send Meta accepted (wamid " + shown + "): " + marked.status().ToString(),
-                                RetryDelayMs(static_cast<int>(tries), 0));
+      next = Disposition::Delay(
+          "recording the send Meta accepted (wamid " + shown + "): " + marked.status().ToString(),
+          RetryDelayMs(static_cast<int>(tries), 0));
     }
     next.headers = {{kAcceptedHeader, wamid.empty() ? kUnknownWamid : wamid},
                     {kRecordAttemptsHeader, std::to_string(tries)}};
     return next;
   }
-  if (c.type == "typing_indicator") return Disposition::Ack();  // nothing for the conversation to learn
-  Status e = Emit("outbound.sent", R"("wamid":")" + JsonEscape(wamid.empty() ? "unknown" : wamid) + "\"", d);
+  if (c.type == "typing_indicator")
+    return Disposition::Ack();  // nothing for the conversation to learn
+  Status e = Emit("outbound.sent",
+                  R"("wamid":")" + JsonEscape(wamid.empty() ? "unknown" : wamid) + "\"", d);
   if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();
   if (ByAgent(c.author)) {
     // An agent's message went: the business hears it. Not told, only the telling is retried (the
     // wamid travels with it, as for a record): Graph is not called again.
     Status a = EmitAgentStatus(c.dedupe);
     if (!a.ok()) {
-      Disposition again = Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+      Disposition again =
+          Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
       again.headers = {{kAcceptedHeader, wamid.empty() ? kUnknownWamid : wamid}};
       return again;
     }
@@ -520,22 +608,24 @@ Disposition Sender::HandleSend(const Delivery& d) {
       LOG(INFO) << ctx << "event=already_settled status=" << status;
       if (ByAgent(row->get(0, 4))) {  // told again: an earlier delivery may have failed to
         Status a = EmitAgentStatus(c.dedupe);
-        if (!a.ok()) return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+        if (!a.ok())
+          return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
       }
       return Disposition::Ack();
     }
     double reconcile = static_cast<double>(settings_.reconcile.count());
     if (MayHaveReachedMeta(status) && age < reconcile) {
       M().reconciling.Inc();
-      return Unpaced(
-          Disposition::Delay("awaiting the status of an attempt that may have reached Meta", Millis(reconcile - age)));
+      return Unpaced(Disposition::Delay(
+          "awaiting the status of an attempt that may have reached Meta", Millis(reconcile - age)));
     }
   }
   // 1b. One conversation, one order: an earlier send of this conversation not settled yet (in
   // flight, waiting out a retry, awaiting its status) holds this one back, so that replies reach
   // Meta in the order the conversation wrote them. Held, it looks again when the earlier one is
   // due back (at least 250 ms, at most 5 s later). Other conversations never wait for it.
-  if (const std::string earlier = row->get(0, 2); !earlier.empty() && c.type != "typing_indicator") {
+  if (const std::string earlier = row->get(0, 2);
+      !earlier.empty() && c.type != "typing_indicator") {
     int64_t since = 0;
     const bool first = !ParseInt64(d.Header(kOrderHeldHeader), &since);
     if (first) since = EpochMillis();
@@ -543,7 +633,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
     if (first) {
       LOG(INFO) << ctx << "event=held_for_order earlier=" << earlier;
     } else {
-      VLOG(1) << ctx << "event=held_for_order earlier=" << earlier << " held_ms=" << EpochMillis() - since;
+      VLOG(1) << ctx << "event=held_for_order earlier=" << earlier
+              << " held_ms=" << EpochMillis() - since;
     }
     const int64_t due_ms = row->get_int(0, 3);
     Disposition wait = Disposition::Delay("waiting for the conversation's earlier send " + earlier,
@@ -561,7 +652,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
     // The catalog of the number's WABA (templates.h): a template not APPROVED in its language fails
     // here, without a call; the catalog's category, when it knows one, is the one that counts.
     const auto& tpl = JsonMember(JsonMember(cmd, "message"), "template");
-    auto verdict = templates_.Check(c.pnid, JsonStr(tpl, "name"), JsonStr(JsonMember(tpl, "language"), "code"));
+    auto verdict = templates_.Check(c.pnid, JsonStr(tpl, "name"),
+                                    JsonStr(JsonMember(tpl, "language"), "code"));
     if (!verdict.ok()) return DispositionFor(verdict.status());
     if (!verdict->allowed) return Fail(c, d, verdict->code, verdict->reason, false);
     if (!verdict->category.empty()) c.template_category = verdict->category;
@@ -579,7 +671,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
   if (c.type != "template" && c.last_inbound_at > 0 && now - c.last_inbound_at > kWindowSeconds) {
     return Fail(c, d, kWindowClosedCode,
                 "outside the 24-hour customer service window: the recipient last wrote " +
-                    std::to_string((now - c.last_inbound_at) / 3600) + " h ago (a template is needed)",
+                    std::to_string((now - c.last_inbound_at) / 3600) +
+                    " h ago (a template is needed)",
                 false);
   }
   // A number the registry has paused (an account problem, a person's decision): its sends wait,
@@ -596,41 +689,53 @@ Disposition Sender::HandleSend(const Delivery& d) {
       std::string rules;
       for (const auto& r : g.rules) rules += (rules.empty() ? "" : ",") + r;
       (g.replaced ? M().guard_replaced : M().guard_sanitised).Inc();
-      LOG(WARNING) << ctx << "event=content_guard action=" << (g.replaced ? "replaced" : "sanitised") << " rules=" << rules;
+      LOG(WARNING) << ctx
+                   << "event=content_guard action=" << (g.replaced ? "replaced" : "sanitised")
+                   << " rules=" << rules;
     }
   }
-  auto request = BuildSendRequest(guarded.empty() ? d.body : guarded, CallbackFor(c.dedupe),
-                                  {settings_.media_base_url, settings_.link_secret, now + settings_.link_ttl.count()});
+  auto request = BuildSendRequest(
+      guarded.empty() ? d.body : guarded, CallbackFor(c.dedupe),
+      {settings_.media_base_url, settings_.link_secret, now + settings_.link_ttl.count()});
   if (!request.ok()) return Fail(c, d, kInvalidParameterCode, request.status().message(), false);
   // The number's own Graph token and API version (issue 27). A token that cannot be resolved holds
-  // the number's sends back, uncalled and uncounted as attempts, like a pause: never another's token.
+  // the number's sends back, uncalled and uncounted as attempts, like a pause: never another's
+  // token.
   auto graph = graph_numbers_.For(c.pnid);
-  if (!graph.ok() && graph.status().code() == Code::kUnavailable) return DispositionFor(graph.status());
+  if (!graph.ok() && graph.status().code() == Code::kUnavailable)
+    return DispositionFor(graph.status());
   if (!graph.ok()) {
     M().graph_token_unresolved.Inc();
     LOG_EVERY_N(WARNING, 100) << ctx << "event=graph_token_unresolved phone_number_id=" << c.pnid
-                              << " error=\"" << graph.status().message() << "\" (logged every 100th)";
-    return Unpaced(Disposition::Delay(graph.status().message() + " (business number " + c.pnid + ")",
-                                      settings_.paused_recheck.count()));
+                              << " error=\"" << graph.status().message()
+                              << "\" (logged every 100th)";
+    return Unpaced(
+        Disposition::Delay(graph.status().message() + " (business number " + c.pnid + ")",
+                           settings_.paused_recheck.count()));
   }
   // 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
   const bool typing = c.type == "typing_indicator";  // a read receipt, not a message: not paced
   if (settings_.pacing.enabled && !typing) {
     const Bucket number{"number:" + c.pnid, NumberRate(c.pnid), settings_.pacing.number_burst};
-    const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, settings_.pacing.pair_burst};
+    const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate,
+                      settings_.pacing.pair_burst};
     if (auto wait = Pace(d, pair, number)) return std::move(*wait);
   }
   // 4. Claim the attempt (another replica may hold the same command).
-  auto claimed = db_.Exec(kClaim, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation,
-                                   std::to_string(settings_.reconcile.count()), c.received_at, c.author});
+  auto claimed =
+      db_.Exec(kClaim, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation,
+                        std::to_string(settings_.reconcile.count()), c.received_at, c.author});
   if (!claimed.ok()) return DispositionFor(claimed.status());
   if (claimed->empty() && c.author == "bot" && !c.conversation.empty()) {
     auto owner = db_.Exec(kOwner, {c.dedupe, c.conversation});
     if (!owner.ok()) return DispositionFor(owner.status());
     if (!owner->empty() && owner->get(0, 0) != "bot") {
       // A person (or another app) took the conversation over while this reply waited: never sent.
-      const std::string why = "the conversation is owned by " + owner->get(0, 0) + ": the bot's reply is cancelled";
-      Status s = db_.Exec(kCancelForOwner, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation, why}).status();
+      const std::string why =
+          "the conversation is owned by " + owner->get(0, 0) + ": the bot's reply is cancelled";
+      Status s =
+          db_.Exec(kCancelForOwner, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation, why})
+              .status();
       if (!s.ok()) return DispositionFor(s);
       M().cancelled_for_owner.Inc();
       LOG(INFO) << ctx << "event=send_cancelled reason=owner owner=" << owner->get(0, 0);
@@ -644,20 +749,25 @@ Disposition Sender::HandleSend(const Delivery& d) {
     M().duplicate.Inc();
     if (now_row->empty() || Settled(now_row->get(0, 0))) return Disposition::Ack();
     double age = std::stod(now_row->get(0, 1));
-    return Unpaced(Disposition::Delay("another attempt is in flight", Millis(settings_.reconcile.count() - age)));
+    return Unpaced(Disposition::Delay("another attempt is in flight",
+                                      Millis(settings_.reconcile.count() - age)));
   }
   const std::string previous = claimed->get(0, 1);
-  if (MayHaveReachedMeta(previous)) LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << previous;
+  if (MayHaveReachedMeta(previous))
+    LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << previous;
   // The retry budget is time: a next attempt that would come after this is not made.
   std::string give_up_why;
   const int64_t first_attempt_at = claimed->get_int(0, 2);
-  const int64_t give_up_at =
-      GiveUpAt(c.type == "template", c.last_inbound_at, first_attempt_at, settings_.send_deadline, &give_up_why);
+  const int64_t give_up_at = GiveUpAt(c.type == "template", c.last_inbound_at, first_attempt_at,
+                                      settings_.send_deadline, &give_up_why);
   const int attempts = d.attempt + 1;
-  auto out_of_time = [&](int64_t next_delay_ms) { return now + (next_delay_ms + 999) / 1000 > give_up_at; };
+  auto out_of_time = [&](int64_t next_delay_ms) {
+    return now + (next_delay_ms + 999) / 1000 > give_up_at;
+  };
   auto budget_spent = [&] {
-    return " (after " + std::to_string(attempts) + " attempts over " + std::to_string(now - first_attempt_at) +
-           " s; the next would come after " + give_up_why + ")";
+    return " (after " + std::to_string(attempts) + " attempts over " +
+           std::to_string(now - first_attempt_at) + " s; the next would come after " + give_up_why +
+           ")";
   };
 
   // 5. The call.
@@ -678,15 +788,18 @@ Disposition Sender::HandleSend(const Delivery& d) {
     } else {
       M().read_receipt_failed.Inc();
       LOG(WARNING) << ctx << "event=read_receipt_failed message_id=" << c.mark_read << " error="
-                   << (receipt.ok() ? "HTTP " + std::to_string(receipt->status) : receipt.status().ToString());
+                   << (receipt.ok() ? "HTTP " + std::to_string(receipt->status)
+                                    : receipt.status().ToString());
     }
   }
   // A marketing template goes through the Marketing Messages API, everything else to /messages.
-  req.url = graph->base_url + "/" + c.pnid + "/" + SendEndpoint(c.type == "template", c.template_category);
+  req.url = graph->base_url + "/" + c.pnid + "/" +
+            SendEndpoint(c.type == "template", c.template_category);
   req.body = *request;
   auto started = std::chrono::steady_clock::now();
   auto resp = HttpFetch(req);
-  M().graph.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  M().graph.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!resp.ok()) {
     // No answer: Meta may have taken it. Reconciled before any resend.
     db_.Exec(kMarkUncertain, {c.dedupe, resp.status().ToString()});
@@ -699,8 +812,10 @@ Disposition Sender::HandleSend(const Delivery& d) {
     const int64_t reconcile_ms = settings_.reconcile.count() * 1000;
     if (out_of_time(RetryDelayMs(attempts, reconcile_ms))) {
       db_.Exec(kMarkGivenUp, {c.dedupe});
-      return Disposition::DeadLetter("no answer from Meta on the last attempt (outcome unknown, reconciled by status "
-                                     "webhooks): " + resp.status().ToString() + budget_spent());
+      return Disposition::DeadLetter(
+          "no answer from Meta on the last attempt (outcome unknown, reconciled by status "
+          "webhooks): " +
+          resp.status().ToString() + budget_spent());
     }
     return Unpaced(Disposition::Retry(resp.status().ToString(), reconcile_ms));
   }
@@ -708,11 +823,15 @@ Disposition Sender::HandleSend(const Delivery& d) {
     auto wamid = ParseSendResponse(resp->body);
     std::string id = wamid.ok() ? *wamid : "";
     (typing ? M().read_receipt : M().sent).Inc();
-    if (const double received = c.received_at.empty() ? 0 : ParseRfc3339(c.received_at); received > 0) {
-      const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (const double received = c.received_at.empty() ? 0 : ParseRfc3339(c.received_at);
+        received > 0) {
+      const double now_s =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
       M().webhook_to_send.Observe(std::max(0.0, now_s - received));
     }
-    LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << Personal(c.to) << " attempt=" << d.attempt + 1;
+    LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << Personal(c.to)
+              << " attempt=" << d.attempt + 1;
     return Record(c, d, id);
   }
   GraphError err = ParseGraphError(resp->status, resp->body);
@@ -723,10 +842,12 @@ Disposition Sender::HandleSend(const Delivery& d) {
   if (known && known->account_problem) {
     // The business account itself (payment, policy, token, registration): every send fails
     // until a person acts.
-    LOG(ERROR) << ctx << "event=account_problem code=" << err.code << " meaning=\"" << known->meaning << "\"";
+    LOG(ERROR) << ctx << "event=account_problem code=" << err.code << " meaning=\""
+               << known->meaning << "\"";
   }
   if (err.code == kMarketingStoppedCode) {
-    Status p = db_.Exec(kSetMarketing, {c.pnid, c.to, std::string("true"), std::to_string(now), std::string("131050")})
+    Status p = db_.Exec(kSetMarketing, {c.pnid, c.to, std::string("true"), std::to_string(now),
+                                        std::string("131050")})
                    .status();
     if (!p.ok()) return DispositionFor(p);
   }
@@ -738,8 +859,9 @@ Disposition Sender::HandleSend(const Delivery& d) {
     if (!paused.ok()) return DispositionFor(paused.status());
     if (!paused->empty()) {
       PausedNumbers(err.code).Inc();
-      LOG(ERROR) << ctx << "event=number_paused_by_meta phone_number_id=" << c.pnid << " reason=\"" << reason
-                 << "\" (its sends wait until a person sets it active: PUT /v1/numbers/" << c.pnid << ")";
+      LOG(ERROR) << ctx << "event=number_paused_by_meta phone_number_id=" << c.pnid << " reason=\""
+                 << reason << "\" (its sends wait until a person sets it active: PUT /v1/numbers/"
+                 << c.pnid << ")";
     }
     numbers_.erase(c.pnid);
     if (KnownNumber n = Number(c.pnid); n.paused) {
@@ -747,7 +869,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
       return WaitWhilePaused(ctx, c.pnid, n);
     }
   }
-  if (err.klass == GraphErrorClass::kPermanent || typing) return Fail(c, d, err.code, reason, false);
+  if (err.klass == GraphErrorClass::kPermanent || typing)
+    return Fail(c, d, err.code, reason, false);
   int64_t min_delay_ms = known ? known->min_retry_ms : 0;
   if (err.klass == GraphErrorClass::kRateLimited) {
     // Meta asks for 4^n s between retries on a pair-rate error; a throughput error costs the
@@ -756,24 +879,27 @@ Disposition Sender::HandleSend(const Delivery& d) {
     double backoff = pair_rate ? std::pow(4.0, d.attempt + 1) : 1.0;
     min_delay_ms = Millis(backoff);
     if (settings_.pacing.enabled) {
-      Bucket bucket = pair_rate ? Bucket{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, 1}
-                                : Bucket{"number:" + c.pnid, NumberRate(c.pnid), 1};
+      Bucket bucket = pair_rate
+                          ? Bucket{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate, 1}
+                          : Bucket{"number:" + c.pnid, NumberRate(c.pnid), 1};
       Status p = pacer_.Penalize(bucket, backoff);
       if (!p.ok()) LOG(WARNING) << ctx << "event=penalize_failed error=" << p.ToString();
     }
   }
-  if (out_of_time(RetryDelayMs(attempts, min_delay_ms))) return Fail(c, d, err.code, reason + budget_spent(), true);
+  if (out_of_time(RetryDelayMs(attempts, min_delay_ms)))
+    return Fail(c, d, err.code, reason + budget_spent(), true);
   db_.Exec(kMarkRetrying, {c.dedupe, std::to_string(err.code), reason});
   M().retried.Inc();
-  LOG(WARNING) << ctx << "event=send_retry class=" << GraphErrorClassName(err.klass) << " code=" << err.code
-               << " attempt=" << d.attempt + 1;
+  LOG(WARNING) << ctx << "event=send_retry class=" << GraphErrorClassName(err.klass)
+               << " code=" << err.code << " attempt=" << d.attempt + 1;
   return Unpaced(Disposition::Retry(reason, min_delay_ms, err.code));
 }
 
 Sender::KnownNumber Sender::Number(const std::string& phone_number_id) {
   const auto now = std::chrono::steady_clock::now();
   auto it = numbers_.find(phone_number_id);
-  if (it != numbers_.end() && now - it->second.read_at < settings_.pacing.rates_ttl) return it->second;
+  if (it != numbers_.end() && now - it->second.read_at < settings_.pacing.rates_ttl)
+    return it->second;
   KnownNumber known{settings_.pacing.number_rate, false, now, "", ""};
   auto r = db_.Exec(kNumberThroughput, {phone_number_id});
   if (r.ok() && !r->empty()) {
@@ -783,27 +909,32 @@ Sender::KnownNumber Sender::Number(const std::string& phone_number_id) {
     known.app = r->get(0, 3);
   } else if (!r.ok()) {
     // The registry cannot be read now: what was known, else the default; looked up again next time.
-    LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_unread error=" << r.status().ToString();
+    LOG_EVERY_N(WARNING, 100) << "service=outbound event=number_unread error="
+                              << r.status().ToString();
     return it != numbers_.end() ? it->second : known;
   }
   if (numbers_.size() > 10000) numbers_.clear();  // bounded: a deployment serves far fewer numbers
   return numbers_[phone_number_id] = known;
 }
 
-Disposition Sender::WaitWhilePaused(const LogCtx& ctx, const std::string& phone_number_id, const KnownNumber& number) {
+Disposition Sender::WaitWhilePaused(const LogCtx& ctx, const std::string& phone_number_id,
+                                    const KnownNumber& number) {
   M().number_paused.Inc();
   const std::string why = number.paused_reason.empty() ? "" : ": " + number.paused_reason;
-  LOG_EVERY_N(WARNING, 100) << ctx << "event=number_paused phone_number_id=" << phone_number_id << " reason=\""
-                            << number.paused_reason << "\"";
-  return Unpaced(Disposition::Delay("the business number " + phone_number_id + " is paused in the numbers registry" + why,
-                                    settings_.paused_recheck.count()));
+  LOG_EVERY_N(WARNING, 100) << ctx << "event=number_paused phone_number_id=" << phone_number_id
+                            << " reason=\"" << number.paused_reason << "\"";
+  return Unpaced(Disposition::Delay(
+      "the business number " + phone_number_id + " is paused in the numbers registry" + why,
+      settings_.paused_recheck.count()));
 }
 
-std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair, const Bucket& number) {
+std::optional<Disposition> Sender::Pace(const Delivery& d, const Bucket& pair,
+                                        const Bucket& number) {
   const int64_t in_thread_ms = ShortestDelayMs(queues::kOutboundSend);
   int64_t slot = 0;
   std::map<std::string, std::string> reserved;
-  for (const auto& [header, bucket] : {std::make_pair(kPairSlotHeader, &pair), std::make_pair(kNumberSlotHeader, &number)}) {
+  for (const auto& [header, bucket] :
+       {std::make_pair(kPairSlotHeader, &pair), std::make_pair(kNumberSlotHeader, &number)}) {
     int64_t at = 0;
     if (!ParseInt64(d.Header(header), &at)) {
       auto wait = pacer_.Reserve(*bucket);
@@ -840,16 +971,18 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     const KnownNumber number = Number(pnid);
     if (!number.app.empty() && number.app != app) {
       M().wrong_app.Inc();
-      LOG_EVERY_N(WARNING, 100) << ctx << "event=wrong_app_update phone_number_id=" << pnid << " app=" << app
-                                << " number_app=" << number.app;
+      LOG_EVERY_N(WARNING, 100) << ctx << "event=wrong_app_update phone_number_id=" << pnid
+                                << " app=" << app << " number_app=" << number.app;
       return Disposition::Ack();
     }
   }
-  if (JsonStr(doc, "schema") == "inbound.preference") return ApplyPreference(db_, doc, settings_.now());
+  if (JsonStr(doc, "schema") == "inbound.preference")
+    return ApplyPreference(db_, doc, settings_.now());
   if (JsonStr(doc, "schema") == "inbound.template") return templates_.Apply(d.body);
   if (JsonStr(doc, "schema") == "inbound.error") {
     M().errors.Inc();
-    LOG(WARNING) << ctx << "event=value_error code=" << JsonStr(doc["error"], "code") << " title=" << JsonStr(doc["error"], "title");
+    LOG(WARNING) << ctx << "event=value_error code=" << JsonStr(doc["error"], "code")
+                 << " title=" << JsonStr(doc["error"], "title");
     return Disposition::Ack();
   }
   const auto& st = doc["status"];
@@ -860,7 +993,8 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     code = JsonStr(st["errors"][0], "code");
     reason = JsonStr(st["errors"][0], "title");
   }
-  const std::optional<std::string> key = dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe);
+  const std::optional<std::string> key =
+      dedupe.empty() ? std::nullopt : std::optional<std::string>(dedupe);
   // A database failure is no fault of the status: it waits in the retry tiers. While the database
   // is away altogether the wait is not counted against the status's attempts: however long the
   // outage, the status is applied when the database returns (parked, it could no longer settle
@@ -876,10 +1010,11 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     auto holder = db_.Exec(kWamidHolder, {wamid, key});
     if (holder.ok() && !holder->empty()) {
       M().wamid_conflicts.Inc();
-      LOG(ERROR) << ctx << "event=wamid_conflict wamid=" << wamid << " held_by=" << holder->get(0, 0)
-                 << " status_for=" << dedupe;
-      return Disposition::DeadLetter("integrity error: status " + status + " for send " + dedupe + " names wamid " +
-                                     wamid + ", which send " + holder->get(0, 0) + " already holds");
+      LOG(ERROR) << ctx << "event=wamid_conflict wamid=" << wamid
+                 << " held_by=" << holder->get(0, 0) << " status_for=" << dedupe;
+      return Disposition::DeadLetter("integrity error: status " + status + " for send " + dedupe +
+                                     " names wamid " + wamid + ", which send " + holder->get(0, 0) +
+                                     " already holds");
     }
   }
   if (!r.ok()) return retry(r.status());
@@ -899,8 +1034,9 @@ Disposition Sender::HandleStatus(const Delivery& d) {
       const int64_t waited = EpochMillis() - since;
       if (waited < static_cast<int64_t>(settings_.reconcile.count()) * 1000) {
         M().status_waiting.Inc();
-        Disposition wait = Disposition::Delay("no send holds wamid " + wamid + " yet: waiting for its record",
-                                              std::max<int64_t>(1000, waited));
+        Disposition wait =
+            Disposition::Delay("no send holds wamid " + wamid + " yet: waiting for its record",
+                               std::max<int64_t>(1000, waited));
         wait.headers[kStatusWaitingHeader] = std::to_string(since);
         return wait;
       }
@@ -921,29 +1057,34 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     if (!p->empty() && p->get(0, 0) == "t") CountPriced(p->get(0, 1), st["pricing"]);
   }
   (r->affected ? M().statuses : M().stale).Inc();
-  LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid << " applied=" << r->affected;
+  LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid
+            << " applied=" << r->affected;
   if (r->affected && status == "failed" && code && *code == std::to_string(kMarketingStoppedCode)) {
     int64_t at = std::atoll(JsonStr(st, "timestamp").c_str());
-    Status p = db_.Exec(kSetMarketing, {r->get(0, 3), r->get(0, 4), std::string("true"),
-                                        std::to_string(at > 0 ? at : settings_.now()), std::string("131050")})
+    Status p = db_.Exec(kSetMarketing,
+                        {r->get(0, 3), r->get(0, 4), std::string("true"),
+                         std::to_string(at > 0 ? at : settings_.now()), std::string("131050")})
                    .status();
     if (!p.ok()) return retry(p);
   }
   if (r->affected && status == "failed") {
-    // Meta took the message but could not deliver it: the conversation hears of it as of any failure.
+    // Meta took the message but could not deliver it: the conversation hears of it as of any
+    // failure.
     Delivery send;
     send.headers = {{headers::kDedupeKey, r->get(0, 0)},
                     {headers::kConversationKey, r->get(0, 1)},
                     {headers::kCorrelationId, r->get(0, 2)}};
-    Status e = Emit("outbound.failed",
-                    R"("code":)" + std::to_string(code ? std::atoi(code->c_str()) : 0) + R"(,"reason":")" +
-                        JsonEscape(reason.value_or("failed after delivery to Meta")) + "\"",
-                    send);
+    Status e =
+        Emit("outbound.failed",
+             R"("code":)" + std::to_string(code ? std::atoi(code->c_str()) : 0) + R"(,"reason":")" +
+                 JsonEscape(reason.value_or("failed after delivery to Meta")) + "\"",
+             send);
     if (!e.ok()) return Disposition::Retry("could not emit outbound.failed: " + e.ToString());
   }
   if (!agent_send.empty()) {
     Status a = EmitAgentStatus(agent_send);
-    if (!a.ok()) return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+    if (!a.ok())
+      return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
   }
   return Disposition::Ack();
 }

@@ -41,8 +41,9 @@
 namespace convoy::outbound {
 
 struct GraphSettings {
-  std::string base_url;  // the deployment's, e.g. https://graph.facebook.com/v24.0; a number's graph_version replaces it
-  std::string token;     // the deployment's: what env:CONVOY_GRAPH_TOKEN means when `secrets` is empty
+  std::string base_url;  // the deployment's, e.g. https://graph.facebook.com/v24.0; a number's
+                         // graph_version replaces it
+  std::string token;  // the deployment's: what env:CONVOY_GRAPH_TOKEN means when `secrets` is empty
   std::chrono::milliseconds timeout{10000};
   // Resolves each number's graph_token_ref (convoy/graph_numbers.h); shared by the threads. Empty:
   // one that knows env:CONVOY_GRAPH_TOKEN as `token` and reads other references itself.
@@ -54,8 +55,10 @@ struct PacingSettings {
   // A number's rate is its registry throughput (numbers.throughput); number_rate only for a number
   // the registry does not have. Meta's default throughput: 80 messages/s per number.
   double number_rate = 80, number_burst = 20;
-  double pair_rate = 1.0 / 6, pair_burst = 45;  // pair rate: about 1 per 6 s sustained, bursts allowed
-  std::chrono::seconds rates_ttl{30};  // how long a number's throughput and status read from the registry are kept
+  double pair_rate = 1.0 / 6,
+         pair_burst = 45;  // pair rate: about 1 per 6 s sustained, bursts allowed
+  std::chrono::seconds rates_ttl{
+      30};  // how long a number's throughput and status read from the registry are kept
 };
 
 struct SenderSettings {
@@ -64,17 +67,17 @@ struct SenderSettings {
   // A send of a number whose Graph token cannot be resolved (graph_token_ref: env not set, file
   // unreadable) waits like a paused number's, and looks again as often; it never goes with
   // another number's token.
-  // A send of a number the registry has `paused` waits (no call, no attempt counted) and looks again
-  // this often; resuming the number sends what waited.
+  // A send of a number the registry has `paused` waits (no call, no attempt counted) and looks
+  // again this often; resuming the number sends what waited.
   std::chrono::milliseconds paused_recheck{30000};
   // A transient failure is retried (backing off up to the longest delay tier) until the message's
   // customer-service window closes or this long after its first attempt, whichever is sooner.
   std::chrono::seconds send_deadline{24 * 3600};
-  std::chrono::seconds reconcile{30};       // how long an uncertain attempt waits for its status webhook
+  std::chrono::seconds reconcile{30};  // how long an uncertain attempt waits for its status webhook
   // After Meta accepted a send, how many times writing that down is tried (through the delay
   // tiers: 1 s, 5 s, 30 s, 2 m, then 10 m each) before the command is parked with the wamid.
   int record_attempts = 8;
-  std::function<int64_t()> now;             // seconds since the epoch (24-hour window); system clock if empty
+  std::function<int64_t()> now;  // seconds since the epoch (24-hour window); system clock if empty
   // Applied to every text and interactive body just before the call (nullptr: none).
   std::shared_ptr<const ContentGuard> guard;
   // An agent's photo (image.media, a stored file) goes as a signed link to convoy-media, good this
@@ -87,7 +90,8 @@ struct SenderSettings {
 
 class Sender {
  public:
-  Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings, EventPublisher events);
+  Sender(PgConnection& db, const SchemaRegistry& schemas, SenderSettings settings,
+         EventPublisher events);
   // outbound.send, and outbound.thread_control (Meta's thread control, thread_control.h), which
   // shares its queue to keep its place among the conversation's sends.
   Disposition HandleSend(const Delivery& d);
@@ -102,7 +106,8 @@ class Sender {
   // travels in a header, Graph is not called again) and parks the command after record_attempts.
   Disposition Record(const Command& c, const Delivery& d, const std::string& wamid);
   // Records the send as failed for good, tells the conversation (outbound.failed), acks.
-  Disposition Fail(const Command& c, const Delivery& d, int code, const std::string& reason, bool dead_letter);
+  Disposition Fail(const Command& c, const Delivery& d, int code, const std::string& reason,
+                   bool dead_letter);
   Status Emit(const std::string& schema, const std::string& body_fields, const Delivery& d);
   // An agent's send (author agent:<name>) where its status now stands, to its conversation
   // (outbound.status_changed, dedupe key per send and status), which tells the business's sink.
@@ -122,7 +127,8 @@ class Sender {
     std::string app;  // whose app secret verifies its webhooks ("" when not in the registry)
   };
   // The send waits while its number is paused (no call, no attempt counted), naming the reason.
-  Disposition WaitWhilePaused(const LogCtx& ctx, const std::string& phone_number_id, const KnownNumber& number);
+  Disposition WaitWhilePaused(const LogCtx& ctx, const std::string& phone_number_id,
+                              const KnownNumber& number);
   KnownNumber Number(const std::string& phone_number_id);
   double NumberRate(const std::string& phone_number_id) { return Number(phone_number_id).rate; }
   std::map<std::string, KnownNumber> numbers_;
@@ -131,16 +137,16 @@ class Sender {
   SenderSettings settings_;
   EventPublisher events_;
   Pacer pacer_;
-  GraphNumbers graph_numbers_;  // each number's Graph token and version
-  TemplateCatalog templates_;   // each WABA's templates: what may be sent, and where
+  GraphNumbers graph_numbers_;    // each number's Graph token and version
+  TemplateCatalog templates_;     // each WABA's templates: what may be sent, and where
   ThreadControl thread_control_;  // pass, release, take
 };
 
 // When retrying a send ends (seconds since the epoch): its customer-service window closes (a
 // free-form message, 24 h after the recipient last wrote; a template has no window) or
 // `deadline` after its first attempt, whichever is sooner. *why says which.
-int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at, std::chrono::seconds deadline,
-                 std::string* why);
+int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at,
+                 std::chrono::seconds deadline, std::string* why);
 
 // The callback data a send carries, and the dedupe key it names ("" if not convoy's).
 std::string CallbackFor(const std::string& dedupe_key);

@@ -4,7 +4,6 @@
 #include "sender.h"
 
 #include <gtest/gtest.h>
-
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -40,7 +39,8 @@ constexpr const char* kToken = "test-token";
 
 uint64_t SendsCounted(const char* result) {
   return DefaultRegistry()
-      .GetCounter("convoy_outbound_sends_total", "Send commands by result.", std::string("result=\"") + result + "\"")
+      .GetCounter("convoy_outbound_sends_total", "Send commands by result.",
+                  std::string("result=\"") + result + "\"")
       .Value();
 }
 
@@ -50,11 +50,17 @@ std::string TextMessage(const std::string& body) {
 
 class OutboundTest : public ::testing::Test {
  protected:
-  OutboundTest() : vhost_("outbound"), db_("outbound"), amqp_{vhost_.url(), "outbound-test"}, pub_(amqp_), graph_(kToken) {}
+  OutboundTest()
+      : vhost_("outbound"),
+        db_("outbound"),
+        amqp_{vhost_.url(), "outbound-test"},
+        pub_(amqp_),
+        graph_(kToken) {}
 
   void SetUp() override {
     ASSERT_TRUE(graph_.Start().ok());
-    Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(), test::SourcePath("deploy/postgres"),
+    Status s = PrepareDatabaseService(test::SourcePath("proto-schemas"), db_.dsn(),
+                                      test::SourcePath("deploy/postgres"),
                                       /*migrate=*/true, &base_);
     ASSERT_TRUE(s.ok()) << s.ToString();
     auto conn = PgConnection::Connect(db_.dsn());
@@ -63,7 +69,9 @@ class OutboundTest : public ::testing::Test {
     pub_.Start();
     ASSERT_TRUE(pub_.WaitConnected(20s));
     // What ingress does with Meta's status webhooks: one inbound.status per status.
-    graph_.SetStatusSink([this](const std::string& pnid, const std::string& status) { PublishStatus(pnid, status); });
+    graph_.SetStatusSink([this](const std::string& pnid, const std::string& status) {
+      PublishStatus(pnid, status);
+    });
   }
 
   void TearDown() override {
@@ -80,9 +88,10 @@ class OutboundTest : public ::testing::Test {
   }
 
   // One outbound replica: `threads` send consumers and a status consumer.
-  // dsn: the database as this replica reaches it (a TcpProxy's port, for an outage); status_attempts:
-  // the status queue's delivery limit.
-  void StartReplica(const SenderSettings& settings, int threads = 4, std::string dsn = "", int status_attempts = 5) {
+  // dsn: the database as this replica reaches it (a TcpProxy's port, for an outage);
+  // status_attempts: the status queue's delivery limit.
+  void StartReplica(const SenderSettings& settings, int threads = 4, std::string dsn = "",
+                    int status_attempts = 5) {
     if (dsn.empty()) dsn = db_.dsn();
     auto group = std::make_unique<ConsumerGroup>(pub_);
     auto factory = [this, settings, dsn](bool status) {
@@ -90,31 +99,39 @@ class OutboundTest : public ::testing::Test {
         auto db = PgConnection::Connect(dsn);
         if (!db.ok()) return db.status();
         std::shared_ptr<PgConnection> conn(std::move(*db));
-        auto sender = std::make_shared<Sender>(*conn, base_.schemas, settings,
-                                               [this](AmqpMessage m) { return pub_.PublishAndWait(std::move(m), 10s); });
-        if (status) return DeliveryHandler([conn, sender](const Delivery& d) { return sender->HandleStatus(d); });
+        auto sender = std::make_shared<Sender>(
+            *conn, base_.schemas, settings,
+            [this](AmqpMessage m) { return pub_.PublishAndWait(std::move(m), 10s); });
+        if (status)
+          return DeliveryHandler(
+              [conn, sender](const Delivery& d) { return sender->HandleStatus(d); });
         DeliveryHandler send([conn, sender](const Delivery& d) { return sender->HandleSend(d); });
         // As convoy-outbound wires it: the command's outbox row settled (or its due time moved).
         if (ledgered_) return Ledgered(std::move(send), *conn, kUnlimitedAttempts);
         return send;
       };
     };
-    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundSend, 32, kUnlimitedAttempts}, threads, factory(false)).ok());
-    ASSERT_TRUE(group->Add({amqp_, queues::kOutboundStatus, 32, status_attempts}, 1, factory(true)).ok());
+    ASSERT_TRUE(
+        group->Add({amqp_, queues::kOutboundSend, 32, kUnlimitedAttempts}, threads, factory(false))
+            .ok());
+    ASSERT_TRUE(
+        group->Add({amqp_, queues::kOutboundStatus, 32, status_attempts}, 1, factory(true)).ok());
     group->Start();
     ASSERT_TRUE(WaitUntil([&] { return group->connected(); }, 20s));
     replicas_.push_back(std::move(group));
   }
 
-  static std::string Command(const std::string& dedupe, const std::string& to, const std::string& message,
-                             int64_t last_inbound_at) {
+  static std::string Command(const std::string& dedupe, const std::string& to,
+                             const std::string& message, int64_t last_inbound_at) {
     return R"({"schema":"outbound.send","version":1,"correlation_id":"corr-)" + JsonEscape(dedupe) +
-           R"(","dedupe_key":")" + JsonEscape(dedupe) + R"(","conversation_key":")" + kBusiness + ":" + to +
-           R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to +
-           R"(","last_inbound_at":)" + std::to_string(last_inbound_at) + R"(,"message":)" + message + "}";
+           R"(","dedupe_key":")" + JsonEscape(dedupe) + R"(","conversation_key":")" + kBusiness +
+           ":" + to + R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to +
+           R"(","last_inbound_at":)" + std::to_string(last_inbound_at) + R"(,"message":)" +
+           message + "}";
   }
 
-  static AmqpMessage SendMessage(const std::string& body, const std::string& dedupe, const std::string& to) {
+  static AmqpMessage SendMessage(const std::string& body, const std::string& dedupe,
+                                 const std::string& to) {
     AmqpMessage m;
     m.exchange = exchanges::kCommands;
     m.routing_key = queues::kOutboundSend;
@@ -126,10 +143,11 @@ class OutboundTest : public ::testing::Test {
     return m;
   }
 
-  void Send(const std::string& dedupe, const std::string& to, const std::string& message = TextMessage("Hello"),
-            int64_t last_inbound_at = 0) {
+  void Send(const std::string& dedupe, const std::string& to,
+            const std::string& message = TextMessage("Hello"), int64_t last_inbound_at = 0) {
     if (last_inbound_at == 0) last_inbound_at = NowSeconds() - 60;
-    Status s = pub_.PublishAndWait(SendMessage(Command(dedupe, to, message, last_inbound_at), dedupe, to), 10s);
+    Status s = pub_.PublishAndWait(
+        SendMessage(Command(dedupe, to, message, last_inbound_at), dedupe, to), 10s);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
@@ -141,8 +159,10 @@ class OutboundTest : public ::testing::Test {
     m.exchange = exchanges::kInbound;
     m.routing_key = "status";
     m.message_id = key;
-    m.body = R"({"schema":"inbound.status","version":1,"correlation_id":"corr-status","received_at":"2026-01-01T00:00:00Z",)"
-             R"("phone_number_id":")" + pnid + R"(","dedupe_key":")" + JsonEscape(key) + R"(","status":)" + status + "}";
+    m.body =
+        R"({"schema":"inbound.status","version":1,"correlation_id":"corr-status","received_at":"2026-01-01T00:00:00Z",)"
+        R"("phone_number_id":")" +
+        pnid + R"(","dedupe_key":")" + JsonEscape(key) + R"(","status":)" + status + "}";
     m.headers = {{headers::kDedupeKey, key}, {headers::kCorrelationId, "corr-status"}};
     pub_.PublishAndWait(std::move(m), 10s);
   }
@@ -152,7 +172,8 @@ class OutboundTest : public ::testing::Test {
   };
   Row Log(const std::string& dedupe) {
     auto r = sql_->Exec(
-        "SELECT status, attempts::text, coalesce(error_code::text, ''), coalesce(error_reason, ''), coalesce(wamid, '') "
+        "SELECT status, attempts::text, coalesce(error_code::text, ''), coalesce(error_reason, "
+        "''), coalesce(wamid, '') "
         "FROM outbound_messages WHERE dedupe_key = $1",
         {dedupe});
     if (!r.ok() || r->empty()) return {};
@@ -161,20 +182,23 @@ class OutboundTest : public ::testing::Test {
   // A send of another business number than kBusiness (a text, the recipient wrote a minute ago).
   void SendFrom(const std::string& number, const std::string& dedupe, const std::string& to) {
     std::string body = Command(dedupe, to, TextMessage("p"), NowSeconds() - 60);
-    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + number.size())) {
+    for (size_t at = body.find(kBusiness); at != std::string::npos;
+         at = body.find(kBusiness, at + number.size())) {
       body.replace(at, std::string(kBusiness).size(), number);
     }
     Status s = pub_.PublishAndWait(SendMessage(body, dedupe, to), 10s);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
-  bool WaitStatus(const std::string& dedupe, const std::string& status, std::chrono::seconds deadline = 30s) {
+  bool WaitStatus(const std::string& dedupe, const std::string& status,
+                  std::chrono::seconds deadline = 30s) {
     return WaitUntil([&] { return Log(dedupe).status == status; }, deadline);
   }
   int64_t Count(const std::string& sql) {
     auto r = sql_->Exec(sql);
     return r.ok() && !r->empty() ? r->get_int(0, 0) : -1;
   }
-  // The events outbound emitted so far (drained from conversation.events, which has no consumer here).
+  // The events outbound emitted so far (drained from conversation.events, which has no consumer
+  // here).
   std::vector<Delivery> TakeEvents() {
     auto n = QueueMessageCount(amqp_, queues::kConversationEvents);
     if (!n.ok() || *n == 0) return {};
@@ -210,23 +234,29 @@ class OutboundTest : public ::testing::Test {
   // every refusal (a sequence: the count survives the rolled-back statement). `times` > 0: only
   // the first `times` such updates are refused, whatever the switch says.
   void RefuseRecords(int times = 0) {
-    for (const std::string& sql : {
-             std::string("CREATE SEQUENCE refused_records"),
-             std::string("CREATE TABLE fault_switch (refusing boolean NOT NULL)"),
-             std::string("INSERT INTO fault_switch VALUES (true)"),
-             "CREATE FUNCTION refuse_record() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-             "IF " + (times > 0 ? kRefusedSoFar + " < " + std::to_string(times) : "(SELECT refusing FROM fault_switch)") +
-                 " THEN PERFORM nextval('refused_records'); "
-                 "RAISE EXCEPTION 'injected: the send log refuses the update'; END IF; RETURN NEW; END $$",
-             std::string("CREATE TRIGGER refuse_record BEFORE UPDATE ON outbound_messages FOR EACH ROW WHEN "
-                         "(NEW.status IN ('sent', 'delivered', 'read') AND NEW.status IS DISTINCT FROM OLD.status) "
-                         "EXECUTE FUNCTION refuse_record()")}) {
+    for (const std::string& sql :
+         {std::string("CREATE SEQUENCE refused_records"),
+          std::string("CREATE TABLE fault_switch (refusing boolean NOT NULL)"),
+          std::string("INSERT INTO fault_switch VALUES (true)"),
+          "CREATE FUNCTION refuse_record() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+          "IF " +
+              (times > 0 ? kRefusedSoFar + " < " + std::to_string(times)
+                         : "(SELECT refusing FROM fault_switch)") +
+              " THEN PERFORM nextval('refused_records'); "
+              "RAISE EXCEPTION 'injected: the send log refuses the update'; END IF; RETURN NEW; "
+              "END $$",
+          std::string(
+              "CREATE TRIGGER refuse_record BEFORE UPDATE ON outbound_messages FOR EACH ROW WHEN "
+              "(NEW.status IN ('sent', 'delivered', 'read') AND NEW.status IS DISTINCT FROM "
+              "OLD.status) "
+              "EXECUTE FUNCTION refuse_record()")}) {
       auto r = sql_->Exec(sql);
       ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << sql;
     }
   }
   int64_t Refused() { return Count("SELECT " + kRefusedSoFar); }
-  const std::string kRefusedSoFar = "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refused_records)";
+  const std::string kRefusedSoFar =
+      "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refused_records)";
   void StopRefusing() { ASSERT_TRUE(sql_->Exec("UPDATE fault_switch SET refusing = false").ok()); }
   size_t Parked(const char* queue) {
     auto n = QueueMessageCount(amqp_, std::string(queue) + ".dlq");
@@ -265,13 +295,17 @@ TEST_F(OutboundTest, EveryCommandDuplicatedIsSentExactlyOnce) {
   for (int copy = 0; copy < 2; ++copy) {
     for (int i = 0; i < kSends; ++i) {
       std::string key = "dup:" + std::to_string(i), to = "1650555" + std::to_string(1000 + i);
-      pub_.Publish(SendMessage(Command(key, to, TextMessage("n" + std::to_string(i)), NowSeconds()), key, to),
+      pub_.Publish(SendMessage(Command(key, to, TextMessage("n" + std::to_string(i)), NowSeconds()),
+                               key, to),
                    published.Add());
     }
   }
   ASSERT_TRUE(published.Wait(std::chrono::steady_clock::now() + 60s).ok());
-  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == kSends; },
-                        120s))
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == kSends;
+      },
+      120s))
       << Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'");
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -294,24 +328,28 @@ TEST_F(OutboundTest, EveryCommandDuplicatedIsSentExactlyOnce) {
 // The content guard is the last look before Meta: what it cuts never reaches the Graph API.
 TEST_F(OutboundTest, TheContentGuardCutsAServiceListBeforeTheCall) {
   SenderSettings settings = Settings();
-  auto guard = ContentGuard::Load(test::SourcePath("deploy/guard/content-guard.json"), base_.schemas);
+  auto guard =
+      ContentGuard::Load(test::SourcePath("deploy/guard/content-guard.json"), base_.schemas);
   ASSERT_TRUE(guard.ok()) << guard.status().ToString();
   settings.guard = *guard;
   StartReplica(settings, 1);
-  auto& sanitised = DefaultRegistry().GetCounter("convoy_outbound_guard_total",
-                                                 "Texts the content guard changed before sending, by action.",
-                                                 "action=\"sanitised\"");
-  auto& replaced = DefaultRegistry().GetCounter("convoy_outbound_guard_total",
-                                                "Texts the content guard changed before sending, by action.",
-                                                "action=\"replaced\"");
+  auto& sanitised = DefaultRegistry().GetCounter(
+      "convoy_outbound_guard_total", "Texts the content guard changed before sending, by action.",
+      "action=\"sanitised\"");
+  auto& replaced = DefaultRegistry().GetCounter(
+      "convoy_outbound_guard_total", "Texts the content guard changed before sending, by action.",
+      "action=\"replaced\"");
   const uint64_t s0 = sanitised.Value(), r0 = replaced.Value();
-  Send("guard:1", "16505550101", TextMessage("How can I help you today? (family visa, golden visa, company setup)"));
+  Send("guard:1", "16505550101",
+       TextMessage("How can I help you today? (family visa, golden visa, company setup)"));
   Send("guard:2", "16505550101", TextMessage("Golden visa / Family visa"));
-  Send("guard:3", "16505550101", TextMessage("Thank you, Ana. Our team will call you tonight about your family visa."));
+  Send("guard:3", "16505550101",
+       TextMessage("Thank you, Ana. Our team will call you tonight about your family visa."));
   ASSERT_TRUE(graph_.WaitForSends(3, 30s));
   EXPECT_EQ(graph_.SentTexts("16505550101"),
-            (std::vector<std::string>{"How can I help you today?", "How can I help you today?",
-                                      "Thank you, Ana. Our team will call you tonight about your family visa."}));
+            (std::vector<std::string>{
+                "How can I help you today?", "How can I help you today?",
+                "Thank you, Ana. Our team will call you tonight about your family visa."}));
   EXPECT_EQ(sanitised.Value() - s0, 1u);
   EXPECT_EQ(replaced.Value() - r0, 1u);
 }
@@ -340,9 +378,10 @@ TEST_F(OutboundTest, TheAnswersMarkReadGoesJustBeforeItOnce) {
   publish("mr:2", to2, "wamid.U2");
   ASSERT_TRUE(WaitStatus("mr:2", "sent"));
   EXPECT_EQ(Log("mr:2").attempts, "2");
-  EXPECT_EQ(graph_.CallOrder(),
-            (std::vector<std::string>{"read:wamid.U1", "send:" + to, "read:wamid.U2", "send:" + to2}));
-  EXPECT_EQ(graph_.ReadReceipts(), (std::vector<std::string>{"wamid.U1:typing", "wamid.U2:typing"}));
+  EXPECT_EQ(graph_.CallOrder(), (std::vector<std::string>{"read:wamid.U1", "send:" + to,
+                                                          "read:wamid.U2", "send:" + to2}));
+  EXPECT_EQ(graph_.ReadReceipts(),
+            (std::vector<std::string>{"wamid.U1:typing", "wamid.U2:typing"}));
 }
 
 TEST_F(OutboundTest, RateLimitAndServerErrorsAreRetriedAndSentOnce) {
@@ -351,7 +390,8 @@ TEST_F(OutboundTest, RateLimitAndServerErrorsAreRetriedAndSentOnce) {
     int http, code;
     const char* key;
   };
-  for (const Case& c : {Case{400, 130429, "throttled"}, Case{503, 2, "unavailable"}, Case{500, 131000, "unknown"}}) {
+  for (const Case& c : {Case{400, 130429, "throttled"}, Case{503, 2, "unavailable"},
+                        Case{500, 131000, "unknown"}}) {
     size_t calls = graph_.CallCount();
     graph_.Inject(c.http, c.code, 1, 0, "/messages");
     Send(c.key, "16505552001");
@@ -371,7 +411,8 @@ TEST_F(OutboundTest, AnAcceptedSendWhoseAnswerIsLostIsReconciledNotResent) {
   graph_.Inject(200, 0, 1, 2500, "/messages");  // accepted at once, answered after the 1 s timeout
   uint64_t dups = SendsCounted("duplicate");
   Send("slow-accepted", "16505552002");
-  ASSERT_TRUE(WaitUntil([&] { return SendsCounted("duplicate") > dups; }, 30s)) << Log("slow-accepted").status;
+  ASSERT_TRUE(WaitUntil([&] { return SendsCounted("duplicate") > dups; }, 30s))
+      << Log("slow-accepted").status;
   Row row = Log("slow-accepted");
   EXPECT_EQ(row.status, "sent");
   EXPECT_EQ(row.attempts, "1");
@@ -389,7 +430,8 @@ TEST_F(OutboundTest, ARecordThatFailsAfterMetaAcceptedIsRetriedWithoutASecondCal
   StartReplica(Settings(), 1);
   const uint64_t retried = SendsCounted("record_retry");
   Send("record-refused", "16505552020");
-  ASSERT_TRUE(WaitStatus("record-refused", "sent")) << Log("record-refused").status << ", refused " << Refused();
+  ASSERT_TRUE(WaitStatus("record-refused", "sent"))
+      << Log("record-refused").status << ", refused " << Refused();
   EXPECT_EQ(Refused(), 2);
   Row row = Log("record-refused");
   EXPECT_EQ(row.wamid, AnsweredWamid("16505552020"));
@@ -417,10 +459,12 @@ TEST_F(OutboundTest, ARecordThatKeepsFailingIsParkedWithTheWamidAndAReplayFinish
   sends.queue = queues::kOutboundSend;
   auto parked = ctl::ListParked(vhost_.url(), sends);
   ASSERT_TRUE(parked.ok() && parked->size() == 1u) << parked.status().ToString();
-  EXPECT_NE((*parked)[0].last_reason.find("Meta accepted the send (wamid " + wamid + ")"), std::string::npos)
+  EXPECT_NE((*parked)[0].last_reason.find("Meta accepted the send (wamid " + wamid + ")"),
+            std::string::npos)
       << (*parked)[0].last_reason;
   const auto& h = (*parked)[0].headers;
-  EXPECT_NE(std::find(h.begin(), h.end(), std::make_pair(std::string("x-graph-accepted"), wamid)), h.end())
+  EXPECT_NE(std::find(h.begin(), h.end(), std::make_pair(std::string("x-graph-accepted"), wamid)),
+            h.end())
       << "the parked command carries the wamid";
 
   StopRefusing();
@@ -468,12 +512,14 @@ TEST_F(OutboundTest, AStatusForAWamidNotRecordedYetWaitsForTheRecord) {
   const std::string status =
       R"({"id":"wamid.EARLY1","status":"delivered","timestamp":"1750000000","recipient_id":"16505552023"})";
   PublishStatus(kBusiness, status);
-  auto& waiting = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
-                                               "effect=\"waiting\"");
+  auto& waiting = DefaultRegistry().GetCounter("convoy_outbound_statuses_total",
+                                               "Status webhooks by effect.", "effect=\"waiting\"");
   const uint64_t waited = waiting.Value();
   ASSERT_TRUE(WaitUntil([&] { return waiting.Value() > waited; }, 20s));
-  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
-                         "wamid, attempts) VALUES ('early', $1, '16505552023', 'sent', 'c', 'wamid.EARLY1', 1)",
+  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, "
+                         "status, correlation_id, "
+                         "wamid, attempts) VALUES ('early', $1, '16505552023', 'sent', 'c', "
+                         "'wamid.EARLY1', 1)",
                          {std::string(kBusiness)})
                   .ok());
   ASSERT_TRUE(WaitStatus("early", "delivered"));
@@ -485,34 +531,42 @@ TEST_F(OutboundTest, AStatusForAWamidNotRecordedYetWaitsForTheRecord) {
 // status that would give the wamid to a second send is parked naming both.
 TEST_F(OutboundTest, AWamidAnotherSendHoldsIsReportedAsAnIntegrityError) {
   StartReplica(Settings(), 1);
-  auto& conflicts = DefaultRegistry().GetCounter(
-      "convoy_outbound_wamid_conflicts_total",
-      "Graph answers or status webhooks naming a wamid another send already holds (an integrity error: two dedupe "
-      "keys, one message id).");
+  auto& conflicts =
+      DefaultRegistry().GetCounter("convoy_outbound_wamid_conflicts_total",
+                                   "Graph answers or status webhooks naming a wamid another send "
+                                   "already holds (an integrity error: two dedupe "
+                                   "keys, one message id).");
   const uint64_t before = conflicts.Value();
-  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
-                         "wamid, attempts) VALUES ('holder', $1, '16505552024', 'read', 'c', 'wamid.TWICE', 1), "
+  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, "
+                         "status, correlation_id, "
+                         "wamid, attempts) VALUES ('holder', $1, '16505552024', 'read', 'c', "
+                         "'wamid.TWICE', 1), "
                          "('second', $1, '16505552024', 'sending', 'c', NULL, 1)",
                          {std::string(kBusiness)})
                   .ok());
   // A status for 'second' that names the wamid 'holder' holds.
-  PublishStatus(kBusiness, R"({"id":"wamid.TWICE","status":"sent","timestamp":"1750000000","recipient_id":"16505552024",)"
-                           R"("biz_opaque_callback_data":"convoy:second"})");
+  PublishStatus(
+      kBusiness,
+      R"({"id":"wamid.TWICE","status":"sent","timestamp":"1750000000","recipient_id":"16505552024",)"
+      R"("biz_opaque_callback_data":"convoy:second"})");
   ASSERT_TRUE(WaitUntil([&] { return Parked(queues::kOutboundStatus) == 1; }, 20s));
   auto parked = TakeMessages(amqp_, std::string(queues::kOutboundStatus) + ".dlq", 1);
   ASSERT_TRUE(parked.ok() && parked->size() == 1);
-  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("for send second names wamid wamid.TWICE, which send holder"),
+  EXPECT_NE((*parked)[0]
+                .Header(headers::kDeathReason)
+                .find("for send second names wamid wamid.TWICE, which send holder"),
             std::string::npos)
       << (*parked)[0].Header(headers::kDeathReason);
   // Meta's answer to 'second' named it too (its record being retried): recorded, and reported.
-  AmqpMessage redelivered = SendMessage(Command("second", "16505552024", TextMessage("Hi"), NowSeconds()), "second",
-                                        "16505552024");
+  AmqpMessage redelivered = SendMessage(
+      Command("second", "16505552024", TextMessage("Hi"), NowSeconds()), "second", "16505552024");
   redelivered.headers["x-graph-accepted"] = "wamid.TWICE";
   ASSERT_TRUE(pub_.PublishAndWait(redelivered, 10s).ok());
   ASSERT_TRUE(WaitStatus("second", "sent"));
   Row row = Log("second");
   EXPECT_EQ(row.wamid, "");
-  EXPECT_NE(row.error_reason.find("wamid wamid.TWICE, which send holder already holds"), std::string::npos)
+  EXPECT_NE(row.error_reason.find("wamid wamid.TWICE, which send holder already holds"),
+            std::string::npos)
       << row.error_reason;
   EXPECT_EQ(conflicts.Value() - before, 2u);
   EXPECT_EQ(Log("holder").status, "read");
@@ -525,19 +579,24 @@ TEST_F(OutboundTest, AWamidAnotherSendHoldsIsReportedAsAnIntegrityError) {
 TEST_F(OutboundTest, AGraphFakeStartedAgainOnTheSameDataNeverRepeatsAWamid) {
   StartReplica(Settings(), 1);
   for (int i = 0; i < 3; ++i) Send("run1:" + std::to_string(i), "16505552030");
-  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == 3; }, 20s));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == 3; },
+      20s));
   for (auto& r : replicas_) r->Stop();
   replicas_.clear();
   graph_.Stop();
 
   fake::FakeGraph again(kToken);
   ASSERT_TRUE(again.Start().ok());
-  again.SetStatusSink([this](const std::string& pnid, const std::string& status) { PublishStatus(pnid, status); });
+  again.SetStatusSink(
+      [this](const std::string& pnid, const std::string& status) { PublishStatus(pnid, status); });
   SenderSettings settings = Settings();
   settings.graph.base_url = again.base_url();
   StartReplica(settings, 1);
   for (int i = 0; i < 3; ++i) Send("run2:" + std::to_string(i), "16505552030");
-  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == 6; }, 20s))
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'") == 6; },
+      20s))
       << Count("SELECT count(*) FROM outbound_messages WHERE status = 'sent'");
   EXPECT_EQ(again.SendCount(), 3u);
   EXPECT_EQ(Count("SELECT count(DISTINCT wamid) FROM outbound_messages"), 6);
@@ -554,8 +613,10 @@ TEST_F(OutboundTest, SendsInDoubtAreMeasured) {
   ASSERT_TRUE(none.ok()) << none.status().ToString();
   EXPECT_EQ(none->count, 0);
   EXPECT_EQ(none->oldest_seconds, 0);
-  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
-                         "attempt_started_at) VALUES ('d1', '1', '2', 'sending', 'c', now() - interval '100 seconds'), "
+  ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, "
+                         "status, correlation_id, "
+                         "attempt_started_at) VALUES ('d1', '1', '2', 'sending', 'c', now() - "
+                         "interval '100 seconds'), "
                          "('d2', '1', '2', 'uncertain', 'c', now() - interval '5 seconds'), "
                          "('d3', '1', '2', 'sent', 'c', now() - interval '1 hour'), "
                          "('d4', '1', '2', 'retrying', 'c', now() - interval '1 hour')")
@@ -587,7 +648,8 @@ TEST_F(OutboundTest, AStatusWaitsOutADatabaseOutageUncounted) {
   const auto sent_at = delivered.find(R"("status":"sent")");
   ASSERT_NE(sent_at, std::string::npos) << delivered;
   delivered.replace(sent_at, std::string(R"("status":"sent")").size(), R"("status":"delivered")");
-  auto& retried = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"retry\"");
+  auto& retried =
+      DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"retry\"");
   const uint64_t before = retried.Value();
   proxy.SetBlocked(true);
   PublishStatus(kBusiness, delivered);
@@ -672,7 +734,10 @@ TEST_F(OutboundTest, AlwaysFailingSendsAreParkedWithTheReasonWhenTheirRetryBudge
   const Delivery& p = (*parked)[0];
   EXPECT_EQ(p.Header("x-last-error-code"), "2");
   EXPECT_EQ(p.Header(headers::kAttempt), "2");
-  EXPECT_NE(p.Header(headers::kDeathReason).find("graph 2: injected error 2 (Graph service temporarily unavailable) (after 2 attempts over "), std::string::npos)
+  EXPECT_NE(p.Header(headers::kDeathReason)
+                .find("graph 2: injected error 2 (Graph service temporarily unavailable) (after 2 "
+                      "attempts over "),
+            std::string::npos)
       << p.Header(headers::kDeathReason);
   EXPECT_NE(p.Header(headers::kDeathReason).find("the send deadline"), std::string::npos)
       << p.Header(headers::kDeathReason);
@@ -692,8 +757,8 @@ TEST_F(OutboundTest, TheCustomerServiceWindowIsCheckedBeforeCalling) {
   StartReplica(Settings(), 1);
   const int64_t yesterday = NowSeconds() - 25 * 3600;
   Send("late-text", "16505552006", TextMessage("Still there?"), yesterday);
-  Send("late-template", "16505552006", R"({"type":"template","template":{"name":"hello","language":{"code":"en"}}})",
-       yesterday);
+  Send("late-template", "16505552006",
+       R"({"type":"template","template":{"name":"hello","language":{"code":"en"}}})", yesterday);
   Send("in-window", "16505552006", TextMessage("Hi"), NowSeconds() - 23 * 3600);
   ASSERT_TRUE(WaitStatus("late-text", "failed"));
   ASSERT_TRUE(WaitStatus("late-template", "sent"));
@@ -701,7 +766,8 @@ TEST_F(OutboundTest, TheCustomerServiceWindowIsCheckedBeforeCalling) {
   Row row = Log("late-text");
   EXPECT_EQ(row.error_code, "131047");
   EXPECT_EQ(row.attempts, "0");
-  EXPECT_NE(row.error_reason.find("outside the 24-hour customer service window"), std::string::npos) << row.error_reason;
+  EXPECT_NE(row.error_reason.find("outside the 24-hour customer service window"), std::string::npos)
+      << row.error_reason;
   EXPECT_EQ(graph_.CallCount(), 2u);
 }
 
@@ -711,7 +777,9 @@ TEST_F(OutboundTest, TheCustomerServiceWindowIsCheckedBeforeCalling) {
 // send is remembered the same way.
 TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
   test::RegisterNumber(*sql_, kBusiness, "acme");
-  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET app = 'acme' WHERE phone_number_id = $1", {std::string(kBusiness)}).ok());
+  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET app = 'acme' WHERE phone_number_id = $1",
+                         {std::string(kBusiness)})
+                  .ok());
   StartReplica(Settings(), 1);
   const std::string user = "16505552030";
   auto preference = [&](const std::string& value, int64_t at, const std::string& app = "acme") {
@@ -719,27 +787,36 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
     m.exchange = exchanges::kInbound;
     m.routing_key = "preference";
     m.message_id = "pref:" + value + std::to_string(at) + app;
-    m.body = R"({"schema":"inbound.preference","version":1,"correlation_id":"corr-pref","received_at":"2026-01-01T00:00:00Z",)"
-             R"("app":")" + app + R"(","phone_number_id":")" + std::string(kBusiness) + R"(","preference":{"wa_id":")" + user +
-             R"(","category":"marketing_messages","value":")" + value + R"(","timestamp":")" + std::to_string(at) + R"("}})";
+    m.body =
+        R"({"schema":"inbound.preference","version":1,"correlation_id":"corr-pref","received_at":"2026-01-01T00:00:00Z",)"
+        R"("app":")" +
+        app + R"(","phone_number_id":")" + std::string(kBusiness) + R"(","preference":{"wa_id":")" +
+        user + R"(","category":"marketing_messages","value":")" + value + R"(","timestamp":")" +
+        std::to_string(at) + R"("}})";
     m.headers = {{headers::kDedupeKey, m.message_id}, {headers::kCorrelationId, "corr-pref"}};
     ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
   };
   auto marketing = [&](const std::string& dedupe, const std::string& category) {
-    std::string body = Command(dedupe, user, R"({"type":"template","template":{"name":"offer","language":{"code":"en"}}})",
-                               NowSeconds() - 60);
+    std::string body = Command(
+        dedupe, user, R"({"type":"template","template":{"name":"offer","language":{"code":"en"}}})",
+        NowSeconds() - 60);
     body.insert(body.size() - 1, R"(,"template_category":")" + category + "\"");
     ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, dedupe, user), 10s).ok());
   };
   auto applied = [&](double n) {
-    return WaitUntil([&] { return Count("SELECT count(*) FROM marketing_preferences") >= 1 &&
-                                  DefaultRegistry().GetCounter("convoy_outbound_preferences_total",
-                                                               "Marketing preferences by effect.", "effect=\"received\"")
-                                          .Value() >= n; }, 20s);
+    return WaitUntil(
+        [&] {
+          return Count("SELECT count(*) FROM marketing_preferences") >= 1 &&
+                 DefaultRegistry()
+                         .GetCounter("convoy_outbound_preferences_total",
+                                     "Marketing preferences by effect.", "effect=\"received\"")
+                         .Value() >= n;
+        },
+        20s);
   };
   const double before = DefaultRegistry()
-                            .GetCounter("convoy_outbound_preferences_total", "Marketing preferences by effect.",
-                                        "effect=\"received\"")
+                            .GetCounter("convoy_outbound_preferences_total",
+                                        "Marketing preferences by effect.", "effect=\"received\"")
                             .Value();
   const int64_t t = NowSeconds();
   preference("stop", t - 100);
@@ -754,20 +831,28 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
 
   // A resume signed by another app (someone with another business's app secret), or dated in the
   // future (it would outrank every real choice until then): neither is applied.
-  const double ignored = DefaultRegistry()
-                             .GetCounter("convoy_outbound_preferences_total", "", "effect=\"ignored\"").Value();
-  const double wrong_app = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"wrong_app\"").Value();
+  const double ignored =
+      DefaultRegistry()
+          .GetCounter("convoy_outbound_preferences_total", "", "effect=\"ignored\"")
+          .Value();
+  const double wrong_app =
+      DefaultRegistry()
+          .GetCounter("convoy_outbound_statuses_total", "", "effect=\"wrong_app\"")
+          .Value();
   preference("resume", t - 60, "default");
   preference("resume", t + 86400);
   ASSERT_TRUE(WaitUntil(
       [&] {
-        return DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"wrong_app\"").Value() >=
-                   wrong_app + 1 &&
-               DefaultRegistry().GetCounter("convoy_outbound_preferences_total", "", "effect=\"ignored\"").Value() >=
-                   ignored + 1;
+        return DefaultRegistry()
+                       .GetCounter("convoy_outbound_statuses_total", "", "effect=\"wrong_app\"")
+                       .Value() >= wrong_app + 1 &&
+               DefaultRegistry()
+                       .GetCounter("convoy_outbound_preferences_total", "", "effect=\"ignored\"")
+                       .Value() >= ignored + 1;
       },
       20s));
-  EXPECT_EQ(Count("SELECT count(*) FROM marketing_preferences WHERE stopped"), 1) << "still stopped";
+  EXPECT_EQ(Count("SELECT count(*) FROM marketing_preferences WHERE stopped"), 1)
+      << "still stopped";
 
   preference("resume", t - 50);
   ASSERT_TRUE(applied(before + 2));
@@ -784,11 +869,13 @@ TEST_F(OutboundTest, MarketingTemplatesRespectTheUsersStopUntilTheyResume) {
   marketing("offer-4", "marketing");
   ASSERT_TRUE(WaitStatus("offer-4", "failed"));
   EXPECT_EQ(graph_.CallCount(), calls);
-  EXPECT_EQ(Count("SELECT count(*) FROM marketing_preferences WHERE stopped AND source = '131050'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM marketing_preferences WHERE stopped AND source = '131050'"),
+            1);
 }
 
 // The template catalog (templates.h): what ingress publishes for Meta's template webhooks, as it
-// publishes it (convoy.inbound/template), and sends naming templates of the registered number's WABA.
+// publishes it (convoy.inbound/template), and sends naming templates of the registered number's
+// WABA.
 class TemplateCatalogTest : public OutboundTest {
  protected:
   static constexpr const char* kWaba = "102290129340398";  // test::RegisterNumber's
@@ -796,36 +883,50 @@ class TemplateCatalogTest : public OutboundTest {
     OutboundTest::SetUp();
     test::RegisterNumber(*sql_, kBusiness);
   }
-  void Change(const std::string& field, const std::string& name, const std::string& value_members, int64_t at) {
+  void Change(const std::string& field, const std::string& name, const std::string& value_members,
+              int64_t at) {
     AmqpMessage m;
     m.exchange = exchanges::kInbound;
     m.routing_key = "template";
-    m.message_id = "template:" + field + ":" + name + ":" + std::to_string(at) + ":" + value_members;
-    m.body = R"({"schema":"inbound.template","version":1,"correlation_id":"corr-tpl","received_at":"2026-01-01T00:00:00Z",)"
-             R"("waba_id":")" + std::string(kWaba) + R"(","field":")" + field + R"(","event_time":)" + std::to_string(at) +
-             R"(,"template":{"message_template_id":1689556908129832,"message_template_name":")" + name +
-             R"(","message_template_language":"en_US",)" + value_members + "}}";
+    m.message_id =
+        "template:" + field + ":" + name + ":" + std::to_string(at) + ":" + value_members;
+    m.body =
+        R"({"schema":"inbound.template","version":1,"correlation_id":"corr-tpl","received_at":"2026-01-01T00:00:00Z",)"
+        R"("waba_id":")" +
+        std::string(kWaba) + R"(","field":")" + field + R"(","event_time":)" + std::to_string(at) +
+        R"(,"template":{"message_template_id":1689556908129832,"message_template_name":")" + name +
+        R"(","message_template_language":"en_US",)" + value_members + "}}";
     m.headers = {{headers::kDedupeKey, m.message_id}, {headers::kCorrelationId, "corr-tpl"}};
     ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
   }
-  void StatusChange(const std::string& name, const std::string& status, int64_t at, const std::string& category = "UTILITY") {
+  void StatusChange(const std::string& name, const std::string& status, int64_t at,
+                    const std::string& category = "UTILITY") {
     Change("message_template_status_update", name,
-           R"("event":")" + status + R"(","reason":"NONE","message_template_category":")" + category + "\"", at);
+           R"("event":")" + status + R"(","reason":"NONE","message_template_category":")" +
+               category + "\"",
+           at);
   }
   // Template changes taken off outbound.status so far, applied or stale.
   static double Updates() {
     auto& r = DefaultRegistry();
-    const char* help = "Template webhooks applied to the catalog, or stale (older than what it keeps).";
-    return r.GetCounter("convoy_outbound_template_updates_total", help, "outcome=\"applied\"").Value() +
-           r.GetCounter("convoy_outbound_template_updates_total", help, "outcome=\"stale\"").Value();
+    const char* help =
+        "Template webhooks applied to the catalog, or stale (older than what it keeps).";
+    return r.GetCounter("convoy_outbound_template_updates_total", help, "outcome=\"applied\"")
+               .Value() +
+           r.GetCounter("convoy_outbound_template_updates_total", help, "outcome=\"stale\"")
+               .Value();
   }
   std::string Catalog(const std::string& name, const char* column) {
-    auto r = sql_->Exec(std::string("SELECT coalesce(") + column + ", '') FROM templates WHERE waba_id = $1 AND name = $2 "
-                        "AND language = 'en_US'", {std::string(kWaba), name});
+    auto r = sql_->Exec(std::string("SELECT coalesce(") + column +
+                            ", '') FROM templates WHERE waba_id = $1 AND name = $2 "
+                            "AND language = 'en_US'",
+                        {std::string(kWaba), name});
     return r.ok() && !r->empty() ? r->get(0, 0) : "";
   }
   void SendTemplate(const std::string& dedupe, const std::string& to, const std::string& name) {
-    Send(dedupe, to, R"({"type":"template","template":{"name":")" + name + R"(","language":{"code":"en_US"}}})");
+    Send(
+        dedupe, to,
+        R"({"type":"template","template":{"name":")" + name + R"(","language":{"code":"en_US"}}})");
   }
   // The Graph endpoint of each accepted send to `to`, in order.
   std::vector<std::string> Endpoints(const std::string& to) {
@@ -841,7 +942,8 @@ class TemplateCatalogTest : public OutboundTest {
   static double Refused() {
     return DefaultRegistry()
         .GetCounter("convoy_outbound_template_checks_total",
-                    "Template sends checked against the catalog: approved, refused (no call), unchecked (the number has "
+                    "Template sends checked against the catalog: approved, refused (no call), "
+                    "unchecked (the number has "
                     "no WABA in the registry, or its WABA was never synced and does not know it).",
                     "result=\"refused\"")
         .Value();
@@ -862,8 +964,10 @@ TEST_F(TemplateCatalogTest, APausedTemplateFailsWithoutAGraphCall) {
   ASSERT_TRUE(WaitStatus("paused-1", "failed"));
   const Row row = Log("paused-1");
   EXPECT_EQ(row.error_code, "132015");
-  EXPECT_NE(row.error_reason.find("template 'order_update' (en_US) of WABA 102290129340398 is PAUSED"),
-            std::string::npos) << row.error_reason;
+  EXPECT_NE(
+      row.error_reason.find("template 'order_update' (en_US) of WABA 102290129340398 is PAUSED"),
+      std::string::npos)
+      << row.error_reason;
   EXPECT_EQ(row.attempts, "0") << "refused without a call";
   EXPECT_EQ(graph_.CallCount(), 0u);
   EXPECT_EQ(Refused(), refused + 1);
@@ -891,18 +995,21 @@ TEST_F(TemplateCatalogTest, ACategoryUpdateMovesATemplateBetweenMessagesAndMarke
   SendTemplate("cat-2", "16505552103", "shipping");
   ASSERT_TRUE(WaitStatus("cat-2", "sent"));
 
-  Change("template_category_update", "shipping", R"("previous_category":"UTILITY","new_category":"MARKETING")", t - 50);
+  Change("template_category_update", "shipping",
+         R"("previous_category":"UTILITY","new_category":"MARKETING")", t - 50);
   ASSERT_TRUE(WaitUntil([&] { return Catalog("shipping", "category") == "MARKETING"; }, 20s));
   SendTemplate("cat-3", "16505552103", "shipping");
   ASSERT_TRUE(WaitStatus("cat-3", "sent"));
 
-  Change("template_category_update", "shipping", R"("previous_category":"MARKETING","new_category":"UTILITY")", t - 20);
+  Change("template_category_update", "shipping",
+         R"("previous_category":"MARKETING","new_category":"UTILITY")", t - 20);
   ASSERT_TRUE(WaitUntil([&] { return Catalog("shipping", "category") == "UTILITY"; }, 20s));
   SendTemplate("cat-4", "16505552103", "shipping");
   ASSERT_TRUE(WaitStatus("cat-4", "sent"));
 
   EXPECT_EQ(Endpoints("16505552102"), (std::vector<std::string>{"marketing_messages"}));
-  EXPECT_EQ(Endpoints("16505552103"), (std::vector<std::string>{"messages", "marketing_messages", "messages"}));
+  EXPECT_EQ(Endpoints("16505552103"),
+            (std::vector<std::string>{"messages", "marketing_messages", "messages"}));
 }
 
 // Changes apply by the time Meta gives them (entry[].time), not by the order they arrive: an older
@@ -919,14 +1026,17 @@ TEST_F(TemplateCatalogTest, AnOlderStatusUpdateNeverOverwritesANewerOne) {
   StatusChange("reminder", "PAUSED", t - 50);
   ASSERT_TRUE(applied(1));
   StatusChange("reminder", "APPROVED", t - 100);  // older, delivered after
-  Change("message_template_quality_update", "reminder", R"("previous_quality_score":"GREEN","new_quality_score":"RED")",
+  Change("message_template_quality_update", "reminder",
+         R"("previous_quality_score":"GREEN","new_quality_score":"RED")",
          t - 200);  // older than the status, but the first quality: kept
   ASSERT_TRUE(applied(2));
   EXPECT_EQ(Catalog("reminder", "status"), "PAUSED");
   EXPECT_EQ(Catalog("reminder", "quality"), "RED");
-  Change("message_template_quality_update", "reminder", R"("previous_quality_score":"GREEN","new_quality_score":"YELLOW")",
+  Change("message_template_quality_update", "reminder",
+         R"("previous_quality_score":"GREEN","new_quality_score":"YELLOW")",
          t - 300);  // older than the quality kept
-  StatusChange("reminder", "PAUSED", t - 50);  // the same change again (a redelivery Meta gave a new id)
+  StatusChange("reminder", "PAUSED",
+               t - 50);  // the same change again (a redelivery Meta gave a new id)
   ASSERT_TRUE(applied(2));
   EXPECT_EQ(Catalog("reminder", "quality"), "RED");
   EXPECT_EQ(Catalog("reminder", "status"), "PAUSED");
@@ -943,14 +1053,18 @@ TEST_F(TemplateCatalogTest, ASyncReadsEveryPageAndThenAnUnknownTemplateFails) {
   SendTemplate("unknown-1", "16505552105", "not_in_catalog");
   ASSERT_TRUE(WaitStatus("unknown-1", "sent")) << "never synced: unchecked";
 
-  ASSERT_TRUE(sql_->Exec("INSERT INTO templates (waba_id, name, language, status, status_at, source) VALUES "
-                         "($1, 'retired', 'en_US', 'APPROVED', now() - interval '1 day', 'webhook')",
-                         {std::string(kWaba)}).ok());
+  ASSERT_TRUE(
+      sql_->Exec(
+              "INSERT INTO templates (waba_id, name, language, status, status_at, source) VALUES "
+              "($1, 'retired', 'en_US', 'APPROVED', now() - interval '1 day', 'webhook')",
+              {std::string(kWaba)})
+          .ok());
   std::vector<std::string> listed;
   for (int i = 0; i < 7; ++i) {
     listed.push_back(R"({"id":"90)" + std::to_string(i) + R"(","name":"t)" + std::to_string(i) +
-                     R"(","language":"en_US","status":")" + (i == 3 ? "REJECTED" : "APPROVED") + R"(","category":")" +
-                     (i % 2 ? "MARKETING" : "UTILITY") + R"(","quality_score":{"score":"GREEN","date":1751247548}})");
+                     R"(","language":"en_US","status":")" + (i == 3 ? "REJECTED" : "APPROVED") +
+                     R"(","category":")" + (i % 2 ? "MARKETING" : "UTILITY") +
+                     R"(","quality_score":{"score":"GREEN","date":1751247548}})");
   }
   graph_.SetTemplates(kWaba, listed, 3);
   auto db = PgConnection::Connect(db_.dsn());
@@ -963,7 +1077,9 @@ TEST_F(TemplateCatalogTest, ASyncReadsEveryPageAndThenAnUnknownTemplateFails) {
   EXPECT_EQ(sync->pages, 3);
   EXPECT_EQ(sync->deleted, 1);
   EXPECT_EQ(graph_.TemplatePagesServed(), 3u);
-  EXPECT_EQ(Count("SELECT count(*) FROM templates WHERE source = 'sync' AND quality = 'GREEN' AND status_at IS NOT NULL"), 7);
+  EXPECT_EQ(Count("SELECT count(*) FROM templates WHERE source = 'sync' AND quality = 'GREEN' AND "
+                  "status_at IS NOT NULL"),
+            7);
   EXPECT_EQ(Catalog("t5", "category"), "MARKETING");
   EXPECT_EQ(Catalog("retired", "status"), "DELETED");
   EXPECT_EQ(Count("SELECT pages FROM template_syncs WHERE templates = 7"), 3);
@@ -971,7 +1087,8 @@ TEST_F(TemplateCatalogTest, ASyncReadsEveryPageAndThenAnUnknownTemplateFails) {
   // A token Graph refuses: the sync says so, and a page limit stops a catalog too long.
   auto refused = SyncTemplates(**db, {graph_.base_url(), "not-a-token"}, kWaba, settings);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("HTTP 401"), std::string::npos) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("HTTP 401"), std::string::npos)
+      << refused.status().ToString();
   settings.max_pages = 2;
   auto too_long = SyncTemplates(**db, {graph_.base_url(), kToken}, kWaba, settings);
   ASSERT_FALSE(too_long.ok());
@@ -985,8 +1102,10 @@ TEST_F(TemplateCatalogTest, ASyncReadsEveryPageAndThenAnUnknownTemplateFails) {
   ASSERT_TRUE(WaitStatus("rejected-1", "failed"));
   ASSERT_TRUE(WaitStatus("marketing-1", "sent"));
   EXPECT_EQ(Log("unknown-2").error_code, "132001");
-  EXPECT_NE(Log("unknown-2").error_reason.find("is not in its catalog"), std::string::npos) << Log("unknown-2").error_reason;
-  EXPECT_NE(Log("rejected-1").error_reason.find("is REJECTED"), std::string::npos) << Log("rejected-1").error_reason;
+  EXPECT_NE(Log("unknown-2").error_reason.find("is not in its catalog"), std::string::npos)
+      << Log("unknown-2").error_reason;
+  EXPECT_NE(Log("rejected-1").error_reason.find("is REJECTED"), std::string::npos)
+      << Log("rejected-1").error_reason;
   EXPECT_EQ(graph_.CallCount(), calls + 1);
   EXPECT_EQ(Endpoints("16505552107"), (std::vector<std::string>{"marketing_messages"}));
 }
@@ -1010,7 +1129,8 @@ TEST_F(OutboundTest, MessagesOverMetasLimitsFailWithAClearReason) {
       20s));
   auto parked = TakeMessages(amqp_, dlq, 1);
   ASSERT_TRUE(parked.ok() && parked->size() == 1);
-  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("missing correlation_id, dedupe_key"), std::string::npos)
+  EXPECT_NE((*parked)[0].Header(headers::kDeathReason).find("missing correlation_id, dedupe_key"),
+            std::string::npos)
       << (*parked)[0].Header(headers::kDeathReason);
   EXPECT_EQ(graph_.CallCount(), 0u);
 }
@@ -1024,17 +1144,22 @@ TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
   std::string wamid = Log("tracked").wamid;
   ASSERT_FALSE(wamid.empty());
   auto status = [&](const std::string& s) {
-    return R"({"id":")" + wamid + R"(","status":")" + s + R"(","timestamp":"1750000000","recipient_id":"16505552008"})";
+    return R"({"id":")" + wamid + R"(","status":")" + s +
+           R"(","timestamp":"1750000000","recipient_id":"16505552008"})";
   };
   PublishStatus(kBusiness, status("read"));
   ASSERT_TRUE(WaitStatus("tracked", "read"));
-  auto ignored = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
-                                              "effect=\"ignored\"").Value();
-  for (const char* late : {"delivered", "delivered", "sent"}) PublishStatus(kBusiness, status(late));
+  auto ignored = DefaultRegistry()
+                     .GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                                 "effect=\"ignored\"")
+                     .Value();
+  for (const char* late : {"delivered", "delivered", "sent"})
+    PublishStatus(kBusiness, status(late));
   ASSERT_TRUE(WaitUntil(
       [&] {
         return DefaultRegistry()
-                   .GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.", "effect=\"ignored\"")
+                   .GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
+                               "effect=\"ignored\"")
                    .Value() >= ignored + 3;
       },
       20s));
@@ -1045,43 +1170,53 @@ TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
       "convoy_outbound_messages_priced_total", "",
       "tenant=\"acme\",category=\"utility\",pricing_model=\"PMP\",billable=\"true\"");
   const double priced_before = priced.Value();
-  const std::string with_pricing = R"(","timestamp":"1750000002",)"
-                                   R"("recipient_user_id":"US.13491208655302741918","pricing":{"billable":true,)"
-                                   R"("pricing_model":"PMP","category":"utility","type":"regular"}})";
+  const std::string with_pricing =
+      R"(","timestamp":"1750000002",)"
+      R"("recipient_user_id":"US.13491208655302741918","pricing":{"billable":true,)"
+      R"("pricing_model":"PMP","category":"utility","type":"regular"}})";
   PublishStatus(kBusiness, R"({"id":")" + wamid + R"(","status":"delivered)" + with_pricing);
   ASSERT_TRUE(WaitUntil(
       [&] {
-        auto r = sql_->Exec("SELECT coalesce(pricing->>'category', '') FROM outbound_messages WHERE wamid = $1",
-                                {wamid});
+        auto r = sql_->Exec(
+            "SELECT coalesce(pricing->>'category', '') FROM outbound_messages WHERE wamid = $1",
+            {wamid});
         return r.ok() && r->size() == 1 && r->get(0, 0) == "utility";
       },
       20s));
   EXPECT_EQ(Log("tracked").status, "read");
   // Counted once per message, by its number's tenant, whichever statuses carry the pricing.
   EXPECT_EQ(priced.Value(), priced_before + 1);
-  const double applied = DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"ignored\"").Value();
+  const double applied = DefaultRegistry()
+                             .GetCounter("convoy_outbound_statuses_total", "", "effect=\"ignored\"")
+                             .Value();
   PublishStatus(kBusiness, R"({"id":")" + wamid + R"(","status":"read)" + with_pricing);
   ASSERT_TRUE(WaitUntil(
       [&] {
-        return DefaultRegistry().GetCounter("convoy_outbound_statuses_total", "", "effect=\"ignored\"").Value() >=
-               applied + 1;
+        return DefaultRegistry()
+                   .GetCounter("convoy_outbound_statuses_total", "", "effect=\"ignored\"")
+                   .Value() >= applied + 1;
       },
       20s));
-  EXPECT_EQ(priced.Value(), priced_before + 1) << "the same message's pricing again is not counted again";
-  auto cost = sql_->Exec("SELECT tenant, category, messages, billable FROM message_costs WHERE phone_number_id = $1",
-                         {std::string(kBusiness)});
+  EXPECT_EQ(priced.Value(), priced_before + 1)
+      << "the same message's pricing again is not counted again";
+  auto cost = sql_->Exec(
+      "SELECT tenant, category, messages, billable FROM message_costs WHERE phone_number_id = $1",
+      {std::string(kBusiness)});
   ASSERT_TRUE(cost.ok()) << cost.status().ToString();
   ASSERT_EQ(cost->size(), 1u);
-  EXPECT_EQ(cost->get(0, 0) + " " + cost->get(0, 1) + " " + cost->get(0, 2) + " " + cost->get(0, 3), "acme utility 1 1")
+  EXPECT_EQ(cost->get(0, 0) + " " + cost->get(0, 1) + " " + cost->get(0, 2) + " " + cost->get(0, 3),
+            "acme utility 1 1")
       << "summed per conversation, number and tenant";
 
   // Meta took a message but could not deliver it: recorded with its code, the conversation hears.
   Send("undelivered", "16505552009");
   ASSERT_TRUE(WaitStatus("undelivered", "sent"));
   TakeEvents();
-  PublishStatus(kBusiness, R"({"id":")" + Log("undelivered").wamid +
-                               R"(","status":"failed","timestamp":"1750000001","recipient_id":"16505552009",)"
-                               R"("errors":[{"code":131049,"title":"This message was not delivered to maintain healthy ecosystem engagement."}]})");
+  PublishStatus(
+      kBusiness,
+      R"({"id":")" + Log("undelivered").wamid +
+          R"(","status":"failed","timestamp":"1750000001","recipient_id":"16505552009",)"
+          R"("errors":[{"code":131049,"title":"This message was not delivered to maintain healthy ecosystem engagement."}]})");
   ASSERT_TRUE(WaitStatus("undelivered", "failed"));
   EXPECT_EQ(Log("undelivered").error_code, "131049");
   std::vector<Delivery> failed = WaitFailedEvents(1);
@@ -1101,10 +1236,12 @@ TEST_F(OutboundTest, PacingHoldsANumberToItsRateAcrossReplicas) {
   PublishBatch published;
   for (int i = 0; i < kSends; ++i) {
     std::string key = "paced:" + std::to_string(i), to = "1650556" + std::to_string(1000 + i);
-    pub_.Publish(SendMessage(Command(key, to, TextMessage("p"), NowSeconds()), key, to), published.Add());
+    pub_.Publish(SendMessage(Command(key, to, TextMessage("p"), NowSeconds()), key, to),
+                 published.Add());
   }
   ASSERT_TRUE(published.Wait(std::chrono::steady_clock::now() + 30s).ok());
-  ASSERT_TRUE(WaitUntil([&] { return graph_.SendCount() == static_cast<size_t>(kSends); }, 60s)) << graph_.SendCount();
+  ASSERT_TRUE(WaitUntil([&] { return graph_.SendCount() == static_cast<size_t>(kSends); }, 60s))
+      << graph_.SendCount();
   std::vector<int64_t> at = graph_.SendTimesMs();
   std::sort(at.begin(), at.end());
   EXPECT_GE(at.back() - at.front(), 4500) << "400 sends at 80/s";
@@ -1118,36 +1255,42 @@ TEST_F(OutboundTest, PacingHoldsANumberToItsRateAcrossReplicas) {
   EXPECT_EQ(graph_.CallCount(), static_cast<size_t>(kSends));
 }
 
-// Each number at its own throughput from the registry (issue 27): 2,000 replies across three numbers
-// — 50/s, a coexistence number at 20/s, and one not in the registry at the default --number_rate
-// (80/s) — sent by two replicas with pacing on; each number's rate, measured at the Graph fake after
-// its burst, is within 2 % of its own.
+// Each number at its own throughput from the registry (issue 27): 2,000 replies across three
+// numbers — 50/s, a coexistence number at 20/s, and one not in the registry at the default
+// --number_rate (80/s) — sent by two replicas with pacing on; each number's rate, measured at the
+// Graph fake after its burst, is within 2 % of its own.
 TEST_F(OutboundTest, EachNumberIsPacedAtItsOwnThroughputFromTheRegistry) {
   struct Number {
     std::string id;
     int throughput, sends;  // throughput 0: not in the registry
   };
-  const std::vector<Number> numbers = {{"106540352210050", 50, 667}, {"106540352210020", 20, 267},
-                                       {"106540352210080", 0, 1066}};
+  const std::vector<Number> numbers = {
+      {"106540352210050", 50, 667}, {"106540352210020", 20, 267}, {"106540352210080", 0, 1066}};
   for (const auto& n : numbers) {
     if (n.throughput == 0) continue;
-    auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
-                        "throughput, coexistence, source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', $2::int, "
-                        "$3::boolean, 'api')",
-                        {n.id, std::to_string(n.throughput), std::string(n.throughput <= 20 ? "true" : "false")});
+    auto r = sql_->Exec(
+        "INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+        "graph_token_ref, "
+        "throughput, coexistence, source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', "
+        "$2::int, "
+        "$3::boolean, 'api')",
+        {n.id, std::to_string(n.throughput), std::string(n.throughput <= 20 ? "true" : "false")});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   SenderSettings s = Settings();
-  s.pacing = {true, 80, 20, 1000, 1000};  // the pair limit out of the way; 80/s for a number not registered
+  s.pacing = {true, 80, 20, 1000,
+              1000};  // the pair limit out of the way; 80/s for a number not registered
   StartReplica(s, 2);
   StartReplica(s, 2);
   PublishBatch published;
   std::map<std::string, std::vector<std::string>> recipients;
   for (const auto& n : numbers) {
     for (int i = 0; i < n.sends; ++i) {
-      const std::string key = "rate:" + n.id + ":" + std::to_string(i), to = n.id.substr(11) + std::to_string(100000 + i);
+      const std::string key = "rate:" + n.id + ":" + std::to_string(i),
+                        to = n.id.substr(11) + std::to_string(100000 + i);
       std::string body = Command(key, to, TextMessage("r"), NowSeconds());
-      for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + n.id.size())) {
+      for (size_t at = body.find(kBusiness); at != std::string::npos;
+           at = body.find(kBusiness, at + n.id.size())) {
         body.replace(at, std::string(kBusiness).size(), n.id);
       }
       pub_.Publish(SendMessage(body, key, to), published.Add());
@@ -1177,8 +1320,9 @@ TEST_F(OutboundTest, EachNumberIsPacedAtItsOwnThroughputFromTheRegistry) {
     }
     const double rate = 1000.0 * cov / var;
     const double want = n.throughput ? n.throughput : 80;
-    std::cout << "number " << n.id << ": " << n.sends << " sends at " << rate << "/s (its throughput " << want
-              << "/s" << (n.throughput ? "" : ", not in the registry") << ")\n";
+    std::cout << "number " << n.id << ": " << n.sends << " sends at " << rate
+              << "/s (its throughput " << want << "/s"
+              << (n.throughput ? "" : ", not in the registry") << ")\n";
     EXPECT_NEAR(rate, want, want * 0.02) << n.id;
   }
 }
@@ -1188,10 +1332,12 @@ TEST_F(OutboundTest, EachNumberIsPacedAtItsOwnThroughputFromTheRegistry) {
 TEST_F(OutboundTest, APausedNumbersSendsWaitAndGoWhenItIsActiveAgain) {
   const std::string paused = "106540352210099";
   auto put = [&](const std::string& status) {
-    auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
-                        "status, source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', $2, 'api') "
-                        "ON CONFLICT (phone_number_id) DO UPDATE SET status = EXCLUDED.status",
-                        {paused, status});
+    auto r = sql_->Exec(
+        "INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+        "graph_token_ref, "
+        "status, source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', $2, 'api') "
+        "ON CONFLICT (phone_number_id) DO UPDATE SET status = EXCLUDED.status",
+        {paused, status});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   };
   put("paused");
@@ -1200,16 +1346,21 @@ TEST_F(OutboundTest, APausedNumbersSendsWaitAndGoWhenItIsActiveAgain) {
   s.paused_recheck = 1000ms;
   StartReplica(s, 2);
   const uint64_t held_before = SendsCounted("number_paused");
-  for (int i = 0; i < 3; ++i) SendFrom(paused, "paused:" + std::to_string(i), "1650557200" + std::to_string(i));
+  for (int i = 0; i < 3; ++i)
+    SendFrom(paused, "paused:" + std::to_string(i), "1650557200" + std::to_string(i));
   Send("not-paused", "16505572099");  // the demo number, not in this registry: sent at once
   ASSERT_TRUE(WaitStatus("not-paused", "sent", 10s));
   // Each of the three was held at least twice (looked at, then again after the recheck).
   ASSERT_TRUE(WaitUntil([&] { return SendsCounted("number_paused") >= held_before + 6; }, 20s));
   EXPECT_EQ(graph_.CallCount(), 1u) << "nothing of the paused number reached Graph";
-  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'paused:%'"), 0) << "no attempt";
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'paused:%'"), 0)
+      << "no attempt";
   put("active");
-  for (int i = 0; i < 3; ++i) EXPECT_TRUE(WaitStatus("paused:" + std::to_string(i), "sent", 20s)) << i;
-  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'paused:%' AND attempts = 1"), 3);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(WaitStatus("paused:" + std::to_string(i), "sent", 20s)) << i;
+  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'paused:%' AND "
+                  "attempts = 1"),
+            3);
   EXPECT_EQ(graph_.CallCount(), 4u);
 }
 
@@ -1218,52 +1369,67 @@ TEST_F(OutboundTest, APausedNumbersSendsWaitAndGoWhenItIsActiveAgain) {
 // active again, each waiting send goes exactly once.
 TEST_F(OutboundTest, AnAccountLockedNumberPausesAndWhatWaitedGoesOnceWhenResumed) {
   const std::string locked = "106540352210077";
-  auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
-                      "source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', 'api')",
-                      {locked});
+  auto r = sql_->Exec(
+      "INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+      "graph_token_ref, "
+      "source) VALUES ($1, 't', '1', '+1', 'env:CONVOY_GRAPH_TOKEN', 'api')",
+      {locked});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   SenderSettings s = Settings();
   s.pacing.rates_ttl = 1s;
   s.paused_recheck = 1000ms;
   StartReplica(s, 2);
-  const uint64_t paused_by_graph = DefaultRegistry()
-                                       .GetCounter("convoy_numbers_paused_total",
-                                                   "Business numbers paused because Meta flagged them.",
-                                                   "cause=\"graph_131031\"")
-                                       .Value();
+  const uint64_t paused_by_graph =
+      DefaultRegistry()
+          .GetCounter("convoy_numbers_paused_total",
+                      "Business numbers paused because Meta flagged them.",
+                      "cause=\"graph_131031\"")
+          .Value();
   graph_.Inject(400, 131031, 1, 0, "/" + locked + "/messages");
   SendFrom(locked, "locked:0", "16505573000");
-  ASSERT_TRUE(WaitUntil([&] {
-    return Count("SELECT count(*) FROM numbers WHERE phone_number_id = '" + locked + "' AND status = 'paused' AND "
-                 "source = 'meta' AND paused_at IS NOT NULL AND paused_reason LIKE 'graph 131031: %(business account "
-                 "locked)'") == 1;
-  }, 20s));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Count("SELECT count(*) FROM numbers WHERE phone_number_id = '" + locked +
+                     "' AND status = 'paused' AND "
+                     "source = 'meta' AND paused_at IS NOT NULL AND paused_reason LIKE 'graph "
+                     "131031: %(business account "
+                     "locked)'") == 1;
+      },
+      20s));
   EXPECT_EQ(DefaultRegistry()
-                .GetCounter("convoy_numbers_paused_total", "Business numbers paused because Meta flagged them.",
+                .GetCounter("convoy_numbers_paused_total",
+                            "Business numbers paused because Meta flagged them.",
                             "cause=\"graph_131031\"")
                 .Value(),
             paused_by_graph + 1);
   const uint64_t held_before = SendsCounted("number_paused");
-  for (int i = 1; i < 4; ++i) SendFrom(locked, "locked:" + std::to_string(i), "1650557300" + std::to_string(i));
+  for (int i = 1; i < 4; ++i)
+    SendFrom(locked, "locked:" + std::to_string(i), "1650557300" + std::to_string(i));
   Send("not-locked", "16505573099");  // the demo number: sent at once
   ASSERT_TRUE(WaitStatus("not-locked", "sent", 10s));
   // All four held at least twice (looked at, then again after the recheck), none failed or parked.
   ASSERT_TRUE(WaitUntil([&] { return SendsCounted("number_paused") >= held_before + 8; }, 20s));
-  EXPECT_EQ(graph_.CallCount(), 2u) << "after the 131031, nothing of the locked number reached Graph";
-  EXPECT_EQ(Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'locked:%' AND status IN "
-                  "('failed', 'sent')"),
-            0);
+  EXPECT_EQ(graph_.CallCount(), 2u)
+      << "after the 131031, nothing of the locked number reached Graph";
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'locked:%' AND status IN "
+            "('failed', 'sent')"),
+      0);
   // A person resumes it (PUT /v1/numbers/{id} "status": "active" does this).
-  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET status = 'active', paused_reason = NULL, paused_at = NULL, source = 'api' "
+  ASSERT_TRUE(sql_->Exec("UPDATE numbers SET status = 'active', paused_reason = NULL, paused_at = "
+                         "NULL, source = 'api' "
                          "WHERE phone_number_id = $1",
                          {locked})
                   .ok());
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(WaitStatus("locked:" + std::to_string(i), "sent", 20s)) << i;
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(WaitStatus("locked:" + std::to_string(i), "sent", 20s)) << i;
   const auto per_recipient = graph_.SendsPerRecipient();
   for (const std::string to : {"16505573000", "16505573001", "16505573002", "16505573003"}) {
-    EXPECT_EQ(per_recipient.count(to) ? per_recipient.at(to) : 0u, 1u) << to << ": sent exactly once";
+    EXPECT_EQ(per_recipient.count(to) ? per_recipient.at(to) : 0u, 1u)
+        << to << ": sent exactly once";
   }
-  EXPECT_EQ(graph_.CallCount(), 6u) << "one refused call, four sends of the locked number, one of the other";
+  EXPECT_EQ(graph_.CallCount(), 6u)
+      << "one refused call, four sends of the locked number, one of the other";
   EXPECT_EQ(Count("SELECT attempts FROM outbound_messages WHERE dedupe_key = 'locked:0'"), 2);
 }
 
@@ -1278,13 +1444,13 @@ TEST_F(OutboundTest, PacingARecipientNeverDelaysAnother) {
   for (int i = 0; i < 3; ++i) Send("other:" + std::to_string(i), "16505553002");
   ASSERT_TRUE(WaitUntil([&] { return graph_.SendTimesMs("16505553002").size() == 3; }, 10s));
   ASSERT_TRUE(WaitUntil([&] { return graph_.SendTimesMs("16505553001").size() == 10; }, 30s));
-  std::vector<int64_t> busy = graph_.SendTimesMs("16505553001"), other = graph_.SendTimesMs("16505553002");
+  std::vector<int64_t> busy = graph_.SendTimesMs("16505553001"),
+                       other = graph_.SendTimesMs("16505553002");
   std::sort(busy.begin(), busy.end());
   EXPECT_GE(busy.back() - start, 7000);
   for (size_t i = 3; i < busy.size(); ++i) EXPECT_GE(busy[i] - busy[i - 1], 900) << "send " << i;
   for (int64_t t : other) EXPECT_LE(t - start, 1500) << "the other recipient waited";
 }
-
 
 // One conversation, one order of replies (issue 26). Conversation A's first reply fails three
 // times (503), so it waits out the 1 s, 5 s and then the 30 s retry tier; A's next two replies,
@@ -1299,13 +1465,15 @@ TEST_F(OutboundTest, AReplyWaitingOutARetryHoldsItsConversationsLaterRepliesAndN
   auto queue = [&](const std::string& key, const std::string& pnid, const std::string& recipient,
                    const std::string& text) {
     std::string body = Command(key, recipient, TextMessage(text), NowSeconds() - 60);
-    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + pnid.size())) {
+    for (size_t at = body.find(kBusiness); at != std::string::npos;
+         at = body.find(kBusiness, at + pnid.size())) {
       body.replace(at, std::string(kBusiness).size(), pnid);
     }
     AmqpMessage m = SendMessage(body, key, recipient);
     m.headers[headers::kConversationKey] = pnid + ":" + recipient;
     auto r = sql_->Exec(
-        "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, due_at, "
+        "INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, "
+        "body, due_at, "
         "published_at) VALUES ('convoy.commands', 'outbound.send', $1, $2, $3, $4, now(), now())",
         {key, "corr-" + key, pnid + ":" + recipient, body});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -1327,7 +1495,8 @@ TEST_F(OutboundTest, AReplyWaitingOutARetryHoldsItsConversationsLaterRepliesAndN
     queue("order:b" + std::to_string(i), kBusiness, other, "other");
   }
   ASSERT_TRUE(WaitUntil([&] { return graph_.SendTimesMs(to).size() == 3; }, 60s))
-      << graph_.SendTimesMs(to).size() << " of A's 3 replies sent; a1 is " << Log("order:a1").status;
+      << graph_.SendTimesMs(to).size() << " of A's 3 replies sent; a1 is "
+      << Log("order:a1").status;
   EXPECT_EQ(graph_.SentTexts(to), (std::vector<std::string>{"first", "second", "third"}));
   EXPECT_EQ(Log("order:a1").attempts, "4") << "three failures, then accepted";
   EXPECT_EQ(Log("order:a2").attempts, "1") << "held without a call";
@@ -1342,12 +1511,14 @@ TEST_F(OutboundTest, AReplyWaitingOutARetryHoldsItsConversationsLaterRepliesAndN
   std::sort(others.begin(), others.end());
   std::cout << "reply order: A's first reply accepted after " << (a[0] - a1_at) / 1000.0
             << " s of retries; A's next replies " << (a[1] - a[0]) << " and " << (a[2] - a[0])
-            << " ms after it; 20 other conversations' replies in median " << others[others.size() / 2] << " ms, max "
-            << others.back() << " ms; held deliveries: " << waits.Value() - waits_before << "\n";
+            << " ms after it; 20 other conversations' replies in median "
+            << others[others.size() / 2] << " ms, max " << others.back()
+            << " ms; held deliveries: " << waits.Value() - waits_before << "\n";
   EXPECT_GE(a[0] - a1_at, 30000) << "A's first reply waited out the 30 s tier";
   EXPECT_LE(others.back(), 2000) << "another conversation waited for A";
   EXPECT_GT(waits.Value(), waits_before);
-  EXPECT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s))
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s))
       << "every send settled in the ledger";
 }
 
@@ -1358,15 +1529,19 @@ TEST_F(OutboundTest, ABotReplyWaitingInADelayTierWhenAPersonTakesOverIsCancelled
   ledgered_ = true;
   StartReplica(Settings(), 2);
   const std::string to = "16505554301", conversation = std::string(kBusiness) + ":" + to;
-  ASSERT_TRUE(sql_->Exec("INSERT INTO conversations (conversation_key, phone_number_id, wa_id) VALUES ($1, $2, $3)",
+  ASSERT_TRUE(sql_->Exec("INSERT INTO conversations (conversation_key, phone_number_id, wa_id) "
+                         "VALUES ($1, $2, $3)",
                          {conversation, kBusiness, to})
                   .ok());
   // What conversation (or its API) writes: the outbox row, and the command.
-  auto queue = [&](PgConnection& db, const std::string& key, const std::string& text, const std::string& author) {
+  auto queue = [&](PgConnection& db, const std::string& key, const std::string& text,
+                   const std::string& author) {
     std::string body = Command(key, to, TextMessage(text), NowSeconds() - 60);
     if (!author.empty()) body.insert(body.size() - 1, R"(,"author":")" + author + "\"");
-    EXPECT_TRUE(db.Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, "
-                        "due_at, published_at) VALUES ('convoy.commands', 'outbound.send', $1, $2, $3, $4, now(), now())",
+    EXPECT_TRUE(db.Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, "
+                        "conversation_key, body, "
+                        "due_at, published_at) VALUES ('convoy.commands', 'outbound.send', $1, $2, "
+                        "$3, $4, now(), now())",
                         {key, "corr-" + key, conversation, body})
                     .ok());
     return body;
@@ -1376,7 +1551,8 @@ TEST_F(OutboundTest, ABotReplyWaitingInADelayTierWhenAPersonTakesOverIsCancelled
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(held, "owner:bot1", to), 10s).ok());
   ASSERT_TRUE(WaitStatus("owner:bot1", "retrying", 10s)) << Log("owner:bot1").status;
   // An agent takes over (the API, after the conversation's row lock: the clock's time).
-  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'human', owner_agent = 'ana', owner_since = clock_timestamp() "
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'human', owner_agent = 'ana', "
+                         "owner_since = clock_timestamp() "
                          "WHERE conversation_key = $1",
                          {conversation})
                   .ok());
@@ -1384,21 +1560,29 @@ TEST_F(OutboundTest, ABotReplyWaitingInADelayTierWhenAPersonTakesOverIsCancelled
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(agent, "owner:agent1", to), 10s).ok());
   ASSERT_TRUE(WaitStatus("owner:bot1", "cancelled", 60s)) << Log("owner:bot1").status;
   ASSERT_TRUE(WaitStatus("owner:agent1", "sent", 60s)) << Log("owner:agent1").status;
-  EXPECT_EQ(Log("owner:bot1").attempts, "1") << "the failed call only; never sent after the takeover";
-  EXPECT_NE(Log("owner:bot1").error_reason.find("owned by human"), std::string::npos) << Log("owner:bot1").error_reason;
+  EXPECT_EQ(Log("owner:bot1").attempts, "1")
+      << "the failed call only; never sent after the takeover";
+  EXPECT_NE(Log("owner:bot1").error_reason.find("owned by human"), std::string::npos)
+      << Log("owner:bot1").error_reason;
   // A handoff by the flow: its last words and the owner change in one transaction.
-  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'bot' WHERE conversation_key = $1", {conversation}).ok());
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'bot' WHERE conversation_key = $1",
+                         {conversation})
+                  .ok());
   ASSERT_TRUE(sql_->Begin().ok());
-  std::string last = queue(*sql_, "owner:bot2", "A member of our team will reply to you here shortly.", "");
-  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'human', owner_since = now() WHERE conversation_key = $1",
+  std::string last =
+      queue(*sql_, "owner:bot2", "A member of our team will reply to you here shortly.", "");
+  ASSERT_TRUE(sql_->Exec("UPDATE conversations SET owner = 'human', owner_since = now() WHERE "
+                         "conversation_key = $1",
                          {conversation})
                   .ok());
   ASSERT_TRUE(sql_->Commit().ok());
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(last, "owner:bot2", to), 10s).ok());
   ASSERT_TRUE(WaitStatus("owner:bot2", "sent", 30s)) << Log("owner:bot2").status;
   EXPECT_EQ(graph_.SentTexts(to),
-            (std::vector<std::string>{"Hi, Ana here", "A member of our team will reply to you here shortly."}));
-  EXPECT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s))
+            (std::vector<std::string>{"Hi, Ana here",
+                                      "A member of our team will reply to you here shortly."}));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s))
       << "every command settled in the ledger, the cancelled one too";
 }
 
@@ -1420,7 +1604,8 @@ TEST_F(OutboundTest, AnAgentsMessageTellsItsConversationEachStatusAndABotsTellsN
   const std::string wamid = Log("as:agent").wamid, bot_wamid = Log("as:bot").wamid;
   auto status = [&](const std::string& id, const char* what) {
     PublishStatus(kBusiness, R"({"id":")" + id + R"(","status":")" + what + R"(","timestamp":")" +
-                                 std::to_string(NowSeconds()) + R"(","recipient_id":")" + to + "\"}");
+                                 std::to_string(NowSeconds()) + R"(","recipient_id":")" + to +
+                                 "\"}");
   };
   status(wamid, "delivered");
   ASSERT_TRUE(WaitStatus("as:agent", "delivered"));
@@ -1446,8 +1631,10 @@ TEST_F(OutboundTest, AnAgentsMessageTellsItsConversationEachStatusAndABotsTellsN
       << told.size();
   std::vector<std::string> keys;
   for (const auto& [k, n] : told) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"outbound.status_changed:as:agent:delivered", "outbound.status_changed:as:agent:read",
-                                            "outbound.status_changed:as:agent:sent", "outbound.status_changed:as:late:failed"}))
+  EXPECT_EQ(keys, (std::vector<std::string>{"outbound.status_changed:as:agent:delivered",
+                                            "outbound.status_changed:as:agent:read",
+                                            "outbound.status_changed:as:agent:sent",
+                                            "outbound.status_changed:as:late:failed"}))
       << "each status of the agent's messages, none of the bot's";
   rapidjson::Document f;
   f.Parse(failed_body.c_str());
@@ -1467,21 +1654,25 @@ TEST_F(OutboundTest, AThreadControlIsCalledOnceInItsConversationsOrderAndItsOutc
   StartReplica(Settings(), 2);
   const std::string to = "16505554401", conversation = std::string(kBusiness) + ":" + to;
   auto outbox = [&](const std::string& key, const std::string& body) {
-    ASSERT_TRUE(sql_->Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, conversation_key, body, "
-                           "due_at, published_at) VALUES ('convoy.commands', 'outbound.send', $1, $2, $3, $4, now(), now())",
+    ASSERT_TRUE(sql_->Exec("INSERT INTO outbox (exchange, routing_key, dedupe_key, correlation_id, "
+                           "conversation_key, body, "
+                           "due_at, published_at) VALUES ('convoy.commands', 'outbound.send', $1, "
+                           "$2, $3, $4, now(), now())",
                            {key, "corr-" + key, conversation, body})
                     .ok());
   };
   auto control = [&](const std::string& key, const std::string& action, const std::string& extra) {
-    const std::string body = R"({"schema":"outbound.thread_control","version":1,"correlation_id":"corr-)" + key +
-                             R"(","dedupe_key":")" + key + R"(","conversation_key":")" + conversation +
-                             R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to + R"(","action":")" + action +
-                             R"(","partner_app_id":"1234567890","agent":"ana")" + extra + "}";
+    const std::string body =
+        R"({"schema":"outbound.thread_control","version":1,"correlation_id":"corr-)" + key +
+        R"(","dedupe_key":")" + key + R"(","conversation_key":")" + conversation +
+        R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to + R"(","action":")" + action +
+        R"(","partner_app_id":"1234567890","agent":"ana")" + extra + "}";
     outbox(key, body);
     return body;
   };
   graph_.Inject(503, 2, 1, 0, "/" + std::string(kBusiness) + "/messages");
-  const std::string reply = Command("tc:reply", to, TextMessage("One moment, please."), NowSeconds() - 60);
+  const std::string reply =
+      Command("tc:reply", to, TextMessage("One moment, please."), NowSeconds() - 60);
   outbox("tc:reply", reply);
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(reply, "tc:reply", to), 10s).ok());
   ASSERT_TRUE(WaitStatus("tc:reply", "retrying", 10s)) << Log("tc:reply").status;
@@ -1494,41 +1685,52 @@ TEST_F(OutboundTest, AThreadControlIsCalledOnceInItsConversationsOrderAndItsOutc
   rapidjson::Document called;
   called.Parse(graph_.ThreadControls()[0].c_str());
   EXPECT_EQ(JsonText(called["body"]),
-            R"({"messaging_product":"whatsapp","to":")" + to + R"(","action":"pass","metadata":"VIP: wants a golden visa"})");
+            R"({"messaging_product":"whatsapp","to":")" + to +
+                R"(","action":"pass","metadata":"VIP: wants a golden visa"})");
   EXPECT_EQ(JsonStr(called, "correlation_id"), "corr-tc:pass");
   // A take Meta does not permit, and a release Meta answers 503 first.
   graph_.Inject(400, 2494191, 1, 0, "/thread_control");
   const std::string take = control("tc:take", "take", "");
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(take, "tc:take", to), 10s).ok());
-  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM thread_controls WHERE status = 'failed'") == 1; }, 30s));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Count("SELECT count(*) FROM thread_controls WHERE status = 'failed'") == 1; },
+      30s));
   graph_.Inject(503, 2, 1, 0, "/thread_control");
   const std::string release = control("tc:release", "release", "");
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(release, "tc:release", to), 10s).ok());
   ASSERT_TRUE(WaitUntil([&] { return graph_.ThreadControls().size() == 2; }, 30s));
-  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s));
-  EXPECT_EQ(graph_.ThreadControlCalls(), 4u) << "pass once, take once (refused), release twice (503, then done)";
-  auto rows = sql_->Exec("SELECT dedupe_key || ' ' || status || ' ' || attempts || ' ' || coalesce(error_code, 0) "
-                         "FROM thread_controls ORDER BY created_at");
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Count("SELECT count(*) FROM outbox WHERE settled_at IS NULL") == 0; }, 10s));
+  EXPECT_EQ(graph_.ThreadControlCalls(), 4u)
+      << "pass once, take once (refused), release twice (503, then done)";
+  auto rows = sql_->Exec(
+      "SELECT dedupe_key || ' ' || status || ' ' || attempts || ' ' || coalesce(error_code, 0) "
+      "FROM thread_controls ORDER BY created_at");
   ASSERT_TRUE(rows.ok());
   std::vector<std::string> settled;
   for (size_t i = 0; i < rows->size(); ++i) settled.push_back(rows->get(i, 0));
-  EXPECT_EQ(settled, (std::vector<std::string>{"tc:pass done 1 0", "tc:take failed 1 2494191", "tc:release done 2 0"}));
+  EXPECT_EQ(settled, (std::vector<std::string>{"tc:pass done 1 0", "tc:take failed 1 2494191",
+                                               "tc:release done 2 0"}));
   std::map<std::string, std::set<std::string>> told;  // outcome by command, every event of it
   std::map<std::string, int> events;
   // The second delivery of the pass may still wait in a delay tier (it found the first in flight).
-  WaitUntil([&] {
-    for (const auto& e : TakeEvents()) {
-      if (e.routing_key != "outbound.thread_controlled") continue;
-      rapidjson::Document b;
-      b.Parse(e.body.c_str());
-      EXPECT_TRUE(base_.schemas.Validate(e.body).ok()) << e.body;
-      EXPECT_EQ(e.Header(headers::kDedupeKey), "outbound.thread_controlled:" + JsonStr(b, "dedupe_key"));
-      told[JsonStr(b, "dedupe_key")].insert(JsonStr(b, "outcome") +
-                                            (b.HasMember("code") ? " " + std::to_string(b["code"].GetInt()) : ""));
-      ++events[JsonStr(b, "dedupe_key")];
-    }
-    return events["tc:pass"] >= 2 && events["tc:take"] >= 1 && events["tc:release"] >= 1;
-  }, 30s);
+  WaitUntil(
+      [&] {
+        for (const auto& e : TakeEvents()) {
+          if (e.routing_key != "outbound.thread_controlled") continue;
+          rapidjson::Document b;
+          b.Parse(e.body.c_str());
+          EXPECT_TRUE(base_.schemas.Validate(e.body).ok()) << e.body;
+          EXPECT_EQ(e.Header(headers::kDedupeKey),
+                    "outbound.thread_controlled:" + JsonStr(b, "dedupe_key"));
+          told[JsonStr(b, "dedupe_key")].insert(
+              JsonStr(b, "outcome") +
+              (b.HasMember("code") ? " " + std::to_string(b["code"].GetInt()) : ""));
+          ++events[JsonStr(b, "dedupe_key")];
+        }
+        return events["tc:pass"] >= 2 && events["tc:take"] >= 1 && events["tc:release"] >= 1;
+      },
+      30s);
   EXPECT_EQ(told["tc:pass"], (std::set<std::string>{"done"}));
   EXPECT_EQ(told["tc:take"], (std::set<std::string>{"failed 2494191"}));
   EXPECT_EQ(told["tc:release"], (std::set<std::string>{"done"}));
@@ -1540,12 +1742,15 @@ TEST_F(OutboundTest, AThreadControlIsCalledOnceInItsConversationsOrderAndItsOutc
 TEST_F(OutboundTest, AThreadControlMetaDidNotAnswerIsNeverCalledAgain) {
   StartReplica(Settings(), 2);  // timeout 1 s
   const std::string to = "16505554402", key = "tc:silent";
-  const std::string body = R"({"schema":"outbound.thread_control","version":1,"correlation_id":"corr-x","dedupe_key":")" +
-                           key + R"(","conversation_key":")" + kBusiness + ":" + to + R"(","phone_number_id":")" +
-                           kBusiness + R"(","to":")" + to + R"(","action":"pass","partner_app_id":"1234567890"})";
+  const std::string body =
+      R"({"schema":"outbound.thread_control","version":1,"correlation_id":"corr-x","dedupe_key":")" +
+      key + R"(","conversation_key":")" + kBusiness + ":" + to + R"(","phone_number_id":")" +
+      kBusiness + R"(","to":")" + to + R"(","action":"pass","partner_app_id":"1234567890"})";
   graph_.Inject(200, 0, 1, 2500, "/thread_control");  // answered after the caller gave up
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, to), 10s).ok());
-  ASSERT_TRUE(WaitUntil([&] { return Count("SELECT count(*) FROM thread_controls WHERE status = 'unknown'") == 1; }, 30s));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Count("SELECT count(*) FROM thread_controls WHERE status = 'unknown'") == 1; },
+      30s));
   ASSERT_TRUE(pub_.PublishAndWait(SendMessage(body, key, to), 10s).ok());
   std::vector<std::string> outcomes;
   WaitUntil(
@@ -1553,7 +1758,8 @@ TEST_F(OutboundTest, AThreadControlMetaDidNotAnswerIsNeverCalledAgain) {
         for (const auto& e : TakeEvents()) {
           rapidjson::Document b;
           b.Parse(e.body.c_str());
-          if (e.routing_key == "outbound.thread_controlled") outcomes.push_back(JsonStr(b, "outcome"));
+          if (e.routing_key == "outbound.thread_controlled")
+            outcomes.push_back(JsonStr(b, "outcome"));
         }
         return outcomes.size() >= 2;
       },
@@ -1574,7 +1780,8 @@ TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {
   int64_t after_throttle = test::NowMillis();
   Send("next-on-number", "16505554002");
   ASSERT_TRUE(WaitStatus("next-on-number", "sent"));
-  EXPECT_GE(graph_.SendTimesMs("16505554002").at(0) - after_throttle, 800) << "the number's bucket was pushed back";
+  EXPECT_GE(graph_.SendTimesMs("16505554002").at(0) - after_throttle, 800)
+      << "the number's bucket was pushed back";
   ASSERT_TRUE(WaitStatus("throttled", "sent")) << "its retry must not take the next injection";
 
   graph_.Inject(400, 131056, 1, 0, "/messages");
@@ -1590,27 +1797,37 @@ TEST_F(OutboundTest, RateLimitErrorsSlowTheirBucketDown) {
   ASSERT_TRUE(WaitStatus("other-recipient", "sent"));
   ASSERT_TRUE(WaitStatus("pair-limited", "sent", 30s));
   ASSERT_TRUE(WaitStatus("next-to-pair", "sent", 30s));
-  for (int64_t t : graph_.SendTimesMs("16505554003")) EXPECT_GE(t - before, 4000) << "the recipient's bucket waits 4 s";
-  EXPECT_LT(graph_.SendTimesMs("16505554004").at(0) - before, 2000) << "another recipient is not held up";
+  for (int64_t t : graph_.SendTimesMs("16505554003"))
+    EXPECT_GE(t - before, 4000) << "the recipient's bucket waits 4 s";
+  EXPECT_LT(graph_.SendTimesMs("16505554004").at(0) - before, 2000)
+      << "another recipient is not held up";
   EXPECT_EQ(Log("pair-limited").attempts, "2");
 }
 
 // Retention: settled sends and deliveries past --retention_days go (attempts first); a send still
 // in flight and a held delivery stay, however old.
 TEST_F(OutboundTest, RetentionPrunesSettledHistoryAndKeepsWhatIsStillGoing) {
-  for (const auto& [key, status, days] : {std::tuple{"old-sent", "sent", 91}, std::tuple{"old-failed", "failed", 91},
-                                          std::tuple{"old-sending", "sending", 91}, std::tuple{"new-sent", "sent", 1}}) {
-    ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, status, correlation_id, "
-                           "updated_at) VALUES ($1, '1', '2', $2, 'c', now() - make_interval(days => $3::int))",
+  for (const auto& [key, status, days] :
+       {std::tuple{"old-sent", "sent", 91}, std::tuple{"old-failed", "failed", 91},
+        std::tuple{"old-sending", "sending", 91}, std::tuple{"new-sent", "sent", 1}}) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO outbound_messages (dedupe_key, phone_number_id, recipient, "
+                           "status, correlation_id, "
+                           "updated_at) VALUES ($1, '1', '2', $2, 'c', now() - make_interval(days "
+                           "=> $3::int))",
                            {std::string(key), std::string(status), std::to_string(days)})
                     .ok());
   }
-  for (const auto& [result, status] : {std::pair{"r-delivered", "delivered"}, std::pair{"r-held", "held"}}) {
-    auto id = sql_->Exec("INSERT INTO deliveries (result_id, sink, type, correlation_id, command, status, updated_at) "
-                         "VALUES ($1, 'listing', 'listing.submitted', 'c', '{}', $2, now() - interval '91 days') RETURNING id",
-                         {std::string(result), std::string(status)});
+  for (const auto& [result, status] :
+       {std::pair{"r-delivered", "delivered"}, std::pair{"r-held", "held"}}) {
+    auto id = sql_->Exec(
+        "INSERT INTO deliveries (result_id, sink, type, correlation_id, command, status, "
+        "updated_at) "
+        "VALUES ($1, 'listing', 'listing.submitted', 'c', '{}', $2, now() - interval '91 days') "
+        "RETURNING id",
+        {std::string(result), std::string(status)});
     ASSERT_TRUE(id.ok()) << id.status().ToString();
-    ASSERT_TRUE(sql_->Exec("INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome) "
+    ASSERT_TRUE(sql_->Exec("INSERT INTO delivery_attempts (delivery_id, attempt, started_at, "
+                           "duration_ms, outcome) "
                            "VALUES ($1::bigint, 1, now() - interval '91 days', 5, 'retry')",
                            {id->get(0, 0)})
                     .ok());
@@ -1620,12 +1837,12 @@ TEST_F(OutboundTest, RetentionPrunesSettledHistoryAndKeepsWhatIsStillGoing) {
   EXPECT_EQ((*r)["outbound_messages"], 2);
   EXPECT_EQ((*r)["delivery_attempts"], 2);
   EXPECT_EQ((*r)["deliveries"], 1);
-  auto sends = sql_->Exec("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM outbound_messages");
+  auto sends =
+      sql_->Exec("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM outbound_messages");
   EXPECT_EQ(sends->get(0, 0), "new-sent,old-sending");
   auto deliveries = sql_->Exec("SELECT string_agg(result_id, ',') FROM deliveries");
   EXPECT_EQ(deliveries->get(0, 0), "r-held");
 }
-
 
 // Each number calls Graph with its own token and under its own API version (issue 27). Two numbers
 // of two businesses, one token in the environment (env:) and one in a file (file:, a mounted
@@ -1657,9 +1874,11 @@ class GraphPerNumber : public OutboundTest {
     ASSERT_EQ(std::rename(next.c_str(), token_file_.c_str()), 0);
   }
   void Register(const std::string& pnid, const std::string& ref, const std::string& version) {
-    auto r = sql_->Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, "
-                        "graph_version, source) VALUES ($1, $1, '1', '+1', $2, NULLIF($3, ''), 'api')",
-                        {pnid, ref, version});
+    auto r = sql_->Exec(
+        "INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+        "graph_token_ref, "
+        "graph_version, source) VALUES ($1, $1, '1', '+1', $2, NULLIF($3, ''), 'api')",
+        {pnid, ref, version});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   SenderSettings PerNumberSettings(std::chrono::seconds check_every) {
@@ -1669,16 +1888,20 @@ class GraphPerNumber : public OutboundTest {
     s.paused_recheck = 1000ms;
     return s;
   }
-  static std::string CommandOf(const std::string& pnid, const std::string& key, const std::string& to) {
+  static std::string CommandOf(const std::string& pnid, const std::string& key,
+                               const std::string& to) {
     std::string body = Command(key, to, TextMessage("hi " + key), NowSeconds() - 60);
-    for (size_t at = body.find(kBusiness); at != std::string::npos; at = body.find(kBusiness, at + pnid.size())) {
+    for (size_t at = body.find(kBusiness); at != std::string::npos;
+         at = body.find(kBusiness, at + pnid.size())) {
       body.replace(at, std::string(kBusiness).size(), pnid);
     }
     return body;
   }
-  void SendFrom(const std::string& pnid, const std::string& key, const std::string& to, std::string mark_read = "") {
+  void SendFrom(const std::string& pnid, const std::string& key, const std::string& to,
+                std::string mark_read = "") {
     std::string body = CommandOf(pnid, key, to);
-    if (!mark_read.empty()) body.replace(body.find(R"("to":")"), 0, R"("mark_read":")" + mark_read + R"(",)");
+    if (!mark_read.empty())
+      body.replace(body.find(R"("to":")"), 0, R"("mark_read":")" + mark_read + R"(",)");
     AmqpMessage m = SendMessage(body, key, to);
     m.headers[headers::kConversationKey] = pnid + ":" + to;
     ASSERT_TRUE(pub_.PublishAndWait(std::move(m), 10s).ok());
@@ -1706,11 +1929,13 @@ TEST_F(GraphPerNumber, EachNumbersCallsCarryItsOwnTokenUnderItsOwnVersion) {
   using P = std::pair<std::string, std::string>;
   EXPECT_EQ(Carried("16505558001"), (std::vector<P>{{"acme-token", "v27.0"}}));
   EXPECT_EQ(Carried("16505558002"), (std::vector<P>{{"globex-token-1", "v25.0"}}));
-  EXPECT_EQ(Carried("16505558003"), (std::vector<P>{{kToken, "v24.0"}})) << "not in the registry: the deployment's";
+  EXPECT_EQ(Carried("16505558003"), (std::vector<P>{{kToken, "v24.0"}}))
+      << "not in the registry: the deployment's";
   // Every Graph call, read receipt included: the number's own path and token, nothing refused.
-  std::map<std::string, std::string> want = {{std::string("/v27.0/") + kAcme + "/messages", "acme-token"},
-                                             {std::string("/v25.0/") + kGlobex + "/messages", "globex-token-1"},
-                                             {std::string("/v24.0/") + kBusiness + "/messages", kToken}};
+  std::map<std::string, std::string> want = {
+      {std::string("/v27.0/") + kAcme + "/messages", "acme-token"},
+      {std::string("/v25.0/") + kGlobex + "/messages", "globex-token-1"},
+      {std::string("/v24.0/") + kBusiness + "/messages", kToken}};
   const auto calls = graph_.Calls();
   ASSERT_EQ(calls.size(), 4u) << "three sends and acme's read receipt";
   for (const auto& c : calls) {
@@ -1737,8 +1962,9 @@ TEST_F(GraphPerNumber, ARotatedTokenFileIsUsedWithinTheCheckInterval) {
     ASSERT_TRUE(graph_.WaitForSends(++sent, 10s)) << key;
     if (Carried("16505558100").back().first == "globex-token-2") took = test::NowMillis() - rotated;
   }
-  std::cout << "[ rotation ] the new token went " << took << " ms after the file changed (check every 1000 ms; "
-            << sent - 1 << " sends after it)\n";
+  std::cout << "[ rotation ] the new token went " << took
+            << " ms after the file changed (check every 1000 ms; " << sent - 1
+            << " sends after it)\n";
   ASSERT_GE(took, 0) << "the rotated token was never used";
   EXPECT_LE(took, 2000);
   std::set<std::string> tokens;
@@ -1746,7 +1972,8 @@ TEST_F(GraphPerNumber, ARotatedTokenFileIsUsedWithinTheCheckInterval) {
     tokens.insert(token);
     EXPECT_EQ(version, "v25.0");
   }
-  EXPECT_EQ(tokens, (std::set<std::string>{"globex-token-1", "globex-token-2"})) << "no other token, ever";
+  EXPECT_EQ(tokens, (std::set<std::string>{"globex-token-1", "globex-token-2"}))
+      << "no other token, ever";
   EXPECT_EQ(Carried("16505558100").back().first, "globex-token-2");
 }
 
@@ -1767,7 +1994,8 @@ TEST_F(GraphPerNumber, ANumberWhoseTokenCannotBeResolvedSendsNothingAndSaysWhy) 
   const uint64_t held = SendsCounted("graph_token_unresolved");
   Disposition first = sender.HandleSend(d);
   EXPECT_EQ(first.kind, Disposition::Kind::kDelay);
-  EXPECT_EQ(first.reason, "graph token env:CONVOY_TEST_LOST_GRAPH_TOKEN not set (business number " + lost + ")");
+  EXPECT_EQ(first.reason,
+            "graph token env:CONVOY_TEST_LOST_GRAPH_TOKEN not set (business number " + lost + ")");
   EXPECT_EQ(first.delay_ms, 1000);
   EXPECT_EQ(SendsCounted("graph_token_unresolved"), held + 1);
   EXPECT_EQ(graph_.Calls().size(), 0u) << "nothing reached Graph, with any token";
@@ -1776,7 +2004,8 @@ TEST_F(GraphPerNumber, ANumberWhoseTokenCannotBeResolvedSendsNothingAndSaysWhy) 
   Disposition then = sender.HandleSend(d);
   unsetenv("CONVOY_TEST_LOST_GRAPH_TOKEN");
   EXPECT_EQ(then.kind, Disposition::Kind::kAck) << then.reason;
-  EXPECT_EQ(Carried("16505558200"), (std::vector<std::pair<std::string, std::string>>{{"lost-token", "v24.0"}}));
+  EXPECT_EQ(Carried("16505558200"),
+            (std::vector<std::pair<std::string, std::string>>{{"lost-token", "v24.0"}}));
   EXPECT_EQ(Log("lost:1").attempts, "1");
 }
 

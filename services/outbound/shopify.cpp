@@ -21,12 +21,23 @@ std::string Html(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\n': out += "<br>"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\n':
+        out += "<br>";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -48,7 +59,8 @@ std::string Request(const std::string& query, const std::function<void(Writer&)>
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
-  w.Key("query"); w.String(query);
+  w.Key("query");
+  w.String(query);
   w.Key("variables");
   w.StartObject();
   variables(w);
@@ -65,9 +77,12 @@ const rapidjson::Value& Path(const rapidjson::Value& v, std::initializer_list<co
 
 }  // namespace
 
-std::string TagFor(const std::string& result_id) { return "convoy-" + Sha256Hex(result_id).substr(0, 40); }
+std::string TagFor(const std::string& result_id) {
+  return "convoy-" + Sha256Hex(result_id).substr(0, 40);
+}
 
-ProductInput ListingProduct(const std::map<std::string, std::string>& fields, const std::string& fallback_vendor) {
+ProductInput ListingProduct(const std::map<std::string, std::string>& fields,
+                            const std::string& fallback_vendor) {
   ProductInput p;
   std::string description = Get(fields, "description");
   size_t end = description.find_first_of(".!?\n");
@@ -84,7 +99,8 @@ ProductInput ListingProduct(const std::map<std::string, std::string>& fields, co
   }
   p.description_html = html;
   p.vendor = Get(fields, "brand");
-  if (p.vendor.empty() || p.vendor == "none") p.vendor = fallback_vendor.empty() ? "convoy" : fallback_vendor;
+  if (p.vendor.empty() || p.vendor == "none")
+    p.vendor = fallback_vendor.empty() ? "convoy" : fallback_vendor;
   std::string price = Get(fields, "price");
   std::replace(price.begin(), price.end(), ',', '.');
   if (!price.empty()) {
@@ -95,9 +111,11 @@ ProductInput ListingProduct(const std::map<std::string, std::string>& fields, co
   return p;
 }
 
-void AddSeller(ProductInput& product, const std::string& result_id, const std::string& email, const std::string& whatsapp) {
-  for (const auto& [key, value] : {std::make_pair("result_id", result_id), std::make_pair("seller_email", email),
-                                   std::make_pair("seller_whatsapp", whatsapp)}) {
+void AddSeller(ProductInput& product, const std::string& result_id, const std::string& email,
+               const std::string& whatsapp) {
+  for (const auto& [key, value] :
+       {std::make_pair("result_id", result_id), std::make_pair("seller_email", email),
+        std::make_pair("seller_whatsapp", whatsapp)}) {
     if (!value.empty()) product.metafields.emplace_back(key, Clip(value, 255));
   }
 }
@@ -105,25 +123,37 @@ void AddSeller(ProductInput& product, const std::string& result_id, const std::s
 std::string ProductCreateRequest(const ProductInput& p) {
   return Request(
       "mutation convoyCreate($product: ProductCreateInput!, $media: [CreateMediaInput!]) { "
-      "productCreate(product: $product, media: $media) { product { id variants(first: 1) { nodes { id } } } "
+      "productCreate(product: $product, media: $media) { product { id variants(first: 1) { nodes { "
+      "id } } } "
       "userErrors { field message } } }",
       [&](Writer& w) {
         w.Key("product");
         w.StartObject();
-        w.Key("title"); w.String(p.title);
-        w.Key("descriptionHtml"); w.String(p.description_html);
-        w.Key("vendor"); w.String(p.vendor);
-        w.Key("status"); w.String("DRAFT");
-        w.Key("tags"); w.StartArray(); w.String(p.tag); w.EndArray();
+        w.Key("title");
+        w.String(p.title);
+        w.Key("descriptionHtml");
+        w.String(p.description_html);
+        w.Key("vendor");
+        w.String(p.vendor);
+        w.Key("status");
+        w.String("DRAFT");
+        w.Key("tags");
+        w.StartArray();
+        w.String(p.tag);
+        w.EndArray();
         if (!p.metafields.empty()) {
           w.Key("metafields");
           w.StartArray();
           for (const auto& [key, value] : p.metafields) {
             w.StartObject();
-            w.Key("namespace"); w.String("convoy");
-            w.Key("key"); w.String(key);
-            w.Key("type"); w.String("single_line_text_field");
-            w.Key("value"); w.String(value);
+            w.Key("namespace");
+            w.String("convoy");
+            w.Key("key");
+            w.String(key);
+            w.Key("type");
+            w.String("single_line_text_field");
+            w.Key("value");
+            w.String(value);
             w.EndObject();
           }
           w.EndArray();
@@ -133,9 +163,12 @@ std::string ProductCreateRequest(const ProductInput& p) {
         w.StartArray();
         for (const auto& [url, alt] : p.media) {
           w.StartObject();
-          w.Key("originalSource"); w.String(url);
-          w.Key("mediaContentType"); w.String("IMAGE");
-          w.Key("alt"); w.String(alt);
+          w.Key("originalSource");
+          w.String(url);
+          w.Key("mediaContentType");
+          w.String("IMAGE");
+          w.Key("alt");
+          w.String(alt);
           w.EndObject();
         }
         w.EndArray();
@@ -144,23 +177,30 @@ std::string ProductCreateRequest(const ProductInput& p) {
 
 std::string FindByTagRequest(const std::string& tag) {
   return Request(
-      "query convoyFind($q: String!) { products(first: 1, query: $q) { nodes { id variants(first: 1) { nodes { id } } } } }",
+      "query convoyFind($q: String!) { products(first: 1, query: $q) { nodes { id variants(first: "
+      "1) { nodes { id } } } } }",
       [&](Writer& w) {
-        w.Key("q"); w.String("tag:'" + tag + "'");
+        w.Key("q");
+        w.String("tag:'" + tag + "'");
       });
 }
 
-std::string PriceUpdateRequest(const std::string& product_id, const std::string& variant_id, const std::string& price) {
+std::string PriceUpdateRequest(const std::string& product_id, const std::string& variant_id,
+                               const std::string& price) {
   return Request(
       "mutation convoyPrice($productId: ID!, $variants: [ProductVariantsBulkInput!]!) { "
-      "productVariantsBulkUpdate(productId: $productId, variants: $variants) { userErrors { field message } } }",
+      "productVariantsBulkUpdate(productId: $productId, variants: $variants) { userErrors { field "
+      "message } } }",
       [&](Writer& w) {
-        w.Key("productId"); w.String(product_id);
+        w.Key("productId");
+        w.String(product_id);
         w.Key("variants");
         w.StartArray();
         w.StartObject();
-        w.Key("id"); w.String(variant_id);
-        w.Key("price"); w.String(price);
+        w.Key("id");
+        w.String(variant_id);
+        w.Key("price");
+        w.String(price);
         w.EndObject();
         w.EndArray();
       });
@@ -190,7 +230,8 @@ Answer ParseAnswer(const std::string& body, const std::string& kind) {
   const auto& ts = JsonMember(cost, "throttleStatus");
   if (ts.IsObject() && JsonMember(ts, "currentlyAvailable").IsNumber()) {
     a.has_throttle_status = true;
-    a.maximum = JsonMember(ts, "maximumAvailable").IsNumber() ? ts["maximumAvailable"].GetDouble() : 0;
+    a.maximum =
+        JsonMember(ts, "maximumAvailable").IsNumber() ? ts["maximumAvailable"].GetDouble() : 0;
     a.available = ts["currentlyAvailable"].GetDouble();
     a.restore_rate = JsonMember(ts, "restoreRate").IsNumber() ? ts["restoreRate"].GetDouble() : 0;
   }
@@ -216,7 +257,9 @@ Answer ParseAnswer(const std::string& body, const std::string& kind) {
       std::string field;
       const auto& f = JsonMember(e, "field");
       if (f.IsArray()) {
-        for (const auto& part : f.GetArray()) field += (field.empty() ? "" : ".") + std::string(part.IsString() ? part.GetString() : "");
+        for (const auto& part : f.GetArray())
+          field +=
+              (field.empty() ? "" : ".") + std::string(part.IsString() ? part.GetString() : "");
       }
       a.user_errors += (a.user_errors.empty() ? "" : "; ") + field + ": " + JsonStr(e, "message");
     }
@@ -232,20 +275,23 @@ std::chrono::milliseconds Throttle::WaitFor(const std::string& store, double cos
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - b.at).count();
   double now = std::min(b.maximum, b.available + elapsed * b.restore_rate);
   if (now >= cost) return std::chrono::milliseconds(0);
-  return std::chrono::milliseconds(static_cast<int64_t>(std::ceil((cost - now) / b.restore_rate * 1000)));
+  return std::chrono::milliseconds(
+      static_cast<int64_t>(std::ceil((cost - now) / b.restore_rate * 1000)));
 }
 
 void Throttle::Update(const std::string& store, const Answer& a) {
   if (!a.has_throttle_status) return;
   std::lock_guard<std::mutex> lock(mu_);
-  buckets_[store] = Bucket{a.maximum, a.available, a.restore_rate, std::chrono::steady_clock::now()};
+  buckets_[store] =
+      Bucket{a.maximum, a.available, a.restore_rate, std::chrono::steady_clock::now()};
 }
 
 std::chrono::milliseconds Throttle::WaitAfterThrottled(const Answer& a, double cost) {
   double need = std::max(cost, a.requested_cost);
   double rate = a.restore_rate > 0 ? a.restore_rate : 50;  // Shopify's standard restore rate
   double missing = std::max(0.0, need - a.available);
-  return std::chrono::milliseconds(std::max<int64_t>(1000, static_cast<int64_t>(std::ceil(missing / rate * 1000))));
+  return std::chrono::milliseconds(
+      std::max<int64_t>(1000, static_cast<int64_t>(std::ceil(missing / rate * 1000))));
 }
 
 }  // namespace convoy::outbound::shopify

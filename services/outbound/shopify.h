@@ -21,14 +21,18 @@ struct ProductInput {
 std::string TagFor(const std::string& result_id);
 // From a listing's fields: title (the description's first sentence, at most 255 characters),
 // description (every field, escaped), vendor (brand, else fallback), price ("35.00" form, or "").
-ProductInput ListingProduct(const std::map<std::string, std::string>& fields, const std::string& fallback_vendor);
+ProductInput ListingProduct(const std::map<std::string, std::string>& fields,
+                            const std::string& fallback_vendor);
 // The seller on the draft: metafields convoy.result_id, convoy.seller_email (the flow's `email`
-// field) and convoy.seller_whatsapp (their phone number, else their BSUID), the empty ones left out.
-void AddSeller(ProductInput& product, const std::string& result_id, const std::string& email, const std::string& whatsapp);
+// field) and convoy.seller_whatsapp (their phone number, else their BSUID), the empty ones left
+// out.
+void AddSeller(ProductInput& product, const std::string& result_id, const std::string& email,
+               const std::string& whatsapp);
 
 std::string ProductCreateRequest(const ProductInput& p);
 std::string FindByTagRequest(const std::string& tag);
-std::string PriceUpdateRequest(const std::string& product_id, const std::string& variant_id, const std::string& price);
+std::string PriceUpdateRequest(const std::string& product_id, const std::string& variant_id,
+                               const std::string& price);
 
 struct Answer {
   std::string product_id, variant_id;  // productCreate, or the product found by tag

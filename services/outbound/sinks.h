@@ -22,15 +22,15 @@ struct Sink {
   // webhook: the receiver; shopify: the Admin GraphQL endpoint; chatwoot: the installation's base
   // URL (https://app.chatwoot.com)
   std::string url;
-  std::vector<std::string> keys;    // webhook: decoded secret keys, one signature each; chatwoot:
-                                    // the inbox's webhook secrets its callbacks are signed with
-  std::string token;                // shopify: X-Shopify-Access-Token; chatwoot: api_access_token
+  std::vector<std::string> keys;  // webhook: decoded secret keys, one signature each; chatwoot:
+                                  // the inbox's webhook secrets its callbacks are signed with
+  std::string token;              // shopify: X-Shopify-Access-Token; chatwoot: api_access_token
   // chatwoot: the account and API-channel inbox conversations go to; the convoy API token
   // (role agent) an agent's reply is sent with; whether contacts carry the customer's phone number.
   int64_t account_id = 0, inbox_id = 0;
   std::string agent_token;
   bool share_phone = false;
-  std::string vendor;               // shopify: the product's vendor when the result names none
+  std::string vendor;  // shopify: the product's vendor when the result names none
   bool allow_private = false;
   std::chrono::seconds timeout{15};
   // webhook: photos as signed links only (false), or also their bytes in the body (true:
@@ -50,8 +50,10 @@ struct SinkSet {
 // The file's sinks; any problem is kInvalidArgument naming the sink and what is wrong. An empty
 // path is an empty set (results are held until a sink is configured). default_timeout: the
 // --delivery_timeout_seconds for sinks that name none.
-Result<SinkSet> LoadSinks(const std::string& path, const SchemaRegistry& schemas, std::chrono::seconds default_timeout);
-Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schemas, std::chrono::seconds default_timeout);
+Result<SinkSet> LoadSinks(const std::string& path, const SchemaRegistry& schemas,
+                          std::chrono::seconds default_timeout);
+Result<SinkSet> ParseSinks(const std::string& json, const SchemaRegistry& schemas,
+                           std::chrono::seconds default_timeout);
 
 // A secret as configured: "env:VAR", "file:/path" or the value itself.
 Result<std::string> ResolveSecret(const std::string& spec);

@@ -1,5 +1,7 @@
 // Sinks, signatures and the Shopify sink's pure parts: no network beyond name resolution of
 // literal addresses.
+#include "sinks.h"
+
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <stdlib.h>
@@ -10,7 +12,6 @@
 #include "convoy/json.h"
 #include "deliverer.h"
 #include "shopify.h"
-#include "sinks.h"
 #include "testsupport.h"
 
 namespace convoy::outbound {
@@ -24,17 +25,22 @@ constexpr const char* kSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 TEST(StandardWebhooks, SignaturesReproduceTheSpecificationsTestVector) {
   auto key = WebhookSecretKey(kSecret);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
-  EXPECT_EQ(WebhookSignature({*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})"),
+  EXPECT_EQ(WebhookSignature({*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                             R"({"test": 2432232314})"),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-  EXPECT_TRUE(VerifyWebhookSignature({*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", R"({"test": 2432232314})",
-                                     "v1,bm9wZQ== v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 1614265330));
-  EXPECT_FALSE(VerifyWebhookSignature({*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", R"({"test": 2432232315})",
-                                      "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 1614265330))
+  EXPECT_TRUE(VerifyWebhookSignature(
+      {*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", R"({"test": 2432232314})",
+      "v1,bm9wZQ== v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 1614265330));
+  EXPECT_FALSE(VerifyWebhookSignature(
+      {*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", R"({"test": 2432232315})",
+      "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 1614265330))
       << "another body";
-  EXPECT_FALSE(VerifyWebhookSignature({*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", R"({"test": 2432232314})",
-                                      "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 1614265330 + 301))
+  EXPECT_FALSE(VerifyWebhookSignature(
+      {*key}, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", R"({"test": 2432232314})",
+      "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 1614265330 + 301))
       << "too old";
-  for (const char* bad : {"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!", "whsec_c2hvcnQ="}) {
+  for (const char* bad :
+       {"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!", "whsec_c2hvcnQ="}) {
     EXPECT_FALSE(WebhookSecretKey(bad).ok()) << bad;
   }
 }
@@ -48,7 +54,8 @@ TEST(StandardWebhooks, ARotatedSecretSignsWithBothAndEitherVerifies) {
   EXPECT_EQ(std::count(header.begin(), header.end(), ' '), 1) << header;
   EXPECT_TRUE(VerifyWebhookSignature({*old_key}, "id-1", "1700000000", "{}", header, 1700000000));
   EXPECT_TRUE(VerifyWebhookSignature({*new_key}, "id-1", "1700000000", "{}", header, 1700000000));
-  EXPECT_FALSE(VerifyWebhookSignature({std::string(32, 'z')}, "id-1", "1700000000", "{}", header, 1700000000));
+  EXPECT_FALSE(VerifyWebhookSignature({std::string(32, 'z')}, "id-1", "1700000000", "{}", header,
+                                      1700000000));
 }
 
 TEST(Sinks, ConfigurationResolvesSecretsAndRefusesWhatIsWrongNamingTheSink) {
@@ -73,22 +80,29 @@ TEST(Sinks, ConfigurationResolvesSecretsAndRefusesWhatIsWrongNamingTheSink) {
     ASSERT_FALSE(r.ok()) << json;
     EXPECT_NE(r.status().message().find(says), std::string::npos) << r.status().message();
   };
-  fails(R"({"sinks": [{"name": "a", "kind": "webhook", "url": "http://127.0.0.1:8080/x", "secrets": [")" +
-            std::string(kSecret) + R"("]}]})",
-        "allow_private");
-  fails(R"({"sinks": [{"name": "a", "kind": "webhook", "url": "http://169.254.169.254/latest", "secrets": [")" +
-            std::string(kSecret) + R"("]}]})",
-        "169.254.169.254");
-  fails(R"({"sinks": [{"name": "a", "kind": "webhook", "url": "https://8.8.8.8/x", "secrets": ["env:CONVOY_UNSET_VAR"]}]})",
-        "sink 'a': environment variable CONVOY_UNSET_VAR is not set");
-  fails(R"({"sinks": [{"name": "a", "kind": "webhook", "url": "https://8.8.8.8/x", "secrets": ["plain"]}]})", "whsec_");
+  fails(
+      R"({"sinks": [{"name": "a", "kind": "webhook", "url": "http://127.0.0.1:8080/x", "secrets": [")" +
+          std::string(kSecret) + R"("]}]})",
+      "allow_private");
+  fails(
+      R"({"sinks": [{"name": "a", "kind": "webhook", "url": "http://169.254.169.254/latest", "secrets": [")" +
+          std::string(kSecret) + R"("]}]})",
+      "169.254.169.254");
+  fails(
+      R"({"sinks": [{"name": "a", "kind": "webhook", "url": "https://8.8.8.8/x", "secrets": ["env:CONVOY_UNSET_VAR"]}]})",
+      "sink 'a': environment variable CONVOY_UNSET_VAR is not set");
+  fails(
+      R"({"sinks": [{"name": "a", "kind": "webhook", "url": "https://8.8.8.8/x", "secrets": ["plain"]}]})",
+      "whsec_");
   fails(R"({"sinks": [{"name": "a", "kind": "webhook", "url": "https://8.8.8.8/x"}]})", "secrets");
   fails(R"({"sinks": [{"name": "a", "kind": "shopify", "store": "x.myshopify.com"}]})", "token");
   fails(R"({"sinks": [{"name": "a", "kind": "ftp"}]})", "kind");
-  fails(R"({"sinks": [{"name": "a", "kind": "webhook", "url": "https://user:pw@8.8.8.8/x", "secrets": [")" +
-            std::string(kSecret) + R"("]}]})",
-        "no credentials");
-  EXPECT_TRUE(LoadSinks("", Schemas(), std::chrono::seconds(15)).ok()) << "no file: no sinks, results held";
+  fails(
+      R"({"sinks": [{"name": "a", "kind": "webhook", "url": "https://user:pw@8.8.8.8/x", "secrets": [")" +
+          std::string(kSecret) + R"("]}]})",
+      "no credentials");
+  EXPECT_TRUE(LoadSinks("", Schemas(), std::chrono::seconds(15)).ok())
+      << "no file: no sinks, results held";
   EXPECT_FALSE(LoadSinks("/nonexistent/sinks.json", Schemas(), std::chrono::seconds(15)).ok());
 }
 
@@ -111,7 +125,8 @@ TEST(Sinks, TheScheduleIsParsedLikeSvixsDefault) {
   EXPECT_EQ((*s)[3].count(), 1800000);
   EXPECT_EQ((*s)[7].count(), 36000000);
   EXPECT_EQ((*ParseSchedule("0,250ms"))[1].count(), 250);
-  for (const char* bad : {"", "5", "5x", "s", "1,,2s", "49h"}) EXPECT_FALSE(ParseSchedule(bad).ok()) << bad;
+  for (const char* bad : {"", "5", "5x", "s", "1,,2s", "49h"})
+    EXPECT_FALSE(ParseSchedule(bad).ok()) << bad;
 }
 
 TEST(Delivery, RetryAfterIsReadInSecondsOrAsAnHttpDate) {
@@ -124,20 +139,24 @@ TEST(Delivery, RetryAfterIsReadInSecondsOrAsAnHttpDate) {
 // The body a receiver gets: its type's schema, photos as signed links or named as missing.
 TEST(Delivery, TheListingBodyMatchesItsSchemaWithSignedPhotoLinks) {
   const std::string name = std::string(64, 'a') + ".jpg";
-  std::string command = R"({"schema":"outbound.deliver","version":1,"correlation_id":"c","dedupe_key":"k",
+  std::string command =
+      R"({"schema":"outbound.deliver","version":1,"correlation_id":"c","dedupe_key":"k",
     "conversation_key":"106540352242922:16505550000","phone_number_id":"106540352242922","result_id":"r-1",
     "sink":"listing","type":"listing.submitted","flow":"listing","outcome":"submitted","completed_at":1764500000,
     "wa_id":"16505550000","fields":{"email":"a@b.c","description":"Nike shoes","price":"35"},
-    "photos":[{"field":"photos","media_id":"m1","sent_at":1,"stored_name":")" + name + R"("},
+    "photos":[{"field":"photos","media_id":"m1","sent_at":1,"stored_name":")" +
+      name + R"("},
               {"field":"photos","media_id":"m2","sent_at":2,"missing":"not stored within 600 s of submission"}]})";
   ASSERT_TRUE(Schemas().Validate(command).ok()) << Schemas().Validate(command).ToString();
   std::string body = ResultBody(command, "https://media.example", "s3cret", 1764600000);
-  EXPECT_TRUE(Schemas().ValidateAs("listing.submitted", 1, body).ok()) << Schemas().ValidateAs("listing.submitted", 1, body).ToString();
+  EXPECT_TRUE(Schemas().ValidateAs("listing.submitted", 1, body).ok())
+      << Schemas().ValidateAs("listing.submitted", 1, body).ToString();
   rapidjson::Document d;
   d.Parse(body.c_str());
   EXPECT_STREQ(d["timestamp"].GetString(), "2025-11-30T10:53:20Z");
   EXPECT_EQ(std::string(d["data"]["photos"][0]["url"].GetString()),
-            "https://media.example/media/" + name + "?expires=1764600000&sig=" + MediaLinkSignature("s3cret", name, 1764600000));
+            "https://media.example/media/" + name +
+                "?expires=1764600000&sig=" + MediaLinkSignature("s3cret", name, 1764600000));
   EXPECT_STREQ(d["data"]["photos"][1]["status"].GetString(), "missing");
   EXPECT_STREQ(d["data"]["contact"]["wa_id"].GetString(), "16505550000");
 }
@@ -146,11 +165,13 @@ TEST(Delivery, TheListingBodyMatchesItsSchemaWithSignedPhotoLinks) {
 // its signed link (and, inline, as itself); the body still matches the checklist's schema.
 TEST(Delivery, AChecklistBodyCarriesADocumentsTypeAndName) {
   const std::string pdf = std::string(64, 'b') + ".pdf";
-  std::string command = R"({"schema":"outbound.deliver","version":1,"correlation_id":"c","dedupe_key":"k",
+  std::string command =
+      R"({"schema":"outbound.deliver","version":1,"correlation_id":"c","dedupe_key":"k",
     "conversation_key":"106540352242922:16505550000","phone_number_id":"106540352242922","result_id":"r-2",
     "sink":"checklist","type":"checklist.completed","flow":"checklist","outcome":"submitted","completed_at":1764500000,
     "wa_id":"16505550000","fields":{"assignment_id":"asg_1","reference":"MGR-1","checklist":"Line QA","q1":"OK"},
-    "photos":[{"field":"q1","media_id":"m1","sent_at":1,"stored_name":")" + pdf + R"(",
+    "photos":[{"field":"q1","media_id":"m1","sent_at":1,"stored_name":")" +
+      pdf + R"(",
                "mime_type":"application/pdf","filename":"inspection report.pdf"}]})";
   ASSERT_TRUE(Schemas().Validate(command).ok()) << Schemas().Validate(command).ToString();
   std::string body = ResultBody(command, "https://media.example", "s3cret", 1764600000);
@@ -163,8 +184,9 @@ TEST(Delivery, AChecklistBodyCarriesADocumentsTypeAndName) {
   EXPECT_STREQ(p["filename"].GetString(), "inspection report.pdf");
   EXPECT_STREQ(p["status"].GetString(), "stored");
   // Carried inline (a sink with attach inline), the PDF goes as itself: its own type, its bytes.
-  auto carried = ResultBody(command, "https://media.example", "s3cret", 1764600000,
-                            [](const std::string&) -> Result<std::string> { return std::string("%PDF-1.4\n%%EOF\n"); });
+  auto carried = ResultBody(
+      command, "https://media.example", "s3cret", 1764600000,
+      [](const std::string&) -> Result<std::string> { return std::string("%PDF-1.4\n%%EOF\n"); });
   ASSERT_TRUE(carried.ok()) << carried.status().ToString();
   EXPECT_TRUE(Schemas().ValidateAs("checklist.completed", 1, *carried).ok())
       << Schemas().ValidateAs("checklist.completed", 1, *carried).ToString();
@@ -176,7 +198,9 @@ TEST(Delivery, AChecklistBodyCarriesADocumentsTypeAndName) {
 
 TEST(Shopify, ADraftProductCarriesItsResultTagAndPhotoLinks) {
   auto p = shopify::ListingProduct({{"description", "Nike running shoes, size 42. Barely worn"},
-                                    {"brand", "Nike"}, {"price", "35,5"}, {"condition", "used"}},
+                                    {"brand", "Nike"},
+                                    {"price", "35,5"},
+                                    {"condition", "used"}},
                                    "Shop");
   EXPECT_EQ(p.title, "Nike running shoes, size 42");
   EXPECT_EQ(p.vendor, "Nike");
@@ -191,7 +215,8 @@ TEST(Shopify, ADraftProductCarriesItsResultTagAndPhotoLinks) {
   ASSERT_FALSE(d.HasParseError());
   EXPECT_STREQ(d["variables"]["product"]["status"].GetString(), "DRAFT");
   EXPECT_EQ(std::string(d["variables"]["product"]["tags"][0].GetString()), p.tag);
-  EXPECT_STREQ(d["variables"]["media"][0]["originalSource"].GetString(), "https://m/media/x.jpg?sig=1");
+  EXPECT_STREQ(d["variables"]["media"][0]["originalSource"].GetString(),
+               "https://m/media/x.jpg?sig=1");
   EXPECT_FALSE(d["variables"]["product"].HasMember("metafields"));
   // The seller goes on the draft as metafields, never into its description.
   shopify::AddSeller(p, "r-1", "kerry@example.com", "");
@@ -207,17 +232,20 @@ TEST(Shopify, ADraftProductCarriesItsResultTagAndPhotoLinks) {
   EXPECT_STREQ(meta[1]["type"].GetString(), "single_line_text_field");
   EXPECT_STREQ(meta[2]["key"].GetString(), "seller_whatsapp");
   EXPECT_STREQ(meta[2]["value"].GetString(), "US.13491208655302741918");
-  EXPECT_EQ(shopify::ListingProduct({{"description", "x"}, {"email", "kerry@example.com"}}, "").description_html.find("kerry"),
+  EXPECT_EQ(shopify::ListingProduct({{"description", "x"}, {"email", "kerry@example.com"}}, "")
+                .description_html.find("kerry"),
             std::string::npos)
       << "a published product's description never names the seller";
-  EXPECT_EQ(shopify::ListingProduct({{"description", "x"}, {"brand", "none"}}, "").vendor, "convoy");
+  EXPECT_EQ(shopify::ListingProduct({{"description", "x"}, {"brand", "none"}}, "").vendor,
+            "convoy");
 }
 
 TEST(Shopify, AnswersAndTheQueryCostBucketAreRead) {
-  auto a = shopify::ParseAnswer(R"({"data":{"productCreate":{"product":{"id":"gid://shopify/Product/1",
+  auto a =
+      shopify::ParseAnswer(R"({"data":{"productCreate":{"product":{"id":"gid://shopify/Product/1",
       "variants":{"nodes":[{"id":"gid://shopify/ProductVariant/2"}]}},"userErrors":[]}},
       "extensions":{"cost":{"requestedQueryCost":20,"throttleStatus":{"maximumAvailable":100,"currentlyAvailable":5,"restoreRate":50}}}})",
-                                "create");
+                           "create");
   EXPECT_EQ(a.product_id, "gid://shopify/Product/1");
   EXPECT_EQ(a.variant_id, "gid://shopify/ProductVariant/2");
   EXPECT_FALSE(a.throttled);
@@ -227,16 +255,20 @@ TEST(Shopify, AnswersAndTheQueryCostBucketAreRead) {
   auto wait = t.WaitFor("s", 20).count();
   EXPECT_GT(wait, 250);
   EXPECT_LE(wait, 300) << "15 points at 50/s";
-  auto throttled = shopify::ParseAnswer(R"({"errors":[{"message":"Throttled","extensions":{"code":"THROTTLED"}}],
+  auto throttled =
+      shopify::ParseAnswer(R"({"errors":[{"message":"Throttled","extensions":{"code":"THROTTLED"}}],
       "extensions":{"cost":{"requestedQueryCost":20,"throttleStatus":{"maximumAvailable":100,"currentlyAvailable":0,"restoreRate":10}}}})",
-                                        "create");
+                           "create");
   EXPECT_TRUE(throttled.throttled);
   EXPECT_TRUE(throttled.errors.empty());
   EXPECT_EQ(shopify::Throttle::WaitAfterThrottled(throttled, 20).count(), 2000);
-  auto refused = shopify::ParseAnswer(R"({"data":{"productCreate":{"product":null,"userErrors":[{"field":["title"],"message":"can't be blank"}]}}})",
-                                      "create");
+  auto refused = shopify::ParseAnswer(
+      R"({"data":{"productCreate":{"product":null,"userErrors":[{"field":["title"],"message":"can't be blank"}]}}})",
+      "create");
   EXPECT_EQ(refused.user_errors, "title: can't be blank");
-  auto found = shopify::ParseAnswer(R"({"data":{"products":{"nodes":[{"id":"gid://shopify/Product/9","variants":{"nodes":[]}}]}}})", "find");
+  auto found = shopify::ParseAnswer(
+      R"({"data":{"products":{"nodes":[{"id":"gid://shopify/Product/9","variants":{"nodes":[]}}]}}})",
+      "find");
   EXPECT_EQ(found.product_id, "gid://shopify/Product/9");
 }
 
@@ -244,9 +276,10 @@ TEST(Shopify, AnswersAndTheQueryCostBucketAreRead) {
 // the delivery is failed with, never a crash of outbound on every redelivery.
 TEST(Shopify, AnAnswerNestedAMillionDeepIsAClearError) {
   const size_t depth = 1000000;
-  auto deep = shopify::ParseAnswer(R"({"data":)" + std::string(depth, '[') + std::string(depth, ']') + "}", "create");
+  auto deep = shopify::ParseAnswer(
+      R"({"data":)" + std::string(depth, '[') + std::string(depth, ']') + "}", "create");
   EXPECT_TRUE(deep.product_id.empty());
-  auto top = shopify::ParseAnswer(std::string(depth, '{') , "create");
+  auto top = shopify::ParseAnswer(std::string(depth, '{'), "create");
   EXPECT_EQ(top.errors, "not a GraphQL answer");
 }
 

@@ -19,7 +19,7 @@ namespace convoy::outbound {
 namespace {
 
 // Meta's codes for what it answers a send of such a template.
-constexpr int kTemplateMissingCode = 132001;   // does not exist in that language (or not approved)
+constexpr int kTemplateMissingCode = 132001;  // does not exist in that language (or not approved)
 constexpr int kTemplatePausedCode = 132015;
 constexpr int kTemplateDisabledCode = 132016;
 
@@ -28,25 +28,32 @@ constexpr int kTemplateDisabledCode = 132016;
 constexpr const char* kTemplateOf =
     "SELECT n.waba_id, coalesce(t.status, ''), coalesce(t.category, ''), coalesce(t.reason, ''), "
     "EXISTS (SELECT 1 FROM template_syncs s WHERE s.waba_id = n.waba_id) "
-    "FROM numbers n LEFT JOIN templates t ON t.waba_id = n.waba_id AND t.name = $2 AND t.language = $3 "
+    "FROM numbers n LEFT JOIN templates t ON t.waba_id = n.waba_id AND t.name = $2 AND t.language "
+    "= $3 "
     "WHERE n.phone_number_id = $1";
 
 // One change: each of status (with its reason), category and quality that is given ($5, $7, $8) is
-// taken as of $9 (seconds) unless the catalog holds a newer one. No row returned: nothing was newer.
+// taken as of $9 (seconds) unless the catalog holds a newer one. No row returned: nothing was
+// newer.
 constexpr const char* kApply =
-    "INSERT INTO templates AS t (waba_id, name, language, template_id, status, status_at, reason, category, "
+    "INSERT INTO templates AS t (waba_id, name, language, template_id, status, status_at, reason, "
+    "category, "
     "category_at, quality, quality_at, source) VALUES ($1, $2, $3, $4, $5, "
     "CASE WHEN $5::text IS NULL THEN NULL ELSE to_timestamp($9::bigint) END, $6, $7, "
     "CASE WHEN $7::text IS NULL THEN NULL ELSE to_timestamp($9::bigint) END, $8, "
     "CASE WHEN $8::text IS NULL THEN NULL ELSE to_timestamp($9::bigint) END, $10) "
     "ON CONFLICT (waba_id, name, language) DO UPDATE SET "
     "template_id = coalesce(EXCLUDED.template_id, t.template_id), "
-    "status = CASE WHEN EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') THEN EXCLUDED.status ELSE t.status END, "
-    "reason = CASE WHEN EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') THEN EXCLUDED.reason ELSE t.reason END, "
+    "status = CASE WHEN EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') THEN "
+    "EXCLUDED.status ELSE t.status END, "
+    "reason = CASE WHEN EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') THEN "
+    "EXCLUDED.reason ELSE t.reason END, "
     "status_at = greatest(t.status_at, EXCLUDED.status_at), "
-    "category = CASE WHEN EXCLUDED.category_at >= coalesce(t.category_at, '-infinity') THEN EXCLUDED.category "
+    "category = CASE WHEN EXCLUDED.category_at >= coalesce(t.category_at, '-infinity') THEN "
+    "EXCLUDED.category "
     "ELSE t.category END, category_at = greatest(t.category_at, EXCLUDED.category_at), "
-    "quality = CASE WHEN EXCLUDED.quality_at >= coalesce(t.quality_at, '-infinity') THEN EXCLUDED.quality "
+    "quality = CASE WHEN EXCLUDED.quality_at >= coalesce(t.quality_at, '-infinity') THEN "
+    "EXCLUDED.quality "
     "ELSE t.quality END, quality_at = greatest(t.quality_at, EXCLUDED.quality_at), "
     "source = EXCLUDED.source, updated_at = now() "
     "WHERE EXCLUDED.status_at >= coalesce(t.status_at, '-infinity') OR "
@@ -60,24 +67,29 @@ constexpr const char* kMarkDeleted =
     "WHERE waba_id = $1 AND coalesce(status_at, '-infinity') < to_timestamp($2::bigint) "
     "AND coalesce(status, '') <> 'DELETED'";
 constexpr const char* kRecordSync =
-    "INSERT INTO template_syncs (waba_id, synced_at, templates, pages) VALUES ($1, to_timestamp($2::bigint), $3::int, "
-    "$4::int) ON CONFLICT (waba_id) DO UPDATE SET synced_at = EXCLUDED.synced_at, templates = EXCLUDED.templates, "
+    "INSERT INTO template_syncs (waba_id, synced_at, templates, pages) VALUES ($1, "
+    "to_timestamp($2::bigint), $3::int, "
+    "$4::int) ON CONFLICT (waba_id) DO UPDATE SET synced_at = EXCLUDED.synced_at, templates = "
+    "EXCLUDED.templates, "
     "pages = EXCLUDED.pages";
 
 struct Metrics {
   Registry& r = DefaultRegistry();
   Counter& Check(const char* result) {
-    return r.GetCounter("convoy_outbound_template_checks_total",
-                        "Template sends checked against the catalog: approved, refused (no call), unchecked (the "
-                        "number has no WABA in the registry, or its WABA was never synced and does not know it).",
-                        std::string("result=\"") + result + "\"");
+    return r.GetCounter(
+        "convoy_outbound_template_checks_total",
+        "Template sends checked against the catalog: approved, refused (no call), unchecked (the "
+        "number has no WABA in the registry, or its WABA was never synced and does not know it).",
+        std::string("result=\"") + result + "\"");
   }
   Counter& Update(const char* outcome) {
-    return r.GetCounter("convoy_outbound_template_updates_total",
-                        "Template webhooks applied to the catalog, or stale (older than what it keeps).",
-                        std::string("outcome=\"") + outcome + "\"");
+    return r.GetCounter(
+        "convoy_outbound_template_updates_total",
+        "Template webhooks applied to the catalog, or stale (older than what it keeps).",
+        std::string("outcome=\"") + outcome + "\"");
   }
-  Counter &approved = Check("approved"), &refused = Check("refused"), &unchecked = Check("unchecked");
+  Counter &approved = Check("approved"), &refused = Check("refused"),
+          &unchecked = Check("unchecked");
   Counter &applied = Update("applied"), &stale = Update("stale");
 };
 
@@ -86,7 +98,9 @@ Metrics& M() {
   return *m;
 }
 
-std::optional<std::string> Opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); }
+std::optional<std::string> Opt(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
 
 // Meta's ids come as numbers in webhooks and as strings from Graph.
 std::string IdText(const rapidjson::Value& v) {
@@ -108,8 +122,9 @@ struct Change {
 };
 
 Result<bool> Upsert(PgConnection& db, const Change& c) {
-  auto r = db.Exec(kApply, {c.waba, c.name, c.language, Opt(c.id), Opt(c.status), Opt(c.reason), Opt(c.category),
-                            Opt(c.quality), std::to_string(c.at), std::string(c.source)});
+  auto r = db.Exec(
+      kApply, {c.waba, c.name, c.language, Opt(c.id), Opt(c.status), Opt(c.reason), Opt(c.category),
+               Opt(c.quality), std::to_string(c.at), std::string(c.source)});
   if (!r.ok()) return r.status();
   return !r->empty();
 }
@@ -120,7 +135,8 @@ const char* SendEndpoint(bool is_template, const std::string& category) {
   return is_template && Lower(category) == "marketing" ? "marketing_messages" : "messages";
 }
 
-Result<TemplateVerdict> TemplateCatalog::Check(const std::string& phone_number_id, const std::string& name,
+Result<TemplateVerdict> TemplateCatalog::Check(const std::string& phone_number_id,
+                                               const std::string& name,
                                                const std::string& language) {
   auto r = db_.Exec(kTemplateOf, {phone_number_id, name, language});
   if (!r.ok()) return r.status();
@@ -148,8 +164,11 @@ Result<TemplateVerdict> TemplateCatalog::Check(const std::string& phone_number_i
     v.code = kTemplateMissingCode;
     v.reason = what + " is not in its catalog (synced from Graph): not sent";
   } else {
-    v.code = status == "PAUSED" ? kTemplatePausedCode : status == "DISABLED" ? kTemplateDisabledCode : kTemplateMissingCode;
-    v.reason = what + " is " + status + (reason.empty() || reason == "NONE" ? "" : " (" + reason + ")") +
+    v.code = status == "PAUSED"     ? kTemplatePausedCode
+             : status == "DISABLED" ? kTemplateDisabledCode
+                                    : kTemplateMissingCode;
+    v.reason = what + " is " + status +
+               (reason.empty() || reason == "NONE" ? "" : " (" + reason + ")") +
                ", not APPROVED: not sent";
   }
   return v;
@@ -181,33 +200,39 @@ Disposition TemplateCatalog::Apply(const std::string& body) {
   LogCtx ctx("outbound.status", JsonStr(doc, "correlation_id"));
   if (c.status.empty() && c.category.empty() && c.quality.empty()) {
     M().stale.Inc();
-    LOG(WARNING) << ctx << "event=template_change_without_value field=" << field << " waba=" << c.waba
-                 << " template=" << c.name;
+    LOG(WARNING) << ctx << "event=template_change_without_value field=" << field
+                 << " waba=" << c.waba << " template=" << c.name;
     return Disposition::Ack();
   }
   auto applied = Upsert(db_, c);
   if (!applied.ok()) return DispositionFor(applied.status());
   (*applied ? M().applied : M().stale).Inc();
-  LOG(INFO) << ctx << "event=template_change field=" << field << " waba=" << c.waba << " template=" << c.name
-            << " language=" << c.language << " status=" << c.status << " category=" << c.category
-            << " quality=" << c.quality << " at=" << c.at << " applied=" << *applied;
+  LOG(INFO) << ctx << "event=template_change field=" << field << " waba=" << c.waba
+            << " template=" << c.name << " language=" << c.language << " status=" << c.status
+            << " category=" << c.category << " quality=" << c.quality << " at=" << c.at
+            << " applied=" << *applied;
   return Disposition::Ack();
 }
 
-Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph, const std::string& waba_id,
+Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph,
+                                   const std::string& waba_id,
                                    const TemplateSyncSettings& settings) {
-  const int64_t started =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t started = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
   TemplateSync out;
   std::string after;
   for (;;) {
     if (out.pages >= settings.max_pages) {
-      return Status(Code::kTooLarge, "WABA " + waba_id + " lists more than " + std::to_string(settings.max_pages) +
-                                         " pages of templates: sync stopped, nothing marked deleted");
+      return Status(Code::kTooLarge,
+                    "WABA " + waba_id + " lists more than " + std::to_string(settings.max_pages) +
+                        " pages of templates: sync stopped, nothing marked deleted");
     }
     HttpClientRequest req;
-    req.url = graph.base_url + "/" + waba_id + "/message_templates?fields=id,name,language,status,category,quality_score" +
-              "&limit=" + std::to_string(settings.page_size) + (after.empty() ? "" : "&after=" + UrlEncode(after));
+    req.url = graph.base_url + "/" + waba_id +
+              "/message_templates?fields=id,name,language,status,category,quality_score" +
+              "&limit=" + std::to_string(settings.page_size) +
+              (after.empty() ? "" : "&after=" + UrlEncode(after));
     req.headers["Authorization"] = "Bearer " + graph.token;
     req.timeout = settings.timeout;
     auto resp = HttpFetch(req);
@@ -216,8 +241,9 @@ Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph, c
     if (resp->status / 100 != 2) {
       GraphError err = ParseGraphError(resp->status, resp->body);
       return Status(resp->status >= 500 ? Code::kUnavailable : Code::kRejected,
-                    "Graph answered HTTP " + std::to_string(resp->status) + " to page " + std::to_string(out.pages) +
-                        " of WABA " + waba_id + "'s templates: " + std::to_string(err.code) + " " + err.message);
+                    "Graph answered HTTP " + std::to_string(resp->status) + " to page " +
+                        std::to_string(out.pages) + " of WABA " + waba_id +
+                        "'s templates: " + std::to_string(err.code) + " " + err.message);
     }
     rapidjson::Document d;
     d.Parse(resp->body.c_str(), resp->body.size());
@@ -245,7 +271,8 @@ Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph, c
     }
     const auto& paging = JsonMember(d, "paging");
     after = JsonStr(JsonMember(paging, "cursors"), "after");
-    // Meta gives `next` while there is a page after this one; the cursor alone names the last page too.
+    // Meta gives `next` while there is a page after this one; the cursor alone names the last page
+    // too.
     if (JsonStr(paging, "next").empty() || after.empty() || data.Empty()) break;
   }
   auto gone = db.Exec(kMarkDeleted, {waba_id, std::to_string(started)});
@@ -254,8 +281,9 @@ Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph, c
   auto rec = db.Exec(kRecordSync, {waba_id, std::to_string(started), std::to_string(out.templates),
                                    std::to_string(out.pages)});
   if (!rec.ok()) return rec.status();
-  LOG(INFO) << "service=outbound event=templates_synced waba=" << waba_id << " templates=" << out.templates
-            << " pages=" << out.pages << " deleted=" << out.deleted;
+  LOG(INFO) << "service=outbound event=templates_synced waba=" << waba_id
+            << " templates=" << out.templates << " pages=" << out.pages
+            << " deleted=" << out.deleted;
   return out;
 }
 

@@ -31,7 +31,8 @@ struct TemplateVerdict {
   int code = 0;         // Meta's code for what it would answer (132001, 132015, 132016)
   std::string reason;
   std::string category;  // the catalog's, lower case ("marketing"); "" when it does not know
-  bool checked = false;  // the catalog knew the template (else: unknown number, or WABA never synced)
+  bool checked =
+      false;  // the catalog knew the template (else: unknown number, or WABA never synced)
 };
 
 // The Graph path a send goes to: "marketing_messages" for a marketing template, else "messages".
@@ -69,7 +70,8 @@ struct TemplateSync {
 // webhook changed since the start) become DELETED and the sync is recorded in template_syncs.
 // kUnavailable/kTimeout: Graph or the database could not be reached; kRejected: Graph refused (its
 // error named); kTooLarge: more than max_pages.
-Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph, const std::string& waba_id,
+Result<TemplateSync> SyncTemplates(PgConnection& db, const GraphTarget& graph,
+                                   const std::string& waba_id,
                                    const TemplateSyncSettings& settings);
 
 }  // namespace convoy::outbound

@@ -28,25 +28,37 @@ constexpr const char* kLookup =
 // not settled, and in how many ms it is due back: the command keeps its place among the sends, as
 // a send does (sender.cpp, kLookupInOrder).
 constexpr const char* kEarlier =
-    "SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint FROM outbox mine "
-    "JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id AND o.settled_at IS NULL "
-    "AND o.routing_key = 'outbound.send' WHERE mine.dedupe_key = $1 AND NOT EXISTS (SELECT 1 FROM outbound_messages s "
-    "WHERE s.dedupe_key = o.dedupe_key AND s.status IN ('sent', 'delivered', 'read', 'failed', 'unknown', 'cancelled')) "
-    "AND NOT EXISTS (SELECT 1 FROM thread_controls t WHERE t.dedupe_key = o.dedupe_key AND t.status IN ('done', "
+    "SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint FROM "
+    "outbox mine "
+    "JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id AND "
+    "o.settled_at IS NULL "
+    "AND o.routing_key = 'outbound.send' WHERE mine.dedupe_key = $1 AND NOT EXISTS (SELECT 1 FROM "
+    "outbound_messages s "
+    "WHERE s.dedupe_key = o.dedupe_key AND s.status IN ('sent', 'delivered', 'read', 'failed', "
+    "'unknown', 'cancelled')) "
+    "AND NOT EXISTS (SELECT 1 FROM thread_controls t WHERE t.dedupe_key = o.dedupe_key AND "
+    "t.status IN ('done', "
     "'failed', 'unknown')) ORDER BY o.id LIMIT 1";
 // Claims the call: a new row, or one whose last attempt Meta answered with a transient error.
 constexpr const char* kClaim =
-    "INSERT INTO thread_controls AS t (dedupe_key, conversation_key, phone_number_id, action, status, correlation_id, "
-    "attempt_started_at) VALUES ($1, $2, $3, $4, 'calling', $5, clock_timestamp()) ON CONFLICT (dedupe_key) DO UPDATE "
-    "SET status = 'calling', attempts = t.attempts + 1, attempt_started_at = clock_timestamp(), updated_at = now() "
-    "WHERE t.status = 'retrying' RETURNING t.attempts, floor(extract(epoch FROM t.created_at))::bigint";
+    "INSERT INTO thread_controls AS t (dedupe_key, conversation_key, phone_number_id, action, "
+    "status, correlation_id, "
+    "attempt_started_at) VALUES ($1, $2, $3, $4, 'calling', $5, clock_timestamp()) ON CONFLICT "
+    "(dedupe_key) DO UPDATE "
+    "SET status = 'calling', attempts = t.attempts + 1, attempt_started_at = clock_timestamp(), "
+    "updated_at = now() "
+    "WHERE t.status = 'retrying' RETURNING t.attempts, floor(extract(epoch FROM "
+    "t.created_at))::bigint";
 constexpr const char* kSettle =
-    "UPDATE thread_controls SET status = $2, error_code = NULLIF($3, '0')::int, error_reason = NULLIF($4, ''), "
+    "UPDATE thread_controls SET status = $2, error_code = NULLIF($3, '0')::int, error_reason = "
+    "NULLIF($4, ''), "
     "updated_at = now() WHERE dedupe_key = $1 AND status = 'calling'";
 // A claim left 'calling' by a process that died mid-call: unknown, never called again.
 constexpr const char* kAbandon =
-    "UPDATE thread_controls SET status = 'unknown', error_reason = $2, updated_at = now() WHERE dedupe_key = $1 AND "
-    "status = 'calling' AND attempt_started_at < clock_timestamp() - make_interval(secs => $3::float8)";
+    "UPDATE thread_controls SET status = 'unknown', error_reason = $2, updated_at = now() WHERE "
+    "dedupe_key = $1 AND "
+    "status = 'calling' AND attempt_started_at < clock_timestamp() - make_interval(secs => "
+    "$3::float8)";
 
 Counter& Calls(const std::string& action, const char* outcome) {
   // action is the schema's enum (three values), outcome one of five: bounded labels.
@@ -56,7 +68,9 @@ Counter& Calls(const std::string& action, const char* outcome) {
 }
 
 int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -94,18 +108,20 @@ std::string ThreadControlRequest(const std::string& command_json) {
   return b.GetString();
 }
 
-ThreadControl::ThreadControl(PgConnection& db, GraphNumbers& graph, ThreadControlSettings settings, EventPublisher events)
+ThreadControl::ThreadControl(PgConnection& db, GraphNumbers& graph, ThreadControlSettings settings,
+                             EventPublisher events)
     : db_(db), graph_(graph), settings_(settings), events_(std::move(events)) {}
 
-Disposition ThreadControl::Tell(const Command& c, const Delivery& d, const std::string& outcome, int code,
-                                const std::string& reason) {
+Disposition ThreadControl::Tell(const Command& c, const Delivery& d, const std::string& outcome,
+                                int code, const std::string& reason) {
   std::string fields = R"("action":")" + c.action + R"(","outcome":")" + outcome + "\"";
   if (code != 0) fields += R"(,"code":)" + std::to_string(code);
   if (!reason.empty()) fields += R"(,"reason":")" + JsonEscape(reason.substr(0, 2000)) + "\"";
   if (!c.agent.empty()) fields += R"(,"agent":")" + JsonEscape(c.agent) + "\"";
   fields += R"(,"partner_app_id":")" + JsonEscape(c.partner) + "\"";
   Status s = events_ ? events_(EventFor(d, "outbound.thread_controlled", fields)) : Status::Ok();
-  if (!s.ok()) return Disposition::Retry("could not emit outbound.thread_controlled: " + s.ToString());
+  if (!s.ok())
+    return Disposition::Retry("could not emit outbound.thread_controlled: " + s.ToString());
   return Disposition::Ack();
 }
 
@@ -134,17 +150,21 @@ Disposition ThreadControl::Handle(const Delivery& d) {
     }
     if (status == "calling") {
       // Another attempt is calling now, or died calling: its outcome cannot be learned.
-      auto abandoned = db_.Exec(kAbandon, {c.dedupe, "the process calling thread_control stopped before Meta answered "
-                                                     "(outcome unknown; never called again)",
-                                           std::to_string(wait_s)});
+      auto abandoned =
+          db_.Exec(kAbandon, {c.dedupe,
+                              "the process calling thread_control stopped before Meta answered "
+                              "(outcome unknown; never called again)",
+                              std::to_string(wait_s)});
       if (!abandoned.ok()) return DispositionFor(abandoned.status());
       if (abandoned->affected == 0) {
-        return Disposition::Delay("another attempt is calling thread_control",
-                                  static_cast<int64_t>((wait_s - std::stod(row->get(0, 3))) * 1000) + 100);
+        return Disposition::Delay(
+            "another attempt is calling thread_control",
+            static_cast<int64_t>((wait_s - std::stod(row->get(0, 3))) * 1000) + 100);
       }
       Calls(c.action, "unknown").Inc();
       LOG(WARNING) << ctx << "event=thread_control_abandoned action=" << c.action;
-      return Tell(c, d, "unknown", 0, "the process calling thread_control stopped before Meta answered");
+      return Tell(c, d, "unknown", 0,
+                  "the process calling thread_control stopped before Meta answered");
     }
   }
   // 2. Its place among the conversation's sends.
@@ -160,12 +180,14 @@ Disposition ThreadControl::Handle(const Delivery& d) {
   if (!graph.ok()) {
     if (graph.status().code() == Code::kUnavailable) return DispositionFor(graph.status());
     LOG_EVERY_N(WARNING, 100) << ctx << "event=graph_token_unresolved phone_number_id=" << c.pnid;
-    return Disposition::Delay(graph.status().message() + " (business number " + c.pnid + ")", 30000);
+    return Disposition::Delay(graph.status().message() + " (business number " + c.pnid + ")",
+                              30000);
   }
   // 4. The claim: one call at a time, never two for an outcome not known.
   auto claimed = db_.Exec(kClaim, {c.dedupe, c.conversation, c.pnid, c.action, c.correlation});
   if (!claimed.ok()) return DispositionFor(claimed.status());
-  if (claimed->empty()) return Disposition::Delay("thread_control claimed elsewhere since the lookup", 1000);
+  if (claimed->empty())
+    return Disposition::Delay("thread_control claimed elsewhere since the lookup", 1000);
   const int attempts = static_cast<int>(claimed->get_int(0, 0));
   const int64_t first_at = claimed->get_int(0, 1);
   // 5. The call.
@@ -184,8 +206,10 @@ Disposition ThreadControl::Handle(const Delivery& d) {
     return Tell(c, d, status, code, reason);
   };
   if (!resp.ok()) {
-    LOG(WARNING) << ctx << "event=thread_control_no_answer action=" << c.action << " error=" << resp.status().ToString();
-    return settle("unknown", 0, "no answer from Meta (" + resp.status().ToString() + "): not called again");
+    LOG(WARNING) << ctx << "event=thread_control_no_answer action=" << c.action
+                 << " error=" << resp.status().ToString();
+    return settle("unknown", 0,
+                  "no answer from Meta (" + resp.status().ToString() + "): not called again");
   }
   if (resp->status / 100 == 2) {
     LOG(INFO) << ctx << "event=thread_control action=" << c.action << " to=" << Personal(c.to)
@@ -197,12 +221,14 @@ Disposition ThreadControl::Handle(const Delivery& d) {
   std::string reason = "graph " + std::to_string(err.code) + ": " + err.message;
   if (known) reason += " (" + std::string(known->meaning) + ")";
   const int64_t next_ms = RetryDelayMs(attempts, known ? known->min_retry_ms : 0);
-  if (err.klass == GraphErrorClass::kPermanent || Now() + (next_ms + 999) / 1000 > first_at + settings_.deadline.count()) {
+  if (err.klass == GraphErrorClass::kPermanent ||
+      Now() + (next_ms + 999) / 1000 > first_at + settings_.deadline.count()) {
     if (err.klass != GraphErrorClass::kPermanent) {
       reason += " (after " + std::to_string(attempts) + " attempts; the next would come after " +
                 std::to_string(settings_.deadline.count()) + " s)";
     }
-    LOG(WARNING) << ctx << "event=thread_control_failed action=" << c.action << " code=" << err.code;
+    LOG(WARNING) << ctx << "event=thread_control_failed action=" << c.action
+                 << " code=" << err.code;
     return settle("failed", err.code, reason);
   }
   Status s = db_.Exec(kSettle, {c.dedupe, "retrying", std::to_string(err.code), reason}).status();

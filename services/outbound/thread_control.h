@@ -32,13 +32,15 @@ std::string ThreadControlRequest(const std::string& command_json);
 
 struct ThreadControlSettings {
   std::chrono::milliseconds timeout{10000};  // per call (the Graph settings')
-  std::chrono::seconds deadline{600};        // transient errors are retried this long after the first attempt
+  std::chrono::seconds deadline{
+      600};  // transient errors are retried this long after the first attempt
 };
 
 class ThreadControl {
  public:
   // db and graph: the consumer thread's (as the Sender's).
-  ThreadControl(PgConnection& db, GraphNumbers& graph, ThreadControlSettings settings, EventPublisher events);
+  ThreadControl(PgConnection& db, GraphNumbers& graph, ThreadControlSettings settings,
+                EventPublisher events);
   // An outbound.thread_control command, its schema checked.
   Disposition Handle(const Delivery& d);
 
@@ -47,7 +49,8 @@ class ThreadControl {
   // publish retries the delivery, which finds the row settled and tells it again (the conversation
   // applies it once: its dedupe key is the command's).
   struct Command;  // the command's members (thread_control.cpp)
-  Disposition Tell(const Command& c, const Delivery& d, const std::string& outcome, int code, const std::string& reason);
+  Disposition Tell(const Command& c, const Delivery& d, const std::string& outcome, int code,
+                   const std::string& reason);
   PgConnection& db_;
   GraphNumbers& graph_;
   ThreadControlSettings settings_;

@@ -9,7 +9,8 @@
 #include "convoy/config.h"
 #include "convoy/topology.h"
 
-DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f", "Broker (use a throw-away vhost)");
+DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f",
+              "Broker (use a throw-away vhost)");
 DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
 DEFINE_int32(messages, 20000, "Messages for the pipelined run");
 DEFINE_validator(messages, &convoy::ValidatePositive);
@@ -17,7 +18,8 @@ DEFINE_int32(serial_messages, 2000, "Messages for the wait-for-each-confirm run"
 DEFINE_validator(serial_messages, &convoy::ValidatePositive);
 DEFINE_int32(body_bytes, 1024, "Body size");
 DEFINE_validator(body_bytes, &convoy::ValidatePositive);
-DEFINE_string(count_queue, "", "Only print the exact number of ready messages in this queue, then exit");
+DEFINE_string(count_queue, "",
+              "Only print the exact number of ready messages in this queue, then exit");
 
 namespace {
 convoy::AmqpMessage Message(int i) {
@@ -37,7 +39,8 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (!FLAGS_count_queue.empty()) {
-    auto n = convoy::QueueMessageCount(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-bench"}, FLAGS_count_queue);
+    auto n = convoy::QueueMessageCount(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-bench"},
+                                       FLAGS_count_queue);
     if (!n.ok()) {
       std::fprintf(stderr, "%s\n", n.status().ToString().c_str());
       return 1;
@@ -72,9 +75,9 @@ int main(int argc, char** argv) {
   auto stats = pub.stats();
   std::printf("| mode | messages | confirmed msg/s | max in flight |\n|---|---:|---:|---:|\n");
   std::printf("| wait for each confirm | %d | %.0f | 1 |\n", FLAGS_serial_messages, serial);
-  std::printf("| pipelined confirms (convoy Publisher) | %d | %.0f | %llu |\n", FLAGS_messages, pipelined,
-              static_cast<unsigned long long>(stats.max_in_flight));
-  std::printf("ratio pipelined/serial: %.1fx  (body %d bytes, persistent, mandatory)\n", pipelined / serial,
-              FLAGS_body_bytes);
+  std::printf("| pipelined confirms (convoy Publisher) | %d | %.0f | %llu |\n", FLAGS_messages,
+              pipelined, static_cast<unsigned long long>(stats.max_in_flight));
+  std::printf("ratio pipelined/serial: %.1fx  (body %d bytes, persistent, mandatory)\n",
+              pipelined / serial, FLAGS_body_bytes);
   return 0;
 }

@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   convoy::SetFlagDefault("http_threads", "8");  // its best on 2 cores (64 threads: half the rate)
   convoy::InitService("bare-listener", "convoy-bare-listener: HTTP 200 without work", &argc, &argv);
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));
-  convoy::HttpServer server({FLAGS_http_host, FLAGS_http_port, 3 << 20, {}, {}, convoy::HttpLimitsFromFlags()});
+  convoy::HttpServer server(
+      {FLAGS_http_host, FLAGS_http_port, 3 << 20, {}, {}, convoy::HttpLimitsFromFlags()});
   server.Route("POST", "/webhook", [](const convoy::HttpRequest&) {
     return convoy::HttpResponse{200, "text/plain; charset=utf-8", "ok\n", {}};
   });

@@ -22,9 +22,11 @@
 #include "convoy/pg.h"
 #include "convoy/topology.h"
 
-DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f", "Broker (use a throw-away vhost)");
+DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f",
+              "Broker (use a throw-away vhost)");
 DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
-DEFINE_string(pg_dsn, "host=127.0.0.1 port=21432 user=postgres dbname=postgres", "The service's database");
+DEFINE_string(pg_dsn, "host=127.0.0.1 port=21432 user=postgres dbname=postgres",
+              "The service's database");
 DEFINE_validator(pg_dsn, &convoy::ValidateNonEmpty);
 DEFINE_string(mode, "preload", "preload or rate");
 static bool ValidateMode(const char* flag, const std::string& v) {
@@ -37,9 +39,11 @@ DEFINE_int32(conversations, 2000, "Conversations, each sent the 10-message listi
 DEFINE_validator(conversations, &convoy::ValidatePositive);
 DEFINE_int32(rate, 1000, "--mode=rate: messages published per second");
 DEFINE_validator(rate, &convoy::ValidatePositive);
-DEFINE_string(tag, "b", "Prefix of this run's message ids and senders (runs in one database must differ)");
+DEFINE_string(tag, "b",
+              "Prefix of this run's message ids and senders (runs in one database must differ)");
 DEFINE_validator(tag, &convoy::ValidateNonEmpty);
-DEFINE_bool(publish, true, "Publish this run's messages (false: only wait for and measure an earlier preload)");
+DEFINE_bool(publish, true,
+            "Publish this run's messages (false: only wait for and measure an earlier preload)");
 DEFINE_bool(wait, true, "Wait until the service applied every message, then report");
 DEFINE_int32(wait_seconds, 300, "How long to wait for the service");
 DEFINE_validator(wait_seconds, &convoy::ValidatePositive);
@@ -58,13 +62,16 @@ std::string Sender(int c) {
 // Message k (0..9) of conversation c: SELL, email, description, 6 photos, DONE.
 convoy::AmqpMessage Message(int c, int k) {
   const std::string wa_id = Sender(c), conv = "106540352242922:" + wa_id;
-  const std::string wamid = "wamid." + FLAGS_tag + "." + std::to_string(c) + "." + std::to_string(k);
+  const std::string wamid =
+      "wamid." + FLAGS_tag + "." + std::to_string(c) + "." + std::to_string(k);
   std::string m;
   if (k == 0) m = R"("type":"text","text":{"body":"SELL"})";
-  if (k == 1) m = R"("type":"text","text":{"body":"seller)" + std::to_string(c) + R"(@example.com"})";
+  if (k == 1)
+    m = R"("type":"text","text":{"body":"seller)" + std::to_string(c) + R"(@example.com"})";
   if (k == 2) m = R"("type":"text","text":{"body":"Nike running shoes, size 42, used, $35"})";
   if (k >= 3 && k <= 8) {
-    m = R"("type":"image","image":{"id":"media.)" + FLAGS_tag + std::to_string(c) + "." + std::to_string(k) +
+    m = R"("type":"image","image":{"id":"media.)" + FLAGS_tag + std::to_string(c) + "." +
+        std::to_string(k) +
         R"(","mime_type":"image/jpeg","sha256":"SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI="})";
   }
   if (k == 9) m = R"("type":"text","text":{"body":"DONE"})";
@@ -72,10 +79,12 @@ convoy::AmqpMessage Message(int c, int k) {
   msg.exchange = convoy::exchanges::kInbound;
   msg.routing_key = "message";
   msg.message_id = wamid;
-  msg.body = R"({"schema":"inbound.message","version":1,"correlation_id":"bench-)" + wamid +
-             R"(","received_at":"2026-01-01T00:00:00.000Z","phone_number_id":"106540352242922","wa_id":")" + wa_id +
-             R"(","conversation_key":")" + conv + R"(","profile_name":"Bench","message":{"from":")" + wa_id +
-             R"(","id":")" + wamid + R"(","timestamp":")" + std::to_string(kT0 + k) + R"(",)" + m + "}}";
+  msg.body =
+      R"({"schema":"inbound.message","version":1,"correlation_id":"bench-)" + wamid +
+      R"(","received_at":"2026-01-01T00:00:00.000Z","phone_number_id":"106540352242922","wa_id":")" +
+      wa_id + R"(","conversation_key":")" + conv +
+      R"(","profile_name":"Bench","message":{"from":")" + wa_id + R"(","id":")" + wamid +
+      R"(","timestamp":")" + std::to_string(kT0 + k) + R"(",)" + m + "}}";
   msg.headers[convoy::headers::kDedupeKey] = wamid;
   msg.headers[convoy::headers::kCorrelationId] = "bench-" + wamid;
   msg.headers[convoy::headers::kConversationKey] = conv;
@@ -87,7 +96,8 @@ double NowEpoch() {
 }
 
 int64_t Applied(convoy::PgConnection& db) {
-  auto r = db.Exec("SELECT count(*) FROM inbound_messages WHERE dedupe_key LIKE $1", {"wamid." + FLAGS_tag + ".%"});
+  auto r = db.Exec("SELECT count(*) FROM inbound_messages WHERE dedupe_key LIKE $1",
+                   {"wamid." + FLAGS_tag + ".%"});
   return r.ok() ? r->get_int(0, 0) : -1;
 }
 
@@ -100,13 +110,15 @@ double Percentile(std::vector<double> v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("convoy-conversation-bench: load conversation.inbound, measure from the database");
+  gflags::SetUsageMessage(
+      "convoy-conversation-bench: load conversation.inbound, measure from the database");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   const int total = FLAGS_conversations * kPerConversation;
   std::map<std::string, double> published_at;
   double publish_seconds = 0;
   if (FLAGS_publish) {
-    convoy::Status declared = convoy::DeclareConvoyTopology({FLAGS_amqp_url, "convoy-conversation-bench"});
+    convoy::Status declared =
+        convoy::DeclareConvoyTopology({FLAGS_amqp_url, "convoy-conversation-bench"});
     if (!declared.ok()) {
       std::fprintf(stderr, "cannot declare the topology: %s\n", declared.ToString().c_str());
       return 1;
@@ -125,7 +137,8 @@ int main(int argc, char** argv) {
     for (int k = 0; k < kPerConversation; ++k) {
       for (int c = 0; c < FLAGS_conversations; ++c, ++n) {
         if (FLAGS_mode == "rate") {
-          std::this_thread::sleep_until(start + std::chrono::microseconds(static_cast<int64_t>(1e6 * n / FLAGS_rate)));
+          std::this_thread::sleep_until(
+              start + std::chrono::microseconds(static_cast<int64_t>(1e6 * n / FLAGS_rate)));
         }
         convoy::AmqpMessage m = Message(c, k);
         published_at[m.message_id] = NowEpoch();
@@ -133,7 +146,8 @@ int main(int argc, char** argv) {
       }
     }
     convoy::Status s = batch.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(120));
-    publish_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    publish_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!s.ok()) {
       std::fprintf(stderr, "publish failed: %s\n", s.ToString().c_str());
       return 1;
@@ -152,24 +166,27 @@ int main(int argc, char** argv) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(FLAGS_wait_seconds);
   int64_t applied = 0;
   while ((applied = Applied(**db)) < total && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // polling interval of a progress probe
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(200));  // polling interval of a progress probe
   }
   if (applied < total) {
-    std::fprintf(stderr, "only %lld of %d applied after %d s\n", static_cast<long long>(applied), total,
-                 FLAGS_wait_seconds);
+    std::fprintf(stderr, "only %lld of %d applied after %d s\n", static_cast<long long>(applied),
+                 total, FLAGS_wait_seconds);
     return 1;
   }
   // When each delivery's transaction committed (track_commit_timestamp, set by scripts/infra.sh);
   // a server without it gives the transaction's start instead, and the line says so.
   const char* measured = "commit";
   auto rows = (*db)->Exec(
-      "SELECT dedupe_key, extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 FROM inbound_messages "
+      "SELECT dedupe_key, extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 FROM "
+      "inbound_messages "
       "WHERE dedupe_key LIKE $1",
       {"wamid." + FLAGS_tag + ".%"});
   if (!rows.ok()) {
     measured = "transaction_start";
     rows = (*db)->Exec(
-        "SELECT dedupe_key, extract(epoch FROM processed_at)::float8 FROM inbound_messages WHERE dedupe_key LIKE $1",
+        "SELECT dedupe_key, extract(epoch FROM processed_at)::float8 FROM inbound_messages WHERE "
+        "dedupe_key LIKE $1",
         {"wamid." + FLAGS_tag + ".%"});
   }
   if (!rows.ok()) {
@@ -186,9 +203,11 @@ int main(int argc, char** argv) {
     if (sent != published_at.end()) latency_ms.push_back(1000 * (at - sent->second));
   }
   double span = std::max(last - first, 1e-3);
-  std::printf("RESULT messages=%d conversations=%d apply_span_s=%.2f applied_per_s=%.0f publish_s=%.2f "
-              "p50_ms=%.1f p99_ms=%.1f max_ms=%.1f until=%s (latency only for messages this run published)\n",
-              total, FLAGS_conversations, span, total / span, publish_seconds, Percentile(latency_ms, 0.5),
-              Percentile(latency_ms, 0.99), Percentile(latency_ms, 1.0), measured);
+  std::printf(
+      "RESULT messages=%d conversations=%d apply_span_s=%.2f applied_per_s=%.0f publish_s=%.2f "
+      "p50_ms=%.1f p99_ms=%.1f max_ms=%.1f until=%s (latency only for messages this run "
+      "published)\n",
+      total, FLAGS_conversations, span, total / span, publish_seconds, Percentile(latency_ms, 0.5),
+      Percentile(latency_ms, 0.99), Percentile(latency_ms, 1.0), measured);
   return 0;
 }

@@ -34,10 +34,13 @@ DEFINE_int32(connections, 32, "Keep-alive connections");
 DEFINE_validator(connections, &convoy::ValidatePositive);
 DEFINE_string(body_file, "", "POST body (raw bytes)");
 DEFINE_string(signature, "", "X-Hub-Signature-256 header value");
-DEFINE_string(authorization, "", "Authorization header value (e.g. \"Bearer <token>\" to post to the fake Graph API)");
+DEFINE_string(authorization, "",
+              "Authorization header value (e.g. \"Bearer <token>\" to post to the fake Graph API)");
 DEFINE_bool(unique, false,
-            "Each request its own body: {N} in the body file becomes the request's number, {P} its business "
-            "number (the request's number modulo --numbers, 4 digits) and {T} the current Unix time, and each "
+            "Each request its own body: {N} in the body file becomes the request's number, {P} its "
+            "business "
+            "number (the request's number modulo --numbers, 4 digits) and {T} the current Unix "
+            "time, and each "
             "body is signed as Meta signs (HMAC-SHA256 with CONVOY_APP_SECRET)");
 DEFINE_int32(numbers, 1, "With --unique: business numbers the requests are spread over ({P})");
 DEFINE_validator(numbers, &convoy::ValidatePositive);
@@ -94,7 +97,8 @@ int main(int argc, char** argv) {
   ss << in.rdbuf();
   std::string body = ss.str();
   auto build = [](const std::string& b, const std::string& signature) {
-    return "POST " + FLAGS_path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+    return "POST " + FLAGS_path +
+           " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
            (signature.empty() ? "" : "X-Hub-Signature-256: " + signature + "\r\n") +
            (FLAGS_authorization.empty() ? "" : "Authorization: " + FLAGS_authorization + "\r\n") +
            "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b;
@@ -115,8 +119,11 @@ int main(int argc, char** argv) {
       char number[16];
       std::snprintf(number, sizeof number, "%04d", static_cast<int>(i % FLAGS_numbers));
       for (const auto& [key, value] :
-           {std::pair<std::string, std::string>{"{N}", std::to_string(i)}, {"{T}", now}, {"{P}", number}}) {
-        for (size_t at = b.find(key); at != std::string::npos; at = b.find(key, at + value.size())) b.replace(at, key.size(), value);
+           {std::pair<std::string, std::string>{"{N}", std::to_string(i)},
+            {"{T}", now},
+            {"{P}", number}}) {
+        for (size_t at = b.find(key); at != std::string::npos; at = b.find(key, at + value.size()))
+          b.replace(at, key.size(), value);
       }
       requests.push_back(build(b, "sha256=" + convoy::HexEncode(convoy::HmacSha256(secret, b))));
     }
@@ -134,11 +141,13 @@ int main(int argc, char** argv) {
       std::string buf;
       for (int64_t i = c; i < total; i += FLAGS_connections) {
         auto due = start + std::chrono::nanoseconds(static_cast<int64_t>(i * interval_ns));
-        std::this_thread::sleep_until(due);  // open loop: the schedule, not the server, sets the pace
+        std::this_thread::sleep_until(
+            due);  // open loop: the schedule, not the server, sets the pace
         if (fd < 0) fd = Connect();
         int status = -1;
         const std::string& request = requests[FLAGS_unique ? static_cast<size_t>(i) : 0];
-        if (fd >= 0 && write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+        if (fd >= 0 &&
+            write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
           status = ReadResponse(fd, buf);
         }
         if (status < 0) {
@@ -149,7 +158,8 @@ int main(int argc, char** argv) {
           continue;
         }
         if (status / 100 != 2) ++non2xx;
-        latencies[static_cast<size_t>(c)].push_back(std::chrono::duration<double, std::milli>(Clock::now() - due).count());
+        latencies[static_cast<size_t>(c)].push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - due).count());
       }
       if (fd >= 0) close(fd);
     });
@@ -159,9 +169,14 @@ int main(int argc, char** argv) {
   std::vector<double> all;
   for (auto& v : latencies) all.insert(all.end(), v.begin(), v.end());
   std::sort(all.begin(), all.end());
-  auto pct = [&](double p) { return all.empty() ? 0 : all[std::min(all.size() - 1, static_cast<size_t>(p / 100 * all.size()))]; };
-  std::printf("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f requests=%zu non2xx=%lld socket_errors=%lld\n",
-              all.size() / elapsed, pct(50), pct(99), pct(99.9), all.empty() ? 0 : all.back(), all.size(),
-              static_cast<long long>(non2xx.load()), static_cast<long long>(errors.load()));
+  auto pct = [&](double p) {
+    return all.empty() ? 0
+                       : all[std::min(all.size() - 1, static_cast<size_t>(p / 100 * all.size()))];
+  };
+  std::printf(
+      "RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f requests=%zu non2xx=%lld "
+      "socket_errors=%lld\n",
+      all.size() / elapsed, pct(50), pct(99), pct(99.9), all.empty() ? 0 : all.back(), all.size(),
+      static_cast<long long>(non2xx.load()), static_cast<long long>(errors.load()));
   return errors.load() == 0 ? 0 : 1;
 }

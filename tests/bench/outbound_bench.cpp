@@ -26,12 +26,14 @@
 #include "convoy/topology.h"
 #include "fake_graph.h"
 
-DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f", "Broker (use a throw-away vhost)");
+DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f",
+              "Broker (use a throw-away vhost)");
 DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
 DEFINE_string(mode, "measure", "preload, measure or ceiling");
 static bool ValidateMode(const char* flag, const std::string& v) {
   if (v == "preload" || v == "measure" || v == "ceiling") return true;
-  std::fprintf(stderr, "invalid value for --%s: %s (preload, measure or ceiling)\n", flag, v.c_str());
+  std::fprintf(stderr, "invalid value for --%s: %s (preload, measure or ceiling)\n", flag,
+               v.c_str());
   return false;
 }
 DEFINE_validator(mode, &ValidateMode);
@@ -39,9 +41,11 @@ DEFINE_int32(graph_port, 18090, "Port of the fake Graph API (measure, ceiling)")
 DEFINE_validator(graph_port, &convoy::ValidatePort);
 DEFINE_int32(sends, 10000, "Commands to publish (preload) or sends to wait for (measure)");
 DEFINE_validator(sends, &convoy::ValidatePositive);
-DEFINE_string(tag, "b", "Prefix of this run's dedupe keys and recipients (runs in one database must differ)");
+DEFINE_string(tag, "b",
+              "Prefix of this run's dedupe keys and recipients (runs in one database must differ)");
 DEFINE_validator(tag, &convoy::ValidateNonEmpty);
-DEFINE_int32(skip_seconds, 2, "measure: seconds after the first send before the steady window starts");
+DEFINE_int32(skip_seconds, 2,
+             "measure: seconds after the first send before the steady window starts");
 DEFINE_int32(window_seconds, 30, "measure: length of the steady window");
 DEFINE_validator(window_seconds, &convoy::ValidatePositive);
 DEFINE_int32(wait_seconds, 300, "measure: how long to wait for the sends");
@@ -61,14 +65,17 @@ std::string Token() {
 }
 
 int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int Preload() {
   convoy::Publisher pub(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-outbound-bench"});
   pub.Start();
   if (!pub.WaitConnected(std::chrono::seconds(30))) {
-    std::fprintf(stderr, "broker not reachable at %s\n", convoy::RedactAmqpUrl(FLAGS_amqp_url).c_str());
+    std::fprintf(stderr, "broker not reachable at %s\n",
+                 convoy::RedactAmqpUrl(FLAGS_amqp_url).c_str());
     return 1;
   }
   convoy::PublishBatch batch;
@@ -81,9 +88,10 @@ int Preload() {
     m.exchange = convoy::exchanges::kCommands;
     m.routing_key = convoy::queues::kOutboundSend;
     m.message_id = key;
-    m.body = R"({"schema":"outbound.send","version":1,"correlation_id":"bench-)" + key + R"(","dedupe_key":")" + key +
-             R"(","conversation_key":")" + kBusiness + ":" + to + R"(","phone_number_id":")" + kBusiness +
-             R"(","to":")" + to + R"(","last_inbound_at":)" + std::to_string(now) +
+    m.body = R"({"schema":"outbound.send","version":1,"correlation_id":"bench-)" + key +
+             R"(","dedupe_key":")" + key + R"(","conversation_key":")" + kBusiness + ":" + to +
+             R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to +
+             R"(","last_inbound_at":)" + std::to_string(now) +
              R"(,"message":{"type":"text","text":{"body":"Great! Got 3 photos."}}})";
     m.headers = {{convoy::headers::kDedupeKey, key},
                  {convoy::headers::kCorrelationId, "bench-" + key},
@@ -116,7 +124,8 @@ int Measure() {
   }
   std::sort(at.begin(), at.end());
   double span = static_cast<double>(at.back() - at.front()) / 1000;
-  const int64_t from = at.front() + FLAGS_skip_seconds * 1000, to = from + FLAGS_window_seconds * 1000;
+  const int64_t from = at.front() + FLAGS_skip_seconds * 1000,
+                to = from + FLAGS_window_seconds * 1000;
   size_t in_window = 0, busiest = 0;
   for (size_t i = 0, j = 0; i < at.size(); ++i) {
     if (at[i] >= from && at[i] < to) ++in_window;
@@ -124,10 +133,12 @@ int Measure() {
     busiest = std::max(busiest, i - j + 1);
   }
   bool window_full = at.back() >= to;
-  std::printf("RESULT sends=%zu calls=%zu span_s=%.2f sends_per_s=%.1f window_s=%d window_rate=%.2f window_full=%d "
-              "busiest_second=%zu\n",
-              at.size(), graph.CallCount(), span, (at.size() - 1) / span, FLAGS_window_seconds,
-              static_cast<double>(in_window) / FLAGS_window_seconds, window_full ? 1 : 0, busiest);
+  std::printf(
+      "RESULT sends=%zu calls=%zu span_s=%.2f sends_per_s=%.1f window_s=%d window_rate=%.2f "
+      "window_full=%d "
+      "busiest_second=%zu\n",
+      at.size(), graph.CallCount(), span, (at.size() - 1) / span, FLAGS_window_seconds,
+      static_cast<double>(in_window) / FLAGS_window_seconds, window_full ? 1 : 0, busiest);
   return at.size() >= static_cast<size_t>(FLAGS_sends) ? 0 : 1;
 }
 
@@ -148,8 +159,9 @@ int Ceiling() {
         req.method = "POST";
         req.url = graph.base_url() + "/" + kBusiness + "/messages";
         req.headers["Authorization"] = "Bearer " + Token();
-        req.body = R"({"messaging_product":"whatsapp","recipient_type":"individual","to":"3)" + std::to_string(t) +
-                   std::to_string(i) + R"(","type":"text","text":{"body":"Great! Got 3 photos."}})";
+        req.body = R"({"messaging_product":"whatsapp","recipient_type":"individual","to":"3)" +
+                   std::to_string(t) + std::to_string(i) +
+                   R"(","type":"text","text":{"body":"Great! Got 3 photos."}})";
         auto r = convoy::HttpFetch(req);
         (r.ok() && r->status == 200 ? ok : failed).fetch_add(1);
       }
@@ -158,7 +170,8 @@ int Ceiling() {
   for (auto& th : threads) th.join();
   graph.Stop();
   std::printf("RESULT posts=%llu failed=%llu posts_per_s=%.1f connections=%d\n",
-              static_cast<unsigned long long>(ok.load()), static_cast<unsigned long long>(failed.load()),
+              static_cast<unsigned long long>(ok.load()),
+              static_cast<unsigned long long>(failed.load()),
               static_cast<double>(ok.load()) / FLAGS_seconds, FLAGS_connections);
   return failed.load() == 0 ? 0 : 1;
 }
@@ -166,7 +179,8 @@ int Ceiling() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("convoy-outbound-bench: the fake Graph API's side of the outbound benchmark");
+  gflags::SetUsageMessage(
+      "convoy-outbound-bench: the fake Graph API's side of the outbound benchmark");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   convoy::InitHttpThreads(8);
   if (FLAGS_mode == "preload") return Preload();

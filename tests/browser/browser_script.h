@@ -15,8 +15,8 @@ namespace convoy::test {
 // Starts tests/browser/<script> with `env` and SCREENSHOT_DIR: each screen's picture goes to the
 // build folder's console-screenshots (a test run leaves the source tree as it was), or to
 // CONVOY_CONSOLE_SCREENSHOTS (=$PWD/docs/console refreshes the README's); what it prints to `log`.
-inline bool StartBrowserScript(ChildProcess& node, const std::string& script, const std::string& log,
-                               std::map<std::string, std::string> env) {
+inline bool StartBrowserScript(ChildProcess& node, const std::string& script,
+                               const std::string& log, std::map<std::string, std::string> env) {
   const std::string shots = Env("CONVOY_CONSOLE_SCREENSHOTS", BinaryPath("console-screenshots"));
   if (std::system(("mkdir -p '" + shots + "'").c_str()) != 0) return false;
   env["SCREENSHOT_DIR"] = shots;

@@ -15,10 +15,10 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "browser_script.h"
 #include "convoy/http.h"
 #include "convoy/pg.h"
 #include "convoy/tokens.h"
-#include "browser_script.h"
 #include "stack.h"
 #include "testsupport.h"
 
@@ -37,14 +37,17 @@ bool Exists(const std::string& path) {
 }
 
 TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExportsThem) {
-  const std::string tokens = ::testing::TempDir() + "/checklists_tokens_" + std::to_string(::getpid()) + ".txt";
+  const std::string tokens =
+      ::testing::TempDir() + "/checklists_tokens_" + std::to_string(::getpid()) + ".txt";
   {
     std::ofstream out(tokens);
     out << "mia-manager manager demo " << TokenHashField(kManagerToken) << "\n"
         << "vic-viewer viewer demo " << TokenHashField(kViewerToken) << "\n";
   }
-  test::Stack stack("checklists", {},
-                    {{"conversation", {"--tokens_file=" + tokens, "--console_dir=" + test::SourcePath("services/console")}}});
+  test::Stack stack(
+      "checklists", {},
+      {{"conversation",
+        {"--tokens_file=" + tokens, "--console_dir=" + test::SourcePath("services/console")}}});
   const std::string op = "16505550241";
   const std::string checklist = test::UniqueName("press-qa");
   auto photos = stack.RegisterPhotos(test::UniqueName("browser-checklist-photo-"), 2);
@@ -52,7 +55,8 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
   ASSERT_EQ(::mkdir(turns.c_str(), 0700), 0);
   auto owner = PgConnection::Connect(stack.db.dsn());
   ASSERT_TRUE(owner.ok());
-  auto one = [&](const std::string& sql, const std::vector<std::optional<std::string>>& params = {}) {
+  auto one = [&](const std::string& sql,
+                 const std::vector<std::optional<std::string>>& params = {}) {
     auto r = (*owner)->Exec(sql, params);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() && !r->empty() ? r->get(0, 0) : "";
@@ -69,8 +73,9 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
                                         {"TURNS_DIR", turns}}));
   // The browser's turn: waited for while it runs (a failed script ends the wait at once).
   auto browser_did = [&](const std::string& what, std::chrono::seconds deadline) {
-    const bool done = test::WaitUntil([&] { return Exists(turns + "/" + what) || !node.running(); }, deadline) &&
-                      Exists(turns + "/" + what);
+    const bool done =
+        test::WaitUntil([&] { return Exists(turns + "/" + what) || !node.running(); }, deadline) &&
+        Exists(turns + "/" + what);
     EXPECT_TRUE(done) << "the browser did not get to " << what << ":\n" << node.Log();
     return done;
   };
@@ -78,9 +83,12 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
 
   // The manager defined the checklist and assigned it, and has it open ("Question 1 of 2").
   if (browser_did("assigned", 90s)) {
-    const std::string id = one("SELECT id FROM assignments WHERE checklist_id = $1 AND operator = $2", {checklist, op});
-    EXPECT_EQ(one("SELECT status || ' ' || tenant FROM assignments WHERE id = $1", {id}), "active demo");
-    EXPECT_EQ(one("SELECT source || ' ' || tenant FROM checklists WHERE id = $1", {checklist}), "api demo");
+    const std::string id = one(
+        "SELECT id FROM assignments WHERE checklist_id = $1 AND operator = $2", {checklist, op});
+    EXPECT_EQ(one("SELECT status || ' ' || tenant FROM assignments WHERE id = $1", {id}),
+              "active demo");
+    EXPECT_EQ(one("SELECT source || ' ' || tenant FROM checklists WHERE id = $1", {checklist}),
+              "api demo");
     // The operator, as Meta sends it: the template's tap, then each answer once the question came.
     ASSERT_TRUE(stack.WaitSends(op, 1)) << stack.services["conversation"]->process.Log();
     int64_t at = test::NowSeconds();
@@ -89,7 +97,7 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
       ASSERT_EQ(stack.PostMessage(op, message, at), 200);
       ASSERT_TRUE(stack.WaitSends(op, sends)) << stack.graph.RequestsJson();
     };
-    say(test::ButtonReplyMessage("start", "Start"), 2);                       // Question 1 of 2
+    say(test::ButtonReplyMessage("start", "Start"), 2);                        // Question 1 of 2
     say(test::CaptionedImageMessage(photos[0], "NOT OK - guard cracked"), 3);  // Question 2 of 2
     // The manager saw the first answer and its photo while the second question was open...
     if (browser_did("seen-first-answer", 90s)) {
@@ -103,23 +111,28 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
     }
   }
   test::ExpectBrowserChecksPassed(node);
-  const std::string id = one("SELECT id FROM assignments WHERE checklist_id = $1 AND operator = $2", {checklist, op});
+  const std::string id =
+      one("SELECT id FROM assignments WHERE checklist_id = $1 AND operator = $2", {checklist, op});
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(one("SELECT status FROM assignments WHERE id = $1", {id}), "completed");
-  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'mia-manager' AND route = '/v1/assignments' AND status = 201 "
+  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'mia-manager' AND route = "
+                "'/v1/assignments' AND status = 201 "
                 "AND tenant = 'demo'"),
             "1");
 
   // Every write of the screen, called directly with the viewer's token: 403, nothing changed, each
   // in the audit log; the export (the answers in full) is refused too.
-  const std::string before = one(
-      "SELECT (SELECT count(*) FROM checklists) || ' ' || (SELECT count(*) FROM assignments) || ' ' || "
-      "(SELECT string_agg(status || updated_at::text, ',' ORDER BY id) FROM assignments)");
+  const std::string before =
+      one("SELECT (SELECT count(*) FROM checklists) || ' ' || (SELECT count(*) FROM assignments) "
+          "|| ' ' || "
+          "(SELECT string_agg(status || updated_at::text, ',' ORDER BY id) FROM assignments)");
   const std::string body = R"({"title": "From a viewer", "questions": [{"text": "Anything?"}]})";
-  const std::string assign = R"({"checklist": ")" + checklist + R"(", "operator": "16505550242", "phone_number_id": ")" +
-                             kBusiness + R"(", "reference": "viewer-1"})";
+  const std::string assign = R"({"checklist": ")" + checklist +
+                             R"(", "operator": "16505550242", "phone_number_id": ")" + kBusiness +
+                             R"(", "reference": "viewer-1"})";
   int refused = 0;
-  for (const auto& [method, path, payload] : std::vector<std::tuple<std::string, std::string, std::string>>{
+  for (const auto& [method, path, payload] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
            {"PUT", "/v1/checklists/" + checklist, body},
            {"PUT", "/v1/checklists/" + checklist + "-viewer", body},
            {"POST", "/v1/assignments", assign},
@@ -137,10 +150,13 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
     refused += r->status == 403;
   }
   EXPECT_EQ(refused, 6);
-  EXPECT_EQ(one("SELECT (SELECT count(*) FROM checklists) || ' ' || (SELECT count(*) FROM assignments) || ' ' || "
-                "(SELECT string_agg(status || updated_at::text, ',' ORDER BY id) FROM assignments)"),
-            before);
-  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'vic-viewer' AND status = 403"), "5") << "the five writes";
+  EXPECT_EQ(
+      one("SELECT (SELECT count(*) FROM checklists) || ' ' || (SELECT count(*) FROM assignments) "
+          "|| ' ' || "
+          "(SELECT string_agg(status || updated_at::text, ',' ORDER BY id) FROM assignments)"),
+      before);
+  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'vic-viewer' AND status = 403"), "5")
+      << "the five writes";
   std::remove(tokens.c_str());
 }
 

@@ -4,8 +4,9 @@
 // the lead, answers it, sees the customer's photo in the transcript and answers with a photo of
 // its own (uploaded through the console's origin), and answers another customer, whose 24-hour
 // window closed, with an approved template: the Graph fake gets each exactly once; a file that is
-// not a photo is refused and sends nothing. A viewer sees the numbers masked and no photo; and every write of the conversations API, called directly with the viewer's token, is
-// 403 (the console hides the buttons, the API is what refuses) and is in the audit log.
+// not a photo is refused and sends nothing. A viewer sees the numbers masked and no photo; and
+// every write of the conversations API, called directly with the viewer's token, is 403 (the
+// console hides the buttons, the API is what refuses) and is in the audit log.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -13,10 +14,10 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "browser_script.h"
 #include "convoy/http.h"
 #include "convoy/pg.h"
 #include "convoy/tokens.h"
-#include "browser_script.h"
 #include "stack.h"
 #include "testsupport.h"
 
@@ -30,27 +31,31 @@ constexpr const char* kAgentToken = "console-agent-token-0123456789abcdef";
 constexpr const char* kViewerToken = "console-viewer-token-0123456789abcdef";
 
 TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMayWriteNothing) {
-  const std::string tokens = ::testing::TempDir() + "/console_tokens_" + std::to_string(::getpid()) + ".txt";
+  const std::string tokens =
+      ::testing::TempDir() + "/console_tokens_" + std::to_string(::getpid()) + ".txt";
   {
     std::ofstream out(tokens);
     out << "ana-agent agent demo " << TokenHashField(kAgentToken) << "\n"
         << "vic-viewer viewer demo " << TokenHashField(kViewerToken) << "\n";
   }
   // An OIDC proxy in front (oauth2-proxy): who its identities are, and the secret only it sends.
-  const std::string identities = ::testing::TempDir() + "/console_identities_" + std::to_string(::getpid()) + ".txt";
-  const std::string proxy_secret_file = ::testing::TempDir() + "/console_proxy_secret_" + std::to_string(::getpid());
+  const std::string identities =
+      ::testing::TempDir() + "/console_identities_" + std::to_string(::getpid()) + ".txt";
+  const std::string proxy_secret_file =
+      ::testing::TempDir() + "/console_proxy_secret_" + std::to_string(::getpid());
   const std::string proxy_secret = "console-proxy-secret-0123456789abcdef-" + test::UniqueName("s");
   {
     std::ofstream(identities) << "sam@demo.example sam-sso agent demo\n";
     std::ofstream(proxy_secret_file) << proxy_secret;
   }
-  test::Stack stack("console", {},
-                    {{"conversation", {"--default_flow=lead", "--tokens_file=" + tokens,
-                                       "--console_dir=" + test::SourcePath("services/console"),
-                                       "--proxy_identity_header=X-Forwarded-Email",
-                                       "--proxy_identities_file=" + identities,
-                                       "--proxy_secret_file=" + proxy_secret_file}},
-                     {"media", {"--tokens_file=" + tokens}}});
+  test::Stack stack(
+      "console", {},
+      {{"conversation",
+        {"--default_flow=lead", "--tokens_file=" + tokens,
+         "--console_dir=" + test::SourcePath("services/console"),
+         "--proxy_identity_header=X-Forwarded-Email", "--proxy_identities_file=" + identities,
+         "--proxy_secret_file=" + proxy_secret_file}},
+       {"media", {"--tokens_file=" + tokens}}});
   // A lead the flow does not understand is handed to a person (the lead flow's not-understood end).
   const std::string lead = "971500000131";
   int64_t at = test::NowSeconds() - 600;
@@ -58,7 +63,8 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   // handoff comes is cancelled, never sent).
   size_t answered = 0;
   for (const char* text : {"Hello", "blah blah", "qwerty zxcv"}) {
-    ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, lead, "Ana", test::UniqueName("wamid.console"), at += 2,
+    ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, lead, "Ana",
+                                                    test::UniqueName("wamid.console"), at += 2,
                                                     test::TextMessage(text))),
               200);
     ASSERT_TRUE(stack.WaitSends(lead, ++answered)) << text;
@@ -70,34 +76,52 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() && !r->empty() ? r->get(0, 0) : "";
   };
-  ASSERT_TRUE(test::WaitUntil([&] { return one("SELECT owner FROM conversations WHERE wa_id = '" + lead + "'") == "human"; },
-                              30s));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        return one("SELECT owner FROM conversations WHERE wa_id = '" + lead + "'") == "human";
+      },
+      30s));
   const std::string id = one("SELECT id FROM conversations WHERE wa_id = '" + lead + "'");
   // The customer sends a photo while a person answers: fetched and stored all the same.
   const auto photos = stack.RegisterPhotos(test::UniqueName("console-photo-"), 1);
-  ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, lead, "Ana", test::UniqueName("wamid.console"), at += 2,
-                                                  test::CaptionedImageMessage(photos[0], "the broken part"))),
+  ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(
+                kBusiness, lead, "Ana", test::UniqueName("wamid.console"), at += 2,
+                test::CaptionedImageMessage(photos[0], "the broken part"))),
             200);
-  ASSERT_TRUE(test::WaitUntil([&] { return one("SELECT count(*) FROM media_objects WHERE media_id = '" + photos[0] + "'") == "1"; },
-                              30s));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        return one("SELECT count(*) FROM media_objects WHERE media_id = '" + photos[0] + "'") ==
+               "1";
+      },
+      30s));
   // Another customer, who last wrote 25 hours ago: only an approved template may reach them.
   const std::string late = "971500000133";
-  ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, late, "Lin", test::UniqueName("wamid.console"), at += 2,
+  ASSERT_EQ(stack.PostUpdate(test::MessageWebhook(kBusiness, late, "Lin",
+                                                  test::UniqueName("wamid.console"), at += 2,
                                                   test::TextMessage("Hello"))),
             200);
   ASSERT_TRUE(stack.WaitSends(late, 1));
-  ASSERT_TRUE((*owner)->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' WHERE wa_id = $1",
-                             {late}).ok());
-  ASSERT_TRUE((*owner)->Exec("INSERT INTO templates (waba_id, name, language, status, category, source) VALUES "
-                             "('102290129340398', 'follow_up', 'en_US', 'APPROVED', 'UTILITY', 'sync'), "
-                             "('102290129340398', 'spring_sale', 'en_US', 'PAUSED', 'MARKETING', 'sync') "
-                             "ON CONFLICT DO NOTHING").ok());
+  ASSERT_TRUE((*owner)
+                  ->Exec("UPDATE conversations SET last_inbound_at = now() - interval '25 hours' "
+                         "WHERE wa_id = $1",
+                         {late})
+                  .ok());
+  ASSERT_TRUE(
+      (*owner)
+          ->Exec("INSERT INTO templates (waba_id, name, language, status, category, source) VALUES "
+                 "('102290129340398', 'follow_up', 'en_US', 'APPROVED', 'UTILITY', 'sync'), "
+                 "('102290129340398', 'spring_sale', 'en_US', 'PAUSED', 'MARKETING', 'sync') "
+                 "ON CONFLICT DO NOTHING")
+          .ok());
   const std::string late_id = one("SELECT id FROM conversations WHERE wa_id = '" + late + "'");
   // 100,000 more conversations of the same number, older than the lead, one in ten with a person.
   auto seeded = (*owner)->Exec(
-      "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, owner, owner_agent, flow, last_inbound_at, "
-      "created_at, updated_at) SELECT $1 || ':972' || lpad(i::text, 9, '0'), $1, '972' || lpad(i::text, 9, '0'), "
-      "CASE WHEN i % 10 = 0 THEN 'human' ELSE 'bot' END, CASE WHEN i % 10 = 0 THEN 'ana-agent' END, 'lead', "
+      "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, owner, owner_agent, "
+      "flow, last_inbound_at, "
+      "created_at, updated_at) SELECT $1 || ':972' || lpad(i::text, 9, '0'), $1, '972' || "
+      "lpad(i::text, 9, '0'), "
+      "CASE WHEN i % 10 = 0 THEN 'human' ELSE 'bot' END, CASE WHEN i % 10 = 0 THEN 'ana-agent' "
+      "END, 'lead', "
       "now() - interval '1 day' - i * interval '1 second', now() - interval '2 days', "
       "now() - interval '1 day' - i * interval '1 second' FROM generate_series(1, 100000) i",
       {std::string(kBusiness)});
@@ -105,7 +129,8 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   ASSERT_TRUE((*owner)->Exec("ANALYZE conversations").ok());
 
   // The browser run.
-  const std::string reply = "Hi Ana, this is Ana from sales: when may we call you? " + test::UniqueName("r");
+  const std::string reply =
+      "Hi Ana, this is Ana from sales: when may we call you? " + test::UniqueName("r");
   test::ChildProcess node;
   ASSERT_TRUE(test::StartBrowserScript(node, "console.mjs", stack.dir + "/browser.log",
                                        {{"CONSOLE_URL", stack.Url("conversation", "/console/")},
@@ -131,37 +156,44 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   ASSERT_EQ(sent.size(), 5u);
   EXPECT_EQ(sent[4].rfind("[image http://127.0.0.1:", 0), 0u) << sent[4];
   EXPECT_NE(sent[4].find("|Our workshop]"), std::string::npos) << sent[4];
-  EXPECT_EQ(stack.graph.SentTexts(late), (std::vector<std::string>{stack.graph.SentTexts(late)[0], "[template follow_up: Lin]"}));
-  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'ana-agent' AND route = '/v1/conversations/{id}/messages' "
+  EXPECT_EQ(stack.graph.SentTexts(late), (std::vector<std::string>{stack.graph.SentTexts(late)[0],
+                                                                   "[template follow_up: Lin]"}));
+  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'ana-agent' AND route = "
+                "'/v1/conversations/{id}/messages' "
                 "AND status = 202 AND tenant = 'demo'"),
             "3");
-  EXPECT_EQ(one("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE actor = 'ana-agent' AND route = "
+  EXPECT_EQ(one("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE actor = "
+                "'ana-agent' AND route = "
                 "'/v1/media'"),
             "415,201")
       << "the file that was not a photo was refused by media, then the photo stored";
 
   // Behind the proxy, the agent's take is in the audit log under the identity's mapped name.
-  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'sam-sso' AND route = '/v1/conversations/{id}/take' AND "
+  EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'sam-sso' AND route = "
+                "'/v1/conversations/{id}/take' AND "
                 "status = 200"),
             "1");
 
   // Every write of the conversations API, called directly with the viewer's token: 403, nothing
   // changed, each in the audit log.
-  const std::string before = one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'");
+  const std::string before =
+      one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'");
   int writes = 0;
   for (const char* action : {"handoff", "take", "pass", "release", "messages"}) {
     HttpClientRequest req;
     req.method = "POST";
     req.url = stack.Url("conversation", "/v1/conversations/" + id + "/" + action);
     req.headers["Authorization"] = std::string("Bearer ") + kViewerToken;
-    req.body = std::string(action) == "messages" ? R"({"text": "from a viewer"})" : R"({"reason": "viewer"})";
+    req.body = std::string(action) == "messages" ? R"({"text": "from a viewer"})"
+                                                 : R"({"reason": "viewer"})";
     auto r = HttpFetch(req);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->status, 403) << action << " " << r->body;
     ++writes;
   }
   EXPECT_EQ(writes, 5);
-  EXPECT_EQ(one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'"), before);
+  EXPECT_EQ(one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'"),
+            before);
   EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'vic-viewer' AND status = 403"), "5");
   EXPECT_EQ(stack.graph.SentTexts(lead).size(), 5u) << "nothing sent for the viewer";
   std::remove(tokens.c_str());

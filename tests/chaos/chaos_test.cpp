@@ -1,13 +1,13 @@
 // The chaos run (scripts/chaos.sh N): N conversations, each from its own user (one in five
 // writes twice), each webhook delivered twice in a shuffled order by a Meta-like client that
-// retries every non-200 with backoff; the Graph API failing sends at random (503 and 130429); and mid-stream every service
-// killed with kill -9 twice and restarted, the broker killed once, PostgreSQL crash-restarted
-// once. It ends by printing accepted / answered once / answered twice / parked / lost and fails
-// unless nothing was lost, nothing answered twice and nothing parked; and unless each
-// conversation's replies reached Graph in the order the conversation wrote them (outbox order).
-// One user in ten of those who write once asks for a person ("agent"): the bot's acknowledgement
-// is their reply, the business's inbox (a fake receiver) is told once, and an agent answers each of
-// them through the API while the faults strike — every answer posted twice with one
+// retries every non-200 with backoff; the Graph API failing sends at random (503 and 130429); and
+// mid-stream every service killed with kill -9 twice and restarted, the broker killed once,
+// PostgreSQL crash-restarted once. It ends by printing accepted / answered once / answered twice /
+// parked / lost and fails unless nothing was lost, nothing answered twice and nothing parked; and
+// unless each conversation's replies reached Graph in the order the conversation wrote them (outbox
+// order). One user in ten of those who write once asks for a person ("agent"): the bot's
+// acknowledgement is their reply, the business's inbox (a fake receiver) is told once, and an agent
+// answers each of them through the API while the faults strike — every answer posted twice with one
 // Idempotency-Key, retried while conversation is down — and each answer reaches Graph once.
 //
 // Settings from the environment (scripts/chaos.sh sets them): CONVOY_CHAOS_CONVERSATIONS (1000),
@@ -15,6 +15,8 @@
 // (300). It kills the broker and the database, so it runs only where the test owns them
 // (CONVOY_RUN_DIR set by scripts/test.sh or scripts/chaos.sh).
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,13 +30,10 @@
 #include <sstream>
 #include <thread>
 
-#include <rapidjson/document.h>
-#include <signal.h>
-
 #include "convoy/amqp.h"
 #include "convoy/json.h"
-#include "convoy/rapidjson_util.h"
 #include "convoy/pg.h"
+#include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
 #include "deliveries.h"
 #include "fake_sink.h"
@@ -53,7 +52,8 @@ int EnvInt(const char* name, int fallback) {
 }
 
 int Infra(const std::string& args) {
-  return std::system(("bash " + test::SourcePath("scripts/infra.sh") + " " + args + " >&2").c_str());
+  return std::system(
+      ("bash " + test::SourcePath("scripts/infra.sh") + " " + args + " >&2").c_str());
 }
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -70,7 +70,8 @@ class MetaClient {
     std::shuffle(order.begin(), order.end(), std::mt19937(seed));
     const auto start = Clock::now();
     for (size_t k = 0; k < order.size(); ++k) {
-      due_.push({start + std::chrono::microseconds(static_cast<int64_t>(1e6 * k / rate)), order[k], 0});
+      due_.push(
+          {start + std::chrono::microseconds(static_cast<int64_t>(1e6 * k / rate)), order[k], 0});
     }
     for (int t = 0; t < 8; ++t) threads_.emplace_back([this] { Run(); });
   }
@@ -121,7 +122,8 @@ class MetaClient {
         accepted_[p.body % accepted_.size()].store(true);
       } else if (p.attempt < 12) {
         retries_.fetch_add(1);
-        due_.push({Clock::now() + std::chrono::seconds(1 << std::min(p.attempt, 4)), p.body, p.attempt + 1});
+        due_.push({Clock::now() + std::chrono::seconds(1 << std::min(p.attempt, 4)), p.body,
+                   p.attempt + 1});
       }
       cv_.notify_all();
     }
@@ -179,8 +181,9 @@ class Agents {
     std::map<std::string, int> done;  // conversation id -> 2xx answers so far (2: finished)
     while (!stop_.load() && answered_.load() < expected_) {
       auto db = PgConnection::Connect(dsn_);
-      auto rows = db.ok() ? (*db)->Exec("SELECT id::text, wa_id FROM conversations WHERE owner = 'human'")
-                          : Result<PgRows>(db.status());
+      auto rows =
+          db.ok() ? (*db)->Exec("SELECT id::text, wa_id FROM conversations WHERE owner = 'human'")
+                  : Result<PgRows>(db.status());
       if (rows.ok()) {
         for (size_t r = 0; r < rows->size() && !stop_.load(); ++r) {
           const std::string id = rows->get(r, 0);
@@ -197,7 +200,8 @@ class Agents {
         }
       }
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_.load(); });  // the next round
+      cv_.wait_for(lock, std::chrono::seconds(1),
+                   [this] { return stop_.load(); });  // the next round
     }
   }
   test::Stack& stack_;
@@ -231,8 +235,8 @@ int LeaderNode(test::Stack& stack, const std::string& queue) {
 // with kill -9 (and started again), and every replica restarted in turn with SIGTERM, as a rolling
 // upgrade does. `strike` runs one; the caller waits for every replica to be ready after each.
 std::vector<std::string> ClusterFaults() {
-  return {"broker-leader", "broker-pause", "database-failover", "ingress", "conversation", "media", "outbound",
-          "rolling-restart"};
+  return {"broker-leader", "broker-pause", "database-failover", "ingress",
+          "conversation",  "media",        "outbound",          "rolling-restart"};
 }
 
 void StrikeClusterFault(test::Stack& stack, const std::string& what) {
@@ -253,7 +257,8 @@ void StrikeClusterFault(test::Stack& stack, const std::string& what) {
         stack.services[replica]->process.Signal(SIGTERM);
         stack.services[replica]->process.Wait();
         stack.Launch(replica);
-        ASSERT_TRUE(stack.WaitReady(replica, 120s)) << replica << " did not come back in the rolling restart";
+        ASSERT_TRUE(stack.WaitReady(replica, 120s))
+            << replica << " did not come back in the rolling restart";
       }
     }
   } else {
@@ -264,7 +269,8 @@ void StrikeClusterFault(test::Stack& stack, const std::string& what) {
 
 TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   if (std::getenv("CONVOY_RUN_DIR") == nullptr) {
-    GTEST_SKIP() << "kills the broker and the database: runs only under scripts/test.sh or scripts/chaos.sh";
+    GTEST_SKIP()
+        << "kills the broker and the database: runs only under scripts/test.sh or scripts/chaos.sh";
   }
   const int n = EnvInt("CONVOY_CHAOS_CONVERSATIONS", 1000);
   const int rate = EnvInt("CONVOY_CHAOS_RATE", 400);
@@ -277,17 +283,22 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   const std::string sweep_after = "--sweep_after_seconds=" + std::to_string(60 + n / 50);
   fake::FakeReceiver inbox({test::Key(test::kOldSecret)});
   ASSERT_TRUE(inbox.Start().ok());
-  const std::string sinks = test::WriteSinks(
-      R"({"schema": "sinks", "version": 1, "sinks": [)" +
-      test::WebhookSink("conversations", inbox.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]}");
-  test::Stack stack("chaos", {},
-                    {{"conversation", {"--sweep_interval_seconds=5", sweep_after}},
-                     {"outbound", {"--reconcile_seconds=10", "--sinks_file=" + sinks, "--delivery_schedule=1s,2s,5s,10s"}}});
+  const std::string sinks =
+      test::WriteSinks(R"({"schema": "sinks", "version": 1, "sinks": [)" +
+                       test::WebhookSink("conversations", inbox.url(),
+                                         R"([")" + std::string(test::kOldSecret) + R"("])") +
+                       "]}");
+  test::Stack stack(
+      "chaos", {},
+      {{"conversation", {"--sweep_interval_seconds=5", sweep_after}},
+       {"outbound",
+        {"--reconcile_seconds=10", "--sinks_file=" + sinks, "--delivery_schedule=1s,2s,5s,10s"}}});
   // A cluster run: a second replica of every service beside the first (scripts/chaos.sh --cluster).
   const bool cluster = EnvInt("CONVOY_CHAOS_CLUSTER", 0) != 0;
   if (cluster) {
     for (const char* s : kServices) stack.Launch(std::string(s) + "#2");
-    for (const char* s : kServices) ASSERT_TRUE(stack.WaitReady(std::string(s) + "#2", 120s)) << s << "#2";
+    for (const char* s : kServices)
+      ASSERT_TRUE(stack.WaitReady(std::string(s) + "#2", 120s)) << s << "#2";
   }
   // Meta having a bad day: 20 % of sends answered 503, 2 % 130429; one message fails at most
   // three times in a row (the retry tiers then cost 1 + 5 + 30 s, which keeps the run bounded).
@@ -323,16 +334,18 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
 
   // Mid-stream, spread over the posting time (at least 40 s): each service killed twice, the
   // broker once, the database once, in a shuffled order; each restarted at once.
-  std::vector<std::string> faults = {"ingress", "conversation", "media", "outbound", "ingress", "conversation",
-                                     "media", "outbound", "broker", "database"};
+  std::vector<std::string> faults = {"ingress", "conversation", "media", "outbound",
+                                     "ingress", "conversation", "media", "outbound",
+                                     "broker",  "database"};
   std::shuffle(faults.begin(), faults.end(), std::mt19937(seed + 1));
   if (cluster) faults = ClusterFaults();
   const double window = std::max(40.0, 2.0 * n / rate);
   std::vector<Fault> done;
   int64_t broker_back_ms = 0;
   for (size_t k = 0; k < faults.size(); ++k) {
-    std::this_thread::sleep_until(t0 + std::chrono::milliseconds(static_cast<int64_t>(
-                                           1000 * window * (k + 1) / (faults.size() + 1))));  // the fault schedule
+    std::this_thread::sleep_until(
+        t0 + std::chrono::milliseconds(static_cast<int64_t>(
+                 1000 * window * (k + 1) / (faults.size() + 1))));  // the fault schedule
     Fault f{faults[k], Seconds(Clock::now() - t0), 0};
     if (cluster) {
       StrikeClusterFault(stack, f.what);
@@ -351,17 +364,20 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
     for (const char* s : kServices) {
       ASSERT_TRUE(stack.WaitReady(s, 120s)) << s << " did not recover after " << f.what;
       if (cluster) {
-        ASSERT_TRUE(stack.WaitReady(std::string(s) + "#2", 120s)) << s << "#2 did not recover after " << f.what;
+        ASSERT_TRUE(stack.WaitReady(std::string(s) + "#2", 120s))
+            << s << "#2 did not recover after " << f.what;
       }
     }
     f.back_s = Seconds(Clock::now() - t0);
-    std::cerr << "chaos: " << f.what << " killed at " << f.at_s << " s, all ready again at " << f.back_s << " s\n";
+    std::cerr << "chaos: " << f.what << " killed at " << f.at_s << " s, all ready again at "
+              << f.back_s << " s\n";
     done.push_back(f);
   }
   client.Join();
   const double posted_s = Seconds(client.LastPost() - t0);
   ASSERT_TRUE(test::WaitUntil([&] { return agents.Answered() == handoffs; }, drain))
-      << agents.Answered() << " of " << handoffs << " handed-off conversations answered by an agent";
+      << agents.Answered() << " of " << handoffs
+      << " handed-off conversations answered by an agent";
   agents.Stop();
 
   // Drain: every accepted update answered, and nothing left in flight (every command settled).
@@ -389,10 +405,12 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
     return true;
   };
   auto settled = [&] {
-    auto r = (*db)->Exec("SELECT count(*) FROM outbox WHERE settled_at IS NULL AND due_at IS NOT NULL");
+    auto r =
+        (*db)->Exec("SELECT count(*) FROM outbox WHERE settled_at IS NULL AND due_at IS NOT NULL");
     return r.ok() && r->get_int(0, 0) == 0;
   };
-  bool drained = test::WaitUntil([&] { return answered_all() && settled(); }, drain) && stack.Drained(60s);
+  bool drained =
+      test::WaitUntil([&] { return answered_all() && settled(); }, drain) && stack.Drained(60s);
   const double drained_s = Seconds(Clock::now() - t0);
 
   size_t once = 0, twice = 0, lost = 0;
@@ -415,9 +433,11 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   // Each conversation's replies in the order it wrote them: the outbox ids of the sends Graph
   // accepted for one user (named by their callback data) must rise in the order Graph took them.
   std::map<std::string, int64_t> written;
-  auto sends_written = (*db)->Exec("SELECT dedupe_key, id FROM outbox WHERE routing_key = 'outbound.send'");
+  auto sends_written =
+      (*db)->Exec("SELECT dedupe_key, id FROM outbox WHERE routing_key = 'outbound.send'");
   ASSERT_TRUE(sends_written.ok()) << sends_written.status().ToString();
-  for (size_t r = 0; r < sends_written->size(); ++r) written[sends_written->get(r, 0)] = sends_written->get_int(r, 1);
+  for (size_t r = 0; r < sends_written->size(); ++r)
+    written[sends_written->get(r, 0)] = sends_written->get_int(r, 1);
   std::map<std::string, std::vector<int64_t>> graph_order;
   {
     rapidjson::Document requests;
@@ -456,7 +476,8 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
       ++reasons[q + ": " + d.Header(headers::kDeathReason).substr(0, 100)];
     }
   }
-  // The business's inbox: each handoff told once (every request answered 200: the sink never failed).
+  // The business's inbox: each handoff told once (every request answered 200: the sink never
+  // failed).
   std::map<std::string, int> told;
   for (const auto& r : inbox.Requests()) {
     rapidjson::Document b;
@@ -472,7 +493,8 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   // What a broker restart costs: from the broker being up again to the first send after it.
   double first_send_after_broker_s = -1;
   for (int64_t at : stack.graph.SendTimesMs()) {
-    if (at >= broker_back_ms && (first_send_after_broker_s < 0 || at - broker_back_ms < first_send_after_broker_s * 1000)) {
+    if (at >= broker_back_ms &&
+        (first_send_after_broker_s < 0 || at - broker_back_ms < first_send_after_broker_s * 1000)) {
       first_send_after_broker_s = (at - broker_back_ms) / 1000.0;
     }
   }
@@ -493,26 +515,34 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   }
 
   std::ostringstream out;
-  out << "chaos: " << (cluster ? "cluster (3 broker nodes, database primary + standby, 2 replicas of each service): " : "")
-      << n << " conversations (" << twice_writers << " writing twice), " << 2 * updates << " webhooks at " << rate << "/s (" << client.Posts()
-      << " POSTs, " << client.Retries() << " retried), " << stack.graph.RandomFailures()
-      << " Graph calls failed at random, " << done.size() << " faults\n"
-      << "chaos: accepted " << accepted << " / answered once " << once << " / answered twice " << twice
-      << " / parked " << parked << " / lost " << lost << " / not accepted " << (n - static_cast<int>(accepted)) << "\n"
-      << "chaos: replies in the order written " << ordered << " / " << ordered + misordered + unmatched
-      << " conversations with two replies (out of order " << misordered << ", not matched to the outbox " << unmatched
-      << (misordered_example.empty() ? "" : ", e.g. " + misordered_example) << "); " << accepted_updates << " / "
-      << updates << " updates accepted\n"
-      << "chaos: posted in " << posted_s << " s (faults over " << window << " s), drained " << (drained ? "in " : "NOT within ") << drained_s
-      << " s; longest time without a send " << longest_gap_ms / 1000.0 << " s (from "
-      << (longest_gap_from_ms - t0_ms) / 1000.0 << " s); commands republished by the sweeper: "
-      << swept->get(0, 0)
-      << "\nchaos: broker killed at " << (broker ? broker->at_s : -1) << " s, every service ready again "
-      << (broker ? broker->back_s - broker->at_s : -1) << " s later; first send " << first_send_after_broker_s
-      << " s after the broker was up\n";
-  out << "chaos: handed to a person " << handoffs << " / inbox told once " << told_once << " / told twice "
-      << told_twice << " / answered by an agent " << agents.Answered() << " (" << agents.Posts() << " API POSTs)\n";
-  for (const auto& [reason, count] : reasons) out << "chaos: parked " << count << " × " << reason << "\n";
+  out << "chaos: "
+      << (cluster
+              ? "cluster (3 broker nodes, database primary + standby, 2 replicas of each service): "
+              : "")
+      << n << " conversations (" << twice_writers << " writing twice), " << 2 * updates
+      << " webhooks at " << rate << "/s (" << client.Posts() << " POSTs, " << client.Retries()
+      << " retried), " << stack.graph.RandomFailures() << " Graph calls failed at random, "
+      << done.size() << " faults\n"
+      << "chaos: accepted " << accepted << " / answered once " << once << " / answered twice "
+      << twice << " / parked " << parked << " / lost " << lost << " / not accepted "
+      << (n - static_cast<int>(accepted)) << "\n"
+      << "chaos: replies in the order written " << ordered << " / "
+      << ordered + misordered + unmatched << " conversations with two replies (out of order "
+      << misordered << ", not matched to the outbox " << unmatched
+      << (misordered_example.empty() ? "" : ", e.g. " + misordered_example) << "); "
+      << accepted_updates << " / " << updates << " updates accepted\n"
+      << "chaos: posted in " << posted_s << " s (faults over " << window << " s), drained "
+      << (drained ? "in " : "NOT within ") << drained_s << " s; longest time without a send "
+      << longest_gap_ms / 1000.0 << " s (from " << (longest_gap_from_ms - t0_ms) / 1000.0
+      << " s); commands republished by the sweeper: " << swept->get(0, 0)
+      << "\nchaos: broker killed at " << (broker ? broker->at_s : -1)
+      << " s, every service ready again " << (broker ? broker->back_s - broker->at_s : -1)
+      << " s later; first send " << first_send_after_broker_s << " s after the broker was up\n";
+  out << "chaos: handed to a person " << handoffs << " / inbox told once " << told_once
+      << " / told twice " << told_twice << " / answered by an agent " << agents.Answered() << " ("
+      << agents.Posts() << " API POSTs)\n";
+  for (const auto& [reason, count] : reasons)
+    out << "chaos: parked " << count << " × " << reason << "\n";
   for (const auto& u : lost_users) out << "chaos: lost " << u << "\n";
   for (const auto& u : twice_users) out << "chaos: answered twice " << u << "\n";
   std::cout << out.str() << std::flush;
@@ -527,7 +557,8 @@ TEST(Chaos, NothingLostNothingTwiceNothingParked) {
   EXPECT_EQ(told_once, handoffs) << "every handoff told to the business's inbox";
   EXPECT_EQ(told_twice, 0u);
   EXPECT_EQ(unmatched, 0u);
-  EXPECT_GE(ordered, static_cast<size_t>(twice_writers) * 9 / 10) << "too few conversations with two replies to check";
+  EXPECT_GE(ordered, static_cast<size_t>(twice_writers) * 9 / 10)
+      << "too few conversations with two replies to check";
 }
 
 }  // namespace

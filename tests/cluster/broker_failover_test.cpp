@@ -16,11 +16,11 @@
 #include <string>
 #include <thread>
 
+#include "cluster_env.h"
 #include "convoy/amqp.h"
 #include "convoy/http.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
-#include "cluster_env.h"
 #include "testsupport.h"
 
 namespace convoy {
@@ -53,7 +53,8 @@ AmqpMessage Command(const std::string& body) {
 // management API; "" when none is listed (yet).
 std::string NodeOf(const std::string& name, int via) {
   HttpClientRequest req;
-  req.url = "http://127.0.0.1:" + std::to_string(std::atoi(Env("CONVOY_AMQP_MGMT_PORT").c_str()) + 100 * (via - 1)) +
+  req.url = "http://127.0.0.1:" +
+            std::to_string(std::atoi(Env("CONVOY_AMQP_MGMT_PORT").c_str()) + 100 * (via - 1)) +
             "/api/connections";
   req.headers["Authorization"] = "Basic Z3Vlc3Q6Z3Vlc3Q=";  // guest:guest
   req.timeout = 5000ms;
@@ -63,7 +64,8 @@ std::string NodeOf(const std::string& name, int via) {
   d.Parse(r->body.c_str());
   if (!d.IsArray()) return "";
   for (const auto& c : d.GetArray()) {
-    if (JsonStr(JsonMember(c, "client_properties"), "connection_name") == name) return JsonStr(c, "node");
+    if (JsonStr(JsonMember(c, "client_properties"), "connection_name") == name)
+      return JsonStr(c, "node");
   }
   return "";
 }
@@ -78,25 +80,36 @@ std::string NodeOfAny(const std::string& name) {
 }
 
 // Everything on outbound.send, consumed through the cluster: the bodies seen, each once or more.
-std::multiset<std::string> Drain(const AmqpOptions& o, size_t expect_distinct, std::vector<std::string>* keys = nullptr) {
+std::multiset<std::string> Drain(const AmqpOptions& o, size_t expect_distinct,
+                                 std::vector<std::string>* keys = nullptr) {
   std::mutex mu;
   std::multiset<std::string> seen;
   std::set<std::string> distinct;
   Publisher pub(o);
   pub.Start();
-  Consumer consumer({o, queues::kOutboundSend, 200, 5}, [&](const Delivery& d) {
-    std::lock_guard<std::mutex> lock(mu);
-    seen.insert(d.body);
-    distinct.insert(d.body);
-    if (keys) keys->push_back(d.Header(headers::kDedupeKey));
-    return Disposition::Ack();
-  }, &pub);
+  Consumer consumer(
+      {o, queues::kOutboundSend, 200, 5},
+      [&](const Delivery& d) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen.insert(d.body);
+        distinct.insert(d.body);
+        if (keys) keys->push_back(d.Header(headers::kDedupeKey));
+        return Disposition::Ack();
+      },
+      &pub);
   consumer.Start();
-  EXPECT_TRUE(WaitUntil([&] { std::lock_guard<std::mutex> lock(mu); return distinct.size() >= expect_distinct; }, 120s));
-  EXPECT_TRUE(WaitUntil([&] {
-    auto left = QueueMessageCount(o, queues::kOutboundSend);
-    return left.ok() && *left == 0;
-  }, 30s));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return distinct.size() >= expect_distinct;
+      },
+      120s));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto left = QueueMessageCount(o, queues::kOutboundSend);
+        return left.ok() && *left == 0;
+      },
+      30s));
   consumer.Stop();
   std::lock_guard<std::mutex> lock(mu);
   return seen;
@@ -107,7 +120,8 @@ class BrokerCluster : public ::testing::Test {
  protected:
   void TearDown() override {
     for (int n = 1; n <= 3; ++n) {
-      const std::string cmd = Env("CONVOY_CLUSTER_INFRA") + " resume rabbit " + std::to_string(n) + " >/dev/null 2>&1";
+      const std::string cmd =
+          Env("CONVOY_CLUSTER_INFRA") + " resume rabbit " + std::to_string(n) + " >/dev/null 2>&1";
       (void)std::system(cmd.c_str());  // a dead node has nothing to resume
     }
     Infra("start cluster");
@@ -153,40 +167,52 @@ TEST_F(BrokerCluster, ANodeKilledUnderLoadLosesNoConfirmedPublish) {
   std::thread killer;
   for (int i = 0; i < kCount; ++i) {
     publish(i);
-    if (i == kCount / 5) killer = std::thread([victim] { Infra("kill rabbit " + std::to_string(victim)); });
-    std::this_thread::sleep_until(start + std::chrono::microseconds(1000 * (i + 1)));  // the arrival rate
+    if (i == kCount / 5)
+      killer = std::thread([victim] { Infra("kill rabbit " + std::to_string(victim)); });
+    std::this_thread::sleep_until(start +
+                                  std::chrono::microseconds(1000 * (i + 1)));  // the arrival rate
   }
   killer.join();
   const auto deadline = std::chrono::steady_clock::now() + 180s;
   std::unique_lock<std::mutex> lock(mu);
-  while (confirmed.size() < static_cast<size_t>(kCount) && std::chrono::steady_clock::now() < deadline) {
+  while (confirmed.size() < static_cast<size_t>(kCount) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::vector<int> retry;
     retry.swap(again);
     lock.unlock();
     if (!retry.empty()) {
-      std::this_thread::sleep_for(200ms);  // a client's backoff before it retries, not a wait for a condition
+      std::this_thread::sleep_for(
+          200ms);  // a client's backoff before it retries, not a wait for a condition
       for (int i : retry) publish(i);
     }
     lock.lock();
-    cv.wait_for(lock, 500ms, [&] { return !again.empty() || confirmed.size() == static_cast<size_t>(kCount); });
+    cv.wait_for(lock, 500ms,
+                [&] { return !again.empty() || confirmed.size() == static_cast<size_t>(kCount); });
   }
   std::string tally;
-  for (const auto& [outcome, n] : outcomes) tally += " " + std::to_string(outcome) + ":" + std::to_string(n);
-  ASSERT_EQ(confirmed.size(), static_cast<size_t>(kCount)) << "every publish confirmed in the end; outcomes" << tally
-                                                            << "; publisher " << pub.stats().published << " published, "
-                                                            << pub.stats().reconnects << " reconnects";
+  for (const auto& [outcome, n] : outcomes)
+    tally += " " + std::to_string(outcome) + ":" + std::to_string(n);
+  ASSERT_EQ(confirmed.size(), static_cast<size_t>(kCount))
+      << "every publish confirmed in the end; outcomes" << tally << "; publisher "
+      << pub.stats().published << " published, " << pub.stats().reconnects << " reconnects";
   lock.unlock();
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
   const auto stats = pub.stats();
   EXPECT_GE(stats.reconnects, 1u);
   auto seen = Drain(o, kCount);
   std::set<std::string> distinct(seen.begin(), seen.end());
   EXPECT_EQ(distinct.size(), static_cast<size_t>(kCount)) << "every confirmed publish is there";
-  EXPECT_GT(refused + stats.resent, 0u) << "the kill caught publishes on their way (else it proves nothing)";
-  std::printf("[ cluster ] node %d killed after %d of %d publishes: all confirmed in %lld ms (%zu refused and "
-              "published again, %llu resent by the publisher); %zu consumed (%zu distinct, %zu duplicates)\n",
-              victim, kCount / 5, kCount, static_cast<long long>(took.count()), refused,
-              static_cast<unsigned long long>(stats.resent), seen.size(), distinct.size(), seen.size() - distinct.size());
+  EXPECT_GT(refused + stats.resent, 0u)
+      << "the kill caught publishes on their way (else it proves nothing)";
+  std::printf(
+      "[ cluster ] node %d killed after %d of %d publishes: all confirmed in %lld ms (%zu refused "
+      "and "
+      "published again, %llu resent by the publisher); %zu consumed (%zu distinct, %zu "
+      "duplicates)\n",
+      victim, kCount / 5, kCount, static_cast<long long>(took.count()), refused,
+      static_cast<unsigned long long>(stats.resent), seen.size(), distinct.size(),
+      seen.size() - distinct.size());
 }
 
 // The publish is pinned between publish and confirm: the other two nodes are paused, so no quorum
@@ -214,7 +240,8 @@ TEST_F(BrokerCluster, APublishInFlightWhenItsNodeDiesIsNotLost) {
   pub.Publish(m, batch.Add());
   // Pinned: on the wire, and no confirm comes without a quorum.
   ASSERT_TRUE(WaitUntil([&] { return pub.stats().published >= 1; }, 10s));
-  EXPECT_FALSE(batch.Wait(std::chrono::steady_clock::now() + 2s).ok()) << "confirmed without a quorum";
+  EXPECT_FALSE(batch.Wait(std::chrono::steady_clock::now() + 2s).ok())
+      << "confirmed without a quorum";
   EXPECT_EQ(pub.stats().confirmed, 0u);
   EXPECT_EQ(pub.stats().nacked, 0u) << "held, not refused";
   Infra("kill rabbit " + std::to_string(home));
@@ -233,12 +260,15 @@ TEST_F(BrokerCluster, APublishInFlightWhenItsNodeDiesIsNotLost) {
   std::vector<std::string> keys;
   auto seen = Drain(o, 1, &keys);
   EXPECT_GE(seen.count("pinned"), 1u) << "not lost";
-  EXPECT_LE(seen.count("pinned"), 2u + published_again) << "the first copy and the ones published again, no more";
+  EXPECT_LE(seen.count("pinned"), 2u + published_again)
+      << "the first copy and the ones published again, no more";
   for (const auto& k : keys) EXPECT_EQ(k, "pinned-1") << "every copy carries the dedupe key";
-  std::printf("[ cluster ] a publish pinned on node %d (nodes %d and %d paused), node killed: confirmed after "
-              "%llu reconnect(s) and %d publish(es) again, delivered %zu time(s) with one dedupe key\n",
-              home, others[0], others[1], static_cast<unsigned long long>(pub.stats().reconnects), published_again,
-              seen.count("pinned"));
+  std::printf(
+      "[ cluster ] a publish pinned on node %d (nodes %d and %d paused), node killed: confirmed "
+      "after "
+      "%llu reconnect(s) and %d publish(es) again, delivered %zu time(s) with one dedupe key\n",
+      home, others[0], others[1], static_cast<unsigned long long>(pub.stats().reconnects),
+      published_again, seen.count("pinned"));
 }
 
 }  // namespace

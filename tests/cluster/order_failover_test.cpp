@@ -24,26 +24,30 @@ TEST(OrderUnderFailover, EachPersonsMessagesAndRepliesKeepTheirOrderWhenAReplica
   constexpr int kPeople = 500;
   test::Stack stack("cluster_order");
   stack.Launch("conversation#2");
-  ASSERT_TRUE(stack.WaitReady("conversation#2", 120s)) << stack.services["conversation#2"]->process.Log();
+  ASSERT_TRUE(stack.WaitReady("conversation#2", 120s))
+      << stack.services["conversation#2"]->process.Log();
   int node = 0;
   auto faults = [&] {
     // Mid-stream: once replies flow.
     ASSERT_TRUE(test::WaitUntil([&] { return stack.graph.SendCount() >= 200; }, 120s));
     stack.Kill("conversation");
-    node = test::ClusterNodeNumber(stack.vhost.QueueLeader(PartitionName(queues::kConversationInbound, 0)));
+    node = test::ClusterNodeNumber(
+        stack.vhost.QueueLeader(PartitionName(queues::kConversationInbound, 0)));
     ASSERT_NE(node, 0) << "no leader named for the first inbound partition";
     test::Infra("kill rabbit " + std::to_string(node));
     stack.Launch("conversation");
     test::Infra("start rabbit " + std::to_string(node));
     ASSERT_TRUE(stack.WaitReady("conversation", 120s));
   };
-  const auto o = test::Converse(stack, test::UniqueName("ordf"), "9718", test::ListingStepByStep(), kPeople, faults,
-                                300s);
-  std::cout << "[ cluster ] " << kPeople << " people, 5 messages each in one second; conversation replica 1 killed "
-            << "and node " << node << " (the first inbound partition's leader) killed mid-stream: applied in order "
-            << o.applied_in_order << " / " << kPeople << " (out of order " << o.applied_out_of_order << ", missing "
-            << o.missing << "); replies in order " << o.replies_in_order << " / " << kPeople << "; "
-            << o.retried << " webhooks posted again\n";
+  const auto o = test::Converse(stack, test::UniqueName("ordf"), "9718", test::ListingStepByStep(),
+                                kPeople, faults, 300s);
+  std::cout << "[ cluster ] " << kPeople
+            << " people, 5 messages each in one second; conversation replica 1 killed "
+            << "and node " << node
+            << " (the first inbound partition's leader) killed mid-stream: applied in order "
+            << o.applied_in_order << " / " << kPeople << " (out of order " << o.applied_out_of_order
+            << ", missing " << o.missing << "); replies in order " << o.replies_in_order << " / "
+            << kPeople << "; " << o.retried << " webhooks posted again\n";
   EXPECT_EQ(o.applied_in_order, kPeople);
   EXPECT_EQ(o.replies_in_order, kPeople) << "one person's replies, as they arrived:" << o.example;
 }

@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <iostream>
 #include <chrono>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,9 +23,9 @@ namespace {
 using namespace std::chrono_literals;
 
 struct Writer {
-  int done = 0;          // keys applied, as the writer was told (a commit's OK, or its dedupe row there)
-  int committed = 0;     // of them, by this writer's own COMMIT that answered OK
-  int retried = 0;       // attempts that failed (the connection, the failover) and were tried again
+  int done = 0;  // keys applied, as the writer was told (a commit's OK, or its dedupe row there)
+  int committed = 0;  // of them, by this writer's own COMMIT that answered OK
+  int retried = 0;    // attempts that failed (the connection, the failover) and were tried again
 };
 
 // One key: its dedupe row and the writer's counter in one transaction. A duplicate (the key is
@@ -33,8 +33,9 @@ struct Writer {
 Result<bool> Apply(PgConnection& db, int w, const std::string& key) {
   Status s = db.Begin();
   if (!s.ok()) return s;
-  auto seen = db.Exec("INSERT INTO failover_seen (k, writer) VALUES ($1, $2::int) ON CONFLICT DO NOTHING",
-                      {key, std::to_string(w)});
+  auto seen =
+      db.Exec("INSERT INTO failover_seen (k, writer) VALUES ($1, $2::int) ON CONFLICT DO NOTHING",
+              {key, std::to_string(w)});
   if (!seen.ok()) {
     db.Rollback();
     return seen.status();
@@ -43,7 +44,8 @@ Result<bool> Apply(PgConnection& db, int w, const std::string& key) {
     db.Rollback();
     return false;
   }
-  auto bump = db.Exec("UPDATE failover_counts SET n = n + 1 WHERE writer = $1::int", {std::to_string(w)});
+  auto bump =
+      db.Exec("UPDATE failover_counts SET n = n + 1 WHERE writer = $1::int", {std::to_string(w)});
   if (!bump.ok()) {
     db.Rollback();
     return bump.status();
@@ -63,12 +65,14 @@ TEST(DatabaseFailover, EveryCommitAWriterWasToldOfIsOnThePromotedStandbyAndNoneT
   {
     auto owner = PgConnection::Connect(dsn);
     ASSERT_TRUE(owner.ok()) << owner.status().ToString();
-    ASSERT_TRUE((*owner)->ExecScript("DROP TABLE IF EXISTS failover_seen, failover_counts; "
-                                     "CREATE TABLE failover_seen (k text PRIMARY KEY, writer int NOT NULL); "
-                                     "CREATE TABLE failover_counts (writer int PRIMARY KEY, n int NOT NULL); "
-                                     "INSERT INTO failover_counts SELECT g, 0 FROM generate_series(0, " +
-                                     std::to_string(kWriters - 1) + ") g")
-                    .ok());
+    ASSERT_TRUE(
+        (*owner)
+            ->ExecScript("DROP TABLE IF EXISTS failover_seen, failover_counts; "
+                         "CREATE TABLE failover_seen (k text PRIMARY KEY, writer int NOT NULL); "
+                         "CREATE TABLE failover_counts (writer int PRIMARY KEY, n int NOT NULL); "
+                         "INSERT INTO failover_counts SELECT g, 0 FROM generate_series(0, " +
+                         std::to_string(kWriters - 1) + ") g")
+            .ok());
   }
   std::vector<Writer> writers(kWriters);
   std::atomic<int> total{0};
@@ -98,7 +102,8 @@ TEST(DatabaseFailover, EveryCommitAWriterWasToldOfIsOnThePromotedStandbyAndNoneT
   const int before = total.load();
   const auto t0 = std::chrono::steady_clock::now();
   test::Infra("failover pg");
-  const double failover_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double failover_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& t : threads) t.join();
   ASSERT_LT(before, kWriters * kKeys) << "the failover came after the work: it proved nothing";
 
@@ -109,23 +114,26 @@ TEST(DatabaseFailover, EveryCommitAWriterWasToldOfIsOnThePromotedStandbyAndNoneT
   EXPECT_EQ(port->get(0, 1), "false");
   int retried = 0, committed = 0;
   for (int w = 0; w < kWriters; ++w) {
-    auto counts = (*db)->Exec("SELECT (SELECT n FROM failover_counts WHERE writer = $1::int), "
-                              "(SELECT count(*) FROM failover_seen WHERE writer = $1::int)",
-                              {std::to_string(w)});
+    auto counts = (*db)->Exec(
+        "SELECT (SELECT n FROM failover_counts WHERE writer = $1::int), "
+        "(SELECT count(*) FROM failover_seen WHERE writer = $1::int)",
+        {std::to_string(w)});
     ASSERT_TRUE(counts.ok()) << counts.status().ToString();
     EXPECT_EQ(writers[w].done, kKeys);
-    EXPECT_EQ(counts->get_int(0, 1), kKeys) << "writer " << w << ": every key on the new primary (none lost)";
+    EXPECT_EQ(counts->get_int(0, 1), kKeys)
+        << "writer " << w << ": every key on the new primary (none lost)";
     EXPECT_EQ(counts->get_int(0, 0), kKeys) << "writer " << w << ": each key's change applied once";
     // A COMMIT whose answer the failover took is looked up, not retried into a duplicate: with
     // the lookup every key is committed by an OK (without it, a commit that did happen answers an
     // error and its retry finds the key there).
-    EXPECT_EQ(writers[w].committed, kKeys) << "writer " << w << ": a commit in doubt was not settled";
+    EXPECT_EQ(writers[w].committed, kKeys)
+        << "writer " << w << ": a commit in doubt was not settled";
     retried += writers[w].retried;
     committed += writers[w].committed;
   }
   std::cout << "failover: " << before << " of " << kWriters * kKeys << " keys done before it, "
-            << "fence + promote took " << failover_s << " s, " << retried << " attempts retried, " << committed
-            << " keys committed by an OK, " << (kWriters * kKeys - committed)
+            << "fence + promote took " << failover_s << " s, " << retried << " attempts retried, "
+            << committed << " keys committed by an OK, " << (kWriters * kKeys - committed)
             << " found already there on retry; now on :" << port->get(0, 0) << "\n";
 }
 

@@ -34,10 +34,11 @@ class ChatwootE2e : public ::testing::Test {
     // The credentials by reference, as the sinks file demands: the API token and the inbox's
     // secret in files (mounted Secrets), the agent's convoy token in the environment.
     const std::string sinks = test::WriteSinks(
-        R"({"schema": "sinks", "version": 1, "sinks": [{"name": "lead", "kind": "chatwoot", "url": ")" + chatwoot_.url() +
-        R"(", "account_id": 3, "inbox_id": 9, "token": "file:)" + SecretFile("cw-api-token") +
-        R"(", "agent_token": "env:CONVOY_ADMIN_TOKEN", "webhook_secrets": ["file:)" + SecretFile("cw-inbox-secret") +
-        R"("], "allow_private": true, "timeout_seconds": 5}]})");
+        R"({"schema": "sinks", "version": 1, "sinks": [{"name": "lead", "kind": "chatwoot", "url": ")" +
+        chatwoot_.url() + R"(", "account_id": 3, "inbox_id": 9, "token": "file:)" +
+        SecretFile("cw-api-token") +
+        R"(", "agent_token": "env:CONVOY_ADMIN_TOKEN", "webhook_secrets": ["file:)" +
+        SecretFile("cw-inbox-secret") + R"("], "allow_private": true, "timeout_seconds": 5}]})");
     stack_ = std::make_unique<test::Stack>(
         "e2e_chatwoot", std::map<std::string, int>{},
         std::map<std::string, std::vector<std::string>>{
@@ -45,8 +46,10 @@ class ChatwootE2e : public ::testing::Test {
             {"conversation", {"--default_flow=lead"}}});
     chatwoot_.SetWebhookUrl(stack_->Url("outbound", "/hooks/chatwoot/lead"));
   }
-  int Post(const std::string& wa_id, const std::string& wamid, const std::string& text, int64_t at) {
-    return stack_->PostUpdate(test::MessageWebhook(kBusiness, wa_id, "Ana", wamid, at, test::TextMessage(text)));
+  int Post(const std::string& wa_id, const std::string& wamid, const std::string& text,
+           int64_t at) {
+    return stack_->PostUpdate(
+        test::MessageWebhook(kBusiness, wa_id, "Ana", wamid, at, test::TextMessage(text)));
   }
   void Say(const std::string& wa_id, const std::string& text, size_t count) {
     ASSERT_EQ(Post(wa_id, test::UniqueName("wamid.cw"), text, at_ += 2), 200);
@@ -82,7 +85,8 @@ TEST_F(ChatwootE2e, AHandedOverLeadAppearsInTheInboxOnceAndTheAgentsReplyFromIts
   EXPECT_EQ(chatwoot_.Contacts()[0].identifier, "convoy:" + conversation.convoy_conversation_id);
   EXPECT_EQ(chatwoot_.Contacts()[0].identifier.find(ana), std::string::npos);
   EXPECT_TRUE(chatwoot_.Messages()[0].is_private);
-  EXPECT_NE(chatwoot_.Messages()[0].content.find("customer: qwerty zxcv"), std::string::npos) << chatwoot_.Messages()[0].content;
+  EXPECT_NE(chatwoot_.Messages()[0].content.find("customer: qwerty zxcv"), std::string::npos)
+      << chatwoot_.Messages()[0].content;
 
   // The customer writes while the person answers; Meta delivers it twice: it appears once, as the
   // customer's, and the bot says nothing.
@@ -104,29 +108,44 @@ TEST_F(ChatwootE2e, AHandedOverLeadAppearsInTheInboxOnceAndTheAgentsReplyFromIts
 
   // The agent answers in Chatwoot; its webhook comes twice (Chatwoot's retry): one send.
   int64_t reply_id = 0;
-  EXPECT_EQ(chatwoot_.AgentReplies(conversation.id, "Hi Ana, Sam here. Which emirate are you in?", &reply_id), 200);
+  EXPECT_EQ(chatwoot_.AgentReplies(conversation.id, "Hi Ana, Sam here. Which emirate are you in?",
+                                   &reply_id),
+            200);
   EXPECT_EQ(chatwoot_.Redeliver(reply_id), 200);
   ASSERT_TRUE(stack_->WaitSends(ana, 4));
   ASSERT_TRUE(stack_->Drained(30s));
   ASSERT_EQ(stack_->graph.SentTexts(ana).size(), 4u);
   EXPECT_EQ(stack_->graph.SentTexts(ana)[3], "Hi Ana, Sam here. Which emirate are you in?");
-  EXPECT_EQ(stack_->Metric("outbound", "convoy_chatwoot_webhooks_total{sink=\"lead\",outcome=\"sent\"}"), 1);
-  EXPECT_EQ(stack_->Metric("outbound", "convoy_chatwoot_webhooks_total{sink=\"lead\",outcome=\"duplicate\"}"), 1);
+  EXPECT_EQ(
+      stack_->Metric("outbound", "convoy_chatwoot_webhooks_total{sink=\"lead\",outcome=\"sent\"}"),
+      1);
+  EXPECT_EQ(stack_->Metric("outbound",
+                           "convoy_chatwoot_webhooks_total{sink=\"lead\",outcome=\"duplicate\"}"),
+            1);
   // The transcript has it as the agent token's.
   auto shown = stack_->Api("GET", "/v1/conversations/" + conversation.convoy_conversation_id);
   EXPECT_NE(shown.body.find("agent:convoy_admin_token"), std::string::npos) << shown.body;
   // A private note goes nowhere; an unsigned or forged webhook is refused and sends nothing.
-  EXPECT_EQ(chatwoot_.AgentReplies(conversation.id, "note to self: call her back", nullptr, /*is_private=*/true), 200);
+  EXPECT_EQ(chatwoot_.AgentReplies(conversation.id, "note to self: call her back", nullptr,
+                                   /*is_private=*/true),
+            200);
   fake::FakeChatwoot forger("x", kAccount, kInbox, "not-the-inbox-secret");
-  fake::FakeChatwoot::Message forged{reply_id + 1000, conversation.id, test::NowSeconds(), "Send me your card number",
-                                     "outgoing", "", false};
+  fake::FakeChatwoot::Message forged{reply_id + 1000,
+                                     conversation.id,
+                                     test::NowSeconds(),
+                                     "Send me your card number",
+                                     "outgoing",
+                                     "",
+                                     false};
   const std::string body = forger.WebhookBody(forged);
   const std::string ts = std::to_string(test::NowSeconds());
   EXPECT_EQ(Hook(body, {}).status, 401);
-  EXPECT_EQ(Hook(body, {{"X-Chatwoot-Timestamp", ts},
-                        {"X-Chatwoot-Signature", "sha256=" + HexEncode(HmacSha256("not-the-inbox-secret", ts + "." + body))}})
-                .status,
-            401);
+  EXPECT_EQ(
+      Hook(body, {{"X-Chatwoot-Timestamp", ts},
+                  {"X-Chatwoot-Signature",
+                   "sha256=" + HexEncode(HmacSha256("not-the-inbox-secret", ts + "." + body))}})
+          .status,
+      401);
   ASSERT_TRUE(stack_->Drained(30s));
   EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 4u);
 }

@@ -25,9 +25,11 @@ using test::kAdminToken;
 class Delivery : public ::testing::Test {
  protected:
   // A stack whose outbound knows the sinks in `sinks_json` ("[...]").
-  void Up(const std::string& prefix, const std::string& sinks_json, const std::string& schedule = "0,1s,1s,1s",
+  void Up(const std::string& prefix, const std::string& sinks_json,
+          const std::string& schedule = "0,1s,1s,1s",
           std::vector<std::string> conversation_flags = {}) {
-    std::string file = test::WriteSinks(R"({"schema": "sinks", "version": 1, "sinks": )" + sinks_json + "}");
+    std::string file =
+        test::WriteSinks(R"({"schema": "sinks", "version": 1, "sinks": )" + sinks_json + "}");
     stack_ = std::make_unique<test::Stack>(
         prefix, std::map<std::string, int>{},
         std::map<std::string, std::vector<std::string>>{
@@ -46,16 +48,19 @@ class Delivery : public ::testing::Test {
     auto r = db_->Exec("SELECT status FROM deliveries WHERE result_id = $1", {result_id});
     return r.ok() && !r->empty() ? r->get(0, 0) : "";
   }
-  bool WaitStatus(const std::string& result_id, const std::string& status, std::chrono::seconds deadline = 30s) {
+  bool WaitStatus(const std::string& result_id, const std::string& status,
+                  std::chrono::seconds deadline = 30s) {
     return test::WaitUntil([&] { return StatusOf(result_id) == status; }, deadline);
   }
-  void Publish(const std::string& result_id, const std::string& sink = "listing", const std::string& correlation = "") {
-    convoy::Status s = test::PublishDeliver(*stack_, test::DeliverCommand(result_id, sink), result_id + ":deliver",
-                                    correlation.empty() ? "corr-" + result_id : correlation);
+  void Publish(const std::string& result_id, const std::string& sink = "listing",
+               const std::string& correlation = "") {
+    convoy::Status s =
+        test::PublishDeliver(*stack_, test::DeliverCommand(result_id, sink), result_id + ":deliver",
+                             correlation.empty() ? "corr-" + result_id : correlation);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
-  HttpResponse Admin(const std::string& method, const std::string& path, const std::string& body = "",
-                     const std::string& token = kAdminToken) {
+  HttpResponse Admin(const std::string& method, const std::string& path,
+                     const std::string& body = "", const std::string& token = kAdminToken) {
     HttpClientRequest req;
     req.method = method;
     req.url = stack_->Url("outbound", path);
@@ -70,7 +75,8 @@ class Delivery : public ::testing::Test {
   void SubmitListing(const std::string& seller, const std::vector<std::string>& photos) {
     auto& env = *stack_;
     ASSERT_NO_FATAL_FAILURE(env.StartListing(seller));
-    for (const auto& photo : photos) ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photo)), 200);
+    for (const auto& photo : photos)
+      ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photo)), 200);
     ASSERT_TRUE(env.WaitSends(seller, 4));
     ASSERT_EQ(env.PostMessage(seller, test::TextMessage("DONE")), 200);
     ASSERT_TRUE(env.WaitSends(seller, 5));
@@ -88,24 +94,32 @@ class Delivery : public ::testing::Test {
 TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLinks) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
-  Up("e2e_deliver_listing", "[" + test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]");
+  Up("e2e_deliver_listing",
+     "[" +
+         test::WebhookSink("listing", receiver.url(),
+                           R"([")" + std::string(test::kOldSecret) + R"("])") +
+         "]");
   auto& env = *stack_;
   const std::string seller = "16505550071";
   auto photos = env.RegisterPhotos("e2e-deliver-photo-", 2);
   ASSERT_NO_FATAL_FAILURE(SubmitListing(seller, photos));
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << OutboundLog();
   ASSERT_TRUE(env.Drained(30s));
-  ASSERT_TRUE(test::WaitUntil([&] { return Count("SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 1; }, 30s));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return Count("SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 1; },
+      30s));
 
   auto requests = receiver.Requests();
   ASSERT_EQ(requests.size(), 1u) << "delivered once";
   const auto& r = requests[0];
   EXPECT_TRUE(r.verified) << "the signature verifies with the receiver's secret: " << r.signature;
   EXPECT_EQ(r.answered, 200);
-  EXPECT_NE(r.id.find(":completed"), std::string::npos) << "webhook-id is the result's dedupe key: " << r.id;
+  EXPECT_NE(r.id.find(":completed"), std::string::npos)
+      << "webhook-id is the result's dedupe key: " << r.id;
   SchemaRegistry schemas;
   ASSERT_TRUE(schemas.LoadDir(test::SourcePath("proto-schemas")).ok());
-  EXPECT_TRUE(schemas.ValidateAs("listing.submitted", 1, r.body).ok()) << schemas.ValidateAs("listing.submitted", 1, r.body).ToString();
+  EXPECT_TRUE(schemas.ValidateAs("listing.submitted", 1, r.body).ok())
+      << schemas.ValidateAs("listing.submitted", 1, r.body).ToString();
   rapidjson::Document body;
   body.Parse(r.body.c_str());
   EXPECT_STREQ(body["type"].GetString(), "listing.submitted");
@@ -116,7 +130,8 @@ TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLi
   ASSERT_EQ(sent.Size(), 2u) << r.body;
   std::set<std::string> fetched, fixtures;
   for (const auto& p : sent.GetArray()) {
-    ASSERT_STREQ(p["status"].GetString(), "stored") << "every photo was stored before the listing went";
+    ASSERT_STREQ(p["status"].GetString(), "stored")
+        << "every photo was stored before the listing went";
     std::string url = p["url"].GetString();
     HttpClientRequest get;
     get.url = url;  // no media token
@@ -129,7 +144,8 @@ TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLi
     ASSERT_TRUE(tampered.ok());
     EXPECT_EQ(tampered->status, 403) << "a tampered link is refused";
   }
-  for (const char* f : {"media/photo1.jpg", "media/photo2.jpg"}) fixtures.insert(test::ReadFile(test::FixturePath(f)));
+  for (const char* f : {"media/photo1.jpg", "media/photo2.jpg"})
+    fixtures.insert(test::ReadFile(test::FixturePath(f)));
   EXPECT_EQ(fetched, fixtures);
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts"), 1);
@@ -140,7 +156,8 @@ TEST_F(Delivery, ASubmittedListingReachesTheReceiverOnceSignedWithWorkingPhotoLi
 TEST_F(Delivery, ASinkThatAsksForPhotosInlineGetsTheirBytes) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
-  std::string sink = test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])");
+  std::string sink = test::WebhookSink("listing", receiver.url(),
+                                       R"([")" + std::string(test::kOldSecret) + R"("])");
   sink.insert(sink.size() - 1, R"(, "attach": "inline")");
   Up("e2e_deliver_inline", "[" + sink + "]");
   auto& env = *stack_;
@@ -164,7 +181,8 @@ TEST_F(Delivery, ASinkThatAsksForPhotosInlineGetsTheirBytes) {
     carried.insert(*bytes);
     EXPECT_TRUE(p.HasMember("url")) << "the link too";
   }
-  for (const char* f : {"media/photo1.jpg", "media/photo2.jpg"}) fixtures.insert(test::ReadFile(test::FixturePath(f)));
+  for (const char* f : {"media/photo1.jpg", "media/photo2.jpg"})
+    fixtures.insert(test::ReadFile(test::FixturePath(f)));
   EXPECT_EQ(carried, fixtures);
 }
 
@@ -177,19 +195,24 @@ TEST_F(Delivery, AListingBecomesADraftProductWithItsPhotosAndSellerAndReachesThe
   fake::FakeShopify shop("shpat_e2e");
   ASSERT_TRUE(shop.Start().ok());
   Up("e2e_deliver_shop",
-     "[" + test::WebhookSink("acme-hook", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") +
-         R"(, {"name": "acme-shop", "kind": "shopify", "store": "acme.myshopify.com", "url": ")" + shop.url() +
-         R"(", "token": "shpat_e2e", "allow_private": true}])");
-  ASSERT_EQ(Count("WITH u AS (UPDATE numbers SET sinks = '{\"listing\": [\"acme-shop\", \"acme-hook\"]}' "
-                  "WHERE phone_number_id = $1 RETURNING 1) SELECT count(*) FROM u",
-                  {std::string(test::kDemoNumber)}),
-            1);
+     "[" +
+         test::WebhookSink("acme-hook", receiver.url(),
+                           R"([")" + std::string(test::kOldSecret) + R"("])") +
+         R"(, {"name": "acme-shop", "kind": "shopify", "store": "acme.myshopify.com", "url": ")" +
+         shop.url() + R"(", "token": "shpat_e2e", "allow_private": true}])");
+  ASSERT_EQ(
+      Count("WITH u AS (UPDATE numbers SET sinks = '{\"listing\": [\"acme-shop\", \"acme-hook\"]}' "
+            "WHERE phone_number_id = $1 RETURNING 1) SELECT count(*) FROM u",
+            {std::string(test::kDemoNumber)}),
+      1);
   auto& env = *stack_;
   const std::string seller = "16505550079";
   auto photos = env.RegisterPhotos("e2e-shop-photo-", 2);
   ASSERT_NO_FATAL_FAILURE(SubmitListing(seller, photos));
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << OutboundLog();
-  ASSERT_TRUE(test::WaitUntil([&] { return Count("SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 2; }, 60s))
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return Count("SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 2; },
+      60s))
       << OutboundLog();
   ASSERT_TRUE(env.Drained(30s));
 
@@ -199,14 +222,17 @@ TEST_F(Delivery, AListingBecomesADraftProductWithItsPhotosAndSellerAndReachesThe
   EXPECT_EQ(p.status, "DRAFT");
   EXPECT_EQ(p.title, "Nike running shoes, size 42, used, $35");
   EXPECT_EQ(p.media.size(), 2u) << "both photos, as signed links";
-  auto meta = [&](const std::string& key) { return p.metafields.count(key) ? p.metafields.at(key) : "(none)"; };
+  auto meta = [&](const std::string& key) {
+    return p.metafields.count(key) ? p.metafields.at(key) : "(none)";
+  };
   EXPECT_EQ(meta("convoy.seller_email"), "kerry@example.com");
   EXPECT_EQ(meta("convoy.seller_whatsapp"), seller);
   EXPECT_EQ(p.description_html.find("kerry@example.com"), std::string::npos);
   EXPECT_EQ(p.description_html.find(seller), std::string::npos);
   auto requests = receiver.Requests();
   ASSERT_EQ(requests.size(), 1u) << "the webhook once";
-  EXPECT_EQ(meta("convoy.result_id"), requests[0].id) << "the draft names the result the webhook got";
+  EXPECT_EQ(meta("convoy.result_id"), requests[0].id)
+      << "the draft names the result the webhook got";
   EXPECT_EQ(Count("SELECT count(DISTINCT result_id) FROM deliveries"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM deliveries WHERE sink IN ('acme-shop', 'acme-hook')"), 2);
 }
@@ -217,12 +243,17 @@ TEST_F(Delivery, AListingBecomesADraftProductWithItsPhotosAndSellerAndReachesThe
 TEST_F(Delivery, AListingWaitsForItsPhotosAtMostTheBoundThenGoesWithTheMissingOneNamed) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
-  Up("e2e_deliver_wait", "[" + test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]",
+  Up("e2e_deliver_wait",
+     "[" +
+         test::WebhookSink("listing", receiver.url(),
+                           R"([")" + std::string(test::kOldSecret) + R"("])") +
+         "]",
      "0,1s,1s,1s", {"--result_photo_wait_seconds=3"});
   auto& env = *stack_;
   const std::string seller = "16505550072";
   auto photos = env.RegisterPhotos("e2e-wait-photo-", 2);
-  env.graph.Inject(200, 0, 1, 12000, "_download/" + photos[1]);  // the second photo's bytes come 12 s late
+  env.graph.Inject(200, 0, 1, 12000,
+                   "_download/" + photos[1]);  // the second photo's bytes come 12 s late
   const std::string stored = "convoy_media_fetches_total{outcome=\"stored\"}";
   ASSERT_NO_FATAL_FAILURE(env.StartListing(seller));
   ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[0])), 200);
@@ -258,7 +289,10 @@ TEST_F(Delivery, AFailingReceiverGetsTheSameWebhookIdUntilItTakesItAndNeverAgain
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
   receiver.Script({{503, {}, 0}, {503, {}, 0}});
-  Up("e2e_deliver_retry", "[" + test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]");
+  Up("e2e_deliver_retry", "[" +
+                              test::WebhookSink("listing", receiver.url(),
+                                                R"([")" + std::string(test::kOldSecret) + R"("])") +
+                              "]");
   Publish("result-retry-1");
   ASSERT_TRUE(WaitStatus("result-retry-1", "delivered")) << OutboundLog();
   auto requests = receiver.Requests();
@@ -270,14 +304,23 @@ TEST_F(Delivery, AFailingReceiverGetsTheSameWebhookIdUntilItTakesItAndNeverAgain
   EXPECT_EQ(requests[0].answered, 503);
   EXPECT_EQ(requests[2].answered, 200);
   EXPECT_GE(requests[1].at_ms - requests[0].at_ms, 1000) << "the schedule's second delay";
-  EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "
-                  "WHERE d.result_id = 'result-retry-1'"), 3);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            "WHERE d.result_id = 'result-retry-1'"),
+      3);
   EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts WHERE outcome = 'delivered'"), 1);
-  EXPECT_EQ(Count("SELECT count(*) FROM delivery_attempts WHERE status_code = 503 AND outcome = 'retry'"), 2);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM delivery_attempts WHERE status_code = 503 AND outcome = 'retry'"),
+      2);
   // The same result again (a redelivery, a replayed flow.completed): acknowledged, not sent.
   Publish("result-retry-1", "listing", "corr-duplicate-1");
   ASSERT_TRUE(test::WaitUntil(
-      [&] { return stack_->Metric("outbound", R"(convoy_deliveries_total{sink="listing",outcome="duplicate"})") >= 1; }, 30s));
+      [&] {
+        return stack_->Metric("outbound",
+                              R"(convoy_deliveries_total{sink="listing",outcome="duplicate"})") >=
+               1;
+      },
+      30s));
   ASSERT_TRUE(stack_->Drained(30s));
   EXPECT_EQ(receiver.Count(), 3u);
 }
@@ -286,7 +329,10 @@ TEST_F(Delivery, RetryAfterIsHonoured) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
   receiver.Script({{429, {{"Retry-After", "7"}}, 0}});
-  Up("e2e_deliver_after", "[" + test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]");
+  Up("e2e_deliver_after", "[" +
+                              test::WebhookSink("listing", receiver.url(),
+                                                R"([")" + std::string(test::kOldSecret) + R"("])") +
+                              "]");
   Publish("result-after-1");
   ASSERT_TRUE(WaitStatus("result-after-1", "delivered", 60s)) << OutboundLog();
   auto requests = receiver.Requests();
@@ -302,7 +348,10 @@ TEST_F(Delivery, GoneDisablesTheSinkAndEnablingItDeliversWhatWasHeld) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
   receiver.Script({{410, {}, 0}});
-  Up("e2e_deliver_gone", "[" + test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]");
+  Up("e2e_deliver_gone", "[" +
+                             test::WebhookSink("listing", receiver.url(),
+                                               R"([")" + std::string(test::kOldSecret) + R"("])") +
+                             "]");
   Publish("result-gone-1");
   ASSERT_TRUE(WaitStatus("result-gone-1", "held")) << OutboundLog();
   EXPECT_EQ(Count("SELECT count(*) FROM sink_states WHERE name = 'listing'"), 1);
@@ -330,7 +379,11 @@ TEST_F(Delivery, AnExhaustedDeliveryIsParkedWithTheReasonAndCanBeReplayed) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
   receiver.Script({{500, {}, 0}, {500, {}, 0}, {500, {}, 0}, {500, {}, 0}});
-  Up("e2e_deliver_park", "[" + test::WebhookSink("listing", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") + "]",
+  Up("e2e_deliver_park",
+     "[" +
+         test::WebhookSink("listing", receiver.url(),
+                           R"([")" + std::string(test::kOldSecret) + R"("])") +
+         "]",
      "0,1s");
   Publish("result-park-1");
   Publish("result-park-2");
@@ -347,8 +400,9 @@ TEST_F(Delivery, AnExhaustedDeliveryIsParkedWithTheReasonAndCanBeReplayed) {
   ASSERT_TRUE(WaitStatus("result-park-1", "delivered")) << OutboundLog();
   EXPECT_EQ(StatusOf("result-park-2"), "parked") << "a replay by id replays that one";
   const int64_t now = test::NowSeconds();
-  auto range = Admin("POST", "/v1/deliveries/replay",
-                     "{\"from\": " + std::to_string(now - 600) + ", \"to\": " + std::to_string(now + 60) + "}");
+  auto range = Admin(
+      "POST", "/v1/deliveries/replay",
+      "{\"from\": " + std::to_string(now - 600) + ", \"to\": " + std::to_string(now + 60) + "}");
   EXPECT_NE(range.body.find("\"replayed\":1"), std::string::npos) << range.body;
   ASSERT_TRUE(WaitStatus("result-park-2", "delivered")) << OutboundLog();
   EXPECT_EQ(receiver.Count(), 6u);
@@ -359,30 +413,38 @@ TEST_F(Delivery, AnExhaustedDeliveryIsParkedWithTheReasonAndCanBeReplayed) {
 TEST_F(Delivery, ARotatedSecretIsAcceptedByAReceiverThatKnowsEitherOne) {
   fake::FakeReceiver receiver({test::Key(test::NewSecret())});
   ASSERT_TRUE(receiver.Start().ok());
-  Up("e2e_deliver_rotate", "[" + test::WebhookSink("listing", receiver.url(),
-                                                   R"([")" + std::string(test::kOldSecret) + R"(", ")" + test::NewSecret() + R"("])") + "]");
+  Up("e2e_deliver_rotate", "[" +
+                               test::WebhookSink("listing", receiver.url(),
+                                                 R"([")" + std::string(test::kOldSecret) +
+                                                     R"(", ")" + test::NewSecret() + R"("])") +
+                               "]");
   Publish("result-rotate-1");
   ASSERT_TRUE(WaitStatus("result-rotate-1", "delivered")) << OutboundLog();
   auto r = receiver.Requests().at(0);
   EXPECT_TRUE(r.verified) << "the receiver that knows the new secret";
-  EXPECT_TRUE(VerifyWebhookSignature({test::Key(test::kOldSecret)}, r.id, r.timestamp, r.body, r.signature, test::NowSeconds()))
+  EXPECT_TRUE(VerifyWebhookSignature({test::Key(test::kOldSecret)}, r.id, r.timestamp, r.body,
+                                     r.signature, test::NowSeconds()))
       << "a receiver that knows only the old secret: " << r.signature;
-  EXPECT_FALSE(VerifyWebhookSignature({std::string(32, 'x')}, r.id, r.timestamp, r.body, r.signature, test::NowSeconds()));
+  EXPECT_FALSE(VerifyWebhookSignature({std::string(32, 'x')}, r.id, r.timestamp, r.body,
+                                      r.signature, test::NowSeconds()));
 }
 
 // A sink whose URL reaches inside the network is refused at start unless it says allow_private.
 TEST(DeliveryConfig, ASinkOnAPrivateAddressIsRefusedAtStartNamingIt) {
-  std::string file = test::WriteSinks(R"({"sinks": [{"name": "listing", "kind": "webhook", "url": "http://10.0.0.5/hooks",
-      "secrets": [")" + std::string(test::kOldSecret) + R"("]}]})");
+  std::string file = test::WriteSinks(
+      R"({"sinks": [{"name": "listing", "kind": "webhook", "url": "http://10.0.0.5/hooks",
+      "secrets": [")" +
+      std::string(test::kOldSecret) + R"("]}]})");
   test::ChildProcess p;
   std::string log = ::testing::TempDir() + "/" + test::UniqueName("outbound-ssrf") + ".log";
-  ASSERT_TRUE(p.Start({test::BinaryPath("services/outbound/convoy-outbound"), "--sinks_file=" + file,
-                       "--schema_dir=" + test::SourcePath("proto-schemas"),
+  ASSERT_TRUE(p.Start({test::BinaryPath("services/outbound/convoy-outbound"),
+                       "--sinks_file=" + file, "--schema_dir=" + test::SourcePath("proto-schemas"),
                        "--pg_dsn=host=127.0.0.1 port=1 dbname=none", "--http_port=0"},
                       log, {{"CONVOY_GRAPH_TOKEN", "t"}, {"CONVOY_MEDIA_LINK_SECRET", "s"}}));
   int code = p.Wait();
   EXPECT_EQ(code, 1);
-  EXPECT_NE(p.Log().find("sink 'listing': 10.0.0.5 resolves to 10.0.0.5"), std::string::npos) << p.Log();
+  EXPECT_NE(p.Log().find("sink 'listing': 10.0.0.5 resolves to 10.0.0.5"), std::string::npos)
+      << p.Log();
 }
 
 }  // namespace

@@ -14,10 +14,10 @@
 
 #include "convoy/http.h"
 #include "convoy/json.h"
-#include "deliveries.h"
 #include "convoy/pg.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/tokens.h"
+#include "deliveries.h"
 #include "fake_chat.h"
 #include "fake_sink.h"
 #include "stack.h"
@@ -34,21 +34,26 @@ constexpr const char* kBusiness = "106540352242922";
 
 class LeadE2e : public ::testing::Test {
  protected:
-  void Up(const std::string& prefix, const std::string& receiver_url, std::vector<std::string> conversation_flags = {},
+  void Up(const std::string& prefix, const std::string& receiver_url,
+          std::vector<std::string> conversation_flags = {},
           std::vector<std::string> media_flags = {}) {
-    std::string sinks = test::WriteSinks(R"({"schema": "sinks", "version": 1, "sinks": [)" +
-                                         test::WebhookSink("lead", receiver_url, R"([")" + std::string(test::kOldSecret) + R"("])") +
-                                         "]}");
+    std::string sinks = test::WriteSinks(
+        R"({"schema": "sinks", "version": 1, "sinks": [)" +
+        test::WebhookSink("lead", receiver_url, R"([")" + std::string(test::kOldSecret) + R"("])") +
+        "]}");
     conversation_flags.push_back("--default_flow=lead");
-    stack_ = std::make_unique<test::Stack>(prefix, std::map<std::string, int>{},
-                                           std::map<std::string, std::vector<std::string>>{
-                                               {"outbound", {"--sinks_file=" + sinks, "--delivery_schedule=0,1s,1s"}},
-                                               {"conversation", conversation_flags},
-                                               {"media", media_flags}});
+    stack_ = std::make_unique<test::Stack>(
+        prefix, std::map<std::string, int>{},
+        std::map<std::string, std::vector<std::string>>{
+            {"outbound", {"--sinks_file=" + sinks, "--delivery_schedule=0,1s,1s"}},
+            {"conversation", conversation_flags},
+            {"media", media_flags}});
   }
   // A text from wa_id with a wamid of our choosing (to post it again, as Meta redelivers).
-  int Post(const std::string& wa_id, const std::string& wamid, const std::string& text, int64_t at) {
-    return stack_->PostUpdate(test::MessageWebhook(kBusiness, wa_id, "Ana", wamid, at, test::TextMessage(text)));
+  int Post(const std::string& wa_id, const std::string& wamid, const std::string& text,
+           int64_t at) {
+    return stack_->PostUpdate(
+        test::MessageWebhook(kBusiness, wa_id, "Ana", wamid, at, test::TextMessage(text)));
   }
   // Sends `text` and waits for the reply that makes `count` sends to wa_id; the reply.
   std::string Say(const std::string& wa_id, const std::string& text, size_t count) {
@@ -84,16 +89,20 @@ TEST_F(LeadE2e, AnEnquiryIsGreetedOnceAndTheQualifiedLeadReachesTheBusinessOnce)
   ASSERT_EQ(Post(ana, first, "Hello", at_), 200);
   ASSERT_TRUE(stack_->WaitSends(ana, 1));
   ASSERT_EQ(Post(ana, first, "Hello", at_), 200);
-  EXPECT_EQ(Say(ana, "I would like a family visa for my wife", 2), "May I know your full name, please?");
-  EXPECT_EQ(stack_->graph.SentTexts(ana)[0], std::string(kGreeting) + "\n\nHow can I help you today?");
+  EXPECT_EQ(Say(ana, "I would like a family visa for my wife", 2),
+            "May I know your full name, please?");
+  EXPECT_EQ(stack_->graph.SentTexts(ana)[0],
+            std::string(kGreeting) + "\n\nHow can I help you today?");
   EXPECT_EQ(Say(ana, "my name is Ana Lopez", 3), "What is your nationality?");
-  EXPECT_EQ(Say(ana, "Filipina", 4), "What is your email address, and when is the best time to call you?");
+  EXPECT_EQ(Say(ana, "Filipina", 4),
+            "What is your email address, and when is the best time to call you?");
   const std::string last = test::UniqueName("wamid.last");
   ASSERT_EQ(Post(ana, last, "ana@example.com, weekdays after 5pm", at_ += 2), 200);
   ASSERT_TRUE(stack_->WaitSends(ana, 5));
   ASSERT_EQ(Post(ana, last, "ana@example.com, weekdays after 5pm", at_), 200);  // redelivered
-  EXPECT_EQ(stack_->graph.SentTexts(ana)[4],
-            "Thank you, Ana Lopez. Our team will call you weekdays after 5pm about your family visa.");
+  EXPECT_EQ(
+      stack_->graph.SentTexts(ana)[4],
+      "Thank you, Ana Lopez. Our team will call you weekdays after 5pm about your family visa.");
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << stack_->services["outbound"]->process.Log();
   // The qualified lead is in the sales team's hands until an agent lets it go; then a second
   // enquiry is asked again, not greeted again.
@@ -104,7 +113,8 @@ TEST_F(LeadE2e, AnEnquiryIsGreetedOnceAndTheQualifiedLeadReachesTheBusinessOnce)
   EXPECT_EQ(Api("POST", "/v1/conversations/" + conversation + "/release").status, 200);
   EXPECT_EQ(Say(ana, "Hello again", 6), "How can I help you today?");
   ASSERT_TRUE(stack_->Drained(30s));
-  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 6u) << "each update answered once, redeliveries not at all";
+  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 6u)
+      << "each update answered once, redeliveries not at all";
 
   auto requests = receiver.Requests();
   ASSERT_EQ(requests.size(), 1u);
@@ -125,7 +135,8 @@ TEST_F(LeadE2e, AnEnquiryIsGreetedOnceAndTheQualifiedLeadReachesTheBusinessOnce)
   EXPECT_STREQ(f["best_time"].GetString(), "weekdays after 5pm");
   EXPECT_STREQ(body["data"]["contact"]["wa_id"].GetString(), ana.c_str());
   int greetings = 0;
-  for (const auto& t : stack_->graph.SentTexts(ana)) greetings += t.find("ABCai") != std::string::npos;
+  for (const auto& t : stack_->graph.SentTexts(ana))
+    greetings += t.find("ABCai") != std::string::npos;
   EXPECT_EQ(greetings, 1);
 }
 
@@ -141,7 +152,8 @@ TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnc
   const std::string ana = "971500000111";
   Say(ana, "Hello", 1);
   Say(ana, "blah blah", 2);
-  EXPECT_EQ(Say(ana, "qwerty zxcv", 3), "Thank you for your patience. A member of our team will reply to you here shortly.");
+  EXPECT_EQ(Say(ana, "qwerty zxcv", 3),
+            "Thank you for your patience. A member of our team will reply to you here shortly.");
   ASSERT_TRUE(receiver.WaitFor(1, 60s)) << stack_->services["outbound"]->process.Log();
   rapidjson::Document handed;
   handed.Parse(receiver.Requests()[0].body.c_str());
@@ -154,7 +166,8 @@ TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnc
   // Three messages, each delivered twice by Meta in a shuffled order; the business's inbox refuses
   // the first one's delivery once.
   receiver.Script({{503, {}, 0}});
-  const std::string m1 = test::UniqueName("wamid.m1"), m2 = test::UniqueName("wamid.m2"), m3 = test::UniqueName("wamid.m3");
+  const std::string m1 = test::UniqueName("wamid.m1"), m2 = test::UniqueName("wamid.m2"),
+                    m3 = test::UniqueName("wamid.m3");
   const int64_t t = at_ += 2;
   ASSERT_EQ(Post(ana, m1, "Are you there?", t), 200);
   ASSERT_EQ(Post(ana, m2, "I need a golden visa", t + 1), 200);
@@ -193,9 +206,11 @@ TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnc
   for (const auto& r : receiver.Requests()) {
     rapidjson::Document b;
     b.Parse(r.body.c_str());
-    if (r.answered != 200 || std::string(b["type"].GetString()) != "conversation.message_status") continue;
+    if (r.answered != 200 || std::string(b["type"].GetString()) != "conversation.message_status")
+      continue;
     const auto& m = b["data"]["conversation"]["message"];
-    statuses.push_back(JsonStr(m, "status") + " " + std::to_string(m["seq"].GetInt64()) + " " + JsonStr(m, "author"));
+    statuses.push_back(JsonStr(m, "status") + " " + std::to_string(m["seq"].GetInt64()) + " " +
+                       JsonStr(m, "author"));
     EXPECT_TRUE(r.verified);
   }
   EXPECT_EQ(statuses, (std::vector<std::string>{"sent " + std::to_string(queued["seq"].GetInt64()) +
@@ -213,7 +228,8 @@ TEST_F(LeadE2e, AHandedOffLeadReachesTheInboxInOrderOnceAndTheAgentsReplyGoesOnc
 // link that convoy-media serves — the very bytes — to a caller with no token.
 TEST_F(LeadE2e, AnAgentsPhotoIsUploadedSentOnceAndMetaCanFetchIt) {
   const std::string agent_token = "sam-agent-token-0123456789abcdef";
-  const std::string tokens = ::testing::TempDir() + "lead_photo_tokens_" + std::to_string(::getpid()) + ".txt";
+  const std::string tokens =
+      ::testing::TempDir() + "lead_photo_tokens_" + std::to_string(::getpid()) + ".txt";
   std::ofstream(tokens) << "sam agent * " << TokenHashField(agent_token) << "\n";
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
@@ -225,7 +241,9 @@ TEST_F(LeadE2e, AnAgentsPhotoIsUploadedSentOnceAndMetaCanFetchIt) {
   auto listed = Api("GET", "/v1/conversations?owner=human");
   rapidjson::Document list;
   list.Parse(listed.body.c_str());
-  ASSERT_TRUE(list.IsObject() && list["conversations"].IsArray() && list["conversations"].Size() == 1u) << listed.body;
+  ASSERT_TRUE(list.IsObject() && list["conversations"].IsArray() &&
+              list["conversations"].Size() == 1u)
+      << listed.body;
   const std::string id = list["conversations"][0]["id"].GetString();
 
   const std::string photo = test::ReadFile(test::FixturePath("media/photo1.jpg"));
@@ -272,7 +290,8 @@ TEST_F(LeadE2e, AnAgentsPhotoIsUploadedSentOnceAndMetaCanFetchIt) {
   conv.Parse(shown.body.c_str());
   ASSERT_TRUE(conv.IsObject()) << shown.body;
   const auto& last = conv["messages"][conv["messages"].Size() - 1];
-  EXPECT_EQ(JsonStr(last, "author") + " " + JsonStr(last, "kind") + " " + JsonStr(last, "body"), "agent:sam image Our office");
+  EXPECT_EQ(JsonStr(last, "author") + " " + JsonStr(last, "kind") + " " + JsonStr(last, "body"),
+            "agent:sam image Our office");
   std::remove(tokens.c_str());
 }
 
@@ -291,19 +310,22 @@ TEST_F(LeadE2e, AHandoffNobodyAnswersGoesBackToTheBotAfterTheIdleTime) {
   auto humans = [&] {
     rapidjson::Document d;
     d.Parse(Api("GET", "/v1/conversations?owner=human").body.c_str());
-    return d.IsObject() && d["conversations"].IsArray() ? static_cast<int>(d["conversations"].Size()) : -1;
+    return d.IsObject() && d["conversations"].IsArray()
+               ? static_cast<int>(d["conversations"].Size())
+               : -1;
   };
   ASSERT_TRUE(test::WaitUntil([&] { return humans() == 1; }, 20s));
   ASSERT_TRUE(test::WaitUntil([&] { return humans() == 0; }, 30s)) << "still in human hands";
   ASSERT_TRUE(stack_->Drained(30s));
-  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 2u) << "what came while a person owned it is never the bot's";
+  EXPECT_EQ(stack_->graph.SentTexts(ana).size(), 2u)
+      << "what came while a person owned it is never the bot's";
   EXPECT_EQ(Say(ana, "I need a golden visa", 3), "May I know your full name, please?");
 }
 
-// Meta's thread routing (issue 29): on a number that shares its threads with a partner app, an agent
-// passes the thread with a note for the partner, and Meta's thread_control (the Graph fake) is called
-// once; the conversation is the partner's then, so the customer's next message gets no bot reply.
-// The agent takes it back (a second call) and answers the customer.
+// Meta's thread routing (issue 29): on a number that shares its threads with a partner app, an
+// agent passes the thread with a note for the partner, and Meta's thread_control (the Graph fake)
+// is called once; the conversation is the partner's then, so the customer's next message gets no
+// bot reply. The agent takes it back (a second call) and answers the customer.
 TEST_F(LeadE2e, AnAgentPassesTheThreadToThePartnerAppAndTakesItBack) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
@@ -312,8 +334,11 @@ TEST_F(LeadE2e, AnAgentPassesTheThreadToThePartnerAppAndTakesItBack) {
   EXPECT_EQ(Say(ana, "Hello", 1), std::string(kGreeting) + "\n\nHow can I help you today?");
   auto db = PgConnection::Connect(stack_->db.dsn());
   ASSERT_TRUE(db.ok()) << db.status().ToString();
-  ASSERT_TRUE((*db)->Exec("UPDATE numbers SET partner_app_id = '1234567890' WHERE phone_number_id = $1",
-                          {std::string(kBusiness)}).ok());
+  ASSERT_TRUE(
+      (*db)
+          ->Exec("UPDATE numbers SET partner_app_id = '1234567890' WHERE phone_number_id = $1",
+                 {std::string(kBusiness)})
+          .ok());
   auto id = (*db)->Exec("SELECT id::text FROM conversations WHERE wa_id = $1", {ana});
   ASSERT_TRUE(id.ok() && id->size() == 1);
   const std::string conversation = "/v1/conversations/" + id->get(0, 0);
@@ -322,14 +347,16 @@ TEST_F(LeadE2e, AnAgentPassesTheThreadToThePartnerAppAndTakesItBack) {
     d.Parse(Api("GET", conversation + "?messages=0").body.c_str());
     return d.IsObject() ? JsonStr(d, "owner") : std::string("?");
   };
-  auto passed = Api("POST", conversation + "/pass", R"({"metadata": "Wants a golden visa; prefers English"})");
+  auto passed = Api("POST", conversation + "/pass",
+                    R"({"metadata": "Wants a golden visa; prefers English"})");
   ASSERT_EQ(passed.status, 202) << passed.body;
   ASSERT_TRUE(test::WaitUntil([&] { return owner() == "elsewhere"; }, 30s)) << owner();
   ASSERT_EQ(stack_->graph.ThreadControls().size(), 1u);
   rapidjson::Document call;
   call.Parse(stack_->graph.ThreadControls()[0].c_str());
-  EXPECT_EQ(JsonText(call["body"]), R"({"messaging_product":"whatsapp","to":")" + ana +
-                                        R"(","action":"pass","metadata":"Wants a golden visa; prefers English"})");
+  EXPECT_EQ(JsonText(call["body"]),
+            R"({"messaging_product":"whatsapp","to":")" + ana +
+                R"(","action":"pass","metadata":"Wants a golden visa; prefers English"})");
   // The partner answers now: a customer message gets nothing from the bot.
   ASSERT_EQ(Post(ana, test::UniqueName("wamid.thread"), "Is anyone there?", at_ += 2), 200);
   ASSERT_TRUE(stack_->Drained(30s));
@@ -340,7 +367,8 @@ TEST_F(LeadE2e, AnAgentPassesTheThreadToThePartnerAppAndTakesItBack) {
   ASSERT_EQ(stack_->graph.ThreadControls().size(), 2u);
   call.Parse(stack_->graph.ThreadControls()[1].c_str());
   EXPECT_EQ(JsonStr(call["body"], "action"), "take");
-  EXPECT_EQ(Api("POST", conversation + "/messages", R"({"text": "Hi Ana, Sam here."})").status, 202);
+  EXPECT_EQ(Api("POST", conversation + "/messages", R"({"text": "Hi Ana, Sam here."})").status,
+            202);
   ASSERT_TRUE(stack_->WaitSends(ana, 2));
   ASSERT_TRUE(stack_->Drained(30s));
   EXPECT_EQ(stack_->graph.ThreadControlCalls(), 2u);
@@ -353,9 +381,11 @@ TEST_F(LeadE2e, FlowsReloadOnSighupAndThroughTheApiAndABadFileKeepsTheRunningSet
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(::testing::TempDir()) / test::UniqueName("flows");
   fs::create_directories(dir);
-  for (const auto& e : fs::directory_iterator(test::SourcePath("deploy/flows"))) fs::copy_file(e.path(), dir / e.path().filename());
+  for (const auto& e : fs::directory_iterator(test::SourcePath("deploy/flows")))
+    fs::copy_file(e.path(), dir / e.path().filename());
   Up("e2e_lead_reload", receiver.url(), {"--flows_dir=" + dir.string()});
-  EXPECT_EQ(Say("971500000201", "Hello", 1), std::string(kGreeting) + "\n\nHow can I help you today?");
+  EXPECT_EQ(Say("971500000201", "Hello", 1),
+            std::string(kGreeting) + "\n\nHow can I help you today?");
   // Mid-run when the flows change: that person goes on where they are.
   std::string lead = test::ReadFile((dir / "lead.json").string());
   const std::string from = "\"prompt\": \"How can I help you today?\"";
@@ -364,9 +394,11 @@ TEST_F(LeadE2e, FlowsReloadOnSighupAndThroughTheApiAndABadFileKeepsTheRunningSet
   std::ofstream(dir / "lead.json", std::ios::trunc) << lead;
   auto& conversation = stack_->services["conversation"]->process;
   conversation.Signal(SIGHUP);
-  ASSERT_TRUE(test::WaitUntil([&] { return conversation.Log().find("event=flows_reloaded") != std::string::npos; }, 20s))
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return conversation.Log().find("event=flows_reloaded") != std::string::npos; }, 20s))
       << conversation.Log();
-  EXPECT_EQ(Say("971500000202", "Hello", 1), std::string(kGreeting) + "\n\nWhat can we do for you today?");
+  EXPECT_EQ(Say("971500000202", "Hello", 1),
+            std::string(kGreeting) + "\n\nWhat can we do for you today?");
   EXPECT_EQ(Say("971500000201", "golden visa", 2), "May I know your full name, please?");
   // A bad file: refused, named, and the running set stays.
   std::ofstream(dir / "broken.json") << R"({"schema": "flow", "version": 1, "name": "broken")";
@@ -374,7 +406,8 @@ TEST_F(LeadE2e, FlowsReloadOnSighupAndThroughTheApiAndABadFileKeepsTheRunningSet
   EXPECT_EQ(refused.status, 422);
   EXPECT_NE(refused.body.find("broken.json"), std::string::npos) << refused.body;
   EXPECT_NE(refused.body.find("unchanged"), std::string::npos) << refused.body;
-  EXPECT_EQ(Say("971500000203", "Hello", 1), std::string(kGreeting) + "\n\nWhat can we do for you today?");
+  EXPECT_EQ(Say("971500000203", "Hello", 1),
+            std::string(kGreeting) + "\n\nWhat can we do for you today?");
   // Fixed: the API reloads it and says what runs now.
   fs::remove(dir / "broken.json");
   HttpResponse ok = Api("POST", "/v1/flows/reload");
@@ -390,45 +423,59 @@ TEST_F(LeadE2e, FlowsReloadOnSighupAndThroughTheApiAndABadFileKeepsTheRunningSet
   fs::remove_all(dir);
 }
 
-TEST_F(LeadE2e, TheExtractorFillsWhatTheRulesMissWithinItsContextBudgetAndWhenSlowThePersonIsAsked) {
+TEST_F(LeadE2e,
+       TheExtractorFillsWhatTheRulesMissWithinItsContextBudgetAndWhenSlowThePersonIsAsked) {
   fake::FakeReceiver receiver({test::Key(test::kOldSecret)});
   ASSERT_TRUE(receiver.Start().ok());
   fake::FakeChat chat("test-ai-key");
   ASSERT_TRUE(chat.Start().ok());
   chat.SetScript([](const std::string& last) {
     fake::FakeChat::Answer a;
-    if (last.find("trading firm") != std::string::npos) a.fields = {{"service", "company setup"}, {"name", "Omar Khan"}};
+    if (last.find("trading firm") != std::string::npos)
+      a.fields = {{"service", "company setup"}, {"name", "Omar Khan"}};
     if (last.find("slow") != std::string::npos) a.delay_ms = 15000;
     return a;
   });
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(::testing::TempDir()) / test::UniqueName("flows");
   fs::create_directories(dir);
-  for (const auto& e : fs::directory_iterator(test::SourcePath("deploy/flows"))) fs::copy_file(e.path(), dir / e.path().filename());
+  for (const auto& e : fs::directory_iterator(test::SourcePath("deploy/flows")))
+    fs::copy_file(e.path(), dir / e.path().filename());
   std::string lead = test::ReadFile((dir / "lead.json").string());
   lead.replace(lead.find("\"default\": true"), 15, R"("default": true, "extractor": "assistant")");
   std::ofstream(dir / "lead.json", std::ios::trunc) << lead;
-  const std::string extractors = ::testing::TempDir() + "/" + test::UniqueName("extractors") + ".json";
-  std::ofstream(extractors) << R"({"schema": "extractors", "version": 1, "extractors": [{"name": "assistant", "url": ")" +
-                                   chat.url() + R"(", "model": "test-model", "key": "test-ai-key", "timeout_seconds": 2, "allow_private": true}]})";
-  constexpr int kBudget = 60;  // the first message (28 tokens), the greeting (22) and the answer (23) do not all fit
-  std::string sinks = test::WriteSinks(R"({"schema": "sinks", "version": 1, "sinks": [)" +
-                                       test::WebhookSink("lead", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") +
-                                       "]}");
+  const std::string extractors =
+      ::testing::TempDir() + "/" + test::UniqueName("extractors") + ".json";
+  std::ofstream(extractors)
+      << R"({"schema": "extractors", "version": 1, "extractors": [{"name": "assistant", "url": ")" +
+             chat.url() +
+             R"(", "model": "test-model", "key": "test-ai-key", "timeout_seconds": 2, "allow_private": true}]})";
+  constexpr int kBudget =
+      60;  // the first message (28 tokens), the greeting (22) and the answer (23) do not all fit
+  std::string sinks = test::WriteSinks(
+      R"({"schema": "sinks", "version": 1, "sinks": [)" +
+      test::WebhookSink("lead", receiver.url(), R"([")" + std::string(test::kOldSecret) + R"("])") +
+      "]}");
   stack_ = std::make_unique<test::Stack>(
       "e2e_lead_ai", std::map<std::string, int>{},
       std::map<std::string, std::vector<std::string>>{
           {"outbound", {"--sinks_file=" + sinks, "--extractors_file=" + extractors}},
-          {"conversation", {"--flows_dir=" + dir.string(), "--default_flow=lead", "--extractor_timeout_seconds=4",
-                            "--extractor_context_tokens=" + std::to_string(kBudget)}}});
+          {"conversation",
+           {"--flows_dir=" + dir.string(), "--default_flow=lead", "--extractor_timeout_seconds=4",
+            "--extractor_context_tokens=" + std::to_string(kBudget)}}});
   const std::string omar = "971500000301";
-  EXPECT_EQ(Say(omar, "Hello there, good afternoon. I found your number on a sign outside the building near the park.", 1),
+  EXPECT_EQ(Say(omar,
+                "Hello there, good afternoon. I found your number on a sign outside the building "
+                "near the park.",
+                1),
             std::string(kGreeting) + "\n\nHow can I help you today?");
   // No keyword in it: the extractor finds the service and the name, so the nationality is next.
-  EXPECT_EQ(Say(omar, "we would like to open a small trading firm in the free zone, I'm Omar Khan", 2),
-            "What is your nationality?");
+  EXPECT_EQ(
+      Say(omar, "we would like to open a small trading firm in the free zone, I'm Omar Khan", 2),
+      "What is your nationality?");
   ASSERT_EQ(chat.Requests().size(), 1u);
-  EXPECT_EQ(Say(omar, "Pakistani", 3), "What is your email address, and when is the best time to call you?");
+  EXPECT_EQ(Say(omar, "Pakistani", 3),
+            "What is your email address, and when is the best time to call you?");
   EXPECT_EQ(Say(omar, "omar@example.com after 6pm", 4),
             "Thank you, Omar Khan. Our team will call you after 6pm about your company setup.");
   ASSERT_TRUE(receiver.WaitFor(1, 60s));
@@ -453,11 +500,14 @@ TEST_F(LeadE2e, TheExtractorFillsWhatTheRulesMissWithinItsContextBudgetAndWhenSl
   }
   EXPECT_LE(tokens, kBudget) << context;
   EXPECT_NE(context.find("trading firm"), std::string::npos) << context;
-  EXPECT_EQ(context.find("sign outside the building"), std::string::npos) << "the oldest message was dropped: " << context;
+  EXPECT_EQ(context.find("sign outside the building"), std::string::npos)
+      << "the oldest message was dropped: " << context;
   auto db = PgConnection::Connect(stack_->db.dsn());
   ASSERT_TRUE(db.ok());
-  auto kept = (*db)->Exec("SELECT coalesce(sum(tokens), 0), count(*) FROM conversation_context WHERE conversation_key = $1",
-                          {std::string(kBusiness) + ":" + omar});
+  auto kept = (*db)->Exec(
+      "SELECT coalesce(sum(tokens), 0), count(*) FROM conversation_context WHERE conversation_key "
+      "= $1",
+      {std::string(kBusiness) + ":" + omar});
   ASSERT_TRUE(kept.ok()) << kept.status().ToString();
   EXPECT_LE(kept->get_int(0, 0), kBudget);
   EXPECT_GE(kept->get_int(0, 1), 2);
@@ -466,9 +516,12 @@ TEST_F(LeadE2e, TheExtractorFillsWhatTheRulesMissWithinItsContextBudgetAndWhenSl
   const std::string sara = "971500000302";
   Say(sara, "Hello", 1);
   const auto asked = std::chrono::steady_clock::now();
-  EXPECT_EQ(Say(sara, "a slow and vague question", 2),
-            "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?");
-  const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - asked).count();
+  EXPECT_EQ(
+      Say(sara, "a slow and vague question", 2),
+      "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?");
+  const auto waited =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - asked)
+          .count();
   EXPECT_GE(waited, 1);
   EXPECT_LE(waited, 15);
   chat.ReleaseDelayed();

@@ -3,12 +3,10 @@
 // Meta does not retry for 7 days), recorded and counted by conversation, and starts no flow, no
 // send and no media fetch; a registered number is still answered.
 #include <gtest/gtest.h>
-
-#include <algorithm>
-
 #include <rapidjson/document.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "convoy/http.h"
@@ -41,25 +39,32 @@ class Numbers : public ::testing::Test {
     return r.ok() ? r->get_int(0, 0) : -1;
   }
   double Counted(const std::string& status) {
-    return std::max(0.0, stack_->Metric("conversation", "convoy_conversation_unknown_number_updates_total{status=\"" +
-                                                             status + "\"}"));
+    return std::max(
+        0.0, stack_->Metric(
+                 "conversation",
+                 "convoy_conversation_unknown_number_updates_total{status=\"" + status + "\"}"));
   }
   // Posts a text and a photo from `wa_id` to `number`, signed as Meta signs; both must get 200.
   void PostTextAndPhoto(const std::string& number, const std::string& wa_id) {
     const int64_t now = test::NowSeconds();
-    EXPECT_EQ(stack_->PostUpdate(test::MessageWebhook(number, wa_id, "Kerry", test::UniqueName("wamid.n"), now,
-                                                      test::TextMessage("SELL"))),
-              200);
-    EXPECT_EQ(stack_->PostUpdate(test::MessageWebhook(number, wa_id, "Kerry", test::UniqueName("wamid.n"), now,
-                                                      test::ImageMessage("1003383421387256"))),
-              200);
+    EXPECT_EQ(
+        stack_->PostUpdate(test::MessageWebhook(number, wa_id, "Kerry", test::UniqueName("wamid.n"),
+                                                now, test::TextMessage("SELL"))),
+        200);
+    EXPECT_EQ(
+        stack_->PostUpdate(test::MessageWebhook(number, wa_id, "Kerry", test::UniqueName("wamid.n"),
+                                                now, test::ImageMessage("1003383421387256"))),
+        200);
   }
   // Nothing of the number's reached a conversation, the dedupe table, the audit or the outbox, and
   // the Graph fake never heard of the sender.
   void ExpectUntouched(const std::string& number, const std::string& wa_id) {
     EXPECT_EQ(Count("SELECT count(*) FROM conversations WHERE phone_number_id = $1", {number}), 0);
-    EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE conversation_key LIKE $1", {number + ":%"}), 0);
-    EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE conversation_key LIKE $1", {number + ":%"}), 0);
+    EXPECT_EQ(Count("SELECT count(*) FROM inbound_messages WHERE conversation_key LIKE $1",
+                    {number + ":%"}),
+              0);
+    EXPECT_EQ(Count("SELECT count(*) FROM outbox WHERE conversation_key LIKE $1", {number + ":%"}),
+              0);
     EXPECT_TRUE(stack_->graph.SentTexts(wa_id).empty());
   }
   static test::Stack* stack_;
@@ -71,9 +76,11 @@ TEST_F(Numbers, UnknownAndOffboardedNumbersAreRecordedNeverAnsweredAndARegistere
   auto& stack = *stack_;
   const std::string unknown = "106540352240404", offboarded = "106540352240410";
   // A number put and offboarded through the API.
-  auto put = stack.Api("PUT", "/v1/numbers/" + offboarded,
-                 R"({"phone_number_id": ")" + offboarded + R"(", "tenant": "acme", "waba_id": "102290129340399", )"
-                 R"("display_phone_number": "15550783882", "graph_token": "env:ACME_GRAPH_TOKEN"})");
+  auto put = stack.Api(
+      "PUT", "/v1/numbers/" + offboarded,
+      R"({"phone_number_id": ")" + offboarded +
+          R"(", "tenant": "acme", "waba_id": "102290129340399", )"
+          R"("display_phone_number": "15550783882", "graph_token": "env:ACME_GRAPH_TOKEN"})");
   ASSERT_EQ(put.status, 201) << put.body;
   auto gone = stack.Api("DELETE", "/v1/numbers/" + offboarded);
   ASSERT_EQ(gone.status, 200) << gone.body;
@@ -81,7 +88,8 @@ TEST_F(Numbers, UnknownAndOffboardedNumbersAreRecordedNeverAnsweredAndARegistere
 
   PostTextAndPhoto(unknown, "16505550404");
   PostTextAndPhoto(offboarded, "16505550410");
-  ASSERT_TRUE(test::WaitUntil([&] { return Counted("unknown") >= 2 && Counted("offboarded") >= 2; }, 30s))
+  ASSERT_TRUE(
+      test::WaitUntil([&] { return Counted("unknown") >= 2 && Counted("offboarded") >= 2; }, 30s))
       << "unknown " << Counted("unknown") << ", offboarded " << Counted("offboarded");
   // A registered number, posted after: answered as ever.
   ASSERT_EQ(stack.PostMessage("16505550922", test::TextMessage("SELL")), 200);
@@ -90,20 +98,25 @@ TEST_F(Numbers, UnknownAndOffboardedNumbersAreRecordedNeverAnsweredAndARegistere
 
   EXPECT_EQ(Counted("unknown"), 2);
   EXPECT_EQ(Counted("offboarded"), 2);
-  EXPECT_EQ(Count("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = $1 AND status = 'unknown' "
+  EXPECT_EQ(Count("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = $1 AND "
+                  "status = 'unknown' "
                   "AND kind = 'message'",
                   {unknown}),
             2);
-  EXPECT_EQ(Count("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = $1 AND status = 'offboarded'",
+  EXPECT_EQ(Count("SELECT count(*) FROM unknown_number_updates WHERE phone_number_id = $1 AND "
+                  "status = 'offboarded'",
                   {offboarded}),
             2);
   ExpectUntouched(unknown, "16505550404");
   ExpectUntouched(offboarded, "16505550410");
-  EXPECT_EQ(stack.graph.DownloadRequests(), downloads) << "a photo for an unknown number was fetched";
-  for (const auto& r : stack.graph.ReadReceipts()) EXPECT_EQ(r.find("wamid.n"), std::string::npos) << r;
-  EXPECT_EQ(Count("SELECT count(*) FROM conversations WHERE phone_number_id = $1", {std::string(test::kDemoNumber)}), 1);
+  EXPECT_EQ(stack.graph.DownloadRequests(), downloads)
+      << "a photo for an unknown number was fetched";
+  for (const auto& r : stack.graph.ReadReceipts())
+    EXPECT_EQ(r.find("wamid.n"), std::string::npos) << r;
+  EXPECT_EQ(Count("SELECT count(*) FROM conversations WHERE phone_number_id = $1",
+                  {std::string(test::kDemoNumber)}),
+            1);
 }
-
 
 // Two businesses on one deployment (issue 27's proof): tenant acme has two numbers on its own Meta
 // app (one a coexistence number at 20/s), tenant demo the demo number on the default app. Each
@@ -135,15 +148,19 @@ class Tenants : public ::testing::Test {
     return r.ok() ? r->status : 0;
   }
   std::string Text(const std::string& number, const std::string& wa_id, const std::string& text) {
-    return test::MessageWebhook(number, wa_id, "Ana", test::UniqueName("wamid.t"), at_ += 2, test::TextMessage(text));
+    return test::MessageWebhook(number, wa_id, "Ana", test::UniqueName("wamid.t"), at_ += 2,
+                                test::TextMessage(text));
   }
   // An enquiry from wa_id to `number` through `app`, each answer waited for; the lead is qualified.
-  void Enquire(const std::string& app, const std::string& secret, const std::string& number, const std::string& wa_id) {
-    const std::vector<std::string> said = {"Hello", "I would like a family visa for my wife", "my name is Ana Lopez",
-                                           "Filipina", "ana@example.com, weekdays after 5pm"};
+  void Enquire(const std::string& app, const std::string& secret, const std::string& number,
+               const std::string& wa_id) {
+    const std::vector<std::string> said = {"Hello", "I would like a family visa for my wife",
+                                           "my name is Ana Lopez", "Filipina",
+                                           "ana@example.com, weekdays after 5pm"};
     for (size_t i = 0; i < said.size(); ++i) {
       ASSERT_EQ(PostTo(app, Text(number, wa_id, said[i]), secret), 200);
-      ASSERT_TRUE(stack_->WaitSends(wa_id, i + 1)) << said[i] << "\n" << stack_->graph.RequestsJson();
+      ASSERT_TRUE(stack_->WaitSends(wa_id, i + 1)) << said[i] << "\n"
+                                                   << stack_->graph.RequestsJson();
     }
   }
   HttpResponse Api(const std::string& path, const std::string& token) {
@@ -171,24 +188,31 @@ TEST_F(Tenants, TwoBusinessesOnTwoAppsAndThreeNumbersNeverMeet) {
   ASSERT_TRUE(demo_rx.Start().ok());
   ::setenv("CONVOY_E2E_ACME_SECRET", kAcmeSecret, 1);
   ::setenv("CONVOY_E2E_ACME_VERIFY", "acme-verify", 1);
-  const std::string apps = Write("apps", "acme env:CONVOY_E2E_ACME_SECRET env:CONVOY_E2E_ACME_VERIFY\n");
+  const std::string apps =
+      Write("apps", "acme env:CONVOY_E2E_ACME_SECRET env:CONVOY_E2E_ACME_VERIFY\n");
   const std::string secret = R"([")" + std::string(test::kOldSecret) + R"("])";
-  const std::string sinks = test::WriteSinks(R"({"sinks": [)" + test::WebhookSink("acme-hook", acme_rx.url(), secret) +
-                                             ", " + test::WebhookSink("demo-hook", demo_rx.url(), secret) + "]}");
-  const std::string tokens = Write("tokens", "acme-admin admin acme " + TokenHashField(kAcmeToken) + "\n" +
-                                                 "demo-viewer viewer demo " + TokenHashField(kDemoToken) + "\n");
+  const std::string sinks =
+      test::WriteSinks(R"({"sinks": [)" + test::WebhookSink("acme-hook", acme_rx.url(), secret) +
+                       ", " + test::WebhookSink("demo-hook", demo_rx.url(), secret) + "]}");
+  const std::string tokens =
+      Write("tokens", "acme-admin admin acme " + TokenHashField(kAcmeToken) + "\n" +
+                          "demo-viewer viewer demo " + TokenHashField(kDemoToken) + "\n");
   stack_ = std::make_unique<test::Stack>(
       "e2e_tenants", std::map<std::string, int>{},
       std::map<std::string, std::vector<std::string>>{
           {"ingress", {"--apps_file=" + apps}},
-          {"outbound", {"--sinks_file=" + sinks, "--delivery_schedule=0,1s,1s", "--tokens_file=" + tokens}},
+          {"outbound",
+           {"--sinks_file=" + sinks, "--delivery_schedule=0,1s,1s", "--tokens_file=" + tokens}},
           {"conversation", {"--default_flow=lead", "--tokens_file=" + tokens}}});
   auto& stack = *stack_;
-  auto put = [&](const std::string& id, const std::string& tenant, const std::string& app, const std::string& extra) {
-    auto r = stack.Api("PUT", "/v1/numbers/" + id,
-                       R"({"phone_number_id": ")" + id + R"(", "tenant": ")" + tenant + R"(", "waba_id": "102290129340399", )"
-                       R"("display_phone_number": "15550783882", "graph_token": "env:CONVOY_GRAPH_TOKEN", "app": ")" + app +
-                           "\"" + extra + "}");
+  auto put = [&](const std::string& id, const std::string& tenant, const std::string& app,
+                 const std::string& extra) {
+    auto r = stack.Api(
+        "PUT", "/v1/numbers/" + id,
+        R"({"phone_number_id": ")" + id + R"(", "tenant": ")" + tenant +
+            R"(", "waba_id": "102290129340399", )"
+            R"("display_phone_number": "15550783882", "graph_token": "env:CONVOY_GRAPH_TOKEN", "app": ")" +
+            app + "\"" + extra + "}");
     EXPECT_TRUE(r.status == 200 || r.status == 201) << r.body;
   };
   put(kAcme1, "acme", "acme", R"(, "sinks": {"lead": ["acme-hook"]})");
@@ -202,16 +226,26 @@ TEST_F(Tenants, TwoBusinessesOnTwoAppsAndThreeNumbersNeverMeet) {
 
   // Through the wrong app, or for a number nobody registered: 200, counted, never answered. The
   // other app's secret on acme's path is a bad signature.
-  const double wrong = std::max(0.0, stack.Metric("conversation", R"(convoy_conversation_unknown_number_updates_total{status="wrong_app"})"));
-  const double unknown = std::max(0.0, stack.Metric("conversation", R"(convoy_conversation_unknown_number_updates_total{status="unknown"})"));
+  const double wrong = std::max(
+      0.0, stack.Metric("conversation",
+                        R"(convoy_conversation_unknown_number_updates_total{status="wrong_app"})"));
+  const double unknown = std::max(
+      0.0, stack.Metric("conversation",
+                        R"(convoy_conversation_unknown_number_updates_total{status="unknown"})"));
   EXPECT_EQ(PostTo("", Text(kAcme1, "971500000401", "Hello"), test::kAppSecret), 200);
   EXPECT_EQ(PostTo("acme", Text("106540352269999", "971500000402", "Hello"), kAcmeSecret), 200);
   EXPECT_EQ(PostTo("acme", Text(kAcme1, "971500000403", "Hello"), test::kAppSecret), 401);
   EXPECT_EQ(PostTo("globex", Text(kAcme1, "971500000404", "Hello"), kAcmeSecret), 404);
   ASSERT_TRUE(test::WaitUntil(
       [&] {
-        return stack.Metric("conversation", R"(convoy_conversation_unknown_number_updates_total{status="wrong_app"})") >= wrong + 1 &&
-               stack.Metric("conversation", R"(convoy_conversation_unknown_number_updates_total{status="unknown"})") >= unknown + 1;
+        return stack.Metric(
+                   "conversation",
+                   R"(convoy_conversation_unknown_number_updates_total{status="wrong_app"})") >=
+                   wrong + 1 &&
+               stack.Metric(
+                   "conversation",
+                   R"(convoy_conversation_unknown_number_updates_total{status="unknown"})") >=
+                   unknown + 1;
       },
       30s));
 
@@ -219,14 +253,16 @@ TEST_F(Tenants, TwoBusinessesOnTwoAppsAndThreeNumbersNeverMeet) {
   std::string bsuid = test::ReadFile(test::FixturePath("webhooks/bsuid/username_only_a.json"));
   for (const char* number : {kAcme1, kAcme2}) {
     std::string body = bsuid;
-    for (const auto& [from, to] : {std::pair<std::string, std::string>{"106540352242922", number},
-                                   std::pair<std::string, std::string>{"wamid.BSUID.A.1", test::UniqueName("wamid.b")},
-                                   std::pair<std::string, std::string>{"1796032800", std::to_string(at_ += 2)}}) {
+    for (const auto& [from, to] :
+         {std::pair<std::string, std::string>{"106540352242922", number},
+          std::pair<std::string, std::string>{"wamid.BSUID.A.1", test::UniqueName("wamid.b")},
+          std::pair<std::string, std::string>{"1796032800", std::to_string(at_ += 2)}}) {
       body.replace(body.find(from), from.size(), to);
     }
     ASSERT_EQ(PostTo("acme", body, kAcmeSecret), 200);
   }
-  ASSERT_TRUE(test::WaitUntil([&] { return stack.graph.SentTexts("US.13491208655302741918").size() >= 2; }, 30s))
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return stack.graph.SentTexts("US.13491208655302741918").size() >= 2; }, 30s))
       << stack.graph.RequestsJson();
   ASSERT_TRUE(stack.Drained(30s));
 
@@ -240,7 +276,8 @@ TEST_F(Tenants, TwoBusinessesOnTwoAppsAndThreeNumbersNeverMeet) {
   for (const char* wa : {"971500000401", "971500000402", "971500000403", "971500000404"}) {
     EXPECT_TRUE(stack.graph.SentTexts(wa).empty()) << wa << " was answered";
   }
-  EXPECT_EQ(Count("SELECT count(DISTINCT conversation_key) FROM conversations WHERE user_id = 'US.13491208655302741918' "
+  EXPECT_EQ(Count("SELECT count(DISTINCT conversation_key) FROM conversations WHERE user_id = "
+                  "'US.13491208655302741918' "
                   "AND phone_number_id IN ($1, $2)",
                   {std::string(kAcme1), std::string(kAcme2)}),
             2);
@@ -258,7 +295,8 @@ TEST_F(Tenants, TwoBusinessesOnTwoAppsAndThreeNumbersNeverMeet) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->status, 200) << d->body;
   EXPECT_NE(d->body.find("acme-hook"), std::string::npos) << d->body;
-  EXPECT_EQ(d->body.find("demo-hook"), std::string::npos) << "acme sees none of demo's deliveries: " << d->body;
+  EXPECT_EQ(d->body.find("demo-hook"), std::string::npos)
+      << "acme sees none of demo's deliveries: " << d->body;
 }
 }  // namespace
 }  // namespace convoy

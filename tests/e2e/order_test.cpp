@@ -36,13 +36,15 @@ void ExpectAllInOrder(test::Stack& stack, const std::string& tag, const char* re
     const char* prefix;
   };
   for (const Scenario& s : {Scenario{"SELL then email", test::SellThenEmail(), "9715"},
-                            Scenario{"a listing step by step, 5 messages in one second", test::ListingStepByStep(), "9716"}}) {
+                            Scenario{"a listing step by step, 5 messages in one second",
+                                     test::ListingStepByStep(), "9716"}}) {
     OrderOutcome o = test::Converse(stack, test::UniqueName(tag), s.prefix, s.steps, kPeople);
-    std::cout << replicas << ", " << s.name << ": applied in order " << o.applied_in_order << " / " << kPeople
-              << " (out of order " << o.applied_out_of_order << ", missing " << o.missing << "); replies in order "
-              << o.replies_in_order << " / " << kPeople << "\n";
+    std::cout << replicas << ", " << s.name << ": applied in order " << o.applied_in_order << " / "
+              << kPeople << " (out of order " << o.applied_out_of_order << ", missing " << o.missing
+              << "); replies in order " << o.replies_in_order << " / " << kPeople << "\n";
     EXPECT_EQ(o.applied_in_order, kPeople) << s.name;
-    EXPECT_EQ(o.replies_in_order, kPeople) << s.name << ": one person's replies, as they arrived:" << o.example;
+    EXPECT_EQ(o.replies_in_order, kPeople)
+        << s.name << ": one person's replies, as they arrived:" << o.example;
   }
 }
 
@@ -54,7 +56,8 @@ TEST(OrderE2e, EachPersonsMessagesAndRepliesKeepTheirOrderWithOneReplica) {
 TEST(OrderE2e, EachPersonsMessagesAndRepliesKeepTheirOrderWithTwoReplicas) {
   test::Stack stack("e2e_order2");
   stack.Launch("conversation#2");
-  ASSERT_TRUE(stack.WaitReady("conversation#2", 60s)) << stack.services["conversation#2"]->process.Log();
+  ASSERT_TRUE(stack.WaitReady("conversation#2", 60s))
+      << stack.services["conversation#2"]->process.Log();
   ExpectAllInOrder(stack, "ord2", "two replicas");
 }
 

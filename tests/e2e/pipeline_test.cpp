@@ -1,8 +1,6 @@
 // End to end: the four services as processes, a real broker and database (a vhost and a
 // database of this test's own), the fake Graph API in-process.
 #include <gtest/gtest.h>
-
-#include <set>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -10,6 +8,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "convoy/amqp.h"
@@ -48,7 +47,8 @@ TEST_F(Pipeline, TextMessageTravelsTheWholePipelineAndIsAnsweredOnce) {
   ASSERT_EQ(resp.status, 200) << resp.body;
   std::string correlation = resp.headers["x-correlation-id"];
   ASSERT_EQ(correlation.size(), 32u);
-  ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() >= 1; }, 30s)) << env.graph.RequestsJson();
+  ASSERT_TRUE(test::WaitUntil([&] { return env.graph.SendCount() >= 1; }, 30s))
+      << env.graph.RequestsJson();
   std::string sends = env.graph.RequestsJson();
   EXPECT_NE(sends.find("\"to\":\"16505551234\""), std::string::npos) << sends;
   EXPECT_NE(sends.find("\"correlation_id\":\"" + correlation + "\""), std::string::npos) << sends;
@@ -95,11 +95,13 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   // Two more in the same second: no second acknowledgement.
   ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[1])), 200);
   ASSERT_EQ(env.PostMessage(seller, test::ImageMessage(photos[2])), 200);
-  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("media", stored) >= stored_before + 3; }, 30s))
+  ASSERT_TRUE(
+      test::WaitUntil([&] { return env.Metric("media", stored) >= stored_before + 3; }, 30s))
       << env.services["media"]->process.Log();
   struct stat st;
   std::string sha = "fa8aa1abdbfbb5186a5bf6e2b21a846751414f2f598718e13d40e644b0fec4c3";
-  EXPECT_EQ(::stat((env.dir + "/media/" + sha + ".jpg").c_str(), &st), 0) << "stored under its content hash";
+  EXPECT_EQ(::stat((env.dir + "/media/" + sha + ".jpg").c_str(), &st), 0)
+      << "stored under its content hash";
   // Served to a holder of the media token, and to nobody else.
   HttpClientRequest get;
   get.url = env.Url("media", "/media/" + sha + ".jpg");
@@ -134,19 +136,24 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   ASSERT_TRUE(env.WaitSends(seller, 7));
   ASSERT_TRUE(env.Drained(30s));
   std::vector<std::string> expected = test::Stack::ListingOpening();
-  expected.insert(expected.end(), {
-      "Got it! 📸\n\nKeep sending. Text DONE when finished.",
-      "Great! Got 3 photos 📸\n\nAny flaws or special notes? [NO, SKIP|YES, ADD]",
-      "Here is your listing:\nDescription: Nike running shoes, size 42, used, $35\nBrand: Nike\nSize: 42\n"
-      "Condition: used\nPrice: 35\nPhotos: 3\nEmail: kerry@example.com\nSubmit it? [SUBMIT|CANCEL]",
-      "Submitted! Your listing with 3 photos is on its way. Send SELL to list another item.",
-  });
+  expected.insert(
+      expected.end(),
+      {
+          "Got it! 📸\n\nKeep sending. Text DONE when finished.",
+          "Great! Got 3 photos 📸\n\nAny flaws or special notes? [NO, SKIP|YES, ADD]",
+          "Here is your listing:\nDescription: Nike running shoes, size 42, used, $35\nBrand: "
+          "Nike\nSize: 42\n"
+          "Condition: used\nPrice: 35\nPhotos: 3\nEmail: kerry@example.com\nSubmit it? "
+          "[SUBMIT|CANCEL]",
+          "Submitted! Your listing with 3 photos is on its way. Send SELL to list another item.",
+      });
   EXPECT_EQ(env.graph.SentTexts(seller), expected);
 
   // The flow.completed event, as written with the transition (conversation reads the queue for
   // its results count, so the event is read here from the outbox it was published from).
-  auto completed = (*db)->Exec("SELECT body FROM outbox WHERE routing_key = 'flow.completed' AND conversation_key = $1",
-                               {"106540352242922:" + seller});
+  auto completed = (*db)->Exec(
+      "SELECT body FROM outbox WHERE routing_key = 'flow.completed' AND conversation_key = $1",
+      {"106540352242922:" + seller});
   ASSERT_TRUE(completed.ok()) << completed.status().ToString();
   ASSERT_EQ(completed->size(), 1u);
   const std::string listing = completed->get(0, 0);
@@ -157,7 +164,8 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
       },
       30s))
       << "flow.completed is read, not left to grow";
-  for (const auto& id : photos) EXPECT_NE(listing.find("\"media_id\":\"" + id + "\""), std::string::npos) << listing;
+  for (const auto& id : photos)
+    EXPECT_NE(listing.find("\"media_id\":\"" + id + "\""), std::string::npos) << listing;
   EXPECT_NE(listing.find("\"stored_name\":\"" + sha + ".jpg\""), std::string::npos) << listing;
   // SUBMIT uploaded the three stored photos to the listing's destination, once each.
   ASSERT_TRUE(test::WaitUntil([&] { return env.graph.Uploaded().size() >= 3; }, 30s))
@@ -172,9 +180,10 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
   // The uploads' media.uploaded events reach the conversation and draw no reply.
   ASSERT_TRUE(test::WaitUntil(
       [&] {
-        auto n = (*db)->Exec("SELECT count(*) FROM transitions WHERE conversation_key = $1 AND "
-                             "trigger_dedupe_key LIKE 'media.uploaded:%'",
-                             {"106540352242922:" + seller});
+        auto n = (*db)->Exec(
+            "SELECT count(*) FROM transitions WHERE conversation_key = $1 AND "
+            "trigger_dedupe_key LIKE 'media.uploaded:%'",
+            {"106540352242922:" + seller});
         return n.ok() && n->get_int(0, 0) == 3;
       },
       30s));
@@ -184,9 +193,10 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
     EXPECT_TRUE(env.Logged(service, correlation)) << service << " never logged the correlation id";
     // Nothing the seller said or is reachable by reaches a log unmasked (--log_personal_data off).
     const std::string log = env.services[service]->process.Log();
-    for (const std::string& personal : {seller, std::string("kerry@example.com"), std::string("Nike running shoes"),
-                                        std::string("Kerry")}) {
-      EXPECT_EQ(log.find(personal), std::string::npos) << service << " logged \"" << personal << "\"";
+    for (const std::string& personal : {seller, std::string("kerry@example.com"),
+                                        std::string("Nike running shoes"), std::string("Kerry")}) {
+      EXPECT_EQ(log.find(personal), std::string::npos)
+          << service << " logged \"" << personal << "\"";
     }
   }
 }
@@ -194,7 +204,8 @@ TEST_F(Pipeline, ListingWithAPhotoBurstIsSubmittedWithEveryPhoto) {
 TEST_F(Pipeline, BadInputGetsAClearAnswerAndPublishesNothing) {
   auto& env = *env_;
   std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
-  double published = env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}");
+  double published =
+      env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}");
   EXPECT_EQ(env.PostWebhook(body, "sha256=" + std::string(64, '0')).status, 401);
   EXPECT_EQ(env.PostWebhook("{broken", ingress::SignBody("{broken", kAppSecret)).status, 400);
   std::string big(4 << 20, ' ');
@@ -204,12 +215,17 @@ TEST_F(Pipeline, BadInputGetsAClearAnswerAndPublishesNothing) {
   EXPECT_GE(env.Metric("ingress", "convoy_ingress_requests_total{outcome=\"400\"}"), 1);
   int status = 0;
   std::string challenge = test::HttpGet(
-      env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=42"), &status);
+      env.Url("ingress",
+              "/webhook?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=42"),
+      &status);
   EXPECT_EQ(status, 200);
   EXPECT_EQ(challenge, "42");
-  test::HttpGet(env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=42"), &status);
+  test::HttpGet(
+      env.Url("ingress", "/webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=42"),
+      &status);
   EXPECT_EQ(status, 403);
-  EXPECT_EQ(env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}"), published);
+  EXPECT_EQ(env.Metric("ingress", "convoy_ingress_updates_published_total{kind=\"message\"}"),
+            published);
 }
 
 // Meta's own fixture was written in 2025: the reply falls outside the 24-hour customer-service
@@ -220,13 +236,15 @@ TEST_F(Pipeline, AReplyOutsideTheCustomerServiceWindowIsNotSentAndTheConversatio
   size_t calls = env.graph.SendCount();
   // A sender of its own, who has not written since (the window is per recipient).
   std::string body = test::ReadFile(test::FixturePath("webhooks/text.json"));
-  for (auto at = body.find("16505551234"); at != std::string::npos; at = body.find("16505551234", at)) {
+  for (auto at = body.find("16505551234"); at != std::string::npos;
+       at = body.find("16505551234", at)) {
     body.replace(at, 11, "16505559999");
   }
   ASSERT_EQ(env.PostUpdate(body), 200);
   auto db = PgConnection::Connect(env.db.dsn());
   ASSERT_TRUE(db.ok()) << db.status().ToString();
-  const std::string key = "106540352242922:16505559999:wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
+  const std::string key =
+      "106540352242922:16505559999:wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
   ASSERT_TRUE(test::WaitUntil(
       [&] {
         auto n = (*db)->Exec("SELECT count(*) FROM transitions WHERE trigger_dedupe_key = $1",
@@ -235,8 +253,9 @@ TEST_F(Pipeline, AReplyOutsideTheCustomerServiceWindowIsNotSentAndTheConversatio
       },
       30s))
       << env.services["outbound"]->process.Log();
-  auto row = (*db)->Exec("SELECT status, error_code, attempts FROM outbound_messages WHERE dedupe_key = $1",
-                         {key + ":reply"});
+  auto row = (*db)->Exec(
+      "SELECT status, error_code, attempts FROM outbound_messages WHERE dedupe_key = $1",
+      {key + ":reply"});
   ASSERT_TRUE(row.ok() && row->size() == 1) << (row.ok() ? "no row" : row.status().ToString());
   EXPECT_EQ(row->get(0, 0), "failed");
   EXPECT_EQ(row->get(0, 1), "131047");
@@ -248,7 +267,8 @@ TEST_F(Pipeline, AReplyOutsideTheCustomerServiceWindowIsNotSentAndTheConversatio
 // back, and sends it exactly once.
 TEST_F(Pipeline, GraphOutageIsRetriedThroughADelayQueueAndSentOnce) {
   auto& env = *env_;
-  std::string body = env.TextUpdate("retry", 0);  // a new message id: a new update, not a redelivery
+  std::string body =
+      env.TextUpdate("retry", 0);  // a new message id: a new update, not a redelivery
   size_t before = env.graph.SendCount();
   const std::string retries = "convoy_outbound_sends_total{result=\"retry\"}";
   double retried = env.Metric("outbound", retries);
@@ -260,7 +280,8 @@ TEST_F(Pipeline, GraphOutageIsRetriedThroughADelayQueueAndSentOnce) {
       << env.services["outbound"]->process.Log();
   EXPECT_EQ(env.Metric("outbound", retries), retried + 1);
   // The retry tier's copy was acked and logged as sent; nothing is left to send a second time.
-  ASSERT_TRUE(test::WaitUntil([&] { return env.Metric("outbound", sent) == sent_before + 1; }, 10s));
+  ASSERT_TRUE(
+      test::WaitUntil([&] { return env.Metric("outbound", sent) == sent_before + 1; }, 10s));
   EXPECT_EQ(env.graph.SendCount(), before + 1);
 }
 

@@ -15,8 +15,9 @@ namespace {
 using namespace std::chrono_literals;
 
 TEST(RunTimeoutE2e, AListingAbandonedPastItsTimeoutAcrossARestartStartsANewRunAtTheNextMessage) {
-  test::Stack env("e2e_run_timeout", {},
-                  {{"conversation", {"--inactivity_timeout_seconds=10", "--sweep_interval_seconds=1"}}});
+  test::Stack env(
+      "e2e_run_timeout", {},
+      {{"conversation", {"--inactivity_timeout_seconds=10", "--sweep_interval_seconds=1"}}});
   const std::string seller = "16505550093", key = "106540352242922:" + seller;
   env.StartListing(seller);  // waiting for photos
   env.Kill("conversation");
@@ -28,7 +29,10 @@ TEST(RunTimeoutE2e, AListingAbandonedPastItsTimeoutAcrossARestartStartsANewRunAt
   };
   // Until the run is due (a condition on the database's clock, not a sleep).
   ASSERT_TRUE(test::WaitUntil(
-      [&] { return one("SELECT (run_expires_at <= now())::text FROM conversations WHERE conversation_key = $1") == "true"; },
+      [&] {
+        return one("SELECT (run_expires_at <= now())::text FROM conversations WHERE "
+                   "conversation_key = $1") == "true";
+      },
       30s));
   EXPECT_EQ(one("SELECT flow FROM conversations WHERE conversation_key = $1"), "listing")
       << "nobody ended it while the service was down";
@@ -38,15 +42,19 @@ TEST(RunTimeoutE2e, AListingAbandonedPastItsTimeoutAcrossARestartStartsANewRunAt
   // unroutable event would come back and hold the outbox).
   ASSERT_TRUE(test::WaitUntil(
       [&] {
-        return one("SELECT count(*) FROM outbox WHERE conversation_key = $1 AND routing_key = 'flow.expired' "
+        return one("SELECT count(*) FROM outbox WHERE conversation_key = $1 AND routing_key = "
+                   "'flow.expired' "
                    "AND published_at IS NOT NULL") == "1";
       },
       30s))
       << env.services["conversation"]->process.Log();
-  EXPECT_EQ(one("SELECT coalesce(flow, 'none') FROM conversations WHERE conversation_key = $1"), "none");
-  EXPECT_EQ(one("SELECT note || ' ' || from_step FROM transitions WHERE conversation_key = $1 AND note = 'expired'"),
+  EXPECT_EQ(one("SELECT coalesce(flow, 'none') FROM conversations WHERE conversation_key = $1"),
+            "none");
+  EXPECT_EQ(one("SELECT note || ' ' || from_step FROM transitions WHERE conversation_key = $1 AND "
+                "note = 'expired'"),
             "expired listing/photos");
-  const std::string counted = R"(convoy_flow_expired_total{tenant="demo",flow="listing",step="photos"})";
+  const std::string counted =
+      R"(convoy_flow_expired_total{tenant="demo",flow="listing",step="photos"})";
   EXPECT_TRUE(test::WaitUntil([&] { return env.Metric("conversation", counted) == 1; }, 30s))
       << "read from flow.completed and counted, not parked";
   EXPECT_EQ(env.graph.SentTexts(seller).size(), 3u) << "nothing is said to the seller at expiry";
@@ -55,10 +63,13 @@ TEST(RunTimeoutE2e, AListingAbandonedPastItsTimeoutAcrossARestartStartsANewRunAt
   ASSERT_EQ(env.PostMessage(seller, test::TextMessage("SELL")), 200);
   ASSERT_TRUE(env.WaitSends(seller, 4)) << env.graph.RequestsJson();
   EXPECT_EQ(env.graph.SentTexts(seller).at(3), test::Stack::ListingOpening().at(0));
-  EXPECT_EQ(one("SELECT flow || '/' || (state->>'step') FROM conversations WHERE conversation_key = $1"),
-            "listing/email");
+  EXPECT_EQ(
+      one("SELECT flow || '/' || (state->>'step') FROM conversations WHERE conversation_key = $1"),
+      "listing/email");
   ASSERT_TRUE(env.Drained(30s));
-  EXPECT_EQ(one("SELECT count(*) FROM outbox WHERE conversation_key = $1 AND routing_key = 'flow.expired'"), "1")
+  EXPECT_EQ(one("SELECT count(*) FROM outbox WHERE conversation_key = $1 AND routing_key = "
+                "'flow.expired'"),
+            "1")
       << "expired once";
 }
 

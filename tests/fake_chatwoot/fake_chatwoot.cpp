@@ -17,7 +17,9 @@ namespace {
 
 using W = rapidjson::Writer<rapidjson::StringBuffer>;
 
-HttpResponse Json(int status, const std::string& body) { return {status, "application/json; charset=utf-8", body, {}, ""}; }
+HttpResponse Json(int status, const std::string& body) {
+  return {status, "application/json; charset=utf-8", body, {}, ""};
+}
 
 std::string Obj(const std::function<void(W&)>& fill) {
   rapidjson::StringBuffer b;
@@ -113,13 +115,19 @@ void ConversationJson(W& w, const FakeChatwoot::Conversation& c, int64_t account
 }
 
 int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
 
-FakeChatwoot::FakeChatwoot(std::string token, int64_t account_id, int64_t inbox_id, std::string webhook_secret)
-    : token_(std::move(token)), secret_(std::move(webhook_secret)), account_(account_id), inbox_(inbox_id),
+FakeChatwoot::FakeChatwoot(std::string token, int64_t account_id, int64_t inbox_id,
+                           std::string webhook_secret)
+    : token_(std::move(token)),
+      secret_(std::move(webhook_secret)),
+      account_(account_id),
+      inbox_(inbox_id),
       next_id_(static_cast<int64_t>(1000 + StartNonce() % 1000000)) {}
 
 FakeChatwoot::~FakeChatwoot() {
@@ -142,7 +150,9 @@ Status FakeChatwoot::Start() {
   return server_->Start();
 }
 
-std::string FakeChatwoot::url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+std::string FakeChatwoot::url() const {
+  return "http://127.0.0.1:" + std::to_string(server_->port());
+}
 
 void FakeChatwoot::SetWebhookUrl(const std::string& url) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -281,7 +291,8 @@ void FakeChatwoot::PostLoop() {
   }
 }
 
-int FakeChatwoot::AgentReplies(int64_t conversation_id, const std::string& content, int64_t* message_id, bool is_private) {
+int FakeChatwoot::AgentReplies(int64_t conversation_id, const std::string& content,
+                               int64_t* message_id, bool is_private) {
   Message m;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -316,10 +327,12 @@ HttpResponse FakeChatwoot::Handle(const HttpRequest& r) {
   if (r.Header("api_access_token") != token_) {
     return Json(401, R"({"errors":["You need to sign in or sign up before continuing."]})");
   }
-  if (std::stoll(m[1].str()) != account_) return Json(401, R"({"error":"You are not authorized to access this account"})");
+  if (std::stoll(m[1].str()) != account_)
+    return Json(401, R"({"error":"You are not authorized to access this account"})");
   std::string path = m[2].str();
   // The route as counted: ids written as {id}.
-  const std::string route = r.method + " " + std::regex_replace(path, std::regex("/[0-9]+"), "/{id}");
+  const std::string route =
+      r.method + " " + std::regex_replace(path, std::regex("/[0-9]+"), "/{id}");
   rapidjson::Document body;
   if (r.method == "POST") {
     body.Parse(r.body.c_str(), r.body.size());
@@ -342,7 +355,9 @@ HttpResponse FakeChatwoot::Handle(const HttpRequest& r) {
     std::vector<Contact> hits;
     for (const auto& c : contacts_) {
       // Chatwoot matches name, email, phone number and identifier with ILIKE '%q%'.
-      if (!q.empty() && (c.identifier.find(q) != std::string::npos || c.name.find(q) != std::string::npos)) hits.push_back(c);
+      if (!q.empty() &&
+          (c.identifier.find(q) != std::string::npos || c.name.find(q) != std::string::npos))
+        hits.push_back(c);
     }
     return Json(200, Obj([&](W& w) {
                   w.Key("meta");
@@ -357,15 +372,18 @@ HttpResponse FakeChatwoot::Handle(const HttpRequest& r) {
                 }));
   }
   if (route == "POST /contacts") {
-    if (JsonMember(body, "inbox_id").IsInt64() && body["inbox_id"].GetInt64() != inbox_) return NotFound();
+    if (JsonMember(body, "inbox_id").IsInt64() && body["inbox_id"].GetInt64() != inbox_)
+      return NotFound();
     Contact c;
     c.name = JsonStr(body, "name");
     c.identifier = JsonStr(body, "identifier");
     c.phone_number = JsonStr(body, "phone_number");
     for (const auto& other : contacts_) {
-      if (!c.identifier.empty() && other.identifier == c.identifier) return Unprocessable("Identifier has already been taken", "identifier");
+      if (!c.identifier.empty() && other.identifier == c.identifier)
+        return Unprocessable("Identifier has already been taken", "identifier");
     }
-    if (!c.phone_number.empty() && !std::regex_match(c.phone_number, std::regex(R"(^\+[1-9][0-9]{1,14}$)"))) {
+    if (!c.phone_number.empty() &&
+        !std::regex_match(c.phone_number, std::regex(R"(^\+[1-9][0-9]{1,14}$)"))) {
       return Unprocessable("Phone number should be in e164 format", "phone_number");
     }
     c.id = next_id_++;
@@ -398,11 +416,14 @@ HttpResponse FakeChatwoot::Handle(const HttpRequest& r) {
     if (c.source_id.empty()) return Unprocessable("Source can't be blank", "source_id");
     c.contact_id = JsonMember(body, "contact_id").IsInt64() ? body["contact_id"].GetInt64() : 0;
     c.inbox_id = JsonMember(body, "inbox_id").IsInt64() ? body["inbox_id"].GetInt64() : 0;
-    if (c.inbox_id != inbox_ || std::none_of(contacts_.begin(), contacts_.end(), [&](const Contact& k) { return k.id == c.contact_id; })) {
+    if (c.inbox_id != inbox_ ||
+        std::none_of(contacts_.begin(), contacts_.end(),
+                     [&](const Contact& k) { return k.id == c.contact_id; })) {
       return NotFound();
     }
     c.status = JsonStr(body, "status").empty() ? "open" : JsonStr(body, "status");
-    c.convoy_conversation_id = JsonStr(JsonMember(body, "additional_attributes"), "convoy_conversation_id");
+    c.convoy_conversation_id =
+        JsonStr(JsonMember(body, "additional_attributes"), "convoy_conversation_id");
     c.id = next_id_++;
     conversations_.push_back(c);
     return Json(200, Obj([&](W& w) {
@@ -434,8 +455,10 @@ HttpResponse FakeChatwoot::Handle(const HttpRequest& r) {
     Message msg;
     msg.content = JsonStr(body, "content");
     if (msg.content.empty()) return Unprocessable("Content can't be blank", "content");
-    msg.message_type = JsonStr(body, "message_type").empty() ? "outgoing" : JsonStr(body, "message_type");
-    if (msg.message_type != "incoming" && msg.message_type != "outgoing") return Unprocessable("Message type is invalid", "message_type");
+    msg.message_type =
+        JsonStr(body, "message_type").empty() ? "outgoing" : JsonStr(body, "message_type");
+    if (msg.message_type != "incoming" && msg.message_type != "outgoing")
+      return Unprocessable("Message type is invalid", "message_type");
     msg.is_private = JsonMember(body, "private").IsTrue();
     msg.source_id = JsonStr(body, "source_id");
     msg.conversation_id = id;

@@ -51,12 +51,12 @@ class FakeChatwoot {
   FakeChatwoot(std::string token, int64_t account_id, int64_t inbox_id, std::string webhook_secret);
   ~FakeChatwoot();
   Status Start();
-  std::string url() const;  // http://127.0.0.1:port, the installation's base URL
+  std::string url() const;                     // http://127.0.0.1:port, the installation's base URL
   void SetWebhookUrl(const std::string& url);  // the inbox's Webhook URL; none: nothing is posted
 
   std::vector<Contact> Contacts() const;
   std::vector<Conversation> Conversations() const;
-  std::vector<Message> Messages() const;  // all, oldest first
+  std::vector<Message> Messages() const;              // all, oldest first
   size_t Calls(const std::string& route = "") const;  // e.g. "POST /contacts"; "" all
   bool WaitForMessages(size_t count, std::chrono::milliseconds deadline) const;
 
@@ -66,8 +66,8 @@ class FakeChatwoot {
 
   // An agent writes in the inbox: an outgoing message (a private note with is_private) in the
   // conversation, its message_created webhook POSTed now; the webhook's HTTP status.
-  int AgentReplies(int64_t conversation_id, const std::string& content, int64_t* message_id = nullptr,
-                   bool is_private = false);
+  int AgentReplies(int64_t conversation_id, const std::string& content,
+                   int64_t* message_id = nullptr, bool is_private = false);
   // The message's webhook again, as Chatwoot's retry sends it (the same X-Chatwoot-Delivery).
   int Redeliver(int64_t message_id);
   std::vector<Webhook> WebhooksPosted() const;

@@ -9,10 +9,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <random>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -37,7 +37,9 @@ std::string GraphError(int code, const std::string& message) {
          std::to_string(code) + R"(,"fbtrace_id":"FAKE"}})";
 }
 
-HttpResponse Json(int status, std::string body) { return {status, "application/json", std::move(body), {}}; }
+HttpResponse Json(int status, std::string body) {
+  return {status, "application/json", std::move(body), {}};
+}
 
 std::string Sha256Base64(const std::string& bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -52,16 +54,16 @@ std::string Sha256Base64(const std::string& bytes) {
 struct FakeGraph::Impl {
   HttpServer server;
   mutable std::mutex mu;
-  std::set<std::string> tokens;  // every business's token it accepts
-  std::vector<GraphCall> graph_calls;  // sends, read receipts, metadata, downloads, in order
+  std::set<std::string> tokens;             // every business's token it accepts
+  std::vector<GraphCall> graph_calls;       // sends, read receipts, metadata, downloads, in order
   mutable std::condition_variable sent_cv;  // notified on every accepted send
-  std::vector<std::string> sends;  // JSON objects
+  std::vector<std::string> sends;           // JSON objects
   std::vector<std::pair<std::string, int64_t>> send_times;  // (to, ms since the epoch)
   std::vector<std::string> read_receipts;                   // "<wamid>" or "<wamid>:typing"
   std::vector<std::string> call_order;                      // "read:<wamid>", "send:<to>"
   std::atomic<uint64_t> calls{0}, downloads{0}, download_requests{0}, upload_calls{0};
-  std::vector<std::string> uploaded;                    // bytes of each distinct upload
-  std::map<std::string, std::string> uploads_by_key;    // Idempotency-Key → answer
+  std::vector<std::string> uploaded;                  // bytes of each distinct upload
+  std::map<std::string, std::string> uploads_by_key;  // Idempotency-Key → answer
   StatusSink sink;
   struct Media {
     std::string path, mime;
@@ -86,7 +88,7 @@ struct FakeGraph::Impl {
     std::vector<std::string> templates;  // JSON objects
     size_t page_size = 25;
   };
-  std::map<std::string, Catalog> catalogs;  // by WABA; guarded by mu
+  std::map<std::string, Catalog> catalogs;   // by WABA; guarded by mu
   std::vector<std::string> thread_controls;  // accepted thread_control calls (JSON); guarded by mu
   std::atomic<uint64_t> thread_control_calls{0};
   std::atomic<uint64_t> template_pages{0};
@@ -97,14 +99,17 @@ struct FakeGraph::Impl {
     if (!random) return std::nullopt;
     double x = std::uniform_real_distribution<double>(0, 1)(random->rng);
     int& count = random->failed[message_key];
-    if (count >= random->max_per_message || x >= random->p_unavailable + random->p_throughput) return std::nullopt;
+    if (count >= random->max_per_message || x >= random->p_unavailable + random->p_throughput)
+      return std::nullopt;
     ++count;
     ++random->total;
-    if (x < random->p_unavailable) return Json(503, GraphError(2, "Service temporarily unavailable"));
+    if (x < random->p_unavailable)
+      return Json(503, GraphError(2, "Service temporarily unavailable"));
     return Json(400, GraphError(130429, "Rate limit hit"));
   }
 
-  Impl(std::string t, std::string host, int port) : server(HttpServerOptions{host, port, 8 << 20}), tokens{std::move(t)} {}
+  Impl(std::string t, std::string host, int port)
+      : server(HttpServerOptions{host, port, 8 << 20}), tokens{std::move(t)} {}
 
   static std::string Bearer(const HttpRequest& r) {
     const std::string h = r.Header("authorization");
@@ -164,7 +169,8 @@ struct FakeGraph::Impl {
     auto inj = Take(r);
     if (inj && inj->status != 200) {
       if (inj->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
-      return Json(inj->status, GraphError(inj->code, "injected error " + std::to_string(inj->code)));
+      return Json(inj->status,
+                  GraphError(inj->code, "injected error " + std::to_string(inj->code)));
     }
     // A phone number in `to`, or a business-scoped user ID in `recipient` (`to` wins).
     std::string to = JsonStr(body, "to");
@@ -177,16 +183,17 @@ struct FakeGraph::Impl {
     std::string pnid = r.path.substr(first + 1, second - first - 1);
     const std::string endpoint = r.path.substr(second + 1);
     std::string wamid = "wamid.FAKE" + start_tag + "." + std::to_string(next_id++);
-    int64_t now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
     StatusSink to_sink;
     {
       std::lock_guard<std::mutex> lock(mu);
       sends.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","version":")" +
-                      JsonEscape(r.path.substr(1, first - 1)) + R"(","endpoint":")" + JsonEscape(endpoint) +
-                      R"(","token":")" + JsonEscape(Bearer(r)) +
-                      R"(","to":")" + JsonEscape(to) +
-                      R"(","wamid":")" + wamid + R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
+                      JsonEscape(r.path.substr(1, first - 1)) + R"(","endpoint":")" +
+                      JsonEscape(endpoint) + R"(","token":")" + JsonEscape(Bearer(r)) +
+                      R"(","to":")" + JsonEscape(to) + R"(","wamid":")" + wamid +
+                      R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
                       R"(","at_ms":)" + std::to_string(now_ms) + R"(,"body":)" + r.body + "}");
       send_times.emplace_back(to, now_ms);
       call_order.push_back("send:" + to);
@@ -195,13 +202,18 @@ struct FakeGraph::Impl {
     sent_cv.notify_all();
     if (to_sink) {
       std::string callback = JsonStr(body, "biz_opaque_callback_data");
-      to_sink(pnid, R"({"id":")" + wamid + R"(","status":"sent","timestamp":")" + std::to_string(now_ms / 1000) +
-                        (bsuid ? R"(","recipient_user_id":")" : R"(","recipient_id":")") + JsonEscape(to) + "\"" +
-                        (callback.empty() ? "" : R"(,"biz_opaque_callback_data":")" + JsonEscape(callback) + "\"") +
+      to_sink(pnid, R"({"id":")" + wamid + R"(","status":"sent","timestamp":")" +
+                        std::to_string(now_ms / 1000) +
+                        (bsuid ? R"(","recipient_user_id":")" : R"(","recipient_id":")") +
+                        JsonEscape(to) + "\"" +
+                        (callback.empty()
+                             ? ""
+                             : R"(,"biz_opaque_callback_data":")" + JsonEscape(callback) + "\"") +
                         "}");
     }
     // Accepted, answered late: the caller may give up before it learns the wamid.
-    if (inj && inj->delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
+    if (inj && inj->delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(inj->delay_ms));
     return Json(200, R"({"messaging_product":"whatsapp","contacts":[{"input":")" + JsonEscape(to) +
                          (bsuid ? R"(","user_id":")" : R"(","wa_id":")") + JsonEscape(to) +
                          R"("}],"messages":[{"id":")" + wamid + R"("}]})");
@@ -218,12 +230,15 @@ struct FakeGraph::Impl {
     rapidjson::Document body;
     body.Parse(r.body.c_str(), r.body.size());
     auto bad = [](const std::string& why) { return Json(400, GraphError(100, "(#100) " + why)); };
-    if (body.HasParseError() || !body.IsObject() || JsonStr(body, "messaging_product") != "whatsapp") {
+    if (body.HasParseError() || !body.IsObject() ||
+        JsonStr(body, "messaging_product") != "whatsapp") {
       return bad("messaging_product must be whatsapp");
     }
     const std::string action = JsonStr(body, "action");
-    if (action != "pass" && action != "release" && action != "take") return bad("action must be pass, release or take");
-    if (JsonStr(body, "to").empty() && JsonStr(body, "recipient").empty()) return bad("to or recipient is required");
+    if (action != "pass" && action != "release" && action != "take")
+      return bad("action must be pass, release or take");
+    if (JsonStr(body, "to").empty() && JsonStr(body, "recipient").empty())
+      return bad("to or recipient is required");
     if (body.HasMember("metadata")) {
       if (!body["metadata"].IsString()) return bad("metadata must be a string");
       size_t chars = 0;
@@ -233,13 +248,15 @@ struct FakeGraph::Impl {
     if (body.HasMember("control_pass")) {
       const auto& cp = body["control_pass"];
       if (action != "pass") return bad("control_pass is only valid with action pass");
-      if (!cp.IsObject() || JsonStr(cp, "target_role") != "ai_agent") return bad("control_pass.target_role must be ai_agent");
+      if (!cp.IsObject() || JsonStr(cp, "target_role") != "ai_agent")
+        return bad("control_pass.target_role must be ai_agent");
     }
     auto first = r.path.find('/', 1), second = r.path.find('/', first + 1);
     const std::string pnid = r.path.substr(first + 1, second - first - 1);
     std::lock_guard<std::mutex> lock(mu);
-    thread_controls.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) + R"(","correlation_id":")" +
-                              JsonEscape(r.Header("x-correlation-id")) + R"(","body":)" + r.body + "}");
+    thread_controls.push_back(R"({"phone_number_id":")" + JsonEscape(pnid) +
+                              R"(","correlation_id":")" + JsonEscape(r.Header("x-correlation-id")) +
+                              R"(","body":)" + r.body + "}");
     call_order.push_back("thread_control:" + action);
     return Json(200, R"({"messaging_product":"whatsapp"})");
   }
@@ -256,23 +273,27 @@ struct FakeGraph::Impl {
     };
     std::lock_guard<std::mutex> lock(mu);
     auto c = catalogs.find(waba);
-    if (c == catalogs.end()) return Json(400, GraphError(100, "Unsupported get request: unknown WABA " + waba));
+    if (c == catalogs.end())
+      return Json(400, GraphError(100, "Unsupported get request: unknown WABA " + waba));
     size_t start = 0;
     const std::string after = q("after");
     if (!after.empty()) {
       // Cursors as Graph's look: base64-ish, with characters a query must encode.
-      if (after.rfind("cur+", 0) != 0 || after.size() < 7 || after.substr(after.size() - 2) != "==") {
+      if (after.rfind("cur+", 0) != 0 || after.size() < 7 ||
+          after.substr(after.size() - 2) != "==") {
         return Json(400, GraphError(100, "Invalid cursor " + after));
       }
       start = std::stoul(after.substr(4, after.size() - 6));
     }
     size_t page = c->second.page_size;
-    if (const std::string limit = q("limit"); !limit.empty()) page = std::min<size_t>(page, std::stoul(limit));
+    if (const std::string limit = q("limit"); !limit.empty())
+      page = std::min<size_t>(page, std::stoul(limit));
     const size_t end = std::min(c->second.templates.size(), start + page);
     std::string data;
     for (size_t i = start; i < end; ++i) data += (i > start ? "," : "") + c->second.templates[i];
     const std::string cursor = "cur+" + std::to_string(end) + "==";
-    std::string paging = R"({"cursors":{"before":"cur+)" + std::to_string(start) + R"(==","after":")" + cursor + "\"}";
+    std::string paging = R"({"cursors":{"before":"cur+)" + std::to_string(start) +
+                         R"(==","after":")" + cursor + "\"}";
     if (end < c->second.templates.size()) {
       paging += R"(,"next":"https://graph.facebook.com)" + r.path + "?after=" + cursor + "\"";
     }
@@ -288,14 +309,15 @@ struct FakeGraph::Impl {
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = media.find(id);
-      if (it == media.end()) return Json(404, GraphError(100, "Unsupported get request: unknown media " + id));
+      if (it == media.end())
+        return Json(404, GraphError(100, "Unsupported get request: unknown media " + id));
       m = it->second;
     }
     std::string bytes = ReadFile(m.path);
     std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/_download/" + id;
-    return Json(200, R"({"messaging_product":"whatsapp","url":")" + url + R"(","mime_type":")" + m.mime +
-                         R"(","sha256":")" + Sha256Base64(bytes) + R"(","file_size":")" + std::to_string(bytes.size()) +
-                         R"(","id":")" + JsonEscape(id) + R"("})");
+    return Json(200, R"({"messaging_product":"whatsapp","url":")" + url + R"(","mime_type":")" +
+                         m.mime + R"(","sha256":")" + Sha256Base64(bytes) + R"(","file_size":")" +
+                         std::to_string(bytes.size()) + R"(","id":")" + JsonEscape(id) + R"("})");
   }
 
   HttpResponse Download(const HttpRequest& r) {
@@ -323,10 +345,12 @@ struct FakeGraph::Impl {
     std::string boundary = "--" + type.substr(b + 9);
     auto part = r.body.find(boundary);
     auto header_end = part == std::string::npos ? part : r.body.find("\r\n\r\n", part);
-    auto next = header_end == std::string::npos ? header_end : r.body.find("\r\n" + boundary, header_end);
+    auto next =
+        header_end == std::string::npos ? header_end : r.body.find("\r\n" + boundary, header_end);
     if (next == std::string::npos) return Json(400, R"({"error":"no file part"})");
     std::string headers = r.body.substr(part, header_end - part);
-    if (headers.find("name=\"file\"") == std::string::npos) return Json(400, R"({"error":"no field named file"})");
+    if (headers.find("name=\"file\"") == std::string::npos)
+      return Json(400, R"({"error":"no field named file"})");
     std::string bytes = r.body.substr(header_end + 4, next - header_end - 4);
     std::string key = r.Header("idempotency-key");
     std::lock_guard<std::mutex> lock(mu);
@@ -340,8 +364,8 @@ struct FakeGraph::Impl {
       if (c == '+') c = '-';
     }
     uploaded.push_back(bytes);
-    std::string answer = R"({"id":"img_)" + start_tag + "_" + std::to_string(uploaded.size()) + R"(","url":"https://cdn.fake.example/)" +
-                         sha.substr(0, 43) + R"("})";
+    std::string answer = R"({"id":"img_)" + start_tag + "_" + std::to_string(uploaded.size()) +
+                         R"(","url":"https://cdn.fake.example/)" + sha.substr(0, 43) + R"("})";
     if (!key.empty()) uploads_by_key[key] = answer;
     return Json(200, answer);
   }
@@ -350,7 +374,8 @@ struct FakeGraph::Impl {
 FakeGraph::FakeGraph(std::string token, std::string host, int port)
     : impl_(new Impl(std::move(token), std::move(host), port)) {
   Impl* impl = impl_.get();
-  impl->server.Route("GET", "/_fake/requests", [this](const HttpRequest&) { return Json(200, RequestsJson()); });
+  impl->server.Route("GET", "/_fake/requests",
+                     [this](const HttpRequest&) { return Json(200, RequestsJson()); });
   impl->server.Route("GET", "/_fake/thread_controls", [this](const HttpRequest&) {
     std::string out = "[";
     for (const auto& c : ThreadControls()) out += (out.size() > 1 ? "," : "") + c;
@@ -377,7 +402,8 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
   impl->server.Route("POST", "/_fake/media", [this](const HttpRequest& r) {
     rapidjson::Document d;
     d.Parse(r.body.c_str());
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("id") || !d.HasMember("path") || !d.HasMember("mime_type")) {
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("id") || !d.HasMember("path") ||
+        !d.HasMember("mime_type")) {
       return Json(400, R"({"error":"need id, path, mime_type"})");
     }
     RegisterMedia(d["id"].GetString(), d["path"].GetString(), d["mime_type"].GetString());
@@ -389,16 +415,21 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
     if (d.HasParseError() || !d.IsObject() || !d.HasMember("status") || !d["status"].IsInt()) {
       return Json(400, R"({"error":"need status"})");
     }
-    auto get = [&](const char* k, int def) { return d.HasMember(k) && d[k].IsInt() ? d[k].GetInt() : def; };
+    auto get = [&](const char* k, int def) {
+      return d.HasMember(k) && d[k].IsInt() ? d[k].GetInt() : def;
+    };
     Inject(d["status"].GetInt(), get("code", 0), get("count", 1), get("delay_ms", 0),
            d.HasMember("path") && d["path"].IsString() ? d["path"].GetString() : "");
     return Json(200, "{}");
   });
-  impl->server.Route("GET", "/_download/", [impl](const HttpRequest& r) { return impl->Download(r); });
-  impl->server.Route("POST", "/_fake/upload", [impl](const HttpRequest& r) { return impl->Upload(r); });
+  impl->server.Route("GET", "/_download/",
+                     [impl](const HttpRequest& r) { return impl->Download(r); });
+  impl->server.Route("POST", "/_fake/upload",
+                     [impl](const HttpRequest& r) { return impl->Upload(r); });
   impl->server.Route("POST", "/", [impl](const HttpRequest& r) {
     auto ends = [&](const std::string& tail) {
-      return r.path.size() > tail.size() && r.path.compare(r.path.size() - tail.size(), tail.size(), tail) == 0;
+      return r.path.size() > tail.size() &&
+             r.path.compare(r.path.size() - tail.size(), tail.size(), tail) == 0;
     };
     if (ends("/messages") || ends("/marketing_messages")) return impl->Send(r);
     if (ends("/thread_control")) return impl->ThreadControl(r);
@@ -406,7 +437,8 @@ FakeGraph::FakeGraph(std::string token, std::string host, int port)
   });
   impl->server.Route("GET", "/v", [impl](const HttpRequest& r) {
     const std::string tail = "/message_templates";
-    if (r.path.size() > tail.size() && r.path.compare(r.path.size() - tail.size(), tail.size(), tail) == 0) {
+    if (r.path.size() > tail.size() &&
+        r.path.compare(r.path.size() - tail.size(), tail.size(), tail) == 0) {
       return impl->Templates(r);
     }
     return impl->Metadata(r);
@@ -417,7 +449,9 @@ FakeGraph::~FakeGraph() { Stop(); }
 Status FakeGraph::Start() { return impl_->server.Start(); }
 void FakeGraph::Stop() { impl_->server.Stop(); }
 int FakeGraph::port() const { return impl_->server.port(); }
-std::string FakeGraph::base_url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/v24.0"; }
+std::string FakeGraph::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port()) + "/v24.0";
+}
 
 std::string FakeGraph::RequestsJson() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -464,7 +498,8 @@ std::vector<std::string> FakeGraph::SentTexts(const std::string& to) const {
     } else if (JsonStr(body, "type") == "image") {
       // "[image <link or id>|<caption>]"
       const auto& image = JsonMember(body, "image");
-      const std::string where = JsonStr(image, "link").empty() ? JsonStr(image, "id") : JsonStr(image, "link");
+      const std::string where =
+          JsonStr(image, "link").empty() ? JsonStr(image, "id") : JsonStr(image, "link");
       out.push_back("[image " + where + "|" + JsonStr(image, "caption") + "]");
     } else {
       out.push_back(JsonStr(JsonMember(body, "text"), "body"));
@@ -495,7 +530,9 @@ std::vector<std::string> FakeGraph::Uploaded() const {
   return impl_->uploaded;
 }
 
-std::string FakeGraph::upload_url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/_fake/upload"; }
+std::string FakeGraph::upload_url() const {
+  return "http://127.0.0.1:" + std::to_string(port()) + "/_fake/upload";
+}
 
 bool FakeGraph::WaitForSends(size_t count, std::chrono::milliseconds deadline) const {
   std::unique_lock<std::mutex> lock(impl_->mu);
@@ -519,15 +556,18 @@ void FakeGraph::SetStatusSink(StatusSink sink) {
 std::string FakeGraph::StatusWebhook(const std::string& pnid, const std::string& status) {
   return R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":)"
          R"({"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
-         R"("phone_number_id":")" + JsonEscape(pnid) + R"("},"statuses":[)" + status + R"(]},"field":"messages"}]}]})";
+         R"("phone_number_id":")" +
+         JsonEscape(pnid) + R"("},"statuses":[)" + status + R"(]},"field":"messages"}]}]})";
 }
 
-void FakeGraph::RegisterMedia(const std::string& id, const std::string& path, const std::string& mime_type) {
+void FakeGraph::RegisterMedia(const std::string& id, const std::string& path,
+                              const std::string& mime_type) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->media[id] = {path, mime_type};
 }
 
-void FakeGraph::InjectRandom(double p_unavailable, double p_throughput, int max_per_message, uint32_t seed) {
+void FakeGraph::InjectRandom(double p_unavailable, double p_throughput, int max_per_message,
+                             uint32_t seed) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Impl::RandomFaults r;
   r.p_unavailable = p_unavailable;
@@ -562,12 +602,14 @@ size_t FakeGraph::RandomFailures() const {
   return impl_->random ? impl_->random->total : 0;
 }
 
-void FakeGraph::Inject(int http_status, int code, int count, int delay_ms, const std::string& path_contains) {
+void FakeGraph::Inject(int http_status, int code, int count, int delay_ms,
+                       const std::string& path_contains) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->injections.push_back({http_status, code, count, delay_ms, path_contains});
 }
 
-void FakeGraph::SetTemplates(const std::string& waba_id, std::vector<std::string> templates, size_t page_size) {
+void FakeGraph::SetTemplates(const std::string& waba_id, std::vector<std::string> templates,
+                             size_t page_size) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->catalogs[waba_id] = {std::move(templates), page_size};
 }
@@ -575,4 +617,3 @@ void FakeGraph::SetTemplates(const std::string& waba_id, std::vector<std::string
 size_t FakeGraph::TemplatePagesServed() const { return impl_->template_pages.load(); }
 
 }  // namespace convoy::fake
-

@@ -12,19 +12,23 @@
 #include "webhook.h"
 
 DEFINE_string(media, "", "Media objects to serve, comma-separated id=path:mime_type");
-DEFINE_string(status_webhook_url, "",
-              "Post a signed 'sent' status webhook here for every accepted send, as Meta does (e.g. "
-              "http://127.0.0.1:8080/webhook; the app secret from CONVOY_APP_SECRET); empty: none");
+DEFINE_string(
+    status_webhook_url, "",
+    "Post a signed 'sent' status webhook here for every accepted send, as Meta does (e.g. "
+    "http://127.0.0.1:8080/webhook; the app secret from CONVOY_APP_SECRET); empty: none");
 static bool ValidateWebhookUrl(const char* flag, const std::string& v) {
   if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return true;
-  std::fprintf(stderr, "invalid value for --%s: %s (an http:// or https:// URL, or empty)\n", flag, v.c_str());
+  std::fprintf(stderr, "invalid value for --%s: %s (an http:// or https:// URL, or empty)\n", flag,
+               v.c_str());
   return false;
 }
 DEFINE_validator(status_webhook_url, &ValidateWebhookUrl);
 
 int main(int argc, char** argv) {
   convoy::SetFlagDefault("http_port", "8090");
-  convoy::InitService("fake-graph", "convoy-fake-graph: a fake of Meta's Graph API for tests and local runs", &argc, &argv);
+  convoy::InitService("fake-graph",
+                      "convoy-fake-graph: a fake of Meta's Graph API for tests and local runs",
+                      &argc, &argv);
   auto token = convoy::LoadSecret("CONVOY_GRAPH_TOKEN", "");
   if (!token.ok()) {
     LOG(ERROR) << "service=fake-graph event=bad_config error=" << token.status().ToString();
@@ -35,16 +39,19 @@ int main(int argc, char** argv) {
   for (std::string item; std::getline(media, item, ',');) {
     auto eq = item.find('='), colon = item.rfind(':');
     if (eq == std::string::npos || colon == std::string::npos || colon < eq) {
-      LOG(ERROR) << "service=fake-graph event=bad_config error=--media item '" << item << "' is not id=path:mime_type";
+      LOG(ERROR) << "service=fake-graph event=bad_config error=--media item '" << item
+                 << "' is not id=path:mime_type";
       return 2;
     }
-    graph.RegisterMedia(item.substr(0, eq), item.substr(eq + 1, colon - eq - 1), item.substr(colon + 1));
+    graph.RegisterMedia(item.substr(0, eq), item.substr(eq + 1, colon - eq - 1),
+                        item.substr(colon + 1));
   }
   if (!FLAGS_status_webhook_url.empty()) {
     auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", "");
     if (!secret.ok()) {
-      LOG(ERROR) << "service=fake-graph event=bad_config error=--status_webhook_url needs the app secret: "
-                 << secret.status().ToString();
+      LOG(ERROR)
+          << "service=fake-graph event=bad_config error=--status_webhook_url needs the app secret: "
+          << secret.status().ToString();
       return 2;
     }
     graph.SetStatusSink([secret = *secret](const std::string& pnid, const std::string& status) {

@@ -18,11 +18,14 @@ FakeChat::~FakeChat() {
 
 Status FakeChat::Start() {
   server_ = std::make_unique<HttpServer>(HttpServerOptions{"127.0.0.1", 0, 4 << 20});
-  server_->Route("POST", "/v1/chat/completions", [this](const HttpRequest& r) { return Handle(r); });
+  server_->Route("POST", "/v1/chat/completions",
+                 [this](const HttpRequest& r) { return Handle(r); });
   return server_->Start();
 }
 
-std::string FakeChat::url() const { return "http://127.0.0.1:" + std::to_string(server_->port()) + "/v1/chat/completions"; }
+std::string FakeChat::url() const {
+  return "http://127.0.0.1:" + std::to_string(server_->port()) + "/v1/chat/completions";
+}
 
 void FakeChat::SetScript(Script script) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -47,13 +50,18 @@ void FakeChat::ReleaseDelayed() {
 
 HttpResponse FakeChat::Handle(const HttpRequest& r) {
   auto error = [](int status, const std::string& message) {
-    return HttpResponse{status, "application/json", R"({"error":{"message":")" + JsonEscape(message) + R"("}})", {}, ""};
+    return HttpResponse{status,
+                        "application/json",
+                        R"({"error":{"message":")" + JsonEscape(message) + R"("}})",
+                        {},
+                        ""};
   };
   auto auth = r.headers.find("authorization");
   if (auth == r.headers.end() || auth->second != "Bearer " + key_) return error(401, "bad key");
   rapidjson::Document d;
   d.Parse(r.body.c_str(), r.body.size());
-  if (d.HasParseError() || !d.IsObject() || JsonStr(d, "model").empty() || !JsonMember(d, "messages").IsArray() ||
+  if (d.HasParseError() || !d.IsObject() || JsonStr(d, "model").empty() ||
+      !JsonMember(d, "messages").IsArray() ||
       JsonStr(JsonMember(JsonMember(d, "response_format"), "json_schema"), "name").empty()) {
     return error(400, "expected model, messages and response_format.json_schema");
   }
@@ -80,9 +88,10 @@ HttpResponse FakeChat::Handle(const HttpRequest& r) {
     w.String(v);
   }
   w.EndObject();
-  const std::string body = R"({"id":"chatcmpl-fake","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":")" +
-                           JsonEscape(std::string(content.GetString(), content.GetSize())) +
-                           R"(","refusal":null},"finish_reason":"stop"}]})";
+  const std::string body =
+      R"({"id":"chatcmpl-fake","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":")" +
+      JsonEscape(std::string(content.GetString(), content.GetSize())) +
+      R"(","refusal":null},"finish_reason":"stop"}]})";
   return HttpResponse{200, "application/json", body, {}, ""};
 }
 

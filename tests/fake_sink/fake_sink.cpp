@@ -14,10 +14,14 @@ namespace convoy::fake {
 namespace {
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-HttpResponse Json(int status, const std::string& body) { return {status, "application/json", body, {}, ""}; }
+HttpResponse Json(int status, const std::string& body) {
+  return {status, "application/json", body, {}, ""};
+}
 
 }  // namespace
 
@@ -32,11 +36,14 @@ FakeReceiver::~FakeReceiver() {
 Status FakeReceiver::Start() {
   server_ = std::make_unique<HttpServer>(HttpServerOptions{host_, port_, 4 << 20});
   server_->Route("POST", "/hooks", [this](const HttpRequest& r) { return Handle(r); });
-  server_->Route("GET", "/_fake/requests", [this](const HttpRequest&) { return Json(200, RequestsJson()); });
+  server_->Route("GET", "/_fake/requests",
+                 [this](const HttpRequest&) { return Json(200, RequestsJson()); });
   return server_->Start();
 }
 
-std::string FakeReceiver::url() const { return "http://127.0.0.1:" + std::to_string(server_->port()) + "/hooks"; }
+std::string FakeReceiver::url() const {
+  return "http://127.0.0.1:" + std::to_string(server_->port()) + "/hooks";
+}
 
 void FakeReceiver::Script(std::vector<Answer> answers) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -51,7 +58,8 @@ HttpResponse FakeReceiver::Handle(const HttpRequest& r) {
   req.signature = r.Header("webhook-signature");
   req.body = r.body;
   req.at_ms = NowMs();
-  req.verified = VerifyWebhookSignature(keys_, req.id, req.timestamp, req.body, req.signature, req.at_ms / 1000);
+  req.verified = VerifyWebhookSignature(keys_, req.id, req.timestamp, req.body, req.signature,
+                                        req.at_ms / 1000);
   Answer a;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -63,9 +71,11 @@ HttpResponse FakeReceiver::Handle(const HttpRequest& r) {
     req.answered = a.status;
     requests_.push_back(req);
     cv_.notify_all();
-    if (a.delay_ms > 0) cv_.wait_for(lock, std::chrono::milliseconds(a.delay_ms), [&] { return release_; });
+    if (a.delay_ms > 0)
+      cv_.wait_for(lock, std::chrono::milliseconds(a.delay_ms), [&] { return release_; });
   }
-  HttpResponse resp = Json(a.status, a.status / 100 == 2 ? "{\"ok\":true}" : "{\"error\":\"scripted\"}");
+  HttpResponse resp =
+      Json(a.status, a.status / 100 == 2 ? "{\"ok\":true}" : "{\"error\":\"scripted\"}");
   resp.headers = a.headers;
   return resp;
 }
@@ -79,9 +89,9 @@ std::string FakeReceiver::RequestsJson() const {
   std::string out = "[";
   for (const auto& r : Requests()) {
     if (out.size() > 1) out += ",";
-    out += R"({"id":")" + JsonEscape(r.id) + R"(","timestamp":")" + JsonEscape(r.timestamp) + R"(","verified":)" +
-           (r.verified ? "true" : "false") + R"(,"answered":)" + std::to_string(r.answered) + R"(,"body":)" +
-           (r.body.empty() ? "null" : r.body) + "}";
+    out += R"({"id":")" + JsonEscape(r.id) + R"(","timestamp":")" + JsonEscape(r.timestamp) +
+           R"(","verified":)" + (r.verified ? "true" : "false") + R"(,"answered":)" +
+           std::to_string(r.answered) + R"(,"body":)" + (r.body.empty() ? "null" : r.body) + "}";
   }
   return out + "]";
 }
@@ -103,7 +113,10 @@ void FakeReceiver::ReleaseDelayed() {
 }
 
 FakeShopify::FakeShopify(std::string token, double bucket_max, double restore_rate)
-    : token_(std::move(token)), max_(bucket_max), rate_(restore_rate), available_(bucket_max),
+    : token_(std::move(token)),
+      max_(bucket_max),
+      rate_(restore_rate),
+      available_(bucket_max),
       refilled_(std::chrono::steady_clock::now()),
       first_id_(1000000000000 + StartNonce() % 8000000000000) {}
 
@@ -135,24 +148,28 @@ HttpResponse FakeShopify::Handle(const HttpRequest& r) {
   ++calls_;
   cv_.notify_all();
   auto now = std::chrono::steady_clock::now();
-  available_ = std::min(max_, available_ + std::chrono::duration<double>(now - refilled_).count() * rate_);
+  available_ =
+      std::min(max_, available_ + std::chrono::duration<double>(now - refilled_).count() * rate_);
   refilled_ = now;
   const double cost = query.find("productCreate") != std::string::npos ? 20 : 10;
   auto extensions = [&](double available) {
     return R"("extensions":{"cost":{"requestedQueryCost":)" + std::to_string(cost) +
-           R"(,"throttleStatus":{"maximumAvailable":)" + std::to_string(max_) + R"(,"currentlyAvailable":)" +
-           std::to_string(available) + R"(,"restoreRate":)" + std::to_string(rate_) + "}}}";
+           R"(,"throttleStatus":{"maximumAvailable":)" + std::to_string(max_) +
+           R"(,"currentlyAvailable":)" + std::to_string(available) + R"(,"restoreRate":)" +
+           std::to_string(rate_) + "}}}";
   };
   if (available_ < cost) {
     ++throttled_;
-    return Json(200, R"({"errors":[{"message":"Throttled","extensions":{"code":"THROTTLED"}}],)" + extensions(available_) + "}");
+    return Json(200, R"({"errors":[{"message":"Throttled","extensions":{"code":"THROTTLED"}}],)" +
+                         extensions(available_) + "}");
   }
   available_ -= cost;
   if (query.find("productCreate") != std::string::npos) {
     const auto& p = JsonMember(vars, "product");
     Product product;
     product.id = "gid://shopify/Product/" + std::to_string(first_id_ + 2 * products_.size());
-    product.variant_id = "gid://shopify/ProductVariant/" + std::to_string(first_id_ + 2 * products_.size() + 1);
+    product.variant_id =
+        "gid://shopify/ProductVariant/" + std::to_string(first_id_ + 2 * products_.size() + 1);
     product.title = JsonStr(p, "title");
     product.description_html = JsonStr(p, "descriptionHtml");
     product.vendor = JsonStr(p, "vendor");
@@ -173,13 +190,15 @@ HttpResponse FakeShopify::Handle(const HttpRequest& r) {
       for (const auto& m : media.GetArray()) product.media.push_back(JsonStr(m, "originalSource"));
     }
     if (product.title.empty()) {
-      return Json(200, R"({"data":{"productCreate":{"product":null,"userErrors":[{"field":["title"],"message":"Title can't be blank"}]}},)" +
-                           extensions(available_) + "}");
+      return Json(
+          200,
+          R"({"data":{"productCreate":{"product":null,"userErrors":[{"field":["title"],"message":"Title can't be blank"}]}},)" +
+              extensions(available_) + "}");
     }
     products_.push_back(product);
     std::string body = R"({"data":{"productCreate":{"product":{"id":")" + product.id +
-                       R"(","variants":{"nodes":[{"id":")" + product.variant_id + R"("}]}},"userErrors":[]}},)" +
-                       extensions(available_) + "}";
+                       R"(","variants":{"nodes":[{"id":")" + product.variant_id +
+                       R"("}]}},"userErrors":[]}},)" + extensions(available_) + "}";
     if (delay_next_create_ms_ > 0) {
       int delay = delay_next_create_ms_;
       delay_next_create_ms_ = 0;
@@ -197,15 +216,18 @@ HttpResponse FakeShopify::Handle(const HttpRequest& r) {
       nodes = R"({"id":")" + p.id + R"(","variants":{"nodes":[{"id":")" + p.variant_id + R"("}]}})";
       break;
     }
-    return Json(200, R"({"data":{"products":{"nodes":[)" + nodes + "]}}," + extensions(available_) + "}");
+    return Json(
+        200, R"({"data":{"products":{"nodes":[)" + nodes + "]}}," + extensions(available_) + "}");
   }
   if (query.find("productVariantsBulkUpdate") != std::string::npos) {
     std::string product_id = JsonStr(vars, "productId");
     const auto& variants = JsonMember(vars, "variants");
     for (auto& p : products_) {
-      if (p.id == product_id && variants.IsArray() && !variants.Empty()) p.price = JsonStr(variants[0], "price");
+      if (p.id == product_id && variants.IsArray() && !variants.Empty())
+        p.price = JsonStr(variants[0], "price");
     }
-    return Json(200, R"({"data":{"productVariantsBulkUpdate":{"userErrors":[]}},)" + extensions(available_) + "}");
+    return Json(200, R"({"data":{"productVariantsBulkUpdate":{"userErrors":[]}},)" +
+                         extensions(available_) + "}");
   }
   return Json(200, R"({"errors":[{"message":"unknown query"}]})");
 }

@@ -34,10 +34,11 @@ class FakeReceiver {
     int answered = 0;
   };
   // keys: decoded secrets (convoy::WebhookSecretKey) the receiver verifies with.
-  explicit FakeReceiver(std::vector<std::string> keys, std::string host = "127.0.0.1", int port = 0);
+  explicit FakeReceiver(std::vector<std::string> keys, std::string host = "127.0.0.1",
+                        int port = 0);
   ~FakeReceiver();
   Status Start();
-  std::string url() const;  // http://127.0.0.1:port/hooks
+  std::string url() const;                   // http://127.0.0.1:port/hooks
   void Script(std::vector<Answer> answers);  // the next requests' answers, in order; then 200
   std::vector<Request> Requests() const;
   // As GET /_fake/requests answers: [{"id","timestamp","verified","answered","body":{...}}]
@@ -73,7 +74,7 @@ class FakeShopify {
   Status Start();
   std::string url() const;  // http://127.0.0.1:port/admin/api/2026-04/graphql.json
   std::vector<Product> Products() const;
-  size_t Calls() const;           // GraphQL calls answered (any outcome)
+  size_t Calls() const;  // GraphQL calls answered (any outcome)
   size_t ThrottledAnswers() const;
   // The next productCreate makes its product at once and answers after delay_ms.
   void DelayNextCreate(int delay_ms);

@@ -11,10 +11,13 @@
 
 int main(int argc, char** argv) {
   convoy::SetFlagDefault("http_port", "8091");
-  convoy::InitService("fake-receiver", "convoy-fake-receiver: a webhook receiver that verifies Standard Webhooks signatures",
-                      &argc, &argv);
+  convoy::InitService(
+      "fake-receiver",
+      "convoy-fake-receiver: a webhook receiver that verifies Standard Webhooks signatures", &argc,
+      &argv);
   auto secret = convoy::LoadSecret("CONVOY_SINK_SECRET", "");
-  auto key = secret.ok() ? convoy::WebhookSecretKey(*secret) : convoy::Result<std::string>(secret.status());
+  auto key = secret.ok() ? convoy::WebhookSecretKey(*secret)
+                         : convoy::Result<std::string>(secret.status());
   if (!key.ok()) {
     LOG(ERROR) << "service=fake-receiver event=bad_config error=" << key.status().ToString();
     return 2;

@@ -19,16 +19,19 @@ namespace {
 using namespace std::chrono_literals;
 
 int Infra(const std::string& args) {
-  return std::system(("bash " + test::SourcePath("scripts/infra.sh") + " " + args + " >&2").c_str());
+  return std::system(
+      ("bash " + test::SourcePath("scripts/infra.sh") + " " + args + " >&2").c_str());
 }
 
 TEST(BrokerRestart, AcknowledgedUpdatesSurviveAndAreAnsweredOnce) {
   if (std::getenv("CONVOY_RUN_DIR") == nullptr) {
-    GTEST_SKIP() << "restarts the broker: runs only under scripts/test.sh, which owns a throw-away one";
+    GTEST_SKIP()
+        << "restarts the broker: runs only under scripts/test.sh, which owns a throw-away one";
   }
   test::Stack stack("broker_restart");
   constexpr int kUpdates = 40;
-  for (int i = 0; i < kUpdates / 2; ++i) ASSERT_EQ(stack.PostUpdate(stack.TextUpdate("restart", i)), 200);
+  for (int i = 0; i < kUpdates / 2; ++i)
+    ASSERT_EQ(stack.PostUpdate(stack.TextUpdate("restart", i)), 200);
 
   ASSERT_EQ(Infra("stop rabbit"), 0);
   for (int i = kUpdates / 2; i < kUpdates; ++i) {
@@ -40,7 +43,8 @@ TEST(BrokerRestart, AcknowledgedUpdatesSurviveAndAreAnsweredOnce) {
     ASSERT_TRUE(stack.WaitReady(service, 60s)) << service << " did not recover";
   }
   for (int i = kUpdates / 2; i < kUpdates; ++i) {  // Meta retries what got a 503
-    ASSERT_TRUE(test::WaitUntil([&] { return stack.PostUpdate(stack.TextUpdate("restart", i)) == 200; }, 30s))
+    ASSERT_TRUE(test::WaitUntil(
+        [&] { return stack.PostUpdate(stack.TextUpdate("restart", i)) == 200; }, 30s))
         << "update " << i;
   }
   ASSERT_TRUE(test::WaitUntil([&] { return stack.graph.SendCount() >= kUpdates; }, 120s))
@@ -56,7 +60,8 @@ TEST(BrokerRestart, AcknowledgedUpdatesSurviveAndAreAnsweredOnce) {
 // (at-most-once dead-lettering) every one of them was dropped.
 TEST(BrokerRestart, RepliesWaitingInDelayTiersSurviveABrokerKilledPastTheirDelay) {
   if (std::getenv("CONVOY_RUN_DIR") == nullptr) {
-    GTEST_SKIP() << "kills the broker: runs only under scripts/test.sh, which owns a throw-away one";
+    GTEST_SKIP()
+        << "kills the broker: runs only under scripts/test.sh, which owns a throw-away one";
   }
   test::Stack stack("broker_tiers");
   const std::vector<std::string> tiers = {"250ms", "1s", "5s", "30s"};
@@ -80,9 +85,9 @@ TEST(BrokerRestart, RepliesWaitingInDelayTiersSurviveABrokerKilledPastTheirDelay
         m.message_id = dedupe;
         m.body = R"({"schema":"outbound.send","version":1,"correlation_id":"corr-)" + dedupe +
                  R"(","dedupe_key":")" + dedupe + R"(","conversation_key":"106540352242922:)" + to +
-                 R"(","phone_number_id":"106540352242922","to":")" + to + R"(","last_inbound_at":)" +
-                 std::to_string(test::NowSeconds()) + R"(,"message":{"type":"text","text":{"body":"reply )" +
-                 dedupe + R"("}}})";
+                 R"(","phone_number_id":"106540352242922","to":")" + to +
+                 R"(","last_inbound_at":)" + std::to_string(test::NowSeconds()) +
+                 R"(,"message":{"type":"text","text":{"body":"reply )" + dedupe + R"("}}})";
         m.headers = {{headers::kDedupeKey, dedupe}, {headers::kCorrelationId, "corr-" + dedupe}};
         m.int_headers[headers::kAttempt] = 1;
         pub.Publish(std::move(m), batch.Add());
@@ -99,11 +104,13 @@ TEST(BrokerRestart, RepliesWaitingInDelayTiersSurviveABrokerKilledPastTheirDelay
   ASSERT_TRUE(stack.WaitReady("outbound", 60s)) << "outbound did not recover";
   const size_t expected = tiers.size() * kPerTier;
   EXPECT_TRUE(test::WaitUntil([&] { return stack.graph.SendCount() >= expected; }, 90s))
-      << stack.graph.SendCount() << " of " << expected << " replies sent after the broker came back";
+      << stack.graph.SendCount() << " of " << expected
+      << " replies sent after the broker came back";
   ASSERT_TRUE(stack.Drained(60s));
   for (const auto& to : recipients) EXPECT_EQ(stack.graph.SentTexts(to).size(), 1u) << to;
   EXPECT_EQ(stack.graph.SendCount(), expected);
-  auto parked = QueueMessageCount(AmqpOptions{stack.vhost.url(), "test"}, std::string(queues::kOutboundSend) + ".dlq");
+  auto parked = QueueMessageCount(AmqpOptions{stack.vhost.url(), "test"},
+                                  std::string(queues::kOutboundSend) + ".dlq");
   ASSERT_TRUE(parked.ok());
   EXPECT_EQ(*parked, 0u);
 }

@@ -35,7 +35,8 @@ TEST(DatabaseOutage, UpdatesDuringTheOutageAreAppliedAfterItAndNothingTwice) {
       },
       30s))
       << "conversation still ready with its database gone";
-  for (int i = kBefore; i < kBefore + kDuring; ++i) ASSERT_EQ(stack.PostUpdate(stack.TextUpdate("dbout", i)), 200);
+  for (int i = kBefore; i < kBefore + kDuring; ++i)
+    ASSERT_EQ(stack.PostUpdate(stack.TextUpdate("dbout", i)), 200);
   const std::string failed = "convoy_conversation_updates_total{result=\"transient_failure\"}";
   ASSERT_TRUE(test::WaitUntil([&] { return stack.Metric("conversation", failed) >= 1; }, 30s))
       << "no delivery met the outage";

@@ -27,12 +27,13 @@ TEST(IngressOutage, BrokerGoneMeans503AndNotReadyThenRecoversWithoutRestart) {
   int port = test::FreePort();
   std::string dir = ::testing::TempDir();
   test::ChildProcess ingress;
-  ASSERT_TRUE(ingress.Start({test::BinaryPath("services/ingress/convoy-ingress"),
-                             "--amqp_url=amqp://guest:guest@127.0.0.1:" + std::to_string(proxy.port()) + "/" +
-                                 vhost.name(),
-                             "--http_port=" + std::to_string(port), "--publish_deadline_ms=1000", "--declare_topology"},
-                            dir + "/" + test::UniqueName("ingress") + ".log",
-                            {{"CONVOY_APP_SECRET", "test-app-secret"}, {"CONVOY_VERIFY_TOKEN", "v"}}));
+  ASSERT_TRUE(ingress.Start(
+      {test::BinaryPath("services/ingress/convoy-ingress"),
+       "--amqp_url=amqp://guest:guest@127.0.0.1:" + std::to_string(proxy.port()) + "/" +
+           vhost.name(),
+       "--http_port=" + std::to_string(port), "--publish_deadline_ms=1000", "--declare_topology"},
+      dir + "/" + test::UniqueName("ingress") + ".log",
+      {{"CONVOY_APP_SECRET", "test-app-secret"}, {"CONVOY_VERIFY_TOKEN", "v"}}));
   std::string base = "http://127.0.0.1:" + std::to_string(port);
   auto ready = [&] {
     int status = 0;
@@ -53,10 +54,12 @@ TEST(IngressOutage, BrokerGoneMeans503AndNotReadyThenRecoversWithoutRestart) {
   EXPECT_EQ(post(), 200);
 
   proxy.SetBlocked(true);
-  ASSERT_TRUE(test::WaitUntil([&] { return ready() == 503; }, 30s)) << "still ready with the broker gone";
+  ASSERT_TRUE(test::WaitUntil([&] { return ready() == 503; }, 30s))
+      << "still ready with the broker gone";
   auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(post(), 503);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms) << "503 must come within the publish deadline";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms)
+      << "503 must come within the publish deadline";
   EXPECT_TRUE(ingress.running()) << "ingress must stay up while the broker is gone";
 
   proxy.SetBlocked(false);
@@ -64,7 +67,8 @@ TEST(IngressOutage, BrokerGoneMeans503AndNotReadyThenRecoversWithoutRestart) {
   EXPECT_EQ(post(), 200);
 
   // Exactly the two acknowledged POSTs are in the queue; the 503 one published nothing.
-  auto count = QueueMessageCount(AmqpOptions{vhost.url(), "outage-check"}, queues::kConversationInbound);
+  auto count =
+      QueueMessageCount(AmqpOptions{vhost.url(), "outage-check"}, queues::kConversationInbound);
   ASSERT_TRUE(count.ok()) << count.status().ToString();
   EXPECT_EQ(*count, 2u);
   ingress.Signal(SIGTERM);

@@ -17,7 +17,8 @@ TEST(KillConversation, NothingLostNothingSentTwice) {
   constexpr int kUpdates = 60, kSenders = 3;
   const std::string applied = "convoy_conversation_updates_total{result=\"applied\"}";
   int i = 0;
-  for (; i < kUpdates / 2; ++i) ASSERT_EQ(stack.PostUpdate(stack.TextUpdate("kill", i, kSenders)), 200);
+  for (; i < kUpdates / 2; ++i)
+    ASSERT_EQ(stack.PostUpdate(stack.TextUpdate("kill", i, kSenders)), 200);
   // Mid-stream: some updates applied, others still queued or in flight.
   ASSERT_TRUE(test::WaitUntil([&] { return stack.Metric("conversation", applied) >= 5; }, 30s));
   stack.Kill("conversation");
@@ -26,7 +27,8 @@ TEST(KillConversation, NothingLostNothingSentTwice) {
         << "ingress must keep accepting while conversation is down";
   }
   stack.Launch("conversation");
-  ASSERT_TRUE(stack.WaitReady("conversation", 60s)) << stack.services["conversation"]->process.Log();
+  ASSERT_TRUE(stack.WaitReady("conversation", 60s))
+      << stack.services["conversation"]->process.Log();
   ASSERT_TRUE(test::WaitUntil([&] { return stack.graph.SendCount() >= kUpdates; }, 90s))
       << stack.graph.SendCount() << " of " << kUpdates << " replies sent";
   ASSERT_TRUE(stack.Drained(60s));

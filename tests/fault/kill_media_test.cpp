@@ -27,15 +27,17 @@ TEST(KillMedia, ADownloadCutByKillNineIsStoredOnceAndLeavesNothingPartial) {
   m.exchange = exchanges::kCommands;
   m.routing_key = queues::kMediaFetch;
   m.message_id = "kill-fetch";
-  m.body = R"({"schema":"media.fetch","version":1,"correlation_id":"corr-kill-fetch","dedupe_key":"kill-fetch",)"
-           R"("conversation_key":"106540352242922:16505551234","phone_number_id":"106540352242922",)"
-           R"("media_id":"kill-photo","mime_type":"image/jpeg"})";
+  m.body =
+      R"({"schema":"media.fetch","version":1,"correlation_id":"corr-kill-fetch","dedupe_key":"kill-fetch",)"
+      R"("conversation_key":"106540352242922:16505551234","phone_number_id":"106540352242922",)"
+      R"("media_id":"kill-photo","mime_type":"image/jpeg"})";
   m.headers = {{headers::kDedupeKey, "kill-fetch"}, {headers::kCorrelationId, "corr-kill-fetch"}};
   ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
   const std::string media_dir = stack.dir + "/media";
   ASSERT_TRUE(test::WaitUntil([&] { return stack.graph.DownloadRequests() >= 1; }, 30s));
   stack.Kill("media");  // mid-download: the file it was writing has no name
-  EXPECT_TRUE(test::ListDir(media_dir).empty()) << "left behind: " << *test::ListDir(media_dir).begin();
+  EXPECT_TRUE(test::ListDir(media_dir).empty())
+      << "left behind: " << *test::ListDir(media_dir).begin();
   stack.Launch("media");
   ASSERT_TRUE(stack.WaitReady("media", 60s)) << stack.services["media"]->process.Log();
   auto db = PgConnection::Connect(stack.db.dsn());

@@ -32,7 +32,8 @@ TEST(LostCommand, ARetryingSendWhoseCommandWasPurgedIsSentOnceByTheSweeper) {
       },
       30s))
       << "the reply never reached the 5 s tier";
-  auto row = (*db)->Exec("SELECT status, attempts FROM outbound_messages WHERE dedupe_key NOT LIKE '%:typing'");
+  auto row = (*db)->Exec(
+      "SELECT status, attempts FROM outbound_messages WHERE dedupe_key NOT LIKE '%:typing'");
   ASSERT_TRUE(row.ok() && row->size() == 1);
   EXPECT_EQ(row->get(0, 0), "retrying");
   EXPECT_EQ(row->get_int(0, 1), 2);
@@ -45,11 +46,15 @@ TEST(LostCommand, ARetryingSendWhoseCommandWasPurgedIsSentOnceByTheSweeper) {
   ASSERT_TRUE(stack.graph.WaitForSends(1, 60s)) << "the sweeper never sent the lost reply";
   ASSERT_TRUE(stack.Drained(30s));
   stack.ExpectEachAnsweredOnce("lost", 1);
-  EXPECT_EQ(stack.Metric("conversation", "convoy_sweeper_requeued_total{queue=\"outbound.send\"}"), 1);
-  auto settled = (*db)->Exec("SELECT status FROM outbound_messages WHERE dedupe_key NOT LIKE '%:typing'");
+  EXPECT_EQ(stack.Metric("conversation", "convoy_sweeper_requeued_total{queue=\"outbound.send\"}"),
+            1);
+  auto settled =
+      (*db)->Exec("SELECT status FROM outbound_messages WHERE dedupe_key NOT LIKE '%:typing'");
   ASSERT_TRUE(settled.ok() && settled->size() == 1);
   EXPECT_EQ(settled->get(0, 0), "sent");
-  auto ledger = (*db)->Exec("SELECT outcome, sweeps FROM outbox WHERE routing_key = 'outbound.send' AND dedupe_key NOT LIKE '%:typing'");
+  auto ledger = (*db)->Exec(
+      "SELECT outcome, sweeps FROM outbox WHERE routing_key = 'outbound.send' AND dedupe_key NOT "
+      "LIKE '%:typing'");
   ASSERT_TRUE(ledger.ok() && ledger->size() == 1);
   EXPECT_EQ(ledger->get(0, 0), "done");
   EXPECT_EQ(ledger->get_int(0, 1), 1);

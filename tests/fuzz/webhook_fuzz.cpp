@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)convoy::ingress::VerifySignature(body, body.substr(0, 71), "fuzz-secret");
   auto split = convoy::ingress::SplitWebhook(body, "fuzz-correlation", "2026-01-01T00:00:00.000Z");
   if (!split.ok()) {
-    if (split.status().message().find('\n') != std::string::npos) __builtin_trap();  // one-line reasons
+    if (split.status().message().find('\n') != std::string::npos)
+      __builtin_trap();  // one-line reasons
     return 0;
   }
   for (const auto& u : split->updates) {

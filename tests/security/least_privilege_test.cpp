@@ -39,29 +39,40 @@ class BrokerUsers : public ::testing::Test {
   test::TestVhost vhost_{"least_privilege"};
 };
 
-bool Refused(const Status& s) { return !s.ok() && s.message().find("403 ACCESS_REFUSED") != std::string::npos; }
+bool Refused(const Status& s) {
+  return !s.ok() && s.message().find("403 ACCESS_REFUSED") != std::string::npos;
+}
 
 TEST_F(BrokerUsers, EachPartDoesItsWorkAndIsRefusedEverythingElse) {
   // conversation.inbound is consumed in partitions: the first and the last.
   const std::string first_partition = PartitionName(queues::kConversationInbound, 0);
-  const std::string last_partition = PartitionName(queues::kConversationInbound, kConversationInboundPartitions - 1);
+  const std::string last_partition =
+      PartitionName(queues::kConversationInbound, kConversationInboundPartitions - 1);
   const std::vector<BrokerCase> cases = {
-      {"ingress", {}, {first_partition, queues::kOutboundStatus}, {{exchanges::kInbound, "message"}},
-       {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kEvents, "media.stored"}, {"", queues::kOutboundSend}}},
+      {"ingress",
+       {},
+       {first_partition, queues::kOutboundStatus},
+       {{exchanges::kInbound, "message"}},
+       {{exchanges::kCommands, queues::kOutboundSend},
+        {exchanges::kEvents, "media.stored"},
+        {"", queues::kOutboundSend}}},
       {"conversation",
        {first_partition, last_partition, queues::kConversationEvents, queues::kFlowCompleted},
        {queues::kOutboundSend, queues::kMediaFetch, "conversation.inbound.dlq"},
-       {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kEvents, "flow.completed"},
-        {exchanges::kRetry, "conversation.events.delay.1s"}, {exchanges::kDlx, "conversation.inbound"}},
+       {{exchanges::kCommands, queues::kOutboundSend},
+        {exchanges::kEvents, "flow.completed"},
+        {exchanges::kRetry, "conversation.events.delay.1s"},
+        {exchanges::kDlx, "conversation.inbound"}},
        {{exchanges::kInbound, "message"}, {"", queues::kOutboundSend}}},
       {"media",
        {queues::kMediaFetch, queues::kMediaUpload},
-       {queues::kOutboundSend, queues::kOutboundStatus, queues::kOutboundDeliver, queues::kOutboundExtract,
-        first_partition},
+       {queues::kOutboundSend, queues::kOutboundStatus, queues::kOutboundDeliver,
+        queues::kOutboundExtract, first_partition},
        {{exchanges::kEvents, "media.stored"}, {exchanges::kRetry, "media.fetch.delay.1s"}},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kInbound, "message"}}},
       {"outbound",
-       {queues::kOutboundSend, queues::kOutboundStatus, queues::kOutboundDeliver, queues::kOutboundExtract},
+       {queues::kOutboundSend, queues::kOutboundStatus, queues::kOutboundDeliver,
+        queues::kOutboundExtract},
        {queues::kMediaFetch, first_partition, "outbound.send.dlq"},
        {{exchanges::kEvents, "outbound.sent"}, {exchanges::kDlx, queues::kOutboundSend}},
        {{exchanges::kCommands, queues::kOutboundSend}, {exchanges::kInbound, "status"}}},
@@ -94,20 +105,26 @@ TEST_F(BrokerUsers, EachPartDoesItsWorkAndIsRefusedEverythingElse) {
       ++checked;
     }
     // No service declares: the topology step does (a queue of its own, or convoy's own again).
-    Status s = Probe(c.part, [&](AmqpAdmin& a) { return a.DeclareQueue({"intruder." + c.part, {}, {}}); });
+    Status s = Probe(c.part, [&](AmqpAdmin& a) {
+      return a.DeclareQueue({"intruder." + c.part, {}, {}});
+    });
     EXPECT_TRUE(Refused(s)) << c.part << " must not declare a queue: " << s.ToString();
-    s = Probe(c.part, [&](AmqpAdmin& a) { return a.DeclareExchange({exchanges::kInbound, "direct"}); });
+    s = Probe(c.part, [&](AmqpAdmin& a) {
+      return a.DeclareExchange({exchanges::kInbound, "direct"});
+    });
     EXPECT_TRUE(Refused(s)) << c.part << " must not declare an exchange: " << s.ToString();
     checked += 2;
   }
-  std::cout << "[ broker   ] " << checked << " permission checks over " << cases.size() << " parts\n";
+  std::cout << "[ broker   ] " << checked << " permission checks over " << cases.size()
+            << " parts\n";
 }
 
 TEST_F(BrokerUsers, TheScalerSeesQueueDepthsAndNothingElse) {
   // KEDA's RabbitMQ trigger (k8s/overlays/prod autoscaling.yaml) reads a work queue's depth with
   // a passive declare; its user may neither consume, publish nor declare.
   const std::string partition = PartitionName(queues::kConversationInbound, 0);
-  for (const std::string& queue : {partition, std::string(queues::kMediaFetch), std::string(queues::kOutboundSend)}) {
+  for (const std::string& queue :
+       {partition, std::string(queues::kMediaFetch), std::string(queues::kOutboundSend)}) {
     Status s = Probe("scaler", [&](AmqpAdmin& a) {
       auto state = a.Inspect(queue);
       return state.ok() && !state->exists ? Status(Code::kNotFound, "not found") : state.status();
@@ -116,7 +133,8 @@ TEST_F(BrokerUsers, TheScalerSeesQueueDepthsAndNothingElse) {
     s = Probe("scaler", [&](AmqpAdmin& a) { return a.TryConsume(queue); });
     EXPECT_TRUE(Refused(s)) << "the scaler must not consume " << queue << ": " << s.ToString();
   }
-  Status s = Probe("scaler", [&](AmqpAdmin& a) { return a.TryPublish(exchanges::kInbound, "message"); });
+  Status s =
+      Probe("scaler", [&](AmqpAdmin& a) { return a.TryPublish(exchanges::kInbound, "message"); });
   EXPECT_TRUE(Refused(s)) << s.ToString();
   s = Probe("scaler", [&](AmqpAdmin& a) { return a.DeclareQueue({"intruder.scaler", {}, {}}); });
   EXPECT_TRUE(Refused(s)) << s.ToString();
@@ -126,7 +144,8 @@ TEST_F(BrokerUsers, EveryPartWithAUserHasACase) {
   // A part added to BrokerGrants without a row above would go untested.
   std::vector<std::string> parts;
   for (const auto& g : BrokerGrants()) parts.push_back(g.part);
-  EXPECT_EQ(parts, (std::vector<std::string>{"ingress", "conversation", "media", "outbound", "ops", "scaler", "topology"}));
+  EXPECT_EQ(parts, (std::vector<std::string>{"ingress", "conversation", "media", "outbound", "ops",
+                                             "scaler", "topology"}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,64 +169,76 @@ class DatabaseRoles : public ::testing::Test {
 TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
   const std::vector<RoleCase> cases = {
       {"convoy_conversation",
-       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM outbox", "SELECT count(*) FROM schema_migrations",
-        "DELETE FROM inbound_messages WHERE false", "SELECT nextval('outbox_id_seq')",
-        "SELECT count(*) FROM account_updates",
-        // a transcript's outgoing rows show outbound's status; an agent outside the window is offered
-        // the approved templates (0035_transcript_and_owner.sql)
+       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM outbox",
+        "SELECT count(*) FROM schema_migrations", "DELETE FROM inbound_messages WHERE false",
+        "SELECT nextval('outbox_id_seq')", "SELECT count(*) FROM account_updates",
+        // a transcript's outgoing rows show outbound's status; an agent outside the window is
+        // offered the approved templates (0035_transcript_and_owner.sql)
         "SELECT dedupe_key, status, wamid, error_code FROM outbound_messages",
         "SELECT name, language, category FROM templates WHERE status = 'APPROVED'",
         // an agent's photo is one of the conversation's number's files (0039_agent_media.sql)
         "SELECT media_id FROM media_objects WHERE stored_name = 'x' AND phone_number_id = 'y'",
-        // the console's health checks, as `convoyctl health` counts them (0041_ops_health_reads.sql)
-        "SELECT count(*) FROM outbound_messages WHERE received_at IS NOT NULL AND attempt_started_at > now()",
+        // the console's health checks, as `convoyctl health` counts them
+        // (0041_ops_health_reads.sql)
+        "SELECT count(*) FROM outbound_messages WHERE received_at IS NOT NULL AND "
+        "attempt_started_at > now()",
         "SELECT count(*) FROM delivery_attempts WHERE outcome = 'retry' AND started_at > now()"},
        {"SELECT recipient FROM outbound_messages", "UPDATE outbound_messages SET status = 'sent'",
-        "SELECT reason FROM templates", "SELECT sha256 FROM media_objects", "SELECT * FROM media_objects",
-        "DELETE FROM media_objects WHERE false", "DELETE FROM deliveries",
-        "SELECT count(*) FROM thread_controls",
+        "SELECT reason FROM templates", "SELECT sha256 FROM media_objects",
+        "SELECT * FROM media_objects", "DELETE FROM media_objects WHERE false",
+        "DELETE FROM deliveries", "SELECT count(*) FROM thread_controls",
         "CREATE TABLE intruder (x int)", "INSERT INTO schema_migrations VALUES (9999, 'x')"}},
       {"convoy_media",
        {"SELECT count(*) FROM media_objects", "DELETE FROM media_uploads WHERE false",
-        "UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'x' AND settled_at IS NULL",
+        "UPDATE outbox SET settled_at = now(), outcome = 'done' WHERE dedupe_key = 'x' AND "
+        "settled_at IS NULL",
         // which token and version a number's media is fetched with (0021_number_graph_version.sql)
         "SELECT phone_number_id, graph_token_ref, graph_version FROM numbers",
         // whose a stored file is, for a tenant's token (0034_media_owner.sql)
-        "SELECT EXISTS (SELECT 1 FROM media_objects m JOIN numbers n ON n.phone_number_id = m.phone_number_id "
+        "SELECT EXISTS (SELECT 1 FROM media_objects m JOIN numbers n ON n.phone_number_id = "
+        "m.phone_number_id "
         "WHERE m.stored_name = 'x' AND n.tenant = 't')"},
-       {"SELECT count(*) FROM conversations", "SELECT body FROM outbox", "SELECT greeting, flows FROM numbers",
-        "UPDATE numbers SET tenant = 'x'", "UPDATE outbox SET body = '{}'",
-        "SELECT count(*) FROM templates",
+       {"SELECT count(*) FROM conversations", "SELECT body FROM outbox",
+        "SELECT greeting, flows FROM numbers", "UPDATE numbers SET tenant = 'x'",
+        "UPDATE outbox SET body = '{}'", "SELECT count(*) FROM templates",
         "INSERT INTO outbox (exchange, routing_key, dedupe_key, body) VALUES ('a', 'b', 'c', '{}')",
         "SELECT count(*) FROM outbound_messages", "CREATE TABLE intruder (x int)"}},
       {"convoy_outbound",
        {"SELECT count(*) FROM outbound_messages", "SELECT count(*) FROM deliveries",
         "DELETE FROM sink_states WHERE false", "SELECT nextval('deliveries_id_seq')",
         // what it reads to send a conversation's replies in order (0016_reply_order.sql)
-        "SELECT id, conversation_key, due_at FROM outbox WHERE routing_key = 'outbound.send' AND settled_at IS NULL",
+        "SELECT id, conversation_key, due_at FROM outbox WHERE routing_key = 'outbound.send' AND "
+        "settled_at IS NULL",
         // which token and version a number's sends call with (0021_number_graph_version.sql)
         "SELECT graph_token_ref, graph_version FROM numbers WHERE phone_number_id = '1'",
-        // a number Meta refused a send for (131031, 133010) pauses, with the reason (0027_number_pause_reason.sql)
-        "SELECT throughput, status, coalesce(paused_reason, '') FROM numbers WHERE phone_number_id = '1'",
-        "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = 'x', paused_at = now(), updated_at = "
+        // a number Meta refused a send for (131031, 133010) pauses, with the reason
+        // (0027_number_pause_reason.sql)
+        "SELECT throughput, status, coalesce(paused_reason, '') FROM numbers WHERE phone_number_id "
+        "= '1'",
+        "UPDATE numbers SET status = 'paused', source = 'meta', paused_reason = 'x', paused_at = "
+        "now(), updated_at = "
         "now() WHERE phone_number_id = '1' AND status = 'active' RETURNING 1",
         // the template catalog it keeps, and the WABA of a number (0030_templates.sql)
         "DELETE FROM templates WHERE false", "DELETE FROM template_syncs WHERE false",
         "SELECT waba_id FROM numbers WHERE phone_number_id = '1'",
         // whether a bot's reply was taken over after it was written (0035_transcript_and_owner.sql)
-        "SELECT c.owner, c.owner_since, o.created_at FROM conversations c, outbox o WHERE c.conversation_key = 'x' "
+        "SELECT c.owner, c.owner_since, o.created_at FROM conversations c, outbox o WHERE "
+        "c.conversation_key = 'x' "
         "AND o.dedupe_key = 'x'",
         // Meta's thread_control, called once per command (0037_thread_control.sql)
         "DELETE FROM thread_controls WHERE false"},
-       {"SELECT count(*) FROM identities", "SELECT state FROM conversations", "SELECT wa_id FROM conversations",
-        "UPDATE conversations SET owner = 'bot'", "DELETE FROM outbox",
-        "UPDATE numbers SET graph_token_ref = 'env:X'", "UPDATE numbers SET tenant = 'x'",
-        "SELECT count(*) FROM account_updates",
-        "SELECT body FROM outbox", "SELECT count(*) FROM media_objects", "CREATE TABLE intruder (x int)"}},
+       {"SELECT count(*) FROM identities", "SELECT state FROM conversations",
+        "SELECT wa_id FROM conversations", "UPDATE conversations SET owner = 'bot'",
+        "DELETE FROM outbox", "UPDATE numbers SET graph_token_ref = 'env:X'",
+        "UPDATE numbers SET tenant = 'x'", "SELECT count(*) FROM account_updates",
+        "SELECT body FROM outbox", "SELECT count(*) FROM media_objects",
+        "CREATE TABLE intruder (x int)"}},
       {"convoy_readonly",
-       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries", "SELECT count(*) FROM templates",
-        "SELECT count(*) FROM template_syncs", "SELECT count(*) FROM thread_controls"},
-       {"DELETE FROM conversations", "UPDATE deliveries SET status = 'parked'", "CREATE TABLE intruder (x int)"}},
+       {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries",
+        "SELECT count(*) FROM templates", "SELECT count(*) FROM template_syncs",
+        "SELECT count(*) FROM thread_controls"},
+       {"DELETE FROM conversations", "UPDATE deliveries SET status = 'parked'",
+        "CREATE TABLE intruder (x int)"}},
   };
   int checked = 0;
   for (const auto& c : cases) {
@@ -237,9 +268,12 @@ TEST_F(DatabaseRoles, EveryTableBelongsToAServiceRole) {
   auto owner = PgConnection::Connect(db_.dsn());
   ASSERT_TRUE(owner.ok());
   auto orphans = (*owner)->Exec(
-      "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' "
-      "AND c.relname <> 'schema_migrations' AND NOT EXISTS (SELECT 1 FROM unnest(ARRAY['convoy_conversation', "
-      "'convoy_media', 'convoy_outbound']) AS r(role) WHERE has_table_privilege(r.role, c.oid, 'SELECT') "
+      "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND "
+      "c.relkind = 'r' "
+      "AND c.relname <> 'schema_migrations' AND NOT EXISTS (SELECT 1 FROM "
+      "unnest(ARRAY['convoy_conversation', "
+      "'convoy_media', 'convoy_outbound']) AS r(role) WHERE has_table_privilege(r.role, c.oid, "
+      "'SELECT') "
       "AND has_table_privilege(r.role, c.oid, 'INSERT')) ORDER BY 1");
   ASSERT_TRUE(orphans.ok()) << orphans.status().ToString();
   std::string names;

@@ -62,7 +62,8 @@ class RawClient {
     } keep{received_, out};
     auto deadline = std::chrono::steady_clock::now() + wait;
     while (true) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -82,7 +83,8 @@ class RawClient {
     read_to_close_ = true;
     auto deadline = std::chrono::steady_clock::now() + wait;
     while (!closed_ && std::chrono::steady_clock::now() < deadline) {
-      Read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+      Read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                 std::chrono::steady_clock::now()));
     }
     return closed_;
   }
@@ -117,10 +119,12 @@ class IngressUnderAttack : public ::testing::Test {
     // As deployed: the topology declared first, then ingress as its own publish-only user.
     auto topology = UpgradeTopology(AmqpOptions{vhost_.url(), "attack-topology"});
     ASSERT_TRUE(topology.ok()) << topology.status().ToString();
-    std::vector<std::string> argv = {test::BinaryPath("services/ingress/convoy-ingress"), "--amqp_url=" + vhost_.PartUrl("ingress"),
+    std::vector<std::string> argv = {test::BinaryPath("services/ingress/convoy-ingress"),
+                                     "--amqp_url=" + vhost_.PartUrl("ingress"),
                                      "--http_port=" + std::to_string(port_)};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    ASSERT_TRUE(ingress_.Start(argv, ::testing::TempDir() + "/" + test::UniqueName("ingress") + ".log",
+    ASSERT_TRUE(ingress_.Start(argv,
+                               ::testing::TempDir() + "/" + test::UniqueName("ingress") + ".log",
                                {{"CONVOY_APP_SECRET", kSecret}, {"CONVOY_VERIFY_TOKEN", "v"}}));
     ASSERT_TRUE(test::WaitUntil([&] { return Get("/readyz") == 200; }, 60s)) << ingress_.Log();
   }
@@ -140,12 +144,14 @@ class IngressUnderAttack : public ::testing::Test {
     req.timeout = 5s;
     auto started = std::chrono::steady_clock::now();
     auto r = HttpFetch(req);
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
     return {r.ok() ? r->status : 0, took};
   }
   double Refused(const std::string& reason) {
     std::string metrics = test::HttpGet("http://127.0.0.1:" + std::to_string(port_) + "/metrics");
-    return test::MetricValue(metrics, "convoy_http_requests_refused_total{reason=\"" + reason + "\"}");
+    return test::MetricValue(metrics,
+                             "convoy_http_requests_refused_total{reason=\"" + reason + "\"}");
   }
   // convoy_http_connections as seen from a connection of its own (closed after).
   double OpenConnections() {
@@ -179,9 +185,9 @@ TEST_F(IngressUnderAttack, A100GBDeclaredBodyIsRefusedBeforeItIsRead) {
   size_t sent = 0;
   while (sent < (256u << 20) && c.Send(block)) sent += block.size();
   int64_t after = RssKiB(ingress_.pid());
-  std::cout << "100 GB declared: answered " << StatusOf(answer) << ", the client got " << (sent >> 20)
-            << " MiB into the socket before it was closed, ingress RSS " << before / 1024 << " -> " << after / 1024
-            << " MiB\n";
+  std::cout << "100 GB declared: answered " << StatusOf(answer) << ", the client got "
+            << (sent >> 20) << " MiB into the socket before it was closed, ingress RSS "
+            << before / 1024 << " -> " << after / 1024 << " MiB\n";
   EXPECT_LT(sent, 256u << 20) << "the listener kept reading a refused body";
   EXPECT_LT(after - before, 32 * 1024) << "RSS grew by " << (after - before) / 1024 << " MiB";
   EXPECT_GE(Refused("too_large"), 1);
@@ -199,8 +205,9 @@ TEST_F(IngressUnderAttack, A1GBChunkedStreamIsCutAtTheLimit) {
   while (sent < (1u << 30) && c.Send(chunk)) sent += 0x10000;
   std::string answer = c.Read(2s);
   int64_t after = RssKiB(ingress_.pid());
-  std::cout << "1 GB chunked: answered " << StatusOf(answer) << " after the client wrote " << (sent >> 20)
-            << " MiB, ingress RSS " << before / 1024 << " -> " << after / 1024 << " MiB\n";
+  std::cout << "1 GB chunked: answered " << StatusOf(answer) << " after the client wrote "
+            << (sent >> 20) << " MiB, ingress RSS " << before / 1024 << " -> " << after / 1024
+            << " MiB\n";
   EXPECT_EQ(StatusOf(answer), 413) << answer.substr(0, 200);
   EXPECT_LT(sent, 64u << 20) << "the listener kept reading past the limit";
   EXPECT_LT(after - before, 32 * 1024);
@@ -220,19 +227,26 @@ TEST_F(IngressUnderAttack, FiveHundredSlowConnectionsDoNotKeepAWebhookWaiting) {
       ASSERT_TRUE(slow.back()->Send("POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "));
     }
   }
-  ASSERT_TRUE(test::WaitUntil([&] { return test::MetricValue(test::HttpGet("http://127.0.0.1:" + std::to_string(port_) + "/metrics"),
-                                                             "convoy_http_connections") >= 500; },
-                              10s));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        return test::MetricValue(
+                   test::HttpGet("http://127.0.0.1:" + std::to_string(port_) + "/metrics"),
+                   "convoy_http_connections") >= 500;
+      },
+      10s));
   auto [status, took] = PostSigned();
-  std::cout << "500 slow connections open: a signed webhook answered " << status << " in " << took.count() << " ms\n";
+  std::cout << "500 slow connections open: a signed webhook answered " << status << " in "
+            << took.count() << " ms\n";
   EXPECT_EQ(status, 200);
   EXPECT_LT(took, 1000ms);
   // The slow ones are dropped at the read timeout.
   auto started = std::chrono::steady_clock::now();
   int closed = 0;
   for (auto& c : slow) closed += c->WaitClosed(10s) ? 1 : 0;
-  auto took_close = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  std::cout << closed << " of 500 slow connections dropped within " << took_close.count() << " ms\n";
+  auto took_close = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  std::cout << closed << " of 500 slow connections dropped within " << took_close.count()
+            << " ms\n";
   EXPECT_EQ(closed, 500);
   EXPECT_GE(Refused("timeout"), 500);
 }
@@ -245,8 +259,8 @@ TEST_F(IngressUnderAttack, AOneMegabyteHeaderLineGets431) {
   std::string big(1 << 20, 'a');
   c.Send(big);  // may be cut short: the listener answers at 16 KiB and closes
   std::string answer = c.Read(2s);
-  std::cout << "1 MB header line: answered " << StatusOf(answer) << ", RSS " << before / 1024 << " -> "
-            << RssKiB(ingress_.pid()) / 1024 << " MiB\n";
+  std::cout << "1 MB header line: answered " << StatusOf(answer) << ", RSS " << before / 1024
+            << " -> " << RssKiB(ingress_.pid()) / 1024 << " MiB\n";
   EXPECT_EQ(StatusOf(answer), 431) << answer.substr(0, 200);
   EXPECT_TRUE(c.WaitClosed(2s));
 }
@@ -254,7 +268,8 @@ TEST_F(IngressUnderAttack, AOneMegabyteHeaderLineGets431) {
 TEST_F(IngressUnderAttack, TraceGets405AndNeverEchoes) {
   Launch();
   RawClient c(port_);
-  ASSERT_TRUE(c.Send("TRACE /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: secret-cookie\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("TRACE /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: secret-cookie\r\n\r\n"));
   std::string answer = c.Read(2s);
   EXPECT_EQ(StatusOf(answer), 405) << answer;
   EXPECT_EQ(answer.find("secret-cookie"), std::string::npos) << answer;
@@ -270,16 +285,19 @@ TEST_F(IngressUnderAttack, AMalformedEscapeGets400AndShutdownDoesNotWaitForIt) {
   auto started = std::chrono::steady_clock::now();
   ingress_.Signal(SIGTERM);
   EXPECT_EQ(ingress_.Wait(), 0);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  std::cout << "/%zz: answered " << StatusOf(answer) << "; SIGTERM to exit " << took.count() << " ms\n";
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  std::cout << "/%zz: answered " << StatusOf(answer) << "; SIGTERM to exit " << took.count()
+            << " ms\n";
   EXPECT_LT(took, 2000ms);
 }
 
 TEST_F(IngressUnderAttack, RequestSmugglingShapesAre400) {
   Launch();
   for (const std::string& head :
-       {PostHead("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"), PostHead("Content-Length: 5\r\nContent-Length: 6\r\n"),
-        PostHead("Content-Length: -1\r\n"), PostHead("Content-Length : 5\r\n"), PostHead(" X-Folded: yes\r\nContent-Length: 0\r\n")}) {
+       {PostHead("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
+        PostHead("Content-Length: 5\r\nContent-Length: 6\r\n"), PostHead("Content-Length: -1\r\n"),
+        PostHead("Content-Length : 5\r\n"), PostHead(" X-Folded: yes\r\nContent-Length: 0\r\n")}) {
     RawClient c(port_);
     ASSERT_TRUE(c.Send(head));
     std::string answer = c.Read(2s);
@@ -314,7 +332,8 @@ TEST_F(IngressUnderAttack, AtTheCapTheOldestIdleConnectionMakesRoomElse503) {
     ASSERT_TRUE(busy.back()->Send(PostHead("Content-Length: 1000\r\nExpect: 100-continue\r\n")));
     ASSERT_EQ(StatusOf(busy.back()->Read(2s)), 100) << i;
   }
-  for (size_t i = 1; i < idle.size(); ++i) EXPECT_TRUE(idle[i]->WaitClosed(5s)) << "idle connections made room";
+  for (size_t i = 1; i < idle.size(); ++i)
+    EXPECT_TRUE(idle[i]->WaitClosed(5s)) << "idle connections made room";
   EXPECT_TRUE(newcomer.WaitClosed(5s)) << "so did the newcomer, idle since its answer";
   RawClient refused(port_);
   std::string answer = refused.Read(2s);
@@ -331,13 +350,16 @@ TEST_F(IngressUnderAttack, AtTheCapTheOldestIdleConnectionMakesRoomElse503) {
 TEST_F(IngressUnderAttack, HeadAnswersCarryNoBody) {
   Launch();
   RawClient c(port_);
-  ASSERT_TRUE(c.Send("HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: "
+             "127.0.0.1\r\n\r\n"));
   c.WaitClosed(1500ms);  // both answers (the connection stays open: read what came)
   const std::string all = c.received();
   EXPECT_EQ(all.rfind("HTTP/1.1 200", 0), 0u) << all;
   size_t second = all.find("HTTP/1.1 200", 1);
   ASSERT_NE(second, std::string::npos) << all;
-  EXPECT_EQ(all.substr(second - 4, 4), "\r\n\r\n") << "the HEAD answer ends at its headers: " << all;
+  EXPECT_EQ(all.substr(second - 4, 4), "\r\n\r\n")
+      << "the HEAD answer ends at its headers: " << all;
   EXPECT_NE(all.find("Content-Length: 3"), std::string::npos) << all;
 }
 

@@ -4,7 +4,6 @@
 // admin token (CONVOY_ADMIN_TOKEN). Header-only: the conversation and outbound API tests share it.
 #include <glog/logging.h>
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,11 +21,13 @@ namespace convoy::test {
 
 struct ApiTokens {
   static constexpr const char* kAdminEnv = "env-admin-token-0123456789abcdef";
-  static constexpr Role kRoles[] = {Role::kViewer, Role::kAgent, Role::kManager, Role::kOperator, Role::kAdmin};
+  static constexpr Role kRoles[] = {Role::kViewer, Role::kAgent, Role::kManager, Role::kOperator,
+                                    Role::kAdmin};
 
   // The token of `role` for `tenant` ("*" or "acme"); its name is "<role>-all" or "<role>-acme".
   static std::string Token(Role role, const std::string& tenant) {
-    return std::string("tok-") + RoleName(role) + "-" + (tenant == "*" ? "all" : tenant) + "-0123456789abcdef";
+    return std::string("tok-") + RoleName(role) + "-" + (tenant == "*" ? "all" : tenant) +
+           "-0123456789abcdef";
   }
   static std::string Name(Role role, const std::string& tenant) {
     return std::string(RoleName(role)) + "-" + (tenant == "*" ? "all" : tenant);
@@ -39,7 +40,8 @@ struct ApiTokens {
     out << "# one token per role and tenant\n";
     for (Role r : kRoles) {
       for (const char* tenant : {"*", "acme"}) {
-        out << Name(r, tenant) << " " << RoleName(r) << " " << tenant << " " << TokenHashField(Token(r, tenant)) << "\n";
+        out << Name(r, tenant) << " " << RoleName(r) << " " << tenant << " "
+            << TokenHashField(Token(r, tenant)) << "\n";
       }
     }
     out.close();
@@ -55,8 +57,8 @@ struct ApiTokens {
 
 // A request as the HTTP server hands it to a handler; `authorization` is the header's value (none
 // when empty).
-inline HttpRequest ApiRequest(const std::string& method, const std::string& path, const std::string& body,
-                              const std::string& authorization) {
+inline HttpRequest ApiRequest(const std::string& method, const std::string& path,
+                              const std::string& body, const std::string& authorization) {
   HttpRequest r;
   r.method = method;
   r.path = path;
@@ -70,8 +72,8 @@ class LogCapture : public google::LogSink {
  public:
   LogCapture() { google::AddLogSink(this); }
   ~LogCapture() override { google::RemoveLogSink(this); }
-  void send(google::LogSeverity, const char*, const char*, int, const google::LogMessageTime&, const char* message,
-            size_t message_len) override {
+  void send(google::LogSeverity, const char*, const char*, int, const google::LogMessageTime&,
+            const char* message, size_t message_len) override {
     std::lock_guard<std::mutex> lock(mu_);
     lines_.emplace_back(message, message_len);
   }
@@ -87,7 +89,10 @@ class LogCapture : public google::LogSink {
 
 // The route's expected answer for a role: the roles listed get `ok`, the rest 403.
 inline int Expected(const std::string& allowed_roles, Role role, int ok) {
-  return (" " + allowed_roles + " ").find(std::string(" ") + RoleName(role) + " ") != std::string::npos ? ok : 403;
+  return (" " + allowed_roles + " ").find(std::string(" ") + RoleName(role) + " ") !=
+                 std::string::npos
+             ? ok
+             : 403;
 }
 
 // What a test expects of one route, written out by hand (not derived from the service's table).
@@ -102,7 +107,8 @@ struct WantRoute {
 
 // The service's table has exactly these routes, in this order, with these roles and scopes.
 inline void ExpectTable(const std::vector<RouteRule>& routes, const std::vector<WantRoute>& want) {
-  ASSERT_EQ(routes.size(), want.size()) << "a route was added or removed: add it to the test's table";
+  ASSERT_EQ(routes.size(), want.size())
+      << "a route was added or removed: add it to the test's table";
   for (size_t i = 0; i < routes.size(); ++i) {
     EXPECT_STREQ(routes[i].method, want[i].method);
     EXPECT_STREQ(routes[i].pattern, want[i].pattern);
@@ -115,8 +121,8 @@ inline void ExpectTable(const std::vector<RouteRule>& routes, const std::vector<
 }
 
 // Checks one answer to `role`'s token for `tenant`: the status, and what a 403 says.
-inline void ExpectAnswer(const WantRoute& w, Role role, const std::string& tenant, const HttpResponse& resp,
-                         const std::string& what) {
+inline void ExpectAnswer(const WantRoute& w, Role role, const std::string& tenant,
+                         const HttpResponse& resp, const std::string& what) {
   const bool role_ok = Expected(w.roles, role, 1) == 1;
   int want = role_ok ? w.ok : 403;
   if (tenant != "*" && role_ok) want = w.scope == Scope::kGlobal ? 403 : w.tenant_ok;
@@ -124,11 +130,15 @@ inline void ExpectAnswer(const WantRoute& w, Role role, const std::string& tenan
   if (resp.status != 403) return;
   if (!role_ok) {
     const std::string roles = w.roles;
-    EXPECT_NE(resp.body.find("needs the role " + roles.substr(0, roles.find(' '))), std::string::npos)
+    EXPECT_NE(resp.body.find("needs the role " + roles.substr(0, roles.find(' '))),
+              std::string::npos)
         << what << ": " << resp.body;
-    EXPECT_NE(resp.body.find(ApiTokens::Name(role, tenant)), std::string::npos) << "names the token: " << resp.body;
+    EXPECT_NE(resp.body.find(ApiTokens::Name(role, tenant)), std::string::npos)
+        << "names the token: " << resp.body;
   } else {
-    EXPECT_NE(resp.body.find("acts on every tenant, so it needs a token with tenant '*'"), std::string::npos) << what << ": " << resp.body;
+    EXPECT_NE(resp.body.find("acts on every tenant, so it needs a token with tenant '*'"),
+              std::string::npos)
+        << what << ": " << resp.body;
   }
 }
 

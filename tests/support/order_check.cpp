@@ -25,11 +25,12 @@ const std::vector<OrderStep>& SellThenEmail() {
 }
 
 const std::vector<OrderStep>& ListingStepByStep() {
-  static const std::vector<OrderStep> steps = {{"SELL", "Let's list your item!", 0},
-                                               {"p{i}@example.com", "Describe the item", 0},
-                                               {"Nike running shoes, size 42, good condition", "What price", 0},
-                                               {"$25", "Now send photos", 0},
-                                               {"DONE", "I haven't got any photos yet", 0}};
+  static const std::vector<OrderStep> steps = {
+      {"SELL", "Let's list your item!", 0},
+      {"p{i}@example.com", "Describe the item", 0},
+      {"Nike running shoes, size 42, good condition", "What price", 0},
+      {"$25", "Now send photos", 0},
+      {"DONE", "I haven't got any photos yet", 0}};
   return steps;
 }
 
@@ -42,8 +43,8 @@ std::string Fill(std::string text, int i) {
 }  // namespace
 
 OrderOutcome Converse(Stack& stack, const std::string& tag, const std::string& prefix,
-                      const std::vector<OrderStep>& steps, int people, const std::function<void()>& during,
-                      std::chrono::seconds deadline) {
+                      const std::vector<OrderStep>& steps, int people,
+                      const std::function<void()>& during, std::chrono::seconds deadline) {
   const int64_t at = NowSeconds() - 60;
   const size_t sent_before = stack.graph.SendCount();
   std::atomic<int> refused{0}, retried{0};
@@ -53,9 +54,11 @@ OrderOutcome Converse(Stack& stack, const std::string& tag, const std::string& p
     posters.emplace_back([&, t] {
       for (int i = t; i < people; i += kPosters) {
         for (size_t k = 0; k < steps.size(); ++k) {
-          const std::string wamid = "wamid." + tag + "." + std::to_string(i) + "." + std::to_string(k);
-          const std::string body = MessageWebhook("106540352242922", wa_id(i), "P", wamid, at + steps[k].second,
-                                                  TextMessage(Fill(steps[k].text, i)));
+          const std::string wamid =
+              "wamid." + tag + "." + std::to_string(i) + "." + std::to_string(k);
+          const std::string body =
+              MessageWebhook("106540352242922", wa_id(i), "P", wamid, at + steps[k].second,
+                             TextMessage(Fill(steps[k].text, i)));
           // Not answered 200 (a fault on the way): posted again, as Meta does, before the person's
           // next message.
           int attempt = 0;
@@ -65,7 +68,8 @@ OrderOutcome Converse(Stack& stack, const std::string& tag, const std::string& p
               break;
             }
             retried.fetch_add(1);
-            std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));  // Meta's backoff, shortened
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds(100 * attempt));  // Meta's backoff, shortened
           }
         }
       }
@@ -113,7 +117,8 @@ OrderOutcome Converse(Stack& stack, const std::string& tag, const std::string& p
     }
     const std::vector<std::string> replies = stack.graph.SentTexts(wa_id(i));
     bool in_order = replies.size() == steps.size();
-    for (size_t k = 0; in_order && k < steps.size(); ++k) in_order = replies[k].rfind(steps[k].reply, 0) == 0;
+    for (size_t k = 0; in_order && k < steps.size(); ++k)
+      in_order = replies[k].rfind(steps[k].reply, 0) == 0;
     (in_order ? out.replies_in_order : out.replies_out_of_order)++;
     if (!in_order && out.example.empty()) {
       for (const auto& r : replies) out.example += "\n    " + r.substr(0, 60);

@@ -3,7 +3,8 @@
 // messages, each person's webhooks posted back to back (the next after the previous one's 200);
 // each person's messages must be applied in the order ingress accepted them (the transitions table
 // says), and their replies must reach the customer in that order (the fake Graph API says).
-// Used by tests/e2e/order_test.cpp and, under a cluster's faults, tests/cluster/order_failover_test.cpp.
+// Used by tests/e2e/order_test.cpp and, under a cluster's faults,
+// tests/cluster/order_failover_test.cpp.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -29,7 +30,7 @@ const std::vector<OrderStep>& ListingStepByStep();
 struct OrderOutcome {
   int applied_in_order = 0, applied_out_of_order = 0, missing = 0;
   int replies_in_order = 0, replies_out_of_order = 0;
-  int retried = 0;       // webhooks posted again after an answer other than 200
+  int retried = 0;      // webhooks posted again after an answer other than 200
   std::string example;  // one person's replies out of order, as they arrived
 };
 
@@ -37,7 +38,8 @@ struct OrderOutcome {
 // of its own meanwhile (a fault, say), waits up to `deadline` until each message was answered, and
 // reads in which order each person's messages were applied and their replies arrived.
 OrderOutcome Converse(Stack& stack, const std::string& tag, const std::string& prefix,
-                      const std::vector<OrderStep>& steps, int people, const std::function<void()>& during = {},
+                      const std::vector<OrderStep>& steps, int people,
+                      const std::function<void()>& during = {},
                       std::chrono::seconds deadline = std::chrono::seconds(240));
 
 }  // namespace convoy::test

@@ -1,14 +1,14 @@
 #include "stack.h"
 
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
 #include "convoy/amqp.h"
 #include "convoy/amqp_admin.h"
 #include "convoy/pg.h"
 #include "convoy/topology.h"
 #include "webhook.h"
-
-#include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/stat.h>
 
 namespace convoy::test {
 
@@ -16,7 +16,10 @@ using namespace std::chrono_literals;
 
 Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
              std::map<std::string, std::vector<std::string>> extra)
-    : vhost(prefix), db(prefix), pg_port_override(std::move(pg_ports)), extra_args(std::move(extra)) {
+    : vhost(prefix),
+      db(prefix),
+      pg_port_override(std::move(pg_ports)),
+      extra_args(std::move(extra)) {
   dir = ::testing::TempDir() + "/" + UniqueName("convoy_" + prefix);
   ::mkdir(dir.c_str(), 0755);
   EXPECT_TRUE(graph.Start().ok());
@@ -26,15 +29,18 @@ Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
   auto topology = UpgradeTopology(AmqpOptions{vhost.url(), "stack-topology"});
   EXPECT_TRUE(topology.ok()) << topology.status().ToString();
   auto owner = PgConnection::Connect(db.dsn());
-  Status migrated = owner.ok() ? RunMigrations(**owner, SourcePath("deploy/postgres")) : owner.status();
+  Status migrated =
+      owner.ok() ? RunMigrations(**owner, SourcePath("deploy/postgres")) : owner.status();
   EXPECT_TRUE(migrated.ok()) << migrated.ToString();
-  // The numbers the tests post for: the demo number comes from deploy/numbers (as in scripts/run.sh),
-  // the fixtures' others are registered here; any other number's updates are never applied.
+  // The numbers the tests post for: the demo number comes from deploy/numbers (as in
+  // scripts/run.sh), the fixtures' others are registered here; any other number's updates are never
+  // applied.
   if (owner.ok()) {
     for (const auto& number : FixtureNumbers()) RegisterNumber(**owner, number, "fixtures");
   }
   for (const char* name : {"ingress", "conversation", "media", "outbound"}) Launch(name);
-  for (auto& [name, svc] : services) EXPECT_TRUE(WaitReady(name, 90s)) << name << " not ready:\n" << svc->process.Log();
+  for (auto& [name, svc] : services)
+    EXPECT_TRUE(WaitReady(name, 90s)) << name << " not ready:\n" << svc->process.Log();
   // Meta tells the business about every send it accepted with a signed status webhook.
   const int ingress_port = services["ingress"]->port;
   graph.SetStatusSink([ingress_port](const std::string& pnid, const std::string& status) {
@@ -76,7 +82,8 @@ void Stack::Launch(const std::string& name) {
     svc->log = dir + "/" + name + ".log";
   }
   const std::string kind = name.substr(0, name.find('#'));
-  std::vector<std::string> argv = {BinaryPath("services/" + kind + "/convoy-" + kind), "--amqp_url=" + vhost.PartUrl(kind),
+  std::vector<std::string> argv = {BinaryPath("services/" + kind + "/convoy-" + kind),
+                                   "--amqp_url=" + vhost.PartUrl(kind),
                                    "--http_port=" + std::to_string(svc->port)};
   if (kind != "ingress") {
     std::string dsn = db.RoleDsn("convoy_" + kind);
@@ -96,7 +103,8 @@ void Stack::Launch(const std::string& name) {
   }
   if (kind == "media" || kind == "outbound") argv.push_back("--graph_base_url=" + graph.base_url());
   if (kind == "outbound" && services.count("media")) {
-    argv.push_back("--media_public_url=http://127.0.0.1:" + std::to_string(services["media"]->port));
+    argv.push_back("--media_public_url=http://127.0.0.1:" +
+                   std::to_string(services["media"]->port));
   }
   // The console shows a checklist's photos through signed links to media: its port is chosen now
   // when media has not started yet (Launch("media") keeps it).
@@ -113,7 +121,8 @@ void Stack::Launch(const std::string& name) {
     argv.push_back("--media_api_url=http://127.0.0.1:" + std::to_string(media->port));
   }
   if (kind == "outbound" && services.count("conversation")) {
-    argv.push_back("--conversation_api_url=http://127.0.0.1:" + std::to_string(services["conversation"]->port));
+    argv.push_back("--conversation_api_url=http://127.0.0.1:" +
+                   std::to_string(services["conversation"]->port));
   }
   if (kind == "media") {
     argv.push_back("--media_dir=" + dir + "/media");
@@ -121,7 +130,8 @@ void Stack::Launch(const std::string& name) {
     argv.push_back("--upload_allow_private");
   }
   auto extra = extra_args.find(kind);
-  if (extra != extra_args.end()) argv.insert(argv.end(), extra->second.begin(), extra->second.end());
+  if (extra != extra_args.end())
+    argv.insert(argv.end(), extra->second.begin(), extra->second.end());
   EXPECT_TRUE(svc->process.Start(argv, svc->log,
                                  {{"CONVOY_APP_SECRET", kAppSecret},
                                   {"CONVOY_VERIFY_TOKEN", "e2e-verify"},
@@ -140,7 +150,8 @@ std::string Stack::Url(const std::string& service, const std::string& path) {
   return "http://127.0.0.1:" + std::to_string(services[service]->port) + path;
 }
 
-HttpResponse Stack::Api(const std::string& method, const std::string& path, const std::string& body) {
+HttpResponse Stack::Api(const std::string& method, const std::string& path,
+                        const std::string& body) {
   HttpClientRequest req;
   req.method = method;
   req.url = Url("conversation", path);
@@ -169,7 +180,10 @@ double Stack::Metric(const std::string& service, const std::string& series) {
 
 bool Stack::Logged(const std::string& service, const std::string& correlation) {
   return WaitUntil(
-      [&] { return services[service]->process.Log().find("correlation_id=" + correlation) != std::string::npos; },
+      [&] {
+        return services[service]->process.Log().find("correlation_id=" + correlation) !=
+               std::string::npos;
+      },
       10s);
 }
 
@@ -179,13 +193,15 @@ std::string Stack::TextUpdate(const std::string& tag, int i, int senders) const 
   std::string body = kBase;
   body.insert(body.find("\"wamid.") + 7, tag + std::to_string(i) + "x");
   std::string sender = kSender.substr(0, kSender.size() - 1) + std::to_string(i % senders);
-  for (auto at = body.find(kSender); at != std::string::npos; at = body.find(kSender, at + sender.size())) {
+  for (auto at = body.find(kSender); at != std::string::npos;
+       at = body.find(kSender, at + sender.size())) {
     body.replace(at, kSender.size(), sender);
   }
   body.replace(body.find(kText), kText.size(), tag + " message " + std::to_string(i));
   // Written now: the reply is inside the 24-hour customer-service window.
   const std::string kStamp = "\"timestamp\": \"1749416383\"";
-  body.replace(body.find(kStamp), kStamp.size(), "\"timestamp\": \"" + std::to_string(NowSeconds()) + "\"");
+  body.replace(body.find(kStamp), kStamp.size(),
+               "\"timestamp\": \"" + std::to_string(NowSeconds()) + "\"");
   return body;
 }
 
@@ -195,7 +211,8 @@ int Stack::PostUpdate(const std::string& body) {
 
 int Stack::PostMessage(const std::string& wa_id, const std::string& message, int64_t timestamp) {
   if (timestamp == 0) timestamp = NowSeconds();
-  return PostUpdate(MessageWebhook("106540352242922", wa_id, "Kerry", UniqueName("wamid.t"), timestamp, message));
+  return PostUpdate(
+      MessageWebhook("106540352242922", wa_id, "Kerry", UniqueName("wamid.t"), timestamp, message));
 }
 
 bool Stack::WaitSends(const std::string& to, size_t count, std::chrono::seconds deadline) {
@@ -222,10 +239,12 @@ const std::vector<std::string>& Stack::ListingOpening() {
 }
 
 void Stack::StartListing(const std::string& wa_id) {
-  const std::vector<std::string> answers = {"SELL", "kerry@example.com", "Nike running shoes, size 42, used, $35"};
+  const std::vector<std::string> answers = {"SELL", "kerry@example.com",
+                                            "Nike running shoes, size 42, used, $35"};
   for (size_t i = 0; i < answers.size(); ++i) {
     ASSERT_EQ(PostMessage(wa_id, TextMessage(answers[i])), 200);
-    ASSERT_TRUE(WaitSends(wa_id, i + 1)) << "no answer to \"" << answers[i] << "\"\n" << graph.RequestsJson();
+    ASSERT_TRUE(WaitSends(wa_id, i + 1)) << "no answer to \"" << answers[i] << "\"\n"
+                                         << graph.RequestsJson();
   }
   ASSERT_EQ(graph.SentTexts(wa_id), ListingOpening());
 }
@@ -234,8 +253,8 @@ bool Stack::Drained(std::chrono::seconds deadline) {
   AmqpOptions o{vhost.url(), "stack-drained"};
   return WaitUntil(
       [&] {
-        for (const char* q : {queues::kConversationInbound, queues::kConversationEvents, queues::kOutboundSend,
-                              queues::kOutboundDeliver}) {
+        for (const char* q : {queues::kConversationInbound, queues::kConversationEvents,
+                              queues::kOutboundSend, queues::kOutboundDeliver}) {
           auto n = QueueMessageCount(o, q);
           if (!n.ok() || *n != 0) return false;
         }
@@ -251,10 +270,12 @@ void Stack::ExpectEachAnsweredOnce(const std::string& tag, int n) {
     std::string needle = tag + " message " + std::to_string(k) + "\\\"";  // the reply quotes it
     size_t first = sends.find(needle);
     EXPECT_NE(first, std::string::npos) << "update " << k << " lost";
-    EXPECT_EQ(sends.find(needle, first + 1), std::string::npos) << "update " << k << " answered twice";
+    EXPECT_EQ(sends.find(needle, first + 1), std::string::npos)
+        << "update " << k << " answered twice";
   }
   AmqpOptions o{vhost.url(), "stack-parked"};
-  for (const char* q : {"conversation.inbound.dlq", "conversation.events.dlq", "outbound.send.dlq"}) {
+  for (const char* q :
+       {"conversation.inbound.dlq", "conversation.events.dlq", "outbound.send.dlq"}) {
     auto parked = QueueMessageCount(o, q);
     ASSERT_TRUE(parked.ok()) << parked.status().ToString();
     EXPECT_EQ(*parked, 0u) << q;

@@ -38,12 +38,13 @@ class Stack {
   bool WaitReady(const std::string& service, std::chrono::seconds deadline);
   // (re)starts one service on its port; "conversation#2" is a second replica of conversation.
   void Launch(const std::string& service);
-  void Kill(const std::string& service);    // SIGKILL and reap
+  void Kill(const std::string& service);  // SIGKILL and reap
 
   std::string Url(const std::string& service, const std::string& path);
   HttpResponse PostWebhook(const std::string& body, const std::string& signature);
   // A call to conversation's /v1/ API with the admin token; a failed call is a test failure.
-  HttpResponse Api(const std::string& method, const std::string& path, const std::string& body = "");
+  HttpResponse Api(const std::string& method, const std::string& path,
+                   const std::string& body = "");
   double Metric(const std::string& service, const std::string& series);
   // Waits up to 10 s for the service to log the correlation id (a line may follow the effect).
   bool Logged(const std::string& service, const std::string& correlation);
@@ -56,8 +57,10 @@ class Stack {
   // `timestamp` (0: now); the HTTP status.
   int PostMessage(const std::string& wa_id, const std::string& message, int64_t timestamp = 0);
   // Waits until `to` was sent `count` messages in all; false on timeout.
-  bool WaitSends(const std::string& to, size_t count, std::chrono::seconds deadline = std::chrono::seconds(30));
-  // Media ids "<prefix>0".."<prefix>{n-1}" served by the fake Graph API (the fixture photos in turn).
+  bool WaitSends(const std::string& to, size_t count,
+                 std::chrono::seconds deadline = std::chrono::seconds(30));
+  // Media ids "<prefix>0".."<prefix>{n-1}" served by the fake Graph API (the fixture photos in
+  // turn).
   std::vector<std::string> RegisterPhotos(const std::string& prefix, int n);
   // SELL, an email and a description with every field from wa_id, each answered in turn: the
   // conversation then waits for photos (3 replies sent).

@@ -29,7 +29,8 @@ bool TcpProxy::Start() {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(listen_fd_, 64) != 0 ||
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listen_fd_, 64) != 0 ||
       ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     return false;
   }
@@ -59,7 +60,8 @@ void TcpProxy::CutAtRequest(const std::string& needle, bool deliver) {
 
 void TcpProxy::DropHeld() {
   std::lock_guard<std::mutex> lock(mu_);
-  dropped_.insert(held_.begin(), held_.end());  // their pumps close both sides, passing nothing more
+  dropped_.insert(held_.begin(),
+                  held_.end());  // their pumps close both sides, passing nothing more
 }
 
 void TcpProxy::AcceptLoop() {
@@ -110,7 +112,8 @@ void TcpProxy::Pump(int a, int b) {
       }
       if (i == 0) {
         std::lock_guard<std::mutex> lock(mu_);
-        if (!cut_needle_.empty() && std::string(buf, static_cast<size_t>(n)).find(cut_needle_) != std::string::npos) {
+        if (!cut_needle_.empty() &&
+            std::string(buf, static_cast<size_t>(n)).find(cut_needle_) != std::string::npos) {
           cut_needle_.clear();
           held_.insert(b);
           if (!cut_deliver_) n = 0;  // swallowed

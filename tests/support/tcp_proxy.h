@@ -41,7 +41,7 @@ class TcpProxy {
   std::string cut_needle_;  // guarded by mu_; empty: not armed
   bool cut_deliver_ = false;
   std::atomic<bool> cut_{false};
-  std::set<int> held_;  // upstream fds whose replies are held; guarded by mu_
+  std::set<int> held_;     // upstream fds whose replies are held; guarded by mu_
   std::set<int> dropped_;  // upstream fds whose connections are to be closed; guarded by mu_
   std::thread acceptor_;
   std::mutex mu_;

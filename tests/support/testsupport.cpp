@@ -1,17 +1,13 @@
 #include "testsupport.h"
 
-#include "convoy/json.h"
-#include "convoy/pg.h"
-
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +21,7 @@
 
 #include "convoy/crypto.h"
 #include "convoy/http.h"
+#include "convoy/json.h"
 #include "convoy/pg.h"
 #include "convoy/topology.h"
 
@@ -49,7 +46,8 @@ std::vector<std::string> SplitCommas(const std::string& list) {
 
 std::vector<std::string> AmqpBaseUrls() {
   std::vector<std::string> out;
-  for (const auto& url : SplitCommas(Env("CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:21672/%2f"))) {
+  for (const auto& url :
+       SplitCommas(Env("CONVOY_AMQP_URL", "amqp://guest:guest@127.0.0.1:21672/%2f"))) {
     // strip the vhost: amqp://user:pass@host:port
     auto scheme = url.find("://");
     auto slash = url.find('/', scheme + 3);
@@ -60,7 +58,9 @@ std::vector<std::string> AmqpBaseUrls() {
 
 std::string AmqpBaseUrl() { return AmqpBaseUrls().front(); }
 
-std::string RabbitMgmtUrl() { return SplitCommas(Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:21673")).front(); }
+std::string RabbitMgmtUrl() {
+  return SplitCommas(Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:21673")).front();
+}
 
 std::string PgDsn() {
   return Env("CONVOY_PG_DSN", "host=127.0.0.1 port=21432 user=postgres dbname=postgres");
@@ -81,7 +81,9 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-std::string FixturePath(const std::string& relative) { return std::string(CONVOY_FIXTURES_DIR) + "/" + relative; }
+std::string FixturePath(const std::string& relative) {
+  return std::string(CONVOY_FIXTURES_DIR) + "/" + relative;
+}
 std::map<std::string, std::string> FixtureSignatures() {
   std::map<std::string, std::string> out;
   std::istringstream in(ReadFile(FixturePath("webhooks/SIGNATURES.tsv")));
@@ -124,16 +126,21 @@ const SchemaRegistry& ShippedSchemas() {
   return *registry;
 }
 
-std::string SourcePath(const std::string& relative) { return std::string(CONVOY_SOURCE_DIR) + "/" + relative; }
-std::string BinaryPath(const std::string& relative) { return std::string(CONVOY_BINARY_DIR) + "/" + relative; }
+std::string SourcePath(const std::string& relative) {
+  return std::string(CONVOY_SOURCE_DIR) + "/" + relative;
+}
+std::string BinaryPath(const std::string& relative) {
+  return std::string(CONVOY_BINARY_DIR) + "/" + relative;
+}
 
-std::string MessageWebhook(const std::string& phone_number_id, const std::string& wa_id, const std::string& name,
-                           const std::string& wamid, int64_t timestamp, const std::string& message) {
+std::string MessageWebhook(const std::string& phone_number_id, const std::string& wa_id,
+                           const std::string& name, const std::string& wamid, int64_t timestamp,
+                           const std::string& message) {
   return R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":")" +
          JsonEscape(phone_number_id) + R"("},"contacts":[{"profile":{"name":")" + JsonEscape(name) +
-         R"("},"wa_id":")" + JsonEscape(wa_id) + R"("}],"messages":[{"from":")" + JsonEscape(wa_id) +
-         R"(","id":")" + JsonEscape(wamid) + R"(","timestamp":")" + std::to_string(timestamp) + R"(",)" + message +
-         R"(}]},"field":"messages"}]}]})";
+         R"("},"wa_id":")" + JsonEscape(wa_id) + R"("}],"messages":[{"from":")" +
+         JsonEscape(wa_id) + R"(","id":")" + JsonEscape(wamid) + R"(","timestamp":")" +
+         std::to_string(timestamp) + R"(",)" + message + R"(}]},"field":"messages"}]}]})";
 }
 
 std::string TextMessage(const std::string& body) {
@@ -141,28 +148,34 @@ std::string TextMessage(const std::string& body) {
 }
 
 std::string ImageMessage(const std::string& media_id, const std::string& mime_type) {
-  return R"("type":"image","image":{"mime_type":")" + JsonEscape(mime_type) + R"(","id":")" + JsonEscape(media_id) +
-         R"("})";
+  return R"("type":"image","image":{"mime_type":")" + JsonEscape(mime_type) + R"(","id":")" +
+         JsonEscape(media_id) + R"("})";
 }
 
 std::string CaptionedImageMessage(const std::string& media_id, const std::string& caption) {
-  return R"("type":"image","image":{"mime_type":"image/jpeg","id":")" + JsonEscape(media_id) + R"(","caption":")" +
-         JsonEscape(caption) + R"("})";
+  return R"("type":"image","image":{"mime_type":"image/jpeg","id":")" + JsonEscape(media_id) +
+         R"(","caption":")" + JsonEscape(caption) + R"("})";
 }
 
 std::string ButtonReplyMessage(const std::string& id, const std::string& title) {
-  return R"("type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":")" + JsonEscape(id) +
-         R"(","title":")" + JsonEscape(title) + R"("}})";
+  return R"("type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":")" +
+         JsonEscape(id) + R"(","title":")" + JsonEscape(title) + R"("}})";
 }
 
-std::string HistoryWebhook(const std::string& wa_id, const std::string& prefix, int messages, int64_t timestamp) {
-  std::string out = R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"history",)"
-                    R"("value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
-                    R"("phone_number_id":")" + std::string(kDemoNumber) + R"("},"history":[{"metadata":{"phase":0,)"
-                    R"("chunk_order":1,"progress":100},"threads":[{"id":")" + JsonEscape(wa_id) + R"(","messages":[)";
+std::string HistoryWebhook(const std::string& wa_id, const std::string& prefix, int messages,
+                           int64_t timestamp) {
+  std::string out =
+      R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"history",)"
+      R"("value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881",)"
+      R"("phone_number_id":")" +
+      std::string(kDemoNumber) +
+      R"("},"history":[{"metadata":{"phase":0,)"
+      R"("chunk_order":1,"progress":100},"threads":[{"id":")" +
+      JsonEscape(wa_id) + R"(","messages":[)";
   for (int i = 0; i < messages; ++i) {
-    out += std::string(i ? "," : "") + R"({"from":")" + JsonEscape(wa_id) + R"(","id":"wamid.history-)" + JsonEscape(prefix) +
-           "-" + std::to_string(i) + R"(","timestamp":")" + std::to_string(timestamp + i) +
+    out += std::string(i ? "," : "") + R"({"from":")" + JsonEscape(wa_id) +
+           R"(","id":"wamid.history-)" + JsonEscape(prefix) + "-" + std::to_string(i) +
+           R"(","timestamp":")" + std::to_string(timestamp + i) +
            R"(","type":"text","text":{"body":"hi"},"history_context":{"status":"READ"}})";
   }
   return out + "]}]}]}}]}]}";
@@ -170,7 +183,9 @@ std::string HistoryWebhook(const std::string& wa_id, const std::string& prefix, 
 
 int CountOccurrences(const std::string& text, const std::string& what) {
   int n = 0;
-  for (size_t at = text.find(what); !what.empty() && at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  for (size_t at = text.find(what); !what.empty() && at != std::string::npos;
+       at = text.find(what, at + what.size()))
+    ++n;
   return n;
 }
 
@@ -218,7 +233,8 @@ bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds dead
 
 namespace {
 // The management API of the first node that answers (CONVOY_RABBIT_MGMT_URL may list a cluster's).
-HttpResponse Mgmt(const std::string& method, const std::string& path, const std::string& body = "") {
+HttpResponse Mgmt(const std::string& method, const std::string& path,
+                  const std::string& body = "") {
   HttpResponse last{599, "", "no management URL", {}};
   for (const auto& base : SplitCommas(Env("CONVOY_RABBIT_MGMT_URL", "http://127.0.0.1:21673"))) {
     HttpClientRequest req;
@@ -237,7 +253,8 @@ HttpResponse Mgmt(const std::string& method, const std::string& path, const std:
 TestVhost::TestVhost(const std::string& prefix) : name_(UniqueName(prefix)) {
   auto r = Mgmt("PUT", "/api/vhosts/" + name_, "{}");
   if (r.status / 100 != 2) throw std::runtime_error("cannot create vhost: " + r.body);
-  r = Mgmt("PUT", "/api/permissions/" + name_ + "/guest", R"({"configure":".*","write":".*","read":".*"})");
+  r = Mgmt("PUT", "/api/permissions/" + name_ + "/guest",
+           R"({"configure":".*","write":".*","read":".*"})");
   if (r.status / 100 != 2) throw std::runtime_error("cannot grant vhost: " + r.body);
 }
 
@@ -263,8 +280,8 @@ std::string TestVhost::PartUrl(const std::string& part) {
     if (r.status / 100 != 2) throw std::runtime_error("cannot create user " + user + ": " + r.body);
     users_.push_back(user);
     r = Mgmt("PUT", "/api/permissions/" + name_ + "/" + user,
-             R"({"configure":")" + JsonEscape(grant->configure) + R"(","write":")" + JsonEscape(grant->write) +
-                 R"(","read":")" + JsonEscape(grant->read) + R"("})");
+             R"({"configure":")" + JsonEscape(grant->configure) + R"(","write":")" +
+                 JsonEscape(grant->write) + R"(","read":")" + JsonEscape(grant->read) + R"("})");
     if (r.status / 100 != 2) throw std::runtime_error("cannot grant " + user + ": " + r.body);
     passwords_[user] = password;
   }
@@ -272,7 +289,8 @@ std::string TestVhost::PartUrl(const std::string& part) {
   for (const auto& base : AmqpBaseUrls()) {
     const auto scheme = base.find("://") + 3;
     const auto at = base.find('@', scheme);
-    out += (out.empty() ? "" : ",") + base.substr(0, scheme) + user + ":" + passwords_[user] + base.substr(at) + "/" + name_;
+    out += (out.empty() ? "" : ",") + base.substr(0, scheme) + user + ":" + passwords_[user] +
+           base.substr(at) + "/" + name_;
   }
   return out;
 }
@@ -290,7 +308,8 @@ std::string TestVhost::QueueLeader(const std::string& queue) const {
 int ClusterNodeNumber(const std::string& node) {
   const auto dash = node.find('-');
   if (dash == std::string::npos) return 0;
-  const int port = std::atoi(node.c_str() + dash + 1), first = std::atoi(Env("CONVOY_AMQP_PORT", "21672").c_str());
+  const int port = std::atoi(node.c_str() + dash + 1),
+            first = std::atoi(Env("CONVOY_AMQP_PORT", "21672").c_str());
   const int n = (port - first) / 100 + 1;
   return (port - first) % 100 == 0 && n >= 1 && n <= 3 ? n : 0;
 }
@@ -389,11 +408,14 @@ bool ChildProcess::running() {
 std::string ChildProcess::Log() const { return ReadFile(log_path_); }
 
 int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int64_t NowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -410,17 +432,22 @@ std::set<std::string> ListDir(const std::string& dir) {
 }
 
 const std::vector<std::string>& FixtureNumbers() {
-  static const auto* numbers = new std::vector<std::string>{"106540352242923", "1122334455667", "590968830767958"};
+  static const auto* numbers =
+      new std::vector<std::string>{"106540352242923", "1122334455667", "590968830767958"};
   return *numbers;
 }
 
 void RegisterNumber(PgConnection& db, const std::string& phone_number_id, const std::string& tenant,
                     const std::string& status) {
-  auto r = db.Exec("INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, graph_token_ref, status, "
-                   "source) VALUES ($1, $2, '102290129340398', '15550783881', 'env:CONVOY_GRAPH_TOKEN', $3, 'test') "
-                   "ON CONFLICT (phone_number_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
-                   {phone_number_id, tenant, status});
-  if (!r.ok()) ADD_FAILURE() << "registering number " << phone_number_id << ": " << r.status().ToString();
+  auto r = db.Exec(
+      "INSERT INTO numbers (phone_number_id, tenant, waba_id, display_phone_number, "
+      "graph_token_ref, status, "
+      "source) VALUES ($1, $2, '102290129340398', '15550783881', 'env:CONVOY_GRAPH_TOKEN', $3, "
+      "'test') "
+      "ON CONFLICT (phone_number_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
+      {phone_number_id, tenant, status});
+  if (!r.ok())
+    ADD_FAILURE() << "registering number " << phone_number_id << ": " << r.status().ToString();
 }
 
 }  // namespace convoy::test

@@ -14,18 +14,19 @@
 namespace convoy {
 class SchemaRegistry;
 class PgConnection;
-}
+}  // namespace convoy
 
 namespace convoy::test {
 
-std::string Env(const char* name, const std::string& fallback = "");  // the variable, or `fallback` when unset or empty
-std::string AmqpBaseUrl();     // CONVOY_AMQP_URL without the vhost (the first node's, of a list)
+std::string Env(const char* name, const std::string& fallback =
+                                      "");  // the variable, or `fallback` when unset or empty
+std::string AmqpBaseUrl();  // CONVOY_AMQP_URL without the vhost (the first node's, of a list)
 std::vector<std::string> AmqpBaseUrls();  // each node's of CONVOY_AMQP_URL (comma-separated)
-std::string RabbitMgmtUrl();   // CONVOY_RABBIT_MGMT_URL (the first, of a list)
+std::string RabbitMgmtUrl();              // CONVOY_RABBIT_MGMT_URL (the first, of a list)
 // Node N (1..3) of a cluster started by scripts/infra.sh (node 1 on CONVOY_AMQP_PORT, the others
 // 100 and 200 above) from its name ("convoy-21772@localhost"); 0 when it is not one of them.
 int ClusterNodeNumber(const std::string& node);
-std::string PgDsn();           // CONVOY_PG_DSN (the admin database)
+std::string PgDsn();  // CONVOY_PG_DSN (the admin database)
 std::string UniqueName(const std::string& prefix);
 std::string ReadFile(const std::string& path);
 std::string FixturePath(const std::string& relative);  // under ../shared/fixtures
@@ -37,22 +38,24 @@ struct PywaRow {
   int messages = 0, statuses = 0, errors = 0;
 };
 std::vector<PywaRow> PywaIndex();
-std::string SourcePath(const std::string& relative);   // under the project root
+std::string SourcePath(const std::string& relative);  // under the project root
 // proto-schemas/, loaded once (a test fails if they do not load).
 const SchemaRegistry& ShippedSchemas();
-std::string BinaryPath(const std::string& relative);   // under the build folder
+std::string BinaryPath(const std::string& relative);  // under the build folder
 
 // A webhook POST body as Meta sends it, holding one message from wa_id. `message` is the
 // message object's type-specific members, e.g. "type":"text","text":{"body":"hi"}.
-std::string MessageWebhook(const std::string& phone_number_id, const std::string& wa_id, const std::string& name,
-                           const std::string& wamid, int64_t timestamp, const std::string& message);
+std::string MessageWebhook(const std::string& phone_number_id, const std::string& wa_id,
+                           const std::string& name, const std::string& wamid, int64_t timestamp,
+                           const std::string& message);
 std::string TextMessage(const std::string& body);
 std::string ImageMessage(const std::string& media_id, const std::string& mime_type = "image/jpeg");
 std::string CaptionedImageMessage(const std::string& media_id, const std::string& caption);
 std::string ButtonReplyMessage(const std::string& id, const std::string& title);
 // A `history` webhook (coexistence backfill) of one thread: `messages` texts from wa_id to the demo
 // number's business, ids "wamid.history-<prefix>-<i>", one second apart from `timestamp`.
-std::string HistoryWebhook(const std::string& wa_id, const std::string& prefix, int messages, int64_t timestamp);
+std::string HistoryWebhook(const std::string& wa_id, const std::string& prefix, int messages,
+                           int64_t timestamp);
 
 // The demo number: deploy/numbers/106540352242922.json (tenant "demo"), the fixtures' and
 // MessageWebhook's usual metadata.phone_number_id.
@@ -62,8 +65,8 @@ inline constexpr const char* kDemoNumber = "106540352242922";
 const std::vector<std::string>& FixtureNumbers();
 // Puts a number in the numbers registry (0017_numbers.sql) as the database owner would: an
 // update for a number that is not there never reaches a flow. ADD_FAILUREs on an error.
-void RegisterNumber(PgConnection& db, const std::string& phone_number_id, const std::string& tenant = "test",
-                    const std::string& status = "active");
+void RegisterNumber(PgConnection& db, const std::string& phone_number_id,
+                    const std::string& tenant = "test", const std::string& status = "active");
 
 // How many times `what` appears in `text` (not overlapping).
 int CountOccurrences(const std::string& text, const std::string& what);

@@ -25,13 +25,15 @@ DEFINE_string(caption, "", "Image caption");
 DEFINE_string(id, "", "Message id (wamid); random when empty");
 DEFINE_bool(print_only, false, "Print the signed body and header instead of posting");
 
-DEFINE_string(button_id, "", "Reply-button id (a tapped button instead of text; --text is its title)");
+DEFINE_string(button_id, "",
+              "Reply-button id (a tapped button instead of text; --text is its title)");
 DEFINE_int64(timestamp, 0, "WhatsApp timestamp, seconds since the epoch (0: now)");
 
 namespace {
 std::string Build() {
   std::random_device rd;
-  std::string id = FLAGS_id.empty() ? "wamid.DEMO" + std::to_string(rd()) + std::to_string(rd()) : FLAGS_id;
+  std::string id =
+      FLAGS_id.empty() ? "wamid.DEMO" + std::to_string(rd()) + std::to_string(rd()) : FLAGS_id;
   int64_t ts = FLAGS_timestamp > 0 ? FLAGS_timestamp
                                    : std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::system_clock::now().time_since_epoch())
@@ -40,19 +42,22 @@ std::string Build() {
   if (!FLAGS_image_id.empty()) {
     message = convoy::test::ImageMessage(FLAGS_image_id);
     if (!FLAGS_caption.empty()) {
-      message.insert(message.size() - 1, R"(,"caption":")" + convoy::JsonEscape(FLAGS_caption) + "\"");
+      message.insert(message.size() - 1,
+                     R"(,"caption":")" + convoy::JsonEscape(FLAGS_caption) + "\"");
     }
   } else if (!FLAGS_button_id.empty()) {
     message = convoy::test::ButtonReplyMessage(FLAGS_button_id, FLAGS_text);
   } else {
     message = convoy::test::TextMessage(FLAGS_text);
   }
-  return convoy::test::MessageWebhook(FLAGS_phone_number_id, FLAGS_from, FLAGS_name, id, ts, message);
+  return convoy::test::MessageWebhook(FLAGS_phone_number_id, FLAGS_from, FLAGS_name, id, ts,
+                                      message);
 }
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("convoy-webhook: post a signed WhatsApp webhook (secret from CONVOY_APP_SECRET)");
+  gflags::SetUsageMessage(
+      "convoy-webhook: post a signed WhatsApp webhook (secret from CONVOY_APP_SECRET)");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", "");
   if (!secret.ok()) {
@@ -87,6 +92,7 @@ int main(int argc, char** argv) {
     std::cerr << resp.status().ToString() << "\n";
     return 1;
   }
-  std::cout << "HTTP " << resp->status << " correlation_id=" << resp->headers["x-correlation-id"] << "\n";
+  std::cout << "HTTP " << resp->status << " correlation_id=" << resp->headers["x-correlation-id"]
+            << "\n";
   return resp->status == 200 ? 0 : 1;
 }

@@ -66,9 +66,10 @@ struct AmqpOptions {
   // Declare convoy's topology on every connect (tests and one-process tools). The services do
   // only with --declare_topology: their users may not configure (topology.h BrokerGrants).
   bool declare_topology = true;
-  std::string ca_file = "";    // amqps: PEM bundle of the CAs the broker's certificate may chain to
-  std::string cert_file = "";  // amqps: client certificate (PEM), for a broker that asks for one; with key_file
-  std::string key_file = "";   // amqps: the client certificate's private key (PEM, unencrypted)
+  std::string ca_file = "";  // amqps: PEM bundle of the CAs the broker's certificate may chain to
+  std::string cert_file =
+      "";  // amqps: client certificate (PEM), for a broker that asks for one; with key_file
+  std::string key_file = "";  // amqps: the client certificate's private key (PEM, unencrypted)
 };
 
 // The TLS settings fit the URL: files readable, a client certificate with its key, and no TLS
@@ -175,7 +176,7 @@ struct ConsumerOptions {
   std::string queue;
   int prefetch = 32;
   int max_attempts = 5;  // a message that failed this often is dead-lettered
-  int batch = 1;         // a batch handler gets at most this many deliveries at once (never waits to fill)
+  int batch = 1;  // a batch handler gets at most this many deliveries at once (never waits to fill)
   // When set, these queues are consumed (on one channel) instead of `queue`, which then only names
   // them in logs: partitions of the work queue `queue` (topology.h PartitionedQueue). Each
   // delivery's Delivery::queue is the queue it came from; its retries, delays and parking go
@@ -217,7 +218,8 @@ Status DeclareConvoyTopology(const AmqpOptions& options);
 // The queues a work queue's consumers read: a partitioned one's partitions as they exist on the
 // broker ("<queue>.0", "<queue>.1", ... up to the first that does not exist; passive declares on a
 // channel of their own), any other the queue itself. kNotFound when a partitioned queue has none.
-Result<std::vector<std::string>> DiscoverQueues(const AmqpOptions& options, const std::string& work_queue);
+Result<std::vector<std::string>> DiscoverQueues(const AmqpOptions& options,
+                                                const std::string& work_queue);
 
 // Tools and tests: the number of ready messages in a queue (passive declare: exact, unlike the
 // management API's sampled statistics), and up to `max` messages taken off it with basic.get. A

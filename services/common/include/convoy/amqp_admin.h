@@ -15,7 +15,7 @@ namespace convoy {
 
 struct QueueState {
   bool exists = false;
-  uint32_t messages = 0;   // ready messages
+  uint32_t messages = 0;  // ready messages
   uint32_t consumers = 0;
 };
 
@@ -53,7 +53,8 @@ class AmqpAdmin {
   // (confirmed copies, originals acked after; a copy no queue takes fails the move). Reads through
   // a consumer, so `from` may be a partition (a single-active-consumer quorum queue refuses
   // basic.get) as long as nothing else consumes it. How many.
-  Result<uint64_t> MoveThrough(const std::string& from, const std::string& exchange, const std::string& routing_key);
+  Result<uint64_t> MoveThrough(const std::string& from, const std::string& exchange,
+                               const std::string& routing_key);
   // The ready messages of `queue` (at most `max`, in queue order), each shown to `decide` while
   // held unacked: kKeep leaves it in the queue, kDrop removes it, kMove publishes *copy (which
   // decide fills: exchange, routing key, body, headers) persistent with confirms and then removes
@@ -93,7 +94,8 @@ struct UpgradeStep {
   std::string queue, action;
   uint64_t moved = 0;
 };
-Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options, const TopologySettings& settings = {});
+Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options,
+                                                 const TopologySettings& settings = {});
 
 // True when a Status is the broker refusing a declaration with other arguments.
 bool IsInequivalentArgs(const Status& status);

@@ -12,9 +12,9 @@
 namespace convoy {
 
 // gflags validators. Each prints "invalid value for --NAME: why" and returns false.
-bool ValidatePort(const char* flag, int32_t value);          // 0..65535 (0: pick a free port)
-bool ValidateMetricsPort(const char* flag, int32_t value);   // -1 (none of its own) or a port
-bool ValidatePositive(const char* flag, int32_t value);      // > 0
+bool ValidatePort(const char* flag, int32_t value);         // 0..65535 (0: pick a free port)
+bool ValidateMetricsPort(const char* flag, int32_t value);  // -1 (none of its own) or a port
+bool ValidatePositive(const char* flag, int32_t value);     // > 0
 // lo <= value <= hi, else a message naming the flag and the range: for range validators.
 bool InRange(const char* flag, double value, double lo, double hi);
 bool ValidateNonEmpty(const char* flag, const std::string& value);

@@ -28,19 +28,21 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // "{id}.{timestamp}.{body}")>"; the header carries one per active secret, space-separated, so a
 // secret can be rotated with a window in which a receiver may know either.
 Result<std::string> WebhookSecretKey(std::string_view secret);
-std::string WebhookSignature(const std::vector<std::string>& keys, std::string_view id, int64_t timestamp,
-                             std::string_view body);
+std::string WebhookSignature(const std::vector<std::string>& keys, std::string_view id,
+                             int64_t timestamp, std::string_view body);
 // A receiver's check: one of the header's v1 signatures matches one of `keys`, and the timestamp is
 // within `tolerance_seconds` of `now`.
-bool VerifyWebhookSignature(const std::vector<std::string>& keys, std::string_view id, std::string_view timestamp,
-                            std::string_view body, std::string_view signature_header, int64_t now,
+bool VerifyWebhookSignature(const std::vector<std::string>& keys, std::string_view id,
+                            std::string_view timestamp, std::string_view body,
+                            std::string_view signature_header, int64_t now,
                             int64_t tolerance_seconds = 300);
 
 // Signed media links: "/media/<name>?expires=<unix seconds>&sig=<hex HMAC-SHA256(secret,
 // "<name>.<expires>")>". Whoever holds the link may fetch that one file until it expires, without
 // convoy's media token.
 std::string MediaLinkSignature(std::string_view secret, std::string_view name, int64_t expires);
-std::string MediaLink(const std::string& base_url, std::string_view secret, const std::string& name, int64_t expires);
+std::string MediaLink(const std::string& base_url, std::string_view secret, const std::string& name,
+                      int64_t expires);
 enum class LinkCheck { kValid, kExpired, kBadSignature };
 LinkCheck CheckMediaLink(std::string_view secret, std::string_view name, std::string_view expires,
                          std::string_view signature, int64_t now);

@@ -17,13 +17,15 @@ namespace convoy {
 using EventPublisher = std::function<Status(AmqpMessage)>;
 
 // fields_json: the event's own members, already JSON ("\"wamid\":\"...\",\"size\":3").
-AmqpMessage EventFor(const Delivery& command, const std::string& schema, const std::string& fields_json);
+AmqpMessage EventFor(const Delivery& command, const std::string& schema,
+                     const std::string& fields_json);
 
 // The log context every command handler logs with (the queue, and the delivery's correlation id,
 // conversation key and dedupe key).
 LogCtx CommandContext(const Delivery& d, const char* queue);
 // The schema check every command handler opens with: a body that fails it is dead-lettered with
 // the reason (logged as event=invalid_command). The disposition to end with, or nullopt.
-std::optional<Disposition> RefuseInvalid(const Delivery& d, const SchemaRegistry& schemas, const LogCtx& ctx);
+std::optional<Disposition> RefuseInvalid(const Delivery& d, const SchemaRegistry& schemas,
+                                         const LogCtx& ctx);
 
 }  // namespace convoy

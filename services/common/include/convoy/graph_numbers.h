@@ -59,7 +59,8 @@ class GraphNumbers {
   };
   PgConnection& db_;
   Settings settings_;
-  std::map<std::string, Row> rows_;  // bounded: cleared past 10,000 (a deployment serves far fewer numbers)
+  std::map<std::string, Row>
+      rows_;  // bounded: cleared past 10,000 (a deployment serves far fewer numbers)
 };
 
 }  // namespace convoy

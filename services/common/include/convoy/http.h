@@ -41,11 +41,12 @@ using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder re
 
 // What one listener lets a client hold. Every limit has a default fit for a public endpoint.
 struct HttpLimits {
-  std::chrono::seconds read_timeout{10};   // a request's headers and body must arrive within this
-  std::chrono::seconds idle_timeout{60};   // a keep-alive connection with no request is closed
-  size_t max_connections = 1000;           // past it the oldest idle one is closed, else the new one gets 503
+  std::chrono::seconds read_timeout{10};  // a request's headers and body must arrive within this
+  std::chrono::seconds idle_timeout{60};  // a keep-alive connection with no request is closed
+  size_t max_connections =
+      1000;  // past it the oldest idle one is closed, else the new one gets 503
   size_t max_body_memory_bytes = 64 << 20;  // request bodies held at once, all connections together
-  size_t threads = 4;                      // I/O threads; handlers run on them
+  size_t threads = 4;                       // I/O threads; handlers run on them
   // -1: /metrics is served here with the routes. A port (0: a free one): /metrics is served only
   // by a listener of its own on that port (with /healthz and /readyz; small fixed limits), so a
   // NetworkPolicy can open it to the monitoring namespace alone, and this listener answers 404.
@@ -59,13 +60,18 @@ constexpr size_t kMaxHeaderBytes = 16 * 1024;
 struct HttpServerOptions {
   HttpServerOptions(std::string h, int p, size_t max_body, std::function<bool()> is_ready = {},
                     std::function<void()> too_large = {}, HttpLimits l = {})
-      : host(std::move(h)), port(p), max_body_bytes(max_body), ready(std::move(is_ready)),
-        on_too_large(std::move(too_large)), limits(l) {}
+      : host(std::move(h)),
+        port(p),
+        max_body_bytes(max_body),
+        ready(std::move(is_ready)),
+        on_too_large(std::move(too_large)),
+        limits(l) {}
   std::string host = "127.0.0.1";
-  int port = 0;                            // 0: a free port is chosen; see HttpServer::port()
-  size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413 and the connection closed, unread
-  std::function<bool()> ready;             // /readyz: 200 when true, 503 otherwise
-  std::function<void()> on_too_large;      // called for every 413 (bodies are never read)
+  int port = 0;  // 0: a free port is chosen; see HttpServer::port()
+  size_t max_body_bytes =
+      3 * 1024 * 1024;                 // larger bodies get 413 and the connection closed, unread
+  std::function<bool()> ready;         // /readyz: 200 when true, 503 otherwise
+  std::function<void()> on_too_large;  // called for every 413 (bodies are never read)
   HttpLimits limits;
 };
 
@@ -92,19 +98,21 @@ class HttpServer {
 
   // Routes match by method and path prefix; the longest prefix wins. Add before Start().
   void Route(const std::string& method, const std::string& path_prefix, HttpHandler handler);
-  void RouteAsync(const std::string& method, const std::string& path_prefix, AsyncHttpHandler handler);
+  void RouteAsync(const std::string& method, const std::string& path_prefix,
+                  AsyncHttpHandler handler);
   Status Start();
   // Stops accepting, answers 503 to requests not yet dispatched, and waits (up to 10 s) for the
   // requests in flight to be answered. Handlers never run after Stop() returns.
   void Stop();
   int port() const;
-  int metrics_port() const;  // the metrics listener's port; -1 when /metrics is served on port()
-  int64_t in_flight() const;  // requests received and not yet answered (also a /metrics gauge)
+  int metrics_port() const;     // the metrics listener's port; -1 when /metrics is served on port()
+  int64_t in_flight() const;    // requests received and not yet answered (also a /metrics gauge)
   int64_t connections() const;  // connections open (also a /metrics gauge)
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;  // shared with asynchronous responders, which may answer after Stop()
+  std::shared_ptr<Impl>
+      impl_;  // shared with asynchronous responders, which may answer after Stop()
   std::unique_ptr<HttpServer> metrics_;  // the /metrics listener, when limits.metrics_port >= 0
 };
 
@@ -152,7 +160,8 @@ Result<HttpResponse> HttpFetch(const HttpClientRequest& request);
 // Content-Length or counted while reading) stops the read: Code::kTooLarge. A sink error stops it
 // too and is returned. Other answers are read into the response's body as HttpFetch does.
 using HttpBodySink = std::function<Status(const char* data, size_t size)>;
-Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes, const HttpBodySink& sink);
+Result<HttpResponse> HttpDownload(const HttpClientRequest& request, size_t max_bytes,
+                                  const HttpBodySink& sink);
 
 // JSON APIs: a JSON answer and an error as {"error": {"code", "message"}}. The bearer-token gate
 // of the /v1/ APIs is convoy/tokens.h's Admit.

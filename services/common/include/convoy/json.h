@@ -2,13 +2,13 @@
 // JSON Schema validation of broker messages (RapidJSON's SchemaValidator, draft-04). Every
 // message body names its schema and version: {"schema": "inbound.message", "version": 1, ...};
 // the schema lives in proto-schemas/<schema>.v<version>.json.
+#include <rapidjson/fwd.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <rapidjson/fwd.h>
 
 #include "convoy/status.h"
 

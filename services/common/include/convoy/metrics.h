@@ -55,8 +55,7 @@ class Registry {
   // metric, so callers may look metrics up once and keep the reference.
   Counter& GetCounter(const std::string& name, const std::string& help,
                       const std::string& labels = "");
-  Gauge& GetGauge(const std::string& name, const std::string& help,
-                  const std::string& labels = "");
+  Gauge& GetGauge(const std::string& name, const std::string& help, const std::string& labels = "");
   Histogram& GetHistogram(const std::string& name, const std::string& help,
                           const std::string& labels = "",
                           std::vector<double> bounds = LatencyBuckets());

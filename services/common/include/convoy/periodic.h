@@ -13,7 +13,8 @@ namespace convoy {
 class Periodic {
  public:
   enum class First { kNow, kAfterInterval };
-  Periodic(std::chrono::milliseconds interval, std::function<void()> work, First first = First::kNow);
+  Periodic(std::chrono::milliseconds interval, std::function<void()> work,
+           First first = First::kNow);
   ~Periodic();
   Periodic(const Periodic&) = delete;
   Periodic& operator=(const Periodic&) = delete;

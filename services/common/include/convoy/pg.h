@@ -14,7 +14,8 @@ namespace convoy {
 class PgRows {
  public:
   PgRows() = default;
-  PgRows(std::vector<std::string> columns, std::vector<std::vector<std::optional<std::string>>> rows)
+  PgRows(std::vector<std::string> columns,
+         std::vector<std::vector<std::optional<std::string>>> rows)
       : columns_(std::move(columns)), rows_(std::move(rows)) {}
   size_t size() const { return rows_.size(); }
   bool empty() const { return rows_.empty(); }
@@ -63,10 +64,10 @@ class PgConnection {
  private:
   PgConnection() = default;
   struct InDoubtCommit {
-    std::string xid;               // the transaction's id (txid_current_if_assigned)
+    std::string xid;                 // the transaction's id (txid_current_if_assigned)
     double server_clock_before = 0;  // the server's clock just before COMMIT (epoch seconds)
-    std::string server_started;    // pg_postmaster_start_time() of the server it ran on
-    double seconds_to_loss = 0;    // from sending COMMIT to seeing the connection lost
+    std::string server_started;      // pg_postmaster_start_time() of the server it ran on
+    double seconds_to_loss = 0;      // from sending COMMIT to seeing the connection lost
     std::string error;
   };
   Status SettleCommit(const InDoubtCommit& doubt);

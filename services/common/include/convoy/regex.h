@@ -25,8 +25,9 @@ class Regex {
   Regex& operator=(Regex&&) noexcept;
 
   struct Match {
-    size_t begin = 0, end = 0;              // the whole match, [begin, end) in the text
-    size_t group_begin = 0, group_end = 0;  // group 1 when the pattern has one and it took part; else the match
+    size_t begin = 0, end = 0;  // the whole match, [begin, end) in the text
+    size_t group_begin = 0,
+           group_end = 0;  // group 1 when the pattern has one and it took part; else the match
   };
   // The leftmost match (Perl's choice among alternatives), if any.
   bool Search(std::string_view text, Match* match) const;
@@ -37,7 +38,8 @@ class Regex {
 
  private:
   struct Impl;
-  std::shared_ptr<const Impl> impl_;  // compiled once, shared by copies of the flow or guard that hold it
+  std::shared_ptr<const Impl>
+      impl_;  // compiled once, shared by copies of the flow or guard that hold it
 };
 
 }  // namespace convoy

@@ -30,14 +30,15 @@ struct PruneRule {
 // One pass: every rule until its old rows are gone (or max_batches per rule). Rows deleted per
 // table; kUnavailable when another replica holds the lock (nothing done).
 Result<std::map<std::string, int64_t>> PruneOnce(PgConnection& db, const std::string& lock_name,
-                                                 const std::vector<PruneRule>& rules, int batch = 1000,
-                                                 int max_batches = 1000);
+                                                 const std::vector<PruneRule>& rules,
+                                                 int batch = 1000, int max_batches = 1000);
 
 // A thread that runs PruneOnce every `interval` on its own connection (reconnecting as needed)
 // and counts convoy_retention_deleted_total{table}. The first pass runs one interval after start.
 class RetentionLoop {
  public:
-  RetentionLoop(std::string pg_dsn, std::string lock_name, std::vector<PruneRule> rules, std::chrono::seconds interval);
+  RetentionLoop(std::string pg_dsn, std::string lock_name, std::vector<PruneRule> rules,
+                std::chrono::seconds interval);
   void Start() { loop_.Start(); }
   void Stop() { loop_.Stop(); }
 

@@ -44,7 +44,8 @@ class SecretRefs {
   std::chrono::steady_clock::duration check_every_;
   std::mutex mu_;
   std::map<std::string, std::string> aliases_, fixed_;
-  std::map<std::string, File> files_;  // by path; bounded (cleared past 10,000: far more than numbers served)
+  std::map<std::string, File>
+      files_;  // by path; bounded (cleared past 10,000: far more than numbers served)
 };
 
 }  // namespace convoy

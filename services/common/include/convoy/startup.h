@@ -3,8 +3,8 @@
 // connect, check (or apply) the migrations. Each failure is a Status that names what failed.
 #include <chrono>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "convoy/json.h"
@@ -27,7 +27,8 @@ struct DatabaseService {
 // migrate: apply pending migrations (the owner's DSN: tests, one-process tools, --migrate);
 // otherwise only check that none is pending (a service's role may not create tables).
 Status PrepareDatabaseService(const std::string& schema_dir, const std::string& pg_dsn,
-                              const std::string& migrations_dir, bool migrate, DatabaseService* out);
+                              const std::string& migrations_dir, bool migrate,
+                              DatabaseService* out);
 
 class HttpServer;
 class Publisher;
@@ -37,8 +38,9 @@ class ConsumerGroup;
 // republish through it), then start_more (e.g. a relay), the consumers and the HTTP server;
 // blocks until SIGTERM or SIGINT (calling on_hangup at each SIGHUP); stops in the reverse order.
 // Returns the exit code.
-int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher, ConsumerGroup& consumers,
-                     const std::function<void()>& start_more = {}, const std::function<void()>& stop_more = {},
+int ServeUntilSignal(const char* service, HttpServer& server, Publisher& publisher,
+                     ConsumerGroup& consumers, const std::function<void()>& start_more = {},
+                     const std::function<void()>& stop_more = {},
                      const std::function<void()>& on_hangup = {});
 
 }  // namespace convoy

@@ -5,8 +5,9 @@
 // The tokens file (--tokens_file), one token a line, fields separated by spaces or tabs:
 //
 //   # name      role      tenant   hash of the token
-//   ana         agent     acme     sha256:4d3844e080d8eff8e7e92bf54ac314abb3abf4ed2aeffaad6c9d5b2b771f0531
-//   ops-oncall  operator  *        sha256:bbfeb664dcba6da179a3b91f833cae04a3b8891b6d984f15ec462313a58116f4
+//   ana         agent     acme
+//   sha256:4d3844e080d8eff8e7e92bf54ac314abb3abf4ed2aeffaad6c9d5b2b771f0531 ops-oncall  operator  *
+//   sha256:bbfeb664dcba6da179a3b91f833cae04a3b8891b6d984f15ec462313a58116f4
 //
 // name: 1-64 of a-z 0-9 . _ - (what logs name; unique). role: viewer, agent, manager, operator or
 // admin. tenant: a tenant id (same alphabet) or `*` (every tenant). The last field is
@@ -110,7 +111,8 @@ std::string TokenHashField(std::string_view token);
 class TokenStore {
  public:
   // tokens_file may be empty (then only the admin token); admin_token may be empty.
-  static Result<std::shared_ptr<TokenStore>> Open(const std::string& tokens_file, const std::string& admin_token);
+  static Result<std::shared_ptr<TokenStore>> Open(const std::string& tokens_file,
+                                                  const std::string& admin_token);
   explicit TokenStore(TokenSet set) : set_(std::make_shared<const TokenSet>(std::move(set))) {}
   // The current set. At most every `check_every`, the file is stat()ed and read again when its
   // inode, size or modification time changed (a Kubernetes Secret volume swaps a symlink): a bad
@@ -124,7 +126,8 @@ class TokenStore {
 
  private:
   std::string FileSignature() const;
-  std::shared_ptr<const TokenSet> get_current();  // inode, size, mtime; "" when it cannot be stat()ed
+  std::shared_ptr<const TokenSet>
+  get_current();  // inode, size, mtime; "" when it cannot be stat()ed
   std::mutex mu_;
   std::shared_ptr<const TokenSet> set_;
   std::string file_, admin_hash_;  // the admin token's hash, never the token
@@ -154,12 +157,13 @@ struct Admission {
 // caller's role may not, or when a tenant-scoped token calls a global route. Refusals and admitted
 // calls are counted in convoy_api_requests_total{service,outcome} and logged with the caller's
 // name, never the token.
-Admission Admit(const HttpRequest& request, const TokenSet& tokens, const std::vector<RouteRule>& routes,
-                const char* service, const std::string& how_to_open);
+Admission Admit(const HttpRequest& request, const TokenSet& tokens,
+                const std::vector<RouteRule>& routes, const char* service,
+                const std::string& how_to_open);
 // The same gate for a caller known another way (an identity an OIDC proxy vouched for): the route,
 // the role and the tenant scope are checked, counted and logged exactly as for a token.
-Admission AdmitAs(const HttpRequest& request, const Caller& caller, const std::vector<RouteRule>& routes,
-                  const char* service);
+Admission AdmitAs(const HttpRequest& request, const Caller& caller,
+                  const std::vector<RouteRule>& routes, const char* service);
 // 401 for a request whose credentials are not known (counted as unauthenticated; `why` is logged
 // every 100th time and never carries what the request sent).
 HttpResponse RefuseUnauthenticated(const char* service, const char* why);

@@ -32,7 +32,8 @@ constexpr const char* kMediaFetch = "media.fetch";
 constexpr const char* kMediaUpload = "media.upload";
 // Results for the business's sinks (signed webhooks, Shopify): outbound.
 constexpr const char* kOutboundDeliver = "outbound.deliver";
-// A flow's extractor (an AI endpoint) asked for the fields an answer's rules could not find: outbound.
+// A flow's extractor (an AI endpoint) asked for the fields an answer's rules could not find:
+// outbound.
 constexpr const char* kOutboundExtract = "outbound.extract";
 // Finished flow runs (a listing, a checklist) for whatever delivers them to the business, and runs
 // ended by their inactivity timeout (routing key flow.expired): conversation counts both.
@@ -109,10 +110,11 @@ struct Topology {
 };
 
 // The topology setting: how many partitions conversation.inbound has, by default and at most.
-// `convoy-topology --conversation_partitions=N` chooses it; `convoy-topology --upgrade` with another
-// N than the broker has re-partitions in place, losing nothing and keeping each conversation's
-// order (run it with the consumers stopped; README, "Upgrading the broker topology"). Services
-// started with --declare_topology (tests, a developer's broker) declare the default.
+// `convoy-topology --conversation_partitions=N` chooses it; `convoy-topology --upgrade` with
+// another N than the broker has re-partitions in place, losing nothing and keeping each
+// conversation's order (run it with the consumers stopped; README, "Upgrading the broker
+// topology"). Services started with --declare_topology (tests, a developer's broker) declare the
+// default.
 constexpr int kConversationInboundPartitions = 8;
 constexpr int kMaxConversationPartitions = 256;
 

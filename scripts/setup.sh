@@ -3,7 +3,7 @@
 # does nothing when every package is present.
 set -euo pipefail
 packages=(
-  build-essential cmake ccache pkg-config clang libclang-rt-dev
+  build-essential cmake ccache pkg-config clang libclang-rt-dev clang-format
   libcpprest-dev libboost-dev libssl-dev librabbitmq-dev libpq-dev rapidjson-dev
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev libre2-dev
   rabbitmq-server postgresql curl wrk python3 python3-yaml

@@ -101,6 +101,15 @@ Topology Build(const TopologySettings& settings) {
                         queues::kOutboundDeliver, queues::kOutboundExtract}) {
     t.bindings.push_back({exchanges::kCommands, q, q});
   }
+  t.quorum_group_size = settings.quorum_group_size;
+  if (t.quorum_group_size > 0) {
+    for (auto& q : t.queues) {
+      auto type = q.string_args.find("x-queue-type");
+      if (type != q.string_args.end() && type->second == "quorum") {
+        q.int_args[kQuorumInitialGroupSize] = t.quorum_group_size;
+      }
+    }
+  }
   return t;
 }
 
@@ -154,6 +163,12 @@ Status ValidateTopologySettings(const TopologySettings& settings) {
                   "--conversation_partitions must be a whole number from 1 to " +
                       std::to_string(kMaxConversationPartitions) + ", not " +
                       std::to_string(settings.conversation_partitions));
+  }
+  if (settings.quorum_group_size < 0 || settings.quorum_group_size > kMaxQuorumGroupSize) {
+    return Status(Code::kInvalidArgument,
+                  "--quorum_group_size must be a whole number from 0 (the broker's default) to " +
+                      std::to_string(kMaxQuorumGroupSize) + ", not " +
+                      std::to_string(settings.quorum_group_size));
   }
   return Status::Ok();
 }

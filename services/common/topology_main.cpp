@@ -29,6 +29,12 @@ DEFINE_int32(
     "many, and --upgrade re-partitions a broker that has another number (conversation stopped; "
     "each "
     "conversation's messages keep their order; README). Consumers read what the broker has");
+DEFINE_int32(quorum_group_size, 0,
+             "How many members (replicas) each quorum queue is created with "
+             "(x-quorum-initial-group-size, 0 to 7): the broker's node count in production (3), "
+             "0 for the broker's default. Read only when a queue is created: --upgrade keeps an "
+             "existing queue with the members it has and says so (`rabbitmq-queues grow` adds "
+             "members)");
 DEFINE_bool(
     grants, false,
     "Print each part's broker user and permissions, one per line: user, configure, write, read "
@@ -42,6 +48,7 @@ int main(int argc, char** argv) {
       &argc, &argv);
   convoy::TopologySettings settings;
   settings.conversation_partitions = FLAGS_conversation_partitions;
+  settings.quorum_group_size = FLAGS_quorum_group_size;
   if (auto valid = convoy::ValidateTopologySettings(settings); !valid.ok()) {
     std::cerr << "invalid topology settings: " << valid.message() << "\n";
     return 2;

@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include "convoy/amqp_admin.h"
+
 namespace convoy {
 namespace {
 
@@ -176,6 +178,64 @@ TEST(Topology, PartitionCountIsASettingFromOneTo256) {
   EXPECT_EQ(declared, 12);
   EXPECT_EQ(ConvoyTopology().partitioned.front().partitions, kConversationInboundPartitions)
       << "the default is 8";
+}
+
+TEST(Topology, QuorumGroupSizeIsASettingOnEveryQuorumQueue) {
+  EXPECT_TRUE(ValidateTopologySettings({8, 0}).ok());
+  EXPECT_TRUE(ValidateTopologySettings({8, 3}).ok());
+  EXPECT_TRUE(ValidateTopologySettings({8, 7}).ok());
+  for (int bad : {-1, 8, 100}) {
+    Status s = ValidateTopologySettings({8, bad});
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("--quorum_group_size"), std::string::npos) << s.ToString();
+  }
+  const Topology three = BuildTopology({8, 3});
+  EXPECT_EQ(three.quorum_group_size, 3);
+  ASSERT_EQ(three.queues.size(), ConvoyTopology().queues.size());
+  for (const auto& q : three.queues) {
+    ASSERT_EQ(q.string_args.at("x-queue-type"), "quorum") << q.name;
+    auto it = q.int_args.find(kQuorumInitialGroupSize);
+    ASSERT_NE(it, q.int_args.end()) << q.name;
+    EXPECT_EQ(it->second, 3) << q.name;
+  }
+  EXPECT_NE(DefinitionsJson(three, false).find("\"x-quorum-initial-group-size\": 3"),
+            std::string::npos);
+  for (const auto& q : ConvoyTopology().queues) {
+    EXPECT_EQ(q.int_args.count(kQuorumInitialGroupSize), 0u)
+        << q.name << ": the default leaves the size to the broker";
+  }
+}
+
+TEST(Topology, ReadsTheGroupSizeAQueueHasFromTheBrokersRefusal) {
+  // RabbitMQ 3.10.8's three wordings (measured through the management API and AMQP).
+  const std::string prefix =
+      "queue.declare q: 406 PRECONDITION_FAILED - inequivalent arg 'x-quorum-initial-group-size' "
+      "for queue 'q' in vhost '/': ";
+  int64_t current = -1;
+  EXPECT_TRUE(IsInequivalentGroupSize(
+      Status(Code::kRejected, prefix + "received the value '3' of type 'long' but current is none"),
+      &current));
+  EXPECT_EQ(current, 0);
+  EXPECT_TRUE(IsInequivalentGroupSize(
+      Status(Code::kRejected,
+             prefix + "received none but current is the value '3' of type 'signedint'"),
+      &current));
+  EXPECT_EQ(current, 3);
+  EXPECT_TRUE(IsInequivalentGroupSize(
+      Status(Code::kRejected, prefix + "received '1' but current is '5'"), &current));
+  EXPECT_EQ(current, 5);
+  // Another argument, another refusal, or a wording it does not know: not this case.
+  EXPECT_FALSE(IsInequivalentGroupSize(
+      Status(Code::kRejected,
+             "406 PRECONDITION_FAILED - inequivalent arg 'x-overflow' for queue 'q' in vhost '/': "
+             "received none but current is the value 'reject-publish' of type 'longstr'"),
+      &current));
+  EXPECT_FALSE(
+      IsInequivalentGroupSize(Status(Code::kUnavailable, prefix + "current is none"), &current));
+  EXPECT_FALSE(IsInequivalentGroupSize(
+      Status(Code::kRejected, prefix + "received '1' but current is 'x'"), &current));
+  EXPECT_FALSE(
+      IsInequivalentGroupSize(Status(Code::kRejected, prefix + "but current is"), &current));
 }
 
 }  // namespace

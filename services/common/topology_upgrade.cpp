@@ -16,6 +16,46 @@ namespace {
 
 constexpr const char* kHoldingSuffix = ".upgrade";
 
+// A quorum queue of the upgrade's own (a holding or staging queue), with the topology's group size.
+QueueSpec QuorumSpec(const Topology& t, const std::string& name) {
+  QueueSpec q{name, {{"x-queue-type", "quorum"}}, {}};
+  if (t.quorum_group_size > 0) q.int_args[kQuorumInitialGroupSize] = t.quorum_group_size;
+  return q;
+}
+
+// Declares a queue. One that exists with another x-quorum-initial-group-size is kept as it is:
+// the broker reads that argument only when it creates a queue (its members are changed with
+// `rabbitmq-queues grow` / `add_member`), so rebuilding every queue for it would move every
+// message for nothing. It is declared again with the size it has, which checks every other
+// argument: a queue that differs in another one is refused as before (kRejected, 406), and the
+// caller rebuilds it (a work queue) or stops. With `steps`, a kept queue is reported there.
+Status Declare(AmqpAdmin& admin, const QueueSpec& q, std::vector<UpgradeStep>* steps) {
+  Status s = admin.DeclareQueue(q);
+  int64_t current = 0;
+  if (!IsInequivalentGroupSize(s, &current)) return s;
+  QueueSpec as_is = q;
+  if (current > 0) {
+    as_is.int_args[kQuorumInitialGroupSize] = current;
+  } else {
+    as_is.int_args.erase(kQuorumInitialGroupSize);
+  }
+  s = admin.DeclareQueue(as_is);
+  if (!s.ok()) return s;
+  auto wanted = q.int_args.find(kQuorumInitialGroupSize);
+  const std::string had = current > 0 ? std::to_string(current) : "the broker's default";
+  const std::string want =
+      wanted == q.int_args.end() ? "the broker's default" : std::to_string(wanted->second);
+  LOG(WARNING) << "event=topology_queue_kept queue=" << q.name << " group_size=\"" << had
+               << "\" wanted=\"" << want << "\"";
+  if (steps) {
+    steps->push_back({q.name,
+                      "kept with the members it has (created with initial group size " + had +
+                          ", not " + want + ": `rabbitmq-queues grow` adds members)",
+                      0});
+  }
+  return Status::Ok();
+}
+
 Status Busy(const std::string& queue, uint32_t consumers) {
   return Status(Code::kRejected,
                 queue + " has " + std::to_string(consumers) +
@@ -61,9 +101,10 @@ std::vector<const QueueSpec*> DelayQueuesOf(const Topology& t, const std::string
 // The second half of rebuilding a work queue: it exists with the current arguments; its delay
 // queues are declared, it takes its bindings back from the holding queue, and the holding queue's
 // messages move into it.
-Status Restore(AmqpAdmin& admin, const Topology& t, const std::string& queue, uint64_t* moved) {
+Status Restore(AmqpAdmin& admin, const Topology& t, const std::string& queue, uint64_t* moved,
+               std::vector<UpgradeStep>* steps) {
   for (const auto* d : DelayQueuesOf(t, queue)) {
-    Status s = admin.DeclareQueue(*d);
+    Status s = Declare(admin, *d, steps);
     if (!s.ok()) return s;
     for (const auto& b : BindingsOf(d->name)) {
       s = admin.Bind(b);
@@ -84,12 +125,13 @@ Status Restore(AmqpAdmin& admin, const Topology& t, const std::string& queue, ui
 // Rebuilds a work queue declared with other arguments. Its legacy delay queues are emptied into
 // the holding queue (what waited there comes back early: a retry sooner, a paced send waits for
 // its slot again), so that nothing delivers to the queue by name when it is deleted.
-Status Rebuild(AmqpAdmin& admin, const Topology& t, const QueueSpec& q, uint64_t* moved) {
+Status Rebuild(AmqpAdmin& admin, const Topology& t, const QueueSpec& q, uint64_t* moved,
+               std::vector<UpgradeStep>* steps) {
   auto state = admin.Inspect(q.name);
   if (!state.ok()) return state.status();
   if (state->consumers > 0) return Busy(q.name, state->consumers);
   const std::string holding = q.name + kHoldingSuffix;
-  Status s = admin.DeclareQueue({holding, {{"x-queue-type", "quorum"}}, {}});
+  Status s = Declare(admin, QuorumSpec(t, holding), nullptr);
   if (!s.ok()) return s;
   // Publishes through the exchanges go to the holding queue from now on (to both for a moment:
   // a duplicate, never a loss).
@@ -112,10 +154,10 @@ Status Rebuild(AmqpAdmin& admin, const Topology& t, const QueueSpec& q, uint64_t
   }
   s = Drain(admin, q.name, holding, /*classic=*/false, moved);
   if (!s.ok()) return s;
-  s = admin.DeclareQueue(q);
+  s = Declare(admin, q, nullptr);
   if (!s.ok()) return s;
   uint64_t back = 0;
-  return Restore(admin, t, q.name, &back);
+  return Restore(admin, t, q.name, &back, steps);
 }
 
 // The exchange-to-exchange bindings that deliver to an exchange (convoy.inbound's "message").
@@ -166,7 +208,7 @@ Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
   if (old->consumers > 0) return Busy(p.queue, old->consumers);
   for (const auto& q : t.queues) {
     if (q.name == p.queue || WorkQueueOf(q.name) != p.queue) continue;  // its partitions only
-    Status s = admin.DeclareQueue(q);
+    Status s = Declare(admin, q, nullptr);
     if (!s.ok()) return s;
     for (const auto& b : t.bindings) {
       if (b.queue != q.name || b.to_exchange) continue;
@@ -187,7 +229,7 @@ Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
     if (!s.ok()) return s;
   }
   for (const auto* d : DelayQueuesOf(t, p.queue)) {
-    Status s = admin.DeclareQueue(*d);
+    Status s = Declare(admin, *d, nullptr);
     if (s.ok()) continue;  // declared as it is now (by an interrupted run)
     if (!IsInequivalentArgs(s)) return s;
     // Dead-letters to the old queue by name: nothing may reach it any more, then what waits comes
@@ -200,7 +242,7 @@ Status Partition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& p,
     if (!s.ok()) return s;
     s = admin.DeleteQueue(d->name, /*if_empty=*/false, /*if_unused=*/false);
     if (!s.ok()) return s;
-    s = admin.DeclareQueue(*d);
+    s = Declare(admin, *d, nullptr);
     if (!s.ok()) return s;
   }
   // Topology 1's classic delay queues dead-letter into the old queue by name too.
@@ -314,14 +356,14 @@ Status Repartition(AmqpAdmin& admin, const Topology& t, const PartitionedQueue& 
   // 2.
   if (!*routed) {
     for (int i = 0; i < span; ++i) {
-      Status s = admin.DeclareQueue({StagingName(p.queue, i), {{"x-queue-type", "quorum"}}, {}});
+      Status s = Declare(admin, QuorumSpec(t, StagingName(p.queue, i)), nullptr);
       if (!s.ok()) return s;
     }
   }
   // 3.
   for (const auto& q : t.queues) {
     if (q.name == p.queue || WorkQueueOf(q.name) != p.queue) continue;  // the partitions 0..n-1
-    Status s = admin.DeclareQueue(q);
+    Status s = Declare(admin, q, nullptr);
     if (!s.ok()) return s;
   }
   for (int i = 0; i < target; ++i) {
@@ -405,7 +447,7 @@ Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options,
   for (const auto& q : t.queues) {
     if (std::find(t.work_queues.begin(), t.work_queues.end(), q.name) == t.work_queues.end())
       continue;
-    s = admin.DeclareQueue(q);
+    s = Declare(admin, q, &steps);
     if (IsInequivalentArgs(s)) {
       differing.push_back(&q);
     } else if (!s.ok()) {
@@ -425,19 +467,19 @@ Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options,
         std::find(t.work_queues.begin(), t.work_queues.end(), q.name) != t.work_queues.end()) {
       continue;
     }
-    s = admin.DeclareQueue(q);
+    s = Declare(admin, q, &steps);
     if (!s.ok()) return s;
   }
   for (const auto* q : interrupted) {
     UpgradeStep step{q->name, "restored from " + q->name + kHoldingSuffix, 0};
-    s = Restore(admin, t, q->name, &step.moved);
+    s = Restore(admin, t, q->name, &step.moved, &steps);
     if (!s.ok()) return s;
     steps.push_back(step);
   }
   // 2. Work queues declared with other arguments: through a holding queue and back.
   for (const auto* q : differing) {
     UpgradeStep step{q->name, "declared anew with the current arguments", 0};
-    s = Rebuild(admin, t, *q, &step.moved);
+    s = Rebuild(admin, t, *q, &step.moved, &steps);
     if (!s.ok()) return s;
     steps.push_back(step);
   }
@@ -462,6 +504,36 @@ Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options,
               << "\" moved=" << step.moved;
   }
   return steps;
+}
+
+bool IsInequivalentGroupSize(const Status& status, int64_t* current) {
+  if (!IsInequivalentArgs(status)) return false;
+  const std::string& m = status.message();
+  if (m.find(std::string("inequivalent arg '") + kQuorumInitialGroupSize + "'") ==
+      std::string::npos) {
+    return false;
+  }
+  // "... received the value '3' of type 'long' but current is none", "... received none but
+  // current is the value '3' of type 'long'", "... received '1' but current is '3'".
+  const std::string marker = "but current is ";
+  size_t at = m.find(marker);
+  if (at == std::string::npos) return false;
+  at += marker.size();
+  if (m.compare(at, 4, "none") == 0) {
+    *current = 0;
+    return true;
+  }
+  if (m.compare(at, 10, "the value ") == 0) at += 10;
+  if (at >= m.size() || m[at] != '\'') return false;
+  size_t end = m.find('\'', at + 1);
+  if (end == std::string::npos || end == at + 1 || end - at > 4) return false;
+  int64_t value = 0;
+  for (size_t i = at + 1; i < end; ++i) {
+    if (m[i] < '0' || m[i] > '9') return false;
+    value = value * 10 + (m[i] - '0');
+  }
+  *current = value;
+  return true;
 }
 
 }  // namespace convoy

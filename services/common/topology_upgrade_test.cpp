@@ -180,6 +180,86 @@ TEST(TopologyUpgrade, MovesEveryWaitingMessageAndLeavesTheCurrentTopology) {
   EXPECT_TRUE(again->empty());
 }
 
+// x-quorum-initial-group-size is read only when a queue is created, so an upgrade to a group size
+// keeps every existing queue (and what waits in it) and reports it, creates what is missing with
+// the size, and still rebuilds a work queue that differs in another argument (with the size).
+TEST(TopologyUpgrade, AGroupSizeKeepsExistingQueuesAndCreatesNewOnesWithIt) {
+  test::TestVhost vhost("topology_group_size");
+  AmqpOptions o{vhost.url(), "test-upgrade"};
+  o.declare_topology = false;
+  auto first = UpgradeTopology(o);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  {
+    AmqpAdmin admin;
+    ASSERT_TRUE(admin.Open(o).ok());
+    // Created anew below; outbound.deliver as an older convoy declared it (without reject-publish).
+    ASSERT_TRUE(admin.DeleteQueue("media.upload.dlq", false, false).ok());
+    for (auto b : BindingsOf(queues::kOutboundDeliver)) ASSERT_TRUE(admin.Unbind(b).ok());
+    ASSERT_TRUE(admin.DeleteQueue(queues::kOutboundDeliver, false, false).ok());
+    QueueSpec older = ConvoyTopology().queues.front();
+    for (const auto& q : ConvoyTopology().queues) {
+      if (q.name == queues::kOutboundDeliver) older = q;
+    }
+    older.string_args.erase("x-overflow");
+    ASSERT_TRUE(admin.DeclareQueue(older).ok());
+    for (const auto& b : BindingsOf(queues::kOutboundDeliver)) ASSERT_TRUE(admin.Bind(b).ok());
+  }
+  {
+    Publisher pub(o);
+    pub.Start();
+    ASSERT_TRUE(pub.WaitConnected(20s));
+    Put(pub, queues::kOutboundSend, "work", 40);
+    Put(pub, "media.fetch.dlq", "parked", 3);
+    Put(pub, queues::kOutboundDeliver, "deliver", 7);
+    pub.Stop();
+  }
+
+  TopologySettings three;
+  three.quorum_group_size = 3;
+  auto steps = UpgradeTopology(o, three);
+  ASSERT_TRUE(steps.ok()) << steps.status().ToString();
+  std::map<std::string, std::string> action;
+  for (const auto& st : *steps) action[st.queue] = st.action;
+  const Topology t = BuildTopology(three);
+  size_t kept = 0;
+  for (const auto& q : t.queues) {
+    if (q.name == "media.upload.dlq" || q.name == queues::kOutboundDeliver) {
+      EXPECT_EQ(action[q.name].find("kept"), std::string::npos) << q.name << ": " << action[q.name];
+      continue;
+    }
+    kept += action[q.name].find("kept with the members it has") == 0;
+  }
+  EXPECT_EQ(kept, t.queues.size() - 2) << "every queue that existed is kept and reported";
+  EXPECT_EQ(action[queues::kOutboundDeliver], "declared anew with the current arguments");
+
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  for (const auto& q : t.queues) {
+    if (q.name != "media.upload.dlq" && q.name != queues::kOutboundDeliver) continue;
+    // Created with the size: declaring it without says what it has.
+    QueueSpec without = q;
+    without.int_args.erase(kQuorumInitialGroupSize);
+    int64_t current = 0;
+    EXPECT_TRUE(IsInequivalentGroupSize(admin.DeclareQueue(without), &current)) << q.name;
+    EXPECT_EQ(current, 3) << q.name;
+    EXPECT_TRUE(admin.DeclareQueue(q).ok()) << q.name;
+  }
+  EXPECT_EQ(Bodies(o, queues::kOutboundSend), Expected("work", 40));
+  EXPECT_EQ(Bodies(o, "media.fetch.dlq"), Expected("parked", 3));
+  EXPECT_EQ(Bodies(o, queues::kOutboundDeliver), Expected("deliver", 7));
+
+  // Back to the broker's default: the queues created with 3 are kept in turn, nothing rebuilt.
+  auto back = UpgradeTopology(o);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  std::set<std::string> reported;
+  for (const auto& st : *back) {
+    EXPECT_EQ(st.action.find("kept with the members it has (created with initial group size 3"), 0u)
+        << st.queue << ": " << st.action;
+    reported.insert(st.queue);
+  }
+  EXPECT_EQ(reported, (std::set<std::string>{"media.upload.dlq", queues::kOutboundDeliver}));
+}
+
 // Topology 2: conversation.inbound a single queue, its delay queues dead-lettering to it by name.
 void DeclareTopologyTwo(AmqpAdmin& admin) {
   const Topology& t = ConvoyTopology();

@@ -99,5 +99,9 @@ Result<std::vector<UpgradeStep>> UpgradeTopology(const AmqpOptions& options,
 
 // True when a Status is the broker refusing a declaration with other arguments.
 bool IsInequivalentArgs(const Status& status);
+// True when that refusal is about x-quorum-initial-group-size (the only argument the broker reads
+// only at creation); *current is then the value the queue has, or 0 when it has none. The broker
+// names one argument per refusal: another may differ too.
+bool IsInequivalentGroupSize(const Status& status, int64_t* current);
 
 }  // namespace convoy

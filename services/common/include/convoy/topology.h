@@ -107,6 +107,9 @@ struct Topology {
   std::vector<RetryTier> pace_tiers;
   std::vector<std::string> paced_queues;
   std::vector<PartitionedQueue> partitioned;
+  // x-quorum-initial-group-size of every quorum queue (TopologySettings), 0 for the broker's
+  // default.
+  int quorum_group_size = 0;
 };
 
 // The topology setting: how many partitions conversation.inbound has, by default and at most.
@@ -118,10 +121,20 @@ struct Topology {
 constexpr int kConversationInboundPartitions = 8;
 constexpr int kMaxConversationPartitions = 256;
 
+// The topology setting: how many members (Raft replicas) each quorum queue is created with, the
+// x-quorum-initial-group-size argument: the cluster's node count in production (3), so a queue
+// survives the loss of any one node. 0 leaves it out (the broker's default). It is read only when
+// a queue is created: `convoy-topology --upgrade` keeps an existing queue with the members it has
+// (`rabbitmq-queues grow` adds members; README, "Upgrading the broker topology").
+constexpr int kMaxQuorumGroupSize = 7;
+constexpr const char* kQuorumInitialGroupSize = "x-quorum-initial-group-size";
+
 struct TopologySettings {
   int conversation_partitions = kConversationInboundPartitions;
+  int quorum_group_size = 0;
 };
-// kInvalidArgument naming --conversation_partitions unless 1 <= conversation_partitions <= 256.
+// kInvalidArgument naming the flag unless 1 <= conversation_partitions <= 256 and
+// 0 <= quorum_group_size <= 7.
 Status ValidateTopologySettings(const TopologySettings& settings);
 // The topology with these settings (valid ones: ValidateTopologySettings).
 Topology BuildTopology(const TopologySettings& settings);

@@ -56,7 +56,15 @@ def topology_output(*args):
     return out.stdout
 
 
-production_definitions = topology_output("--production")
+production_definitions = {}  # by quorum group size
+
+
+def production_definitions_for(group_size):
+    if group_size not in production_definitions:
+        production_definitions[group_size] = topology_output("--production", f"--quorum_group_size={group_size}")
+    return production_definitions[group_size]
+
+
 grants = {line.split("\t")[0]: dict(zip(("configure", "write", "read"), line.split("\t")[1:]))
           for line in topology_output("--grants").splitlines() if line}
 
@@ -392,8 +400,10 @@ for overlay in overlays:
         for key, value in (cm.get("data") or {}).items():
             original = src / "deploy/rabbitmq" / key
             if overlay.name == "prod" and key == "definitions.json":
-                if value != production_definitions:
-                    fail(f"{where}: ConfigMap {cm['metadata']['name']}: {key} differs from `convoy-topology --production`")
+                replicas = next((rc["spec"].get("replicas") for rc in by_kind.get("RabbitmqCluster", [])), 0)
+                if value != production_definitions_for(replicas):
+                    fail(f"{where}: ConfigMap {cm['metadata']['name']}: {key} differs from `convoy-topology --production "
+                         f"--quorum_group_size={replicas}` (the RabbitmqCluster's replicas)")
             elif key in ("definitions.json", "rabbitmq.conf", "advanced.config", "enabled_plugins") and original.read_text() != value:
                 fail(f"{where}: ConfigMap {cm['metadata']['name']}: {key} differs from deploy/rabbitmq/{key}")
             if key == "roles.sql" and (src / "deploy/compose/postgres-roles.sql").read_text() != value:
@@ -443,6 +453,13 @@ for overlay in overlays:
                      .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
             if not any(t.get("topologyKey") == "kubernetes.io/hostname" for t in terms):
                 fail(f"{where}: RabbitmqCluster: nodes may share a Kubernetes node (required pod anti-affinity)")
+            # Every quorum queue with one member per node: the topology Job creates them so, and the
+            # definitions loaded at boot (checked against `convoy-topology --production` below) too.
+            for job in (j for j in by_kind.get("Job", []) if j["metadata"]["name"] == "convoy-topology"):
+                command = job["spec"]["template"]["spec"]["containers"][0].get("command", [])
+                if f"--quorum_group_size={rc['spec'].get('replicas')}" not in command:
+                    fail(f"{where}: Job convoy-topology: no --quorum_group_size={rc['spec'].get('replicas')} "
+                         f"(the RabbitmqCluster's replicas), so quorum queues get the broker's default members")
         # Transport: the broker over amqps:// with its CA (a service given a CA file refuses a plain
         # amqp:// URL, even one from a Secret the check cannot read), the database with
         # sslmode=verify-full against a mounted CA. Local runs (compose, the dev overlay) stay plain.

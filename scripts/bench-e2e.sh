@@ -2,22 +2,27 @@
 # End to end, the whole pipeline under a Meta-like load: N unique conversations posted at RATE/s
 # by an open-loop client (convoy-loadgen --unique: each POST its own message and sender, signed
 # as Meta signs, spread over --numbers business numbers), each answered once; the fake Graph API
-# (convoy-fake-graph) records every reply. Prints the replies per second from the first POST to
-# the last reply, the webhook latency, where each reply's time went (webhook received -> the
-# conversation's commit -> the relay's publish -> outbound's claim -> the Graph call, from the
-# database's timestamps and the fake's, joined by wamid), and the CPU seconds each process spent.
-#   scripts/bench-e2e.sh [--pacing] [--numbers=K] [RATE] [SECONDS]
-# Defaults: 2000/s for 5 s (10,000 conversations), 4 numbers, pacing off (the fake is not Meta).
+# (convoy-fake-graph) records every reply and posts its sent, delivered and read statuses back as
+# Meta does (the CPU figures are read once every reply's read status is applied). Prints the
+# replies per second from the first POST to the last reply, the webhook latency, where each
+# reply's time went (webhook received -> the conversation's commit -> the relay's publish ->
+# outbound's claim -> the Graph call, from the database's timestamps and the fake's, joined by
+# wamid), and the CPU seconds each process spent.
+#   scripts/bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [RATE] [SECONDS]
+# Defaults: 2000/s for 5 s (10,000 conversations), 4 numbers, pacing off (the fake is not Meta),
+# the typing indicator on (--no-typing: conversation's --typing_indicator=false, one Graph call per
+# reply instead of two, the way the peers of the issue-32 comparison answer).
 # The latency run: scripts/bench-e2e.sh --pacing 200 30 (a steady 200/s, Meta's pacing on).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-pacing=false; numbers=4; args=()
+pacing=false; numbers=4; typing=true; args=()
 for a in "$@"; do
   case $a in
     --pacing) pacing=true ;;
     --numbers=*) numbers=${a#--numbers=} ;;
-    -*) die "unknown option $a (usage: bench-e2e.sh [--pacing] [--numbers=K] [RATE] [SECONDS])" ;;
+    --no-typing) typing=false ;;
+    -*) die "unknown option $a (usage: bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [RATE] [SECONDS])" ;;
     *) args+=("$a") ;;
   esac
 done
@@ -51,7 +56,10 @@ start() {  # start NAME PORT ARGS...
 graph=http://127.0.0.1:24090
 db_flags=(--amqp_url="$url" --pg_dsn="$dsn" --schema_dir="$CONVOY_ROOT/proto-schemas"
           --migrations_dir="$CONVOY_ROOT/deploy/postgres" --migrate --declare_topology)
-start fake-graph 24090 "$bin/tests/convoy-fake-graph"
+# As Meta does, every reply's sent, delivered and read statuses come back as webhooks of their own
+# (after the send was answered): the status path runs at its real weight.
+start fake-graph 24090 "$bin/tests/convoy-fake-graph" --status_webhook_url=http://127.0.0.1:24080/webhook \
+  --status_webhook_statuses=sent,delivered,read
 start ingress 24080 "$bin/services/ingress/convoy-ingress" --amqp_url="$url" --declare_topology
 # The load generator's business numbers (10654035224{P}, P = 0000..K-1), in the numbers registry:
 # an update for a number it does not have starts nothing.
@@ -62,7 +70,7 @@ for ((p = 0; p < numbers; p++)); do
     "$id" "$p" >"$numbers_dir/$id.json"
 done
 start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
-  --numbers_dir="$numbers_dir"
+  --numbers_dir="$numbers_dir" --typing_indicator="$typing"
 start media 24082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --media_dir="$log_dir/e2e-media"
 start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing="$pacing"
 
@@ -92,6 +100,11 @@ start_ms=$(date +%s%3N)
 result=$("$bin/tests/convoy-loadgen" --port=24080 --rate="$rate" --seconds="$seconds" --connections=32 --unique --numbers="$numbers" \
   --body_file="$CONVOY_ROOT/tests/data/bench-unique-webhook.json")
 wait_for "$n replies" 600 all_replied || die "only $(replies) of $n replies (see $log_dir/e2e-*.log)"
+read_count() { psql "$dsn" -Atq -c "SELECT count(*) FROM outbound_messages WHERE status = 'read'"; }
+all_read() { [ "$(read_count)" -ge "$n" ]; }
+# The CPU figures include every reply's three statuses: read once each reply's last one is applied.
+wait_for "$n replies read" 600 all_read || die "only $(read_count) of $n replies' read statuses applied"
+echo "STATUSES replies_read=$(read_count) seconds_after_first_post=$(( ($(date +%s%3N) - start_ms) / 1000 ))"
 tick=$(getconf CLK_TCK)
 curl -sf "$graph/_fake/requests" | python3 -c '
 import json, sys

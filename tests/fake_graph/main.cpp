@@ -2,8 +2,14 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "convoy/config.h"
 #include "convoy/flags.h"
@@ -23,6 +29,108 @@ static bool ValidateWebhookUrl(const char* flag, const std::string& v) {
   return false;
 }
 DEFINE_validator(status_webhook_url, &ValidateWebhookUrl);
+DEFINE_string(
+    status_webhook_statuses, "sent",
+    "Which statuses --status_webhook_url gets for every accepted send, in order, each its "
+    "own webhook as Meta posts them: a comma-separated list of sent, delivered, read");
+static bool ValidateStatuses(const char* flag, const std::string& v) {
+  std::stringstream in(v);
+  int n = 0;
+  for (std::string item; std::getline(in, item, ',');) {
+    if (item != "sent" && item != "delivered" && item != "read") {
+      std::fprintf(stderr, "invalid value for --%s: %s ('%s' is not sent, delivered or read)\n",
+                   flag, v.c_str(), item.c_str());
+      return false;
+    }
+    ++n;
+  }
+  if (n == 0) std::fprintf(stderr, "invalid value for --%s: empty\n", flag);
+  return n > 0;
+}
+DEFINE_validator(status_webhook_statuses, &ValidateStatuses);
+DEFINE_int32(status_webhook_workers, 4,
+             "How many status webhooks are posted at once (1 to 64); a message's statuses are "
+             "posted one after the other, after the send was answered, as Meta does");
+static bool ValidateWorkers(const char* flag, int32_t v) {
+  if (v >= 1 && v <= 64) return true;
+  std::fprintf(stderr, "invalid value for --%s: %d (1 to 64)\n", flag, v);
+  return false;
+}
+DEFINE_validator(status_webhook_workers, &ValidateWorkers);
+
+namespace {
+
+// Posts each accepted send's statuses to the webhook URL from worker threads: the send is
+// answered first (Meta's statuses come after its answer, not inside it), and each message's
+// statuses go in order (sent, delivered, read), each a signed webhook of its own.
+class StatusPoster {
+ public:
+  StatusPoster(std::string secret, std::vector<std::string> statuses, int workers)
+      : secret_(std::move(secret)), statuses_(std::move(statuses)) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  ~StatusPoster() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  // `sent` is Meta's status object for "sent"; the others are made from it.
+  void Add(const std::string& pnid, const std::string& sent) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.emplace_back(pnid, sent);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::pair<std::string, std::string> item;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      const std::string marker = R"("status":"sent")";
+      for (const auto& status : statuses_) {
+        std::string body = item.second;
+        auto at = body.find(marker);
+        if (at != std::string::npos)
+          body.replace(at, marker.size(), "\"status\":\"" + status + "\"");
+        Post(item.first, body);
+      }
+    }
+  }
+  void Post(const std::string& pnid, const std::string& status) {
+    convoy::HttpClientRequest req;
+    req.method = "POST";
+    req.url = FLAGS_status_webhook_url;
+    req.body = convoy::fake::FakeGraph::StatusWebhook(pnid, status);
+    req.headers["X-Hub-Signature-256"] = convoy::ingress::SignBody(req.body, secret_);
+    req.timeout = std::chrono::milliseconds(2000);
+    auto r = convoy::HttpFetch(req);
+    if (!r.ok() || r->status != 200) {
+      LOG(WARNING) << "service=fake-graph event=status_webhook_failed error="
+                   << (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().ToString());
+    }
+  }
+
+  const std::string secret_;
+  const std::vector<std::string> statuses_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::string, std::string>> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   convoy::SetFlagDefault("http_port", "8090");
@@ -46,6 +154,7 @@ int main(int argc, char** argv) {
     graph.RegisterMedia(item.substr(0, eq), item.substr(eq + 1, colon - eq - 1),
                         item.substr(colon + 1));
   }
+  std::unique_ptr<StatusPoster> poster;
   if (!FLAGS_status_webhook_url.empty()) {
     auto secret = convoy::LoadSecret("CONVOY_APP_SECRET", "");
     if (!secret.ok()) {
@@ -54,18 +163,12 @@ int main(int argc, char** argv) {
           << secret.status().ToString();
       return 2;
     }
-    graph.SetStatusSink([secret = *secret](const std::string& pnid, const std::string& status) {
-      convoy::HttpClientRequest req;
-      req.method = "POST";
-      req.url = FLAGS_status_webhook_url;
-      req.body = convoy::fake::FakeGraph::StatusWebhook(pnid, status);
-      req.headers["X-Hub-Signature-256"] = convoy::ingress::SignBody(req.body, secret);
-      req.timeout = std::chrono::milliseconds(2000);
-      auto r = convoy::HttpFetch(req);
-      if (!r.ok() || r->status != 200) {
-        LOG(WARNING) << "service=fake-graph event=status_webhook_failed error="
-                     << (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().ToString());
-      }
+    std::vector<std::string> statuses;
+    std::stringstream list(FLAGS_status_webhook_statuses);
+    for (std::string item; std::getline(list, item, ',');) statuses.push_back(item);
+    poster = std::make_unique<StatusPoster>(*secret, statuses, FLAGS_status_webhook_workers);
+    graph.SetStatusSink([p = poster.get()](const std::string& pnid, const std::string& status) {
+      p->Add(pnid, status);
     });
   }
   auto s = graph.Start();
@@ -76,5 +179,6 @@ int main(int argc, char** argv) {
   LOG(INFO) << "service=fake-graph event=started port=" << graph.port();
   convoy::WaitForShutdownSignal();
   graph.Stop();
+  poster.reset();
   return 0;
 }

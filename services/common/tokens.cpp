@@ -93,6 +93,22 @@ Result<std::string> ReadSmallFile(const std::string& path) {
   return text;
 }
 
+// inode, size and modification time of a file; "" when it cannot be stat()ed.
+std::string FileSignatureOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+Counter& IdentityReloads(const char* outcome) {
+  return DefaultRegistry().GetCounter(
+      "convoy_api_identities_reloads_total",
+      "Reads of the OIDC proxy's identities file after start, by outcome (refused: it did not "
+      "parse and the running set stayed)",
+      std::string("outcome=\"") + outcome + "\"");
+}
+
 Counter& Requests(const char* service, const char* outcome) {
   return DefaultRegistry().GetCounter(
       "convoy_api_requests_total", "Calls to the /v1/ API by how the token gate answered them",
@@ -324,12 +340,7 @@ Result<std::shared_ptr<TokenStore>> TokenStore::Open(const std::string& tokens_f
   return store;
 }
 
-std::string TokenStore::FileSignature() const {
-  struct stat st {};
-  if (::stat(file_.c_str(), &st) != 0) return "";
-  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
-}
+std::string TokenStore::FileSignature() const { return FileSignatureOf(file_); }
 
 std::shared_ptr<const TokenSet> TokenStore::get() {
   const auto now = std::chrono::steady_clock::now();
@@ -377,6 +388,66 @@ Status TokenStore::Reload() {
   std::lock_guard<std::mutex> lock(mu_);
   set_ = std::move(next);
   return Status::Ok();
+}
+
+Result<std::shared_ptr<IdentityStore>> IdentityStore::Open(const std::string& path) {
+  auto store = std::make_shared<IdentityStore>();
+  store->file_ = path;
+  store->signature_ = FileSignatureOf(path);
+  auto loaded = IdentitySet::LoadFile(path);
+  if (!loaded.ok()) return loaded.status();
+  store->set_ = std::make_shared<const IdentitySet>(std::move(*loaded));
+  store->checked_ = std::chrono::steady_clock::now();
+  return store;
+}
+
+std::shared_ptr<const IdentitySet> IdentityStore::get() {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (now - checked_ < check_every) return set_;
+    checked_ = now;
+    const std::string signature = FileSignatureOf(file_);
+    if (signature.empty() || signature == signature_) return set_;
+  }
+  ReloadLogged("file_changed");
+  std::lock_guard<std::mutex> lock(mu_);
+  return set_;
+}
+
+Status IdentityStore::Reload() {
+  const std::string signature = FileSignatureOf(file_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    signature_ = signature;  // a bad file is reported once, not on every look
+  }
+  auto loaded = IdentitySet::LoadFile(file_);
+  if (!loaded.ok()) {
+    IdentityReloads("refused").Inc();
+    return loaded.status();
+  }
+  auto next = std::make_shared<const IdentitySet>(std::move(*loaded));
+  IdentityReloads("loaded").Inc();
+  std::lock_guard<std::mutex> lock(mu_);
+  set_ = std::move(next);
+  return Status::Ok();
+}
+
+void IdentityStore::ReloadLogged(const char* reason) {
+  Status s = Reload();
+  if (s.ok()) {
+    size_t count = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      count = set_->size();
+    }
+    LOG(INFO) << "service=" << ServiceName() << " event=proxy_identities_reloaded reason=" << reason
+              << " file=" << file_ << " count=" << count;
+  } else {
+    LOG(ERROR) << "service=" << ServiceName()
+               << " event=proxy_identities_reload_refused reason=" << reason
+               << " error=" << s.ToString() << " (the running identities are unchanged)";
+  }
 }
 
 bool PathMatches(std::string_view pattern, std::string_view path) {

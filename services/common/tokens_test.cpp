@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "convoy/crypto.h"
+#include "convoy/metrics.h"
 
 namespace convoy {
 namespace {
@@ -166,6 +167,46 @@ TEST(TokenStore, AChangedFileIsReadAtTheNextLookAndABrokenOneIsNot) {
       << "a broken file leaves the running set";
   EXPECT_TRUE((*store)->get()->Verify("old-token-0123456789"));
   std::remove(path.c_str());
+}
+
+// The identities file of the OIDC proxy is read again when it changes (and on Reload: SIGHUP); a
+// broken one leaves the running set, is counted as refused, and is not read again until it changes.
+TEST(IdentityStore, AChangedFileIsReadAtTheNextLookAndABrokenOneKeepsTheLastGoodSet) {
+  const std::string path = ::testing::TempDir() + "identities_watch.txt";
+  WriteFile(path, "ana@acme.example ana-sso agent acme\n");
+  auto store = IdentityStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Counter& loaded =
+      DefaultRegistry().GetCounter("convoy_api_identities_reloads_total", "", "outcome=\"loaded\"");
+  Counter& refused = DefaultRegistry().GetCounter("convoy_api_identities_reloads_total", "",
+                                                  "outcome=\"refused\"");
+  const uint64_t loaded_before = loaded.Value(), refused_before = refused.Value();
+  (*store)->check_every = std::chrono::hours(1);
+  WriteFile(path, "ana@acme.example ana-sso agent acme\nbo@acme.example bo-sso manager acme\n");
+  EXPECT_FALSE((*store)->get()->Find("bo@acme.example")) << "not looked at within check_every";
+  (*store)->check_every = std::chrono::seconds(0);
+  auto bo = (*store)->get()->Find("BO@acme.example");
+  ASSERT_TRUE(bo);
+  EXPECT_EQ(bo->role, Role::kManager);
+  EXPECT_EQ(loaded.Value(), loaded_before + 1);
+  auto before = (*store)->get();
+  WriteFile(path, "bo@acme.example bo-sso root acme\n");
+  EXPECT_TRUE((*store)->get()->Find("bo@acme.example")) << "a broken file keeps the last good set";
+  EXPECT_TRUE((*store)->get()->Find("ana@acme.example"));
+  EXPECT_EQ(refused.Value(), refused_before + 1);
+  EXPECT_TRUE((*store)->get()->Find("ana@acme.example"));
+  EXPECT_EQ(refused.Value(), refused_before + 1) << "an unchanged broken file is not read again";
+  Status s = (*store)->Reload();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(path + ":1: the role 'root'"), std::string::npos) << s.message();
+  // SIGHUP after a fix: the new set; a request in flight keeps the set it started with.
+  WriteFile(path, "cy@acme.example cy-sso viewer acme\n");
+  ASSERT_TRUE((*store)->Reload().ok());
+  EXPECT_TRUE((*store)->get()->Find("cy@acme.example"));
+  EXPECT_FALSE((*store)->get()->Find("ana@acme.example")) << "a removed identity signs in no more";
+  EXPECT_TRUE(before->Find("ana@acme.example"));
+  std::remove(path.c_str());
+  EXPECT_FALSE(IdentityStore::Open(path).ok()) << "no file at start is an error";
 }
 
 TEST(TokenMatcher, OnlyTheWholeTokenMatchesNeverItsHashAPrefixOrAnExtension) {

@@ -579,7 +579,7 @@ std::optional<Admission> AdmitByProxy(const HttpRequest& r, const ProxySignIn& p
   const std::string secret = r.Header(proxy.secret_header);
   if (secret.empty() || !ConstantTimeEquals(secret, proxy.secret)) return std::nullopt;
   const std::string identity = r.Header(proxy.identity_header);
-  auto caller = identity.empty() ? std::nullopt : proxy.identities->Find(identity);
+  auto caller = identity.empty() ? std::nullopt : proxy.identities->get()->Find(identity);
   if (!caller) {
     Admission refused;
     refused.refused = RefuseUnauthenticated(

@@ -54,12 +54,13 @@ namespace convoy::conversation {
 // the caller `identities` maps the identity in `identity_header` to, and an identity it does not
 // list is 401. Without the secret the identity header means nothing: a client that sets it itself
 // meets the token gate and its 401. Every route, role and tenant is checked as for a token, and
-// the audit log names the mapped name.
+// the audit log names the mapped name. The identities file is read again when it changes and on
+// SIGHUP (IdentityStore); a bad one keeps the running set.
 struct ProxySignIn {
   std::string identity_header;  // lower-case, e.g. "x-forwarded-email"; "" -> off
   std::string secret_header = "x-convoy-proxy-secret";  // lower-case
   std::string secret;                                   // what the proxy sends in it
-  std::shared_ptr<const IdentitySet> identities;
+  std::shared_ptr<IdentityStore> identities;
   bool enabled() const { return !identity_header.empty() && !secret.empty() && identities; }
 };
 

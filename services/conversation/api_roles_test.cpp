@@ -279,14 +279,13 @@ TEST_F(ApiRoles, WhoamiNamesTheTokensHolderRoleAndTenant) {
 // and a write is audited under the mapped name.
 TEST_F(ApiRoles, AnOidcProxysIdentityIsBelievedOnlyWithTheProxysSecret) {
   const std::string secret = "proxy-secret-0123456789abcdef-0123456789";
-  auto identities = IdentitySet::Parse(
-      "# identity name role tenant\n"
-      "ana@acme.example   ana-sso  agent   acme\n"
-      "Vic@Corp.Example   vic-sso  viewer  *\n",
-      "identities.txt");
+  const std::string file = ::testing::TempDir() + "/identities_" + test::UniqueName("p") + ".txt";
+  std::ofstream(file) << "# identity name role tenant\n"
+                         "ana@acme.example   ana-sso  agent   acme\n"
+                         "Vic@Corp.Example   vic-sso  viewer  *\n";
+  auto identities = IdentityStore::Open(file);
   ASSERT_TRUE(identities.ok()) << identities.status().ToString();
-  settings_.proxy = ProxySignIn{"x-forwarded-email", "x-convoy-proxy-secret", secret,
-                                std::make_shared<const IdentitySet>(std::move(*identities))};
+  settings_.proxy = ProxySignIn{"x-forwarded-email", "x-convoy-proxy-secret", secret, *identities};
   const auto call = [&](const std::string& method, const std::string& path,
                         const std::map<std::string, std::string>& h,
                         const std::string& authorization = "") {
@@ -343,6 +342,27 @@ TEST_F(ApiRoles, AnOidcProxysIdentityIsBelievedOnlyWithTheProxysSecret) {
       "'%-sso'");
   ASSERT_TRUE(audited.ok()) << audited.status().ToString();
   EXPECT_EQ(audited->get(0, 0), "vic-sso 403,ana-sso 404");
+
+  // The file is read again when it changes: a new identity signs in, a removed one no more; a
+  // broken file keeps the last good set (no restart, and nobody locked out by a typo).
+  (*identities)->check_every = std::chrono::seconds(0);
+  std::ofstream(file) << "bo@acme.example bo-sso manager acme\n";
+  auto bo = call("GET", "/v1/whoami",
+                 {{"x-forwarded-email", "bo@acme.example"}, {"x-convoy-proxy-secret", secret}});
+  EXPECT_EQ(bo.status, 200) << bo.body;
+  EXPECT_NE(bo.body.find(R"("name":"bo-sso","role":"manager")"), std::string::npos) << bo.body;
+  EXPECT_EQ(call("GET", "/v1/whoami", as_ana).status, 401) << "ana is no longer listed";
+  std::ofstream(file) << "bo@acme.example bo-sso manager acme\ncy@acme.example cy-sso boss acme\n";
+  EXPECT_EQ(call("GET", "/v1/whoami",
+                 {{"x-forwarded-email", "bo@acme.example"}, {"x-convoy-proxy-secret", secret}})
+                .status,
+            200)
+      << "a broken file keeps the last good set";
+  EXPECT_EQ(call("GET", "/v1/whoami",
+                 {{"x-forwarded-email", "cy@acme.example"}, {"x-convoy-proxy-secret", secret}})
+                .status,
+            401);
+  std::remove(file.c_str());
 }
 
 // The identities file is checked like the tokens file: every error names its line.

@@ -226,7 +226,8 @@ DEFINE_string(proxy_identity_header, "",
               "--proxy_identities_file; \"\": no proxy sign-in");
 DEFINE_string(proxy_identities_file, "",
               "identity name role tenant, one a line: who each identity the proxy names is (README "
-              "\"The console\")");
+              "\"The console\"); read again when it changes (looked at every 5 s) and on SIGHUP, "
+              "a bad file keeping the running set");
 DEFINE_string(proxy_secret_header, "X-Convoy-Proxy-Secret",
               "The header the proxy (and only the proxy) sends its shared secret in");
 DEFINE_string(
@@ -371,7 +372,7 @@ int main(int argc, char** argv) {
                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
                  std::string::npos;
     };
-    auto identities = convoy::IdentitySet::LoadFile(FLAGS_proxy_identities_file);
+    auto identities = convoy::IdentityStore::Open(FLAGS_proxy_identities_file);
     auto secret = convoy::LoadSecret("CONVOY_PROXY_SECRET", FLAGS_proxy_secret_file);
     std::string why;
     if (!header_name(FLAGS_proxy_identity_header) ||
@@ -397,9 +398,9 @@ int main(int argc, char** argv) {
     proxy.identity_header = lower(FLAGS_proxy_identity_header);
     proxy.secret_header = lower(FLAGS_proxy_secret_header);
     proxy.secret = *secret;
-    proxy.identities = std::make_shared<const convoy::IdentitySet>(std::move(*identities));
+    proxy.identities = *identities;
     LOG(INFO) << "service=conversation event=proxy_sign_in header=" << proxy.identity_header
-              << " identities=" << proxy.identities->size();
+              << " identities=" << proxy.identities->get()->size();
   }
   convoy::conversation::PhotoLinkSettings photo_links;
   if (!FLAGS_media_public_url.empty()) {
@@ -596,5 +597,6 @@ int main(int argc, char** argv) {
       [&] {
         (void)reload();
         (*tokens)->ReloadLogged("sighup");
+        if (proxy.identities) proxy.identities->ReloadLogged("sighup");
       });
 }

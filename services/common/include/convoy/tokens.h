@@ -99,6 +99,30 @@ class IdentitySet {
   std::vector<std::pair<std::string, Caller>> callers_;  // lower-cased identity
 };
 
+// The identities file as a service answers to it: swapped whole when the file changes (stat()ed
+// at most every `check_every`: inode, size, modification time, so a Kubernetes Secret volume's
+// symlink swap counts) or on Reload (SIGHUP). A file that does not parse keeps the running set and
+// is logged as an error naming the file and line, once per change; requests in flight keep the set
+// they started with. Reloads are counted in
+// convoy_api_identities_reloads_total{outcome="loaded"|"refused"}.
+class IdentityStore {
+ public:
+  static Result<std::shared_ptr<IdentityStore>> Open(const std::string& path);
+  std::shared_ptr<const IdentitySet> get();
+  // Reads the file again; a bad file is an error and the running set stays.
+  Status Reload();
+  // Reload, logging the outcome (SIGHUP: reason "sighup").
+  void ReloadLogged(const char* reason);
+  std::chrono::steady_clock::duration check_every = std::chrono::seconds(5);
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<const IdentitySet> set_;
+  std::string file_;
+  std::string signature_;  // of the file last read (or tried)
+  std::chrono::steady_clock::time_point checked_{};
+};
+
 // The token of an Authorization header "Bearer <token>" (the scheme in any case); nullopt for
 // another scheme, an empty token or one with whitespace inside.
 std::optional<std::string_view> BearerToken(std::string_view header);

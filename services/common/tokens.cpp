@@ -3,7 +3,9 @@
 #include <glog/logging.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -12,6 +14,7 @@
 #include "convoy/config.h"
 #include "convoy/crypto.h"
 #include "convoy/metrics.h"
+#include "convoy/url.h"
 
 namespace convoy {
 
@@ -107,6 +110,15 @@ Counter& IdentityReloads(const char* outcome) {
       "Reads of the OIDC proxy's identities file after start, by outcome (refused: it did not "
       "parse and the running set stayed)",
       std::string("outcome=\"") + outcome + "\"");
+}
+
+// What a vouch's signature covers: its fields and the request it is good for.
+std::string VouchedText(std::string_view fields, const HttpRequest& r) {
+  std::string query;
+  for (const auto& [k, v] : r.query)
+    query += (query.empty() ? "" : "&") + UrlEncode(k) + "=" + UrlEncode(v);
+  return "convoy-vouch-v1\n" + std::string(fields) + "\n" + r.method + "\n" + r.path + "\n" +
+         query + "\n" + Sha256Hex(r.body);
 }
 
 Counter& Requests(const char* service, const char* outcome) {
@@ -448,6 +460,71 @@ void IdentityStore::ReloadLogged(const char* reason) {
                << " event=proxy_identities_reload_refused reason=" << reason
                << " error=" << s.ToString() << " (the running identities are unchanged)";
   }
+}
+
+std::string Vouch(std::string_view secret, const Caller& caller, const HttpRequest& r,
+                  int64_t now) {
+  const std::string fields = "v1 " + std::to_string(now + kVouchSeconds) + " " + caller.name + " " +
+                             RoleName(caller.role) + " " + caller.tenant;
+  return fields + " " + HexEncode(HmacSha256(secret, VouchedText(fields, r)));
+}
+
+Result<std::string> LoadForwardSecret(const std::string& file) {
+  const char* env = std::getenv("CONVOY_FORWARD_SECRET");
+  if (file.empty() && (env == nullptr || *env == '\0')) return std::string();
+  auto secret = LoadSecret("CONVOY_FORWARD_SECRET", file);
+  if (!secret.ok()) return secret.status();
+  if (secret->size() < kMinForwardSecretBytes) {
+    return Status(Code::kInvalidArgument,
+                  "the forward secret (--forward_secret_file or CONVOY_FORWARD_SECRET) must be at "
+                  "least " +
+                      std::to_string(kMinForwardSecretBytes) + " characters");
+  }
+  return secret;
+}
+
+Result<Caller> CheckVouch(std::string_view secret, const HttpRequest& r, int64_t now) {
+  auto refuse = [](const char* why) { return Status(Code::kUnauthenticated, why); };
+  if (secret.size() < kMinForwardSecretBytes) return refuse("vouches are not taken here");
+  const std::string header = r.Header(kVouchHeader);
+  if (header.empty()) return refuse("no vouch");
+  const auto f = Fields(header);
+  const size_t signed_part = header.rfind(' ');
+  if (f.size() != 6 || f[0] != "v1" || f[1].empty() || f[1].size() > 12 ||
+      f[1].find_first_not_of("0123456789") != std::string_view::npos || !ValidName(f[2]) ||
+      !ParseRole(f[3]) || (f[4] != kAllTenants && !ValidName(f[4])) || f[5].size() != 64 ||
+      !AllHex(f[5]) || signed_part == std::string::npos)
+    return refuse("a malformed vouch");
+  const std::string want =
+      HexEncode(HmacSha256(secret, VouchedText(header.substr(0, signed_part), r)));
+  if (!ConstantTimeEquals(want, Lower(f[5])))
+    return refuse("a vouch whose signature does not match");
+  if (std::stoll(std::string(f[1])) < now) return refuse("an expired vouch");
+  return Caller{std::string(f[2]), *ParseRole(f[3]), std::string(f[4])};
+}
+
+Admission AdmitVouched(const HttpRequest& r, std::string_view secret,
+                       const std::vector<RouteRule>& routes,
+                       const std::vector<std::string>& vouched, const char* service, int64_t now) {
+  auto caller = CheckVouch(secret, r, now);
+  if (!caller.ok()) {
+    Admission a;
+    a.refused = Unauthenticated(service, caller.status().message().c_str());
+    return a;
+  }
+  Admission a = AdmitAs(r, *caller, routes, service);
+  if (a.refused) return a;
+  if (std::find(vouched.begin(), vouched.end(), a.route->pattern) == vouched.end()) {
+    Requests(service, "vouch_refused").Inc();
+    LOG(WARNING) << "service=" << service
+                 << " handler=api event=api_refused status=403 caller=" << a.caller.name
+                 << " route=\"" << r.method << " " << a.route->pattern << "\" reason=not_forwarded";
+    a.refused = JsonError(403, "forbidden",
+                          r.method + " " + a.route->pattern +
+                              " is not forwarded here, so a vouch is not good for it; call it with "
+                              "a token");
+  }
+  return a;
 }
 
 bool PathMatches(std::string_view pattern, std::string_view path) {

@@ -209,6 +209,66 @@ TEST(IdentityStore, AChangedFileIsReadAtTheNextLookAndABrokenOneKeepsTheLastGood
   EXPECT_FALSE(IdentityStore::Open(path).ok()) << "no file at start is an error";
 }
 
+// A vouch is good for the one request it was made for, by the services' secret, for a minute.
+TEST(Vouch, GoodForItsOwnRequestAloneAndNeverWhenChangedExpiredOrForged) {
+  const std::string secret = "forward-secret-0123456789abcdef-0123456789";
+  HttpRequest r;
+  r.method = "POST";
+  r.path = "/v1/media";
+  r.query["phone_number_id"] = "106540352242922";
+  r.body = "photo bytes";
+  const int64_t now = 1'800'000'000;
+  const Caller sam{"sam-sso", Role::kAgent, "demo"};
+  r.headers[kVouchHeader] = Vouch(secret, sam, r, now);
+  EXPECT_EQ(r.headers[kVouchHeader].rfind("v1 1800000060 sam-sso agent demo ", 0), 0u)
+      << r.headers[kVouchHeader];
+  auto good = CheckVouch(secret, r, now + kVouchSeconds);
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(good->name, "sam-sso");
+  EXPECT_EQ(good->role, Role::kAgent);
+  EXPECT_EQ(good->tenant, "demo");
+  const auto refused = [&](HttpRequest changed, const std::string& why, int64_t at,
+                           const std::string& key) {
+    auto c = CheckVouch(key, changed, at);
+    EXPECT_FALSE(c.ok()) << why;
+    if (!c.ok()) {
+      EXPECT_EQ(c.status().code(), Code::kUnauthenticated) << why;
+    }
+  };
+  refused(r, "expired", now + kVouchSeconds + 1, secret);
+  refused(r, "another secret", now, secret.substr(1) + "x");
+  refused(r, "no secret here", now, "");
+  auto changed = r;
+  changed.body += "x";
+  refused(changed, "another body", now, secret);
+  changed = r;
+  changed.query["phone_number_id"] = "106540352242923";
+  refused(changed, "another number", now, secret);
+  changed = r;
+  changed.path = "/v1/deliveries";
+  refused(changed, "another route", now, secret);
+  changed = r;
+  changed.method = "GET";
+  refused(changed, "another method", now, secret);
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{" agent ", " admin "},
+                                                        {" demo ", " * "},
+                                                        {"sam-sso", "ana-sso"},
+                                                        {"1800000060", "1900000060"}}) {
+    changed = r;
+    std::string& h = changed.headers[kVouchHeader];
+    h.replace(h.find(from), from.size(), to);
+    refused(changed, "a field changed: " + to, now, secret);
+  }
+  for (const std::string& bad : std::vector<std::string>{
+           "", "v1", "v2 1800000060 sam-sso agent demo " + std::string(64, 'a'),
+           "v1 1800000060 sam-sso agent demo", "v1 x sam-sso agent demo a"}) {
+    changed = r;
+    changed.headers[kVouchHeader] = bad;
+    refused(changed, "malformed: " + bad, now, secret);
+  }
+}
+
 TEST(TokenMatcher, OnlyTheWholeTokenMatchesNeverItsHashAPrefixOrAnExtension) {
   auto set = TokenSet::Parse(
       Line("long", "admin", "*", "abcdef-0123456789") + Line("short", "viewer", "*", "abc"),

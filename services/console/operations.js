@@ -236,10 +236,16 @@ export function operations(root, ctx) {
   }
   delForm.addEventListener('submit', (ev) => { ev.preventDefault(); loadDeliveries(); });
 
-  loadHealth();
-  loadQueues();
-  loadParked();
+  // Health, queues and parked messages are every tenant's: a tenant's caller sees its deliveries
+  // alone (the API would refuse the rest with 403 anyway).
+  if (me.tenant === '*') {
+    loadHealth();
+    loadQueues();
+    loadParked();
+    timers.push(setInterval(() => { loadQueues(); loadHealth(); }, 15000));
+  } else {
+    for (const id of ['h-health', 'h-queues', 'h-parked']) root.querySelector(`#${id}`).parentElement.hidden = true;
+  }
   loadDeliveries();
-  timers.push(setInterval(() => { loadQueues(); loadHealth(); }, 15000));
   return () => timers.forEach(clearInterval);
 }

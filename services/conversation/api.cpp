@@ -517,7 +517,9 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings,
     return *conversations;
   if (IsOpsRoute(route)) return HandleOpsApi(r, route, caller, settings.ops, audit);
   if (route == "/v1/media")
-    return Forward(r, {settings.media_api_url, "convoy-media", "--media_api_url"});
+    return Forward(
+        r, {settings.media_api_url, "convoy-media", "--media_api_url", settings.forward_secret},
+        caller);
   if (route == "/v1/flows") {
     return settings.flows ? JsonResponse(200, settings.flows())
                           : Unavailable(Status(Code::kUnavailable, "no flows"));

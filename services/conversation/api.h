@@ -28,7 +28,8 @@
 //   /v1/ops, /v1/deliveries           queues, parked messages, health, deliveries (ops_api.h)
 //   POST /v1/media?phone_number_id=   an agent's photo (image/jpeg or image/png), forwarded to
 //                                     convoy-media (--media_api_url, forward.h): the console's
-//                                     upload stays on its own origin; media checks the token again
+//                                     upload stays on its own origin; media checks the token (or
+//                                     the vouch for a proxy-signed-in caller) again
 //   POST /v1/flows/reload             --flows_dir read and checked again, then swapped in (as on
 //                                     SIGHUP); 422 naming the bad file keeps the running set
 // A tenant's token (convoy/tokens.h) finds its own tenant's checklists, assignments and numbers
@@ -77,6 +78,9 @@ struct ApiSettings {
   OpsSettings ops{};                         // the operations screen's routes (ops_api.h)
   std::string media_api_url{};  // convoy-media's base URL for POST /v1/media; "" -> 503
   ProxySignIn proxy{};          // OIDC proxy sign-in; off by default
+  // Vouches for a proxy-signed-in caller on the routes forwarded to media and outbound (forward.h,
+  // convoy/tokens.h Vouch); "": those routes are 503 to such a caller.
+  std::string forward_secret{};
 };
 
 // The largest body a route other than POST /v1/media takes (JSON); larger is 413. The listener's

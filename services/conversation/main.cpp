@@ -228,6 +228,11 @@ DEFINE_string(proxy_identities_file, "",
               "identity name role tenant, one a line: who each identity the proxy names is (README "
               "\"The console\"); read again when it changes (looked at every 5 s) and on SIGHUP, "
               "a bad file keeping the running set");
+DEFINE_string(forward_secret_file, "",
+              "File holding the secret this service vouches with for a person its OIDC proxy "
+              "signed in, on the routes it forwards to media and outbound (else "
+              "CONVOY_FORWARD_SECRET; the same on all three; at least 32 characters); unset: those "
+              "routes are 503 to such a person");
 DEFINE_string(proxy_secret_header, "X-Convoy-Proxy-Secret",
               "The header the proxy (and only the proxy) sends its shared secret in");
 DEFINE_string(
@@ -557,6 +562,14 @@ int main(int argc, char** argv) {
   api.ops.outbound_admin_url = FLAGS_outbound_admin_url;
   api.media_api_url = FLAGS_media_api_url;
   api.proxy = proxy;
+  auto forward_secret = convoy::LoadForwardSecret(FLAGS_forward_secret_file);
+  if (!forward_secret.ok()) {
+    LOG(ERROR) << "service=conversation event=startup_failed flag=--forward_secret_file error="
+               << forward_secret.status().ToString();
+    return 1;
+  }
+  api.forward_secret = *forward_secret;
+  api.ops.forward_secret = *forward_secret;
   if (!FLAGS_ops_amqp_url.empty()) {
     convoy::AmqpOptions ops = amqp;
     ops.url = FLAGS_ops_amqp_url;

@@ -317,11 +317,13 @@ HttpResponse HealthApi(const OpsSettings& settings) {
                                settings.thresholds)));
 }
 
-// /v1/deliveries*: outbound's own API answers, checking the caller's token itself (forward.h).
-HttpResponse ForwardDeliveries(const HttpRequest& r, const OpsSettings& settings,
-                               AuditEntry* audit) {
-  HttpResponse answer =
-      Forward(r, {settings.outbound_admin_url, "outbound", "--outbound_admin_url"});
+// /v1/deliveries*: outbound's own API answers, checking the caller's token (or the vouch for a
+// caller the proxy signed in) itself (forward.h).
+HttpResponse ForwardDeliveries(const HttpRequest& r, const Caller& caller,
+                               const OpsSettings& settings, AuditEntry* audit) {
+  HttpResponse answer = Forward(
+      r, {settings.outbound_admin_url, "outbound", "--outbound_admin_url", settings.forward_secret},
+      caller);
   if (audit && answer.status / 100 == 2) {
     rapidjson::Document d;
     d.Parse(answer.body.c_str(), answer.body.size());
@@ -353,7 +355,7 @@ bool IsOpsRoute(const std::string& route) {
 HttpResponse HandleOpsApi(const HttpRequest& r, const std::string& route, const Caller& caller,
                           const OpsSettings& settings, AuditEntry* audit) {
   if (route == "/v1/deliveries" || route == "/v1/deliveries/replay")
-    return ForwardDeliveries(r, settings, audit);
+    return ForwardDeliveries(r, caller, settings, audit);
   if (route == "/v1/ops/health") return HealthApi(settings);
   if (!settings.broker) {
     return Unavailable(Status(Code::kUnavailable,

@@ -18,7 +18,8 @@
 //   POST /v1/ops/parked/purge   the same, and a "reason" (required): the matches are deleted
 //   GET  /v1/deliveries, POST /v1/deliveries/replay
 //                           forwarded to outbound's admin API (--outbound_admin_url) with the
-//                           caller's Authorization: outbound checks the token again
+//                           caller's Authorization (or a vouch for a caller the proxy signed in:
+//                           forward.h): outbound checks the token or the vouch again
 // Parked messages carry no tenant a broker-side filter could trust, so these routes are global:
 // a tenant's token is refused (403) rather than shown another tenant's payloads. A viewer (global)
 // reads them with every string of a payload and the customer part of a conversation key masked.
@@ -43,6 +44,7 @@ struct OpsSettings {
   ctl::HealthThresholds thresholds;
   std::string grafana_url, rabbitmq_management_url;  // "" -> not shown
   std::string outbound_admin_url;                    // "" -> /v1/deliveries* are 503
+  std::string forward_secret;  // vouches for a proxy-signed-in caller there (forward.h)
   // One sweep of the parking queues at a time in this process: a sweep holds the messages it
   // looks at, and a second one meanwhile would count fewer.
   std::shared_ptr<std::mutex> sweeping = std::make_shared<std::mutex>();

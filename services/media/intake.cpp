@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <ctime>
+
 #include "convoy/metrics.h"
 #include "fetcher.h"
 
@@ -33,12 +35,24 @@ bool ValidNumberId(const std::string& id) {
 
 HttpResponse IntakeMedia(const HttpRequest& r, const IntakeSettings& s) {
   const auto named = s.tokens ? s.tokens->get() : nullptr;
-  if (!named || named->empty()) {
-    return Refuse("closed", 403, "uploads_closed", "uploads need named API tokens (--tokens_file)");
+  if ((!named || named->empty()) && s.forward_secret.empty()) {
+    return Refuse("closed", 403, "uploads_closed",
+                  "uploads need named API tokens (--tokens_file) or conversation's vouch "
+                  "(--forward_secret_file)");
   }
   const std::string header = r.Header("authorization");  // BearerToken views into it
   const auto bearer = BearerToken(header);
-  const auto caller = bearer ? named->Verify(*bearer) : std::nullopt;
+  auto caller = bearer && named ? named->Verify(*bearer) : std::nullopt;
+  if (header.empty() && !r.Header(kVouchHeader).empty()) {
+    // A person conversation's proxy signed in, vouched for by conversation for this one upload.
+    auto vouched = CheckVouch(s.forward_secret, r, static_cast<int64_t>(std::time(nullptr)));
+    if (vouched.ok()) {
+      caller = *vouched;
+    } else {
+      LOG_EVERY_N(WARNING, 100) << "service=media event=intake_refused reason=\""
+                                << vouched.status().message() << "\" (logged every 100th)";
+    }
+  }
   if (!caller) {
     HttpResponse resp = Refuse("unauthorized", 401, "unauthorized",
                                "an API token is needed (Authorization: Bearer ...)");

@@ -8,6 +8,8 @@
 // (POST /v1/conversations/{id}/messages {"image": {"media": "<stored name>"}}).
 // The caller is a named API token (--tokens_file) of an agent or above whose tenant has the number
 // (a global token: any number); a number of another tenant is 404, like one that does not exist.
+// A person conversation's OIDC proxy signed in comes with conversation's vouch instead of a token
+// (convoy/tokens.h Vouch; --forward_secret_file): the same role and tenant checks apply to them.
 // 201 {"media": "<stored name>", "mime_type", "size"}; the same file again answers the same name.
 #include <functional>
 #include <memory>
@@ -33,6 +35,8 @@ struct IntakeSettings {
   std::function<Status(const std::string& stored_name, const std::string& sha256_hex, size_t size,
                        const std::string& mime_type, const std::string& phone_number_id)>
       record;
+  // Vouches from conversation are taken with it (at least 32 bytes); "": none are.
+  std::string forward_secret = "";
 };
 
 HttpResponse IntakeMedia(const HttpRequest& request, const IntakeSettings& settings);

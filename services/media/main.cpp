@@ -54,6 +54,12 @@ DEFINE_string(
     "file): a "
     "global (*) token reads any stored file, a tenant's only files that came through that tenant's "
     "numbers; read again when it changes and on SIGHUP");
+DEFINE_string(
+    forward_secret_file, "",
+    "File holding the secret conversation vouches with for a person its OIDC proxy signed "
+    "in (their photo uploads; else CONVOY_FORWARD_SECRET; the same on conversation, media and "
+    "outbound; at "
+    "least 32 characters); unset: no vouch is taken");
 DEFINE_string(media_link_secret_file, "",
               "File holding the secret that signs photo links given to sinks (else "
               "CONVOY_MEDIA_LINK_SECRET; the "
@@ -155,6 +161,12 @@ int main(int argc, char** argv) {
                << tokens.status().ToString();
     return 1;
   }
+  auto forward_secret = convoy::LoadForwardSecret(FLAGS_forward_secret_file);
+  if (!forward_secret.ok()) {
+    LOG(ERROR) << "service=media event=startup_failed flag=--forward_secret_file error="
+               << forward_secret.status().ToString();
+    return 1;
+  }
   int swept = convoy::media::RemoveStaleTemporaries(
       FLAGS_media_dir,
       std::chrono::seconds(3600) + std::chrono::duration_cast<std::chrono::seconds>(
@@ -249,14 +261,17 @@ int main(int argc, char** argv) {
     return convoy::media::ServeMedia(r, serve);
   });
   convoy::media::IntakeSettings intake{
-      FLAGS_media_dir, *tokens, fetch.limits,
+      FLAGS_media_dir,
+      *tokens,
+      fetch.limits,
       [owners](const std::string& number, const std::string& tenant) {
         return owners->NumberIsTenants(number, tenant);
       },
       [owners](const std::string& name, const std::string& sha, size_t size,
                const std::string& mime, const std::string& number) {
         return owners->RecordUpload(name, sha, size, mime, number);
-      }};
+      },
+      *forward_secret};
   server.Route("POST", "/v1/media", [intake](const convoy::HttpRequest& r) {
     return convoy::media::IntakeMedia(r, intake);
   });

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -1059,6 +1060,83 @@ TEST_F(MediaTest, AnAgentsPhotoIsStoredAsItsNumbersAndAnythingElseIsRefusedAndWr
   EXPECT_EQ(files(), files_before) << "a refusal stores no file";
   EXPECT_EQ(rows(), rows_before) << "a refusal records nothing";
   server.Stop();
+}
+
+// A person conversation's OIDC proxy signed in has no token: conversation vouches for them
+// (convoy/tokens.h Vouch) and media checks the vouch, then the same role and tenant as for a token.
+// A vouch for another request (body, number), a changed field, an expired one, another secret, or
+// a media without the secret is 401; a viewer is 403, another tenant's number 404; every refusal
+// writes nothing.
+TEST_F(MediaTest, AVouchedPersonUploadsAsTheirRoleAndTenantAndABadVouchIsRefused) {
+  const std::string acme = "106540352230301", acme2 = "106540352230303", globex = "106540352230302";
+  test::RegisterNumber(*sql_, acme, "acme");
+  test::RegisterNumber(*sql_, acme2, "acme");
+  test::RegisterNumber(*sql_, globex, "globex");
+  const std::string secret = "forward-secret-" + test::UniqueName("s") + "-0123456789abcdef";
+  auto owners = std::make_shared<MediaOwners>(db_.dsn());
+  const std::string photo = Fixture("photo1.jpg");
+  IntakeSettings intake{media_dir_,
+                        nullptr,
+                        SizeLimits{},
+                        [owners](const std::string& n, const std::string& t) {
+                          return owners->NumberIsTenants(n, t);
+                        },
+                        [owners](const std::string& name, const std::string& sha, size_t size,
+                                 const std::string& mime, const std::string& n) {
+                          return owners->RecordUpload(name, sha, size, mime, n);
+                        },
+                        secret};
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const auto upload = [](const std::string& number, const std::string& body) {
+    HttpRequest r;
+    r.method = "POST";
+    r.path = "/v1/media";
+    r.query["phone_number_id"] = number;
+    r.headers["content-type"] = "image/jpeg";
+    r.body = body;
+    return r;
+  };
+  const auto vouched = [&](HttpRequest r, const Caller& who, int64_t at) {
+    r.headers[kVouchHeader] = Vouch(secret, who, r, at);
+    return r;
+  };
+  const Caller sam{"sam-sso", Role::kAgent, "acme"}, vic{"vic-sso", Role::kViewer, "acme"};
+  auto stored = IntakeMedia(vouched(upload(acme, photo), sam, now), intake);
+  ASSERT_EQ(stored.status, 201) << stored.body;
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects WHERE stored_name = $1 AND "
+                  "phone_number_id = $2",
+                  {Sha256Hex(photo) + ".jpg", acme}),
+            1);
+  const int64_t rows_before = Count("SELECT count(*) FROM media_objects");
+  EXPECT_EQ(IntakeMedia(vouched(upload(acme, photo), vic, now), intake).status, 403)
+      << "a viewer sends nothing, vouched or not";
+  EXPECT_EQ(IntakeMedia(vouched(upload(globex, photo), sam, now), intake).status, 404)
+      << "another tenant's number";
+  auto other_body = vouched(upload(acme, photo), sam, now);
+  other_body.body = Fixture("photo2.jpg");
+  EXPECT_EQ(IntakeMedia(other_body, intake).status, 401) << "a vouch for another photo";
+  auto other_number = vouched(upload(acme, photo), sam, now);
+  other_number.query["phone_number_id"] = acme2;
+  EXPECT_EQ(IntakeMedia(other_number, intake).status, 401) << "a vouch for another number";
+  auto promoted = vouched(upload(acme, photo), vic, now);
+  std::string& h = promoted.headers[kVouchHeader];
+  h.replace(h.find(" viewer "), 8, " agent ");
+  EXPECT_EQ(IntakeMedia(promoted, intake).status, 401) << "a viewer's vouch made an agent's";
+  EXPECT_EQ(IntakeMedia(vouched(upload(acme, Fixture("photo2.jpg")), sam, now - kVouchSeconds - 5),
+                        intake)
+                .status,
+            401)
+      << "an expired vouch";
+  auto forged = upload(acme, Fixture("photo2.jpg"));
+  forged.headers[kVouchHeader] = Vouch(secret + "x", sam, forged, now);
+  EXPECT_EQ(IntakeMedia(forged, intake).status, 401) << "signed with another secret";
+  IntakeSettings no_secret = intake;
+  no_secret.forward_secret.clear();
+  EXPECT_EQ(IntakeMedia(vouched(upload(acme, Fixture("photo2.jpg")), sam, now), no_secret).status,
+            403)
+      << "no tokens and no secret: uploads are closed";
+  EXPECT_EQ(Count("SELECT count(*) FROM media_objects"), rows_before)
+      << "a refusal records nothing";
 }
 
 }  // namespace

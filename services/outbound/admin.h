@@ -12,6 +12,8 @@
 //                                               WABA was last synced
 //   POST /v1/templates/sync                     {"waba_id": "..."}: the WABA's templates read whole
 //                                               from Graph with one of its numbers' token
+// A person signed in through conversation's OIDC proxy reaches /v1/deliveries* through
+// conversation, which vouches for them (X-Convoy-Vouch; --forward_secret_file).
 // A replay or release resets the row and writes the command to the outbox in one transaction;
 // conversation's relay publishes it. Safe to repeat: a delivered result stays delivered.
 #include <memory>
@@ -32,6 +34,9 @@ struct AdminSettings {
   std::shared_ptr<TokenStore> tokens;  // null or empty: the API answers 403
   GraphNumbers::Settings graph;  // how a template sync reaches Graph (a WABA's number's token)
   TemplateSyncSettings template_sync;
+  // Vouches from conversation for a person its OIDC proxy signed in (convoy/tokens.h Vouch), taken
+  // on /v1/deliveries and /v1/deliveries/replay alone; "": none are.
+  std::string forward_secret = "";
 };
 
 // Every /v1/ route: method, path, the role it needs, whether a tenant's token may call it.

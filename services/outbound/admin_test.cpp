@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include "api_tokens.h"
 #include "convoy/pg.h"
 #include "fake_graph.h"
@@ -150,6 +152,56 @@ TEST_F(AdminRoles, ATenantsTokenListsAndReplaysItsOwnDeliveriesAlone) {
   auto outbox = sql_->Exec("SELECT count(*) FROM outbox WHERE routing_key = 'outbound.deliver'");
   ASSERT_TRUE(outbox.ok());
   EXPECT_EQ(outbox->get(0, 0), "2") << "only acme's two commands were written again";
+}
+
+// A person conversation's OIDC proxy signed in reaches /v1/deliveries* through conversation, which
+// vouches for them: outbound checks the vouch, then the role and tenant as for a token; the vouch
+// is good for the routes conversation forwards alone and for the one request it was made for.
+TEST_F(AdminRoles, AVouchedPersonListsAndReplaysAsTheirRoleAndTenantOnTheForwardedRoutesAlone) {
+  const std::string secret = "forward-secret-0123456789abcdef-0123456789";
+  settings_.forward_secret = secret;
+  const std::string acme_number = "106540352290011";
+  test::RegisterNumber(*sql_, acme_number, "acme");
+  const std::string mine = Delivery(acme_number, "parked");
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const auto call = [&](const std::string& method, const std::string& path, const std::string& body,
+                        const Caller& who, int64_t at) {
+    HttpRequest r = test::ApiRequest(method, path, body, "");
+    r.headers[kVouchHeader] = Vouch(secret, who, r, at);
+    return HandleAdmin(r, settings_, sinks_);
+  };
+  const Caller viewer{"vic-sso", Role::kViewer, "acme"}, op{"olga-sso", Role::kOperator, "acme"},
+      global_op{"oz-sso", Role::kOperator, "*"};
+  auto listed = call("GET", "/v1/deliveries", "", viewer, now);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  EXPECT_EQ(test::CountOccurrences(listed.body, "\"result_id\""), 1) << "acme's own alone";
+  EXPECT_NE(listed.body.find("\"id\":" + mine + ","), std::string::npos) << listed.body;
+  EXPECT_EQ(call("POST", "/v1/deliveries/replay", R"({"id": )" + mine + "}", viewer, now).status,
+            403)
+      << "a viewer replays nothing";
+  EXPECT_EQ(call("POST", "/v1/deliveries/replay", R"({"id": 1})", op, now).status, 404)
+      << "another tenant's delivery";
+  EXPECT_EQ(call("POST", "/v1/sinks/listing/enable", "", global_op, now).status, 403)
+      << "not a forwarded route";
+  EXPECT_EQ(call("POST", "/v1/templates/sync", std::string(R"({"waba_id": ")") + kWaba + "\"}",
+                 global_op, now)
+                .status,
+            403)
+      << "not a forwarded route";
+  EXPECT_EQ(call("GET", "/v1/deliveries", "", viewer, now - kVouchSeconds - 5).status, 401)
+      << "expired";
+  HttpRequest moved = test::ApiRequest("POST", "/v1/deliveries/replay", R"({"id": 1})", "");
+  moved.headers[kVouchHeader] = Vouch(secret, op, moved, now);
+  moved.body = R"({"id": )" + mine + "}";
+  EXPECT_EQ(HandleAdmin(moved, settings_, sinks_).status, 401) << "a vouch for another body";
+  auto replayed = call("POST", "/v1/deliveries/replay", R"({"id": )" + mine + "}", op, now);
+  EXPECT_EQ(replayed.status, 200) << replayed.body;
+  settings_.forward_secret.clear();
+  EXPECT_EQ(call("GET", "/v1/deliveries", "", viewer, now).status, 401)
+      << "no secret here: no vouch is taken";
+  auto parked = sql_->Exec("SELECT count(*) FROM deliveries WHERE status = 'parked'");
+  ASSERT_TRUE(parked.ok());
+  EXPECT_EQ(parked->get(0, 0), "1") << "only acme's delivery went again";
 }
 
 // The catalog is the tenant's whose numbers are in the WABA: another tenant lists none of it and

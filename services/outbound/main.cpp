@@ -115,6 +115,12 @@ DEFINE_string(tokens_file, "",
               "admin; tenant or *); read again when it changes and on SIGHUP. `convoyctl token "
               "hash` prints a line");
 
+DEFINE_string(
+    forward_secret_file, "",
+    "File holding the secret conversation vouches with for a person its OIDC proxy signed "
+    "in (their /v1/deliveries calls; else CONVOY_FORWARD_SECRET; the same on "
+    "conversation, media and outbound; at least 32 characters); unset: no vouch is taken");
+
 namespace {
 
 using convoy::InRange;
@@ -232,6 +238,12 @@ int main(int argc, char** argv) {
   if (!tokens.ok()) {
     LOG(ERROR) << "service=outbound event=startup_failed flag=--tokens_file error="
                << tokens.status().ToString();
+    return 1;
+  }
+  auto forward_secret = convoy::LoadForwardSecret(FLAGS_forward_secret_file);
+  if (!forward_secret.ok()) {
+    LOG(ERROR) << "service=outbound event=startup_failed flag=--forward_secret_file error="
+               << forward_secret.status().ToString();
     return 1;
   }
   for (const auto& [name, sink] : sinks->sinks) {
@@ -361,6 +373,7 @@ int main(int argc, char** argv) {
   convoy::outbound::AdminSettings admin;
   admin.pg_dsn = FLAGS_pg_dsn;
   admin.tokens = *tokens;
+  admin.forward_secret = *forward_secret;
   admin.graph = {FLAGS_graph_base_url, settings.graph.secrets, settings.pacing.rates_ttl, *token};
   admin.template_sync.page_size = FLAGS_template_sync_page_size;
   admin.template_sync.max_pages = FLAGS_template_sync_max_pages;

@@ -8,6 +8,7 @@
 //   LATE_ID           a conversation whose 24-hour window closed (its number has an approved
 //                     template follow_up)
 //   PHOTO_FILE        a JPEG the agent sends
+//   PROXY_PHOTO_FILE, DELIVERY_ID  the photo the proxy-signed-in agent sends; a delivery of theirs
 //   PROXY_IDENTITY, PROXY_SECRET   what an OIDC proxy in front would send (X-Forwarded-Email and
 //                     X-Convoy-Proxy-Secret): the identity is an agent's in the identities file
 //   REPLY_TEXT        what the agent answers
@@ -173,6 +174,19 @@ await run(browser.close, async () => {
   await proxied.goto(`${url}#/conversations/${env('LEAD_ID')}`);
   await proxied.getByRole('button', { name: 'Take' }).click();
   await proxied.getByText('Take: done.').waitFor();
+  // A photo from a person without a token: conversation vouches for them to convoy-media.
+  await proxied.getByLabel('Photo (JPEG or PNG, optional)').setInputFiles(env('PROXY_PHOTO_FILE'));
+  await proxied.getByLabel('Reply', { exact: true }).fill('From the proxy');
+  await proxied.getByRole('button', { name: 'Send reply' }).click();
+  await proxied.getByText('Photo queued.').waitFor();
+  await proxied.locator('.transcript li.out', { hasText: 'From the proxy' }).locator('img.photo').waitFor();
+  // Their tenant's deliveries, from outbound, which checks the vouch too.
+  await proxied.getByRole('link', { name: 'Operations' }).click();
+  await proxied.locator('#deliveries tbody tr', { hasText: `${env('DELIVERY_ID')} webhook` }).waitFor();
+  check(!(await proxied.locator('#h-deliveries').locator('..').textContent()).includes('Could not list deliveries'),
+    'deliveries are listed behind the proxy');
+  await accessible(proxied, 'operations behind the proxy');
+  await proxied.screenshot({ path: join(shots, 'proxy-operations.png') });
   check(proxyErrors.length === 0, `no script error or CSP violation behind the proxy (${proxyErrors.join(' | ')})`);
   await proxied.close();
 });

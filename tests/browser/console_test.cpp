@@ -6,7 +6,9 @@
 // window closed, with an approved template: the Graph fake gets each exactly once; a file that is
 // not a photo is refused and sends nothing. A viewer sees the numbers masked and no photo; and
 // every write of the conversations API, called directly with the viewer's token, is 403 (the
-// console hides the buttons, the API is what refuses) and is in the audit log.
+// console hides the buttons, the API is what refuses) and is in the audit log. A person the OIDC
+// proxy signed in (no token of their own) takes the lead, answers with a photo (media checks
+// conversation's vouch for them) and lists their tenant's deliveries (outbound checks it too).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include <fstream>
 
 #include "browser_script.h"
+#include "convoy/crypto.h"
 #include "convoy/http.h"
 #include "convoy/pg.h"
 #include "convoy/tokens.h"
@@ -44,9 +47,14 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   const std::string proxy_secret_file =
       ::testing::TempDir() + "/console_proxy_secret_" + std::to_string(::getpid());
   const std::string proxy_secret = "console-proxy-secret-0123456789abcdef-" + test::UniqueName("s");
+  // What conversation vouches for such a person with, to media and outbound.
+  const std::string forward_secret_file =
+      ::testing::TempDir() + "/console_forward_secret_" + std::to_string(::getpid());
   {
     std::ofstream(identities) << "sam@demo.example sam-sso agent demo\n";
     std::ofstream(proxy_secret_file) << proxy_secret;
+    std::ofstream(forward_secret_file)
+        << "console-forward-secret-0123456789abcdef-" << test::UniqueName("f");
   }
   test::Stack stack(
       "console", {},
@@ -54,8 +62,16 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
         {"--default_flow=lead", "--tokens_file=" + tokens,
          "--console_dir=" + test::SourcePath("services/console"),
          "--proxy_identity_header=X-Forwarded-Email", "--proxy_identities_file=" + identities,
-         "--proxy_secret_file=" + proxy_secret_file}},
-       {"media", {"--tokens_file=" + tokens}}});
+         "--proxy_secret_file=" + proxy_secret_file,
+         "--forward_secret_file=" + forward_secret_file}},
+       {"media", {"--tokens_file=" + tokens, "--forward_secret_file=" + forward_secret_file}},
+       {"outbound", {"--tokens_file=" + tokens, "--forward_secret_file=" + forward_secret_file}}});
+  // Conversation again, now that outbound's port is known: deliveries are listed through it.
+  stack.extra_args["conversation"].push_back("--outbound_admin_url=" + stack.Url("outbound", ""));
+  stack.Kill("conversation");
+  stack.Launch("conversation");
+  ASSERT_TRUE(stack.WaitReady("conversation", 60s))
+      << stack.services["conversation"]->process.Log();
   // A lead the flow does not understand is handed to a person (the lead flow's not-understood end).
   const std::string lead = "971500000131";
   int64_t at = test::NowSeconds() - 600;
@@ -114,6 +130,13 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
                  "ON CONFLICT DO NOTHING")
           .ok());
   const std::string late_id = one("SELECT id FROM conversations WHERE wa_id = '" + late + "'");
+  // A parked delivery of the demo tenant, for the proxy-signed-in person's Operations screen.
+  const std::string delivery = one(
+      "INSERT INTO deliveries (result_id, sink, type, conversation_key, correlation_id, command, "
+      "status, last_error) VALUES ('console-res-1', 'listing', 'webhook', '" +
+      std::string(kBusiness) + ":" + lead +
+      "', 'corr', '{}', 'parked', 'console test') RETURNING id");
+  ASSERT_FALSE(delivery.empty());
   // 100,000 more conversations of the same number, older than the lead, one in ten with a person.
   auto seeded = (*owner)->Exec(
       "INSERT INTO conversations (conversation_key, phone_number_id, wa_id, owner, owner_agent, "
@@ -142,20 +165,24 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
                                         {"PHOTO_FILE", test::FixturePath("media/photo2.jpg")},
                                         {"PROXY_IDENTITY", "sam@demo.example"},
                                         {"PROXY_SECRET", proxy_secret},
+                                        {"PROXY_PHOTO_FILE", test::FixturePath("media/photo3.jpg")},
+                                        {"DELIVERY_ID", delivery},
                                         {"REPLY_TEXT", reply}}));
   const std::string out = test::ExpectBrowserChecksPassed(node);
   EXPECT_NE(out.find("first page rendered in "), std::string::npos);
 
   // The agent's answer and photo reached the Graph fake once each, the template once, and nothing
   // else was sent (the file that was not a photo never left).
-  ASSERT_TRUE(stack.WaitSends(lead, 5)) << stack.services["outbound"]->process.Log();
+  ASSERT_TRUE(stack.WaitSends(lead, 6)) << stack.services["outbound"]->process.Log();
   ASSERT_TRUE(stack.WaitSends(late, 2)) << stack.services["outbound"]->process.Log();
   ASSERT_TRUE(stack.Drained(30s));
   auto sent = stack.graph.SentTexts(lead);
   EXPECT_EQ(std::count(sent.begin(), sent.end(), reply), 1);
-  ASSERT_EQ(sent.size(), 5u);
+  ASSERT_EQ(sent.size(), 6u);
   EXPECT_EQ(sent[4].rfind("[image http://127.0.0.1:", 0), 0u) << sent[4];
   EXPECT_NE(sent[4].find("|Our workshop]"), std::string::npos) << sent[4];
+  EXPECT_EQ(sent[5].rfind("[image http://127.0.0.1:", 0), 0u) << sent[5];
+  EXPECT_NE(sent[5].find("|From the proxy]"), std::string::npos) << sent[5];
   EXPECT_EQ(stack.graph.SentTexts(late), (std::vector<std::string>{stack.graph.SentTexts(late)[0],
                                                                    "[template follow_up: Lin]"}));
   EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'ana-agent' AND route = "
@@ -168,11 +195,18 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
             "415,201")
       << "the file that was not a photo was refused by media, then the photo stored";
 
-  // Behind the proxy, the agent's take is in the audit log under the identity's mapped name.
+  // Behind the proxy, the agent's take and photo are in the audit log under the identity's mapped
+  // name, and the photo is stored as the demo number's.
   EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'sam-sso' AND route = "
                 "'/v1/conversations/{id}/take' AND "
                 "status = 200"),
             "1");
+  EXPECT_EQ(one("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE actor = "
+                "'sam-sso' AND route = '/v1/media' AND tenant = 'demo'"),
+            "201");
+  EXPECT_EQ(one("SELECT phone_number_id FROM media_objects WHERE stored_name = '" +
+                Sha256Hex(test::ReadFile(test::FixturePath("media/photo3.jpg"))) + ".jpg'"),
+            kBusiness);
 
   // Every write of the conversations API, called directly with the viewer's token: 403, nothing
   // changed, each in the audit log.
@@ -195,10 +229,11 @@ TEST(ConsoleBrowser, AnAgentAnswersAHandedOffLeadOnceAndAViewerSeesItMaskedAndMa
   EXPECT_EQ(one("SELECT owner || ' ' || version FROM conversations WHERE id = '" + id + "'"),
             before);
   EXPECT_EQ(one("SELECT count(*) FROM audit_log WHERE actor = 'vic-viewer' AND status = 403"), "5");
-  EXPECT_EQ(stack.graph.SentTexts(lead).size(), 5u) << "nothing sent for the viewer";
+  EXPECT_EQ(stack.graph.SentTexts(lead).size(), 6u) << "nothing sent for the viewer";
   std::remove(tokens.c_str());
   std::remove(identities.c_str());
   std::remove(proxy_secret_file.c_str());
+  std::remove(forward_secret_file.c_str());
 }
 
 }  // namespace

@@ -123,6 +123,31 @@ class IdentityStore {
   std::chrono::steady_clock::time_point checked_{};
 };
 
+// A caller one service admitted, vouched for to the service it forwards the request to
+// (conversation's POST /v1/media to media, /v1/deliveries* to outbound: conversation/forward.h),
+// so that a person signed in without a token of their own (the OIDC proxy) is checked again by the
+// service that does the work, under the same name, role and tenant:
+//
+//   X-Convoy-Vouch: v1 <expires, unix s> <name> <role> <tenant> <64 hex>
+//
+// The last field is HMAC-SHA256(forward secret, "convoy-vouch-v1", the four fields before it, the
+// request's method, path, query (sorted, encoded) and the SHA-256 of its body, one a line). The
+// forward secret (CONVOY_FORWARD_SECRET or --forward_secret_file, at least kMinForwardSecretBytes)
+// is the services' alone: no person and no proxy holds it. A vouch is good for that one request (a
+// changed route, query, body or caller does not match) for kVouchSeconds, and a service takes it
+// only on the routes that are forwarded to it; the role and tenant are checked there again.
+constexpr const char* kVouchHeader = "x-convoy-vouch";
+constexpr int64_t kVouchSeconds = 60;
+constexpr size_t kMinForwardSecretBytes = 32;
+std::string Vouch(std::string_view secret, const Caller& caller, const HttpRequest& request,
+                  int64_t now);
+// The forward secret from `file` (else CONVOY_FORWARD_SECRET); "" when neither is set (no
+// vouches made or taken), an error naming both when it is shorter than kMinForwardSecretBytes.
+Result<std::string> LoadForwardSecret(const std::string& file);
+// The caller the request's vouch names, or kUnauthenticated saying why (no vouch, malformed,
+// expired, a signature that does not match).
+Result<Caller> CheckVouch(std::string_view secret, const HttpRequest& request, int64_t now);
+
 // The token of an Authorization header "Bearer <token>" (the scheme in any case); nullopt for
 // another scheme, an empty token or one with whitespace inside.
 std::optional<std::string_view> BearerToken(std::string_view header);
@@ -188,6 +213,12 @@ Admission Admit(const HttpRequest& request, const TokenSet& tokens,
 // the role and the tenant scope are checked, counted and logged exactly as for a token.
 Admission AdmitAs(const HttpRequest& request, const Caller& caller,
                   const std::vector<RouteRule>& routes, const char* service);
+// The gate for a request without a bearer that carries a vouch (see Vouch): 401 when no secret is
+// set or the vouch is not good, 403 for a route not in `vouched` (patterns of routes that are
+// forwarded here), else the route, role and tenant as AdmitAs.
+Admission AdmitVouched(const HttpRequest& request, std::string_view secret,
+                       const std::vector<RouteRule>& routes,
+                       const std::vector<std::string>& vouched, const char* service, int64_t now);
 // 401 for a request whose credentials are not known (counted as unauthenticated; `why` is logged
 // every 100th time and never carries what the request sent).
 HttpResponse RefuseUnauthenticated(const char* service, const char* why);

@@ -1,6 +1,6 @@
 // Checklists (managers): define a checklist (each save of a changed one is a new version), assign
 // it to an operator, watch the assignments' progress ("Question 3 of 8"), and open one to see each
-// answer with its note and photo, cancel or retry it, or export a completed one as CSV. Viewers and
+// answer with its note and photo, cancel or retry it, or export a completed one as CSV or PDF. Viewers and
 // agents see the lists and progress; the API refuses them every write. Refreshed every 2 s.
 //   #/checklists            assignments, the checklists, and the forms
 //   #/checklists/<id>       one assignment
@@ -199,17 +199,18 @@ function overview(root, ctx) {
   return poller(() => loadAssignments().catch(failed(ctx, status, 'Could not load assignments')));
 }
 
-// A completed assignment's CSV, fetched with the bearer token (never in a URL) and saved.
-async function download(id) {
-  const r = await fetch(`/v1/assignments/${encodeURIComponent(id)}/export.csv`,
-    { headers: { Authorization: `Bearer ${token()}` }, cache: 'no-store' });
+// A completed assignment's export (CSV or PDF), fetched with the bearer token (never in a URL; none
+// behind an OIDC proxy, which signed the person in) and saved.
+async function download(id, format) {
+  const r = await fetch(`/v1/assignments/${encodeURIComponent(id)}/export.${format}`,
+    { headers: token() ? { Authorization: `Bearer ${token()}` } : {}, cache: 'no-store' });
   if (!r.ok) {
     let message = r.statusText;
     try { message = (await r.json()).error.message; } catch { /* not JSON */ }
     throw new ApiError(r.status, String(r.status), message);
   }
   const url = URL.createObjectURL(await r.blob());
-  const a = el('a', { href: url, download: `${id}.csv`, hidden: true });
+  const a = el('a', { href: url, download: `${id}.${format}`, hidden: true });
   document.body.append(a);
   a.click();
   a.remove();
@@ -260,12 +261,12 @@ function assignment(root, ctx, id) {
     actions.replaceChildren(...[
       a.status === 'pending' || a.status === 'active' ? act('Cancel assignment', 'cancel') : null,
       a.status === 'undeliverable' ? act('Retry delivery', 'retry') : null,
-      a.status === 'completed' ? el('button', {
+      ...(a.status === 'completed' ? [['csv', 'CSV'], ['pdf', 'PDF']].map(([format, name]) => el('button', {
         type: 'button', onclick: async () => {
           status.textContent = 'Exporting…';
-          try { await download(id); status.textContent = 'Exported as CSV.'; } catch (e) { failed(ctx, status, 'Export failed')(e); }
+          try { await download(id, format); status.textContent = `Exported as ${name}.`; } catch (e) { failed(ctx, status, 'Export failed')(e); }
         },
-      }, 'Export CSV') : null].filter(Boolean));
+      }, `Export ${name}`)) : [])].filter(Boolean));
     history.replaceChildren(...a.changes.map((c) => el('li', {}, `${when(c.at)}: ${c.from ? `${c.from} → ` : ''}${c.to} (${c.reason})`)));
     // The answers: redrawn only when they change, so a photo is not loaded again every 2 s (its link
     // changes only when a new one is signed: compare without it).

@@ -469,6 +469,7 @@ const std::vector<RouteRule>& ApiRoutes() {
       {"POST", "/v1/assignments/{id}/retry", Role::kManager, Scope::kTenant},
       // The answers in full (a viewer sees none): for those who see personal data.
       {"GET", "/v1/assignments/{id}/export.csv", Role::kManager, Scope::kTenant},
+      {"GET", "/v1/assignments/{id}/export.pdf", Role::kManager, Scope::kTenant},
       {"GET", "/v1/numbers", Role::kViewer, Scope::kTenant},
       {"GET", "/v1/numbers/{id}", Role::kViewer, Scope::kTenant},
       {"PUT", "/v1/numbers/{id}", Role::kAdmin, Scope::kGlobal},
@@ -560,6 +561,13 @@ HttpResponse Dispatch(const HttpRequest& r, const ApiSettings& settings,
     return Retry(**db, id.substr(0, id.find('/')), settings, scope);
   if (route == "/v1/assignments/{id}/export.csv") {
     return ExportAssignmentCsv(**db, id.substr(0, id.find('/')), scope, settings.photo_links);
+  }
+  if (route == "/v1/assignments/{id}/export.pdf") {
+    return ExportAssignmentPdf(
+        **db, id.substr(0, id.find('/')), scope,
+        MediaPhotoFetch(
+            settings.media_api_url.empty() ? settings.photo_links.base_url : settings.media_api_url,
+            settings.photo_links));
   }
   auto shown = Show(**db, id, scope);
   if (!shown.ok())

@@ -15,6 +15,7 @@
 //                                     photo links are set: checklists_api.h), timestamps, its
 //                                     changes
 //   GET  /v1/assignments/{id}/export.csv  a completed one's answers as CSV (checklists_api.h)
+//   GET  /v1/assignments/{id}/export.pdf  the same as a PDF with its photos (checklists_api.h)
 //   GET  /v1/assignments?status=&operator=&limit=
 //   POST /v1/assignments/{id}/cancel  pending or active → cancelled (the operator is told)
 //   POST /v1/assignments/{id}/retry   undeliverable (its template never reached the operator) →

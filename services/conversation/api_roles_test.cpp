@@ -48,6 +48,7 @@ const std::vector<Want> kWant = {
     {"POST", "/v1/assignments/{id}/cancel", "manager admin", 200, Scope::kTenant, 404},
     {"POST", "/v1/assignments/{id}/retry", "manager admin", 200, Scope::kTenant, 404},
     {"GET", "/v1/assignments/{id}/export.csv", "manager admin", 200, Scope::kTenant, 404},
+    {"GET", "/v1/assignments/{id}/export.pdf", "manager admin", 200, Scope::kTenant, 404},
     {"GET", "/v1/numbers", kAll, 200, Scope::kTenant, 200},
     {"GET", "/v1/numbers/{id}", kAll, 200, Scope::kTenant, 404},
     {"PUT", "/v1/numbers/{id}", "admin", 201, Scope::kGlobal, 0},
@@ -131,13 +132,13 @@ class ApiRoles : public ::testing::Test {
       r.path = "/v1/assignments/" + NewAssignment();
     } else if (p == "/v1/assignments/{id}/cancel") {
       r.path = "/v1/assignments/" + NewAssignment() + "/cancel";
-    } else if (p == "/v1/assignments/{id}/export.csv") {
+    } else if (p == "/v1/assignments/{id}/export.csv" || p == "/v1/assignments/{id}/export.pdf") {
       const std::string id = NewAssignment();
       EXPECT_TRUE(
           sql_->Exec("UPDATE assignments SET status = 'completed', ended_at = now() WHERE id = $1",
                      {id})
               .ok());
-      r.path = "/v1/assignments/" + id + "/export.csv";
+      r.path = "/v1/assignments/" + id + p.substr(p.rfind('/'));
     } else if (p == "/v1/assignments/{id}/retry") {
       const std::string id = NewAssignment();
       EXPECT_TRUE(
@@ -212,7 +213,7 @@ TEST_F(ApiRoles, EveryRouteWithEveryRoleAndTenantAnswersAsTheTableSays) {
     EXPECT_EQ(HandleApi(r, settings_, schemas_).status, w.ok)
         << w.pattern << " as CONVOY_ADMIN_TOKEN";
   }
-  EXPECT_EQ(calls, 320);
+  EXPECT_EQ(calls, 330);
   EXPECT_EQ(reloads_.load(), 2) << "only admin-all and CONVOY_ADMIN_TOKEN reloaded the flows";
 }
 

@@ -5,11 +5,14 @@
 #include <rapidjson/document.h>
 
 #include <ctime>
+#include <memory>
+#include <mutex>
 #include <set>
 
 #include "assignments.h"
 #include "convoy/crypto.h"
 #include "convoy/events.h"
+#include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
@@ -93,6 +96,23 @@ class AssignmentApi : public ::testing::Test {
         PhotoLinkSettings{"http://media.example:8082", "link-secret", std::chrono::seconds(900),
                           [] { return int64_t{1800000000}; }};
     return id;
+  }
+  // An export of an assignment that is not completed is refused (409), of none 404, whatever the
+  // format; then it is completed.
+  void Complete(const std::string& id) {
+    for (const char* format : {"csv", "pdf"}) {
+      auto early = Call("GET", "/v1/assignments/" + id + "/export." + format);
+      EXPECT_EQ(early.status, 409) << format << " " << early.body;
+      EXPECT_NE(early.body.find("only a completed one is exported"), std::string::npos)
+          << early.body;
+      EXPECT_EQ(Call("GET", std::string("/v1/assignments/asg_nothing/export.") + format).status,
+                404);
+    }
+    ASSERT_TRUE(conn_
+                    ->Exec("UPDATE assignments SET status = 'completed', ended_at = '2026-12-07 "
+                           "10:00:00+00' WHERE id = $1",
+                           {id})
+                    .ok());
   }
   // Every assignment event the outbox holds for the conversation service, applied once (as the
   // relay would).
@@ -639,15 +659,7 @@ TEST_F(AssignmentApi, AnAnswersStoredPhotoIsAShortLivedSignedLinkToThatFileAlone
 TEST_F(AssignmentApi, OnlyACompletedAssignmentExportsAndItsCsvDefusesFormulas) {
   const std::string photo = std::string(64, 'a') + ".jpg";
   const std::string id = AnsweredWithPhotos(photo);
-  auto early = Call("GET", "/v1/assignments/" + id + "/export.csv");
-  EXPECT_EQ(early.status, 409) << early.body;
-  EXPECT_NE(early.body.find("only a completed one is exported"), std::string::npos) << early.body;
-  EXPECT_EQ(Call("GET", "/v1/assignments/asg_nothing/export.csv").status, 404);
-  ASSERT_TRUE(conn_
-                  ->Exec("UPDATE assignments SET status = 'completed', ended_at = '2026-12-07 "
-                         "10:00:00+00' WHERE id = $1",
-                         {id})
-                  .ok());
+  Complete(id);
   // Every question a row (an unanswered one empty), the note's formula defused and quoted.
   auto csv = Call("GET", "/v1/assignments/" + id + "/export.csv");
   ASSERT_EQ(csv.status, 200) << csv.body;
@@ -666,6 +678,52 @@ TEST_F(AssignmentApi, OnlyACompletedAssignmentExportsAndItsCsvDefusesFormulas) {
   EXPECT_EQ(CsvCell("plain"), "plain");
   EXPECT_EQ(CsvCell("a,b"), "\"a,b\"");
   EXPECT_EQ(CsvCell("say \"hi\""), "\"say \"\"hi\"\"\"");
+}
+
+// The PDF export: the same refusals as the CSV's, then every question with its answer and note,
+// and each photo convoy-media gives embedded whole (fetched through a signed link of its own); a
+// photo media cannot give is named and said not to be embedded, never silently left out.
+TEST_F(AssignmentApi, APdfExportEmbedsThePhotosMediaGivesAndNamesTheOnesItCannot) {
+  const std::string photo = std::string(64, 'a') + ".jpg";
+  const std::string id = AnsweredWithPhotos(photo);
+  Complete(id);
+  const std::string jpeg = test::ReadFile(test::FixturePath("media/photo1.jpg"));
+  auto asked = std::make_shared<std::vector<std::string>>();
+  auto mu = std::make_shared<std::mutex>();
+  HttpServer media({"127.0.0.1", 0, 1 << 20});
+  media.Route("GET", "/media/", [jpeg, asked, mu](const HttpRequest& r) {
+    std::lock_guard<std::mutex> lock(*mu);
+    asked->push_back(r.path + "?expires=" + r.query.at("expires") + "&sig=" + r.query.at("sig"));
+    return HttpResponse{200, "image/jpeg", jpeg, {}};
+  });
+  ASSERT_TRUE(media.Start().ok());
+  settings_.media_api_url = "http://127.0.0.1:" + std::to_string(media.port());
+  auto pdf = Call("GET", "/v1/assignments/" + id + "/export.pdf");
+  ASSERT_EQ(pdf.status, 200) << pdf.body;
+  EXPECT_EQ(pdf.content_type, "application/pdf");
+  EXPECT_EQ(pdf.headers["Content-Disposition"], "attachment; filename=\"" + id + ".pdf\"");
+  EXPECT_EQ(pdf.headers["X-Convoy-Photos"], "1 embedded, 0 not");
+  EXPECT_EQ(pdf.body.rfind("%PDF-1.4\n", 0), 0u);
+  EXPECT_NE(pdf.body.find("stream\n" + jpeg + "\nendstream"), std::string::npos)
+      << "the JPEG, byte for byte";
+  EXPECT_NE(pdf.body.find("(1. Guard closed?) Tj"), std::string::npos);
+  EXPECT_NE(pdf.body.find("(Note: =HYPERLINK\\(\"http://evil\"\\)) Tj"), std::string::npos);
+  EXPECT_NE(pdf.body.find("(2. Batch label) Tj"), std::string::npos);
+  {
+    std::lock_guard<std::mutex> lock(*mu);
+    ASSERT_EQ(asked->size(), 1u);
+    EXPECT_EQ((*asked)[0], MediaLink("", "link-secret", photo, 1800000060))
+        << "a signed link of a minute";
+  }
+  media.Stop();
+  auto without = Call("GET", "/v1/assignments/" + id + "/export.pdf");
+  ASSERT_EQ(without.status, 200) << without.body;
+  EXPECT_EQ(without.headers["X-Convoy-Photos"], "0 embedded, 1 not");
+  EXPECT_EQ(without.body.find("/Subtype /Image"), std::string::npos);
+  const size_t named = without.body.find("(Photo " + photo + ":");
+  ASSERT_NE(named, std::string::npos) << "named";
+  EXPECT_NE(without.body.find("embedded \\(", named), std::string::npos)
+      << "not embedded, and why: " << without.body.substr(named, 200);
 }
 
 // The numbers registry's API (numbers_api.h), behind the same bearer check.

@@ -3,10 +3,12 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <ctime>
 
 #include "convoy/crypto.h"
 #include "convoy/rapidjson_util.h"
+#include "pdf.h"
 
 namespace convoy::conversation {
 
@@ -129,12 +131,23 @@ HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRe
   return JsonResponse(200, body);
 }
 
-HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const TenantScope& scope,
-                                 const PhotoLinkSettings& links) {
+namespace {
+
+// A completed assignment of the caller's tenant, read for an export; or the answer that says why
+// not (404 another tenant's or none, 409 not completed, 503).
+struct Completed {
+  rapidjson::Document definition, answers;
+  std::string completed_at, operator_name, reference;
+  int version = 0;
+};
+
+std::optional<HttpResponse> LoadCompleted(PgConnection& db, const std::string& id,
+                                          const TenantScope& scope, Completed* out) {
   auto r = db.Exec(
       "SELECT a.status, c.definition::text, a.answers::text, to_char(a.ended_at AT TIME ZONE "
       "'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM assignments a JOIN checklists c ON c.id = "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(a.operator_name, ''), a.reference, "
+      "a.checklist_version FROM assignments a JOIN checklists c ON c.id = "
       "a.checklist_id AND "
       "c.version = a.checklist_version WHERE a.id = $1 AND ($2::text IS NULL OR a.tenant = $2)",
       {id, scope});
@@ -145,42 +158,121 @@ HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const 
         409, "conflict",
         "assignment " + id + " is " + r->get(0, 0) + ": only a completed one is exported");
   }
-  rapidjson::Document definition, answers;
-  const std::string def_text = r->get(0, 1), answers_text = r->get(0, 2),
-                    completed_at = r->get(0, 3);
-  definition.Parse(def_text.c_str(), def_text.size());
-  answers.Parse(answers_text.c_str(), answers_text.size());
-  const auto& questions = JsonMember(definition, "questions");
-  if (definition.HasParseError() || answers.HasParseError() || !questions.IsArray() ||
-      !answers.IsObject()) {
+  const std::string def_text = r->get(0, 1), answers_text = r->get(0, 2);
+  out->completed_at = r->get(0, 3);
+  out->operator_name = r->get(0, 4);
+  out->reference = r->get(0, 5);
+  out->version = std::atoi(r->get(0, 6).c_str());
+  out->definition.Parse(def_text.c_str(), def_text.size());
+  out->answers.Parse(answers_text.c_str(), answers_text.size());
+  if (out->definition.HasParseError() || out->answers.HasParseError() ||
+      !JsonMember(out->definition, "questions").IsArray() || !out->answers.IsObject()) {
     return Unavailable(Status(Code::kInternal, "assignment " + id + " has no readable answers"));
   }
+  return std::nullopt;
+}
+
+// The stored names of an answer's photos (the generator's own alone).
+std::vector<std::string> PhotoNames(const rapidjson::Value& answer) {
+  std::vector<std::string> names;
+  const auto& photos = JsonMember(answer, "photos");
+  for (rapidjson::SizeType p = 0; photos.IsArray() && p < photos.Size(); ++p) {
+    const std::string name = JsonStr(photos[p], "stored_name");
+    if (StoredName(name)) names.push_back(name);
+  }
+  return names;
+}
+
+HttpResponse Attachment(const std::string& id, const char* extension, const char* type,
+                        std::string body) {
+  HttpResponse resp;
+  resp.status = 200;
+  resp.content_type = type;
+  resp.headers["Content-Disposition"] = "attachment; filename=\"" + id + "." + extension + "\"";
+  resp.headers["Cache-Control"] = "no-store";
+  resp.headers["X-Content-Type-Options"] = "nosniff";
+  resp.body = std::move(body);
+  return resp;
+}
+
+}  // namespace
+
+HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const TenantScope& scope,
+                                 const PhotoLinkSettings& links) {
+  Completed a;
+  if (auto refused = LoadCompleted(db, id, scope, &a)) return *refused;
+  const auto& questions = JsonMember(a.definition, "questions");
   const int64_t expires = Now(links) + links.ttl.count();
   std::string csv = "number,question,answer,note,photos,photo_links,completed_at\r\n";
   for (rapidjson::SizeType i = 0; i < questions.Size(); ++i) {
     const std::string key = "q" + std::to_string(i + 1);
-    const auto& a = JsonMember(answers, key.c_str());
+    const auto& answer = JsonMember(a.answers, key.c_str());
     std::string names, urls;
-    const auto& photos = JsonMember(a, "photos");
-    for (rapidjson::SizeType p = 0; photos.IsArray() && p < photos.Size(); ++p) {
-      const std::string name = JsonStr(photos[p], "stored_name");
-      if (!StoredName(name)) continue;
+    for (const auto& name : PhotoNames(answer)) {
       names += (names.empty() ? "" : " ") + name;
       if (links.enabled())
         urls += (urls.empty() ? "" : " ") + MediaLink(links.base_url, links.secret, name, expires);
     }
     csv += std::to_string(i + 1) + "," + CsvCell(JsonStr(questions[i], "text")) + "," +
-           CsvCell(JsonStr(a, "answer")) + "," + CsvCell(JsonStr(a, "note")) + "," +
-           CsvCell(names) + "," + CsvCell(urls) + "," + completed_at + "\r\n";
+           CsvCell(JsonStr(answer, "answer")) + "," + CsvCell(JsonStr(answer, "note")) + "," +
+           CsvCell(names) + "," + CsvCell(urls) + "," + a.completed_at + "\r\n";
   }
-  HttpResponse resp;
-  resp.status = 200;
-  resp.content_type = "text/csv; charset=utf-8";
-  resp.headers["Content-Disposition"] = "attachment; filename=\"" + id + ".csv\"";
-  resp.headers["Cache-Control"] = "no-store";
-  resp.headers["X-Content-Type-Options"] = "nosniff";
-  resp.body = csv;
+  return Attachment(id, "csv", "text/csv; charset=utf-8", std::move(csv));
+}
+
+HttpResponse ExportAssignmentPdf(PgConnection& db, const std::string& id, const TenantScope& scope,
+                                 const PhotoFetch& fetch) {
+  Completed a;
+  if (auto refused = LoadCompleted(db, id, scope, &a)) return *refused;
+  const auto& questions = JsonMember(a.definition, "questions");
+  const std::string title = JsonStr(a.definition, "title");
+  PdfDocument pdf;
+  pdf.Heading(title.empty() ? "Checklist" : title);
+  pdf.Text("Assignment " + id + " (reference " + a.reference + "), checklist version " +
+           std::to_string(a.version));
+  pdf.Text((a.operator_name.empty() ? std::string("Completed")
+                                    : "Answered by " + a.operator_name + ", completed") +
+           " at " + a.completed_at);
+  int embedded = 0, missing = 0;
+  for (rapidjson::SizeType i = 0; i < questions.Size(); ++i) {
+    const std::string key = "q" + std::to_string(i + 1);
+    const auto& answer = JsonMember(a.answers, key.c_str());
+    pdf.Space(10);
+    pdf.Text(std::to_string(i + 1) + ". " + JsonStr(questions[i], "text"), true);
+    const std::string said = JsonStr(answer, "answer"), note = JsonStr(answer, "note");
+    pdf.Text("Answer: " + (said.empty() ? std::string("-") : said));
+    if (!note.empty()) pdf.Text("Note: " + note);
+    for (const auto& name : PhotoNames(answer)) {
+      auto bytes =
+          fetch ? fetch(name) : Result<std::string>(Status(Code::kUnavailable, "no media"));
+      Status put = bytes.ok() ? pdf.Jpeg(*bytes, 300, 260) : bytes.status();
+      if (put.ok()) {
+        ++embedded;
+        continue;
+      }
+      ++missing;
+      pdf.Text("Photo " + name + ": not embedded (" + put.message() + ")");
+    }
+  }
+  HttpResponse resp = Attachment(id, "pdf", "application/pdf", pdf.Finish(title));
+  resp.headers["X-Convoy-Photos"] =
+      std::to_string(embedded) + " embedded, " + std::to_string(missing) + " not";
   return resp;
+}
+
+PhotoFetch MediaPhotoFetch(const std::string& media_url, const PhotoLinkSettings& links) {
+  if (media_url.empty() || links.secret.empty()) return nullptr;
+  return [media_url, links](const std::string& name) -> Result<std::string> {
+    HttpClientRequest req;
+    req.method = "GET";
+    req.url = MediaLink(media_url, links.secret, name, Now(links) + 60);
+    auto got = HttpFetch(req);
+    if (!got.ok()) return got.status();
+    if (got->status != 200) {
+      return Status(Code::kUnavailable, "convoy-media answered " + std::to_string(got->status));
+    }
+    return got->body;
+  };
 }
 
 }  // namespace convoy::conversation

@@ -8,6 +8,12 @@
 //   GET /v1/assignments/{id}/export.csv     a completed assignment's answers as CSV (an
 //   attachment):
 //                                           question, answer, note, photo names, photo links
+//   GET /v1/assignments/{id}/export.pdf     the same as a PDF (pdf.h): the title, who answered
+//                                           and when, each question with its answer, its note
+//                                           and its photos (JPEGs embedded as they are; another
+//                                           type, or one media cannot give, is named and said
+//                                           not to be embedded; X-Convoy-Photos counts both)
+// An export of an assignment that is not completed is 409, of another tenant's or none 404.
 // and the photos of an assignment's answers as links a browser may load.
 //
 // Photos: convoy-media serves a stored file to the media token, a named token's holder, or a
@@ -56,5 +62,13 @@ HttpResponse ShowChecklist(PgConnection& db, const std::string& id, const HttpRe
                            const TenantScope& scope);
 HttpResponse ExportAssignmentCsv(PgConnection& db, const std::string& id, const TenantScope& scope,
                                  const PhotoLinkSettings& links);
+// A stored photo's bytes, by its stored name.
+using PhotoFetch = std::function<Result<std::string>(const std::string& stored_name)>;
+HttpResponse ExportAssignmentPdf(PgConnection& db, const std::string& id, const TenantScope& scope,
+                                 const PhotoFetch& fetch);
+// Fetches from convoy-media at media_url (its internal URL, or the public one) through a signed
+// link of a minute; null when either the URL or the link secret is not set (photos are then named
+// in the PDF, not embedded).
+PhotoFetch MediaPhotoFetch(const std::string& media_url, const PhotoLinkSettings& links);
 
 }  // namespace convoy::conversation

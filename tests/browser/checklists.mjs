@@ -128,6 +128,18 @@ await run(async () => { await close(); rmSync(downloads, { recursive: true, forc
   const link = csv[1].split(',')[5];
   const photo = await fetch(link);
   check(photo.status === 200 && photo.headers.get('content-type') === 'image/jpeg', `the exported photo link works (${photo.status})`);
+  // The same as a PDF, made by convoy-conversation with both photos embedded.
+  const [pdfDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export PDF' }).click()]);
+  await page.getByText('Exported as PDF.').waitFor();
+  const pdfFile = join(downloads, 'export.pdf');
+  await pdfDownload.saveAs(pdfFile);
+  check(/^asg_[0-9a-f]+\.pdf$/.test(pdfDownload.suggestedFilename()), `the PDF is named after the assignment (${pdfDownload.suggestedFilename()})`);
+  const pdf = readFileSync(pdfFile).toString('latin1');
+  check(pdf.startsWith('%PDF-1.4\n') && pdf.trimEnd().endsWith('%%EOF'), 'the PDF is a whole file');
+  check((pdf.match(/\/Subtype \/Image/g) || []).length === 2 && (pdf.match(/\/Filter \/DCTDecode/g) || []).length === 2,
+    'both photos are embedded in the PDF');
+  check(pdf.includes('(1. Is the press guard closed and undamaged?) Tj') && pdf.includes('(Note: guard cracked) Tj'),
+    'the PDF holds the questions, answers and notes');
 
   // A phone-sized screen: nothing wider than it, the assignment and the lists.
   await narrow(page, 'the assignment');
@@ -156,6 +168,7 @@ await run(async () => { await close(); rmSync(downloads, { recursive: true, forc
   await viewer.getByText('Answers are not shown to viewers.').waitFor();
   check(await viewer.locator('#answers img').count() === 0, 'no photos for the viewer');
   check(await viewer.getByRole('button', { name: 'Export CSV' }).count() === 0 &&
+        await viewer.getByRole('button', { name: 'Export PDF' }).count() === 0 &&
         await viewer.getByRole('button', { name: 'Cancel assignment' }).count() === 0, 'no actions for the viewer');
   await viewer.close();
 });

@@ -1,7 +1,8 @@
 // End to end, in a real browser (tests/browser/checklists.mjs: Debian's chromium, playwright-core,
 // axe-core): the console's Checklists screen. A manager signs in, defines a checklist and assigns
 // it; the operator answers "Question i of N" with photos through the webhook as Meta sends it; the
-// manager watches the answers and photos appear, and exports the completed assignment as CSV. A
+// manager watches the answers and photos appear, and exports the completed assignment as CSV and
+// as PDF (both photos embedded). A
 // viewer sees progress, not answers; and every write of the screen, called directly with the
 // viewer's token, is 403 and changes nothing.
 //
@@ -138,7 +139,8 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
            {"POST", "/v1/assignments", assign},
            {"POST", "/v1/assignments/" + id + "/cancel", "{}"},
            {"POST", "/v1/assignments/" + id + "/retry", "{}"},
-           {"GET", "/v1/assignments/" + id + "/export.csv", ""}}) {
+           {"GET", "/v1/assignments/" + id + "/export.csv", ""},
+           {"GET", "/v1/assignments/" + id + "/export.pdf", ""}}) {
     HttpClientRequest req;
     req.method = method;
     req.url = stack.Url("conversation", path);
@@ -149,7 +151,7 @@ TEST(ChecklistsBrowser, AManagerAssignsAChecklistWatchesThePhotosArriveAndExport
     EXPECT_EQ(r->status, 403) << method << " " << path << " " << r->body;
     refused += r->status == 403;
   }
-  EXPECT_EQ(refused, 6);
+  EXPECT_EQ(refused, 7);
   EXPECT_EQ(
       one("SELECT (SELECT count(*) FROM checklists) || ' ' || (SELECT count(*) FROM assignments) "
           "|| ' ' || "

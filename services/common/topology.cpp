@@ -252,7 +252,7 @@ std::vector<BindingSpec> BindingsOf(const std::string& queue) {
 
 const std::vector<BrokerGrant>& BrokerGrants() {
   // Publishing to the default exchange is writing "amq.default". Consumers republish retries,
-  // delays and parked messages to convoy.retry and convoy.dlx themselves (amqp.cpp Settle).
+  // delays and parked messages to convoy.retry and convoy.dlx themselves (amqp/consumer.cpp).
   static const std::vector<BrokerGrant>* grants = new std::vector<BrokerGrant>{
       {"ingress", "^$", "^convoy\\.inbound$", "^$"},
       {"conversation", "^$", "^convoy\\.(commands|events|retry|dlx)$",

@@ -1,7 +1,8 @@
 #pragma once
-// RabbitMQ through rabbitmq-c, behind plain types. amqp.cpp is the only file that includes
-// <amqp.h>. A rabbitmq-c connection is not thread-safe, so every Publisher and Consumer owns
-// one connection and one thread; other threads talk to them through queues.
+// RabbitMQ through rabbitmq-c, behind plain types. services/common/amqp/ is the only folder that
+// includes <amqp.h> (amqp/internal.h lists its files, one per role). A rabbitmq-c connection is
+// not thread-safe, so every Publisher and Consumer owns one connection and one thread; other
+// threads talk to them through queues.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -1,7 +1,8 @@
 #pragma once
 // Broker administration over AMQP, for tools (`convoy-topology --upgrade`) and tests: one
-// connection, one channel, every call synchronous. Implemented in amqp.cpp (the only rabbitmq-c
-// translation unit). A call the broker refuses closes the channel; the next call reopens it.
+// connection, one channel, every call synchronous. Implemented in amqp/admin.cpp (amqp/ is the only
+// folder that includes rabbitmq-c). A call the broker refuses closes the channel; the next call
+// reopens it.
 #include <cstdint>
 #include <functional>
 #include <memory>

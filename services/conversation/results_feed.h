@@ -1,6 +1,6 @@
 #pragma once
 // The consumer of flow.completed. A completed run's flow.completed event is the source of truth
-// for a result (DESIGN.md), and its delivery to the business goes through outbound.deliver; this
+// for a result (docs/design.md); its delivery to the business goes through outbound.deliver; this
 // queue was published to and read by nothing, so it grew without a bound. Conversation now reads
 // it and turns it into the business's own numbers — results by flow and outcome
 // (convoy_flow_results_total{tenant,flow,outcome}, the outcome being the complete step the run

@@ -1,6 +1,6 @@
 #pragma once
 // The content guard: the last check of a message's text before the Graph API. The lead flow must
-// never send a list of services (DESIGN.md: "How can I help you today?", never a list), whatever a
+// never send a list of services (docs/design.md: "How can I help you today?"), whatever a
 // flow file, a template or a future AI step writes. Deny rules (deploy/guard/content-guard.json,
 // proto-schemas/content_guard.v1.json) find such lists; what they find is cut out, and when nothing
 // is left the configured fallback goes instead. Each time is logged and counted by the caller.

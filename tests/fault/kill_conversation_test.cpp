@@ -1,6 +1,6 @@
 // Fault: kill -9 the conversation service in the middle of a stream of updates (some
 // committed, some not, some committed but not acked, outbox rows waiting), restart it, and
-// check DESIGN.md's promises: every update Meta got a 200 for is applied, and every reply is
+// check docs/design.md's promises: every update Meta got a 200 for is applied, and every reply is
 // sent exactly once.
 #include <gtest/gtest.h>
 

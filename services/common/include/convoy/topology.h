@@ -1,5 +1,5 @@
 #pragma once
-// The broker topology of DESIGN.md, as plain data, in one place. `convoy-topology --upgrade`
+// The broker topology (docs/design.md), as plain data, in one place. `convoy-topology --upgrade`
 // declares it (services do only with --declare_topology: their users may not configure);
 // `convoy-topology` renders the same data as the RabbitMQ definitions file shipped in
 // deploy/rabbitmq/ (a unit test keeps the two identical).
@@ -47,7 +47,7 @@ constexpr const char* kFlowCompleted = "flow.completed";
 constexpr const char* kFlowExpired = "flow.expired";
 }  // namespace routing
 
-// Headers every message carries (DESIGN.md "What crosses the broker").
+// Headers every message carries (docs/design.md, "What crosses the broker").
 namespace headers {
 constexpr const char* kDedupeKey = "x-dedupe-key";
 constexpr const char* kCorrelationId = "x-correlation-id";
@@ -76,7 +76,7 @@ struct BindingSpec {
 };
 
 // A work queue consumed in partitions, so that what one conversation sends is consumed one at a
-// time in order (CONVENTIONS 7b) while conversations spread over consumers and replicas: queues
+// time in order (docs/design.md) while conversations spread over consumers and replicas: queues
 // "<queue>.<i>" (i < partitions), each a quorum queue with a single active consumer, bound with
 // weight 1 to a consistent-hash exchange on the x-conversation-key header, in the order of i (the
 // exchange hashes over its bindings in the order they were made). The work queue's name stays the

@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:?out dir}; seconds=${2:-20}
-fixtures=${CONVOY_FIXTURES_DIR:-$root/../shared/fixtures}
+fixtures=${CONVOY_FIXTURES_DIR:-$root/tests/fixtures/meta}
 mkdir -p "$out/corpus" "$out/crashes"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -DRAPIDJSON_HAS_STDSTRING=1 \
   -DRAPIDJSON_PARSE_DEFAULT_FLAGS=kParseIterativeFlag \

@@ -29,7 +29,7 @@ int ClusterNodeNumber(const std::string& node);
 std::string PgDsn();  // CONVOY_PG_DSN (the admin database)
 std::string UniqueName(const std::string& prefix);
 std::string ReadFile(const std::string& path);
-std::string FixturePath(const std::string& relative);  // under ../shared/fixtures
+std::string FixturePath(const std::string& relative);  // under tests/fixtures/meta
 // webhooks/SIGNATURES.tsv: file name -> its X-Hub-Signature-256 with secret test-app-secret.
 std::map<std::string, std::string> FixtureSignatures();
 // webhooks/pywa/INDEX.tsv, one row per file.

@@ -8,21 +8,23 @@
 # reply's time went (webhook received -> the conversation's commit -> the relay's publish ->
 # outbound's claim -> the Graph call, from the database's timestamps and the fake's, joined by
 # wamid), and the CPU seconds each process spent.
-#   scripts/bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [RATE] [SECONDS]
+#   scripts/bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [--status-batch=B] [RATE] [SECONDS]
 # Defaults: 2000/s for 5 s (10,000 conversations), 4 numbers, pacing off (the fake is not Meta),
 # the typing indicator on (--no-typing: conversation's --typing_indicator=false, one Graph call per
-# reply instead of two, the way the peers of the issue-32 comparison answer).
+# reply instead of two, the way the peers of the issue-32 comparison answer), outbound's default
+# --status_batch (--status-batch=1: one transaction per status, as before batches).
 # The latency run: scripts/bench-e2e.sh --pacing 200 30 (a steady 200/s, Meta's pacing on).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-pacing=false; numbers=4; typing=true; args=()
+pacing=false; numbers=4; typing=true; status_batch=; args=()
 for a in "$@"; do
   case $a in
     --pacing) pacing=true ;;
     --numbers=*) numbers=${a#--numbers=} ;;
     --no-typing) typing=false ;;
-    -*) die "unknown option $a (usage: bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [RATE] [SECONDS])" ;;
+    --status-batch=*) status_batch=${a#--status-batch=} ;;
+    -*) die "unknown option $a (usage: bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [--status-batch=B] [RATE] [SECONDS])" ;;
     *) args+=("$a") ;;
   esac
 done
@@ -72,7 +74,8 @@ done
 start conversation 24081 "$bin/services/conversation/convoy-conversation" "${db_flags[@]}" --flows_dir="$CONVOY_ROOT/deploy/flows" \
   --numbers_dir="$numbers_dir" --typing_indicator="$typing"
 start media 24082 "$bin/services/media/convoy-media" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --media_dir="$log_dir/e2e-media"
-start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing="$pacing"
+start outbound 24083 "$bin/services/outbound/convoy-outbound" "${db_flags[@]}" --graph_base_url="$graph/v24.0" --pacing="$pacing" \
+  ${status_batch:+--status_batch="$status_batch"}
 
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
 broker_sid=$(cat "$CONVOY_RUN_DIR/rabbitmq/server.pid" 2>/dev/null || true)

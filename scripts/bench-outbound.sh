@@ -7,6 +7,10 @@
 #   3. pacing: 80/s (burst 20) to one business number, 80 x (WINDOW + 6) commands preloaded, each
 #      to its own recipient: the steady rate over WINDOW seconds after the burst, and the busiest
 #      second. Target: within 2 % of 80/s.
+#   4. statuses: the delivered and read statuses of the throughput run's sends preloaded into
+#      outbound.status, outbound started with --status_batch=1 (a transaction per status) and then
+#      with its default: statuses/s until the last is applied, and CPU ms per status of outbound
+#      and of PostgreSQL (the postmaster and its children) over the drain.
 #   scripts/bench-outbound.sh [SENDS] [WINDOW] [CONSUMERS]   (defaults 10000, 30 s, 4)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -76,6 +80,42 @@ pacing=$(cat "$log_dir/pacing.out")
 kill "$svc"; wait "$svc" 2>/dev/null || true
 log "pacing: $pacing"
 
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
+tick=$(getconf CLK_TCK)
+postmaster=$(head -n 1 "$CONVOY_RUN_DIR/postgres/data/postmaster.pid" 2>/dev/null || true)
+pg_cpu() {
+  local t=0
+  [ -n "$postmaster" ] || { echo 0; return; }
+  for p in "$postmaster" $(pgrep -P "$postmaster"); do [ -r "/proc/$p/stat" ] && t=$((t + $(cpu_of "$p"))); done
+  echo "$t"
+}
+psql "$dsn" -Atq -F $'\t' -c "SELECT wamid, dedupe_key FROM outbound_messages WHERE wamid IS NOT NULL" >"$log_dir/wamids.tsv"
+statuses_total=$(( 2 * $(wc -l <"$log_dir/wamids.tsv") ))
+read_count() { psql "$dsn" -Atq -c "SELECT count(*) FROM outbound_messages WHERE status = 'read'"; }
+all_read() { [ "$(read_count)" -ge "$((statuses_total / 2))" ]; }
+drain() {  # drain BATCH: sets $result, "RESULT ..." for the preloaded statuses applied with --status_batch=BATCH
+  local batch=$1 t0 p0 o
+  psql "$dsn" -Atq -c "UPDATE outbound_messages SET status = 'sent' WHERE wamid IS NOT NULL"
+  tool --mode=statuses --wamids_file="$log_dir/wamids.tsv" >/dev/null
+  t0=$(date +%s%3N); p0=$(pg_cpu)
+  outbound --pacing=false --status_batch="$batch"
+  wait_for "$statuses_total statuses applied" 600 all_read || die "statuses not applied; see $log_dir/outbound.log"
+  o=$(cpu_of "$svc")
+  local t1; t1=$(date +%s%3N)
+  result="RESULT statuses=$statuses_total batch=$batch"
+  result+=" seconds=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", (a-b)/1000}')"
+  result+=" per_s=$(awk -v a="$t1" -v b="$t0" -v n="$statuses_total" 'BEGIN{printf "%.0f", n*1000/(a-b)}')"
+  result+=" outbound_cpu_ms=$(awk -v c="$o" -v t="$tick" -v n="$statuses_total" 'BEGIN{printf "%.3f", c*1000/t/n}')"
+  result+=" postgres_cpu_ms=$(awk -v a="$(pg_cpu)" -v b="$p0" -v t="$tick" -v n="$statuses_total" 'BEGIN{printf "%.3f", (a-b)*1000/t/n}')"
+  kill "$svc"; wait "$svc" 2>/dev/null || true
+}
+log "statuses: $statuses_total preloaded, one transaction each"
+drain 1; one=$result
+log "statuses: $one"
+log "statuses: $statuses_total preloaded, in batches"
+drain 32; batched=$result
+log "statuses: $batched"
+
 rate=$(field window_rate "$pacing")
 echo
 echo "outbound benchmark: $consumers send consumers, fake Graph API in-process with the measuring tool ($(nproc) cores, broker and database on this machine)"
@@ -87,4 +127,9 @@ echo "| outbound, pacing off (preloaded queue) | $(field sends "$throughput") | 
 echo "| outbound, paced at 80/s: ${window} s steady window | $(field sends "$pacing") | $rate | $(field busiest_second "$pacing") |"
 echo
 echo "outbound/ceiling: $(awk -v a="$(field sends_per_s "$throughput")" -v b="$(field posts_per_s "$ceiling")" 'BEGIN {printf "%.0f%%", 100*a/b}')   pacing error: $(awk -v r="$rate" 'BEGIN {printf "%+.2f%%", 100*(r-80)/80}') (target within 2 %)   Graph calls: $(field calls "$throughput") for $(field sends "$throughput") sends   peak RSS: ${rss} MiB"
+echo
+echo "| statuses (delivered, read) | statuses | statuses/s | outbound CPU ms/status | postgres CPU ms/status |"
+echo "|---|---:|---:|---:|---:|"
+echo "| one transaction each (--status_batch=1) | $(field statuses "$one") | $(field per_s "$one") | $(field outbound_cpu_ms "$one") | $(field postgres_cpu_ms "$one") |"
+echo "| in batches (--status_batch=32) | $(field statuses "$batched") | $(field per_s "$batched") | $(field outbound_cpu_ms "$batched") | $(field postgres_cpu_ms "$batched") |"
 awk -v r="$rate" 'BEGIN {exit !(r >= 78.4 && r <= 81.6)}' || { echo "pacing outside 2 % of 80/s" >&2; exit 1; }

@@ -2,6 +2,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "admin.h"
@@ -167,26 +168,60 @@ DEFINE_validator(thread_control_deadline_seconds, &ValidateThreadControlDeadline
 DEFINE_validator(template_sync_page_size, &ValidateTemplatePageSize);
 DEFINE_validator(template_sync_max_pages, &ValidateTemplateMaxPages);
 
+DEFINE_int32(status_batch, 32,
+             "Status webhooks applied in one transaction (1 to 1000; at most --prefetch): the "
+             "deliveries the broker already sent, never waiting to fill a batch");
+static bool ValidateStatusBatch(const char* flag, int32_t v) {
+  if (v >= 1 && v <= 1000) return true;
+  std::fprintf(stderr, "invalid value for --%s: %d (1 to 1000)\n", flag, v);
+  return false;
+}
+DEFINE_validator(status_batch, &ValidateStatusBatch);
+
 namespace {
+
+// A Sender on a database connection of its own (kept alive by the handler that holds it).
+struct OwnedSender {
+  std::shared_ptr<convoy::PgConnection> conn;
+  std::shared_ptr<convoy::outbound::Sender> sender;
+};
+convoy::Result<OwnedSender> MakeSender(const convoy::SchemaRegistry& schemas,
+                                       const convoy::outbound::SenderSettings& settings,
+                                       convoy::Publisher& publisher) {
+  auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
+  if (!db.ok()) return db.status();
+  std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
+  auto sender = std::make_shared<convoy::outbound::Sender>(
+      *conn, schemas, settings, [&publisher](convoy::AmqpMessage m) {
+        return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
+      });
+  return OwnedSender{conn, sender};
+}
 
 convoy::HandlerFactory SenderFactory(const convoy::SchemaRegistry& schemas,
                                      const convoy::outbound::SenderSettings& settings,
-                                     convoy::Publisher& publisher, bool status) {
-  return [&schemas, settings, &publisher, status]() -> convoy::Result<convoy::DeliveryHandler> {
-    auto db = convoy::PgConnection::Connect(FLAGS_pg_dsn);
-    if (!db.ok()) return db.status();
-    std::shared_ptr<convoy::PgConnection> conn(std::move(*db));
-    auto sender = std::make_shared<convoy::outbound::Sender>(
-        *conn, schemas, settings, [&publisher](convoy::AmqpMessage m) {
-          return publisher.PublishAndWait(std::move(m), std::chrono::seconds(10));
-        });
-    if (status) {
-      return convoy::DeliveryHandler(
-          [conn, sender](const convoy::Delivery& d) { return sender->HandleStatus(d); });
-    }
+                                     convoy::Publisher& publisher) {
+  return [&schemas, settings, &publisher]() -> convoy::Result<convoy::DeliveryHandler> {
+    auto made = MakeSender(schemas, settings, publisher);
+    if (!made.ok()) return made.status();
+    auto conn = made->conn;
+    auto sender = made->sender;
     return convoy::Ledgered(
         [conn, sender](const convoy::Delivery& d) { return sender->HandleSend(d); }, *conn,
         convoy::kUnlimitedAttempts);
+  };
+}
+
+// outbound.status: a batch of statuses per transaction (Sender::HandleStatusBatch).
+convoy::BatchHandlerFactory StatusFactory(const convoy::SchemaRegistry& schemas,
+                                          const convoy::outbound::SenderSettings& settings,
+                                          convoy::Publisher& publisher) {
+  return [&schemas, settings, &publisher]() -> convoy::Result<convoy::BatchHandler> {
+    auto made = MakeSender(schemas, settings, publisher);
+    if (!made.ok()) return made.status();
+    return convoy::BatchHandler([owned = *made](const std::vector<convoy::Delivery>& batch) {
+      return owned.sender->HandleStatusBatch(batch);
+    });
   };
 }
 
@@ -322,10 +357,11 @@ int main(int argc, char** argv) {
   // them.
   s = consumers.Add(
       {amqp, convoy::queues::kOutboundSend, FLAGS_prefetch, convoy::kUnlimitedAttempts},
-      FLAGS_consumer_threads, SenderFactory(schemas, settings, publisher, false));
+      FLAGS_consumer_threads, SenderFactory(schemas, settings, publisher));
   if (s.ok()) {
-    s = consumers.Add({amqp, convoy::queues::kOutboundStatus, FLAGS_prefetch, FLAGS_max_attempts},
-                      1, SenderFactory(schemas, settings, publisher, true));
+    s = consumers.AddBatch({amqp, convoy::queues::kOutboundStatus, FLAGS_prefetch,
+                            FLAGS_max_attempts, std::min(FLAGS_status_batch, FLAGS_prefetch)},
+                           1, StatusFactory(schemas, settings, publisher));
   }
   if (s.ok()) {
     // Deliveries count their attempts themselves (the schedule), like sends.

@@ -266,6 +266,16 @@ struct Metrics {
                    "may be told again; the conversation tells the business once).");
   Counter& wrong_app = r.GetCounter("convoy_outbound_statuses_total", "Status webhooks by effect.",
                                     "effect=\"wrong_app\"");
+  Counter& status_batches =
+      r.GetCounter("convoy_outbound_status_batches_total",
+                   "Batches of status webhooks by how they were applied: together (one "
+                   "transaction) or alone (rolled back, each in its own).",
+                   "outcome=\"together\"");
+  Counter& status_batches_alone =
+      r.GetCounter("convoy_outbound_status_batches_total",
+                   "Batches of status webhooks by how they were applied: together (one "
+                   "transaction) or alone (rolled back, each in its own).",
+                   "outcome=\"alone\"");
   Counter& preferences = r.GetCounter("convoy_outbound_preferences_total",
                                       "Marketing preferences by effect.", "effect=\"received\"");
   Counter& preferences_ignored =
@@ -979,9 +989,13 @@ Disposition Sender::HandleStatus(const Delivery& d) {
       return Disposition::Ack();
     }
   }
-  if (JsonStr(doc, "schema") == "inbound.preference")
-    return ApplyPreference(db_, doc, settings_.now());
-  if (JsonStr(doc, "schema") == "inbound.template") return templates_.Apply(d.body);
+  const std::string schema = JsonStr(doc, "schema");
+  if (in_batch_ && (schema == "inbound.preference" || schema == "inbound.template")) {
+    in_batch_->alone = true;  // with transactions of their own
+    return Disposition::Ack();
+  }
+  if (schema == "inbound.preference") return ApplyPreference(db_, doc, settings_.now());
+  if (schema == "inbound.template") return templates_.Apply(d.body);
   if (JsonStr(doc, "schema") == "inbound.error") {
     M().errors.Inc();
     LOG(WARNING) << ctx << "event=value_error code=" << JsonStr(doc["error"], "code")
@@ -1003,6 +1017,10 @@ Disposition Sender::HandleStatus(const Delivery& d) {
   // outage, the status is applied when the database returns (parked, it could no longer settle
   // a send in doubt, which would then be sent again).
   auto retry = [&](const Status& s) {
+    if (in_batch_) {
+      in_batch_->abandon = true;  // the transaction is lost: each alone says what to do
+      return Disposition::Ack();
+    }
     M().status_retried.Inc();
     const std::string why = "applying status " + status + " of " + wamid + ": " + s.ToString();
     if (s.code() == Code::kUnavailable) return Disposition::Delay(why, 5000);
@@ -1057,11 +1075,33 @@ Disposition Sender::HandleStatus(const Delivery& d) {
     st["pricing"].Accept(w);
     auto p = db_.Exec(kRecordPricing, {wamid, std::string(b.GetString(), b.GetSize()), key});
     if (!p.ok()) return retry(p.status());
-    if (!p->empty() && p->get(0, 0) == "t") CountPriced(p->get(0, 1), st["pricing"]);
+    if (!p->empty() && p->get(0, 0) == "t") {
+      if (in_batch_) {
+        auto pricing = std::make_shared<rapidjson::Document>();
+        pricing->CopyFrom(st["pricing"], pricing->GetAllocator());
+        in_batch_->after.push_back(
+            [tenant = p->get(0, 1), pricing] { CountPriced(tenant, *pricing); });
+      } else {
+        CountPriced(p->get(0, 1), st["pricing"]);
+      }
+    }
   }
-  (r->affected ? M().statuses : M().stale).Inc();
-  LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid
-            << " applied=" << r->affected;
+  if (in_batch_ && r->affected && status == "failed") {
+    in_batch_->abandon = true;  // tells the conversation, may stop marketing: alone
+    return Disposition::Ack();
+  }
+  const bool applied = r->affected;
+  auto report = [applied, ctx, status, wamid] {
+    (applied ? M().statuses : M().stale).Inc();
+    LOG(INFO) << ctx << "event=status status=" << status << " wamid=" << wamid
+              << " applied=" << applied;
+  };
+  if (in_batch_) {
+    in_batch_->after.push_back(std::move(report));
+    in_batch_->agent_send = agent_send;
+    return Disposition::Ack();
+  }
+  report();
   if (r->affected && status == "failed" && code && *code == std::to_string(kMarketingStoppedCode)) {
     int64_t at = std::atoll(JsonStr(st, "timestamp").c_str());
     Status p = db_.Exec(kSetMarketing,
@@ -1090,6 +1130,48 @@ Disposition Sender::HandleStatus(const Delivery& d) {
       return Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
   }
   return Disposition::Ack();
+}
+
+std::vector<Disposition> Sender::HandleStatusBatch(const std::vector<Delivery>& batch) {
+  std::vector<Disposition> out;
+  if (batch.size() < 2) {
+    for (const auto& d : batch) out.push_back(HandleStatus(d));
+    return out;
+  }
+  out.assign(batch.size(), Disposition::Ack());
+  std::vector<InBatch> each(batch.size());
+  Status s = db_.Begin();
+  bool together = s.ok();
+  for (size_t i = 0; together && i < batch.size(); ++i) {
+    in_batch_ = &each[i];
+    out[i] = HandleStatus(batch[i]);
+    in_batch_ = nullptr;
+    together = !each[i].abandon;
+  }
+  if (together) {
+    s = db_.Commit();
+    together = s.ok();
+  }
+  if (!together) {
+    db_.Rollback();
+    M().status_batches_alone.Inc();
+    LOG(INFO) << "service=outbound handler=outbound.status event=status_batch_alone size="
+              << batch.size() << (s.ok() ? "" : " error=" + s.ToString());
+    for (size_t i = 0; i < batch.size(); ++i) out[i] = HandleStatus(batch[i]);
+    return out;
+  }
+  M().status_batches.Inc();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (auto& f : each[i].after) f();
+    if (each[i].alone) {
+      out[i] = HandleStatus(batch[i]);
+    } else if (!each[i].agent_send.empty()) {
+      Status a = EmitAgentStatus(each[i].agent_send);
+      if (!a.ok())
+        out[i] = Disposition::Retry("could not emit outbound.status_changed: " + a.ToString());
+    }
+  }
+  return out;
 }
 
 }  // namespace convoy::outbound

@@ -97,6 +97,13 @@ class Sender {
   Disposition HandleSend(const Delivery& d);
   // Statuses, value-level errors, marketing preferences and template changes (outbound.status).
   Disposition HandleStatus(const Delivery& d);
+  // A batch of outbound.status deliveries (ConsumerOptions::batch), each as HandleStatus, with one
+  // transaction and one commit for all: three statuses follow every reply, and one commit each was
+  // the status path's largest cost. What is told of an agent's send, the logs and the counters
+  // follow the commit. A batch that cannot be applied together (a failed status, which tells the
+  // conversation and may stop marketing; a database error; a wamid conflict) is rolled back and
+  // each delivery handled alone; a preference or template change is handled alone after it.
+  std::vector<Disposition> HandleStatusBatch(const std::vector<Delivery>& batch);
 
   struct Command;  // an outbound.send's members (sender.cpp)
 
@@ -132,6 +139,14 @@ class Sender {
   KnownNumber Number(const std::string& phone_number_id);
   double NumberRate(const std::string& phone_number_id) { return Number(phone_number_id).rate; }
   std::map<std::string, KnownNumber> numbers_;
+  // While HandleStatusBatch applies one delivery: what it leaves for after the commit.
+  struct InBatch {
+    bool abandon = false;    // the batch cannot be applied together (rolled back, each alone)
+    bool alone = false;      // this delivery is handled alone after the commit (nothing written)
+    std::string agent_send;  // EmitAgentStatus after the commit
+    std::vector<std::function<void()>> after;  // counters and logs, after the commit
+  };
+  InBatch* in_batch_ = nullptr;
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   SenderSettings settings_;

@@ -94,17 +94,32 @@ class OutboundTest : public ::testing::Test {
                     int status_attempts = 5) {
     if (dsn.empty()) dsn = db_.dsn();
     auto group = std::make_unique<ConsumerGroup>(pub_);
-    auto factory = [this, settings, dsn](bool status) {
-      return [this, settings, status, dsn]() -> Result<DeliveryHandler> {
-        auto db = PgConnection::Connect(dsn);
-        if (!db.ok()) return db.status();
-        std::shared_ptr<PgConnection> conn(std::move(*db));
-        auto sender = std::make_shared<Sender>(
-            *conn, base_.schemas, settings,
-            [this](AmqpMessage m) { return pub_.PublishAndWait(std::move(m), 10s); });
-        if (status)
-          return DeliveryHandler(
-              [conn, sender](const Delivery& d) { return sender->HandleStatus(d); });
+    auto make =
+        [this, settings,
+         dsn]() -> Result<std::pair<std::shared_ptr<PgConnection>, std::shared_ptr<Sender>>> {
+      auto db = PgConnection::Connect(dsn);
+      if (!db.ok()) return db.status();
+      std::shared_ptr<PgConnection> conn(std::move(*db));
+      auto sender = std::make_shared<Sender>(*conn, base_.schemas, settings, [this](AmqpMessage m) {
+        return pub_.PublishAndWait(std::move(m), 10s);
+      });
+      return std::make_pair(conn, sender);
+    };
+    // As convoy-outbound wires it: statuses in batches of up to 32 (Sender::HandleStatusBatch).
+    BatchHandlerFactory statuses = [make]() -> Result<BatchHandler> {
+      auto made = make();
+      if (!made.ok()) return made.status();
+      std::shared_ptr<Sender> sender = made->second;
+      return BatchHandler([conn = made->first, sender](const std::vector<Delivery>& batch) {
+        return sender->HandleStatusBatch(batch);
+      });
+    };
+    auto factory = [this, make](bool) {
+      return [this, make]() -> Result<DeliveryHandler> {
+        auto made = make();
+        if (!made.ok()) return made.status();
+        std::shared_ptr<PgConnection> conn = made->first;
+        std::shared_ptr<Sender> sender = made->second;
         DeliveryHandler send([conn, sender](const Delivery& d) { return sender->HandleSend(d); });
         // As convoy-outbound wires it: the command's outbox row settled (or its due time moved).
         if (ledgered_) return Ledgered(std::move(send), *conn, kUnlimitedAttempts);
@@ -115,7 +130,8 @@ class OutboundTest : public ::testing::Test {
         group->Add({amqp_, queues::kOutboundSend, 32, kUnlimitedAttempts}, threads, factory(false))
             .ok());
     ASSERT_TRUE(
-        group->Add({amqp_, queues::kOutboundStatus, 32, status_attempts}, 1, factory(true)).ok());
+        group->AddBatch({amqp_, queues::kOutboundStatus, 32, status_attempts, 32}, 1, statuses)
+            .ok());
     group->Start();
     ASSERT_TRUE(WaitUntil([&] { return group->connected(); }, 20s));
     replicas_.push_back(std::move(group));
@@ -1136,6 +1152,77 @@ TEST_F(OutboundTest, MessagesOverMetasLimitsFailWithAClearReason) {
 }
 
 // Statuses in any order and any number of times: the log only moves forward.
+// Statuses that wait together are applied in one transaction per batch (three follow every
+// reply): every one applied, each told once; a failed status among them rolls its batch back and
+// each is applied alone, the failure told to the conversation once.
+TEST_F(OutboundTest, StatusesWaitingTogetherAreAppliedInBatches) {
+  test::RegisterNumber(*sql_, kBusiness, "acme");
+  StartReplica(Settings(), 2);
+  const int n = 20;
+  std::vector<std::string> wamids;
+  for (int i = 0; i < n; ++i) {
+    Send("batched-" + std::to_string(i), "1650555300" + std::to_string(i % 10) + std::to_string(i));
+  }
+  for (int i = 0; i < n; ++i) {
+    const std::string dedupe = "batched-" + std::to_string(i);
+    ASSERT_TRUE(WaitStatus(dedupe, "sent")) << dedupe;
+    wamids.push_back(Log(dedupe).wamid);
+  }
+  // The replica stops; the statuses wait in outbound.status for the next one, which takes them 32
+  // at a time.
+  replicas_.back()->Stop();
+  replicas_.pop_back();
+  TakeEvents();
+  auto status = [&](int i, const std::string& s, const std::string& extra = "") {
+    return R"({"id":")" + wamids[i] + R"(","status":")" + s +
+           R"(","timestamp":"1750000001","recipient_id":"1650555300)" + std::to_string(i % 10) +
+           std::to_string(i) + "\"" + extra + "}";
+  };
+  Counter& together = DefaultRegistry().GetCounter("convoy_outbound_status_batches_total", "",
+                                                   "outcome=\"together\"");
+  Counter& alone =
+      DefaultRegistry().GetCounter("convoy_outbound_status_batches_total", "", "outcome=\"alone\"");
+  const double together_before = together.Value(), alone_before = alone.Value();
+  for (int i = 0; i < n; ++i) PublishStatus(kBusiness, status(i, "delivered"));
+  for (int i = 0; i < n; ++i) PublishStatus(kBusiness, status(i, "read"));
+  StartReplica(Settings(), 1);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(WaitStatus("batched-" + std::to_string(i), "read")) << i;
+  }
+  EXPECT_GE(together.Value(), together_before + 1) << "40 statuses waiting, 32 at a time";
+  EXPECT_LE(together.Value(), together_before + 39) << "at least one batch of two or more";
+  EXPECT_EQ(alone.Value(), alone_before);
+
+  // A failed status among others: its batch is rolled back and applied one by one.
+  replicas_.back()->Stop();
+  replicas_.pop_back();
+  Send("batched-failing", "16505553099");
+  StartReplica(Settings(), 1);
+  ASSERT_TRUE(WaitStatus("batched-failing", "sent"));
+  const std::string failing_wamid = Log("batched-failing").wamid;
+  replicas_.back()->Stop();
+  replicas_.pop_back();
+  TakeEvents();
+  for (int i = 0; i < 5; ++i) PublishStatus(kBusiness, status(i, "read"));  // late: ignored
+  PublishStatus(kBusiness, R"({"id":")" + failing_wamid +
+                               R"(","status":"failed","timestamp":"1750000003",)"
+                               R"("recipient_id":"16505553099","errors":[{"code":131026,)"
+                               R"("title":"Message undeliverable"}]})");
+  for (int i = 5; i < 10; ++i) PublishStatus(kBusiness, status(i, "read"));
+  StartReplica(Settings(), 1);
+  ASSERT_TRUE(WaitStatus("batched-failing", "failed"));
+  auto failed = WaitFailedEvents(1);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].Header(headers::kDedupeKey), "outbound.failed:batched-failing");
+  EXPECT_GE(alone.Value(), alone_before + 1);
+  EXPECT_EQ(Log("batched-failing").status, "failed");
+  for (int i = 0; i < n; ++i) EXPECT_EQ(Log("batched-" + std::to_string(i)).status, "read") << i;
+  // Told once: with the replica stopped, nothing more is in conversation.events.
+  replicas_.back()->Stop();
+  replicas_.pop_back();
+  for (const auto& e : TakeEvents()) EXPECT_NE(e.routing_key, "outbound.failed");
+}
+
 TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
   test::RegisterNumber(*sql_, kBusiness, "acme");
   StartReplica(Settings(), 1);

@@ -8,6 +8,9 @@
 //                    is spent by then), with the busiest second
 //   --mode=ceiling   serve the fake Graph API and post valid sends to it from --connections
 //                    threads for --seconds: the HTTP ceiling the service is measured against
+//   --mode=statuses  publish, for every "wamid<TAB>dedupe key" line of --wamids_file, its
+//                    delivered and read statuses (inbound.status, as ingress makes them) to
+//                    outbound.status, and exit
 // Prints one "RESULT key=value ..." line.
 #include <gflags/gflags.h>
 
@@ -16,6 +19,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,10 +35,11 @@
 DEFINE_string(amqp_url, "amqp://guest:guest@127.0.0.1:21672/%2f",
               "Broker (use a throw-away vhost)");
 DEFINE_validator(amqp_url, &convoy::ValidateAmqpUrl);
-DEFINE_string(mode, "measure", "preload, measure or ceiling");
+DEFINE_string(mode, "measure", "preload, measure, ceiling or statuses");
+DEFINE_string(wamids_file, "", "statuses: lines of wamid<TAB>dedupe key");
 static bool ValidateMode(const char* flag, const std::string& v) {
-  if (v == "preload" || v == "measure" || v == "ceiling") return true;
-  std::fprintf(stderr, "invalid value for --%s: %s (preload, measure or ceiling)\n", flag,
+  if (v == "preload" || v == "measure" || v == "ceiling" || v == "statuses") return true;
+  std::fprintf(stderr, "invalid value for --%s: %s (preload, measure, ceiling or statuses)\n", flag,
                v.c_str());
   return false;
 }
@@ -70,7 +77,9 @@ int64_t NowSeconds() {
       .count();
 }
 
-int Preload() {
+// Publishes what `fill` adds (it returns how many, or -1 on bad input) with confirms, and prints
+// "RESULT published=N".
+int PublishAll(const std::function<int(convoy::Publisher&, convoy::PublishBatch&)>& fill) {
   convoy::Publisher pub(convoy::AmqpOptions{FLAGS_amqp_url, "convoy-outbound-bench"});
   pub.Start();
   if (!pub.WaitConnected(std::chrono::seconds(30))) {
@@ -79,33 +88,76 @@ int Preload() {
     return 1;
   }
   convoy::PublishBatch batch;
-  const int64_t now = NowSeconds();
-  for (int i = 0; i < FLAGS_sends; ++i) {
-    char to[32];
-    std::snprintf(to, sizeof(to), "2%09d", i);
-    std::string key = FLAGS_tag + ":" + std::to_string(i);
-    convoy::AmqpMessage m;
-    m.exchange = convoy::exchanges::kCommands;
-    m.routing_key = convoy::queues::kOutboundSend;
-    m.message_id = key;
-    m.body = R"({"schema":"outbound.send","version":1,"correlation_id":"bench-)" + key +
-             R"(","dedupe_key":")" + key + R"(","conversation_key":")" + kBusiness + ":" + to +
-             R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to +
-             R"(","last_inbound_at":)" + std::to_string(now) +
-             R"(,"message":{"type":"text","text":{"body":"Great! Got 3 photos."}}})";
-    m.headers = {{convoy::headers::kDedupeKey, key},
-                 {convoy::headers::kCorrelationId, "bench-" + key},
-                 {convoy::headers::kConversationKey, std::string(kBusiness) + ":" + to}};
-    pub.Publish(std::move(m), batch.Add());
-  }
+  const int published = fill(pub, batch);
   convoy::Status s = batch.Wait(std::chrono::steady_clock::now() + std::chrono::seconds(120));
   pub.Stop();
+  if (published < 0) return 1;
   if (!s.ok()) {
     std::fprintf(stderr, "publish: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::printf("RESULT published=%d\n", FLAGS_sends);
+  std::printf("RESULT published=%d\n", published);
   return 0;
+}
+
+int Preload() {
+  return PublishAll([](convoy::Publisher& pub, convoy::PublishBatch& batch) {
+    const int64_t now = NowSeconds();
+    for (int i = 0; i < FLAGS_sends; ++i) {
+      char to[32];
+      std::snprintf(to, sizeof(to), "2%09d", i);
+      std::string key = FLAGS_tag + ":" + std::to_string(i);
+      convoy::AmqpMessage m;
+      m.exchange = convoy::exchanges::kCommands;
+      m.routing_key = convoy::queues::kOutboundSend;
+      m.message_id = key;
+      m.body = R"({"schema":"outbound.send","version":1,"correlation_id":"bench-)" + key +
+               R"(","dedupe_key":")" + key + R"(","conversation_key":")" + kBusiness + ":" + to +
+               R"(","phone_number_id":")" + kBusiness + R"(","to":")" + to +
+               R"(","last_inbound_at":)" + std::to_string(now) +
+               R"(,"message":{"type":"text","text":{"body":"Great! Got 3 photos."}}})";
+      m.headers = {{convoy::headers::kDedupeKey, key},
+                   {convoy::headers::kCorrelationId, "bench-" + key},
+                   {convoy::headers::kConversationKey, std::string(kBusiness) + ":" + to}};
+      pub.Publish(std::move(m), batch.Add());
+    }
+    return FLAGS_sends;
+  });
+}
+
+int Statuses() {
+  std::ifstream in(FLAGS_wamids_file);
+  if (!in) {
+    std::fprintf(stderr, "cannot read --wamids_file %s\n", FLAGS_wamids_file.c_str());
+    return 1;
+  }
+  return PublishAll([&in](convoy::Publisher& pub, convoy::PublishBatch& batch) {
+    int published = 0;
+    for (std::string line; std::getline(in, line);) {
+      auto tab = line.find('\t');
+      if (tab == std::string::npos) continue;
+      const std::string wamid = line.substr(0, tab), dedupe = line.substr(tab + 1);
+      for (const char* status : {"delivered", "read"}) {
+        const std::string key = wamid + ":" + status;
+        convoy::AmqpMessage m;
+        m.exchange = convoy::exchanges::kInbound;
+        m.routing_key = "status";
+        m.message_id = key;
+        m.body = R"({"schema":"inbound.status","version":1,"correlation_id":"bench-status",)"
+                 R"("received_at":"2026-01-01T00:00:00Z","phone_number_id":")" +
+                 std::string(kBusiness) + R"(","dedupe_key":")" + convoy::JsonEscape(key) +
+                 R"(","status":{"id":")" + convoy::JsonEscape(wamid) + R"(","status":")" + status +
+                 R"(","timestamp":"1750000001","recipient_id":"200000000",)"
+                 R"("biz_opaque_callback_data":"convoy:)" +
+                 convoy::JsonEscape(dedupe) + R"("}})";
+        m.headers = {{convoy::headers::kDedupeKey, key},
+                     {convoy::headers::kCorrelationId, "bench-status"}};
+        pub.Publish(std::move(m), batch.Add());
+        ++published;
+      }
+    }
+    return published;
+  });
 }
 
 int Measure() {
@@ -185,5 +237,6 @@ int main(int argc, char** argv) {
   convoy::InitHttpThreads(8);
   if (FLAGS_mode == "preload") return Preload();
   if (FLAGS_mode == "ceiling") return Ceiling();
+  if (FLAGS_mode == "statuses") return Statuses();
   return Measure();
 }

@@ -295,6 +295,31 @@ void PgConnection::Rollback() {
   }
 }
 
+Result<PgTransaction> PgTransaction::Begin(PgConnection& conn) {
+  Status s = conn.Begin();
+  if (!s.ok()) {
+    conn.Rollback();  // a BEGIN refused inside an aborted transaction leaves nothing open either
+    return s;
+  }
+  return PgTransaction(conn);
+}
+
+PgTransaction::PgTransaction(PgTransaction&& other) noexcept : conn_(other.conn_) {
+  other.conn_ = nullptr;
+}
+
+Status PgTransaction::Commit() {
+  if (!conn_) return Status(Code::kInternal, "COMMIT of a transaction that is over");
+  Status s = conn_->Commit();
+  if (s.ok()) conn_ = nullptr;
+  return s;
+}
+
+void PgTransaction::Rollback() {
+  if (conn_) conn_->Rollback();
+  conn_ = nullptr;
+}
+
 Result<bool> PgConnection::WaitNotify(int timeout_ms) {
   if (!healthy()) return Status(Code::kUnavailable, "postgres connection lost");
   auto drain = [&]() -> bool {
@@ -408,13 +433,15 @@ Status RunMigrations(PgConnection& conn, const std::string& dir) {
     // lock_timeout for their locks, and a lock timeout or a deadlock with their traffic is tried
     // again (with backoff) instead of failing the start.
     for (int attempt = 1;; ++attempt) {
-      s = conn.Begin();
-      if (s.ok()) s = conn.Exec(kMigrationLockTimeout).status();
-      if (s.ok()) s = conn.ExecScript(sql.str());
-      if (s.ok()) s = conn.Exec(kRecordMigration, {std::to_string(version), name}).status();
-      if (s.ok()) s = conn.Commit();
+      {
+        auto tx = PgTransaction::Begin(conn);
+        s = tx.status();
+        if (s.ok()) s = conn.Exec(kMigrationLockTimeout).status();
+        if (s.ok()) s = conn.ExecScript(sql.str());
+        if (s.ok()) s = conn.Exec(kRecordMigration, {std::to_string(version), name}).status();
+        if (s.ok()) s = tx->Commit();
+      }  // rolled back here unless committed
       if (s.ok()) break;
-      conn.Rollback();
       if (s.code() != Code::kTimeout || attempt >= 20) {
         unlock();
         return Status(s.code(), "migration " + name + ": " + s.message());

@@ -253,5 +253,72 @@ TEST(PgConnection, ACommitThatCannotCommitSaysSo) {
   EXPECT_EQ(rows->get_int(0, 0), 0);
 }
 
+// A database with table t (k text PRIMARY KEY) and a connection to it.
+class PgTransactionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = PgConnection::Connect(db_.dsn());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    conn_ = std::move(*c);
+    ASSERT_TRUE(conn_->Exec("CREATE TABLE t (k text PRIMARY KEY)").ok());
+  }
+  // A transaction begun, that inserted `key`.
+  Result<PgTransaction> Inserting(const std::string& key) {
+    auto tx = PgTransaction::Begin(*conn_);
+    if (!tx.ok()) return tx.status();
+    Status s = conn_->Exec("INSERT INTO t VALUES ($1)", {key}).status();
+    if (!s.ok()) return s;
+    return tx;
+  }
+  int64_t Rows() {
+    auto r = conn_->Exec("SELECT count(*) FROM t");
+    return r.ok() ? r->get_int(0, 0) : -1;
+  }
+  test::TestDatabase db_{"pg_tx"};
+  std::unique_ptr<PgConnection> conn_;
+};
+
+// A transaction that leaves its scope without a Commit() that answered OK is rolled back, and the
+// connection takes the next BEGIN; one that committed stays committed.
+TEST_F(PgTransactionTest, RollsBackWhenItLeavesScopeUnlessCommitted) {
+  {
+    auto tx = Inserting("a");
+    ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+    EXPECT_EQ(Rows(), 1);
+  }
+  EXPECT_EQ(Rows(), 0);
+  {
+    auto tx = Inserting("b");
+    ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+    Status s = tx->Commit();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(tx->Commit().code(), Code::kInternal);  // nothing left to commit
+  }
+  EXPECT_EQ(Rows(), 1);
+  {
+    auto tx = Inserting("c");
+    ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+    tx->Rollback();
+    EXPECT_EQ(Rows(), 1);  // outside the transaction, before its scope ends
+  }
+  EXPECT_EQ(Rows(), 1);
+}
+
+// A COMMIT refused (a statement of the transaction failed) leaves an aborted transaction open on
+// the session; leaving the scope ends it, so the next BEGIN on the connection works.
+TEST_F(PgTransactionTest, AFailedCommitLeavesTheConnectionReadyForTheNext) {
+  {
+    auto tx = Inserting("a");
+    ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+    EXPECT_EQ(conn_->Exec("INSERT INTO t VALUES ('a')").status().code(), Code::kRejected);
+    EXPECT_EQ(tx->Commit().code(), Code::kInternal);
+  }
+  auto tx = Inserting("b");
+  ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+  Status s = tx->Commit();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Rows(), 1);
+}
+
 }  // namespace
 }  // namespace convoy

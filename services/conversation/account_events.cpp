@@ -123,7 +123,7 @@ Disposition ApplyAccountUpdate(PgConnection& db, const Value& doc, const Deliver
       number.end());
   bool first = false;
   std::vector<std::string> paused;
-  Status s = db.Begin();
+  auto tx = PgTransaction::Begin(db);
   auto apply = [&]() -> Status {
     auto known = db.Exec(kWabaKnown, {waba});
     if (!known.ok()) return known.status();
@@ -137,10 +137,9 @@ Disposition ApplyAccountUpdate(PgConnection& db, const Value& doc, const Deliver
     for (size_t i = 0; i < r->size(); ++i) paused.push_back(r->get(i, 0));
     return db.Exec(kRecordPaused, {dedupe, std::to_string(paused.size())}).status();
   };
-  if (s.ok()) s = apply();
-  if (s.ok()) s = db.Commit();
+  Status s = tx.ok() ? apply() : tx.status();
+  if (s.ok()) s = tx->Commit();
   if (!s.ok()) {
-    db.Rollback();
     LOG(WARNING) << ctx << "event=account_update_failed waba_id=" << waba
                  << " error=" << s.ToString();
     return DispositionFor(s);

@@ -155,49 +155,45 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   const std::string hash = Sha256Hex(r.body);
   if (key.size() > 255)
     return JsonError(400, "invalid_argument", "Idempotency-Key is at most 255 characters");
-  Status s = db.Begin();
-  if (!s.ok()) return Unavailable(s);
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return Unavailable(tx.status());
   auto done = [&](int status, const std::string& id) {
-    Status c = db.Commit();
+    Status c = tx->Commit();
     if (!c.ok()) return Unavailable(c);
     auto shown = Show(db, id, scope);
     return shown.ok() ? JsonResponse(status, *shown) : Unavailable(shown.status());
   };
-  auto fail = [&](HttpResponse resp) {
-    db.Rollback();
-    return resp;
-  };
   // The assignment is its number's tenant's. A tenant's token names only its own numbers: another
   // tenant's is as unknown to it as one that is not registered (the same 422, nothing else said).
   auto owner = db.Exec("SELECT tenant FROM numbers WHERE phone_number_id = $1", {pnid});
-  if (!owner.ok()) return fail(Unavailable(owner.status()));
+  if (!owner.ok()) return Unavailable(owner.status());
   const TenantScope tenant = owner->empty() ? TenantScope() : TenantScope(owner->get(0, 0));
   if (scope && tenant != scope) {
-    return fail(JsonError(422, "number_not_active",
-                          "phone_number_id " + pnid +
-                              " is unknown in the numbers registry: a checklist goes only "
-                              "from a registered, active number of yours"));
+    return JsonError(422, "number_not_active",
+                     "phone_number_id " + pnid +
+                         " is unknown in the numbers registry: a checklist goes only "
+                         "from a registered, active number of yours");
   }
   // One request at a time per key and per reference: a retry racing the original waits for it.
   // An Idempotency-Key is the tenant's own: another tenant's use of the same key is another
   // request.
   const std::string key_scope = "idempotency:" + tenant.value_or("") + ":" + key;
-  s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-              {"assignment:" + pnid + ":" + reference})
-          .status();
+  Status s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                     {"assignment:" + pnid + ":" + reference})
+                 .status();
   if (s.ok() && !key.empty())
     s = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {key_scope}).status();
-  if (!s.ok()) return fail(Unavailable(s));
+  if (!s.ok()) return Unavailable(s);
   if (!key.empty()) {
     auto seen = db.Exec(
         "SELECT id, request_hash FROM assignments WHERE idempotency_key = $1 AND "
         "coalesce(tenant, '') = coalesce($2, '')",
         {key, tenant});
-    if (!seen.ok()) return fail(Unavailable(seen.status()));
+    if (!seen.ok()) return Unavailable(seen.status());
     if (!seen->empty()) {
       if (seen->get(0, 1) != hash) {
-        return fail(JsonError(409, "idempotency_conflict",
-                              "Idempotency-Key " + key + " was used for a different request"));
+        return JsonError(409, "idempotency_conflict",
+                         "Idempotency-Key " + key + " was used for a different request");
       }
       return done(201, seen->get(0, 0));  // the first answer again
     }
@@ -205,24 +201,24 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
   auto existing =
       db.Exec("SELECT id FROM assignments WHERE phone_number_id = $1 AND reference = $2",
               {pnid, reference});
-  if (!existing.ok()) return fail(Unavailable(existing.status()));
+  if (!existing.ok()) return Unavailable(existing.status());
   if (!existing->empty()) return done(200, existing->get(0, 0));  // never a second conversation
   // Only a registered, active number sends a checklist: one the registry does not know, or that
   // was offboarded, would run a conversation that nothing ever answers.
   auto number = LookupNumber(db, pnid);
-  if (!number.ok()) return fail(Unavailable(number.status()));
+  if (!number.ok()) return Unavailable(number.status());
   if (auto refused = CannotSend(*number, pnid, settings.assignments.flow,
                                 "a checklist goes only from a registered, active number")) {
-    return fail(*refused);
+    return *refused;
   }
   // A shared checklist, or one of the number's own tenant: never another tenant's.
   auto version = db.Exec(
       "SELECT max(version) FROM checklists WHERE id = $1 AND (tenant IS NULL OR tenant = $2)",
       {checklist, tenant});
-  if (!version.ok()) return fail(Unavailable(version.status()));
+  if (!version.ok()) return Unavailable(version.status());
   if (version->get(0, 0).empty())
-    return fail(JsonError(404, "not_found",
-                          "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")"));
+    return JsonError(404, "not_found",
+                     "no checklist " + checklist + " (PUT /v1/checklists/" + checklist + ")");
   const std::string id = NewAssignmentId();
   s = db.Exec(
             "INSERT INTO assignments (id, checklist_id, checklist_version, operator, "
@@ -235,9 +231,9 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
              key.empty() ? std::nullopt : std::optional<std::string>(key), hash, tenant})
           .status();
   if (s.ok()) s = AssignmentCreated(db, id, settings.assignments);
-  if (!s.ok()) return fail(Unavailable(s));
+  if (!s.ok()) return Unavailable(s);
   auto started = ActivateNext(db, pnid, op, settings.assignments);
-  if (!started.ok()) return fail(Unavailable(started.status()));
+  if (!started.ok()) return Unavailable(started.status());
   LOG(INFO) << "service=conversation handler=api event=assignment_created assignment=" << id
             << " checklist=" << checklist << " version=" << version->get(0, 0)
             << " started=" << (*started ? "true" : "false");
@@ -247,15 +243,12 @@ HttpResponse Create(PgConnection& db, const HttpRequest& r, const ApiSettings& s
 HttpResponse Cancel(PgConnection& db, const std::string& id, const ApiSettings& settings,
                     const TenantScope& scope) {
   if (auto unseen = Unseen(db, id, scope)) return *unseen;
-  Status s = db.Begin();
-  if (!s.ok()) return Unavailable(s);
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return Unavailable(tx.status());
   auto moved = MoveAssignment(db, id, "pending,active", "cancelled", "cancelled by the manager", "",
                               settings.assignments);
-  if (!moved.ok()) {
-    db.Rollback();
-    return Unavailable(moved.status());
-  }
-  s = db.Commit();
+  if (!moved.ok()) return Unavailable(moved.status());
+  Status s = tx->Commit();
   if (!s.ok()) return Unavailable(s);
   auto shown = Show(db, id, scope);
   if (!shown.ok()) return Unavailable(shown.status());
@@ -291,13 +284,13 @@ HttpResponse Retry(PgConnection& db, const std::string& id, const ApiSettings& s
                      "assignment " + id + " was tried " + std::to_string(kMaxRounds) +
                          " times: assign the checklist again with a new reference");
   }
-  Status s = db.Begin();
-  if (!s.ok()) return Unavailable(s);
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return Unavailable(tx.status());
   auto again = RetryAssignment(db, id, settings.assignments);
-  if (again.ok() && *again) s = db.Commit();
+  Status s = again.ok() && *again ? tx->Commit() : again.status();
   if (!again.ok() || !*again || !s.ok()) {
-    db.Rollback();
-    if (!again.ok() || !s.ok()) return Unavailable(!again.ok() ? again.status() : s);
+    tx->Rollback();  // before reading the status outside it
+    if (!s.ok()) return Unavailable(s);
     auto status = db.Exec("SELECT status FROM assignments WHERE id = $1", {id});
     return JsonError(409, "conflict",
                      "assignment " + id + " is " +
@@ -378,8 +371,8 @@ std::string MaskAssignments(const std::string& json) {
 Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id,
                                       const std::string& definition_json, const std::string& source,
                                       const std::optional<std::string>& tenant) {
-  Status s = db.Begin();
-  if (!s.ok()) return s;
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return tx.status();
   auto r = db.Exec("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", {"checklist:" + id});
   if (r.ok()) {
     r = db.Exec(
@@ -387,38 +380,30 @@ Result<ChecklistVersion> PutChecklist(PgConnection& db, const std::string& id,
         "version DESC LIMIT 1",
         {id, definition_json});
   }
-  if (!r.ok()) {
-    db.Rollback();
-    return r.status();
-  }
+  if (!r.ok()) return r.status();
   // A checklist stays whose it was: a tenant versions only its own, a file only a shared one, and
   // a global token any (keeping its owner). The refusal says no more than that the id is taken.
   std::optional<std::string> owner = tenant;
   if (!r->empty()) {
     owner = r->at(0, 2);
-    if ((tenant && owner != tenant) || (source == "file" && owner)) {
-      db.Rollback();
+    if ((tenant && owner != tenant) || (source == "file" && owner))
       return Status(Code::kRejected, "checklist id " + id + " is taken; choose another id");
-    }
   }
   ChecklistVersion v;
   if (!r->empty() && r->get(0, 1) == "t") {
     v.version = static_cast<int>(r->get_int(0, 0));
-    db.Rollback();
+    tx->Rollback();  // the same definition: nothing to write
     return v;
   }
   v.version = r->empty() ? 1 : static_cast<int>(r->get_int(0, 0)) + 1;
   v.created = true;
-  s = db.Exec(
-            "INSERT INTO checklists (id, version, definition, source, tenant) VALUES ($1, $2::int, "
-            "$3::jsonb, $4, $5)",
-            {id, std::to_string(v.version), definition_json, source, owner})
-          .status();
-  if (s.ok()) s = db.Commit();
-  if (!s.ok()) {
-    db.Rollback();
-    return s;
-  }
+  Status s = db.Exec(
+                   "INSERT INTO checklists (id, version, definition, source, tenant) VALUES ($1, "
+                   "$2::int, $3::jsonb, $4, $5)",
+                   {id, std::to_string(v.version), definition_json, source, owner})
+                 .status();
+  if (s.ok()) s = tx->Commit();
+  if (!s.ok()) return s;
   return v;
 }
 

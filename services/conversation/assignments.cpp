@@ -111,25 +111,19 @@ Result<bool> MoveAssignment(PgConnection& db, const std::string& id, const std::
 Result<int> ExpireDue(PgConnection& db, const AssignmentSettings& settings, int max) {
   int n = 0;
   for (; n < max; ++n) {
-    Status s = db.Begin();
-    if (!s.ok()) return s;
+    auto tx = PgTransaction::Begin(db);
+    if (!tx.ok()) return tx.status();
     auto due = db.Exec(
         "SELECT id FROM assignments WHERE status = 'active' AND expires_at <= now() ORDER BY "
         "expires_at "
         "LIMIT 1 FOR UPDATE SKIP LOCKED");
-    if (!due.ok() || due->empty()) {
-      db.Rollback();
-      if (!due.ok()) return due.status();
-      break;
-    }
+    if (!due.ok()) return due.status();
+    if (due->empty()) break;  // rolled back as it leaves the loop
     auto moved = MoveAssignment(
         db, due->get(0, 0), "active", "expired",
         "not completed within " + std::to_string(settings.ttl.count()) + " s", "", settings);
-    if (moved.ok()) s = db.Commit();
-    if (!moved.ok() || !s.ok()) {
-      db.Rollback();
-      return moved.ok() ? s : moved.status();
-    }
+    Status s = moved.ok() ? tx->Commit() : moved.status();
+    if (!s.ok()) return s;
   }
   return n;
 }

@@ -343,34 +343,23 @@ Status Audit(PgConnection& db, const Found& f, const std::string& note, const Ca
 HttpResponse Locked(PgConnection& db, const std::string& id, const TenantScope& scope,
                     const ConversationsApiSettings& settings, AuditEntry* audit,
                     const std::function<Result<HttpResponse>(const Found&)>& change) {
-  Status s = db.Begin();
-  if (!s.ok()) return Unavailable(s);
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return Unavailable(tx.status());
   auto found = Find(db, id, scope, true);
-  if (!found.ok() || !*found) {
-    db.Rollback();
-    return found.ok() ? NotFound(id) : Unavailable(found.status());
-  }
+  if (!found.ok() || !*found) return found.ok() ? NotFound(id) : Unavailable(found.status());
   auto answer = change(**found);
-  if (!answer.ok()) {
-    db.Rollback();
-    return Unavailable(answer.status());
-  }
-  if (answer->status >= 300) {
-    db.Rollback();
-    return *answer;
-  }
+  if (!answer.ok()) return Unavailable(answer.status());
+  if (answer->status >= 300) return *answer;
   if (audit) {
     audit->status = answer->status;
-    s = RecordAudit(db, *audit);
+    Status s = RecordAudit(db, *audit);
     if (!s.ok()) {
-      db.Rollback();
       audit->recorded = false;
       return Unavailable(s);
     }
   }
-  s = db.Commit();
+  Status s = tx->Commit();
   if (!s.ok()) {
-    db.Rollback();
     if (audit)
       audit->recorded = false;  // rolled back with the change: recorded afterwards as a 503
     return Unavailable(s);

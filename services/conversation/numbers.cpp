@@ -224,20 +224,13 @@ Status NumberRuns(const std::string& phone_number_id, const std::vector<std::str
 }
 
 Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::string& source) {
-  Status s = db.Begin();
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return tx.status();
+  Status s = db.Exec(kLockNumber, {"number:" + e.phone_number_id}).status();
   if (!s.ok()) return s;
-  auto fail = [&](Status st) -> Result<PutOutcome> {
-    db.Rollback();
-    return st;
-  };
-  s = db.Exec(kLockNumber, {"number:" + e.phone_number_id}).status();
-  if (!s.ok()) return fail(s);
   auto existing = db.Exec(kExistingNumber, {e.phone_number_id});
-  if (!existing.ok()) return fail(existing.status());
-  if (!existing->empty() && existing->get(0, 0) != e.tenant) {
-    db.Rollback();
-    return PutOutcome::kOtherTenant;
-  }
+  if (!existing.ok()) return existing.status();
+  if (!existing->empty() && existing->get(0, 0) != e.tenant) return PutOutcome::kOtherTenant;
   // A file is put again at every start: saying `active`, it must not resume a number Meta had
   // paused since (account_update, 131031, 133010). Only a person does that, through the API.
   const bool keep_meta_pause = source == "file" && e.status == "active" && !existing->empty() &&
@@ -248,9 +241,9 @@ Result<PutOutcome> PutNumber(PgConnection& db, const NumberEntry& e, const std::
                     e.default_flow, e.greeting, e.templates_language,
                     keep_meta_pause ? "paused" : e.status, keep_meta_pause ? "meta" : source,
                     e.sinks_json, e.graph_version, JoinNames(e.flows), e.partner_app_id});
-  if (!r.ok()) return fail(r.status());
-  s = db.Commit();
-  if (!s.ok()) return fail(s);
+  if (!r.ok()) return r.status();
+  s = tx->Commit();
+  if (!s.ok()) return s;
   if (r->empty()) return PutOutcome::kUnchanged;
   return r->get(0, 0) == "t" ? PutOutcome::kCreated : PutOutcome::kUpdated;
 }

@@ -1020,12 +1020,11 @@ Disposition Processor::Handle(const Delivery& d) {
   if (auto dead = Prepare(d, &p)) return *dead;
   auto started = std::chrono::steady_clock::now();
   Applied a;
-  Status s = db_.Begin();
-  if (s.ok()) s = ApplyInTransaction(p, &a);
-  if (s.ok()) s = db_.Commit();
+  auto tx = PgTransaction::Begin(db_);
+  Status s = tx.ok() ? ApplyInTransaction(p, &a) : tx.status();
+  if (s.ok()) s = tx->Commit();
   M().tx.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!s.ok()) {
-    db_.Rollback();
     if (IsTransient(s.code())) M().failed.Inc();
     LOG(WARNING) << LogCtx{d.queue, p.correlation_id, p.conversation_key, p.dedupe_key}
                  << "event=apply_failed error=" << s.ToString();
@@ -1056,13 +1055,14 @@ std::vector<Disposition> Processor::HandleBatch(const std::vector<Delivery>& bat
   });
   auto started = std::chrono::steady_clock::now();
   std::vector<Applied> applied(todo.size());
-  Status s = db_.Begin();
+  auto tx = PgTransaction::Begin(db_);
+  Status s = tx.status();
   for (size_t k = 0; s.ok() && k < todo.size(); ++k)
     s = ApplyInTransaction(todo[k].first, &applied[k]);
-  if (s.ok()) s = db_.Commit();
+  if (s.ok()) s = tx->Commit();
   M().tx.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!s.ok()) {
-    db_.Rollback();
+    if (tx.ok()) tx->Rollback();  // before each is tried in a transaction of its own
     LOG(WARNING) << LogCtx{batch[0].queue} << "event=batch_failed size=" << todo.size()
                  << " error=" << s.ToString() << " fallback=one_transaction_each";
     for (const auto& [p, i] : todo) out[i] = Handle(batch[i]);

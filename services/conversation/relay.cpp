@@ -46,17 +46,11 @@ void OutboxRelay::Notify() {
 }
 
 Result<size_t> OutboxRelay::RelayBatch(PgConnection& db) {
-  Status s = db.Begin();
-  if (!s.ok()) return s;
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return tx.status();
   auto rows = db.Exec(kClaim, {std::to_string(settings_.batch_size)});
-  if (!rows.ok()) {
-    db.Rollback();
-    return rows.status();
-  }
-  if (rows->empty()) {
-    db.Rollback();
-    return size_t{0};
-  }
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return size_t{0};
   PublishBatch batch;
   std::string ids = "{";
   for (size_t i = 0; i < rows->size(); ++i) {
@@ -74,17 +68,12 @@ Result<size_t> OutboxRelay::RelayBatch(PgConnection& db) {
     ids += (i ? "," : "") + rows->get(i, 0);
   }
   ids += "}";
-  s = batch.Wait(std::chrono::steady_clock::now() + settings_.confirm_timeout);
-  if (!s.ok()) {
-    db.Rollback();  // the rows stay unpublished and are claimed again
-    return s;
-  }
+  // Not confirmed: the transaction rolls back, the rows stay unpublished and are claimed again.
+  Status s = batch.Wait(std::chrono::steady_clock::now() + settings_.confirm_timeout);
+  if (!s.ok()) return s;
   s = db.Exec(kMarkPublished, {ids}).status();
-  if (s.ok()) s = db.Commit();
-  if (!s.ok()) {
-    db.Rollback();
-    return s;
-  }
+  if (s.ok()) s = tx->Commit();
+  if (!s.ok()) return s;
   published_.fetch_add(rows->size());
   DefaultRegistry()
       .GetCounter("convoy_outbox_published_total", "Outbox rows published and marked.")

@@ -121,22 +121,16 @@ RunDue NextRunDue(const Engine& engine, const ConversationState& before,
 
 Result<std::string> ExpireRunIfDue(PgConnection& db, const Engine& engine,
                                    const std::string& conversation_key, int64_t now) {
-  Status s = db.Begin();
-  if (!s.ok()) return s;
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return tx.status();
   auto locked = db.Exec(kLockIfDue, {conversation_key});
-  if (!locked.ok() || locked->empty() || locked->get_int(0, 1) == 0) {
-    db.Rollback();
-    if (!locked.ok()) return locked.status();
-    return std::string();
-  }
+  if (!locked.ok()) return locked.status();
+  if (locked->empty() || locked->get_int(0, 1) == 0) return std::string();
   ConversationState state = DecodeState(locked->get(0, 0));
   std::string note;
-  s = ExpireLockedRun(db, engine, {conversation_key, "", "", "sweep"}, now, &state, &note);
-  if (s.ok()) s = db.Commit();
-  if (!s.ok()) {
-    db.Rollback();
-    return s;
-  }
+  Status s = ExpireLockedRun(db, engine, {conversation_key, "", "", "sweep"}, now, &state, &note);
+  if (s.ok()) s = tx->Commit();
+  if (!s.ok()) return s;
   return note;
 }
 

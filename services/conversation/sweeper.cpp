@@ -38,23 +38,19 @@ Counter& Abandoned(const std::string& queue) {
 
 Result<SweepResult> SweepOnce(PgConnection& db, const SweepSettings& settings) {
   SweepResult result;
-  Status s = db.Begin();
-  if (!s.ok()) return s;
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return tx.status();
   auto locked = db.Exec(kTryLock, {});
-  if (!locked.ok() || locked->get(0, 0) != "t") {
-    db.Rollback();
-    if (!locked.ok()) return locked.status();
+  if (!locked.ok()) return locked.status();
+  if (locked->get(0, 0) != "t") {
     result.skipped = true;
     return result;
   }
   auto rows =
       db.Exec(kSweep, {std::to_string(settings.margin.count()), std::to_string(settings.batch),
                        std::to_string(settings.max_sweeps)});
-  if (!rows.ok()) {
-    db.Rollback();
-    return rows.status();
-  }
-  s = db.Commit();
+  if (!rows.ok()) return rows.status();
+  Status s = tx->Commit();
   if (!s.ok()) return s;
   for (size_t i = 0; i < rows->size(); ++i) {
     const std::string queue = rows->get(i, 0);

@@ -108,33 +108,29 @@ Result<QuotaKind> QuotaLedger::Charge(const std::string& media_id, const std::st
                                       int64_t bytes) {
   const Buckets b = For(user, number, day);
   const std::string buckets = b.Array();
-  Status s = db_.Begin();
-  if (!s.ok()) return s;
-  auto fail = [&](Status st) -> Result<QuotaKind> {
-    db_.Rollback();
-    return st;
-  };
+  auto tx = PgTransaction::Begin(db_);
+  if (!tx.ok()) return tx.status();
   auto recorded = db_.Exec(kRecordCharge, {media_id, day, std::to_string(bytes)});
-  if (!recorded.ok()) return fail(recorded.status());
+  if (!recorded.ok()) return recorded.status();
   if (recorded->affected == 0) {  // charged by an earlier delivery of this media id
-    s = db_.Commit();
+    Status s = tx->Commit();
     if (!s.ok()) return s;
     return QuotaKind::kNone;
   }
-  s = db_.Exec(kEnsureRows, {buckets, day}).status();
-  if (!s.ok()) return fail(s);
+  Status s = db_.Exec(kEnsureRows, {buckets, day}).status();
+  if (!s.ok()) return s;
   auto rows = db_.Exec(kLockUsage, {buckets});
-  if (!rows.ok()) return fail(rows.status());
+  if (!rows.ok()) return rows.status();
   Usage used_user, used_number;
   Read(*rows, b, &used_user, &used_number);
   QuotaKind over = OverQuota(used_user, used_number, bytes, limits_);
   if (over != QuotaKind::kNone) {
-    db_.Rollback();  // nothing charged, the charge row with it
+    tx->Rollback();  // nothing charged, the charge row with it
     return over;
   }
   s = db_.Exec(kAddUsage, {buckets, std::to_string(bytes)}).status();
-  if (!s.ok()) return fail(s);
-  s = db_.Commit();
+  if (!s.ok()) return s;
+  s = tx->Commit();
   if (!s.ok()) return s;
   return QuotaKind::kNone;
 }

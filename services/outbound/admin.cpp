@@ -153,15 +153,12 @@ HttpResponse Enable(PgConnection& db, const std::string& name, const SinkSet& si
                     const Caller& caller) {
   if (!sinks.Find(name))
     return JsonError(404, "not_found", "no sink named '" + name + "' in --sinks_file");
-  Status s = db.Begin();
-  auto gone =
-      s.ok() ? db.Exec("DELETE FROM sink_states WHERE name = $1", {name}) : Result<PgRows>(s);
+  auto tx = PgTransaction::Begin(db);
+  auto gone = tx.ok() ? db.Exec("DELETE FROM sink_states WHERE name = $1", {name})
+                      : Result<PgRows>(tx.status());
   Result<int64_t> n = gone.ok() ? ReleaseHeld(db, sinks, name) : Result<int64_t>(gone.status());
-  if (n.ok()) s = db.Commit();
-  if (!n.ok() || !s.ok()) {
-    db.Rollback();
-    return JsonError(503, "unavailable", (!n.ok() ? n.status() : s).message());
-  }
+  Status s = n.ok() ? tx->Commit() : n.status();
+  if (!s.ok()) return JsonError(503, "unavailable", s.message());
   LOG(WARNING) << "service=outbound handler=api event=sink_enabled caller=" << caller.name
                << " sink=" << name << " released=" << *n;
   return JsonResponse(200, R"({"sink":")" + JsonEscape(name) + R"(","enabled":true,"released":)" +

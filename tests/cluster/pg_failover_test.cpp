@@ -31,30 +31,18 @@ struct Writer {
 // One key: its dedupe row and the writer's counter in one transaction. A duplicate (the key is
 // there: an earlier attempt did commit) changes nothing and counts as done.
 Result<bool> Apply(PgConnection& db, int w, const std::string& key) {
-  Status s = db.Begin();
-  if (!s.ok()) return s;
+  auto tx = PgTransaction::Begin(db);
+  if (!tx.ok()) return tx.status();
   auto seen =
       db.Exec("INSERT INTO failover_seen (k, writer) VALUES ($1, $2::int) ON CONFLICT DO NOTHING",
               {key, std::to_string(w)});
-  if (!seen.ok()) {
-    db.Rollback();
-    return seen.status();
-  }
-  if (seen->affected == 0) {
-    db.Rollback();
-    return false;
-  }
+  if (!seen.ok()) return seen.status();
+  if (seen->affected == 0) return false;
   auto bump =
       db.Exec("UPDATE failover_counts SET n = n + 1 WHERE writer = $1::int", {std::to_string(w)});
-  if (!bump.ok()) {
-    db.Rollback();
-    return bump.status();
-  }
-  s = db.Commit();
-  if (!s.ok()) {
-    db.Rollback();
-    return s;
-  }
+  if (!bump.ok()) return bump.status();
+  Status s = tx->Commit();
+  if (!s.ok()) return s;
   return true;
 }
 

@@ -48,6 +48,8 @@ class PgConnection {
   // Several statements without parameters (migrations).
   Status ExecScript(const std::string& sql);
 
+  // BEGIN, COMMIT and ROLLBACK by hand; code that opens a transaction holds a PgTransaction,
+  // which rolls back on every path that does not commit.
   Status Begin();
   // COMMIT. When the connection is lost with the COMMIT sent, its outcome is looked up on the
   // server that is the primary now (pg.cpp SettleCommit): Ok only if the transaction is known to
@@ -73,6 +75,31 @@ class PgConnection {
   Status SettleCommit(const InDoubtCommit& doubt);
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// A transaction that rolls back when it leaves scope unless its Commit() answered OK (userver's
+// Transaction): an early return, an error path or a forgotten branch cannot leave a transaction
+// open on the connection. Statements still go through the connection (conn.Exec). Commit() is
+// PgConnection::Commit(), in-doubt settling included; when it fails, what is left is rolled back
+// (best effort, as Rollback()), so the connection takes the next BEGIN cleanly.
+class PgTransaction {
+ public:
+  // Sends BEGIN on `conn`, which must outlive the transaction.
+  static Result<PgTransaction> Begin(PgConnection& conn);
+  PgTransaction(PgTransaction&& other) noexcept;
+  PgTransaction& operator=(PgTransaction&&) = delete;
+  PgTransaction(const PgTransaction&) = delete;
+  PgTransaction& operator=(const PgTransaction&) = delete;
+  ~PgTransaction() { Rollback(); }
+
+  Status Commit();
+  // Rolls back now (before the scope ends: to use the connection outside the transaction, or to
+  // say that throwing the work away is the intent). Does nothing once committed or rolled back.
+  void Rollback();
+
+ private:
+  explicit PgTransaction(PgConnection& conn) : conn_(&conn) {}
+  PgConnection* conn_;  // null once committed or rolled back (or moved from)
 };
 
 // Applies deploy/postgres/NNNN_*.sql files in order, each once, recorded in

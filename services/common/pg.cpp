@@ -412,8 +412,13 @@ Status RunMigrations(PgConnection& conn, const std::string& dir) {
   const MigrationFiles& files = *listed;
   auto lock = conn.Exec(std::string("SELECT pg_advisory_lock(") + kMigrationLockKey + ")");
   if (!lock.ok()) return lock.status();
+  // Unlocking is best effort: a lock it could not give back goes with the session.
   auto unlock = [&] {
-    conn.Exec(std::string("SELECT pg_advisory_unlock(") + kMigrationLockKey + ")");
+    Status u =
+        conn.Exec(std::string("SELECT pg_advisory_unlock(") + kMigrationLockKey + ")").status();
+    if (!u.ok())
+      LOG(WARNING) << LogCtx{"migrations"}
+                   << "event=migration_unlock_failed error=" << u.ToString();
   };
   Status s = conn.Exec(kCreateMigrations).status();
   auto applied = s.ok() ? conn.Exec(kAppliedVersions) : Result<PgRows>(s);

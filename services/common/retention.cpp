@@ -63,7 +63,13 @@ Result<std::map<std::string, int64_t>> PruneOnce(PgConnection& db, const std::st
     if (total > 0) Deleted(rule.table).Inc(static_cast<uint64_t>(total));
     if (!failed.ok()) break;
   }
-  db.Exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", {"convoy:retention:" + lock_name});
+  // Best effort: a lock not given back goes with the session (a lost connection's at once).
+  Status unlocked = db.Exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                            {"convoy:retention:" + lock_name})
+                        .status();
+  if (!unlocked.ok())
+    LOG(WARNING) << LogCtx("retention") << "event=retention_unlock_failed lock=" << lock_name
+                 << " error=" << unlocked.ToString();
   if (!failed.ok()) return failed;
   return deleted;
 }

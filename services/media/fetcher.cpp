@@ -334,11 +334,17 @@ Disposition Fetcher::Handle(const Delivery& d) {
     Outcome("busy").Inc();
     return Disposition::Delay("another consumer is fetching media " + media_id, kLockedRetryMs);
   }
+  // Best effort: a lock not given back goes with the session (a lost connection's at once), and
+  // until then other consumers see the id busy and come back later.
   struct Unlock {
     PgConnection& db;
     const std::string& id;
-    ~Unlock() { db.Exec(kUnlock, {id}); }
-  } unlock{db_, media_id};
+    const LogCtx& ctx;
+    ~Unlock() {
+      Status s = db.Exec(kUnlock, {id}).status();
+      if (!s.ok()) LOG(WARNING) << ctx << "event=media_unlock_failed error=" << s.ToString();
+    }
+  } unlock{db_, media_id, ctx};
   found = find();  // stored by the holder before us?
   if (!found.ok()) return DispositionFor(found.status());
   if (*found) {

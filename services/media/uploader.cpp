@@ -210,7 +210,10 @@ Disposition Uploader::Handle(const Delivery& d) {
     return Fail(d, stored, destination,
                 error + " (after " + std::to_string(d.attempt + 1) + " attempts)", true);
   }
-  db_.Exec(kRetrying, {dedupe, error});
+  // Best effort: unmarked, the attempt still looks in flight and the retry waits until it is stale
+  // (the claim's in-flight window) instead of going at once; nothing is uploaded twice either way.
+  if (Status m = db_.Exec(kRetrying, {dedupe, error}).status(); !m.ok())
+    LOG(WARNING) << ctx << "event=upload_retry_mark_failed error=" << m.ToString();
   Outcome("retry").Inc();
   LOG(WARNING) << ctx << "event=upload_retry attempt=" << d.attempt + 1 << " error=" << error;
   return Disposition::Retry(error);

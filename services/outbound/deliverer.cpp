@@ -526,10 +526,13 @@ Disposition Deliverer::Handle(const Delivery& d) {
   if (unknown_before && sink->kind == Sink::Kind::kShopify && attempt_age < search_lag &&
       row->get(0, 5).empty()) {
     // The store's search index lags its writes: a product made by the lost attempt would not be
-    // found yet. Give it back the attempt and look later.
-    db_.Exec(kRetrying, {job.id, previous, std::nullopt,
-                         std::string("waiting to reconcile an unknown outcome"),
-                         std::to_string(search_lag - attempt_age), std::string("1")});
+    // found yet. Give it back the attempt and look later. Best effort: not given back, the claim
+    // stays until it is stale (in_flight_s) and the attempt counts; the delay below is the same.
+    Status back = db_.Exec(kRetrying, {job.id, previous, std::nullopt,
+                                       std::string("waiting to reconcile an unknown outcome"),
+                                       std::to_string(search_lag - attempt_age), std::string("1")})
+                      .status();
+    if (!back.ok()) LOG(WARNING) << ctx << "event=attempt_not_given_back error=" << back.ToString();
     return Disposition::Delay("reconciling an unknown outcome",
                               static_cast<int64_t>((search_lag - attempt_age) * 1000) + 1);
   }

@@ -341,6 +341,14 @@ bool MayHaveReachedMeta(const std::string& status) {
 
 bool ByAgent(const std::string& author) { return author.rfind("agent:", 0) == 0; }
 
+// Moves a send's row after an attempt whose outcome is already decided (the delivery's disposition
+// does not wait on it). Best effort, logged: each caller says what an unmoved row costs.
+void MarkAfterAttempt(PgConnection& db, const char* sql, const PgParams& params,
+                      const LogCtx& ctx) {
+  Status s = db.Exec(sql, params).status();
+  if (!s.ok()) LOG(WARNING) << ctx << "event=mark_failed error=" << s.ToString();
+}
+
 int64_t Millis(double seconds) { return static_cast<int64_t>(std::ceil(seconds * 1000)); }
 
 int64_t EpochMillis() {
@@ -814,17 +822,20 @@ Disposition Sender::HandleSend(const Delivery& d) {
   M().graph.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!resp.ok()) {
-    // No answer: Meta may have taken it. Reconciled before any resend.
-    db_.Exec(kMarkUncertain, {c.dedupe, resp.status().ToString()});
+    // No answer: Meta may have taken it. Reconciled before any resend (a row left 'sending' by a
+    // failed mark is reconciled the same way).
+    MarkAfterAttempt(db_, kMarkUncertain, {c.dedupe, resp.status().ToString()}, ctx);
     M().uncertain.Inc();
     LOG(WARNING) << ctx << "event=graph_no_answer error=" << resp.status().ToString();
+    // Given up: a row left 'uncertain' by a failed mark stays counted in doubt until a status
+    // webhook settles it; failing the delivery instead would send it again after reconcile.
     if (typing) {  // by the time it could go again, the reply is there
-      db_.Exec(kMarkGivenUp, {c.dedupe});
+      MarkAfterAttempt(db_, kMarkGivenUp, {c.dedupe}, ctx);
       return Disposition::Ack();
     }
     const int64_t reconcile_ms = settings_.reconcile.count() * 1000;
     if (out_of_time(RetryDelayMs(attempts, reconcile_ms))) {
-      db_.Exec(kMarkGivenUp, {c.dedupe});
+      MarkAfterAttempt(db_, kMarkGivenUp, {c.dedupe}, ctx);
       return Disposition::DeadLetter(
           "no answer from Meta on the last attempt (outcome unknown, reconciled by status "
           "webhooks): " +
@@ -878,7 +889,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
     }
     numbers_.erase(c.pnid);
     if (KnownNumber n = Number(c.pnid); n.paused) {
-      db_.Exec(kMarkRetrying, {c.dedupe, std::to_string(err.code), reason});
+      // Unmarked ('sending'), the send waits out reconcile after the resume: later, not twice.
+      MarkAfterAttempt(db_, kMarkRetrying, {c.dedupe, std::to_string(err.code), reason}, ctx);
       return WaitWhilePaused(ctx, c.pnid, n);
     }
   }
@@ -901,7 +913,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   if (out_of_time(RetryDelayMs(attempts, min_delay_ms)))
     return Fail(c, d, err.code, reason + budget_spent(), true);
-  db_.Exec(kMarkRetrying, {c.dedupe, std::to_string(err.code), reason});
+  // Meta refused it: a row left 'sending' by a failed mark only makes the retry wait out reconcile.
+  MarkAfterAttempt(db_, kMarkRetrying, {c.dedupe, std::to_string(err.code), reason}, ctx);
   M().retried.Inc();
   LOG(WARNING) << ctx << "event=send_retry class=" << GraphErrorClassName(err.klass)
                << " code=" << err.code << " attempt=" << d.attempt + 1;

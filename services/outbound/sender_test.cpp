@@ -180,7 +180,8 @@ class OutboundTest : public ::testing::Test {
         R"("phone_number_id":")" +
         pnid + R"(","dedupe_key":")" + JsonEscape(key) + R"(","status":)" + status + "}";
     m.headers = {{headers::kDedupeKey, key}, {headers::kCorrelationId, "corr-status"}};
-    pub_.PublishAndWait(std::move(m), 10s);
+    Status published = pub_.PublishAndWait(std::move(m), 10s);
+    EXPECT_TRUE(published.ok()) << published.ToString();
   }
 
   struct Row {

@@ -51,7 +51,7 @@ Stack::Stack(const std::string& prefix, std::map<std::string, int> pg_ports,
     req.headers["X-Hub-Signature-256"] = ingress::SignBody(body, kAppSecret);
     req.body = body;
     req.timeout = std::chrono::milliseconds(5000);
-    HttpFetch(req);  // like Meta's, a webhook that is not answered is not redelivered here
+    (void)HttpFetch(req);  // like Meta's, a webhook that is not answered is not redelivered here
   });
 }
 

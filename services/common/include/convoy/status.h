@@ -23,7 +23,9 @@ const char* CodeName(Code code);
 // Transient codes are worth retrying; the others are not.
 bool IsTransient(Code code);
 
-class Status {
+// [[nodiscard]]: a Status or Result returned and not looked at is a failure gone unseen. Where
+// ignoring one is right, the call says so: `(void)Call();  // why`.
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -40,7 +42,7 @@ class Status {
 };
 
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT

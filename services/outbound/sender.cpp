@@ -424,6 +424,7 @@ struct Sender::Command {
   std::string
       mark_read;  // the user's message to mark read with the typing indicator first ("" none)
   int64_t last_inbound_at = 0;
+  std::string template_name, template_language;  // a template's (message.template)
 };
 
 int64_t GiveUpAt(bool is_template, int64_t last_inbound_at, int64_t first_attempt_at,
@@ -588,15 +589,30 @@ Disposition Sender::Record(const Command& c, const Delivery& d, const std::strin
   return Disposition::Ack();
 }
 
-Disposition Sender::HandleSend(const Delivery& d) {
-  LogCtx ctx = CommandContext(d, "outbound.send");
-  if (auto invalid = RefuseInvalid(d, schemas_, ctx)) {
-    M().invalid.Inc();
-    return *invalid;
+// The state of one claimed attempt: when it started, what the row said before, and when retrying
+// ends (the retry budget is time: a next attempt that would come after give_up_at is not made).
+struct Sender::Attempt {
+  int64_t now = 0;       // seconds since the epoch, read once per delivery
+  std::string previous;  // the row's status before this claim ("new" for a first one)
+  int64_t first_attempt_at = 0;
+  int64_t give_up_at = 0;
+  std::string give_up_why;
+  int attempts = 0;             // this one included
+  bool typing = false;          // a read receipt, not a message: not paced, never retried
+  std::string base_url, token;  // the number's Graph API and token
+  std::string body;             // the send request
+
+  bool OutOfTime(int64_t next_delay_ms) const {
+    return now + (next_delay_ms + 999) / 1000 > give_up_at;
   }
-  rapidjson::Document cmd;
-  cmd.Parse(d.body.c_str(), d.body.size());
-  if (JsonStr(cmd, "schema") == "outbound.thread_control") return thread_control_.Handle(d);
+  std::string BudgetSpent() const {
+    return " (after " + std::to_string(attempts) + " attempts over " +
+           std::to_string(now - first_attempt_at) + " s; the next would come after " + give_up_why +
+           ")";
+  }
+};
+
+Sender::Command Sender::ParseCommand(const rapidjson::Document& cmd) {
   Command c;
   c.dedupe = JsonStr(cmd, "dedupe_key");
   c.pnid = JsonStr(cmd, "phone_number_id");
@@ -611,14 +627,45 @@ Disposition Sender::HandleSend(const Delivery& d) {
   if (!JsonStr(cmd, "author").empty()) c.author = JsonStr(cmd, "author");
   const auto& last = JsonMember(cmd, "last_inbound_at");
   c.last_inbound_at = last.IsInt64() ? last.GetInt64() : 0;
-  ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
+  const auto& tpl = JsonMember(JsonMember(cmd, "message"), "template");
+  c.template_name = JsonStr(tpl, "name");
+  c.template_language = JsonStr(JsonMember(tpl, "language"), "code");
+  return c;
+}
 
+Disposition Sender::HandleSend(const Delivery& d) {
+  LogCtx ctx = CommandContext(d, "outbound.send");
+  if (auto invalid = RefuseInvalid(d, schemas_, ctx)) {
+    M().invalid.Inc();
+    return *invalid;
+  }
+  rapidjson::Document cmd;
+  cmd.Parse(d.body.c_str(), d.body.size());
+  if (JsonStr(cmd, "schema") == "outbound.thread_control") return thread_control_.Handle(d);
+  Command c = ParseCommand(cmd);
+  ctx = LogCtx("outbound.send", c.correlation, c.conversation, c.dedupe);
   // 0. Meta took this command already (an earlier delivery learned it and could not record it):
   // only the record is left to write. Graph is not called again.
   if (const std::string accepted = d.Header(kAcceptedHeader); !accepted.empty()) {
     return Record(c, d, accepted == kUnknownWamid ? "" : accepted);
   }
-  // 1. Settled already, or an earlier attempt's outcome still to be learned?
+  Attempt a;
+  if (auto done = SettledOrHeld(c, d, ctx)) return std::move(*done);
+  a.now = settings_.now();
+  if (auto refused = RefuseWithoutCall(c, d, a.now, ctx)) return std::move(*refused);
+  if (auto held = PrepareCall(c, d, ctx, &a)) return std::move(*held);
+  a.typing = c.type == "typing_indicator";
+  if (auto wait = PaceSend(c, d, a)) return std::move(*wait);
+  if (auto done = Claim(c, d, ctx, &a)) return std::move(*done);
+  auto resp = CallGraph(c, a, ctx);
+  if (!resp.ok()) return SettleNoAnswer(c, a, resp.status(), ctx);
+  if (resp->status / 100 == 2) return SettleAccepted(c, d, *resp, ctx);
+  return SettleRefused(c, d, a, *resp, ctx);
+}
+
+// 1. Settled already, or an earlier attempt's outcome still to be learned? Or held for order.
+std::optional<Disposition> Sender::SettledOrHeld(const Command& c, const Delivery& d,
+                                                 const LogCtx& ctx) {
   auto row = db_.Exec(kLookupInOrder, {c.dedupe});
   if (!row.ok()) return DispositionFor(row.status());
   if (row->empty()) return Disposition::Retry("the send lookup returned no row");
@@ -666,15 +713,17 @@ Disposition Sender::HandleSend(const Delivery& d) {
   if (int64_t since = 0; ParseInt64(d.Header(kOrderHeldHeader), &since)) {
     M().order_held.Observe(std::max<int64_t>(0, EpochMillis() - since) / 1000.0);
   }
-  // 2. Meta's customer-service window and message limits, and a user's stop of marketing
-  // messages: refused here, without a call.
-  int64_t now = settings_.now();
+  return std::nullopt;
+}
+
+// 2. Meta's customer-service window and message limits, and a user's stop of marketing messages:
+// refused here, without a call. A paused number's sends wait.
+std::optional<Disposition> Sender::RefuseWithoutCall(Command& c, const Delivery& d, int64_t now,
+                                                     const LogCtx& ctx) {
   if (c.type == "template") {
     // The catalog of the number's WABA (templates.h): a template not APPROVED in its language fails
     // here, without a call; the catalog's category, when it knows one, is the one that counts.
-    const auto& tpl = JsonMember(JsonMember(cmd, "message"), "template");
-    auto verdict = templates_.Check(c.pnid, JsonStr(tpl, "name"),
-                                    JsonStr(JsonMember(tpl, "language"), "code"));
+    auto verdict = templates_.Check(c.pnid, c.template_name, c.template_language);
     if (!verdict.ok()) return DispositionFor(verdict.status());
     if (!verdict->allowed) return Fail(c, d, verdict->code, verdict->reason, false);
     if (!verdict->category.empty()) c.template_category = verdict->category;
@@ -701,6 +750,12 @@ Disposition Sender::HandleSend(const Delivery& d) {
   if (c.type != "typing_indicator") {
     if (KnownNumber n = Number(c.pnid); n.paused) return WaitWhilePaused(ctx, c.pnid, n);
   }
+  return std::nullopt;
+}
+
+// The request (after the content guard) and the number's own Graph token and API version.
+std::optional<Disposition> Sender::PrepareCall(const Command& c, const Delivery& d,
+                                               const LogCtx& ctx, Attempt* a) {
   // The content guard: the last look at the text before it leaves (a list of services never goes).
   std::string guarded;
   if (settings_.guard) {
@@ -717,7 +772,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
   }
   auto request = BuildSendRequest(
       guarded.empty() ? d.body : guarded, CallbackFor(c.dedupe),
-      {settings_.media_base_url, settings_.link_secret, now + settings_.link_ttl.count()});
+      {settings_.media_base_url, settings_.link_secret, a->now + settings_.link_ttl.count()});
   if (!request.ok()) return Fail(c, d, kInvalidParameterCode, request.status().message(), false);
   // The number's own Graph token and API version (issue 27). A token that cannot be resolved holds
   // the number's sends back, uncalled and uncounted as attempts, like a pause: never another's
@@ -734,15 +789,25 @@ Disposition Sender::HandleSend(const Delivery& d) {
         Disposition::Delay(graph.status().message() + " (business number " + c.pnid + ")",
                            settings_.paused_recheck.count()));
   }
-  // 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
-  const bool typing = c.type == "typing_indicator";  // a read receipt, not a message: not paced
-  if (settings_.pacing.enabled && !typing) {
-    const Bucket number{"number:" + c.pnid, NumberRate(c.pnid), settings_.pacing.number_burst};
-    const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate,
-                      settings_.pacing.pair_burst};
-    if (auto wait = Pace(d, pair, number)) return std::move(*wait);
-  }
-  // 4. Claim the attempt (another replica may hold the same command).
+  a->body = std::move(*request);
+  a->base_url = graph->base_url;
+  a->token = graph->token;
+  return std::nullopt;
+}
+
+// 3. Pacing: the recipient's slot, then the number's, reserved once and carried in headers.
+std::optional<Disposition> Sender::PaceSend(const Command& c, const Delivery& d, const Attempt& a) {
+  if (!settings_.pacing.enabled || a.typing) return std::nullopt;
+  const Bucket number{"number:" + c.pnid, NumberRate(c.pnid), settings_.pacing.number_burst};
+  const Bucket pair{"pair:" + c.pnid + ":" + c.to, settings_.pacing.pair_rate,
+                    settings_.pacing.pair_burst};
+  return Pace(d, pair, number);
+}
+
+// 4. Claim the attempt (another replica may hold the same command). A bot's reply to a
+// conversation a person took over is cancelled here, never sent.
+std::optional<Disposition> Sender::Claim(const Command& c, const Delivery& d, const LogCtx& ctx,
+                                         Attempt* a) {
   auto claimed =
       db_.Exec(kClaim, {c.dedupe, c.conversation, c.pnid, c.to, c.correlation,
                         std::to_string(settings_.reconcile.count()), c.received_at, c.author});
@@ -773,32 +838,25 @@ Disposition Sender::HandleSend(const Delivery& d) {
     return Unpaced(Disposition::Delay("another attempt is in flight",
                                       Millis(settings_.reconcile.count() - age)));
   }
-  const std::string previous = claimed->get(0, 1);
-  if (MayHaveReachedMeta(previous))
-    LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << previous;
-  // The retry budget is time: a next attempt that would come after this is not made.
-  std::string give_up_why;
-  const int64_t first_attempt_at = claimed->get_int(0, 2);
-  const int64_t give_up_at = GiveUpAt(c.type == "template", c.last_inbound_at, first_attempt_at,
-                                      settings_.send_deadline, &give_up_why);
-  const int attempts = d.attempt + 1;
-  auto out_of_time = [&](int64_t next_delay_ms) {
-    return now + (next_delay_ms + 999) / 1000 > give_up_at;
-  };
-  auto budget_spent = [&] {
-    return " (after " + std::to_string(attempts) + " attempts over " +
-           std::to_string(now - first_attempt_at) + " s; the next would come after " + give_up_why +
-           ")";
-  };
+  a->previous = claimed->get(0, 1);
+  if (MayHaveReachedMeta(a->previous))
+    LOG(WARNING) << ctx << "event=resend_after_reconcile previous=" << a->previous;
+  a->first_attempt_at = claimed->get_int(0, 2);
+  a->give_up_at = GiveUpAt(c.type == "template", c.last_inbound_at, a->first_attempt_at,
+                           settings_.send_deadline, &a->give_up_why);
+  a->attempts = d.attempt + 1;
+  return std::nullopt;
+}
 
-  // 5. The call.
+// 5. The call: the read receipt with the typing indicator first (on a first claim), then the send.
+Result<HttpResponse> Sender::CallGraph(const Command& c, const Attempt& a, const LogCtx& ctx) {
   HttpClientRequest req;
   req.method = "POST";
-  req.url = graph->base_url + "/" + c.pnid + "/messages";
-  req.headers["Authorization"] = "Bearer " + graph->token;
+  req.url = a.base_url + "/" + c.pnid + "/messages";
+  req.headers["Authorization"] = "Bearer " + a.token;
   req.headers["X-Correlation-Id"] = c.correlation;
   req.timeout = settings_.graph.timeout;
-  if (!c.mark_read.empty() && previous == "new") {
+  if (!c.mark_read.empty() && a.previous == "new") {
     // The user's message marked read with "typing…", just before the answer, on this first claim
     // only (a retry or a resend after reconcile shows no indicator after the fact). Best effort:
     // it is not retried and does not hold the send.
@@ -814,51 +872,63 @@ Disposition Sender::HandleSend(const Delivery& d) {
     }
   }
   // A marketing template goes through the Marketing Messages API, everything else to /messages.
-  req.url = graph->base_url + "/" + c.pnid + "/" +
-            SendEndpoint(c.type == "template", c.template_category);
-  req.body = *request;
+  req.url =
+      a.base_url + "/" + c.pnid + "/" + SendEndpoint(c.type == "template", c.template_category);
+  req.body = a.body;
   auto started = std::chrono::steady_clock::now();
   auto resp = HttpFetch(req);
   M().graph.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  if (!resp.ok()) {
-    // No answer: Meta may have taken it. Reconciled before any resend (a row left 'sending' by a
-    // failed mark is reconciled the same way).
-    MarkAfterAttempt(db_, kMarkUncertain, {c.dedupe, resp.status().ToString()}, ctx);
-    M().uncertain.Inc();
-    LOG(WARNING) << ctx << "event=graph_no_answer error=" << resp.status().ToString();
-    // Given up: a row left 'uncertain' by a failed mark stays counted in doubt until a status
-    // webhook settles it; failing the delivery instead would send it again after reconcile.
-    if (typing) {  // by the time it could go again, the reply is there
-      MarkAfterAttempt(db_, kMarkGivenUp, {c.dedupe}, ctx);
-      return Disposition::Ack();
-    }
-    const int64_t reconcile_ms = settings_.reconcile.count() * 1000;
-    if (out_of_time(RetryDelayMs(attempts, reconcile_ms))) {
-      MarkAfterAttempt(db_, kMarkGivenUp, {c.dedupe}, ctx);
-      return Disposition::DeadLetter(
-          "no answer from Meta on the last attempt (outcome unknown, reconciled by status "
-          "webhooks): " +
-          resp.status().ToString() + budget_spent());
-    }
-    return Unpaced(Disposition::Retry(resp.status().ToString(), reconcile_ms));
+  return resp;
+}
+
+// No answer: Meta may have taken it. Reconciled before any resend.
+Disposition Sender::SettleNoAnswer(const Command& c, const Attempt& a, const Status& error,
+                                   const LogCtx& ctx) {
+  // No answer: Meta may have taken it. Reconciled before any resend (a row left 'sending' by a
+  // failed mark is reconciled the same way).
+  MarkAfterAttempt(db_, kMarkUncertain, {c.dedupe, error.ToString()}, ctx);
+  M().uncertain.Inc();
+  LOG(WARNING) << ctx << "event=graph_no_answer error=" << error.ToString();
+  // Given up: a row left 'uncertain' by a failed mark stays counted in doubt until a status
+  // webhook settles it; failing the delivery instead would send it again after reconcile.
+  if (a.typing) {  // by the time it could go again, the reply is there
+    MarkAfterAttempt(db_, kMarkGivenUp, {c.dedupe}, ctx);
+    return Disposition::Ack();
   }
-  if (resp->status / 100 == 2) {
-    auto wamid = ParseSendResponse(resp->body);
-    std::string id = wamid.ok() ? *wamid : "";
-    (typing ? M().read_receipt : M().sent).Inc();
-    if (const double received = c.received_at.empty() ? 0 : ParseRfc3339(c.received_at);
-        received > 0) {
-      const double now_s =
-          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-              .count();
-      M().webhook_to_send.Observe(std::max(0.0, now_s - received));
-    }
-    LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << Personal(c.to)
-              << " attempt=" << d.attempt + 1;
-    return Record(c, d, id);
+  const int64_t reconcile_ms = settings_.reconcile.count() * 1000;
+  if (a.OutOfTime(RetryDelayMs(a.attempts, reconcile_ms))) {
+    MarkAfterAttempt(db_, kMarkGivenUp, {c.dedupe}, ctx);
+    return Disposition::DeadLetter(
+        "no answer from Meta on the last attempt (outcome unknown, reconciled by status "
+        "webhooks): " +
+        error.ToString() + a.BudgetSpent());
   }
-  GraphError err = ParseGraphError(resp->status, resp->body);
+  return Unpaced(Disposition::Retry(error.ToString(), reconcile_ms));
+}
+
+// A 2xx: Meta took it. Recorded (Record).
+Disposition Sender::SettleAccepted(const Command& c, const Delivery& d, const HttpResponse& resp,
+                                   const LogCtx& ctx) {
+  auto wamid = ParseSendResponse(resp.body);
+  std::string id = wamid.ok() ? *wamid : "";
+  (c.type == "typing_indicator" ? M().read_receipt : M().sent).Inc();
+  if (const double received = c.received_at.empty() ? 0 : ParseRfc3339(c.received_at);
+      received > 0) {
+    const double now_s =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    M().webhook_to_send.Observe(std::max(0.0, now_s - received));
+  }
+  LOG(INFO) << ctx << "event=sent wamid=" << id << " to=" << Personal(c.to)
+            << " attempt=" << d.attempt + 1;
+  return Record(c, d, id);
+}
+
+// Meta refused it: failed for good, retried (paced down for a rate limit), or held with its paused
+// number.
+Disposition Sender::SettleRefused(const Command& c, const Delivery& d, const Attempt& a,
+                                  const HttpResponse& resp, const LogCtx& ctx) {
+  GraphError err = ParseGraphError(resp.status, resp.body);
   const GraphErrorInfo* known = KnownGraphError(err.code);
   GraphErrors(err.code, known != nullptr).Inc();
   std::string reason = "graph " + std::to_string(err.code) + ": " + err.message;
@@ -870,12 +940,12 @@ Disposition Sender::HandleSend(const Delivery& d) {
                << known->meaning << "\"";
   }
   if (err.code == kMarketingStoppedCode) {
-    Status p = db_.Exec(kSetMarketing, {c.pnid, c.to, std::string("true"), std::to_string(now),
+    Status p = db_.Exec(kSetMarketing, {c.pnid, c.to, std::string("true"), std::to_string(a.now),
                                         std::string("131050")})
                    .status();
     if (!p.ok()) return DispositionFor(p);
   }
-  if (PausesNumber(err.code) && !typing) {
+  if (PausesNumber(err.code) && !a.typing) {
     // Meta refuses the number itself: it is paused (by this send or another since) and this send
     // waits with the others instead of failing. A number the registry does not hold cannot be
     // resumed by anyone: its send fails as the table says.
@@ -894,7 +964,7 @@ Disposition Sender::HandleSend(const Delivery& d) {
       return WaitWhilePaused(ctx, c.pnid, n);
     }
   }
-  if (err.klass == GraphErrorClass::kPermanent || typing)
+  if (err.klass == GraphErrorClass::kPermanent || a.typing)
     return Fail(c, d, err.code, reason, false);
   int64_t min_delay_ms = known ? known->min_retry_ms : 0;
   if (err.klass == GraphErrorClass::kRateLimited) {
@@ -911,8 +981,8 @@ Disposition Sender::HandleSend(const Delivery& d) {
       if (!p.ok()) LOG(WARNING) << ctx << "event=penalize_failed error=" << p.ToString();
     }
   }
-  if (out_of_time(RetryDelayMs(attempts, min_delay_ms)))
-    return Fail(c, d, err.code, reason + budget_spent(), true);
+  if (a.OutOfTime(RetryDelayMs(a.attempts, min_delay_ms)))
+    return Fail(c, d, err.code, reason + a.BudgetSpent(), true);
   // Meta refused it: a row left 'sending' by a failed mark only makes the retry wait out reconcile.
   MarkAfterAttempt(db_, kMarkRetrying, {c.dedupe, std::to_string(err.code), reason}, ctx);
   M().retried.Inc();

@@ -108,6 +108,26 @@ class Sender {
   struct Command;  // an outbound.send's members (sender.cpp)
 
  private:
+  // HandleSend's steps, in order. Each returns the delivery's disposition when it ends the
+  // handling (settled, held, refused, paced, claimed elsewhere), nullopt to go on.
+  struct Attempt;  // one claimed attempt: its time budget, the number's Graph API, the request
+  static Command ParseCommand(const rapidjson::Document& cmd);
+  std::optional<Disposition> SettledOrHeld(const Command& c, const Delivery& d, const LogCtx& ctx);
+  std::optional<Disposition> RefuseWithoutCall(Command& c, const Delivery& d, int64_t now,
+                                               const LogCtx& ctx);
+  std::optional<Disposition> PrepareCall(const Command& c, const Delivery& d, const LogCtx& ctx,
+                                         Attempt* a);
+  std::optional<Disposition> PaceSend(const Command& c, const Delivery& d, const Attempt& a);
+  std::optional<Disposition> Claim(const Command& c, const Delivery& d, const LogCtx& ctx,
+                                   Attempt* a);
+  Result<HttpResponse> CallGraph(const Command& c, const Attempt& a, const LogCtx& ctx);
+  // The call's outcome settled: no answer, accepted (Record), refused.
+  Disposition SettleNoAnswer(const Command& c, const Attempt& a, const Status& error,
+                             const LogCtx& ctx);
+  Disposition SettleAccepted(const Command& c, const Delivery& d, const HttpResponse& resp,
+                             const LogCtx& ctx);
+  Disposition SettleRefused(const Command& c, const Delivery& d, const Attempt& a,
+                            const HttpResponse& resp, const LogCtx& ctx);
   // Meta accepted the send (`wamid`, "" if its answer named none): records it as sent and tells
   // the conversation (outbound.sent); when the record fails, retries only the record (the wamid
   // travels in a header, Graph is not called again) and parks the command after record_attempts.

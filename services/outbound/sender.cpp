@@ -1223,7 +1223,8 @@ std::vector<Disposition> Sender::HandleStatusBatch(const std::vector<Delivery>& 
   }
   out.assign(batch.size(), Disposition::Ack());
   std::vector<InBatch> each(batch.size());
-  Status s = db_.Begin();
+  auto tx = PgTransaction::Begin(db_);
+  Status s = tx.status();
   bool together = s.ok();
   for (size_t i = 0; together && i < batch.size(); ++i) {
     in_batch_ = &each[i];
@@ -1232,11 +1233,11 @@ std::vector<Disposition> Sender::HandleStatusBatch(const std::vector<Delivery>& 
     together = !each[i].abandon;
   }
   if (together) {
-    s = db_.Commit();
+    s = tx->Commit();
     together = s.ok();
   }
   if (!together) {
-    db_.Rollback();
+    if (tx.ok()) tx->Rollback();  // before the connection is used again, one delivery at a time
     M().status_batches_alone.Inc();
     LOG(INFO) << "service=outbound handler=outbound.status event=status_batch_alone size="
               << batch.size() << (s.ok() ? "" : " error=" + s.ToString());

@@ -38,7 +38,7 @@ class Processor {
   // The token budget of the context kept for a flow's extractor (conversation_context).
   void set_context_budget(int tokens) { context_budget_ = tokens; }
 
-  struct Parsed;  // a delivery's members, read once (defined in processor.cpp)
+  struct Parsed;  // a delivery's members, read once (defined in processor_internal.h)
 
  private:
   struct Applied;  // what a delivery did inside the transaction, reported after commit

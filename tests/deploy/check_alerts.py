@@ -39,7 +39,8 @@ for s in sections - {a.lower() for a in alerts} - {"convoy runbook"}:
     failures.append(f"runbook section '{s}' is no alert's")
 # The metrics the services export (the names they register).
 exported = set()
-for path in glob.glob(root + "/services/**/*.cpp", recursive=True):
+# Sources and headers: a service may register its metrics in a header its files share.
+for path in glob.glob(root + "/services/**/*.cpp", recursive=True) + glob.glob(root + "/services/**/*.h", recursive=True):
     if path.endswith("_test.cpp"):
         continue
     exported |= set(re.findall(r'"(convoy_[a-z_]+)"', open(path, encoding="utf-8").read()))

@@ -218,13 +218,23 @@ std::vector<RetryTier> DelayTiers(const std::string& queue) {
 }
 }  // namespace
 
-std::string DelayRoutingKey(const std::string& queue, int64_t delay_ms) {
+namespace {
+RetryTier DelayTierFor(const std::string& queue, int64_t delay_ms) {
   auto tiers = DelayTiers(queue);
   const RetryTier* pick = &tiers.front();
   for (const auto& tier : tiers) {
     if (tier.delay_ms <= delay_ms) pick = &tier;
   }
-  return DelayQueueName(queue, pick->name);
+  return *pick;
+}
+}  // namespace
+
+std::string DelayRoutingKey(const std::string& queue, int64_t delay_ms) {
+  return DelayQueueName(queue, DelayTierFor(queue, delay_ms).name);
+}
+
+int64_t DelayTierMs(const std::string& queue, int64_t delay_ms) {
+  return DelayTierFor(queue, delay_ms).delay_ms;
 }
 
 int64_t ShortestDelayMs(const std::string& queue) { return DelayTiers(queue).front().delay_ms; }

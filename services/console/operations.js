@@ -71,7 +71,7 @@ export function operations(root, ctx) {
     el('h2', { id: 'h-queues' }, 'Queues'), queueStatus,
     el('table', { class: 'list', id: 'queues' },
       el('caption', { class: 'sr-only' }, 'Work queues and their parking queues'),
-      el('thead', {}, el('tr', {}, ['Queue', 'Waiting', 'Consumers', 'Parked', 'Oldest parked'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('thead', {}, el('tr', {}, ['Queue', 'Waiting', 'Oldest waiting', 'Consumers', 'Parked', 'Oldest parked'].map((h) => el('th', { scope: 'col' }, h)))),
       queueBody)));
   const queueSelect = el('select', { id: 'p-queue' }, el('option', { value: '' }, 'Every queue'));
   async function loadQueues() {
@@ -81,6 +81,9 @@ export function operations(root, ctx) {
       queueBody.replaceChildren(...q.queues.map((x) => el('tr', {},
         el('td', { 'data-label': 'Queue' }, x.queue, x.partitions ? ` (${x.partitions} partitions)` : ''),
         el('td', { 'data-label': 'Waiting' }, String(x.ready)),
+        // At most this old (from what the consumers last took: a quorum queue tells no head's age).
+        el('td', { 'data-label': 'Oldest waiting', title: x.oldest_ready_unknown || 'at most' },
+          x.oldest_ready_age_seconds === null ? 'unknown' : (x.ready ? `≤ ${age(x.oldest_ready_age_seconds)}` : '—')),
         el('td', { 'data-label': 'Consumers' }, String(x.consumers)),
         el('td', { 'data-label': 'Parked' }, String(x.parked)),
         el('td', { 'data-label': 'Oldest parked' }, age(x.oldest_parked_age_seconds)))));

@@ -20,6 +20,7 @@
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "convoy/queue_waits.h"
 #include "convoy/retention.h"
 #include "convoy/startup.h"
 #include "convoy/tokens.h"
@@ -605,6 +606,9 @@ int main(int argc, char** argv) {
                                            FLAGS_outbox_retention_hours, FLAGS_retention_days),
       std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
+  // What its consumers see of their queues' waits, for the console (convoy/queue_waits.h).
+  convoy::QueueWaitReporter queue_waits(FLAGS_pg_dsn, convoy::ConsumerProcessName("conversation"));
+  queue_waits.Start();
   return convoy::ServeUntilSignal(
       "conversation", server, publisher, consumers, [&] { relay.Start(); }, [&] { relay.Stop(); },
       [&] {

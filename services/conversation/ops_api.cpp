@@ -8,8 +8,11 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 
 #include "convoy/log.h"
+#include "convoy/pg.h"
+#include "convoy/queue_waits.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/rfc3339.h"
 #include "convoy/topology.h"
@@ -254,8 +257,9 @@ HttpResponse QueuesApi(const OpsSettings& settings) {
   std::lock_guard<std::mutex> lock(*settings.sweeping);
   auto depths = ctl::QueueDepths(*settings.broker);
   if (!depths.ok()) return Unavailable(depths.status());
-  // The oldest parked message of each queue (the parking queues only: a work queue's age would
-  // need a consumer of it, and a look moves a quorum queue's delivery count).
+  // The oldest parked message of each queue, from the parked messages themselves. A work queue's
+  // is bounded by what its consumers took (convoy/queue_waits.h): looking at a quorum queue's head
+  // would count as a delivery.
   std::map<std::string, int64_t> oldest;
   auto parked = ctl::ListParked(*settings.broker, {});
   if (!parked.ok()) return Unavailable(parked.status());
@@ -264,7 +268,23 @@ HttpResponse QueuesApi(const OpsSettings& settings) {
     auto [it, fresh] = oldest.emplace(m.queue, m.parked_at);
     if (!fresh) it->second = std::min(it->second, m.parked_at);
   }
+  std::map<std::string, int64_t> waiting_since;
+  std::string waits_error;
+  {
+    auto db = PgConnection::Connect(settings.pg_dsn);
+    auto read =
+        db.ok() ? ReadQueueWaits(**db) : Result<std::map<std::string, int64_t>>(db.status());
+    if (read.ok()) {
+      waiting_since = std::move(*read);
+    } else {
+      // Depths still answer; the ages say why they are missing.
+      waits_error = read.status().message();
+      LOG_EVERY_N(WARNING, 10) << "service=conversation handler=ops event=queue_waits_unread error="
+                               << read.status().ToString();
+    }
+  }
   const int64_t now = Now();
+  const int64_t now_ms = UnixMillisNow();
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
@@ -293,6 +313,20 @@ HttpResponse QueuesApi(const OpsSettings& settings) {
       w.Int64(now - it->second);
     else
       w.Null();
+    // At most this old (null: not known, see oldest_ready_unknown).
+    std::optional<int64_t> ready_age;
+    if (waits_error.empty()) ready_age = OldestReadyAgeSeconds(q.parts, waiting_since, now_ms);
+    w.Key("oldest_ready_age_seconds");
+    if (ready_age)
+      w.Int64(*ready_age);
+    else
+      w.Null();
+    if (!ready_age) {
+      w.Key("oldest_ready_unknown");
+      w.String(!waits_error.empty() ? "the consumers' queue waits could not be read (the "
+                                      "conversation service's log says why)"
+                                    : "no consumer has taken a message from it yet");
+    }
     w.EndObject();
   }
   w.EndArray();

@@ -21,6 +21,7 @@
 #include "convoy/http.h"
 #include "convoy/json.h"
 #include "convoy/pg.h"
+#include "convoy/queue_waits.h"
 #include "convoy/rapidjson_util.h"
 #include "convoy/rfc3339.h"
 #include "convoy/tokens.h"
@@ -275,6 +276,8 @@ Result<size_t> ReplayParked(const AmqpOptions& broker, const DlqFilter& filter, 
                               headers::kAttempt, "x-record-attempts"}) {
           copy->headers.erase(h);
         }
+        // It waits in its work queue from now (convoy/queue_waits.h).
+        copy->headers[headers::kRequeuedAt] = std::to_string(UnixMillisNow());
         // A fresh attempt count; what happened before stays readable.
         std::string history = d.Header("x-replay-history");
         history += (history.empty() ? "" : " | ") + now + " replayed after " +
@@ -311,6 +314,7 @@ Result<std::vector<QueueDepth>> QueueDepths(const AmqpOptions& broker) {
       if (!st.ok()) return Status(st.status().code(), name + ": " + st.status().message());
       d.ready += st->messages;
       d.consumers += st->consumers;
+      d.parts.emplace_back(name, st->messages);
     }
     auto parked = admin.Inspect(q + ".dlq");
     if (!parked.ok())

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convoy/amqp.h"
@@ -78,6 +79,8 @@ struct QueueDepth {
   std::string queue;
   uint64_t ready = 0, consumers = 0, parked = 0;
   int partitions = 0;  // 0: not partitioned
+  // Each part's name and ready messages: its partitions, or the queue itself.
+  std::vector<std::pair<std::string, uint64_t>> parts;
 };
 // Every work queue of convoy's topology, by passive declares (no right on the queues needed).
 Result<std::vector<QueueDepth>> QueueDepths(const AmqpOptions& broker);

@@ -14,6 +14,7 @@
 #include "convoy/graph_numbers.h"
 #include "convoy/http.h"
 #include "convoy/ledger.h"
+#include "convoy/queue_waits.h"
 #include "convoy/retention.h"
 #include "convoy/ssrf.h"
 #include "convoy/startup.h"
@@ -282,6 +283,9 @@ int main(int argc, char** argv) {
   convoy::media::DiskMonitor disk(FLAGS_media_dir,
                                   std::chrono::seconds(FLAGS_disk_measure_seconds));
   disk.Start();
+  // What its consumers see of their queues' waits, for the console (convoy/queue_waits.h).
+  convoy::QueueWaitReporter queue_waits(FLAGS_pg_dsn, convoy::ConsumerProcessName("media"));
+  queue_waits.Start();
   // 4. run
   return convoy::ServeUntilSignal("media", server, publisher, consumers, {}, {},
                                   [&tokens] { (*tokens)->ReloadLogged("sighup"); });

@@ -15,6 +15,7 @@
 #include "convoy/json.h"
 #include "convoy/ledger.h"
 #include "convoy/pg.h"
+#include "convoy/queue_waits.h"
 #include "convoy/retention.h"
 #include "convoy/startup.h"
 #include "convoy/tokens.h"
@@ -433,6 +434,9 @@ int main(int argc, char** argv) {
   convoy::outbound::InDoubtMonitor in_doubt(
       FLAGS_pg_dsn, std::chrono::seconds(FLAGS_in_doubt_interval_seconds), settings.reconcile);
   in_doubt.Start();
+  // What its consumers see of their queues' waits, for the console (convoy/queue_waits.h).
+  convoy::QueueWaitReporter queue_waits(FLAGS_pg_dsn, convoy::ConsumerProcessName("outbound"));
+  queue_waits.Start();
   // 4. run
   return convoy::ServeUntilSignal("outbound", server, publisher, consumers, {}, {},
                                   [&tokens] { (*tokens)->ReloadLogged("sighup"); });

@@ -33,8 +33,9 @@ await run(browser.close, async () => {
   await signIn(page, env('OPERATOR_TOKEN'));
   const sendRow = page.locator('#queues tbody tr', { hasText: 'conversation.inbound' }).first();
   await sendRow.waitFor();
-  check((await sendRow.locator('td').nth(3).textContent()) === '4', 'conversation.inbound shows 4 parked');
-  check(!/—/.test(await sendRow.locator('td').nth(4).textContent()), "the oldest parked message's age is shown");
+  check((await sendRow.locator('td').nth(4).textContent()) === '4', 'conversation.inbound shows 4 parked');
+  check(!/—/.test(await sendRow.locator('td').nth(5).textContent()), "the oldest parked message's age is shown");
+  check((await sendRow.locator('td').nth(2).textContent()) === '—', 'nothing waits in conversation.inbound: no oldest waiting age');
   await page.locator('#health tbody tr', { hasText: 'parked messages' }).waitFor();
   check(/Overall: (ok|warning|critical)/.test(await page.locator('#health-status').textContent()), 'health has an overall level');
   check(await page.getByRole('link', { name: 'Grafana' }).getAttribute('href') === 'https://grafana.example.net/d/convoy', 'a Grafana link');

@@ -145,6 +145,8 @@ TEST(OperationsBrowser, AnOperatorFiltersParkedMessagesDryRunsAReplayConfirmsItA
     auto q = Call(api + "/v1/ops/queues", kViewerToken, "GET");
     EXPECT_EQ(q.status, 200) << q.body;
     EXPECT_NE(q.body.find(R"("queue":"conversation.inbound",)"), std::string::npos) << q.body;
+    // Nothing waits in it (its age bound, from its consumers, is queue_waits_test's): 0 s.
+    EXPECT_NE(q.body.find(R"("oldest_ready_age_seconds":0})"), std::string::npos) << q.body;
     EXPECT_NE(q.body.find(R"("grafana":"https://grafana.example.net/d/convoy")"), std::string::npos)
         << q.body;
     auto v = Call(api + "/v1/ops/parked?queue=conversation.inbound", kViewerToken, "GET");

@@ -182,7 +182,9 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         // (0041_ops_health_reads.sql)
         "SELECT count(*) FROM outbound_messages WHERE received_at IS NOT NULL AND "
         "attempt_started_at > now()",
-        "SELECT count(*) FROM delivery_attempts WHERE outcome = 'retry' AND started_at > now()"},
+        "SELECT count(*) FROM delivery_attempts WHERE outcome = 'retry' AND started_at > now()",
+        // what its consumers saw of their queues' waits, and the console reads (0042_queue_waits)
+        "DELETE FROM queue_waits WHERE false", "SELECT max(waiting_since) FROM queue_waits"},
        {"SELECT recipient FROM outbound_messages", "UPDATE outbound_messages SET status = 'sent'",
         "SELECT reason FROM templates", "SELECT sha256 FROM media_objects",
         "SELECT * FROM media_objects", "DELETE FROM media_objects WHERE false",
@@ -197,7 +199,9 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         // whose a stored file is, for a tenant's token (0034_media_owner.sql)
         "SELECT EXISTS (SELECT 1 FROM media_objects m JOIN numbers n ON n.phone_number_id = "
         "m.phone_number_id "
-        "WHERE m.stored_name = 'x' AND n.tenant = 't')"},
+        "WHERE m.stored_name = 'x' AND n.tenant = 't')",
+        // what its consumers saw of their queues' waits (0042_queue_waits.sql)
+        "DELETE FROM queue_waits WHERE false"},
        {"SELECT count(*) FROM conversations", "SELECT body FROM outbox",
         "SELECT greeting, flows FROM numbers", "UPDATE numbers SET tenant = 'x'",
         "UPDATE outbox SET body = '{}'", "SELECT count(*) FROM templates",
@@ -226,7 +230,9 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
         "c.conversation_key = 'x' "
         "AND o.dedupe_key = 'x'",
         // Meta's thread_control, called once per command (0037_thread_control.sql)
-        "DELETE FROM thread_controls WHERE false"},
+        "DELETE FROM thread_controls WHERE false",
+        // what its consumers saw of their queues' waits (0042_queue_waits.sql)
+        "DELETE FROM queue_waits WHERE false"},
        {"SELECT count(*) FROM identities", "SELECT state FROM conversations",
         "SELECT wa_id FROM conversations", "UPDATE conversations SET owner = 'bot'",
         "DELETE FROM outbox", "UPDATE numbers SET graph_token_ref = 'env:X'",
@@ -236,9 +242,9 @@ TEST_F(DatabaseRoles, EachServiceRoleTouchesItsTablesAndNothingElse) {
       {"convoy_readonly",
        {"SELECT count(*) FROM conversations", "SELECT count(*) FROM deliveries",
         "SELECT count(*) FROM templates", "SELECT count(*) FROM template_syncs",
-        "SELECT count(*) FROM thread_controls"},
+        "SELECT count(*) FROM thread_controls", "SELECT count(*) FROM queue_waits"},
        {"DELETE FROM conversations", "UPDATE deliveries SET status = 'parked'",
-        "CREATE TABLE intruder (x int)"}},
+        "DELETE FROM queue_waits", "CREATE TABLE intruder (x int)"}},
   };
   int checked = 0;
   for (const auto& c : cases) {

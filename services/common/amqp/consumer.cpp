@@ -15,6 +15,7 @@
 
 #include "convoy/amqp.h"
 #include "convoy/log.h"
+#include "convoy/queue_waits.h"
 #include "convoy/topology.h"
 #include "internal.h"
 
@@ -186,6 +187,9 @@ struct Consumer::Impl {
           if (amqp_consume_message(st, &env, &zero, 0).reply_type != AMQP_RESPONSE_NORMAL) break;
         }
         delivered.fetch_add(batch.size());
+        const int64_t taken_ms = UnixMillisNow();
+        for (const auto& d : batch)
+          QueueWaits::Global().Taken(d.queue, WaitingSinceMs(d), taken_ms);
         std::vector<Disposition> disps;
         try {
           disps = handler(batch);
@@ -257,10 +261,14 @@ struct Consumer::Impl {
           copy.headers[name] = value;
         }
       }
+      // Back in the work queue when its tier ends: it waits there from then (queue_waits.h).
+      copy.headers.erase(headers::kRequeuedAt);
       if (kind == Disposition::Kind::kDelay) {
         copy.headers["x-delay-reason"] = reason;
         copy.exchange = exchanges::kRetry;
         copy.routing_key = DelayRoutingKey(work_queue, disp.delay_ms);
+        copy.int_headers[headers::kRequeuedAt] =
+            UnixMillisNow() + DelayTierMs(work_queue, disp.delay_ms);
       } else {
         copy.headers["x-last-error"] = reason;
         if (!copy.headers.count("x-first-error")) copy.headers["x-first-error"] = reason;
@@ -269,6 +277,8 @@ struct Consumer::Impl {
       if (kind == Disposition::Kind::kRetry) {
         copy.exchange = exchanges::kRetry;
         copy.routing_key = RetryRoutingKey(work_queue, attempt, disp.delay_ms);
+        copy.int_headers[headers::kRequeuedAt] =
+            UnixMillisNow() + RetryDelayMs(attempt, disp.delay_ms);
       } else if (kind == Disposition::Kind::kDeadLetter) {
         copy.exchange = exchanges::kDlx;
         copy.routing_key = work_queue;

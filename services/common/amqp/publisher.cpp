@@ -23,6 +23,8 @@
 
 #include "convoy/amqp.h"
 #include "convoy/log.h"
+#include "convoy/queue_waits.h"
+#include "convoy/topology.h"
 #include "internal.h"
 
 namespace convoy {
@@ -434,6 +436,10 @@ void Publisher::Stop() {
 }
 
 void Publisher::Publish(AmqpMessage message, PublishCallback done) {
+  // When it was first published: its copies (retries, moves, replays) keep it (queue_waits.h).
+  if (!message.headers.count(headers::kPublishedAt)) {
+    message.int_headers.emplace(headers::kPublishedAt, UnixMillisNow());
+  }
   PublishOutcome refuse = PublishOutcome::kConfirmed;
   bool was_empty = false;
   {

@@ -56,6 +56,11 @@ constexpr const char* kReceivedAt = "x-received-at";
 constexpr const char* kAttempt = "x-attempt";
 constexpr const char* kDeathReason = "x-death-reason";
 constexpr const char* kOriginalQueue = "x-original-queue";
+// When a message was first published (ms since the epoch; the publisher stamps one that has none)
+// and when it went back into its work queue since (a retry's or delay's tier ending, a replay from
+// the parking queue): the later of the two is when it began to wait where it is (queue_waits.h).
+constexpr const char* kPublishedAt = "x-published-at";
+constexpr const char* kRequeuedAt = "x-requeued-at";
 }  // namespace headers
 
 struct ExchangeSpec {
@@ -175,6 +180,8 @@ int64_t RetryDelayMs(int attempt, int64_t min_delay_ms = 0);
 // longer than the wait, so the message is back no later than asked and the consumer waits the
 // rest (or delays again); the shortest tier when the wait is shorter than every tier.
 std::string DelayRoutingKey(const std::string& queue, int64_t delay_ms);
+// How long that delay queue holds a message (the delay of the tier DelayRoutingKey picks).
+int64_t DelayTierMs(const std::string& queue, int64_t delay_ms);
 // The shortest delay queue a message of this queue can wait in.
 int64_t ShortestDelayMs(const std::string& queue);
 

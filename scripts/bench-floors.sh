@@ -33,9 +33,8 @@ for v in "$secs" "$e2e_rate" "$e2e_secs"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "usage: $0 [SECONDS] [E2E_RATE] [E2E_SECONDS] (positive integers)"
 done
 "$here/setup.sh" >/dev/null
-# The consumer of the broker's run is Debian's python3-pika, under the system python3.
+# The consumer of the broker's run is Debian's python3-pika (setup.sh), under the system python3.
 py=/usr/bin/python3
-"$py" -c 'import pika' 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pika >/dev/null
 bin=$("$here/build.sh" | tail -n 1)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 # pg_stat_statements only for the pipeline run (it counts statements); restarted without it after.

@@ -7,6 +7,7 @@ packages=(
   libcpprest-dev libboost-dev libssl-dev librabbitmq-dev libpq-dev rapidjson-dev
   libgoogle-glog-dev libgflags-dev libgtest-dev libgmock-dev libre2-dev
   rabbitmq-server postgresql curl wrk python3 python3-yaml
+  python3-pika  # scripts/bench-floors.sh's broker consumer (the broker's CPU per delivered message)
   openssl  # the TLS test (amqp_tls_test) and CONVOY_AMQP_TLS_PORT make throw-away certificates
   prometheus  # promtool checks the alert rules (deploy/prometheus); its server is not started
   docker-compose  # `docker-compose config` checks every compose profile (no Docker engine is used)

@@ -10,9 +10,8 @@
 #include <optional>
 #include <sstream>
 
-#include "api.h"
-#include "assignments.h"
-#include "console.h"
+#include "api/api.h"
+#include "api/console.h"
 #include "convoy/amqp.h"
 #include "convoy/config.h"
 #include "convoy/consumer_group.h"
@@ -25,13 +24,14 @@
 #include "convoy/startup.h"
 #include "convoy/tokens.h"
 #include "convoy/topology.h"
-#include "flow.h"
-#include "numbers.h"
-#include "processor.h"
-#include "relay.h"
-#include "results_feed.h"
-#include "retention_rules.h"
-#include "run_timeouts.h"
+#include "engine/flow.h"
+#include "engine/processor.h"
+#include "engine/run_timeouts.h"
+#include "jobs/relay.h"
+#include "jobs/results_feed.h"
+#include "jobs/retention_rules.h"
+#include "store/assignments.h"
+#include "store/numbers.h"
 
 DEFINE_int32(relay_batch, 500, "Outbox rows the relay publishes per transaction");
 DEFINE_validator(relay_batch, &convoy::ValidatePositive);

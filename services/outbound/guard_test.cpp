@@ -9,7 +9,7 @@
 #include <iostream>
 #include <map>
 
-#include "flow.h"
+#include "engine/flow.h"
 #include "testsupport.h"
 
 namespace convoy::outbound {

@@ -124,9 +124,9 @@ class IdentityStore {
 };
 
 // A caller one service admitted, vouched for to the service it forwards the request to
-// (conversation's POST /v1/media to media, /v1/deliveries* to outbound: conversation/forward.h),
-// so that a person signed in without a token of their own (the OIDC proxy) is checked again by the
-// service that does the work, under the same name, role and tenant:
+// (conversation's POST /v1/media to media, /v1/deliveries* to outbound:
+// conversation/api/forward.h), so that a person signed in without a token of their own (the OIDC
+// proxy) is checked again by the service that does the work, under the same name, role and tenant:
 //
 //   X-Convoy-Vouch: v1 <expires, unix s> <name> <role> <tenant> <64 hex>
 //

@@ -1,9 +1,17 @@
 // convoy-fake-graph: the Graph API fake for tests and the local run.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -60,6 +68,112 @@ DEFINE_validator(status_webhook_workers, &ValidateWorkers);
 
 namespace {
 
+// One kept-alive HTTP/1.1 connection to a plain http:// webhook URL, written and read with plain
+// socket calls: cpprestsdk's client cost this fake about 1 ms of CPU per status post
+// (scripts/bench-floors.sh, 980-1,005 us), three posts per reply, which the benchmarks count in
+// every reply's machine CPU although Meta pays it in production. Not thread-safe: one per worker.
+class WebhookConnection {
+ public:
+  // False when the URL is not http://host[:port]/path (https goes through HttpFetch).
+  bool Parse(const std::string& url) {
+    const std::string scheme = "http://";
+    if (url.rfind(scheme, 0) != 0) return false;
+    const size_t slash = url.find('/', scheme.size());
+    authority_ = url.substr(scheme.size(),
+                            slash == std::string::npos ? std::string::npos : slash - scheme.size());
+    path_ = slash == std::string::npos ? "/" : url.substr(slash);
+    const size_t colon = authority_.rfind(':');
+    host_ = colon == std::string::npos ? authority_ : authority_.substr(0, colon);
+    port_ = colon == std::string::npos ? "80" : authority_.substr(colon + 1);
+    return !host_.empty() && host_[0] != '[';
+  }
+  ~WebhookConnection() { Close(); }
+
+  // The answer's status, or -1 (logged by the caller). A kept-alive connection the server closed
+  // while idle fails before any answer byte: then once more on a new one (ingress dedupes a
+  // webhook it gets twice, as it must for Meta's own redeliveries).
+  int Post(const std::string& body, const std::string& signature) {
+    std::string req = "POST " + path_ + " HTTP/1.1\r\nHost: " + authority_ +
+                      "\r\nContent-Type: application/json\r\nX-Hub-Signature-256: " + signature +
+                      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const bool reused = fd_ >= 0;
+      if (fd_ < 0 && !Connect()) return -1;
+      bool answered = false;
+      int status = Exchange(req, &answered);
+      if (status > 0) return status;
+      Close();
+      if (!reused || answered) return -1;
+    }
+    return -1;
+  }
+
+ private:
+  bool Connect() {
+    addrinfo hints{}, *res = nullptr;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host_.c_str(), port_.c_str(), &hints, &res) != 0) return false;
+    for (addrinfo* a = res; a && fd_ < 0; a = a->ai_next) {
+      int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+      if (fd < 0) continue;
+      timeval tv{2, 0};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+        fd_ = fd;
+      } else {
+        close(fd);
+      }
+    }
+    freeaddrinfo(res);
+    return fd_ >= 0;
+  }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    buf_.clear();
+  }
+  // Writes the request and reads one answer (status line, headers, Content-Length body).
+  int Exchange(const std::string& req, bool* answered) {
+    for (size_t sent = 0; sent < req.size();) {
+      ssize_t n = send(fd_, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return -1;
+      sent += static_cast<size_t>(n);
+    }
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Read(answered)) return -1;
+    }
+    if (buf_.rfind("HTTP/1.", 0) != 0 || buf_.size() < 12) return -1;
+    const int status = std::atoi(buf_.c_str() + 9);
+    std::string head = buf_.substr(0, end);
+    std::transform(head.begin(), head.end(), head.begin(), ::tolower);
+    const size_t cl = head.find("\r\ncontent-length:");
+    const size_t length =
+        cl == std::string::npos ? 0 : std::strtoul(head.c_str() + cl + 17, nullptr, 10);
+    while (buf_.size() < end + 4 + length) {
+      if (!Read(answered)) return -1;
+    }
+    buf_.erase(0, end + 4 + length);
+    if (head.find("\r\nconnection: close") != std::string::npos) Close();
+    return status;
+  }
+  bool Read(bool* answered) {
+    char tmp[4096];
+    ssize_t n = recv(fd_, tmp, sizeof(tmp), 0);
+    if (n <= 0) return false;
+    *answered = true;
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+
+  std::string authority_, host_, port_, path_, buf_;
+  int fd_ = -1;
+};
+
 // Posts each accepted send's statuses to the webhook URL from worker threads: the send is
 // answered first (Meta's statuses come after its answer, not inside it), and each message's
 // statuses go in order (sent, delivered, read), each a signed webhook of its own.
@@ -88,6 +202,8 @@ class StatusPoster {
 
  private:
   void Run() {
+    WebhookConnection conn;
+    const bool raw = conn.Parse(FLAGS_status_webhook_url);
     for (;;) {
       std::pair<std::string, std::string> item;
       {
@@ -103,8 +219,21 @@ class StatusPoster {
         auto at = body.find(marker);
         if (at != std::string::npos)
           body.replace(at, marker.size(), "\"status\":\"" + status + "\"");
-        Post(item.first, body);
+        if (raw) {
+          PostRaw(conn, item.first, body);
+        } else {
+          Post(item.first, body);
+        }
       }
+    }
+  }
+  void PostRaw(WebhookConnection& conn, const std::string& pnid, const std::string& status) {
+    const std::string body = convoy::fake::FakeGraph::StatusWebhook(pnid, status);
+    const int answer = conn.Post(body, convoy::ingress::SignBody(body, secret_));
+    if (answer != 200) {
+      LOG(WARNING) << "service=fake-graph event=status_webhook_failed error="
+                   << (answer < 0 ? std::string("connection failed")
+                                  : "HTTP " + std::to_string(answer));
     }
   }
   void Post(const std::string& pnid, const std::string& status) {

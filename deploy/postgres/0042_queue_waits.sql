@@ -2,7 +2,7 @@
 -- (services/common/include/convoy/queue_waits.h): RabbitMQ 3.10's quorum queues report no head
 -- message's age, so the console's operations screen bounds it with these. One row per queue (a
 -- partition under its own name) and consumer process ("<service>@<host>"), written every 5 s by
--- that process while it takes messages; rows untouched for 7 days are deleted by any of them.
+-- that process while it takes messages; rows untouched for 7 days are deleted by conversation.
 CREATE TABLE queue_waits (
   queue         text        NOT NULL,
   consumer      text        NOT NULL,
@@ -11,5 +11,6 @@ CREATE TABLE queue_waits (
   last_wait_ms  bigint      NOT NULL,  -- how long that one had waited
   PRIMARY KEY (queue, consumer)
 );
-GRANT SELECT, INSERT, UPDATE, DELETE ON queue_waits TO convoy_conversation, convoy_media, convoy_outbound;
+GRANT SELECT, INSERT, UPDATE ON queue_waits TO convoy_conversation, convoy_media, convoy_outbound;
+GRANT DELETE ON queue_waits TO convoy_conversation;
 GRANT SELECT ON queue_waits TO convoy_readonly;

@@ -184,6 +184,9 @@ Status DrainToExchange(AmqpAdmin& admin, const std::string& from, const std::str
       copy->body = d.body;
       copy->message_id = d.message_id;
       copy->headers = d.headers;
+      // A delay queue's message comes out before its tier's end: the time it would have been back
+      // goes, and its first publication bounds its wait (convoy/queue_waits.h).
+      copy->headers.erase(headers::kRequeuedAt);
       if (d.attempt > 0) copy->int_headers[headers::kAttempt] = d.attempt;
       return AmqpAdmin::SweepAction::kMove;
     });

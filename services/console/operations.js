@@ -6,6 +6,14 @@
 import { api, query, ApiError } from './api.js';
 import { el, when } from './dom.js';
 
+// An upper bound in the same units, rounded up so that it stays one ("≤ 4 h" for 3 h 59 min).
+function ageAtMost(seconds) {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.ceil(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.ceil(seconds / 3600)} h`;
+  return `${Math.ceil(seconds / 86400)} d`;
+}
+
 function age(seconds) {
   if (seconds === null || seconds === undefined) return '—';
   if (seconds < 120) return `${seconds} s`;
@@ -83,7 +91,7 @@ export function operations(root, ctx) {
         el('td', { 'data-label': 'Waiting' }, String(x.ready)),
         // At most this old (from what the consumers last took: a quorum queue tells no head's age).
         el('td', { 'data-label': 'Oldest waiting', title: x.oldest_ready_unknown || 'at most' },
-          x.oldest_ready_age_seconds === null ? 'unknown' : (x.ready ? `≤ ${age(x.oldest_ready_age_seconds)}` : '—')),
+          x.oldest_ready_age_seconds === null ? 'unknown' : (x.ready ? `≤ ${ageAtMost(x.oldest_ready_age_seconds)}` : '—')),
         el('td', { 'data-label': 'Consumers' }, String(x.consumers)),
         el('td', { 'data-label': 'Parked' }, String(x.parked)),
         el('td', { 'data-label': 'Oldest parked' }, age(x.oldest_parked_age_seconds)))));

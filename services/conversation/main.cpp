@@ -607,7 +607,9 @@ int main(int argc, char** argv) {
       std::chrono::seconds(FLAGS_retention_interval_seconds));
   retention.Start();
   // What its consumers see of their queues' waits, for the console (convoy/queue_waits.h).
-  convoy::QueueWaitReporter queue_waits(FLAGS_pg_dsn, convoy::ConsumerProcessName("conversation"));
+  // It also deletes the rows of processes gone for 7 days (the only role that may).
+  convoy::QueueWaitReporter queue_waits(FLAGS_pg_dsn, convoy::ConsumerProcessName("conversation"),
+                                        /*cleanup=*/true);
   queue_waits.Start();
   return convoy::ServeUntilSignal(
       "conversation", server, publisher, consumers, [&] { relay.Start(); }, [&] { relay.Stop(); },

@@ -254,6 +254,22 @@ HttpResponse ActApi(const HttpRequest& r, bool purge, const OpsSettings& setting
 }
 
 HttpResponse QueuesApi(const OpsSettings& settings) {
+  // The consumers' queue waits first, outside the sweeping lock (a slow database holds no replay).
+  std::map<std::string, int64_t> wait_ages;
+  std::string waits_error;
+  {
+    auto db = PgConnection::Connect(settings.pg_dsn);
+    auto read =
+        db.ok() ? ReadQueueWaitAges(**db) : Result<std::map<std::string, int64_t>>(db.status());
+    if (read.ok()) {
+      wait_ages = std::move(*read);
+    } else {
+      // Depths still answer; the ages say why they are missing.
+      waits_error = read.status().message();
+      LOG_EVERY_N(WARNING, 10) << "service=conversation handler=ops event=queue_waits_unread error="
+                               << read.status().ToString();
+    }
+  }
   std::lock_guard<std::mutex> lock(*settings.sweeping);
   auto depths = ctl::QueueDepths(*settings.broker);
   if (!depths.ok()) return Unavailable(depths.status());
@@ -268,23 +284,7 @@ HttpResponse QueuesApi(const OpsSettings& settings) {
     auto [it, fresh] = oldest.emplace(m.queue, m.parked_at);
     if (!fresh) it->second = std::min(it->second, m.parked_at);
   }
-  std::map<std::string, int64_t> waiting_since;
-  std::string waits_error;
-  {
-    auto db = PgConnection::Connect(settings.pg_dsn);
-    auto read =
-        db.ok() ? ReadQueueWaits(**db) : Result<std::map<std::string, int64_t>>(db.status());
-    if (read.ok()) {
-      waiting_since = std::move(*read);
-    } else {
-      // Depths still answer; the ages say why they are missing.
-      waits_error = read.status().message();
-      LOG_EVERY_N(WARNING, 10) << "service=conversation handler=ops event=queue_waits_unread error="
-                               << read.status().ToString();
-    }
-  }
   const int64_t now = Now();
-  const int64_t now_ms = UnixMillisNow();
   rapidjson::StringBuffer b;
   Writer w(b);
   w.StartObject();
@@ -315,7 +315,7 @@ HttpResponse QueuesApi(const OpsSettings& settings) {
       w.Null();
     // At most this old (null: not known, see oldest_ready_unknown).
     std::optional<int64_t> ready_age;
-    if (waits_error.empty()) ready_age = OldestReadyAgeSeconds(q.parts, waiting_since, now_ms);
+    if (waits_error.empty()) ready_age = OldestReadyAgeSeconds(q.parts, wait_ages);
     w.Key("oldest_ready_age_seconds");
     if (ready_age)
       w.Int64(*ready_age);

@@ -47,7 +47,8 @@ class QueueWaits {
  public:
   static QueueWaits& Global();
   // A message taken from `queue` at now_ms that began to wait at waiting_since_ms (0: unknown,
-  // ignored). Also observed in convoy_queue_wait_seconds{queue}.
+  // ignored; a time after now_ms, from a clock ahead of this one, counts as now_ms so that it
+  // cannot hold the bound at 0). Also observed in convoy_queue_wait_seconds{queue=<work queue>}.
   void Taken(const std::string& queue, int64_t waiting_since_ms, int64_t now_ms);
   std::map<std::string, QueueWait> Snapshot() const;
 
@@ -60,14 +61,17 @@ class QueueWaits {
   std::map<std::string, Entry> waits_;
 };
 
-// "<service>@<host name>": a consumer process's row in queue_waits.
+// "<service>@<host name>/<pid>": a consumer process's row in queue_waits.
 std::string ConsumerProcessName(const std::string& service);
 
 // Writes QueueWaits::Global() to queue_waits every interval (what changed since the last write,
-// one transaction), as `consumer`; deletes rows no process has written for 7 days (pods gone).
+// one transaction), as `consumer`. Times go in on the database's clock (the database's now() minus
+// how long ago they were on this process's), so readers on other hosts compare them with one
+// clock. With `cleanup` (one service: conversation), also deletes rows no process has written for
+// 7 days (pods gone), in a transaction of its own.
 class QueueWaitReporter {
  public:
-  QueueWaitReporter(std::string pg_dsn, std::string consumer,
+  QueueWaitReporter(std::string pg_dsn, std::string consumer, bool cleanup = false,
                     std::chrono::milliseconds interval = std::chrono::seconds(5));
   ~QueueWaitReporter();
   void Start();
@@ -76,6 +80,7 @@ class QueueWaitReporter {
 
  private:
   std::string pg_dsn_, consumer_;
+  bool cleanup_;
   std::chrono::milliseconds interval_;
   std::mutex mu_;  // one Flush at a time
   std::unique_ptr<PgConnection> db_;
@@ -84,14 +89,16 @@ class QueueWaitReporter {
   std::unique_ptr<Periodic> loop_;
 };
 
-// The newest waiting-since time (ms) of each queue over every consumer process's row.
-Result<std::map<std::string, int64_t>> ReadQueueWaits(PgConnection& db);
+// How long ago (ms, on the database's clock) each queue's newest waiting-since time was, over
+// every consumer process's row.
+Result<std::map<std::string, int64_t>> ReadQueueWaitAges(PgConnection& db);
 
-// A work queue's oldest ready message's age in whole seconds, at most (see above): 0 when no part
-// has a message ready; nullopt when a part with messages ready has never had one taken (no time to
-// bound it with). parts: the queue's parts (its partitions, or itself) and their ready counts.
+// A work queue's oldest ready message's age in whole seconds (rounded up), at most (see above): 0
+// when no part has a message ready; nullopt when a part with messages ready has never had one taken
+// (no time to bound it with). parts: the queue's parts (its partitions, or itself) and their ready
+// counts; ages_ms: ReadQueueWaitAges.
 std::optional<int64_t> OldestReadyAgeSeconds(
     const std::vector<std::pair<std::string, uint64_t>>& parts,
-    const std::map<std::string, int64_t>& waiting_since_ms, int64_t now_ms);
+    const std::map<std::string, int64_t>& ages_ms);
 
 }  // namespace convoy

@@ -8,28 +8,47 @@
 # reply's time went (webhook received -> the conversation's commit -> the relay's publish ->
 # outbound's claim -> the Graph call, from the database's timestamps and the fake's, joined by
 # wamid), and the CPU seconds each process spent.
-#   scripts/bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [--status-batch=B] [RATE] [SECONDS]
+#   scripts/bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [--status-batch=B] [--warmup=S]
+#                        [--bin=DIR] [RATE] [SECONDS]
 # Defaults: 2000/s for 5 s (10,000 conversations), 4 numbers, pacing off (the fake is not Meta),
 # the typing indicator on (--no-typing: conversation's --typing_indicator=false, one Graph call per
 # reply instead of two, the way the peers of the issue-32 comparison answer), outbound's default
 # --status_batch (--status-batch=1: one transaction per status, as before batches).
+# The database is warmed first, as a running deployment's is: S seconds of the same load (default 1;
+# other senders than the measured ones) are answered and read, then ANALYZE does
+# what autovacuum has long done in production; only then do the clock and the CPU counters start.
+# Without it every service's prepared statements keep the plans made for near-empty tables
+# (sequential scans) through most of a run this short. --warmup=0: none, as before 2026-12-08.
+# --bin: a build tree already built (its services/ and tests/ binaries), so two builds are compared
+# in one sitting; without it the script builds this checkout. Migrations, schemas and flows still
+# come from this checkout: compare builds that agree on them.
 # The latency run: scripts/bench-e2e.sh --pacing 200 30 (a steady 200/s, Meta's pacing on).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-pacing=false; numbers=4; typing=true; status_batch=; args=()
+pacing=false; numbers=4; typing=true; status_batch=; warmup=; bin=; args=()
 for a in "$@"; do
   case $a in
     --pacing) pacing=true ;;
     --numbers=*) numbers=${a#--numbers=} ;;
     --no-typing) typing=false ;;
     --status-batch=*) status_batch=${a#--status-batch=} ;;
-    -*) die "unknown option $a (usage: bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [--status-batch=B] [RATE] [SECONDS])" ;;
+    --warmup=*) warmup=${a#--warmup=} ;;
+    --bin=*) bin=${a#--bin=} ;;
+    -*) die "unknown option $a (usage: bench-e2e.sh [--pacing] [--numbers=K] [--no-typing] [--status-batch=B] [--warmup=S] [--bin=DIR] [RATE] [SECONDS])" ;;
     *) args+=("$a") ;;
   esac
 done
 rate=${args[0]:-2000}; seconds=${args[1]:-5}; n=$((rate * seconds))
-bin=$("$here/build.sh" | tail -n 1)
+warmup=${warmup:-1}
+[[ $warmup =~ ^[0-9]+$ ]] || die "--warmup takes whole seconds, not '$warmup'"
+warmup=$((10#$warmup))
+warm=$((rate * warmup))  # conversations answered before the measured run
+if [ -z "$bin" ]; then bin=$("$here/build.sh" | tail -n 1); fi
+for b in services/ingress/convoy-ingress services/conversation/convoy-conversation services/media/convoy-media \
+  services/outbound/convoy-outbound tests/convoy-fake-graph tests/convoy-loadgen; do
+  [ -x "$bin/$b" ] || die "$bin/$b is not built"
+done
 started=()
 start_infra rabbit started
 start_infra pg started
@@ -92,27 +111,46 @@ pg_cpu() {  # the postmaster and its children (the services' connections live as
   for p in "$postmaster" $(pgrep -P "$postmaster"); do [ -r "/proc/$p/stat" ] && t=$((t + $(cpu_of "$p"))); done
   echo "$t"
 }
+replies() { curl -sf "$graph/_fake/count" | sed -n 's/.*"sends":\([0-9]*\).*/\1/p'; }
+read_count() { psql "$dsn" -Atq -c "SELECT count(*) FROM outbound_messages WHERE status = 'read'"; }
+if ((warm > 0)); then
+  # Senders numbered from 900,000,000 up: never one of the measured run's (0 .. N-1).
+  warm_result=$("$bin/tests/convoy-loadgen" --port=24080 --rate="$rate" --seconds="$warmup" --connections=32 --unique \
+    --numbers="$numbers" --first=900000000 --body_file="$CONVOY_ROOT/tests/data/bench-unique-webhook.json")
+  grep -q ' non2xx=0 ' <<<"$warm_result" || die "the warm-up's POSTs were refused: $warm_result"
+  warm_read() { [ "$(read_count)" -ge "$warm" ]; }
+  wait_for "the warm-up's $warm replies read" 600 warm_read || die "only $(read_count) of the warm-up's $warm replies read"
+  psql "$dsn" -Atq -c "ANALYZE" >/dev/null
+  echo "WARMUP conversations=$warm answered_and_read=$(read_count) then ANALYZE"
+fi
 declare -A before
 for svc in "${!pid_of[@]}"; do before[$svc]=$(cpu_of "${pid_of[$svc]}"); done
 broker_before=$(broker_cpu)
 pg_before=$(pg_cpu)
-replies() { curl -sf "$graph/_fake/count" | sed -n 's/.*"sends":\([0-9]*\).*/\1/p'; }
-all_replied() { [ "$(replies)" -ge "$n" ]; }
+all_replied() { [ "$(replies)" -ge "$((warm + n))" ]; }
 
 start_ms=$(date +%s%3N)
 result=$("$bin/tests/convoy-loadgen" --port=24080 --rate="$rate" --seconds="$seconds" --connections=32 --unique --numbers="$numbers" \
   --body_file="$CONVOY_ROOT/tests/data/bench-unique-webhook.json")
-wait_for "$n replies" 600 all_replied || die "only $(replies) of $n replies (see $log_dir/e2e-*.log)"
-read_count() { psql "$dsn" -Atq -c "SELECT count(*) FROM outbound_messages WHERE status = 'read'"; }
-all_read() { [ "$(read_count)" -ge "$n" ]; }
+wait_for "$n replies" 600 all_replied || die "only $(($(replies) - warm)) of $n replies (see $log_dir/e2e-*.log)"
+all_read() { [ "$(read_count)" -ge "$((warm + n))" ]; }
 # The CPU figures include every reply's three statuses: read once each reply's last one is applied.
-wait_for "$n replies read" 600 all_read || die "only $(read_count) of $n replies' read statuses applied"
-echo "STATUSES replies_read=$(read_count) seconds_after_first_post=$(( ($(date +%s%3N) - start_ms) / 1000 ))"
+wait_for "$n replies read" 600 all_read || die "only $(($(read_count) - warm)) of $n replies' read statuses applied"
+echo "STATUSES replies_read=$(($(read_count) - warm)) seconds_after_first_post=$(( ($(date +%s%3N) - start_ms) / 1000 ))"
 tick=$(getconf CLK_TCK)
+# CPU seconds per process for the run, and the same per reply (ms): the budget a reply costs. Read
+# here, before this script's own queries below (the stage query alone would add seconds to
+# PostgreSQL's figure).
+declare -A used
+for svc in ingress conversation media outbound fake-graph; do
+  used[$svc]=$(awk -v a="$(cpu_of "${pid_of[$svc]}")" -v b="${before[$svc]}" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
+done
+used[rabbitmq]=$(awk -v a="$(broker_cpu)" -v b="$broker_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
+used[postgres]=$(awk -v a="$(pg_cpu)" -v b="$pg_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
 curl -sf "$graph/_fake/requests" | python3 -c '
 import json, sys
 start, n = int(sys.argv[1]), int(sys.argv[2])
-sends = json.load(sys.stdin)
+sends = [s for s in json.load(sys.stdin) if s["at_ms"] >= start]  # the warm-up sends came before
 last = max(s["at_ms"] for s in sends)
 per = {}
 for s in sends:
@@ -126,15 +164,16 @@ echo "LOADGEN $result"
 # transaction: its commit timestamp (track_commit_timestamp) is that commit.
 curl -sf "$graph/_fake/requests" >"$log_dir/e2e-sends.json"
 psql "$dsn" -Atq -F ' ' -c "
-  SELECT o.wamid, extract(epoch FROM o.received_at) * 1000,
-         (SELECT min(extract(epoch FROM pg_xact_commit_timestamp(i.xmin)) * 1000) FROM inbound_messages i
-           WHERE i.correlation_id = o.correlation_id),
+  WITH c AS (SELECT correlation_id, min(extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000) AS at
+               FROM inbound_messages GROUP BY correlation_id)
+  SELECT o.wamid, extract(epoch FROM o.received_at) * 1000, c.at,
          extract(epoch FROM x.published_at) * 1000, extract(epoch FROM o.attempt_started_at) * 1000
     FROM outbound_messages o JOIN outbox x ON x.dedupe_key = o.dedupe_key
+    LEFT JOIN c ON c.correlation_id = o.correlation_id
    WHERE o.wamid IS NOT NULL AND o.received_at IS NOT NULL" >"$log_dir/e2e-stages.txt"
-python3 - "$log_dir/e2e-sends.json" "$log_dir/e2e-stages.txt" <<'PY'
+python3 - "$log_dir/e2e-sends.json" "$log_dir/e2e-stages.txt" "$start_ms" <<'PY'
 import json, sys
-graph_at = {s["wamid"]: s["at_ms"] for s in json.load(open(sys.argv[1]))}
+graph_at = {s["wamid"]: s["at_ms"] for s in json.load(open(sys.argv[1])) if s["at_ms"] >= int(sys.argv[3])}
 names = ["webhook->commit", "commit->relay", "relay->claim", "claim->graph", "webhook->graph"]
 stages = {k: [] for k in names}
 for line in open(sys.argv[2]):
@@ -151,13 +190,6 @@ def pct(v, p):
 print("STAGES_MS replies=%d " % len(stages["webhook->graph"]) +
       " ".join("%s=p50:%.1f,p99:%.1f" % (k, pct(v, 0.50), pct(v, 0.99)) for k, v in stages.items()))
 PY
-# CPU seconds per process for the run, and the same per reply (ms): the budget a reply costs.
-declare -A used
-for svc in ingress conversation media outbound fake-graph; do
-  used[$svc]=$(awk -v a="$(cpu_of "${pid_of[$svc]}")" -v b="${before[$svc]}" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
-done
-used[rabbitmq]=$(awk -v a="$(broker_cpu)" -v b="$broker_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
-used[postgres]=$(awk -v a="$(pg_cpu)" -v b="$pg_before" -v t="$tick" 'BEGIN{printf "%.2f", (a-b)/t}')
 # The fake Graph API's own ceiling, measured in the same run once the replies are in (after the
 # CPU figures above were read): sends posted to it directly by the same client, open loop, at
 # more than it can take, so the rate reached is its ceiling on these cores.

@@ -103,11 +103,11 @@ pg_counters() {  # "next-xid xact_commit statements commit-statements" of the pi
 ingress_posts() {  # every POST convoy-ingress of the pipeline run answered, whatever the outcome
   curl -sf http://127.0.0.1:24080/metrics | awk '/^convoy_ingress_requests_total\{/ {s += $2} END {printf "%d", s}'
 }
-log "units: scripts/bench-e2e.sh --no-typing $e2e_rate $e2e_secs"
+log "units: scripts/bench-e2e.sh --no-typing --warmup=0 $e2e_rate $e2e_secs"
 # The broker publishes nothing while the services start: its baseline is taken before. The
 # database's is taken once outbound is ready (after every migration), in one query.
 read -r c0_recv c0_routed c0_deliv c0_ack <<<"$(broker_counters)"
-"$here/bench-e2e.sh" --no-typing "$e2e_rate" "$e2e_secs" >"$log_dir/floors-e2e.out" 2>"$log_dir/floors-e2e.err" &
+"$here/bench-e2e.sh" --no-typing --warmup=0 "$e2e_rate" "$e2e_secs" >"$log_dir/floors-e2e.out" 2>"$log_dir/floors-e2e.err" &
 e2e=$!; pids+=("$e2e")
 outbound_up() { curl -sf http://127.0.0.1:24083/readyz; }
 until outbound_up >/dev/null 2>&1; do

@@ -44,6 +44,9 @@ DEFINE_bool(unique, false,
             "body is signed as Meta signs (HMAC-SHA256 with CONVOY_APP_SECRET)");
 DEFINE_int32(numbers, 1, "With --unique: business numbers the requests are spread over ({P})");
 DEFINE_validator(numbers, &convoy::ValidatePositive);
+DEFINE_int64(first, 0,
+             "With --unique: the first request's number ({N}), so that runs against one database "
+             "(a warm-up, then the measured run) never repeat each other's senders and messages");
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -119,7 +122,7 @@ int main(int argc, char** argv) {
       char number[16];
       std::snprintf(number, sizeof number, "%04d", static_cast<int>(i % FLAGS_numbers));
       for (const auto& [key, value] :
-           {std::pair<std::string, std::string>{"{N}", std::to_string(i)},
+           {std::pair<std::string, std::string>{"{N}", std::to_string(FLAGS_first + i)},
             {"{T}", now},
             {"{P}", number}}) {
         for (size_t at = b.find(key); at != std::string::npos; at = b.find(key, at + value.size()))

@@ -17,6 +17,7 @@
 #include "convoy/rapidjson_util.h"
 #include "convoy/rfc3339.h"
 #include "convoy/topology.h"
+#include "order_statements.h"
 
 namespace convoy::outbound {
 
@@ -36,16 +37,6 @@ constexpr const char* kLookup =
     "coalesce(external_id, ''), "
     "coalesce(external_detail, '') "
     "FROM deliveries WHERE result_id = $1 AND sink = $2";
-// One conversation, one order at the business: a delivery that carries its conversation (a
-// handoff, a customer's message while a person answers) waits for every delivery written before
-// it for the same conversation (a lower outbox id) to settle: delivered, parked or held. Its
-// dedupe key and in how many ms it is due back (0: due or in flight); no row: this one is next.
-constexpr const char* kEarlierDelivery =
-    "SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint FROM "
-    "outbox mine "
-    "JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id AND "
-    "o.settled_at IS NULL "
-    "AND o.routing_key = 'outbound.deliver' WHERE mine.dedupe_key = $1 ORDER BY o.id LIMIT 1";
 constexpr const char* kDisabled = "SELECT reason FROM sink_states WHERE name = $1";
 constexpr const char* kHold =
     "UPDATE deliveries SET status = 'held', last_error = $2, updated_at = now() WHERE id = "

@@ -19,6 +19,7 @@
 #include "convoy/rfc3339.h"
 #include "convoy/topology.h"
 #include "graph.h"
+#include "order_statements.h"
 
 namespace convoy::outbound {
 
@@ -35,25 +36,6 @@ constexpr const char* kLookup =
     "SELECT status, coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, "
     "1e9) "
     "FROM outbound_messages WHERE dedupe_key = $1";
-// The same, and the first send of the same conversation written before this one (a lower outbox
-// id) that is not settled yet: neither settled in the ledger (done, parked, abandoned) nor settled
-// here (accepted by Meta, failed for good, let go). Its dedupe key and in how many ms it is due
-// back from a delay queue (0 when due or in flight); "" when this send is next in its conversation
-// or has no outbox row (a command from elsewhere). One row always: status "" when no attempt yet.
-constexpr const char* kLookupInOrder =
-    "SELECT coalesce(m.status, ''), coalesce(extract(epoch FROM clock_timestamp() - "
-    "m.attempt_started_at)::float8, 1e9), "
-    "coalesce(e.dedupe_key, ''), coalesce(e.due_ms, 0), coalesce(m.author, '') "
-    "FROM (SELECT $1::text AS k) me LEFT JOIN outbound_messages m ON m.dedupe_key = me.k "
-    "LEFT JOIN LATERAL (SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * "
-    "1000)::bigint AS due_ms "
-    "FROM outbox mine JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < "
-    "mine.id "
-    "AND o.settled_at IS NULL AND o.routing_key = 'outbound.send' "
-    "WHERE mine.dedupe_key = me.k AND NOT EXISTS (SELECT 1 FROM outbound_messages s WHERE "
-    "s.dedupe_key = o.dedupe_key "
-    "AND s.status IN ('sent', 'delivered', 'read', 'failed', 'unknown')) ORDER BY o.id LIMIT 1) e "
-    "ON true";
 // Claims an attempt in one statement (the row lock of ON CONFLICT makes it atomic between
 // replicas): the row is created 'sending', or moved to 'sending' unless it is settled or an
 // attempt that may have reached Meta is younger than the reconcile time ($6 s). No row returned:

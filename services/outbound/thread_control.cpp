@@ -14,6 +14,7 @@
 #include "convoy/rapidjson_util.h"
 #include "convoy/topology.h"
 #include "graph.h"
+#include "order_statements.h"
 
 namespace convoy::outbound {
 
@@ -24,21 +25,6 @@ constexpr const char* kLookup =
     "SELECT status, coalesce(error_code, 0), coalesce(error_reason, ''), "
     "coalesce(extract(epoch FROM clock_timestamp() - attempt_started_at)::float8, 1e9) "
     "FROM thread_controls WHERE dedupe_key = $1";
-// The first send of the same conversation written before this command (a lower outbox id) that is
-// not settled, and in how many ms it is due back: the command keeps its place among the sends, as
-// a send does (sender.cpp, kLookupInOrder).
-constexpr const char* kEarlier =
-    "SELECT o.dedupe_key, greatest(0, extract(epoch FROM o.due_at - now()) * 1000)::bigint FROM "
-    "outbox mine "
-    "JOIN outbox o ON o.conversation_key = mine.conversation_key AND o.id < mine.id AND "
-    "o.settled_at IS NULL "
-    "AND o.routing_key = 'outbound.send' WHERE mine.dedupe_key = $1 AND NOT EXISTS (SELECT 1 FROM "
-    "outbound_messages s "
-    "WHERE s.dedupe_key = o.dedupe_key AND s.status IN ('sent', 'delivered', 'read', 'failed', "
-    "'unknown', 'cancelled')) "
-    "AND NOT EXISTS (SELECT 1 FROM thread_controls t WHERE t.dedupe_key = o.dedupe_key AND "
-    "t.status IN ('done', "
-    "'failed', 'unknown')) ORDER BY o.id LIMIT 1";
 // Claims the call: a new row, or one whose last attempt Meta answered with a transient error.
 constexpr const char* kClaim =
     "INSERT INTO thread_controls AS t (dedupe_key, conversation_key, phone_number_id, action, "
@@ -168,7 +154,7 @@ Disposition ThreadControl::Handle(const Delivery& d) {
     }
   }
   // 2. Its place among the conversation's sends.
-  auto earlier = db_.Exec(kEarlier, {c.dedupe});
+  auto earlier = db_.Exec(kEarlierThreadControl, {c.dedupe});
   if (!earlier.ok()) return DispositionFor(earlier.status());
   if (!earlier->empty()) {
     LOG(INFO) << ctx << "event=held_for_order earlier=" << earlier->get(0, 0);

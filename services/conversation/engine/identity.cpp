@@ -11,14 +11,12 @@
 namespace convoy::conversation {
 
 using processor_internal::kEnsureConversation;
+using processor_internal::kFindIdentities;
 
 namespace {
 
 // Identities: serialised per identity (a transaction-level advisory lock), then looked up.
 constexpr const char* kLockIdentity = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-constexpr const char* kFindIdentities =
-    "SELECT identity, conversation_key FROM identities WHERE phone_number_id = $1 AND identity = "
-    "ANY($2::text[])";
 constexpr const char* kLinkIdentity =
     "INSERT INTO identities (phone_number_id, identity, conversation_key) VALUES ($1, $2, $3) "
     "ON CONFLICT (phone_number_id, identity) DO UPDATE SET conversation_key = "

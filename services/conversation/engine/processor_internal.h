@@ -61,6 +61,17 @@ constexpr const char* kEnsureConversation =
     "NULLIF($3, ''), "
     "NULLIF($4, '')) ON CONFLICT (conversation_key) DO NOTHING";
 
+// The conversations an update's identities (phone, BSUIDs) are linked to, for its number.
+// One primary-key probe per identity, whatever the statistics say: as `identity = ANY($2)` the
+// plan prepared while the table was new (no statistics yet) looked the number up by its first
+// key column and filtered every identity it has (222-280 rows per message measured in a
+// benchmark's first minute, growing with the number's users).
+// Its plan is tested (identity_plan_test.cpp).
+constexpr const char* kFindIdentities =
+    "SELECT k.id, i.conversation_key FROM unnest($2::text[]) AS k(id) CROSS JOIN LATERAL "
+    "(SELECT conversation_key FROM identities WHERE phone_number_id = $1 AND identity = k.id "
+    "LIMIT 1) i";
+
 struct Metrics {
   Registry& r = DefaultRegistry();
   Counter& applied = r.GetCounter("convoy_conversation_updates_total", "Deliveries by result.",

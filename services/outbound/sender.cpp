@@ -552,11 +552,12 @@ Disposition Sender::Record(const Command& c, const Delivery& d, const std::strin
                     {kRecordAttemptsHeader, std::to_string(tries)}};
     return next;
   }
-  if (c.type == "typing_indicator")
-    return Disposition::Ack();  // nothing for the conversation to learn
-  Status e = Emit("outbound.sent",
-                  R"("wamid":")" + JsonEscape(wamid.empty() ? "unknown" : wamid) + "\"", d);
-  if (!e.ok()) LOG(WARNING) << ctx << "event=emit_failed error=" << e.ToString();
+  if (c.type == "typing_indicator") return Disposition::Ack();
+  // Nothing goes to the conversation for a send Meta accepted: the send log above is its record
+  // (status, wamid, time), and no flow step waits for it. An outbound.sent event per reply cost a
+  // broker message and a conversation transaction that wrote one audit row ("recorded") and
+  // changed nothing; only a failure (outbound.failed) moves a flow. Those still queued from an
+  // older outbound are read as before.
   if (ByAgent(c.author)) {
     // An agent's message went: the business hears it. Not told, only the telling is retried (the
     // wamid travels with it, as for a record): Graph is not called again.

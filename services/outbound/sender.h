@@ -128,9 +128,10 @@ class Sender {
                              const LogCtx& ctx);
   Disposition SettleRefused(const Command& c, const Delivery& d, const Attempt& a,
                             const HttpResponse& resp, const LogCtx& ctx);
-  // Meta accepted the send (`wamid`, "" if its answer named none): records it as sent and tells
-  // the conversation (outbound.sent); when the record fails, retries only the record (the wamid
-  // travels in a header, Graph is not called again) and parks the command after record_attempts.
+  // Meta accepted the send (`wamid`, "" if its answer named none): records it as sent (the
+  // conversation is not told: nothing waits for it); when the record fails, retries only the record
+  // (the wamid travels in a header, Graph is not called again) and parks the command after
+  // record_attempts.
   Disposition Record(const Command& c, const Delivery& d, const std::string& wamid);
   // Records the send as failed for good, tells the conversation (outbound.failed), acks.
   Disposition Fail(const Command& c, const Delivery& d, int code, const std::string& reason,

@@ -1224,6 +1224,23 @@ TEST_F(OutboundTest, StatusesWaitingTogetherAreAppliedInBatches) {
   for (const auto& e : TakeEvents()) EXPECT_NE(e.routing_key, "outbound.failed");
 }
 
+// A send Meta accepted is recorded in the send log and nowhere else: no event goes to the
+// conversation (nothing there waits for it; it cost a broker message and a transaction per reply).
+TEST_F(OutboundTest, ASendMetaAcceptedIsRecordedAndTellsTheConversationNothing) {
+  test::RegisterNumber(*sql_, kBusiness, "acme");
+  StartReplica(Settings(), 1);
+  TakeEvents();
+  Send("accepted-quietly", "16505553101");
+  ASSERT_TRUE(WaitStatus("accepted-quietly", "sent"));
+  EXPECT_FALSE(Log("accepted-quietly").wamid.empty());
+  replicas_.back()->Stop();  // its delivery settled
+  replicas_.pop_back();
+  std::vector<std::string> keys;
+  for (const auto& e : TakeEvents())
+    keys.push_back(e.routing_key + " " + e.Header(headers::kDedupeKey));
+  EXPECT_TRUE(keys.empty()) << keys.size() << " events, the first: " << keys.front();
+}
+
 TEST_F(OutboundTest, StatusesApplyInAnyOrderAndNeverMoveBackwards) {
   test::RegisterNumber(*sql_, kBusiness, "acme");
   StartReplica(Settings(), 1);

@@ -46,7 +46,12 @@ DEFINE_int32(numbers, 1, "With --unique: business numbers the requests are sprea
 DEFINE_validator(numbers, &convoy::ValidatePositive);
 DEFINE_int64(first, 0,
              "With --unique: the first request's number ({N}), so that runs against one database "
-             "(a warm-up, then the measured run) never repeat each other's senders and messages");
+             "(a warm-up, then the measured run) never repeat each other's senders and messages "
+             "(0..10000000000: the bench's senders stay within a phone number's 20 digits)");
+static bool ValidateFirst(const char* flag, int64_t v) {
+  return convoy::InRange(flag, static_cast<double>(v), 0, 1e10);
+}
+DEFINE_validator(first, &ValidateFirst);
 
 namespace {
 using Clock = std::chrono::steady_clock;

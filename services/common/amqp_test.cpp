@@ -161,6 +161,62 @@ TEST(Consumer, AcksRetriesThroughADelayTierAndDeadLettersWithTheReason) {
   EXPECT_EQ(*left, 0u);
 }
 
+// The broker refuses a delay's copy for a while (its tier unroutable here, as a tier's queue is
+// while it has no leader after its node died): the consumer keeps the original unacked and tries
+// the copy again. Handed back at once, as it used to be, the message came straight back, failed
+// the same way and was returned 10 times in well under a second, past the queue's delivery limit:
+// the broker parked it with no reason though it had failed nothing.
+TEST(Consumer, ACopyTheBrokerRefusesIsTriedAgainInsteadOfReturnedUntilParked) {
+  TestVhost vhost("amqp_refused");
+  AmqpOptions o{vhost.url(), "test-refused"};
+  Publisher pub(o);
+  pub.Start();
+  ASSERT_TRUE(pub.WaitConnected(20s));
+  AmqpAdmin admin;
+  ASSERT_TRUE(admin.Open(o).ok());
+  const std::string tier = DelayRoutingKey(queues::kOutboundSend, 1000);
+  const BindingSpec binding{exchanges::kRetry, tier, tier};
+  std::atomic<int> handled{0}, after_delay{0};
+  ConsumerOptions co{o, queues::kOutboundSend, 16, 5};
+  Consumer consumer(
+      co,
+      [&](const Delivery& d) {
+        ++handled;
+        if (d.Header("x-delay-reason").empty()) return Disposition::Delay("wait a second", 1000);
+        ++after_delay;
+        return Disposition::Ack();
+      },
+      &pub);
+  consumer.Start();
+  // Unbound once the consumer declared the topology (it binds every tier when it connects).
+  ASSERT_TRUE(WaitUntil([&] { return consumer.connected(); }, 20s));
+  ASSERT_TRUE(admin.Unbind(binding).ok());
+  AmqpMessage m;
+  m.exchange = exchanges::kCommands;
+  m.routing_key = queues::kOutboundSend;
+  m.body = "delayed";
+  ASSERT_TRUE(pub.PublishAndWait(m, 10s).ok());
+  // Refused several times (or, handed back, handled again and again).
+  ASSERT_TRUE(
+      WaitUntil([&] { return consumer.stats().republish_waits >= 3 || handled >= 11; }, 20s))
+      << "handled " << handled << ", delayed " << consumer.stats().delayed;
+  ASSERT_TRUE(admin.Bind(binding).ok());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto parked = QueueMessageCount(o, std::string(queues::kOutboundSend) + ".dlq");
+        return after_delay == 1 || (parked.ok() && *parked > 0);
+      },
+      20s));
+  consumer.Stop();
+  EXPECT_EQ(after_delay, 1);
+  EXPECT_EQ(handled, 2) << "handled once, then once after its delay";
+  auto parked = QueueMessageCount(o, std::string(queues::kOutboundSend) + ".dlq");
+  ASSERT_TRUE(parked.ok());
+  EXPECT_EQ(*parked, 0u);
+  EXPECT_GE(consumer.stats().republish_waits, 3u);
+  EXPECT_EQ(consumer.stats().delayed, 1u);
+}
+
 TEST(Consumer, GivesUpAfterMaxAttempts) {
   TestVhost vhost("amqp_giveup");
   AmqpOptions o{vhost.url(), "test-giveup"};

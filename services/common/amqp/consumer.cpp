@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,7 +52,7 @@ struct Consumer::Impl {
   std::atomic<bool> connected{false};
   std::unique_ptr<Conn> conn;
   std::atomic<uint64_t> delivered{0}, acked{0}, retried{0}, delayed{0}, dead_lettered{0},
-      reconnects{0};
+      reconnects{0}, republish_waits{0};
   std::mutex sleep_mu;
   std::condition_variable sleep_cv;
   // Acks not yet sent: the highest settled tag and how many it stands for. Settled deliveries are
@@ -62,6 +63,9 @@ struct Consumer::Impl {
   uint64_t pending_ack_tag = 0;
   int pending_acks = 0;
   bool tagged = false;  // consuming several queues: a delivery's consumer tag names its queue
+  // Since when the broker has refused every retry's, delay's or parking's copy
+  // (RepublishPatiently).
+  std::optional<std::chrono::steady_clock::time_point> refused_since;
 
   void SleepUnlessStopped(std::chrono::milliseconds d) {
     std::unique_lock<std::mutex> lock(sleep_mu);
@@ -230,6 +234,76 @@ struct Consumer::Impl {
     conn.reset();
   }
 
+  // The broker refused a retry's, delay's or parking's copy (the tier's queue has no leader while
+  // its node restarts, the republisher is reconnecting): tried again here with the original kept
+  // unacked, instead of handed back at once. A message handed back (nack, requeue) comes straight
+  // back, fails the same way, and each return counts toward its queue's delivery limit, past which
+  // the broker parks it with no reason: a second's refusal used to park messages that had failed
+  // nothing (10 returns in well under a second). A copy not confirmed yet is waited for, not
+  // published again (the publisher still holds it and sends it again after a reconnect). Heartbeats
+  // go out on this consumer's connection while it waits (a third of the interval apart). It gives
+  // up after options.republish_patience, when the consumer stops, or when its own connection is
+  // gone; then the one message is handed back (if the connection is there to take it) and the next
+  // refusal waits afresh.
+  Status RepublishPatiently(const AmqpMessage& copy, const LogCtx& ctx) {
+    if (!republisher) return Status(Code::kUnavailable, "no republisher");
+    using Clock = std::chrono::steady_clock;
+    const std::chrono::milliseconds beat(std::max(200, options.amqp.heartbeat_seconds * 1000 / 3));
+    const auto refused = [&](Clock::time_point now) {
+      if (!refused_since) refused_since = now;
+      return stop.load() || now >= *refused_since + options.republish_patience;
+    };
+    std::chrono::milliseconds backoff(100);
+    for (int tries = 1;; ++tries) {
+      PublishBatch batch;
+      republisher->Publish(copy, batch.Add());
+      const auto published_at = Clock::now();
+      Status s;
+      while (true) {
+        s = batch.Wait(Clock::now() + beat);
+        if (s.code() != Code::kTimeout) break;
+        const auto now = Clock::now();
+        if (now - published_at >= std::chrono::seconds(10) && refused(now)) {
+          refused_since.reset();
+          return s;
+        }
+        if (!KeepAlive()) return s;
+      }
+      if (s.ok()) {
+        if (refused_since) {
+          LOG(INFO) << ctx << "event=republished tries=" << tries;
+          refused_since.reset();
+        }
+        return s;
+      }
+      const auto now = Clock::now();
+      if (refused(now) || now + backoff >= *refused_since + options.republish_patience) {
+        refused_since.reset();
+        return s;
+      }
+      LOG_EVERY_N(WARNING, 20) << ctx << "event=republish_refused tries=" << tries
+                               << " error=" << s.ToString();
+      republish_waits.fetch_add(1);
+      if (!KeepAlive()) return s;
+      SleepUnlessStopped(backoff);
+      backoff = std::min({backoff * 2, std::chrono::milliseconds(2000), beat});
+    }
+  }
+
+  // A heartbeat on this consumer's connection (it reads nothing while a copy is waited for). False,
+  // with the connection given up, when it cannot be sent.
+  bool KeepAlive() {
+    if (!conn) return false;
+    amqp_frame_t heartbeat{};
+    heartbeat.frame_type = AMQP_FRAME_HEARTBEAT;
+    heartbeat.channel = 0;
+    const int rc = amqp_send_frame(conn->state(), &heartbeat);
+    if (rc == AMQP_STATUS_OK) return true;
+    refused_since.reset();
+    Lose(std::string("heartbeat: ") + amqp_error_string2(rc));
+    return false;
+  }
+
   // Publishes a copy of the delivery for a retry tier or the parking queue; acks the original
   // only once the broker confirmed the copy.
   void Settle(uint64_t tag, const Delivery& d, const Disposition& disp) {
@@ -289,12 +363,11 @@ struct Consumer::Impl {
                                std::chrono::system_clock::now().time_since_epoch())
                                .count());
       }
-      Status s = republisher
-                     ? republisher->PublishAndWait(std::move(copy), std::chrono::seconds(10))
-                     : Status(Code::kUnavailable, "no republisher");
+      Status s = RepublishPatiently(copy, ctx);
       if (!s.ok()) {
-        LOG(WARNING) << ctx << "event=republish_failed error=" << s.ToString() << " requeue=true";
-        amqp_basic_nack(conn->state(), kChannel, tag, 0, /*requeue=*/1);
+        LOG(WARNING) << ctx << "event=republish_failed error=" << s.ToString()
+                     << " requeue=" << (conn ? "true" : "false (the connection is gone)");
+        if (conn) amqp_basic_nack(conn->state(), kChannel, tag, 0, /*requeue=*/1);
         return;
       }
       if (kind == Disposition::Kind::kRetry) {
@@ -358,6 +431,7 @@ ConsumerStats Consumer::stats() const {
   s.delayed = impl_->delayed.load();
   s.dead_lettered = impl_->dead_lettered.load();
   s.reconnects = impl_->reconnects.load();
+  s.republish_waits = impl_->republish_waits.load();
   return s;
 }
 

@@ -187,10 +187,15 @@ struct ConsumerOptions {
   // reads its partitions i with i % shares == share, found on the broker at each connect
   // (DiscoverQueues), so it always reads what convoy-topology declared there.
   int share = 0, shares = 0;
+  // How long a retry's, delay's or parking's copy the broker refuses is tried again, its original
+  // kept unacked, before the original is handed back (each return counts toward the queue's
+  // delivery limit).
+  std::chrono::milliseconds republish_patience{120000};
 };
 
 struct ConsumerStats {
   uint64_t delivered = 0, acked = 0, retried = 0, delayed = 0, dead_lettered = 0, reconnects = 0;
+  uint64_t republish_waits = 0;  // waits for a refused copy to be taken (RepublishPatiently)
 };
 
 // Manual-ack consumer on its own thread and connection. Retries and dead letters are

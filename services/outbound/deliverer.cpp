@@ -56,10 +56,10 @@ constexpr const char* kRecordAttempt =
     "response, error, outcome) "
     "VALUES ($1::bigint, $2::int, to_timestamp($3::float8), $4::int, $5::int, $6, $7, $8)";
 constexpr const char* kDelivered =
-    "UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $2::int, "
+    "UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $3::int, "
     "last_error = NULL, "
-    "external_id = coalesce($3, external_id), next_attempt_at = NULL, updated_at = now() WHERE id "
-    "= $1::bigint";
+    "external_id = coalesce($4, external_id), next_attempt_at = NULL, updated_at = now() WHERE "
+    "result_id = $1 AND sink = $2 AND status <> 'delivered' RETURNING 1";
 constexpr const char* kRetrying =
     "UPDATE deliveries SET status = $2, last_status_code = $3::int, last_error = $4, attempts = "
     "attempts - $6::int, "
@@ -73,6 +73,13 @@ constexpr const char* kDisable =
     "INSERT INTO sink_states (name, reason) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
 constexpr const char* kExternalId =
     "UPDATE deliveries SET external_id = $2, external_detail = $3 WHERE id = $1::bigint";
+
+// A sink took the delivery (2xx) and recording it failed: the answer's status code, and what the
+// sink made (a product's or message's id), kept with the command while only the record is retried,
+// so that no redelivery, delay or replay delivers again.
+constexpr const char* kSinkTookHeader = "x-sink-took";
+constexpr const char* kSinkMadeHeader = "x-sink-made";
+constexpr const char* kRecordAttemptsHeader = "x-record-attempts";
 
 constexpr double kShopifyCreateCost =
     30;  // points a draft product costs: productCreate with media, then its price
@@ -422,6 +429,51 @@ Deliverer::Outcome Deliverer::Chatwoot(const Sink& sink, const Job& job, bool re
   return o;
 }
 
+Disposition Deliverer::RecordDelivered(const Job& job, const Delivery& d, int status_code,
+                                       const std::string& external_id) {
+  const LogCtx ctx("outbound.deliver", job.correlation, job.conversation, job.result_id);
+  const std::optional<std::string> code =
+      status_code ? std::optional<std::string>(std::to_string(status_code)) : std::nullopt;
+  const std::optional<std::string> made =
+      external_id.empty() ? std::nullopt : std::optional<std::string>(external_id);
+  auto recorded = db_.Exec(kDelivered, {job.result_id, job.sink, code, made});
+  if (recorded.ok()) {
+    // Nothing changed: recorded already (a duplicate of the command recorded it first), or no such
+    // row (the database lost it): the sink has the result either way.
+    if (recorded->empty()) LOG(INFO) << ctx << "event=delivery_record_unchanged sink=" << job.sink;
+    return Disposition::Ack();
+  }
+  const Status s = recorded.status();
+  // Retried on its own through the delay tiers (a failed record is no failed attempt: the row's
+  // attempts and schedule stay as they are); after record_attempts it is parked, and a replay
+  // finishes the record.
+  int tries = std::atoi(d.Header(kRecordAttemptsHeader).c_str());
+  tries = std::max(tries, 0) + 1;
+  const std::string answer = (status_code ? "HTTP " + std::to_string(status_code) : "done") +
+                             (external_id.empty() ? "" : ", made " + external_id);
+  Disposition next;
+  if (tries >= settings_.record_attempts) {
+    Delivered(job.sink, "record_parked").Inc();
+    LOG(ERROR) << ctx << "event=delivery_record_parked sink=" << job.sink << " tries=" << tries
+               << " error=" << s.ToString();
+    next = Disposition::DeadLetter("the sink took the delivery (" + answer +
+                                   ") but recording it failed " + std::to_string(tries) +
+                                   " times: " + s.ToString() +
+                                   "; a replay records it without delivering again");
+  } else {
+    Delivered(job.sink, "record_retry").Inc();
+    LOG(WARNING) << ctx << "event=delivery_record_retry sink=" << job.sink << " tries=" << tries
+                 << " error=" << s.ToString();
+    next =
+        Disposition::Delay("recording the delivery the sink took (" + answer + "): " + s.ToString(),
+                           RetryDelayMs(tries, 0));
+  }
+  next.headers = {{kSinkTookHeader, std::to_string(status_code)},
+                  {kSinkMadeHeader, external_id},
+                  {kRecordAttemptsHeader, std::to_string(tries)}};
+  return next;
+}
+
 Disposition Deliverer::Handle(const Delivery& d) {
   LogCtx ctx = CommandContext(d, "outbound.deliver");
   if (auto invalid = RefuseInvalid(d, schemas_, ctx)) return *invalid;
@@ -434,6 +486,10 @@ Disposition Deliverer::Handle(const Delivery& d) {
   job.correlation = JsonStr(job.doc, "correlation_id");
   job.conversation = JsonStr(job.doc, "conversation_key");
   ctx = LogCtx("outbound.deliver", job.correlation, job.conversation, job.result_id);
+  // 0. The sink took it already (an earlier delivery heard its 2xx and could not record it): only
+  // the record is left to write.
+  if (const std::string took = d.Header(kSinkTookHeader); !took.empty())
+    return RecordDelivered(job, d, std::atoi(took.c_str()), d.Header(kSinkMadeHeader));
   const int64_t completed_at = JsonMember(job.doc, "completed_at").GetInt64();
   auto ins = db_.Exec(kInsert, {job.result_id, job.sink, job.type, job.conversation,
                                 job.correlation, job.command, std::to_string(completed_at)});
@@ -574,11 +630,7 @@ Disposition Deliverer::Handle(const Delivery& d) {
             << (o.error.empty() ? "" : " error=\"" + o.error + "\"");
   switch (o.kind) {
     case Outcome::Kind::kDelivered:
-      s = db_.Exec(kDelivered, {job.id, code,
-                                o.external_id.empty() ? std::nullopt
-                                                      : std::optional<std::string>(o.external_id)})
-              .status();
-      return s.ok() ? Disposition::Ack() : DispositionFor(s);
+      return RecordDelivered(job, d, o.status_code, o.external_id);
     case Outcome::Kind::kGone:
       s = db_.Exec(kDisable, {job.sink, "410 Gone from " + sink->url + " for " + job.result_id})
               .status();

@@ -11,7 +11,10 @@
 // Retry-After), other 4xx park. A Shopify attempt creates a DRAFT product tagged with the result;
 // an attempt whose outcome is unknown (no answer, or the process died) looks the tag up first. A
 // Chatwoot attempt mirrors a conversation into an inbox (chatwoot.h); one whose outcome is unknown
-// looks its message up by source_id first.
+// looks its message up by source_id first. Once a sink took a delivery, a failed record of it
+// (the database restarting) is retried alone, the sink's answer kept in the command's headers: the
+// sink is not called again (after --record_attempts the command is parked with the answer, and a
+// replay only records it).
 #include <chrono>
 #include <functional>
 #include <string>
@@ -34,6 +37,9 @@ struct DeliverySettings {
   // unknown is looked up by tag no sooner than this after it started.
   std::chrono::seconds shopify_search_lag{30};
   std::function<int64_t()> now;  // seconds since the epoch; system clock if empty
+  // After a sink took a delivery (2xx), how many times recording it is tried through the delay
+  // tiers before the command is parked with the answer, for a replay that only records it.
+  int record_attempts = 8;
 };
 
 class Deliverer {
@@ -51,6 +57,10 @@ class Deliverer {
                   const std::string& known_product, const std::string& known_variant);
   Outcome Chatwoot(const Sink& sink, const Job& job, bool reconcile);  // chatwoot.h
   Result<std::string> WebhookBody(const Job& job, const Sink& sink);
+  // Records that the sink took the delivery; when the database refuses, only the record is
+  // retried, the sink's answer carried in the command's headers.
+  Disposition RecordDelivered(const Job& job, const Delivery& d, int status_code,
+                              const std::string& external_id);
   PgConnection& db_;
   const SchemaRegistry& schemas_;
   const SinkSet& sinks_;

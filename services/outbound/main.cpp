@@ -48,11 +48,9 @@ DEFINE_int32(reconcile_seconds, 30,
              "for its status "
              "webhook before it is sent again (1..3600)");
 DEFINE_int32(record_attempts, 8,
-             "After Meta accepted a send, how many times recording it (sent, the wamid) is tried, "
-             "through the "
-             "delay tiers (1 s, 5 s, 30 s, 2 m, then 10 m), before the command is parked with the "
-             "wamid for a replay "
-             "that only records it (1..100)");
+             "After Meta accepted a send or a sink took a delivery, how many times recording it "
+             "is tried, through the delay tiers (1 s, 5 s, 30 s, 2 m, then 10 m), before the "
+             "command is parked with the answer for a replay that only records it (1..100)");
 DEFINE_int32(
     thread_control_deadline_seconds, 600,
     "A call of Meta's thread_control (POST /v1/conversations/{id}/pass and /take) answered with a "
@@ -304,6 +302,7 @@ int main(int argc, char** argv) {
   delivery.link_secret = link_secret.ok() ? *link_secret : "";
   delivery.link_ttl = std::chrono::seconds(FLAGS_media_link_ttl_seconds);
   delivery.shopify_search_lag = std::chrono::seconds(FLAGS_shopify_reconcile_seconds);
+  delivery.record_attempts = FLAGS_record_attempts;
   convoy::outbound::shopify::Throttle throttle;
   // 3. wire up
   convoy::InitHttpThreads(static_cast<size_t>(FLAGS_http_threads));

@@ -247,33 +247,14 @@ class OutboundTest : public ::testing::Test {
       held_.push_back(status);
     });
   }
-  // A trigger that refuses to move a send to sent or further while fault_switch says so, counting
-  // every refusal (a sequence: the count survives the rolled-back statement). `times` > 0: only
-  // the first `times` such updates are refused, whatever the switch says.
+  // The send log refuses to move a send to sent or further (testsupport.h RefuseUpdates).
   void RefuseRecords(int times = 0) {
-    for (const std::string& sql :
-         {std::string("CREATE SEQUENCE refused_records"),
-          std::string("CREATE TABLE fault_switch (refusing boolean NOT NULL)"),
-          std::string("INSERT INTO fault_switch VALUES (true)"),
-          "CREATE FUNCTION refuse_record() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-          "IF " +
-              (times > 0 ? kRefusedSoFar + " < " + std::to_string(times)
-                         : "(SELECT refusing FROM fault_switch)") +
-              " THEN PERFORM nextval('refused_records'); "
-              "RAISE EXCEPTION 'injected: the send log refuses the update'; END IF; RETURN NEW; "
-              "END $$",
-          std::string(
-              "CREATE TRIGGER refuse_record BEFORE UPDATE ON outbound_messages FOR EACH ROW WHEN "
-              "(NEW.status IN ('sent', 'delivered', 'read') AND NEW.status IS DISTINCT FROM "
-              "OLD.status) "
-              "EXECUTE FUNCTION refuse_record()")}) {
-      auto r = sql_->Exec(sql);
-      ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << sql;
-    }
+    test::RefuseUpdates(*sql_, "outbound_messages",
+                        "NEW.status IN ('sent', 'delivered', 'read') AND NEW.status IS DISTINCT "
+                        "FROM OLD.status",
+                        times);
   }
-  int64_t Refused() { return Count("SELECT " + kRefusedSoFar); }
-  const std::string kRefusedSoFar =
-      "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refused_records)";
+  int64_t Refused() { return Count("SELECT " + test::kRefusedSoFar); }
   void StopRefusing() { ASSERT_TRUE(sql_->Exec("UPDATE fault_switch SET refusing = false").ok()); }
   size_t Parked(const char* queue) {
     auto n = QueueMessageCount(amqp_, std::string(queue) + ".dlq");

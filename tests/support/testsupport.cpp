@@ -451,4 +451,25 @@ void RegisterNumber(PgConnection& db, const std::string& phone_number_id, const 
     ADD_FAILURE() << "registering number " << phone_number_id << ": " << r.status().ToString();
 }
 
+void RefuseUpdates(PgConnection& owner, const std::string& table, const std::string& when,
+                   int times) {
+  for (const std::string& sql :
+       {std::string("CREATE SEQUENCE refused_records"),
+        std::string("CREATE TABLE fault_switch (refusing boolean NOT NULL)"),
+        std::string("INSERT INTO fault_switch VALUES (true)"),
+        // Security definer: a service's role, whose update fires it, may not read these.
+        "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS "
+        "$$ BEGIN IF " +
+            (times > 0 ? kRefusedSoFar + " < " + std::to_string(times)
+                       : std::string("(SELECT refusing FROM fault_switch)")) +
+            " THEN PERFORM nextval('refused_records'); "
+            "RAISE EXCEPTION 'injected: " +
+            table + " refuses the update'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_update BEFORE UPDATE ON " + table + " FOR EACH ROW WHEN (" + when +
+            ") EXECUTE FUNCTION refuse_update()"}) {
+    auto r = owner.Exec(sql);
+    if (!r.ok()) ADD_FAILURE() << r.status().ToString() << "\n" << sql;
+  }
+}
+
 }  // namespace convoy::test

@@ -68,6 +68,17 @@ const std::vector<std::string>& FixtureNumbers();
 void RegisterNumber(PgConnection& db, const std::string& phone_number_id,
                     const std::string& tenant = "test", const std::string& status = "active");
 
+// A fault for a record that must not be lost: a trigger on `table` that refuses the updates
+// matching `when` (the trigger's WHEN condition, on OLD and NEW) as the database does while it
+// restarts — the first `times` of them, or every one while `UPDATE fault_switch SET refusing =
+// false` has not run (times = 0). Each refusal counts in the sequence refused_records (which
+// outlives the rolled-back statement): RefusedSoFar(). Runs as the table's owner; the trigger
+// fires for whichever role updates. ADD_FAILUREs on an error.
+void RefuseUpdates(PgConnection& owner, const std::string& table, const std::string& when,
+                   int times);
+inline const std::string kRefusedSoFar =
+    "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refused_records)";
+
 // How many times `what` appears in `text` (not overlapping).
 int CountOccurrences(const std::string& text, const std::string& what);
 
